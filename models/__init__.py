@@ -1,0 +1,8 @@
+"""Network architectures of rsmamba (installed as ``rsmamba.models``).
+
+Importing this package registers every architecture with the registry.
+"""
+
+from rsmamba.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]

@@ -1,0 +1,70 @@
+"""A timm-style model registry: ``create_model(name, **overrides)``.
+
+Each architecture module registers a builder per preset (``"mambaseg"``, ``"mambaseg_tiny"``,
+...) together with a :class:`ModelInfo` that ``rsmamba models`` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+from rsmamba.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered model is: its task, inputs and where it comes from."""
+
+    name: str
+    task: str  # "segmentation" | "change" | "semantic-change"
+    inputs: str  # e.g. "image", "image+dsm", "t1+t2"
+    paper: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], ModelInfo]] = {}
+
+
+def register_model(
+    name: str, *, task: str, inputs: str, paper: str = "", **defaults: Any
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register ``builder`` under ``name`` with default keyword arguments."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = (builder, ModelInfo(name, task, inputs, paper, dict(defaults)))
+        return builder
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    # Importing the package imports every architecture module, which registers them.
+    import rsmamba.models  # noqa: F401
+
+
+def list_models() -> list[ModelInfo]:
+    _ensure_loaded()
+    return [info for _, info in sorted(_REGISTRY.values(), key=lambda item: item[1].name)]
+
+
+def model_info(name: str) -> ModelInfo:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise InputError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name][1]
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model; ``overrides`` replace the preset's defaults (e.g. ``in_chans``)."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise InputError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    builder, info = _REGISTRY[name]
+    kwargs = {**info.defaults, **overrides}
+    return builder(**kwargs)

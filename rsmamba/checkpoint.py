@@ -1,0 +1,59 @@
+"""The checkpoint format: everything predict needs, in one file.
+
+A checkpoint is a ``torch.save``-d dict::
+
+    {
+      "format": "rsmamba-checkpoint/1",
+      "model": "mambaseg_tiny",          # registry name
+      "model_kwargs": {...},             # overrides passed to create_model (in_chans, num_classes, ...)
+      "state_dict": {...},
+      "bands": {"image": [1, 2, 3], "dsm": True},   # 1-based image bands read; whether a DSM is needed
+      "normalization": {"image": {"mean": [...], "std": [...]},
+                        "dsm": {"mode": "minmax-window"|"zscore", "mean": m, "std": s}},
+      "classes": [{"id": 0, "name": "impervious", "color": [255, 255, 255]}, ...],
+      "config": {...}, "metrics": {...}, "created": "ISO time", "rsmamba_version": "0.1.0",
+    }
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rsmamba.atomic import atomic_output
+from rsmamba.errors import InputError
+
+FORMAT = "rsmamba-checkpoint/1"
+REQUIRED = ("model", "model_kwargs", "state_dict", "bands", "normalization", "classes")
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically after checking it holds what predict needs."""
+    missing = [key for key in REQUIRED if key not in payload]
+    if missing:
+        raise ValueError(f"checkpoint is missing {', '.join(missing)}")
+    from rsmamba import __version__
+
+    data = {"format": FORMAT, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "rsmamba_version": __version__, **payload}
+    with atomic_output(path) as tmp:
+        torch.save(data, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint and check its format, with a one-line error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise InputError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(f"{path}: not an rsmamba checkpoint (expected format {FORMAT})")
+    return data

@@ -1,0 +1,137 @@
+"""The ``rsmamba`` command line: a thin layer over library functions that tests call directly.
+
+Each verb parses its options and calls one function of the library; every user-facing
+failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from rsmamba.errors import NotBuiltError, RsmambaError
+
+app = typer.Typer(
+    name="rsmamba",
+    help="Geospatial mapping with Mamba networks: tile, train, evaluate, predict, change, vectorize.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _not_built(verb: str, issue: int) -> None:
+    raise NotBuiltError(f"'rsmamba {verb}' is not built yet (tracked in issue #{issue})")
+
+
+@app.command()
+def tile(
+    image: Path = typer.Argument(..., help="Orthophoto / image GeoTIFF."),
+    out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for chips and manifest."),
+    dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
+    class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
+    size: int = typer.Option(512, "--size", help="Chip size in pixels."),
+    overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels."),
+    min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip."),
+    bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands to keep, e.g. '3,2,1'."),
+    split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks."),
+    block: int = typer.Option(0, "--block", help="Split block size in pixels (default: 4 chips)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
+    allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
+) -> None:
+    """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
+    from rsmamba.tile import tile_scene
+
+    band_list = [int(b) for b in bands.split(",")] if bands else None
+    fractions = tuple(float(f) for f in split.split(","))
+    summary = tile_scene(
+        image, out_dir, dsm=dsm, labels=labels, class_field=class_field, size=size, overlap=overlap,
+        min_valid=min_valid, bands=band_list, split=fractions, block=block or None, seed=seed,
+        allow_geographic_mix=allow_geographic_mix, progress=True,
+    )
+    typer.echo(summary.describe())
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory."),
+    size: int = typer.Option(1024, "--size", help="Scene width and height in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
+    epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
+) -> None:
+    """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
+    from rsmamba.synth import write_scene
+
+    paths = write_scene(out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg)
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def predict(ctx: typer.Context) -> None:
+    """Sliding-window inference stitched into a georeferenced class raster."""
+    _not_built("predict", 5)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def change(ctx: typer.Context) -> None:
+    """Bi-temporal (semantic) change detection."""
+    _not_built("change", 7)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def vectorize(ctx: typer.Context) -> None:
+    """Class or change rasters to GIS polygon layers."""
+    _not_built("vectorize", 6)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Train a model from a config file."""
+    _not_built("train", 8)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evaluate(ctx: typer.Context) -> None:
+    """Score a prediction raster against a reference."""
+    _not_built("evaluate", 8)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def models(ctx: typer.Context) -> None:
+    """List the registered models with parameter counts, inputs and tasks."""
+    _not_built("models", 4)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: run the app, turning RsmambaError into one line on stderr and an exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except RsmambaError as exc:
+        typer.echo(f"rsmamba: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("rsmamba: interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("rsmamba: aborted", err=True)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

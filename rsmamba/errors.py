@@ -1,0 +1,53 @@
+"""Errors the CLI turns into one line and a non-zero exit.
+
+Input checks collect every problem before failing (orthoseg style), so a user fixes
+all of them in one go instead of re-running once per mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class RsmambaError(Exception):
+    """Any error that is the user's input or environment, not a bug: printed without a traceback."""
+
+    exit_code = 1
+
+
+class InputError(RsmambaError):
+    """One or more problems with the inputs; ``problems`` lists them all."""
+
+    exit_code = 2
+
+    def __init__(self, problems: str | Iterable[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class NotBuiltError(RsmambaError):
+    """A verb of the mission that has not been implemented yet (no fake output)."""
+
+    exit_code = 3
+
+
+class ProblemCollector:
+    """Gather input problems, then raise them together.
+
+    >>> p = ProblemCollector()
+    >>> p.add("image.tif: no CRS")
+    >>> p.raise_if_any()  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise InputError(self.problems)
