@@ -68,3 +68,11 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     builder, info = _REGISTRY[name]
     kwargs = {**info.defaults, **overrides}
     return builder(**kwargs)
+
+
+# Forward conventions every registered model follows (predict and train rely on them):
+# - task "segmentation", inputs "image":      forward(image) -> logits (B, num_classes, H, W);
+#   when a checkpoint uses a DSM with such a model, the caller concatenates it to the image channels.
+# - task "segmentation", inputs "image+dsm":  forward(image, aux) -> logits (B, num_classes, H, W).
+# - task "change" / "semantic-change", inputs "t1+t2": forward(t1, t2) -> dict with "change"
+#   (B, 2, H, W) logits and, for semantic change, "sem1" / "sem2" (B, num_classes, H, W).
