@@ -43,6 +43,7 @@ DSM_NODATA = -9999.0
 ORTHO_NODATA = 0
 DEFAULT_ORIGIN = (500_000.0, 5_000_000.0)
 SCENE_FORMAT = 1
+MIN_SIDE_M = 32.0
 
 # Reflectances (R, G, B, NIR) in 0..1. Some roofs are deliberately asphalt- or concrete-like,
 # so colour alone cannot separate buildings from roads: the DSM has to help.
@@ -680,6 +681,8 @@ def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) 
         problems.add(f"--size must be an integer >= 32 pixels, got {size}")
     if not gsd > 0:
         problems.add(f"--gsd must be positive, got {gsd}")
+    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M:
+        problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
     if bands not in BAND_SETS:
         problems.add(f"--bands must be one of {', '.join(BAND_SETS)}, got {bands!r}")
     if dsm_gsd is not None and not dsm_gsd > 0:
