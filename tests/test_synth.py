@@ -178,3 +178,23 @@ def test_cli_end_to_end(tmp_path, capsys) -> None:
         assert src.count == 4 and src.nodata == 0 and src.crs.to_epsg() == 32632
     assert main(["synth", "-o", str(tmp_path / "bad"), "--size", "4"]) == 2
     assert "--size" in capsys.readouterr().err
+
+
+def test_shipped_example_scene_is_consistent_and_small() -> None:
+    from pathlib import Path
+
+    import geopandas as gpd
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "scene"
+    files = ["ortho.tif", "dsm.tif", "labels.tif", "buildings.gpkg", "ortho_t2.tif", "dsm_t2.tif", "change.tif", "scene.json", "README.md"]
+    assert all((folder / f).exists() for f in files)
+    assert sum((folder / f).stat().st_size for f in files) < 4e6
+    with rasterio.open(folder / "ortho.tif") as o, rasterio.open(folder / "dsm.tif") as d, rasterio.open(folder / "labels.tif") as lab:
+        assert o.crs == d.crs == lab.crs and o.transform == d.transform == lab.transform and o.shape == (1024, 1024)
+        labels, dsm = lab.read(1), d.read(1)
+    polys = gpd.read_file(folder / "buildings.gpkg")
+    burnt = rasterize(((g, 1) for g in polys.geometry), out_shape=labels.shape, transform=lab.transform)
+    np.testing.assert_array_equal(burnt == 1, labels == BUILDING)
+    assert np.median(dsm[labels == BUILDING]) > np.median(dsm[labels == 2]) + 3
+    info = json.loads((folder / "scene.json").read_text())
+    assert info["size"] == 1024 and info["gsd"] == 0.25
