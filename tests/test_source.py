@@ -109,3 +109,18 @@ def test_label_vector_rasterised_on_image_grid(tmp_path) -> None:
     gdf.rename(columns={"class": "kind"}).to_file(tmp_path / "bad.gpkg")
     with pytest.raises(InputError, match="no class field 'class'"):
         AlignedSource(img, labels=tmp_path / "bad.gpkg")
+
+
+def test_second_epoch_on_first_epoch_grid(tmp_path) -> None:
+    t1 = write_raster(tmp_path / "t1.tif", random_image(40, 40))
+    arr = random_image(20, 20, seed=3)
+    t2 = write_raster(tmp_path / "t2.tif", arr, origin=(500010.0, 4999990.0), res=1.0)
+    with AlignedSource(t1, t2=t2) as src:
+        assert src.has_t2 and any("t2" in w for w in src.warnings)
+        got = src.read_t2(Window(10, 10, 20, 20))
+        np.testing.assert_array_equal(got, arr)
+        valid = src.read_valid(Window(0, 0, 40, 40))
+        assert valid.sum() == 400 and valid[10:30, 10:30].all()
+    bad = write_raster(tmp_path / "t2b.tif", random_image(20, 20, bands=4))
+    with pytest.raises(InputError, match="4 bands, but t1"):
+        AlignedSource(t1, t2=bad)

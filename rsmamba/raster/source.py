@@ -154,23 +154,25 @@ class AlignedSource:
         class_field: str = "class",
         label_background: int = 0,
         allow_geographic_mix: bool = False,
+        t2: PathLike | None = None,
     ) -> None:
         self._opened: list[Any] = []
         self.warnings: list[str] = []
         try:
-            self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix)
+            self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, image, dsm, labels, bands, class_field, label_background, allow_geographic_mix) -> None:
+    def _open(self, image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2) -> None:
         problems = ProblemCollector()
-        img = open_raster(image, "image", problems)
+        img = open_raster(image, "image" if t2 is None else "t1", problems)
+        t2_ds = open_raster(t2, "t2", problems) if t2 is not None else None
         dsm_ds = open_raster(dsm, "DSM", problems) if dsm is not None else None
         labels_path = Path(labels) if labels is not None else None
         is_vector = labels_path is not None and labels_path.suffix.lower() in VECTOR_SUFFIXES
         lab_ds = open_raster(labels_path, "labels", problems) if labels_path is not None and not is_vector else None
-        self._opened += [d for d in (img, dsm_ds, lab_ds) if d is not None]
+        self._opened += [d for d in (img, t2_ds, dsm_ds, lab_ds) if d is not None]
         if img is None or problems:
             problems.raise_if_any()
         assert img is not None
@@ -181,6 +183,12 @@ class AlignedSource:
         if bad:
             problems.add(f"image {image}: bands {bad} out of range (it has {img.count} bands)")
 
+        self._t2 = None
+        if t2_ds is not None:
+            if t2_ds.count != img.count:
+                problems.add(f"t2 {t2}: {t2_ds.count} bands, but t1 {image} has {img.count}")
+            else:
+                self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
         self._labels_raster = self._align(lab_ds, labels_path, "labels", Resampling.nearest,
@@ -215,13 +223,19 @@ class AlignedSource:
             return None
         if role == "DSM" and ds.count != 1:
             self._warn(f"DSM {path}: has {ds.count} bands; using band 1")
+        if coverage < 0.5:
+            self._warn(f"{role} {path}: covers only {coverage:.1%} of the image")
         if same_grid(img, ds):
             return ds
-        vrt = WarpedVRT(
-            ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
-            resampling=resampling, src_nodata=ds.nodata,
-            nodata=ds.nodata if ds.nodata is not None else (np.nan if role == "DSM" else IGNORE_INDEX),
-        )
+        if role == "t2":  # imagery: keep every value usable, mark outside areas with an alpha band
+            vrt = WarpedVRT(ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                            resampling=resampling, src_nodata=ds.nodata, add_alpha=ds.nodata is None)
+        else:
+            vrt = WarpedVRT(
+                ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                resampling=resampling, src_nodata=ds.nodata,
+                nodata=ds.nodata if ds.nodata is not None else (np.nan if role == "DSM" else IGNORE_INDEX),
+            )
         self._opened.append(vrt)
         self._warn(
             f"{role} {path}: grid differs from the image ({_describe_grid_difference(img, ds)}); "
@@ -268,6 +282,10 @@ class AlignedSource:
         return self._dsm is not None
 
     @property
+    def has_t2(self) -> bool:
+        return self._t2 is not None
+
+    @property
     def has_labels(self) -> bool:
         return self._labels_raster is not None or self._labels_vector is not None
 
@@ -309,6 +327,18 @@ class AlignedSource:
         out = np.where((arr >= 0) & (arr < IGNORE_INDEX), arr, IGNORE_INDEX)
         return out.astype(np.uint8)
 
+    def read_t2(self, window: Window) -> np.ndarray:
+        """Second epoch on the first epoch's grid, (count, h, w), same bands as the image."""
+        if self._t2 is None:
+            raise ValueError("no second epoch was given")
+        return self._t2.read(self.bands, window=window)
+
+    def read_t2_valid(self, window: Window) -> np.ndarray:
+        """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
+        if self._t2 is None:
+            raise ValueError("no second epoch was given")
+        return np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+
     def read_image_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: every selected band valid (nodata value, internal mask or alpha)."""
         masks = self._img.read_masks(self.bands, window=window)
@@ -319,6 +349,8 @@ class AlignedSource:
         valid = self.read_image_valid(window)
         if self._dsm is not None:
             valid &= ~np.isnan(self.read_dsm(window))
+        if self._t2 is not None:
+            valid &= self.read_t2_valid(window)
         return valid
 
     # -- lifetime ----------------------------------------------------------------------
