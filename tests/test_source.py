@@ -124,3 +124,15 @@ def test_second_epoch_on_first_epoch_grid(tmp_path) -> None:
     bad = write_raster(tmp_path / "t2b.tif", random_image(20, 20, bands=4))
     with pytest.raises(InputError, match="4 bands, but t1"):
         AlignedSource(t1, t2=bad)
+
+
+def test_label_raster_on_another_grid_is_warped_nearest(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40), res=1.0)
+    lab = np.zeros((20, 20), np.uint8)
+    lab[5:10, 5:10] = 3  # 2 m pixels -> a 10x10 block on the image grid
+    lab_path = write_raster(tmp_path / "lab.tif", lab, res=2.0)
+    with AlignedSource(img, labels=lab_path) as src:
+        assert any("labels" in w and "nearest" in w for w in src.warnings)
+        got = src.read_labels(Window(0, 0, 40, 40))
+    assert set(np.unique(got)) == {0, 3}  # nearest: no blended class ids
+    assert (got[10:20, 10:20] == 3).all() and (got == 3).sum() == 100
