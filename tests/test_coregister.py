@@ -36,3 +36,24 @@ def test_estimate_shift_over_a_raster() -> None:
     assert est.magnitude == pytest.approx(np.hypot(2, 3), abs=0.4)
     none = estimate_shift(reader(flat), reader(flat), 700, 600, max_pixels=200_000)
     assert none.windows_used == 0 and np.isnan(none.dx)
+
+
+def test_gate_refuses_shifted_epochs_unless_forced(tmp_path, caplog) -> None:
+    from rsmamba.errors import InputError
+    from rsmamba.raster.coregister import check_coregistration
+    from rsmamba.raster.source import AlignedSource
+    from tests.rasters import write_raster
+
+    base = (_texture(300, 300, seed=2) * 40 + 128).clip(0, 255)
+    t1 = write_raster(tmp_path / "t1.tif", np.stack([base] * 3).astype(np.uint8))
+    moved = nd_shift(base, (0, 6), order=1, mode="nearest")
+    t2 = write_raster(tmp_path / "t2.tif", np.stack([moved] * 3).astype(np.uint8))
+    same = write_raster(tmp_path / "t2same.tif", np.stack([base] * 3).astype(np.uint8))
+    with AlignedSource(t1, t2=same) as src:
+        assert check_coregistration(src).magnitude < 0.3
+    with AlignedSource(t1, t2=t2) as src:
+        with pytest.raises(InputError, match="above the 3 px limit"):
+            check_coregistration(src)
+        with caplog.at_level("WARNING"):
+            est = check_coregistration(src, force=True)
+        assert abs(est.dx - 6) < 0.5 and "false change" in caplog.text

@@ -93,3 +93,35 @@ def estimate_shift(
         return ShiftEstimate(float("nan"), float("nan"), 0, len(sampled))
     arr = np.asarray(estimates)
     return ShiftEstimate(float(np.median(arr[:, 0])), float(np.median(arr[:, 1])), len(estimates), len(sampled))
+
+
+def check_coregistration(
+    src,  # AlignedSource with a second epoch
+    *,
+    warn_above: float = 1.0,
+    max_shift: float = 3.0,
+    force: bool = False,
+) -> ShiftEstimate:
+    """Estimate the residual t2-vs-t1 shift; warn above ``warn_above`` px, refuse above ``max_shift``.
+
+    ``force`` turns the refusal into a warning. An estimate that cannot be made (no texture)
+    is reported as a warning, not an error.
+    """
+    import logging
+
+    from rsmamba.errors import InputError
+
+    log = logging.getLogger(__name__)
+    est = estimate_shift(src.read_image, src.read_t2, src.width, src.height)
+    if est.windows_used == 0:
+        log.warning("co-registration: could not estimate the t1/t2 shift (no textured windows agree)")
+        return est
+    text = (f"t2 is shifted by {est.magnitude:.2f} px against t1 (dy {est.dy:+.2f}, dx {est.dx:+.2f}; "
+            f"{est.windows_used}/{est.windows_sampled} windows)")
+    if est.magnitude > max_shift and not force:
+        raise InputError(f"{text}, above the {max_shift:g} px limit: co-register the epochs or pass --force")
+    if est.magnitude > warn_above:
+        log.warning("co-registration: %s; expect false change along edges", text)
+    else:
+        log.info("co-registration: %s", text)
+    return est
