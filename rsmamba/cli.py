@@ -133,7 +133,6 @@ def _setup_logging() -> None:
         handler.setFormatter(logging.Formatter("rsmamba: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def main(argv: Optional[List[str]] = None) -> int:
