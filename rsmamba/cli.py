@@ -44,6 +44,9 @@ def tile(
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
+    t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
+    labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
+    change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -54,6 +57,7 @@ def tile(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
+        t2=t2, labels_t2=labels_t2, change=change,
     )
     typer.echo(summary.describe())
 

@@ -9,6 +9,8 @@ Output folder::
     images/<chip_id>.tif   image bands, source dtype and nodata
     dsm/<chip_id>.tif      float32, NaN = no data            (with --dsm)
     labels/<chip_id>.tif   uint8, 255 = ignore, colour table (with --labels)
+    t2/<chip_id>.tif       second epoch on the first epoch's grid         (with --t2)
+    labels_t2/<chip_id>.tif, change/<chip_id>.tif   second-epoch labels, binary change labels
     manifest.csv           one row per chip (see MANIFEST_FIELDS)
     tiling.json            sources, grid, band statistics, classes, split counts
 """
@@ -40,8 +42,8 @@ from rsmamba.raster.windows import WindowGrid
 
 SPLITS = ("train", "val", "test")
 MANIFEST_FIELDS = (
-    "chip_id", "split", "image", "dsm", "labels", "row_off", "col_off", "width", "height",
-    "minx", "miny", "maxx", "maxy", "valid_fraction", "class_hist",
+    "chip_id", "split", "image", "dsm", "labels", "t2", "labels_t2", "change", "row_off", "col_off",
+    "width", "height", "minx", "miny", "maxx", "maxy", "valid_fraction", "class_hist",
 )
 
 
@@ -146,8 +148,15 @@ def tile_scene(
     allow_geographic_mix: bool = False,
     overwrite: bool = False,
     progress: bool = False,
+    t2: str | os.PathLike[str] | None = None,
+    labels_t2: str | os.PathLike[str] | None = None,
+    change: str | os.PathLike[str] | None = None,
 ) -> TileSummary:
-    """Write chips + ``manifest.csv`` + ``tiling.json`` into ``out_dir`` (atomically, as a whole)."""
+    """Write chips + ``manifest.csv`` + ``tiling.json`` into ``out_dir`` (atomically, as a whole).
+
+    With ``t2`` the chips are epoch pairs for change detection: ``labels_t2`` (semantic labels of
+    the second epoch) and ``change`` (binary change labels) are cut on the same windows.
+    """
     out_dir = Path(out_dir)
     problems = []
     if len(split) != 3 or any(f < 0 for f in split) or sum(split) <= 0:
@@ -156,57 +165,88 @@ def tile_scene(
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         problems.append(f"output folder {out_dir} exists and is not empty (use --overwrite)")
+    if (labels_t2 or change) and not t2:
+        problems.append("--labels-t2 and --change need --t2")
     if problems:
         raise InputError(problems)
 
-    with AlignedSource(image, dsm, labels, bands=bands, class_field=class_field,
-                       label_background=label_background, allow_geographic_mix=allow_geographic_mix) as src:
-        grid = WindowGrid(src.width, src.height, size, overlap)
-        block = block or max(4 * size, size)
-        plan, dropped = plan_chips(grid, block, split, seed)
-        image_stats, dsm_stats = compute_stats(src)
-        summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings))
-        digits = len(str(len(grid)))
-        with atomic_directory(out_dir) as tmp:
-            for sub in ("images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None):
-                if sub:
-                    (tmp / sub).mkdir()
-            rows = []
-            for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
-                valid = src.read_valid(window)
-                valid_fraction = float(valid.mean())
-                if valid_fraction < min_valid or valid_fraction == 0:
-                    summary.skipped_invalid += 1
-                    continue
-                chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
-                rows.append(_write_chip(src, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp))
-                summary.chips[SPLITS[split_index]] += 1
-            if not rows:
-                raise InputError(
-                    f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
-                    "(empty or all-nodata raster, or --min-valid too high)"
-                )
-            with open(tmp / "manifest.csv", "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
-            meta = {
-                "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
-                "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
-                "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
-                "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
-                "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
-                "classes": [c.to_dict() for c in ISPRS_CLASSES],
-                "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
-            }
-            (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
+    common = {"class_field": class_field, "label_background": label_background,
+              "allow_geographic_mix": allow_geographic_mix}
+    extra: dict[str, AlignedSource] = {}
+    try:
+        for name, path in (("labels_t2", labels_t2), ("change", change)):
+            if path is not None:
+                extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
+        with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
+            summary = _tile(src, extra, image, dsm, labels, out_dir, size, overlap, min_valid, split, block, seed,
+                            progress, t2)
+    finally:
+        for extra_src in extra.values():
+            extra_src.close()
     return summary
 
 
+def _tile(
+    src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, size: int,
+    overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
+) -> TileSummary:
+    """The tiling loop over an opened source (see :func:`tile_scene`)."""
+    grid = WindowGrid(src.width, src.height, size, overlap)
+    block = block or max(4 * size, size)
+    plan, dropped = plan_chips(grid, block, split, seed)
+    image_stats, dsm_stats = compute_stats(src)
+    summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings))
+    digits = len(str(len(grid)))
+    with atomic_directory(out_dir) as tmp:
+        subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
+                "t2" if src.has_t2 else None, *extra]
+        for sub in subs:
+            if sub:
+                (tmp / sub).mkdir()
+        rows = []
+        for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
+            valid = src.read_valid(window)
+            valid_fraction = float(valid.mean())
+            if valid_fraction < min_valid or valid_fraction == 0:
+                summary.skipped_invalid += 1
+                continue
+            chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
+            rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp))
+            summary.chips[SPLITS[split_index]] += 1
+        if not rows:
+            raise InputError(
+                f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
+                "(empty or all-nodata raster, or --min-valid too high)"
+            )
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        meta = {
+            "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
+            "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
+            "t2": str(Path(t2).resolve()) if t2 else None,
+            "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
+            "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
+            "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
+            "classes": [c.to_dict() for c in ISPRS_CLASSES],
+            "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
+        }
+        (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
+    return summary
+
+
+def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.ndarray) -> None:
+    with rasterio.open(path, "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
+        dst.write(labels[None])
+        dst.write_colormap(1, colormap(ISPRS_CLASSES))
+
+
 def _write_chip(
-    src: AlignedSource, window: Window, chip_id: str, split: str, valid: np.ndarray, valid_fraction: float, folder: Path
+    src: AlignedSource, extra: dict[str, AlignedSource], window: Window, chip_id: str, split: str,
+    valid: np.ndarray, valid_fraction: float, folder: Path,
 ) -> dict:
-    row: dict = {"chip_id": chip_id, "split": split, "dsm": "", "labels": ""}
+    row: dict = {"chip_id": chip_id, "split": split, **{k: "" for k in ("dsm", "labels", "t2", "labels_t2", "change")}}
     image_path = f"images/{chip_id}.tif"
     with rasterio.open(folder / image_path, "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
         dst.write(src.read_image(window))
@@ -224,11 +264,17 @@ def _write_chip(
         labels = src.read_labels(window)
         labels = np.where(valid, labels, IGNORE_INDEX).astype(np.uint8)
         row["labels"] = f"labels/{chip_id}.tif"
-        with rasterio.open(folder / row["labels"], "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
-            dst.write(labels[None])
-            dst.write_colormap(1, colormap(ISPRS_CLASSES))
+        _write_labels(folder / row["labels"], src, window, labels)
         values, counts = np.unique(labels[labels != IGNORE_INDEX], return_counts=True)
         hist = {str(int(v)): int(c) for v, c in zip(values, counts)}
+    if src.has_t2:
+        row["t2"] = f"t2/{chip_id}.tif"
+        with rasterio.open(folder / row["t2"], "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
+            dst.write(src.read_t2(window))
+    for name, extra_src in extra.items():
+        row[name] = f"{name}/{chip_id}.tif"
+        _write_labels(folder / row[name], src, window,
+                      np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8))
     minx, miny, maxx, maxy = window_bounds(window, src.transform)
     row.update(
         row_off=int(window.row_off), col_off=int(window.col_off), width=int(window.width), height=int(window.height),

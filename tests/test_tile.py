@@ -124,3 +124,31 @@ def test_existing_output_needs_overwrite(tmp_path) -> None:
         tile_scene(img, tmp_path / "chips", size=16)
     tile_scene(img, tmp_path / "chips", size=16, overwrite=True)
     assert len(_manifest(tmp_path / "chips")) > 0
+
+
+def test_epoch_pairs_for_change(tmp_path) -> None:
+    t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
+    t2_arr = random_image(64, 64, seed=2)
+    t2 = write_raster(tmp_path / "t2.tif", t2_arr)
+    lab1 = np.zeros((64, 64), np.uint8)
+    lab2 = lab1.copy()
+    lab2[20:40, 20:40] = 1
+    write_raster(tmp_path / "l1.tif", lab1)
+    write_raster(tmp_path / "l2.tif", lab2)
+    write_raster(tmp_path / "ch.tif", (lab1 != lab2).astype(np.uint8))
+    tile_scene(t1, tmp_path / "chips", labels=tmp_path / "l1.tif", t2=t2, labels_t2=tmp_path / "l2.tif",
+               change=tmp_path / "ch.tif", size=32, split=(1, 0, 0))
+    rows = _manifest(tmp_path / "chips")
+    assert len(rows) == 4 and all(r["t2"] and r["labels_t2"] and r["change"] for r in rows)
+    total_change = 0
+    for r in rows:
+        with rasterio.open(tmp_path / "chips" / r["t2"]) as ds:
+            np.testing.assert_array_equal(ds.read(), t2_arr[:, int(r["row_off"]):int(r["row_off"]) + 32,
+                                                              int(r["col_off"]):int(r["col_off"]) + 32])
+        with rasterio.open(tmp_path / "chips" / r["change"]) as ds:
+            total_change += int(ds.read(1).sum())
+    assert total_change == 400
+    from rsmamba.errors import InputError
+
+    with pytest.raises(InputError, match="need --t2"):
+        tile_scene(t1, tmp_path / "chips2", change=tmp_path / "ch.tif")
