@@ -27,6 +27,11 @@ def _expand_bc(x: Tensor, dim: int) -> Tensor:
     return x.unsqueeze(2).expand(b, g, dim // g, n, length).reshape(b, dim, n, length)
 
 
+def compute_dtype(u: Tensor) -> torch.dtype:
+    """Accumulate in float32, or float64 when given float64 (gradcheck)."""
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
 def selective_scan_reference(
     u: Tensor,
     delta: Tensor,
@@ -39,16 +44,18 @@ def selective_scan_reference(
     delta_softplus: bool = False,
     return_last_state: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """The plain sequential recurrence in float32: the oracle every backend is tested against."""
+    """The plain sequential recurrence in float32 (float64 for float64 inputs): the oracle every
+    backend is tested against."""
     dtype_in = u.dtype
-    u, delta, A = u.float(), delta.float(), A.float()
+    cdt = compute_dtype(u)
+    u, delta, A = u.to(cdt), delta.to(cdt), A.to(cdt)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
+        delta = delta + delta_bias.to(cdt)[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
     batch, dim, length = u.shape
-    Bx = _expand_bc(B.float(), dim)
-    Cx = _expand_bc(C.float(), dim)
+    Bx = _expand_bc(B.to(cdt), dim)
+    Cx = _expand_bc(C.to(cdt), dim)
     deltaA = torch.exp(delta.unsqueeze(2) * A[None, :, :, None])  # (b, d, n, L)
     deltaBu = delta.unsqueeze(2) * Bx * u.unsqueeze(2)
     state = u.new_zeros(batch, dim, A.shape[1])
@@ -58,9 +65,9 @@ def selective_scan_reference(
         ys.append((state * Cx[..., t]).sum(-1))
     y = torch.stack(ys, dim=-1)
     if D is not None:
-        y = y + u * D.float()[None, :, None]
+        y = y + u * D.to(cdt)[None, :, None]
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(cdt))
     y = y.to(dtype_in)
     return (y, state) if return_last_state else y
 
