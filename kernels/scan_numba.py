@@ -174,6 +174,26 @@ def _kernels(dtype: torch.dtype) -> tuple:
     return forward, backward
 
 
+SERIAL_BELOW = 1 << 20  # b*d*L*N below which the kernels run on one thread
+
+
+class _Threads:
+    """Run small problems on one numba thread: waking a thread team costs more than the work,
+    and on a loaded machine the OpenMP teams of torch and numba spin against each other."""
+
+    def __init__(self, work: int) -> None:
+        self.serial = work < SERIAL_BELOW
+
+    def __enter__(self) -> None:
+        if self.serial:
+            self.previous = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.serial:
+            numba.set_num_threads(self.previous)
+
+
 def _np(x: Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
 
@@ -187,7 +207,8 @@ class _NumbaScan(torch.autograd.Function):
         u, delta, A, B, C = (x.contiguous() for x in (u, delta, A, B, C))
         y = torch.empty_like(u)
         last = u.new_empty(u.shape[0], u.shape[1], A.shape[1])
-        forward_kernel(_np(u), _np(delta), _np(A), _np(B), _np(C), y.numpy(), last.numpy())
+        with _Threads(u.numel() * A.shape[1]):
+            forward_kernel(_np(u), _np(delta), _np(A), _np(B), _np(C), y.numpy(), last.numpy())
         ctx.save_for_backward(u, delta, A, B, C)
         ctx.mark_non_differentiable(last)
         return y, last
@@ -199,17 +220,19 @@ class _NumbaScan(torch.autograd.Function):
         nb, nd, _ = u.shape
         n_groups = B.shape[1]
         per_group = nd // n_groups
-        threads = numba.get_num_threads()
+        work = u.numel() * A.shape[1]
+        threads = 1 if work < SERIAL_BELOW else numba.get_num_threads()
         n_blocks = max(1, min(per_group, -(-4 * threads // (nb * n_groups))))
         du = torch.empty_like(u)
         ddelta = torch.empty_like(u)
         dA = u.new_empty(nb, nd, A.shape[1])
         dB = u.new_zeros(nb, n_groups, n_blocks, *B.shape[2:])
         dC = torch.zeros_like(dB)
-        backward_kernel(
-            _np(u), _np(delta), _np(A), _np(B), _np(C), _np(dy.to(u.dtype)), n_blocks,
-            du.numpy(), ddelta.numpy(), dA.numpy(), dB.numpy(), dC.numpy(),
-        )  # fmt: skip
+        with _Threads(work):
+            backward_kernel(
+                _np(u), _np(delta), _np(A), _np(B), _np(C), _np(dy.to(u.dtype)), n_blocks,
+                du.numpy(), ddelta.numpy(), dA.numpy(), dB.numpy(), dC.numpy(),
+            )  # fmt: skip
         return du, ddelta, dA.sum(0), dB.sum(2), dC.sum(2)
 
 
