@@ -34,6 +34,7 @@ def tile(
     dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
+    background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
     size: int = typer.Option(512, "--size", help="Chip size in pixels."),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels."),
     min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip."),
@@ -42,6 +43,10 @@ def tile(
     block: int = typer.Option(0, "--block", help="Split block size in pixels (default: 4 chips)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
+    t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
+    labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
+    change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -49,9 +54,10 @@ def tile(
     band_list = [int(b) for b in bands.split(",")] if bands else None
     fractions = tuple(float(f) for f in split.split(","))
     summary = tile_scene(
-        image, out_dir, dsm=dsm, labels=labels, class_field=class_field, size=size, overlap=overlap,
-        min_valid=min_valid, bands=band_list, split=fractions, block=block or None, seed=seed,
-        allow_geographic_mix=allow_geographic_mix, progress=True,
+        image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
+        size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
+        seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
+        t2=t2, labels_t2=labels_t2, change=change,
     )
     typer.echo(summary.describe())
 
@@ -121,8 +127,34 @@ def models(ctx: typer.Context) -> None:
     _not_built("models", 4)
 
 
+def _setup_logging() -> None:
+    """Warnings from the library (e.g. 'DSM resampled onto the image grid') as one line each on stderr."""
+    import logging
+
+    class StderrHandler(logging.StreamHandler):
+        """Resolves sys.stderr at each record, so redirected/captured stderr gets the lines."""
+
+        _rsmamba = True
+
+        @property  # type: ignore[override]
+        def stream(self):  # noqa: ANN202
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:  # noqa: ANN001
+            pass
+
+    logger = logging.getLogger("rsmamba")
+    if not any(getattr(h, "_rsmamba", False) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("rsmamba: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app, turning RsmambaError into one line on stderr and an exit code."""
+    _setup_logging()
     try:
         app(args=argv, standalone_mode=False)
     except RsmambaError as exc:
