@@ -558,28 +558,31 @@ def _hillshade(dsm: np.ndarray, gsd: float, azimuth: float, elevation: float) ->
 
 def _render(
     layout: Layout, roads: list[Polygon], ground: np.ndarray, textures: dict[str, np.ndarray], transform: Affine,
-    size: int, rng: np.random.Generator, sun: tuple[float, float], veg_shift: float,
+    size: int, rng: np.random.Generator, veg_shift: float, bands: list[int],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels, DSM and a 4-band (R, G, B, NIR) float reflectance image for one epoch."""
-    gsd = transform.a
+    """Labels, DSM and a float reflectance image (the ``bands`` of R, G, B, NIR) for one epoch.
+
+    Each pixel gets a material (an entry of a colour table: one per tree, car, roof...) and a
+    multiplicative texture; the image is then one table lookup per band instead of many masked writes.
+    """
     labels = np.full((size, size), LOW_VEGETATION, dtype=np.uint8)
-    refl = np.empty((4, size, size), dtype=np.float32)
-    dry = np.clip(textures["dry"] + veg_shift, 0, 1)
-    refl[:] = (GRASS[:, None, None] * (1 - dry) + DRY_GRASS[:, None, None] * dry)
+    material = np.zeros((size, size), dtype=np.int32)  # 0: meadow (grass/dry mix), others: table rows
+    texture = np.ones((size, size), dtype=np.float32)
+    table: list[np.ndarray] = [GRASS, DRY_GRASS * 0.9 + np.float32(0.03), ASPHALT, PAVING]
     dsm = ground.copy()
 
     # Bare plots (demolished, seeded with grass/soil): a distinct brownish tone, still low vegetation.
-    bare = _burn(((p, 1) for p in layout.bare), transform, size).astype(bool)
-    refl[:, bare] = (DRY_GRASS * 0.9 + np.float32(0.03))[:, None]
-
-    paved = _burn([(p, 1) for p in roads] + [(p, 2) for p in layout.paved], transform, size)
-    labels[paved > 0] = IMPERVIOUS
-    refl[:, paved == 1] = ASPHALT[:, None] * (1 + 0.08 * textures["asphalt"][paved == 1])
-    refl[:, paved == 2] = PAVING[:, None] * (1 + 0.06 * textures["asphalt"][paved == 2])
+    ground_cover = _burn([(p, 1) for p in layout.bare] + [(p, 2) for p in roads] + [(p, 3) for p in layout.paved], transform, size)
+    material[ground_cover > 0] = ground_cover[ground_cover > 0]
+    hard = ground_cover >= 2
+    labels[hard] = IMPERVIOUS
+    texture[hard] = 1 + 0.08 * textures["asphalt"][hard]
 
     # Trees: domed crowns, per-tree tone.
+    first = len(table)
     t = layout.trees
-    for x, y, r, h, tone in zip(*t.arrays()):
+    table.extend(TREE_GREEN * np.float32(tone) for tone in t.tone)
+    for i, (x, y, r, h) in enumerate(zip(t.x, t.y, t.radius, t.height)):
         rs, cs, xs, ys = _pixel_window((x - r, y - r, x + r, y + r), transform, size)
         if rs.start >= rs.stop or cs.start >= cs.stop:
             continue
@@ -589,24 +592,28 @@ def _render(
         win = dsm[rs, cs]
         np.copyto(win, np.maximum(win, crown), where=inside)
         labels[rs, cs][inside] = TREE
-        refl[:, rs, cs][:, inside] = (TREE_GREEN * np.float32(tone))[:, None]
+        material[rs, cs][inside] = first + i
+        texture[rs, cs][inside] = 1.0
 
-    clutter = _burn(((p, i + 1) for i, (p, _, _) in enumerate(layout.clutter)), transform, size, dtype="int32")
-    if layout.clutter:
-        heights = np.array([0.0] + [c[1] for c in layout.clutter], dtype=np.float32)
-        colors = np.vstack([np.zeros(4, np.float32)] + [c[2] for c in layout.clutter])
-        m = clutter > 0
-        labels[m] = CLUTTER
-        dsm[m] += heights[clutter[m]]
-        refl[:, m] = colors[clutter[m]].T
-
-    cars = _burn(((p, i + 1) for i, (p, _) in enumerate(layout.cars)), transform, size, dtype="int32")
-    if layout.cars:
-        colors = np.vstack([np.zeros(4, np.float32)] + [CAR_PALETTE[c] for _, c in layout.cars])
-        m = cars > 0
-        labels[m] = CAR
-        dsm[m] += 1.5
-        refl[:, m] = colors[cars[m]].T
+    # Clutter and cars: one rasterize each, value = table row.
+    first = len(table)
+    table.extend(c[2] for c in layout.clutter)
+    table.extend(CAR_PALETTE[c] for _, c in layout.cars)
+    things = _burn(
+        [(p, first + i) for i, (p, _, _) in enumerate(layout.clutter)]
+        + [(p, first + len(layout.clutter) + i) for i, (p, _) in enumerate(layout.cars)],
+        transform, size, dtype="int32",
+    )
+    m = things > 0
+    lifts = np.zeros(len(table), dtype=np.float32)
+    lifts[first: first + len(layout.clutter)] = [c[1] for c in layout.clutter]
+    lifts[first + len(layout.clutter):] = 1.5
+    is_car = things >= first + len(layout.clutter)
+    labels[m & ~is_car] = CLUTTER
+    labels[m & is_car] = CAR
+    dsm[m] += lifts[things[m]]
+    material[m] = things[m]
+    texture[m] = 1.0
 
     # Buildings last: nothing else overlaps them, so the label equals the rasterised footprints.
     ids = _burn(((b.polygon, b.id) for b in layout.buildings), transform, size, dtype="int32")
@@ -625,12 +632,25 @@ def _render(
             across, half = (np.abs(v), b.width / 2) if b.length >= b.width else (np.abs(u), b.length / 2)
             roof += b.ridge_rise * np.clip(1 - across / half, 0, 1)
         dsm[rs, cs][mask] = roof[mask]
-        color = ROOF_PALETTE[b.roof_color]
         # Roof texture: tile rows or panel seams along the building axis, plus per-building tint.
-        stripes = 1 + 0.05 * np.sin(2 * math.pi * v / rng.uniform(0.6, 1.5)) if b.roof_color in (0, 1) else 1 + 0.02 * np.sign(np.sin(2 * math.pi * u / 4.0))
-        tint = np.float32(rng.uniform(0.88, 1.12))
-        refl[:, rs, cs][:, mask] = color[:, None] * (stripes * tint)[mask][None]
+        if b.roof_color in (0, 1):
+            stripes = 1 + 0.05 * np.sin(2 * math.pi * v / rng.uniform(0.6, 1.5))
+        else:
+            stripes = 1 + 0.02 * np.sign(np.sin(2 * math.pi * u / 4.0))
+        table.append(ROOF_PALETTE[b.roof_color] * np.float32(rng.uniform(0.88, 1.12)))
+        material[rs, cs][mask] = len(table) - 1
+        texture[rs, cs][mask] = np.broadcast_to(stripes, mask.shape)[mask]
 
+    colors = np.stack(table).astype(np.float32)
+    meadow = material == 0
+    dry = np.clip(textures["dry"] + veg_shift, 0, 1)
+    refl = np.empty((len(bands), size, size), dtype=np.float32)
+    for out, band in enumerate(bands):
+        img = colors[:, band][material]
+        img *= texture
+        mix = GRASS[band] + (DRY_GRASS[band] - GRASS[band]) * dry
+        np.copyto(img, mix, where=meadow)
+        refl[out] = img
     return labels, dsm, refl
 
 
@@ -798,10 +818,10 @@ def generate_scene(
         sun = (float(rng.uniform(120, 240)), float(rng.uniform(35, 60)))
         gain = np.clip(rng.normal(1.0, 0.07, 4), 0.8, 1.2).astype(np.float32) if epochs else np.ones(4, np.float32)
         gamma = float(rng.uniform(0.8, 1.2)) if epochs else 1.0
-        labels, dsm, refl = _render(layout, roads, ground, textures, transform, size, rng, sun, veg_shift)
-        dsm += rng.normal(0, 0.04, shape).astype(np.float32)
         order = [{"red": 0, "green": 1, "blue": 2, "nir": 3}[n] for n in BAND_SETS[bands]]
-        ortho = _photograph(refl[order], dsm, gsd, sun, gain[order], gamma, rng, textures)
+        labels, dsm, refl = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order)
+        dsm += rng.normal(0, 0.04, shape).astype(np.float32)
+        ortho = _photograph(refl, dsm, gsd, sun, gain[order], gamma, rng, textures)
         epochs.append(Epoch(ortho, dsm.astype(np.float32), labels, layout.buildings, sun[0], sun[1], tuple(float(g) for g in gain), gamma))
 
     change = _burn(((b.polygon, 1) for b in removed + added), transform, size)

@@ -198,3 +198,17 @@ def test_shipped_example_scene_is_consistent_and_small() -> None:
     assert np.median(dsm[labels == BUILDING]) > np.median(dsm[labels == 2]) + 3
     info = json.loads((folder / "scene.json").read_text())
     assert info["size"] == 1024 and info["gsd"] == 0.25
+
+
+def test_shadows_fall_away_from_the_sun_with_length_from_height() -> None:
+    from rsmamba.synth import _cast_shadows
+
+    dsm = np.zeros((200, 200), dtype=np.float32)
+    dsm[95:105, 95:105] = 10.0  # a 10 m tower, 5 m wide at 0.5 m
+    shadow = _cast_shadows(dsm, 0.5, azimuth=180.0, elevation=45.0)  # sun due south
+    rows = np.flatnonzero(shadow[:, 100])
+    assert rows.size and rows.max() < 95 and rows.min() >= 95 - 22  # north of it, ~10 m = 20 px long
+    assert 95 - rows.min() >= 17
+    assert not shadow[105:, :].any() and not shadow[:, :90].any() and not shadow[:, 110:].any()
+    low = _cast_shadows(dsm, 0.5, azimuth=180.0, elevation=30.0)
+    assert low.sum() > shadow.sum()  # lower sun, longer shadow
