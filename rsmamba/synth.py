@@ -781,7 +781,7 @@ def generate_scene(
     paved = []
     for b in buildings:
         if rng.random() < 0.35:
-            yard = b.polygon.envelope.buffer(rng.uniform(2.0, 4.5), join_style="mitre").difference(b.polygon.buffer(0.01))
+            yard = shapely.oriented_envelope(b.polygon).buffer(rng.uniform(2.0, 4.5), join_style="mitre").difference(b.polygon.buffer(0.01))
             paved.append(yard)
 
     trees = _place_trees(int(area / 420) + 1, extent, lines, obstacles, rng, road_union)
