@@ -212,3 +212,24 @@ def test_shadows_fall_away_from_the_sun_with_length_from_height() -> None:
     assert not shadow[105:, :].any() and not shadow[:, :90].any() and not shadow[:, 110:].any()
     low = _cast_shadows(dsm, 0.5, azimuth=180.0, elevation=30.0)
     assert low.sum() > shadow.sum()  # lower sun, longer shadow
+
+
+@pytest.mark.parametrize("collar", [False, True])
+def test_invariants_hold_for_any_seed_and_size(collar: bool) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=4, deadline=None, derandomize=True)
+    @given(seed=st.integers(0, 2**31), size=st.integers(64, 160), gsd=st.sampled_from([0.5, 0.75, 1.0]))
+    def check(seed: int, size: int, gsd: float) -> None:
+        s = generate_scene(size, seed=seed, gsd=gsd, nodata_collar=collar)
+        for epoch in (s.t1, s.t2):
+            assert epoch.ortho.shape == (3, size, size) and epoch.dsm.dtype == np.float32
+            burnt = rasterize([(b.polygon, 1) for b in epoch.buildings], out_shape=(size, size), transform=s.transform, fill=0)
+            v = s.valid
+            np.testing.assert_array_equal((burnt == 1)[v], (epoch.labels == BUILDING)[v])
+            assert set(np.unique(epoch.labels[v])) <= set(range(6))
+        b1, b2 = s.t1.labels == BUILDING, s.t2.labels == BUILDING
+        np.testing.assert_array_equal((s.change == 1)[s.valid], (b1 ^ b2)[s.valid])
+
+    check()
