@@ -1,0 +1,169 @@
+"""Block-wise polygonize with an exact seam merge.
+
+Why block-wise: ``rasterio.features.shapes`` on a whole 20k x 20k raster holds the raster and
+every polygon in memory at once. Here the raster is read one block row at a time; a polygon
+that touches an interior block edge is kept *pending*, unioned with its neighbours across the
+seam, and released as soon as it no longer touches the next block row. Only border-touching
+pieces are ever unioned, so the cost of the merge scales with the seams, not the raster.
+
+Exactness: pieces are polygonized in *pixel* coordinates (integers), so the union is exact.
+``shapes`` uses 4-connectivity; two pixels that touch only at a corner across a seam give two
+pieces touching at a point, and a valid union of those is a MultiPolygon with two parts
+(a polygon's interior must be connected), so exploding the union keeps them apart exactly as
+a whole-raster ``shapes`` does. Pieces are polygonized in pixel coordinates; callers map them
+to the raster CRS with the raster's affine transform.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio import features
+from rasterio.windows import Window
+
+from rsmamba.raster.windows import WindowGrid
+
+# A block reader returns (keys, mask) for a window: integer keys to polygonize (int32 or
+# smaller) and a boolean mask of pixels to keep (False = background / nodata / not selected).
+BlockReader = Callable[[Window], tuple[np.ndarray, np.ndarray]]
+# Optional per-pixel values (e.g. a probability) aggregated per polygon: mean and max.
+ValueReader = Callable[[Window, np.ndarray], np.ndarray]
+
+
+@dataclass
+class Piece:
+    """One polygon in pixel coordinates with the running statistics of its pixels."""
+
+    key: int
+    geometry: shapely.Polygon
+    pixels: int
+    value_sum: float = 0.0
+    value_max: float = float("nan")
+
+
+def block_spans(length: int, size: int) -> list[tuple[int, int]]:
+    """Non-overlapping [start, stop) spans along one axis, from the shared WindowGrid offsets.
+
+    WindowGrid shifts its last window back to end on the raster edge; here that window is
+    clipped to start where the previous one stopped, so every pixel is in exactly one block.
+    """
+    grid = WindowGrid(width=length, height=1, size=size)
+    spans: list[tuple[int, int]] = []
+    stop = 0
+    for offset in grid.col_offsets:
+        start = max(offset, stop)
+        stop = min(offset + size, length)
+        if stop > start:
+            spans.append((start, stop))
+    return spans
+
+
+def _pieces_in_block(
+    keys: np.ndarray, mask: np.ndarray, row0: int, col0: int, values: np.ndarray | None
+) -> list[Piece]:
+    """Polygonize one block in pixel coordinates; attach pixel count and value statistics."""
+    transform = Affine(1.0, 0.0, float(col0), 0.0, 1.0, float(row0))
+    pieces: list[Piece] = []
+    geoms = []
+    for geojson, key in features.shapes(keys, mask=mask, connectivity=4, transform=transform):
+        geom = shapely.geometry.shape(geojson)
+        geoms.append(geom)
+        pieces.append(Piece(int(key), geom, int(round(geom.area))))
+    if values is not None and pieces:
+        # Label each pixel with its piece index to aggregate values without another pass per polygon.
+        labels = features.rasterize(
+            ((g, i + 1) for i, g in enumerate(geoms)), out_shape=keys.shape, transform=transform,
+            fill=0, dtype="int32", all_touched=False,
+        )
+        flat = labels.ravel()
+        vals = values.ravel().astype("float64")
+        sums = np.bincount(flat, weights=vals, minlength=len(pieces) + 1)
+        maxs = np.full(len(pieces) + 1, -np.inf)
+        np.maximum.at(maxs, flat, vals)
+        for i, piece in enumerate(pieces):
+            piece.value_sum = float(sums[i + 1])
+            piece.value_max = float(maxs[i + 1])
+    return pieces
+
+
+def _merge(pieces: list[Piece]) -> list[Piece]:
+    """Union pieces of one key across seams and split the result into 4-connected polygons.
+
+    Statistics follow the pieces: each piece's interior point lies in exactly one merged part.
+    """
+    if len(pieces) == 1:
+        return pieces
+    key = pieces[0].key
+    merged = shapely.union_all([p.geometry for p in pieces])
+    parts = [g for g in shapely.get_parts(merged) if g.geom_type == "Polygon" and not g.is_empty]
+    parts = list(shapely.simplify(parts, 0.0))  # drop the collinear vertices left on the seams
+    out = [Piece(key, g, 0, 0.0, float("-inf")) for g in parts]
+    if len(out) == 1:
+        target = np.zeros(len(pieces), dtype=int)
+    else:
+        tree = shapely.STRtree(parts)
+        points = shapely.point_on_surface([p.geometry for p in pieces])
+        idx_piece, idx_part = tree.query(points, predicate="within")
+        target = np.empty(len(pieces), dtype=int)
+        target[idx_piece] = idx_part
+    for piece, t in zip(pieces, target):
+        o = out[t]
+        o.pixels += piece.pixels
+        o.value_sum += piece.value_sum
+        o.value_max = max(o.value_max, piece.value_max) if not np.isnan(piece.value_max) else o.value_max
+    for o in out:
+        if o.value_max == float("-inf"):
+            o.value_max = float("nan")
+    return out
+
+
+def polygonize_blocks(
+    width: int,
+    height: int,
+    read_block: BlockReader,
+    *,
+    block_size: int = 2048,
+    read_values: ValueReader | None = None,
+    on_row: Callable[[], None] | None = None,
+) -> Iterator[list[Piece]]:
+    """Yield batches of finished polygons (pixel coordinates), one batch per block row.
+
+    The union of all batches equals ``features.shapes`` on the whole raster (4-connectivity):
+    same polygons, same areas, same count per key. Memory holds one block row of pixels plus
+    the polygons that still touch the next block row.
+    """
+    rows = block_spans(height, block_size)
+    cols = block_spans(width, block_size)
+    pending: dict[int, list[Piece]] = defaultdict(list)
+    for r0, r1 in rows:
+        done: list[Piece] = []
+        for c0, c1 in cols:
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+            keys, mask = read_block(window)
+            if not mask.any():
+                continue
+            values = read_values(window, keys) if read_values is not None else None
+            for piece in _pieces_in_block(keys, mask, r0, c0, values):
+                minx, miny, maxx, maxy = piece.geometry.bounds
+                on_seam = (
+                    (minx == c0 and c0 > 0) or (maxx == c1 and c1 < width)
+                    or (miny == r0 and r0 > 0) or (maxy == r1 and r1 < height)
+                )
+                (pending[piece.key] if on_seam else done).append(piece)
+        still: dict[int, list[Piece]] = defaultdict(list)
+        for key, group in pending.items():
+            for piece in _merge(group):
+                if r1 < height and piece.geometry.bounds[3] == r1:
+                    still[key].append(piece)  # touches the next block row: wait for it
+                else:
+                    done.append(piece)
+        pending = still
+        if on_row is not None:
+            on_row()
+        if done:
+            yield done
