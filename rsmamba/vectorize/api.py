@@ -348,7 +348,7 @@ def vectorize_raster(
         try:
             reader = _Reader(src, plan)
             n_rows = -(-plan.height // block_size)
-            bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=not progress)
+            bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)  # None: off when not a terminal
             kept_geoms: list = []
             kept_cols: dict[str, list] = {k: [] for k in _columns(plan, with_values)}
             written = False

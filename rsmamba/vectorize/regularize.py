@@ -106,7 +106,7 @@ def regularize_polygon(
     *,
     tolerance: float,
     allow_45: bool = False,
-    min_iou: float = 0.8,
+    min_iou: float = 0.9,
 ) -> shapely.Polygon:
     """Orthogonalise ``raw`` around its dominant direction; fall back to the simplified shape.
 
