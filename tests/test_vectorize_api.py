@@ -219,3 +219,14 @@ def test_bad_inputs_one_line_and_no_output(tmp_path, capsys):
     assert "format" in cli_fails(["vectorize", str(good), "-o", str(tmp_path / "o.shpx")], capsys)
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
     assert not list(tmp_path.glob("*.gpkg"))
+
+
+def test_parquet_output(tmp_path):
+    pytest.importorskip("pyarrow")
+    import geopandas as gpd
+
+    src = write_raster(tmp_path / "classes.tif", scene(), crs="EPSG:32633")
+    out = tmp_path / "b.parquet"
+    vectorize_raster(src, out, classes=["building"], block_size=32)
+    df = gpd.read_parquet(out)
+    assert df.crs.to_epsg() == 32633 and len(df) == 2 and df.geometry.is_valid.all()
