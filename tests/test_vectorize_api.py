@@ -230,3 +230,20 @@ def test_parquet_output(tmp_path):
     vectorize_raster(src, out, classes=["building"], block_size=32)
     df = gpd.read_parquet(out)
     assert df.crs.to_epsg() == 32633 and len(df) == 2 and df.geometry.is_valid.all()
+
+
+@pytest.mark.parametrize("angle", [10, 25, 40])
+def test_regularise_with_45_degree_walls(tmp_path, angle):
+    gsd = 0.25
+    transform = from_origin(0.0, 40.0, gsd, gsd)
+    drawn = affinity.rotate(shapely.Polygon([(10, 10), (24, 10), (24, 15), (19, 20), (10, 20)]), angle, origin=(17, 15))
+    a = features.rasterize([(drawn, 1)], out_shape=(160, 160), transform=transform, dtype="uint8")
+    src = write_raster(tmp_path / "b.tif", a, transform=transform)
+    out = tmp_path / "b.gpkg"
+    vectorize_raster(src, out, classes=["building"], regularize=True, allow_45=True)
+    poly = read(out).geometry[0]
+    assert poly.is_valid and len(poly.exterior.coords) - 1 == 5
+    d = np.diff(np.asarray(poly.exterior.coords), axis=0)
+    turns = np.degrees(np.diff(np.unwrap(np.arctan2(d[:, 1], d[:, 0]))))
+    assert np.all(np.isclose(turns % 45, 0, atol=1e-6) | np.isclose(turns % 45, 45, atol=1e-6))
+    assert poly.intersection(drawn).area / poly.union(drawn).area >= 0.95

@@ -244,7 +244,8 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
             if plan.min_area and poly.area * m2 < plan.min_area:
                 continue
             if regularize:
-                poly = regularize_polygon(poly, tolerance=max(plan.simplify / plan.unit_m, pixel_size),
+                # Diagonal walls need a coarser first simplification (2 px) to lose their staircase.
+                poly = regularize_polygon(poly, tolerance=max(plan.simplify / plan.unit_m, pixel_size * (2 if allow_45 else 1)),
                                           allow_45=allow_45)
             out_geoms.append(poly)
             _attach(cols, piece, poly, plan, with_values)
