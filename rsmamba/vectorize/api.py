@@ -190,6 +190,16 @@ class _Reader:
                 keys = change.astype("int32")
             return keys.astype("int32"), mask
         band = self.src.read(1, window=window)
+        if band.dtype.name in ("uint8", "uint16"):  # a lookup table is ~10x faster than np.isin
+            valid_lut = np.ones(np.iinfo(band.dtype).max + 1, dtype=bool)
+            valid_lut[[v for v in plan.skip if 0 <= v < len(valid_lut)]] = False
+            valid = valid_lut[band]
+            self.any_valid |= bool(valid.any())
+            if len(self.selected):
+                keep_lut = np.zeros_like(valid_lut)
+                keep_lut[self.selected[(self.selected >= 0) & (self.selected < len(keep_lut))]] = True
+                return band, valid & keep_lut[band]
+            return band, valid
         valid = ~np.isin(band, list(plan.skip))
         self.any_valid |= bool(valid.any())
         mask = valid & np.isin(band, self.selected) if len(self.selected) else valid
@@ -230,26 +240,24 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
     """Finished pieces -> world geometries and attribute columns, after holes/min-area/regularise."""
     geoms = _to_world(np.array([p.geometry for p in pieces], dtype=object), plan.transform, reproject)
     invalid = ~shapely.is_valid(geoms)
-    if invalid.any():  # only reprojection can bend a pixel outline into an invalid one
+    if invalid.any():  # a guard: reprojection can bend a pixel outline into an invalid one
         geoms[invalid] = shapely.make_valid(geoms[invalid])
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    keep = shapely.get_type_id(parts) == 3  # polygons only (make_valid may add lines)
+    parts, owner = parts[keep], owner[keep]
     m2 = plan.unit_m**2
-    out_geoms: list = []
-    cols: dict[str, list] = {k: [] for k in _columns(plan, with_values)}
-    for piece, geom in zip(pieces, geoms):
-        for poly in shapely.get_parts(geom):
-            if poly.geom_type != "Polygon" or poly.is_empty:
-                continue
-            if plan.fill_holes:
-                poly = fill_small_holes(poly, plan.fill_holes / m2)
-            if plan.min_area and poly.area * m2 < plan.min_area:
-                continue
-            if regularize:
-                # Diagonal walls need a coarser first simplification (2 px) to lose their staircase.
-                poly = regularize_polygon(poly, tolerance=max(plan.simplify / plan.unit_m, pixel_size * (2 if allow_45 else 1)),
-                                          allow_45=allow_45)
-            out_geoms.append(poly)
-            _attach(cols, piece, poly, plan, with_values)
-    return out_geoms, cols
+    if plan.fill_holes:
+        holed = np.nonzero(shapely.get_num_interior_rings(parts) > 0)[0]
+        for i in holed:
+            parts[i] = fill_small_holes(parts[i], plan.fill_holes / m2)
+    if plan.min_area:
+        big = shapely.area(parts) * m2 >= plan.min_area
+        parts, owner = parts[big], owner[big]
+    if regularize:
+        # Diagonal walls need a coarser first simplification (2 px) to lose their staircase.
+        tolerance = max(plan.simplify / plan.unit_m, pixel_size * (2 if allow_45 else 1))
+        parts = np.array([regularize_polygon(g, tolerance=tolerance, allow_45=allow_45) for g in parts], dtype=object)
+    return list(parts), _attributes([pieces[i] for i in owner], parts, plan, with_values)
 
 
 def _columns(plan: _Plan, with_values: bool) -> list[str]:
@@ -262,26 +270,32 @@ def _columns(plan: _Plan, with_values: bool) -> list[str]:
     return cols + ["source", "model_id"]
 
 
-def _attach(cols: dict[str, list], piece: Piece, poly, plan: _Plan, with_values: bool) -> None:
+def _attributes(owners: list[Piece], parts: np.ndarray, plan: _Plan, with_values: bool) -> dict[str, list]:
+    """Attribute columns for ``parts``, each cut from the piece in ``owners`` at the same index."""
+    n = len(owners)
+    keys = np.array([p.key for p in owners], dtype="int64")
+    pixels = np.array([p.pixels for p in owners], dtype="int64")
+    cols: dict[str, list] = {}
     if plan.change:
-        cols["change"].append(1)
+        cols["change"] = [1] * n
         if plan.semantic:
-            t1, t2 = divmod(piece.key, CHANGE_KEY_BASE)
-            cols["from_class"].append(t1)
-            cols["to_class"].append(t2)
-            cols["from_name"].append(plan.names.get(t1, str(t1)))
-            cols["to_name"].append(plan.names.get(t2, str(t2)))
+            t1, t2 = np.divmod(keys, CHANGE_KEY_BASE)
+            cols["from_class"], cols["to_class"] = t1.tolist(), t2.tolist()
+            cols["from_name"] = [plan.names.get(k, str(k)) for k in cols["from_class"]]
+            cols["to_name"] = [plan.names.get(k, str(k)) for k in cols["to_class"]]
     else:
-        cols["class_id"].append(piece.key)
-        cols["class_name"].append(plan.names.get(piece.key, str(piece.key)))
-    cols["area_m2"].append(poly.area * plan.unit_m**2)
-    cols["perimeter_m"].append(poly.length * plan.unit_m)
-    cols["pixel_count"].append(piece.pixels)
+        cols["class_id"] = keys.tolist()
+        cols["class_name"] = [plan.names.get(k, str(k)) for k in cols["class_id"]]
+    cols["area_m2"] = (shapely.area(parts) * plan.unit_m**2).tolist() if n else []
+    cols["perimeter_m"] = (shapely.length(parts) * plan.unit_m).tolist() if n else []
+    cols["pixel_count"] = pixels.tolist()
     if with_values:
-        cols["mean_prob"].append(piece.value_sum / piece.pixels if piece.pixels else float("nan"))
-        cols["max_prob"].append(piece.value_max)
-    cols["source"].append(plan.raster.name)
-    cols["model_id"].append(plan.model_id)
+        sums = np.array([p.value_sum for p in owners], dtype="float64")
+        cols["mean_prob"] = np.divide(sums, pixels, out=np.full(n, np.nan), where=pixels > 0).tolist()
+        cols["max_prob"] = [p.value_max for p in owners]
+    cols["source"] = [plan.raster.name] * n
+    cols["model_id"] = [plan.model_id] * n
+    return cols
 
 
 def _frame(geoms: list, cols: dict[str, list], crs: CRS):

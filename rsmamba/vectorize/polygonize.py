@@ -26,6 +26,8 @@ import shapely
 from affine import Affine
 from rasterio import features
 from rasterio.windows import Window
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from rsmamba.raster.windows import WindowGrid
 
@@ -113,10 +115,29 @@ def _polygons_from_geojson(items: list[dict]) -> np.ndarray:
 def _merge(pieces: list[Piece]) -> list[Piece]:
     """Union pieces of one key across seams and split the result into 4-connected polygons.
 
-    Statistics follow the pieces: each piece's interior point lies in exactly one merged part.
+    Only pieces that meet (share an edge or a corner) are unioned, group by group: a building
+    that merely touches a seam with nothing across it passes through untouched.
     """
     if len(pieces) == 1:
         return pieces
+    geoms = np.array([p.geometry for p in pieces], dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    n = len(pieces)
+    graph = coo_matrix((np.ones(len(left), dtype=bool), (left, right)), shape=(n, n))
+    n_groups, labels = connected_components(graph, directed=False)
+    if n_groups == n:
+        return pieces
+    order = np.argsort(labels, kind="stable")
+    starts = np.r_[0, np.nonzero(np.diff(labels[order]))[0] + 1, n]
+    out: list[Piece] = []
+    for a, b in zip(starts[:-1], starts[1:]):
+        group = [pieces[i] for i in order[a:b]]
+        out.extend(group if len(group) == 1 else _union_group(group))
+    return out
+
+
+def _union_group(pieces: list[Piece]) -> list[Piece]:
+    """Union one group of meeting pieces; statistics follow each piece's interior point."""
     key = pieces[0].key
     merged = shapely.union_all([p.geometry for p in pieces])
     parts = [g for g in shapely.get_parts(merged) if g.geom_type == "Polygon" and not g.is_empty]
@@ -167,13 +188,16 @@ def polygonize_blocks(
             if not mask.any():
                 continue
             values = read_values(window, keys) if read_values is not None else None
-            for piece in _pieces_in_block(keys, mask, r0, c0, values):
-                minx, miny, maxx, maxy = piece.geometry.bounds
-                on_seam = (
-                    (minx == c0 and c0 > 0) or (maxx == c1 and c1 < width)
-                    or (miny == r0 and r0 > 0) or (maxy == r1 and r1 < height)
-                )
-                (pending[piece.key] if on_seam else done).append(piece)
+            pieces = _pieces_in_block(keys, mask, r0, c0, values)
+            if not pieces:
+                continue
+            minx, miny, maxx, maxy = shapely.bounds([p.geometry for p in pieces]).T
+            on_seam = (
+                ((minx == c0) & (c0 > 0)) | ((maxx == c1) & (c1 < width))
+                | ((miny == r0) & (r0 > 0)) | ((maxy == r1) & (r1 < height))
+            )
+            for piece, seam in zip(pieces, on_seam):
+                (pending[piece.key] if seam else done).append(piece)
         still: dict[int, list[Piece]] = defaultdict(list)
         for key, group in pending.items():
             for piece in _merge(group):
