@@ -8,6 +8,11 @@ buildings, attach attributes, and write the layer atomically.
 Memory: one block row of pixels plus the polygons still open across the next seam. The layer
 is streamed to disk batch by batch for GeoPackage output without ``--simplify``; coverage
 simplification and the other formats hold the finished polygons (not pixels) until the end.
+
+Coverage simplification assumes the polygons form a coverage (no overlaps): combined with
+``fill_holes`` a filled hole overlaps the polygon inside it, and a polygon whose simplified
+shape would be invalid keeps its unsimplified shape. Raster conventions (class names, model
+id, change bands) are documented in :mod:`rsmamba.vectorize.attributes`.
 """
 
 from __future__ import annotations
@@ -363,7 +368,8 @@ def vectorize_raster(
         try:
             reader = _Reader(src, plan)
             n_rows = -(-plan.height // block_size)
-            bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)  # None: off when not a terminal
+            # disable=None: the bar shows only on a terminal, so piped errors stay one line.
+            bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
             kept_geoms: list = []
             kept_cols: dict[str, list] = {k: [] for k in _columns(plan, with_values)}
             written = False
