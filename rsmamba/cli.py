@@ -93,7 +93,7 @@ def change(ctx: typer.Context) -> None:
 @app.command()
 def vectorize(
     raster: Path = typer.Argument(..., help="Class raster (from predict) or change raster (from change)."),
-    output: Path = typer.Option(..., "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb."),
+    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg)."),
     classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
     min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
     simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
@@ -110,7 +110,7 @@ def vectorize(
     from rsmamba.vectorize import vectorize_raster
 
     summary = vectorize_raster(
-        raster, output, classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
+        raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, block_size=block, progress=True,
     )

@@ -174,8 +174,8 @@ def test_change_raster_from_to_classes(tmp_path):
     src = write_raster(tmp_path / "change.tif", change)
     with rasterio.open(src, "r+") as ds:
         ds.descriptions = ("change", "from_class", "to_class")
-    out = tmp_path / "change.gpkg"
-    assert main(["vectorize", str(src), "-o", str(out), "--block", "8"]) == 0
+    out = tmp_path / "change.gpkg"  # the default output: the raster's name with .gpkg
+    assert main(["vectorize", str(src), "--block", "8"]) == 0
     df = read(out).sort_values("pixel_count")
     assert df[["from_class", "to_class"]].values.tolist() == [[2, 1], [1, 0]]
     assert df.from_name.tolist() == ["low_vegetation", "building"]
