@@ -69,11 +69,24 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
+    bands: str = typer.Option("rgb", "--bands", help="Ortho bands: rgb, irrg (NIR,R,G) or rgbn."),
+    nodata_collar: bool = typer.Option(False, "--nodata-collar", help="Rotated footprint with nodata corners."),
+    dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
-    from rsmamba.synth import write_scene
+    from rsmamba.errors import InputError
+    from rsmamba.synth import DEFAULT_ORIGIN, write_scene
 
-    paths = write_scene(out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg)
+    try:
+        corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN
+        assert len(corner) == 2
+    except (ValueError, AssertionError):
+        raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
+    paths = write_scene(
+        out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True,
+    )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
