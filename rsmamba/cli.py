@@ -117,6 +117,7 @@ def vectorize(
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Probability raster on the same grid: mean/max per polygon."),
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
+    change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
 ) -> None:
     """Class or change rasters to GIS polygon layers."""
@@ -125,7 +126,7 @@ def vectorize(
     summary = vectorize_raster(
         raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
-        reproject_to=reproject, model_id=model_id, block_size=block, progress=True,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
     )
     typer.echo(summary.describe())
 

@@ -247,3 +247,15 @@ def test_regularise_with_45_degree_walls(tmp_path, angle):
     turns = np.degrees(np.diff(np.unwrap(np.arctan2(d[:, 1], d[:, 0]))))
     assert np.all(np.isclose(turns % 45, 0, atol=1e-6) | np.isclose(turns % 45, 45, atol=1e-6))
     assert poly.intersection(drawn).area / poly.union(drawn).area >= 0.95
+
+
+def test_binary_change_raster_forced_with_flag(tmp_path):
+    change = np.zeros((20, 20), dtype="uint8")
+    change[2:6, 2:6] = 1
+    change[10:15, 8:18] = 1
+    src = write_raster(tmp_path / "change.tif", change)  # no band description: needs --change
+    out = tmp_path / "c.gpkg"
+    assert main(["vectorize", str(src), "-o", str(out), "--change", "--block", "8"]) == 0
+    df = read(out)
+    assert sorted(df.pixel_count) == [16, 50] and (df.change == 1).all()
+    assert "from_class" not in df.columns and "class_id" not in df.columns
