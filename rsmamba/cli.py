@@ -103,10 +103,32 @@ def change(ctx: typer.Context) -> None:
     _not_built("change", 7)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def vectorize(ctx: typer.Context) -> None:
+@app.command()
+def vectorize(
+    raster: Path = typer.Argument(..., help="Class raster (from predict) or change raster (from change)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg)."),
+    classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
+    min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
+    simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
+    regularize: bool = typer.Option(False, "--regularize", help="Orthogonalise outlines (buildings): right angles."),
+    allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
+    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2."),
+    output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
+    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Probability raster on the same grid: mean/max per polygon."),
+    reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
+    change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
+    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
+) -> None:
     """Class or change rasters to GIS polygon layers."""
-    _not_built("vectorize", 6)
+    from rsmamba.vectorize import vectorize_raster
+
+    summary = vectorize_raster(
+        raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
+        allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
+    )
+    typer.echo(summary.describe())
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
