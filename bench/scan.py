@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -109,6 +110,11 @@ def main() -> None:
     rates = measure_floor()
     b, d = args.batch, args.channels
     rows, records = [], []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("scan-quick.json" if args.quick else "scan.json")
+    meta = {"machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+            "exp_per_s": rates["exp"], "fma_per_s": rates["fma"], "ops_per_element": OPS,
+            "load_average_at_start": list(os.getloadavg())}  # fmt: skip
     for n, length in shapes:
         x = _inputs(b, d, n, length)
         ref_channels = d if length < 16384 else min(d, args.ref_channels)
@@ -132,6 +138,7 @@ def main() -> None:
                     "floor_seconds": floor, "floor_fraction": floor / t,
                 }  # fmt: skip
                 records.append(record)
+                out.write_text(json.dumps({"meta": meta, "results": records}, indent=1))  # partial runs count too
                 rows.append(
                     f"{n:>3} {length:>6} {mode:>8} {backend:>8} {t:9.3f} {t_ref_full:9.2f}"
                     f"{'*' if ref_channels != d else ' '} {t_ref_full / t:8.1f}x {err:9.1e} {floor:8.3f} {floor / t:6.2f}"
@@ -142,10 +149,7 @@ def main() -> None:
     print("\n".join(rows))
     print(f"(* reference timed on {args.ref_channels} channels, scaled to {d})")
     print(f"torch exp {rates['exp'] / 1e9:.2f} G/s, addcmul {rates['fma'] / 1e9:.2f} G/s, threads {torch.get_num_threads()}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("scan-quick.json" if args.quick else "scan.json")
-    meta = {"machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-            "exp_per_s": rates["exp"], "fma_per_s": rates["fma"], "ops_per_element": OPS}  # fmt: skip
+    meta["load_average_at_end"] = list(os.getloadavg())
     out.write_text(json.dumps({"meta": meta, "results": records}, indent=1))
     print(f"wrote {out}")
 
