@@ -10,3 +10,4 @@ __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_m
 # Architecture modules: importing them registers their presets.
 from rsmamba.models import cmtunet  # noqa: E402,F401
 from rsmamba.models import fmtunet  # noqa: E402,F401
+from rsmamba.models import mafmamba  # noqa: E402,F401
