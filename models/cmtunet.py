@@ -256,3 +256,10 @@ def cmtunet(**kwargs: Any) -> CMTUNet:
 def cmtunet_tiny(**kwargs: Any) -> CMTUNet:
     """Tiny preset for tests and CPU demos (ResNet-18 at width 8, one VSS block per stage)."""
     return CMTUNet(**{**_TINY, **kwargs})
+
+
+def authors_parameter_count(model: nn.Module) -> int:
+    """Parameters as the authors' code holds them: theirs keeps the two Haar filter banks of every
+    WTConv2d as (frozen) ``nn.Parameter``s, 2 x (4C x 1 x 2 x 2); ours computes them in closed form."""
+    frozen = sum(32 * m.base_conv.in_channels for m in model.modules() if isinstance(m, WTConv2d))
+    return sum(p.numel() for p in model.parameters()) + frozen
