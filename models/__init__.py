@@ -6,3 +6,6 @@ Importing this package registers every architecture with the registry.
 from rsmamba.models.registry import ModelInfo, create_model, list_models, model_info, register_model
 
 __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+
+# Architectures: importing a module registers its presets.
+from rsmamba.models import mambaseg  # noqa: E402,F401
