@@ -5,18 +5,28 @@ Shapes (as in ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``):
 (batch, G, N, L) with dim % G == 0; ``D, delta_bias``: (dim,).
 
 Backends are chosen automatically and can be forced with ``backend=`` or the
-``RSMAMBA_SCAN_BACKEND`` environment variable.
+``RSMAMBA_SCAN_BACKEND`` environment variable:
+
+- ``mamba_ssm``: mamba-ssm's CUDA kernel, when it imports and the tensors are on CUDA;
+- ``numba``: fused compiled CPU loop with a vectorised exp (:mod:`rsmamba.kernels.scan_numba`);
+- ``chunked``: pure PyTorch, any device (:mod:`rsmamba.kernels.scan_chunked`);
+- ``reference``: the plain sequential recurrence, the oracle for tests.
+
+Automatic choice: ``mamba_ssm`` on CUDA when importable, ``numba`` on CPU, else ``chunked``.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BACKENDS = ("reference",)
+from rsmamba.kernels import scan_chunked, scan_numba
+
+BACKENDS = ("mamba_ssm", "numba", "chunked", "reference")
 
 
 def _expand_bc(x: Tensor, dim: int) -> Tensor:
@@ -25,6 +35,11 @@ def _expand_bc(x: Tensor, dim: int) -> Tensor:
         return x.unsqueeze(1).expand(x.shape[0], dim, x.shape[1], x.shape[2])
     b, g, n, length = x.shape
     return x.unsqueeze(2).expand(b, g, dim // g, n, length).reshape(b, dim, n, length)
+
+
+def compute_dtype(u: Tensor) -> torch.dtype:
+    """Accumulate in float32, or float64 when given float64 (gradcheck)."""
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
 def selective_scan_reference(
@@ -39,16 +54,18 @@ def selective_scan_reference(
     delta_softplus: bool = False,
     return_last_state: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """The plain sequential recurrence in float32: the oracle every backend is tested against."""
+    """The plain sequential recurrence in float32 (float64 for float64 inputs): the oracle every
+    backend is tested against."""
     dtype_in = u.dtype
-    u, delta, A = u.float(), delta.float(), A.float()
+    cdt = compute_dtype(u)
+    u, delta, A = u.to(cdt), delta.to(cdt), A.to(cdt)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
+        delta = delta + delta_bias.to(cdt)[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
     batch, dim, length = u.shape
-    Bx = _expand_bc(B.float(), dim)
-    Cx = _expand_bc(C.float(), dim)
+    Bx = _expand_bc(B.to(cdt), dim)
+    Cx = _expand_bc(C.to(cdt), dim)
     deltaA = torch.exp(delta.unsqueeze(2) * A[None, :, :, None])  # (b, d, n, L)
     deltaBu = delta.unsqueeze(2) * Bx * u.unsqueeze(2)
     state = u.new_zeros(batch, dim, A.shape[1])
@@ -58,21 +75,79 @@ def selective_scan_reference(
         ys.append((state * Cx[..., t]).sum(-1))
     y = torch.stack(ys, dim=-1)
     if D is not None:
-        y = y + u * D.float()[None, :, None]
+        y = y + u * D.to(cdt)[None, :, None]
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(cdt))
     y = y.to(dtype_in)
     return (y, state) if return_last_state else y
+
+
+def _load_mamba_ssm() -> Any:
+    """mamba-ssm's ``selective_scan_fn`` or None. The import is guarded broadly: on CPU-only
+    machines ``import mamba_ssm`` fails (ImportError, OSError for libcudart, RuntimeError)
+    even when the package is installed."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    return selective_scan_fn
+
+
+_MAMBA_SSM_FN: Any = None
+_MAMBA_SSM_TRIED = False
+
+
+def mamba_ssm_scan_fn() -> Any:
+    """Imported lazily, once: importing mamba-ssm is slow and initialises CUDA."""
+    global _MAMBA_SSM_FN, _MAMBA_SSM_TRIED
+    if not _MAMBA_SSM_TRIED:
+        _MAMBA_SSM_TRIED = True
+        _MAMBA_SSM_FN = _load_mamba_ssm()
+    return _MAMBA_SSM_FN
+
+
+def available_backends(u: Tensor | None = None) -> list[str]:
+    """Backends that can run here (on ``u``'s device when given), fastest first."""
+    names = []
+    on_cuda = u is None or u.is_cuda
+    if on_cuda and mamba_ssm_scan_fn() is not None:
+        names.append("mamba_ssm")
+    if scan_numba.AVAILABLE and (u is None or u.device.type == "cpu"):
+        names.append("numba")
+    names += ["chunked", "reference"]
+    return names
 
 
 def resolve_backend(backend: str | None, u: Tensor) -> str:
     """The backend to use: the argument, then RSMAMBA_SCAN_BACKEND, then the fastest available."""
     name = backend or os.environ.get("RSMAMBA_SCAN_BACKEND") or "auto"
     if name == "auto":
-        return "reference"
+        return available_backends(u)[0]
     if name not in BACKENDS:
-        raise ValueError(f"unknown selective-scan backend {name!r}; available: {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown selective-scan backend {name!r}; known: {', '.join(BACKENDS)}")
+    if name not in available_backends(u):
+        raise ValueError(
+            f"selective-scan backend {name!r} cannot run on {u.device.type} tensors here; "
+            f"available: {', '.join(available_backends(u))}"
+        )
     return name
+
+
+def _as_grouped(x: Tensor) -> Tensor:
+    """(b, N, L) -> (b, 1, N, L); grouped (b, G, N, L) unchanged."""
+    return x.unsqueeze(1) if x.dim() == 3 else x
+
+
+def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
+    batch, dim, length = u.shape
+    if delta.shape != u.shape:
+        raise ValueError(f"delta has shape {tuple(delta.shape)}, expected {tuple(u.shape)}")
+    if A.dim() != 2 or A.shape[0] != dim or A.is_complex():
+        raise ValueError(f"A must be real with shape (dim={dim}, N), got {tuple(A.shape)} {A.dtype}")
+    for name, x in (("B", B), ("C", C)):
+        ok = x.dim() in (3, 4) and x.shape[0] == batch and x.shape[-1] == length and x.shape[-2] == A.shape[1]
+        if not ok or (x.dim() == 4 and dim % x.shape[1] != 0) or x.is_complex():
+            raise ValueError(f"{name} must be real (b, N, L) or (b, G, N, L) with dim % G == 0, got {tuple(x.shape)}")
 
 
 def selective_scan(
@@ -88,6 +163,31 @@ def selective_scan(
     return_last_state: bool = False,
     backend: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """Selective scan with mamba-ssm semantics on any device; see the module docstring for shapes."""
-    resolve_backend(backend, u)
-    return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    """Selective scan with mamba-ssm semantics on any device; see the module docstring for shapes.
+
+    Differentiable in u, delta, A, B, C, D, z and delta_bias (the last state is not). Inputs
+    may be float32 or bfloat16/float16 (accumulated in float32; the output has u's dtype), or
+    float64 (computed in float64).
+    """
+    _check_shapes(u, delta, A, B, C)
+    name = resolve_backend(backend, u)
+    if name == "reference":
+        return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if name == "mamba_ssm":
+        fn = mamba_ssm_scan_fn()
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    dtype_in = u.dtype
+    cdt = compute_dtype(u)
+    u32, delta32 = u.to(cdt), delta.to(cdt)
+    if delta_bias is not None:
+        delta32 = delta32 + delta_bias.to(cdt)[None, :, None]
+    if delta_softplus:
+        delta32 = F.softplus(delta32)
+    core = scan_numba.scan_numba if name == "numba" else scan_chunked.scan_chunked
+    y, last = core(u32, delta32, A.to(cdt), _as_grouped(B.to(cdt)), _as_grouped(C.to(cdt)))
+    if D is not None:
+        y = y + u32 * D.to(cdt)[None, :, None]
+    if z is not None:
+        y = y * F.silu(z.to(cdt))
+    y = y.to(dtype_in)
+    return (y, last) if return_last_state else y
