@@ -22,6 +22,7 @@ Module names follow the authors' (``encoder``, ``decoder_bcd``, ``decoder_T1``, 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rsmamba.kernels.ss2d import Permute, VSSBlock
+from rsmamba.models.catalog import register_paper_preset
 from rsmamba.models.registry import register_model
 from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone
 
@@ -72,8 +74,12 @@ class ResBlock(nn.Module):
 class _ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(channels, channels // reduction), nn.ReLU(),
-                                nn.Linear(channels // reduction, channels), nn.Sigmoid())
+        # channels // reduction is 0 for the 2-class head, as in the authors' code: the gate is
+        # then sigmoid(bias). Kept for checkpoint compatibility; silence torch's zero-size warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self.fc = nn.Sequential(nn.Linear(channels, channels // reduction), nn.ReLU(),
+                                    nn.Linear(channels // reduction, channels), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         b, c = x.shape[:2]
@@ -317,3 +323,7 @@ def mambafcs_tiny(**kwargs: Any) -> MambaFCS:
     """Same structure, tiny widths, one block per stage: for tests and CPU demos."""
     kwargs.setdefault("backbone", "vmamba_test_cl")
     return MambaFCS(**kwargs)
+
+
+# The paper gives no parameter count; ours is checked against the authors' module definitions.
+register_paper_preset("mambafcs", inputs=PAPER_INPUTS, count_style="all")

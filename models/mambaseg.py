@@ -34,6 +34,7 @@ from torch import Tensor
 
 from rsmamba.kernels.selective_scan import selective_scan
 from rsmamba.kernels.ss2d import SS2D, LayerNorm2d, init_dt_A_D
+from rsmamba.models.catalog import register_paper_preset
 from rsmamba.models.registry import register_model
 from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone, load_backbone_weights, make_patch_embed
 
@@ -335,6 +336,12 @@ def mambaseg_tiny(**kwargs: Any) -> MambaSeg:
     kwargs.setdefault("embed_dim", 32)
     kwargs.setdefault("ddim_d_state", 4)
     return MambaSeg(**kwargs)
+
+
+register_paper_preset(
+    "mambaseg", inputs=PAPER_INPUTS, overrides=dict(in_chans=1, aux_chans=10, img_size=(200, 346)),
+    reported_params=PAPER_PARAMS_THOP, reported_gflops=15.59, count_style="thop",
+)
 
 
 def load_pretrained_backbones(model: MambaSeg, image_weights: str | Path, aux_weights: str | Path | None = None) -> None:

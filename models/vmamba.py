@@ -96,7 +96,8 @@ class VMambaBackbone(nn.Module):
         self.channel_first = channel_first
         self.out_indices = tuple(out_indices)
         self.patch_embed = make_patch_embed(in_chans, dims[0], patch_size, channel_first)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        total = sum(depths)  # python floats: the model can be built on the meta device
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         self.layers = nn.ModuleList()
         for i in range(n):
             self.layers.append(VSSLayer(
