@@ -20,7 +20,19 @@ def synthetic_chips(n: int = 4, size: int = 32, classes: int = 3, bands: int = 3
 
 
 def overfit(model: nn.Module, forward: Callable[[nn.Module], torch.Tensor], labels: torch.Tensor, max_steps: int = 300) -> tuple[float, float, int]:
-    """Train until the loss falls below 10 % of its start; returns (first, last, steps)."""
+    """Train until the loss falls below 10 % of its start; returns (first, last, steps).
+
+    Runs on one thread: these models are many small ops, and on a shared 2-core machine a
+    second thread only adds contention (10x slower observed)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _overfit(model, forward, labels, max_steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _overfit(model: nn.Module, forward: Callable[[nn.Module], torch.Tensor], labels: torch.Tensor, max_steps: int) -> tuple[float, float, int]:
     torch.manual_seed(0)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
@@ -40,3 +52,15 @@ def overfit(model: nn.Module, forward: Callable[[nn.Module], torch.Tensor], labe
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def same_output_on_backends(model: nn.Module, forward: Callable[[nn.Module], torch.Tensor], monkeypatch, backends=("reference", "chunked")) -> None:  # type: ignore[no-untyped-def]
+    """The model gives the same logits whichever selective-scan backend runs (set by env var)."""
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for backend in backends:
+            monkeypatch.setenv("RSMAMBA_SCAN_BACKEND", backend)
+            outs.append(forward(model))
+    for other in outs[1:]:
+        assert torch.allclose(outs[0], other, atol=1e-4, rtol=1e-4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _hybrid_testing import count_parameters, overfit, synthetic_chips
+from _hybrid_testing import count_parameters, overfit, same_output_on_backends, synthetic_chips
 from rsmamba.models import create_model, model_info
 from rsmamba.models.cmtunet import authors_parameter_count
 from rsmamba.models.vss import SS2D, cross_merge, cross_scan
@@ -63,7 +63,8 @@ def test_paper_parameter_count() -> None:
     assert abs(count_parameters(model) - 135_460_007) / 135_460_007 < 0.03
 
 
-def test_tiny_overfits_a_synthetic_batch() -> None:
+def test_tiny_overfits_a_synthetic_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RSMAMBA_SCAN_BACKEND", "reference")  # fastest at these tiny lengths
     torch.manual_seed(0)
     images, labels = synthetic_chips()
     model = create_model("cmtunet_tiny", num_classes=3)
@@ -76,3 +77,10 @@ def test_paper_forward_at_paper_size() -> None:
     model = create_model("cmtunet").eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 256, 256)).shape == (1, 6, 256, 256)
+
+
+def test_runs_on_chunked_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = create_model("cmtunet_tiny")
+    images = torch.randn(1, 3, 32, 32)
+    same_output_on_backends(model, lambda m: m(images), monkeypatch)
