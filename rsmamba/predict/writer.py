@@ -108,6 +108,7 @@ class ScratchWriter:
         }
         if rows_done == 0:
             for layer in layers:
+                layer.scratch.parent.mkdir(parents=True, exist_ok=True)
                 with rasterio.open(layer.scratch, "w", count=layer.count, **self.profile) as dst:
                     if layer.colormap:
                         dst.write_colormap(1, layer.colormap)
