@@ -192,3 +192,23 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path) -> None:
                    overlap=16, batch_size=4)
     (got,), (ref,) = _read_all(out), _read_all(tmp_path / "ref.tif")
     np.testing.assert_array_equal(got, ref)
+
+
+def test_column_strips_and_resume_across_strips(tmp_path) -> None:
+    """Wide rasters go strip by strip: same file as one strip, and a resume picks up at its strip."""
+    path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
+    net = TinyConv(num_classes=4).eval()
+    kw = dict(window=64, overlap=16, batch_size=4)
+    predict_raster(path, tmp_path / "one.tif", model=LoadedModel(net, classes=_default_classes(4)),
+                   probabilities=tmp_path / "pone.tif", **kw)
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=20), classes=_default_classes(4)),
+                       strip_width=256, probabilities=tmp_path / "p.tif", **kw)
+    progress = json.loads(sidecar_path(out).read_text())
+    assert progress["strip"] == 1  # strip 0 (columns 0-255) is complete on disk
+    summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=_default_classes(4)),
+                             strip_width=256, probabilities=tmp_path / "p.tif", resume=True, **kw)
+    assert summary.resumed_strip == 1
+    for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")):
+        np.testing.assert_array_equal(got, ref)

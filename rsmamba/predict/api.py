@@ -16,10 +16,10 @@ from rasterio.windows import Window
 
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.blend import BLEND_MODES
-from rsmamba.predict.engine import WeightCache, run_pipeline
+from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
 from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_model
 from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
-from rsmamba.predict.stitch import RowBandStitcher
+from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
 from rsmamba.predict.writer import (
     BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize, probability_layer,
 )
@@ -43,7 +43,8 @@ class PredictSummary:
     memory_bytes: int
     seconds: float = 0.0
     eta_seconds: float | None = None
-    resumed_from_row: int = 0
+    resumed_from_row: int = 0  # rows of ``resumed_strip`` that were already on disk
+    resumed_strip: int = 0
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -61,7 +62,8 @@ class PredictSummary:
             lines.append(f"output size {size / 2**20:.0f} MiB uncompressed; "
                          f"ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else "")
         else:
-            extra = f", resumed at row {self.resumed_from_row}" if self.resumed_from_row else ""
+            extra = (f", resumed at strip {self.resumed_strip} row {self.resumed_from_row}"
+                     if self.resumed_from_row or self.resumed_strip else "")
             lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){extra}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(line for line in lines if line)
@@ -132,14 +134,29 @@ def predict_raster(
     progress: bool = False,
     allow_geographic_mix: bool = False,
     edge_aware: bool = True,
+    gdal_cache_mb: int = 128,
+    strip_width: int = 4096,
 ) -> PredictSummary:
     """Predict a class raster (COG) for ``image`` with bounded memory.
 
     Windows of ``window`` px overlapping by ``overlap`` are blended with ``blend`` weights
     (``none`` = later windows overwrite, ``crop`` px dropped at inner window borders) into a
-    row-band accumulator; finished rows are written as they complete. ``resume=True`` continues an
-    interrupted run with the same parameters from its last complete tile row.
+    row-band accumulator; finished rows are written as they complete. Rasters wider than
+    ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
+    interrupted run with the same parameters from its last complete tile row. GDAL's block cache
+    is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene).
     """
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb * 2**20):
+        return _predict_raster(**{k: v for k, v in locals().items() if k not in ("rasterio", "gdal_cache_mb")})
+
+
+def _predict_raster(
+    image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
+    probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
+    strip_width,
+) -> PredictSummary:
     image, out = Path(image), Path(out)
     problems = ProblemCollector()
     if blend not in BLEND_MODES:
@@ -191,12 +208,18 @@ def predict_raster(
 
         predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
         num_classes = loaded.num_classes
-        stitcher_bytes = (num_classes + 1) * 4 * grid.window_height * src.width + grid.window_height * src.width
+        strip_px = max(BLOCK, strip_width // BLOCK * BLOCK)
+        strips = column_strips(grid.col_offsets, grid.window_width, src.width, strip_px)
+        band_w = max(s.right - s.left for s in strips)
+        out_w = max(s.x1 - s.x0 for s in strips)
+        stitcher_bytes = (num_classes * 4 + 5) * grid.window_height * band_w
+        finished_bytes = (num_classes * 4 + 1) * grid.stride * out_w * 4  # in flight to the writer
         in_chans = len(chosen) + (1 if has_dsm else 0)
-        batch_bytes = batch_size * in_chans * 4 * grid.window_height * grid.window_width
+        batch_bytes = batch_size * (in_chans + num_classes) * 4 * grid.window_height * grid.window_width
         model_bytes = sum(p.numel() * p.element_size() for p in loaded.module.parameters())
-        pending = sum((num_classes if k == "probabilities" else 1) for k in outputs) * (BLOCK + grid.window_height) * src.width
-        memory = stitcher_bytes * 2 + batch_bytes * (prefetch + 2) * (1 + num_classes / in_chans) + model_bytes + pending
+        layers_bands = sum((num_classes if k == "probabilities" else 1) for k in outputs)
+        pending = layers_bands * (BLOCK + grid.window_height) * out_w
+        memory = stitcher_bytes + finished_bytes + batch_bytes * (prefetch + 2) + model_bytes + pending
         summary = PredictSummary(outputs, src.width, src.height, len(grid), window, overlap, int(memory),
                                  warnings=list(src.warnings))
 
@@ -213,33 +236,39 @@ def predict_raster(
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": _model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
-            "tta": tta, "amp": amp, "edge_aware": edge_aware, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
+            "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })
         state = ResumeState(out, digest, src.height)
-        rows_done = state.load([ly.scratch for ly in layers]) if resume else 0
-        summary.resumed_from_row = rows_done
+        first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
+        summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
         profile = src.profile()
         start = time.perf_counter()
-        if rows_done < src.height:
-            writer = ScratchWriter(layers, profile, rows_done=rows_done, on_durable=state.save)
-            if rows_done == 0:
-                state.save(0)
-            stitcher = RowBandStitcher(src.width, src.height, num_classes, grid.window_height, overwrite=blend == "none")
-            first = [r for r in grid.row_offsets if r + grid.window_height > rows_done][0]
-            stitcher.start_at(first)
+        if first_strip < len(strips):
+            writer = ScratchWriter(layers, profile, strip=first_strip, rows_done=rows_done, on_durable=state.save)
+            if first_strip == 0 and rows_done == 0:
+                state.save(0, 0)
+
+            def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
+                st = RowBandStitcher(strip.right - strip.left, src.height, num_classes, grid.window_height,
+                                     overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1))
+                st.start_at(start_row)
+                return st
+
             bar = None
             if progress:
                 from tqdm import tqdm
 
-                bar = tqdm(total=round(src.width * src.height / 1e6, 2), initial=round(first * src.width / 1e6, 2),
+                done_px = sum((s.x1 - s.x0) * src.height for s in strips[:first_strip])
+                done_px += first_grid_row(grid, rows_done) * (strips[first_strip].x1 - strips[first_strip].x0)
+                bar = tqdm(total=round(src.width * src.height / 1e6, 2), initial=round(done_px / 1e6, 2),
                            unit="MPix", unit_scale=False, desc="predict", dynamic_ncols=True)
             try:
                 run_pipeline(
-                    grid=grid, read_window=read_window, predict=predictor, stitcher=stitcher, writer=writer,
-                    weights=WeightCache(src.width, src.height, blend, crop, edge_aware), batch_size=batch_size,
-                    prefetch=prefetch, first_row=rows_done,
-                    on_rows=(lambda n: bar.update(round(n * src.width / 1e6, 4))) if bar is not None else None,
+                    grid=grid, strips=strips, read_window=read_window, predict=predictor, new_stitcher=new_stitcher,
+                    writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
+                    batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done,
+                    on_rows=(lambda n: bar.update(round(n / 1e6, 4))) if bar is not None else None,
                 )
             finally:
                 if bar is not None:

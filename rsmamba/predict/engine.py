@@ -16,7 +16,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from rsmamba.predict.blend import window_weights
-from rsmamba.predict.stitch import FinishedRows, RowBandStitcher
+from rsmamba.predict.stitch import FinishedRows, RowBandStitcher, Strip
 from rsmamba.predict.writer import ScratchWriter
 from rsmamba.raster.windows import WindowGrid
 
@@ -27,6 +27,7 @@ _DONE = object()
 class WindowBatch:
     """Up to ``batch_size`` windows of one grid row, ready for the network."""
 
+    strip: int
     row: int
     windows: list[Window]  # windows with at least one valid pixel (the others contribute nothing)
     x: np.ndarray | None  # (B, C, h, w) float32
@@ -58,11 +59,17 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-def grid_rows_from(grid: WindowGrid, first_row: int) -> Iterator[tuple[int, list[Window]]]:
-    """Grid rows from the first one that still contributes to raster rows >= ``first_row``."""
-    for row, windows in grid.rows():
-        if row + grid.window_height > first_row:
-            yield row, windows
+def first_grid_row(grid: WindowGrid, first_row: int) -> int:
+    """Offset of the first grid row that still contributes to raster rows >= ``first_row``."""
+    return next(r for r in grid.row_offsets if r + grid.window_height > first_row)
+
+
+def strip_rows(grid: WindowGrid, strip: Strip, first_row: int) -> Iterator[tuple[int, list[Window]]]:
+    """The strip's windows, grid row by grid row, from the first row that matters for ``first_row``."""
+    start = first_grid_row(grid, first_row)
+    for row in grid.row_offsets:
+        if row >= start:
+            yield row, [Window(c, row, grid.window_width, grid.window_height) for c in strip.col_offsets]
 
 
 class WeightCache:
@@ -83,21 +90,24 @@ class WeightCache:
 def run_pipeline(
     *,
     grid: WindowGrid,
+    strips: list[Strip],
     read_window: Callable[[Window], tuple[np.ndarray, np.ndarray]],
     predict: Callable[[np.ndarray], np.ndarray],
-    stitcher: RowBandStitcher,
+    new_stitcher: Callable[[Strip, int], RowBandStitcher],
     writer: ScratchWriter,
     weights: Callable[[Window], np.ndarray],
     batch_size: int = 4,
     prefetch: int = 4,
+    first_strip: int = 0,
     first_row: int = 0,
     on_rows: Callable[[int], None] | None = None,
 ) -> None:
-    """Predict every window of ``grid`` that still matters for rows >= ``first_row`` and write it.
+    """Predict every window of every strip from ``(first_strip, first_row)`` on, and write it.
 
     ``read_window(window) -> (x (C,h,w) float32, valid (h,w) bool)`` runs on the reader thread,
     ``predict`` on the calling thread (where torch has its thread pool), rendering and writing on
-    the writer thread. ``on_rows(n)`` is called as rows are finished (progress bars).
+    the writer thread. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
+    ``on_rows(pixels)`` is called as output pixels are finished (progress bars).
     """
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -105,18 +115,19 @@ def run_pipeline(
 
     def reader() -> None:
         try:
-            for row, windows in grid_rows_from(grid, first_row):
-                for start in range(0, len(windows), batch_size):
-                    chunk, xs, valids = [], [], []
-                    for w in windows[start:start + batch_size]:
-                        x, valid = read_window(w)
-                        if valid.any():
-                            chunk.append(w)
-                            xs.append(x)
-                            valids.append(valid)
-                    batch = WindowBatch(row, chunk, np.stack(xs) if xs else None, valids)
-                    if not _put(batches, batch, stop):
-                        return
+            for strip in strips[first_strip:]:
+                for row, windows in strip_rows(grid, strip, first_row if strip.index == first_strip else 0):
+                    for start in range(0, len(windows), batch_size):
+                        chunk, xs, valids = [], [], []
+                        for w in windows[start:start + batch_size]:
+                            x, valid = read_window(w)
+                            if valid.any():
+                                chunk.append(w)
+                                xs.append(x)
+                                valids.append(valid)
+                        batch = WindowBatch(strip.index, row, chunk, np.stack(xs) if xs else None, valids)
+                        if not _put(batches, batch, stop):
+                            return
         finally:
             _put(batches, _DONE, stop)
 
@@ -125,7 +136,7 @@ def run_pipeline(
             item = finished.get()
             if item is _DONE:
                 break
-            writer.write(item)
+            writer.write(*item)
         writer.close()
 
     read_thread = _Worker(reader, "rsmamba-reader")
@@ -133,16 +144,18 @@ def run_pipeline(
     read_thread.start()
     write_thread.start()
 
-    def emit(rows: FinishedRows | None) -> None:
+    def emit(rows: FinishedRows | None, strip: int) -> None:
         if rows is None:
             return
-        if not _put(finished, rows, stop) or write_thread.error is not None:
+        if not _put(finished, (rows, strip), stop) or write_thread.error is not None:
             raise write_thread.error or RuntimeError("writer stopped")
         if on_rows is not None:
-            on_rows(rows.probs.shape[1])
+            on_rows(rows.probs.shape[1] * rows.probs.shape[2])
 
     completed = False
     current: int | None = None
+    strip_index: int | None = None
+    stitcher: RowBandStitcher | None = None
     try:
         while True:
             batch = batches.get()
@@ -150,9 +163,15 @@ def run_pipeline(
                 break
             if write_thread.error is not None:
                 raise write_thread.error
+            if batch.strip != strip_index:
+                if stitcher is not None:
+                    emit(stitcher.finish(), strip_index)
+                strip_index, current = batch.strip, None
+                start = first_grid_row(grid, first_row if batch.strip == first_strip else 0)
+                stitcher = new_stitcher(strips[batch.strip], start)
             if batch.row != current:
                 if current is not None:
-                    emit(stitcher.advance(batch.row))
+                    emit(stitcher.advance(batch.row), strip_index)
                 current = batch.row
             if batch.x is not None:
                 probs = predict(batch.x)
@@ -160,7 +179,8 @@ def run_pipeline(
                     stitcher.add(w, probs[i], weights(w), batch.valid[i])
         if read_thread.error is not None:
             raise read_thread.error
-        emit(stitcher.finish())
+        if stitcher is not None:
+            emit(stitcher.finish(), strip_index)
         completed = True
     finally:
         stop.set()  # the reader stops at its next put

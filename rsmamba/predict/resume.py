@@ -41,8 +41,8 @@ class ResumeState:
         self.digest = digest
         self.height = height
 
-    def load(self, scratch_files: list[Path]) -> int:
-        """Rows already done, after checking the sidecar belongs to this exact run."""
+    def load(self, scratch_files: list[Path]) -> tuple[int, int]:
+        """(strip, rows done in it), after checking the sidecar belongs to this exact run."""
         if not self.path.is_file():
             raise InputError(f"--resume: no interrupted run to resume ({self.path.name} not found); run without --resume")
         data = json.loads(self.path.read_text())
@@ -51,11 +51,12 @@ class ResumeState:
         missing = [p.name for p in scratch_files if not p.is_file()]
         if missing:
             raise InputError(f"--resume: scratch files missing ({', '.join(missing)}); run without --resume")
-        return int(data["rows_done"])
+        return int(data["strip"]), int(data["rows_done"])
 
-    def save(self, rows_done: int) -> None:
+    def save(self, strip: int, rows_done: int) -> None:
         with atomic_output(self.path) as tmp:
-            tmp.write_text(json.dumps({"params": self.digest, "rows_done": rows_done, "height": self.height}))
+            tmp.write_text(json.dumps({"params": self.digest, "strip": strip, "rows_done": rows_done,
+                                       "height": self.height}))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -4,7 +4,9 @@ Windows arrive grid row by grid row, top to bottom. A grid row starting at ``r``
 ``[r, r + window)``; once the next grid row starts at ``r'``, no later window touches rows
 ``< r'``, so they are final. The accumulator therefore only ever holds ``window`` rows of
 weight-summed class probabilities (float32, C x window x W) plus the weight sum and a validity
-mask: memory is proportional to the raster *width*, never to its area.
+mask. Wide rasters are processed in column strips (:func:`column_strips`), each with its own
+band over the strip plus the windows reaching into it, so memory depends on neither the raster
+height nor its width: only on window size, strip width and class count.
 """
 
 from __future__ import annotations
@@ -15,11 +17,46 @@ import numpy as np
 from rasterio.windows import Window
 
 
+@dataclass(frozen=True)
+class Strip:
+    """Output columns ``[x0, x1)`` and the window column offsets whose windows reach into them."""
+
+    index: int
+    x0: int
+    x1: int
+    col_offsets: tuple[int, ...]
+    window_width: int
+
+    @property
+    def left(self) -> int:  # first accumulator column
+        return self.col_offsets[0]
+
+    @property
+    def right(self) -> int:  # one past the last accumulator column
+        return self.col_offsets[-1] + self.window_width
+
+
+def column_strips(grid_col_offsets: list[int], window_width: int, width: int, strip_width: int) -> list[Strip]:
+    """Split the output columns into strips; each keeps every grid window that overlaps it.
+
+    A window crossing a strip border is computed for both strips (the cost of flat memory); the
+    blend of every pixel is unchanged because each strip sees all windows covering its pixels.
+    """
+    strips, x0 = [], 0
+    while x0 < width:
+        x1 = min(width, x0 + strip_width)
+        cols = tuple(c for c in grid_col_offsets if c < x1 and c + window_width > x0)
+        strips.append(Strip(len(strips), x0, x1, cols, window_width))
+        x0 = x1
+    return strips
+
+
 @dataclass
 class FinishedRows:
-    """Rows ``[row, row + probs.shape[1])`` whose probabilities no later window can change."""
+    """Rows ``[row, row + probs.shape[1])`` of columns ``[col, col + probs.shape[2])``, final."""
 
     row: int
+    col: int
     probs: np.ndarray  # (C, n, W) float32, weight-normalised; 0 where nothing contributed
     valid: np.ndarray  # (n, W) bool: input valid and at least one window with weight > 0
 
@@ -31,8 +68,13 @@ class RowBandStitcher:
     its weight is positive instead of being averaged with them.
     """
 
-    def __init__(self, width: int, height: int, num_classes: int, band_height: int, *, overwrite: bool = False):
+    def __init__(self, width: int, height: int, num_classes: int, band_height: int, *, overwrite: bool = False,
+                 col_off: int = 0, out_cols: tuple[int, int] | None = None):
+        """``width`` columns starting at raster column ``col_off``; emits raster columns ``out_cols``."""
         self.width, self.height, self.num_classes = width, height, num_classes
+        self.col_off = col_off
+        lo, hi = out_cols if out_cols is not None else (col_off, col_off + width)
+        self.out = slice(lo - col_off, hi - col_off)
         self.band_height = min(band_height, height)
         self.overwrite = overwrite
         self.base = 0  # raster row held at accumulator row 0
@@ -54,7 +96,7 @@ class RowBandStitcher:
     def add(self, window: Window, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add one window's (C, h, w) probabilities with (h, w) weights and (h, w) validity."""
         r0 = int(window.row_off) - self.base
-        c0 = int(window.col_off)
+        c0 = int(window.col_off) - self.col_off
         h, w = probs.shape[1:]
         if r0 < 0 or r0 + h > self.band_height:
             raise ValueError(f"window rows {window.row_off}..{window.row_off + h} outside the band "
@@ -66,7 +108,8 @@ class RowBandStitcher:
             acc[:, mask] = probs[:, mask]
             wsum[mask] = 1.0
         else:
-            acc += probs * weights
+            np.multiply(probs, weights, out=probs)  # in place: the caller's array is not reused
+            acc += probs
             wsum += weights
         if valid is not None:
             self.valid[r0:r0 + h, c0:c0 + w] |= valid
@@ -100,7 +143,7 @@ class RowBandStitcher:
         return out
 
     def _finish(self, n: int) -> FinishedRows:
-        wsum = self.wsum[:n]
+        acc, wsum = self.acc[:, :n, self.out], self.wsum[:n, self.out]
         covered = wsum > 0
-        probs = np.divide(self.acc[:, :n], wsum, out=np.zeros_like(self.acc[:, :n]), where=covered)
-        return FinishedRows(self.base, probs, self.valid[:n] & covered)
+        probs = np.divide(acc, wsum, out=np.zeros_like(acc), where=covered)
+        return FinishedRows(self.base, self.out.start + self.col_off, probs, self.valid[:n, self.out] & covered)

@@ -89,24 +89,29 @@ def confidence_layer(path: Path) -> OutputLayer:
 
 
 class ScratchWriter:
-    """Renders finished rows and writes them to each layer's scratch file in full tile rows."""
+    """Renders finished rows and writes them to each layer's scratch file in full tile rows.
 
-    def __init__(self, layers: list[OutputLayer], profile: dict[str, Any], *, rows_done: int = 0,
-                 on_durable: Callable[[int], None] | None = None, block: int = BLOCK) -> None:
+    Rows come strip by strip (column strips whose borders are multiples of the tile size), top
+    to bottom within a strip. Progress is ``(strip, rows_done)``: strips before ``strip`` are
+    complete, and rows ``[0, rows_done)`` of strip ``strip`` are on disk.
+    """
+
+    def __init__(self, layers: list[OutputLayer], profile: dict[str, Any], *, strip: int = 0, rows_done: int = 0,
+                 on_durable: Callable[[int, int], None] | None = None, block: int = BLOCK) -> None:
         self.layers = layers
         self.width, self.height = int(profile["width"]), int(profile["height"])
         self.block = block
-        self.rows_done = rows_done  # rows [0, rows_done) are on disk in every scratch file
         self.on_durable = on_durable
-        self.pending: list[np.ndarray] = [np.zeros((ly.count, 0, self.width), np.uint8) for ly in layers]
+        self.strip, self.col, self.strip_width = strip, None, 0
         self.pending_row = rows_done
+        self.pending: list[np.ndarray] = []
         self.profile = {
             "driver": "GTiff", "crs": profile["crs"], "transform": profile["transform"],
             "width": self.width, "height": self.height, "dtype": "uint8", "nodata": NODATA,
             "tiled": True, "blockxsize": block, "blockysize": block, "BIGTIFF": "YES",
             "compress": "zstd", "zstd_level": 1, "interleave": "band", "sparse_ok": True,
         }
-        if rows_done == 0:
+        if strip == 0 and rows_done == 0:
             for layer in layers:
                 layer.scratch.parent.mkdir(parents=True, exist_ok=True)
                 with rasterio.open(layer.scratch, "w", count=layer.count, **self.profile) as dst:
@@ -116,8 +121,16 @@ class ScratchWriter:
                         dst.set_band_description(i, d)
                     dst.update_tags(**layer.tags)
 
-    def write(self, rows: FinishedRows) -> None:
-        """Accept finished rows (in order); rows already on disk (after a resume) are skipped."""
+    def write(self, rows: FinishedRows, strip: int) -> None:
+        """Accept finished rows of strip ``strip`` (in order); rows already on disk are skipped."""
+        if strip < self.strip:
+            return
+        if self.col is None or strip != self.strip:
+            if self.col is not None:
+                self._flush(final=True)
+                self.pending_row = 0
+            self.strip, self.col, self.strip_width = strip, rows.col, rows.probs.shape[2]
+            self.pending = [np.zeros((ly.count, 0, self.strip_width), np.uint8) for ly in self.layers]
         end = rows.row + rows.probs.shape[1]
         if end <= self.pending_row:
             return
@@ -128,21 +141,23 @@ class ScratchWriter:
         self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
+        if not self.pending:
+            return
         n = self.pending[0].shape[1]
         last = self.pending_row + n
         if not final and last < self.height:
             n = (last // self.block) * self.block - self.pending_row
         if n <= 0:
             return
-        window = Window(0, self.pending_row, self.width, n)
+        window = Window(self.col, self.pending_row, self.strip_width, n)
         for i, layer in enumerate(self.layers):
             with rasterio.open(layer.scratch, "r+") as dst:
                 dst.write(self.pending[i][:, :n], window=window)
             self.pending[i] = self.pending[i][:, n:]
         self.pending_row += n
-        self.rows_done = self.pending_row
         if self.on_durable is not None:
-            self.on_durable(self.rows_done)
+            done = self.pending_row >= self.height
+            self.on_durable(self.strip + 1 if done else self.strip, 0 if done else self.pending_row)
 
     def close(self) -> None:
         self._flush(final=True)
