@@ -202,8 +202,10 @@ def _predict_raster(
             if dsm_norm is not None:
                 d = dsm_norm(src.read_dsm(w), valid)
                 x = np.concatenate([x, d[None].astype(np.float32)])
-            x[:, ~valid] = 0.0
-            np.nan_to_num(x, copy=False)
+            if not valid.all():
+                x[:, ~valid] = 0.0
+            if dsm_norm is not None:
+                np.nan_to_num(x, copy=False)
             return x, valid
 
         predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
