@@ -143,3 +143,37 @@ def test_dry_run_reports_and_writes_nothing(tmp_path) -> None:
     text = summary.describe()
     assert "windows" in text and "ETA" in text and "MiB" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif"]
+
+
+class ImageAndHeight(torch.nn.Module):
+    """forward(image, aux): class 1 where the (normalised) height is high, else class 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(50.0))
+
+    def forward(self, image, aux):
+        assert image.shape[1] == 3 and aux.shape[1] == 1
+        return torch.cat([torch.zeros_like(aux), aux * self.gain], dim=1)
+
+
+@pytest.mark.parametrize("inputs", ["image+dsm", "image"])
+def test_dsm_reaches_the_model_on_the_image_grid_and_its_holes_are_nodata(tmp_path, inputs) -> None:
+    img = random_image(64, 64)
+    heights = np.zeros((64, 64), np.float32)
+    heights[:, 32:] = 10.0  # a "building" on the right half
+    heights[:8, :8] = -9999.0  # DSM hole
+    path = write_raster(tmp_path / "img.tif", img)
+    dsm = write_raster(tmp_path / "dsm.tif", heights, nodata=-9999.0)
+    net = ImageAndHeight()
+    if inputs == "image":  # the DSM is concatenated as a 4th channel
+        base = net
+        net = type("Concat", (torch.nn.Module,), {"forward": lambda self, x: base(x[:, :3], x[:, 3:])})()
+        net.base = base
+    model = LoadedModel(net, inputs=inputs, classes=_classes(2), uses_dsm=True, dsm_norm={"mode": "zscore", "mean": 5.0, "std": 10.0})
+    predict_raster(path, tmp_path / "out.tif", dsm=dsm, model=model, window=32, overlap=8)
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        got = ds.read(1)
+        assert ds.nodata == NODATA
+    assert (got[:8, :8] == NODATA).all()
+    assert (got[8:, :32] == 0).all() and (got[:, 32:] == 1).all()
