@@ -2,10 +2,11 @@
 
     python bench/predict.py            # (a)+(c) on 2048^2, (b) on 5000^2 and 20000^2
     python bench/predict.py --quick    # (a)+(c) on 1024^2, (b) on 2000^2 and 6000^2
+    python bench/predict.py --parts ac # only (a)+(c) (or --parts b); other results in the JSON are kept
 
-(a) end-to-end ``predict_raster`` (read GeoTIFF, normalise, forward, blend, write a COG) time
-    vs. the same network's forward alone on the same windows pre-loaded in RAM, same batches:
-    ratio = forward-only time / end-to-end time (1.0 = I/O and stitching fully hidden).
+(a) end-to-end ``predict_raster`` (read GeoTIFF, normalise, forward, blend, write the class COG)
+    time vs. the same network's forward alone on the same windows pre-loaded in RAM, same
+    batches: ratio = forward-only time / end-to-end time (1.0 = I/O and stitching fully hidden).
 (b) peak RSS (VmHWM of a fresh child process) predicting 3-band scenes of two sizes with a cheap
     conv net: memory must not grow with the scene.
 (c) MONAI ``sliding_window_inference`` (gaussian, same windows, whole image in RAM) vs. rsmamba
@@ -17,6 +18,7 @@ Times are the best of two alternating runs (the machine is shared and noisy).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -28,7 +30,7 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_table, run_measured, write_result  # noqa: E402
+from _util import RESULTS, print_table, run_measured, write_result  # noqa: E402
 from tile import make_raster  # noqa: E402
 
 WINDOW, OVERLAP, BATCH = 256, 32, 4
@@ -69,14 +71,14 @@ def forward_only(src_path: Path, net: torch.nn.Module) -> float:
     return time.perf_counter() - t0
 
 
-def end_to_end(src_path: Path, out: Path, net: torch.nn.Module) -> float:
+def end_to_end(src_path: Path, out: Path, net: torch.nn.Module, probabilities: bool) -> float:
     from rsmamba.predict import predict_raster
     from rsmamba.predict.model import LoadedModel, _default_classes
 
     t0 = time.perf_counter()
     predict_raster(src_path, out, model=LoadedModel(net, classes=_default_classes(6)), window=WINDOW,
                    overlap=OVERLAP, batch_size=BATCH, blend="gaussian", edge_aware=False,
-                   probabilities=out.with_name("probs.tif"))
+                   probabilities=out.with_name("probs.tif") if probabilities else None)
     return time.perf_counter() - t0
 
 
@@ -101,69 +103,79 @@ def monai_run(src_path: Path, net: torch.nn.Module) -> tuple[float, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default="ac,b", help="which measurements: ac, b or ac,b")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     scene = 1024 if args.quick else 2048
     sizes = (2000, 6000) if args.quick else (5000, 20000)
     work = Path(tempfile.mkdtemp(prefix="rsmamba-bench-predict-"))
-    result: dict = {"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads()}
+    previous = RESULTS / "predict.json"
+    result: dict = json.loads(previous.read_text()) if previous.exists() and parts != {"ac", "b"} else {}
+    result.pop("machine", None)
+    result.update({"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads()})
     try:
-        # (a) and (c) ------------------------------------------------------------------
-        src = work / f"scene_{scene}.tif"
-        make_raster(src, scene)
-        net = medium_net()
-        t_fwd, t_e2e, t_monai = [], [], []
-        for _ in range(2):
-            t_fwd.append(forward_only(src, net))
-            t_e2e.append(end_to_end(src, work / "classes.tif", net))
-            dt, monai_probs = monai_run(src, net)
-            t_monai.append(dt)
-        with rasterio.open(work / "probs.tif") as ds:
-            ours = ds.read().astype(np.float32) / 254
-        diff = np.abs(ours - monai_probs)
-        agree = float((ours.argmax(0) == monai_probs.argmax(0)).mean())
-        fwd, e2e, mon = min(t_fwd), min(t_e2e), min(t_monai)
-        mpix = scene * scene / 1e6
-        rows_a = [
-            {"run": "forward only (RAM)", "seconds": fwd, "mpix_per_s": mpix / fwd},
-            {"run": "rsmamba end-to-end", "seconds": e2e, "mpix_per_s": mpix / e2e},
-            {"run": "MONAI sliding_window", "seconds": mon, "mpix_per_s": mpix / mon},
-        ]
-        print(f"scene {scene}x{scene}, window {WINDOW}, overlap {OVERLAP}, batch {BATCH}, "
-              f"torch threads {torch.get_num_threads()}")
-        print_table(rows_a, ["run", "seconds", "mpix_per_s"])
-        result.update({
-            "scene": scene, "timings": rows_a, "all_times": {"forward": t_fwd, "e2e": t_e2e, "monai": t_monai},
-            "a_throughput_ratio": fwd / e2e, "c_time_ratio_rsmamba_over_monai": e2e / mon,
-            "c_max_abs_prob_diff": float(diff.max()), "c_mean_abs_prob_diff": float(diff.mean()),
-            "c_argmax_agreement": agree,
-        })
-        print(f"(a) end-to-end / forward-only throughput: {fwd / e2e:.3f}  (target >= 0.9)")
-        print(f"(c) rsmamba / MONAI time: {e2e / mon:.3f}  (target <= 1); probabilities max |diff| "
-              f"{diff.max():.4f}, mean {diff.mean():.5f}; argmax agreement {agree:.5f}")
-        src.unlink()
-
-        # (b) --------------------------------------------------------------------------
-        _, base_rss = run_measured(f"import torch, rsmamba.predict\n{CHEAP_NET}")
-        rows_b = []
-        for size in sizes:
-            src = work / f"mem_{size}.tif"
-            make_raster(src, size)
-            out = work / f"mem_{size}_classes.tif"
-            code = (f"import torch\nfrom rsmamba.predict import predict_raster\nfrom rsmamba.predict.model import "
-                    f"LoadedModel, _default_classes\n{CHEAP_NET}\n"
-                    f"predict_raster({str(src)!r}, {str(out)!r}, model=LoadedModel(net, classes=_default_classes(6)),"
-                    f" window=512, overlap=64, batch_size={BATCH})\n")
-            dt, rss = run_measured(code)
-            rows_b.append({"size": f"{size}x{size}", "seconds": dt, "mpix_per_s": size * size / dt / 1e6,
-                           "peak_rss_mib": rss, "raster_mib": size * size * 3 / 2**20})
+        if "ac" in parts:
+            src = work / f"scene_{scene}.tif"
+            make_raster(src, scene)
+            net = medium_net()
+            t_fwd, t_e2e, t_e2e_p, t_monai = [], [], [], []
+            for _ in range(2):
+                t_fwd.append(forward_only(src, net))
+                t_e2e.append(end_to_end(src, work / "classes.tif", net, probabilities=False))
+                t_e2e_p.append(end_to_end(src, work / "classes.tif", net, probabilities=True))
+                dt, monai_probs = monai_run(src, net)
+                t_monai.append(dt)
+            with rasterio.open(work / "probs.tif") as ds:
+                ours = ds.read().astype(np.float32) / 254
+            diff = np.abs(ours - monai_probs)
+            agree = float((ours.argmax(0) == monai_probs.argmax(0)).mean())
+            fwd, e2e, e2e_p, mon = min(t_fwd), min(t_e2e), min(t_e2e_p), min(t_monai)
+            mpix = scene * scene / 1e6
+            rows_a = [
+                {"run": "forward only (RAM)", "seconds": fwd, "mpix_per_s": mpix / fwd},
+                {"run": "rsmamba end-to-end", "seconds": e2e, "mpix_per_s": mpix / e2e},
+                {"run": "rsmamba + probabilities", "seconds": e2e_p, "mpix_per_s": mpix / e2e_p},
+                {"run": "MONAI sliding_window", "seconds": mon, "mpix_per_s": mpix / mon},
+            ]
+            print(f"scene {scene}x{scene}, window {WINDOW}, overlap {OVERLAP}, batch {BATCH}, "
+                  f"torch threads {torch.get_num_threads()}")
+            print_table(rows_a, ["run", "seconds", "mpix_per_s"])
+            result.update({
+                "scene": scene, "timings": rows_a,
+                "all_times": {"forward": t_fwd, "e2e": t_e2e, "e2e_probabilities": t_e2e_p,
+                                                                  "monai": t_monai},
+                "a_throughput_ratio": fwd / e2e, "c_time_ratio_rsmamba_over_monai": e2e_p / mon,
+                "c_max_abs_prob_diff": float(diff.max()), "c_mean_abs_prob_diff": float(diff.mean()),
+                "c_argmax_agreement": agree,
+            })
+            print(f"(a) end-to-end / forward-only throughput: {fwd / e2e:.3f}  (target >= 0.9)")
+            print(f"(c) rsmamba (with the probability COG) / MONAI time: {e2e_p / mon:.3f}  (target <= 1); "
+                  f"probabilities max |diff| "
+                  f"{diff.max():.4f}, mean {diff.mean():.5f}; argmax agreement {agree:.5f}")
             src.unlink()
-            out.unlink()
-        growth = rows_b[-1]["peak_rss_mib"] / rows_b[0]["peak_rss_mib"]
-        print_table(rows_b, ["size", "seconds", "mpix_per_s", "peak_rss_mib", "raster_mib"])
-        print(f"(b) import-only baseline {base_rss:.0f} MiB; largest / smallest peak RSS {growth:.3f} "
-              f"(target <= 1.2); largest below 2 GiB: {rows_b[-1]['peak_rss_mib'] < 2048}")
-        result.update({"memory": rows_b, "b_import_baseline_rss_mib": base_rss, "b_rss_growth_ratio": growth,
-                       "b_largest_below_2GiB": rows_b[-1]["peak_rss_mib"] < 2048})
+
+        if "b" in parts:
+            _, base_rss = run_measured(f"import torch, rsmamba.predict\n{CHEAP_NET}")
+            rows_b = []
+            for size in sizes:
+                src = work / f"mem_{size}.tif"
+                make_raster(src, size)
+                out = work / f"mem_{size}_classes.tif"
+                code = (f"import torch\nfrom rsmamba.predict import predict_raster\nfrom rsmamba.predict.model import "
+                        f"LoadedModel, _default_classes\n{CHEAP_NET}\n"
+                        f"predict_raster({str(src)!r}, {str(out)!r}, model=LoadedModel(net, classes=_default_classes(6)),"
+                        f" window=512, overlap=64, batch_size={BATCH})\n")
+                dt, rss = run_measured(code)
+                rows_b.append({"size": f"{size}x{size}", "seconds": dt, "mpix_per_s": size * size / dt / 1e6,
+                               "peak_rss_mib": rss, "raster_mib": size * size * 3 / 2**20})
+                src.unlink()
+                out.unlink()
+            growth = rows_b[-1]["peak_rss_mib"] / rows_b[0]["peak_rss_mib"]
+            print_table(rows_b, ["size", "seconds", "mpix_per_s", "peak_rss_mib", "raster_mib"])
+            print(f"(b) import-only baseline {base_rss:.0f} MiB; largest / smallest peak RSS {growth:.3f} "
+                  f"(target <= 1.2); largest below 2 GiB: {rows_b[-1]['peak_rss_mib'] < 2048}")
+            result.update({"memory": rows_b, "b_import_baseline_rss_mib": base_rss, "b_rss_growth_ratio": growth,
+                           "b_largest_below_2GiB": rows_b[-1]["peak_rss_mib"] < 2048})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {write_result('predict', result)}")

@@ -55,7 +55,7 @@ def streamed(grid: WindowGrid, classes: int, mode: str, crop: int) -> tuple[np.n
     return np.concatenate(parts, axis=1), np.concatenate(valids), rows_seen
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     width=st.integers(1, 90), height=st.integers(1, 90), size=st.integers(4, 40),
     overlap_frac=st.floats(0, 0.9), mode=st.sampled_from(BLEND_MODES), use_crop=st.booleans(),
@@ -100,7 +100,7 @@ def test_weights_fall_towards_inner_borders_and_stay_flat_on_raster_edges(mode) 
     assert (cropped[:4] == 0).all() and (cropped[:, -4:] == 0).all() and cropped[16, 16] > 0.9
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     width=st.integers(1, 120), height=st.integers(1, 60), size=st.integers(4, 40), overlap_frac=st.floats(0, 0.9),
     strip_width=st.integers(1, 50), mode=st.sampled_from(["hann", "none"]),
