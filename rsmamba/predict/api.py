@@ -222,12 +222,13 @@ def _predict_raster(
         layers_bands = sum((num_classes if k == "probabilities" else 1) for k in outputs)
         pending = layers_bands * (BLOCK + grid.window_height) * out_w
         memory = stitcher_bytes + finished_bytes + batch_bytes * (prefetch + 2) + model_bytes + pending
-        summary = PredictSummary(outputs, src.width, src.height, len(grid), window, overlap, int(memory),
+        n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
+        summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=list(src.warnings))
 
         if dry_run:
             summary.dry_run = True
-            summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size)
+            summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             return summary
 
         layers: list[OutputLayer] = [class_layer(out, loaded.classes)]
@@ -282,12 +283,11 @@ def _predict_raster(
     return summary
 
 
-def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int) -> float:
+def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int) -> float:
     """Time one batch (after a warm-up batch) and scale to the whole grid."""
     windows = list(grid)[:batch_size]
     x = np.stack([read_window(w)[0] for w in windows])
     predictor(x)
     t0 = time.perf_counter()
     predictor(x)
-    per_window = (time.perf_counter() - t0) / len(windows)
-    return per_window * len(grid)
+    return (time.perf_counter() - t0) / len(windows) * n_windows
