@@ -91,10 +91,40 @@ def synth(
         typer.echo(f"{name}: {path}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def predict(ctx: typer.Context) -> None:
-    """Sliding-window inference stitched into a georeferenced class raster."""
-    _not_built("predict", 5)
+@app.command()
+def predict(
+    image: Path = typer.Argument(..., help="Orthophoto / image GeoTIFF."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output class raster (Cloud-Optimised GeoTIFF)."),
+    dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
+    model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the demo model."),
+    bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands, e.g. '3,2,1' (default: the checkpoint's)."),
+    window: int = typer.Option(512, "--window", help="Window size in pixels."),
+    overlap: int = typer.Option(128, "--overlap", help="Overlap between windows in pixels."),
+    blend: str = typer.Option("hann", "--blend", help="none|mean|hann|gaussian|spline."),
+    crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop)."),
+    tta: bool = typer.Option(False, "--tta", help="D4 test-time augmentation (8x compute)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Windows per forward pass."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bf16 on CPU, fp16 on GPU)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write per-class probabilities (uint8, p x 254)."),
+    confidence: Optional[Path] = typer.Option(None, "--confidence", help="Also write the winning class probability (uint8, p x 254)."),
+    compress: str = typer.Option("deflate", "--compress", help="COG compression: deflate, zstd, lzw, none."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing."),
+    allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
+) -> None:
+    """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
+    from rsmamba.predict import predict_raster
+
+    summary = predict_raster(
+        image, out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+        window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
+        amp=amp, channels_last=channels_last, probabilities=probabilities, confidence=confidence,
+        compress=compress, resume=resume, dry_run=dry_run, progress=not dry_run,
+        allow_geographic_mix=allow_geographic_mix,
+    )
+    typer.echo(summary.describe())
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

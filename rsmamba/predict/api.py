@@ -1,0 +1,293 @@
+"""``predict_raster``: the library function behind ``rsmamba predict``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from rasterio.windows import Window
+
+from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.predict.blend import BLEND_MODES
+from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
+from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_model
+from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
+from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
+from rsmamba.predict.writer import (
+    BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize, probability_layer,
+)
+from rsmamba.raster.normalize import BandStats, compute_stats, normalize
+from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.windows import WindowGrid
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class PredictSummary:
+    """What a run did (or, for a dry run, would do)."""
+
+    outputs: dict[str, Path]
+    width: int
+    height: int
+    windows: int
+    window: int
+    overlap: int
+    memory_bytes: int
+    seconds: float = 0.0
+    eta_seconds: float | None = None
+    resumed_from_row: int = 0  # rows of ``resumed_strip`` that were already on disk
+    resumed_strip: int = 0
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mpix_per_s(self) -> float:
+        return self.width * self.height / 1e6 / self.seconds if self.seconds else 0.0
+
+    def describe(self) -> str:
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
+                 f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"]
+        for name, path in self.outputs.items():
+            lines.append(f"{name}: {path}")
+        if self.dry_run:
+            size = sum(self.width * self.height for _ in self.outputs)
+            lines.append(f"output size {size / 2**20:.0f} MiB uncompressed; "
+                         f"ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else "")
+        else:
+            extra = (f", resumed at strip {self.resumed_strip} row {self.resumed_from_row}"
+                     if self.resumed_from_row or self.resumed_strip else "")
+            lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){extra}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(line for line in lines if line)
+
+
+def _check_output(path: Path, image: Path, problems: ProblemCollector, role: str) -> None:
+    if path.exists() and path.is_dir():
+        problems.add(f"{role} {path}: is a directory")
+        return
+    if path.resolve() == image.resolve():
+        problems.add(f"{role} {path}: would overwrite the input image")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        problems.add(f"{role} {path}: cannot write into {parent}")
+
+
+def _model_digest(model: LoadedModel) -> str:
+    """Hash of the weights' values in order (not their names: a wrapper module changes nothing)."""
+    h = hashlib.sha256()
+    for t in model.module.state_dict().values():
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None):
+    """Per-window DSM normalisation as the model was trained (heights, not absolute elevations)."""
+    norm = model.dsm_norm or {"mode": "minmax-window"}
+    if norm.get("mode") == "zscore":
+        mean = float(norm["mean"] if "mean" in norm else dsm_stats.mean[0])
+        std = float(norm["std"] if "std" in norm else dsm_stats.std[0]) or 1.0
+        return lambda d, valid: (d - mean) / std
+
+    def minmax(d: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        v = d[valid & np.isfinite(d)]
+        if v.size == 0:
+            return np.zeros_like(d)
+        lo, hi = float(v.min()), float(v.max())
+        return (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
+
+    return minmax
+
+
+def predict_raster(
+    image: PathLike,
+    out: PathLike,
+    *,
+    dsm: PathLike | None = None,
+    model: str | PathLike | nn.Module | LoadedModel | None = None,
+    bands: list[int] | None = None,
+    window: int = 512,
+    overlap: int = 128,
+    blend: str = "hann",
+    crop: int = 0,
+    tta: bool = False,
+    batch_size: int = 4,
+    device: str = "cpu",
+    amp: bool = False,
+    channels_last: bool = False,
+    probabilities: PathLike | None = None,
+    confidence: PathLike | None = None,
+    compress: str = "deflate",
+    resume: bool = False,
+    dry_run: bool = False,
+    prefetch: int = 4,
+    progress: bool = False,
+    allow_geographic_mix: bool = False,
+    edge_aware: bool = True,
+    gdal_cache_mb: int = 128,
+    strip_width: int = 4096,
+) -> PredictSummary:
+    """Predict a class raster (COG) for ``image`` with bounded memory.
+
+    Windows of ``window`` px overlapping by ``overlap`` are blended with ``blend`` weights
+    (``none`` = later windows overwrite, ``crop`` px dropped at inner window borders) into a
+    row-band accumulator; finished rows are written as they complete. Rasters wider than
+    ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
+    interrupted run with the same parameters from its last complete tile row. GDAL's block cache
+    is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene).
+    """
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb * 2**20):
+        return _predict_raster(**{k: v for k, v in locals().items() if k not in ("rasterio", "gdal_cache_mb")})
+
+
+def _predict_raster(
+    image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
+    probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
+    strip_width,
+) -> PredictSummary:
+    image, out = Path(image), Path(out)
+    problems = ProblemCollector()
+    if blend not in BLEND_MODES:
+        problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
+    if crop < 0 or (crop > 0 and overlap < 2 * crop):
+        problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
+    if batch_size < 1:
+        problems.add(f"--batch-size must be >= 1, got {batch_size}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        problems.add(f"--device {device}: CUDA is not available on this machine")
+    outputs = {"classes": out}
+    if probabilities is not None:
+        outputs["probabilities"] = Path(probabilities)
+    if confidence is not None:
+        outputs["confidence"] = Path(confidence)
+    if len({p.resolve() for p in outputs.values()}) != len(outputs):
+        problems.add("the class, probability and confidence outputs must be different files")
+    if not dry_run:
+        for name, path in outputs.items():
+            _check_output(path, image, problems, name)
+    problems.raise_if_any()
+
+    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
+        image_count, has_dsm = probe.count, probe.has_dsm
+    loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
+    chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+
+    with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
+        grid = WindowGrid(src.width, src.height, window, overlap)
+        if loaded.image_norm is not None:
+            image_stats = BandStats(loaded.image_norm["mean"], loaded.image_norm["std"],
+                                    loaded.image_norm.get("minimum", []), loaded.image_norm.get("maximum", []))
+            dsm_stats = None
+            if has_dsm and (loaded.dsm_norm or {}).get("mode") == "zscore" and "mean" not in loaded.dsm_norm:
+                dsm_stats = compute_stats(src)[1]
+        else:
+            image_stats, dsm_stats = compute_stats(src)
+        dsm_norm = _dsm_normalizer(loaded, dsm_stats) if has_dsm else None
+
+        def read_window(w: Window) -> tuple[np.ndarray, np.ndarray]:
+            valid = src.read_valid(w)
+            x = normalize(src.read_image(w), image_stats)
+            if dsm_norm is not None:
+                d = dsm_norm(src.read_dsm(w), valid)
+                x = np.concatenate([x, d[None].astype(np.float32)])
+            if not valid.all():
+                x[:, ~valid] = 0.0
+            if dsm_norm is not None:
+                np.nan_to_num(x, copy=False)
+            return x, valid
+
+        predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
+        num_classes = loaded.num_classes
+        strip_px = max(BLOCK, strip_width // BLOCK * BLOCK)
+        strips = column_strips(grid.col_offsets, grid.window_width, src.width, strip_px)
+        band_w = max(s.right - s.left for s in strips)
+        out_w = max(s.x1 - s.x0 for s in strips)
+        stitcher_bytes = (num_classes * 4 + 5) * grid.window_height * band_w
+        finished_bytes = (num_classes * 4 + 1) * grid.stride * out_w * 4  # in flight to the writer
+        in_chans = len(chosen) + (1 if has_dsm else 0)
+        batch_bytes = batch_size * (in_chans + num_classes) * 4 * grid.window_height * grid.window_width
+        model_bytes = sum(p.numel() * p.element_size() for p in loaded.module.parameters())
+        layers_bands = sum((num_classes if k == "probabilities" else 1) for k in outputs)
+        pending = layers_bands * (BLOCK + grid.window_height) * out_w
+        memory = stitcher_bytes + finished_bytes + batch_bytes * (prefetch + 2) + model_bytes + pending
+        n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
+        summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
+                                 warnings=list(src.warnings))
+
+        if dry_run:
+            summary.dry_run = True
+            summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            return summary
+
+        layers: list[OutputLayer] = [class_layer(out, loaded.classes)]
+        if probabilities is not None:
+            layers.append(probability_layer(Path(probabilities), loaded.classes))
+        if confidence is not None:
+            layers.append(confidence_layer(Path(confidence)))
+        digest = params_hash({
+            "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
+            "model": _model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
+            "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
+            "image_stats": image_stats.mean + image_stats.std,
+        })
+        state = ResumeState(out, digest, src.height)
+        first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
+        summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
+        profile = src.profile()
+        start = time.perf_counter()
+        if first_strip < len(strips):
+            writer = ScratchWriter(layers, profile, strip=first_strip, rows_done=rows_done, on_durable=state.save)
+            if first_strip == 0 and rows_done == 0:
+                state.save(0, 0)
+
+            def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
+                st = RowBandStitcher(strip.right - strip.left, src.height, num_classes, grid.window_height,
+                                     overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1))
+                st.start_at(start_row)
+                return st
+
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                done_px = sum((s.x1 - s.x0) * src.height for s in strips[:first_strip])
+                done_px += first_grid_row(grid, rows_done) * (strips[first_strip].x1 - strips[first_strip].x0)
+                bar = tqdm(total=round(src.width * src.height / 1e6, 2), initial=round(done_px / 1e6, 2),
+                           unit="MPix", unit_scale=False, desc="predict", dynamic_ncols=True)
+            try:
+                run_pipeline(
+                    grid=grid, strips=strips, read_window=read_window, predict=predictor, new_stitcher=new_stitcher,
+                    writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
+                    batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done,
+                    on_rows=(lambda n: bar.update(round(n / 1e6, 4))) if bar is not None else None,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+        for layer in layers:
+            finalize(layer, compress=compress)
+        state.remove()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int) -> float:
+    """Time one batch (after a warm-up batch) and scale to the whole grid."""
+    windows = list(grid)[:batch_size]
+    x = np.stack([read_window(w)[0] for w in windows])
+    predictor(x)
+    t0 = time.perf_counter()
+    predictor(x)
+    return (time.perf_counter() - t0) / len(windows) * n_windows

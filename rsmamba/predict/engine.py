@@ -1,0 +1,201 @@
+"""The streaming pipeline: a reader thread, the model on the calling thread, a writer thread.
+
+Reading and normalising windows, running the network, and rendering/compressing finished rows
+each take real time; with bounded queues between them the network never waits on disk and
+memory stays fixed (``prefetch`` batches in flight, one row band in the stitcher).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+
+from rsmamba.predict.blend import window_weights
+from rsmamba.predict.stitch import FinishedRows, RowBandStitcher, Strip
+from rsmamba.predict.writer import ScratchWriter
+from rsmamba.raster.windows import WindowGrid
+
+_DONE = object()
+
+
+@dataclass
+class WindowBatch:
+    """Up to ``batch_size`` windows of one grid row, ready for the network."""
+
+    strip: int
+    row: int
+    windows: list[Window]  # windows with at least one valid pixel (the others contribute nothing)
+    x: np.ndarray | None  # (B, C, h, w) float32
+    valid: list[np.ndarray]
+
+
+class _Worker(threading.Thread):
+    """A daemon thread that keeps its exception for the caller to re-raise."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._fn = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def first_grid_row(grid: WindowGrid, first_row: int) -> int:
+    """Offset of the first grid row that still contributes to raster rows >= ``first_row``."""
+    return next(r for r in grid.row_offsets if r + grid.window_height > first_row)
+
+
+def strip_rows(grid: WindowGrid, strip: Strip, first_row: int) -> Iterator[tuple[int, list[Window]]]:
+    """The strip's windows, grid row by grid row, from the first row that matters for ``first_row``."""
+    start = first_grid_row(grid, first_row)
+    for row in grid.row_offsets:
+        if row >= start:
+            yield row, [Window(c, row, grid.window_width, grid.window_height) for c in strip.col_offsets]
+
+
+class WeightCache:
+    """Window weights depend only on which raster edges a window touches: compute each kind once."""
+
+    def __init__(self, width: int, height: int, mode: str, crop: int, edge_aware: bool = True) -> None:
+        self.width, self.height, self.mode, self.crop, self.edge_aware = width, height, mode, crop, edge_aware
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, w: Window) -> np.ndarray:
+        c, r, ww, hh = int(w.col_off), int(w.row_off), int(w.width), int(w.height)
+        key = (c == 0, c + ww >= self.width, r == 0, r + hh >= self.height, ww, hh)
+        if key not in self._cache:
+            self._cache[key] = window_weights(w, self.width, self.height, self.mode, self.crop, self.edge_aware)
+        return self._cache[key]
+
+
+def run_pipeline(
+    *,
+    grid: WindowGrid,
+    strips: list[Strip],
+    read_window: Callable[[Window], tuple[np.ndarray, np.ndarray]],
+    predict: Callable[[np.ndarray], np.ndarray],
+    new_stitcher: Callable[[Strip, int], RowBandStitcher],
+    writer: ScratchWriter,
+    weights: Callable[[Window], np.ndarray],
+    batch_size: int = 4,
+    prefetch: int = 4,
+    first_strip: int = 0,
+    first_row: int = 0,
+    on_rows: Callable[[int], None] | None = None,
+) -> None:
+    """Predict every window of every strip from ``(first_strip, first_row)`` on, and write it.
+
+    ``read_window(window) -> (x (C,h,w) float32, valid (h,w) bool)`` runs on the reader thread,
+    ``predict`` on the calling thread (where torch has its thread pool), rendering and writing on
+    the writer thread. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
+    ``on_rows(pixels)`` is called as output pixels are finished (progress bars).
+    """
+    stop = threading.Event()
+    batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    finished: queue.Queue = queue.Queue(maxsize=2)
+
+    def reader() -> None:
+        try:
+            for strip in strips[first_strip:]:
+                for row, windows in strip_rows(grid, strip, first_row if strip.index == first_strip else 0):
+                    for start in range(0, len(windows), batch_size):
+                        chunk, xs, valids = [], [], []
+                        for w in windows[start:start + batch_size]:
+                            x, valid = read_window(w)
+                            if valid.any():
+                                chunk.append(w)
+                                xs.append(x)
+                                valids.append(valid)
+                        batch = WindowBatch(strip.index, row, chunk, np.stack(xs) if xs else None, valids)
+                        if not _put(batches, batch, stop):
+                            return
+        finally:
+            _put(batches, _DONE, stop)
+
+    def write() -> None:
+        while True:
+            item = finished.get()
+            if item is _DONE:
+                break
+            writer.write(*item)
+        writer.close()
+
+    read_thread = _Worker(reader, "rsmamba-reader")
+    write_thread = _Worker(write, "rsmamba-writer")
+    read_thread.start()
+    write_thread.start()
+
+    def emit(rows: FinishedRows | None, strip: int) -> None:
+        if rows is None:
+            return
+        if not _put(finished, (rows, strip), stop) or write_thread.error is not None:
+            raise write_thread.error or RuntimeError("writer stopped")
+        if on_rows is not None:
+            on_rows(rows.probs.shape[1] * rows.probs.shape[2])
+
+    completed = False
+    current: int | None = None
+    strip_index: int | None = None
+    stitcher: RowBandStitcher | None = None
+    try:
+        while True:
+            batch = batches.get()
+            if batch is _DONE:
+                break
+            if write_thread.error is not None:
+                raise write_thread.error
+            if batch.strip != strip_index:
+                if stitcher is not None:
+                    emit(stitcher.finish(), strip_index)
+                strip_index, current = batch.strip, None
+                start = first_grid_row(grid, first_row if batch.strip == first_strip else 0)
+                stitcher = new_stitcher(strips[batch.strip], start)
+            if batch.row != current:
+                if current is not None:
+                    emit(stitcher.advance(batch.row), strip_index)
+                current = batch.row
+            if batch.x is not None:
+                probs = predict(batch.x)
+                for i, w in enumerate(batch.windows):
+                    stitcher.add(w, probs[i], weights(w), batch.valid[i])
+        if read_thread.error is not None:
+            raise read_thread.error
+        if stitcher is not None:
+            emit(stitcher.finish(), strip_index)
+        completed = True
+    finally:
+        stop.set()  # the reader stops at its next put
+        read_thread.join()
+        # The writer finishes what it already has (complete tile rows stay valid for --resume);
+        # after a failure its last partial tile row is discarded by not calling close().
+        if not completed:
+            writer.close = lambda: None  # type: ignore[method-assign]
+        while True:
+            try:
+                finished.put(_DONE, timeout=0.1)
+                break
+            except queue.Full:
+                if not write_thread.is_alive():
+                    break
+        write_thread.join()
+    if write_thread.error is not None:
+        raise write_thread.error

@@ -1,0 +1,181 @@
+"""Loading a model for prediction and running it on batches of windows.
+
+A checkpoint carries everything that must match the input (bands, DSM, normalisation, class
+table); predict checks the input against it before any work starts, and says what the model
+expects when they differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
+from rsmamba.errors import InputError
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
+
+
+@dataclass
+class LoadedModel:
+    """A network plus what predict needs to feed it and label its output."""
+
+    module: nn.Module
+    name: str = "custom"
+    inputs: str = "image"  # "image" (a DSM, if any, is concatenated) or "image+dsm" (forward(image, aux))
+    classes: tuple[ClassInfo, ...] = ISPRS_CLASSES
+    bands: list[int] | None = None  # 1-based image bands the model was trained on; None: all
+    uses_dsm: bool = False
+    image_norm: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]}; None: from the raster
+    dsm_norm: dict[str, Any] | None = None  # {"mode": "zscore"|"minmax-window", "mean", "std"}
+    in_chans: int | None = None  # channels the first layer takes (image bands + DSM when concatenated)
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _default_classes(n: int) -> tuple[ClassInfo, ...]:
+    if n == len(ISPRS_CLASSES):
+        return ISPRS_CLASSES
+    rng = np.random.default_rng(n)
+    return tuple(ClassInfo(i, f"class_{i}", tuple(int(c) for c in rng.integers(0, 256, 3))) for i in range(n))
+
+
+def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count: int, has_dsm: bool) -> LoadedModel:
+    """A checkpoint path, a registry name (untrained, for benchmarks), a module, or the demo model."""
+    if isinstance(spec, LoadedModel):
+        return spec
+    if isinstance(spec, nn.Module):
+        return LoadedModel(spec, source="module")
+    if spec is None:
+        if not DEMO_MODEL.is_file():
+            raise InputError(
+                "no --model given and the demo model (rsmamba/data/demo_model.pt, issue #8) is not shipped yet; "
+                "pass --model CHECKPOINT.pt or a registered model name"
+            )
+        spec = DEMO_MODEL
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
+        return _from_checkpoint(path)
+    from rsmamba.models import create_model, model_info
+
+    info = model_info(str(spec))  # InputError listing the known names
+    if info.task != "segmentation":
+        raise InputError(f"model {spec!r} is a {info.task} model; predict needs a segmentation model")
+    concat = has_dsm and info.inputs == "image"
+    in_chans = image_count + (1 if concat else 0)
+    module = create_model(str(spec), in_chans=in_chans)
+    num_classes = int(info.defaults.get("num_classes", len(ISPRS_CLASSES)))
+    return LoadedModel(module, name=str(spec), inputs=info.inputs, classes=_default_classes(num_classes),
+                       uses_dsm=has_dsm, in_chans=in_chans, source=f"registry:{spec} (untrained)")
+
+
+def _from_checkpoint(path: Path) -> LoadedModel:
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.models import create_model, model_info
+
+    ckpt = load_checkpoint(path)
+    info = model_info(ckpt["model"])
+    if info.task != "segmentation":
+        raise InputError(f"{path}: a {info.task} model; predict needs a segmentation model")
+    module = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit model {ckpt['model']!r} ({str(exc).splitlines()[0]})") from exc
+    bands = ckpt["bands"]
+    norm = ckpt["normalization"] or {}
+    image_bands = bands.get("image")
+    return LoadedModel(
+        module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
+        bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")),
+        image_norm=norm.get("image"), dsm_norm=norm.get("dsm"), in_chans=ckpt["model_kwargs"].get("in_chans"),
+        source=str(path), extra={"config": ckpt.get("config", {})},
+    )
+
+
+def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_dsm: bool,
+                bands: list[int] | None) -> list[int]:
+    """The 1-based bands to read; raises InputError listing every mismatch with the model."""
+    problems: list[str] = []
+    chosen = bands or model.bands or list(range(1, image_count + 1))
+    out_of_range = [b for b in chosen if not 1 <= b <= image_count]
+    if out_of_range:
+        problems.append(f"image {image_path}: has {image_count} bands, but the model reads bands {chosen} "
+                        f"({len(chosen)} bands); pass --bands to choose {len(chosen)} of its bands")
+    elif model.bands is not None and len(chosen) != len(model.bands):
+        problems.append(f"model {model.source} expects {len(model.bands)} image bands ({model.bands}), "
+                        f"but {len(chosen)} were selected from {image_path}")
+    expected = model.in_chans
+    if expected is not None and not out_of_range:
+        got = len(chosen) + (1 if (model.uses_dsm and model.inputs == "image") else 0)
+        if got != expected and model.bands is None:
+            problems.append(f"model {model.source} expects {expected} input channels, "
+                            f"image {image_path} gives {got} ({image_count} bands)")
+    if model.image_norm is not None and not out_of_range and len(model.image_norm["mean"]) != len(chosen):
+        problems.append(f"model {model.source} normalises {len(model.image_norm['mean'])} bands, got {len(chosen)}")
+    if model.uses_dsm and not has_dsm:
+        problems.append(f"model {model.source} was trained with a DSM; pass --dsm")
+    if has_dsm and not model.uses_dsm:
+        problems.append(f"model {model.source} was trained without a DSM; drop --dsm")
+    if problems:
+        raise InputError(problems)
+    return chosen
+
+
+# D4: the 8 symmetries of the square, as (k quarter turns, horizontal flip).
+D4 = [(k, flip) for flip in (False, True) for k in range(4)]
+
+
+class Predictor:
+    """Runs a segmentation network on a batch of windows and returns class probabilities."""
+
+    def __init__(self, model: LoadedModel, *, device: str = "cpu", tta: bool = False, amp: bool = False,
+                 channels_last: bool = False) -> None:
+        self.model = model
+        self.device = torch.device(device)
+        self.tta = tta
+        self.amp = amp
+        self.channels_last = channels_last
+        module = model.module.to(self.device).eval()
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.model.inputs == "image+dsm":
+            logits = self.module(x[:, :-1], x[:, -1:])
+        else:
+            logits = self.module(x)
+        if isinstance(logits, dict):
+            logits = logits["out"] if "out" in logits else logits["seg"]
+        return torch.softmax(logits.float(), dim=1)
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities."""
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype, enabled=self.amp):
+            if not self.tta:
+                probs = self._forward(x)
+            else:
+                probs = None
+                for k, flip in D4:
+                    t = torch.flip(x, dims=(3,)) if flip else x
+                    t = torch.rot90(t, k, dims=(2, 3))
+                    p = torch.rot90(self._forward(t), -k, dims=(2, 3))
+                    p = torch.flip(p, dims=(3,)) if flip else p
+                    probs = p if probs is None else probs + p
+                probs = probs / len(D4)
+        return probs.float().cpu().numpy()

@@ -1,0 +1,62 @@
+"""Resuming an interrupted run from the rows its scratch files already hold.
+
+A sidecar JSON next to the output records how many rows are durably written and a hash of
+everything that determines the result (inputs, model weights, windows, blending, outputs). A
+resume with other parameters would splice two different predictions, so it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rsmamba.atomic import atomic_output
+from rsmamba.errors import InputError
+
+
+def sidecar_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.predict-resume.json")
+
+
+def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
+    """Path, size and mtime: cheap, and changes whenever the file is replaced."""
+    if path is None:
+        return None
+    st = Path(path).stat()
+    return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResumeState:
+    """Reads and updates the sidecar; each update is an atomic file replacement."""
+
+    def __init__(self, final: Path, digest: str, height: int) -> None:
+        self.path = sidecar_path(final)
+        self.digest = digest
+        self.height = height
+
+    def load(self, scratch_files: list[Path]) -> tuple[int, int]:
+        """(strip, rows done in it), after checking the sidecar belongs to this exact run."""
+        if not self.path.is_file():
+            raise InputError(f"--resume: no interrupted run to resume ({self.path.name} not found); run without --resume")
+        data = json.loads(self.path.read_text())
+        if data.get("params") != self.digest:
+            raise InputError("--resume: the interrupted run used other inputs or parameters; run without --resume")
+        missing = [p.name for p in scratch_files if not p.is_file()]
+        if missing:
+            raise InputError(f"--resume: scratch files missing ({', '.join(missing)}); run without --resume")
+        return int(data["strip"]), int(data["rows_done"])
+
+    def save(self, strip: int, rows_done: int) -> None:
+        with atomic_output(self.path) as tmp:
+            tmp.write_text(json.dumps({"params": self.digest, "strip": strip, "rows_done": rows_done,
+                                       "height": self.height}))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,189 @@
+"""Output rasters: rows rendered from probabilities, a tiled BigTIFF scratch, then a COG.
+
+A COG cannot be written incrementally (its overviews come first in the file), so finished rows
+go into a tiled BigTIFF scratch file, one full row of tiles at a time (every tile is written
+exactly once, so compression never leaves holes). The scratch is closed after every tile row:
+whatever the process suffers next, the rows recorded in the resume sidecar are on disk. At the
+end overviews are built and GDAL's COG driver writes the final file under a temporary name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from rsmamba.atomic import atomic_output
+from rsmamba.classes import ClassInfo, colormap
+from rsmamba.predict.stitch import FinishedRows
+
+NODATA = 255
+PROB_SCALE = 254  # probabilities are stored as round(p * 254); 255 is nodata
+BLOCK = 256
+
+
+def scratch_path(final: Path) -> Path:
+    """Deterministic (so ``--resume`` finds it) hidden sibling of the final file."""
+    return final.with_name(f".{final.name}.predict-scratch.tif")
+
+
+@dataclass
+class OutputLayer:
+    """One output raster: how to render its bands from probabilities, and how to describe it."""
+
+    name: str
+    path: Path
+    count: int
+    render: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (probs (C,n,W), valid (n,W)) -> (count,n,W) uint8
+    resampling: Resampling = Resampling.nearest
+    colormap: dict[int, tuple[int, int, int, int]] | None = None
+    descriptions: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scratch(self) -> Path:
+        return scratch_path(self.path)
+
+
+def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
+    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.argmax(probs, axis=0).astype(np.uint8)
+        out[~valid] = NODATA
+        return out[None]
+
+    return OutputLayer(
+        "classes", path, 1, render, Resampling.mode, colormap(classes), ["class"],
+        {"CLASS_NAMES": json.dumps([c.name for c in classes]),
+         "CLASSES": json.dumps([c.to_dict() for c in classes]), "NODATA_MEANS": "no valid input"},
+    )
+
+
+def probability_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
+    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.rint(probs * PROB_SCALE).astype(np.uint8)
+        out[:, ~valid] = NODATA
+        return out
+
+    return OutputLayer("probabilities", path, len(classes), render, Resampling.average, None,
+                       [f"p({c.name})" for c in classes], {"SCALE": f"1/{PROB_SCALE}"})
+
+
+def confidence_layer(path: Path) -> OutputLayer:
+    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.rint(probs.max(axis=0) * PROB_SCALE).astype(np.uint8)
+        out[~valid] = NODATA
+        return out[None]
+
+    return OutputLayer("confidence", path, 1, render, Resampling.average, None, ["confidence"],
+                       {"SCALE": f"1/{PROB_SCALE}"})
+
+
+class ScratchWriter:
+    """Renders finished rows and writes them to each layer's scratch file in full tile rows.
+
+    Rows come strip by strip (column strips whose borders are multiples of the tile size), top
+    to bottom within a strip. Progress is ``(strip, rows_done)``: strips before ``strip`` are
+    complete, and rows ``[0, rows_done)`` of strip ``strip`` are on disk.
+    """
+
+    def __init__(self, layers: list[OutputLayer], profile: dict[str, Any], *, strip: int = 0, rows_done: int = 0,
+                 on_durable: Callable[[int, int], None] | None = None, block: int = BLOCK) -> None:
+        self.layers = layers
+        self.width, self.height = int(profile["width"]), int(profile["height"])
+        self.block = block
+        self.on_durable = on_durable
+        self.strip, self.col, self.strip_width = strip, None, 0
+        self.pending_row = rows_done
+        self.pending: list[np.ndarray] = []
+        self.profile = {
+            "driver": "GTiff", "crs": profile["crs"], "transform": profile["transform"],
+            "width": self.width, "height": self.height, "dtype": "uint8", "nodata": NODATA,
+            "tiled": True, "blockxsize": block, "blockysize": block, "BIGTIFF": "YES",
+            "compress": "zstd", "zstd_level": 1, "interleave": "band", "sparse_ok": True,
+        }
+        if strip == 0 and rows_done == 0:
+            for layer in layers:
+                layer.scratch.parent.mkdir(parents=True, exist_ok=True)
+                with rasterio.open(layer.scratch, "w", count=layer.count, **self.profile) as dst:
+                    if layer.colormap:
+                        dst.write_colormap(1, layer.colormap)
+                    for i, d in enumerate(layer.descriptions, start=1):
+                        dst.set_band_description(i, d)
+                    dst.update_tags(**layer.tags)
+
+    def write(self, rows: FinishedRows, strip: int) -> None:
+        """Accept finished rows of strip ``strip`` (in order); rows already on disk are skipped."""
+        if strip < self.strip:
+            return
+        if self.col is None or strip != self.strip:
+            if self.col is not None:
+                self._flush(final=True)
+                self.pending_row = 0
+            self.strip, self.col, self.strip_width = strip, rows.col, rows.probs.shape[2]
+            self.pending = [np.zeros((ly.count, 0, self.strip_width), np.uint8) for ly in self.layers]
+        end = rows.row + rows.probs.shape[1]
+        if end <= self.pending_row:
+            return
+        skip = max(0, self.pending_row - rows.row)
+        probs, valid = rows.probs[:, skip:], rows.valid[skip:]
+        for i, layer in enumerate(self.layers):
+            self.pending[i] = np.concatenate([self.pending[i], layer.render(probs, valid)], axis=1)
+        self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self.pending:
+            return
+        n = self.pending[0].shape[1]
+        last = self.pending_row + n
+        if not final and last < self.height:
+            n = (last // self.block) * self.block - self.pending_row
+        if n <= 0:
+            return
+        window = Window(self.col, self.pending_row, self.strip_width, n)
+        for i, layer in enumerate(self.layers):
+            with rasterio.open(layer.scratch, "r+") as dst:
+                dst.write(self.pending[i][:, :n], window=window)
+            self.pending[i] = self.pending[i][:, n:]
+        self.pending_row += n
+        if self.on_durable is not None:
+            done = self.pending_row >= self.height
+            self.on_durable(self.strip + 1 if done else self.strip, 0 if done else self.pending_row)
+
+    def close(self) -> None:
+        self._flush(final=True)
+
+
+def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:
+    factors, f = [], 2
+    while max(width, height) / f >= smallest / 2 and f <= 2 ** 16:
+        factors.append(f)
+        f *= 2
+    return factors or [2]
+
+
+def finalize(layer: OutputLayer, *, compress: str = "deflate") -> Path:
+    """Overviews on the scratch, then a COG under a temporary name renamed onto the final path."""
+    with rasterio.open(layer.scratch, "r+") as dst:
+        dst.build_overviews(overview_factors(dst.width, dst.height), layer.resampling)
+        dst.update_tags(ns="rio_overview", resampling=layer.resampling.name)
+    options = {"COMPRESS": compress.upper(), "BIGTIFF": "IF_SAFER", "OVERVIEWS": "FORCE_USE_EXISTING",
+               "BLOCKSIZE": 512, "NUM_THREADS": "ALL_CPUS"}
+    if compress.lower() in ("deflate", "zstd", "lzw"):
+        options["PREDICTOR"] = "NO" if layer.name == "classes" else "YES"
+    with atomic_output(layer.path) as tmp:
+        rasterio.shutil.copy(layer.scratch, tmp, driver="COG", **options)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(layer.scratch)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(str(layer.scratch) + ".ovr")
+    return layer.path
