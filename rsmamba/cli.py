@@ -127,10 +127,32 @@ def predict(
     typer.echo(summary.describe())
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def change(ctx: typer.Context) -> None:
-    """Bi-temporal (semantic) change detection."""
-    _not_built("change", 7)
+@app.command()
+def change(
+    t1: Path = typer.Argument(..., help="Epoch 1 image (its grid is the output grid)."),
+    t2: Path = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output change raster (COG)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the demo change model."),
+    semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
+    probability: Optional[Path] = typer.Option(None, "--probability", help="Also write p(change) as uint8 (x/254)."),
+    bands: Optional[str] = typer.Option(None, "--bands", help="1-based bands to read from both epochs, e.g. '1,2,3'."),
+    window: int = typer.Option(256, "--window", help="Window size in pixels."),
+    overlap: int = typer.Option(64, "--overlap", help="Window overlap in pixels."),
+    blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
+    batch_size: int = typer.Option(4, "--batch-size"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
+    force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
+) -> None:
+    """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
+    from rsmamba.change import detect_change
+
+    summary = detect_change(
+        t1, t2, out, model=model, semantic=semantic, probability=probability,
+        bands=[int(b) for b in bands.split(",")] if bands else None, window=window, overlap=overlap,
+        blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force, progress=True,
+    )
+    typer.echo(summary.describe())
 
 
 @app.command()

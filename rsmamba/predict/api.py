@@ -69,7 +69,69 @@ class PredictSummary:
         return "\n".join(line for line in lines if line)
 
 
-def _check_output(path: Path, image: Path, problems: ProblemCollector, role: str) -> None:
+def plan_strips(grid: WindowGrid, width: int, strip_width: int) -> list[Strip]:
+    """Column strips of about ``strip_width`` px (a multiple of the output tile) over ``grid``."""
+    return column_strips(grid.col_offsets, grid.window_width, width, max(BLOCK, strip_width // BLOCK * BLOCK))
+
+
+def stream_layers(
+    src: AlignedSource,
+    grid: WindowGrid,
+    strips: list[Strip],
+    read_window,
+    predict,
+    layers: list[OutputLayer],
+    *,
+    channels: int,
+    blend: str = "hann",
+    crop: int = 0,
+    edge_aware: bool = True,
+    batch_size: int = 4,
+    prefetch: int = 4,
+    on_durable=None,
+    first_strip: int = 0,
+    rows_done: int = 0,
+    progress: bool = False,
+    desc: str = "predict",
+) -> None:
+    """Run ``predict`` over every window, blend ``channels`` probability maps, render ``layers`` to scratch.
+
+    The shared streaming core of ``predict`` and ``change``: row-band stitchers per column strip,
+    a reader/model/writer pipeline, scratch files rendered by each layer. ``finalize`` the layers after.
+    """
+    if first_strip >= len(strips):
+        return
+    writer = ScratchWriter(layers, src.profile(), strip=first_strip, rows_done=rows_done, on_durable=on_durable)
+    if on_durable is not None and first_strip == 0 and rows_done == 0:
+        on_durable(0, 0)  # the scratch files exist now: a resume can start from them
+
+    def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
+        st = RowBandStitcher(strip.right - strip.left, src.height, channels, grid.window_height,
+                             overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1))
+        st.start_at(start_row)
+        return st
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        done_px = sum((s.x1 - s.x0) * src.height for s in strips[:first_strip])
+        done_px += first_grid_row(grid, rows_done) * (strips[first_strip].x1 - strips[first_strip].x0)
+        bar = tqdm(total=round(src.width * src.height / 1e6, 2), initial=round(done_px / 1e6, 2),
+                   unit="MPix", unit_scale=False, desc=desc, dynamic_ncols=True)
+    try:
+        run_pipeline(
+            grid=grid, strips=strips, read_window=read_window, predict=predict, new_stitcher=new_stitcher,
+            writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
+            batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done,
+            on_rows=(lambda n: bar.update(round(n / 1e6, 4))) if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def check_output_path(path: Path, image: Path, problems: ProblemCollector, role: str) -> None:
     if path.exists() and path.is_dir():
         problems.add(f"{role} {path}: is a directory")
         return
@@ -176,7 +238,7 @@ def _predict_raster(
         problems.add("the class, probability and confidence outputs must be different files")
     if not dry_run:
         for name, path in outputs.items():
-            _check_output(path, image, problems, name)
+            check_output_path(path, image, problems, name)
     problems.raise_if_any()
 
     with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
@@ -210,8 +272,7 @@ def _predict_raster(
 
         predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
         num_classes = loaded.num_classes
-        strip_px = max(BLOCK, strip_width // BLOCK * BLOCK)
-        strips = column_strips(grid.col_offsets, grid.window_width, src.width, strip_px)
+        strips = plan_strips(grid, src.width, strip_width)
         band_w = max(s.right - s.left for s in strips)
         out_w = max(s.x1 - s.x0 for s in strips)
         stitcher_bytes = (num_classes * 4 + 5) * grid.window_height * band_w
@@ -245,37 +306,12 @@ def _predict_raster(
         state = ResumeState(out, digest, src.height)
         first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
         summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
-        profile = src.profile()
         start = time.perf_counter()
-        if first_strip < len(strips):
-            writer = ScratchWriter(layers, profile, strip=first_strip, rows_done=rows_done, on_durable=state.save)
-            if first_strip == 0 and rows_done == 0:
-                state.save(0, 0)
-
-            def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
-                st = RowBandStitcher(strip.right - strip.left, src.height, num_classes, grid.window_height,
-                                     overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1))
-                st.start_at(start_row)
-                return st
-
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                done_px = sum((s.x1 - s.x0) * src.height for s in strips[:first_strip])
-                done_px += first_grid_row(grid, rows_done) * (strips[first_strip].x1 - strips[first_strip].x0)
-                bar = tqdm(total=round(src.width * src.height / 1e6, 2), initial=round(done_px / 1e6, 2),
-                           unit="MPix", unit_scale=False, desc="predict", dynamic_ncols=True)
-            try:
-                run_pipeline(
-                    grid=grid, strips=strips, read_window=read_window, predict=predictor, new_stitcher=new_stitcher,
-                    writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
-                    batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done,
-                    on_rows=(lambda n: bar.update(round(n / 1e6, 4))) if bar is not None else None,
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
+        stream_layers(
+            src, grid, strips, read_window, predictor, layers, channels=num_classes, blend=blend, crop=crop,
+            edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=state.save,
+            first_strip=first_strip, rows_done=rows_done, progress=progress, desc="predict",
+        )
         for layer in layers:
             finalize(layer, compress=compress)
         state.remove()

@@ -1,0 +1,244 @@
+"""``detect_change``: the library function behind ``rsmamba change``.
+
+Epoch 2 is brought onto epoch 1's grid (raster core), the residual shift between the epochs is
+checked by phase correlation, and a Siamese model runs over overlapping windows with the same
+streaming engine as ``predict``. The output follows the change-raster convention that
+``rsmamba vectorize`` reads: band 1 ``change`` (0/1), and with ``semantic`` band 2 ``from_class``
+(epoch-1 class) and band 3 ``to_class`` (epoch-2 class); 255 is nodata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+import numpy as np
+import torch
+import torch.nn as nn
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
+from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.predict.api import check_output_path, plan_strips, stream_layers
+from rsmamba.predict.model import LoadedModel
+from rsmamba.predict.writer import NODATA, PROB_SCALE, OutputLayer, finalize
+from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
+from rsmamba.raster.normalize import BandStats, compute_stats, normalize
+from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.windows import WindowGrid
+
+PathLike = str | os.PathLike[str]
+DEMO_CHANGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_change_model.pt"
+CHANGE_TASKS = ("change", "semantic-change")
+
+
+@dataclass
+class ChangeSummary:
+    outputs: dict[str, Path]
+    width: int
+    height: int
+    windows: int
+    shift: ShiftEstimate | None
+    seconds: float = 0.0
+    changed_fraction: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} windows"]
+        if self.shift is not None and self.shift.windows_used:
+            lines.append(f"t2 vs t1 residual shift {self.shift.magnitude:.2f} px "
+                         f"(dy {self.shift.dy:+.2f}, dx {self.shift.dx:+.2f})")
+        lines += [f"{name}: {path}" for name, path in self.outputs.items()]
+        lines.append(f"changed {self.changed_fraction:.2%} of valid pixels; done in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def load_change_model(spec: str | PathLike | nn.Module | LoadedModel | None, *, image_count: int) -> LoadedModel:
+    """A change checkpoint, a registered change model (untrained, for tests/benchmarks), or the demo model."""
+    if isinstance(spec, LoadedModel):
+        return spec
+    if isinstance(spec, nn.Module):
+        return LoadedModel(spec, inputs="t1+t2", source="module", extra={"task": "semantic-change"})
+    if spec is None:
+        if not DEMO_CHANGE_MODEL.is_file():
+            raise InputError("no --model given and no demo change model is shipped "
+                             "(rsmamba/data/demo_change_model.pt); pass --model CHECKPOINT.pt")
+        spec = DEMO_CHANGE_MODEL
+    from rsmamba.models import create_model, model_info
+
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
+        from rsmamba.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        info = model_info(ckpt["model"])
+        if info.task not in CHANGE_TASKS:
+            raise InputError(f"{path}: a {info.task} model; change needs a change model (e.g. mambafcs)")
+        module = create_model(ckpt["model"], **ckpt["model_kwargs"])
+        try:
+            module.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as exc:
+            raise InputError(f"{path}: weights do not fit model {ckpt['model']!r}") from exc
+        norm = ckpt.get("normalization") or {}
+        image_bands = (ckpt.get("bands") or {}).get("image")
+        return LoadedModel(module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
+                           bands=list(image_bands) if image_bands else None, image_norm=norm.get("image"),
+                           in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path),
+                           extra={"task": info.task, "t2_norm": norm.get("t2")})
+    info = model_info(str(spec))
+    if info.task not in CHANGE_TASKS:
+        raise InputError(f"model {spec!r} is a {info.task} model; change needs a change model (e.g. mambafcs_tiny)")
+    module = create_model(str(spec), in_chans=image_count)
+    from rsmamba.predict.model import _default_classes
+
+    classes = _default_classes(int(info.defaults.get("num_classes", len(ISPRS_CLASSES))))
+    return LoadedModel(module, name=str(spec), inputs=info.inputs, in_chans=image_count, classes=classes,
+                       source=f"registry:{spec} (untrained)", extra={"task": info.task})
+
+
+class ChangePredictor:
+    """(B, 2C, h, w) epoch pairs -> (B, 2 [+ 2K], h, w) probabilities: change, then t1 and t2 classes."""
+
+    def __init__(self, model: LoadedModel, *, device: str = "cpu", semantic: bool = True) -> None:
+        self.module = model.module.to(device).eval()
+        self.device = torch.device(device)
+        self.semantic = semantic
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self.device)
+        c = x.shape[1] // 2
+        out = self.module(x[:, :c], x[:, c:])
+        if not isinstance(out, dict):
+            out = {"change": out}
+        parts = [torch.softmax(out["change"].float(), dim=1)]
+        if self.semantic:
+            if "sem1" not in out or "sem2" not in out:
+                raise InputError("--semantic needs a semantic change model (with sem1/sem2 heads)")
+            parts += [torch.softmax(out["sem1"].float(), dim=1), torch.softmax(out["sem2"].float(), dim=1)]
+        return torch.cat(parts, dim=1).cpu().numpy()
+
+
+def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, model_id: str) -> OutputLayer:
+    k = len(classes)
+
+    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        bands = [np.argmax(probs[:2], axis=0).astype(np.uint8)]
+        if semantic:
+            bands.append(np.argmax(probs[2:2 + k], axis=0).astype(np.uint8))
+            bands.append(np.argmax(probs[2 + k:2 + 2 * k], axis=0).astype(np.uint8))
+        out = np.stack(bands)
+        out[:, ~valid] = NODATA
+        return out
+
+    names = ["change", "from_class", "to_class"] if semantic else ["change"]
+    return OutputLayer("change", path, len(names), render, Resampling.mode, None, names,
+                       {"class_names": json.dumps([c.name for c in classes]), "model_id": model_id,
+                        "CHANGE_CONVENTION": "band 1 change 0/1; band 2 from_class (t1); band 3 to_class (t2)"})
+
+
+def change_probability_layer(path: Path) -> OutputLayer:
+    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.rint(probs[1] * PROB_SCALE).astype(np.uint8)
+        out[~valid] = NODATA
+        return out[None]
+
+    return OutputLayer("change_probability", path, 1, render, Resampling.average, None, ["p(change)"],
+                       {"SCALE": f"1/{PROB_SCALE}"})
+
+
+def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandStats:
+    from rsmamba.raster.normalize import _Accumulator, sample_windows
+
+    acc = _Accumulator(src.count)
+    for w in sample_windows(src.width, src.height, max_pixels):
+        acc.add(read(w), src.read_valid(w))
+    return acc.result("epoch")
+
+
+def detect_change(
+    t1: PathLike,
+    t2: PathLike,
+    out: PathLike,
+    *,
+    model: str | PathLike | nn.Module | LoadedModel | None = None,
+    semantic: bool = False,
+    probability: PathLike | None = None,
+    bands: list[int] | None = None,
+    window: int = 256,
+    overlap: int = 64,
+    blend: str = "hann",
+    batch_size: int = 4,
+    device: str = "cpu",
+    max_shift: float = 3.0,
+    force: bool = False,
+    progress: bool = False,
+    allow_geographic_mix: bool = False,
+    strip_width: int = 4096,
+) -> ChangeSummary:
+    """Write a change raster (COG) for the epoch pair ``t1``/``t2``; see the module docstring."""
+    t1, t2, out = Path(t1), Path(t2), Path(out)
+    problems = ProblemCollector()
+    outputs = {"change": out}
+    if probability is not None:
+        outputs["change_probability"] = Path(probability)
+    for name, path in outputs.items():
+        for image in (t1, t2):
+            check_output_path(path, image, problems, name)
+    problems.raise_if_any()
+
+    with AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
+        loaded = load_change_model(model, image_count=src.count)
+        if loaded.in_chans is not None and loaded.in_chans != src.count:
+            raise InputError(f"model {loaded.source} expects {loaded.in_chans} bands per epoch, "
+                             f"the epochs have {src.count}")
+        if semantic and loaded.extra.get("task") == "change":
+            raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
+        shift = check_coregistration(src, max_shift=max_shift, force=force)
+        if loaded.image_norm is not None:
+            stats1 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **loaded.image_norm})
+            t2_norm = loaded.extra.get("t2_norm")
+            stats2 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **t2_norm}) if t2_norm else stats1
+        else:  # an untrained/registry model: each epoch by its own statistics
+            stats1 = compute_stats(src)[0]
+            stats2 = _epoch_stats(src, src.read_t2)
+
+        def read_window(w: Window) -> tuple[np.ndarray, np.ndarray]:
+            valid = src.read_valid(w)
+            x = np.concatenate([normalize(src.read_image(w), stats1), normalize(src.read_t2(w), stats2)])
+            x[:, ~valid] = 0.0
+            return x, valid
+
+        predictor = ChangePredictor(loaded, device=device, semantic=semantic)
+        k = 2 + (2 * loaded.num_classes if semantic else 0)
+        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, loaded.source)]
+        if probability is not None:
+            layers.append(change_probability_layer(Path(probability)))
+        start = time.perf_counter()
+        grid = WindowGrid(src.width, src.height, window, overlap)
+        strips = plan_strips(grid, src.width, strip_width)
+        try:
+            stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
+                          batch_size=batch_size, progress=progress, desc="change")
+            for layer in layers:
+                finalize(layer)
+        finally:
+            for layer in layers:
+                layer.scratch.unlink(missing_ok=True)
+        n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
+        summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift,
+                                seconds=time.perf_counter() - start, warnings=list(src.warnings))
+    import rasterio
+
+    with rasterio.open(out) as ds:
+        band = ds.read(1, out_shape=(max(1, ds.height // 8), max(1, ds.width // 8)))
+        valid = band != NODATA
+        summary.changed_fraction = float((band[valid] == 1).mean()) if valid.any() else 0.0
+    return summary
+
+
