@@ -168,7 +168,8 @@ class VSSEncoder(nn.Module):
         )
         self.patch_embed = nn.Conv2d(stem_channels, dims[0], 2, 2)
         self.patch_norm = nn.LayerNorm(dims[0])
-        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        total = sum(depths)
+        rates = [drop_path * i / max(total - 1, 1) for i in range(total)]  # linear stochastic depth
         self.layers = nn.ModuleList()
         self.downsamples = nn.ModuleList()
         for i, (dim, depth) in enumerate(zip(dims, depths)):

@@ -53,7 +53,7 @@ def test_registry_and_tiny_forward() -> None:
     model = create_model("fmtunet_tiny", in_chans=4, dsm_chans=2, num_classes=5).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 4, 32, 32), torch.randn(2, 2, 32, 32)).shape == (2, 5, 32, 32)
-        assert model(torch.randn(1, 4, 40, 36), torch.randn(1, 2, 40, 36)).shape == (1, 5, 40, 36)
+        assert model(torch.randn(1, 4, 36, 40), torch.randn(1, 2, 36, 40)).shape == (1, 5, 36, 40)
     model = create_model("fmtunet_tiny").eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32), torch.randn(1, 32, 32)).shape == (1, 6, 32, 32)
@@ -62,7 +62,8 @@ def test_registry_and_tiny_forward() -> None:
 def test_paper_parameter_count() -> None:
     """The authors' VisionTransformer (R50-ViT-B_16, img 256, 6 classes) counted with
     ``sum(p.nelement())`` as their train.py does: 273,688,802 by the module definitions."""
-    model = create_model("fmtunet")
+    with torch.device("meta"):  # counts only: no memory, no init cost
+        model = create_model("fmtunet")
     assert abs(count_parameters(model) - 273_688_802) / 273_688_802 < 0.03
     assert sum(1 for m in model.modules() if type(m).__name__ == "HybridAttention") == 6
 
@@ -70,8 +71,8 @@ def test_paper_parameter_count() -> None:
 def test_tiny_overfits_a_synthetic_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RSMAMBA_SCAN_BACKEND", "reference")  # fastest at these tiny lengths
     torch.manual_seed(0)
-    images, labels = synthetic_chips()
-    dsm = (labels == 1).float().unsqueeze(1) + 0.1 * torch.randn(4, 1, 32, 32)
+    images, labels = synthetic_chips(size=16)  # the joint Mamba scans dominate: keep them short
+    dsm = (labels == 1).float().unsqueeze(1) + 0.1 * torch.randn(4, 1, 16, 16)
     model = create_model("fmtunet_tiny", num_classes=3)
     first, last, steps = overfit(model, lambda m: m(images, dsm), labels)
     assert last < 0.1 * first, (first, last, steps)
@@ -87,5 +88,5 @@ def test_paper_forward_at_paper_size() -> None:
 def test_runs_on_chunked_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model = create_model("fmtunet_tiny")
-    images, dsm = torch.randn(1, 3, 32, 32), torch.randn(1, 1, 32, 32)
+    images, dsm = torch.randn(2, 3, 16, 16), torch.randn(2, 1, 16, 16)
     same_output_on_backends(model, lambda m: m(images, dsm), monkeypatch)

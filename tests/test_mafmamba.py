@@ -47,7 +47,8 @@ def test_registry_and_tiny_forward() -> None:
 
 def test_paper_parameter_count() -> None:
     """The paper reports 29.39 M (Tables 5-6); our free widths are chosen to land there."""
-    n = count_parameters(create_model("mafmamba"))
+    with torch.device("meta"):  # counts only: no memory, no init cost
+        n = count_parameters(create_model("mafmamba"))
     assert abs(n - 29.39e6) / 29.39e6 < 0.03, n
 
 
@@ -63,7 +64,7 @@ def test_tiny_overfits_a_synthetic_batch(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_runs_on_chunked_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model = create_model("mafmamba_tiny")
-    images = torch.randn(1, 3, 32, 32)
+    images = torch.randn(1, 3, 16, 16)
     same_output_on_backends(model, lambda m: m(images), monkeypatch)
 
 
