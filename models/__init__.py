@@ -10,3 +10,6 @@ __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_m
 # Architectures: importing a module registers its presets.
 from rsmamba.models import mambaseg  # noqa: E402,F401
 from rsmamba.models import mambafcs  # noqa: E402,F401
+from rsmamba.models import cmtunet  # noqa: E402,F401
+from rsmamba.models import fmtunet  # noqa: E402,F401
+from rsmamba.models import mafmamba  # noqa: E402,F401

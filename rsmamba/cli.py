@@ -34,6 +34,7 @@ def tile(
     dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
+    background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
     size: int = typer.Option(512, "--size", help="Chip size in pixels."),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels."),
     min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip."),
@@ -42,6 +43,10 @@ def tile(
     block: int = typer.Option(0, "--block", help="Split block size in pixels (default: 4 chips)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
+    t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
+    labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
+    change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -49,9 +54,10 @@ def tile(
     band_list = [int(b) for b in bands.split(",")] if bands else None
     fractions = tuple(float(f) for f in split.split(","))
     summary = tile_scene(
-        image, out_dir, dsm=dsm, labels=labels, class_field=class_field, size=size, overlap=overlap,
-        min_valid=min_valid, bands=band_list, split=fractions, block=block or None, seed=seed,
-        allow_geographic_mix=allow_geographic_mix, progress=True,
+        image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
+        size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
+        seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
+        t2=t2, labels_t2=labels_t2, change=change,
     )
     typer.echo(summary.describe())
 
@@ -63,11 +69,24 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
+    bands: str = typer.Option("rgb", "--bands", help="Ortho bands: rgb, irrg (NIR,R,G) or rgbn."),
+    nodata_collar: bool = typer.Option(False, "--nodata-collar", help="Rotated footprint with nodata corners."),
+    dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
-    from rsmamba.synth import write_scene
+    from rsmamba.errors import InputError
+    from rsmamba.synth import DEFAULT_ORIGIN, write_scene
 
-    paths = write_scene(out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg)
+    try:
+        corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN
+        assert len(corner) == 2
+    except (ValueError, AssertionError):
+        raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
+    paths = write_scene(
+        out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True,
+    )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
@@ -84,10 +103,32 @@ def change(ctx: typer.Context) -> None:
     _not_built("change", 7)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def vectorize(ctx: typer.Context) -> None:
+@app.command()
+def vectorize(
+    raster: Path = typer.Argument(..., help="Class raster (from predict) or change raster (from change)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg)."),
+    classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
+    min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
+    simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
+    regularize: bool = typer.Option(False, "--regularize", help="Orthogonalise outlines (buildings): right angles."),
+    allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
+    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2."),
+    output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
+    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Probability raster on the same grid: mean/max per polygon."),
+    reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
+    change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
+    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
+) -> None:
     """Class or change rasters to GIS polygon layers."""
-    _not_built("vectorize", 6)
+    from rsmamba.vectorize import vectorize_raster
+
+    summary = vectorize_raster(
+        raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
+        allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
+    )
+    typer.echo(summary.describe())
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -112,8 +153,34 @@ def models(
     typer.echo(format_rows(model_rows(paper=params)))
 
 
+def _setup_logging() -> None:
+    """Warnings from the library (e.g. 'DSM resampled onto the image grid') as one line each on stderr."""
+    import logging
+
+    class StderrHandler(logging.StreamHandler):
+        """Resolves sys.stderr at each record, so redirected/captured stderr gets the lines."""
+
+        _rsmamba = True
+
+        @property  # type: ignore[override]
+        def stream(self):  # noqa: ANN202
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:  # noqa: ANN001
+            pass
+
+    logger = logging.getLogger("rsmamba")
+    if not any(getattr(h, "_rsmamba", False) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("rsmamba: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: run the app, turning RsmambaError into one line on stderr and an exit code."""
+    _setup_logging()
     try:
         app(args=argv, standalone_mode=False)
     except RsmambaError as exc:

@@ -1,0 +1,129 @@
+"""Many scenes in one command: input expansion, output naming, sharding and idempotent re-runs.
+
+A mapping campaign is thousands of orthophoto tiles. ``predict`` and ``change`` accept paths,
+globs and file lists; each input gets one output in the output folder; outputs that already
+exist are complete (they only appear by atomic rename), so a re-run skips them. ``--shard i/n``
+splits the work deterministically for schedulers outside Dask (Slurm arrays, Kubernetes
+indexed jobs): shard ``i`` of ``n`` takes every n-th job starting at ``i``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsmamba.errors import InputError, ProblemCollector
+
+FILE_LIST_SUFFIXES = {".txt", ".lst", ".list"}
+
+
+def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Paths, glob patterns and file lists (``@list.txt`` or a ``.txt`` file, one path per line) -> paths.
+
+    Order is kept (sorted within each glob) and duplicates are dropped; every problem is reported.
+    """
+    problems = ProblemCollector()
+    out: list[Path] = []
+    for item in items:
+        text = str(item)
+        if text.startswith("@") or Path(text).suffix.lower() in FILE_LIST_SUFFIXES:
+            list_path = Path(text.lstrip("@"))
+            if not list_path.is_file():
+                problems.add(f"file list {list_path}: not found")
+                continue
+            base = list_path.parent
+            for line in list_path.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    p = Path(line)
+                    out.append(p if p.is_absolute() else base / p)
+        elif glob.has_magic(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                problems.add(f"{text}: no file matches this pattern")
+            out.extend(Path(m) for m in matches)
+        else:
+            out.append(Path(text))
+    missing = [str(p) for p in out if not p.exists()]
+    if missing:
+        problems.add(f"input not found: {', '.join(missing[:5])}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    problems.raise_if_any()
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    if not unique:
+        raise InputError("no input given")
+    return unique
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: its inputs (one path, or a t1/t2 pair) and the output it writes."""
+
+    inputs: tuple[Path, ...]
+    output: Path
+
+    @property
+    def name(self) -> str:
+        return self.inputs[0].name
+
+    def is_complete(self) -> bool:
+        # outputs appear only through an atomic rename, so existence means complete
+        return self.output.exists()
+
+
+def plan_jobs(inputs: Sequence[Path], out_dir: Path, suffix: str = ".tif") -> list[Job]:
+    """One job per input, output named after the input's stem; two inputs may not share a name."""
+    jobs = [Job((p,), out_dir / f"{p.stem}{suffix}") for p in inputs]
+    _check_unique_outputs(jobs)
+    return jobs
+
+
+def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix: str = ".tif") -> list[Job]:
+    """Change jobs: the i-th t1 with the i-th t2."""
+    if len(t1) != len(t2):
+        raise InputError(f"{len(t1)} t1 inputs but {len(t2)} t2 inputs; they are paired in order")
+    jobs = [Job((a, b), out_dir / f"{a.stem}{suffix}") for a, b in zip(t1, t2)]
+    _check_unique_outputs(jobs)
+    return jobs
+
+
+def _check_unique_outputs(jobs: Sequence[Job]) -> None:
+    names: dict[Path, Path] = {}
+    clashes = []
+    for job in jobs:
+        if job.output in names:
+            clashes.append(f"{names[job.output]} and {job.inputs[0]} would both write {job.output.name}")
+        names[job.output] = job.inputs[0]
+    if clashes:
+        raise InputError(clashes)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` with 0 <= i < n -> (i, n)."""
+    if not shard:
+        return None
+    try:
+        i_text, n_text = shard.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise InputError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {shard}: need 0 <= i < n")
+    return i, n
+
+
+def select_shard(jobs: Sequence[Job], shard: str | None) -> list[Job]:
+    """The jobs of shard ``i/n``: every n-th job starting at i (a stable, disjoint cover)."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return list(jobs)
+    i, n = parsed
+    return list(jobs[i::n])

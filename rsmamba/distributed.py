@@ -1,0 +1,167 @@
+"""Run many jobs in-process or on a dask.distributed cluster, and report every failure at the end.
+
+``scheduler=None`` runs jobs one after another in this process; ``"local"`` starts a
+:class:`~dask.distributed.LocalCluster` of worker processes on loopback; any other string is the
+address of an existing scheduler. Failed jobs are retried, counted against ``max_errors`` and
+listed together at the end (the lesson of orthoseg #72: never drop a failure silently). Job
+outputs are written atomically by the job functions, so a worker killed mid-job leaves nothing
+behind and dask simply reruns the job elsewhere.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rsmamba.batch import Job
+from rsmamba.errors import RsmambaError
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # "done" | "skipped" | "failed"
+    seconds: float = 0.0
+    error: str = ""
+    worker: str = ""
+
+
+class JobsFailed(RsmambaError):
+    """Some jobs failed; the message lists each of them."""
+
+    def __init__(self, results: Sequence[JobResult]):
+        self.results = list(results)
+        failed = [r for r in results if r.status == "failed"]
+        lines = [f"{len(failed)} of {len(results)} jobs failed:"] + [f"  {r.job.name}: {r.error}" for r in failed]
+        super().__init__("\n".join(lines))
+
+
+def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobResult:
+    """Executed on a worker: run the job, turning an exception into a failed result with its reason."""
+    import socket
+
+    start = time.perf_counter()
+    try:
+        fn(*job.inputs, job.output, **kwargs)
+        return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
+    except RsmambaError as exc:
+        return JobResult(job, "failed", time.perf_counter() - start, str(exc).splitlines()[0])
+    except Exception as exc:  # noqa: BLE001 - reported with its type, the run goes on
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        return JobResult(job, "failed", time.perf_counter() - start,
+                         f"{exc.__class__.__name__}: {exc} ({tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})")
+
+
+def run_jobs(
+    fn: Callable[..., Any],
+    jobs: Sequence[Job],
+    *,
+    kwargs: dict[str, Any] | None = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    retries: int = 1,
+    max_errors: int | None = None,
+    skip_complete: bool = True,
+    progress: bool = True,
+) -> list[JobResult]:
+    """Run ``fn(*job.inputs, job.output, **kwargs)`` for each job; raise :class:`JobsFailed` if any failed.
+
+    ``fn`` must be importable by the workers (a module-level function). Jobs whose output exists
+    are skipped. ``max_errors``: stop scheduling new jobs once that many have failed.
+    """
+    kwargs = kwargs or {}
+    results: list[JobResult] = []
+    todo = []
+    for job in jobs:
+        if skip_complete and job.is_complete():
+            results.append(JobResult(job, "skipped"))
+        else:
+            todo.append(job)
+    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not progress or not todo)
+    if scheduler is None:
+        failures = 0
+        for job in todo:
+            res = _retry_local(fn, job, kwargs, retries)
+            results.append(res)
+            failures += res.status == "failed"
+            bar.update()
+            if max_errors is not None and failures > max_errors:
+                break
+    else:
+        results.extend(_run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retries, max_errors, bar))
+    bar.close()
+    for res in results:
+        if res.status == "done":
+            remove_stale_partials(res.job.output)
+    if any(r.status == "failed" for r in results):
+        raise JobsFailed(results)
+    return results
+
+
+def remove_stale_partials(output: Path) -> None:
+    """Delete temporary siblings of a finished output left by a worker that was killed mid-write."""
+    for stale in output.parent.glob(f".{output.name}.partial-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:
+    for _ in range(retries + 1):
+        res = _run_one(fn, job, kwargs)
+        if res.status == "done":
+            break
+    return res
+
+
+def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retries, max_errors, bar) -> list[JobResult]:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise RsmambaError("--scheduler needs dask.distributed: pip install 'rsmamba[distributed]'") from exc
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=threads_per_worker, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    results: list[JobResult] = []
+    try:
+        # a job that raises is retried by dask; _run_one turns errors into results, so retry here
+        pending = {client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries): (job, 0) for job in todo}
+        failures = 0
+        stream = as_completed(list(pending))
+        for future in stream:
+            job, attempt = pending.pop(future)
+            try:
+                res = future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
+                res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
+            if res.status == "failed" and attempt < retries:
+                retry = client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries)
+                pending[retry] = (job, attempt + 1)
+                stream.add(retry)
+                continue
+            results.append(res)
+            bar.update()
+            failures += res.status == "failed"
+            if max_errors is not None and failures > max_errors:
+                for f in pending:
+                    f.cancel()
+                break
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results

@@ -1,0 +1,99 @@
+"""Per-raster normalisation statistics.
+
+Statistics are computed once per raster (or given, e.g. from a checkpoint) and applied
+identically to every window: per-tile heuristics make the same ground look different from
+one tile to the next (geoai's "divide by 255 if max > 1.5" is the cautionary tale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from rasterio.windows import Window
+
+from rsmamba.errors import InputError
+
+if TYPE_CHECKING:
+    from rsmamba.raster.source import AlignedSource
+
+
+@dataclass(frozen=True)
+class BandStats:
+    """Per-band statistics over valid pixels."""
+
+    mean: list[float]
+    std: list[float]
+    minimum: list[float]
+    maximum: list[float]
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> BandStats:
+        return cls(**{k: [float(v) for v in data[k]] for k in ("mean", "std", "minimum", "maximum")})
+
+
+def sample_windows(width: int, height: int, max_pixels: int, window: int = 256) -> list[Window]:
+    """A regular lattice of windows holding about ``max_pixels`` pixels, or the whole raster."""
+    if width * height <= max_pixels:
+        return [Window(0, 0, width, height)]
+    per_axis = max(1, int(np.sqrt(max_pixels / (window * window))))
+    cols = np.linspace(0, max(0, width - window), per_axis).astype(int)
+    rows = np.linspace(0, max(0, height - window), per_axis).astype(int)
+    return [Window(int(c), int(r), min(window, width), min(window, height)) for r in rows for c in cols]
+
+
+class _Accumulator:
+    """Streaming sums for mean/std/min/max per band (float64, so large rasters stay exact enough)."""
+
+    def __init__(self, bands: int) -> None:
+        self.n = np.zeros(bands)
+        self.s = np.zeros(bands)
+        self.s2 = np.zeros(bands)
+        self.lo = np.full(bands, np.inf)
+        self.hi = np.full(bands, -np.inf)
+
+    def add(self, data: np.ndarray, valid: np.ndarray) -> None:
+        for b in range(data.shape[0]):
+            v = data[b][valid].astype(np.float64)
+            v = v[np.isfinite(v)]
+            if v.size:
+                self.n[b] += v.size
+                self.s[b] += v.sum()
+                self.s2[b] += np.square(v).sum()
+                self.lo[b] = min(self.lo[b], v.min())
+                self.hi[b] = max(self.hi[b], v.max())
+
+    def result(self, what: str) -> BandStats:
+        if np.any(self.n == 0):
+            raise InputError(f"{what}: no valid pixels to compute statistics from (all nodata?)")
+        mean = self.s / self.n
+        std = np.sqrt(np.maximum(self.s2 / self.n - mean**2, 0.0))
+        std = np.where(std > 0, std, 1.0)
+        return BandStats(mean.tolist(), std.tolist(), self.lo.tolist(), self.hi.tolist())
+
+
+def compute_stats(src: AlignedSource, max_pixels: int = 2_000_000) -> tuple[BandStats, BandStats | None]:
+    """Image (and DSM) statistics over valid pixels of a lattice of sample windows."""
+    image_acc = _Accumulator(src.count)
+    dsm_acc = _Accumulator(1) if src.has_dsm else None
+    for window in sample_windows(src.width, src.height, max_pixels):
+        valid = src.read_valid(window)
+        image_acc.add(src.read_image(window), valid)
+        if dsm_acc is not None:
+            dsm_acc.add(src.read_dsm(window)[None], valid)
+    image_stats = image_acc.result(f"image {src.image_path}")
+    dsm_stats = dsm_acc.result("DSM") if dsm_acc is not None else None
+    return image_stats, dsm_stats
+
+
+def normalize(array: np.ndarray, stats: BandStats) -> np.ndarray:
+    """(C, h, w) raw values -> float32 z-scores with the raster's statistics."""
+    mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(stats.std, dtype=np.float32)[:, None, None]
+    if array.shape[0] != mean.shape[0]:
+        raise InputError(f"normalisation expects {mean.shape[0]} bands, got {array.shape[0]}")
+    return (array.astype(np.float32) - mean) / std

@@ -1,0 +1,369 @@
+"""An image plus optional DSM and labels, all read on the image's pixel grid.
+
+Orthophotos and DSMs rarely share a grid: different CRS definitions, resolutions, origins or
+extents. Pairing their pixels by index silently shifts one against the other, so every
+secondary layer whose grid differs is warped on the fly onto the image grid with
+:class:`rasterio.vrt.WarpedVRT` (bilinear for the DSM, nearest for labels) and the user is told
+what was resampled. Vector labels are rasterised window by window onto the same grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+
+from rsmamba.classes import IGNORE_INDEX
+from rsmamba.errors import InputError, ProblemCollector
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
+
+
+def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> rasterio.DatasetReader | None:
+    """Open a raster, recording (not raising) what is wrong with it so all problems surface together."""
+    path = Path(path)
+    if not path.exists():
+        problems.add(f"{role} {path}: file not found")
+        return None
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        problems.add(f"{role} {path}: not a readable raster ({str(exc).splitlines()[0]})")
+        return None
+    if ds.width == 0 or ds.height == 0 or ds.count == 0:
+        problems.add(f"{role} {path}: empty raster ({ds.width} x {ds.height} px, {ds.count} bands)")
+    if ds.crs is None:
+        problems.add(f"{role} {path}: no CRS; assign one first (e.g. gdal_edit.py -a_srs EPSG:XXXX)")
+    if ds.transform.is_identity:
+        problems.add(f"{role} {path}: no georeferencing (identity transform)")
+    return ds
+
+
+def same_grid(a: Any, b: Any) -> bool:
+    """True when two datasets share CRS, transform and shape: pixels can be paired by index."""
+    return a.crs == b.crs and a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape
+
+
+def _describe_grid_difference(image: Any, other: Any) -> str:
+    diffs = []
+    if image.crs != other.crs:
+        diffs.append("CRS definition")
+    if not np.allclose(image.res, other.res, rtol=1e-9):
+        diffs.append(f"resolution {other.res[0]:g} vs {image.res[0]:g}")
+    if not np.allclose((image.transform.c, image.transform.f), (other.transform.c, other.transform.f)):
+        diffs.append("origin")
+    if image.shape != other.shape:
+        diffs.append(f"size {other.width}x{other.height} vs {image.width}x{image.height}")
+    return ", ".join(diffs) or "grid"
+
+
+def _overlap_fraction(image: Any, other: Any) -> float:
+    """Fraction of the image footprint covered by ``other`` (bounds in the image CRS)."""
+    try:
+        ob = transform_bounds(other.crs, image.crs, *other.bounds, densify_pts=21)
+    except Exception:  # noqa: BLE001 - an impossible transformation means no usable overlap
+        return 0.0
+    ib = image.bounds
+    w = max(0.0, min(ib.right, ob[2]) - max(ib.left, ob[0]))
+    h = max(0.0, min(ib.top, ob[3]) - max(ib.bottom, ob[1]))
+    area = (ib.right - ib.left) * (ib.top - ib.bottom)
+    return float(w * h / area) if area > 0 else 0.0
+
+
+class _VectorLabels:
+    """A label vector layer in the image CRS, rasterised per window through a spatial index."""
+
+    def __init__(self, path: Path, class_field: str, crs: CRS, background: int, problems: ProblemCollector):
+        import geopandas as gpd
+
+        self.background = background
+        self.ok = False
+        try:
+            gdf = gpd.read_file(path, engine="pyogrio")
+        except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
+            problems.add(f"labels {path}: not a readable vector layer ({str(exc).splitlines()[0]})")
+            return
+        if class_field not in gdf.columns:
+            fields = ", ".join(c for c in gdf.columns if c != "geometry") or "none"
+            problems.add(f"labels {path}: no class field {class_field!r} (fields: {fields}); use --class-field")
+            return
+        if gdf.crs is None:
+            problems.add(f"labels {path}: vector layer has no CRS")
+            return
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        values = gdf[class_field]
+        if not np.issubdtype(values.dtype, np.number) or values.isna().any():
+            problems.add(f"labels {path}: class field {class_field!r} must hold integer class ids")
+            return
+        if len(gdf) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
+            problems.add(f"labels {path}: class ids must be in 0..{IGNORE_INDEX - 1}")
+            return
+        self.reprojected = gdf.crs != crs
+        self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
+        self.values = self.gdf[class_field].to_numpy().astype(np.int32)
+        self.sindex = self.gdf.sindex
+        self.ok = True
+
+    def read(self, window: Window, transform: Any) -> np.ndarray:
+        from rasterio.features import rasterize
+        from shapely.geometry import box
+
+        shape = (int(window.height), int(window.width))
+        hits = self.sindex.query(box(*window_bounds(window, transform)))
+        if len(hits) == 0:
+            return np.full(shape, self.background, dtype=np.uint8)
+        hits.sort()  # later features drawn on top, as in the file's order
+        geoms = self.gdf.geometry.to_numpy()[hits]
+        return rasterize(
+            zip(geoms, self.values[hits]), out_shape=shape, transform=window_transform(window, transform),
+            fill=self.background, dtype="uint8",
+        )
+
+
+class AlignedSource:
+    """Image + optional DSM + optional labels, all read on the image grid.
+
+    Use as a context manager. Raises :class:`InputError` listing every problem found with the
+    inputs (missing files, no CRS, no overlap, band selection out of range, ...).
+    """
+
+    def __init__(
+        self,
+        image: PathLike,
+        dsm: PathLike | None = None,
+        labels: PathLike | None = None,
+        *,
+        bands: Sequence[int] | None = None,
+        class_field: str = "class",
+        label_background: int = 0,
+        allow_geographic_mix: bool = False,
+        t2: PathLike | None = None,
+    ) -> None:
+        self._opened: list[Any] = []
+        self.warnings: list[str] = []
+        try:
+            self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2) -> None:
+        problems = ProblemCollector()
+        img = open_raster(image, "image" if t2 is None else "t1", problems)
+        t2_ds = open_raster(t2, "t2", problems) if t2 is not None else None
+        dsm_ds = open_raster(dsm, "DSM", problems) if dsm is not None else None
+        labels_path = Path(labels) if labels is not None else None
+        is_vector = labels_path is not None and labels_path.suffix.lower() in VECTOR_SUFFIXES
+        lab_ds = open_raster(labels_path, "labels", problems) if labels_path is not None and not is_vector else None
+        self._opened += [d for d in (img, t2_ds, dsm_ds, lab_ds) if d is not None]
+        if img is None or problems:
+            problems.raise_if_any()
+        assert img is not None
+        self.image_path = Path(image)
+        self._img = img
+        self.bands = list(bands) if bands else list(range(1, img.count + 1))
+        bad = [b for b in self.bands if not 1 <= b <= img.count]
+        if bad:
+            problems.add(f"image {image}: bands {bad} out of range (it has {img.count} bands)")
+
+        self._t2 = None
+        if t2_ds is not None:
+            if t2_ds.count != img.count:
+                problems.add(f"t2 {t2}: {t2_ds.count} bands, but t1 {image} has {img.count}")
+            else:
+                self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
+        self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
+                                allow_geographic_mix, problems)
+        self._labels_raster = self._align(lab_ds, labels_path, "labels", Resampling.nearest,
+                                          allow_geographic_mix, problems)
+        self._labels_vector = None
+        if is_vector and labels_path is not None:
+            if not labels_path.exists():
+                problems.add(f"labels {labels_path}: file not found")
+            else:
+                vec = _VectorLabels(labels_path, class_field, img.crs, label_background, problems)
+                if vec.ok:
+                    self._labels_vector = vec
+                    if vec.reprojected:
+                        self._warn(f"labels {labels_path}: vector CRS differs from the image; reprojected")
+        problems.raise_if_any()
+
+    def _align(self, ds, path, role, resampling, allow_geographic_mix, problems):
+        """``ds`` as-is when it shares the image grid, else a WarpedVRT onto the image grid."""
+        if ds is None or ds.crs is None:
+            return None
+        img = self._img
+        if ds.crs.is_geographic != img.crs.is_geographic and not allow_geographic_mix:
+            kinds = ("geographic", "projected")
+            problems.add(
+                f"{role} {path}: {kinds[not ds.crs.is_geographic]} CRS with a {kinds[not img.crs.is_geographic]} image; "
+                "pass --allow-geographic-mix to warp it anyway"
+            )
+            return None
+        coverage = _overlap_fraction(img, ds)
+        if coverage <= 0:
+            problems.add(f"{role} {path}: does not overlap the image")
+            return None
+        if role == "DSM" and ds.count != 1:
+            self._warn(f"DSM {path}: has {ds.count} bands; using band 1")
+        if coverage < 0.5:
+            self._warn(f"{role} {path}: covers only {coverage:.1%} of the image")
+        if same_grid(img, ds):
+            return ds
+        if role == "t2":  # imagery: keep every value usable, mark outside areas with an alpha band
+            vrt = WarpedVRT(ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                            resampling=resampling, src_nodata=ds.nodata, add_alpha=ds.nodata is None)
+        else:
+            vrt = WarpedVRT(
+                ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                resampling=resampling, src_nodata=ds.nodata,
+                nodata=ds.nodata if ds.nodata is not None else (np.nan if role == "DSM" else IGNORE_INDEX),
+            )
+        self._opened.append(vrt)
+        self._warn(
+            f"{role} {path}: grid differs from the image ({_describe_grid_difference(img, ds)}); "
+            f"resampled ({resampling.name}) onto the image grid"
+            + (f"; it covers only {coverage:.1%} of the image" if coverage < 0.995 else "")
+        )
+        return vrt
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    # -- grid properties ---------------------------------------------------------------
+    @property
+    def width(self) -> int:
+        return self._img.width
+
+    @property
+    def height(self) -> int:
+        return self._img.height
+
+    @property
+    def crs(self) -> CRS:
+        return self._img.crs
+
+    @property
+    def transform(self):  # noqa: ANN201 - affine.Affine
+        return self._img.transform
+
+    @property
+    def count(self) -> int:
+        return len(self.bands)
+
+    @property
+    def dtype(self) -> str:
+        return self._img.dtypes[self.bands[0] - 1]
+
+    @property
+    def nodata(self) -> float | None:
+        return self._img.nodata
+
+    @property
+    def has_dsm(self) -> bool:
+        return self._dsm is not None
+
+    @property
+    def has_t2(self) -> bool:
+        return self._t2 is not None
+
+    @property
+    def has_labels(self) -> bool:
+        return self._labels_raster is not None or self._labels_vector is not None
+
+    @property
+    def has_nodata(self) -> bool:
+        """Whether the image declares nodata, an internal mask or alpha (windows can be invalid)."""
+        from rasterio.enums import MaskFlags
+
+        flags = self._img.mask_flag_enums[self.bands[0] - 1]
+        return MaskFlags.all_valid not in flags or self.has_dsm
+
+    def profile(self) -> dict[str, Any]:
+        """GeoTIFF profile of the image grid, the starting point for every output raster."""
+        return {"driver": "GTiff", "crs": self.crs, "transform": self.transform,
+                "width": self.width, "height": self.height}
+
+    # -- reads -------------------------------------------------------------------------
+    def read_image(self, window: Window) -> np.ndarray:
+        """Selected image bands, (count, h, w), in the raw dtype."""
+        return self._img.read(self.bands, window=window)
+
+    def read_dsm(self, window: Window) -> np.ndarray:
+        """DSM on the image grid, (h, w) float32, NaN where the DSM has no data."""
+        if self._dsm is None:
+            raise ValueError("no DSM was given")
+        arr = self._dsm.read(1, window=window, masked=True)
+        return np.ma.filled(arr.astype(np.float32), np.nan)
+
+    def read_labels(self, window: Window) -> np.ndarray:
+        """Labels on the image grid, (h, w) uint8, ``IGNORE_INDEX`` where unlabelled."""
+        if self._labels_vector is not None:
+            return self._labels_vector.read(window, self.transform)
+        if self._labels_raster is None:
+            raise ValueError("no labels were given")
+        arr = self._labels_raster.read(1, window=window, masked=True)
+        if np.ma.is_masked(arr):
+            arr = np.ma.filled(arr.astype(np.int64), IGNORE_INDEX)
+        arr = np.asarray(arr)
+        out = np.where((arr >= 0) & (arr < IGNORE_INDEX), arr, IGNORE_INDEX)
+        return out.astype(np.uint8)
+
+    def read_t2(self, window: Window) -> np.ndarray:
+        """Second epoch on the first epoch's grid, (count, h, w), same bands as the image."""
+        if self._t2 is None:
+            raise ValueError("no second epoch was given")
+        return self._t2.read(self.bands, window=window)
+
+    def read_t2_valid(self, window: Window) -> np.ndarray:
+        """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
+        if self._t2 is None:
+            raise ValueError("no second epoch was given")
+        return np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+
+    def read_image_valid(self, window: Window) -> np.ndarray:
+        """(h, w) bool: every selected band valid (nodata value, internal mask or alpha)."""
+        masks = self._img.read_masks(self.bands, window=window)
+        return np.all(masks > 0, axis=0)
+
+    def read_valid(self, window: Window) -> np.ndarray:
+        """(h, w) bool: image valid (nodata, internal mask or alpha) and, with a DSM, DSM valid."""
+        valid = self.read_image_valid(window)
+        if self._dsm is not None:
+            valid &= ~np.isnan(self.read_dsm(window))
+        if self._t2 is not None:
+            valid &= self.read_t2_valid(window)
+        return valid
+
+    # -- lifetime ----------------------------------------------------------------------
+    def close(self) -> None:
+        for ds in reversed(self._opened):
+            try:
+                ds.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._opened = []
+
+    def __enter__(self) -> AlignedSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

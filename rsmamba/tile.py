@@ -1,0 +1,284 @@
+"""``rsmamba tile``: cut an image (+ DSM, + labels) into georeferenced training chips.
+
+Chips keep their georeferencing; the DSM and labels are read on the image grid (see
+:class:`~rsmamba.raster.source.AlignedSource`). Train/val/test are split by spatial blocks, and
+chips that would overlap a chip of another split are dropped, so no pixel is seen in two splits.
+
+Output folder::
+
+    images/<chip_id>.tif   image bands, source dtype and nodata
+    dsm/<chip_id>.tif      float32, NaN = no data            (with --dsm)
+    labels/<chip_id>.tif   uint8, 255 = ignore, colour table (with --labels)
+    t2/<chip_id>.tif       second epoch on the first epoch's grid         (with --t2)
+    labels_t2/<chip_id>.tif, change/<chip_id>.tif   second-epoch labels, binary change labels
+    manifest.csv           one row per chip (see MANIFEST_FIELDS)
+    tiling.json            sources, grid, band statistics, classes, split counts
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+from tqdm import tqdm
+
+from rsmamba.atomic import atomic_directory
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
+from rsmamba.errors import InputError
+from rsmamba.raster.normalize import compute_stats
+from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.windows import WindowGrid
+
+SPLITS = ("train", "val", "test")
+MANIFEST_FIELDS = (
+    "chip_id", "split", "image", "dsm", "labels", "t2", "labels_t2", "change", "row_off", "col_off",
+    "width", "height", "minx", "miny", "maxx", "maxy", "valid_fraction", "class_hist",
+)
+
+
+@dataclass
+class TileSummary:
+    """What a tiling run wrote, for the CLI and for tests."""
+
+    out_dir: Path
+    windows: int
+    chips: Counter = field(default_factory=Counter)
+    skipped_invalid: int = 0
+    dropped_for_split: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        per_split = ", ".join(f"{s} {self.chips[s]}" for s in SPLITS)
+        return (
+            f"{sum(self.chips.values())} chips ({per_split}) from {self.windows} windows in {self.out_dir}; "
+            f"{self.skipped_invalid} below --min-valid, {self.dropped_for_split} dropped at split borders"
+        )
+
+
+def assign_block_splits(
+    n_block_rows: int, n_block_cols: int, fractions: Sequence[float], seed: int
+) -> np.ndarray:
+    """Split label (index into SPLITS) per block: exact counts from the fractions, shuffled by seed.
+
+    Every split with a positive fraction gets at least one block when there are enough blocks.
+    """
+    n = n_block_rows * n_block_cols
+    fr = np.asarray(fractions, dtype=float)
+    counts = np.floor(fr / fr.sum() * n).astype(int)
+    for i in np.argsort(-(fr / fr.sum() * n - counts)):  # largest remainders first
+        if counts.sum() >= n:
+            break
+        counts[i] += 1
+    for i in (2, 1):  # make sure val/test exist when asked for and possible
+        if fr[i] > 0 and counts[i] == 0 and counts[0] > 1:
+            counts[i] += 1
+            counts[0] -= 1
+    labels = np.repeat(np.arange(len(fr)), counts)
+    np.random.default_rng(seed).shuffle(labels)
+    return labels.reshape(n_block_rows, n_block_cols)
+
+
+def plan_chips(grid: WindowGrid, block: int, fractions: Sequence[float], seed: int) -> tuple[list[tuple[Window, int]], int]:
+    """Each window with its split, dropping windows that overlap a window of a higher-priority split.
+
+    A window belongs to the block holding its centre. Priority test > val > train, so the rare
+    evaluation splits keep their chips and training loses the border ones.
+    """
+    n_br = math.ceil(grid.height / block)
+    n_bc = math.ceil(grid.width / block)
+    block_split = assign_block_splits(n_br, n_bc, fractions, seed)
+    rows, cols = grid.row_offsets, grid.col_offsets
+    h, w = grid.window_height, grid.window_width
+    split = np.empty((len(rows), len(cols)), dtype=int)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            split[i, j] = block_split[min((r + h // 2) // block, n_br - 1), min((c + w // 2) // block, n_bc - 1)]
+    # windows overlapping window (i, j): rows within h, cols within w
+    r_arr, c_arr = np.asarray(rows), np.asarray(cols)
+    keep: list[tuple[Window, int]] = []
+    dropped = 0
+    for i, r in enumerate(rows):
+        near_i = np.nonzero(np.abs(r_arr - r) < h)[0]
+        for j, c in enumerate(cols):
+            near_j = np.nonzero(np.abs(c_arr - c) < w)[0]
+            if split[np.ix_(near_i, near_j)].max() > split[i, j]:
+                dropped += 1
+                continue
+            keep.append((Window(c, r, w, h), int(split[i, j])))
+    return keep, dropped
+
+
+def _chip_profile(src: AlignedSource, window: Window, count: int, dtype: str, nodata: float | None) -> dict:
+    profile = {
+        "driver": "GTiff", "width": int(window.width), "height": int(window.height), "count": count,
+        "dtype": dtype, "crs": src.crs, "transform": window_transform(window, src.transform),
+        "compress": "deflate", "nodata": nodata,
+    }
+    if window.width % 16 == 0 and window.height % 16 == 0:
+        profile.update(tiled=True, blockxsize=min(256, int(window.width)), blockysize=min(256, int(window.height)))
+    return profile
+
+
+def tile_scene(
+    image: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    dsm: str | os.PathLike[str] | None = None,
+    labels: str | os.PathLike[str] | None = None,
+    class_field: str = "class",
+    label_background: int = 0,
+    size: int = 512,
+    overlap: int = 0,
+    min_valid: float = 0.5,
+    bands: Sequence[int] | None = None,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    block: int | None = None,
+    seed: int = 0,
+    allow_geographic_mix: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    t2: str | os.PathLike[str] | None = None,
+    labels_t2: str | os.PathLike[str] | None = None,
+    change: str | os.PathLike[str] | None = None,
+) -> TileSummary:
+    """Write chips + ``manifest.csv`` + ``tiling.json`` into ``out_dir`` (atomically, as a whole).
+
+    With ``t2`` the chips are epoch pairs for change detection: ``labels_t2`` (semantic labels of
+    the second epoch) and ``change`` (binary change labels) are cut on the same windows.
+    """
+    out_dir = Path(out_dir)
+    problems = []
+    if len(split) != 3 or any(f < 0 for f in split) or sum(split) <= 0:
+        problems.append(f"--split needs three non-negative fractions (train,val,test), got {tuple(split)}")
+    if not 0 <= min_valid <= 1:
+        problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        problems.append(f"output folder {out_dir} exists and is not empty (use --overwrite)")
+    if (labels_t2 or change) and not t2:
+        problems.append("--labels-t2 and --change need --t2")
+    if problems:
+        raise InputError(problems)
+
+    common = {"class_field": class_field, "label_background": label_background,
+              "allow_geographic_mix": allow_geographic_mix}
+    extra: dict[str, AlignedSource] = {}
+    try:
+        for name, path in (("labels_t2", labels_t2), ("change", change)):
+            if path is not None:
+                extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
+        with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
+            summary = _tile(src, extra, image, dsm, labels, out_dir, size, overlap, min_valid, split, block, seed,
+                            progress, t2)
+    finally:
+        for extra_src in extra.values():
+            extra_src.close()
+    return summary
+
+
+def _tile(
+    src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, size: int,
+    overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
+) -> TileSummary:
+    """The tiling loop over an opened source (see :func:`tile_scene`)."""
+    grid = WindowGrid(src.width, src.height, size, overlap)
+    block = block or max(4 * size, size)
+    plan, dropped = plan_chips(grid, block, split, seed)
+    image_stats, dsm_stats = compute_stats(src)
+    summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings))
+    digits = len(str(len(grid)))
+    with atomic_directory(out_dir) as tmp:
+        subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
+                "t2" if src.has_t2 else None, *extra]
+        for sub in subs:
+            if sub:
+                (tmp / sub).mkdir()
+        rows = []
+        for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
+            valid = src.read_valid(window)
+            valid_fraction = float(valid.mean())
+            if valid_fraction < min_valid or valid_fraction == 0:
+                summary.skipped_invalid += 1
+                continue
+            chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
+            rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp))
+            summary.chips[SPLITS[split_index]] += 1
+        if not rows:
+            raise InputError(
+                f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
+                "(empty or all-nodata raster, or --min-valid too high)"
+            )
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        meta = {
+            "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
+            "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
+            "t2": str(Path(t2).resolve()) if t2 else None,
+            "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
+            "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
+            "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
+            "classes": [c.to_dict() for c in ISPRS_CLASSES],
+            "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
+        }
+        (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
+    return summary
+
+
+def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.ndarray) -> None:
+    with rasterio.open(path, "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
+        dst.write(labels[None])
+        dst.write_colormap(1, colormap(ISPRS_CLASSES))
+
+
+def _write_chip(
+    src: AlignedSource, extra: dict[str, AlignedSource], window: Window, chip_id: str, split: str,
+    valid: np.ndarray, valid_fraction: float, folder: Path,
+) -> dict:
+    row: dict = {"chip_id": chip_id, "split": split, **{k: "" for k in ("dsm", "labels", "t2", "labels_t2", "change")}}
+    image_path = f"images/{chip_id}.tif"
+    with rasterio.open(folder / image_path, "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
+        dst.write(src.read_image(window))
+        if src.nodata is None:
+            image_valid = src.read_image_valid(window)
+            if not image_valid.all():
+                dst.write_mask(image_valid.astype(np.uint8) * 255)
+    row["image"] = image_path
+    if src.has_dsm:
+        row["dsm"] = f"dsm/{chip_id}.tif"
+        with rasterio.open(folder / row["dsm"], "w", **_chip_profile(src, window, 1, "float32", float("nan"))) as dst:
+            dst.write(src.read_dsm(window)[None])
+    hist: dict[str, int] = {}
+    if src.has_labels:
+        labels = src.read_labels(window)
+        labels = np.where(valid, labels, IGNORE_INDEX).astype(np.uint8)
+        row["labels"] = f"labels/{chip_id}.tif"
+        _write_labels(folder / row["labels"], src, window, labels)
+        values, counts = np.unique(labels[labels != IGNORE_INDEX], return_counts=True)
+        hist = {str(int(v)): int(c) for v, c in zip(values, counts)}
+    if src.has_t2:
+        row["t2"] = f"t2/{chip_id}.tif"
+        with rasterio.open(folder / row["t2"], "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
+            dst.write(src.read_t2(window))
+    for name, extra_src in extra.items():
+        row[name] = f"{name}/{chip_id}.tif"
+        _write_labels(folder / row[name], src, window,
+                      np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8))
+    minx, miny, maxx, maxy = window_bounds(window, src.transform)
+    row.update(
+        row_off=int(window.row_off), col_off=int(window.col_off), width=int(window.width), height=int(window.height),
+        minx=minx, miny=miny, maxx=maxx, maxy=maxy, valid_fraction=round(valid_fraction, 6),
+        class_hist=json.dumps(hist, separators=(",", ":")),
+    )
+    return row

@@ -1,0 +1,30 @@
+"""Module-level job functions for the batch/distributed tests (workers import them by name)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rsmamba.atomic import atomic_output
+
+
+def copy_job(src: Path, out: Path, *, tag: str = "") -> None:
+    with atomic_output(out) as tmp:
+        tmp.write_text(Path(src).read_text() + tag)
+
+
+def failing_job(src: Path, out: Path) -> None:
+    if "bad" in Path(src).name:
+        raise ValueError("cannot read this one")
+    copy_job(src, out)
+
+
+def dying_job(src: Path, out: Path, *, marker_dir: str) -> None:
+    """Kills its worker process the first time it runs for an input (a crashed node mid-run)."""
+    marker = Path(marker_dir) / f"{Path(src).name}.started"
+    if not marker.exists():
+        marker.write_text("x")
+        with atomic_output(out) as tmp:
+            tmp.write_text("partial")
+            os._exit(1)
+    copy_job(src, out)
