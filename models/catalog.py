@@ -60,14 +60,22 @@ def model_rows(paper: bool = False) -> list[ModelRow]:
     rows = []
     for info in list_models():
         preset = _PAPER.get(info.name) if paper else None
-        with torch.device("meta"):
-            model = create_model(info.name, **(preset.overrides if preset else {}))
+        model = _build_for_counting(info.name, preset.overrides if preset else {})
         rows.append(ModelRow(
             info.name, info.task, info.inputs, info.paper, count_parameters(model),
             count_parameters_thop_style(model),
             preset.reported_params if preset else None, preset.count_style if preset else "",
         ))
     return rows
+
+
+def _build_for_counting(name: str, overrides: dict[str, Any]) -> torch.nn.Module:
+    """On the meta device (no memory, no init time) when the builder allows it, else on the CPU."""
+    try:
+        with torch.device("meta"):
+            return create_model(name, **overrides)
+    except (NotImplementedError, RuntimeError):  # a builder that reads tensor values while building
+        return create_model(name, **overrides)
 
 
 def format_rows(rows: list[ModelRow]) -> str:
