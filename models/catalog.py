@@ -8,6 +8,7 @@ the configuration and input size their paper counted at and the number it report
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,10 +56,13 @@ class ModelRow:
     count_style: str = ""
 
 
-def model_rows(paper: bool = False) -> list[ModelRow]:
-    """One row per registered model; ``paper=True`` counts at the paper presets where there is one."""
+def model_rows(paper: bool = False, names: Iterable[str] | None = None) -> list[ModelRow]:
+    """One row per registered model (or per name in ``names``); ``paper=True`` counts at the paper presets."""
     rows = []
+    wanted = None if names is None else set(names)
     for info in list_models():
+        if wanted is not None and info.name not in wanted:
+            continue
         preset = _PAPER.get(info.name) if paper else None
         model = _build_for_counting(info.name, preset.overrides if preset else {})
         rows.append(ModelRow(
