@@ -125,3 +125,20 @@ def test_paper_size_forward():
     with torch.no_grad():
         out = model(torch.randn(PAPER_INPUTS["image"]), torch.randn(PAPER_INPUTS["aux"]))
     assert out.shape == (1, 6, 200, 346) and torch.isfinite(out).all()
+
+
+def test_pretrained_backbone_from_local_file(tmp_path):
+    from rsmamba.errors import InputError
+    from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone
+
+    torch.manual_seed(0)
+    src = VMambaBackbone(in_chans=3, **VMAMBA_CONFIGS["vmamba_test_cf"])
+    path = tmp_path / "vmamba.pth"
+    torch.save({"model": src.state_dict()}, path)
+    torch.manual_seed(1)
+    model = create_model("mambaseg_tiny", in_chans=3, pretrained=path)
+    key = "layers.1.blocks.0.op.x_proj_weight"
+    assert torch.equal(model.encoder_img.state_dict()[key], src.state_dict()[key])
+    assert not torch.equal(model.encoder_ev.state_dict()[key], src.state_dict()[key])
+    with pytest.raises(InputError, match="not found"):
+        create_model("mambaseg_tiny", pretrained=tmp_path / "missing.pth")
