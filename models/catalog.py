@@ -8,6 +8,7 @@ the configuration and input size their paper counted at and the number it report
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,19 +56,30 @@ class ModelRow:
     count_style: str = ""
 
 
-def model_rows(paper: bool = False) -> list[ModelRow]:
-    """One row per registered model; ``paper=True`` counts at the paper presets where there is one."""
+def model_rows(paper: bool = False, names: Iterable[str] | None = None) -> list[ModelRow]:
+    """One row per registered model (or per name in ``names``); ``paper=True`` counts at the paper presets."""
     rows = []
+    wanted = None if names is None else set(names)
     for info in list_models():
+        if wanted is not None and info.name not in wanted:
+            continue
         preset = _PAPER.get(info.name) if paper else None
-        with torch.device("meta"):
-            model = create_model(info.name, **(preset.overrides if preset else {}))
+        model = _build_for_counting(info.name, preset.overrides if preset else {})
         rows.append(ModelRow(
             info.name, info.task, info.inputs, info.paper, count_parameters(model),
             count_parameters_thop_style(model),
             preset.reported_params if preset else None, preset.count_style if preset else "",
         ))
     return rows
+
+
+def _build_for_counting(name: str, overrides: dict[str, Any]) -> torch.nn.Module:
+    """On the meta device (no memory, no init time) when the builder allows it, else on the CPU."""
+    try:
+        with torch.device("meta"):
+            return create_model(name, **overrides)
+    except (NotImplementedError, RuntimeError):  # a builder that reads tensor values while building
+        return create_model(name, **overrides)
 
 
 def format_rows(rows: list[ModelRow]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 import pytest
@@ -125,3 +127,42 @@ def test_paper_size_forward():
     with torch.no_grad():
         out = model(torch.randn(PAPER_INPUTS["image"]), torch.randn(PAPER_INPUTS["aux"]))
     assert out.shape == (1, 6, 200, 346) and torch.isfinite(out).all()
+
+
+def test_pretrained_backbone_from_local_file(tmp_path):
+    from rsmamba.errors import InputError
+    from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone
+
+    torch.manual_seed(0)
+    src = VMambaBackbone(in_chans=3, **VMAMBA_CONFIGS["vmamba_test_cf"])
+    path = tmp_path / "vmamba.pth"
+    torch.save({"model": src.state_dict()}, path)
+    torch.manual_seed(1)
+    model = create_model("mambaseg_tiny", in_chans=3, pretrained=path)
+    key = "layers.1.blocks.0.op.x_proj_weight"
+    assert torch.equal(model.encoder_img.state_dict()[key], src.state_dict()[key])
+    assert not torch.equal(model.encoder_ev.state_dict()[key], src.state_dict()[key])
+    with pytest.raises(InputError, match="not found"):
+        create_model("mambaseg_tiny", pretrained=tmp_path / "missing.pth")
+
+
+AUTHORS_CODE = os.environ.get("RSMAMBA_AUTHORS_CODE", "/tmp/authors")
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(AUTHORS_CODE, "mambaseg", "model")),
+                    reason="authors' MambaSeg module definitions not present (never committed; see report)")
+def test_loads_a_state_dict_of_the_authors_modules():
+    """Their MambaSeg at the profiled configuration, built from their code kept outside the project."""
+    import sys
+
+    sys.path[:0] = [os.path.join(AUTHORS_CODE, "mambaseg"), os.path.join(AUTHORS_CODE, "stubs")]
+    try:
+        from model.segmentors import MambaSeg as AuthorsMambaSeg
+    finally:
+        del sys.path[:2]
+    theirs = AuthorsMambaSeg(num_classes=6, num_channels_img=1, num_channels_ev=10, img_size=(200, 346))
+    ours = create_model("mambaseg", in_chans=1, aux_chans=10, img_size=(200, 346))
+    assert count_parameters(ours) == sum(p.numel() for p in theirs.parameters())
+    load_authors_state_dict(ours, theirs.state_dict())  # strict: same names and shapes
+    key = "ccbs.1.ssm_e.dt_projs_weight"
+    assert torch.equal(ours.state_dict()[key], theirs.state_dict()[key])
