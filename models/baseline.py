@@ -15,20 +15,30 @@ import torch.nn.functional as F
 from rsmamba.models.registry import register_model
 
 
-def _conv_block(cin: int, cout: int) -> nn.Sequential:
+def _norm(kind: str, channels: int) -> nn.Module:
+    """BatchNorm by default; GroupNorm makes a sample's output independent of its batch-mates
+    (what a DDP-equals-single-process check needs on CPU, where SyncBatchNorm is not available)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(4, channels), channels)
+    raise ValueError(f"norm must be 'batch' or 'group', got {kind!r}")
+
+
+def _conv_block(cin: int, cout: int, norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), _norm(norm, cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), _norm(norm, cout), nn.ReLU(inplace=True),
     )
 
 
 class _Encoder(nn.Module):
     """Three resolutions (1, 1/2, 1/4) of features."""
 
-    def __init__(self, in_chans: int, width: int):
+    def __init__(self, in_chans: int, width: int, norm: str = "batch"):
         super().__init__()
-        self.stages = nn.ModuleList([_conv_block(in_chans, width), _conv_block(width, 2 * width),
-                                     _conv_block(2 * width, 4 * width)])
+        self.stages = nn.ModuleList([_conv_block(in_chans, width, norm), _conv_block(width, 2 * width, norm),
+                                     _conv_block(2 * width, 4 * width, norm)])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
@@ -39,10 +49,10 @@ class _Encoder(nn.Module):
 
 
 class _Decoder(nn.Module):
-    def __init__(self, width: int, num_classes: int):
+    def __init__(self, width: int, num_classes: int, norm: str = "batch"):
         super().__init__()
-        self.up2 = _conv_block(4 * width + 2 * width, 2 * width)
-        self.up1 = _conv_block(2 * width + width, width)
+        self.up2 = _conv_block(4 * width + 2 * width, 2 * width, norm)
+        self.up1 = _conv_block(2 * width + width, width, norm)
         self.head = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
@@ -56,10 +66,10 @@ class _Decoder(nn.Module):
 class FCNBaseline(nn.Module):
     """Small U-Net-like CNN: forward(image) -> logits (B, num_classes, H, W)."""
 
-    def __init__(self, in_chans: int = 3, num_classes: int = 6, width: int = 16):
+    def __init__(self, in_chans: int = 3, num_classes: int = 6, width: int = 16, norm: str = "batch"):
         super().__init__()
-        self.encoder = _Encoder(in_chans, width)
-        self.decoder = _Decoder(width, num_classes)
+        self.encoder = _Encoder(in_chans, width, norm)
+        self.decoder = _Decoder(width, num_classes, norm)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(image))
@@ -71,11 +81,11 @@ class SiamDiffBaseline(nn.Module):
     forward(t1, t2) -> {"change": (B, 2, H, W), "sem1": (B, C, H, W), "sem2": (B, C, H, W)}.
     """
 
-    def __init__(self, in_chans: int = 3, num_classes: int = 6, width: int = 16):
+    def __init__(self, in_chans: int = 3, num_classes: int = 6, width: int = 16, norm: str = "batch"):
         super().__init__()
-        self.encoder = _Encoder(in_chans, width)
-        self.change_decoder = _Decoder(width, 2)
-        self.semantic_decoder = _Decoder(width, num_classes)
+        self.encoder = _Encoder(in_chans, width, norm)
+        self.change_decoder = _Decoder(width, 2, norm)
+        self.semantic_decoder = _Decoder(width, num_classes, norm)
 
     def forward(self, t1: torch.Tensor, t2: torch.Tensor) -> dict[str, torch.Tensor]:
         f1, f2 = self.encoder(t1), self.encoder(t2)
