@@ -69,11 +69,24 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
+    bands: str = typer.Option("rgb", "--bands", help="Ortho bands: rgb, irrg (NIR,R,G) or rgbn."),
+    nodata_collar: bool = typer.Option(False, "--nodata-collar", help="Rotated footprint with nodata corners."),
+    dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
-    from rsmamba.synth import write_scene
+    from rsmamba.errors import InputError
+    from rsmamba.synth import DEFAULT_ORIGIN, write_scene
 
-    paths = write_scene(out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg)
+    try:
+        corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN
+        assert len(corner) == 2
+    except (ValueError, AssertionError):
+        raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
+    paths = write_scene(
+        out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True,
+    )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
@@ -90,10 +103,32 @@ def change(ctx: typer.Context) -> None:
     _not_built("change", 7)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def vectorize(ctx: typer.Context) -> None:
+@app.command()
+def vectorize(
+    raster: Path = typer.Argument(..., help="Class raster (from predict) or change raster (from change)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg)."),
+    classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
+    min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
+    simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
+    regularize: bool = typer.Option(False, "--regularize", help="Orthogonalise outlines (buildings): right angles."),
+    allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
+    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2."),
+    output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
+    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Probability raster on the same grid: mean/max per polygon."),
+    reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
+    change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
+    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
+) -> None:
     """Class or change rasters to GIS polygon layers."""
-    _not_built("vectorize", 6)
+    from rsmamba.vectorize import vectorize_raster
+
+    summary = vectorize_raster(
+        raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
+        allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
+    )
+    typer.echo(summary.describe())
 
 
 @app.command()

@@ -1,0 +1,85 @@
+"""Parameter and MAC counting, both the plain way and the way the papers did (``thop``).
+
+Papers in this zoo report ``thop.profile`` numbers. thop 0.1.1 counts the parameters of a
+module only when its *exact* type has a rule (``nn.Conv2d``, plain ``nn.Linear``, norms, ...)
+and the module ran in the forward pass: subclasses such as VMamba's ``Linear2d`` /
+``LayerNorm2d`` and parameters held directly by a module (SS2D's ``A_logs``, ``Ds``,
+``x_proj_weight``, ``dt_projs_*``) are left out. That is why MambaSeg's "25.44 M" is about a
+quarter of its real size; report both numbers and say which one a paper used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = ["ModelCounts", "count_parameters", "count_parameters_thop_style", "thop_profile", "profile_model"]
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Every (unique) parameter of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _thop_rule_types() -> set[type]:
+    try:
+        from thop.profile import register_hooks
+    except ImportError:  # thop absent: the same exact-type rules it ships with
+        return {
+            nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+            nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.InstanceNorm1d,
+            nn.InstanceNorm2d, nn.InstanceNorm3d, nn.PReLU, nn.Linear, nn.GroupNorm,
+        }
+    return {t for t in register_hooks if isinstance(t, type)}
+
+
+def count_parameters_thop_style(model: nn.Module, used: set[nn.Module] | None = None) -> int:
+    """Parameters thop would count, without running it: modules of an exact thop-rule type.
+
+    ``used`` (modules that ran in a forward pass) narrows it further as thop does; without it,
+    every such module counts.
+    """
+    rules = _thop_rule_types()
+    total = 0
+    for module in model.modules():
+        if type(module) in rules and (used is None or module in used):
+            total += sum(p.numel() for p in module.parameters(recurse=False))
+    return total
+
+
+def thop_profile(model: nn.Module, inputs: Sequence[Tensor]) -> tuple[float, int]:
+    """``thop.profile`` exactly as the authors called it: (MACs, parameters), on a copy of the model."""
+    import thop
+
+    clone = copy.deepcopy(model).eval()
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        macs, params = thop.profile(clone, inputs=tuple(inputs), verbose=False)
+    return float(macs), int(params)
+
+
+@dataclass(frozen=True)
+class ModelCounts:
+    """Counts for one model at one input size."""
+
+    params_all: int
+    params_thop: int
+    macs_thop: float | None = None  # thop's MACs (what papers call FLOPs); None when not run
+
+    @property
+    def gflops(self) -> float | None:
+        return None if self.macs_thop is None else self.macs_thop / 1e9
+
+
+def profile_model(model: nn.Module, inputs: Sequence[Tensor] | None = None) -> ModelCounts:
+    """All-parameter and thop-style counts; with ``inputs``, thop's MACs too (runs a forward pass)."""
+    if inputs is None:
+        return ModelCounts(count_parameters(model), count_parameters_thop_style(model))
+    macs, params = thop_profile(model, inputs)
+    return ModelCounts(count_parameters(model), params, macs)

@@ -1,0 +1,63 @@
+"""What a class raster says about itself: class names, model id, change-raster layout.
+
+Conventions read here (the predict and change verbs write them):
+
+* Class raster: band 1 holds class ids. Band 1 tag ``class_names`` (JSON) names them, either a
+  list indexed by id, a ``{"id": "name"}`` mapping, or a list of ``{"id", "name"}`` objects.
+  Without it the ISPRS table of :mod:`rsmamba.classes` applies. Dataset or band-1 tag
+  ``model_id`` names the model that produced the raster. Value 255 (or the nodata value) is
+  never vectorized.
+* Change raster: band 1 binary change (0/1, description ``"change"``); optionally band 2 the
+  class at t1 (description ``"from_class"``) and band 3 the class at t2 (``"to_class"``). A
+  raster is read as a change raster when band 1's description is ``"change"``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import rasterio
+
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
+
+
+def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]:
+    """Class id -> name from the raster's ``class_names`` tag, else the ISPRS table."""
+    text = src.tags(band).get("class_names") or src.tags().get("class_names")
+    if text:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            return {int(k): str(v) for k, v in data.items()}
+        if isinstance(data, list) and all(isinstance(d, dict) for d in data):
+            return {int(d["id"]): str(d["name"]) for d in data}
+        if isinstance(data, list):
+            return {i: str(n) for i, n in enumerate(data) if n is not None}
+    return {c.id: c.name for c in ISPRS_CLASSES}
+
+
+def model_id(src: rasterio.io.DatasetReader) -> str:
+    """The producing model's id from the raster tags; empty when unknown."""
+    return src.tags().get("model_id") or src.tags(1).get("model_id") or ""
+
+
+def is_change_raster(src: rasterio.io.DatasetReader) -> bool:
+    return (src.descriptions[0] or "").lower() == "change"
+
+
+def has_semantic_change(src: rasterio.io.DatasetReader) -> bool:
+    """Bands 2 and 3 hold from/to classes (by description, or simply by being there)."""
+    if src.count < 3:
+        return False
+    d = [(x or "").lower() for x in src.descriptions]
+    return (d[1], d[2]) == ("from_class", "to_class") or (not d[1] and not d[2])
+
+
+def never_vectorized(src: rasterio.io.DatasetReader) -> set[int]:
+    """Values that are not a class: the ignore index and the nodata value."""
+    values = {IGNORE_INDEX}
+    if src.nodata is not None:
+        values.add(int(src.nodata))
+    return values

@@ -1,0 +1,34 @@
+"""Simplification and hole filling that keep a polygon layer usable as a coverage.
+
+Simplifying each polygon on its own opens slivers and overlaps between neighbours; a mapping
+team would then have to clean them by hand. ``shapely.coverage_simplify`` simplifies every
+shared edge once, so neighbours keep exactly the same border.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+
+def simplify_coverage(polygons: np.ndarray, tolerance: float) -> np.ndarray:
+    """Simplify a set of non-overlapping polygons keeping shared borders identical.
+
+    Invalid or collapsed results (rare, tiny polygons) fall back to the unsimplified polygon.
+    """
+    if len(polygons) == 0 or tolerance <= 0:
+        return polygons
+    out = shapely.coverage_simplify(polygons, tolerance, simplify_boundary=True)
+    bad = shapely.is_empty(out) | ~shapely.is_valid(out) | (shapely.get_type_id(out) != 3)
+    out = np.where(bad, polygons, out)
+    return out
+
+
+def fill_small_holes(polygon: shapely.Polygon, max_area: float) -> shapely.Polygon:
+    """Drop interior rings whose area is below ``max_area`` (CRS units squared)."""
+    if max_area <= 0 or not polygon.interiors:
+        return polygon
+    keep = [r for r in polygon.interiors if shapely.Polygon(r).area >= max_area]
+    if len(keep) == len(polygon.interiors):
+        return polygon
+    return shapely.Polygon(polygon.exterior, keep)
