@@ -36,6 +36,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 def test_ddp_two_processes_equals_single_process(tmp_path: Path) -> None:
     chips = write_chips(tmp_path, size=64, chip=16, split=(0.75, 0.25, 0.0))
