@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,22 @@ def test_config_errors_are_collected(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_config(None, ["optim.lrr=1", "nope.x=2"])
     assert "optim.lrr" in str(err.value) and "nope.x" in str(err.value)
+
+
+def test_change_model_trains_on_epoch_pair_chips(tmp_path: Path) -> None:
+    from rsmamba.synth import write_scene
+    from rsmamba.tile import tile_scene
+
+    scene = write_scene(tmp_path / "scene", size=64, seed=3, gsd=0.5)
+    chips = tmp_path / "chips"
+    tile_scene(scene["ortho_t1"], chips, labels=scene["labels_t1"], t2=scene["ortho_t2"],
+               labels_t2=scene["labels_t2"], change=scene["change"], size=32, block=32, split=(0.75, 0.25, 0.0))
+    cfg = _cfg(chips, tmp_path / "run", epochs=2)
+    cfg["model"] = {"name": "siam_diff_baseline", "kwargs": {"width": 4}}
+    cfg["train"]["metric"] = "change_f1"
+    result = train(cfg, progress=False)
+    row = result.history[-1]
+    assert {"val_change_f1", "val_miou"} <= set(row)
+    assert all(math.isfinite(h["train_loss"]) for h in result.history)
+    ckpt = load_checkpoint(result.best)
+    assert ckpt["model"] == "siam_diff_baseline" and ckpt["model_kwargs"]["in_chans"] == 3

@@ -100,6 +100,8 @@ class ChipDataset(Dataset):
         self.use_dsm = self.info.has_dsm if use_dsm is None else use_dsm
         if self.use_dsm and not self.info.has_dsm:
             raise InputError(f"{self.root}: the config asks for a DSM but the chips have none")
+        if self.use_dsm and any(r.get("t2") for r in self.rows):
+            raise InputError(f"{self.root}: change chips carry one DSM only; set data.use_dsm: false")
         self.dsm_mode = dsm_mode
         self.transform = transform
 
@@ -111,6 +113,7 @@ class ChipDataset(Dataset):
         return len(self.info.image_mean) + (1 if self.use_dsm else 0)
 
     def _read_image(self, rel: str, dsm_rel: str | None) -> torch.Tensor:
+        """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``)."""
         with rasterio.open(self.root / rel) as src:
             raw = src.read().astype(np.float32)
             nodata = src.nodata
@@ -118,7 +121,7 @@ class ChipDataset(Dataset):
         mean = np.asarray(self.info.image_mean, np.float32)[:, None, None]
         std = np.asarray(self.info.image_std, np.float32)[:, None, None]
         x = (raw - mean) / std
-        if self.use_dsm:
+        if self.use_dsm and dsm_rel:
             with rasterio.open(self.root / dsm_rel) as src:
                 d = src.read(1).astype(np.float32)
             finite = np.isfinite(d)
@@ -145,7 +148,7 @@ class ChipDataset(Dataset):
         else:
             sample["mask"] = torch.full(sample["image"].shape[1:], IGNORE_INDEX, dtype=torch.int64)
         if row.get("t2"):
-            sample["image2"] = self._read_image(row["t2"], row.get("dsm"))
+            sample["image2"] = self._read_image(row["t2"], None)  # the tiler keeps one DSM (t1) per chip
             if row.get("labels_t2"):
                 sample["mask2"] = self._read_mask(row["labels_t2"])
             if row.get("change"):

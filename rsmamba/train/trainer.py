@@ -293,7 +293,10 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         torch.cuda.set_device(device)
 
     info_m = model_info(cfg["model"]["name"])
-    train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=d["use_dsm"], dsm_mode=d["dsm_mode"])
+    use_dsm = d["use_dsm"]
+    if use_dsm is None and info_m.task != "segmentation":
+        use_dsm = False  # change chips have one DSM (t1) for two dates
+    train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
     try:
         val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
     except InputError:
