@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="registry name (default: the config's)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--size", type=int, default=512, help="training scene size (pixels)")
+    ap.add_argument("--chip", type=int, default=64, help="chip size (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
@@ -36,8 +37,8 @@ def main() -> None:
     t0 = time.time()
     seen = write_scene(work / "scene", size=args.size, seed=11, gsd=0.25)
     held = write_scene(work / "held", size=256, seed=12345, gsd=0.25)
-    tile_scene(seen["ortho_t1"], work / "chips", dsm=seen["dsm_t1"], labels=seen["labels_t1"], size=128,
-               split=(0.9, 0.1, 0.0), block=128, overwrite=True)
+    tile_scene(seen["ortho_t1"], work / "chips", dsm=seen["dsm_t1"], labels=seen["labels_t1"], size=args.chip,
+               split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
     overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}"]
     if args.model:
         overrides.append(f"model.name={args.model}")
@@ -56,8 +57,8 @@ def main() -> None:
 
 - Model: `{model_name}` (checkpoint `best.pt` by validation mIoU, epoch {best_epoch})
 - Data: one synthetic scene from `rsmamba.synth.write_scene(size={args.size}, seed=11, gsd=0.25)`
-  (ortho_t1 RGB + dsm_t1, ISPRS classes), tiled at 128 px (90 % train / 10 % val blocks).
-- Command: `python examples/make_demo_model.py {' '.join(f'--{k} {v}' for k, v in (('model', args.model), ('epochs', args.epochs)) if v)}`
+  (ortho_t1 RGB + dsm_t1, ISPRS classes), tiled at {args.chip} px (90 % train / 10 % val blocks).
+- Command: `python examples/make_demo_model.py {' '.join(f'--{k} {v}' for k, v in (('model', args.model), ('epochs', args.epochs), ('size', args.size), ('chip', args.chip)) if v)}`
   (config `examples/train_demo.yaml`), {time.time() - t0:.0f} s on this machine (CPU).
 - Held-out scene (never seen): `write_scene(size=256, seed=12345, gsd=0.25)`.
 
