@@ -71,16 +71,25 @@ def test_training_learns_and_checkpoints_hold_what_predict_needs(chips: Path, tm
 
 def test_resume_gives_identical_weights(small_chips: Path, tmp_path: Path) -> None:
     chips = small_chips
-    full = train(_cfg(chips, tmp_path / "full", epochs=3), progress=False)
-    part = train(_cfg(chips, tmp_path / "part", epochs=3, stop_after_epochs=1), progress=False)
+
+    def cfg(out: Path, **kw) -> dict:
+        c = _cfg(chips, out, epochs=3, **kw)
+        c["model"]["kwargs"]["width"] = 4
+        c["train"]["ema"] = 0.5  # EMA state must resume too
+        return c
+
+    full = train(cfg(tmp_path / "full"), progress=False)
+    part = train(cfg(tmp_path / "part", stop_after_epochs=1), progress=False)
     assert part.epochs_run == 1
-    resumed = train(_cfg(chips, tmp_path / "part", epochs=3), resume=True, progress=False)
+    resumed = train(cfg(tmp_path / "part"), resume=True, progress=False)
     assert resumed.epochs_run == 3
     a = load_checkpoint(full.last)["train_state"]
     b = load_checkpoint(resumed.last)["train_state"]
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    for key, value in load_checkpoint(full.last)["state_dict"].items():  # EMA weights
+        assert torch.equal(value, load_checkpoint(resumed.last)["state_dict"][key]), key
 
 
 def test_with_dsm_channel_and_overrides(tmp_path: Path) -> None:

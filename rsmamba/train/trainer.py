@@ -32,11 +32,10 @@ from tqdm import tqdm
 from rsmamba.atomic import atomic_output
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
-from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.chips import ChipDataset
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
-from rsmamba.metrics import ConfusionMeter, binary_change_scores
+from rsmamba.metrics import ConfusionMeter
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
 
