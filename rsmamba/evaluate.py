@@ -207,11 +207,13 @@ def evaluate_rasters(
     buildings: str | os.PathLike[str] | None = None,
     building_class: int = 1,
     image: str | os.PathLike[str] | None = None,
+    min_object_pixels: int = 0,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
 
-    ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``.
+    ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``;
+    predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
@@ -244,7 +246,14 @@ def evaluate_rasters(
     if buildings is not None:
         ref_objects = _reference_buildings(Path(buildings), grid)
         pred_objects, _ = ndimage.label((pred == building_class) & valid)
-        result["buildings"] = object_f1(pred_objects, ref_objects, 0.5)
+        if min_object_pixels > 0:
+            sizes = np.bincount(pred_objects.ravel())
+            keep = sizes >= min_object_pixels
+            keep[0] = False
+            relabel = np.zeros(sizes.size, np.int64)
+            relabel[keep] = np.arange(1, keep.sum() + 1)
+            pred_objects = relabel[pred_objects]
+        result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels}
 
     with atomic_output(out) as tmp:
         tmp.write_text(json.dumps(result, indent=2))

@@ -85,6 +85,9 @@ def test_vector_reference_and_building_object_f1(tmp_path: Path) -> None:
     objects = result["buildings"]
     assert objects["tp"] == 1 and objects["predicted"] == 2 and objects["reference"] == 2
     assert objects["f1"] == pytest.approx(0.5)
+    dropped = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg",
+                               min_object_pixels=5)["buildings"]
+    assert dropped["predicted"] == 1 and dropped["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
 
 
 def test_object_f1_hand_case() -> None:
@@ -94,6 +97,15 @@ def test_object_f1_hand_case() -> None:
     pred = np.zeros_like(ref)
     pred[0:4, 0:3] = 1  # IoU 12/16
     assert object_f1(pred, ref)["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
+
+
+def test_evaluate_cli(tmp_path: Path, capsys) -> None:
+    p, r, _, _ = _pair(tmp_path, 2)
+    assert main(["evaluate", str(p), str(r), "-o", str(tmp_path / "e" / "m.json"), "--exclude", "5", "--erode", "1"]) == 0
+    assert capsys.readouterr().out.startswith("mIoU ")
+    saved = json.loads((tmp_path / "e" / "m.json").read_text())
+    assert saved["conventions"] == {"excluded_from_means": ["clutter"], "eroded_boundary_radius": 1,
+                                    "nodata_and_ignore_excluded": True}
 
 
 def test_errors_are_collected_and_cli_exits_nonzero(tmp_path: Path, capsys) -> None:
