@@ -307,7 +307,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     n_img = len(tiling.image_mean)
     in_chans = n_img + (1 if train_ds.use_dsm and info_m.inputs == "image" else 0)
     model_kwargs = {**cfg["model"]["kwargs"], "num_classes": num_classes}
-    if info_m.inputs in ("image", "t1+t2"):
+    if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
+        raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
+    if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         model_kwargs.setdefault("in_chans", in_chans)
     model = create_model(cfg["model"]["name"], **model_kwargs).to(device)
 
