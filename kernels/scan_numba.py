@@ -86,17 +86,14 @@ if AVAILABLE:
             d = bd % nd
             g = d // per_group
             h = np.zeros(n, dtype=u.dtype)
-            Ad = A[d]
             for t in range(length):
                 dt = delta[b, d, t]
                 du = dt * u[b, d, t]
-                Bt = B[b, g, t]
-                Ct = C[b, g, t]
                 acc = zero
-                for i in range(n):
-                    hi = exp_fn(dt * Ad[i]) * h[i] + du * Bt[i]
+                for i in range(n):  # no array views in the loops: each one is an atomic refcount
+                    hi = exp_fn(dt * A[d, i]) * h[i] + du * B[b, g, t, i]
                     h[i] = hi
-                    acc += hi * Ct[i]
+                    acc += hi * C[b, g, t, i]
                 y[b, d, t] = acc
             for i in range(n):
                 last_state[b, d, i] = h[i]
@@ -125,7 +122,6 @@ if AVAILABLE:
             d_start = g * per_group + k * block
             d_stop = min(d_start + block, (g + 1) * per_group)
             for d in range(d_start, d_stop):
-                Ad = A[d]
                 # Forward again, keeping every state.
                 for i in range(n):
                     gs[i] = zero
@@ -134,35 +130,27 @@ if AVAILABLE:
                 for t in range(length):
                     dt = delta[b, d, t]
                     du_t = dt * u[b, d, t]
-                    Bt = B[b, g, t]
-                    h_prev = hs[t]
-                    h_new = hs[t + 1]
                     for i in range(n):
-                        h_new[i] = exp_fn(dt * Ad[i]) * h_prev[i] + du_t * Bt[i]
+                        hs[t + 1, i] = exp_fn(dt * A[d, i]) * hs[t, i] + du_t * B[b, g, t, i]
                 # Reverse-time adjoint.
                 for t in range(length - 1, -1, -1):
                     dt = delta[b, d, t]
                     ut = u[b, d, t]
                     dyt = dy[b, d, t]
-                    Bt = B[b, g, t]
-                    Ct = C[b, g, t]
-                    dBt = dB[b, g, k, t]
-                    dCt = dC[b, g, k, t]
-                    h_prev = hs[t]
-                    h_now = hs[t + 1]
+                    dtu = dt * ut
                     sum_gb = zero
                     sum_ada = zero
                     for i in range(n):
-                        gi = gs[i] * a_next[i] + Ct[i] * dyt
+                        gi = gs[i] * a_next[i] + C[b, g, t, i] * dyt
                         gs[i] = gi
-                        dCt[i] += dyt * h_now[i]
-                        a = exp_fn(dt * Ad[i])
+                        dC[b, g, k, t, i] += dyt * hs[t + 1, i]
+                        a = exp_fn(dt * A[d, i])
                         a_next[i] = a
-                        da = gi * h_prev[i] * a  # d loss / d (delta_t * A_i)
-                        sum_ada += Ad[i] * da
+                        da = gi * hs[t, i] * a  # d loss / d (delta_t * A_i)
+                        sum_ada += A[d, i] * da
                         dA_local[i] += dt * da
-                        sum_gb += gi * Bt[i]
-                        dBt[i] += gi * dt * ut
+                        sum_gb += gi * B[b, g, t, i]
+                        dB[b, g, k, t, i] += gi * dtu
                     du[b, d, t] = dt * sum_gb
                     ddelta[b, d, t] = ut * sum_gb + sum_ada
                 for i in range(n):

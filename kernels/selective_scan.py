@@ -70,9 +70,11 @@ def selective_scan_reference(
     deltaBu = delta.unsqueeze(2) * Bx * u.unsqueeze(2)
     state = u.new_zeros(batch, dim, A.shape[1])
     ys = []
-    for t in range(length):
-        state = deltaA[..., t] * state + deltaBu[..., t]
-        ys.append((state * Cx[..., t]).sum(-1))
+    # unbind once: indexing [..., t] inside the loop would make autograd scatter every step's
+    # gradient into a full (b, d, N, L) zero tensor, O(L^2) work in the backward.
+    for a_t, bu_t, c_t in zip(deltaA.unbind(-1), deltaBu.unbind(-1), Cx.unbind(-1)):
+        state = a_t * state + bu_t
+        ys.append((state * c_t).sum(-1))
     y = torch.stack(ys, dim=-1)
     if D is not None:
         y = y + u * D.to(cdt)[None, :, None]

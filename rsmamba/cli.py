@@ -171,10 +171,14 @@ def evaluate(
     typer.echo(line)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def models(ctx: typer.Context) -> None:
+@app.command()
+def models(
+    params: bool = typer.Option(False, "--params", help="Count at the papers' presets and show the reported counts."),
+) -> None:
     """List the registered models with parameter counts, inputs and tasks."""
-    _not_built("models", 4)
+    from rsmamba.models.catalog import format_rows, model_rows
+
+    typer.echo(format_rows(model_rows(paper=params)))
 
 
 def _setup_logging() -> None:

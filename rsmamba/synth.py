@@ -956,7 +956,8 @@ def write_scene(
         ("dsm_t2", lambda p: _write_dsm(p, scene, scene.t2.dsm, dsm_gsd)),
         ("labels_t1", lambda p: _write_raster(p, scene.t1.labels, _profile(scene, 1, "uint8", IGNORE_INDEX), colors=True)),
         ("labels_t2", lambda p: _write_raster(p, scene.t2.labels, _profile(scene, 1, "uint8", IGNORE_INDEX), colors=True)),
-        ("change", lambda p: _write_raster(p, scene.change, _profile(scene, 1, "uint8", IGNORE_INDEX))),
+        ("change", lambda p: _write_raster(p, scene.change, _profile(scene, 1, "uint8", IGNORE_INDEX),
+                                                 descriptions=["change"])),
         ("buildings_t1", lambda p: _write_buildings(p, scene.t1.buildings, epsg)),
         ("buildings_t2", lambda p: _write_buildings(p, scene.t2.buildings, epsg)),
         ("building_changes", lambda p: _write_buildings(

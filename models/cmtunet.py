@@ -1,0 +1,265 @@
+"""CMT-UNet (XUE-YYC/CMT-UNet): a ResNet branch and a VMamba branch fused at every stage,
+decoded by a UNetFormer decoder whose convolutions are wavelet convolutions.
+
+Structure, as in the authors' module definitions (not their README):
+
+* CNN branch: ResNet-50 (paper) stages at strides 4..32.
+* VSS branch: 7x7 stride-2 stem (48 ch, InstanceNorm), 2x2 patch embedding to 96 ch, four
+  VSS layers (SS2D v0) of depths (2, 2, 9, 2), Haar-wavelet downsampling between them.
+* Fusion per stage: window attention on the CNN feature whose local branch reads the VSS
+  feature (:class:`~rsmamba.models.window_attention.GlobalLocalAttention`) + MLP; the fused map
+  feeds the next ResNet stage and the decoder.
+* Decoder: UNetFormer (width 64) with global-local attention + ECA blocks, weighted fusion of
+  skips, Feature Refinement Head; its 3x3 ConvBNReLUs are depthwise WTConvs.
+
+``forward(image)``; a DSM is passed as an extra band (``in_chans``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from rsmamba.models.layers import ECA
+from rsmamba.models.registry import register_model
+from rsmamba.models.resnet import ResNet, load_pretrained
+from rsmamba.models.vss import VSSLayer
+from rsmamba.models.wavelet import HaarDownsample, SeparableWTConv2d, WTConv2d
+from rsmamba.models.window_attention import GlobalLocalAttention
+
+PAPER = "CMT-UNet: CNN-Mamba-Transformer UNet (XUE-YYC/CMT-UNet)"
+
+
+class WTConvBNReLU(nn.Sequential):
+    """The authors' ConvBNReLU: a depthwise WTConv (k=3), BatchNorm, ReLU6 (channels unchanged)."""
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__(WTConv2d(channels, kernel_size), nn.BatchNorm2d(channels), nn.ReLU6())
+
+
+class ConvMlp(nn.Module):
+    """1x1-conv MLP with ReLU6."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = nn.ReLU6()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DecoderBlock(nn.Module):
+    """UNetFormer block: BN -> (global-local attention + ECA) -> residual, BN -> MLP -> residual."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.attn = GlobalLocalAttention(dim, num_heads, window_size)
+        self.eca = ECA(3)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.norm1(x)
+        x = x + self.attn(y) + self.eca(y)
+        return x + self.mlp(self.norm2(x))
+
+
+class FusionBlock(nn.Module):
+    """CNN x VSS fusion: window attention from the CNN feature, local branch from the VSS one."""
+
+    def __init__(self, dim: int, ssm_dim: int, num_heads: int, window_size: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.normx = nn.BatchNorm2d(dim)
+        self.normy = nn.BatchNorm2d(ssm_dim)
+        self.attn = GlobalLocalAttention(dim, num_heads, window_size, local_channels=ssm_dim)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        x = x + self.attn(self.normx(x), self.normy(y))
+        return x + self.mlp(self.norm2(x))
+
+
+class WeightedFusion(nn.Module):
+    """UNetFormer WF: upsample x2, ReLU-normalised weighted sum with the 1x1-projected skip, WTConvBNReLU."""
+
+    def __init__(self, skip_channels: int, channels: int) -> None:
+        super().__init__()
+        self.pre_conv = nn.Conv2d(skip_channels, channels, 1, bias=False)
+        self.weights = nn.Parameter(torch.ones(2))
+        self.post_conv = WTConvBNReLU(channels)
+
+    def fuse(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        w = F.relu(self.weights)
+        w = w / (w.sum() + 1e-8)
+        return self.post_conv(w[0] * self.pre_conv(skip) + w[1] * x)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        return self.fuse(x, skip)
+
+
+class FeatureRefinementHead(WeightedFusion):
+    """UNetFormer FRH: weighted fusion, then pixel (dw 3x3) and channel attention, WTConv projection."""
+
+    def __init__(self, skip_channels: int, channels: int) -> None:
+        super().__init__(skip_channels, channels)
+        self.pa = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels), nn.Sigmoid())
+        hidden = max(channels // 16, 1)
+        self.ca = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1, bias=False),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+            nn.Sigmoid(),
+        )
+        self.shortcut = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.proj = SeparableWTConv2d(channels, channels, 3)
+        self.act = nn.ReLU6()
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = self.fuse(x, skip)
+        shortcut = self.shortcut(x)
+        x = self.pa(x) * x + self.ca(x) * x
+        return self.act(self.proj(x) + shortcut)
+
+
+class UNetFormerDecoder(nn.Module):
+    """Decoder of UNetFormer with CMT-UNet's wavelet convolutions; logits at 1/4 of the input."""
+
+    def __init__(
+        self, encoder_channels: list[int], channels: int, num_heads: int, window_size: int, num_classes: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.pre_conv = nn.Sequential(nn.Conv2d(encoder_channels[-1], channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.b4 = DecoderBlock(channels, num_heads, window_size)
+        self.p3 = WeightedFusion(encoder_channels[-2], channels)
+        self.b3 = DecoderBlock(channels, num_heads, window_size)
+        self.p2 = WeightedFusion(encoder_channels[-3], channels)
+        self.b2 = DecoderBlock(channels, num_heads, window_size)
+        self.p1 = FeatureRefinementHead(encoder_channels[-4], channels)
+        self.segmentation_head = nn.Sequential(
+            WTConvBNReLU(channels), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1, bias=False)
+        )
+
+    def forward(self, feats: list[Tensor]) -> Tensor:
+        res1, res2, res3, res4 = feats
+        x = self.b4(self.pre_conv(res4))
+        x = self.b3(self.p3(x, res3))
+        x = self.b2(self.p2(x, res2))
+        return self.segmentation_head(self.p1(x, res1))
+
+
+class VSSEncoder(nn.Module):
+    """The VSS branch: conv stem, patch embedding, VSS layers with Haar downsampling."""
+
+    def __init__(self, in_chans: int, stem_channels: int, dims: list[int], depths: list[int], drop_path: float) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, stem_channels, 7, 2, 3), nn.InstanceNorm2d(stem_channels, affine=True)
+        )
+        self.patch_embed = nn.Conv2d(stem_channels, dims[0], 2, 2)
+        self.patch_norm = nn.LayerNorm(dims[0])
+        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            start = sum(depths[:i])
+            self.layers.append(VSSLayer(dim, depth, drop_path=rates[start : start + depth]))
+            if i < len(dims) - 1:
+                self.downsamples.append(HaarDownsample(dim))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self.patch_norm(self.patch_embed(self.stem(x)).permute(0, 2, 3, 1))
+        outs = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            outs.append(x.permute(0, 3, 1, 2).contiguous())
+            if i < len(self.downsamples):
+                x = self.downsamples[i](x)
+        return outs
+
+
+class CMTUNet(nn.Module):
+    """CMT-UNet. ``forward(image) -> logits (B, num_classes, H, W)``."""
+
+    def __init__(
+        self,
+        in_chans: int = 3,
+        num_classes: int = 6,
+        resnet_depth: int = 50,
+        resnet_width: int = 64,
+        stem_channels: int = 48,
+        vss_dims: tuple[int, ...] = (96, 192, 384, 768),
+        vss_depths: tuple[int, ...] = (2, 2, 9, 2),
+        fusion_heads: int = 16,
+        decode_channels: int = 64,
+        decoder_heads: int = 8,
+        window_size: int = 8,
+        dropout: float = 0.1,
+        drop_path: float = 0.2,
+        pretrained: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
+        if pretrained:
+            load_pretrained(self.backbone, pretrained)
+        channels = self.backbone.channels
+        self.vss_encoder = VSSEncoder(in_chans, stem_channels, list(vss_dims), list(vss_depths), drop_path)
+        self.fuse = nn.ModuleList(
+            FusionBlock(c, s, fusion_heads, window_size) for c, s in zip(channels, vss_dims)
+        )
+        self.decoder = UNetFormerDecoder(channels, decode_channels, decoder_heads, window_size, num_classes, dropout)
+
+    def forward(self, image: Tensor) -> Tensor:
+        h, w = image.shape[-2:]
+        vss_feats = self.vss_encoder(image)
+        x = self.backbone.stem(image)
+        feats = []
+        for stage, fuse, y in zip(self.backbone.stages(), self.fuse, vss_feats):
+            x = fuse(stage(x), y)
+            feats.append(x)
+        logits = self.decoder(feats)
+        return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+
+
+_TINY: dict[str, Any] = dict(
+    resnet_depth=18,
+    resnet_width=8,
+    stem_channels=8,
+    vss_dims=(8, 16, 32, 64),
+    vss_depths=(1, 1, 1, 1),
+    fusion_heads=2,
+    decode_channels=16,
+    decoder_heads=2,
+    window_size=4,
+    dropout=0.0,
+    drop_path=0.0,
+)
+
+
+@register_model("cmtunet", task="segmentation", inputs="image", paper=PAPER, in_chans=3, num_classes=6)
+def cmtunet(**kwargs: Any) -> CMTUNet:
+    """Paper preset: ResNet-50 + VSS (96..768, depths 2-2-9-2), decoder width 64."""
+    return CMTUNet(**kwargs)
+
+
+@register_model("cmtunet_tiny", task="segmentation", inputs="image", paper=PAPER, in_chans=3, num_classes=6)
+def cmtunet_tiny(**kwargs: Any) -> CMTUNet:
+    """Tiny preset for tests and CPU demos (ResNet-18 at width 8, one VSS block per stage)."""
+    return CMTUNet(**{**_TINY, **kwargs})
+
+
+def authors_parameter_count(model: nn.Module) -> int:
+    """Parameters as the authors' code holds them: theirs keeps the two Haar filter banks of every
+    WTConv2d as (frozen) ``nn.Parameter``s, 2 x (4C x 1 x 2 x 2); ours computes them in closed form."""
+    frozen = sum(32 * m.base_conv.in_channels for m in model.modules() if isinstance(m, WTConv2d))
+    return sum(p.numel() for p in model.parameters()) + frozen

@@ -1,0 +1,178 @@
+"""Small CNN building blocks shared by the hybrid models: conv-norm-act units and attention.
+
+Channel attention (SE, ECA, CBAM's avg+max), spatial attention (CBAM), coordinate attention
+(Hou et al. 2021). Each is a few lines; they are kept here so the model modules read as the
+papers' block diagrams.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv (no bias) + BatchNorm + ReLU (or ReLU6 / none) with 'same' padding."""
+
+    def __init__(
+        self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1, act: str = "relu"
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, k, stride, dilation * (k - 1) // 2, dilation=dilation, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if act == "relu":
+            layers.append(nn.ReLU(inplace=True))
+        elif act == "relu6":
+            layers.append(nn.ReLU6())
+        elif act != "none":
+            raise ValueError(f"unknown activation {act!r}")
+        super().__init__(*layers)
+
+
+class SeparableConvBN(nn.Sequential):
+    """Depthwise kxk + pointwise 1x1 + BatchNorm (optionally ReLU): cheap spatial mixing."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, dilation: int = 1, act: bool = True) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cin, k, 1, dilation * (k - 1) // 2, dilation=dilation, groups=cin, bias=False),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """SE recalibration: x * sigmoid(MLP(avgpool(x))) with 1x1 convs (with bias) and ratio r."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1), nn.Sigmoid()
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.fc(F.adaptive_avg_pool2d(x, 1))
+
+
+class ECA(nn.Module):
+    """Efficient Channel Attention: a k-tap 1-D conv across the pooled channel vector."""
+
+    def __init__(self, k_size: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, k_size, padding=(k_size - 1) // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.adaptive_avg_pool2d(x, 1)  # (B, C, 1, 1)
+        y = self.conv(y.squeeze(-1).transpose(1, 2)).transpose(1, 2).unsqueeze(-1)
+        return x * torch.sigmoid(y)
+
+
+class ChannelAttention(nn.Module):
+    """CBAM channel attention: shared bias-free MLP on avg- and max-pooled vectors; returns the gate."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1, bias=False)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.fc(F.adaptive_avg_pool2d(x, 1)) + self.fc(F.adaptive_max_pool2d(x, 1)))
+
+
+class SpatialAttention(nn.Module):
+    """CBAM spatial attention: kxk conv on the channel mean and max maps; returns the gate."""
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.conv(pooled))
+
+
+class CBAM(nn.Module):
+    """Channel then spatial attention (the MAFMamba paper's CAB)."""
+
+    def __init__(self, channels: int, reduction: int = 4, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.channel = ChannelAttention(channels, reduction)
+        self.spatial = SpatialAttention(kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x * self.channel(x)
+        return x * self.spatial(x)
+
+
+class CoordinateAttention(nn.Module):
+    """Coordinate attention (Hou et al., CVPR 2021): pooled along H and along W separately, a
+    shared 1x1 bottleneck, then one sigmoid gate per axis, so the weights keep positions.
+
+    ``out_channels`` lets the block emit a different number of maps than it reads (MSAF turns
+    the concatenated weight features into one fusion weight per input scale).
+    """
+
+    def __init__(self, channels: int, out_channels: int | None = None, reduction: int = 32) -> None:
+        super().__init__()
+        out_channels = out_channels or channels
+        hidden = max(8, channels // reduction)
+        self.conv1 = nn.Conv2d(channels, hidden, 1)
+        self.bn1 = nn.BatchNorm2d(hidden)
+        self.act = nn.Hardswish()
+        self.conv_h = nn.Conv2d(hidden, out_channels, 1)
+        self.conv_w = nn.Conv2d(hidden, out_channels, 1)
+        self.shortcut = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, _, h, w = x.shape
+        pooled_h = x.mean(3, keepdim=True)  # (B, C, H, 1)
+        pooled_w = x.mean(2, keepdim=True).transpose(2, 3)  # (B, C, W, 1)
+        y = self.act(self.bn1(self.conv1(torch.cat([pooled_h, pooled_w], dim=2))))
+        y_h, y_w = torch.split(y, [h, w], dim=2)
+        gate_h = torch.sigmoid(self.conv_h(y_h))
+        gate_w = torch.sigmoid(self.conv_w(y_w.transpose(2, 3)))
+        return self.shortcut(x) * gate_h * gate_w
+
+
+def efficient_attention(q: Tensor, k: Tensor, v: Tensor, heads: int = 1) -> Tensor:
+    """Efficient attention (Shen et al., WACV 2021), linear in the number of positions.
+
+    ``q``: (B, Ck, Lq), ``k``: (B, Ck, Lk), ``v``: (B, Cv, Lk). Keys are softmaxed over positions
+    and summarised into a (Ck x Cv) context per head; queries are softmaxed over channels and read
+    it. Returns (B, Cv, Lq). Lq and Lk may differ: that is what makes it a cross-scale attention.
+    """
+    b, ck, lq = q.shape
+    cv = v.shape[1]
+    q = q.reshape(b, heads, ck // heads, lq).softmax(dim=2)
+    k = k.reshape(b, heads, ck // heads, -1).softmax(dim=3)
+    v = v.reshape(b, heads, cv // heads, -1)
+    context = k @ v.transpose(2, 3)  # (B, h, ck/h, cv/h)
+    out = context.transpose(2, 3) @ q  # (B, h, cv/h, Lq)
+    return out.reshape(b, cv, lq)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Kaiming for convolutions, truncated normal for linears, unit norms: a plain default."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def divisible(value: float, divisor: int = 8) -> int:
+    """Round ``value`` up to a multiple of ``divisor`` (head counts, group norms)."""
+    return int(math.ceil(value / divisor) * divisor)

@@ -1,0 +1,254 @@
+"""MAFMamba: ResNet-18 + Adaptive Multi-scale Mamba Blocks, MSCAF skips, GLMamba + ASF decoder.
+
+No public code exists; this follows the paper (seed 003). Every choice the paper leaves open
+is written down in ``docs/mafmamba-choices.md`` (widths, reduction ratios, depths, the order
+of the AMMBs). The free widths are set so the paper preset has the paper's 29.39 M parameters.
+
+* Encoder: ResNet-18 stages e1..e4 (64/128/256/512 at strides 4..32). AMMB_i = MSAF_i (the
+  four stages aligned to stage i, fused by coordinate-attention pixel weights) -> VSSLayer ->
+  + e_i.
+* MSCAF: pairwise efficient (linear) cross-attention among the AMMB outputs of stages 1-3;
+  each stage concatenates itself with what it read from the others, 1x1 conv.
+* Decoder: 1x1 to ``decode_channels`` at stage 4, GLMamba; then ASF (softmax pixel weights
+  between the upsampled decoder map and the MSCAF skip) + GLMamba at stages 3 and 2; Feature
+  Refinement Head with skip 1; segmentation head; bilinear to the input size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from rsmamba.models.layers import CBAM, ConvBNReLU, CoordinateAttention, SeparableConvBN, efficient_attention
+from rsmamba.models.registry import register_model
+from rsmamba.models.resnet import ResNet, load_pretrained
+from rsmamba.models.vss import VSSLayer
+
+PAPER = "MAFMamba: multi-scale adaptive fusion visual Mamba for remote sensing segmentation (seed 003)"
+
+
+def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    return x if x.shape[-2:] == size else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class MSAF(nn.Module):
+    """Multi-scale Adaptive Fusion towards stage ``target``.
+
+    Align: 1x1 conv for the same and higher resolutions (then bilinear down), a 3x3 conv-BN-ReLU
+    for lower resolutions (then bilinear up). Weight features: depthwise-separable conv + BN +
+    ReLU, 1x1 to ``weight_channels``. Coordinate attention on their concatenation gives one map
+    per scale; softmax across scales; weighted sum; 3x3 conv-BN-ReLU.
+    """
+
+    def __init__(self, channels: list[int], target: int, weight_channels: int = 16) -> None:
+        super().__init__()
+        c = channels[target]
+        self.target = target
+        self.align = nn.ModuleList(
+            ConvBNReLU(ch, c, 3) if j > target else nn.Conv2d(ch, c, 1, bias=False) for j, ch in enumerate(channels)
+        )
+        self.weight_feats = nn.ModuleList(
+            nn.Sequential(SeparableConvBN(c, c, 3), nn.Conv2d(c, weight_channels, 1)) for _ in channels
+        )
+        n = len(channels)
+        self.coord_attention = CoordinateAttention(weight_channels * n, out_channels=n, reduction=8)
+        self.fuse = ConvBNReLU(c, c, 3)
+
+    def forward(self, feats: list[Tensor]) -> Tensor:
+        size = feats[self.target].shape[-2:]
+        aligned = []
+        for j, (align, f) in enumerate(zip(self.align, feats)):
+            aligned.append(align(_resize(f, size)) if j < self.target else _resize(align(f), size))
+        weights = self.coord_attention(torch.cat([w(a) for w, a in zip(self.weight_feats, aligned)], dim=1))
+        weights = weights.softmax(dim=1)
+        fused = sum(weights[:, j : j + 1] * a for j, a in enumerate(aligned))
+        return self.fuse(fused)  # type: ignore[arg-type]
+
+
+class AMMB(nn.Module):
+    """Adaptive Multi-scale Mamba Block: MSAF -> VSSLayer, plus the stage's own feature."""
+
+    def __init__(self, channels: list[int], target: int, depth: int, d_state: int) -> None:
+        super().__init__()
+        self.msaf = MSAF(channels, target)
+        self.vss = VSSLayer(channels[target], depth, d_state, channels_first=True)
+
+    def forward(self, feats: list[Tensor], target: int) -> Tensor:
+        return feats[target] + self.vss(self.msaf(feats))
+
+
+class MSCAF(nn.Module):
+    """Multi-Scale Cross-Attention Fusion among three stages (efficient attention, linear cost).
+
+    For every ordered pair (i <- j): q = 1x1(f_i) and k = 1x1(f_j) with C_i / ``reduction``
+    channels, v = 1x1(f_j) with C_i channels; f_i' = ConvBNReLU1x1(concat(f_i, out_ij, out_ik)).
+    """
+
+    def __init__(self, channels: list[int], reduction: int = 8, heads: int = 1) -> None:
+        super().__init__()
+        self.heads = heads
+        n = len(channels)
+        self.pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        self.q = nn.ModuleDict()
+        self.k = nn.ModuleDict()
+        self.v = nn.ModuleDict()
+        for i, j in self.pairs:
+            dk = max(channels[i] // reduction, heads)
+            self.q[f"{i}{j}"] = nn.Conv2d(channels[i], dk, 1)
+            self.k[f"{i}{j}"] = nn.Conv2d(channels[j], dk, 1)
+            self.v[f"{i}{j}"] = nn.Conv2d(channels[j], channels[i], 1)
+        self.fuse = nn.ModuleList(ConvBNReLU(c * n, c, 1) for c in channels)
+
+    def forward(self, feats: list[Tensor]) -> list[Tensor]:
+        gathered: list[list[Tensor]] = [[f] for f in feats]
+        for i, j in self.pairs:
+            key = f"{i}{j}"
+            b, _, h, w = feats[i].shape
+            out = efficient_attention(
+                self.q[key](feats[i]).flatten(2), self.k[key](feats[j]).flatten(2), self.v[key](feats[j]).flatten(2), self.heads
+            )
+            gathered[i].append(out.reshape(b, -1, h, w))
+        return [fuse(torch.cat(parts, dim=1)) for fuse, parts in zip(self.fuse, gathered)]
+
+
+class GLMamba(nn.Module):
+    """Global-Local Mamba block.
+
+    Local: 1x1 bottleneck expanding x``expand`` (conv-BN-ReLU), dilated pyramid (rates 1, 2, 3, 6;
+    3x3 conv-BN-ReLU each), concat, 1x1. Global: VSSLayer. Fusion: GAP of the concat, two 1x1
+    convs (ReLU between) to 2 logits, softmax weights; CBAM; depthwise-separable conv-BN; residual.
+    """
+
+    def __init__(self, dim: int, depth: int, d_state: int, expand: int = 2, rates: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        hidden = dim * expand
+        self.bottleneck = ConvBNReLU(dim, hidden, 1)
+        self.pyramid = nn.ModuleList(ConvBNReLU(hidden, dim, 3, dilation=r) for r in rates)
+        self.local_proj = nn.Conv2d(dim * len(rates), dim, 1, bias=False)
+        self.vss = VSSLayer(dim, depth, d_state, channels_first=True)
+        self.weights = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(2 * dim, dim // 4, 1), nn.ReLU(inplace=True), nn.Conv2d(dim // 4, 2, 1)
+        )
+        self.cab = CBAM(dim, reduction=4)
+        self.proj = SeparableConvBN(dim, dim, 3, act=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.bottleneck(x)
+        local = self.local_proj(torch.cat([conv(hidden) for conv in self.pyramid], dim=1))
+        glob = self.vss(x)
+        w = self.weights(torch.cat([local, glob], dim=1)).softmax(dim=1)
+        fused = w[:, :1] * local + w[:, 1:] * glob
+        return x + self.proj(self.cab(fused))
+
+
+class ASF(nn.Module):
+    """Adaptive Scale Fusion: two softmax pixel-weight maps between the upsampled low-resolution
+    decoder map and the (1x1-projected) high-resolution skip, then 3x3 conv-BN-ReLU."""
+
+    def __init__(self, skip_channels: int, dim: int) -> None:
+        super().__init__()
+        self.skip_proj = nn.Conv2d(skip_channels, dim, 1, bias=False)
+        self.attention = nn.Sequential(ConvBNReLU(2 * dim, dim // 2, 3), nn.Conv2d(dim // 2, 2, 1))
+        self.post = ConvBNReLU(dim, dim, 3)
+
+    def forward(self, low: Tensor, skip: Tensor) -> Tensor:
+        high = self.skip_proj(skip)
+        low = _resize(low, high.shape[-2:])
+        w = self.attention(torch.cat([low, high], dim=1)).softmax(dim=1)
+        return self.post(w[:, :1] * low + w[:, 1:] * high)
+
+
+class FeatureRefinementHead(nn.Module):
+    """UNetFormer's FRH: weighted skip fusion, pixel + channel attention, projection, shortcut."""
+
+    def __init__(self, skip_channels: int, dim: int) -> None:
+        super().__init__()
+        self.pre_conv = nn.Conv2d(skip_channels, dim, 1, bias=False)
+        self.weights = nn.Parameter(torch.ones(2))
+        self.post_conv = ConvBNReLU(dim, dim, 3, act="relu6")
+        self.pa = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Sigmoid())
+        self.ca = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, max(dim // 16, 1), 1, bias=False), nn.ReLU6(),
+            nn.Conv2d(max(dim // 16, 1), dim, 1, bias=False), nn.Sigmoid(),
+        )
+        self.shortcut = ConvBNReLU(dim, dim, 1, act="none")
+        self.proj = SeparableConvBN(dim, dim, 3, act=False)
+        self.act = nn.ReLU6()
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = _resize(x, skip.shape[-2:])
+        w = F.relu(self.weights)
+        w = w / (w.sum() + 1e-8)
+        x = self.post_conv(w[0] * self.pre_conv(skip) + w[1] * x)
+        shortcut = self.shortcut(x)
+        x = self.pa(x) * x + self.ca(x) * x
+        return self.act(self.proj(x) + shortcut)
+
+
+class MAFMamba(nn.Module):
+    """MAFMamba. ``forward(image) -> logits (B, num_classes, H, W)``."""
+
+    def __init__(
+        self,
+        in_chans: int = 3,
+        num_classes: int = 6,
+        resnet_width: int = 64,
+        encoder_depths: tuple[int, int, int, int] = (2, 2, 4, 2),
+        decode_channels: int = 96,
+        decoder_depth: int = 1,
+        d_state: int = 16,
+        mscaf_reduction: int = 8,
+        dropout: float = 0.1,
+        pretrained: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = ResNet(18, in_chans, resnet_width)
+        if pretrained:
+            load_pretrained(self.backbone, pretrained)
+        ch = self.backbone.channels
+        self.ammb = nn.ModuleList(AMMB(ch, i, encoder_depths[i], d_state) for i in range(4))
+        self.mscaf = MSCAF(ch[:3], mscaf_reduction)
+        d = decode_channels
+        self.pre_conv = ConvBNReLU(ch[3], d, 1, act="none")
+        self.gl4 = GLMamba(d, decoder_depth, d_state)
+        self.asf3 = ASF(ch[2], d)
+        self.gl3 = GLMamba(d, decoder_depth, d_state)
+        self.asf2 = ASF(ch[1], d)
+        self.gl2 = GLMamba(d, decoder_depth, d_state)
+        self.frh = FeatureRefinementHead(ch[0], d)
+        self.segmentation_head = nn.Sequential(
+            ConvBNReLU(d, d, 3, act="relu6"), nn.Dropout2d(dropout), nn.Conv2d(d, num_classes, 1, bias=False)
+        )
+
+    def forward(self, image: Tensor) -> Tensor:
+        h, w = image.shape[-2:]
+        raw = self.backbone(image)
+        feats = [ammb(raw, i) for i, ammb in enumerate(self.ammb)]
+        s1, s2, s3 = self.mscaf(feats[:3])
+        x = self.gl4(self.pre_conv(feats[3]))
+        x = self.gl3(self.asf3(x, s3))
+        x = self.gl2(self.asf2(x, s2))
+        x = self.segmentation_head(self.frh(x, s1))
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+
+
+_TINY: dict[str, Any] = dict(
+    resnet_width=8, encoder_depths=(1, 1, 1, 1), decode_channels=16, decoder_depth=1, d_state=4, mscaf_reduction=4, dropout=0.0
+)
+
+
+@register_model("mafmamba", task="segmentation", inputs="image", paper=PAPER, in_chans=3, num_classes=6)
+def mafmamba(**kwargs: Any) -> MAFMamba:
+    """Paper preset (29.39 M parameters): ResNet-18, AMMB depths (2,2,4,2), decoder width 96."""
+    return MAFMamba(**kwargs)
+
+
+@register_model("mafmamba_tiny", task="segmentation", inputs="image", paper=PAPER, in_chans=3, num_classes=6)
+def mafmamba_tiny(**kwargs: Any) -> MAFMamba:
+    """Tiny preset for tests and CPU demos (ResNet-18 at width 8, one VSS block everywhere)."""
+    return MAFMamba(**{**_TINY, **kwargs})

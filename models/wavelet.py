@@ -1,0 +1,112 @@
+"""Haar wavelet transforms and the wavelet convolution WTConv (Finder et al., ECCV 2024).
+
+The Haar (db1) analysis is written in closed form on the 2x2 polyphase components, so it needs
+no filter tensors and no pywt: LL = (a+b+c+d)/2, and the three detail bands with the signs of
+pywt's ``dec_lo``/``dec_hi`` outer products. It is orthonormal, so the inverse is its transpose.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def haar_dwt(x: Tensor) -> Tensor:
+    """One-level 2-D Haar transform: (B, C, H, W) -> (B, C, 4, H/2, W/2) as LL, LH, HL, HH.
+
+    Odd sizes are zero-padded at the bottom/right first (as pytorch_wavelets ``mode='zero'``).
+    """
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2))
+    a = x[..., 0::2, 0::2]
+    b = x[..., 0::2, 1::2]
+    c = x[..., 1::2, 0::2]
+    d = x[..., 1::2, 1::2]
+    ll = (a + b + c + d) * 0.5
+    lh = (a - b + c - d) * 0.5  # high-pass along W (vertical edges)
+    hl = (a + b - c - d) * 0.5  # high-pass along H (horizontal edges)
+    hh = (a - b - c + d) * 0.5
+    return torch.stack([ll, lh, hl, hh], dim=2)
+
+
+def haar_idwt(bands: Tensor) -> Tensor:
+    """Inverse of :func:`haar_dwt`: (B, C, 4, h, w) -> (B, C, 2h, 2w)."""
+    ll, lh, hl, hh = bands.unbind(dim=2)
+    a = (ll + lh + hl + hh) * 0.5
+    b = (ll - lh + hl - hh) * 0.5
+    c = (ll + lh - hl - hh) * 0.5
+    d = (ll - lh - hl + hh) * 0.5
+    bsz, ch, h, w = ll.shape
+    out = torch.stack([torch.stack([a, b], dim=-1), torch.stack([c, d], dim=-1)], dim=-3)  # (B,C,h,2,w,2)
+    return out.reshape(bsz, ch, 2 * h, 2 * w)
+
+
+class _Scale(nn.Module):
+    """A learnable per-channel multiplier (no bias)."""
+
+    def __init__(self, channels: int, init: float = 1.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((1, channels, 1, 1), init))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight
+
+
+class WTConv2d(nn.Module):
+    """Depthwise wavelet convolution: a depthwise kxk conv plus, per wavelet level, a depthwise
+    kxk conv on the four Haar bands, added back through the inverse transform. Large effective
+    receptive field for few parameters. Channels in = channels out (it is depthwise).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 5, levels: int = 1, bias: bool = True) -> None:
+        super().__init__()
+        self.levels = levels
+        self.base_conv = nn.Conv2d(channels, channels, kernel_size, padding="same", groups=channels, bias=bias)
+        self.base_scale = _Scale(channels)
+        self.wavelet_convs = nn.ModuleList(
+            nn.Conv2d(4 * channels, 4 * channels, kernel_size, padding="same", groups=4 * channels, bias=False)
+            for _ in range(levels)
+        )
+        self.wavelet_scales = nn.ModuleList(_Scale(4 * channels, 0.1) for _ in range(levels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        lows, highs, shapes = [], [], []
+        current = x
+        for conv, scale in zip(self.wavelet_convs, self.wavelet_scales):
+            shapes.append(current.shape[-2:])
+            bands = haar_dwt(current)
+            b, c, _, h, w = bands.shape
+            current = bands[:, :, 0]
+            bands = scale(conv(bands.reshape(b, 4 * c, h, w))).reshape(b, c, 4, h, w)
+            lows.append(bands[:, :, 0])
+            highs.append(bands[:, :, 1:])
+        carry: Tensor | float = 0.0
+        for low, high, (h, w) in zip(reversed(lows), reversed(highs), reversed(shapes)):
+            carry = haar_idwt(torch.cat([(low + carry).unsqueeze(2), high], dim=2))[..., :h, :w]
+        return self.base_scale(self.base_conv(x)) + carry
+
+
+class SeparableWTConv2d(nn.Sequential):
+    """WTConv2d (depthwise) followed by a bias-free pointwise 1x1: CMT-UNet's projection."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int = 3) -> None:
+        super().__init__(WTConv2d(cin, kernel_size), nn.Conv2d(cin, cout, 1, bias=False))
+
+
+class HaarDownsample(nn.Module):
+    """Channels-last patch merging by a Haar transform (CMT-UNet's VSS branch):
+    (B, H, W, C) -> concat(LL, HL, LH, HH) -> LayerNorm(4C) -> Linear(4C -> 2C), halving H, W."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        bands = haar_dwt(x.permute(0, 3, 1, 2))  # (B, C, 4, h, w)
+        b, c, _, h, w = bands.shape
+        x = bands.transpose(1, 2).reshape(b, 4 * c, h, w).permute(0, 2, 3, 1)
+        return self.reduction(self.norm(x))

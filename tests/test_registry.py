@@ -1,0 +1,71 @@
+"""Registry, counting helpers and the ``rsmamba models`` verb."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from rsmamba.cli import main
+from rsmamba.errors import InputError
+from rsmamba.kernels.ss2d import LayerNorm2d, Linear2d
+from rsmamba.models import create_model, list_models, model_info
+from rsmamba.models.catalog import format_rows, model_rows, paper_preset
+from rsmamba.models.params import count_parameters, count_parameters_thop_style, profile_model
+
+OURS = {"mambaseg": ("segmentation", "image+dsm"), "mambaseg_tiny": ("segmentation", "image+dsm"),
+        "mambafcs": ("semantic-change", "t1+t2"), "mambafcs_tiny": ("semantic-change", "t1+t2")}
+
+
+def test_our_models_are_registered_with_their_conventions():
+    names = {info.name for info in list_models()}
+    assert set(OURS) <= names
+    for name, (task, inputs) in OURS.items():
+        info = model_info(name)
+        assert (info.task, info.inputs) == (task, inputs)
+
+
+def test_create_model_overrides_and_unknown_name():
+    with torch.device("meta"):
+        model = create_model("mambaseg_tiny", in_chans=7, num_classes=9)
+    assert model.encoder_img.patch_embed[0].in_channels == 7
+    assert model.decoder.linear_pred.out_channels == 9
+    with pytest.raises(InputError, match="unknown model"):
+        create_model("no_such_model")
+
+
+def test_thop_style_count_skips_subclasses_and_raw_parameters():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.raw = nn.Parameter(torch.zeros(5))
+            self.lin = nn.Linear(2, 3)  # 9 counted
+            self.lin2d = Linear2d(2, 3)  # skipped (subclass)
+            self.ln2d = LayerNorm2d(3)  # skipped (subclass)
+            self.conv = nn.Conv2d(3, 1, 1)  # 4 counted
+
+        def forward(self, x):
+            return self.conv(self.ln2d(self.lin2d(x))) + self.lin(x.mean((2, 3)))[:, :1, None, None]
+
+    m = Holder()
+    assert count_parameters(m) == 5 + 9 + 9 + 6 + 4
+    assert count_parameters_thop_style(m) == 9 + 4
+    counts = profile_model(m, [torch.randn(1, 2, 3, 3)])  # thop itself agrees
+    assert counts.params_thop == 13 and counts.params_all == 33 and counts.macs_thop > 0
+
+
+def test_models_verb_lists_counts(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in OURS:
+        assert name in out
+    assert "image+dsm" in out and "t1+t2" in out
+
+
+def test_models_params_uses_paper_presets():
+    rows = {r.name: r for r in model_rows(paper=True)}
+    seg = rows["mambaseg"]
+    assert abs(seg.params_thop - 25.44e6) / 25.44e6 < 0.03
+    assert seg.reported_params == pytest.approx(25.44e6)
+    assert paper_preset("mambaseg").overrides["img_size"] == (200, 346)
+    assert "25.44M" in format_rows([seg])
