@@ -41,7 +41,7 @@ def main() -> None:
                split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
     overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}"]
     if args.model:
-        overrides.append(f"model.name={args.model}")
+        overrides += [f"model.name={args.model}", "model.kwargs={}"]  # the config's kwargs are its model's
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
     result = train(ROOT / "examples" / "train_demo.yaml", overrides)
