@@ -183,16 +183,44 @@ def vectorize(
     typer.echo(summary.describe())
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context) -> None:
-    """Train a model from a config file."""
-    _not_built("train", 8)
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="Training config (YAML)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. optim.lr=0.001 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
+    resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
+) -> None:
+    """Train a model from a config file (under torchrun: DistributedDataParallel)."""
+    from rsmamba.train import train as run_training
+
+    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True)
+    typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evaluate(ctx: typer.Context) -> None:
+@app.command()
+def evaluate(
+    prediction: Path = typer.Argument(..., help="Predicted class raster."),
+    reference: Path = typer.Argument(..., help="Reference class raster, or vector layer with --class-field."),
+    out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
+    class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a reference vector."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter)."),
+    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries."),
+    buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
+    building_class: int = typer.Option(1, "--building-class", help="Building class id in the prediction."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
+    min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this."),
+) -> None:
     """Score a prediction raster against a reference."""
-    _not_built("evaluate", 8)
+    from rsmamba.evaluate import evaluate_rasters
+
+    excluded = [int(v) for v in exclude.split(",")] if exclude else []
+    result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
+                              buildings=buildings, building_class=building_class, image=image,
+                              min_object_pixels=min_object_pixels)
+    line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
+    if "buildings" in result:
+        line += f"  building F1@0.5 {result['buildings']['f1']:.4f}"
+    typer.echo(line)
 
 
 @app.command()

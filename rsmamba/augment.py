@@ -1,0 +1,87 @@
+"""Augmentations applied identically to image, DSM and every label of a sample.
+
+The DSM travels as the last image channel, so a geometric transform can never desynchronise it
+from the image; labels use nearest-neighbour resampling and keep 255 (ignore) outside the data.
+Randomness comes from a ``torch.Generator`` owned by the caller (seeded per epoch and worker), so a
+resumed run draws the same augmentations as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rsmamba.classes import IGNORE_INDEX
+
+IMAGE_KEYS = ("image", "image2")
+LABEL_KEYS = ("mask", "mask2", "change")
+
+
+class Augment:
+    """Random flips, rot90, scale (zoom in/out with crop/pad) and photometric jitter.
+
+    ``photometric`` jitters only the spectral channels (not the DSM: heights are physical).
+    """
+
+    def __init__(self, flips: bool = True, rot90: bool = True, scale: tuple[float, float] | None = None,
+                 photometric: float = 0.0, dsm_channels: int = 0):
+        self.flips = flips
+        self.rot90 = rot90
+        self.scale = tuple(scale) if scale else None
+        self.photometric = photometric
+        self.dsm_channels = dsm_channels
+        self.generator = torch.Generator().manual_seed(0)
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def _rand(self) -> float:
+        return float(torch.rand((), generator=self.generator))
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        keys_img = [k for k in IMAGE_KEYS if k in sample]
+        keys_lbl = [k for k in LABEL_KEYS if k in sample]
+        if self.flips and self._rand() < 0.5:
+            for k in keys_img + keys_lbl:
+                sample[k] = sample[k].flip(-1)
+        if self.flips and self._rand() < 0.5:
+            for k in keys_img + keys_lbl:
+                sample[k] = sample[k].flip(-2)
+        if self.rot90:
+            turns = int(torch.randint(0, 4, (), generator=self.generator))
+            for k in keys_img + keys_lbl:
+                sample[k] = torch.rot90(sample[k], turns, dims=(-2, -1))
+        if self.scale:
+            lo, hi = self.scale
+            factor = lo + (hi - lo) * self._rand()
+            for k in keys_img:
+                sample[k] = _rescale(sample[k], factor, "bilinear", 0.0)
+            for k in keys_lbl:
+                sample[k] = _rescale(sample[k], factor, "nearest", IGNORE_INDEX)
+        if self.photometric > 0:
+            gain = 1 + self.photometric * (2 * self._rand() - 1)
+            bias = self.photometric * (2 * self._rand() - 1)
+            for k in keys_img:
+                x = sample[k].clone()
+                n = x.shape[0] - self.dsm_channels
+                x[:n] = x[:n] * gain + bias
+                sample[k] = x
+        return sample
+
+
+def _rescale(t: torch.Tensor, factor: float, mode: str, fill: float) -> torch.Tensor:
+    """Zoom by ``factor`` about the centre, keeping the size (crop when > 1, pad with ``fill`` when < 1)."""
+    h, w = t.shape[-2:]
+    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
+    x = t[None].float() if t.dim() == 3 else t[None, None].float()
+    x = F.interpolate(x, size=(nh, nw), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+    out = torch.full((*x.shape[:2], h, w), float(fill))
+    top, left = (nh - h) // 2, (nw - w) // 2
+    sy, sx = max(top, 0), max(left, 0)
+    dy, dx = max(-top, 0), max(-left, 0)
+    ch, cw = min(h, nh) , min(w, nw)
+    out[..., dy:dy + ch, dx:dx + cw] = x[..., sy:sy + ch, sx:sx + cw]
+    out = out[0] if t.dim() == 3 else out[0, 0]
+    return out.to(t.dtype)

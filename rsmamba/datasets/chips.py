@@ -1,0 +1,158 @@
+"""A ``torch`` dataset over a chip folder from ``rsmamba tile`` (``manifest.csv`` + ``tiling.json``).
+
+Normalisation uses the statistics of the whole source raster recorded in ``tiling.json`` (never
+per chip), and the same numbers go into the checkpoint, so predict sees exactly what training saw.
+Invalid pixels (image nodata, DSM NaN) become 0 after normalisation, as predict does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from torch.utils.data import Dataset
+
+from rsmamba.classes import IGNORE_INDEX
+from rsmamba.errors import InputError, ProblemCollector
+
+
+@dataclass(frozen=True)
+class TilingInfo:
+    """What ``tiling.json`` says about a chip folder."""
+
+    root: Path
+    bands: list[int]
+    image_mean: list[float]
+    image_std: list[float]
+    dsm_mean: float | None
+    dsm_std: float | None
+    classes: list[dict]
+    nodata: float | None
+    raw: dict
+
+    @property
+    def has_dsm(self) -> bool:
+        return self.dsm_mean is not None
+
+    def normalization(self, dsm_mode: str = "zscore") -> dict[str, Any]:
+        """The checkpoint's ``normalization`` field."""
+        norm: dict[str, Any] = {"image": {"mean": self.image_mean, "std": self.image_std}}
+        if self.has_dsm:
+            norm["dsm"] = ({"mode": "zscore", "mean": self.dsm_mean, "std": self.dsm_std} if dsm_mode == "zscore"
+                           else {"mode": "minmax-window"})
+        return norm
+
+
+def read_tiling(root: str | os.PathLike[str]) -> TilingInfo:
+    """Read and check ``tiling.json`` and ``manifest.csv`` of a chip folder (every problem at once)."""
+    root = Path(root)
+    problems = ProblemCollector()
+    for name in ("tiling.json", "manifest.csv"):
+        if not (root / name).is_file():
+            problems.add(f"{root}: no {name} (is this a folder written by 'rsmamba tile'?)")
+    problems.raise_if_any()
+    meta = json.loads((root / "tiling.json").read_text())
+    stats = meta.get("stats") or {}
+    image_stats = stats.get("image") or {}
+    if not image_stats.get("mean") or not image_stats.get("std"):
+        problems.add(f"{root / 'tiling.json'}: no image statistics")
+    problems.raise_if_any()
+    dsm_stats = stats.get("dsm")
+    std = [float(s) if float(s) > 0 else 1.0 for s in image_stats["std"]]
+    return TilingInfo(
+        root=root, bands=[int(b) for b in meta.get("bands") or range(1, len(std) + 1)],
+        image_mean=[float(m) for m in image_stats["mean"]], image_std=std,
+        dsm_mean=float(dsm_stats["mean"][0]) if dsm_stats else None,
+        dsm_std=(float(dsm_stats["std"][0]) or 1.0) if dsm_stats else None,
+        classes=list(meta.get("classes") or []), nodata=meta.get("nodata"), raw=meta,
+    )
+
+
+def read_manifest(root: Path, split: str | None) -> list[dict[str, str]]:
+    with open(root / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+class ChipDataset(Dataset):
+    """Chips of one split as dicts of tensors: ``image`` (C,H,W float32, with the DSM as the last
+    channel when ``use_dsm``), ``mask`` (H,W int64, 255 = ignore) and ``chip_id``.
+
+    For change folders (``t2`` column), ``image2`` and — when present — ``mask2`` / ``change`` too.
+    ``transform`` receives and returns the sample dict (see :mod:`rsmamba.augment`).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], split: str | None = "train", *, use_dsm: bool | None = None,
+                 dsm_mode: str = "zscore", transform: Callable[[dict], dict] | None = None):
+        self.info = read_tiling(root)
+        self.root = self.info.root
+        self.rows = read_manifest(self.root, split)
+        if not self.rows:
+            raise InputError(f"{self.root}: no chips in split {split!r}")
+        self.use_dsm = self.info.has_dsm if use_dsm is None else use_dsm
+        if self.use_dsm and not self.info.has_dsm:
+            raise InputError(f"{self.root}: the config asks for a DSM but the chips have none")
+        if self.use_dsm and any(r.get("t2") for r in self.rows):
+            raise InputError(f"{self.root}: change chips carry one DSM only; set data.use_dsm: false")
+        self.dsm_mode = dsm_mode
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def in_chans(self) -> int:
+        return len(self.info.image_mean) + (1 if self.use_dsm else 0)
+
+    def _read_image(self, rel: str, dsm_rel: str | None) -> torch.Tensor:
+        """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``)."""
+        with rasterio.open(self.root / rel) as src:
+            raw = src.read().astype(np.float32)
+            nodata = src.nodata
+        valid = np.ones(raw.shape[1:], bool) if nodata is None else ~np.all(raw == nodata, axis=0)
+        mean = np.asarray(self.info.image_mean, np.float32)[:, None, None]
+        std = np.asarray(self.info.image_std, np.float32)[:, None, None]
+        x = (raw - mean) / std
+        if self.use_dsm and dsm_rel:
+            with rasterio.open(self.root / dsm_rel) as src:
+                d = src.read(1).astype(np.float32)
+            finite = np.isfinite(d)
+            if self.dsm_mode == "zscore":
+                d = (d - self.info.dsm_mean) / self.info.dsm_std
+            else:
+                v = d[finite & valid]
+                lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+                d = (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
+            d[~finite] = 0.0
+            x = np.concatenate([x, d[None]])
+        x[:, ~valid] = 0.0
+        return torch.from_numpy(np.nan_to_num(x))
+
+    def _read_mask(self, rel: str) -> torch.Tensor:
+        with rasterio.open(self.root / rel) as src:
+            return torch.from_numpy(src.read(1).astype(np.int64))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows[index]
+        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": self._read_image(row["image"], row.get("dsm"))}
+        if row.get("labels"):
+            sample["mask"] = self._read_mask(row["labels"])
+        else:
+            sample["mask"] = torch.full(sample["image"].shape[1:], IGNORE_INDEX, dtype=torch.int64)
+        if row.get("t2"):
+            sample["image2"] = self._read_image(row["t2"], None)  # the tiler keeps one DSM (t1) per chip
+            if row.get("labels_t2"):
+                sample["mask2"] = self._read_mask(row["labels_t2"])
+            if row.get("change"):
+                sample["change"] = self._read_mask(row["change"])
+        if self.transform is not None:
+            sample = self.transform(sample)
+        return sample

@@ -1,0 +1,175 @@
+"""Readers for the standard benchmark layouts, with their official splits and label codings.
+
+- ISPRS Vaihingen / Potsdam: large tiles with RGB-coded labels. :func:`isprs_pairs` lists
+  (image, labels, split) with the official train/test tiles; :func:`isprs_rgb_to_ids` converts the
+  colour labels to class ids (255 for unknown colours) so the tiles go through ``rsmamba tile``.
+- LoveDA: ``<Split>/<Urban|Rural>/images_png`` + ``masks_png``; mask 0 = no data (-> 255),
+  1..7 -> 0..6.
+- SECOND: ``<split>/im1, im2, label1, label2`` PNGs with colour-coded semantic labels, white =
+  unchanged; ids follow SCanNet (0 unchanged, 1..6 land cover), change = label != unchanged.
+
+Samples follow :class:`rsmamba.datasets.ChipDataset`'s dict convention (``image``, ``mask``,
+``image2``, ``mask2``, ``change``), with per-dataset normalisation given by the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from torch.utils.data import Dataset
+
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
+from rsmamba.errors import InputError
+
+# Official ISPRS 2-D labelling splits (tiles with public labels for training; the rest is the test set).
+VAIHINGEN_TRAIN = (1, 3, 5, 7, 11, 13, 15, 17, 21, 23, 26, 28, 30, 32, 34, 37)
+VAIHINGEN_TEST = (2, 4, 6, 8, 10, 12, 14, 16, 20, 22, 24, 27, 29, 31, 33, 35, 38)
+POTSDAM_TRAIN = ("2_10", "2_11", "2_12", "3_10", "3_11", "3_12", "4_10", "4_11", "4_12", "5_10", "5_11", "5_12",
+                 "6_7", "6_8", "6_9", "6_10", "6_11", "6_12", "7_7", "7_8", "7_9", "7_10", "7_11", "7_12")
+POTSDAM_TEST = ("2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15", "6_13", "6_14",
+                "6_15", "7_13")
+
+LOVEDA_CLASSES = ("background", "building", "road", "water", "barren", "forest", "agriculture")
+SECOND_COLOURS = ((255, 255, 255), (0, 0, 255), (128, 128, 128), (0, 128, 0), (0, 255, 0), (128, 0, 0), (255, 0, 0))
+SECOND_CLASSES = ("unchanged", "water", "ground", "low_vegetation", "tree", "building", "playground")
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    labels: Path | None
+    split: str
+    tile: str
+
+
+def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]]) -> np.ndarray:
+    """(3, H, W) colour labels -> (H, W) uint8 ids by exact colour; unknown colours -> 255."""
+    code = (rgb[0].astype(np.int64) << 16) | (rgb[1].astype(np.int64) << 8) | rgb[2].astype(np.int64)
+    out = np.full(code.shape, IGNORE_INDEX, np.uint8)
+    for i, (r, g, b) in enumerate(colours):
+        out[code == ((r << 16) | (g << 8) | b)] = i
+    return out
+
+
+def isprs_rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
+    """ISPRS colour labels -> ids 0..5 (impervious, building, low vegetation, tree, car, clutter)."""
+    return colours_to_ids(rgb, [c.color for c in ISPRS_CLASSES])
+
+
+def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False) -> list[Pair]:
+    """The tiles of an ISPRS download with their official split; missing files are listed in one error."""
+    root = Path(root)
+    pairs, missing = [], []
+    if city == "vaihingen":
+        gts = "gts_eroded_for_participants" if eroded else "gts_for_participants"
+        for split, ids in (("train", VAIHINGEN_TRAIN), ("test", VAIHINGEN_TEST)):
+            for n in ids:
+                image = root / "top" / f"top_mosaic_09cm_area{n}.tif"
+                label = root / gts / (f"top_mosaic_09cm_area{n}_noBoundary.tif" if eroded else f"top_mosaic_09cm_area{n}.tif")
+                pairs.append(Pair(image, label if label.exists() else None, split, f"area{n}"))
+    elif city == "potsdam":
+        labels_dir = "5_Labels_all_noBoundary" if eroded else "5_Labels_all"
+        for split, ids in (("train", POTSDAM_TRAIN), ("test", POTSDAM_TEST)):
+            for t in ids:
+                image = root / "2_Ortho_RGB" / f"top_potsdam_{t}_RGB.tif"
+                suffix = "label_noBoundary" if eroded else "label"
+                label = root / labels_dir / f"top_potsdam_{t}_{suffix}.tif"
+                pairs.append(Pair(image, label if label.exists() else None, split, t))
+    else:
+        raise InputError(f"ISPRS city must be 'vaihingen' or 'potsdam', got {city!r}")
+    missing = [str(p.image) for p in pairs if not p.image.exists()]
+    if missing:
+        raise InputError([f"{m}: missing from the {city} layout" for m in missing])
+    return pairs
+
+
+def _read(path: Path) -> np.ndarray:
+    import warnings
+
+    with warnings.catch_warnings():  # PNG benchmarks carry no georeferencing, by design
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            return src.read()
+
+
+class _FolderDataset(Dataset):
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+
+    def _image(self, path: Path) -> torch.Tensor:
+        return (torch.from_numpy(_read(path).astype(np.float32)) - self.mean) / self.std
+
+
+class LoveDADataset(_FolderDataset):
+    """LoveDA ``<root>/<Train|Val|Test>/<Urban|Rural>/{images_png,masks_png}``."""
+
+    classes = LOVEDA_CLASSES
+
+    def __init__(self, root: str | os.PathLike[str], split: str = "Train", domains: Sequence[str] = ("Urban", "Rural"),
+                 mean: Sequence[float] = (123.7, 116.3, 103.5), std: Sequence[float] = (58.4, 57.1, 57.4),
+                 transform=None):
+        super().__init__(mean, std)
+        root = Path(root)
+        self.items: list[tuple[Path, Path | None]] = []
+        for domain in domains:
+            folder = root / split / domain
+            for image in sorted((folder / "images_png").glob("*.png")):
+                mask = folder / "masks_png" / image.name
+                self.items.append((image, mask if mask.exists() else None))
+        if not self.items:
+            raise InputError(f"{root}: no LoveDA images under {split}/{{{','.join(domains)}}}/images_png")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, mask = self.items[index]
+        x = self._image(image)
+        if mask is not None:
+            m = _read(mask)[0].astype(np.int64) - 1
+            m[m < 0] = IGNORE_INDEX
+        else:
+            m = np.full(x.shape[1:], IGNORE_INDEX, np.int64)
+        sample = {"chip_id": image.stem, "image": x, "mask": torch.from_numpy(m)}
+        return self.transform(sample) if self.transform else sample
+
+
+class SECONDDataset(_FolderDataset):
+    """SECOND ``<root>/<split>/{im1,im2,label1,label2}``: ``mask``/``mask2`` are land cover 0..5 on
+    changed pixels (255 elsewhere), ``change`` is 0/1 — the SCanNet / Mamba-FCS training form."""
+
+    classes = SECOND_CLASSES
+
+    def __init__(self, root: str | os.PathLike[str], split: str = "train",
+                 mean: Sequence[float] = (113.4, 114.1, 116.3), std: Sequence[float] = (48.3, 46.3, 48.0),
+                 transform=None):
+        super().__init__(mean, std)
+        self.folder = Path(root) / split
+        self.names = sorted(p.name for p in (self.folder / "im1").glob("*.png"))
+        if not self.names:
+            raise InputError(f"{self.folder}: no SECOND images in im1/")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name = self.names[index]
+        l1 = colours_to_ids(_read(self.folder / "label1" / name), SECOND_COLOURS).astype(np.int64)
+        l2 = colours_to_ids(_read(self.folder / "label2" / name), SECOND_COLOURS).astype(np.int64)
+        change = ((l1 > 0) & (l1 != IGNORE_INDEX)).astype(np.int64)
+        m1 = np.where(change > 0, l1 - 1, IGNORE_INDEX)
+        m2 = np.where(change > 0, l2 - 1, IGNORE_INDEX)
+        sample = {"chip_id": Path(name).stem, "image": self._image(self.folder / "im1" / name),
+                  "image2": self._image(self.folder / "im2" / name), "mask": torch.from_numpy(m1),
+                  "mask2": torch.from_numpy(m2), "change": torch.from_numpy(change)}
+        return self.transform(sample) if self.transform else sample

@@ -1,0 +1,272 @@
+"""``rsmamba evaluate``: score a class raster against a reference raster or vector layer.
+
+The reference is brought onto the prediction's grid (nearest neighbour for rasters, burning for
+vectors) so every score is over the pixels the user will actually get; nodata in the prediction
+and ignore (255) in the reference are excluded. Benchmark conventions are options: classes left
+out of the means (Clutter on Vaihingen/Potsdam) and boundaries eroded by a radius, as the ISPRS
+"eroded" ground truth does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
+from scipy import ndimage
+
+from rsmamba.atomic import atomic_output
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
+from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.metrics import confusion_matrix, segmentation_scores
+
+VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".gml", ".kml"}
+
+
+@dataclass
+class Grid:
+    crs: Any
+    transform: Any
+    width: int
+    height: int
+
+
+def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
+    with rasterio.open(path) as src:
+        pred = src.read(1)
+        nodata = src.nodata
+        grid = Grid(src.crs, src.transform, src.width, src.height)
+    valid = np.ones(pred.shape, bool) if nodata is None else pred != nodata
+    return pred.astype(np.int64), valid, grid
+
+
+def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
+    if grid.crs is None or ref_crs is None:
+        raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
+                         "cannot bring it onto the prediction grid")
+    left, bottom, right, top = transform_bounds(ref_crs, grid.crs, *ref_bounds)
+    pl, pb, pr, pt = rasterio.transform.array_bounds(grid.height, grid.width, grid.transform)
+    if left >= pr or right <= pl or bottom >= pt or top <= pb:
+        raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
+
+
+def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class") -> np.ndarray:
+    """The reference labels on the prediction grid (uint8-like int64, 255 where unknown)."""
+    ref_path = Path(reference)
+    if ref_path.suffix.lower() in VECTOR_SUFFIXES:
+        import geopandas as gpd
+        from rasterio.features import rasterize
+
+        layer = gpd.read_file(ref_path)
+        if class_field not in layer.columns:
+            raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
+        if layer.crs is None:
+            raise InputError(f"{ref_path}: layer has no CRS")
+        _check_overlap(layer.crs, layer.total_bounds, grid, ref_path)
+        layer = layer.to_crs(grid.crs)
+        shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field]) if geom is not None]
+        return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
+                         fill=IGNORE_INDEX, dtype="int32").astype(np.int64)
+    with rasterio.open(ref_path) as src:
+        same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
+                and (src.width, src.height) == (grid.width, grid.height))
+        nodata = src.nodata
+        if same:
+            ref = src.read(1).astype(np.int64)
+        else:
+            _check_overlap(src.crs, src.bounds, grid, ref_path)
+            out = np.full((grid.height, grid.width), IGNORE_INDEX if nodata is None else nodata, dtype=src.dtypes[0])
+            reproject(rasterio.band(src, 1), out, dst_transform=grid.transform, dst_crs=grid.crs,
+                      resampling=Resampling.nearest, dst_nodata=IGNORE_INDEX if nodata is None else nodata)
+            ref = out.astype(np.int64)
+    if nodata is not None:
+        ref[ref == nodata] = IGNORE_INDEX
+    return ref
+
+
+def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
+    """True within ``radius`` pixels of a class boundary in the reference (ISPRS "eroded" convention)."""
+    if radius <= 0:
+        return np.zeros(ref.shape, bool)
+    edge = np.zeros(ref.shape, bool)
+    edge[:, 1:] |= ref[:, 1:] != ref[:, :-1]
+    edge[:, :-1] |= ref[:, 1:] != ref[:, :-1]
+    edge[1:, :] |= ref[1:, :] != ref[:-1, :]
+    edge[:-1, :] |= ref[1:, :] != ref[:-1, :]
+    return ndimage.binary_dilation(edge, structure=np.ones((3, 3), bool), iterations=max(radius - 1, 0)) if radius > 1 else edge
+
+
+def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: float = 0.5) -> dict[str, Any]:
+    """Object-level precision/recall/F1: objects (labelled ids > 0) matched one-to-one at IoU >= threshold.
+
+    With a threshold of at least 0.5 a match is unique, so counting pairs above it is a matching.
+    """
+    n_pred, n_ref = int(pred_objects.max(initial=0)), int(ref_objects.max(initial=0))
+    if n_pred == 0 or n_ref == 0:
+        return {"tp": 0, "predicted": n_pred, "reference": n_ref, "precision": 0.0, "recall": 0.0, "f1": 0.0,
+                "iou_threshold": iou_threshold}
+    both = (pred_objects > 0) & (ref_objects > 0)
+    pairs = np.bincount(pred_objects[both].astype(np.int64) * (n_ref + 1) + ref_objects[both],
+                        minlength=(n_pred + 1) * (n_ref + 1)).reshape(n_pred + 1, n_ref + 1)
+    area_p = np.bincount(pred_objects.ravel(), minlength=n_pred + 1)
+    area_r = np.bincount(ref_objects.ravel(), minlength=n_ref + 1)
+    p_idx, r_idx = np.nonzero(pairs)
+    inter = pairs[p_idx, r_idx]
+    iou = inter / (area_p[p_idx] + area_r[r_idx] - inter)
+    tp = int((iou >= iou_threshold).sum())
+    precision, recall = tp / n_pred, tp / n_ref
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    return {"tp": tp, "predicted": n_pred, "reference": n_ref, "precision": precision, "recall": recall, "f1": f1,
+            "iou_threshold": iou_threshold}
+
+
+def _reference_buildings(path: Path, grid: Grid) -> np.ndarray:
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    layer = gpd.read_file(path)
+    if layer.crs is None:
+        raise InputError(f"{path}: building layer has no CRS")
+    layer = layer.to_crs(grid.crs)
+    shapes = [(g, i + 1) for i, g in enumerate(layer.geometry) if g is not None and not g.is_empty]
+    if not shapes:
+        return np.zeros((grid.height, grid.width), np.int64)
+    return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
+                     dtype="int32").astype(np.int64)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    import warnings
+
+    with atomic_output(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
+                           dtype="uint8") as dst:
+            dst.write(rgb)
+        for aux in tmp.parent.glob(tmp.name + ".aux.xml"):
+            aux.unlink()
+
+
+def _confusion_png(hist: np.ndarray, cell: int = 24) -> np.ndarray:
+    """Row-normalised confusion matrix as a white-to-blue heat map (rows: reference, columns: prediction)."""
+    rows = hist.sum(1, keepdims=True)
+    share = np.divide(hist, rows, out=np.zeros(hist.shape, float), where=rows > 0)
+    img = np.kron(share, np.ones((cell, cell)))
+    rgb = np.stack([255 * (1 - img), 255 * (1 - img), 255 * (1 - 0.3 * img)]).astype(np.uint8)
+    rgb[:, ::cell, :] = 128
+    rgb[:, :, ::cell] = 128
+    return rgb
+
+
+def _colourise(labels: np.ndarray, classes: list[ClassInfo]) -> np.ndarray:
+    lut = np.zeros((256, 3), np.uint8)
+    for c in classes:
+        if 0 <= c.id < 256:
+            lut[c.id] = c.color
+    return lut[np.clip(labels, 0, 255)].transpose(2, 0, 1)
+
+
+def _panels(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, classes: list[ClassInfo],
+            image: Path | None, max_side: int = 512) -> np.ndarray:
+    """Image | reference | prediction side by side, subsampled to at most ``max_side`` pixels high."""
+    step = max(1, int(np.ceil(max(pred.shape) / max_side)))
+    p = np.where(valid, pred, 0)[::step, ::step]
+    r = ref[::step, ::step]
+    parts = []
+    if image is not None:
+        with rasterio.open(image) as src:
+            bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
+            out_shape = (3, p.shape[0], p.shape[1])
+            img = src.read(bands, out_shape=out_shape, resampling=Resampling.nearest).astype(np.float32)
+        lo, hi = np.percentile(img, 2), np.percentile(img, 98)
+        parts.append(np.clip((img - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8))
+    parts += [_colourise(r, classes), _colourise(p, classes)]
+    gap = np.full((3, p.shape[0], 4), 255, np.uint8)
+    out = [parts[0]]
+    for part in parts[1:]:
+        out += [gap, part]
+    return np.concatenate(out, axis=2)
+
+
+def evaluate_rasters(
+    prediction: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    class_field: str = "class",
+    classes: list[ClassInfo] | None = None,
+    exclude: list[int] | tuple[int, ...] = (),
+    erode: int = 0,
+    buildings: str | os.PathLike[str] | None = None,
+    building_class: int = 1,
+    image: str | os.PathLike[str] | None = None,
+    min_object_pixels: int = 0,
+) -> dict[str, Any]:
+    """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
+    and ``_panels.png`` beside it, and return the metrics dict.
+
+    ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``;
+    predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
+    """
+    prediction, reference, out = Path(prediction), Path(reference), Path(out)
+    problems = ProblemCollector()
+    for role, path in (("prediction", prediction), ("reference", reference), ("buildings", buildings),
+                       ("image", image)):
+        if path is not None and not Path(path).exists():
+            problems.add(f"{role} {path}: not found")
+    if erode < 0:
+        problems.add(f"--erode must be >= 0, got {erode}")
+    problems.raise_if_any()
+    pred, valid, grid = _read_prediction(prediction)
+    ref = reference_on_grid(reference, grid, class_field)
+    classes = list(classes or ISPRS_CLASSES)
+    values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
+    num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
+    known = {c.id for c in classes}
+    classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in known]
+    classes.sort(key=lambda c: c.id)
+    scored = valid & (ref != IGNORE_INDEX) & ~eroded_boundary_mask(ref, erode)
+    if not scored.any():
+        raise InputError(f"{prediction} / {reference}: no pixel is valid in both (all nodata or ignore)")
+    hist = confusion_matrix(ref[scored], pred[scored], num_classes, ignore_index=None)
+    scores = segmentation_scores(hist, [c.name for c in classes], exclude)
+    result: dict[str, Any] = {
+        "prediction": str(prediction), "reference": str(reference),
+        "conventions": {"excluded_from_means": scores.pop("excluded_from_means"), "eroded_boundary_radius": erode,
+                        "nodata_and_ignore_excluded": True},
+        **scores, "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": hist.tolist()},
+    }
+    if buildings is not None:
+        ref_objects = _reference_buildings(Path(buildings), grid)
+        pred_objects, _ = ndimage.label((pred == building_class) & valid)
+        if min_object_pixels > 0:
+            sizes = np.bincount(pred_objects.ravel())
+            keep = sizes >= min_object_pixels
+            keep[0] = False
+            relabel = np.zeros(sizes.size, np.int64)
+            relabel[keep] = np.arange(1, keep.sum() + 1)
+            pred_objects = relabel[pred_objects]
+        result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels}
+
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    stem = out.with_suffix("")
+    with atomic_output(stem.with_name(stem.name + ".csv")) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["class", "iou", "precision", "recall", "f1", "support"])
+            for name, v in scores["per_class"].items():
+                writer.writerow([name, v["iou"], v["precision"], v["recall"], v["f1"], v["support"]])
+            for key in ("miou", "mf1", "oa", "kappa"):
+                writer.writerow([key, scores[key], "", "", "", ""])
+    _write_png(stem.with_name(stem.name + "_confusion.png"), _confusion_png(hist))
+    _write_png(stem.with_name(stem.name + "_panels.png"),
+               _panels(pred, ref, valid, classes, Path(image) if image else None))
+    return result

@@ -1,0 +1,181 @@
+"""Losses of the papers: CE (ignore index, class weights), soft CE, Dice, Lovász-softmax, SeK.
+
+Every loss takes logits ``(B, C, H, W)`` and integer targets ``(B, H, W)`` where
+``ignore_index`` marks pixels without a label; those pixels contribute nothing (not even to a
+denominator), so nodata borders never pull the model toward any class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rsmamba.classes import IGNORE_INDEX
+from rsmamba.errors import InputError
+
+
+def _valid_probs(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) softmax probabilities and (N,) targets of the labelled pixels only."""
+    c = logits.shape[1]
+    probs = logits.softmax(1).permute(0, 2, 3, 1).reshape(-1, c)
+    flat = target.reshape(-1)
+    keep = flat != ignore_index
+    return probs[keep], flat[keep].long()
+
+
+class CrossEntropy(nn.Module):
+    """Cross-entropy with ignore index, optional class weights and label smoothing ("soft CE")."""
+
+    def __init__(self, weight: Sequence[float] | None = None, ignore_index: int = IGNORE_INDEX, smoothing: float = 0.0):
+        super().__init__()
+        self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32) if weight is not None else None)
+        self.ignore_index = ignore_index
+        self.smoothing = smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if (target != self.ignore_index).sum() == 0:
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, target.long(), weight=self.weight, ignore_index=self.ignore_index,
+                               label_smoothing=self.smoothing)
+
+
+class SoftCrossEntropy(nn.Module):
+    """CE against soft targets ``(B, C, H, W)`` (e.g. mixed or smoothed labels); the all-zero pixels are ignored."""
+
+    def forward(self, logits: torch.Tensor, soft_target: torch.Tensor) -> torch.Tensor:
+        mass = soft_target.sum(1)
+        keep = mass > 0
+        if not keep.any():
+            return logits.sum() * 0.0
+        per_pixel = -(soft_target * logits.log_softmax(1)).sum(1)
+        return per_pixel[keep].mean()
+
+
+class DiceLoss(nn.Module):
+    """Multi-class soft Dice, averaged over classes present in the batch (labels or predictions)."""
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0):
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs, t = _valid_probs(logits, target, self.ignore_index)
+        if t.numel() == 0:
+            return logits.sum() * 0.0
+        onehot = F.one_hot(t, logits.shape[1]).float()
+        inter = (probs * onehot).sum(0)
+        union = probs.sum(0) + onehot.sum(0)
+        dice = (2 * inter + self.smooth) / (union + self.smooth)
+        return 1 - dice.mean()
+
+
+def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovász extension of the Jaccard loss w.r.t. sorted errors (Berman et al. 2018)."""
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1 - gt_sorted).cumsum(0)
+    jaccard = 1 - intersection / union
+    if gt_sorted.numel() > 1:
+        jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+class LovaszSoftmax(nn.Module):
+    """Lovász-softmax: a convex surrogate of the per-class IoU, averaged over present classes."""
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX):
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs, t = _valid_probs(logits, target, self.ignore_index)
+        if t.numel() == 0:
+            return logits.sum() * 0.0
+        losses = []
+        for c in range(logits.shape[1]):
+            fg = (t == c).float()
+            if fg.sum() == 0:
+                continue
+            errors = (fg - probs[:, c]).abs()
+            errors_sorted, perm = torch.sort(errors, descending=True)
+            losses.append(torch.dot(errors_sorted, _lovasz_grad(fg[perm])))
+        return torch.stack(losses).mean() if losses else logits.sum() * 0.0
+
+
+class SeKLoss(nn.Module):
+    """Mamba-FCS's differentiable SeK surrogate over changed pixels (semantic class 0 ignored).
+
+    A soft confusion matrix (summed softmax probabilities per reference class) gives a soft
+    kappa and a frequency-weighted soft mIoU; ``sek = kappa * exp(1.5 * mIoU)`` and the loss is
+    ``-log(sek) - 0.5 * log(mIoU)``, clamped at 0, so it rewards what the SeK metric rewards.
+    """
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, eps: float = 1e-6):
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.eps = eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:
+        t = target.clone()
+        t[t == 0] = self.ignore_index
+        if change is not None:
+            t[change == 0] = self.ignore_index
+        probs, tv = _valid_probs(logits, t, self.ignore_index)
+        if tv.numel() == 0:
+            return logits.sum() * 0.0
+        c = logits.shape[1]
+        onehot = F.one_hot(tv, c).float()
+        conf = onehot.t() @ probs  # conf[label, pred], soft
+        total = conf.sum()
+        po = conf.diagonal().sum() / total
+        pe = (conf.sum(1) * conf.sum(0)).sum() / total**2
+        kappa = ((po - pe) / (1 - pe + self.eps)).clamp_min(self.eps)
+        inter = conf.diagonal()
+        union = conf.sum(0) + conf.sum(1) - inter
+        freq = conf.sum(1) / total
+        miou = (freq * inter / (union + self.eps)).sum().clamp_min(self.eps)
+        sek = kappa * torch.exp(1.5 * miou)
+        return (-torch.log(sek) - 0.5 * torch.log(miou)).clamp_min(0.0)
+
+
+class CombinedLoss(nn.Module):
+    """A weighted sum of losses, built from config entries like ``{"name": "dice", "weight": 0.5}``."""
+
+    def __init__(self, parts: list[tuple[float, nn.Module]]):
+        super().__init__()
+        self.weights = [w for w, _ in parts]
+        self.parts = nn.ModuleList([m for _, m in parts])
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(w * m(logits, target) for w, m in zip(self.weights, self.parts))
+
+
+LOSSES = {"ce": CrossEntropy, "dice": DiceLoss, "lovasz": LovaszSoftmax, "sek": SeKLoss}
+
+
+def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.Module:
+    """A loss from a config value: ``"ce"``, ``{"name": "ce", "weight": [...class weights]}``, or a list of
+    ``{"name", "scale", ...}`` entries summed with their ``scale``."""
+    items = spec if isinstance(spec, list) else [spec]
+    parts = []
+    problems = []
+    for item in items:
+        item = {"name": item} if isinstance(item, str) else dict(item)
+        name = item.pop("name", None)
+        scale = float(item.pop("scale", 1.0))
+        if name not in LOSSES:
+            problems.append(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+            continue
+        if name == "ce" and "class_weights" in item:
+            item["weight"] = item.pop("class_weights")
+        try:
+            parts.append((scale, LOSSES[name](ignore_index=ignore_index, **item)))
+        except TypeError as exc:
+            problems.append(f"loss {name!r}: {exc}")
+    if problems:
+        raise InputError(problems)
+    return parts[0][1] if len(parts) == 1 and parts[0][0] == 1.0 else CombinedLoss(parts)

@@ -1,0 +1,233 @@
+"""Segmentation and semantic-change metrics, computed from confusion matrices.
+
+Everything is accumulated as an integer confusion matrix first (so results are exact and can be
+summed across batches, tiles and processes), then turned into scores. Conventions follow the
+papers' evaluation code so our numbers compare with theirs:
+
+- segmentation (GeoSeg ``tools/metric.py``): ``hist[label, pred]``; IoU = tp/(tp+fp+fn),
+  F1 = 2PR/(P+R), OA = trace/sum; on Vaihingen/Potsdam mIoU/mF1 exclude Clutter (OA does not).
+- semantic change (SCanNet / Mamba-FCS ``SCDD_eval_all``): ``hist[pred, label]`` over both time
+  points, class 0 = no change; ``SeK = kappa_n0 * exp(IoU_change) / e``; Fscd = harmonic mean of
+  the semantic-change precision and recall. :func:`semantic_change_scores_7class` is that 7-class
+  (per time point) form; :func:`semantic_change_scores_fromto` is ChangeMamba's later 37-class
+  "from-to" form, which gives different numbers, so each is named for what it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsmamba.classes import IGNORE_INDEX
+
+
+def confusion_matrix(
+    label: np.ndarray | torch.Tensor,
+    pred: np.ndarray | torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None = IGNORE_INDEX,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """``hist[label, pred]`` pixel counts (int64) over valid pixels.
+
+    Pixels whose label is ``ignore_index`` or outside ``[0, num_classes)``, or where ``valid`` is
+    False, are left out: nodata must never count as a correct or wrong prediction.
+    """
+    if isinstance(label, torch.Tensor):
+        label = label.detach().cpu().numpy()
+    if isinstance(pred, torch.Tensor):
+        pred = pred.detach().cpu().numpy()
+    label = np.asarray(label).reshape(-1).astype(np.int64)
+    pred = np.asarray(pred).reshape(-1).astype(np.int64)
+    if label.shape != pred.shape:
+        raise ValueError(f"label and prediction differ in size: {label.size} vs {pred.size}")
+    keep = (label >= 0) & (label < num_classes) & (pred >= 0) & (pred < num_classes)
+    if ignore_index is not None:
+        keep &= label != ignore_index
+    if valid is not None:
+        keep &= np.asarray(valid).reshape(-1).astype(bool)
+    return np.bincount(num_classes * label[keep] + pred[keep], minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def cohen_kappa(hist: np.ndarray) -> float:
+    """Cohen's kappa of a confusion matrix (0 when empty or when chance agreement is 1, as SCanNet)."""
+    hist = np.asarray(hist, dtype=np.float64)
+    total = hist.sum()
+    if total == 0:
+        return 0.0
+    po = np.trace(hist) / total
+    pe = float(hist.sum(1) @ hist.sum(0)) / total**2
+    if pe == 1:
+        return 0.0
+    return float((po - pe) / (1 - pe))
+
+
+def segmentation_scores(
+    hist: np.ndarray, class_names: Sequence[str] | None = None, exclude: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Per-class IoU/precision/recall/F1 and their means, OA and kappa from ``hist[label, pred]``.
+
+    ``exclude`` lists class ids left out of the means (e.g. Clutter on Vaihingen/Potsdam, as the
+    benchmark reports); OA and kappa always use every class. Classes absent from both label and
+    prediction have undefined scores: they are reported as None and left out of the means.
+    """
+    hist = np.asarray(hist, dtype=np.int64)
+    n = hist.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    tp = np.diag(hist).astype(np.float64)
+    fp = hist.sum(0) - tp
+    fn = hist.sum(1) - tp
+    iou = _safe_div(tp, tp + fp + fn)
+    precision = _safe_div(tp, tp + fp)
+    recall = _safe_div(tp, tp + fn)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    present = (tp + fp + fn) > 0
+    in_mean = present & ~np.isin(np.arange(n), list(exclude))
+    per_class = {}
+    for i in range(n):
+        per_class[names[i]] = (
+            {"iou": float(iou[i]), "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+             "support": int(hist[i].sum())}
+            if present[i] else {"iou": None, "precision": None, "recall": None, "f1": None, "support": 0}
+        )
+    total = hist.sum()
+    return {
+        "miou": float(iou[in_mean].mean()) if in_mean.any() else 0.0,
+        "mf1": float(f1[in_mean].mean()) if in_mean.any() else 0.0,
+        "oa": float(np.trace(hist) / total) if total else 0.0,
+        "kappa": cohen_kappa(hist),
+        "excluded_from_means": [names[i] for i in exclude if i < n],
+        "per_class": per_class,
+        "pixels": int(total),
+    }
+
+
+# --- semantic change ---------------------------------------------------------------------------
+
+
+def scd_histogram(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> np.ndarray:
+    """``hist[pred, label]`` as SCanNet's ``fast_hist`` (note: transposed w.r.t. segmentation)."""
+    return confusion_matrix(label, pred, num_classes, ignore_index).T
+
+
+def scd_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
+    """SeK, Fscd, mIoU (change/no-change), kappa_n0 and OA from ``hist[pred, label]`` (0 = no change).
+
+    A line-by-line equivalent of SCanNet's ``SCDD_eval_all`` (which Mamba-FCS reuses), with the
+    divisions by zero of empty classes answered by 0 instead of NaN.
+    """
+    hist = np.asarray(hist, dtype=np.float64)
+    c2 = np.zeros((2, 2))
+    c2[0, 0] = hist[0, 0]
+    c2[0, 1] = hist.sum(1)[0] - hist[0, 0]
+    c2[1, 0] = hist.sum(0)[0] - hist[0, 0]
+    c2[1, 1] = hist[1:, 1:].sum()
+    hist_n0 = hist.copy()
+    hist_n0[0, 0] = 0
+    kappa_n0 = cohen_kappa(hist_n0)
+    iu = _safe_div(np.diag(c2), c2.sum(1) + c2.sum(0) - np.diag(c2))
+    sek = kappa_n0 * math.exp(iu[1]) / math.e
+    total = hist.sum()
+    change_pred = total - hist.sum(1)[0]
+    change_label = total - hist.sum(0)[0]
+    sc_tp = np.trace(hist[1:, 1:])
+    precision = sc_tp / change_pred if change_pred > 0 else 0.0
+    recall = sc_tp / change_label if change_label > 0 else 0.0
+    fscd = 2 * precision * recall / (precision + recall) if precision > 0 and recall > 0 else 0.0
+    return {
+        "sek": float(sek), "fscd": float(fscd), "miou": float((iu[0] + iu[1]) / 2), "iou_change": float(iu[1]),
+        "iou_nochange": float(iu[0]), "kappa_n0": float(kappa_n0), "sc_precision": float(precision),
+        "sc_recall": float(recall), "oa": float(np.trace(hist) / total) if total else 0.0,
+    }
+
+
+def _masked_semantics(sem: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Land-cover ids shifted to 1.. where changed, 0 where unchanged (the SECOND label form)."""
+    return np.where(np.asarray(change) > 0, np.asarray(sem).astype(np.int64) + 1, 0)
+
+
+def semantic_change_scores_7class(
+    pred_sem1: np.ndarray, pred_sem2: np.ndarray, pred_change: np.ndarray,
+    label_sem1: np.ndarray, label_sem2: np.ndarray, label_change: np.ndarray | None = None,
+    num_landcover: int = 6,
+) -> dict[str, Any]:
+    """Mamba-FCS / SCanNet SCD metrics: per-time-point (1 + ``num_landcover``)-class histograms.
+
+    Inputs are land-cover ids ``0..num_landcover-1`` and binary change maps. Predictions are zeroed
+    where the predicted change is 0, labels where the reference change is 0 (when
+    ``label_change`` is None, the reference is "changed where the two label maps differ").
+    Both time points are accumulated into one histogram, as the authors' evaluation does.
+    """
+    n = num_landcover + 1
+    if label_change is None:
+        label_change = np.asarray(label_sem1) != np.asarray(label_sem2)
+    hist = np.zeros((n, n), dtype=np.int64)
+    for ps, ls in ((pred_sem1, label_sem1), (pred_sem2, label_sem2)):
+        hist += scd_histogram(_masked_semantics(ps, pred_change), _masked_semantics(ls, label_change), n, None)
+    return {"variant": f"scannet-{n}class-per-time", **scd_scores_from_hist(hist), "hist": hist.tolist()}
+
+
+def fromto_labels(sem1: np.ndarray, sem2: np.ndarray, change: np.ndarray, num_landcover: int = 6) -> np.ndarray:
+    """ChangeMamba's "from-to" classes: 0 = no change, 1 + from * K + to otherwise (K*K + 1 classes)."""
+    k = num_landcover
+    code = 1 + np.asarray(sem1).astype(np.int64) * k + np.asarray(sem2).astype(np.int64)
+    return np.where(np.asarray(change) > 0, code, 0)
+
+
+def semantic_change_scores_fromto(
+    pred_sem1: np.ndarray, pred_sem2: np.ndarray, pred_change: np.ndarray,
+    label_sem1: np.ndarray, label_sem2: np.ndarray, label_change: np.ndarray | None = None,
+    num_landcover: int = 6,
+) -> dict[str, Any]:
+    """The later ChangeMamba form: one histogram over the K*K+1 "from-to" classes (37 for K = 6)."""
+    if label_change is None:
+        label_change = np.asarray(label_sem1) != np.asarray(label_sem2)
+    n = num_landcover**2 + 1
+    hist = scd_histogram(fromto_labels(pred_sem1, pred_sem2, pred_change, num_landcover),
+                         fromto_labels(label_sem1, label_sem2, label_change, num_landcover), n, None)
+    return {"variant": f"changemamba-{n}class-fromto", **scd_scores_from_hist(hist)}
+
+
+def binary_change_scores(label: np.ndarray, pred: np.ndarray, ignore_index: int | None = IGNORE_INDEX) -> dict[str, float]:
+    """Change detection scores (precision, recall, F1, IoU of the change class, OA, kappa)."""
+    hist = confusion_matrix(label, pred, 2, ignore_index)
+    scores = segmentation_scores(hist, ["no_change", "change"])
+    change = scores["per_class"]["change"]
+    return {"f1": change["f1"] or 0.0, "iou": change["iou"] or 0.0, "precision": change["precision"] or 0.0,
+            "recall": change["recall"] or 0.0, "oa": scores["oa"], "kappa": scores["kappa"],
+            "miou": scores["miou"]}
+
+
+class ConfusionMeter:
+    """Accumulates ``hist[label, pred]`` over batches; ``reduce`` sums it across DDP processes."""
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX):
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.hist = np.zeros((num_classes, num_classes), dtype=np.int64)
+
+    def update(self, label: torch.Tensor | np.ndarray, pred: torch.Tensor | np.ndarray) -> None:
+        self.hist += confusion_matrix(label, pred, self.num_classes, self.ignore_index)
+
+    def reduce(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            t = torch.from_numpy(self.hist.copy())
+            dist.all_reduce(t)
+            self.hist = t.numpy()
+
+    def scores(self, class_names: Sequence[str] | None = None, exclude: Sequence[int] = ()) -> dict[str, Any]:
+        return segmentation_scores(self.hist, class_names, exclude)

@@ -1,0 +1,99 @@
+"""Training configuration: YAML file + defaults + ``--set key.path=value`` overrides.
+
+The resolved config (after overrides) is saved with the run and inside every checkpoint, so a
+run can always be reproduced from its output folder alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsmamba.errors import InputError, ProblemCollector
+
+DEFAULTS: dict[str, Any] = {
+    "data": {"root": None, "train_split": "train", "val_split": "val", "use_dsm": None, "dsm_mode": "zscore",
+             "batch_size": 4, "num_workers": 0},
+    "model": {"name": "fcn_baseline", "kwargs": {}},
+    "loss": "ce",
+    "augment": {"flips": True, "rot90": True, "scale": None, "photometric": 0.0},
+    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
+    "schedule": {"name": "cosine", "warmup_epochs": 0, "t0": 10, "t_mult": 1, "milestones": [], "gamma": 0.1,
+                 "min_lr": 0.0},
+    "train": {"epochs": 10, "seed": 0, "amp": True, "grad_clip": None, "ema": None, "device": "auto",
+              "metric": "miou", "exclude_classes": [], "deterministic": True, "stop_after_epochs": None},
+    "out": "runs/train",
+    "tensorboard": True,
+}
+
+
+def _merge(base: dict, extra: dict, path: str, problems: ProblemCollector) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        where = f"{path}.{key}" if path else key
+        if key not in base:
+            problems.add(f"unknown config key {where!r}")
+        elif isinstance(base[key], dict) and isinstance(value, dict) and key != "kwargs":
+            out[key] = _merge(base[key], value, where, problems)
+        else:
+            out[key] = value
+    return out
+
+
+def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None:
+    keys = dotted.split(".")
+    node = cfg
+    for i, key in enumerate(keys[:-1]):
+        if not isinstance(node.get(key), dict):
+            problems.add(f"--set {dotted}: {'.'.join(keys[: i + 1])!r} is not a config section")
+            return
+        node = node[key]
+    if keys[-1] not in node and not (len(keys) >= 2 and keys[-2] == "kwargs"):
+        problems.add(f"--set {dotted}: unknown config key")
+        return
+    node[keys[-1]] = value
+
+
+def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``key.path=value`` strings (values parsed as YAML: ``0.001``, ``[1, 2]``, ``null``)."""
+    cfg = copy.deepcopy(cfg)
+    problems = ProblemCollector()
+    for item in overrides:
+        if "=" not in item:
+            problems.add(f"--set {item!r}: expected key.path=value")
+            continue
+        key, raw = item.split("=", 1)
+        _set(cfg, key.strip(), yaml.safe_load(raw), problems)
+    problems.raise_if_any()
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
+                base: dict | None = None) -> dict:
+    """Defaults <- YAML file (or ``base`` dict) <- overrides; unknown keys are errors, all listed at once."""
+    problems = ProblemCollector()
+    user: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: config file not found")
+        try:
+            user = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if base:
+        user = {**user, **base}
+    cfg = _merge(DEFAULTS, user, "", problems)
+    problems.raise_if_any()
+    cfg = apply_overrides(cfg, overrides)
+    if not cfg["data"]["root"]:
+        problems.add("data.root is not set (the chip folder written by 'rsmamba tile')")
+    if cfg["train"]["epochs"] < 1:
+        problems.add("train.epochs must be >= 1")
+    problems.raise_if_any()
+    return cfg

@@ -1,0 +1,439 @@
+"""The training loop: one function for one process or many (``torchrun`` -> DistributedDataParallel).
+
+Determinism is designed in, because ``--resume`` must give the same weights as an uninterrupted
+run and DDP must match single-process training on the same global batch:
+
+- the shuffle order is a ``DistributedSampler`` permutation seeded by ``seed + epoch`` (also with
+  one process), so each global batch holds the same chips whatever the number of processes;
+- augmentations are seeded per (seed, epoch, chip index), not by a stream that depends on order;
+- ``last.pt`` holds model, optimiser, scheduler, AMP scaler, EMA, RNG states and the epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import yaml
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from rsmamba.atomic import atomic_output
+from rsmamba.augment import Augment
+from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+from rsmamba.datasets.chips import ChipDataset
+from rsmamba.errors import InputError
+from rsmamba.losses import build_loss
+from rsmamba.metrics import ConfusionMeter
+from rsmamba.models import create_model, model_info
+from rsmamba.train.config import load_config
+
+
+@dataclass
+class TrainResult:
+    """Where the run went and how it ended."""
+
+    out_dir: Path
+    best: Path
+    last: Path
+    epochs_run: int
+    best_metric: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _EpochSeeded:
+    """Dataset wrapper that reseeds the augmentation per (seed, epoch, index): order-independent."""
+
+    def __init__(self, dataset: ChipDataset, augment: Augment | None, seed: int):
+        self.dataset, self.augment, self.seed, self.epoch = dataset, augment, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.dataset[index]
+        if self.augment is not None:
+            self.augment.reseed(((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % (2**63))
+            sample = self.augment(sample)
+        return sample
+
+
+def _collate(items: list[dict]) -> dict:
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+def _pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def _build_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
+    o = cfg["optim"]
+    if o["name"] == "adamw":
+        return torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    if o["name"] == "adam":
+        return torch.optim.Adam(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    if o["name"] == "sgd":
+        return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
+    raise InputError(f"optim.name {o['name']!r}: expected adamw, adam or sgd")
+
+
+def _build_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """Per-step LambdaLR so that schedules behave the same for any batch count (and resume exactly)."""
+    s = cfg["schedule"]
+    epochs = cfg["train"]["epochs"]
+    total = max(1, epochs * steps_per_epoch)
+    warm = int(s["warmup_epochs"] * steps_per_epoch)
+    floor = s["min_lr"] / cfg["optim"]["lr"] if cfg["optim"]["lr"] else 0.0
+    name = s["name"]
+    if name not in ("cosine", "cosine_restarts", "multistep", "none"):
+        raise InputError(f"schedule.name {name!r}: expected cosine, cosine_restarts, multistep or none")
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if name == "none":
+            return 1.0
+        if name == "multistep":
+            epoch = step // steps_per_epoch
+            return s["gamma"] ** sum(epoch >= m for m in s["milestones"])
+        if name == "cosine":
+            t = (step - warm) / max(1, total - warm)
+        else:  # SGDR: warm restarts every t0 * t_mult**i epochs
+            t_i, pos = s["t0"] * steps_per_epoch, step - warm
+            while pos >= t_i:
+                pos -= t_i
+                t_i *= s["t_mult"]
+            t = pos / t_i
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn: nn.Module, device) -> tuple:
+    """Run the model by its forward convention; returns (loss, prediction-dict for metrics)."""
+    image = batch["image"].to(device, non_blocking=True)
+    if task == "segmentation":
+        mask = batch["mask"].to(device)
+        if inputs == "image+dsm":
+            logits = model(image[:, :-1], image[:, -1:])
+        else:
+            logits = model(image)
+        return loss_fn(logits, mask), {"sem": logits}
+    out = model(image, batch["image2"].to(device))
+    change = batch["change"].to(device) if "change" in batch else None
+    loss = image.new_zeros(())
+    if change is not None:
+        loss = loss + loss_fn(out["change"], change)
+    for key, mkey in (("sem1", "mask"), ("sem2", "mask2")):
+        if key in out and mkey in batch:
+            loss = loss + 0.5 * loss_fn(out[key], batch[mkey].to(device))
+    return loss, out
+
+
+def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_classes: int, device,
+              exclude: list[int], names: list[str]) -> dict[str, Any]:
+    model.eval()
+    seg = ConfusionMeter(num_classes)
+    chg = ConfusionMeter(2)
+    with torch.no_grad():
+        for batch in loader:
+            _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
+            if task == "segmentation":
+                seg.update(batch["mask"], out["sem"].argmax(1).cpu())
+            else:
+                if "change" in batch:
+                    chg.update(batch["change"], out["change"].argmax(1).cpu())
+                for key, mkey in (("sem1", "mask"), ("sem2", "mask2")):
+                    if key in out and mkey in batch:
+                        seg.update(batch[mkey], out[key].argmax(1).cpu())
+    seg.reduce()
+    chg.reduce()
+    model.train()
+    result: dict[str, Any] = {}
+    if seg.hist.sum():
+        scores = seg.scores(names, exclude)
+        result.update({k: scores[k] for k in ("miou", "mf1", "oa", "kappa")})
+        result["iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
+    if chg.hist.sum():
+        c = binary_change_scores_from_hist(chg.hist)
+        result.update({f"change_{k}": v for k, v in c.items()})
+    return result
+
+
+def binary_change_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
+    from rsmamba.metrics import segmentation_scores
+
+    s = segmentation_scores(hist, ["no_change", "change"])
+    c = s["per_class"]["change"]
+    return {"f1": c["f1"] or 0.0, "iou": c["iou"] or 0.0, "oa": s["oa"], "kappa": s["kappa"]}
+
+
+class _Logger:
+    """Per-epoch metrics to ``metrics.csv`` / ``metrics.jsonl`` and TensorBoard when installed."""
+
+    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool, resume_epoch: int):
+        self.out_dir, self.enabled = out_dir, enabled
+        self.tb = None
+        if enabled and resume_epoch == 0:
+            for name in ("metrics.csv", "metrics.jsonl"):
+                (out_dir / name).unlink(missing_ok=True)
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            except Exception:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        flat = {k: v for k, v in row.items() if not isinstance(v, dict)}
+        with open(self.out_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        path = self.out_dir / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(flat))
+            if new:
+                writer.writeheader()
+            writer.writerow(flat)
+        if self.tb is not None:
+            for k, v in flat.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    self.tb.add_scalar(k, v, row["epoch"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
+          *, resume: bool | str | os.PathLike[str] = False, progress: bool = True) -> TrainResult:
+    """Train a model as ``config`` says (a dict, or a YAML path), with ``key.path=value`` overrides.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) this runs DistributedDataParallel, gloo on CPU and nccl on
+    GPU; ``data.batch_size`` is the global batch, split evenly across processes.
+    ``resume=True`` continues from ``<out>/last.pt`` (or the given checkpoint path).
+    """
+    if isinstance(config, dict):
+        cfg = load_config(None, overrides, base=config)
+    else:
+        cfg = load_config(config, overrides)
+    world, rank, local_rank = _dist_info()
+    t = cfg["train"]
+    device = _pick_device(t["device"], local_rank)
+    started_pg = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        started_pg = True
+    try:
+        return _train(cfg, world, rank, device, resume, progress)
+    finally:
+        if started_pg:
+            dist.destroy_process_group()
+
+
+def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progress: bool) -> TrainResult:
+    t, d = cfg["train"], cfg["data"]
+    out_dir = Path(cfg["out"])
+    is_main = rank == 0
+    if d["batch_size"] % world:
+        raise InputError(f"data.batch_size {d['batch_size']} is not divisible by the {world} processes")
+    _seed_everything(t["seed"], t["deterministic"])
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    info_m = model_info(cfg["model"]["name"])
+    use_dsm = d["use_dsm"]
+    if use_dsm is None and info_m.task != "segmentation":
+        use_dsm = False  # change chips have one DSM (t1) for two dates
+    train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
+    try:
+        val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
+    except InputError:
+        val_ds = None  # no validation chips: best.pt follows the training loss
+    tiling = train_ds.info
+    classes = tiling.classes
+    num_classes = int(cfg["model"]["kwargs"].get("num_classes", len(classes) or 6))
+    names = [c["name"] for c in classes] if len(classes) == num_classes else [str(i) for i in range(num_classes)]
+    n_img = len(tiling.image_mean)
+    in_chans = n_img + (1 if train_ds.use_dsm and info_m.inputs == "image" else 0)
+    model_kwargs = {**cfg["model"]["kwargs"], "num_classes": num_classes}
+    if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
+        raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
+    if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
+        model_kwargs.setdefault("in_chans", in_chans)
+    model = create_model(cfg["model"]["name"], **model_kwargs).to(device)
+
+    aug_cfg = cfg["augment"]
+    augment = Augment(aug_cfg["flips"], aug_cfg["rot90"], aug_cfg["scale"], aug_cfg["photometric"],
+                      dsm_channels=1 if train_ds.use_dsm else 0) if aug_cfg else None
+    seeded = _EpochSeeded(train_ds, augment, t["seed"])
+    sampler = DistributedSampler(seeded, num_replicas=world, rank=rank, shuffle=True, seed=t["seed"], drop_last=True)
+    local_batch = d["batch_size"] // world
+    train_loader = DataLoader(seeded, batch_size=local_batch, sampler=sampler, num_workers=d["num_workers"],
+                              collate_fn=_collate, drop_last=True)
+    if len(train_loader) == 0:
+        raise InputError(f"{d['root']}: {len(train_ds)} training chips, fewer than one batch of {d['batch_size']}")
+    val_loader = None
+    if val_ds is not None:
+        val_loader = DataLoader(Subset(val_ds, list(range(rank, len(val_ds), world))), batch_size=local_batch,
+                                num_workers=d["num_workers"], collate_fn=_collate)
+
+    ddp_model: nn.Module = model
+    if world > 1:
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_fn = build_loss(cfg["loss"]).to(device)
+    optimizer = _build_optimizer(cfg, model.parameters())
+    scheduler = _build_scheduler(cfg, optimizer, len(train_loader))
+    use_amp = bool(t["amp"]) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ema = None
+    if t["ema"]:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(t["ema"])), use_buffers=True)
+
+    start_epoch, best_metric, history = 0, -math.inf, []
+    if resume:
+        path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
+        ckpt = load_checkpoint(path)
+        state = ckpt.get("train_state")
+        if state is None:
+            raise InputError(f"{path}: has no training state to resume from (use last.pt)")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        _set_rng_state(state["rng"])
+        start_epoch, best_metric, history = state["epoch"], state["best_metric"], state["history"]
+
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    logger = _Logger(out_dir, is_main, cfg["tensorboard"], start_epoch)
+    base_payload = {
+        "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
+        "bands": {"image": tiling.bands, "dsm": bool(train_ds.use_dsm)},
+        "normalization": tiling.normalization(d["dsm_mode"]) if train_ds.use_dsm else
+        {"image": tiling.normalization()["image"]},
+        "classes": classes, "config": cfg,
+    }
+    metric_name = t["metric"]
+    epochs = t["epochs"]
+    stop_after = t["stop_after_epochs"]
+    epoch = start_epoch
+    for epoch in range(start_epoch, epochs):
+        sampler.set_epoch(epoch)
+        seeded.epoch = epoch
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not (progress and is_main),
+                   leave=False)
+        for batch in bar:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss, _ = _forward_loss(ddp_model, batch, info_m.task, info_m.inputs, loss_fn, device)
+            scaler.scale(loss).backward()
+            if t["grad_clip"]:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), float(t["grad_clip"]))
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            total += float(loss.detach())
+            count += 1
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        train_loss = total / max(count, 1)
+        if world > 1:
+            tl = torch.tensor([train_loss], dtype=torch.float64)
+            dist.all_reduce(tl)
+            train_loss = float(tl) / world
+        eval_model = ema.module if ema is not None else model
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        if val_loader is not None:
+            row.update({f"val_{k}": v for k, v in _evaluate(eval_model, val_loader, info_m.task, info_m.inputs,
+                                                              num_classes, device, list(t["exclude_classes"]),
+                                                              names).items()})
+        score = row.get(f"val_{metric_name}", -train_loss)
+        history.append(row)
+        improved = score > best_metric
+        if improved:
+            best_metric = score
+        if is_main:
+            logger.log(row)
+            weights = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
+            metrics = {**{k: v for k, v in row.items()}, "selected_by": f"val_{metric_name}"}
+            if improved:
+                save_checkpoint(out_dir / "best.pt", {**base_payload, "state_dict": weights, "metrics": metrics})
+            train_state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                "rng": _rng_state(), "epoch": epoch + 1, "best_metric": best_metric, "history": history,
+            }
+            save_checkpoint(out_dir / "last.pt", {**base_payload, "state_dict": weights, "metrics": metrics,
+                                                  "train_state": train_state})
+        if world > 1:
+            dist.barrier()
+        if stop_after is not None and epoch + 1 - start_epoch >= stop_after:
+            epoch += 1
+            break
+    else:
+        epoch = epochs
+    logger.close()
+    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history)

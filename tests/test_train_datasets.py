@@ -1,0 +1,104 @@
+"""Benchmark layouts (tiny fake folders), chip dataset normalisation and augmentation consistency."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba.augment import Augment
+from rsmamba.datasets.layouts import (
+    SECOND_COLOURS,
+    LoveDADataset,
+    SECONDDataset,
+    isprs_pairs,
+    isprs_rgb_to_ids,
+)
+from rsmamba.errors import InputError
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = arr if arr.ndim == 3 else arr[None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="PNG", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                           dtype="uint8") as dst:
+            dst.write(arr)
+
+
+def test_isprs_colours_and_missing_tiles(tmp_path: Path) -> None:
+    rgb = np.zeros((3, 2, 3), np.uint8)
+    rgb[:, 0, 0] = (0, 0, 255)  # building
+    rgb[:, 0, 1] = (255, 255, 255)  # impervious
+    rgb[:, 0, 2] = (255, 0, 0)  # clutter
+    rgb[:, 1, 0] = (1, 2, 3)  # unknown
+    ids = isprs_rgb_to_ids(rgb)
+    assert ids[0].tolist() == [1, 0, 5] and ids[1, 0] == 255
+    with pytest.raises(InputError) as err:
+        isprs_pairs(tmp_path, "vaihingen")
+    assert len(err.value.problems) == 33  # 16 train + 17 test tiles
+
+
+def test_loveda_shifts_labels_and_ignores_nodata(tmp_path: Path) -> None:
+    _png(tmp_path / "Train/Urban/images_png/1.png", np.full((3, 4, 4), 100, np.uint8))
+    mask = np.array([[0, 1, 2, 7]] * 4, np.uint8)
+    _png(tmp_path / "Train/Urban/masks_png/1.png", mask)
+    ds = LoveDADataset(tmp_path, "Train", domains=("Urban",))
+    sample = ds[0]
+    assert sample["mask"][0].tolist() == [255, 0, 1, 6]
+    assert sample["image"].shape == (3, 4, 4)
+
+
+def test_second_change_and_semantics(tmp_path: Path) -> None:
+    l1 = np.zeros((3, 2, 2), np.uint8)
+    l2 = np.zeros((3, 2, 2), np.uint8)
+    for arr, ids in ((l1, [[0, 5], [1, 0]]), (l2, [[0, 2], [4, 0]])):
+        for r in range(2):
+            for c in range(2):
+                arr[:, r, c] = SECOND_COLOURS[ids[r][c]]
+    for sub, arr in (("im1", np.full((3, 2, 2), 90, np.uint8)), ("im2", np.full((3, 2, 2), 120, np.uint8)),
+                     ("label1", l1), ("label2", l2)):
+        _png(tmp_path / "train" / sub / "a.png", arr)
+    s = SECONDDataset(tmp_path, "train")[0]
+    assert s["change"].tolist() == [[0, 1], [1, 0]]
+    assert s["mask"].tolist() == [[255, 4], [0, 255]]
+    assert s["mask2"].tolist() == [[255, 1], [3, 255]]
+
+
+def test_augment_moves_image_dsm_and_labels_together() -> None:
+    h = 16
+    base = torch.arange(h * h, dtype=torch.float32).reshape(h, h)
+    sample = {"image": torch.stack([base, base * 2, base + 5]), "mask": base.long() % 7,
+              "image2": torch.stack([base, base, base]), "change": base.long() % 2}
+    aug = Augment(flips=True, rot90=True, scale=None, photometric=0.2, dsm_channels=1)
+    for seed in range(6):
+        aug.reseed(seed)
+        out = aug({k: v.clone() for k, v in sample.items()})
+        dsm, mask, change = out["image"][2], out["mask"], out["change"]
+        valid = mask != 255
+        # The DSM channel (not photometrically jittered) still encodes the same pixel as the mask.
+        pix = (dsm - 5).round().long()
+        inside = valid & (pix >= 0)
+        assert torch.equal(pix[inside] % 7, mask[inside])
+        assert torch.equal(pix[inside] % 2, change[inside])
+    aug.reseed(3)
+    a = aug({k: v.clone() for k, v in sample.items()})
+    aug.reseed(3)
+    b = aug({k: v.clone() for k, v in sample.items()})
+    assert torch.equal(a["image"], b["image"])
+
+
+def test_scale_keeps_size_and_pads_labels_with_ignore() -> None:
+    sample = {"image": torch.ones(4, 20, 20), "mask": torch.zeros(20, 20, dtype=torch.long)}
+    out = Augment(flips=False, rot90=False, scale=(0.5, 0.5))(sample)
+    assert out["image"].shape == (4, 20, 20) and out["mask"].shape == (20, 20)
+    assert (out["mask"] == 255).sum() == 400 - 100 and (out["image"][0] == 0).sum() == 300
+    assert torch.equal(out["mask"] == 0, out["image"][0] == 1)
+    zoom = Augment(flips=False, rot90=False, scale=(2.0, 2.0))({"image": torch.ones(1, 8, 8),
+                                                                  "mask": torch.zeros(8, 8, dtype=torch.long)})
+    assert (zoom["mask"] == 0).all()
