@@ -93,9 +93,9 @@ def synth(
 
 @app.command()
 def predict(
-    image: Path = typer.Argument(..., help="Orthophoto / image GeoTIFF."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output class raster (Cloud-Optimised GeoTIFF)."),
-    dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
+    images: List[str] = typer.Argument(..., help="Orthophoto GeoTIFF(s): paths, globs or @list.txt (then -o is a folder)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output class raster (COG), or a folder for many inputs."),
+    dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the demo model."),
     bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands, e.g. '3,2,1' (default: the checkpoint's)."),
     window: int = typer.Option(512, "--window", help="Window size in pixels."),
@@ -113,12 +113,27 @@ def predict(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many inputs: 'local' (a Dask LocalCluster) or a scheduler address."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes."),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     from rsmamba.predict import predict_raster
+    from rsmamba.scale import is_batch, predict_many
 
+    if is_batch(images, out):
+        results = predict_many(
+            images, out, model=model, dsm_template=dsm, scheduler=scheduler, workers=workers, shard=shard,
+            max_errors=max_errors, bands=[int(b) for b in bands.split(",")] if bands else None, window=window,
+            overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
+            channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
+        )
+        done = sum(r.status == "done" for r in results)
+        typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
+        return
     summary = predict_raster(
-        image, out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+        images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
         amp=amp, channels_last=channels_last, probabilities=probabilities, confidence=confidence,
         compress=compress, resume=resume, dry_run=dry_run, progress=not dry_run,
