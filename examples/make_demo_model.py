@@ -19,7 +19,7 @@ from rsmamba.evaluate import evaluate_rasters
 from rsmamba.synth import write_scene
 from rsmamba.tile import tile_scene
 from rsmamba.train import train
-from rsmamba.train.holdout import predict_small_scene
+from rsmamba.predict import predict_raster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def main() -> None:
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
     result = train(ROOT / "examples" / "train_demo.yaml", overrides)
-    pred = predict_small_scene(result.best, held["ortho_t1"], work / "held_pred.tif", dsm=held["dsm_t1"])
+    pred = predict_raster(held["ortho_t1"], work / "held_pred.tif", dsm=held["dsm_t1"], model=result.best, window=128, overlap=32).outputs["classes"]
     metrics = evaluate_rasters(pred, held["labels_t1"], work / "eval" / "metrics.json",
                                buildings=held["buildings_t1"], image=held["ortho_t1"], min_object_pixels=16)
     args.out.mkdir(parents=True, exist_ok=True)

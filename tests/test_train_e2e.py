@@ -16,7 +16,7 @@ from rsmamba.evaluate import evaluate_rasters
 from rsmamba.synth import write_scene
 from rsmamba.tile import tile_scene
 from rsmamba.train import train
-from rsmamba.train.holdout import predict_small_scene
+from rsmamba.predict import predict_raster
 
 
 @pytest.mark.slow
@@ -29,7 +29,7 @@ def test_synth_tile_train_predict_evaluate(tmp_path: Path) -> None:
     result = train({"data": {"root": str(chips), "batch_size": 4}, "out": str(tmp_path / "run"),
                     "model": {"name": "fcn_baseline", "kwargs": {"width": 12}}, "optim": {"lr": 0.01},
                     "train": {"epochs": 8}, "tensorboard": False}, progress=False)
-    pred = predict_small_scene(result.best, held["ortho_t1"], tmp_path / "pred.tif", dsm=held["dsm_t1"])
+    pred = predict_raster(held["ortho_t1"], tmp_path / "pred.tif", dsm=held["dsm_t1"], model=result.best, window=64, overlap=16).outputs["classes"]
     metrics = evaluate_rasters(pred, held["labels_t1"], tmp_path / "eval" / "metrics.json",
                                buildings=held["buildings_t1"], image=held["ortho_t1"])
     with rasterio.open(held["labels_t1"]) as src:
