@@ -264,3 +264,10 @@ def authors_parameter_count(model: nn.Module) -> int:
     WTConv2d as (frozen) ``nn.Parameter``s, 2 x (4C x 1 x 2 x 2); ours computes them in closed form."""
     frozen = sum(32 * m.base_conv.in_channels for m in model.modules() if isinstance(m, WTConv2d))
     return sum(p.numel() for p in model.parameters()) + frozen
+
+
+# The authors' module definitions count 135,460,007 parameters (their frozen Haar filters included,
+# see authors_parameter_count); inputs as their RS3Mamba-lineage recipe: 256 px crops.
+from rsmamba.models.catalog import register_paper_preset  # noqa: E402
+
+register_paper_preset("cmtunet", inputs={"image": (1, 3, 256, 256)}, reported_params=135_460_007, count_style="all")

@@ -350,3 +350,10 @@ def fmtunet(**kwargs: Any) -> FMTUNet:
 def fmtunet_tiny(**kwargs: Any) -> FMTUNet:
     """Tiny preset for tests and CPU demos (width 8, one unit per block, 3 transformer layers of 32-d)."""
     return FMTUNet(**{**_TINY, **kwargs})
+
+
+# How the authors count: every parameter of their module definitions (their train.py), 256 px crops.
+from rsmamba.models.catalog import register_paper_preset  # noqa: E402
+
+register_paper_preset("fmtunet", inputs={"image": (1, 3, 256, 256), "aux": (1, 1, 256, 256)},
+                      reported_params=273_688_802, count_style="all")

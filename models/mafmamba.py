@@ -252,3 +252,11 @@ def mafmamba(**kwargs: Any) -> MAFMamba:
 def mafmamba_tiny(**kwargs: Any) -> MAFMamba:
     """Tiny preset for tests and CPU demos (ResNet-18 at width 8, one VSS block everywhere)."""
     return MAFMamba(**{**_TINY, **kwargs})
+
+
+# The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; 512 px is our reading
+# (its UNetFormer row matches 512 px), see docs/mafmamba-choices.md.
+from rsmamba.models.catalog import register_paper_preset  # noqa: E402
+
+register_paper_preset("mafmamba", inputs={"image": (1, 3, 512, 512)}, reported_params=29.39e6,
+                      reported_gflops=56.19, count_style="all")
