@@ -70,6 +70,25 @@ def test_second_change_and_semantics(tmp_path: Path) -> None:
     assert s["mask2"].tolist() == [[255, 1], [3, 255]]
 
 
+def test_landsat_scd_layout(tmp_path) -> None:
+    from rsmamba.datasets import LandsatSCDDataset
+    from rsmamba.errors import InputError
+
+    l1 = np.array([[[0, 3], [1, 0]]], np.uint8)
+    l2 = np.array([[[0, 4], [2, 0]]], np.uint8)
+    for sub, arr in (("A", np.full((3, 2, 2), 90, np.uint8)), ("B", np.full((3, 2, 2), 120, np.uint8)),
+                     ("labelA", l1), ("labelB", l2)):
+        _png(tmp_path / sub / "a.png", arr)
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "train.txt").write_text("a.png\n")
+    s = LandsatSCDDataset(tmp_path, "train")[0]
+    assert s["change"].tolist() == [[0, 1], [1, 0]]
+    assert s["mask"].tolist() == [[255, 2], [0, 255]]
+    assert s["mask2"].tolist() == [[255, 3], [1, 255]]
+    with pytest.raises(InputError, match="no split list"):
+        LandsatSCDDataset(tmp_path, "val")
+
+
 def test_augment_moves_image_dsm_and_labels_together() -> None:
     h = 16
     base = torch.arange(h * h, dtype=torch.float32).reshape(h, h)

@@ -173,3 +173,53 @@ class SECONDDataset(_FolderDataset):
                   "image2": self._image(self.folder / "im2" / name), "mask": torch.from_numpy(m1),
                   "mask2": torch.from_numpy(m2), "change": torch.from_numpy(change)}
         return self.transform(sample) if self.transform else sample
+
+
+LANDSAT_SCD_CLASSES = ("unchanged", "farmland", "desert", "building", "water")
+
+
+class LandsatSCDDataset(_FolderDataset):
+    """Landsat-SCD ``<root>/{A,B,labelA,labelB}`` with split lists ``<root>/list/<split>.txt`` (or
+    ``<root>/<split>.txt``): labels are class-index images, 0 = unchanged. As for SECOND, ``mask``/
+    ``mask2`` hold land cover (ids 1..4 -> 0..3) on changed pixels and 255 elsewhere; ``change`` is 0/1.
+    Colour-coded (3-band) labels are refused with a message: convert them to index images first."""
+
+    classes = LANDSAT_SCD_CLASSES
+
+    def __init__(self, root: str | os.PathLike[str], split: str = "train",
+                 mean: Sequence[float] = (128.0, 128.0, 128.0), std: Sequence[float] = (64.0, 64.0, 64.0),
+                 transform=None):
+        super().__init__(mean, std)
+        self.root = Path(root)
+        lists = [self.root / "list" / f"{split}.txt", self.root / f"{split}.txt"]
+        found = next((p for p in lists if p.is_file()), None)
+        if found is None:
+            raise InputError(f"{self.root}: no split list ({' or '.join(str(p) for p in lists)})")
+        self.names = [ln.strip() for ln in found.read_text().splitlines() if ln.strip()]
+        missing = [n for n in self.names if not (self.root / "A" / n).is_file()]
+        if missing or not self.names:
+            raise InputError(f"{found}: {len(missing)} listed images missing from A/ (e.g. {missing[:1]})"
+                             if missing else f"{found}: empty split list")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _label(self, path: Path) -> np.ndarray:
+        raw = _read(path)
+        if raw.shape[0] != 1:
+            raise InputError(f"{path}: {raw.shape[0]}-band label; Landsat-SCD labels must be class-index images "
+                             "(0 unchanged, 1 farmland, 2 desert, 3 building, 4 water)")
+        return raw[0].astype(np.int64)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name = self.names[index]
+        l1, l2 = self._label(self.root / "labelA" / name), self._label(self.root / "labelB" / name)
+        change = ((l1 > 0) & (l1 != IGNORE_INDEX)).astype(np.int64)
+        sample = {"chip_id": Path(name).stem, "image": self._image(self.root / "A" / name),
+                  "image2": self._image(self.root / "B" / name),
+                  "mask": torch.from_numpy(np.where(change > 0, l1 - 1, IGNORE_INDEX)),
+                  "mask2": torch.from_numpy(np.where(change > 0, l2 - 1, IGNORE_INDEX)),
+                  "change": torch.from_numpy(change)}
+        return self.transform(sample) if self.transform else sample
+
