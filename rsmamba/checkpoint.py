@@ -57,3 +57,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not an rsmamba checkpoint (expected format {FORMAT})")
     return data
+
+
+def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], verb: str):
+    """(checkpoint dict, ModelInfo, module with the weights loaded) for a model of one of ``tasks``.
+
+    ``verb`` names the command in the error when the checkpoint holds another kind of model.
+    """
+    from rsmamba.models import create_model, model_info
+
+    ckpt = load_checkpoint(path)
+    info = model_info(ckpt["model"])
+    if info.task not in tasks:
+        raise InputError(f"{path}: a {info.task} model; {verb} needs a {' or '.join(tasks)} model")
+    module = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit model {ckpt['model']!r} ({str(exc).splitlines()[0]})") from exc
+    return ckpt, info, module

@@ -158,6 +158,7 @@ def change(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
+    epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     from rsmamba.change import detect_change
@@ -166,6 +167,7 @@ def change(
         t1, t2, out, model=model, semantic=semantic, probability=probability,
         bands=[int(b) for b in bands.split(",")] if bands else None, window=window, overlap=overlap,
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force, progress=True,
+        epoch_norm=epoch_norm,
     )
     typer.echo(summary.describe())
 

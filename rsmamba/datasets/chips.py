@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.raster.normalize import normalize_dsm
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class TilingInfo:
         """The checkpoint's ``normalization`` field."""
         norm: dict[str, Any] = {"image": {"mean": self.image_mean, "std": self.image_std}}
         if self.has_dsm:
-            norm["dsm"] = ({"mode": "zscore", "mean": self.dsm_mean, "std": self.dsm_std} if dsm_mode == "zscore"
-                           else {"mode": "minmax-window"})
+            norm["dsm"] = {"mode": dsm_mode, "mean": self.dsm_mean, "std": self.dsm_std}
+            if dsm_mode == "ground-relative":
+                norm["dsm"]["scale"] = 10.0
         return norm
 
 
@@ -124,14 +126,7 @@ class ChipDataset(Dataset):
         if self.use_dsm and dsm_rel:
             with rasterio.open(self.root / dsm_rel) as src:
                 d = src.read(1).astype(np.float32)
-            finite = np.isfinite(d)
-            if self.dsm_mode == "zscore":
-                d = (d - self.info.dsm_mean) / self.info.dsm_std
-            else:
-                v = d[finite & valid]
-                lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
-                d = (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
-            d[~finite] = 0.0
+            d = normalize_dsm(d, valid, self.info.normalization(self.dsm_mode)["dsm"])
             x = np.concatenate([x, d[None]])
         x[:, ~valid] = 0.0
         return torch.from_numpy(np.nan_to_num(x))

@@ -23,7 +23,7 @@ from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
 from rsmamba.predict.writer import (
     BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize, probability_layer,
 )
-from rsmamba.raster.normalize import BandStats, compute_stats, normalize
+from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
@@ -154,21 +154,12 @@ def _model_digest(model: LoadedModel) -> str:
 
 
 def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None):
-    """Per-window DSM normalisation as the model was trained (heights, not absolute elevations)."""
-    norm = model.dsm_norm or {"mode": "minmax-window"}
+    """Per-window DSM normalisation as the model was trained (see ``normalize_dsm``)."""
+    norm = dict(model.dsm_norm or {"mode": "minmax-window"})
     if norm.get("mode") == "zscore":
-        mean = float(norm["mean"] if "mean" in norm else dsm_stats.mean[0])
-        std = float(norm["std"] if "std" in norm else dsm_stats.std[0]) or 1.0
-        return lambda d, valid: (d - mean) / std
-
-    def minmax(d: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        v = d[valid & np.isfinite(d)]
-        if v.size == 0:
-            return np.zeros_like(d)
-        lo, hi = float(v.min()), float(v.max())
-        return (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
-
-    return minmax
+        norm.setdefault("mean", dsm_stats.mean[0] if dsm_stats else 0.0)
+        norm.setdefault("std", dsm_stats.std[0] if dsm_stats else 1.0)
+    return lambda d, valid: normalize_dsm(d, valid, norm)
 
 
 def predict_raster(

@@ -79,18 +79,9 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
 
 
 def _from_checkpoint(path: Path) -> LoadedModel:
-    from rsmamba.checkpoint import load_checkpoint
-    from rsmamba.models import create_model, model_info
+    from rsmamba.checkpoint import build_from_checkpoint
 
-    ckpt = load_checkpoint(path)
-    info = model_info(ckpt["model"])
-    if info.task != "segmentation":
-        raise InputError(f"{path}: a {info.task} model; predict needs a segmentation model")
-    module = create_model(ckpt["model"], **ckpt["model_kwargs"])
-    try:
-        module.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit model {ckpt['model']!r} ({str(exc).splitlines()[0]})") from exc
+    ckpt, info, module = build_from_checkpoint(path, ("segmentation",), "predict")
     bands = ckpt["bands"]
     norm = ckpt["normalization"] or {}
     image_bands = bands.get("image")

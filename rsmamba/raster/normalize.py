@@ -97,3 +97,34 @@ def normalize(array: np.ndarray, stats: BandStats) -> np.ndarray:
     if array.shape[0] != mean.shape[0]:
         raise InputError(f"normalisation expects {mean.shape[0]} bands, got {array.shape[0]}")
     return (array.astype(np.float32) - mean) / std
+
+
+DSM_MODES = ("zscore", "minmax-window", "ground-relative")
+
+
+def normalize_dsm(dsm: np.ndarray, valid: np.ndarray, norm: dict) -> np.ndarray:
+    """One window of DSM heights -> network input, as ``norm["mode"]`` says (the same in training and predict).
+
+    - ``zscore``: (z - mean) / std with per-raster statistics: absolute elevations, so a scene on
+      other ground (a few metres higher) shifts every value;
+    - ``minmax-window``: (z - min) / (max - min) within the window (FMTUNet's per-tile min-max);
+    - ``ground-relative``: (z - p2) / scale, p2 the window's 2nd percentile (about the ground), a
+      normalised-DSM approximation independent of absolute elevation and nearly of window size.
+    NaN (no data) becomes 0.
+    """
+    mode = norm.get("mode", "zscore")
+    d = dsm.astype(np.float32)
+    finite = np.isfinite(d)
+    v = d[finite & valid]
+    if mode == "zscore":
+        out = (d - float(norm["mean"])) / (float(norm["std"]) or 1.0)
+    elif mode == "minmax-window":
+        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+        out = (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
+    elif mode == "ground-relative":
+        lo = float(np.percentile(v, 2)) if v.size else 0.0
+        out = (d - lo) / float(norm.get("scale", 10.0))
+    else:
+        raise InputError(f"unknown DSM normalisation {mode!r}; choose one of {', '.join(DSM_MODES)}")
+    out[~finite] = 0.0
+    return out
