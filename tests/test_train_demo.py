@@ -18,7 +18,8 @@ def test_demo_model_finds_buildings_on_unseen_scene(tmp_path: Path) -> None:
     from rsmamba.synth import write_scene
     from rsmamba.predict import predict_raster
 
-    scene = write_scene(tmp_path / "fresh", size=256, seed=4242, gsd=0.25)
+    # 512 px = 128 m: enough buildings for a stable IoU (a 256 px scene holds one or two)
+    scene = write_scene(tmp_path / "fresh", size=512, seed=4242, gsd=0.25)
     pred = predict_raster(scene["ortho_t1"], tmp_path / "pred.tif", dsm=scene["dsm_t1"], model=DEMO, window=128, overlap=32).outputs["classes"]
     metrics = evaluate_rasters(pred, scene["labels_t1"], tmp_path / "m.json")
     assert metrics["per_class"]["building"]["iou"] >= 0.8
