@@ -158,6 +158,7 @@ AUTHORS_CODE = os.environ.get("RSMAMBA_AUTHORS_CODE", "/tmp/authors")
 @pytest.mark.skipif(not os.path.isdir(os.path.join(AUTHORS_CODE, "MambaFCS")),
                     reason="authors' MambaFCS module definitions not present (never committed; see report)")
 def test_loads_a_state_dict_of_the_authors_modules():
+    pytest.importorskip("einops")  # the authors' modules need it; not a dependency of rsmamba
     """Their STMambaSCD at its SECOND config (vssm_base_224.yaml), built from their code kept outside the project."""
     import sys
 

@@ -152,6 +152,7 @@ AUTHORS_CODE = os.environ.get("RSMAMBA_AUTHORS_CODE", "/tmp/authors")
 @pytest.mark.skipif(not os.path.isdir(os.path.join(AUTHORS_CODE, "mambaseg", "model")),
                     reason="authors' MambaSeg module definitions not present (never committed; see report)")
 def test_loads_a_state_dict_of_the_authors_modules():
+    pytest.importorskip("einops")  # the authors' modules need it; not a dependency of rsmamba
     """Their MambaSeg at the profiled configuration, built from their code kept outside the project."""
     import sys
 

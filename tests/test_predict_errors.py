@@ -76,8 +76,14 @@ def test_unwritable_output_and_bad_options_are_collected(tmp_path) -> None:
     assert len(info.value.problems) == 3
 
 
-def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, capsys) -> None:
+def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, capsys, monkeypatch) -> None:
+    import rsmamba.predict.model as predict_model
+
     path = write_raster(tmp_path / "img.tif", random_image(20, 20))
+    if predict_model.DEMO_MODEL.exists():  # the shipped demo model needs a DSM: said in one line too
+        assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 2
+        assert "pass --dsm" in capsys.readouterr().err
+    monkeypatch.setattr(predict_model, "DEMO_MODEL", tmp_path / "not_shipped.pt")
     assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 2
     assert main(["predict", str(tmp_path / "nope.tif"), "-o", str(tmp_path / "o.tif"), "--model", "x.pt"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
