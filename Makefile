@@ -23,7 +23,7 @@ setup-dev: $(PY)
 demo: setup
 	mkdir -p out
 	$(VENV)/bin/rsmamba predict examples/scene/ortho.tif --dsm examples/scene/dsm.tif -o out/classes.tif
-	$(VENV)/bin/rsmamba vectorize out/classes.tif --classes building -o out/buildings.gpkg
+	$(VENV)/bin/rsmamba vectorize out/classes.tif --classes building --min-area 30m2 --regularize -o out/buildings.gpkg
 
 test: setup-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
