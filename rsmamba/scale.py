@@ -40,6 +40,16 @@ def resolve_template(template: str | None, image: Path) -> Path | None:
     return Path(template.format(stem=image.stem, name=image.name, dir=str(image.parent)))
 
 
+def _band_count(image: PathLike, kwargs: dict[str, Any]) -> int:
+    """Bands the model will see: the selected ones, else all of the image's."""
+    if kwargs.get("bands"):
+        return len(kwargs["bands"])
+    import rasterio
+
+    with rasterio.open(image) as ds:
+        return ds.count
+
+
 def _cached_model(spec: str | None, loader, **key: Any):
     cache_key = (spec, *sorted(key.items()))
     if cache_key not in _MODELS:
@@ -50,26 +60,18 @@ def _cached_model(spec: str | None, loader, **key: Any):
 def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_template: str | None = None,
                 **kwargs: Any) -> None:
     """One scene on a worker: the model is loaded once per process and reused."""
-    import rasterio
-
     from rsmamba.predict import predict_raster
     from rsmamba.predict.model import load_model
 
     dsm = resolve_template(dsm_template, Path(image))
-    with rasterio.open(image) as ds:
-        count = len(kwargs["bands"]) if kwargs.get("bands") else ds.count
-    loaded = _cached_model(model, load_model, image_count=count, has_dsm=dsm is not None)
+    loaded = _cached_model(model, load_model, image_count=_band_count(image, kwargs), has_dsm=dsm is not None)
     predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
 
 
 def change_job(t1: Path, t2: Path, out: Path, *, model: str | None = None, **kwargs: Any) -> None:
-    import rasterio
-
     from rsmamba.change import detect_change, load_change_model
 
-    with rasterio.open(t1) as ds:
-        count = len(kwargs["bands"]) if kwargs.get("bands") else ds.count
-    loaded = _cached_model(model, load_change_model, image_count=count)
+    loaded = _cached_model(model, load_change_model, image_count=_band_count(t1, kwargs))
     detect_change(t1, t2, out, model=loaded, **kwargs)
 
 
