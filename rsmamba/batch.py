@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rsmamba.errors import InputError, ProblemCollector
 
@@ -69,10 +70,11 @@ class Job:
 
     inputs: tuple[Path, ...]
     output: Path
+    options: tuple[tuple[str, Any], ...] = ()  # per-job keyword arguments (e.g. a row band's rows)
 
     @property
     def name(self) -> str:
-        return self.inputs[0].name
+        return self.inputs[0].name if not self.options else f"{self.inputs[0].name} ({self.output.name})"
 
     def is_complete(self) -> bool:
         # outputs appear only through an atomic rename, so existence means complete

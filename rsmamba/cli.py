@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from rsmamba.errors import NotBuiltError, RsmambaError
+from rsmamba.errors import InputError, NotBuiltError, RsmambaError
 
 app = typer.Typer(
     name="rsmamba",
@@ -75,7 +75,6 @@ def synth(
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
-    from rsmamba.errors import InputError
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
 
     try:
@@ -113,7 +112,8 @@ def predict(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many inputs: 'local' (a Dask LocalCluster) or a scheduler address."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row band of a single scene."),
+    band_rows: Optional[int] = typer.Option(None, "--band-rows", help="One scene: rows per band task (default 4096 with --scheduler); the result equals a single-process run."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes."),
@@ -131,6 +131,21 @@ def predict(
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
+        return
+    if shard is not None:
+        raise InputError("--shard splits many inputs; for one scene use --scheduler with --band-rows")
+    if scheduler is not None or band_rows is not None:
+        from rsmamba.predict.bands import predict_bands
+
+        summary = predict_bands(
+            images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+            band_rows=band_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
+            probabilities=probabilities, confidence=confidence, compress=compress,
+            allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
+            tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
+            resume=resume, dry_run=dry_run,
+        )
+        typer.echo(summary.describe())
         return
     summary = predict_raster(
         images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,

@@ -10,6 +10,7 @@ behind and dask simply reruns the job elsewhere.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import traceback
@@ -49,7 +50,7 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobRes
 
     start = time.perf_counter()
     try:
-        fn(*job.inputs, job.output, **kwargs)
+        fn(*job.inputs, job.output, **kwargs, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except RsmambaError as exc:
         return JobResult(job, "failed", time.perf_counter() - start, str(exc).splitlines()[0])
@@ -72,7 +73,7 @@ def run_jobs(
     skip_complete: bool = True,
     progress: bool = True,
 ) -> list[JobResult]:
-    """Run ``fn(*job.inputs, job.output, **kwargs)`` for each job; raise :class:`JobsFailed` if any failed.
+    """Run ``fn(*job.inputs, job.output, **kwargs, **job.options)`` for each job; raise :class:`JobsFailed` if any failed.
 
     ``fn`` must be importable by the workers (a module-level function). Jobs whose output exists
     are skipped. ``max_errors``: stop scheduling new jobs once that many have failed.
@@ -123,6 +124,13 @@ def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retri
     return res
 
 
+def _thread_env(n_workers: int) -> dict[str, str]:
+    """Share this machine's cores between the local workers (dask's default gives torch 1 thread each)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = str(max(1, cores // n_workers))
+    return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retries, max_errors, bar) -> list[JobResult]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -131,8 +139,9 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retrie
 
     cluster = None
     if scheduler == "local":
-        cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=threads_per_worker, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+        n_workers = n_workers or 2
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                               host="127.0.0.1", dashboard_address=None, env=_thread_env(n_workers))
         client = Client(cluster)
     else:
         client = Client(scheduler)

@@ -11,6 +11,9 @@ from rsmamba.checkpoint import save_checkpoint
 from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.cli import main
 from rsmamba.models import create_model
+from rsmamba.distributed import JobsFailed
+from rsmamba.predict import predict_raster
+from rsmamba.predict.bands import predict_bands
 from rsmamba.scale import predict_many
 from rsmamba.synth import write_scene
 
@@ -62,3 +65,64 @@ def test_cli_many_inputs_with_shards(scenes, tmp_path) -> None:
                      "--dsm", "{dir}/{stem}_dsm.tif", "--window", "64", "--overlap", "16", "--shard", f"{i}/2"])
         assert code == 0
         assert len(list(out.glob("*.tif"))) == 2 * (i + 1)
+
+
+@pytest.fixture(scope="module")
+def tall_scene(scenes, tmp_path_factory):
+    """A scene of three row bands at ``band_rows=256`` (the last one short), plus its single-process result."""
+    root = tmp_path_factory.mktemp("tall")
+    paths = write_scene(root / "s", size=560, seed=7, gsd=0.5)
+    ckpt = scenes[2]
+    kw = {"dsm": paths["dsm_t1"], "model": str(ckpt), "window": 96, "overlap": 32, "strip_width": 256}
+    predict_raster(paths["ortho_t1"], root / "single.tif", confidence=root / "single_conf.tif", **kw)
+    return paths["ortho_t1"], kw, root / "single.tif", root / "single_conf.tif"
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_one_scene_in_row_bands_on_local_cluster_equals_single_process(tall_scene, tmp_path) -> None:
+    image, kw, single, single_conf = tall_scene
+    summary = predict_bands(image, tmp_path / "bands.tif", confidence=tmp_path / "conf.tif", band_rows=256,
+                            scheduler="local", workers=2, progress=False, **kw)
+    assert summary.bands == [(0, 256), (256, 512), (512, 560)]
+    assert sorted(r.status for r in summary.results) == ["done"] * 3
+    assert _sha(tmp_path / "bands.tif") == _sha(single)
+    assert _sha(tmp_path / "conf.tif") == _sha(single_conf)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.tif", "conf.tif"]  # parts folder removed
+
+
+def test_row_bands_rerun_computes_only_missing_bands(tall_scene, tmp_path, monkeypatch) -> None:
+    """A band that fails leaves the others' parts; the re-run computes just that band, same result."""
+    import rsmamba.predict as predict_pkg
+
+    image, kw, single, _ = tall_scene
+    real = predict_pkg.predict_raster
+    calls, lost = [], [True]
+
+    def flaky(*args, rows, **kwargs):
+        calls.append(rows)
+        if rows == (256, 512) and lost[0]:
+            raise OSError("node lost")
+        return real(*args, rows=rows, **kwargs)
+
+    monkeypatch.setattr(predict_pkg, "predict_raster", flaky)
+    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed:\n  .*band-00001.classes.tif.*node lost"):
+        predict_bands(image, tmp_path / "bands.tif", band_rows=256, retries=0, progress=False, **kw)
+    assert not (tmp_path / "bands.tif").exists()
+    calls.clear()
+    lost[0] = False
+    again = predict_bands(image, tmp_path / "bands.tif", band_rows=256, progress=False, **kw)
+    assert calls == [(256, 512)]
+    assert sorted(r.status for r in again.results) == ["done", "skipped", "skipped"]
+    assert _sha(tmp_path / "bands.tif") == _sha(single)
+
+
+def test_cli_one_scene_in_row_bands(tall_scene, tmp_path) -> None:
+    image, kw, single, _ = tall_scene
+    common = ["--model", kw["model"], "--dsm", str(kw["dsm"]), "--window", "96", "--overlap", "32"]
+    assert main(["predict", str(image), "-o", str(tmp_path / "a.tif"), "--band-rows", "300", *common]) == 0
+    assert main(["predict", str(image), "-o", str(tmp_path / "b.tif"), *common]) == 0
+    assert _sha(tmp_path / "a.tif") == _sha(tmp_path / "b.tif")
+    assert main(["predict", str(image), "-o", str(tmp_path / "c.tif"), "--band-rows", "300", "--resume", *common]) == 2

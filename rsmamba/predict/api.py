@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 from rasterio.windows import Window
 
+from rsmamba.atomic import partial_name
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.blend import BLEND_MODES
 from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
@@ -91,6 +92,7 @@ def stream_layers(
     on_durable=None,
     first_strip: int = 0,
     rows_done: int = 0,
+    rows: tuple[int, int] | None = None,
     progress: bool = False,
     desc: str = "predict",
 ) -> None:
@@ -98,10 +100,13 @@ def stream_layers(
 
     The shared streaming core of ``predict`` and ``change``: row-band stitchers per column strip,
     a reader/model/writer pipeline, scratch files rendered by each layer. ``finalize`` the layers after.
+    ``rows=(y0, y1)``: only those raster rows, into scratch files of that height (one band of a
+    scene split across workers).
     """
     if first_strip >= len(strips):
         return
-    writer = ScratchWriter(layers, src.profile(), strip=first_strip, rows_done=rows_done, on_durable=on_durable)
+    writer = ScratchWriter(layers, src.profile(), strip=first_strip, rows_done=rows_done, on_durable=on_durable,
+                           rows=rows)
     if on_durable is not None and first_strip == 0 and rows_done == 0:
         on_durable(0, 0)  # the scratch files exist now: a resume can start from them
 
@@ -115,16 +120,17 @@ def stream_layers(
     if progress:
         from tqdm import tqdm
 
-        done_px = sum((s.x1 - s.x0) * src.height for s in strips[:first_strip])
+        height = rows[1] - rows[0] if rows is not None else src.height
+        done_px = sum((s.x1 - s.x0) * height for s in strips[:first_strip])
         done_px += first_grid_row(grid, rows_done) * (strips[first_strip].x1 - strips[first_strip].x0)
-        bar = tqdm(total=round(src.width * src.height / 1e6, 2), initial=round(done_px / 1e6, 2),
-                   unit="MPix", unit_scale=False, desc=desc, dynamic_ncols=True)
+        bar = tqdm(total=src.width * height, initial=done_px, unit="px", unit_scale=True, desc=desc,
+                   dynamic_ncols=True)
     try:
         run_pipeline(
             grid=grid, strips=strips, read_window=read_window, predict=predict, new_stitcher=new_stitcher,
             writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
-            batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done,
-            on_rows=(lambda n: bar.update(round(n / 1e6, 4))) if bar is not None else None,
+            batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done, rows=rows,
+            on_rows=bar.update if bar is not None else None,
         )
     finally:
         if bar is not None:
@@ -162,6 +168,18 @@ def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None):
     return lambda d, valid: normalize_dsm(d, valid, norm)
 
 
+def scene_stats(src: AlignedSource, loaded: LoadedModel) -> tuple[BandStats, BandStats | None]:
+    """Normalisation statistics: the checkpoint's, else the whole scene's (sampled once per scene)."""
+    if loaded.image_norm is None:
+        return compute_stats(src)
+    image_stats = BandStats(loaded.image_norm["mean"], loaded.image_norm["std"],
+                            loaded.image_norm.get("minimum", []), loaded.image_norm.get("maximum", []))
+    dsm_stats = None
+    if src.has_dsm and (loaded.dsm_norm or {}).get("mode") == "zscore" and "mean" not in loaded.dsm_norm:
+        dsm_stats = compute_stats(src)[1]
+    return image_stats, dsm_stats
+
+
 def predict_raster(
     image: PathLike,
     out: PathLike,
@@ -189,6 +207,8 @@ def predict_raster(
     edge_aware: bool = True,
     gdal_cache_mb: int = 128,
     strip_width: int = 4096,
+    rows: tuple[int, int] | None = None,
+    stats: tuple[BandStats, BandStats | None] | None = None,
 ) -> PredictSummary:
     """Predict a class raster (COG) for ``image`` with bounded memory.
 
@@ -198,6 +218,10 @@ def predict_raster(
     ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
     interrupted run with the same parameters from its last complete tile row. GDAL's block cache
     is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene).
+
+    ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
+    (one row band of a scene split across workers, :func:`rsmamba.predict.bands.predict_bands`);
+    ``stats`` passes the (image, DSM) normalisation statistics of the whole scene to it.
     """
     import rasterio
 
@@ -208,7 +232,7 @@ def predict_raster(
 def _predict_raster(
     image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
     probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
-    strip_width,
+    strip_width, rows, stats,
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
     problems = ProblemCollector()
@@ -218,6 +242,8 @@ def _predict_raster(
         problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
     if batch_size < 1:
         problems.add(f"--batch-size must be >= 1, got {batch_size}")
+    if rows is not None and (resume or dry_run):
+        problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
     if device.startswith("cuda") and not torch.cuda.is_available():
         problems.add(f"--device {device}: CUDA is not available on this machine")
     outputs = {"classes": out}
@@ -239,14 +265,7 @@ def _predict_raster(
 
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)
-        if loaded.image_norm is not None:
-            image_stats = BandStats(loaded.image_norm["mean"], loaded.image_norm["std"],
-                                    loaded.image_norm.get("minimum", []), loaded.image_norm.get("maximum", []))
-            dsm_stats = None
-            if has_dsm and (loaded.dsm_norm or {}).get("mode") == "zscore" and "mean" not in loaded.dsm_norm:
-                dsm_stats = compute_stats(src)[1]
-        else:
-            image_stats, dsm_stats = compute_stats(src)
+        image_stats, dsm_stats = stats if stats is not None else scene_stats(src, loaded)
         dsm_norm = _dsm_normalizer(loaded, dsm_stats) if has_dsm else None
 
         def read_window(w: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +307,10 @@ def _predict_raster(
             layers.append(probability_layer(Path(probabilities), loaded.classes))
         if confidence is not None:
             layers.append(confidence_layer(Path(confidence)))
+        if rows is not None:
+            return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows,
+                                 channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,
+                                 batch_size=batch_size, prefetch=prefetch, progress=progress)
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": _model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
@@ -307,6 +330,27 @@ def _predict_raster(
             finalize(layer, compress=compress)
         state.remove()
         summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, **stream_kwargs
+                  ) -> PredictSummary:
+    """One row band into parts: each layer's scratch (a unique hidden name) renamed onto its part path.
+
+    The class layer is renamed last, so an existing class part means the band is complete.
+    """
+    for layer in layers:
+        layer.scratch_file = partial_name(layer.path)
+    start = time.perf_counter()
+    try:
+        stream_layers(src, grid, strips, read_window, predictor, layers, rows=rows, **stream_kwargs)
+        for layer in reversed(layers):
+            os.replace(layer.scratch, layer.path)
+    finally:
+        for layer in layers:
+            layer.scratch.unlink(missing_ok=True)
+    summary.height = rows[1] - rows[0]
+    summary.seconds = time.perf_counter() - start
     return summary
 
 

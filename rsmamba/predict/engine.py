@@ -64,10 +64,13 @@ def first_grid_row(grid: WindowGrid, first_row: int) -> int:
     return next(r for r in grid.row_offsets if r + grid.window_height > first_row)
 
 
-def strip_rows(grid: WindowGrid, strip: Strip, first_row: int) -> Iterator[tuple[int, list[Window]]]:
-    """The strip's windows, grid row by grid row, from the first row that matters for ``first_row``."""
+def strip_rows(grid: WindowGrid, strip: Strip, first_row: int, end_row: int | None = None
+               ) -> Iterator[tuple[int, list[Window]]]:
+    """The strip's windows, grid row by grid row, that contribute to raster rows ``[first_row, end_row)``."""
     start = first_grid_row(grid, first_row)
     for row in grid.row_offsets:
+        if end_row is not None and row >= end_row:
+            break
         if row >= start:
             yield row, [Window(c, row, grid.window_width, grid.window_height) for c in strip.col_offsets]
 
@@ -100,6 +103,7 @@ def run_pipeline(
     prefetch: int = 4,
     first_strip: int = 0,
     first_row: int = 0,
+    rows: tuple[int, int] | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> None:
     """Predict every window of every strip from ``(first_strip, first_row)`` on, and write it.
@@ -107,8 +111,16 @@ def run_pipeline(
     ``read_window(window) -> (x (C,h,w) float32, valid (h,w) bool)`` runs on the reader thread,
     ``predict`` on the calling thread (where torch has its thread pool), rendering and writing on
     the writer thread. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
-    ``on_rows(pixels)`` is called as output pixels are finished (progress bars).
+    ``rows=(y0, y1)`` restricts the work to the windows that reach raster rows ``[y0, y1)``; the
+    windows, batches, weights and summation order of those rows are the same as in a whole-scene
+    run, so a scene split into row bands gives the same bytes. ``on_rows(pixels)`` is called as
+    output pixels are finished (progress bars).
     """
+    y0, y1 = rows if rows is not None else (0, None)
+
+    def start_row(strip_index: int) -> int:
+        return max(y0, first_row if strip_index == first_strip else 0)
+
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
     finished: queue.Queue = queue.Queue(maxsize=2)
@@ -116,7 +128,7 @@ def run_pipeline(
     def reader() -> None:
         try:
             for strip in strips[first_strip:]:
-                for row, windows in strip_rows(grid, strip, first_row if strip.index == first_strip else 0):
+                for row, windows in strip_rows(grid, strip, start_row(strip.index), y1):
                     for start in range(0, len(windows), batch_size):
                         chunk, xs, valids = [], [], []
                         for w in windows[start:start + batch_size]:
@@ -167,8 +179,7 @@ def run_pipeline(
                 if stitcher is not None:
                     emit(stitcher.finish(), strip_index)
                 strip_index, current = batch.strip, None
-                start = first_grid_row(grid, first_row if batch.strip == first_strip else 0)
-                stitcher = new_stitcher(strips[batch.strip], start)
+                stitcher = new_stitcher(strips[batch.strip], first_grid_row(grid, start_row(batch.strip)))
             if batch.row != current:
                 if current is not None:
                     emit(stitcher.advance(batch.row), strip_index)

@@ -21,6 +21,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from rsmamba.atomic import atomic_output
@@ -49,10 +50,11 @@ class OutputLayer:
     colormap: dict[int, tuple[int, int, int, int]] | None = None
     descriptions: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    scratch_file: Path | None = None  # default: the deterministic hidden sibling (what --resume looks for)
 
     @property
     def scratch(self) -> Path:
-        return scratch_path(self.path)
+        return self.scratch_file or scratch_path(self.path)
 
 
 def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
@@ -93,33 +95,27 @@ class ScratchWriter:
 
     Rows come strip by strip (column strips whose borders are multiples of the tile size), top
     to bottom within a strip. Progress is ``(strip, rows_done)``: strips before ``strip`` are
-    complete, and rows ``[0, rows_done)`` of strip ``strip`` are on disk.
+    complete, and rows ``[0, rows_done)`` of strip ``strip`` are on disk. With ``rows=(y0, y1)``
+    (``y0`` a multiple of the tile size) the scratch files hold only those raster rows: one row
+    band of a scene split across workers (:mod:`rsmamba.predict.bands`).
     """
 
     def __init__(self, layers: list[OutputLayer], profile: dict[str, Any], *, strip: int = 0, rows_done: int = 0,
-                 on_durable: Callable[[int, int], None] | None = None, block: int = BLOCK) -> None:
+                 on_durable: Callable[[int, int], None] | None = None, block: int = BLOCK,
+                 rows: tuple[int, int] | None = None) -> None:
         self.layers = layers
         self.width, self.height = int(profile["width"]), int(profile["height"])
+        self.y0, self.y1 = rows if rows is not None else (0, self.height)
+        if self.y0 % block or not 0 <= self.y0 < self.y1 <= self.height:
+            raise ValueError(f"rows {rows}: need 0 <= y0 < y1 <= {self.height} with y0 a multiple of {block}")
         self.block = block
         self.on_durable = on_durable
         self.strip, self.col, self.strip_width = strip, None, 0
-        self.pending_row = rows_done
+        self.pending_row = max(rows_done, self.y0)
         self.pending: list[np.ndarray] = []
-        self.profile = {
-            "driver": "GTiff", "crs": profile["crs"], "transform": profile["transform"],
-            "width": self.width, "height": self.height, "dtype": "uint8", "nodata": NODATA,
-            "tiled": True, "blockxsize": block, "blockysize": block, "BIGTIFF": "YES",
-            "compress": "zstd", "zstd_level": 1, "interleave": "band", "sparse_ok": True,
-        }
+        self.profile = scratch_profile(profile, block, rows)
         if strip == 0 and rows_done == 0:
-            for layer in layers:
-                layer.scratch.parent.mkdir(parents=True, exist_ok=True)
-                with rasterio.open(layer.scratch, "w", count=layer.count, **self.profile) as dst:
-                    if layer.colormap:
-                        dst.write_colormap(1, layer.colormap)
-                    for i, d in enumerate(layer.descriptions, start=1):
-                        dst.set_band_description(i, d)
-                    dst.update_tags(**layer.tags)
+            create_scratch(layers, self.profile)
 
     def write(self, rows: FinishedRows, strip: int) -> None:
         """Accept finished rows of strip ``strip`` (in order); rows already on disk are skipped."""
@@ -128,14 +124,14 @@ class ScratchWriter:
         if self.col is None or strip != self.strip:
             if self.col is not None:
                 self._flush(final=True)
-                self.pending_row = 0
+                self.pending_row = self.y0
             self.strip, self.col, self.strip_width = strip, rows.col, rows.probs.shape[2]
             self.pending = [np.zeros((ly.count, 0, self.strip_width), np.uint8) for ly in self.layers]
-        end = rows.row + rows.probs.shape[1]
+        end = min(rows.row + rows.probs.shape[1], self.y1)
         if end <= self.pending_row:
             return
         skip = max(0, self.pending_row - rows.row)
-        probs, valid = rows.probs[:, skip:], rows.valid[skip:]
+        probs, valid = rows.probs[:, skip:end - rows.row], rows.valid[skip:end - rows.row]
         for i, layer in enumerate(self.layers):
             self.pending[i] = np.concatenate([self.pending[i], layer.render(probs, valid)], axis=1)
         self._flush(final=False)
@@ -145,22 +141,47 @@ class ScratchWriter:
             return
         n = self.pending[0].shape[1]
         last = self.pending_row + n
-        if not final and last < self.height:
+        if not final and last < self.y1:
             n = (last // self.block) * self.block - self.pending_row
         if n <= 0:
             return
-        window = Window(self.col, self.pending_row, self.strip_width, n)
+        window = Window(self.col, self.pending_row - self.y0, self.strip_width, n)
         for i, layer in enumerate(self.layers):
             with rasterio.open(layer.scratch, "r+") as dst:
                 dst.write(self.pending[i][:, :n], window=window)
             self.pending[i] = self.pending[i][:, n:]
         self.pending_row += n
         if self.on_durable is not None:
-            done = self.pending_row >= self.height
+            done = self.pending_row >= self.y1
             self.on_durable(self.strip + 1 if done else self.strip, 0 if done else self.pending_row)
 
     def close(self) -> None:
         self._flush(final=True)
+
+
+def scratch_profile(profile: dict[str, Any], block: int = BLOCK, rows: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Tiled, sparse, fast-compressed BigTIFF on the image grid (or on rows ``[y0, y1)`` of it)."""
+    height, transform = int(profile["height"]), profile["transform"]
+    if rows is not None:
+        height, transform = rows[1] - rows[0], transform * Affine.translation(0, rows[0])
+    return {
+        "driver": "GTiff", "crs": profile["crs"], "transform": transform,
+        "width": int(profile["width"]), "height": height, "dtype": "uint8", "nodata": NODATA,
+        "tiled": True, "blockxsize": block, "blockysize": block, "BIGTIFF": "YES",
+        "compress": "zstd", "zstd_level": 1, "interleave": "band", "sparse_ok": True,
+    }
+
+
+def create_scratch(layers: list[OutputLayer], profile: dict[str, Any]) -> None:
+    """Empty scratch files carrying each layer's colour map, band descriptions and tags."""
+    for layer in layers:
+        layer.scratch.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(layer.scratch, "w", count=layer.count, **profile) as dst:
+            if layer.colormap:
+                dst.write_colormap(1, layer.colormap)
+            for i, d in enumerate(layer.descriptions, start=1):
+                dst.set_band_description(i, d)
+            dst.update_tags(**layer.tags)
 
 
 def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:

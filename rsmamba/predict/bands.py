@@ -1,0 +1,194 @@
+"""One huge scene on many workers: row bands computed as separate parts, assembled into one COG.
+
+Each band job runs the windows that reach its rows, with the whole scene's window grid, column
+strips, batches, blend weights and normalisation statistics, so every pixel is summed from the
+same window probabilities in the same order as in a single-process run: the assembled COG is
+byte-identical to ``predict_raster`` on the whole scene (tested). Windows crossing a band border
+are computed by both bands (cost: about ``window / band_rows`` extra work).
+
+Parts live in a hidden folder next to the output named after a hash of everything that
+determines the result; a part appears only by atomic rename, so a re-run (or a worker killed
+mid-band) recomputes only the missing bands, and parts of a run with other parameters are never
+mixed in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rasterio
+from rasterio.windows import Window
+
+from rsmamba.batch import Job
+from rsmamba.distributed import JobResult, run_jobs
+from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.predict.api import _model_digest, check_output_path, scene_stats
+from rsmamba.predict.model import DEMO_MODEL, LoadedModel, check_input, load_model
+from rsmamba.predict.resume import file_fingerprint, params_hash
+from rsmamba.predict.writer import (
+    BLOCK, OutputLayer, class_layer, confidence_layer, create_scratch, finalize, probability_layer, scratch_profile,
+)
+from rsmamba.raster.source import AlignedSource
+
+PathLike = str | os.PathLike[str]
+LAYER_NAMES = ("classes", "probabilities", "confidence")
+
+
+@dataclass
+class BandsSummary:
+    """What a split run did: the outputs, the bands, and how the band jobs ended."""
+
+    outputs: dict[str, Path]
+    width: int
+    height: int
+    bands: list[tuple[int, int]]
+    results: list[JobResult]
+
+    def describe(self) -> str:
+        done = sum(r.status == "done" for r in self.results)
+        lines = [f"raster {self.width} x {self.height} px in {len(self.bands)} row bands "
+                 f"({done} computed, {len(self.results) - done} already done), assembled into one COG"]
+        lines += [f"{name}: {path}" for name, path in self.outputs.items()]
+        return "\n".join(lines)
+
+
+def plan_row_bands(height: int, band_rows: int) -> list[tuple[int, int]]:
+    """Rows ``[y0, y1)`` of each band; ``band_rows`` rounded up to whole 256 px tile rows."""
+    if band_rows < 1:
+        raise InputError(f"--band-rows must be >= 1, got {band_rows}")
+    step = -(-band_rows // BLOCK) * BLOCK
+    return [(y0, min(height, y0 + step)) for y0 in range(0, height, step)]
+
+
+def part_path(parts: Path, index: int, layer: str) -> Path:
+    return parts / f"band-{index:05d}.{layer}.tif"
+
+
+def predict_band_job(image: Path, part: Path, *, model: Any = None, dsm: PathLike | None = None,
+                     rows: tuple[int, int], index: int, layers: tuple[str, ...] = ("classes",),
+                     **kwargs: Any) -> None:
+    """One row band on a worker (model loaded once per worker process); writes one part per layer."""
+    from rsmamba.predict import predict_raster
+    from rsmamba.scale import _band_count, _cached_model
+
+    loaded = model if isinstance(model, LoadedModel) else _cached_model(
+        None if model is None else str(model), load_model, image_count=_band_count(image, kwargs), has_dsm=dsm is not None)
+    extra = {name: part_path(part.parent, index, name) for name in layers if name != "classes"}
+    predict_raster(image, part, dsm=dsm, model=loaded, rows=rows, **extra, **kwargs)
+
+
+def _model_for_workers(spec: Any, loaded: LoadedModel) -> Any:
+    """Checkpoints travel as paths (each worker loads once); anything else (a registry name's
+    random weights, a module) as the loaded object, so every band uses the same weights."""
+    if spec is None:
+        return str(DEMO_MODEL)
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
+        return str(spec)
+    return loaded
+
+
+def assemble(layer: OutputLayer, profile: dict[str, Any], bands: list[tuple[int, int]], parts: list[Path],
+             *, compress: str = "deflate") -> Path:
+    """Copy the parts tile row by tile row into one scratch file on the scene grid, then the COG.
+
+    The scratch is the one a single-process run writes (same profile, tags, colour map), so
+    ``finalize`` produces the same overviews and the same file.
+    """
+    create_scratch([layer], scratch_profile(profile))
+    with rasterio.open(layer.scratch, "r+") as dst:
+        for (y0, y1), part in zip(bands, parts):
+            with rasterio.open(part) as src:
+                if (src.width, src.height, src.count) != (dst.width, y1 - y0, dst.count):
+                    raise InputError(f"{part.name}: {src.width} x {src.height} x {src.count}, "
+                                     f"expected {dst.width} x {y1 - y0} x {dst.count}; delete {part.parent}")
+                for r in range(0, y1 - y0, BLOCK):
+                    n = min(BLOCK, y1 - y0 - r)
+                    dst.write(src.read(window=Window(0, r, src.width, n)), window=Window(0, y0 + r, dst.width, n))
+    return finalize(layer, compress=compress)
+
+
+def predict_bands(
+    image: PathLike,
+    out: PathLike,
+    *,
+    dsm: PathLike | None = None,
+    model: Any = None,
+    bands: list[int] | None = None,
+    band_rows: int = 4096,
+    probabilities: PathLike | None = None,
+    confidence: PathLike | None = None,
+    compress: str = "deflate",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    retries: int = 1,
+    max_errors: int | None = None,
+    progress: bool = True,
+    allow_geographic_mix: bool = False,
+    **predict_kwargs: Any,
+) -> BandsSummary:
+    """``predict_raster`` for one scene, split into row bands of ``band_rows`` run as separate jobs.
+
+    ``scheduler``: ``None`` (in this process), ``"local"`` (a Dask LocalCluster of ``workers``
+    processes) or a scheduler address. The outputs are identical to a single-process run.
+    """
+    image, out = Path(image), Path(out)
+    for key in ("resume", "dry_run", "rows", "stats"):
+        if predict_kwargs.get(key):
+            raise InputError(f"--{key.replace('_', '-')} does not apply to a scene split into row bands")
+        predict_kwargs.pop(key, None)
+    outputs = {"classes": out}
+    if probabilities is not None:
+        outputs["probabilities"] = Path(probabilities)
+    if confidence is not None:
+        outputs["confidence"] = Path(confidence)
+    problems = ProblemCollector()
+    if not image.is_file():
+        problems.add(f"{image}: no such file")
+    if dsm is not None and not Path(dsm).is_file():
+        problems.add(f"--dsm {dsm}: no such file")
+    if len({p.resolve() for p in outputs.values()}) != len(outputs):
+        problems.add("the class, probability and confidence outputs must be different files")
+    for name, path in outputs.items():
+        check_output_path(path, image, problems, name)
+    problems.raise_if_any()
+
+    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
+        image_count, has_dsm = probe.count, probe.has_dsm
+    loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
+    chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+    with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
+        stats = scene_stats(src, loaded)  # once per scene, shared by every band
+        profile, width, height = src.profile(), src.width, src.height
+    row_bands = plan_row_bands(height, band_rows)
+
+    digest = params_hash({
+        "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
+        "model": _model_digest(loaded), "band_rows": band_rows, "layers": sorted(outputs),
+        "stats": [stats[0].mean, stats[0].std, stats[1].mean if stats[1] else None], **predict_kwargs,
+    })
+    parts = out.with_name(f".{out.name}.parts-{digest}")
+    for stale in out.parent.glob(f".{out.name}.parts-*"):
+        if stale != parts:  # parts of a run with other inputs or parameters
+            shutil.rmtree(stale, ignore_errors=True)
+    parts.mkdir(parents=True, exist_ok=True)
+
+    layer_names = tuple(name for name in LAYER_NAMES if name in outputs)
+    jobs = [Job((image,), part_path(parts, i, "classes"), (("rows", rows), ("index", i)))
+            for i, rows in enumerate(row_bands)]
+    kwargs = {"model": _model_for_workers(model, loaded), "dsm": None if dsm is None else str(dsm), "bands": chosen,
+              "stats": stats, "layers": layer_names, "compress": compress,
+              "allow_geographic_mix": allow_geographic_mix, **predict_kwargs}
+    results = run_jobs(predict_band_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers,
+                       retries=retries, max_errors=max_errors, progress=progress)
+
+    makers = {"classes": lambda p: class_layer(p, loaded.classes),
+              "probabilities": lambda p: probability_layer(p, loaded.classes), "confidence": confidence_layer}
+    for name in layer_names:
+        assemble(makers[name](outputs[name]), profile, row_bands,
+                 [part_path(parts, i, name) for i in range(len(row_bands))], compress=compress)
+    shutil.rmtree(parts, ignore_errors=True)
+    return BandsSummary(outputs, width, height, row_bands, results)
