@@ -68,6 +68,7 @@ def run_jobs(
     scheduler: str | None = None,
     n_workers: int | None = None,
     threads_per_worker: int = 1,
+    worker_threads: int | None = None,
     retries: int = 1,
     max_errors: int | None = None,
     skip_complete: bool = True,
@@ -77,6 +78,7 @@ def run_jobs(
 
     ``fn`` must be importable by the workers (a module-level function). Jobs whose output exists
     are skipped. ``max_errors``: stop scheduling new jobs once that many have failed.
+    ``worker_threads``: torch/BLAS threads of each local worker (default: the cores shared out).
     """
     kwargs = kwargs or {}
     results: list[JobResult] = []
@@ -97,7 +99,8 @@ def run_jobs(
             if max_errors is not None and failures > max_errors:
                 break
     else:
-        results.extend(_run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retries, max_errors, bar))
+        results.extend(_run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries,
+                                 max_errors, bar))
     bar.close()
     for res in results:
         if res.status == "done":
@@ -124,14 +127,15 @@ def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retri
     return res
 
 
-def _thread_env(n_workers: int) -> dict[str, str]:
+def _thread_env(n_workers: int, threads: int | None = None) -> dict[str, str]:
     """Share this machine's cores between the local workers (dask's default gives torch 1 thread each)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = str(max(1, cores // n_workers))
+    threads = str(threads or max(1, cores // n_workers))
     return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
 
-def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retries, max_errors, bar) -> list[JobResult]:
+def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
+              ) -> list[JobResult]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the extra
@@ -141,7 +145,8 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, retrie
     if scheduler == "local":
         n_workers = n_workers or 2
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               host="127.0.0.1", dashboard_address=None, env=_thread_env(n_workers))
+                               host="127.0.0.1", dashboard_address=None,
+                               env=_thread_env(n_workers, worker_threads))
         client = Client(cluster)
     else:
         client = Client(scheduler)

@@ -1,0 +1,162 @@
+"""Scale-out: throughput with 1 and 2 Dask workers, per-task overhead, and one scene in row bands.
+
+    python bench/scale.py            # 8 scenes of 1024^2, a 3072^2 scene in 6 bands
+    python bench/scale.py --quick    # 4 scenes of 512^2, a 1536^2 scene in 3 bands
+
+All in one run, so the ratios compare like with like on this (noisy, shared) machine:
+(a) many scenes with the shipped demo model (image + DSM): in this process (torch on every
+    core), a LocalCluster of 1 worker, and of 2 workers. Each local worker gets cores / workers
+    torch threads; the "1 thread" rows pin every worker to one thread, which isolates the
+    scaling of the distributed layer from torch's own intra-op threading.
+    Scaling ratio = throughput(2 workers) / throughput(1 worker). Wall times include starting
+    the cluster and loading the model in each worker.
+(b) per-task overhead: a job that copies a 1-byte file, run 1 and 1 + N times; the difference
+    over N is the cost of one task (scheduling, pickling, result handling, the atomic check).
+(c) one large scene: ``predict_raster`` in this process vs. ``predict_bands`` on 2 workers;
+    time ratio, and whether the class COGs are byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import print_table, write_result  # noqa: E402
+
+from rsmamba.batch import Job, plan_jobs  # noqa: E402
+from rsmamba.distributed import run_jobs  # noqa: E402
+from rsmamba.scale import predict_job  # noqa: E402
+from rsmamba.synth import write_scene  # noqa: E402
+
+CORES = len(os.sched_getaffinity(0))
+
+
+def make_scenes(root: Path, n: int, size: int) -> list[Path]:
+    images = []
+    for seed in range(n):
+        paths = write_scene(root / f"s{seed}", size=size, seed=100 + seed, gsd=0.25)
+        image = root / f"scene{seed}.tif"
+        paths["ortho_t1"].rename(image)
+        paths["dsm_t1"].rename(root / f"scene{seed}_dsm.tif")
+        images.append(image)
+    return images
+
+
+def run_scenes(images: list[Path], out: Path, scheduler: str | None, workers: int | None,
+               threads: int | None) -> float:
+    """Seconds to predict every scene (fresh output folder, nothing skipped)."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    jobs = plan_jobs(images, out)
+    kwargs = {"model": None, "dsm_template": "{dir}/{stem}_dsm.tif"}
+    if scheduler is None:
+        torch.set_num_threads(threads or CORES)
+    t0 = time.perf_counter()
+    results = run_jobs(predict_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers,
+                       worker_threads=threads, progress=False)
+    dt = time.perf_counter() - t0
+    assert all(r.status == "done" for r in results), results
+    return dt
+
+
+def task_overhead(root: Path, n: int, scheduler: str | None) -> dict:
+    """Per-task cost from the difference of 1 + n tasks and 1 task on a fresh cluster each."""
+    src = root / "one_byte"
+    src.write_bytes(b"x")
+
+    def timed(count: int) -> float:
+        out = root / f"noop_{scheduler}_{count}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        jobs = [Job((src,), out / f"{i}.bin") for i in range(count)]
+        t0 = time.perf_counter()
+        run_jobs(shutil.copyfile, jobs, scheduler=scheduler, n_workers=2, progress=False)
+        return time.perf_counter() - t0
+
+    one, many = timed(1), timed(1 + n)
+    return {"mode": "in-process" if scheduler is None else "dask 2 workers", "tasks": n,
+            "t_1_task_s": one, f"t_{1 + n}_tasks_s": many, "per_task_ms": (many - one) / n * 1000}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_large_scene(root: Path, size: int, band_rows: int) -> dict:
+    from rsmamba.predict import predict_raster
+    from rsmamba.predict.bands import predict_bands
+
+    paths = write_scene(root / "large", size=size, seed=7, gsd=0.25)
+    torch.set_num_threads(CORES)
+    t0 = time.perf_counter()
+    predict_raster(paths["ortho_t1"], root / "large_single.tif", dsm=paths["dsm_t1"])
+    single = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    summary = predict_bands(paths["ortho_t1"], root / "large_bands.tif", dsm=paths["dsm_t1"], band_rows=band_rows,
+                            scheduler="local", workers=2, progress=False)
+    bands = time.perf_counter() - t0
+    return {"size": size, "bands": len(summary.bands), "band_rows": band_rows, "single_process_s": single,
+            "bands_2_workers_s": bands, "time_ratio_bands_over_single": bands / single,
+            "byte_identical": sha(root / "large_single.tif") == sha(root / "large_bands.tif")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = ap.parse_args()
+    n, size, large, band_rows, noop = (4, 512, 1536, 512, 40) if args.quick else (8, 1024, 3072, 512, 100)
+    root = Path(tempfile.mkdtemp(prefix="rsmamba-bench-scale-"))
+    try:
+        images = make_scenes(root, n, size)
+        mpix = n * size * size / 1e6
+        configs = [("in-process", None, None, None), ("dask 1 worker", "local", 1, None),
+                   ("dask 2 workers", "local", 2, None), ("dask 1 worker, 1 thread", "local", 1, 1),
+                   ("dask 2 workers, 1 thread each", "local", 2, 1)]
+        rows = []
+        for name, scheduler, workers, threads in configs:
+            dt = run_scenes(images, root / "out", scheduler, workers, threads)
+            rows.append({"mode": name, "workers": workers or 0, "scenes": n, "wall_s": dt, "mpix_per_s": mpix / dt})
+            print(f"{name}: {dt:.1f} s", flush=True)
+        by = {r["mode"]: r for r in rows}
+        for r in rows:
+            r["vs_in_process"] = r["mpix_per_s"] / by["in-process"]["mpix_per_s"]
+        scaling = {
+            "two_over_one_worker": by["dask 2 workers"]["mpix_per_s"] / by["dask 1 worker"]["mpix_per_s"],
+            "two_over_one_worker_1_thread": (by["dask 2 workers, 1 thread each"]["mpix_per_s"]
+                                             / by["dask 1 worker, 1 thread"]["mpix_per_s"]),
+        }
+        print(f"\n(a) {n} scenes of {size}^2 px, demo model, {CORES} cores")
+        print_table(rows, ["mode", "scenes", "wall_s", "mpix_per_s", "vs_in_process"])
+        print(f"scaling 2 workers / 1 worker: {scaling['two_over_one_worker']:.2f} "
+              f"(1 thread per worker: {scaling['two_over_one_worker_1_thread']:.2f})")
+
+        overhead = [task_overhead(root, noop, None), task_overhead(root, noop, "local")]
+        print("\n(b) per-task overhead (1-byte copy jobs)")
+        print_table(overhead, ["mode", "tasks", "t_1_task_s", "per_task_ms"])
+
+        large_row = one_large_scene(root, large, band_rows)
+        print(f"\n(c) one {large}^2 scene")
+        print_table([large_row], ["size", "bands", "single_process_s", "bands_2_workers_s",
+                                  "time_ratio_bands_over_single", "byte_identical"])
+        path = write_result("scale-quick" if args.quick else "scale", {
+            "scenes": rows, "scaling": scaling, "task_overhead": overhead, "one_large_scene": large_row,
+            "note": "wall times include cluster start and per-worker model load; machine shared and noisy",
+        })
+        print(f"\nwrote {path}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
