@@ -174,8 +174,8 @@ def change(
 
 @app.command()
 def vectorize(
-    raster: Path = typer.Argument(..., help="Class raster (from predict) or change raster (from change)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg)."),
+    raster: List[str] = typer.Argument(..., help="Class raster(s) (from predict) or change raster(s) (from change): paths, globs or @list.txt; several on one grid make one layer."),
+    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg; required for several rasters)."),
     classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
     min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
     simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
@@ -189,11 +189,16 @@ def vectorize(
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
 ) -> None:
-    """Class or change rasters to GIS polygon layers."""
-    from rsmamba.vectorize import vectorize_raster
+    """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
+    from rsmamba.errors import InputError
+    from rsmamba.vectorize import vectorize_many
+    from rsmamba.vectorize.mosaic import resolve_rasters
 
-    summary = vectorize_raster(
-        raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
+    rasters = resolve_rasters(raster)
+    if output is None and len(rasters) > 1:
+        raise InputError(f"{len(rasters)} rasters make one layer: name it with -o, e.g. -o map.gpkg")
+    summary = vectorize_many(
+        rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
     )
