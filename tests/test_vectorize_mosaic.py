@@ -100,17 +100,24 @@ def test_grid_mismatches_are_reported_together(tmp_path):
     half = write(tmp_path / "half.tif", a, ORIGIN * Affine.translation(30.5, 0))
     coarse = write(tmp_path / "coarse.tif", a, from_origin(500015.0, 5000000.0, 1.0, 1.0))
     bands = write(tmp_path / "bands.tif", np.stack([a, a]), ORIGIN * Affine.translation(0, 30))
-    problems = check_common_grid([base, other_crs, half, coarse, bands])
-    assert len(problems) == 4, problems
+    names = write(tmp_path / "names.tif", a, ORIGIN * Affine.translation(30, 30), tags={"CLASS_NAMES": '["a"]'})
+    inputs = [base, other_crs, half, coarse, bands, names]
+    problems = check_common_grid(inputs)
+    assert len(problems) == 5, problems
     for needle in ("utm33.tif: CRS EPSG:32633 differs", "half.tif: origin is +0.500, +0.000 pixels off",
-                   "coarse.tif: pixel size 1 x 1 differs from base.tif's 0.5 x 0.5", "bands.tif: 2 bands"):
+                   "coarse.tif: pixel size 1 x 1 differs from base.tif's 0.5 x 0.5", "bands.tif: 2 bands",
+                   "names.tif: class table differs"):
         assert any(needle in p for p in problems), (needle, problems)
     with pytest.raises(InputError) as err:
-        vectorize_many([base, other_crs, half, coarse, bands], tmp_path / "x.gpkg")
+        vectorize_many(inputs, tmp_path / "x.gpkg")
     assert err.value.problems == problems
     with pytest.raises(InputError, match="no such file"):
         write_mosaic_vrt([base, tmp_path / "missing.tif"], tmp_path / "m.vrt")
     assert not (tmp_path / "x.gpkg").exists() and not (tmp_path / "m.vrt").exists()
+    # Errors found while vectorizing name the inputs, not the temporary VRT.
+    with pytest.raises(InputError, match=r"not in mosaic of 2 rasters \(base.tif, right.tif\)'s class table"):
+        vectorize_many([base, write(tmp_path / "right.tif", a, ORIGIN * Affine.translation(30, 0))],
+                       tmp_path / "x.gpkg", classes=["lake"])
 
 
 def test_overlapping_scenes_warn_and_the_later_one_wins(tmp_path, caplog):

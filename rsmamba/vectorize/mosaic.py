@@ -16,6 +16,7 @@ names, the model id and change mode are read from it as from a single raster.
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -82,14 +83,18 @@ class Mosaic:
     def label(self) -> str:
         """How messages name the mosaic (its VRT is a temporary file the user never sees)."""
         names = [r.path.name for r in self.rasters]
-        shown = ", ".join(names[:3]) + (f", ... {names[-1]}" if len(names) > 3 else "")
+        shown = ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])}, ... {names[-1]}"
         return f"mosaic of {len(names)} rasters ({shown})"
 
-    @property
+    @functools.cached_property
     def rects(self) -> np.ndarray:
         """(n, 4) col0, row0, col1, row1 of every scene."""
         sizes = np.array([(r.width, r.height) for r in self.rasters], dtype="int64")
         return np.hstack([self.offsets, self.offsets + sizes])
+
+    @functools.cached_property
+    def _tree(self) -> shapely.STRtree:
+        return shapely.STRtree(shapely.box(*self.rects.T.astype("float64")))
 
     def covers(self, window: Window) -> bool:
         """Whether any scene has pixels in ``window`` (the others read as nodata: skip them)."""
@@ -100,9 +105,7 @@ class Mosaic:
 
     def names_at(self, points: np.ndarray) -> list[str]:
         """File name of the scene under each point (pixel coordinates); the later scene where they overlap."""
-        rects = self.rects
-        tree = shapely.STRtree(shapely.box(*rects.T.astype("float64")))
-        point_idx, scene_idx = tree.query(points, predicate="intersects")
+        point_idx, scene_idx = self._tree.query(points, predicate="intersects")
         best = np.full(len(points), -1, dtype="int64")
         np.maximum.at(best, point_idx, scene_idx)
         fallback = self.rasters[0].path.name
@@ -111,8 +114,7 @@ class Mosaic:
     def overlaps(self) -> list[tuple[int, int]]:
         """Pairs of scenes (input indices) that share pixels."""
         rects = self.rects
-        tree = shapely.STRtree(shapely.box(*rects.T.astype("float64")))
-        a, b = tree.query(shapely.box(*rects.T.astype("float64")), predicate="intersects")
+        a, b = self._tree.query(self._tree.geometries, predicate="intersects")
         keep = a < b
         a, b = a[keep], b[keep]
         ra, rb = rects[a], rects[b]
@@ -244,10 +246,12 @@ def _number(value: float) -> str:
 
 
 def _metadata(parent: ET.Element, tags: dict[str, Any]) -> None:
-    if not tags:
+    """Tags as VRT metadata items; the first scene's band statistics would misdescribe the mosaic."""
+    items = {k: v for k, v in tags.items() if not str(k).upper().startswith("STATISTICS_")}
+    if not items:
         return
     md = ET.SubElement(parent, "Metadata")
-    for key, value in tags.items():
+    for key, value in items.items():
         ET.SubElement(md, "MDI", key=str(key)).text = str(value)
 
 
