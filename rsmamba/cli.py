@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from rsmamba.errors import NotBuiltError, RsmambaError
+from rsmamba.errors import InputError, NotBuiltError, RsmambaError
 
 app = typer.Typer(
     name="rsmamba",
@@ -75,7 +75,6 @@ def synth(
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
-    from rsmamba.errors import InputError
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
 
     try:
@@ -208,7 +207,6 @@ def vectorize(
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
-    from rsmamba.errors import InputError
     from rsmamba.vectorize import vectorize_many
     from rsmamba.vectorize.mosaic import resolve_rasters
 
