@@ -159,9 +159,9 @@ def predict(
 
 @app.command()
 def change(
-    t1: Path = typer.Argument(..., help="Epoch 1 image (its grid is the output grid)."),
-    t2: Path = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output change raster (COG)."),
+    t1: str = typer.Argument(..., help="Epoch 1 image (its grid is the output grid); or a glob / @list.txt of them (then -o is a folder)."),
+    t2: str = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ); a glob / @list paired in order, or a template such as '{dir}/../2023/{name}'."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output change raster (COG), or a folder for many pairs."),
     model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the demo change model."),
     semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
     probability: Optional[Path] = typer.Option(None, "--probability", help="Also write p(change) as uint8 (x/254)."),
@@ -174,12 +174,30 @@ def change(
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs."),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     from rsmamba.change import detect_change
+    from rsmamba.scale import change_many, is_batch, pair_inputs
 
+    if is_batch([t1], out):
+        results = change_many(
+            t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
+            semantic=semantic, probability=probability, bands=[int(b) for b in bands.split(",")] if bands else None,
+            window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
+            force=force, epoch_norm=epoch_norm,
+        )
+        done = sum(r.status == "done" for r in results)
+        typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")
+        return
+    t1_path, t2_path = Path(t1), Path(t2)
+    if "{" in t2:  # a template, filled from t1's name
+        (t1_path,), (t2_path,) = pair_inputs(t1, t2)
     summary = detect_change(
-        t1, t2, out, model=model, semantic=semantic, probability=probability,
+        t1_path, t2_path, out, model=model, semantic=semantic, probability=probability,
         bands=[int(b) for b in bands.split(",")] if bands else None, window=window, overlap=overlap,
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force, progress=True,
         epoch_norm=epoch_norm,
@@ -189,8 +207,8 @@ def change(
 
 @app.command()
 def vectorize(
-    raster: Path = typer.Argument(..., help="Class raster (from predict) or change raster (from change)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg)."),
+    raster: List[str] = typer.Argument(..., help="Class raster(s) (from predict) or change raster(s) (from change): paths, globs or @list.txt; several on one grid make one layer."),
+    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg; required for several rasters)."),
     classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
     min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
     simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
@@ -204,11 +222,15 @@ def vectorize(
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
 ) -> None:
-    """Class or change rasters to GIS polygon layers."""
-    from rsmamba.vectorize import vectorize_raster
+    """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
+    from rsmamba.vectorize import vectorize_many
+    from rsmamba.vectorize.mosaic import resolve_rasters
 
-    summary = vectorize_raster(
-        raster, output or raster.with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
+    rasters = resolve_rasters(raster)
+    if output is None and len(rasters) > 1:
+        raise InputError(f"{len(rasters)} rasters make one layer: name it with -o, e.g. -o map.gpkg")
+    summary = vectorize_many(
+        rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
     )

@@ -99,9 +99,32 @@ def predict_many(
                     max_errors=max_errors, progress=progress)
 
 
+def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
+    """Epoch-1 and epoch-2 paths, paired in order; a t2 containing ``{`` is a template filled from each t1.
+
+    A template (``{stem}``, ``{name}``, ``{dir}``) pairs by name rather than by sort order, so a
+    missing or extra scene cannot shift every later pair; every missing t2 is reported at once.
+    """
+    t1_items = [t1] if isinstance(t1, (str, os.PathLike)) else list(t1)
+    t2_items = [t2] if isinstance(t2, (str, os.PathLike)) else list(t2)
+    t1_paths = expand_inputs([str(i) for i in t1_items])
+    if len(t2_items) == 1 and "{" in str(t2_items[0]):
+        template = str(t2_items[0])
+        try:
+            t2_paths = [resolve_template(template, p) for p in t1_paths]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"t2 template {template!r}: use {{stem}}, {{name}} or {{dir}} ({exc})") from None
+        missing = [f"{b} (for {a.name})" for a, b in zip(t1_paths, t2_paths) if not b.exists()]
+        if missing:
+            more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+            raise InputError(f"t2 not found: {', '.join(missing[:5])}{more}")
+        return t1_paths, t2_paths
+    return t1_paths, expand_inputs([str(i) for i in t2_items])
+
+
 def change_many(
-    t1: Sequence[PathLike],
-    t2: Sequence[PathLike],
+    t1: PathLike | Sequence[PathLike],
+    t2: PathLike | Sequence[PathLike],
     out_dir: PathLike,
     *,
     model: str | None = None,
@@ -113,9 +136,14 @@ def change_many(
     progress: bool = True,
     **change_kwargs: Any,
 ) -> list[JobResult]:
-    """``detect_change`` for every (t1, t2) pair, paired in order, into ``out_dir``."""
-    jobs = plan_pair_jobs(expand_inputs([str(i) for i in t1]), expand_inputs([str(i) for i in t2]), Path(out_dir))
-    jobs = select_shard(jobs, shard)
+    """``detect_change`` for every (t1, t2) pair into ``out_dir`` (one ``<t1 stem>.tif`` each).
+
+    ``t1``/``t2``: paths, globs or @lists paired in order, or for ``t2`` a template such as
+    ``"{dir}/../2023/{name}"`` (see :func:`pair_inputs`).
+    """
+    if change_kwargs.get("probability") is not None:
+        raise InputError("--probability works on one epoch pair at a time")
+    jobs = select_shard(plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir)), shard)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return run_jobs(change_job, jobs, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
                     n_workers=workers, retries=retries, max_errors=max_errors, progress=progress)

@@ -58,6 +58,15 @@ def test_class_name_tag_forms(tmp_path):
             assert class_names(ds) == expected
 
 
+def test_class_names_as_predict_writes_them(tmp_path):
+    """predict writes a dataset tag CLASS_NAMES (upper case); GDAL keys ignore case, so do we."""
+    src = write_raster(tmp_path / "c.tif", np.zeros((4, 4), dtype="uint8"))
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(CLASS_NAMES=json.dumps(["road", "house"]))
+    with rasterio.open(src) as ds:
+        assert class_names(ds) == {0: "road", 1: "house"}
+
+
 def test_absent_class_writes_an_empty_layer(tmp_path):
     a = np.zeros((10, 10), dtype="uint8")
     src = write_raster(tmp_path / "c.tif", a)

@@ -1,6 +1,10 @@
 """Class and change rasters to GIS polygon layers (``rsmamba vectorize``)."""
 
 from rsmamba.vectorize.api import VectorizeSummary, vectorize_raster
+from rsmamba.vectorize.mosaic import check_common_grid, vectorize_many, write_mosaic_vrt
 from rsmamba.vectorize.polygonize import Piece, block_spans, polygonize_blocks
 
-__all__ = ["Piece", "VectorizeSummary", "block_spans", "polygonize_blocks", "vectorize_raster"]
+__all__ = [
+    "Piece", "VectorizeSummary", "block_spans", "check_common_grid", "polygonize_blocks", "vectorize_many",
+    "vectorize_raster", "write_mosaic_vrt",
+]

@@ -12,7 +12,8 @@ simplification and the other formats hold the finished polygons (not pixels) unt
 Coverage simplification assumes the polygons form a coverage (no overlaps): combined with
 ``fill_holes`` a filled hole overlaps the polygon inside it, and a polygon whose simplified
 shape would be invalid keeps its unsimplified shape. Raster conventions (class names, model
-id, change bands) are documented in :mod:`rsmamba.vectorize.attributes`.
+id, change bands) are documented in :mod:`rsmamba.vectorize.attributes`; several scenes on one
+grid are vectorized as one mosaic by :mod:`rsmamba.vectorize.mosaic`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyogrio
@@ -39,6 +41,9 @@ from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
 from rsmamba.vectorize.units import metres_per_unit, parse_area, parse_length
+
+if TYPE_CHECKING:
+    from rsmamba.vectorize.mosaic import Mosaic
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ class _Plan:
     fill_holes: float
     simplify: float
     probabilities: Path | None
+    scenes: Mosaic | None = None  # set when ``raster`` is the VRT mosaic of several scenes
 
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
@@ -179,6 +185,9 @@ class _Reader:
 
     def __call__(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
+        if plan.scenes is not None and not plan.scenes.covers(window):  # a gap between scenes: all nodata
+            shape = (int(window.height), int(window.width))
+            return np.zeros(shape, dtype="uint8"), np.zeros(shape, dtype=bool)
         if plan.change:
             change = self.src.read(1, window=window)
             valid = ~np.isin(change, list(plan.skip))
@@ -298,7 +307,10 @@ def _attributes(owners: list[Piece], parts: np.ndarray, plan: _Plan, with_values
         sums = np.array([p.value_sum for p in owners], dtype="float64")
         cols["mean_prob"] = np.divide(sums, pixels, out=np.full(n, np.nan), where=pixels > 0).tolist()
         cols["max_prob"] = [p.value_max for p in owners]
-    cols["source"] = [plan.raster.name] * n
+    if plan.scenes is not None and n:
+        cols["source"] = plan.scenes.names_at(shapely.point_on_surface([p.geometry for p in owners]))
+    else:
+        cols["source"] = [plan.raster.name] * n
     cols["model_id"] = [plan.model_id] * n
     return cols
 
@@ -334,19 +346,23 @@ def vectorize_raster(
     change: bool | None = None,
     block_size: int = 2048,
     progress: bool = False,
+    scenes: Mosaic | None = None,
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
     Thresholds take ground units: ``min_area="4m2"``, ``simplify="0.5m"``, ``fill_holes="2m2"``.
     ``regularize`` orthogonalises every output polygon (meant for ``classes=["building"]``);
     it replaces ``simplify`` for those polygons. ``change=None`` detects a change raster from
-    band 1's description.
+    band 1's description. ``scenes`` is set by :func:`~.mosaic.vectorize_many` when ``raster`` is
+    the VRT mosaic of several scenes: it names each polygon's source scene and skips gaps.
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
     plan = _plan(raster, output, classes=classes, min_area=min_area, simplify=simplify, fill_holes=fill_holes,
                  output_format=output_format, probabilities=probabilities, reproject_to=reproject_to,
                  model_id=model_id, change=change)
+    plan.scenes = scenes
+    label = scenes.label if scenes is not None else str(raster)
     reproject = None
     if not plan.out_crs.equals(plan.crs):
         reproject = Transformer.from_crs(plan.crs, plan.out_crs, always_xy=True)
@@ -390,7 +406,7 @@ def vectorize_raster(
                         kept_cols[k].extend(v)
             bar.close()
             if not reader.any_valid:
-                raise InputError(f"{raster}: empty raster (every pixel is nodata or ignore); nothing to vectorize")
+                raise InputError(f"{label}: empty raster (every pixel is nodata or ignore); nothing to vectorize")
             if plan.simplify and not regularize and kept_geoms:
                 simple = simplify_coverage(np.array(kept_geoms, dtype=object), plan.simplify / plan.unit_m)
                 kept_geoms = list(simple)
@@ -405,5 +421,5 @@ def vectorize_raster(
     summary.per_class = dict(counts)
     summary.seconds = time.perf_counter() - start
     if summary.polygons == 0:
-        log.warning("%s: no polygons of the selected classes; wrote an empty layer", raster)
+        log.warning("%s: no polygons of the selected classes; wrote an empty layer", label)
     return summary

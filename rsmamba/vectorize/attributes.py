@@ -2,8 +2,9 @@
 
 Conventions read here (the predict and change verbs write them):
 
-* Class raster: band 1 holds class ids. Band 1 tag ``class_names`` (JSON) names them, either a
-  list indexed by id, a ``{"id": "name"}`` mapping, or a list of ``{"id", "name"}`` objects.
+* Class raster: band 1 holds class ids. Band 1 or dataset tag ``class_names`` (JSON, any case:
+  predict writes ``CLASS_NAMES``) names them, either a list indexed by id, a ``{"id": "name"}``
+  mapping, or a list of ``{"id", "name"}`` objects.
   Without it the ISPRS table of :mod:`rsmamba.classes` applies. Dataset or band-1 tag
   ``model_id`` names the model that produced the raster. Value 255 (or the nodata value) is
   never vectorized.
@@ -21,9 +22,14 @@ import rasterio
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
 
 
+def _tag(tags: dict[str, str], key: str) -> str | None:
+    """A tag by name, ignoring case: GDAL metadata keys are case-insensitive, Python dicts are not."""
+    return next((v for k, v in tags.items() if k.lower() == key), None)
+
+
 def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]:
     """Class id -> name from the raster's ``class_names`` tag, else the ISPRS table."""
-    text = src.tags(band).get("class_names") or src.tags().get("class_names")
+    text = _tag(src.tags(band), "class_names") or _tag(src.tags(), "class_names")
     if text:
         try:
             data = json.loads(text)
@@ -40,7 +46,7 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
 
 def model_id(src: rasterio.io.DatasetReader) -> str:
     """The producing model's id from the raster tags; empty when unknown."""
-    return src.tags().get("model_id") or src.tags(1).get("model_id") or ""
+    return _tag(src.tags(), "model_id") or _tag(src.tags(1), "model_id") or ""
 
 
 def is_change_raster(src: rasterio.io.DatasetReader) -> bool:
