@@ -1,6 +1,6 @@
 """Scale-out: throughput with 1 and 2 Dask workers, per-task overhead, and one scene in row bands.
 
-    python bench/scale.py            # 8 scenes of 1024^2, a 3072^2 scene in 6 bands
+    python bench/scale.py            # 8 scenes of 1024^2, a 3072^2 scene in 3 bands
     python bench/scale.py --quick    # 4 scenes of 512^2, a 1536^2 scene in 3 bands
 
 All in one run, so the ratios compare like with like on this (noisy, shared) machine:
@@ -8,8 +8,9 @@ All in one run, so the ratios compare like with like on this (noisy, shared) mac
     core), a LocalCluster of 1 worker, and of 2 workers. Each local worker gets cores / workers
     torch threads; the "1 thread" rows pin every worker to one thread, which isolates the
     scaling of the distributed layer from torch's own intra-op threading.
-    Scaling ratio = throughput(2 workers) / throughput(1 worker). Wall times include starting
-    the cluster and loading the model in each worker.
+    Scaling ratio = throughput(2 workers) / throughput(1 worker). Throughput is measured on a
+    warm cluster (started, model loaded in every worker by one warm-up scene each); the start
+    and warm-up are reported apart (``startup_s``), since a campaign pays them once.
 (b) per-task overhead: a job that copies a 1-byte file, run 1 and 1 + N times; the difference
     over N is the cost of one task (scheduling, pickling, result handling, the atomic check).
 (c) one large scene: ``predict_raster`` in this process vs. ``predict_bands`` on 2 workers;
@@ -19,12 +20,14 @@ All in one run, so the ratios compare like with like on this (noisy, shared) mac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table, write_result  # noqa: E402
 
 from rsmamba.batch import Job, plan_jobs  # noqa: E402
-from rsmamba.distributed import run_jobs  # noqa: E402
+from rsmamba.distributed import local_cluster, run_jobs  # noqa: E402
 from rsmamba.scale import predict_job  # noqa: E402
 from rsmamba.synth import write_scene  # noqa: E402
 
@@ -51,39 +54,52 @@ def make_scenes(root: Path, n: int, size: int) -> list[Path]:
     return images
 
 
-def run_scenes(images: list[Path], out: Path, scheduler: str | None, workers: int | None,
-               threads: int | None) -> float:
+def run_scenes(images: list[Path], out: Path, scheduler: str | None) -> float:
     """Seconds to predict every scene (fresh output folder, nothing skipped)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     jobs = plan_jobs(images, out)
-    kwargs = {"model": None, "dsm_template": "{dir}/{stem}_dsm.tif"}
-    if scheduler is None:
-        torch.set_num_threads(threads or CORES)
     t0 = time.perf_counter()
-    results = run_jobs(predict_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers,
-                       worker_threads=threads, progress=False)
+    results = run_jobs(predict_job, jobs, kwargs={"model": None, "dsm_template": "{dir}/{stem}_dsm.tif"},
+                       scheduler=scheduler, progress=False)
     dt = time.perf_counter() - t0
     assert all(r.status == "done" for r in results), results
     return dt
 
 
+@contextlib.contextmanager
+def warm_cluster(workers: int, threads: int | None, warmup: Path) -> Iterator[tuple[str, float]]:
+    """A LocalCluster as ``run_jobs(scheduler="local")`` starts it, every worker's model loaded."""
+    from dask.distributed import Client
+
+    t0 = time.perf_counter()
+    with local_cluster(workers, 1, threads) as cluster, Client(cluster) as client:
+        client.run(_warm_up, str(warmup), str(warmup.parent / "warm"))
+        yield cluster.scheduler_address, time.perf_counter() - t0
+
+
+def _warm_up(image: str, out_dir: str) -> None:
+    """On a worker: one scene, so the model sits in the worker's cache (and numba is compiled)."""
+    out = Path(out_dir) / f"{os.getpid()}.tif"
+    predict_job(Path(image), out, model=None, dsm_template="{dir}/{stem}_dsm.tif")
+
+
 def task_overhead(root: Path, n: int, scheduler: str | None) -> dict:
-    """Per-task cost from the difference of 1 + n tasks and 1 task on a fresh cluster each."""
+    """Per-task cost from the difference of 1 + n tasks and 1 task (the same cluster for both)."""
     src = root / "one_byte"
     src.write_bytes(b"x")
 
     def timed(count: int) -> float:
-        out = root / f"noop_{scheduler}_{count}"
+        out = root / f"noop_{'dask' if scheduler else 'local'}_{count}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         jobs = [Job((src,), out / f"{i}.bin") for i in range(count)]
         t0 = time.perf_counter()
-        run_jobs(shutil.copyfile, jobs, scheduler=scheduler, n_workers=2, progress=False)
+        run_jobs(shutil.copyfile, jobs, scheduler=scheduler, progress=False)
         return time.perf_counter() - t0
 
     one, many = timed(1), timed(1 + n)
-    return {"mode": "in-process" if scheduler is None else "dask 2 workers", "tasks": n,
+    return {"mode": "in-process" if scheduler is None else "dask 2 workers (warm)", "tasks": n,
             "t_1_task_s": one, f"t_{1 + n}_tasks_s": many, "per_task_ms": (many - one) / n * 1000}
 
 
@@ -91,7 +107,7 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def one_large_scene(root: Path, size: int, band_rows: int) -> dict:
+def one_large_scene(root: Path, size: int, band_rows: int, warmup: Path) -> dict:
     from rsmamba.predict import predict_raster
     from rsmamba.predict.bands import predict_bands
 
@@ -100,12 +116,15 @@ def one_large_scene(root: Path, size: int, band_rows: int) -> dict:
     t0 = time.perf_counter()
     predict_raster(paths["ortho_t1"], root / "large_single.tif", dsm=paths["dsm_t1"])
     single = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    summary = predict_bands(paths["ortho_t1"], root / "large_bands.tif", dsm=paths["dsm_t1"], band_rows=band_rows,
-                            scheduler="local", workers=2, progress=False)
-    bands = time.perf_counter() - t0
+    with warm_cluster(2, None, warmup) as (address, _):
+        t0 = time.perf_counter()
+        summary = predict_bands(paths["ortho_t1"], root / "large_bands.tif", dsm=paths["dsm_t1"],
+                                band_rows=band_rows, scheduler=address, progress=False)
+        bands = time.perf_counter() - t0
     return {"size": size, "bands": len(summary.bands), "band_rows": band_rows, "single_process_s": single,
             "bands_2_workers_s": bands, "time_ratio_bands_over_single": bands / single,
+            "band_jobs_s": summary.compute_seconds, "assemble_s": summary.assemble_seconds,
+            "band_job_seconds": [round(r.seconds, 2) for r in summary.results],
             "byte_identical": sha(root / "large_single.tif") == sha(root / "large_bands.tif")}
 
 
@@ -114,19 +133,26 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
-    n, size, large, band_rows, noop = (4, 512, 1536, 512, 40) if args.quick else (8, 1024, 3072, 512, 100)
+    n, size, large, band_rows, noop = (4, 512, 1536, 512, 40) if args.quick else (8, 1024, 3072, 1024, 100)
     root = Path(tempfile.mkdtemp(prefix="rsmamba-bench-scale-"))
     try:
         images = make_scenes(root, n, size)
         mpix = n * size * size / 1e6
-        configs = [("in-process", None, None, None), ("dask 1 worker", "local", 1, None),
-                   ("dask 2 workers", "local", 2, None), ("dask 1 worker, 1 thread", "local", 1, 1),
-                   ("dask 2 workers, 1 thread each", "local", 2, 1)]
-        rows = []
-        for name, scheduler, workers, threads in configs:
-            dt = run_scenes(images, root / "out", scheduler, workers, threads)
-            rows.append({"mode": name, "workers": workers or 0, "scenes": n, "wall_s": dt, "mpix_per_s": mpix / dt})
-            print(f"{name}: {dt:.1f} s", flush=True)
+        warmup = make_scenes(root / "warmup", 1, 256)[0]
+        torch.set_num_threads(CORES)
+        t0 = time.perf_counter()
+        predict_job(warmup, root / "warm_in_process.tif", model=None, dsm_template="{dir}/{stem}_dsm.tif")
+        rows = [{"mode": "in-process", "workers": 0, "startup_s": time.perf_counter() - t0}]
+        rows[0]["wall_s"] = run_scenes(images, root / "out", None)
+        configs = [("dask 1 worker", 1, None), ("dask 2 workers", 2, None), ("dask 1 worker, 1 thread", 1, 1),
+                   ("dask 2 workers, 1 thread each", 2, 1)]
+        for name, workers, threads in configs:
+            with warm_cluster(workers, threads, warmup) as (address, startup):
+                rows.append({"mode": name, "workers": workers, "startup_s": startup,
+                             "wall_s": run_scenes(images, root / "out", address)})
+            print(f"{name}: {rows[-1]['wall_s']:.1f} s (+ {startup:.1f} s start)", flush=True)
+        for r in rows:
+            r["scenes"], r["mpix_per_s"] = n, mpix / r["wall_s"]
         by = {r["mode"]: r for r in rows}
         for r in rows:
             r["vs_in_process"] = r["mpix_per_s"] / by["in-process"]["mpix_per_s"]
@@ -136,21 +162,23 @@ def main() -> None:
                                              / by["dask 1 worker, 1 thread"]["mpix_per_s"]),
         }
         print(f"\n(a) {n} scenes of {size}^2 px, demo model, {CORES} cores")
-        print_table(rows, ["mode", "scenes", "wall_s", "mpix_per_s", "vs_in_process"])
+        print_table(rows, ["mode", "scenes", "startup_s", "wall_s", "mpix_per_s", "vs_in_process"])
         print(f"scaling 2 workers / 1 worker: {scaling['two_over_one_worker']:.2f} "
               f"(1 thread per worker: {scaling['two_over_one_worker_1_thread']:.2f})")
 
-        overhead = [task_overhead(root, noop, None), task_overhead(root, noop, "local")]
+        overhead = [task_overhead(root, noop, None)]
+        with warm_cluster(2, None, warmup) as (address, _):
+            overhead.append(task_overhead(root, noop, address))
         print("\n(b) per-task overhead (1-byte copy jobs)")
         print_table(overhead, ["mode", "tasks", "t_1_task_s", "per_task_ms"])
 
-        large_row = one_large_scene(root, large, band_rows)
+        large_row = one_large_scene(root, large, band_rows, warmup)
         print(f"\n(c) one {large}^2 scene")
-        print_table([large_row], ["size", "bands", "single_process_s", "bands_2_workers_s",
-                                  "time_ratio_bands_over_single", "byte_identical"])
+        print_table([large_row], ["size", "bands", "single_process_s", "bands_2_workers_s", "band_jobs_s",
+                                  "assemble_s", "time_ratio_bands_over_single", "byte_identical"])
         path = write_result("scale-quick" if args.quick else "scale", {
             "scenes": rows, "scaling": scaling, "task_overhead": overhead, "one_large_scene": large_row,
-            "note": "wall times include cluster start and per-worker model load; machine shared and noisy",
+            "note": "wall_s on warm clusters (startup_s apart); machine shared and noisy",
         })
         print(f"\nwrote {path}")
     finally:

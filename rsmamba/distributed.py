@@ -127,26 +127,40 @@ def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retri
     return res
 
 
-def _thread_env(n_workers: int, threads: int | None = None) -> dict[str, str]:
+def worker_thread_env(n_workers: int, threads: int | None = None) -> dict[str, str]:
     """Share this machine's cores between the local workers (dask's default gives torch 1 thread each)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = str(threads or max(1, cores // n_workers))
     return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
 
+# dask's defaults for worker processes that we replace: a 64 KiB malloc trim threshold turns off
+# glibc's adaptive mmap threshold, so every large numpy array is a fresh mmap; it made predict
+# 1.6-2x slower per scene (bench/scale.py). The thread counts come from worker_thread_env instead.
+_DASK_ENV_DEFAULTS_DROPPED = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: int | None = None):
+    """A :class:`~dask.distributed.LocalCluster` of worker processes on loopback, set up for torch work."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    dropped = {f"distributed.nanny.pre-spawn-environ.{name}": None for name in _DASK_ENV_DEFAULTS_DROPPED}
+    with dask.config.set(dropped):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            host="127.0.0.1", dashboard_address=None, env=worker_thread_env(n_workers, worker_threads))
+
+
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
               ) -> list[JobResult]:
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise RsmambaError("--scheduler needs dask.distributed: pip install 'rsmamba[distributed]'") from exc
 
     cluster = None
     if scheduler == "local":
-        n_workers = n_workers or 2
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               env=_thread_env(n_workers, worker_threads))
+        cluster = local_cluster(n_workers or 2, threads_per_worker, worker_threads)
         client = Client(cluster)
     else:
         client = Client(scheduler)

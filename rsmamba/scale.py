@@ -50,6 +50,57 @@ def _band_count(image: PathLike, kwargs: dict[str, Any]) -> int:
         return ds.count
 
 
+def _current_worker():
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):
+        return None  # not on a Dask worker
+
+
+def worker_device(device: str, worker_name: object, gpu_count: int) -> str:
+    """``cuda`` on a local cluster's worker ``i`` (named by its index) -> ``cuda:i mod gpus``.
+
+    One worker per GPU, each with its own model instance; workers started by hand (named by
+    address) usually see one GPU each through ``CUDA_VISIBLE_DEVICES`` and keep ``cuda``.
+    """
+    if device == "cuda" and gpu_count > 1 and isinstance(worker_name, int):
+        return f"cuda:{worker_name % gpu_count}"
+    return device
+
+
+def setup_worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """On a Dask worker: torch threads as the cluster meant them, and this worker's GPU.
+
+    Worker tasks run on an executor thread, where torch starts with one intra-op thread
+    whatever ``OMP_NUM_THREADS`` says; a local cluster sets that variable to its share of the
+    cores (``worker_thread_env``), an external one to what its operator chose. Off a worker the
+    caller's settings are left alone.
+    """
+    worker = _current_worker()
+    if worker is None:
+        return kwargs
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
+    if "device" in kwargs:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        kwargs = {**kwargs, "device": worker_device(kwargs["device"], worker.name, gpus)}
+    return kwargs
+
+
+def default_workers(scheduler: str | None, workers: int | None, device: str | None) -> int | None:
+    """A local cluster on GPUs: one worker per visible GPU unless told otherwise."""
+    if scheduler == "local" and workers is None and device is not None and device.startswith("cuda"):
+        import torch
+
+        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else None
+    return workers
+
+
 def _cached_model(spec: str | None, loader, **key: Any):
     cache_key = (spec, *sorted(key.items()))
     if cache_key not in _MODELS:
@@ -63,6 +114,7 @@ def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_templat
     from rsmamba.predict import predict_raster
     from rsmamba.predict.model import load_model
 
+    kwargs = setup_worker(kwargs)
     dsm = resolve_template(dsm_template, Path(image))
     loaded = _cached_model(model, load_model, image_count=_band_count(image, kwargs), has_dsm=dsm is not None)
     predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
@@ -71,6 +123,7 @@ def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_templat
 def change_job(t1: Path, t2: Path, out: Path, *, model: str | None = None, **kwargs: Any) -> None:
     from rsmamba.change import detect_change, load_change_model
 
+    kwargs = setup_worker(kwargs)
     loaded = _cached_model(model, load_change_model, image_count=_band_count(t1, kwargs))
     detect_change(t1, t2, out, model=loaded, **kwargs)
 
@@ -95,6 +148,7 @@ def predict_many(
     jobs = select_shard(plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir)), shard)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     kwargs = {"model": model, "dsm_template": dsm_template, **predict_kwargs}
+    workers = default_workers(scheduler, workers, predict_kwargs.get("device"))
     return run_jobs(predict_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                     max_errors=max_errors, progress=progress)
 
@@ -145,5 +199,6 @@ def change_many(
         raise InputError("--probability works on one epoch pair at a time")
     jobs = select_shard(plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir)), shard)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    workers = default_workers(scheduler, workers, change_kwargs.get("device"))
     return run_jobs(change_job, jobs, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
                     n_workers=workers, retries=retries, max_errors=max_errors, progress=progress)

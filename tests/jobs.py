@@ -28,3 +28,17 @@ def dying_job(src: Path, out: Path, *, marker_dir: str) -> None:
             tmp.write_text("partial")
             os._exit(1)
     copy_job(src, out)
+
+
+def worker_settings_job(src: Path, out: Path, *, device: str = "cpu") -> None:
+    """Writes what a job sees on its worker: torch threads, the malloc trim variable, the device."""
+    import json
+
+    import torch
+
+    from rsmamba.scale import setup_worker
+
+    kwargs = setup_worker({"device": device})
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps({"threads": torch.get_num_threads(), "device": kwargs["device"],
+                                   "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_")}))

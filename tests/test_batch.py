@@ -73,3 +73,30 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path) -> None:
     out_files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert out_files == [f"scene_{i}.tif" for i in range(4)]  # no partial or duplicate leftovers
     assert all(p.read_text() == f"scene {i}" for i, p in enumerate(sorted((tmp_path / "out").iterdir())))
+
+
+def test_local_cluster_workers_get_their_share_of_cores_and_no_malloc_trim(tmp_path) -> None:
+    """Each of 2 workers on this machine gets cores // 2 torch threads; dask's 64 KiB trim threshold is dropped."""
+    import json
+    import os
+
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        (tmp_path / "in" / f"s{i}.dat").write_text("x")
+    inputs = expand_inputs([str(tmp_path / "in" / "*.dat")])
+    results = run_jobs(jobs.worker_settings_job, plan_jobs(inputs, tmp_path / "out"),
+                       scheduler="local", n_workers=2, progress=False)
+    assert [r.status for r in results] == ["done", "done"]
+    seen = [json.loads(r.job.output.read_text()) for r in results]
+    cores = len(os.sched_getaffinity(0))
+    assert all(s == {"threads": max(1, cores // 2), "device": "cpu", "malloc_trim": None} for s in seen), seen
+
+
+def test_worker_device_spreads_workers_over_gpus() -> None:
+    from rsmamba.scale import worker_device
+
+    assert [worker_device("cuda", i, 2) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert worker_device("cuda", "tcp://10.0.0.3:4000", 4) == "cuda"  # a hand-started worker: its own GPU
+    assert worker_device("cuda:1", 0, 4) == "cuda:1"  # an explicit index is kept
+    assert worker_device("cpu", 1, 4) == "cpu"
+    assert worker_device("cuda", 1, 1) == "cuda"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from rasterio.windows import Window
 from rsmamba.batch import Job
 from rsmamba.distributed import JobResult, run_jobs
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.scale import _band_count, _cached_model, default_workers, setup_worker
 from rsmamba.predict.api import _model_digest, check_output_path, scene_stats
 from rsmamba.predict.model import DEMO_MODEL, LoadedModel, check_input, load_model
 from rsmamba.predict.resume import file_fingerprint, params_hash
@@ -47,11 +49,14 @@ class BandsSummary:
     height: int
     bands: list[tuple[int, int]]
     results: list[JobResult]
+    compute_seconds: float = 0.0  # the band jobs (parallel)
+    assemble_seconds: float = 0.0  # parts into one COG (serial, on the caller)
 
     def describe(self) -> str:
         done = sum(r.status == "done" for r in self.results)
         lines = [f"raster {self.width} x {self.height} px in {len(self.bands)} row bands "
-                 f"({done} computed, {len(self.results) - done} already done), assembled into one COG"]
+                 f"({done} computed, {len(self.results) - done} already done) in {self.compute_seconds:.1f} s, "
+                 f"assembled into one COG in {self.assemble_seconds:.1f} s"]
         lines += [f"{name}: {path}" for name, path in self.outputs.items()]
         return "\n".join(lines)
 
@@ -73,8 +78,7 @@ def predict_band_job(image: Path, part: Path, *, model: Any = None, dsm: PathLik
                      **kwargs: Any) -> None:
     """One row band on a worker (model loaded once per worker process); writes one part per layer."""
     from rsmamba.predict import predict_raster
-    from rsmamba.scale import _band_count, _cached_model
-
+    kwargs = setup_worker(kwargs)
     loaded = model if isinstance(model, LoadedModel) else _cached_model(
         None if model is None else str(model), load_model, image_count=_band_count(image, kwargs), has_dsm=dsm is not None)
     extra = {name: part_path(part.parent, index, name) for name in layers if name != "classes"}
@@ -182,8 +186,11 @@ def predict_bands(
     kwargs = {"model": _model_for_workers(model, loaded), "dsm": None if dsm is None else str(dsm), "bands": chosen,
               "stats": stats, "layers": layer_names, "compress": compress,
               "allow_geographic_mix": allow_geographic_mix, **predict_kwargs}
+    start = time.perf_counter()
+    workers = default_workers(scheduler, workers, predict_kwargs.get("device"))
     results = run_jobs(predict_band_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers,
                        retries=retries, max_errors=max_errors, progress=progress)
+    computed = time.perf_counter()
 
     makers = {"classes": lambda p: class_layer(p, loaded.classes),
               "probabilities": lambda p: probability_layer(p, loaded.classes), "confidence": confidence_layer}
@@ -191,4 +198,4 @@ def predict_bands(
         assemble(makers[name](outputs[name]), profile, row_bands,
                  [part_path(parts, i, name) for i in range(len(row_bands))], compress=compress)
     shutil.rmtree(parts, ignore_errors=True)
-    return BandsSummary(outputs, width, height, row_bands, results)
+    return BandsSummary(outputs, width, height, row_bands, results, computed - start, time.perf_counter() - computed)
