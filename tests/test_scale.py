@@ -12,6 +12,7 @@ from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.cli import main
 from rsmamba.models import create_model
 from rsmamba.distributed import JobsFailed
+from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
 from rsmamba.predict.bands import predict_bands
 from rsmamba.scale import predict_many
@@ -87,6 +88,7 @@ def test_one_scene_in_row_bands_on_local_cluster_equals_single_process(tall_scen
     summary = predict_bands(image, tmp_path / "bands.tif", confidence=tmp_path / "conf.tif", band_rows=256,
                             scheduler="local", workers=2, progress=False, **kw)
     assert summary.bands == [(0, 256), (256, 512), (512, 560)]
+    assert summary.window_ratio == pytest.approx(12 / 9)  # grid rows 0,64,..,448,464: 4 + 6 + 2 run, 9 in one pass
     assert sorted(r.status for r in summary.results) == ["done"] * 3
     assert _sha(tmp_path / "bands.tif") == _sha(single)
     assert _sha(tmp_path / "conf.tif") == _sha(single_conf)
@@ -126,3 +128,13 @@ def test_cli_one_scene_in_row_bands(tall_scene, tmp_path) -> None:
     assert main(["predict", str(image), "-o", str(tmp_path / "b.tif"), *common]) == 0
     assert _sha(tmp_path / "a.tif") == _sha(tmp_path / "b.tif")
     assert main(["predict", str(image), "-o", str(tmp_path / "c.tif"), "--band-rows", "300", "--resume", *common]) == 2
+
+
+def test_row_bands_report_every_bad_option_before_any_work(tall_scene, tmp_path) -> None:
+    image, kw, _, _ = tall_scene
+    with pytest.raises(InputError) as err:
+        predict_bands(image, tmp_path / "x.tif", confidence=tmp_path / "x.tif", band_rows=256, progress=False,
+                      **{**kw, "blend": "bogus", "batch_size": 0})
+    text = str(err.value)
+    assert "--blend 'bogus'" in text and "--batch-size" in text and "different files" in text
+    assert list(tmp_path.iterdir()) == []

@@ -150,6 +150,41 @@ def check_output_path(path: Path, image: Path, problems: ProblemCollector, role:
         problems.add(f"{role} {path}: cannot write into {parent}")
 
 
+def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
+                      device: str) -> None:
+    if blend not in BLEND_MODES:
+        problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
+    if crop < 0 or (crop > 0 and overlap < 2 * crop):
+        problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
+    if batch_size < 1:
+        problems.add(f"--batch-size must be >= 1, got {batch_size}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        problems.add(f"--device {device}: CUDA is not available on this machine")
+
+
+def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike | None,
+                 problems: ProblemCollector) -> dict[str, Path]:
+    """The layers asked for, by name; they must be three different files."""
+    outputs = {"classes": Path(out)}
+    if probabilities is not None:
+        outputs["probabilities"] = Path(probabilities)
+    if confidence is not None:
+        outputs["confidence"] = Path(confidence)
+    if len({p.resolve() for p in outputs.values()}) != len(outputs):
+        problems.add("the class, probability and confidence outputs must be different files")
+    return outputs
+
+
+def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | None,
+                  allow_geographic_mix: bool) -> tuple[LoadedModel, list[int], bool]:
+    """The model, the image bands it reads, and whether a DSM goes in, checked against the input."""
+    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
+        image_count, has_dsm = probe.count, probe.has_dsm
+    loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
+    chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+    return loaded, chosen, has_dsm
+
+
 def _model_digest(model: LoadedModel) -> str:
     """Hash of the weights' values in order (not their names: a wrapper module changes nothing)."""
     h = hashlib.sha256()
@@ -236,32 +271,15 @@ def _predict_raster(
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
     problems = ProblemCollector()
-    if blend not in BLEND_MODES:
-        problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
-    if crop < 0 or (crop > 0 and overlap < 2 * crop):
-        problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
-    if batch_size < 1:
-        problems.add(f"--batch-size must be >= 1, got {batch_size}")
+    check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device)
     if rows is not None and (resume or dry_run):
         problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        problems.add(f"--device {device}: CUDA is not available on this machine")
-    outputs = {"classes": out}
-    if probabilities is not None:
-        outputs["probabilities"] = Path(probabilities)
-    if confidence is not None:
-        outputs["confidence"] = Path(confidence)
-    if len({p.resolve() for p in outputs.values()}) != len(outputs):
-        problems.add("the class, probability and confidence outputs must be different files")
+    outputs = output_paths(out, probabilities, confidence, problems)
     if not dry_run:
         for name, path in outputs.items():
             check_output_path(path, image, problems, name)
     problems.raise_if_any()
-
-    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
-        image_count, has_dsm = probe.count, probe.has_dsm
-    loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
-    chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+    loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix)
 
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)

@@ -14,6 +14,7 @@ mixed in.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import time
@@ -28,16 +29,21 @@ from rsmamba.batch import Job
 from rsmamba.distributed import JobResult, run_jobs
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.scale import _band_count, _cached_model, default_workers, setup_worker
-from rsmamba.predict.api import _model_digest, check_output_path, scene_stats
-from rsmamba.predict.model import DEMO_MODEL, LoadedModel, check_input, load_model
+from rsmamba.predict.api import (
+    _model_digest, predict_raster, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
+)
+from rsmamba.predict.model import DEMO_MODEL, LoadedModel, load_model
 from rsmamba.predict.resume import file_fingerprint, params_hash
 from rsmamba.predict.writer import (
     BLOCK, OutputLayer, class_layer, confidence_layer, create_scratch, finalize, probability_layer, scratch_profile,
 )
 from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.windows import WindowGrid
 
 PathLike = str | os.PathLike[str]
 LAYER_NAMES = ("classes", "probabilities", "confidence")
+_PREDICT_DEFAULTS = {name: p.default for name, p in inspect.signature(predict_raster).parameters.items()
+                     if p.default is not inspect.Parameter.empty}
 
 
 @dataclass
@@ -49,13 +55,15 @@ class BandsSummary:
     height: int
     bands: list[tuple[int, int]]
     results: list[JobResult]
+    window_ratio: float = 1.0  # windows computed / windows of a single pass (band borders run twice)
     compute_seconds: float = 0.0  # the band jobs (parallel)
     assemble_seconds: float = 0.0  # parts into one COG (serial, on the caller)
 
     def describe(self) -> str:
         done = sum(r.status == "done" for r in self.results)
         lines = [f"raster {self.width} x {self.height} px in {len(self.bands)} row bands "
-                 f"({done} computed, {len(self.results) - done} already done) in {self.compute_seconds:.1f} s, "
+                 f"({done} computed, {len(self.results) - done} already done; {self.window_ratio:.2f}x the windows "
+                 f"of one pass) in {self.compute_seconds:.1f} s, "
                  f"assembled into one COG in {self.assemble_seconds:.1f} s"]
         lines += [f"{name}: {path}" for name, path in self.outputs.items()]
         return "\n".join(lines)
@@ -67,6 +75,13 @@ def plan_row_bands(height: int, band_rows: int) -> list[tuple[int, int]]:
         raise InputError(f"--band-rows must be >= 1, got {band_rows}")
     step = -(-band_rows // BLOCK) * BLOCK
     return [(y0, min(height, y0 + step)) for y0 in range(0, height, step)]
+
+
+def window_ratio(grid: WindowGrid, bands: list[tuple[int, int]]) -> float:
+    """Grid rows the bands run (those reaching into each band) over the grid rows of one pass."""
+    h = grid.window_height
+    runs = sum(1 for y0, y1 in bands for r in grid.row_offsets if r + h > y0 and r < y1)
+    return runs / len(grid.row_offsets)
 
 
 def part_path(parts: Path, index: int, layer: str) -> Path:
@@ -144,26 +159,18 @@ def predict_bands(
         if predict_kwargs.get(key):
             raise InputError(f"--{key.replace('_', '-')} does not apply to a scene split into row bands")
         predict_kwargs.pop(key, None)
-    outputs = {"classes": out}
-    if probabilities is not None:
-        outputs["probabilities"] = Path(probabilities)
-    if confidence is not None:
-        outputs["confidence"] = Path(confidence)
     problems = ProblemCollector()
     if not image.is_file():
         problems.add(f"{image}: no such file")
     if dsm is not None and not Path(dsm).is_file():
         problems.add(f"--dsm {dsm}: no such file")
-    if len({p.resolve() for p in outputs.values()}) != len(outputs):
-        problems.add("the class, probability and confidence outputs must be different files")
+    options = {**_PREDICT_DEFAULTS, **predict_kwargs}
+    check_run_options(problems, **{k: options[k] for k in ("blend", "crop", "overlap", "batch_size", "device")})
+    outputs = output_paths(out, probabilities, confidence, problems)
     for name, path in outputs.items():
         check_output_path(path, image, problems, name)
     problems.raise_if_any()
-
-    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
-        image_count, has_dsm = probe.count, probe.has_dsm
-    loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
-    chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+    loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix)
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         stats = scene_stats(src, loaded)  # once per scene, shared by every band
         profile, width, height = src.profile(), src.width, src.height
@@ -198,4 +205,6 @@ def predict_bands(
         assemble(makers[name](outputs[name]), profile, row_bands,
                  [part_path(parts, i, name) for i in range(len(row_bands))], compress=compress)
     shutil.rmtree(parts, ignore_errors=True)
-    return BandsSummary(outputs, width, height, row_bands, results, computed - start, time.perf_counter() - computed)
+    grid = WindowGrid(width, height, options["window"], options["overlap"])
+    return BandsSummary(outputs, width, height, row_bands, results, window_ratio(grid, row_bands), computed - start,
+                        time.perf_counter() - computed)
