@@ -70,8 +70,11 @@ if AVAILABLE:
         return p * _i32_as_f32((np.int32(k) + np.int32(127)) << np.int32(23))
 
     def _exp(x):  # type: ignore[no-untyped-def]
-        """exp for the kernels: the vectorisable one in float32, libm's in float64 (gradcheck)."""
-        raise NotImplementedError("only callable from numba-compiled code")
+        """exp for the kernels: the vectorisable one in float32, libm's in float64 (gradcheck).
+
+        Compiled code uses the ``overload`` below; this body only runs when called from Python.
+        """
+        return math.exp(x)
 
     @overload(_exp, inline="always")
     def _exp_overload(x):  # type: ignore[no-untyped-def]

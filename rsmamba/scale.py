@@ -40,7 +40,7 @@ def resolve_template(template: str | None, image: Path) -> Path | None:
     return Path(template.format(stem=image.stem, name=image.name, dir=str(image.parent)))
 
 
-def _band_count(image: PathLike, kwargs: dict[str, Any]) -> int:
+def band_count(image: PathLike, kwargs: dict[str, Any]) -> int:
     """Bands the model will see: the selected ones, else all of the image's."""
     if kwargs.get("bands"):
         return len(kwargs["bands"])
@@ -101,7 +101,8 @@ def default_workers(scheduler: str | None, workers: int | None, device: str | No
     return workers
 
 
-def _cached_model(spec: str | None, loader, **key: Any):
+def cached_model(spec: str | None, loader, **key: Any):
+    """One model instance per worker process, per spec and input layout."""
     cache_key = (spec, *sorted(key.items()))
     if cache_key not in _MODELS:
         _MODELS[cache_key] = loader(spec, **key)
@@ -116,7 +117,7 @@ def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_templat
 
     kwargs = setup_worker(kwargs)
     dsm = resolve_template(dsm_template, Path(image))
-    loaded = _cached_model(model, load_model, image_count=_band_count(image, kwargs), has_dsm=dsm is not None)
+    loaded = cached_model(model, load_model, image_count=band_count(image, kwargs), has_dsm=dsm is not None)
     predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
 
 
@@ -124,7 +125,7 @@ def change_job(t1: Path, t2: Path, out: Path, *, model: str | None = None, **kwa
     from rsmamba.change import detect_change, load_change_model
 
     kwargs = setup_worker(kwargs)
-    loaded = _cached_model(model, load_change_model, image_count=_band_count(t1, kwargs))
+    loaded = cached_model(model, load_change_model, image_count=band_count(t1, kwargs))
     detect_change(t1, t2, out, model=loaded, **kwargs)
 
 

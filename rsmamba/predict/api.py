@@ -185,7 +185,7 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
     return loaded, chosen, has_dsm
 
 
-def _model_digest(model: LoadedModel) -> str:
+def model_digest(model: LoadedModel) -> str:
     """Hash of the weights' values in order (not their names: a wrapper module changes nothing)."""
     h = hashlib.sha256()
     for t in model.module.state_dict().values():
@@ -331,7 +331,7 @@ def _predict_raster(
                                  batch_size=batch_size, prefetch=prefetch, progress=progress)
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
-            "model": _model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
+            "model": model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
             "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })

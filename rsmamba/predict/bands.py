@@ -28,9 +28,9 @@ from rasterio.windows import Window
 from rsmamba.batch import Job
 from rsmamba.distributed import JobResult, run_jobs
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.scale import _band_count, _cached_model, default_workers, setup_worker
+from rsmamba.scale import band_count, cached_model, default_workers, setup_worker
 from rsmamba.predict.api import (
-    _model_digest, predict_raster, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
+    model_digest, predict_raster, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
 from rsmamba.predict.model import DEMO_MODEL, LoadedModel, load_model
 from rsmamba.predict.resume import file_fingerprint, params_hash
@@ -94,8 +94,8 @@ def predict_band_job(image: Path, part: Path, *, model: Any = None, dsm: PathLik
     """One row band on a worker (model loaded once per worker process); writes one part per layer."""
     from rsmamba.predict import predict_raster
     kwargs = setup_worker(kwargs)
-    loaded = model if isinstance(model, LoadedModel) else _cached_model(
-        None if model is None else str(model), load_model, image_count=_band_count(image, kwargs), has_dsm=dsm is not None)
+    loaded = model if isinstance(model, LoadedModel) else cached_model(
+        None if model is None else str(model), load_model, image_count=band_count(image, kwargs), has_dsm=dsm is not None)
     extra = {name: part_path(part.parent, index, name) for name in layers if name != "classes"}
     predict_raster(image, part, dsm=dsm, model=loaded, rows=rows, **extra, **kwargs)
 
@@ -178,7 +178,7 @@ def predict_bands(
 
     digest = params_hash({
         "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
-        "model": _model_digest(loaded), "band_rows": band_rows, "layers": sorted(outputs),
+        "model": model_digest(loaded), "band_rows": band_rows, "layers": sorted(outputs),
         "stats": [stats[0].mean, stats[0].std, stats[1].mean if stats[1] else None], **predict_kwargs,
     })
     parts = out.with_name(f".{out.name}.parts-{digest}")
