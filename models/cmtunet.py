@@ -210,6 +210,8 @@ class CMTUNet(nn.Module):
         pretrained: str | Path | None = None,
     ) -> None:
         super().__init__()
+        self.input_multiple = 32  # ResNet and VSS branches both reach stride 32; windows pad inside
+        self.fixed_input_size: tuple[int, int] | None = None
         self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
         if pretrained:
             load_pretrained(self.backbone, pretrained)
