@@ -194,21 +194,31 @@ def test_fmtunet_structure_matches_the_paper() -> None:
 # ----------------------------------------------------------------------------- CMT-UNet (seed 001)
 # Authors' module definitions: ResNet-50 (256-512-1024-2048 at /4../32), VSS branch 96-192-384-768
 # with depths 2-2-9-2, one fusion block per stage feeding the next ResNet stage, UNetFormer decoder 64.
-def test_cmtunet_structure_matches_the_paper() -> None:
+# Seed (README): RCM fuses encoder and VSS features at every stage; MSAA aggregates the skips of
+# three scales (1x, 1/2x, 1/4x); wavelet db4.
+@pytest.mark.parametrize("seed", [True, False])
+def test_cmtunet_structure_matches_the_paper(seed: bool) -> None:
     size = 64
+    opts = {} if seed else dict(msaa=False, rcm=False, wavelet="haar")
 
     def mods(m):  # type: ignore[no-untyped-def]
-        d = {f"fuse{i}": f for i, f in enumerate(m.fuse)}
+        d = {f"fuse{i}": f for i, f in enumerate(m.rcm if m.rcm is not None else m.fuse)}
         d.update({f"layer{i + 1}": getattr(m.backbone, f"layer{i + 1}") for i in range(4)})
         d["vss"] = m.vss_encoder
+        d["decoder"] = m.decoder
         return d
 
-    model, outs, ins = _run_hooked("cmtunet", [(1, 3, size, size)], mods)
+    model, outs, ins = _run_hooked("cmtunet", [(1, 3, size, size)], mods, **opts)
     assert [_stride_channels(outs[f"fuse{i}"], size) for i in range(4)] == [(4, 256), (8, 512), (16, 1024), (32, 2048)]
     assert [_stride_channels(t, size) for t in outs["vss"]] == [(4, 96), (8, 192), (16, 384), (32, 768)]
-    for i in range(3):
+    for i in range(3):  # the fused (RCM-refined) feature of stage i feeds ResNet stage i+1
         assert ins[f"layer{i + 2}"][0] is outs[f"fuse{i}"]
     assert [len(layer.blocks) for layer in model.vss_encoder.layers] == [2, 2, 9, 2]
+    skips = ins["decoder"][0]
+    assert [_stride_channels(t, size) for t in skips] == [(4, 256), (8, 512), (16, 1024), (32, 2048)]
+    names = [type(x).__name__ for x in model.modules()]
+    assert (names.count("RCM"), names.count("MSAA")) == ((4, 3) if seed else (0, 0))
+    assert all(skips[i] is not outs[f"fuse{i}"] for i in range(3)) == seed  # MSAA sits on the skips
 
 
 # ----------------------------------------------------------------------------- counting method
