@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 import pytest
@@ -148,3 +147,21 @@ def test_pretrained_backbone_from_local_file(tmp_path):
 
 # The authors' names and shapes are checked as data in tests/test_model_structure.py
 # (test_authors_state_dict_loads_strictly), without their code or einops.
+
+
+def test_channel_ssm_merge_is_the_authors_and_equals_a_channel_flip_only_when_width_is_channels():
+    """The authors' CrossMerge_channel views the (positions, channels) scan output as (channels*H, W)
+    rows and flips the reverse direction along that W: a flip along the channel sequence exactly
+    when W equals the channel count (d_inner), a re-layout otherwise."""
+    from rsmamba.models.mambaseg import ChannelSSM
+
+    torch.manual_seed(0)
+    for hw, same in (((3, 8), True), ((3, 5), False)):  # d_model 4 -> d_inner 8
+        authors = ChannelSSM(4, hw, d_state=4, merge="authors").eval()
+        channel = ChannelSSM(4, hw, d_state=4, merge="channel").eval()
+        channel.load_state_dict(authors.state_dict())
+        x = torch.randn(1, 8, *hw)
+        with torch.no_grad():
+            assert torch.allclose(authors.forward_core(x), channel.forward_core(x), atol=1e-5) == same, hw
+    with pytest.raises(ValueError, match="merge"):
+        ChannelSSM(4, (3, 8), merge="width")
