@@ -24,6 +24,15 @@ from rsmamba.models import create_model
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    """Many small ops: on a shared 2-core machine a second thread only adds contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _run_hooked(name: str, inputs: list[tuple[int, ...]], modules, **overrides):  # type: ignore[no-untyped-def]
     """Build ``name`` on meta, hook ``modules(model) -> {label: module}``, run; returns outputs and inputs."""
     with torch.device("meta"):
@@ -150,8 +159,9 @@ def test_mambafcs_structure_matches_the_paper() -> None:
     assert model.cga == "bidirectional"
 
 
-def test_mambafcs_cga_runs_both_ways() -> None:
+def test_mambafcs_cga_runs_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
     """Semantics steer change: the change logits depend on the semantic decoders only when bidirectional."""
+    monkeypatch.setenv("RSMAMBA_SCAN_BACKEND", "chunked")  # no compile step
     torch.manual_seed(0)
     t1, t2 = torch.randn(1, 3, 32, 32), torch.randn(1, 3, 32, 32)
     model = create_model("mambafcs_tiny").eval()
@@ -222,7 +232,8 @@ def test_cmtunet_structure_matches_the_paper(seed: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- counting method
-def test_meta_macs_equal_a_real_thop_run() -> None:
+def test_meta_macs_equal_a_real_thop_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RSMAMBA_SCAN_BACKEND", "reference")
     torch.manual_seed(0)
     for name, shapes in (("mafmamba_tiny", [(1, 3, 64, 64)]), ("mambaseg_tiny", [(1, 3, 32, 32), (1, 1, 32, 32)])):
         real = thop_macs(create_model(name), [torch.randn(*s) for s in shapes])
@@ -249,3 +260,17 @@ def test_authors_state_dict_loads_strictly(name: str, overrides: dict, data: str
     bad[key] = torch.empty([s + 1 for s in theirs[key]], device="meta")
     with pytest.raises(RuntimeError):
         nn.Module.load_state_dict(model, bad, strict=True)
+
+
+def test_every_model_states_its_input_size_contract() -> None:
+    """``input_multiple`` (int >= 1) and ``fixed_input_size`` ((H, W) or None) on every registered model."""
+    from rsmamba.models import list_models
+
+    for info in list_models():
+        with torch.device("meta"):
+            model = create_model(info.name)
+        assert isinstance(model.input_multiple, int) and model.input_multiple >= 1, info.name
+        fixed = model.fixed_input_size
+        assert fixed is None or (len(fixed) == 2 and all(isinstance(v, int) for v in fixed)), info.name
+    with torch.device("meta"):
+        assert create_model("mambaseg", img_size=(200, 346)).fixed_input_size == (200, 346)
