@@ -282,8 +282,8 @@ def mafmamba_tiny(**kwargs: Any) -> MAFMamba:
     return MAFMamba(**{**_TINY, **kwargs})
 
 
-# The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; 512 px is our reading
-# (its UNetFormer row matches 512 px), see docs/mafmamba-choices.md.
+# The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; we read it as 2 x MACs
+# at 512 px, which our preset does not match (37.94 GMACs): see docs/models.md.
 from rsmamba.models.catalog import register_paper_preset  # noqa: E402
 
 register_paper_preset("mafmamba", inputs={"image": (1, 3, 512, 512)}, reported_params=29.39e6,
