@@ -288,7 +288,8 @@ class _TritonScan(torch.autograd.Function):
         n_chunks = triton.cdiv(length, CHUNK)
         acc = torch.float64 if u.dtype == torch.float64 else torch.float32
         A = A.contiguous()
-        y = torch.empty(batch, dim, length, device=u.device, dtype=u.dtype)
+        # a cross-scan's four outputs are summed afterwards: keep them in the accumulation dtype
+        y = torch.empty(batch, dim, length, device=u.device, dtype=u.dtype if hw is None else acc)
         last = torch.empty(batch, dim, n, device=u.device, dtype=acc)
         ckpt = torch.empty(batch, dim, n_chunks, n, device=u.device, dtype=acc) if save else last
         h, w = hw if hw is not None else (1, 1)
@@ -381,7 +382,7 @@ def scan_triton(
 ) -> tuple[Tensor, Tensor]:
     """Full selective scan (D, z, delta bias and softplus fused); B, C grouped (b, G, N, L).
 
-    Returns (y in u's dtype, last state in float32). With ``hw = (H, W)`` it is VMamba's
+    Returns (y in u's dtype, last state in float32; with ``hw``, y in float32). With ``hw = (H, W)`` it is VMamba's
     four-direction cross-scan over a row-major (H, W) map: G must be 4, ``u`` is (b, dim/4, L)
     shared by the directions, delta/B/C/z and y are in the map's row-major order, and
     ``y.view(b, 4, dim/4, L).sum(1)`` is the cross-merge. Last states are in scan order.
