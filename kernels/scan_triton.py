@@ -32,6 +32,8 @@ set before this module is imported); on CUDA they are compiled.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -43,7 +45,9 @@ MAX_BLOCK_D = 16
 
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1 at import)."""
-    return bool(triton.knobs.runtime.interpret) if hasattr(triton, "knobs") else False
+    if hasattr(triton, "knobs"):
+        return bool(triton.knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")  # triton < 3.4 reads the variable
 
 
 @triton.jit
