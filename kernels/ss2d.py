@@ -297,7 +297,8 @@ class SS2D(nn.Module):
             y = self._cross_scan_copies(x)
         if not self.channel_first:
             y = y.permute(0, 2, 3, 1)
-        return self.out_norm(y).to(x.dtype)
+        # the scan accumulates in float32; a bfloat16/float16 module normalises in its own dtype
+        return self.out_norm(y.to(self.out_norm.weight.dtype)).to(x.dtype)
 
     def _fused_cross_scan(self, x: Tensor) -> Tensor:
         """The Triton kernel walks the four directions over the map itself: no reordered copies.
