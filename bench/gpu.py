@@ -43,7 +43,7 @@ DEFAULT_OUT = HERE / "results" / "gpu.json"
 SCHEMA = 1
 PAPER_MODELS = ["cmtunet", "fmtunet", "mafmamba", "mambaseg", "mambafcs"]
 PRECISIONS = ["fp32", "amp-fp16", "bf16"]
-TRITON_BLOCKS = [4, 8, 16, 32]  # channel blocks swept for the Triton scan (MAX_BLOCK_D)
+TRITON_BLOCKS = [4, 8, 16, 32]  # fixed channel blocks also timed for the Triton scan (default: adaptive)
 
 
 def gpu_available() -> tuple[bool, str]:
@@ -123,7 +123,7 @@ def _scan_inputs(b: int, d: int, n: int, length: int) -> dict[str, torch.Tensor]
 
 
 def bench_scan(lengths: list[int], reps: int, batch: int = 2, channels: int = 768, d_state: int = 16) -> list[dict]:
-    from rsmamba.kernels.selective_scan import selective_scan, triton_scan_module
+    from rsmamba.kernels.selective_scan import selective_scan
 
     names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
     rows = []
@@ -135,8 +135,7 @@ def bench_scan(lengths: list[int], reps: int, batch: int = 2, channels: int = 76
             y_oracle = selective_scan(*(x[k] for k in names), delta_softplus=True, backend=oracle)
         configs = [(b, None) for b in backends]
         if "triton" in backends:
-            default_block = triton_scan_module().MAX_BLOCK_D
-            configs += [("triton", bd) for bd in TRITON_BLOCKS if bd != default_block]
+            configs += [("triton", bd) for bd in TRITON_BLOCKS]
         for backend, block_d in configs:
             for mode in ("fwd", "fwd+bwd"):
                 row = {"L": length, "batch": batch, "channels": channels, "d_state": d_state, "backend": backend,
@@ -188,14 +187,14 @@ class _triton_block:
     def __enter__(self) -> None:
         from rsmamba.kernels import scan_triton
 
-        self.saved = scan_triton.MAX_BLOCK_D
+        self.saved = scan_triton.MAX_BLOCK_D, scan_triton.ADAPT_BLOCK_D
         if self.block_d is not None:
-            scan_triton.MAX_BLOCK_D = self.block_d
+            scan_triton.MAX_BLOCK_D, scan_triton.ADAPT_BLOCK_D = self.block_d, False
 
     def __exit__(self, *exc: Any) -> None:
         from rsmamba.kernels import scan_triton
 
-        scan_triton.MAX_BLOCK_D = self.saved
+        scan_triton.MAX_BLOCK_D, scan_triton.ADAPT_BLOCK_D = self.saved
 
 
 def scan_summary(rows: list[dict]) -> dict[str, Any]:
@@ -222,14 +221,18 @@ def scan_summary(rows: list[dict]) -> dict[str, Any]:
 
 
 class _Bf16(torch.nn.Module):
-    """Runs a network in bfloat16 (weights and activations) and hands float32 back to predict."""
+    """Runs a network in bfloat16 (weights and activations) and hands float32 back to predict.
+
+    The network is held unregistered, already on the device and in eval mode: predict hashes the
+    state dict through numpy (which has no bfloat16), so the wrapper shows it no weights.
+    """
 
     def __init__(self, module: torch.nn.Module) -> None:
         super().__init__()
-        self.module = module.to(torch.bfloat16)
+        object.__setattr__(self, "inner", module.to(DEVICE, torch.bfloat16).eval())
 
     def forward(self, *xs: torch.Tensor) -> Any:
-        return _to_float(self.module(*(x.to(torch.bfloat16) for x in xs)))
+        return _to_float(self.inner(*(x.to(torch.bfloat16) for x in xs)))
 
 
 def _to_float(out: Any) -> Any:

@@ -41,6 +41,7 @@ from torch import Tensor
 
 CHUNK = 64  # steps between stored states (backward recompute length)
 MAX_BLOCK_D = 16
+ADAPT_BLOCK_D = True  # shrink the channel block on CUDA for occupancy (bench/gpu.py turns it off to sweep)
 
 
 def interpreting() -> bool:
@@ -261,11 +262,17 @@ def _scan_bwd_kernel(
         tl.store(dbias_ptr + gp, dbias_acc, mask=mask_d)
 
 
-def _block_d(per_group: int) -> int:
-    """Largest power of two <= MAX_BLOCK_D dividing the channels per group (blocks stay in one group)."""
+def _block_d(per_group: int, batch: int = 1, dim: int = 0, device: torch.device | None = None) -> int:
+    """Largest power of two <= MAX_BLOCK_D dividing the channels per group (blocks stay in one group),
+    halved (down to 4) on CUDA while there are fewer than two programs per multiprocessor: each
+    program is a sequential walk over L, so the GPU is only busy with enough of them."""
     block = 1
     while block * 2 <= MAX_BLOCK_D and per_group % (block * 2) == 0:
         block *= 2
+    if ADAPT_BLOCK_D and device is not None and device.type == "cuda":
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        while block > 4 and batch * triton.cdiv(dim, block) < 2 * sms:
+            block //= 2
     return block
 
 
@@ -288,7 +295,7 @@ class _TritonScan(torch.autograd.Function):
         n = A.shape[1]
         groups = B.shape[1]
         per_group = dim // groups
-        block_d = _block_d(per_group)
+        block_d = _block_d(per_group, batch, dim, u.device)
         n_chunks = triton.cdiv(length, CHUNK)
         acc = torch.float64 if u.dtype == torch.float64 else torch.float32
         A = A.contiguous()
