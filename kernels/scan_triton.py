@@ -318,7 +318,7 @@ class _TritonScan(torch.autograd.Function):
             CROSS=hw is not None, SAVE_CKPT=save,
         )
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt if save else None)
-        ctx.softplus, ctx.hw, ctx.block_d, ctx.n_chunks = softplus, hw, block_d, n_chunks
+        ctx.softplus, ctx.hw, ctx.block_d, ctx.n_chunks, ctx.chunk = softplus, hw, block_d, n_chunks, CHUNK
         ctx.mark_non_differentiable(last)
         return y, last
 
@@ -329,7 +329,7 @@ class _TritonScan(torch.autograd.Function):
         n = A.shape[1]
         groups = B.shape[1]
         per_group = dim // groups
-        block_d, n_chunks = ctx.block_d, ctx.n_chunks
+        block_d, n_chunks, chunk = ctx.block_d, ctx.n_chunks, ctx.chunk
         n_dblocks = triton.cdiv(dim, block_d)
         block_n = max(triton.next_power_of_2(n), 2)
         acc = ckpt.dtype
@@ -343,7 +343,7 @@ class _TritonScan(torch.autograd.Function):
         dbias = torch.empty(batch, dim, **f)
         dB = torch.empty(batch, n_dblocks, n, length, **f)
         dC = torch.empty(batch, n_dblocks, n, length, **f)
-        scratch = torch.empty(batch, n_dblocks, CHUNK, block_d, block_n, **f)
+        scratch = torch.empty(batch, n_dblocks, chunk, block_d, block_n, **f)
         h, w = ctx.hw if ctx.hw is not None else (1, 1)
         dummy = delta
         _scan_bwd_kernel[(batch, n_dblocks)](
@@ -354,7 +354,7 @@ class _TritonScan(torch.autograd.Function):
             du, ddelta, dz, dA, dD, dbias, dB, dC,
             length, dim, n, per_group, u.shape[1], h, w, n_chunks,
             *u.stride(), *delta.stride(), *_s3(z), *B.stride(), *C.stride(), *dout.stride(),
-            ACC=_acc(acc), BLOCK_D=block_d, BLOCK_N=block_n, CHUNK_T=CHUNK,
+            ACC=_acc(acc), BLOCK_D=block_d, BLOCK_N=block_n, CHUNK_T=chunk,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.softplus, CROSS=ctx.hw is not None,
         )
