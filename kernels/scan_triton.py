@@ -41,6 +41,7 @@ from torch import Tensor
 
 CHUNK = 64  # steps between stored states (backward recompute length)
 MAX_BLOCK_D = 16
+NUM_WARPS: int | None = None  # None: 1 warp per 64 state elements of a program, at most 4
 ADAPT_BLOCK_D = True  # shrink the channel block on CUDA for occupancy (bench/gpu.py turns it off to sweep)
 
 
@@ -276,6 +277,13 @@ def _block_d(per_group: int, batch: int = 1, dim: int = 0, device: torch.device 
     return block
 
 
+def _num_warps(block_d: int, block_n: int) -> int:
+    """Few warps for small tiles: the per-step reductions over d_state then stay inside a warp."""
+    if NUM_WARPS is not None:
+        return NUM_WARPS
+    return max(1, min(4, block_d * block_n // 64))
+
+
 def _acc(dtype: torch.dtype):  # type: ignore[no-untyped-def]
     return tl.float64 if dtype == torch.float64 else tl.float32
 
@@ -316,6 +324,7 @@ class _TritonScan(torch.autograd.Function):
             ACC=_acc(acc), BLOCK_D=block_d, BLOCK_N=max(triton.next_power_of_2(n), 2), CHUNK_T=CHUNK,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
             CROSS=hw is not None, SAVE_CKPT=save,
+            num_warps=_num_warps(block_d, max(triton.next_power_of_2(n), 2)),
         )
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, ckpt if save else None)
         ctx.softplus, ctx.hw, ctx.block_d, ctx.n_chunks, ctx.chunk = softplus, hw, block_d, n_chunks, CHUNK
@@ -357,6 +366,7 @@ class _TritonScan(torch.autograd.Function):
             ACC=_acc(acc), BLOCK_D=block_d, BLOCK_N=block_n, CHUNK_T=chunk,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.softplus, CROSS=ctx.hw is not None,
+            num_warps=_num_warps(block_d, block_n),
         )
         u_rep = dim // u.shape[1]
         if u_rep > 1:  # the directions of a fused cross-scan share u
