@@ -11,6 +11,11 @@ D skip, SiLU(z) gate) is fused in the same loop. Inputs may be float32, bfloat16
 they are converted on load. Channel blocks never straddle a B/C group, so a program reads
 one B_t and one C_t vector per step and reduces dB / dC over its own channels.
 
+Each program is a sequential walk, so the GPU needs many of them: on CUDA the channel block
+shrinks (down to 4) until there are two programs per multiprocessor, and small tiles run on
+one or two warps so the per-step reductions over d_state stay inside a warp. How fast this is
+against mamba-ssm's kernel is measured by bench/gpu.sh (bench/results/gpu.json).
+
 Backward: the forward stores the state entering every chunk of CHUNK steps. The backward
 runs the chunks last to first: it recomputes the chunk's states from that checkpoint into a
 per-program scratch buffer, then walks the chunk backwards with the adjoint
