@@ -78,7 +78,7 @@ def end_to_end(src_path: Path, out: Path, net: torch.nn.Module, probabilities: b
     t0 = time.perf_counter()
     predict_raster(src_path, out, model=LoadedModel(net, classes=_default_classes(6)), window=WINDOW,
                    overlap=OVERLAP, batch_size=BATCH, blend="gaussian", edge_aware=False,
-                   probabilities=out.with_name("probs.tif") if probabilities else None)
+                   probabilities=out.with_name("probs.tif") if probabilities else None, overwrite=True)
     return time.perf_counter() - t0
 
 
