@@ -209,7 +209,9 @@ def _stale_partials(target: Path) -> list[Path]:
 
 def _roll_forward(journal: dict[str, Any]) -> None:
     """Finish the renames a journal lists (idempotent), then delete what it says to delete."""
-    for entry in journal["entries"]:
+    for i, entry in enumerate(journal["entries"]):
+        if i:
+            fault_point(f"renamed-{i}", journal["entries"][0]["final"])
         final, scratch = Path(entry["final"]), Path(entry["scratch"])
         backup = Path(entry["backup"]) if entry.get("backup") else None
         if scratch.exists():
@@ -289,13 +291,22 @@ class Publication:
             os.replace(tmp, jp)
         for folder in {out.parent for out, _ in pairs}:
             _fsync_dir(folder)
-        _phase("published-journal")
+        fault_point("journal-written", self.outputs[0])
         _roll_forward(journal)
 
 
-def _phase(name: str) -> None:
-    """Test hook: ``RSMAMBA_TEST_KILL_AT=<phase>`` kills this process at that point of publishing."""
-    if os.environ.get("RSMAMBA_TEST_KILL_AT") == name:
+def fault_point(name: str, output: PathLike | None = None) -> None:
+    """Test hook for kill tests: ``RSMAMBA_TEST_KILL_AT=<name>[:<output file name>]`` SIGKILLs this process here.
+
+    Points: ``before-publish`` (all scratch complete), ``journal-written``, ``renamed-<i>``
+    (after the i-th rename of a journaled publication), and verbs' own (``predict-rows-durable``).
+    With ``:<file name>`` only a publication whose first output has that name is killed.
+    """
+    want = os.environ.get("RSMAMBA_TEST_KILL_AT")
+    if not want:
+        return
+    point, _, file_name = want.partition(":")
+    if point == name and (not file_name or (output is not None and Path(output).name == file_name)):
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
@@ -347,7 +358,7 @@ def publish(
         try:
             yield pub
             if not pub.abandoned:
-                _phase("before-publish")
+                fault_point("before-publish", outs[0])
                 pub._commit()
         except BaseException as exc:
             for tmp in pub.scratch:

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from rasterio.windows import Window
 
-from rsmamba.atomic import output_problems, publish
+from rsmamba.atomic import fault_point, output_problems, publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.blend import BLEND_MODES
 from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
@@ -374,16 +374,23 @@ def _predict_in(
             return summary
         first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
         summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
+        for layer in layers:  # resumable state: gone once published (or when the disk is full)
+            pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
+        pub.remove_at_commit(state.path)
+
+        def on_durable(strip: int, done: int) -> None:
+            state.save(strip, done)
+            if strip or done:
+                fault_point("predict-rows-durable", out)
+
         start = time.perf_counter()
         stream_layers(
             src, grid, strips, read_window, predictor, layers, channels=num_classes, blend=blend, crop=crop,
-            edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=state.save,
+            edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=on_durable,
             first_strip=first_strip, rows_done=rows_done, progress=progress, desc="predict",
         )
         for layer in layers:
             finalize(layer, compress=compress, dest=pub[layer.path], co=co)
-            pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
-        pub.remove_at_commit(state.path)
         summary.seconds = time.perf_counter() - start
     return summary
 
