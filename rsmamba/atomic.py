@@ -404,6 +404,26 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
     return recovered
 
 
+@contextlib.contextmanager
+def lock_outputs(outputs: Sequence[PathLike]) -> Iterator[None]:
+    """Hold the destinations' locks (as :func:`publish` does) around output written in place.
+
+    For a training run folder, whose logs grow epoch by epoch and whose checkpoints are each
+    published on their own: a second run into the same folder refuses instead of interleaving.
+    """
+    locks: list[_Lock] = []
+    try:
+        for out in sorted({Path(os.path.abspath(o)) for o in outputs}):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            lock = _Lock(out)
+            lock.acquire()
+            locks.append(lock)
+        yield
+    finally:
+        for lock in locks:
+            lock.release()
+
+
 def remove_stale_partials(output: PathLike) -> None:
     """Finish or clean up after a killed run writing ``output`` (skipped while a live run holds it)."""
     out = Path(os.path.abspath(output))

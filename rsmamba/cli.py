@@ -269,11 +269,12 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. optim.lr=0.001 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an out folder that holds a previous run (default: refuse)."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train import train as run_training
 
-    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True)
+    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True, overwrite=overwrite)
     typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 
 
