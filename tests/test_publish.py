@@ -344,3 +344,17 @@ def test_name_template_for_many_inputs(tmp_path) -> None:
     for bad in ("{nope}.tif", "../{stem}.tif"):
         with pytest.raises(InputError, match="--name-template"):
             plan_jobs([a, b], tmp_path / "out", template=bad)
+
+
+def test_predict_tags_model_id_and_vectorize_reads_probabilities_in_0_1(tmp_path) -> None:
+    from rsmamba.vectorize import vectorize_raster
+
+    img = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    out, prob = tmp_path / "c.tif", tmp_path / "p.tif"
+    predict_raster(img, out, probabilities=prob, model=_model(), **KW)
+    with rasterio.open(out) as ds:
+        assert ds.tags()["model_id"].startswith("module weights:")
+    vectorize_raster(out, tmp_path / "v.gpkg", probabilities=prob)
+    df = pyogrio.read_dataframe(tmp_path / "v.gpkg")
+    assert len(df) and (df.model_id == df.model_id.iloc[0]).all() and df.model_id.iloc[0].startswith("module")
+    assert df.mean_prob.between(0, 1).all() and df.max_prob.between(0, 1).all() and df.max_prob.max() > 0.25

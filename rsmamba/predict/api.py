@@ -198,6 +198,13 @@ def model_digest(model: LoadedModel) -> str:
     return h.hexdigest()[:16]
 
 
+def model_id(model: LoadedModel, digest: str) -> str:
+    """What the ``model_id`` tag (and vectorize's ``model_id`` field) says: the checkpoint and its weights."""
+    source = model.source or "module"
+    name = Path(source).name if source.endswith((".pt", ".pth", ".ckpt", ".safetensors")) else source
+    return f"{name} weights:{digest}"
+
+
 def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None):
     """Per-window DSM normalisation as the model was trained (see ``normalize_dsm``)."""
     norm = dict(model.dsm_norm or {"mode": "minmax-window"})
@@ -350,7 +357,8 @@ def _predict_in(
             summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             return summary
 
-        layers: list[OutputLayer] = [class_layer(out, loaded.classes)]
+        weights_digest = model_digest(loaded)
+        layers: list[OutputLayer] = [class_layer(out, loaded.classes, model_id(loaded, weights_digest))]
         if probabilities is not None:
             layers.append(probability_layer(Path(probabilities), loaded.classes))
         if confidence is not None:
@@ -361,7 +369,7 @@ def _predict_in(
                                  batch_size=batch_size, prefetch=prefetch, progress=progress)
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
-            "model": model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
+            "model": weights_digest, "window": window, "overlap": overlap, "blend": blend, "crop": crop,
             "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })

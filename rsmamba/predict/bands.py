@@ -31,7 +31,7 @@ from rsmamba.distributed import JobResult, run_jobs
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.scale import band_count, cached_model, default_workers, setup_worker
 from rsmamba.predict.api import (
-    model_digest, predict_raster, check_creation_options, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
+    model_digest, model_id, predict_raster, check_creation_options, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
 from rsmamba.predict.model import DEMO_MODEL, LoadedModel, load_model
 from rsmamba.predict.resume import file_fingerprint, params_hash
@@ -211,7 +211,7 @@ def _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_ro
                        retries=retries, max_errors=max_errors, progress=progress)
     computed = time.perf_counter()
 
-    makers = {"classes": lambda p: class_layer(p, loaded.classes),
+    makers = {"classes": lambda p: class_layer(p, loaded.classes, model_id(loaded, model_digest(loaded))),
               "probabilities": lambda p: probability_layer(p, loaded.classes), "confidence": confidence_layer}
     for name in layer_names:
         layer = makers[name](outputs[name])

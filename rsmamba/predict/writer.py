@@ -65,7 +65,7 @@ class OutputLayer:
         return self.scratch_file or scratch_path(self.path)
 
 
-def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
+def class_layer(path: Path, classes: tuple[ClassInfo, ...], model_id: str = "") -> OutputLayer:
     def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.argmax(probs, axis=0).astype(np.uint8)
         out[~valid] = NODATA
@@ -74,7 +74,8 @@ def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
     return OutputLayer(
         "classes", path, 1, render, Resampling.mode, colormap(classes), ["class"],
         {"CLASS_NAMES": json.dumps([c.name for c in classes]),
-         "CLASSES": json.dumps([c.to_dict() for c in classes]), "NODATA_MEANS": "no valid input"},
+         "CLASSES": json.dumps([c.to_dict() for c in classes]), "NODATA_MEANS": "no valid input",
+         **({"model_id": model_id} if model_id else {})},
     )
 
 

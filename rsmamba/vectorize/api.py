@@ -223,15 +223,31 @@ class _Reader:
         return band, mask
 
 
+def _value_scale(prob: rasterio.io.DatasetReader) -> float:
+    """The ``SCALE`` tag (``1/254`` as predict writes it, or a number); 1 without one."""
+    text = str(prob.tags().get("SCALE", "")).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            return float(num) / float(den)
+        return float(text) if text else 1.0
+    except (ValueError, ZeroDivisionError):
+        return 1.0
+
+
 def _value_reader(prob: rasterio.io.DatasetReader, change: bool):
-    """Per-pixel probability: band 1, or the band of each pixel's class when one band per class."""
+    """Per-pixel probability in 0-1: band 1, or the band of each pixel's class when one band per class.
+
+    predict and change store p as uint8 with a ``SCALE=1/254`` tag; the values are scaled back.
+    """
+    scale = _value_scale(prob)
 
     def read(window: Window, keys: np.ndarray) -> np.ndarray:
         if prob.count == 1 or change:
-            return prob.read(1, window=window).astype("float64")
+            return prob.read(1, window=window).astype("float64") * scale
         stack = prob.read(window=window)
         idx = np.clip(keys.astype("int64"), 0, prob.count - 1)[None]
-        return np.take_along_axis(stack, idx, axis=0)[0].astype("float64")
+        return np.take_along_axis(stack, idx, axis=0)[0].astype("float64") * scale
 
     return read
 
