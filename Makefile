@@ -25,8 +25,8 @@ setup-dev: $(PY)
 # The main job: predict the shipped example scene with the shipped demo model, then vectorize.
 demo: setup
 	mkdir -p out
-	$(VENV)/bin/rsmamba predict examples/scene/ortho.tif --dsm examples/scene/dsm.tif -o out/classes.tif
-	$(VENV)/bin/rsmamba vectorize out/classes.tif --classes building --min-area 30m2 --regularize -o out/buildings.gpkg
+	$(VENV)/bin/rsmamba predict examples/scene/ortho.tif --dsm examples/scene/dsm.tif -o out/classes.tif --overwrite
+	$(VENV)/bin/rsmamba vectorize out/classes.tif --classes building --min-area 30m2 --regularize -o out/buildings.gpkg --overwrite
 
 test: setup-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
