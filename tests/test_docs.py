@@ -14,9 +14,9 @@ Stated substitutions (the docs speak of a user's big scene and model; CI runs sm
 
 | placeholder in the docs              | what the runner puts there                                               |
 | ------------------------------------ | ------------------------------------------------------------------------ |
-| ``examples/``                        | the repository's ``examples/``, with ``examples/scene/*.tif`` cropped to 512 x 512 |
-| ``ortho.tif``, ``dsm.tif``, ``huge.tif``, ``huge_dsm.tif``, ``t1.tif``, ``t2.tif`` | 512 x 512 crops of ``examples/scene`` (ortho, dsm; t2: ortho_t2) |
-| ``campaign/*.tif`` + ``dsm/*.tif``   | two 512 x 512 crops of ``examples/scene``, side by side on one grid       |
+| ``examples/``                        | the repository's ``examples/``, with ``examples/scene/*.tif`` cropped to 256 x 256 |
+| ``ortho.tif``, ``dsm.tif``, ``huge.tif``, ``huge_dsm.tif``, ``t1.tif``, ``t2.tif`` | 256 x 256 crops of ``examples/scene`` (ortho, dsm; t2: ortho_t2) |
+| ``campaign/*.tif`` + ``dsm/*.tif``   | two 256 x 256 crops of ``examples/scene``, side by side on one grid       |
 | ``2021/*.tif``, ``2023/*.tif``       | those crops at epoch 1 and epoch 2 (``ortho_t2``)                        |
 | ``scenes.txt``, ``t1.txt``, ``t2.txt`` | file lists of those crops                                              |
 | ``model.pt``, ``run/best.pt``        | the shipped demo model (``rsmamba/data/demo_model.pt``)                  |
@@ -44,7 +44,8 @@ SHELLS = {"bash", "sh", "shell", "console"}
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>[^>]*?)\s*-->")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
 TIMEOUT_S = 600
-CROP = 512
+CROP = 256  # crops of the example scene: small, and a size the models' strides divide
+SYNTH_MAX = 512  # synthetic scenes: enough chips for train/val splits
 
 
 @dataclass
@@ -119,7 +120,7 @@ def commands(block: Block) -> list[Command]:
 def substitute(command: str) -> str:
     """The size substitutions of the module docstring (placeholder files are laid out by ``workspace``)."""
     def smaller(m: re.Match) -> str:
-        return f"--size {min(int(m[1]), CROP)}"
+        return f"--size {min(int(m[1]), SYNTH_MAX)}"
 
     if re.search(r"\brsmamba synth\b", command):
         command = re.sub(r"--size (\d+)", smaller, command)
