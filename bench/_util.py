@@ -39,9 +39,14 @@ def machine() -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def write_result(name: str, data: dict) -> Path:
+def result_path(name: str, quick: bool = False) -> Path:
+    """``results/NAME.json``; a ``--quick`` run writes ``NAME-quick.json`` and never replaces the full results."""
+    return RESULTS / f"{name}{'-quick' if quick else ''}.json"
+
+
+def write_result(name: str, data: dict, *, quick: bool = False) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = result_path(name, quick)
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
     return path
 

@@ -18,6 +18,7 @@ Times are the best of two alternating runs (the machine is shared and noisy).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import sys
@@ -30,7 +31,7 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import RESULTS, print_table, run_measured, write_result  # noqa: E402
+from _util import print_table, result_path, run_measured, write_result  # noqa: E402
 from tile import make_raster  # noqa: E402
 
 WINDOW, OVERLAP, BATCH = 256, 32, 4
@@ -78,7 +79,7 @@ def end_to_end(src_path: Path, out: Path, net: torch.nn.Module, probabilities: b
     t0 = time.perf_counter()
     predict_raster(src_path, out, model=LoadedModel(net, classes=_default_classes(6)), window=WINDOW,
                    overlap=OVERLAP, batch_size=BATCH, blend="gaussian", edge_aware=False,
-                   probabilities=out.with_name("probs.tif") if probabilities else None)
+                   probabilities=out.with_name("probs.tif") if probabilities else None, overwrite=True)
     return time.perf_counter() - t0
 
 
@@ -109,7 +110,7 @@ def main() -> None:
     scene = 1024 if args.quick else 2048
     sizes = (2000, 6000) if args.quick else (5000, 20000)
     work = Path(tempfile.mkdtemp(prefix="rsmamba-bench-predict-"))
-    previous = RESULTS / "predict.json"
+    previous = result_path("predict", args.quick)
     result: dict = json.loads(previous.read_text()) if previous.exists() and parts != {"ac", "b"} else {}
     result.pop("machine", None)
     result.update({"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads()})
@@ -118,15 +119,22 @@ def main() -> None:
             src = work / f"scene_{scene}.tif"
             make_raster(src, scene)
             net = medium_net()
+            have_monai = importlib.util.find_spec("monai") is not None
+            if not have_monai:
+                print("MONAI is not installed (pip install -e '.[bench]'): skipping the comparison with "
+                      "MONAI's sliding_window_inference (c)")
             t_fwd, t_e2e, t_e2e_p, t_monai = [], [], [], []
             for _ in range(2):
                 t_fwd.append(forward_only(src, net))
                 t_e2e.append(end_to_end(src, work / "classes.tif", net, probabilities=False))
                 t_e2e_p.append(end_to_end(src, work / "classes.tif", net, probabilities=True))
-                dt, monai_probs = monai_run(src, net)
-                t_monai.append(dt)
+                if have_monai:
+                    dt, monai_probs = monai_run(src, net)
+                    t_monai.append(dt)
             with rasterio.open(work / "probs.tif") as ds:
                 ours = ds.read().astype(np.float32) / 254
+            if not have_monai:  # (c) is skipped: nothing to compare against (rows and keys dropped below)
+                monai_probs, t_monai = ours, [1.0]
             diff = np.abs(ours - monai_probs)
             agree = float((ours.argmax(0) == monai_probs.argmax(0)).mean())
             fwd, e2e, e2e_p, mon = min(t_fwd), min(t_e2e), min(t_e2e_p), min(t_monai)
@@ -136,7 +144,7 @@ def main() -> None:
                 {"run": "rsmamba end-to-end", "seconds": e2e, "mpix_per_s": mpix / e2e},
                 {"run": "rsmamba + probabilities", "seconds": e2e_p, "mpix_per_s": mpix / e2e_p},
                 {"run": "MONAI sliding_window", "seconds": mon, "mpix_per_s": mpix / mon},
-            ]
+            ][:4 if have_monai else 3]
             print(f"scene {scene}x{scene}, window {WINDOW}, overlap {OVERLAP}, batch {BATCH}, "
                   f"torch threads {torch.get_num_threads()}")
             print_table(rows_a, ["run", "seconds", "mpix_per_s"])
@@ -149,11 +157,16 @@ def main() -> None:
                 "c_max_abs_prob_diff": float(diff.max()), "c_mean_abs_prob_diff": float(diff.mean()),
                 "c_argmax_agreement": agree,
             })
+            if not have_monai:
+                result["all_times"].pop("monai")
+                for key in [k for k in result if k.startswith("c_")]:
+                    result.pop(key)
             print(f"(a) end-to-end / forward-only throughput: {fwd / e2e:.3f}  (target >= 0.9)")
-            print(f"(c) rsmamba / MONAI time: {e2e / mon:.3f} (class COG), {e2e_p / mon:.3f} (class + probability "
-                  f"COGs)  (target <= 1); "
-                  f"probabilities max |diff| "
-                  f"{diff.max():.4f}, mean {diff.mean():.5f}; argmax agreement {agree:.5f}")
+            if have_monai:
+                print(f"(c) rsmamba / MONAI time: {e2e / mon:.3f} (class COG), {e2e_p / mon:.3f} (class + probability "
+                      f"COGs)  (target <= 1); "
+                      f"probabilities max |diff| "
+                      f"{diff.max():.4f}, mean {diff.mean():.5f}; argmax agreement {agree:.5f}")
             src.unlink()
 
         if "b" in parts:
@@ -180,7 +193,7 @@ def main() -> None:
                            "b_largest_below_2GiB": rows_b[-1]["peak_rss_mib"] < 2048})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"wrote {write_result('predict', result)}")
+    print(f"wrote {write_result('predict', result, quick=args.quick)}")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ def main() -> None:
         })
     print_table(rows, ["size", "generate_s", "generate_cpu_s", "generate_and_write_s", "generate_and_write_cpu_s",
                        "floor_s", "floor_cpu_s", "ratio_to_floor", "cpu_ratio_to_floor", "peak_rss_mib"])
-    path = write_result("synth", {"rows": rows, "gsd": 0.25, "baseline": "noise + one 3-band deflate GeoTIFF of the same size"})
+    path = write_result("synth", {"rows": rows, "gsd": 0.25, "baseline": "noise + one 3-band deflate GeoTIFF of the same size"},
+                        quick=args.quick)
     print(f"wrote {path}")
 
 

@@ -72,7 +72,7 @@ def main() -> None:
     limit_ok = rows[-1]["peak_rss_mib"] < 1024
     print(f"peak RSS of the largest scene below 1 GiB: {limit_ok}")
     path = write_result("tile", {"rows": rows, "import_baseline_rss_mib": base_rss, "rss_growth_ratio": growth,
-                                 "largest_below_1GiB": limit_ok, "chip": args.chip})
+                                 "largest_below_1GiB": limit_ok, "chip": args.chip}, quick=args.quick)
     print(f"wrote {path}")
 
 

@@ -117,7 +117,7 @@ def main() -> None:
     print(f"import-only peak RSS: {base_rss:.0f} MiB; ours largest/smallest peak RSS: {growth:.2f} "
           f"for {rows[-1]['size']} vs {rows[0]['size']} ({(int(sizes[-1]) / int(sizes[0])) ** 2:.0f}x the pixels)")
     path = write_result("vectorize", {"rows": rows, "import_baseline_rss_mib": base_rss, "rss_growth_ratio": growth,
-                                      "block": args.block})
+                                      "block": args.block}, quick=args.quick)
     print(f"wrote {path}")
 
 

@@ -1,63 +1,454 @@
-"""Write outputs under a temporary name and rename them when complete.
+"""Publishing outputs: every file or folder a verb writes reaches its destination through here.
 
-A crashed or interrupted run must never leave a file that looks finished: readers (QGIS,
-GDAL, the next pipeline stage, ``--resume``) only ever see complete outputs.
+Readers (QGIS, GDAL, the next pipeline stage, ``--resume``) must only ever see complete outputs,
+and a run must never destroy what it reads or what another run is writing. :func:`publish` is
+the one mechanism for that, used by every verb:
+
+* **Scratch names.** Each output is written under a per-run hidden sibling
+  ``.NAME.partial-<pid>-<random><suffix>`` (same folder, so the final rename is atomic).
+* **A lock per destination.** ``.NAME.lock`` held with ``fcntl.flock`` for the whole run: a
+  second run to the same output refuses at once in one line (:class:`OutputBusyError`) instead
+  of interleaving its rows with the first one's.
+* **All outputs of a run together.** With several outputs (or a folder), a journal
+  ``.NAME.publish-journal.json`` is written next to every destination once all scratch files
+  are complete; it lists the renames. The journal is the commit point: a run killed before it
+  leaves the complete old set, a run killed after it is rolled forward by the next run that
+  locks any of those outputs. Old and new outputs are never left mixed.
+* **Policy checks.** An output that is one of the inputs (same file, or an input inside an output
+  folder) is refused; an existing output is refused unless ``overwrite`` (the CLI's
+  ``--overwrite``, as in GDAL/rio).
+* **Stale partials.** Scratch files of dead runs (which held the lock they no longer hold) are
+  deleted by the next run to the same destination, or by :func:`remove_stale_partials`.
+* **A full disk.** ``ENOSPC`` anywhere inside the block frees this run's scratch (and the files
+  registered with :meth:`Publication.remove_at_commit`) and raises :class:`OutputError` in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import json
 import os
+import secrets
 import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from rsmamba.errors import InputError
+
+PathLike = str | os.PathLike[str]
+JOURNAL_SUFFIX = ".publish-journal.json"
 
 
-def partial_name(path: Path) -> Path:
-    """The temporary sibling a file is written to; same folder so the final rename is atomic."""
-    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}{''.join(path.suffixes[-1:])}")
+class OutputError(InputError):
+    """The output location cannot take this run (busy, full, not writable); exit 2, one line."""
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
-    final = Path(path)
-    if final.exists() and not overwrite:
-        raise FileExistsError(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_name(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            if tmp.is_dir():
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
-        raise
+class OutputBusyError(OutputError):
+    """Another live run holds the lock on one of the outputs."""
 
 
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Build a whole output folder under a temporary name; on failure nothing is left behind.
+def partial_name(path: PathLike) -> Path:
+    """This run's scratch sibling of ``path``: hidden, per process, keeps the suffix (drivers use it)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}{''.join(path.suffixes[-1:])}")
 
-    An existing folder at ``path`` is replaced only once the new one is complete.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+
+def lock_path(path: PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def journal_path(path: PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC (or EDQUOT) anywhere in the exception chain, or GDAL's message for it."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        if "No space left on device" in text or "Free disk space available" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    try:
+        Path(os.path.realpath(child)).relative_to(os.path.realpath(folder))
+        return True
+    except ValueError:
+        return False
+
+
+def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
+                    directory: bool = False) -> list[str]:
+    """Every reason these outputs cannot be written, as one-line problems (empty: fine).
+
+    Verbs call this early to report output problems together with their input problems;
+    :func:`publish` calls it again once it holds the locks.
+    """
+    problems: list[str] = []
+    existing: list[str] = []
+    outs = [Path(o) for o in outputs]
+    ins = [Path(i) for i in inputs if i is not None and str(i) != ""]
+    if len({os.path.realpath(o) for o in outs}) != len(outs):
+        problems.append("the outputs must be different files: " + ", ".join(str(o) for o in outs))
+    for out in outs:
+        for src in ins:
+            if src.exists() and (_same(out, src) or (directory and _inside(src, out))):
+                what = "is" if _same(out, src) else "contains"
+                problems.append(f"output {out} {what} the input {src}; choose another output")
+                break
+        if out.is_dir() and not directory:
+            problems.append(f"output {out} is a folder; give a file name")
+        elif out.exists() and directory and not out.is_dir():
+            problems.append(f"output folder {out} is a file")
+        elif out.exists() and not overwrite:
+            if not directory:
+                existing.append(str(out))
+            elif any(out.iterdir()):
+                problems.append(f"output folder {out} exists and is not empty (use --overwrite to replace it)")
+        parent = out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            problems.append(f"output {out}: cannot write into {parent} (a file, not a folder)")
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            problems.append(f"output {out}: cannot write into {parent}")
+    if existing:
+        problems.append(f"output {', '.join(existing)} exist{'s' if len(existing) == 1 else ''} "
+                        f"(use --overwrite to replace {'it' if len(existing) == 1 else 'them'})")
+    return problems
+
+
+class _Lock:
+    """An exclusive, non-blocking ``flock`` on ``.NAME.lock``; the file is removed on release."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.path = lock_path(target)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OutputError(f"output {self.target}: cannot write into {self.path.parent} ({exc.strerror})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with contextlib.suppress(OSError):
+                    owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                who = f" (pid {owner})" if owner else ""
+                raise OutputBusyError(f"output {self.target} is being written by another rsmamba run{who}; "
+                                      "wait for it to finish or choose another output") from None
+            # the holder before us may have unlinked the file after we opened it: lock the live one
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                self.fd = fd
+                return
+            os.close(fd)
+        raise OutputBusyError(f"output {self.target}: could not take its lock {self.path}")
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _stale_partials(target: Path) -> list[Path]:
+    return [*target.parent.glob(f".{target.name}.partial-*"), *target.parent.glob(f".{target.name}.old-*")]
+
+
+def _roll_forward(journal: dict[str, Any]) -> None:
+    """Finish the renames a journal lists (idempotent), then delete what it says to delete."""
+    for i, entry in enumerate(journal["entries"]):
+        if i:
+            fault_point(f"renamed-{i}", journal["entries"][0]["final"])
+        final, scratch = Path(entry["final"]), Path(entry["scratch"])
+        backup = Path(entry["backup"]) if entry.get("backup") else None
+        if scratch.exists():
+            if final.is_dir() and backup is not None and not backup.exists():
+                os.replace(final, backup)
+            elif final.is_dir():
+                shutil.rmtree(final)
+            os.replace(scratch, final)
+    for entry in journal["entries"]:
+        if entry.get("backup"):
+            _remove(Path(entry["backup"]))
+    for extra in journal.get("remove", []):
+        _remove(Path(extra))
+    for entry in journal["entries"]:
+        journal_path(entry["final"]).unlink(missing_ok=True)
+
+
+class Publication:
+    """What :func:`publish` yields: the scratch path of each output, in order (``pub[0]``, ``pub[path]``)."""
+
+    def __init__(self, outputs: list[Path], scratch: list[Path], directory: bool) -> None:
+        self.outputs = outputs
+        self.scratch = scratch
+        self.directory = directory
+        self.meta: dict[str, Any] = {}  # stored in the journal; e.g. the parameters' digest
+        self.recovered: list[dict[str, Any]] = []  # journals of killed runs rolled forward on entry
+        self.removals: list[Path] = []
+        self.abandoned = False
+
+    def __getitem__(self, key: int | PathLike) -> Path:
+        if isinstance(key, int):
+            return self.scratch[key]
+        want = os.path.abspath(key)
+        for out, tmp in zip(self.outputs, self.scratch):
+            if str(out) == want:
+                return tmp
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self.scratch)
+
+    def __len__(self) -> int:
+        return len(self.scratch)
+
+    def remove_at_commit(self, *paths: PathLike) -> None:
+        """Delete these (e.g. a resumable scratch) once the outputs are published, and on a full disk."""
+        self.removals.extend(Path(os.path.abspath(p)) for p in paths)
+
+    def abandon(self) -> None:
+        """Leave the block without publishing anything (e.g. nothing left to do)."""
+        self.abandoned = True
+
+    def _commit(self) -> None:
+        pairs = list(zip(self.outputs, self.scratch))
+        for out, tmp in pairs:
+            if not tmp.exists():
+                raise RuntimeError(f"publish: nothing was written to the scratch of {out}")
+            _fsync_file(tmp)
+        if len(pairs) == 1 and not self.directory and not self.removals:
+            os.replace(self.scratch[0], self.outputs[0])
+            _fsync_dir(self.outputs[0].parent)
+            return
+        journal = {
+            "version": 1, "pid": os.getpid(), "meta": self.meta, "remove": [str(p) for p in self.removals],
+            "entries": [{"final": str(out), "scratch": str(tmp),
+                         "backup": str(out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"))
+                         if self.directory else None} for out, tmp in pairs],
+        }
+        text = json.dumps(journal, indent=1)
+        for out, _ in pairs:
+            jp = journal_path(out)
+            tmp = jp.with_name(jp.name + f".partial-{os.getpid()}")
+            with open(tmp, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, jp)
+        for folder in {out.parent for out, _ in pairs}:
+            _fsync_dir(folder)
+        fault_point("journal-written", self.outputs[0])
+        _roll_forward(journal)
+
+
+def fault_point(name: str, output: PathLike | None = None) -> None:
+    """Test hook for kill tests: ``RSMAMBA_TEST_KILL_AT=<name>[:<output file name>]`` SIGKILLs this process here.
+
+    Points: ``before-publish`` (all scratch complete), ``journal-written``, ``renamed-<i>``
+    (after the i-th rename of a journaled publication), and verbs' own (``predict-rows-durable``).
+    With ``:<file name>`` only a publication whose first output has that name is killed.
+    """
+    want = os.environ.get("RSMAMBA_TEST_KILL_AT")
+    if not want:
+        return
+    point, _, file_name = want.partition(":")
+    if point == name and (not file_name or (output is not None and Path(output).name == file_name)):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def publish(
+    outputs: Sequence[PathLike],
+    *,
+    inputs: Iterable[PathLike | None] = (),
+    overwrite: bool = False,
+    directory: bool = False,
+) -> Iterator[Publication]:
+    """Lock ``outputs``, yield their scratch paths, publish them all together if the block succeeds.
+
+    ``directory=True``: the outputs are folders (created empty as scratch). On any failure
+    the scratch is removed and nothing is published; see the module docstring for the rest.
+    """
+    outs = [Path(os.path.abspath(o)) for o in outputs]
+    ins = [i for i in inputs if i is not None]
+    early = [p for p in output_problems(outs, inputs=ins, overwrite=True, directory=directory)
+             if "cannot write" in p]
+    if early:
+        raise OutputError(early)
+    for out in outs:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"output {out}: cannot create {out.parent} ({exc.strerror})") from None
+    locks: list[_Lock] = []
+    pub: Publication | None = None
+    try:
+        for out in sorted(set(outs)):
+            lock = _Lock(out)
+            lock.acquire()
+            locks.append(lock)
+        recovered = _recover(outs, locks)
+        for out in outs:
+            for stale in _stale_partials(out):
+                _remove(stale)
+        problems = output_problems(outs, inputs=ins, overwrite=overwrite, directory=directory)
+        if problems:
+            raise OutputError(problems)
+        pub = Publication(outs, [partial_name(o) for o in outs], directory)
+        pub.recovered = recovered
+        if directory:
+            for tmp in pub.scratch:
+                tmp.mkdir()
+        try:
+            yield pub
+            if not pub.abandoned:
+                fault_point("before-publish", outs[0])
+                pub._commit()
+        except BaseException as exc:
+            for tmp in pub.scratch:
+                _remove(tmp)
+            if is_disk_full(exc):
+                for extra in pub.removals:
+                    _remove(extra)
+                raise OutputError(f"no space left on device while writing {outs[0]}; "
+                                  "this run's scratch files were removed") from None
+            raise
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
+    """Roll forward the journals of killed runs found next to ``outs`` (their other outputs locked too)."""
+    recovered = []
+    held = {lock.target for lock in locks}
+    for out in outs:
+        jp = journal_path(out)
+        if not jp.is_file():
+            continue
+        try:
+            journal = json.loads(jp.read_text())
+            entries = journal["entries"]
+        except (ValueError, KeyError, OSError):
+            jp.unlink(missing_ok=True)  # written only complete (rename): unreadable means not ours
+            continue
+        extra = []
+        try:
+            for entry in entries:
+                target = Path(entry["final"])
+                if target not in held:
+                    lock = _Lock(target)
+                    lock.acquire()
+                    extra.append(lock)
+            _roll_forward(journal)
+        finally:
+            for lock in extra:
+                lock.release()
+        recovered.append(journal)
+    return recovered
+
+
+@contextlib.contextmanager
+def lock_outputs(outputs: Sequence[PathLike]) -> Iterator[None]:
+    """Hold the destinations' locks (as :func:`publish` does) around output written in place.
+
+    For a training run folder, whose logs grow epoch by epoch and whose checkpoints are each
+    published on their own: a second run into the same folder refuses instead of interleaving.
+    """
+    locks: list[_Lock] = []
+    try:
+        for out in sorted({Path(os.path.abspath(o)) for o in outputs}):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            lock = _Lock(out)
+            lock.acquire()
+            locks.append(lock)
+        yield
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def remove_stale_partials(output: PathLike) -> None:
+    """Finish or clean up after a killed run writing ``output`` (skipped while a live run holds it)."""
+    out = Path(os.path.abspath(output))
+    lock = _Lock(out)
+    try:
+        lock.acquire()
+    except OutputError:
+        return
+    try:
+        _recover([out], [lock])
+        for stale in _stale_partials(out):
+            _remove(stale)
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+    """One file through :func:`publish` (e.g. a checkpoint or a sidecar that a run updates in place)."""
+    with publish([path], overwrite=overwrite) as pub:
+        yield pub[0]
+
+
+@contextlib.contextmanager
+def atomic_directory(path: PathLike, *, overwrite: bool = True, inputs: Iterable[PathLike | None] = ()) -> Iterator[Path]:
+    """One folder through :func:`publish`: built under a scratch name, swapped in whole."""
+    with publish([path], overwrite=overwrite, directory=True, inputs=inputs) as pub:
+        yield pub[0]

@@ -81,18 +81,50 @@ class Job:
         return self.output.exists()
 
 
-def plan_jobs(inputs: Sequence[Path], out_dir: Path, suffix: str = ".tif") -> list[Job]:
-    """One job per input, output named after the input's stem; two inputs may not share a name."""
-    jobs = [Job((p,), out_dir / f"{p.stem}{suffix}") for p in inputs]
+NAME_FIELDS = "{stem}, {name}, {suffix}, {parent}, {relparent} or {index}"
+
+
+def output_name(template: str | None, path: Path, index: int, common: Path | None = None,
+                suffix: str = ".tif") -> Path:
+    """An output's path inside the output folder, from ``--name-template`` (default ``{stem}.tif``).
+
+    ``{stem}``/``{name}``/``{suffix}`` of the input, ``{parent}`` (its folder's name),
+    ``{relparent}`` (its folder relative to the inputs' common folder: mirrored sub-folders) and
+    ``{index}`` (its position in the input list). The result must stay inside the output folder.
+    """
+    if template is None:
+        return Path(f"{path.stem}{suffix}")
+    rel = path.resolve().parent.relative_to(common) if common is not None else Path(path.parent.name)
+    try:
+        name = template.format(stem=path.stem, name=path.name, suffix=path.suffix, parent=path.resolve().parent.name,
+                               relparent=str(rel) if str(rel) != "." else "", index=index)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"--name-template {template!r}: use {NAME_FIELDS} ({exc})") from None
+    out = Path(os.path.normpath(name.lstrip("/")))
+    if out.is_absolute() or out.parts[:1] == ("..",) or not out.name:
+        raise InputError(f"--name-template {template!r} gives {name!r}: not a file name inside the output folder")
+    return out
+
+
+def _common_folder(paths: Sequence[Path]) -> Path:
+    return Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
+
+
+def plan_jobs(inputs: Sequence[Path], out_dir: Path, suffix: str = ".tif", template: str | None = None) -> list[Job]:
+    """One job per input, output named by ``template`` (default: the input's stem); names must differ."""
+    common = _common_folder(inputs) if inputs else None
+    jobs = [Job((p,), out_dir / output_name(template, p, i, common, suffix)) for i, p in enumerate(inputs)]
     _check_unique_outputs(jobs)
     return jobs
 
 
-def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix: str = ".tif") -> list[Job]:
-    """Change jobs: the i-th t1 with the i-th t2."""
+def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix: str = ".tif",
+                   template: str | None = None) -> list[Job]:
+    """Change jobs: the i-th t1 with the i-th t2 (output named after t1)."""
     if len(t1) != len(t2):
         raise InputError(f"{len(t1)} t1 inputs but {len(t2)} t2 inputs; they are paired in order")
-    jobs = [Job((a, b), out_dir / f"{a.stem}{suffix}") for a, b in zip(t1, t2)]
+    common = _common_folder(t1) if t1 else None
+    jobs = [Job((a, b), out_dir / output_name(template, a, i, common, suffix)) for i, (a, b) in enumerate(zip(t1, t2))]
     _check_unique_outputs(jobs)
     return jobs
 
@@ -105,7 +137,8 @@ def _check_unique_outputs(jobs: Sequence[Job]) -> None:
             clashes.append(f"{names[job.output]} and {job.inputs[0]} would both write {job.output.name}")
         names[job.output] = job.inputs[0]
     if clashes:
-        raise InputError(clashes)
+        raise InputError(clashes + ["name the outputs with --name-template, e.g. '{parent}_{stem}.tif' or "
+                                    "'{relparent}/{stem}.tif' (mirrored folders)"])
 
 
 def parse_shard(shard: str | None) -> tuple[int, int] | None:

@@ -23,6 +23,19 @@ app = typer.Typer(
 )
 
 
+def _creation_options(items: Optional[List[str]]) -> Optional[dict]:
+    """``--co KEY=VALUE`` (repeatable) -> {KEY: VALUE}, as GDAL's command-line tools take them."""
+    if not items:
+        return None
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--co {item!r}: use KEY=VALUE, e.g. --co LEVEL=9")
+        options[key.strip().upper()] = value.strip()
+    return options
+
+
 def _not_built(verb: str, issue: int) -> None:
     raise NotBuiltError(f"'rsmamba {verb}' is not built yet (tracked in issue #{issue})")
 
@@ -43,7 +56,7 @@ def tile(
     block: int = typer.Option(0, "--block", help="Split block size in pixels (default: 4 chips)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder (default: refuse)."),
     t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
     labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
     change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
@@ -73,6 +86,7 @@ def synth(
     nodata_collar: bool = typer.Option(False, "--nodata-collar", help="Rotated footprint with nodata corners."),
     dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
@@ -84,7 +98,7 @@ def synth(
         raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
     paths = write_scene(
         out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
-        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True, overwrite=overwrite,
     )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
@@ -117,6 +131,9 @@ def predict(
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
+    co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
+    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, parent, relparent, index)."),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     from rsmamba.predict import predict_raster
@@ -128,6 +145,7 @@ def predict(
             max_errors=max_errors, bands=[int(b) for b in bands.split(",")] if bands else None, window=window,
             overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
             channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
+            overwrite=overwrite, co=_creation_options(co), name_template=name_template,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
@@ -143,7 +161,7 @@ def predict(
             probabilities=probabilities, confidence=confidence, compress=compress,
             allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
             tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
-            resume=resume, dry_run=dry_run,
+            resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
         )
         typer.echo(summary.describe())
         return
@@ -152,7 +170,7 @@ def predict(
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
         amp=amp, channels_last=channels_last, probabilities=probabilities, confidence=confidence,
         compress=compress, resume=resume, dry_run=dry_run, progress=not dry_run,
-        allow_geographic_mix=allow_geographic_mix,
+        allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, co=_creation_options(co),
     )
     typer.echo(summary.describe())
 
@@ -178,6 +196,9 @@ def change(
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
+    co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
+    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, parent, relparent, index)."),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     from rsmamba.change import detect_change
@@ -188,7 +209,8 @@ def change(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
             semantic=semantic, probability=probability, bands=[int(b) for b in bands.split(",")] if bands else None,
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
-            force=force, epoch_norm=epoch_norm,
+            force=force, epoch_norm=epoch_norm, overwrite=overwrite, co=_creation_options(co),
+            name_template=name_template,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")
@@ -200,7 +222,7 @@ def change(
         t1_path, t2_path, out, model=model, semantic=semantic, probability=probability,
         bands=[int(b) for b in bands.split(",")] if bands else None, window=window, overlap=overlap,
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force, progress=True,
-        epoch_norm=epoch_norm,
+        epoch_norm=epoch_norm, overwrite=overwrite, co=_creation_options(co),
     )
     typer.echo(summary.describe())
 
@@ -221,6 +243,9 @@ def vectorize(
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (GeoPackage: only the layer written)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="GeoPackage layer name (default: the file's stem); other layers are kept."),
+    append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
@@ -233,6 +258,7 @@ def vectorize(
         rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
+        overwrite=overwrite, layer=layer, append=append,
     )
     typer.echo(summary.describe())
 
@@ -243,11 +269,12 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. optim.lr=0.001 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an out folder that holds a previous run (default: refuse)."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train import train as run_training
 
-    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True)
+    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True, overwrite=overwrite)
     typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 
 
@@ -263,6 +290,7 @@ def evaluate(
     building_class: int = typer.Option(1, "--building-class", help="Building class id in the prediction."),
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
     min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
 ) -> None:
     """Score a prediction raster against a reference."""
     from rsmamba.evaluate import evaluate_rasters
@@ -270,7 +298,7 @@ def evaluate(
     excluded = [int(v) for v in exclude.split(",")] if exclude else []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
-                              min_object_pixels=min_object_pixels)
+                              min_object_pixels=min_object_pixels, overwrite=overwrite)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
         line += f"  building F1@0.5 {result['buildings']['f1']:.4f}"

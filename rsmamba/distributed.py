@@ -11,7 +11,6 @@ behind and dask simply reruns the job elsewhere.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rsmamba.atomic import remove_stale_partials
 from rsmamba.batch import Job
 from rsmamba.errors import RsmambaError
 
@@ -108,15 +108,6 @@ def run_jobs(
     if any(r.status == "failed" for r in results):
         raise JobsFailed(results)
     return results
-
-
-def remove_stale_partials(output: Path) -> None:
-    """Delete temporary siblings of a finished output left by a worker that was killed mid-write."""
-    for stale in output.parent.glob(f".{output.name}.partial-*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:

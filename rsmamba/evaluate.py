@@ -22,7 +22,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 from scipy import ndimage
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import output_problems, publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
@@ -142,10 +142,10 @@ def _reference_buildings(path: Path, grid: Grid) -> np.ndarray:
                      dtype="int32").astype(np.int64)
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def _write_png(tmp: Path, rgb: np.ndarray) -> None:
     import warnings
 
-    with atomic_output(path) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(tmp, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
                            dtype="uint8") as dst:
@@ -208,12 +208,15 @@ def evaluate_rasters(
     building_class: int = 1,
     image: str | os.PathLike[str] | None = None,
     min_object_pixels: int = 0,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
 
     ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``;
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
+    The four files are published together (:func:`rsmamba.atomic.publish`): none may be an input,
+    and existing ones are refused unless ``overwrite``.
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
@@ -223,6 +226,11 @@ def evaluate_rasters(
             problems.add(f"{role} {path}: not found")
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
+    stem = out.with_suffix("")
+    files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
+    inputs = [prediction, reference, buildings, image]
+    for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
+        problems.add(problem)
     problems.raise_if_any()
     pred, valid, grid = _read_prediction(prediction)
     ref = reference_on_grid(reference, grid, class_field)
@@ -255,18 +263,15 @@ def evaluate_rasters(
             pred_objects = relabel[pred_objects]
         result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels}
 
-    with atomic_output(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
-    stem = out.with_suffix("")
-    with atomic_output(stem.with_name(stem.name + ".csv")) as tmp:
-        with open(tmp, "w", newline="") as fh:
+    with publish(files, inputs=inputs, overwrite=overwrite) as pub:
+        pub[0].write_text(json.dumps(result, indent=2))
+        with open(pub[1], "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["class", "iou", "precision", "recall", "f1", "support"])
             for name, v in scores["per_class"].items():
                 writer.writerow([name, v["iou"], v["precision"], v["recall"], v["f1"], v["support"]])
             for key in ("miou", "mf1", "oa", "kappa"):
                 writer.writerow([key, scores[key], "", "", "", ""])
-    _write_png(stem.with_name(stem.name + "_confusion.png"), _confusion_png(hist))
-    _write_png(stem.with_name(stem.name + "_panels.png"),
-               _panels(pred, ref, valid, classes, Path(image) if image else None))
+        _write_png(pub[2], _confusion_png(hist))
+        _write_png(pub[3], _panels(pred, ref, valid, classes, Path(image) if image else None))
     return result

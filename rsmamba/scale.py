@@ -141,17 +141,23 @@ def predict_many(
     max_errors: int | None = None,
     retries: int = 1,
     progress: bool = True,
+    name_template: str | None = None,
     **predict_kwargs: Any,
 ) -> list[JobResult]:
-    """``predict_raster`` for every input into ``out_dir`` (one ``<stem>.tif`` each)."""
+    """``predict_raster`` for every input into ``out_dir`` (one ``<stem>.tif`` each, or ``name_template``).
+
+    Existing outputs are complete (published whole), so they are skipped; ``overwrite=True``
+    recomputes them.
+    """
     if any(k in predict_kwargs for k in ("probabilities", "confidence", "resume", "dry_run")):
         raise InputError("--probabilities, --confidence, --resume and --dry-run work on one scene at a time")
-    jobs = select_shard(plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir)), shard)
+    jobs = select_shard(plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template),
+                        shard)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     kwargs = {"model": model, "dsm_template": dsm_template, **predict_kwargs}
     workers = default_workers(scheduler, workers, predict_kwargs.get("device"))
     return run_jobs(predict_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
-                    max_errors=max_errors, progress=progress)
+                    max_errors=max_errors, progress=progress, skip_complete=not predict_kwargs.get("overwrite"))
 
 
 def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
@@ -189,6 +195,7 @@ def change_many(
     max_errors: int | None = None,
     retries: int = 1,
     progress: bool = True,
+    name_template: str | None = None,
     **change_kwargs: Any,
 ) -> list[JobResult]:
     """``detect_change`` for every (t1, t2) pair into ``out_dir`` (one ``<t1 stem>.tif`` each).
@@ -198,8 +205,9 @@ def change_many(
     """
     if change_kwargs.get("probability") is not None:
         raise InputError("--probability works on one epoch pair at a time")
-    jobs = select_shard(plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir)), shard)
+    jobs = select_shard(plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template), shard)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     workers = default_workers(scheduler, workers, change_kwargs.get("device"))
     return run_jobs(change_job, jobs, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
-                    n_workers=workers, retries=retries, max_errors=max_errors, progress=progress)
+                    n_workers=workers, retries=retries, max_errors=max_errors, progress=progress,
+                    skip_complete=not change_kwargs.get("overwrite"))

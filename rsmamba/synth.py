@@ -28,7 +28,7 @@ from rasterio.features import rasterize
 from shapely import affinity
 from shapely.geometry import Polygon, box
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
 from rsmamba.errors import ProblemCollector
 
@@ -877,7 +877,7 @@ def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool 
     import rasterio
 
     array = array if array.ndim == 3 else array[None]
-    with atomic_output(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with rasterio.open(path, "w", **profile) as dst:  # ``path``: a scratch name from ``publish``
         dst.write(array)
         if colors:
             dst.write_colormap(1, colormap(ISPRS_CLASSES))
@@ -898,8 +898,7 @@ def _write_buildings(path: Path, buildings: list[Building], epsg: int, extra: di
     }
     data.update(extra or {})
     frame = gpd.GeoDataFrame(data, geometry=[b.polygon for b in buildings], crs=f"EPSG:{epsg}")
-    with atomic_output(path) as tmp:
-        frame.to_file(tmp, driver="GPKG", layer="buildings")
+    frame.to_file(path, driver="GPKG", layer="buildings")
 
 
 def _dsm_on_grid(scene: Scene, dsm: np.ndarray, dsm_gsd: float, shift: tuple[float, float]) -> tuple[np.ndarray, Affine]:
@@ -933,19 +932,20 @@ def write_scene(
     dsm_gsd: float | None = None,
     change_rate: float = 0.12,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Generate a scene and write it to ``out_dir``; returns ``{name: path}`` of every file written.
 
     Files: ``ortho_t1/t2.tif``, ``dsm_t1/t2.tif``, ``labels_t1/t2.tif`` (colour table),
     ``change.tif``, ``buildings_t1/t2.gpkg``, ``building_changes.gpkg`` and ``scene.json``.
     ``dsm_gsd`` writes the DSMs on a different grid (that resolution, origin shifted by a fraction
-    of a pixel) so that readers must align them to the ortho.
+    of a pixel) so that readers must align them to the ortho. The files are published together
+    (:func:`rsmamba.atomic.publish`); existing ones are refused unless ``overwrite``.
     """
     _check(size, gsd, epsg, bands, dsm_gsd)
     from tqdm import tqdm
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar, change_rate=change_rate)
     paths: dict[str, Path] = {}
     nodata_ortho = ORTHO_NODATA if nodata_collar else None
@@ -963,16 +963,16 @@ def write_scene(
         ("building_changes", lambda p: _write_buildings(
             p, scene.removed + scene.added, epsg, {"change": ["demolished"] * len(scene.removed) + ["added"] * len(scene.added)})),
     ]
-    for name, write in tqdm(steps, desc="synth: writing", unit="file", disable=not progress):
-        path = out / (f"{name}.gpkg" if name.startswith("building") else f"{name}.tif")
-        write(path)
-        paths[name] = path
-    info = scene.describe()
-    info["options"]["dsm_gsd"] = dsm_gsd
-    info["files"] = {name: p.name for name, p in paths.items()}
+    for name, _ in steps:
+        paths[name] = out / (f"{name}.gpkg" if name.startswith("building") else f"{name}.tif")
     json_path = out / "scene.json"
-    with atomic_output(json_path) as tmp:
-        tmp.write_text(json.dumps(info, indent=2))
+    with publish([*paths.values(), json_path], overwrite=overwrite) as pub:
+        for name, write in tqdm(steps, desc="synth: writing", unit="file", disable=not progress):
+            write(pub[paths[name]])
+        info = scene.describe()
+        info["options"]["dsm_gsd"] = dsm_gsd
+        info["files"] = {name: p.name for name, p in paths.items()}
+        pub[json_path].write_text(json.dumps(info, indent=2))
     paths["scene"] = json_path
     return paths
 

@@ -33,7 +33,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from tqdm import tqdm
 
-from rsmamba.atomic import atomic_directory
+from rsmamba.atomic import output_problems, publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
 from rsmamba.errors import InputError
 from rsmamba.raster.normalize import compute_stats
@@ -163,8 +163,8 @@ def tile_scene(
         problems.append(f"--split needs three non-negative fractions (train,val,test), got {tuple(split)}")
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        problems.append(f"output folder {out_dir} exists and is not empty (use --overwrite)")
+    inputs = [image, dsm, labels, t2, labels_t2, change]
+    problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change need --t2")
     if problems:
@@ -178,8 +178,9 @@ def tile_scene(
             if path is not None:
                 extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
-            summary = _tile(src, extra, image, dsm, labels, out_dir, size, overlap, min_valid, split, block, seed,
-                            progress, t2)
+            with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
+                summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
+                                block, seed, progress, t2)
     finally:
         for extra_src in extra.values():
             extra_src.close()
@@ -187,7 +188,7 @@ def tile_scene(
 
 
 def _tile(
-    src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, size: int,
+    src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, tmp: Path, size: int,
     overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
@@ -197,42 +198,42 @@ def _tile(
     image_stats, dsm_stats = compute_stats(src)
     summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings))
     digits = len(str(len(grid)))
-    with atomic_directory(out_dir) as tmp:
-        subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
-                "t2" if src.has_t2 else None, *extra]
-        for sub in subs:
-            if sub:
-                (tmp / sub).mkdir()
-        rows = []
-        for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
-            valid = src.read_valid(window)
-            valid_fraction = float(valid.mean())
-            if valid_fraction < min_valid or valid_fraction == 0:
-                summary.skipped_invalid += 1
-                continue
-            chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
-            rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp))
-            summary.chips[SPLITS[split_index]] += 1
-        if not rows:
-            raise InputError(
-                f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
-                "(empty or all-nodata raster, or --min-valid too high)"
-            )
-        with open(tmp / "manifest.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        meta = {
-            "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
-            "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
-            "t2": str(Path(t2).resolve()) if t2 else None,
-            "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
-            "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
-            "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
-            "classes": [c.to_dict() for c in ISPRS_CLASSES],
-            "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
-        }
-        (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
+    # ``tmp`` is the output folder's scratch, published whole by the caller
+    subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
+            "t2" if src.has_t2 else None, *extra]
+    for sub in subs:
+        if sub:
+            (tmp / sub).mkdir()
+    rows = []
+    for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
+        valid = src.read_valid(window)
+        valid_fraction = float(valid.mean())
+        if valid_fraction < min_valid or valid_fraction == 0:
+            summary.skipped_invalid += 1
+            continue
+        chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
+        rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp))
+        summary.chips[SPLITS[split_index]] += 1
+    if not rows:
+        raise InputError(
+            f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
+            "(empty or all-nodata raster, or --min-valid too high)"
+        )
+    with open(tmp / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    meta = {
+        "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
+        "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
+        "t2": str(Path(t2).resolve()) if t2 else None,
+        "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
+        "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
+        "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
+        "classes": [c.to_dict() for c in ISPRS_CLASSES],
+        "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
+    }
+    (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
     return summary
 
 

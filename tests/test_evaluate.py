@@ -85,7 +85,7 @@ def test_vector_reference_and_building_object_f1(tmp_path: Path) -> None:
     objects = result["buildings"]
     assert objects["tp"] == 1 and objects["predicted"] == 2 and objects["reference"] == 2
     assert objects["f1"] == pytest.approx(0.5)
-    dropped = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg",
+    dropped = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg", overwrite=True,
                                min_object_pixels=5)["buildings"]
     assert dropped["predicted"] == 1 and dropped["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
 

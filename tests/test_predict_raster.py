@@ -200,7 +200,7 @@ def test_row_bands_give_the_same_files_as_one_pass(tmp_path, h, w, size, overlap
           "strip_width": strip_width}
     one = [tmp_path / f"one_{n}.tif" for n in ("c", "p")]
     split = [tmp_path / f"split_{n}.tif" for n in ("c", "p")]
-    predict_raster(path, one[0], probabilities=one[1], **kw)
-    predict_bands(path, split[0], probabilities=split[1], band_rows=band_rows, progress=False, **kw)
+    predict_raster(path, one[0], probabilities=one[1], overwrite=True, **kw)
+    predict_bands(path, split[0], probabilities=split[1], band_rows=band_rows, progress=False, overwrite=True, **kw)
     for a, b in zip(one, split):
         assert a.read_bytes() == b.read_bytes()

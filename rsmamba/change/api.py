@@ -24,7 +24,8 @@ from rasterio.windows import Window
 
 from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.predict.api import check_output_path, plan_strips, stream_layers
+from rsmamba.atomic import publish
+from rsmamba.predict.api import check_creation_options, check_output_path, plan_strips, stream_layers
 from rsmamba.predict.model import LoadedModel
 from rsmamba.predict.writer import NODATA, PROB_SCALE, OutputLayer, finalize
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
@@ -173,6 +174,8 @@ def detect_change(
     allow_geographic_mix: bool = False,
     strip_width: int = 4096,
     epoch_norm: str = "per-epoch",
+    overwrite: bool = False,
+    co: dict[str, str] | None = None,
 ) -> ChangeSummary:
     """Write a change raster (COG) for the epoch pair ``t1``/``t2``; see the module docstring.
 
@@ -180,6 +183,9 @@ def detect_change(
     statistics, which absorbs illumination and sensor differences between the dates: on three
     unseen synthetic pairs the demo model's change-polygon F1 was 0.82/0.86/0.96 this way against
     0.25/0.92/0.73 with the training statistics for both (``"checkpoint"``).
+
+    Outputs are published together (:func:`rsmamba.atomic.publish`); an existing one is refused
+    unless ``overwrite``. ``co``: extra GDAL COG creation options (``--co KEY=VALUE``).
     """
     t1, t2, out = Path(t1), Path(t2), Path(out)
     problems = ProblemCollector()
@@ -189,11 +195,11 @@ def detect_change(
     if probability is not None:
         outputs["change_probability"] = Path(probability)
     for name, path in outputs.items():
-        for image in (t1, t2):
-            check_output_path(path, image, problems, name)
+        check_output_path(path, t1, problems, name, overwrite=overwrite, inputs=(t2,))
+    check_creation_options(co, problems)
     problems.raise_if_any()
 
-    with AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
+    with publish(list(outputs.values()), inputs=[t1, t2], overwrite=overwrite) as pub, AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
         loaded = load_change_model(model, image_count=src.count)
         if loaded.in_chans is not None and loaded.in_chans != src.count:
             raise InputError(f"model {loaded.source} expects {loaded.in_chans} bands per epoch, "
@@ -223,14 +229,17 @@ def detect_change(
         start = time.perf_counter()
         grid = WindowGrid(src.width, src.height, window, overlap)
         strips = plan_strips(grid, src.width, strip_width)
+        for layer in layers:  # the streaming scratch: a per-run name beside the COG's scratch
+            layer.scratch_file = pub[layer.path].with_name(pub[layer.path].name + ".stream.tif")
         try:
             stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                           batch_size=batch_size, progress=progress, desc="change")
             for layer in layers:
-                finalize(layer)
+                finalize(layer, dest=pub[layer.path], co=co)
         finally:
             for layer in layers:
                 layer.scratch.unlink(missing_ok=True)
+                Path(str(layer.scratch) + ".ovr").unlink(missing_ok=True)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift,
                                 seconds=time.perf_counter() - start, warnings=list(src.warnings))

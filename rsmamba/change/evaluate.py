@@ -44,7 +44,7 @@ def change_polygon_f1(
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="rsmamba-change-f1-"))
     polys = work / "change_polygons.gpkg"
-    vectorize_raster(change_raster, polys, change=True, min_area=min_area_m2)
+    vectorize_raster(change_raster, polys, change=True, min_area=min_area_m2, overwrite=True)  # a work file
     pred = gpd.read_file(polys)
     if "change" in pred.columns:
         pred = pred[pred["change"] == 1]

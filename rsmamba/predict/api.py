@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -14,7 +15,7 @@ import torch
 import torch.nn as nn
 from rasterio.windows import Window
 
-from rsmamba.atomic import partial_name
+from rsmamba.atomic import fault_point, output_problems, publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.blend import BLEND_MODES
 from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
@@ -137,17 +138,20 @@ def stream_layers(
             bar.close()
 
 
-def check_output_path(path: Path, image: Path, problems: ProblemCollector, role: str) -> None:
-    if path.exists() and path.is_dir():
-        problems.add(f"{role} {path}: is a directory")
-        return
-    if path.resolve() == image.resolve():
-        problems.add(f"{role} {path}: would overwrite the input image")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        problems.add(f"{role} {path}: cannot write into {parent}")
+def check_output_path(path: Path, image: Path, problems: ProblemCollector, role: str, *,
+                      overwrite: bool = True, inputs: tuple = ()) -> None:
+    """Output problems (see :func:`rsmamba.atomic.output_problems`) collected with the input problems."""
+    for problem in output_problems([path], inputs=[image, *inputs], overwrite=overwrite):
+        problems.add(f"{role}: {problem}")
+
+
+def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector) -> None:
+    """``--co KEY=VALUE``: GDAL COG creation option names (checked here, values by GDAL)."""
+    from rsmamba.predict.writer import COG_OPTIONS
+
+    for key in co or {}:
+        if key.upper() not in COG_OPTIONS:
+            problems.add(f"--co {key}: not a COG creation option (one of {', '.join(sorted(COG_OPTIONS))})")
 
 
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
@@ -192,6 +196,13 @@ def model_digest(model: LoadedModel) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def model_id(model: LoadedModel, digest: str) -> str:
+    """What the ``model_id`` tag (and vectorize's ``model_id`` field) says: the checkpoint and its weights."""
+    source = model.source or "module"
+    name = Path(source).name if source.endswith((".pt", ".pth", ".ckpt", ".safetensors")) else source
+    return f"{name} weights:{digest}"
 
 
 def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None):
@@ -244,6 +255,8 @@ def predict_raster(
     strip_width: int = 4096,
     rows: tuple[int, int] | None = None,
     stats: tuple[BandStats, BandStats | None] | None = None,
+    overwrite: bool = False,
+    co: dict[str, str] | None = None,
 ) -> PredictSummary:
     """Predict a class raster (COG) for ``image`` with bounded memory.
 
@@ -257,6 +270,10 @@ def predict_raster(
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
     (one row band of a scene split across workers, :func:`rsmamba.predict.bands.predict_bands`);
     ``stats`` passes the (image, DSM) normalisation statistics of the whole scene to it.
+
+    Outputs are published together through :func:`rsmamba.atomic.publish` (locked, all or
+    none); an existing output is refused unless ``overwrite`` (``resume`` implies it). ``co``:
+    extra GDAL COG creation options (``--co KEY=VALUE``).
     """
     import rasterio
 
@@ -267,7 +284,7 @@ def predict_raster(
 def _predict_raster(
     image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
     probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
-    strip_width, rows, stats,
+    strip_width, rows, stats, overwrite, co,
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
     problems = ProblemCollector()
@@ -275,11 +292,31 @@ def _predict_raster(
     if rows is not None and (resume or dry_run):
         problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
+    overwrite = overwrite or resume or rows is not None
     if not dry_run:
         for name, path in outputs.items():
-            check_output_path(path, image, problems, name)
+            check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
+    check_creation_options(co, problems)
     problems.raise_if_any()
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix)
+    context = contextlib.nullcontext(None) if dry_run else publish(
+        list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
+    with context as pub:
+        return _predict_in(image, outputs, pub, dsm=dsm, bands=chosen, has_dsm=has_dsm, loaded=loaded,
+                           window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size,
+                           device=device, amp=amp, channels_last=channels_last, probabilities=probabilities,
+                           confidence=confidence, compress=compress, co=co, resume=resume, dry_run=dry_run,
+                           prefetch=prefetch, progress=progress, allow_geographic_mix=allow_geographic_mix,
+                           edge_aware=edge_aware, strip_width=strip_width, rows=rows, stats=stats)
+
+
+def _predict_in(
+    image: Path, outputs: dict[str, Path], pub, *, dsm, bands: list[int], has_dsm: bool, loaded: LoadedModel,
+    window, overlap, blend, crop, tta, batch_size, device, amp, channels_last, probabilities, confidence, compress,
+    co, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware, strip_width, rows, stats,
+) -> PredictSummary:
+    """The run itself, inside the publication of ``outputs`` (``pub`` is None for a dry run)."""
+    out, chosen = outputs["classes"], bands
 
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)
@@ -320,53 +357,62 @@ def _predict_raster(
             summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             return summary
 
-        layers: list[OutputLayer] = [class_layer(out, loaded.classes)]
+        weights_digest = model_digest(loaded)
+        layers: list[OutputLayer] = [class_layer(out, loaded.classes, model_id(loaded, weights_digest))]
         if probabilities is not None:
             layers.append(probability_layer(Path(probabilities), loaded.classes))
         if confidence is not None:
             layers.append(confidence_layer(Path(confidence)))
         if rows is not None:
-            return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows,
+            return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, pub,
                                  channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,
                                  batch_size=batch_size, prefetch=prefetch, progress=progress)
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
-            "model": model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
+            "model": weights_digest, "window": window, "overlap": overlap, "blend": blend, "crop": crop,
             "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })
         state = ResumeState(out, digest, src.height)
+        pub.meta["params"] = digest
+        if resume and not state.path.is_file() and any(j.get("meta", {}).get("params") == digest
+                                                       for j in pub.recovered):
+            pub.abandon()  # killed while publishing: the next run (this one) completed the outputs
+            summary.resumed_strip = len(strips)
+            return summary
         first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
         summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
+        for layer in layers:  # resumable state: gone once published (or when the disk is full)
+            pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
+        pub.remove_at_commit(state.path)
+
+        def on_durable(strip: int, done: int) -> None:
+            state.save(strip, done)
+            if strip or done:
+                fault_point("predict-rows-durable", out)
+
         start = time.perf_counter()
         stream_layers(
             src, grid, strips, read_window, predictor, layers, channels=num_classes, blend=blend, crop=crop,
-            edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=state.save,
+            edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=on_durable,
             first_strip=first_strip, rows_done=rows_done, progress=progress, desc="predict",
         )
         for layer in layers:
-            finalize(layer, compress=compress)
-        state.remove()
+            finalize(layer, compress=compress, dest=pub[layer.path], co=co)
         summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, **stream_kwargs
+def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, pub, **stream_kwargs
                   ) -> PredictSummary:
-    """One row band into parts: each layer's scratch (a unique hidden name) renamed onto its part path.
+    """One row band into parts: each layer's scratch is the publication's scratch of its part path.
 
-    The class layer is renamed last, so an existing class part means the band is complete.
+    The parts are published together, so an existing class part means the band is complete.
     """
     for layer in layers:
-        layer.scratch_file = partial_name(layer.path)
+        layer.scratch_file = pub[layer.path]
     start = time.perf_counter()
-    try:
-        stream_layers(src, grid, strips, read_window, predictor, layers, rows=rows, **stream_kwargs)
-        for layer in reversed(layers):
-            os.replace(layer.scratch, layer.path)
-    finally:
-        for layer in layers:
-            layer.scratch.unlink(missing_ok=True)
+    stream_layers(src, grid, strips, read_window, predictor, layers, rows=rows, **stream_kwargs)
     summary.height = rows[1] - rows[0]
     summary.seconds = time.perf_counter() - start
     return summary

@@ -25,12 +25,13 @@ from typing import Any
 import rasterio
 from rasterio.windows import Window
 
+from rsmamba.atomic import publish
 from rsmamba.batch import Job
 from rsmamba.distributed import JobResult, run_jobs
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.scale import band_count, cached_model, default_workers, setup_worker
 from rsmamba.predict.api import (
-    model_digest, predict_raster, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
+    model_digest, model_id, predict_raster, check_creation_options, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
 from rsmamba.predict.model import DEMO_MODEL, LoadedModel, load_model
 from rsmamba.predict.resume import file_fingerprint, params_hash
@@ -111,7 +112,7 @@ def _model_for_workers(spec: Any, loaded: LoadedModel) -> Any:
 
 
 def assemble(layer: OutputLayer, profile: dict[str, Any], bands: list[tuple[int, int]], parts: list[Path],
-             *, compress: str = "deflate") -> Path:
+             *, compress: str = "deflate", dest: Path | None = None, co: dict[str, str] | None = None) -> Path:
     """Copy the parts tile row by tile row into one scratch file on the scene grid, then the COG.
 
     The scratch is the one a single-process run writes (same profile, tags, colour map), so
@@ -127,7 +128,7 @@ def assemble(layer: OutputLayer, profile: dict[str, Any], bands: list[tuple[int,
                 for r in range(0, y1 - y0, BLOCK):
                     n = min(BLOCK, y1 - y0 - r)
                     dst.write(src.read(window=Window(0, r, src.width, n)), window=Window(0, y0 + r, dst.width, n))
-    return finalize(layer, compress=compress)
+    return finalize(layer, compress=compress, dest=dest, co=co)
 
 
 def predict_bands(
@@ -147,6 +148,8 @@ def predict_bands(
     max_errors: int | None = None,
     progress: bool = True,
     allow_geographic_mix: bool = False,
+    overwrite: bool = False,
+    co: dict[str, str] | None = None,
     **predict_kwargs: Any,
 ) -> BandsSummary:
     """``predict_raster`` for one scene, split into row bands of ``band_rows`` run as separate jobs.
@@ -168,9 +171,18 @@ def predict_bands(
     check_run_options(problems, **{k: options[k] for k in ("blend", "crop", "overlap", "batch_size", "device")})
     outputs = output_paths(out, probabilities, confidence, problems)
     for name, path in outputs.items():
-        check_output_path(path, image, problems, name)
+        check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
+    check_creation_options(co, problems)
     problems.raise_if_any()
     loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix)
+    with publish(list(outputs.values()), inputs=[image, dsm], overwrite=overwrite) as pub:
+        return _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_rows, compress, co, scheduler,
+                              workers, retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options)
+
+
+def _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_rows, compress, co, scheduler, workers,
+                   retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options) -> BandsSummary:
+    """The band jobs and the assembly, inside the publication of ``outputs``."""
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         stats = scene_stats(src, loaded)  # once per scene, shared by every band
         profile, width, height = src.profile(), src.width, src.height
@@ -199,12 +211,14 @@ def predict_bands(
                        retries=retries, max_errors=max_errors, progress=progress)
     computed = time.perf_counter()
 
-    makers = {"classes": lambda p: class_layer(p, loaded.classes),
+    makers = {"classes": lambda p: class_layer(p, loaded.classes, model_id(loaded, model_digest(loaded))),
               "probabilities": lambda p: probability_layer(p, loaded.classes), "confidence": confidence_layer}
     for name in layer_names:
-        assemble(makers[name](outputs[name]), profile, row_bands,
-                 [part_path(parts, i, name) for i in range(len(row_bands))], compress=compress)
-    shutil.rmtree(parts, ignore_errors=True)
+        layer = makers[name](outputs[name])
+        assemble(layer, profile, row_bands, [part_path(parts, i, name) for i in range(len(row_bands))],
+                 compress=compress, dest=pub[outputs[name]], co=co)
+        pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
+    pub.remove_at_commit(parts)
     grid = WindowGrid(width, height, options["window"], options["overlap"])
     return BandsSummary(outputs, width, height, row_bands, results, window_ratio(grid, row_bands), computed - start,
                         time.perf_counter() - computed)

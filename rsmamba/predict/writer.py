@@ -31,6 +31,14 @@ from rsmamba.predict.stitch import FinishedRows
 NODATA = 255
 PROB_SCALE = 254  # probabilities are stored as round(p * 254); 255 is nodata
 BLOCK = 256
+# GDAL COG driver creation options a user may set with --co (values are checked by GDAL)
+COG_OPTIONS = frozenset({
+    "BLOCKSIZE", "COMPRESS", "LEVEL", "MAX_Z_ERROR", "QUALITY", "JXL_LOSSLESS", "JXL_EFFORT", "JXL_DISTANCE",
+    "NUM_THREADS", "NBITS", "PREDICTOR", "BIGTIFF", "RESAMPLING", "OVERVIEW_RESAMPLING", "OVERVIEW_COMPRESS",
+    "OVERVIEW_QUALITY", "OVERVIEW_PREDICTOR", "OVERVIEW_COUNT", "GEOTIFF_VERSION", "SPARSE_OK", "STATISTICS",
+    "WEBP_LEVEL", "WEBP_LOSSLESS", "TARGET_SRS", "RES", "EXTENT", "ALIGNED_LEVELS",
+    "ADD_ALPHA", "TILING_SCHEME", "ZOOM_LEVEL", "ZOOM_LEVEL_STRATEGY", "WARP_RESAMPLING",
+})
 
 
 def scratch_path(final: Path) -> Path:
@@ -57,7 +65,7 @@ class OutputLayer:
         return self.scratch_file or scratch_path(self.path)
 
 
-def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
+def class_layer(path: Path, classes: tuple[ClassInfo, ...], model_id: str = "") -> OutputLayer:
     def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.argmax(probs, axis=0).astype(np.uint8)
         out[~valid] = NODATA
@@ -66,7 +74,8 @@ def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
     return OutputLayer(
         "classes", path, 1, render, Resampling.mode, colormap(classes), ["class"],
         {"CLASS_NAMES": json.dumps([c.name for c in classes]),
-         "CLASSES": json.dumps([c.to_dict() for c in classes]), "NODATA_MEANS": "no valid input"},
+         "CLASSES": json.dumps([c.to_dict() for c in classes]), "NODATA_MEANS": "no valid input",
+         **({"model_id": model_id} if model_id else {})},
     )
 
 
@@ -192,15 +201,31 @@ def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:
     return factors or [2]
 
 
-def finalize(layer: OutputLayer, *, compress: str = "deflate") -> Path:
-    """Overviews on the scratch, then a COG under a temporary name renamed onto the final path."""
+def creation_options(compress: str = "deflate", co: dict[str, str] | None = None, *, classes: bool = False
+                     ) -> dict[str, Any]:
+    """COG creation options: ours, then the user's ``--co KEY=VALUE`` on top (GDAL's names)."""
+    options: dict[str, Any] = {"COMPRESS": compress.upper(), "BIGTIFF": "IF_SAFER", "OVERVIEWS": "FORCE_USE_EXISTING",
+                               "BLOCKSIZE": 512, "NUM_THREADS": "ALL_CPUS"}
+    if compress.lower() in ("deflate", "zstd", "lzw"):
+        options["PREDICTOR"] = "NO" if classes else "YES"
+    for key, value in (co or {}).items():
+        options[key.upper()] = value
+    return options
+
+
+def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None = None,
+             co: dict[str, str] | None = None) -> Path:
+    """Overviews on the scratch, then the COG at ``dest`` (a scratch name from ``publish``).
+
+    Without ``dest`` the COG is published on its own at the layer's path (scratch removed).
+    """
     with rasterio.open(layer.scratch, "r+") as dst:
         dst.build_overviews(overview_factors(dst.width, dst.height), layer.resampling)
         dst.update_tags(ns="rio_overview", resampling=layer.resampling.name)
-    options = {"COMPRESS": compress.upper(), "BIGTIFF": "IF_SAFER", "OVERVIEWS": "FORCE_USE_EXISTING",
-               "BLOCKSIZE": 512, "NUM_THREADS": "ALL_CPUS"}
-    if compress.lower() in ("deflate", "zstd", "lzw"):
-        options["PREDICTOR"] = "NO" if layer.name == "classes" else "YES"
+    options = creation_options(compress, co, classes=layer.name == "classes")
+    if dest is not None:
+        rasterio.shutil.copy(layer.scratch, dest, driver="COG", **options)
+        return dest
     with atomic_output(layer.path) as tmp:
         rasterio.shutil.copy(layer.scratch, tmp, driver="COG", **options)
     with contextlib.suppress(FileNotFoundError):

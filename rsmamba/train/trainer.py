@@ -29,7 +29,7 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import atomic_output, lock_outputs
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 from rsmamba.datasets.chips import ChipDataset
@@ -256,12 +256,15 @@ class _Logger:
 
 
 def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
-          *, resume: bool | str | os.PathLike[str] = False, progress: bool = True) -> TrainResult:
+          *, resume: bool | str | os.PathLike[str] = False, progress: bool = True,
+          overwrite: bool = False) -> TrainResult:
     """Train a model as ``config`` says (a dict, or a YAML path), with ``key.path=value`` overrides.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) this runs DistributedDataParallel, gloo on CPU and nccl on
     GPU; ``data.batch_size`` is the global batch, split evenly across processes.
-    ``resume=True`` continues from ``<out>/last.pt`` (or the given checkpoint path).
+    ``resume=True`` continues from ``<out>/last.pt`` (or the given checkpoint path). A folder that
+    holds a previous run is refused unless ``resume`` or ``overwrite``; the folder is locked while
+    training (:func:`rsmamba.atomic.lock_outputs`).
     """
     if isinstance(config, dict):
         cfg = load_config(None, overrides, base=config)
@@ -274,8 +277,13 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         started_pg = True
+    out_dir = Path(cfg["out"])
+    if rank == 0 and not resume and not overwrite and (out_dir / "last.pt").exists():
+        raise InputError(f"{out_dir} holds a previous training run (last.pt): use --resume to continue it, "
+                         "--overwrite to start over, or another out folder")
     try:
-        return _train(cfg, world, rank, device, resume, progress)
+        with lock_outputs([out_dir] if rank == 0 else []):
+            return _train(cfg, world, rank, device, resume, progress)
     finally:
         if started_pg:
             dist.destroy_process_group()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ import shapely
 from pyproj import CRS, Transformer
 from rasterio.windows import Window
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
@@ -222,15 +223,31 @@ class _Reader:
         return band, mask
 
 
+def _value_scale(prob: rasterio.io.DatasetReader) -> float:
+    """The ``SCALE`` tag (``1/254`` as predict writes it, or a number); 1 without one."""
+    text = str(prob.tags().get("SCALE", "")).strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            return float(num) / float(den)
+        return float(text) if text else 1.0
+    except (ValueError, ZeroDivisionError):
+        return 1.0
+
+
 def _value_reader(prob: rasterio.io.DatasetReader, change: bool):
-    """Per-pixel probability: band 1, or the band of each pixel's class when one band per class."""
+    """Per-pixel probability in 0-1: band 1, or the band of each pixel's class when one band per class.
+
+    predict and change store p as uint8 with a ``SCALE=1/254`` tag; the values are scaled back.
+    """
+    scale = _value_scale(prob)
 
     def read(window: Window, keys: np.ndarray) -> np.ndarray:
         if prob.count == 1 or change:
-            return prob.read(1, window=window).astype("float64")
+            return prob.read(1, window=window).astype("float64") * scale
         stack = prob.read(window=window)
         idx = np.clip(keys.astype("int64"), 0, prob.count - 1)[None]
-        return np.take_along_axis(stack, idx, axis=0)[0].astype("float64")
+        return np.take_along_axis(stack, idx, axis=0)[0].astype("float64") * scale
 
     return read
 
@@ -329,6 +346,25 @@ def _write(frame, path: Path, fmt: str, layer: str, append: bool = False) -> Non
                             promote_to_multi=False, geometry_type="Polygon")
 
 
+def _start_layer(output: Path, tmp: Path, fmt: str, layer: str, *, overwrite: bool, append: bool) -> bool:
+    """Prepare the scratch copy of an existing GeoPackage; True when features go after existing ones."""
+    if not output.exists():
+        return False
+    if fmt != "gpkg":
+        if not overwrite:
+            raise InputError(f"output {output} exists (use --overwrite to replace it)")
+        return False
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(output)]
+    except Exception:  # pyogrio raises DataSourceError on anything unreadable
+        raise InputError(f"output {output} exists and is not a GeoPackage; remove it or choose another -o") from None
+    if layer in layers and not (overwrite or append):
+        raise InputError(f"layer {layer!r} exists in {output} (use --overwrite to replace that layer, --append to "
+                         "add to it, or --layer NAME for a new one)")
+    shutil.copy2(output, tmp)
+    return append and layer in layers
+
+
 def vectorize_raster(
     raster: str | Path,
     output: str | Path,
@@ -347,6 +383,9 @@ def vectorize_raster(
     block_size: int = 2048,
     progress: bool = False,
     scenes: Mosaic | None = None,
+    overwrite: bool = False,
+    layer: str | None = None,
+    append: bool = False,
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
@@ -355,6 +394,11 @@ def vectorize_raster(
     it replaces ``simplify`` for those polygons. ``change=None`` detects a change raster from
     band 1's description. ``scenes`` is set by :func:`~.mosaic.vectorize_many` when ``raster`` is
     the VRT mosaic of several scenes: it names each polygon's source scene and skips gaps.
+
+    Output policy (:func:`rsmamba.atomic.publish`): a GeoPackage holds layers, so a new ``layer``
+    (default: the file's stem) is added to an existing one and its other layers are kept; an
+    existing layer is refused unless ``overwrite`` (replace that layer only) or ``append`` (add
+    features to it). Other formats hold one layer: an existing file needs ``overwrite``.
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
@@ -376,10 +420,16 @@ def vectorize_raster(
     with_values = plan.probabilities is not None
     summary = VectorizeSummary(output=output)
     counts: Counter[str] = Counter()
-    layer = output.stem
+    layer_name = layer or output.stem
+    if (layer is not None or append) and plan.fmt != "gpkg":
+        raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
+    inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]
     from tqdm import tqdm
 
-    with rasterio.open(plan.raster) as src, atomic_output(output) as tmp:
+    with rasterio.open(plan.raster) as src, publish([output], inputs=inputs,
+                                                     overwrite=overwrite or plan.fmt == "gpkg") as pub:
+        tmp = pub[0]
+        written = _start_layer(output, tmp, plan.fmt, layer_name, overwrite=overwrite, append=append)
         prob = rasterio.open(plan.probabilities) if with_values else None
         try:
             reader = _Reader(src, plan)
@@ -388,7 +438,6 @@ def vectorize_raster(
             bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
             kept_geoms: list = []
             kept_cols: dict[str, list] = {k: [] for k in _columns(plan, with_values)}
-            written = False
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
@@ -398,7 +447,7 @@ def vectorize_raster(
                 counts.update(cols["class_name"] if not plan.change else
                               (cols.get("to_name") or ["change"] * len(geoms)))
                 if stream:
-                    _write(_frame(geoms, cols, plan.out_crs), tmp, plan.fmt, layer, append=written)
+                    _write(_frame(geoms, cols, plan.out_crs), tmp, plan.fmt, layer_name, append=written)
                     written = True
                 else:
                     kept_geoms.extend(geoms)
@@ -412,8 +461,8 @@ def vectorize_raster(
                 kept_geoms = list(simple)
                 kept_cols["area_m2"] = list(shapely.area(simple) * plan.unit_m**2)
                 kept_cols["perimeter_m"] = list(shapely.length(simple) * plan.unit_m)
-            if not stream or not written:
-                _write(_frame(kept_geoms, kept_cols, plan.out_crs), tmp, plan.fmt, layer)
+            if not stream or not written or kept_geoms:
+                _write(_frame(kept_geoms, kept_cols, plan.out_crs), tmp, plan.fmt, layer_name, append=written)
         finally:
             if prob is not None:
                 prob.close()
