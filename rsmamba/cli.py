@@ -47,6 +47,9 @@ def tile(
     t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
     labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
     change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
+    burn: Optional[int] = typer.Option(None, "--burn", help="Every label polygon (or non-zero label pixel) is this class id; background 0. No class field needed."),
+    burn_name: str = typer.Option("building", "--burn-name", help="Name of the --burn class (without --class-table)."),
+    class_table: Optional[Path] = typer.Option(None, "--class-table", help="Class table (YAML/JSON): ids, names, colours, ignore value."),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -57,7 +60,7 @@ def tile(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
-        t2=t2, labels_t2=labels_t2, change=change,
+        t2=t2, labels_t2=labels_t2, change=change, burn=burn, burn_name=burn_name, class_table=class_table,
     )
     typer.echo(summary.describe())
 

@@ -47,6 +47,18 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
     return pred.astype(np.int64), valid, grid
 
 
+def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
+    """The class table that ``predict`` wrote into a class raster (``CLASSES`` tag), or None."""
+    from rsmamba.classes import classes_from_dicts
+
+    with rasterio.open(path) as src:
+        text = src.tags().get("CLASSES") or src.tags(1).get("CLASSES")
+    try:
+        return list(classes_from_dicts(json.loads(text))) if text else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
     if grid.crs is None or ref_crs is None:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
@@ -226,7 +238,7 @@ def evaluate_rasters(
     problems.raise_if_any()
     pred, valid, grid = _read_prediction(prediction)
     ref = reference_on_grid(reference, grid, class_field)
-    classes = list(classes or ISPRS_CLASSES)
+    classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
     known = {c.id for c in classes}

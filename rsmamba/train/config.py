@@ -14,11 +14,15 @@ from typing import Any
 
 import yaml
 
+from rsmamba.datasets.benchmark import LAYOUTS
 from rsmamba.errors import InputError, ProblemCollector
 
 DEFAULTS: dict[str, Any] = {
-    "data": {"root": None, "train_split": "train", "val_split": "val", "use_dsm": None, "dsm_mode": "zscore",
-             "batch_size": 4, "num_workers": 0},
+    "data": {"root": None, "layout": "chips", "train_split": "train", "val_split": "val", "use_dsm": None,
+             "dsm_mode": "zscore", "batch_size": 4, "num_workers": 0,
+             # benchmark layouts (see rsmamba.datasets.benchmark)
+             "city": "vaihingen", "variant": None, "dsm_source": "dsm", "eroded": False, "val_tiles": [],
+             "domains": ["Urban", "Rural"], "crop": None, "crops_per_image": 1, "mean": None, "std": None},
     "model": {"name": "fcn_baseline", "kwargs": {}},
     "loss": "ce",
     "augment": {"flips": True, "rot90": True, "scale": None, "photometric": 0.0},
@@ -92,7 +96,9 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
     problems.raise_if_any()
     cfg = apply_overrides(cfg, overrides)
     if not cfg["data"]["root"]:
-        problems.add("data.root is not set (the chip folder written by 'rsmamba tile')")
+        problems.add("data.root is not set (the chip folder written by 'rsmamba tile', or a benchmark's folder)")
+    if cfg["data"]["layout"] not in LAYOUTS:
+        problems.add(f"data.layout {cfg['data']['layout']!r}: expected one of {', '.join(LAYOUTS)}")
     if cfg["train"]["epochs"] < 1:
         problems.add("train.epochs must be >= 1")
     problems.raise_if_any()

@@ -26,13 +26,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import yaml
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from rsmamba.atomic import atomic_output
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
-from rsmamba.datasets.chips import ChipDataset
+from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter
@@ -55,13 +55,15 @@ class TrainResult:
 class _EpochSeeded:
     """Dataset wrapper that reseeds the augmentation per (seed, epoch, index): order-independent."""
 
-    def __init__(self, dataset: ChipDataset, augment: Augment | None, seed: int):
+    def __init__(self, dataset: Dataset, augment: Augment | None, seed: int):
         self.dataset, self.augment, self.seed, self.epoch = dataset, augment, seed, 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
+        if hasattr(self.dataset, "set_epoch"):  # random crops of large images, seeded like the augmentation
+            self.dataset.set_epoch(self.seed, self.epoch)
         sample = self.dataset[index]
         if self.augment is not None:
             self.augment.reseed(((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % (2**63))
@@ -295,11 +297,10 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     use_dsm = d["use_dsm"]
     if use_dsm is None and info_m.task != "segmentation":
         use_dsm = False  # change chips have one DSM (t1) for two dates
-    train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
-    try:
-        val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
-    except InputError:
-        val_ds = None  # no validation chips: best.pt follows the training loss
+    if use_dsm is None and d["layout"] not in ("chips", None) and info_m.inputs == "image+dsm":
+        use_dsm = True  # a benchmark read in place: the model asks for the DSM
+    # no validation split: best.pt follows the training loss
+    train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=t["seed"])
     tiling = train_ds.info
     classes = tiling.classes
     num_classes = int(cfg["model"]["kwargs"].get("num_classes", len(classes) or 6))
