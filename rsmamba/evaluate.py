@@ -103,6 +103,24 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     return ref
 
 
+def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> tuple[np.ndarray, list[ClassInfo]]:
+    """A benchmark label file decoded to class ids, with the dataset's class table."""
+    import warnings
+
+    from rsmamba.classes import classes_from_dicts
+    from rsmamba.datasets.benchmark import layout_classes
+    from rsmamba.datasets.layouts import decode_labels
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(reference) as src:
+            raw = src.read()
+    if raw.shape[1:] != tuple(shape):
+        raise InputError(f"{reference}: {raw.shape[2]}x{raw.shape[1]} pixels, the prediction has "
+                         f"{shape[1]}x{shape[0]}; a benchmark label must match its image pixel for pixel")
+    return decode_labels(raw, layout), list(classes_from_dicts(layout_classes(layout)))
+
+
 def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
     """True within ``radius`` pixels of a class boundary in the reference (ISPRS "eroded" convention)."""
     if radius <= 0:
@@ -220,12 +238,17 @@ def evaluate_rasters(
     building_class: int = 1,
     image: str | os.PathLike[str] | None = None,
     min_object_pixels: int = 0,
+    layout: str | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
 
     ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``;
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
+
+    ``layout`` (isprs, loveda, second, landsat-scd) reads ``reference`` as that benchmark's label
+    file, pixel for pixel with the prediction (benchmark tiles are often not georeferenced), with
+    the dataset's class table; for ``isprs`` Clutter (5) leaves the means unless ``exclude`` is given.
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
@@ -237,7 +260,13 @@ def evaluate_rasters(
         problems.add(f"--erode must be >= 0, got {erode}")
     problems.raise_if_any()
     pred, valid, grid = _read_prediction(prediction)
-    ref = reference_on_grid(reference, grid, class_field)
+    if layout is not None:
+        ref, layout_classes = _layout_reference(reference, layout, pred.shape)
+        classes = classes or layout_classes
+        if layout == "isprs" and not exclude:
+            exclude = [5]
+    else:
+        ref = reference_on_grid(reference, grid, class_field)
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)

@@ -78,6 +78,16 @@ def grid_origins(height: int, width: int, crop: int) -> list[tuple[int, int]]:
     return [(r, c) for r in axis(height) for c in axis(width)]
 
 
+def layout_classes(layout: str) -> list[dict]:
+    """The class table rsmamba uses for a benchmark layout (ids as the decoded labels hold them)."""
+    tables = {"isprs": [c.to_dict() for c in ISPRS_CLASSES], "loveda": _table(LOVEDA_CLASSES, LOVEDA_COLOURS),
+              "second": _table(SECOND_CLASSES[1:], SECOND_COLOURS[1:]),
+              "landsat-scd": _table(LANDSAT_SCD_CLASSES[1:], LANDSAT_SCD_COLOURS[1:])}
+    if layout not in tables:
+        raise InputError(f"unknown layout {layout!r}; expected {', '.join(tables)}")
+    return tables[layout]
+
+
 def _pad(x: torch.Tensor, crop: int, fill: float) -> torch.Tensor:
     """Pad the last two dims up to ``crop`` (an image smaller than the crop)."""
     h, w = x.shape[-2:]
@@ -226,13 +236,13 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
         folder = {"train": "Train", "val": "Val", "test": "Test"}.get(split, split)
         base: Dataset = LoveDADataset(d["root"], folder, domains=tuple(d.get("domains") or ("Urban", "Rural")),
                                       mean=mean, std=std)
-        classes = _table(LOVEDA_CLASSES, LOVEDA_COLOURS)
+        classes = layout_classes("loveda")
     elif layout == "second":
         base = SECONDDataset(d["root"], split, mean=mean, std=std)
-        classes = _table(SECOND_CLASSES[1:], SECOND_COLOURS[1:])  # land cover; "unchanged" is the change head
+        classes = layout_classes("second")  # land cover; "unchanged" is the change head
     else:
         base = LandsatSCDDataset(d["root"], split, mean=mean, std=std)
-        classes = _table(LANDSAT_SCD_CLASSES[1:], LANDSAT_SCD_COLOURS[1:])
+        classes = layout_classes("landsat-scd")
     if info is None:
         info = TilingInfo(Path(d["root"]), [1, 2, 3], list(mean), list(std), None, None, classes, None,
                           {"layout": layout})

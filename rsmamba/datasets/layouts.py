@@ -261,3 +261,26 @@ class LandsatSCDDataset(_FolderDataset):
                   "change": torch.from_numpy(change)}
         return self.transform(sample) if self.transform else sample
 
+
+
+def decode_labels(raw: np.ndarray, layout: str) -> np.ndarray:
+    """A label file's bands ``(bands, H, W)`` -> class ids (H, W) int64 in rsmamba's coding, 255 = ignore.
+
+    ``isprs``: RGB colours (eroded boundaries, black, become 255); ``loveda``: 0 no-data -> 255,
+    1..7 -> 0..6; ``second``: colours, unchanged (white) -> 255, land cover 0..5; ``landsat-scd``:
+    index 0 unchanged -> 255, 1..4 -> 0..3.
+    """
+    if layout in ("isprs", "second"):
+        if raw.shape[0] < 3:
+            raise InputError(f"{layout} labels are RGB colour images; this one has {raw.shape[0]} band(s)")
+        if layout == "isprs":
+            return isprs_rgb_to_ids(raw[:3]).astype(np.int64)
+        ids = colours_to_ids(raw[:3], SECOND_COLOURS).astype(np.int64)
+        return np.where((ids > 0) & (ids != IGNORE_INDEX), ids - 1, IGNORE_INDEX)
+    if layout in ("loveda", "landsat-scd"):
+        if raw.shape[0] != 1:
+            raise InputError(f"{layout} labels are class-index images; this one has {raw.shape[0]} bands")
+        v = raw[0].astype(np.int64) - 1
+        top = len(LOVEDA_CLASSES) if layout == "loveda" else len(LANDSAT_SCD_CLASSES) - 1
+        return np.where((v >= 0) & (v < top), v, IGNORE_INDEX)
+    raise InputError(f"unknown label layout {layout!r}; expected isprs, loveda, second or landsat-scd")

@@ -169,6 +169,10 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
         return loss_fn(logits, mask), {"sem": logits}
     out = model(image, batch["image2"].to(device))
     change = batch["change"].to(device) if "change" in batch else None
+    if getattr(loss_fn, "takes_outputs", False):  # a whole change objective (Mamba-FCS)
+        if change is None or "mask2" not in batch:
+            raise InputError("loss 'mambafcs' needs both dates' semantic labels and the change mask")
+        return loss_fn(out, change, batch["mask"].to(device), batch["mask2"].to(device)), out
     loss = image.new_zeros(())
     if change is not None:
         loss = loss + loss_fn(out["change"], change)
