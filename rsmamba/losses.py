@@ -97,7 +97,7 @@ class LovaszSoftmax(nn.Module):
             return logits.sum() * 0.0
         losses = []
         for c in range(logits.shape[1]):
-            fg = (t == c).float()
+            fg = (t == c).to(probs.dtype)
             if fg.sum() == 0:
                 continue
             errors = (fg - probs[:, c]).abs()
@@ -130,7 +130,7 @@ class SeKLoss(nn.Module):
         if tv.numel() == 0:
             return logits.sum() * 0.0
         c = logits.shape[1]
-        onehot = F.one_hot(tv, c).float()
+        onehot = F.one_hot(tv, c).to(probs.dtype)
         conf = onehot.t() @ probs  # conf[label, pred], soft
         total = conf.sum()
         po = conf.diagonal().sum() / total
