@@ -267,6 +267,7 @@ def evaluate(
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
     min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
+    burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
 ) -> None:
     """Score a prediction raster against a reference."""
     from rsmamba.evaluate import evaluate_rasters
@@ -274,7 +275,7 @@ def evaluate(
     excluded = [int(v) for v in exclude.split(",")] if exclude else []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
-                              min_object_pixels=min_object_pixels, layout=layout)
+                              min_object_pixels=min_object_pixels, layout=layout, burn=burn)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
         line += f"  building F1@0.5 {result['buildings']['f1']:.4f}"

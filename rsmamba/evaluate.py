@@ -69,14 +69,22 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
         raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
 
 
-def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class") -> np.ndarray:
-    """The reference labels on the prediction grid (uint8-like int64, 255 where unknown)."""
+def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
+                      burn: int | None = None) -> np.ndarray:
+    """The reference labels on the prediction grid (uint8-like int64, 255 where unknown).
+
+    ``burn``: every polygon of a vector reference is that class, the rest of the grid background 0
+    (a footprint layer, as ``rsmamba tile --burn`` reads it).
+    """
     ref_path = Path(reference)
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
         import geopandas as gpd
         from rasterio.features import rasterize
 
         layer = gpd.read_file(ref_path)
+        if burn is not None:
+            layer = layer.assign(__burn__=burn)
+            class_field = "__burn__"
         if class_field not in layer.columns:
             raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
         if layer.crs is None:
@@ -85,7 +93,7 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         layer = layer.to_crs(grid.crs)
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field]) if geom is not None]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
-                         fill=IGNORE_INDEX, dtype="int32").astype(np.int64)
+                         fill=IGNORE_INDEX if burn is None else 0, dtype="int32").astype(np.int64)
     with rasterio.open(ref_path) as src:
         same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
                 and (src.width, src.height) == (grid.width, grid.height))
@@ -239,6 +247,7 @@ def evaluate_rasters(
     image: str | os.PathLike[str] | None = None,
     min_object_pixels: int = 0,
     layout: str | None = None,
+    burn: int | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
@@ -266,7 +275,7 @@ def evaluate_rasters(
         if layout == "isprs" and not exclude:
             exclude = [5]
     else:
-        ref = reference_on_grid(reference, grid, class_field)
+        ref = reference_on_grid(reference, grid, class_field, burn)
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
