@@ -246,10 +246,16 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. optim.lr=0.001 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved recipe, steps per epoch and estimated memory; train nothing."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train import train as run_training
 
+    if dry_run:
+        from rsmamba.train.plan import plan_training
+
+        typer.echo(plan_training(config, list(set_ or [])).describe())
+        return
     result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True)
     typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 

@@ -103,7 +103,7 @@ class ISPRSDataset(Dataset):
     or nDSM (when asked) as the last image channel, crops read by window (never the whole tile)."""
 
     def __init__(self, pairs: list[Pair], info: TilingInfo, *, use_dsm: bool, dsm_mode: str, crop: int | None,
-                 crops_per_image: int, random: bool, seed: int = 0):
+                 crops_per_image: int, random: bool, seed: int = 0, samples_per_epoch: int | None = None):
         self.pairs, self.info, self.use_dsm, self.dsm_mode = pairs, info, use_dsm, dsm_mode
         self.random, self.seed, self.epoch = random, seed, 0
         self.sizes = []
@@ -111,7 +111,9 @@ class ISPRSDataset(Dataset):
             with _quiet_open(p.image) as src:
                 self.sizes.append((src.height, src.width))
         self.crop = crop or max(max(s) for s in self.sizes)
-        if random:
+        if random and samples_per_epoch:  # "an epoch is N iterations" recipes: tiles in turn
+            self.items = [(i % len(pairs), None) for i in range(int(samples_per_epoch))]
+        elif random:
             self.items = [(i, None) for i in range(len(pairs)) for _ in range(crops_per_image)]
         else:
             self.items = [(i, o) for i, (h, w) in enumerate(self.sizes) for o in grid_origins(h, w, self.crop)]
@@ -223,7 +225,8 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
         info = TilingInfo(Path(d["root"]), list(range(1, len(mean) + 1)), mean, std, dmean, dstd,
                           [c.to_dict() for c in ISPRS_CLASSES], None, {"layout": "isprs", "city": city})
     return ISPRSDataset(pairs, info, use_dsm=dsm is not None, dsm_mode=d["dsm_mode"], crop=d.get("crop"),
-                        crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed)
+                        crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed,
+                        samples_per_epoch=d.get("samples_per_epoch"))
 
 
 def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool) -> Dataset:
