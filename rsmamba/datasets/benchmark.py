@@ -154,18 +154,20 @@ class CroppedDataset(Dataset):
 
     KEYS = {"image": 0.0, "image2": 0.0, "mask": IGNORE_INDEX, "mask2": IGNORE_INDEX, "change": IGNORE_INDEX}
 
-    def __init__(self, base: Dataset, info: TilingInfo, crop: int | None, crops_per_image: int, seed: int = 0):
+    def __init__(self, base: Dataset, info: TilingInfo, crop: int | None, crops_per_image: int, seed: int = 0,
+                 samples_per_epoch: int | None = None):
         self.base, self.info, self.crop, self.per = base, info, crop, max(1, crops_per_image if crop else 1)
         self.use_dsm, self.seed, self.epoch = False, seed, 0
+        self.length = int(samples_per_epoch) if samples_per_epoch else len(base) * self.per
 
     def set_epoch(self, seed: int, epoch: int) -> None:
         self.seed, self.epoch = seed, epoch
 
     def __len__(self) -> int:
-        return len(self.base) * self.per
+        return self.length
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.base[index // self.per]
+        sample = self.base[(index // self.per) % len(self.base)]
         if not self.crop:
             return sample
         h, w = sample["image"].shape[-2:]
@@ -249,7 +251,10 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
     if info is None:
         info = TilingInfo(Path(d["root"]), [1, 2, 3], list(mean), list(std), None, None, classes, None,
                           {"layout": layout})
-    return CroppedDataset(base, info, d.get("crop") if train else None, int(d.get("crops_per_image") or 1), seed)
+    if not train:
+        return CroppedDataset(base, info, None, 1, seed)
+    return CroppedDataset(base, info, d.get("crop"), int(d.get("crops_per_image") or 1), seed,
+                          d.get("samples_per_epoch"))
 
 
 def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Dataset, Dataset | None]:

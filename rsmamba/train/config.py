@@ -79,15 +79,32 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
     return cfg
 
 
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "data" / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the paper recipes shipped with rsmamba (``rsmamba/data/configs/<name>.yaml``)."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | os.PathLike[str]) -> Path:
+    """A config file, or the name of a shipped recipe (``mafmamba_vaihingen``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = CONFIGS_DIR / f"{p.name.removesuffix('.yaml')}.yaml"
+    if p.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise InputError(f"{p}: config file not found (shipped recipes: {', '.join(shipped_configs())})")
+
+
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
                 base: dict | None = None) -> dict:
     """Defaults <- YAML file (or ``base`` dict) <- overrides; unknown keys are errors, all listed at once."""
     problems = ProblemCollector()
     user: dict = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{p}: config file not found")
+        p = resolve_config_path(path)
         try:
             user = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -53,7 +53,8 @@ class TrainPlan:
 
 
 def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: int) -> int:
-    """Bytes autograd saves for one forward/backward of one probe-sized sample."""
+    """Bytes autograd saves per sample, from one forward/backward of two probe-sized samples (two, so
+    batch norm on a 1x1 deepest map still trains)."""
     saved = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -61,11 +62,11 @@ def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: 
         saved += t.numel() * t.element_size()
         return t
 
-    image = sample["image"][None, :, :probe, :probe].float()
+    image = sample["image"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1)
     model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         if "image2" in sample:
-            out = model(image, sample["image2"][None, :, :probe, :probe].float())
+            out = model(image, sample["image2"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1))
             loss = sum(v.float().mean() for v in out.values())
         elif inputs == "image+dsm":
             loss = model(image[:, :-1], image[:, -1:]).float().mean()
@@ -73,7 +74,7 @@ def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: 
             loss = model(image).float().mean()
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return saved
+    return saved // 2
 
 
 def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (),
