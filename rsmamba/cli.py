@@ -247,9 +247,20 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved recipe, steps per epoch and estimated memory; train nothing."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this checkpoint's weights ('demo' = the shipped demo model): bands adapted, head re-initialised when the classes differ."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (train.device; default auto)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train import train as run_training
+
+    set_ = list(set_ or [])
+    if init is not None:
+        set_.append(f"model.init={init}")
+    if device is not None:
+        set_.append(f"train.device={device}")
+    if amp is not None:
+        set_.append(f"train.amp={str(amp).lower()}")
 
     if dry_run:
         from rsmamba.train.plan import plan_training

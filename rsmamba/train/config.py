@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
              "city": "vaihingen", "variant": None, "dsm_source": "dsm", "eroded": False, "val_tiles": [],
              "domains": ["Urban", "Rural"], "crop": None, "crops_per_image": 1, "samples_per_epoch": None,
              "mean": None, "std": None},
-    "model": {"name": "fcn_baseline", "kwargs": {}},
+    "model": {"name": "fcn_baseline", "kwargs": {}, "init": None},
     "loss": "ce",
     "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
                  "milestones": [], "step_size": 1, "gamma": 0.1, "power": 0.9, "min_lr": 0.0},
     "eval": {"flip": False, "scales": [1.0]},
     "train": {"epochs": 10, "seed": 0, "amp": True, "grad_clip": None, "ema": None, "device": "auto",
-              "metric": "miou", "exclude_classes": [], "deterministic": True, "stop_after_epochs": None},
+              "metric": "miou", "exclude_classes": [], "deterministic": True, "stop_after_epochs": None,
+              "freeze_prefixes": [], "freeze_epochs": 0},
     "out": "runs/train",
     "tensorboard": True,
 }

@@ -39,6 +39,7 @@ from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
+from rsmamba.train.init import set_frozen
 
 
 @dataclass
@@ -366,11 +367,40 @@ class Prepared:
     names: list[str]
     model_kwargs: dict
     model: nn.Module
+    init_report: Any = None
+
+
+DEMO_CHECKPOINTS = {"demo": "demo_model.pt", "demo-change": "demo_change_model.pt"}
+
+
+def _resolve_init(cfg: dict) -> Path | None:
+    """``model.init``: a checkpoint path, or ``demo`` / ``demo-change`` (the shipped demo models).
+
+    The checkpoint names its model: a config that leaves ``model`` at its default takes the
+    checkpoint's model and structure kwargs; a config naming another model is an error.
+    """
+    init = cfg["model"].get("init")
+    if not init:
+        return None
+    path = Path(init)
+    if str(init) in DEMO_CHECKPOINTS and not path.exists():
+        path = Path(__file__).resolve().parent.parent / "data" / DEMO_CHECKPOINTS[str(init)]
+    ckpt = load_checkpoint(path)
+    if cfg["model"]["name"] != ckpt["model"]:
+        from rsmamba.train.config import DEFAULTS
+
+        if cfg["model"]["name"] != DEFAULTS["model"]["name"] or cfg["model"]["kwargs"]:
+            raise InputError(f"model.init {path}: holds a {ckpt['model']!r} model, the config asks for "
+                             f"{cfg['model']['name']!r}")
+        cfg["model"]["name"] = ckpt["model"]
+        cfg["model"]["kwargs"] = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "in_chans")}
+    return path
 
 
 def prepare(cfg: dict) -> Prepared:
     """Open the datasets and build the model a resolved config asks for (no training state)."""
     d = cfg["data"]
+    init_path = _resolve_init(cfg)
     info_m = model_info(cfg["model"]["name"])
     use_dsm = d["use_dsm"]
     if use_dsm is None and info_m.task != "segmentation":
@@ -391,7 +421,13 @@ def prepare(cfg: dict) -> Prepared:
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         model_kwargs.setdefault("in_chans", in_chans)
     model = create_model(cfg["model"]["name"], **model_kwargs)
-    return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model)
+    report = None
+    if init_path is not None:
+        from rsmamba.train.init import init_from_checkpoint
+
+        report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
+                                      num_classes=num_classes)
+    return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 
 def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progress: bool) -> TrainResult:
@@ -408,6 +444,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     info_m, train_ds, val_ds, tiling = prep.info, prep.train_ds, prep.val_ds, prep.train_ds.info
     classes, num_classes, names, model_kwargs = prep.classes, prep.num_classes, prep.names, prep.model_kwargs
     model = prep.model.to(device)
+    if prep.init_report is not None and is_main and progress and not resume:
+        tqdm.write(f"init: {prep.init_report.describe()}")
 
     aug_cfg = cfg["augment"]
     augment = Augment(aug_cfg["flips"], aug_cfg["rot90"], aug_cfg["scale"], aug_cfg["photometric"],
@@ -475,6 +513,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         seeded.epoch = epoch
+        if t["freeze_prefixes"]:  # frozen stages for the first epochs of a fine-tune
+            set_frozen(model, list(t["freeze_prefixes"]), epoch < int(t["freeze_epochs"]))
         model.train()
         total, count = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not (progress and is_main),
