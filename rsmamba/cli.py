@@ -76,9 +76,16 @@ def synth(
     nodata_collar: bool = typer.Option(False, "--nodata-collar", help="Rotated footprint with nodata corners."),
     dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
+
+    if layout is not None:
+        from rsmamba.synth_layouts import write_layout
+
+        typer.echo(f"{layout}: {write_layout(layout, out_dir, size=min(size, 512), seed=seed)}")
+        return
 
     try:
         corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN
@@ -242,7 +249,7 @@ def vectorize(
 
 @app.command()
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Training config (YAML)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training config (YAML), or a shipped recipe name (e.g. mafmamba_vaihingen)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. optim.lr=0.001 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
