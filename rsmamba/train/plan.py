@@ -37,7 +37,9 @@ class TrainPlan:
         return self.parameter_bytes + self.activation_bytes
 
     def describe(self) -> str:
-        gib = 1024**3
+        def size(n: int) -> str:
+            return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+
         return "\n".join([
             yaml.safe_dump(self.config, sort_keys=False).rstrip(),
             "---",
@@ -46,20 +48,23 @@ class TrainPlan:
             f"steps per epoch {self.steps_per_epoch} at batch {self.config['data']['batch_size']}; "
             f"{self.total_steps} steps in {self.config['train']['epochs']} epochs",
             f"model {self.config['model']['name']}: {self.parameters / 1e6:.2f} M parameters",
-            f"estimated memory per process: {self.memory_bytes / gib:.2f} GiB (weights, gradients and optimiser "
-            f"state {self.parameter_bytes / gib:.2f} GiB + activations {self.activation_bytes / gib:.2f} GiB, fp32; "
-            "AMP roughly halves activations)",
+            f"estimated memory per process: {size(self.memory_bytes)} (weights, gradients and optimiser "
+            f"state {size(self.parameter_bytes)} + activations {size(self.activation_bytes)}, fp32, "
+            "measured on this machine's code path (the CUDA scan kernels save less); AMP roughly halves activations)",
         ])
 
 
 def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: int) -> int:
     """Bytes autograd saves per sample, from one forward/backward of two probe-sized samples (two, so
     batch norm on a 1x1 deepest map still trains)."""
-    saved = 0
+    seen: dict[int, int] = {}  # storage -> bytes: a tensor saved by several ops is held once
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal saved
-        saved += t.numel() * t.element_size()
+        try:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. some views)
+            seen[id(t)] = t.numel() * t.element_size()
         return t
 
     image = sample["image"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1)
@@ -74,7 +79,8 @@ def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: 
             loss = model(image).float().mean()
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return saved // 2
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(b for ptr, b in seen.items() if ptr not in params) // 2
 
 
 def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (),
