@@ -421,6 +421,12 @@ def prepare(cfg: dict) -> Prepared:
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         model_kwargs.setdefault("in_chans", in_chans)
     model = create_model(cfg["model"]["name"], **model_kwargs)
+    if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
+        from rsmamba.pretrained import load_pretrained
+
+        for r in load_pretrained(model, cfg["model"]["pretrained"], image_bands=n_img,
+                                 dsm=bool(train_ds.use_dsm) and info_m.inputs == "image"):
+            tqdm.write(f"pretrained: {r.describe()}")
     report = None
     if init_path is not None:
         from rsmamba.train.init import init_from_checkpoint
