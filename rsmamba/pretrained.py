@@ -6,7 +6,7 @@ Supported today: torchvision / timm ResNet state dicts (``conv1``, ``bn1``, ``la
 unwrapped. Every tensor of the file must land: a name the backbone lacks or a shape that differs is
 a one-line error naming the first such tensor (the classifier ``fc.*`` is the one exception and is
 reported as unused). A first convolution with another input-band count is adapted as ``--init``
-does (:func:`rsmamba.train.init.adapt_input_weight`) and reported as resized.
+does (:func:`adapt_input_weight`) and reported as resized.
 Not yet: the R50+ViT-B/16 ``.npz`` of FMTUNet and VMamba checkpoints through this report (the
 models' own ``pretrained=`` kwargs load those, see ``rsmamba.models``).
 """
@@ -40,6 +40,22 @@ class PretrainedReport:
                 f"{'...' if len(self.unused) > 2 else ''}), {len(self.left_random)} left random")
 
 
+def adapt_input_weight(weight: torch.Tensor, src_image: int, src_dsm: bool, dst_image: int,
+                       dst_dsm: bool) -> torch.Tensor:
+    """A first-layer weight ``(out, src_image [+1], ...)`` for ``dst_image`` bands [+ a DSM channel]."""
+    img, dsm = weight[:, :src_image], weight[:, src_image:src_image + 1] if src_dsm else None
+    if dst_image == src_image:
+        new = img
+    elif dst_image == 1:
+        new = img.sum(1, keepdim=True)
+    else:
+        reps = -(-dst_image // src_image)
+        new = img.repeat(1, reps, *([1] * (img.dim() - 2)))[:, :dst_image] * (src_image / dst_image)
+    if dst_dsm:
+        new = torch.cat([new, dsm if dsm is not None else torch.zeros_like(new[:, :1])], 1)
+    return new.contiguous()
+
+
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise InputError(f"model.pretrained {path}: file not found")
@@ -60,8 +76,6 @@ def load_resnet_weights(model: nn.Module, path: str | os.PathLike[str], part: st
                         image_bands: int = 3, dsm: bool = False) -> PretrainedReport:
     """Load a torchvision/timm ResNet state dict into ``model.<part>`` (built for ``image_bands`` [+ a
     stacked DSM channel]); see the module docstring."""
-    from rsmamba.train.init import adapt_input_weight
-
     path = Path(path)
     module = getattr(model, part, None)
     if not isinstance(module, nn.Module):

@@ -13,7 +13,7 @@ import torch
 from rsmamba.errors import InputError
 from rsmamba.tile import tile_scene
 from rsmamba.train import train
-from rsmamba.train.init import adapt_input_weight
+from rsmamba.pretrained import adapt_input_weight
 
 
 def test_band_adaptation_rules() -> None:

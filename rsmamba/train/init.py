@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from rsmamba.checkpoint import load_checkpoint
 from rsmamba.errors import InputError
+from rsmamba.pretrained import adapt_input_weight
 
 
 @dataclass
@@ -45,22 +46,6 @@ class InitReport:
         if self.left_random:
             parts.append(f"{len(self.left_random)} not in the checkpoint, left random")
         return "; ".join(parts)
-
-
-def adapt_input_weight(weight: torch.Tensor, src_image: int, src_dsm: bool, dst_image: int,
-                       dst_dsm: bool) -> torch.Tensor:
-    """A first-layer weight ``(out, src_image [+1], ...)`` for ``dst_image`` bands [+ a DSM channel]."""
-    img, dsm = weight[:, :src_image], weight[:, src_image:src_image + 1] if src_dsm else None
-    if dst_image == src_image:
-        new = img
-    elif dst_image == 1:
-        new = img.sum(1, keepdim=True)
-    else:
-        reps = -(-dst_image // src_image)
-        new = img.repeat(1, reps, *([1] * (img.dim() - 2)))[:, :dst_image] * (src_image / dst_image)
-    if dst_dsm:
-        new = torch.cat([new, dsm if dsm is not None else torch.zeros_like(new[:, :1])], 1)
-    return new.contiguous()
 
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
