@@ -75,3 +75,29 @@ def test_init_errors_name_the_tensor_and_freeze_checks_prefixes(tmp_path: Path) 
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("backbone."))
     with pytest.raises(InputError, match="no parameter"):
         set_frozen(model, ["nothing."], True)
+
+
+def test_frozen_stages_stay_put_for_their_epochs_then_train(tmp_path: Path) -> None:
+    from test_own_classes import building_scene
+
+    from rsmamba.checkpoint import load_checkpoint
+
+    image, layer = building_scene(tmp_path / "s", size=64)
+    chips = tmp_path / "chips"
+    tile_scene(image, chips, labels=layer, burn=1, size=32, block=32, split=(1, 0, 0))
+    cfg = {"data": {"root": str(chips), "batch_size": 2}, "model": {"name": "fcn_baseline", "kwargs": {"width": 8}},
+           "train": {"epochs": 2, "freeze_prefixes": ["encoder."], "freeze_epochs": 1}, "out": str(tmp_path / "r"),
+           "tensorboard": False, "optim": {"weight_decay": 0.0}}
+    first = train({**cfg, "train": {**cfg["train"], "stop_after_epochs": 1}}, progress=False)
+    torch.manual_seed(0)
+    from rsmamba.models import create_model
+
+    fresh = create_model("fcn_baseline", width=8, in_chans=1, num_classes=2).state_dict()
+    after1 = load_checkpoint(first.last)["state_dict"]
+    enc = [k for k in after1 if k.startswith("encoder.") and k.endswith("weight")]
+    dec = [k for k in after1 if k.startswith("decoder.") and k.endswith("weight")]
+    assert all(torch.equal(after1[k], fresh[k]) for k in enc)  # frozen in epoch 1 (same seed -> same init)
+    assert any(not torch.equal(after1[k], fresh[k]) for k in dec)
+    second = train(cfg, resume=True, progress=False)
+    after2 = load_checkpoint(second.last)["state_dict"]
+    assert any(not torch.equal(after2[k], after1[k]) for k in enc)  # unfrozen from epoch 2
