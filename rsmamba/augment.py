@@ -26,10 +26,11 @@ class Augment:
     """
 
     def __init__(self, flips: bool = True, rot90: bool = True, scale: tuple[float, float] | None = None,
-                 photometric: float = 0.0, dsm_channels: int = 0):
+                 photometric: float = 0.0, dsm_channels: int = 0, scale_set: tuple[float, ...] | None = None):
         self.flips = flips
         self.rot90 = rot90
         self.scale = tuple(scale) if scale else None
+        self.scale_set = tuple(float(v) for v in scale_set) if scale_set else None  # e.g. GeoSeg's {0.5..1.5}
         self.photometric = photometric
         self.dsm_channels = dsm_channels
         self.generator = torch.Generator().manual_seed(0)
@@ -53,9 +54,12 @@ class Augment:
             turns = int(torch.randint(0, 4, (), generator=self.generator))
             for k in keys_img + keys_lbl:
                 sample[k] = torch.rot90(sample[k], turns, dims=(-2, -1))
-        if self.scale:
-            lo, hi = self.scale
-            factor = lo + (hi - lo) * self._rand()
+        if self.scale or self.scale_set:
+            if self.scale_set:
+                factor = self.scale_set[int(torch.randint(0, len(self.scale_set), (), generator=self.generator))]
+            else:
+                lo, hi = self.scale
+                factor = lo + (hi - lo) * self._rand()
             for k in keys_img:
                 sample[k] = _rescale(sample[k], factor, "bilinear", 0.0)
             for k in keys_lbl:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from rsmamba.errors import InputError, ProblemCollector
 
 
 @dataclass(frozen=True)
@@ -36,3 +42,67 @@ def classes_from_dicts(items: list[dict]) -> tuple[ClassInfo, ...]:
 def colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
     """A GDAL colour table for ``rasterio``'s ``write_colormap``."""
     return {c.id: (*c.color, 255) for c in classes}
+
+
+def dense_classes(items: list[dict] | tuple[ClassInfo, ...]) -> tuple[ClassInfo, ...]:
+    """The table with every id from 0 to the largest filled in (a model has one output per id)."""
+    table = {c.id: c for c in (classes_from_dicts(items) if items and isinstance(items[0], dict) else items)}
+    top = max(table, default=-1)
+    return tuple(table.get(i, ClassInfo(i, f"class_{i}", (128, 128, 128))) for i in range(top + 1))
+
+
+def burn_classes(value: int, name: str = "building") -> tuple[ClassInfo, ...]:
+    """The table of a layer burnt with one value: ``background`` (0) and ``name`` (``value``)."""
+    table = {0: ClassInfo(0, "background", (0, 0, 0)), value: ClassInfo(value, name, (255, 0, 0))}
+    return dense_classes(tuple(table.values()))
+
+
+def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...], int | None]:
+    """Read a class table file (YAML or JSON) -> (classes, ignore value in the source labels or None).
+
+    Format::
+
+        ignore: 0            # optional: this label value means "no label" (becomes 255 in chips)
+        classes:
+          - {id: 0, name: background, color: [0, 0, 0]}
+          - {id: 1, name: building, color: [255, 0, 0]}
+
+    Every problem (duplicate ids or names, ids outside 0..254, bad colours) is reported at once.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: class table not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"{p}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
+    items = raw.get("classes") if isinstance(raw, dict) else raw
+    problems = ProblemCollector()
+    if not isinstance(items, list) or not items:
+        raise InputError(f"{p}: expected a 'classes' list of {{id, name, color}}")
+    out: list[ClassInfo] = []
+    for i, item in enumerate(items):
+        where = f"{p}: class #{i + 1}"
+        if not isinstance(item, dict) or not {"id", "name"} <= set(item):
+            problems.add(f"{where}: needs id and name")
+            continue
+        cid, color = item["id"], item.get("color", item.get("colour", [128, 128, 128]))
+        if not isinstance(cid, int) or not 0 <= cid < IGNORE_INDEX:
+            problems.add(f"{where}: id must be an integer in 0..{IGNORE_INDEX - 1}, got {cid!r}")
+            continue
+        if (not isinstance(color, (list, tuple)) or len(color) != 3
+                or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
+            problems.add(f"{where}: color must be three integers 0..255, got {color!r}")
+            continue
+        out.append(ClassInfo(cid, str(item["name"]), tuple(color)))
+    ids = [c.id for c in out]
+    names = [c.name for c in out]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.add(f"{p}: class id {dup} appears more than once")
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.add(f"{p}: class name {dup!r} appears more than once")
+    ignore = raw.get("ignore") if isinstance(raw, dict) else None
+    if ignore is not None and (not isinstance(ignore, int) or not 0 <= ignore <= 255 or ignore in ids):
+        problems.add(f"{p}: ignore must be an integer 0..255 that is not a class id, got {ignore!r}")
+    problems.raise_if_any()
+    return tuple(sorted(out, key=lambda c: c.id)), ignore

@@ -60,6 +60,9 @@ def tile(
     t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
     labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
     change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
+    burn: Optional[int] = typer.Option(None, "--burn", help="Every label polygon (or non-zero label pixel) is this class id; background 0. No class field needed."),
+    burn_name: str = typer.Option("building", "--burn-name", help="Name of the --burn class (without --class-table)."),
+    class_table: Optional[Path] = typer.Option(None, "--class-table", help="Class table (YAML/JSON): ids, names, colours, ignore value."),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -70,7 +73,7 @@ def tile(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
-        t2=t2, labels_t2=labels_t2, change=change,
+        t2=t2, labels_t2=labels_t2, change=change, burn=burn, burn_name=burn_name, class_table=class_table,
     )
     typer.echo(summary.describe())
 
@@ -87,9 +90,16 @@ def synth(
     dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
+
+    if layout is not None:
+        from rsmamba.synth_layouts import write_layout
+
+        typer.echo(f"{layout}: {write_layout(layout, out_dir, size=min(size, 512), seed=seed)}")
+        return
 
     try:
         corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN
@@ -265,15 +275,32 @@ def vectorize(
 
 @app.command()
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Training config (YAML)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training config (YAML), or a shipped recipe name (e.g. mafmamba_vaihingen)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. optim.lr=0.001 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt (model, optimiser, RNG, epoch)."),
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an out folder that holds a previous run (default: refuse)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved recipe, steps per epoch and estimated memory; train nothing."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this checkpoint's weights ('demo' = the shipped demo model): bands adapted, head re-initialised when the classes differ."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (train.device; default auto)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train import train as run_training
 
+    set_ = list(set_ or [])
+    if init is not None:
+        set_.append(f"model.init={init}")
+    if device is not None:
+        set_.append(f"train.device={device}")
+    if amp is not None:
+        set_.append(f"train.amp={str(amp).lower()}")
+
+    if dry_run:
+        from rsmamba.train.plan import plan_training
+
+        typer.echo(plan_training(config, list(set_ or [])).describe())
+        return
     result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True, overwrite=overwrite)
     typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 
@@ -291,6 +318,8 @@ def evaluate(
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
     min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
+    burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
 ) -> None:
     """Score a prediction raster against a reference."""
     from rsmamba.evaluate import evaluate_rasters
@@ -298,7 +327,7 @@ def evaluate(
     excluded = [int(v) for v in exclude.split(",")] if exclude else []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
-                              min_object_pixels=min_object_pixels, overwrite=overwrite)
+                              min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
         line += f"  building F1@0.5 {result['buildings']['f1']:.4f}"

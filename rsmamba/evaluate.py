@@ -47,6 +47,18 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
     return pred.astype(np.int64), valid, grid
 
 
+def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
+    """The class table that ``predict`` wrote into a class raster (``CLASSES`` tag), or None."""
+    from rsmamba.classes import classes_from_dicts
+
+    with rasterio.open(path) as src:
+        text = src.tags().get("CLASSES") or src.tags(1).get("CLASSES")
+    try:
+        return list(classes_from_dicts(json.loads(text))) if text else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
     if grid.crs is None or ref_crs is None:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
@@ -57,14 +69,22 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
         raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
 
 
-def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class") -> np.ndarray:
-    """The reference labels on the prediction grid (uint8-like int64, 255 where unknown)."""
+def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
+                      burn: int | None = None) -> np.ndarray:
+    """The reference labels on the prediction grid (uint8-like int64, 255 where unknown).
+
+    ``burn``: every polygon of a vector reference is that class, the rest of the grid background 0
+    (a footprint layer, as ``rsmamba tile --burn`` reads it).
+    """
     ref_path = Path(reference)
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
         import geopandas as gpd
         from rasterio.features import rasterize
 
         layer = gpd.read_file(ref_path)
+        if burn is not None:
+            layer = layer.assign(__burn__=burn)
+            class_field = "__burn__"
         if class_field not in layer.columns:
             raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
         if layer.crs is None:
@@ -73,7 +93,7 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         layer = layer.to_crs(grid.crs)
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field]) if geom is not None]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
-                         fill=IGNORE_INDEX, dtype="int32").astype(np.int64)
+                         fill=IGNORE_INDEX if burn is None else 0, dtype="int32").astype(np.int64)
     with rasterio.open(ref_path) as src:
         same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
                 and (src.width, src.height) == (grid.width, grid.height))
@@ -89,6 +109,24 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     if nodata is not None:
         ref[ref == nodata] = IGNORE_INDEX
     return ref
+
+
+def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> tuple[np.ndarray, list[ClassInfo]]:
+    """A benchmark label file decoded to class ids, with the dataset's class table."""
+    import warnings
+
+    from rsmamba.classes import classes_from_dicts
+    from rsmamba.datasets.benchmark import layout_classes
+    from rsmamba.datasets.layouts import decode_labels
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(reference) as src:
+            raw = src.read()
+    if raw.shape[1:] != tuple(shape):
+        raise InputError(f"{reference}: {raw.shape[2]}x{raw.shape[1]} pixels, the prediction has "
+                         f"{shape[1]}x{shape[0]}; a benchmark label must match its image pixel for pixel")
+    return decode_labels(raw, layout), list(classes_from_dicts(layout_classes(layout)))
 
 
 def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
@@ -209,6 +247,8 @@ def evaluate_rasters(
     image: str | os.PathLike[str] | None = None,
     min_object_pixels: int = 0,
     overwrite: bool = False,
+    layout: str | None = None,
+    burn: int | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
@@ -217,6 +257,10 @@ def evaluate_rasters(
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
     The four files are published together (:func:`rsmamba.atomic.publish`): none may be an input,
     and existing ones are refused unless ``overwrite``.
+
+    ``layout`` (isprs, loveda, second, landsat-scd) reads ``reference`` as that benchmark's label
+    file, pixel for pixel with the prediction (benchmark tiles are often not georeferenced), with
+    the dataset's class table; for ``isprs`` Clutter (5) leaves the means unless ``exclude`` is given.
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
@@ -233,8 +277,14 @@ def evaluate_rasters(
         problems.add(problem)
     problems.raise_if_any()
     pred, valid, grid = _read_prediction(prediction)
-    ref = reference_on_grid(reference, grid, class_field)
-    classes = list(classes or ISPRS_CLASSES)
+    if layout is not None:
+        ref, layout_classes = _layout_reference(reference, layout, pred.shape)
+        classes = classes or layout_classes
+        if layout == "isprs" and not exclude:
+            exclude = [5]
+    else:
+        ref = reference_on_grid(reference, grid, class_field, burn)
+    classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
     known = {c.id for c in classes}

@@ -97,7 +97,7 @@ class LovaszSoftmax(nn.Module):
             return logits.sum() * 0.0
         losses = []
         for c in range(logits.shape[1]):
-            fg = (t == c).float()
+            fg = (t == c).to(probs.dtype)
             if fg.sum() == 0:
                 continue
             errors = (fg - probs[:, c]).abs()
@@ -107,11 +107,14 @@ class LovaszSoftmax(nn.Module):
 
 
 class SeKLoss(nn.Module):
-    """Mamba-FCS's differentiable SeK surrogate over changed pixels (semantic class 0 ignored).
+    """Mamba-FCS's differentiable SeK surrogate over changed pixels.
 
     A soft confusion matrix (summed softmax probabilities per reference class) gives a soft
     kappa and a frequency-weighted soft mIoU; ``sek = kappa * exp(1.5 * mIoU)`` and the loss is
     ``-log(sek) - 0.5 * log(mIoU)``, clamped at 0, so it rewards what the SeK metric rewards.
+
+    Unchanged pixels are left out through ``change`` (0 = unchanged) and ``ignore_index``, never by
+    class id: in rsmamba's change datasets every semantic id is a real class (SECOND's water is 0).
     """
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, eps: float = 1e-6):
@@ -121,14 +124,13 @@ class SeKLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:
         t = target.clone()
-        t[t == 0] = self.ignore_index
         if change is not None:
             t[change == 0] = self.ignore_index
         probs, tv = _valid_probs(logits, t, self.ignore_index)
         if tv.numel() == 0:
             return logits.sum() * 0.0
         c = logits.shape[1]
-        onehot = F.one_hot(tv, c).float()
+        onehot = F.one_hot(tv, c).to(probs.dtype)
         conf = onehot.t() @ probs  # conf[label, pred], soft
         total = conf.sum()
         po = conf.diagonal().sum() / total
@@ -140,6 +142,51 @@ class SeKLoss(nn.Module):
         miou = (freq * inter / (union + self.eps)).sum().clamp_min(self.eps)
         sek = kappa * torch.exp(1.5 * miou)
         return (-torch.log(sek) - 0.5 * torch.log(miou)).clamp_min(0.0)
+
+
+class MambaFCSObjective(nn.Module):
+    """The Mamba-FCS training objective on a change model's outputs (``change``, ``sem1``, ``sem2``)::
+
+        change_ce * CE(change) + semantic_ce * (CE(sem1) + CE(sem2))
+        + lovasz * (Lovasz(sem1) + Lovasz(sem2) + Lovasz(change))
+        + similarity * MSE(softmax(sem1), softmax(sem2)) over unchanged pixels
+        + sek * (SeK(sem1) + SeK(sem2)) / 2 over changed pixels
+
+    Defaults follow the authors' script as read in /work notes (CE_cd + 0.5 CE_sem + 0.5 Lovasz
+    + 0.05 similarity + 0.5 SeK). Semantic targets carry 255 on unchanged pixels, so CE, Lovasz
+    and SeK see changed pixels only; the similarity term asks both dates to agree where nothing
+    changed. Each weight is a config value (``loss: {name: mambafcs, sek: 0.5, ...}``).
+    """
+
+    takes_outputs = True
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, change_ce: float = 1.0, semantic_ce: float = 0.5,
+                 lovasz: float = 0.5, similarity: float = 0.05, sek: float = 0.5):
+        super().__init__()
+        self.w = {"change_ce": change_ce, "semantic_ce": semantic_ce, "lovasz": lovasz, "similarity": similarity,
+                  "sek": sek}
+        self.ce = CrossEntropy(ignore_index=ignore_index)
+        self.lovasz = LovaszSoftmax(ignore_index=ignore_index)
+        self.sek = SeKLoss(ignore_index=ignore_index)
+
+    def terms(self, out: dict[str, torch.Tensor], change: torch.Tensor, mask1: torch.Tensor,
+              mask2: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each unweighted term, for logging and for tests against hand computations."""
+        s1, s2, cd = out["sem1"], out["sem2"], out["change"]
+        unchanged = (change == 0).reshape(-1)
+        p1 = s1.softmax(1).permute(0, 2, 3, 1).reshape(-1, s1.shape[1])[unchanged]
+        p2 = s2.softmax(1).permute(0, 2, 3, 1).reshape(-1, s2.shape[1])[unchanged]
+        return {
+            "change_ce": self.ce(cd, change),
+            "semantic_ce": self.ce(s1, mask1) + self.ce(s2, mask2),
+            "lovasz": self.lovasz(s1, mask1) + self.lovasz(s2, mask2) + self.lovasz(cd, change),
+            "similarity": F.mse_loss(p1, p2) if p1.numel() else s1.sum() * 0.0,
+            "sek": 0.5 * (self.sek(s1, mask1, change) + self.sek(s2, mask2, change)),
+        }
+
+    def forward(self, out: dict[str, torch.Tensor], change: torch.Tensor, mask1: torch.Tensor,
+                mask2: torch.Tensor) -> torch.Tensor:
+        return sum(self.w[k] * v for k, v in self.terms(out, change, mask1, mask2).items())
 
 
 class CombinedLoss(nn.Module):
@@ -154,7 +201,7 @@ class CombinedLoss(nn.Module):
         return sum(w * m(logits, target) for w, m in zip(self.weights, self.parts))
 
 
-LOSSES = {"ce": CrossEntropy, "dice": DiceLoss, "lovasz": LovaszSoftmax, "sek": SeKLoss}
+LOSSES = {"ce": CrossEntropy, "dice": DiceLoss, "lovasz": LovaszSoftmax, "sek": SeKLoss, "mambafcs": MambaFCSObjective}
 
 
 def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.Module:
@@ -169,6 +216,9 @@ def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.
         scale = float(item.pop("scale", 1.0))
         if name not in LOSSES:
             problems.append(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+            continue
+        if name == "mambafcs" and len(items) > 1:
+            problems.append("loss 'mambafcs' is a whole objective; give it alone (its weights are its keys)")
             continue
         if name == "ce" and "class_weights" in item:
             item["weight"] = item.pop("class_weights")

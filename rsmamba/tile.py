@@ -34,7 +34,15 @@ from rasterio.windows import transform as window_transform
 from tqdm import tqdm
 
 from rsmamba.atomic import output_problems, publish
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
+from rsmamba.classes import (
+    IGNORE_INDEX,
+    ISPRS_CLASSES,
+    ClassInfo,
+    burn_classes,
+    colormap,
+    dense_classes,
+    load_class_table,
+)
 from rsmamba.errors import InputError
 from rsmamba.raster.normalize import compute_stats
 from rsmamba.raster.source import AlignedSource
@@ -151,11 +159,20 @@ def tile_scene(
     t2: str | os.PathLike[str] | None = None,
     labels_t2: str | os.PathLike[str] | None = None,
     change: str | os.PathLike[str] | None = None,
+    burn: int | None = None,
+    burn_name: str = "building",
+    class_table: str | os.PathLike[str] | None = None,
 ) -> TileSummary:
     """Write chips + ``manifest.csv`` + ``tiling.json`` into ``out_dir`` (atomically, as a whole).
 
     With ``t2`` the chips are epoch pairs for change detection: ``labels_t2`` (semantic labels of
     the second epoch) and ``change`` (binary change labels) are cut on the same windows.
+
+    ``burn`` gives every polygon of a label layer (or every non-zero pixel of a label raster) that
+    class id, background 0: a footprint layer needs no class field. ``class_table`` (YAML/JSON,
+    see :func:`rsmamba.classes.load_class_table`) names the classes; without either the ISPRS
+    table applies. The table goes into ``tiling.json`` and each label chip's colour table, and
+    from there into the checkpoint, the predicted raster and the polygons.
     """
     out_dir = Path(out_dir)
     problems = []
@@ -167,11 +184,25 @@ def tile_scene(
     problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change need --t2")
+    if burn is not None and not 0 < burn < IGNORE_INDEX:
+        problems.append(f"--burn must be a class id in 1..{IGNORE_INDEX - 1}, got {burn}")
+    if (burn is not None or class_table is not None) and labels is None:
+        problems.append("--burn and --class-table describe labels; give --labels")
     if problems:
         raise InputError(problems)
+    ignore = None
+    if class_table is not None:
+        classes, ignore = load_class_table(class_table)
+        if burn is not None and burn not in {c.id for c in classes}:
+            raise InputError(f"--burn {burn} is not a class id of {class_table}")
+        classes = dense_classes(classes)
+    elif burn is not None:
+        classes = burn_classes(burn, burn_name)
+    else:
+        classes = ISPRS_CLASSES
 
     common = {"class_field": class_field, "label_background": label_background,
-              "allow_geographic_mix": allow_geographic_mix}
+              "allow_geographic_mix": allow_geographic_mix, "burn": burn, "label_ignore": ignore}
     extra: dict[str, AlignedSource] = {}
     try:
         for name, path in (("labels_t2", labels_t2), ("change", change)):
@@ -180,7 +211,7 @@ def tile_scene(
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
             with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
-                                block, seed, progress, t2)
+                                block, seed, progress, t2, classes)
     finally:
         for extra_src in extra.values():
             extra_src.close()
@@ -190,6 +221,7 @@ def tile_scene(
 def _tile(
     src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, tmp: Path, size: int,
     overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
+    classes: tuple[ClassInfo, ...] = ISPRS_CLASSES,
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
     grid = WindowGrid(src.width, src.height, size, overlap)
@@ -212,7 +244,8 @@ def _tile(
             summary.skipped_invalid += 1
             continue
         chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
-        rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp))
+        rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp,
+                                classes))
         summary.chips[SPLITS[split_index]] += 1
     if not rows:
         raise InputError(
@@ -230,22 +263,23 @@ def _tile(
         "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
         "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
         "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
-        "classes": [c.to_dict() for c in ISPRS_CLASSES],
+        "classes": [c.to_dict() for c in classes],
         "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
     }
     (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
     return summary
 
 
-def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.ndarray) -> None:
+def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.ndarray,
+                  classes: tuple[ClassInfo, ...] = ISPRS_CLASSES) -> None:
     with rasterio.open(path, "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
         dst.write(labels[None])
-        dst.write_colormap(1, colormap(ISPRS_CLASSES))
+        dst.write_colormap(1, colormap(classes))
 
 
 def _write_chip(
     src: AlignedSource, extra: dict[str, AlignedSource], window: Window, chip_id: str, split: str,
-    valid: np.ndarray, valid_fraction: float, folder: Path,
+    valid: np.ndarray, valid_fraction: float, folder: Path, classes: tuple[ClassInfo, ...] = ISPRS_CLASSES,
 ) -> dict:
     row: dict = {"chip_id": chip_id, "split": split, **{k: "" for k in ("dsm", "labels", "t2", "labels_t2", "change")}}
     image_path = f"images/{chip_id}.tif"
@@ -265,7 +299,7 @@ def _write_chip(
         labels = src.read_labels(window)
         labels = np.where(valid, labels, IGNORE_INDEX).astype(np.uint8)
         row["labels"] = f"labels/{chip_id}.tif"
-        _write_labels(folder / row["labels"], src, window, labels)
+        _write_labels(folder / row["labels"], src, window, labels, classes)
         values, counts = np.unique(labels[labels != IGNORE_INDEX], return_counts=True)
         hist = {str(int(v)): int(c) for v, c in zip(values, counts)}
     if src.has_t2:
@@ -275,7 +309,7 @@ def _write_chip(
     for name, extra_src in extra.items():
         row[name] = f"{name}/{chip_id}.tif"
         _write_labels(folder / row[name], src, window,
-                      np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8))
+                      np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8), classes)
     minx, miny, maxx, maxy = window_bounds(window, src.transform)
     row.update(
         row_off=int(window.row_off), col_off=int(window.col_off), width=int(window.width), height=int(window.height),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -78,3 +79,93 @@ def test_sek_loss_prefers_correct_changed_pixels() -> None:
 def test_unknown_loss_is_an_input_error() -> None:
     with pytest.raises(InputError, match="unknown loss"):
         build_loss([{"name": "focal"}, {"name": "ce"}])
+
+
+def test_sek_loss_counts_water_coded_zero() -> None:
+    """SECOND codes water as 0 (after unchanged is taken out): an all-water changed patch with wrong
+    predictions must cost something (it used to be exactly 0 because class 0 was ignored)."""
+    target = torch.zeros(1, 4, 4, dtype=torch.long)  # all water
+    change = torch.ones_like(target)
+    wrong = torch.zeros(1, 6, 4, 4)
+    wrong[:, 3] = 5.0  # confidently "tree"
+    right = torch.zeros(1, 6, 4, 4)
+    right[:, 0] = 5.0
+    loss = SeKLoss()(wrong, target, change)
+    assert float(loss) > 0
+    # Unchanged pixels (change == 0) are left out whatever their label.
+    assert float(SeKLoss()(wrong, target, torch.zeros_like(target))) == 0.0
+
+
+def _np_softmax(x: np.ndarray) -> np.ndarray:  # (C, N)
+    e = np.exp(x - x.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)
+
+
+def _np_ce(logits: np.ndarray, t: np.ndarray) -> float:
+    keep = t != 255
+    p = _np_softmax(logits.reshape(logits.shape[0], -1))[:, keep.ravel()]
+    return float(-np.log(p[t[keep], np.arange(keep.sum())]).mean())
+
+
+def _np_lovasz(logits: np.ndarray, t: np.ndarray) -> float:
+    keep = (t != 255).ravel()
+    p = _np_softmax(logits.reshape(logits.shape[0], -1))[:, keep]
+    tv = t.ravel()[keep]
+    out = []
+    for c in range(logits.shape[0]):
+        fg = (tv == c).astype(float)
+        if fg.sum() == 0:
+            continue
+        err = np.abs(fg - p[c])
+        order = np.argsort(-err, kind="stable")
+        g = fg[order]
+        inter, union = g.sum() - np.cumsum(g), g.sum() + np.cumsum(1 - g)
+        jac = 1 - inter / union
+        jac[1:] = jac[1:] - jac[:-1]
+        out.append(float(err[order] @ jac))
+    return float(np.mean(out))
+
+
+def _np_sek(logits: np.ndarray, t: np.ndarray, change: np.ndarray) -> float:
+    keep = ((t != 255) & (change != 0)).ravel()
+    p = _np_softmax(logits.reshape(logits.shape[0], -1))[:, keep].T
+    onehot = np.eye(logits.shape[0])[t.ravel()[keep]]
+    conf = onehot.T @ p
+    total = conf.sum()
+    po, pe = np.trace(conf) / total, (conf.sum(1) * conf.sum(0)).sum() / total**2
+    kappa = max((po - pe) / (1 - pe + 1e-6), 1e-6)
+    inter = np.diag(conf)
+    miou = max(float((conf.sum(1) / total * inter / (conf.sum(0) + conf.sum(1) - inter + 1e-6)).sum()), 1e-6)
+    return max(-np.log(kappa * np.exp(1.5 * miou)) - 0.5 * np.log(miou), 0.0)
+
+
+def test_mambafcs_objective_matches_a_hand_computation_on_4x4() -> None:
+    from rsmamba.losses import MambaFCSObjective
+
+    g = np.random.default_rng(3)
+    change = np.array([[0, 0, 1, 1], [0, 1, 1, 1], [0, 0, 0, 1], [1, 1, 0, 0]])
+    m1 = np.where(change == 1, g.integers(0, 3, (4, 4)), 255)
+    m2 = np.where(change == 1, (m1 + 1) % 3, 255)
+    out_np = {"change": g.normal(size=(2, 4, 4)), "sem1": g.normal(size=(3, 4, 4)), "sem2": g.normal(size=(3, 4, 4))}
+    unchanged = (change == 0).ravel()
+    p1 = _np_softmax(out_np["sem1"].reshape(3, -1))[:, unchanged]
+    p2 = _np_softmax(out_np["sem2"].reshape(3, -1))[:, unchanged]
+    hand = {
+        "change_ce": _np_ce(out_np["change"], change),
+        "semantic_ce": _np_ce(out_np["sem1"], m1) + _np_ce(out_np["sem2"], m2),
+        "lovasz": _np_lovasz(out_np["sem1"], m1) + _np_lovasz(out_np["sem2"], m2) + _np_lovasz(out_np["change"], change),
+        "similarity": float(((p1 - p2) ** 2).mean()),
+        "sek": 0.5 * (_np_sek(out_np["sem1"], m1, change) + _np_sek(out_np["sem2"], m2, change)),
+    }
+    weights = {"change_ce": 1.0, "semantic_ce": 0.5, "lovasz": 0.5, "similarity": 0.05, "sek": 0.5}
+    objective = MambaFCSObjective()
+    out = {k: torch.from_numpy(v[None]).double() for k, v in out_np.items()}
+    args = (torch.from_numpy(change[None]), torch.from_numpy(m1[None]), torch.from_numpy(m2[None]))
+    terms = objective.terms(out, *args)
+    for k, v in hand.items():
+        assert float(terms[k]) == pytest.approx(v, rel=1e-6, abs=1e-9), k
+    assert hand["sek"] > 0 and hand["similarity"] > 0
+    assert float(objective(out, *args)) == pytest.approx(sum(weights[k] * hand[k] for k in hand), rel=1e-6)
+    custom = build_loss({"name": "mambafcs", "sek": 2.0, "similarity": 0.0})
+    assert float(custom(out, *args)) == pytest.approx(
+        sum({**weights, "sek": 2.0, "similarity": 0.0}[k] * hand[k] for k in hand), rel=1e-6)

@@ -37,6 +37,9 @@ POTSDAM_TEST = ("2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", 
                 "6_15", "7_13")
 
 LOVEDA_CLASSES = ("background", "building", "road", "water", "barren", "forest", "agriculture")
+# LoveDA's visualisation colours (Junjue-Wang/LoveDA, COLOR_MAP); its masks are index images 0..7.
+LOVEDA_COLOURS = ((255, 255, 255), (255, 0, 0), (255, 255, 0), (0, 0, 255), (159, 129, 183), (0, 255, 0),
+                  (255, 195, 128))
 SECOND_COLOURS = ((255, 255, 255), (0, 0, 255), (128, 128, 128), (0, 128, 0), (0, 255, 0), (128, 0, 0), (255, 0, 0))
 SECOND_CLASSES = ("unchanged", "water", "ground", "low_vegetation", "tree", "building", "playground")
 
@@ -47,6 +50,11 @@ class Pair:
     labels: Path | None
     split: str
     tile: str
+    dsm: Path | None = None
+
+
+def _first_existing(paths: Sequence[Path]) -> Path | None:
+    return next((p for p in paths if p.exists()), None)
 
 
 def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]]) -> np.ndarray:
@@ -63,28 +71,58 @@ def isprs_rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
     return colours_to_ids(rgb, [c.color for c in ISPRS_CLASSES])
 
 
-def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False) -> list[Pair]:
-    """The tiles of an ISPRS download with their official split; missing files are listed in one error."""
+def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *, variant: str | None = None,
+                dsm: str | None = None, splits: Sequence[str] = ("train", "test")) -> list[Pair]:
+    """The tiles of an ISPRS download with their official split; missing files are listed in one error.
+
+    Labels are looked up in the participants' folder and in the later "COMPLETE" ground truth
+    (which also labels the test tiles). ``variant`` picks Potsdam's image folder (``RGB``,
+    ``IRRG`` or ``RGBIR``; Vaihingen has IRRG only). ``dsm`` is ``"dsm"`` (absolute heights) or
+    ``"ndsm"`` (Gerke's normalised DSM), each in its published folder and naming.
+    """
     root = Path(root)
-    pairs, missing = [], []
+    pairs = []
+    if dsm not in (None, "dsm", "ndsm"):
+        raise InputError(f"ISPRS dsm must be 'dsm' or 'ndsm', got {dsm!r}")
     if city == "vaihingen":
-        gts = "gts_eroded_for_participants" if eroded else "gts_for_participants"
+        if variant not in (None, "IRRG"):
+            raise InputError(f"Vaihingen tiles are IRRG only, got variant {variant!r}")
+        if eroded:
+            folders, suffix = ("gts_eroded_for_participants",
+                               "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE"), "_noBoundary"
+        else:
+            folders, suffix = ("gts_for_participants", "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE"), ""
         for split, ids in (("train", VAIHINGEN_TRAIN), ("test", VAIHINGEN_TEST)):
+            if split not in splits:
+                continue
             for n in ids:
                 image = root / "top" / f"top_mosaic_09cm_area{n}.tif"
-                label = root / gts / (f"top_mosaic_09cm_area{n}_noBoundary.tif" if eroded else f"top_mosaic_09cm_area{n}.tif")
-                pairs.append(Pair(image, label if label.exists() else None, split, f"area{n}"))
+                label = _first_existing([root / f / f"top_mosaic_09cm_area{n}{suffix}.tif" for f in folders])
+                d = {"dsm": root / "dsm" / f"dsm_09cm_matching_area{n}.tif",
+                     "ndsm": root / "ndsm" / f"dsm_09cm_matching_area{n}_normalized.jpg"}.get(dsm or "")
+                pairs.append(Pair(image, label, split, f"area{n}", d))
     elif city == "potsdam":
+        variant = variant or "RGB"
+        folder = {"RGB": "2_Ortho_RGB", "IRRG": "3_Ortho_IRRG", "RGBIR": "4_Ortho_RGBIR"}.get(variant)
+        if folder is None:
+            raise InputError(f"Potsdam variant must be RGB, IRRG or RGBIR, got {variant!r}")
         labels_dir = "5_Labels_all_noBoundary" if eroded else "5_Labels_all"
         for split, ids in (("train", POTSDAM_TRAIN), ("test", POTSDAM_TEST)):
+            if split not in splits:
+                continue
             for t in ids:
-                image = root / "2_Ortho_RGB" / f"top_potsdam_{t}_RGB.tif"
+                image = root / folder / f"top_potsdam_{t}_{variant}.tif"
                 suffix = "label_noBoundary" if eroded else "label"
                 label = root / labels_dir / f"top_potsdam_{t}_{suffix}.tif"
-                pairs.append(Pair(image, label if label.exists() else None, split, t))
+                a, b = (int(v) for v in t.split("_"))
+                d = {"dsm": root / "1_DSM" / f"dsm_potsdam_{a:02d}_{b:02d}.tif",
+                     "ndsm": root / "1_DSM_normalisation" / f"dsm_potsdam_{a:02d}_{b:02d}_normalized_lastools.jpg"
+                     }.get(dsm or "")
+                pairs.append(Pair(image, label if label.exists() else None, split, t, d))
     else:
         raise InputError(f"ISPRS city must be 'vaihingen' or 'potsdam', got {city!r}")
     missing = [str(p.image) for p in pairs if not p.image.exists()]
+    missing += [str(p.dsm) for p in pairs if p.dsm is not None and not p.dsm.exists()]
     if missing:
         raise InputError([f"{m}: missing from the {city} layout" for m in missing])
     return pairs
@@ -223,3 +261,26 @@ class LandsatSCDDataset(_FolderDataset):
                   "change": torch.from_numpy(change)}
         return self.transform(sample) if self.transform else sample
 
+
+
+def decode_labels(raw: np.ndarray, layout: str) -> np.ndarray:
+    """A label file's bands ``(bands, H, W)`` -> class ids (H, W) int64 in rsmamba's coding, 255 = ignore.
+
+    ``isprs``: RGB colours (eroded boundaries, black, become 255); ``loveda``: 0 no-data -> 255,
+    1..7 -> 0..6; ``second``: colours, unchanged (white) -> 255, land cover 0..5; ``landsat-scd``:
+    index 0 unchanged -> 255, 1..4 -> 0..3.
+    """
+    if layout in ("isprs", "second"):
+        if raw.shape[0] < 3:
+            raise InputError(f"{layout} labels are RGB colour images; this one has {raw.shape[0]} band(s)")
+        if layout == "isprs":
+            return isprs_rgb_to_ids(raw[:3]).astype(np.int64)
+        ids = colours_to_ids(raw[:3], SECOND_COLOURS).astype(np.int64)
+        return np.where((ids > 0) & (ids != IGNORE_INDEX), ids - 1, IGNORE_INDEX)
+    if layout in ("loveda", "landsat-scd"):
+        if raw.shape[0] != 1:
+            raise InputError(f"{layout} labels are class-index images; this one has {raw.shape[0]} bands")
+        v = raw[0].astype(np.int64) - 1
+        top = len(LOVEDA_CLASSES) if layout == "loveda" else len(LANDSAT_SCD_CLASSES) - 1
+        return np.where((v >= 0) & (v < top), v, IGNORE_INDEX)
+    raise InputError(f"unknown label layout {layout!r}; expected isprs, loveda, second or landsat-scd")

@@ -90,7 +90,8 @@ def _overlap_fraction(image: Any, other: Any) -> float:
 class _VectorLabels:
     """A label vector layer in the image CRS, rasterised per window through a spatial index."""
 
-    def __init__(self, path: Path, class_field: str, crs: CRS, background: int, problems: ProblemCollector):
+    def __init__(self, path: Path, class_field: str, crs: CRS, background: int, problems: ProblemCollector,
+                 burn: int | None = None):
         import geopandas as gpd
 
         self.background = background
@@ -100,6 +101,9 @@ class _VectorLabels:
         except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
             problems.add(f"labels {path}: not a readable vector layer ({str(exc).splitlines()[0]})")
             return
+        if burn is not None:  # every polygon one class: no field needed
+            gdf = gdf.assign(**{"__burn__": np.full(len(gdf), burn, np.int32)})
+            class_field = "__burn__"
         if class_field not in gdf.columns:
             fields = ", ".join(c for c in gdf.columns if c != "geometry") or "none"
             problems.add(f"labels {path}: no class field {class_field!r} (fields: {fields}); use --class-field")
@@ -155,9 +159,12 @@ class AlignedSource:
         label_background: int = 0,
         allow_geographic_mix: bool = False,
         t2: PathLike | None = None,
+        burn: int | None = None,
+        label_ignore: int | None = None,
     ) -> None:
         self._opened: list[Any] = []
         self.warnings: list[str] = []
+        self._burn, self._label_ignore = burn, label_ignore
         try:
             self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
         except BaseException:
@@ -198,7 +205,7 @@ class AlignedSource:
             if not labels_path.exists():
                 problems.add(f"labels {labels_path}: file not found")
             else:
-                vec = _VectorLabels(labels_path, class_field, img.crs, label_background, problems)
+                vec = _VectorLabels(labels_path, class_field, img.crs, label_background, problems, self._burn)
                 if vec.ok:
                     self._labels_vector = vec
                     if vec.reprojected:
@@ -325,6 +332,10 @@ class AlignedSource:
             arr = np.ma.filled(arr.astype(np.int64), IGNORE_INDEX)
         arr = np.asarray(arr)
         out = np.where((arr >= 0) & (arr < IGNORE_INDEX), arr, IGNORE_INDEX)
+        if self._label_ignore is not None:  # the class table's "no label" value
+            out[arr == self._label_ignore] = IGNORE_INDEX
+        if self._burn is not None:  # a raster mask: any labelled non-zero pixel is the burnt class
+            out = np.where(out == IGNORE_INDEX, IGNORE_INDEX, np.where(out > 0, self._burn, 0))
         return out.astype(np.uint8)
 
     def read_t2(self, window: Window) -> np.ndarray:

@@ -14,19 +14,26 @@ from typing import Any
 
 import yaml
 
+from rsmamba.datasets.benchmark import LAYOUTS
 from rsmamba.errors import InputError, ProblemCollector
 
 DEFAULTS: dict[str, Any] = {
-    "data": {"root": None, "train_split": "train", "val_split": "val", "use_dsm": None, "dsm_mode": "zscore",
-             "batch_size": 4, "num_workers": 0},
-    "model": {"name": "fcn_baseline", "kwargs": {}},
+    "data": {"root": None, "layout": "chips", "train_split": "train", "val_split": "val", "use_dsm": None,
+             "dsm_mode": "zscore", "batch_size": 4, "num_workers": 0,
+             # benchmark layouts (see rsmamba.datasets.benchmark)
+             "city": "vaihingen", "variant": None, "dsm_source": "dsm", "eroded": False, "val_tiles": [],
+             "domains": ["Urban", "Rural"], "crop": None, "crops_per_image": 1, "samples_per_epoch": None,
+             "mean": None, "std": None},
+    "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None},
     "loss": "ce",
-    "augment": {"flips": True, "rot90": True, "scale": None, "photometric": 0.0},
-    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
-    "schedule": {"name": "cosine", "warmup_epochs": 0, "t0": 10, "t_mult": 1, "milestones": [], "gamma": 0.1,
-                 "min_lr": 0.0},
+    "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0},
+    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
+    "schedule": {"name": "cosine", "by": "epoch", "warmup_epochs": 0, "warmup_iters": 0, "t0": 10, "t_mult": 1,
+                 "milestones": [], "step_size": 1, "gamma": 0.1, "power": 0.9, "min_lr": 0.0},
+    "eval": {"flip": False, "scales": [1.0]},
     "train": {"epochs": 10, "seed": 0, "amp": True, "grad_clip": None, "ema": None, "device": "auto",
-              "metric": "miou", "exclude_classes": [], "deterministic": True, "stop_after_epochs": None},
+              "metric": "miou", "exclude_classes": [], "deterministic": True, "stop_after_epochs": None,
+              "freeze_prefixes": [], "freeze_epochs": 0},
     "out": "runs/train",
     "tensorboard": True,
 }
@@ -73,15 +80,32 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
     return cfg
 
 
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "data" / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the paper recipes shipped with rsmamba (``rsmamba/data/configs/<name>.yaml``)."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | os.PathLike[str]) -> Path:
+    """A config file, or the name of a shipped recipe (``mafmamba_vaihingen``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = CONFIGS_DIR / f"{p.name.removesuffix('.yaml')}.yaml"
+    if p.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise InputError(f"{p}: config file not found (shipped recipes: {', '.join(shipped_configs())})")
+
+
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
                 base: dict | None = None) -> dict:
     """Defaults <- YAML file (or ``base`` dict) <- overrides; unknown keys are errors, all listed at once."""
     problems = ProblemCollector()
     user: dict = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{p}: config file not found")
+        p = resolve_config_path(path)
         try:
             user = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -92,7 +116,9 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
     problems.raise_if_any()
     cfg = apply_overrides(cfg, overrides)
     if not cfg["data"]["root"]:
-        problems.add("data.root is not set (the chip folder written by 'rsmamba tile')")
+        problems.add("data.root is not set (the chip folder written by 'rsmamba tile', or a benchmark's folder)")
+    if cfg["data"]["layout"] not in LAYOUTS:
+        problems.add(f"data.layout {cfg['data']['layout']!r}: expected one of {', '.join(LAYOUTS)}")
     if cfg["train"]["epochs"] < 1:
         problems.add("train.epochs must be >= 1")
     problems.raise_if_any()

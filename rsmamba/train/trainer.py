@@ -25,19 +25,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 import yaml
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from rsmamba.atomic import atomic_output, lock_outputs
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
-from rsmamba.datasets.chips import ChipDataset
+from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
+from rsmamba.train.init import set_frozen
 
 
 @dataclass
@@ -55,13 +57,15 @@ class TrainResult:
 class _EpochSeeded:
     """Dataset wrapper that reseeds the augmentation per (seed, epoch, index): order-independent."""
 
-    def __init__(self, dataset: ChipDataset, augment: Augment | None, seed: int):
+    def __init__(self, dataset: Dataset, augment: Augment | None, seed: int):
         self.dataset, self.augment, self.seed, self.epoch = dataset, augment, seed, 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
+        if hasattr(self.dataset, "set_epoch"):  # random crops of large images, seeded like the augmentation
+            self.dataset.set_epoch(self.seed, self.epoch)
         sample = self.dataset[index]
         if self.augment is not None:
             self.augment.reseed(((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % (2**63))
@@ -90,6 +94,33 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
     return torch.device(name)
 
 
+def param_groups(cfg: dict, model: nn.Module) -> list[dict]:
+    """Parameter groups from ``optim.groups``: ``[{prefix: "backbone.", lr_scale: 0.1}, ...]``.
+
+    A parameter joins the first group whose prefix (or one of its prefixes) starts its name; the
+    rest form the base group at ``optim.lr``. A prefix that matches nothing is an error, so a
+    renamed module cannot silently train at the wrong rate.
+    """
+    o = cfg["optim"]
+    groups = o.get("groups") or []
+    named = list(model.named_parameters())
+    taken: set[str] = set()
+    out = []
+    for g in groups:
+        prefixes = [g["prefix"]] if isinstance(g.get("prefix"), str) else list(g.get("prefix") or [])
+        params = [(n, p) for n, p in named if n not in taken and any(n.startswith(x) for x in prefixes)]
+        if not params:
+            raise InputError(f"optim.groups: prefix {prefixes} matches no parameter of {cfg['model']['name']!r}")
+        taken.update(n for n, _ in params)
+        group = {"params": [p for _, p in params], "lr": o["lr"] * float(g.get("lr_scale", 1.0)),
+                 "name": ",".join(prefixes)}
+        if g.get("weight_decay") is not None:
+            group["weight_decay"] = float(g["weight_decay"])
+        out.append(group)
+    rest = [p for n, p in named if n not in taken]
+    return [{"params": rest, "lr": o["lr"], "name": "base"}, *out]
+
+
 def _build_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
     o = cfg["optim"]
     if o["name"] == "adamw":
@@ -101,16 +132,27 @@ def _build_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
     raise InputError(f"optim.name {o['name']!r}: expected adamw, adam or sgd")
 
 
-def _build_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    """Per-step LambdaLR so that schedules behave the same for any batch count (and resume exactly)."""
+SCHEDULES = ("cosine", "cosine_restarts", "multistep", "step", "poly", "none")
+
+
+def lr_factor(cfg: dict, steps_per_epoch: int):
+    """The learning-rate multiplier per optimiser step, as ``schedule`` says.
+
+    ``schedule.by`` is ``epoch`` (milestones, ``step_size``, ``t0`` in epochs) or ``iteration``
+    (in optimiser steps). Warm-up (``warmup_epochs`` or ``warmup_iters``) ramps linearly first.
+    Per-step, so a schedule behaves the same for any batch count and resumes exactly.
+    """
     s = cfg["schedule"]
     epochs = cfg["train"]["epochs"]
     total = max(1, epochs * steps_per_epoch)
-    warm = int(s["warmup_epochs"] * steps_per_epoch)
+    unit = steps_per_epoch if s.get("by", "epoch") == "epoch" else 1
+    warm = int(s.get("warmup_iters") or 0) or int(s["warmup_epochs"] * steps_per_epoch)
     floor = s["min_lr"] / cfg["optim"]["lr"] if cfg["optim"]["lr"] else 0.0
     name = s["name"]
-    if name not in ("cosine", "cosine_restarts", "multistep", "none"):
-        raise InputError(f"schedule.name {name!r}: expected cosine, cosine_restarts, multistep or none")
+    if name not in SCHEDULES:
+        raise InputError(f"schedule.name {name!r}: expected {', '.join(SCHEDULES)}")
+    if s.get("by", "epoch") not in ("epoch", "iteration"):
+        raise InputError(f"schedule.by {s['by']!r}: expected epoch or iteration")
 
     def factor(step: int) -> float:
         if step < warm:
@@ -118,19 +160,25 @@ def _build_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, steps_per_epoc
         if name == "none":
             return 1.0
         if name == "multistep":
-            epoch = step // steps_per_epoch
-            return s["gamma"] ** sum(epoch >= m for m in s["milestones"])
-        if name == "cosine":
-            t = (step - warm) / max(1, total - warm)
-        else:  # SGDR: warm restarts every t0 * t_mult**i epochs
-            t_i, pos = s["t0"] * steps_per_epoch, step - warm
+            return s["gamma"] ** sum(step // unit >= m for m in s["milestones"])
+        if name == "step":
+            return s["gamma"] ** ((step // unit) // max(1, int(s["step_size"])))
+        t = (step - warm) / max(1, total - warm)
+        if name == "poly":
+            return floor + (1 - floor) * max(0.0, 1 - t) ** float(s["power"])
+        if name == "cosine_restarts":  # SGDR: warm restarts every t0 * t_mult**i units
+            t_i, pos = s["t0"] * unit, step - warm
             while pos >= t_i:
                 pos -= t_i
                 t_i *= s["t_mult"]
             t = pos / t_i
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return factor
+
+
+def _build_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
 
 
 def _rng_state() -> dict:
@@ -167,6 +215,10 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
         return loss_fn(logits, mask), {"sem": logits}
     out = model(image, batch["image2"].to(device))
     change = batch["change"].to(device) if "change" in batch else None
+    if getattr(loss_fn, "takes_outputs", False):  # a whole change objective (Mamba-FCS)
+        if change is None or "mask2" not in batch:
+            raise InputError("loss 'mambafcs' needs both dates' semantic labels and the change mask")
+        return loss_fn(out, change, batch["mask"].to(device), batch["mask2"].to(device)), out
     loss = image.new_zeros(())
     if change is not None:
         loss = loss + loss_fn(out["change"], change)
@@ -176,13 +228,35 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
     return loss, out
 
 
+def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales=(1.0,), flip: bool = False):
+    """Softmax averaged over input scales and horizontal/vertical flips (the papers' multi-scale +
+    flip evaluation), at the input's size."""
+    size = image.shape[-2:]
+    total = None
+    for scale in scales:
+        x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
+        for dims in ([None, [-1], [-2]] if flip else [None]):
+            xi = x.flip(dims) if dims else x
+            logits = model(xi[:, :-1], xi[:, -1:]) if inputs == "image+dsm" else model(xi)
+            logits = logits.flip(dims) if dims else logits
+            if logits.shape[-2:] != size:
+                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            p = logits.softmax(1)
+            total = p if total is None else total + p
+    return total
+
+
 def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_classes: int, device,
-              exclude: list[int], names: list[str]) -> dict[str, Any]:
+              exclude: list[int], names: list[str], scales=(1.0,), flip: bool = False) -> dict[str, Any]:
     model.eval()
     seg = ConfusionMeter(num_classes)
     chg = ConfusionMeter(2)
     with torch.no_grad():
         for batch in loader:
+            if task == "segmentation" and (flip or list(scales) != [1.0]):
+                probs = tta_probabilities(model, batch["image"].to(device), inputs, scales, flip)
+                seg.update(batch["mask"], probs.argmax(1).cpu())
+                continue
             _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
             if task == "segmentation":
                 seg.update(batch["mask"], out["sem"].argmax(1).cpu())
@@ -289,25 +363,60 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
             dist.destroy_process_group()
 
 
-def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progress: bool) -> TrainResult:
-    t, d = cfg["train"], cfg["data"]
-    out_dir = Path(cfg["out"])
-    is_main = rank == 0
-    if d["batch_size"] % world:
-        raise InputError(f"data.batch_size {d['batch_size']} is not divisible by the {world} processes")
-    _seed_everything(t["seed"], t["deterministic"])
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+@dataclass
+class Prepared:
+    """What a config resolves to before the first step: data, classes and the model."""
 
+    info: Any
+    train_ds: Any
+    val_ds: Any
+    classes: list[dict]
+    num_classes: int
+    names: list[str]
+    model_kwargs: dict
+    model: nn.Module
+    init_report: Any = None
+
+
+DEMO_CHECKPOINTS = {"demo": "demo_model.pt", "demo-change": "demo_change_model.pt"}
+
+
+def _resolve_init(cfg: dict) -> Path | None:
+    """``model.init``: a checkpoint path, or ``demo`` / ``demo-change`` (the shipped demo models).
+
+    The checkpoint names its model: a config that leaves ``model`` at its default takes the
+    checkpoint's model and structure kwargs; a config naming another model is an error.
+    """
+    init = cfg["model"].get("init")
+    if not init:
+        return None
+    path = Path(init)
+    if str(init) in DEMO_CHECKPOINTS and not path.exists():
+        path = Path(__file__).resolve().parent.parent / "data" / DEMO_CHECKPOINTS[str(init)]
+    ckpt = load_checkpoint(path)
+    if cfg["model"]["name"] != ckpt["model"]:
+        from rsmamba.train.config import DEFAULTS
+
+        if cfg["model"]["name"] != DEFAULTS["model"]["name"] or cfg["model"]["kwargs"]:
+            raise InputError(f"model.init {path}: holds a {ckpt['model']!r} model, the config asks for "
+                             f"{cfg['model']['name']!r}")
+        cfg["model"]["name"] = ckpt["model"]
+        cfg["model"]["kwargs"] = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "in_chans")}
+    return path
+
+
+def prepare(cfg: dict) -> Prepared:
+    """Open the datasets and build the model a resolved config asks for (no training state)."""
+    d = cfg["data"]
+    init_path = _resolve_init(cfg)
     info_m = model_info(cfg["model"]["name"])
     use_dsm = d["use_dsm"]
     if use_dsm is None and info_m.task != "segmentation":
         use_dsm = False  # change chips have one DSM (t1) for two dates
-    train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
-    try:
-        val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
-    except InputError:
-        val_ds = None  # no validation chips: best.pt follows the training loss
+    if use_dsm is None and d["layout"] not in ("chips", None) and info_m.inputs == "image+dsm":
+        use_dsm = True  # a benchmark read in place: the model asks for the DSM
+    # no validation split: best.pt follows the training loss
+    train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"])
     tiling = train_ds.info
     classes = tiling.classes
     num_classes = int(cfg["model"]["kwargs"].get("num_classes", len(classes) or 6))
@@ -319,11 +428,42 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         model_kwargs.setdefault("in_chans", in_chans)
-    model = create_model(cfg["model"]["name"], **model_kwargs).to(device)
+    model = create_model(cfg["model"]["name"], **model_kwargs)
+    if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
+        from rsmamba.pretrained import load_pretrained
+
+        for r in load_pretrained(model, cfg["model"]["pretrained"], image_bands=n_img,
+                                 dsm=bool(train_ds.use_dsm) and info_m.inputs == "image"):
+            tqdm.write(f"pretrained: {r.describe()}")
+    report = None
+    if init_path is not None:
+        from rsmamba.train.init import init_from_checkpoint
+
+        report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
+                                      num_classes=num_classes)
+    return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
+
+
+def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progress: bool) -> TrainResult:
+    t, d = cfg["train"], cfg["data"]
+    out_dir = Path(cfg["out"])
+    is_main = rank == 0
+    if d["batch_size"] % world:
+        raise InputError(f"data.batch_size {d['batch_size']} is not divisible by the {world} processes")
+    _seed_everything(t["seed"], t["deterministic"])
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    prep = prepare(cfg)
+    info_m, train_ds, val_ds, tiling = prep.info, prep.train_ds, prep.val_ds, prep.train_ds.info
+    classes, num_classes, names, model_kwargs = prep.classes, prep.num_classes, prep.names, prep.model_kwargs
+    model = prep.model.to(device)
+    if prep.init_report is not None and is_main and progress and not resume:
+        tqdm.write(f"init: {prep.init_report.describe()}")
 
     aug_cfg = cfg["augment"]
     augment = Augment(aug_cfg["flips"], aug_cfg["rot90"], aug_cfg["scale"], aug_cfg["photometric"],
-                      dsm_channels=1 if train_ds.use_dsm else 0) if aug_cfg else None
+                      dsm_channels=1 if train_ds.use_dsm else 0, scale_set=aug_cfg.get("scale_set")) if aug_cfg else None
     seeded = _EpochSeeded(train_ds, augment, t["seed"])
     sampler = DistributedSampler(seeded, num_replicas=world, rank=rank, shuffle=True, seed=t["seed"], drop_last=True)
     local_batch = d["batch_size"] // world
@@ -342,7 +482,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = build_loss(cfg["loss"]).to(device)
-    optimizer = _build_optimizer(cfg, model.parameters())
+    optimizer = _build_optimizer(cfg, param_groups(cfg, model))
     scheduler = _build_scheduler(cfg, optimizer, len(train_loader))
     use_amp = bool(t["amp"]) and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -387,6 +527,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         seeded.epoch = epoch
+        if t["freeze_prefixes"]:  # frozen stages for the first epochs of a fine-tune
+            set_frozen(model, list(t["freeze_prefixes"]), epoch < int(t["freeze_epochs"]))
         model.train()
         total, count = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not (progress and is_main),
@@ -417,7 +559,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         if val_loader is not None:
             row.update({f"val_{k}": v for k, v in _evaluate(eval_model, val_loader, info_m.task, info_m.inputs,
                                                               num_classes, device, list(t["exclude_classes"]),
-                                                              names).items()})
+                                                              names, cfg["eval"]["scales"],
+                                                              cfg["eval"]["flip"]).items()})
         score = row.get(f"val_{metric_name}", -train_loss)
         history.append(row)
         improved = score > best_metric

@@ -1,0 +1,283 @@
+"""Training and validation datasets for every ``data.layout``: chip folders and the benchmarks as published.
+
+``open_datasets(data_cfg)`` is the one entry point of the trainer. Each dataset it returns has an
+``info`` (:class:`~rsmamba.datasets.chips.TilingInfo`: bands, normalisation, classes) that goes
+into the checkpoint, and a ``use_dsm`` flag. Benchmarks are read in place, in their published
+folders, names and label codings (see :mod:`rsmamba.datasets.layouts`); large tiles are sampled
+by random crops per epoch (``data.crop``, ``data.crops_per_image``), seeded by (seed, epoch,
+index) so a resumed run draws the same crops. Validation covers each image by a fixed grid of
+crops, so a score is over every labelled pixel.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from torch.utils.data import Dataset
+
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
+from rsmamba.datasets.chips import ChipDataset, TilingInfo
+from rsmamba.datasets.layouts import (
+    LANDSAT_SCD_CLASSES,
+    LOVEDA_CLASSES,
+    LOVEDA_COLOURS,
+    SECOND_CLASSES,
+    SECOND_COLOURS,
+    LandsatSCDDataset,
+    LoveDADataset,
+    Pair,
+    SECONDDataset,
+    isprs_pairs,
+    isprs_rgb_to_ids,
+)
+from rsmamba.errors import InputError
+from rsmamba.raster.normalize import normalize_dsm
+
+LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
+# Landsat-SCD labels are index images; these display colours are ours, not the dataset's.
+LANDSAT_SCD_COLOURS = ((255, 255, 255), (0, 155, 0), (255, 165, 0), (230, 30, 100), (0, 170, 240))
+# Per-dataset image statistics (0..255 scale) used when data.mean/std are not set: LoveDA's and
+# SECOND's from their training scripts (ImageNet statistics for LoveDA); Landsat-SCD a plain 128 +- 64.
+DEFAULT_STATS = {
+    "loveda": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
+    "second": ((113.40, 114.08, 116.45), (48.30, 46.27, 48.14)),
+    "landsat-scd": ((128.0, 128.0, 128.0), (64.0, 64.0, 64.0)),
+}
+
+
+def _table(names: Sequence[str], colours: Sequence[Sequence[int]]) -> list[dict]:
+    return [ClassInfo(i, n, tuple(c)).to_dict() for i, (n, c) in enumerate(zip(names, colours))]
+
+
+def _quiet_open(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
+def crop_origin(height: int, width: int, crop: int, seed: int, epoch: int, index: int) -> tuple[int, int]:
+    """A random top-left corner for a crop, the same for the same (seed, epoch, index) in any process."""
+    rng = np.random.default_rng([seed, epoch, index])
+    return int(rng.integers(0, max(height - crop, 0) + 1)), int(rng.integers(0, max(width - crop, 0) + 1))
+
+
+def grid_origins(height: int, width: int, crop: int) -> list[tuple[int, int]]:
+    """Crops covering an image: stride ``crop``, the last row/column aligned to the far edge."""
+    def axis(n: int) -> list[int]:
+        if n <= crop:
+            return [0]
+        starts = list(range(0, n - crop, crop))
+        return starts + [n - crop]
+    return [(r, c) for r in axis(height) for c in axis(width)]
+
+
+def layout_classes(layout: str) -> list[dict]:
+    """The class table rsmamba uses for a benchmark layout (ids as the decoded labels hold them)."""
+    tables = {"isprs": [c.to_dict() for c in ISPRS_CLASSES], "loveda": _table(LOVEDA_CLASSES, LOVEDA_COLOURS),
+              "second": _table(SECOND_CLASSES[1:], SECOND_COLOURS[1:]),
+              "landsat-scd": _table(LANDSAT_SCD_CLASSES[1:], LANDSAT_SCD_COLOURS[1:])}
+    if layout not in tables:
+        raise InputError(f"unknown layout {layout!r}; expected {', '.join(tables)}")
+    return tables[layout]
+
+
+def _pad(x: torch.Tensor, crop: int, fill: float) -> torch.Tensor:
+    """Pad the last two dims up to ``crop`` (an image smaller than the crop)."""
+    h, w = x.shape[-2:]
+    if h >= crop and w >= crop:
+        return x
+    out = torch.full((*x.shape[:-2], max(h, crop), max(w, crop)), fill, dtype=x.dtype)
+    out[..., :h, :w] = x
+    return out
+
+
+class ISPRSDataset(Dataset):
+    """ISPRS Vaihingen / Potsdam tiles read in place: colour labels decoded to ids 0..5, the DSM
+    or nDSM (when asked) as the last image channel, crops read by window (never the whole tile)."""
+
+    def __init__(self, pairs: list[Pair], info: TilingInfo, *, use_dsm: bool, dsm_mode: str, crop: int | None,
+                 crops_per_image: int, random: bool, seed: int = 0, samples_per_epoch: int | None = None):
+        self.pairs, self.info, self.use_dsm, self.dsm_mode = pairs, info, use_dsm, dsm_mode
+        self.random, self.seed, self.epoch = random, seed, 0
+        self.sizes = []
+        for p in pairs:
+            with _quiet_open(p.image) as src:
+                self.sizes.append((src.height, src.width))
+        self.crop = crop or max(max(s) for s in self.sizes)
+        if random and samples_per_epoch:  # "an epoch is N iterations" recipes: tiles in turn
+            self.items = [(i % len(pairs), None) for i in range(int(samples_per_epoch))]
+        elif random:
+            self.items = [(i, None) for i in range(len(pairs)) for _ in range(crops_per_image)]
+        else:
+            self.items = [(i, o) for i, (h, w) in enumerate(self.sizes) for o in grid_origins(h, w, self.crop)]
+
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        self.seed, self.epoch = seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        tile, origin = self.items[index]
+        pair, (h, w) = self.pairs[tile], self.sizes[tile]
+        r, c = origin if origin is not None else crop_origin(h, w, self.crop, self.seed, self.epoch, index)
+        win = Window(c, r, min(self.crop, w - c), min(self.crop, h - r))
+        with _quiet_open(pair.image) as src:
+            raw = src.read(window=win).astype(np.float32)
+        mean = np.asarray(self.info.image_mean, np.float32)[:, None, None]
+        std = np.asarray(self.info.image_std, np.float32)[:, None, None]
+        x = (raw - mean) / std
+        if self.use_dsm and pair.dsm is not None:
+            with _quiet_open(pair.dsm) as src:
+                d = src.read(1, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
+            d = normalize_dsm(d, np.ones(d.shape, bool), self.info.normalization(self.dsm_mode)["dsm"])
+            x = np.concatenate([x, d[None]])
+        if pair.labels is not None:
+            with _quiet_open(pair.labels) as src:
+                mask = isprs_rgb_to_ids(src.read(window=win)).astype(np.int64)
+        else:
+            mask = np.full(raw.shape[1:], IGNORE_INDEX, np.int64)
+        return {"chip_id": f"{pair.tile}_r{r}_c{c}", "image": _pad(torch.from_numpy(x), self.crop, 0.0),
+                "mask": _pad(torch.from_numpy(mask), self.crop, IGNORE_INDEX)}
+
+
+class CroppedDataset(Dataset):
+    """Random crops (training) of a dataset of whole images (LoveDA, SECOND, Landsat-SCD), identical
+    for every image and label key of a sample."""
+
+    KEYS = {"image": 0.0, "image2": 0.0, "mask": IGNORE_INDEX, "mask2": IGNORE_INDEX, "change": IGNORE_INDEX}
+
+    def __init__(self, base: Dataset, info: TilingInfo, crop: int | None, crops_per_image: int, seed: int = 0,
+                 samples_per_epoch: int | None = None):
+        self.base, self.info, self.crop, self.per = base, info, crop, max(1, crops_per_image if crop else 1)
+        self.use_dsm, self.seed, self.epoch = False, seed, 0
+        self.length = int(samples_per_epoch) if samples_per_epoch else len(base) * self.per
+
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        self.seed, self.epoch = seed, epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.base[(index // self.per) % len(self.base)]
+        if not self.crop:
+            return sample
+        h, w = sample["image"].shape[-2:]
+        r, c = crop_origin(h, w, self.crop, self.seed, self.epoch, index)
+        for key, fill in self.KEYS.items():
+            if key in sample:
+                sample[key] = _pad(sample[key][..., r:r + self.crop, c:c + self.crop], self.crop, fill)
+        return sample
+
+
+def _isprs_stats(pairs: list[Pair], use_dsm: bool) -> tuple[list[float], list[float], float | None, float | None]:
+    """Band means/stds (and DSM mean/std) of the training tiles from decimated reads (<= 256 px a side)."""
+    sums, sq, n, dsum, dsq, dn = None, None, 0, 0.0, 0.0, 0
+    for p in pairs:
+        with _quiet_open(p.image) as src:
+            f = max(1, int(np.ceil(max(src.height, src.width) / 256)))
+            shape = (src.count, max(1, src.height // f), max(1, src.width // f))
+            a = src.read(out_shape=shape).astype(np.float64).reshape(src.count, -1)
+        sums = a.sum(1) if sums is None else sums + a.sum(1)
+        sq = (a**2).sum(1) if sq is None else sq + (a**2).sum(1)
+        n += a.shape[1]
+        if use_dsm and p.dsm is not None:
+            with _quiet_open(p.dsm) as src:
+                d = src.read(1, out_shape=shape[1:]).astype(np.float64)
+            d = d[np.isfinite(d)]
+            dsum, dsq, dn = dsum + d.sum(), dsq + (d**2).sum(), dn + d.size
+    mean = sums / n
+    std = np.sqrt(np.maximum(sq / n - mean**2, 0))
+    dmean = dsum / dn if dn else None
+    dstd = float(np.sqrt(max(dsq / dn - dmean**2, 0))) or 1.0 if dn else None
+    return [float(m) for m in mean], [float(s) or 1.0 for s in std], dmean, dstd
+
+
+def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool) -> Dataset:
+    city = d.get("city") or "vaihingen"
+    dsm = (d.get("dsm_source") or "dsm") if d.get("use_dsm") else None
+    val_tiles = [str(t) if city == "potsdam" else f"area{t}" for t in d.get("val_tiles") or []]
+    eroded = bool(d.get("eroded")) and not train  # the papers train on full labels, score on eroded ones
+    if split == "train":
+        pairs = [p for p in isprs_pairs(d["root"], city, False, variant=d.get("variant"), dsm=dsm, splits=("train",))
+                 if p.tile not in val_tiles]
+    elif split in ("val", "test"):
+        if split == "val" and val_tiles:
+            pairs = [p for p in isprs_pairs(d["root"], city, eroded, variant=d.get("variant"), dsm=dsm,
+                                            splits=("train",)) if p.tile in val_tiles]
+        else:
+            pairs = isprs_pairs(d["root"], city, eroded, variant=d.get("variant"), dsm=dsm, splits=("test",))
+    else:
+        raise InputError(f"ISPRS split must be train, val or test, got {split!r}")
+    if not train:
+        pairs = [p for p in pairs if p.labels is not None]
+        if not pairs:
+            raise InputError(f"{d['root']}: no labelled {city} tiles for split {split!r}")
+    if info is None:
+        mean, std, dmean, dstd = _isprs_stats(pairs, dsm is not None)
+        mean, std = list(d.get("mean") or mean), list(d.get("std") or std)
+        info = TilingInfo(Path(d["root"]), list(range(1, len(mean) + 1)), mean, std, dmean, dstd,
+                          [c.to_dict() for c in ISPRS_CLASSES], None, {"layout": "isprs", "city": city})
+    return ISPRSDataset(pairs, info, use_dsm=dsm is not None, dsm_mode=d["dsm_mode"], crop=d.get("crop"),
+                        crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed,
+                        samples_per_epoch=d.get("samples_per_epoch"))
+
+
+def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool) -> Dataset:
+    layout = d["layout"]
+    if d.get("use_dsm"):
+        raise InputError(f"data.layout {layout}: the dataset has no DSM; set data.use_dsm: false")
+    mean, std = DEFAULT_STATS[layout]
+    mean, std = tuple(d.get("mean") or mean), tuple(d.get("std") or std)
+    if layout == "loveda":
+        folder = {"train": "Train", "val": "Val", "test": "Test"}.get(split, split)
+        base: Dataset = LoveDADataset(d["root"], folder, domains=tuple(d.get("domains") or ("Urban", "Rural")),
+                                      mean=mean, std=std)
+        classes = layout_classes("loveda")
+    elif layout == "second":
+        base = SECONDDataset(d["root"], split, mean=mean, std=std)
+        classes = layout_classes("second")  # land cover; "unchanged" is the change head
+    else:
+        base = LandsatSCDDataset(d["root"], split, mean=mean, std=std)
+        classes = layout_classes("landsat-scd")
+    if info is None:
+        info = TilingInfo(Path(d["root"]), [1, 2, 3], list(mean), list(std), None, None, classes, None,
+                          {"layout": layout})
+    if not train:
+        return CroppedDataset(base, info, None, 1, seed)
+    return CroppedDataset(base, info, d.get("crop"), int(d.get("crops_per_image") or 1), seed,
+                          d.get("samples_per_epoch"))
+
+
+def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Dataset, Dataset | None]:
+    """(training dataset, validation dataset or None) for the ``data`` section of a config.
+
+    The validation dataset shares the training one's ``info`` (normalisation, classes): the model
+    is scored on what it will see at predict time. A missing validation split gives None.
+    """
+    layout = d.get("layout") or "chips"
+    if layout not in LAYOUTS:
+        raise InputError(f"data.layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if layout == "chips":
+        train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
+        try:
+            val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
+        except InputError:
+            val_ds = None
+        return train_ds, val_ds
+    d = {**d, "layout": layout, "use_dsm": bool(use_dsm)}
+    make = _isprs if layout == "isprs" else _folder
+    train_ds = make(d, d["train_split"], None, seed, True)
+    try:
+        val_ds = make(d, d["val_split"], train_ds.info, seed, False)
+    except InputError:
+        val_ds = None
+    return train_ds, val_ds

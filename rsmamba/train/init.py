@@ -1,0 +1,97 @@
+"""Start training from a checkpoint (``rsmamba train --init ckpt.pt``): fine-tuning across bands and classes.
+
+Weights are matched by name. Where shapes differ, only two changes are understood, and each is
+reported; anything else is a one-line error naming the first tensor that does not fit:
+
+- **input bands**: a first-layer weight ``(out, C_src, k, k)`` whose input channels are the
+  checkpoint's image bands (+ its DSM channel). Image-band weights are mapped to the new band
+  count as timm's ``adapt_input_conv`` does (1 band: the sum over the source bands; N bands: the
+  source bands repeated in turn and scaled by C_src/N), so a pan or 4-band image starts with the
+  same response to a grey scene. A DSM channel is kept when both have one, dropped when the new
+  data has none, and added with zero weights (the model starts by ignoring it) when only the new
+  data has one.
+- **classes**: tensors whose first dimension is the checkpoint's class count (the head) are left
+  at their fresh initialisation when the class count differs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from rsmamba.checkpoint import load_checkpoint
+from rsmamba.errors import InputError
+from rsmamba.pretrained import adapt_input_weight
+
+
+@dataclass
+class InitReport:
+    """What ``--init`` did to each tensor of the new model."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
+    reinitialised: list[str] = field(default_factory=list)
+    left_random: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
+        if self.adapted:
+            parts.append(f"{len(self.adapted)} adapted to the input bands ({', '.join(self.adapted[:3])})")
+        if self.reinitialised:
+            parts.append(f"{len(self.reinitialised)} re-initialised for the new classes")
+        if self.left_random:
+            parts.append(f"{len(self.left_random)} not in the checkpoint, left random")
+        return "; ".join(parts)
+
+
+def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
+                         num_classes: int) -> InitReport:
+    """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``)."""
+    ckpt = load_checkpoint(path)
+    src = ckpt["state_dict"]
+    src_image = len(ckpt["bands"]["image"])
+    src_dsm = bool(ckpt["bands"].get("dsm"))
+    src_classes = len(ckpt["classes"]) or int(ckpt["model_kwargs"].get("num_classes", 0))
+    src_in = src_image + (1 if src_dsm else 0)
+    report = InitReport(str(path))
+    target = model.state_dict()
+    new_state = {}
+    for name, dst in target.items():
+        if name not in src:
+            report.left_random.append(name)
+            continue
+        s = src[name]
+        if s.shape == dst.shape:
+            new_state[name] = s
+            report.loaded.append(name)
+        elif (s.dim() >= 2 and dst.dim() == s.dim() and s.shape[0] == dst.shape[0] and s.shape[2:] == dst.shape[2:]
+              and s.shape[1] in (src_in, src_image)):
+            has_dsm_here = src_dsm and s.shape[1] == src_in
+            new_state[name] = adapt_input_weight(s, src_image, has_dsm_here, image_bands,
+                                                 dsm and dst.shape[1] == image_bands + 1)
+            if new_state[name].shape != dst.shape:
+                raise InputError(f"{path}: {name} {tuple(s.shape)} cannot be adapted to {tuple(dst.shape)}")
+            report.adapted.append(name)
+        elif s.shape[:1] == (src_classes,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]:
+            report.reinitialised.append(name)
+        else:
+            raise InputError(f"{path}: tensor {name} has shape {tuple(s.shape)} in the checkpoint but "
+                             f"{tuple(dst.shape)} in the model; is it the same model ({ckpt['model']})?")
+    model.load_state_dict(new_state, strict=False)
+    return report
+
+
+def set_frozen(model: nn.Module, prefixes: list[str], frozen: bool) -> int:
+    """Freeze (or unfreeze) the parameters whose names start with one of ``prefixes``; returns how many."""
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(x) for x in prefixes):
+            p.requires_grad_(not frozen)
+            n += 1
+    if prefixes and n == 0:
+        raise InputError(f"train.freeze_prefixes {prefixes}: no parameter of the model starts with these")
+    return n

@@ -1,0 +1,102 @@
+"""``rsmamba train --dry-run``: the resolved recipe, steps per epoch and an estimated memory use.
+
+Memory is estimated, not guessed: parameters (weights, gradients, optimiser state) by count, and
+activations by running one forward/backward on a small probe crop and summing the tensors autograd
+saves, scaled to the recipe's crop and per-process batch (activations grow with pixels).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import yaml
+
+from rsmamba.train.config import load_config
+from rsmamba.train.trainer import prepare
+
+OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
+
+
+@dataclass
+class TrainPlan:
+    config: dict
+    train_samples: int
+    val_samples: int
+    steps_per_epoch: int
+    total_steps: int
+    crop: tuple[int, int]
+    parameters: int
+    parameter_bytes: int
+    activation_bytes: int
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.parameter_bytes + self.activation_bytes
+
+    def describe(self) -> str:
+        def size(n: int) -> str:
+            return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+
+        return "\n".join([
+            yaml.safe_dump(self.config, sort_keys=False).rstrip(),
+            "---",
+            f"training samples {self.train_samples} (crops of {self.crop[0]}x{self.crop[1]} px), "
+            f"validation samples {self.val_samples}",
+            f"steps per epoch {self.steps_per_epoch} at batch {self.config['data']['batch_size']}; "
+            f"{self.total_steps} steps in {self.config['train']['epochs']} epochs",
+            f"model {self.config['model']['name']}: {self.parameters / 1e6:.2f} M parameters",
+            f"estimated memory per process: {size(self.memory_bytes)} (weights, gradients and optimiser "
+            f"state {size(self.parameter_bytes)} + activations {size(self.activation_bytes)}, fp32, "
+            "measured on this machine's code path (the CUDA scan kernels save less); AMP roughly halves activations)",
+        ])
+
+
+def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: int) -> int:
+    """Bytes autograd saves per sample, from one forward/backward of two probe-sized samples (two, so
+    batch norm on a 1x1 deepest map still trains)."""
+    seen: dict[int, int] = {}  # storage -> bytes: a tensor saved by several ops is held once
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. some views)
+            seen[id(t)] = t.numel() * t.element_size()
+        return t
+
+    image = sample["image"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1)
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if "image2" in sample:
+            out = model(image, sample["image2"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1))
+            loss = sum(v.float().mean() for v in out.values())
+        elif inputs == "image+dsm":
+            loss = model(image[:, :-1], image[:, -1:]).float().mean()
+        else:
+            loss = model(image).float().mean()
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(b for ptr, b in seen.items() if ptr not in params) // 2
+
+
+def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (),
+                  probe: int = 64) -> TrainPlan:
+    """Resolve a config and size the run without training (``rsmamba train --dry-run``)."""
+    cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
+    prep = prepare(cfg)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batch = cfg["data"]["batch_size"]
+    steps = len(prep.train_ds) // batch
+    sample: dict[str, Any] = prep.train_ds[0]
+    h, w = sample["image"].shape[-2:]
+    n_params = sum(p.numel() for p in prep.model.parameters())
+    param_bytes = n_params * (4 + 4 + OPTIMISER_STATE_BYTES.get(cfg["optim"]["name"], 8))
+    probe = min(probe, h, w)
+    act = _activation_bytes(prep.model, sample, prep.info.inputs, probe)
+    act_total = int(act * (h * w) / (probe * probe) * max(1, batch // world))
+    return TrainPlan(cfg, len(prep.train_ds), len(prep.val_ds) if prep.val_ds is not None else 0, steps,
+                     steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total)
