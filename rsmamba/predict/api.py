@@ -109,10 +109,12 @@ def stream_layers(
                            rows=rows)
     if on_durable is not None and first_strip == 0 and rows_done == 0:
         on_durable(0, 0)  # the scratch files exist now: a resume can start from them
+    device = getattr(predict, "device", "cpu")  # blend where the model runs
 
     def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
         st = RowBandStitcher(strip.right - strip.left, src.height, channels, grid.window_height,
-                             overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1))
+                             overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1),
+                             device=device)
         st.start_at(start_row)
         return st
 
@@ -128,7 +130,7 @@ def stream_layers(
     try:
         run_pipeline(
             grid=grid, strips=strips, read_window=read_window, predict=predict, new_stitcher=new_stitcher,
-            writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
+            writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware, device),
             batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done, rows=rows,
             on_rows=bar.update if bar is not None else None,
         )

@@ -3,6 +3,13 @@
 Reading and normalising windows, running the network, and rendering/compressing finished rows
 each take real time; with bounded queues between them the network never waits on disk and
 memory stays fixed (``prefetch`` batches in flight, one row band in the stitcher).
+
+Batches are a pure function of the window grid (:func:`grid_batches`): each grid row is cut
+into runs of ``batch_size`` windows at fixed column positions, whatever the column strip, the
+row band or the row a resumed run starts at. A network's float results can depend on the batch
+a window is in (kernel choice by batch size, reduction order); with fixed batches every window
+is computed in the same batch, in the same position, by the same forward call in every run, so
+strips, row bands and resumes reproduce a one-pass run bit for bit by construction.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from rasterio.windows import Window
 
 from rsmamba.predict.blend import window_weights
@@ -25,13 +33,14 @@ _DONE = object()
 
 @dataclass
 class WindowBatch:
-    """Up to ``batch_size`` windows of one grid row, ready for the network."""
+    """One fixed batch of a grid row (see :func:`grid_batches`), ready for the network."""
 
     strip: int
     row: int
     windows: list[Window]  # windows with at least one valid pixel (the others contribute nothing)
     x: np.ndarray | None  # (B, C, h, w) float32
-    valid: list[np.ndarray]
+    valid: np.ndarray | None  # (B, h, w) bool
+    used: list[int]  # indices into ``windows`` of the windows that reach the strip
 
 
 class _Worker(threading.Thread):
@@ -75,19 +84,50 @@ def strip_rows(grid: WindowGrid, strip: Strip, first_row: int, end_row: int | No
             yield row, [Window(c, row, grid.window_width, grid.window_height) for c in strip.col_offsets]
 
 
-class WeightCache:
-    """Window weights depend only on which raster edges a window touches: compute each kind once."""
+def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int) -> list[tuple[int, ...]]:
+    """Column offsets of the batches a strip runs in every grid row: a pure function of the grid.
 
-    def __init__(self, width: int, height: int, mode: str, crop: int, edge_aware: bool = True) -> None:
+    The grid's columns are cut into runs of ``batch_size`` from the left edge; a strip runs every
+    run that holds at least one of its windows, whole (the windows outside the strip are computed
+    and dropped), so each window meets the network in the same batch as in a one-strip run.
+    """
+    cols = grid.col_offsets
+    mine = set(strip.col_offsets)
+    runs = [tuple(cols[i:i + batch_size]) for i in range(0, len(cols), batch_size)]
+    return [run for run in runs if mine.intersection(run)]
+
+
+class WeightCache:
+    """Window weights depend only on which raster edges a window touches: compute each kind once.
+
+    ``batch(windows)`` gives the (B, h, w) weights of a batch on ``device``, cached by the kinds
+    of its windows (a grid has only a few distinct batches).
+    """
+
+    def __init__(self, width: int, height: int, mode: str, crop: int, edge_aware: bool = True,
+                 device: str | torch.device = "cpu") -> None:
         self.width, self.height, self.mode, self.crop, self.edge_aware = width, height, mode, crop, edge_aware
+        self.device = torch.device(device)
         self._cache: dict[tuple, np.ndarray] = {}
+        self._batches: dict[tuple, torch.Tensor] = {}
+
+    def _key(self, w: Window) -> tuple:
+        c, r, ww, hh = int(w.col_off), int(w.row_off), int(w.width), int(w.height)
+        return (c == 0, c + ww >= self.width, r == 0, r + hh >= self.height, ww, hh)
 
     def __call__(self, w: Window) -> np.ndarray:
-        c, r, ww, hh = int(w.col_off), int(w.row_off), int(w.width), int(w.height)
-        key = (c == 0, c + ww >= self.width, r == 0, r + hh >= self.height, ww, hh)
+        key = self._key(w)
         if key not in self._cache:
             self._cache[key] = window_weights(w, self.width, self.height, self.mode, self.crop, self.edge_aware)
         return self._cache[key]
+
+    def batch(self, windows: list[Window]) -> torch.Tensor:
+        key = tuple(self._key(w) for w in windows)
+        if key not in self._batches:
+            if len(self._batches) > 64:
+                self._batches.clear()
+            self._batches[key] = torch.from_numpy(np.stack([self(w) for w in windows])).to(self.device)
+        return self._batches[key]
 
 
 def run_pipeline(
@@ -98,7 +138,7 @@ def run_pipeline(
     predict: Callable[[np.ndarray], np.ndarray],
     new_stitcher: Callable[[Strip, int], RowBandStitcher],
     writer: ScratchWriter,
-    weights: Callable[[Window], np.ndarray],
+    weights: WeightCache,
     batch_size: int = 4,
     prefetch: int = 4,
     first_strip: int = 0,
@@ -109,8 +149,9 @@ def run_pipeline(
     """Predict every window of every strip from ``(first_strip, first_row)`` on, and write it.
 
     ``read_window(window) -> (x (C,h,w) float32, valid (h,w) bool)`` runs on the reader thread,
-    ``predict`` on the calling thread (where torch has its thread pool), rendering and writing on
-    the writer thread. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
+    ``predict`` (a NumPy batch -> (B, K, h, w) probabilities, a tensor on the model's device or
+    an array) and the blending on the calling thread (where torch has its thread pool), rendering
+    and writing on the writer thread. Batches are :func:`grid_batches`. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
     ``rows=(y0, y1)`` restricts the work to the windows that reach raster rows ``[y0, y1)``; the
     windows, batches, weights and summation order of those rows are the same as in a whole-scene
     run, so a scene split into row bands gives the same bytes. ``on_rows(pixels)`` is called as
@@ -128,16 +169,21 @@ def run_pipeline(
     def reader() -> None:
         try:
             for strip in strips[first_strip:]:
-                for row, windows in strip_rows(grid, strip, start_row(strip.index), y1):
-                    for start in range(0, len(windows), batch_size):
+                runs = grid_batches(grid, strip, batch_size)
+                mine = set(strip.col_offsets)
+                for row, _ in strip_rows(grid, strip, start_row(strip.index), y1):
+                    for run in runs:
                         chunk, xs, valids = [], [], []
-                        for w in windows[start:start + batch_size]:
+                        for c in run:
+                            w = Window(c, row, grid.window_width, grid.window_height)
                             x, valid = read_window(w)
                             if valid.any():
                                 chunk.append(w)
                                 xs.append(x)
                                 valids.append(valid)
-                        batch = WindowBatch(strip.index, row, chunk, np.stack(xs) if xs else None, valids)
+                        used = [i for i, w in enumerate(chunk) if int(w.col_off) in mine]
+                        batch = WindowBatch(strip.index, row, chunk, np.stack(xs) if xs else None,
+                                            np.stack(valids) if valids else None, used)
                         if not _put(batches, batch, stop):
                             return
         finally:
@@ -162,7 +208,7 @@ def run_pipeline(
         if not _put(finished, (rows, strip), stop) or write_thread.error is not None:
             raise write_thread.error or RuntimeError("writer stopped")
         if on_rows is not None:
-            on_rows(rows.probs.shape[1] * rows.probs.shape[2])
+            on_rows(rows.height * rows.width)
 
     completed = False
     current: int | None = None
@@ -184,10 +230,18 @@ def run_pipeline(
                 if current is not None:
                     emit(stitcher.advance(batch.row), strip_index)
                 current = batch.row
-            if batch.x is not None:
+            if batch.x is not None and batch.used:
                 probs = predict(batch.x)
-                for i, w in enumerate(batch.windows):
-                    stitcher.add(w, probs[i], weights(w), batch.valid[i])
+                device = stitcher.device
+                probs = probs.to(device) if isinstance(probs, torch.Tensor) else torch.from_numpy(probs).to(device)
+                valid = torch.from_numpy(batch.valid)
+                windows = batch.windows
+                if len(batch.used) < len(windows):  # a run reaching past the strip: drop the others
+                    index = torch.tensor(batch.used)
+                    probs = probs[index.to(device)]
+                    valid = valid[index]
+                    windows = [windows[i] for i in batch.used]
+                stitcher.add_batch(windows, probs.float(), weights.batch(windows), valid.to(device))
         if read_thread.error is not None:
             raise read_thread.error
         if stitcher is not None:

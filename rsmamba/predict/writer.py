@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+import torch
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
@@ -40,12 +41,12 @@ def scratch_path(final: Path) -> Path:
 
 @dataclass
 class OutputLayer:
-    """One output raster: how to render its bands from probabilities, and how to describe it."""
+    """One output raster: how to render its bands from finished rows, and how to describe it."""
 
     name: str
     path: Path
     count: int
-    render: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (probs (C,n,W), valid (n,W)) -> (count,n,W) uint8
+    render: Callable[[FinishedRows], torch.Tensor]  # finished rows -> (count, n, W) uint8, on their device
     resampling: Resampling = Resampling.nearest
     colormap: dict[int, tuple[int, int, int, int]] | None = None
     descriptions: list[str] = field(default_factory=list)
@@ -57,11 +58,33 @@ class OutputLayer:
         return self.scratch_file or scratch_path(self.path)
 
 
+def argmax_classes(acc: torch.Tensor) -> torch.Tensor:
+    """(C, n, W) -> (n, W) uint8 index of the largest value, the first one on ties (as argmax).
+
+    A running comparison over the classes: on CPU, torch's and NumPy's argmax over the leading
+    axis are an order of magnitude slower than these C elementwise passes.
+    """
+    best = acc[0].clone()
+    out = torch.zeros(acc.shape[1:], dtype=torch.uint8, device=acc.device)
+    for c in range(1, acc.shape[0]):
+        greater = acc[c] > best
+        out.masked_fill_(greater, c)
+        torch.maximum(best, acc[c], out=best)
+    return out
+
+
+def scaled_probability(p: torch.Tensor) -> torch.Tensor:
+    """Probabilities in [0, 1] -> uint8 ``round(p * 254)`` (half to even, as ``np.rint``)."""
+    return torch.round(p * PROB_SCALE).to(torch.uint8)
+
+
+def _nodata(out: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return out.masked_fill_(~valid, NODATA)
+
+
 def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
-    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = np.argmax(probs, axis=0).astype(np.uint8)
-        out[~valid] = NODATA
-        return out[None]
+    def render(rows: FinishedRows) -> torch.Tensor:
+        return _nodata(argmax_classes(rows.acc), rows.valid)[None]
 
     return OutputLayer(
         "classes", path, 1, render, Resampling.mode, colormap(classes), ["class"],
@@ -71,20 +94,17 @@ def class_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
 
 
 def probability_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
-    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = np.rint(probs * PROB_SCALE).astype(np.uint8)
-        out[:, ~valid] = NODATA
-        return out
+    def render(rows: FinishedRows) -> torch.Tensor:
+        return _nodata(scaled_probability(rows.normalized()), rows.valid)
 
     return OutputLayer("probabilities", path, len(classes), render, Resampling.average, None,
                        [f"p({c.name})" for c in classes], {"SCALE": f"1/{PROB_SCALE}"})
 
 
 def confidence_layer(path: Path) -> OutputLayer:
-    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = np.rint(probs.max(axis=0) * PROB_SCALE).astype(np.uint8)
-        out[~valid] = NODATA
-        return out[None]
+    def render(rows: FinishedRows) -> torch.Tensor:
+        top = FinishedRows(rows.row, rows.col, rows.acc.amax(dim=0, keepdim=True), rows.wsum, rows.valid)
+        return _nodata(scaled_probability(top.normalized()), rows.valid)
 
     return OutputLayer("confidence", path, 1, render, Resampling.average, None, ["confidence"],
                        {"SCALE": f"1/{PROB_SCALE}"})
@@ -118,22 +138,26 @@ class ScratchWriter:
             create_scratch(layers, self.profile)
 
     def write(self, rows: FinishedRows, strip: int) -> None:
-        """Accept finished rows of strip ``strip`` (in order); rows already on disk are skipped."""
+        """Accept finished rows of strip ``strip`` (in order); rows already on disk are skipped.
+
+        Each layer renders on the rows' device and only its uint8 bands cross to the host.
+        """
         if strip < self.strip:
             return
         if self.col is None or strip != self.strip:
             if self.col is not None:
                 self._flush(final=True)
                 self.pending_row = self.y0
-            self.strip, self.col, self.strip_width = strip, rows.col, rows.probs.shape[2]
+            self.strip, self.col, self.strip_width = strip, rows.col, rows.width
             self.pending = [np.zeros((ly.count, 0, self.strip_width), np.uint8) for ly in self.layers]
-        end = min(rows.row + rows.probs.shape[1], self.y1)
+        end = min(rows.row + rows.height, self.y1)
         if end <= self.pending_row:
             return
-        skip = max(0, self.pending_row - rows.row)
-        probs, valid = rows.probs[:, skip:end - rows.row], rows.valid[skip:end - rows.row]
+        part = rows.rows(max(0, self.pending_row - rows.row), end - rows.row)
         for i, layer in enumerate(self.layers):
-            self.pending[i] = np.concatenate([self.pending[i], layer.render(probs, valid)], axis=1)
+            rendered = layer.render(part).cpu().numpy()
+            self.pending[i] = rendered if self.pending[i].shape[1] == 0 else np.concatenate(
+                [self.pending[i], rendered], axis=1)
         self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
