@@ -27,7 +27,10 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.api import check_output_path, plan_strips, stream_layers
 from rsmamba.predict.model import LoadedModel
 from rsmamba.predict.stitch import FinishedRows
-from rsmamba.predict.writer import NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize, scaled_probability
+from rsmamba.predict.writer import (
+    NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
+    scaled_probability,
+)
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource
@@ -126,7 +129,7 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
         if semantic:
             bands.append(argmax_classes(rows.acc[2:2 + k]))
             bands.append(argmax_classes(rows.acc[2 + k:2 + 2 * k]))
-        return torch.stack(bands).masked_fill_(~rows.valid, NODATA)
+        return nodata_where_invalid(torch.stack(bands), rows.valid)
 
     names = ["change", "from_class", "to_class"] if semantic else ["change"]
     return OutputLayer("change", path, len(names), render, Resampling.mode, None, names,
@@ -136,8 +139,7 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
 
 def change_probability_layer(path: Path) -> OutputLayer:
     def render(rows: FinishedRows) -> torch.Tensor:
-        p_change = FinishedRows(rows.row, rows.col, rows.acc[1:2], rows.wsum, rows.valid).normalized()
-        return scaled_probability(p_change).masked_fill_(~rows.valid, NODATA)
+        return nodata_where_invalid(scaled_probability(rows.acc[1:2], rows.wsum), rows.valid)
 
     return OutputLayer("change_probability", path, 1, render, Resampling.average, None, ["p(change)"],
                        {"SCALE": f"1/{PROB_SCALE}"})
@@ -225,8 +227,7 @@ def detect_change(
         try:
             stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                           batch_size=batch_size, progress=progress, desc="change")
-            for layer in layers:
-                finalize(layer)
+            finalize_all(layers)
         finally:
             for layer in layers:
                 layer.scratch.unlink(missing_ok=True)

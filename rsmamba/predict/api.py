@@ -22,7 +22,7 @@ from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_mode
 from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
 from rsmamba.predict.writer import (
-    BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize, probability_layer,
+    BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize_all, probability_layer,
 )
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource
@@ -95,13 +95,15 @@ def stream_layers(
     rows: tuple[int, int] | None = None,
     progress: bool = False,
     desc: str = "predict",
+    pointwise_read: bool = False,
 ) -> None:
     """Run ``predict`` over every window, blend ``channels`` probability maps, render ``layers`` to scratch.
 
     The shared streaming core of ``predict`` and ``change``: row-band stitchers per column strip,
     a reader/model/writer pipeline, scratch files rendered by each layer. ``finalize`` the layers after.
     ``rows=(y0, y1)``: only those raster rows, into scratch files of that height (one band of a
-    scene split across workers).
+    scene split across workers). ``pointwise_read``: ``read_window`` handles each pixel alone, so a
+    batch may be read as one region (see :func:`rsmamba.predict.engine.run_pipeline`).
     """
     if first_strip >= len(strips):
         return
@@ -132,7 +134,7 @@ def stream_layers(
             grid=grid, strips=strips, read_window=read_window, predict=predict, new_stitcher=new_stitcher,
             writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware, device),
             batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done, rows=rows,
-            on_rows=bar.update if bar is not None else None,
+            on_rows=bar.update if bar is not None else None, pointwise_read=pointwise_read,
         )
     finally:
         if bar is not None:
@@ -330,7 +332,8 @@ def _predict_raster(
         if rows is not None:
             return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows,
                                  channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,
-                                 batch_size=batch_size, prefetch=prefetch, progress=progress)
+                                 batch_size=batch_size, prefetch=prefetch, progress=progress,
+                                 pointwise_read=dsm_norm is None)
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": model_digest(loaded), "window": window, "overlap": overlap, "blend": blend, "crop": crop,
@@ -345,9 +348,9 @@ def _predict_raster(
             src, grid, strips, read_window, predictor, layers, channels=num_classes, blend=blend, crop=crop,
             edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=state.save,
             first_strip=first_strip, rows_done=rows_done, progress=progress, desc="predict",
+            pointwise_read=dsm_norm is None,
         )
-        for layer in layers:
-            finalize(layer, compress=compress)
+        finalize_all(layers, compress=compress)
         state.remove()
         summary.seconds = time.perf_counter() - start
     return summary

@@ -145,6 +145,7 @@ def run_pipeline(
     first_row: int = 0,
     rows: tuple[int, int] | None = None,
     on_rows: Callable[[int], None] | None = None,
+    pointwise_read: bool = False,
 ) -> None:
     """Predict every window of every strip from ``(first_strip, first_row)`` on, and write it.
 
@@ -155,7 +156,9 @@ def run_pipeline(
     ``rows=(y0, y1)`` restricts the work to the windows that reach raster rows ``[y0, y1)``; the
     windows, batches, weights and summation order of those rows are the same as in a whole-scene
     run, so a scene split into row bands gives the same bytes. ``on_rows(pixels)`` is called as
-    output pixels are finished (progress bars).
+    output pixels are finished (progress bars). ``pointwise_read=True`` says ``read_window``
+    treats every pixel alone (no per-window normalisation): a batch is then read and normalised
+    as one region spanning its windows, not window by window.
     """
     y0, y1 = rows if rows is not None else (0, None)
 
@@ -174,9 +177,16 @@ def run_pipeline(
                 for row, _ in strip_rows(grid, strip, start_row(strip.index), y1):
                     for run in runs:
                         chunk, xs, valids = [], [], []
+                        ww, wh = grid.window_width, grid.window_height
+                        if pointwise_read:  # one read for the run; the windows are views into it
+                            span_x, span_valid = read_window(Window(run[0], row, run[-1] + ww - run[0], wh))
                         for c in run:
-                            w = Window(c, row, grid.window_width, grid.window_height)
-                            x, valid = read_window(w)
+                            w = Window(c, row, ww, wh)
+                            if pointwise_read:
+                                cols = slice(c - run[0], c - run[0] + ww)
+                                x, valid = span_x[:, :, cols], span_valid[:, cols]
+                            else:
+                                x, valid = read_window(w)
                             if valid.any():
                                 chunk.append(w)
                                 xs.append(x)

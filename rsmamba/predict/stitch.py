@@ -95,11 +95,29 @@ def _as_tensor(a: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tens
     return a.to(device) if isinstance(a, torch.Tensor) else torch.as_tensor(a, device=device)
 
 
+def host_view(t: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A CPU tensor as a NumPy view of the same memory; any other tensor as itself.
+
+    The blending is a few elementwise passes per window. On a CPU, NumPy runs them on the calling
+    pipeline thread, while torch would fan each one out to its intra-op pool: with the cores
+    shared (the model's forward, the reader and the writer threads, other processes) those pool
+    barriers made the same additions up to 40x slower. The two share the operator syntax used
+    here (slices, ``+=``, ``*=``, ``|=``, boolean masks), so one code path serves both.
+    """
+    return t.numpy() if t.device.type == "cpu" else t
+
+
+def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if device.type == "cpu":  # calloc'd pages, no fill pass
+        return torch.from_numpy(np.zeros(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+    return torch.zeros(shape, dtype=dtype, device=device)
+
+
 class RowBandStitcher:
     """Accumulates weighted window probabilities for a band of rows; hands out finished rows.
 
-    The band lives on ``device`` (the model's), so on a GPU the blending never leaves it. Its
-    tensors are inference tensors (like the model's outputs): updated in inference mode only.
+    The band lives on ``device`` (the model's), so on a GPU the blending never leaves it; on a
+    CPU it is updated through NumPy views (:func:`host_view`).
     ``overwrite=True`` is the "no blending" mode: a later window replaces earlier values where
     its weight is positive instead of being averaged with them.
     """
@@ -120,9 +138,8 @@ class RowBandStitcher:
     @torch.inference_mode()
     def _new_band(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         shape = (self.band_height, self.width)
-        return (torch.zeros((self.num_classes, *shape), dtype=torch.float32, device=self.device),
-                torch.zeros(shape, dtype=torch.float32, device=self.device),
-                torch.zeros(shape, dtype=torch.bool, device=self.device))
+        return (zeros((self.num_classes, *shape), torch.float32, self.device),
+                zeros(shape, torch.float32, self.device), zeros(shape, torch.bool, self.device))
 
     @property
     def nbytes(self) -> int:
@@ -157,25 +174,27 @@ class RowBandStitcher:
         ``probs`` is overwritten.
         """
         h, w = probs.shape[2:]
+        band_acc, band_wsum, band_valid = host_view(self.acc), host_view(self.wsum), host_view(self.valid)
+        probs, weights = host_view(probs), host_view(weights)
         if self.overwrite:
             for i, window in enumerate(windows):
                 rs, cs = self._slices(window, h, w)
                 mask = weights[i] > 0
-                acc = self.acc[:, rs, cs]
+                acc = band_acc[:, rs, cs]
                 acc[:, mask] = probs[i][:, mask]
-                self.wsum[rs, cs][mask] = 1.0
+                band_wsum[rs, cs][mask] = 1.0
         else:
-            probs.mul_(weights[:, None])
+            probs *= weights[:, None]
             for i, window in enumerate(windows):
                 rs, cs = self._slices(window, h, w)
-                self.acc[:, rs, cs] += probs[i]
-                self.wsum[rs, cs] += weights[i]
+                band_acc[:, rs, cs] += probs[i]
+                band_wsum[rs, cs] += weights[i]
         for i, window in enumerate(windows):
             rs, cs = self._slices(window, h, w)
             if valid is None:
-                self.valid[rs, cs] = True
+                band_valid[rs, cs] = True
             else:
-                self.valid[rs, cs] |= valid[i]
+                band_valid[rs, cs] |= host_view(valid[i])
 
     @torch.inference_mode()
     def advance(self, row: int) -> FinishedRows | None:
@@ -191,9 +210,9 @@ class RowBandStitcher:
         keep = self.band_height - n
         acc, wsum, valid = self._new_band()
         if keep > 0:
-            acc[:, :keep] = self.acc[:, n:]
-            wsum[:keep] = self.wsum[n:]
-            valid[:keep] = self.valid[n:]
+            host_view(acc)[:, :keep] = host_view(self.acc)[:, n:]
+            host_view(wsum)[:keep] = host_view(self.wsum)[n:]
+            host_view(valid)[:keep] = host_view(self.valid)[n:]
         self.acc, self.wsum, self.valid = acc, wsum, valid
         self.base = row
         return out
@@ -209,4 +228,6 @@ class RowBandStitcher:
 
     def _finish(self, n: int) -> FinishedRows:
         acc, wsum = self.acc[:, :n, self.out], self.wsum[:n, self.out]
-        return FinishedRows(self.base, self.out.start + self.col_off, acc, wsum, self.valid[:n, self.out] & (wsum > 0))
+        valid = host_view(self.valid[:n, self.out]) & (host_view(wsum) > 0)
+        return FinishedRows(self.base, self.out.start + self.col_off, acc, wsum,
+                            torch.from_numpy(valid) if isinstance(valid, np.ndarray) else valid)
