@@ -265,13 +265,13 @@ def predict_raster(
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb * 2**20):
-        return _predict_raster(**{k: v for k, v in locals().items() if k not in ("rasterio", "gdal_cache_mb")})
+        return _predict_raster(**{k: v for k, v in locals().items() if k != "rasterio"})
 
 
 def _predict_raster(
     image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
     probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
-    strip_width, rows, stats,
+    strip_width, rows, stats, gdal_cache_mb,
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
     problems = ProblemCollector()
@@ -305,23 +305,20 @@ def _predict_raster(
         predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
         num_classes = loaded.num_classes
         strips = plan_strips(grid, src.width, strip_width)
-        band_w = max(s.right - s.left for s in strips)
-        out_w = max(s.x1 - s.x0 for s in strips)
-        stitcher_bytes = (num_classes * 4 + 5) * grid.window_height * band_w
-        finished_bytes = (num_classes * 4 + 1) * grid.stride * out_w * 4  # in flight to the writer
         in_chans = len(chosen) + (1 if has_dsm else 0)
-        batch_bytes = batch_size * (in_chans + num_classes) * 4 * grid.window_height * grid.window_width
-        model_bytes = sum(p.numel() * p.element_size() for p in loaded.module.parameters())
         layers_bands = sum((num_classes if k == "probabilities" else 1) for k in outputs)
-        pending = layers_bands * (BLOCK + grid.window_height) * out_w
-        memory = stitcher_bytes + finished_bytes + batch_bytes * (prefetch + 2) + model_bytes + pending
+        input_bytes = src.width * src.height * (src.count * np.dtype(src.dtype).itemsize + (4 if has_dsm else 0))
+        memory = pipeline_bytes(grid, strips, num_classes=num_classes, in_chans=in_chans, batch_size=batch_size,
+                                prefetch=prefetch, layers_bands=layers_bands, probabilities=probabilities is not None)
+        memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=list(src.warnings))
 
         if dry_run:
             summary.dry_run = True
-            summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.eta_seconds, forward_bytes = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.memory_bytes += forward_bytes
             return summary
 
         layers: list[OutputLayer] = [class_layer(out, loaded.classes)]
@@ -377,11 +374,78 @@ def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, ro
     return summary
 
 
-def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int) -> float:
-    """Time one batch (after a warm-up batch) and scale to the whole grid."""
+def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int
+                      ) -> tuple[float, int]:
+    """Time one batch (after a warm-up batch) and scale to the whole grid; also measure the
+    memory the forward pass takes above the current resident set (its activations)."""
     windows = list(grid)[:batch_size]
     x = np.stack([read_window(w)[0] for w in windows])
+    before = process_rss_bytes()
+    reset_peak_rss()
     predictor(x)
     t0 = time.perf_counter()
     predictor(x)
-    return (time.perf_counter() - t0) / len(windows) * n_windows
+    seconds = (time.perf_counter() - t0) / len(windows) * n_windows
+    peak = peak_rss_bytes()
+    return seconds, max(0, peak - before) if peak and before else 0
+
+
+def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, in_chans: int, batch_size: int,
+                   prefetch: int, layers_bands: int, probabilities: bool) -> int:
+    """Bytes the streaming pipeline holds at its peak, beyond the model's activations.
+
+    Row bands: the one being filled, one queued for the writer and one being rendered (a band
+    is handed to the writer whole, see ``RowBandStitcher.advance``). Batches: ``prefetch`` queued,
+    one being read (plus its span), one in the network (with its probabilities). The writer: each
+    layer's pending tile rows, and while rendering, the class argmax's running maximum and (with
+    probabilities) one float32 copy of the finished rows.
+    """
+    band_w = max(s.right - s.left for s in strips)
+    out_w = max(s.x1 - s.x0 for s in strips)
+    h, w = grid.window_height, grid.window_width
+    band = (num_classes * 4 + 5) * h * band_w
+    batch_in = batch_size * (in_chans * 4 + 1) * h * w
+    batch_out = batch_size * num_classes * 4 * h * w
+    span = in_chans * 4 * h * (w + (batch_size - 1) * grid.stride)
+    pending = layers_bands * (BLOCK + h) * out_w
+    render = 5 * h * out_w + (num_classes * 5 * h * out_w if probabilities else 0)
+    return 3 * band + (prefetch + 2) * batch_in + span + batch_out + pending + render
+
+
+def _proc_status(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in bytes; 0 where there is no procfs."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def process_rss_bytes() -> int:
+    """This process's resident set now (0 where it cannot be read)."""
+    rss = _proc_status("VmRSS")
+    if rss == 0:
+        try:
+            import psutil
+
+            rss = int(psutil.Process().memory_info().rss)
+        except Exception:  # noqa: BLE001 - an estimate without it is still an estimate
+            rss = 0
+    return rss
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (Linux: ``5`` to /proc/self/clear_refs); a no-op elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set since :func:`reset_peak_rss` (or since the start); 0 where unknown."""
+    return _proc_status("VmHWM")

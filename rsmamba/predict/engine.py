@@ -167,7 +167,7 @@ def run_pipeline(
 
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    finished: queue.Queue = queue.Queue(maxsize=2)
+    finished: queue.Queue = queue.Queue(maxsize=1)  # each item holds a whole row band
 
     def reader() -> None:
         try:
