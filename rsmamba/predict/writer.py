@@ -97,7 +97,8 @@ def scaled_probability(acc: torch.Tensor, wsum: torch.Tensor) -> torch.Tensor:
         x = a * factor
         np.rint(x, out=x)
         return torch.from_numpy(x.astype(np.uint8))
-    factor = torch.where(wsum > 0, PROB_SCALE / wsum, 0.0)
+    scale = torch.tensor(PROB_SCALE, dtype=torch.float32, device=wsum.device)  # not 254 / wsum: that is
+    factor = torch.where(wsum > 0, scale / wsum, 0.0)  # reciprocal(wsum) * 254 in torch, another rounding
     return torch.round_(acc * factor).to(torch.uint8)
 
 
