@@ -17,7 +17,7 @@ from rasterio.windows import Window
 from rsmamba.atomic import partial_name
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.blend import BLEND_MODES
-from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
+from rsmamba.predict.engine import WeightCache, first_grid_row, limit_heap_growth, run_pipeline
 from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_model
 from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
@@ -244,7 +244,7 @@ def predict_raster(
     progress: bool = False,
     allow_geographic_mix: bool = False,
     edge_aware: bool = True,
-    gdal_cache_mb: int = 128,
+    gdal_cache_mb: int = 64,
     strip_width: int = 4096,
     rows: tuple[int, int] | None = None,
     stats: tuple[BandStats, BandStats | None] | None = None,
@@ -256,7 +256,9 @@ def predict_raster(
     row-band accumulator; finished rows are written as they complete. Rasters wider than
     ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
     interrupted run with the same parameters from its last complete tile row. GDAL's block cache
-    is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene).
+    is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene; 64 MiB holds
+    the rows that overlapping windows re-read many times over, and a 4096² image + DSM fills it
+    as a 20000² one does, so peak memory does not depend on the scene size).
 
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
     (one row band of a scene split across workers, :func:`rsmamba.predict.bands.predict_bands`);
@@ -274,6 +276,7 @@ def _predict_raster(
     strip_width, rows, stats, gdal_cache_mb,
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
+    limit_heap_growth()  # before the first big buffer, so a dry run measures what a run will hold
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device)
     if rows is not None and (resume or dry_run):
@@ -394,11 +397,12 @@ def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, i
                    prefetch: int, layers_bands: int, probabilities: bool) -> int:
     """Bytes the streaming pipeline holds at its peak, beyond the model's activations.
 
-    Row bands: the one being filled, one queued for the writer and one being rendered (a band
-    is handed to the writer whole, see ``RowBandStitcher.advance``). Batches: ``prefetch`` queued,
-    one being read (plus its span), one in the network (with its probabilities). The writer: each
-    layer's pending tile rows, and while rendering, the class argmax's running maximum and (with
-    probabilities) one float32 copy of the finished rows.
+    Row bands: the one being filled and the one the writer renders (a band is handed to the
+    writer whole, see ``RowBandStitcher.advance``; a second queued one is rare, the writer being
+    faster than the model). Batches: ``prefetch`` queued and one in the network (with its
+    probabilities), plus the span a batch is read from. The writer: each layer's pending tile rows,
+    and while rendering, the class argmax's running maximum and (with probabilities) one float32
+    copy of the finished rows. Checked against measured peaks by ``bench/predict.py`` (b).
     """
     band_w = max(s.right - s.left for s in strips)
     out_w = max(s.x1 - s.x0 for s in strips)
@@ -409,7 +413,7 @@ def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, i
     span = in_chans * 4 * h * (w + (batch_size - 1) * grid.stride)
     pending = layers_bands * (BLOCK + h) * out_w
     render = 5 * h * out_w + (num_classes * 5 * h * out_w if probabilities else 0)
-    return 3 * band + (prefetch + 2) * batch_in + span + batch_out + pending + render
+    return 2 * band + (prefetch + 1) * batch_in + span + batch_out + pending + render
 
 
 def _proc_status(field: str) -> int:

@@ -43,6 +43,37 @@ class WindowBatch:
     used: list[int]  # indices into ``windows`` of the windows that reach the strip
 
 
+_HEAP_LIMITED = False
+
+
+def limit_heap_growth() -> None:
+    """Have glibc return large buffers to the system when they are freed (once per process).
+
+    The pipeline allocates and frees big arrays continually (batches, row bands, rendered rows)
+    on three threads. glibc's default raises its mmap threshold after the first large free, so
+    later buffers come from per-thread heaps that fragment and never shrink: peak RSS grew with
+    the scene (1082 MiB at 4096², 1371 MiB at 8192² with a near-free model). A fixed 1 MiB mmap
+    threshold and two arenas keep it flat (649 and 713 MiB). A no-op on other C libraries.
+    """
+    global _HEAP_LIMITED
+    if _HEAP_LIMITED:
+        return
+    _HEAP_LIMITED = True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_mmap_threshold, m_arena_max = -3, -8
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+        libc.mallopt(m_arena_max, 2)
+    except (OSError, AttributeError):  # musl and others: no mallopt, their own policy
+        pass
+
+
 class _Worker(threading.Thread):
     """A daemon thread that keeps its exception for the caller to re-raise."""
 
@@ -161,6 +192,7 @@ def run_pipeline(
     as one region spanning its windows, not window by window.
     """
     y0, y1 = rows if rows is not None else (0, None)
+    limit_heap_growth()
 
     def start_row(strip_index: int) -> int:
         return max(y0, first_row if strip_index == first_strip else 0)
