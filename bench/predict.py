@@ -354,7 +354,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rsmamba-bench-predict-"))
     previous = RESULTS / f"{name}.json"
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
-    result.pop("machine", None)
+    for stale in ("machine", "b_rss_growth_ratio", "b_import_baseline_rss_mib", "b_largest_below_2GiB"):
+        result.pop(stale, None)  # keys of earlier versions of this benchmark
     result.update({"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads()})
     try:
         if "ceiling" in parts:
