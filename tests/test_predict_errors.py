@@ -131,8 +131,8 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
                    **{**kw, "probabilities": tmp_path / "pref.tif"})
 
     out = tmp_path / "out.tif"
-    with pytest.raises(KeyboardInterrupt):  # one forward per grid row: stops around row 400
-        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=9), classes=_default_classes(4)), **kw)
+    with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows (4 windows): stops around row 400
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=_default_classes(4)), **kw)
     assert not out.exists()
     rows_done = json.loads(sidecar_path(out).read_text())["rows_done"]
     assert rows_done == 256  # complete tile rows only
@@ -143,7 +143,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     counting = Interrupting(net, after=10_000)
     summary = predict_raster(path, out, model=LoadedModel(counting, classes=_default_classes(4)), resume=True, **kw)
     assert summary.resumed_from_row == 256
-    assert counting.calls < 11  # did not start over (12 grid rows in all)
+    assert counting.calls < 6  # did not start over (12 grid rows of 2 windows: 6 batches in all)
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
         np.testing.assert_array_equal(got, ref)
     assert not sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))

@@ -4,9 +4,10 @@ Reading and normalising windows, running the network, and rendering/compressing 
 each take real time; with bounded queues between them the network never waits on disk and
 memory stays fixed (``prefetch`` batches in flight, one row band in the stitcher).
 
-Batches are a pure function of the window grid (:func:`grid_batches`): each grid row is cut
-into runs of ``batch_size`` windows at fixed column positions, whatever the column strip, the
-row band or the row a resumed run starts at. A network's float results can depend on the batch
+Batches are a pure function of the window grid (:func:`grid_batches`): the grid's windows in
+row-major order are cut into runs of ``batch_size`` (a batch may end one grid row and start the
+next, so every batch is full), whatever the column strip, the row band or the row a resumed run
+starts at. A network's float results can depend on the batch
 a window is in (kernel choice by batch size, reduction order); with fixed batches every window
 is computed in the same batch, in the same position, by the same forward call in every run, so
 strips, row bands and resumes reproduce a one-pass run bit for bit by construction.
@@ -33,14 +34,14 @@ _DONE = object()
 
 @dataclass
 class WindowBatch:
-    """One fixed batch of a grid row (see :func:`grid_batches`), ready for the network."""
+    """One fixed batch of the grid (see :func:`grid_batches`), ready for the network."""
 
     strip: int
-    row: int
+    rows: list[int]  # grid row offsets this batch brings for the strip, in order (empty: none)
     windows: list[Window]  # windows with at least one valid pixel (the others contribute nothing)
     x: np.ndarray | None  # (B, C, h, w) float32
     valid: np.ndarray | None  # (B, h, w) bool
-    used: list[int]  # indices into ``windows`` of the windows that reach the strip
+    used: list[int]  # indices into ``windows`` of the windows the strip blends (the others are dropped)
 
 
 _HEAP_LIMITED = False
@@ -104,28 +105,25 @@ def first_grid_row(grid: WindowGrid, first_row: int) -> int:
     return next(r for r in grid.row_offsets if r + grid.window_height > first_row)
 
 
-def strip_rows(grid: WindowGrid, strip: Strip, first_row: int, end_row: int | None = None
-               ) -> Iterator[tuple[int, list[Window]]]:
-    """The strip's windows, grid row by grid row, that contribute to raster rows ``[first_row, end_row)``."""
-    start = first_grid_row(grid, first_row)
-    for row in grid.row_offsets:
-        if end_row is not None and row >= end_row:
-            break
-        if row >= start:
-            yield row, [Window(c, row, grid.window_width, grid.window_height) for c in strip.col_offsets]
+def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int, first_row: int = 0, end_row: int | None = None
+                 ) -> Iterator[tuple[list[Window], list[bool]]]:
+    """The batches a strip runs for grid rows ``[first_row, end_row)``: a pure function of the grid.
 
-
-def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int) -> list[tuple[int, ...]]:
-    """Column offsets of the batches a strip runs in every grid row: a pure function of the grid.
-
-    The grid's columns are cut into runs of ``batch_size`` from the left edge; a strip runs every
-    run that holds at least one of its windows, whole (the windows outside the strip are computed
-    and dropped), so each window meets the network in the same batch as in a one-strip run.
+    The grid's windows in row-major order are cut into runs of ``batch_size`` from the first;
+    a strip (or a row band, or a resumed run) runs every run holding one of its windows, whole,
+    and drops the others (``False`` in the flags), so each window meets the network in the same
+    batch, in the same forward call, as in a one-pass run.
     """
-    cols = grid.col_offsets
+    row_offs, cols = grid.row_offsets, grid.col_offsets
+    n = len(cols)
     mine = set(strip.col_offsets)
-    runs = [tuple(cols[i:i + batch_size]) for i in range(0, len(cols), batch_size)]
-    return [run for run in runs if mine.intersection(run)]
+    needed = {ri * n + ci for ri, r in enumerate(row_offs) if r >= first_row and (end_row is None or r < end_row)
+              for ci, c in enumerate(cols) if c in mine}
+    total = len(row_offs) * n
+    for j in sorted({k // batch_size for k in needed}):
+        ks = range(j * batch_size, min(total, (j + 1) * batch_size))
+        yield ([Window(cols[k % n], row_offs[k // n], grid.window_width, grid.window_height) for k in ks],
+               [k in needed for k in ks])
 
 
 class WeightCache:
@@ -202,32 +200,36 @@ def run_pipeline(
     finished: queue.Queue = queue.Queue(maxsize=1)  # each item holds a whole row band
 
     def reader() -> None:
+        ww, wh = grid.window_width, grid.window_height
         try:
             for strip in strips[first_strip:]:
-                runs = grid_batches(grid, strip, batch_size)
-                mine = set(strip.col_offsets)
-                for row, _ in strip_rows(grid, strip, start_row(strip.index), y1):
-                    for run in runs:
-                        chunk, xs, valids = [], [], []
-                        ww, wh = grid.window_width, grid.window_height
-                        if pointwise_read:  # one read for the run; the windows are views into it
-                            span_x, span_valid = read_window(Window(run[0], row, run[-1] + ww - run[0], wh))
-                        for c in run:
-                            w = Window(c, row, ww, wh)
-                            if pointwise_read:
-                                cols = slice(c - run[0], c - run[0] + ww)
-                                x, valid = span_x[:, :, cols], span_valid[:, cols]
-                            else:
-                                x, valid = read_window(w)
-                            if valid.any():
-                                chunk.append(w)
-                                xs.append(x)
-                                valids.append(valid)
-                        used = [i for i, w in enumerate(chunk) if int(w.col_off) in mine]
-                        batch = WindowBatch(strip.index, row, chunk, np.stack(xs) if xs else None,
-                                            np.stack(valids) if valids else None, used)
-                        if not _put(batches, batch, stop):
-                            return
+                start = first_grid_row(grid, start_row(strip.index))
+                for run, flags in grid_batches(grid, strip, batch_size, start, y1):
+                    chunk, xs, valids, used = [], [], [], []
+                    spans = {}
+                    if pointwise_read:  # one read per grid row of the run; its windows are views into it
+                        for row in dict.fromkeys(int(w.row_off) for w in run):
+                            c0 = min(int(w.col_off) for w in run if w.row_off == row)
+                            c1 = max(int(w.col_off) for w in run if w.row_off == row) + ww
+                            spans[row] = (c0, *read_window(Window(c0, row, c1 - c0, wh)))
+                    for w, flag in zip(run, flags):
+                        if pointwise_read:
+                            c0, span_x, span_valid = spans[int(w.row_off)]
+                            cols = slice(int(w.col_off) - c0, int(w.col_off) - c0 + ww)
+                            x, valid = span_x[:, :, cols], span_valid[:, cols]
+                        else:
+                            x, valid = read_window(w)
+                        if valid.any():
+                            if flag:
+                                used.append(len(chunk))
+                            chunk.append(w)
+                            xs.append(x)
+                            valids.append(valid)
+                    rows_of = list(dict.fromkeys(int(w.row_off) for w, flag in zip(run, flags) if flag))
+                    batch = WindowBatch(strip.index, rows_of, chunk, np.stack(xs) if xs else None,
+                                        np.stack(valids) if valids else None, used)
+                    if not _put(batches, batch, stop):
+                        return
         finally:
             _put(batches, _DONE, stop)
 
@@ -268,22 +270,25 @@ def run_pipeline(
                     emit(stitcher.finish(), strip_index)
                 strip_index, current = batch.strip, None
                 stitcher = new_stitcher(strips[batch.strip], first_grid_row(grid, start_row(batch.strip)))
-            if batch.row != current:
-                if current is not None:
-                    emit(stitcher.advance(batch.row), strip_index)
-                current = batch.row
+            probs = valid = None
             if batch.x is not None and batch.used:
                 probs = predict(batch.x)
                 device = stitcher.device
                 probs = probs.to(device) if isinstance(probs, torch.Tensor) else torch.from_numpy(probs).to(device)
-                valid = torch.from_numpy(batch.valid)
-                windows = batch.windows
-                if len(batch.used) < len(windows):  # a run reaching past the strip: drop the others
-                    index = torch.tensor(batch.used)
-                    probs = probs[index.to(device)]
-                    valid = valid[index]
-                    windows = [windows[i] for i in batch.used]
-                stitcher.add_batch(windows, probs.float(), weights.batch(windows), valid.to(device))
+                valid = torch.from_numpy(batch.valid).to(device)
+            for row in batch.rows:  # the grid rows this batch reaches, in order
+                if row != current:
+                    if current is not None:
+                        emit(stitcher.advance(row), strip_index)
+                    current = row
+                mine = [i for i in batch.used if int(batch.windows[i].row_off) == row]
+                if probs is None or not mine:
+                    continue
+                part = slice(mine[0], mine[-1] + 1)
+                if len(mine) < part.stop - part.start:
+                    part = torch.tensor(mine, device=probs.device)
+                windows = [batch.windows[i] for i in mine]
+                stitcher.add_batch(windows, probs[part].float(), weights.batch(windows), valid[part])
         if read_thread.error is not None:
             raise read_thread.error
         if stitcher is not None:
