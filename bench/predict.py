@@ -173,10 +173,9 @@ def forward_only(src_path: Path, net: torch.nn.Module) -> float:
     with AlignedSource(src_path) as src:
         stats, _ = compute_stats(src)
         grid = WindowGrid(src.width, src.height, WINDOW, OVERLAP)
-        batches = []
-        for _, windows in grid.rows():
-            for i in range(0, len(windows), BATCH):
-                batches.append(np.stack([normalize(src.read_image(w), stats) for w in windows[i:i + BATCH]]))
+        windows = list(grid)  # row-major, cut into runs of BATCH: the engine's batches (grid_batches)
+        batches = [np.stack([normalize(src.read_image(w), stats) for w in windows[i:i + BATCH]])
+                   for i in range(0, len(windows), BATCH)]
     predictor = Predictor(LoadedModel(net))
     predictor(batches[0])  # warm-up
     t0 = time.perf_counter()
