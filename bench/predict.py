@@ -19,7 +19,7 @@
     image + DSM (4 channels) at ``--mem-sizes``, and the shipped demo model (CMT-UNet + DSM,
     512 px windows) at ``--demo-sizes``. Scenes are written on the fly (uncompressed tiled
     GeoTIFFs, a synthetic town tiled to size) and deleted after.
-Times are the best of two alternating runs; the load average (the machine may be shared) is
+Times are the best of ``--repeat`` (2) alternating runs; the load average (the machine may be shared) is
 recorded with every part, and every target is a ratio within the same run.
 """
 
@@ -44,6 +44,7 @@ from _util import RESULTS, print_table, write_result  # noqa: E402
 from tile import make_raster  # noqa: E402
 
 WINDOW, OVERLAP, BATCH = 256, 32, 4
+REPEAT = 2  # alternating repetitions; the best time of each counts (--repeat)
 
 
 def medium_net() -> torch.nn.Module:
@@ -218,7 +219,7 @@ def part_ceiling(work: Path, size: int) -> dict:
     make_patch_scene(src, size)
     at_start = load()
     t_read, t_free = [], []
-    for _ in range(2):
+    for _ in range(REPEAT):
         t_read.append(read_only(src))
         t_free.append(near_free_run(src, work / "free.tif"))
     mpix = size * size / 1e6
@@ -247,7 +248,7 @@ def part_ac(work: Path, scene: int) -> dict:
     net = medium_net()
     at_start = load()
     t_fwd, t_e2e, t_e2e_p, t_monai = [], [], [], []
-    for _ in range(2):
+    for _ in range(REPEAT):
         t_fwd.append(forward_only(src, net))
         t_e2e.append(end_to_end(src, work / "classes.tif", net, probabilities=False))
         t_e2e_p.append(end_to_end(src, work / "classes.tif", net, probabilities=True))
@@ -341,7 +342,10 @@ def main() -> None:
     parser.add_argument("--ceiling-size", type=int, help="scene size for the ceiling (default 4096, --quick 2048)")
     parser.add_argument("--mem-sizes", help="near-free sizes for (b), e.g. 4096,20000 (--quick 1024,4096)")
     parser.add_argument("--demo-sizes", help="demo-model sizes for (b), e.g. 1024,2048 (--quick: 1024)")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating repetitions of each timing (best counts)")
     args = parser.parse_args()
+    global REPEAT
+    REPEAT = max(1, args.repeat)
     parts = set(args.parts.split(","))
     scene = args.scene or (1024 if args.quick else 2048)
     ceiling = args.ceiling_size or (2048 if args.quick else 4096)
