@@ -129,8 +129,8 @@ def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int, first_row: int
 class WeightCache:
     """Window weights depend only on which raster edges a window touches: compute each kind once.
 
-    ``batch(windows)`` gives the (B, h, w) weights of a batch on ``device``, cached by the kinds
-    of its windows (a grid has only a few distinct batches).
+    ``batch(windows)`` gives the (B, h, w) weights of a batch on ``device``, the 8 most recent
+    cached by the kinds of their windows (consecutive batches of a grid repeat a few patterns).
     """
 
     def __init__(self, width: int, height: int, mode: str, crop: int, edge_aware: bool = True,
@@ -152,9 +152,11 @@ class WeightCache:
 
     def batch(self, windows: list[Window]) -> torch.Tensor:
         key = tuple(self._key(w) for w in windows)
-        if key not in self._batches:
-            if len(self._batches) > 64:
-                self._batches.clear()
+        if key in self._batches:
+            self._batches[key] = self._batches.pop(key)  # most recently used last
+        else:
+            if len(self._batches) >= 8:  # each is B x h x w float32 (4 MiB for 4 x 512²): keep few
+                self._batches.pop(next(iter(self._batches)))
             self._batches[key] = torch.from_numpy(np.stack([self(w) for w in windows])).to(self.device)
         return self._batches[key]
 
