@@ -318,6 +318,7 @@ def part_memory(work: Path, sizes: list[int], demo_sizes: list[int]) -> dict:
                      "dry_run_estimate_mib": estimate, "estimate_over_peak": estimate / run["peak_rss_mib"]})
         for path in (src, dsm, out):
             path.unlink(missing_ok=True)
+        print("(b)", json.dumps(rows[-1]), flush=True)
     print(f"(b) peak RSS and --dry-run estimate; load {at_start}")
     print_table(rows, ["model", "size", "seconds", "mpix_per_s", "peak_rss_mib", "dry_run_estimate_mib",
                        "estimate_over_peak"])
