@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -130,8 +131,8 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
                    **{**kw, "probabilities": tmp_path / "pref.tif"})
 
     out = tmp_path / "out.tif"
-    with pytest.raises(KeyboardInterrupt):  # one forward per grid row: stops around row 400
-        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=9), classes=_default_classes(4)), **kw)
+    with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows (4 windows): stops around row 400
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=_default_classes(4)), **kw)
     assert not out.exists()
     rows_done = json.loads(sidecar_path(out).read_text())["rows_done"]
     assert rows_done == 256  # complete tile rows only
@@ -142,7 +143,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     counting = Interrupting(net, after=10_000)
     summary = predict_raster(path, out, model=LoadedModel(counting, classes=_default_classes(4)), resume=True, **kw)
     assert summary.resumed_from_row == 256
-    assert counting.calls < 11  # did not start over (12 grid rows in all)
+    assert counting.calls < 6  # did not start over (12 grid rows of 2 windows: 6 batches in all)
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
         np.testing.assert_array_equal(got, ref)
     assert not sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
@@ -217,4 +218,58 @@ def test_column_strips_and_resume_across_strips(tmp_path) -> None:
                              strip_width=256, probabilities=tmp_path / "p.tif", resume=True, **kw)
     assert summary.resumed_strip == 1
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")):
+        np.testing.assert_array_equal(got, ref)
+
+
+class Recording(torch.nn.Module):
+    """Records every completed forward call as the tuple of its windows' ids (a hash of each input).
+
+    With ``after``, forward number ``after`` raises KeyboardInterrupt instead (a Ctrl-C mid-run).
+    """
+
+    def __init__(self, net: torch.nn.Module, after: int | None = None) -> None:
+        super().__init__()
+        self.net, self.after, self.calls = net, after, []
+
+    def forward(self, x):
+        if self.after is not None and len(self.calls) + 1 == self.after:
+            raise KeyboardInterrupt
+        self.calls.append(tuple(hashlib.sha1(w.contiguous().numpy().tobytes()).hexdigest()[:12] for w in x))
+        return self.net(x)
+
+
+def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> None:
+    """Equality of a resumed run does not rest on float luck: each window it recomputes goes
+    through the network in the same batch (same windows, same order) as in the uninterrupted run,
+    and the resumed forward calls are exactly the last calls of the uninterrupted run."""
+    path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
+    net = TinyConv(num_classes=4).eval()
+    kw = dict(window=64, overlap=16, batch_size=4, probabilities=tmp_path / "p.tif")
+
+    def run(out: str, wrapper: Recording, **extra) -> Recording:
+        predict_raster(path, tmp_path / out, model=LoadedModel(wrapper, classes=_default_classes(4)), **{**kw, **extra})
+        return wrapper
+
+    one_pass = run("one.tif", Recording(net), probabilities=tmp_path / "pone.tif")
+    strips = run("strips.tif", Recording(net), strip_width=256, probabilities=tmp_path / "pstrips.tif")
+    with pytest.raises(KeyboardInterrupt):
+        run("out.tif", Recording(net, after=20), strip_width=256)
+    assert json.loads(sidecar_path(tmp_path / "out.tif").read_text())["strip"] == 1
+    resumed = run("out.tif", Recording(net), strip_width=256, resume=True)
+
+    def batch_of(calls: list[tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        where: dict[str, tuple[str, ...]] = {}
+        for call in calls:
+            for window in call:
+                assert where.setdefault(window, call) == call  # a window is always in the same batch
+        return where
+
+    reference = batch_of(one_pass.calls)
+    assert len(reference) == 6 * 13  # every window of the 6 x 13 grid, each in one batch
+    assert batch_of(strips.calls).items() <= reference.items()  # strips re-form the one-pass batches
+    assert 0 < len(resumed.calls) < len(strips.calls)  # it resumed, not started over
+    assert resumed.calls == strips.calls[-len(resumed.calls):]  # the same forward calls, in the same order
+    assert batch_of(resumed.calls).items() <= reference.items()
+    for got, ref in zip(_read_all(tmp_path / "out.tif", tmp_path / "p.tif", tmp_path / "strips.tif"),
+                        _read_all(tmp_path / "one.tif", tmp_path / "pone.tif", tmp_path / "one.tif")):
         np.testing.assert_array_equal(got, ref)

@@ -204,3 +204,23 @@ def test_row_bands_give_the_same_files_as_one_pass(tmp_path, h, w, size, overlap
     predict_bands(path, split[0], probabilities=split[1], band_rows=band_rows, progress=False, overwrite=True, **kw)
     for a, b in zip(one, split):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_device_code_path_gives_the_same_files(tmp_path, monkeypatch) -> None:
+    """On a GPU the band is blended and rendered with torch ops (``host_view`` returns the tensor);
+    on CPU with NumPy views. Forcing the torch path on CPU gives the same bytes: the GPU path is
+    the same arithmetic, exercised without a GPU."""
+    import rsmamba.predict.stitch as stitch
+    import rsmamba.predict.writer as writer
+
+    path = write_raster(tmp_path / "img.tif", smooth_image(150, 170, seed=3))
+    kw = dict(window=48, overlap=12, batch_size=3, blend="gaussian")
+    model = LoadedModel(TinyConv(num_classes=4).eval(), classes=_classes(4))
+    outs = {}
+    for name, view in (("numpy", stitch.host_view), ("torch", lambda t: t)):
+        monkeypatch.setattr(stitch, "host_view", view)
+        monkeypatch.setattr(writer, "host_view", view)
+        files = [tmp_path / f"{name}_{k}.tif" for k in ("c", "p", "f")]
+        predict_raster(path, files[0], model=model, probabilities=files[1], confidence=files[2], strip_width=256, **kw)
+        outs[name] = [f.read_bytes() for f in files]
+    assert outs["numpy"] == outs["torch"]

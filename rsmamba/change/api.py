@@ -27,7 +27,11 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.atomic import publish
 from rsmamba.predict.api import check_creation_options, check_output_path, plan_strips, stream_layers
 from rsmamba.predict.model import LoadedModel
-from rsmamba.predict.writer import NODATA, PROB_SCALE, OutputLayer, finalize
+from rsmamba.predict.stitch import FinishedRows
+from rsmamba.predict.writer import (
+    NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
+    scaled_probability,
+)
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource
@@ -95,7 +99,8 @@ def load_change_model(spec: str | PathLike | nn.Module | LoadedModel | None, *, 
 
 
 class ChangePredictor:
-    """(B, 2C, h, w) epoch pairs -> (B, 2 [+ 2K], h, w) probabilities: change, then t1 and t2 classes."""
+    """(B, 2C, h, w) epoch pairs -> (B, 2 [+ 2K], h, w) probabilities (a tensor on the model's
+    device): change, then t1 and t2 classes."""
 
     def __init__(self, model: LoadedModel, *, device: str = "cpu", semantic: bool = True) -> None:
         self.module = model.module.to(device).eval()
@@ -114,20 +119,18 @@ class ChangePredictor:
             if "sem1" not in out or "sem2" not in out:
                 raise InputError("--semantic needs a semantic change model (with sem1/sem2 heads)")
             parts += [torch.softmax(out["sem1"].float(), dim=1), torch.softmax(out["sem2"].float(), dim=1)]
-        return torch.cat(parts, dim=1).cpu().numpy()
+        return torch.cat(parts, dim=1)  # stays on the device: the engine blends there
 
 
 def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, model_id: str) -> OutputLayer:
     k = len(classes)
 
-    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        bands = [np.argmax(probs[:2], axis=0).astype(np.uint8)]
+    def render(rows: FinishedRows) -> torch.Tensor:
+        bands = [argmax_classes(rows.acc[:2])]  # argmax of the weight sums = argmax of the blend
         if semantic:
-            bands.append(np.argmax(probs[2:2 + k], axis=0).astype(np.uint8))
-            bands.append(np.argmax(probs[2 + k:2 + 2 * k], axis=0).astype(np.uint8))
-        out = np.stack(bands)
-        out[:, ~valid] = NODATA
-        return out
+            bands.append(argmax_classes(rows.acc[2:2 + k]))
+            bands.append(argmax_classes(rows.acc[2 + k:2 + 2 * k]))
+        return nodata_where_invalid(torch.stack(bands), rows.valid)
 
     names = ["change", "from_class", "to_class"] if semantic else ["change"]
     return OutputLayer("change", path, len(names), render, Resampling.mode, None, names,
@@ -136,10 +139,8 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
 
 
 def change_probability_layer(path: Path) -> OutputLayer:
-    def render(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = np.rint(probs[1] * PROB_SCALE).astype(np.uint8)
-        out[~valid] = NODATA
-        return out[None]
+    def render(rows: FinishedRows) -> torch.Tensor:
+        return nodata_where_invalid(scaled_probability(rows.acc[1:2], rows.wsum), rows.valid)
 
     return OutputLayer("change_probability", path, 1, render, Resampling.average, None, ["p(change)"],
                        {"SCALE": f"1/{PROB_SCALE}"})
@@ -234,8 +235,7 @@ def detect_change(
         try:
             stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                           batch_size=batch_size, progress=progress, desc="change")
-            for layer in layers:
-                finalize(layer, dest=pub[layer.path], co=co)
+            finalize_all(layers, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
         finally:
             for layer in layers:
                 layer.scratch.unlink(missing_ok=True)

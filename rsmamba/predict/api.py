@@ -18,12 +18,12 @@ from rasterio.windows import Window
 from rsmamba.atomic import fault_point, output_problems, publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.blend import BLEND_MODES
-from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
+from rsmamba.predict.engine import WeightCache, first_grid_row, limit_heap_growth, run_pipeline
 from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_model
 from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
 from rsmamba.predict.writer import (
-    BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize, probability_layer,
+    BLOCK, OutputLayer, ScratchWriter, class_layer, confidence_layer, finalize_all, probability_layer,
 )
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource
@@ -96,13 +96,15 @@ def stream_layers(
     rows: tuple[int, int] | None = None,
     progress: bool = False,
     desc: str = "predict",
+    pointwise_read: bool = False,
 ) -> None:
     """Run ``predict`` over every window, blend ``channels`` probability maps, render ``layers`` to scratch.
 
     The shared streaming core of ``predict`` and ``change``: row-band stitchers per column strip,
     a reader/model/writer pipeline, scratch files rendered by each layer. ``finalize`` the layers after.
     ``rows=(y0, y1)``: only those raster rows, into scratch files of that height (one band of a
-    scene split across workers).
+    scene split across workers). ``pointwise_read``: ``read_window`` handles each pixel alone, so a
+    batch may be read as one region (see :func:`rsmamba.predict.engine.run_pipeline`).
     """
     if first_strip >= len(strips):
         return
@@ -110,10 +112,12 @@ def stream_layers(
                            rows=rows)
     if on_durable is not None and first_strip == 0 and rows_done == 0:
         on_durable(0, 0)  # the scratch files exist now: a resume can start from them
+    device = getattr(predict, "device", "cpu")  # blend where the model runs
 
     def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
         st = RowBandStitcher(strip.right - strip.left, src.height, channels, grid.window_height,
-                             overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1))
+                             overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1),
+                             device=device)
         st.start_at(start_row)
         return st
 
@@ -129,9 +133,9 @@ def stream_layers(
     try:
         run_pipeline(
             grid=grid, strips=strips, read_window=read_window, predict=predict, new_stitcher=new_stitcher,
-            writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware),
+            writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware, device),
             batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done, rows=rows,
-            on_rows=bar.update if bar is not None else None,
+            on_rows=bar.update if bar is not None else None, pointwise_read=pointwise_read,
         )
     finally:
         if bar is not None:
@@ -251,7 +255,7 @@ def predict_raster(
     progress: bool = False,
     allow_geographic_mix: bool = False,
     edge_aware: bool = True,
-    gdal_cache_mb: int = 128,
+    gdal_cache_mb: int = 64,
     strip_width: int = 4096,
     rows: tuple[int, int] | None = None,
     stats: tuple[BandStats, BandStats | None] | None = None,
@@ -265,7 +269,9 @@ def predict_raster(
     row-band accumulator; finished rows are written as they complete. Rasters wider than
     ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
     interrupted run with the same parameters from its last complete tile row. GDAL's block cache
-    is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene).
+    is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene; 64 MiB holds
+    the rows that overlapping windows re-read many times over, and a 4096² image + DSM fills it
+    as a 20000² one does, so peak memory does not depend on the scene size).
 
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
     (one row band of a scene split across workers, :func:`rsmamba.predict.bands.predict_bands`);
@@ -278,15 +284,16 @@ def predict_raster(
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb * 2**20):
-        return _predict_raster(**{k: v for k, v in locals().items() if k not in ("rasterio", "gdal_cache_mb")})
+        return _predict_raster(**{k: v for k, v in locals().items() if k != "rasterio"})
 
 
 def _predict_raster(
     image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
     probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
-    strip_width, rows, stats, overwrite, co,
+    strip_width, rows, stats, overwrite, co, gdal_cache_mb,
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
+    limit_heap_growth()  # before the first big buffer, so a dry run measures what a run will hold
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device)
     if rows is not None and (resume or dry_run):
@@ -307,13 +314,15 @@ def _predict_raster(
                            device=device, amp=amp, channels_last=channels_last, probabilities=probabilities,
                            confidence=confidence, compress=compress, co=co, resume=resume, dry_run=dry_run,
                            prefetch=prefetch, progress=progress, allow_geographic_mix=allow_geographic_mix,
-                           edge_aware=edge_aware, strip_width=strip_width, rows=rows, stats=stats)
+                           edge_aware=edge_aware, strip_width=strip_width, rows=rows, stats=stats,
+                           gdal_cache_mb=gdal_cache_mb)
 
 
 def _predict_in(
     image: Path, outputs: dict[str, Path], pub, *, dsm, bands: list[int], has_dsm: bool, loaded: LoadedModel,
     window, overlap, blend, crop, tta, batch_size, device, amp, channels_last, probabilities, confidence, compress,
     co, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware, strip_width, rows, stats,
+    gdal_cache_mb,
 ) -> PredictSummary:
     """The run itself, inside the publication of ``outputs`` (``pub`` is None for a dry run)."""
     out, chosen = outputs["classes"], bands
@@ -338,23 +347,20 @@ def _predict_in(
         predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
         num_classes = loaded.num_classes
         strips = plan_strips(grid, src.width, strip_width)
-        band_w = max(s.right - s.left for s in strips)
-        out_w = max(s.x1 - s.x0 for s in strips)
-        stitcher_bytes = (num_classes * 4 + 5) * grid.window_height * band_w
-        finished_bytes = (num_classes * 4 + 1) * grid.stride * out_w * 4  # in flight to the writer
         in_chans = len(chosen) + (1 if has_dsm else 0)
-        batch_bytes = batch_size * (in_chans + num_classes) * 4 * grid.window_height * grid.window_width
-        model_bytes = sum(p.numel() * p.element_size() for p in loaded.module.parameters())
         layers_bands = sum((num_classes if k == "probabilities" else 1) for k in outputs)
-        pending = layers_bands * (BLOCK + grid.window_height) * out_w
-        memory = stitcher_bytes + finished_bytes + batch_bytes * (prefetch + 2) + model_bytes + pending
+        input_bytes = src.width * src.height * (src.count * np.dtype(src.dtype).itemsize + (4 if has_dsm else 0))
+        memory = pipeline_bytes(grid, strips, num_classes=num_classes, in_chans=in_chans, batch_size=batch_size,
+                                prefetch=prefetch, layers_bands=layers_bands, probabilities=probabilities is not None)
+        memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=list(src.warnings))
 
         if dry_run:
             summary.dry_run = True
-            summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.eta_seconds, forward_bytes = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.memory_bytes += forward_bytes
             return summary
 
         weights_digest = model_digest(loaded)
@@ -366,7 +372,8 @@ def _predict_in(
         if rows is not None:
             return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, pub,
                                  channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,
-                                 batch_size=batch_size, prefetch=prefetch, progress=progress)
+                                 batch_size=batch_size, prefetch=prefetch, progress=progress,
+                                 pointwise_read=dsm_norm is None)
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": weights_digest, "window": window, "overlap": overlap, "blend": blend, "crop": crop,
@@ -396,9 +403,9 @@ def _predict_in(
             src, grid, strips, read_window, predictor, layers, channels=num_classes, blend=blend, crop=crop,
             edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=on_durable,
             first_strip=first_strip, rows_done=rows_done, progress=progress, desc="predict",
+            pointwise_read=dsm_norm is None,
         )
-        for layer in layers:
-            finalize(layer, compress=compress, dest=pub[layer.path], co=co)
+        finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
         summary.seconds = time.perf_counter() - start
     return summary
 
@@ -418,11 +425,79 @@ def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, ro
     return summary
 
 
-def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int) -> float:
-    """Time one batch (after a warm-up batch) and scale to the whole grid."""
+def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int
+                      ) -> tuple[float, int]:
+    """Time one batch (after a warm-up batch) and scale to the whole grid; also measure the
+    memory the forward pass takes above the current resident set (its activations)."""
     windows = list(grid)[:batch_size]
     x = np.stack([read_window(w)[0] for w in windows])
+    before = process_rss_bytes()
+    reset_peak_rss()
     predictor(x)
     t0 = time.perf_counter()
     predictor(x)
-    return (time.perf_counter() - t0) / len(windows) * n_windows
+    seconds = (time.perf_counter() - t0) / len(windows) * n_windows
+    peak = peak_rss_bytes()
+    return seconds, max(0, peak - before) if peak and before else 0
+
+
+def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, in_chans: int, batch_size: int,
+                   prefetch: int, layers_bands: int, probabilities: bool) -> int:
+    """Bytes the streaming pipeline holds at its peak, beyond the model's activations.
+
+    Row bands: the one being filled and the one the writer renders (a band is handed to the
+    writer whole, see ``RowBandStitcher.advance``; a second queued one is rare, the writer being
+    faster than the model). Batches: ``prefetch`` queued and one in the network (with its
+    probabilities), plus the span a batch is read from. The writer: each layer's pending tile rows,
+    and while rendering, the class argmax's running maximum and (with probabilities) one float32
+    copy of the finished rows. Checked against measured peaks by ``bench/predict.py`` (b).
+    """
+    band_w = max(s.right - s.left for s in strips)
+    out_w = max(s.x1 - s.x0 for s in strips)
+    h, w = grid.window_height, grid.window_width
+    band = (num_classes * 4 + 5) * h * band_w
+    batch_in = batch_size * (in_chans * 4 + 1) * h * w
+    batch_out = batch_size * num_classes * 4 * h * w
+    span = in_chans * 4 * h * (w + (batch_size - 1) * grid.stride)
+    pending = layers_bands * (BLOCK + h) * out_w
+    render = 5 * h * out_w + (num_classes * 5 * h * out_w if probabilities else 0)
+    return 2 * band + (prefetch + 1) * batch_in + span + batch_out + pending + render
+
+
+def _proc_status(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in bytes; 0 where there is no procfs."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def process_rss_bytes() -> int:
+    """This process's resident set now (0 where it cannot be read)."""
+    rss = _proc_status("VmRSS")
+    if rss == 0:
+        try:
+            import psutil
+
+            rss = int(psutil.Process().memory_info().rss)
+        except Exception:  # noqa: BLE001 - an estimate without it is still an estimate
+            rss = 0
+    return rss
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (Linux: ``5`` to /proc/self/clear_refs); a no-op elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set since :func:`reset_peak_rss` (or since the start); 0 where unknown."""
+    return _proc_status("VmHWM")

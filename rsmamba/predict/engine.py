@@ -3,6 +3,14 @@
 Reading and normalising windows, running the network, and rendering/compressing finished rows
 each take real time; with bounded queues between them the network never waits on disk and
 memory stays fixed (``prefetch`` batches in flight, one row band in the stitcher).
+
+Batches are a pure function of the window grid (:func:`grid_batches`): the grid's windows in
+row-major order are cut into runs of ``batch_size`` (a batch may end one grid row and start the
+next, so every batch is full), whatever the column strip, the row band or the row a resumed run
+starts at. A network's float results can depend on the batch
+a window is in (kernel choice by batch size, reduction order); with fixed batches every window
+is computed in the same batch, in the same position, by the same forward call in every run, so
+strips, row bands and resumes reproduce a one-pass run bit for bit by construction.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from rasterio.windows import Window
 
 from rsmamba.predict.blend import window_weights
@@ -25,13 +34,45 @@ _DONE = object()
 
 @dataclass
 class WindowBatch:
-    """Up to ``batch_size`` windows of one grid row, ready for the network."""
+    """One fixed batch of the grid (see :func:`grid_batches`), ready for the network."""
 
     strip: int
-    row: int
+    rows: list[int]  # grid row offsets this batch brings for the strip, in order (empty: none)
     windows: list[Window]  # windows with at least one valid pixel (the others contribute nothing)
     x: np.ndarray | None  # (B, C, h, w) float32
-    valid: list[np.ndarray]
+    valid: np.ndarray | None  # (B, h, w) bool
+    used: list[int]  # indices into ``windows`` of the windows the strip blends (the others are dropped)
+
+
+_HEAP_LIMITED = False
+
+
+def limit_heap_growth() -> None:
+    """Have glibc return large buffers to the system when they are freed (once per process).
+
+    The pipeline allocates and frees big arrays continually (batches, row bands, rendered rows)
+    on three threads. glibc's default raises its mmap threshold after the first large free, so
+    later buffers come from per-thread heaps that fragment and never shrink: peak RSS grew with
+    the scene (1082 MiB at 4096², 1371 MiB at 8192² with a near-free model). A fixed 1 MiB mmap
+    threshold and two arenas keep it flat (649 and 713 MiB). A no-op on other C libraries.
+    """
+    global _HEAP_LIMITED
+    if _HEAP_LIMITED:
+        return
+    _HEAP_LIMITED = True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_mmap_threshold, m_arena_max = -3, -8
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+        libc.mallopt(m_arena_max, 2)
+    except (OSError, AttributeError):  # musl and others: no mallopt, their own policy
+        pass
 
 
 class _Worker(threading.Thread):
@@ -64,30 +105,60 @@ def first_grid_row(grid: WindowGrid, first_row: int) -> int:
     return next(r for r in grid.row_offsets if r + grid.window_height > first_row)
 
 
-def strip_rows(grid: WindowGrid, strip: Strip, first_row: int, end_row: int | None = None
-               ) -> Iterator[tuple[int, list[Window]]]:
-    """The strip's windows, grid row by grid row, that contribute to raster rows ``[first_row, end_row)``."""
-    start = first_grid_row(grid, first_row)
-    for row in grid.row_offsets:
-        if end_row is not None and row >= end_row:
-            break
-        if row >= start:
-            yield row, [Window(c, row, grid.window_width, grid.window_height) for c in strip.col_offsets]
+def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int, first_row: int = 0, end_row: int | None = None
+                 ) -> Iterator[tuple[list[Window], list[bool]]]:
+    """The batches a strip runs for grid rows ``[first_row, end_row)``: a pure function of the grid.
+
+    The grid's windows in row-major order are cut into runs of ``batch_size`` from the first;
+    a strip (or a row band, or a resumed run) runs every run holding one of its windows, whole,
+    and drops the others (``False`` in the flags), so each window meets the network in the same
+    batch, in the same forward call, as in a one-pass run.
+    """
+    row_offs, cols = grid.row_offsets, grid.col_offsets
+    n = len(cols)
+    mine = set(strip.col_offsets)
+    needed = {ri * n + ci for ri, r in enumerate(row_offs) if r >= first_row and (end_row is None or r < end_row)
+              for ci, c in enumerate(cols) if c in mine}
+    total = len(row_offs) * n
+    for j in sorted({k // batch_size for k in needed}):
+        ks = range(j * batch_size, min(total, (j + 1) * batch_size))
+        yield ([Window(cols[k % n], row_offs[k // n], grid.window_width, grid.window_height) for k in ks],
+               [k in needed for k in ks])
 
 
 class WeightCache:
-    """Window weights depend only on which raster edges a window touches: compute each kind once."""
+    """Window weights depend only on which raster edges a window touches: compute each kind once.
 
-    def __init__(self, width: int, height: int, mode: str, crop: int, edge_aware: bool = True) -> None:
+    ``batch(windows)`` gives the (B, h, w) weights of a batch on ``device``, the 8 most recent
+    cached by the kinds of their windows (consecutive batches of a grid repeat a few patterns).
+    """
+
+    def __init__(self, width: int, height: int, mode: str, crop: int, edge_aware: bool = True,
+                 device: str | torch.device = "cpu") -> None:
         self.width, self.height, self.mode, self.crop, self.edge_aware = width, height, mode, crop, edge_aware
+        self.device = torch.device(device)
         self._cache: dict[tuple, np.ndarray] = {}
+        self._batches: dict[tuple, torch.Tensor] = {}
+
+    def _key(self, w: Window) -> tuple:
+        c, r, ww, hh = int(w.col_off), int(w.row_off), int(w.width), int(w.height)
+        return (c == 0, c + ww >= self.width, r == 0, r + hh >= self.height, ww, hh)
 
     def __call__(self, w: Window) -> np.ndarray:
-        c, r, ww, hh = int(w.col_off), int(w.row_off), int(w.width), int(w.height)
-        key = (c == 0, c + ww >= self.width, r == 0, r + hh >= self.height, ww, hh)
+        key = self._key(w)
         if key not in self._cache:
             self._cache[key] = window_weights(w, self.width, self.height, self.mode, self.crop, self.edge_aware)
         return self._cache[key]
+
+    def batch(self, windows: list[Window]) -> torch.Tensor:
+        key = tuple(self._key(w) for w in windows)
+        if key in self._batches:
+            self._batches[key] = self._batches.pop(key)  # most recently used last
+        else:
+            if len(self._batches) >= 8:  # each is B x h x w float32 (4 MiB for 4 x 512²): keep few
+                self._batches.pop(next(iter(self._batches)))
+            self._batches[key] = torch.from_numpy(np.stack([self(w) for w in windows])).to(self.device)
+        return self._batches[key]
 
 
 def run_pipeline(
@@ -98,48 +169,69 @@ def run_pipeline(
     predict: Callable[[np.ndarray], np.ndarray],
     new_stitcher: Callable[[Strip, int], RowBandStitcher],
     writer: ScratchWriter,
-    weights: Callable[[Window], np.ndarray],
+    weights: WeightCache,
     batch_size: int = 4,
     prefetch: int = 4,
     first_strip: int = 0,
     first_row: int = 0,
     rows: tuple[int, int] | None = None,
     on_rows: Callable[[int], None] | None = None,
+    pointwise_read: bool = False,
 ) -> None:
     """Predict every window of every strip from ``(first_strip, first_row)`` on, and write it.
 
     ``read_window(window) -> (x (C,h,w) float32, valid (h,w) bool)`` runs on the reader thread,
-    ``predict`` on the calling thread (where torch has its thread pool), rendering and writing on
-    the writer thread. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
+    ``predict`` (a NumPy batch -> (B, K, h, w) probabilities, a tensor on the model's device or
+    an array) and the blending on the calling thread (where torch has its thread pool), rendering
+    and writing on the writer thread. Batches are :func:`grid_batches`. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
     ``rows=(y0, y1)`` restricts the work to the windows that reach raster rows ``[y0, y1)``; the
     windows, batches, weights and summation order of those rows are the same as in a whole-scene
     run, so a scene split into row bands gives the same bytes. ``on_rows(pixels)`` is called as
-    output pixels are finished (progress bars).
+    output pixels are finished (progress bars). ``pointwise_read=True`` says ``read_window``
+    treats every pixel alone (no per-window normalisation): a batch is then read and normalised
+    as one region spanning its windows, not window by window.
     """
     y0, y1 = rows if rows is not None else (0, None)
+    limit_heap_growth()
 
     def start_row(strip_index: int) -> int:
         return max(y0, first_row if strip_index == first_strip else 0)
 
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    finished: queue.Queue = queue.Queue(maxsize=2)
+    finished: queue.Queue = queue.Queue(maxsize=1)  # each item holds a whole row band
 
     def reader() -> None:
+        ww, wh = grid.window_width, grid.window_height
         try:
             for strip in strips[first_strip:]:
-                for row, windows in strip_rows(grid, strip, start_row(strip.index), y1):
-                    for start in range(0, len(windows), batch_size):
-                        chunk, xs, valids = [], [], []
-                        for w in windows[start:start + batch_size]:
+                start = first_grid_row(grid, start_row(strip.index))
+                for run, flags in grid_batches(grid, strip, batch_size, start, y1):
+                    chunk, xs, valids, used = [], [], [], []
+                    spans = {}
+                    if pointwise_read:  # one read per grid row of the run; its windows are views into it
+                        for row in dict.fromkeys(int(w.row_off) for w in run):
+                            c0 = min(int(w.col_off) for w in run if w.row_off == row)
+                            c1 = max(int(w.col_off) for w in run if w.row_off == row) + ww
+                            spans[row] = (c0, *read_window(Window(c0, row, c1 - c0, wh)))
+                    for w, flag in zip(run, flags):
+                        if pointwise_read:
+                            c0, span_x, span_valid = spans[int(w.row_off)]
+                            cols = slice(int(w.col_off) - c0, int(w.col_off) - c0 + ww)
+                            x, valid = span_x[:, :, cols], span_valid[:, cols]
+                        else:
                             x, valid = read_window(w)
-                            if valid.any():
-                                chunk.append(w)
-                                xs.append(x)
-                                valids.append(valid)
-                        batch = WindowBatch(strip.index, row, chunk, np.stack(xs) if xs else None, valids)
-                        if not _put(batches, batch, stop):
-                            return
+                        if valid.any():
+                            if flag:
+                                used.append(len(chunk))
+                            chunk.append(w)
+                            xs.append(x)
+                            valids.append(valid)
+                    rows_of = list(dict.fromkeys(int(w.row_off) for w, flag in zip(run, flags) if flag))
+                    batch = WindowBatch(strip.index, rows_of, chunk, np.stack(xs) if xs else None,
+                                        np.stack(valids) if valids else None, used)
+                    if not _put(batches, batch, stop):
+                        return
         finally:
             _put(batches, _DONE, stop)
 
@@ -162,7 +254,7 @@ def run_pipeline(
         if not _put(finished, (rows, strip), stop) or write_thread.error is not None:
             raise write_thread.error or RuntimeError("writer stopped")
         if on_rows is not None:
-            on_rows(rows.probs.shape[1] * rows.probs.shape[2])
+            on_rows(rows.height * rows.width)
 
     completed = False
     current: int | None = None
@@ -180,14 +272,25 @@ def run_pipeline(
                     emit(stitcher.finish(), strip_index)
                 strip_index, current = batch.strip, None
                 stitcher = new_stitcher(strips[batch.strip], first_grid_row(grid, start_row(batch.strip)))
-            if batch.row != current:
-                if current is not None:
-                    emit(stitcher.advance(batch.row), strip_index)
-                current = batch.row
-            if batch.x is not None:
+            probs = valid = None
+            if batch.x is not None and batch.used:
                 probs = predict(batch.x)
-                for i, w in enumerate(batch.windows):
-                    stitcher.add(w, probs[i], weights(w), batch.valid[i])
+                device = stitcher.device
+                probs = probs.to(device) if isinstance(probs, torch.Tensor) else torch.from_numpy(probs).to(device)
+                valid = torch.from_numpy(batch.valid).to(device)
+            for row in batch.rows:  # the grid rows this batch reaches, in order
+                if row != current:
+                    if current is not None:
+                        emit(stitcher.advance(row), strip_index)
+                    current = row
+                mine = [i for i in batch.used if int(batch.windows[i].row_off) == row]
+                if probs is None or not mine:
+                    continue
+                part = slice(mine[0], mine[-1] + 1)
+                if len(mine) < part.stop - part.start:
+                    part = torch.tensor(mine, device=probs.device)
+                windows = [batch.windows[i] for i in mine]
+                stitcher.add_batch(windows, probs[part].float(), weights.batch(windows), valid[part])
         if read_thread.error is not None:
             raise read_thread.error
         if stitcher is not None:

@@ -151,8 +151,11 @@ class Predictor:
         return torch.softmax(logits.float(), dim=1)
 
     @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities."""
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities, on the model's device.
+
+        They stay there: blending and rendering run on the same device (``rsmamba.predict.engine``).
+        """
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -169,4 +172,4 @@ class Predictor:
                     p = torch.flip(p, dims=(3,)) if flip else p
                     probs = p if probs is None else probs + p
                 probs = probs / len(D4)
-        return probs.float().cpu().numpy()
+        return probs.float()

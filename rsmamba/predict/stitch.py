@@ -4,7 +4,8 @@ Windows arrive grid row by grid row, top to bottom. A grid row starting at ``r``
 ``[r, r + window)``; once the next grid row starts at ``r'``, no later window touches rows
 ``< r'``, so they are final. The accumulator therefore only ever holds ``window`` rows of
 weight-summed class probabilities (float32, C x window x W) plus the weight sum and a validity
-mask. Wide rasters are processed in column strips (:func:`column_strips`), each with its own
+mask. The band is a torch tensor on the model's device, so blending runs where the network
+does. Wide rasters are processed in column strips (:func:`column_strips`), each with its own
 band over the strip plus the windows reaching into it, so memory depends on neither the raster
 height nor its width: only on window size, strip width and class count.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from rasterio.windows import Window
 
 
@@ -53,23 +55,75 @@ def column_strips(grid_col_offsets: list[int], window_width: int, width: int, st
 
 @dataclass
 class FinishedRows:
-    """Rows ``[row, row + probs.shape[1])`` of columns ``[col, col + probs.shape[2])``, final."""
+    """Rows ``[row, row + n)`` of columns ``[col, col + W)``, final, still on the model's device.
+
+    ``acc`` holds weight-summed class probabilities and ``wsum`` the summed weights, not yet
+    divided: the class raster is ``argmax(acc)`` (dividing every class by the same positive
+    weight cannot change it), so only layers that need probabilities pay for the division.
+    """
 
     row: int
     col: int
-    probs: np.ndarray  # (C, n, W) float32, weight-normalised; 0 where nothing contributed
-    valid: np.ndarray  # (n, W) bool: input valid and at least one window with weight > 0
+    acc: torch.Tensor  # (C, n, W) float32, weight-summed probabilities
+    wsum: torch.Tensor  # (n, W) float32
+    valid: torch.Tensor  # (n, W) bool: input valid and at least one window with weight > 0
+
+    @property
+    def height(self) -> int:
+        return int(self.acc.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.acc.shape[2])
+
+    def normalized(self) -> torch.Tensor:
+        """(C, n, W) weight-normalised probabilities; 0 where nothing contributed."""
+        return torch.where(self.wsum > 0, self.acc / torch.where(self.wsum > 0, self.wsum, 1.0), 0.0)
+
+    @property
+    def probs(self) -> np.ndarray:
+        """:meth:`normalized` as a NumPy array on the host."""
+        return self.normalized().cpu().numpy()
+
+    def rows(self, start: int, stop: int) -> FinishedRows:
+        """Rows ``[start, stop)`` of this block (offsets relative to ``row``), as views."""
+        return FinishedRows(self.row + start, self.col, self.acc[:, start:stop], self.wsum[start:stop],
+                            self.valid[start:stop])
+
+
+def _as_tensor(a: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    return a.to(device) if isinstance(a, torch.Tensor) else torch.as_tensor(a, device=device)
+
+
+def host_view(t: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A CPU tensor as a NumPy view of the same memory; any other tensor as itself.
+
+    The blending is a few elementwise passes per window. On a CPU, NumPy runs them on the calling
+    pipeline thread, while torch would fan each one out to its intra-op pool: with the cores
+    shared (the model's forward, the reader and the writer threads, other processes) those pool
+    barriers made the same additions up to 40x slower. The two share the operator syntax used
+    here (slices, ``+=``, ``*=``, ``|=``, boolean masks), so one code path serves both.
+    """
+    return t.numpy() if t.device.type == "cpu" else t
+
+
+def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if device.type == "cpu":  # calloc'd pages, no fill pass
+        return torch.from_numpy(np.zeros(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
 class RowBandStitcher:
     """Accumulates weighted window probabilities for a band of rows; hands out finished rows.
 
+    The band lives on ``device`` (the model's), so on a GPU the blending never leaves it; on a
+    CPU it is updated through NumPy views (:func:`host_view`).
     ``overwrite=True`` is the "no blending" mode: a later window replaces earlier values where
     its weight is positive instead of being averaged with them.
     """
 
     def __init__(self, width: int, height: int, num_classes: int, band_height: int, *, overwrite: bool = False,
-                 col_off: int = 0, out_cols: tuple[int, int] | None = None):
+                 col_off: int = 0, out_cols: tuple[int, int] | None = None, device: str | torch.device = "cpu"):
         """``width`` columns starting at raster column ``col_off``; emits raster columns ``out_cols``."""
         self.width, self.height, self.num_classes = width, height, num_classes
         self.col_off = col_off
@@ -77,59 +131,89 @@ class RowBandStitcher:
         self.out = slice(lo - col_off, hi - col_off)
         self.band_height = min(band_height, height)
         self.overwrite = overwrite
+        self.device = torch.device(device)
         self.base = 0  # raster row held at accumulator row 0
-        self.acc = np.zeros((num_classes, self.band_height, width), dtype=np.float32)
-        self.wsum = np.zeros((self.band_height, width), dtype=np.float32)
-        self.valid = np.zeros((self.band_height, width), dtype=bool)
+        self.acc, self.wsum, self.valid = self._new_band()
+
+    @torch.inference_mode()
+    def _new_band(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        shape = (self.band_height, self.width)
+        return (zeros((self.num_classes, *shape), torch.float32, self.device),
+                zeros(shape, torch.float32, self.device), zeros(shape, torch.bool, self.device))
 
     @property
     def nbytes(self) -> int:
-        return self.acc.nbytes + self.wsum.nbytes + self.valid.nbytes
+        return (self.num_classes * 4 + 5) * self.band_height * self.width
 
     def start_at(self, row: int) -> None:
         """Begin accumulating at raster row ``row`` without emitting anything (used by resume)."""
         self.base = row
-        self.acc[:] = 0
-        self.wsum[:] = 0
-        self.valid[:] = False
+        self.acc, self.wsum, self.valid = self._new_band()
 
-    def add(self, window: Window, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """Add one window's (C, h, w) probabilities with (h, w) weights and (h, w) validity."""
+    def _slices(self, window: Window, h: int, w: int) -> tuple[slice, slice]:
         r0 = int(window.row_off) - self.base
         c0 = int(window.col_off) - self.col_off
-        h, w = probs.shape[1:]
         if r0 < 0 or r0 + h > self.band_height:
             raise ValueError(f"window rows {window.row_off}..{window.row_off + h} outside the band "
                              f"{self.base}..{self.base + self.band_height}; windows must come row by row")
-        acc = self.acc[:, r0:r0 + h, c0:c0 + w]
-        wsum = self.wsum[r0:r0 + h, c0:c0 + w]
-        if self.overwrite:
-            mask = weights > 0
-            acc[:, mask] = probs[:, mask]
-            wsum[mask] = 1.0
-        else:
-            np.multiply(probs, weights, out=probs)  # in place: the caller's array is not reused
-            acc += probs
-            wsum += weights
-        if valid is not None:
-            self.valid[r0:r0 + h, c0:c0 + w] |= valid
-        else:
-            self.valid[r0:r0 + h, c0:c0 + w] = True
+        return slice(r0, r0 + h), slice(c0, c0 + w)
 
+    @torch.inference_mode()
+    def add(self, window: Window, probs, weights, valid=None) -> None:
+        """Add one window's (C, h, w) probabilities with (h, w) weights and (h, w) validity."""
+        self.add_batch([window], _as_tensor(probs, self.device)[None], _as_tensor(weights, self.device)[None],
+                       None if valid is None else _as_tensor(valid, self.device)[None])
+
+    @torch.inference_mode()
+    def add_batch(self, windows: list[Window], probs: torch.Tensor, weights: torch.Tensor,
+                  valid: torch.Tensor | None = None) -> None:
+        """Add a batch: (B, C, h, w) probabilities, (B, h, w) weights, (B, h, w) validity (or None).
+
+        The weighting is one operation for the whole batch; the windows are then summed into the
+        band in the order given (the order fixes the floating-point sum, so it is the grid order).
+        ``probs`` is overwritten.
+        """
+        h, w = probs.shape[2:]
+        band_acc, band_wsum, band_valid = host_view(self.acc), host_view(self.wsum), host_view(self.valid)
+        probs, weights = host_view(probs), host_view(weights)
+        if self.overwrite:
+            for i, window in enumerate(windows):
+                rs, cs = self._slices(window, h, w)
+                mask = weights[i] > 0
+                acc = band_acc[:, rs, cs]
+                acc[:, mask] = probs[i][:, mask]
+                band_wsum[rs, cs][mask] = 1.0
+        else:
+            probs *= weights[:, None]
+            for i, window in enumerate(windows):
+                rs, cs = self._slices(window, h, w)
+                band_acc[:, rs, cs] += probs[i]
+                band_wsum[rs, cs] += weights[i]
+        for i, window in enumerate(windows):
+            rs, cs = self._slices(window, h, w)
+            if valid is None:
+                band_valid[rs, cs] = True
+            else:
+                band_valid[rs, cs] |= host_view(valid[i])
+
+    @torch.inference_mode()
     def advance(self, row: int) -> FinishedRows | None:
-        """Rows before ``row`` are final: return them normalised and shift the band down."""
+        """Rows before ``row`` are final: hand them out and start a band at ``row``.
+
+        The finished rows keep the old band's memory (no copy); the rows the next windows still
+        reach are copied into a fresh band.
+        """
         n = min(row, self.base + self.band_height) - self.base
         if n <= 0:
             return None
         out = self._finish(n)
         keep = self.band_height - n
+        acc, wsum, valid = self._new_band()
         if keep > 0:
-            self.acc[:, :keep] = self.acc[:, n:]
-            self.wsum[:keep] = self.wsum[n:]
-            self.valid[:keep] = self.valid[n:]
-        self.acc[:, keep:] = 0
-        self.wsum[keep:] = 0
-        self.valid[keep:] = False
+            host_view(acc)[:, :keep] = host_view(self.acc)[:, n:]
+            host_view(wsum)[:keep] = host_view(self.wsum)[n:]
+            host_view(valid)[:keep] = host_view(self.valid)[n:]
+        self.acc, self.wsum, self.valid = acc, wsum, valid
         self.base = row
         return out
 
@@ -144,6 +228,6 @@ class RowBandStitcher:
 
     def _finish(self, n: int) -> FinishedRows:
         acc, wsum = self.acc[:, :n, self.out], self.wsum[:n, self.out]
-        covered = wsum > 0
-        probs = np.divide(acc, wsum, out=np.zeros_like(acc), where=covered)
-        return FinishedRows(self.base, self.out.start + self.col_off, probs, self.valid[:n, self.out] & covered)
+        valid = host_view(self.valid[:n, self.out]) & (host_view(wsum) > 0)
+        return FinishedRows(self.base, self.out.start + self.col_off, acc, wsum,
+                            torch.from_numpy(valid) if isinstance(valid, np.ndarray) else valid)
