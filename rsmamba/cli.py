@@ -12,6 +12,8 @@ from typing import List, Optional
 
 import typer
 
+from rsmamba import cli_options as opt
+from rsmamba.cli_options import STATE, parse_float_list, parse_int_list
 from rsmamba.errors import InputError, NotBuiltError, RsmambaError
 
 app = typer.Typer(
@@ -21,6 +23,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from rsmamba import __version__
+
+        typer.echo(f"rsmamba {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _group(
+    verbose: int = opt.verbose_option(),
+    quiet: int = opt.quiet_option(),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_show_version),
+) -> None:
+    """Geospatial mapping with Mamba networks: tile, train, evaluate, predict, change, vectorize."""
+    import logging
+
+    STATE.verbosity = verbose - quiet
+    logging.getLogger("rsmamba").setLevel(STATE.log_level)
 
 
 def _not_built(verb: str, issue: int) -> None:
@@ -35,12 +59,12 @@ def tile(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
     background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
-    size: int = typer.Option(512, "--size", help="Chip size in pixels."),
-    overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels."),
-    min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands to keep, e.g. '3,2,1'."),
-    split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks."),
-    block: int = typer.Option(0, "--block", help="Split block size in pixels (default: 4 chips)."),
+    size: int = typer.Option(512, "--size", help="Chip size in pixels.", callback=opt.positive("--size")),
+    overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels.", callback=opt.non_negative("--overlap")),
+    min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip.", callback=opt.fraction("--min-valid")),
+    bands: Optional[str] = opt.bands_option("1-based image bands to keep, e.g. '3,2,1'."),
+    split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks.", callback=opt.float_list("--split", count=3)),
+    block: int = typer.Option(0, "--block", help="Split block size in pixels (default 0: 4 chips).", callback=opt.non_negative("--block")),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder."),
@@ -51,12 +75,12 @@ def tile(
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
 
-    band_list = [int(b) for b in bands.split(",")] if bands else None
-    fractions = tuple(float(f) for f in split.split(","))
+    band_list = parse_int_list(bands, "--bands", minimum=1)
+    fractions = tuple(parse_float_list(split, "--split", count=3))
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
-        seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
+        seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=change,
     )
     typer.echo(summary.describe())
@@ -65,7 +89,7 @@ def tile(
 @app.command()
 def synth(
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory."),
-    size: int = typer.Option(1024, "--size", help="Scene width and height in pixels."),
+    size: int = typer.Option(1024, "--size", help="Scene width and height in pixels.", callback=opt.positive("--size")),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
@@ -84,7 +108,7 @@ def synth(
         raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
     paths = write_scene(
         out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
-        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=STATE.progress,
     )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
@@ -96,27 +120,27 @@ def predict(
     out: Path = typer.Option(..., "-o", "--out", help="Output class raster (COG), or a folder for many inputs."),
     dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the demo model."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands, e.g. '3,2,1' (default: the checkpoint's)."),
-    window: int = typer.Option(512, "--window", help="Window size in pixels."),
-    overlap: int = typer.Option(128, "--overlap", help="Overlap between windows in pixels."),
+    bands: Optional[str] = opt.bands_option(),
+    window: int = opt.window_option(),
+    overlap: int = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="none|mean|hann|gaussian|spline."),
-    crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop)."),
-    tta: bool = typer.Option(False, "--tta", help="D4 test-time augmentation (8x compute)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Windows per forward pass."),
+    crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop).", callback=opt.non_negative("--crop")),
+    tta: bool = opt.tta_option(),
+    batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
-    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bf16 on CPU, fp16 on GPU)."),
+    amp: bool = opt.amp_option(),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write per-class probabilities (uint8, p x 254)."),
     confidence: Optional[Path] = typer.Option(None, "--confidence", help="Also write the winning class probability (uint8, p x 254)."),
-    compress: str = typer.Option("deflate", "--compress", help="COG compression: deflate, zstd, lzw, none."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing."),
+    compress: str = opt.compress_option(),
+    resume: bool = opt.resume_option(),
+    dry_run: bool = opt.dry_run_option(),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row band of a single scene."),
-    band_rows: Optional[int] = typer.Option(None, "--band-rows", help="One scene: rows per band task (default 4096 with --scheduler); the result equals a single-process run."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
+    band_rows: Optional[int] = typer.Option(None, "--band-rows", help="One scene: rows per band task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--band-rows")),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes.", callback=opt.non_negative("--max-errors")),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     from rsmamba.predict import predict_raster
@@ -125,7 +149,7 @@ def predict(
     if is_batch(images, out):
         results = predict_many(
             images, out, model=model, dsm_template=dsm, scheduler=scheduler, workers=workers, shard=shard,
-            max_errors=max_errors, bands=[int(b) for b in bands.split(",")] if bands else None, window=window,
+            max_errors=max_errors, bands=parse_int_list(bands, "--bands", minimum=1), window=window,
             overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
             channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
         )
@@ -138,7 +162,7 @@ def predict(
         from rsmamba.predict.bands import predict_bands
 
         summary = predict_bands(
-            images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+            images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
             band_rows=band_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
             probabilities=probabilities, confidence=confidence, compress=compress,
             allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
@@ -148,10 +172,10 @@ def predict(
         typer.echo(summary.describe())
         return
     summary = predict_raster(
-        images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+        images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
         amp=amp, channels_last=channels_last, probabilities=probabilities, confidence=confidence,
-        compress=compress, resume=resume, dry_run=dry_run, progress=not dry_run,
+        compress=compress, resume=resume, dry_run=dry_run, progress=STATE.progress and not dry_run,
         allow_geographic_mix=allow_geographic_mix,
     )
     typer.echo(summary.describe())
@@ -165,19 +189,24 @@ def change(
     model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the demo change model."),
     semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
     probability: Optional[Path] = typer.Option(None, "--probability", help="Also write p(change) as uint8 (x/254)."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="1-based bands to read from both epochs, e.g. '1,2,3'."),
-    window: int = typer.Option(256, "--window", help="Window size in pixels."),
-    overlap: int = typer.Option(64, "--overlap", help="Window overlap in pixels."),
+    bands: Optional[str] = opt.bands_option("1-based bands to read from both epochs, e.g. '1,2,3'."),
+    window: int = opt.window_option(),
+    overlap: int = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
-    batch_size: int = typer.Option(4, "--batch-size"),
+    tta: bool = opt.tta_option(),
+    batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    amp: bool = opt.amp_option(),
+    compress: str = opt.compress_option(),
+    resume: bool = opt.resume_option(),
+    dry_run: bool = opt.dry_run_option(),
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs.", callback=opt.non_negative("--max-errors")),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     from rsmamba.change import detect_change
@@ -186,9 +215,9 @@ def change(
     if is_batch([t1], out):
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
-            semantic=semantic, probability=probability, bands=[int(b) for b in bands.split(",")] if bands else None,
+            semantic=semantic, probability=probability, bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
-            force=force, epoch_norm=epoch_norm,
+            force=force, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")
@@ -198,9 +227,10 @@ def change(
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
     summary = detect_change(
         t1_path, t2_path, out, model=model, semantic=semantic, probability=probability,
-        bands=[int(b) for b in bands.split(",")] if bands else None, window=window, overlap=overlap,
-        blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force, progress=True,
-        epoch_norm=epoch_norm,
+        bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
+        blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
+        progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress,
+        resume=resume, dry_run=dry_run,
     )
     typer.echo(summary.describe())
 
@@ -220,7 +250,7 @@ def vectorize(
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
-    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
+    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound).", callback=opt.positive("--block")),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
@@ -232,7 +262,7 @@ def vectorize(
     summary = vectorize_many(
         rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
-        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=STATE.progress,
     )
     typer.echo(summary.describe())
 
@@ -247,7 +277,7 @@ def train(
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train import train as run_training
 
-    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True)
+    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress)
     typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 
 
@@ -257,17 +287,17 @@ def evaluate(
     reference: Path = typer.Argument(..., help="Reference class raster, or vector layer with --class-field."),
     out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a reference vector."),
-    exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter)."),
-    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter).", callback=opt.int_list("--exclude", minimum=0)),
+    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries.", callback=opt.non_negative("--erode")),
     buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
     building_class: int = typer.Option(1, "--building-class", help="Building class id in the prediction."),
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
-    min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this."),
+    min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this.", callback=opt.non_negative("--min-object-pixels")),
 ) -> None:
     """Score a prediction raster against a reference."""
     from rsmamba.evaluate import evaluate_rasters
 
-    excluded = [int(v) for v in exclude.split(",")] if exclude else []
+    excluded = parse_int_list(exclude, "--exclude", minimum=0) or []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
                               min_object_pixels=min_object_pixels)
@@ -312,30 +342,83 @@ def _setup_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
+# Click's exception classes, by name: typer <= 0.15 raises click's own, typer >= 0.16 its bundled copy
+# (typer._click.exceptions), whose classes are not subclasses of click's. Matching the class names
+# along the MRO, limited to these two modules, catches both without importing either.
+_CLICK_MODULES = ("click.exceptions", "typer._click.exceptions")
+
+
+def _click_kind(exc: BaseException) -> str | None:
+    """'UsageError', 'ClickException', 'Exit' or 'Abort' when ``exc`` is one of click's; else None."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ in _CLICK_MODULES and cls.__name__ in ("UsageError", "ClickException", "Exit", "Abort"):
+            return cls.__name__
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_line(exc: BaseException) -> str:
+    """Click's message, plus where to look for help, on one line (click prints usage + hint + error)."""
+    message = _one_line(exc.format_message())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see 'rsmamba --help')"
+    return f"rsmamba: error: {message}{where}"
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """A one-line message for errors of the user's files or machine that reach the boundary unwrapped.
+
+    OSError (permissions, a full disk, a missing or unreadable file; rasterio's RasterioIOError is
+    one) and the I/O errors of rasterio/pyogrio/fiona. Anything else is a bug and keeps its traceback.
+    """
+    module = type(exc).__module__ or ""
+    if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
+        text = _one_line(str(exc)) or type(exc).__name__
+        return f"rsmamba: error: {text}"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: run the app, turning RsmambaError into one line on stderr and an exit code."""
+    """Entry point: the one error boundary of the CLI.
+
+    Every user mistake ends here as one line on stderr: an :class:`RsmambaError` (``InputError``:
+    exit 2), a usage error of click or typer's bundled click (exit 2), an OSError or a GDAL/OGR
+    I/O error (exit 2). Help and ``--version`` exit 0. Other exceptions are bugs: traceback, exit 1.
+    """
     _setup_logging()
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False, prog_name="rsmamba")
     except RsmambaError as exc:
-        typer.echo(f"rsmamba: error: {exc}", err=True)
+        typer.echo(f"rsmamba: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("rsmamba: interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:
+        kind = _click_kind(exc)
+        if kind == "Exit":
+            return int(getattr(exc, "exit_code", 0) or 0)
+        if kind == "Abort":
             typer.echo("rsmamba: aborted", err=True)
             return 1
-        raise
-    return 0
+        if kind == "UsageError":
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rsmamba': the help, as asked
+                exc.show()  # type: ignore[attr-defined]
+                return 0
+            typer.echo(_usage_line(exc), err=True)
+            return 2
+        if kind == "ClickException":
+            typer.echo(f"rsmamba: error: {_one_line(exc.format_message())}", err=True)  # type: ignore[attr-defined]
+            return int(getattr(exc, "exit_code", 1) or 1)
+        line = _environment_error(exc)
+        if line is None or STATE.verbosity > 0:  # -v: the traceback, for a bug report
+            raise
+        typer.echo(line, err=True)
+        return 2
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
