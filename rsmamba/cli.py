@@ -122,7 +122,7 @@ def predict(
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the demo model."),
     bands: Optional[str] = opt.bands_option(),
     window: int = opt.window_option(),
-    overlap: int = opt.overlap_option(),
+    overlap: Optional[int] = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="none|mean|hann|gaussian|spline."),
     crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop).", callback=opt.non_negative("--crop")),
     tta: bool = opt.tta_option(),
@@ -143,6 +143,7 @@ def predict(
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes.", callback=opt.non_negative("--max-errors")),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
+    overlap = opt.window_overlap(window, overlap)
     from rsmamba.predict import predict_raster
     from rsmamba.scale import is_batch, predict_many
 
@@ -191,7 +192,7 @@ def change(
     probability: Optional[Path] = typer.Option(None, "--probability", help="Also write p(change) as uint8 (x/254)."),
     bands: Optional[str] = opt.bands_option("1-based bands to read from both epochs, e.g. '1,2,3'."),
     window: int = opt.window_option(),
-    overlap: int = opt.overlap_option(),
+    overlap: Optional[int] = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
     tta: bool = opt.tta_option(),
     batch_size: int = opt.batch_size_option(),
@@ -209,6 +210,7 @@ def change(
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs.", callback=opt.non_negative("--max-errors")),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
+    overlap = opt.window_overlap(window, overlap)
     from rsmamba.change import detect_change
     from rsmamba.scale import change_many, is_batch, pair_inputs
 

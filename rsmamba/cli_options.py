@@ -133,9 +133,14 @@ def window_option(default: int = 512) -> Any:
     return typer.Option(default, "--window", help="Window size in pixels.", callback=positive("--window"))
 
 
-def overlap_option(default: int = 128) -> Any:
-    return typer.Option(default, "--overlap", help="Overlap between windows in pixels.",
+def overlap_option() -> Any:
+    return typer.Option(None, "--overlap", help="Overlap between windows in pixels (default: a quarter of --window).",
                         callback=non_negative("--overlap"))
+
+
+def window_overlap(window: int, overlap: int | None) -> int:
+    """The overlap predict and change use: as given, else a quarter of the window (128 at 512)."""
+    return window // 4 if overlap is None else overlap
 
 
 def batch_size_option() -> Any:

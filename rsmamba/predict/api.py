@@ -66,7 +66,7 @@ class PredictSummary:
             extra = (f", resumed at strip {self.resumed_strip} row {self.resumed_from_row}"
                      if self.resumed_from_row or self.resumed_strip else "")
             lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){extra}")
-        lines += [f"warning: {w}" for w in self.warnings]
+        # self.warnings were logged on stderr as they arose; not repeated on stdout
         return "\n".join(line for line in lines if line)
 
 
@@ -151,7 +151,13 @@ def check_output_path(path: Path, image: Path, problems: ProblemCollector, role:
 
 
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
-                      device: str) -> None:
+                      device: str, compress: str = "deflate") -> None:
+    """Options of predict and change that need no input file, all problems at once."""
+    from rsmamba.raster.compress import check_compress
+
+    problem = check_compress(compress)
+    if problem:
+        problems.add(problem)
     if blend not in BLEND_MODES:
         problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
     if crop < 0 or (crop > 0 and overlap < 2 * crop):
@@ -271,7 +277,8 @@ def _predict_raster(
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
     problems = ProblemCollector()
-    check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device)
+    check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
+                      compress=compress)
     if rows is not None and (resume or dry_run):
         problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
@@ -317,7 +324,7 @@ def _predict_raster(
 
         if dry_run:
             summary.dry_run = True
-            summary.eta_seconds = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             return summary
 
         layers: list[OutputLayer] = [class_layer(out, loaded.classes)]
@@ -372,7 +379,7 @@ def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, ro
     return summary
 
 
-def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int) -> float:
+def estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int) -> float:
     """Time one batch (after a warm-up batch) and scale to the whole grid."""
     windows = list(grid)[:batch_size]
     x = np.stack([read_window(w)[0] for w in windows])

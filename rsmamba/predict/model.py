@@ -19,6 +19,10 @@ from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
+# Every registered network takes a window whose sides are multiples of its total stride (32: five
+# halvings); windows are padded to this (at least one multiple) and the output cropped back, so a
+# raster smaller than the window or of any size predicts. A module passed in directly runs as given.
+INPUT_MULTIPLE = 32
 
 
 @dataclass
@@ -34,6 +38,7 @@ class LoadedModel:
     image_norm: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]}; None: from the raster
     dsm_norm: dict[str, Any] | None = None  # {"mode": "zscore"|"minmax-window", "mean", "std"}
     in_chans: int | None = None  # channels the first layer takes (image bands + DSM when concatenated)
+    input_multiple: int | None = None  # window sides the network needs (padded to); None: any size
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,7 +80,8 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
     module = create_model(str(spec), in_chans=in_chans)
     num_classes = int(info.defaults.get("num_classes", len(ISPRS_CLASSES)))
     return LoadedModel(module, name=str(spec), inputs=info.inputs, classes=_default_classes(num_classes),
-                       uses_dsm=has_dsm, in_chans=in_chans, source=f"registry:{spec} (untrained)")
+                       uses_dsm=has_dsm, in_chans=in_chans, source=f"registry:{spec} (untrained)",
+                       input_multiple=INPUT_MULTIPLE)
 
 
 def _from_checkpoint(path: Path) -> LoadedModel:
@@ -89,7 +95,7 @@ def _from_checkpoint(path: Path) -> LoadedModel:
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
         bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")),
         image_norm=norm.get("image"), dsm_norm=norm.get("dsm"), in_chans=ckpt["model_kwargs"].get("in_chans"),
-        source=str(path), extra={"config": ckpt.get("config", {})},
+        source=str(path), extra={"config": ckpt.get("config", {})}, input_multiple=INPUT_MULTIPLE,
     )
 
 
@@ -126,8 +132,26 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
 D4 = [(k, flip) for flip in (False, True) for k in range(4)]
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad (B, C, h, w) at the bottom/right to sides that are positive multiples of ``multiple``.
+
+    Reflection where the map is large enough (no artificial edge), replication otherwise (a 1 x 1
+    raster); the caller crops the output back to (h, w).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = max(multiple, -(-h // multiple) * multiple) - h, max(multiple, -(-w // multiple) * multiple) - w
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+
+
 class Predictor:
-    """Runs a segmentation network on a batch of windows and returns class probabilities."""
+    """Runs a segmentation network on a batch of windows and returns class probabilities.
+
+    The shared batch runner of predict and change (``ChangePredictor`` overrides ``_forward``):
+    padding to ``INPUT_MULTIPLE``, D4 test-time augmentation and mixed precision live here once.
+    """
 
     def __init__(self, model: LoadedModel, *, device: str = "cpu", tta: bool = False, amp: bool = False,
                  channels_last: bool = False) -> None:
@@ -154,6 +178,9 @@ class Predictor:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities."""
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        h, w = x.shape[-2:]
+        if self.model.input_multiple:
+            x = pad_to_multiple(x, self.model.input_multiple)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
@@ -169,4 +196,4 @@ class Predictor:
                     p = torch.flip(p, dims=(3,)) if flip else p
                     probs = p if probs is None else probs + p
                 probs = probs / len(D4)
-        return probs.float().cpu().numpy()
+        return probs[:, :, :h, :w].float().cpu().numpy()

@@ -137,6 +137,9 @@ class _VectorLabels:
         )
 
 
+_LOGGED: set[str] = set()  # warnings already logged by this process
+
+
 class AlignedSource:
     """Image + optional DSM + optional labels, all read on the image grid.
 
@@ -245,8 +248,13 @@ class AlignedSource:
         return vrt
 
     def _warn(self, message: str) -> None:
+        """Record the warning for the summary; log it once per process (a run opens its inputs more than once)."""
         self.warnings.append(message)
-        log.warning(message)
+        if message not in _LOGGED:
+            if len(_LOGGED) > 10_000:
+                _LOGGED.clear()
+            _LOGGED.add(message)
+            log.warning(message)
 
     # -- grid properties ---------------------------------------------------------------
     @property
