@@ -227,6 +227,11 @@ def detect_change(
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         shift = check_coregistration(src, max_shift=max_shift, force=force)
         if epoch_norm == "checkpoint" and loaded.image_norm is not None:
+            from rsmamba.raster.validate import check_value_range
+
+            check_value_range(src, loaded.image_norm, f"t1 {t1}", loaded.source)
+            check_value_range(src, loaded.extra.get("t2_norm") or loaded.image_norm, f"t2 {t2}", loaded.source,
+                              read=src.read_t2)
             stats1 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **loaded.image_norm})
             t2_norm = loaded.extra.get("t2_norm")
             stats2 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **t2_norm}) if t2_norm else stats1

@@ -191,6 +191,18 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
     return loaded, chosen, has_dsm
 
 
+def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm: PathLike | None) -> list[str]:
+    """Before any compute: the DSM covers the image, the image's values are on the training scale.
+
+    Returns warnings (also logged); raises InputError for inputs that would give a silent wrong map.
+    """
+    from rsmamba.raster.validate import check_dsm_coverage, check_value_range
+
+    if src.has_dsm:
+        check_dsm_coverage(src, dsm)
+    return check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
+
+
 def model_digest(model: LoadedModel) -> str:
     """Hash of the weights' values in order (not their names: a wrapper module changes nothing)."""
     h = hashlib.sha256()
@@ -290,6 +302,7 @@ def _predict_raster(
 
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)
+        input_warnings = check_model_input(src, loaded, image, dsm) if stats is None else []  # bands: checked once
         image_stats, dsm_stats = stats if stats is not None else scene_stats(src, loaded)
         dsm_norm = _dsm_normalizer(loaded, dsm_stats) if has_dsm else None
 
@@ -320,7 +333,7 @@ def _predict_raster(
         memory = stitcher_bytes + finished_bytes + batch_bytes * (prefetch + 2) + model_bytes + pending
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=list(src.warnings))
+                                 warnings=list(src.warnings) + input_warnings)
 
         if dry_run:
             summary.dry_run = True

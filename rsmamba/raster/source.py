@@ -303,7 +303,7 @@ class AlignedSource:
         from rasterio.enums import MaskFlags
 
         flags = self._img.mask_flag_enums[self.bands[0] - 1]
-        return MaskFlags.all_valid not in flags or self.has_dsm
+        return MaskFlags.all_valid not in flags or self.has_dsm or np.dtype(self.dtype).kind == "f"
 
     def profile(self) -> dict[str, Any]:
         """GeoTIFF profile of the image grid, the starting point for every output raster."""
@@ -345,12 +345,19 @@ class AlignedSource:
         """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        return np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+        valid = np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+        if np.dtype(self._t2.dtypes[self.bands[0] - 1]).kind == "f":
+            valid &= np.all(np.isfinite(self._t2.read(self.bands, window=window)), axis=0)
+        return valid
 
     def read_image_valid(self, window: Window) -> np.ndarray:
-        """(h, w) bool: every selected band valid (nodata value, internal mask or alpha)."""
+        """(h, w) bool: every selected band valid (nodata value, internal mask or alpha, and finite:
+        NaN/inf pixels of a float image are nodata, not values that would spread through a network)."""
         masks = self._img.read_masks(self.bands, window=window)
-        return np.all(masks > 0, axis=0)
+        valid = np.all(masks > 0, axis=0)
+        if np.dtype(self.dtype).kind == "f":
+            valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
+        return valid
 
     def read_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: image valid (nodata, internal mask or alpha) and, with a DSM, DSM valid."""

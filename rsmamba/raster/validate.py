@@ -1,0 +1,96 @@
+"""Checks of an input against what a model was trained on, before any compute (no silent garbage).
+
+A network fed values of another scale still returns a confident-looking map: a uint16 or a 0-1
+float ortho through a model trained on 8-bit imagery, or a DSM that is nodata almost everywhere
+(every window masked: a 100 % nodata map). These checks sample the raster once and refuse such
+inputs with a one-line hint, or warn where the data may still be right.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rsmamba.errors import InputError
+from rsmamba.raster.normalize import sample_windows
+
+if TYPE_CHECKING:
+    from rsmamba.raster.source import AlignedSource
+
+log = logging.getLogger(__name__)
+
+SAMPLE_PIXELS = 262_144  # enough for per-band statistics, cheap on any scene
+MIN_DSM_COVERAGE = 0.5  # share of the image's valid pixels that must have DSM data
+MAX_SHIFT_IN_STDS = 4.0  # input mean this many training stds away: another value scale
+MAX_STD_RATIO = 8.0  # input spread this many times wider or narrower than in training
+
+
+def _sample(src: AlignedSource, read) -> tuple[list[np.ndarray], float]:
+    """Per band, the finite valid values of a sample; and the image's valid fraction of the sample."""
+    values: list[list[np.ndarray]] = [[] for _ in range(src.count)]
+    total = valid_n = 0
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+        valid = src.read_image_valid(window)
+        data = read(window)
+        total += valid.size
+        valid_n += int(valid.sum())
+        for b in range(src.count):
+            v = data[b][valid].astype(np.float64)
+            values[b].append(v[np.isfinite(v)])
+    return [np.concatenate(v) if v else np.zeros(0) for v in values], valid_n / max(total, 1)
+
+
+def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str, model_source: str,
+                      read=None) -> list[str]:
+    """Refuse an image whose values are on another scale than the training data's; warnings to show.
+
+    ``norm`` is the checkpoint's image normalisation: ``mean``/``std`` per band (every checkpoint),
+    and ``dtype``/``minimum``/``maximum`` (checkpoints since they were recorded). Without a recorded
+    dtype only the statistics are compared.
+    """
+    if not norm or not norm.get("mean"):
+        return []
+    warnings: list[str] = []
+    trained = norm.get("dtype")
+    if trained and np.dtype(trained) != np.dtype(src.dtype):
+        warnings.append(f"{what}: {src.dtype} pixels, model {model_source} was trained on {trained}")
+    values, _ = _sample(src, read or src.read_image)
+    problems = []
+    for b, (v, mean, std) in enumerate(zip(values, norm["mean"], norm["std"]), start=1):
+        if v.size == 0:
+            continue
+        std = float(std) or 1.0
+        shift = abs(float(v.mean()) - float(mean)) / std
+        ratio = (float(v.std()) or 1e-12) / std
+        if shift > MAX_SHIFT_IN_STDS or not 1 / MAX_STD_RATIO <= ratio <= MAX_STD_RATIO:
+            problems.append(f"band {b} mean {v.mean():.4g} std {v.std():.4g} vs {float(mean):.4g} / {std:.4g}")
+    if problems:
+        hint = (f"the model was trained on {trained} data; " if trained else "") + (
+            "rescale the image to the training range (e.g. gdal_translate -ot Byte -scale) "
+            "or use a model trained on such data")
+        raise InputError(f"{what} ({src.dtype}): values on another scale than model {model_source} was trained on "
+                         f"({'; '.join(problems)}); {hint}")
+    for w in warnings:
+        log.warning(w)
+    return warnings
+
+
+def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_DSM_COVERAGE) -> float:
+    """Share of the image's valid pixels with DSM data (sampled); InputError below ``minimum``.
+
+    Predict masks pixels without DSM data, so a DSM that is nodata over most of the image would
+    give a map that is mostly nodata: refused, with what the DSM covers.
+    """
+    covered = total = 0
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+        valid = src.read_image_valid(window)
+        total += int(valid.sum())
+        covered += int((valid & np.isfinite(src.read_dsm(window))).sum())
+    share = covered / total if total else 0.0
+    if share < minimum:
+        what = "no data over the image" if covered == 0 else f"data over only {share:.1%} of the image's valid pixels"
+        raise InputError(f"DSM {dsm_path}: {what} (needs {minimum:.0%}; the rest would be nodata); "
+                         "check its nodata value and extent, or crop the image to the DSM")
+    return share
