@@ -108,6 +108,10 @@ class _VectorLabels:
             problems.add(f"labels {path}: vector layer has no CRS")
             return
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        if len(gdf) == 0:  # every chip would be pure background: training data that teaches nothing true
+            problems.add(f"labels {path}: the layer has no features with a geometry; "
+                         "label some polygons (or pass a raster) before tiling")
+            return
         values = gdf[class_field]
         if not np.issubdtype(values.dtype, np.number) or values.isna().any():
             problems.add(f"labels {path}: class field {class_field!r} must hold integer class ids")

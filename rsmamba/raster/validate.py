@@ -94,3 +94,34 @@ def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_D
         raise InputError(f"DSM {dsm_path}: {what} (needs {minimum:.0%}; the rest would be nodata); "
                          "check its nodata value and extent, or crop the image to the DSM")
     return share
+
+
+MAX_CLASSES_WITHOUT_TABLE = 64  # distinct values a class raster without a class table may hold
+
+
+def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> str | None:
+    """Why the open dataset ``src`` is not a class (or change) raster, or None.
+
+    A class raster holds integer ids in band 1: floats, several bands (an RGB ortho), or, without
+    a class table (colour map or ``class_names`` tag), more distinct values than any class
+    table has, are an image given by mistake: polygonizing or scoring it is garbage.
+    """
+    hint = "pass a class raster written by 'rsmamba predict' (or a change raster from 'rsmamba change')"
+    if not src.dtypes[0].startswith(("uint", "int")):
+        return f"{what}: band 1 is {src.dtypes[0]}, not integer class ids (an image?); {hint}"
+    if src.count > 1 and not allow_multiband:
+        return f"{what}: {src.count} bands, a class raster has one (an image?); {hint}"
+    tags = {k.lower() for k in src.tags()} | {k.lower() for k in src.tags(1)}
+    try:
+        has_table = bool(src.colormap(1))
+    except ValueError:  # no colour map
+        has_table = False
+    if has_table or "class_names" in tags:
+        return None
+    values: set[int] = set()
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+        values.update(np.unique(src.read(1, window=window)).tolist())
+        if len(values) > MAX_CLASSES_WITHOUT_TABLE:
+            return (f"{what}: more than {MAX_CLASSES_WITHOUT_TABLE} distinct values and no class table "
+                    f"(an image?); {hint}")
+    return None

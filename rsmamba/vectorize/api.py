@@ -36,6 +36,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import atomic_output
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.raster.validate import class_raster_problem
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
@@ -137,9 +138,10 @@ def _plan(
                          "pass --reproject EPSG:xxxx (a projected CRS)")
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
-        if not src.dtypes[0].startswith(("uint", "int")):
-            problems.add(f"{raster}: band 1 is {src.dtypes[0]}, a class raster holds integer class ids")
         is_change = attrs.is_change_raster(src) if change is None else change
+        problem = class_raster_problem(src, str(raster), allow_multiband=is_change)
+        if problem:
+            problems.add(problem)
         semantic = is_change and attrs.has_semantic_change(src)
         names = attrs.class_names(src)
         skip = attrs.never_vectorized(src)
