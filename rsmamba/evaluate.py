@@ -71,6 +71,11 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
 
         import pandas as pd
 
+        from rsmamba.raster.validate import vector_path_problem
+
+        problem = vector_path_problem(ref_path, "reference")
+        if problem:
+            raise InputError(problem)
         layer = gpd.read_file(ref_path)
         if class_field not in layer.columns:
             raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
@@ -238,6 +243,10 @@ def evaluate_rasters(
                        ("image", image)):
         if path is not None and not Path(path).exists():
             problems.add(f"{role} {path}: not found")
+    from rsmamba.raster.validate import vector_path_problem
+
+    if buildings is not None and vector_path_problem(buildings, "buildings"):
+        problems.add(vector_path_problem(buildings, "buildings"))
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
     problems.raise_if_any()

@@ -93,8 +93,14 @@ class _VectorLabels:
     def __init__(self, path: Path, class_field: str, crs: CRS, background: int, problems: ProblemCollector):
         import geopandas as gpd
 
+        from rsmamba.raster.validate import vector_path_problem
+
         self.background = background
         self.ok = False
+        problem = vector_path_problem(path, "labels")
+        if problem:
+            problems.add(problem)
+            return
         try:
             gdf = gpd.read_file(path, engine="pyogrio")
         except Exception as exc:  # noqa: BLE001 - any reader error is an input problem

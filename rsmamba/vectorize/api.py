@@ -36,7 +36,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import atomic_output
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.raster.validate import class_raster_problem
+from rsmamba.raster.validate import class_raster_problem, vector_path_problem
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
@@ -93,6 +93,9 @@ class _Plan:
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
     fmt = (output_format or _SUFFIXES.get(output.suffix.lower(), "")).lower()
+    problem = vector_path_problem(output, "output")
+    if problem:
+        problems.add(problem)
     if fmt not in FORMATS:
         problems.add(f"{output}: unknown output format {output_format or output.suffix!r} (use gpkg, geojson, parquet or fgb)")
     elif fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
