@@ -25,6 +25,34 @@ app = typer.Typer(
 )
 
 
+def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
+    """Path checks that need no heavy import (torch takes seconds to load), all problems in one line.
+
+    The library functions check the same (``rsmamba.paths``); this only answers a user's typo fast.
+    ``inputs``: role -> path (None or a pattern/template skipped); ``outputs``: role -> path.
+    """
+    import glob
+
+    from rsmamba.paths import input_problem, output_problem
+
+    def plain(value: object) -> bool:
+        text = str(value)
+        return value is not None and not glob.has_magic(text) and not text.startswith("@") and "{" not in text
+
+    problems = [p for role, path in inputs.items() if plain(path) and (p := input_problem(path, role))]
+    sources = [path for path in inputs.values() if plain(path)]
+    problems += [p for role, path in outputs.items() if path is not None and (p := output_problem(path, sources, role))]
+    if problems:
+        raise InputError(problems)
+
+
+def _model_path(model: Optional[str]) -> Optional[str]:
+    """``--model`` when it names a file (a checkpoint), None for a registry name or the default."""
+    if model is None:
+        return None
+    return model if Path(model).suffix in (".pt", ".pth", ".ckpt") or Path(model).exists() else None
+
+
 def _show_version(value: bool) -> None:
     if value:
         from rsmamba import __version__
@@ -144,8 +172,13 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
+    from rsmamba.scale import is_batch
+
+    if not is_batch(images, out):
+        _preflight({"image": images[0], "DSM": dsm, "model": _model_path(model)},
+                   {"classes": out, "probabilities": probabilities, "confidence": confidence})
     from rsmamba.predict import predict_raster
-    from rsmamba.scale import is_batch, predict_many
+    from rsmamba.scale import predict_many
 
     if is_batch(images, out):
         results = predict_many(
@@ -211,8 +244,12 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
+    from rsmamba.scale import is_batch
+
+    if not is_batch([t1], out):
+        _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probability": probability})
     from rsmamba.change import detect_change
-    from rsmamba.scale import change_many, is_batch, pair_inputs
+    from rsmamba.scale import change_many, pair_inputs
 
     if is_batch([t1], out):
         results = change_many(
@@ -255,6 +292,8 @@ def vectorize(
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound).", callback=opt.positive("--block")),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
+    _preflight({"raster": raster[0] if len(raster) == 1 else None, "probabilities": probabilities},
+               {"output": output})
     from rsmamba.vectorize import vectorize_many
     from rsmamba.vectorize.mosaic import resolve_rasters
 
@@ -297,6 +336,8 @@ def evaluate(
     min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this.", callback=opt.non_negative("--min-object-pixels")),
 ) -> None:
     """Score a prediction raster against a reference."""
+    _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image},
+               {"-o": out})
     from rsmamba.evaluate import evaluate_rasters
 
     excluded = parse_int_list(exclude, "--exclude", minimum=0) or []

@@ -249,6 +249,15 @@ def evaluate_rasters(
         problems.add(vector_path_problem(buildings, "buildings"))
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
+    from rsmamba.paths import output_problem
+
+    stem = out.with_suffix("")
+    inputs = [prediction, reference, buildings, image]
+    for path in (out, stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + "_confusion.png"),
+                 stem.with_name(stem.name + "_panels.png")):
+        problem = output_problem(path, inputs, "-o" if path == out else "output")
+        if problem:
+            problems.add(problem)
     problems.raise_if_any()
     pred, valid, grid = _read_prediction(prediction)
     ref = reference_on_grid(reference, grid, class_field)

@@ -30,7 +30,7 @@ from shapely.geometry import Polygon, box
 
 from rsmamba.atomic import atomic_output
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
-from rsmamba.errors import ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector
 
 IMPERVIOUS, BUILDING, LOW_VEGETATION, TREE, CAR, CLUTTER = range(6)
 
@@ -942,6 +942,11 @@ def write_scene(
     of a pixel) so that readers must align them to the ortho.
     """
     _check(size, gsd, epsg, bands, dsm_gsd)
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(out_dir, role="output folder", directory=True)
+    if problem:
+        raise InputError(problem)
     from tqdm import tqdm
 
     out = Path(out_dir)

@@ -163,7 +163,12 @@ def tile_scene(
         problems.append(f"--split needs three non-negative fractions (train,val,test), got {tuple(split)}")
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(out_dir, [image, dsm, labels, t2, labels_t2, change], "output folder", directory=True)
+    if problem:
+        problems.append(problem)
+    elif out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         problems.append(f"output folder {out_dir} exists and is not empty (use --overwrite)")
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change need --t2")

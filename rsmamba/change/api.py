@@ -213,9 +213,9 @@ def detect_change(
     if len({p.resolve() for p in outputs.values()}) != len(outputs):
         problems.add("the change and probability outputs must be different files")
     if not dry_run:
+        inputs = [t1, t2] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
-            for image in (t1, t2):
-                check_output_path(path, image, problems, name)
+            check_output_path(path, inputs, problems, name)
     problems.raise_if_any()
 
     with AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:

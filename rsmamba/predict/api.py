@@ -137,17 +137,13 @@ def stream_layers(
             bar.close()
 
 
-def check_output_path(path: Path, image: Path, problems: ProblemCollector, role: str) -> None:
-    if path.exists() and path.is_dir():
-        problems.add(f"{role} {path}: is a directory")
-        return
-    if path.resolve() == image.resolve():
-        problems.add(f"{role} {path}: would overwrite the input image")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        problems.add(f"{role} {path}: cannot write into {parent}")
+def check_output_path(path: Path, image: Path | list, problems: ProblemCollector, role: str) -> None:
+    """``path`` can be written and is none of the inputs (``image``: one path or a list)."""
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(path, image if isinstance(image, list) else [image], role)
+    if problem:
+        problems.add(problem)
 
 
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
@@ -295,8 +291,9 @@ def _predict_raster(
         problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
     if not dry_run:
+        inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
-            check_output_path(path, image, problems, name)
+            check_output_path(path, inputs, problems, name)
     problems.raise_if_any()
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix)
 

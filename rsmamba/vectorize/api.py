@@ -109,6 +109,11 @@ def _plan(
 ) -> _Plan:
     problems = ProblemCollector()
     fmt = _resolve_format(output, output_format, problems)
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(output, [raster, probabilities], "output")
+    if problem:
+        problems.add(problem)
     thresholds = {}
     for name, text, parse in (("--min-area", min_area, parse_area), ("--fill-holes", fill_holes, parse_area),
                               ("--simplify", simplify, parse_length)):
