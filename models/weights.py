@@ -34,6 +34,8 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if not match and not re.search(r"Unsupported (global|class)", str(exc)):  # text, garbage, odd opcodes
+            raise InputError(f"{what} {path}: not a readable weights file (not a PyTorch file)") from None
         name = f" ({match.group(1)})" if match else ""
         raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
                          "loading it could run code") from None

@@ -186,6 +186,7 @@ def predict(
             max_errors=max_errors, bands=parse_int_list(bands, "--bands", minimum=1), window=window,
             overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
             channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
+            progress=STATE.progress,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
@@ -256,7 +257,7 @@ def change(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
             semantic=semantic, probability=probability, bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
-            force=force, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress,
+            force=force, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress, progress=STATE.progress,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")

@@ -119,12 +119,20 @@ class _VectorLabels:
                          "label some polygons (or pass a raster) before tiling")
             return
         values = gdf[class_field]
-        if not np.issubdtype(values.dtype, np.number) or values.isna().any():
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any():
             problems.add(f"labels {path}: class field {class_field!r} must hold integer class ids")
             return
         if len(gdf) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
             problems.add(f"labels {path}: class ids must be in 0..{IGNORE_INDEX - 1}")
             return
+        if gdf.crs.is_geographic and len(gdf):
+            x0, y0, x1, y1 = gdf.total_bounds
+            if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
+                problems.add(f"labels {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
+                             f"its CRS {gdf.crs.to_string()} (a GeoJSON without CRS is read as WGS84); set its CRS")
+                return
         self.reprojected = gdf.crs != crs
         self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
         self.values = self.gdf[class_field].to_numpy().astype(np.int32)

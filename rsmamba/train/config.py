@@ -40,6 +40,8 @@ def _merge(base: dict, extra: dict, path: str, problems: ProblemCollector) -> di
             problems.add(f"unknown config key {where!r}")
         elif isinstance(base[key], dict) and isinstance(value, dict) and key != "kwargs":
             out[key] = _merge(base[key], value, where, problems)
+        elif isinstance(base[key], dict) and key != "loss" and not isinstance(value, dict):
+            problems.add(f"config {where}: is a section, got {value!r}")
         else:
             out[key] = value
     return out
@@ -55,6 +57,9 @@ def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None
         node = node[key]
     if keys[-1] not in node and not (len(keys) >= 2 and keys[-2] == "kwargs"):
         problems.add(f"--set {dotted}: unknown config key")
+        return
+    if isinstance(node[keys[-1]], dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
+        problems.add(f"--set {dotted}: {dotted!r} is a config section; set one of its keys")
         return
     node[keys[-1]] = value
 
@@ -105,7 +110,8 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
             problems.add(f"config {key}: expected {'an integer' if kind == 'int' else 'a number' if kind == 'number' else 'true or false'}, got {node!r}")
         elif smallest is not None and node < smallest:
             problems.add(f"config {key}: must be >= {smallest:g}, got {node!r}")
-    if cfg["optim"]["lr"] == 0 and isinstance(cfg["optim"]["lr"], (int, float)):
+    lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
+    if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")
 
 
