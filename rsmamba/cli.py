@@ -46,6 +46,16 @@ def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
         raise InputError(problems)
 
 
+def _check_run_options(**options: object) -> None:
+    """predict/change options that need no input (``rsmamba.predict.options``), before torch loads."""
+    from rsmamba.errors import ProblemCollector
+    from rsmamba.predict.options import check_run_options
+
+    problems = ProblemCollector()
+    check_run_options(problems, **options)  # type: ignore[arg-type]
+    problems.raise_if_any()
+
+
 def _model_path(model: Optional[str]) -> Optional[str]:
     """``--model`` when it names a file (a checkpoint), None for a registry name or the default."""
     if model is None:
@@ -174,6 +184,8 @@ def predict(
     overlap = opt.window_overlap(window, overlap)
     from rsmamba.scale import is_batch
 
+    _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
+                       compress=compress, window=window)
     if not is_batch(images, out):
         _preflight({"image": images[0], "DSM": dsm, "model": _model_path(model)},
                    {"classes": out, "probabilities": probabilities, "confidence": confidence})
@@ -247,6 +259,8 @@ def change(
     overlap = opt.window_overlap(window, overlap)
     from rsmamba.scale import is_batch
 
+    _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
+                       compress=compress, window=window)
     if not is_batch([t1], out):
         _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probability": probability})
     from rsmamba.change import detect_change
@@ -317,6 +331,9 @@ def train(
     resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue from this checkpoint."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
+    from rsmamba.train.config import load_config
+
+    load_config(config, list(set_ or []))  # config problems in one line before torch loads
     from rsmamba.train import train as run_training
 
     result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress)

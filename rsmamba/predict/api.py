@@ -16,9 +16,9 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import partial_name
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.predict.blend import BLEND_MODES
 from rsmamba.predict.engine import WeightCache, first_grid_row, run_pipeline
 from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_model
+from rsmamba.predict.options import check_run_options
 from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
 from rsmamba.predict.writer import (
@@ -144,24 +144,6 @@ def check_output_path(path: Path, image: Path | list, problems: ProblemCollector
     problem = output_problem(path, image if isinstance(image, list) else [image], role)
     if problem:
         problems.add(problem)
-
-
-def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
-                      device: str, compress: str = "deflate") -> None:
-    """Options of predict and change that need no input file, all problems at once."""
-    from rsmamba.raster.compress import check_compress
-
-    problem = check_compress(compress)
-    if problem:
-        problems.add(problem)
-    if blend not in BLEND_MODES:
-        problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
-    if crop < 0 or (crop > 0 and overlap < 2 * crop):
-        problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
-    if batch_size < 1:
-        problems.add(f"--batch-size must be >= 1, got {batch_size}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        problems.add(f"--device {device}: CUDA is not available on this machine")
 
 
 def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike | None,

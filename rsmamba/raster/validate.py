@@ -64,7 +64,13 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
         std = float(std) or 1.0
         shift = abs(float(v.mean()) - float(mean)) / std
         ratio = (float(v.std()) or 1e-12) / std
-        if shift > MAX_SHIFT_IN_STDS or not 1 / MAX_STD_RATIO <= ratio <= MAX_STD_RATIO:
+        # A narrow spread alone is no proof (a calm sea is uniform): only 0-1 scaled data for a model
+        # trained on larger values, or another dtype than in training, counts as another scale.
+        unit_scaled = np.dtype(src.dtype).kind == "f" and float(v.max()) <= 1.5 and float(mean) > 2
+        other_dtype = bool(trained) and np.dtype(trained) != np.dtype(src.dtype)
+        narrow = ratio < 1 / MAX_STD_RATIO and (unit_scaled or other_dtype)
+        wide = ratio > MAX_STD_RATIO and v.size >= 64
+        if shift > MAX_SHIFT_IN_STDS or narrow or wide:
             problems.append(f"band {b} mean {v.mean():.4g} std {v.std():.4g} vs {float(mean):.4g} / {std:.4g}")
     if problems:
         hint = (f"the model was trained on {trained} data; " if trained else "") + (
