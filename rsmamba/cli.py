@@ -307,8 +307,6 @@ def vectorize(
     block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound).", callback=opt.positive("--block")),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
-    _preflight({"raster": raster[0] if len(raster) == 1 else None, "probabilities": probabilities},
-               {"output": output})
     from rsmamba.vectorize import vectorize_many
     from rsmamba.vectorize.mosaic import resolve_rasters
 

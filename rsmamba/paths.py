@@ -44,7 +44,7 @@ def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathL
             return f"{role} {path}: is an input of this run; it would be overwritten"
     parent = _nearest_existing(path)
     if not parent.is_dir():
-        return f"{role} {path}: cannot create it, {parent} is a file"
+        return f"{role} {path}: cannot write into {parent}: it is a file, not a folder"
     why = _can_write_into(parent)
     if why:
         return f"{role} {path}: cannot write into {parent} ({why})"

@@ -391,7 +391,7 @@ CASES: list[tuple[str, list[str], str]] = [
      "scale"),
     # -- vectorize ----------------------------------------------------------------------------------
     ("vectorize-no-args", ["vectorize"], "Missing argument"),
-    ("vectorize-missing", ["vectorize", "{out}/nope.tif", "-o", "{out}/v.gpkg"], "not found"),
+    ("vectorize-missing", ["vectorize", "{out}/nope.tif", "-o", "{out}/v.gpkg"], "no such file"),
     ("vectorize-empty", ["vectorize", "{empty}", "-o", "{out}/v.gpkg"], "empty"),
     ("vectorize-trunc", ["vectorize", "{trunc}", "-o", "{out}/v.gpkg"], ""),
     ("vectorize-text", ["vectorize", "{text}", "-o", "{out}/v.gpkg"], ""),
@@ -415,7 +415,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("vectorize-reproject-bogus", [*V, "-o", "{out}/v.gpkg", "--reproject", "bogus"], "--reproject"),
     ("vectorize-reproject-geographic", [*V, "-o", "{out}/v.gpkg", "--reproject", "EPSG:4326"], "projected"),
     ("vectorize-classes-unknown", [*V, "-o", "{out}/v.gpkg", "--classes", "nosuchclass"], "nosuchclass"),
-    ("vectorize-probabilities-missing", [*V, "-o", "{out}/v.gpkg", "--probabilities", "{out}/nope.tif"], "not found"),
+    ("vectorize-probabilities-missing", [*V, "-o", "{out}/v.gpkg", "--probabilities", "{out}/nope.tif"], "no such"),
     ("vectorize-probabilities-other-grid", [*V, "-o", "{out}/v.gpkg", "--probabilities", "{far}"], "grid"),
     ("vectorize-many-no-out", ["vectorize", L, "{labels_t2}"], "-o"),
     ("vectorize-glob-nothing", ["vectorize", "{out}/none*.tif", "-o", "{out}/v.gpkg"], ""),
