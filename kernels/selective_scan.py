@@ -8,11 +8,15 @@ Backends are chosen automatically and can be forced with ``backend=`` or the
 ``RSMAMBA_SCAN_BACKEND`` environment variable:
 
 - ``mamba_ssm``: mamba-ssm's CUDA kernel, when it imports and the tensors are on CUDA;
+- ``triton``: the Triton kernel (:mod:`rsmamba.kernels.scan_triton`), when ``triton`` imports
+  and the tensors are on CUDA; on CPU tensors only when asked for by name and Triton runs in
+  its interpreter (``TRITON_INTERPRET=1``: tests);
 - ``numba``: fused compiled CPU loop with a vectorised exp (:mod:`rsmamba.kernels.scan_numba`);
 - ``chunked``: pure PyTorch, any device (:mod:`rsmamba.kernels.scan_chunked`);
 - ``reference``: the plain sequential recurrence, the oracle for tests.
 
-Automatic choice: ``mamba_ssm`` on CUDA when importable, ``numba`` on CPU, else ``chunked``.
+Automatic choice: on CUDA ``mamba_ssm`` when importable, else ``triton`` when importable, else
+``chunked``; on CPU ``numba``, else ``chunked``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from torch import Tensor
 
 from rsmamba.kernels import scan_chunked, scan_numba
 
-BACKENDS = ("mamba_ssm", "numba", "chunked", "reference")
+BACKENDS = ("mamba_ssm", "triton", "numba", "chunked", "reference")
 
 
 def _expand_bc(x: Tensor, dim: int) -> Tensor:
@@ -108,16 +112,51 @@ def mamba_ssm_scan_fn() -> Any:
     return _MAMBA_SSM_FN
 
 
-def available_backends(u: Tensor | None = None) -> list[str]:
-    """Backends that can run here (on ``u``'s device when given), fastest first."""
+def _load_triton() -> Any:
+    """:mod:`rsmamba.kernels.scan_triton` or None when ``triton`` does not import here."""
+    try:
+        from rsmamba.kernels import scan_triton
+    except Exception:  # ImportError, or a triton build that fails to initialise
+        return None
+    return scan_triton
+
+
+_TRITON_MOD: Any = None
+_TRITON_TRIED = False
+
+
+def triton_scan_module() -> Any:
+    """The Triton scan module, imported lazily once (importing triton takes a second)."""
+    global _TRITON_MOD, _TRITON_TRIED
+    if not _TRITON_TRIED:
+        _TRITON_TRIED = True
+        _TRITON_MOD = _load_triton()
+    return _TRITON_MOD
+
+
+def backends_for(device_type: str | None) -> list[str]:
+    """Backends that run automatically on a device type (None: any), fastest first."""
     names = []
-    on_cuda = u is None or u.is_cuda
+    on_cuda = device_type in (None, "cuda")
     if on_cuda and mamba_ssm_scan_fn() is not None:
         names.append("mamba_ssm")
-    if scan_numba.AVAILABLE and (u is None or u.device.type == "cpu"):
+    if on_cuda and triton_scan_module() is not None:
+        names.append("triton")
+    if scan_numba.AVAILABLE and device_type in (None, "cpu"):
         names.append("numba")
     names += ["chunked", "reference"]
     return names
+
+
+def available_backends(u: Tensor | None = None) -> list[str]:
+    """Backends that can run here (on ``u``'s device when given), fastest first."""
+    return backends_for(None if u is None else u.device.type)
+
+
+def _triton_interpreted() -> bool:
+    """Triton's CPU interpreter is on: the Triton kernels run (slowly) on CPU tensors, for tests."""
+    mod = triton_scan_module() if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") else None
+    return mod is not None and mod.interpreting()
 
 
 def resolve_backend(backend: str | None, u: Tensor) -> str:
@@ -127,6 +166,8 @@ def resolve_backend(backend: str | None, u: Tensor) -> str:
         return available_backends(u)[0]
     if name not in BACKENDS:
         raise ValueError(f"unknown selective-scan backend {name!r}; known: {', '.join(BACKENDS)}")
+    if name == "triton" and u.device.type == "cpu" and _triton_interpreted():
+        return name
     if name not in available_backends(u):
         raise ValueError(
             f"selective-scan backend {name!r} cannot run on {u.device.type} tensors here; "
@@ -178,6 +219,11 @@ def selective_scan(
     if name == "mamba_ssm":
         fn = mamba_ssm_scan_fn()
         return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if name == "triton":
+        y, last = triton_scan_module().scan_triton(
+            u, delta, A, _as_grouped(B), _as_grouped(C), D, z, delta_bias, delta_softplus
+        )
+        return (y, last) if return_last_state else y
     dtype_in = u.dtype
     cdt = compute_dtype(u)
     u32, delta32 = u.to(cdt), delta.to(cdt)

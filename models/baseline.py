@@ -68,6 +68,8 @@ class FCNBaseline(nn.Module):
 
     def __init__(self, in_chans: int = 3, num_classes: int = 6, width: int = 16, norm: str = "batch"):
         super().__init__()
+        self.input_multiple = 4  # two 2x2 max-pools
+        self.fixed_input_size: tuple[int, int] | None = None
         self.encoder = _Encoder(in_chans, width, norm)
         self.decoder = _Decoder(width, num_classes, norm)
 
@@ -83,6 +85,8 @@ class SiamDiffBaseline(nn.Module):
 
     def __init__(self, in_chans: int = 3, num_classes: int = 6, width: int = 16, norm: str = "batch"):
         super().__init__()
+        self.input_multiple = 4  # two 2x2 max-pools
+        self.fixed_input_size: tuple[int, int] | None = None
         self.encoder = _Encoder(in_chans, width, norm)
         self.change_decoder = _Decoder(width, 2, norm)
         self.semantic_decoder = _Decoder(width, num_classes, norm)

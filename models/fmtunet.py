@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rsmamba.kernels.mamba1d import Mamba
 from rsmamba.models.deformable import DeformableCrossAttention
-from rsmamba.models.layers import ChannelAttention, SpatialAttention, SqueezeExcitation
+from rsmamba.models.layers import MSAA, ChannelAttention, SpatialAttention, SqueezeExcitation
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNetV2, load_pretrained
 
@@ -85,10 +85,10 @@ class DualResNetV2(nn.Module):
     optical 1/16 map, the DSM 1/16 map and the skips [block2, block1, root].
     """
 
-    def __init__(self, in_chans: int, dsm_chans: int, units: tuple[int, ...], width: int) -> None:
+    def __init__(self, in_chans: int, dsm_chans: int, units: tuple[int, ...], width: int, pool_padding: int = 1) -> None:
         super().__init__()
-        self.optical = ResNetV2(in_chans, units, width)
-        self.dsm = ResNetV2(dsm_chans, units, width)
+        self.optical = ResNetV2(in_chans, units, width, pool_padding)
+        self.dsm = ResNetV2(dsm_chans, units, width, pool_padding)
         chans = self.optical.channels
         self.se = nn.ModuleList(SEFusion(ch) for ch in chans)
         self.joint_mamba = nn.ModuleList(JointMambaFusion(ch) for ch in chans)
@@ -112,8 +112,16 @@ class DualResNetV2(nn.Module):
             x, y = bx(x), by(y)
             x = self._fuse(i + 1, x, y, cross=(i == last))
             if i < last:
-                skips.append(x)
+                skips.append(_zero_fill(x, skips[0].shape[-2:], 2 ** (i + 1)))
         return x, y, skips[::-1]
+
+
+def _zero_fill(x: Tensor, root_size: tuple[int, int], factor: int) -> Tensor:
+    """TransUNet's fix for an unpadded max-pool: zero-fill a skip at the bottom/right up to root/factor."""
+    h, w = -(-root_size[0] // factor), -(-root_size[1] // factor)
+    if x.shape[-2:] == (h, w):
+        return x
+    return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
 
 
 class Mlp(nn.Sequential):
@@ -153,9 +161,9 @@ class HybridAttention(DualSelfAttention):
     One deformable module serves both directions (optical<-DSM and DSM<-optical).
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, grid_mode: str = "centres") -> None:
         super().__init__(dim, heads, dropout)
-        self.deformable_ca = DeformableCrossAttention(dim)
+        self.deformable_ca = DeformableCrossAttention(dim, grid_mode=grid_mode)
         self.gate_x = nn.Parameter(torch.zeros(1))
         self.gate_y = nn.Parameter(torch.zeros(1))
 
@@ -173,7 +181,7 @@ class HybridAttention(DualSelfAttention):
 class DualBlock(nn.Module):
     """Pre-norm transformer block applied to both token streams (one set of weights each)."""
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, hybrid: bool) -> None:
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, hybrid: bool, grid_mode: str = "centres") -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(dim, eps=1e-6)
         self.attention_norm_d = nn.LayerNorm(dim, eps=1e-6)
@@ -182,7 +190,7 @@ class DualBlock(nn.Module):
         self.ffn = Mlp(dim, mlp_dim, dropout)
         self.ffn_d = Mlp(dim, mlp_dim, dropout)
         self.hybrid = hybrid
-        self.attn = HybridAttention(dim, heads, 0.0) if hybrid else DualSelfAttention(dim, heads, 0.0)
+        self.attn = HybridAttention(dim, heads, 0.0, grid_mode) if hybrid else DualSelfAttention(dim, heads, 0.0)
 
     def forward(self, x: Tensor, y: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         nx, ny = self.attention_norm(x), self.attention_norm_d(y)
@@ -195,7 +203,8 @@ class GlobalModelingModule(nn.Module):
     """ViT on 1x1 patches of both 1/16 maps; (sa, hda, sa) layer counts, shared position embedding."""
 
     def __init__(
-        self, in_channels: int, dim: int, heads: int, mlp_dim: int, layers: tuple[int, int, int], grid: int, dropout: float
+        self, in_channels: int, dim: int, heads: int, mlp_dim: int, layers: tuple[int, int, int], grid: int, dropout: float,
+        grid_mode: str = "centres",
     ) -> None:
         super().__init__()
         self.patch_embeddings = nn.Conv2d(in_channels, dim, 1)
@@ -203,7 +212,7 @@ class GlobalModelingModule(nn.Module):
         self.position_embeddings = nn.Parameter(torch.zeros(1, dim, grid, grid))
         self.dropout = nn.Dropout(dropout)
         kinds = [False] * layers[0] + [True] * layers[1] + [False] * layers[2]
-        self.layers = nn.ModuleList(DualBlock(dim, heads, mlp_dim, dropout, hybrid) for hybrid in kinds)
+        self.layers = nn.ModuleList(DualBlock(dim, heads, mlp_dim, dropout, hybrid, grid_mode) for hybrid in kinds)
         self.encoder_norm = nn.LayerNorm(dim, eps=1e-6)
         self.encoder_norm_d = nn.LayerNorm(dim, eps=1e-6)
 
@@ -218,36 +227,6 @@ class GlobalModelingModule(nn.Module):
             x, y = layer(x, y, (grid[0], grid[1]))
         tokens = self.encoder_norm(x) + self.encoder_norm_d(y)
         return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
-
-
-class MSAA(nn.Module):
-    """Multi-scale attention aggregation of the three skips at one skip's resolution.
-
-    Concat (resized) -> 1x1 reduce to out/4 -> channel attention (avg+max, r=4) in parallel with
-    3x3+5x5+7x7 convs gated by 7x7 spatial attention -> sum -> 1x1 up to ``out_channels``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, factor: int = 4) -> None:
-        super().__init__()
-        dim = max(out_channels // factor, 1)
-        self.down = nn.Conv2d(in_channels, dim, 1)
-        self.conv_3x3 = nn.Conv2d(dim, dim, 3, padding=1)
-        self.conv_5x5 = nn.Conv2d(dim, dim, 5, padding=2)
-        self.conv_7x7 = nn.Conv2d(dim, dim, 7, padding=3)
-        self.spatial_attention = SpatialAttention(7)
-        self.channel_attention = ChannelAttention(dim, 4)
-        self.up = nn.Conv2d(dim, out_channels, 1)
-
-    def forward(self, skips: list[Tensor], size: tuple[int, int]) -> Tensor:
-        x = torch.cat(
-            [s if s.shape[-2:] == size else F.interpolate(s, size=size, mode="bilinear", align_corners=False) for s in skips],
-            dim=1,
-        )
-        x = self.down(x)
-        xc = x * self.channel_attention(x)
-        xs = self.conv_3x3(x) + self.conv_5x5(x) + self.conv_7x7(x)
-        xs = xs * self.spatial_attention(xs)
-        return self.up(xs + xc)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -289,12 +268,24 @@ class FMTUNet(nn.Module):
         img_size: int = 256,
         dropout: float = 0.1,
         pretrained: str | Path | None = None,
+        stem_pool_padding: int = 1,
+        deformable_grid: str = "centres",
     ) -> None:
+        """``stem_pool_padding``: 1 (ours, default: every skip at an exact stride) or 0 (the authors'
+        code, with TransUNet's zero-filled skips). ``deformable_grid``: ``"centres"`` (ours, default:
+        zero offsets read the pixel itself) or ``"authors"`` (their half-pixel-shifted grid). The
+        paper's numbers come from the authors' code, i.e. padding 0 and the ``"authors"`` grid."""
         super().__init__()
-        self.encoder = DualResNetV2(in_chans, dsm_chans, units, width)
+        if stem_pool_padding not in (0, 1):
+            raise ValueError(f"stem_pool_padding must be 0 or 1, not {stem_pool_padding!r}")
+        self.input_multiple = 16  # four stride-2 steps; other sizes are padded inside forward
+        self.fixed_input_size: tuple[int, int] | None = None
+        self.encoder = DualResNetV2(in_chans, dsm_chans, units, width, stem_pool_padding)
         if pretrained:
             load_pretrained(self.encoder.optical, pretrained)
-        self.gmm = GlobalModelingModule(width * 16, hidden_size, num_heads, mlp_dim, layers, img_size // 16, dropout)
+        self.gmm = GlobalModelingModule(
+            width * 16, hidden_size, num_heads, mlp_dim, layers, img_size // 16, dropout, deformable_grid
+        )
         self.conv_more = _conv_bn_relu(hidden_size, head_channels)
         skip_channels = [width * 8, width * 4, width]
         self.msaa = nn.ModuleList(MSAA(sum(skip_channels), ch) for ch in skip_channels)

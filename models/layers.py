@@ -176,3 +176,33 @@ def init_weights(module: nn.Module) -> None:
 def divisible(value: float, divisor: int = 8) -> int:
     """Round ``value`` up to a multiple of ``divisor`` (head counts, group norms)."""
     return int(math.ceil(value / divisor) * divisor)
+
+
+class MSAA(nn.Module):
+    """Multi-scale attention aggregation of the three skips at one skip's resolution.
+
+    Concat (resized) -> 1x1 reduce to out/4 -> channel attention (avg+max, r=4) in parallel with
+    3x3+5x5+7x7 convs gated by 7x7 spatial attention -> sum -> 1x1 up to ``out_channels``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int = 4) -> None:
+        super().__init__()
+        dim = max(out_channels // factor, 1)
+        self.down = nn.Conv2d(in_channels, dim, 1)
+        self.conv_3x3 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv_5x5 = nn.Conv2d(dim, dim, 5, padding=2)
+        self.conv_7x7 = nn.Conv2d(dim, dim, 7, padding=3)
+        self.spatial_attention = SpatialAttention(7)
+        self.channel_attention = ChannelAttention(dim, 4)
+        self.up = nn.Conv2d(dim, out_channels, 1)
+
+    def forward(self, skips: list[Tensor], size: tuple[int, int]) -> Tensor:
+        x = torch.cat(
+            [s if s.shape[-2:] == size else F.interpolate(s, size=size, mode="bilinear", align_corners=False) for s in skips],
+            dim=1,
+        )
+        x = self.down(x)
+        xc = x * self.channel_attention(x)
+        xs = self.conv_3x3(x) + self.conv_5x5(x) + self.conv_7x7(x)
+        xs = xs * self.spatial_attention(xs)
+        return self.up(xs + xc)

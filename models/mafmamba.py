@@ -1,17 +1,23 @@
 """MAFMamba: ResNet-18 + Adaptive Multi-scale Mamba Blocks, MSCAF skips, GLMamba + ASF decoder.
 
 No public code exists; this follows the paper (seed 003). Every choice the paper leaves open
-is written down in ``docs/mafmamba-choices.md`` (widths, reduction ratios, depths, the order
-of the AMMBs). The free widths are set so the paper preset has the paper's 29.39 M parameters.
+is written down in ``docs/mafmamba-choices.md``; ``docs/models.md`` maps each paper module to
+its code. Widths come from the paper (ResNet-18's 64/128/256/512, 16 weight channels) and from
+UNetFormer, whose FRH and head the paper reuses (decoder width 64); they are not tuned to a count.
 
-* Encoder: ResNet-18 stages e1..e4 (64/128/256/512 at strides 4..32). AMMB_i = MSAF_i (the
-  four stages aligned to stage i, fused by coordinate-attention pixel weights) -> VSSLayer ->
-  + e_i.
+* Encoder (progressive): stem -> layer1 -> AMMB_1 -> layer2 -> AMMB_2 -> layer3 -> AMMB_3 ->
+  layer4 -> AMMB_4; each AMMB's output is the next residual block's input ("an AMMB is inserted
+  after each residual block"). AMMB_i = e_i + VSSLayer(MSAF_i(...)), where MSAF_i fuses every
+  level: the AMMB outputs of the earlier stages, the current e_i and, for the not-yet-computed
+  lower-resolution levels, a look-ahead through the plain residual blocks (``lookahead=True``;
+  see the docs for why). Lower-resolution inputs are aligned by a strided 3x3 conv then
+  bilinear upsampling, as the paper says.
 * MSCAF: pairwise efficient (linear) cross-attention among the AMMB outputs of stages 1-3;
   each stage concatenates itself with what it read from the others, 1x1 conv.
-* Decoder: 1x1 to ``decode_channels`` at stage 4, GLMamba; then ASF (softmax pixel weights
-  between the upsampled decoder map and the MSCAF skip) + GLMamba at stages 3 and 2; Feature
-  Refinement Head with skip 1; segmentation head; bilinear to the input size.
+* Decoder: 1x1 to ``decode_channels`` at stage 4, GLMamba; ASF with the MSCAF output of stage
+  3, GLMamba; ASF with stage 2, GLMamba; ASF with stage 1 (ASF fuses all three MSCAF outputs);
+  Feature Refinement Head (spatial + channel refinement); segmentation head; bilinear to the
+  input size.
 """
 
 from __future__ import annotations
@@ -39,18 +45,20 @@ def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
 class MSAF(nn.Module):
     """Multi-scale Adaptive Fusion towards stage ``target``.
 
-    Align: 1x1 conv for the same and higher resolutions (then bilinear down), a 3x3 conv-BN-ReLU
-    for lower resolutions (then bilinear up). Weight features: depthwise-separable conv + BN +
-    ReLU, 1x1 to ``weight_channels``. Coordinate attention on their concatenation gives one map
-    per scale; softmax across scales; weighted sum; 3x3 conv-BN-ReLU.
+    Align: 1x1 conv then bilinear down for higher resolutions, 1x1 conv for the target's own,
+    a strided 3x3 conv-BN-ReLU then bilinear up for lower resolutions (the paper's wording).
+    Weight features: depthwise-separable conv + BN + ReLU, 1x1 to ``weight_channels``.
+    Coordinate attention on their concatenation gives one map per scale; softmax across
+    scales; weighted sum; 3x3 conv-BN-ReLU.
     """
 
-    def __init__(self, channels: list[int], target: int, weight_channels: int = 16) -> None:
+    def __init__(self, channels: list[int], target: int, weight_channels: int = 16, lower_stride: int = 2) -> None:
         super().__init__()
         c = channels[target]
         self.target = target
         self.align = nn.ModuleList(
-            ConvBNReLU(ch, c, 3) if j > target else nn.Conv2d(ch, c, 1, bias=False) for j, ch in enumerate(channels)
+            ConvBNReLU(ch, c, 3, stride=lower_stride) if j > target else nn.Conv2d(ch, c, 1, bias=False)
+            for j, ch in enumerate(channels)
         )
         self.weight_feats = nn.ModuleList(
             nn.Sequential(SeparableConvBN(c, c, 3), nn.Conv2d(c, weight_channels, 1)) for _ in channels
@@ -61,9 +69,7 @@ class MSAF(nn.Module):
 
     def forward(self, feats: list[Tensor]) -> Tensor:
         size = feats[self.target].shape[-2:]
-        aligned = []
-        for j, (align, f) in enumerate(zip(self.align, feats)):
-            aligned.append(align(_resize(f, size)) if j < self.target else _resize(align(f), size))
+        aligned = [_resize(align(f), size) for align, f in zip(self.align, feats)]
         weights = self.coord_attention(torch.cat([w(a) for w, a in zip(self.weight_feats, aligned)], dim=1))
         weights = weights.softmax(dim=1)
         fused = sum(weights[:, j : j + 1] * a for j, a in enumerate(aligned))
@@ -73,9 +79,9 @@ class MSAF(nn.Module):
 class AMMB(nn.Module):
     """Adaptive Multi-scale Mamba Block: MSAF -> VSSLayer, plus the stage's own feature."""
 
-    def __init__(self, channels: list[int], target: int, depth: int, d_state: int) -> None:
+    def __init__(self, channels: list[int], target: int, depth: int, d_state: int, weight_channels: int = 16) -> None:
         super().__init__()
-        self.msaf = MSAF(channels, target)
+        self.msaf = MSAF(channels, target, weight_channels)
         self.vss = VSSLayer(channels[target], depth, d_state, channels_first=True)
 
     def forward(self, feats: list[Tensor], target: int) -> Tensor:
@@ -164,12 +170,12 @@ class ASF(nn.Module):
 
 
 class FeatureRefinementHead(nn.Module):
-    """UNetFormer's FRH: weighted skip fusion, pixel + channel attention, projection, shortcut."""
+    """UNetFormer's FRH without its skip input (ASF already fused stage 1): 3x3 conv-BN-ReLU6,
+    pixel attention (depthwise 3x3, sigmoid) + channel attention (r=16), separable projection,
+    1x1 shortcut, ReLU6."""
 
-    def __init__(self, skip_channels: int, dim: int) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.pre_conv = nn.Conv2d(skip_channels, dim, 1, bias=False)
-        self.weights = nn.Parameter(torch.ones(2))
         self.post_conv = ConvBNReLU(dim, dim, 3, act="relu6")
         self.pa = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Sigmoid())
         self.ca = nn.Sequential(
@@ -180,11 +186,8 @@ class FeatureRefinementHead(nn.Module):
         self.proj = SeparableConvBN(dim, dim, 3, act=False)
         self.act = nn.ReLU6()
 
-    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        x = _resize(x, skip.shape[-2:])
-        w = F.relu(self.weights)
-        w = w / (w.sum() + 1e-8)
-        x = self.post_conv(w[0] * self.pre_conv(skip) + w[1] * x)
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.post_conv(x)
         shortcut = self.shortcut(x)
         x = self.pa(x) * x + self.ca(x) * x
         return self.act(self.proj(x) + shortcut)
@@ -198,11 +201,13 @@ class MAFMamba(nn.Module):
         in_chans: int = 3,
         num_classes: int = 6,
         resnet_width: int = 64,
-        encoder_depths: tuple[int, int, int, int] = (2, 2, 4, 2),
-        decode_channels: int = 96,
+        encoder_depths: tuple[int, int, int, int] = (2, 2, 2, 2),
+        decode_channels: int = 64,
         decoder_depth: int = 1,
         d_state: int = 16,
         mscaf_reduction: int = 8,
+        weight_channels: int = 16,
+        lookahead: bool = True,
         dropout: float = 0.1,
         pretrained: str | Path | None = None,
     ) -> None:
@@ -211,7 +216,13 @@ class MAFMamba(nn.Module):
         if pretrained:
             load_pretrained(self.backbone, pretrained)
         ch = self.backbone.channels
-        self.ammb = nn.ModuleList(AMMB(ch, i, encoder_depths[i], d_state) for i in range(4))
+        self.lookahead = lookahead
+        self.input_multiple = 32  # five stride-2 steps (stem conv, max-pool, layers 2-4)
+        self.fixed_input_size: tuple[int, int] | None = None
+        # AMMB_i fuses all four levels with the look-ahead, else the levels 1..i computed so far.
+        self.ammb = nn.ModuleList(
+            AMMB(ch if lookahead else ch[: i + 1], i, encoder_depths[i], d_state, weight_channels) for i in range(4)
+        )
         self.mscaf = MSCAF(ch[:3], mscaf_reduction)
         d = decode_channels
         self.pre_conv = ConvBNReLU(ch[3], d, 1, act="none")
@@ -220,20 +231,37 @@ class MAFMamba(nn.Module):
         self.gl3 = GLMamba(d, decoder_depth, d_state)
         self.asf2 = ASF(ch[1], d)
         self.gl2 = GLMamba(d, decoder_depth, d_state)
-        self.frh = FeatureRefinementHead(ch[0], d)
+        self.asf1 = ASF(ch[0], d)
+        self.frh = FeatureRefinementHead(d)
         self.segmentation_head = nn.Sequential(
             ConvBNReLU(d, d, 3, act="relu6"), nn.Dropout2d(dropout), nn.Conv2d(d, num_classes, 1, bias=False)
         )
 
+    def encode(self, image: Tensor) -> list[Tensor]:
+        """The four AMMB outputs (strides 4, 8, 16, 32), each AMMB feeding the next residual block."""
+        stages = self.backbone.stages()
+        x = self.backbone.stem(image)
+        outs: list[Tensor] = []
+        for i, (stage, ammb) in enumerate(zip(stages, self.ammb)):
+            e = stage(x)
+            levels = [*outs, e]
+            if self.lookahead:  # plain residual blocks give the lower-resolution levels not computed yet
+                ahead = e
+                for later in stages[i + 1 :]:
+                    ahead = later(ahead)
+                    levels.append(ahead)
+            x = ammb(levels, i)
+            outs.append(x)
+        return outs
+
     def forward(self, image: Tensor) -> Tensor:
         h, w = image.shape[-2:]
-        raw = self.backbone(image)
-        feats = [ammb(raw, i) for i, ammb in enumerate(self.ammb)]
+        feats = self.encode(image)
         s1, s2, s3 = self.mscaf(feats[:3])
         x = self.gl4(self.pre_conv(feats[3]))
         x = self.gl3(self.asf3(x, s3))
         x = self.gl2(self.asf2(x, s2))
-        x = self.segmentation_head(self.frh(x, s1))
+        x = self.segmentation_head(self.frh(self.asf1(x, s1)))
         return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
 
 
@@ -244,7 +272,7 @@ _TINY: dict[str, Any] = dict(
 
 @register_model("mafmamba", task="segmentation", inputs="image", paper=PAPER, in_chans=3, num_classes=6)
 def mafmamba(**kwargs: Any) -> MAFMamba:
-    """Paper preset (29.39 M parameters): ResNet-18, AMMB depths (2,2,4,2), decoder width 96."""
+    """Paper preset: ResNet-18, AMMB VSS depths (2,2,2,2) (not in the paper), decoder width 64 (UNetFormer)."""
     return MAFMamba(**kwargs)
 
 
@@ -254,8 +282,8 @@ def mafmamba_tiny(**kwargs: Any) -> MAFMamba:
     return MAFMamba(**{**_TINY, **kwargs})
 
 
-# The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; 512 px is our reading
-# (its UNetFormer row matches 512 px), see docs/mafmamba-choices.md.
+# The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; we read it as 2 x MACs
+# at 512 px, which our preset does not match (37.94 GMACs): see docs/models.md.
 from rsmamba.models.catalog import register_paper_preset  # noqa: E402
 
 register_paper_preset("mafmamba", inputs={"image": (1, 3, 512, 512)}, reported_params=29.39e6,

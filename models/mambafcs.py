@@ -9,6 +9,12 @@ Built from the paper (seed 002) and a read of ``Buddhi19/MambaFCS`` (ChangeMamba
   change features are kept as *change maps*.
 - Two semantic decoders (one per date) with change-guided attention: every stage's features are
   multiplied by ``sigmoid(change map)`` of that stage before the same upsample/ResBlock/VSS path.
+- CGA is bidirectional by default (``cga="bidirectional"``), as the paper says ("change
+  probabilities actively guide semantic refinement (and vice versa)"): the finest change
+  features are in turn gated by ``sigmoid(|s1 - s2|)``, the disagreement of the two dates'
+  finest semantic features, before the change head. Parameter-free, so the authors' state
+  dicts still load. The authors' code has the change -> semantic direction only:
+  ``cga="change_to_semantic"`` reproduces it (the shipped demo checkpoint records it).
 - Heads: a change head (2 classes) and one semantic head shared by both dates
   (``PyramidFusion`` multi-scale blocks), upsampled to the input size.
 
@@ -192,6 +198,14 @@ def change_guided_attention(features: Tensor, change_map: Tensor) -> Tensor:
     return features * torch.sigmoid(change_map)
 
 
+def semantic_guided_attention(change: Tensor, sem1: Tensor, sem2: Tensor) -> Tensor:
+    """CGA's reverse direction: change features gated by how much the two dates' semantics disagree."""
+    return change * torch.sigmoid((sem1 - sem2).abs())
+
+
+CGA_MODES = ("bidirectional", "change_to_semantic")
+
+
 def _vss(dim: int, channel_first: bool, block_kwargs: dict[str, Any]) -> nn.Sequential:
     # The authors wrap each decoder VSS block in permutes when the encoder is channel-last.
     return nn.Sequential(
@@ -271,9 +285,15 @@ class MambaFCS(nn.Module):
         num_classes: int = 7,
         backbone: str = "vmamba_base_0229",
         pretrained: str | Path | None = None,
+        cga: str = "bidirectional",
         **backbone_overrides: Any,
     ):
         super().__init__()
+        if cga not in CGA_MODES:
+            raise ValueError(f"cga must be one of {CGA_MODES}, not {cga!r}")
+        self.cga = cga
+        self.input_multiple = 32  # four stride-2 stages after the stride-4 stem; no fixed size
+        self.fixed_input_size: tuple[int, int] | None = None
         cfg = {**VMAMBA_CONFIGS[backbone], **backbone_overrides}
         self.in_chans, self.num_classes = in_chans, num_classes
         self.encoder = VMambaBackbone(in_chans=in_chans, pretrained=pretrained, **cfg)
@@ -296,6 +316,8 @@ class MambaFCS(nn.Module):
         change, change_maps = self.decoder_bcd(pre, post)
         sem1 = self.decoder_T1(pre, change_maps)
         sem2 = self.decoder_T2(post, change_maps)
+        if self.cga == "bidirectional":
+            change = semantic_guided_attention(change, sem1, sem2)
 
         def up(x: Tensor) -> Tensor:
             return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -13,11 +13,16 @@ spatial attention from the other modality's avg/max maps, SS2D, 7x7 spatial atte
 
 Names follow the authors' modules (``encoder_img`` = image, ``encoder_ev`` = second modality,
 ``ccbs`` = DDIMs, ``out_convs``, ``decoder.linear_c*``), so their state dicts load as they are;
-see :func:`load_authors_state_dict`. Two deliberate differences, neither changing parameters:
-the channel SSM's reverse scan is flipped back along the channel axis (the authors' merge
-flips along image width, which only coincides when W equals the channel count), and the
-channel SSM, whose parameters depend on the token count of the size it was built for
-(``img_size``), resamples other sizes to that size and back instead of failing.
+see :func:`load_authors_state_dict`.
+
+The channel SSM's parameters depend on the token count of the size the model was built for
+(``img_size``), so a MambaSeg runs at exactly that input size: ``fixed_input_size`` says which,
+and any other size raises ``ValueError`` naming both (it never resamples). Its merge of the two
+scan directions reproduces the authors' ``CrossMerge_channel`` (``merge="authors"``, the
+default): their output is read back through a view whose last axis is the image *width*, so the
+reverse direction is flipped along width and the result re-laid out; this equals a flip along
+the channel sequence only when W equals the channel count, but it is what their weights were
+trained with. ``merge="channel"`` is the flip along channels that the scan itself reverses.
 """
 
 from __future__ import annotations
@@ -56,8 +61,12 @@ class ChannelSSM(nn.Module):
     def __init__(
         self, d_model: int, space_hw: tuple[int, int], d_state: int = 16, ssm_ratio: float = 2.0,
         dt_rank: Any = "auto", d_conv: int = 3, conv_bias: bool = True, bias: bool = False,
+        merge: str = "authors",
     ):
         super().__init__()
+        if merge not in ("authors", "channel"):
+            raise ValueError(f"merge must be 'authors' or 'channel', not {merge!r}")
+        self.merge = merge
         self.k_group = 2
         self.space_hw = (int(space_hw[0]), int(space_hw[1]))
         self.d_model = d_model
@@ -81,9 +90,11 @@ class ChannelSSM(nn.Module):
 
     def forward_core(self, x: Tensor) -> Tensor:
         b, d, h, w = x.shape
-        size = (h, w)
-        if size != self.space_hw:
-            x = F.interpolate(x, size=self.space_hw, mode="bilinear", align_corners=False)
+        if (h, w) != self.space_hw:
+            raise ValueError(
+                f"the channel SSM was built for {self.space_hw[0]}x{self.space_hw[1]} tokens and got {h}x{w}: "
+                "its parameters depend on the token count, so build the model with img_size set to the input size"
+            )
         hw, n, r = self.d_ssm, self.d_state, self.dt_rank
         seq = x.flatten(2).transpose(1, 2)  # (b, hw, d): one scan per position, along channels
         xs = torch.stack([seq, seq.flip(-1)], dim=1)  # (b, 2, hw, d)
@@ -95,9 +106,13 @@ class ChannelSSM(nn.Module):
             -torch.exp(self.A_logs.float()), Bs.float().contiguous(), Cs.float().contiguous(),
             self.Ds.float(), z=None, delta_bias=self.dt_projs_bias.reshape(-1).float(), delta_softplus=True,
         ).reshape(b, 2, hw, d)
-        y = (ys[:, 0] + ys[:, 1].flip(-1)).transpose(1, 2).reshape(b, d, *self.space_hw)
-        if size != self.space_hw:
-            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        if self.merge == "channel":
+            y = (ys[:, 0] + ys[:, 1].flip(-1)).transpose(1, 2).reshape(b, d, h, w)
+        else:
+            # The authors' CrossMerge_channel: the (hw, d) buffers viewed as (d*h, w) rows, the
+            # reverse one flipped along that width axis, summed, transposed and viewed as (d, h, w).
+            y = ys[:, 0].reshape(b, d * h, w) + ys[:, 1].reshape(b, d * h, w).flip(-1)
+            y = y.transpose(1, 2).reshape(b, d, h, w)
         return self.out_norm(y.to(x.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -176,15 +191,16 @@ class DDIM(nn.Module):
 
     def __init__(
         self, hidden_dim: int, space_hw: tuple[int, int], ssm_d_state: int = 16, ssm_ratio: float = 2.0,
-        ssm_conv: int = 3, ssm_conv_bias: bool = True,
+        ssm_conv: int = 3, ssm_conv_bias: bool = True, channel_merge: str = "authors",
     ):
         super().__init__()
         c = hidden_dim
         self.norm_i = LayerNorm2d(c)
         self.norm_e = LayerNorm2d(c)
         self.cca = CrossTemporalAttention(c)
-        self.ssm_i = ChannelSSM(c, space_hw, ssm_d_state, 2.0, d_conv=ssm_conv, conv_bias=ssm_conv_bias)
-        self.ssm_e = ChannelSSM(c, space_hw, ssm_d_state, 2.0, d_conv=ssm_conv, conv_bias=ssm_conv_bias)
+        ssm = dict(d_conv=ssm_conv, conv_bias=ssm_conv_bias, merge=channel_merge)
+        self.ssm_i = ChannelSSM(c, space_hw, ssm_d_state, 2.0, **ssm)
+        self.ssm_e = ChannelSSM(c, space_hw, ssm_d_state, 2.0, **ssm)
         self.conv_i1 = nn.Conv2d(c, c, 1)
         self.conv_e1 = nn.Conv2d(c, c, 1)
         self.ca1 = ChannelAttention(c)
@@ -267,6 +283,7 @@ class MambaSeg(nn.Module):
         embed_dim: int = 768,
         ddim_d_state: int = 16,
         ddim_ssm_ratio: float = 2.0,
+        channel_merge: str = "authors",
         pretrained: str | Path | None = None,
         pretrained_aux: str | Path | None = None,
         **backbone_overrides: Any,
@@ -277,6 +294,9 @@ class MambaSeg(nn.Module):
             raise ValueError("MambaSeg needs a channel-first backbone configuration")
         self.in_chans, self.aux_chans, self.num_classes = in_chans, aux_chans, num_classes
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        # Input-size contract read by predict/train: only this size runs (see check_input_size).
+        self.fixed_input_size: tuple[int, int] | None = (int(self.img_size[0]), int(self.img_size[1]))
+        self.input_multiple = 1
         self.encoder_img = VMambaBackbone(in_chans=3, pretrained=pretrained, **cfg)
         self.encoder_ev = VMambaBackbone(in_chans=3, pretrained=pretrained_aux, **cfg)
         dims = self.encoder_img.dims
@@ -288,13 +308,24 @@ class MambaSeg(nn.Module):
         for _ in range(len(dims) - 1):
             hw.append((math.ceil(hw[-1][0] / 2), math.ceil(hw[-1][1] / 2)))
         self.ccbs = nn.ModuleList(
-            DDIM(d, hw[i], ssm_d_state=ddim_d_state, ssm_ratio=ddim_ssm_ratio) for i, d in enumerate(dims)
+            DDIM(d, hw[i], ssm_d_state=ddim_d_state, ssm_ratio=ddim_ssm_ratio, channel_merge=channel_merge)
+            for i, d in enumerate(dims)
         )
         self.out_convs = nn.ModuleList(nn.Conv2d(2 * d, d, 1) for d in dims)
         self.decoder = SegFormerHead(dims, num_classes, embed_dim)
 
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise ``ValueError`` naming both sizes unless ``height x width`` is the size built for."""
+        if self.fixed_input_size is not None and (height, width) != self.fixed_input_size:
+            fh, fw = self.fixed_input_size
+            raise ValueError(
+                f"this MambaSeg was built for {fh}x{fw} inputs and got {height}x{width}: its channel SSM's "
+                f"parameters depend on the input size; use {fh}x{fw} windows or build it with img_size=({height}, {width})"
+            )
+
     def forward(self, image: Tensor, aux: Tensor) -> Tensor:
         size = image.shape[-2:]
+        self.check_input_size(int(size[0]), int(size[1]))
         x_img = self.encoder_img.patch_embed(image)
         x_aux = self.encoder_ev.patch_embed(aux)
         outs = []

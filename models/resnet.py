@@ -171,7 +171,7 @@ class ResNetV2(nn.Module):
     the blocks. Channels: root ``width``, blocks ``4w, 8w, 16w`` at strides 4, 8, 16.
     """
 
-    def __init__(self, in_chans: int = 3, units: tuple[int, ...] = (3, 4, 9), width: int = 64) -> None:
+    def __init__(self, in_chans: int = 3, units: tuple[int, ...] = (3, 4, 9), width: int = 64, pool_padding: int = 1) -> None:
         super().__init__()
         self.width = width
         self.root = nn.Sequential(
@@ -181,8 +181,9 @@ class ResNetV2(nn.Module):
                 relu=nn.ReLU(inplace=True),
             )
         )
-        # Padding 1 (TransUNet pads none and zero-fills the odd skip): same sizes, cleaner maps.
-        self.pool = nn.MaxPool2d(3, 2, 1)
+        # Padding 1 by default; TransUNet / FMTUNet pad none (pool_padding=0) and zero-fill the
+        # smaller skips to the expected size (see FMTUNet's DualResNetV2).
+        self.pool = nn.MaxPool2d(3, 2, pool_padding)
         blocks = []
         cin = width
         for i, n in enumerate(units):

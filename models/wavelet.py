@@ -1,8 +1,12 @@
-"""Haar wavelet transforms and the wavelet convolution WTConv (Finder et al., ECCV 2024).
+"""Wavelet transforms and the wavelet convolution WTConv (Finder et al., ECCV 2024).
 
 The Haar (db1) analysis is written in closed form on the 2x2 polyphase components, so it needs
 no filter tensors and no pywt: LL = (a+b+c+d)/2, and the three detail bands with the signs of
 pywt's ``dec_lo``/``dec_hi`` outer products. It is orthonormal, so the inverse is its transpose.
+
+Daubechies-4 (pywt's ``db4``, 8 taps) is a filter bank run as stride-2 depthwise convolutions
+with zero padding, as WTConv's ``wavelet_transform`` does: exact inside the map, not at its
+borders (WTConv learns around that). The filters are constants, not parameters.
 """
 
 from __future__ import annotations
@@ -44,6 +48,49 @@ def haar_idwt(bands: Tensor) -> Tensor:
     return out.reshape(bsz, ch, 2 * h, 2 * w)
 
 
+# pywt.Wavelet("db4").dec_lo: the Daubechies 8-tap scaling filter, reversed (a published constant).
+DB4_DEC_LO = (
+    -0.010597401785069032, 0.0328830116668852, 0.030841381835560764, -0.18703481171909309,
+    -0.027983769416859854, 0.6308807679298589, 0.7148465705529157, 0.2303778133088965,
+)
+WAVELETS = ("haar", "db1", "db4")
+
+
+def _db4_filters(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(analysis, synthesis) 2-D filters, each (4, 1, 8, 8): LL, LH, HL, HH as in WTConv."""
+    lo = torch.tensor(DB4_DEC_LO, dtype=torch.float64)
+    hi = torch.tensor([(-1) ** (k + 1) * v for k, v in enumerate(reversed(DB4_DEC_LO))], dtype=torch.float64)
+    rec_lo, rec_hi = lo.flip(0), hi.flip(0)
+
+    def bank(lo_: Tensor, hi_: Tensor) -> Tensor:
+        # WTConv's order: lo x lo, hi(W) x lo(H), lo(W) x hi(H), hi x hi; filter index [y, x]
+        return torch.stack([lo_[:, None] * lo_[None], lo_[:, None] * hi_[None], hi_[:, None] * lo_[None],
+                            hi_[:, None] * hi_[None]])[:, None]
+
+    dec = bank(lo.flip(0), hi.flip(0))  # correlation (conv2d) with the reversed decomposition filters
+    rec = bank(rec_lo, rec_hi)  # conv_transpose2d applies the synthesis filters as they are
+    return dec.to(dtype=dtype, device=device), rec.to(dtype=dtype, device=device)
+
+
+def filter_dwt(x: Tensor) -> Tensor:
+    """One-level 2-D db4 transform: (B, C, H, W) -> (B, C, 4, ceil(H/2), ceil(W/2))."""
+    b, c, h, w = x.shape
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2))
+    dec, _ = _db4_filters(x.dtype, x.device)
+    pad = dec.shape[-1] // 2 - 1
+    out = F.conv2d(x, dec.repeat(c, 1, 1, 1), stride=2, groups=c, padding=pad)
+    return out.reshape(b, c, 4, out.shape[-2], out.shape[-1])
+
+
+def filter_idwt(bands: Tensor) -> Tensor:
+    """Synthesis with the db4 filters: (B, C, 4, h, w) -> (B, C, 2h, 2w)."""
+    b, c, _, h, w = bands.shape
+    _, rec = _db4_filters(bands.dtype, bands.device)
+    pad = rec.shape[-1] // 2 - 1
+    return F.conv_transpose2d(bands.reshape(b, 4 * c, h, w), rec.repeat(c, 1, 1, 1), stride=2, groups=c, padding=pad)
+
+
 class _Scale(nn.Module):
     """A learnable per-channel multiplier (no bias)."""
 
@@ -77,8 +124,11 @@ class WTConv2d(nn.Module):
     receptive field for few parameters. Channels in = channels out (it is depthwise).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 5, levels: int = 1, bias: bool = True) -> None:
+    def __init__(self, channels: int, kernel_size: int = 5, levels: int = 1, bias: bool = True, wavelet: str = "haar") -> None:
         super().__init__()
+        if wavelet not in WAVELETS:
+            raise ValueError(f"wavelet must be one of {WAVELETS}, not {wavelet!r}")
+        self.wavelet = wavelet  # no parameters depend on it: a built model may switch it
         self.levels = levels
         self.base_conv = _SameConv2d(channels, channels, kernel_size, groups=channels, bias=bias)
         self.base_scale = _Scale(channels)
@@ -89,11 +139,14 @@ class WTConv2d(nn.Module):
         self.wavelet_scales = nn.ModuleList(_Scale(4 * channels, 0.1) for _ in range(levels))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.wavelet not in WAVELETS:
+            raise ValueError(f"wavelet must be one of {WAVELETS}, not {self.wavelet!r}")
+        dwt, idwt = (filter_dwt, filter_idwt) if self.wavelet == "db4" else (haar_dwt, haar_idwt)
         lows, highs, shapes = [], [], []
         current = x
         for conv, scale in zip(self.wavelet_convs, self.wavelet_scales):
             shapes.append(current.shape[-2:])
-            bands = haar_dwt(current)
+            bands = dwt(current)
             b, c, _, h, w = bands.shape
             current = bands[:, :, 0]
             bands = scale(conv(bands.reshape(b, 4 * c, h, w))).reshape(b, c, 4, h, w)
@@ -101,7 +154,7 @@ class WTConv2d(nn.Module):
             highs.append(bands[:, :, 1:])
         carry: Tensor | float = 0.0
         for low, high, (h, w) in zip(reversed(lows), reversed(highs), reversed(shapes)):
-            carry = haar_idwt(torch.cat([(low + carry).unsqueeze(2), high], dim=2))[..., :h, :w]
+            carry = idwt(torch.cat([(low + carry).unsqueeze(2), high], dim=2))[..., :h, :w]
         return self.base_scale(self.base_conv(x)) + carry
 
 

@@ -62,9 +62,10 @@ def test_registry_and_tiny_forward() -> None:
 
 def test_paper_parameter_count() -> None:
     """The authors' module definitions hold 135,460,007 parameters with swsl_resnet50 (6 classes):
-    ours plus the frozen Haar filters their WTConv2d stores as parameters (32*C per WTConv)."""
+    ours plus the frozen Haar filters their WTConv2d stores as parameters (32*C per WTConv).
+    Their code has neither MSAA nor RCM and uses Haar: the options that select that structure."""
     with torch.device("meta"):  # counts only: no memory, no init cost
-        model = create_model("cmtunet")
+        model = create_model("cmtunet", msaa=False, rcm=False, wavelet="haar")
     assert abs(authors_parameter_count(model) - 135_460_007) / 135_460_007 < 0.03
     assert abs(count_parameters(model) - 135_460_007) / 135_460_007 < 0.03
 
@@ -90,3 +91,38 @@ def test_runs_on_chunked_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     model = create_model("cmtunet_tiny")
     images = torch.randn(1, 3, 16, 16)
     same_output_on_backends(model, lambda m: m(images), monkeypatch)
+
+
+def test_db4_filters_are_orthonormal_and_reconstruct_inside() -> None:
+    """db4 as pywt defines it: unit energy, orthogonal to its even shifts, perfect reconstruction
+    away from the zero-padded border; a constant image has no detail."""
+    from rsmamba.models.wavelet import DB4_DEC_LO, filter_dwt, filter_idwt
+
+    h = torch.tensor(DB4_DEC_LO, dtype=torch.float64)
+    assert torch.isclose(h.sum(), torch.tensor(2.0, dtype=torch.float64).sqrt())
+    for shift in (0, 2, 4, 6):
+        assert torch.isclose((h[shift:] * h[: 8 - shift]).sum(), torch.tensor(float(shift == 0), dtype=torch.float64))
+    x = torch.randn(1, 2, 48, 48, dtype=torch.float64)
+    torch.testing.assert_close(filter_idwt(filter_dwt(x))[..., 8:-8, 8:-8], x[..., 8:-8, 8:-8])
+    bands = filter_dwt(torch.ones(1, 1, 48, 48, dtype=torch.float64))[0, 0, :, 4:-4, 4:-4]
+    torch.testing.assert_close(bands[0], torch.full_like(bands[0], 2.0))
+    assert bands[1:].abs().max() < 1e-12
+
+
+def test_seed_options_msaa_rcm_wavelet() -> None:
+    """Defaults as the seed: MSAA on the three skips, an RCM per stage, db4 in every WTConv."""
+    from rsmamba.models.cmtunet import RCM
+
+    model = create_model("cmtunet_tiny")
+    assert len(model.msaa) == 3 and len(model.rcm) == 4
+    assert {m.wavelet for m in model.modules() if isinstance(m, WTConv2d)} == {"db4"}
+    plain = create_model("cmtunet_tiny", msaa=False, rcm=False, wavelet="haar")
+    assert plain.msaa is None and plain.rcm is None
+    assert {m.wavelet for m in plain.modules() if isinstance(m, WTConv2d)} == {"haar"}
+    with pytest.raises(ValueError, match="wavelet"):
+        create_model("cmtunet_tiny", wavelet="sym5")
+    # RCM's attention comes from the VSS feature: changing it changes the output
+    rcm = RCM(8, 4).eval()
+    x, y = torch.randn(1, 8, 8, 8), torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        assert not torch.allclose(rcm(x, y), rcm(x, y + 1.0))

@@ -90,3 +90,20 @@ def test_runs_on_chunked_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     model = create_model("fmtunet_tiny")
     images, dsm = torch.randn(2, 3, 16, 16), torch.randn(2, 1, 16, 16)
     same_output_on_backends(model, lambda m: m(images, dsm), monkeypatch)
+
+
+def test_deformable_grid_options_and_stem_padding() -> None:
+    """``"authors"`` reads half a pixel (plus the padding) off the centres; ours reads them exactly.
+    Both stem paddings give logits at the input size."""
+    value = torch.randn(1, 2, 6, 6)
+    zero = torch.zeros(1, 18, 6, 6)
+    assert torch.allclose(deformable_sample(value, zero)[:, :, 4], value, atol=1e-5)
+    assert not torch.allclose(deformable_sample(value, zero, grid_mode="authors")[:, :, 4], value, atol=1e-2)
+    with pytest.raises(ValueError, match="grid_mode"):
+        deformable_sample(value, zero, grid_mode="corners")
+    model = create_model("fmtunet_tiny", stem_pool_padding=0, deformable_grid="authors").eval()
+    assert model.encoder.optical.pool.padding == 0
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 32, 32)).shape == (1, 6, 32, 32)
+    with pytest.raises(ValueError, match="stem_pool_padding"):
+        create_model("fmtunet_tiny", stem_pool_padding=2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 import pytest
@@ -31,9 +29,11 @@ def test_registry_entry_and_forward_convention():
     model = create_model("mambaseg_tiny", in_chans=4, aux_chans=2, num_classes=5).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 4, 32, 32), torch.randn(2, 2, 32, 32))
-        odd = model(torch.randn(1, 4, 40, 24), torch.randn(1, 2, 40, 24))  # not the built size
+        # not the built size: the channel SSM's parameters depend on it, so it refuses (no resampling)
+        with pytest.raises(ValueError, match="built for 32x32 inputs and got 40x24"):
+            model(torch.randn(1, 4, 40, 24), torch.randn(1, 2, 40, 24))
     assert out.shape == (2, 5, 32, 32) and torch.isfinite(out).all()
-    assert odd.shape == (1, 5, 40, 24)
+    assert model.fixed_input_size == (32, 32)
 
 
 def test_aux_branch_matters():
@@ -145,25 +145,23 @@ def test_pretrained_backbone_from_local_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         create_model("mambaseg_tiny", pretrained=tmp_path / "missing.pth")
 
+# The authors' names and shapes are checked as data in tests/test_model_structure.py
+# (test_authors_state_dict_loads_strictly), without their code or einops.
 
-AUTHORS_CODE = os.environ.get("RSMAMBA_AUTHORS_CODE", "/tmp/authors")
 
+def test_channel_ssm_merge_is_the_authors_and_equals_a_channel_flip_only_when_width_is_channels():
+    """The authors' CrossMerge_channel views the (positions, channels) scan output as (channels*H, W)
+    rows and flips the reverse direction along that W: a flip along the channel sequence exactly
+    when W equals the channel count (d_inner), a re-layout otherwise."""
+    from rsmamba.models.mambaseg import ChannelSSM
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(AUTHORS_CODE, "mambaseg", "model")),
-                    reason="authors' MambaSeg module definitions not present (never committed; see report)")
-def test_loads_a_state_dict_of_the_authors_modules():
-    pytest.importorskip("einops")  # the authors' modules need it; not a dependency of rsmamba
-    """Their MambaSeg at the profiled configuration, built from their code kept outside the project."""
-    import sys
-
-    sys.path[:0] = [os.path.join(AUTHORS_CODE, "mambaseg"), os.path.join(AUTHORS_CODE, "stubs")]
-    try:
-        from model.segmentors import MambaSeg as AuthorsMambaSeg
-    finally:
-        del sys.path[:2]
-    theirs = AuthorsMambaSeg(num_classes=6, num_channels_img=1, num_channels_ev=10, img_size=(200, 346))
-    ours = create_model("mambaseg", in_chans=1, aux_chans=10, img_size=(200, 346))
-    assert count_parameters(ours) == sum(p.numel() for p in theirs.parameters())
-    load_authors_state_dict(ours, theirs.state_dict())  # strict: same names and shapes
-    key = "ccbs.1.ssm_e.dt_projs_weight"
-    assert torch.equal(ours.state_dict()[key], theirs.state_dict()[key])
+    torch.manual_seed(0)
+    for hw, same in (((3, 8), True), ((3, 5), False)):  # d_model 4 -> d_inner 8
+        authors = ChannelSSM(4, hw, d_state=4, merge="authors").eval()
+        channel = ChannelSSM(4, hw, d_state=4, merge="channel").eval()
+        channel.load_state_dict(authors.state_dict())
+        x = torch.randn(1, 8, *hw)
+        with torch.no_grad():
+            assert torch.allclose(authors.forward_core(x), channel.forward_core(x), atol=1e-5) == same, hw
+    with pytest.raises(ValueError, match="merge"):
+        ChannelSSM(4, (3, 8), merge="width")

@@ -91,7 +91,7 @@ def load_change_model(spec: str | PathLike | nn.Module | LoadedModel | None, *, 
         return LoadedModel(module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
                            bands=list(image_bands) if image_bands else None, image_norm=norm.get("image"),
                            in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path),
-                           extra={"task": info.task, "t2_norm": norm.get("t2")}, input_multiple=INPUT_MULTIPLE)
+                           extra={"task": info.task, "t2_norm": norm.get("t2")}, input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE))
     info = model_info(str(spec))
     if info.task not in CHANGE_TASKS:
         raise InputError(f"model {spec!r} is a {info.task} model; change needs a change model (e.g. mambafcs_tiny)")
@@ -101,7 +101,7 @@ def load_change_model(spec: str | PathLike | nn.Module | LoadedModel | None, *, 
     classes = _default_classes(int(info.defaults.get("num_classes", len(ISPRS_CLASSES))))
     return LoadedModel(module, name=str(spec), inputs=info.inputs, in_chans=image_count, classes=classes,
                        source=f"registry:{spec} (untrained)", extra={"task": info.task},
-                       input_multiple=INPUT_MULTIPLE)
+                       input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE))
 
 
 class ChangePredictor(Predictor):

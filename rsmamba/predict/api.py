@@ -281,6 +281,10 @@ def _predict_raster(
 
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)
+        fixed = getattr(loaded.module, "fixed_input_size", None)
+        if fixed is not None and (grid.window_height > fixed[0] or grid.window_width > fixed[1]):
+            raise InputError(f"model {loaded.source} takes windows of at most {fixed[0]} x {fixed[1]} px "
+                             f"(a fixed input size); pass --window {min(fixed)}")
         input_warnings = check_model_input(src, loaded, image, dsm) if stats is None else []  # bands: checked once
         image_stats, dsm_stats = stats if stats is not None else scene_stats(src, loaded)
         dsm_norm = _dsm_normalizer(loaded, dsm_stats) if has_dsm else None
