@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rsmamba.errors import InputError
+from rsmamba.models.weights import load_weights_file
 
 
 class BasicBlock(nn.Module):
@@ -209,13 +210,12 @@ def load_pretrained(module: nn.Module, path: str | Path, prefix: str = "") -> li
     Keys may carry ``prefix``; tensors whose shape differs (e.g. the first convolution when
     ``in_chans != 3``, the classifier) are skipped and their names returned. No downloads.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"pretrained weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path, "pretrained weights")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise InputError(f"pretrained weights {path}: not a state dict of tensors")
     own = module.state_dict()
     loadable, skipped = {}, []
     for name, tensor in state.items():

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from rsmamba.errors import InputError
 from rsmamba.kernels.ss2d import LayerNorm2d, Permute, VSSLayer
+from rsmamba.models.weights import load_weights_file
 
 __all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "load_backbone_weights", "make_patch_embed"]
 
@@ -146,12 +147,11 @@ def load_backbone_weights(module: nn.Module, path: str | Path, key: str = "model
     Returns (missing, unexpected) keys. A stem with a different number of input bands than the
     checkpoint keeps its fresh weights, which is what multi-band inputs need.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"pretrained weights {path}: file not found (no downloads at run time)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_weights_file(path, "pretrained weights")
     if isinstance(state, dict) and key in state and isinstance(state[key], dict):
         state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"pretrained weights {path}: not a state dict of tensors")
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     result = module.load_state_dict(usable, strict=False)

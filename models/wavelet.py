@@ -102,6 +102,22 @@ class _Scale(nn.Module):
         return x * self.weight
 
 
+class _SameConv2d(nn.Conv2d):
+    """Stride-1 conv with PyTorch's ``padding='same'`` arithmetic done by an explicit zero pad.
+
+    Identical output and parameters; for an even kernel torch's own 'same' pads asymmetrically by
+    copying the input and warns on every call, which would print on every predict.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, **kwargs) -> None:
+        super().__init__(cin, cout, kernel_size, padding=0, **kwargs)
+        total = kernel_size - 1
+        self._pad = (total // 2, total - total // 2) * 2  # (left, right, top, bottom)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(F.pad(x, self._pad))
+
+
 class WTConv2d(nn.Module):
     """Depthwise wavelet convolution: a depthwise kxk conv plus, per wavelet level, a depthwise
     kxk conv on the four Haar bands, added back through the inverse transform. Large effective
@@ -114,10 +130,10 @@ class WTConv2d(nn.Module):
             raise ValueError(f"wavelet must be one of {WAVELETS}, not {wavelet!r}")
         self.wavelet = wavelet  # no parameters depend on it: a built model may switch it
         self.levels = levels
-        self.base_conv = nn.Conv2d(channels, channels, kernel_size, padding="same", groups=channels, bias=bias)
+        self.base_conv = _SameConv2d(channels, channels, kernel_size, groups=channels, bias=bias)
         self.base_scale = _Scale(channels)
         self.wavelet_convs = nn.ModuleList(
-            nn.Conv2d(4 * channels, 4 * channels, kernel_size, padding="same", groups=4 * channels, bias=False)
+            _SameConv2d(4 * channels, 4 * channels, kernel_size, groups=4 * channels, bias=False)
             for _ in range(levels)
         )
         self.wavelet_scales = nn.ModuleList(_Scale(4 * channels, 0.1) for _ in range(levels))

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from rsmamba.paths import output_problem
 from rsmamba.errors import InputError
 
 PathLike = str | os.PathLike[str]
@@ -132,27 +133,18 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
     if len({os.path.realpath(o) for o in outs}) != len(outs):
         problems.append("the outputs must be different files: " + ", ".join(str(o) for o in outs))
     for out in outs:
-        for src in ins:
-            if src.exists() and (_same(out, src) or (directory and _inside(src, out))):
-                what = "is" if _same(out, src) else "contains"
-                problems.append(f"output {out} {what} the input {src}; choose another output")
-                break
-        if out.is_dir() and not directory:
-            problems.append(f"output {out} is a folder; give a file name")
-        elif out.exists() and directory and not out.is_dir():
-            problems.append(f"output folder {out} is a file")
+        problem = output_problem(out, ins, "output", directory=directory)  # a folder/file mix-up, an input, unwritable
+        if problem:
+            problems.append(problem)
+            continue
+        inside = next((src for src in ins if directory and src.exists() and _inside(src, out)), None)
+        if inside is not None:
+            problems.append(f"output {out} contains the input {inside}; choose another output")
         elif out.exists() and not overwrite:
             if not directory:
                 existing.append(str(out))
             elif any(out.iterdir()):
                 problems.append(f"output folder {out} exists and is not empty (use --overwrite to replace it)")
-        parent = out.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            problems.append(f"output {out}: cannot write into {parent} (a file, not a folder)")
-        elif not os.access(parent, os.W_OK | os.X_OK):
-            problems.append(f"output {out}: cannot write into {parent}")
     if existing:
         problems.append(f"output {', '.join(existing)} exist{'s' if len(existing) == 1 else ''} "
                         f"(use --overwrite to replace {'it' if len(existing) == 1 else 'them'})")

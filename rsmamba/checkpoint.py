@@ -45,17 +45,40 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return Path(path)
 
 
+def _numpy_allow_list() -> list[Any]:
+    """numpy's array reconstruction: the RNG state of training checkpoints written before states were
+    saved as plain values (``_rng_state``). Exactly these globals; numpy lives under ``_core`` from 2.0."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+# What the keys predict/change/train read must hold; a checkpoint that fails is refused in one line.
+_KEY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": str, "model_kwargs": dict, "state_dict": dict, "bands": dict, "normalization": (dict, type(None)),
+    "classes": list,
+}
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint and check its format, with a one-line error for anything else."""
+    """Read a checkpoint safely (no code in it runs) and check its format and keys, one-line errors else."""
+    from rsmamba.models.weights import load_weights_file
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise InputError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from exc
+    data = load_weights_file(path, "checkpoint", allow=_numpy_allow_list())
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not an rsmamba checkpoint (expected format {FORMAT})")
+    missing = [key for key in REQUIRED if key not in data]
+    wrong = [key for key, kind in _KEY_TYPES.items() if key in data and not isinstance(data[key], kind)]
+    if missing or wrong:
+        what = [f"missing {', '.join(missing)}"] if missing else []
+        what += [f"{', '.join(wrong)} of the wrong type"] if wrong else []
+        raise InputError(f"{path}: incomplete rsmamba checkpoint ({'; '.join(what)})")
+    if not all(isinstance(v, torch.Tensor) for v in data["state_dict"].values()):
+        raise InputError(f"{path}: incomplete rsmamba checkpoint (state_dict holds non-tensors)")
     return data
 
 
@@ -70,7 +93,10 @@ def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], 
     info = model_info(ckpt["model"])
     if info.task not in tasks:
         raise InputError(f"{path}: a {info.task} model; {verb} needs a {' or '.join(tasks)} model")
-    module = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    try:
+        module = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: model_kwargs do not fit model {ckpt['model']!r} ({exc})") from exc
     try:
         module.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

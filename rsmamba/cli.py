@@ -12,6 +12,8 @@ from typing import List, Optional
 
 import typer
 
+from rsmamba import cli_options as opt
+from rsmamba.cli_options import STATE, parse_float_list, parse_int_list
 from rsmamba.errors import InputError, NotBuiltError, RsmambaError
 
 app = typer.Typer(
@@ -36,6 +38,66 @@ def _creation_options(items: Optional[List[str]]) -> Optional[dict]:
     return options
 
 
+def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
+    """Path checks that need no heavy import (torch takes seconds to load), all problems in one line.
+
+    The library functions check the same (``rsmamba.paths``); this only answers a user's typo fast.
+    ``inputs``: role -> path (None or a pattern/template skipped); ``outputs``: role -> path.
+    """
+    import glob
+
+    from rsmamba.paths import input_problem, output_problem
+
+    def plain(value: object) -> bool:
+        text = str(value)
+        return value is not None and not glob.has_magic(text) and not text.startswith("@") and "{" not in text
+
+    problems = [p for role, path in inputs.items() if plain(path) and (p := input_problem(path, role))]
+    sources = [path for path in inputs.values() if plain(path)]
+    problems += [p for role, path in outputs.items() if path is not None and (p := output_problem(path, sources, role))]
+    if problems:
+        raise InputError(problems)
+
+
+def _check_run_options(**options: object) -> None:
+    """predict/change options that need no input (``rsmamba.predict.options``), before torch loads."""
+    from rsmamba.errors import ProblemCollector
+    from rsmamba.predict.options import check_run_options
+
+    problems = ProblemCollector()
+    check_run_options(problems, **options)  # type: ignore[arg-type]
+    problems.raise_if_any()
+
+
+def _model_path(model: Optional[str]) -> Optional[str]:
+    """``--model`` when it names a file (a checkpoint), None for a registry name or the default."""
+    if model is None:
+        return None
+    return model if Path(model).suffix in (".pt", ".pth", ".ckpt") or Path(model).exists() else None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from rsmamba import __version__
+
+        typer.echo(f"rsmamba {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _group(
+    verbose: int = opt.verbose_option(),
+    quiet: int = opt.quiet_option(),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_show_version),
+) -> None:
+    """Geospatial mapping with Mamba networks: tile, train, evaluate, predict, change, vectorize."""
+    import logging
+
+    STATE.verbosity = verbose - quiet
+    logging.getLogger("rsmamba").setLevel(STATE.log_level)
+
+
 def _not_built(verb: str, issue: int) -> None:
     raise NotBuiltError(f"'rsmamba {verb}' is not built yet (tracked in issue #{issue})")
 
@@ -48,12 +110,12 @@ def tile(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
     background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
-    size: int = typer.Option(512, "--size", help="Chip size in pixels."),
-    overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels."),
-    min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands to keep, e.g. '3,2,1'."),
-    split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks."),
-    block: int = typer.Option(0, "--block", help="Split block size in pixels (default: 4 chips)."),
+    size: int = typer.Option(512, "--size", help="Chip size in pixels.", callback=opt.positive("--size")),
+    overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels.", callback=opt.non_negative("--overlap")),
+    min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip.", callback=opt.fraction("--min-valid")),
+    bands: Optional[str] = opt.bands_option("1-based image bands to keep, e.g. '3,2,1'."),
+    split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks.", callback=opt.float_list("--split", count=3)),
+    block: int = typer.Option(0, "--block", help="Split block size in pixels (default 0: 4 chips).", callback=opt.non_negative("--block")),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder (default: refuse)."),
@@ -67,12 +129,12 @@ def tile(
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
 
-    band_list = [int(b) for b in bands.split(",")] if bands else None
-    fractions = tuple(float(f) for f in split.split(","))
+    band_list = parse_int_list(bands, "--bands", minimum=1)
+    fractions = tuple(parse_float_list(split, "--split", count=3))
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
-        seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=True,
+        seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=change, burn=burn, burn_name=burn_name, class_table=class_table,
     )
     typer.echo(summary.describe())
@@ -81,7 +143,7 @@ def tile(
 @app.command()
 def synth(
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory."),
-    size: int = typer.Option(1024, "--size", help="Scene width and height in pixels."),
+    size: int = typer.Option(1024, "--size", help="Scene width and height in pixels.", callback=opt.positive("--size")),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
@@ -108,7 +170,7 @@ def synth(
         raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
     paths = write_scene(
         out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
-        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=True, overwrite=overwrite,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=STATE.progress, overwrite=overwrite,
     )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
@@ -120,42 +182,50 @@ def predict(
     out: Path = typer.Option(..., "-o", "--out", help="Output class raster (COG), or a folder for many inputs."),
     dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the demo model."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="1-based image bands, e.g. '3,2,1' (default: the checkpoint's)."),
-    window: int = typer.Option(512, "--window", help="Window size in pixels."),
-    overlap: int = typer.Option(128, "--overlap", help="Overlap between windows in pixels."),
+    bands: Optional[str] = opt.bands_option(),
+    window: int = opt.window_option(),
+    overlap: Optional[int] = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="none|mean|hann|gaussian|spline."),
-    crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop)."),
-    tta: bool = typer.Option(False, "--tta", help="D4 test-time augmentation (8x compute)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Windows per forward pass."),
+    crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop).", callback=opt.non_negative("--crop")),
+    tta: bool = opt.tta_option(),
+    batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
-    amp: bool = typer.Option(False, "--amp", help="Mixed precision (bf16 on CPU, fp16 on GPU)."),
+    amp: bool = opt.amp_option(),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write per-class probabilities (uint8, p x 254)."),
     confidence: Optional[Path] = typer.Option(None, "--confidence", help="Also write the winning class probability (uint8, p x 254)."),
-    compress: str = typer.Option("deflate", "--compress", help="COG compression: deflate, zstd, lzw, none."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing."),
+    compress: str = opt.compress_option(),
+    resume: bool = opt.resume_option(),
+    dry_run: bool = opt.dry_run_option(),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row band of a single scene."),
-    band_rows: Optional[int] = typer.Option(None, "--band-rows", help="One scene: rows per band task (default 4096 with --scheduler); the result equals a single-process run."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
+    band_rows: Optional[int] = typer.Option(None, "--band-rows", help="One scene: rows per band task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--band-rows")),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes.", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
     name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, parent, relparent, index)."),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
+    overlap = opt.window_overlap(window, overlap)
+    from rsmamba.scale import is_batch
+
+    _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
+                       compress=compress, window=window)
+    if not is_batch(images, out):
+        _preflight({"image": images[0], "DSM": dsm, "model": _model_path(model)},
+                   {"classes": out, "probabilities": probabilities, "confidence": confidence})
     from rsmamba.predict import predict_raster
-    from rsmamba.scale import is_batch, predict_many
+    from rsmamba.scale import predict_many
 
     if is_batch(images, out):
         results = predict_many(
             images, out, model=model, dsm_template=dsm, scheduler=scheduler, workers=workers, shard=shard,
-            max_errors=max_errors, bands=[int(b) for b in bands.split(",")] if bands else None, window=window,
+            max_errors=max_errors, bands=parse_int_list(bands, "--bands", minimum=1), window=window,
             overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
             channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
-            overwrite=overwrite, co=_creation_options(co), name_template=name_template,
+            overwrite=overwrite, co=_creation_options(co), name_template=name_template, progress=STATE.progress,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
@@ -166,7 +236,7 @@ def predict(
         from rsmamba.predict.bands import predict_bands
 
         summary = predict_bands(
-            images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+            images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
             band_rows=band_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
             probabilities=probabilities, confidence=confidence, compress=compress,
             allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
@@ -176,10 +246,10 @@ def predict(
         typer.echo(summary.describe())
         return
     summary = predict_raster(
-        images[0], out, dsm=dsm, model=model, bands=[int(b) for b in bands.split(",")] if bands else None,
+        images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
         amp=amp, channels_last=channels_last, probabilities=probabilities, confidence=confidence,
-        compress=compress, resume=resume, dry_run=dry_run, progress=not dry_run,
+        compress=compress, resume=resume, dry_run=dry_run, progress=STATE.progress and not dry_run,
         allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, co=_creation_options(co),
     )
     typer.echo(summary.describe())
@@ -193,34 +263,46 @@ def change(
     model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the demo change model."),
     semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
     probability: Optional[Path] = typer.Option(None, "--probability", help="Also write p(change) as uint8 (x/254)."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="1-based bands to read from both epochs, e.g. '1,2,3'."),
-    window: int = typer.Option(256, "--window", help="Window size in pixels."),
-    overlap: int = typer.Option(64, "--overlap", help="Window overlap in pixels."),
+    bands: Optional[str] = opt.bands_option("1-based bands to read from both epochs, e.g. '1,2,3'."),
+    window: int = opt.window_option(),
+    overlap: Optional[int] = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
-    batch_size: int = typer.Option(4, "--batch-size"),
+    tta: bool = opt.tta_option(),
+    batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    amp: bool = opt.amp_option(),
+    compress: str = opt.compress_option(),
+    resume: bool = opt.resume_option(),
+    dry_run: bool = opt.dry_run_option(),
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs.", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
     name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, parent, relparent, index)."),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
+    overlap = opt.window_overlap(window, overlap)
+    from rsmamba.scale import is_batch
+
+    _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
+                       compress=compress, window=window)
+    if not is_batch([t1], out):
+        _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probability": probability})
     from rsmamba.change import detect_change
-    from rsmamba.scale import change_many, is_batch, pair_inputs
+    from rsmamba.scale import change_many, pair_inputs
 
     if is_batch([t1], out):
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
-            semantic=semantic, probability=probability, bands=[int(b) for b in bands.split(",")] if bands else None,
+            semantic=semantic, probability=probability, bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
-            force=force, epoch_norm=epoch_norm, overwrite=overwrite, co=_creation_options(co),
-            name_template=name_template,
+            force=force, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress, progress=STATE.progress,
+            overwrite=overwrite, co=_creation_options(co), name_template=name_template,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")
@@ -230,9 +312,10 @@ def change(
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
     summary = detect_change(
         t1_path, t2_path, out, model=model, semantic=semantic, probability=probability,
-        bands=[int(b) for b in bands.split(",")] if bands else None, window=window, overlap=overlap,
-        blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force, progress=True,
-        epoch_norm=epoch_norm, overwrite=overwrite, co=_creation_options(co),
+        bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
+        blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
+        progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress,
+        resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
     )
     typer.echo(summary.describe())
 
@@ -252,7 +335,7 @@ def vectorize(
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
-    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound)."),
+    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound).", callback=opt.positive("--block")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (GeoPackage: only the layer written)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="GeoPackage layer name (default: the file's stem); other layers are kept."),
     append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
@@ -267,7 +350,7 @@ def vectorize(
     summary = vectorize_many(
         rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
-        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=True,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=STATE.progress,
         overwrite=overwrite, layer=layer, append=append,
     )
     typer.echo(summary.describe())
@@ -286,6 +369,9 @@ def train(
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
+    from rsmamba.train.config import load_config
+
+    load_config(config, list(set_ or []))  # config problems in one line before torch loads
     from rsmamba.train import train as run_training
 
     set_ = list(set_ or [])
@@ -301,7 +387,7 @@ def train(
 
         typer.echo(plan_training(config, list(set_ or [])).describe())
         return
-    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=True, overwrite=overwrite)
+    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress, overwrite=overwrite)
     typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
 
 
@@ -311,20 +397,22 @@ def evaluate(
     reference: Path = typer.Argument(..., help="Reference class raster, or vector layer with --class-field."),
     out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a reference vector."),
-    exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter)."),
-    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter).", callback=opt.int_list("--exclude", minimum=0)),
+    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries.", callback=opt.non_negative("--erode")),
     buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
     building_class: int = typer.Option(1, "--building-class", help="Building class id in the prediction."),
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
-    min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this."),
+    min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this.", callback=opt.non_negative("--min-object-pixels")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
 ) -> None:
     """Score a prediction raster against a reference."""
+    _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image},
+               {"-o": out})
     from rsmamba.evaluate import evaluate_rasters
 
-    excluded = [int(v) for v in exclude.split(",")] if exclude else []
+    excluded = parse_int_list(exclude, "--exclude", minimum=0) or []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
                               min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn)
@@ -369,30 +457,83 @@ def _setup_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
+# Click's exception classes, by name: typer <= 0.15 raises click's own, typer >= 0.16 its bundled copy
+# (typer._click.exceptions), whose classes are not subclasses of click's. Matching the class names
+# along the MRO, limited to these two modules, catches both without importing either.
+_CLICK_MODULES = ("click.exceptions", "typer._click.exceptions")
+
+
+def _click_kind(exc: BaseException) -> str | None:
+    """'UsageError', 'ClickException', 'Exit' or 'Abort' when ``exc`` is one of click's; else None."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ in _CLICK_MODULES and cls.__name__ in ("UsageError", "ClickException", "Exit", "Abort"):
+            return cls.__name__
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_line(exc: BaseException) -> str:
+    """Click's message, plus where to look for help, on one line (click prints usage + hint + error)."""
+    message = _one_line(exc.format_message())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see 'rsmamba --help')"
+    return f"rsmamba: error: {message}{where}"
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """A one-line message for errors of the user's files or machine that reach the boundary unwrapped.
+
+    OSError (permissions, a full disk, a missing or unreadable file; rasterio's RasterioIOError is
+    one) and the I/O errors of rasterio/pyogrio/fiona. Anything else is a bug and keeps its traceback.
+    """
+    module = type(exc).__module__ or ""
+    if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
+        text = _one_line(str(exc)) or type(exc).__name__
+        return f"rsmamba: error: {text}"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: run the app, turning RsmambaError into one line on stderr and an exit code."""
+    """Entry point: the one error boundary of the CLI.
+
+    Every user mistake ends here as one line on stderr: an :class:`RsmambaError` (``InputError``:
+    exit 2), a usage error of click or typer's bundled click (exit 2), an OSError or a GDAL/OGR
+    I/O error (exit 2). Help and ``--version`` exit 0. Other exceptions are bugs: traceback, exit 1.
+    """
     _setup_logging()
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False, prog_name="rsmamba")
     except RsmambaError as exc:
-        typer.echo(f"rsmamba: error: {exc}", err=True)
+        typer.echo(f"rsmamba: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("rsmamba: interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:
+        kind = _click_kind(exc)
+        if kind == "Exit":
+            return int(getattr(exc, "exit_code", 0) or 0)
+        if kind == "Abort":
             typer.echo("rsmamba: aborted", err=True)
             return 1
-        raise
-    return 0
+        if kind == "UsageError":
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rsmamba': the help, as asked
+                exc.show()  # type: ignore[attr-defined]
+                return 0
+            typer.echo(_usage_line(exc), err=True)
+            return 2
+        if kind == "ClickException":
+            typer.echo(f"rsmamba: error: {_one_line(exc.format_message())}", err=True)  # type: ignore[attr-defined]
+            return int(getattr(exc, "exit_code", 1) or 1)
+        line = _environment_error(exc)
+        if line is None or STATE.verbosity > 0:  # -v: the traceback, for a bug report
+            raise
+        typer.echo(line, err=True)
+        return 2
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,12 @@ class Grid:
 
 
 def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
+    from rsmamba.raster.validate import class_raster_problem
+
     with rasterio.open(path) as src:
+        problem = class_raster_problem(src, f"prediction {path}", allow_multiband=True)
+        if problem:
+            raise InputError(problem)
         pred = src.read(1)
         nodata = src.nodata
         grid = Grid(src.crs, src.transform, src.width, src.height)
@@ -81,6 +86,13 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         import geopandas as gpd
         from rasterio.features import rasterize
 
+        import pandas as pd
+
+        from rsmamba.raster.validate import vector_path_problem
+
+        problem = vector_path_problem(ref_path, "reference")
+        if problem:
+            raise InputError(problem)
         layer = gpd.read_file(ref_path)
         if burn is not None:
             layer = layer.assign(__burn__=burn)
@@ -89,12 +101,22 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
             raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
         if layer.crs is None:
             raise InputError(f"{ref_path}: layer has no CRS")
+        if not pd.api.types.is_integer_dtype(layer[class_field]) and not (
+                pd.api.types.is_float_dtype(layer[class_field])
+                and np.all(np.mod(layer[class_field].dropna(), 1) == 0)):
+            raise InputError(f"{ref_path}: field {class_field!r} is {layer[class_field].dtype}, "
+                             "not integer class ids; choose another --class-field")
         _check_overlap(layer.crs, layer.total_bounds, grid, ref_path)
         layer = layer.to_crs(grid.crs)
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field]) if geom is not None]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
                          fill=IGNORE_INDEX if burn is None else 0, dtype="int32").astype(np.int64)
+    from rsmamba.raster.validate import class_raster_problem
+
     with rasterio.open(ref_path) as src:
+        problem = class_raster_problem(src, f"reference {ref_path}", allow_multiband=True)
+        if problem:
+            raise InputError(problem)
         same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
                 and (src.width, src.height) == (grid.width, grid.height))
         nodata = src.nodata
@@ -268,6 +290,10 @@ def evaluate_rasters(
                        ("image", image)):
         if path is not None and not Path(path).exists():
             problems.add(f"{role} {path}: not found")
+    from rsmamba.raster.validate import vector_path_problem
+
+    if buildings is not None and vector_path_problem(buildings, "buildings"):
+        problems.add(vector_path_problem(buildings, "buildings"))
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
     stem = out.with_suffix("")

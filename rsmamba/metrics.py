@@ -19,8 +19,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported only by callers that pass tensors: evaluate stays light
+    import torch
 
 from rsmamba.classes import IGNORE_INDEX
 
@@ -37,9 +42,10 @@ def confusion_matrix(
     Pixels whose label is ``ignore_index`` or outside ``[0, num_classes)``, or where ``valid`` is
     False, are left out: nodata must never count as a correct or wrong prediction.
     """
-    if isinstance(label, torch.Tensor):
+    torch_module = sys.modules.get("torch")  # a tensor can only come from a loaded torch
+    if torch_module is not None and isinstance(label, torch_module.Tensor):
         label = label.detach().cpu().numpy()
-    if isinstance(pred, torch.Tensor):
+    if torch_module is not None and isinstance(pred, torch_module.Tensor):
         pred = pred.detach().cpu().numpy()
     label = np.asarray(label).reshape(-1).astype(np.int64)
     pred = np.asarray(pred).reshape(-1).astype(np.int64)
@@ -222,6 +228,7 @@ class ConfusionMeter:
         self.hist += confusion_matrix(label, pred, self.num_classes, self.ignore_index)
 
     def reduce(self) -> None:
+        import torch
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():

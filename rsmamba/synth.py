@@ -30,7 +30,7 @@ from shapely.geometry import Polygon, box
 
 from rsmamba.atomic import publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
-from rsmamba.errors import ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector
 
 IMPERVIOUS, BUILDING, LOW_VEGETATION, TREE, CAR, CLUTTER = range(6)
 
@@ -943,6 +943,11 @@ def write_scene(
     (:func:`rsmamba.atomic.publish`); existing ones are refused unless ``overwrite``.
     """
     _check(size, gsd, epsg, bands, dsm_gsd)
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(out_dir, role="output folder", directory=True)
+    if problem:
+        raise InputError(problem)
     from tqdm import tqdm
 
     out = Path(out_dir)

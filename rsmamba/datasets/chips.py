@@ -46,6 +46,13 @@ class TilingInfo:
     def normalization(self, dsm_mode: str = "zscore") -> dict[str, Any]:
         """The checkpoint's ``normalization`` field."""
         norm: dict[str, Any] = {"image": {"mean": self.image_mean, "std": self.image_std}}
+        # What the model saw, so predict can refuse an input on another scale (rsmamba.raster.validate).
+        seen = (self.raw.get("stats") or {}).get("image") or {}
+        if seen.get("minimum") and seen.get("maximum"):
+            norm["image"]["minimum"] = [float(v) for v in seen["minimum"]]
+            norm["image"]["maximum"] = [float(v) for v in seen["maximum"]]
+        if self.raw.get("dtype"):
+            norm["image"]["dtype"] = str(self.raw["dtype"])
         if self.has_dsm:
             norm["dsm"] = {"mode": dsm_mode, "mean": self.dsm_mean, "std": self.dsm_std}
             if dsm_mode == "ground-relative":

@@ -17,9 +17,9 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import fault_point, output_problems, publish
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.predict.blend import BLEND_MODES
 from rsmamba.predict.engine import WeightCache, first_grid_row, limit_heap_growth, run_pipeline
 from rsmamba.predict.model import LoadedModel, Predictor, check_input, load_model
+from rsmamba.predict.options import check_run_options
 from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.predict.stitch import RowBandStitcher, Strip, column_strips
 from rsmamba.predict.writer import (
@@ -67,7 +67,7 @@ class PredictSummary:
             extra = (f", resumed at strip {self.resumed_strip} row {self.resumed_from_row}"
                      if self.resumed_from_row or self.resumed_strip else "")
             lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){extra}")
-        lines += [f"warning: {w}" for w in self.warnings]
+        # self.warnings were logged on stderr as they arose; not repeated on stdout
         return "\n".join(line for line in lines if line)
 
 
@@ -142,10 +142,14 @@ def stream_layers(
             bar.close()
 
 
-def check_output_path(path: Path, image: Path, problems: ProblemCollector, role: str, *,
+def check_output_path(path: Path, image: Path | list, problems: ProblemCollector, role: str, *,
                       overwrite: bool = True, inputs: tuple = ()) -> None:
-    """Output problems (see :func:`rsmamba.atomic.output_problems`) collected with the input problems."""
-    for problem in output_problems([path], inputs=[image, *inputs], overwrite=overwrite):
+    """Output problems (see :func:`rsmamba.atomic.output_problems`) collected with the input problems.
+
+    ``image``: one input path or a list of them; ``inputs``: more inputs.
+    """
+    images = image if isinstance(image, list) else [image]
+    for problem in output_problems([path], inputs=[*images, *inputs], overwrite=overwrite):
         problems.add(f"{role}: {problem}")
 
 
@@ -156,18 +160,6 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
     for key in co or {}:
         if key.upper() not in COG_OPTIONS:
             problems.add(f"--co {key}: not a COG creation option (one of {', '.join(sorted(COG_OPTIONS))})")
-
-
-def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
-                      device: str) -> None:
-    if blend not in BLEND_MODES:
-        problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
-    if crop < 0 or (crop > 0 and overlap < 2 * crop):
-        problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
-    if batch_size < 1:
-        problems.add(f"--batch-size must be >= 1, got {batch_size}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        problems.add(f"--device {device}: CUDA is not available on this machine")
 
 
 def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike | None,
@@ -191,6 +183,18 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
     chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
     return loaded, chosen, has_dsm
+
+
+def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm: PathLike | None) -> list[str]:
+    """Before any compute: the DSM covers the image, the image's values are on the training scale.
+
+    Returns warnings (also logged); raises InputError for inputs that would give a silent wrong map.
+    """
+    from rsmamba.raster.validate import check_dsm_coverage, check_value_range
+
+    if src.has_dsm:
+        check_dsm_coverage(src, dsm)
+    return check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
 
 
 def model_digest(model: LoadedModel) -> str:
@@ -295,14 +299,16 @@ def _predict_raster(
     image, out = Path(image), Path(out)
     limit_heap_growth()  # before the first big buffer, so a dry run measures what a run will hold
     problems = ProblemCollector()
-    check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device)
+    check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
+                      compress=compress)
     if rows is not None and (resume or dry_run):
         problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
     overwrite = overwrite or resume or rows is not None
     if not dry_run:
+        inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
-            check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
+            check_output_path(path, inputs, problems, name, overwrite=overwrite)
     check_creation_options(co, problems)
     problems.raise_if_any()
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix)
@@ -329,6 +335,11 @@ def _predict_in(
 
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)
+        fixed = getattr(loaded.module, "fixed_input_size", None)
+        if fixed is not None and (grid.window_height > fixed[0] or grid.window_width > fixed[1]):
+            raise InputError(f"model {loaded.source} takes windows of at most {fixed[0]} x {fixed[1]} px "
+                             f"(a fixed input size); pass --window {min(fixed)}")
+        input_warnings = check_model_input(src, loaded, image, dsm) if stats is None else []  # bands: checked once
         image_stats, dsm_stats = stats if stats is not None else scene_stats(src, loaded)
         dsm_norm = _dsm_normalizer(loaded, dsm_stats) if has_dsm else None
 
@@ -355,11 +366,11 @@ def _predict_in(
         memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=list(src.warnings))
+                                 warnings=list(src.warnings) + input_warnings)
 
         if dry_run:
             summary.dry_run = True
-            summary.eta_seconds, forward_bytes = _estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             summary.memory_bytes += forward_bytes
             return summary
 
@@ -425,8 +436,8 @@ def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, ro
     return summary
 
 
-def _estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int
-                      ) -> tuple[float, int]:
+def estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int
+                     ) -> tuple[float, int]:
     """Time one batch (after a warm-up batch) and scale to the whole grid; also measure the
     memory the forward pass takes above the current resident set (its activations)."""
     windows = list(grid)[:batch_size]

@@ -31,7 +31,7 @@ from rsmamba.distributed import JobResult, run_jobs
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.scale import band_count, cached_model, default_workers, setup_worker
 from rsmamba.predict.api import (
-    model_digest, model_id, predict_raster, check_creation_options, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
+    model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
 from rsmamba.predict.model import DEMO_MODEL, LoadedModel, load_model
 from rsmamba.predict.resume import file_fingerprint, params_hash
@@ -168,7 +168,8 @@ def predict_bands(
     if dsm is not None and not Path(dsm).is_file():
         problems.add(f"--dsm {dsm}: no such file")
     options = {**_PREDICT_DEFAULTS, **predict_kwargs}
-    check_run_options(problems, **{k: options[k] for k in ("blend", "crop", "overlap", "batch_size", "device")})
+    check_run_options(problems, compress=compress,
+                      **{k: options[k] for k in ("blend", "crop", "overlap", "batch_size", "device")})
     outputs = output_paths(out, probabilities, confidence, problems)
     for name, path in outputs.items():
         check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
@@ -184,6 +185,7 @@ def _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_ro
                    retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options) -> BandsSummary:
     """The band jobs and the assembly, inside the publication of ``outputs``."""
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
+        check_model_input(src, loaded, image, dsm)
         stats = scene_stats(src, loaded)  # once per scene, shared by every band
         profile, width, height = src.profile(), src.width, src.height
     row_bands = plan_row_bands(height, band_rows)

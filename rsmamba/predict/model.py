@@ -19,6 +19,11 @@ from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
+# Registered networks state the window sides they take (``input_multiple``, or a ``fixed_input_size``);
+# windows are padded to that (at least one multiple) and the output cropped back, so a raster smaller
+# than the window or of any size predicts. 32 (five halvings) for a network that states nothing.
+# A module passed in directly runs as given.
+INPUT_MULTIPLE = 32
 
 
 @dataclass
@@ -34,6 +39,7 @@ class LoadedModel:
     image_norm: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]}; None: from the raster
     dsm_norm: dict[str, Any] | None = None  # {"mode": "zscore"|"minmax-window", "mean", "std"}
     in_chans: int | None = None  # channels the first layer takes (image bands + DSM when concatenated)
+    input_multiple: int | None = None  # window sides the network needs (padded to); None: any size
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,7 +81,8 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
     module = create_model(str(spec), in_chans=in_chans)
     num_classes = int(info.defaults.get("num_classes", len(ISPRS_CLASSES)))
     return LoadedModel(module, name=str(spec), inputs=info.inputs, classes=_default_classes(num_classes),
-                       uses_dsm=has_dsm, in_chans=in_chans, source=f"registry:{spec} (untrained)")
+                       uses_dsm=has_dsm, in_chans=in_chans, source=f"registry:{spec} (untrained)",
+                       input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE))
 
 
 def _from_checkpoint(path: Path) -> LoadedModel:
@@ -90,6 +97,7 @@ def _from_checkpoint(path: Path) -> LoadedModel:
         bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")),
         image_norm=norm.get("image"), dsm_norm=norm.get("dsm"), in_chans=ckpt["model_kwargs"].get("in_chans"),
         source=str(path), extra={"config": ckpt.get("config", {})},
+        input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),
     )
 
 
@@ -126,8 +134,37 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
 D4 = [(k, flip) for flip in (False, True) for k in range(4)]
 
 
+def model_input_size(module: nn.Module, multiple: int, h: int, w: int) -> tuple[int, int]:
+    """The window size the network takes for an (h, w) window: its ``fixed_input_size`` when it has
+    one (and the window fits), else the sides rounded up to positive multiples of ``multiple``."""
+    fixed = getattr(module, "fixed_input_size", None)
+    if fixed is not None and h <= fixed[0] and w <= fixed[1]:
+        return int(fixed[0]), int(fixed[1])
+    smallest = -(-INPUT_MULTIPLE // multiple) * multiple  # some networks need 32 px even at stride 16
+    return max(smallest, -(-h // multiple) * multiple), max(smallest, -(-w // multiple) * multiple)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Pad (B, C, h, w) at the bottom/right to ``size``, or to sides that are positive multiples of ``multiple``.
+
+    Reflection where the map is large enough (no artificial edge), replication otherwise (a 1 x 1
+    raster); the caller crops the output back to (h, w).
+    """
+    h, w = x.shape[-2:]
+    th, tw = size or (max(multiple, -(-h // multiple) * multiple), max(multiple, -(-w // multiple) * multiple))
+    ph, pw = th - h, tw - w
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+
+
 class Predictor:
-    """Runs a segmentation network on a batch of windows and returns class probabilities."""
+    """Runs a segmentation network on a batch of windows and returns class probabilities.
+
+    The shared batch runner of predict and change (``ChangePredictor`` overrides ``_forward``):
+    padding to ``INPUT_MULTIPLE``, D4 test-time augmentation and mixed precision live here once.
+    """
 
     def __init__(self, model: LoadedModel, *, device: str = "cpu", tta: bool = False, amp: bool = False,
                  channels_last: bool = False) -> None:
@@ -157,6 +194,10 @@ class Predictor:
         They stay there: blending and rendering run on the same device (``rsmamba.predict.engine``).
         """
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        h, w = x.shape[-2:]
+        if self.model.input_multiple:
+            multiple = self.model.input_multiple
+            x = pad_to_multiple(x, multiple, model_input_size(self.model.module, multiple, h, w))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
@@ -172,4 +213,4 @@ class Predictor:
                     p = torch.flip(p, dims=(3,)) if flip else p
                     probs = p if probs is None else probs + p
                 probs = probs / len(D4)
-        return probs.float()
+        return probs[:, :, :h, :w].float()  # stays on the device: the engine blends there

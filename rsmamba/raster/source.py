@@ -94,8 +94,14 @@ class _VectorLabels:
                  burn: int | None = None):
         import geopandas as gpd
 
+        from rsmamba.raster.validate import vector_path_problem
+
         self.background = background
         self.ok = False
+        problem = vector_path_problem(path, "labels")
+        if problem:
+            problems.add(problem)
+            return
         try:
             gdf = gpd.read_file(path, engine="pyogrio")
         except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
@@ -112,13 +118,25 @@ class _VectorLabels:
             problems.add(f"labels {path}: vector layer has no CRS")
             return
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        if len(gdf) == 0:  # every chip would be pure background: training data that teaches nothing true
+            problems.add(f"labels {path}: the layer has no features with a geometry; "
+                         "label some polygons (or pass a raster) before tiling")
+            return
         values = gdf[class_field]
-        if not np.issubdtype(values.dtype, np.number) or values.isna().any():
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any():
             problems.add(f"labels {path}: class field {class_field!r} must hold integer class ids")
             return
         if len(gdf) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
             problems.add(f"labels {path}: class ids must be in 0..{IGNORE_INDEX - 1}")
             return
+        if gdf.crs.is_geographic and len(gdf):
+            x0, y0, x1, y1 = gdf.total_bounds
+            if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
+                problems.add(f"labels {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
+                             f"its CRS {gdf.crs.to_string()} (a GeoJSON without CRS is read as WGS84); set its CRS")
+                return
         self.reprojected = gdf.crs != crs
         self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
         self.values = self.gdf[class_field].to_numpy().astype(np.int32)
@@ -139,6 +157,9 @@ class _VectorLabels:
             zip(geoms, self.values[hits]), out_shape=shape, transform=window_transform(window, transform),
             fill=self.background, dtype="uint8",
         )
+
+
+_LOGGED: set[str] = set()  # warnings already logged by this process
 
 
 class AlignedSource:
@@ -252,8 +273,13 @@ class AlignedSource:
         return vrt
 
     def _warn(self, message: str) -> None:
+        """Record the warning for the summary; log it once per process (a run opens its inputs more than once)."""
         self.warnings.append(message)
-        log.warning(message)
+        if message not in _LOGGED:
+            if len(_LOGGED) > 10_000:
+                _LOGGED.clear()
+            _LOGGED.add(message)
+            log.warning(message)
 
     # -- grid properties ---------------------------------------------------------------
     @property
@@ -302,7 +328,7 @@ class AlignedSource:
         from rasterio.enums import MaskFlags
 
         flags = self._img.mask_flag_enums[self.bands[0] - 1]
-        return MaskFlags.all_valid not in flags or self.has_dsm
+        return MaskFlags.all_valid not in flags or self.has_dsm or np.dtype(self.dtype).kind == "f"
 
     def profile(self) -> dict[str, Any]:
         """GeoTIFF profile of the image grid, the starting point for every output raster."""
@@ -348,12 +374,19 @@ class AlignedSource:
         """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        return np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+        valid = np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+        if np.dtype(self._t2.dtypes[self.bands[0] - 1]).kind == "f":
+            valid &= np.all(np.isfinite(self._t2.read(self.bands, window=window)), axis=0)
+        return valid
 
     def read_image_valid(self, window: Window) -> np.ndarray:
-        """(h, w) bool: every selected band valid (nodata value, internal mask or alpha)."""
+        """(h, w) bool: every selected band valid (nodata value, internal mask or alpha, and finite:
+        NaN/inf pixels of a float image are nodata, not values that would spread through a network)."""
         masks = self._img.read_masks(self.bands, window=window)
-        return np.all(masks > 0, axis=0)
+        valid = np.all(masks > 0, axis=0)
+        if np.dtype(self.dtype).kind == "f":
+            valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
+        return valid
 
     def read_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: image valid (nodata, internal mask or alpha) and, with a DSM, DSM valid."""

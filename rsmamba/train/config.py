@@ -47,6 +47,8 @@ def _merge(base: dict, extra: dict, path: str, problems: ProblemCollector) -> di
             problems.add(f"unknown config key {where!r}")
         elif isinstance(base[key], dict) and isinstance(value, dict) and key != "kwargs":
             out[key] = _merge(base[key], value, where, problems)
+        elif isinstance(base[key], dict) and key != "loss" and not isinstance(value, dict):
+            problems.add(f"config {where}: is a section, got {value!r}")
         else:
             out[key] = value
     return out
@@ -62,6 +64,9 @@ def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None
         node = node[key]
     if keys[-1] not in node and not (len(keys) >= 2 and keys[-2] == "kwargs"):
         problems.add(f"--set {dotted}: unknown config key")
+        return
+    if isinstance(node[keys[-1]], dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
+        problems.add(f"--set {dotted}: {dotted!r} is a config section; set one of its keys")
         return
     node[keys[-1]] = value
 
@@ -99,6 +104,43 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
     raise InputError(f"{p}: config file not found (shipped recipes: {', '.join(shipped_configs())})")
 
 
+# (key, kind, smallest allowed, optional): value types a run needs, checked before any training starts.
+_SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
+    ("data.batch_size", "int", 1, False), ("data.num_workers", "int", 0, False),
+    ("optim.lr", "number", 0, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
+    ("schedule.warmup_epochs", "int", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
+    ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),
+    ("train.epochs", "int", 1, False), ("train.seed", "int", None, False), ("train.grad_clip", "number", 0, True),
+    ("train.ema", "number", 0, True), ("train.stop_after_epochs", "int", 1, True), ("train.amp", "bool", None, False),
+    ("train.deterministic", "bool", None, False), ("augment.flips", "bool", None, False),
+    ("augment.rot90", "bool", None, False), ("augment.photometric", "number", 0, False),
+    ("tensorboard", "bool", None, False),
+)
+
+
+def _check_types(cfg: dict, problems: ProblemCollector) -> None:
+    """Every typed key holds its kind and lies in range (``optim.lr=abc`` or ``data.batch_size=0`` fail here)."""
+    for key, kind, smallest, optional in _SCHEMA:
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None and optional:
+            continue
+        if kind == "bool":
+            ok = isinstance(node, bool)
+        elif kind == "int":
+            ok = isinstance(node, int) and not isinstance(node, bool)
+        else:
+            ok = isinstance(node, (int, float)) and not isinstance(node, bool) and node == node
+        if not ok:
+            problems.add(f"config {key}: expected {'an integer' if kind == 'int' else 'a number' if kind == 'number' else 'true or false'}, got {node!r}")
+        elif smallest is not None and node < smallest:
+            problems.add(f"config {key}: must be >= {smallest:g}, got {node!r}")
+    lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
+    if lr == 0 and not isinstance(lr, bool):
+        problems.add("config optim.lr: must be > 0")
+
+
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
                 base: dict | None = None) -> dict:
     """Defaults <- YAML file (or ``base`` dict) <- overrides; unknown keys are errors, all listed at once."""
@@ -119,7 +161,6 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
         problems.add("data.root is not set (the chip folder written by 'rsmamba tile', or a benchmark's folder)")
     if cfg["data"]["layout"] not in LAYOUTS:
         problems.add(f"data.layout {cfg['data']['layout']!r}: expected one of {', '.join(LAYOUTS)}")
-    if cfg["train"]["epochs"] < 1:
-        problems.add("train.epochs must be >= 1")
+    _check_types(cfg, problems)  # train.epochs >= 1 among them
     problems.raise_if_any()
     return cfg

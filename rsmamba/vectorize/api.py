@@ -37,6 +37,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.raster.validate import class_raster_problem, vector_path_problem
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
@@ -93,6 +94,9 @@ class _Plan:
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
     fmt = (output_format or _SUFFIXES.get(output.suffix.lower(), "")).lower()
+    problem = vector_path_problem(output, "output")
+    if problem:
+        problems.add(problem)
     if fmt not in FORMATS:
         problems.add(f"{output}: unknown output format {output_format or output.suffix!r} (use gpkg, geojson, parquet or fgb)")
     elif fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
@@ -106,6 +110,11 @@ def _plan(
 ) -> _Plan:
     problems = ProblemCollector()
     fmt = _resolve_format(output, output_format, problems)
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(output, [raster, probabilities], "output")
+    if problem:
+        problems.add(problem)
     thresholds = {}
     for name, text, parse in (("--min-area", min_area, parse_area), ("--fill-holes", fill_holes, parse_area),
                               ("--simplify", simplify, parse_length)):
@@ -138,9 +147,10 @@ def _plan(
                          "pass --reproject EPSG:xxxx (a projected CRS)")
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
-        if not src.dtypes[0].startswith(("uint", "int")):
-            problems.add(f"{raster}: band 1 is {src.dtypes[0]}, a class raster holds integer class ids")
         is_change = attrs.is_change_raster(src) if change is None else change
+        problem = class_raster_problem(src, str(raster), allow_multiband=is_change)
+        if problem:
+            problems.add(problem)
         semantic = is_change and attrs.has_semantic_change(src)
         names = attrs.class_names(src)
         skip = attrs.never_vectorized(src)

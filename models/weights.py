@@ -1,0 +1,43 @@
+"""Reading weight files without unpickling code: the one way every checkpoint and weight file is opened.
+
+``torch.load(weights_only=True)`` only rebuilds tensors, containers and plain values; any other
+Python global in the pickle (``os.system``, a class with ``__reduce__``) is refused before it is
+called. ``allow`` adds exact, vetted globals a format needs (e.g. numpy's array reconstruction for
+old training states); nothing else is ever trusted, whatever file a user hands us.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rsmamba.errors import InputError
+
+
+def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[Any] = ()) -> Any:
+    """``torch.load`` of ``path`` on the CPU with ``weights_only=True``; one-line InputError otherwise.
+
+    A file that names a Python global outside the allow-list is refused (and says which global),
+    a truncated or foreign file is refused as unreadable. Nothing in the file runs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path}: file not found (no downloads at run time)")
+    try:
+        with torch.serialization.safe_globals(list(allow)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if not match and not re.search(r"Unsupported (global|class)", str(exc)):  # text, garbage, odd opcodes
+            raise InputError(f"{what} {path}: not a readable weights file (not a PyTorch file)") from None
+        name = f" ({match.group(1)})" if match else ""
+        raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
+                         "loading it could run code") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
+        raise InputError(f"{what} {path}: not a readable weights file ({exc.__class__.__name__})") from None

@@ -1,0 +1,175 @@
+"""Typed, validated command-line options shared by the verbs (rasterio ``rio/options.py`` style).
+
+Parsing a user's string into a value is the CLI's job: a bad value is a usage error (one line,
+exit 2) raised here, before any heavy module (torch, rasterio) is imported. Range checks that
+need the data (a band beyond the raster's count, a compression this GDAL lacks) stay in the library.
+This module imports only typer and the standard library, so ``rsmamba --help`` and usage errors are fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+
+@dataclass
+class CliState:
+    """Group options (-v/-q) that every verb reads: log level and whether progress bars show."""
+
+    verbosity: int = 0
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars on stderr: never with -q, never when stderr is not a terminal (logs, pipes, CI)."""
+        return self.verbosity >= 0 and _isatty(sys.stderr)
+
+    @property
+    def log_level(self) -> int:
+        return max(logging.DEBUG, logging.INFO - 10 * self.verbosity)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+STATE = CliState()
+
+
+def _fail(name: str, text: str, why: str) -> typer.BadParameter:
+    return typer.BadParameter(f"{text!r}: {why}", param_hint=f"'{name}'")
+
+
+def parse_int_list(text: str | None, name: str, *, minimum: int | None = None) -> list[int] | None:
+    """'3,2,1' -> [3, 2, 1]; None stays None. Every item an integer >= ``minimum``, none missing."""
+    if text is None:
+        return None
+    items = [s.strip() for s in str(text).split(",")]
+    try:
+        values = [int(s) for s in items]
+    except ValueError:
+        raise _fail(name, text, "expected comma-separated integers, e.g. 3,2,1") from None
+    if minimum is not None and any(v < minimum for v in values):
+        raise _fail(name, text, f"every value must be >= {minimum}")
+    return values
+
+
+def parse_float_list(text: str | None, name: str, *, count: int | None = None) -> list[float] | None:
+    """'0.8,0.1,0.1' -> [0.8, 0.1, 0.1]; finite numbers, ``count`` of them when given."""
+    if text is None:
+        return None
+    try:
+        values = [float(s) for s in str(text).split(",")]
+    except ValueError:
+        raise _fail(name, text, "expected comma-separated numbers") from None
+    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise _fail(name, text, "numbers must be finite")
+    if count is not None and len(values) != count:
+        raise _fail(name, text, f"expected {count} comma-separated numbers")
+    return values
+
+
+def _callback(check: Callable[[Any], Any]) -> Callable[[typer.Context, typer.CallbackParam, Any], Any]:
+    def run(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None or ctx.resilient_parsing:
+            return value
+        return check(value)
+
+    return run
+
+
+def _at_least(minimum: int, name: str) -> Callable[[Any], Any]:
+    def check(value: int) -> int:
+        if value < minimum:
+            raise typer.BadParameter(f"{value} is below the minimum {minimum}", param_hint=f"'{name}'")
+        return value
+
+    return check
+
+
+def positive(name: str) -> Callable:
+    """Callback: an integer option that must be >= 1 (window, block, size, batch size...)."""
+    return _callback(_at_least(1, name))
+
+
+def non_negative(name: str) -> Callable:
+    """Callback: an integer option that must be >= 0 (overlap, crop, erode...)."""
+    return _callback(_at_least(0, name))
+
+
+def fraction(name: str) -> Callable:
+    """Callback: a number in [0, 1]."""
+
+    def check(value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise typer.BadParameter(f"{value} is not in [0, 1]", param_hint=f"'{name}'")
+        return value
+
+    return _callback(check)
+
+
+def int_list(name: str, *, minimum: int | None = None) -> Callable:
+    """Callback validating a comma-separated integer list (the value stays a string for the verb)."""
+    return _callback(lambda v: (parse_int_list(v, name, minimum=minimum), v)[1])
+
+
+def float_list(name: str, *, count: int | None = None) -> Callable:
+    return _callback(lambda v: (parse_float_list(v, name, count=count), v)[1])
+
+
+# Options several verbs share, so predict and change take the same window, bands and output options.
+def bands_option(help_text: str = "1-based image bands, e.g. '3,2,1' (default: the checkpoint's).") -> Any:
+    return typer.Option(None, "--bands", help=help_text, callback=int_list("--bands", minimum=1))
+
+
+def window_option(default: int = 512) -> Any:
+    return typer.Option(default, "--window", help="Window size in pixels.", callback=positive("--window"))
+
+
+def overlap_option() -> Any:
+    return typer.Option(None, "--overlap", help="Overlap between windows in pixels (default: a quarter of --window).",
+                        callback=non_negative("--overlap"))
+
+
+def window_overlap(window: int, overlap: int | None) -> int:
+    """The overlap predict and change use: as given, else a quarter of the window (128 at 512)."""
+    return window // 4 if overlap is None else overlap
+
+
+def batch_size_option() -> Any:
+    return typer.Option(4, "--batch-size", help="Windows per forward pass.", callback=positive("--batch-size"))
+
+
+def compress_option() -> Any:
+    return typer.Option("deflate", "--compress", help="COG compression (lossless): deflate, zstd, lzw, lzma, none.")
+
+
+def tta_option() -> Any:
+    return typer.Option(False, "--tta", help="D4 test-time augmentation (8x compute).")
+
+
+def amp_option() -> Any:
+    return typer.Option(False, "--amp", help="Mixed precision (bf16 on CPU, fp16 on GPU).")
+
+
+def resume_option() -> Any:
+    return typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters.")
+
+
+def dry_run_option() -> Any:
+    return typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing.")
+
+
+def verbose_option() -> Any:
+    return typer.Option(0, "--verbose", "-v", count=True, help="More log output (repeatable).")
+
+
+def quiet_option() -> Any:
+    return typer.Option(0, "--quiet", "-q", count=True, help="Less log output, no progress bars (repeatable).")

@@ -1,0 +1,65 @@
+"""Checks on output locations, made by every verb before any work (one line each, collected).
+
+An output that is one of the inputs, a folder where a file is wanted (or the reverse), or a place
+this process cannot write into is refused up front: the run would otherwise compute for minutes
+and then fail, or replace its own input.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _nearest_existing(path: Path) -> Path:
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def _can_write_into(folder: Path) -> str | None:
+    """None when a file can be created in ``folder`` (probed: permissions alone lie for root), else why."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".rsmamba-probe-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or exc.__class__.__name__
+
+
+def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = (),
+                   role: str = "output", *, directory: bool = False) -> str | None:
+    """Why ``path`` cannot be written as this run's output (a file, or a folder with ``directory``), or None."""
+    path = Path(path)
+    if path.exists():
+        if path.is_dir() and not directory:
+            return f"{role} {path}: is a directory"
+        if not path.is_dir() and directory:
+            return f"{role} {path}: a file stands where the output folder would go"
+    target = path.resolve()
+    for item in inputs:
+        if item is not None and Path(item).exists() and Path(item).resolve() == target:
+            return f"{role} {path}: is the input {item} of this run; choose another output"
+    parent = _nearest_existing(path)
+    if not parent.is_dir():
+        return f"{role} {path}: cannot write into {parent}: it is a file, not a folder"
+    why = _can_write_into(parent)
+    if why:
+        return f"{role} {path}: cannot write into {parent} ({why})"
+    return None
+
+
+def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
+    """Why ``path`` cannot be read as an input file (missing, a folder, empty, unreadable), or None."""
+    path = Path(path)
+    if not path.exists():
+        return f"{role} {path}: file not found"
+    if path.is_dir():
+        return f"{role} {path}: is a directory, not a file"
+    if path.stat().st_size == 0:
+        return f"{role} {path}: empty file (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return f"{role} {path}: not readable (permissions)"
+    return None

@@ -1,0 +1,145 @@
+"""Checks of an input against what a model was trained on, before any compute (no silent garbage).
+
+A network fed values of another scale still returns a confident-looking map: a uint16 or a 0-1
+float ortho through a model trained on 8-bit imagery, or a DSM that is nodata almost everywhere
+(every window masked: a 100 % nodata map). These checks sample the raster once and refuse such
+inputs with a one-line hint, or warn where the data may still be right.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rsmamba.errors import InputError
+from rsmamba.raster.normalize import sample_windows
+
+if TYPE_CHECKING:
+    from rsmamba.raster.source import AlignedSource
+
+log = logging.getLogger(__name__)
+
+SAMPLE_PIXELS = 262_144  # enough for per-band statistics, cheap on any scene
+MIN_DSM_COVERAGE = 0.5  # share of the image's valid pixels that must have DSM data
+MAX_SHIFT_IN_STDS = 4.0  # input mean this many training stds away: another value scale
+MAX_STD_RATIO = 8.0  # input spread this many times wider or narrower than in training
+
+
+def _sample(src: AlignedSource, read) -> tuple[list[np.ndarray], float]:
+    """Per band, the finite valid values of a sample; and the image's valid fraction of the sample."""
+    values: list[list[np.ndarray]] = [[] for _ in range(src.count)]
+    total = valid_n = 0
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+        valid = src.read_image_valid(window)
+        data = read(window)
+        total += valid.size
+        valid_n += int(valid.sum())
+        for b in range(src.count):
+            v = data[b][valid].astype(np.float64)
+            values[b].append(v[np.isfinite(v)])
+    return [np.concatenate(v) if v else np.zeros(0) for v in values], valid_n / max(total, 1)
+
+
+def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str, model_source: str,
+                      read=None) -> list[str]:
+    """Refuse an image whose values are on another scale than the training data's; warnings to show.
+
+    ``norm`` is the checkpoint's image normalisation: ``mean``/``std`` per band (every checkpoint),
+    and ``dtype``/``minimum``/``maximum`` (checkpoints since they were recorded). Without a recorded
+    dtype only the statistics are compared.
+    """
+    if not norm or not norm.get("mean"):
+        return []
+    warnings: list[str] = []
+    trained = norm.get("dtype")
+    if trained and np.dtype(trained) != np.dtype(src.dtype):
+        warnings.append(f"{what}: {src.dtype} pixels, model {model_source} was trained on {trained}")
+    values, _ = _sample(src, read or src.read_image)
+    problems = []
+    for b, (v, mean, std) in enumerate(zip(values, norm["mean"], norm["std"]), start=1):
+        if v.size == 0:
+            continue
+        std = float(std) or 1.0
+        shift = abs(float(v.mean()) - float(mean)) / std
+        ratio = (float(v.std()) or 1e-12) / std
+        # A narrow spread alone is no proof (a calm sea is uniform): only 0-1 scaled data for a model
+        # trained on larger values, or another dtype than in training, counts as another scale.
+        unit_scaled = np.dtype(src.dtype).kind == "f" and float(v.max()) <= 1.5 and float(mean) > 2
+        other_dtype = bool(trained) and np.dtype(trained) != np.dtype(src.dtype)
+        narrow = ratio < 1 / MAX_STD_RATIO and (unit_scaled or other_dtype)
+        wide = ratio > MAX_STD_RATIO and v.size >= 64
+        if shift > MAX_SHIFT_IN_STDS or narrow or wide:
+            problems.append(f"band {b} mean {v.mean():.4g} std {v.std():.4g} vs {float(mean):.4g} / {std:.4g}")
+    if problems:
+        hint = (f"the model was trained on {trained} data; " if trained else "") + (
+            "rescale the image to the training range (e.g. gdal_translate -ot Byte -scale) "
+            "or use a model trained on such data")
+        raise InputError(f"{what} ({src.dtype}): values on another scale than model {model_source} was trained on "
+                         f"({'; '.join(problems)}); {hint}")
+    for w in warnings:
+        log.warning(w)
+    return warnings
+
+
+def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_DSM_COVERAGE) -> float:
+    """Share of the image's valid pixels with DSM data (sampled); InputError below ``minimum``.
+
+    Predict masks pixels without DSM data, so a DSM that is nodata over most of the image would
+    give a map that is mostly nodata: refused, with what the DSM covers.
+    """
+    covered = total = 0
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+        valid = src.read_image_valid(window)
+        total += int(valid.sum())
+        covered += int((valid & np.isfinite(src.read_dsm(window))).sum())
+    share = covered / total if total else 0.0
+    if share < minimum:
+        what = "no data over the image" if covered == 0 else f"data over only {share:.1%} of the image's valid pixels"
+        raise InputError(f"DSM {dsm_path}: {what} (needs {minimum:.0%}; the rest would be nodata); "
+                         "check its nodata value and extent, or crop the image to the DSM")
+    return share
+
+
+MAX_CLASSES_WITHOUT_TABLE = 64  # distinct values a class raster without a class table may hold
+
+
+def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> str | None:
+    """Why the open dataset ``src`` is not a class (or change) raster, or None.
+
+    A class raster holds integer ids in band 1: floats, several bands (an RGB ortho), or, without
+    a class table (colour map or ``class_names`` tag), more distinct values than any class
+    table has, are an image given by mistake: polygonizing or scoring it is garbage.
+    """
+    hint = "pass a class raster written by 'rsmamba predict' (or a change raster from 'rsmamba change')"
+    if not src.dtypes[0].startswith(("uint", "int")):
+        return f"{what}: band 1 is {src.dtypes[0]}, not integer class ids (an image?); {hint}"
+    if src.count > 1 and not allow_multiband:
+        return f"{what}: {src.count} bands, a class raster has one (an image?); {hint}"
+    tags = {k.lower() for k in src.tags()} | {k.lower() for k in src.tags(1)}
+    try:
+        has_table = bool(src.colormap(1))
+    except ValueError:  # no colour map
+        has_table = False
+    if has_table or "class_names" in tags:
+        return None
+    values: set[int] = set()
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+        values.update(np.unique(src.read(1, window=window)).tolist())
+        if len(values) > MAX_CLASSES_WITHOUT_TABLE:
+            return (f"{what}: more than {MAX_CLASSES_WITHOUT_TABLE} distinct values and no class table "
+                    f"(an image?); {hint}")
+    return None
+
+
+def vector_path_problem(path: Any, role: str) -> str | None:
+    """A vector file name the OGR reader/writer would misread, or None.
+
+    pyogrio parses paths as URIs, and a ';' in the file name starts URI "parameters": the name is
+    cut there and another file is read or written. Refused, rather than silently using another file.
+    """
+    name = getattr(path, "name", None) or str(path).rsplit("/", 1)[-1]
+    if ";" in name:
+        return f"{role} {path}: a vector file name may not contain ';' (the OGR driver cuts the name there); rename it"
+    return None
