@@ -236,12 +236,16 @@ def run_pipeline(
             _put(batches, _DONE, stop)
 
     def write() -> None:
-        while True:
-            item = finished.get()
-            if item is _DONE:
-                break
-            writer.write(*item)
-        writer.close()
+        try:
+            while True:
+                item = finished.get()
+                if item is _DONE:
+                    break
+                writer.write(*item)
+            writer.close()
+        except BaseException:
+            stop.set()  # a failed write (a full disk) stops the reader and the model loop too
+            raise
 
     read_thread = _Worker(reader, "rsmamba-reader")
     write_thread = _Worker(write, "rsmamba-writer")
@@ -252,9 +256,21 @@ def run_pipeline(
         if rows is None:
             return
         if not _put(finished, (rows, strip), stop) or write_thread.error is not None:
+            write_thread.join()  # stopped: it is ending with its error
             raise write_thread.error or RuntimeError("writer stopped")
         if on_rows is not None:
             on_rows(rows.height * rows.width)
+
+    def next_batch() -> object:
+        """The reader's next batch; a writer or reader that died stops the wait with its error."""
+        while True:
+            try:
+                return batches.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set() and not write_thread.is_alive():
+                    raise write_thread.error or RuntimeError("writer stopped")
+                if not read_thread.is_alive() and batches.empty():
+                    raise read_thread.error or RuntimeError("reader stopped")
 
     completed = False
     current: int | None = None
@@ -262,7 +278,7 @@ def run_pipeline(
     stitcher: RowBandStitcher | None = None
     try:
         while True:
-            batch = batches.get()
+            batch = next_batch()
             if batch is _DONE:
                 break
             if write_thread.error is not None:
