@@ -263,7 +263,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-out-under-file", [*T, "-o", "{afile}/c"], "is a file"),
     ("tile-out-readonly", [*T, "-o", "{ro}/c"], "cannot write"),
     # -- train --------------------------------------------------------------------------------------
-    ("train-no-config", ["train"], "Missing option"),
+    ("train-no-config", ["train"], "data.root is not set"),
     ("train-config-missing", ["train", "-c", "{out}/nope.yaml"], "not found"),
     ("train-config-bad-yaml", ["train", "-c", "{cfg_badyaml}"], "YAML"),
     ("train-config-unknown-key", ["train", "-c", "{cfg_unknown}"], "bogus"),

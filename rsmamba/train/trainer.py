@@ -364,9 +364,13 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
     if rank == 0 and not resume and not overwrite and (out_dir / "last.pt").exists():
         raise InputError(f"{out_dir} holds a previous training run (last.pt): use --resume to continue it, "
                          "--overwrite to start over, or another out folder")
+    loaded = None
+    if resume:  # checked (and safely loaded) before the folder is locked: a bad path is an input error
+        path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
+        loaded = (path, load_checkpoint(path))
     try:
         with lock_outputs([out_dir] if rank == 0 else []):
-            return _train(cfg, world, rank, device, resume, progress)
+            return _train(cfg, world, rank, device, resume, progress, loaded)
     finally:
         if started_pg:
             dist.destroy_process_group()
@@ -403,14 +407,17 @@ def _resolve_init(cfg: dict) -> Path | None:
     if str(init) in DEMO_CHECKPOINTS and not path.exists():
         path = Path(__file__).resolve().parent.parent / "data" / DEMO_CHECKPOINTS[str(init)]
     ckpt = load_checkpoint(path)
-    if cfg["model"]["name"] != ckpt["model"]:
+    structure = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "in_chans")}
+    if cfg["model"]["name"] == ckpt["model"]:  # the same model: its structure options, the config's on top
+        cfg["model"]["kwargs"] = {**structure, **cfg["model"]["kwargs"]}
+    else:
         from rsmamba.train.config import DEFAULTS
 
         if cfg["model"]["name"] != DEFAULTS["model"]["name"] or cfg["model"]["kwargs"]:
             raise InputError(f"model.init {path}: holds a {ckpt['model']!r} model, the config asks for "
                              f"{cfg['model']['name']!r}")
         cfg["model"]["name"] = ckpt["model"]
-        cfg["model"]["kwargs"] = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "in_chans")}
+        cfg["model"]["kwargs"] = structure
     return path
 
 
@@ -453,7 +460,8 @@ def prepare(cfg: dict) -> Prepared:
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 
-def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progress: bool) -> TrainResult:
+def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progress: bool,
+           loaded: tuple[Path, dict] | None = None) -> TrainResult:
     t, d = cfg["train"], cfg["data"]
     out_dir = Path(cfg["out"])
     is_main = rank == 0
@@ -503,8 +511,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
 
     start_epoch, best_metric, history = 0, -math.inf, []
     if resume:
-        path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
-        ckpt = load_checkpoint(path)
+        path, ckpt = loaded if loaded is not None else (
+            Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt", None)
+        ckpt = ckpt if ckpt is not None else load_checkpoint(path)
         state = ckpt.get("train_state")
         if state is None:
             raise InputError(f"{path}: has no training state to resume from (use last.pt)")
