@@ -15,6 +15,7 @@ Stated substitutions (the docs speak of a user's big scene and model; CI runs sm
 | placeholder in the docs              | what the runner puts there                                               |
 | ------------------------------------ | ------------------------------------------------------------------------ |
 | ``examples/``                        | the repository's ``examples/``, with ``examples/scene/*.tif`` cropped to 256 x 256 |
+| ``bench/``                           | the repository's ``bench/`` (a link)                                     |
 | ``ortho.tif``, ``dsm.tif``, ``huge.tif``, ``huge_dsm.tif``, ``t1.tif``, ``t2.tif`` | 256 x 256 crops of ``examples/scene`` (ortho, dsm; t2: ortho_t2) |
 | ``campaign/*.tif`` + ``dsm/*.tif``   | two 256 x 256 crops of ``examples/scene``, side by side on one grid       |
 | ``2021/*.tif``, ``2023/*.tif``       | those crops at epoch 1 and epoch 2 (``ortho_t2``)                        |
@@ -150,6 +151,7 @@ def _crop(src: Path, dst: Path, col: int, row: int, size: int = CROP) -> Path:
 def workspace(folder: Path) -> None:
     """The placeholder files of the substitution table."""
     scene = ROOT / "examples" / "scene"
+    (folder / "bench").symlink_to(ROOT / "bench")
     (folder / "examples").mkdir()
     for item in (ROOT / "examples").iterdir():
         if item.name != "scene":
