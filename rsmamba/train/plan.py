@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from rsmamba.train.config import load_config
-from rsmamba.train.trainer import prepare
+from rsmamba.train.trainer import prepare, segment
 
 OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
 
@@ -73,10 +73,8 @@ def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: 
         if "image2" in sample:
             out = model(image, sample["image2"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1))
             loss = sum(v.float().mean() for v in out.values())
-        elif inputs == "image+dsm":
-            loss = model(image[:, :-1], image[:, -1:]).float().mean()
         else:
-            loss = model(image).float().mean()
+            loss = segment(model, image, inputs).float().mean()
     loss.backward()
     model.zero_grad(set_to_none=True)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}

@@ -212,15 +212,33 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+def segment(model: nn.Module, image: torch.Tensor, inputs: str) -> torch.Tensor:
+    """(B, C, H, W) -> logits by the model's forward convention (image+DSM: the DSM is the last channel).
+
+    A model built for one input size (MambaSeg's channel SSM: ``fixed_input_size``) runs on
+    non-overlapping windows of that size over the zero-padded input, cropped back: crops and
+    whole validation tiles of any size, never a silent resampling.
+    """
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return model(x[:, :-1], x[:, -1:]) if inputs == "image+dsm" else model(x)
+
+    size = getattr(getattr(model, "module", model), "fixed_input_size", None)
+    h, w = image.shape[-2:]
+    if size is None or (h, w) == tuple(size):
+        return run(image)
+    h0, w0 = size
+    x = F.pad(image, (0, -(-w // w0) * w0 - w, 0, -(-h // h0) * h0 - h))
+    rows = [torch.cat([run(x[..., i:i + h0, j:j + w0]) for j in range(0, x.shape[-1], w0)], dim=-1)
+            for i in range(0, x.shape[-2], h0)]
+    return torch.cat(rows, dim=-2)[..., :h, :w]
+
+
 def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn: nn.Module, device) -> tuple:
     """Run the model by its forward convention; returns (loss, prediction-dict for metrics)."""
     image = batch["image"].to(device, non_blocking=True)
     if task == "segmentation":
         mask = batch["mask"].to(device)
-        if inputs == "image+dsm":
-            logits = model(image[:, :-1], image[:, -1:])
-        else:
-            logits = model(image)
+        logits = segment(model, image, inputs)
         return loss_fn(logits, mask), {"sem": logits}
     out = model(image, batch["image2"].to(device))
     change = batch["change"].to(device) if "change" in batch else None
@@ -246,7 +264,7 @@ def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales
         x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
         for dims in ([None, [-1], [-2]] if flip else [None]):
             xi = x.flip(dims) if dims else x
-            logits = model(xi[:, :-1], xi[:, -1:]) if inputs == "image+dsm" else model(xi)
+            logits = segment(model, xi, inputs)
             logits = logits.flip(dims) if dims else logits
             if logits.shape[-2:] != size:
                 logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
