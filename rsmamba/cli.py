@@ -12,6 +12,8 @@ from typing import List, Optional
 
 import typer
 
+from rsmamba.runlog import new_run
+
 from rsmamba import cli_options as opt
 from rsmamba.cli_options import STATE, parse_float_list, parse_int_list
 from rsmamba.errors import InputError, NotBuiltError, RsmambaError
@@ -504,6 +506,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     I/O error (exit 2). Help and ``--version`` exit 0. Other exceptions are bugs: traceback, exit 1.
     """
     _setup_logging()
+    new_run()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="rsmamba")
     except RsmambaError as exc:

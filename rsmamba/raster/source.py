@@ -26,6 +26,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from rsmamba.classes import IGNORE_INDEX
+from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,6 @@ class _VectorLabels:
         )
 
 
-_LOGGED: set[str] = set()  # warnings already logged by this process
 
 
 class AlignedSource:
@@ -273,13 +273,9 @@ class AlignedSource:
         return vrt
 
     def _warn(self, message: str) -> None:
-        """Record the warning for the summary; log it once per process (a run opens its inputs more than once)."""
+        """Record the warning for the summary; log it once per run (a run opens its inputs more than once)."""
         self.warnings.append(message)
-        if message not in _LOGGED:
-            if len(_LOGGED) > 10_000:
-                _LOGGED.clear()
-            _LOGGED.add(message)
-            log.warning(message)
+        warn_once(log, message)
 
     # -- grid properties ---------------------------------------------------------------
     @property
