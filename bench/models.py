@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from rsmamba.models import create_model, list_models
-from rsmamba.models.catalog import model_rows, paper_preset
+from rsmamba.models.listing import model_rows
+from rsmamba.models.registry import paper_preset
 from rsmamba.models.params import count_parameters, count_parameters_thop_style, thop_macs_meta
 
 

@@ -1,6 +1,8 @@
-"""Selective-scan and other compute kernels (installed as ``rsmamba.kernels``)."""
+"""Compute kernels (installed as ``rsmamba.kernels``): the selective scan and its backends, the cross scan.
 
-from rsmamba.kernels.mamba1d import BiMamba, Mamba, mamba_parameter_count
+Network layers built on them live in :mod:`rsmamba.models`.
+"""
+
 from rsmamba.kernels.selective_scan import selective_scan, selective_scan_reference
 
-__all__ = ["BiMamba", "Mamba", "mamba_parameter_count", "selective_scan", "selective_scan_reference"]
+__all__ = ["selective_scan", "selective_scan_reference"]

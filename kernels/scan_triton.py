@@ -25,7 +25,7 @@ reduced over blocks afterwards in torch, so nothing needs atomics and results do
 on scheduling).
 
 Fused cross-scan (``CROSS``): VMamba's SS2D scans an (H, W) map in four orders (row-major,
-column-major, both reversed; see :func:`rsmamba.kernels.ss2d.cross_scan`). Instead of
+column-major, both reversed; see :func:`rsmamba.kernels.cross_scan.cross_scan`). Instead of
 materialising the four reordered copies, the kernel maps step t of direction k to the pixel
 it visits and reads u, delta, B, C and writes y (and every gradient) at that pixel, in the
 map's own row-major order. Direction k is the B/C group of the channel (G = 4), and the four

@@ -41,10 +41,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.models.layers import ECA, MSAA
+from rsmamba.models.layers import ECA, MSAA, FeatureRefinementHead
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNet, load_pretrained
-from rsmamba.models.vss import VSSLayer
+from rsmamba.models.vss import VSSBlocks
 from rsmamba.models.wavelet import WAVELETS, HaarDownsample, SeparableWTConv2d, WTConv2d
 from rsmamba.models.window_attention import GlobalLocalAttention
 
@@ -130,6 +130,14 @@ class RCM(nn.Module):
         return x + self.mlp(self.norm(attention * self.local(x)))
 
 
+def weighted_sum(pre_conv: nn.Module, weights: Tensor, x: Tensor, skip: Tensor) -> Tensor:
+    """UNetFormer's fusion: upsample x to the skip, ReLU-normalised weighted sum with the projected skip."""
+    x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+    w = F.relu(weights)
+    w = w / (w.sum() + 1e-8)
+    return w[0] * pre_conv(skip) + w[1] * x
+
+
 class WeightedFusion(nn.Module):
     """UNetFormer WF: upsample x2, ReLU-normalised weighted sum with the 1x1-projected skip, WTConvBNReLU."""
 
@@ -139,39 +147,21 @@ class WeightedFusion(nn.Module):
         self.weights = nn.Parameter(torch.ones(2))
         self.post_conv = WTConvBNReLU(channels)
 
-    def fuse(self, x: Tensor, skip: Tensor) -> Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        w = F.relu(self.weights)
-        w = w / (w.sum() + 1e-8)
-        return self.post_conv(w[0] * self.pre_conv(skip) + w[1] * x)
-
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        return self.fuse(x, skip)
+        return self.post_conv(weighted_sum(self.pre_conv, self.weights, x, skip))
 
 
-class FeatureRefinementHead(WeightedFusion):
-    """UNetFormer FRH: weighted fusion, then pixel (dw 3x3) and channel attention, WTConv projection."""
+class FusedRefinementHead(FeatureRefinementHead):
+    """UNetFormer FRH as CMT-UNet's last decoder stage: weighted fusion with the skip, then the
+    refinement head with wavelet convolutions (WTConvBNReLU first, separable WTConv projection)."""
 
     def __init__(self, skip_channels: int, channels: int) -> None:
-        super().__init__(skip_channels, channels)
-        self.pa = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels), nn.Sigmoid())
-        hidden = max(channels // 16, 1)
-        self.ca = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, hidden, 1, bias=False),
-            nn.ReLU6(),
-            nn.Conv2d(hidden, channels, 1, bias=False),
-            nn.Sigmoid(),
-        )
-        self.shortcut = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
-        self.proj = SeparableWTConv2d(channels, channels, 3)
-        self.act = nn.ReLU6()
+        super().__init__(channels, proj=SeparableWTConv2d(channels, channels, 3), pre=WTConvBNReLU(channels))
+        self.pre_conv = nn.Conv2d(skip_channels, channels, 1, bias=False)
+        self.weights = nn.Parameter(torch.ones(2))
 
-    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        x = self.fuse(x, skip)
-        shortcut = self.shortcut(x)
-        x = self.pa(x) * x + self.ca(x) * x
-        return self.act(self.proj(x) + shortcut)
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:  # type: ignore[override]
+        return super().forward(weighted_sum(self.pre_conv, self.weights, x, skip))
 
 
 class UNetFormerDecoder(nn.Module):
@@ -187,7 +177,7 @@ class UNetFormerDecoder(nn.Module):
         self.b3 = DecoderBlock(channels, num_heads, window_size)
         self.p2 = WeightedFusion(encoder_channels[-3], channels)
         self.b2 = DecoderBlock(channels, num_heads, window_size)
-        self.p1 = FeatureRefinementHead(encoder_channels[-4], channels)
+        self.p1 = FusedRefinementHead(encoder_channels[-4], channels)
         self.segmentation_head = nn.Sequential(
             WTConvBNReLU(channels), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1, bias=False)
         )
@@ -216,7 +206,7 @@ class VSSEncoder(nn.Module):
         self.downsamples = nn.ModuleList()
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             start = sum(depths[:i])
-            self.layers.append(VSSLayer(dim, depth, drop_path=rates[start : start + depth]))
+            self.layers.append(VSSBlocks(dim, depth, drop_path=rates[start : start + depth]))
             if i < len(dims) - 1:
                 self.downsamples.append(HaarDownsample(dim))
 
@@ -327,7 +317,7 @@ def authors_parameter_count(model: nn.Module) -> int:
 
 # The authors' module definitions count 135,460,007 parameters (their frozen Haar filters included,
 # see authors_parameter_count); inputs as their RS3Mamba-lineage recipe: 256 px crops.
-from rsmamba.models.catalog import register_paper_preset  # noqa: E402
+from rsmamba.models.registry import register_paper_preset  # noqa: E402
 
 register_paper_preset("cmtunet", inputs={"image": (1, 3, 256, 256)}, reported_params=135_460_007, count_style="all",
                       overrides=dict(msaa=False, rcm=False, wavelet="haar"))

@@ -23,9 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.kernels.mamba1d import Mamba
+from rsmamba.models.mamba1d import Mamba
 from rsmamba.models.deformable import DeformableCrossAttention
-from rsmamba.models.layers import MSAA, ChannelAttention, SpatialAttention, SqueezeExcitation
+from rsmamba.models.layers import MSAA, ChannelAttention, ConvBNReLU, SpatialAttention, SqueezeExcitation
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNetV2, load_pretrained
 
@@ -124,7 +124,7 @@ def _zero_fill(x: Tensor, root_size: tuple[int, int], factor: int) -> Tensor:
     return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
 
 
-class Mlp(nn.Sequential):
+class ViTMlp(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout))
         nn.init.xavier_uniform_(self[0].weight)
@@ -187,8 +187,8 @@ class DualBlock(nn.Module):
         self.attention_norm_d = nn.LayerNorm(dim, eps=1e-6)
         self.ffn_norm = nn.LayerNorm(dim, eps=1e-6)
         self.ffn_norm_d = nn.LayerNorm(dim, eps=1e-6)
-        self.ffn = Mlp(dim, mlp_dim, dropout)
-        self.ffn_d = Mlp(dim, mlp_dim, dropout)
+        self.ffn = ViTMlp(dim, mlp_dim, dropout)
+        self.ffn_d = ViTMlp(dim, mlp_dim, dropout)
         self.hybrid = hybrid
         self.attn = HybridAttention(dim, heads, 0.0, grid_mode) if hybrid else DualSelfAttention(dim, heads, 0.0)
 
@@ -229,17 +229,13 @@ class GlobalModelingModule(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
 
 
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
 class UpBlock(nn.Module):
     """x2 bilinear upsampling, concat skip, two conv-BN-ReLU."""
 
     def __init__(self, cin: int, cout: int, skip: int) -> None:
         super().__init__()
-        self.conv1 = _conv_bn_relu(cin + skip, cout)
-        self.conv2 = _conv_bn_relu(cout, cout)
+        self.conv1 = ConvBNReLU(cin + skip, cout)
+        self.conv2 = ConvBNReLU(cout, cout)
 
     def forward(self, x: Tensor, skip: Tensor | None) -> Tensor:
         size = skip.shape[-2:] if skip is not None else (x.shape[-2] * 2, x.shape[-1] * 2)
@@ -286,7 +282,7 @@ class FMTUNet(nn.Module):
         self.gmm = GlobalModelingModule(
             width * 16, hidden_size, num_heads, mlp_dim, layers, img_size // 16, dropout, deformable_grid
         )
-        self.conv_more = _conv_bn_relu(hidden_size, head_channels)
+        self.conv_more = ConvBNReLU(hidden_size, head_channels)
         skip_channels = [width * 8, width * 4, width]
         self.msaa = nn.ModuleList(MSAA(sum(skip_channels), ch) for ch in skip_channels)
         ins = [head_channels, *decoder_channels[:-1]]
@@ -344,7 +340,7 @@ def fmtunet_tiny(**kwargs: Any) -> FMTUNet:
 
 
 # How the authors count: every parameter of their module definitions (their train.py), 256 px crops.
-from rsmamba.models.catalog import register_paper_preset  # noqa: E402
+from rsmamba.models.registry import register_paper_preset  # noqa: E402
 
 register_paper_preset("fmtunet", inputs={"image": (1, 3, 256, 256), "aux": (1, 1, 256, 256)},
                       reported_params=273_688_802, count_style="all")

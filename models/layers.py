@@ -16,13 +16,14 @@ from torch import Tensor
 
 
 class ConvBNReLU(nn.Sequential):
-    """Conv (no bias) + BatchNorm + ReLU (or ReLU6 / none) with 'same' padding."""
+    """Conv (no bias unless asked: some authors' code has one) + BatchNorm + ReLU (or ReLU6 / none), 'same' padding."""
 
     def __init__(
-        self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1, act: str = "relu"
+        self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1, act: str = "relu",
+        bias: bool = False,
     ) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, k, stride, dilation * (k - 1) // 2, dilation=dilation, groups=groups, bias=False),
+            nn.Conv2d(cin, cout, k, stride, dilation * (k - 1) // 2, dilation=dilation, groups=groups, bias=bias),
             nn.BatchNorm2d(cout),
         ]
         if act == "relu":
@@ -94,11 +95,45 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv1 = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
-        return torch.sigmoid(self.conv(pooled))
+        return torch.sigmoid(self.conv1(pooled))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Checkpoints written before 0.2 named the convolution ``conv``; CBAM's code and MambaSeg's say ``conv1``.
+        if prefix + "conv.weight" in state_dict and prefix + "conv1.weight" not in state_dict:
+            state_dict[prefix + "conv1.weight"] = state_dict.pop(prefix + "conv.weight")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class FeatureRefinementHead(nn.Module):
+    """UNetFormer's feature refinement head: pixel attention (depthwise 3x3, sigmoid) plus channel
+    attention (r=16, ReLU6) on x, a spatial projection, a 1x1 conv-BN shortcut, ReLU6.
+
+    ``proj`` is the decoder's spatial mixing (separable or wavelet convolution); ``pre``
+    (``post_conv``, UNetFormer's name) runs first where the decoder fuses its skip before refining.
+    """
+
+    def __init__(self, dim: int, proj: nn.Module, pre: nn.Module | None = None) -> None:
+        super().__init__()
+        self.post_conv = pre if pre is not None else nn.Identity()
+        self.pa = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Sigmoid())
+        hidden = max(dim // 16, 1)
+        self.ca = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, hidden, 1, bias=False), nn.ReLU6(),
+            nn.Conv2d(hidden, dim, 1, bias=False), nn.Sigmoid(),
+        )
+        self.shortcut = ConvBNReLU(dim, dim, 1, act="none")
+        self.proj = proj
+        self.act = nn.ReLU6()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.post_conv(x)
+        shortcut = self.shortcut(x)
+        x = self.pa(x) * x + self.ca(x) * x
+        return self.act(self.proj(x) + shortcut)
 
 
 class CBAM(nn.Module):
@@ -159,18 +194,6 @@ def efficient_attention(q: Tensor, k: Tensor, v: Tensor, heads: int = 1) -> Tens
     context = k @ v.transpose(2, 3)  # (B, h, ck/h, cv/h)
     out = context.transpose(2, 3) @ q  # (B, h, cv/h, Lq)
     return out.reshape(b, cv, lq)
-
-
-def init_weights(module: nn.Module) -> None:
-    """Kaiming for convolutions, truncated normal for linears, unit norms: a plain default."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.affine:
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 def divisible(value: float, divisor: int = 8) -> int:

@@ -7,7 +7,7 @@ UNetFormer, whose FRH and head the paper reuses (decoder width 64); they are not
 
 * Encoder (progressive): stem -> layer1 -> AMMB_1 -> layer2 -> AMMB_2 -> layer3 -> AMMB_3 ->
   layer4 -> AMMB_4; each AMMB's output is the next residual block's input ("an AMMB is inserted
-  after each residual block"). AMMB_i = e_i + VSSLayer(MSAF_i(...)), where MSAF_i fuses every
+  after each residual block"). AMMB_i = e_i + VSSBlocks(MSAF_i(...)), where MSAF_i fuses every
   level: the AMMB outputs of the earlier stages, the current e_i and, for the not-yet-computed
   lower-resolution levels, a look-ahead through the plain residual blocks (``lookahead=True``;
   see the docs for why). Lower-resolution inputs are aligned by a strided 3x3 conv then
@@ -30,10 +30,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.models.layers import CBAM, ConvBNReLU, CoordinateAttention, SeparableConvBN, efficient_attention
+from rsmamba.models.layers import (
+    CBAM, ConvBNReLU, CoordinateAttention, FeatureRefinementHead, SeparableConvBN, efficient_attention,
+)
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNet, load_pretrained
-from rsmamba.models.vss import VSSLayer
+from rsmamba.models.vss import VSSBlocks
 
 PAPER = "MAFMamba: multi-scale adaptive fusion visual Mamba for remote sensing segmentation (seed 003)"
 
@@ -77,12 +79,12 @@ class MSAF(nn.Module):
 
 
 class AMMB(nn.Module):
-    """Adaptive Multi-scale Mamba Block: MSAF -> VSSLayer, plus the stage's own feature."""
+    """Adaptive Multi-scale Mamba Block: MSAF -> VSSBlocks, plus the stage's own feature."""
 
     def __init__(self, channels: list[int], target: int, depth: int, d_state: int, weight_channels: int = 16) -> None:
         super().__init__()
         self.msaf = MSAF(channels, target, weight_channels)
-        self.vss = VSSLayer(channels[target], depth, d_state, channels_first=True)
+        self.vss = VSSBlocks(channels[target], depth, d_state, channel_first=True)
 
     def forward(self, feats: list[Tensor], target: int) -> Tensor:
         return feats[target] + self.vss(self.msaf(feats))
@@ -126,7 +128,7 @@ class GLMamba(nn.Module):
     """Global-Local Mamba block.
 
     Local: 1x1 bottleneck expanding x``expand`` (conv-BN-ReLU), dilated pyramid (rates 1, 2, 3, 6;
-    3x3 conv-BN-ReLU each), concat, 1x1. Global: VSSLayer. Fusion: GAP of the concat, two 1x1
+    3x3 conv-BN-ReLU each), concat, 1x1. Global: VSSBlocks. Fusion: GAP of the concat, two 1x1
     convs (ReLU between) to 2 logits, softmax weights; CBAM; depthwise-separable conv-BN; residual.
     """
 
@@ -136,7 +138,7 @@ class GLMamba(nn.Module):
         self.bottleneck = ConvBNReLU(dim, hidden, 1)
         self.pyramid = nn.ModuleList(ConvBNReLU(hidden, dim, 3, dilation=r) for r in rates)
         self.local_proj = nn.Conv2d(dim * len(rates), dim, 1, bias=False)
-        self.vss = VSSLayer(dim, depth, d_state, channels_first=True)
+        self.vss = VSSBlocks(dim, depth, d_state, channel_first=True)
         self.weights = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(2 * dim, dim // 4, 1), nn.ReLU(inplace=True), nn.Conv2d(dim // 4, 2, 1)
         )
@@ -167,30 +169,6 @@ class ASF(nn.Module):
         low = _resize(low, high.shape[-2:])
         w = self.attention(torch.cat([low, high], dim=1)).softmax(dim=1)
         return self.post(w[:, :1] * low + w[:, 1:] * high)
-
-
-class FeatureRefinementHead(nn.Module):
-    """UNetFormer's FRH without its skip input (ASF already fused stage 1): 3x3 conv-BN-ReLU6,
-    pixel attention (depthwise 3x3, sigmoid) + channel attention (r=16), separable projection,
-    1x1 shortcut, ReLU6."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.post_conv = ConvBNReLU(dim, dim, 3, act="relu6")
-        self.pa = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Sigmoid())
-        self.ca = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, max(dim // 16, 1), 1, bias=False), nn.ReLU6(),
-            nn.Conv2d(max(dim // 16, 1), dim, 1, bias=False), nn.Sigmoid(),
-        )
-        self.shortcut = ConvBNReLU(dim, dim, 1, act="none")
-        self.proj = SeparableConvBN(dim, dim, 3, act=False)
-        self.act = nn.ReLU6()
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.post_conv(x)
-        shortcut = self.shortcut(x)
-        x = self.pa(x) * x + self.ca(x) * x
-        return self.act(self.proj(x) + shortcut)
 
 
 class MAFMamba(nn.Module):
@@ -232,7 +210,8 @@ class MAFMamba(nn.Module):
         self.asf2 = ASF(ch[1], d)
         self.gl2 = GLMamba(d, decoder_depth, d_state)
         self.asf1 = ASF(ch[0], d)
-        self.frh = FeatureRefinementHead(d)
+        self.frh = FeatureRefinementHead(  # UNetFormer's FRH without its skip input (ASF fused stage 1)
+            d, proj=SeparableConvBN(d, d, 3, act=False), pre=ConvBNReLU(d, d, 3, act="relu6"))
         self.segmentation_head = nn.Sequential(
             ConvBNReLU(d, d, 3, act="relu6"), nn.Dropout2d(dropout), nn.Conv2d(d, num_classes, 1, bias=False)
         )
@@ -284,7 +263,7 @@ def mafmamba_tiny(**kwargs: Any) -> MAFMamba:
 
 # The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; we read it as 2 x MACs
 # at 512 px, which our preset does not match (37.94 GMACs): see docs/models.md.
-from rsmamba.models.catalog import register_paper_preset  # noqa: E402
+from rsmamba.models.registry import register_paper_preset  # noqa: E402
 
 register_paper_preset("mafmamba", inputs={"image": (1, 3, 512, 512)}, reported_params=29.39e6,
                       reported_gflops=56.19, count_style="all")

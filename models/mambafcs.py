@@ -20,7 +20,7 @@ Built from the paper (seed 002) and a read of ``Buddhi19/MambaFCS`` (ChangeMamba
 
 Module names follow the authors' (``encoder``, ``decoder_bcd``, ``decoder_T1``, ``decoder_T2``,
 ``main_clf_cd``, ``aux_clf``; inside, ``fuse_layer_i``, ``st_block_ij``, ``smooth_layer_i``,
-``down_sample_i``), so their state dicts load with :func:`load_authors_state_dict`. Their
+``down_sample_i``), so their state dicts load with :func:`rsmamba.models.weights.load_authors_state_dict`. Their
 ``FFT_Fusion`` also builds a cross-attention that its forward never calls; it is kept (as
 ``cross_attn``) only so their checkpoints load and parameter counts match.
 """
@@ -37,18 +37,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.kernels.ss2d import Permute, VSSBlock
-from rsmamba.models.catalog import register_paper_preset
+from rsmamba.models.layers import ConvBNReLU
+from rsmamba.models.ss2d import Permute, VSSBlock
+from rsmamba.models.registry import register_paper_preset
 from rsmamba.models.registry import register_model
 from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone
 
-__all__ = ["MambaFCS", "PAPER_INPUTS", "load_authors_state_dict"]
+__all__ = ["MambaFCS", "PAPER_INPUTS"]
 
 # SECOND crops as the authors trained (batch 2 at 512; counted at batch 1).
 PAPER_INPUTS = {"t1": (1, 3, 512, 512), "t2": (1, 3, 512, 512)}
 
 
-class SqueezeExcitation(nn.Module):
+class LinearSqueezeExcitation(nn.Module):
+    """SE with ``nn.Linear`` layers (``squeeze``/``excitation``), as the authors' decoder has it;
+    :class:`rsmamba.models.layers.SqueezeExcitation` is the 1x1-conv form."""
+
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         self.squeeze = nn.AdaptiveAvgPool2d(1)
@@ -70,7 +74,7 @@ class ResBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.se = SqueezeExcitation(channels)
+        self.se = LinearSqueezeExcitation(channels)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -101,25 +105,21 @@ class _SpatialAttention(nn.Module):
         return torch.sigmoid(self.conv(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
 
 
-def _conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.BatchNorm2d(cout), nn.ReLU())
-
-
 class PyramidFusion(nn.Module):
     """1x1 / 3x3 / depth-wise 5x5 branches, channel + spatial attention, 1x1 fusion, residual."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-        self.branch1 = _conv_bn_relu(in_channels, out_channels, 1)
-        self.branch3 = _conv_bn_relu(in_channels, out_channels, 3)
+        self.branch1 = ConvBNReLU(in_channels, out_channels, 1, bias=True)
+        self.branch3 = ConvBNReLU(in_channels, out_channels, 3, bias=True)
         self.branch5 = nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 5, padding=2, groups=in_channels),
             nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels), nn.ReLU(),
         )
         self.channel_att = _ChannelAttention(out_channels * 3)
         self.spatial_att = _SpatialAttention()
-        self.final_conv = _conv_bn_relu(out_channels * 3, out_channels, 1)
+        self.final_conv = ConvBNReLU(out_channels * 3, out_channels, 1, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
         combined = torch.cat([self.branch1(x), self.branch3(x), self.branch5(x)], dim=1)
@@ -323,13 +323,6 @@ class MambaFCS(nn.Module):
             return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
         return {"change": up(self.main_clf_cd(change)), "sem1": up(self.aux_clf(sem1)), "sem2": up(self.aux_clf(sem2))}
-
-
-def load_authors_state_dict(model: MambaFCS, state: dict[str, Tensor]) -> None:
-    """Load a state dict of the authors' ``STMambaSCD`` (same names; strict)."""
-    if "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
 
 
 @register_model("mambafcs", task="semantic-change", inputs="t1+t2", paper="Mamba-FCS (seed 002)",

@@ -13,7 +13,7 @@ spatial attention from the other modality's avg/max maps, SS2D, 7x7 spatial atte
 
 Names follow the authors' modules (``encoder_img`` = image, ``encoder_ev`` = second modality,
 ``ccbs`` = DDIMs, ``out_convs``, ``decoder.linear_c*``), so their state dicts load as they are;
-see :func:`load_authors_state_dict`.
+see :func:`rsmamba.models.weights.load_authors_state_dict`.
 
 The channel SSM's parameters depend on the token count of the size the model was built for
 (``img_size``), so a MambaSeg runs at exactly that input size: ``fixed_input_size`` says which,
@@ -38,12 +38,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rsmamba.kernels.selective_scan import selective_scan
-from rsmamba.kernels.ss2d import SS2D, LayerNorm2d, init_dt_A_D
-from rsmamba.models.catalog import register_paper_preset
+from rsmamba.models.layers import ChannelAttention, SpatialAttention
+from rsmamba.models.ss2d import SS2D, LayerNorm2d, init_dt_A_D
+from rsmamba.models.registry import register_paper_preset
 from rsmamba.models.registry import register_model
 from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone, load_backbone_weights, make_patch_embed
 
-__all__ = ["DDIM", "ChannelSSM", "MambaSeg", "SegFormerHead", "PAPER_INPUTS", "load_authors_state_dict"]
+__all__ = ["DDIM", "ChannelSSM", "MambaSeg", "SegFormerHead", "PAPER_INPUTS"]
 
 # What the authors profiled (utils/trainer.py::model_summary): event 10 bands, image 1 band, 200x346.
 PAPER_INPUTS = {"image": (1, 1, 200, 346), "aux": (1, 10, 200, 346)}
@@ -123,31 +124,6 @@ class ChannelSSM(nn.Module):
         return y.transpose(1, 2).reshape(b, -1, h, w)
 
 
-class SpatialAttention(nn.Module):
-    """CBAM spatial gate: 7x7 conv over channel-mean and channel-max maps."""
-
-    def __init__(self, kernel_size: int = 7):
-        super().__init__()
-        self.conv1 = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
-        return torch.sigmoid(self.conv1(pooled))
-
-
-class ChannelAttention(nn.Module):
-    """CBAM channel gate (the authors' ``TemporalAttention``): shared MLP on avg- and max-pooled."""
-
-    def __init__(self, channels: int, ratio: int = 16):
-        super().__init__()
-        hidden = max(channels // ratio, 1)
-        self.fc = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(),
-                                nn.Conv2d(hidden, channels, 1, bias=False))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.sigmoid(self.fc(F.adaptive_avg_pool2d(x, 1)) + self.fc(F.adaptive_max_pool2d(x, 1)))
-
-
 class CrossTemporalAttention(nn.Module):
     """Swap odd channels between modalities, then gate each by an SE vector of the other."""
 
@@ -203,8 +179,8 @@ class DDIM(nn.Module):
         self.ssm_e = ChannelSSM(c, space_hw, ssm_d_state, 2.0, **ssm)
         self.conv_i1 = nn.Conv2d(c, c, 1)
         self.conv_e1 = nn.Conv2d(c, c, 1)
-        self.ca1 = ChannelAttention(c)
-        self.ca2 = ChannelAttention(c)
+        self.ca1 = ChannelAttention(c, 16)
+        self.ca2 = ChannelAttention(c, 16)
         self.csa = CrossSpatialAttention()
         ss2d = dict(d_model=c, d_state=ssm_d_state, ssm_ratio=ssm_ratio, d_conv=ssm_conv, conv_bias=ssm_conv_bias,
                     forward_type="v05_noz", channel_first=True)
@@ -339,17 +315,6 @@ class MambaSeg(nn.Module):
             outs.append(self.out_convs[i](torch.cat([img, ev], dim=1)))
         logits = self.decoder(outs)
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-
-
-def load_authors_state_dict(model: MambaSeg, state: dict[str, Tensor]) -> None:
-    """Load a state dict of the authors' ``MambaSeg``: the names are the same, so this is strict.
-
-    Their ``forward(x_ev, x_img)`` maps to ours as ``forward(image=x_img, aux=x_ev)``.
-    """
-    if "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model.load_state_dict(state, strict=True)
 
 
 @register_model("mambaseg", task="segmentation", inputs="image+dsm", paper="MambaSeg (seed 004)",

@@ -88,7 +88,7 @@ def profile_model(model: nn.Module, inputs: Sequence[Tensor] | None = None) -> M
 
 # Modules that bound ``selective_scan`` by name at import time (the scan is not a module, so thop
 # never counted it; a shape-only stand-in changes no count).
-_SCAN_USERS = ("rsmamba.kernels.ss2d", "rsmamba.kernels.mamba1d", "rsmamba.models.mambaseg")
+_SCAN_USERS = ("rsmamba.models.ss2d", "rsmamba.models.mamba1d", "rsmamba.models.mambaseg")
 
 
 @contextlib.contextmanager

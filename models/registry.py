@@ -1,7 +1,11 @@
-"""A timm-style model registry: ``create_model(name, **overrides)``.
+"""The one model registry, timm-style: ``create_model(name, **overrides)``.
 
 Each architecture module registers a builder per preset (``"mambaseg"``, ``"mambaseg_tiny"``,
-...) together with a :class:`ModelInfo` that ``rsmamba models`` prints.
+...) together with a :class:`ModelInfo` that ``rsmamba models`` prints, and, with
+:func:`register_paper_preset`, the configuration and input size its paper counted at and the
+numbers it reported, so that ``rsmamba models --params`` and ``bench/models.py`` compare like
+with like. Importing any module of :mod:`rsmamba.models` first imports the package, which
+imports every architecture module: the registry is complete before anyone reads it.
 """
 
 from __future__ import annotations
@@ -43,18 +47,35 @@ def register_model(
     return wrap
 
 
-def _ensure_loaded() -> None:
-    # Importing the package imports every architecture module, which registers them.
-    import rsmamba.models  # noqa: F401
+@dataclass(frozen=True)
+class PaperPreset:
+    """How a paper counted a model: overrides of the registry defaults, input shapes, reported numbers."""
+
+    name: str
+    inputs: dict[str, tuple[int, ...]]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    reported_params: float | None = None
+    reported_gflops: float | None = None
+    count_style: str = "thop"  # which of our two counts the paper's number corresponds to
+
+
+_PAPER: dict[str, PaperPreset] = {}
+
+
+def register_paper_preset(name: str, **kwargs: Any) -> None:
+    """Record how the paper of the registered model ``name`` counted it (see :class:`PaperPreset`)."""
+    _PAPER[name] = PaperPreset(name, **kwargs)
+
+
+def paper_preset(name: str) -> PaperPreset | None:
+    return _PAPER.get(name)
 
 
 def list_models() -> list[ModelInfo]:
-    _ensure_loaded()
     return [info for _, info in sorted(_REGISTRY.values(), key=lambda item: item[1].name)]
 
 
 def model_info(name: str) -> ModelInfo:
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise InputError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name][1]
@@ -62,7 +83,6 @@ def model_info(name: str) -> ModelInfo:
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered model; ``overrides`` replace the preset's defaults (e.g. ``in_chans``)."""
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise InputError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     builder, info = _REGISTRY[name]

@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from rsmamba.errors import InputError
-from rsmamba.kernels.ss2d import LayerNorm2d, Permute, VSSLayer
+from rsmamba.models.ss2d import LayerNorm2d, Permute, VSSLayer
 from rsmamba.models.weights import load_weights_file
 
 __all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "load_backbone_weights", "make_patch_embed"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 
 from rsmamba.errors import InputError
 
@@ -41,3 +42,15 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
                          "loading it could run code") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
         raise InputError(f"{what} {path}: not a readable weights file ({exc.__class__.__name__})") from None
+
+
+def load_authors_state_dict(model: nn.Module, state: dict[str, Any]) -> None:
+    """Load a state dict saved by the authors' code into a model whose names follow theirs (strict).
+
+    Their training scripts save ``{"model": state}`` or the bare state, from ``DataParallel``
+    (``module.`` prefixes); names and shapes are otherwise the same, so any difference is an error.
+    """
+    if "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
+

@@ -429,7 +429,7 @@ def models(
     params: bool = typer.Option(False, "--params", help="Count at the papers' presets and show the reported counts."),
 ) -> None:
     """List the registered models with parameter counts, inputs and tasks."""
-    from rsmamba.models.catalog import format_rows, model_rows
+    from rsmamba.models.listing import format_rows, model_rows
 
     typer.echo(format_rows(model_rows(paper=params)))
 

@@ -8,7 +8,7 @@ import torch
 from _hybrid_testing import count_parameters, overfit, same_output_on_backends, synthetic_chips
 from rsmamba.models import create_model, model_info
 from rsmamba.models.cmtunet import authors_parameter_count
-from rsmamba.models.vss import VSSLayer
+from rsmamba.models.vss import VSSBlocks
 from rsmamba.models.wavelet import HaarDownsample, WTConv2d, haar_dwt, haar_idwt
 from rsmamba.models.window_attention import GlobalLocalAttention
 
@@ -36,7 +36,7 @@ def test_wtconv_keeps_shape_and_reaches_far() -> None:
 
 def test_vss_layer_v0_mixes_globally() -> None:
     torch.manual_seed(0)
-    layer = VSSLayer(8, depth=1, channels_first=True)
+    layer = VSSBlocks(8, depth=1, channel_first=True)
     x = torch.randn(1, 8, 5, 6)
     out = layer(x)
     assert out.shape == x.shape

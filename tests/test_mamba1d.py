@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsmamba.kernels.mamba1d import BiMamba, Mamba, mamba_parameter_count
+from rsmamba.models.mamba1d import BiMamba, Mamba, mamba_parameter_count
 
 MAMBA_SSM_NAMES = {
     "in_proj.weight": lambda dm, di, r, n, k: (2 * di, dm),

@@ -13,8 +13,8 @@ from rsmamba.models.mambafcs import (
     FFTBranch,
     JointSpatialFrequencyFusion,
     change_guided_attention,
-    load_authors_state_dict,
 )
+from rsmamba.models.weights import load_authors_state_dict
 from rsmamba.models.params import count_parameters
 
 from _overfit import overfit, single_thread, smooth_field

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 import pytest
 
 from rsmamba.models import create_model, model_info
-from rsmamba.models.mambaseg import PAPER_INPUTS, PAPER_PARAMS_THOP, load_authors_state_dict
+from rsmamba.models.mambaseg import PAPER_INPUTS, PAPER_PARAMS_THOP
+from rsmamba.models.weights import load_authors_state_dict
 from rsmamba.models.params import count_parameters, count_parameters_thop_style, thop_profile
 
 from _overfit import overfit, single_thread, smooth_field

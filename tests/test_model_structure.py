@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from _macs import meta_macs, scan_stubbed, thop_macs
 from rsmamba.models import create_model
+from rsmamba.models.weights import load_authors_state_dict
 
 DATA = Path(__file__).parent / "data"
 
@@ -253,8 +254,7 @@ def test_authors_state_dict_loads_strictly(name: str, overrides: dict, data: str
     with torch.device("meta"):
         model = create_model(name, **overrides)
         state = {k: torch.empty(shape) for k, shape in theirs.items()}
-    module = __import__(f"rsmamba.models.{name}", fromlist=["load_authors_state_dict"])
-    module.load_authors_state_dict(model, {"model": {"module." + k: v for k, v in state.items()}})
+    load_authors_state_dict(model, {"model": {"module." + k: v for k, v in state.items()}})
     bad = dict(state)
     key = next(iter(bad))
     bad[key] = torch.empty([s + 1 for s in theirs[key]], device="meta")

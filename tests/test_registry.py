@@ -8,9 +8,10 @@ import torch.nn as nn
 
 from rsmamba.cli import main
 from rsmamba.errors import InputError
-from rsmamba.kernels.ss2d import LayerNorm2d, Linear2d
+from rsmamba.models.ss2d import LayerNorm2d, Linear2d
 from rsmamba.models import create_model, list_models, model_info
-from rsmamba.models.catalog import format_rows, model_rows, paper_preset
+from rsmamba.models.listing import format_rows, model_rows
+from rsmamba.models.registry import paper_preset
 from rsmamba.models.params import count_parameters, count_parameters_thop_style, profile_model
 
 OURS = {"mambaseg": ("segmentation", "image+dsm"), "mambaseg_tiny": ("segmentation", "image+dsm"),
@@ -55,7 +56,7 @@ def test_thop_style_count_skips_subclasses_and_raw_parameters():
 
 
 def test_models_verb_lists_counts(capsys, monkeypatch):
-    import rsmamba.models.catalog as catalog
+    import rsmamba.models.listing as catalog
 
     full = catalog.model_rows  # only our models here: the others' presets are their tests' business
     monkeypatch.setattr(catalog, "model_rows", lambda paper=False: full(paper, names=OURS))

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rsmamba.kernels import mamba1d, scan_numba
+from rsmamba.kernels import scan_numba
+from rsmamba.models import mamba1d
 
 ss = importlib.import_module("rsmamba.kernels.selective_scan")  # the package re-exports a function of that name
 

@@ -16,7 +16,8 @@ pytest.importorskip("triton")
 
 from rsmamba.kernels import scan_triton  # noqa: E402
 from rsmamba.kernels.selective_scan import resolve_backend, selective_scan, selective_scan_reference  # noqa: E402
-from rsmamba.kernels.ss2d import SS2D, cross_scan  # noqa: E402
+from rsmamba.kernels.cross_scan import cross_scan  # noqa: E402
+from rsmamba.models.ss2d import SS2D  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 NAMES = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]

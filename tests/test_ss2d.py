@@ -7,15 +7,14 @@ import torch
 import torch.nn as nn
 
 from rsmamba.kernels.selective_scan import selective_scan_reference
-from rsmamba.kernels.ss2d import (
+from rsmamba.models.ss2d import (
     SS2D,
     LayerNorm2d,
     Linear2d,
     VSSBlock,
     VSSLayer,
-    cross_merge,
-    cross_scan,
 )
+from rsmamba.kernels.cross_scan import cross_merge, cross_scan
 
 
 def test_cross_scan_order_is_vmamba_order():

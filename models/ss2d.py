@@ -1,11 +1,12 @@
-"""2-D selective scan (SS2D) and the VMamba blocks built on it.
+"""VMamba's layers: the 2-D selective-scan module (SS2D) and the blocks and stages built on it.
 
 VMamba turns an image into four 1-D sequences (its "cross scan"), runs one selective
 scan per sequence and sums them back (its "cross merge"), so every pixel sees the whole
 image in four directions. The sequences are, in VMamba's order (``csm_triton.py``):
 row-major, column-major, row-major flipped, column-major flipped.
 
-Every scan goes through :func:`rsmamba.kernels.selective_scan`, so the same module runs on
+The scan orders are :mod:`rsmamba.kernels.cross_scan`; every scan goes through
+:func:`rsmamba.kernels.selective_scan`, so the same module runs on
 the reference / chunked CPU backends and on ``mamba_ssm`` on CUDA without code changes.
 
 Module names and parameter shapes follow VMamba's (``in_proj``, ``conv2d``, ``x_proj_weight``
@@ -55,6 +56,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as torch_checkpoint
 from torch import Tensor
 
+from rsmamba.kernels.cross_scan import cross_merge, cross_scan
 from rsmamba.kernels.selective_scan import resolve_backend, selective_scan, triton_scan_module
 
 __all__ = [
@@ -66,8 +68,6 @@ __all__ = [
     "SS2D",
     "VSSBlock",
     "VSSLayer",
-    "cross_merge",
-    "cross_scan",
     "init_dt_A_D",
     "make_downsample",
 ]
@@ -147,25 +147,6 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
-# --------------------------------------------------------------------------- cross scan / merge
-
-
-def cross_scan(x: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, 4, C, H*W): row-major, column-major, and both flipped."""
-    row = x.flatten(2)
-    col = x.transpose(2, 3).flatten(2)
-    return torch.stack([row, col, row.flip(-1), col.flip(-1)], dim=1)
-
-
-def cross_merge(ys: Tensor) -> Tensor:
-    """(B, 4, C, H, W) scan outputs -> (B, C, H*W): undo each scan's order and sum (inverse of :func:`cross_scan`)."""
-    b, k, c, h, w = ys.shape
-    ys = ys.reshape(b, k, c, h * w)
-    ys = ys[:, 0:2] + ys[:, 2:4].flip(-1)
-    col = ys[:, 1].reshape(b, c, w, h).transpose(2, 3).reshape(b, c, h * w)
-    return ys[:, 0] + col
 
 
 # --------------------------------------------------------------------------- initialisation

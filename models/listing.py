@@ -1,9 +1,8 @@
 """What ``rsmamba models`` prints: every registered model with its task, inputs and parameter counts.
 
 Models are built on the ``meta`` device, so listing even the 200 M-parameter presets costs no
-memory and about no time. Architecture modules declare, with :func:`register_paper_preset`,
-the configuration and input size their paper counted at and the number it reported, so that
-``rsmamba models --params`` and ``bench/models.py`` compare like with like.
+memory and about no time; ``paper=True`` counts at each model's paper preset (kept by
+:mod:`rsmamba.models.registry`).
 """
 
 from __future__ import annotations
@@ -15,33 +14,9 @@ from typing import Any
 import torch
 
 from rsmamba.models.params import count_parameters, count_parameters_thop_style
-from rsmamba.models.registry import create_model, list_models
+from rsmamba.models.registry import create_model, list_models, paper_preset
 
-__all__ = ["PaperPreset", "ModelRow", "register_paper_preset", "paper_preset", "model_rows", "format_rows"]
-
-
-@dataclass(frozen=True)
-class PaperPreset:
-    """How a paper counted a model: overrides of the registry defaults, input shapes, reported numbers."""
-
-    name: str
-    inputs: dict[str, tuple[int, ...]]
-    overrides: dict[str, Any] = field(default_factory=dict)
-    reported_params: float | None = None
-    reported_gflops: float | None = None
-    count_style: str = "thop"  # which of our two counts the paper's number corresponds to
-
-
-_PAPER: dict[str, PaperPreset] = {}
-
-
-def register_paper_preset(name: str, **kwargs: Any) -> None:
-    _PAPER[name] = PaperPreset(name, **kwargs)
-
-
-def paper_preset(name: str) -> PaperPreset | None:
-    list_models()  # make sure every architecture module is imported
-    return _PAPER.get(name)
+__all__ = ["ModelRow", "model_rows", "format_rows"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +38,7 @@ def model_rows(paper: bool = False, names: Iterable[str] | None = None) -> list[
     for info in list_models():
         if wanted is not None and info.name not in wanted:
             continue
-        preset = _PAPER.get(info.name) if paper else None
+        preset = paper_preset(info.name) if paper else None
         model = _build_for_counting(info.name, preset.overrides if preset else {})
         rows.append(ModelRow(
             info.name, info.task, info.inputs, info.paper, count_parameters(model),
