@@ -36,9 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_table, write_result  # noqa: E402
 
-from rsmamba.batch import Job, plan_jobs  # noqa: E402
-from rsmamba.distributed import local_cluster, run_jobs  # noqa: E402
-from rsmamba.scale import predict_job  # noqa: E402
+from rsmamba.jobs import Job, plan_jobs  # noqa: E402
+from rsmamba.jobs.run import local_cluster, run_jobs  # noqa: E402
+from rsmamba.predict.many import predict_job  # noqa: E402
 from rsmamba.synth import write_scene  # noqa: E402
 
 CORES = len(os.sched_getaffinity(0))

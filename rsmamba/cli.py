@@ -46,13 +46,12 @@ def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
     The library functions check the same (``rsmamba.paths``); this only answers a user's typo fast.
     ``inputs``: role -> path (None or a pattern/template skipped); ``outputs``: role -> path.
     """
-    import glob
-
+    from rsmamba.jobs import is_pattern
     from rsmamba.paths import input_problem, output_problem
 
     def plain(value: object) -> bool:
         text = str(value)
-        return value is not None and not glob.has_magic(text) and not text.startswith("@") and "{" not in text
+        return value is not None and not is_pattern(text) and "{" not in text
 
     problems = [p for role, path in inputs.items() if plain(path) and (p := input_problem(path, role))]
     sources = [path for path in inputs.values() if plain(path)]
@@ -211,7 +210,7 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
-    from rsmamba.scale import is_batch
+    from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window)
@@ -219,7 +218,7 @@ def predict(
         _preflight({"image": images[0], "DSM": dsm, "model": _model_path(model)},
                    {"classes": out, "probabilities": probabilities, "confidence": confidence})
     from rsmamba.predict import predict_raster
-    from rsmamba.scale import predict_many
+    from rsmamba.predict.many import predict_many
 
     if is_batch(images, out):
         results = predict_many(
@@ -289,14 +288,15 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
-    from rsmamba.scale import is_batch
+    from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window)
     if not is_batch([t1], out):
         _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probability": probability})
     from rsmamba.change import detect_change
-    from rsmamba.scale import change_many, pair_inputs
+    from rsmamba.change.many import change_many
+    from rsmamba.jobs import pair_inputs
 
     if is_batch([t1], out):
         results = change_many(

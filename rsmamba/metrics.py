@@ -208,7 +208,11 @@ def semantic_change_scores_fromto(
 
 def binary_change_scores(label: np.ndarray, pred: np.ndarray, ignore_index: int | None = IGNORE_INDEX) -> dict[str, float]:
     """Change detection scores (precision, recall, F1, IoU of the change class, OA, kappa)."""
-    hist = confusion_matrix(label, pred, 2, ignore_index)
+    return binary_change_scores_from_hist(confusion_matrix(label, pred, 2, ignore_index))
+
+
+def binary_change_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
+    """:func:`binary_change_scores` of an accumulated 2x2 confusion matrix ``hist[label, pred]``."""
     scores = segmentation_scores(hist, ["no_change", "change"])
     change = scores["per_class"]["change"]
     return {"f1": change["f1"] or 0.0, "iou": change["iou"] or 0.0, "precision": change["precision"] or 0.0,

@@ -36,7 +36,7 @@ def worker_settings_job(src: Path, out: Path, *, device: str = "cpu") -> None:
 
     import torch
 
-    from rsmamba.scale import setup_worker
+    from rsmamba.jobs import setup_worker
 
     kwargs = setup_worker({"device": device})
     with atomic_output(out) as tmp:

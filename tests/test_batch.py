@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rsmamba.batch import expand_inputs, plan_jobs, plan_pair_jobs, select_shard
-from rsmamba.distributed import JobsFailed, run_jobs
+from rsmamba.jobs import expand_inputs, plan_jobs, plan_pair_jobs, select_shard
+from rsmamba.jobs import JobsFailed, run_jobs
 from rsmamba.errors import InputError
 from tests import jobs
 
@@ -93,7 +93,7 @@ def test_local_cluster_workers_get_their_share_of_cores_and_no_malloc_trim(tmp_p
 
 
 def test_worker_device_spreads_workers_over_gpus() -> None:
-    from rsmamba.scale import worker_device
+    from rsmamba.jobs.worker import worker_device
 
     assert [worker_device("cuda", i, 2) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
     assert worker_device("cuda", "tcp://10.0.0.3:4000", 4) == "cuda"  # a hand-started worker: its own GPU

@@ -7,7 +7,7 @@ import rasterio
 
 from rsmamba.cli import main
 from rsmamba.errors import InputError
-from rsmamba.scale import pair_inputs
+from rsmamba.jobs import pair_inputs
 from rsmamba.synth import write_scene
 
 # --force: the co-registration estimate is noisy on 64 px scenes, and not what is tested here

@@ -19,7 +19,7 @@ import pytest
 import rasterio
 
 from rsmamba.atomic import OutputBusyError, OutputError, publish, remove_stale_partials
-from rsmamba.batch import plan_jobs
+from rsmamba.jobs import plan_jobs
 from rsmamba.cli import main
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster

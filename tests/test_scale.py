@@ -11,11 +11,11 @@ from rsmamba.checkpoint import save_checkpoint
 from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.cli import main
 from rsmamba.models import create_model
-from rsmamba.distributed import JobsFailed
+from rsmamba.jobs import JobsFailed
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
 from rsmamba.predict.bands import predict_bands
-from rsmamba.scale import predict_many
+from rsmamba.predict.many import predict_many
 from rsmamba.synth import write_scene
 
 

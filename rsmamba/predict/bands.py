@@ -26,10 +26,8 @@ import rasterio
 from rasterio.windows import Window
 
 from rsmamba.atomic import publish
-from rsmamba.batch import Job
-from rsmamba.distributed import JobResult, run_jobs
+from rsmamba.jobs import Job, JobResult, band_count, cached_model, default_workers, run_jobs, setup_worker
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.scale import band_count, cached_model, default_workers, setup_worker
 from rsmamba.predict.api import (
     model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )

@@ -36,7 +36,7 @@ from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
-from rsmamba.metrics import ConfusionMeter
+from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
@@ -303,16 +303,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_
         result["iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
     if chg.hist.sum():
         c = binary_change_scores_from_hist(chg.hist)
-        result.update({f"change_{k}": v for k, v in c.items()})
+        result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa")})
     return result
-
-
-def binary_change_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
-    from rsmamba.metrics import segmentation_scores
-
-    s = segmentation_scores(hist, ["no_change", "change"])
-    c = s["per_class"]["change"]
-    return {"f1": c["f1"] or 0.0, "iou": c["iou"] or 0.0, "oa": s["oa"], "kappa": s["kappa"]}
 
 
 class _Logger:

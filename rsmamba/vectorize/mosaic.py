@@ -17,7 +17,6 @@ names, the model id and change mode are read from it as from a single raster.
 from __future__ import annotations
 
 import functools
-import glob
 import logging
 import os
 import tempfile
@@ -33,7 +32,7 @@ import shapely
 from affine import Affine
 from rasterio.windows import Window
 
-from rsmamba.batch import expand_inputs
+from rsmamba.jobs import expand_inputs, is_pattern
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.vectorize import attributes as attrs
 
@@ -128,7 +127,7 @@ def resolve_rasters(items: Sequence[PathLike]) -> list[Path]:
     A single path goes to ``vectorize_raster`` as it is, so its own checks word the error.
     """
     texts = [str(i) for i in items]
-    if len(texts) == 1 and not glob.has_magic(texts[0]) and not texts[0].startswith("@"):
+    if len(texts) == 1 and not is_pattern(texts[0]):
         return [Path(texts[0])]
     return expand_inputs(texts)
 

@@ -21,7 +21,8 @@ from typing import Any
 from tqdm import tqdm
 
 from rsmamba.atomic import remove_stale_partials
-from rsmamba.batch import Job
+from rsmamba.jobs.plan import Job, select_shard
+from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import RsmambaError
 
 
@@ -108,6 +109,31 @@ def run_jobs(
     if any(r.status == "failed" for r in results):
         raise JobsFailed(results)
     return results
+
+
+def run_many(
+    fn: Callable[..., Any],
+    jobs: Sequence[Job],
+    out_dir: str | os.PathLike[str],
+    *,
+    kwargs: dict[str, Any],
+    scheduler: str | None = None,
+    workers: int | None = None,
+    shard: str | None = None,
+    max_errors: int | None = None,
+    retries: int = 1,
+    progress: bool = True,
+) -> list[JobResult]:
+    """The many-scene form of a verb: this shard of ``jobs`` into ``out_dir``, one ``fn`` call each.
+
+    Existing outputs are complete (published whole), so they are skipped unless
+    ``kwargs["overwrite"]``; a local cluster on GPUs gets one worker per GPU (``kwargs["device"]``).
+    """
+    todo = select_shard(jobs, shard)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    workers = default_workers(scheduler, workers, kwargs.get("device"))
+    return run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
+                    max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:

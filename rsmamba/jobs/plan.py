@@ -18,7 +18,13 @@ from typing import Any
 
 from rsmamba.errors import InputError, ProblemCollector
 
+PathLike = str | os.PathLike[str]
 FILE_LIST_SUFFIXES = {".txt", ".lst", ".list"}
+
+
+def is_pattern(text: str) -> bool:
+    """A glob pattern or an ``@list``: something :func:`expand_inputs` expands rather than one path."""
+    return glob.has_magic(text) or text.startswith("@")
 
 
 def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -162,3 +168,40 @@ def select_shard(jobs: Sequence[Job], shard: str | None) -> list[Job]:
         return list(jobs)
     i, n = parsed
     return list(jobs[i::n])
+
+
+def is_batch(inputs: Sequence[str], out: PathLike) -> bool:
+    """A batch run: several inputs, a pattern or list, or an output that is a folder."""
+    out = Path(out)
+    return (len(inputs) > 1 or any(is_pattern(i) or i.endswith(".txt") for i in inputs)
+            or out.is_dir() or out.suffix == "")
+
+
+def resolve_template(template: str | None, image: Path) -> Path | None:
+    """``{stem}``, ``{name}`` and ``{dir}`` (the image's folder) in a per-scene path, e.g. ``{dir}/{stem}_dsm.tif``."""
+    if template is None:
+        return None
+    return Path(template.format(stem=image.stem, name=image.name, dir=str(image.parent)))
+
+
+def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
+    """Epoch-1 and epoch-2 paths, paired in order; a t2 containing ``{`` is a template filled from each t1.
+
+    A template (``{stem}``, ``{name}``, ``{dir}``) pairs by name rather than by sort order, so a
+    missing or extra scene cannot shift every later pair; every missing t2 is reported at once.
+    """
+    t1_items = [t1] if isinstance(t1, (str, os.PathLike)) else list(t1)
+    t2_items = [t2] if isinstance(t2, (str, os.PathLike)) else list(t2)
+    t1_paths = expand_inputs([str(i) for i in t1_items])
+    if len(t2_items) == 1 and "{" in str(t2_items[0]):
+        template = str(t2_items[0])
+        try:
+            t2_paths = [resolve_template(template, p) for p in t1_paths]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"t2 template {template!r}: use {{stem}}, {{name}} or {{dir}} ({exc})") from None
+        missing = [f"{b} (for {a.name})" for a, b in zip(t1_paths, t2_paths) if not b.exists()]
+        if missing:
+            more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+            raise InputError(f"t2 not found: {', '.join(missing[:5])}{more}")
+        return t1_paths, t2_paths
+    return t1_paths, expand_inputs([str(i) for i in t2_items])

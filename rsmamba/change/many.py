@@ -1,0 +1,50 @@
+"""``change`` over many epoch pairs (paths, globs, @lists, a t2 template), here or on Dask: see :mod:`rsmamba.jobs`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rsmamba.change.api import detect_change, load_change_model
+from rsmamba.errors import InputError
+from rsmamba.jobs import JobResult, band_count, cached_model, pair_inputs, plan_pair_jobs, run_many, setup_worker
+
+__all__ = ["change_job", "change_many"]
+
+PathLike = str | os.PathLike[str]
+
+
+def change_job(t1: Path, t2: Path, out: Path, *, model: str | None = None, **kwargs: Any) -> None:
+    """One epoch pair on a worker: the model is loaded once per process and reused."""
+    kwargs = setup_worker(kwargs)
+    loaded = cached_model(model, load_change_model, image_count=band_count(t1, kwargs))
+    detect_change(t1, t2, out, model=loaded, **kwargs)
+
+
+def change_many(
+    t1: PathLike | Sequence[PathLike],
+    t2: PathLike | Sequence[PathLike],
+    out_dir: PathLike,
+    *,
+    model: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    shard: str | None = None,
+    max_errors: int | None = None,
+    retries: int = 1,
+    progress: bool = True,
+    name_template: str | None = None,
+    **change_kwargs: Any,
+) -> list[JobResult]:
+    """``detect_change`` for every (t1, t2) pair into ``out_dir`` (one ``<t1 stem>.tif`` each).
+
+    ``t1``/``t2``: paths, globs or @lists paired in order, or for ``t2`` a template such as
+    ``"{dir}/../2023/{name}"`` (see :func:`rsmamba.jobs.pair_inputs`).
+    """
+    if change_kwargs.get("probability") is not None:
+        raise InputError("--probability works on one epoch pair at a time")
+    jobs = plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template)
+    return run_many(change_job, jobs, out_dir, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
+                    workers=workers, shard=shard, max_errors=max_errors, retries=retries, progress=progress)

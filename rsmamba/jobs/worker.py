@@ -1,0 +1,84 @@
+"""What a job needs on a worker: its torch threads and GPU, and one model instance per process.
+
+A worker process loads each model once and keeps it for all the scenes it is given; on a
+local cluster with several GPUs each worker takes its own.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+PathLike = str | os.PathLike[str]
+
+# model spec -> loaded model, per worker process (one model instance per worker)
+_MODELS: dict[tuple, Any] = {}
+
+
+def band_count(image: PathLike, kwargs: dict[str, Any]) -> int:
+    """Bands the model will see: the selected ones, else all of the image's."""
+    if kwargs.get("bands"):
+        return len(kwargs["bands"])
+    import rasterio
+
+    with rasterio.open(image) as ds:
+        return ds.count
+
+
+def _current_worker():
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):
+        return None  # not on a Dask worker
+
+
+def worker_device(device: str, worker_name: object, gpu_count: int) -> str:
+    """``cuda`` on a local cluster's worker ``i`` (named by its index) -> ``cuda:i mod gpus``.
+
+    One worker per GPU, each with its own model instance; workers started by hand (named by
+    address) usually see one GPU each through ``CUDA_VISIBLE_DEVICES`` and keep ``cuda``.
+    """
+    if device == "cuda" and gpu_count > 1 and isinstance(worker_name, int):
+        return f"cuda:{worker_name % gpu_count}"
+    return device
+
+
+def setup_worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """On a Dask worker: torch threads as the cluster meant them, and this worker's GPU.
+
+    Worker tasks run on an executor thread, where torch starts with one intra-op thread
+    whatever ``OMP_NUM_THREADS`` says; a local cluster sets that variable to its share of the
+    cores (``worker_thread_env``), an external one to what its operator chose. Off a worker the
+    caller's settings are left alone.
+    """
+    worker = _current_worker()
+    if worker is None:
+        return kwargs
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
+    if "device" in kwargs:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        kwargs = {**kwargs, "device": worker_device(kwargs["device"], worker.name, gpus)}
+    return kwargs
+
+
+def default_workers(scheduler: str | None, workers: int | None, device: str | None) -> int | None:
+    """A local cluster on GPUs: one worker per visible GPU unless told otherwise."""
+    if scheduler == "local" and workers is None and device is not None and device.startswith("cuda"):
+        import torch
+
+        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else None
+    return workers
+
+
+def cached_model(spec: str | None, loader, **key: Any):
+    """One model instance per worker process, per spec and input layout."""
+    cache_key = (spec, *sorted(key.items()))
+    if cache_key not in _MODELS:
+        _MODELS[cache_key] = loader(spec, **key)
+    return _MODELS[cache_key]

@@ -1,0 +1,55 @@
+"""``predict`` over many scenes (paths, globs, @lists), here or on Dask: see :mod:`rsmamba.jobs`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rsmamba.errors import InputError
+from rsmamba.jobs import JobResult, band_count, cached_model, expand_inputs, plan_jobs, resolve_template, run_many
+from rsmamba.jobs import setup_worker
+from rsmamba.predict.api import predict_raster
+from rsmamba.predict.model import load_model
+
+__all__ = ["predict_job", "predict_many"]
+
+PathLike = str | os.PathLike[str]
+
+
+def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_template: str | None = None,
+                **kwargs: Any) -> None:
+    """One scene on a worker: the model is loaded once per process and reused."""
+    kwargs = setup_worker(kwargs)
+    dsm = resolve_template(dsm_template, Path(image))
+    loaded = cached_model(model, load_model, image_count=band_count(image, kwargs), has_dsm=dsm is not None)
+    predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
+
+
+def predict_many(
+    inputs: Sequence[PathLike],
+    out_dir: PathLike,
+    *,
+    model: str | None = None,
+    dsm_template: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    shard: str | None = None,
+    max_errors: int | None = None,
+    retries: int = 1,
+    progress: bool = True,
+    name_template: str | None = None,
+    **predict_kwargs: Any,
+) -> list[JobResult]:
+    """``predict_raster`` for every input into ``out_dir`` (one ``<stem>.tif`` each, or ``name_template``).
+
+    Existing outputs are complete (published whole), so they are skipped; ``overwrite=True``
+    recomputes them.
+    """
+    if any(k in predict_kwargs for k in ("probabilities", "confidence", "resume", "dry_run")):
+        raise InputError("--probabilities, --confidence, --resume and --dry-run work on one scene at a time")
+    jobs = plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template)
+    return run_many(predict_job, jobs, out_dir, kwargs={"model": model, "dsm_template": dsm_template, **predict_kwargs},
+                    scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors, retries=retries,
+                    progress=progress)
