@@ -266,7 +266,7 @@ def _predict_once(name: str, precision: str, scenes: dict[str, Path], out: Path,
     kwargs = {"window": 512, "overlap": 128, "batch_size": 4, "device": DEVICE}
     if info.task == "segmentation":
         from rsmamba.predict import predict_raster
-        from rsmamba.predict.model import load_model
+        from rsmamba.engine.model import load_model
 
         has_dsm = info.inputs == "image+dsm"
         loaded = load_model(name, image_count=3, has_dsm=has_dsm)

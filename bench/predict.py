@@ -156,17 +156,17 @@ def read_only(src_path: Path) -> float:
 
 def near_free_run(src_path: Path, out: Path) -> float:
     from rsmamba.predict import predict_raster
-    from rsmamba.predict.model import LoadedModel, _default_classes
+    from rsmamba.engine.model import LoadedModel, default_classes
 
     t0 = time.perf_counter()
-    predict_raster(src_path, out, model=LoadedModel(Gather(), classes=_default_classes(6)), window=WINDOW,
+    predict_raster(src_path, out, model=LoadedModel(Gather(), classes=default_classes(6)), window=WINDOW,
                    overlap=OVERLAP, batch_size=BATCH, blend="gaussian", edge_aware=False, overwrite=True)
     return time.perf_counter() - t0
 
 
 def forward_only(src_path: Path, net: torch.nn.Module) -> float:
     """Seconds for the network alone over the same windows and batches, inputs already in RAM."""
-    from rsmamba.predict.model import LoadedModel, Predictor
+    from rsmamba.engine.model import LoadedModel, Predictor
     from rsmamba.raster.normalize import compute_stats, normalize
     from rsmamba.raster.source import AlignedSource
     from rsmamba.raster.windows import WindowGrid
@@ -187,10 +187,10 @@ def forward_only(src_path: Path, net: torch.nn.Module) -> float:
 
 def end_to_end(src_path: Path, out: Path, net: torch.nn.Module, probabilities: bool) -> float:
     from rsmamba.predict import predict_raster
-    from rsmamba.predict.model import LoadedModel, _default_classes
+    from rsmamba.engine.model import LoadedModel, default_classes
 
     t0 = time.perf_counter()
-    predict_raster(src_path, out, model=LoadedModel(net, classes=_default_classes(6)), window=WINDOW,
+    predict_raster(src_path, out, model=LoadedModel(net, classes=default_classes(6)), window=WINDOW,
                    overlap=OVERLAP, batch_size=BATCH, blend="gaussian", edge_aware=False, overwrite=True,
                    probabilities=out.with_name("probs.tif") if probabilities else None)
     return time.perf_counter() - t0
@@ -294,7 +294,7 @@ def part_ac(work: Path, scene: int) -> dict:
 PREDICT_CHILD = """
 import torch
 from rsmamba.predict import predict_raster
-from rsmamba.predict.model import LoadedModel, _default_classes
+from rsmamba.engine.model import LoadedModel, default_classes
 {model}
 summary = predict_raster({src!r}, {out!r}, dsm={dsm!r}, model=model, dry_run={dry_run}, overwrite=True)
 result['estimate_mib'] = summary.memory_bytes / 2**20
@@ -303,7 +303,7 @@ result['estimate_mib'] = summary.memory_bytes / 2**20
 
 def part_memory(work: Path, sizes: list[int], demo_sizes: list[int]) -> dict:
     """Peak RSS and the dry-run estimate, per model and scene size."""
-    near_free = NEAR_FREE + "model = LoadedModel(Gather(4), classes=_default_classes(6), uses_dsm=True, in_chans=4)"
+    near_free = NEAR_FREE + "model = LoadedModel(Gather(4), classes=default_classes(6), uses_dsm=True, in_chans=4)"
     cases = [("near-free + DSM", size, near_free) for size in sizes]
     cases += [("demo model + DSM", size, "model = None") for size in demo_sizes]
     rows, at_start = [], load()

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from torch import Tensor
 
 from rsmamba.models.mamba1d import Mamba
 from rsmamba.models.deformable import DeformableCrossAttention
-from rsmamba.models.layers import MSAA, ChannelAttention, ConvBNReLU, SpatialAttention, SqueezeExcitation
+from rsmamba.models.layers import MSAA, ConvBNReLU, SqueezeExcitation
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNetV2, load_pretrained
 

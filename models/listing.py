@@ -8,7 +8,7 @@ memory and about no time; ``paper=True`` counts at each model's paper preset (ke
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch

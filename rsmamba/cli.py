@@ -61,9 +61,9 @@ def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
 
 
 def _check_run_options(**options: object) -> None:
-    """predict/change options that need no input (``rsmamba.predict.options``), before torch loads."""
+    """predict/change options that need no input (``rsmamba.engine.options``), before torch loads."""
     from rsmamba.errors import ProblemCollector
-    from rsmamba.predict.options import check_run_options
+    from rsmamba.engine.options import check_run_options
 
     problems = ProblemCollector()
     check_run_options(problems, **options)  # type: ignore[arg-type]

@@ -56,7 +56,7 @@ def test_semantic_change_raster_follows_the_vectorize_convention(scene, tmp_path
 
 
 def test_change_module_finds_changed_buildings(scene, tmp_path) -> None:
-    from rsmamba.predict.model import LoadedModel
+    from rsmamba.engine.model import LoadedModel
 
     out = tmp_path / "c.tif"
     detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=LoadedModel(OracleDiff(), inputs="t1+t2"),

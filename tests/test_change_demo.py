@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rsmamba.change.api import DEMO_CHANGE_MODEL
+from rsmamba.engine.model import DEMO_CHANGE_MODEL
 
 
 @pytest.mark.slow

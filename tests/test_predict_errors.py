@@ -20,8 +20,8 @@ from rsmamba.checkpoint import save_checkpoint
 from rsmamba.cli import main
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
-from rsmamba.predict.model import LoadedModel, _default_classes
-from rsmamba.predict.resume import sidecar_path
+from rsmamba.engine.model import LoadedModel, default_classes
+from rsmamba.engine.resume import sidecar_path
 from tests.predict_models import TinyConv, register_test_models
 from tests.rasters import ROOT, random_image, write_raster
 
@@ -34,7 +34,7 @@ def checkpoint(tmp_path) -> Path:
         "model": "test_tinyconv", "model_kwargs": {"in_chans": 3, "num_classes": 4}, "state_dict": net.state_dict(),
         "bands": {"image": [1, 2, 3], "dsm": False},
         "normalization": {"image": {"mean": [100.0] * 3, "std": [50.0] * 3}},
-        "classes": [c.to_dict() for c in _default_classes(4)],
+        "classes": [c.to_dict() for c in default_classes(4)],
     })
 
 
@@ -42,7 +42,7 @@ def test_checkpoint_round_trip_uses_its_bands_and_class_table(tmp_path, checkpoi
     path = write_raster(tmp_path / "img.tif", random_image(40, 50, bands=4))  # 4 bands; the model reads 1-3
     predict_raster(path, tmp_path / "out.tif", model=checkpoint, window=32, overlap=8)
     with rasterio.open(tmp_path / "out.tif") as ds:
-        assert json.loads(ds.tags()["CLASS_NAMES"]) == [c.name for c in _default_classes(4)]
+        assert json.loads(ds.tags()["CLASS_NAMES"]) == [c.name for c in default_classes(4)]
         assert set(np.unique(ds.read(1))) <= set(range(4))
 
 
@@ -78,7 +78,7 @@ def test_unwritable_output_and_bad_options_are_collected(tmp_path) -> None:
 
 
 def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, capsys, monkeypatch) -> None:
-    import rsmamba.predict.model as predict_model
+    import rsmamba.engine.model as predict_model
 
     path = write_raster(tmp_path / "img.tif", random_image(20, 20))
     if predict_model.DEMO_MODEL.exists():  # the shipped demo model needs a DSM: said in one line too
@@ -127,21 +127,21 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     path = write_raster(tmp_path / "img.tif", random_image(600, 90, seed=4))
     net = TinyConv(num_classes=4).eval()
     kw = dict(window=64, overlap=16, batch_size=4, probabilities=tmp_path / "p.tif")
-    predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=_default_classes(4)),
+    predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=default_classes(4)),
                    **{**kw, "probabilities": tmp_path / "pref.tif"})
 
     out = tmp_path / "out.tif"
     with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows (4 windows): stops around row 400
-        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=_default_classes(4)), **kw)
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4)), **kw)
     assert not out.exists()
     rows_done = json.loads(sidecar_path(out).read_text())["rows_done"]
     assert rows_done == 256  # complete tile rows only
 
     with pytest.raises(InputError, match="other inputs or parameters"):
-        predict_raster(path, out, model=LoadedModel(net, classes=_default_classes(4)), resume=True,
+        predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True,
                        **{**kw, "overlap": 8})
     counting = Interrupting(net, after=10_000)
-    summary = predict_raster(path, out, model=LoadedModel(counting, classes=_default_classes(4)), resume=True, **kw)
+    summary = predict_raster(path, out, model=LoadedModel(counting, classes=default_classes(4)), resume=True, **kw)
     assert summary.resumed_from_row == 256
     assert counting.calls < 6  # did not start over (12 grid rows of 2 windows: 6 batches in all)
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
@@ -152,14 +152,14 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
 def test_resume_without_an_interrupted_run_is_refused(tmp_path) -> None:
     path = write_raster(tmp_path / "img.tif", random_image(30, 30))
     with pytest.raises(InputError, match="no interrupted run"):
-        predict_raster(path, tmp_path / "o.tif", model=LoadedModel(TinyConv(), classes=_default_classes(4)), resume=True)
+        predict_raster(path, tmp_path / "o.tif", model=LoadedModel(TinyConv(), classes=default_classes(4)), resume=True)
 
 
 KILL_SCRIPT = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
 from rsmamba.predict import predict_raster
-from rsmamba.predict.model import LoadedModel, _default_classes
+from rsmamba.engine.model import LoadedModel, default_classes
 from tests.predict_models import TinyConv
 
 class Slow(torch.nn.Module):
@@ -168,7 +168,7 @@ class Slow(torch.nn.Module):
     def forward(self, x):
         time.sleep(0.15); return self.net(x)
 
-predict_raster({img!r}, {out!r}, model=LoadedModel(Slow(TinyConv(num_classes=4).eval()), classes=_default_classes(4)),
+predict_raster({img!r}, {out!r}, model=LoadedModel(Slow(TinyConv(num_classes=4).eval()), classes=default_classes(4)),
                window=64, overlap=16, batch_size=4)
 """
 
@@ -192,10 +192,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path) -> None:
         proc.wait()
     assert not out.exists()
     net = TinyConv(num_classes=4).eval()
-    summary = predict_raster(path, out, model=LoadedModel(net, classes=_default_classes(4)), window=64, overlap=16,
+    summary = predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), window=64, overlap=16,
                              batch_size=4, resume=True)
     assert summary.resumed_from_row > 0
-    predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=_default_classes(4)), window=64,
+    predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=default_classes(4)), window=64,
                    overlap=16, batch_size=4)
     (got,), (ref,) = _read_all(out), _read_all(tmp_path / "ref.tif")
     np.testing.assert_array_equal(got, ref)
@@ -206,15 +206,15 @@ def test_column_strips_and_resume_across_strips(tmp_path) -> None:
     path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
     net = TinyConv(num_classes=4).eval()
     kw = dict(window=64, overlap=16, batch_size=4)
-    predict_raster(path, tmp_path / "one.tif", model=LoadedModel(net, classes=_default_classes(4)),
+    predict_raster(path, tmp_path / "one.tif", model=LoadedModel(net, classes=default_classes(4)),
                    probabilities=tmp_path / "pone.tif", **kw)
     out = tmp_path / "out.tif"
     with pytest.raises(KeyboardInterrupt):
-        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=20), classes=_default_classes(4)),
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=20), classes=default_classes(4)),
                        strip_width=256, probabilities=tmp_path / "p.tif", **kw)
     progress = json.loads(sidecar_path(out).read_text())
     assert progress["strip"] == 1  # strip 0 (columns 0-255) is complete on disk
-    summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=_default_classes(4)),
+    summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=default_classes(4)),
                              strip_width=256, probabilities=tmp_path / "p.tif", resume=True, **kw)
     assert summary.resumed_strip == 1
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")):
@@ -247,7 +247,7 @@ def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> Non
     kw = dict(window=64, overlap=16, batch_size=4, probabilities=tmp_path / "p.tif")
 
     def run(out: str, wrapper: Recording, **extra) -> Recording:
-        predict_raster(path, tmp_path / out, model=LoadedModel(wrapper, classes=_default_classes(4)), **{**kw, **extra})
+        predict_raster(path, tmp_path / out, model=LoadedModel(wrapper, classes=default_classes(4)), **{**kw, **extra})
         return wrapper
 
     one_pass = run("one.tif", Recording(net), probabilities=tmp_path / "pone.tif")

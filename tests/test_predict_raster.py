@@ -12,9 +12,10 @@ import rasterio
 import torch
 from rio_cogeo.cogeo import cog_validate
 
-from rsmamba.predict import predict_raster, window_weights
-from rsmamba.predict.model import LoadedModel
-from rsmamba.predict.writer import NODATA, PROB_SCALE
+from rsmamba.engine.blend import window_weights
+from rsmamba.predict import predict_raster
+from rsmamba.engine.model import LoadedModel
+from rsmamba.engine.writer import NODATA, PROB_SCALE
 from rsmamba.raster.windows import WindowGrid
 from tests.predict_models import PixelArgmax, TinyConv
 from tests.rasters import random_image, write_raster
@@ -74,9 +75,9 @@ def test_streamed_file_equals_whole_image_reference(tmp_path, h, w, size, overla
 
 
 def _classes(n: int):
-    from rsmamba.predict.model import _default_classes
+    from rsmamba.engine.model import default_classes
 
-    return _default_classes(n)
+    return default_classes(n)
 
 
 def test_no_visible_seams_with_blending(tmp_path) -> None:
@@ -210,8 +211,8 @@ def test_device_code_path_gives_the_same_files(tmp_path, monkeypatch) -> None:
     """On a GPU the band is blended and rendered with torch ops (``host_view`` returns the tensor);
     on CPU with NumPy views. Forcing the torch path on CPU gives the same bytes: the GPU path is
     the same arithmetic, exercised without a GPU."""
-    import rsmamba.predict.stitch as stitch
-    import rsmamba.predict.writer as writer
+    import rsmamba.engine.stitch as stitch
+    import rsmamba.engine.writer as writer
 
     path = write_raster(tmp_path / "img.tif", smooth_image(150, 170, seed=3))
     kw = dict(window=48, overlap=12, batch_size=3, blend="gaussian")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsmamba.predict.blend import BLEND_MODES, window_weights
-from rsmamba.predict.stitch import RowBandStitcher
+from rsmamba.engine.blend import BLEND_MODES, window_weights
+from rsmamba.engine.stitch import RowBandStitcher
 from rsmamba.raster.windows import WindowGrid
 
 
@@ -107,7 +107,7 @@ def test_weights_fall_towards_inner_borders_and_stay_flat_on_raster_edges(mode) 
 )
 def test_column_strips_give_the_same_blend(width, height, size, overlap_frac, strip_width, mode) -> None:
     """Strips recompute the windows crossing their borders; every pixel still gets every window."""
-    from rsmamba.predict.stitch import column_strips
+    from rsmamba.engine.stitch import column_strips
 
     overlap = min(size - 1, int(size * overlap_frac))
     grid = WindowGrid(width, height, size, overlap)

@@ -23,7 +23,7 @@ from rsmamba.jobs import plan_jobs
 from rsmamba.cli import main
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
-from rsmamba.predict.model import LoadedModel, _default_classes
+from rsmamba.engine.model import LoadedModel, default_classes
 from tests.predict_models import TinyConv
 from tests.rasters import ROOT, random_image, write_raster
 
@@ -33,7 +33,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 import torch
 from rsmamba.predict import predict_raster
-from rsmamba.predict.model import LoadedModel, _default_classes
+from rsmamba.engine.model import LoadedModel, default_classes
 from tests.predict_models import TinyConv
 
 class Slow(torch.nn.Module):
@@ -43,13 +43,13 @@ class Slow(torch.nn.Module):
         time.sleep({sleep}); return self.net(x)
 
 net = Slow(TinyConv(num_classes=4, seed={seed}).eval())
-predict_raster({img!r}, {out!r}, probabilities={prob!r}, model=LoadedModel(net, classes=_default_classes(4)),
+predict_raster({img!r}, {out!r}, probabilities={prob!r}, model=LoadedModel(net, classes=default_classes(4)),
                window=64, overlap=16, batch_size=4, overwrite=True)
 """
 
 
 def _model(seed: int = 0) -> LoadedModel:
-    return LoadedModel(TinyConv(num_classes=4, seed=seed).eval(), classes=_default_classes(4))
+    return LoadedModel(TinyConv(num_classes=4, seed=seed).eval(), classes=default_classes(4))
 
 
 def _arrays(*paths: Path) -> list[np.ndarray]:
@@ -249,7 +249,7 @@ def test_cli_busy_output_is_one_line_exit_2(tmp_path, capsys) -> None:
 
 
 def test_predict_full_disk_frees_scratch(tmp_path, monkeypatch) -> None:
-    import rsmamba.predict.writer as writer
+    import rsmamba.engine.writer as writer
 
     img = write_raster(tmp_path / "img.tif", random_image(300, 60, seed=4))
     out = tmp_path / "o" / "c.tif"

@@ -23,17 +23,17 @@ import torch.nn as nn
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
+from rsmamba.classes import ISPRS_CLASSES, ClassInfo
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.atomic import publish
-from rsmamba.predict.api import (
-    check_creation_options, check_output_path, check_run_options, estimate_seconds, model_digest, plan_strips,
-    stream_layers,
+from rsmamba.engine.options import check_run_options
+from rsmamba.engine.run import (
+    check_creation_options, check_output_path, estimate_seconds, model_digest, plan_strips, stream_layers,
 )
-from rsmamba.predict.resume import ResumeState, file_fingerprint, params_hash
-from rsmamba.predict.model import INPUT_MULTIPLE, LoadedModel, Predictor
-from rsmamba.predict.stitch import FinishedRows
-from rsmamba.predict.writer import (
+from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash
+from rsmamba.engine.model import LoadedModel, Predictor, load_model
+from rsmamba.engine.stitch import FinishedRows
+from rsmamba.engine.writer import (
     NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
     scaled_probability,
 )
@@ -43,8 +43,6 @@ from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 PathLike = str | os.PathLike[str]
-DEMO_CHANGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_change_model.pt"
-CHANGE_TASKS = ("change", "semantic-change")
 
 
 @dataclass
@@ -76,39 +74,8 @@ class ChangeSummary:
 
 
 def load_change_model(spec: str | PathLike | nn.Module | LoadedModel | None, *, image_count: int) -> LoadedModel:
-    """A change checkpoint, a registered change model (untrained, for tests/benchmarks), or the demo model."""
-    if isinstance(spec, LoadedModel):
-        return spec
-    if isinstance(spec, nn.Module):
-        return LoadedModel(spec, inputs="t1+t2", source="module", extra={"task": "semantic-change"})
-    if spec is None:
-        if not DEMO_CHANGE_MODEL.is_file():
-            raise InputError("no --model given and no demo change model is shipped "
-                             "(rsmamba/data/demo_change_model.pt); pass --model CHECKPOINT.pt")
-        spec = DEMO_CHANGE_MODEL
-    from rsmamba.models import create_model, model_info
-
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
-        from rsmamba.checkpoint import build_from_checkpoint
-
-        ckpt, info, module = build_from_checkpoint(path, CHANGE_TASKS, "change")
-        norm = ckpt.get("normalization") or {}
-        image_bands = (ckpt.get("bands") or {}).get("image")
-        return LoadedModel(module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
-                           bands=list(image_bands) if image_bands else None, image_norm=norm.get("image"),
-                           in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path),
-                           extra={"task": info.task, "t2_norm": norm.get("t2")}, input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE))
-    info = model_info(str(spec))
-    if info.task not in CHANGE_TASKS:
-        raise InputError(f"model {spec!r} is a {info.task} model; change needs a change model (e.g. mambafcs_tiny)")
-    module = create_model(str(spec), in_chans=image_count)
-    from rsmamba.predict.model import _default_classes
-
-    classes = _default_classes(int(info.defaults.get("num_classes", len(ISPRS_CLASSES))))
-    return LoadedModel(module, name=str(spec), inputs=info.inputs, in_chans=image_count, classes=classes,
-                       source=f"registry:{spec} (untrained)", extra={"task": info.task},
-                       input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE))
+    """A change checkpoint, a registered change model (untrained, for tests/benchmarks), or the shipped one."""
+    return load_model(spec, image_count=image_count, verb="change")
 
 
 class ChangePredictor(Predictor):
@@ -160,9 +127,9 @@ def change_probability_layer(path: Path) -> OutputLayer:
 
 
 def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandStats:
-    from rsmamba.raster.normalize import _Accumulator, sample_windows
+    from rsmamba.raster.normalize import StatsAccumulator, sample_windows
 
-    acc = _Accumulator(src.count)
+    acc = StatsAccumulator(src.count)
     for w in sample_windows(src.width, src.height, max_pixels):
         acc.add(read(w), src.read_valid(w))
     return acc.result("epoch")

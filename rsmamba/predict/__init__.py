@@ -1,15 +1,15 @@
-"""Streaming sliding-window inference: blend, stitch row bands, write a COG (issue #5).
+"""``rsmamba predict``: one scene (``predict_raster``), row strips across processes (``strips``), many
+scenes (``many``). The streaming engine they drive is :mod:`rsmamba.engine`.
 
-Names load on first use (PEP 562), so light submodules (``options``, ``blend``) import without
-torch: the CLI checks options in milliseconds before the seconds that torch takes.
+Names load on first use (PEP 562): the CLI checks options in milliseconds before the seconds
+that torch takes.
 """
 
 from importlib import import_module
 
-_EXPORTS = {"PredictSummary": "api", "predict_raster": "api", "BLEND_MODES": "blend", "window_weights": "blend",
-            "RowBandStitcher": "stitch"}
+_EXPORTS = {"PredictSummary": "api", "predict_raster": "api", "predict_many": "many"}
 
-__all__ = ["BLEND_MODES", "PredictSummary", "RowBandStitcher", "predict_raster", "window_weights"]
+__all__ = ["PredictSummary", "predict_many", "predict_raster"]
 
 
 def __getattr__(name: str):

@@ -31,9 +31,9 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.api import (
     model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
-from rsmamba.predict.model import DEMO_MODEL, LoadedModel, load_model
-from rsmamba.predict.resume import file_fingerprint, params_hash
-from rsmamba.predict.writer import (
+from rsmamba.engine.model import DEMO_MODEL, LoadedModel, load_model
+from rsmamba.engine.resume import file_fingerprint, params_hash
+from rsmamba.engine.writer import (
     BLOCK, OutputLayer, class_layer, confidence_layer, create_scratch, finalize, probability_layer, scratch_profile,
 )
 from rsmamba.raster.source import AlignedSource

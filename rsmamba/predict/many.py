@@ -11,7 +11,7 @@ from rsmamba.errors import InputError
 from rsmamba.jobs import JobResult, band_count, cached_model, expand_inputs, plan_jobs, resolve_template, run_many
 from rsmamba.jobs import setup_worker
 from rsmamba.predict.api import predict_raster
-from rsmamba.predict.model import load_model
+from rsmamba.engine.model import load_model
 
 __all__ = ["predict_job", "predict_many"]
 

@@ -46,7 +46,7 @@ def sample_windows(width: int, height: int, max_pixels: int, window: int = 256) 
     return [Window(int(c), int(r), min(window, width), min(window, height)) for r in rows for c in cols]
 
 
-class _Accumulator:
+class StatsAccumulator:
     """Streaming sums for mean/std/min/max per band (float64, so large rasters stay exact enough)."""
 
     def __init__(self, bands: int) -> None:
@@ -78,8 +78,8 @@ class _Accumulator:
 
 def compute_stats(src: AlignedSource, max_pixels: int = 2_000_000) -> tuple[BandStats, BandStats | None]:
     """Image (and DSM) statistics over valid pixels of a lattice of sample windows."""
-    image_acc = _Accumulator(src.count)
-    dsm_acc = _Accumulator(1) if src.has_dsm else None
+    image_acc = StatsAccumulator(src.count)
+    dsm_acc = StatsAccumulator(1) if src.has_dsm else None
     for window in sample_windows(src.width, src.height, max_pixels):
         valid = src.read_valid(window)
         image_acc.add(src.read_image(window), valid)

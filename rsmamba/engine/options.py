@@ -6,7 +6,7 @@ Kept apart from ``api`` so the CLI answers a bad option before torch (seconds to
 from __future__ import annotations
 
 from rsmamba.errors import ProblemCollector
-from rsmamba.predict.blend import BLEND_MODES
+from rsmamba.engine.blend import BLEND_MODES
 
 
 def _cuda_available() -> bool:

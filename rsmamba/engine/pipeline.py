@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from rsmamba.predict.blend import window_weights
-from rsmamba.predict.stitch import FinishedRows, RowBandStitcher, Strip
-from rsmamba.predict.writer import ScratchWriter
+from rsmamba.engine.blend import window_weights
+from rsmamba.engine.stitch import FinishedRows, RowBandStitcher, Strip
+from rsmamba.engine.writer import ScratchWriter
 from rsmamba.raster.windows import WindowGrid
 
 _DONE = object()

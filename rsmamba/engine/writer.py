@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import atomic_output
 from rsmamba.classes import ClassInfo, colormap
-from rsmamba.predict.stitch import FinishedRows, host_view
+from rsmamba.engine.stitch import FinishedRows, host_view
 
 NODATA = 255
 PROB_SCALE = 254  # probabilities are stored as round(p * 254); 255 is nodata
@@ -71,7 +71,7 @@ def argmax_classes(acc: torch.Tensor) -> torch.Tensor:
 
     A running comparison over the classes: on CPU, torch's and NumPy's argmax over the leading
     axis are several times slower than these C elementwise passes. On a CPU it runs in NumPy on
-    the calling thread (see :func:`rsmamba.predict.stitch.host_view`).
+    the calling thread (see :func:`rsmamba.engine.stitch.host_view`).
     """
     a = host_view(acc)
     if isinstance(a, np.ndarray):

@@ -19,6 +19,8 @@ from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
+DEMO_CHANGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_change_model.pt"
+CHANGE_TASKS = ("change", "semantic-change")
 # Registered networks state the window sides they take (``input_multiple``, or a ``fixed_input_size``);
 # windows are padded to that (at least one multiple) and the output cropped back, so a raster smaller
 # than the window or of any size predicts. 32 (five halvings) for a network that states nothing.
@@ -48,55 +50,71 @@ class LoadedModel:
         return len(self.classes)
 
 
-def _default_classes(n: int) -> tuple[ClassInfo, ...]:
+def default_classes(n: int) -> tuple[ClassInfo, ...]:
+    """Names and colours for a model that carries none (an untrained registry model): ISPRS's six, else numbered."""
     if n == len(ISPRS_CLASSES):
         return ISPRS_CLASSES
     rng = np.random.default_rng(n)
     return tuple(ClassInfo(i, f"class_{i}", tuple(int(c) for c in rng.integers(0, 256, 3))) for i in range(n))
 
 
-def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count: int, has_dsm: bool) -> LoadedModel:
-    """A checkpoint path, a registry name (untrained, for benchmarks), a module, or the demo model."""
+# What each verb runs: the registry tasks it takes, its shipped default, what to say when that is missing.
+_VERB_TASKS = {
+    "predict": (("segmentation",), DEMO_MODEL, "a segmentation model"),
+    "change": (CHANGE_TASKS, DEMO_CHANGE_MODEL, "a change model (e.g. mambafcs_tiny)"),
+}
+
+
+def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count: int, has_dsm: bool = False,
+               verb: str = "predict") -> LoadedModel:
+    """A checkpoint path, a registry name (untrained, for benchmarks), a module, or the shipped model.
+
+    ``verb``: ``"predict"`` takes segmentation models, ``"change"`` change and semantic-change models.
+    """
+    tasks, shipped, wanted = _VERB_TASKS[verb]
     if isinstance(spec, LoadedModel):
         return spec
     if isinstance(spec, nn.Module):
+        if verb == "change":
+            return LoadedModel(spec, inputs="t1+t2", source="module", extra={"task": "semantic-change"})
         return LoadedModel(spec, source="module")
     if spec is None:
-        if not DEMO_MODEL.is_file():
-            raise InputError(
-                "no --model given and the demo model (rsmamba/data/demo_model.pt, issue #8) is not shipped yet; "
-                "pass --model CHECKPOINT.pt or a registered model name"
-            )
-        spec = DEMO_MODEL
+        if not shipped.is_file():
+            raise InputError(f"no --model given and the shipped model ({shipped.name}) is missing from this "
+                             "installation; pass --model CHECKPOINT.pt or a registered model name")
+        spec = shipped
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
-        return _from_checkpoint(path)
+        return _from_checkpoint(path, tasks, verb)
     from rsmamba.models import create_model, model_info
 
     info = model_info(str(spec))  # InputError listing the known names
-    if info.task != "segmentation":
-        raise InputError(f"model {spec!r} is a {info.task} model; predict needs a segmentation model")
+    if info.task not in tasks:
+        raise InputError(f"model {spec!r} is a {info.task} model; {verb} needs {wanted}")
     concat = has_dsm and info.inputs == "image"
     in_chans = image_count + (1 if concat else 0)
     module = create_model(str(spec), in_chans=in_chans)
     num_classes = int(info.defaults.get("num_classes", len(ISPRS_CLASSES)))
-    return LoadedModel(module, name=str(spec), inputs=info.inputs, classes=_default_classes(num_classes),
-                       uses_dsm=has_dsm, in_chans=in_chans, source=f"registry:{spec} (untrained)",
+    return LoadedModel(module, name=str(spec), inputs=info.inputs, classes=default_classes(num_classes),
+                       uses_dsm=has_dsm and verb == "predict", in_chans=in_chans,
+                       source=f"registry:{spec} (untrained)", extra={"task": info.task} if verb == "change" else {},
                        input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE))
 
 
-def _from_checkpoint(path: Path) -> LoadedModel:
+def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedModel:
     from rsmamba.checkpoint import build_from_checkpoint
 
-    ckpt, info, module = build_from_checkpoint(path, ("segmentation",), "predict")
-    bands = ckpt["bands"]
-    norm = ckpt["normalization"] or {}
+    ckpt, info, module = build_from_checkpoint(path, tasks, verb)
+    bands = ckpt.get("bands") or {}
+    norm = ckpt.get("normalization") or {}
     image_bands = bands.get("image")
+    extra = ({"task": info.task, "t2_norm": norm.get("t2")} if verb == "change"
+             else {"config": ckpt.get("config", {})})
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
-        bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")),
-        image_norm=norm.get("image"), dsm_norm=norm.get("dsm"), in_chans=ckpt["model_kwargs"].get("in_chans"),
-        source=str(path), extra={"config": ckpt.get("config", {})},
+        bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")) and verb == "predict",
+        image_norm=norm.get("image"), dsm_norm=norm.get("dsm") if verb == "predict" else None,
+        in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path), extra=extra,
         input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),
     )
 
@@ -191,7 +209,7 @@ class Predictor:
     def __call__(self, batch: np.ndarray) -> torch.Tensor:
         """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities, on the model's device.
 
-        They stay there: blending and rendering run on the same device (``rsmamba.predict.engine``).
+        They stay there: blending and rendering run on the same device (``rsmamba.engine.pipeline``).
         """
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         h, w = x.shape[-2:]

@@ -1,0 +1,209 @@
+"""The steps around one pipeline run that ``predict`` and ``change`` share: output and option
+checks, the strip plan, streaming the layers, the model's identity, time and memory estimates."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rsmamba.atomic import output_problems
+from rsmamba.errors import ProblemCollector
+from rsmamba.engine.model import LoadedModel, Predictor
+from rsmamba.engine.pipeline import WeightCache, first_grid_row, run_pipeline
+from rsmamba.engine.stitch import RowBandStitcher, Strip, column_strips
+from rsmamba.engine.writer import BLOCK, OutputLayer, ScratchWriter
+from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.windows import WindowGrid
+
+__all__ = [
+    "check_creation_options", "check_output_path", "estimate_seconds", "model_digest", "model_id", "peak_rss_bytes",
+    "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss", "stream_layers",
+]
+
+
+def plan_strips(grid: WindowGrid, width: int, strip_width: int) -> list[Strip]:
+    """Column strips of about ``strip_width`` px (a multiple of the output tile) over ``grid``."""
+    return column_strips(grid.col_offsets, grid.window_width, width, max(BLOCK, strip_width // BLOCK * BLOCK))
+
+
+def stream_layers(
+    src: AlignedSource,
+    grid: WindowGrid,
+    strips: list[Strip],
+    read_window,
+    predict,
+    layers: list[OutputLayer],
+    *,
+    channels: int,
+    blend: str = "hann",
+    crop: int = 0,
+    edge_aware: bool = True,
+    batch_size: int = 4,
+    prefetch: int = 4,
+    on_durable=None,
+    first_strip: int = 0,
+    rows_done: int = 0,
+    rows: tuple[int, int] | None = None,
+    progress: bool = False,
+    desc: str = "predict",
+    pointwise_read: bool = False,
+) -> None:
+    """Run ``predict`` over every window, blend ``channels`` probability maps, render ``layers`` to scratch.
+
+    The shared streaming core of ``predict`` and ``change``: row-band stitchers per column strip,
+    a reader/model/writer pipeline, scratch files rendered by each layer. ``finalize`` the layers after.
+    ``rows=(y0, y1)``: only those raster rows, into scratch files of that height (one band of a
+    scene split across workers). ``pointwise_read``: ``read_window`` handles each pixel alone, so a
+    batch may be read as one region (see :func:`rsmamba.engine.pipeline.run_pipeline`).
+    """
+    if first_strip >= len(strips):
+        return
+    writer = ScratchWriter(layers, src.profile(), strip=first_strip, rows_done=rows_done, on_durable=on_durable,
+                           rows=rows)
+    if on_durable is not None and first_strip == 0 and rows_done == 0:
+        on_durable(0, 0)  # the scratch files exist now: a resume can start from them
+    device = getattr(predict, "device", "cpu")  # blend where the model runs
+
+    def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
+        st = RowBandStitcher(strip.right - strip.left, src.height, channels, grid.window_height,
+                             overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1),
+                             device=device)
+        st.start_at(start_row)
+        return st
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        height = rows[1] - rows[0] if rows is not None else src.height
+        done_px = sum((s.x1 - s.x0) * height for s in strips[:first_strip])
+        done_px += first_grid_row(grid, rows_done) * (strips[first_strip].x1 - strips[first_strip].x0)
+        bar = tqdm(total=src.width * height, initial=done_px, unit="px", unit_scale=True, desc=desc,
+                   dynamic_ncols=True)
+    try:
+        run_pipeline(
+            grid=grid, strips=strips, read_window=read_window, predict=predict, new_stitcher=new_stitcher,
+            writer=writer, weights=WeightCache(src.width, src.height, blend, crop, edge_aware, device),
+            batch_size=batch_size, prefetch=prefetch, first_strip=first_strip, first_row=rows_done, rows=rows,
+            on_rows=bar.update if bar is not None else None, pointwise_read=pointwise_read,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def check_output_path(path: Path, image: Path | list, problems: ProblemCollector, role: str, *,
+                      overwrite: bool = True, inputs: tuple = ()) -> None:
+    """Output problems (see :func:`rsmamba.atomic.output_problems`) collected with the input problems.
+
+    ``image``: one input path or a list of them; ``inputs``: more inputs.
+    """
+    images = image if isinstance(image, list) else [image]
+    for problem in output_problems([path], inputs=[*images, *inputs], overwrite=overwrite):
+        problems.add(f"{role}: {problem}")
+
+
+def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector) -> None:
+    """``--co KEY=VALUE``: GDAL COG creation option names (checked here, values by GDAL)."""
+    from rsmamba.engine.writer import COG_OPTIONS
+
+    for key in co or {}:
+        if key.upper() not in COG_OPTIONS:
+            problems.add(f"--co {key}: not a COG creation option (one of {', '.join(sorted(COG_OPTIONS))})")
+
+
+def model_digest(model: LoadedModel) -> str:
+    """Hash of the weights' values in order (not their names: a wrapper module changes nothing)."""
+    h = hashlib.sha256()
+    for t in model.module.state_dict().values():
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def model_id(model: LoadedModel, digest: str) -> str:
+    """What the ``model_id`` tag (and vectorize's ``model_id`` field) says: the checkpoint and its weights."""
+    source = model.source or "module"
+    name = Path(source).name if source.endswith((".pt", ".pth", ".ckpt", ".safetensors")) else source
+    return f"{name} weights:{digest}"
+
+
+def estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int
+                     ) -> tuple[float, int]:
+    """Time one batch (after a warm-up batch) and scale to the whole grid; also measure the
+    memory the forward pass takes above the current resident set (its activations)."""
+    windows = list(grid)[:batch_size]
+    x = np.stack([read_window(w)[0] for w in windows])
+    before = process_rss_bytes()
+    reset_peak_rss()
+    predictor(x)
+    t0 = time.perf_counter()
+    predictor(x)
+    seconds = (time.perf_counter() - t0) / len(windows) * n_windows
+    peak = peak_rss_bytes()
+    return seconds, max(0, peak - before) if peak and before else 0
+
+
+def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, in_chans: int, batch_size: int,
+                   prefetch: int, layers_bands: int, probabilities: bool) -> int:
+    """Bytes the streaming pipeline holds at its peak, beyond the model's activations.
+
+    Row bands: the one being filled and the one the writer renders (a band is handed to the
+    writer whole, see ``RowBandStitcher.advance``; a second queued one is rare, the writer being
+    faster than the model). Batches: ``prefetch`` queued and one in the network (with its
+    probabilities), plus the span a batch is read from. The writer: each layer's pending tile rows,
+    and while rendering, the class argmax's running maximum and (with probabilities) one float32
+    copy of the finished rows. Checked against measured peaks by ``bench/predict.py`` (b).
+    """
+    band_w = max(s.right - s.left for s in strips)
+    out_w = max(s.x1 - s.x0 for s in strips)
+    h, w = grid.window_height, grid.window_width
+    band = (num_classes * 4 + 5) * h * band_w
+    batch_in = batch_size * (in_chans * 4 + 1) * h * w
+    batch_out = batch_size * num_classes * 4 * h * w
+    span = in_chans * 4 * h * (w + (batch_size - 1) * grid.stride)
+    pending = layers_bands * (BLOCK + h) * out_w
+    render = 5 * h * out_w + (num_classes * 5 * h * out_w if probabilities else 0)
+    return 2 * band + (prefetch + 1) * batch_in + span + batch_out + pending + render
+
+
+def _proc_status(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in bytes; 0 where there is no procfs."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def process_rss_bytes() -> int:
+    """This process's resident set now (0 where it cannot be read)."""
+    rss = _proc_status("VmRSS")
+    if rss == 0:
+        try:
+            import psutil
+
+            rss = int(psutil.Process().memory_info().rss)
+        except Exception:  # noqa: BLE001 - an estimate without it is still an estimate
+            rss = 0
+    return rss
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS measurement (Linux: ``5`` to /proc/self/clear_refs); a no-op elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set since :func:`reset_peak_rss` (or since the start); 0 where unknown."""
+    return _proc_status("VmHWM")
