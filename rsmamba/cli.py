@@ -344,7 +344,7 @@ def vectorize(
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
-    from rsmamba.vectorize.mosaic import resolve_rasters
+    from rsmamba.vectorize.many import resolve_rasters
 
     rasters = resolve_rasters(raster)
     if output is None and len(rasters) > 1:

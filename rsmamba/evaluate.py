@@ -88,7 +88,7 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
 
         import pandas as pd
 
-        from rsmamba.raster.validate import vector_path_problem
+        from rsmamba.paths import vector_path_problem
 
         problem = vector_path_problem(ref_path, "reference")
         if problem:
@@ -290,7 +290,7 @@ def evaluate_rasters(
                        ("image", image)):
         if path is not None and not Path(path).exists():
             problems.add(f"{role} {path}: not found")
-    from rsmamba.raster.validate import vector_path_problem
+    from rsmamba.paths import vector_path_problem
 
     if buildings is not None and vector_path_problem(buildings, "buildings"):
         problems.add(vector_path_problem(buildings, "buildings"))

@@ -63,3 +63,15 @@ def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
     if not os.access(path, os.R_OK):
         return f"{role} {path}: not readable (permissions)"
     return None
+
+
+def vector_path_problem(path: object, role: str) -> str | None:
+    """A vector file name the OGR reader/writer would misread, or None.
+
+    pyogrio parses paths as URIs, and a ';' in the file name starts URI "parameters": the name is
+    cut there and another file is read or written. Refused, rather than silently using another file.
+    """
+    name = getattr(path, "name", None) or str(path).rsplit("/", 1)[-1]
+    if ";" in name:
+        return f"{role} {path}: a vector file name may not contain ';' (the OGR driver cuts the name there); rename it"
+    return None

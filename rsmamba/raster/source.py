@@ -95,7 +95,7 @@ class _VectorLabels:
                  burn: int | None = None):
         import geopandas as gpd
 
-        from rsmamba.raster.validate import vector_path_problem
+        from rsmamba.paths import vector_path_problem
 
         self.background = background
         self.ok = False

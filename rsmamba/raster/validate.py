@@ -134,15 +134,3 @@ def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> 
             return (f"{what}: more than {MAX_CLASSES_WITHOUT_TABLE} distinct values and no class table "
                     f"(an image?); {hint}")
     return None
-
-
-def vector_path_problem(path: Any, role: str) -> str | None:
-    """A vector file name the OGR reader/writer would misread, or None.
-
-    pyogrio parses paths as URIs, and a ';' in the file name starts URI "parameters": the name is
-    cut there and another file is read or written. Refused, rather than silently using another file.
-    """
-    name = getattr(path, "name", None) or str(path).rsplit("/", 1)[-1]
-    if ";" in name:
-        return f"{role} {path}: a vector file name may not contain ';' (the OGR driver cuts the name there); rename it"
-    return None

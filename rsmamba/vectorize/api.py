@@ -37,7 +37,8 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.raster.validate import class_raster_problem, vector_path_problem
+from rsmamba.paths import vector_path_problem
+from rsmamba.raster.validate import class_raster_problem
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
@@ -402,7 +403,7 @@ def vectorize_raster(
     Thresholds take ground units: ``min_area="4m2"``, ``simplify="0.5m"``, ``fill_holes="2m2"``.
     ``regularize`` orthogonalises every output polygon (meant for ``classes=["building"]``);
     it replaces ``simplify`` for those polygons. ``change=None`` detects a change raster from
-    band 1's description. ``scenes`` is set by :func:`~.mosaic.vectorize_many` when ``raster`` is
+    band 1's description. ``scenes`` is set by :func:`~.many.vectorize_many` when ``raster`` is
     the VRT mosaic of several scenes: it names each polygon's source scene and skips gaps.
 
     Output policy (:func:`rsmamba.atomic.publish`): a GeoPackage holds layers, so a new ``layer``

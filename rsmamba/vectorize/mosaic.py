@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ import shapely
 from affine import Affine
 from rasterio.windows import Window
 
-from rsmamba.jobs import expand_inputs, is_pattern
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.vectorize import attributes as attrs
 
@@ -119,17 +117,6 @@ class Mosaic:
         ra, rb = rects[a], rects[b]
         strict = (ra[:, 0] < rb[:, 2]) & (rb[:, 0] < ra[:, 2]) & (ra[:, 1] < rb[:, 3]) & (rb[:, 1] < ra[:, 3])
         return sorted(zip(a[strict].tolist(), b[strict].tolist()))
-
-
-def resolve_rasters(items: Sequence[PathLike]) -> list[Path]:
-    """Paths, globs and @lists -> raster paths; one plain path is passed through unchecked.
-
-    A single path goes to ``vectorize_raster`` as it is, so its own checks word the error.
-    """
-    texts = [str(i) for i in items]
-    if len(texts) == 1 and not is_pattern(texts[0]):
-        return [Path(texts[0])]
-    return expand_inputs(texts)
 
 
 def _read(path: Path, problems: ProblemCollector) -> _Raster | None:
@@ -290,28 +277,3 @@ def write_mosaic_vrt(paths: Sequence[PathLike], vrt_path: PathLike) -> Path:
     vrt_path = Path(vrt_path)
     mosaic_vrt_xml(plan_mosaic(paths)).write(vrt_path, encoding="UTF-8", xml_declaration=False)
     return vrt_path
-
-
-def vectorize_many(rasters: Sequence[PathLike], output: PathLike, **options: Any):
-    """Polygonize several rasters on one grid into one layer; polygons crossing scene borders come out whole.
-
-    ``rasters``: paths, globs or @lists. One raster is exactly :func:`~.api.vectorize_raster`;
-    several are mosaicked into a temporary VRT that is vectorized block by block (same options).
-    The ``source`` attribute names the scene under each polygon's interior point.
-    """
-    from rsmamba.vectorize.api import vectorize_raster
-
-    paths = resolve_rasters(rasters)
-    if len(paths) == 1:
-        return vectorize_raster(paths[0], output, **options)
-    if options.get("probabilities") is not None:
-        raise InputError("--probabilities works with one raster at a time, not a mosaic of several")
-    mosaic = plan_mosaic(paths)
-    with tempfile.TemporaryDirectory(prefix="rsmamba-mosaic-") as tmp:
-        vrt = Path(tmp) / "mosaic.vrt"
-        mosaic_vrt_xml(mosaic).write(vrt, encoding="UTF-8", xml_declaration=False)
-        try:
-            return vectorize_raster(vrt, output, scenes=mosaic, **options)
-        except InputError as exc:  # name the inputs, not a temporary file
-            raise InputError([p.replace(str(vrt), mosaic.label).replace(vrt.name, mosaic.label)
-                              for p in exc.problems]) from None
