@@ -16,7 +16,7 @@ from rsmamba.runlog import new_run
 
 from rsmamba import cli_options as opt
 from rsmamba.cli_options import STATE, parse_float_list, parse_int_list
-from rsmamba.errors import InputError, NotBuiltError, RsmambaError
+from rsmamba.errors import InputError, RsmambaError
 
 app = typer.Typer(
     name="rsmamba",
@@ -97,10 +97,6 @@ def _group(
 
     STATE.verbosity = verbose - quiet
     logging.getLogger("rsmamba").setLevel(STATE.log_level)
-
-
-def _not_built(verb: str, issue: int) -> None:
-    raise NotBuiltError(f"'rsmamba {verb}' is not built yet (tracked in issue #{issue})")
 
 
 @app.command()

@@ -25,12 +25,6 @@ class InputError(RsmambaError):
         super().__init__("; ".join(self.problems))
 
 
-class NotBuiltError(RsmambaError):
-    """A verb of the mission that has not been implemented yet (no fake output)."""
-
-    exit_code = 3
-
-
 class ProblemCollector:
     """Gather input problems, then raise them together.
 
