@@ -1,7 +1,7 @@
-"""Scale-out: throughput with 1 and 2 Dask workers, per-task overhead, and one scene in row bands.
+"""Scale-out: throughput with 1 and 2 Dask workers, per-task overhead, and one scene in row slices.
 
-    python bench/scale.py            # 8 scenes of 1024^2, a 3072^2 scene in 4 bands
-    python bench/scale.py --quick    # 4 scenes of 512^2, a 2048^2 scene in 4 bands
+    python bench/scale.py            # 8 scenes of 1024^2, a 3072^2 scene in 4 row slices
+    python bench/scale.py --quick    # 4 scenes of 512^2, a 2048^2 scene in 4 row slices
 
 All in one run, so the ratios compare like with like on this (noisy, shared) machine:
 (a) many scenes with the shipped demo model (image + DSM): in this process (torch on every
@@ -13,9 +13,9 @@ All in one run, so the ratios compare like with like on this (noisy, shared) mac
     and warm-up are reported apart (``startup_s``), since a campaign pays them once.
 (b) per-task overhead: a job that copies a 1-byte file, run 1 and 1 + N times; the difference
     over N is the cost of one task (scheduling, pickling, result handling, the atomic check).
-(c) one large scene: ``predict_raster`` in this process vs. ``predict_bands`` on 2 workers
-    (4 bands, so both workers get the same share); time ratio, the windows the bands compute
-    over those of one pass (band borders run twice), and whether the class COGs are byte-identical.
+(c) one large scene: ``predict_raster`` in this process vs. ``predict_slices`` on 2 workers
+    (4 slices, so both workers get the same share); time ratio, the windows the slices compute
+    over those of one pass (slice borders run twice), and whether the class COGs are byte-identical.
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def one_large_scene(root: Path, size: int, band_rows: int, warmup: Path) -> dict:
+def one_large_scene(root: Path, size: int, slice_rows: int, warmup: Path) -> dict:
     from rsmamba.predict import predict_raster
-    from rsmamba.predict.bands import predict_bands
+    from rsmamba.predict.slices import predict_slices
 
     paths = write_scene(root / "large", size=size, seed=7, gsd=0.25)
     torch.set_num_threads(CORES)
@@ -119,14 +119,14 @@ def one_large_scene(root: Path, size: int, band_rows: int, warmup: Path) -> dict
     single = time.perf_counter() - t0
     with warm_cluster(2, None, warmup) as (address, _):
         t0 = time.perf_counter()
-        summary = predict_bands(paths["ortho_t1"], root / "large_bands.tif", dsm=paths["dsm_t1"],
-                                band_rows=band_rows, scheduler=address, progress=False)
-        bands = time.perf_counter() - t0
-    return {"size": size, "bands": len(summary.bands), "band_rows": band_rows, "single_process_s": single,
-            "bands_2_workers_s": bands, "time_ratio_bands_over_single": bands / single,
-            "window_ratio": summary.window_ratio, "band_jobs_s": summary.compute_seconds, "assemble_s": summary.assemble_seconds,
-            "band_job_seconds": [round(r.seconds, 2) for r in summary.results],
-            "byte_identical": sha(root / "large_single.tif") == sha(root / "large_bands.tif")}
+        summary = predict_slices(paths["ortho_t1"], root / "large_slices.tif", dsm=paths["dsm_t1"],
+                                slice_rows=slice_rows, scheduler=address, progress=False)
+        sliced = time.perf_counter() - t0
+    return {"size": size, "slices": len(summary.slices), "slice_rows": slice_rows, "single_process_s": single,
+            "slices_2_workers_s": sliced, "time_ratio_slices_over_single": sliced / single,
+            "window_ratio": summary.window_ratio, "slice_jobs_s": summary.compute_seconds, "assemble_s": summary.assemble_seconds,
+            "slice_job_seconds": [round(r.seconds, 2) for r in summary.results],
+            "byte_identical": sha(root / "large_single.tif") == sha(root / "large_slices.tif")}
 
 
 def main() -> None:
@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
-    n, size, large, band_rows, noop = (4, 512, 2048, 512, 40) if args.quick else (8, 1024, 3072, 768, 100)
+    n, size, large, slice_rows, noop = (4, 512, 2048, 512, 40) if args.quick else (8, 1024, 3072, 768, 100)
     root = Path(tempfile.mkdtemp(prefix="rsmamba-bench-scale-"))
     try:
         images = make_scenes(root, n, size)
@@ -173,10 +173,10 @@ def main() -> None:
         print("\n(b) per-task overhead (1-byte copy jobs)")
         print_table(overhead, ["mode", "tasks", "t_1_task_s", "per_task_ms"])
 
-        large_row = one_large_scene(root, large, band_rows, warmup)
+        large_row = one_large_scene(root, large, slice_rows, warmup)
         print(f"\n(c) one {large}^2 scene")
-        print_table([large_row], ["size", "bands", "window_ratio", "single_process_s", "bands_2_workers_s", "band_jobs_s",
-                                  "assemble_s", "time_ratio_bands_over_single", "byte_identical"])
+        print_table([large_row], ["size", "slices", "window_ratio", "single_process_s", "slices_2_workers_s", "slice_jobs_s",
+                                  "assemble_s", "time_ratio_slices_over_single", "byte_identical"])
         path = write_result("scale-quick" if args.quick else "scale", {
             "scenes": rows, "scaling": scaling, "task_overhead": overhead, "one_large_scene": large_row,
             "note": "wall_s on warm clusters (startup_s apart); machine shared and noisy",

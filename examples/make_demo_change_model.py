@@ -62,7 +62,7 @@ def main() -> None:
 - Model: `{ckpt['model']}` (checkpoint `best.pt` by validation change F1, epoch {ckpt['metrics']['epoch']})
 - Data: one synthetic epoch pair from `rsmamba.synth.write_scene(size={args.size}, seed=21, gsd=0.25,
   change_rate={args.change_rate})` (ortho_t1/t2 RGB, labels_t1/t2, change), tiled at {args.chip} px
-  (`rsmamba tile --t2 --labels-t2 --change`, 90 % train / 10 % val blocks).
+  (`rsmamba tile --t2 --labels-t2 --change-labels`, 90 % train / 10 % val blocks).
 - Command: `python examples/make_demo_change_model.py --model {args.model} --epochs {args.epochs} --size {args.size}`
   (config `examples/train_demo.yaml`, metric `change_f1`), {time.time() - t0:.0f} s on this machine (CPU).
 - Held-out pair (never seen): `write_scene(size=1024, seed={HELD_SEED}, gsd=0.25, change_rate={args.change_rate})`,

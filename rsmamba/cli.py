@@ -112,13 +112,15 @@ def tile(
     min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip.", callback=opt.fraction("--min-valid")),
     bands: Optional[str] = opt.bands_option("1-based image bands to keep, e.g. '3,2,1'."),
     split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks.", callback=opt.float_list("--split", count=3)),
-    block: int = typer.Option(0, "--block", help="Split block size in pixels (default 0: 4 chips).", callback=opt.non_negative("--block")),
+    split_block: Optional[int] = typer.Option(None, "--split-block", help="Side in pixels of the spatial blocks the split assigns whole (default: 4 chips).", callback=opt.non_negative("--split-block")),
+    old_block: Optional[int] = typer.Option(None, "--block", hidden=True, callback=opt.deprecated("--block", "--split-block", opt.non_negative("--block"))),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder (default: refuse)."),
     t2: Optional[Path] = typer.Option(None, "--t2", help="Second epoch: chips become epoch pairs for change detection."),
     labels_t2: Optional[Path] = typer.Option(None, "--labels-t2", help="Labels of the second epoch (raster or vector)."),
-    change: Optional[Path] = typer.Option(None, "--change", help="Binary change labels (raster or vector)."),
+    change_labels: Optional[Path] = typer.Option(None, "--change-labels", help="Binary change labels (raster or vector)."),
+    old_change: Optional[Path] = typer.Option(None, "--change", hidden=True, callback=opt.deprecated("--change", "--change-labels")),
     burn: Optional[int] = typer.Option(None, "--burn", help="Every label polygon (or non-zero label pixel) is this class id; background 0. No class field needed."),
     burn_name: str = typer.Option("building", "--burn-name", help="Name of the --burn class (without --class-table)."),
     class_table: Optional[Path] = typer.Option(None, "--class-table", help="Class table (YAML/JSON): ids, names, colours, ignore value."),
@@ -130,9 +132,9 @@ def tile(
     fractions = tuple(parse_float_list(split, "--split", count=3))
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
-        size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
+        size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
-        t2=t2, labels_t2=labels_t2, change=change, burn=burn, burn_name=burn_name, class_table=class_table,
+        t2=t2, labels_t2=labels_t2, change=opt.either(change_labels, old_change), burn=burn, burn_name=burn_name, class_table=class_table,
     )
     typer.echo(summary.describe())
 
@@ -195,8 +197,9 @@ def predict(
     resume: bool = opt.resume_option(),
     dry_run: bool = opt.dry_run_option(),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row band of a single scene."),
-    band_rows: Optional[int] = typer.Option(None, "--band-rows", help="One scene: rows per band task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--band-rows")),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row slice of a single scene."),
+    slice_rows: Optional[int] = typer.Option(None, "--slice-rows", help="One scene: rows per slice task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--slice-rows")),
+    old_band_rows: Optional[int] = typer.Option(None, "--band-rows", hidden=True, callback=opt.deprecated("--band-rows", "--slice-rows", opt.positive("--band-rows"))),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes.", callback=opt.non_negative("--max-errors")),
@@ -228,13 +231,14 @@ def predict(
         typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
         return
     if shard is not None:
-        raise InputError("--shard splits many inputs; for one scene use --scheduler with --band-rows")
-    if scheduler is not None or band_rows is not None:
-        from rsmamba.predict.bands import predict_bands
+        raise InputError("--shard splits many inputs; for one scene use --scheduler with --slice-rows")
+    slice_rows = opt.either(slice_rows, old_band_rows)
+    if scheduler is not None or slice_rows is not None:
+        from rsmamba.predict.slices import predict_slices
 
-        summary = predict_bands(
+        summary = predict_slices(
             images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
-            band_rows=band_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
+            slice_rows=slice_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
             probabilities=probabilities, confidence=confidence, compress=compress,
             allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
             tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
@@ -259,7 +263,8 @@ def change(
     out: Path = typer.Option(..., "-o", "--out", help="Output change raster (COG), or a folder for many pairs."),
     model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the demo change model."),
     semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
-    probability: Optional[Path] = typer.Option(None, "--probability", help="Also write p(change) as uint8 (x/254)."),
+    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write p(change) as uint8 (x/254)."),
+    old_probability: Optional[Path] = typer.Option(None, "--probability", hidden=True, callback=opt.deprecated("--probability", "--probabilities")),
     bands: Optional[str] = opt.bands_option("1-based bands to read from both epochs, e.g. '1,2,3'."),
     window: int = opt.window_option(),
     overlap: Optional[int] = opt.overlap_option(),
@@ -289,7 +294,7 @@ def change(
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window)
     if not is_batch([t1], out):
-        _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probability": probability})
+        _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probabilities": opt.either(probabilities, old_probability)})
     from rsmamba.change import detect_change
     from rsmamba.change.many import change_many
     from rsmamba.jobs import pair_inputs
@@ -297,7 +302,7 @@ def change(
     if is_batch([t1], out):
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
-            semantic=semantic, probability=probability, bands=parse_int_list(bands, "--bands", minimum=1),
+            semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
             force=force, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress, progress=STATE.progress,
             overwrite=overwrite, co=_creation_options(co), name_template=name_template,
@@ -309,7 +314,7 @@ def change(
     if "{" in t2:  # a template, filled from t1's name
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
     summary = detect_change(
-        t1_path, t2_path, out, model=model, semantic=semantic, probability=probability,
+        t1_path, t2_path, out, model=model, semantic=semantic, probabilities=opt.either(probabilities, old_probability),
         bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
         progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress,
@@ -333,7 +338,8 @@ def vectorize(
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
-    block: int = typer.Option(2048, "--block", help="Block size in pixels (memory bound).", callback=opt.positive("--block")),
+    block_size: Optional[int] = typer.Option(None, "--block-size", help="Side in pixels of the blocks read at a time (memory bound; default 2048).", callback=opt.positive("--block-size")),
+    old_block: Optional[int] = typer.Option(None, "--block", hidden=True, callback=opt.deprecated("--block", "--block-size", opt.positive("--block"))),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (GeoPackage: only the layer written)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="GeoPackage layer name (default: the file's stem); other layers are kept."),
     append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
@@ -348,7 +354,7 @@ def vectorize(
     summary = vectorize_many(
         rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
-        reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=STATE.progress,
+        reproject_to=reproject, model_id=model_id, change=change, block_size=opt.either(block_size, old_block, 2048), progress=STATE.progress,
         overwrite=overwrite, layer=layer, append=append,
     )
     typer.echo(summary.describe())

@@ -104,6 +104,24 @@ def non_negative(name: str) -> Callable:
     return _callback(_at_least(0, name))
 
 
+def deprecated(old: str, new: str, check: Callable | None = None) -> Callable:
+    """Callback of an option kept one release under its old name (hidden from help): it warns and
+    then checks the value as the new option does. The command takes the new option's value first."""
+
+    def run(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None or value is False:
+            return value
+        logging.getLogger("rsmamba").warning("%s is deprecated and goes in the next release; use %s", old, new)
+        return check(ctx, param, value) if check is not None else value
+
+    return run
+
+
+def either(new: Any, old: Any, default: Any = None) -> Any:
+    """The value of a renamed option: the new name's, else the deprecated old name's, else ``default``."""
+    return new if new is not None else old if old is not None else default
+
+
 def fraction(name: str) -> Callable:
     """Callback: a number in [0, 1]."""
 

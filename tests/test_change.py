@@ -34,7 +34,7 @@ class OracleDiff(nn.Module):
 def test_semantic_change_raster_follows_the_vectorize_convention(scene, tmp_path) -> None:
     out = tmp_path / "change.tif"
     summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model="mambafcs_tiny", semantic=True,
-                            window=96, overlap=32, probability=tmp_path / "p.tif")
+                            window=96, overlap=32, probabilities=tmp_path / "p.tif")
     with rasterio.open(out) as ds, rasterio.open(scene["ortho_t1"]) as ref:
         assert ds.count == 3 and ds.descriptions == ("change", "from_class", "to_class")
         assert ds.crs == ref.crs and ds.transform == ref.transform and ds.shape == ref.shape

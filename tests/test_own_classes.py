@@ -53,7 +53,7 @@ def test_footprints_burn_to_a_two_class_model_and_map(tmp_path: Path, capsys) ->
     assert main(["tile", str(image), "--labels", str(layer), "-o", str(chips), "--size", "32"]) == 2
     assert "--class-field" in capsys.readouterr().err
     assert main(["tile", str(image), "--labels", str(layer), "--burn", "1", "-o", str(chips), "--size", "32",
-                 "--block", "32", "--split", "0.75,0.25,0"]) == 0
+                 "--split-block", "32", "--split", "0.75,0.25,0"]) == 0
     tiling = json.loads((chips / "tiling.json").read_text())
     assert [c["name"] for c in tiling["classes"]] == ["background", "building"]
     cfg = tmp_path / "train.yaml"

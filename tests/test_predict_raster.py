@@ -185,13 +185,13 @@ def test_dsm_reaches_the_model_on_the_image_grid_and_its_holes_are_nodata(tmp_pa
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     h=st.integers(257, 700), w=st.integers(20, 90), size=st.sampled_from([32, 48, 64]),
-    overlap_frac=st.floats(0.0, 0.5), band_rows=st.integers(1, 400), strip_width=st.sampled_from([256, 4096]),
+    overlap_frac=st.floats(0.0, 0.5), slice_rows=st.integers(1, 400), strip_width=st.sampled_from([256, 4096]),
     blend=st.sampled_from(["hann", "none", "mean", "gaussian"]), crop=st.sampled_from([0, 4]),
 )
-def test_row_bands_give_the_same_files_as_one_pass(tmp_path, h, w, size, overlap_frac, band_rows, strip_width,
+def test_row_slices_give_the_same_files_as_one_pass(tmp_path, h, w, size, overlap_frac, slice_rows, strip_width,
                                                    blend, crop) -> None:
     """Whatever the band height, the assembled outputs are byte-identical to a whole-scene run."""
-    from rsmamba.predict.bands import predict_bands
+    from rsmamba.predict.slices import predict_slices
 
     overlap = max(2 * crop, int(size * overlap_frac))
     img = smooth_image(h, w, seed=h)
@@ -202,7 +202,7 @@ def test_row_bands_give_the_same_files_as_one_pass(tmp_path, h, w, size, overlap
     one = [tmp_path / f"one_{n}.tif" for n in ("c", "p")]
     split = [tmp_path / f"split_{n}.tif" for n in ("c", "p")]
     predict_raster(path, one[0], probabilities=one[1], overwrite=True, **kw)
-    predict_bands(path, split[0], probabilities=split[1], band_rows=band_rows, progress=False, overwrite=True, **kw)
+    predict_slices(path, split[0], probabilities=split[1], slice_rows=slice_rows, progress=False, overwrite=True, **kw)
     for a, b in zip(one, split):
         assert a.read_bytes() == b.read_bytes()
 

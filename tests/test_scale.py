@@ -14,7 +14,7 @@ from rsmamba.models import create_model
 from rsmamba.jobs import JobsFailed
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
-from rsmamba.predict.bands import predict_bands
+from rsmamba.predict.slices import predict_slices
 from rsmamba.predict.many import predict_many
 from rsmamba.synth import write_scene
 
@@ -70,7 +70,7 @@ def test_cli_many_inputs_with_shards(scenes, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def tall_scene(scenes, tmp_path_factory):
-    """A scene of three row bands at ``band_rows=256`` (the last one short), plus its single-process result."""
+    """A scene of three row slices at ``slice_rows=256`` (the last one short), plus its single-process result."""
     root = tmp_path_factory.mktemp("tall")
     paths = write_scene(root / "s", size=560, seed=7, gsd=0.5)
     ckpt = scenes[2]
@@ -83,11 +83,11 @@ def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_one_scene_in_row_bands_on_local_cluster_equals_single_process(tall_scene, tmp_path) -> None:
+def test_one_scene_in_row_slices_on_local_cluster_equals_single_process(tall_scene, tmp_path) -> None:
     image, kw, single, single_conf = tall_scene
-    summary = predict_bands(image, tmp_path / "bands.tif", confidence=tmp_path / "conf.tif", band_rows=256,
+    summary = predict_slices(image, tmp_path / "bands.tif", confidence=tmp_path / "conf.tif", slice_rows=256,
                             scheduler="local", workers=2, progress=False, **kw)
-    assert summary.bands == [(0, 256), (256, 512), (512, 560)]
+    assert summary.slices == [(0, 256), (256, 512), (512, 560)]
     assert summary.window_ratio == pytest.approx(12 / 9)  # grid rows 0,64,..,448,464: 4 + 6 + 2 run, 9 in one pass
     assert sorted(r.status for r in summary.results) == ["done"] * 3
     assert _sha(tmp_path / "bands.tif") == _sha(single)
@@ -95,7 +95,7 @@ def test_one_scene_in_row_bands_on_local_cluster_equals_single_process(tall_scen
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.tif", "conf.tif"]  # parts folder removed
 
 
-def test_row_bands_rerun_computes_only_missing_bands(tall_scene, tmp_path, monkeypatch) -> None:
+def test_row_slices_rerun_computes_only_missing_bands(tall_scene, tmp_path, monkeypatch) -> None:
     """A band that fails leaves the others' parts; the re-run computes just that band, same result."""
     import rsmamba.predict as predict_pkg
 
@@ -110,30 +110,30 @@ def test_row_bands_rerun_computes_only_missing_bands(tall_scene, tmp_path, monke
         return real(*args, rows=rows, **kwargs)
 
     monkeypatch.setattr(predict_pkg, "predict_raster", flaky)
-    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed:\n  .*band-00001.classes.tif.*node lost"):
-        predict_bands(image, tmp_path / "bands.tif", band_rows=256, retries=0, progress=False, **kw)
+    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed:\n  .*slice-00001.classes.tif.*node lost"):
+        predict_slices(image, tmp_path / "bands.tif", slice_rows=256, retries=0, progress=False, **kw)
     assert not (tmp_path / "bands.tif").exists()
     calls.clear()
     lost[0] = False
-    again = predict_bands(image, tmp_path / "bands.tif", band_rows=256, progress=False, **kw)
+    again = predict_slices(image, tmp_path / "bands.tif", slice_rows=256, progress=False, **kw)
     assert calls == [(256, 512)]
     assert sorted(r.status for r in again.results) == ["done", "skipped", "skipped"]
     assert _sha(tmp_path / "bands.tif") == _sha(single)
 
 
-def test_cli_one_scene_in_row_bands(tall_scene, tmp_path) -> None:
+def test_cli_one_scene_in_row_slices(tall_scene, tmp_path) -> None:
     image, kw, single, _ = tall_scene
     common = ["--model", kw["model"], "--dsm", str(kw["dsm"]), "--window", "96", "--overlap", "32"]
-    assert main(["predict", str(image), "-o", str(tmp_path / "a.tif"), "--band-rows", "300", *common]) == 0
+    assert main(["predict", str(image), "-o", str(tmp_path / "a.tif"), "--slice-rows", "300", *common]) == 0
     assert main(["predict", str(image), "-o", str(tmp_path / "b.tif"), *common]) == 0
     assert _sha(tmp_path / "a.tif") == _sha(tmp_path / "b.tif")
-    assert main(["predict", str(image), "-o", str(tmp_path / "c.tif"), "--band-rows", "300", "--resume", *common]) == 2
+    assert main(["predict", str(image), "-o", str(tmp_path / "c.tif"), "--slice-rows", "300", "--resume", *common]) == 2
 
 
-def test_row_bands_report_every_bad_option_before_any_work(tall_scene, tmp_path) -> None:
+def test_row_slices_report_every_bad_option_before_any_work(tall_scene, tmp_path) -> None:
     image, kw, _, _ = tall_scene
     with pytest.raises(InputError) as err:
-        predict_bands(image, tmp_path / "x.tif", confidence=tmp_path / "x.tif", band_rows=256, progress=False,
+        predict_slices(image, tmp_path / "x.tif", confidence=tmp_path / "x.tif", slice_rows=256, progress=False,
                       **{**kw, "blend": "bogus", "batch_size": 0})
     text = str(err.value)
     assert "--blend 'bogus'" in text and "--batch-size" in text and "different files" in text

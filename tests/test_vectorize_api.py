@@ -175,7 +175,7 @@ def test_change_raster_from_to_classes(tmp_path):
     with rasterio.open(src, "r+") as ds:
         ds.descriptions = ("change", "from_class", "to_class")
     out = tmp_path / "change.gpkg"  # the default output: the raster's name with .gpkg
-    assert main(["vectorize", str(src), "--block", "8"]) == 0
+    assert main(["vectorize", str(src), "--block-size", "8"]) == 0
     df = read(out).sort_values("pixel_count")
     assert df[["from_class", "to_class"]].values.tolist() == [[2, 1], [1, 0]]
     assert df.from_name.tolist() == ["low_vegetation", "building"]
@@ -255,7 +255,7 @@ def test_binary_change_raster_forced_with_flag(tmp_path):
     change[10:15, 8:18] = 1
     src = write_raster(tmp_path / "change.tif", change)  # no band description: needs --change
     out = tmp_path / "c.gpkg"
-    assert main(["vectorize", str(src), "-o", str(out), "--change", "--block", "8"]) == 0
+    assert main(["vectorize", str(src), "-o", str(out), "--change", "--block-size", "8"]) == 0
     df = read(out)
     assert sorted(df.pixel_count) == [16, 50] and (df.change == 1).all()
     assert "from_class" not in df.columns and "class_id" not in df.columns

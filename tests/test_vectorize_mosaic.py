@@ -157,7 +157,7 @@ def test_cli_glob_into_one_layer(tmp_path, capsys):
     cut(a, tmp_path)
     vectorize_raster(write(tmp_path / "whole.tif", a), tmp_path / "whole.gpkg", block_size=32)
     out = tmp_path / "map.gpkg"
-    assert main(["vectorize", str(tmp_path / "scene_*.tif"), "-o", str(out), "--block", "32"]) == 0
+    assert main(["vectorize", str(tmp_path / "scene_*.tif"), "-o", str(out), "--block-size", "32"]) == 0
     assert shapes(out)[1] == shapes(tmp_path / "whole.gpkg")[1]
     assert str(out) in capsys.readouterr().out
     listing = tmp_path / "scenes.txt"

@@ -142,7 +142,7 @@ def detect_change(
     *,
     model: str | PathLike | nn.Module | LoadedModel | None = None,
     semantic: bool = False,
-    probability: PathLike | None = None,
+    probabilities: PathLike | None = None,
     bands: list[int] | None = None,
     window: int = 512,
     overlap: int = 128,
@@ -183,8 +183,8 @@ def detect_change(
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}
-    if probability is not None:
-        outputs["change_probability"] = Path(probability)
+    if probabilities is not None:
+        outputs["change_probability"] = Path(probabilities)
     if len({p.resolve() for p in outputs.values()}) != len(outputs):
         problems.add("the change and probability outputs must be different files")
     overwrite = overwrite or resume
@@ -227,8 +227,8 @@ def detect_change(
         predictor = ChangePredictor(loaded, device=device, semantic=semantic, tta=tta, amp=amp)
         k = 2 + (2 * loaded.num_classes if semantic else 0)
         layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, loaded.source)]
-        if probability is not None:
-            layers.append(change_probability_layer(Path(probability)))
+        if probabilities is not None:
+            layers.append(change_probability_layer(Path(probabilities)))
         start = time.perf_counter()
         grid = WindowGrid(src.width, src.height, window, overlap)
         strips = plan_strips(grid, src.width, strip_width)

@@ -2,15 +2,15 @@
 
 Reading and normalising windows, running the network, and rendering/compressing finished rows
 each take real time; with bounded queues between them the network never waits on disk and
-memory stays fixed (``prefetch`` batches in flight, one row band in the stitcher).
+memory stays fixed (``prefetch`` batches in flight, one row slice in the stitcher).
 
 Batches are a pure function of the window grid (:func:`grid_batches`): the grid's windows in
 row-major order are cut into runs of ``batch_size`` (a batch may end one grid row and start the
-next, so every batch is full), whatever the column strip, the row band or the row a resumed run
+next, so every batch is full), whatever the column strip, the row slice or the row a resumed run
 starts at. A network's float results can depend on the batch
 a window is in (kernel choice by batch size, reduction order); with fixed batches every window
 is computed in the same batch, in the same position, by the same forward call in every run, so
-strips, row bands and resumes reproduce a one-pass run bit for bit by construction.
+strips, row slices and resumes reproduce a one-pass run bit for bit by construction.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ _HEAP_LIMITED = False
 def limit_heap_growth() -> None:
     """Have glibc return large buffers to the system when they are freed (once per process).
 
-    The pipeline allocates and frees big arrays continually (batches, row bands, rendered rows)
+    The pipeline allocates and frees big arrays continually (batches, row slices, rendered rows)
     on three threads. glibc's default raises its mmap threshold after the first large free, so
     later buffers come from per-thread heaps that fragment and never shrink: peak RSS grew with
     the scene (1082 MiB at 4096², 1371 MiB at 8192² with a near-free model). A fixed 1 MiB mmap
@@ -110,7 +110,7 @@ def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int, first_row: int
     """The batches a strip runs for grid rows ``[first_row, end_row)``: a pure function of the grid.
 
     The grid's windows in row-major order are cut into runs of ``batch_size`` from the first;
-    a strip (or a row band, or a resumed run) runs every run holding one of its windows, whole,
+    a strip (or a row slice, or a resumed run) runs every run holding one of its windows, whole,
     and drops the others (``False`` in the flags), so each window meets the network in the same
     batch, in the same forward call, as in a one-pass run.
     """
@@ -186,7 +186,7 @@ def run_pipeline(
     and writing on the writer thread. Batches are :func:`grid_batches`. ``new_stitcher(strip, start_row)`` gives each strip its accumulator.
     ``rows=(y0, y1)`` restricts the work to the windows that reach raster rows ``[y0, y1)``; the
     windows, batches, weights and summation order of those rows are the same as in a whole-scene
-    run, so a scene split into row bands gives the same bytes. ``on_rows(pixels)`` is called as
+    run, so a scene split into row slices gives the same bytes. ``on_rows(pixels)`` is called as
     output pixels are finished (progress bars). ``pointwise_read=True`` says ``read_window``
     treats every pixel alone (no per-window normalisation): a batch is then read and normalised
     as one region spanning its windows, not window by window.
@@ -199,7 +199,7 @@ def run_pipeline(
 
     stop = threading.Event()
     batches: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    finished: queue.Queue = queue.Queue(maxsize=1)  # each item holds a whole row band
+    finished: queue.Queue = queue.Queue(maxsize=1)  # each item holds a whole row slice
 
     def reader() -> None:
         ww, wh = grid.window_width, grid.window_height

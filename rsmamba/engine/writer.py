@@ -154,7 +154,7 @@ class ScratchWriter:
     to bottom within a strip. Progress is ``(strip, rows_done)``: strips before ``strip`` are
     complete, and rows ``[0, rows_done)`` of strip ``strip`` are on disk. With ``rows=(y0, y1)``
     (``y0`` a multiple of the tile size) the scratch files hold only those raster rows: one row
-    band of a scene split across workers (:mod:`rsmamba.predict.bands`).
+    band of a scene split across workers (:mod:`rsmamba.predict.slices`).
     """
 
     def __init__(self, layers: list[OutputLayer], profile: dict[str, Any], *, strip: int = 0, rows_done: int = 0,

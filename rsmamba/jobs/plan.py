@@ -76,7 +76,7 @@ class Job:
 
     inputs: tuple[Path, ...]
     output: Path
-    options: tuple[tuple[str, Any], ...] = ()  # per-job keyword arguments (e.g. a row band's rows)
+    options: tuple[tuple[str, Any], ...] = ()  # per-job keyword arguments (e.g. a row slice's rows)
 
     @property
     def name(self) -> str:

@@ -171,7 +171,7 @@ def predict_raster(
     as a 20000² one does, so peak memory does not depend on the scene size).
 
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
-    (one row band of a scene split across workers, :func:`rsmamba.predict.bands.predict_bands`);
+    (one row slice of a scene split across workers, :func:`rsmamba.predict.slices.predict_slices`);
     ``stats`` passes the (image, DSM) normalisation statistics of the whole scene to it.
 
     Outputs are published together through :func:`rsmamba.atomic.publish` (locked, all or
@@ -195,7 +195,7 @@ def _predict_raster(
     check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
                       compress=compress)
     if rows is not None and (resume or dry_run):
-        problems.add("a row band (rows=...) is computed whole: no --resume or --dry-run")
+        problems.add("a row slice (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
     overwrite = overwrite or resume or rows is not None
     if not dry_run:
@@ -316,7 +316,7 @@ def _predict_in(
 
 def _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, pub, **stream_kwargs
                   ) -> PredictSummary:
-    """One row band into parts: each layer's scratch is the publication's scratch of its part path.
+    """One row slice into parts: each layer's scratch is the publication's scratch of its part path.
 
     The parts are published together, so an existing class part means the band is complete.
     """

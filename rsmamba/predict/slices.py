@@ -1,14 +1,14 @@
-"""One huge scene on many workers: row bands computed as separate parts, assembled into one COG.
+"""One huge scene on many workers: row slices computed as separate parts, assembled into one COG.
 
-Each band job runs the windows that reach its rows, with the whole scene's window grid, column
+Each slice job runs the windows that reach its rows, with the whole scene's window grid, column
 strips, batches, blend weights and normalisation statistics, so every pixel is summed from the
 same window probabilities in the same order as in a single-process run: the assembled COG is
-byte-identical to ``predict_raster`` on the whole scene (tested). Windows crossing a band border
-are computed by both bands (cost: about ``window / band_rows`` extra work).
+byte-identical to ``predict_raster`` on the whole scene (tested). Windows crossing a slice border
+are computed by both slices (cost: about ``window / slice_rows`` extra work).
 
 Parts live in a hidden folder next to the output named after a hash of everything that
 determines the result; a part appears only by atomic rename, so a re-run (or a worker killed
-mid-band) recomputes only the missing bands, and parts of a run with other parameters are never
+mid-slice) recomputes only the missing slices, and parts of a run with other parameters are never
 mixed in.
 """
 
@@ -46,21 +46,21 @@ _PREDICT_DEFAULTS = {name: p.default for name, p in inspect.signature(predict_ra
 
 
 @dataclass
-class BandsSummary:
-    """What a split run did: the outputs, the bands, and how the band jobs ended."""
+class SlicesSummary:
+    """What a split run did: the outputs, the row slices, and how the slice jobs ended."""
 
     outputs: dict[str, Path]
     width: int
     height: int
-    bands: list[tuple[int, int]]
+    slices: list[tuple[int, int]]
     results: list[JobResult]
-    window_ratio: float = 1.0  # windows computed / windows of a single pass (band borders run twice)
-    compute_seconds: float = 0.0  # the band jobs (parallel)
+    window_ratio: float = 1.0  # windows computed / windows of a single pass (slice borders run twice)
+    compute_seconds: float = 0.0  # the slice jobs (parallel)
     assemble_seconds: float = 0.0  # parts into one COG (serial, on the caller)
 
     def describe(self) -> str:
         done = sum(r.status == "done" for r in self.results)
-        lines = [f"raster {self.width} x {self.height} px in {len(self.bands)} row bands "
+        lines = [f"raster {self.width} x {self.height} px in {len(self.slices)} row slices "
                  f"({done} computed, {len(self.results) - done} already done; {self.window_ratio:.2f}x the windows "
                  f"of one pass) in {self.compute_seconds:.1f} s, "
                  f"assembled into one COG in {self.assemble_seconds:.1f} s"]
@@ -68,29 +68,29 @@ class BandsSummary:
         return "\n".join(lines)
 
 
-def plan_row_bands(height: int, band_rows: int) -> list[tuple[int, int]]:
-    """Rows ``[y0, y1)`` of each band; ``band_rows`` rounded up to whole 256 px tile rows."""
-    if band_rows < 1:
-        raise InputError(f"--band-rows must be >= 1, got {band_rows}")
-    step = -(-band_rows // BLOCK) * BLOCK
+def plan_row_slices(height: int, slice_rows: int) -> list[tuple[int, int]]:
+    """Rows ``[y0, y1)`` of each slice; ``slice_rows`` rounded up to whole 256 px tile rows."""
+    if slice_rows < 1:
+        raise InputError(f"--slice-rows must be >= 1, got {slice_rows}")
+    step = -(-slice_rows // BLOCK) * BLOCK
     return [(y0, min(height, y0 + step)) for y0 in range(0, height, step)]
 
 
-def window_ratio(grid: WindowGrid, bands: list[tuple[int, int]]) -> float:
-    """Grid rows the bands run (those reaching into each band) over the grid rows of one pass."""
+def window_ratio(grid: WindowGrid, slices: list[tuple[int, int]]) -> float:
+    """Grid rows the slices run (those reaching into each slice) over the grid rows of one pass."""
     h = grid.window_height
-    runs = sum(1 for y0, y1 in bands for r in grid.row_offsets if r + h > y0 and r < y1)
+    runs = sum(1 for y0, y1 in slices for r in grid.row_offsets if r + h > y0 and r < y1)
     return runs / len(grid.row_offsets)
 
 
 def part_path(parts: Path, index: int, layer: str) -> Path:
-    return parts / f"band-{index:05d}.{layer}.tif"
+    return parts / f"slice-{index:05d}.{layer}.tif"
 
 
-def predict_band_job(image: Path, part: Path, *, model: Any = None, dsm: PathLike | None = None,
+def predict_slice_job(image: Path, part: Path, *, model: Any = None, dsm: PathLike | None = None,
                      rows: tuple[int, int], index: int, layers: tuple[str, ...] = ("classes",),
                      **kwargs: Any) -> None:
-    """One row band on a worker (model loaded once per worker process); writes one part per layer."""
+    """One row slice on a worker (model loaded once per worker process); writes one part per layer."""
     from rsmamba.predict import predict_raster
     kwargs = setup_worker(kwargs)
     loaded = model if isinstance(model, LoadedModel) else cached_model(
@@ -101,7 +101,7 @@ def predict_band_job(image: Path, part: Path, *, model: Any = None, dsm: PathLik
 
 def _model_for_workers(spec: Any, loaded: LoadedModel) -> Any:
     """Checkpoints travel as paths (each worker loads once); anything else (a registry name's
-    random weights, a module) as the loaded object, so every band uses the same weights."""
+    random weights, a module) as the loaded object, so every slice uses the same weights."""
     if spec is None:
         return str(DEMO_MODEL)
     if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
@@ -109,7 +109,7 @@ def _model_for_workers(spec: Any, loaded: LoadedModel) -> Any:
     return loaded
 
 
-def assemble(layer: OutputLayer, profile: dict[str, Any], bands: list[tuple[int, int]], parts: list[Path],
+def assemble(layer: OutputLayer, profile: dict[str, Any], slices: list[tuple[int, int]], parts: list[Path],
              *, compress: str = "deflate", dest: Path | None = None, co: dict[str, str] | None = None) -> Path:
     """Copy the parts tile row by tile row into one scratch file on the scene grid, then the COG.
 
@@ -118,7 +118,7 @@ def assemble(layer: OutputLayer, profile: dict[str, Any], bands: list[tuple[int,
     """
     create_scratch([layer], scratch_profile(profile))
     with rasterio.open(layer.scratch, "r+") as dst:
-        for (y0, y1), part in zip(bands, parts):
+        for (y0, y1), part in zip(slices, parts):
             with rasterio.open(part) as src:
                 if (src.width, src.height, src.count) != (dst.width, y1 - y0, dst.count):
                     raise InputError(f"{part.name}: {src.width} x {src.height} x {src.count}, "
@@ -129,14 +129,14 @@ def assemble(layer: OutputLayer, profile: dict[str, Any], bands: list[tuple[int,
     return finalize(layer, compress=compress, dest=dest, co=co)
 
 
-def predict_bands(
+def predict_slices(
     image: PathLike,
     out: PathLike,
     *,
     dsm: PathLike | None = None,
     model: Any = None,
     bands: list[int] | None = None,
-    band_rows: int = 4096,
+    slice_rows: int = 4096,
     probabilities: PathLike | None = None,
     confidence: PathLike | None = None,
     compress: str = "deflate",
@@ -149,8 +149,8 @@ def predict_bands(
     overwrite: bool = False,
     co: dict[str, str] | None = None,
     **predict_kwargs: Any,
-) -> BandsSummary:
-    """``predict_raster`` for one scene, split into row bands of ``band_rows`` run as separate jobs.
+) -> SlicesSummary:
+    """``predict_raster`` for one scene, split into row slices of ``slice_rows`` run as separate jobs.
 
     ``scheduler``: ``None`` (in this process), ``"local"`` (a Dask LocalCluster of ``workers``
     processes) or a scheduler address. The outputs are identical to a single-process run.
@@ -158,7 +158,7 @@ def predict_bands(
     image, out = Path(image), Path(out)
     for key in ("resume", "dry_run", "rows", "stats"):
         if predict_kwargs.get(key):
-            raise InputError(f"--{key.replace('_', '-')} does not apply to a scene split into row bands")
+            raise InputError(f"--{key.replace('_', '-')} does not apply to a scene split into row slices")
         predict_kwargs.pop(key, None)
     problems = ProblemCollector()
     if not image.is_file():
@@ -175,22 +175,22 @@ def predict_bands(
     problems.raise_if_any()
     loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix)
     with publish(list(outputs.values()), inputs=[image, dsm], overwrite=overwrite) as pub:
-        return _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_rows, compress, co, scheduler,
+        return _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_rows, compress, co, scheduler,
                               workers, retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options)
 
 
-def _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_rows, compress, co, scheduler, workers,
-                   retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options) -> BandsSummary:
-    """The band jobs and the assembly, inside the publication of ``outputs``."""
+def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_rows, compress, co, scheduler, workers,
+                   retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options) -> SlicesSummary:
+    """The slice jobs and the assembly, inside the publication of ``outputs``."""
     with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
         check_model_input(src, loaded, image, dsm)
-        stats = scene_stats(src, loaded)  # once per scene, shared by every band
+        stats = scene_stats(src, loaded)  # once per scene, shared by every slice
         profile, width, height = src.profile(), src.width, src.height
-    row_bands = plan_row_bands(height, band_rows)
+    row_slices = plan_row_slices(height, slice_rows)
 
     digest = params_hash({
         "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
-        "model": model_digest(loaded), "band_rows": band_rows, "layers": sorted(outputs),
+        "model": model_digest(loaded), "slice_rows": slice_rows, "layers": sorted(outputs),
         "stats": [stats[0].mean, stats[0].std, stats[1].mean if stats[1] else None], **predict_kwargs,
     })
     parts = out.with_name(f".{out.name}.parts-{digest}")
@@ -201,13 +201,13 @@ def _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_ro
 
     layer_names = tuple(name for name in LAYER_NAMES if name in outputs)
     jobs = [Job((image,), part_path(parts, i, "classes"), (("rows", rows), ("index", i)))
-            for i, rows in enumerate(row_bands)]
+            for i, rows in enumerate(row_slices)]
     kwargs = {"model": _model_for_workers(model, loaded), "dsm": None if dsm is None else str(dsm), "bands": chosen,
               "stats": stats, "layers": layer_names, "compress": compress,
               "allow_geographic_mix": allow_geographic_mix, **predict_kwargs}
     start = time.perf_counter()
     workers = default_workers(scheduler, workers, predict_kwargs.get("device"))
-    results = run_jobs(predict_band_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers,
+    results = run_jobs(predict_slice_job, jobs, kwargs=kwargs, scheduler=scheduler, n_workers=workers,
                        retries=retries, max_errors=max_errors, progress=progress)
     computed = time.perf_counter()
 
@@ -215,10 +215,10 @@ def _predict_bands(image, out, pub, outputs, dsm, model, loaded, chosen, band_ro
               "probabilities": lambda p: probability_layer(p, loaded.classes), "confidence": confidence_layer}
     for name in layer_names:
         layer = makers[name](outputs[name])
-        assemble(layer, profile, row_bands, [part_path(parts, i, name) for i in range(len(row_bands))],
+        assemble(layer, profile, row_slices, [part_path(parts, i, name) for i in range(len(row_slices))],
                  compress=compress, dest=pub[outputs[name]], co=co)
         pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
     pub.remove_at_commit(parts)
     grid = WindowGrid(width, height, options["window"], options["overlap"])
-    return BandsSummary(outputs, width, height, row_bands, results, window_ratio(grid, row_bands), computed - start,
+    return SlicesSummary(outputs, width, height, row_slices, results, window_ratio(grid, row_slices), computed - start,
                         time.perf_counter() - computed)
