@@ -12,8 +12,6 @@ run and DDP must match single-process training on the same global batch:
 from __future__ import annotations
 
 import copy
-import csv
-import json
 import math
 import os
 import random
@@ -37,6 +35,7 @@ from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist
+from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
@@ -307,47 +306,6 @@ def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_
     return result
 
 
-class _Logger:
-    """Per-epoch metrics to ``metrics.csv`` / ``metrics.jsonl`` and TensorBoard when installed."""
-
-    def __init__(self, out_dir: Path, enabled: bool, tensorboard: bool, resume_epoch: int):
-        self.out_dir, self.enabled = out_dir, enabled
-        self.tb = None
-        if enabled and resume_epoch == 0:
-            for name in ("metrics.csv", "metrics.jsonl"):
-                (out_dir / name).unlink(missing_ok=True)
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-            except Exception:  # tensorboard is optional
-                self.tb = None
-
-    def log(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        flat = {k: v for k, v in row.items() if not isinstance(v, dict)}
-        with open(self.out_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        path = self.out_dir / "metrics.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(flat))
-            if new:
-                writer.writeheader()
-            writer.writerow(flat)
-        if self.tb is not None:
-            for k, v in flat.items():
-                if isinstance(v, (int, float)) and k != "epoch":
-                    self.tb.add_scalar(k, v, row["epoch"])
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
           *, resume: bool | str | os.PathLike[str] = False, progress: bool = True,
           overwrite: bool = False) -> TrainResult:
@@ -540,7 +498,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(out_dir / "config.yaml") as tmp:
             tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    logger = _Logger(out_dir, is_main, cfg["tensorboard"], start_epoch)
+    logger = EpochLog(out_dir, is_main, cfg["tensorboard"], start_epoch)
     base_payload = {
         "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
         "bands": {"image": tiling.bands, "dsm": bool(train_ds.use_dsm)},
