@@ -1,6 +1,7 @@
 """MAFMamba against its paper's "29.39 M / 56.19 GFLOPs": which counting convention, and what costs what.
 
-Run: ``.venv/bin/python bench/mafmamba_macs.py [--out PATH]`` (meta device, about half a minute on one core).
+Run: ``.venv/bin/python bench/mafmamba_macs.py [--out PATH] [--quick]`` (meta device, about half a minute
+on one core; ``--quick``: the paper preset only, a few seconds).
 
 The paper (seed 003) gives no input size or tool for its GFLOPs. Two figures in it fix the
 convention, so this script prints them next to our own counts:
@@ -14,8 +15,9 @@ convention, so this script prints them next to our own counts:
 
 Everything is thop on the meta device (``rsmamba.models.params``; the selective scan is not a
 module and is not counted, as for the papers). Rows: each module group of the paper preset at
-1024 x 1024 (its 512 x 512 count is a quarter), the ``lookahead=False`` and ``resnet_depth=50``
-options, and the three conventions the paper's figure could be read in. Writes
+1024 x 1024 (its 512 x 512 count is a quarter); the ``lookahead=False`` option, the leanest
+reading of the text (no look-ahead, one VSS block per AMMB) and the ``resnet_depth=50`` option
+(Table 6), each in the three conventions the paper's figure could be read in. Writes
 ``bench/results/mafmamba_macs.json``.
 """
 
@@ -111,10 +113,15 @@ def breakdown(size: int, **kwargs) -> dict:  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(RESULTS / "mafmamba_macs.json"))
+    parser.add_argument("--quick", action="store_true", help="the paper preset only (no options, no 512^2 counts)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    variants = {"paper preset": {}, "lookahead=False": {"lookahead": False}, "resnet_depth=50": {"resnet_depth": 50}}
+    variants = {"paper preset": {}, "lookahead=False": {"lookahead": False},
+                "leanest reading": {"lookahead": False, "encoder_depths": (1, 1, 1, 1)},
+                "resnet_depth=50": {"resnet_depth": 50}}
+    if args.quick:
+        variants = {"paper preset": {}}
     rows = {name: breakdown(1024, **kw) for name, kw in variants.items()}
     at512 = {name: breakdown(512, **kw)["gmacs"] for name, kw in variants.items()}
     r18 = {s: backbone_gmacs(18, s) for s in (512, 1024)}
@@ -139,14 +146,15 @@ def main() -> None:
         "afamamba_paper_table7_gflops": PAPER_AFAMAMBA["gflops"],
         "paper_r50_minus_r18": PAPER_R50_GFLOPS - PAPER_GFLOPS,
         "resnet50_minus_resnet18_backbone": {str(s): r50[s] - r18[s] for s in (512, 1024)},
-        "ours_r50_minus_r18": {"1024": rows["resnet_depth=50"]["gmacs"] - rows["paper preset"]["gmacs"]},
+        "ours_r50_minus_r18": {"1024": rows["resnet_depth=50"]["gmacs"] - rows["paper preset"]["gmacs"]
+                               if "resnet_depth=50" in rows else None},
         "resnet18_backbone": r18, "resnet50_backbone": r50,
     }
     print(f"\nAfaMamba: its code's thop at 512^2 x 4 = {evidence['afamamba_code_gmacs_512_x4']:.2f} G; "
           f"MAFMamba's Table 7 lists {PAPER_AFAMAMBA['gflops']} G")
     print(f"ResNet-50 swap: paper +{evidence['paper_r50_minus_r18']:.2f} G; backbones alone "
           f"+{r50[1024] - r18[1024]:.2f} G at 1024^2, +{r50[512] - r18[512]:.2f} G at 512^2; "
-          f"ours +{evidence['ours_r50_minus_r18']['1024']:.2f} G at 1024^2")
+          + (f"ours +{evidence['ours_r50_minus_r18']['1024']:.2f} G at 1024^2" if not args.quick else ""))
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
