@@ -30,6 +30,7 @@ from rsmamba.models.params import count_parameters, count_parameters_thop_style,
 # Structural options worth a row of their own: (row name, preset, overrides on top of the paper preset).
 VARIANTS = [
     ("mafmamba[lookahead=False]", "mafmamba", dict(lookahead=False)),
+    ("mafmamba[resnet_depth=50]", "mafmamba", dict(resnet_depth=50)),
     ("cmtunet[seed: msaa,rcm,db4]", "cmtunet", dict(msaa=True, rcm=True, wavelet="db4")),
     ("fmtunet[authors: pad0,grid]", "fmtunet", dict(stem_pool_padding=0, deformable_grid="authors")),
 ]

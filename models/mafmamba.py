@@ -179,6 +179,7 @@ class MAFMamba(nn.Module):
         in_chans: int = 3,
         num_classes: int = 6,
         resnet_width: int = 64,
+        resnet_depth: int = 18,
         encoder_depths: tuple[int, int, int, int] = (2, 2, 2, 2),
         decode_channels: int = 64,
         decoder_depth: int = 1,
@@ -190,7 +191,8 @@ class MAFMamba(nn.Module):
         pretrained: str | Path | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = ResNet(18, in_chans, resnet_width)
+        # resnet_depth: 18 is the paper's model; its Table 6 also reports ResNet-50 (108.55 G).
+        self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
         if pretrained:
             load_pretrained(self.backbone, pretrained)
         ch = self.backbone.channels
@@ -251,7 +253,8 @@ _TINY: dict[str, Any] = dict(
 
 @register_model("mafmamba", task="segmentation", inputs="image", paper=PAPER, in_chans=3, num_classes=6)
 def mafmamba(**kwargs: Any) -> MAFMamba:
-    """Paper preset: ResNet-18, AMMB VSS depths (2,2,2,2) (not in the paper), decoder width 64 (UNetFormer)."""
+    """Paper preset: ResNet-18 (``resnet_depth=50``: the paper's Table 6 variant), AMMB VSS depths (2,2,2,2)
+    (not in the paper), decoder width 64 (UNetFormer)."""
     return MAFMamba(**kwargs)
 
 
@@ -261,9 +264,11 @@ def mafmamba_tiny(**kwargs: Any) -> MAFMamba:
     return MAFMamba(**{**_TINY, **kwargs})
 
 
-# The paper reports 29.39 M parameters and 56.19 GFLOPs without the input size; we read it as 2 x MACs
-# at 512 px, which our preset does not match (37.94 GMACs): see docs/models.md.
+# The paper reports 29.39 M parameters and 56.19 "GFLOPs" without an input size. Its own tables fix the
+# convention: thop MACs at 1024 x 1024 (its AfaMamba row is 4 x the thop count at 512^2 printed in
+# AfaMamba's code; its ResNet-50 row adds what the backbone swap costs at 1024^2). Our preset does not
+# match it (151.76 GMACs at 1024^2): see docs/models.md and bench/mafmamba_macs.py.
 from rsmamba.models.registry import register_paper_preset  # noqa: E402
 
-register_paper_preset("mafmamba", inputs={"image": (1, 3, 512, 512)}, reported_params=29.39e6,
+register_paper_preset("mafmamba", inputs={"image": (1, 3, 1024, 1024)}, reported_params=29.39e6,
                       reported_gflops=56.19, count_style="all")
