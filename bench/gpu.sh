@@ -67,8 +67,8 @@ if [ "$INSTALL" = 1 ]; then
 fi
 
 echo "== equality tests on CUDA (log: $LOGS/tests.log)"
-timeout $(( $(left) / 3 )) "$PY" -m pytest -q -p no:cacheprovider tests/test_scan_triton.py tests/test_scan_dispatch.py \
-    "tests/test_selective_scan.py::test_mamba_ssm_backend_matches_reference_on_cuda" 2>&1 | tee "$LOGS/tests.log"
+timeout $(( $(left) / 3 )) "$PY" -m pytest -q -p no:cacheprovider tests/kernels/test_scan_triton.py tests/kernels/test_scan_dispatch.py \
+    "tests/kernels/test_selective_scan.py::test_mamba_ssm_backend_matches_reference_on_cuda" 2>&1 | tee "$LOGS/tests.log"
 tests_rc=${PIPESTATUS[0]}
 
 echo "== timings"

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/models.py [--models mambaseg,mambafcs] [--skip-flo
 Counts come from building each model on the meta device at its paper preset. GMACs are thop's
 at the paper's input size, counted on meta tensors (``rsmamba.models.params.thop_macs_meta``:
 thop computes from shapes, the selective scan is not a module and is left out, as it was for
-the papers; equal to a real CPU run, see tests/test_model_structure.py). ``gflops_2x`` is
+the papers; equal to a real CPU run, see tests/models/test_model_structure.py). ``gflops_2x`` is
 2 x MACs, the other convention papers call FLOPs. The baseline row of the comparison is the
 paper's reported number where there is one (ratio ours / reported). ``--variants`` adds the
 structural options (MAFMamba without look-ahead, CMT-UNet as the authors' code, FMTUNet as

@@ -1,14 +1,7 @@
-"""Make the helper modules beside the tests (``rasters``, ``jobs``, ``_hybrid_testing``, ...) importable
-both as ``tests.x`` and as ``x``, whatever pytest's import mode."""
+"""The suite mirrors the package (``tests/predict`` tests ``rsmamba.predict``, ...); shared helpers and
+synthetic-data writers are ``tests.helpers.*``, test data made by scripts is in ``tests/data``."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
 # Triton kernels run on CPU tensors in Triton's interpreter; it must be switched on before any
 # kernel is decorated (import time). Only where there is no GPU: there the kernels are compiled.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from architecture import ROOT, lint_imports, stage_package
+from tests.helpers.architecture import ROOT, lint_imports, stage_package
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,93 @@
+"""rsmamba change end to end on synthetic epochs, and its bad-input refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import torch.nn as nn
+from scipy.ndimage import shift as nd_shift
+
+from rsmamba.change import detect_change
+from rsmamba.cli import main
+from rsmamba.synth import write_scene
+from tests.helpers.rasters import random_image, write_raster
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scene")
+    return write_scene(out, size=192, seed=11, gsd=0.5)
+
+
+class OracleDiff(nn.Module):
+    """Change where the epochs differ strongly; semantic heads say 'building' where epoch is bright."""
+
+    def forward(self, t1, t2):
+        d = (t1 - t2).abs().mean(1, keepdim=True)
+        change = torch.cat([1.5 - d, d - 1.5], 1) * 10
+        sem = lambda t: torch.cat([torch.zeros_like(t[:, :1])] + [t.mean(1, keepdim=True) * (i == 1) for i in range(1, 6)], 1)
+        return {"change": change, "sem1": sem(t1), "sem2": sem(t2)}
+
+
+def test_semantic_change_raster_follows_the_vectorize_convention(scene, tmp_path) -> None:
+    out = tmp_path / "change.tif"
+    summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model="mambafcs_tiny", semantic=True,
+                            window=96, overlap=32, probabilities=tmp_path / "p.tif")
+    with rasterio.open(out) as ds, rasterio.open(scene["ortho_t1"]) as ref:
+        assert ds.count == 3 and ds.descriptions == ("change", "from_class", "to_class")
+        assert ds.crs == ref.crs and ds.transform == ref.transform and ds.shape == ref.shape
+        arr = ds.read()
+        assert set(np.unique(arr[0])) <= {0, 1, 255}
+        sem = arr[1:][arr[1:] != 255]
+        assert sem.size and sem.max() < 7  # the 7 SECOND-style classes of mambafcs_tiny
+        assert ds.overviews(1)
+    assert summary.shift is not None and summary.shift.magnitude < 1.0
+    from rsmamba.vectorize import vectorize_raster
+
+    vec = vectorize_raster(out, tmp_path / "change.gpkg")
+    import geopandas as gpd
+
+    gdf = gpd.read_file(tmp_path / "change.gpkg")
+    assert vec.polygons == len(gdf)
+    if len(gdf):
+        assert {"from_class", "to_class"} <= set(gdf.columns)
+
+
+def test_change_module_finds_changed_buildings(scene, tmp_path) -> None:
+    from rsmamba.engine.model import LoadedModel
+
+    out = tmp_path / "c.tif"
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=LoadedModel(OracleDiff(), inputs="t1+t2"),
+                  window=96, overlap=32)
+    with rasterio.open(out) as ds:
+        assert ds.count == 1 and ds.descriptions == ("change",)
+        assert ds.read(1).dtype == np.uint8
+
+
+def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
+    t1 = str(scene["ortho_t1"])
+    out = tmp_path / "c.tif"
+    far = write_raster(tmp_path / "far.tif", random_image(64, 64), origin=(900000.0, 100000.0))
+    four = write_raster(tmp_path / "four.tif", random_image(64, 64, bands=4), origin=(500000.0, 5000000.0), res=0.5)
+    with rasterio.open(t1) as ds:
+        arr = ds.read()
+        profile = ds.profile
+    moved = np.stack([nd_shift(b.astype(float), (0, 7), order=1, mode="nearest") for b in arr]).astype(np.uint8)
+    with rasterio.open(tmp_path / "moved.tif", "w", **profile) as dst:
+        dst.write(moved)
+    cases = [
+        ([t1, str(far)], "does not overlap"),
+        ([t1, str(four)], "4 bands, but t1"),
+        ([t1, str(tmp_path / "moved.tif")], "above the 3 px limit"),
+        ([t1, str(tmp_path / "missing.tif")], "not found"),
+    ]
+    for args, needle in cases:
+        code = main(["change", *args, "-o", str(out), "--model", "mambafcs_tiny", "--window", "96"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and err[-1].startswith("rsmamba: error:") and needle in err[-1], (needle, err)
+        assert not out.exists() and not list(tmp_path.glob(".c.tif*"))
+    code = main(["change", t1, str(tmp_path / "moved.tif"), "-o", str(out), "--model", "mambafcs_tiny",
+                 "--window", "96", "--force"])
+    assert code == 0 and out.exists()

@@ -1,0 +1,246 @@
+"""Issue #13 part A beyond the bad-input matrix: the error boundary under both click flavours, group
+options, safe checkpoint loading, validation against the training data, small rasters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba import cli
+from rsmamba.checkpoint import load_checkpoint
+from rsmamba.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "rsmamba" / "data" / "demo_model.pt"
+DEMO_CHANGE = ROOT / "rsmamba" / "data" / "demo_change_model.pt"
+OLINDA = ROOT / "examples" / "olinda"
+
+
+# -- the error boundary ---------------------------------------------------------------------------
+def _usage_error_classes() -> list[type]:
+    """UsageError of click itself and of typer's bundled copy (typer >= 0.16), whichever exist."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).UsageError)
+        except ImportError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("error_class", _usage_error_classes(), ids=lambda c: c.__module__)
+def test_usage_errors_of_either_click_are_one_line_exit_2(monkeypatch, capsys, error_class) -> None:
+    def raising_app(*args, **kwargs):
+        raise error_class("bad thing\non two lines")
+
+    monkeypatch.setattr(cli, "app", raising_app)
+    assert cli.main(["predict"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rsmamba: error: bad thing on two lines")
+
+
+def test_input_errors_and_os_errors_are_one_line_bugs_keep_their_traceback(monkeypatch, capsys) -> None:
+    for exc, code in ((InputError(["a", "b"]), 2), (PermissionError(13, "Permission denied", "x.tif"), 2)):
+        def raising_app(*args, _exc=exc, **kwargs):
+            raise _exc
+
+        monkeypatch.setattr(cli, "app", raising_app)
+        assert cli.main([]) == code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("rsmamba: error:")
+
+    def buggy_app(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "app", buggy_app)
+    with pytest.raises(ZeroDivisionError):
+        cli.main([])
+
+
+def test_version_and_python_m(capsys) -> None:
+    from rsmamba import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"rsmamba {__version__}"
+    run = subprocess.run([sys.executable, "-m", "rsmamba", "--version"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == f"rsmamba {__version__}"
+
+
+def test_help_and_usage_errors_do_not_import_torch() -> None:
+    code = ("import sys; from rsmamba.cli import main; a = main(['--help']); b = main(['predict', 'x.tif', "
+            "'-o', 'y.tif', '--window', 'abc']); c = main(['predict', 'nope.tif', '-o', 'y.tif']); "
+            "print(a, b, c, 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.stdout.strip().splitlines()[-1] == "0 2 2 False", run.stderr
+
+
+def test_quiet_and_verbose_set_log_level_and_progress(monkeypatch) -> None:
+    from rsmamba.cli_options import STATE
+
+    try:
+        assert cli.main(["-q", "synth", "--help"]) == 0
+        assert STATE.verbosity == -1 and not STATE.progress
+        assert logging.getLogger("rsmamba").level == logging.WARNING
+        assert cli.main(["-vv", "synth", "--help"]) == 0
+        assert logging.getLogger("rsmamba").level == logging.DEBUG
+        monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # not a terminal: no progress bars
+        assert not STATE.progress
+    finally:
+        cli.main(["synth", "--help"])  # back to the defaults for later tests
+
+
+# -- safe checkpoints -------------------------------------------------------------------------------
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def test_shipped_checkpoints_load_safely_with_their_weights() -> None:
+    for path in (DEMO, DEMO_CHANGE):
+        ckpt = load_checkpoint(path)
+        plain = torch.load(path, map_location="cpu", weights_only=True)
+        assert ckpt["state_dict"].keys() == plain["state_dict"].keys()
+        assert all(torch.equal(ckpt["state_dict"][k], plain["state_dict"][k]) for k in plain["state_dict"])
+
+
+def test_payloads_never_run_from_checkpoints_or_named_weight_files(tmp_path) -> None:
+    from rsmamba.models import create_model
+
+    marker = tmp_path / "RAN"
+    demo = torch.load(DEMO, map_location="cpu", weights_only=True)
+    torch.save({**demo, "extra": _Payload(marker)}, tmp_path / "hidden.pt")
+    torch.save({"model": _Payload(marker)}, tmp_path / "weights.pth")
+    with pytest.raises(InputError, match="refused.*posix.system|refused.*nt.system"):
+        load_checkpoint(tmp_path / "hidden.pt")
+    for name in ("cmtunet_tiny", "mambafcs_tiny"):  # ResNet and VMamba weight loaders
+        with pytest.raises(InputError, match="refused"):
+            create_model(name, pretrained=str(tmp_path / "weights.pth"))
+    assert not marker.exists()
+
+
+def test_old_training_state_with_numpy_rng_still_loads(tmp_path) -> None:
+    """Training checkpoints saved np.random.get_state() (numpy arrays): the exact numpy globals are allowed."""
+    demo = torch.load(DEMO, map_location="cpu", weights_only=True)
+    torch.save({**demo, "train_state": {"rng": {"numpy": np.random.get_state()}}}, tmp_path / "old.pt")
+    state = load_checkpoint(tmp_path / "old.pt")["train_state"]["rng"]["numpy"]
+    assert state[0] == "MT19937" and state[1].dtype == np.uint32
+
+
+# -- no silent garbage --------------------------------------------------------------------------------
+def _scene(tmp_path: Path) -> dict[str, Path]:
+    from rsmamba.synth import write_scene
+
+    return write_scene(tmp_path / "scene", size=128, seed=5)
+
+
+def test_nan_pixels_are_nodata_not_a_class_0_map(tmp_path) -> None:
+    from rsmamba.predict import predict_raster
+
+    paths = _scene(tmp_path)
+    with rasterio.open(paths["ortho_t1"]) as src:
+        profile, img = src.profile, src.read().astype(np.float32)
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 128, 200), rng.integers(0, 128, 200)
+    img[:, rows, cols] = np.nan
+    img[0, rows[:40], cols[:40]] = np.inf
+    with rasterio.open(tmp_path / "nan.tif", "w", **{**profile, "dtype": "float32", "nodata": None}) as dst:
+        dst.write(img)
+    predict_raster(paths["ortho_t1"], tmp_path / "ref.tif", dsm=paths["dsm_t1"], window=128, overlap=32)
+    predict_raster(tmp_path / "nan.tif", tmp_path / "nan_cls.tif", dsm=paths["dsm_t1"], window=128, overlap=32)
+    ref, got = rasterio.open(tmp_path / "ref.tif").read(1), rasterio.open(tmp_path / "nan_cls.tif").read(1)
+    bad = np.zeros(ref.shape, bool)
+    bad[rows, cols] = True
+    assert np.all(got[bad] == 255)  # nodata where the ortho had NaN/inf
+    assert np.mean(got[~bad] == ref[~bad]) > 0.9  # the rest is the map, not one class
+    assert len(np.unique(got[~bad])) > 2
+
+
+def test_checkpoint_records_training_dtype_and_range(tmp_path) -> None:
+    from tests.helpers.scenes import write_chips
+
+    from rsmamba.datasets.chips import read_tiling
+
+    norm = read_tiling(write_chips(tmp_path, size=64, chip=32)).normalization()["image"]
+    assert norm["dtype"] == "uint8" and len(norm["minimum"]) == len(norm["mean"]) == len(norm["maximum"])
+
+
+def test_tile_marks_chips_with_nan_pixels_as_not_fully_valid(tmp_path) -> None:
+    import csv
+
+    from rsmamba.tile import tile_scene
+
+    paths = _scene(tmp_path)
+    with rasterio.open(paths["ortho_t1"]) as src:
+        profile, img = src.profile, src.read().astype(np.float32)
+    img[:, 5:7, 5:7] = np.nan  # inside chip r0_c0
+    with rasterio.open(tmp_path / "nan.tif", "w", **{**profile, "dtype": "float32", "nodata": None}) as dst:
+        dst.write(img)
+    tile_scene(tmp_path / "nan.tif", tmp_path / "chips", labels=paths["labels_t1"], size=64, min_valid=0.5)
+    rows = {r["chip_id"]: r for r in csv.DictReader(open(tmp_path / "chips" / "manifest.csv"))}
+    first = min(rows)
+    assert float(rows[first]["valid_fraction"]) == pytest.approx(1 - 4 / 64**2, abs=1e-6)
+
+
+# -- small rasters and conventions ------------------------------------------------------------------------
+def test_olinda_and_a_1x1_raster_predict(tmp_path, caplog) -> None:
+    from rsmamba.predict import predict_raster
+
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, logger="rsmamba"):
+        warnings.simplefilter("always")
+        s = predict_raster(OLINDA / "L7_ETMs.tif", tmp_path / "olinda.tif", dsm=OLINDA / "olinda_dem_utm25s.tif",
+                           bands=[3, 2, 1], window=512, overlap=128)
+    assert (s.width, s.height) == (349, 352)
+    assert not [w for w in caught if "padding='same'" in str(w.message)]
+    assert sum("resampled" in r.getMessage() for r in caplog.records) <= 1  # logged once (once per process)
+    with rasterio.open(tmp_path / "olinda.tif") as ds:
+        classes = ds.read(1)
+    assert classes.shape == (352, 349) and np.mean(classes == 255) < 0.01  # the DEM stops short of the last row
+    assert len(np.unique(classes)) > 2
+
+    with rasterio.open(OLINDA / "L7_ETMs.tif") as src:
+        profile = {**src.profile, "width": 1, "height": 1, "count": 3}
+        pixel = src.read([3, 2, 1], window=((100, 101), (100, 101)))
+    with rasterio.open(tmp_path / "one.tif", "w", **profile) as dst:
+        dst.write(pixel)
+    with rasterio.open(tmp_path / "one_dsm.tif", "w", **{**profile, "count": 1, "dtype": "float32"}) as dst:
+        dst.write(np.full((1, 1, 1), 40.0, np.float32))
+    predict_raster(tmp_path / "one.tif", tmp_path / "one_cls.tif", dsm=tmp_path / "one_dsm.tif")
+    with rasterio.open(tmp_path / "one_cls.tif") as ds:
+        assert ds.read(1).shape == (1, 1) and ds.read(1)[0, 0] < 6
+
+
+def test_change_takes_predicts_options_on_a_raster_no_stride_divides(tmp_path) -> None:
+    from rsmamba.change import detect_change
+
+    paths = _scene(tmp_path)
+    for name in ("ortho_t1", "ortho_t2"):
+        with rasterio.open(paths[name]) as src:
+            profile, img = src.profile, src.read(window=((0, 77), (0, 93)))
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **{**profile, "width": 93, "height": 77,
+                                                                   "transform": src.transform}) as dst:
+            dst.write(img)
+    t1, t2 = tmp_path / "ortho_t1.tif", tmp_path / "ortho_t2.tif"
+    dry = detect_change(t1, t2, tmp_path / "dry.tif", dry_run=True)
+    assert dry.dry_run and not (tmp_path / "dry.tif").exists()
+    s = detect_change(t1, t2, tmp_path / "c.tif", tta=True, compress="zstd", window=64, overlap=16)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert ds.shape == (77, 93) and ds.profile["compress"].lower() == "zstd"
+    assert s.windows >= 4
+    with pytest.raises(InputError, match="--compress 'jpeg': lossy"):
+        detect_change(t1, t2, tmp_path / "j.tif", compress="jpeg")
+    with pytest.raises(InputError, match="--resume"):
+        detect_change(t1, t2, tmp_path / "r.tif", resume=True)

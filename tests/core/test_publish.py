@@ -1,0 +1,360 @@
+"""The one output-publishing mechanism (rsmamba.atomic.publish) and the verbs that write through it.
+
+Concurrency, kills at every publishing phase, outputs that are inputs, stale partials of dead
+runs, a full disk, the overwrite policy, GeoPackage layers, --co and --name-template.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+
+from rsmamba.atomic import OutputBusyError, OutputError, publish, remove_stale_partials
+from rsmamba.jobs import plan_jobs
+from rsmamba.cli import main
+from rsmamba.errors import InputError
+from rsmamba.predict import predict_raster
+from rsmamba.engine.model import LoadedModel, default_classes
+from tests.helpers.predict_models import TinyConv
+from tests.helpers.rasters import ROOT, random_image, write_raster
+
+KW = dict(window=64, overlap=16, batch_size=4)
+RUN = """
+import sys, time
+sys.path.insert(0, {root!r})
+import torch
+from rsmamba.predict import predict_raster
+from rsmamba.engine.model import LoadedModel, default_classes
+from tests.helpers.predict_models import TinyConv
+
+class Slow(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__(); self.net = net
+    def forward(self, x):
+        time.sleep({sleep}); return self.net(x)
+
+net = Slow(TinyConv(num_classes=4, seed={seed}).eval())
+predict_raster({img!r}, {out!r}, probabilities={prob!r}, model=LoadedModel(net, classes=default_classes(4)),
+               window=64, overlap=16, batch_size=4, overwrite=True)
+"""
+
+
+def _model(seed: int = 0) -> LoadedModel:
+    return LoadedModel(TinyConv(num_classes=4, seed=seed).eval(), classes=default_classes(4))
+
+
+def _arrays(*paths: Path) -> list[np.ndarray]:
+    out = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            out.append(ds.read())
+    return out
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _script(tmp_path: Path, img: Path, out: Path, prob: Path, *, seed: int = 0, sleep: float = 0.0) -> Path:
+    script = tmp_path / f"run_{seed}_{sleep}.py"
+    script.write_text(RUN.format(root=str(ROOT), img=str(img), out=str(out), prob=str(prob), seed=seed, sleep=sleep))
+    return script
+
+
+# -- the mechanism on its own ---------------------------------------------------------------------------------
+
+def test_outputs_appear_together_and_scratch_is_per_run(tmp_path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "sub" / "b.txt"
+    with publish([a, b]) as pub:
+        assert pub[0].parent == a.parent and pub[0].name.startswith(".a.txt.partial-") and pub[0].suffix == ".txt"
+        assert f"-{os.getpid()}-" in pub[0].name
+        pub[0].write_text("A")
+        pub[b].write_text("B")
+        assert not a.exists() and not b.exists()
+    assert a.read_text() == "A" and b.read_text() == "B"
+    assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "sub") == []
+
+
+def test_failure_publishes_nothing_and_keeps_the_old_set(tmp_path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a")
+    b.write_text("old b")
+    with pytest.raises(RuntimeError), publish([a, b], overwrite=True) as pub:
+        pub[0].write_text("new a")
+        raise RuntimeError("model crashed")
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    assert _leftovers(tmp_path) == []
+
+
+def test_second_writer_of_an_output_is_refused(tmp_path) -> None:
+    out = tmp_path / "o.tif"
+    with publish([out]) as pub:
+        pub[0].write_text("first")
+        with pytest.raises(OutputBusyError, match="being written by another rsmamba run"), publish([out]):
+            pass
+    assert out.read_text() == "first"
+    with publish([out], overwrite=True) as pub:  # the lock is gone with its run
+        pub[0].write_text("second")
+    assert out.read_text() == "second" and _leftovers(tmp_path) == []
+
+
+def test_existing_output_needs_overwrite_and_inputs_are_never_outputs(tmp_path) -> None:
+    out = tmp_path / "o.txt"
+    out.write_text("keep")
+    with pytest.raises(OutputError, match="exists \\(use --overwrite"), publish([out]):
+        pass
+    with pytest.raises(OutputError, match="is the input"), publish([out], inputs=[out], overwrite=True):
+        pass
+    folder = tmp_path / "chips"
+    folder.mkdir()
+    (folder / "image.tif").write_text("input inside the output folder")
+    with pytest.raises(OutputError, match="contains the input"), \
+            publish([folder], inputs=[folder / "image.tif"], overwrite=True, directory=True):
+        pass
+    assert out.read_text() == "keep" and (folder / "image.tif").exists()
+
+
+def test_stale_partials_of_dead_runs_are_removed(tmp_path) -> None:
+    out = tmp_path / "o.tif"
+    stale_file = tmp_path / ".o.tif.partial-999999-deadbeef.tif"
+    stale_file.write_text("x" * 100)
+    stale_dir = tmp_path / ".chips.partial-deadbeef"  # an old-style folder partial of a killed tile run
+    (stale_dir / "images").mkdir(parents=True)
+    with publish([out]) as pub:
+        pub[0].write_text("new")
+    assert not stale_file.exists()
+    remove_stale_partials(tmp_path / "chips")
+    assert not stale_dir.exists() and _leftovers(tmp_path) == []
+
+
+def test_full_disk_is_one_line_and_frees_scratch(tmp_path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    resumable = tmp_path / ".a.txt.predict-scratch.tif"
+    with pytest.raises(OutputError) as info, publish([a, b]) as pub:
+        resumable.write_text("big")
+        pub.remove_at_commit(resumable)
+        pub[0].write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert "no space left on device" in str(info.value) and "\n" not in str(info.value)
+    assert _leftovers(tmp_path) == [] and not a.exists()
+
+
+@pytest.mark.parametrize("phase", ["before-publish", "journal-written", "renamed-1"])
+def test_kill_while_publishing_is_old_or_new_after_the_next_run(tmp_path, phase) -> None:
+    names = [tmp_path / n for n in ("a.txt", "b.txt", "c.txt")]
+    for p in names:
+        p.write_text("old")
+    code = ("import sys; from rsmamba.atomic import publish\n"
+            f"with publish({[str(p) for p in names]!r}, overwrite=True) as pub:\n"
+            "    [t.write_text('new') for t in pub]\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "RSMAMBA_TEST_KILL_AT": phase})
+    assert proc.returncode == -9
+    texts = [p.read_text() for p in names]
+    journal = [p for p in tmp_path.iterdir() if p.name.endswith(".publish-journal.json")]
+    assert texts == ["old"] * 3 or journal, texts  # a mix only ever stands beside its journal
+    with publish([names[0]], overwrite=True) as pub:  # the next run touching any of them rolls forward
+        recovered = pub.recovered
+        pub.abandon()
+    with publish(names, overwrite=True) as pub:  # a re-run of the command: stale partials of all go
+        pub.abandon()
+    texts = [p.read_text() for p in names]
+    assert texts == (["new"] * 3 if phase != "before-publish" else ["old"] * 3)
+    assert bool(recovered) == (phase != "before-publish")
+    assert _leftovers(tmp_path) == []
+
+
+# -- predict ---------------------------------------------------------------------------------------------------
+
+def test_predict_refuses_existing_outputs_without_overwrite(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    out = tmp_path / "c.tif"
+    predict_raster(img, out, model=_model(), **KW)
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="exists \\(use --overwrite"):
+        predict_raster(img, out, model=_model(1), **KW)
+    assert out.read_bytes() == before
+    predict_raster(img, out, model=_model(1), overwrite=True, **KW)
+    assert out.read_bytes() != before
+    with pytest.raises(InputError, match="is the input"):
+        predict_raster(img, img, model=_model(), overwrite=True, **KW)
+
+
+@pytest.mark.parametrize("phase", ["before-publish", "renamed-1"])
+def test_predict_killed_at_any_phase_then_resume(tmp_path, phase) -> None:
+    """Old outputs from another model; a run killed at ``phase``; then ``--resume`` completes the new set.
+
+    (A kill while computing is ``test_sigkill_then_resume_equals_uninterrupted``; every publishing
+    phase of the mechanism itself is ``test_kill_while_publishing_is_old_or_new_after_the_next_run``.)
+    """
+    img = write_raster(tmp_path / "img.tif", random_image(200, 60, seed=3))
+    work = tmp_path / "w"
+    work.mkdir()
+    out, prob = work / "classes.tif", work / "probs.tif"
+    predict_raster(img, out, probabilities=prob, model=_model(7), **KW)
+    old = _arrays(out, prob)
+    predict_raster(img, tmp_path / "rc.tif", probabilities=tmp_path / "rp.tif", model=_model(0), **KW)
+    new = _arrays(tmp_path / "rc.tif", tmp_path / "rp.tif")
+    env = {**os.environ, "RSMAMBA_TEST_KILL_AT": f"{phase}:classes.tif"}
+    proc = subprocess.run([sys.executable, str(_script(tmp_path, img, out, prob))], cwd=ROOT, env=env)
+    assert proc.returncode == -9
+    now = _arrays(out, prob)
+    same_as_old = all(np.array_equal(x, y) for x, y in zip(now, old))
+    journaled = any(p.name.endswith(".publish-journal.json") for p in work.iterdir())
+    assert same_as_old or journaled
+    predict_raster(img, out, probabilities=prob, model=_model(0), resume=True, **KW)
+    for got, want in zip(_arrays(out, prob), new):
+        np.testing.assert_array_equal(got, want)
+    assert _leftovers(work) == []
+
+
+def test_two_predicts_to_one_output(tmp_path) -> None:
+    """One succeeds with the right raster, the other refuses in one line (CLI: exit 2) and changes nothing."""
+    img = write_raster(tmp_path / "img.tif", random_image(300, 60, seed=4))
+    out, prob = tmp_path / "c.tif", tmp_path / "p.tif"
+    predict_raster(img, tmp_path / "rc.tif", probabilities=tmp_path / "rp.tif", model=_model(0), **KW)
+    first = subprocess.Popen([sys.executable, str(_script(tmp_path, img, out, prob, sleep=0.2))], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / ".c.tif.lock").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run ended before the second started"
+        with pytest.raises(OutputBusyError) as info:
+            predict_raster(img, out, probabilities=prob, model=_model(5), overwrite=True, **KW)
+        assert "\n" not in str(info.value) and str(first.pid) in str(info.value)
+    finally:
+        assert first.wait(timeout=300) == 0
+    for got, want in zip(_arrays(out, prob), _arrays(tmp_path / "rc.tif", tmp_path / "rp.tif")):
+        np.testing.assert_array_equal(got, want)
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_busy_output_is_one_line_exit_2(tmp_path, capsys) -> None:
+    out = tmp_path / "c.tif"
+    scene = ROOT / "examples" / "scene"
+    with publish([out]) as pub:
+        pub.abandon()
+        code = main(["predict", str(scene / "ortho.tif"), "--dsm", str(scene / "dsm.tif"), "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "being written by another rsmamba run" in err
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_predict_full_disk_frees_scratch(tmp_path, monkeypatch) -> None:
+    import rsmamba.engine.writer as writer
+
+    img = write_raster(tmp_path / "img.tif", random_image(300, 60, seed=4))
+    out = tmp_path / "o" / "c.tif"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.ScratchWriter, "_flush", full)
+    with pytest.raises(OutputError, match="no space left on device"):
+        predict_raster(img, out, probabilities=tmp_path / "o" / "p.tif", model=_model(), **KW)
+    assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_predict_creation_options(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(300, 300))
+    out = tmp_path / "c.tif"
+    predict_raster(img, out, model=_model(), co={"BLOCKSIZE": "256"}, **KW)
+    with rasterio.open(out) as ds:
+        assert ds.block_shapes[0] == (256, 256)
+    with pytest.raises(InputError, match="--co NOPE"):
+        predict_raster(img, tmp_path / "d.tif", model=_model(), co={"NOPE": "1"}, **KW)
+    assert main(["predict", str(img), "-o", str(tmp_path / "e.tif"), "--co", "BLOCKSIZE"]) == 2
+
+
+# -- the other verbs -------------------------------------------------------------------------------------------
+
+def test_evaluate_never_overwrites_its_input(tmp_path, capsys) -> None:
+    labels = np.random.default_rng(0).integers(0, 6, size=(1, 40, 40), dtype=np.uint8)
+    pred = write_raster(tmp_path / "p.tif", labels)
+    ref = write_raster(tmp_path / "ref.tif", labels)
+    before = pred.read_bytes()
+    assert main(["evaluate", str(pred), str(ref), "-o", str(pred)]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert pred.read_bytes() == before and _leftovers(tmp_path) == []
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json")]) == 0
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json")]) == 2
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json"), "--overwrite"]) == 0
+
+
+def test_vectorize_geopackage_layers(tmp_path) -> None:
+    from rsmamba.vectorize import vectorize_raster
+
+    labels = np.zeros((1, 40, 40), np.uint8)
+    labels[0, 5:15, 5:15] = 1
+    labels[0, 20:30, 20:35] = 1
+    raster = write_raster(tmp_path / "c.tif", labels)
+    gpkg = tmp_path / "map.gpkg"
+    vectorize_raster(raster, gpkg, classes=["building"], layer="buildings")
+    vectorize_raster(raster, gpkg, classes=["impervious"], layer="roads")  # a new layer: others kept
+    assert sorted(str(n) for n, _ in pyogrio.list_layers(gpkg)) == ["buildings", "roads"]
+    with pytest.raises(InputError, match="layer 'buildings' exists"):
+        vectorize_raster(raster, gpkg, classes=["building"], layer="buildings")
+    vectorize_raster(raster, gpkg, classes=["building"], layer="buildings", append=True)
+    assert len(pyogrio.read_dataframe(gpkg, layer="buildings")) == 4
+    vectorize_raster(raster, gpkg, classes=["building"], layer="buildings", overwrite=True)  # only that layer
+    assert len(pyogrio.read_dataframe(gpkg, layer="buildings")) == 2
+    assert sorted(str(n) for n, _ in pyogrio.list_layers(gpkg)) == ["buildings", "roads"]
+    with pytest.raises(InputError, match="need GeoPackage"):
+        vectorize_raster(raster, tmp_path / "b.geojson", layer="x")
+    assert _leftovers(tmp_path) == []
+
+
+def test_tile_refuses_to_replace_a_folder_holding_its_input(tmp_path) -> None:
+    from rsmamba.tile import tile_scene
+
+    (tmp_path / "chips").mkdir()
+    img = write_raster(tmp_path / "chips" / "img.tif", random_image(64, 64))
+    with pytest.raises(InputError, match="contains the input"):
+        tile_scene(img, tmp_path / "chips", size=32, overwrite=True)
+    assert img.exists()
+
+
+def test_synth_files_are_published_together_and_not_replaced(tmp_path) -> None:
+    from rsmamba.synth import write_scene
+
+    paths = write_scene(tmp_path / "s", size=64, seed=1, gsd=0.5)
+    before = paths["ortho_t1"].read_bytes()
+    with pytest.raises(InputError, match="use --overwrite"):
+        write_scene(tmp_path / "s", size=64, seed=2, gsd=0.5)
+    assert paths["ortho_t1"].read_bytes() == before and _leftovers(tmp_path / "s") == []
+
+
+def test_name_template_for_many_inputs(tmp_path) -> None:
+    a, b = tmp_path / "a" / "ortho.tif", tmp_path / "b" / "x" / "ortho.tif"
+    with pytest.raises(InputError, match="--name-template"):
+        plan_jobs([a, b], tmp_path / "out")
+    jobs = plan_jobs([a, b], tmp_path / "out", template="{parent}_{stem}.tif")
+    assert [j.output.name for j in jobs] == ["a_ortho.tif", "x_ortho.tif"]
+    jobs = plan_jobs([a, b], tmp_path / "out", template="{relparent}/{stem}.tif")
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a/ortho.tif", "b/x/ortho.tif"]
+    assert [j.output.name for j in plan_jobs([a, b], tmp_path / "o", template="{index:03d}.tif")] == ["000.tif", "001.tif"]
+    for bad in ("{nope}.tif", "../{stem}.tif"):
+        with pytest.raises(InputError, match="--name-template"):
+            plan_jobs([a, b], tmp_path / "out", template=bad)
+
+
+def test_predict_tags_model_id_and_vectorize_reads_probabilities_in_0_1(tmp_path) -> None:
+    from rsmamba.vectorize import vectorize_raster
+
+    img = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    out, prob = tmp_path / "c.tif", tmp_path / "p.tif"
+    predict_raster(img, out, probabilities=prob, model=_model(), **KW)
+    with rasterio.open(out) as ds:
+        assert ds.tags()["model_id"].startswith("module weights:")
+    vectorize_raster(out, tmp_path / "v.gpkg", probabilities=prob)
+    df = pyogrio.read_dataframe(tmp_path / "v.gpkg")
+    assert len(df) and (df.model_id == df.model_id.iloc[0]).all() and df.model_id.iloc[0].startswith("module")
+    assert df.mean_prob.between(0, 1).all() and df.max_prob.between(0, 1).all() and df.max_prob.max() > 0.25

@@ -1,0 +1,122 @@
+"""``rsmamba evaluate``: scores vs sklearn, grids, vectors, conventions, object F1, outputs, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import box
+from sklearn.metrics import cohen_kappa_score, jaccard_score
+
+from rsmamba.cli import main
+from rsmamba.errors import InputError
+from rsmamba.evaluate import eroded_boundary_mask, evaluate_rasters, object_f1
+from tests.helpers.rasters import write_raster
+
+
+def _pair(tmp_path: Path, seed: int = 0) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(0, 6, (40, 50)).astype(np.uint8)
+    pred = np.where(rng.random(ref.shape) < 0.7, ref, rng.integers(0, 6, ref.shape)).astype(np.uint8)
+    ref[:3] = 255  # ignore
+    pred[-2:] = 254  # prediction nodata
+    p = write_raster(tmp_path / "pred.tif", pred, nodata=254)
+    r = write_raster(tmp_path / "ref.tif", ref, nodata=255)
+    return p, r, pred, ref
+
+
+def test_scores_match_sklearn_and_outputs_written(tmp_path: Path) -> None:
+    p, r, pred, ref = _pair(tmp_path)
+    result = evaluate_rasters(p, r, tmp_path / "out" / "metrics.json")
+    keep = (ref != 255) & (pred != 254)
+    assert result["pixels"] == keep.sum()
+    assert result["miou"] == pytest.approx(jaccard_score(ref[keep], pred[keep], average="macro"))
+    assert result["kappa"] == pytest.approx(cohen_kappa_score(ref[keep], pred[keep]))
+    out = tmp_path / "out"
+    assert json.loads((out / "metrics.json").read_text())["oa"] == pytest.approx((ref[keep] == pred[keep]).mean())
+    assert (out / "metrics.csv").read_text().startswith("class,iou")
+    for png in ("metrics_confusion.png", "metrics_panels.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_clutter_excluded_from_means_only(tmp_path: Path) -> None:
+    p, r, pred, ref = _pair(tmp_path, 1)
+    keep = (ref != 255) & (pred != 254)
+    result = evaluate_rasters(p, r, tmp_path / "m.json", exclude=[5])
+    ious = jaccard_score(ref[keep], pred[keep], average=None)
+    assert result["miou"] == pytest.approx(ious[:5].mean())
+    assert result["conventions"]["excluded_from_means"] == ["clutter"]
+
+
+def test_eroded_boundaries() -> None:
+    ref = np.zeros((10, 10), np.int64)
+    ref[:, 5:] = 1
+    m1, m2 = eroded_boundary_mask(ref, 1), eroded_boundary_mask(ref, 2)
+    assert m1[:, 4:6].all() and not m1[:, :4].any() and not m1[:, 6:].any()
+    assert m2[:, 3:7].all() and not m2[:, :3].any()
+
+
+def test_reference_on_other_grid_is_resampled(tmp_path: Path) -> None:
+    labels = np.zeros((20, 20), np.uint8)
+    labels[:, 10:] = 1
+    pred = write_raster(tmp_path / "p.tif", labels, res=1.0)
+    # Reference at 0.5 m, same area: nearest resampling must give the same labels.
+    fine = np.kron(labels, np.ones((2, 2), np.uint8))
+    ref = write_raster(tmp_path / "r.tif", fine, res=0.5)
+    result = evaluate_rasters(pred, ref, tmp_path / "m.json")
+    assert result["oa"] == pytest.approx(1.0) and result["pixels"] == 400
+
+
+def test_vector_reference_and_building_object_f1(tmp_path: Path) -> None:
+    pred = np.zeros((40, 40), np.uint8)
+    pred[5:15, 5:15] = 1  # matches building A
+    pred[20:22, 20:22] = 1  # tiny blob: IoU with B < 0.5
+    p = write_raster(tmp_path / "p.tif", pred, origin=(500000.0, 5000000.0))
+    x0, y0 = 500000.0, 5000000.0
+    a = box(x0 + 5, y0 - 15, x0 + 15, y0 - 5)
+    b = box(x0 + 20, y0 - 30, x0 + 30, y0 - 20)
+    gdf = gpd.GeoDataFrame({"class": [1, 1]}, geometry=[a, b], crs="EPSG:32632")
+    gdf.to_file(tmp_path / "b.gpkg")
+    result = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg")
+    assert result["pixels"] == 200  # only polygon pixels are labelled, the rest is ignore
+    objects = result["buildings"]
+    assert objects["tp"] == 1 and objects["predicted"] == 2 and objects["reference"] == 2
+    assert objects["f1"] == pytest.approx(0.5)
+    dropped = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg", overwrite=True,
+                               min_object_pixels=5)["buildings"]
+    assert dropped["predicted"] == 1 and dropped["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
+
+
+def test_object_f1_hand_case() -> None:
+    ref = np.zeros((10, 10), np.int64)
+    ref[0:4, 0:4] = 1
+    ref[6:10, 6:10] = 2
+    pred = np.zeros_like(ref)
+    pred[0:4, 0:3] = 1  # IoU 12/16
+    assert object_f1(pred, ref)["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
+
+
+def test_evaluate_cli(tmp_path: Path, capsys) -> None:
+    p, r, _, _ = _pair(tmp_path, 2)
+    assert main(["evaluate", str(p), str(r), "-o", str(tmp_path / "e" / "m.json"), "--exclude", "5", "--erode", "1"]) == 0
+    assert capsys.readouterr().out.startswith("mIoU ")
+    saved = json.loads((tmp_path / "e" / "m.json").read_text())
+    assert saved["conventions"] == {"excluded_from_means": ["clutter"], "eroded_boundary_radius": 1,
+                                    "nodata_and_ignore_excluded": True}
+
+
+def test_errors_are_collected_and_cli_exits_nonzero(tmp_path: Path, capsys) -> None:
+    p = write_raster(tmp_path / "p.tif", np.zeros((8, 8), np.uint8))
+    far = write_raster(tmp_path / "far.tif", np.zeros((8, 8), np.uint8), origin=(600000.0, 5000000.0))
+    with pytest.raises(InputError, match="does not overlap"):
+        evaluate_rasters(p, far, tmp_path / "m.json")
+    nocrs = write_raster(tmp_path / "nocrs.tif", np.zeros((8, 8), np.uint8), crs=None, res=2.0)
+    with pytest.raises(InputError, match="no CRS"):
+        evaluate_rasters(p, nocrs, tmp_path / "m.json")
+    code = main(["evaluate", str(tmp_path / "missing.tif"), str(tmp_path / "nope.tif"), "-o", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.tif" in err and "nope.tif" in err
+    assert not (tmp_path / "m.json").exists()

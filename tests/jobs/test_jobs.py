@@ -1,0 +1,102 @@
+"""Many inputs: expansion, output plans, shards, idempotent re-runs, Dask with retries and killed workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from rsmamba.jobs import expand_inputs, plan_jobs, plan_pair_jobs, select_shard
+from rsmamba.jobs import JobsFailed, run_jobs
+from rsmamba.errors import InputError
+from tests.helpers import jobs
+
+
+def _inputs(tmp_path, n=5, bad=()):
+    paths = []
+    for i in range(n):
+        p = tmp_path / "in" / (f"bad_{i}.dat" if i in bad else f"scene_{i}.dat")
+        p.parent.mkdir(exist_ok=True)
+        p.write_text(f"scene {i}")
+        paths.append(p)
+    return paths
+
+
+def test_expand_globs_lists_and_paths(tmp_path) -> None:
+    paths = _inputs(tmp_path)
+    lst = tmp_path / "list.txt"
+    lst.write_text("in/scene_4.dat\n# comment\n\nin/scene_0.dat\n")
+    got = expand_inputs([str(tmp_path / "in" / "scene_[12].dat"), f"@{lst}", str(paths[1])])
+    assert [p.name for p in got] == ["scene_1.dat", "scene_2.dat", "scene_4.dat", "scene_0.dat"]
+    with pytest.raises(InputError) as info:
+        expand_inputs([str(tmp_path / "nothing_*.tif"), str(tmp_path / "missing.tif")])
+    assert len(info.value.problems) == 2
+
+
+def test_shards_are_a_disjoint_cover(tmp_path) -> None:
+    jobs_ = plan_jobs(_inputs(tmp_path, 7), tmp_path / "out")
+    shards = [select_shard(jobs_, f"{i}/3") for i in range(3)]
+    names = [j.name for s in shards for j in s]
+    assert sorted(names) == sorted(j.name for j in jobs_) and len(names) == 7
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(InputError):
+            select_shard(jobs_, bad)
+
+
+def test_output_name_clash_and_pairs(tmp_path) -> None:
+    a = tmp_path / "a" / "s.tif"
+    b = tmp_path / "b" / "s.tif"
+    with pytest.raises(InputError, match="both write"):
+        plan_jobs([a, b], tmp_path / "out")
+    with pytest.raises(InputError, match="paired in order"):
+        plan_pair_jobs([a, b], [a], tmp_path / "out")
+
+
+def test_local_run_is_idempotent_and_reports_every_failure(tmp_path) -> None:
+    paths = _inputs(tmp_path, 4, bad=(1, 3))
+    plan = plan_jobs(paths, tmp_path / "out")
+    with pytest.raises(JobsFailed) as info:
+        run_jobs(jobs.failing_job, plan, progress=False)
+    msg = str(info.value)
+    assert "2 of 4 jobs failed" in msg and "bad_1.dat" in msg and "bad_3.dat" in msg
+    results = run_jobs(jobs.copy_job, plan, kwargs={"tag": "!"}, progress=False)
+    assert sorted(r.status for r in results) == ["done", "done", "skipped", "skipped"]
+
+
+def test_dask_local_cluster_survives_a_killed_worker(tmp_path) -> None:
+    pytest.importorskip("dask.distributed")
+    paths = _inputs(tmp_path, 4)
+    plan = plan_jobs(paths, tmp_path / "out")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    results = run_jobs(jobs.dying_job, plan[:2] + plan[2:], kwargs={"marker_dir": str(markers)},
+                       scheduler="local", n_workers=2, progress=False)
+    assert sorted(r.status for r in results) == ["done"] * 4
+    out_files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert out_files == [f"scene_{i}.tif" for i in range(4)]  # no partial or duplicate leftovers
+    assert all(p.read_text() == f"scene {i}" for i, p in enumerate(sorted((tmp_path / "out").iterdir())))
+
+
+def test_local_cluster_workers_get_their_share_of_cores_and_no_malloc_trim(tmp_path) -> None:
+    """Each of 2 workers on this machine gets cores // 2 torch threads; dask's 64 KiB trim threshold is dropped."""
+    import json
+    import os
+
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        (tmp_path / "in" / f"s{i}.dat").write_text("x")
+    inputs = expand_inputs([str(tmp_path / "in" / "*.dat")])
+    results = run_jobs(jobs.worker_settings_job, plan_jobs(inputs, tmp_path / "out"),
+                       scheduler="local", n_workers=2, progress=False)
+    assert [r.status for r in results] == ["done", "done"]
+    seen = [json.loads(r.job.output.read_text()) for r in results]
+    cores = len(os.sched_getaffinity(0))
+    assert all(s == {"threads": max(1, cores // 2), "device": "cpu", "malloc_trim": None} for s in seen), seen
+
+
+def test_worker_device_spreads_workers_over_gpus() -> None:
+    from rsmamba.jobs.worker import worker_device
+
+    assert [worker_device("cuda", i, 2) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert worker_device("cuda", "tcp://10.0.0.3:4000", 4) == "cuda"  # a hand-started worker: its own GPU
+    assert worker_device("cuda:1", 0, 4) == "cuda:1"  # an explicit index is kept
+    assert worker_device("cpu", 1, 4) == "cpu"
+    assert worker_device("cuda", 1, 1) == "cuda"

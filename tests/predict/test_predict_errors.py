@@ -1,0 +1,275 @@
+"""Bad inputs fail before any work with one clear message; interrupted runs resume exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba.checkpoint import save_checkpoint
+from rsmamba.cli import main
+from rsmamba.errors import InputError
+from rsmamba.predict import predict_raster
+from rsmamba.engine.model import LoadedModel, default_classes
+from rsmamba.engine.resume import sidecar_path
+from tests.helpers.predict_models import TinyConv, register_test_models
+from tests.helpers.rasters import ROOT, random_image, write_raster
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    register_test_models()
+    net = TinyConv(in_chans=3, num_classes=4)
+    return save_checkpoint(tmp_path / "m.pt", {
+        "model": "test_tinyconv", "model_kwargs": {"in_chans": 3, "num_classes": 4}, "state_dict": net.state_dict(),
+        "bands": {"image": [1, 2, 3], "dsm": False},
+        "normalization": {"image": {"mean": [100.0] * 3, "std": [50.0] * 3}},
+        "classes": [c.to_dict() for c in default_classes(4)],
+    })
+
+
+def test_checkpoint_round_trip_uses_its_bands_and_class_table(tmp_path, checkpoint) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50, bands=4))  # 4 bands; the model reads 1-3
+    predict_raster(path, tmp_path / "out.tif", model=checkpoint, window=32, overlap=8)
+    with rasterio.open(tmp_path / "out.tif") as ds:
+        assert json.loads(ds.tags()["CLASS_NAMES"]) == [c.name for c in default_classes(4)]
+        assert set(np.unique(ds.read(1))) <= set(range(4))
+
+
+def test_band_mismatch_says_what_the_model_expects(tmp_path, checkpoint) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50, bands=2))
+    with pytest.raises(InputError, match=r"has 2 bands, but the model reads bands \[1, 2, 3\]"):
+        predict_raster(path, tmp_path / "out.tif", model=checkpoint)
+    with pytest.raises(InputError, match="expects 3 image bands"):
+        predict_raster(write_raster(tmp_path / "i4.tif", random_image(40, 50, bands=4)), tmp_path / "out.tif",
+                       model=checkpoint, bands=[1, 2])
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_dsm_without_overlap_and_unneeded_dsm(tmp_path, checkpoint) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    far = write_raster(tmp_path / "dsm.tif", np.ones((20, 20), np.float32), origin=(700000.0, 5000000.0))
+    with pytest.raises(InputError, match="does not overlap"):
+        predict_raster(path, tmp_path / "out.tif", dsm=far, model=checkpoint)
+    near = write_raster(tmp_path / "dsm2.tif", np.ones((40, 50), np.float32))
+    with pytest.raises(InputError, match="trained without a DSM"):
+        predict_raster(path, tmp_path / "out.tif", dsm=near, model=checkpoint)
+
+
+def test_unwritable_output_and_bad_options_are_collected(tmp_path) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(InputError) as info:
+        predict_raster(path, blocker / "out.tif", model=TinyConv(), blend="cosine", crop=40, overlap=16)
+    text = str(info.value)
+    assert "cannot write" in text and "--blend" in text and "--crop" in text
+    assert len(info.value.problems) == 3
+
+
+def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, capsys, monkeypatch) -> None:
+    import rsmamba.engine.model as predict_model
+
+    path = write_raster(tmp_path / "img.tif", random_image(20, 20))
+    if predict_model.DEMO_MODEL.exists():  # the shipped demo model needs a DSM: said in one line too
+        assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 2
+        assert "pass --dsm" in capsys.readouterr().err
+    monkeypatch.setattr(predict_model, "DEMO_MODEL", tmp_path / "not_shipped.pt")
+    assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 2
+    assert main(["predict", str(tmp_path / "nope.tif"), "-o", str(tmp_path / "o.tif"), "--model", "x.pt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "demo model" in err[0] and "file not found" in err[1]
+
+
+def test_cli_predicts_with_a_checkpoint(tmp_path, checkpoint, capsys) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    args = ["predict", str(path), "-o", str(tmp_path / "o.tif"), "--model", str(checkpoint), "--window", "32",
+            "--overlap", "8", "--blend", "spline"]
+    assert main([*args, "--dry-run"]) == 0
+    assert "ETA" in capsys.readouterr().out and not (tmp_path / "o.tif").exists()
+    assert main(args) == 0
+    assert (tmp_path / "o.tif").exists()
+
+
+class Interrupting(torch.nn.Module):
+    """Wraps a net and raises KeyboardInterrupt on forward number ``after`` (a Ctrl-C mid-run)."""
+
+    def __init__(self, net: torch.nn.Module, after: int) -> None:
+        super().__init__()
+        self.net, self.after, self.calls = net, after, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        return self.net(x)
+
+
+def _read_all(*paths: Path) -> list[np.ndarray]:
+    out = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            out.append(ds.read())
+    return out
+
+
+def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(600, 90, seed=4))
+    net = TinyConv(num_classes=4).eval()
+    kw = dict(window=64, overlap=16, batch_size=4, probabilities=tmp_path / "p.tif")
+    predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=default_classes(4)),
+                   **{**kw, "probabilities": tmp_path / "pref.tif"})
+
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows (4 windows): stops around row 400
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4)), **kw)
+    assert not out.exists()
+    rows_done = json.loads(sidecar_path(out).read_text())["rows_done"]
+    assert rows_done == 256  # complete tile rows only
+
+    with pytest.raises(InputError, match="other inputs or parameters"):
+        predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True,
+                       **{**kw, "overlap": 8})
+    counting = Interrupting(net, after=10_000)
+    summary = predict_raster(path, out, model=LoadedModel(counting, classes=default_classes(4)), resume=True, **kw)
+    assert summary.resumed_from_row == 256
+    assert counting.calls < 6  # did not start over (12 grid rows of 2 windows: 6 batches in all)
+    for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
+        np.testing.assert_array_equal(got, ref)
+    assert not sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
+
+
+def test_resume_without_an_interrupted_run_is_refused(tmp_path) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(30, 30))
+    with pytest.raises(InputError, match="no interrupted run"):
+        predict_raster(path, tmp_path / "o.tif", model=LoadedModel(TinyConv(), classes=default_classes(4)), resume=True)
+
+
+KILL_SCRIPT = """
+import sys, time, torch
+sys.path.insert(0, {root!r})
+from rsmamba.predict import predict_raster
+from rsmamba.engine.model import LoadedModel, default_classes
+from tests.helpers.predict_models import TinyConv
+
+class Slow(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__(); self.net = net
+    def forward(self, x):
+        time.sleep(0.15); return self.net(x)
+
+predict_raster({img!r}, {out!r}, model=LoadedModel(Slow(TinyConv(num_classes=4).eval()), classes=default_classes(4)),
+               window=64, overlap=16, batch_size=4)
+"""
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(1100, 60, seed=5))
+    out = tmp_path / "out.tif"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(root=str(ROOT), img=str(path), out=str(out)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT)
+    sidecar = sidecar_path(out)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sidecar.exists() and json.loads(sidecar.read_text() or "{}").get("rows_done", 0) > 0:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not out.exists()
+    net = TinyConv(num_classes=4).eval()
+    summary = predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), window=64, overlap=16,
+                             batch_size=4, resume=True)
+    assert summary.resumed_from_row > 0
+    predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=default_classes(4)), window=64,
+                   overlap=16, batch_size=4)
+    (got,), (ref,) = _read_all(out), _read_all(tmp_path / "ref.tif")
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_column_strips_and_resume_across_strips(tmp_path) -> None:
+    """Wide rasters go strip by strip: same file as one strip, and a resume picks up at its strip."""
+    path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
+    net = TinyConv(num_classes=4).eval()
+    kw = dict(window=64, overlap=16, batch_size=4)
+    predict_raster(path, tmp_path / "one.tif", model=LoadedModel(net, classes=default_classes(4)),
+                   probabilities=tmp_path / "pone.tif", **kw)
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=20), classes=default_classes(4)),
+                       strip_width=256, probabilities=tmp_path / "p.tif", **kw)
+    progress = json.loads(sidecar_path(out).read_text())
+    assert progress["strip"] == 1  # strip 0 (columns 0-255) is complete on disk
+    summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=default_classes(4)),
+                             strip_width=256, probabilities=tmp_path / "p.tif", resume=True, **kw)
+    assert summary.resumed_strip == 1
+    for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")):
+        np.testing.assert_array_equal(got, ref)
+
+
+class Recording(torch.nn.Module):
+    """Records every completed forward call as the tuple of its windows' ids (a hash of each input).
+
+    With ``after``, forward number ``after`` raises KeyboardInterrupt instead (a Ctrl-C mid-run).
+    """
+
+    def __init__(self, net: torch.nn.Module, after: int | None = None) -> None:
+        super().__init__()
+        self.net, self.after, self.calls = net, after, []
+
+    def forward(self, x):
+        if self.after is not None and len(self.calls) + 1 == self.after:
+            raise KeyboardInterrupt
+        self.calls.append(tuple(hashlib.sha1(w.contiguous().numpy().tobytes()).hexdigest()[:12] for w in x))
+        return self.net(x)
+
+
+def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> None:
+    """Equality of a resumed run does not rest on float luck: each window it recomputes goes
+    through the network in the same batch (same windows, same order) as in the uninterrupted run,
+    and the resumed forward calls are exactly the last calls of the uninterrupted run."""
+    path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
+    net = TinyConv(num_classes=4).eval()
+    kw = dict(window=64, overlap=16, batch_size=4, probabilities=tmp_path / "p.tif")
+
+    def run(out: str, wrapper: Recording, **extra) -> Recording:
+        predict_raster(path, tmp_path / out, model=LoadedModel(wrapper, classes=default_classes(4)), **{**kw, **extra})
+        return wrapper
+
+    one_pass = run("one.tif", Recording(net), probabilities=tmp_path / "pone.tif")
+    strips = run("strips.tif", Recording(net), strip_width=256, probabilities=tmp_path / "pstrips.tif")
+    with pytest.raises(KeyboardInterrupt):
+        run("out.tif", Recording(net, after=20), strip_width=256)
+    assert json.loads(sidecar_path(tmp_path / "out.tif").read_text())["strip"] == 1
+    resumed = run("out.tif", Recording(net), strip_width=256, resume=True)
+
+    def batch_of(calls: list[tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        where: dict[str, tuple[str, ...]] = {}
+        for call in calls:
+            for window in call:
+                assert where.setdefault(window, call) == call  # a window is always in the same batch
+        return where
+
+    reference = batch_of(one_pass.calls)
+    assert len(reference) == 6 * 13  # every window of the 6 x 13 grid, each in one batch
+    assert batch_of(strips.calls).items() <= reference.items()  # strips re-form the one-pass batches
+    assert 0 < len(resumed.calls) < len(strips.calls)  # it resumed, not started over
+    assert resumed.calls == strips.calls[-len(resumed.calls):]  # the same forward calls, in the same order
+    assert batch_of(resumed.calls).items() <= reference.items()
+    for got, ref in zip(_read_all(tmp_path / "out.tif", tmp_path / "p.tif", tmp_path / "strips.tif"),
+                        _read_all(tmp_path / "one.tif", tmp_path / "pone.tif", tmp_path / "one.tif")):
+        np.testing.assert_array_equal(got, ref)

@@ -1,0 +1,59 @@
+"""Phase correlation recovers known shifts, integer and sub-pixel, and ignores textureless windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter, shift as nd_shift
+
+from rsmamba.raster.coregister import estimate_shift, phase_correlation
+
+
+def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return gaussian_filter(np.random.default_rng(seed).normal(size=(h, w)), 2.0)
+
+
+@pytest.mark.parametrize("dy,dx", [(0, 0), (3, -2), (-5, 7), (1.5, -0.25)])
+def test_phase_correlation_recovers_shift(dy: float, dx: float) -> None:
+    a = _texture(128, 128)
+    b = nd_shift(a, (dy, dx), order=3, mode="wrap")
+    got_dy, got_dx, strength = phase_correlation(a, b)
+    assert abs(got_dy - dy) < 0.2 and abs(got_dx - dx) < 0.2
+    assert strength > 0.1
+
+
+def test_estimate_shift_over_a_raster() -> None:
+    a = _texture(600, 700, seed=1)
+    b = nd_shift(a, (2.0, -3.0), order=1, mode="nearest")
+    flat = np.zeros_like(a)
+
+    def reader(arr):
+        return lambda w: arr[None, w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width]
+
+    est = estimate_shift(reader(a), reader(b), 700, 600, max_pixels=400_000)
+    assert est.windows_used >= 2
+    assert abs(est.dy - 2.0) < 0.3 and abs(est.dx + 3.0) < 0.3
+    assert est.magnitude == pytest.approx(np.hypot(2, 3), abs=0.4)
+    none = estimate_shift(reader(flat), reader(flat), 700, 600, max_pixels=200_000)
+    assert none.windows_used == 0 and np.isnan(none.dx)
+
+
+def test_gate_refuses_shifted_epochs_unless_forced(tmp_path, caplog) -> None:
+    from rsmamba.errors import InputError
+    from rsmamba.raster.coregister import check_coregistration
+    from rsmamba.raster.source import AlignedSource
+    from tests.helpers.rasters import write_raster
+
+    base = (_texture(300, 300, seed=2) * 40 + 128).clip(0, 255)
+    t1 = write_raster(tmp_path / "t1.tif", np.stack([base] * 3).astype(np.uint8))
+    moved = nd_shift(base, (0, 6), order=1, mode="nearest")
+    t2 = write_raster(tmp_path / "t2.tif", np.stack([moved] * 3).astype(np.uint8))
+    same = write_raster(tmp_path / "t2same.tif", np.stack([base] * 3).astype(np.uint8))
+    with AlignedSource(t1, t2=same) as src:
+        assert check_coregistration(src).magnitude < 0.3
+    with AlignedSource(t1, t2=t2) as src:
+        with pytest.raises(InputError, match="above the 3 px limit"):
+            check_coregistration(src)
+        with caplog.at_level("WARNING"):
+            est = check_coregistration(src, force=True)
+        assert abs(est.dx - 6) < 0.5 and "false change" in caplog.text

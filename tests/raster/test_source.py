@@ -1,0 +1,138 @@
+"""AlignedSource: secondary layers are brought onto the image grid, bad inputs fail clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from rsmamba.errors import InputError
+from rsmamba.raster.normalize import compute_stats, normalize
+from rsmamba.raster.source import AlignedSource
+from tests.helpers.rasters import OLINDA, random_image, write_raster
+
+
+def test_same_grid_dsm_is_read_by_index(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    dsm_arr = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
+    dsm = write_raster(tmp_path / "dsm.tif", dsm_arr)
+    with AlignedSource(img, dsm) as src:
+        assert src.warnings == []
+        np.testing.assert_array_equal(src.read_dsm(Window(5, 7, 10, 12)), dsm_arr[7:19, 5:15])
+
+
+def test_shifted_coarser_dsm_is_warped_bilinear(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40), res=1.0)
+    # 2 m pixels, origin shifted by half an image pixel: a plane z = x stays a plane when resampled
+    xs = 500000.0 + 0.5 + 2.0 * (np.arange(25) + 0.5)
+    plane = np.tile(xs - 500000.0, (25, 1)).astype(np.float32)
+    dsm = write_raster(tmp_path / "dsm.tif", plane, origin=(500000.5, 5000001.0), res=2.0)
+    with AlignedSource(img, dsm) as src:
+        assert any("resampled (bilinear)" in w for w in src.warnings)
+        got = src.read_dsm(Window(5, 5, 20, 20))
+        expected_x = (np.arange(5, 25) + 0.5)[None, :].repeat(20, 0)
+        np.testing.assert_allclose(got, expected_x, atol=1e-3)
+
+
+def test_olinda_dem_matches_direct_warpedvrt_read() -> None:
+    img_path, dem_path = OLINDA / "L7_ETMs.tif", OLINDA / "olinda_dem_utm25s.tif"
+    window = Window(100, 120, 64, 64)
+    with AlignedSource(img_path, dem_path) as src:
+        assert any("DSM" in w and "resampled" in w for w in src.warnings)
+        ours = src.read_dsm(window)
+    with rasterio.open(img_path) as img, rasterio.open(dem_path) as dem:
+        with WarpedVRT(dem, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                       resampling=Resampling.bilinear) as vrt:
+            direct = vrt.read(1, window=window)
+    np.testing.assert_array_equal(ours, direct)
+    assert np.isfinite(ours).all() and 0 < ours.mean() < 90
+
+
+def test_all_problems_are_reported_together(tmp_path) -> None:
+    no_crs = write_raster(tmp_path / "nocrs.tif", random_image(10, 10), crs=None)
+    with pytest.raises(InputError) as info:
+        AlignedSource(no_crs, dsm=tmp_path / "missing_dsm.tif")
+    assert len(info.value.problems) == 2
+    assert "no CRS" in str(info.value) and "not found" in str(info.value)
+
+
+def test_dsm_without_overlap_is_refused(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(10, 10))
+    far = write_raster(tmp_path / "dsm.tif", np.ones((10, 10), np.float32), origin=(900000.0, 5000000.0))
+    with pytest.raises(InputError, match="does not overlap"):
+        AlignedSource(img, far)
+
+
+def test_geographic_dsm_with_projected_image_needs_a_flag(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(10, 10), crs="EPSG:32632", origin=(500000, 5000000))
+    dsm = write_raster(tmp_path / "dsm.tif", np.ones((10, 10), np.float32), crs="EPSG:4326",
+                       origin=(8.99, 45.15), res=0.0001)
+    with pytest.raises(InputError, match="geographic"):
+        AlignedSource(img, dsm)
+
+
+def test_bands_out_of_range(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(10, 10, bands=3))
+    with pytest.raises(InputError, match=r"bands \[4\] out of range"):
+        AlignedSource(img, bands=[1, 4])
+
+
+def test_nodata_and_stats_once_per_raster(tmp_path) -> None:
+    arr = random_image(30, 30, bands=2)
+    arr[:, :10, :] = 0
+    img = write_raster(tmp_path / "img.tif", arr, nodata=0)
+    with AlignedSource(img) as src:
+        valid = src.read_valid(Window(0, 0, 30, 30))
+        assert not valid[:10].any() and valid[10:].all()
+        stats, dsm_stats = compute_stats(src)
+    assert dsm_stats is None
+    np.testing.assert_allclose(stats.mean, arr[:, 10:].reshape(2, -1).mean(1), rtol=1e-6)
+    z = normalize(arr[:, 10:], stats)
+    np.testing.assert_allclose(z.reshape(2, -1).mean(1), 0, atol=1e-5)
+
+
+def test_label_vector_rasterised_on_image_grid(tmp_path) -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    img = write_raster(tmp_path / "img.tif", random_image(20, 20))
+    gdf = gpd.GeoDataFrame({"class": [1, 3]}, geometry=[box(500002, 4999990, 500006, 4999995),
+                                                        box(500010, 4999982, 500015, 4999990)], crs="EPSG:32632")
+    gdf.to_crs("EPSG:3857").to_file(tmp_path / "labels.gpkg")  # another CRS: reprojected on read
+    with AlignedSource(img, labels=tmp_path / "labels.gpkg") as src:
+        lab = src.read_labels(Window(0, 0, 20, 20))
+    assert (lab[5:10, 2:6] == 1).all() and (lab[10:18, 10:15] == 3).all()
+    assert (lab == 0).sum() == 400 - 20 - 40
+    gdf.rename(columns={"class": "kind"}).to_file(tmp_path / "bad.gpkg")
+    with pytest.raises(InputError, match="no class field 'class'"):
+        AlignedSource(img, labels=tmp_path / "bad.gpkg")
+
+
+def test_second_epoch_on_first_epoch_grid(tmp_path) -> None:
+    t1 = write_raster(tmp_path / "t1.tif", random_image(40, 40))
+    arr = random_image(20, 20, seed=3)
+    t2 = write_raster(tmp_path / "t2.tif", arr, origin=(500010.0, 4999990.0), res=1.0)
+    with AlignedSource(t1, t2=t2) as src:
+        assert src.has_t2 and any("t2" in w for w in src.warnings)
+        got = src.read_t2(Window(10, 10, 20, 20))
+        np.testing.assert_array_equal(got, arr)
+        valid = src.read_valid(Window(0, 0, 40, 40))
+        assert valid.sum() == 400 and valid[10:30, 10:30].all()
+    bad = write_raster(tmp_path / "t2b.tif", random_image(20, 20, bands=4))
+    with pytest.raises(InputError, match="4 bands, but t1"):
+        AlignedSource(t1, t2=bad)
+
+
+def test_label_raster_on_another_grid_is_warped_nearest(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40), res=1.0)
+    lab = np.zeros((20, 20), np.uint8)
+    lab[5:10, 5:10] = 3  # 2 m pixels -> a 10x10 block on the image grid
+    lab_path = write_raster(tmp_path / "lab.tif", lab, res=2.0)
+    with AlignedSource(img, labels=lab_path) as src:
+        assert any("labels" in w and "nearest" in w for w in src.warnings)
+        got = src.read_labels(Window(0, 0, 40, 40))
+    assert set(np.unique(got)) == {0, 3}  # nearest: no blended class ids
+    assert (got[10:20, 10:20] == 3).all() and (got == 3).sum() == 100

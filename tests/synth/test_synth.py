@@ -1,0 +1,235 @@
+"""The synthetic scene generator: exact, self-consistent ground truth that other tests rely on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.features import rasterize
+
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
+from rsmamba.errors import InputError
+from rsmamba.synth import BUILDING, DSM_NODATA, generate_scene, write_scene
+
+SIZE, GSD = 256, 0.5  # 128 m: a dozen buildings, fast
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(SIZE, seed=7, gsd=GSD)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scene")
+    return write_scene(out, size=SIZE, seed=3, gsd=GSD, epsg=32633, dsm_gsd=1.0)
+
+
+def test_same_seed_same_scene_other_seed_other_scene(scene) -> None:
+    again = generate_scene(SIZE, seed=7, gsd=GSD)
+    for a, b in ((scene.t1, again.t1), (scene.t2, again.t2)):
+        np.testing.assert_array_equal(a.ortho, b.ortho)
+        np.testing.assert_array_equal(a.dsm, b.dsm)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(scene.change, again.change)
+    other = generate_scene(SIZE, seed=8, gsd=GSD)
+    assert not np.array_equal(scene.t1.labels, other.t1.labels)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_class_present_with_plausible_fractions(seed: int) -> None:
+    s = generate_scene(SIZE, seed=seed, gsd=GSD)
+    counts = np.bincount(s.t1.labels.ravel(), minlength=256)
+    assert counts[len(ISPRS_CLASSES):].sum() == 0  # no ignore/unknown values without a collar
+    frac = counts[: len(ISPRS_CLASSES)] / counts.sum()
+    impervious, building, low_veg, tree, car, clutter = frac
+    assert 0.08 < impervious < 0.5
+    assert 0.05 < building < 0.45
+    assert 0.15 < low_veg < 0.75
+    assert 0.01 < tree < 0.3
+    assert 0 < car < 0.05
+    assert 0 < clutter < 0.05
+
+
+def test_dsm_higher_on_buildings_and_trees_than_ground(scene) -> None:
+    for epoch in (scene.t1, scene.t2):
+        above = epoch.dsm - scene.ground
+        b = epoch.labels == BUILDING
+        assert np.all(above[b] > 2.5)  # eaves >= 3 m, minus noise and gentle relief
+        assert np.median(above[epoch.labels == 3]) > 3.0
+        assert np.abs(np.median(above[epoch.labels == 2])) < 0.2
+        assert np.abs(np.median(above[epoch.labels == 0])) < 0.2
+
+
+def test_building_polygons_rasterise_back_to_building_labels(scene) -> None:
+    for epoch in (scene.t1, scene.t2):
+        burnt = rasterize([(b.polygon, 1) for b in epoch.buildings], out_shape=(SIZE, SIZE), transform=scene.transform)
+        label = epoch.labels == BUILDING
+        iou = (label & (burnt == 1)).sum() / (label | (burnt == 1)).sum()
+        assert iou > 0.999
+
+
+def test_buildings_have_varied_shapes_and_orientations() -> None:
+    s = generate_scene(512, seed=11, gsd=0.5)
+    shapes = {b.shape for b in s.t1.buildings}
+    assert {"rect", "L"} <= shapes and len(shapes) >= 3
+    assert any(len(b.polygon.interiors) for b in s.t1.buildings if b.shape == "courtyard") or "courtyard" not in shapes
+    angles = np.array([b.angle % 90 for b in s.t1.buildings])
+    assert np.ptp(angles) > 10  # not all axis-aligned, not all the same
+    sides = np.array([max(b.length, b.width) for b in s.t1.buildings])
+    assert sides.min() >= 8 and sides.max() <= 40
+
+
+def test_change_is_exactly_the_added_and_demolished_buildings(scene) -> None:
+    assert scene.added and scene.removed
+    ids1 = {b.id for b in scene.t1.buildings}
+    ids2 = {b.id for b in scene.t2.buildings}
+    assert ids1 - ids2 == {b.id for b in scene.removed}
+    assert ids2 - ids1 == {b.id for b in scene.added}
+    b1, b2 = scene.t1.labels == BUILDING, scene.t2.labels == BUILDING
+    np.testing.assert_array_equal(scene.change == 1, b1 ^ b2)
+    # demolished plots are no longer buildings; the rest of the scene keeps its buildings
+    assert not b2[(scene.change == 1) & b1].any()
+
+
+def test_second_epoch_changes_illumination(scene) -> None:
+    same = (scene.change == 0) & (scene.t1.labels == scene.t2.labels)
+    a = scene.t1.ortho[:, same].astype(float).mean(axis=1)
+    b = scene.t2.ortho[:, same].astype(float).mean(axis=1)
+    assert np.abs(a - b).max() > 2  # a visible radiometric shift on unchanged ground
+    assert scene.t1.sun_azimuth != scene.t2.sun_azimuth
+
+
+def test_buildings_not_separable_by_colour_alone(scene) -> None:
+    """A nearest-class-mean colour rule must misclassify a fair share of buildings vs impervious."""
+    img, lab = scene.t1.ortho.reshape(3, -1).T.astype(float), scene.t1.labels.ravel()
+    keep = (lab == 0) | (lab == 1)
+    x, y = img[keep], lab[keep]
+    m0, m1 = x[y == 0].mean(0), x[y == 1].mean(0)
+    pred = (np.linalg.norm(x - m1, axis=1) < np.linalg.norm(x - m0, axis=1)).astype(int)
+    assert (pred == y).mean() < 0.9
+
+
+def test_band_options() -> None:
+    irrg = generate_scene(64, seed=1, gsd=1.0, bands="irrg")
+    rgbn = generate_scene(64, seed=1, gsd=1.0, bands="rgbn")
+    assert irrg.t1.ortho.shape == (3, 64, 64) and rgbn.t1.ortho.shape == (4, 64, 64)
+    veg = rgbn.t1.labels == 2
+    assert rgbn.t1.ortho[3][veg].mean() > rgbn.t1.ortho[0][veg].mean()  # NIR bright on vegetation
+
+
+def test_nodata_collar() -> None:
+    s = generate_scene(128, seed=2, gsd=1.0, nodata_collar=True)
+    assert 0.6 < s.valid.mean() < 0.97
+    assert not s.valid[0, 0] and not s.valid[-1, -1] and s.valid[64, 64]
+    assert (s.t1.ortho[:, ~s.valid] == 0).all() and (s.t1.ortho[:, s.valid] > 0).all()
+    assert (s.t1.labels[~s.valid] == IGNORE_INDEX).all() and (s.t1.dsm[~s.valid] == DSM_NODATA).all()
+    assert (s.change[~s.valid] == IGNORE_INDEX).all()
+
+
+def test_bad_options_are_reported_together() -> None:
+    with pytest.raises(InputError) as err:
+        generate_scene(8, seed=0, gsd=-1, epsg=4326, bands="xyz")
+    assert len(err.value.problems) == 4
+
+
+def test_written_files_are_georeferenced_and_consistent(written) -> None:
+    expected = {"ortho_t1", "ortho_t2", "dsm_t1", "dsm_t2", "labels_t1", "labels_t2", "change",
+                "buildings_t1", "buildings_t2", "building_changes", "scene"}
+    assert set(written) == expected
+    assert all(p.exists() for p in written.values())
+    assert not list(written["scene"].parent.glob(".*partial*"))
+    with rasterio.open(written["ortho_t1"]) as src:
+        assert src.crs.to_epsg() == 32633 and src.count == 3 and src.dtypes[0] == "uint8"
+        assert src.res == (GSD, GSD) and src.transform.b == 0 and src.transform.e < 0
+        ortho_bounds = src.bounds
+    with rasterio.open(written["labels_t1"]) as src:
+        assert src.crs.to_epsg() == 32633 and src.nodata == IGNORE_INDEX
+        assert src.colormap(1)[1][:3] == ISPRS_CLASSES[1].color
+        labels, transform = src.read(1), src.transform
+    with rasterio.open(written["dsm_t1"]) as src:
+        assert src.crs.to_epsg() == 32633 and src.dtypes[0] == "float32"
+        assert src.res == (1.0, 1.0)  # --dsm-gsd: a different grid...
+        assert src.bounds.left < ortho_bounds.left and src.bounds.top > ortho_bounds.top  # ...covering the ortho
+        assert (src.transform.c - ortho_bounds.left) % 1.0 != 0  # ...with a shifted origin
+    import geopandas as gpd
+
+    polys = gpd.read_file(written["buildings_t1"])
+    assert polys.crs.to_epsg() == 32633 and set(polys["class"]) == {1} and polys["id"].is_unique
+    burnt = rasterize(((g, 1) for g in polys.geometry), out_shape=labels.shape, transform=transform)
+    np.testing.assert_array_equal(burnt == 1, labels == BUILDING)
+    info = json.loads(written["scene"].read_text())
+    assert info["seed"] == 3 and info["gsd"] == GSD and info["crs"] == "EPSG:32633"
+    changes = gpd.read_file(written["building_changes"])
+    assert info["buildings_added"] == (changes["change"] == "added").sum() > 0
+    assert info["buildings_removed"] == (changes["change"] == "demolished").sum() > 0
+
+
+def test_cli_end_to_end(tmp_path, capsys) -> None:
+    from rsmamba.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["synth", "-o", str(out), "--size", "96", "--seed", "5", "--gsd", "1.0", "--bands", "rgbn", "--nodata-collar"])
+    assert rc == 0
+    assert "ortho_t1" in capsys.readouterr().out
+    with rasterio.open(out / "ortho_t2.tif") as src:
+        assert src.count == 4 and src.nodata == 0 and src.crs.to_epsg() == 32632
+    assert main(["synth", "-o", str(tmp_path / "bad"), "--size", "4"]) == 2
+    assert "--size" in capsys.readouterr().err
+
+
+def test_shipped_example_scene_is_consistent_and_small() -> None:
+    from pathlib import Path
+
+    import geopandas as gpd
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "scene"
+    files = ["ortho.tif", "dsm.tif", "labels.tif", "buildings.gpkg", "ortho_t2.tif", "dsm_t2.tif", "change.tif", "scene.json", "README.md"]
+    assert all((folder / f).exists() for f in files)
+    assert sum((folder / f).stat().st_size for f in files) < 4e6
+    with rasterio.open(folder / "ortho.tif") as o, rasterio.open(folder / "dsm.tif") as d, rasterio.open(folder / "labels.tif") as lab:
+        assert o.crs == d.crs == lab.crs and o.transform == d.transform == lab.transform and o.shape == (1024, 1024)
+        labels, dsm = lab.read(1), d.read(1)
+    polys = gpd.read_file(folder / "buildings.gpkg")
+    burnt = rasterize(((g, 1) for g in polys.geometry), out_shape=labels.shape, transform=lab.transform)
+    np.testing.assert_array_equal(burnt == 1, labels == BUILDING)
+    assert np.median(dsm[labels == BUILDING]) > np.median(dsm[labels == 2]) + 3
+    info = json.loads((folder / "scene.json").read_text())
+    assert info["size"] == 1024 and info["gsd"] == 0.25
+
+
+def test_shadows_fall_away_from_the_sun_with_length_from_height() -> None:
+    from rsmamba.synth import _cast_shadows
+
+    dsm = np.zeros((200, 200), dtype=np.float32)
+    dsm[95:105, 95:105] = 10.0  # a 10 m tower, 5 m wide at 0.5 m
+    shadow = _cast_shadows(dsm, 0.5, azimuth=180.0, elevation=45.0)  # sun due south
+    rows = np.flatnonzero(shadow[:, 100])
+    assert rows.size and rows.max() < 95 and rows.min() >= 95 - 22  # north of it, ~10 m = 20 px long
+    assert 95 - rows.min() >= 17
+    assert not shadow[105:, :].any() and not shadow[:, :90].any() and not shadow[:, 110:].any()
+    low = _cast_shadows(dsm, 0.5, azimuth=180.0, elevation=30.0)
+    assert low.sum() > shadow.sum()  # lower sun, longer shadow
+
+
+@pytest.mark.parametrize("collar", [False, True])
+def test_invariants_hold_for_any_seed_and_size(collar: bool) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=4, deadline=None, derandomize=True)
+    @given(seed=st.integers(0, 2**31), size=st.integers(64, 160), gsd=st.sampled_from([0.5, 0.75, 1.0]))
+    def check(seed: int, size: int, gsd: float) -> None:
+        s = generate_scene(size, seed=seed, gsd=gsd, nodata_collar=collar)
+        for epoch in (s.t1, s.t2):
+            assert epoch.ortho.shape == (3, size, size) and epoch.dsm.dtype == np.float32
+            burnt = rasterize([(b.polygon, 1) for b in epoch.buildings], out_shape=(size, size), transform=s.transform, fill=0)
+            v = s.valid
+            np.testing.assert_array_equal((burnt == 1)[v], (epoch.labels == BUILDING)[v])
+            assert set(np.unique(epoch.labels[v])) <= set(range(6))
+        b1, b2 = s.t1.labels == BUILDING, s.t2.labels == BUILDING
+        np.testing.assert_array_equal((s.change == 1)[s.valid], (b1 ^ b2)[s.valid])
+
+    check()

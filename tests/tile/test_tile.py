@@ -1,0 +1,154 @@
+"""rsmamba tile: chips, manifest, spatial split, DSM alignment and bad inputs end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from rsmamba.cli import main
+from rsmamba.raster.windows import WindowGrid
+from rsmamba.tile import assign_block_splits, plan_chips, tile_scene
+from tests.helpers.rasters import OLINDA, random_image, write_raster
+
+
+def _manifest(folder):
+    with open(folder / "manifest.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_olinda_chips_carry_the_warped_dem(tmp_path, capsys) -> None:
+    out = tmp_path / "chips"
+    code = main(["tile", str(OLINDA / "L7_ETMs.tif"), "--dsm", str(OLINDA / "olinda_dem_utm25s.tif"),
+                 "-o", str(out), "--size", "64", "--overlap", "16"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "DSM" in err and "resampled (bilinear) onto the image grid" in err
+    rows = _manifest(out)
+    assert rows and {r["split"] for r in rows} <= {"train", "val", "test"}
+    with rasterio.open(OLINDA / "L7_ETMs.tif") as img, rasterio.open(OLINDA / "olinda_dem_utm25s.tif") as dem:
+        vrt = WarpedVRT(dem, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                        resampling=Resampling.bilinear)
+        for row in rows[:5]:
+            with rasterio.open(out / row["dsm"]) as chip, rasterio.open(out / row["image"]) as ichip:
+                window = vrt.window(*chip.bounds)
+                direct = vrt.read(1, window=window.round_offsets().round_lengths())
+                np.testing.assert_array_equal(chip.read(1), direct)
+                assert chip.crs == img.crs and ichip.transform == chip.transform
+                assert ichip.count == 6 and ichip.dtypes[0] == "uint8"
+        vrt.close()
+    meta = json.loads((out / "tiling.json").read_text())
+    assert len(meta["stats"]["image"]["mean"]) == 6 and meta["stats"]["dsm"] is not None
+
+
+def test_labels_histogram_and_min_valid(tmp_path) -> None:
+    arr = random_image(64, 96)
+    arr[:, :, :32] = 0  # left third is nodata
+    img = write_raster(tmp_path / "img.tif", arr, nodata=0)
+    labels = np.zeros((64, 96), np.uint8)
+    labels[10:20, 40:60] = 1
+    lab = write_raster(tmp_path / "lab.tif", labels)
+    summary = tile_scene(img, tmp_path / "chips", labels=lab, size=32, min_valid=0.5, split=(1, 0, 0))
+    assert summary.skipped_invalid == 2  # the two all-nodata chips of the left column
+    rows = _manifest(tmp_path / "chips")
+    hist_total = sum(sum(json.loads(r["class_hist"]).values()) for r in rows)
+    assert hist_total == 64 * 64
+    building = sum(json.loads(r["class_hist"]).get("1", 0) for r in rows)
+    assert building == 200
+    with rasterio.open(tmp_path / "chips" / rows[0]["labels"]) as chip:
+        assert chip.nodata == 255 and chip.colormap(1)[1][:3] == (0, 0, 255)
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=st.integers(40, 400), h=st.integers(40, 400), size=st.integers(16, 64), ov=st.floats(0, 0.6),
+       block_mult=st.integers(1, 4), seed=st.integers(0, 5))
+def test_no_chip_overlaps_a_chip_of_another_split(w, h, size, ov, block_mult, seed) -> None:
+    grid = WindowGrid(w, h, size, int(size * ov))
+    plan, _ = plan_chips(grid, block_mult * size, (0.6, 0.2, 0.2), seed)
+    for i, (a, sa) in enumerate(plan):
+        for b, sb in plan[i + 1:]:
+            if sa != sb:
+                disjoint = (a.col_off + a.width <= b.col_off or b.col_off + b.width <= a.col_off
+                            or a.row_off + a.height <= b.row_off or b.row_off + b.height <= a.row_off)
+                assert disjoint
+
+
+def test_block_split_counts() -> None:
+    s = assign_block_splits(4, 5, (0.8, 0.1, 0.1), seed=1)
+    assert sorted(np.bincount(s.ravel(), minlength=3).tolist()) == [2, 2, 16]
+
+
+def _assert_fails_cleanly(args, out, capsys, needle):
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1 and err[0].startswith("rsmamba: error:") and needle in err[0]
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.name}*"))
+
+
+def test_bad_inputs_fail_in_one_line_and_leave_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "chips"
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    _assert_fails_cleanly(["tile", str(tmp_path / "nope.tif"), "-o", str(out)], out, capsys, "file not found")
+    nocrs = write_raster(tmp_path / "nocrs.tif", random_image(32, 32), crs=None)
+    _assert_fails_cleanly(["tile", str(nocrs), "-o", str(out)], out, capsys, "no CRS")
+    far = write_raster(tmp_path / "far.tif", np.ones((8, 8), np.float32), origin=(100000.0, 100000.0))
+    _assert_fails_cleanly(["tile", str(img), "--dsm", str(far), "-o", str(out)], out, capsys, "does not overlap")
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gpd.GeoDataFrame({"kind": [1]}, geometry=[box(500000, 4999990, 500010, 5000000)], crs="EPSG:32632").to_file(
+        tmp_path / "lab.gpkg")
+    _assert_fails_cleanly(["tile", str(img), "--labels", str(tmp_path / "lab.gpkg"), "-o", str(out)], out, capsys,
+                          "no class field")
+    empty = write_raster(tmp_path / "empty.tif", np.zeros((1, 32, 32), np.uint8), nodata=0)
+    _assert_fails_cleanly(["tile", str(empty), "-o", str(out), "--size", "16"], out, capsys, "no valid pixels")
+    (tmp_path / "zero.tif").write_bytes(b"")
+    _assert_fails_cleanly(["tile", str(tmp_path / "zero.tif"), "-o", str(out)], out, capsys, "not a readable raster")
+
+
+def test_existing_output_needs_overwrite(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    tile_scene(img, tmp_path / "chips", size=16)
+    from rsmamba.errors import InputError
+
+    with pytest.raises(InputError, match="--overwrite"):
+        tile_scene(img, tmp_path / "chips", size=16)
+    tile_scene(img, tmp_path / "chips", size=16, overwrite=True)
+    assert len(_manifest(tmp_path / "chips")) > 0
+
+
+def test_epoch_pairs_for_change(tmp_path) -> None:
+    t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
+    t2_arr = random_image(64, 64, seed=2)
+    t2 = write_raster(tmp_path / "t2.tif", t2_arr)
+    lab1 = np.zeros((64, 64), np.uint8)
+    lab2 = lab1.copy()
+    lab2[20:40, 20:40] = 1
+    write_raster(tmp_path / "l1.tif", lab1)
+    write_raster(tmp_path / "l2.tif", lab2)
+    write_raster(tmp_path / "ch.tif", (lab1 != lab2).astype(np.uint8))
+    tile_scene(t1, tmp_path / "chips", labels=tmp_path / "l1.tif", t2=t2, labels_t2=tmp_path / "l2.tif",
+               change=tmp_path / "ch.tif", size=32, split=(1, 0, 0))
+    rows = _manifest(tmp_path / "chips")
+    assert len(rows) == 4 and all(r["t2"] and r["labels_t2"] and r["change"] for r in rows)
+    total_change = 0
+    for r in rows:
+        with rasterio.open(tmp_path / "chips" / r["t2"]) as ds:
+            np.testing.assert_array_equal(ds.read(), t2_arr[:, int(r["row_off"]):int(r["row_off"]) + 32,
+                                                              int(r["col_off"]):int(r["col_off"]) + 32])
+        with rasterio.open(tmp_path / "chips" / r["change"]) as ds:
+            total_change += int(ds.read(1).sum())
+    assert total_change == 400
+    from rsmamba.errors import InputError
+
+    with pytest.raises(InputError, match="need --t2"):
+        tile_scene(t1, tmp_path / "chips2", change=tmp_path / "ch.tif")

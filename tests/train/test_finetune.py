@@ -1,0 +1,104 @@
+"""Fine-tuning from a checkpoint: the shipped demo model (RGB + DSM, 6 classes) onto a panchromatic
+building-footprint dataset (1 band, 2 classes), against the same short run from random weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba.errors import InputError
+from rsmamba.tile import tile_scene
+from rsmamba.train import train
+from rsmamba.pretrained import adapt_input_weight
+
+
+def test_band_adaptation_rules() -> None:
+    w = torch.arange(2 * 4 * 1 * 1, dtype=torch.float32).reshape(2, 4, 1, 1)  # 3 image bands + DSM
+    pan = adapt_input_weight(w, 3, True, 1, False)
+    assert torch.equal(pan[:, 0], w[:, :3].sum(1))  # 1 band: sum of RGB; DSM dropped
+    four = adapt_input_weight(w, 3, True, 4, True)
+    assert four.shape == (2, 5, 1, 1) and torch.equal(four[:, 4], w[:, 3])  # DSM kept last
+    assert torch.allclose(four[:, :4], torch.cat([w[:, :3], w[:, :1]], 1) * 0.75)  # repeated, scaled 3/4
+    added = adapt_input_weight(w[:, :3], 3, False, 3, True)
+    assert torch.equal(added[:, :3], w[:, :3]) and (added[:, 3] == 0).all()  # a new DSM starts ignored
+    # Same grey input -> same response, whatever the band count.
+    x3, x1 = torch.ones(1, 3, 1, 1), torch.ones(1, 1, 1, 1)
+    assert torch.allclose(torch.nn.functional.conv2d(x3, w[:, :3]), torch.nn.functional.conv2d(x1, pan))
+
+
+def _pan_buildings(tmp: Path) -> Path:
+    """Band 1 of the example scene (a stand-in for a panchromatic ortho) and its footprint layer."""
+    root = Path(__file__).resolve().parents[2] / "examples" / "scene"
+    chips = tmp / "chips"
+    tile_scene(root / "ortho.tif", chips, bands=[1], labels=root / "buildings.gpkg", burn=1, size=128, block=256,
+               split=(0.5, 0.25, 0.25), seed=0)
+    return chips
+
+
+@pytest.mark.slow
+def test_finetune_demo_model_beats_random_weights_on_pan_buildings(tmp_path: Path) -> None:
+    chips = _pan_buildings(tmp_path)
+    base = {"data": {"root": str(chips), "batch_size": 4}, "optim": {"lr": 0.002}, "train": {"epochs": 1, "seed": 0},
+            "augment": {"flips": True, "rot90": False}, "tensorboard": False}
+    tuned = train({**base, "model": {"init": "demo"}, "out": str(tmp_path / "tuned")}, progress=False)
+    scratch = train({**base, "model": {"name": "cmtunet_tiny"}, "out": str(tmp_path / "scratch")}, progress=False)
+    iou_tuned = tuned.history[-1]["val_iou_per_class"]["building"]
+    iou_scratch = scratch.history[-1]["val_iou_per_class"]["building"]
+    print(f"validation building IoU after 1 epoch: from the demo model {iou_tuned:.3f}, "
+          f"from random weights {iou_scratch:.3f}")
+    assert iou_tuned > iou_scratch
+    from rsmamba.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tuned.last)
+    assert ck["model"] == "cmtunet_tiny" and ck["model_kwargs"]["in_chans"] == 1
+    assert [c["name"] for c in ck["classes"]] == ["background", "building"]
+
+
+def test_init_errors_name_the_tensor_and_freeze_checks_prefixes(tmp_path: Path) -> None:
+    from rsmamba.train.init import init_from_checkpoint, set_frozen
+    from rsmamba.models import create_model
+    from pathlib import Path as _P
+
+    demo = _P(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
+    other = create_model("cmtunet_tiny", num_classes=6, in_chans=4, decode_channels=24)
+    with pytest.raises(InputError, match=r"tensor \S+ has shape") as err:
+        init_from_checkpoint(other, demo, image_bands=3, dsm=True, num_classes=6)
+    assert "\n" not in str(err.value)
+    # the demo checkpoint's structure (it predates MSAA/RCM/db4 in the seed defaults: its model_kwargs)
+    model = create_model("cmtunet_tiny", num_classes=2, in_chans=1, msaa=False, rcm=False, wavelet="haar")
+    report = init_from_checkpoint(model, demo, image_bands=1, dsm=False, num_classes=2)
+    assert report.adapted and report.reinitialised and report.loaded and not report.left_random
+    assert set_frozen(model, ["backbone."], True) > 0
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("backbone."))
+    with pytest.raises(InputError, match="no parameter"):
+        set_frozen(model, ["nothing."], True)
+
+
+def test_frozen_stages_stay_put_for_their_epochs_then_train(tmp_path: Path) -> None:
+    from test_own_classes import building_scene
+
+    from rsmamba.checkpoint import load_checkpoint
+
+    image, layer = building_scene(tmp_path / "s", size=64)
+    chips = tmp_path / "chips"
+    tile_scene(image, chips, labels=layer, burn=1, size=32, block=32, split=(1, 0, 0))
+    cfg = {"data": {"root": str(chips), "batch_size": 2}, "model": {"name": "fcn_baseline", "kwargs": {"width": 8}},
+           "train": {"epochs": 2, "freeze_prefixes": ["encoder."], "freeze_epochs": 1}, "out": str(tmp_path / "r"),
+           "tensorboard": False, "optim": {"weight_decay": 0.0}}
+    first = train({**cfg, "train": {**cfg["train"], "stop_after_epochs": 1}}, progress=False)
+    torch.manual_seed(0)
+    from rsmamba.models import create_model
+
+    fresh = create_model("fcn_baseline", width=8, in_chans=1, num_classes=2).state_dict()
+    after1 = load_checkpoint(first.last)["state_dict"]
+    enc = [k for k in after1 if k.startswith("encoder.") and k.endswith("weight")]
+    dec = [k for k in after1 if k.startswith("decoder.") and k.endswith("weight")]
+    assert all(torch.equal(after1[k], fresh[k]) for k in enc)  # frozen in epoch 1 (same seed -> same init)
+    assert any(not torch.equal(after1[k], fresh[k]) for k in dec)
+    second = train(cfg, resume=True, progress=False)
+    after2 = load_checkpoint(second.last)["state_dict"]
+    assert any(not torch.equal(after2[k], after1[k]) for k in enc)  # unfrozen from epoch 2

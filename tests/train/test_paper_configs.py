@@ -1,0 +1,128 @@
+"""The shipped paper recipes: each resolves, cites its sources, dry-runs, and trains 2 steps on a
+fixture of its dataset's layout (tiny model variant)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import tests.helpers.layout_fixtures as F
+from rsmamba.cli import main
+from rsmamba.train import train
+from rsmamba.train.config import CONFIGS_DIR, load_config, shipped_configs
+
+EXPECTED = {"fmtunet_vaihingen", "fmtunet_potsdam", "cmtunet_vaihingen", "mafmamba_vaihingen", "mafmamba_potsdam",
+            "mafmamba_loveda", "mambafcs_second", "mambafcs_landsat_scd", "mambaseg_vaihingen", "mambaseg_potsdam"}
+
+
+def test_every_paper_and_dataset_has_a_recipe_with_sources() -> None:
+    assert set(shipped_configs()) == EXPECTED
+    for name in EXPECTED:
+        text = (CONFIGS_DIR / f"{name}.yaml").read_text()
+        cfg = load_config(name, ["data.root=x"])
+        assert cfg["model"]["name"] == name.split("_")[0]
+        header = [ln for ln in text.splitlines() if ln.startswith("#")]
+        assert any(w in " ".join(header) for w in ("seed 00", "authors", "paper")), name
+        lines = text.splitlines()
+        for key in ("optim", "schedule", "loss", "augment", "data"):  # each section carries its sources
+            start = next(i for i, ln in enumerate(lines) if ln.startswith(f"{key}:"))
+            end = next((i for i in range(start + 1, len(lines)) if lines[i][:1].isalpha()), len(lines))
+            assert any("#" in ln for ln in lines[start:end]), (name, key)
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("layouts")
+    return {"vaihingen": F.isprs(tmp / "vaihingen", "vaihingen", size=(24, 24)),
+            "potsdam": F.isprs(tmp / "potsdam", "potsdam", size=(24, 24)),
+            "loveda": F.loveda(tmp / "loveda", n=1, size=16),  # 2 train images x 2 crops
+            "second": F.second(tmp / "second", n=2, size=16),
+            "landsat": F.landsat_scd(tmp / "landsat", n=2, size=16)}
+
+
+def _tiny_overrides(name: str, root: Path, out: Path) -> list[str]:
+    model = name.split("_")[0] + "_tiny"
+    sets = [f"data.root={root}", f"model.name={model}", "data.batch_size=2", "train.epochs=1", f"out={out}",
+            "tensorboard=false", "data.samples_per_epoch=4", "data.crops_per_image=2"]
+    if name.endswith(("vaihingen", "potsdam")):
+        tile = "30" if "vaihingen" in name else "'2_10'"
+        sets += ["data.crop=16", f"data.val_tiles=[{tile}]", "data.val_split=val"]
+    elif name == "mafmamba_loveda":
+        sets += ["data.crop=16"]
+    return sets
+
+
+FAST: set[str] = set()  # the first call of each Mamba model JIT-compiles its scan: all ten run under -m slow
+
+
+def test_dry_run_prints_recipe_steps_and_memory(fixtures, tmp_path: Path, capsys) -> None:
+    """The quick-suite check of --dry-run (a paper recipe with a plain CNN in place of its model)."""
+    sets = _tiny_overrides("mafmamba_vaihingen", fixtures["vaihingen"], tmp_path / "run")
+    sets = [s for s in sets if not s.startswith("model.name")] + ["model.name=fcn_baseline", "model.kwargs={width: 8}"]
+    assert main(["train", "--config", "mafmamba_vaihingen", "--dry-run", *[a for s in sets for a in ("--set", s)]]) == 0
+    out = capsys.readouterr().out
+    recipe = yaml.safe_load(out.split("\n---\n")[0])
+    assert recipe["optim"]["groups"] == [{"prefix": "backbone.", "lr_scale": 0.1}]
+    assert recipe["augment"]["scale_set"] == [0.5, 0.75, 1.0, 1.25, 1.5] and recipe["eval"]["flip"] is True
+    assert "steps per epoch 2 at batch 2" in out and "estimated memory per process" in out
+    assert not (tmp_path / "run").exists()  # a dry run writes nothing
+    # The recipe's parameter groups apply to a model that has a backbone: a wrong prefix is one clear error.
+    bad = sets + ["optim.groups=[{prefix: nothing., lr_scale: 0.1}]"]
+    assert main(["train", "--config", "mafmamba_vaihingen", *[a for s in bad for a in ("--set", s)]]) == 2
+    assert "matches no parameter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(EXPECTED)])
+def test_recipe_runs_two_steps_on_its_layout(name: str, fixtures, tmp_path: Path, capsys) -> None:
+    root = {"fmtunet_vaihingen": "vaihingen", "cmtunet_vaihingen": "vaihingen", "mafmamba_vaihingen": "vaihingen",
+            "mambaseg_vaihingen": "vaihingen", "fmtunet_potsdam": "potsdam", "mafmamba_potsdam": "potsdam",
+            "mambaseg_potsdam": "potsdam", "mafmamba_loveda": "loveda", "mambafcs_second": "second",
+            "mambafcs_landsat_scd": "landsat"}[name]
+    sets = _tiny_overrides(name, fixtures[root], tmp_path / "run")
+    args = ["train", "--config", name, "--dry-run"] + [a for s in sets for a in ("--set", s)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "steps per epoch" in text and "estimated memory" in text
+    assert yaml.safe_load(text.split("\n---\n")[0])["model"]["name"].endswith("_tiny")
+    assert "steps per epoch 2 at batch 2" in text  # 4 samples (or crops) per epoch at batch 2
+    result = train(CONFIGS_DIR / f"{name}.yaml", sets, progress=False)
+    assert result.epochs_run == 1 and len(result.history) == 1 and result.last.is_file()
+    assert any(k.startswith("val_") for k in result.history[0])  # scored with the recipe's protocol
+
+
+def test_schedules_by_epoch_and_iteration_with_warmup() -> None:
+    from rsmamba.train.trainer import lr_factor
+
+    def cfg(**sched):
+        c = load_config(None, ["data.root=x", "train.epochs=4", "optim.lr=1.0"])
+        c["schedule"].update(sched)
+        return c
+
+    step = lr_factor(cfg(name="step", by="iteration", step_size=3, gamma=0.5), steps_per_epoch=5)
+    assert [step(i) for i in (0, 2, 3, 5, 6, 9)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]
+    multi = lr_factor(cfg(name="multistep", by="epoch", milestones=[1, 3], gamma=0.1), steps_per_epoch=5)
+    assert [multi(i) for i in (4, 5, 14, 15)] == [1.0, 0.1, pytest.approx(0.1), pytest.approx(0.01)]
+    poly = lr_factor(cfg(name="poly", power=1.0, warmup_iters=4), steps_per_epoch=5)  # 20 steps, 4 warm-up
+    assert [poly(i) for i in (0, 3)] == [0.25, 1.0] and poly(4) == 1.0 and poly(12) == pytest.approx(0.5)
+    cos = lr_factor(cfg(name="cosine", warmup_epochs=1), steps_per_epoch=5)
+    assert cos(4) == 1.0 and cos(5) == 1.0 and cos(12) == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 15)))
+
+
+def test_multi_scale_flip_tta_averages_probabilities() -> None:
+    import torch
+
+    from rsmamba.train.trainer import tta_probabilities
+
+    class Ramp(torch.nn.Module):  # logits = the input's first channel and its negative: not flip-invariant
+        def forward(self, x):
+            return torch.cat([x[:, :1], -x[:, :1]], 1)
+
+    x = torch.linspace(-2, 2, 16).reshape(1, 1, 4, 4)
+    p = tta_probabilities(Ramp(), x, "image", scales=(1.0,), flip=True)
+    # Each flipped prediction is flipped back: identical to the plain one, three times.
+    assert torch.allclose(p, 3 * Ramp()(x).softmax(1), atol=1e-6)
+    ms = tta_probabilities(Ramp(), x, "image", scales=(0.5, 1.0), flip=False)
+    assert ms.shape == (1, 2, 4, 4) and torch.allclose(ms.sum(1), torch.full((1, 4, 4), 2.0))

@@ -1,0 +1,33 @@
+"""``rsmamba train`` / ``evaluate`` through the CLI: options reach the library, errors are one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from rsmamba.checkpoint import load_checkpoint
+from rsmamba.cli import main
+from tests.helpers.scenes import write_chips
+
+
+def test_train_cli_with_overrides_then_resume(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"),
+                                   "model": {"kwargs": {"width": 4}}, "tensorboard": False}))
+    assert main(["train", "--config", str(cfg), "--set", "train.epochs=1", "--set", "optim.lr=0.005"]) == 0
+    assert "1 epochs" in capsys.readouterr().out
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["config"]["optim"]["lr"] == 0.005
+    assert main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--resume"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["epoch"] == 2
+
+
+def test_train_cli_reports_config_problems(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("data: {root: null}\noptim: {lr: 0.1}\n")
+    assert main(["train", "--config", str(cfg), "--set", "optim.lrr=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rsmamba: error:") and "optim.lrr" in err
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2

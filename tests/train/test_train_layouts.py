@@ -1,0 +1,150 @@
+"""Benchmarks read in place by ``rsmamba train`` / ``rsmamba evaluate``: naming, label decoding, crops, protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tests.helpers.layout_fixtures as F
+from rsmamba.cli import main
+from rsmamba.datasets.benchmark import ISPRSDataset, open_datasets
+from rsmamba.datasets.layouts import decode_labels
+from rsmamba.errors import InputError
+from rsmamba.train.config import DEFAULTS
+
+# The published colour tables, typed from the datasets' documentation (not imported from rsmamba).
+ISPRS_PUBLISHED = {  # ISPRS 2D semantic labelling contest page: class -> RGB
+    (255, 255, 255): 0,  # impervious surfaces
+    (0, 0, 255): 1,  # building
+    (0, 255, 255): 2,  # low vegetation
+    (0, 255, 0): 3,  # tree
+    (255, 255, 0): 4,  # car
+    (255, 0, 0): 5,  # clutter / background
+}
+SECOND_PUBLISHED = {  # SECOND (Yang et al., ASN): non-change, water, ground, low vegetation, tree, building, playground
+    (255, 255, 255): 255,  # non-change: no land-cover label
+    (0, 0, 255): 0, (128, 128, 128): 1, (0, 128, 0): 2, (0, 255, 0): 3, (128, 0, 0): 4, (255, 0, 0): 5,
+}
+
+
+def _data(layout: str, root: Path, **extra) -> dict:
+    return {**DEFAULTS["data"], "layout": layout, "root": str(root), **extra}
+
+
+def test_isprs_colours_decode_pixel_for_pixel_including_eroded_boundaries() -> None:
+    colours = list(ISPRS_PUBLISHED) + [(0, 0, 0), (12, 34, 56)]  # black boundary, unknown colour
+    rgb = np.array(colours, np.uint8).T.reshape(3, 1, -1)
+    assert decode_labels(rgb, "isprs")[0].tolist() == list(ISPRS_PUBLISHED.values()) + [255, 255]
+    rgb2 = np.array(list(SECOND_PUBLISHED), np.uint8).T.reshape(3, 1, -1)
+    assert decode_labels(rgb2, "second")[0].tolist() == list(SECOND_PUBLISHED.values())
+    loveda = np.arange(9, dtype=np.uint8).reshape(1, 1, 9)  # 0 no-data, 1..7 classes, 8 not a class
+    assert decode_labels(loveda, "loveda")[0].tolist() == [255, 0, 1, 2, 3, 4, 5, 6, 255]
+    with pytest.raises(InputError, match="RGB colour"):
+        decode_labels(loveda, "isprs")
+
+
+def test_isprs_layout_reads_tiles_in_place_with_dsm_and_official_splits(tmp_path: Path) -> None:
+    root = F.isprs(tmp_path / "vaihingen", "vaihingen")
+    d = _data("isprs", root, crop=32, crops_per_image=2, val_tiles=[30], eroded=True, dsm_source="ndsm")
+    train_ds, val_ds = open_datasets(d, use_dsm=True, seed=0)
+    assert isinstance(train_ds, ISPRSDataset) and len(train_ds) == 15 * 2  # 16 official train tiles, area30 held out
+    assert [p.tile for p in val_ds.pairs] == ["area30"]
+    assert val_ds.pairs[0].labels.name == "top_mosaic_09cm_area30_noBoundary.tif"  # eroded for scoring
+    s = train_ds[0]
+    assert s["image"].shape == (4, 32, 32) and s["mask"].shape == (32, 32)  # IRRG + nDSM
+    # The crop's labels are exactly the colour label file's window, decoded.
+    tile, origin = train_ds.items[0][0], None
+    import rasterio
+
+    with rasterio.open(train_ds.pairs[tile].labels) as src:
+        full = decode_labels(src.read(), "isprs")
+    r, c = (int(v[1:]) for v in s["chip_id"].split("_")[1:])
+    assert np.array_equal(s["mask"].numpy(), full[r:r + 32, c:c + 32])
+    # Random crops: same (seed, epoch, index) -> same crop; another epoch -> (almost surely) another.
+    train_ds.set_epoch(0, 0)
+    a = [train_ds[i]["chip_id"] for i in range(len(train_ds))]
+    train_ds.set_epoch(0, 0)
+    assert a == [train_ds[i]["chip_id"] for i in range(len(train_ds))]
+    train_ds.set_epoch(0, 1)
+    assert a != [train_ds[i]["chip_id"] for i in range(len(train_ds))]
+    # Validation covers the whole tile (40x48) with a fixed grid of 32-px crops: 2 x 2.
+    assert len(val_ds) == 4 and all(o is not None for _, o in val_ds.items)
+    ev = val_ds[0]["mask"]
+    assert (ev == 255).any() and (ev != 255).any()  # black boundary rows of the eroded truth are ignored
+    # The test split: 17 official test tiles; Potsdam names and its DSM folder too.
+    assert len(open_datasets(_data("isprs", root, val_split="test"), use_dsm=False)[1].pairs) == 17
+    proot = F.isprs(tmp_path / "potsdam", "potsdam", size=(24, 24))
+    p_train, p_val = open_datasets(_data("isprs", proot, city="potsdam", val_tiles=["2_10"]), use_dsm=True)
+    assert p_train.pairs[0].dsm.name == "dsm_potsdam_02_11.tif" and len(p_train.pairs) == 23
+    with pytest.raises(InputError, match="missing from the potsdam layout"):
+        open_datasets(_data("isprs", proot, city="potsdam", variant="IRRG"), use_dsm=False)
+
+
+def test_loveda_and_change_layouts(tmp_path: Path) -> None:
+    lroot = F.loveda(tmp_path / "loveda")
+    tr, va = open_datasets(_data("loveda", lroot, crop=16), use_dsm=False)
+    assert len(tr) == 4 and len(va) == 4 and tr[0]["image"].shape == (3, 16, 16)
+    assert va[0]["mask"].shape == (32, 32) and (va[0]["mask"][:2] == 255).all()  # no-data rows
+    assert [c["name"] for c in tr.info.classes][:2] == ["background", "building"]
+    sroot = F.second(tmp_path / "second")
+    tr, va = open_datasets(_data("second", sroot, val_split="test", crop=16), use_dsm=False)
+    s = tr[0]
+    assert {"image", "image2", "mask", "mask2", "change"} <= set(s) and s["image2"].shape == (3, 16, 16)
+    assert torch.equal(s["mask"] == 255, s["change"] == 0) and len(tr.info.classes) == 6
+    croot = F.landsat_scd(tmp_path / "landsat")
+    tr, va = open_datasets(_data("landsat-scd", croot), use_dsm=False)
+    assert len(tr) == 3 and len(va) == 3 and [c["name"] for c in tr.info.classes] == [
+        "farmland", "desert", "building", "water"]
+    with pytest.raises(InputError, match="has no DSM"):
+        open_datasets(_data("loveda", lroot), use_dsm=True)
+
+
+def test_evaluate_layout_scores_with_the_isprs_protocol(tmp_path: Path, capsys) -> None:
+    import rasterio
+
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    ref = root / "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE" / "top_mosaic_09cm_area2_noBoundary.tif"
+    full = root / "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE" / "top_mosaic_09cm_area2.tif"
+    with rasterio.open(full) as src:
+        ids = decode_labels(src.read(), "isprs").astype(np.uint8)
+    ids[ids == 5] = 1  # clutter predicted as building: clutter leaves the means, building's IoU drops
+    pred = tmp_path / "pred.tif"
+    F.write(pred, ids)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(pred), str(ref), "-o", str(out), "--layout", "isprs"]) == 0
+    result = json.loads(out.read_text())
+    assert result["conventions"]["excluded_from_means"] == ["clutter"]
+    with rasterio.open(ref) as src:
+        truth = decode_labels(src.read(), "isprs")
+    scored = truth != 255  # black boundaries of the eroded truth are not scored
+    assert sum(v["support"] for v in result["per_class"].values()) == int(scored.sum())
+    p, t = ids[scored].astype(int), truth[scored]
+    ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum() for c in range(5) if ((p == c) | (t == c)).any()]
+    assert result["miou"] == pytest.approx(float(np.mean(ious)))
+    assert result["per_class"]["building"]["iou"] == pytest.approx(((t == 1).sum()) / ((t == 1) | (t == 5)).sum())
+
+
+def test_train_runs_on_each_layout(tmp_path: Path) -> None:
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.train import train
+
+    cases = [
+        ("isprs", F.isprs(tmp_path / "v", "vaihingen", size=(24, 24)), "fcn_baseline", {"val_tiles": [30]}, "ce"),
+        ("loveda", F.loveda(tmp_path / "l", n=1, size=16), "fcn_baseline", {}, "ce"),
+        ("second", F.second(tmp_path / "s", n=2, size=16), "siam_diff_baseline", {"val_split": "test"},
+         {"name": "mambafcs"}),
+        ("landsat-scd", F.landsat_scd(tmp_path / "c", n=2, size=16), "siam_diff_baseline", {}, {"name": "mambafcs"}),
+    ]
+    for layout, root, model, extra, loss in cases:
+        cfg = {"data": {"root": str(root), "layout": layout, "batch_size": 2, "crop": 16, **extra},
+               "model": {"name": model, "kwargs": {"width": 8}}, "loss": loss, "train": {"epochs": 1, "seed": 0},
+               "out": str(tmp_path / f"run-{layout}"), "tensorboard": False}
+        result = train(cfg, progress=False)
+        ck = load_checkpoint(result.last)
+        n = {"isprs": 6, "loveda": 7, "second": 6, "landsat-scd": 4}[layout]
+        assert len(ck["classes"]) == n and ck["model_kwargs"]["num_classes"] == n, layout
+        assert "val_miou" in result.history[-1], layout

@@ -1,0 +1,261 @@
+"""``rsmamba vectorize`` end to end: geometry, attributes, formats, change mode, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import shapely
+from rasterio import features
+from rasterio.transform import from_origin
+from shapely import affinity
+
+from rsmamba.cli import main
+from rsmamba.errors import InputError
+from rsmamba.vectorize import vectorize_raster
+from tests.helpers.rasters import write_raster
+
+
+def scene(h: int = 60, w: int = 70) -> np.ndarray:
+    """Classes 0..3 with shapes crossing the 16-pixel blocks used below, and a hole."""
+    a = np.full((h, w), 2, dtype="uint8")
+    a[5:40, 10:50] = 1
+    a[15:22, 20:30] = 2  # hole in the building
+    a[45:55, 5:65] = 3
+    a[0:3, 0:3] = 0
+    a[50, 50] = 1  # one-pixel building inside the tree strip
+    return a
+
+
+def read(path, **kw):
+    return pyogrio.read_dataframe(path, **kw)
+
+
+def test_areas_equal_pixel_areas_and_geometries_valid(tmp_path):
+    a = scene()
+    src = write_raster(tmp_path / "classes.tif", a, res=0.5)
+    out = tmp_path / "all.gpkg"
+    summary = vectorize_raster(src, out, block_size=16)
+    df = read(out)
+    assert summary.polygons == len(df)
+    assert df.geometry.is_valid.all() and (df.geom_type == "Polygon").all()
+    for cid in np.unique(a):
+        sel = df[df.class_id == cid]
+        assert sel.geometry.area.sum() == pytest.approx((a == cid).sum() * 0.25, abs=1e-6)
+        assert sel.area_m2.sum() == pytest.approx((a == cid).sum() * 0.25, abs=1e-6)
+        assert sel.pixel_count.sum() == (a == cid).sum()
+    assert set(df.class_name) == {"impervious", "building", "low_vegetation", "tree"}
+    # Same polygon count as a whole-raster polygonize.
+    assert len(df) == sum(1 for _ in features.shapes(a, connectivity=4))
+
+
+def test_output_opens_with_ogr_with_crs_and_fields(tmp_path):
+    src = write_raster(tmp_path / "classes.tif", scene(), crs="EPSG:32633")
+    for suffix in (".gpkg", ".geojson", ".fgb"):
+        out = tmp_path / f"b{suffix}"
+        vectorize_raster(src, out, classes=["building"], block_size=32)
+        info = pyogrio.read_info(out)
+        assert "32633" in info["crs"]
+        for f in ("class_id", "class_name", "area_m2", "perimeter_m", "pixel_count", "source", "model_id"):
+            assert f in info["fields"], (suffix, f)
+        assert info["features"] == 2
+        assert read(out).class_name.unique().tolist() == ["building"]
+        assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_min_area_fill_holes_and_model_id(tmp_path):
+    a = scene()
+    src = write_raster(tmp_path / "classes.tif", a, res=0.5)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(model_id="rs3mamba-test")
+    out = tmp_path / "b.gpkg"
+    # Hole is 70 px = 17.5 m2; the single pixel is 0.25 m2.
+    vectorize_raster(src, out, classes=["1"], min_area="1m2", fill_holes="20m2", block_size=16)
+    df = read(out)
+    assert len(df) == 1
+    assert df.area_m2[0] == pytest.approx(35 * 40 * 0.25)
+    assert len(df.geometry[0].interiors) == 0
+    assert df.model_id[0] == "rs3mamba-test" and df.source[0] == "classes.tif"
+
+
+def test_class_names_from_raster_tag(tmp_path):
+    src = write_raster(tmp_path / "classes.tif", scene())
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(1, class_names=json.dumps(["road", "house", "grass", "forest"]))
+    out = tmp_path / "h.gpkg"
+    vectorize_raster(src, out, classes=["house"], block_size=32)
+    assert read(out).class_name.unique().tolist() == ["house"]
+    with pytest.raises(InputError, match="building"):
+        vectorize_raster(src, tmp_path / "x.gpkg", classes=["building"])
+
+
+def test_probability_attributes(tmp_path):
+    a = scene()
+    src = write_raster(tmp_path / "classes.tif", a)
+    prob = np.linspace(0.5, 1.0, a.size, dtype="float32").reshape(a.shape)
+    psrc = write_raster(tmp_path / "prob.tif", prob)
+    out = tmp_path / "b.gpkg"
+    vectorize_raster(src, out, classes=["building"], probabilities=psrc, block_size=16)
+    df = read(out).sort_values("pixel_count")
+    big = (a == 1)
+    big[50, 50] = False
+    assert df.mean_prob.iloc[-1] == pytest.approx(prob[big].mean(), rel=1e-5)
+    assert df.max_prob.iloc[-1] == pytest.approx(prob[big].max())
+    assert df.max_prob.iloc[0] == pytest.approx(prob[50, 50])
+
+
+def test_simplify_keeps_shared_borders(tmp_path):
+    a = np.zeros((64, 64), dtype="uint8")
+    yy, xx = np.mgrid[:64, :64]
+    a[(yy - 32) ** 2 + (xx - 30) ** 2 < 20**2] = 1  # staircase circle border shared with class 0
+    src = write_raster(tmp_path / "c.tif", a, res=0.5)
+    raw = read(vectorize_raster(src, tmp_path / "raw.gpkg", block_size=16).output)
+    out = tmp_path / "s.gpkg"
+    vectorize_raster(src, out, simplify="0.5m", block_size=16)
+    df = read(out)
+    assert df.geometry.is_valid.all()
+    assert shapely.get_num_coordinates(df.geometry.values).sum() < shapely.get_num_coordinates(raw.geometry.values).sum()
+    # A coverage: no overlaps, no gaps between the simplified classes.
+    inter = df.geometry[df.class_id == 0].union_all().intersection(df.geometry[df.class_id == 1].union_all())
+    assert inter.area < 1e-9
+    assert df.geometry.union_all().area == pytest.approx(64 * 64 * 0.25)
+
+
+def right_angles(poly, tol_deg=1e-6):
+    c = np.asarray(poly.exterior.coords)[:-1]
+    for i in range(len(c)):
+        u, v = c[i - 1] - c[i], c[(i + 1) % len(c)] - c[i]
+        ang = math.degrees(math.acos(np.clip(u @ v / np.linalg.norm(u) / np.linalg.norm(v), -1, 1)))
+        if abs(ang - 90) > tol_deg and abs(ang - 270) > tol_deg:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("angle", [0, 13, 30, 45, 72])
+def test_regularised_rectangles_and_l_shapes_have_right_angles(tmp_path, angle):
+    gsd = 0.25
+    transform = from_origin(1000.0, 2000.0, gsd, gsd)
+    rect = affinity.rotate(shapely.box(1004, 1982, 1016, 1990), angle, origin=(1010, 1986))
+    ell = affinity.rotate(shapely.Polygon([(1022, 1970), (1038, 1970), (1038, 1976), (1029, 1976), (1029, 1986),
+                                           (1022, 1986)]), angle, origin=(1030, 1978))
+    a = features.rasterize([(rect, 1), (ell, 1)], out_shape=(160, 200), transform=transform, dtype="uint8")
+    src = write_raster(tmp_path / "b.tif", a, transform=transform)
+    out = tmp_path / "b.gpkg"
+    vectorize_raster(src, out, classes=["building"], regularize=True, block_size=48)
+    df = read(out)
+    assert len(df) == 2 and df.geometry.is_valid.all()
+    for drawn in (rect, ell):
+        poly = df.geometry[df.geometry.intersects(drawn.centroid.buffer(0.1)) | df.geometry.intersects(drawn)].iloc[0]
+        assert right_angles(poly)
+        assert len(poly.exterior.coords) - 1 == len(drawn.exterior.coords) - 1
+        assert poly.intersection(drawn).area / poly.union(drawn).area >= 0.95
+
+
+def test_regularise_falls_back_on_round_shapes(tmp_path):
+    a = np.zeros((80, 80), dtype="uint8")
+    yy, xx = np.mgrid[:80, :80]
+    a[(yy - 40) ** 2 + (xx - 40) ** 2 < 30**2] = 1
+    src = write_raster(tmp_path / "c.tif", a, res=0.25)
+    df = read(vectorize_raster(src, tmp_path / "c.gpkg", classes=["building"], regularize=True).output)
+    assert len(df) == 1 and df.geometry.is_valid.all()
+    circle = shapely.Point(500000 + 10, 5000000 - 10).buffer(7.5)
+    assert df.geometry[0].intersection(circle).area / df.geometry[0].union(circle).area > 0.95
+
+
+def test_change_raster_from_to_classes(tmp_path):
+    change = np.zeros((3, 30, 40), dtype="uint8")
+    change[1:] = 2
+    change[:, 5:15, 5:20] = [[[1]], [[2]], [[1]]]    # vegetation -> building
+    change[:, 18:25, 10:35] = [[[1]], [[1]], [[0]]]  # building -> impervious
+    src = write_raster(tmp_path / "change.tif", change)
+    with rasterio.open(src, "r+") as ds:
+        ds.descriptions = ("change", "from_class", "to_class")
+    out = tmp_path / "change.gpkg"  # the default output: the raster's name with .gpkg
+    assert main(["vectorize", str(src), "--block-size", "8"]) == 0
+    df = read(out).sort_values("pixel_count")
+    assert df[["from_class", "to_class"]].values.tolist() == [[2, 1], [1, 0]]
+    assert df.from_name.tolist() == ["low_vegetation", "building"]
+    assert df.to_name.tolist() == ["building", "impervious"]
+    assert df.pixel_count.tolist() == [150, 175]
+
+
+def test_reproject_geographic_raster(tmp_path):
+    a = np.zeros((20, 20), dtype="uint8")
+    a[5:15, 5:15] = 1
+    src = write_raster(tmp_path / "geo.tif", a, crs="EPSG:4326", origin=(9.0, 45.0), res=1e-5)
+    out = tmp_path / "b.gpkg"
+    assert main(["vectorize", str(src), "-o", str(out), "--classes", "building"]) == 2
+    assert not out.exists()
+    vectorize_raster(src, out, classes=["building"], reproject_to="EPSG:32632")
+    df = read(out)
+    assert "32632" in pyogrio.read_info(out)["crs"]
+    assert df.area_m2[0] == pytest.approx(100 * 0.78 * 1.11, rel=0.1)  # ~0.78 m x 1.11 m pixels at 45 N
+
+
+def cli_fails(args, capsys) -> str:
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1 and err.startswith("rsmamba: error:")
+    return err
+
+
+def test_bad_inputs_one_line_and_no_output(tmp_path, capsys):
+    out = tmp_path / "o.gpkg"
+    assert "no such file" in cli_fails(["vectorize", str(tmp_path / "missing.tif"), "-o", str(out)], capsys)
+    nocrs = write_raster(tmp_path / "nocrs.tif", scene(), crs=None)
+    assert "no CRS" in cli_fails(["vectorize", str(nocrs), "-o", str(out)], capsys)
+    geo = write_raster(tmp_path / "geo.tif", scene(), crs="EPSG:4326", origin=(9, 45), res=1e-5)
+    assert "geographic" in cli_fails(["vectorize", str(geo), "-o", str(out)], capsys)
+    empty = write_raster(tmp_path / "empty.tif", np.full((20, 20), 255, dtype="uint8"))
+    assert "empty raster" in cli_fails(["vectorize", str(empty), "-o", str(out)], capsys)
+    good = write_raster(tmp_path / "good.tif", scene())
+    err = cli_fails(["vectorize", str(good), "-o", str(out), "--classes", "castle", "--min-area", "4 apples"], capsys)
+    assert "castle" in err and "--min-area" in err  # every problem at once
+    assert "format" in cli_fails(["vectorize", str(good), "-o", str(tmp_path / "o.shpx")], capsys)
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.glob("*.gpkg"))
+
+
+def test_parquet_output(tmp_path):
+    pytest.importorskip("pyarrow")
+    import geopandas as gpd
+
+    src = write_raster(tmp_path / "classes.tif", scene(), crs="EPSG:32633")
+    out = tmp_path / "b.parquet"
+    vectorize_raster(src, out, classes=["building"], block_size=32)
+    df = gpd.read_parquet(out)
+    assert df.crs.to_epsg() == 32633 and len(df) == 2 and df.geometry.is_valid.all()
+
+
+@pytest.mark.parametrize("angle", [10, 25, 40])
+def test_regularise_with_45_degree_walls(tmp_path, angle):
+    gsd = 0.25
+    transform = from_origin(0.0, 40.0, gsd, gsd)
+    drawn = affinity.rotate(shapely.Polygon([(10, 10), (24, 10), (24, 15), (19, 20), (10, 20)]), angle, origin=(17, 15))
+    a = features.rasterize([(drawn, 1)], out_shape=(160, 160), transform=transform, dtype="uint8")
+    src = write_raster(tmp_path / "b.tif", a, transform=transform)
+    out = tmp_path / "b.gpkg"
+    vectorize_raster(src, out, classes=["building"], regularize=True, allow_45=True)
+    poly = read(out).geometry[0]
+    assert poly.is_valid and len(poly.exterior.coords) - 1 == 5
+    d = np.diff(np.asarray(poly.exterior.coords), axis=0)
+    turns = np.degrees(np.diff(np.unwrap(np.arctan2(d[:, 1], d[:, 0]))))
+    assert np.all(np.isclose(turns % 45, 0, atol=1e-6) | np.isclose(turns % 45, 45, atol=1e-6))
+    assert poly.intersection(drawn).area / poly.union(drawn).area >= 0.95
+
+
+def test_binary_change_raster_forced_with_flag(tmp_path):
+    change = np.zeros((20, 20), dtype="uint8")
+    change[2:6, 2:6] = 1
+    change[10:15, 8:18] = 1
+    src = write_raster(tmp_path / "change.tif", change)  # no band description: needs --change
+    out = tmp_path / "c.gpkg"
+    assert main(["vectorize", str(src), "-o", str(out), "--change", "--block-size", "8"]) == 0
+    df = read(out)
+    assert sorted(df.pixel_count) == [16, 50] and (df.change == 1).all()
+    assert "from_class" not in df.columns and "class_id" not in df.columns
