@@ -25,7 +25,7 @@ import torch
 from rasterio.windows import Window
 
 from rsmamba.engine.blend import window_weights
-from rsmamba.engine.stitch import FinishedRows, RowBandStitcher, Strip
+from rsmamba.engine.stitch import FinishedRows, RowStitcher, Strip
 from rsmamba.engine.writer import ScratchWriter
 from rsmamba.raster.windows import WindowGrid
 
@@ -167,7 +167,7 @@ def run_pipeline(
     strips: list[Strip],
     read_window: Callable[[Window], tuple[np.ndarray, np.ndarray]],
     predict: Callable[[np.ndarray], np.ndarray],
-    new_stitcher: Callable[[Strip, int], RowBandStitcher],
+    new_stitcher: Callable[[Strip, int], RowStitcher],
     writer: ScratchWriter,
     weights: WeightCache,
     batch_size: int = 4,
@@ -275,7 +275,7 @@ def run_pipeline(
     completed = False
     current: int | None = None
     strip_index: int | None = None
-    stitcher: RowBandStitcher | None = None
+    stitcher: RowStitcher | None = None
     try:
         while True:
             batch = next_batch()

@@ -13,7 +13,7 @@ from rsmamba.atomic import output_problems
 from rsmamba.errors import ProblemCollector
 from rsmamba.engine.model import LoadedModel, Predictor
 from rsmamba.engine.pipeline import WeightCache, first_grid_row, run_pipeline
-from rsmamba.engine.stitch import RowBandStitcher, Strip, column_strips
+from rsmamba.engine.stitch import RowStitcher, Strip, column_strips
 from rsmamba.engine.writer import BLOCK, OutputLayer, ScratchWriter
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
@@ -53,7 +53,7 @@ def stream_layers(
 ) -> None:
     """Run ``predict`` over every window, blend ``channels`` probability maps, render ``layers`` to scratch.
 
-    The shared streaming core of ``predict`` and ``change``: row-band stitchers per column strip,
+    The shared streaming core of ``predict`` and ``change``: row-buffer stitchers per column strip,
     a reader/model/writer pipeline, scratch files rendered by each layer. ``finalize`` the layers after.
     ``rows=(y0, y1)``: only those raster rows, into scratch files of that height (one band of a
     scene split across workers). ``pointwise_read``: ``read_window`` handles each pixel alone, so a
@@ -67,8 +67,8 @@ def stream_layers(
         on_durable(0, 0)  # the scratch files exist now: a resume can start from them
     device = getattr(predict, "device", "cpu")  # blend where the model runs
 
-    def new_stitcher(strip: Strip, start_row: int) -> RowBandStitcher:
-        st = RowBandStitcher(strip.right - strip.left, src.height, channels, grid.window_height,
+    def new_stitcher(strip: Strip, start_row: int) -> RowStitcher:
+        st = RowStitcher(strip.right - strip.left, src.height, channels, grid.window_height,
                              overwrite=blend == "none", col_off=strip.left, out_cols=(strip.x0, strip.x1),
                              device=device)
         st.start_at(start_row)
@@ -151,8 +151,8 @@ def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, i
                    prefetch: int, layers_bands: int, probabilities: bool) -> int:
     """Bytes the streaming pipeline holds at its peak, beyond the model's activations.
 
-    Row bands: the one being filled and the one the writer renders (a band is handed to the
-    writer whole, see ``RowBandStitcher.advance``; a second queued one is rare, the writer being
+    Row buffers: the one being filled and the one the writer renders (a buffer is handed to the
+    writer whole, see ``RowStitcher.advance``; a second queued one is rare, the writer being
     faster than the model). Batches: ``prefetch`` queued and one in the network (with its
     probabilities), plus the span a batch is read from. The writer: each layer's pending tile rows,
     and while rendering, the class argmax's running maximum and (with probabilities) one float32

@@ -1,4 +1,4 @@
-"""The row-band accumulator: bounded memory whatever the scene height.
+"""The row-buffer accumulator: bounded memory whatever the scene height.
 
 Windows arrive grid row by grid row, top to bottom. A grid row starting at ``r`` covers rows
 ``[r, r + window)``; once the next grid row starts at ``r'``, no later window touches rows
@@ -113,7 +113,7 @@ def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> t
     return torch.zeros(shape, dtype=dtype, device=device)
 
 
-class RowBandStitcher:
+class RowStitcher:
     """Accumulates weighted window probabilities for a band of rows; hands out finished rows.
 
     The band lives on ``device`` (the model's), so on a GPU the blending never leaves it; on a

@@ -163,7 +163,7 @@ def predict_raster(
 
     Windows of ``window`` px overlapping by ``overlap`` are blended with ``blend`` weights
     (``none`` = later windows overwrite, ``crop`` px dropped at inner window borders) into a
-    row-band accumulator; finished rows are written as they complete. Rasters wider than
+    row-buffer accumulator; finished rows are written as they complete. Rasters wider than
     ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
     interrupted run with the same parameters from its last complete tile row. GDAL's block cache
     is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene; 64 MiB holds

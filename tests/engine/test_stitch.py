@@ -1,4 +1,4 @@
-"""The streamed row-band stitcher equals a whole-image accumulation, for any grid."""
+"""The streamed row-buffer stitcher equals a whole-image accumulation, for any grid."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsmamba.engine.blend import BLEND_MODES, window_weights
-from rsmamba.engine.stitch import RowBandStitcher
+from rsmamba.engine.stitch import RowStitcher
 from rsmamba.raster.windows import WindowGrid
 
 
@@ -37,7 +37,7 @@ def whole_image_reference(grid: WindowGrid, classes: int, mode: str, crop: int) 
 
 
 def streamed(grid: WindowGrid, classes: int, mode: str, crop: int) -> tuple[np.ndarray, np.ndarray, int]:
-    stitcher = RowBandStitcher(grid.width, grid.height, classes, grid.window_height, overwrite=mode == "none")
+    stitcher = RowStitcher(grid.width, grid.height, classes, grid.window_height, overwrite=mode == "none")
     parts, valids, rows_seen = [], [], 0
     for row, windows in grid.rows():
         done = stitcher.advance(row)
@@ -74,13 +74,13 @@ def test_streamed_equals_whole_image(width, height, size, overlap_frac, mode, us
 
 
 def test_stitcher_memory_is_one_window_band() -> None:
-    stitcher = RowBandStitcher(20_000, 1_000_000, 6, 512)
+    stitcher = RowStitcher(20_000, 1_000_000, 6, 512)
     assert stitcher.acc.shape == (6, 512, 20_000)  # independent of the raster height
 
 
 def test_windows_out_of_order_are_refused() -> None:
     grid = WindowGrid(50, 50, 20, 5)
-    stitcher = RowBandStitcher(50, 50, 2, 20)
+    stitcher = RowStitcher(50, 50, 2, 20)
     stitcher.advance(30)
     w = next(iter(grid))  # row 0: already flushed
     with pytest.raises(ValueError, match="row by row"):
@@ -116,7 +116,7 @@ def test_column_strips_give_the_same_blend(width, height, size, overlap_frac, st
     strips = column_strips(grid.col_offsets, grid.window_width, width, strip_width)
     assert strips[0].x0 == 0 and strips[-1].x1 == width
     for strip in strips:
-        stitcher = RowBandStitcher(strip.right - strip.left, height, 2, grid.window_height, overwrite=mode == "none",
+        stitcher = RowStitcher(strip.right - strip.left, height, 2, grid.window_height, overwrite=mode == "none",
                                    col_off=strip.left, out_cols=(strip.x0, strip.x1))
         parts = []
         for row in grid.row_offsets:
