@@ -22,7 +22,6 @@ UNetFormer, whose FRH and head the paper reuses (decoder width 64); they are not
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +31,7 @@ from torch import Tensor
 
 from rsmamba.models.layers import CBAM, ConvBNReLU, CoordinateAttention, SeparableConvBN, efficient_attention
 from rsmamba.models.registry import register_model
-from rsmamba.models.resnet import ResNet, load_pretrained
+from rsmamba.models.resnet import ResNet
 from rsmamba.models.vss import VSSLayer
 
 PAPER = "MAFMamba: multi-scale adaptive fusion visual Mamba for remote sensing segmentation (seed 003)"
@@ -209,12 +208,9 @@ class MAFMamba(nn.Module):
         weight_channels: int = 16,
         lookahead: bool = True,
         dropout: float = 0.1,
-        pretrained: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.backbone = ResNet(18, in_chans, resnet_width)
-        if pretrained:
-            load_pretrained(self.backbone, pretrained)
         ch = self.backbone.channels
         self.lookahead = lookahead
         self.input_multiple = 32  # five stride-2 steps (stem conv, max-pool, layers 2-4)
