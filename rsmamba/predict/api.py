@@ -245,7 +245,7 @@ def predict_raster(
     overlap: int = 128,
     blend: str = "hann",
     crop: int = 0,
-    tta: bool = False,
+    tta: bool | str = False,
     batch_size: int = 4,
     device: str = "cpu",
     amp: bool = False,
@@ -276,6 +276,9 @@ def predict_raster(
     is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene; 64 MiB holds
     the rows that overlapping windows re-read many times over, and a 4096² image + DSM fills it
     as a 20000² one does, so peak memory does not depend on the scene size).
+
+    ``tta``: False, True (D4) or a spec such as ``"flip+scales=0.75,1,1.25"`` or ``"recipe"`` (the
+    checkpoint's evaluation protocol), see :mod:`rsmamba.predict.tta`; softmax is averaged per window.
 
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
     (one row band of a scene split across workers, :func:`rsmamba.predict.bands.predict_bands`);
