@@ -13,8 +13,9 @@ Three formats, read as users download them (nothing is downloaded, nothing unpic
 * Google's **R50+ViT-B/16** ``.npz`` (``conv_root/kernel`` HWIO, ``block1/unit1/conv1/kernel``,
   ``gn1/scale``, ``embedding/kernel``, ``Transformer/encoderblock_{i}/...`` with attention kernels in
   (hidden, heads, head_dim) layout, ``Transformer/encoder_norm``, ``posembed_input``), read with
-  ``numpy.load(allow_pickle=False)``, into both ResNetV2 streams of FMTUNet and every transformer
-  block of its GMM (both modalities' copies), as FTransUNet loads it.
+  ``numpy.load(allow_pickle=False)``, into both ResNetV2 streams of FMTUNet (the DSM stream's root
+  convolution: the mean over RGB) and every transformer block of its GMM (both modalities' copies),
+  as the authors' ``load_from`` does.
 
 Torch files are read with ``torch.load(weights_only=True)``; ``state_dict`` / ``model`` wrappers and
 ``module.`` prefixes are unwrapped. Every tensor of the file must land: a name the part lacks or a
@@ -149,6 +150,7 @@ class _Placement:
     unused: list[str] = field(default_factory=list)
     adapt: set[str] = field(default_factory=set)
     resize: set[str] = field(default_factory=set)
+    derived: set[str] = field(default_factory=set)  # computed from the file's tensor: reported as resized
 
 
 def _fit(src: str, dst: str, tensor: torch.Tensor, target: torch.Tensor, place: _Placement, path: Path, part: str,
@@ -180,7 +182,7 @@ def _place(model: nn.Module, place: _Placement, path: Path, part: str, image_ban
                              f"(no {dst}; another depth or version?)")
         value, resized = _fit(src, dst, tensor, own[dst], place, path, part, image_bands, dsm)
         new[dst] = value.to(own[dst].dtype)
-        (report.resized if resized else report.loaded).append(short(dst))
+        (report.resized if resized or dst in place.derived else report.loaded).append(short(dst))
     model.load_state_dict(new, strict=False)
     report.written = set(new)
     return report
@@ -243,7 +245,9 @@ def _vit_npz_placement(state: dict[str, torch.Tensor], model: FMTUNet) -> _Place
     place = _Placement(resize={"gmm.position_embeddings"})
     hidden = model.gmm.encoder_norm.weight.shape[0]
     streams = ("optical", "dsm")
-    place.adapt = {f"encoder.{s}.root.conv.weight" for s in streams}
+    place.adapt = {"encoder.optical.root.conv.weight"}
+    place.derived = {"encoder.dsm.root.conv.weight"}
+    dsm_chans = model.encoder.dsm.root.conv.weight.shape[1]
     for k, a in state.items():
         m_unit = re.match(r"block(\d+)/unit(\d+)/(conv\d|conv_proj|gn\d|gn_proj)/(kernel|scale|bias)$", k)
         m_blk = re.match(r"Transformer/encoderblock_(\d+)/(.+)/(kernel|scale|bias)$", k)
@@ -252,6 +256,9 @@ def _vit_npz_placement(state: dict[str, torch.Tensor], model: FMTUNet) -> _Place
             name = {"conv_root/kernel": "conv.weight", "gn_root/scale": "gn.weight", "gn_root/bias": "gn.bias"}[k]
             t = _npz_conv(a) if k.endswith("kernel") else a.reshape(-1)
             out = [(f"encoder.{s}.root.{name}", t) for s in streams]
+            if k == "conv_root/kernel":  # the DSM stream: the mean over RGB, as FTransUNet/FMTUNet load it
+                mean = t.mean(1, keepdim=True)
+                out[1] = (out[1][0], mean.repeat(1, dsm_chans, 1, 1) / dsm_chans)
         elif m_unit:
             b, u, layer, kind = int(m_unit[1]) - 1, int(m_unit[2]) - 1, m_unit[3], m_unit[4]
             layer = "downsample" if layer == "conv_proj" else layer

@@ -137,9 +137,9 @@ def test_r50_vit_npz_lands_in_both_streams_and_every_block(tmp_path: Path) -> No
     (report,) = reports
     own = model.state_dict()
     root = arrays["conv_root/kernel"]
-    # HWIO element (h, w, i, o) at OIHW (o, i, h, w), in the optical stream; the 1-band DSM stream sums RGB
+    # HWIO element (h, w, i, o) at OIHW (o, i, h, w), in the optical stream; the 1-band DSM stream: RGB mean
     assert own["encoder.optical.root.conv.weight"][5, 2, 1, 6] == float(root[1, 6, 2, 5])
-    assert torch.allclose(own["encoder.dsm.root.conv.weight"][5, 0], torch.from_numpy(root[:, :, :, 5].sum(-1)))
+    assert torch.allclose(own["encoder.dsm.root.conv.weight"][5, 0], torch.from_numpy(root[:, :, :, 5].mean(-1)))
     k = arrays["block2/unit1/conv2/kernel"]
     for s in ("optical", "dsm"):
         assert own[f"encoder.{s}.body.1.0.conv2.weight"][3, 7, 2, 0] == float(k[2, 0, 7, 3])
@@ -175,6 +175,8 @@ def test_r50_vit_npz_lands_in_both_streams_and_every_block(tmp_path: Path) -> No
                    and "gate" not in n for n in report.left_random)
     assert any(n.startswith("segmentation_head") for n in report.left_random)
     assert "2 resized" in report.describe()
+    with torch.no_grad():  # the loaded network runs
+        assert torch.isfinite(model.eval()(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 32, 32))).all()
 
 
 def test_r50_vit_npz_of_another_size_names_the_first_misfit(tmp_path: Path) -> None:
