@@ -285,3 +285,20 @@ def test_wrong_weights_via_the_cli_name_the_first_misfit(tmp_path: Path, capsys)
     assert main(["train", "--config", str(cfg), "--set",
                  f"model.pretrained={{backbone: {tmp_path / 'r18.pth'}, vss_encoder: {tmp_path / 'r18.pth'}}}"]) == 2
     assert "vss_encoder of CMTUNet takes vmamba weights, the file holds resnet weights" in capsys.readouterr().err
+
+
+def test_one_vmamba_file_fills_both_mambaseg_encoders(tmp_path: Path) -> None:
+    model = create_model("mambaseg_tiny", in_chans=3, aux_chans=1)
+    ckpt = vmamba_checkpoint(model.encoder_img)
+    key = "layers.1.blocks.0.op.in_proj.weight"
+    ckpt["model"][key] = ckpt["model"][key][:, :, None, None]  # a 1x1 conv as VMamba's Linear2d also reads
+    torch.save(ckpt, tmp_path / "vssm1_tiny_0230s.pth")
+    img, ev = load_pretrained(model, tmp_path / "vssm1_tiny_0230s.pth")
+    assert (img.part, ev.part) == ("encoder_img", "encoder_ev")
+    own = model.state_dict()
+    for part in ("encoder_img", "encoder_ev"):
+        assert torch.equal(own[f"{part}.{key}"], ckpt["model"][key][:, :, 0, 0])
+        assert torch.equal(own[f"{part}.layers.3.blocks.0.op.A_logs"], ckpt["model"]["layers.3.blocks.0.op.A_logs"])
+    stem = ckpt["model"]["patch_embed.0.weight"]
+    assert img.resized == [] and ev.resized == ["patch_embed.0.weight"]  # the 1-band aux stem: RGB summed
+    assert torch.allclose(own["encoder_ev.patch_embed.0.weight"][:, 0], stem.sum(1))

@@ -49,6 +49,7 @@ class PredictSummary:
     resumed_strip: int = 0
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+    tta_views: int = 1  # network passes per window (test-time augmentation)
 
     @property
     def mpix_per_s(self) -> float:
@@ -56,7 +57,8 @@ class PredictSummary:
 
     def describe(self) -> str:
         lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
-                 f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"]
+                 f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
+                 + (f", test-time augmentation: {self.tta_views} passes per window" if self.tta_views > 1 else "")]
         for name, path in self.outputs.items():
             lines.append(f"{name}: {path}")
         if self.dry_run:
@@ -369,7 +371,7 @@ def _predict_in(
         memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=list(src.warnings) + input_warnings)
+                                 warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes)
 
         if dry_run:
             summary.dry_run = True
@@ -391,7 +393,7 @@ def _predict_in(
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": weights_digest, "window": window, "overlap": overlap, "blend": blend, "crop": crop,
-            "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
+            "tta": predictor.tta.spec(), "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })
         state = ResumeState(out, digest, src.height)
