@@ -33,7 +33,6 @@ Three options follow the seed (the authors' README), which describes more than t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,7 +42,7 @@ from torch import Tensor
 
 from rsmamba.models.layers import ECA, MSAA, FeatureRefinementHead
 from rsmamba.models.registry import register_model
-from rsmamba.models.resnet import ResNet, load_pretrained
+from rsmamba.models.resnet import ResNet
 from rsmamba.models.vss import VSSBlocks
 from rsmamba.models.wavelet import WAVELETS, HaarDownsample, SeparableWTConv2d, WTConv2d
 from rsmamba.models.window_attention import GlobalLocalAttention
@@ -239,7 +238,6 @@ class CMTUNet(nn.Module):
         window_size: int = 8,
         dropout: float = 0.1,
         drop_path: float = 0.2,
-        pretrained: str | Path | None = None,
         msaa: bool = True,
         rcm: bool = True,
         wavelet: str = "db4",
@@ -248,8 +246,6 @@ class CMTUNet(nn.Module):
         self.input_multiple = 32  # ResNet and VSS branches both reach stride 32; windows pad inside
         self.fixed_input_size: tuple[int, int] | None = None
         self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
-        if pretrained:
-            load_pretrained(self.backbone, pretrained)
         channels = self.backbone.channels
         self.vss_encoder = VSSEncoder(in_chans, stem_channels, list(vss_dims), list(vss_depths), drop_path)
         self.fuse = nn.ModuleList(

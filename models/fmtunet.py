@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from rsmamba.models.mamba1d import Mamba
 from rsmamba.models.deformable import DeformableCrossAttention
 from rsmamba.models.layers import MSAA, ConvBNReLU, SqueezeExcitation
 from rsmamba.models.registry import register_model
-from rsmamba.models.resnet import ResNetV2, load_pretrained
+from rsmamba.models.resnet import ResNetV2
 
 PAPER = "FMTUNet: Mamba-Transformer fusion of optical and DSM data (nssnveban/FMTUNet)"
 
@@ -262,7 +261,6 @@ class FMTUNet(nn.Module):
         decoder_channels: tuple[int, int, int, int] = (256, 128, 64, 16),
         img_size: int = 256,
         dropout: float = 0.1,
-        pretrained: str | Path | None = None,
         stem_pool_padding: int = 1,
         deformable_grid: str = "centres",
     ) -> None:
@@ -276,8 +274,6 @@ class FMTUNet(nn.Module):
         self.input_multiple = 16  # four stride-2 steps; other sizes are padded inside forward
         self.fixed_input_size: tuple[int, int] | None = None
         self.encoder = DualResNetV2(in_chans, dsm_chans, units, width, stem_pool_padding)
-        if pretrained:
-            load_pretrained(self.encoder.optical, pretrained)
         self.gmm = GlobalModelingModule(
             width * 16, hidden_size, num_heads, mlp_dim, layers, img_size // 16, dropout, deformable_grid
         )

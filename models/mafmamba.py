@@ -22,7 +22,6 @@ UNetFormer, whose FRH and head the paper reuses (decoder width 64); they are not
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +33,7 @@ from rsmamba.models.layers import (
     CBAM, ConvBNReLU, CoordinateAttention, FeatureRefinementHead, SeparableConvBN, efficient_attention,
 )
 from rsmamba.models.registry import register_model
-from rsmamba.models.resnet import ResNet, load_pretrained
+from rsmamba.models.resnet import ResNet
 from rsmamba.models.vss import VSSBlocks
 
 PAPER = "MAFMamba: multi-scale adaptive fusion visual Mamba for remote sensing segmentation (seed 003)"
@@ -188,13 +187,10 @@ class MAFMamba(nn.Module):
         weight_channels: int = 16,
         lookahead: bool = True,
         dropout: float = 0.1,
-        pretrained: str | Path | None = None,
     ) -> None:
         super().__init__()
         # resnet_depth: 18 is the paper's model; its Table 6 also reports ResNet-50 (108.55 G).
         self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
-        if pretrained:
-            load_pretrained(self.backbone, pretrained)
         ch = self.backbone.channels
         self.lookahead = lookahead
         self.input_multiple = 32  # five stride-2 steps (stem conv, max-pool, layers 2-4)

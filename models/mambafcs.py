@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -284,7 +283,6 @@ class MambaFCS(nn.Module):
         in_chans: int = 3,
         num_classes: int = 7,
         backbone: str = "vmamba_base_0229",
-        pretrained: str | Path | None = None,
         cga: str = "bidirectional",
         **backbone_overrides: Any,
     ):
@@ -296,7 +294,7 @@ class MambaFCS(nn.Module):
         self.fixed_input_size: tuple[int, int] | None = None
         cfg = {**VMAMBA_CONFIGS[backbone], **backbone_overrides}
         self.in_chans, self.num_classes = in_chans, num_classes
-        self.encoder = VMambaBackbone(in_chans=in_chans, pretrained=pretrained, **cfg)
+        self.encoder = VMambaBackbone(in_chans=in_chans, **cfg)
         dims = self.encoder.dims
         cf = self.encoder.channel_first
         block_kwargs = dict(

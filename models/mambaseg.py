@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,7 +41,7 @@ from rsmamba.models.layers import ChannelAttention, SpatialAttention
 from rsmamba.models.ss2d import SS2D, LayerNorm2d, init_dt_A_D
 from rsmamba.models.registry import register_paper_preset
 from rsmamba.models.registry import register_model
-from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone, load_backbone_weights, make_patch_embed
+from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone, make_patch_embed
 
 __all__ = ["DDIM", "ChannelSSM", "MambaSeg", "SegFormerHead", "PAPER_INPUTS"]
 
@@ -260,8 +259,6 @@ class MambaSeg(nn.Module):
         ddim_d_state: int = 16,
         ddim_ssm_ratio: float = 2.0,
         channel_merge: str = "authors",
-        pretrained: str | Path | None = None,
-        pretrained_aux: str | Path | None = None,
         **backbone_overrides: Any,
     ):
         super().__init__()
@@ -273,8 +270,8 @@ class MambaSeg(nn.Module):
         # Input-size contract read by predict/train: only this size runs (see check_input_size).
         self.fixed_input_size: tuple[int, int] | None = (int(self.img_size[0]), int(self.img_size[1]))
         self.input_multiple = 1
-        self.encoder_img = VMambaBackbone(in_chans=3, pretrained=pretrained, **cfg)
-        self.encoder_ev = VMambaBackbone(in_chans=3, pretrained=pretrained_aux, **cfg)
+        self.encoder_img = VMambaBackbone(in_chans=3, **cfg)
+        self.encoder_ev = VMambaBackbone(in_chans=3, **cfg)
         dims = self.encoder_img.dims
         # As the authors: a fresh stem when the band count differs from the 3-band checkpoints.
         if in_chans != 3:
@@ -339,8 +336,3 @@ register_paper_preset(
     reported_params=PAPER_PARAMS_THOP, reported_gflops=15.59, count_style="thop",
 )
 
-
-def load_pretrained_backbones(model: MambaSeg, image_weights: str | Path, aux_weights: str | Path | None = None) -> None:
-    """Load VMamba ImageNet weights (local files) into both encoders (stems of other band counts stay fresh)."""
-    load_backbone_weights(model.encoder_img, image_weights)
-    load_backbone_weights(model.encoder_ev, aux_weights or image_weights)

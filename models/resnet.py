@@ -2,8 +2,8 @@
 
 * :class:`ResNet` — the classic (v1.5) ResNet-18/50 used by CMT-UNet and MAFMamba, returning the
   four stage outputs (strides 4, 8, 16, 32). Parameter names follow torchvision/timm
-  (``conv1``, ``bn1``, ``layer1`` ...) so ImageNet weights saved locally load with
-  :func:`load_pretrained`.
+  (``conv1``, ``bn1``, ``layer1`` ...) so ImageNet weights saved locally load through
+  ``model.pretrained`` (:mod:`rsmamba.pretrained`).
 * :class:`ResNetV2` — the pre-activation ResNet with weight-standardised convolutions and
   GroupNorm of BiT / TransUNet (R50 units (3, 4, 9)), the two streams of FMTUNet.
 """
@@ -11,15 +11,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.errors import InputError
-from rsmamba.models.weights import load_weights_file
 
 
 class BasicBlock(nn.Module):
@@ -203,28 +200,3 @@ class ResNetV2(nn.Module):
             feats.append(x)
         return feats
 
-
-def load_pretrained(module: nn.Module, path: str | Path, prefix: str = "") -> list[str]:
-    """Load local ImageNet weights (a state dict, or a checkpoint holding one) into ``module``.
-
-    Keys may carry ``prefix``; tensors whose shape differs (e.g. the first convolution when
-    ``in_chans != 3``, the classifier) are skipped and their names returned. No downloads.
-    """
-    state = load_weights_file(path, "pretrained weights")
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise InputError(f"pretrained weights {path}: not a state dict of tensors")
-    own = module.state_dict()
-    loadable, skipped = {}, []
-    for name, tensor in state.items():
-        name = name[len(prefix) :] if prefix and name.startswith(prefix) else name
-        if name in own and own[name].shape == tensor.shape:
-            loadable[name] = tensor
-        else:
-            skipped.append(name)
-    if not loadable:
-        raise InputError(f"no tensor of {path} matches the backbone's parameter names")
-    module.load_state_dict(loadable, strict=False)
-    return skipped

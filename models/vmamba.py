@@ -2,25 +2,21 @@
 
 Layout and parameter names follow VMamba's ``Backbone_VSSM`` (``patch_embed.*``,
 ``layers.{i}.blocks.*``, ``layers.{i}.downsample.*``, ``outnorm{i}``), so ImageNet checkpoints
-of VMamba (and the encoders inside the MambaSeg / Mamba-FCS checkpoints) load directly through
-``pretrained=PATH`` or :func:`load_backbone_weights`. Nothing is downloaded.
+of VMamba load through ``model.pretrained`` (:mod:`rsmamba.pretrained`, strict, with a report).
+Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 
-from rsmamba.errors import InputError
 from rsmamba.models.ss2d import LayerNorm2d, Permute, VSSLayer
-from rsmamba.models.weights import load_weights_file
 
-__all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "load_backbone_weights", "make_patch_embed"]
+__all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "make_patch_embed"]
 
 # name -> keyword arguments of VMambaBackbone
 VMAMBA_CONFIGS: dict[str, dict[str, Any]] = {
@@ -88,7 +84,6 @@ class VMambaBackbone(nn.Module):
         downsample_version: str = "v3",
         channel_first: bool = True,
         out_indices: Sequence[int] = (0, 1, 2, 3),
-        pretrained: str | Path | None = None,
     ):
         super().__init__()
         n = len(depths)
@@ -112,8 +107,6 @@ class VMambaBackbone(nn.Module):
         for i in self.out_indices:
             self.add_module(f"outnorm{i}", norm(dims[i]))
         self.apply(_init_weights)
-        if pretrained is not None:
-            load_backbone_weights(self, pretrained)
 
     def to_channel_first(self, x: Tensor) -> Tensor:
         return x if self.channel_first else x.permute(0, 3, 1, 2).contiguous()
@@ -140,20 +133,3 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
 
-
-def load_backbone_weights(module: nn.Module, path: str | Path, key: str = "model") -> tuple[list[str], list[str]]:
-    """Load a local VMamba checkpoint into ``module`` (non-strict; shape mismatches are skipped).
-
-    Returns (missing, unexpected) keys. A stem with a different number of input bands than the
-    checkpoint keeps its fresh weights, which is what multi-band inputs need.
-    """
-    state = load_weights_file(path, "pretrained weights")
-    if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-        state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"pretrained weights {path}: not a state dict of tensors")
-    own = module.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    result = module.load_state_dict(usable, strict=False)
-    unexpected = [k for k in state if k not in usable]
-    return list(result.missing_keys), unexpected

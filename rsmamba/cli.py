@@ -187,6 +187,9 @@ def predict(
     blend: str = typer.Option("hann", "--blend", help="none|mean|hann|gaussian|spline."),
     crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop).", callback=opt.non_negative("--crop")),
     tta: bool = opt.tta_option(),
+    tta_flip: bool = opt.tta_flip_option(),
+    tta_scales: Optional[str] = opt.tta_scales_option(),
+    tta_recipe: bool = opt.tta_recipe_option(),
     batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     amp: bool = opt.amp_option(),
@@ -209,6 +212,7 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
+    tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe)
     from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,

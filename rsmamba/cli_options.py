@@ -173,6 +173,33 @@ def tta_option() -> Any:
     return typer.Option(False, "--tta", help="D4 test-time augmentation (8x compute).")
 
 
+def tta_flip_option() -> Any:
+    return typer.Option(False, "--tta-flip", help="Average with left-right and up-down mirrored windows (3x compute; the papers' flip TTA).")
+
+
+def tta_scales_option() -> Any:
+    return typer.Option(None, "--tta-scales", help="Multi-scale TTA: windows resized by each scale, e.g. 0.75,1,1.25 (softmax averaged).")
+
+
+def tta_recipe_option() -> Any:
+    return typer.Option(False, "--tta-recipe", help="The checkpoint's evaluation protocol (its config's eval: flip, scales), e.g. MAFMamba's multi-scale + flip.")
+
+
+def tta_spec(d4: bool, flip: bool, scales: str | None, recipe: bool) -> bool | str:
+    """The TTA spec predict records (see rsmamba.engine.tta): False / True (D4) as before, else a string."""
+    parts = ["recipe"] if recipe else []
+    parts += ["d4"] if d4 else []
+    parts += ["flip"] if flip else []
+    if scales is not None:
+        values = parse_float_list(scales, "--tta-scales") or []
+        if any(not 0 < v <= 4 for v in values):
+            raise _fail("--tta-scales", scales, "each scale must be in (0, 4], e.g. 0.75,1,1.25")
+        parts.append("scales=" + ",".join(f"{v:g}" for v in values))
+    if parts == ["d4"]:
+        return True
+    return "+".join(parts) or False
+
+
 def amp_option() -> Any:
     return typer.Option(False, "--amp", help="Mixed precision (bf16 on CPU, fp16 on GPU).")
 

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError
+from rsmamba.engine.tta import TTAPlan, check_plan, parse_tta, tta_average
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
 DEMO_CHANGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_change_model.pt"
@@ -148,8 +149,6 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
     return chosen
 
 
-# D4: the 8 symmetries of the square, as (k quarter turns, horizontal flip).
-D4 = [(k, flip) for flip in (False, True) for k in range(4)]
 
 
 def model_input_size(module: nn.Module, multiple: int, h: int, w: int) -> tuple[int, int]:
@@ -181,14 +180,16 @@ class Predictor:
     """Runs a segmentation network on a batch of windows and returns class probabilities.
 
     The shared batch runner of predict and change (``ChangePredictor`` overrides ``_forward``):
-    padding to ``INPUT_MULTIPLE``, D4 test-time augmentation and mixed precision live here once.
+    padding to ``INPUT_MULTIPLE``, test-time augmentation (:mod:`rsmamba.engine.tta`) and mixed
+    precision live here once.
     """
 
-    def __init__(self, model: LoadedModel, *, device: str = "cpu", tta: bool = False, amp: bool = False,
-                 channels_last: bool = False) -> None:
+    def __init__(self, model: LoadedModel, *, device: str = "cpu", tta: bool | str | TTAPlan = False,
+                 amp: bool = False, channels_last: bool = False) -> None:
         self.model = model
         self.device = torch.device(device)
-        self.tta = tta
+        self.tta = parse_tta(tta, model.extra.get("config"), model.source or model.name)  # see rsmamba.engine.tta
+        check_plan(self.tta, model.module, model.source or model.name)
         self.amp = amp
         self.channels_last = channels_last
         module = model.module.to(self.device).eval()
@@ -205,30 +206,26 @@ class Predictor:
             logits = logits["out"] if "out" in logits else logits["seg"]
         return torch.softmax(logits.float(), dim=1)
 
-    @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> torch.Tensor:
-        """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities, on the model's device.
-
-        They stay there: blending and rendering run on the same device (``rsmamba.engine.pipeline``).
-        """
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+    def _net(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities for a batch of any size: padded to what the network takes, cropped back."""
         h, w = x.shape[-2:]
         if self.model.input_multiple:
             multiple = self.model.input_multiple
             x = pad_to_multiple(x, multiple, model_input_size(self.model.module, multiple, h, w))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        return self._forward(x)[:, :, :h, :w]
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> torch.Tensor:
+        """(B, C, h, w) float32 -> (B, K, h, w) float32 probabilities, on the model's device.
+
+        They stay there: blending and rendering run on the same device (``rsmamba.engine.pipeline``).
+        Plain or augmented, every batch goes through :func:`tta_average` (one view: no averaging).
+        """
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        h, w = x.shape[-2:]
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.amp):
-            if not self.tta:
-                probs = self._forward(x)
-            else:
-                probs = None
-                for k, flip in D4:
-                    t = torch.flip(x, dims=(3,)) if flip else x
-                    t = torch.rot90(t, k, dims=(2, 3))
-                    p = torch.rot90(self._forward(t), -k, dims=(2, 3))
-                    p = torch.flip(p, dims=(3,)) if flip else p
-                    probs = p if probs is None else probs + p
-                probs = probs / len(D4)
+            probs = tta_average(self._net, x, self.tta)
         return probs[:, :, :h, :w].float()  # stays on the device: the engine blends there

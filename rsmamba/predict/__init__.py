@@ -1,4 +1,4 @@
-"""``rsmamba predict``: one scene (``predict_raster``), row strips across processes (``strips``), many
+"""``rsmamba predict``: one scene (``predict_raster``), row slices across processes (``slices``), many
 scenes (``many``). The streaming engine they drive is :mod:`rsmamba.engine`.
 
 Names load on first use (PEP 562): the CLI checks options in milliseconds before the seconds

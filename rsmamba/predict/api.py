@@ -49,6 +49,7 @@ class PredictSummary:
     resumed_strip: int = 0
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
+    tta_views: int = 1  # network passes per window (test-time augmentation)
 
     @property
     def mpix_per_s(self) -> float:
@@ -56,7 +57,8 @@ class PredictSummary:
 
     def describe(self) -> str:
         lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
-                 f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"]
+                 f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
+                 + (f", test-time augmentation: {self.tta_views} passes per window" if self.tta_views > 1 else "")]
         for name, path in self.outputs.items():
             lines.append(f"{name}: {path}")
         if self.dry_run:
@@ -138,7 +140,7 @@ def predict_raster(
     overlap: int = 128,
     blend: str = "hann",
     crop: int = 0,
-    tta: bool = False,
+    tta: bool | str = False,
     batch_size: int = 4,
     device: str = "cpu",
     amp: bool = False,
@@ -169,6 +171,9 @@ def predict_raster(
     is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene; 64 MiB holds
     the rows that overlapping windows re-read many times over, and a 4096² image + DSM fills it
     as a 20000² one does, so peak memory does not depend on the scene size).
+
+    ``tta``: False, True (D4) or a spec such as ``"flip+scales=0.75,1,1.25"`` or ``"recipe"`` (the
+    checkpoint's evaluation protocol), see :mod:`rsmamba.engine.tta`; softmax is averaged per window.
 
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
     (one row slice of a scene split across workers, :func:`rsmamba.predict.slices.predict_slices`);
@@ -259,7 +264,7 @@ def _predict_in(
         memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=list(src.warnings) + input_warnings)
+                                 warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes)
 
         if dry_run:
             summary.dry_run = True
@@ -281,7 +286,7 @@ def _predict_in(
         digest = params_hash({
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": weights_digest, "window": window, "overlap": overlap, "blend": blend, "crop": crop,
-            "tta": tta, "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
+            "tta": predictor.tta.spec(), "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })
         state = ResumeState(out, digest, src.height)

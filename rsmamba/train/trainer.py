@@ -35,6 +35,7 @@ from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist
+from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
@@ -255,21 +256,11 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
 
 
 def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales=(1.0,), flip: bool = False):
-    """Softmax averaged over input scales and horizontal/vertical flips (the papers' multi-scale +
-    flip evaluation), at the input's size."""
-    size = image.shape[-2:]
-    total = None
-    for scale in scales:
-        x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
-        for dims in ([None, [-1], [-2]] if flip else [None]):
-            xi = x.flip(dims) if dims else x
-            logits = segment(model, xi, inputs)
-            logits = logits.flip(dims) if dims else logits
-            if logits.shape[-2:] != size:
-                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-            p = logits.softmax(1)
-            total = p if total is None else total + p
-    return total
+    """Softmax summed over input scales and flips (the papers' multi-scale + flip evaluation), at the
+    input's size: the views are predict's (:func:`rsmamba.engine.tta.tta_average`), so validation
+    scores what ``rsmamba predict --tta-recipe`` maps."""
+    plan = TTAPlan(flip=flip, scales=tuple(float(s) for s in scales))
+    return tta_average(lambda x: segment(model, x, inputs).softmax(1), image, plan) * plan.passes
 
 
 def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_classes: int, device,

@@ -126,9 +126,11 @@ def test_payloads_never_run_from_checkpoints_or_named_weight_files(tmp_path) -> 
     torch.save({"model": _Payload(marker)}, tmp_path / "weights.pth")
     with pytest.raises(InputError, match="refused.*posix.system|refused.*nt.system"):
         load_checkpoint(tmp_path / "hidden.pt")
+    from rsmamba.pretrained import load_pretrained
+
     for name in ("cmtunet_tiny", "mambafcs_tiny"):  # ResNet and VMamba weight loaders
         with pytest.raises(InputError, match="refused"):
-            create_model(name, pretrained=str(tmp_path / "weights.pth"))
+            load_pretrained(create_model(name), str(tmp_path / "weights.pth"))
     assert not marker.exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -75,5 +76,229 @@ def test_wrong_file_names_the_first_misfit(tmp_path: Path) -> None:
     torch.save(deeper, path)
     with pytest.raises(InputError, match="layer1.0.conv3.weight .* has no place"):
         load_pretrained(model, path)
-    with pytest.raises(InputError, match="has no 'backbone'"):
+    with pytest.raises(InputError, match="resnet weights have no place in FCNBaseline"):
         load_pretrained(create_model("fcn_baseline", width=8), path)
+
+
+# -- Google's R50+ViT-B/16 .npz into FMTUNet -----------------------------------------------------------
+
+def r50_vit_npz(width: int = 8, units: tuple[int, ...] = (1, 1, 1), hidden: int = 32, heads: int = 2, mlp: int = 64,
+                blocks: int = 3, grid: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    """The key names and layouts of ``R50+ViT-B_16.npz`` (TransUNet / FTransUNet), at a tiny size:
+    conv kernels HWIO, GroupNorm ``scale``, attention kernels (hidden, heads, head_dim), a class token
+    in the position table."""
+    rng = np.random.default_rng(seed)
+    a: dict[str, np.ndarray] = {}
+
+    def r(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    a["conv_root/kernel"] = r(7, 7, 3, width)
+    a["gn_root/scale"], a["gn_root/bias"] = r(width), r(width)
+    cin = width
+    for b, n in enumerate(units, start=1):
+        cout, cmid = width * 4 * 2 ** (b - 1), width * 2 ** (b - 1)
+        for u in range(1, n + 1):
+            p = f"block{b}/unit{u}"
+            a[f"{p}/conv1/kernel"] = r(1, 1, cin if u == 1 else cout, cmid)
+            a[f"{p}/conv2/kernel"] = r(3, 3, cmid, cmid)
+            a[f"{p}/conv3/kernel"] = r(1, 1, cmid, cout)
+            for g, c in (("gn1", cmid), ("gn2", cmid), ("gn3", cout)):
+                a[f"{p}/{g}/scale"], a[f"{p}/{g}/bias"] = r(c), r(c)
+            if u == 1:
+                a[f"{p}/conv_proj/kernel"] = r(1, 1, cin, cout)
+                a[f"{p}/gn_proj/scale"], a[f"{p}/gn_proj/bias"] = r(cout), r(cout)
+        cin = cout
+    a["embedding/kernel"], a["embedding/bias"] = r(1, 1, cin, hidden), r(hidden)
+    a["Transformer/posembed_input/pos_embedding"] = r(1, 1 + grid * grid, hidden)
+    hd = hidden // heads
+    for i in range(blocks):
+        p = f"Transformer/encoderblock_{i}"
+        for ln in ("LayerNorm_0", "LayerNorm_2"):
+            a[f"{p}/{ln}/scale"], a[f"{p}/{ln}/bias"] = r(hidden), r(hidden)
+        for proj in ("query", "key", "value"):
+            a[f"{p}/MultiHeadDotProductAttention_1/{proj}/kernel"] = r(hidden, heads, hd)
+            a[f"{p}/MultiHeadDotProductAttention_1/{proj}/bias"] = r(heads, hd)
+        a[f"{p}/MultiHeadDotProductAttention_1/out/kernel"] = r(heads, hd, hidden)
+        a[f"{p}/MultiHeadDotProductAttention_1/out/bias"] = r(hidden)
+        a[f"{p}/MlpBlock_3/Dense_0/kernel"], a[f"{p}/MlpBlock_3/Dense_0/bias"] = r(hidden, mlp), r(mlp)
+        a[f"{p}/MlpBlock_3/Dense_1/kernel"], a[f"{p}/MlpBlock_3/Dense_1/bias"] = r(mlp, hidden), r(hidden)
+    a["Transformer/encoder_norm/scale"], a["Transformer/encoder_norm/bias"] = r(hidden), r(hidden)
+    a["head/kernel"], a["head/bias"] = r(hidden, 10), r(10)
+    return a
+
+
+def test_r50_vit_npz_lands_in_both_streams_and_every_block(tmp_path: Path) -> None:
+    arrays = r50_vit_npz()
+    path = tmp_path / "R50+ViT-B_16.npz"
+    np.savez(path, **arrays)
+    model = create_model("fmtunet_tiny", num_classes=6)
+    reports = load_pretrained(model, path)
+    (report,) = reports
+    own = model.state_dict()
+    root = arrays["conv_root/kernel"]
+    # HWIO element (h, w, i, o) at OIHW (o, i, h, w), in the optical stream; the 1-band DSM stream: RGB mean
+    assert own["encoder.optical.root.conv.weight"][5, 2, 1, 6] == float(root[1, 6, 2, 5])
+    assert torch.allclose(own["encoder.dsm.root.conv.weight"][5, 0], torch.from_numpy(root[:, :, :, 5].mean(-1)))
+    k = arrays["block2/unit1/conv2/kernel"]
+    for s in ("optical", "dsm"):
+        assert own[f"encoder.{s}.body.1.0.conv2.weight"][3, 7, 2, 0] == float(k[2, 0, 7, 3])
+        assert torch.equal(own[f"encoder.{s}.body.2.0.gn_proj.weight"], torch.from_numpy(arrays["block3/unit1/gn_proj/scale"]))
+        assert torch.equal(own[f"encoder.{s}.body.0.0.downsample.weight"][:, :, 0, 0],
+                           torch.from_numpy(arrays["block1/unit1/conv_proj/kernel"][0, 0].T))
+    # attention: Flax's einsum('nc,chd->nhd') + bias equals the torch Linear on the same tokens, both modalities
+    x = torch.randn(5, 32)
+    for i in range(3):
+        p = f"Transformer/encoderblock_{i}/MultiHeadDotProductAttention_1"
+        for proj, idx in (("query", 0), ("key", 1), ("value", 2)):
+            ref = torch.einsum("nc,chd->nhd", x, torch.from_numpy(arrays[f"{p}/{proj}/kernel"])) + torch.from_numpy(arrays[f"{p}/{proj}/bias"])
+            for qkv in ("qkv", "qkv_d"):
+                lin = getattr(model.gmm.layers[i].attn, qkv)[idx]
+                assert torch.allclose(lin(x), ref.reshape(5, 32), atol=1e-5)
+        heads = torch.randn(5, 2, 16)
+        ref = torch.einsum("nhd,hdc->nc", heads, torch.from_numpy(arrays[f"{p}/out/kernel"])) + torch.from_numpy(arrays[f"{p}/out/bias"])
+        assert torch.allclose(model.gmm.layers[i].attn.out_d(heads.reshape(5, 32)), ref, atol=1e-5)
+        d0 = arrays[f"Transformer/encoderblock_{i}/MlpBlock_3/Dense_0/kernel"]
+        assert own[f"gmm.layers.{i}.ffn.0.weight"][40, 3] == float(d0[3, 40]) == own[f"gmm.layers.{i}.ffn_d.0.weight"][40, 3]
+        ln2 = torch.from_numpy(arrays[f"Transformer/encoderblock_{i}/LayerNorm_2/scale"])
+        assert torch.equal(own[f"gmm.layers.{i}.ffn_norm_d.weight"], ln2)
+    assert torch.equal(own["gmm.encoder_norm_d.bias"], torch.from_numpy(arrays["Transformer/encoder_norm/bias"]))
+    emb = arrays["embedding/kernel"]
+    assert own["gmm.patch_embeddings_d.weight"][9, 100, 0, 0] == float(emb[0, 0, 100, 9])
+    # the 3x3 table (class token dropped) resampled to the model's 2x2 grid: corners kept (align_corners)
+    table = torch.from_numpy(arrays["Transformer/posembed_input/pos_embedding"][0, 1:]).T.reshape(32, 3, 3)
+    assert torch.allclose(own["gmm.position_embeddings"][0, :, 0, 0], table[:, 0, 0])
+    assert torch.allclose(own["gmm.position_embeddings"][0, :, 1, 1], table[:, 2, 2])
+    assert set(report.resized) == {"encoder.dsm.root.conv.weight", "gmm.position_embeddings"}
+    assert report.unused == ["head/kernel", "head/bias"]
+    assert not any(n.startswith(("encoder.optical.", "encoder.dsm.", "gmm.layers.")) and "deformable" not in n
+                   and "gate" not in n for n in report.left_random)
+    assert any(n.startswith("segmentation_head") for n in report.left_random)
+    assert "2 resized" in report.describe()
+    with torch.no_grad():  # the loaded network runs
+        assert torch.isfinite(model.eval()(torch.randn(1, 3, 32, 32), torch.randn(1, 1, 32, 32))).all()
+
+
+def test_r50_vit_npz_of_another_size_names_the_first_misfit(tmp_path: Path) -> None:
+    path = tmp_path / "wide.npz"
+    np.savez(path, **r50_vit_npz(width=16))
+    with pytest.raises(InputError, match=r"tensor conv_root/kernel has shape \(16, 3, 7, 7\) in the file but "
+                                         r"\(8, 3, 7, 7\) in the model's encoder\+gmm") as err:
+        load_pretrained(create_model("fmtunet_tiny"), path)
+    assert "\n" not in str(err.value)
+    deep = r50_vit_npz(blocks=4)
+    np.savez(tmp_path / "deep.npz", **deep)
+    with pytest.raises(InputError, match="encoderblock_3/LayerNorm_0/scale .* has no place"):
+        load_pretrained(create_model("fmtunet_tiny"), tmp_path / "deep.npz")
+    np.savez(tmp_path / "objects.npz", conv_root=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="object arrays are refused"):
+        load_pretrained(create_model("fmtunet_tiny"), tmp_path / "objects.npz")
+
+
+# -- VMamba checkpoints --------------------------------------------------------------------------------
+
+def vmamba_checkpoint(backbone: torch.nn.Module, *, v0_names: bool = False, seed: int = 0) -> dict:
+    """A VMamba classification checkpoint: ``{"model": state}`` with VMamba's names (``patch_embed.0``,
+    ``layers.i.blocks.j.op.*``, ``layers.i.downsample.*``, ``classifier.*``), or the first release's
+    (``patch_embed.proj``, ``ln_1``, ``self_attention``, ``downsample.reduction``, ``norm``, ``head``)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {k: torch.randn(v.shape, generator=g) for k, v in backbone.state_dict().items()
+             if not k.startswith("outnorm")}
+    last = max(int(k.split(".")[1]) for k in state if k.startswith("layers."))
+    dim = state[f"layers.{last}.blocks.0.norm.weight"].shape[0]
+    if v0_names:
+        state = {k.replace(".norm.", ".ln_1.").replace(".op.", ".self_attention."): v for k, v in state.items()}
+        state["patch_embed.proj.weight"] = torch.randn(16, 3, 4, 4, generator=g)
+        state["layers.0.downsample.reduction.weight"] = torch.randn(32, 64, generator=g)
+        state["norm.weight"], state["head.weight"] = torch.randn(64, generator=g), torch.randn(1000, 64, generator=g)
+    else:
+        state["classifier.norm.weight"] = torch.randn(dim, generator=g)
+        state["classifier.head.weight"] = torch.randn(1000, dim, generator=g)
+    return {"model": state, "epoch": 299}
+
+
+def test_vmamba_checkpoint_lands_in_mambafcs_encoder(tmp_path: Path) -> None:
+    model = create_model("mambafcs_tiny")
+    ckpt = vmamba_checkpoint(model.encoder)
+    path = tmp_path / "vssm_base_0229_ckpt_epoch_237.pth"
+    torch.save(ckpt, path)
+    (report,) = load_pretrained(model, path)
+    own = model.state_dict()
+    for key in ("patch_embed.0.weight", "layers.2.blocks.0.op.A_logs", "layers.3.blocks.0.op.dt_projs_weight",
+                "layers.1.blocks.0.op.x_proj_weight", "layers.0.downsample.1.weight", "layers.1.blocks.0.mlp.fc2.weight"):
+        assert torch.equal(own[f"encoder.{key}"], ckpt["model"][key]), key
+    assert sorted(report.unused) == ["classifier.head.weight", "classifier.norm.weight"]
+    assert report.resized == [] and len(report.loaded) == len(ckpt["model"]) - 2
+    assert "encoder.outnorm0.weight" in report.left_random and not any(
+        n.startswith("encoder.layers.") for n in report.left_random)
+
+
+def test_first_release_vmamba_names_land_in_cmtunet_vss_branch_and_mafmamba_ammb(tmp_path: Path) -> None:
+    model = create_model("cmtunet_tiny")
+    ckpt = vmamba_checkpoint(model.vss_encoder, v0_names=True)
+    path = tmp_path / "vssmtiny_dp01_ckpt_epoch_292.pth"
+    torch.save(ckpt, path)
+    (report,) = load_pretrained(model, {"vss_encoder": path})
+    own = model.state_dict()
+    assert torch.equal(own["vss_encoder.layers.2.blocks.0.norm.weight"], ckpt["model"]["layers.2.blocks.0.ln_1.weight"])
+    assert torch.equal(own["vss_encoder.layers.3.blocks.0.op.Ds"], ckpt["model"]["layers.3.blocks.0.self_attention.Ds"])
+    # CMT-UNet has its own 7x7 stem and Haar downsampling: VMamba's stem/merging/head are reported unused
+    assert {"patch_embed.proj.weight", "layers.0.downsample.reduction.weight", "head.weight"} <= set(report.unused)
+    assert any(n.startswith("vss_encoder.stem") for n in report.left_random)
+    assert not any(n.startswith("vss_encoder.layers.") for n in report.left_random)
+
+    maf = create_model("mafmamba_tiny")  # AMMB VSS layers at ResNet-18 widths (8..64 in the tiny preset)
+    src = {}
+    g = torch.Generator().manual_seed(3)
+    for i in range(4):
+        for k, v in maf.ammb[i].vss.state_dict().items():
+            src[f"layers.{i}.{k}"] = torch.randn(v.shape, generator=g)
+    src["patch_embed.0.weight"] = torch.randn(4, 3, 3, 3, generator=g)
+    torch.save({"model": src}, tmp_path / "vmamba_at_resnet_widths.pth")
+    (r2,) = load_pretrained(maf, tmp_path / "vmamba_at_resnet_widths.pth")
+    assert r2.part == "ammb" and r2.unused == ["patch_embed.0.weight"]
+    assert torch.equal(maf.state_dict()["ammb.2.vss.blocks.0.op.in_proj.weight"], src["layers.2.blocks.0.op.in_proj.weight"])
+    # a real VMamba-T (96..768) does not fit ResNet-18 widths: the first tensor is named, nothing skipped
+    torch.save(ckpt, tmp_path / "v.pth")
+    with pytest.raises(InputError, match=r"tensor layers.0.blocks.0.ln_1.weight has shape \(8,\) in the file but "
+                                         r"\(16,\) in the model's ammb \(ammb.0.vss.blocks.0.norm.weight\)"):
+        load_pretrained(create_model("mafmamba_tiny", resnet_width=16), tmp_path / "v.pth")
+
+
+def test_wrong_weights_via_the_cli_name_the_first_misfit(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from rsmamba.cli import main
+    from tests.scenes import write_chips
+
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"),
+                                   "model": {"name": "cmtunet_tiny"}, "tensorboard": False}))
+    wide = create_model("cmtunet_tiny", vss_dims=(16, 32, 64, 128))
+    torch.save(vmamba_checkpoint(wide.vss_encoder), tmp_path / "vssm.pth")
+    assert main(["train", "--config", str(cfg), "--set", f"model.pretrained={tmp_path / 'vssm.pth'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rsmamba: error:") and "\n" not in err
+    assert "tensor layers.0.blocks.0.norm.weight has shape (16,) in the file but (8,)" in err
+    torch.save(torchvision_resnet18_state(width=8), tmp_path / "r18.pth")
+    assert main(["train", "--config", str(cfg), "--set",
+                 f"model.pretrained={{backbone: {tmp_path / 'r18.pth'}, vss_encoder: {tmp_path / 'r18.pth'}}}"]) == 2
+    assert "vss_encoder of CMTUNet takes vmamba weights, the file holds resnet weights" in capsys.readouterr().err
+
+
+def test_one_vmamba_file_fills_both_mambaseg_encoders(tmp_path: Path) -> None:
+    model = create_model("mambaseg_tiny", in_chans=3, aux_chans=1)
+    ckpt = vmamba_checkpoint(model.encoder_img)
+    key = "layers.1.blocks.0.op.in_proj.weight"
+    ckpt["model"][key] = ckpt["model"][key][:, :, None, None]  # a 1x1 conv as VMamba's Linear2d also reads
+    torch.save(ckpt, tmp_path / "vssm1_tiny_0230s.pth")
+    img, ev = load_pretrained(model, tmp_path / "vssm1_tiny_0230s.pth")
+    assert (img.part, ev.part) == ("encoder_img", "encoder_ev")
+    own = model.state_dict()
+    for part in ("encoder_img", "encoder_ev"):
+        assert torch.equal(own[f"{part}.{key}"], ckpt["model"][key][:, :, 0, 0])
+        assert torch.equal(own[f"{part}.layers.3.blocks.0.op.A_logs"], ckpt["model"]["layers.3.blocks.0.op.A_logs"])
+    stem = ckpt["model"]["patch_embed.0.weight"]
+    assert img.resized == [] and ev.resized == ["patch_embed.0.weight"]  # the 1-band aux stem: RGB summed
+    assert torch.allclose(own["encoder_ev.patch_embed.0.weight"][:, 0], stem.sum(1))

@@ -133,18 +133,22 @@ def test_paper_size_forward():
 def test_pretrained_backbone_from_local_file(tmp_path):
     from rsmamba.errors import InputError
     from rsmamba.models.vmamba import VMAMBA_CONFIGS, VMambaBackbone
+    from rsmamba.pretrained import load_pretrained
 
     torch.manual_seed(0)
     src = VMambaBackbone(in_chans=3, **VMAMBA_CONFIGS["vmamba_test_cf"])
     path = tmp_path / "vmamba.pth"
     torch.save({"model": src.state_dict()}, path)
     torch.manual_seed(1)
-    model = create_model("mambaseg_tiny", in_chans=3, pretrained=path)
+    model = create_model("mambaseg_tiny", in_chans=3)
+    load_pretrained(model, {"encoder_img": path})
     key = "layers.1.blocks.0.op.x_proj_weight"
     assert torch.equal(model.encoder_img.state_dict()[key], src.state_dict()[key])
     assert not torch.equal(model.encoder_ev.state_dict()[key], src.state_dict()[key])
+    load_pretrained(model, path)  # one path: every VMamba encoder (the aux stem adapted to its bands)
+    assert torch.equal(model.encoder_ev.state_dict()[key], src.state_dict()[key])
     with pytest.raises(InputError, match="not found"):
-        create_model("mambaseg_tiny", pretrained=tmp_path / "missing.pth")
+        load_pretrained(model, tmp_path / "missing.pth")
 
 # The authors' names and shapes are checked as data in tests/models/test_model_structure.py
 # (test_authors_state_dict_loads_strictly), without their code or einops.
