@@ -61,8 +61,8 @@ def default_classes(n: int) -> tuple[ClassInfo, ...]:
 
 # What each verb runs: the registry tasks it takes, its shipped default, what to say when that is missing.
 _VERB_TASKS = {
-    "predict": (("segmentation",), DEMO_MODEL, "a segmentation model"),
-    "change": (CHANGE_TASKS, DEMO_CHANGE_MODEL, "a change model (e.g. mambafcs_tiny)"),
+    "predict": (("segmentation",), "DEMO_MODEL", "a segmentation model", "demo model"),
+    "change": (CHANGE_TASKS, "DEMO_CHANGE_MODEL", "a change model (e.g. mambafcs_tiny)", "demo change model"),
 }
 
 
@@ -72,7 +72,8 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
 
     ``verb``: ``"predict"`` takes segmentation models, ``"change"`` change and semantic-change models.
     """
-    tasks, shipped, wanted = _VERB_TASKS[verb]
+    tasks, shipped_name, wanted, label = _VERB_TASKS[verb]
+    shipped: Path = globals()[shipped_name]  # looked up per call: an installation may lack it (tests patch it)
     if isinstance(spec, LoadedModel):
         return spec
     if isinstance(spec, nn.Module):
@@ -81,7 +82,7 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
         return LoadedModel(spec, source="module")
     if spec is None:
         if not shipped.is_file():
-            raise InputError(f"no --model given and the shipped model ({shipped.name}) is missing from this "
+            raise InputError(f"no --model given and the shipped {label} ({shipped.name}) is missing from this "
                              "installation; pass --model CHECKPOINT.pt or a registered model name")
         spec = shipped
     path = Path(spec)
