@@ -59,8 +59,8 @@ def limit_heap_growth() -> None:
     is a fresh mapping whose pages the kernel faults in and zeroes on first touch, and a batch's
     arrays (3-6 MiB for 4 x 256² windows) are allocated and freed continually: at 1 MiB those
     page faults took half the CPU time of a near-free-model run (4096²: 660k faults, 6.5 s CPU;
-    at 8 MiB 140k faults, 3.2 s), while peak RSS stays flat (near-free + DSM, 769 MiB at 4096²,
-    825 MiB at 12000²; 32 MiB made it 1172 MiB). A no-op on other C libraries.
+    at 8 MiB 140k faults, 3.2 s), while peak RSS stays flat (near-free + DSM, 766 MiB at 4096²,
+    827 MiB at 20000²; a 32 MiB threshold made it 1172 MiB at 4096²). A no-op on other C libraries.
     """
     global _HEAP_LIMITED
     if _HEAP_LIMITED:
