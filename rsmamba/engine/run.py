@@ -151,10 +151,10 @@ def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, i
                    prefetch: int, layers_bands: int, probabilities: bool) -> int:
     """Bytes the streaming pipeline holds at its peak, beyond the model's activations.
 
-    Row buffers: the one being filled and the one the writer renders (a buffer is handed to the
+    Row buffers: the one being filled, the one the writer renders (a buffer is handed to the
     writer whole, see ``RowStitcher.advance``; a second queued one is rare, the writer being
-    faster than the model). Batches: ``prefetch`` queued and one in the network (with its
-    probabilities), plus the span a batch is read from. The writer: each layer's pending tile rows,
+    faster than the model) and a retired one kept for reuse. Batches: ``prefetch`` queued and one
+    in the network (with its probabilities), plus the span a batch is read from. The writer: each layer's pending tile rows,
     and while rendering, the class argmax's running maximum and (with probabilities) one float32
     copy of the finished rows. Checked against measured peaks by ``bench/predict.py`` (b).
     """
@@ -167,7 +167,7 @@ def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, i
     span = in_chans * 4 * h * (w + (batch_size - 1) * grid.stride)
     pending = layers_bands * (BLOCK + h) * out_w
     render = 5 * h * out_w + (num_classes * 5 * h * out_w if probabilities else 0)
-    return 2 * band + (prefetch + 1) * batch_in + span + batch_out + pending + render
+    return 3 * band + (prefetch + 1) * batch_in + span + batch_out + pending + render
 
 
 def _proc_status(field: str) -> int:

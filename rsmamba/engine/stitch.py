@@ -12,6 +12,7 @@ height nor its width: only on window size, strip width and class count.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,13 +134,46 @@ class RowStitcher:
         self.overwrite = overwrite
         self.device = torch.device(device)
         self.base = 0  # raster row held at accumulator row 0
+        self._arrays: tuple[np.ndarray, ...] | None = None  # the CPU band's NumPy memory
+        self._spares: list[tuple[np.ndarray, ...]] = []  # retired CPU bands, reusable once unreferenced
         self.acc, self.wsum, self.valid = self._new_band()
 
     @torch.inference_mode()
     def _new_band(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         shape = (self.band_height, self.width)
-        return (zeros((self.num_classes, *shape), torch.float32, self.device),
-                zeros(shape, torch.float32, self.device), zeros(shape, torch.bool, self.device))
+        if self.device.type != "cpu":
+            return (zeros((self.num_classes, *shape), torch.float32, self.device),
+                    zeros(shape, torch.float32, self.device), zeros(shape, torch.bool, self.device))
+        arrays = self._reusable()
+        if arrays is None:  # calloc'd pages, no fill pass
+            arrays = (np.zeros((self.num_classes, *shape), np.float32), np.zeros(shape, np.float32),
+                      np.zeros(shape, bool))
+        self._arrays = arrays
+        acc, wsum, valid = arrays
+        return torch.from_numpy(acc), torch.from_numpy(wsum), torch.from_numpy(valid)
+
+    def _reusable(self) -> tuple[np.ndarray, ...] | None:
+        """A retired band that nothing references any more (the writer is done with it), zeroed.
+
+        A fresh band for every grid row (25 MiB for 6 classes x 256 x 4096) made the kernel fault
+        in and zero thousands of pages per row, more CPU than the blending itself. A band's NumPy
+        arrays are referenced by the tensors (and views) made from them; when only the spare list
+        holds them (reference count 2: the tuple and ``getrefcount``'s argument), they are free.
+        """
+        for i, arrays in enumerate(self._spares):
+            if all(sys.getrefcount(arrays[k]) <= 2 for k in range(len(arrays))):
+                del self._spares[i]
+                for a in arrays:
+                    a.fill(0)
+                return arrays
+        return None
+
+    def _retire(self) -> None:
+        """Keep the current CPU band for reuse (at most two spares: bounded memory)."""
+        if self._arrays is not None:
+            self._spares.append(self._arrays)
+            self._arrays = None
+            del self._spares[:-2]
 
     @property
     def nbytes(self) -> int:
@@ -148,6 +182,7 @@ class RowStitcher:
     def start_at(self, row: int) -> None:
         """Begin accumulating at raster row ``row`` without emitting anything (used by resume)."""
         self.base = row
+        self._retire()
         self.acc, self.wsum, self.valid = self._new_band()
 
     def _slices(self, window: Window, h: int, w: int) -> tuple[slice, slice]:
@@ -208,6 +243,7 @@ class RowStitcher:
             return None
         out = self._finish(n)
         keep = self.band_height - n
+        self._retire()
         acc, wsum, valid = self._new_band()
         if keep > 0:
             host_view(acc)[:, :keep] = host_view(self.acc)[:, n:]

@@ -102,9 +102,13 @@ def scaled_probability(acc: torch.Tensor, wsum: torch.Tensor) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         with np.errstate(divide="ignore"):
             factor = np.where(w > 0, np.float32(PROB_SCALE) / w, np.float32(0)).astype(np.float32, copy=False)
-        x = a * factor
-        np.rint(x, out=x)
-        return torch.from_numpy(x.astype(np.uint8))
+        out = np.empty(a.shape, np.uint8)
+        x = np.empty(a.shape[1:], np.float32)  # one class at a time: no float copy of every class
+        for c in range(a.shape[0]):
+            np.multiply(a[c], factor, out=x)
+            np.rint(x, out=x)
+            out[c] = x
+        return torch.from_numpy(out)
     scale = torch.tensor(PROB_SCALE, dtype=torch.float32, device=wsum.device)  # not 254 / wsum: that is
     factor = torch.where(wsum > 0, scale / wsum, 0.0)  # reciprocal(wsum) * 254 in torch, another rounding
     return torch.round_(acc * factor).to(torch.uint8)

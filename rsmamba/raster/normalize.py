@@ -57,9 +57,11 @@ class StatsAccumulator:
         self.hi = np.full(bands, -np.inf)
 
     def add(self, data: np.ndarray, valid: np.ndarray) -> None:
+        every = bool(valid.all())  # then the masked copy is the band in C order: skip the mask
         for b in range(data.shape[0]):
-            v = data[b][valid].astype(np.float64)
-            v = v[np.isfinite(v)]
+            v = (data[b].ravel() if every else data[b][valid]).astype(np.float64)
+            if data.dtype.kind == "f":  # integers are always finite
+                v = v[np.isfinite(v)]
             if v.size:
                 self.n[b] += v.size
                 self.s[b] += v.sum()
@@ -96,7 +98,10 @@ def normalize(array: np.ndarray, stats: BandStats) -> np.ndarray:
     std = np.asarray(stats.std, dtype=np.float32)[:, None, None]
     if array.shape[0] != mean.shape[0]:
         raise InputError(f"normalisation expects {mean.shape[0]} bands, got {array.shape[0]}")
-    return (array.astype(np.float32) - mean) / std
+    out = array.astype(np.float32)  # in place from here: the same float32 operations, no temporaries
+    out -= mean
+    out /= std
+    return out
 
 
 DSM_MODES = ("zscore", "minmax-window", "ground-relative")
