@@ -79,7 +79,7 @@ def test_init_errors_name_the_tensor_and_freeze_checks_prefixes(tmp_path: Path) 
 
 
 def test_frozen_stages_stay_put_for_their_epochs_then_train(tmp_path: Path) -> None:
-    from test_own_classes import building_scene
+    from tests.train.test_own_classes import building_scene
 
     from rsmamba.checkpoint import load_checkpoint
 
