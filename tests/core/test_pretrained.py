@@ -269,7 +269,7 @@ def test_wrong_weights_via_the_cli_name_the_first_misfit(tmp_path: Path, capsys)
     import yaml
 
     from rsmamba.cli import main
-    from tests.scenes import write_chips
+    from tests.helpers.scenes import write_chips
 
     chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
     cfg = tmp_path / "cfg.yaml"

@@ -21,8 +21,8 @@ from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
 from rsmamba.engine.model import LoadedModel
 from rsmamba.engine.tta import TTAPlan, parse_tta, tta_average
-from tests.predict_models import TinyConv
-from tests.rasters import random_image, write_raster
+from tests.helpers.predict_models import TinyConv
+from tests.helpers.rasters import random_image, write_raster
 
 
 def _classes(n: int) -> tuple[ClassInfo, ...]:
@@ -100,7 +100,7 @@ def test_recipe_with_tta_turns_it_on_in_evaluation_and_predict(tmp_path: Path, m
     import rsmamba.train.trainer as trainer
     from rsmamba.cli import main
     from rsmamba.train.config import load_config
-    from tests.scenes import write_chips
+    from tests.helpers.scenes import write_chips
 
     recipe = load_config("mafmamba_vaihingen")["eval"]  # the paper: flip + multi-scale evaluation
     assert recipe["flip"] and len(recipe["scales"]) > 1
