@@ -497,7 +497,7 @@ def _run_case(case_id: str, argv: list[str], values: dict[str, str], root: Path)
     out = root / "out" / case_id
     out.mkdir(parents=True)
     args = [_fill(a, {**values, "out": str(out)}) for a in argv]
-    if argv[0] == "train" and "{cfg}" in argv:
+    if argv[0] == "train" and "{cfg_evil_resume}" not in argv and any(a.startswith("{cfg") for a in argv):
         # Cases run concurrently: each train run gets its own output folder, so a case that gets as
         # far as locking its folder never meets another case's lock instead of its own error.
         args += ["--set", f"out={out / 'run'}"]
