@@ -127,6 +127,9 @@ def tile(
     burn: Optional[int] = typer.Option(None, "--burn", help="Every label polygon (or non-zero label pixel) is this class id; background 0. No class field needed."),
     burn_name: str = typer.Option("building", "--burn-name", help="Name of the --burn class (without --class-table)."),
     class_table: Optional[Path] = typer.Option(None, "--class-table", help="Class table (YAML/JSON): ids, names, colours, ignore value."),
+    instance_targets: Optional[Path] = typer.Option(None, "--instance-targets", help="Instance raster (building id per pixel) or footprint layer (each polygon one building): adds interior/border/contact target chips."),
+    border_px: int = typer.Option(2, "--border-px", help="Width of the border target in pixels.", callback=opt.positive("--border-px")),
+    contact_px: int = typer.Option(3, "--contact-px", help="Width of the contact target on each side of a party wall, in pixels.", callback=opt.positive("--contact-px")),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -138,6 +141,7 @@ def tile(
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=block or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=change, burn=burn, burn_name=burn_name, class_table=class_table,
+        instance_targets=instance_targets, border_px=border_px, contact_px=contact_px,
     )
     typer.echo(summary.describe())
 
