@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
              "city": "vaihingen", "variant": None, "dsm_source": "dsm", "eroded": False, "val_tiles": [],
              "domains": ["Urban", "Rural"], "crop": None, "crops_per_image": 1, "samples_per_epoch": None,
              "mean": None, "std": None},
-    "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None},
+    "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None, "instances": []},
     "loss": "ce",
     "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
