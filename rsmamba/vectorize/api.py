@@ -90,6 +90,7 @@ class _Plan:
     simplify: float
     probabilities: Path | None
     scenes: Mosaic | None = None  # set when ``raster`` is the VRT mosaic of several scenes
+    instances: bool = False  # split regions into buildings (:mod:`rsmamba.vectorize.instances`)
 
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
@@ -302,7 +303,7 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
 
 
 def _columns(plan: _Plan, with_values: bool) -> list[str]:
-    cols = ["class_id", "class_name"]
+    cols = ["building_id", "class_id", "class_name"] if plan.instances else ["class_id", "class_name"]
     if plan.change:
         cols = ["change", "from_class", "to_class", "from_name", "to_name"] if plan.semantic else ["change"]
     cols += ["area_m2", "perimeter_m", "pixel_count"]
@@ -396,6 +397,7 @@ def vectorize_raster(
     overwrite: bool = False,
     layer: str | None = None,
     append: bool = False,
+    instances: bool = False,
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
@@ -409,6 +411,10 @@ def vectorize_raster(
     (default: the file's stem) is added to an existing one and its other layers are kept; an
     existing layer is refused unless ``overwrite`` (replace that layer only) or ``append`` (add
     features to it). Other formats hold one layer: an existing file needs ``overwrite``.
+
+    ``instances`` splits each region into individual buildings along the predicted contacts
+    (the ``p(interior)``/``p(contact)`` bands of ``probabilities``; :mod:`.instances`) before
+    regularising; every polygon gets a ``building_id``.
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
@@ -416,6 +422,10 @@ def vectorize_raster(
                  output_format=output_format, probabilities=probabilities, reproject_to=reproject_to,
                  model_id=model_id, change=change)
     plan.scenes = scenes
+    plan.instances = instances
+    if instances and (plan.probabilities is None or plan.change):
+        raise InputError("--instances splits building regions along predicted contacts: it needs a class raster "
+                         "and --probabilities from a model with instance outputs")
     label = scenes.label if scenes is not None else str(raster)
     reproject = None
     if not plan.out_crs.equals(plan.crs):
@@ -443,6 +453,12 @@ def vectorize_raster(
         prob = rasterio.open(plan.probabilities) if with_values else None
         try:
             reader = _Reader(src, plan)
+            splitter = None
+            if instances:
+                from rsmamba.vectorize.instances import InstanceSplitter
+
+                splitter = InstanceSplitter(prob)
+            next_id = 1
             n_rows = -(-plan.height // block_size)
             # disable=None: the bar shows only on a terminal, so piped errors stay one line.
             bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
@@ -451,9 +467,14 @@ def vectorize_raster(
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
+                if splitter is not None:
+                    batch = splitter(batch, _value_reader(prob, plan.change))
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values)
                 if not geoms:
                     continue
+                if instances:
+                    cols = {"building_id": list(range(next_id, next_id + len(geoms))), **cols}
+                    next_id += len(geoms)
                 counts.update(cols["class_name"] if not plan.change else
                               (cols.get("to_name") or ["change"] * len(geoms)))
                 if stream:
