@@ -416,19 +416,22 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
+    footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
 ) -> None:
     """Score a prediction raster against a reference."""
-    _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image},
-               {"-o": out})
+    _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image,
+                "footprints": footprints}, {"-o": out})
     from rsmamba.evaluate import evaluate_rasters
 
     excluded = parse_int_list(exclude, "--exclude", minimum=0) or []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
-                              min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn)
+                              min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
+                              footprints=footprints)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
-        line += f"  building F1@0.5 {result['buildings']['f1']:.4f}"
+        b = result["buildings"]
+        line += f"  building F1@0.5 {b['f1']:.4f} (merged {b['merged']}, split {b['split']})"
     typer.echo(line)
 
 
