@@ -65,7 +65,7 @@ def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None
     if keys[-1] not in node and not (len(keys) >= 2 and keys[-2] == "kwargs"):
         problems.add(f"--set {dotted}: unknown config key")
         return
-    if isinstance(node[keys[-1]], dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
+    if isinstance(node.get(keys[-1]), dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
         problems.add(f"--set {dotted}: {dotted!r} is a config section; set one of its keys")
         return
     node[keys[-1]] = value

@@ -1,0 +1,142 @@
+"""Individual buildings in terraced blocks: instance outputs vs the semantic-mask baseline (issue #17).
+
+One run, one model: a small image+DSM segmentation model with instance outputs
+(``model.instances: [interior, contact]``) is trained on one synthetic town with terraced rows and
+perimeter blocks, then predicts another town it has not seen (another seed). From the same
+prediction two footprint layers are made and scored against the individual houses:
+
+- baseline: ``vectorize --regularize`` of the class raster (one polygon per building region: a
+  terrace is one polygon);
+- instances: ``vectorize --instances --regularize`` with the instance probabilities.
+
+Both are scored with ``evaluate --buildings houses.gpkg --footprints ...`` (object precision,
+recall, F1 at IoU 0.5, merged and split errors), and also against the blocks (touching houses
+dissolved), where the baseline should do well. Prints a table, writes ``results/instances.json``.
+
+    python bench/instances.py            # about 10-20 minutes on 2 shared cores
+    python bench/instances.py --quick    # a smoke run (tiny scenes, 1 epoch), results/instances-quick.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import print_table, write_result  # noqa: E402
+
+from rsmamba.cli import main  # noqa: E402
+
+
+def _run(args: list[str]) -> None:
+    code = main([str(a) for a in args])
+    if code != 0:
+        raise SystemExit(f"rsmamba {' '.join(map(str, args))}: exit {code}")
+
+
+def _blocks(houses: Path, out: Path) -> int:
+    """Touching houses dissolved into blocks (what a semantic mask can at best deliver)."""
+    frame = gpd.read_file(houses)
+    merged = shapely.get_parts(shapely.union_all(frame.geometry.buffer(0.01).to_numpy()))
+    blocks = gpd.GeoDataFrame({"block": range(len(merged))}, geometry=list(merged), crs=frame.crs)
+    blocks.to_file(out)
+    return len(blocks)
+
+
+def _score(work: Path, pred: Path, reference: Path, footprints: Path, name: str) -> dict:
+    out = work / f"eval_{name}.json"
+    _run(["evaluate", pred, reference, "--burn", "1", "--buildings", reference, "--footprints", footprints,
+          "-o", out, "--overwrite"])
+    b = json.loads(out.read_text())["buildings"]
+    return {k: b[k] for k in ("precision", "recall", "f1", "tp", "predicted", "reference", "merged",
+                              "merged_buildings", "split", "split_parts")}
+
+
+def main_bench() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run")
+    ap.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / ".work" / "instances")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--train-size", type=int, default=None)
+    ap.add_argument("--test-size", type=int, default=None)
+    ap.add_argument("--model", default="fcn_baseline")
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args()
+    train_size = args.train_size or (256 if args.quick else 1536)
+    test_size = args.test_size or (256 if args.quick else 1024)
+    epochs = args.epochs or (1 if args.quick else 15)
+    work = args.work
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    t0 = time.perf_counter()
+    train_seed, test_seed = 1701, 2903
+    _run(["synth", "-o", work / "train", "--size", train_size, "--seed", train_seed, "--terraced", "0.75", "--instances"])
+    _run(["synth", "-o", work / "test", "--size", test_size, "--seed", test_seed, "--terraced", "0.75", "--instances"])
+    tr, te = work / "train", work / "test"
+    _run(["tile", tr / "ortho_t1.tif", "--dsm", tr / "dsm_t1.tif", "--labels", tr / "buildings_t1.gpkg", "--burn", "1",
+          "--instance-targets", tr / "buildings_t1.gpkg", "-o", work / "chips", "--size", 128, "--overlap", 0,
+          "--block", 256, "--split", "0.9,0.1,0"])
+    config = {
+        "data": {"root": str(work / "chips"), "batch_size": 8},
+        "model": {"name": args.model, "kwargs": {"width": args.width} if args.model == "fcn_baseline" else {},
+                  "instances": ["interior", "contact"]},
+        "optim": {"lr": 3e-3, "weight_decay": 1e-4},
+        "schedule": {"name": "cosine"},
+        "augment": {"flips": True, "rot90": True},
+        "train": {"epochs": epochs, "seed": 0, "metric": "miou"},
+        "out": str(work / "run"), "tensorboard": False,
+    }
+    import yaml
+
+    (work / "train.yaml").write_text(yaml.safe_dump(config))
+    t_train = time.perf_counter()
+    _run(["train", "--config", work / "train.yaml"])
+    train_seconds = time.perf_counter() - t_train
+    model = work / "run" / "best.pt"
+    pred, probs = work / "pred.tif", work / "probs.tif"
+    _run(["predict", te / "ortho_t1.tif", "--dsm", te / "dsm_t1.tif", "--model", model, "-o", pred,
+          "--probabilities", probs, "--window", 256, "--overlap", 64])
+    base_fp, inst_fp = work / "baseline.gpkg", work / "instances.gpkg"
+    common = ["--classes", "building", "--min-area", "8m2", "--regularize", "--probabilities", probs]
+    _run(["vectorize", pred, *common, "-o", base_fp])
+    _run(["vectorize", pred, *common, "--instances", "-o", inst_fp])
+    houses = te / "buildings_t1.gpkg"
+    blocks = work / "blocks.gpkg"
+    n_blocks = _blocks(houses, blocks)
+    rows = []
+    for name, fp in (("semantic mask (baseline)", base_fp), ("instances", inst_fp)):
+        house = _score(work, pred, houses, fp, "houses_" + name.split()[0])
+        block = _score(work, pred, blocks, fp, "blocks_" + name.split()[0])
+        rows.append({"method": name, "house_f1": round(house["f1"], 4), "house_precision": round(house["precision"], 4),
+                     "house_recall": round(house["recall"], 4), "polygons": house["predicted"],
+                     "merged": house["merged"], "split": house["split"], "block_f1": round(block["f1"], 4),
+                     "house": house, "block": block})
+    print_table(rows, ["method", "house_f1", "house_precision", "house_recall", "polygons", "merged", "split",
+                       "block_f1"])
+    houses_frame = gpd.read_file(houses)
+    result = {
+        "what": "house-level object F1 @ IoU 0.5 on an unseen synthetic town with terraced blocks; one model, "
+                "footprints from the class raster (baseline) and with --instances, in the same run",
+        "train": {"scene_seed": train_seed, "size": train_size, "model": args.model, "width": args.width,
+                  "epochs": epochs, "seconds": round(train_seconds, 1), "config": config},
+        "test": {"scene_seed": test_seed, "size": test_size, "houses": len(houses_frame),
+                 "terrace_houses": int((houses_frame["shape"] == "terrace").sum()), "blocks": n_blocks},
+        "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
+    }
+    path = write_result("instances", result, quick=args.quick)
+    print(f"wrote {path}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main_bench()
