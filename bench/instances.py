@@ -72,7 +72,7 @@ def main_bench() -> None:
     args = ap.parse_args()
     train_size = args.train_size or (256 if args.quick else 1536)
     test_size = args.test_size or (256 if args.quick else 1024)
-    epochs = args.epochs or (1 if args.quick else 15)
+    epochs = args.epochs or (1 if args.quick else 20)
     work = args.work
     if work.exists():
         shutil.rmtree(work)

@@ -349,6 +349,7 @@ def vectorize(
     layer: Optional[str] = typer.Option(None, "--layer", help="GeoPackage layer name (default: the file's stem); other layers are kept."),
     append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
     instances: bool = typer.Option(False, "--instances", help="Split building regions into individual buildings along the predicted contacts (needs --probabilities with p(interior)/p(contact) bands)."),
+    seed_threshold: float = typer.Option(0.5, "--seed-threshold", help="With --instances: p(interior) a watershed seed needs (0-1]."),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
@@ -361,7 +362,8 @@ def vectorize(
         rasters, output or rasters[0].with_suffix(".gpkg"), classes=classes, min_area=min_area, simplify=simplify, regularize=regularize,
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=STATE.progress,
-        overwrite=overwrite, layer=layer, append=append, **({"instances": True} if instances else {}),
+        overwrite=overwrite, layer=layer, append=append,
+        **({"instances": True, "seed_threshold": seed_threshold} if instances else {}),
     )
     typer.echo(summary.describe())
 

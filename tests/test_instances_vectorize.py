@@ -53,15 +53,17 @@ def _normal(geoms) -> list[str]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31 - 1), h=st.integers(8, 60), w=st.integers(8, 60), block=st.integers(4, 40))
-def test_blockwise_instances_equal_whole_raster(tmp_path_factory, seed, h, w, block):
+@given(seed=st.integers(0, 2**31 - 1), h=st.integers(8, 60), w=st.integers(8, 60), block=st.integers(4, 40),
+       threshold=st.sampled_from([0.5, 0.9]))
+def test_blockwise_instances_equal_whole_raster(tmp_path_factory, seed, h, w, block, threshold):
     folder = tmp_path_factory.mktemp("prop")
     classes, interior, contact = _random_scene(np.random.default_rng(seed), h, w)
     cls_path, prob_path, transform = _write(folder, classes, interior, contact)
     out = folder / "b.gpkg"
-    vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True, block_size=block)
+    vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True, block_size=block,
+                     seed_threshold=threshold)
     got = gpd.read_file(out)
-    ref = split_whole_raster(classes == 1, interior, contact)
+    ref = split_whole_raster(classes == 1, interior, contact, seed_threshold=int(round(threshold * 254)))
     a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
     ref_world = [shapely.transform(g, lambda xy: np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c,
                                                                   d * xy[:, 0] + e * xy[:, 1] + f])) for g in ref]

@@ -42,12 +42,22 @@ def target_bands(tiling: dict, channels: list[str], root) -> list[int]:
     return [have.index(c) for c in channels]
 
 
-def instance_loss(logits: torch.Tensor, targets: torch.Tensor, ignore: int = 255) -> torch.Tensor:
-    """BCE + soft Dice per channel over valid pixels: (B, k, H, W) logits, (B, k, H, W) 0/1/ignore targets."""
+def instance_loss(logits: torch.Tensor, targets: torch.Tensor, ignore: int = 255,
+                  max_pos_weight: float = 10.0) -> torch.Tensor:
+    """Class-balanced BCE + soft Dice per channel over valid pixels.
+
+    (B, k, H, W) logits and 0/1/ignore targets. Contacts are a few per cent of the pixels: each
+    channel's positives weigh ``negatives / positives`` (at most ``max_pos_weight``), so the thin
+    party-wall band is not drowned by the easy background.
+    """
     valid = targets != ignore
     t = torch.where(valid, targets, torch.zeros_like(targets)).float()
     w = valid.float()
     logits = logits.float()
+    pos = (t * w).sum((0, 2, 3))
+    neg = ((1 - t) * w).sum((0, 2, 3))
+    pos_weight = (neg / pos.clamp_min(1.0)).clamp(1.0, max_pos_weight)[None, :, None, None]
+    w = w * torch.where(t > 0, pos_weight, torch.ones_like(t))
     bce = F.binary_cross_entropy_with_logits(logits, t, weight=w, reduction="sum") / w.sum().clamp_min(1.0)
     p = torch.sigmoid(logits) * w
     dims = (0, 2, 3)

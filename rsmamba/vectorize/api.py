@@ -398,6 +398,7 @@ def vectorize_raster(
     layer: str | None = None,
     append: bool = False,
     instances: bool = False,
+    seed_threshold: float = 0.5,
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
@@ -414,7 +415,8 @@ def vectorize_raster(
 
     ``instances`` splits each region into individual buildings along the predicted contacts
     (the ``p(interior)``/``p(contact)`` bands of ``probabilities``; :mod:`.instances`) before
-    regularising; every polygon gets a ``building_id``.
+    regularising; every polygon gets a ``building_id``. ``seed_threshold`` is the ``p(interior)``
+    a watershed seed needs (higher: fewer, surer seeds, fewer false splits).
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
@@ -423,6 +425,8 @@ def vectorize_raster(
                  model_id=model_id, change=change)
     plan.scenes = scenes
     plan.instances = instances
+    if not 0 < seed_threshold <= 1:
+        raise InputError(f"--seed-threshold must be in (0, 1], got {seed_threshold}")
     if instances and (plan.probabilities is None or plan.change):
         raise InputError("--instances splits building regions along predicted contacts: it needs a class raster "
                          "and --probabilities from a model with instance outputs")
@@ -457,7 +461,7 @@ def vectorize_raster(
             if instances:
                 from rsmamba.vectorize.instances import InstanceSplitter
 
-                splitter = InstanceSplitter(prob)
+                splitter = InstanceSplitter(prob, seed_threshold=seed_threshold)
             next_id = 1
             n_rows = -(-plan.height // block_size)
             # disable=None: the bar shows only on a terminal, so piped errors stay one line.

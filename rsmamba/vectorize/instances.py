@@ -3,9 +3,9 @@
 A semantic mask merges touching houses into one region. A model trained with instance outputs
 (:mod:`rsmamba.train.instances`) also predicts ``p(interior)`` and ``p(contact)``; predict
 writes them as extra bands of ``--probabilities``. Here each region is split by a seeded
-watershed: seeds are 4-connected groups of pixels with ``p(interior) >= 0.5`` and
-``p(contact) < 0.5``; every region pixel is flooded from the seeds over the stored contact
-probability (uint8, 0-254; a priority flood with a 256-level FIFO bucket queue, 4-connectivity,
+watershed: seeds are 4-connected groups of pixels with ``p(interior) >= seed_threshold`` (0.5)
+and ``p(contact) < 0.5``; every region pixel is flooded from the seeds over
+``max(p(contact), 1 - p(interior))`` (uint8, 0-254: a ridge where either output sees a wall; a priority flood with a 256-level FIFO bucket queue, 4-connectivity,
 compiled with numba), so regions meet on the contact ridges. A region without a seed stays one
 building. (``scipy.ndimage.watershed_ift`` was tried first: it lets labels leak across pixels
 outside the mask, so one region's result depended on its neighbours.)
@@ -92,14 +92,16 @@ def _flood(elevation: np.ndarray, labels: np.ndarray, region: np.ndarray) -> Non
             tail[lv] = q
 
 
-def split_labels(region: np.ndarray, interior: np.ndarray, contact: np.ndarray, min_seed_px: int = 4) -> np.ndarray:
+def split_labels(region: np.ndarray, interior: np.ndarray, contact: np.ndarray, min_seed_px: int = 4,
+                 seed_threshold: int = HALF) -> np.ndarray:
     """int32 building labels (0 outside ``region``, 1..n) of a boolean ``region`` raster.
 
-    ``interior`` and ``contact`` are uint8 probabilities on the 0-254 scale. Seeds smaller than
+    ``interior`` and ``contact`` are uint8 probabilities on the 0-254 scale; seeds are pixels with
+    ``interior >= seed_threshold`` (same scale) and ``contact`` below one half. Seeds smaller than
     ``min_seed_px`` pixels are dropped; each 4-connected part of ``region`` without a seed
     becomes one label of its own (so it stays whole).
     """
-    seeds = region & (interior >= HALF) & (contact < HALF)
+    seeds = region & (interior >= seed_threshold) & (contact < HALF)
     markers, n = ndimage.label(seeds, structure=FOUR)
     if n and min_seed_px > 1:
         sizes = np.bincount(markers.ravel(), minlength=n + 1)
@@ -121,7 +123,8 @@ def split_labels(region: np.ndarray, interior: np.ndarray, contact: np.ndarray, 
         return np.zeros(region.shape, np.int32)
     labels = np.where(region, markers, 0).astype(np.int32)
     if n > 1 or unseeded.any():  # one seed and nothing else: the region is one building as it is
-        _flood(np.ascontiguousarray(contact, dtype=np.uint8), labels, np.ascontiguousarray(region))
+        ridge = np.maximum(contact, 254 - np.minimum(interior, 254)).astype(np.uint8)
+        _flood(ridge, labels, np.ascontiguousarray(region))
     else:
         labels[region] = 1
     return labels
@@ -136,9 +139,9 @@ def label_polygons(labels: np.ndarray, row0: int = 0, col0: int = 0) -> list[tup
 
 
 def split_whole_raster(building: np.ndarray, interior: np.ndarray, contact: np.ndarray,
-                       min_seed_px: int = 4) -> list[shapely.Polygon]:
+                       min_seed_px: int = 4, seed_threshold: int = HALF) -> list[shapely.Polygon]:
     """Reference: split every region of a whole in-memory raster at once (tests, small rasters)."""
-    return [g for _, g in label_polygons(split_labels(building, interior, contact, min_seed_px))]
+    return [g for _, g in label_polygons(split_labels(building, interior, contact, min_seed_px, seed_threshold))]
 
 
 def instance_bands(prob: rasterio.io.DatasetReader) -> tuple[int, int]:
@@ -161,10 +164,11 @@ def instance_bands(prob: rasterio.io.DatasetReader) -> tuple[int, int]:
 class InstanceSplitter:
     """Splits the finished region pieces of the block-wise polygonize into buildings."""
 
-    def __init__(self, prob: rasterio.io.DatasetReader, min_seed_px: int = 4):
+    def __init__(self, prob: rasterio.io.DatasetReader, min_seed_px: int = 4, seed_threshold: float = 0.5):
         self.prob = prob
         self.interior_band, self.contact_band = instance_bands(prob)
         self.min_seed_px = min_seed_px
+        self.seed_threshold = int(round(seed_threshold * 254))
         self.largest_window = 0  # pixels of the largest region window read (memory bound)
 
     def _split_one(self, piece: Piece, read_values) -> list[Piece]:
@@ -175,9 +179,8 @@ class InstanceSplitter:
         transform = Affine(1.0, 0.0, float(minx), 0.0, 1.0, float(miny))
         region = features.rasterize([(piece.geometry, 1)], out_shape=shape, transform=transform, fill=0,
                                     dtype="uint8").astype(bool)
-        interior = self.prob.read(self.interior_band, window=window)
-        contact = self.prob.read(self.contact_band, window=window)
-        labels = split_labels(region, interior, contact, self.min_seed_px)
+        interior, contact = self.prob.read([self.interior_band, self.contact_band], window=window)
+        labels = split_labels(region, interior, contact, self.min_seed_px, self.seed_threshold)
         found = label_polygons(labels, miny, minx)
         if len(found) <= 1:
             return [piece]
