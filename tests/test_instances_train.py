@@ -78,3 +78,10 @@ def test_instances_config_needs_target_chips(tmp_path, capsys):
     code = main(["train", "--set", f"data.root={chips}", "--set", "model.instances=[interior]",
                  "--set", f"out={tmp_path / 'run'}", "--set", "train.epochs=1"])
     assert code == 2 and "--instance-targets" in capsys.readouterr().err
+
+
+def test_set_a_new_model_kwarg_and_instances_list():
+    from rsmamba.train.config import load_config
+
+    cfg = load_config(None, ["data.root=chips", "model.kwargs.width=8", "model.instances=[interior,contact]"])
+    assert cfg["model"]["kwargs"]["width"] == 8 and cfg["model"]["instances"] == ["interior", "contact"]
