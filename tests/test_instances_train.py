@@ -24,6 +24,13 @@ def test_instance_loss_ignores_invalid_and_prefers_right_logits():
     other = good.clone()
     other[0, 0, 1, 0] = -50.0  # the ignored pixel changes nothing
     assert torch.isclose(instance_loss(good, t), instance_loss(other, t))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):  # never negative: Dice is bounded by 1, BCE by 0
+        logits = torch.randn(2, 2, 8, 8, generator=gen) * 10
+        targets = torch.randint(0, 2, (2, 2, 8, 8), generator=gen)
+        targets[:, :, :2] = 255
+        assert instance_loss(logits, targets) >= 0
+        assert instance_loss(targets.float() * 40 - 20, targets) < 0.01
 
 
 @pytest.fixture(scope="module")

@@ -57,9 +57,9 @@ def instance_loss(logits: torch.Tensor, targets: torch.Tensor, ignore: int = 255
     pos = (t * w).sum((0, 2, 3))
     neg = ((1 - t) * w).sum((0, 2, 3))
     pos_weight = (neg / pos.clamp_min(1.0)).clamp(1.0, max_pos_weight)[None, :, None, None]
-    w = w * torch.where(t > 0, pos_weight, torch.ones_like(t))
-    bce = F.binary_cross_entropy_with_logits(logits, t, weight=w, reduction="sum") / w.sum().clamp_min(1.0)
-    p = torch.sigmoid(logits) * w
+    weight = w * torch.where(t > 0, pos_weight, torch.ones_like(t))
+    bce = F.binary_cross_entropy_with_logits(logits, t, weight=weight, reduction="sum") / weight.sum().clamp_min(1.0)
+    p = torch.sigmoid(logits) * w  # Dice over valid pixels, unweighted (a weighted p could exceed 1)
     dims = (0, 2, 3)
     dice = 1 - (2 * (p * t).sum(dims) + 1.0) / (p.sum(dims) + t.sum(dims) + 1.0)
     return bce + dice.mean()
