@@ -62,7 +62,7 @@ def _score(work: Path, pred: Path, reference: Path, footprints: Path, name: str)
                               "merged_buildings", "split", "split_parts")}
 
 
-def _vectorize(work: Path, scene: Path, model: Path, name: str, thresholds: list[float]) -> dict[str, Path]:
+def _vectorize(work: Path, scene: Path, model: Path, name: str, thresholds: list[tuple[float, str]]) -> dict:
     """Predict ``scene`` and write the baseline and one instance layer per seed threshold."""
     pred, probs = work / f"{name}_pred.tif", work / f"{name}_probs.tif"
     _run(["predict", scene / "ortho_t1.tif", "--dsm", scene / "dsm_t1.tif", "--model", model, "-o", pred,
@@ -70,13 +70,14 @@ def _vectorize(work: Path, scene: Path, model: Path, name: str, thresholds: list
     common = ["--classes", "building", "--min-area", "8m2", "--regularize", "--probabilities", probs, "--overwrite"]
     out = {"pred": pred, "baseline": work / f"{name}_baseline.gpkg"}
     _run(["vectorize", pred, *common, "-o", out["baseline"]])
-    for t in thresholds:
-        out[t] = work / f"{name}_instances_{t}.gpkg"
-        _run(["vectorize", pred, *common, "--instances", "--seed-threshold", t, "-o", out[t]])
+    for t, seed in thresholds:
+        out[(t, seed)] = work / f"{name}_instances_{t}_{seed}.gpkg"
+        _run(["vectorize", pred, *common, "--instances", "--seed-threshold", t, "--min-seed", seed,
+              "-o", out[(t, seed)]])
     return out
 
 
-THRESHOLDS = [0.5, 0.7, 0.8, 0.9, 0.95]
+THRESHOLDS = [(t, seed) for t in (0.5, 0.7, 0.9) for seed in ("1m2", "4m2", "16m2")]
 
 
 def main_bench() -> None:
@@ -132,15 +133,17 @@ def main_bench() -> None:
     model = work / "run" / "best.pt"
     # The seed threshold: the best house-level F1 on the validation town.
     val = _vectorize(work, va, model, "val", THRESHOLDS)
-    val_f1 = {t: _score(work, val["pred"], va / "buildings_t1.gpkg", val[t], f"val_{t}")["f1"] for t in THRESHOLDS}
-    threshold = max(THRESHOLDS, key=lambda t: (val_f1[t], -t))
+    val_f1 = {t: _score(work, val["pred"], va / "buildings_t1.gpkg", val[t], f"val_{t[0]}_{t[1]}")["f1"]
+              for t in THRESHOLDS}
+    threshold = max(THRESHOLDS, key=lambda t: val_f1[t])  # the first best: lowest threshold, smallest seed
     test = _vectorize(work, te, model, "test", [threshold])
     pred, base_fp, inst_fp = test["pred"], test["baseline"], test[threshold]
     houses = te / "buildings_t1.gpkg"
     blocks = work / "blocks.gpkg"
     n_blocks = _blocks(houses, blocks)
     rows = []
-    for name, fp in (("semantic mask (baseline)", base_fp), (f"instances (seed threshold {threshold})", inst_fp)):
+    for name, fp in (("semantic mask (baseline)", base_fp),
+                     (f"instances (--seed-threshold {threshold[0]} --min-seed {threshold[1]})", inst_fp)):
         house = _score(work, pred, houses, fp, "houses_" + name.split()[0])
         block = _score(work, pred, blocks, fp, "blocks_" + name.split()[0])
         rows.append({"method": name, "house_f1": round(house["f1"], 4), "house_precision": round(house["precision"], 4),
@@ -155,8 +158,9 @@ def main_bench() -> None:
                 "footprints from the class raster (baseline) and with --instances, in the same run",
         "train": {"scene_seed": train_seed, "size": train_size, "model": config["model"]["name"],
                   "epochs": epochs, "seconds": train_seconds, "config": config},
-        "validation": {"scene_seed": val_seed, "size": test_size, "house_f1_by_seed_threshold": val_f1,
-                       "chosen_seed_threshold": threshold},
+        "validation": {"scene_seed": val_seed, "size": test_size,
+                       "house_f1_by_seed_threshold_and_min_seed": {f"{t} {s}": f for (t, s), f in val_f1.items()},
+                       "chosen": {"seed_threshold": threshold[0], "min_seed": threshold[1]}},
         "test": {"scene_seed": test_seed, "size": test_size, "houses": len(houses_frame),
                  "terrace_houses": int((houses_frame["shape"] == "terrace").sum()), "blocks": n_blocks},
         "rows": rows, "seconds": round(time.perf_counter() - t0, 1),

@@ -350,6 +350,7 @@ def vectorize(
     append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
     instances: bool = typer.Option(False, "--instances", help="Split building regions into individual buildings along the predicted contacts (needs --probabilities with p(interior)/p(contact) bands)."),
     seed_threshold: float = typer.Option(0.5, "--seed-threshold", help="With --instances: p(interior) a watershed seed needs (0-1]."),
+    min_seed: str = typer.Option("4m2", "--min-seed", help="With --instances: drop watershed seeds smaller than this area, e.g. 4m2."),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
@@ -363,7 +364,7 @@ def vectorize(
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=block, progress=STATE.progress,
         overwrite=overwrite, layer=layer, append=append,
-        **({"instances": True, "seed_threshold": seed_threshold} if instances else {}),
+        **({"instances": True, "seed_threshold": seed_threshold, "min_seed": min_seed} if instances else {}),
     )
     typer.echo(summary.describe())
 

@@ -399,6 +399,7 @@ def vectorize_raster(
     append: bool = False,
     instances: bool = False,
     seed_threshold: float = 0.5,
+    min_seed: str | float | None = "4m2",
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
@@ -416,7 +417,8 @@ def vectorize_raster(
     ``instances`` splits each region into individual buildings along the predicted contacts
     (the ``p(interior)``/``p(contact)`` bands of ``probabilities``; :mod:`.instances`) before
     regularising; every polygon gets a ``building_id``. ``seed_threshold`` is the ``p(interior)``
-    a watershed seed needs (higher: fewer, surer seeds, fewer false splits).
+    a watershed seed needs (higher: fewer, surer seeds, fewer false splits); seeds smaller than
+    ``min_seed`` (ground area, e.g. ``"4m2"``) are dropped.
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
@@ -461,7 +463,13 @@ def vectorize_raster(
             if instances:
                 from rsmamba.vectorize.instances import InstanceSplitter
 
-                splitter = InstanceSplitter(prob, seed_threshold=seed_threshold)
+                try:
+                    seed_m2 = parse_area(min_seed, "--min-seed") or 0.0
+                except ValueError as exc:
+                    raise InputError(str(exc)) from None
+                pixel_m2 = abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d) * plan.unit_m**2
+                splitter = InstanceSplitter(prob, min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
+                                            seed_threshold=seed_threshold)
             next_id = 1
             n_rows = -(-plan.height // block_size)
             # disable=None: the bar shows only on a terminal, so piped errors stay one line.
