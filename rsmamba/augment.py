@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from rsmamba.classes import IGNORE_INDEX
 
 IMAGE_KEYS = ("image", "image2")
-LABEL_KEYS = ("mask", "mask2", "change")
+LABEL_KEYS = ("mask", "mask2", "change", "targets")
 
 
 class Augment:

@@ -124,6 +124,9 @@ def tile(
     burn: Optional[int] = typer.Option(None, "--burn", help="Every label polygon (or non-zero label pixel) is this class id; background 0. No class field needed."),
     burn_name: str = typer.Option("building", "--burn-name", help="Name of the --burn class (without --class-table)."),
     class_table: Optional[Path] = typer.Option(None, "--class-table", help="Class table (YAML/JSON): ids, names, colours, ignore value."),
+    instance_targets: Optional[Path] = typer.Option(None, "--instance-targets", help="Instance raster (building id per pixel) or footprint layer (each polygon one building): adds interior/border/contact target chips."),
+    border_px: int = typer.Option(2, "--border-px", help="Width of the border target in pixels.", callback=opt.positive("--border-px")),
+    contact_px: int = typer.Option(3, "--contact-px", help="Width of the contact target on each side of a party wall, in pixels.", callback=opt.positive("--contact-px")),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene
@@ -135,6 +138,7 @@ def tile(
         size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=opt.either(change_labels, old_change), burn=burn, burn_name=burn_name, class_table=class_table,
+        instance_targets=instance_targets, border_px=border_px, contact_px=contact_px,
     )
     typer.echo(summary.describe())
 
@@ -152,6 +156,8 @@ def synth(
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size."),
+    terraced: float = typer.Option(0.0, "--terraced", help="Share of buildings in terraced rows / perimeter blocks of touching houses (0-1).", callback=opt.fraction("--terraced")),
+    instances: bool = typer.Option(False, "--instances", help="Also write instances_t1/t2.tif: the building id of each pixel."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
@@ -170,6 +176,7 @@ def synth(
     paths = write_scene(
         out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
         nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=STATE.progress, overwrite=overwrite,
+        terraced=terraced, instances=instances,
     )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
@@ -347,6 +354,9 @@ def vectorize(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (GeoPackage: only the layer written)."),
     layer: Optional[str] = typer.Option(None, "--layer", help="GeoPackage layer name (default: the file's stem); other layers are kept."),
     append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
+    instances: bool = typer.Option(False, "--instances", help="Split building regions into individual buildings along the predicted contacts (needs --probabilities with p(interior)/p(contact) bands)."),
+    seed_threshold: float = typer.Option(0.5, "--seed-threshold", help="With --instances: p(interior) a watershed seed needs (0-1]."),
+    min_seed: str = typer.Option("4m2", "--min-seed", help="With --instances: drop watershed seeds smaller than this area, e.g. 4m2."),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
@@ -360,6 +370,7 @@ def vectorize(
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=opt.either(block_size, old_block, 2048), progress=STATE.progress,
         overwrite=overwrite, layer=layer, append=append,
+        **({"instances": True, "seed_threshold": seed_threshold, "min_seed": min_seed} if instances else {}),
     )
     typer.echo(summary.describe())
 
@@ -414,19 +425,22 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
+    footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
 ) -> None:
     """Score a prediction raster against a reference."""
-    _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image},
-               {"-o": out})
+    _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image,
+                "footprints": footprints}, {"-o": out})
     from rsmamba.evaluate import evaluate_rasters
 
     excluded = parse_int_list(exclude, "--exclude", minimum=0) or []
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
-                              min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn)
+                              min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
+                              footprints=footprints)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
-        line += f"  building F1@0.5 {result['buildings']['f1']:.4f}"
+        b = result["buildings"]
+        line += f"  building F1@0.5 {b['f1']:.4f} (merged {b['merged']}, split {b['split']})"
     typer.echo(line)
 
 

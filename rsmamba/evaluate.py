@@ -171,7 +171,7 @@ def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: 
     n_pred, n_ref = int(pred_objects.max(initial=0)), int(ref_objects.max(initial=0))
     if n_pred == 0 or n_ref == 0:
         return {"tp": 0, "predicted": n_pred, "reference": n_ref, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-                "iou_threshold": iou_threshold}
+                "iou_threshold": iou_threshold, "merged": 0, "merged_buildings": 0, "split": 0, "split_parts": 0}
     both = (pred_objects > 0) & (ref_objects > 0)
     pairs = np.bincount(pred_objects[both].astype(np.int64) * (n_ref + 1) + ref_objects[both],
                         minlength=(n_pred + 1) * (n_ref + 1)).reshape(n_pred + 1, n_ref + 1)
@@ -184,7 +184,23 @@ def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: 
     precision, recall = tp / n_pred, tp / n_ref
     f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
     return {"tp": tp, "predicted": n_pred, "reference": n_ref, "precision": precision, "recall": recall, "f1": f1,
-            "iou_threshold": iou_threshold}
+            "iou_threshold": iou_threshold, **merge_split_errors(p_idx, r_idx, inter, area_p, area_r)}
+
+
+def merge_split_errors(p_idx: np.ndarray, r_idx: np.ndarray, inter: np.ndarray, area_p: np.ndarray,
+                       area_r: np.ndarray) -> dict[str, int]:
+    """Merged and split errors from the overlapping (predicted, reference) object pairs.
+
+    Merged: a predicted object holding most (>= 50 %) of each of two or more reference buildings
+    (a terrace found as one block). Split: a reference building holding most of each of two or
+    more predicted objects. ``*_buildings`` / ``*_parts`` count the objects involved.
+    """
+    covers_ref = inter * 2 >= area_r[r_idx]
+    per_pred = np.bincount(p_idx[covers_ref], minlength=len(area_p))
+    inside_ref = inter * 2 >= area_p[p_idx]
+    per_ref = np.bincount(r_idx[inside_ref], minlength=len(area_r))
+    return {"merged": int((per_pred >= 2).sum()), "merged_buildings": int(per_pred[per_pred >= 2].sum()),
+            "split": int((per_ref >= 2).sum()), "split_parts": int(per_ref[per_ref >= 2].sum())}
 
 
 def _reference_buildings(path: Path, grid: Grid) -> np.ndarray:
@@ -271,12 +287,16 @@ def evaluate_rasters(
     overwrite: bool = False,
     layout: str | None = None,
     burn: int | None = None,
+    footprints: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
 
     ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``;
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
+    The predicted objects are the connected building regions of ``prediction``, or with
+    ``footprints`` the polygons of that layer, each one building (``vectorize --instances``): then
+    the scores are per individual building. Merged and split errors are counted beside them.
     The four files are published together (:func:`rsmamba.atomic.publish`): none may be an input,
     and existing ones are refused unless ``overwrite``.
 
@@ -287,18 +307,22 @@ def evaluate_rasters(
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
     for role, path in (("prediction", prediction), ("reference", reference), ("buildings", buildings),
-                       ("image", image)):
+                       ("image", image), ("footprints", footprints)):
         if path is not None and not Path(path).exists():
             problems.add(f"{role} {path}: not found")
     from rsmamba.paths import vector_path_problem
 
     if buildings is not None and vector_path_problem(buildings, "buildings"):
         problems.add(vector_path_problem(buildings, "buildings"))
+    if footprints is not None and buildings is None:
+        problems.add("--footprints are scored against reference buildings: give --buildings")
+    elif footprints is not None and vector_path_problem(footprints, "footprints"):
+        problems.add(vector_path_problem(footprints, "footprints"))
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
     stem = out.with_suffix("")
     files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
-    inputs = [prediction, reference, buildings, image]
+    inputs = [prediction, reference, buildings, image, footprints]
     for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
         problems.add(problem)
     problems.raise_if_any()
@@ -329,7 +353,10 @@ def evaluate_rasters(
     }
     if buildings is not None:
         ref_objects = _reference_buildings(Path(buildings), grid)
-        pred_objects, _ = ndimage.label((pred == building_class) & valid)
+        if footprints is not None:
+            pred_objects = _reference_buildings(Path(footprints), grid)
+        else:
+            pred_objects, _ = ndimage.label((pred == building_class) & valid)
         if min_object_pixels > 0:
             sizes = np.bincount(pred_objects.ravel())
             keep = sizes >= min_object_pixels
@@ -337,7 +364,8 @@ def evaluate_rasters(
             relabel = np.zeros(sizes.size, np.int64)
             relabel[keep] = np.arange(1, keep.sum() + 1)
             pred_objects = relabel[pred_objects]
-        result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels}
+        result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels,
+                               "objects": "footprints" if footprints is not None else "class raster regions"}
 
     with publish(files, inputs=inputs, overwrite=overwrite) as pub:
         pub[0].write_text(json.dumps(result, indent=2))

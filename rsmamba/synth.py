@@ -136,6 +136,7 @@ class Epoch:
     sun_elevation: float
     gain: tuple[float, ...]
     gamma: float
+    instances: np.ndarray | None = None  # int32 building id per pixel, 0 = no building (issue #17)
 
 
 @dataclass
@@ -572,8 +573,8 @@ def _hillshade(dsm: np.ndarray, gsd: float, azimuth: float, elevation: float) ->
 def _render(
     layout: Layout, roads: list[Polygon], ground: np.ndarray, textures: dict[str, np.ndarray], transform: Affine,
     size: int, rng: np.random.Generator, veg_shift: float, bands: list[int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels, DSM and a float reflectance image (the ``bands`` of R, G, B, NIR) for one epoch.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, DSM, a float reflectance image (the ``bands`` of R, G, B, NIR) and building ids for one epoch.
 
     Each pixel gets a material (an entry of a colour table: one per tree, car, roof...) and a
     multiplicative texture; the image is then one table lookup per band instead of many masked writes.
@@ -664,7 +665,7 @@ def _render(
         mix = GRASS[band] + (DRY_GRASS[band] - GRASS[band]) * dry
         np.copyto(img, mix, where=meadow)
         refl[out] = img
-    return labels, dsm, refl
+    return labels, dsm, refl, ids
 
 
 def _photograph(
@@ -740,12 +741,15 @@ def generate_scene(
     bands: str = "rgb",
     nodata_collar: bool = False,
     change_rate: float = 0.12,
+    terraced: float = 0.0,
 ) -> Scene:
     """Lay out and render a two-epoch scene in memory (no I/O); deterministic for ``seed``.
 
     ``origin`` is the (x, y) of the top-left corner in the ``epsg`` CRS. ``bands`` picks the ortho
     bands: ``rgb``, ``irrg`` (NIR, R, G as in ISPRS Vaihingen) or ``rgbn``. ``nodata_collar`` cuts
     the footprint to a rotated rectangle; outside it orthos are 0, labels/change 255, DSM nodata.
+    ``terraced`` (0-1) is the share of buildings laid out as terraced rows and perimeter blocks of
+    touching houses (:mod:`rsmamba.synth_terraced`); 0 keeps every existing scene unchanged.
     """
     _check(size, gsd, epsg, bands, None)
     rng = np.random.default_rng([seed, 0x5E7])
@@ -777,6 +781,11 @@ def generate_scene(
     buildings: list[Building] = []
     target = int(area * 0.24 / 330) + 1
     misses = 0
+    if terraced > 0:
+        from rsmamba.synth_terraced import place_terraced
+
+        buildings += place_terraced(1, int(round(terraced * target)), extent, street_angle, road_union, obstacles,
+                                    rng, max_side)
     while len(buildings) < target and misses < 3 * target + 10:
         b = _place_building(len(buildings) + 1, extent, street_angle, road_union, road_distance, obstacles, rng, max_side)
         if b is None:
@@ -832,10 +841,11 @@ def generate_scene(
         gain = np.clip(rng.normal(1.0, 0.07, 4), 0.8, 1.2).astype(np.float32) if epochs else np.ones(4, np.float32)
         gamma = float(rng.uniform(0.8, 1.2)) if epochs else 1.0
         order = [{"red": 0, "green": 1, "blue": 2, "nir": 3}[n] for n in BAND_SETS[bands]]
-        labels, dsm, refl = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order)
+        labels, dsm, refl, ids = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order)
         dsm += rng.normal(0, 0.04, shape).astype(np.float32)
         ortho = _photograph(refl, dsm, gsd, sun, gain[order], gamma, rng, textures)
-        epochs.append(Epoch(ortho, dsm.astype(np.float32), labels, layout.buildings, sun[0], sun[1], tuple(float(g) for g in gain), gamma))
+        epochs.append(Epoch(ortho, dsm.astype(np.float32), labels, layout.buildings, sun[0], sun[1],
+                            tuple(float(g) for g in gain), gamma, ids))
 
     change = _burn(((b.polygon, 1) for b in removed + added), transform, size)
     valid = np.ones(shape, dtype=bool)
@@ -845,12 +855,14 @@ def generate_scene(
             e.ortho[:, ~valid] = ORTHO_NODATA
             e.labels[~valid] = IGNORE_INDEX
             e.dsm[~valid] = DSM_NODATA
+            e.instances[~valid] = 0
         change[~valid] = IGNORE_INDEX
 
     return Scene(
         size=size, gsd=float(gsd), seed=seed, epsg=epsg, transform=transform, bands=BAND_SETS[bands],
         t1=epochs[0], t2=epochs[1], change=change, valid=valid, ground=ground, added=added, removed=removed,
-        options={"bands": bands, "nodata_collar": nodata_collar, "change_rate": change_rate, "origin": list(origin)},
+        options={"bands": bands, "nodata_collar": nodata_collar, "change_rate": change_rate, "origin": list(origin),
+                 **({"terraced": terraced} if terraced else {})},
     )
 
 
@@ -933,6 +945,8 @@ def write_scene(
     change_rate: float = 0.12,
     progress: bool = False,
     overwrite: bool = False,
+    terraced: float = 0.0,
+    instances: bool = False,
 ) -> dict[str, Path]:
     """Generate a scene and write it to ``out_dir``; returns ``{name: path}`` of every file written.
 
@@ -941,6 +955,8 @@ def write_scene(
     ``dsm_gsd`` writes the DSMs on a different grid (that resolution, origin shifted by a fraction
     of a pixel) so that readers must align them to the ortho. The files are published together
     (:func:`rsmamba.atomic.publish`); existing ones are refused unless ``overwrite``.
+    ``instances`` adds ``instances_t1/t2.tif``: the id of the building (the ``id`` field of
+    ``buildings_t*.gpkg``) at each pixel, 0 elsewhere; ``terraced`` see :func:`generate_scene`.
     """
     _check(size, gsd, epsg, bands, dsm_gsd)
     from rsmamba.paths import output_problem
@@ -951,7 +967,8 @@ def write_scene(
     from tqdm import tqdm
 
     out = Path(out_dir)
-    scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar, change_rate=change_rate)
+    scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar,
+                           change_rate=change_rate, terraced=terraced)
     paths: dict[str, Path] = {}
     nodata_ortho = ORTHO_NODATA if nodata_collar else None
     steps = [
@@ -968,6 +985,11 @@ def write_scene(
         ("building_changes", lambda p: _write_buildings(
             p, scene.removed + scene.added, epsg, {"change": ["demolished"] * len(scene.removed) + ["added"] * len(scene.added)})),
     ]
+    if instances:
+        for key, epoch in (("instances_t1", scene.t1), ("instances_t2", scene.t2)):
+            steps.append((key, lambda p, e=epoch: _write_raster(p, e.instances.astype(np.uint32),
+                                                               _profile(scene, 1, "uint32", None),
+                                                               descriptions=["building_id"])))
     for name, _ in steps:
         paths[name] = out / (f"{name}.gpkg" if name.startswith("building") else f"{name}.tif")
     json_path = out / "scene.json"
@@ -976,6 +998,8 @@ def write_scene(
             write(pub[paths[name]])
         info = scene.describe()
         info["options"]["dsm_gsd"] = dsm_gsd
+        if instances:
+            info["options"]["instances"] = True
         info["files"] = {name: p.name for name, p in paths.items()}
         pub[json_path].write_text(json.dumps(info, indent=2))
     paths["scene"] = json_path

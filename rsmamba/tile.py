@@ -11,6 +11,7 @@ Output folder::
     labels/<chip_id>.tif   uint8, 255 = ignore, colour table (with --labels)
     t2/<chip_id>.tif       second epoch on the first epoch's grid         (with --t2)
     labels_t2/<chip_id>.tif, change/<chip_id>.tif   second-epoch labels, binary change labels
+    targets/<chip_id>.tif  uint8 interior/border/contact bands (with --instance-targets, issue #17)
     manifest.csv           one row per chip (see MANIFEST_FIELDS)
     tiling.json            sources, grid, band statistics, classes, split counts
 """
@@ -162,6 +163,9 @@ def tile_scene(
     burn: int | None = None,
     burn_name: str = "building",
     class_table: str | os.PathLike[str] | None = None,
+    instance_targets: str | os.PathLike[str] | None = None,
+    border_px: int = 2,
+    contact_px: int = 3,
 ) -> TileSummary:
     """Write chips + ``manifest.csv`` + ``tiling.json`` into ``out_dir`` (atomically, as a whole).
 
@@ -173,6 +177,10 @@ def tile_scene(
     see :func:`rsmamba.classes.load_class_table`) names the classes; without either the ISPRS
     table applies. The table goes into ``tiling.json`` and each label chip's colour table, and
     from there into the checkpoint, the predicted raster and the polygons.
+
+    ``instance_targets`` (an instance raster on the image grid, or footprint polygons, each one
+    building) adds ``targets/`` chips: interior, border and contact bands for models that separate
+    touching buildings (:mod:`rsmamba.instance_targets`), described in ``tiling.json``.
     """
     out_dir = Path(out_dir)
     problems = []
@@ -180,7 +188,7 @@ def tile_scene(
         problems.append(f"--split needs three non-negative fractions (train,val,test), got {tuple(split)}")
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
-    inputs = [image, dsm, labels, t2, labels_t2, change]
+    inputs = [image, dsm, labels, t2, labels_t2, change, instance_targets]
     problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change need --t2")
@@ -204,24 +212,32 @@ def tile_scene(
     common = {"class_field": class_field, "label_background": label_background,
               "allow_geographic_mix": allow_geographic_mix, "burn": burn, "label_ignore": ignore}
     extra: dict[str, AlignedSource] = {}
+    targets = None
     try:
         for name, path in (("labels_t2", labels_t2), ("change", change)):
             if path is not None:
                 extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
+            if instance_targets is not None:
+                from rsmamba.instance_targets import FootprintIds, TargetReader
+
+                targets = TargetReader(FootprintIds(instance_targets, crs=src.crs, transform=src.transform,
+                                                    width=src.width, height=src.height), border_px, contact_px)
             with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
-                                block, seed, progress, t2, classes)
+                                block, seed, progress, t2, classes, targets)
     finally:
         for extra_src in extra.values():
             extra_src.close()
+        if targets is not None:
+            targets.ids.close()
     return summary
 
 
 def _tile(
     src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, tmp: Path, size: int,
     overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
-    classes: tuple[ClassInfo, ...] = ISPRS_CLASSES,
+    classes: tuple[ClassInfo, ...] = ISPRS_CLASSES, targets=None,
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
     grid = WindowGrid(src.width, src.height, size, overlap)
@@ -232,7 +248,7 @@ def _tile(
     digits = len(str(len(grid)))
     # ``tmp`` is the output folder's scratch, published whole by the caller
     subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
-            "t2" if src.has_t2 else None, *extra]
+            "t2" if src.has_t2 else None, *extra, "targets" if targets is not None else None]
     for sub in subs:
         if sub:
             (tmp / sub).mkdir()
@@ -245,7 +261,7 @@ def _tile(
             continue
         chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
         rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp,
-                                classes))
+                                classes, targets))
         summary.chips[SPLITS[split_index]] += 1
     if not rows:
         raise InputError(
@@ -253,7 +269,7 @@ def _tile(
             "(empty or all-nodata raster, or --min-valid too high)"
         )
     with open(tmp / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS + (("targets",) if targets is not None else ()))
         writer.writeheader()
         writer.writerows(rows)
     meta = {
@@ -266,6 +282,8 @@ def _tile(
         "classes": [c.to_dict() for c in classes],
         "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
     }
+    if targets is not None:
+        meta["instance_targets"] = targets.describe()
     (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
     return summary
 
@@ -280,6 +298,7 @@ def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.nda
 def _write_chip(
     src: AlignedSource, extra: dict[str, AlignedSource], window: Window, chip_id: str, split: str,
     valid: np.ndarray, valid_fraction: float, folder: Path, classes: tuple[ClassInfo, ...] = ISPRS_CLASSES,
+    targets=None,
 ) -> dict:
     row: dict = {"chip_id": chip_id, "split": split, **{k: "" for k in ("dsm", "labels", "t2", "labels_t2", "change")}}
     image_path = f"images/{chip_id}.tif"
@@ -310,6 +329,14 @@ def _write_chip(
         row[name] = f"{name}/{chip_id}.tif"
         _write_labels(folder / row[name], src, window,
                       np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8), classes)
+    if targets is not None:
+        row["targets"] = f"targets/{chip_id}.tif"
+        t = np.where(valid[None], targets(window), 255).astype(np.uint8)
+        profile = {**_chip_profile(src, window, len(t), "uint8", 255), "photometric": "MINISBLACK"}
+        with rasterio.open(folder / row["targets"], "w", **profile) as dst:
+            for i, name in enumerate(("interior", "border", "contact"), start=1):
+                dst.set_band_description(i, name)
+            dst.write(t)
     minx, miny, maxx, maxy = window_bounds(window, src.transform)
     row.update(
         row_off=int(window.row_off), col_off=int(window.col_off), width=int(window.width), height=int(window.height),

@@ -113,6 +113,7 @@ class ChipDataset(Dataset):
             raise InputError(f"{self.root}: change chips carry one DSM only; set data.use_dsm: false")
         self.dsm_mode = dsm_mode
         self.transform = transform
+        self.target_bands: list[int] = []  # 0-based bands of targets/ chips to load (model.instances)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -149,6 +150,9 @@ class ChipDataset(Dataset):
             sample["mask"] = self._read_mask(row["labels"])
         else:
             sample["mask"] = torch.full(sample["image"].shape[1:], IGNORE_INDEX, dtype=torch.int64)
+        if self.target_bands and row.get("targets"):
+            with rasterio.open(self.root / row["targets"]) as src:
+                sample["targets"] = torch.from_numpy(src.read([b + 1 for b in self.target_bands]).astype(np.int64))
         if row.get("t2"):
             sample["image2"] = self._read_image(row["t2"], None)  # the tiler keeps one DSM (t1) per chip
             if row.get("labels_t2"):

@@ -45,10 +45,17 @@ class LoadedModel:
     input_multiple: int | None = None  # window sides the network needs (padded to); None: any size
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # trailing sigmoid outputs of a widened head (issue #17), e.g. ("interior", "contact")
+    instance_channels: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def num_outputs(self) -> int:
+        """Probability channels per pixel: the classes, then the instance channels."""
+        return len(self.classes) + len(self.instance_channels)
 
 
 def default_classes(n: int) -> tuple[ClassInfo, ...]:
@@ -118,6 +125,7 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
         image_norm=norm.get("image"), dsm_norm=norm.get("dsm") if verb == "predict" else None,
         in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path), extra=extra,
         input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),
+        instance_channels=tuple((ckpt.get("instances") or {}).get("channels") or ()),
     )
 
 
@@ -205,6 +213,10 @@ class Predictor:
             logits = self.module(x)
         if isinstance(logits, dict):
             logits = logits["out"] if "out" in logits else logits["seg"]
+        k = len(self.model.instance_channels)
+        if k:  # class softmax, then an independent sigmoid per instance channel
+            logits = logits.float()
+            return torch.cat([torch.softmax(logits[:, :-k], dim=1), torch.sigmoid(logits[:, -k:])], dim=1)
         return torch.softmax(logits.float(), dim=1)
 
     def _net(self, x: torch.Tensor) -> torch.Tensor:

@@ -124,8 +124,8 @@ def nodata_where_invalid(out: torch.Tensor, valid: torch.Tensor) -> torch.Tensor
 
 
 def class_layer(path: Path, classes: tuple[ClassInfo, ...], model_id: str = "") -> OutputLayer:
-    def render(rows: FinishedRows) -> torch.Tensor:
-        return nodata_where_invalid(argmax_classes(rows.acc), rows.valid)[None]
+    def render(rows: FinishedRows) -> torch.Tensor:  # the class channels only (instance channels follow them)
+        return nodata_where_invalid(argmax_classes(rows.acc[: len(classes)]), rows.valid)[None]
 
     return OutputLayer(
         "classes", path, 1, render, Resampling.mode, colormap(classes), ["class"],
@@ -135,17 +135,23 @@ def class_layer(path: Path, classes: tuple[ClassInfo, ...], model_id: str = "") 
     )
 
 
-def probability_layer(path: Path, classes: tuple[ClassInfo, ...]) -> OutputLayer:
+def probability_layer(path: Path, classes: tuple[ClassInfo, ...], instance_channels: tuple[str, ...] = ()
+                      ) -> OutputLayer:
+    """One band per class, then one per instance channel (``p(interior)``, ``p(contact)``: issue #17)."""
     def render(rows: FinishedRows) -> torch.Tensor:
         return nodata_where_invalid(scaled_probability(rows.acc, rows.wsum), rows.valid)
 
-    return OutputLayer("probabilities", path, len(classes), render, Resampling.average, None,
-                       [f"p({c.name})" for c in classes], {"SCALE": f"1/{PROB_SCALE}"})
+    names = [f"p({c.name})" for c in classes] + [f"p({n})" for n in instance_channels]
+    tags = {"SCALE": f"1/{PROB_SCALE}"}
+    if instance_channels:
+        tags["INSTANCE_CHANNELS"] = json.dumps(list(instance_channels))
+    return OutputLayer("probabilities", path, len(names), render, Resampling.average, None, names, tags)
 
 
-def confidence_layer(path: Path) -> OutputLayer:
+def confidence_layer(path: Path, num_classes: int | None = None) -> OutputLayer:
     def render(rows: FinishedRows) -> torch.Tensor:
-        return nodata_where_invalid(scaled_probability(rows.acc.amax(dim=0, keepdim=True), rows.wsum), rows.valid)
+        acc = rows.acc[:num_classes] if num_classes else rows.acc
+        return nodata_where_invalid(scaled_probability(acc.amax(dim=0, keepdim=True), rows.wsum), rows.valid)
 
     return OutputLayer("confidence", path, 1, render, Resampling.average, None, ["confidence"],
                        {"SCALE": f"1/{PROB_SCALE}"})

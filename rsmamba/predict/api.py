@@ -254,7 +254,7 @@ def _predict_in(
             return x, valid
 
         predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
-        num_classes = loaded.num_classes
+        num_classes = loaded.num_outputs  # blended channels: the classes (+ instance channels, issue #17)
         strips = plan_strips(grid, src.width, strip_width)
         in_chans = len(chosen) + (1 if has_dsm else 0)
         layers_bands = sum((num_classes if k == "probabilities" else 1) for k in outputs)
@@ -275,9 +275,9 @@ def _predict_in(
         weights_digest = model_digest(loaded)
         layers: list[OutputLayer] = [class_layer(out, loaded.classes, model_id(loaded, weights_digest))]
         if probabilities is not None:
-            layers.append(probability_layer(Path(probabilities), loaded.classes))
+            layers.append(probability_layer(Path(probabilities), loaded.classes, loaded.instance_channels))
         if confidence is not None:
-            layers.append(confidence_layer(Path(confidence)))
+            layers.append(confidence_layer(Path(confidence), loaded.num_classes))
         if rows is not None:
             return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, pub,
                                  channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,

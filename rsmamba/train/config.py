@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
              "city": "vaihingen", "variant": None, "dsm_source": "dsm", "eroded": False, "val_tiles": [],
              "domains": ["Urban", "Rural"], "crop": None, "crops_per_image": 1, "samples_per_epoch": None,
              "mean": None, "std": None},
-    "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None},
+    "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None, "instances": []},
     "loss": "ce",
     "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
@@ -65,7 +65,7 @@ def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None
     if keys[-1] not in node and not (len(keys) >= 2 and keys[-2] == "kwargs"):
         problems.add(f"--set {dotted}: unknown config key")
         return
-    if isinstance(node[keys[-1]], dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
+    if isinstance(node.get(keys[-1]), dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
         problems.add(f"--set {dotted}: {dotted!r} is a config section; set one of its keys")
         return
     node[keys[-1]] = value

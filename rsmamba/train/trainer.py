@@ -40,6 +40,7 @@ from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
+from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
 
 @dataclass
@@ -212,13 +213,18 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
 
 
-def segment(model: nn.Module, image: torch.Tensor, inputs: str) -> torch.Tensor:
+def segment(model: nn.Module, image: torch.Tensor, inputs: str, with_instances: bool = False) -> torch.Tensor:
     """(B, C, H, W) -> logits by the model's forward convention (image+DSM: the DSM is the last channel).
 
     A model built for one input size (MambaSeg's channel SSM: ``fixed_input_size``) runs on
     non-overlapping windows of that size over the zero-padded input, cropped back: crops and
-    whole validation tiles of any size, never a silent resampling.
+    whole validation tiles of any size, never a silent resampling. The instance outputs of a
+    widened head (:mod:`rsmamba.train.instances`) are dropped unless ``with_instances``.
     """
+    k = 0 if with_instances else instance_channels(model)
+    if k:
+        return segment(model, image, inputs, True)[:, :-k]
+
     def run(x: torch.Tensor) -> torch.Tensor:
         return model(x[:, :-1], x[:, -1:]) if inputs == "image+dsm" else model(x)
 
@@ -238,7 +244,14 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
     image = batch["image"].to(device, non_blocking=True)
     if task == "segmentation":
         mask = batch["mask"].to(device)
-        logits = segment(model, image, inputs)
+        logits = segment(model, image, inputs, with_instances=True)
+        k = instance_channels(model)
+        if k:
+            extra, logits = logits[:, -k:], logits[:, :-k]
+            loss = loss_fn(logits, mask)
+            if "targets" in batch:
+                loss = loss + instance_loss(extra, batch["targets"].to(device))
+            return loss, {"sem": logits}
         return loss_fn(logits, mask), {"sem": logits}
     out = model(image, batch["image2"].to(device))
     change = batch["change"].to(device) if "change" in batch else None
@@ -399,11 +412,20 @@ def prepare(cfg: dict) -> Prepared:
     n_img = len(tiling.image_mean)
     in_chans = n_img + (1 if train_ds.use_dsm and info_m.inputs == "image" else 0)
     model_kwargs = {**cfg["model"]["kwargs"], "num_classes": num_classes}
+    instances = list(cfg["model"].get("instances") or [])
+    if instances:  # a widened head: the class logits, then one logit per target channel
+        if info_m.task != "segmentation" or d["layout"] not in ("chips", None):
+            raise InputError("model.instances needs a segmentation model trained on chips from 'rsmamba tile'")
+        bands = target_bands(train_ds.info.raw, instances, train_ds.root)
+        for ds in (train_ds, val_ds):
+            if ds is not None:
+                ds.target_bands = bands
+        model_kwargs["num_classes"] = num_classes + len(instances)
     if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
         raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         model_kwargs.setdefault("in_chans", in_chans)
-    model = create_model(cfg["model"]["name"], **model_kwargs)
+    model = mark(create_model(cfg["model"]["name"], **model_kwargs), len(instances))
     if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
         from rsmamba.pretrained import load_pretrained
 
@@ -415,7 +437,7 @@ def prepare(cfg: dict) -> Prepared:
         from rsmamba.train.init import init_from_checkpoint
 
         report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
-                                      num_classes=num_classes)
+                                      num_classes=model_kwargs["num_classes"])
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 
@@ -497,6 +519,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         {"image": tiling.normalization()["image"]},
         "classes": classes, "config": cfg,
     }
+    if cfg["model"].get("instances"):
+        base_payload["instances"] = {"channels": list(cfg["model"]["instances"]),
+                                     "targets": tiling.raw.get("instance_targets")}
     metric_name = t["metric"]
     epochs = t["epochs"]
     stop_after = t["stop_after_epochs"]

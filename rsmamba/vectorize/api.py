@@ -91,6 +91,7 @@ class _Plan:
     simplify: float
     probabilities: Path | None
     scenes: Mosaic | None = None  # set when ``raster`` is the VRT mosaic of several scenes
+    instances: bool = False  # split regions into buildings (:mod:`rsmamba.vectorize.instances`)
 
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
@@ -303,7 +304,7 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
 
 
 def _columns(plan: _Plan, with_values: bool) -> list[str]:
-    cols = ["class_id", "class_name"]
+    cols = ["building_id", "class_id", "class_name"] if plan.instances else ["class_id", "class_name"]
     if plan.change:
         cols = ["change", "from_class", "to_class", "from_name", "to_name"] if plan.semantic else ["change"]
     cols += ["area_m2", "perimeter_m", "pixel_count"]
@@ -397,6 +398,9 @@ def vectorize_raster(
     overwrite: bool = False,
     layer: str | None = None,
     append: bool = False,
+    instances: bool = False,
+    seed_threshold: float = 0.5,
+    min_seed: str | float | None = "4m2",
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
@@ -410,6 +414,12 @@ def vectorize_raster(
     (default: the file's stem) is added to an existing one and its other layers are kept; an
     existing layer is refused unless ``overwrite`` (replace that layer only) or ``append`` (add
     features to it). Other formats hold one layer: an existing file needs ``overwrite``.
+
+    ``instances`` splits each region into individual buildings along the predicted contacts
+    (the ``p(interior)``/``p(contact)`` bands of ``probabilities``; :mod:`.instances`) before
+    regularising; every polygon gets a ``building_id``. ``seed_threshold`` is the ``p(interior)``
+    a watershed seed needs (higher: fewer, surer seeds, fewer false splits); seeds smaller than
+    ``min_seed`` (ground area, e.g. ``"4m2"``) are dropped.
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
@@ -417,6 +427,12 @@ def vectorize_raster(
                  output_format=output_format, probabilities=probabilities, reproject_to=reproject_to,
                  model_id=model_id, change=change)
     plan.scenes = scenes
+    plan.instances = instances
+    if not 0 < seed_threshold <= 1:
+        raise InputError(f"--seed-threshold must be in (0, 1], got {seed_threshold}")
+    if instances and (plan.probabilities is None or plan.change):
+        raise InputError("--instances splits building regions along predicted contacts: it needs a class raster "
+                         "and --probabilities from a model with instance outputs")
     label = scenes.label if scenes is not None else str(raster)
     reproject = None
     if not plan.out_crs.equals(plan.crs):
@@ -444,6 +460,18 @@ def vectorize_raster(
         prob = rasterio.open(plan.probabilities) if with_values else None
         try:
             reader = _Reader(src, plan)
+            splitter = None
+            if instances:
+                from rsmamba.vectorize.instances import InstanceSplitter
+
+                try:
+                    seed_m2 = parse_area(min_seed, "--min-seed") or 0.0
+                except ValueError as exc:
+                    raise InputError(str(exc)) from None
+                pixel_m2 = abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d) * plan.unit_m**2
+                splitter = InstanceSplitter(prob, min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
+                                            seed_threshold=seed_threshold)
+            next_id = 1
             n_rows = -(-plan.height // block_size)
             # disable=None: the bar shows only on a terminal, so piped errors stay one line.
             bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
@@ -452,9 +480,14 @@ def vectorize_raster(
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
+                if splitter is not None:
+                    batch = splitter(batch, _value_reader(prob, plan.change))
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values)
                 if not geoms:
                     continue
+                if instances:
+                    cols = {"building_id": list(range(next_id, next_id + len(geoms))), **cols}
+                    next_id += len(geoms)
                 counts.update(cols["class_name"] if not plan.change else
                               (cols.get("to_name") or ["change"] * len(geoms)))
                 if stream:

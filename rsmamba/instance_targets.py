@@ -1,0 +1,136 @@
+"""Targets that let a segmentation model separate touching buildings (issue #17).
+
+A building mask merges a terrace into one region. The usual building-challenge recipe adds
+per-pixel targets derived from the individual footprints:
+
+- ``interior``: building pixels farther than ``border_px`` from any other id (background or
+  another building) -- seeds of individual buildings;
+- ``border``: building pixels within ``border_px`` (Chebyshev) of another id;
+- ``contact``: building pixels within ``contact_px`` of two different buildings -- the party walls
+  along which a merged region is split.
+
+Footprints come from an instance raster (one id per building, 0 = none) on the image grid, or a
+vector layer (each polygon one building). Windows are read with a ``max(border, contact)`` margin,
+so a chip's targets do not depend on where the chip starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+from scipy import ndimage
+
+from rsmamba.errors import InputError
+
+CHANNELS = ("interior", "border", "contact")
+TARGET_IGNORE = 255
+_VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"}
+
+
+def targets_from_ids(ids: np.ndarray, border_px: int = 2, contact_px: int = 3) -> np.ndarray:
+    """(3, H, W) uint8 0/1: interior, border, contact of an id raster (0 = no building)."""
+    ids = ids.astype(np.int64, copy=False)
+    building = ids > 0
+    size_b = 2 * border_px + 1
+    border = building & ((ndimage.maximum_filter(ids, size_b, mode="nearest") != ids)
+                         | (ndimage.minimum_filter(ids, size_b, mode="nearest") != ids))
+    big = int(ids.max(initial=0)) + 1  # above every id (the int64 maximum overflows in ndimage)
+    size_c = 2 * contact_px + 1
+    hi = ndimage.maximum_filter(ids, size_c, mode="nearest")
+    lo = ndimage.minimum_filter(np.where(building, ids, big), size_c, mode="nearest")
+    contact = building & (lo < big) & (hi != lo)
+    interior = building & ~border & ~contact
+    return np.stack([interior, border, contact]).astype(np.uint8)
+
+
+class FootprintIds:
+    """Building ids on an image grid, window by window, from an instance raster or a footprint layer."""
+
+    def __init__(self, path: str | os.PathLike[str], *, crs, transform, width: int, height: int):
+        self.path = Path(path)
+        self.transform, self.width, self.height = transform, width, height
+        self._src = None
+        self._tree = None
+        if not self.path.exists():
+            raise InputError(f"--instance-targets {self.path}: no such file")
+        if self.path.suffix.lower() in _VECTOR_SUFFIXES:
+            import geopandas as gpd
+            import shapely
+
+            layer = gpd.read_file(self.path)
+            if layer.crs is None:
+                raise InputError(f"--instance-targets {self.path}: footprint layer has no CRS")
+            geoms = layer.to_crs(crs).geometry.to_numpy()
+            keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+            self._geoms = geoms[keep]
+            self._ids = np.flatnonzero(keep) + 1  # each polygon one building: its row number
+            self._tree = shapely.STRtree(self._geoms)
+        else:
+            try:
+                src = rasterio.open(self.path)
+            except rasterio.errors.RasterioIOError as exc:
+                raise InputError(f"--instance-targets {self.path}: not a readable raster or vector layer "
+                                 f"({str(exc).splitlines()[0]})") from None
+            if (src.width, src.height) != (width, height) or not src.transform.almost_equals(transform):
+                src.close()
+                raise InputError(f"--instance-targets {self.path}: an instance raster must be on the image grid "
+                                 f"({width} x {height}, {tuple(transform)[:6]})")
+            self._src = src
+
+    def read(self, window: Window) -> np.ndarray:
+        """int64 ids of ``window`` (which may reach outside the raster: 0 there)."""
+        h, w = int(window.height), int(window.width)
+        if self._src is not None:  # the part inside the raster, zero-padded (no boundless VRT read)
+            out = np.zeros((h, w), np.int64)
+            r0, c0 = int(window.row_off), int(window.col_off)
+            r1, c1 = max(r0, 0), max(c0, 0)
+            r2, c2 = min(r0 + h, self.height), min(c0 + w, self.width)
+            if r2 > r1 and c2 > c1:
+                out[r1 - r0:r2 - r0, c1 - c0:c2 - c0] = self._src.read(1, window=Window(c1, r1, c2 - c1, r2 - r1))
+            return out
+        import shapely
+
+        box = shapely.box(*rasterio.windows.bounds(window, self.transform))
+        hits = self._tree.query(box, predicate="intersects")
+        if not len(hits):
+            return np.zeros((h, w), np.int64)
+        hits = np.sort(hits)
+        shapes = zip(self._geoms[hits], self._ids[hits].tolist())
+        return rasterize(shapes, out_shape=(h, w), transform=window_transform(window, self.transform), fill=0,
+                         dtype="int32").astype(np.int64)
+
+    def close(self) -> None:
+        if self._src is not None:
+            self._src.close()
+
+
+class TargetReader:
+    """Interior/border/contact targets of a window, computed on a margin so chips agree at their edges."""
+
+    def __init__(self, ids: FootprintIds, border_px: int = 2, contact_px: int = 3):
+        if border_px < 1 or contact_px < 1:
+            raise InputError("instance target widths must be at least 1 pixel")
+        self.ids, self.border_px, self.contact_px = ids, border_px, contact_px
+        self.margin = max(border_px, contact_px)
+
+    def __call__(self, window: Window) -> np.ndarray:
+        m = self.margin
+        padded = Window(window.col_off - m, window.row_off - m, window.width + 2 * m, window.height + 2 * m)
+        t = targets_from_ids(self.ids.read(padded), self.border_px, self.contact_px)
+        return t[:, m:m + int(window.height), m:m + int(window.width)]
+
+    def describe(self) -> dict:
+        """The ``instance_targets`` entry of ``tiling.json``."""
+        return {
+            "source": str(self.ids.path.resolve()), "folder": "targets", "channels": list(CHANNELS),
+            "border_px": self.border_px, "contact_px": self.contact_px, "ignore": TARGET_IGNORE,
+            "definition": "per building id: border = building pixels within border_px (Chebyshev) of another id "
+                          "or background; contact = building pixels within contact_px of two different buildings; "
+                          "interior = building and neither; 255 = invalid pixel",
+        }

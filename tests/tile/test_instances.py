@@ -1,0 +1,75 @@
+"""Issue #17, step 2: ``rsmamba tile --instance-targets`` writes interior/border/contact chips."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rsmamba.cli import main
+from rsmamba.instance_targets import targets_from_ids
+from rsmamba.synth import write_scene
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return write_scene(tmp_path_factory.mktemp("inst") / "s", size=256, seed=21, terraced=0.8, instances=True)
+
+
+def test_targets_from_ids_two_touching_houses():
+    ids = np.zeros((12, 20), np.int64)
+    ids[2:10, 2:10] = 1
+    ids[2:10, 10:18] = 2
+    t = targets_from_ids(ids, border_px=1, contact_px=2)
+    interior, border, contact = t.astype(bool)
+    assert not (interior & (border | contact)).any()
+    assert np.array_equal(interior | border | contact, ids > 0)
+    # the party wall: columns 8..11 (two pixels each side) are contact, the outer sides are not
+    assert contact[5, 8:12].all() and not contact[5, 3:7].any() and not contact[5, 13:17].any()
+    assert border[5, 2] and border[5, 9] and border[5, 10] and interior[5, 5]
+
+
+def _chips(folder):
+    with open(folder / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for r in rows:
+        with rasterio.open(folder / r["targets"]) as src:
+            assert src.descriptions == ("interior", "border", "contact")
+            out[r["chip_id"]] = (src.read(), int(r["row_off"]), int(r["col_off"]))
+    return out
+
+
+def test_tile_instance_targets_raster_and_vectors_agree(scene, tmp_path):
+    base = ["tile", str(scene["ortho_t1"]), "--dsm", str(scene["dsm_t1"]), "--labels", str(scene["labels_t1"]),
+            "--size", "64", "--overlap", "16", "--split-block", "64"]
+    assert main([*base, "-o", str(tmp_path / "a"), "--instance-targets", str(scene["instances_t1"])]) == 0
+    assert main([*base, "-o", str(tmp_path / "b"), "--instance-targets", str(scene["buildings_t1"])]) == 0
+    a, b = _chips(tmp_path / "a"), _chips(tmp_path / "b")
+    assert a.keys() == b.keys()
+    meta = json.loads((tmp_path / "a" / "tiling.json").read_text())
+    assert meta["instance_targets"]["channels"] == ["interior", "border", "contact"]
+    with rasterio.open(scene["instances_t1"]) as src:
+        ids = src.read(1).astype(np.int64)
+    whole = targets_from_ids(ids)
+    contact_pixels = 0
+    for key, (t, r, c) in a.items():
+        # vector polygons and the id raster give the same targets, and a chip equals the whole-scene targets
+        assert np.array_equal(t, b[key][0])
+        assert np.array_equal(t, whole[:, r:r + 64, c:c + 64])
+        contact_pixels += int(t[2].sum())
+    assert contact_pixels > 100
+
+
+def test_tile_instance_targets_errors(scene, tmp_path, capsys):
+    code = main(["tile", str(scene["ortho_t1"]), "-o", str(tmp_path / "x"), "--instance-targets",
+                 str(tmp_path / "missing.tif")])
+    assert code == 2 and "missing.tif" in capsys.readouterr().err
+    # a raster on another grid is refused in one line
+    other = write_scene(tmp_path / "o", size=128, seed=1, instances=True)
+    code = main(["tile", str(scene["ortho_t1"]), "-o", str(tmp_path / "y"), "--instance-targets",
+                  str(other["instances_t1"])])
+    err = capsys.readouterr().err
+    assert code == 2 and "image grid" in err and len(err.strip().splitlines()) == 1

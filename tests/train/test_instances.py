@@ -1,0 +1,94 @@
+"""Issue #17, step 3: any zoo model trains with instance outputs (a widened head) and predict writes them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import yaml
+
+from rsmamba.checkpoint import load_checkpoint
+from rsmamba.cli import main
+from rsmamba.synth import write_scene
+from rsmamba.train.instances import instance_loss
+
+
+def test_instance_loss_ignores_invalid_and_prefers_right_logits():
+    t = torch.tensor([[[[1, 0], [255, 1]]]])
+    good = torch.tensor([[[[9.0, -9.0], [123.0, 9.0]]]])
+    bad = -good
+    assert instance_loss(good, t) < 0.05 < instance_loss(bad, t)
+    other = good.clone()
+    other[0, 0, 1, 0] = -50.0  # the ignored pixel changes nothing
+    assert torch.isclose(instance_loss(good, t), instance_loss(other, t))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):  # never negative: Dice is bounded by 1, BCE by 0
+        logits = torch.randn(2, 2, 8, 8, generator=gen) * 10
+        targets = torch.randint(0, 2, (2, 2, 8, 8), generator=gen)
+        targets[:, :, :2] = 255
+        assert instance_loss(logits, targets) >= 0
+        assert instance_loss(targets.float() * 40 - 20, targets) < 0.01
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("itrain")
+    scene = write_scene(root / "s", size=192, seed=21, terraced=0.8, instances=True)
+    chips = root / "chips"
+    assert main(["tile", str(scene["ortho_t1"]), "--dsm", str(scene["dsm_t1"]), "--labels", str(scene["labels_t1"]),
+                 "--size", "64", "--split-block", "64", "--split", "0.7,0.3,0", "-o", str(chips),
+                 "--instance-targets", str(scene["buildings_t1"])]) == 0
+    cfg = root / "train.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"root": str(chips), "batch_size": 2}, "model": {"name": "fcn_baseline", "kwargs": {"width": 8},
+                                                                 "instances": ["interior", "contact"]},
+        "train": {"epochs": 1}, "out": str(root / "run"), "tensorboard": False}))
+    assert main(["train", "--config", str(cfg)]) == 0
+    return root, scene
+
+
+def test_checkpoint_records_instance_outputs(run):
+    root, _ = run
+    ck = load_checkpoint(root / "run" / "best.pt")
+    assert ck["instances"]["channels"] == ["interior", "contact"]
+    assert ck["model_kwargs"]["num_classes"] == len(ck["classes"]) + 2
+    assert ck["instances"]["targets"]["channels"] == ["interior", "border", "contact"]
+
+
+def test_predict_writes_instance_probabilities(run):
+    root, scene = run
+    pred, probs, conf = root / "pred.tif", root / "probs.tif", root / "conf.tif"
+    assert main(["predict", str(scene["ortho_t1"]), "--dsm", str(scene["dsm_t1"]), "--model",
+                 str(root / "run" / "best.pt"), "-o", str(pred), "--probabilities", str(probs),
+                 "--confidence", str(conf), "--window", "64", "--overlap", "16"]) == 0
+    with rasterio.open(probs) as src:
+        assert src.count == 8
+        assert src.descriptions[-2:] == ("p(interior)", "p(contact)")
+        assert json.loads(src.tags()["INSTANCE_CHANNELS"]) == ["interior", "contact"]
+        p = src.read().astype(np.int64)
+    with rasterio.open(pred) as src:
+        classes = src.read(1)
+    # the class raster is the argmax of the class bands only (up to the uint8 rounding); they sum to ~1
+    assert classes.max() < 6
+    assert (np.take_along_axis(p[:6], classes[None].astype(np.int64), 0)[0] >= p[:6].max(0) - 1).all()
+    assert np.abs(p[:6].sum(0) - 254).max() <= 6
+
+
+def test_instances_config_needs_target_chips(tmp_path, capsys):
+    scene = write_scene(tmp_path / "s", size=128, seed=1)
+    chips = tmp_path / "chips"
+    assert main(["tile", str(scene["ortho_t1"]), "--labels", str(scene["labels_t1"]), "--size", "64",
+                 "-o", str(chips)]) == 0
+    code = main(["train", "--set", f"data.root={chips}", "--set", "model.instances=[interior]",
+                 "--set", f"out={tmp_path / 'run'}", "--set", "train.epochs=1"])
+    assert code == 2 and "--instance-targets" in capsys.readouterr().err
+
+
+def test_set_a_new_model_kwarg_and_instances_list():
+    from rsmamba.train.config import load_config
+
+    cfg = load_config(None, ["data.root=chips", "model.kwargs.width=8", "model.instances=[interior,contact]"])
+    assert cfg["model"]["kwargs"]["width"] == 8 and cfg["model"]["instances"] == ["interior", "contact"]

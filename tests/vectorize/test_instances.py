@@ -1,0 +1,119 @@
+"""Issue #17, step 4: ``vectorize --instances`` splits regions along contacts, block-wise = whole raster."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rsmamba.cli import main
+from rsmamba.vectorize.api import vectorize_raster
+from rsmamba.vectorize.instances import split_labels, split_whole_raster
+
+CRS = "EPSG:32632"
+
+
+def _write(folder, classes: np.ndarray, interior: np.ndarray, contact: np.ndarray):
+    h, w = classes.shape
+    transform = Affine(1.0, 0.0, 0.0, 0.0, -1.0, float(h))
+    cls_path, prob_path = folder / "classes.tif", folder / "probs.tif"
+    with rasterio.open(cls_path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=CRS,
+                       transform=transform, nodata=255) as dst:
+        dst.write(classes[None])
+        dst.update_tags(CLASS_NAMES='["background", "building"]')
+    p_building = np.where(classes == 1, 200, 54).astype(np.uint8)
+    stack = np.stack([254 - p_building, p_building, interior, contact])
+    with rasterio.open(prob_path, "w", driver="GTiff", width=w, height=h, count=4, dtype="uint8", crs=CRS,
+                       transform=transform, nodata=255) as dst:
+        for i, d in enumerate(["p(background)", "p(building)", "p(interior)", "p(contact)"], start=1):
+            dst.set_band_description(i, d)
+        dst.write(stack)
+        dst.update_tags(SCALE="1/254")
+    return cls_path, prob_path, transform
+
+
+def _random_scene(rng: np.random.Generator, h: int, w: int):
+    classes = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 8)):
+        r, c = rng.integers(0, h), rng.integers(0, w)
+        classes[r:r + rng.integers(2, h), c:c + rng.integers(2, w)] = 1
+    classes[rng.random((h, w)) < 0.05] = 0
+    interior = rng.integers(0, 255, (h, w)).astype(np.uint8)
+    interior = np.where(rng.random((h, w)) < 0.5, 254, interior).astype(np.uint8)
+    contact = rng.integers(0, 255, (h, w)).astype(np.uint8)
+    return classes, interior, contact
+
+
+def _normal(geoms) -> list[str]:
+    return sorted(shapely.to_wkt(shapely.normalize(g), rounding_precision=6) for g in geoms)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1), h=st.integers(8, 60), w=st.integers(8, 60), block=st.integers(4, 40),
+       threshold=st.sampled_from([0.5, 0.9]))
+def test_blockwise_instances_equal_whole_raster(tmp_path_factory, seed, h, w, block, threshold):
+    folder = tmp_path_factory.mktemp("prop")
+    classes, interior, contact = _random_scene(np.random.default_rng(seed), h, w)
+    cls_path, prob_path, transform = _write(folder, classes, interior, contact)
+    out = folder / "b.gpkg"
+    vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True, block_size=block,
+                     seed_threshold=threshold)
+    got = gpd.read_file(out)
+    ref = split_whole_raster(classes == 1, interior, contact, seed_threshold=int(round(threshold * 254)))
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    ref_world = [shapely.transform(g, lambda xy: np.column_stack([a * xy[:, 0] + b * xy[:, 1] + c,
+                                                                  d * xy[:, 0] + e * xy[:, 1] + f])) for g in ref]
+    assert _normal(got.geometry) == _normal(ref_world)
+    assert sorted(got["building_id"]) == list(range(1, len(got) + 1))
+    assert int(got["pixel_count"].sum()) == int((classes == 1).sum())
+
+
+def test_split_labels_separates_two_houses_on_a_contact_ridge():
+    region = np.zeros((10, 20), bool)
+    region[1:9, 1:19] = True
+    interior = np.zeros((10, 20), np.uint8)
+    interior[3:7, 3:8] = 254
+    interior[3:7, 12:17] = 254
+    contact = np.zeros((10, 20), np.uint8)
+    contact[:, 9:11] = 254
+    labels = split_labels(region, interior, contact)
+    assert labels.max() == 2
+    assert (labels[1:9, 1:10] == labels[5, 5]).all() and (labels[1:9, 10:19] == labels[5, 14]).all()
+    # no seed at all: the region stays whole
+    assert split_labels(region, np.zeros_like(interior), contact).max() == 1
+
+
+def test_cli_instances_split_and_errors(tmp_path, capsys):
+    classes = np.zeros((40, 60), np.uint8)
+    classes[5:25, 5:55] = 1  # one terrace of three houses
+    interior = np.zeros_like(classes)
+    contact = np.zeros_like(classes)
+    for c0 in (8, 25, 42):
+        interior[8:22, c0:c0 + 10] = 254
+    contact[5:25, 20:24] = 254
+    contact[5:25, 37:41] = 254
+    cls_path, prob_path, _ = _write(tmp_path, classes, interior, contact)
+    out = tmp_path / "houses.gpkg"
+    assert main(["vectorize", str(cls_path), "--classes", "building", "--probabilities", str(prob_path),
+                 "--instances", "--regularize", "-o", str(out)]) == 0
+    houses = gpd.read_file(out)
+    assert len(houses) == 3 and list(houses.columns[:3]) == ["building_id", "class_id", "class_name"]
+    assert set(houses["class_name"]) == {"building"} and "mean_prob" in houses
+    assert main(["vectorize", str(cls_path), "--classes", "building", "-o", str(tmp_path / "blocks.gpkg")]) == 0
+    assert len(gpd.read_file(tmp_path / "blocks.gpkg")) == 1
+    # --instances without probabilities, or with probabilities that lack instance bands: one line, exit 2
+    assert main(["vectorize", str(cls_path), "--instances", "-o", str(tmp_path / "x.gpkg")]) == 2
+    assert "--probabilities" in capsys.readouterr().err
+    plain = tmp_path / "plain.tif"
+    with rasterio.open(prob_path) as src:
+        profile, data = src.profile, src.read([1, 2])
+    profile.update(count=2)
+    with rasterio.open(plain, "w", **profile) as dst:
+        dst.write(data)
+    assert main(["vectorize", str(cls_path), "--instances", "--probabilities", str(plain),
+                 "-o", str(tmp_path / "y.gpkg")]) == 2
+    assert "p(interior)" in capsys.readouterr().err
