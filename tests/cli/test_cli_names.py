@@ -24,6 +24,7 @@ SHARED = {
     "--device": "the torch device",
     "--dry-run": "print the plan, write nothing",
     "--dsm": "the DSM raster",
+    "--instances": "individual buildings (synth writes their ids, vectorize splits regions into them)",
     "--layout": "a benchmark's folder layout",
     "--max-errors": "stop after this many failed jobs",
     "--model": "a checkpoint or a registered model name",
