@@ -20,6 +20,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -571,7 +572,7 @@ def _hillshade(dsm: np.ndarray, gsd: float, azimuth: float, elevation: float) ->
 
 def _render(
     layout: Layout, roads: list[Polygon], ground: np.ndarray, textures: dict[str, np.ndarray], transform: Affine,
-    size: int, rng: np.random.Generator, veg_shift: float, bands: list[int],
+    size: int, rng: np.random.Generator, veg_shift: float, bands: list[int], palette: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels, DSM and a float reflectance image (the ``bands`` of R, G, B, NIR) for one epoch.
 
@@ -581,7 +582,10 @@ def _render(
     labels = np.full((size, size), LOW_VEGETATION, dtype=np.uint8)
     material = np.zeros((size, size), dtype=np.int32)  # 0: meadow (grass/dry mix), others: table rows
     texture = np.ones((size, size), dtype=np.float32)
-    table: list[np.ndarray] = [GRASS, DRY_GRASS * 0.9 + np.float32(0.03), ASPHALT, PAVING]
+    pal = palette or {}  # a style's colours (rsmamba.synth_style); the module's own by default
+    grass, dry_grass, tree_green = pal.get("grass", GRASS), pal.get("dry_grass", DRY_GRASS), pal.get("tree", TREE_GREEN)
+    roofs = pal.get("roofs", ROOF_PALETTE)
+    table: list[np.ndarray] = [grass, dry_grass * 0.9 + np.float32(0.03), pal.get("asphalt", ASPHALT), pal.get("paving", PAVING)]
     dsm = ground.copy()
 
     # Bare plots (demolished, seeded with grass/soil): a distinct brownish tone, still low vegetation.
@@ -594,7 +598,7 @@ def _render(
     # Trees: domed crowns, per-tree tone.
     first = len(table)
     t = layout.trees
-    table.extend(TREE_GREEN * np.float32(tone) for tone in t.tone)
+    table.extend(tree_green * np.float32(tone) for tone in t.tone)
     for i, (x, y, r, h) in enumerate(zip(t.x, t.y, t.radius, t.height)):
         rs, cs, xs, ys = _pixel_window((x - r, y - r, x + r, y + r), transform, size)
         if rs.start >= rs.stop or cs.start >= cs.stop:
@@ -650,7 +654,7 @@ def _render(
             stripes = 1 + 0.05 * np.sin(2 * math.pi * v / rng.uniform(0.6, 1.5))
         else:
             stripes = 1 + 0.02 * np.sign(np.sin(2 * math.pi * u / 4.0))
-        table.append(ROOF_PALETTE[b.roof_color] * np.float32(rng.uniform(0.88, 1.12)))
+        table.append(roofs[b.roof_color] * np.float32(rng.uniform(0.88, 1.12)))
         material[rs, cs][mask] = len(table) - 1
         texture[rs, cs][mask] = np.broadcast_to(stripes, mask.shape)[mask]
 
@@ -661,7 +665,7 @@ def _render(
     for out, band in enumerate(bands):
         img = colors[:, band][material]
         img *= texture
-        mix = GRASS[band] + (DRY_GRASS[band] - GRASS[band]) * dry
+        mix = grass[band] + (dry_grass[band] - grass[band]) * dry
         np.copyto(img, mix, where=meadow)
         refl[out] = img
     return labels, dsm, refl
@@ -740,12 +744,15 @@ def generate_scene(
     bands: str = "rgb",
     nodata_collar: bool = False,
     change_rate: float = 0.12,
+    style: Any = None,
 ) -> Scene:
     """Lay out and render a two-epoch scene in memory (no I/O); deterministic for ``seed``.
 
     ``origin`` is the (x, y) of the top-left corner in the ``epsg`` CRS. ``bands`` picks the ortho
     bands: ``rgb``, ``irrg`` (NIR, R, G as in ISPRS Vaihingen) or ``rgbn``. ``nodata_collar`` cuts
     the footprint to a rotated rectangle; outside it orthos are 0, labels/change 255, DSM nodata.
+    ``style`` (a :class:`rsmamba.synth_style.Style`) changes looks and measurement, not the layout's
+    kind; None renders the generator's own look, unchanged.
     """
     _check(size, gsd, epsg, bands, None)
     rng = np.random.default_rng([seed, 0x5E7])
@@ -767,6 +774,9 @@ def generate_scene(
     }
 
     lines, roads, street_angle = _roads(extent, rng)
+    if style is not None:
+        roads = style.widen_roads(roads)
+        style_rng = np.random.default_rng([seed, 0x5717E, style.seed])
     road_union = shapely.union_all(roads) if roads else shapely.Polygon()
     shapely.prepare(road_union)
     road_distance = _RoadDistance(roads, extent)
@@ -832,9 +842,17 @@ def generate_scene(
         gain = np.clip(rng.normal(1.0, 0.07, 4), 0.8, 1.2).astype(np.float32) if epochs else np.ones(4, np.float32)
         gamma = float(rng.uniform(0.8, 1.2)) if epochs else 1.0
         order = [{"red": 0, "green": 1, "blue": 2, "nir": 3}[n] for n in BAND_SETS[bands]]
-        labels, dsm, refl = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order)
+        if style is not None:
+            sun = style.sun_for(len(epochs))
+        labels, dsm, refl = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order,
+                                    style.palette if style is not None else None)
         dsm += rng.normal(0, 0.04, shape).astype(np.float32)
+        if style is not None:
+            refl = style.surface(refl, labels, gsd, style_rng)
         ortho = _photograph(refl, dsm, gsd, sun, gain[order], gamma, rng, textures)
+        if style is not None:
+            ortho = style.camera(ortho, order, style_rng)
+            dsm = style.measure_dsm(dsm, style_rng)
         epochs.append(Epoch(ortho, dsm.astype(np.float32), labels, layout.buildings, sun[0], sun[1], tuple(float(g) for g in gain), gamma))
 
     change = _burn(((b.polygon, 1) for b in removed + added), transform, size)
@@ -850,7 +868,8 @@ def generate_scene(
     return Scene(
         size=size, gsd=float(gsd), seed=seed, epsg=epsg, transform=transform, bands=BAND_SETS[bands],
         t1=epochs[0], t2=epochs[1], change=change, valid=valid, ground=ground, added=added, removed=removed,
-        options={"bands": bands, "nodata_collar": nodata_collar, "change_rate": change_rate, "origin": list(origin)},
+        options={"bands": bands, "nodata_collar": nodata_collar, "change_rate": change_rate, "origin": list(origin),
+                 **({"style": style.describe()} if style is not None else {})},
     )
 
 
@@ -933,6 +952,7 @@ def write_scene(
     change_rate: float = 0.12,
     progress: bool = False,
     overwrite: bool = False,
+    style: Any = None,
 ) -> dict[str, Path]:
     """Generate a scene and write it to ``out_dir``; returns ``{name: path}`` of every file written.
 
@@ -951,7 +971,8 @@ def write_scene(
     from tqdm import tqdm
 
     out = Path(out_dir)
-    scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar, change_rate=change_rate)
+    scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar,
+                           change_rate=change_rate, style=style)
     paths: dict[str, Path] = {}
     nodata_ortho = ORTHO_NODATA if nodata_collar else None
     steps = [
