@@ -550,6 +550,8 @@ def _cast_shadows(dsm: np.ndarray, gsd: float, azimuth: float, elevation: float)
     top = np.full_like(coarse, -np.inf)
     for k in range(1, steps + 1):
         oy, ox = int(round(k * dy)), int(round(k * dx))
+        if abs(oy) >= hc or abs(ox) >= wc:  # the ray left the scene (low sun, small scene): nothing further
+            break
         src = coarse[max(oy, 0): hc + min(oy, 0), max(ox, 0): wc + min(ox, 0)]
         dst = top[max(-oy, 0): hc + min(-oy, 0), max(-ox, 0): wc + min(-ox, 0)]
         np.maximum(dst, src - k * drop, out=dst)
