@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--models", default="image,image+dsm,change", help="comma-separated: image, image+dsm, change")
     ap.add_argument("--quick", action="store_true", help="one 256 px held-out scene at 0.5 m per model")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--result", default="cards", help="name of the JSON under bench/results/")
     args = ap.parse_args()
     rows_spec = [("heldout-nordic", 0.5)] if args.quick else ROWS
     size = 256 if args.quick else args.size
@@ -78,7 +79,7 @@ def main() -> None:
             print(row, flush=True)
     print_table(rows, ["family", "gsd", "size", "model", "building_iou", "object_f1", "change_f1",
                        "change_precision", "seconds"])
-    path = write_result("cards", {"rows": rows}, quick=args.quick)
+    path = write_result(args.result, {"rows": rows, "models": models}, quick=args.quick)
     print(f"wrote {path}")
 
 

@@ -10,7 +10,14 @@ measure the best checkpoint with ``rsmamba predict`` + ``rsmamba evaluate`` on f
 training families and of the held-out family (:func:`measure`, also used by ``bench/cards.py``) and
 write ``demo_image_model.md`` / ``demo_model.md`` from those numbers.
 
-On 2 CPU cores the defaults take about 15-20 minutes per model (training dominates).
+On 2 CPU cores (shared with other jobs) each stage below took about 15 minutes (training dominates).
+
+The shipped image-only model is two stages, each starting from the previous checkpoint:
+
+    python examples/make_demo_models.py image --scenes 8 --size 320 --chip 64 --epochs 6 --lr 0.001 \
+        --init rsmamba/data/demo_model.pt --out stage1          # the image+DSM demo model, DSM channel dropped
+    python examples/make_demo_models.py image --scenes 8 --size 384 --chip 128 --epochs 6 --lr 0.001 \
+        --init stage1/demo_image_model.pt                       # larger chips: more context per window
 """
 
 from __future__ import annotations
@@ -117,7 +124,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
   (90 % train / 10 % val blocks).
 - Command: `python examples/make_demo_models.py {kind} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg}`
   (config `examples/train_demo.yaml`, model `{model_name}`), {seconds:.0f} s on this machine (2 shared CPU cores).
-- Held-out style family `heldout-nordic` (blue/teal roofs, setts or dark asphalt, striped crops, cool cast):
+{('- ' + args.note + chr(10)) if args.note else ''}- Held-out style family `heldout-nordic` (blue/teal roofs, setts or dark asphalt, striped crops, cool cast):
   never drawn for training (`rsmamba.synth_style.check_training_style` refuses it).
 
 Measured on fresh scenes (seeds never used for training) with `rsmamba predict --window 128 --overlap 32` and
@@ -144,6 +151,7 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None,
                     help="start from this checkpoint (e.g. rsmamba/data/demo_model.pt: its DSM channel is dropped for 'image')")
     ap.add_argument("--lr", type=float, default=0.002)
+    ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)

@@ -90,7 +90,7 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
     if spec is None:
         shipped = default_model_path(verb, has_dsm)
         if not shipped.is_file():
-            raise InputError(f"no --model given and the shipped model ({shipped.name}) is missing from this "
+            raise InputError(f"no --model given and the shipped demo model ({shipped.name}) is missing from this "
                              "installation; pass --model CHECKPOINT.pt or a registered model name")
         loaded = _from_checkpoint(shipped, tasks, verb)
         loaded.extra["shipped_default"] = True

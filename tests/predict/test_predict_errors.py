@@ -82,7 +82,7 @@ def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, caps
 
     path = write_raster(tmp_path / "img.tif", random_image(20, 20))
     if predict_model.DEMO_IMAGE_MODEL.exists():  # no DSM: the image-only default runs and says which model it was
-        assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 0
+        assert main(["predict", str(path), "-o", str(tmp_path / "o1.tif")]) == 0
         out = capsys.readouterr().out
         assert "demo_image_model.pt" in out and "image-only" in out
     monkeypatch.setattr(predict_model, "DEMO_IMAGE_MODEL", tmp_path / "no_image_model.pt")
