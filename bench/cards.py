@@ -58,15 +58,18 @@ def main() -> None:
     ap.add_argument("--models", default="image,image+dsm,change", help="comma-separated: image, image+dsm, change")
     ap.add_argument("--quick", action="store_true", help="one 256 px held-out scene at 0.5 m per model")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--rows", default=None, help="instead of the cards' rows: 'family:gsd,...', e.g. heldout-nordic:0.5")
     ap.add_argument("--result", default="cards", help="name of the JSON under bench/results/")
     args = ap.parse_args()
     rows_spec = [("heldout-nordic", 0.5)] if args.quick else ROWS
+    if args.rows:
+        rows_spec = [(f, float(g)) for f, g in (r.split(":") for r in args.rows.split(","))]
     size = 256 if args.quick else args.size
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     work = args.work or Path(tempfile.mkdtemp(prefix="rsmamba-cards-"))
     rows = []
     for i, (family, gsd) in enumerate(rows_spec):
-        seed = args.seed + i
+        seed = args.seed + (ROWS.index((family, gsd)) if (family, gsd) in ROWS else i)  # a row's scene, whatever the selection
         for model in models:
             row = {"family": family, "held_out": family.startswith("heldout"), "gsd": gsd, "size": size,
                    "seed": seed, "model": model}
