@@ -158,6 +158,7 @@ def synth(
     layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size."),
     terraced: float = typer.Option(0.0, "--terraced", help="Share of buildings in terraced rows / perimeter blocks of touching houses (0-1).", callback=opt.fraction("--terraced")),
     instances: bool = typer.Option(False, "--instances", help="Also write instances_t1/t2.tif: the building id of each pixel."),
+    style: Optional[str] = typer.Option(None, "--style", help="Domain-randomised look 'FAMILY[:SEED]' (suburban, mediterranean, industrial, overcast; heldout-nordic for evaluation only); --gsd still sets the GSD. Default: the generator's own look."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
@@ -173,9 +174,14 @@ def synth(
         assert len(corner) == 2
     except (ValueError, AssertionError):
         raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
+    drawn = None
+    if style is not None:
+        from rsmamba.synth_style import parse_style
+
+        drawn = parse_style(style, gsd=gsd)
     paths = write_scene(
         out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
-        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=STATE.progress, overwrite=overwrite,
+        nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=STATE.progress, overwrite=overwrite, style=drawn,
         terraced=terraced, instances=instances,
     )
     for name, path in paths.items():

@@ -20,6 +20,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -550,6 +551,8 @@ def _cast_shadows(dsm: np.ndarray, gsd: float, azimuth: float, elevation: float)
     top = np.full_like(coarse, -np.inf)
     for k in range(1, steps + 1):
         oy, ox = int(round(k * dy)), int(round(k * dx))
+        if abs(oy) >= hc or abs(ox) >= wc:  # the ray left the scene (low sun, small scene): nothing further
+            break
         src = coarse[max(oy, 0): hc + min(oy, 0), max(ox, 0): wc + min(ox, 0)]
         dst = top[max(-oy, 0): hc + min(-oy, 0), max(-ox, 0): wc + min(-ox, 0)]
         np.maximum(dst, src - k * drop, out=dst)
@@ -572,7 +575,7 @@ def _hillshade(dsm: np.ndarray, gsd: float, azimuth: float, elevation: float) ->
 
 def _render(
     layout: Layout, roads: list[Polygon], ground: np.ndarray, textures: dict[str, np.ndarray], transform: Affine,
-    size: int, rng: np.random.Generator, veg_shift: float, bands: list[int],
+    size: int, rng: np.random.Generator, veg_shift: float, bands: list[int], palette: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Labels, DSM, a float reflectance image (the ``bands`` of R, G, B, NIR) and building ids for one epoch.
 
@@ -582,7 +585,10 @@ def _render(
     labels = np.full((size, size), LOW_VEGETATION, dtype=np.uint8)
     material = np.zeros((size, size), dtype=np.int32)  # 0: meadow (grass/dry mix), others: table rows
     texture = np.ones((size, size), dtype=np.float32)
-    table: list[np.ndarray] = [GRASS, DRY_GRASS * 0.9 + np.float32(0.03), ASPHALT, PAVING]
+    pal = palette or {}  # a style's colours (rsmamba.synth_style); the module's own by default
+    grass, dry_grass, tree_green = pal.get("grass", GRASS), pal.get("dry_grass", DRY_GRASS), pal.get("tree", TREE_GREEN)
+    roofs = pal.get("roofs", ROOF_PALETTE)
+    table: list[np.ndarray] = [grass, dry_grass * 0.9 + np.float32(0.03), pal.get("asphalt", ASPHALT), pal.get("paving", PAVING)]
     dsm = ground.copy()
 
     # Bare plots (demolished, seeded with grass/soil): a distinct brownish tone, still low vegetation.
@@ -595,7 +601,7 @@ def _render(
     # Trees: domed crowns, per-tree tone.
     first = len(table)
     t = layout.trees
-    table.extend(TREE_GREEN * np.float32(tone) for tone in t.tone)
+    table.extend(tree_green * np.float32(tone) for tone in t.tone)
     for i, (x, y, r, h) in enumerate(zip(t.x, t.y, t.radius, t.height)):
         rs, cs, xs, ys = _pixel_window((x - r, y - r, x + r, y + r), transform, size)
         if rs.start >= rs.stop or cs.start >= cs.stop:
@@ -651,7 +657,7 @@ def _render(
             stripes = 1 + 0.05 * np.sin(2 * math.pi * v / rng.uniform(0.6, 1.5))
         else:
             stripes = 1 + 0.02 * np.sign(np.sin(2 * math.pi * u / 4.0))
-        table.append(ROOF_PALETTE[b.roof_color] * np.float32(rng.uniform(0.88, 1.12)))
+        table.append(roofs[b.roof_color] * np.float32(rng.uniform(0.88, 1.12)))
         material[rs, cs][mask] = len(table) - 1
         texture[rs, cs][mask] = np.broadcast_to(stripes, mask.shape)[mask]
 
@@ -662,7 +668,7 @@ def _render(
     for out, band in enumerate(bands):
         img = colors[:, band][material]
         img *= texture
-        mix = GRASS[band] + (DRY_GRASS[band] - GRASS[band]) * dry
+        mix = grass[band] + (dry_grass[band] - grass[band]) * dry
         np.copyto(img, mix, where=meadow)
         refl[out] = img
     return labels, dsm, refl, ids
@@ -742,6 +748,7 @@ def generate_scene(
     nodata_collar: bool = False,
     change_rate: float = 0.12,
     terraced: float = 0.0,
+    style: Any = None,
 ) -> Scene:
     """Lay out and render a two-epoch scene in memory (no I/O); deterministic for ``seed``.
 
@@ -750,6 +757,8 @@ def generate_scene(
     the footprint to a rotated rectangle; outside it orthos are 0, labels/change 255, DSM nodata.
     ``terraced`` (0-1) is the share of buildings laid out as terraced rows and perimeter blocks of
     touching houses (:mod:`rsmamba.synth_terraced`); 0 keeps every existing scene unchanged.
+    ``style`` (a :class:`rsmamba.synth_style.Style`) changes looks and measurement, not the layout's
+    kind; None renders the generator's own look, unchanged.
     """
     _check(size, gsd, epsg, bands, None)
     rng = np.random.default_rng([seed, 0x5E7])
@@ -771,6 +780,9 @@ def generate_scene(
     }
 
     lines, roads, street_angle = _roads(extent, rng)
+    if style is not None:
+        roads = style.widen_roads(roads)
+        style_rng = np.random.default_rng([seed, 0x5717E, style.seed])
     road_union = shapely.union_all(roads) if roads else shapely.Polygon()
     shapely.prepare(road_union)
     road_distance = _RoadDistance(roads, extent)
@@ -841,9 +853,17 @@ def generate_scene(
         gain = np.clip(rng.normal(1.0, 0.07, 4), 0.8, 1.2).astype(np.float32) if epochs else np.ones(4, np.float32)
         gamma = float(rng.uniform(0.8, 1.2)) if epochs else 1.0
         order = [{"red": 0, "green": 1, "blue": 2, "nir": 3}[n] for n in BAND_SETS[bands]]
-        labels, dsm, refl, ids = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order)
+        if style is not None:
+            sun = style.sun_for(len(epochs))
+        labels, dsm, refl, ids = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order,
+                                         style.palette if style is not None else None)
         dsm += rng.normal(0, 0.04, shape).astype(np.float32)
+        if style is not None:
+            refl = style.surface(refl, labels, gsd, style_rng)
         ortho = _photograph(refl, dsm, gsd, sun, gain[order], gamma, rng, textures)
+        if style is not None:
+            ortho = style.camera(ortho, order, style_rng)
+            dsm = style.measure_dsm(dsm, style_rng)
         epochs.append(Epoch(ortho, dsm.astype(np.float32), labels, layout.buildings, sun[0], sun[1],
                             tuple(float(g) for g in gain), gamma, ids))
 
@@ -862,7 +882,8 @@ def generate_scene(
         size=size, gsd=float(gsd), seed=seed, epsg=epsg, transform=transform, bands=BAND_SETS[bands],
         t1=epochs[0], t2=epochs[1], change=change, valid=valid, ground=ground, added=added, removed=removed,
         options={"bands": bands, "nodata_collar": nodata_collar, "change_rate": change_rate, "origin": list(origin),
-                 **({"terraced": terraced} if terraced else {})},
+                 **({"terraced": terraced} if terraced else {}),
+                 **({"style": style.describe()} if style is not None else {})},
     )
 
 
@@ -947,6 +968,7 @@ def write_scene(
     overwrite: bool = False,
     terraced: float = 0.0,
     instances: bool = False,
+    style: Any = None,
 ) -> dict[str, Path]:
     """Generate a scene and write it to ``out_dir``; returns ``{name: path}`` of every file written.
 
@@ -968,7 +990,7 @@ def write_scene(
 
     out = Path(out_dir)
     scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar,
-                           change_rate=change_rate, terraced=terraced)
+                           change_rate=change_rate, terraced=terraced, style=style)
     paths: dict[str, Path] = {}
     nodata_ortho = ORTHO_NODATA if nodata_collar else None
     steps = [

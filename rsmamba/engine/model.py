@@ -21,6 +21,8 @@ from rsmamba.engine.tta import TTAPlan, check_plan, parse_tta, tta_average
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
 DEMO_CHANGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_change_model.pt"
+# predict's default without a DSM: the image-only model (most users have no DSM); with one, DEMO_MODEL.
+DEMO_IMAGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_image_model.pt"
 CHANGE_TASKS = ("change", "semantic-change")
 # Registered networks state the window sides they take (``input_multiple``, or a ``fixed_input_size``);
 # windows are padded to that (at least one multiple) and the output cropped back, so a raster smaller
@@ -73,6 +75,13 @@ _VERB_TASKS = {
 }
 
 
+def default_model_path(verb: str = "predict", has_dsm: bool = False) -> Path:
+    """The shipped checkpoint a verb runs without --model: for predict, image-only unless a DSM is given."""
+    if verb == "predict" and not has_dsm and DEMO_IMAGE_MODEL.is_file():
+        return DEMO_IMAGE_MODEL
+    return DEMO_MODEL if verb == "predict" else DEMO_CHANGE_MODEL  # looked up now: tests swap them
+
+
 def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count: int, has_dsm: bool = False,
                verb: str = "predict") -> LoadedModel:
     """A checkpoint path, a registry name (untrained, for benchmarks), a module, or the shipped model.
@@ -88,10 +97,13 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
             return LoadedModel(spec, inputs="t1+t2", source="module", extra={"task": "semantic-change"})
         return LoadedModel(spec, source="module")
     if spec is None:
+        shipped = default_model_path(verb, has_dsm)
         if not shipped.is_file():
             raise InputError(f"no --model given and the shipped {label} ({shipped.name}) is missing from this "
                              "installation; pass --model CHECKPOINT.pt or a registered model name")
-        spec = shipped
+        loaded = _from_checkpoint(shipped, tasks, verb)
+        loaded.extra["shipped_default"] = True
+        return loaded
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
         return _from_checkpoint(path, tasks, verb)

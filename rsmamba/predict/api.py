@@ -50,6 +50,7 @@ class PredictSummary:
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     tta_views: int = 1  # network passes per window (test-time augmentation)
+    model: str = ""  # which model ran: its checkpoint path (the shipped default's, without --model)
 
     @property
     def mpix_per_s(self) -> float:
@@ -59,6 +60,8 @@ class PredictSummary:
         lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
                  f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
                  + (f", test-time augmentation: {self.tta_views} passes per window" if self.tta_views > 1 else "")]
+        if self.model:
+            lines.append(f"model: {self.model}")
         for name, path in self.outputs.items():
             lines.append(f"{name}: {path}")
         if self.dry_run:
@@ -71,6 +74,14 @@ class PredictSummary:
             lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){extra}")
         # self.warnings were logged on stderr as they arose; not repeated on stdout
         return "\n".join(line for line in lines if line)
+
+
+def _model_line(loaded: LoadedModel, has_dsm: bool) -> str:
+    """Which model ran, for the summary: the shipped default says which of the two it is."""
+    if not loaded.extra.get("shipped_default"):
+        return f"{loaded.name} ({loaded.source})"
+    kind = "image+DSM" if has_dsm else "image-only; pass --dsm for the image+DSM model"
+    return f"{loaded.name} ({loaded.source}; the shipped default, {kind})"
 
 
 def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike | None,
@@ -264,7 +275,8 @@ def _predict_in(
         memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes)
+                                 warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes,
+                                 model=_model_line(loaded, has_dsm))
 
         if dry_run:
             summary.dry_run = True

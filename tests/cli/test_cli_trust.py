@@ -22,6 +22,7 @@ from rsmamba.errors import InputError
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "rsmamba" / "data" / "demo_model.pt"
 DEMO_CHANGE = ROOT / "rsmamba" / "data" / "demo_change_model.pt"
+DEMO_IMAGE = ROOT / "rsmamba" / "data" / "demo_image_model.pt"
 OLINDA = ROOT / "examples" / "olinda"
 
 
@@ -110,7 +111,7 @@ class _Payload:
 
 
 def test_shipped_checkpoints_load_safely_with_their_weights() -> None:
-    for path in (DEMO, DEMO_CHANGE):
+    for path in (DEMO, DEMO_CHANGE, DEMO_IMAGE):
         ckpt = load_checkpoint(path)
         plain = torch.load(path, map_location="cpu", weights_only=True)
         assert ckpt["state_dict"].keys() == plain["state_dict"].keys()

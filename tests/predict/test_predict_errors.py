@@ -81,8 +81,13 @@ def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, caps
     import rsmamba.engine.model as predict_model
 
     path = write_raster(tmp_path / "img.tif", random_image(20, 20))
-    if predict_model.DEMO_MODEL.exists():  # the shipped demo model needs a DSM: said in one line too
-        assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 2
+    if predict_model.DEMO_IMAGE_MODEL.exists():  # no DSM: the image-only default runs and says which model it was
+        assert main(["predict", str(path), "-o", str(tmp_path / "o1.tif")]) == 0
+        out = capsys.readouterr().out
+        assert "demo_image_model.pt" in out and "image-only" in out
+    monkeypatch.setattr(predict_model, "DEMO_IMAGE_MODEL", tmp_path / "no_image_model.pt")
+    if predict_model.DEMO_MODEL.exists():  # without it, the image+DSM model needs a DSM: said in one line too
+        assert main(["predict", str(path), "-o", str(tmp_path / "o2.tif")]) == 2
         assert "pass --dsm" in capsys.readouterr().err
     monkeypatch.setattr(predict_model, "DEMO_MODEL", tmp_path / "not_shipped.pt")
     assert main(["predict", str(path), "-o", str(tmp_path / "o.tif")]) == 2

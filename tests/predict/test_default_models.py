@@ -1,0 +1,49 @@
+"""Which shipped model predict runs without --model: image-only without a DSM, image+DSM with one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import rsmamba.engine.model as engine_model
+from tests.helpers.rasters import ROOT
+
+# Reduced held-out row of the card (rsmamba/data/demo_image_model.md: 0.45 measured at 384 px, 0.5 m). A
+# regression guard only: the issue's bar (0.85 at >= 1024 px) is not met by this model yet.
+HELD_OUT_IOU = 0.4
+
+
+def test_default_model_depends_on_the_dsm(tmp_path: Path, monkeypatch) -> None:
+    image_only = tmp_path / "demo_image_model.pt"
+    image_only.write_bytes(b"placeholder")
+    monkeypatch.setattr(engine_model, "DEMO_IMAGE_MODEL", image_only)
+    assert engine_model.default_model_path("predict", has_dsm=False) == image_only
+    assert engine_model.default_model_path("predict", has_dsm=True) == engine_model.DEMO_MODEL
+    assert engine_model.default_model_path("change", has_dsm=False) == engine_model.DEMO_CHANGE_MODEL
+    monkeypatch.setattr(engine_model, "DEMO_IMAGE_MODEL", tmp_path / "missing.pt")
+    assert engine_model.default_model_path("predict", has_dsm=False) == engine_model.DEMO_MODEL
+
+
+def test_the_image_only_model_is_shipped_small() -> None:
+    path = ROOT / "rsmamba" / "data" / "demo_image_model.pt"
+    assert path.is_file() and path.stat().st_size < 8 * 2**20
+    from rsmamba.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    assert not (ckpt.get("bands") or {}).get("dsm") and ckpt["model_kwargs"]["in_chans"] == 3
+
+
+@pytest.mark.slow
+def test_image_only_default_on_the_held_out_style(tmp_path: Path) -> None:
+    """The cards' held-out row, reduced: a 384 px held-out-style scene at 0.5 m, no DSM, default model."""
+    from rsmamba.evaluate import evaluate_rasters
+    from rsmamba.predict import predict_raster
+    from rsmamba.synth import write_scene
+    from rsmamba.synth_style import held_out_style
+
+    scene = write_scene(tmp_path / "held", size=384, seed=90_003, gsd=0.5, style=held_out_style(90_003, 0.5))
+    summary = predict_raster(scene["ortho_t1"], tmp_path / "pred.tif", window=128, overlap=32)
+    assert "demo_image_model.pt" in summary.describe()
+    metrics = evaluate_rasters(summary.outputs["classes"], scene["labels_t1"], tmp_path / "m.json")
+    assert metrics["per_class"]["building"]["iou"] >= HELD_OUT_IOU

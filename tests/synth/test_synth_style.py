@@ -1,0 +1,78 @@
+"""Domain-randomised styles: seeded, exact labels kept, and the held-out family never in training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rsmamba.classes import ISPRS_CLASSES
+from rsmamba.errors import InputError
+from rsmamba.synth import BUILDING, DSM_NODATA, generate_scene
+from rsmamba.synth_style import (
+    HELD_OUT_FAMILIES, TRAIN_FAMILIES, Family, check_training_style, draw_style, held_out_style, jpeg_like,
+    parse_style, training_style,
+)
+
+SIZE, GSD = 192, 0.5
+
+
+def test_training_styles_never_draw_the_held_out_family() -> None:
+    seen = set()
+    for seed in range(60):
+        style = training_style(seed)
+        seen.add(style.family)
+        assert style.family in TRAIN_FAMILIES
+        check_training_style(style)  # raises if a reserved roof hue, meadow or street slipped in
+        assert 0.1 <= style.gsd <= 1.0
+    assert seen == set(TRAIN_FAMILIES)
+    assert not set(TRAIN_FAMILIES) & set(HELD_OUT_FAMILIES)
+
+
+def test_the_guard_refuses_held_out_styles() -> None:
+    with pytest.raises(InputError, match="held out"):
+        check_training_style(held_out_style(0))
+    leaked = training_style(1)
+    leaked.palette["roofs"][6] = np.array((0.2, 0.4, 0.8, 0.3), np.float32)  # saturated blue
+    with pytest.raises(InputError, match="hue band"):
+        check_training_style(leaked)
+
+
+def test_style_is_seeded_and_parsed() -> None:
+    a, b = draw_style(5, "overcast", 0.3), draw_style(5, Family.OVERCAST, 0.3)
+    assert json.dumps(a.describe()) == json.dumps(b.describe())
+    assert a.describe() != draw_style(6, "overcast", 0.3).describe()
+    assert parse_style("heldout-nordic:4").family == Family.HELDOUT_NORDIC
+    with pytest.raises(InputError, match="unknown style family"):
+        parse_style("gothic")
+    with pytest.raises(InputError, match="integer seed"):
+        parse_style("suburban:x")
+
+
+def test_styled_scene_is_deterministic_with_exact_labels() -> None:
+    style = held_out_style(2, GSD)
+    style.dsm_holes = 0.02
+    scene = generate_scene(SIZE, seed=4, gsd=GSD, style=style)
+    same = held_out_style(2, GSD)
+    same.dsm_holes = 0.02
+    again = generate_scene(SIZE, seed=4, gsd=GSD, style=same)
+    np.testing.assert_array_equal(scene.t1.ortho, again.t1.ortho)
+    plain = generate_scene(SIZE, seed=4, gsd=GSD)
+    assert not np.array_equal(scene.t1.ortho, plain.t1.ortho)
+    # Labels still equal the rasterised footprints, whatever the look.
+    from rasterio.features import rasterize
+
+    burnt = rasterize([(b.polygon, 1) for b in scene.t1.buildings], out_shape=(SIZE, SIZE), transform=scene.transform)
+    np.testing.assert_array_equal(burnt == 1, scene.t1.labels == BUILDING)
+    assert set(np.unique(scene.t1.labels)) <= {c.id for c in ISPRS_CLASSES}
+    assert (scene.t1.dsm == DSM_NODATA).any()  # holes in the measured DSM
+    assert scene.describe()["options"]["style"]["family"] == "heldout-nordic"
+    json.dumps(scene.describe())
+
+
+def test_jpeg_like_loses_detail_more_at_low_quality() -> None:
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.normal(128, 40, (3, 40, 44)), 1, 255).astype(np.uint8)
+    err = {q: np.abs(jpeg_like(img, q).astype(int) - img).mean() for q in (90, 30)}
+    assert 0 < err[90] < err[30]
