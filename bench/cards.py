@@ -5,7 +5,7 @@
     python bench/cards.py --quick              # one small held-out scene per model (a smoke run)
 
 For each (family, GSD) a fresh scene (seed from ``--seed``, never a training seed) is rendered with
-:func:`rsmamba.synth_style.draw_style`, then each shipped model is run as a user would:
+:func:`rsmamba.synth.style.draw_style`, then each shipped model is run as a user would:
 
 - ``image``: ``rsmamba predict ortho_t1.tif`` (no DSM: the image-only default) -> ``rsmamba evaluate``;
 - ``image+dsm``: ``rsmamba predict ortho_t1.tif --dsm dsm_t1.tif`` -> ``rsmamba evaluate``;
@@ -13,7 +13,7 @@ For each (family, GSD) a fresh scene (seed from ``--seed``, never a training see
 
 Columns: building IoU, building object F1 @ IoU 0.5 (objects >= 16 px), change-polygon F1 and
 precision. Writes ``bench/results/cards.json`` (``cards-quick.json`` for ``--quick``). Run this
-after any change to ``rsmamba.synth``, ``rsmamba.synth_style`` or the training recipe
+after any change to ``rsmamba.synth``, ``rsmamba.synth.style`` or the training recipe
 (``examples/make_demo_models.py``).
 """
 
@@ -39,7 +39,7 @@ def measure_change(*, family: str, gsd: float, size: int, seed: int, work: Path)
     from rsmamba.change import detect_change
     from rsmamba.change.evaluate import change_polygon_f1
     from rsmamba.synth import write_scene
-    from rsmamba.synth_style import draw_style
+    from rsmamba.synth.style import draw_style
 
     t0 = time.time()
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"

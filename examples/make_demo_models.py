@@ -3,7 +3,7 @@
     python examples/make_demo_models.py image   [--out rsmamba/data]   # image-only segmentation
     python examples/make_demo_models.py dsm     [--out rsmamba/data]   # image+DSM segmentation
 
-Recipe (each step seeded): draw ``--scenes`` training styles (:func:`rsmamba.synth_style.training_style`,
+Recipe (each step seeded): draw ``--scenes`` training styles (:func:`rsmamba.synth.style.training_style`,
 never the held-out family) at GSDs drawn from ``TRAIN_GSD``, render one scene per style, lay them side
 by side into one mosaic, tile it into chips, train ``examples/train_demo.yaml`` with ``--model``, then
 measure the best checkpoint with ``rsmamba predict`` + ``rsmamba evaluate`` on fresh scenes of the
@@ -45,7 +45,7 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
 
     from rsmamba.classes import IGNORE_INDEX
     from rsmamba.synth import DSM_NODATA, generate_scene
-    from rsmamba.synth_style import training_style
+    from rsmamba.synth.style import training_style
 
     rng = np.random.default_rng(seed0)
     orthos, labels, dsms, styles = [], [], [], []
@@ -78,7 +78,7 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     from rsmamba.evaluate import evaluate_rasters
     from rsmamba.predict import predict_raster
     from rsmamba.synth import write_scene
-    from rsmamba.synth_style import draw_style
+    from rsmamba.synth.style import draw_style
 
     t0 = time.time()
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
@@ -119,13 +119,13 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
 - Model: `{model_name}`, input: {inputs}; checkpoint by validation mIoU (epoch {best_epoch}).
 - Default of `rsmamba predict` {'with `--dsm`' if kind == 'dsm' else 'without `--dsm`'}.
 - Data: {args.scenes} synthetic scenes of {args.size} px, one domain-randomised style each
-  (`rsmamba.synth_style.training_style(seed)`, seeds {SCENE_SEED0}..{SCENE_SEED0 + args.scenes - 1}, families
+  (`rsmamba.synth.style.training_style(seed)`, seeds {SCENE_SEED0}..{SCENE_SEED0 + args.scenes - 1}, families
   {', '.join(families)}; GSD drawn from {TRAIN_GSD[0]}-{TRAIN_GSD[1]} m), epoch-1 labels, chips of {args.chip} px
   (90 % train / 10 % val blocks).
 - Command: `python examples/make_demo_models.py {kind} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg}`
   (config `examples/train_demo.yaml`, model `{model_name}`), {seconds:.0f} s on this machine (2 shared CPU cores).
 {('- ' + args.note + chr(10)) if args.note else ''}- Held-out style family `heldout-nordic` (blue/teal roofs, setts or dark asphalt, striped crops, cool cast):
-  never drawn for training (`rsmamba.synth_style.check_training_style` refuses it).
+  never drawn for training (`rsmamba.synth.style.check_training_style` refuses it).
 
 Measured on fresh scenes (seeds never used for training) with `rsmamba predict --window 128 --overlap 32` and
 `rsmamba evaluate` (objects >= 16 px); re-measure with `python bench/cards.py`:

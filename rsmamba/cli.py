@@ -164,7 +164,7 @@ def synth(
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
 
     if layout is not None:
-        from rsmamba.synth_layouts import write_layout
+        from rsmamba.synth.benchmarks import write_layout
 
         typer.echo(f"{layout}: {write_layout(layout, out_dir, size=min(size, 512), seed=seed)}")
         return
@@ -176,7 +176,7 @@ def synth(
         raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
     drawn = None
     if style is not None:
-        from rsmamba.synth_style import parse_style
+        from rsmamba.synth.style import parse_style
 
         drawn = parse_style(style, gsd=gsd)
     paths = write_scene(

@@ -1,4 +1,4 @@
-"""The benchmark-layout fixtures live in :mod:`rsmamba.synth_layouts` (also ``rsmamba synth --layout``)."""
+"""The benchmark-layout fixtures live in :mod:`rsmamba.synth.benchmarks` (also ``rsmamba synth --layout``)."""
 
-from rsmamba.synth_layouts import *  # noqa: F401,F403
-from rsmamba.synth_layouts import colour, isprs, landsat_scd, loveda, second, write  # noqa: F401
+from rsmamba.synth.benchmarks import *  # noqa: F401,F403
+from rsmamba.synth.benchmarks import colour, isprs, landsat_scd, loveda, second, write  # noqa: F401

@@ -40,7 +40,7 @@ def test_image_only_default_on_the_held_out_style(tmp_path: Path) -> None:
     from rsmamba.evaluate import evaluate_rasters
     from rsmamba.predict import predict_raster
     from rsmamba.synth import write_scene
-    from rsmamba.synth_style import held_out_style
+    from rsmamba.synth.style import held_out_style
 
     scene = write_scene(tmp_path / "held", size=384, seed=90_003, gsd=0.5, style=held_out_style(90_003, 0.5))
     summary = predict_raster(scene["ortho_t1"], tmp_path / "pred.tif", window=128, overlap=32)

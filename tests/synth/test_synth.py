@@ -201,7 +201,7 @@ def test_shipped_example_scene_is_consistent_and_small() -> None:
 
 
 def test_shadows_fall_away_from_the_sun_with_length_from_height() -> None:
-    from rsmamba.synth import _cast_shadows
+    from rsmamba.synth.render import _cast_shadows
 
     dsm = np.zeros((200, 200), dtype=np.float32)
     dsm[95:105, 95:105] = 10.0  # a 10 m tower, 5 m wide at 0.5 m

@@ -10,7 +10,7 @@ import pytest
 from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.errors import InputError
 from rsmamba.synth import BUILDING, DSM_NODATA, generate_scene
-from rsmamba.synth_style import (
+from rsmamba.synth.style import (
     HELD_OUT_FAMILIES, TRAIN_FAMILIES, Family, check_training_style, draw_style, held_out_style, jpeg_like,
     parse_style, training_style,
 )

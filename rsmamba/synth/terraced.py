@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from rsmamba.synth import ROOF_PALETTE, Building
+from rsmamba.synth.scene import ROOF_PALETTE, Building
 
 
 def _frontages(length: float, rng: np.random.Generator, lo: float = 5.0, hi: float = 9.5) -> list[float]:

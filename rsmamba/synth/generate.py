@@ -1,0 +1,192 @@
+"""``generate_scene``: lay out, render and change a two-epoch scene (arrays and polygons, no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from affine import Affine
+
+from rsmamba.classes import IGNORE_INDEX
+from rsmamba.errors import ProblemCollector
+from rsmamba.synth.scene import (
+    BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
+)
+from rsmamba.synth.layout import (
+    _Obstacles, _RoadDistance, _inner_radius, _place_building, _place_cars, _place_clutter,
+    _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
+)
+from rsmamba.synth.render import _burn, _nodata_footprint, _photograph, _render
+
+
+def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) -> None:
+    problems = ProblemCollector()
+    if not isinstance(size, (int, np.integer)) or size < 32:
+        problems.add(f"--size must be an integer >= 32 pixels, got {size}")
+    if not gsd > 0:
+        problems.add(f"--gsd must be positive, got {gsd}")
+    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M:
+        problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
+    if bands not in BAND_SETS:
+        problems.add(f"--bands must be one of {', '.join(BAND_SETS)}, got {bands!r}")
+    if dsm_gsd is not None and not dsm_gsd > 0:
+        problems.add(f"--dsm-gsd must be positive, got {dsm_gsd}")
+    try:
+        from pyproj import CRS
+
+        if not CRS.from_epsg(epsg).is_projected:
+            problems.add(f"--epsg {epsg} is not a projected CRS (the scene is laid out in metres)")
+    except Exception:
+        problems.add(f"--epsg {epsg} is not a known EPSG code")
+    problems.raise_if_any()
+
+
+def generate_scene(
+    size: int = 1024,
+    seed: int = 0,
+    gsd: float = 0.25,
+    *,
+    epsg: int = 32632,
+    origin: tuple[float, float] = DEFAULT_ORIGIN,
+    bands: str = "rgb",
+    nodata_collar: bool = False,
+    change_rate: float = 0.12,
+    terraced: float = 0.0,
+    style: Any = None,
+) -> Scene:
+    """Lay out and render a two-epoch scene in memory (no I/O); deterministic for ``seed``.
+
+    ``origin`` is the (x, y) of the top-left corner in the ``epsg`` CRS. ``bands`` picks the ortho
+    bands: ``rgb``, ``irrg`` (NIR, R, G as in ISPRS Vaihingen) or ``rgbn``. ``nodata_collar`` cuts
+    the footprint to a rotated rectangle; outside it orthos are 0, labels/change 255, DSM nodata.
+    ``terraced`` (0-1) is the share of buildings laid out as terraced rows and perimeter blocks of
+    touching houses (:mod:`rsmamba.synth.terraced`); 0 keeps every existing scene unchanged.
+    ``style`` (a :class:`rsmamba.synth.style.Style`) changes looks and measurement, not the layout's
+    kind; None renders the generator's own look, unchanged.
+    """
+    _check(size, gsd, epsg, bands, None)
+    rng = np.random.default_rng([seed, 0x5E7])
+    transform = Affine(gsd, 0.0, float(origin[0]), 0.0, -gsd, float(origin[1]))
+    side = size * gsd
+    extent = (float(origin[0]), float(origin[1]) - side, float(origin[0]) + side, float(origin[1]))
+    shape = (size, size)
+
+    # Terrain: a gentle slope plus a few metres of smooth relief.
+    relief_cell = max(size / 3, 2.0)
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    slope = rng.normal(0, 0.01, 2).astype(np.float32) * gsd
+    ground = (40.0 + 2.5 * smooth_field(shape, relief_cell, rng) + slope[0] * rows + slope[1] * cols).astype(np.float32)
+    del rows, cols
+    textures = {
+        "dry": np.clip(0.5 + 0.8 * fractal_field(shape, 40 / gsd, rng, 3), 0, 1),
+        "asphalt": fractal_field(shape, 6 / gsd, rng, 3),
+        "light": fractal_field(shape, 20 / gsd, rng, 2),
+    }
+
+    lines, roads, street_angle = _roads(extent, rng)
+    if style is not None:
+        roads = style.widen_roads(roads)
+        style_rng = np.random.default_rng([seed, 0x5717E, style.seed])
+    road_union = shapely.union_all(roads) if roads else shapely.Polygon()
+    shapely.prepare(road_union)
+    road_distance = _RoadDistance(roads, extent)
+    area = side * side
+    max_side = float(min(40.0, side * 0.35))
+
+    obstacles = _Obstacles()
+    buildings: list[Building] = []
+    target = int(area * 0.24 / 330) + 1
+    misses = 0
+    if terraced > 0:
+        from rsmamba.synth.terraced import place_terraced
+
+        buildings += place_terraced(1, int(round(terraced * target)), extent, street_angle, road_union, obstacles,
+                                    rng, max_side)
+    while len(buildings) < target and misses < 3 * target + 10:
+        b = _place_building(len(buildings) + 1, extent, street_angle, road_union, road_distance, obstacles, rng, max_side)
+        if b is None:
+            misses += 1
+            continue
+        buildings.append(b)
+        obstacles.add(b.polygon, (*b.centre, _inner_radius(b)))
+
+    paved = []
+    for b in buildings:
+        if rng.random() < 0.35:
+            yard = shapely.oriented_envelope(b.polygon).buffer(rng.uniform(2.0, 4.5), join_style="mitre").difference(b.polygon.buffer(0.01))
+            paved.append(yard)
+
+    trees = _place_trees(int(area / 420) + 1, extent, lines, obstacles, rng, road_union)
+    tree_obstacles = _Obstacles()
+    _tree_obstacles(trees, tree_obstacles)
+    for g in tree_obstacles.geoms:
+        obstacles.add(g)
+    clutter = _place_clutter(int(area / 2500) + 1, extent, obstacles, rng)
+    cars_t1 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
+    layout1 = Layout(buildings, paved, [], trees, cars_t1, clutter)
+
+    # Epoch 2: demolish some, build some, move cars, fell/plant a few trees.
+    n_change = max(1, int(round(change_rate * len(buildings)))) if buildings else 0
+    removed_idx = set(rng.choice(len(buildings), size=min(n_change, len(buildings)), replace=False).tolist()) if n_change else set()
+    removed = [b for i, b in enumerate(buildings) if i in removed_idx]
+    added: list[Building] = []
+    tries = 0
+    while len(added) < max(n_change, 1) and tries < 60 * max(n_change, 1):
+        tries += 1
+        b = _place_building(len(buildings) + len(added) + 1, extent, street_angle, road_union, road_distance, obstacles, rng, max_side)
+        if b is not None:
+            added.append(b)
+            obstacles.add(b.polygon, (*b.centre, _inner_radius(b)))
+    kept = [b for i, b in enumerate(buildings) if i not in removed_idx]
+    to_slab = rng.random(len(removed)) < 0.5
+    slabs = [b.polygon for b, s in zip(removed, to_slab) if s]
+    bare = [b.polygon for b, s in zip(removed, to_slab) if not s]
+    added_polys = [b.polygon for b in added]
+    paved2 = [p for p in paved if not any(p.intersects(a) for a in added_polys)] + slabs
+    fell = rng.random(len(trees)) < 0.06
+    new_trees = _place_trees(max(1, len(trees) // 25), extent, lines, obstacles, rng, road_union)
+    new_trees.height = new_trees.height * 0.5 + 1.0  # young trees
+    new_trees.radius = np.maximum(new_trees.radius * 0.6, 1.2).astype(np.float32)
+    trees2 = trees.subset(~fell).concat(new_trees)
+    cars_t2 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
+    layout2 = Layout(kept + added, paved2, bare, trees2, cars_t2, clutter)
+
+    epochs = []
+    for layout, veg_shift in ((layout1, 0.0), (layout2, float(rng.uniform(-0.25, 0.25)))):
+        sun = (float(rng.uniform(120, 240)), float(rng.uniform(35, 60)))
+        gain = np.clip(rng.normal(1.0, 0.07, 4), 0.8, 1.2).astype(np.float32) if epochs else np.ones(4, np.float32)
+        gamma = float(rng.uniform(0.8, 1.2)) if epochs else 1.0
+        order = [{"red": 0, "green": 1, "blue": 2, "nir": 3}[n] for n in BAND_SETS[bands]]
+        if style is not None:
+            sun = style.sun_for(len(epochs))
+        labels, dsm, refl, ids = _render(layout, roads, ground, textures, transform, size, rng, veg_shift, order,
+                                         style.palette if style is not None else None)
+        dsm += rng.normal(0, 0.04, shape).astype(np.float32)
+        if style is not None:
+            refl = style.surface(refl, labels, gsd, style_rng)
+        ortho = _photograph(refl, dsm, gsd, sun, gain[order], gamma, rng, textures)
+        if style is not None:
+            ortho = style.camera(ortho, order, style_rng)
+            dsm = style.measure_dsm(dsm, style_rng)
+        epochs.append(Epoch(ortho, dsm.astype(np.float32), labels, layout.buildings, sun[0], sun[1],
+                            tuple(float(g) for g in gain), gamma, ids))
+
+    change = _burn(((b.polygon, 1) for b in removed + added), transform, size)
+    valid = np.ones(shape, dtype=bool)
+    if nodata_collar:
+        valid = _burn([(_nodata_footprint(extent, rng), 1)], transform, size).astype(bool)
+        for e in epochs:
+            e.ortho[:, ~valid] = ORTHO_NODATA
+            e.labels[~valid] = IGNORE_INDEX
+            e.dsm[~valid] = DSM_NODATA
+            e.instances[~valid] = 0
+        change[~valid] = IGNORE_INDEX
+
+    return Scene(
+        size=size, gsd=float(gsd), seed=seed, epsg=epsg, transform=transform, bands=BAND_SETS[bands],
+        t1=epochs[0], t2=epochs[1], change=change, valid=valid, ground=ground, added=added, removed=removed,
+        options={"bands": bands, "nodata_collar": nodata_collar, "change_rate": change_rate, "origin": list(origin),
+                 **({"terraced": terraced} if terraced else {}),
+                 **({"style": style.describe()} if style is not None else {})},
+    )

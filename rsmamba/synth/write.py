@@ -1,0 +1,163 @@
+"""``write_scene``: a generated scene as tiled GeoTIFFs, GeoPackages and ``scene.json``, published together."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from rsmamba.atomic import publish
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
+from rsmamba.errors import InputError
+from rsmamba.synth.generate import generate_scene
+from rsmamba.synth.scene import BUILDING, Building, DEFAULT_ORIGIN, DSM_NODATA, ORTHO_NODATA, Scene
+from rsmamba.synth.generate import _check
+
+
+def _profile(scene: Scene, count: int, dtype: str, nodata, transform: Affine | None = None, width: int | None = None, height: int | None = None) -> dict:
+    width = width or scene.size
+    height = height or scene.size
+    profile = {
+        "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": dtype,
+        "crs": f"EPSG:{scene.epsg}", "transform": transform or scene.transform, "nodata": nodata,
+        "compress": "deflate", "predictor": 3 if dtype == "float32" else 2,
+    }
+    if min(width, height) >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if count > 1:
+        profile["interleave"] = "pixel"
+    return profile
+
+
+def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool = False, descriptions=None) -> None:
+    import rasterio
+
+    array = array if array.ndim == 3 else array[None]
+    with rasterio.open(path, "w", **profile) as dst:  # ``path``: a scratch name from ``publish``
+        dst.write(array)
+        if colors:
+            dst.write_colormap(1, colormap(ISPRS_CLASSES))
+        if descriptions:
+            for i, d in enumerate(descriptions, start=1):
+                dst.set_band_description(i, d)
+
+
+def _write_buildings(path: Path, buildings: list[Building], epsg: int, extra: dict | None = None) -> None:
+    import geopandas as gpd
+
+    data = {
+        "id": [b.id for b in buildings],
+        "class": [BUILDING] * len(buildings),
+        "shape": [b.shape for b in buildings],
+        "height": [round(b.height, 2) for b in buildings],
+        "roof": [b.roof for b in buildings],
+    }
+    data.update(extra or {})
+    frame = gpd.GeoDataFrame(data, geometry=[b.polygon for b in buildings], crs=f"EPSG:{epsg}")
+    frame.to_file(path, driver="GPKG", layer="buildings")
+
+
+def _dsm_on_grid(scene: Scene, dsm: np.ndarray, dsm_gsd: float, shift: tuple[float, float]) -> tuple[np.ndarray, Affine]:
+    """Resample the DSM onto a coarser/shifted grid that still covers the scene (alignment tests)."""
+    from rasterio.warp import Resampling, reproject
+
+    left, bottom, right, top = scene.bounds
+    ox, oy = left - shift[0] * dsm_gsd, top + shift[1] * dsm_gsd
+    width = int(math.ceil((right - ox) / dsm_gsd))
+    height = int(math.ceil((oy - bottom) / dsm_gsd))
+    transform = Affine(dsm_gsd, 0.0, ox, 0.0, -dsm_gsd, oy)
+    out = np.full((height, width), DSM_NODATA, dtype=np.float32)
+    resampling = Resampling.average if dsm_gsd > scene.gsd else Resampling.bilinear
+    reproject(
+        dsm, out, src_transform=scene.transform, src_crs=f"EPSG:{scene.epsg}", src_nodata=DSM_NODATA,
+        dst_transform=transform, dst_crs=f"EPSG:{scene.epsg}", dst_nodata=DSM_NODATA, resampling=resampling,
+    )
+    return out, transform
+
+
+def write_scene(
+    out_dir: str | Path,
+    size: int = 1024,
+    seed: int = 0,
+    gsd: float = 0.25,
+    epsg: int = 32632,
+    *,
+    origin: tuple[float, float] = DEFAULT_ORIGIN,
+    bands: str = "rgb",
+    nodata_collar: bool = False,
+    dsm_gsd: float | None = None,
+    change_rate: float = 0.12,
+    progress: bool = False,
+    overwrite: bool = False,
+    terraced: float = 0.0,
+    instances: bool = False,
+    style: Any = None,
+) -> dict[str, Path]:
+    """Generate a scene and write it to ``out_dir``; returns ``{name: path}`` of every file written.
+
+    Files: ``ortho_t1/t2.tif``, ``dsm_t1/t2.tif``, ``labels_t1/t2.tif`` (colour table),
+    ``change.tif``, ``buildings_t1/t2.gpkg``, ``building_changes.gpkg`` and ``scene.json``.
+    ``dsm_gsd`` writes the DSMs on a different grid (that resolution, origin shifted by a fraction
+    of a pixel) so that readers must align them to the ortho. The files are published together
+    (:func:`rsmamba.atomic.publish`); existing ones are refused unless ``overwrite``.
+    ``instances`` adds ``instances_t1/t2.tif``: the id of the building (the ``id`` field of
+    ``buildings_t*.gpkg``) at each pixel, 0 elsewhere; ``terraced`` see :func:`generate_scene`.
+    """
+    _check(size, gsd, epsg, bands, dsm_gsd)
+    from rsmamba.paths import output_problem
+
+    problem = output_problem(out_dir, role="output folder", directory=True)
+    if problem:
+        raise InputError(problem)
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    scene = generate_scene(size, seed, gsd, epsg=epsg, origin=origin, bands=bands, nodata_collar=nodata_collar,
+                           change_rate=change_rate, terraced=terraced, style=style)
+    paths: dict[str, Path] = {}
+    nodata_ortho = ORTHO_NODATA if nodata_collar else None
+    steps = [
+        ("ortho_t1", lambda p: _write_raster(p, scene.t1.ortho, _profile(scene, len(scene.bands), "uint8", nodata_ortho), descriptions=scene.bands)),
+        ("ortho_t2", lambda p: _write_raster(p, scene.t2.ortho, _profile(scene, len(scene.bands), "uint8", nodata_ortho), descriptions=scene.bands)),
+        ("dsm_t1", lambda p: _write_dsm(p, scene, scene.t1.dsm, dsm_gsd)),
+        ("dsm_t2", lambda p: _write_dsm(p, scene, scene.t2.dsm, dsm_gsd)),
+        ("labels_t1", lambda p: _write_raster(p, scene.t1.labels, _profile(scene, 1, "uint8", IGNORE_INDEX), colors=True)),
+        ("labels_t2", lambda p: _write_raster(p, scene.t2.labels, _profile(scene, 1, "uint8", IGNORE_INDEX), colors=True)),
+        ("change", lambda p: _write_raster(p, scene.change, _profile(scene, 1, "uint8", IGNORE_INDEX),
+                                                 descriptions=["change"])),
+        ("buildings_t1", lambda p: _write_buildings(p, scene.t1.buildings, epsg)),
+        ("buildings_t2", lambda p: _write_buildings(p, scene.t2.buildings, epsg)),
+        ("building_changes", lambda p: _write_buildings(
+            p, scene.removed + scene.added, epsg, {"change": ["demolished"] * len(scene.removed) + ["added"] * len(scene.added)})),
+    ]
+    if instances:
+        for key, epoch in (("instances_t1", scene.t1), ("instances_t2", scene.t2)):
+            steps.append((key, lambda p, e=epoch: _write_raster(p, e.instances.astype(np.uint32),
+                                                               _profile(scene, 1, "uint32", None),
+                                                               descriptions=["building_id"])))
+    for name, _ in steps:
+        paths[name] = out / (f"{name}.gpkg" if name.startswith("building") else f"{name}.tif")
+    json_path = out / "scene.json"
+    with publish([*paths.values(), json_path], overwrite=overwrite) as pub:
+        for name, write in tqdm(steps, desc="synth: writing", unit="file", disable=not progress):
+            write(pub[paths[name]])
+        info = scene.describe()
+        info["options"]["dsm_gsd"] = dsm_gsd
+        if instances:
+            info["options"]["instances"] = True
+        info["files"] = {name: p.name for name, p in paths.items()}
+        pub[json_path].write_text(json.dumps(info, indent=2))
+    paths["scene"] = json_path
+    return paths
+
+
+def _write_dsm(path: Path, scene: Scene, dsm: np.ndarray, dsm_gsd: float | None) -> None:
+    if dsm_gsd is None or (dsm_gsd == scene.gsd):
+        _write_raster(path, dsm, _profile(scene, 1, "float32", DSM_NODATA))
+        return
+    grid, transform = _dsm_on_grid(scene, dsm, dsm_gsd, shift=(0.37, 0.41))
+    _write_raster(path, grid, _profile(scene, 1, "float32", DSM_NODATA, transform=transform, width=grid.shape[1], height=grid.shape[0]))
