@@ -322,7 +322,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("predict-image-uint16", ["predict", "{u16}", "--dsm", D, "-o", "{out}/p.tif"], "scale"),
     ("predict-image-float01", ["predict", "{f01}", "--dsm", D, "-o", "{out}/p.tif"], "scale"),
     ("predict-image-no-crs", ["predict", "{nocrs}", "--dsm", D, "-o", "{out}/p.tif"], "CRS"),
-    ("predict-no-dsm", ["predict", O, "-o", "{out}/p.tif"], "DSM"),
+    # the image+DSM model refuses an ortho without a DSM (the default without --dsm is the image-only model, #16)
+    ("predict-no-dsm", ["predict", O, "-o", "{out}/p.tif", "--model", str(DEMO)], "DSM"),
     ("predict-dsm-missing", ["predict", O, "--dsm", "{out}/nope.tif", "-o", "{out}/p.tif"], "not found"),
     ("predict-dsm-empty", ["predict", O, "--dsm", "{empty}", "-o", "{out}/p.tif"], "empty"),
     ("predict-dsm-far", ["predict", O, "--dsm", "{far_dsm}", "-o", "{out}/p.tif"], "overlap"),
