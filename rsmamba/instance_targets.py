@@ -81,6 +81,10 @@ class FootprintIds:
                 src.close()
                 raise InputError(f"--instance-targets {self.path}: an instance raster must be on the image grid "
                                  f"({width} x {height}, {tuple(transform)[:6]})")
+            if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+                src.close()  # building ids are integers; a float raster (a DSM, probabilities) is not one
+                raise InputError(f"--instance-targets {self.path}: an instance raster holds integer building ids "
+                                 f"(0 = none), not {src.dtypes[0]} values")
             self._src = src
 
     def read(self, window: Window) -> np.ndarray:

@@ -73,3 +73,9 @@ def test_tile_instance_targets_errors(scene, tmp_path, capsys):
                   str(other["instances_t1"])])
     err = capsys.readouterr().err
     assert code == 2 and "image grid" in err and len(err.strip().splitlines()) == 1
+    # a float raster on the grid (a DSM) is not building ids: refused, no chips written
+    code = main(["tile", str(scene["ortho_t1"]), "-o", str(tmp_path / "z"), "--instance-targets",
+                 str(scene["dsm_t1"])])
+    err = capsys.readouterr().err
+    assert code == 2 and "integer building ids" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "z").exists()
