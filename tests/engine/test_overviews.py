@@ -1,0 +1,90 @@
+"""Mode overviews of the class raster (rsmamba.engine.overviews): GDAL's rule, computed in NumPy."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import Resampling
+
+from rsmamba.engine.overviews import build_mode_overviews, mode_2x2
+
+NODATA = 255
+
+
+def reference_mode(block: list[int], nodata: int = NODATA) -> int:
+    """The rule, written plainly: most votes (nodata does not vote); a tie goes to the value whose
+    last occurrence in row-major order comes first; nothing voting gives nodata."""
+    best, best_key = nodata, None
+    for v in set(block) - {nodata}:
+        key = (block.count(v), -max(i for i, x in enumerate(block) if x == v))
+        if best_key is None or key > best_key:
+            best, best_key = v, key
+    return best
+
+
+def test_mode_2x2_every_block_of_three_values_and_nodata():
+    blocks = list(itertools.product([0, 1, 2, NODATA], repeat=4))
+    a = np.zeros((2, 2 * len(blocks)), np.uint8)
+    for i, b in enumerate(blocks):
+        a[:, 2 * i:2 * i + 2] = np.array(b, np.uint8).reshape(2, 2)
+    got = mode_2x2(a, NODATA)[0]
+    assert got.tolist() == [reference_mode(list(b)) for b in blocks]
+
+
+def test_odd_edges_are_partial_blocks():
+    a = np.array([[1, 2, 3], [1, 4, 3], [5, 5, 6]], np.uint8)
+    # blocks: [[1,2],[1,4]] -> 1; [[3,pad],[3,pad]] -> 3; [[5,5],pad] -> 5; [[6,pad],pad] -> 6
+    assert mode_2x2(a, NODATA).tolist() == [[1, 3], [5, 6]]
+
+
+def _write(path, a):
+    profile = {"driver": "GTiff", "width": a.shape[1], "height": a.shape[0], "count": 1, "dtype": "uint8",
+               "nodata": NODATA, "tiled": True, "blockxsize": 256, "blockysize": 256,
+               "crs": "EPSG:32632", "transform": rasterio.Affine(0.5, 0, 500000, 0, -0.5, 5000000)}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(a, 1)
+
+
+def test_overviews_equal_gdal_mode_on_even_rasters(tmp_path):
+    rng = np.random.default_rng(3)
+    # Few classes and patches: ties, runs and nodata everywhere; 1536 rows span two row blocks.
+    a = rng.integers(0, 3, (1536, 512)).astype(np.uint8)
+    a[rng.random(a.shape) < 0.15] = NODATA
+    a[:200, :200] = 1
+    ours, gdal = tmp_path / "ours.tif", tmp_path / "gdal.tif"
+    _write(ours, a)
+    shutil.copy(ours, gdal)
+    factors = [2, 4, 8]
+    build_mode_overviews(ours, factors, NODATA)
+    with rasterio.open(gdal, "r+") as dst:
+        dst.build_overviews(factors, Resampling.mode)
+    for level in range(len(factors)):
+        with rasterio.open(ours, OVERVIEW_LEVEL=level) as x, rasterio.open(gdal, OVERVIEW_LEVEL=level) as y:
+            assert x.shape == y.shape
+            np.testing.assert_array_equal(x.read(1), y.read(1))
+    with rasterio.open(ours) as src:
+        assert src.overviews(1) == factors
+        assert src.tags(ns="rio_overview")["resampling"] == "mode"
+
+
+def test_odd_raster_levels_cascade_by_partial_blocks(tmp_path):
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 4, (301, 259)).astype(np.uint8)
+    path = tmp_path / "odd.tif"
+    _write(path, a)
+    build_mode_overviews(path, [2, 4], NODATA)
+    expect = mode_2x2(a, NODATA)
+    with rasterio.open(path, OVERVIEW_LEVEL=0) as level0, rasterio.open(path, OVERVIEW_LEVEL=1) as level1:
+        np.testing.assert_array_equal(level0.read(1), expect)
+        np.testing.assert_array_equal(level1.read(1), mode_2x2(expect, NODATA))
+
+
+def test_factors_must_be_successive_powers_of_two(tmp_path):
+    path = tmp_path / "x.tif"
+    _write(path, np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="2, 4, 8"):
+        build_mode_overviews(path, [2, 8], NODATA)
