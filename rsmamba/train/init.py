@@ -12,6 +12,9 @@ reported; anything else is a one-line error naming the first tensor that does no
   data has one.
 - **classes**: tensors whose first dimension is the checkpoint's class count (the head) are left
   at their fresh initialisation when the class count differs.
+- **instance outputs** (``model.instances``): a head widened by ``extra`` channels for the same
+  classes keeps the checkpoint's class rows; only the new rows start fresh, so a model gains the
+  instance outputs without relearning its classes.
 """
 
 from __future__ import annotations
@@ -35,12 +38,15 @@ class InitReport:
     loaded: list[str] = field(default_factory=list)
     adapted: list[str] = field(default_factory=list)
     reinitialised: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
     left_random: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
         if self.adapted:
             parts.append(f"{len(self.adapted)} adapted to the input bands ({', '.join(self.adapted[:3])})")
+        if self.widened:
+            parts.append(f"{len(self.widened)} widened for the instance outputs (class rows kept)")
         if self.reinitialised:
             parts.append(f"{len(self.reinitialised)} re-initialised for the new classes")
         if self.left_random:
@@ -49,8 +55,11 @@ class InitReport:
 
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
-                         num_classes: int) -> InitReport:
-    """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``)."""
+                         num_classes: int, extra: int = 0) -> InitReport:
+    """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``).
+
+    ``num_classes`` counts the head's outputs, of which the last ``extra`` are instance channels.
+    """
     ckpt = load_checkpoint(path)
     src = ckpt["state_dict"]
     src_image = len(ckpt["bands"]["image"])
@@ -76,6 +85,10 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
             if new_state[name].shape != dst.shape:
                 raise InputError(f"{path}: {name} {tuple(s.shape)} cannot be adapted to {tuple(dst.shape)}")
             report.adapted.append(name)
+        elif (extra and s.shape[:1] == (src_classes,) == (num_classes - extra,) and dst.shape[:1] == (num_classes,)
+              and s.shape[1:] == dst.shape[1:]):
+            new_state[name] = torch.cat([s.to(dst.dtype), dst[src_classes:]])
+            report.widened.append(name)
         elif s.shape[:1] == (src_classes,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]:
             report.reinitialised.append(name)
         else:

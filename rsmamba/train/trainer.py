@@ -437,7 +437,7 @@ def prepare(cfg: dict) -> Prepared:
         from rsmamba.train.init import init_from_checkpoint
 
         report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
-                                      num_classes=model_kwargs["num_classes"])
+                                      num_classes=model_kwargs["num_classes"], extra=len(instances))
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 

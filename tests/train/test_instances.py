@@ -92,3 +92,28 @@ def test_set_a_new_model_kwarg_and_instances_list():
 
     cfg = load_config(None, ["data.root=chips", "model.kwargs.width=8", "model.instances=[interior,contact]"])
     assert cfg["model"]["kwargs"]["width"] == 8 and cfg["model"]["instances"] == ["interior", "contact"]
+
+
+def test_init_widens_the_head_for_instance_outputs(run, tmp_path):
+    """``model.init`` from a plain checkpoint into a model with instance outputs: the class rows of
+    the head are the checkpoint's, only the instance rows start fresh, every other tensor loads."""
+    from rsmamba.models import create_model
+    from rsmamba.train.init import init_from_checkpoint
+
+    ckpt = load_checkpoint(run[0] / "run" / "best.pt")  # a 6-class + 2 instance-channel fcn_baseline
+    kwargs = {**ckpt["model_kwargs"], "num_classes": len(ckpt["classes"])}
+    plain = create_model(ckpt["model"], **kwargs)  # its plain version: 6 outputs, other weights
+    src = tmp_path / "plain.pt"
+    torch.save({**ckpt, "state_dict": plain.state_dict(), "model_kwargs": kwargs, "instances": None}, src)
+    plain_state = plain.state_dict()
+    wide = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    fresh = {k: v.clone() for k, v in wide.state_dict().items()}
+    head = [k for k, v in fresh.items() if v.shape[:1] == (8,) and plain_state[k].shape[:1] == (6,)][-1]
+    report = init_from_checkpoint(wide, src, image_bands=3, dsm=True, num_classes=8, extra=2)
+    assert all(torch.equal(wide.state_dict()[k], plain_state[k]) for k in report.loaded)
+    assert head in report.widened and not report.reinitialised and not report.left_random
+    got = wide.state_dict()
+    assert torch.equal(got[head][:6], plain_state[head])
+    assert torch.equal(got[head][6:], fresh[head][6:])
+    # without ``extra`` (a new class list) the head is re-initialised, not widened
+    assert head in init_from_checkpoint(wide, src, image_bands=3, dsm=True, num_classes=8).reinitialised
