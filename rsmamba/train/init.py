@@ -12,9 +12,9 @@ reported; anything else is a one-line error naming the first tensor that does no
   data has one.
 - **classes**: tensors whose first dimension is the checkpoint's class count (the head) are left
   at their fresh initialisation when the class count differs.
-- **instance outputs** (``model.instances``): a head widened by ``extra`` channels for the same
-  classes keeps the checkpoint's class rows; only the new rows start fresh, so a model gains the
-  instance outputs without relearning its classes.
+- **instance outputs** (``model.instances``): a head for the same classes with other instance
+  channels (added, dropped or changed) keeps the checkpoint's class rows; only the instance rows
+  start fresh, so a model gains (or sheds) the instance outputs without relearning its classes.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class InitReport:
         if self.adapted:
             parts.append(f"{len(self.adapted)} adapted to the input bands ({', '.join(self.adapted[:3])})")
         if self.widened:
-            parts.append(f"{len(self.widened)} widened for the instance outputs (class rows kept)")
+            parts.append(f"{len(self.widened)} head tensors re-sized for the instance outputs (class rows kept)")
         if self.reinitialised:
             parts.append(f"{len(self.reinitialised)} re-initialised for the new classes")
         if self.left_random:
@@ -66,6 +66,7 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     src_dsm = bool(ckpt["bands"].get("dsm"))
     src_classes = len(ckpt["classes"]) or int(ckpt["model_kwargs"].get("num_classes", 0))
     src_in = src_image + (1 if src_dsm else 0)
+    src_rows = src_classes + len((ckpt.get("instances") or {}).get("channels") or [])  # the head's outputs
     report = InitReport(str(path))
     target = model.state_dict()
     new_state = {}
@@ -85,11 +86,11 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
             if new_state[name].shape != dst.shape:
                 raise InputError(f"{path}: {name} {tuple(s.shape)} cannot be adapted to {tuple(dst.shape)}")
             report.adapted.append(name)
-        elif (extra and s.shape[:1] == (src_classes,) == (num_classes - extra,) and dst.shape[:1] == (num_classes,)
-              and s.shape[1:] == dst.shape[1:]):
-            new_state[name] = torch.cat([s.to(dst.dtype), dst[src_classes:]])
+        elif (s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]
+              and src_classes == num_classes - extra):  # same classes, instance outputs added or dropped
+            new_state[name] = torch.cat([s[:src_classes].to(dst.dtype), dst[src_classes:]])
             report.widened.append(name)
-        elif s.shape[:1] == (src_classes,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]:
+        elif s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]:
             report.reinitialised.append(name)
         else:
             raise InputError(f"{path}: tensor {name} has shape {tuple(s.shape)} in the checkpoint but "
