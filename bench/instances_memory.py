@@ -9,6 +9,7 @@ fresh process per size and reports its wall time and peak RSS, beside the number
 
     python bench/instances_memory.py                       # 4096 and 20000 px
     python bench/instances_memory.py --sizes 2048 8192     # other sizes
+    python bench/instances_memory.py --every 4             # a terrace in every 4th cell per axis (16x fewer houses)
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ PERIOD_R, PERIOD_C = 64, 120  # one terrace per 64 x 120 px cell
 HOUSE_W, DEPTH, N_HOUSES, WALL = 24, 40, 4, 3
 
 
-def _pattern(r0: int, c0: int, h: int, w: int) -> tuple[np.ndarray, ...]:
-    rr = (np.arange(r0, r0 + h) % PERIOD_R)[:, None]
-    cc = (np.arange(c0, c0 + w) % PERIOD_C)[None, :]
-    inside = (rr >= 8) & (rr < 8 + DEPTH) & (cc >= 8) & (cc < 8 + N_HOUSES * HOUSE_W)
+def _pattern(r0: int, c0: int, h: int, w: int, every: int = 1) -> tuple[np.ndarray, ...]:
+    """Class and probability rows ``[r0, r0 + h)``: a terrace in every ``every``-th cell of each axis."""
+    rows, cols = np.arange(r0, r0 + h)[:, None], np.arange(c0, c0 + w)[None, :]
+    rr, cc = rows % PERIOD_R, cols % PERIOD_C
+    occupied = ((rows // PERIOD_R) % every == 0) & ((cols // PERIOD_C) % every == 0)
+    inside = occupied & (rr >= 8) & (rr < 8 + DEPTH) & (cc >= 8) & (cc < 8 + N_HOUSES * HOUSE_W)
     local = cc - 8
     to_wall = np.minimum(local % HOUSE_W, HOUSE_W - 1 - local % HOUSE_W)
     party = inside & (to_wall < WALL) & (local >= WALL) & (local < N_HOUSES * HOUSE_W - WALL)
@@ -45,7 +48,7 @@ def _pattern(r0: int, c0: int, h: int, w: int) -> tuple[np.ndarray, ...]:
                           np.where(party, 235, 5).astype(np.uint8)])
 
 
-def write_rasters(folder: Path, size: int) -> tuple[Path, Path]:
+def write_rasters(folder: Path, size: int, every: int = 1) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     transform = Affine(0.25, 0.0, 500000.0, 0.0, -0.25, 5000000.0)
     common = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32632", "transform": transform,
@@ -60,7 +63,7 @@ def write_rasters(folder: Path, size: int) -> tuple[Path, Path]:
         prob_dst.update_tags(SCALE="1/254")
         for r0 in range(0, size, 1024):
             h = min(1024, size - r0)
-            cls, prob = _pattern(r0, 0, h, size)
+            cls, prob = _pattern(r0, 0, h, size, every)
             cls_dst.write(cls[None], window=Window(0, r0, size, h))
             prob_dst.write(prob, window=Window(0, r0, size, h))
     return cls_path, prob_path
@@ -69,6 +72,8 @@ def write_rasters(folder: Path, size: int) -> tuple[Path, Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 20000])
+    ap.add_argument("--every", type=int, default=1,
+                    help="a terrace in every N-th cell of each axis (1: the dense grid, 208k houses at 20000 px)")
     ap.add_argument("--regularize", action="store_true", help="also regularise (per polygon; slower, same memory)")
     ap.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / ".work" / "instances_memory")
     args = ap.parse_args()
@@ -76,7 +81,7 @@ def main() -> None:
     for size in args.sizes:
         folder = args.work / str(size)
         shutil.rmtree(folder, ignore_errors=True)
-        cls_path, prob_path = write_rasters(folder, size)
+        cls_path, prob_path = write_rasters(folder, size, args.every)
         out = folder / "houses.gpkg"
         code = (f"from rsmamba.vectorize.api import vectorize_raster\n"
                 f"s = vectorize_raster({str(cls_path)!r}, {str(out)!r}, classes=['building'], "
@@ -85,13 +90,14 @@ def main() -> None:
         import pyogrio
 
         houses = int(pyogrio.read_info(out)["features"])
-        cells = -(-size // PERIOD_R) * -(-size // PERIOD_C)
-        full = (size // PERIOD_R) * (size // PERIOD_C)
-        rows.append({"size": size, "houses": houses, "terraces_whole": full, "terrace_cells": cells,
+        cells = -(-size // (PERIOD_R * args.every)) * -(-size // (PERIOD_C * args.every))
+        full = len(range(0, size // PERIOD_R, args.every)) * len(range(0, size // PERIOD_C, args.every))
+        rows.append({"size": size, "every": args.every, "houses": houses, "terraces_whole": full, "terrace_cells": cells,
                      "seconds": round(seconds, 1), "peak_rss_mib": round(rss, 1)})
         shutil.rmtree(folder, ignore_errors=True)
-    print_table(rows, ["size", "houses", "terraces_whole", "terrace_cells", "seconds", "peak_rss_mib"])
-    path = write_result("instances_memory", {"what": f"vectorize --instances{' --regularize' if args.regularize else ''}"
+    print_table(rows, ["size", "every", "houses", "terraces_whole", "terrace_cells", "seconds", "peak_rss_mib"])
+    name = "instances_memory" if args.every == 1 else f"instances_memory-every{args.every}"
+    path = write_result(name, {"what": f"vectorize --instances{' --regularize' if args.regularize else ''}"
                                                       ", block 2048, peak RSS of the child process", "rows": rows})
     print(f"wrote {path}")
 
