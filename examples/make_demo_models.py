@@ -12,7 +12,9 @@ write ``demo_image_model.md`` / ``demo_model.md`` from those numbers.
 
 On 2 CPU cores (shared with other jobs) each stage below took about 15 minutes (training dominates).
 
-The shipped image-only model is two stages, each starting from the previous checkpoint:
+The shipped image-only model is two stages, each starting from the previous checkpoint (stage 1
+started from the image+DSM demo model of commit ab9a2b7; today's ``demo_model.pt`` also has instance
+outputs, whose head rows ``--init`` leaves out, so a rerun starts from other weights):
 
     python examples/make_demo_models.py image --scenes 8 --size 320 --chip 64 --epochs 6 --lr 0.001 \
         --init rsmamba/data/demo_model.pt --out stage1          # the image+DSM demo model, DSM channel dropped
