@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import shapely
@@ -38,12 +39,14 @@ def smooth_field(shape: tuple[int, int], cell: float, rng: np.random.Generator) 
     return out
 
 
-def fractal_field(shape: tuple[int, int], cell: float, rng: np.random.Generator, octaves: int = 3) -> np.ndarray:
-    """Sum of smooth fields at halving scales: texture with detail at several sizes."""
+def fractal_field(shape: tuple[int, int], cell: float, rng: np.random.Generator, octaves: int = 3,
+                  field: Callable[[tuple[int, int], float, np.random.Generator], np.ndarray] = smooth_field,
+                  ) -> np.ndarray:
+    """Sum of smooth fields (``field``) at halving scales: texture with detail at several sizes."""
     out = np.zeros(shape, dtype=np.float32)
     amp, total = 1.0, 0.0
     for _ in range(octaves):
-        out += amp * smooth_field(shape, max(cell, 1.5), rng)
+        out += amp * field(shape, max(cell, 1.5), rng)
         total += amp
         amp *= 0.5
         cell /= 2

@@ -36,8 +36,8 @@ GSD                            0.1-1.0 m
 DSM                            noise 0-0.3 m, offset -5..+5 m, holes 0-3 %, coarser x1-x4
 ============================  ============================================================
 
-Everything here is numpy/scipy on the arrays :mod:`rsmamba.synth` renders, and this module does not
-import synth (the verbs are independent): synth calls the hooks
+Everything here is numpy/scipy on the arrays :mod:`rsmamba.synth` renders; from synth it takes only
+the layout's octave sum (:func:`rsmamba.synth.layout.fractal_field`). Synth calls the hooks
 (``palette``, :meth:`Style.widen_roads`, :meth:`Style.surface`, :meth:`Style.camera`,
 :meth:`Style.measure_dsm`) only when a style is given, so its default output is unchanged.
 """
@@ -52,6 +52,7 @@ from enum import Enum
 import numpy as np
 
 from rsmamba.errors import InputError
+from rsmamba.synth.layout import fractal_field
 
 __all__ = [
     "Family", "Style", "TRAIN_FAMILIES", "HELD_OUT_FAMILIES", "HELD_OUT_ROOF_HUES", "GSD_RANGE",
@@ -229,15 +230,8 @@ def _field(shape: tuple[int, int], cell: float, rng: np.random.Generator) -> np.
 
 
 def _fractal(shape: tuple[int, int], cell: float, rng: np.random.Generator, octaves: int = 3) -> np.ndarray:
-    """Sum of smooth fields at halving scales: texture with detail at several sizes."""
-    out = np.zeros(shape, dtype=np.float32)
-    amp, total = 1.0, 0.0
-    for _ in range(octaves):
-        out += amp * _field(shape, max(cell, 1.5), rng)
-        total += amp
-        amp *= 0.5
-        cell /= 2
-    return out / total
+    """Sum of :func:`_field` s at halving scales (the layout's octave sum over this module's field)."""
+    return fractal_field(shape, cell, rng, octaves, field=_field)
 
 
 def _roof_palette(family: Family, rng: np.random.Generator) -> np.ndarray:
