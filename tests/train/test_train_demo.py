@@ -30,3 +30,30 @@ def test_demo_config_is_valid() -> None:
 
     cfg = load_config(ROOT / "examples" / "train_demo.yaml", ["data.root=somewhere"])
     assert cfg["data"]["root"] == "somewhere" and cfg["train"]["epochs"] >= 1
+
+
+def test_training_mosaic_for_the_change_model_keeps_both_epochs_and_the_change(tmp_path: Path) -> None:
+    """The change recipe's mosaic: each scene's t2 ortho, t2 labels and change raster sit beside its t1."""
+    import sys
+
+    import numpy as np
+    import rasterio
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from make_demo_models import SCENE_SEED0, TRAIN_GSD, training_mosaic
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    from rsmamba.synth import generate_scene
+    from rsmamba.synth.style import training_style
+
+    paths = training_mosaic(tmp_path, scenes=2, size=128, with_dsm=False, with_t2=True, change_rate=0.5)
+    assert {"ortho", "labels", "ortho_t2", "labels_t2", "change"} <= set(paths) and "dsm" not in paths
+    gsd = float(np.round(np.random.default_rng(SCENE_SEED0).uniform(*TRAIN_GSD), 3))
+    second = generate_scene(128, seed=SCENE_SEED0, gsd=gsd, style=training_style(SCENE_SEED0, gsd), change_rate=0.5)
+    with rasterio.open(paths["ortho_t2"]) as o2, rasterio.open(paths["change"]) as ch, \
+            rasterio.open(paths["labels_t2"]) as l2:
+        assert o2.shape == ch.shape == l2.shape == (128, 256)
+        np.testing.assert_array_equal(o2.read()[:, :, :128], second.t2.ortho)
+        np.testing.assert_array_equal(ch.read(1)[:, :128], second.change)
+        np.testing.assert_array_equal(l2.read(1)[:, :128], second.t2.labels)
