@@ -24,10 +24,10 @@ from rsmamba.synth import write_scene
 from rsmamba.tile import tile_scene
 from rsmamba.train import train
 
+from make_demo_models import CHANGE_MIN_AREA_M2 as MIN_AREA_M2  # examples/ is sys.path[0] when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 HELD_SEED = 24680
-# the smallest synthetic building is 8 m x 8 m: change polygons under half of that are speckle
-MIN_AREA_M2 = 30.0
 
 
 def main() -> None:

@@ -112,11 +112,13 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     """
     import rasterio
 
+    from rsmamba.errors import InputError
     from rsmamba.evaluate import evaluate_rasters
     from rsmamba.predict import predict_raster
     from rsmamba.synth import write_scene
     from rsmamba.synth.style import draw_style
     from rsmamba.vectorize import vectorize_raster
+    from rsmamba.vectorize.instances import instance_bands
 
     t0 = time.time()
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
@@ -129,7 +131,10 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
                                buildings=scene["buildings_t1"], image=scene["ortho_t1"], min_object_pixels=16,
                                overwrite=True)
     with rasterio.open(probs) as p:
-        instances = "p(interior)" in p.descriptions
+        try:
+            instances = bool(instance_bands(p))
+        except InputError:  # a model without instance outputs
+            instances = False
     footprints = scene_dir / "footprints.gpkg"
     vectorize_raster(pred, footprints, classes=["building"], min_area="30m2", regularize=True,
                      probabilities=probs if instances else None, instances=instances, seed_threshold=0.9,
