@@ -27,6 +27,9 @@ outputs, whose head rows ``--init`` leaves out, so a rerun starts from other wei
     python examples/make_demo_models.py image --scenes 32 --size 512 --chip 128 --epochs 30 --lr 0.001 \
         --init stage3/demo_image_model.pt --eval-size 1024      # about 13 minutes on 2 idle cores
 
+``--colour`` and ``--channel-shuffle`` (augment.colour, augment.channel_shuffle) make hue an unreliable
+cue; a fifth stage with them (0.3, 0.5) was measured and not shipped (bench/results/image-candidates.json).
+
 The change recipe (``change``) trains ``mambafcs_tiny`` on styled epoch pairs; it has not replaced the
 shipped change model (see ``rsmamba/data/demo_change_model.md``).
 """
@@ -190,6 +193,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     families = sorted({s["family"] for s in styles})
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
+    aug_args = "".join(f" --{name} {value}" for name, value in (("colour", getattr(args, "colour", 0.0)),
+                       ("channel-shuffle", getattr(args, "channel_shuffle", 0.0))) if value)
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
@@ -220,7 +225,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
   (`rsmamba.synth.style.training_style(seed)`, seeds {SCENE_SEED0}..{SCENE_SEED0 + args.scenes - 1}, families
   {', '.join(families)}; GSD drawn from {TRAIN_GSD[0]}-{TRAIN_GSD[1]} m), {data}, chips of {args.chip} px
   (90 % train / 10 % val blocks).
-- Command: `python examples/make_demo_models.py {kind} --model {model_name} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg} --eval-size {args.eval_size}`
+- Command: `python examples/make_demo_models.py {kind} --model {model_name} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg}{aug_args} --eval-size {args.eval_size}`
   (config `examples/train_demo.yaml`), {seconds:.0f} s on this machine (2 shared CPU cores).
 {('- ' + args.note + chr(10)) if args.note else ''}- Held-out style family `heldout-nordic` (blue/teal roofs, setts or dark asphalt, striped crops, cool cast):
   never drawn for training (`rsmamba.synth.style.check_training_style` refuses it).
@@ -249,6 +254,10 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None,
                     help="start from this checkpoint (e.g. rsmamba/data/demo_model.pt: its DSM channel is dropped for 'image')")
     ap.add_argument("--lr", type=float, default=0.002)
+    ap.add_argument("--colour", type=float, default=0.0,
+                    help="augment.colour: per-channel gain/bias jitter of the spectral bands (0: off)")
+    ap.add_argument("--channel-shuffle", type=float, default=0.0,
+                    help="augment.channel_shuffle: probability of permuting the spectral bands (0: off)")
     ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
@@ -269,7 +278,8 @@ def main() -> None:
                t2=mosaic.get("ortho_t2"), labels_t2=mosaic.get("labels_t2"), change=mosaic.get("change"),
                split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
     overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}", f"model.name={args.model}", "model.kwargs={}",
-                 f"train.epochs={args.epochs}", "augment.photometric=0.2", f"optim.lr={args.lr}"]
+                 f"train.epochs={args.epochs}", "augment.photometric=0.2", f"optim.lr={args.lr}",
+                 f"augment.colour={args.colour}", f"augment.channel_shuffle={args.channel_shuffle}"]
     if change:
         overrides.append("train.metric=change_f1")
     if args.init:

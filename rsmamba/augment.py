@@ -20,19 +20,27 @@ LABEL_KEYS = ("mask", "mask2", "change", "targets")
 
 
 class Augment:
-    """Random flips, rot90, scale (zoom in/out with crop/pad) and photometric jitter.
+    """Random flips, rot90, scale (zoom in/out with crop/pad), photometric and colour jitter.
 
-    ``photometric`` jitters only the spectral channels (not the DSM: heights are physical).
+    ``photometric`` jitters only the spectral channels (not the DSM: heights are physical), one
+    gain and bias for all of them. ``colour`` draws a gain and a bias per spectral channel and
+    ``channel_shuffle`` (a probability) permutes the spectral channels: a roof or a field in a
+    colour the training scenes never had still looks like itself, so a model has to use shape,
+    texture and shadow, not hue alone (issue #16). Every image of a sample (both epochs of a
+    change pair) gets the same draw, so unchanged ground stays unchanged.
     """
 
     def __init__(self, flips: bool = True, rot90: bool = True, scale: tuple[float, float] | None = None,
-                 photometric: float = 0.0, dsm_channels: int = 0, scale_set: tuple[float, ...] | None = None):
+                 photometric: float = 0.0, dsm_channels: int = 0, scale_set: tuple[float, ...] | None = None,
+                 colour: float = 0.0, channel_shuffle: float = 0.0):
         self.flips = flips
         self.rot90 = rot90
         self.scale = tuple(scale) if scale else None
         self.scale_set = tuple(float(v) for v in scale_set) if scale_set else None  # e.g. GeoSeg's {0.5..1.5}
         self.photometric = photometric
         self.dsm_channels = dsm_channels
+        self.colour = colour
+        self.channel_shuffle = channel_shuffle
         self.generator = torch.Generator().manual_seed(0)
 
     def reseed(self, seed: int) -> None:
@@ -71,6 +79,21 @@ class Augment:
                 x = sample[k].clone()
                 n = x.shape[0] - self.dsm_channels
                 x[:n] = x[:n] * gain + bias
+                sample[k] = x
+        if keys_img and (self.colour > 0 or self.channel_shuffle > 0):  # drawn only when asked: older runs replay
+            n = sample[keys_img[0]].shape[0] - self.dsm_channels
+            gains = biases = perm = None
+            if self.colour > 0:
+                gains = 1 + self.colour * (2 * torch.rand(n, generator=self.generator) - 1)
+                biases = self.colour * (2 * torch.rand(n, generator=self.generator) - 1)
+            if self.channel_shuffle > 0 and self._rand() < self.channel_shuffle:
+                perm = torch.randperm(n, generator=self.generator)
+            for k in keys_img:
+                x = sample[k].clone()
+                if gains is not None:
+                    x[:n] = x[:n] * gains[:, None, None].to(x.dtype) + biases[:, None, None].to(x.dtype)
+                if perm is not None:
+                    x[:n] = x[:n][perm]
                 sample[k] = x
         return sample
 

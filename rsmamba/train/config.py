@@ -26,7 +26,8 @@ DEFAULTS: dict[str, Any] = {
              "mean": None, "std": None},
     "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None, "instances": []},
     "loss": "ce",
-    "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0},
+    "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0,
+                "colour": 0.0, "channel_shuffle": 0.0},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
     "schedule": {"name": "cosine", "by": "epoch", "warmup_epochs": 0, "warmup_iters": 0, "t0": 10, "t_mult": 1,
                  "milestones": [], "step_size": 1, "gamma": 0.1, "power": 0.9, "min_lr": 0.0},
@@ -114,6 +115,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("train.ema", "number", 0, True), ("train.stop_after_epochs", "int", 1, True), ("train.amp", "bool", None, False),
     ("train.deterministic", "bool", None, False), ("augment.flips", "bool", None, False),
     ("augment.rot90", "bool", None, False), ("augment.photometric", "number", 0, False),
+    ("augment.colour", "number", 0, False), ("augment.channel_shuffle", "number", 0, False),
     ("tensorboard", "bool", None, False),
 )
 
@@ -139,6 +141,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")
+    shuffle = cfg["augment"].get("channel_shuffle") if isinstance(cfg.get("augment"), dict) else None
+    if isinstance(shuffle, (int, float)) and not isinstance(shuffle, bool) and shuffle > 1:
+        problems.add(f"config augment.channel_shuffle: a probability, must be <= 1, got {shuffle!r}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

@@ -112,6 +112,38 @@ def test_augment_moves_image_dsm_and_labels_together() -> None:
     assert torch.equal(a["image"], b["image"])
 
 
+def test_colour_and_channel_shuffle_jitter_the_spectral_bands_alike_and_leave_dsm_and_labels() -> None:
+    h = 8
+    rng = torch.Generator().manual_seed(1)
+    rgb = torch.rand(3, h, h, generator=rng)
+    dsm = torch.rand(1, h, h, generator=rng)
+    sample = {"image": torch.cat([rgb, dsm]), "image2": torch.cat([rgb, dsm]), "mask": torch.ones(h, h).long()}
+    aug = Augment(flips=False, rot90=False, colour=0.3, channel_shuffle=1.0, dsm_channels=1)
+    seen = set()
+    for seed in range(12):
+        aug.reseed(seed)
+        out = aug({k: v.clone() for k, v in sample.items()})
+        assert torch.equal(out["image"], out["image2"])  # both epochs of a pair: the same draw
+        assert torch.equal(out["image"][3], dsm[0]) and torch.equal(out["mask"], sample["mask"])
+        # each output band is an affine map (gain within 1 +- 0.3, bias within +- 0.3) of one input band
+        source = []
+        for band in out["image"][:3]:
+            fits = []
+            for c in range(3):
+                a = torch.stack([rgb[c].flatten(), torch.ones(h * h)], 1)
+                gain, bias = torch.linalg.lstsq(a, band.flatten()[:, None]).solution.flatten().tolist()
+                if torch.allclose(rgb[c] * gain + bias, band, atol=1e-5) and abs(gain - 1) <= 0.3 + 1e-6 \
+                        and abs(bias) <= 0.3 + 1e-6:
+                    fits.append(c)
+            assert len(fits) == 1
+            source.append(fits[0])
+        assert sorted(source) == [0, 1, 2]  # a permutation of the bands
+        seen.add(tuple(source))
+    assert len(seen) > 1  # the permutation varies with the seed
+    off = Augment(flips=False, rot90=False)  # the defaults draw nothing: older recipes replay unchanged
+    assert torch.equal(off({k: v.clone() for k, v in sample.items()})["image"], sample["image"])
+
+
 def test_scale_keeps_size_and_pads_labels_with_ignore() -> None:
     sample = {"image": torch.ones(4, 20, 20), "mask": torch.zeros(20, 20, dtype=torch.long)}
     out = Augment(flips=False, rot90=False, scale=(0.5, 0.5))(sample)
@@ -121,3 +153,12 @@ def test_scale_keeps_size_and_pads_labels_with_ignore() -> None:
     zoom = Augment(flips=False, rot90=False, scale=(2.0, 2.0))({"image": torch.ones(1, 8, 8),
                                                                   "mask": torch.zeros(8, 8, dtype=torch.long)})
     assert (zoom["mask"] == 0).all()
+
+
+def test_colour_augmentation_settings_out_of_range_are_refused_together() -> None:
+    from rsmamba.train.config import load_config
+
+    with pytest.raises(InputError) as err:
+        load_config(None, ["data.root=x", "augment.colour=-0.1", "augment.channel_shuffle=1.5"])
+    text = str(err.value)
+    assert "augment.colour: must be >= 0" in text and "augment.channel_shuffle: a probability" in text
