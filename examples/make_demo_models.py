@@ -30,8 +30,14 @@ outputs, whose head rows ``--init`` leaves out, so a rerun starts from other wei
 ``--colour`` and ``--channel-shuffle`` (augment.colour, augment.channel_shuffle) make hue an unreliable
 cue; a fifth stage with them (0.3, 0.5) was measured and not shipped (bench/results/image-candidates.json).
 
-The change recipe (``change``) trains ``mambafcs_tiny`` on styled epoch pairs; it has not replaced the
-shipped change model (see ``rsmamba/data/demo_change_model.md``).
+The shipped change model is two stages of ``change`` (styled epoch pairs; the second adds pairs in the
+generator's default style, as the example scene), the first from the change model shipped before
+(``examples/make_demo_change_model.py``, one default-style pair):
+
+    python examples/make_demo_models.py change --scenes 16 --size 384 --chip 64 --epochs 25 --lr 0.001 \
+        --init <the previous demo_change_model.pt> --eval-size 1024 --out stage1
+    python examples/make_demo_models.py change --scenes 16 --default-scenes 6 --size 384 --chip 64 --epochs 10 \
+        --lr 0.0005 --init stage1/demo_change_model.pt --eval-size 1024    # about 11 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -55,11 +61,13 @@ CHANGE_RATE = 0.3  # share of buildings demolished and added in the change model
 
 
 def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0: int = SCENE_SEED0,
-                    with_t2: bool = False, change_rate: float | None = None) -> dict[str, Path]:
+                    with_t2: bool = False, change_rate: float | None = None, default_scenes: int = 0) -> dict[str, Path]:
     """One raster of ``scenes`` styled scenes side by side (ortho, labels, DSM): one tile run, one chip folder.
 
     ``with_t2`` adds the second epoch (``ortho_t2``, ``labels_t2``) and the ``change`` raster, for the
-    change model; ``change_rate`` is passed to the generator (None: its default).
+    change model; ``change_rate`` is passed to the generator (None: its default). ``default_scenes``
+    more scenes in the generator's default style (what ``rsmamba synth`` and the example scene show)
+    follow the styled ones, at 0.25 m, seeds continuing after them.
     """
     import rasterio
     from affine import Affine
@@ -80,6 +88,13 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
         if with_t2:
             orthos2.append(scene.t2.ortho), labels2.append(scene.t2.labels), changes.append(scene.change)
         styles.append({"seed": seed0 + i, "family": style.family.value, "gsd": gsd})
+    for seed in range(seed0 + scenes, seed0 + scenes + default_scenes):
+        scene = generate_scene(size, seed=seed, gsd=0.25, **extra)
+        orthos.append(scene.t1.ortho), labels.append(scene.t1.labels), dsms.append(scene.t1.dsm)
+        if with_t2:
+            orthos2.append(scene.t2.ortho), labels2.append(scene.t2.labels), changes.append(scene.change)
+        styles.append({"seed": seed, "family": "default", "gsd": 0.25})
+    scenes += default_scenes
     work.mkdir(parents=True, exist_ok=True)
     transform = Affine(0.25, 0, 500_000.0, 0, -0.25, 5_000_000.0)  # a mosaic of pixels; the GSD is nominal
     common = {"driver": "GTiff", "crs": "EPSG:32632", "transform": transform, "height": size, "width": size * scenes,
@@ -104,6 +119,14 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     return paths
 
 
+def scene_style(seed: int, family: str, gsd: float):
+    """The style of an evaluation scene: ``family`` drawn with ``seed``, or None (the generator's default
+    style, as ``rsmamba synth`` and the example scene) for ``family == "default"``."""
+    from rsmamba.synth.style import draw_style
+
+    return None if family == "default" else draw_style(seed, family, gsd)
+
+
 def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int, with_dsm: bool, work: Path,
             window: int = 128, overlap: int = 32) -> dict[str, float]:
     """Predict + evaluate one fresh styled scene: building IoU, object F1 @ IoU 0.5, mIoU, seconds.
@@ -119,13 +142,12 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     from rsmamba.evaluate import evaluate_rasters
     from rsmamba.predict import predict_raster
     from rsmamba.synth import write_scene
-    from rsmamba.synth.style import draw_style
     from rsmamba.vectorize import vectorize_raster
     from rsmamba.vectorize.instances import instance_bands
 
     t0 = time.time()
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
-    scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=draw_style(seed, family, gsd), overwrite=True)
+    scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     probs = scene_dir / "probs.tif"
     pred = predict_raster(scene["ortho_t1"], scene_dir / "pred.tif", dsm=scene["dsm_t1"] if with_dsm else None,
                           model=model, window=window, overlap=overlap, probabilities=probs,
@@ -158,17 +180,17 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
     from rsmamba.change import detect_change
     from rsmamba.change.evaluate import change_polygon_f1
     from rsmamba.synth import write_scene
-    from rsmamba.synth.style import draw_style
 
     t0 = time.time()
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
-    scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=draw_style(seed, family, gsd), overwrite=True)
+    scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     out = scene_dir / "change.pred.tif"
     detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=128, overlap=32,
                   overwrite=True)
     s = change_polygon_f1(out, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
     return {"change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
-            "change_recall": round(s["recall"], 4), "seconds": round(time.time() - t0, 1)}
+            "change_recall": round(s["recall"], 4), "change_tp": s["tp"], "change_predicted": s["predicted"],
+            "change_reference": s["reference"], "seconds": round(time.time() - t0, 1)}
 
 
 # What the cards show: (family, GSD); training families are the ones the model saw (fresh scenes, unseen seeds).
@@ -194,7 +216,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
     aug_args = "".join(f" --{name} {value}" for name, value in (("colour", getattr(args, "colour", 0.0)),
-                       ("channel-shuffle", getattr(args, "channel_shuffle", 0.0))) if value)
+                       ("channel-shuffle", getattr(args, "channel_shuffle", 0.0)),
+                       ("default-scenes", getattr(args, "default_scenes", 0))) if value)
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
@@ -248,6 +271,8 @@ def main() -> None:
     ap.add_argument("--model", default=None,
                     help="registry name (a Mamba model of the zoo); default cmtunet_tiny, mambafcs_tiny for change")
     ap.add_argument("--scenes", type=int, default=12, help="training scenes (one style each)")
+    ap.add_argument("--default-scenes", type=int, default=0,
+                    help="more training scenes in the generator's default style (as the example scene), at 0.25 m")
     ap.add_argument("--size", type=int, default=384, help="training scene size (pixels)")
     ap.add_argument("--chip", type=int, default=64, help="chip size (pixels)")
     ap.add_argument("--epochs", type=int, default=12)
@@ -273,7 +298,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix=f"rsmamba-{args.kind}-"))
     t0 = time.time()
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
-                             change_rate=CHANGE_RATE if change else None)
+                             change_rate=CHANGE_RATE if change else None, default_scenes=args.default_scenes)
     tile_scene(mosaic["ortho"], work / "chips", dsm=mosaic.get("dsm"), labels=mosaic["labels"], size=args.chip,
                t2=mosaic.get("ortho_t2"), labels_t2=mosaic.get("labels_t2"), change=mosaic.get("change"),
                split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)

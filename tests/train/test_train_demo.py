@@ -57,3 +57,29 @@ def test_training_mosaic_for_the_change_model_keeps_both_epochs_and_the_change(t
         np.testing.assert_array_equal(o2.read()[:, :, :128], second.t2.ortho)
         np.testing.assert_array_equal(ch.read(1)[:, :128], second.change)
         np.testing.assert_array_equal(l2.read(1)[:, :128], second.t2.labels)
+
+
+def test_default_style_scenes_follow_the_styled_ones_in_the_mosaic(tmp_path: Path) -> None:
+    """``--default-scenes``: pairs in the generator's default style (as the example scene) after the styled ones."""
+    import json
+    import sys
+
+    import numpy as np
+    import rasterio
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        from make_demo_models import SCENE_SEED0, training_mosaic
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    from rsmamba.synth import generate_scene
+
+    paths = training_mosaic(tmp_path, scenes=1, size=160, with_dsm=False, with_t2=True, change_rate=0.5,
+                            default_scenes=1)
+    styles = json.loads((tmp_path / "styles.json").read_text())
+    assert [s["family"] for s in styles][1:] == ["default"] and styles[1]["seed"] == SCENE_SEED0 + 1
+    plain = generate_scene(160, seed=SCENE_SEED0 + 1, gsd=0.25, change_rate=0.5)
+    with rasterio.open(paths["ortho"]) as o, rasterio.open(paths["change"]) as ch:
+        assert o.shape == (160, 320)
+        np.testing.assert_array_equal(o.read()[:, :, 160:], plain.t1.ortho)
+        np.testing.assert_array_equal(ch.read(1)[:, 160:], plain.change)

@@ -1,0 +1,47 @@
+"""bench/cards.py's pooled rows: change-polygon counts summed over a row's scenes, not F1s averaged."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_cards():
+    sys.path.insert(0, str(ROOT / "bench"))
+    sys.path.insert(0, str(ROOT / "examples"))
+    spec = importlib.util.spec_from_file_location("bench_cards", ROOT / "bench" / "cards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pooled_change_rows_sum_the_counts_and_segmentation_rows_average() -> None:
+    cards = _load_cards()
+    base = {"family": "default", "held_out": False, "gsd": 0.25, "size": 1024, "model": "change"}
+    rows = [  # scene F1s 1.0 and 0.5: their mean (0.75) is not the pooled score
+        {**base, "seed": 1, "change_tp": 2, "change_predicted": 2, "change_reference": 2, "seconds": 1.0},
+        {**base, "seed": 2, "change_tp": 6, "change_predicted": 18, "change_reference": 6, "seconds": 2.0},
+        {**base, "model": "image", "seed": 1, "building_iou": 0.8, "object_f1": 0.6, "footprint_f1": 0.7,
+         "miou": 0.5, "seconds": 1.0},
+        {**base, "model": "image", "seed": 2, "building_iou": 0.6, "object_f1": 0.4, "footprint_f1": 0.5,
+         "miou": 0.3, "seconds": 1.0},
+    ]
+    change, image = cards.pooled(rows)
+    assert change["scenes"] == 2 and change["seed"] == "pooled"
+    assert (change["change_tp"], change["change_predicted"], change["change_reference"]) == (8, 20, 8)
+    assert change["change_precision"] == 0.4 and change["change_recall"] == 1.0
+    assert change["change_f1"] == pytest.approx(2 * 0.4 / 1.4, abs=1e-4)
+    assert image["building_iou"] == pytest.approx(0.7) and image["footprint_f1"] == pytest.approx(0.6)
+
+
+def test_the_default_family_is_the_generators_default_style() -> None:
+    _load_cards()
+    from make_demo_models import scene_style
+
+    assert scene_style(5, "default", 0.25) is None
+    assert scene_style(5, "suburban", 0.25).family.value == "suburban"
