@@ -80,21 +80,19 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     orthos, labels, dsms, styles = [], [], [], []
     orthos2, labels2, changes = [], [], []
     extra = {} if change_rate is None else {"change_rate": change_rate}
+    plan = []  # (seed, GSD, style or None for the default style, family)
     for i in range(scenes):
         gsd = float(np.round(rng.uniform(*TRAIN_GSD), 3))
         style = training_style(seed0 + i, gsd)
-        scene = generate_scene(size, seed=seed0 + i, gsd=gsd, style=style, **extra)
+        plan.append((seed0 + i, gsd, style, style.family.value))
+    plan += [(seed, 0.25, None, "default") for seed in range(seed0 + scenes, seed0 + scenes + default_scenes)]
+    for seed, gsd, style, family in plan:
+        scene = generate_scene(size, seed=seed, gsd=gsd, style=style, **extra)
         orthos.append(scene.t1.ortho), labels.append(scene.t1.labels), dsms.append(scene.t1.dsm)
         if with_t2:
             orthos2.append(scene.t2.ortho), labels2.append(scene.t2.labels), changes.append(scene.change)
-        styles.append({"seed": seed0 + i, "family": style.family.value, "gsd": gsd})
-    for seed in range(seed0 + scenes, seed0 + scenes + default_scenes):
-        scene = generate_scene(size, seed=seed, gsd=0.25, **extra)
-        orthos.append(scene.t1.ortho), labels.append(scene.t1.labels), dsms.append(scene.t1.dsm)
-        if with_t2:
-            orthos2.append(scene.t2.ortho), labels2.append(scene.t2.labels), changes.append(scene.change)
-        styles.append({"seed": seed, "family": "default", "gsd": 0.25})
-    scenes += default_scenes
+        styles.append({"seed": seed, "family": family, "gsd": gsd})
+    scenes = len(plan)
     work.mkdir(parents=True, exist_ok=True)
     transform = Affine(0.25, 0, 500_000.0, 0, -0.25, 5_000_000.0)  # a mosaic of pixels; the GSD is nominal
     common = {"driver": "GTiff", "crs": "EPSG:32632", "transform": transform, "height": size, "width": size * scenes,
@@ -215,9 +213,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     families = sorted({s["family"] for s in styles})
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
-    aug_args = "".join(f" --{name} {value}" for name, value in (("colour", getattr(args, "colour", 0.0)),
-                       ("channel-shuffle", getattr(args, "channel_shuffle", 0.0)),
-                       ("default-scenes", getattr(args, "default_scenes", 0))) if value)
+    aug_args = "".join(f" --{name} {value}" for name, value in (("colour", args.colour),
+                       ("channel-shuffle", args.channel_shuffle), ("default-scenes", args.default_scenes)) if value)
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
