@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _util import print_table, write_result  # noqa: E402
-from make_demo_models import CARD_ROWS, measure, measure_change  # noqa: E402
+from make_demo_models import CARD_ROWS, measure, measure_change, pooled_f1  # noqa: E402
 
 ROWS = CARD_ROWS  # (family, GSD) of the cards' tables
 
@@ -47,10 +47,10 @@ def pooled(rows: list[dict]) -> list[dict]:
         row = {"family": key[0], "held_out": mine[0]["held_out"], "gsd": key[1], "size": mine[0]["size"],
                "seed": "pooled", "model": key[2], "scenes": len(mine)}
         if "change_tp" in mine[0]:
-            tp, pred, ref = (sum(r[f"change_{c}"] for r in mine) for c in ("tp", "predicted", "reference"))
-            p, r = tp / max(pred, 1), tp / max(ref, 1)
-            row.update(change_f1=round(2 * p * r / max(p + r, 1e-9), 4), change_precision=round(p, 4),
-                       change_recall=round(r, 4), change_tp=tp, change_predicted=pred, change_reference=ref)
+            counts = [{c: r[f"change_{c}"] for c in ("tp", "predicted", "reference")} for r in mine]
+            row.update({f"change_{k}": v for k, v in pooled_f1(counts).items()})
+            if "change_threshold" in mine[0]:
+                row["change_threshold"] = mine[0]["change_threshold"]
         else:
             for name in ("building_iou", "object_f1", "footprint_f1", "miou"):
                 row[name] = round(sum(r[name] for r in mine) / len(mine), 4)
@@ -101,7 +101,7 @@ def main() -> None:
     if args.repeats > 1:
         rows += pooled(rows)
     print_table(rows, ["family", "gsd", "size", "model", "building_iou", "object_f1", "footprint_f1", "change_f1",
-                       "change_precision", "seconds"])
+                       "change_precision", "change_threshold", "seconds"])
     path = write_result(args.result, {"rows": rows, "models": models}, quick=args.quick)
     print(f"wrote {path}")
 

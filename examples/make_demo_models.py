@@ -38,6 +38,13 @@ generator's default style, as the example scene), the first from the change mode
         --init <the previous demo_change_model.pt> --eval-size 1024 --out stage1
     python examples/make_demo_models.py change --scenes 16 --default-scenes 6 --size 384 --chip 64 --epochs 10 \
         --lr 0.0005 --init stage1/demo_change_model.pt --eval-size 1024    # about 11 minutes on 2 cores
+
+``change`` ends by calibrating (:func:`calibrate_change`): the threshold on p(change) with the best pooled
+change-polygon F1 over fresh pairs of the training families and the default style (``calibration_rows``,
+never the held-out family) travels in the checkpoint and is what ``rsmamba change`` uses by default. The
+shipped model's stage 2 predates that step; its threshold was added afterwards with (about 8 minutes)
+
+    python examples/make_demo_models.py calibrate --init stage2/demo_change_model.pt --out rsmamba/data
 """
 
 from __future__ import annotations
@@ -183,12 +190,99 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
     scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     out = scene_dir / "change.pred.tif"
-    detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=128, overlap=32,
-                  overwrite=True)
+    summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=128,
+                            overlap=32, overwrite=True)
     s = change_polygon_f1(out, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
     return {"change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
             "change_recall": round(s["recall"], 4), "change_tp": s["tp"], "change_predicted": s["predicted"],
-            "change_reference": s["reference"], "seconds": round(time.time() - t0, 1)}
+            "change_reference": s["reference"], "change_threshold": summary.threshold,
+            "seconds": round(time.time() - t0, 1)}
+
+
+# The change threshold is chosen on scenes of the training families and the default style (never the
+# held-out family), with seeds of their own: neither training nor the cards' scenes.
+CALIBRATION_SEED0 = 95_000
+CALIBRATION_THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
+CALIBRATION_REPEATS = 2  # scenes per (training family, GSD): a 1024 px pair holds 10-50 changed buildings
+CALIBRATION_DEFAULT_SCENES = 8
+
+
+def calibration_rows() -> list[tuple[str, float, int]]:
+    """(family, GSD, seed) of the calibration scenes: each training family at 0.25 and 0.5 m, and default-style."""
+    from rsmamba.synth.style import TRAIN_FAMILIES
+
+    rows = [(f.value, gsd) for f in TRAIN_FAMILIES for gsd in (0.25, 0.5)] * CALIBRATION_REPEATS
+    rows += [("default", 0.25)] * CALIBRATION_DEFAULT_SCENES
+    return [(family, gsd, CALIBRATION_SEED0 + i) for i, (family, gsd) in enumerate(rows)]
+
+
+def threshold_scores(model: str | Path, *, family: str, gsd: float, size: int, seed: int, work: Path,
+                     thresholds=CALIBRATION_THRESHOLDS) -> dict[float, dict]:
+    """Change-polygon counts at each threshold on one fresh pair: one change run, thresholds on its p(change)."""
+    import rasterio
+
+    from rsmamba.change import detect_change
+    from rsmamba.change.evaluate import change_polygon_f1
+    from rsmamba.synth import write_scene
+
+    scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
+    scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
+    pred, prob = scene_dir / "change.pred.tif", scene_dir / "change.prob.tif"
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], pred, model=model, semantic=True, window=128, overlap=32,
+                  probabilities=prob, overwrite=True)
+    with rasterio.open(pred) as ds:
+        change = ds.read(1)
+    with rasterio.open(prob) as ds:
+        p = ds.read(1)  # round(p(change) x 254)
+    out = {}
+    for t in thresholds:
+        candidate = scene_dir / f"change_{t}.tif"
+        shutil.copy(pred, candidate)
+        with rasterio.open(candidate, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:  # a work file
+            ds.write(np.where(change == 255, 255, p > t * 254).astype(np.uint8), 1)
+        s = change_polygon_f1(candidate, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
+        out[t] = {"tp": s["tp"], "predicted": s["predicted"], "reference": s["reference"]}
+    return out
+
+
+def pooled_f1(counts: list[dict]) -> dict:
+    """Change-polygon F1, precision and recall of summed counts (scenes hold few changes: pool, do not average)."""
+    tp, pred, ref = (sum(c[k] for c in counts) for k in ("tp", "predicted", "reference"))
+    return {"f1": round(2 * tp / max(pred + ref, 1), 4), "precision": round(tp / max(pred, 1), 4),
+            "recall": round(tp / max(ref, 1), 4), "tp": tp, "predicted": pred, "reference": ref}
+
+
+def choose_threshold(per_scene: list[dict[float, dict]]) -> tuple[float, dict[float, dict]]:
+    """The threshold with the best pooled F1 (ties: the one nearest 0.5, the uncalibrated argmax)."""
+    table = {t: pooled_f1([scene[t] for scene in per_scene]) for t in per_scene[0]}
+    best = max(table, key=lambda t: (table[t]["f1"], -abs(t - 0.5)))
+    return best, table
+
+
+def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path) -> dict:
+    """Write ``out``: ``checkpoint`` plus ``calibration.change_threshold`` chosen on :func:`calibration_rows`."""
+    from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+
+    if out.resolve() == checkpoint.resolve():
+        raise SystemExit(f"calibrate: --out must not be the input checkpoint ({checkpoint})")
+    per_scene = []
+    for family, gsd, seed in calibration_rows():
+        per_scene.append(threshold_scores(checkpoint, family=family, gsd=gsd, size=size, seed=seed, work=work))
+        print(json.dumps({"family": family, "gsd": gsd, "seed": seed,
+                          **{str(t): pooled_f1([c])["f1"] for t, c in per_scene[-1].items()}}), flush=True)
+    best, table = choose_threshold(per_scene)
+    ckpt = load_checkpoint(checkpoint)
+    ckpt["calibration"] = {
+        "change_threshold": best,
+        "chosen_on": (f"best pooled change-polygon F1 @ IoU 0.5 (polygons >= {CHANGE_MIN_AREA_M2:g} m2) over "
+                      f"{len(per_scene)} fresh {size} px pairs of the training families and the default style "
+                      f"(seeds {CALIBRATION_SEED0}..{CALIBRATION_SEED0 + len(per_scene) - 1})"),
+        "pooled": {str(t): row for t, row in table.items()},
+    }
+    for key in ("format", "created", "rsmamba_version"):
+        ckpt.pop(key, None)
+    save_checkpoint(out, ckpt)
+    return ckpt["calibration"]
 
 
 # What the cards show: (family, GSD); training families are the ones the model saw (fresh scenes, unseen seeds).
@@ -263,8 +357,9 @@ Synthetic data only: it shows the pipeline end to end; it is not a model for rea
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=sorted(NAMES),
-                    help="image: image-only segmentation; dsm: image+DSM segmentation; change: semantic change")
+    ap.add_argument("kind", choices=sorted(NAMES) + ["calibrate"],
+                    help="image: image-only segmentation; dsm: image+DSM segmentation; change: semantic change "
+                         "(trained, then calibrated); calibrate: only choose the change threshold of --init")
     ap.add_argument("--model", default=None,
                     help="registry name (a Mamba model of the zoo); default cmtunet_tiny, mambafcs_tiny for change")
     ap.add_argument("--scenes", type=int, default=12, help="training scenes (one style each)")
@@ -282,6 +377,7 @@ def main() -> None:
                     help="augment.channel_shuffle: probability of permuting the spectral bands (0: off)")
     ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
+    ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
@@ -293,6 +389,14 @@ def main() -> None:
     with_dsm, change = args.kind == "dsm", args.kind == "change"
     args.model = args.model or ("mambafcs_tiny" if change else "cmtunet_tiny")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"rsmamba-{args.kind}-"))
+    if args.kind == "calibrate":
+        if args.init is None:
+            raise SystemExit("calibrate needs --init CHECKPOINT (a change model)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        calibration = calibrate_change(args.init, args.out / f"{NAMES['change']}.pt", size=args.calibration_size,
+                                       work=work / "calibrate")
+        print(json.dumps(calibration, indent=1))
+        return
     t0 = time.time()
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
                              change_rate=CHANGE_RATE if change else None, default_scenes=args.default_scenes)
@@ -307,11 +411,15 @@ def main() -> None:
     if args.init:
         overrides.append(f"model.init={args.init}")
     result = train(ROOT / "examples" / "train_demo.yaml", overrides)
+    shipped = result.best
+    if change:  # the threshold on p(change), chosen on training-family scenes, travels in the checkpoint
+        shipped = work / "calibrated.pt"
+        calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate")
     seconds = time.time() - t0
-    rows = card_rows(result.best, args.kind, args.eval_size, work / "eval")
+    rows = card_rows(shipped, args.kind, args.eval_size, work / "eval")
     args.out.mkdir(parents=True, exist_ok=True)
     name = NAMES[args.kind]
-    shutil.copy(result.best, args.out / f"{name}.pt")
+    shutil.copy(shipped, args.out / f"{name}.pt")
     ckpt = load_checkpoint(result.best)
     styles = json.loads((work / "mosaic" / "styles.json").read_text())
     card = write_card(args.out / f"{name}.md", kind=args.kind, model_name=ckpt["model"],

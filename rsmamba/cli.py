@@ -296,6 +296,7 @@ def change(
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
+    change_threshold: Optional[float] = typer.Option(None, "--change-threshold", help="Change where the blended p(change) exceeds this (0-1); default: the model's calibrated threshold, else 0.5."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
@@ -309,7 +310,7 @@ def change(
     from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
-                       compress=compress, window=window)
+                       compress=compress, window=window, change_threshold=change_threshold)
     if not is_batch([t1], out):
         _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probabilities": opt.either(probabilities, old_probability)})
     from rsmamba.change import detect_change
@@ -321,8 +322,8 @@ def change(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
-            force=force, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress, progress=STATE.progress,
-            overwrite=overwrite, co=_creation_options(co), name_template=name_template,
+            force=force, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta, amp=amp, compress=compress,
+            progress=STATE.progress, overwrite=overwrite, co=_creation_options(co), name_template=name_template,
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")
@@ -334,8 +335,8 @@ def change(
         t1_path, t2_path, out, model=model, semantic=semantic, probabilities=opt.either(probabilities, old_probability),
         bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
-        progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, tta=tta, amp=amp, compress=compress,
-        resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
+        progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta,
+        amp=amp, compress=compress, resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
     )
     typer.echo(summary.describe())
 

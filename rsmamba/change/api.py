@@ -43,6 +43,7 @@ from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 PathLike = str | os.PathLike[str]
+DEFAULT_CHANGE_THRESHOLD = 0.5  # a model without a calibrated threshold: the argmax of no-change/change
 
 
 @dataclass
@@ -52,6 +53,8 @@ class ChangeSummary:
     height: int
     windows: int
     shift: ShiftEstimate | None
+    threshold: float = DEFAULT_CHANGE_THRESHOLD
+    threshold_source: str = "default"
     seconds: float = 0.0
     changed_fraction: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -69,6 +72,7 @@ class ChangeSummary:
             lines.append(f"t2 vs t1 residual shift {self.shift.magnitude:.2f} px "
                          f"(dy {self.shift.dy:+.2f}, dx {self.shift.dx:+.2f})")
         lines += [f"{name}: {path}" for name, path in self.outputs.items()]
+        lines.append(f"change where p(change) > {self.threshold:g} ({self.threshold_source})")
         lines.append(f"changed {self.changed_fraction:.2%} of valid pixels; done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -102,11 +106,34 @@ class ChangePredictor(Predictor):
         return torch.cat(parts, dim=1)  # stays on the device: the engine blends there
 
 
-def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, model_id: str) -> OutputLayer:
+def change_mask(acc: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(2, n, W) weight sums of p(no change), p(change) -> (n, W) uint8, 1 where the blended p(change) > threshold.
+
+    Compared as ``acc1 (1 - t) > acc0 t``: no division by the weight sum (the two probabilities
+    of a window sum to one, so p(change) = acc1 / (acc0 + acc1)), and at t = 0.5 exactly the
+    argmax of the two (ties: no change).
+    """
+    return (acc[1] * (1.0 - threshold) > acc[0] * threshold).to(torch.uint8)
+
+
+def change_threshold_of(model: LoadedModel, threshold: float | None) -> tuple[float, str]:
+    """The threshold a run uses and where it comes from: the caller's, the checkpoint's calibrated one, or 0.5."""
+    if threshold is not None:
+        return float(threshold), "--change-threshold"
+    calibrated = model.extra.get("change_threshold")
+    if calibrated is None:
+        return DEFAULT_CHANGE_THRESHOLD, "default"
+    if not 0.0 < float(calibrated) < 1.0:
+        raise InputError(f"model {model.source}: its calibrated change threshold {calibrated} is not in (0, 1)")
+    return float(calibrated), "calibrated with the model"
+
+
+def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, model_id: str,
+                 threshold: float = DEFAULT_CHANGE_THRESHOLD) -> OutputLayer:
     k = len(classes)
 
     def render(rows: FinishedRows) -> torch.Tensor:
-        bands = [argmax_classes(rows.acc[:2])]  # argmax of the weight sums = argmax of the blend
+        bands = [change_mask(rows.acc[:2], threshold)]
         if semantic:
             bands.append(argmax_classes(rows.acc[2:2 + k]))
             bands.append(argmax_classes(rows.acc[2 + k:2 + 2 * k]))
@@ -115,7 +142,8 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
     names = ["change", "from_class", "to_class"] if semantic else ["change"]
     return OutputLayer("change", path, len(names), render, Resampling.mode, None, names,
                        {"class_names": json.dumps([c.name for c in classes]), "model_id": model_id,
-                        "CHANGE_CONVENTION": "band 1 change 0/1; band 2 from_class (t1); band 3 to_class (t2)"})
+                        "CHANGE_CONVENTION": "band 1 change 0/1; band 2 from_class (t1); band 3 to_class (t2)",
+                        "CHANGE_THRESHOLD": f"{threshold:g}"})
 
 
 def change_probability_layer(path: Path) -> OutputLayer:
@@ -160,6 +188,7 @@ def detect_change(
     allow_geographic_mix: bool = False,
     strip_width: int = 4096,
     epoch_norm: str = "per-epoch",
+    change_threshold: float | None = None,
     overwrite: bool = False,
     co: dict[str, str] | None = None,
 ) -> ChangeSummary:
@@ -175,11 +204,15 @@ def detect_change(
 
     Outputs are published together (:func:`rsmamba.atomic.publish`); an existing one is refused
     unless ``overwrite``. ``co``: extra GDAL COG creation options (``--co KEY=VALUE``).
+
+    ``change_threshold``: a pixel is changed where its blended p(change) exceeds it; None takes the
+    threshold calibrated with the model (the shipped one carries one, chosen on training-style
+    scenes: ``examples/make_demo_models.py calibrate``), else 0.5.
     """
     t1, t2, out = Path(t1), Path(t2), Path(out)
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
-                      compress=compress)
+                      compress=compress, change_threshold=change_threshold)
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}
@@ -226,14 +259,17 @@ def detect_change(
 
         predictor = ChangePredictor(loaded, device=device, semantic=semantic, tta=tta, amp=amp)
         k = 2 + (2 * loaded.num_classes if semantic else 0)
-        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, loaded.source)]
+        threshold, threshold_source = change_threshold_of(loaded, change_threshold)
+        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, loaded.source,
+                               threshold)]
         if probabilities is not None:
             layers.append(change_probability_layer(Path(probabilities)))
         start = time.perf_counter()
         grid = WindowGrid(src.width, src.height, window, overlap)
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
-        summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, warnings=list(src.warnings))
+        summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
+                                warnings=list(src.warnings))
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]
@@ -241,8 +277,9 @@ def detect_change(
         digest = params_hash({
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": model_digest(loaded),
             "window": window, "overlap": overlap, "blend": blend, "tta": tta, "amp": amp, "semantic": semantic,
-            "epoch_norm": epoch_norm, "strip_width": strip_width, "stats": stats1.mean + stats1.std + stats2.mean +
-            stats2.std, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
+            "epoch_norm": epoch_norm, "change_threshold": threshold, "strip_width": strip_width,
+            "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
+            "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
         })
         state = ResumeState(out, digest, src.height)
         first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)

@@ -129,7 +129,8 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     bands = ckpt.get("bands") or {}
     norm = ckpt.get("normalization") or {}
     image_bands = bands.get("image")
-    extra = ({"task": info.task, "t2_norm": norm.get("t2")} if verb == "change"
+    extra = ({"task": info.task, "t2_norm": norm.get("t2"),
+              "change_threshold": (ckpt.get("calibration") or {}).get("change_threshold")} if verb == "change"
              else {"config": ckpt.get("config", {})})
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),

@@ -16,7 +16,8 @@ def _cuda_available() -> bool:
 
 
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
-                      device: str, compress: str = "deflate", window: int | None = None) -> None:
+                      device: str, compress: str = "deflate", window: int | None = None,
+                      change_threshold: float | None = None) -> None:
     """Options of predict and change that need no input file, all problems at once."""
     from rsmamba.raster.compress import check_compress
 
@@ -31,5 +32,7 @@ def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, over
         problems.add(f"--overlap {overlap}: must be in [0, --window) (window is {window})")
     if batch_size < 1:
         problems.add(f"--batch-size must be >= 1, got {batch_size}")
+    if change_threshold is not None and not 0.0 < change_threshold < 1.0:
+        problems.add(f"--change-threshold {change_threshold}: must be between 0 and 1 (exclusive)")
     if device.startswith("cuda") and not _cuda_available():
         problems.add(f"--device {device}: CUDA is not available on this machine")

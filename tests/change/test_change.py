@@ -11,6 +11,7 @@ from scipy.ndimage import shift as nd_shift
 
 from rsmamba.change import detect_change
 from rsmamba.cli import main
+from rsmamba.engine.model import DEMO_CHANGE_MODEL
 from rsmamba.synth import write_scene
 from tests.helpers.rasters import random_image, write_raster
 
@@ -82,6 +83,7 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
         ([t1, str(four)], "4 bands, but t1"),
         ([t1, str(tmp_path / "moved.tif")], "above the 3 px limit"),
         ([t1, str(tmp_path / "missing.tif")], "not found"),
+        ([t1, t1, "--change-threshold", "1.5"], "--change-threshold 1.5: must be between 0 and 1"),
     ]
     for args, needle in cases:
         code = main(["change", *args, "-o", str(out), "--model", "mambafcs_tiny", "--window", "96"])
@@ -91,3 +93,67 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
     code = main(["change", t1, str(tmp_path / "moved.tif"), "-o", str(out), "--model", "mambafcs_tiny",
                  "--window", "96", "--force"])
     assert code == 0 and out.exists()
+
+
+def test_change_mask_at_one_half_is_the_argmax_and_lower_thresholds_only_add() -> None:
+    from rsmamba.change.api import change_mask
+    from rsmamba.engine.writer import argmax_classes
+
+    acc = torch.rand(2, 64, 64, generator=torch.Generator().manual_seed(0)) * 3
+    acc[1, :8] = acc[0, :8]  # ties: no change, as the argmax says
+    assert torch.equal(change_mask(acc, 0.5), argmax_classes(acc))  # x 0.5 is exact in binary floating point
+    p = acc[1] / acc.sum(0)
+    for t in (0.2, 0.35, 0.8):
+        far = (p - t).abs() > 1e-4  # away from the boundary the mask is p(change) > t
+        assert torch.equal(change_mask(acc, t).bool()[far], (p > t)[far])
+    assert (change_mask(acc, 0.3) >= change_mask(acc, 0.5)).all()
+
+
+class ConstantChange(nn.Module):
+    """p(change) = 0.3 everywhere (binary change model)."""
+
+    def forward(self, t1, t2):
+        logit = torch.full_like(t1[:, :1], float(np.log(0.3 / 0.7)))
+        return {"change": torch.cat([torch.zeros_like(logit), logit], 1)}
+
+
+def test_change_threshold_decides_and_is_reported(scene, tmp_path) -> None:
+    from rsmamba.engine.model import LoadedModel
+
+    changed = {}
+    for t in (0.25, 0.5, None):
+        model = LoadedModel(ConstantChange(), inputs="t1+t2", extra={"task": "change"})
+        summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / f"c{t}.tif", model=model, window=96,
+                                overlap=32, change_threshold=t)
+        assert summary.threshold == (t or 0.5)
+        assert f"p(change) > {t or 0.5:g} ({'--change-threshold' if t else 'default'})" in summary.describe()
+        with rasterio.open(tmp_path / f"c{t}.tif") as ds:
+            band = ds.read(1)
+            assert ds.tags()["CHANGE_THRESHOLD"] == f"{t or 0.5:g}"
+        changed[t] = set(np.unique(band[band != 255]).tolist())
+    assert changed == {0.25: {1}, 0.5: {0}, None: {0}}
+
+
+@pytest.mark.skipif(not DEMO_CHANGE_MODEL.exists(), reason="demo change model not built")
+def test_a_checkpoint_carries_its_calibrated_threshold(scene, tmp_path) -> None:
+    from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(DEMO_CHANGE_MODEL)
+    ckpt["calibration"] = {"change_threshold": 0.05}
+    save_checkpoint(tmp_path / "calibrated.pt", ckpt)
+    summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c.tif", model=tmp_path / "calibrated.pt",
+                            window=96, overlap=32, probabilities=tmp_path / "p.tif")
+    assert (summary.threshold, summary.threshold_source) == (0.05, "calibrated with the model")
+    with rasterio.open(tmp_path / "c.tif") as c, rasterio.open(tmp_path / "p.tif") as p:
+        change, prob = c.read(1), p.read(1).astype(float)  # prob: round(p x 254)
+    far = (change != 255) & (np.abs(prob - 0.05 * 254) > 1)
+    assert far.sum() > 1000 and np.array_equal(change[far] == 1, prob[far] > 0.05 * 254)
+    override = detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c2.tif",
+                             model=tmp_path / "calibrated.pt", window=96, overlap=32, change_threshold=0.5)
+    assert (override.threshold, override.threshold_source) == (0.5, "--change-threshold")
+    ckpt["calibration"] = {"change_threshold": 1.5}
+    save_checkpoint(tmp_path / "bad.pt", ckpt)
+    with pytest.raises(Exception, match="not in \\(0, 1\\)"):
+        detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c3.tif", model=tmp_path / "bad.pt",
+                      window=96, overlap=32)
+    assert not (tmp_path / "c3.tif").exists()

@@ -83,3 +83,52 @@ def test_default_style_scenes_follow_the_styled_ones_in_the_mosaic(tmp_path: Pat
         assert o.shape == (160, 320)
         np.testing.assert_array_equal(o.read()[:, :, 160:], plain.t1.ortho)
         np.testing.assert_array_equal(ch.read(1)[:, 160:], plain.change)
+
+
+def _recipe():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import make_demo_models
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    return make_demo_models
+
+
+def test_change_threshold_is_chosen_on_pooled_counts_of_training_styles_only() -> None:
+    """Calibration scenes never come from the held-out family nor reuse a training or card seed."""
+    from rsmamba.synth.style import HELD_OUT_FAMILIES
+
+    m = _recipe()
+    rows = m.calibration_rows()
+    assert not {f for f, _, _ in rows} & {f.value for f in HELD_OUT_FAMILIES}
+    seeds = [s for _, _, s in rows]
+    assert len(set(seeds)) == len(seeds) and min(seeds) > m.EVAL_SEED0 + 3000  # cards: EVAL_SEED0 + i (+ 1000 k)
+    # pooled, not averaged: 0.5 wins one small scene, 0.3 the two together (F1s averaged would pick 0.5)
+    scenes = [{0.5: {"tp": 2, "predicted": 2, "reference": 3}, 0.3: {"tp": 1, "predicted": 2, "reference": 3}},
+              {0.5: {"tp": 10, "predicted": 30, "reference": 20}, 0.3: {"tp": 14, "predicted": 30, "reference": 20}}]
+    best, table = m.choose_threshold(scenes)
+    assert best == 0.3 and table[0.3]["tp"] == 15 and table[0.3]["f1"] == round(30 / 55, 4)
+    tie = [{0.5: {"tp": 1, "predicted": 1, "reference": 1}, 0.3: {"tp": 1, "predicted": 1, "reference": 1}}]
+    assert m.choose_threshold(tie)[0] == 0.5  # a tie keeps the uncalibrated argmax
+
+
+@pytest.mark.skipif(not (ROOT / "rsmamba" / "data" / "demo_change_model.pt").exists(), reason="demo change model not built")
+def test_calibrate_writes_a_new_checkpoint_that_carries_the_threshold(tmp_path: Path, monkeypatch) -> None:
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.engine.model import load_model
+
+    m = _recipe()
+    monkeypatch.setattr(m, "calibration_rows", lambda: [("suburban", 0.5, 95_000), ("default", 0.25, 95_008)])
+    src = ROOT / "rsmamba" / "data" / "demo_change_model.pt"
+    before = src.read_bytes()
+    calibration = m.calibrate_change(src, tmp_path / "out.pt", size=256, work=tmp_path / "work")
+    assert src.read_bytes() == before
+    assert calibration["change_threshold"] in m.CALIBRATION_THRESHOLDS
+    assert set(calibration["pooled"]) == {str(t) for t in m.CALIBRATION_THRESHOLDS}
+    assert load_checkpoint(tmp_path / "out.pt")["calibration"] == calibration
+    loaded = load_model(tmp_path / "out.pt", image_count=3, verb="change")
+    assert loaded.extra["change_threshold"] == calibration["change_threshold"]
+    with pytest.raises(SystemExit):
+        m.calibrate_change(tmp_path / "out.pt", tmp_path / "out.pt", size=256, work=tmp_path / "work")
