@@ -37,7 +37,7 @@ generator's default style, as the example scene), the first from the change mode
     python examples/make_demo_models.py change --scenes 16 --size 384 --chip 64 --epochs 25 --lr 0.001 \
         --init <the previous demo_change_model.pt> --eval-size 1024 --out stage1
     python examples/make_demo_models.py change --scenes 16 --default-scenes 6 --size 384 --chip 64 --epochs 10 \
-        --lr 0.0005 --init stage1/demo_change_model.pt --eval-size 1024    # about 11 minutes on 2 cores
+        --lr 0.0005 --init stage1/demo_change_model.pt --eval-size 1024 --out stage2    # about 11 minutes on 2 cores
 
 ``change`` ends by calibrating (:func:`calibrate_change`): the threshold on p(change) with the best pooled
 change-polygon F1 over fresh pairs of the training families and the default style (``calibration_rows``,
