@@ -28,7 +28,7 @@ outputs, whose head rows ``--init`` leaves out, so a rerun starts from other wei
         --init stage3/demo_image_model.pt --eval-size 1024      # about 13 minutes on 2 idle cores
 
 ``--colour`` and ``--channel-shuffle`` (augment.colour, augment.channel_shuffle) make hue an unreliable
-cue; a fifth stage with them (0.3, 0.5) was measured and not shipped (bench/results/image-candidates.json).
+cue; fifth stages with them (0.3, 0.5 and 0.1, 0.2) were measured and not shipped (bench/results/image-candidates.json).
 
 The shipped change model is two stages of ``change`` (styled epoch pairs; the second adds pairs in the
 generator's default style, as the example scene), the first from the change model shipped before
