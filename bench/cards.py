@@ -5,6 +5,7 @@
     python bench/cards.py --quick              # one small held-out scene per model (a smoke run)
     python bench/cards.py --models image+dsm --checkpoint run/best.pt   # a candidate in place of the shipped model
     python bench/cards.py --models change --size 2048 --repeats 2 --rows default:0.25,heldout-nordic:0.25
+    python bench/cards.py --models image --size 1024 --tta d4   # as rsmamba predict --tta: 8 passes per window
 
 For each (family, GSD) a fresh scene (seed from ``--seed``, never a training seed) is rendered with
 :func:`rsmamba.synth.style.draw_style`, then each shipped model is run as a user would:
@@ -70,6 +71,8 @@ def main() -> None:
     ap.add_argument("--result", default="cards", help="name of the JSON under bench/results/")
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="a candidate checkpoint measured in place of the shipped one (of the one model in --models)")
+    ap.add_argument("--tta", default=None,
+                    help="segmentation rows: predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip)")
     ap.add_argument("--repeats", type=int, default=1, help="scenes per row (seeds seed + 1000 k), pooled")
     args = ap.parse_args()
     rows_spec = [("heldout-nordic", 0.5)] if args.quick else ROWS
@@ -90,12 +93,14 @@ def main() -> None:
                        "seed": seed, "model": model}
                 if args.checkpoint is not None:
                     row["checkpoint"] = str(args.checkpoint)
+                if args.tta and model != "change":
+                    row["tta"] = args.tta
                 if model == "change":
                     row.update(measure_change(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
                                               work=work / "change"))
                 else:
                     row.update(measure(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
-                                       with_dsm=model == "image+dsm", work=work / model))
+                                       with_dsm=model == "image+dsm", work=work / model, tta=args.tta or False))
                 rows.append(row)
                 print(row, flush=True)
     if args.repeats > 1:

@@ -41,8 +41,8 @@ Stages 5-9 each scored higher than the stage before on every selection row (buil
 families and the default style at two seeds; never the held-out family): bench/results/image-stages.json.
 A tenth (4096 scenes, 5 epochs, lr 0.0003) did not, and was not kept.
 ``--colour`` and ``--channel-shuffle`` (augment.colour, augment.channel_shuffle) make hue an unreliable
-cue; stages with them after stage 4 (0.3, 0.5 and 0.1, 0.2) were measured and not shipped
-(bench/results/image-candidates.json).
+cue, as ``--grayscale`` (augment.grayscale) does; stages with them after stage 4 (0.3, 0.5 and 0.1, 0.2)
+and with ``--grayscale 0.25`` after stage 9 were measured and not shipped (bench/results/image-candidates.json).
 
 The shipped change model is four stages of ``change`` (styled epoch pairs, plus pairs in the generator's
 default style, as the example scene, from stage 2 on), the first from the change model shipped before
@@ -150,8 +150,10 @@ def scene_style(seed: int, family: str, gsd: float):
 
 
 def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int, with_dsm: bool, work: Path,
-            window: int = 128, overlap: int = 32) -> dict[str, float]:
+            window: int = 128, overlap: int = 32, tta: bool | str = False) -> dict[str, float]:
     """Predict + evaluate one fresh styled scene: building IoU, object F1 @ IoU 0.5, mIoU, seconds.
+
+    ``tta`` is ``rsmamba predict --tta`` (e.g. ``"d4"``: eight passes per window, softmax averaged).
 
     Two object scores: ``object_f1`` counts the connected building regions of the class raster
     (>= 16 px, so speckle counts too), ``footprint_f1`` the footprint layer a user delivers, made as
@@ -172,7 +174,7 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     probs = scene_dir / "probs.tif"
     pred = predict_raster(scene["ortho_t1"], scene_dir / "pred.tif", dsm=scene["dsm_t1"] if with_dsm else None,
-                          model=model, window=window, overlap=overlap, probabilities=probs,
+                          model=model, window=window, overlap=overlap, probabilities=probs, tta=tta,
                           overwrite=True).outputs["classes"]
     metrics = evaluate_rasters(pred, scene["labels_t1"], scene_dir / "eval" / "metrics.json",
                                buildings=scene["buildings_t1"], image=scene["ortho_t1"], min_object_pixels=16,
@@ -325,7 +327,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
     aug_args = "".join(f" --{name} {value}" for name, value in (("colour", args.colour),
-                       ("channel-shuffle", args.channel_shuffle), ("default-scenes", args.default_scenes)) if value)
+                       ("channel-shuffle", args.channel_shuffle), ("grayscale", args.grayscale),
+                       ("default-scenes", args.default_scenes)) if value)
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
@@ -392,6 +395,8 @@ def main() -> None:
                     help="augment.colour: per-channel gain/bias jitter of the spectral bands (0: off)")
     ap.add_argument("--channel-shuffle", type=float, default=0.0,
                     help="augment.channel_shuffle: probability of permuting the spectral bands (0: off)")
+    ap.add_argument("--grayscale", type=float, default=0.0,
+                    help="augment.grayscale: probability of replacing the spectral bands by their mean (0: off)")
     ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
     ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
@@ -422,7 +427,8 @@ def main() -> None:
                split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
     overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}", f"model.name={args.model}", "model.kwargs={}",
                  f"train.epochs={args.epochs}", "augment.photometric=0.2", f"optim.lr={args.lr}",
-                 f"augment.colour={args.colour}", f"augment.channel_shuffle={args.channel_shuffle}"]
+                 f"augment.colour={args.colour}", f"augment.channel_shuffle={args.channel_shuffle}",
+                 f"augment.grayscale={args.grayscale}"]
     if change:
         overrides.append("train.metric=change_f1")
     if args.init:

@@ -26,13 +26,15 @@ class Augment:
     gain and bias for all of them. ``colour`` draws a gain and a bias per spectral channel and
     ``channel_shuffle`` (a probability) permutes the spectral channels: a roof or a field in a
     colour the training scenes never had still looks like itself, so a model has to use shape,
-    texture and shadow, not hue alone (issue #16). Every image of a sample (both epochs of a
-    change pair) gets the same draw, so unchanged ground stays unchanged.
+    texture and shadow, not hue alone (issue #16). ``grayscale`` (a probability) replaces every
+    spectral band by their mean: the same lesson without the unnatural colours a band shuffle makes.
+    Every image of a sample (both epochs of a change pair) gets the same draw, so unchanged ground
+    stays unchanged.
     """
 
     def __init__(self, flips: bool = True, rot90: bool = True, scale: tuple[float, float] | None = None,
                  photometric: float = 0.0, dsm_channels: int = 0, scale_set: tuple[float, ...] | None = None,
-                 colour: float = 0.0, channel_shuffle: float = 0.0):
+                 colour: float = 0.0, channel_shuffle: float = 0.0, grayscale: float = 0.0):
         self.flips = flips
         self.rot90 = rot90
         self.scale = tuple(scale) if scale else None
@@ -41,6 +43,7 @@ class Augment:
         self.dsm_channels = dsm_channels
         self.colour = colour
         self.channel_shuffle = channel_shuffle
+        self.grayscale = grayscale
         self.generator = torch.Generator().manual_seed(0)
 
     def reseed(self, seed: int) -> None:
@@ -94,6 +97,12 @@ class Augment:
                     x[:n] = x[:n] * gains[:, None, None].to(x.dtype) + biases[:, None, None].to(x.dtype)
                 if perm is not None:
                     x[:n] = x[:n][perm]
+                sample[k] = x
+        if keys_img and self.grayscale > 0 and self._rand() < self.grayscale:  # drawn only when asked
+            for k in keys_img:
+                x = sample[k].clone()
+                n = x.shape[0] - self.dsm_channels
+                x[:n] = x[:n].mean(0, keepdim=True)
                 sample[k] = x
         return sample
 

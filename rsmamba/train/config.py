@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None, "instances": []},
     "loss": "ce",
     "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0,
-                "colour": 0.0, "channel_shuffle": 0.0},
+                "colour": 0.0, "channel_shuffle": 0.0, "grayscale": 0.0},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
     "schedule": {"name": "cosine", "by": "epoch", "warmup_epochs": 0, "warmup_iters": 0, "t0": 10, "t_mult": 1,
                  "milestones": [], "step_size": 1, "gamma": 0.1, "power": 0.9, "min_lr": 0.0},
@@ -116,6 +116,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("train.deterministic", "bool", None, False), ("augment.flips", "bool", None, False),
     ("augment.rot90", "bool", None, False), ("augment.photometric", "number", 0, False),
     ("augment.colour", "number", 0, False), ("augment.channel_shuffle", "number", 0, False),
+    ("augment.grayscale", "number", 0, False),
     ("tensorboard", "bool", None, False),
 )
 
@@ -141,9 +142,10 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")
-    shuffle = cfg["augment"].get("channel_shuffle") if isinstance(cfg.get("augment"), dict) else None
-    if isinstance(shuffle, (int, float)) and not isinstance(shuffle, bool) and shuffle > 1:
-        problems.add(f"config augment.channel_shuffle: a probability, must be <= 1, got {shuffle!r}")
+    for key in ("channel_shuffle", "grayscale"):
+        p = cfg["augment"].get(key) if isinstance(cfg.get("augment"), dict) else None
+        if isinstance(p, (int, float)) and not isinstance(p, bool) and p > 1:
+            problems.add(f"config augment.{key}: a probability, must be <= 1, got {p!r}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

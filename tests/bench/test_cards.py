@@ -45,3 +45,25 @@ def test_the_default_family_is_the_generators_default_style() -> None:
 
     assert scene_style(5, "default", 0.25) is None
     assert scene_style(5, "suburban", 0.25).family.value == "suburban"
+
+
+def test_measure_predicts_with_the_requested_test_time_augmentation(tmp_path: Path, monkeypatch) -> None:
+    """``bench/cards.py --tta d4`` measures what ``rsmamba predict --tta`` delivers, not the plain pass."""
+    _load_cards()
+    import rsmamba.predict
+    from make_demo_models import measure
+
+    passes = []
+    original = rsmamba.predict.predict_raster
+
+    def recording(*args, **kwargs):
+        summary = original(*args, **kwargs)
+        passes.append(summary.tta_views)
+        return summary
+
+    monkeypatch.setattr(rsmamba.predict, "predict_raster", recording)
+    for tta in (False, "flip", "d4"):
+        row = measure(None, family="heldout-nordic", gsd=0.5, size=128, seed=90_003, with_dsm=False,
+                      work=tmp_path / str(tta), tta=tta)
+        assert 0 <= row["building_iou"] <= 1
+    assert passes == [1, 3, 8]

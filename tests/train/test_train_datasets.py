@@ -144,6 +144,34 @@ def test_colour_and_channel_shuffle_jitter_the_spectral_bands_alike_and_leave_ds
     assert torch.equal(off({k: v.clone() for k, v in sample.items()})["image"], sample["image"])
 
 
+def test_grayscale_replaces_the_spectral_bands_by_their_mean_and_leaves_dsm_and_labels() -> None:
+    h = 8
+    rng = torch.Generator().manual_seed(2)
+    rgb, dsm = torch.rand(3, h, h, generator=rng), torch.rand(1, h, h, generator=rng)
+    sample = {"image": torch.cat([rgb, dsm]), "image2": torch.cat([rgb.flip(0), dsm]), "mask": torch.ones(h, h).long()}
+    always = Augment(flips=False, rot90=False, grayscale=1.0, dsm_channels=1)
+    out = always({k: v.clone() for k, v in sample.items()})
+    for key, bands in (("image", rgb), ("image2", rgb.flip(0))):
+        assert torch.allclose(out[key][:3], bands.mean(0, keepdim=True).expand(3, h, h))
+        assert torch.equal(out[key][3], dsm[0])
+    assert torch.equal(out["mask"], sample["mask"])
+    half = Augment(flips=False, rot90=False, grayscale=0.5, dsm_channels=1)
+    grey = []
+    for seed in range(40):
+        half.reseed(seed)
+        img = half({k: v.clone() for k, v in sample.items()})["image"]
+        grey.append(bool(torch.equal(img[0], img[1])))
+        assert grey[-1] or torch.equal(img, sample["image"])  # all or nothing
+    assert 0 < sum(grey) < 40  # a probability, not always and not never
+
+
+def test_grayscale_out_of_range_is_refused() -> None:
+    from rsmamba.train.config import load_config
+
+    with pytest.raises(InputError, match="augment.grayscale: a probability"):
+        load_config(None, ["data.root=x", "augment.grayscale=2"])
+
+
 def test_scale_keeps_size_and_pads_labels_with_ignore() -> None:
     sample = {"image": torch.ones(4, 20, 20), "mask": torch.zeros(20, 20, dtype=torch.long)}
     out = Augment(flips=False, rot90=False, scale=(0.5, 0.5))(sample)
