@@ -72,7 +72,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="a candidate checkpoint measured in place of the shipped one (of the one model in --models)")
     ap.add_argument("--tta", default=None,
-                    help="segmentation rows: predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip)")
+                    help="predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip); "
+                         "change rows take only d4 (rsmamba change --tta)")
     ap.add_argument("--repeats", type=int, default=1, help="scenes per row (seeds seed + 1000 k), pooled")
     args = ap.parse_args()
     rows_spec = [("heldout-nordic", 0.5)] if args.quick else ROWS
@@ -83,6 +84,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="rsmamba-cards-"))
     if args.checkpoint is not None and len(models) != 1:
         ap.error("--checkpoint replaces one model: pass one name in --models")
+    if args.tta not in (None, "d4") and "change" in models:
+        ap.error("change rows take --tta d4 only (rsmamba change --tta)")
     rows = []
     for i, (family, gsd) in enumerate(rows_spec):
         base = args.seed + (ROWS.index((family, gsd)) if (family, gsd) in ROWS else i)  # a row's scene, whatever the selection
@@ -93,11 +96,11 @@ def main() -> None:
                        "seed": seed, "model": model}
                 if args.checkpoint is not None:
                     row["checkpoint"] = str(args.checkpoint)
-                if args.tta and model != "change":
+                if args.tta:
                     row["tta"] = args.tta
                 if model == "change":
                     row.update(measure_change(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
-                                              work=work / "change"))
+                                              work=work / "change", tta=args.tta == "d4"))
                 else:
                     row.update(measure(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
                                        with_dsm=model == "image+dsm", work=work / model, tta=args.tta or False))

@@ -199,8 +199,11 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
 
 
 def measure_change(model: str | Path | None, *, family: str, gsd: float, size: int, seed: int,
-                   work: Path) -> dict[str, float]:
-    """A change model (None: the shipped one) on one fresh styled scene pair: change-polygon F1 @ IoU 0.5."""
+                   work: Path, tta: bool = False) -> dict[str, float]:
+    """A change model (None: the shipped one) on one fresh styled scene pair: change-polygon F1 @ IoU 0.5.
+
+    ``tta`` is ``rsmamba change --tta`` (D4, both epochs turned alike).
+    """
     from rsmamba.change import detect_change
     from rsmamba.change.evaluate import change_polygon_f1
     from rsmamba.synth import write_scene
@@ -210,7 +213,7 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
     scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     out = scene_dir / "change.pred.tif"
     summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=128,
-                            overlap=32, overwrite=True)
+                            overlap=32, tta=tta, overwrite=True)
     s = change_polygon_f1(out, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
     return {"change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
             "change_recall": round(s["recall"], 4), "change_tp": s["tp"], "change_predicted": s["predicted"],

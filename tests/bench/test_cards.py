@@ -67,3 +67,21 @@ def test_measure_predicts_with_the_requested_test_time_augmentation(tmp_path: Pa
                       work=tmp_path / str(tta), tta=tta)
         assert 0 <= row["building_iou"] <= 1
     assert passes == [1, 3, 8]
+
+
+def test_measure_change_passes_test_time_augmentation_to_change(tmp_path: Path, monkeypatch) -> None:
+    _load_cards()
+    import rsmamba.change
+    from make_demo_models import measure_change
+
+    seen = []
+    original = rsmamba.change.detect_change
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["tta"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rsmamba.change, "detect_change", recording)
+    rows = [measure_change(None, family="heldout-nordic", gsd=0.5, size=128, seed=90_003, work=tmp_path / str(tta),
+                           tta=tta) for tta in (False, True)]
+    assert seen == [False, True] and all(0 <= r["change_f1"] <= 1 for r in rows)
