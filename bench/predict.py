@@ -22,7 +22,9 @@
     512 px windows) at ``--demo-sizes``. Scenes are written on the fly (uncompressed tiled
     GeoTIFFs, a synthetic town tiled to size) and deleted after.
 Times are the best of ``--repeat`` (2) alternating runs; the load average (the machine may be shared) is
-recorded with every part, and every target is a ratio within the same run.
+recorded with every part, and every target is a ratio within the same run. The process runs under the
+OpenMP wait policy ``rsmamba predict`` sets for itself (``passive_openmp_waits``, recorded in the JSON),
+so forward-only, MONAI and rsmamba are all measured as the command line runs them.
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import rasterio
-import torch
+from rsmamba.engine.options import passive_openmp_waits
+
+PASSIVE_OPENMP = passive_openmp_waits()  # before torch loads, as 'rsmamba predict' does
+
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import RESULTS, print_table, write_result  # noqa: E402
@@ -370,7 +376,8 @@ def main() -> None:
     result: dict = json.loads(previous.read_text()) if previous.exists() else {}
     for stale in ("machine", "b_rss_growth_ratio", "b_import_baseline_rss_mib", "b_largest_below_2GiB"):
         result.pop(stale, None)  # keys of earlier versions of this benchmark
-    result.update({"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads()})
+    result.update({"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads(),
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "") if PASSIVE_OPENMP else "default"})
     try:
         if "ceiling" in parts:
             result.update(part_ceiling(work, ceiling))

@@ -61,9 +61,15 @@ def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
 
 
 def _check_run_options(**options: object) -> None:
-    """predict/change options that need no input (``rsmamba.engine.options``), before torch loads."""
+    """predict/change options that need no input (``rsmamba.engine.options``), before torch loads.
+
+    First the OpenMP wait policy of an inference process (``passive_openmp_waits``): it only
+    counts before torch loads, which checking ``--device cuda`` would do.
+    """
     from rsmamba.errors import ProblemCollector
-    from rsmamba.engine.options import check_run_options
+    from rsmamba.engine.options import check_run_options, passive_openmp_waits
+
+    passive_openmp_waits()
 
     problems = ProblemCollector()
     check_run_options(problems, **options)  # type: ignore[arg-type]

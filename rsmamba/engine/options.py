@@ -36,3 +36,26 @@ def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, over
         problems.add(f"--change-threshold {change_threshold}: must be between 0 and 1 (exclusive)")
     if device.startswith("cuda") and not _cuda_available():
         problems.add(f"--device {device}: CUDA is not available on this machine")
+
+
+def passive_openmp_waits() -> bool:
+    """Let torch's OpenMP threads sleep between parallel regions instead of spinning; call before torch loads.
+
+    Why: inference runs the network on torch's thread pool while the reader, the blending and
+    the writer share the same cores. After every parallel region GNU OpenMP spins its idle threads
+    for a while, and those spins took the cores the pipeline needed: on 2 cores a near-free-model
+    ``predict`` of a 4096² scene used 1.3-1.5 CPU seconds spinning included, 1.2 passive, and ran
+    about 18 % faster (``bench/predict.py --parts ceiling``), while the demo models' forward
+    took the same wall time with a third less CPU. Training is the other way round (many small
+    ops: a train step was 1.6x slower passive), so only ``predict`` and ``change`` call this.
+    OpenMP reads the policy once, when torch loads it: a no-op once torch is imported, or when
+    the user has set ``OMP_WAIT_POLICY``. Returns whether torch will load with the passive policy
+    (False when torch is already loaded: its policy can no longer be known or changed).
+    """
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        return False
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return os.environ["OMP_WAIT_POLICY"].upper() == "PASSIVE"
