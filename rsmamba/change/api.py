@@ -284,7 +284,7 @@ def detect_change(
         state = ResumeState(out, digest, src.height)
         first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
         for layer in layers:  # resumable state (the lock on the outputs keeps it ours): gone once published
-            pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
+            pub.remove_at_commit(*layer.scratch_files)
         pub.remove_at_commit(state.path)
         stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                       batch_size=batch_size, on_durable=state.save, first_strip=first_strip, rows_done=rows_done,

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import atomic_output
 from rsmamba.classes import ClassInfo, colormap
-from rsmamba.engine.overviews import build_mode_overviews
+from rsmamba.engine.overviews import build_overviews, overview_paths
 from rsmamba.engine.stitch import FinishedRows, host_view
 
 NODATA = 255
@@ -65,6 +65,18 @@ class OutputLayer:
     @property
     def scratch(self) -> Path:
         return self.scratch_file or scratch_path(self.path)
+
+    @property
+    def scratch_files(self) -> list[Path]:
+        """The scratch and every overview file it may have (:mod:`rsmamba.engine.overviews`): for cleanup."""
+        return [self.scratch, *overview_paths(self.scratch)]
+
+    @property
+    def overview_method(self) -> str:
+        """2 x 2 reduction of the overviews: ``mode`` for labels, ``average`` for probabilities."""
+        if self.resampling not in (Resampling.mode, Resampling.average):
+            raise ValueError(f"{self.name}: overviews by mode or average, not {self.resampling.name}")
+        return self.resampling.name
 
 
 def argmax_classes(acc: torch.Tensor) -> torch.Tensor:
@@ -300,28 +312,22 @@ def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None
     """Overviews on the scratch, then the COG at ``dest`` (a scratch name from ``publish``).
 
     Without ``dest`` the COG is published on its own at the layer's path (scratch removed).
-    GDAL computes overviews and compresses the COG's tiles on all CPUs (``GDAL_NUM_THREADS``,
-    ``NUM_THREADS``).
+    The overview levels are made in NumPy (:func:`rsmamba.engine.overviews.build_overviews`);
+    GDAL compresses the COG's tiles on all CPUs (``NUM_THREADS``).
     """
     options = creation_options(compress, co)
+    with rasterio.open(layer.scratch) as src:
+        factors = overview_factors(src.width, src.height)
+    build_overviews(layer.scratch, factors, NODATA, layer.overview_method)
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
-        if layer.resampling == Resampling.mode and layer.count == 1:  # the class raster: NumPy's mode is ~8x faster
-            with rasterio.open(layer.scratch) as src:
-                factors = overview_factors(src.width, src.height)
-            build_mode_overviews(layer.scratch, factors, NODATA)
-        else:
-            with rasterio.open(layer.scratch, "r+") as dst:
-                dst.build_overviews(overview_factors(dst.width, dst.height), layer.resampling)
-                dst.update_tags(ns="rio_overview", resampling=layer.resampling.name)
         if dest is not None:
             rasterio.shutil.copy(layer.scratch, dest, driver="COG", **options)
             return dest
         with atomic_output(layer.path) as tmp:
             rasterio.shutil.copy(layer.scratch, tmp, driver="COG", **options)
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(layer.scratch)
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(str(layer.scratch) + ".ovr")
+    for p in layer.scratch_files:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(p)
     return layer.path
 
 

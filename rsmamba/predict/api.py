@@ -311,7 +311,7 @@ def _predict_in(
         first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
         summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
         for layer in layers:  # resumable state: gone once published (or when the disk is full)
-            pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
+            pub.remove_at_commit(*layer.scratch_files)
         pub.remove_at_commit(state.path)
 
         def on_durable(strip: int, done: int) -> None:

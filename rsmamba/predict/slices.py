@@ -218,7 +218,7 @@ def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_
         layer = makers[name](outputs[name])
         assemble(layer, profile, row_slices, [part_path(parts, i, name) for i in range(len(row_slices))],
                  compress=compress, dest=pub[outputs[name]], co=co)
-        pub.remove_at_commit(layer.scratch, str(layer.scratch) + ".ovr")
+        pub.remove_at_commit(*layer.scratch_files)
     pub.remove_at_commit(parts)
     grid = WindowGrid(width, height, options["window"], options["overlap"])
     return SlicesSummary(outputs, width, height, row_slices, results, window_ratio(grid, row_slices), computed - start,

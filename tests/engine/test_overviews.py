@@ -1,4 +1,4 @@
-"""Mode overviews of the class raster (rsmamba.engine.overviews): GDAL's rule, computed in NumPy."""
+"""Overviews of the outputs (rsmamba.engine.overviews): GDAL's mode and average rules, computed in NumPy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from rasterio.enums import Resampling
 
-from rsmamba.engine.overviews import build_mode_overviews, mode_2x2
+from rsmamba.engine.overviews import build_overviews, mean_2x2, mode_2x2, overview_path
 
 NODATA = 255
 
@@ -26,8 +26,11 @@ def reference_mode(block: list[int], nodata: int = NODATA) -> int:
     return best
 
 
-def test_mode_2x2_every_block_of_three_values_and_nodata():
-    blocks = list(itertools.product([0, 1, 2, NODATA], repeat=4))
+@pytest.mark.parametrize("values", [[0, 1, 2, NODATA], [0, 14, 7, NODATA], [0, 20, 200, NODATA]],
+                         ids=["table", "table-edge", "labels-above-14"])
+def test_mode_2x2_every_block_of_three_values_and_nodata(values):
+    """Labels 0..14 go through the 16-bit table, others through the comparisons: both are the rule."""
+    blocks = list(itertools.product(values, repeat=4))
     a = np.zeros((2, 2 * len(blocks)), np.uint8)
     for i, b in enumerate(blocks):
         a[:, 2 * i:2 * i + 2] = np.array(b, np.uint8).reshape(2, 2)
@@ -42,11 +45,12 @@ def test_odd_edges_are_partial_blocks():
 
 
 def _write(path, a):
-    profile = {"driver": "GTiff", "width": a.shape[1], "height": a.shape[0], "count": 1, "dtype": "uint8",
+    a = a if a.ndim == 3 else a[None]
+    profile = {"driver": "GTiff", "width": a.shape[2], "height": a.shape[1], "count": a.shape[0], "dtype": "uint8",
                "nodata": NODATA, "tiled": True, "blockxsize": 256, "blockysize": 256,
                "crs": "EPSG:32632", "transform": rasterio.Affine(0.5, 0, 500000, 0, -0.5, 5000000)}
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(a, 1)
+        dst.write(a)
 
 
 def test_overviews_equal_gdal_mode_on_even_rasters(tmp_path):
@@ -59,7 +63,7 @@ def test_overviews_equal_gdal_mode_on_even_rasters(tmp_path):
     _write(ours, a)
     shutil.copy(ours, gdal)
     factors = [2, 4, 8]
-    build_mode_overviews(ours, factors, NODATA)
+    build_overviews(ours, factors, NODATA, "mode")
     with rasterio.open(gdal, "r+") as dst:
         dst.build_overviews(factors, Resampling.mode)
     for level in range(len(factors)):
@@ -76,7 +80,7 @@ def test_odd_raster_levels_cascade_by_partial_blocks(tmp_path):
     a = rng.integers(0, 4, (301, 259)).astype(np.uint8)
     path = tmp_path / "odd.tif"
     _write(path, a)
-    build_mode_overviews(path, [2, 4], NODATA)
+    build_overviews(path, [2, 4], NODATA, "mode")
     expect = mode_2x2(a, NODATA)
     with rasterio.open(path, OVERVIEW_LEVEL=0) as level0, rasterio.open(path, OVERVIEW_LEVEL=1) as level1:
         np.testing.assert_array_equal(level0.read(1), expect)
@@ -87,4 +91,31 @@ def test_factors_must_be_successive_powers_of_two(tmp_path):
     path = tmp_path / "x.tif"
     _write(path, np.zeros((64, 64), np.uint8))
     with pytest.raises(ValueError, match="2, 4, 8"):
-        build_mode_overviews(path, [2, 8], NODATA)
+        build_overviews(path, [2, 8], NODATA)
+
+
+def test_mean_2x2_rounds_half_up_and_skips_nodata():
+    a = np.array([[1, 2, 0, NODATA, NODATA, NODATA],
+                  [3, 4, 1, NODATA, NODATA, 7]], np.uint8)
+    # (1+2+3+4)/4 = 2.5 -> 3; (0+1)/2 = 0.5 -> 1; all nodata -> nodata; one voter -> itself
+    assert mean_2x2(a, NODATA).tolist() == [[3, 1, 7]]
+    assert mean_2x2(np.array([[NODATA, NODATA], [NODATA, NODATA]], np.uint8), NODATA).tolist() == [[NODATA]]
+    assert mean_2x2(np.array([[10, 11, 12]], np.uint8), NODATA).tolist() == [[11, 12]]  # odd edges: partial blocks
+
+
+def test_average_overviews_equal_gdal_on_even_rasters(tmp_path):
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 255, (3, 1536, 512)).astype(np.uint8)  # probabilities: 0-254, 255 nodata
+    a[:, rng.random(a.shape[1:]) < 0.2] = NODATA
+    ours, gdal = tmp_path / "ours.tif", tmp_path / "gdal.tif"
+    _write(ours, a)
+    shutil.copy(ours, gdal)
+    factors = [2, 4, 8]
+    build_overviews(ours, factors, NODATA, "average")
+    with rasterio.open(gdal, "r+") as dst:
+        dst.build_overviews(factors, Resampling.average)
+    for level in range(len(factors)):
+        assert overview_path(ours, level + 1).is_file()  # external levels, chained: X.ovr, X.ovr.ovr, ...
+        with rasterio.open(ours, OVERVIEW_LEVEL=level) as x, rasterio.open(gdal, OVERVIEW_LEVEL=level) as y:
+            assert x.shape == y.shape
+            np.testing.assert_array_equal(x.read(), y.read())

@@ -121,10 +121,15 @@ class Interrupting(torch.nn.Module):
 
 
 def _read_all(*paths: Path) -> list[np.ndarray]:
+    """Every pixel of every file, overview levels included (the writer fills levels as rows arrive)."""
     out = []
     for p in paths:
         with rasterio.open(p) as ds:
             out.append(ds.read())
+            levels = len(ds.overviews(1))
+        for level in range(levels):
+            with rasterio.open(p, OVERVIEW_LEVEL=level) as ov:
+                out.append(ov.read())
     return out
 
 
@@ -202,13 +207,21 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path) -> None:
     assert summary.resumed_from_row > 0
     predict_raster(path, tmp_path / "ref.tif", model=LoadedModel(net, classes=default_classes(4)), window=64,
                    overlap=16, batch_size=4)
-    (got,), (ref,) = _read_all(out), _read_all(tmp_path / "ref.tif")
-    np.testing.assert_array_equal(got, ref)
+    got, ref = _read_all(out), _read_all(tmp_path / "ref.tif")
+    assert len(got) == len(ref) > 1  # overview levels included
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_column_strips_and_resume_across_strips(tmp_path) -> None:
-    """Wide rasters go strip by strip: same file as one strip, and a resume picks up at its strip."""
-    path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
+    """Wide rasters go strip by strip: same file as one strip, and a resume picks up at its strip.
+
+    Overview levels too: the writer fills them strip by strip, the resumed run goes on filling
+    the first run's, and an odd-sized raster's cascade of partial 2 x 2 blocks is that of the whole.
+    """
+    from rsmamba.engine.overviews import mean_2x2, mode_2x2
+
+    path = write_raster(tmp_path / "img.tif", random_image(301, 601, seed=6))
     net = TinyConv(num_classes=4).eval()
     kw = dict(window=64, overlap=16, batch_size=4)
     predict_raster(path, tmp_path / "one.tif", model=LoadedModel(net, classes=default_classes(4)),
@@ -222,8 +235,17 @@ def test_column_strips_and_resume_across_strips(tmp_path) -> None:
     summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=default_classes(4)),
                              strip_width=256, probabilities=tmp_path / "p.tif", resume=True, **kw)
     assert summary.resumed_strip == 1
-    for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")):
-        np.testing.assert_array_equal(got, ref)
+    got, ref = _read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")
+    assert len(got) == len(ref) == 6  # each file: full resolution, factors 2 and 4
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    classes, c2, c4, probs, p2, p4 = got
+    np.testing.assert_array_equal(c2[0], mode_2x2(classes[0], 255))
+    np.testing.assert_array_equal(c4[0], mode_2x2(c2[0], 255))
+    for band in range(probs.shape[0]):
+        np.testing.assert_array_equal(p2[band], mean_2x2(probs[band], 255))
+        np.testing.assert_array_equal(p4[band], mean_2x2(p2[band], 255))
+    assert not list(tmp_path.glob(".*scratch*")), "scratch or overview files left behind"
 
 
 class Recording(torch.nn.Module):
