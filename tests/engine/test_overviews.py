@@ -53,26 +53,32 @@ def _write(path, a):
         dst.write(a)
 
 
+def _equal_gdal(tmp_path, a, method: str, resampling: Resampling) -> None:
+    """Our levels of ``a`` by ``method`` equal GDAL's ``resampling`` overviews, level by level."""
+    ours, gdal = tmp_path / "ours.tif", tmp_path / "gdal.tif"
+    _write(ours, a)
+    shutil.copy(ours, gdal)
+    factors = [2, 4, 8]
+    build_overviews(ours, factors, NODATA, method)
+    with rasterio.open(gdal, "r+") as dst:
+        dst.build_overviews(factors, resampling)
+    for level in range(len(factors)):
+        assert overview_path(ours, level + 1).is_file()  # external levels, chained: X.ovr, X.ovr.ovr, ...
+        with rasterio.open(ours, OVERVIEW_LEVEL=level) as x, rasterio.open(gdal, OVERVIEW_LEVEL=level) as y:
+            assert x.shape == y.shape
+            np.testing.assert_array_equal(x.read(), y.read())
+    with rasterio.open(ours) as src:
+        assert src.overviews(1) == factors
+        assert src.tags(ns="rio_overview")["resampling"] == method
+
+
 def test_overviews_equal_gdal_mode_on_even_rasters(tmp_path):
     rng = np.random.default_rng(3)
     # Few classes and patches: ties, runs and nodata everywhere; 1536 rows span two row blocks.
     a = rng.integers(0, 3, (1536, 512)).astype(np.uint8)
     a[rng.random(a.shape) < 0.15] = NODATA
     a[:200, :200] = 1
-    ours, gdal = tmp_path / "ours.tif", tmp_path / "gdal.tif"
-    _write(ours, a)
-    shutil.copy(ours, gdal)
-    factors = [2, 4, 8]
-    build_overviews(ours, factors, NODATA, "mode")
-    with rasterio.open(gdal, "r+") as dst:
-        dst.build_overviews(factors, Resampling.mode)
-    for level in range(len(factors)):
-        with rasterio.open(ours, OVERVIEW_LEVEL=level) as x, rasterio.open(gdal, OVERVIEW_LEVEL=level) as y:
-            assert x.shape == y.shape
-            np.testing.assert_array_equal(x.read(1), y.read(1))
-    with rasterio.open(ours) as src:
-        assert src.overviews(1) == factors
-        assert src.tags(ns="rio_overview")["resampling"] == "mode"
+    _equal_gdal(tmp_path, a, "mode", Resampling.mode)
 
 
 def test_odd_raster_levels_cascade_by_partial_blocks(tmp_path):
@@ -107,15 +113,4 @@ def test_average_overviews_equal_gdal_on_even_rasters(tmp_path):
     rng = np.random.default_rng(4)
     a = rng.integers(0, 255, (3, 1536, 512)).astype(np.uint8)  # probabilities: 0-254, 255 nodata
     a[:, rng.random(a.shape[1:]) < 0.2] = NODATA
-    ours, gdal = tmp_path / "ours.tif", tmp_path / "gdal.tif"
-    _write(ours, a)
-    shutil.copy(ours, gdal)
-    factors = [2, 4, 8]
-    build_overviews(ours, factors, NODATA, "average")
-    with rasterio.open(gdal, "r+") as dst:
-        dst.build_overviews(factors, Resampling.average)
-    for level in range(len(factors)):
-        assert overview_path(ours, level + 1).is_file()  # external levels, chained: X.ovr, X.ovr.ovr, ...
-        with rasterio.open(ours, OVERVIEW_LEVEL=level) as x, rasterio.open(gdal, OVERVIEW_LEVEL=level) as y:
-            assert x.shape == y.shape
-            np.testing.assert_array_equal(x.read(), y.read())
+    _equal_gdal(tmp_path, a, "average", Resampling.average)
