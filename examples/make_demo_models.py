@@ -14,7 +14,7 @@ write ``demo_image_model.md`` / ``demo_model.md`` / ``demo_change_model.md`` fro
 
 On 2 CPU cores each stage below took 4 to 35 minutes (training dominates; the cards give each stage's seconds).
 
-The shipped image-only model is nine stages, each starting from the previous checkpoint (stage 1
+The shipped image-only model is ten stages, each starting from the previous checkpoint (stage 1
 started from the image+DSM demo model of commit ab9a2b7; today's ``demo_model.pt`` also has instance
 outputs, whose head rows ``--init`` leaves out, so a rerun starts from other weights):
 
@@ -35,11 +35,14 @@ outputs, whose head rows ``--init`` leaves out, so a rerun starts from other wei
     python examples/make_demo_models.py image --scenes 1536 --size 256 --chip 128 --epochs 8 --lr 0.0005 \
         --init stage7/demo_image_model.pt --eval-size 1024 --out stage8   # 2069 s on 2 cores shared with a test run
     python examples/make_demo_models.py image --scenes 2048 --size 256 --chip 128 --epochs 6 --lr 0.0004 \
-        --init stage8/demo_image_model.pt --eval-size 1024      # 1311 s on 2 cores
+        --init stage8/demo_image_model.pt --eval-size 1024 --out stage9       # 1311 s on 2 cores
+    python examples/make_demo_models.py image --scenes 2048 --size 256 --chip 256 --epochs 6 --lr 0.0003 \
+        --init stage9/demo_image_model.pt --eval-size 1024 --card-window 512/128   # 791 s: whole 256 px scenes as chips
 
 Stages 5-9 each scored higher than the stage before on every selection row (building IoU of the training
-families and the default style at two seeds; never the held-out family): bench/results/image-stages.json.
-A tenth (4096 scenes, 5 epochs, lr 0.0003) did not, and was not kept.
+families and the default style at two seeds; never the held-out family) at ``--window 128 --overlap 32``;
+stage 10 did at ``rsmamba predict``'s default window, 512/128, which the image-only card uses since
+(bench/results/image-stages.json). A tenth stage of 4096 scenes (5 epochs, lr 0.0003) did not, and was not kept.
 ``--colour`` and ``--channel-shuffle`` (augment.colour, augment.channel_shuffle) make hue an unreliable
 cue, as ``--grayscale`` (augment.grayscale) does; stages with them after stage 4 (0.3, 0.5 and 0.1, 0.2)
 and with ``--grayscale 0.25`` after stage 9 were measured and not shipped (bench/results/image-candidates.json).
@@ -311,21 +314,23 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path) -> d
 CARD_ROWS = [("suburban", 0.25), ("overcast", 0.5), ("heldout-nordic", 0.25), ("heldout-nordic", 0.5)]
 
 
-def card_rows(model: Path, kind: str, size: int, work: Path, rows=CARD_ROWS) -> list[dict]:
+def card_rows(model: Path, kind: str, size: int, work: Path, rows=CARD_ROWS, window: tuple[int, int] = (128, 32)
+              ) -> list[dict]:
+    """The card's rows; ``window`` (window, overlap) of the segmentation models' predict runs."""
     out = []
     for i, (family, gsd) in enumerate(rows):
         if kind == "change":
             m = measure_change(model, family=family, gsd=gsd, size=size, seed=EVAL_SEED0 + i, work=work)
         else:
             m = measure(model, family=family, gsd=gsd, size=size, seed=EVAL_SEED0 + i, with_dsm=kind == "dsm",
-                        work=work)
+                        work=work, window=window[0], overlap=window[1])
         out.append({"family": family, "gsd": gsd, "size": size, "seed": EVAL_SEED0 + i, **m})
         print(json.dumps(out[-1]), flush=True)
     return out
 
 
 def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args, seconds: float, rows: list[dict],
-               styles: list[dict]) -> str:
+               styles: list[dict], window: tuple[int, int] = (128, 32)) -> str:
     families = sorted({s["family"] for s in styles})
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
@@ -352,7 +357,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                   "footprint F1 @ IoU 0.5 | mIoU |\n|---|---|---|---|---|---|---|")
         table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['building_iou']:.3f} | "
                           f"{r['object_f1']:.3f} | {r['footprint_f1']:.3f} | {r['miou']:.3f} |" for r in rows)
-        how = ("with `rsmamba predict --window 128 --overlap 32` and `rsmamba evaluate`: object F1 of the class "
+        how = (f"with `rsmamba predict --window {window[0]} --overlap {window[1]}` and `rsmamba evaluate`: object F1 of the class "
                "raster's building regions (>= 16 px) and of the footprint layer `rsmamba vectorize --classes building "
                "--min-area 30m2 --regularize` delivers (with `--instances` for a model with instance outputs)")
     card = f"""# rsmamba {title} demo model
@@ -402,6 +407,8 @@ def main() -> None:
                     help="augment.grayscale: probability of replacing the spectral bands by their mean (0: off)")
     ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
+    ap.add_argument("--card-window", default="128/32",
+                    help="window/overlap of the card's predict runs (image and dsm; rsmamba predict's default is 512/128)")
     ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)
@@ -442,14 +449,16 @@ def main() -> None:
         shipped = work / "calibrated.pt"
         calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate")
     seconds = time.time() - t0
-    rows = card_rows(shipped, args.kind, args.eval_size, work / "eval")
+    window = tuple(int(v) for v in args.card_window.split("/"))
+    rows = card_rows(shipped, args.kind, args.eval_size, work / "eval", window=window)
     args.out.mkdir(parents=True, exist_ok=True)
     name = NAMES[args.kind]
     shutil.copy(shipped, args.out / f"{name}.pt")
     ckpt = load_checkpoint(result.best)
     styles = json.loads((work / "mosaic" / "styles.json").read_text())
     card = write_card(args.out / f"{name}.md", kind=args.kind, model_name=ckpt["model"],
-                      best_epoch=ckpt["metrics"]["epoch"], args=args, seconds=seconds, rows=rows, styles=styles)
+                      best_epoch=ckpt["metrics"]["epoch"], args=args, seconds=seconds, rows=rows, styles=styles,
+                      window=window)
     (work / f"{name}.json").write_text(json.dumps({"rows": rows, "train_seconds": round(seconds)}, indent=1))
     print(card)
 
