@@ -34,7 +34,13 @@ from rasterio.windows import Window
 __all__ = ["mode_2x2", "mean_2x2", "reduce_2x2", "overview_path", "overview_paths", "remove_levels",
            "build_overviews"]
 
-ROWS_PER_BLOCK = 1024  # rows of the finer level read at a time (even): bounded memory on any raster
+ROWS_PER_BLOCK = 1024  # at most this many rows of the finer level read at a time (even) ...
+BLOCK_BYTES = 64 << 20  # ... and at most this many bytes (all bands): bounded memory on any raster
+
+
+def block_rows(width: int, count: int) -> int:
+    """Rows of a ``width`` x ``count``-band uint8 level read at once: even, >= 2, within both bounds."""
+    return max(2, min(ROWS_PER_BLOCK, BLOCK_BYTES // max(1, width * count)) // 2 * 2)
 
 
 def _mode_2x2_rule(a: np.ndarray, nodata: int) -> np.ndarray:
@@ -174,8 +180,9 @@ def build_overviews(path: str | os.PathLike[str], factors: list[int], nodata: in
     for level, factor in enumerate(factors, start=1):
         with rasterio.open(overview_path(path, level - 1) if level > 1 else path) as src, \
                 rasterio.open(overview_path(path, level), "w", **_level_profile(base, factor)) as out:
-            for r0 in range(0, src.height, ROWS_PER_BLOCK):
-                n = min(ROWS_PER_BLOCK, src.height - r0)
+            rows = block_rows(src.width, src.count)
+            for r0 in range(0, src.height, rows):
+                n = min(rows, src.height - r0)
                 block = reduce_2x2(src.read(window=Window(0, r0, src.width, n)), nodata, method)
                 out.write(block, window=Window(0, r0 // 2, block.shape[2], block.shape[1]))
     with rasterio.open(path, "r+") as dst:

@@ -114,3 +114,22 @@ def test_average_overviews_equal_gdal_on_even_rasters(tmp_path):
     a = rng.integers(0, 255, (3, 1536, 512)).astype(np.uint8)  # probabilities: 0-254, 255 nodata
     a[:, rng.random(a.shape[1:]) < 0.2] = NODATA
     _equal_gdal(tmp_path, a, "average", Resampling.average)
+
+
+def test_row_blocks_bound_memory_and_keep_the_cascade(tmp_path, monkeypatch):
+    """Blocks of a few rows (as on a very wide raster) give the same levels as one block."""
+    import rsmamba.engine.overviews as ov
+
+    assert ov.block_rows(100_000, 6) == 110 and ov.block_rows(7, 1) == ov.ROWS_PER_BLOCK
+    assert ov.block_rows(10**9, 3) == 2
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 5, (2, 203, 131)).astype(np.uint8)
+    whole, small = tmp_path / "whole.tif", tmp_path / "small.tif"
+    _write(whole, a)
+    _write(small, a)
+    build_overviews(whole, [2, 4], NODATA, "average")
+    monkeypatch.setattr(ov, "BLOCK_BYTES", 131 * 2 * 6)  # 6 rows at a time
+    build_overviews(small, [2, 4], NODATA, "average")
+    for level in (0, 1):
+        with rasterio.open(whole, OVERVIEW_LEVEL=level) as x, rasterio.open(small, OVERVIEW_LEVEL=level) as y:
+            np.testing.assert_array_equal(x.read(), y.read())
