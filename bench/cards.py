@@ -6,7 +6,7 @@
     python bench/cards.py --models image+dsm --checkpoint run/best.pt   # a candidate in place of the shipped model
     python bench/cards.py --models change --size 2048 --repeats 2 --rows default:0.25,heldout-nordic:0.25
     python bench/cards.py --models image --size 1024 --tta d4   # as rsmamba predict --tta: 8 passes per window
-    python bench/cards.py --models image --size 1024 --window 512/128   # the image-only card: predict's default window
+    python bench/cards.py --models image+dsm --size 1024 --window 512/128   # another window than the model's own
 
 For each (family, GSD) a fresh scene (seed from ``--seed``, never a training seed) is rendered with
 :func:`rsmamba.synth.style.draw_style`, then each shipped model is run as a user would:
@@ -76,15 +76,16 @@ def main() -> None:
                     help="predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip); "
                          "change rows take only d4 (rsmamba change --tta)")
     ap.add_argument("--repeats", type=int, default=1, help="scenes per row (seeds seed + 1000 k), pooled")
-    ap.add_argument("--window", default="128/32",
-                    help="window/overlap of the segmentation models' predict runs (rsmamba predict's default: 512/128)")
+    ap.add_argument("--window", default=None,
+                    help="window/overlap of the predict and change runs (default: each model's own, as rsmamba "
+                         "predict / change without --window)")
     args = ap.parse_args()
     rows_spec = [("heldout-nordic", 0.5)] if args.quick else ROWS
     if args.rows:
         rows_spec = [(f, float(g)) for f, g in (r.split(":") for r in args.rows.split(","))]
     size = 256 if args.quick else args.size
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    window, overlap = (int(v) for v in args.window.split("/"))
+    window, overlap = (int(v) for v in args.window.split("/")) if args.window else (None, None)
     work = args.work or Path(tempfile.mkdtemp(prefix="rsmamba-cards-"))
     if args.checkpoint is not None and len(models) != 1:
         ap.error("--checkpoint replaces one model: pass one name in --models")
@@ -102,11 +103,10 @@ def main() -> None:
                     row["checkpoint"] = str(args.checkpoint)
                 if args.tta:
                     row["tta"] = args.tta
-                if model != "change":
-                    row["window"] = f"{window}/{overlap}"
                 if model == "change":
                     row.update(measure_change(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
-                                              work=work / "change", tta=args.tta == "d4"))
+                                              work=work / "change", tta=args.tta == "d4", window=window,
+                                              overlap=overlap))
                 else:
                     row.update(measure(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
                                        with_dsm=model == "image+dsm", work=work / model, tta=args.tta or False,

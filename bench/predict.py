@@ -312,7 +312,8 @@ import torch
 from rsmamba.predict import predict_raster
 from rsmamba.engine.model import LoadedModel, default_classes
 {model}
-summary = predict_raster({src!r}, {out!r}, dsm={dsm!r}, model=model, dry_run={dry_run}, overwrite=True)
+summary = predict_raster({src!r}, {out!r}, dsm={dsm!r}, model=model, window=512, overlap=128, dry_run={dry_run},
+                         overwrite=True)
 result['estimate_mib'] = summary.memory_bytes / 2**20
 """
 

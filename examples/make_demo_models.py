@@ -37,11 +37,11 @@ outputs, whose head rows ``--init`` leaves out, so a rerun starts from other wei
     python examples/make_demo_models.py image --scenes 2048 --size 256 --chip 128 --epochs 6 --lr 0.0004 \
         --init stage8/demo_image_model.pt --eval-size 1024 --out stage9       # 1311 s on 2 cores
     python examples/make_demo_models.py image --scenes 2048 --size 256 --chip 256 --epochs 6 --lr 0.0003 \
-        --init stage9/demo_image_model.pt --eval-size 1024 --card-window 512/128   # 791 s: whole 256 px scenes as chips
+        --init stage9/demo_image_model.pt --eval-size 1024   # 791 s: whole 256 px scenes as chips
 
 Stages 5-9 each scored higher than the stage before on every selection row (building IoU of the training
-families and the default style at two seeds; never the held-out family) at ``--window 128 --overlap 32``;
-stage 10 did at ``rsmamba predict``'s default window, 512/128, which the image-only card uses since
+families and the default style at two seeds; never the held-out family) at ``--window 128 --overlap 32``
+(their cards: add ``--window 128/32``); stage 10 did at 512/128, the image-only model's own window
 (bench/results/image-stages.json). A tenth stage of 4096 scenes (5 epochs, lr 0.0003) did not, and was not kept.
 ``--colour`` and ``--channel-shuffle`` (augment.colour, augment.channel_shuffle) make hue an unreliable
 cue, as ``--grayscale`` (augment.grayscale) does; stages with them after stage 4 (0.3, 0.5 and 0.1, 0.2)
@@ -59,6 +59,12 @@ default style, as the example scene, from stage 2 on), the first from the change
         --lr 0.0005 --init stage2/demo_change_model.pt --eval-size 2048 --out stage3   # many small pairs
     python examples/make_demo_models.py change --scenes 192 --default-scenes 32 --size 256 --chip 64 --epochs 6 \
         --lr 0.0003 --init stage3/demo_change_model.pt --eval-size 2048    # about 27 minutes on 2 cores
+
+Each shipped checkpoint carries its own window (``WINDOWS``; ``--window`` overrides), which ``rsmamba
+predict`` / ``change`` use when the user gives none, and which the cards and the change calibration are
+measured at. ``window`` only stamps a checkpoint: the shipped image+DSM model is trained by
+``bench/instances.py`` (its card), and its last step is ``python examples/make_demo_models.py window --init
+bench/.work/instances/run/best.pt --window 128/32 --out rsmamba/data/demo_model.pt``.
 
 ``change`` ends by calibrating (:func:`calibrate_change`): the threshold on p(change) with the best pooled
 change-polygon F1 over fresh pairs of the training families and the default style (``calibration_rows``,
@@ -83,6 +89,14 @@ TRAIN_GSD = (0.2, 0.6)  # metres; the cards are measured at 0.25 and 0.5
 SCENE_SEED0 = 20_000  # training scenes: seeds SCENE_SEED0 + i; evaluation scenes use other seeds (EVAL_SEED0)
 EVAL_SEED0 = 90_000
 NAMES = {"image": "demo_image_model", "dsm": "demo_model", "change": "demo_change_model"}
+# Each shipped model's own window (window, overlap), stored in its checkpoint ("inference"): what
+# rsmamba predict / change run it at when no --window is given, chosen on the selection rows (never
+# the held-out family). image+DSM (128 px chips): 128/32 scored higher than 512/128 on five of its six
+# selection rows (overcast 0.5 m 0.659 against 0.383). Change: the calibration pairs' pooled F1 was 0.757
+# at 128/32 against 0.756 at 512/128 (threshold 0.5 there), so the recipe's window was kept. Image-only:
+# higher at 512/128 than at 128/32 on all six (its stage 10); 1024/256 higher still by at most 0.004,
+# at 1.4x the memory, not taken.
+WINDOWS = {"image": (512, 128), "dsm": (128, 32), "change": (128, 32)}
 CHANGE_MIN_AREA_M2 = 30.0  # the smallest synthetic building is 8 m x 8 m: change polygons under half of that are speckle
 CHANGE_RATE = 0.3  # share of buildings demolished and added in the change model's training scenes
 
@@ -153,10 +167,11 @@ def scene_style(seed: int, family: str, gsd: float):
 
 
 def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int, with_dsm: bool, work: Path,
-            window: int = 128, overlap: int = 32, tta: bool | str = False) -> dict[str, float]:
+            window: int | None = None, overlap: int | None = None, tta: bool | str = False) -> dict[str, float]:
     """Predict + evaluate one fresh styled scene: building IoU, object F1 @ IoU 0.5, mIoU, seconds.
 
-    ``tta`` is ``rsmamba predict --tta`` (e.g. ``"d4"``: eight passes per window, softmax averaged).
+    ``tta`` is ``rsmamba predict --tta`` (e.g. ``"d4"``: eight passes per window, softmax averaged);
+    ``window``/``overlap`` None: the model's own, as ``rsmamba predict`` without ``--window``.
 
     Two object scores: ``object_f1`` counts the connected building regions of the class raster
     (>= 16 px, so speckle counts too), ``footprint_f1`` the footprint layer a user delivers, made as
@@ -176,9 +191,9 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
     scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     probs = scene_dir / "probs.tif"
-    pred = predict_raster(scene["ortho_t1"], scene_dir / "pred.tif", dsm=scene["dsm_t1"] if with_dsm else None,
-                          model=model, window=window, overlap=overlap, probabilities=probs, tta=tta,
-                          overwrite=True).outputs["classes"]
+    summary = predict_raster(scene["ortho_t1"], scene_dir / "pred.tif", dsm=scene["dsm_t1"] if with_dsm else None,
+                             model=model, window=window, overlap=overlap, probabilities=probs, tta=tta, overwrite=True)
+    pred = summary.outputs["classes"]
     metrics = evaluate_rasters(pred, scene["labels_t1"], scene_dir / "eval" / "metrics.json",
                                buildings=scene["buildings_t1"], image=scene["ortho_t1"], min_object_pixels=16,
                                overwrite=True)
@@ -194,7 +209,8 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     fp = evaluate_rasters(pred, scene["labels_t1"], scene_dir / "eval_footprints" / "metrics.json",
                           buildings=scene["buildings_t1"], footprints=footprints, overwrite=True)["buildings"]
     b, objects = metrics["per_class"]["building"], metrics["buildings"]
-    return {"building_iou": round(b["iou"], 4), "object_f1": round(objects["f1"], 4),
+    return {"window": f"{summary.window}/{summary.overlap}", "building_iou": round(b["iou"], 4),
+            "object_f1": round(objects["f1"], 4),
             "object_precision": round(objects["precision"], 4), "object_recall": round(objects["recall"], 4),
             "footprint_f1": round(fp["f1"], 4), "footprint_precision": round(fp["precision"], 4),
             "footprint_recall": round(fp["recall"], 4), "footprint_instances": instances,
@@ -202,10 +218,12 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
 
 
 def measure_change(model: str | Path | None, *, family: str, gsd: float, size: int, seed: int,
-                   work: Path, tta: bool = False) -> dict[str, float]:
+                   work: Path, tta: bool = False, window: int | None = None, overlap: int | None = None
+                   ) -> dict[str, float]:
     """A change model (None: the shipped one) on one fresh styled scene pair: change-polygon F1 @ IoU 0.5.
 
-    ``tta`` is ``rsmamba change --tta`` (D4, both epochs turned alike).
+    ``tta`` is ``rsmamba change --tta`` (D4, both epochs turned alike); ``window``/``overlap`` None: the
+    model's own, as ``rsmamba change`` without ``--window``.
     """
     from rsmamba.change import detect_change
     from rsmamba.change.evaluate import change_polygon_f1
@@ -215,10 +233,10 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
     scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     out = scene_dir / "change.pred.tif"
-    summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=128,
-                            overlap=32, tta=tta, overwrite=True)
+    summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=window,
+                            overlap=overlap, tta=tta, overwrite=True)
     s = change_polygon_f1(out, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
-    return {"change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
+    return {"window": f"{summary.window}/{summary.overlap}", "change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
             "change_recall": round(s["recall"], 4), "change_tp": s["tp"], "change_predicted": s["predicted"],
             "change_reference": s["reference"], "change_threshold": summary.threshold,
             "seconds": round(time.time() - t0, 1)}
@@ -242,7 +260,7 @@ def calibration_rows() -> list[tuple[str, float, int]]:
 
 
 def threshold_scores(model: str | Path, *, family: str, gsd: float, size: int, seed: int, work: Path,
-                     thresholds=CALIBRATION_THRESHOLDS) -> dict[float, dict]:
+                     thresholds=CALIBRATION_THRESHOLDS, window: tuple[int, int] = (128, 32)) -> dict[float, dict]:
     """Change-polygon counts at each threshold on one fresh pair: one change run, thresholds on its p(change)."""
     import rasterio
 
@@ -253,8 +271,8 @@ def threshold_scores(model: str | Path, *, family: str, gsd: float, size: int, s
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
     scene = write_scene(scene_dir, size=size, seed=seed, gsd=gsd, style=scene_style(seed, family, gsd), overwrite=True)
     pred, prob = scene_dir / "change.pred.tif", scene_dir / "change.prob.tif"
-    detect_change(scene["ortho_t1"], scene["ortho_t2"], pred, model=model, semantic=True, window=128, overlap=32,
-                  probabilities=prob, overwrite=True)
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], pred, model=model, semantic=True, window=window[0],
+                  overlap=window[1], probabilities=prob, overwrite=True)
     with rasterio.open(pred) as ds:
         change = ds.read(1)
     with rasterio.open(prob) as ds:
@@ -284,15 +302,22 @@ def choose_threshold(per_scene: list[dict[float, dict]]) -> tuple[float, dict[fl
     return best, table
 
 
-def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path) -> dict:
-    """Write ``out``: ``checkpoint`` plus ``calibration.change_threshold`` chosen on :func:`calibration_rows`."""
+def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
+                     window: tuple[int, int] = WINDOWS["change"]) -> dict:
+    """Write ``out``: ``checkpoint`` plus ``calibration.change_threshold`` chosen on :func:`calibration_rows`,
+    and ``window`` as its own window (``inference``).
+
+    ``window`` (window, overlap) is what users will run, since the blended p(change) that the
+    threshold cuts depends on the window.
+    """
     from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 
     if out.resolve() == checkpoint.resolve():
         raise SystemExit(f"calibrate: --out must not be the input checkpoint ({checkpoint})")
     per_scene = []
     for family, gsd, seed in calibration_rows():
-        per_scene.append(threshold_scores(checkpoint, family=family, gsd=gsd, size=size, seed=seed, work=work))
+        per_scene.append(threshold_scores(checkpoint, family=family, gsd=gsd, size=size, seed=seed, work=work,
+                                          window=window))
         print(json.dumps({"family": family, "gsd": gsd, "seed": seed,
                           **{str(t): pooled_f1([c])["f1"] for t, c in per_scene[-1].items()}}), flush=True)
     best, table = choose_threshold(per_scene)
@@ -301,9 +326,11 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path) -> d
         "change_threshold": best,
         "chosen_on": (f"best pooled change-polygon F1 @ IoU 0.5 (polygons >= {CHANGE_MIN_AREA_M2:g} m2) over "
                       f"{len(per_scene)} fresh {size} px pairs of the training families and the default style "
-                      f"(seeds {CALIBRATION_SEED0}..{CALIBRATION_SEED0 + len(per_scene) - 1})"),
+                      f"(seeds {CALIBRATION_SEED0}..{CALIBRATION_SEED0 + len(per_scene) - 1}), "
+                      f"window {window[0]}, overlap {window[1]}"),
         "pooled": {str(t): row for t, row in table.items()},
     }
+    ckpt["inference"] = {"window": window[0], "overlap": window[1]}
     for key in ("format", "created", "rsmamba_version"):
         ckpt.pop(key, None)
     save_checkpoint(out, ckpt)
@@ -314,13 +341,26 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path) -> d
 CARD_ROWS = [("suburban", 0.25), ("overcast", 0.5), ("heldout-nordic", 0.25), ("heldout-nordic", 0.5)]
 
 
-def card_rows(model: Path, kind: str, size: int, work: Path, rows=CARD_ROWS, window: tuple[int, int] = (128, 32)
+def with_window(checkpoint: Path, out: Path, window: tuple[int, int]) -> None:
+    """Write ``out``: ``checkpoint`` with ``window`` (window, overlap) as its own (``inference``)."""
+    from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    ckpt["inference"] = {"window": window[0], "overlap": window[1]}
+    for key in ("format", "created", "rsmamba_version"):
+        ckpt.pop(key, None)
+    save_checkpoint(out, ckpt)
+
+
+def card_rows(model: Path, kind: str, size: int, work: Path, rows=CARD_ROWS, window: tuple[int, int] | None = None
               ) -> list[dict]:
-    """The card's rows; ``window`` (window, overlap) of the segmentation models' predict runs."""
+    """The card's rows; ``window`` (window, overlap) of the predict or change runs (None: the model's own)."""
+    window = window or (None, None)
     out = []
     for i, (family, gsd) in enumerate(rows):
         if kind == "change":
-            m = measure_change(model, family=family, gsd=gsd, size=size, seed=EVAL_SEED0 + i, work=work)
+            m = measure_change(model, family=family, gsd=gsd, size=size, seed=EVAL_SEED0 + i, work=work,
+                               window=window[0], overlap=window[1])
         else:
             m = measure(model, family=family, gsd=gsd, size=size, seed=EVAL_SEED0 + i, with_dsm=kind == "dsm",
                         work=work, window=window[0], overlap=window[1])
@@ -330,7 +370,7 @@ def card_rows(model: Path, kind: str, size: int, work: Path, rows=CARD_ROWS, win
 
 
 def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args, seconds: float, rows: list[dict],
-               styles: list[dict], window: tuple[int, int] = (128, 32)) -> str:
+               styles: list[dict], window: tuple[int, int] = (512, 128)) -> str:
     families = sorted({s["family"] for s in styles})
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
@@ -346,7 +386,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                   "|---|---|---|---|---|---|")
         table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['change_f1']:.3f} | "
                           f"{r['change_precision']:.3f} | {r['change_recall']:.3f} |" for r in rows)
-        how = (f"with `rsmamba change --semantic --window 128 --overlap 32`, change polygons of at least "
+        how = (f"with `rsmamba change --semantic --window {window[0]} --overlap {window[1]}`, change polygons of at least "
                f"{CHANGE_MIN_AREA_M2:g} m² against the added and demolished buildings")
     else:
         inputs = "RGB orthophoto + DSM" if kind == "dsm" else "RGB orthophoto only (no DSM)"
@@ -385,9 +425,10 @@ Synthetic data only: it shows the pipeline end to end; it is not a model for rea
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=sorted(NAMES) + ["calibrate"],
+    ap.add_argument("kind", choices=sorted(NAMES) + ["calibrate", "window"],
                     help="image: image-only segmentation; dsm: image+DSM segmentation; change: semantic change "
-                         "(trained, then calibrated); calibrate: only choose the change threshold of --init")
+                         "(trained, then calibrated); calibrate: only choose the change threshold of --init; "
+                         "window: only store --window in --init (written to --out: a .pt file, or a folder for the same name)")
     ap.add_argument("--model", default=None,
                     help="registry name (a Mamba model of the zoo); default cmtunet_tiny, mambafcs_tiny for change")
     ap.add_argument("--scenes", type=int, default=12, help="training scenes (one style each)")
@@ -407,8 +448,10 @@ def main() -> None:
                     help="augment.grayscale: probability of replacing the spectral bands by their mean (0: off)")
     ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
-    ap.add_argument("--card-window", default="128/32",
-                    help="window/overlap of the card's predict runs (image and dsm; rsmamba predict's default is 512/128)")
+    ap.add_argument("--window", "--card-window", default=None,
+                    help="window/overlap the model is run at: stored in the shipped checkpoint (rsmamba predict's / "
+                         "change's default for it), used for the change calibration and the card "
+                         f"(default: {', '.join(f'{k} {w}/{o}' for k, (w, o) in WINDOWS.items())})")
     ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)
@@ -418,6 +461,8 @@ def main() -> None:
     from rsmamba.tile import tile_scene
     from rsmamba.train import train
 
+    window = (tuple(int(v) for v in args.window.split("/")) if args.window
+              else WINDOWS.get(args.kind, WINDOWS["change"]))
     with_dsm, change = args.kind == "dsm", args.kind == "change"
     args.model = args.model or ("mambafcs_tiny" if change else "cmtunet_tiny")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"rsmamba-{args.kind}-"))
@@ -426,8 +471,18 @@ def main() -> None:
             raise SystemExit("calibrate needs --init CHECKPOINT (a change model)")
         args.out.mkdir(parents=True, exist_ok=True)
         calibration = calibrate_change(args.init, args.out / f"{NAMES['change']}.pt", size=args.calibration_size,
-                                       work=work / "calibrate")
+                                       work=work / "calibrate", window=window)
         print(json.dumps(calibration, indent=1))
+        return
+    if args.kind == "window":
+        if args.init is None:
+            raise SystemExit("window needs --init CHECKPOINT")
+        target = args.out if args.out.suffix == ".pt" else args.out / args.init.name
+        if target.resolve() == args.init.resolve():
+            raise SystemExit(f"window: --out must not be the input checkpoint ({args.init})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with_window(args.init, target, window)
+        print(f"{target}: window {window[0]}, overlap {window[1]}")
         return
     t0 = time.time()
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
@@ -444,12 +499,12 @@ def main() -> None:
     if args.init:
         overrides.append(f"model.init={args.init}")
     result = train(ROOT / "examples" / "train_demo.yaml", overrides)
-    shipped = result.best
-    if change:  # the threshold on p(change), chosen on training-family scenes, travels in the checkpoint
-        shipped = work / "calibrated.pt"
-        calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate")
+    shipped = work / "shipped.pt"  # the model's own window travels in the checkpoint
+    if change:  # and the threshold on p(change), chosen on training-family scenes at that window
+        calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate", window=window)
+    else:
+        with_window(result.best, shipped, window)
     seconds = time.time() - t0
-    window = tuple(int(v) for v in args.card_window.split("/"))
     rows = card_rows(shipped, args.kind, args.eval_size, work / "eval", window=window)
     args.out.mkdir(parents=True, exist_ok=True)
     name = NAMES[args.kind]

@@ -13,6 +13,7 @@ A checkpoint is a ``torch.save``-d dict::
       "classes": [{"id": 0, "name": "impervious", "color": [255, 255, 255]}, ...],
       "config": {...}, "metrics": {...}, "created": "ISO time", "rsmamba_version": "0.1.0",
       "calibration": {"change_threshold": 0.35, ...},   # optional, change models: p(change) above it is change
+      "inference": {"window": 128, "overlap": 32},      # optional: predict's / change's window when none is given
     }
 """
 

@@ -147,18 +147,20 @@ def bands_option(help_text: str = "1-based image bands, e.g. '3,2,1' (default: t
     return typer.Option(None, "--bands", help=help_text, callback=int_list("--bands", minimum=1))
 
 
-def window_option(default: int = 512) -> Any:
-    return typer.Option(default, "--window", help="Window size in pixels.", callback=positive("--window"))
+def window_option() -> Any:
+    return typer.Option(None, "--window", help="Window size in pixels (default: the model's own, else 512).",
+                        callback=positive("--window"))
 
 
 def overlap_option() -> Any:
-    return typer.Option(None, "--overlap", help="Overlap between windows in pixels (default: a quarter of --window).",
-                        callback=non_negative("--overlap"))
+    return typer.Option(None, "--overlap", help="Overlap between windows in pixels (default: the model's own with its "
+                        "window, else a quarter of --window).", callback=non_negative("--overlap"))
 
 
-def window_overlap(window: int, overlap: int | None) -> int:
-    """The overlap predict and change use: as given, else a quarter of the window (128 at 512)."""
-    return window // 4 if overlap is None else overlap
+def window_overlap(window: int | None, overlap: int | None) -> int | None:
+    """The overlap predict and change use: as given, else a quarter of a given window (128 at 512); None
+    when neither is given (the model's own, see :func:`rsmamba.engine.model.inference_window`)."""
+    return window // 4 if overlap is None and window is not None else overlap
 
 
 def batch_size_option() -> Any:

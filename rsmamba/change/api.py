@@ -26,7 +26,7 @@ from rasterio.windows import Window
 from rsmamba.classes import ISPRS_CLASSES, ClassInfo
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.atomic import publish
-from rsmamba.engine.options import check_run_options
+from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, plan_strips, stream_layers,
 )
@@ -60,9 +60,12 @@ class ChangeSummary:
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
     eta_seconds: float | None = None
+    window: int = 0  # px, and the overlap: the run's (given, else the model's own, else 512/128)
+    overlap: int = 0
 
     def describe(self) -> str:
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} windows"]
+        size = f" of {self.window} px (overlap {self.overlap})" if self.window else ""
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} windows{size}"]
         if self.dry_run:
             lines += [f"{name}: {path} (not written: --dry-run)" for name, path in self.outputs.items()]
             if self.eta_seconds is not None:
@@ -172,8 +175,8 @@ def detect_change(
     semantic: bool = False,
     probabilities: PathLike | None = None,
     bands: list[int] | None = None,
-    window: int = 512,
-    overlap: int = 128,
+    window: int | None = None,
+    overlap: int | None = None,
     blend: str = "hann",
     tta: bool = False,
     batch_size: int = 4,
@@ -212,7 +215,7 @@ def detect_change(
     t1, t2, out = Path(t1), Path(t2), Path(out)
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
-                      compress=compress, change_threshold=change_threshold)
+                      compress=compress, window=window, change_threshold=change_threshold)
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}
@@ -237,6 +240,7 @@ def detect_change(
                              f"the epochs have {src.count}")
         if semantic and loaded.extra.get("task") == "change":
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
+        window, overlap, _ = resolve_window(loaded, window, overlap)
         shift = check_coregistration(src, max_shift=max_shift, force=force)
         if epoch_norm == "checkpoint" and loaded.image_norm is not None:
             from rsmamba.raster.validate import check_value_range
@@ -269,7 +273,7 @@ def detect_change(
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
-                                warnings=list(src.warnings))
+                                warnings=list(src.warnings), window=window, overlap=overlap)
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]

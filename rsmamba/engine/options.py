@@ -5,8 +5,13 @@ Kept apart from ``api`` so the CLI answers a bad option before torch (seconds to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rsmamba.errors import ProblemCollector
 from rsmamba.engine.blend import BLEND_MODES
+
+if TYPE_CHECKING:
+    from rsmamba.engine.model import LoadedModel
 
 
 def _cuda_available() -> bool:
@@ -15,10 +20,14 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int, batch_size: int,
+def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int | None, batch_size: int,
                       device: str, compress: str = "deflate", window: int | None = None,
                       change_threshold: float | None = None) -> None:
-    """Options of predict and change that need no input file, all problems at once."""
+    """Options of predict and change that need no input file, all problems at once.
+
+    ``window``/``overlap`` None: not given (the model's own are checked by :func:`check_window` once
+    it is loaded).
+    """
     from rsmamba.raster.compress import check_compress
 
     problem = check_compress(compress)
@@ -26,16 +35,37 @@ def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, over
         problems.add(problem)
     if blend not in BLEND_MODES:
         problems.add(f"--blend {blend!r}: choose one of {', '.join(BLEND_MODES)}")
-    if crop < 0 or (crop > 0 and overlap < 2 * crop):
-        problems.add(f"--crop {crop}: needs 0 <= crop and overlap >= 2 x crop (overlap is {overlap})")
-    if window is not None and not 0 <= overlap < window:
-        problems.add(f"--overlap {overlap}: must be in [0, --window) (window is {window})")
+    if crop < 0:
+        problems.add(f"--crop {crop}: needs 0 <= crop")
+    check_window(problems, window, overlap, crop)
     if batch_size < 1:
         problems.add(f"--batch-size must be >= 1, got {batch_size}")
     if change_threshold is not None and not 0.0 < change_threshold < 1.0:
         problems.add(f"--change-threshold {change_threshold}: must be between 0 and 1 (exclusive)")
     if device.startswith("cuda") and not _cuda_available():
         problems.add(f"--device {device}: CUDA is not available on this machine")
+
+
+def check_window(problems: ProblemCollector, window: int | None, overlap: int | None, crop: int = 0) -> None:
+    """Window, overlap and crop that fit together; a None is not known yet and not checked."""
+    if window is not None and window < 1:
+        problems.add(f"--window {window}: must be >= 1")
+    if overlap is not None and crop > 0 and overlap < 2 * crop:
+        problems.add(f"--crop {crop}: needs overlap >= 2 x crop (overlap is {overlap})")
+    if window is not None and overlap is not None and not 0 <= overlap < window:
+        problems.add(f"--overlap {overlap}: must be in [0, --window) (window is {window})")
+
+
+def resolve_window(model: LoadedModel, window: int | None, overlap: int | None, crop: int = 0
+                   ) -> tuple[int, int, str]:
+    """The run's (window, overlap, source): :func:`rsmamba.engine.model.inference_window`, checked with ``crop``."""
+    from rsmamba.engine.model import inference_window  # torch: only once a model is loaded
+
+    window, overlap, source = inference_window(model, window, overlap)
+    problems = ProblemCollector()
+    check_window(problems, window, overlap, crop)
+    problems.raise_if_any()
+    return window, overlap, source
 
 
 def passive_openmp_waits() -> bool:

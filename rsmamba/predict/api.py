@@ -20,7 +20,7 @@ from rsmamba.engine.run import (
     process_rss_bytes, stream_layers,
 )
 from rsmamba.engine.model import LoadedModel, Predictor, check_input, load_model
-from rsmamba.engine.options import check_run_options
+from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
@@ -51,14 +51,16 @@ class PredictSummary:
     warnings: list[str] = field(default_factory=list)
     tta_views: int = 1  # network passes per window (test-time augmentation)
     model: str = ""  # which model ran: its checkpoint path (the shipped default's, without --model)
+    window_source: str = ""  # "the model's" when the checkpoint chose the window (no --window given)
 
     @property
     def mpix_per_s(self) -> float:
         return self.width * self.height / 1e6 / self.seconds if self.seconds else 0.0
 
     def describe(self) -> str:
+        own = ", the model's window" if self.window_source == "the model's" else ""
         lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
-                 f"(overlap {self.overlap}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
+                 f"(overlap {self.overlap}{own}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
                  + (f", test-time augmentation: {self.tta_views} passes per window" if self.tta_views > 1 else "")]
         if self.model:
             lines.append(f"model: {self.model}")
@@ -147,8 +149,8 @@ def predict_raster(
     dsm: PathLike | None = None,
     model: str | PathLike | nn.Module | LoadedModel | None = None,
     bands: list[int] | None = None,
-    window: int = 512,
-    overlap: int = 128,
+    window: int | None = None,
+    overlap: int | None = None,
     blend: str = "hann",
     crop: int = 0,
     tta: bool | str = False,
@@ -174,7 +176,8 @@ def predict_raster(
 ) -> PredictSummary:
     """Predict a class raster (COG) for ``image`` with bounded memory.
 
-    Windows of ``window`` px overlapping by ``overlap`` are blended with ``blend`` weights
+    Windows of ``window`` px overlapping by ``overlap`` (None: the model's own, else 512 / a quarter;
+    :func:`rsmamba.engine.model.inference_window`) are blended with ``blend`` weights
     (``none`` = later windows overwrite, ``crop`` px dropped at inner window borders) into a
     row-buffer accumulator; finished rows are written as they complete. Rasters wider than
     ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
@@ -209,7 +212,7 @@ def _predict_raster(
     limit_heap_growth()  # before the first big buffer, so a dry run measures what a run will hold
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
-                      compress=compress)
+                      compress=compress, window=window)
     if rows is not None and (resume or dry_run):
         problems.add("a row slice (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
@@ -221,12 +224,13 @@ def _predict_raster(
     check_creation_options(co, problems)
     problems.raise_if_any()
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix)
+    window, overlap, window_source = resolve_window(loaded, window, overlap, crop)
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
     with context as pub:
         return _predict_in(image, outputs, pub, dsm=dsm, bands=chosen, has_dsm=has_dsm, loaded=loaded,
-                           window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size,
-                           device=device, amp=amp, channels_last=channels_last, probabilities=probabilities,
+                           window=window, overlap=overlap, window_source=window_source, blend=blend, crop=crop,
+                           tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last, probabilities=probabilities,
                            confidence=confidence, compress=compress, co=co, resume=resume, dry_run=dry_run,
                            prefetch=prefetch, progress=progress, allow_geographic_mix=allow_geographic_mix,
                            edge_aware=edge_aware, strip_width=strip_width, rows=rows, stats=stats,
@@ -235,7 +239,7 @@ def _predict_raster(
 
 def _predict_in(
     image: Path, outputs: dict[str, Path], pub, *, dsm, bands: list[int], has_dsm: bool, loaded: LoadedModel,
-    window, overlap, blend, crop, tta, batch_size, device, amp, channels_last, probabilities, confidence, compress,
+    window, overlap, window_source, blend, crop, tta, batch_size, device, amp, channels_last, probabilities, confidence, compress,
     co, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware, strip_width, rows, stats,
     gdal_cache_mb,
 ) -> PredictSummary:
@@ -276,7 +280,7 @@ def _predict_in(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes,
-                                 model=_model_line(loaded, has_dsm))
+                                 model=_model_line(loaded, has_dsm), window_source=window_source)
 
         if dry_run:
             summary.dry_run = True

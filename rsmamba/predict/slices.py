@@ -32,6 +32,7 @@ from rsmamba.predict.api import (
     model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
 from rsmamba.engine.model import DEMO_MODEL, LoadedModel, load_model
+from rsmamba.engine.options import resolve_window
 from rsmamba.engine.resume import file_fingerprint, params_hash
 from rsmamba.engine.writer import (
     BLOCK, OutputLayer, class_layer, confidence_layer, create_scratch, finalize, probability_layer, scratch_profile,
@@ -167,13 +168,16 @@ def predict_slices(
         problems.add(f"--dsm {dsm}: no such file")
     options = {**_PREDICT_DEFAULTS, **predict_kwargs}
     check_run_options(problems, compress=compress,
-                      **{k: options[k] for k in ("blend", "crop", "overlap", "batch_size", "device")})
+                      **{k: options[k] for k in ("blend", "crop", "overlap", "batch_size", "device", "window")})
     outputs = output_paths(out, probabilities, confidence, problems)
     for name, path in outputs.items():
         check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
     check_creation_options(co, problems)
     problems.raise_if_any()
     loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix)
+    predict_kwargs["window"], predict_kwargs["overlap"], _ = resolve_window(  # every slice on one grid
+        loaded, options["window"], options["overlap"], options["crop"])
+    options.update(window=predict_kwargs["window"], overlap=predict_kwargs["overlap"])
     with publish(list(outputs.values()), inputs=[image, dsm], overwrite=overwrite) as pub:
         return _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_rows, compress, co, scheduler,
                               workers, retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options)

@@ -1,0 +1,122 @@
+"""A model's own window: a checkpoint's ``inference`` window is what predict and change run it at when
+no ``--window`` is given (the shipped image+DSM and change models: 128/32, image-only: 512/128)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+from rsmamba.classes import ISPRS_CLASSES
+from rsmamba.cli import main
+from rsmamba.engine.model import DEFAULT_WINDOW, DEMO_CHANGE_MODEL, LoadedModel, inference_window
+from rsmamba.errors import InputError
+from rsmamba.models import create_model
+from rsmamba.predict import predict_raster
+from rsmamba.predict.slices import predict_slices
+from rsmamba.synth import write_scene
+from tests.helpers.rasters import ROOT
+
+
+def test_given_beats_the_model_and_the_model_beats_the_default() -> None:
+    plain = LoadedModel(torch.nn.Identity())
+    own = LoadedModel(torch.nn.Identity(), window=(128, 32))
+    assert inference_window(plain, None, None) == (DEFAULT_WINDOW, DEFAULT_WINDOW // 4, "default")
+    assert inference_window(plain, None, 10) == (DEFAULT_WINDOW, 10, "default")
+    assert inference_window(own, None, None) == (128, 32, "the model's")
+    assert inference_window(own, None, 8) == (128, 8, "the model's")
+    assert inference_window(own, 256, None) == (256, 64, "given")  # a given window: a quarter, not the model's 32
+    assert inference_window(own, 256, 0) == (256, 0, "given")
+
+
+@pytest.fixture(scope="module")
+def scene_and_models(tmp_path_factory):
+    """A 320 px scene (two row slices of 256), and one tiny network saved twice: without a window of its own and with 64/16."""
+    root = tmp_path_factory.mktemp("window")
+    paths = write_scene(root / "s", size=320, seed=3, gsd=0.5)
+    torch.manual_seed(0)
+    net = create_model("fcn_baseline", in_chans=3, num_classes=6, width=8)
+    payload = {"model": "fcn_baseline", "model_kwargs": {"in_chans": 3, "num_classes": 6, "width": 8},
+               "state_dict": net.state_dict(), "bands": {"image": [1, 2, 3], "dsm": False},
+               "normalization": {"image": {"mean": [120.0] * 3, "std": [50.0] * 3}},
+               "classes": [c.to_dict() for c in ISPRS_CLASSES]}
+    plain = save_checkpoint(root / "plain.pt", payload)
+    own = save_checkpoint(root / "own.pt", {**payload, "inference": {"window": 64, "overlap": 16}})
+    return paths, plain, own
+
+
+def _classes(path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+def test_predict_runs_a_model_at_its_own_window(scene_and_models, tmp_path) -> None:
+    paths, plain, own = scene_and_models
+    image = paths["ortho_t1"]
+    mine = predict_raster(image, tmp_path / "own.tif", model=own)
+    assert (mine.window, mine.overlap) == (64, 16)
+    assert "windows of 64 px (overlap 16, the model's window)" in mine.describe()
+    explicit = predict_raster(image, tmp_path / "explicit.tif", model=plain, window=64, overlap=16)
+    assert "the model's window" not in explicit.describe()
+    assert np.array_equal(_classes(tmp_path / "own.tif"), _classes(tmp_path / "explicit.tif"))
+    default = predict_raster(image, tmp_path / "plain.tif", model=plain)
+    assert (default.window, default.overlap) == (DEFAULT_WINDOW, DEFAULT_WINDOW // 4)
+    given = predict_raster(image, tmp_path / "given.tif", model=own, window=96)
+    assert (given.window, given.overlap) == (96, 24)
+
+
+def test_row_slices_share_the_model_window(scene_and_models, tmp_path) -> None:
+    paths, _, own = scene_and_models
+    single = predict_raster(paths["ortho_t1"], tmp_path / "single.tif", model=own)
+    sliced = predict_slices(paths["ortho_t1"], tmp_path / "sliced.tif", model=str(own), slice_rows=256,
+                            progress=False)
+    assert len(sliced.slices) == 2 and single.window == 64
+    assert np.array_equal(_classes(tmp_path / "single.tif"), _classes(tmp_path / "sliced.tif"))
+
+
+def test_an_overlap_that_does_not_fit_the_model_window_is_one_line(scene_and_models, tmp_path, capsys) -> None:
+    paths, _, own = scene_and_models
+    code = main(["predict", str(paths["ortho_t1"]), "-o", str(tmp_path / "o.tif"), "--model", str(own),
+                 "--overlap", "64"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--overlap 64: must be in [0, --window) (window is 64)" in err and "Traceback" not in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_bad_window_in_a_checkpoint_is_refused(scene_and_models, tmp_path) -> None:
+    paths, plain, _ = scene_and_models
+    ckpt = load_checkpoint(plain)
+    for bad in ({"window": 64, "overlap": 64}, {"window": "wide"}, {"window": 0}):
+        ckpt["inference"] = bad
+        save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in ckpt.items() if k not in ("format", "created")})
+        with pytest.raises(InputError, match="checkpoint inference window"):
+            predict_raster(paths["ortho_t1"], tmp_path / "o.tif", model=tmp_path / "bad.pt")
+        assert not (tmp_path / "o.tif").exists()
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("make_demo_models", ROOT / "examples" / "make_demo_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_models_carry_the_recipe_windows() -> None:
+    """The windows their cards are measured at (examples/make_demo_models.py WINDOWS)."""
+    recipe = _recipe()
+    for kind, name in recipe.NAMES.items():
+        ckpt = load_checkpoint(ROOT / "rsmamba" / "data" / f"{name}.pt")
+        assert (ckpt["inference"]["window"], ckpt["inference"]["overlap"]) == recipe.WINDOWS[kind], kind
+    assert "window 128, overlap 32" in load_checkpoint(DEMO_CHANGE_MODEL)["calibration"]["chosen_on"]
+
+
+def test_change_runs_the_shipped_model_at_its_own_window(tmp_path) -> None:
+    from rsmamba.change import detect_change
+
+    pair = write_scene(tmp_path / "pair", size=256, seed=5, gsd=0.25)
+    summary = detect_change(pair["ortho_t1"], pair["ortho_t2"], tmp_path / "c.tif")
+    assert summary.windows == 9  # 128 px windows every 96 px over 256 px: 3 x 3 (512/128 would be one)
