@@ -3,7 +3,6 @@ and bench/gpu.py's own code runs end to end on CPU (its smoke mode), writing the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,15 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "gpu.json"
 
 
 def _load_gpu_bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/gpu.py", "bench_gpu")
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -3,8 +3,6 @@ no ``--window`` is given (the shipped image+DSM and change models: 128/32, image
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import rasterio
@@ -20,6 +18,7 @@ from rsmamba.predict import predict_raster
 from rsmamba.predict.slices import predict_slices
 from rsmamba.synth import write_scene
 from tests.helpers.rasters import ROOT
+from tests.helpers.scripts import load_script
 
 
 def test_given_beats_the_model_and_the_model_beats_the_default() -> None:
@@ -98,16 +97,9 @@ def test_a_bad_window_in_a_checkpoint_is_refused(scene_and_models, tmp_path) -> 
         assert not (tmp_path / "o.tif").exists()
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location("make_demo_models", ROOT / "examples" / "make_demo_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_shipped_models_carry_the_recipe_windows() -> None:
     """The windows their cards are measured at (examples/make_demo_models.py WINDOWS)."""
-    recipe = _recipe()
+    recipe = load_script("examples/make_demo_models.py", "make_demo_models")
     for kind, name in recipe.NAMES.items():
         ckpt = load_checkpoint(ROOT / "rsmamba" / "data" / f"{name}.pt")
         assert (ckpt["inference"]["window"], ckpt["inference"]["overlap"]) == recipe.WINDOWS[kind], kind
