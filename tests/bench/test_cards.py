@@ -9,7 +9,6 @@ import pytest
 from tests.helpers.scripts import load_script
 
 
-
 def _load_cards():
     return load_script("bench/cards.py", "bench_cards")
 
