@@ -66,10 +66,11 @@ measured at. ``window`` only stamps a checkpoint: the shipped image+DSM model is
 ``bench/instances.py`` (its card), and its last step is ``python examples/make_demo_models.py window --init
 bench/.work/instances/run/best.pt --window 128/32 --out rsmamba/data/demo_model.pt``.
 
-``change`` ends by calibrating (:func:`calibrate_change`): the threshold on p(change) with the best pooled
-change-polygon F1 over fresh pairs of the training families and the default style (``calibration_rows``,
-never the held-out family) travels in the checkpoint and is what ``rsmamba change`` uses by default
-(``calibrate`` does only that step for ``--init``). Stage 4 was kept over stage 2 on those pairs, family by
+``change`` ends by calibrating (:func:`calibrate_change`): the threshold on p(change) and the minimum
+change-polygon area with the best pooled change-polygon F1 over fresh pairs of the training families and
+the default style (``calibration_rows``, never the held-out family) travel in the checkpoint; ``rsmamba
+change`` uses the threshold and records the area on its raster, which ``rsmamba vectorize`` then takes as
+its ``--min-area`` (``calibrate`` does only that step for ``--init``). Stage 4 was kept over stage 2 on those pairs, family by
 family, and on the test pairs (bench/results/change-stages.json).
 """
 
@@ -235,8 +236,9 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
     out = scene_dir / "change.pred.tif"
     summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=window,
                             overlap=overlap, tta=tta, overwrite=True)
-    s = change_polygon_f1(out, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
-    return {"window": f"{summary.window}/{summary.overlap}", "change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
+    min_area = summary.min_area_m2 or CHANGE_MIN_AREA_M2  # what rsmamba vectorize takes for this raster
+    s = change_polygon_f1(out, scene["building_changes"], min_area_m2=min_area, work_dir=scene_dir)
+    return {"window": f"{summary.window}/{summary.overlap}", "min_area_m2": min_area, "change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
             "change_recall": round(s["recall"], 4), "change_tp": s["tp"], "change_predicted": s["predicted"],
             "change_reference": s["reference"], "change_threshold": summary.threshold,
             "seconds": round(time.time() - t0, 1)}
@@ -246,6 +248,10 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
 # held-out family), with seeds of their own: neither training nor the cards' scenes.
 CALIBRATION_SEED0 = 95_000
 CALIBRATION_THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2)
+# Minimum change-polygon areas (m2), chosen with the threshold: from half the smallest synthetic building
+# (8 m x 8 m) to all of it. Travels in the checkpoint to the change raster (tag CHANGE_MIN_AREA_M2), which
+# rsmamba vectorize takes as its --min-area for that raster unless one is given.
+CALIBRATION_MIN_AREAS = (30.0, 36.0, 40.0, 44.0, 48.0, 52.0, 56.0, 60.0, 64.0)
 CALIBRATION_REPEATS = 2  # scenes per (training family, GSD): a 1024 px pair holds 10-50 changed buildings
 CALIBRATION_DEFAULT_SCENES = 8
 
@@ -260,12 +266,14 @@ def calibration_rows() -> list[tuple[str, float, int]]:
 
 
 def threshold_scores(model: str | Path, *, family: str, gsd: float, size: int, seed: int, work: Path,
-                     thresholds=CALIBRATION_THRESHOLDS, window: tuple[int, int] = (128, 32)) -> dict[float, dict]:
-    """Change-polygon counts at each threshold on one fresh pair: one change run, thresholds on its p(change)."""
+                     thresholds=CALIBRATION_THRESHOLDS, min_areas=CALIBRATION_MIN_AREAS,
+                     window: tuple[int, int] = WINDOWS["change"]) -> dict[tuple[float, float], dict]:
+    """Change-polygon counts at each (threshold, minimum polygon area) on one fresh pair: one change run,
+    thresholds on its p(change), one vectorisation per threshold."""
     import rasterio
 
     from rsmamba.change import detect_change
-    from rsmamba.change.evaluate import change_polygon_f1
+    from rsmamba.change.evaluate import change_polygon_scores
     from rsmamba.synth import write_scene
 
     scene_dir = work / f"{family}_{gsd}_{size}_{seed}"
@@ -283,8 +291,10 @@ def threshold_scores(model: str | Path, *, family: str, gsd: float, size: int, s
         shutil.copy(pred, candidate)
         with rasterio.open(candidate, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:  # a work file
             ds.write(np.where(change == 255, 255, p > t * 254).astype(np.uint8), 1)
-        s = change_polygon_f1(candidate, scene["building_changes"], min_area_m2=CHANGE_MIN_AREA_M2, work_dir=scene_dir)
-        out[t] = {"tp": s["tp"], "predicted": s["predicted"], "reference": s["reference"]}
+        by_area = change_polygon_scores(candidate, scene["building_changes"], min_areas_m2=tuple(min_areas),
+                                        work_dir=scene_dir)
+        for area, s in by_area.items():
+            out[(t, area)] = {"tp": s["tp"], "predicted": s["predicted"], "reference": s["reference"]}
     return out
 
 
@@ -295,10 +305,11 @@ def pooled_f1(counts: list[dict]) -> dict:
             "recall": round(tp / max(ref, 1), 4), "tp": tp, "predicted": pred, "reference": ref}
 
 
-def choose_threshold(per_scene: list[dict[float, dict]]) -> tuple[float, dict[float, dict]]:
-    """The threshold with the best pooled F1 (ties: the one nearest 0.5, the uncalibrated argmax)."""
-    table = {t: pooled_f1([scene[t] for scene in per_scene]) for t in per_scene[0]}
-    best = max(table, key=lambda t: (table[t]["f1"], -abs(t - 0.5)))
+def choose_threshold(per_scene: list[dict[tuple[float, float], dict]]) -> tuple[tuple[float, float], dict]:
+    """The (threshold, minimum polygon area) with the best pooled F1; ties: the threshold nearest 0.5 (the
+    uncalibrated argmax), then the smallest area (the fewest polygons dropped)."""
+    table = {key: pooled_f1([scene[key] for scene in per_scene]) for key in per_scene[0]}
+    best = max(table, key=lambda key: (table[key]["f1"], -abs(key[0] - 0.5), -key[1]))
     return best, table
 
 
@@ -319,16 +330,22 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
         per_scene.append(threshold_scores(checkpoint, family=family, gsd=gsd, size=size, seed=seed, work=work,
                                           window=window))
         print(json.dumps({"family": family, "gsd": gsd, "seed": seed,
-                          **{str(t): pooled_f1([c])["f1"] for t, c in per_scene[-1].items()}}), flush=True)
-    best, table = choose_threshold(per_scene)
+                          **{f"{t:g}/{a:g}": pooled_f1([c])["f1"] for (t, a), c in per_scene[-1].items()
+                             if a == min(CALIBRATION_MIN_AREAS)}}), flush=True)
+    (threshold, min_area), table = choose_threshold(per_scene)
     ckpt = load_checkpoint(checkpoint)
+    pooled: dict[str, dict] = {}
+    for (t, a), row in table.items():
+        pooled.setdefault(f"{t:g}", {})[f"{a:g}"] = row
     ckpt["calibration"] = {
-        "change_threshold": best,
-        "chosen_on": (f"best pooled change-polygon F1 @ IoU 0.5 (polygons >= {CHANGE_MIN_AREA_M2:g} m2) over "
+        "change_threshold": threshold,
+        "min_area_m2": min_area,
+        "chosen_on": (f"best pooled change-polygon F1 @ IoU 0.5 over thresholds x minimum polygon areas "
+                      f"({', '.join(f'{a:g}' for a in CALIBRATION_MIN_AREAS)} m2) on "
                       f"{len(per_scene)} fresh {size} px pairs of the training families and the default style "
                       f"(seeds {CALIBRATION_SEED0}..{CALIBRATION_SEED0 + len(per_scene) - 1}), "
                       f"window {window[0]}, overlap {window[1]}"),
-        "pooled": {str(t): row for t, row in table.items()},
+        "pooled": pooled,  # threshold -> minimum area -> pooled counts
     }
     ckpt["inference"] = {"window": window[0], "overlap": window[1]}
     for key in ("format", "created", "rsmamba_version"):
@@ -376,7 +393,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
     aug_args = "".join(f" --{name} {value}" for name, value in (("colour", args.colour),
                        ("channel-shuffle", args.channel_shuffle), ("grayscale", args.grayscale),
-                       ("default-scenes", args.default_scenes)) if value)
+                       ("default-scenes", args.default_scenes), ("ema", args.ema),
+                       ("seed0", args.seed0 if args.seed0 != SCENE_SEED0 else 0)) if value)
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
@@ -386,8 +404,10 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                   "|---|---|---|---|---|---|")
         table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['change_f1']:.3f} | "
                           f"{r['change_precision']:.3f} | {r['change_recall']:.3f} |" for r in rows)
-        how = (f"with `rsmamba change --semantic --window {window[0]} --overlap {window[1]}`, change polygons of at least "
-               f"{CHANGE_MIN_AREA_M2:g} m² against the added and demolished buildings")
+        min_area = rows[0].get("min_area_m2", CHANGE_MIN_AREA_M2) if rows else CHANGE_MIN_AREA_M2
+        how = (f"with `rsmamba change --semantic` at its own window ({window[0]}/{window[1]}), change polygons of at "
+               f"least {min_area:g} m² (calibrated with the threshold; `rsmamba vectorize`'s default for the "
+               "change raster) against the added and demolished buildings")
     else:
         inputs = "RGB orthophoto + DSM" if kind == "dsm" else "RGB orthophoto only (no DSM)"
         what = (f"- Model: `{model_name}`, input: {inputs}; checkpoint by validation mIoU (epoch {best_epoch}).\n"
@@ -404,7 +424,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
 
 {what}
 - Data: {args.scenes} synthetic scenes of {args.size} px, one domain-randomised style each
-  (`rsmamba.synth.style.training_style(seed)`, seeds {SCENE_SEED0}..{SCENE_SEED0 + args.scenes - 1}, families
+  (`rsmamba.synth.style.training_style(seed)`, seeds {args.seed0}..{args.seed0 + args.scenes - 1}, families
   {', '.join(families)}; GSD drawn from {TRAIN_GSD[0]}-{TRAIN_GSD[1]} m), {data}, chips of {args.chip} px
   (90 % train / 10 % val blocks).
 - Command: `python examples/make_demo_models.py {kind} --model {model_name} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg}{aug_args} --eval-size {args.eval_size}`
@@ -446,6 +466,11 @@ def main() -> None:
                     help="augment.channel_shuffle: probability of permuting the spectral bands (0: off)")
     ap.add_argument("--grayscale", type=float, default=0.0,
                     help="augment.grayscale: probability of replacing the spectral bands by their mean (0: off)")
+    ap.add_argument("--seed0", type=int, default=SCENE_SEED0,
+                    help="first training-scene seed (scenes use seed0 + i; keep below the evaluation seeds, 90000)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="train.ema: decay of an exponential moving average of the weights, validated and saved "
+                         "instead of the raw weights (0: off)")
     ap.add_argument("--note", default="", help="a line added to the card (e.g. how the --init checkpoint was made)")
     ap.add_argument("--eval-size", type=int, default=512, help="side of each card scene (pixels)")
     ap.add_argument("--window", "--card-window", default=None,
@@ -485,15 +510,18 @@ def main() -> None:
         print(f"{target}: window {window[0]}, overlap {window[1]}")
         return
     t0 = time.time()
+    if not 0 <= args.seed0 or args.seed0 + args.scenes + args.default_scenes > EVAL_SEED0:
+        raise SystemExit(f"--seed0 {args.seed0}: training seeds must stay below the evaluation seeds ({EVAL_SEED0})")
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
-                             change_rate=CHANGE_RATE if change else None, default_scenes=args.default_scenes)
+                             seed0=args.seed0, change_rate=CHANGE_RATE if change else None,
+                             default_scenes=args.default_scenes)
     tile_scene(mosaic["ortho"], work / "chips", dsm=mosaic.get("dsm"), labels=mosaic["labels"], size=args.chip,
                t2=mosaic.get("ortho_t2"), labels_t2=mosaic.get("labels_t2"), change=mosaic.get("change"),
                split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
     overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}", f"model.name={args.model}", "model.kwargs={}",
                  f"train.epochs={args.epochs}", "augment.photometric=0.2", f"optim.lr={args.lr}",
                  f"augment.colour={args.colour}", f"augment.channel_shuffle={args.channel_shuffle}",
-                 f"augment.grayscale={args.grayscale}"]
+                 f"augment.grayscale={args.grayscale}"] + ([f"train.ema={args.ema}"] if args.ema else [])
     if change:
         overrides.append("train.metric=change_f1")
     if args.init:

@@ -12,7 +12,8 @@ A checkpoint is a ``torch.save``-d dict::
                         "dsm": {"mode": "minmax-window"|"zscore", "mean": m, "std": s}},
       "classes": [{"id": 0, "name": "impervious", "color": [255, 255, 255]}, ...],
       "config": {...}, "metrics": {...}, "created": "ISO time", "rsmamba_version": "0.1.0",
-      "calibration": {"change_threshold": 0.35, ...},   # optional, change models: p(change) above it is change
+      "calibration": {"change_threshold": 0.35,         # optional, change models: p(change) above it is change;
+                      "min_area_m2": 48, ...},          # smaller change polygons are dropped by vectorize
       "inference": {"window": 128, "overlap": 32},      # optional: predict's / change's window when none is given
     }
 """

@@ -42,7 +42,10 @@ from rsmamba.raster.normalize import BandStats, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
+from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
+
 PathLike = str | os.PathLike[str]
+
 DEFAULT_CHANGE_THRESHOLD = 0.5  # a model without a calibrated threshold: the argmax of no-change/change
 
 
@@ -62,6 +65,7 @@ class ChangeSummary:
     eta_seconds: float | None = None
     window: int = 0  # px, and the overlap: the run's (given, else the model's own, else 512/128)
     overlap: int = 0
+    min_area_m2: float | None = None  # calibrated with the model: rsmamba vectorize's --min-area for this raster
 
     def describe(self) -> str:
         size = f" of {self.window} px (overlap {self.overlap})" if self.window else ""
@@ -76,6 +80,9 @@ class ChangeSummary:
                          f"(dy {self.shift.dy:+.2f}, dx {self.shift.dx:+.2f})")
         lines += [f"{name}: {path}" for name, path in self.outputs.items()]
         lines.append(f"change where p(change) > {self.threshold:g} ({self.threshold_source})")
+        if self.min_area_m2 is not None:
+            lines.append(f"change polygons (rsmamba vectorize): under {self.min_area_m2:g} m2 dropped, calibrated "
+                         "with the model (--min-area overrides)")
         lines.append(f"changed {self.changed_fraction:.2%} of valid pixels; done in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -131,8 +138,22 @@ def change_threshold_of(model: LoadedModel, threshold: float | None) -> tuple[fl
     return float(calibrated), "calibrated with the model"
 
 
+def change_min_area_of(model: LoadedModel) -> float | None:
+    """The minimum change-polygon area (m²) calibrated with the model, or None; a bad one is the file's fault."""
+    calibrated = model.extra.get("change_min_area_m2")
+    if calibrated is None:
+        return None
+    try:
+        area = float(calibrated)
+    except (TypeError, ValueError):
+        area = -1.0
+    if not area >= 0:
+        raise InputError(f"model {model.source}: its calibrated minimum change area {calibrated!r} is not >= 0 m2")
+    return area
+
+
 def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, model_id: str,
-                 threshold: float = DEFAULT_CHANGE_THRESHOLD) -> OutputLayer:
+                 threshold: float = DEFAULT_CHANGE_THRESHOLD, min_area_m2: float | None = None) -> OutputLayer:
     k = len(classes)
 
     def render(rows: FinishedRows) -> torch.Tensor:
@@ -146,7 +167,8 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
     return OutputLayer("change", path, len(names), render, Resampling.mode, None, names,
                        {"class_names": json.dumps([c.name for c in classes]), "model_id": model_id,
                         "CHANGE_CONVENTION": "band 1 change 0/1; band 2 from_class (t1); band 3 to_class (t2)",
-                        "CHANGE_THRESHOLD": f"{threshold:g}"})
+                        "CHANGE_THRESHOLD": f"{threshold:g}",
+                        **({CHANGE_MIN_AREA_TAG: f"{min_area_m2:g}"} if min_area_m2 is not None else {})})
 
 
 def change_probability_layer(path: Path) -> OutputLayer:
@@ -264,8 +286,10 @@ def detect_change(
         predictor = ChangePredictor(loaded, device=device, semantic=semantic, tta=tta, amp=amp)
         k = 2 + (2 * loaded.num_classes if semantic else 0)
         threshold, threshold_source = change_threshold_of(loaded, change_threshold)
+        # the polygon size calibrated with the threshold; a threshold of the user's is not calibrated with it
+        min_area = change_min_area_of(loaded) if change_threshold is None else None
         layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, loaded.source,
-                               threshold)]
+                               threshold, min_area)]
         if probabilities is not None:
             layers.append(change_probability_layer(Path(probabilities)))
         start = time.perf_counter()
@@ -273,7 +297,7 @@ def detect_change(
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
-                                warnings=list(src.warnings), window=window, overlap=overlap)
+                                warnings=list(src.warnings), window=window, overlap=overlap, min_area_m2=min_area)
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]
@@ -281,7 +305,7 @@ def detect_change(
         digest = params_hash({
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": model_digest(loaded),
             "window": window, "overlap": overlap, "blend": blend, "tta": tta, "amp": amp, "semantic": semantic,
-            "epoch_norm": epoch_norm, "change_threshold": threshold, "strip_width": strip_width,
+            "epoch_norm": epoch_norm, "change_threshold": threshold, "min_area_m2": min_area, "strip_width": strip_width,
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
         })

@@ -34,6 +34,23 @@ def change_polygon_f1(
     work_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Vectorize ``change_raster`` and score its change polygons against ``reference`` polygons."""
+    return change_polygon_scores(change_raster, reference, min_areas_m2=(min_area_m2,), iou_threshold=iou_threshold,
+                                 work_dir=work_dir)[float(min_area_m2)]
+
+
+def change_polygon_scores(
+    change_raster: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    *,
+    min_areas_m2: tuple[float, ...],
+    iou_threshold: float = 0.5,
+    work_dir: str | os.PathLike[str] | None = None,
+) -> dict[float, dict[str, Any]]:
+    """:func:`change_polygon_f1` at each minimum polygon area, from one vectorisation (at the smallest).
+
+    Dropping the polygons under an area from the smallest area's layer is what ``rsmamba vectorize
+    --min-area`` does (its filter runs on finished polygons), so one run serves a whole calibration grid.
+    """
     import tempfile
 
     import geopandas as gpd
@@ -41,10 +58,12 @@ def change_polygon_f1(
 
     from rsmamba.evaluate import object_f1
     from rsmamba.vectorize import vectorize_raster
+    from rsmamba.vectorize.units import metres_per_unit
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="rsmamba-change-f1-"))
     polys = work / "change_polygons.gpkg"
-    vectorize_raster(change_raster, polys, change=True, min_area=min_area_m2, overwrite=True)  # a work file
+    smallest = min(float(a) for a in min_areas_m2)
+    vectorize_raster(change_raster, polys, change=True, min_area=smallest, overwrite=True)  # a work file
     pred = gpd.read_file(polys)
     if "change" in pred.columns:
         pred = pred[pred["change"] == 1]
@@ -54,6 +73,13 @@ def change_polygon_f1(
             raise InputError("change polygons and reference need a CRS")
         ref = ref.to_crs(ds.crs)
         shape, transform = (ds.height, ds.width), ds.transform
-    scores = object_f1(_rasterize_ids(pred, shape, transform), _rasterize_ids(ref, shape, transform), iou_threshold)
-    scores["polygons"] = str(polys)
-    return scores
+    ref_ids = _rasterize_ids(ref, shape, transform)
+    area_m2 = pred.geometry.area.to_numpy() * metres_per_unit(pred.crs) ** 2 if len(pred) else np.zeros(0)
+    out = {}
+    for area in sorted({float(a) for a in min_areas_m2}):
+        kept = pred[area_m2 >= area] if area > smallest else pred
+        scores = object_f1(_rasterize_ids(kept, shape, transform), ref_ids, iou_threshold)
+        scores["polygons"] = str(polys)
+        scores["min_area_m2"] = area
+        out[area] = scores
+    return out

@@ -164,8 +164,9 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     bands = ckpt.get("bands") or {}
     norm = ckpt.get("normalization") or {}
     image_bands = bands.get("image")
-    extra = ({"task": info.task, "t2_norm": norm.get("t2"),
-              "change_threshold": (ckpt.get("calibration") or {}).get("change_threshold")} if verb == "change"
+    calibration = ckpt.get("calibration") or {}
+    extra = ({"task": info.task, "t2_norm": norm.get("t2"), "change_threshold": calibration.get("change_threshold"),
+              "change_min_area_m2": calibration.get("min_area_m2")} if verb == "change"
              else {"config": ckpt.get("config", {})})
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),

@@ -61,10 +61,15 @@ class VectorizeSummary:
     polygons: int = 0
     per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    calibrated_min_area: float | None = None  # m²: the change raster's own --min-area, when none was given
 
     def describe(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.per_class.items())) or "none"
-        return f"{self.output}: {self.polygons} polygons ({classes}) in {self.seconds:.1f} s"
+        line = f"{self.output}: {self.polygons} polygons ({classes}) in {self.seconds:.1f} s"
+        if self.calibrated_min_area is not None:
+            line += (f"; polygons under {self.calibrated_min_area:g} m2 dropped (calibrated with the change model; "
+                     "--min-area overrides)")
+        return line
 
 
 @dataclass
@@ -90,6 +95,7 @@ class _Plan:
     fill_holes: float
     simplify: float
     probabilities: Path | None
+    calibrated_min_area: float | None = None  # min_area came from the change raster's calibration tag
     scenes: Mosaic | None = None  # set when ``raster`` is the VRT mosaic of several scenes
     instances: bool = False  # split regions into buildings (:mod:`rsmamba.vectorize.instances`)
 
@@ -150,6 +156,9 @@ def _plan(
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
         is_change = attrs.is_change_raster(src) if change is None else change
+        calibrated = attrs.calibrated_min_area(src) if min_area is None and is_change else None
+        if calibrated is not None:
+            thresholds["--min-area"] = calibrated  # calibrated with the change model
         problem = class_raster_problem(src, str(raster), allow_multiband=is_change)
         if problem:
             problems.add(problem)
@@ -186,6 +195,7 @@ def _plan(
             semantic=semantic, model_id=model_id if model_id is not None else attrs.model_id(src),
             unit_m=metres_per_unit(out_crs), min_area=thresholds["--min-area"],
             fill_holes=thresholds["--fill-holes"], simplify=thresholds["--simplify"], probabilities=probabilities,
+            calibrated_min_area=calibrated,
         )
 
 
@@ -445,7 +455,7 @@ def vectorize_raster(
         pixel_size = float(np.hypot(x1 - x0, y1 - y0))
     stream = plan.fmt == "gpkg" and not (plan.simplify and not regularize)
     with_values = plan.probabilities is not None
-    summary = VectorizeSummary(output=output)
+    summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area)
     counts: Counter[str] = Counter()
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":

@@ -10,7 +10,9 @@ Conventions read here (the predict and change verbs write them):
   never vectorized.
 * Change raster: band 1 binary change (0/1, description ``"change"``); optionally band 2 the
   class at t1 (description ``"from_class"``) and band 3 the class at t2 (``"to_class"``). A
-  raster is read as a change raster when band 1's description is ``"change"``.
+  raster is read as a change raster when band 1's description is ``"change"``. Dataset tag
+  ``CHANGE_MIN_AREA_M2``: the minimum change-polygon area calibrated with the change model, the
+  ``--min-area`` of that raster's polygons unless one is given.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
 def model_id(src: rasterio.io.DatasetReader) -> str:
     """The producing model's id from the raster tags; empty when unknown."""
     return _tag(src.tags(), "model_id") or _tag(src.tags(1), "model_id") or ""
+
+
+CHANGE_MIN_AREA_TAG = "CHANGE_MIN_AREA_M2"
+
+
+def calibrated_min_area(src: rasterio.io.DatasetReader) -> float | None:
+    """The change raster's calibrated minimum polygon area in m² (tag ``CHANGE_MIN_AREA_M2``), or None."""
+    text = _tag(src.tags(), CHANGE_MIN_AREA_TAG.lower())
+    try:
+        area = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return area if area is not None and area >= 0 else None
 
 
 def is_change_raster(src: rasterio.io.DatasetReader) -> bool:

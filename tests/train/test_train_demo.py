@@ -106,12 +106,17 @@ def test_change_threshold_is_chosen_on_pooled_counts_of_training_styles_only() -
     seeds = [s for _, _, s in rows]
     assert len(set(seeds)) == len(seeds) and min(seeds) > m.EVAL_SEED0 + 3000  # cards: EVAL_SEED0 + i (+ 1000 k)
     # pooled, not averaged: 0.5 wins one small scene, 0.3 the two together (F1s averaged would pick 0.5)
-    scenes = [{0.5: {"tp": 2, "predicted": 2, "reference": 3}, 0.3: {"tp": 1, "predicted": 2, "reference": 3}},
-              {0.5: {"tp": 10, "predicted": 30, "reference": 20}, 0.3: {"tp": 14, "predicted": 30, "reference": 20}}]
+    scenes = [{(0.5, 30.0): {"tp": 2, "predicted": 2, "reference": 3}, (0.3, 30.0): {"tp": 1, "predicted": 2, "reference": 3}},
+              {(0.5, 30.0): {"tp": 10, "predicted": 30, "reference": 20}, (0.3, 30.0): {"tp": 14, "predicted": 30, "reference": 20}}]
     best, table = m.choose_threshold(scenes)
-    assert best == 0.3 and table[0.3]["tp"] == 15 and table[0.3]["f1"] == round(30 / 55, 4)
-    tie = [{0.5: {"tp": 1, "predicted": 1, "reference": 1}, 0.3: {"tp": 1, "predicted": 1, "reference": 1}}]
-    assert m.choose_threshold(tie)[0] == 0.5  # a tie keeps the uncalibrated argmax
+    assert best == (0.3, 30.0) and table[best]["tp"] == 15 and table[best]["f1"] == round(30 / 55, 4)
+    one = {"tp": 1, "predicted": 1, "reference": 1}
+    tie = [{(0.5, 48.0): one, (0.3, 30.0): one, (0.5, 30.0): one}]
+    assert m.choose_threshold(tie)[0] == (0.5, 30.0)  # ties: the uncalibrated argmax, then the smallest area
+    # a larger minimum area that drops speckle (fewer predicted, same hits) wins on F1
+    speckle = [{(0.5, 30.0): {"tp": 8, "predicted": 14, "reference": 10},
+                (0.5, 48.0): {"tp": 8, "predicted": 9, "reference": 10}}]
+    assert m.choose_threshold(speckle)[0] == (0.5, 48.0)
 
 
 @pytest.mark.skipif(not (ROOT / "rsmamba" / "data" / "demo_change_model.pt").exists(), reason="demo change model not built")
@@ -126,9 +131,12 @@ def test_calibrate_writes_a_new_checkpoint_that_carries_the_threshold(tmp_path: 
     calibration = m.calibrate_change(src, tmp_path / "out.pt", size=256, work=tmp_path / "work")
     assert src.read_bytes() == before
     assert calibration["change_threshold"] in m.CALIBRATION_THRESHOLDS
-    assert set(calibration["pooled"]) == {str(t) for t in m.CALIBRATION_THRESHOLDS}
+    assert calibration["min_area_m2"] in m.CALIBRATION_MIN_AREAS
+    assert set(calibration["pooled"]) == {f"{t:g}" for t in m.CALIBRATION_THRESHOLDS}
+    assert all(set(row) == {f"{a:g}" for a in m.CALIBRATION_MIN_AREAS} for row in calibration["pooled"].values())
     assert load_checkpoint(tmp_path / "out.pt")["calibration"] == calibration
     loaded = load_model(tmp_path / "out.pt", image_count=3, verb="change")
     assert loaded.extra["change_threshold"] == calibration["change_threshold"]
+    assert loaded.extra["change_min_area_m2"] == calibration["min_area_m2"]
     with pytest.raises(SystemExit):
         m.calibrate_change(tmp_path / "out.pt", tmp_path / "out.pt", size=256, work=tmp_path / "work")
