@@ -41,11 +41,9 @@ from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
-
 from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
 
 PathLike = str | os.PathLike[str]
-
 DEFAULT_CHANGE_THRESHOLD = 0.5  # a model without a calibrated threshold: the argmax of no-change/change
 
 
