@@ -6,6 +6,7 @@
     python bench/cards.py --models image+dsm --checkpoint run/best.pt   # a candidate in place of the shipped model
     python bench/cards.py --models change --size 2048 --repeats 2 --rows default:0.25,heldout-nordic:0.25
     python bench/cards.py --models image --size 1024 --tta d4   # as rsmamba predict --tta: 8 passes per window
+    python bench/cards.py --models image --size 1024 --tta none   # as rsmamba predict --no-tta
     python bench/cards.py --models image+dsm --size 1024 --window 512/128   # another window than the model's own
 
 For each (family, GSD) a fresh scene (seed from ``--seed``, never a training seed) is rendered with
@@ -73,8 +74,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="a candidate checkpoint measured in place of the shipped one (of the one model in --models)")
     ap.add_argument("--tta", default=None,
-                    help="predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip); "
-                         "change rows take only d4 (rsmamba change --tta)")
+                    help="predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip), "
+                         "none (--no-tta); change rows take only d4 or none (rsmamba change --tta / --no-tta); "
+                         "default: each model's own, as rsmamba predict / change without these options")
     ap.add_argument("--repeats", type=int, default=1, help="scenes per row (seeds seed + 1000 k), pooled")
     ap.add_argument("--window", default=None,
                     help="window/overlap of the predict and change runs (default: each model's own, as rsmamba "
@@ -89,8 +91,9 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="rsmamba-cards-"))
     if args.checkpoint is not None and len(models) != 1:
         ap.error("--checkpoint replaces one model: pass one name in --models")
-    if args.tta not in (None, "d4") and "change" in models:
-        ap.error("change rows take --tta d4 only (rsmamba change --tta)")
+    if args.tta not in (None, "d4", "none") and "change" in models:
+        ap.error("change rows take --tta d4 or none only (rsmamba change --tta / --no-tta)")
+    tta = None if args.tta is None else (False if args.tta == "none" else args.tta)  # None: the model's own
     rows = []
     for i, (family, gsd) in enumerate(rows_spec):
         base = args.seed + (ROWS.index((family, gsd)) if (family, gsd) in ROWS else i)  # a row's scene, whatever the selection
@@ -105,17 +108,18 @@ def main() -> None:
                     row["tta"] = args.tta
                 if model == "change":
                     row.update(measure_change(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
-                                              work=work / "change", tta=args.tta == "d4", window=window,
+                                              work=work / "change", tta=tta if tta is None else tta == "d4",
+                                              window=window,
                                               overlap=overlap))
                 else:
                     row.update(measure(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
-                                       with_dsm=model == "image+dsm", work=work / model, tta=args.tta or False,
+                                       with_dsm=model == "image+dsm", work=work / model, tta=tta,
                                        window=window, overlap=overlap))
                 rows.append(row)
                 print(row, flush=True)
     if args.repeats > 1:
         rows += pooled(rows)
-    print_table(rows, ["family", "gsd", "size", "model", "building_iou", "object_f1", "footprint_f1", "change_f1",
+    print_table(rows, ["family", "gsd", "size", "model", "tta_passes", "building_iou", "object_f1", "footprint_f1", "change_f1",
                        "change_precision", "change_threshold", "seconds"])
     path = write_result(args.result, {"rows": rows, "models": models}, quick=args.quick)
     print(f"wrote {path}")

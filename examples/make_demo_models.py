@@ -98,6 +98,12 @@ NAMES = {"image": "demo_image_model", "dsm": "demo_model", "change": "demo_chang
 # higher at 512/128 than at 128/32 on all six (its stage 10); 1024/256 higher still by at most 0.004,
 # at 1.4x the memory, not taken.
 WINDOWS = {"image": (512, 128), "dsm": (128, 32), "change": (128, 32)}
+# Each shipped model's own test-time augmentation (rsmamba.engine.tta spec; absent: plain), stored beside its
+# window and chosen on the same six selection rows (bench/results/tta-selection.json): D4 when it scores higher
+# than plain on all six and by at least 0.01 building IoU on average, for its eight passes per window.
+# Image-only: higher on all six by 0.012-0.033 (mean 0.024; flips alone 0.018). Image+DSM: higher on all six
+# but by 0.005 on average, so it runs plain. Change: calibrated (threshold, area) without TTA, so plain.
+TTAS = {"image": "d4"}
 CHANGE_MIN_AREA_M2 = 30.0  # the smallest synthetic building is 8 m x 8 m: change polygons under half of that are speckle
 CHANGE_RATE = 0.3  # share of buildings demolished and added in the change model's training scenes
 
@@ -168,11 +174,11 @@ def scene_style(seed: int, family: str, gsd: float):
 
 
 def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int, with_dsm: bool, work: Path,
-            window: int | None = None, overlap: int | None = None, tta: bool | str = False) -> dict[str, float]:
+            window: int | None = None, overlap: int | None = None, tta: bool | str | None = None) -> dict[str, float]:
     """Predict + evaluate one fresh styled scene: building IoU, object F1 @ IoU 0.5, mIoU, seconds.
 
-    ``tta`` is ``rsmamba predict --tta`` (e.g. ``"d4"``: eight passes per window, softmax averaged);
-    ``window``/``overlap`` None: the model's own, as ``rsmamba predict`` without ``--window``.
+    ``tta`` is ``rsmamba predict --tta`` (e.g. ``"d4"``: eight passes per window, softmax averaged; False:
+    plain); ``window``/``overlap``/``tta`` None: the model's own, as ``rsmamba predict`` without options.
 
     Two object scores: ``object_f1`` counts the connected building regions of the class raster
     (>= 16 px, so speckle counts too), ``footprint_f1`` the footprint layer a user delivers, made as
@@ -210,7 +216,8 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
     fp = evaluate_rasters(pred, scene["labels_t1"], scene_dir / "eval_footprints" / "metrics.json",
                           buildings=scene["buildings_t1"], footprints=footprints, overwrite=True)["buildings"]
     b, objects = metrics["per_class"]["building"], metrics["buildings"]
-    return {"window": f"{summary.window}/{summary.overlap}", "building_iou": round(b["iou"], 4),
+    return {"window": f"{summary.window}/{summary.overlap}", "tta_passes": summary.tta_views,
+            "building_iou": round(b["iou"], 4),
             "object_f1": round(objects["f1"], 4),
             "object_precision": round(objects["precision"], 4), "object_recall": round(objects["recall"], 4),
             "footprint_f1": round(fp["f1"], 4), "footprint_precision": round(fp["precision"], 4),
@@ -219,12 +226,12 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
 
 
 def measure_change(model: str | Path | None, *, family: str, gsd: float, size: int, seed: int,
-                   work: Path, tta: bool = False, window: int | None = None, overlap: int | None = None
+                   work: Path, tta: bool | None = None, window: int | None = None, overlap: int | None = None
                    ) -> dict[str, float]:
     """A change model (None: the shipped one) on one fresh styled scene pair: change-polygon F1 @ IoU 0.5.
 
-    ``tta`` is ``rsmamba change --tta`` (D4, both epochs turned alike); ``window``/``overlap`` None: the
-    model's own, as ``rsmamba change`` without ``--window``.
+    ``tta`` is ``rsmamba change --tta`` (D4, both epochs turned alike; False: plain); ``window``/``overlap``/
+    ``tta`` None: the model's own, as ``rsmamba change`` without options.
     """
     from rsmamba.change import detect_change
     from rsmamba.change.evaluate import change_polygon_f1
@@ -358,12 +365,13 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
 CARD_ROWS = [("suburban", 0.25), ("overcast", 0.5), ("heldout-nordic", 0.25), ("heldout-nordic", 0.5)]
 
 
-def with_window(checkpoint: Path, out: Path, window: tuple[int, int]) -> None:
-    """Write ``out``: ``checkpoint`` with ``window`` (window, overlap) as its own (``inference``)."""
+def with_inference(checkpoint: Path, out: Path, window: tuple[int, int], tta: str | None = None) -> None:
+    """Write ``out``: ``checkpoint`` with ``window`` (window, overlap) and ``tta`` (None: plain) as its own
+    (``inference``)."""
     from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    ckpt["inference"] = {"window": window[0], "overlap": window[1]}
+    ckpt["inference"] = {"window": window[0], "overlap": window[1], **({"tta": tta} if tta else {})}
     for key in ("format", "created", "rsmamba_version"):
         ckpt.pop(key, None)
     save_checkpoint(out, ckpt)
@@ -387,7 +395,7 @@ def card_rows(model: Path, kind: str, size: int, work: Path, rows=CARD_ROWS, win
 
 
 def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args, seconds: float, rows: list[dict],
-               styles: list[dict], window: tuple[int, int] = (512, 128)) -> str:
+               styles: list[dict], window: tuple[int, int] = (512, 128), tta: str | None = None) -> str:
     families = sorted({s["family"] for s in styles})
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
@@ -417,7 +425,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                   "footprint F1 @ IoU 0.5 | mIoU |\n|---|---|---|---|---|---|---|")
         table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['building_iou']:.3f} | "
                           f"{r['object_f1']:.3f} | {r['footprint_f1']:.3f} | {r['miou']:.3f} |" for r in rows)
-        how = (f"with `rsmamba predict --window {window[0]} --overlap {window[1]}` and `rsmamba evaluate`: object F1 of the class "
+        own_tta = f" and test-time augmentation `{tta}` (its own; `--no-tta` for one pass)" if tta else ""
+        how = (f"with `rsmamba predict` at its own window ({window[0]}/{window[1]}){own_tta} and `rsmamba evaluate`: object F1 of the class "
                "raster's building regions (>= 16 px) and of the footprint layer `rsmamba vectorize --classes building "
                "--min-area 30m2 --regularize` delivers (with `--instances` for a model with instance outputs)")
     card = f"""# rsmamba {title} demo model
@@ -448,7 +457,7 @@ def main() -> None:
     ap.add_argument("kind", choices=sorted(NAMES) + ["calibrate", "window"],
                     help="image: image-only segmentation; dsm: image+DSM segmentation; change: semantic change "
                          "(trained, then calibrated); calibrate: only choose the change threshold of --init; "
-                         "window: only store --window in --init (written to --out: a .pt file, or a folder for the same name)")
+                         "window: only store --window (and --tta) in --init (written to --out: a .pt file, or a folder for the same name)")
     ap.add_argument("--model", default=None,
                     help="registry name (a Mamba model of the zoo); default cmtunet_tiny, mambafcs_tiny for change")
     ap.add_argument("--scenes", type=int, default=12, help="training scenes (one style each)")
@@ -477,6 +486,10 @@ def main() -> None:
                     help="window/overlap the model is run at: stored in the shipped checkpoint (rsmamba predict's / "
                          "change's default for it), used for the change calibration and the card "
                          f"(default: {', '.join(f'{k} {w}/{o}' for k, (w, o) in WINDOWS.items())})")
+    ap.add_argument("--tta", default=None,
+                    help="test-time augmentation stored in the shipped checkpoint (an rsmamba.engine.tta spec, or none; "
+                         f"default: {', '.join(f'{k} {v}' for k, v in TTAS.items())}, none for the others); "
+                         "for window: none unless given")
     ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)
@@ -488,6 +501,7 @@ def main() -> None:
 
     window = (tuple(int(v) for v in args.window.split("/")) if args.window
               else WINDOWS.get(args.kind, WINDOWS["change"]))
+    tta = TTAS.get(args.kind) if args.tta is None else (None if args.tta == "none" else args.tta)
     with_dsm, change = args.kind == "dsm", args.kind == "change"
     args.model = args.model or ("mambafcs_tiny" if change else "cmtunet_tiny")
     work = args.work or Path(tempfile.mkdtemp(prefix=f"rsmamba-{args.kind}-"))
@@ -506,8 +520,9 @@ def main() -> None:
         if target.resolve() == args.init.resolve():
             raise SystemExit(f"window: --out must not be the input checkpoint ({args.init})")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with_window(args.init, target, window)
-        print(f"{target}: window {window[0]}, overlap {window[1]}")
+        tta = None if args.tta in (None, "none") else args.tta
+        with_inference(args.init, target, window, tta)
+        print(f"{target}: window {window[0]}, overlap {window[1]}, test-time augmentation {tta or 'none'}")
         return
     t0 = time.time()
     if not 0 <= args.seed0 or args.seed0 + args.scenes + args.default_scenes > EVAL_SEED0:
@@ -531,7 +546,7 @@ def main() -> None:
     if change:  # and the threshold on p(change), chosen on training-family scenes at that window
         calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate", window=window)
     else:
-        with_window(result.best, shipped, window)
+        with_inference(result.best, shipped, window, tta)
     seconds = time.time() - t0
     rows = card_rows(shipped, args.kind, args.eval_size, work / "eval", window=window)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -541,7 +556,7 @@ def main() -> None:
     styles = json.loads((work / "mosaic" / "styles.json").read_text())
     card = write_card(args.out / f"{name}.md", kind=args.kind, model_name=ckpt["model"],
                       best_epoch=ckpt["metrics"]["epoch"], args=args, seconds=seconds, rows=rows, styles=styles,
-                      window=window)
+                      window=window, tta=tta)
     (work / f"{name}.json").write_text(json.dumps({"rows": rows, "train_seconds": round(seconds)}, indent=1))
     print(card)
 

@@ -172,7 +172,8 @@ def compress_option() -> Any:
 
 
 def tta_option() -> Any:
-    return typer.Option(False, "--tta", help="D4 test-time augmentation (8x compute).")
+    return typer.Option(None, "--tta/--no-tta", help="D4 test-time augmentation (8x compute); --no-tta: none, even "
+                        "where the model names one (default: the model's own, stored in its checkpoint).")
 
 
 def tta_flip_option() -> Any:
@@ -187,8 +188,16 @@ def tta_recipe_option() -> Any:
     return typer.Option(False, "--tta-recipe", help="The checkpoint's evaluation protocol (its config's eval: flip, scales), e.g. MAFMamba's multi-scale + flip.")
 
 
-def tta_spec(d4: bool, flip: bool, scales: str | None, recipe: bool) -> bool | str:
-    """The TTA spec predict records (see rsmamba.engine.tta): False / True (D4) as before, else a string."""
+def tta_spec(d4: bool | None, flip: bool, scales: str | None, recipe: bool) -> bool | str | None:
+    """The TTA spec predict records (see rsmamba.engine.tta): False / True (D4) as before, else a string.
+
+    None: nothing given (the model's own TTA); ``d4`` False (``--no-tta``): plain, and alone.
+    """
+    if d4 is False:
+        if flip or scales is not None or recipe:
+            raise typer.BadParameter("--no-tta runs one pass per window: drop --tta-flip / --tta-scales / --tta-recipe",
+                                     param_hint="--no-tta")
+        return False
     parts = ["recipe"] if recipe else []
     parts += ["d4"] if d4 else []
     parts += ["flip"] if flip else []
@@ -199,7 +208,7 @@ def tta_spec(d4: bool, flip: bool, scales: str | None, recipe: bool) -> bool | s
         parts.append("scales=" + ",".join(f"{v:g}" for v in values))
     if parts == ["d4"]:
         return True
-    return "+".join(parts) or False
+    return "+".join(parts) or None
 
 
 def amp_option() -> Any:

@@ -96,8 +96,8 @@ class ChangePredictor(Predictor):
     Padding, ``tta`` (both epochs turned alike) and ``amp`` are predict's (:class:`Predictor`).
     """
 
-    def __init__(self, model: LoadedModel, *, device: str = "cpu", semantic: bool = True, tta: bool = False,
-                 amp: bool = False) -> None:
+    def __init__(self, model: LoadedModel, *, device: str = "cpu", semantic: bool = True,
+                 tta: bool | str | None = None, amp: bool = False) -> None:
         super().__init__(model, device=device, tta=tta, amp=amp)
         self.semantic = semantic
 
@@ -198,7 +198,7 @@ def detect_change(
     window: int | None = None,
     overlap: int | None = None,
     blend: str = "hann",
-    tta: bool = False,
+    tta: bool | None = None,
     batch_size: int = 4,
     device: str = "cpu",
     amp: bool = False,
@@ -302,7 +302,7 @@ def detect_change(
             return summary
         digest = params_hash({
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": model_digest(loaded),
-            "window": window, "overlap": overlap, "blend": blend, "tta": tta, "amp": amp, "semantic": semantic,
+            "window": window, "overlap": overlap, "blend": blend, "tta": predictor.tta.spec(), "amp": amp, "semantic": semantic,
             "epoch_norm": epoch_norm, "change_threshold": threshold, "min_area_m2": min_area, "strip_width": strip_width,
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},

@@ -52,6 +52,7 @@ class PredictSummary:
     tta_views: int = 1  # network passes per window (test-time augmentation)
     model: str = ""  # which model ran: its checkpoint path (the shipped default's, without --model)
     window_source: str = ""  # "the model's" when the checkpoint chose the window (no --window given)
+    tta_source: str = ""  # "the model's" when the checkpoint chose the test-time augmentation (none given)
 
     @property
     def mpix_per_s(self) -> float:
@@ -61,7 +62,9 @@ class PredictSummary:
         own = ", the model's window" if self.window_source == "the model's" else ""
         lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
                  f"(overlap {self.overlap}{own}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
-                 + (f", test-time augmentation: {self.tta_views} passes per window" if self.tta_views > 1 else "")]
+                 + (f", test-time augmentation: {self.tta_views} passes per window"
+                    + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
+                    if self.tta_views > 1 else "")]
         if self.model:
             lines.append(f"model: {self.model}")
         for name, path in self.outputs.items():
@@ -153,7 +156,7 @@ def predict_raster(
     overlap: int | None = None,
     blend: str = "hann",
     crop: int = 0,
-    tta: bool | str = False,
+    tta: bool | str | None = None,
     batch_size: int = 4,
     device: str = "cpu",
     amp: bool = False,
@@ -188,6 +191,7 @@ def predict_raster(
 
     ``tta``: False, True (D4) or a spec such as ``"flip+scales=0.75,1,1.25"`` or ``"recipe"`` (the
     checkpoint's evaluation protocol), see :mod:`rsmamba.engine.tta`; softmax is averaged per window.
+    None: the model's own (checkpoint ``inference``, :func:`rsmamba.engine.model.inference_tta`), else plain.
 
     ``rows=(y0, y1)`` computes only those rows into plain tiled GeoTIFF parts at the output paths
     (one row slice of a scene split across workers, :func:`rsmamba.predict.slices.predict_slices`);
@@ -280,7 +284,8 @@ def _predict_in(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes,
-                                 model=_model_line(loaded, has_dsm), window_source=window_source)
+                                 model=_model_line(loaded, has_dsm), window_source=window_source,
+                                 tta_source=predictor.tta_source)
 
         if dry_run:
             summary.dry_run = True
