@@ -8,14 +8,11 @@ import pytest
 import rasterio
 import torch
 
-from rsmamba.checkpoint import load_checkpoint, save_checkpoint
-from rsmamba.classes import ISPRS_CLASSES
+from rsmamba.checkpoint import load_checkpoint
 from rsmamba.cli import main
 from rsmamba.engine.model import DEMO_IMAGE_MODEL, LoadedModel, Predictor, inference_tta, load_model
-from rsmamba.errors import InputError
-from rsmamba.models import create_model
 from rsmamba.predict import predict_raster
-from rsmamba.synth import write_scene
+from tests.helpers.predict_models import scene_and_checkpoints
 from tests.helpers.rasters import ROOT
 from tests.helpers.scripts import load_script
 
@@ -35,17 +32,8 @@ def test_given_beats_the_model_and_the_model_beats_plain() -> None:
 @pytest.fixture(scope="module")
 def scene_and_models(tmp_path_factory):
     """A 192 px scene, and one tiny network saved twice: plain, and naming flip TTA as its own."""
-    root = tmp_path_factory.mktemp("tta")
-    paths = write_scene(root / "s", size=192, seed=4, gsd=0.5)
-    torch.manual_seed(0)
-    net = create_model("fcn_baseline", in_chans=3, num_classes=6, width=8)
-    payload = {"model": "fcn_baseline", "model_kwargs": {"in_chans": 3, "num_classes": 6, "width": 8},
-               "state_dict": net.state_dict(), "bands": {"image": [1, 2, 3], "dsm": False},
-               "normalization": {"image": {"mean": [120.0] * 3, "std": [50.0] * 3}},
-               "classes": [c.to_dict() for c in ISPRS_CLASSES]}
-    plain = save_checkpoint(root / "plain.pt", payload)
-    own = save_checkpoint(root / "own.pt", {**payload, "inference": {"window": 64, "overlap": 16, "tta": "flip"}})
-    return paths, plain, own
+    return scene_and_checkpoints(tmp_path_factory.mktemp("tta"), size=192, seed=4,
+                                 inference={"window": 64, "overlap": 16, "tta": "flip"})
 
 
 def _probabilities(path) -> np.ndarray:
@@ -86,17 +74,6 @@ def test_the_cli_no_tta_runs_one_pass_and_refuses_other_tta_options(scene_and_mo
     err = capsys.readouterr().err
     assert code == 2 and "--no-tta" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "both.tif").exists()
-
-
-def test_a_bad_tta_in_a_checkpoint_is_refused(scene_and_models, tmp_path) -> None:
-    paths, plain, _ = scene_and_models
-    ckpt = load_checkpoint(plain)
-    for bad in ("d5", "scales=9", "recipe"):  # recipe: this checkpoint holds no training config
-        ckpt["inference"] = {"tta": bad}
-        save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in ckpt.items() if k not in ("format", "created")})
-        with pytest.raises(InputError, match="checkpoint inference tta"):
-            predict_raster(paths["ortho_t1"], tmp_path / "o.tif", model=tmp_path / "bad.pt")
-        assert not (tmp_path / "o.tif").exists()
 
 
 def test_the_shipped_models_carry_the_recipe_tta() -> None:

@@ -9,14 +9,13 @@ import rasterio
 import torch
 
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
-from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.cli import main
 from rsmamba.engine.model import DEFAULT_WINDOW, DEMO_CHANGE_MODEL, LoadedModel, inference_window
 from rsmamba.errors import InputError
-from rsmamba.models import create_model
 from rsmamba.predict import predict_raster
 from rsmamba.predict.slices import predict_slices
 from rsmamba.synth import write_scene
+from tests.helpers.predict_models import scene_and_checkpoints
 from tests.helpers.rasters import ROOT
 from tests.helpers.scripts import load_script
 
@@ -35,17 +34,8 @@ def test_given_beats_the_model_and_the_model_beats_the_default() -> None:
 @pytest.fixture(scope="module")
 def scene_and_models(tmp_path_factory):
     """A 320 px scene (two row slices of 256), and one tiny network saved twice: without a window of its own and with 64/16."""
-    root = tmp_path_factory.mktemp("window")
-    paths = write_scene(root / "s", size=320, seed=3, gsd=0.5)
-    torch.manual_seed(0)
-    net = create_model("fcn_baseline", in_chans=3, num_classes=6, width=8)
-    payload = {"model": "fcn_baseline", "model_kwargs": {"in_chans": 3, "num_classes": 6, "width": 8},
-               "state_dict": net.state_dict(), "bands": {"image": [1, 2, 3], "dsm": False},
-               "normalization": {"image": {"mean": [120.0] * 3, "std": [50.0] * 3}},
-               "classes": [c.to_dict() for c in ISPRS_CLASSES]}
-    plain = save_checkpoint(root / "plain.pt", payload)
-    own = save_checkpoint(root / "own.pt", {**payload, "inference": {"window": 64, "overlap": 16}})
-    return paths, plain, own
+    return scene_and_checkpoints(tmp_path_factory.mktemp("window"), size=320, seed=3,
+                                 inference={"window": 64, "overlap": 16})
 
 
 def _classes(path) -> np.ndarray:
@@ -86,15 +76,20 @@ def test_an_overlap_that_does_not_fit_the_model_window_is_one_line(scene_and_mod
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_a_bad_window_in_a_checkpoint_is_refused(scene_and_models, tmp_path) -> None:
+@pytest.mark.parametrize("bad, what", [
+    ({"window": 64, "overlap": 64}, "window"), ({"window": "wide"}, "window"), ({"window": 0}, "window"),
+    ({"tta": "d5"}, "tta"), ({"tta": "scales=9"}, "tta"),
+    ({"tta": "recipe"}, "tta"),  # this checkpoint holds no training config to take a recipe from
+])
+def test_a_bad_inference_in_a_checkpoint_is_refused(scene_and_models, tmp_path, bad, what) -> None:
+    """A bad window or TTA (tests/engine/test_model_tta.py) is the checkpoint's fault, said in one line."""
     paths, plain, _ = scene_and_models
     ckpt = load_checkpoint(plain)
-    for bad in ({"window": 64, "overlap": 64}, {"window": "wide"}, {"window": 0}):
-        ckpt["inference"] = bad
-        save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in ckpt.items() if k not in ("format", "created")})
-        with pytest.raises(InputError, match="checkpoint inference window"):
-            predict_raster(paths["ortho_t1"], tmp_path / "o.tif", model=tmp_path / "bad.pt")
-        assert not (tmp_path / "o.tif").exists()
+    ckpt["inference"] = bad
+    save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in ckpt.items() if k not in ("format", "created")})
+    with pytest.raises(InputError, match=f"checkpoint inference {what}"):
+        predict_raster(paths["ortho_t1"], tmp_path / "o.tif", model=tmp_path / "bad.pt")
+    assert not (tmp_path / "o.tif").exists()
 
 
 def test_the_shipped_models_carry_the_recipe_windows() -> None:

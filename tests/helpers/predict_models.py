@@ -35,3 +35,28 @@ class PixelArgmax(nn.Module):
 def register_test_models() -> None:
     if "test_tinyconv" not in _REGISTRY:
         register_model("test_tinyconv", task="segmentation", inputs="image", in_chans=3, num_classes=4)(TinyConv)
+
+
+def tiny_rgb_checkpoint(seed: int = 0) -> dict:
+    """A checkpoint payload of an untrained ``fcn_baseline`` (width 8) on RGB with ISPRS classes, for tests
+    of what a checkpoint carries beside its weights (its window, its TTA)."""
+    from rsmamba.classes import ISPRS_CLASSES
+    from rsmamba.models import create_model
+
+    torch.manual_seed(seed)
+    net = create_model("fcn_baseline", in_chans=3, num_classes=6, width=8)
+    return {"model": "fcn_baseline", "model_kwargs": {"in_chans": 3, "num_classes": 6, "width": 8},
+            "state_dict": net.state_dict(), "bands": {"image": [1, 2, 3], "dsm": False},
+            "normalization": {"image": {"mean": [120.0] * 3, "std": [50.0] * 3}},
+            "classes": [c.to_dict() for c in ISPRS_CLASSES]}
+
+
+def scene_and_checkpoints(root, *, size: int, seed: int, inference: dict) -> tuple[dict, object, object]:
+    """A synthetic scene at 0.5 m and :func:`tiny_rgb_checkpoint` saved twice: plain, and with ``inference``."""
+    from rsmamba.checkpoint import save_checkpoint
+    from rsmamba.synth import write_scene
+
+    paths = write_scene(root / "s", size=size, seed=seed, gsd=0.5)
+    payload = tiny_rgb_checkpoint()
+    return (paths, save_checkpoint(root / "plain.pt", payload),
+            save_checkpoint(root / "own.pt", {**payload, "inference": inference}))
