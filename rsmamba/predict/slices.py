@@ -31,7 +31,7 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.predict.api import (
     model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
-from rsmamba.engine.model import DEMO_MODEL, LoadedModel, load_model
+from rsmamba.engine.model import LoadedModel, load_model
 from rsmamba.engine.options import resolve_window
 from rsmamba.engine.resume import file_fingerprint, params_hash
 from rsmamba.engine.writer import (
@@ -102,11 +102,13 @@ def predict_slice_job(image: Path, part: Path, *, model: Any = None, dsm: PathLi
 
 def _model_for_workers(spec: Any, loaded: LoadedModel) -> Any:
     """Checkpoints travel as paths (each worker loads once); anything else (a registry name's
-    random weights, a module) as the loaded object, so every slice uses the same weights."""
-    if spec is None:
-        return str(DEMO_MODEL)
-    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
-        return str(spec)
+    random weights, a module) as the loaded object, so every slice uses the same weights.
+
+    No ``--model``: the shipped checkpoint this process resolved (image-only without a DSM), by its path.
+    """
+    path = loaded.source if spec is None else spec
+    if isinstance(path, (str, os.PathLike)) and Path(path).is_file():
+        return str(path)
     return loaded
 
 

@@ -138,3 +138,14 @@ def test_row_slices_report_every_bad_option_before_any_work(tall_scene, tmp_path
     text = str(err.value)
     assert "--blend 'bogus'" in text and "--batch-size" in text and "different files" in text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_row_slices_without_a_dsm_run_the_image_only_default(tmp_path) -> None:
+    """No --model and no DSM: every slice runs the shipped image-only model (with its window and TTA),
+    as a single-process run does, not the image+DSM model (which would refuse the DSM-less slices)."""
+    paths = write_scene(tmp_path / "s", size=320, seed=8, gsd=0.25)
+    single = predict_raster(paths["ortho_t1"], tmp_path / "single.tif")
+    assert "image-only" in single.model and single.tta_views == 8
+    sliced = predict_slices(paths["ortho_t1"], tmp_path / "sliced.tif", slice_rows=256, progress=False)
+    assert sorted(r.status for r in sliced.results) == ["done"] * 2
+    assert _sha(tmp_path / "sliced.tif") == _sha(tmp_path / "single.tif")
