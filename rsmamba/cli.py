@@ -266,6 +266,7 @@ def predict(
             allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
             tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
             resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
+            progress=STATE.progress and not dry_run,
         )
         typer.echo(summary.describe())
         return

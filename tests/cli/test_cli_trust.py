@@ -247,3 +247,31 @@ def test_change_takes_predicts_options_on_a_raster_no_stride_divides(tmp_path) -
         detect_change(t1, t2, tmp_path / "j.tif", compress="jpeg")
     with pytest.raises(InputError, match="--resume"):
         detect_change(t1, t2, tmp_path / "r.tif", resume=True)
+
+
+def test_predict_in_row_slices_follows_quiet(monkeypatch, tmp_path) -> None:
+    """``predict --slice-rows`` passes the progress choice on like every verb: bars on a terminal, none with -q."""
+    import rsmamba.cli_options as options
+    import rsmamba.predict.slices as slices
+
+    seen = []
+
+    class _Summary:
+        def describe(self) -> str:
+            return "sliced"
+
+    def fake(*args, **kwargs):
+        seen.append(kwargs["progress"])
+        return _Summary()
+
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "ortho.tif", random_image(32, 32))  # checked by preflight, never predicted
+    monkeypatch.setattr(slices, "predict_slices", fake)
+    monkeypatch.setattr(options, "_isatty", lambda stream: True)
+    try:
+        for flags in ([], ["-q"]):
+            assert cli.main([*flags, "predict", str(image), "-o", str(tmp_path / "o.tif"), "--slice-rows", "64"]) == 0
+    finally:
+        cli.main(["synth", "--help"])  # back to the defaults for later tests
+    assert seen == [True, False]
