@@ -321,7 +321,8 @@ def choose_threshold(per_scene: list[dict[tuple[float, float], dict]]) -> tuple[
 
 
 def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
-                     window: tuple[int, int] = WINDOWS["change"]) -> dict:
+                     window: tuple[int, int] = WINDOWS["change"], train_gsd: tuple[float, float] | None = None
+                     ) -> dict:
     """Write ``out``: ``checkpoint`` plus ``calibration.change_threshold`` chosen on :func:`calibration_rows`,
     and ``window`` as its own window (``inference``).
 
@@ -355,6 +356,8 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
         "pooled": pooled,  # threshold -> minimum area -> pooled counts
     }
     ckpt["inference"] = {"window": window[0], "overlap": window[1]}
+    if train_gsd is not None:  # the pixel sizes it was trained at (see with_inference)
+        ckpt["gsd_m"] = [float(train_gsd[0]), float(train_gsd[1])]
     for key in ("format", "created", "rsmamba_version"):
         ckpt.pop(key, None)
     save_checkpoint(out, ckpt)
@@ -365,13 +368,17 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
 CARD_ROWS = [("suburban", 0.25), ("overcast", 0.5), ("heldout-nordic", 0.25), ("heldout-nordic", 0.5)]
 
 
-def with_inference(checkpoint: Path, out: Path, window: tuple[int, int], tta: str | None = None) -> None:
+def with_inference(checkpoint: Path, out: Path, window: tuple[int, int], tta: str | None = None,
+                   gsd: tuple[float, float] | None = None) -> None:
     """Write ``out``: ``checkpoint`` with ``window`` (window, overlap) and ``tta`` (None: plain) as its own
-    (``inference``)."""
+    (``inference``), and ``gsd`` (finest, coarsest pixel size in metres it was trained at; None: keep the
+    checkpoint's) as ``gsd_m``, which predict and change warn against."""
     from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     ckpt["inference"] = {"window": window[0], "overlap": window[1], **({"tta": tta} if tta else {})}
+    if gsd is not None:
+        ckpt["gsd_m"] = [float(gsd[0]), float(gsd[1])]
     for key in ("format", "created", "rsmamba_version"):
         ckpt.pop(key, None)
     save_checkpoint(out, ckpt)
@@ -490,6 +497,10 @@ def main() -> None:
                     help="test-time augmentation stored in the shipped checkpoint (an rsmamba.engine.tta spec, or none; "
                          f"default: {', '.join(f'{k} {v}' for k, v in TTAS.items())}, none for the others); "
                          "for window: none unless given")
+    ap.add_argument("--gsd", default=None,
+                    help="window only: the finest/coarsest pixel size in metres the model was trained at, e.g. "
+                         "0.2/0.6, stored as gsd_m (predict and change warn on images far outside it); default: keep "
+                         "the checkpoint's (training records its chips' pixel size; make_demo_models stores TRAIN_GSD)")
     ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
     ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
     ap.add_argument("--work", type=Path, default=None)
@@ -521,8 +532,10 @@ def main() -> None:
             raise SystemExit(f"window: --out must not be the input checkpoint ({args.init})")
         target.parent.mkdir(parents=True, exist_ok=True)
         tta = None if args.tta in (None, "none") else args.tta
-        with_inference(args.init, target, window, tta)
-        print(f"{target}: window {window[0]}, overlap {window[1]}, test-time augmentation {tta or 'none'}")
+        gsd = tuple(float(v) for v in args.gsd.split("/")) if args.gsd else None
+        with_inference(args.init, target, window, tta, gsd)
+        print(f"{target}: window {window[0]}, overlap {window[1]}, test-time augmentation {tta or 'none'}"
+              + (f", trained at {gsd[0]:g}" + (f"-{gsd[1]:g}" if gsd[1] != gsd[0] else "") + " m" if gsd else ""))
         return
     t0 = time.time()
     if not 0 <= args.seed0 or args.seed0 + args.scenes + args.default_scenes > EVAL_SEED0:
@@ -544,9 +557,10 @@ def main() -> None:
     result = train(ROOT / "examples" / "train_demo.yaml", overrides)
     shipped = work / "shipped.pt"  # the model's own window travels in the checkpoint
     if change:  # and the threshold on p(change), chosen on training-family scenes at that window
-        calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate", window=window)
+        calibrate_change(result.best, shipped, size=args.calibration_size, work=work / "calibrate", window=window,
+                         train_gsd=TRAIN_GSD)
     else:
-        with_inference(result.best, shipped, window, tta)
+        with_inference(result.best, shipped, window, tta, TRAIN_GSD)
     seconds = time.time() - t0
     rows = card_rows(shipped, args.kind, args.eval_size, work / "eval", window=window)
     args.out.mkdir(parents=True, exist_ok=True)

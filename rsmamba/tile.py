@@ -45,6 +45,7 @@ from rsmamba.classes import (
     load_class_table,
 )
 from rsmamba.errors import InputError
+from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
@@ -275,6 +276,7 @@ def _tile(
     meta = {
         "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
         "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
+        "gsd_m": pixel_size_m(src.crs, src.transform),  # None without a projected CRS; goes into checkpoints
         "t2": str(Path(t2).resolve()) if t2 else None,
         "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
         "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,

@@ -262,6 +262,9 @@ def detect_change(
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         window, overlap, _ = resolve_window(loaded, window, overlap)
         shift = check_coregistration(src, max_shift=max_shift, force=force)
+        from rsmamba.raster.validate import check_gsd
+
+        gsd_warnings = check_gsd(src, loaded.gsd_m, f"t1 {t1}", loaded.source)  # t2 is on t1's grid
         if epoch_norm == "checkpoint" and loaded.image_norm is not None:
             from rsmamba.raster.validate import check_value_range
 
@@ -295,7 +298,7 @@ def detect_change(
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
-                                warnings=list(src.warnings), window=window, overlap=overlap, min_area_m2=min_area)
+                                warnings=list(src.warnings) + gsd_warnings, window=window, overlap=overlap, min_area_m2=min_area)
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]

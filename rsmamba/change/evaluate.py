@@ -58,7 +58,7 @@ def change_polygon_scores(
 
     from rsmamba.evaluate import object_f1
     from rsmamba.vectorize import vectorize_raster
-    from rsmamba.vectorize.units import metres_per_unit
+    from rsmamba.raster.ground import metres_per_unit
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="rsmamba-change-f1-"))
     polys = work / "change_polygons.gpkg"

@@ -55,6 +55,9 @@ class LoadedModel:
     # test-time augmentation it is run with when the user names none (checkpoint "inference"; a spec of
     # rsmamba.engine.tta, e.g. "d4"); None: plain
     tta: str | None = None
+    # (finest, coarsest) pixel size in metres it was trained or validated at (checkpoint "gsd_m"); predict
+    # and change warn on an image far outside it (rsmamba.raster.validate.check_gsd). None: not recorded
+    gsd_m: tuple[float, float] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -122,6 +125,20 @@ def _checkpoint_tta(ckpt: dict[str, Any]) -> str | None:
     except InputError as exc:
         raise InputError(f"checkpoint inference tta {spec!r}: {exc}") from None
     return str(spec)
+
+
+def _checkpoint_gsd(ckpt: dict[str, Any]) -> tuple[float, float] | None:
+    """The checkpoint's ``gsd_m`` [finest, coarsest] in metres, checked."""
+    spec = ckpt.get("gsd_m")
+    if spec is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in spec)
+    except (TypeError, ValueError):
+        lo, hi = 0.0, 0.0
+    if not 0 < lo <= hi:
+        raise InputError(f"checkpoint gsd_m {spec!r} is not [finest, coarsest] pixel sizes in metres, 0 < finest <= coarsest")
+    return lo, hi
 
 
 def default_classes(n: int) -> tuple[ClassInfo, ...]:
@@ -204,7 +221,7 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
         in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path), extra=extra,
         input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),
         instance_channels=tuple((ckpt.get("instances") or {}).get("channels") or ()),
-        window=_checkpoint_window(ckpt), tta=_checkpoint_tta(ckpt),
+        window=_checkpoint_window(ckpt), tta=_checkpoint_tta(ckpt), gsd_m=_checkpoint_gsd(ckpt),
     )
 
 

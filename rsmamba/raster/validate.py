@@ -25,6 +25,11 @@ SAMPLE_PIXELS = 262_144  # enough for per-band statistics, cheap on any scene
 MIN_DSM_COVERAGE = 0.5  # share of the image's valid pixels that must have DSM data
 MAX_SHIFT_IN_STDS = 4.0  # input mean this many training stds away: another value scale
 MAX_STD_RATIO = 8.0  # input spread this many times wider or narrower than in training
+# Pixel sizes more than this many times finer or coarser than any a model was trained at draw a warning.
+# The shipped image-only model (trained on 0.2-0.6 m), building IoU on a suburban / overcast scene: 0.92 /
+# 0.90 at 0.3 m, 0.74 / 0.68 at 0.15 m, 0.44 at 0.1 m, 0.78 / 0.77 at 0.8 m, 0.63 / 0.64 at 1 m
+# (bench/results/gsd-range.json).
+GSD_TOLERANCE = 1.25
 
 
 def _sample(src: AlignedSource, read) -> tuple[list[np.ndarray], float]:
@@ -84,6 +89,31 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
     for w in warnings:
         log.warning(w)
     return warnings
+
+
+def check_gsd(src: AlignedSource, trained: tuple[float, float] | None, what: str, model_source: str) -> list[str]:
+    """A warning (also logged) when the image's pixel size is far outside the model's training range.
+
+    Objects at another scale look like other objects to a network: a 28.5 m Landsat scene through a
+    model trained on 0.25 m orthophotos gives a confident map of nothing, and the shipped image-only
+    model loses 0.2-0.3 building IoU a third outside its range. Only a warning: the range is what the
+    model saw, not all it can do. Silent when either size is unknown (no
+    projected CRS, or a checkpoint that records none).
+    """
+    from rsmamba.raster.ground import pixel_size_m
+
+    size = pixel_size_m(src.crs, src.transform)
+    if size is None or not trained:
+        return []
+    lo, hi = trained
+    if lo / GSD_TOLERANCE <= size <= hi * GSD_TOLERANCE:
+        return []
+    seen = f"{lo:g} m" if lo == hi else f"{lo:g}-{hi:g} m"
+    message = (f"{what}: pixels of {size:.3g} m, outside the {seen} model {model_source} was trained at; "
+               "expect a weaker map: resample the image to that pixel size (gdalwarp -tr) where it has the detail, "
+               "or train a model on such data")
+    log.warning(message)
+    return [message]
 
 
 def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_DSM_COVERAGE) -> float:

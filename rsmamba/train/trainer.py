@@ -526,6 +526,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         {"image": tiling.normalization()["image"]},
         "classes": classes, "config": cfg,
     }
+    gsd = (getattr(tiling, "raw", None) or {}).get("gsd_m")
+    if gsd:  # the chips' pixel size: predict warns on an image far from it (rsmamba.raster.validate.check_gsd)
+        base_payload["gsd_m"] = [float(gsd), float(gsd)]
     if cfg["model"].get("instances"):
         base_payload["instances"] = {"channels": list(cfg["model"]["instances"]),
                                      "targets": tiling.raw.get("instance_targets")}

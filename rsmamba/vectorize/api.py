@@ -43,7 +43,8 @@ from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
-from rsmamba.vectorize.units import metres_per_unit, parse_area, parse_length
+from rsmamba.raster.ground import metres_per_unit
+from rsmamba.vectorize.units import parse_area, parse_length
 
 if TYPE_CHECKING:
     from rsmamba.vectorize.mosaic import Mosaic

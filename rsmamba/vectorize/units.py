@@ -1,14 +1,13 @@
 """Thresholds in ground units ("4m2", "0.5m") turned into CRS units.
 
 Users think in metres and square metres, not pixels: a 4 m2 minimum area means the same on a
-0.1 m and a 0.5 m orthophoto. The CRS says how long one of its units is in metres.
+0.1 m and a 0.5 m orthophoto. The CRS says how long one of its units is in metres
+(:func:`rsmamba.raster.ground.metres_per_unit`).
 """
 
 from __future__ import annotations
 
 import re
-
-from pyproj import CRS
 
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z²0-9]*)\s*$")
 _LENGTH_UNITS = {"": 1.0, "m": 1.0, "cm": 0.01, "km": 1000.0}
@@ -38,12 +37,3 @@ def _parse(text: str | float | None, name: str, units: dict[str, float], example
     if value < 0:
         raise ValueError(f"{name}: must not be negative, got {text!r}")
     return value * factor
-
-
-def metres_per_unit(crs: CRS) -> float:
-    """Length of one CRS unit in metres (1 for UTM, 0.3048 for feet); a geographic CRS has none."""
-    if crs.is_geographic:
-        raise ValueError(f"{crs.to_string()} is geographic (degrees): no ground unit")
-    axis = crs.axis_info[0] if crs.axis_info else None
-    factor = getattr(axis, "unit_conversion_factor", None)
-    return float(factor) if factor else 1.0

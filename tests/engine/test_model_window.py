@@ -77,17 +77,18 @@ def test_an_overlap_that_does_not_fit_the_model_window_is_one_line(scene_and_mod
 
 
 @pytest.mark.parametrize("bad, what", [
-    ({"window": 64, "overlap": 64}, "window"), ({"window": "wide"}, "window"), ({"window": 0}, "window"),
-    ({"tta": "d5"}, "tta"), ({"tta": "scales=9"}, "tta"),
-    ({"tta": "recipe"}, "tta"),  # this checkpoint holds no training config to take a recipe from
+    ({"inference": {"window": 64, "overlap": 64}}, "inference window"), ({"inference": {"window": "wide"}}, "inference window"),
+    ({"inference": {"window": 0}}, "inference window"),
+    ({"inference": {"tta": "d5"}}, "inference tta"), ({"inference": {"tta": "scales=9"}}, "inference tta"),
+    ({"inference": {"tta": "recipe"}}, "inference tta"),  # this checkpoint holds no training config for a recipe
+    ({"gsd_m": [0.6, 0.2]}, "gsd_m"), ({"gsd_m": "fine"}, "gsd_m"), ({"gsd_m": [0, 1]}, "gsd_m"),
 ])
 def test_a_bad_inference_in_a_checkpoint_is_refused(scene_and_models, tmp_path, bad, what) -> None:
-    """A bad window or TTA (tests/engine/test_model_tta.py) is the checkpoint's fault, said in one line."""
+    """A bad window, TTA (tests/engine/test_model_tta.py) or training pixel size is the checkpoint's fault, in one line."""
     paths, plain, _ = scene_and_models
-    ckpt = load_checkpoint(plain)
-    ckpt["inference"] = bad
+    ckpt = {**load_checkpoint(plain), **bad}
     save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in ckpt.items() if k not in ("format", "created")})
-    with pytest.raises(InputError, match=f"checkpoint inference {what}"):
+    with pytest.raises(InputError, match=f"checkpoint {what}"):
         predict_raster(paths["ortho_t1"], tmp_path / "o.tif", model=tmp_path / "bad.pt")
     assert not (tmp_path / "o.tif").exists()
 

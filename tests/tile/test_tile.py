@@ -46,6 +46,7 @@ def test_olinda_chips_carry_the_warped_dem(tmp_path, capsys) -> None:
         vrt.close()
     meta = json.loads((out / "tiling.json").read_text())
     assert len(meta["stats"]["image"]["mean"]) == 6 and meta["stats"]["dsm"] is not None
+    assert meta["gsd_m"] == pytest.approx(28.5)  # Landsat's pixel, in metres (UTM)
 
 
 def test_labels_histogram_and_min_valid(tmp_path) -> None:

@@ -59,6 +59,7 @@ def test_training_learns_and_checkpoints_hold_what_predict_needs(chips: Path, tm
     assert [c["name"] for c in best["classes"]][:2] == ["impervious", "building"]
     assert best["metrics"]["val_miou"] == pytest.approx(max(h["val_miou"] for h in result.history))
     assert best["config"]["train"]["epochs"] == 6
+    assert best["gsd_m"] == [0.5, 0.5]  # the chips' pixel size (tiling.json), which predict warns against
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["optim"]["lr"] == 0.02
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()

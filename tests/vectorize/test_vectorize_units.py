@@ -12,7 +12,7 @@ from pyproj import CRS
 
 from rsmamba.vectorize import vectorize_raster
 from rsmamba.vectorize.attributes import class_names
-from rsmamba.vectorize.units import metres_per_unit, parse_area, parse_length
+from rsmamba.vectorize.units import parse_area, parse_length
 from tests.helpers.rasters import write_raster
 
 
@@ -25,13 +25,6 @@ def test_parse_ground_units():
     for bad in ("4 apples", "-1m", "m2"):
         with pytest.raises(ValueError):
             parse_area(bad, "a")
-
-
-def test_metres_per_unit_from_crs():
-    assert metres_per_unit(CRS("EPSG:32632")) == 1.0
-    assert metres_per_unit(CRS("EPSG:2263")) == pytest.approx(0.3048006)  # US survey feet
-    with pytest.raises(ValueError):
-        metres_per_unit(CRS("EPSG:4326"))
 
 
 def test_min_area_in_square_metres_on_a_feet_crs(tmp_path):

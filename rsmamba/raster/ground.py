@@ -1,0 +1,38 @@
+"""Ground units of a raster's CRS: how long a CRS unit and a pixel are in metres.
+
+Users and models think in metres: a minimum polygon area of 4 m², a model trained on 0.2-0.6 m
+pixels. The CRS says how long one of its units is; a geographic CRS (degrees) has no such length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["metres_per_unit", "pixel_size_m"]
+
+
+def metres_per_unit(crs: Any) -> float:
+    """Length of one CRS unit in metres (1 for UTM, 0.3048 for feet); a geographic CRS has none.
+
+    ``crs``: a pyproj or rasterio CRS.
+    """
+    from pyproj import CRS
+
+    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+    if crs.is_geographic:
+        raise ValueError(f"{crs.to_string()} is geographic (degrees): no ground unit")
+    axis = crs.axis_info[0] if crs.axis_info else None
+    factor = getattr(axis, "unit_conversion_factor", None)
+    return float(factor) if factor else 1.0
+
+
+def pixel_size_m(crs: Any, transform: Any) -> float | None:
+    """The mean of a raster's pixel width and height in metres; None without a projected CRS."""
+    if crs is None or transform is None:
+        return None
+    try:
+        unit = metres_per_unit(crs)
+    except ValueError:
+        return None
+    size = (abs(transform.a) + abs(transform.e)) / 2 * unit
+    return float(size) if size > 0 else None

@@ -1,0 +1,26 @@
+"""Ground units of a CRS: metres per unit and pixel size in metres (predict's GSD check, vectorize's thresholds)."""
+
+from __future__ import annotations
+
+import pytest
+import rasterio.crs
+from affine import Affine
+from pyproj import CRS
+
+from rsmamba.raster.ground import metres_per_unit, pixel_size_m
+
+
+def test_metres_per_unit_from_crs():
+    assert metres_per_unit(CRS("EPSG:32632")) == 1.0
+    assert metres_per_unit(CRS("EPSG:2263")) == pytest.approx(0.3048006)  # US survey feet
+    assert metres_per_unit(rasterio.crs.CRS.from_epsg(2263)) == pytest.approx(0.3048006)  # a rasterio CRS too
+    with pytest.raises(ValueError):
+        metres_per_unit(CRS("EPSG:4326"))
+
+
+def test_pixel_size_in_metres():
+    assert pixel_size_m(rasterio.crs.CRS.from_epsg(32632), Affine(0.25, 0, 5e5, 0, -0.25, 5e6)) == 0.25
+    feet = pixel_size_m(rasterio.crs.CRS.from_epsg(2263), Affine(1.0, 0, 0, 0, -1.0, 0))
+    assert feet == pytest.approx(0.3048006)
+    assert pixel_size_m(rasterio.crs.CRS.from_epsg(4326), Affine(1e-5, 0, 0, 0, -1e-5, 0)) is None  # degrees
+    assert pixel_size_m(None, Affine.identity()) is None
