@@ -20,6 +20,7 @@ from rsmamba.errors import InputError, RsmambaError
 
 app = typer.Typer(
     name="rsmamba",
+    cls=opt.VerbosityAnywhere,
     help="Geospatial mapping with Mamba networks: tile, train, evaluate, predict, change, vectorize.",
     no_args_is_help=True,
     add_completion=False,
@@ -93,6 +94,7 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _group(
+    ctx: typer.Context,
     verbose: int = opt.verbose_option(),
     quiet: int = opt.quiet_option(),
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
@@ -101,7 +103,7 @@ def _group(
     """Geospatial mapping with Mamba networks: tile, train, evaluate, predict, change, vectorize."""
     import logging
 
-    STATE.verbosity = verbose - quiet
+    STATE.verbosity = verbose - quiet + ctx.meta.get("verbosity", 0)  # -v/-q after the verb count too
     logging.getLogger("rsmamba").setLevel(STATE.log_level)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 
 @dataclass
@@ -41,6 +42,35 @@ def _isatty(stream: Any) -> bool:
 
 
 STATE = CliState()
+
+
+def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
+    """``args`` without their -v/-q flags (``-vv``, ``--quiet`` too), and what those flags add up to.
+
+    GDAL's tools take -q anywhere on the line, and so do users: ``rsmamba predict a.tif -o b.tif -q``
+    means the group's -q. Nothing after ``--`` is a flag.
+    """
+    kept: list[str] = []
+    delta = 0
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return kept + args[i:], delta
+        if arg in ("--verbose", "--quiet"):
+            delta += 1 if arg == "--verbose" else -1
+        elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) in ({"v"}, {"q"}):
+            delta += (len(arg) - 1) * (1 if arg[1] == "v" else -1)
+        else:
+            kept.append(arg)
+    return kept, delta
+
+
+class VerbosityAnywhere(TyperGroup):
+    """The command group, taking -v/-q after the verb as well as before it (``ctx.meta["verbosity"]``)."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        rest, ctx.meta["verbosity"] = verbosity_flags(rest)
+        return name, cmd, rest
 
 
 def _fail(name: str, text: str, why: str) -> typer.BadParameter:
@@ -224,8 +254,8 @@ def dry_run_option() -> Any:
 
 
 def verbose_option() -> Any:
-    return typer.Option(0, "--verbose", "-v", count=True, help="More log output (repeatable).")
+    return typer.Option(0, "--verbose", "-v", count=True, help="More log output (repeatable; before or after the verb).")
 
 
 def quiet_option() -> Any:
-    return typer.Option(0, "--quiet", "-q", count=True, help="Less log output, no progress bars (repeatable).")
+    return typer.Option(0, "--quiet", "-q", count=True, help="Less log output, no progress bars (repeatable; before or after the verb).")

@@ -67,7 +67,7 @@ class ChangeSummary:
 
     def describe(self) -> str:
         size = f" of {self.window} px (overlap {self.overlap})" if self.window else ""
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} windows{size}"]
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)}{size}"]
         if self.dry_run:
             lines += [f"{name}: {path} (not written: --dry-run)" for name, path in self.outputs.items()]
             if self.eta_seconds is not None:

@@ -60,7 +60,7 @@ class PredictSummary:
 
     def describe(self) -> str:
         own = ", the model's window" if self.window_source == "the model's" else ""
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} windows of {self.window} px "
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)} of {self.window} px "
                  f"(overlap {self.overlap}{own}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")

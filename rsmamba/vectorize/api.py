@@ -66,7 +66,7 @@ class VectorizeSummary:
 
     def describe(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.per_class.items())) or "none"
-        line = f"{self.output}: {self.polygons} polygons ({classes}) in {self.seconds:.1f} s"
+        line = f"{self.output}: {self.polygons} polygon{'s' * (self.polygons != 1)} ({classes}) in {self.seconds:.1f} s"
         if self.calibrated_min_area is not None:
             line += (f"; polygons under {self.calibrated_min_area:g} m2 dropped (calibrated with the change model; "
                      "--min-area overrides)")

@@ -86,6 +86,13 @@ def test_help_and_usage_errors_do_not_import_torch() -> None:
     assert run.stdout.strip().splitlines()[-1] == "0 2 2 False", run.stderr
 
 
+def test_verbosity_flags_after_the_verb_stop_at_double_dash() -> None:
+    from rsmamba.cli_options import verbosity_flags
+
+    assert verbosity_flags(["a.tif", "-q", "-o", "b.tif", "-vvv", "--quiet"]) == (["a.tif", "-o", "b.tif"], 1)
+    assert verbosity_flags(["-vq", "-", "--", "-q"]) == (["-vq", "-", "--", "-q"], 0)
+
+
 def test_quiet_and_verbose_set_log_level_and_progress(monkeypatch) -> None:
     from rsmamba.cli_options import STATE
 
@@ -95,6 +102,12 @@ def test_quiet_and_verbose_set_log_level_and_progress(monkeypatch) -> None:
         assert logging.getLogger("rsmamba").level == logging.WARNING
         assert cli.main(["-vv", "synth", "--help"]) == 0
         assert logging.getLogger("rsmamba").level == logging.DEBUG
+        assert cli.main(["synth", "--help", "-q"]) == 0  # after the verb, as GDAL's tools take it
+        assert STATE.verbosity == -1 and logging.getLogger("rsmamba").level == logging.WARNING
+        assert cli.main(["-q", "synth", "--quiet", "-qq", "--help"]) == 0
+        assert STATE.verbosity == -4
+        assert cli.main(["-v", "synth", "--help", "-v"]) == 0
+        assert STATE.verbosity == 2
         monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # not a terminal: no progress bars
         assert not STATE.progress
     finally:
@@ -270,8 +283,9 @@ def test_predict_in_row_slices_follows_quiet(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(slices, "predict_slices", fake)
     monkeypatch.setattr(options, "_isatty", lambda stream: True)
     try:
-        for flags in ([], ["-q"]):
-            assert cli.main([*flags, "predict", str(image), "-o", str(tmp_path / "o.tif"), "--slice-rows", "64"]) == 0
+        for flags, after in (([], []), (["-q"], []), ([], ["-q"])):
+            assert cli.main([*flags, "predict", str(image), "-o", str(tmp_path / "o.tif"), "--slice-rows", "64",
+                             *after]) == 0
     finally:
         cli.main(["synth", "--help"])  # back to the defaults for later tests
-    assert seen == [True, False]
+    assert seen == [True, False, False]
