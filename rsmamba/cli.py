@@ -6,7 +6,9 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -543,14 +545,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     _setup_logging()
     new_run()
+    previous = _terminate_like_interrupt()
+    _TERMINATED.clear()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="rsmamba")
+        if result == 130:  # typer turns Ctrl-C (and SIGTERM, below) into exit 130, silently
+            return _interrupted()
     except RsmambaError as exc:
         typer.echo(f"rsmamba: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("rsmamba: interrupted", err=True)
-        return 130
+        return _interrupted()
     except Exception as exc:
         kind = _click_kind(exc)
         if kind == "Exit":
@@ -572,7 +577,42 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         typer.echo(line, err=True)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``): unwinds like Ctrl-C, so locks and temporary files
+    are cleaned up and a prediction's resume state is kept."""
+
+
+_TERMINATED: list[int] = []  # the SIGTERMs this run took (typer hides which interrupt ended it)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
+def _terminate_like_interrupt() -> object | None:
+    """Route SIGTERM through :class:`Terminated` while the CLI runs; the handler it replaced, or None
+    when it left it alone (not the main thread, or someone else's handler is installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _interrupted() -> int:
+    """One line for Ctrl-C (exit 130) or SIGTERM (exit 143), as a shell reports them."""
+    if _TERMINATED:
+        typer.echo("rsmamba: terminated (SIGTERM)", err=True)
+        return 143
+    typer.echo("rsmamba: interrupted", err=True)
+    return 130
 
 
 if __name__ == "__main__":

@@ -289,3 +289,41 @@ def test_predict_in_row_slices_follows_quiet(monkeypatch, tmp_path) -> None:
     finally:
         cli.main(["synth", "--help"])  # back to the defaults for later tests
     assert seen == [True, False, False]
+
+
+INTERRUPTED_CHILD = """
+import sys, time
+import rsmamba.synth
+from rsmamba.cli import main
+
+def slow(*args, **kwargs):
+    print('READY', flush=True)
+    try:
+        time.sleep(60)
+    finally:
+        print('UNWOUND', flush=True)  # finally blocks run: locks and temporary files are cleaned up
+
+rsmamba.synth.write_scene = slow
+sys.exit(main(['synth', '-o', sys.argv[1]]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "rsmamba: interrupted"),
+                                             ("SIGTERM", 143, "rsmamba: terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_unwind_and_say_so_in_one_line(tmp_path, sig, code, line) -> None:
+    """Ctrl-C and a batch system's SIGTERM end a run with one line and a shell's exit code, after
+    the run's cleanup (typer alone turned Ctrl-C into a silent 130; SIGTERM skipped every finally)."""
+    import signal
+
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED_CHILD, str(tmp_path / "scene")], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    try:
+        assert child.stdout.readline().strip() == "READY"
+        child.send_signal(getattr(signal, sig))
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == code and "UNWOUND" in out
+    assert err.strip().splitlines() == [line]
