@@ -2,7 +2,7 @@
 
     python bench/predict.py                  # everything: ceiling 4096², (a)+(c) 2048², (b) below
     python bench/predict.py --quick          # small sizes; writes results/predict-quick.json
-    python bench/predict.py --parts ceiling  # any of ceiling, ac, b (comma-separated); other results kept
+    python bench/predict.py --parts ceiling  # any of ceiling, ac, b, heap (comma-separated); other results kept
 
 (ceiling) the pipeline alone: ``predict_raster`` with a near-free model (a channel gather, no
     network) on a 4096² 3-band scene of land-cover-like patches, against reading the same
@@ -16,11 +16,15 @@
     with gaussian blending (no edge-aware weights, as MONAI): same probabilities to tolerance,
     and time ratio rsmamba / MONAI (rsmamba's time includes reading and writing the files).
     Skipped, with a note, when MONAI is not installed (``pip install 'rsmamba[bench]'``).
+(heap) ``rsmamba predict`` with the freed heap kept for the next batch (``limit_heap_growth``, as the
+    command runs) against glibc's default trimming: time, kernel time and peak RSS of each, in fresh processes.
 (b) peak RSS (VmHWM of a fresh child process) of ``predict_raster`` against scene size, and the
     ``--dry-run`` memory estimate (another fresh child) against it: a near-free model reading
     image + DSM (4 channels) at ``--mem-sizes``, and the shipped demo model (CMT-UNet + DSM,
     512 px windows) at ``--demo-sizes``. Scenes are written on the fly (uncompressed tiled
     GeoTIFFs, a synthetic town tiled to size) and deleted after.
+Each part runs in a fresh process, under the malloc settings ``predict_raster`` makes
+(``limit_heap_growth``): the heap an earlier part grew would otherwise speed up a later part's forward passes.
 Times are the best of ``--repeat`` (2) alternating runs; the load average (the machine may be shared) is
 recorded with every part, and every target is a ratio within the same run. The process runs under the
 OpenMP wait policy ``rsmamba predict`` sets for itself (``passive_openmp_waits``, recorded in the JSON),
@@ -308,6 +312,8 @@ def part_ac(work: Path, scene: int) -> dict:
 
 
 PREDICT_CHILD = """
+from rsmamba.engine.options import passive_openmp_waits
+passive_openmp_waits()  # as 'rsmamba predict' runs
 import torch
 from rsmamba.predict import predict_raster
 from rsmamba.engine.model import LoadedModel, default_classes
@@ -352,10 +358,59 @@ def part_memory(work: Path, sizes: list[int], demo_sizes: list[int]) -> dict:
     return result
 
 
+HEAP_CHILD = """
+import resource
+from rsmamba.cli import main
+assert main(['-q', 'predict', {src!r}, '-o', {out!r}, '--overwrite']) == 0
+usage = resource.getrusage(resource.RUSAGE_SELF)
+result.update(user_seconds=usage.ru_utime, system_seconds=usage.ru_stime)
+"""
+
+
+def part_heap(work: Path, size: int) -> dict:
+    """``rsmamba predict`` (the shipped image-only model, its own window and TTA) as it runs (the freed heap
+    kept, ``limit_heap_growth``) against glibc's default trimming (``MALLOC_TRIM_THRESHOLD_`` set to
+    its default 128 KiB, which the command leaves alone): wall, kernel and user seconds, peak RSS."""
+    from rsmamba.synth import generate_scene
+
+    src, out = work / f"heap_{size}.tif", work / "heap_classes.tif"
+    scene = generate_scene(size, seed=3)
+    with rasterio.open(src, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32632",
+                       transform=rasterio.transform.from_origin(500000, 5000000, 0.25, 0.25), tiled=True,
+                       blockxsize=256, blockysize=256, compress="deflate") as dst:
+        dst.write(scene.t1.ortho)
+    at_start, runs = load(), {"kept": [], "trimmed (glibc default)": []}
+    for _ in range(REPEAT):
+        for name, env in (("kept", {}), ("trimmed (glibc default)", {"MALLOC_TRIM_THRESHOLD_": "131072"})):
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                runs[name].append(child(HEAP_CHILD.format(src=str(src), out=str(out))))
+            finally:
+                for k, v in saved.items():
+                    os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    rows = []
+    for name, results in runs.items():
+        best = min(results, key=lambda r: r["seconds"])
+        rows.append({"heap": name, "seconds": best["seconds"], "system_seconds": best["system_seconds"],
+                     "user_seconds": best["user_seconds"], "peak_rss_mib": best["peak_rss_mib"]})
+    speedup = rows[1]["seconds"] / rows[0]["seconds"]
+    memory = rows[0]["peak_rss_mib"] / rows[1]["peak_rss_mib"]
+    print(f"(heap) rsmamba predict, shipped image-only model, {size}x{size}; load {at_start}")
+    print_table(rows, ["heap", "seconds", "system_seconds", "user_seconds", "peak_rss_mib"])
+    print(f"(heap) trimmed / kept time {speedup:.2f}x; peak RSS kept / trimmed {memory:.3f}")
+    src.unlink()
+    return {"heap": {"scene": size, "timings": rows, "all_times": {k: [r["seconds"] for r in v] for k, v in runs.items()},
+                     "trimmed_over_kept_time": speedup, "kept_over_trimmed_peak_rss": memory,
+                     "load_average": [at_start, load()]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="ceiling,ac,b", help="which measurements: ceiling, ac, b (comma-separated)")
+    parser.add_argument("--parts", default="ceiling,ac,b,heap",
+                        help="which measurements: ceiling, ac, b, heap (comma-separated)")
+    parser.add_argument("--heap-size", type=int, help="scene size for heap (default 2048, --quick 1024)")
     parser.add_argument("--scene", type=int, help="scene size for (a)+(c) (default 2048, --quick 1024)")
     parser.add_argument("--ceiling-size", type=int, help="scene size for the ceiling (default 4096, --quick 2048)")
     parser.add_argument("--mem-sizes", help="near-free sizes for (b), e.g. 4096,20000 (--quick 1024,4096)")
@@ -364,7 +419,16 @@ def main() -> None:
     args = parser.parse_args()
     global REPEAT
     REPEAT = max(1, args.repeat)
-    parts = set(args.parts.split(","))
+    parts = [p for p in ("ceiling", "ac", "b", "heap") if p in args.parts.split(",")]
+    if len(parts) > 1:  # each part in a fresh process: the allocator's state (a heap a previous part grew
+        for part in parts:  # and kept) changes forward-pass times, and a part must not depend on the others
+            argv = [a for i, a in enumerate(sys.argv[1:]) if a != "--parts" and sys.argv[i] != "--parts"
+                    and not a.startswith("--parts=")]
+            subprocess.run([sys.executable, __file__, *argv, "--parts", part], check=True)
+        return
+    from rsmamba.engine.pipeline import limit_heap_growth
+
+    limit_heap_growth()  # as predict_raster does before its first batch: forward-only and MONAI run under it too
     scene = args.scene or (1024 if args.quick else 2048)
     ceiling = args.ceiling_size or (2048 if args.quick else 4096)
     mem = args.mem_sizes if args.mem_sizes is not None else ("1024,4096" if args.quick else "4096,20000")
@@ -378,7 +442,8 @@ def main() -> None:
     for stale in ("machine", "b_rss_growth_ratio", "b_import_baseline_rss_mib", "b_largest_below_2GiB"):
         result.pop(stale, None)  # keys of earlier versions of this benchmark
     result.update({"window": WINDOW, "overlap": OVERLAP, "batch": BATCH, "threads": torch.get_num_threads(),
-                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "") if PASSIVE_OPENMP else "default"})
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "") if PASSIVE_OPENMP else "default",
+                   "each_part_in_a_fresh_process": True})
     try:
         if "ceiling" in parts:
             result.update(part_ceiling(work, ceiling))
@@ -386,6 +451,8 @@ def main() -> None:
             result.update(part_ac(work, scene))
         if "b" in parts:
             result.update(part_memory(work, sizes, demo))
+        if "heap" in parts:
+            result.update(part_heap(work, args.heap_size or (1024 if args.quick else 2048)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {write_result(name, result)}")

@@ -46,10 +46,11 @@ class WindowBatch:
 
 _HEAP_LIMITED = False
 MMAP_THRESHOLD = 8 << 20  # bytes; see limit_heap_growth
+TRIM_THRESHOLD = 1 << 30  # bytes; see limit_heap_growth
 
 
-def limit_heap_growth() -> None:
-    """Have glibc return large buffers to the system when they are freed (once per process).
+def limit_heap_growth() -> bool:
+    """glibc's malloc for the pipeline: big buffers mapped and unmapped, the heap kept (once per process).
 
     The pipeline allocates and frees big arrays continually (batches, row slices, rendered rows)
     on three threads. glibc's default raises its mmap threshold after the first large free, so
@@ -58,27 +59,37 @@ def limit_heap_growth() -> None:
     threshold and two arenas keep it flat. The threshold is 8 MiB, not lower: every buffer above it
     is a fresh mapping whose pages the kernel faults in and zeroes on first touch, and a batch's
     arrays (3-6 MiB for 4 x 256² windows) are allocated and freed continually: at 1 MiB those
-    page faults took half the CPU time of a near-free-model run (4096²: 660k faults, 6.5 s CPU;
-    at 8 MiB 140k faults, 3.2 s), while peak RSS stays flat (near-free + DSM, 766 MiB at 4096²,
-    827 MiB at 20000²; a 32 MiB threshold made it 1172 MiB at 4096²). A no-op on other C libraries.
+    page faults took half the CPU time of a near-free-model run, while peak RSS stays flat; at 32
+    MiB, or with no mapping at all, a near-free run peaked 1.4-1.5x higher (unmapped, growing with
+    the scene: 1104 MiB at 4096², 1416 MiB at 20000²).
+    The freed heap is not given back (``M_TRIM_THRESHOLD`` 1 GiB instead of 128 KiB): the default
+    handed the top of the heap back after nearly every forward pass, and the kernel faulted it in
+    again for the next one -- half the CPU time of the shipped image-only model's ``predict`` was
+    the kernel's. Kept, a 2048² ortho ran 1.25x faster for 6 % more peak memory, and a near-free
+    run's peak stayed flat (742 MiB at 4096², 858 MiB at 20000²; ``bench/predict.py --parts heap,b``). A setting the user made (``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``) is left alone, as is every
+    C library but glibc. Returns whether this call set anything.
     """
     global _HEAP_LIMITED
     if _HEAP_LIMITED:
-        return
+        return False
     _HEAP_LIMITED = True
     import ctypes
-    import ctypes.util
+    import os
     import sys
 
-    if not sys.platform.startswith("linux"):
-        return
+    if not sys.platform.startswith("linux") or "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_mmap_threshold, m_arena_max = -3, -8
-        libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
-        libc.mallopt(m_arena_max, 2)
-    except (OSError, AttributeError):  # musl and others: no mallopt, their own policy
-        pass
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no mallopt: another C library, its own policy
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # <malloc.h>
+    settings = [(m_mmap_threshold, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+                (m_trim_threshold, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"), (m_arena_max, 2, "MALLOC_ARENA_MAX")]
+    took = [mallopt(option, value) == 1 for option, value, env in settings if env not in os.environ]
+    return bool(took) and all(took)
 
 
 class _Worker(threading.Thread):

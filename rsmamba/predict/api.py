@@ -16,8 +16,8 @@ from rsmamba.atomic import fault_point, publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.engine.pipeline import limit_heap_growth
 from rsmamba.engine.run import (
-    check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, pipeline_bytes, plan_strips,
-    process_rss_bytes, stream_layers,
+    check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, peak_rss_bytes, pipeline_bytes,
+    plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.model import LoadedModel, Predictor, check_input, load_model
 from rsmamba.engine.options import check_run_options, resolve_window
@@ -42,8 +42,9 @@ class PredictSummary:
     windows: int
     window: int
     overlap: int
-    memory_bytes: int
+    memory_bytes: int  # the estimate (a dry run adds the forward pass it measured)
     seconds: float = 0.0
+    peak_bytes: int = 0  # a run's measured peak resident set (0: unknown, no /proc)
     eta_seconds: float | None = None
     resumed_from_row: int = 0  # rows of ``resumed_strip`` that were already on disk
     resumed_strip: int = 0
@@ -60,8 +61,10 @@ class PredictSummary:
 
     def describe(self) -> str:
         own = ", the model's window" if self.window_source == "the model's" else ""
+        memory = (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else
+                  f", peak memory {self.peak_bytes / 2**20:.0f} MiB" if self.peak_bytes else "")
         lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)} of {self.window} px "
-                 f"(overlap {self.overlap}{own}), memory estimate {self.memory_bytes / 2**20:.0f} MiB"
+                 f"(overlap {self.overlap}{own}){memory}"
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
                     if self.tta_views > 1 else "")]
@@ -331,6 +334,7 @@ def _predict_in(
                 fault_point("predict-rows-durable", out)
 
         start = time.perf_counter()
+        reset_peak_rss()  # this run's peak, not an earlier one's in the same process
         stream_layers(
             src, grid, strips, read_window, predictor, layers, channels=num_classes, blend=blend, crop=crop,
             edge_aware=edge_aware, batch_size=batch_size, prefetch=prefetch, on_durable=on_durable,
@@ -339,6 +343,7 @@ def _predict_in(
         )
         finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
         summary.seconds = time.perf_counter() - start
+        summary.peak_bytes = peak_rss_bytes()
     return summary
 
 

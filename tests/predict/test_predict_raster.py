@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -149,6 +150,16 @@ def test_dry_run_reports_and_writes_nothing(tmp_path) -> None:
     one = predict_raster(path, tmp_path / "out.tif", model=LoadedModel(TinyConv(num_classes=4), classes=_classes(4)),
                          window=128, overlap=8, dry_run=True)
     assert one.windows == 1 and "1 window of 128 px" in one.describe()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from /proc/self/status: Linux")
+def test_a_run_reports_its_measured_peak_memory_not_the_estimate(tmp_path) -> None:
+    path = write_raster(tmp_path / "img.tif", random_image(64, 80))
+    summary = predict_raster(path, tmp_path / "out.tif", model=LoadedModel(TinyConv(num_classes=4), classes=_classes(4)),
+                             window=32, overlap=8)
+    text = summary.describe()
+    assert summary.peak_bytes > 0 and f"peak memory {summary.peak_bytes / 2**20:.0f} MiB" in text
+    assert "estimate" not in text
 
 
 class ImageAndHeight(torch.nn.Module):
