@@ -95,6 +95,9 @@ def stream_layers(
             bar.close()
 
 
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
 def check_output_path(path: Path, image: Path | list, problems: ProblemCollector, role: str, *,
                       overwrite: bool = True, inputs: tuple = ()) -> None:
     """Output problems (see :func:`rsmamba.atomic.output_problems`) collected with the input problems.
@@ -102,6 +105,8 @@ def check_output_path(path: Path, image: Path | list, problems: ProblemCollector
     ``image``: one input path or a list of them; ``inputs``: more inputs.
     """
     images = image if isinstance(image, list) else [image]
+    if Path(path).suffix.lower() not in RASTER_SUFFIXES:  # a .png/.jpg named output would still be a TIFF
+        problems.add(f"{role} {path}: rasters are written as Cloud-Optimised GeoTIFFs; name it *.tif")
     for problem in output_problems([path], inputs=[*images, *inputs], overwrite=overwrite):
         problems.add(f"{role}: {problem}")
 

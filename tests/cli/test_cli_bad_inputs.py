@@ -311,6 +311,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("predict-device-cuda9", [*P, "-o", "{out}/p.tif", "--device", "cuda:9"] if not torch.cuda.is_available()
      else [*P, "-o", "{out}/p.tif", "--device", "bogus"], ""),
     ("predict-workers-0", [*P, "-o", "{out}/p.tif", "--workers", "0"], "--workers"),
+    ("predict-out-png", [*P, "-o", "{out}/p.png"], "GeoTIFF"),
+    ("predict-probabilities-jpg", [*P, "-o", "{out}/p.tif", "--probabilities", "{out}/p.jpg"], "GeoTIFF"),
     ("predict-band-rows-0", [*P, "-o", "{out}/p.tif", "--band-rows", "0"], "--band-rows"),
     ("predict-max-errors-neg", [*P, "-o", "{out}/p.tif", "--max-errors", "-1"], "--max-errors"),
     ("predict-shard-single", [*P, "-o", "{out}/p.tif", "--shard", "1/2"], "--shard"),
@@ -360,6 +362,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("change-one-epoch", ["change", O, "-o", "{out}/c.tif"], "Missing argument"),
     ("change-no-out", [*C], "Missing option"),
     ("change-window-abc", [*C, "-o", "{out}/c.tif", "--window", "abc"], "--window"),
+    ("change-out-png", [*C, "-o", "{out}/c.png"], "GeoTIFF"),
     ("change-window-0", [*C, "-o", "{out}/c.tif", "--window", "0"], "--window"),
     ("change-overlap-neg", [*C, "-o", "{out}/c.tif", "--overlap", "-1"], "--overlap"),
     ("change-batch-0", [*C, "-o", "{out}/c.tif", "--batch-size", "0"], "--batch-size"),
