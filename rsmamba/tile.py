@@ -293,8 +293,8 @@ def _tile(
 def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.ndarray,
                   classes: tuple[ClassInfo, ...] = ISPRS_CLASSES) -> None:
     with rasterio.open(path, "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
-        dst.write(labels[None])
-        dst.write_colormap(1, colormap(classes))
+        dst.write_colormap(1, colormap(classes))  # before the pixels: after them GDAL logs an error that the
+        dst.write(labels[None])  # next read of another file (an alpha mask) raised as its own
 
 
 def _write_chip(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
@@ -162,6 +162,17 @@ class _VectorLabels:
 
 
 
+def data_bands(ds) -> list[int]:
+    """The 1-based bands that carry imagery: all but an alpha band (GDAL's ColorInterp.alpha).
+
+    An RGBA orthophoto's alpha band says where the image is; GDAL serves it as the other bands'
+    mask, so reading it as a fourth colour channel would train a model on a constant (and make
+    a 3-band model refuse the ortho). ``--bands`` can still name it.
+    """
+    bands = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] != ColorInterp.alpha]
+    return bands or list(range(1, ds.count + 1))
+
+
 class AlignedSource:
     """Image + optional DSM + optional labels, all read on the image grid.
 
@@ -206,7 +217,7 @@ class AlignedSource:
         assert img is not None
         self.image_path = Path(image)
         self._img = img
-        self.bands = list(bands) if bands else list(range(1, img.count + 1))
+        self.bands = list(bands) if bands else data_bands(img)
         bad = [b for b in self.bands if not 1 <= b <= img.count]
         if bad:
             problems.add(f"image {image}: bands {bad} out of range (it has {img.count} bands)")

@@ -38,9 +38,9 @@ def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool 
 
     array = array if array.ndim == 3 else array[None]
     with rasterio.open(path, "w", **profile) as dst:  # ``path``: a scratch name from ``publish``
-        dst.write(array)
-        if colors:
+        if colors:  # before the pixels (see rsmamba.tile._write_labels)
             dst.write_colormap(1, colormap(ISPRS_CLASSES))
+        dst.write(array)
         if descriptions:
             for i, d in enumerate(descriptions, start=1):
                 dst.set_band_description(i, d)

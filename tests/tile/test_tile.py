@@ -153,3 +153,29 @@ def test_epoch_pairs_for_change(tmp_path) -> None:
 
     with pytest.raises(InputError, match="need --t2"):
         tile_scene(t1, tmp_path / "chips2", change=tmp_path / "ch.tif")
+
+
+def test_an_rgba_ortho_tiles_as_rgb_with_its_alpha_as_the_mask(tmp_path) -> None:
+    """Alpha is where the image is, not a fourth colour: chips get three bands and a mask, and raster
+    labels tile beside it (their colour table once left a GDAL error that failed the next alpha read)."""
+    rgb = random_image(128, 128, seed=3)
+    alpha = np.full((1, 128, 128), 255, np.uint8)
+    alpha[:, :40] = 0
+    with rasterio.open(tmp_path / "rgba.tif", "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
+                       crs="EPSG:32632", transform=rasterio.transform.from_origin(500000, 5000000, 0.25, 0.25),
+                       photometric="RGB", alpha="YES") as dst:
+        dst.write(np.concatenate([rgb, alpha]))
+    labels = write_raster(tmp_path / "labels.tif", (rgb[0] % 6).astype(np.uint8), res=0.25)
+    tile_scene(tmp_path / "rgba.tif", tmp_path / "chips", labels=labels, size=32, split=(1.0, 0.0, 0.0),
+               min_valid=0.0, progress=False)
+    meta = json.loads((tmp_path / "chips" / "tiling.json").read_text())
+    assert meta["bands"] == [1, 2, 3] and len(meta["stats"]["image"]["mean"]) == 3
+    rows = _manifest(tmp_path / "chips")
+    assert len(rows) == 12  # the four chips of rows 0-31 hold no image and are left out
+    chip_row = next(r for r in rows if r["row_off"] == "32" and r["col_off"] == "0")
+    with rasterio.open(tmp_path / "chips" / chip_row["image"]) as chip:
+        assert chip.count == 3 and (chip.read() == rgb[:, 32:64, :32]).all()
+        mask = chip.read_masks(1)
+        assert (mask[:8] == 0).all() and (mask[8:] == 255).all()  # scene rows 32-39: no image
+    with rasterio.open(tmp_path / "chips" / chip_row["labels"]) as chip:
+        assert len(chip.colormap(1)) == 256 and (chip.read(1)[8:] == rgb[0, 40:64, :32] % 6).all()
