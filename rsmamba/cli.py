@@ -459,7 +459,7 @@ def evaluate(
     if "buildings" in result:
         b = result["buildings"]
         line += f"  building F1@0.5 {b['f1']:.4f} (merged {b['merged']}, split {b['split']})"
-    typer.echo(line)
+    typer.echo(f"{line}  ({result['pixels']:,} px scored: both valid, on the prediction's grid)")
 
 
 @app.command()

@@ -102,8 +102,10 @@ def test_object_f1_hand_case() -> None:
 def test_evaluate_cli(tmp_path: Path, capsys) -> None:
     p, r, _, _ = _pair(tmp_path, 2)
     assert main(["evaluate", str(p), str(r), "-o", str(tmp_path / "e" / "m.json"), "--exclude", "5", "--erode", "1"]) == 0
-    assert capsys.readouterr().out.startswith("mIoU ")
+    out = capsys.readouterr().out
+    assert out.startswith("mIoU ")
     saved = json.loads((tmp_path / "e" / "m.json").read_text())
+    assert f"({saved['pixels']:,} px scored" in out
     assert saved["conventions"] == {"excluded_from_means": ["clutter"], "eroded_boundary_radius": 1,
                                     "nodata_and_ignore_excluded": True}
 
