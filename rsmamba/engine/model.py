@@ -231,8 +231,11 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
     problems: list[str] = []
     chosen = bands or model.bands or list(range(1, image_count + 1))
     out_of_range = [b for b in chosen if not 1 <= b <= image_count]
-    if out_of_range:
-        problems.append(f"image {image_path}: has {image_count} bands, but the model reads bands {chosen} "
+    has = f"has {image_count} band{'s' * (image_count != 1)}"
+    if out_of_range and bands:
+        problems.append(f"image {image_path}: {has}; --bands {','.join(map(str, bands))} names bands beyond it")
+    elif out_of_range:
+        problems.append(f"image {image_path}: {has}, but the model reads bands {chosen} "
                         f"({len(chosen)} bands); pass --bands to choose {len(chosen)} of its bands")
     elif model.bands is not None and len(chosen) != len(model.bands):
         problems.append(f"model {model.source} expects {len(model.bands)} image bands ({model.bands}), "

@@ -220,7 +220,7 @@ class AlignedSource:
         self.bands = list(bands) if bands else data_bands(img)
         bad = [b for b in self.bands if not 1 <= b <= img.count]
         if bad:
-            problems.add(f"image {image}: bands {bad} out of range (it has {img.count} bands)")
+            problems.add(f"image {image}: bands {bad} out of range (it has {img.count} band{'s' * (img.count != 1)})")
 
         self._t2 = None
         if t2_ds is not None:

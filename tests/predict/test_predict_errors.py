@@ -53,6 +53,9 @@ def test_band_mismatch_says_what_the_model_expects(tmp_path, checkpoint) -> None
     with pytest.raises(InputError, match="expects 3 image bands"):
         predict_raster(write_raster(tmp_path / "i4.tif", random_image(40, 50, bands=4)), tmp_path / "out.tif",
                        model=checkpoint, bands=[1, 2])
+    one = write_raster(tmp_path / "i1.tif", random_image(40, 50, bands=1))
+    with pytest.raises(InputError, match=r"has 1 band; --bands 1,2,4 names bands beyond it"):
+        predict_raster(one, tmp_path / "out.tif", model=checkpoint, bands=[1, 2, 4])
     assert not (tmp_path / "out.tif").exists()
 
 
