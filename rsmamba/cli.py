@@ -527,9 +527,13 @@ def _environment_error(exc: BaseException) -> str | None:
     """A one-line message for errors of the user's files or machine that reach the boundary unwrapped.
 
     OSError (permissions, a full disk, a missing or unreadable file; rasterio's RasterioIOError is
-    one) and the I/O errors of rasterio/pyogrio/fiona. Anything else is a bug and keeps its traceback.
+    one), the I/O errors of rasterio/pyogrio/fiona, and running out of memory (host or GPU).
+    Anything else is a bug and keeps its traceback.
     """
     module = type(exc).__module__ or ""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # numpy's, torch's (CUDA)
+        return (f"rsmamba: error: out of memory ({_one_line(str(exc)) or type(exc).__name__}); ask for less at "
+                "once (a smaller --size, --window or --batch-size) or use a machine with more memory")
     if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
         text = _one_line(str(exc)) or type(exc).__name__
         return f"rsmamba: error: {text}"

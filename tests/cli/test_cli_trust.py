@@ -327,3 +327,18 @@ def test_ctrl_c_and_sigterm_unwind_and_say_so_in_one_line(tmp_path, sig, code, l
         child.kill()
     assert child.returncode == code and "UNWOUND" in out
     assert err.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 53.6 GiB for an array"),
+                                   type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory")])
+def test_running_out_of_memory_is_one_line_exit_2(tmp_path, monkeypatch, capsys, error) -> None:
+    """`rsmamba synth --size 60000` asked numpy for 53.6 GiB and printed a traceback."""
+    import rsmamba.synth
+
+    def greedy(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(rsmamba.synth, "write_scene", greedy)
+    assert cli.main(["synth", "-o", str(tmp_path / "scene")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rsmamba: error: out of memory (") and str(error) in err[0]
