@@ -425,7 +425,7 @@ def train(
         typer.echo(plan_training(config, list(set_ or [])).describe())
         return
     result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress, overwrite=overwrite)
-    typer.echo(f"{result.epochs_run} epochs; best {result.best_metric:.4f} -> {result.best}; last -> {result.last}")
+    typer.echo(result.describe())
 
 
 @app.command()

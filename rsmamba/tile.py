@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from collections import Counter
@@ -49,6 +50,8 @@ from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 MANIFEST_FIELDS = (
@@ -269,6 +272,14 @@ def _tile(
             f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
             "(empty or all-nodata raster, or --min-valid too high)"
         )
+    empty = [name for name, fraction in zip(SPLITS, split) if fraction > 0 and not summary.chips[name]]
+    if empty:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
+        blocks = math.ceil(src.width / block) * math.ceil(src.height / block)
+        message = (f"--split {','.join(f'{f:g}' for f in split)}: no {' or '.join(empty)} chips, the scene holds "
+                   f"{blocks} spatial block{'s' * (blocks != 1)} of {block} px and each goes to one split whole; "
+                   "a smaller --split-block spreads the split")
+        summary.warnings.append(message)
+        log.warning(message)  # once per tiling run: no need of warn_once
     with open(tmp / "manifest.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS + (("targets",) if targets is not None else ()))
         writer.writeheader()
@@ -282,7 +293,7 @@ def _tile(
         "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
         "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
         "classes": [c.to_dict() for c in classes],
-        "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": src.warnings,
+        "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": summary.warnings,
     }
     if targets is not None:
         meta["instance_targets"] = targets.describe()

@@ -52,8 +52,18 @@ class TrainResult:
     best: Path
     last: Path
     epochs_run: int
-    best_metric: float
+    best_metric: float  # the score best.pt was chosen by: the val metric, else minus the training loss
     history: list[dict[str, Any]] = field(default_factory=list)
+    selected_by: str = ""  # "val_<metric>", or "train_loss" when there are no val chips
+
+    def describe(self) -> str:
+        """One line: epochs run, the best score and what it measures, where the checkpoints are."""
+        if self.selected_by == "train_loss":
+            best = f"best train loss {-self.best_metric:.4f} (no val chips: best.pt follows the training loss)"
+        else:
+            best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
+        return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} -> {self.best}; "
+                f"last -> {self.last}")
 
 
 class _EpochSeeded:
@@ -573,6 +583,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                                                               num_classes, device, list(t["exclude_classes"]),
                                                               names, cfg["eval"]["scales"],
                                                               cfg["eval"]["flip"]).items()})
+        selected_by = f"val_{metric_name}" if f"val_{metric_name}" in row else "train_loss"
         score = row.get(f"val_{metric_name}", -train_loss)
         history.append(row)
         improved = score > best_metric
@@ -581,7 +592,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         if is_main:
             logger.log(row)
             weights = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
-            metrics = {**{k: v for k, v in row.items()}, "selected_by": f"val_{metric_name}"}
+            metrics = {**{k: v for k, v in row.items()}, "selected_by": selected_by}
             if improved:
                 save_checkpoint(out_dir / "best.pt", {**base_payload, "state_dict": weights, "metrics": metrics})
             train_state = {
@@ -599,4 +610,5 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     else:
         epoch = epochs
     logger.close()
-    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history)
+    selected_by = f"val_{metric_name}" if val_loader is not None else "train_loss"
+    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history, selected_by)

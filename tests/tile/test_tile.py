@@ -179,3 +179,16 @@ def test_an_rgba_ortho_tiles_as_rgb_with_its_alpha_as_the_mask(tmp_path) -> None
         assert (mask[:8] == 0).all() and (mask[8:] == 255).all()  # scene rows 32-39: no image
     with rasterio.open(tmp_path / "chips" / chip_row["labels"]) as chip:
         assert len(chip.colormap(1)) == 256 and (chip.read(1)[8:] == rgb[0, 40:64, :32] % 6).all()
+
+
+def test_a_split_that_cannot_follow_the_fractions_says_why(tmp_path, caplog) -> None:
+    """One 128 px block for 32 px chips: every chip goes to train, and the user is told, with the remedy."""
+    image = write_raster(tmp_path / "img.tif", random_image(128, 128), res=0.25)
+    one = tile_scene(image, tmp_path / "one", size=32, split=(0.8, 0.1, 0.1), progress=False)
+    message = ("--split 0.8,0.1,0.1: no val or test chips, the scene holds 1 spatial block of 128 px and each goes "
+               "to one split whole; a smaller --split-block spreads the split")
+    assert dict(one.chips) == {"train": 16} and message in one.warnings
+    assert message in json.loads((tmp_path / "one" / "tiling.json").read_text())["warnings"]
+    assert message in caplog.text
+    spread = tile_scene(image, tmp_path / "spread", size=32, split=(0.5, 0.5, 0.0), block=32, progress=False)
+    assert spread.chips["val"] > 0 and not any("--split" in w for w in spread.warnings)

@@ -17,7 +17,7 @@ def test_train_cli_with_overrides_then_resume(tmp_path: Path, capsys) -> None:
     cfg.write_text(yaml.safe_dump({"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"),
                                    "model": {"kwargs": {"width": 4}}, "tensorboard": False}))
     assert main(["train", "--config", str(cfg), "--set", "train.epochs=1", "--set", "optim.lr=0.005"]) == 0
-    assert "1 epochs" in capsys.readouterr().out
+    assert "1 epoch; best val miou " in capsys.readouterr().out
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["config"]["optim"]["lr"] == 0.005
     assert main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--resume"]) == 0
@@ -31,3 +31,13 @@ def test_train_cli_reports_config_problems(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("rsmamba: error:") and "optim.lrr" in err
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_without_val_chips_the_summary_says_best_follows_the_training_loss(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
+    assert main(["train", "--set", f"data.root={chips}", "--set", "data.batch_size=2", "--set", "train.epochs=2",
+                 "--set", "model.kwargs.width=4", "--set", f"out={tmp_path / 'run'}", "--set", "tensorboard=false"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 epochs; best train loss ") and "(no val chips: best.pt follows the training loss)" in out
+    best = load_checkpoint(tmp_path / "run" / "best.pt")["metrics"]
+    assert best["selected_by"] == "train_loss" and f"{best['train_loss']:.4f}" in out
