@@ -173,7 +173,8 @@ def float_list(name: str, *, count: int | None = None) -> Callable:
 
 
 # Options several verbs share, so predict and change take the same window, bands and output options.
-def bands_option(help_text: str = "1-based image bands, e.g. '3,2,1' (default: the checkpoint's).") -> Any:
+def bands_option(help_text: str = "1-based image bands, e.g. '3,2,1' (default: the checkpoint's, else every "
+                                  "band but an alpha band).") -> Any:
     return typer.Option(None, "--bands", help=help_text, callback=int_list("--bands", minimum=1))
 
 
