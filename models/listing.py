@@ -58,13 +58,14 @@ def _build_for_counting(name: str, overrides: dict[str, Any]) -> torch.nn.Module
 
 
 def format_rows(rows: list[ModelRow]) -> str:
-    """A plain-text table (M = 10^6 parameters)."""
-    header = f"{'model':<16} {'task':<16} {'inputs':<10} {'params(all)':>12} {'params(thop)':>13} {'paper':>8}  source"
+    """A plain-text table (M = 10^6 parameters); the name column as wide as the longest name."""
+    w = max([16, *(len(r.name) for r in rows)])
+    header = f"{'model':<{w}} {'task':<16} {'inputs':<10} {'params(all)':>12} {'params(thop)':>13} {'paper':>8}  source"
     lines = [header, "-" * len(header)]
     for r in rows:
         reported = f"{r.reported_params / 1e6:.2f}M" if r.reported_params else "-"
         lines.append(
-            f"{r.name:<16} {r.task:<16} {r.inputs:<10} {r.params_all / 1e6:>11.2f}M {r.params_thop / 1e6:>12.2f}M "
+            f"{r.name:<{w}} {r.task:<16} {r.inputs:<10} {r.params_all / 1e6:>11.2f}M {r.params_thop / 1e6:>12.2f}M "
             f"{reported:>8}  {r.paper}" + (f" [paper counted {r.count_style}-style]" if r.reported_params else "")
         )
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from rsmamba.cli import main
 from rsmamba.errors import InputError
 from rsmamba.models.ss2d import LayerNorm2d, Linear2d
 from rsmamba.models import create_model, list_models, model_info
-from rsmamba.models.listing import format_rows, model_rows
+from rsmamba.models.listing import ModelRow, format_rows, model_rows
 from rsmamba.models.registry import paper_preset
 from rsmamba.models.params import count_parameters, count_parameters_thop_style, profile_model
 
@@ -74,3 +74,10 @@ def test_models_params_uses_paper_presets():
     assert seg.reported_params == pytest.approx(25.44e6)
     assert paper_preset("mambaseg").overrides["img_size"] == (200, 346)
     assert "25.44M" in format_rows([seg])
+
+
+def test_model_table_columns_line_up_whatever_the_name_length():
+    rows = [ModelRow("a", "segmentation", "image", "p", 1, 1),
+            ModelRow("siam_diff_baseline_with_a_long_name", "semantic-change", "t1+t2", "q", 2, 2)]
+    header, _, *lines = format_rows(rows).splitlines()
+    assert {line.index(task) for line, task in zip(lines, ("segmentation", "semantic-change"))} == {header.index("task")}
