@@ -66,9 +66,10 @@ def limit_heap_growth() -> bool:
     handed the top of the heap back after nearly every forward pass, and the kernel faulted it in
     again for the next one -- half the CPU time of the shipped image-only model's ``predict`` was
     the kernel's. Kept, a 2048² ortho ran 1.25x faster for 6 % more peak memory, and a near-free
-    run's peak stayed flat (742 MiB at 4096², 858 MiB at 20000²; ``bench/predict.py --parts heap,b``). A setting the user made (``MALLOC_MMAP_THRESHOLD_``,
-    ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``) is left alone, as is every
-    C library but glibc. Returns whether this call set anything.
+    run's peak stayed flat (742 MiB at 4096², 858 MiB at 20000²; ``bench/predict.py --parts heap,b``).
+    A setting the user made (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+    ``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``) is left alone, as is every C library but glibc.
+    Returns whether this call set anything.
     """
     global _HEAP_LIMITED
     if _HEAP_LIMITED:
