@@ -57,6 +57,24 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> raster
     return ds
 
 
+def bands_valid(ds: Any, bands: Sequence[int], window: Window) -> np.ndarray:
+    """(h, w) bool: where ``bands`` of ``ds`` hold data, by GDAL's rule for a shared nodata value.
+
+    When every band's mask is one nodata value, the same on all bands (the usual RGB ortho with
+    nodata 0), a pixel is nodata only where *every* band holds it: a deep-shadow pixel (0, 3, 5) is
+    data, as gdalwarp and rasterio's ``dataset_mask`` treat it, and as training reads chips
+    (:mod:`rsmamba.datasets.chips`). Any other mask (internal mask, alpha, per-band nodata values)
+    must hold on every band.
+    """
+    from rasterio.enums import MaskFlags
+
+    masks = ds.read_masks(bands, window=window) > 0
+    shared_value = len({repr(ds.nodatavals[b - 1]) for b in bands}) == 1
+    if shared_value and all(list(ds.mask_flag_enums[b - 1]) == [MaskFlags.nodata] for b in bands):
+        return np.any(masks, axis=0)
+    return np.all(masks, axis=0)
+
+
 def same_grid(a: Any, b: Any) -> bool:
     """True when two datasets share CRS, transform and shape: pixels can be paired by index."""
     return a.crs == b.crs and a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape
@@ -381,16 +399,15 @@ class AlignedSource:
         """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        valid = np.all(self._t2.read_masks(self.bands, window=window) > 0, axis=0)
+        valid = bands_valid(self._t2, self.bands, window)
         if np.dtype(self._t2.dtypes[self.bands[0] - 1]).kind == "f":
             valid &= np.all(np.isfinite(self._t2.read(self.bands, window=window)), axis=0)
         return valid
 
     def read_image_valid(self, window: Window) -> np.ndarray:
-        """(h, w) bool: every selected band valid (nodata value, internal mask or alpha, and finite:
-        NaN/inf pixels of a float image are nodata, not values that would spread through a network)."""
-        masks = self._img.read_masks(self.bands, window=window)
-        valid = np.all(masks > 0, axis=0)
+        """(h, w) bool: image valid (:func:`bands_valid`: nodata value, internal mask or alpha) and finite:
+        NaN/inf pixels of a float image are nodata, not values that would spread through a network."""
+        valid = bands_valid(self._img, self.bands, window)
         if np.dtype(self.dtype).kind == "f":
             valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
         return valid

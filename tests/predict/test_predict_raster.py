@@ -101,6 +101,7 @@ def test_no_visible_seams_with_blending(tmp_path) -> None:
 def test_output_is_a_georeferenced_cog_with_class_table_and_nodata(tmp_path) -> None:
     img = random_image(300, 340, bands=3, seed=1)
     img[:, :40, :50] = 0  # a nodata corner
+    img[0, 100, 100] = img[1:, 120, 130] = 0  # shadow pixels, 0 in some bands: data (GDAL's rule), classified
     path = write_raster(tmp_path / "img.tif", img, nodata=0, crs="EPSG:31985", origin=(290000.0, 9120000.0), res=0.5)
     net = PixelArgmax()
     model = LoadedModel(net, classes=_classes(3), image_norm={"mean": [0.0] * 3, "std": [1.0] * 3})

@@ -94,6 +94,22 @@ def test_nodata_and_stats_once_per_raster(tmp_path) -> None:
     np.testing.assert_allclose(z.reshape(2, -1).mean(1), 0, atol=1e-5)
 
 
+def test_a_shared_nodata_value_marks_a_pixel_only_where_every_band_holds_it(tmp_path) -> None:
+    """A deep-shadow pixel of an RGB ortho with nodata 0 can hold a 0 in one band: it is data (GDAL's
+    rule, and how training reads chips); the black collar, 0 in every band, is not."""
+    arr = random_image(20, 20)
+    arr[:, :, :5] = 0  # collar
+    arr[0, 10, 10] = 0  # shadow pixels: one or two bands at 0
+    arr[1:, 12, 12] = 0
+    t1 = write_raster(tmp_path / "t1.tif", arr, nodata=0)
+    t2 = write_raster(tmp_path / "t2.tif", arr[:, ::-1, ::-1].copy(), nodata=0)
+    with AlignedSource(t1, t2=t2) as src:
+        image_valid = src.read_image_valid(Window(0, 0, 20, 20))
+        t2_valid = src.read_t2_valid(Window(0, 0, 20, 20))
+    assert not image_valid[:, :5].any() and image_valid[:, 5:].all()
+    assert not t2_valid[:, 15:].any() and t2_valid[:, :15].all()
+
+
 def test_label_vector_rasterised_on_image_grid(tmp_path) -> None:
     import geopandas as gpd
     from shapely.geometry import box
