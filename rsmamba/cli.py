@@ -476,6 +476,7 @@ def models(
 def _setup_logging() -> None:
     """Warnings from the library (e.g. 'DSM resampled onto the image grid') as one line each on stderr."""
     import logging
+    import warnings
 
     class StderrHandler(logging.StreamHandler):
         """Resolves sys.stderr at each record, so redirected/captured stderr gets the lines."""
@@ -490,6 +491,9 @@ def _setup_logging() -> None:
         def stream(self, value) -> None:  # noqa: ANN001
             pass
 
+    # rasterio warns, as a two-line Python warning, on opening a raster without a geotransform; every verb
+    # that needs one says so itself in its one error line (evaluate of two such rasters on one grid is fine)
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio")
     logger = logging.getLogger("rsmamba")
     if not any(getattr(h, "_rsmamba", False) for h in logger.handlers):
         handler = StderrHandler()

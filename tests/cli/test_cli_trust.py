@@ -86,6 +86,22 @@ def test_help_and_usage_errors_do_not_import_torch() -> None:
     assert run.stdout.strip().splitlines()[-1] == "0 2 2 False", run.stderr
 
 
+def test_a_raster_without_georeferencing_is_one_error_line_without_rasterio_warning(tmp_path) -> None:
+    """rasterio warns in two lines (file:line and source) on opening it; the verb's own error says it."""
+    path = tmp_path / "plain.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
+            dst.write(np.ones((3, 8, 8), np.uint8))
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    for verb in (["predict", str(path), "-o", str(tmp_path / "p.tif")], ["vectorize", str(path), "-o",
+                 str(tmp_path / "v.gpkg")]):
+        run = subprocess.run([sys.executable, "-m", "rsmamba", *verb], capture_output=True, text=True, timeout=120,
+                             env=env, cwd=tmp_path)
+        assert run.returncode == 2 and run.stderr.splitlines() == [run.stderr.strip()], run.stderr
+        assert run.stderr.startswith("rsmamba: error: ") and "Warning" not in run.stderr, run.stderr
+
+
 def test_verbosity_flags_after_the_verb_stop_at_double_dash() -> None:
     from rsmamba.cli_options import verbosity_flags
 
