@@ -71,6 +71,16 @@ def isprs_rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
     return colours_to_ids(rgb, [c.color for c in ISPRS_CLASSES])
 
 
+def colour_layout(rgb: np.ndarray) -> str | None:
+    """The benchmark whose colour coding holds every pixel of ``rgb`` (3, H, W) uint8: ``isprs`` (its
+    six colours, black for the eroded boundaries) or ``second``; None for anything else. So that a
+    colour label file given without ``--layout`` is named, not read as class ids in its red band."""
+    for layout, colours in (("isprs", [*(c.color for c in ISPRS_CLASSES), (0, 0, 0)]), ("second", SECOND_COLOURS)):
+        if (colours_to_ids(rgb, colours) != IGNORE_INDEX).all():
+            return layout
+    return None
+
+
 def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *, variant: str | None = None,
                 dsm: str | None = None, splits: Sequence[str] = ("train", "test")) -> list[Pair]:
     """The tiles of an ISPRS download with their official split; missing files are listed in one error.
