@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from rsmamba.engine.writer import (
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
+from rsmamba.runlog import warn_once
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
@@ -112,6 +116,9 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
         image_count, has_dsm = probe.count, probe.has_dsm
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
     chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+    if bands is None and len(chosen) < image_count:  # e.g. an RGB + NIR ortho and an RGB model: say which
+        warn_once(log, f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
+                       "those it was trained on (--bands chooses others)")
     return loaded, chosen, has_dsm
 
 

@@ -57,17 +57,23 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> raster
     return ds
 
 
-def bands_valid(ds: Any, bands: Sequence[int], window: Window) -> np.ndarray:
+def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bool = False) -> np.ndarray:
     """(h, w) bool: where ``bands`` of ``ds`` hold data, by GDAL's rule for a shared nodata value.
 
     When every band's mask is one nodata value, the same on all bands (the usual RGB ortho with
     nodata 0), a pixel is nodata only where *every* band holds it: a deep-shadow pixel (0, 3, 5) is
     data, as gdalwarp and rasterio's ``dataset_mask`` treat it, and as training reads chips
     (:mod:`rsmamba.datasets.chips`). Any other mask (internal mask, alpha, per-band nodata values)
-    must hold on every band.
+    must hold on every band. ``alpha_is_data``: the band flagged alpha is imagery
+    (:func:`alpha_holding_data`), so only a nodata value, by the rule above, marks nodata.
     """
     from rasterio.enums import MaskFlags
 
+    if alpha_is_data:
+        if ds.nodata is None:
+            return np.ones((int(window.height), int(window.width)), bool)
+        data = ds.read(list(bands), window=window)
+        return ~np.all(data == ds.nodata, axis=0)
     masks = ds.read_masks(bands, window=window) > 0
     shared_value = len({repr(ds.nodatavals[b - 1]) for b in bands}) == 1
     if shared_value and all(list(ds.mask_flag_enums[b - 1]) == [MaskFlags.nodata] for b in bands):
@@ -144,7 +150,8 @@ class _VectorLabels:
         values = gdf[class_field]
         import pandas as pd
 
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any():
+        if (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any()
+                or (np.mod(values, 1) != 0).any()):  # 1.5 is no class: truncated, it would become class 1
             problems.add(f"labels {path}: class field {class_field!r} must hold integer class ids")
             return
         if len(gdf) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
@@ -180,13 +187,39 @@ class _VectorLabels:
 
 
 
-def data_bands(ds) -> list[int]:
-    """The 1-based bands that carry imagery: all but an alpha band (GDAL's ColorInterp.alpha).
+ALPHA_AS_DATA_SHARE = 0.5  # share of a flagged alpha band's sampled values neither 0 nor full: imagery
+
+
+def alpha_holding_data(ds: Any) -> int | None:
+    """The band GDAL flags as alpha when it holds imagery, else None.
+
+    GDAL marks the 4th band of a 4-band Byte GeoTIFF written with its defaults as alpha, so an RGB +
+    NIR ortho saved that way has its NIR band flagged alpha: read as the mask, every pixel with NIR 0
+    (water) would become nodata and the NIR band would be left out. A true alpha holds transparent (0)
+    and opaque (the dtype's maximum), with at most feathered seams between them; a band whose sampled
+    values are mostly neither is imagery.
+    """
+    from rsmamba.raster.normalize import sample_windows  # normalize imports this module for typing only
+
+    alpha = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] == ColorInterp.alpha]
+    if not alpha or not np.issubdtype(np.dtype(ds.dtypes[alpha[0] - 1]), np.integer):
+        return None
+    full = np.iinfo(np.dtype(ds.dtypes[alpha[0] - 1])).max
+    values = np.concatenate([ds.read(alpha[0], window=w).ravel() for w in sample_windows(ds.width, ds.height, 1 << 18)])
+    between = np.count_nonzero((values != 0) & (values != full))
+    return alpha[0] if between > ALPHA_AS_DATA_SHARE * values.size else None
+
+
+def data_bands(ds: Any, alpha_is_data: bool = False) -> list[int]:
+    """The 1-based bands that carry imagery: all but an alpha band (GDAL's ColorInterp.alpha),
+    unless ``alpha_is_data`` (:func:`alpha_holding_data`).
 
     An RGBA orthophoto's alpha band says where the image is; GDAL serves it as the other bands'
     mask, so reading it as a fourth colour channel would train a model on a constant (and make
     a 3-band model refuse the ortho). ``--bands`` can still name it.
     """
+    if alpha_is_data:
+        return list(range(1, ds.count + 1))
     bands = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] != ColorInterp.alpha]
     return bands or list(range(1, ds.count + 1))
 
@@ -235,17 +268,24 @@ class AlignedSource:
         assert img is not None
         self.image_path = Path(image)
         self._img = img
-        self.bands = list(bands) if bands else data_bands(img)
+        alpha = alpha_holding_data(img)
+        self._alpha_is_data = alpha is not None
+        if alpha is not None:
+            self._warn(f"image {image}: band {alpha} is flagged alpha but holds imagery (GDAL's default for a "
+                       "4-band Byte GeoTIFF); read as a band, not as the image's mask")
+        self.bands = list(bands) if bands else data_bands(img, alpha_is_data=self._alpha_is_data)
         bad = [b for b in self.bands if not 1 <= b <= img.count]
         if bad:
             problems.add(f"image {image}: bands {bad} out of range (it has {img.count} band{'s' * (img.count != 1)})")
 
         self._t2 = None
+        self._t2_alpha_is_data = False
         if t2_ds is not None:
             if t2_ds.count != img.count:
                 problems.add(f"t2 {t2}: {t2_ds.count} bands, but t1 {image} has {img.count}")
             else:
                 self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
+                self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
         self._labels_raster = self._align(lab_ds, labels_path, "labels", Resampling.nearest,
@@ -399,7 +439,7 @@ class AlignedSource:
         """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        valid = bands_valid(self._t2, self.bands, window)
+        valid = bands_valid(self._t2, self.bands, window, alpha_is_data=self._t2_alpha_is_data)
         if np.dtype(self._t2.dtypes[self.bands[0] - 1]).kind == "f":
             valid &= np.all(np.isfinite(self._t2.read(self.bands, window=window)), axis=0)
         return valid
@@ -407,7 +447,7 @@ class AlignedSource:
     def read_image_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: image valid (:func:`bands_valid`: nodata value, internal mask or alpha) and finite:
         NaN/inf pixels of a float image are nodata, not values that would spread through a network."""
-        valid = bands_valid(self._img, self.bands, window)
+        valid = bands_valid(self._img, self.bands, window, alpha_is_data=self._alpha_is_data)
         if np.dtype(self.dtype).kind == "f":
             valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
         return valid

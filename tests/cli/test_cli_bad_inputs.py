@@ -112,6 +112,7 @@ def build_inputs(root: Path) -> dict[str, Path]:
     f["vec_class"] = _vector(inp / "vec_class.gpkg", cls, **{"class": 1})
     f["vec_empty"] = _vector(inp / "vec_empty.gpkg", cls.iloc[:0], **{"class": np.array([], dtype=np.int64)})
     f["vec_str"] = _vector(inp / "vec_str.gpkg", cls, **{"class": "building"})
+    f["vec_frac"] = _vector(inp / "vec_frac.gpkg", cls, **{"class": 1.5})  # not an id: truncating it makes class 1
     f["vec_nocrs"] = inp / "vec_nocrs.geojson"
     cls.set_crs(None, allow_override=True).assign(**{"class": 1}).to_file(f["vec_nocrs"], engine="pyogrio")
     f["semi_vec"] = inp / "semi;colon.gpkg"
@@ -246,6 +247,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-labels-missing", [*T, "-o", "{out}/c", "--labels", "{out}/nope.gpkg"], "not found"),
     ("tile-labels-empty-layer", [*T, "-o", "{out}/c", "--labels", "{vec_empty}"], "no features"),
     ("tile-labels-string-class", [*T, "-o", "{out}/c", "--labels", "{vec_str}"], "integer"),
+    ("tile-labels-fractional-class", [*T, "-o", "{out}/c", "--labels", "{vec_frac}"], "integer"),
     ("tile-labels-no-field", [*T, "-o", "{out}/c", "--labels", "{vec_class}", "--class-field", "nope"], "class field"),
     ("tile-labels-semicolon", [*T, "-o", "{out}/c", "--labels", "{semi_vec}"], ";"),
     ("tile-labels-broken", [*T, "-o", "{out}/c", "--labels", "{vec_text}"], ""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -108,6 +108,27 @@ def test_a_shared_nodata_value_marks_a_pixel_only_where_every_band_holds_it(tmp_
         t2_valid = src.read_t2_valid(Window(0, 0, 20, 20))
     assert not image_valid[:, :5].any() and image_valid[:, 5:].all()
     assert not t2_valid[:, 15:].any() and t2_valid[:, :15].all()
+
+
+def test_a_nir_band_that_gdal_flags_alpha_is_read_as_a_band_not_as_the_mask(tmp_path) -> None:
+    """GDAL flags the 4th band of a 4-band Byte GeoTIFF written with its defaults as alpha: an RGB + NIR
+    ortho. Its NIR (dark water: 0) must neither leave the bands nor mark nodata; a true alpha still does."""
+    rgbn = random_image(32, 32, bands=4)
+    rgbn[3, :4] = 0  # water, black in the NIR
+    path = write_raster(tmp_path / "rgbn.tif", rgbn)
+    with rasterio.open(path) as ds:
+        assert ds.colorinterp[3] == ColorInterp.alpha  # the GDAL default this test is about
+    with AlignedSource(path) as src:
+        assert src.bands == [1, 2, 3, 4] and any("band 4 is flagged alpha but holds imagery" in w for w in src.warnings)
+        assert src.read_image_valid(Window(0, 0, 32, 32)).all()
+    rgba = rgbn.copy()
+    rgba[3] = 255
+    rgba[3, :4] = 0  # transparent rows, feathered seam values between
+    rgba[3, 4, :8] = 128
+    with AlignedSource(write_raster(tmp_path / "rgba.tif", rgba)) as src:
+        assert src.bands == [1, 2, 3] and not src.warnings
+        valid = src.read_image_valid(Window(0, 0, 32, 32))
+        assert not valid[:4].any() and valid[4:].all()
 
 
 def test_label_vector_rasterised_on_image_grid(tmp_path) -> None:
