@@ -140,3 +140,23 @@ def test_calibrate_writes_a_new_checkpoint_that_carries_the_threshold(tmp_path: 
     assert loaded.extra["change_min_area_m2"] == calibration["min_area_m2"]
     with pytest.raises(SystemExit):
         m.calibrate_change(tmp_path / "out.pt", tmp_path / "out.pt", size=256, work=tmp_path / "work")
+
+
+@pytest.mark.parametrize(("kind", "result"), [("image", "image-stages.json"), ("change", "change-stages.json")])
+def test_the_30_minute_recipes_are_the_defaults_that_were_measured(kind: str, result: str) -> None:
+    """make_demo_models.py KIND without options runs the one-stage recipe whose numbers the cards quote."""
+    import json
+    import shlex
+
+    recipe = _recipe()
+    measured = json.loads((ROOT / "bench" / "results" / result).read_text())["one_stage_30_minutes"]
+    words = shlex.split(measured["command"])
+    assert words[:3] == ["python", "examples/make_demo_models.py", kind]
+    given = {words[i][2:].replace("-", "_"): words[i + 1] for i in range(3, len(words), 2)}
+    defaults = {**recipe.GENERIC, **recipe.RECIPES[kind]}
+    assert set(given) <= set(defaults)
+    for key, value in defaults.items():
+        if key == "init":
+            assert (str(Path(value).relative_to(ROOT)) if value else None) == given.get("init")
+        else:
+            assert type(value)(given.get(key, value)) == value, key
