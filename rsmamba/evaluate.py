@@ -138,7 +138,7 @@ def _colour_problem(src: Any, ref_path: Path) -> str | None:
     ship colour labels: their red band scored as ids is garbage), or None."""
     if src.count < 3 or src.dtypes[0] != "uint8":
         return None
-    from rsmamba.raster.normalize import sample_windows
+    from rsmamba.raster.windows import sample_windows
 
     rgb = np.concatenate([src.read([1, 2, 3], window=w).reshape(3, -1)
                           for w in sample_windows(src.width, src.height, 1_000_000)], axis=1)[:, :, None]

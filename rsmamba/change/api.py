@@ -178,7 +178,8 @@ def change_probability_layer(path: Path) -> OutputLayer:
 
 
 def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandStats:
-    from rsmamba.raster.normalize import StatsAccumulator, sample_windows
+    from rsmamba.raster.normalize import StatsAccumulator
+    from rsmamba.raster.windows import sample_windows
 
     acc = StatsAccumulator(src.count)
     for w in sample_windows(src.width, src.height, max_pixels):

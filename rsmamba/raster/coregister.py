@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from rsmamba.raster.normalize import sample_windows
+from rsmamba.raster.windows import sample_windows
 
 
 def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:

@@ -199,7 +199,7 @@ def alpha_holding_data(ds: Any) -> int | None:
     and opaque (the dtype's maximum), with at most feathered seams between them; a band whose sampled
     values are mostly neither is imagery.
     """
-    from rsmamba.raster.normalize import sample_windows  # normalize imports this module for typing only
+    from rsmamba.raster.windows import sample_windows
 
     alpha = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] == ColorInterp.alpha]
     if not alpha or not np.issubdtype(np.dtype(ds.dtypes[alpha[0] - 1]), np.integer):

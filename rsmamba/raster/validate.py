@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rsmamba.errors import InputError
-from rsmamba.raster.normalize import sample_windows
+from rsmamba.raster.windows import sample_windows
 
 if TYPE_CHECKING:
     from rsmamba.raster.source import AlignedSource

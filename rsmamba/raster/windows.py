@@ -11,9 +11,20 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from rasterio.windows import Window
 
 from rsmamba.errors import InputError
+
+
+def sample_windows(width: int, height: int, max_pixels: int, window: int = 256) -> list[Window]:
+    """A regular lattice of windows holding about ``max_pixels`` pixels, or the whole raster."""
+    if width * height <= max_pixels:
+        return [Window(0, 0, width, height)]
+    per_axis = max(1, int(np.sqrt(max_pixels / (window * window))))
+    cols = np.linspace(0, max(0, width - window), per_axis).astype(int)
+    rows = np.linspace(0, max(0, height - window), per_axis).astype(int)
+    return [Window(int(c), int(r), min(window, width), min(window, height)) for r in rows for c in cols]
 
 
 def axis_offsets(length: int, size: int, stride: int) -> list[int]:
