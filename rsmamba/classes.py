@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from rsmamba.errors import InputError, ProblemCollector
@@ -106,3 +108,26 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
         problems.add(f"{p}: ignore must be an integer 0..255 that is not a class id, got {ignore!r}")
     problems.raise_if_any()
     return tuple(sorted(out, key=lambda c: c.id)), ignore
+
+
+# SECOND's label colours (its label1/label2 PNGs), white = unchanged; decoded in rsmamba.datasets.layouts.
+SECOND_COLOURS = ((255, 255, 255), (0, 0, 255), (128, 128, 128), (0, 128, 0), (0, 255, 0), (128, 0, 0), (255, 0, 0))
+
+
+def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]]) -> np.ndarray:
+    """(3, H, W) colour labels -> (H, W) uint8 ids by exact colour; unknown colours -> 255."""
+    code = (rgb[0].astype(np.int64) << 16) | (rgb[1].astype(np.int64) << 8) | rgb[2].astype(np.int64)
+    out = np.full(code.shape, IGNORE_INDEX, np.uint8)
+    for i, (r, g, b) in enumerate(colours):
+        out[code == ((r << 16) | (g << 8) | b)] = i
+    return out
+
+
+def colour_layout(rgb: np.ndarray) -> str | None:
+    """The benchmark whose colour coding holds every pixel of ``rgb`` (3, H, W) uint8: ``isprs`` (its
+    six colours, black for the eroded boundaries) or ``second``; None for anything else. So that a
+    colour label file given without ``--layout`` is named, not read as class ids in its red band."""
+    for layout, colours in (("isprs", [*(c.color for c in ISPRS_CLASSES), (0, 0, 0)]), ("second", SECOND_COLOURS)):
+        if (colours_to_ids(rgb, colours) != IGNORE_INDEX).all():
+            return layout
+    return None

@@ -111,10 +111,12 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field]) if geom is not None]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
                          fill=IGNORE_INDEX if burn is None else 0, dtype="int32").astype(np.int64)
+    from rsmamba.raster.source import colour_labels_problem
     from rsmamba.raster.validate import class_raster_problem
 
     with rasterio.open(ref_path) as src:
-        problem = class_raster_problem(src, f"reference {ref_path}", allow_multiband=True) or _colour_problem(src, ref_path)
+        problem = (class_raster_problem(src, f"reference {ref_path}", allow_multiband=True)
+                   or colour_labels_problem(src, f"reference {ref_path}", "pass --layout {layout} to decode them"))
         if problem:
             raise InputError(problem)
         same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
@@ -131,27 +133,6 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     if nodata is not None:
         ref[ref == nodata] = IGNORE_INDEX
     return ref
-
-
-def _colour_problem(src: Any, ref_path: Path) -> str | None:
-    """Why a reference of three or more bands that differ is not class ids in band 1 (ISPRS and SECOND
-    ship colour labels: their red band scored as ids is garbage), or None."""
-    if src.count < 3 or src.dtypes[0] != "uint8":
-        return None
-    from rsmamba.raster.windows import sample_windows
-
-    rgb = np.concatenate([src.read([1, 2, 3], window=w).reshape(3, -1)
-                          for w in sample_windows(src.width, src.height, 1_000_000)], axis=1)[:, :, None]
-    if (rgb[0] == rgb[1]).all() and (rgb[0] == rgb[2]).all():
-        return None  # grey: the same ids in every band
-    from rsmamba.datasets.layouts import colour_layout
-
-    layout = colour_layout(rgb)
-    if layout is not None:
-        return (f"reference {ref_path}: {layout.upper() if layout == 'isprs' else layout.capitalize()} colour labels "
-                f"({src.count} bands); pass --layout {layout} to decode them")
-    return (f"reference {ref_path}: {src.count} bands that differ (an image, or colour labels of no known "
-            "benchmark); pass a single-band class raster, or --layout for a benchmark's labels")
 
 
 def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> tuple[np.ndarray, list[ClassInfo]]:

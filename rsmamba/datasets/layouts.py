@@ -25,7 +25,7 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, SECOND_COLOURS, colours_to_ids
 from rsmamba.errors import InputError
 
 # Official ISPRS 2-D labelling splits (tiles with public labels for training; the rest is the test set).
@@ -40,7 +40,6 @@ LOVEDA_CLASSES = ("background", "building", "road", "water", "barren", "forest",
 # LoveDA's visualisation colours (Junjue-Wang/LoveDA, COLOR_MAP); its masks are index images 0..7.
 LOVEDA_COLOURS = ((255, 255, 255), (255, 0, 0), (255, 255, 0), (0, 0, 255), (159, 129, 183), (0, 255, 0),
                   (255, 195, 128))
-SECOND_COLOURS = ((255, 255, 255), (0, 0, 255), (128, 128, 128), (0, 128, 0), (0, 255, 0), (128, 0, 0), (255, 0, 0))
 SECOND_CLASSES = ("unchanged", "water", "ground", "low_vegetation", "tree", "building", "playground")
 
 
@@ -57,28 +56,9 @@ def _first_existing(paths: Sequence[Path]) -> Path | None:
     return next((p for p in paths if p.exists()), None)
 
 
-def colours_to_ids(rgb: np.ndarray, colours: Sequence[Sequence[int]]) -> np.ndarray:
-    """(3, H, W) colour labels -> (H, W) uint8 ids by exact colour; unknown colours -> 255."""
-    code = (rgb[0].astype(np.int64) << 16) | (rgb[1].astype(np.int64) << 8) | rgb[2].astype(np.int64)
-    out = np.full(code.shape, IGNORE_INDEX, np.uint8)
-    for i, (r, g, b) in enumerate(colours):
-        out[code == ((r << 16) | (g << 8) | b)] = i
-    return out
-
-
 def isprs_rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
     """ISPRS colour labels -> ids 0..5 (impervious, building, low vegetation, tree, car, clutter)."""
     return colours_to_ids(rgb, [c.color for c in ISPRS_CLASSES])
-
-
-def colour_layout(rgb: np.ndarray) -> str | None:
-    """The benchmark whose colour coding holds every pixel of ``rgb`` (3, H, W) uint8: ``isprs`` (its
-    six colours, black for the eroded boundaries) or ``second``; None for anything else. So that a
-    colour label file given without ``--layout`` is named, not read as class ids in its red band."""
-    for layout, colours in (("isprs", [*(c.color for c in ISPRS_CLASSES), (0, 0, 0)]), ("second", SECOND_COLOURS)):
-        if (colours_to_ids(rgb, colours) != IGNORE_INDEX).all():
-            return layout
-    return None
 
 
 def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *, variant: str | None = None,

@@ -25,9 +25,10 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
-from rsmamba.classes import IGNORE_INDEX
+from rsmamba.classes import IGNORE_INDEX, colour_layout
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.raster.windows import sample_windows
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,26 @@ def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bo
     if shared_value and all(list(ds.mask_flag_enums[b - 1]) == [MaskFlags.nodata] for b in bands):
         return np.any(masks, axis=0)
     return np.all(masks, axis=0)
+
+
+def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
+    """Why a label raster of three or more uint8 bands that differ is not class ids in band 1, or None.
+
+    ISPRS and SECOND ship colour labels: their red band read as ids is garbage, without a word.
+    ``decode_hint`` says how the caller decodes them; ``{layout}`` in it becomes the benchmark's name.
+    """
+    if src.count < 3 or src.dtypes[0] != "uint8":
+        return None
+    rgb = np.concatenate([src.read([1, 2, 3], window=w).reshape(3, -1)
+                          for w in sample_windows(src.width, src.height, 1_000_000)], axis=1)[:, :, None]
+    if (rgb[0] == rgb[1]).all() and (rgb[0] == rgb[2]).all():
+        return None  # grey: the same ids in every band
+    layout = colour_layout(rgb)
+    if layout is not None:
+        name = "ISPRS" if layout == "isprs" else layout.upper()
+        return f"{what}: {name} colour labels ({src.count} bands), not class ids; {decode_hint.format(layout=layout)}"
+    return (f"{what}: {src.count} bands that differ (an image, or colour labels of no known benchmark); "
+            "pass a single-band class raster")
 
 
 def same_grid(a: Any, b: Any) -> bool:
@@ -199,8 +220,6 @@ def alpha_holding_data(ds: Any) -> int | None:
     and opaque (the dtype's maximum), with at most feathered seams between them; a band whose sampled
     values are mostly neither is imagery.
     """
-    from rsmamba.raster.windows import sample_windows
-
     alpha = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] == ColorInterp.alpha]
     if not alpha or not np.issubdtype(np.dtype(ds.dtypes[alpha[0] - 1]), np.integer):
         return None
@@ -262,6 +281,11 @@ class AlignedSource:
         labels_path = Path(labels) if labels is not None else None
         is_vector = labels_path is not None and labels_path.suffix.lower() in VECTOR_SUFFIXES
         lab_ds = open_raster(labels_path, "labels", problems) if labels_path is not None and not is_vector else None
+        colours = lab_ds is not None and colour_labels_problem(
+            lab_ds, f"labels {labels_path}", "convert them to one band of class ids (rsmamba train reads the "
+            "benchmark's tiles in place: data.layout {layout})")
+        if colours:
+            problems.add(colours)
         self._opened += [d for d in (img, t2_ds, dsm_ds, lab_ds) if d is not None]
         if img is None or problems:
             problems.raise_if_any()

@@ -192,3 +192,18 @@ def test_a_split_that_cannot_follow_the_fractions_says_why(tmp_path, caplog) -> 
     assert message in caplog.text
     spread = tile_scene(image, tmp_path / "spread", size=32, split=(0.5, 0.5, 0.0), block=32, progress=False)
     assert spread.chips["val"] > 0 and not any("--split" in w for w in spread.warnings)
+
+
+def test_colour_labels_are_refused_not_tiled_by_their_red_band(tmp_path) -> None:
+    """ISPRS ground truth is RGB colours: its red band as class ids would be garbage chips, without a word."""
+    from rsmamba.classes import ISPRS_CLASSES
+    from rsmamba.errors import InputError
+
+    ids = np.random.default_rng(3).integers(0, 6, (64, 64))
+    rgb = np.array([c.color for c in ISPRS_CLASSES], np.uint8)[ids].transpose(2, 0, 1)
+    rgb[:, :2] = 0  # eroded boundaries: black
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    labels = write_raster(tmp_path / "gt.tif", np.ascontiguousarray(rgb))
+    with pytest.raises(InputError, match=r"ISPRS colour labels \(3 bands\), not class ids; .*data.layout isprs"):
+        tile_scene(image, tmp_path / "chips", labels=labels, size=32)
+    assert not (tmp_path / "chips").exists()

@@ -116,7 +116,7 @@ def test_evaluate_layout_scores_with_the_isprs_protocol(tmp_path: Path, capsys) 
     F.write(pred, ids)
     out = tmp_path / "m.json"
     assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "plain.json")]) == 2  # colours, no --layout
-    assert "ISPRS colour labels (3 bands); pass --layout isprs" in capsys.readouterr().err  # not its red band as ids
+    assert "ISPRS colour labels (3 bands), not class ids; pass --layout isprs" in capsys.readouterr().err  # not red as ids
     assert main(["evaluate", str(pred), str(ref), "-o", str(out), "--layout", "isprs"]) == 0
     result = json.loads(out.read_text())
     assert result["conventions"]["excluded_from_means"] == ["clutter"]
