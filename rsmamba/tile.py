@@ -138,6 +138,8 @@ def _chip_profile(src: AlignedSource, window: Window, count: int, dtype: str, no
         "dtype": dtype, "crs": src.crs, "transform": window_transform(window, src.transform),
         "compress": "deflate", "nodata": nodata,
     }
+    if count == 4:  # GDAL's default for 4 Byte bands flags the 4th (an RGB + NIR ortho's NIR) alpha
+        profile["photometric"] = "MINISBLACK"
     if window.width % 16 == 0 and window.height % 16 == 0:
         profile.update(tiled=True, blockxsize=min(256, int(window.width)), blockysize=min(256, int(window.height)))
     return profile

@@ -266,7 +266,10 @@ def create_scratch(layers: list[OutputLayer], profile: dict[str, Any]) -> None:
     """Empty scratch files carrying each layer's colour map, band descriptions and tags."""
     for layer in layers:
         layer.scratch.parent.mkdir(parents=True, exist_ok=True)
-        with rasterio.open(layer.scratch, "w", count=layer.count, **profile) as dst:
+        # Several bands are values, not colours: GDAL's default for 3 or 4 Byte bands is RGB(A), which flags
+        # the 4th band of a 4-class probability raster alpha (QGIS: that class's probability as transparency)
+        grey = {"photometric": "MINISBLACK"} if layer.count > 1 else {}
+        with rasterio.open(layer.scratch, "w", count=layer.count, **profile, **grey) as dst:
             if layer.colormap:
                 dst.write_colormap(1, layer.colormap)
             for i, d in enumerate(layer.descriptions, start=1):

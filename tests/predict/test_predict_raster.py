@@ -240,3 +240,17 @@ def test_device_code_path_gives_the_same_files(tmp_path, monkeypatch) -> None:
         predict_raster(path, files[0], model=model, probabilities=files[1], confidence=files[2], strip_width=256, **kw)
         outs[name] = [f.read_bytes() for f in files]
     assert outs["numpy"] == outs["torch"]
+
+
+def test_a_four_class_probability_raster_has_no_alpha_band(tmp_path) -> None:
+    """GDAL's default for 4 Byte bands is RGBA: class 4's probability would be QGIS's transparency."""
+    from rasterio.enums import ColorInterp
+
+    img = random_image(40, 48, bands=4, seed=2)
+    path = write_raster(tmp_path / "img.tif", img)
+    model = LoadedModel(PixelArgmax(), classes=_classes(4), image_norm={"mean": [0.0] * 4, "std": [1.0] * 4})
+    predict_raster(path, tmp_path / "c.tif", model=model, window=32, overlap=8, probabilities=tmp_path / "p.tif")
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.count == 4 and ColorInterp.alpha not in ds.colorinterp, ds.colorinterp
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        np.testing.assert_array_equal(ds.read(1), img.argmax(0))  # the image's 4th band is data, not a mask

@@ -207,3 +207,19 @@ def test_colour_labels_are_refused_not_tiled_by_their_red_band(tmp_path) -> None
     with pytest.raises(InputError, match=r"ISPRS colour labels \(3 bands\), not class ids; .*data.layout isprs"):
         tile_scene(image, tmp_path / "chips", labels=labels, size=32)
     assert not (tmp_path / "chips").exists()
+
+
+def test_an_rgb_nir_ortho_tiles_as_four_bands_none_of_them_alpha(tmp_path) -> None:
+    """Its NIR band, flagged alpha by GDAL's default for 4 Byte bands, stays a band in the chips (and
+    the chips do not flag it alpha again, which would hide water in QGIS and mask it on the next read)."""
+    from rasterio.enums import ColorInterp
+
+    rgbn = random_image(64, 64, bands=4)
+    rgbn[3, :8] = 0  # water, black in the NIR
+    tile_scene(write_raster(tmp_path / "rgbn.tif", rgbn), tmp_path / "chips", size=32, split=(1.0, 0.0, 0.0))
+    chips = sorted((tmp_path / "chips" / "images").glob("*.tif"))
+    assert len(chips) == 4
+    for chip in chips:
+        with rasterio.open(chip) as ds:
+            assert ds.count == 4 and ColorInterp.alpha not in ds.colorinterp
+            assert (ds.read_masks() == 255).all()
