@@ -305,8 +305,11 @@ class AlignedSource:
         self._t2 = None
         self._t2_alpha_is_data = False
         if t2_ds is not None:
-            if t2_ds.count != img.count:
-                problems.add(f"t2 {t2}: {t2_ds.count} bands, but t1 {image} has {img.count}")
+            t1_data = data_bands(img, alpha_is_data=self._alpha_is_data)
+            t2_data = data_bands(t2_ds, alpha_is_data=alpha_holding_data(t2_ds) is not None)
+            if len(t2_data) != len(t1_data) or max(self.bands, default=0) > t2_ds.count:
+                # an alpha band on one date only (RGB t1, RGBA t2) is a mask, not a band
+                problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}")
             else:
                 self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None

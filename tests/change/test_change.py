@@ -80,7 +80,7 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
         dst.write(moved)
     cases = [
         ([t1, str(far)], "does not overlap"),
-        ([t1, str(four)], "4 bands, but t1"),
+        ([t1, str(four)], "4 image bands, but t1"),
         ([t1, str(tmp_path / "moved.tif")], "above the 3 px limit"),
         ([t1, str(tmp_path / "missing.tif")], "not found"),
         ([t1, t1, "--change-threshold", "1.5"], "--change-threshold 1.5: must be between 0 and 1"),

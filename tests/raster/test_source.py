@@ -159,8 +159,14 @@ def test_second_epoch_on_first_epoch_grid(tmp_path) -> None:
         valid = src.read_valid(Window(0, 0, 40, 40))
         assert valid.sum() == 400 and valid[10:30, 10:30].all()
     bad = write_raster(tmp_path / "t2b.tif", random_image(20, 20, bands=4))
-    with pytest.raises(InputError, match="4 bands, but t1"):
+    with pytest.raises(InputError, match="4 image bands, but t1"):
         AlignedSource(t1, t2=bad)
+    rgba = np.concatenate([random_image(40, 40, seed=4), np.full((1, 40, 40), 255, np.uint8)])
+    rgba[3, :, :5] = 0  # an RGBA delivery for one date: its alpha is the mask, not a 4th band
+    with AlignedSource(t1, t2=write_raster(tmp_path / "t2rgba.tif", rgba)) as src:
+        np.testing.assert_array_equal(src.read_t2(Window(0, 0, 40, 40)), rgba[:3])
+        valid = src.read_valid(Window(0, 0, 40, 40))
+        assert not valid[:, :5].any() and valid[:, 5:].all()
 
 
 def test_label_raster_on_another_grid_is_warped_nearest(tmp_path) -> None:
