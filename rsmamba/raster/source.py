@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
+# Heights a DSM can hold, in metres or feet (the Dead Sea shore, Everest in feet); beyond: a sentinel value.
+DSM_RANGE = (-1000.0, 30000.0)
+
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
 
 
@@ -315,6 +318,9 @@ class AlignedSource:
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
+        sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
+        if sentinel:
+            problems.add(sentinel)
         self._labels_raster = self._align(lab_ds, labels_path, "labels", Resampling.nearest,
                                           allow_geographic_mix, problems)
         self._labels_vector = None
@@ -367,6 +373,21 @@ class AlignedSource:
             + (f"; it covers only {coverage:.1%} of the image" if coverage < 0.995 else "")
         )
         return vrt
+
+    def _dsm_sentinel_problem(self, path: PathLike) -> str | None:
+        """Why the DSM holds heights no surface has (-9999, -32767, 3.4e38: a nodata value it does not
+        declare), or None. Normalised with the real heights, they would make its windows garbage."""
+        lo, hi = DSM_RANGE
+        values = np.concatenate([self.read_dsm(w).ravel() for w in sample_windows(self.width, self.height, 1 << 18)])
+        values = values[np.isfinite(values)]
+        bad = values[(values < lo) | (values > hi)]
+        if bad.size == 0:
+            return None
+        kinds, counts = np.unique(bad, return_counts=True)
+        value = f"{kinds[counts.argmax()]:g}"
+        return (f"DSM {path}: {bad.size / values.size:.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
+                f"(mostly {value}: a nodata value it does not declare?); declare it "
+                f"(gdal_edit.py -a_nodata {value} {path}) or fix those pixels")
 
     def _warn(self, message: str) -> None:
         """Record the warning for the summary; log it once per run (a run opens its inputs more than once)."""

@@ -131,6 +131,19 @@ def test_a_nir_band_that_gdal_flags_alpha_is_read_as_a_band_not_as_the_mask(tmp_
         assert not valid[:4].any() and valid[4:].all()
 
 
+def test_a_dsm_with_an_undeclared_nodata_value_is_refused_and_declared_it_is_nodata(tmp_path) -> None:
+    """-9999 in a DSM that does not declare it would be normalised as a height: garbage windows."""
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40))
+    dsm = np.full((40, 40), 312.5, np.float32)
+    dsm[:10, :10] = -9999
+    with pytest.raises(InputError, match=r"mostly -9999: a nodata value it does not declare\?\); declare it "
+                                         r"\(gdal_edit.py -a_nodata -9999 "):
+        AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm))
+    with AlignedSource(img, write_raster(tmp_path / "dsm_nd.tif", dsm, nodata=-9999)) as src:
+        got = src.read_dsm(Window(0, 0, 40, 40))
+    assert np.isnan(got[:10, :10]).all() and (got[10:] == 312.5).all()
+
+
 def test_label_vector_rasterised_on_image_grid(tmp_path) -> None:
     import geopandas as gpd
     from shapely.geometry import box
