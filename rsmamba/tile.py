@@ -224,6 +224,7 @@ def tile_scene(
             if path is not None:
                 extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
+            _check_label_nodata(src, labels, classes, burn)
             if instance_targets is not None:
                 from rsmamba.instance_targets import FootprintIds, TargetReader
 
@@ -238,6 +239,24 @@ def tile_scene(
         if targets is not None:
             targets.ids.close()
     return summary
+
+
+def _check_label_nodata(src: AlignedSource, labels, classes: tuple[ClassInfo, ...], burn: int | None) -> None:
+    """A label raster whose declared nodata is also a class: GDAL habitually writes masks with nodata 0.
+    With --burn, 0 is the background, so no background pixel would be trained on: refused. Else the
+    class's pixels are left out of training: said."""
+    nodata = src.labels_nodata
+    if nodata is None or not float(nodata).is_integer():
+        return
+    fix = f"unset it (gdal_edit.py -unsetnodata {labels})"
+    if burn is not None and nodata == 0:
+        raise InputError(f"labels {labels}: nodata 0 is the background of --burn, so no background pixel would be "
+                         f"trained on; {fix}")
+    fix += f" if {int(nodata)} is a class"
+    named = {c.id: c.name for c in classes}
+    if burn is None and int(nodata) in named:
+        log.warning(f"labels {labels}: nodata {int(nodata)} is also class {int(nodata)} ({named[int(nodata)]}) of the "
+                    f"class table: its pixels are left out of training; {fix}")
 
 
 def _tile(

@@ -323,6 +323,7 @@ class AlignedSource:
             problems.add(sentinel)
         self._labels_raster = self._align(lab_ds, labels_path, "labels", Resampling.nearest,
                                           allow_geographic_mix, problems)
+        self.labels_nodata = lab_ds.nodata if lab_ds is not None else None  # the file's own, as declared
         self._labels_vector = None
         if is_vector and labels_path is not None:
             if not labels_path.exists():

@@ -223,3 +223,20 @@ def test_an_rgb_nir_ortho_tiles_as_four_bands_none_of_them_alpha(tmp_path) -> No
         with rasterio.open(chip) as ds:
             assert ds.count == 4 and ColorInterp.alpha not in ds.colorinterp
             assert (ds.read_masks() == 255).all()
+
+
+def test_a_label_nodata_that_is_also_a_class_is_refused_with_burn_and_said_otherwise(tmp_path, caplog) -> None:
+    """GDAL habitually writes masks with nodata 0: a --burn mask would train no background pixel."""
+    from rsmamba.errors import InputError
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 1
+    with pytest.raises(InputError, match=r"nodata 0 is the background of --burn.*-unsetnodata"):
+        tile_scene(image, tmp_path / "burn", labels=write_raster(tmp_path / "mask.tif", mask, nodata=0), size=32, burn=1)
+    assert not (tmp_path / "burn").exists()
+    ids = np.random.default_rng(1).integers(0, 6, (64, 64)).astype(np.uint8)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(image, tmp_path / "ids", labels=write_raster(tmp_path / "ids.tif", ids, nodata=0), size=32)
+    assert any("nodata 0 is also class 0 (impervious)" in r.getMessage() for r in caplog.records)
+    tile_scene(image, tmp_path / "ok", labels=write_raster(tmp_path / "mask_ok.tif", mask), size=32, burn=1)
