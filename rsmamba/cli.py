@@ -256,7 +256,7 @@ def predict(
             overwrite=overwrite, co=_creation_options(co), name_template=name_template, progress=STATE.progress,
         )
         done = sum(r.status == "done" for r in results)
-        typer.echo(f"{done} scenes predicted, {len(results) - done} already complete, into {out}")
+        typer.echo(f"{done} scene{'s' * (done != 1)} predicted, {len(results) - done} already complete, into {out}")
         return
     if shard is not None:
         raise InputError("--shard splits many inputs; for one scene use --scheduler with --slice-rows")

@@ -26,6 +26,7 @@ from rsmamba.atomic import output_problems, publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
+from rsmamba.raster.validate import is_change_raster
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".gml", ".kml"}
 
@@ -50,6 +51,10 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
         grid = Grid(src.crs, src.transform, src.width, src.height)
     valid = np.ones(pred.shape, bool) if nodata is None else pred != nodata
     return pred.astype(np.int64), valid, grid
+
+
+# The classes of a change raster's band 1, as evaluate names them in its scores.
+CHANGE_CLASSES = (ClassInfo(0, "no_change", (0, 0, 0)), ClassInfo(1, "change", (255, 0, 0)))
 
 
 def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
@@ -336,6 +341,14 @@ def evaluate_rasters(
             exclude = [5]
     else:
         ref = reference_on_grid(reference, grid, class_field, burn)
+    with rasterio.open(prediction) as src:
+        change = is_change_raster(src)
+    if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
+        top = int(ref[ref != IGNORE_INDEX].max(initial=0))
+        if top > 1:
+            raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
+                             f"{reference} holds class ids up to {top}; score it against a change raster (0/1)")
+        classes = classes or list(CHANGE_CLASSES)
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)

@@ -164,3 +164,8 @@ def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> 
             return (f"{what}: more than {MAX_CLASSES_WITHOUT_TABLE} distinct values and no class table "
                     f"(an image?); {hint}")
     return None
+
+
+def is_change_raster(src: Any) -> bool:
+    """A change raster of ``rsmamba change``: band 1 (0/1 change) described ``"change"``."""
+    return (src.descriptions[0] or "").lower() == "change"

@@ -38,7 +38,7 @@ from rasterio.windows import Window
 from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.paths import vector_path_problem
-from rsmamba.raster.validate import class_raster_problem
+from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
@@ -156,7 +156,7 @@ def _plan(
                          "pass --reproject EPSG:xxxx (a projected CRS)")
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
-        is_change = attrs.is_change_raster(src) if change is None else change
+        is_change = is_change_raster(src) if change is None else change
         calibrated = attrs.calibrated_min_area(src) if min_area is None and is_change else None
         if calibrated is not None:
             thresholds["--min-area"] = calibrated  # calibrated with the change model

@@ -64,8 +64,6 @@ def calibrated_min_area(src: rasterio.io.DatasetReader) -> float | None:
     return area if area is not None and area >= 0 else None
 
 
-def is_change_raster(src: rasterio.io.DatasetReader) -> bool:
-    return (src.descriptions[0] or "").lower() == "change"
 
 
 def has_semantic_change(src: rasterio.io.DatasetReader) -> bool:

@@ -32,6 +32,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.raster.validate import is_change_raster
 from rsmamba.vectorize import attributes as attrs
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _read(path: Path, problems: ProblemCollector) -> _Raster | None:
             return _Raster(
                 path=path, crs=src.crs, transform=src.transform, width=src.width, height=src.height,
                 count=src.count, dtypes=tuple(src.dtypes), nodata=src.nodata, descriptions=tuple(src.descriptions),
-                block_shapes=tuple(src.block_shapes), names=attrs.class_names(src), change=attrs.is_change_raster(src),
+                block_shapes=tuple(src.block_shapes), names=attrs.class_names(src), change=is_change_raster(src),
                 tags=src.tags(), band_tags=tuple(src.tags(b) for b in range(1, src.count + 1)),
             )
     except rasterio.errors.RasterioIOError as exc:

@@ -122,3 +122,20 @@ def test_errors_are_collected_and_cli_exits_nonzero(tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err
     assert code == 2 and "missing.tif" in err and "nope.tif" in err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_change_raster_is_scored_against_change_never_against_classes(tmp_path: Path) -> None:
+    """Band 1 of 'rsmamba change' is 0/1 change: against class ids it scored 'impervious' and 'building'."""
+    import rasterio
+
+    rng = np.random.default_rng(5)
+    change = (rng.random((30, 40)) < 0.2).astype(np.uint8)
+    pred = write_raster(tmp_path / "change.tif", change, nodata=255)
+    with rasterio.open(pred, "r+") as ds:
+        ds.set_band_description(1, "change")
+    classes = write_raster(tmp_path / "classes.tif", rng.integers(0, 6, (30, 40)).astype(np.uint8))
+    with pytest.raises(InputError, match="is a change raster .* holds class ids up to 5"):
+        evaluate_rasters(pred, classes, tmp_path / "bad" / "m.json")
+    truth = write_raster(tmp_path / "truth.tif", change)
+    result = evaluate_rasters(pred, truth, tmp_path / "ok" / "m.json")
+    assert list(result["per_class"]) == ["no_change", "change"] and result["miou"] == 1.0
