@@ -293,6 +293,11 @@ def _tile(
             f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
             "(empty or all-nodata raster, or --min-valid too high)"
         )
+    unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - {c.id for c in classes})
+    if unknown:  # training would index past the model's classes, or learn ids no one named
+        table = ", ".join(f"{c.id} {c.name}" for c in classes)
+        raise InputError(f"labels {labels}: class id{'s' * (len(unknown) > 1)} {', '.join(map(str, unknown))} "
+                         f"not in the class table ({table}); pass --class-table naming your classes")
     empty = [name for name, fraction in zip(SPLITS, split) if fraction > 0 and not summary.chips[name]]
     if empty:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
         blocks = math.ceil(src.width / block) * math.ceil(src.height / block)

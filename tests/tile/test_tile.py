@@ -240,3 +240,15 @@ def test_a_label_nodata_that_is_also_a_class_is_refused_with_burn_and_said_other
         tile_scene(image, tmp_path / "ids", labels=write_raster(tmp_path / "ids.tif", ids, nodata=0), size=32)
     assert any("nodata 0 is also class 0 (impervious)" in r.getMessage() for r in caplog.records)
     tile_scene(image, tmp_path / "ok", labels=write_raster(tmp_path / "mask_ok.tif", mask), size=32, burn=1)
+
+
+def test_label_ids_outside_the_class_table_are_refused(tmp_path) -> None:
+    """Class 9 under the ISPRS table (0..5): training would index past the model's classes."""
+    from rsmamba.errors import InputError
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    ids = np.zeros((64, 64), np.uint8)
+    ids[20:40, 20:40] = 9
+    with pytest.raises(InputError, match=r"class id 9 not in the class table \(0 impervious, .*--class-table"):
+        tile_scene(image, tmp_path / "chips", labels=write_raster(tmp_path / "ids.tif", ids), size=32)
+    assert not (tmp_path / "chips").exists()
