@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,11 @@ from rsmamba.atomic import output_problems, publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
+from rsmamba.raster.source import VECTOR_SUFFIXES
 from rsmamba.raster.validate import is_change_raster
 
-VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".gml", ".kml"}
+log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -55,6 +58,22 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
 
 # The classes of a change raster's band 1, as evaluate names them in its scores.
 CHANGE_CLASSES = (ClassInfo(0, "no_change", (0, 0, 0)), ClassInfo(1, "change", (255, 0, 0)))
+
+
+def _reference_nodata_warnings(reference: Path, classes: list[ClassInfo]) -> list[str]:
+    """A raster reference whose declared nodata is also a class (GDAL habitually writes nodata 0): that
+    class is never scored. Said (logged and kept in the metrics), since the numbers leave it out."""
+    if reference.suffix.lower() in VECTOR_SUFFIXES:
+        return []
+    with rasterio.open(reference) as src:
+        nodata = src.nodata
+    named = {c.id: c.name for c in classes}
+    if nodata is None or not float(nodata).is_integer() or int(nodata) not in named:
+        return []
+    message = (f"reference {reference}: nodata {int(nodata)} is also class {int(nodata)} ({named[int(nodata)]}): its "
+               f"pixels are not scored; unset it (gdal_edit.py -unsetnodata {reference}) if {int(nodata)} is a class")
+    log.warning(message)
+    return [message]
 
 
 def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
@@ -350,6 +369,7 @@ def evaluate_rasters(
                              f"{reference} holds class ids up to {top}; score it against a change raster (0/1)")
         classes = classes or list(CHANGE_CLASSES)
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
+    reference_warnings = _reference_nodata_warnings(reference, classes) if layout is None else []
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
     known = {c.id for c in classes}
@@ -364,6 +384,7 @@ def evaluate_rasters(
         "prediction": str(prediction), "reference": str(reference),
         "conventions": {"excluded_from_means": scores.pop("excluded_from_means"), "eroded_boundary_radius": erode,
                         "nodata_and_ignore_excluded": True},
+        **({"warnings": reference_warnings} if reference_warnings else {}),
         **scores, "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": hist.tolist()},
     }
     if buildings is not None:

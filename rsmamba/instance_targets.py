@@ -27,10 +27,10 @@ from rasterio.windows import transform as window_transform
 from scipy import ndimage
 
 from rsmamba.errors import InputError
+from rsmamba.raster.source import VECTOR_SUFFIXES
 
 CHANNELS = ("interior", "border", "contact")
 TARGET_IGNORE = 255
-_VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"}
 
 
 def targets_from_ids(ids: np.ndarray, border_px: int = 2, contact_px: int = 3) -> np.ndarray:
@@ -59,7 +59,7 @@ class FootprintIds:
         self._tree = None
         if not self.path.exists():
             raise InputError(f"--instance-targets {self.path}: no such file")
-        if self.path.suffix.lower() in _VECTOR_SUFFIXES:
+        if self.path.suffix.lower() in VECTOR_SUFFIXES:
             import geopandas as gpd
             import shapely
 

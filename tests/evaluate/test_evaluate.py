@@ -139,3 +139,16 @@ def test_a_change_raster_is_scored_against_change_never_against_classes(tmp_path
     truth = write_raster(tmp_path / "truth.tif", change)
     result = evaluate_rasters(pred, truth, tmp_path / "ok" / "m.json")
     assert list(result["per_class"]) == ["no_change", "change"] and result["miou"] == 1.0
+
+
+def test_a_reference_nodata_that_is_a_class_is_said_in_the_metrics(tmp_path: Path) -> None:
+    """GDAL habitually writes nodata 0; under the ISPRS table 0 is impervious, then never scored."""
+    ref = np.random.default_rng(6).integers(0, 6, (20, 30)).astype(np.uint8)
+    pred = write_raster(tmp_path / "pred.tif", ref)
+    result = evaluate_rasters(pred, write_raster(tmp_path / "ref0.tif", ref, nodata=0), tmp_path / "a" / "m.json")
+    assert result["warnings"] == [f"reference {tmp_path / 'ref0.tif'}: nodata 0 is also class 0 (impervious): its "
+                                  "pixels are not scored; unset it (gdal_edit.py -unsetnodata "
+                                  f"{tmp_path / 'ref0.tif'}) if 0 is a class"]
+    assert result["per_class"]["impervious"]["support"] == 0
+    assert "warnings" not in evaluate_rasters(pred, write_raster(tmp_path / "ref.tif", ref, nodata=255),
+                                              tmp_path / "b" / "m.json")
