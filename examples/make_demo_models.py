@@ -1,8 +1,10 @@
 """Rebuild the shipped models from domain-randomised synthetic scenes, with fixed seeds, and write their cards.
 
-    python examples/make_demo_models.py image   [--out rsmamba/data]   # image-only segmentation
-    python examples/make_demo_models.py dsm     [--out rsmamba/data]   # image+DSM segmentation
-    python examples/make_demo_models.py change  [--out rsmamba/data]   # semantic change (mambafcs_tiny)
+    python examples/make_demo_models.py image   [--out demo_models]   # image-only segmentation
+    python examples/make_demo_models.py dsm     [--out demo_models]   # image+DSM segmentation
+    python examples/make_demo_models.py change  [--out demo_models]   # semantic change (mambafcs_tiny)
+
+``--out rsmamba/data`` replaces the shipped model and card; the default folder leaves them as they are.
 
 Recipe (each step seeded): draw ``--scenes`` training styles (:func:`rsmamba.synth.style.training_style`,
 never the held-out family) at GSDs drawn from ``TRAIN_GSD``, render one scene per style, lay them side
@@ -533,7 +535,8 @@ def main() -> None:
                          "0.2/0.6, stored as gsd_m (predict and change warn on images far outside it); default: keep "
                          "the checkpoint's (training records its chips' pixel size; make_demo_models stores TRAIN_GSD)")
     ap.add_argument("--calibration-size", type=int, default=1024, help="side of each change-calibration scene (pixels)")
-    ap.add_argument("--out", type=Path, default=ROOT / "rsmamba" / "data")
+    ap.add_argument("--out", type=Path, default=Path("demo_models"),
+                    help="folder of the checkpoint and its card (rsmamba/data: replaces the shipped model)")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
     for key, value in {**GENERIC, **RECIPES.get(args.kind, {})}.items():  # the kind's recipe, unless given
