@@ -107,17 +107,16 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     """
     ref_path = Path(reference)
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
-        import geopandas as gpd
         from rasterio.features import rasterize
 
         import pandas as pd
 
-        from rsmamba.paths import vector_path_problem
+        from rsmamba.paths import read_vector, vector_path_problem
 
         problem = vector_path_problem(ref_path, "reference")
         if problem:
             raise InputError(problem)
-        layer = gpd.read_file(ref_path)
+        layer = read_vector(ref_path)
         if burn is not None:
             layer = layer.assign(__burn__=burn)
             class_field = "__burn__"
@@ -230,10 +229,11 @@ def merge_split_errors(p_idx: np.ndarray, r_idx: np.ndarray, inter: np.ndarray, 
 
 
 def _reference_buildings(path: Path, grid: Grid) -> np.ndarray:
-    import geopandas as gpd
     from rasterio.features import rasterize
 
-    layer = gpd.read_file(path)
+    from rsmamba.paths import read_vector
+
+    layer = read_vector(path)
     if layer.crs is None:
         raise InputError(f"{path}: building layer has no CRS")
     layer = layer.to_crs(grid.crs)

@@ -27,6 +27,7 @@ from rasterio.windows import transform as window_transform
 from scipy import ndimage
 
 from rsmamba.errors import InputError
+from rsmamba.paths import read_vector
 from rsmamba.raster.source import VECTOR_SUFFIXES
 
 CHANNELS = ("interior", "border", "contact")
@@ -60,10 +61,9 @@ class FootprintIds:
         if not self.path.exists():
             raise InputError(f"--instance-targets {self.path}: no such file")
         if self.path.suffix.lower() in VECTOR_SUFFIXES:
-            import geopandas as gpd
             import shapely
 
-            layer = gpd.read_file(self.path)
+            layer = read_vector(self.path)
             if layer.crs is None:
                 raise InputError(f"--instance-targets {self.path}: footprint layer has no CRS")
             geoms = layer.to_crs(crs).geometry.to_numpy()

@@ -75,3 +75,26 @@ def vector_path_problem(path: object, role: str) -> str | None:
     if ";" in name:
         return f"{role} {path}: a vector file name may not contain ';' (the OGR driver cuts the name there); rename it"
     return None
+
+
+PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+
+
+def read_vector(path: str | os.PathLike[str]) -> "geopandas.GeoDataFrame":  # noqa: F821 - imported lazily
+    """A vector layer as a GeoDataFrame: GeoParquet through pyarrow, every other format through pyogrio.
+
+    pyogrio's GDAL hands a .parquet file to a driver that needs libduckdb, which its wheels lack
+    ("libduckdb.so: cannot open shared object file"); GeoParquet that ``vectorize`` writes with
+    pyarrow is read back with pyarrow.
+    """
+    import geopandas as gpd
+
+    if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            from rsmamba.errors import InputError
+
+            raise InputError(f"{path}: reading GeoParquet needs pyarrow (pip install 'rsmamba[parquet]')") from exc
+        return gpd.read_parquet(path)
+    return gpd.read_file(path, engine="pyogrio")

@@ -53,10 +53,10 @@ def change_polygon_scores(
     """
     import tempfile
 
-    import geopandas as gpd
     import rasterio
 
     from rsmamba.evaluate import object_f1
+    from rsmamba.paths import read_vector
     from rsmamba.vectorize import vectorize_raster
     from rsmamba.raster.ground import metres_per_unit
 
@@ -64,10 +64,10 @@ def change_polygon_scores(
     polys = work / "change_polygons.gpkg"
     smallest = min(float(a) for a in min_areas_m2)
     vectorize_raster(change_raster, polys, change=True, min_area=smallest, overwrite=True)  # a work file
-    pred = gpd.read_file(polys)
+    pred = read_vector(polys)
     if "change" in pred.columns:
         pred = pred[pred["change"] == 1]
-    ref = gpd.read_file(reference)
+    ref = read_vector(reference)
     with rasterio.open(change_raster) as ds:
         if ref.crs is None or pred.crs is None:
             raise InputError("change polygons and reference need a CRS")

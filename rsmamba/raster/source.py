@@ -141,9 +141,7 @@ class _VectorLabels:
 
     def __init__(self, path: Path, class_field: str, crs: CRS, background: int, problems: ProblemCollector,
                  burn: int | None = None):
-        import geopandas as gpd
-
-        from rsmamba.paths import vector_path_problem
+        from rsmamba.paths import read_vector, vector_path_problem
 
         self.background = background
         self.ok = False
@@ -152,7 +150,7 @@ class _VectorLabels:
             problems.add(problem)
             return
         try:
-            gdf = gpd.read_file(path, engine="pyogrio")
+            gdf = read_vector(path)
         except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
             problems.add(f"labels {path}: not a readable vector layer ({str(exc).splitlines()[0]})")
             return

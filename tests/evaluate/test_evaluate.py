@@ -88,6 +88,11 @@ def test_vector_reference_and_building_object_f1(tmp_path: Path) -> None:
     dropped = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg", overwrite=True,
                                min_object_pixels=5)["buildings"]
     assert dropped["predicted"] == 1 and dropped["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
+    for name in ("b.parquet", "b.geoparquet"):  # what vectorize writes; pyogrio's GDAL asked for libduckdb
+        gdf.to_parquet(tmp_path / name)
+        again = evaluate_rasters(p, tmp_path / name, tmp_path / name.replace(".", "_") / "m.json",
+                                 buildings=tmp_path / name)
+        assert again["pixels"] == 200 and again["buildings"]["f1"] == pytest.approx(0.5)
 
 
 def test_object_f1_hand_case() -> None:
