@@ -37,6 +37,14 @@ ISPRS_CLASSES: tuple[ClassInfo, ...] = (
 IGNORE_INDEX = 255
 
 
+def class_of_nodata(nodata: float | None, classes) -> ClassInfo | None:
+    """The class whose id a raster's declared nodata value also is (GDAL habitually writes nodata 0),
+    or None: that class's pixels read as nodata, so they are neither trained on nor scored."""
+    if nodata is None or not float(nodata).is_integer():
+        return None
+    return next((c for c in classes if c.id == int(nodata)), None)
+
+
 def classes_from_dicts(items: list[dict]) -> tuple[ClassInfo, ...]:
     return tuple(ClassInfo(int(d["id"]), str(d["name"]), tuple(int(c) for c in d["color"])) for d in items)
 

@@ -24,7 +24,7 @@ from rasterio.warp import reproject, transform_bounds
 from scipy import ndimage
 
 from rsmamba.atomic import output_problems, publish
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster.source import VECTOR_SUFFIXES
@@ -42,7 +42,8 @@ class Grid:
     height: int
 
 
-def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
+def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
+    """Band 1 as ids, where it is valid, its grid, and whether it is a change raster (one open)."""
     from rsmamba.raster.validate import class_raster_problem
 
     with rasterio.open(path) as src:
@@ -52,8 +53,9 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid]:
         pred = src.read(1)
         nodata = src.nodata
         grid = Grid(src.crs, src.transform, src.width, src.height)
+        change = is_change_raster(src)
     valid = np.ones(pred.shape, bool) if nodata is None else pred != nodata
-    return pred.astype(np.int64), valid, grid
+    return pred.astype(np.int64), valid, grid, change
 
 
 # The classes of a change raster's band 1, as evaluate names them in its scores.
@@ -66,12 +68,11 @@ def _reference_nodata_warnings(reference: Path, classes: list[ClassInfo]) -> lis
     if reference.suffix.lower() in VECTOR_SUFFIXES:
         return []
     with rasterio.open(reference) as src:
-        nodata = src.nodata
-    named = {c.id: c.name for c in classes}
-    if nodata is None or not float(nodata).is_integer() or int(nodata) not in named:
+        clash = class_of_nodata(src.nodata, classes)
+    if clash is None:
         return []
-    message = (f"reference {reference}: nodata {int(nodata)} is also class {int(nodata)} ({named[int(nodata)]}): its "
-               f"pixels are not scored; unset it (gdal_edit.py -unsetnodata {reference}) if {int(nodata)} is a class")
+    message = (f"reference {reference}: nodata {clash.id} is also class {clash.id} ({clash.name}): its "
+               f"pixels are not scored; unset it (gdal_edit.py -unsetnodata {reference}) if {clash.id} is a class")
     log.warning(message)
     return [message]
 
@@ -352,7 +353,7 @@ def evaluate_rasters(
     for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
         problems.add(problem)
     problems.raise_if_any()
-    pred, valid, grid = _read_prediction(prediction)
+    pred, valid, grid, change = _read_prediction(prediction)
     if layout is not None:
         ref, layout_classes = _layout_reference(reference, layout, pred.shape)
         classes = classes or layout_classes
@@ -360,8 +361,6 @@ def evaluate_rasters(
             exclude = [5]
     else:
         ref = reference_on_grid(reference, grid, class_field, burn)
-    with rasterio.open(prediction) as src:
-        change = is_change_raster(src)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
         top = int(ref[ref != IGNORE_INDEX].max(initial=0))
         if top > 1:

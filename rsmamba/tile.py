@@ -41,6 +41,7 @@ from rsmamba.classes import (
     ISPRS_CLASSES,
     ClassInfo,
     burn_classes,
+    class_of_nodata,
     colormap,
     dense_classes,
     load_class_table,
@@ -245,18 +246,14 @@ def _check_label_nodata(src: AlignedSource, labels, classes: tuple[ClassInfo, ..
     """A label raster whose declared nodata is also a class: GDAL habitually writes masks with nodata 0.
     With --burn, 0 is the background, so no background pixel would be trained on: refused. Else the
     class's pixels are left out of training: said."""
-    nodata = src.labels_nodata
-    if nodata is None or not float(nodata).is_integer():
-        return
     fix = f"unset it (gdal_edit.py -unsetnodata {labels})"
-    if burn is not None and nodata == 0:
+    if burn is not None and src.labels_nodata == 0:
         raise InputError(f"labels {labels}: nodata 0 is the background of --burn, so no background pixel would be "
                          f"trained on; {fix}")
-    fix += f" if {int(nodata)} is a class"
-    named = {c.id: c.name for c in classes}
-    if burn is None and int(nodata) in named:
-        log.warning(f"labels {labels}: nodata {int(nodata)} is also class {int(nodata)} ({named[int(nodata)]}) of the "
-                    f"class table: its pixels are left out of training; {fix}")
+    clash = class_of_nodata(src.labels_nodata, classes) if burn is None else None
+    if clash is not None:
+        log.warning(f"labels {labels}: nodata {clash.id} is also class {clash.id} ({clash.name}) of the "
+                    f"class table: its pixels are left out of training; {fix} if {clash.id} is a class")
 
 
 def _tile(
