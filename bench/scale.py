@@ -115,7 +115,7 @@ def one_large_scene(root: Path, size: int, slice_rows: int, warmup: Path) -> dic
     paths = write_scene(root / "large", size=size, seed=7, gsd=0.25)
     torch.set_num_threads(CORES)
     t0 = time.perf_counter()
-    windows = {"window": 512, "overlap": 128}  # as documented (the demo model's own window is 128/32)
+    windows = {"window": 512, "overlap": 128}  # as documented (also the demo model's own window since 2026-12-05)
     predict_raster(paths["ortho_t1"], root / "large_single.tif", dsm=paths["dsm_t1"], **windows)
     single = time.perf_counter() - t0
     with warm_cluster(2, None, warmup) as (address, _):

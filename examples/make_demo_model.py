@@ -24,6 +24,24 @@ from rsmamba.predict import predict_raster
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def town_model(work: Path, *, model: str | None = None, epochs: int | None = None, size: int = 512,
+               chip: int = 64) -> tuple[Path, float]:
+    """Train on one synthetic town in the generator's own look (``write_scene(size, seed=11, gsd=0.25)``):
+    the best checkpoint and the seconds it took. Also the first step of the image+DSM recipe
+    (``make_demo_models.py dsm``), which starts from it."""
+    t0 = time.time()
+    seen = write_scene(work / "scene", size=size, seed=11, gsd=0.25, overwrite=True)
+    tile_scene(seen["ortho_t1"], work / "chips", dsm=seen["dsm_t1"], labels=seen["labels_t1"], size=chip,
+               split=(0.9, 0.1, 0.0), block=chip, overwrite=True)
+    overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}"]
+    if model:
+        overrides += [f"model.name={model}", "model.kwargs={}"]  # the config's kwargs are its model's
+    if epochs:
+        overrides.append(f"train.epochs={epochs}")
+    result = train(ROOT / "examples" / "train_demo.yaml", overrides)
+    return result.best, time.time() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="registry name (default: the config's)")
@@ -35,23 +53,15 @@ def main() -> None:
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="rsmamba-demo-"))
     t0 = time.time()
-    seen = write_scene(work / "scene", size=args.size, seed=11, gsd=0.25)
+    best, _ = town_model(work, model=args.model, epochs=args.epochs, size=args.size, chip=args.chip)
     held = write_scene(work / "held", size=256, seed=12345, gsd=0.25)
-    tile_scene(seen["ortho_t1"], work / "chips", dsm=seen["dsm_t1"], labels=seen["labels_t1"], size=args.chip,
-               split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
-    overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}"]
-    if args.model:
-        overrides += [f"model.name={args.model}", "model.kwargs={}"]  # the config's kwargs are its model's
-    if args.epochs:
-        overrides.append(f"train.epochs={args.epochs}")
-    result = train(ROOT / "examples" / "train_demo.yaml", overrides)
-    pred = predict_raster(held["ortho_t1"], work / "held_pred.tif", dsm=held["dsm_t1"], model=result.best, window=128, overlap=32).outputs["classes"]
+    pred = predict_raster(held["ortho_t1"], work / "held_pred.tif", dsm=held["dsm_t1"], model=best, window=128, overlap=32).outputs["classes"]
     metrics = evaluate_rasters(pred, held["labels_t1"], work / "eval" / "metrics.json",
                                buildings=held["buildings_t1"], image=held["ortho_t1"], min_object_pixels=16)
     args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(result.best, args.out / "demo_model.pt")
+    shutil.copy(best, args.out / "demo_model.pt")
     building = metrics["per_class"]["building"]
-    ckpt = load_checkpoint(result.best)
+    ckpt = load_checkpoint(best)
     model_name, best_epoch = ckpt["model"], ckpt["metrics"]["epoch"]
     card = f"""# rsmamba demo model
 

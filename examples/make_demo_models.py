@@ -16,15 +16,24 @@ write ``demo_image_model.md`` / ``demo_model.md`` / ``demo_change_model.md`` fro
 
 The 30-minute recipes. Options left out take the kind's recipe (``RECIPES``), one stage each with fixed seeds:
 
+    python examples/make_demo_models.py dsm      # = --scenes 2048 --size 256 --chip 256 --epochs 11 --lr 0.002
+                                                 #   --init town --eval-size 1024
+
+is the shipped image+DSM model (``--out rsmamba/data``). ``--init town`` first trains ``examples/make_demo_model.py``'s
+model of one town in the generator's own look (``TOWN``, 340 s), then the styled mosaic, with instance targets
+(``INSTANCE_TARGETS``) and a terraced share per scene (``TERRACED``), trains the instance outputs too. 2000 s to its
+checkpoint and 33.5 minutes with its card on 2 CPU cores; held out building IoU 0.958 / 0.921 at 0.25 / 0.5 m
+(three 1024 px scenes each, bench/results/cards-dsm-30min-pooled.json), house F1 0.957 on the terraced towns of
+``bench/instances.py``; bench/results/dsm-recipe.json, ``one_stage_30_minutes``.
+
     python examples/make_demo_models.py image    # = --scenes 2048 --size 256 --chip 256 --epochs 14 --lr 0.002
                                                  #   --init rsmamba/data/demo_model.pt --eval-size 1024
 
-took 1679 s to its checkpoint and about 29.5 minutes with its card on 2 CPU cores, and meets the issue's bars on
-the held-out family with its own window and D4: building IoU 0.920 / 0.870 and object F1 0.895 / 0.931 at 0.25 /
-0.5 m (bench/results/image-stages.json, ``one_stage_30_minutes``). The same stage at lr 0.001 and 12 epochs
-reached 0.804 / 0.831 without D4 (``one_stage_30_minutes_not_kept``). The shipped image-only model is the
-ten-stage recipe below (10079 s): higher in building IoU on every card row (0.933 / 0.896 held out), and
-within 0.05 of the image+DSM model at 0.5 m, where the 30-minute model is 0.071 under it.
+From the image+DSM model above it took 1854 s to its checkpoint and 31.5 minutes with its card: building IoU
+0.906 / 0.892 held out on the card's scenes, but 0.855 / 0.839 over three scenes each, and under the shipped
+image-only model on all six selection rows (bench/results/image-stages.json, ``one_stage_30_minutes``; from the
+image+DSM model shipped before it, ``one_stage_30_minutes_old_init``: 0.920 / 0.870 on the card's scenes). The
+shipped image-only model is the ten-stage recipe below (10079 s).
 
     python examples/make_demo_models.py change   # = --scenes 192 --default-scenes 32 --size 256 --chip 64
                                                  #   --epochs 6 --lr 0.002 --eval-size 2048 (random weights)
@@ -36,6 +45,8 @@ on the training families (suburban 0.857 against 0.750, overcast 0.707 against 0
 pairs pooled (0.795 against 0.765; bench/results/change-stages.json, ``one_stage_30_minutes``).
 
 On 2 CPU cores each stage below took 4 to 35 minutes (training dominates; the cards give each stage's seconds).
+The image+DSM model the image-only stages started from is the one shipped before 2026-12-05 (one terraced town,
+``bench/instances.py``; bench/results/dsm-recipe.json).
 
 The shipped image-only model is ten stages, each starting from the previous checkpoint (stage 1
 started from the image+DSM demo model of commit ab9a2b7; today's ``demo_model.pt`` also has instance
@@ -85,9 +96,7 @@ default style, as the example scene, from stage 2 on), the first from the change
 
 Each shipped checkpoint carries its own window (``WINDOWS``; ``--window`` overrides), which ``rsmamba
 predict`` / ``change`` use when the user gives none, and which the cards and the change calibration are
-measured at. ``window`` only stamps a checkpoint: the shipped image+DSM model is trained by
-``bench/instances.py`` (its card), and its last step is ``python examples/make_demo_models.py window --init
-bench/.work/instances/run/best.pt --window 128/32 --out rsmamba/data/demo_model.pt``.
+measured at. ``window`` only stamps a checkpoint (``--window``, ``--tta``, ``--gsd``), e.g. one trained by ``bench/instances.py``.
 
 ``change`` ends by calibrating (:func:`calibrate_change`): the threshold on p(change) and the minimum
 change-polygon area with the best pooled change-polygon F1 over fresh pairs of the training families and
@@ -115,12 +124,12 @@ EVAL_SEED0 = 90_000
 NAMES = {"image": "demo_image_model", "dsm": "demo_model", "change": "demo_change_model"}
 # Each shipped model's own window (window, overlap), stored in its checkpoint ("inference"): what
 # rsmamba predict / change run it at when no --window is given, chosen on the selection rows (never
-# the held-out family). image+DSM (128 px chips): 128/32 scored higher than 512/128 on five of its six
-# selection rows (overcast 0.5 m 0.659 against 0.383). Change: the calibration pairs' pooled F1 was 0.757
+# the held-out family). image+DSM (256 px chips): 512/128 higher than 256/64 on four of its six selection
+# rows, 128/32 lower on average by 0.014 (bench/results/dsm-windows.json). Change: the calibration pairs' pooled F1 was 0.757
 # at 128/32 against 0.756 at 512/128 (threshold 0.5 there), so the recipe's window was kept. Image-only:
 # higher at 512/128 than at 128/32 on all six (its stage 10); 1024/256 higher still by at most 0.004,
 # at 1.4x the memory, not taken.
-WINDOWS = {"image": (512, 128), "dsm": (128, 32), "change": (128, 32)}
+WINDOWS = {"image": (512, 128), "dsm": (512, 128), "change": (128, 32)}
 # Each shipped model's own test-time augmentation (rsmamba.engine.tta spec; absent: plain), stored beside its
 # window and chosen on the same six selection rows (bench/results/tta-selection.json): D4 when it scores higher
 # than plain on all six and by at least 0.01 building IoU on average, for its eight passes per window.
@@ -135,19 +144,35 @@ RECIPES: dict[str, dict] = {
     "image": dict(scenes=2048, size=256, chip=256, epochs=14, lr=0.002, eval_size=1024,
                   init=str(ROOT / "rsmamba" / "data" / "demo_model.pt")),
     "change": dict(scenes=192, default_scenes=32, size=256, chip=64, epochs=6, lr=0.002, eval_size=2048),
+    "dsm": dict(scenes=2048, size=256, chip=256, epochs=11, lr=0.002, eval_size=1024, init="town"),
 }
+# --init town (the image+DSM recipe's): first train examples/make_demo_model.py's model of one town in the
+# generator's own look with these options (about 6 minutes on 2 cores), then start from it.
+TOWN = dict(model="cmtunet_tiny", epochs=40, size=1536, chip=64)
+# The image+DSM model's instance outputs (issue #17: p(interior), p(contact), which vectorize --instances
+# splits terraces with): targets from each scene's building ids, widths in pixels of the mosaic. At the
+# training GSDs (0.2-0.6 m) 4 px of contact is 0.8-2.4 m each side of a party wall; the single-town model
+# had 6 px at 0.25 m (1.5 m). Each styled scene lays out a share of its buildings, drawn from TERRACED, as
+# terraced rows and perimeter blocks of touching houses, so that there are party walls to learn.
+INSTANCE_TARGETS = {"contact_px": 4, "border_px": 3}
+TERRACED = (0.0, 0.75)
 CHANGE_MIN_AREA_M2 = 30.0  # the smallest synthetic building is 8 m x 8 m: change polygons under half of that are speckle
 CHANGE_RATE = 0.3  # share of buildings demolished and added in the change model's training scenes
 
 
 def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0: int = SCENE_SEED0,
-                    with_t2: bool = False, change_rate: float | None = None, default_scenes: int = 0) -> dict[str, Path]:
+                    with_t2: bool = False, change_rate: float | None = None, default_scenes: int = 0,
+                    terraced: tuple[float, float] | None = None, with_instances: bool = False) -> dict[str, Path]:
     """One raster of ``scenes`` styled scenes side by side (ortho, labels, DSM): one tile run, one chip folder.
 
     ``with_t2`` adds the second epoch (``ortho_t2``, ``labels_t2``) and the ``change`` raster, for the
     change model; ``change_rate`` is passed to the generator (None: its default). ``default_scenes``
     more scenes in the generator's default style (what ``rsmamba synth`` and the example scene show)
-    follow the styled ones, at 0.25 m, seeds continuing after them.
+    follow the styled ones, at 0.25 m, seeds continuing after them. ``terraced`` (low, high): each styled
+    scene lays out a share of its buildings as terraced rows and perimeter blocks, drawn from that range
+    (from a generator of its own, so the scenes of a mosaic without it stay as they were).
+    ``with_instances`` adds ``instances``: each pixel's building id, unique across the mosaic (0: none),
+    from which tile makes the interior/contact targets of the instance outputs.
     """
     import rasterio
     from affine import Affine
@@ -157,21 +182,27 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     from rsmamba.synth.style import training_style
 
     rng = np.random.default_rng(seed0)
-    orthos, labels, dsms, styles = [], [], [], []
+    terraced_rng = np.random.default_rng([seed0, 0x7E4])
+    orthos, labels, dsms, styles, ids = [], [], [], [], []
     orthos2, labels2, changes = [], [], []
     extra = {} if change_rate is None else {"change_rate": change_rate}
-    plan = []  # (seed, GSD, style or None for the default style, family)
+    plan = []  # (seed, GSD, style or None for the default style, family, terraced share)
     for i in range(scenes):
         gsd = float(np.round(rng.uniform(*TRAIN_GSD), 3))
         style = training_style(seed0 + i, gsd)
-        plan.append((seed0 + i, gsd, style, style.family.value))
-    plan += [(seed, 0.25, None, "default") for seed in range(seed0 + scenes, seed0 + scenes + default_scenes)]
-    for seed, gsd, style, family in plan:
-        scene = generate_scene(size, seed=seed, gsd=gsd, style=style, **extra)
+        share = float(np.round(terraced_rng.uniform(*terraced), 2)) if terraced else 0.0
+        plan.append((seed0 + i, gsd, style, style.family.value, share))
+    plan += [(seed, 0.25, None, "default", 0.0) for seed in range(seed0 + scenes, seed0 + scenes + default_scenes)]
+    next_id = 0
+    for seed, gsd, style, family, share in plan:
+        scene = generate_scene(size, seed=seed, gsd=gsd, style=style, terraced=share, **extra)
         orthos.append(scene.t1.ortho), labels.append(scene.t1.labels), dsms.append(scene.t1.dsm)
+        if with_instances:  # ids made unique across the mosaic: two scenes' buildings are never one
+            ids.append(np.where(scene.t1.instances > 0, scene.t1.instances.astype(np.int64) + next_id, 0))
+            next_id = max(next_id, int(ids[-1].max()))
         if with_t2:
             orthos2.append(scene.t2.ortho), labels2.append(scene.t2.labels), changes.append(scene.change)
-        styles.append({"seed": seed, "family": family, "gsd": gsd})
+        styles.append({"seed": seed, "family": family, "gsd": gsd, **({"terraced": share} if share else {})})
     scenes = len(plan)
     work.mkdir(parents=True, exist_ok=True)
     transform = Affine(0.25, 0, 500_000.0, 0, -0.25, 5_000_000.0)  # a mosaic of pixels; the GSD is nominal
@@ -189,6 +220,10 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
         for key, arrays in (("labels_t2", labels2), ("change", changes)):
             with rasterio.open(paths[key], "w", count=1, dtype="uint8", nodata=IGNORE_INDEX, **common) as dst:
                 dst.write(np.concatenate(arrays, axis=1)[None])
+    if with_instances:
+        paths["instances"] = work / "instances.tif"
+        with rasterio.open(paths["instances"], "w", count=1, dtype="uint32", **common) as dst:
+            dst.write(np.concatenate(ids, axis=1).astype(np.uint32)[None])
     if with_dsm:
         paths["dsm"] = work / "dsm.tif"
         with rasterio.open(paths["dsm"], "w", count=1, dtype="float32", nodata=DSM_NODATA, **common) as dst:
@@ -438,6 +473,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     families = sorted({s["family"] for s in styles})
     held = lambda r: " (held out)" if r["family"].startswith("heldout") else ""  # noqa: E731
     init_arg = f" --init {args.init.relative_to(ROOT) if args.init.is_absolute() and ROOT in args.init.parents else args.init}" if args.init else ""
+    if getattr(args, "town", False):
+        init_arg = " --init town"
     aug_args = "".join(f" --{name} {value}" for name, value in (("colour", args.colour),
                        ("channel-shuffle", args.channel_shuffle), ("grayscale", args.grayscale),
                        ("default-scenes", args.default_scenes), ("ema", args.ema),
@@ -460,6 +497,12 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
         what = (f"- Model: `{model_name}`, input: {inputs}; checkpoint by validation mIoU (epoch {best_epoch}).\n"
                 f"- Default of `rsmamba predict` {'with `--dsm`' if kind == 'dsm' else 'without `--dsm`'}.")
         data = "epoch-1 labels"
+        if kind == "dsm":
+            data += (f" and instance targets (interior, contact: {INSTANCE_TARGETS['contact_px']} px each side of a "
+                     f"party wall, border {INSTANCE_TARGETS['border_px']} px) from each scene's building ids, a share "
+                     f"of terraced rows and perimeter blocks drawn from {TERRACED[0]}-{TERRACED[1]} per scene")
+            what += ("\n- Instance outputs `p(interior)`, `p(contact)` after the class bands of `predict --probabilities`: "
+                     "`vectorize --instances` splits terraces into houses with them.")
         header = ("| style family | GSD (m) | size (px) | building IoU | object F1 @ IoU 0.5 (raster regions) | "
                   "footprint F1 @ IoU 0.5 | mIoU |\n|---|---|---|---|---|---|---|")
         table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['building_iou']:.3f} | "
@@ -468,6 +511,9 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
         how = (f"with `rsmamba predict` at its own window ({window[0]}/{window[1]}){own_tta} and `rsmamba evaluate`: object F1 of the class "
                "raster's building regions (>= 16 px) and of the footprint layer `rsmamba vectorize --classes building "
                "--min-area 30m2 --regularize` delivers (with `--instances` for a model with instance outputs)")
+    town_line = (f"- `--init town`: first {TOWN['epochs']} epochs of `{TOWN['model']}` on one {TOWN['size']} px town in the "
+                 f"generator's own look (`examples/make_demo_model.py`, chips of {TOWN['chip']} px), then the above from "
+                 "it; the seconds include both.\n" if getattr(args, "town", False) else "")
     card = f"""# rsmamba {title} demo model
 
 {what}
@@ -477,7 +523,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
   (90 % train / 10 % val blocks).
 - Command: `python examples/make_demo_models.py {kind} --model {model_name} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg}{aug_args} --eval-size {args.eval_size}`
   (config `examples/train_demo.yaml`), {seconds:.0f} s on this machine (2 shared CPU cores).
-{('- ' + args.note + chr(10)) if args.note else ''}- Held-out style family `heldout-nordic` (blue/teal roofs, setts or dark asphalt, striped crops, cool cast):
+{town_line}{('- ' + args.note + chr(10)) if args.note else ''}- Held-out style family `heldout-nordic` (blue/teal roofs, setts or dark asphalt, striped crops, cool cast):
   never drawn for training (`rsmamba.synth.style.check_training_style` refuses it).
 
 Measured on fresh scenes (seeds never used for training) {how}; re-measure with `python bench/cards.py`:
@@ -542,7 +588,10 @@ def main() -> None:
     for key, value in {**GENERIC, **RECIPES.get(args.kind, {})}.items():  # the kind's recipe, unless given
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.init = None if args.init in (None, "none") else Path(args.init)
+    args.town = args.init == "town"
+    if args.town and args.kind not in ("dsm", "image"):
+        raise SystemExit("--init town: the town model reads RGB + DSM; it starts the dsm (or image) recipe only")
+    args.init = None if args.init in (None, "none", "town") else Path(args.init)
 
     from rsmamba.checkpoint import load_checkpoint
     from rsmamba.tile import tile_scene
@@ -578,11 +627,18 @@ def main() -> None:
     t0 = time.time()
     if not 0 <= args.seed0 or args.seed0 + args.scenes + args.default_scenes > EVAL_SEED0:
         raise SystemExit(f"--seed0 {args.seed0}: training seeds must stay below the evaluation seeds ({EVAL_SEED0})")
+    if args.town:
+        from make_demo_model import town_model  # examples/, beside this script
+
+        args.init, town_seconds = town_model(work / "town", **TOWN)
+        print(f"town model: {args.init} ({town_seconds:.0f} s)", flush=True)
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
                              seed0=args.seed0, change_rate=CHANGE_RATE if change else None,
-                             default_scenes=args.default_scenes)
+                             default_scenes=args.default_scenes, terraced=TERRACED if with_dsm else None,
+                             with_instances=with_dsm)
     tile_scene(mosaic["ortho"], work / "chips", dsm=mosaic.get("dsm"), labels=mosaic["labels"], size=args.chip,
                t2=mosaic.get("ortho_t2"), labels_t2=mosaic.get("labels_t2"), change=mosaic.get("change"),
+               instance_targets=mosaic.get("instances"), **(INSTANCE_TARGETS if with_dsm else {}),
                split=(0.9, 0.1, 0.0), block=args.chip, overwrite=True)
     overrides = [f"data.root={work / 'chips'}", f"out={work / 'run'}", f"model.name={args.model}", "model.kwargs={}",
                  f"train.epochs={args.epochs}", "augment.photometric=0.2", f"optim.lr={args.lr}",
@@ -590,6 +646,8 @@ def main() -> None:
                  f"augment.grayscale={args.grayscale}"] + ([f"train.ema={args.ema}"] if args.ema else [])
     if change:
         overrides.append("train.metric=change_f1")
+    if with_dsm:  # the instance outputs, trained on the mosaic's targets
+        overrides.append("model.instances=[interior, contact]")
     if args.init:
         overrides.append(f"model.init={args.init}")
     result = train(ROOT / "examples" / "train_demo.yaml", overrides)

@@ -74,8 +74,8 @@ def inference_window(model: LoadedModel, window: int | None, overlap: int | None
 
     Why a model names its window: in windows larger than its training chips, its scans and attention
     run over longer sequences than it learned on (and a DSM normalised per window, ``minmax-window``,
-    changes with the window). The shipped image+DSM model (128 px chips) scored building IoU 0.659 on
-    an overcast 0.5 m scene at 128/32 and 0.383 at 512/128.
+    changes with the window). An image+DSM model trained on 128 px chips (the one shipped before
+    2026-12-05) scored building IoU 0.659 on an overcast 0.5 m scene at 128/32 and 0.383 at 512/128.
     An overlap given with no window keeps the model's window; a window given with no overlap
     overlaps by a quarter of it.
     """

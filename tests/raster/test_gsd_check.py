@@ -47,7 +47,7 @@ def test_change_warns_too(tmp_path) -> None:
 
 
 def test_the_shipped_models_record_what_they_were_trained_at() -> None:
-    """The styled scenes of the image-only and change recipes (TRAIN_GSD), the image+DSM model's 0.25 m town."""
+    """The styled scenes of the recipes (make_demo_models.TRAIN_GSD): 0.2-0.6 m for all three."""
     assert load_checkpoint(DEMO_IMAGE_MODEL)["gsd_m"] == [0.2, 0.6]
     assert load_checkpoint(DEMO_CHANGE_MODEL)["gsd_m"] == [0.2, 0.6]
-    assert load_checkpoint(DEMO_MODEL)["gsd_m"] == [0.25, 0.25]
+    assert load_checkpoint(DEMO_MODEL)["gsd_m"] == [0.2, 0.6]

@@ -68,8 +68,11 @@ def test_init_errors_name_the_tensor_and_freeze_checks_prefixes(tmp_path: Path) 
     with pytest.raises(InputError, match=r"tensor \S+ has shape") as err:
         init_from_checkpoint(other, demo, image_bands=3, dsm=True, num_classes=6)
     assert "\n" not in str(err.value)
-    # the demo checkpoint's structure (it predates MSAA/RCM/db4 in the seed defaults: its model_kwargs)
-    model = create_model("cmtunet_tiny", num_classes=2, in_chans=1, msaa=False, rcm=False, wavelet="haar")
+    # the demo checkpoint's structure (its model_kwargs; an older one predates MSAA/RCM/db4 in the seed defaults)
+    from rsmamba.checkpoint import load_checkpoint
+
+    kwargs = {k: v for k, v in load_checkpoint(demo)["model_kwargs"].items() if k not in ("num_classes", "in_chans")}
+    model = create_model("cmtunet_tiny", num_classes=2, in_chans=1, **kwargs)
     report = init_from_checkpoint(model, demo, image_bands=1, dsm=False, num_classes=2)
     assert report.adapted and report.reinitialised and report.loaded and not report.left_random
     assert set_frozen(model, ["backbone."], True) > 0

@@ -85,6 +85,35 @@ def test_default_style_scenes_follow_the_styled_ones_in_the_mosaic(tmp_path: Pat
         np.testing.assert_array_equal(ch.read(1)[:, 160:], plain.change)
 
 
+def test_image_dsm_mosaic_carries_building_ids_unique_across_scenes_and_terraced_shares(tmp_path: Path) -> None:
+    """The image+DSM recipe's mosaic: each scene's building ids, offset so that no two scenes share one, and
+    its drawn terraced share (from a generator of its own: the GSD draws of the other recipes stay)."""
+    import json
+
+    import numpy as np
+    import rasterio
+
+    m = _recipe()
+    from rsmamba.synth import generate_scene
+    from rsmamba.synth.style import training_style
+
+    paths = m.training_mosaic(tmp_path, scenes=2, size=160, with_dsm=True, terraced=(0.5, 0.75), with_instances=True)
+    styles = json.loads((tmp_path / "styles.json").read_text())
+    plain = m.training_mosaic(tmp_path / "plain", scenes=2, size=160, with_dsm=True)
+    assert [s["gsd"] for s in styles] == [s["gsd"] for s in json.loads((tmp_path / "plain" / "styles.json").read_text())]
+    assert all(0.5 <= s["terraced"] <= 0.75 for s in styles)
+    with rasterio.open(paths["instances"]) as src:
+        ids = src.read(1).astype(np.int64)
+    first, second = ids[:, :160], ids[:, 160:]
+    assert first.max() > 0 and second[second > 0].min() > first.max()  # unique across the mosaic
+    s0 = styles[1]
+    scene = generate_scene(160, seed=s0["seed"], gsd=s0["gsd"], style=training_style(s0["seed"], s0["gsd"]),
+                           terraced=s0["terraced"])
+    np.testing.assert_array_equal(second > 0, scene.t1.instances > 0)
+    np.testing.assert_array_equal(np.where(second > 0, second - first.max(), 0), scene.t1.instances)
+    assert "instances" not in plain
+
+
 def _recipe():
     import sys
 
@@ -142,7 +171,8 @@ def test_calibrate_writes_a_new_checkpoint_that_carries_the_threshold(tmp_path: 
         m.calibrate_change(tmp_path / "out.pt", tmp_path / "out.pt", size=256, work=tmp_path / "work")
 
 
-@pytest.mark.parametrize(("kind", "result"), [("image", "image-stages.json"), ("change", "change-stages.json")])
+@pytest.mark.parametrize(("kind", "result"), [("image", "image-stages.json"), ("change", "change-stages.json"),
+                                              ("dsm", "dsm-recipe.json")])
 def test_the_30_minute_recipes_are_the_defaults_that_were_measured(kind: str, result: str) -> None:
     """make_demo_models.py KIND without options runs the one-stage recipe whose numbers the cards quote."""
     import json
@@ -156,7 +186,8 @@ def test_the_30_minute_recipes_are_the_defaults_that_were_measured(kind: str, re
     defaults = {**recipe.GENERIC, **recipe.RECIPES[kind]}
     assert set(given) <= set(defaults)
     for key, value in defaults.items():
-        if key == "init":
-            assert (str(Path(value).relative_to(ROOT)) if value else None) == given.get("init")
+        if key == "init":  # a checkpoint under the repository, "town", or None (random weights)
+            expected = str(Path(value).relative_to(ROOT)) if value and Path(value).is_absolute() else value
+            assert given.get("init", expected) == expected
         else:
             assert type(value)(given.get(key, value)) == value, key
