@@ -27,13 +27,15 @@ checkpoint and 33.5 minutes with its card on 2 CPU cores; held out building IoU 
 ``bench/instances.py``; bench/results/dsm-recipe.json, ``one_stage_30_minutes``.
 
     python examples/make_demo_models.py image    # = --scenes 2048 --size 256 --chip 256 --epochs 14 --lr 0.002
-                                                 #   --init rsmamba/data/demo_model.pt --eval-size 1024
+                                                 #   --init rsmamba/data/demo_model.pt --ground-textures --eval-size 1024
 
-From the image+DSM model above it took 1854 s to its checkpoint and 31.5 minutes with its card: building IoU
-0.906 / 0.892 held out on the card's scenes, but 0.855 / 0.839 over three scenes each, and under the shipped
-image-only model on all six selection rows (bench/results/image-stages.json, ``one_stage_30_minutes``; from the
-image+DSM model shipped before it, ``one_stage_30_minutes_old_init``: 0.920 / 0.870 on the card's scenes). The
-shipped image-only model is the ten-stage recipe below (10079 s).
+is the shipped image-only model: from the image+DSM model above (its DSM channel and instance rows dropped), on
+styles drawn with the ground texture bank (``--ground-textures``, :data:`rsmamba.synth.style.GROUND_TEXTURES`:
+textured streets and meadows, so that texture alone does not mean building). 1889 s to its checkpoint and 32
+minutes with its card; held out building IoU 0.912 / 0.903 at 0.25 / 0.5 m (three 1024 px scenes each,
+bench/results/cards-image-ground-pooled.json). Without the bank the same recipe took 1854 s and scored 0.855 / 0.839
+there, at about the same level on the selection rows (bench/results/image-stages.json, ``one_stage_30_minutes``
+and ``one_stage_30_minutes_no_ground_textures``).
 
     python examples/make_demo_models.py change   # = --scenes 192 --default-scenes 32 --size 256 --chip 64
                                                  #   --epochs 12 --lr 0.002 --eval-size 2048 (random weights)
@@ -44,14 +46,16 @@ is the shipped change model: 1386 s to its calibrated checkpoint and 24.5 minute
 it replaced scored 0.795 (bench/results/change-stages.json, ``one_stage_30_minutes``). With 6 epochs (844 s,
 ``one_stage_6_epochs``) it scored 0.765 there.
 
-All three shipped models are these one-stage recipes but the image-only one, the ten-stage recipe below.
-On 2 CPU cores each stage below took 4 to 35 minutes (training dominates; the cards give each stage's seconds).
-The image+DSM model the image-only stages started from is the one shipped before 2026-12-05 (one terraced town,
+All three shipped models are these one-stage recipes. The image-only model shipped until 2026-12-05 was the
+ten-stage recipe below (10079 s on 2 CPU cores; each stage took 4 to 35 minutes). It scored higher on the
+selection rows, but over three held-out scenes per GSD it scored 0.814 / 0.848 (bench/results/cards-image-shipped-pooled.json).
+Its image-only stages started from the image+DSM model shipped before 2026-12-05 (one terraced town,
 ``bench/instances.py``; bench/results/dsm-recipe.json).
 
-The shipped image-only model is ten stages, each starting from the previous checkpoint (stage 1
+That model was ten stages, each starting from the previous checkpoint (stage 1
 started from the image+DSM demo model of commit ab9a2b7; today's ``demo_model.pt`` also has instance
-outputs, whose head rows ``--init`` leaves out, so a rerun starts from other weights):
+outputs, whose head rows ``--init`` leaves out, so a rerun starts from other weights; the stages predate the
+ground texture bank, so a rerun adds ``--no-ground-textures`` to each):
 
     python examples/make_demo_models.py image --scenes 8 --size 320 --chip 64 --epochs 6 --lr 0.001 \
         --init rsmamba/data/demo_model.pt --out stage1          # the image+DSM demo model, DSM channel dropped
@@ -127,22 +131,23 @@ NAMES = {"image": "demo_image_model", "dsm": "demo_model", "change": "demo_chang
 # rsmamba predict / change run it at when no --window is given, chosen on the selection rows (never
 # the held-out family). image+DSM (256 px chips): 512/128 higher than 256/64 on four of its six selection
 # rows, 128/32 lower on average by 0.014 (bench/results/dsm-windows.json). Change: the calibration pairs' pooled F1 was 0.757
-# at 128/32 against 0.756 at 512/128 (threshold 0.5 there), so the recipe's window was kept. Image-only:
-# higher at 512/128 than at 128/32 on all six (its stage 10); 1024/256 higher still by at most 0.004,
-# at 1.4x the memory, not taken.
+# at 128/32 against 0.756 at 512/128 (threshold 0.5 there), so the recipe's window was kept. Image-only
+# (one pass): 512/128 higher than 256/64 on four of six, 128/32 lower on all six (bench/results/image-stages.json,
+# one_stage_30_minutes.window_selection_one_pass).
 WINDOWS = {"image": (512, 128), "dsm": (512, 128), "change": (128, 32)}
 # Each shipped model's own test-time augmentation (rsmamba.engine.tta spec; absent: plain), stored beside its
 # window and chosen on the same six selection rows (bench/results/tta-selection.json): D4 when it scores higher
 # than plain on all six and by at least 0.01 building IoU on average, for its eight passes per window.
-# Image-only: higher on all six by 0.012-0.033 (mean 0.024; flips alone 0.018). Image+DSM: higher on all six
+# Image-only: higher on all six by 0.012-0.049 (mean 0.028; image-stages.json). Image+DSM: higher on all six
 # but by 0.005 on average, so it runs plain. Change: calibrated (threshold, area) without TTA, so plain.
 TTAS = {"image": "d4"}
 # What make_demo_models.py KIND runs when an option is not given: each kind's 30-minute recipe on 2 CPU
 # cores, one stage with fixed seeds (GENERIC for a kind without one). The image-only recipe starts from
 # the shipped image+DSM model (its DSM channel and instance rows dropped); see the docstring.
-GENERIC = dict(scenes=12, default_scenes=0, size=384, chip=64, epochs=12, lr=0.002, init=None, eval_size=512)
+GENERIC = dict(scenes=12, default_scenes=0, size=384, chip=64, epochs=12, lr=0.002, init=None, eval_size=512,
+               ground_textures=False)
 RECIPES: dict[str, dict] = {
-    "image": dict(scenes=2048, size=256, chip=256, epochs=14, lr=0.002, eval_size=1024,
+    "image": dict(scenes=2048, size=256, chip=256, epochs=14, lr=0.002, eval_size=1024, ground_textures=True,
                   init=str(ROOT / "rsmamba" / "data" / "demo_model.pt")),
     "change": dict(scenes=192, default_scenes=32, size=256, chip=64, epochs=12, lr=0.002, eval_size=2048),
     "dsm": dict(scenes=2048, size=256, chip=256, epochs=11, lr=0.002, eval_size=1024, init="town"),
@@ -163,7 +168,8 @@ CHANGE_RATE = 0.3  # share of buildings demolished and added in the change model
 
 def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0: int = SCENE_SEED0,
                     with_t2: bool = False, change_rate: float | None = None, default_scenes: int = 0,
-                    terraced: tuple[float, float] | None = None, with_instances: bool = False) -> dict[str, Path]:
+                    terraced: tuple[float, float] | None = None, with_instances: bool = False,
+                    ground_textures: bool = False) -> dict[str, Path]:
     """One raster of ``scenes`` styled scenes side by side (ortho, labels, DSM): one tile run, one chip folder.
 
     ``with_t2`` adds the second epoch (``ortho_t2``, ``labels_t2``) and the ``change`` raster, for the
@@ -173,7 +179,8 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     scene lays out a share of its buildings as terraced rows and perimeter blocks, drawn from that range
     (from a generator of its own, so the scenes of a mosaic without it stay as they were).
     ``with_instances`` adds ``instances``: each pixel's building id, unique across the mosaic (0: none),
-    from which tile makes the interior/contact targets of the instance outputs.
+    from which tile makes the interior/contact targets of the instance outputs. ``ground_textures``
+    draws each styled scene with the ground texture bank (``training_style(..., ground=True)``).
     """
     import rasterio
     from affine import Affine
@@ -190,7 +197,7 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     plan = []  # (seed, GSD, style or None for the default style, family, terraced share)
     for i in range(scenes):
         gsd = float(np.round(rng.uniform(*TRAIN_GSD), 3))
-        style = training_style(seed0 + i, gsd)
+        style = training_style(seed0 + i, gsd, ground=ground_textures)
         share = float(np.round(terraced_rng.uniform(*terraced), 2)) if terraced else 0.0
         plan.append((seed0 + i, gsd, style, style.family.value, share))
     plan += [(seed, 0.25, None, "default", 0.0) for seed in range(seed0 + scenes, seed0 + scenes + default_scenes)]
@@ -480,6 +487,10 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                        ("channel-shuffle", args.channel_shuffle), ("grayscale", args.grayscale),
                        ("default-scenes", args.default_scenes), ("ema", args.ema),
                        ("seed0", args.seed0 if args.seed0 != SCENE_SEED0 else 0)) if value)
+    ground = bool(getattr(args, "ground_textures", False))
+    aug_args += " --ground-textures" if ground else ""
+    style_call = ("training_style(seed, ground=True)`, with the ground texture bank: textured streets and meadows"
+                  if ground else "training_style(seed)`")
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
@@ -519,7 +530,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
 
 {what}
 - Data: {args.scenes} synthetic scenes of {args.size} px, one domain-randomised style each
-  (`rsmamba.synth.style.training_style(seed)`, seeds {args.seed0}..{args.seed0 + args.scenes - 1}, families
+  (`rsmamba.synth.style.{style_call}, seeds {args.seed0}..{args.seed0 + args.scenes - 1}, families
   {', '.join(families)}; GSD drawn from {TRAIN_GSD[0]}-{TRAIN_GSD[1]} m), {data}, chips of {args.chip} px
   (90 % train / 10 % val blocks).
 - Command: `python examples/make_demo_models.py {kind} --model {model_name} --scenes {args.scenes} --size {args.size} --chip {args.chip} --epochs {args.epochs} --lr {args.lr}{init_arg}{aug_args} --eval-size {args.eval_size}`
@@ -562,6 +573,9 @@ def main() -> None:
                     help="augment.channel_shuffle: probability of permuting the spectral bands (0: off)")
     ap.add_argument("--grayscale", type=float, default=0.0,
                     help="augment.grayscale: probability of replacing the spectral bands by their mean (0: off)")
+    ap.add_argument("--ground-textures", action=argparse.BooleanOptionalAction, default=None,
+                    help="draw the training styles with the ground texture bank (rsmamba.synth.style.GROUND_TEXTURES: "
+                         "textured streets and meadows); the image recipe's default")
     ap.add_argument("--seed0", type=int, default=SCENE_SEED0,
                     help="first training-scene seed (scenes use seed0 + i; keep below the evaluation seeds, 90000)")
     ap.add_argument("--ema", type=float, default=0.0,
@@ -636,7 +650,7 @@ def main() -> None:
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
                              seed0=args.seed0, change_rate=CHANGE_RATE if change else None,
                              default_scenes=args.default_scenes, terraced=TERRACED if with_dsm else None,
-                             with_instances=with_dsm)
+                             with_instances=with_dsm, ground_textures=args.ground_textures)
     tile_scene(mosaic["ortho"], work / "chips", dsm=mosaic.get("dsm"), labels=mosaic["labels"], size=args.chip,
                t2=mosaic.get("ortho_t2"), labels_t2=mosaic.get("labels_t2"), change=mosaic.get("change"),
                instance_targets=mosaic.get("instances"), **(INSTANCE_TARGETS if with_dsm else {}),

@@ -105,7 +105,7 @@ def inference_tta(model: LoadedModel, tta: bool | str | TTAPlan | None) -> tuple
     """(tta spec, where it came from) of a run: as given (``False``/``"none"``: plain), else the model's own.
 
     Why a model names its TTA: averaging mirrored and turned windows costs passes but no training, and
-    for a model that needs it (the shipped image-only one: building IoU 0.795 -> 0.828 on an overcast
+    for a model that needs it (the shipped image-only one: building IoU 0.769 -> 0.803 on an overcast
     0.5 m selection row with D4) it belongs to how the model is run, as its window does.
     """
     if tta is not None:

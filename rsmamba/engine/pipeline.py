@@ -64,7 +64,7 @@ def limit_heap_growth() -> bool:
     the scene: 1104 MiB at 4096², 1416 MiB at 20000²).
     The freed heap is not given back (``M_TRIM_THRESHOLD`` 1 GiB instead of 128 KiB): the default
     handed the top of the heap back after nearly every forward pass, and the kernel faulted it in
-    again for the next one -- half the CPU time of the shipped image-only model's ``predict`` was
+    again for the next one -- half the CPU time of the image-only model's ``predict`` (the one shipped before 2026-12-05) was
     the kernel's. Kept, a 2048² ortho ran 1.25x faster for 6 % more peak memory, and a near-free
     run's peak stayed flat (742 MiB at 4096², 858 MiB at 20000²; ``bench/predict.py --parts heap,b``).
     A setting the user made (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,

@@ -25,6 +25,9 @@ street surface                 asphalt value 0.18-0.55, concrete, setts (held-ou
 street half-width              +0 to +3 m on the generator's 2.5-6 m
 pavements / yards              paving value 0.35-0.75
 grass / crops                  green to dry; texture none, mottled (train) or striped (held-out)
+ground textures (opt-in)       streets: smooth, grain, running-bond pavers 0.2-0.4 m (brick or ochre
+                               tint possible), concrete slabs 2-5 m with joints; meadows: none,
+                               mowing bands of period 7-16 m, sharp-edged patchwork fields, grain
 tree crowns                    dark to light green, clumpy texture 0-0.25
 sun                            azimuth 0-360 deg, elevation 20-70 deg
 colour cast                    per-band gain 0.8-1.2, gamma 0.75-1.3
@@ -35,6 +38,14 @@ JPEG                           none or quality 35-90 (8 x 8 DCT quantisation, 4:
 GSD                            0.1-1.0 m
 DSM                            noise 0-0.3 m, offset -5..+5 m, holes 0-3 %, coarser x1-x4
 ============================  ============================================================
+
+**Ground textures** (``draw_style(..., ground=True)``, :data:`GROUND_TEXTURES`) are the generic texture
+bank of the image-only recipe: without them every training street and lawn is smooth while every roof
+carries tile rows or panel seams, so a model without a DSM learns "textured = building". They are drawn
+from a generator of their own, so a style's other draws, and every scene rendered without them, stay as
+they were. They never draw the held-out textures: setts are square cells of 0.12 m in a checkerboard,
+pavers are running-bond bricks; crop stripes have periods of :data:`HELD_OUT_STRIPE_PERIOD`, mowing bands
+longer ones, and :func:`check_training_style` refuses a band inside that range.
 
 Everything here is numpy/scipy on the arrays :mod:`rsmamba.synth` renders; from synth it takes only
 the layout's octave sum (:func:`rsmamba.synth.layout.fractal_field`). Synth calls the hooks
@@ -56,7 +67,8 @@ from rsmamba.synth.layout import fractal_field
 
 __all__ = [
     "Family", "Style", "TRAIN_FAMILIES", "HELD_OUT_FAMILIES", "HELD_OUT_ROOF_HUES", "GSD_RANGE",
-    "draw_style", "parse_style", "training_style", "held_out_style", "check_training_style",
+    "draw_style", "parse_style", "training_style", "held_out_style", "check_training_style", "GROUND_TEXTURES",
+    "HELD_OUT_STRIPE_PERIOD",
 ]
 
 # Label ids as in rsmamba.synth (ISPRS order); repeated here so synth can import this module.
@@ -82,6 +94,11 @@ HELD_OUT_ROOF_HUES = (170.0, 250.0)
 HELD_OUT_MIN_SAT = 0.2
 HELD_OUT_MEADOWS = ("stripes",)
 HELD_OUT_STREETS = ("setts",)
+# Metres: the held-out crop stripes' periods (Style.meadow_period's draw); training mowing bands stay outside.
+HELD_OUT_STRIPE_PERIOD = (2.0, 6.0)
+# The opt-in ground texture bank (Style.ground): each kind equally likely per style.
+GROUND_TEXTURES = {"street": ("smooth", "grain", "pavers", "slabs"), "meadow": ("none", "bands", "patchwork", "grain")}
+MOWING_PERIOD = (7.0, 16.0)
 
 
 def _rgbn(h_deg: float, s: float, v: float, nir: float) -> np.ndarray:
@@ -126,6 +143,7 @@ class Style:
     dsm_offset: float
     dsm_holes: float
     dsm_coarsen: int
+    ground: dict | None = None  # the opt-in ground texture bank (GROUND_TEXTURES); None: none
     notes: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
@@ -174,6 +192,8 @@ class Style:
             rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
             grid = ((np.floor(rows / cell) + np.floor(cols / cell)) % 2).astype(np.float32)
             refl[:, hard] *= (0.92 + 0.16 * grid[hard] + 0.05 * _fractal(shape, 2 / gsd, rng, 2)[hard])
+        if self.ground:
+            _ground_textures(refl, labels, gsd, self.ground, rng)
         np.clip(refl, 0, 1, out=refl)
         return refl
 
@@ -260,12 +280,18 @@ def _roof_palette(family: Family, rng: np.random.Generator) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
-def draw_style(seed: int, family: Family | str, gsd: float | None = None) -> Style:
-    """A style of ``family``, deterministic for ``seed``; ``gsd`` fixes the GSD instead of drawing it."""
+def draw_style(seed: int, family: Family | str, gsd: float | None = None, *, ground: bool = False) -> Style:
+    """A style of ``family``, deterministic for ``seed``; ``gsd`` fixes the GSD instead of drawing it.
+
+    ``ground`` adds the ground texture bank (training families only), drawn after everything else from a
+    generator of its own: the style's other fields are the same with or without it.
+    """
     try:
         family = Family(family)
     except ValueError:
         raise InputError(f"unknown style family {family!r}; one of {', '.join(f.value for f in Family)}") from None
+    if ground and family in HELD_OUT_FAMILIES:
+        raise InputError("the ground texture bank is for training styles; the held-out family has its own textures")
     if gsd is not None and not GSD_RANGE[0] <= gsd <= GSD_RANGE[1]:
         raise InputError(f"style GSD must be within {GSD_RANGE[0]}-{GSD_RANGE[1]} m, got {gsd}")
     rng = np.random.default_rng([seed, 0x57E1, list(Family).index(family)])
@@ -324,9 +350,88 @@ def draw_style(seed: int, family: Family | str, gsd: float | None = None) -> Sty
         dsm_noise=float(u(0, 0.3)), dsm_offset=float(u(-5, 5)), dsm_holes=float(u(0, 0.03)),
         dsm_coarsen=int(rng.choice([1, 1, 2, 4])),
     )
+    if ground:
+        style.ground, tint = _draw_ground(seed, family)
+        if tint is not None:
+            style.palette["asphalt"] = tint
     if not held:
         check_training_style(style)
     return style
+
+
+def _draw_ground(seed: int, family: Family) -> tuple[dict, np.ndarray | None]:
+    """The ground texture bank's knobs (plain data) and, for tinted pavement, the street colour."""
+    rng = np.random.default_rng([seed, 0x6E0D, list(Family).index(family)])
+    u = rng.uniform
+    street = str(rng.choice(GROUND_TEXTURES["street"]))
+    meadow = str(rng.choice(GROUND_TEXTURES["meadow"]))
+    ground = {
+        "street": street, "meadow": meadow,
+        "street_amp": float(u(0.04, 0.12)),  # grain / per-paver / per-slab tone spread
+        "paver_m": float(u(0.2, 0.4)), "slab_m": float(u(2.0, 5.0)), "street_angle": float(u(0, 180)),
+        "meadow_amp": float(u(0.06, 0.2)),
+        "band_period": float(u(*MOWING_PERIOD)), "band_angle": float(u(0, 180)),
+        "patch_cell": float(u(20.0, 60.0)), "patch_levels": int(rng.integers(3, 6)),
+    }
+    tint = None
+    if rng.random() < (0.6 if street == "pavers" else 0.2):  # brick-red to ochre pavement
+        tint = _rgbn(u(0, 45), u(0.15, 0.45), u(0.3, 0.6), 0.35)
+    return ground, tint
+
+
+def _hash01(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random value in [0, 1) per integer pair (one tone per paver or slab)."""
+    h = (a.astype(np.int64) * 73856093) ^ (b.astype(np.int64) * 19349663)
+    return ((h % 10007) / 10007.0).astype(np.float32)
+
+
+def _ground_textures(refl: np.ndarray, labels: np.ndarray, gsd: float, g: dict, rng: np.random.Generator) -> None:
+    """Multiply streets/pavements (impervious) and meadows (low vegetation) by the bank's textures, in place."""
+    shape = labels.shape
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    rows *= gsd
+    cols *= gsd
+
+    def along(angle: float) -> tuple[np.ndarray, np.ndarray]:
+        a = math.radians(angle)
+        return cols * math.cos(a) + rows * math.sin(a), -cols * math.sin(a) + rows * math.cos(a)
+
+    hard = labels == IMPERVIOUS
+    if g["street"] != "smooth" and hard.any():
+        amp = g["street_amp"]
+        if g["street"] == "grain":
+            tex = 1 + amp * rng.standard_normal(shape, dtype=np.float32)
+        else:
+            x, y = along(g["street_angle"])
+            if g["street"] == "pavers":  # running bond: bricks of length L, width L/2, rows offset by L/2
+                length = g["paver_m"]
+                row = np.floor(y / (length / 2))
+                xo = x + (row % 2) * (length / 2)
+                col = np.floor(xo / length)
+                joint = (xo / length - col < 0.12) | (y / (length / 2) - row < 0.15)
+            else:  # slabs: large square panels with dark joints about a pixel wide
+                length = g["slab_m"]
+                row, col = np.floor(y / length), np.floor(x / length)
+                width = max(gsd, 0.05) / length
+                joint = (x / length - col < width) | (y / length - row < width)
+            tex = 1 + amp * 2 * (_hash01(row, col) - 0.5) - 0.15 * joint
+        refl[:, hard] *= tex[hard].astype(np.float32)
+    meadow = labels == LOW_VEGETATION
+    if g["meadow"] != "none" and meadow.any():
+        amp = g["meadow_amp"]
+        if g["meadow"] == "grain":
+            tex = 1 + amp * rng.standard_normal(shape, dtype=np.float32)
+        elif g["meadow"] == "bands":  # mowing: square-ish bands, at right angles in alternate fields
+            fields = _fractal(shape, 40 / gsd, rng, 1) > 0
+            x, y = along(g["band_angle"])
+            phase = np.where(fields, x, y) / g["band_period"]
+            tex = 1 + amp * np.tanh(3 * np.sin(2 * math.pi * phase))
+        else:  # patchwork: sharp-edged fields of a few tones
+            levels = g["patch_levels"]
+            f = _fractal(shape, g["patch_cell"] / gsd, rng, 2)
+            q = np.floor((np.clip(f, -1, 0.999) + 1) / 2 * levels) / max(levels - 1, 1)
+            tex = 1 + amp * 2 * (q - 0.5)
+        refl[:, meadow] *= tex[meadow].astype(np.float32)
 
 
 def check_training_style(style: Style) -> None:
@@ -343,14 +448,22 @@ def check_training_style(style: Style) -> None:
         problems.append(f"meadow texture {style.meadow!r} is held out")
     if style.street in HELD_OUT_STREETS:
         problems.append(f"street surface {style.street!r} is held out")
+    ground = style.ground or {}
+    if ground.get("meadow") == "bands" and HELD_OUT_STRIPE_PERIOD[0] <= ground["band_period"] <= HELD_OUT_STRIPE_PERIOD[1]:
+        problems.append(f"mowing bands of period {ground['band_period']:.1f} m lie in the held-out crop stripes' "
+                        f"{HELD_OUT_STRIPE_PERIOD} m")
+    for key, kinds in GROUND_TEXTURES.items():
+        if ground and ground.get(key) not in kinds:
+            problems.append(f"ground texture {key}={ground.get(key)!r} is not one of {kinds}")
     if problems:
         raise InputError(problems)
 
 
-def training_style(seed: int, gsd: float | None = None) -> Style:
-    """A style for training data: training family ``seed % 4`` (so consecutive seeds cover them all)."""
+def training_style(seed: int, gsd: float | None = None, *, ground: bool = False) -> Style:
+    """A style for training data: training family ``seed % 4`` (so consecutive seeds cover them all);
+    ``ground`` adds the ground texture bank."""
     family = TRAIN_FAMILIES[int(seed) % len(TRAIN_FAMILIES)]
-    return draw_style(seed, family, gsd)
+    return draw_style(seed, family, gsd, ground=ground)
 
 
 def parse_style(text: str, gsd: float | None = None) -> Style:

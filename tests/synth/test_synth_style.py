@@ -76,3 +76,54 @@ def test_jpeg_like_loses_detail_more_at_low_quality() -> None:
     img = np.clip(rng.normal(128, 40, (3, 40, 44)), 1, 255).astype(np.uint8)
     err = {q: np.abs(jpeg_like(img, q).astype(int) - img).mean() for q in (90, 30)}
     assert 0 < err[90] < err[30]
+
+
+def test_ground_texture_bank_adds_to_training_styles_without_changing_their_other_draws() -> None:
+    """The image-only recipe's texture bank: every kind drawn, never a held-out texture, the rest of the style as
+    without it (so scenes drawn without the bank stay as they were)."""
+    from rsmamba.synth.style import GROUND_TEXTURES, HELD_OUT_STRIPE_PERIOD
+
+    seen = {key: set() for key in GROUND_TEXTURES}
+    for seed in range(80):
+        plain, textured = training_style(seed), training_style(seed, ground=True)
+        check_training_style(textured)
+        assert plain.ground is None and textured.ground is not None
+        a, b = plain.describe(), textured.describe()
+        assert {k: v for k, v in a.items() if k not in ("ground", "palette")} == \
+            {k: v for k, v in b.items() if k not in ("ground", "palette")}
+        assert {k: v for k, v in a["palette"].items() if k != "asphalt"} == \
+            {k: v for k, v in b["palette"].items() if k != "asphalt"}
+        for key in GROUND_TEXTURES:
+            seen[key].add(textured.ground[key])
+        assert not HELD_OUT_STRIPE_PERIOD[0] <= textured.ground["band_period"] <= HELD_OUT_STRIPE_PERIOD[1]
+    assert seen == {key: set(kinds) for key, kinds in GROUND_TEXTURES.items()}
+    with pytest.raises(InputError, match="held-out family has its own"):
+        draw_style(0, Family.HELDOUT_NORDIC, ground=True)
+    leaked = training_style(2, ground=True)
+    leaked.ground.update(meadow="bands", band_period=4.0)
+    with pytest.raises(InputError, match="crop stripes"):
+        check_training_style(leaked)
+
+
+@pytest.mark.parametrize(("street", "meadow"), [("pavers", "bands"), ("slabs", "patchwork"), ("grain", "grain")])
+def test_ground_textures_touch_only_streets_and_meadows(street: str, meadow: str) -> None:
+    """Same scene with and without the bank (camera noise, blur and JPEG off so pixels can be compared): roofs,
+    trees and labels identical; streets and meadows textured."""
+    from rsmamba.synth import IMPERVIOUS, LOW_VEGETATION
+
+    def scene(ground: bool):
+        style = training_style(7, GSD, ground=ground)
+        if ground:
+            style.ground.update(street=street, meadow=meadow)
+            style.palette["asphalt"] = training_style(7, GSD).palette["asphalt"]
+        style.noise, style.blur, style.jpeg = 0.0, 0.0, None
+        return generate_scene(SIZE, seed=3, gsd=GSD, style=style).t1
+
+    plain, textured = scene(False), scene(True)
+    np.testing.assert_array_equal(plain.labels, textured.labels)
+    ground = np.isin(plain.labels, (IMPERVIOUS, LOW_VEGETATION))
+    np.testing.assert_array_equal(plain.ortho[:, ~ground], textured.ortho[:, ~ground])
+    for cls in (IMPERVIOUS, LOW_VEGETATION):
+        m = plain.labels == cls
+        diff = np.abs(plain.ortho[:, m].astype(int) - textured.ortho[:, m].astype(int))
+        assert diff.mean() > 1.0, cls  # a visible texture, not rounding

@@ -182,12 +182,21 @@ def test_the_30_minute_recipes_are_the_defaults_that_were_measured(kind: str, re
     measured = json.loads((ROOT / "bench" / "results" / result).read_text())["one_stage_30_minutes"]
     words = shlex.split(measured["command"])
     assert words[:3] == ["python", "examples/make_demo_models.py", kind]
-    given = {words[i][2:].replace("-", "_"): words[i + 1] for i in range(3, len(words), 2)}
+    given: dict[str, object] = {}
+    rest = words[3:]
+    while rest:  # --key value, or a flag (--ground-textures / --no-ground-textures)
+        key = rest.pop(0)[2:].replace("-", "_")
+        if rest and not rest[0].startswith("--"):
+            given[key] = rest.pop(0)
+        else:
+            given[key.removeprefix("no_")] = not key.startswith("no_")
     defaults = {**recipe.GENERIC, **recipe.RECIPES[kind]}
     assert set(given) <= set(defaults)
     for key, value in defaults.items():
         if key == "init":  # a checkpoint under the repository, "town", or None (random weights)
             expected = str(Path(value).relative_to(ROOT)) if value and Path(value).is_absolute() else value
             assert given.get("init", expected) == expected
+        elif isinstance(value, bool):
+            assert given.get(key, False) is value, key  # a flag the measured run did not give was off
         else:
             assert type(value)(given.get(key, value)) == value, key
