@@ -145,7 +145,7 @@ TTAS = {"image": "d4"}
 # cores, one stage with fixed seeds (GENERIC for a kind without one). The image-only recipe starts from
 # the shipped image+DSM model (its DSM channel and instance rows dropped); see the docstring.
 GENERIC = dict(scenes=12, default_scenes=0, size=384, chip=64, epochs=12, lr=0.002, init=None, eval_size=512,
-               ground_textures=False)
+               ground_textures=False, world_features=False)
 RECIPES: dict[str, dict] = {
     "image": dict(scenes=2048, size=256, chip=256, epochs=14, lr=0.002, eval_size=1024, ground_textures=True,
                   init=str(ROOT / "rsmamba" / "data" / "demo_model.pt")),
@@ -169,7 +169,7 @@ CHANGE_RATE = 0.3  # share of buildings demolished and added in the change model
 def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0: int = SCENE_SEED0,
                     with_t2: bool = False, change_rate: float | None = None, default_scenes: int = 0,
                     terraced: tuple[float, float] | None = None, with_instances: bool = False,
-                    ground_textures: bool = False) -> dict[str, Path]:
+                    ground_textures: bool = False, world_features: bool = False) -> dict[str, Path]:
     """One raster of ``scenes`` styled scenes side by side (ortho, labels, DSM): one tile run, one chip folder.
 
     ``with_t2`` adds the second epoch (``ortho_t2``, ``labels_t2``) and the ``change`` raster, for the
@@ -180,7 +180,8 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     (from a generator of its own, so the scenes of a mosaic without it stay as they were).
     ``with_instances`` adds ``instances``: each pixel's building id, unique across the mosaic (0: none),
     from which tile makes the interior/contact targets of the instance outputs. ``ground_textures``
-    draws each styled scene with the ground texture bank (``training_style(..., ground=True)``).
+    draws each styled scene with the ground texture bank (``training_style(..., ground=True)``),
+    ``world_features`` with the world features (halls, ponds, hipped roofs, dense cores, building lean).
     """
     import rasterio
     from affine import Affine
@@ -197,7 +198,7 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     plan = []  # (seed, GSD, style or None for the default style, family, terraced share)
     for i in range(scenes):
         gsd = float(np.round(rng.uniform(*TRAIN_GSD), 3))
-        style = training_style(seed0 + i, gsd, ground=ground_textures)
+        style = training_style(seed0 + i, gsd, ground=ground_textures, world=world_features)
         share = float(np.round(terraced_rng.uniform(*terraced), 2)) if terraced else 0.0
         plan.append((seed0 + i, gsd, style, style.family.value, share))
     plan += [(seed, 0.25, None, "default", 0.0) for seed in range(seed0 + scenes, seed0 + scenes + default_scenes)]
@@ -487,10 +488,12 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                        ("channel-shuffle", args.channel_shuffle), ("grayscale", args.grayscale),
                        ("default-scenes", args.default_scenes), ("ema", args.ema),
                        ("seed0", args.seed0 if args.seed0 != SCENE_SEED0 else 0)) if value)
-    ground = bool(getattr(args, "ground_textures", False))
-    aug_args += " --ground-textures" if ground else ""
-    style_call = ("training_style(seed, ground=True)`, with the ground texture bank: textured streets and meadows"
-                  if ground else "training_style(seed)`")
+    ground, world = bool(getattr(args, "ground_textures", False)), bool(getattr(args, "world_features", False))
+    aug_args += (" --ground-textures" if ground else "") + (" --world-features" if world else "")
+    call = ", ".join(["seed"] + (["ground=True"] if ground else []) + (["world=True"] if world else []))
+    extras = " and ".join((["the ground texture bank (textured streets and meadows)"] if ground else [])
+                          + (["the world features (halls, ponds, hipped roofs, dense cores, building lean)"] if world else []))
+    style_call = f"training_style({call})`" + (f", with {extras}" if extras else "")
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
         what = (f"- Model: `{model_name}`, input: two RGB orthophotos (t1, t2); checkpoint by validation change F1 "
@@ -576,6 +579,9 @@ def main() -> None:
     ap.add_argument("--ground-textures", action=argparse.BooleanOptionalAction, default=None,
                     help="draw the training styles with the ground texture bank (rsmamba.synth.style.GROUND_TEXTURES: "
                          "textured streets and meadows); the image recipe's default")
+    ap.add_argument("--world-features", action=argparse.BooleanOptionalAction, default=None,
+                    help="draw the training styles with the world features (rsmamba.synth.style.WORLD: halls, ponds, "
+                         "hipped roofs, dense cores, building lean)")
     ap.add_argument("--seed0", type=int, default=SCENE_SEED0,
                     help="first training-scene seed (scenes use seed0 + i; keep below the evaluation seeds, 90000)")
     ap.add_argument("--ema", type=float, default=0.0,
@@ -650,7 +656,8 @@ def main() -> None:
     mosaic = training_mosaic(work / "mosaic", scenes=args.scenes, size=args.size, with_dsm=with_dsm, with_t2=change,
                              seed0=args.seed0, change_rate=CHANGE_RATE if change else None,
                              default_scenes=args.default_scenes, terraced=TERRACED if with_dsm else None,
-                             with_instances=with_dsm, ground_textures=args.ground_textures)
+                             with_instances=with_dsm, ground_textures=args.ground_textures,
+                             world_features=args.world_features)
     tile_scene(mosaic["ortho"], work / "chips", dsm=mosaic.get("dsm"), labels=mosaic["labels"], size=args.chip,
                t2=mosaic.get("ortho_t2"), labels_t2=mosaic.get("labels_t2"), change=mosaic.get("change"),
                instance_targets=mosaic.get("instances"), **(INSTANCE_TARGETS if with_dsm else {}),

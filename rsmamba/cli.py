@@ -170,6 +170,8 @@ def synth(
     terraced: float = typer.Option(0.0, "--terraced", help="Share of buildings in terraced rows / perimeter blocks of touching houses (0-1).", callback=opt.fraction("--terraced")),
     instances: bool = typer.Option(False, "--instances", help="Also write instances_t1/t2.tif: the building id of each pixel."),
     style: Optional[str] = typer.Option(None, "--style", help="Domain-randomised look 'FAMILY[:SEED]' (suburban, mediterranean, industrial, overcast; heldout-nordic for evaluation only); --gsd still sets the GSD. Default: the generator's own look."),
+    ground_textures: bool = typer.Option(False, "--ground-textures", help="With --style (a training family): textured streets and meadows (pavers, slabs, grain, mowing bands, patchwork fields)."),
+    world_features: bool = typer.Option(False, "--world-features", help="With --style: halls, a pond, hipped roofs, dense cores and building lean, as the style draws them."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene
@@ -186,10 +188,12 @@ def synth(
     except (ValueError, AssertionError):
         raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
     drawn = None
+    if (ground_textures or world_features) and style is None:
+        raise InputError("--ground-textures and --world-features are part of a style: give --style FAMILY[:SEED] too")
     if style is not None:
         from rsmamba.synth.style import parse_style
 
-        drawn = parse_style(style, gsd=gsd)
+        drawn = parse_style(style, gsd=gsd, ground=ground_textures, world=world_features)
     paths = write_scene(
         out_dir, size=size, seed=seed, gsd=gsd, epsg=epsg, origin=corner, bands=bands,
         nodata_collar=nodata_collar, dsm_gsd=dsm_gsd, progress=STATE.progress, overwrite=overwrite, style=drawn,

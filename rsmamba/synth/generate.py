@@ -14,10 +14,12 @@ from rsmamba.synth.scene import (
     BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
 )
 from rsmamba.synth.layout import (
-    _Obstacles, _RoadDistance, _inner_radius, _place_building, _place_cars, _place_clutter,
-    _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
+    _Obstacles, _RoadDistance, _inner_radius, _place_building, _place_cars, _place_clutter, _place_hall,
+    _place_pond, _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
 )
 from rsmamba.synth.render import _burn, _nodata_footprint, _photograph, _render
+
+HALL_ROOFS = (2, 3, 4, 5, 6)  # roof palette rows of halls: dark flat, concrete/gravel, light, membrane, metal
 
 
 def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) -> None:
@@ -98,11 +100,28 @@ def generate_scene(
     buildings: list[Building] = []
     target = int(area * 0.24 / 330) + 1
     misses = 0
+    world = getattr(style, "world", None)  # a style's world features (rsmamba.synth.style.WORLD), own generator
+    water: list = []
+    if world:
+        world_rng = np.random.default_rng([seed, 0x3041D, style.seed])
+        target = int(round(target * world["density"]))
+        if side * 0.6 >= 30.0:
+            for _ in range(world["halls"]):
+                hall = _place_hall(len(buildings) + 1, extent, street_angle, road_union, obstacles, world_rng,
+                                   (30.0, min(80.0, side * 0.6)), HALL_ROOFS)
+                if hall is not None:
+                    buildings.append(hall)
+                    obstacles.add(hall.polygon, (*hall.centre, _inner_radius(hall)))
+        if world["pond"] and side * 0.15 >= 6.0:
+            pond = _place_pond(extent, road_union, obstacles, world_rng, (6.0, min(20.0, side * 0.15)))
+            if pond is not None:
+                obstacles.add(pond)
+                water = [(pond, -0.3, np.asarray(world["water"], dtype=np.float32))]  # ISPRS: water is clutter
     if terraced > 0:
         from rsmamba.synth.terraced import place_terraced
 
-        buildings += place_terraced(1, int(round(terraced * target)), extent, street_angle, road_union, obstacles,
-                                    rng, max_side)
+        buildings += place_terraced(len(buildings) + 1, int(round(terraced * target)), extent, street_angle,
+                                    road_union, obstacles, rng, max_side)
     while len(buildings) < target and misses < 3 * target + 10:
         b = _place_building(len(buildings) + 1, extent, street_angle, road_union, road_distance, obstacles, rng, max_side)
         if b is None:
@@ -122,7 +141,7 @@ def generate_scene(
     _tree_obstacles(trees, tree_obstacles)
     for g in tree_obstacles.geoms:
         obstacles.add(g)
-    clutter = _place_clutter(int(area / 2500) + 1, extent, obstacles, rng)
+    clutter = water + _place_clutter(int(area / 2500) + 1, extent, obstacles, rng)
     cars_t1 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
     layout1 = Layout(buildings, paved, [], trees, cars_t1, clutter)
 
@@ -151,6 +170,10 @@ def generate_scene(
     trees2 = trees.subset(~fell).concat(new_trees)
     cars_t2 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
     layout2 = Layout(kept + added, paved2, bare, trees2, cars_t2, clutter)
+    if world:  # hipped instead of gabled roofs, on a share of the houses of both epochs
+        for b in buildings + added:
+            if b.roof == "gable" and world_rng.random() < world["hip_share"]:
+                b.roof = "hip"
 
     epochs = []
     for layout, veg_shift in ((layout1, 0.0), (layout2, float(rng.uniform(-0.25, 0.25)))):
@@ -165,6 +188,10 @@ def generate_scene(
         dsm += rng.normal(0, 0.04, shape).astype(np.float32)
         if style is not None:
             refl = style.surface(refl, labels, gsd, style_rng)
+        if world and world.get("off_nadir"):
+            from rsmamba.synth.style import lean_buildings
+
+            refl = lean_buildings(refl, ids, layout.buildings, gsd, world["off_nadir"], world["lean_azimuth"])
         ortho = _photograph(refl, dsm, gsd, sun, gain[order], gamma, rng, textures)
         if style is not None:
             ortho = style.camera(ortho, order, style_rng)

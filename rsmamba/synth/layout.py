@@ -313,3 +313,45 @@ def _place_clutter(count: int, extent, obstacles: _Obstacles, rng: np.random.Gen
         color = rng.uniform(0.15, 0.85, 4).astype(np.float32)
         out.append((poly, float(rng.uniform(0.4, 2.5)), color))
     return out
+
+
+def _place_hall(
+    bid: int, extent, street_angle: float, roads, obstacles: _Obstacles, rng: np.random.Generator,
+    side: tuple[float, float], roof_colors: tuple[int, ...],
+) -> Building | None:
+    """A large flat-roofed hall (warehouse, factory, supermarket) aligned with the streets, or None if none fits."""
+    x0, y0, x1, y1 = extent
+    for _ in range(30):
+        length = float(rng.uniform(*side))
+        width = float(length * rng.uniform(0.4, 0.8))
+        cx, cy = float(rng.uniform(x0 + length / 2, x1 - length / 2)), float(rng.uniform(y0 + length / 2, y1 - length / 2))
+        angle = street_angle + 90 * int(rng.integers(0, 2)) + rng.normal(0, 1.0)
+        poly = affinity.translate(affinity.rotate(box(-length / 2, -width / 2, length / 2, width / 2), angle, origin=(0, 0)), cx, cy)
+        bx0, by0, bx1, by1 = poly.bounds
+        if bx0 < x0 + 1 or by0 < y0 + 1 or bx1 > x1 - 1 or by1 > y1 - 1:
+            continue
+        if shapely.dwithin(roads, poly, 3.0) or obstacles.hits(poly, gap=3.0):
+            continue
+        return Building(id=bid, polygon=poly, shape="rect", angle=float(angle), centre=(cx, cy), length=length,
+                        width=width, height=float(rng.uniform(6.0, 14.0)), roof="flat", ridge_rise=0.0,
+                        roof_color=int(rng.choice(roof_colors)))
+    return None
+
+
+def _place_pond(extent, roads, obstacles: _Obstacles, rng: np.random.Generator, radius: tuple[float, float]):
+    """An irregular pond (a union of overlapping discs) away from roads and placed objects, or None."""
+    x0, y0, x1, y1 = extent
+    for _ in range(30):
+        r = float(rng.uniform(*radius))
+        cx, cy = float(rng.uniform(x0 + 2 * r, x1 - 2 * r)), float(rng.uniform(y0 + 2 * r, y1 - 2 * r))
+        lobes = rng.normal(0, r * 0.45, size=(4, 2))
+        poly = shapely.union_all([shapely.Point(cx + dx, cy + dy).buffer(r * float(rng.uniform(0.5, 0.9)), 16)
+                                  for dx, dy in lobes] + [shapely.Point(cx, cy).buffer(r * 0.7, 16)])
+        poly = poly.simplify(0.2)
+        bx0, by0, bx1, by1 = poly.bounds
+        if bx0 < x0 + 1 or by0 < y0 + 1 or bx1 > x1 - 1 or by1 > y1 - 1:
+            continue
+        if shapely.dwithin(roads, poly, 3.0) or obstacles.hits(poly, gap=2.0):
+            continue
+        return poly
+    return None

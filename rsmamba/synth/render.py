@@ -147,9 +147,13 @@ def _render(
         a = math.radians(b.angle)
         u = (xs - b.centre[0]) * math.cos(a) + (ys - b.centre[1]) * math.sin(a)
         v = -(xs - b.centre[0]) * math.sin(a) + (ys - b.centre[1]) * math.cos(a)
-        if b.roof == "gable":
-            across, half = (np.abs(v), b.width / 2) if b.length >= b.width else (np.abs(u), b.length / 2)
-            roof += b.ridge_rise * np.clip(1 - across / half, 0, 1)
+        if b.roof in ("gable", "hip"):
+            across, along, half, half_long = ((np.abs(v), np.abs(u), b.width / 2, b.length / 2) if b.length >= b.width
+                                              else (np.abs(u), np.abs(v), b.length / 2, b.width / 2))
+            slope = 1 - across / half
+            if b.roof == "hip":  # the ridge ends slope down to the short eaves as steeply as the long sides
+                slope = np.minimum(slope, (half_long - along) / half)
+            roof += b.ridge_rise * np.clip(slope, 0, 1)
         dsm[rs, cs][mask] = roof[mask]
         # Roof texture: tile rows or panel seams along the building axis, plus per-building tint.
         if b.roof_color in (0, 1):

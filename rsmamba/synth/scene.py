@@ -63,7 +63,7 @@ class Building:
     length: float  # along the building's local x axis (metres)
     width: float  # along its local y axis
     height: float  # eave height above ground (metres)
-    roof: str  # flat | gable
+    roof: str  # flat | gable | hip (hip only from a style's world features)
     ridge_rise: float
     roof_color: int  # index in ROOF_PALETTE
 

@@ -28,6 +28,11 @@ grass / crops                  green to dry; texture none, mottled (train) or st
 ground textures (opt-in)       streets: smooth, grain, running-bond pavers 0.2-0.4 m (brick or ochre
                                tint possible), concrete slabs 2-5 m with joints; meadows: none,
                                mowing bands of period 7-16 m, sharp-edged patchwork fields, grain
+world features (opt-in)        hipped roofs on 0-60 % of gabled houses; large flat-roofed halls
+                               30-80 m (industrial 1-3 per scene, others one in four scenes); a pond
+                               of 6-20 m radius in 30 % of scenes (label clutter, as ISPRS labels
+                               water); dense cores: 1-1.6x the buildings in 40 % of scenes;
+                               building lean (off-nadir 3-12 deg, any azimuth) in 30 % of scenes
 tree crowns                    dark to light green, clumpy texture 0-0.25
 sun                            azimuth 0-360 deg, elevation 20-70 deg
 colour cast                    per-band gain 0.8-1.2, gamma 0.75-1.3
@@ -46,6 +51,12 @@ from a generator of their own, so a style's other draws, and every scene rendere
 they were. They never draw the held-out textures: setts are square cells of 0.12 m in a checkerboard,
 pavers are running-bond bricks; crop stripes have periods of :data:`HELD_OUT_STRIPE_PERIOD`, mowing bands
 longer ones, and :func:`check_training_style` refuses a band inside that range.
+
+**World features** (``draw_style(..., world=True)``, :data:`WORLD`) widen the layout rather than the look:
+hipped roofs, halls, ponds, denser building, and building lean: an ortho that is not a true ortho shows each
+roof displaced away from nadir by its height x tan(off-nadir angle), with the facade between, while the labels,
+the footprints and the DSM stay where the buildings stand (what a footprint map wants). They too come from generators of their own, so a scene without
+them is unchanged; labels stay exact (a pond is burnt as clutter like any clutter object).
 
 Everything here is numpy/scipy on the arrays :mod:`rsmamba.synth` renders; from synth it takes only
 the layout's octave sum (:func:`rsmamba.synth.layout.fractal_field`). Synth calls the hooks
@@ -68,7 +79,7 @@ from rsmamba.synth.layout import fractal_field
 __all__ = [
     "Family", "Style", "TRAIN_FAMILIES", "HELD_OUT_FAMILIES", "HELD_OUT_ROOF_HUES", "GSD_RANGE",
     "draw_style", "parse_style", "training_style", "held_out_style", "check_training_style", "GROUND_TEXTURES",
-    "HELD_OUT_STRIPE_PERIOD",
+    "HELD_OUT_STRIPE_PERIOD", "WORLD",
 ]
 
 # Label ids as in rsmamba.synth (ISPRS order); repeated here so synth can import this module.
@@ -99,6 +110,9 @@ HELD_OUT_STRIPE_PERIOD = (2.0, 6.0)
 # The opt-in ground texture bank (Style.ground): each kind equally likely per style.
 GROUND_TEXTURES = {"street": ("smooth", "grain", "pavers", "slabs"), "meadow": ("none", "bands", "patchwork", "grain")}
 MOWING_PERIOD = (7.0, 16.0)
+# The opt-in world features (Style.world): ranges as the module docstring's table gives them.
+WORLD = {"hip_share": (0.0, 0.6), "industrial_halls": (1, 3), "hall_chance": 0.25, "pond_chance": 0.3,
+         "dense_chance": 0.4, "density": (1.0, 1.6), "lean_chance": 0.3, "off_nadir": (3.0, 12.0)}
 
 
 def _rgbn(h_deg: float, s: float, v: float, nir: float) -> np.ndarray:
@@ -144,6 +158,7 @@ class Style:
     dsm_holes: float
     dsm_coarsen: int
     ground: dict | None = None  # the opt-in ground texture bank (GROUND_TEXTURES); None: none
+    world: dict | None = None  # the opt-in world features (WORLD); None: none
     notes: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
@@ -280,11 +295,13 @@ def _roof_palette(family: Family, rng: np.random.Generator) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
-def draw_style(seed: int, family: Family | str, gsd: float | None = None, *, ground: bool = False) -> Style:
+def draw_style(seed: int, family: Family | str, gsd: float | None = None, *, ground: bool = False,
+               world: bool = False) -> Style:
     """A style of ``family``, deterministic for ``seed``; ``gsd`` fixes the GSD instead of drawing it.
 
-    ``ground`` adds the ground texture bank (training families only), drawn after everything else from a
-    generator of its own: the style's other fields are the same with or without it.
+    ``ground`` adds the ground texture bank (training families only), ``world`` the world features, each
+    drawn after everything else from a generator of its own: the style's other fields are the same with or
+    without them.
     """
     try:
         family = Family(family)
@@ -354,6 +371,8 @@ def draw_style(seed: int, family: Family | str, gsd: float | None = None, *, gro
         style.ground, tint = _draw_ground(seed, family)
         if tint is not None:
             style.palette["asphalt"] = tint
+    if world:
+        style.world = _draw_world(seed, family)
     if not held:
         check_training_style(style)
     return style
@@ -377,6 +396,52 @@ def _draw_ground(seed: int, family: Family) -> tuple[dict, np.ndarray | None]:
     if rng.random() < (0.6 if street == "pavers" else 0.2):  # brick-red to ochre pavement
         tint = _rgbn(u(0, 45), u(0.15, 0.45), u(0.3, 0.6), 0.35)
     return ground, tint
+
+
+def _draw_world(seed: int, family: Family) -> dict:
+    """The world features' knobs (plain data): what generate_scene lays out beyond its own town."""
+    rng = np.random.default_rng([seed, 0x3041D, list(Family).index(family)])
+    u = rng.uniform
+    halls = (int(rng.integers(WORLD["industrial_halls"][0], WORLD["industrial_halls"][1] + 1))
+             if family == Family.INDUSTRIAL else int(rng.random() < WORLD["hall_chance"]))
+    return {
+        "hip_share": float(u(*WORLD["hip_share"])), "halls": halls,
+        "pond": bool(rng.random() < WORLD["pond_chance"]),
+        "density": float(u(*WORLD["density"])) if rng.random() < WORLD["dense_chance"] else 1.0,
+        "water": _rgbn(u(150, 210), u(0.3, 0.6), u(0.12, 0.3), u(0.02, 0.06)).round(4).tolist(),
+        "off_nadir": float(u(*WORLD["off_nadir"])) if rng.random() < WORLD["lean_chance"] else 0.0,
+        "lean_azimuth": float(u(0, 360)),
+    }
+
+
+def lean_buildings(refl: np.ndarray, ids: np.ndarray, buildings: list, gsd: float, off_nadir: float,
+                   azimuth: float) -> np.ndarray:
+    """Building lean (in place on ``refl``, bands x H x W): each roof moved by its height x tan(``off_nadir``)
+    towards ``azimuth`` (degrees clockwise from north), its facade drawn along the way, lowest building first
+    so that taller ones hide what is behind them. Labels and ids are not touched: they keep the footprints."""
+    if off_nadir <= 0:
+        return refl
+    t = math.tan(math.radians(off_nadir))
+    dx, dy = math.sin(math.radians(azimuth)), -math.cos(math.radians(azimuth))  # image columns, rows
+    h, w = ids.shape
+    roofs = {}  # every roof as rendered, before any is moved onto another
+    for b in buildings:
+        rows, cols = np.nonzero(ids == b.id)
+        if len(rows):
+            roofs[b.id] = rows, cols, refl[:, rows, cols].copy()
+    for b in sorted(buildings, key=lambda b: b.height + b.ridge_rise):
+        if b.id not in roofs:
+            continue
+        rows, cols, roof = roofs[b.id]
+        wall = roof.mean(axis=1, keepdims=True) * np.float32(0.55)  # a facade: darker than its roof
+        shift = (b.height + 0.5 * b.ridge_rise) * t / gsd
+        steps = max(int(math.ceil(shift)), 1)
+        for k in range(1, steps + 1):
+            f = shift * k / steps
+            r = np.clip(np.round(rows + f * dy).astype(np.int64), 0, h - 1)
+            c = np.clip(np.round(cols + f * dx).astype(np.int64), 0, w - 1)
+            refl[:, r, c] = roof if k == steps else wall
+    return refl
 
 
 def _hash01(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -459,15 +524,16 @@ def check_training_style(style: Style) -> None:
         raise InputError(problems)
 
 
-def training_style(seed: int, gsd: float | None = None, *, ground: bool = False) -> Style:
+def training_style(seed: int, gsd: float | None = None, *, ground: bool = False, world: bool = False) -> Style:
     """A style for training data: training family ``seed % 4`` (so consecutive seeds cover them all);
-    ``ground`` adds the ground texture bank."""
+    ``ground`` adds the ground texture bank, ``world`` the world features."""
     family = TRAIN_FAMILIES[int(seed) % len(TRAIN_FAMILIES)]
-    return draw_style(seed, family, gsd, ground=ground)
+    return draw_style(seed, family, gsd, ground=ground, world=world)
 
 
-def parse_style(text: str, gsd: float | None = None) -> Style:
-    """``FAMILY`` or ``FAMILY:SEED`` (the ``--style`` option) -> a drawn style."""
+def parse_style(text: str, gsd: float | None = None, *, ground: bool = False, world: bool = False) -> Style:
+    """``FAMILY`` or ``FAMILY:SEED`` (the ``--style`` option) -> a drawn style (``ground``, ``world``: its
+    ground texture bank and world features, as ``draw_style``)."""
     family, _, seed = text.partition(":")
     try:
         number = int(seed) if seed else 0
@@ -475,7 +541,7 @@ def parse_style(text: str, gsd: float | None = None) -> Style:
         raise InputError(f"--style must be FAMILY or FAMILY:SEED with an integer seed, got {text!r}") from None
     if gsd is not None and not GSD_RANGE[0] <= gsd <= GSD_RANGE[1]:
         gsd = min(max(gsd, GSD_RANGE[0]), GSD_RANGE[1])  # the style's GSD-dependent draws only; the scene keeps --gsd
-    return draw_style(number, family.strip(), gsd)
+    return draw_style(number, family.strip(), gsd, ground=ground, world=world)
 
 
 def held_out_style(seed: int, gsd: float | None = None) -> Style:

@@ -215,6 +215,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("synth-origin-one", ["synth", "-o", "{out}/s", "--origin", "1"], "--origin"),
     ("synth-dsm-gsd-neg", ["synth", "-o", "{out}/s", "--dsm-gsd", "-1"], "--dsm-gsd"),
     ("synth-style-unknown", ["synth", "-o", "{out}/s", "--style", "gothic"], "style family"),
+    ("synth-ground-no-style", ["synth", "-o", "{out}/s", "--ground-textures"], "--style"),
+    ("synth-ground-held-out", ["synth", "-o", "{out}/s", "--style", "heldout-nordic", "--ground-textures"], "held-out family"),
     ("synth-out-is-file", ["synth", "-o", "{afile}"], "file stands"),
     ("synth-out-under-file", ["synth", "-o", "{afile}/sub"], "is a file"),
     ("synth-out-readonly", ["synth", "-o", "{ro}/s"], "cannot write"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -127,3 +128,66 @@ def test_ground_textures_touch_only_streets_and_meadows(street: str, meadow: str
         m = plain.labels == cls
         diff = np.abs(plain.ortho[:, m].astype(int) - textured.ortho[:, m].astype(int))
         assert diff.mean() > 1.0, cls  # a visible texture, not rounding
+
+
+def test_world_features_widen_the_layout_with_exact_labels() -> None:
+    """Halls, a pond, hipped roofs and a denser town from a style's world features; without them the style and
+    its scene are as before; labels still equal the rasterised footprints, the pond is clutter below ground."""
+    from rasterio.features import rasterize
+
+    from rsmamba.synth import CLUTTER, IMPERVIOUS, LOW_VEGETATION
+
+    size, gsd, seed = 384, 0.4, 20_002  # an industrial style: 1-3 halls
+    plain = training_style(seed, gsd)
+    style = training_style(seed, gsd, world=True)
+    assert plain.world is None and {k: v for k, v in style.describe().items() if k != "world"} == \
+        {k: v for k, v in plain.describe().items() if k != "world"}
+    style.world.update(pond=True, hip_share=1.0, density=1.5)
+    style.dsm_noise, style.dsm_offset, style.dsm_holes, style.dsm_coarsen = 0.0, 0.0, 0.0, 1  # the true DSM
+    scene = generate_scene(size, seed=4, gsd=gsd, style=style)
+    before = generate_scene(size, seed=4, gsd=gsd, style=training_style(seed, gsd))
+    assert np.array_equal(before.t1.ortho, generate_scene(size, seed=4, gsd=gsd, style=plain).t1.ortho)
+    t1 = scene.t1
+    burnt = rasterize([(b.polygon, 1) for b in t1.buildings], out_shape=(size, size), transform=scene.transform)
+    np.testing.assert_array_equal(burnt == 1, t1.labels == BUILDING)
+    assert max(b.length for b in t1.buildings) >= 30 and any(b.roof == "flat" and b.length >= 30 for b in t1.buildings)
+    assert len(t1.buildings) > len(before.t1.buildings)  # denser
+    roofs = {b.roof for b in t1.buildings}
+    assert "hip" in roofs and "gable" not in roofs  # every gabled roof hipped at share 1
+    # a hipped roof: along its ridge the ends are lower than the middle (a gable's ridge is level)
+    hip = max((b for b in t1.buildings if b.roof == "hip"), key=lambda b: b.length * b.width)
+    a = math.radians(hip.angle) + (0 if hip.length >= hip.width else math.pi / 2)
+    half_long, half = max(hip.length, hip.width) / 2, min(hip.length, hip.width) / 2
+
+    def dsm_at(d: float) -> float:  # the DSM on the ridge line, d metres from the centre
+        x, y = hip.centre[0] + d * math.cos(a), hip.centre[1] + d * math.sin(a)
+        col, row = ~scene.transform * (x, y)
+        return float(t1.dsm[int(row), int(col)])
+
+    end = half_long - 0.25 * half
+    assert dsm_at(0) - max(dsm_at(end), dsm_at(-end)) > 0.5 * hip.ridge_rise
+    pond = t1.labels == CLUTTER
+    assert pond.sum() * gsd * gsd > 100  # at least 100 m2 of water (plus small clutter objects)
+    ground = np.isin(t1.labels, (IMPERVIOUS, LOW_VEGETATION))
+    assert t1.ortho[:, pond].mean() < t1.ortho[:, ground].mean()  # dark water
+
+
+def test_building_lean_moves_roofs_away_from_nadir_and_keeps_the_footprint_labels() -> None:
+    """Off-nadir lean changes the image towards the lean azimuth (roofs and facades), never the labels or DSM."""
+    size, gsd = 256, 0.25
+    style = training_style(20_000, gsd, world=True)
+    style.noise, style.blur, style.jpeg = 0.0, 0.0, None
+    upright = generate_scene(size, seed=9, gsd=gsd, style=style)
+    style.world.update(off_nadir=10.0, lean_azimuth=90.0)  # roofs move east: towards higher columns
+    leaning = generate_scene(size, seed=9, gsd=gsd, style=style)
+    np.testing.assert_array_equal(upright.t1.labels, leaning.t1.labels)
+    np.testing.assert_array_equal(upright.t1.dsm, leaning.t1.dsm)
+    changed = np.any(upright.t1.ortho != leaning.t1.ortho, axis=0)
+    building = upright.t1.labels == BUILDING
+    assert changed.any() and changed[~building].any()  # roofs now cover ground beside their footprints
+    # every changed pixel outside a footprint lies east of (or beside) a building, never only west of one
+    rows, cols = np.nonzero(changed & ~building)
+    east = np.zeros_like(building)
+    for k in range(1, 40):  # the largest shift: a 30 m building (plus half its ridge) x tan(10 deg) / 0.25 m
+        east[:, k:] |= building[:, :-k]
+    assert east[rows, cols].all()
