@@ -35,7 +35,9 @@ textured streets and meadows, so that texture alone does not mean building). 188
 minutes with its card; held out building IoU 0.912 / 0.903 at 0.25 / 0.5 m (three 1024 px scenes each,
 bench/results/cards-image-ground-pooled.json). Without the bank the same recipe took 1854 s and scored 0.855 / 0.839
 there, at about the same level on the selection rows (bench/results/image-stages.json, ``one_stage_30_minutes``
-and ``one_stage_30_minutes_no_ground_textures``).
+and ``one_stage_30_minutes_no_ground_textures``). With ``--world-features`` as well (halls, ponds, hipped roofs,
+dense cores, building lean; 1943 s) it was lower on five of the six selection rows and was not kept
+(``one_stage_30_minutes_world_features_not_kept``).
 
     python examples/make_demo_models.py change   # = --scenes 192 --default-scenes 32 --size 256 --chip 64
                                                  #   --epochs 12 --lr 0.002 --eval-size 2048 (random weights)

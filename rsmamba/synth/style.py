@@ -56,7 +56,9 @@ longer ones, and :func:`check_training_style` refuses a band inside that range.
 hipped roofs, halls, ponds, denser building, and building lean: an ortho that is not a true ortho shows each
 roof displaced away from nadir by its height x tan(off-nadir angle), with the facade between, while the labels,
 the footprints and the DSM stay where the buildings stand (what a footprint map wants). They too come from generators of their own, so a scene without
-them is unchanged; labels stay exact (a pond is burnt as clutter like any clutter object).
+them is unchanged; labels stay exact (a pond is burnt as clutter like any clutter object). No shipped recipe uses
+them: the image-only recipe with them (``--world-features``) was lower on five of its six selection rows
+(bench/results/image-stages.json, ``one_stage_30_minutes_world_features_not_kept``).
 
 Everything here is numpy/scipy on the arrays :mod:`rsmamba.synth` renders; from synth it takes only
 the layout's octave sum (:func:`rsmamba.synth.layout.fractal_field`). Synth calls the hooks
