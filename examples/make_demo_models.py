@@ -35,8 +35,8 @@ textured streets and meadows, so that texture alone does not mean building). 188
 minutes with its card; held out building IoU 0.912 / 0.903 at 0.25 / 0.5 m (three 1024 px scenes each,
 bench/results/cards-image-ground-pooled.json). Without the bank the same recipe took 1854 s and scored 0.855 / 0.839
 there, at about the same level on the selection rows (bench/results/image-stages.json, ``one_stage_30_minutes``
-and ``one_stage_30_minutes_no_ground_textures``). With ``--world-features`` as well (halls, ponds, hipped roofs,
-dense cores, building lean; 1943 s) it was lower on five of the six selection rows and was not kept
+and ``one_stage_30_minutes_no_ground_textures``). With ``--world-features`` as well (their first version, commit 62b0470:
+halls, ponds, hipped roofs, dense cores, building lean; 1943 s) it was lower on five of the six selection rows and was not kept
 (``one_stage_30_minutes_world_features_not_kept``).
 
     python examples/make_demo_models.py change   # = --scenes 192 --default-scenes 32 --size 256 --chip 64
@@ -183,7 +183,7 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     ``with_instances`` adds ``instances``: each pixel's building id, unique across the mosaic (0: none),
     from which tile makes the interior/contact targets of the instance outputs. ``ground_textures``
     draws each styled scene with the ground texture bank (``training_style(..., ground=True)``),
-    ``world_features`` with the world features (halls, ponds, hipped roofs, dense cores, building lean).
+    ``world_features`` with the world features (halls, ponds, parking lots, hipped roofs, dense cores, building lean).
     """
     import rasterio
     from affine import Affine
@@ -494,7 +494,7 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
     aug_args += (" --ground-textures" if ground else "") + (" --world-features" if world else "")
     call = ", ".join(["seed"] + (["ground=True"] if ground else []) + (["world=True"] if world else []))
     extras = " and ".join((["the ground texture bank (textured streets and meadows)"] if ground else [])
-                          + (["the world features (halls, ponds, hipped roofs, dense cores, building lean)"] if world else []))
+                          + (["the world features (halls, ponds, parking lots, hipped roofs, dense cores, building lean)"] if world else []))
     style_call = f"training_style({call})`" + (f", with {extras}" if extras else "")
     title = {"dsm": "image+DSM", "image": "image-only", "change": "semantic change"}[kind]
     if kind == "change":
@@ -583,7 +583,7 @@ def main() -> None:
                          "textured streets and meadows); the image recipe's default")
     ap.add_argument("--world-features", action=argparse.BooleanOptionalAction, default=None,
                     help="draw the training styles with the world features (rsmamba.synth.style.WORLD: halls, ponds, "
-                         "hipped roofs, dense cores, building lean)")
+                         "parking lots, hipped roofs, dense cores, building lean)")
     ap.add_argument("--seed0", type=int, default=SCENE_SEED0,
                     help="first training-scene seed (scenes use seed0 + i; keep below the evaluation seeds, 90000)")
     ap.add_argument("--ema", type=float, default=0.0,

@@ -171,7 +171,7 @@ def synth(
     instances: bool = typer.Option(False, "--instances", help="Also write instances_t1/t2.tif: the building id of each pixel."),
     style: Optional[str] = typer.Option(None, "--style", help="Domain-randomised look 'FAMILY[:SEED]' (suburban, mediterranean, industrial, overcast; heldout-nordic for evaluation only); --gsd still sets the GSD. Default: the generator's own look."),
     ground_textures: bool = typer.Option(False, "--ground-textures", help="With --style (a training family): textured streets and meadows (pavers, slabs, grain, mowing bands, patchwork fields)."),
-    world_features: bool = typer.Option(False, "--world-features", help="With --style: halls, a pond, hipped roofs, dense cores and building lean, as the style draws them."),
+    world_features: bool = typer.Option(False, "--world-features", help="With --style: halls, a pond, parking lots, hipped roofs, dense cores and building lean, as the style draws them."),
 ) -> None:
     """Write a synthetic two-epoch aerial scene: orthos, DSMs and ISPRS-style labels."""
     from rsmamba.synth import DEFAULT_ORIGIN, write_scene

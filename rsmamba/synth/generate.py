@@ -11,11 +11,11 @@ from affine import Affine
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.errors import ProblemCollector
 from rsmamba.synth.scene import (
-    BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
+    BAND_SETS, Building, CAR_PALETTE, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
 )
 from rsmamba.synth.layout import (
     _Obstacles, _RoadDistance, _inner_radius, _place_building, _place_cars, _place_clutter, _place_hall,
-    _place_pond, _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
+    _place_parking, _place_pond, _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
 )
 from rsmamba.synth.render import _burn, _nodata_footprint, _photograph, _render
 
@@ -42,6 +42,15 @@ def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) 
     except Exception:
         problems.add(f"--epsg {epsg} is not a known EPSG code")
     problems.raise_if_any()
+
+
+def _parked(lots: list, rng: np.random.Generator) -> list:
+    """Cars in a share (30-95 %) of each lot's stalls, drawn anew for each epoch."""
+    cars = []
+    for _, stalls in lots:
+        occupied = rng.random(len(stalls)) < rng.uniform(0.3, 0.95)
+        cars += [(stall, int(rng.integers(len(CAR_PALETTE)))) for stall, o in zip(stalls, occupied) if o]
+    return cars
 
 
 def generate_scene(
@@ -102,9 +111,11 @@ def generate_scene(
     misses = 0
     world = getattr(style, "world", None)  # a style's world features (rsmamba.synth.style.WORLD), own generator
     water: list = []
+    lots: list = []  # (lot polygon, its stalls)
     if world:
         world_rng = np.random.default_rng([seed, 0x3041D, style.seed])
         target = int(round(target * world["density"]))
+        max_side = max(max_side / world["density"] ** 2, 12.0)  # a dense core: more, smaller buildings
         if side * 0.6 >= 30.0:
             for _ in range(world["halls"]):
                 hall = _place_hall(len(buildings) + 1, extent, street_angle, road_union, obstacles, world_rng,
@@ -112,6 +123,11 @@ def generate_scene(
                 if hall is not None:
                     buildings.append(hall)
                     obstacles.add(hall.polygon, (*hall.centre, _inner_radius(hall)))
+        for _ in range(world.get("parking", 0) if side * 0.6 >= 20.0 else 0):
+            placed = _place_parking(extent, street_angle, road_union, obstacles, world_rng, (20.0, min(50.0, side * 0.6)))
+            if placed is not None:
+                obstacles.add(placed[0])
+                lots.append(placed)
         if world["pond"] and side * 0.15 >= 6.0:
             pond = _place_pond(extent, road_union, obstacles, world_rng, (6.0, min(20.0, side * 0.15)))
             if pond is not None:
@@ -130,7 +146,7 @@ def generate_scene(
         buildings.append(b)
         obstacles.add(b.polygon, (*b.centre, _inner_radius(b)))
 
-    paved = []
+    paved = [lot for lot, _ in lots]
     for b in buildings:
         if rng.random() < 0.35:
             yard = shapely.oriented_envelope(b.polygon).buffer(rng.uniform(2.0, 4.5), join_style="mitre").difference(b.polygon.buffer(0.01))
@@ -143,6 +159,8 @@ def generate_scene(
         obstacles.add(g)
     clutter = water + _place_clutter(int(area / 2500) + 1, extent, obstacles, rng)
     cars_t1 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
+    if lots:
+        cars_t1 += _parked(lots, world_rng)
     layout1 = Layout(buildings, paved, [], trees, cars_t1, clutter)
 
     # Epoch 2: demolish some, build some, move cars, fell/plant a few trees.
@@ -169,6 +187,8 @@ def generate_scene(
     new_trees.radius = np.maximum(new_trees.radius * 0.6, 1.2).astype(np.float32)
     trees2 = trees.subset(~fell).concat(new_trees)
     cars_t2 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
+    if lots:
+        cars_t2 += _parked(lots, world_rng)
     layout2 = Layout(kept + added, paved2, bare, trees2, cars_t2, clutter)
     if world:  # hipped instead of gabled roofs, on a share of the houses of both epochs
         for b in buildings + added:

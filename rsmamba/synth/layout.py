@@ -355,3 +355,32 @@ def _place_pond(extent, roads, obstacles: _Obstacles, rng: np.random.Generator, 
             continue
         return poly
     return None
+
+
+def _place_parking(extent, street_angle: float, roads, obstacles: _Obstacles, rng: np.random.Generator,
+                   side: tuple[float, float]) -> tuple[Polygon, list[Polygon]] | None:
+    """A parking lot aligned with the streets, off the roads and placed objects, and its stalls: rows of 2.5 m x 5 m
+    bays, two rows back to back between 6 m aisles. Returns (lot, stalls) or None if none fits."""
+    x0, y0, x1, y1 = extent
+    for _ in range(30):
+        length, width = float(rng.uniform(*side)), float(rng.uniform(16.0, 34.0))
+        cx, cy = float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1))
+        angle = street_angle + 90 * int(rng.integers(0, 2))
+        lot = affinity.translate(affinity.rotate(box(-length / 2, -width / 2, length / 2, width / 2), angle, origin=(0, 0)), cx, cy)
+        bx0, by0, bx1, by1 = lot.bounds
+        if bx0 < x0 + 1 or by0 < y0 + 1 or bx1 > x1 - 1 or by1 > y1 - 1:
+            continue
+        if roads.intersects(lot) or obstacles.hits(lot, gap=1.5):
+            continue
+        stalls = []
+        y = -width / 2 + 1.0
+        while y + 5.0 <= width / 2 - 1.0:
+            for row in (y, y + 11.0):  # a row, an aisle, the row across it
+                if row + 5.0 > width / 2 - 1.0:
+                    continue
+                for x in np.arange(-length / 2 + 1.0, length / 2 - 3.5 + 1e-6, 2.5):
+                    bay = box(x + 0.35, row + 0.25, x + 2.15, row + 4.75)  # a car of 1.8 m x 4.5 m in its bay
+                    stalls.append(affinity.translate(affinity.rotate(bay, angle, origin=(0, 0)), cx, cy))
+            y += 16.0
+        return lot, stalls
+    return None

@@ -31,8 +31,10 @@ ground textures (opt-in)       streets: smooth, grain, running-bond pavers 0.2-0
 world features (opt-in)        hipped roofs on 0-60 % of gabled houses; large flat-roofed halls
                                30-80 m (industrial 1-3 per scene, others one in four scenes); a pond
                                of 6-20 m radius in 30 % of scenes (label clutter, as ISPRS labels
-                               water); dense cores: 1-1.6x the buildings in 40 % of scenes;
-                               building lean (off-nadir 3-12 deg, any azimuth) in 30 % of scenes
+                               water); dense cores: 1-1.6x the buildings, smaller, in 40 % of scenes;
+                               building lean (off-nadir 3-12 deg, any azimuth) in 30 % of scenes;
+                               parking lots of 20-50 m with cars in 30-95 % of their bays
+                               (industrial 1-2 per scene, others one in three scenes)
 tree crowns                    dark to light green, clumpy texture 0-0.25
 sun                            azimuth 0-360 deg, elevation 20-70 deg
 colour cast                    per-band gain 0.8-1.2, gamma 0.75-1.3
@@ -53,11 +55,12 @@ pavers are running-bond bricks; crop stripes have periods of :data:`HELD_OUT_STR
 longer ones, and :func:`check_training_style` refuses a band inside that range.
 
 **World features** (``draw_style(..., world=True)``, :data:`WORLD`) widen the layout rather than the look:
-hipped roofs, halls, ponds, denser building, and building lean: an ortho that is not a true ortho shows each
+hipped roofs, halls, ponds, parking lots, denser building, and building lean: an ortho that is not a true ortho shows each
 roof displaced away from nadir by its height x tan(off-nadir angle), with the facade between, while the labels,
 the footprints and the DSM stay where the buildings stand (what a footprint map wants). They too come from generators of their own, so a scene without
 them is unchanged; labels stay exact (a pond is burnt as clutter like any clutter object). No shipped recipe uses
-them: the image-only recipe with them (``--world-features``) was lower on five of its six selection rows
+them: the image-only recipe with their first version (commit 62b0470: no parking lots yet, dense cores of
+full-sized buildings) was lower on five of its six selection rows
 (bench/results/image-stages.json, ``one_stage_30_minutes_world_features_not_kept``).
 
 Everything here is numpy/scipy on the arrays :mod:`rsmamba.synth` renders; from synth it takes only
@@ -114,7 +117,8 @@ GROUND_TEXTURES = {"street": ("smooth", "grain", "pavers", "slabs"), "meadow": (
 MOWING_PERIOD = (7.0, 16.0)
 # The opt-in world features (Style.world): ranges as the module docstring's table gives them.
 WORLD = {"hip_share": (0.0, 0.6), "industrial_halls": (1, 3), "hall_chance": 0.25, "pond_chance": 0.3,
-         "dense_chance": 0.4, "density": (1.0, 1.6), "lean_chance": 0.3, "off_nadir": (3.0, 12.0)}
+         "dense_chance": 0.4, "density": (1.0, 1.6), "lean_chance": 0.3, "off_nadir": (3.0, 12.0),
+         "industrial_lots": (1, 2), "lot_chance": 0.35}
 
 
 def _rgbn(h_deg: float, s: float, v: float, nir: float) -> np.ndarray:
@@ -413,6 +417,8 @@ def _draw_world(seed: int, family: Family) -> dict:
         "water": _rgbn(u(150, 210), u(0.3, 0.6), u(0.12, 0.3), u(0.02, 0.06)).round(4).tolist(),
         "off_nadir": float(u(*WORLD["off_nadir"])) if rng.random() < WORLD["lean_chance"] else 0.0,
         "lean_azimuth": float(u(0, 360)),
+        "parking": (int(rng.integers(WORLD["industrial_lots"][0], WORLD["industrial_lots"][1] + 1))
+                    if family == Family.INDUSTRIAL else int(rng.random() < WORLD["lot_chance"])),
     }
 
 

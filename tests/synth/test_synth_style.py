@@ -151,7 +151,12 @@ def test_world_features_widen_the_layout_with_exact_labels() -> None:
     burnt = rasterize([(b.polygon, 1) for b in t1.buildings], out_shape=(size, size), transform=scene.transform)
     np.testing.assert_array_equal(burnt == 1, t1.labels == BUILDING)
     assert max(b.length for b in t1.buildings) >= 30 and any(b.roof == "flat" and b.length >= 30 for b in t1.buildings)
-    assert len(t1.buildings) > len(before.t1.buildings)  # denser
+    counts = []
+    for density in (1.0, 1.6):  # a dense core: more (smaller) buildings where there is room
+        core = training_style(seed, gsd, world=True)
+        core.world.update(halls=0, parking=0, pond=False, density=density)
+        counts.append(len(generate_scene(size, seed=4, gsd=gsd, style=core).t1.buildings))
+    assert counts[1] > 1.4 * counts[0]
     roofs = {b.roof for b in t1.buildings}
     assert "hip" in roofs and "gable" not in roofs  # every gabled roof hipped at share 1
     # a hipped roof: along its ridge the ends are lower than the middle (a gable's ridge is level)
@@ -191,3 +196,23 @@ def test_building_lean_moves_roofs_away_from_nadir_and_keeps_the_footprint_label
     for k in range(1, 40):  # the largest shift: a 30 m building (plus half its ridge) x tan(10 deg) / 0.25 m
         east[:, k:] |= building[:, :-k]
     assert east[rows, cols].all()
+
+
+def test_parking_lots_are_paved_and_hold_parked_cars() -> None:
+    from scipy.ndimage import binary_dilation
+
+    from rsmamba.synth import CAR, IMPERVIOUS
+
+    size, gsd = 512, 0.25
+
+    def scene(lots: int):
+        style = training_style(20_000, gsd, world=True)
+        style.world.update(parking=lots, off_nadir=0.0, pond=False, halls=0)
+        return generate_scene(size, seed=2, gsd=gsd, style=style).t1.labels
+
+    without, with_lots = scene(0), scene(2)
+    new_cars = (with_lots == CAR) & (without != CAR)
+    assert new_cars.sum() * gsd * gsd > 10 * 1.8 * 4.5 * 0.8  # at least ten parked cars
+    ring = binary_dilation(new_cars, iterations=2) & ~binary_dilation(new_cars)
+    ring &= with_lots != CAR
+    assert (with_lots[ring] == IMPERVIOUS).mean() > 0.95  # parked on pavement
