@@ -11,11 +11,11 @@ from affine import Affine
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.errors import ProblemCollector
 from rsmamba.synth.scene import (
-    BAND_SETS, Building, CAR_PALETTE, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
+    BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
 )
 from rsmamba.synth.layout import (
     _Obstacles, _RoadDistance, _inner_radius, _place_building, _place_cars, _place_clutter, _place_hall,
-    _place_parking, _place_pond, _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
+    _parked_cars, _place_parking, _place_pond, _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
 )
 from rsmamba.synth.render import _burn, _nodata_footprint, _photograph, _render
 
@@ -42,15 +42,6 @@ def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) 
     except Exception:
         problems.add(f"--epsg {epsg} is not a known EPSG code")
     problems.raise_if_any()
-
-
-def _parked(lots: list, rng: np.random.Generator) -> list:
-    """Cars in a share (30-95 %) of each lot's stalls, drawn anew for each epoch."""
-    cars = []
-    for _, stalls in lots:
-        occupied = rng.random(len(stalls)) < rng.uniform(0.3, 0.95)
-        cars += [(stall, int(rng.integers(len(CAR_PALETTE)))) for stall, o in zip(stalls, occupied) if o]
-    return cars
 
 
 def generate_scene(
@@ -160,7 +151,7 @@ def generate_scene(
     clutter = water + _place_clutter(int(area / 2500) + 1, extent, obstacles, rng)
     cars_t1 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
     if lots:
-        cars_t1 += _parked(lots, world_rng)
+        cars_t1 += _parked_cars(lots, world_rng)
     layout1 = Layout(buildings, paved, [], trees, cars_t1, clutter)
 
     # Epoch 2: demolish some, build some, move cars, fell/plant a few trees.
@@ -188,7 +179,7 @@ def generate_scene(
     trees2 = trees.subset(~fell).concat(new_trees)
     cars_t2 = _place_cars(int(area / 900) + 1, lines, road_union, tree_obstacles, rng, extent)
     if lots:
-        cars_t2 += _parked(lots, world_rng)
+        cars_t2 += _parked_cars(lots, world_rng)  # drawn anew: other cars parked
     layout2 = Layout(kept + added, paved2, bare, trees2, cars_t2, clutter)
     if world:  # hipped instead of gabled roofs, on a share of the houses of both epochs
         for b in buildings + added:

@@ -53,6 +53,18 @@ def fractal_field(shape: tuple[int, int], cell: float, rng: np.random.Generator,
     return out / total
 
 
+def _placed(geom, angle: float, x: float, y: float):
+    """``geom``, drawn about the origin, turned by ``angle`` degrees (counter-clockwise) and moved to (x, y)."""
+    return affinity.translate(affinity.rotate(geom, angle, origin=(0, 0)), x, y)
+
+
+def _inside(geom, extent, margin: float = 1.0) -> bool:
+    """True when ``geom``'s bounds keep ``margin`` metres from the scene's edges."""
+    x0, y0, x1, y1 = extent
+    bx0, by0, bx1, by1 = geom.bounds
+    return bx0 >= x0 + margin and by0 >= y0 + margin and bx1 <= x1 - margin and by1 <= y1 - margin
+
+
 class _Obstacles:
     """Placed polygons with a bounding-box pre-filter, for fast 'does this candidate collide?'."""
 
@@ -130,7 +142,7 @@ def _roads(extent: tuple[float, float, float, float], rng: np.random.Generator) 
                 continue
             off += rng.normal(0, 3)
             line = shapely.LineString([(-half, off), (half, off)] if axis == 0 else [(off, -half), (off, half)])
-            line = affinity.translate(affinity.rotate(line, angle, origin=(0, 0)), cx, cy)
+            line = _placed(line, angle, cx, cy)
             lines.append(line)
             polys.append(line.buffer(rng.uniform(2.5, 4.5), cap_style="flat"))
     if rng.random() < 0.8:  # one avenue at an arbitrary angle
@@ -287,9 +299,7 @@ def _place_cars(count: int, lines, roads_union, avoid: _Obstacles, rng: np.rando
         n = math.hypot(bx - ax, by - ay)
         lane = rng.choice([-1, 1]) * rng.uniform(1.2, 1.8)
         x, y = p.x - lane * (by - ay) / n, p.y + lane * (bx - ax) / n
-        car = affinity.translate(
-            affinity.rotate(box(-2.25, -0.9, 2.25, 0.9), heading + rng.normal(0, 2), origin=(0, 0)), x, y
-        )
+        car = _placed(box(-2.25, -0.9, 2.25, 0.9), heading + rng.normal(0, 2), x, y)
         if not roads_union.contains(car) or avoid.hits(car, gap=0.3) or placed.hits(car, gap=0.8):
             continue
         placed.add(car)
@@ -306,7 +316,7 @@ def _place_clutter(count: int, extent, obstacles: _Obstacles, rng: np.random.Gen
             break
         w, h = rng.uniform(1.5, 5.0), rng.uniform(1.2, 3.0)
         x, y = rng.uniform(x0 + 4, x1 - 4), rng.uniform(y0 + 4, y1 - 4)
-        poly = affinity.translate(affinity.rotate(box(-w / 2, -h / 2, w / 2, h / 2), rng.uniform(0, 180), origin=(0, 0)), x, y)
+        poly = _placed(box(-w / 2, -h / 2, w / 2, h / 2), rng.uniform(0, 180), x, y)
         if obstacles.hits(poly, gap=1.0):
             continue
         obstacles.add(poly)
@@ -326,11 +336,8 @@ def _place_hall(
         width = float(length * rng.uniform(0.4, 0.8))
         cx, cy = float(rng.uniform(x0 + length / 2, x1 - length / 2)), float(rng.uniform(y0 + length / 2, y1 - length / 2))
         angle = street_angle + 90 * int(rng.integers(0, 2)) + rng.normal(0, 1.0)
-        poly = affinity.translate(affinity.rotate(box(-length / 2, -width / 2, length / 2, width / 2), angle, origin=(0, 0)), cx, cy)
-        bx0, by0, bx1, by1 = poly.bounds
-        if bx0 < x0 + 1 or by0 < y0 + 1 or bx1 > x1 - 1 or by1 > y1 - 1:
-            continue
-        if shapely.dwithin(roads, poly, 3.0) or obstacles.hits(poly, gap=3.0):
+        poly = _placed(box(-length / 2, -width / 2, length / 2, width / 2), angle, cx, cy)
+        if not _inside(poly, extent) or shapely.dwithin(roads, poly, 3.0) or obstacles.hits(poly, gap=3.0):
             continue
         return Building(id=bid, polygon=poly, shape="rect", angle=float(angle), centre=(cx, cy), length=length,
                         width=width, height=float(rng.uniform(6.0, 14.0)), roof="flat", ridge_rise=0.0,
@@ -348,10 +355,7 @@ def _place_pond(extent, roads, obstacles: _Obstacles, rng: np.random.Generator, 
         poly = shapely.union_all([shapely.Point(cx + dx, cy + dy).buffer(r * float(rng.uniform(0.5, 0.9)), 16)
                                   for dx, dy in lobes] + [shapely.Point(cx, cy).buffer(r * 0.7, 16)])
         poly = poly.simplify(0.2)
-        bx0, by0, bx1, by1 = poly.bounds
-        if bx0 < x0 + 1 or by0 < y0 + 1 or bx1 > x1 - 1 or by1 > y1 - 1:
-            continue
-        if shapely.dwithin(roads, poly, 3.0) or obstacles.hits(poly, gap=2.0):
+        if not _inside(poly, extent) or shapely.dwithin(roads, poly, 3.0) or obstacles.hits(poly, gap=2.0):
             continue
         return poly
     return None
@@ -366,11 +370,8 @@ def _place_parking(extent, street_angle: float, roads, obstacles: _Obstacles, rn
         length, width = float(rng.uniform(*side)), float(rng.uniform(16.0, 34.0))
         cx, cy = float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1))
         angle = street_angle + 90 * int(rng.integers(0, 2))
-        lot = affinity.translate(affinity.rotate(box(-length / 2, -width / 2, length / 2, width / 2), angle, origin=(0, 0)), cx, cy)
-        bx0, by0, bx1, by1 = lot.bounds
-        if bx0 < x0 + 1 or by0 < y0 + 1 or bx1 > x1 - 1 or by1 > y1 - 1:
-            continue
-        if roads.intersects(lot) or obstacles.hits(lot, gap=1.5):
+        lot = _placed(box(-length / 2, -width / 2, length / 2, width / 2), angle, cx, cy)
+        if not _inside(lot, extent) or roads.intersects(lot) or obstacles.hits(lot, gap=1.5):
             continue
         stalls = []
         y = -width / 2 + 1.0
@@ -380,7 +381,16 @@ def _place_parking(extent, street_angle: float, roads, obstacles: _Obstacles, rn
                     continue
                 for x in np.arange(-length / 2 + 1.0, length / 2 - 3.5 + 1e-6, 2.5):
                     bay = box(x + 0.35, row + 0.25, x + 2.15, row + 4.75)  # a car of 1.8 m x 4.5 m in its bay
-                    stalls.append(affinity.translate(affinity.rotate(bay, angle, origin=(0, 0)), cx, cy))
+                    stalls.append(_placed(bay, angle, cx, cy))
             y += 16.0
         return lot, stalls
     return None
+
+
+def _parked_cars(lots: list, rng: np.random.Generator) -> list[tuple[Polygon, int]]:
+    """Cars in a share (30-95 %) of each lot's stalls (``lots``: (lot, stalls) of :func:`_place_parking`)."""
+    cars = []
+    for _, stalls in lots:
+        occupied = rng.random(len(stalls)) < rng.uniform(0.3, 0.95)
+        cars += [(stall, int(rng.integers(len(CAR_PALETTE)))) for stall, o in zip(stalls, occupied) if o]
+    return cars
