@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,9 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     if not path.is_file():
         raise InputError(f"{what} {path}: file not found (no downloads at run time)")
     try:
-        with torch.serialization.safe_globals(list(allow)):
+        with torch.serialization.safe_globals(list(allow)), warnings.catch_warnings():
+            # a bare pickle (not torch's zip format) makes torch warn about its protocol before refusing it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         match = re.search(r"GLOBAL ([\w.]+)", str(exc))

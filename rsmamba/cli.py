@@ -116,6 +116,7 @@ def tile(
     dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
+    labels_layer: Optional[str] = typer.Option(None, "--labels-layer", help="Layer of a label vector file that holds several (a GeoPackage)."),
     background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
     size: int = typer.Option(512, "--size", help="Chip size in pixels.", callback=opt.positive("--size")),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels.", callback=opt.non_negative("--overlap")),
@@ -146,7 +147,7 @@ def tile(
     fractions = tuple(parse_float_list(split, "--split", count=3))
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
-        size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
+        labels_layer=labels_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=opt.either(change_labels, old_change), burn=burn, burn_name=burn_name, class_table=class_table,
         instance_targets=instance_targets, border_px=border_px, contact_px=contact_px,
@@ -439,6 +440,7 @@ def evaluate(
     reference: Path = typer.Argument(..., help="Reference class raster, or vector layer with --class-field."),
     out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a reference vector."),
+    reference_layer: Optional[str] = typer.Option(None, "--reference-layer", help="Layer of a reference vector file that holds several (a GeoPackage)."),
     exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter).", callback=opt.int_list("--exclude", minimum=0)),
     erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries.", callback=opt.non_negative("--erode")),
     buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
@@ -459,7 +461,7 @@ def evaluate(
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
                               min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
-                              footprints=footprints)
+                              footprints=footprints, reference_layer=reference_layer)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
         b = result["buildings"]
@@ -498,6 +500,13 @@ def _setup_logging() -> None:
     # rasterio warns, as a two-line Python warning, on opening a raster without a geotransform; every verb
     # that needs one says so itself in its one error line (evaluate of two such rasters on one grid is fine)
     warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio")
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        """A library's Python warning (numpy, GDAL, geopandas) as one log line, not two lines of source."""
+        text = (str(message).strip().splitlines() or [category.__name__])[0]
+        logging.getLogger("rsmamba").warning(f"{text} ({category.__name__})")
+
+    warnings.showwarning = one_line
     logger = logging.getLogger("rsmamba")
     if not any(getattr(h, "_rsmamba", False) for h in logger.handlers):
         handler = StderrHandler()

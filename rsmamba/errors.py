@@ -45,3 +45,15 @@ class ProblemCollector:
     def raise_if_any(self) -> None:
         if self.problems:
             raise InputError(self.problems)
+
+
+def missing_files(paths: Iterable[object], where: str, shown: int = 10) -> InputError | None:
+    """One error listing the files of a dataset that do not exist (the first ``shown``, then a count),
+    or None: found up front, before training starts, rather than one per run when a worker reaches it."""
+    from pathlib import Path
+
+    missing = [str(p) for p in paths if not Path(str(p)).is_file()]
+    if not missing:
+        return None
+    more = [f"... and {len(missing) - shown} more missing from {where}"] if len(missing) > shown else []
+    return InputError([f"{m}: missing from {where}" for m in missing[:shown]] + more)

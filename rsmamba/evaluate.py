@@ -27,7 +27,7 @@ from rsmamba.atomic import output_problems, publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
@@ -62,17 +62,18 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
 CHANGE_CLASSES = (ClassInfo(0, "no_change", (0, 0, 0)), ClassInfo(1, "change", (255, 0, 0)))
 
 
-def _reference_nodata_warnings(reference: Path, classes: list[ClassInfo]) -> list[str]:
-    """A raster reference whose declared nodata is also a class (GDAL habitually writes nodata 0): that
-    class is never scored. Said (logged and kept in the metrics), since the numbers leave it out."""
-    if reference.suffix.lower() in VECTOR_SUFFIXES:
+def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo]) -> list[str]:
+    """A raster whose declared nodata is also a class (GDAL habitually writes nodata 0): that class is
+    never scored, in the reference or the prediction. Said (logged and kept in the metrics), since the
+    numbers leave it out."""
+    if path.suffix.lower() in VECTOR_SUFFIXES:
         return []
-    with rasterio.open(reference) as src:
+    with rasterio.open(path) as src:
         clash = class_of_nodata(src.nodata, classes)
     if clash is None:
         return []
-    message = (f"reference {reference}: nodata {clash.id} is also class {clash.id} ({clash.name}): its "
-               f"pixels are not scored; unset it (gdal_edit.py -unsetnodata {reference}) if {clash.id} is a class")
+    message = (f"{role} {path}: nodata {clash.id} is also class {clash.id} ({clash.name}): its "
+               f"pixels are not scored; unset it (gdal_edit.py -unsetnodata {path}) if {clash.id} is a class")
     log.warning(message)
     return [message]
 
@@ -89,7 +90,7 @@ def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
         return None
 
 
-def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
+def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> None:
     if grid.crs is None or ref_crs is None:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
                          "cannot bring it onto the prediction grid")
@@ -100,8 +101,10 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path) -> None:
 
 
 def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
-                      burn: int | None = None) -> np.ndarray:
+                      burn: int | None = None, layer_name: str | None = None) -> np.ndarray:
     """The reference labels on the prediction grid (uint8-like int64, 255 where unknown).
+
+    ``layer_name``: the layer of a vector reference file that holds several.
 
     ``burn``: every polygon of a vector reference is that class, the rest of the grid background 0
     (a footprint layer, as ``rsmamba tile --burn`` reads it).
@@ -110,14 +113,12 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
         from rasterio.features import rasterize
 
-        import pandas as pd
-
-        from rsmamba.paths import read_vector, vector_path_problem
+        from rsmamba.paths import vector_path_problem
 
         problem = vector_path_problem(ref_path, "reference")
         if problem:
             raise InputError(problem)
-        layer = read_vector(ref_path)
+        layer = _read_layer(ref_path, "reference", layer_name, "--reference-layer NAME")
         if burn is not None:
             layer = layer.assign(__burn__=burn)
             class_field = "__burn__"
@@ -125,14 +126,15 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
             raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
         if layer.crs is None:
             raise InputError(f"{ref_path}: layer has no CRS")
-        if not pd.api.types.is_integer_dtype(layer[class_field]) and not (
-                pd.api.types.is_float_dtype(layer[class_field])
-                and np.all(np.mod(layer[class_field].dropna(), 1) == 0)):
-            raise InputError(f"{ref_path}: field {class_field!r} is {layer[class_field].dtype}, "
-                             "not integer class ids; choose another --class-field")
+        layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
+        if len(layer) == 0:
+            raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
+        problem = class_field_problem(layer[class_field], f"reference {ref_path}", class_field)
+        if problem:
+            raise InputError(f"{problem}; choose another --class-field")
         _check_overlap(layer.crs, layer.total_bounds, grid, ref_path)
         layer = layer.to_crs(grid.crs)
-        shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field]) if geom is not None]
+        shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field])]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
                          fill=IGNORE_INDEX if burn is None else 0, dtype="int32").astype(np.int64)
     from rsmamba.raster.source import colour_labels_problem
@@ -229,18 +231,31 @@ def merge_split_errors(p_idx: np.ndarray, r_idx: np.ndarray, inter: np.ndarray, 
             "split": int((per_ref >= 2).sum()), "split_parts": int(per_ref[per_ref >= 2].sum())}
 
 
-def _reference_buildings(path: Path, grid: Grid) -> np.ndarray:
-    from rasterio.features import rasterize
-
+def _read_layer(path: Path, role: str, layer: str | None = None, choose: str = "") -> Any:
+    """A vector input as a GeoDataFrame; a file GDAL cannot read is one line naming its role."""
     from rsmamba.paths import read_vector
 
-    layer = read_vector(path)
+    try:
+        return read_vector(path, layer, role, choose)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
+        raise InputError(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})") from exc
+
+
+def _reference_buildings(path: Path, grid: Grid, role: str = "buildings") -> np.ndarray:
+    """Each polygon of the layer one object id (1..n) on the prediction grid."""
+    from rasterio.features import rasterize
+
+    layer = _read_layer(path, role)
     if layer.crs is None:
-        raise InputError(f"{path}: building layer has no CRS")
+        raise InputError(f"{role} {path}: layer has no CRS")
+    layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
+    if len(layer) == 0:  # object F1 against nothing would be a silent 0
+        raise InputError(f"{role} {path}: the layer has no features with a geometry")
+    _check_overlap(layer.crs, layer.total_bounds, grid, f"{role} {path}")
     layer = layer.to_crs(grid.crs)
-    shapes = [(g, i + 1) for i, g in enumerate(layer.geometry) if g is not None and not g.is_empty]
-    if not shapes:
-        return np.zeros((grid.height, grid.width), np.int64)
+    shapes = [(g, i + 1) for i, g in enumerate(layer.geometry)]
     return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
                      dtype="int32").astype(np.int64)
 
@@ -315,6 +330,7 @@ def evaluate_rasters(
     layout: str | None = None,
     burn: int | None = None,
     footprints: str | os.PathLike[str] | None = None,
+    reference_layer: str | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
@@ -326,6 +342,8 @@ def evaluate_rasters(
     the scores are per individual building. Merged and split errors are counted beside them.
     The four files are published together (:func:`rsmamba.atomic.publish`): none may be an input,
     and existing ones are refused unless ``overwrite``.
+
+    ``reference_layer`` names the layer of a vector reference file that holds several.
 
     ``layout`` (isprs, loveda, second, landsat-scd) reads ``reference`` as that benchmark's label
     file, pixel for pixel with the prediction (benchmark tiles are often not georeferenced), with
@@ -360,7 +378,7 @@ def evaluate_rasters(
         if layout == "isprs" and not exclude:
             exclude = [5]
     else:
-        ref = reference_on_grid(reference, grid, class_field, burn)
+        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
         top = int(ref[ref != IGNORE_INDEX].max(initial=0))
         if top > 1:
@@ -368,7 +386,8 @@ def evaluate_rasters(
                              f"{reference} holds class ids up to {top}; score it against a change raster (0/1)")
         classes = classes or list(CHANGE_CLASSES)
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
-    reference_warnings = _reference_nodata_warnings(reference, classes) if layout is None else []
+    reference_warnings = [*_nodata_warnings(prediction, "prediction", classes),
+                          *(_nodata_warnings(reference, "reference", classes) if layout is None else [])]
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
     known = {c.id for c in classes}
@@ -389,7 +408,7 @@ def evaluate_rasters(
     if buildings is not None:
         ref_objects = _reference_buildings(Path(buildings), grid)
         if footprints is not None:
-            pred_objects = _reference_buildings(Path(footprints), grid)
+            pred_objects = _reference_buildings(Path(footprints), grid, "footprints")
         else:
             pred_objects, _ = ndimage.label((pred == building_class) & valid)
         if min_object_pixels > 0:

@@ -80,21 +80,33 @@ def vector_path_problem(path: object, role: str) -> str | None:
 PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 
 
-def read_vector(path: str | os.PathLike[str]) -> "geopandas.GeoDataFrame":  # noqa: F821 - imported lazily
+def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: str = "vector",
+                choose: str = "") -> "geopandas.GeoDataFrame":  # noqa: F821 - imported lazily
     """A vector layer as a GeoDataFrame: GeoParquet through pyarrow, every other format through pyogrio.
 
     pyogrio's GDAL hands a .parquet file to a driver that needs libduckdb, which its wheels lack
     ("libduckdb.so: cannot open shared object file"); GeoParquet that ``vectorize`` writes with
-    pyarrow is read back with pyarrow.
+    pyarrow is read back with pyarrow. A file of several layers (a GeoPackage) needs ``layer``:
+    GDAL would silently read the first one, which may hold other classes or other years; the
+    refusal names the layers and ``choose``, the caller's option for picking one.
     """
     import geopandas as gpd
+
+    from rsmamba.errors import InputError
 
     if Path(path).suffix.lower() in PARQUET_SUFFIXES:
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:
-            from rsmamba.errors import InputError
-
             raise InputError(f"{path}: reading GeoParquet needs pyarrow (pip install 'rsmamba[parquet]')") from exc
         return gpd.read_parquet(path)
-    return gpd.read_file(path, engine="pyogrio")
+    import pyogrio
+
+    names = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    if layer is None and len(names) > 1:
+        how = choose or f"keep one: ogr2ogr ONE{Path(path).suffix} {path} LAYER"
+        raise InputError(f"{role} {path}: holds {len(names)} layers ({', '.join(names)}), and GDAL would read "
+                         f"the first; name the one to read ({how})")
+    if layer is not None and layer not in names:
+        raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
+    return gpd.read_file(path, engine="pyogrio", layer=layer)

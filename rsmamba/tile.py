@@ -154,6 +154,7 @@ def tile_scene(
     labels: str | os.PathLike[str] | None = None,
     class_field: str = "class",
     label_background: int = 0,
+    labels_layer: str | None = None,
     size: int = 512,
     overlap: int = 0,
     min_valid: float = 0.5,
@@ -185,6 +186,8 @@ def tile_scene(
     table applies. The table goes into ``tiling.json`` and each label chip's colour table, and
     from there into the checkpoint, the predicted raster and the polygons.
 
+    ``labels_layer`` names the layer of a label vector file holding several (a GeoPackage).
+
     ``instance_targets`` (an instance raster on the image grid, or footprint polygons, each one
     building) adds ``targets/`` chips: interior, border and contact bands for models that separate
     touching buildings (:mod:`rsmamba.instance_targets`), described in ``tiling.json``.
@@ -196,9 +199,15 @@ def tile_scene(
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
     inputs = [image, dsm, labels, t2, labels_t2, change, instance_targets]
+    roles = ("image", "DSM", "labels", "t2", "labels-t2", "change labels", "instance targets")
+    problems += [f"{role} {path}: file not found" for role, path in zip(roles, inputs)
+                 if path is not None and not Path(path).exists()]  # said with the option problems, not after
     problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change need --t2")
+    if not 0 <= label_background <= IGNORE_INDEX:
+        problems.append(f"--background must be a class id in 0..{IGNORE_INDEX - 1} or {IGNORE_INDEX} (no label), "
+                        f"got {label_background}")
     if burn is not None and not 0 < burn < IGNORE_INDEX:
         problems.append(f"--burn must be a class id in 1..{IGNORE_INDEX - 1}, got {burn}")
     if (burn is not None or class_table is not None) and labels is None:
@@ -206,10 +215,12 @@ def tile_scene(
     if problems:
         raise InputError(problems)
     ignore = None
+    declared = None  # the class ids a class table names (its gaps are filled to make the ids dense)
     if class_table is not None:
         classes, ignore = load_class_table(class_table)
         if burn is not None and burn not in {c.id for c in classes}:
             raise InputError(f"--burn {burn} is not a class id of {class_table}")
+        declared = {c.id for c in classes}
         classes = dense_classes(classes)
     elif burn is not None:
         classes = burn_classes(burn, burn_name)
@@ -224,7 +235,7 @@ def tile_scene(
         for name, path in (("labels_t2", labels_t2), ("change", change)):
             if path is not None:
                 extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
-        with AlignedSource(image, dsm, labels, bands=bands, t2=t2, **common) as src:
+        with AlignedSource(image, dsm, labels, bands=bands, t2=t2, labels_layer=labels_layer, **common) as src:
             _check_label_nodata(src, labels, classes, burn)
             if instance_targets is not None:
                 from rsmamba.instance_targets import FootprintIds, TargetReader
@@ -233,7 +244,7 @@ def tile_scene(
                                                     width=src.width, height=src.height), border_px, contact_px)
             with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
-                                block, seed, progress, t2, classes, targets)
+                                block, seed, progress, t2, classes, targets, declared)
     finally:
         for extra_src in extra.values():
             extra_src.close()
@@ -259,7 +270,7 @@ def _check_label_nodata(src: AlignedSource, labels, classes: tuple[ClassInfo, ..
 def _tile(
     src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, tmp: Path, size: int,
     overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
-    classes: tuple[ClassInfo, ...] = ISPRS_CLASSES, targets=None,
+    classes: tuple[ClassInfo, ...] = ISPRS_CLASSES, targets=None, declared: set[int] | None = None,
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
     grid = WindowGrid(src.width, src.height, size, overlap)
@@ -290,9 +301,15 @@ def _tile(
             f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
             "(empty or all-nodata raster, or --min-valid too high)"
         )
-    unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - {c.id for c in classes})
+    for name, source in (("labels", src), *extra.items()):
+        if source.bad_label_values:
+            values = ", ".join(f"{v:g}" for v in sorted(source.bad_label_values)[:8])
+            raise InputError(f"{name} {source.labels_path}: values {values} are no class id (integers 0..254, 255 = "
+                             "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or fix them")
+    known = declared if declared is not None else {c.id for c in classes}
+    unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - known)
     if unknown:  # training would index past the model's classes, or learn ids no one named
-        table = ", ".join(f"{c.id} {c.name}" for c in classes)
+        table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
         raise InputError(f"labels {labels}: class id{'s' * (len(unknown) > 1)} {', '.join(map(str, unknown))} "
                          f"not in the class table ({table}); pass --class-table naming your classes")
     empty = [name for name, fraction in zip(SPLITS, split) if fraction > 0 and not summary.chips[name]]

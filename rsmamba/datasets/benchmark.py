@@ -217,6 +217,11 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
             pairs = isprs_pairs(d["root"], city, eroded, variant=d.get("variant"), dsm=dsm, splits=("test",))
     else:
         raise InputError(f"ISPRS split must be train, val or test, got {split!r}")
+    unlabelled = [p.image.name for p in pairs if p.labels is None]
+    if train and unlabelled:  # trained as all-ignore, they would teach nothing and say nothing
+        more = f" and {len(unlabelled) - 10} more" if len(unlabelled) > 10 else ""
+        raise InputError(f"{d['root']}: no label file for the {city} training tiles {', '.join(unlabelled[:10])}"
+                         f"{more}; restore them (the official split trains on each)")
     if not train:
         pairs = [p for p in pairs if p.labels is not None]
         if not pairs:
@@ -240,7 +245,7 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
     if layout == "loveda":
         folder = {"train": "Train", "val": "Val", "test": "Test"}.get(split, split)
         base: Dataset = LoveDADataset(d["root"], folder, domains=tuple(d.get("domains") or ("Urban", "Rural")),
-                                      mean=mean, std=std)
+                                      mean=mean, std=std, require_masks=train)
         classes = layout_classes("loveda")
     elif layout == "second":
         base = SECONDDataset(d["root"], split, mean=mean, std=std)

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, missing_files
 from rsmamba.raster.normalize import normalize_dsm
 
 
@@ -68,7 +68,12 @@ def read_tiling(root: str | os.PathLike[str]) -> TilingInfo:
         if not (root / name).is_file():
             problems.add(f"{root}: no {name} (is this a folder written by 'rsmamba tile'?)")
     problems.raise_if_any()
-    meta = json.loads((root / "tiling.json").read_text())
+    try:
+        meta = json.loads((root / "tiling.json").read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{root / 'tiling.json'}: not valid JSON ({exc}); re-run 'rsmamba tile'") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"{root / 'tiling.json'}: not a tiling description (a JSON object); re-run 'rsmamba tile'")
     stats = meta.get("stats") or {}
     image_stats = stats.get("image") or {}
     if not image_stats.get("mean") or not image_stats.get("std"):
@@ -111,6 +116,10 @@ class ChipDataset(Dataset):
             raise InputError(f"{self.root}: the config asks for a DSM but the chips have none")
         if self.use_dsm and any(r.get("t2") for r in self.rows):
             raise InputError(f"{self.root}: change chips carry one DSM only; set data.use_dsm: false")
+        columns = ("image", "labels", "t2", "labels_t2", "change", "targets") + (("dsm",) if self.use_dsm else ())
+        missing = missing_files((self.root / r[c] for r in self.rows for c in columns if r.get(c)), str(self.root))
+        if missing:
+            raise missing
         self.dsm_mode = dsm_mode
         self.transform = transform
         self.target_bands: list[int] = []  # 0-based bands of targets/ chips to load (model.instances)

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, SECOND_COLOURS, colours_to_ids
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, missing_files
 
 # Official ISPRS 2-D labelling splits (tiles with public labels for training; the rest is the test set).
 VAIHINGEN_TRAIN = (1, 3, 5, 7, 11, 13, 15, 17, 21, 23, 26, 28, 30, 32, 34, 37)
@@ -143,17 +143,22 @@ class LoveDADataset(_FolderDataset):
 
     def __init__(self, root: str | os.PathLike[str], split: str = "Train", domains: Sequence[str] = ("Urban", "Rural"),
                  mean: Sequence[float] = (123.7, 116.3, 103.5), std: Sequence[float] = (58.4, 57.1, 57.4),
-                 transform=None):
+                 transform=None, require_masks: bool = False):
         super().__init__(mean, std)
         root = Path(root)
         self.items: list[tuple[Path, Path | None]] = []
+        wanted: list[Path] = []
         for domain in domains:
             folder = root / split / domain
             for image in sorted((folder / "images_png").glob("*.png")):
                 mask = folder / "masks_png" / image.name
+                wanted.append(mask)
                 self.items.append((image, mask if mask.exists() else None))
         if not self.items:
             raise InputError(f"{root}: no LoveDA images under {split}/{{{','.join(domains)}}}/images_png")
+        missing = missing_files(wanted, f"the LoveDA layout ({split} masks)") if require_masks else None
+        if missing:  # training on a tile without its mask would learn nothing from it, silently
+            raise missing
         self.transform = transform
 
     def __len__(self) -> int:
@@ -163,8 +168,7 @@ class LoveDADataset(_FolderDataset):
         image, mask = self.items[index]
         x = self._image(image)
         if mask is not None:
-            m = _read(mask)[0].astype(np.int64) - 1
-            m[m < 0] = IGNORE_INDEX
+            m = decode_labels(_read(mask), "loveda")  # 0 no-data and values past 7 -> ignore
         else:
             m = np.full(x.shape[1:], IGNORE_INDEX, np.int64)
         sample = {"chip_id": image.stem, "image": x, "mask": torch.from_numpy(m)}
@@ -185,6 +189,10 @@ class SECONDDataset(_FolderDataset):
         self.names = sorted(p.name for p in (self.folder / "im1").glob("*.png"))
         if not self.names:
             raise InputError(f"{self.folder}: no SECOND images in im1/")
+        missing = missing_files((self.folder / sub / n for sub in ("im2", "label1", "label2") for n in self.names),
+                                f"the SECOND layout ({self.folder})")
+        if missing:
+            raise missing
         self.transform = transform
 
     def __len__(self) -> int:
@@ -224,10 +232,12 @@ class LandsatSCDDataset(_FolderDataset):
         if found is None:
             raise InputError(f"{self.root}: no split list ({' or '.join(str(p) for p in lists)})")
         self.names = [ln.strip() for ln in found.read_text().splitlines() if ln.strip()]
-        missing = [n for n in self.names if not (self.root / "A" / n).is_file()]
-        if missing or not self.names:
-            raise InputError(f"{found}: {len(missing)} listed images missing from A/ (e.g. {missing[:1]})"
-                             if missing else f"{found}: empty split list")
+        if not self.names:
+            raise InputError(f"{found}: empty split list")
+        missing = missing_files((self.root / sub / n for sub in ("A", "B", "labelA", "labelB") for n in self.names),
+                                f"the Landsat-SCD layout (listed in {found})")
+        if missing:
+            raise missing
         self.transform = transform
 
     def __len__(self) -> int:
@@ -238,7 +248,8 @@ class LandsatSCDDataset(_FolderDataset):
         if raw.shape[0] != 1:
             raise InputError(f"{path}: {raw.shape[0]}-band label; Landsat-SCD labels must be class-index images "
                              "(0 unchanged, 1 farmland, 2 desert, 3 building, 4 water)")
-        return raw[0].astype(np.int64)
+        labels = raw[0].astype(np.int64)
+        return np.where((labels >= 0) & (labels < len(LANDSAT_SCD_CLASSES)), labels, IGNORE_INDEX)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.names[index]

@@ -136,13 +136,27 @@ def _overlap_fraction(image: Any, other: Any) -> float:
     return float(w * h / area) if area > 0 else 0.0
 
 
+def class_field_problem(values: Any, where: str, class_field: str) -> str | None:
+    """Why a vector layer's class field cannot be burnt as class ids (strings, nulls, fractions,
+    ids outside 0..254), or None: truncated, 1.5 would become class 1; 300 or -1 would wrap."""
+    import pandas as pd
+
+    if (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any()
+            or (np.mod(values, 1) != 0).any()):
+        return f"{where}: class field {class_field!r} must hold integer class ids"
+    if len(values) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
+        return f"{where}: class ids must be in 0..{IGNORE_INDEX - 1} (found {values.min():g}..{values.max():g})"
+    return None
+
+
 class _VectorLabels:
     """A label vector layer in the image CRS, rasterised per window through a spatial index."""
 
-    def __init__(self, path: Path, class_field: str, crs: CRS, background: int, problems: ProblemCollector,
-                 burn: int | None = None):
+    def __init__(self, path: Path, class_field: str, image: Any, background: int, problems: ProblemCollector,
+                 burn: int | None = None, layer: str | None = None):
         from rsmamba.paths import read_vector, vector_path_problem
 
+        crs = image.crs
         self.background = background
         self.ok = False
         problem = vector_path_problem(path, "labels")
@@ -150,7 +164,10 @@ class _VectorLabels:
             problems.add(problem)
             return
         try:
-            gdf = read_vector(path)
+            gdf = read_vector(path, layer, "labels", choose="--labels-layer NAME")
+        except InputError as exc:
+            problems.add(str(exc))
+            return
         except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
             problems.add(f"labels {path}: not a readable vector layer ({str(exc).splitlines()[0]})")
             return
@@ -164,20 +181,14 @@ class _VectorLabels:
         if gdf.crs is None:
             problems.add(f"labels {path}: vector layer has no CRS")
             return
-        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
         if len(gdf) == 0:  # every chip would be pure background: training data that teaches nothing true
             problems.add(f"labels {path}: the layer has no features with a geometry; "
                          "label some polygons (or pass a raster) before tiling")
             return
-        values = gdf[class_field]
-        import pandas as pd
-
-        if (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any()
-                or (np.mod(values, 1) != 0).any()):  # 1.5 is no class: truncated, it would become class 1
-            problems.add(f"labels {path}: class field {class_field!r} must hold integer class ids")
-            return
-        if len(gdf) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
-            problems.add(f"labels {path}: class ids must be in 0..{IGNORE_INDEX - 1}")
+        problem = class_field_problem(gdf[class_field], f"labels {path}", class_field)
+        if problem:
+            problems.add(problem)
             return
         if gdf.crs.is_geographic and len(gdf):
             x0, y0, x1, y1 = gdf.total_bounds
@@ -187,6 +198,14 @@ class _VectorLabels:
                 return
         self.reprojected = gdf.crs != crs
         self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
+        x0, y0, x1, y1 = self.gdf.total_bounds
+        ib = image.bounds
+        if not (x0 < ib.right and x1 > ib.left and y0 < ib.top and y1 > ib.bottom):
+            # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
+            problems.add(f"labels {path}: does not overlap the image (layer bounds {x0:.1f}, {y0:.1f}, {x1:.1f}, "
+                         f"{y1:.1f} in the image CRS; image {ib.left:.1f}, {ib.bottom:.1f}, {ib.right:.1f}, "
+                         f"{ib.top:.1f}); check the layer's CRS")
+            return
         self.values = self.gdf[class_field].to_numpy().astype(np.int32)
         self.sindex = self.gdf.sindex
         self.ok = True
@@ -264,10 +283,12 @@ class AlignedSource:
         t2: PathLike | None = None,
         burn: int | None = None,
         label_ignore: int | None = None,
+        labels_layer: str | None = None,
     ) -> None:
         self._opened: list[Any] = []
         self.warnings: list[str] = []
-        self._burn, self._label_ignore = burn, label_ignore
+        self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
+        self.bad_label_values: set[float] = set()  # label raster values that are no class id, seen by read_labels
         try:
             self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
         except BaseException:
@@ -292,6 +313,7 @@ class AlignedSource:
             problems.raise_if_any()
         assert img is not None
         self.image_path = Path(image)
+        self.labels_path = labels_path
         self._img = img
         alpha = alpha_holding_data(img)
         self._alpha_is_data = alpha is not None
@@ -327,7 +349,8 @@ class AlignedSource:
             if not labels_path.exists():
                 problems.add(f"labels {labels_path}: file not found")
             else:
-                vec = _VectorLabels(labels_path, class_field, img.crs, label_background, problems, self._burn)
+                vec = _VectorLabels(labels_path, class_field, img, label_background, problems, self._burn,
+                                    self._labels_layer)
                 if vec.ok:
                     self._labels_vector = vec
                     if vec.reprojected:
@@ -466,14 +489,19 @@ class AlignedSource:
         if self._labels_raster is None:
             raise ValueError("no labels were given")
         arr = self._labels_raster.read(1, window=window, masked=True)
-        if np.ma.is_masked(arr):
-            arr = np.ma.filled(arr.astype(np.int64), IGNORE_INDEX)
-        arr = np.asarray(arr)
-        out = np.where((arr >= 0) & (arr < IGNORE_INDEX), arr, IGNORE_INDEX)
+        known = ~np.ma.getmaskarray(arr)
+        arr = np.ma.getdata(arr)
+        if arr.dtype.kind == "f":
+            known &= ~np.isnan(arr)  # NaN: no label, declared or not
+            arr = np.where(known, arr, 0)
         if self._label_ignore is not None:  # the class table's "no label" value
-            out[arr == self._label_ignore] = IGNORE_INDEX
+            known &= arr != self._label_ignore
         if self._burn is not None:  # a raster mask: any labelled non-zero pixel is the burnt class
-            out = np.where(out == IGNORE_INDEX, IGNORE_INDEX, np.where(out > 0, self._burn, 0))
+            return np.where(known, np.where(arr != 0, self._burn, 0), IGNORE_INDEX).astype(np.uint8)
+        bad = known & ((arr < 0) | (arr > IGNORE_INDEX) | (arr != np.floor(arr)))
+        if bad.any():  # 300 or -1 would vanish into "no label", 1.7 would become class 1: said, not done
+            self.bad_label_values.update(np.unique(arr[bad])[:8].tolist())
+        out = np.where(known & ~bad, arr, IGNORE_INDEX)
         return out.astype(np.uint8)
 
     def read_t2(self, window: Window) -> np.ndarray:

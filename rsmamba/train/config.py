@@ -159,6 +159,9 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
             user = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        if not isinstance(user, dict):
+            raise InputError(f"{p}: a config is a mapping of sections (model:, data:, train:), "
+                             f"not a {type(user).__name__}")
     if base:
         user = {**user, **base}
     cfg = _merge(DEFAULTS, user, "", problems)

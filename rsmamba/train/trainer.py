@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import math
 import os
 import random
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from rsmamba.atomic import atomic_output, lock_outputs
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
@@ -427,6 +429,11 @@ def prepare(cfg: dict) -> Prepared:
     n_img = len(tiling.image_mean)
     in_chans = n_img + (1 if train_ds.use_dsm and info_m.inputs == "image" else 0)
     model_kwargs = {**cfg["model"]["kwargs"], "num_classes": num_classes}
+    top = max((int(k) for ds in (train_ds, val_ds) for r in getattr(ds, "rows", None) or ()
+               for k in json.loads(r.get("class_hist") or "{}") if int(k) != IGNORE_INDEX), default=-1)
+    if top >= num_classes:  # cross-entropy would index past the head mid-run (a device assert on a GPU)
+        raise InputError(f"{d['root']}: the chips hold class id {top}, but model.kwargs.num_classes is "
+                         f"{num_classes}; set it to at least {top + 1} (or leave it out: the chips' class table)")
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
         if info_m.task != "segmentation" or d["layout"] not in ("chips", None):
@@ -515,12 +522,17 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         state = ckpt.get("train_state")
         if state is None:
             raise InputError(f"{path}: has no training state to resume from (use last.pt)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # another model, width or class count
+            raise InputError(f"{path}: its training state does not fit this config's model (checkpoint: "
+                             f"{ckpt.get('model')} {ckpt.get('model_kwargs')}; config: {cfg['model']['name']} "
+                             f"{model_kwargs}); resume with the config that run was trained with") from exc
         _set_rng_state(state["rng"])
         start_epoch, best_metric, history = state["epoch"], state["best_metric"], state["history"]
 

@@ -112,3 +112,18 @@ def test_band_rows_is_slice_rows(monkeypatch, caplog) -> None:
             cli.app(["predict", "img.tif", "-o", "p.tif", flag, "300"], standalone_mode=False)
     assert calls == [300, 300]
     assert "--band-rows is deprecated" in caplog.text
+
+
+def test_a_librarys_python_warning_is_one_log_line_on_the_cli(capsys) -> None:
+    """numpy, GDAL and geopandas warn as two lines of Python (message, then a source line): the CLI
+    shows the message's first line only, as its own warnings look."""
+    import warnings
+
+    from rsmamba.cli import main
+
+    assert main(["--version"]) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("Detected something odd\nsecond line of detail", RuntimeWarning, stacklevel=1)
+    assert capsys.readouterr().err == "rsmamba: WARNING: Detected something odd (RuntimeWarning)\n"

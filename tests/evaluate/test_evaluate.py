@@ -157,3 +157,39 @@ def test_a_reference_nodata_that_is_a_class_is_said_in_the_metrics(tmp_path: Pat
     assert result["per_class"]["impervious"]["support"] == 0
     assert "warnings" not in evaluate_rasters(pred, write_raster(tmp_path / "ref.tif", ref, nodata=255),
                                               tmp_path / "b" / "m.json")
+
+
+def test_a_prediction_nodata_that_is_a_class_is_said_too(tmp_path: Path) -> None:
+    ref = np.random.default_rng(7).integers(0, 6, (20, 30)).astype(np.uint8)
+    pred = write_raster(tmp_path / "pred0.tif", ref, nodata=0)
+    result = evaluate_rasters(pred, write_raster(tmp_path / "ref.tif", ref), tmp_path / "a" / "m.json")
+    assert result["warnings"] == [f"prediction {pred}: nodata 0 is also class 0 (impervious): its pixels are not "
+                                  f"scored; unset it (gdal_edit.py -unsetnodata {pred}) if 0 is a class"]
+
+
+def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: Path) -> None:
+    """Class values, layers, overlap: every problem one line before any score is written."""
+    p = write_raster(tmp_path / "p.tif", np.zeros((40, 40), np.uint8))
+    x0, y0 = 500000.0, 5000000.0
+    inside, far = box(x0 + 5, y0 - 15, x0 + 15, y0 - 5), box(x0 + 9000, y0 - 15, x0 + 9010, y0 - 5)
+    cases = {"nan.gpkg": ([1.0, np.nan], "must hold integer class ids"), "300.gpkg": ([1, 300], "0..254"),
+             "neg.gpkg": ([-1, 2], "0..254")}
+    for name, (values, needle) in cases.items():
+        gpd.GeoDataFrame({"class": values}, geometry=[inside, inside], crs="EPSG:32632").to_file(tmp_path / name)
+        with pytest.raises(InputError, match=needle):
+            evaluate_rasters(p, tmp_path / name, tmp_path / name.replace(".", "_") / "m.json")
+    multi = tmp_path / "multi.gpkg"
+    gpd.GeoDataFrame({"class": [5]}, geometry=[inside], crs="EPSG:32632").to_file(multi, layer="clutter")
+    gpd.GeoDataFrame({"class": [1]}, geometry=[inside], crs="EPSG:32632").to_file(multi, layer="buildings")
+    with pytest.raises(InputError, match=r"2 layers \(clutter, buildings\).*--reference-layer"):
+        evaluate_rasters(p, multi, tmp_path / "m1" / "m.json")
+    one = evaluate_rasters(p, multi, tmp_path / "m2" / "m.json", reference_layer="buildings")
+    assert one["per_class"]["building"]["support"] == 100
+    gpd.GeoDataFrame({"class": [1]}, geometry=[far], crs="EPSG:32632").to_file(tmp_path / "far.gpkg")
+    with pytest.raises(InputError, match="buildings .*far.gpkg: does not overlap the prediction"):
+        evaluate_rasters(p, multi, tmp_path / "m3" / "m.json", reference_layer="buildings",
+                         buildings=tmp_path / "far.gpkg")
+    (tmp_path / "not.gpkg").write_text("no vector")
+    with pytest.raises(InputError, match="buildings .*not.gpkg: not a readable vector layer"):
+        evaluate_rasters(p, multi, tmp_path / "m4" / "m.json", reference_layer="buildings",
+                         buildings=tmp_path / "not.gpkg")

@@ -1,0 +1,121 @@
+"""``rsmamba train`` finds every input problem before it trains: missing files and labels, label ids
+past the head, a config that is no mapping, a resume from another model. One line, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+
+from rsmamba.cli import main
+from rsmamba.datasets.benchmark import open_datasets
+from rsmamba.datasets.layouts import LandsatSCDDataset, LoveDADataset
+from rsmamba.errors import InputError
+from rsmamba.synth.benchmarks import write_layout
+from rsmamba.train.config import DEFAULTS
+from tests.helpers.scenes import write_chips
+
+
+def _train(tmp_path: Path, *sets: str) -> list[str]:
+    return ["train", "--set", "data.batch_size=2", "--set", "train.epochs=1", "--set", "model.kwargs.width=4",
+            "--set", "tensorboard=false", "--set", f"out={tmp_path / 'run'}", *sets]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rsmamba: error:"), err
+    return err[0]
+
+
+def test_every_missing_chip_file_is_listed_before_training(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
+    gone = sorted((chips / "labels").iterdir())[:2]
+    for path in gone:
+        path.unlink()
+    assert main(_train(tmp_path, "--set", f"data.root={chips}")) == 2
+    line = _one_error_line(capsys)
+    assert all(f"{path}: missing from {chips}" in line for path in gone)
+    assert not (tmp_path / "run").exists()
+
+
+def test_chips_with_ids_past_num_classes_and_a_corrupt_tiling_json_are_refused(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))  # ISPRS ids 0..5
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "model.kwargs.num_classes=3")) == 2
+    assert "the chips hold class id 5, but model.kwargs.num_classes is 3; set it to at least 6" in _one_error_line(capsys)
+    (chips / "tiling.json").write_text("{not json")
+    assert main(_train(tmp_path, "--set", f"data.root={chips}")) == 2
+    assert "tiling.json: not valid JSON" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "hello\n"])
+def test_a_config_that_is_no_mapping_is_one_line(tmp_path: Path, capsys, text: str) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "a config is a mapping of sections" in _one_error_line(capsys)
+
+
+def test_resuming_another_models_state_is_one_line(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0), dsm=True)
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.use_dsm=false")) == 0
+    capsys.readouterr()
+    other = ["--set", f"out={tmp_path / 'run2'}", "--resume-from", str(tmp_path / "run" / "last.pt")]
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.use_dsm=true", *other)) == 2
+    assert "its training state does not fit this config's model" in _one_error_line(capsys)
+
+
+def _data(layout: str, root: Path) -> dict:
+    return {**DEFAULTS["data"], "layout": layout, "root": str(root), "crop": 16}
+
+
+def test_benchmark_training_labels_must_all_be_there(tmp_path: Path) -> None:
+    isprs = write_layout("vaihingen", tmp_path / "v", size=32)
+    labels = sorted(isprs.rglob("top_mosaic_09cm_area1.tif")) + sorted(isprs.rglob("top_mosaic_09cm_area3.tif"))
+    for path in labels:
+        if path.parent.name != "top":
+            path.unlink()
+    with pytest.raises(InputError, match="no label file for the vaihingen training tiles "
+                                         "top_mosaic_09cm_area1.tif, top_mosaic_09cm_area3.tif;"):
+        open_datasets(_data("isprs", isprs), use_dsm=False)
+    loveda = write_layout("loveda", tmp_path / "l", size=32)
+    mask = sorted((loveda / "Train").rglob("masks_png/*.png"))[0]
+    mask.unlink()
+    with pytest.raises(InputError, match=f"{mask}: missing from the LoveDA layout"):
+        open_datasets(_data("loveda", loveda), use_dsm=False)
+    assert len(LoveDADataset(loveda, "Train")) >= 1  # reading (not training) may go without masks
+    second = write_layout("second", tmp_path / "s", size=32)
+    gone = sorted((second / "train" / "im2").iterdir())[0]
+    gone.unlink()
+    with pytest.raises(InputError, match=f"{gone}: missing from the SECOND layout"):
+        open_datasets(_data("second", second), use_dsm=False)
+    landsat = write_layout("landsat-scd", tmp_path / "ls", size=32)
+    gone = sorted((landsat / "labelB").iterdir())[0]
+    gone.unlink()
+    with pytest.raises(InputError, match=f"{gone}: missing from the Landsat-SCD layout"):
+        open_datasets(_data("landsat-scd", landsat), use_dsm=False)
+
+
+def test_label_values_outside_the_benchmarks_classes_become_ignore(tmp_path: Path) -> None:
+    loveda = write_layout("loveda", tmp_path / "l", size=32)
+    mask = sorted((loveda / "Train").rglob("masks_png/*.png"))[0]
+    with rasterio.open(mask) as src:
+        profile, m = src.profile, src.read()
+    m[0, :4, :4] = 9  # no LoveDA class: 1..7 are classes, 0 no-data
+    with rasterio.open(mask, "w", **profile) as dst:
+        dst.write(m)
+    ds = LoveDADataset(loveda, "Train")
+    index = [i for i, (_, path) in enumerate(ds.items) if path == mask][0]
+    assert (ds[index]["mask"][:4, :4] == 255).all() and int(ds[index]["mask"].max()) == 255
+    landsat = write_layout("landsat-scd", tmp_path / "ls", size=32)
+    label = sorted((landsat / "labelA").iterdir())[0]
+    with rasterio.open(label) as src:
+        profile, a = src.profile, src.read()
+    a[0, :3, :3] = 7
+    with rasterio.open(label, "w", **profile) as dst:
+        dst.write(a)
+    sample = LandsatSCDDataset(landsat, "train")[0]  # train_0.png, the label changed
+    assert label.name == "train_0.png"
+    assert (sample["change"][:3, :3] == 0).all() and (sample["mask"][:3, :3] == 255).all()
