@@ -276,6 +276,10 @@ def detect_change(
             t2_norm = loaded.extra.get("t2_norm")
             stats2 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **t2_norm}) if t2_norm else stats1
         else:  # each epoch by its own per-raster statistics: a radiometric normalisation between dates
+            from rsmamba.raster.validate import check_fill_values
+
+            check_fill_values(src, f"t1 {t1}", t1)
+            check_fill_values(src, f"t2 {t2}", t2, read=src.read_t2, read_valid=src.read_t2_valid)
             stats1 = compute_stats(src)[0]
             stats2 = _epoch_stats(src, src.read_t2)
 
@@ -323,10 +327,13 @@ def detect_change(
         summary.seconds = time.perf_counter() - start
     import rasterio
 
-    with rasterio.open(out) as ds:
-        band = ds.read(1, out_shape=(max(1, ds.height // 8), max(1, ds.width // 8)))
-        valid = band != NODATA
-        summary.changed_fraction = float((band[valid] == 1).mean()) if valid.any() else 0.0
+    changed = counted = 0
+    with rasterio.open(out) as ds:  # full resolution, block by block: an overview's mode drops small changes
+        for _, block in ds.block_windows(1):
+            band = ds.read(1, window=block)
+            counted += int(np.count_nonzero(band != NODATA))
+            changed += int(np.count_nonzero(band == 1))
+    summary.changed_fraction = changed / counted if counted else 0.0
     return summary
 
 

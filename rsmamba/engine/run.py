@@ -15,7 +15,7 @@ from rsmamba.engine.model import LoadedModel, Predictor
 from rsmamba.engine.pipeline import WeightCache, first_grid_row, run_pipeline
 from rsmamba.engine.stitch import RowStitcher, Strip, column_strips
 from rsmamba.engine.writer import BLOCK, OutputLayer, ScratchWriter
-from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.source import AlignedSource, files_behind
 from rsmamba.raster.windows import WindowGrid
 
 __all__ = [
@@ -107,17 +107,46 @@ def check_output_path(path: Path, image: Path | list, problems: ProblemCollector
     images = image if isinstance(image, list) else [image]
     if Path(path).suffix.lower() not in RASTER_SUFFIXES:  # a .png/.jpg named output would still be a TIFF
         problems.add(f"{role} {path}: rasters are written as Cloud-Optimised GeoTIFFs; name it *.tif")
-    for problem in output_problems([path], inputs=[*images, *inputs], overwrite=overwrite):
+    behind = [f for item in [*images, *inputs] for f in files_behind(item)]  # a VRT's sources are inputs too
+    for problem in output_problems([path], inputs=behind, overwrite=overwrite):
         problems.add(f"{role}: {problem}")
 
 
-def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector) -> None:
-    """``--co KEY=VALUE``: GDAL COG creation option names (checked here, values by GDAL)."""
-    from rsmamba.engine.writer import COG_OPTIONS
+# COG options GDAL accepts that would change the values or the grid of a class/probability raster:
+# lossy encodings, fewer bits per pixel (NBITS=1 keeps classes 0/1 only, and no nodata 255), a
+# reprojection or a web tiling scheme (another grid than the input's), an added alpha band.
+ALTERING_OPTIONS = frozenset({
+    "MAX_Z_ERROR", "QUALITY", "JXL_LOSSLESS", "JXL_DISTANCE", "WEBP_LEVEL", "WEBP_LOSSLESS", "NBITS",
+    "TARGET_SRS", "RES", "EXTENT", "ALIGNED_LEVELS", "TILING_SCHEME", "ZOOM_LEVEL", "ZOOM_LEVEL_STRATEGY",
+    "WARP_RESAMPLING", "ADD_ALPHA",
+})
 
-    for key in co or {}:
-        if key.upper() not in COG_OPTIONS:
+
+def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector) -> None:
+    """``--co KEY=VALUE``: GDAL COG creation options that keep every value and the input's grid.
+
+    Checked before any compute: GDAL would apply a lossy or reprojecting option silently, and refuse
+    a bad block size only when the COG is written, after the whole run.
+    """
+    from rsmamba.engine.writer import COG_OPTIONS
+    from rsmamba.raster.compress import check_compress
+
+    for key, value in (co or {}).items():
+        name = key.upper()
+        if name not in COG_OPTIONS:
             problems.add(f"--co {key}: not a COG creation option (one of {', '.join(sorted(COG_OPTIONS))})")
+        elif name in ALTERING_OPTIONS:
+            problems.add(f"--co {key}={value}: would change the class values or the grid of the output "
+                         "(lossy, fewer bits, or another grid); rsmamba writes on the input's grid, losslessly")
+        elif name in ("COMPRESS", "OVERVIEW_COMPRESS"):
+            problem = check_compress(value, f"--co {key}={value}")
+            if problem:
+                problems.add(problem)
+        elif name in ("LEVEL", "BLOCKSIZE"):
+            low, high, step = (1, 22, 1) if name == "LEVEL" else (16, 4096, 16)
+            if not (str(value).isdigit() and low <= int(value) <= high and int(value) % step == 0):
+                what = "an integer in 1..22" if name == "LEVEL" else "a multiple of 16 in 16..4096"
+                problems.add(f"--co {key}={value}: must be {what}")
 
 
 def model_digest(model: LoadedModel) -> str:

@@ -113,9 +113,15 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
                   allow_geographic_mix: bool) -> tuple[LoadedModel, list[int], bool]:
     """The model, the image bands it reads, and whether a DSM goes in, checked against the input."""
     with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
-        image_count, has_dsm = probe.count, probe.has_dsm
+        data, file_count, has_dsm = probe.bands, probe.file_band_count, probe.has_dsm
+    image_count = len(data)
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
-    chosen = check_input(loaded, image_count=image_count, image_path=image, has_dsm=has_dsm, bands=bands)
+    # --bands names the file's bands (an alpha band too); a checkpoint's bands count the image bands, so
+    # an alpha band stored first (ARGB) is skipped, not read as red
+    chosen = check_input(loaded, image_count=file_count if bands else image_count, image_path=image,
+                         has_dsm=has_dsm, bands=bands)
+    if bands is None:
+        chosen = [data[b - 1] for b in chosen]
     if bands is None and len(chosen) < image_count:  # e.g. an RGB + NIR ortho and an RGB model: say which
         warn_once(log, f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
                        "those it was trained on (--bands chooses others)")

@@ -36,11 +36,12 @@ def gdal_compressions(driver: str = "COG") -> tuple[str, ...]:
     return values or ("NONE", "LZW", "DEFLATE", "ZSTD")  # what every GDAL >= 3.1 COG driver has
 
 
-def check_compress(compress: str) -> str | None:
-    """None when ``compress`` is a lossless compression this GDAL's COG driver accepts, else the problem."""
+def check_compress(compress: str, option: str | None = None) -> str | None:
+    """None when ``compress`` is a lossless compression this GDAL's COG driver accepts, else the problem
+    (naming ``option``, by default ``--compress 'VALUE'``)."""
     value = str(compress).upper()
     usable = [c for c in gdal_compressions() if c in LOSSLESS]
     if value in usable:
         return None
     why = "lossy, it would change class values" if value in gdal_compressions() else "not a compression GDAL knows"
-    return f"--compress {compress!r}: {why}; choose one of {', '.join(c.lower() for c in usable)}"
+    return f"{option or f'--compress {compress!r}'}: {why}; choose one of {', '.join(c.lower() for c in usable)}"

@@ -81,8 +81,13 @@ def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bo
     masks = ds.read_masks(bands, window=window) > 0
     shared_value = len({repr(ds.nodatavals[b - 1]) for b in bands}) == 1
     if shared_value and all(list(ds.mask_flag_enums[b - 1]) == [MaskFlags.nodata] for b in bands):
-        return np.any(masks, axis=0)
-    return np.all(masks, axis=0)
+        valid = np.any(masks, axis=0)
+    else:
+        valid = np.all(masks, axis=0)
+    alpha = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] == ColorInterp.alpha and b not in bands]
+    if alpha and MaskFlags.alpha not in ds.mask_flag_enums[bands[0] - 1]:
+        valid &= ds.read(alpha[0], window=window) > 0  # GDAL serves only a last alpha band as the mask (not ARGB)
+    return valid
 
 
 def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
@@ -129,11 +134,30 @@ def _overlap_fraction(image: Any, other: Any) -> float:
         ob = transform_bounds(other.crs, image.crs, *other.bounds, densify_pts=21)
     except Exception:  # noqa: BLE001 - an impossible transformation means no usable overlap
         return 0.0
-    ib = image.bounds
-    w = max(0.0, min(ib.right, ob[2]) - max(ib.left, ob[0]))
-    h = max(0.0, min(ib.top, ob[3]) - max(ib.bottom, ob[1]))
-    area = (ib.right - ib.left) * (ib.top - ib.bottom)
+    # a south-up (or mirrored) grid has bounds with top < bottom: sorted, as every grid covers a box
+    il, ir = sorted((image.bounds.left, image.bounds.right))
+    ib, it = sorted((image.bounds.bottom, image.bounds.top))
+    ol, orr = sorted((ob[0], ob[2]))
+    obb, ot = sorted((ob[1], ob[3]))
+    w = max(0.0, min(ir, orr) - max(il, ol))
+    h = max(0.0, min(it, ot) - max(ib, obb))
+    area = (ir - il) * (it - ib)
     return float(w * h / area) if area > 0 else 0.0
+
+
+def files_behind(path: PathLike | None) -> list[str]:
+    """The files GDAL reads for ``path``: itself and, for a VRT, its sources (with their sidecars).
+
+    An output named like a VRT's source is an input too: written, it would replace the imagery the
+    VRT points at. A path GDAL cannot open stands for itself.
+    """
+    if path is None:
+        return []
+    try:
+        with rasterio.open(path) as ds:
+            return [str(path), *ds.files]
+    except Exception:  # noqa: BLE001 - an unreadable input is reported by its own check
+        return [str(path)]
 
 
 def class_field_problem(values: Any, where: str, class_field: str) -> str | None:
@@ -381,7 +405,9 @@ class AlignedSource:
             return ds
         if role == "t2":  # imagery: keep every value usable, mark outside areas with an alpha band
             vrt = WarpedVRT(ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
-                            resampling=resampling, src_nodata=ds.nodata, add_alpha=ds.nodata is None)
+                            resampling=resampling, src_nodata=ds.nodata,
+                            add_alpha=ds.nodata is None and ColorInterp.alpha not in ds.colorinterp)
+            # (an RGBA t2 keeps its own alpha band, warped as the footprint; GDAL refuses a second one)
         else:
             vrt = WarpedVRT(
                 ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
@@ -436,6 +462,11 @@ class AlignedSource:
     @property
     def count(self) -> int:
         return len(self.bands)
+
+    @property
+    def file_band_count(self) -> int:
+        """Every band of the image file, an alpha band included (``count`` is those read)."""
+        return self._img.count
 
     @property
     def dtype(self) -> str:

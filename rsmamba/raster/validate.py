@@ -32,12 +32,13 @@ MAX_STD_RATIO = 8.0  # input spread this many times wider or narrower than in tr
 GSD_TOLERANCE = 1.25
 
 
-def _sample(src: AlignedSource, read) -> tuple[list[np.ndarray], float]:
-    """Per band, the finite valid values of a sample; and the image's valid fraction of the sample."""
+def _sample(src: AlignedSource, read, read_valid=None) -> tuple[list[np.ndarray], float]:
+    """Per band, the finite valid values of a sample; and the image's valid fraction of the sample
+    (valid by ``read_valid``, by default the image's own validity)."""
     values: list[list[np.ndarray]] = [[] for _ in range(src.count)]
     total = valid_n = 0
     for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
-        valid = src.read_image_valid(window)
+        valid = (read_valid or src.read_image_valid)(window)
         data = read(window)
         total += valid.size
         valid_n += int(valid.sum())
@@ -89,6 +90,35 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
     for w in warnings:
         log.warning(w)
     return warnings
+
+
+FILL_SHARE = 0.001  # of the sampled valid pixels: one exact value this common, far off the rest, is a fill
+FILL_DISTANCE = 10.0  # in spans (1st..99th percentile) of the other values
+
+
+def check_fill_values(src: AlignedSource, what: str, path: object, read=None, read_valid=None) -> None:
+    """Refuse an image band holding an undeclared fill value (-9999, 65535, -3.4e38) beside its imagery.
+
+    Normalised by the image's own statistics (``change --epoch-norm per-epoch``), a fill that is
+    common enough stretches the band's spread until the real pixels are all alike: a model reads
+    change everywhere, silently. A fill is one exact value, frequent, and further from the other
+    values than ten times their own 1..99 % range; bright or dark imagery (255, 0) is not.
+    """
+    values, _ = _sample(src, read or src.read_image, read_valid)
+    for b, v in enumerate(values, start=1):
+        if v.size < 64:
+            continue
+        kinds, counts = np.unique(v, return_counts=True)
+        mode = kinds[counts.argmax()]
+        if counts.max() < FILL_SHARE * v.size or counts.max() == v.size:
+            continue
+        others = v[v != mode]
+        lo, hi = np.percentile(others, [1, 99])
+        span = max(float(hi - lo), 1e-6)
+        if mode < lo - FILL_DISTANCE * span or mode > hi + FILL_DISTANCE * span:
+            raise InputError(f"{what}: band {b} holds {mode:g} in {counts.max() / v.size:.1%} of its sampled "
+                             f"pixels, far outside its other values ({lo:.4g}..{hi:.4g}): a nodata value it does "
+                             f"not declare?; declare it (gdal_edit.py -a_nodata {mode:g} {path}) or fix those pixels")
 
 
 def check_gsd(src: AlignedSource, trained: tuple[float, float] | None, what: str, model_source: str) -> list[str]:

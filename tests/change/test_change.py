@@ -157,3 +157,66 @@ def test_a_checkpoint_carries_its_calibrated_threshold(scene, tmp_path) -> None:
         detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c3.tif", model=tmp_path / "bad.pt",
                       window=96, overlap=32)
     assert not (tmp_path / "c3.tif").exists()
+
+
+def test_an_undeclared_fill_in_one_epoch_is_refused_under_per_epoch_normalisation(scene, tmp_path) -> None:
+    """-9999 in 8 % of t2, not declared: its own statistics would squash the real pixels together."""
+    from rsmamba.engine.model import LoadedModel
+    from rsmamba.errors import InputError
+
+    with rasterio.open(scene["ortho_t2"]) as ds:
+        t2, profile = ds.read().astype(np.float32), ds.profile
+    t2[:, :, :16] = -9999.0
+    profile.update(dtype="float32", nodata=None)
+    with rasterio.open(tmp_path / "t2.tif", "w", **profile) as dst:
+        dst.write(t2)
+    model = LoadedModel(OracleDiff(), inputs="t1+t2")
+    with pytest.raises(InputError, match=r"band 1 holds -9999 in .* a nodata value it does not declare"):
+        detect_change(scene["ortho_t1"], tmp_path / "t2.tif", tmp_path / "c.tif", model=model, window=96)
+    with rasterio.open(tmp_path / "t2.tif", "r+") as ds:
+        ds.nodata = -9999.0
+    detect_change(scene["ortho_t1"], tmp_path / "t2.tif", tmp_path / "c.tif", model=model, window=96)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert (ds.read(1)[:, :16] == 255).all()
+
+
+def test_the_changed_share_in_the_summary_counts_every_pixel(scene, tmp_path) -> None:
+    """Small changes (4 x 4 px spots) vanish from an 8x overview: the share is counted at full resolution."""
+    from rsmamba.engine.model import LoadedModel
+
+    with rasterio.open(scene["ortho_t1"]) as ds:
+        t1, profile = ds.read(), ds.profile
+    t2 = t1.copy()
+    t2[:, 4::24, :][:, :, 4::24] = 0
+    for dy in range(4):
+        for dx in range(4):
+            t2[:, 4 + dy::24, 4 + dx::24] = 255 - t1[:, 4 + dy::24, 4 + dx::24]
+    with rasterio.open(tmp_path / "spots.tif", "w", **profile) as dst:
+        dst.write(t2)
+    summary = detect_change(scene["ortho_t1"], tmp_path / "spots.tif", tmp_path / "c.tif",
+                            model=LoadedModel(OracleDiff(), inputs="t1+t2"), window=96, overlap=32)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        band = ds.read(1)
+    valid = band != 255
+    assert summary.changed_fraction == (band[valid] == 1).sum() / valid.sum()
+    assert summary.changed_fraction > 0
+
+
+def test_an_rgba_second_epoch_on_another_grid_keeps_its_alpha_as_the_footprint(scene, tmp_path) -> None:
+    from rsmamba.engine.model import LoadedModel
+
+    with rasterio.open(scene["ortho_t2"]) as ds:
+        t2, profile = ds.read(), ds.profile
+        transform = ds.transform
+    crop = t2[:, 20:120, 30:130]
+    alpha = np.full((1, 100, 100), 255, np.uint8)
+    alpha[:, :, :25] = 0
+    profile.update(count=4, width=100, height=100, photometric="RGB", alpha="YES", nodata=None,
+                   transform=transform * rasterio.Affine.translation(30, 20))
+    with rasterio.open(tmp_path / "t2.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([crop, alpha]))
+    detect_change(scene["ortho_t1"], tmp_path / "t2.tif", tmp_path / "c.tif",
+                  model=LoadedModel(OracleDiff(), inputs="t1+t2"), window=96, overlap=32)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        valid = ds.read(1) != 255
+    assert valid.sum() == 100 * 75 and valid[20:120, 55:130].all()  # t2's footprint less its alpha-0 columns

@@ -192,3 +192,19 @@ def test_label_raster_on_another_grid_is_warped_nearest(tmp_path) -> None:
         got = src.read_labels(Window(0, 0, 40, 40))
     assert set(np.unique(got)) == {0, 3}  # nearest: no blended class ids
     assert (got[10:20, 10:20] == 3).all() and (got == 3).sum() == 100
+
+
+def test_a_south_up_image_takes_its_dsm_and_second_epoch(tmp_path) -> None:
+    """A south-up grid (positive y pixel size) has bounds with top < bottom: its overlap is still a box."""
+    from affine import Affine
+
+    south_up = Affine(1.0, 0, 500000.0, 0, 1.0, 4999960.0)  # row 0 at the southern edge
+    img = write_raster(tmp_path / "img.tif", random_image(40, 50), transform=south_up)
+    dsm_arr = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
+    same = write_raster(tmp_path / "dsm.tif", dsm_arr, transform=south_up)
+    north_up = write_raster(tmp_path / "dsm_n.tif", dsm_arr[::-1].copy(), origin=(500000.0, 5000000.0))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(40, 50, seed=1), transform=south_up)
+    with AlignedSource(img, same, t2=t2) as src:
+        np.testing.assert_array_equal(src.read_dsm(Window(0, 0, 50, 40)), dsm_arr)
+    with AlignedSource(img, north_up) as src:  # the same ground, stored north-up: read back south-up
+        np.testing.assert_array_equal(src.read_dsm(Window(0, 0, 50, 40)), dsm_arr)
