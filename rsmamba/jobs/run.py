@@ -10,6 +10,7 @@ behind and dask simply reruns the job elsewhere.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from rsmamba.atomic import remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
-from rsmamba.errors import RsmambaError
+from rsmamba.errors import InputError, RsmambaError
 
 
 @dataclass
@@ -131,9 +132,52 @@ def run_many(
     """
     todo = select_shard(jobs, shard)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    check_settings(todo, out_dir, kwargs)
     workers = default_workers(scheduler, workers, kwargs.get("device"))
     return run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                     max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
+
+
+SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with
+
+
+def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
+    """What decides an output's pixels: every option but how the run goes (progress, overwrite, workers)."""
+    from rsmamba.engine.resume import file_fingerprint
+
+    out = {}
+    for key, value in sorted(kwargs.items()):
+        if key in ("overwrite", "progress"):
+            continue
+        is_file = key == "model" and value is not None and Path(str(value)).is_file()
+        out[key] = file_fingerprint(value) if is_file else json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
+def check_settings(jobs: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
+    """Outputs of an earlier run are skipped as complete only if it used these settings; else refused.
+
+    A re-run with another window, model or threshold would otherwise report the old files as done.
+    The folder's settings are recorded on the first run (a folder without a record keeps the old
+    rule: an existing output is complete); ``overwrite`` recomputes them and records its own.
+    """
+    record = Path(out_dir) / SETTINGS_FILE
+    settings = _settings(kwargs)
+    try:
+        earlier = json.loads(record.read_text()) if record.is_file() else None
+    except ValueError:
+        earlier = None
+    if isinstance(earlier, dict) and earlier != settings and not kwargs.get("overwrite"):
+        existing = [job for job in jobs if job.is_complete()]
+        if existing:
+            changed = sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k))
+            raise InputError(f"{out_dir}: {len(existing)} output{'s' * (len(existing) != 1)} (e.g. "
+                             f"{existing[0].output.name}) were made with other settings ({', '.join(changed)}); "
+                             "--overwrite recomputes them, or choose another output folder")
+    from rsmamba.atomic import atomic_output
+
+    with atomic_output(record) as tmp:
+        tmp.write_text(json.dumps(settings, indent=1))
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:

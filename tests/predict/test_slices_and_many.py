@@ -58,6 +58,19 @@ def test_local_cluster_equals_single_process(scenes, tmp_path) -> None:
     assert [r.status for r in again] == ["skipped"] * 4
 
 
+def test_a_rerun_with_other_settings_does_not_count_old_outputs_as_done(scenes, tmp_path) -> None:
+    root, images, ckpt = scenes
+    common = {"model": str(ckpt), "dsm_template": "{dir}/{stem}_dsm.tif", "overlap": 16, "progress": False}
+    first = predict_many([str(p) for p in images[:2]], tmp_path / "out", window=64, **common)
+    assert [r.status for r in first] == ["done"] * 2
+    with pytest.raises(InputError, match=r"2 outputs \(e.g. scene0.tif\) were made with other settings \(window\)"):
+        predict_many([str(p) for p in images[:2]], tmp_path / "out", window=32, **common)
+    redone = predict_many([str(p) for p in images[:2]], tmp_path / "out", window=32, overwrite=True, **common)
+    assert [r.status for r in redone] == ["done"] * 2
+    more = predict_many([str(p) for p in images[:3]], tmp_path / "out", window=32, **common)  # same settings
+    assert sorted(r.status for r in more) == ["done", "skipped", "skipped"]
+
+
 def test_cli_many_inputs_with_shards(scenes, tmp_path) -> None:
     root, images, ckpt = scenes
     out = tmp_path / "out"
