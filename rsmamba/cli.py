@@ -553,6 +553,9 @@ def _environment_error(exc: BaseException) -> str | None:
         return (f"rsmamba: error: out of memory ({_one_line(str(exc)) or type(exc).__name__}); ask for less at "
                 "once (a smaller --size, --window or --batch-size) or use a machine with more memory")
     if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
+        cause = exc.__cause__ or exc.__context__
+        if "See previous exception" in str(exc) and cause is not None:  # GDAL's own message names the file
+            exc = cause
         text = _one_line(str(exc)) or type(exc).__name__
         return f"rsmamba: error: {text}"
     return None

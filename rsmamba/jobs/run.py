@@ -25,6 +25,7 @@ from rsmamba.atomic import remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import InputError, RsmambaError
+from rsmamba.paths import output_problem
 
 
 @dataclass
@@ -131,6 +132,9 @@ def run_many(
     ``kwargs["overwrite"]``; a local cluster on GPUs gets one worker per GPU (``kwargs["device"]``).
     """
     todo = select_shard(jobs, shard)
+    problem = output_problem(out_dir, role="output folder (-o, several inputs)", directory=True)
+    if problem:
+        raise InputError(problem)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     check_settings(todo, out_dir, kwargs)
     workers = default_workers(scheduler, workers, kwargs.get("device"))

@@ -58,6 +58,7 @@ class PredictSummary:
     model: str = ""  # which model ran: its checkpoint path (the shipped default's, without --model)
     window_source: str = ""  # "the model's" when the checkpoint chose the window (no --window given)
     tta_source: str = ""  # "the model's" when the checkpoint chose the test-time augmentation (none given)
+    output_bands: int = 1  # bands of all outputs together (a probability raster has one per class)
 
     @property
     def mpix_per_s(self) -> float:
@@ -67,8 +68,10 @@ class PredictSummary:
         own = ", the model's window" if self.window_source == "the model's" else ""
         memory = (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else
                   f", peak memory {self.peak_bytes / 2**20:.0f} MiB" if self.peak_bytes else "")
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)} of {self.window} px "
-                 f"(overlap {self.overlap}{own}){memory}"
+        size = (f"{self.window} px" if self.window <= min(self.width, self.height)  # a raster smaller than one window
+                else f"{min(self.window, self.width)} x {min(self.window, self.height)} px")
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)} of {size} "
+                 f"({f'overlap {self.overlap}' if self.windows > 1 else 'the whole raster'}{own}){memory}"
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
                     if self.tta_views > 1 else "")]
@@ -77,7 +80,7 @@ class PredictSummary:
         for name, path in self.outputs.items():
             lines.append(f"{name}: {path}")
         if self.dry_run:
-            size = sum(self.width * self.height for _ in self.outputs)
+            size = self.width * self.height * self.output_bands  # one byte per band and pixel
             lines.append(f"output size {size / 2**20:.0f} MiB uncompressed; "
                          f"ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else "")
         else:
@@ -303,7 +306,7 @@ def _predict_in(
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes,
                                  model=_model_line(loaded, has_dsm), window_source=window_source,
-                                 tta_source=predictor.tta_source)
+                                 tta_source=predictor.tta_source, output_bands=layers_bands)
 
         if dry_run:
             summary.dry_run = True

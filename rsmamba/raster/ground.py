@@ -6,6 +6,8 @@ pixels. The CRS says how long one of its units is; a geographic CRS (degrees) ha
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 __all__ = ["metres_per_unit", "pixel_size_m"]
@@ -34,5 +36,6 @@ def pixel_size_m(crs: Any, transform: Any) -> float | None:
         unit = metres_per_unit(crs)
     except ValueError:
         return None
-    size = (abs(transform.a) + abs(transform.e)) / 2 * unit
+    # the lengths of a pixel's two sides: a rotated grid keeps part of them in b and d
+    size = (math.hypot(transform.a, transform.d) + math.hypot(transform.b, transform.e)) / 2 * unit
     return float(size) if size > 0 else None

@@ -82,6 +82,8 @@ def build_inputs(root: Path) -> dict[str, Path]:
     f["empty"] = inp / "empty.tif"
     f["trunc"] = inp / "trunc.tif"
     f["trunc"].write_bytes(f["ortho_t1"].read_bytes()[:3000])
+    f["cut_tiles"] = inp / "cut_tiles.tif"  # header and tile offsets whole, the pixel data cut: a read fails
+    f["cut_tiles"].write_bytes(f["ortho_t1"].read_bytes()[:f["ortho_t1"].stat().st_size // 2])
     f["text"] = inp / "text.tif"
     f["text"].write_text("not a raster\n")
     f["u16"] = _write_raster(inp / "u16.tif", ortho.astype(np.uint16) * 16, prof)
@@ -323,6 +325,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("predict-image-missing", ["predict", "{out}/nope.tif", "-o", "{out}/p.tif"], "not found"),
     ("predict-image-empty", ["predict", "{empty}", "--dsm", D, "-o", "{out}/p.tif"], "empty"),
     ("predict-image-trunc", ["predict", "{trunc}", "--dsm", D, "-o", "{out}/p.tif"], ""),
+    ("predict-image-cut-tiles", ["predict", "{cut_tiles}", "--dsm", D, "-o", "{out}/p.tif"], "cut_tiles.tif"),
+    ("predict-many-out-is-a-file", ["predict", O, "{ortho_t2}", "-o", "{afile}"], "a file stands where the output"),
     ("predict-image-text", ["predict", "{text}", "--dsm", D, "-o", "{out}/p.tif"], ""),
     ("predict-image-dir", ["predict", "{adir}", "--dsm", D, "-o", "{out}/p.tif"], ""),
     ("predict-image-uint16", ["predict", "{u16}", "--dsm", D, "-o", "{out}/p.tif"], "scale"),

@@ -150,7 +150,10 @@ def test_dry_run_reports_and_writes_nothing(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif"]
     one = predict_raster(path, tmp_path / "out.tif", model=LoadedModel(TinyConv(num_classes=4), classes=_classes(4)),
                          window=128, overlap=8, dry_run=True)
-    assert one.windows == 1 and "1 window of 128 px" in one.describe()
+    assert one.windows == 1 and "1 window of 80 x 64 px (the whole raster)" in one.describe()
+    four = predict_raster(path, tmp_path / "out.tif", model=LoadedModel(TinyConv(num_classes=4), classes=_classes(4)),
+                          window=32, overlap=8, dry_run=True, probabilities=tmp_path / "p.tif")
+    assert four.output_bands == 1 + 4  # the classes, and one probability band per class
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory from /proc/self/status: Linux")

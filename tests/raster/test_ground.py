@@ -24,3 +24,10 @@ def test_pixel_size_in_metres():
     assert feet == pytest.approx(0.3048006)
     assert pixel_size_m(rasterio.crs.CRS.from_epsg(4326), Affine(1e-5, 0, 0, 0, -1e-5, 0)) is None  # degrees
     assert pixel_size_m(None, Affine.identity()) is None
+
+
+def test_a_rotated_grids_pixel_size_is_its_sides_length():
+    utm = rasterio.crs.CRS.from_epsg(32632)
+    for angle in (0, 10, 45, 90, 100, 180):
+        rotated = Affine.translation(5e5, 5e6) * Affine.rotation(angle) * Affine.scale(0.25, -0.25)
+        assert pixel_size_m(utm, rotated) == pytest.approx(0.25)
