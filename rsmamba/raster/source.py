@@ -121,8 +121,10 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
         diffs.append("CRS definition")
     if not np.allclose(image.res, other.res, rtol=1e-9):
         diffs.append(f"resolution {other.res[0]:g} vs {image.res[0]:g}")
-    if not np.allclose((image.transform.c, image.transform.f), (other.transform.c, other.transform.f)):
-        diffs.append("origin")
+    # origins in CRS units: a relative tolerance at northings of 5e6 would hide a shift of 50 m
+    offset = np.hypot(image.transform.c - other.transform.c, image.transform.f - other.transform.f)
+    if offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
+        diffs.append(f"origin {offset:.4g} units apart")
     if image.shape != other.shape:
         diffs.append(f"size {other.width}x{other.height} vs {image.width}x{image.height}")
     return ", ".join(diffs) or "grid"

@@ -208,3 +208,11 @@ def test_a_south_up_image_takes_its_dsm_and_second_epoch(tmp_path) -> None:
         np.testing.assert_array_equal(src.read_dsm(Window(0, 0, 50, 40)), dsm_arr)
     with AlignedSource(img, north_up) as src:  # the same ground, stored north-up: read back south-up
         np.testing.assert_array_equal(src.read_dsm(Window(0, 0, 50, 40)), dsm_arr)
+
+
+def test_a_dsm_shifted_a_few_metres_is_said_to_have_another_origin(tmp_path) -> None:
+    """Northings near 5e6: a relative tolerance would call a 20 m shift the same origin."""
+    img = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    dsm = write_raster(tmp_path / "dsm.tif", np.zeros((40, 50), np.float32), origin=(500000.0, 5000020.0))
+    with AlignedSource(img, dsm) as src:
+        assert any("origin 20 units apart" in w for w in src.warnings)
