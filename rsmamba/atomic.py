@@ -396,6 +396,17 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
     return recovered
 
 
+def settle_inputs(inputs: Iterable[PathLike | None]) -> None:
+    """Before reading outputs of earlier runs: finish a publication that a killed run left between its
+    renames (its journal lies next to an input), so that a reader never pairs one run's class raster
+    with another run's probabilities. An input a live run is publishing is refused (busy)."""
+    pending = [Path(os.path.abspath(p)) for p in inputs if p is not None and journal_path(p).is_file()]
+    try:
+        _recover(pending, [])
+    except OutputBusyError as exc:
+        raise OutputBusyError(str(exc).replace("output ", "input ", 1)) from None
+
+
 @contextlib.contextmanager
 def lock_outputs(outputs: Sequence[PathLike]) -> Iterator[None]:
     """Hold the destinations' locks (as :func:`publish` does) around output written in place.

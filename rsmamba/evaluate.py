@@ -23,7 +23,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 from scipy import ndimage
 
-from rsmamba.atomic import output_problems, publish
+from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
@@ -371,6 +371,7 @@ def evaluate_rasters(
     for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
         problems.add(problem)
     problems.raise_if_any()
+    settle_inputs(inputs)  # a prediction and its footprints published together are read together
     pred, valid, grid, change = _read_prediction(prediction)
     if layout is not None:
         ref, layout_classes = _layout_reference(reference, layout, pred.shape)

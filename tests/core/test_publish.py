@@ -172,6 +172,24 @@ def test_kill_while_publishing_is_old_or_new_after_the_next_run(tmp_path, phase)
     assert _leftovers(tmp_path) == []
 
 
+def test_a_reader_finishes_a_killed_publication_before_reading(tmp_path) -> None:
+    """Killed between its renames, a run leaves a new a.txt beside an old b.txt: a reader settles them first."""
+    from rsmamba.atomic import settle_inputs
+
+    names = [tmp_path / n for n in ("a.txt", "b.txt")]
+    for p in names:
+        p.write_text("old")
+    code = ("import sys; from rsmamba.atomic import publish\n"
+            f"with publish({[str(p) for p in names]!r}, overwrite=True) as pub:\n"
+            "    [t.write_text('new') for t in pub]\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "RSMAMBA_TEST_KILL_AT": "renamed-1"})
+    assert proc.returncode == -9
+    assert [p.read_text() for p in names] == ["new", "old"]  # the mix a reader must never see
+    settle_inputs([names[1], None])
+    assert [p.read_text() for p in names] == ["new", "new"]
+    assert _leftovers(tmp_path) == []
+
+
 # -- predict ---------------------------------------------------------------------------------------------------
 
 def test_predict_refuses_existing_outputs_without_overwrite(tmp_path) -> None:
