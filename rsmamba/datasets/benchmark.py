@@ -107,9 +107,17 @@ class ISPRSDataset(Dataset):
         self.pairs, self.info, self.use_dsm, self.dsm_mode = pairs, info, use_dsm, dsm_mode
         self.random, self.seed, self.epoch = random, seed, 0
         self.sizes = []
+        problems = []
         for p in pairs:
             with _quiet_open(p.image) as src:
                 self.sizes.append((src.height, src.width))
+            if p.labels is not None:  # crops are read by the same window from both: sizes must agree
+                with _quiet_open(p.labels) as src:
+                    if (src.height, src.width) != self.sizes[-1]:
+                        problems.append(f"{p.labels}: {src.width} x {src.height} px, its image {p.image.name} "
+                                        f"{self.sizes[-1][1]} x {self.sizes[-1][0]} px")
+        if problems:
+            raise InputError(problems)
         self.crop = crop or max(max(s) for s in self.sizes)
         if random and samples_per_epoch:  # "an epoch is N iterations" recipes: tiles in turn
             self.items = [(i % len(pairs), None) for i in range(int(samples_per_epoch))]

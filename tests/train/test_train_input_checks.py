@@ -119,3 +119,16 @@ def test_label_values_outside_the_benchmarks_classes_become_ignore(tmp_path: Pat
     sample = LandsatSCDDataset(landsat, "train")[0]  # train_0.png, the label changed
     assert label.name == "train_0.png"
     assert (sample["change"][:3, :3] == 0).all() and (sample["mask"][:3, :3] == 255).all()
+
+
+def test_an_isprs_label_tile_of_another_size_than_its_image_is_refused(tmp_path: Path) -> None:
+    isprs = write_layout("vaihingen", tmp_path / "v", size=32)
+    for label in (p for p in isprs.rglob("top_mosaic_09cm_area1.tif") if p.parent.name != "top"):
+        with rasterio.open(label) as src:
+            profile, data = src.profile, src.read()
+        profile.update(width=30)
+        with rasterio.open(label, "w", **profile) as dst:
+            dst.write(data[:, :, :30])
+    with pytest.raises(InputError, match="top_mosaic_09cm_area1.tif: 30 x 32 px, its image top_mosaic_09cm_area1.tif "
+                                         "32 x 32 px"):
+        open_datasets(_data("isprs", isprs), use_dsm=False)
