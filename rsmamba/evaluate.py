@@ -251,8 +251,10 @@ def _reference_buildings(path: Path, grid: Grid, role: str = "buildings") -> np.
     if layer.crs is None:
         raise InputError(f"{role} {path}: layer has no CRS")
     layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
-    if len(layer) == 0:  # object F1 against nothing would be a silent 0
+    if len(layer) == 0 and role == "buildings":  # object F1 against no reference object means nothing
         raise InputError(f"{role} {path}: the layer has no features with a geometry")
+    if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored
+        return np.zeros((grid.height, grid.width), np.int64)
     _check_overlap(layer.crs, layer.total_bounds, grid, f"{role} {path}")
     layer = layer.to_crs(grid.crs)
     shapes = [(g, i + 1) for i, g in enumerate(layer.geometry)]
