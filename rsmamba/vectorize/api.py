@@ -355,37 +355,97 @@ def _attributes(owners: list[Piece], parts: np.ndarray, plan: _Plan, with_values
     return cols
 
 
-def _frame(geoms: list, cols: dict[str, list], crs: CRS):
-    import geopandas as gpd
+# One type per attribute, so an empty layer has the same schema as a full one (pandas would make
+# every column of an empty frame float, and a later --append would turn names into 0.0).
+_FIELD_TYPES = {
+    "building_id": "int64", "class_id": "int64", "class_name": "str", "change": "int64", "from_class": "int64",
+    "to_class": "int64", "from_name": "str", "to_name": "str", "area_m2": "float64", "perimeter_m": "float64",
+    "pixel_count": "int64", "mean_prob": "float64", "max_prob": "float64", "source": "str", "model_id": "str",
+}
+_OGR_TYPES = {"int64": "int64", "float64": "float64", "str": "object"}  # as pyogrio.read_info reports them
 
-    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+
+def _frame(geoms: list, cols: dict[str, list], crs: CRS):
+    """The layer's rows with the fixed attribute types of :data:`_FIELD_TYPES`, whatever their number."""
+    import geopandas as gpd
+    import pandas as pd
+
+    data = {k: pd.Series(v, dtype=_FIELD_TYPES[k]) for k, v in cols.items()}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
 
 
 def _write(frame, path: Path, fmt: str, layer: str, append: bool = False) -> None:
     if fmt == "parquet":
         frame.to_parquet(path)
         return
+    # OVERWRITE: replace a GeoPackage layer whose name differs only in case (one layer to GDAL).
+    options = {"layer_options": {"OVERWRITE": "YES"}} if fmt == "gpkg" and not append else {}
     pyogrio.write_dataframe(frame, path, driver=FORMATS[fmt], layer=layer, append=append,
-                            promote_to_multi=False, geometry_type="Polygon")
+                            promote_to_multi=False, geometry_type="Polygon", **options)
 
 
-def _start_layer(output: Path, tmp: Path, fmt: str, layer: str, *, overwrite: bool, append: bool) -> bool:
-    """Prepare the scratch copy of an existing GeoPackage; True when features go after existing ones."""
+@dataclass
+class _Target:
+    """The layer features go to: its name, whether they follow existing ones, the next building_id."""
+
+    layer: str
+    append: bool = False
+    next_id: int = 1
+
+
+def _crs_name(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> int:
+    """Refuse appending rows another layer would misread (CRS, geometry type, fields); the next building_id."""
+    info = pyogrio.read_info(output, layer=layer)
+    where = f"layer {layer!r} of {output}"
+    crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
+    if crs is None or not crs.equals(plan.out_crs, ignore_axis_order=True):
+        theirs = _crs_name(crs) if crs is not None else "no CRS"
+        hint = f" (pass --reproject {theirs} to append to it)" if crs is not None and not crs.is_geographic else ""
+        raise InputError(f"{where} is in {theirs}, these polygons in {_crs_name(plan.out_crs)}{hint}")
+    if info["geometry_type"] not in ("Polygon", "Unknown"):
+        raise InputError(f"{where} holds {info['geometry_type']} geometries, not Polygon: append to another layer")
+    have = dict(zip([str(f) for f in info["fields"]], [str(d) for d in info["dtypes"]]))
+    want = {c: _OGR_TYPES[_FIELD_TYPES[c]] for c in columns}
+    if have != want:
+        diff = [f"no {c}" for c in want if c not in have] + [f"extra {c}" for c in have if c not in want]
+        diff += [f"{c} is {have[c]}, not {want[c]}" for c in want if c in have and have[c] != want[c]]
+        raise InputError(f"{where} has other fields ({', '.join(diff)}): append to a layer vectorize wrote "
+                         "with the same options, or write another layer")
+    if "building_id" not in want or not info["features"]:
+        return 1
+    ids = pyogrio.read_dataframe(output, layer=layer, columns=["building_id"], read_geometry=False)["building_id"]
+    return int(ids.max()) + 1 if ids.notna().any() else 1
+
+
+def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list[str], *,
+                 overwrite: bool, append: bool) -> _Target:
+    """Prepare the scratch copy of an existing GeoPackage and say where and how features go."""
     if not output.exists():
-        return False
-    if fmt != "gpkg":
+        return _Target(layer)
+    if plan.fmt != "gpkg":
         if not overwrite:
             raise InputError(f"output {output} exists (use --overwrite to replace it)")
-        return False
+        return _Target(layer)
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(output)]
     except Exception:  # pyogrio raises DataSourceError on anything unreadable
         raise InputError(f"output {output} exists and is not a GeoPackage; remove it or choose another -o") from None
-    if layer in layers and not (overwrite or append):
-        raise InputError(f"layer {layer!r} exists in {output} (use --overwrite to replace that layer, --append to "
+    # GeoPackage layer names are case-insensitive: "B" is the layer "b".
+    same = next((name for name in layers if name.casefold() == layer.casefold()), None)
+    if same is not None and not (overwrite or append):
+        raise InputError(f"layer {same!r} exists in {output} (use --overwrite to replace that layer, --append to "
                          "add to it, or --layer NAME for a new one)")
+    if same is not None and append:
+        next_id = _check_append(output, same, plan, columns)
+        shutil.copy2(output, tmp)
+        return _Target(same, append=True, next_id=next_id)
     shutil.copy2(output, tmp)
-    return append and layer in layers
+    return _Target(layer)
 
 
 def vectorize_raster(
@@ -461,13 +521,17 @@ def vectorize_raster(
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
+    if append and overwrite:
+        raise InputError("--append adds to a layer, --overwrite replaces it: pass one of them")
     inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]
     from tqdm import tqdm
 
     with rasterio.open(plan.raster) as src, publish([output], inputs=inputs,
                                                      overwrite=overwrite or plan.fmt == "gpkg") as pub:
         tmp = pub[0]
-        written = _start_layer(output, tmp, plan.fmt, layer_name, overwrite=overwrite, append=append)
+        columns = _columns(plan, with_values)
+        target = _start_layer(output, tmp, plan, layer_name, columns, overwrite=overwrite, append=append)
+        layer_name, written = target.layer, target.append
         prob = rasterio.open(plan.probabilities) if with_values else None
         try:
             reader = _Reader(src, plan)
@@ -482,12 +546,12 @@ def vectorize_raster(
                 pixel_m2 = abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d) * plan.unit_m**2
                 splitter = InstanceSplitter(prob, min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
                                             seed_threshold=seed_threshold)
-            next_id = 1
+            next_id = target.next_id  # after the building_ids of the layer appended to
             n_rows = -(-plan.height // block_size)
             # disable=None: the bar shows only on a terminal, so piped errors stay one line.
             bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
             kept_geoms: list = []
-            kept_cols: dict[str, list] = {k: [] for k in _columns(plan, with_values)}
+            kept_cols: dict[str, list] = {k: [] for k in columns}
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
