@@ -38,6 +38,7 @@ from rasterio.windows import Window
 from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.paths import vector_path_problem
+from rsmamba.raster.source import bands_valid, data_bands
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
@@ -160,7 +161,8 @@ def _plan(
         calibrated = attrs.calibrated_min_area(src) if min_area is None and is_change else None
         if calibrated is not None:
             thresholds["--min-area"] = calibrated  # calibrated with the change model
-        problem = class_raster_problem(src, str(raster), allow_multiband=is_change)
+        # A class band with an alpha band (its mask) is a class raster too.
+        problem = class_raster_problem(src, str(raster), allow_multiband=is_change or len(data_bands(src)) == 1)
         if problem:
             problems.add(problem)
         semantic = is_change and attrs.has_semantic_change(src)
@@ -206,44 +208,50 @@ class _Reader:
     def __init__(self, src: rasterio.io.DatasetReader, plan: _Plan):
         self.src, self.plan, self.any_valid = src, plan, False
         self.selected = np.array(sorted(plan.selected), dtype="int64")
+        self.masked = attrs.has_mask_band(src)
 
     def __call__(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
         if plan.scenes is not None and not plan.scenes.covers(window):  # a gap between scenes: all nodata
             shape = (int(window.height), int(window.width))
             return np.zeros(shape, dtype="uint8"), np.zeros(shape, dtype=bool)
+        keys, valid, keep = self._read(window)
+        if self.masked:  # masked pixels (internal mask, alpha) are no data, whatever value they hold
+            valid &= bands_valid(self.src, [1], window)
+        self.any_valid |= bool(valid.any())
+        return keys, valid & keep
+
+    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray | bool]:
+        """Keys, where they hold a class (not nodata or ignore), and which of them to polygonize."""
+        plan = self.plan
         if plan.change:
             change = self.src.read(1, window=window)
             valid = ~np.isin(change, list(plan.skip))
-            self.any_valid |= bool(valid.any())
-            mask = valid & (change == 1)
+            keep = change == 1
             if plan.semantic:
                 t1 = self.src.read(2, window=window).astype("int32")
                 t2 = self.src.read(3, window=window).astype("int32")
-                mask &= ~np.isin(t1, list(plan.skip)) & ~np.isin(t2, list(plan.skip))
+                keep &= ~np.isin(t1, list(plan.skip)) & ~np.isin(t2, list(plan.skip))
                 if len(self.selected):
-                    mask &= np.isin(t1, self.selected) | np.isin(t2, self.selected)
+                    keep &= np.isin(t1, self.selected) | np.isin(t2, self.selected)
                 keys = t1 * CHANGE_KEY_BASE + t2
             else:
                 keys = change.astype("int32")
-            return keys.astype("int32"), mask
+            return keys.astype("int32"), valid, keep
         band = self.src.read(1, window=window)
         if band.dtype.name in ("uint8", "uint16"):  # a lookup table is ~10x faster than np.isin
             valid_lut = np.ones(np.iinfo(band.dtype).max + 1, dtype=bool)
             valid_lut[[v for v in plan.skip if 0 <= v < len(valid_lut)]] = False
-            valid = valid_lut[band]
-            self.any_valid |= bool(valid.any())
             if len(self.selected):
                 keep_lut = np.zeros_like(valid_lut)
                 keep_lut[self.selected[(self.selected >= 0) & (self.selected < len(keep_lut))]] = True
-                return band, valid & keep_lut[band]
-            return band, valid
+                return band, valid_lut[band], keep_lut[band]
+            return band, valid_lut[band], True
         valid = ~np.isin(band, list(plan.skip))
-        self.any_valid |= bool(valid.any())
-        mask = valid & np.isin(band, self.selected) if len(self.selected) else valid
+        keep = np.isin(band, self.selected) if len(self.selected) else True
         if band.dtype.name not in ("uint8", "uint16", "int16", "int32"):
             band = band.astype("int32")
-        return band, mask
+        return band, valid, keep
 
 
 def _value_scale(prob: rasterio.io.DatasetReader) -> float:

@@ -7,7 +7,7 @@ Conventions read here (the predict and change verbs write them):
   mapping, or a list of ``{"id", "name"}`` objects.
   Without it the ISPRS table of :mod:`rsmamba.classes` applies. Dataset or band-1 tag
   ``model_id`` names the model that produced the raster. Value 255 (or the nodata value) is
-  never vectorized.
+  never vectorized, nor a pixel that band 1's GDAL mask (internal mask, alpha band) hides.
 * Change raster: band 1 binary change (0/1, description ``"change"``); optionally band 2 the
   class at t1 (description ``"from_class"``) and band 3 the class at t2 (``"to_class"``). A
   raster is read as a change raster when band 1's description is ``"change"``. Dataset tag
@@ -64,6 +64,14 @@ def calibrated_min_area(src: rasterio.io.DatasetReader) -> float | None:
     return area if area is not None and area >= 0 else None
 
 
+def has_mask_band(src: rasterio.io.DatasetReader) -> bool:
+    """Band 1 has a GDAL mask beyond its nodata value (internal or .msk mask, alpha band).
+
+    Its nodata value is already a value never vectorized; only a real mask band needs reading.
+    """
+    from rasterio.enums import MaskFlags
+
+    return not set(src.mask_flag_enums[0]) <= {MaskFlags.all_valid, MaskFlags.nodata}
 
 
 def has_semantic_change(src: rasterio.io.DatasetReader) -> bool:

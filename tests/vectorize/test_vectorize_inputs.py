@@ -1,0 +1,77 @@
+"""Inputs vectorize must not turn into silent garbage: masks, grids, CRS units, class tables, names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.transform import from_origin
+
+from rsmamba.cli import main
+from rsmamba.vectorize import vectorize_many, vectorize_raster
+from tests.helpers.rasters import write_raster
+
+TRANSFORM = from_origin(500000.0, 5000000.0, 1.0, 1.0)
+
+
+def one_line_error(args: list[str], capsys) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("rsmamba: error:"), err
+    return err
+
+
+def classes_with_mask(path, array: np.ndarray, valid: np.ndarray, *, alpha: bool = False, transform=TRANSFORM):
+    """A class raster whose GDAL mask (internal mask, or an alpha band) hides the pixels outside ``valid``."""
+    h, w = array.shape
+    profile = dict(driver="GTiff", width=w, height=h, count=2 if alpha else 1, dtype="uint8", crs="EPSG:32632",
+                   transform=transform)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+        if alpha:
+            dst.colorinterp = [ColorInterp.gray, ColorInterp.alpha]
+            dst.write(np.where(valid, 255, 0).astype("uint8"), 2)
+        else:
+            dst.write_mask(np.where(valid, 255, 0).astype("uint8"))
+    return path
+
+
+def masked_scene() -> tuple[np.ndarray, np.ndarray]:
+    a = np.zeros((20, 30), dtype="uint8")
+    a[2:8, 2:10] = 1  # a building in the valid part
+    a[10:18, 0:30] = 1  # "building" values under the mask: what the mask hides
+    valid = np.ones(a.shape, bool)
+    valid[10:, :] = False
+    return a, valid
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_masked_pixels_are_not_polygonized(tmp_path, alpha):
+    a, valid = masked_scene()
+    src = classes_with_mask(tmp_path / "c.tif", a, valid, alpha=alpha)
+    out = tmp_path / "b.gpkg"
+    vectorize_raster(src, out, classes=["building"])
+    df = pyogrio.read_dataframe(out)
+    assert df.pixel_count.tolist() == [48]
+    everything = pyogrio.read_dataframe(vectorize_raster(src, tmp_path / "all.gpkg").output)
+    assert everything.pixel_count.sum() == valid.sum()
+
+
+def test_a_fully_masked_raster_is_empty(tmp_path, capsys):
+    a, _ = masked_scene()
+    src = classes_with_mask(tmp_path / "c.tif", a, np.zeros(a.shape, bool))
+    assert "empty raster" in one_line_error(["vectorize", str(src), "-o", str(tmp_path / "o.gpkg")], capsys)
+
+
+def test_masked_pixels_of_mosaic_scenes_are_not_polygonized(tmp_path):
+    a, valid = masked_scene()
+    left = classes_with_mask(tmp_path / "left.tif", a[:, :15], valid[:, :15])
+    right = classes_with_mask(tmp_path / "right.tif", a[:, 15:], valid[:, 15:],
+                              transform=TRANSFORM * TRANSFORM.translation(15, 0))
+    out = tmp_path / "m.gpkg"
+    vectorize_many([left, right], out)
+    df = pyogrio.read_dataframe(out)
+    assert df.pixel_count.sum() == valid.sum()
+    assert df[df.class_id == 1].pixel_count.tolist() == [48]
