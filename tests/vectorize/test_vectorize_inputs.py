@@ -75,3 +75,14 @@ def test_masked_pixels_of_mosaic_scenes_are_not_polygonized(tmp_path):
     df = pyogrio.read_dataframe(out)
     assert df.pixel_count.sum() == valid.sum()
     assert df[df.class_id == 1].pixel_count.tolist() == [48]
+
+
+def test_a_raster_named_like_a_glob_is_that_raster(tmp_path):
+    a = np.zeros((10, 10), dtype="uint8")
+    write_raster(tmp_path / "scene1.tif", a)  # what the name would match as a pattern: class 0 only
+    a[2:5, 2:5] = 1
+    literal = write_raster(tmp_path / "scene[1].tif", a)
+    out = tmp_path / "o.gpkg"
+    assert main(["vectorize", str(literal), "-o", str(out), "--classes", "building"]) == 0
+    df = pyogrio.read_dataframe(out)
+    assert df.pixel_count.tolist() == [9] and df.source.tolist() == ["scene[1].tif"]
