@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import shutil
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
-from rsmamba.raster.ground import metres_per_unit
+from rsmamba.raster.ground import is_mercator, metres_per_unit, utm_zone
 from rsmamba.vectorize.units import parse_area, parse_length
 
 if TYPE_CHECKING:
@@ -136,25 +137,39 @@ def _plan(
     if reproject_to is not None:
         try:
             out_crs = CRS.from_user_input(reproject_to)
-            if out_crs.is_geographic:
-                problems.add(f"--reproject {reproject_to}: must be a projected CRS (metres), not geographic")
         except Exception:  # pyproj raises CRSError on anything unreadable
             problems.add(f"--reproject {reproject_to}: not a CRS")
+        else:
+            if out_crs.is_geographic:
+                problems.add(f"--reproject {reproject_to}: must be a projected CRS (metres), not geographic")
+            elif is_mercator(out_crs):
+                problems.add(f"--reproject {reproject_to}: Mercator units are not ground metres (areas too large "
+                             "by 1/cos² of the latitude); choose a local projected CRS such as the UTM zone")
     if not raster.exists():
         problems.add(f"{raster}: no such file")
         problems.raise_if_any()
     try:
-        src = rasterio.open(raster)
+        with warnings.catch_warnings():  # no geotransform: refused below in one line, not GDAL's warning
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            src = rasterio.open(raster)
     except rasterio.errors.RasterioIOError as exc:
         problems.add(f"{raster}: not a readable raster ({str(exc).splitlines()[0]})")
         problems.raise_if_any()
     with src:
         crs = CRS.from_user_input(src.crs) if src.crs else None
+        if src.transform.is_identity:  # GDAL's default: no geotransform, the polygons would be in pixels
+            how = ("georeferenced by GCPs only: warp it onto a grid first (gdalwarp)" if src.gcps[0] else
+                   "no geotransform (pixel coordinates only): georeference it first")
+            problems.add(f"{raster}: {how}")
         if crs is None:
             problems.add(f"{raster}: no CRS; polygons would have no place on the ground")
-        elif crs.is_geographic and out_crs is None:
-            problems.add(f"{raster}: geographic CRS ({crs.to_string()}): ground thresholds need metres; "
-                         "pass --reproject EPSG:xxxx (a projected CRS)")
+        elif (crs.is_geographic or is_mercator(crs)) and out_crs is None:
+            what = (f"geographic CRS ({crs.to_string()})" if crs.is_geographic else
+                    f"Mercator CRS ({crs.to_string()}), whose metres shrink with latitude")
+            utm = "EPSG:xxxx (a projected CRS in ground metres)"
+            if not src.transform.is_identity:
+                utm = f"{utm_zone(crs, *(src.transform * (src.width / 2, src.height / 2)))} (its UTM zone)"
+            problems.add(f"{raster}: {what}: areas and thresholds need ground metres; pass --reproject {utm}")
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
         is_change = is_change_raster(src) if change is None else change

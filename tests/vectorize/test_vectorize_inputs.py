@@ -86,3 +86,39 @@ def test_a_raster_named_like_a_glob_is_that_raster(tmp_path):
     assert main(["vectorize", str(literal), "-o", str(out), "--classes", "building"]) == 0
     df = pyogrio.read_dataframe(out)
     assert df.pixel_count.tolist() == [9] and df.source.tolist() == ["scene[1].tif"]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_raster_without_geotransform_is_refused(tmp_path, capsys):
+    from affine import Affine
+    from rasterio.control import GroundControlPoint
+
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    bare = write_raster(tmp_path / "bare.tif", a, transform=Affine.identity())
+    with rasterio.open(bare) as src:
+        assert src.crs is not None and src.transform.is_identity
+    out = tmp_path / "o.gpkg"
+    assert "no geotransform" in one_line_error(["vectorize", str(bare), "-o", str(out)], capsys)
+    gcps = [GroundControlPoint(row=r, col=c, x=500000.0 + c, y=5000000.0 - r) for r, c in ((0, 0), (0, 10), (10, 0))]
+    with rasterio.open(tmp_path / "gcps.tif", "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8",
+                       gcps=gcps, crs="EPSG:32632") as dst:
+        dst.write(a, 1)
+    assert "GCPs" in one_line_error(["vectorize", str(tmp_path / "gcps.tif"), "-o", str(out)], capsys)
+    assert not out.exists()
+
+
+def test_web_mercator_needs_reproject_to_ground_metres(tmp_path, capsys):
+    a = np.zeros((20, 20), dtype="uint8")
+    a[5:15, 5:15] = 1
+    # 10 x 10 Web Mercator metres at 41 N (y 5 011 000): about 7.55 x 7.55 ground metres.
+    src = write_raster(tmp_path / "wm.tif", a, crs="EPSG:3857", origin=(1000000.0, 5011000.0), res=1.0)
+    out = tmp_path / "o.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--classes", "building"], capsys)
+    assert "Mercator" in err and "--reproject EPSG:32632" in err
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--reproject", "EPSG:3395"], capsys)
+    assert "--reproject EPSG:3395" in err and "Mercator" in err
+    assert not out.exists()
+    vectorize_raster(src, out, classes=["building"], reproject_to="EPSG:32632")
+    lat = 41.0
+    assert pyogrio.read_dataframe(out).area_m2[0] == pytest.approx(100 * np.cos(np.radians(lat)) ** 2, rel=0.02)
