@@ -181,7 +181,12 @@ def _plan(
         if problem:
             problems.add(problem)
         semantic = is_change and attrs.has_semantic_change(src)
-        names = attrs.class_names(src)
+        try:
+            names = attrs.class_names(src)
+        except InputError as exc:  # an unreadable class table: reported with what was found so far
+            for problem in exc.problems:
+                problems.add(problem)
+            problems.raise_if_any()
         skip = attrs.never_vectorized(src)
         selected: set[int] = set()
         if classes:

@@ -137,6 +137,10 @@ def _read(path: Path, problems: ProblemCollector) -> _Raster | None:
     except rasterio.errors.RasterioIOError as exc:
         problems.add(f"{path}: not a readable raster ({str(exc).splitlines()[0]})")
         return None
+    except InputError as exc:  # an unreadable class table
+        for problem in exc.problems:
+            problems.add(problem)
+        return None
 
 
 def _close(a: float, b: float) -> bool:

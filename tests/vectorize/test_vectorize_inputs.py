@@ -122,3 +122,19 @@ def test_web_mercator_needs_reproject_to_ground_metres(tmp_path, capsys):
     vectorize_raster(src, out, classes=["building"], reproject_to="EPSG:32632")
     lat = 41.0
     assert pyogrio.read_dataframe(out).area_m2[0] == pytest.approx(100 * np.cos(np.radians(lat)) ** 2, rel=0.02)
+
+
+@pytest.mark.parametrize("tag", ['{"a": "b"}', '[{"name": "y"}]', '[{"id": "x", "name": "y"}]', "road,house", '"house"'])
+def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(CLASS_NAMES=tag)
+    out = tmp_path / "o.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out)], capsys)
+    assert "c.tif" in err and "class_names tag" in err
+    other = write_raster(tmp_path / "d.tif", a, origin=(500010.0, 5000000.0))
+    err = one_line_error(["vectorize", str(other), str(src), "-o", str(out)], capsys)  # the mosaic path
+    assert "c.tif" in err and "class_names tag" in err
+    assert not out.exists()
