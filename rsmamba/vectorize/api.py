@@ -39,7 +39,7 @@ from rasterio.windows import Window
 from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.paths import vector_path_problem
-from rsmamba.raster.source import bands_valid, data_bands
+from rsmamba.raster.source import bands_valid, data_bands, same_grid
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
@@ -108,6 +108,10 @@ def _resolve_format(output: Path, output_format: str | None, problems: ProblemCo
     problem = vector_path_problem(output, "output")
     if problem:
         problems.add(problem)
+    implied = _SUFFIXES.get(output.suffix.lower())
+    if output_format and implied and fmt in FORMATS and implied != fmt:  # x.gpkg holding GeoJSON misleads every reader
+        problems.add(f"{output}: --format {output_format} contradicts the {output.suffix} suffix "
+                     f"({implied}); drop --format or change the suffix")
     if fmt not in FORMATS:
         problems.add(f"{output}: unknown output format {output_format or output.suffix!r} (use gpkg, geojson, parquet or fgb)")
     elif fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
@@ -208,7 +212,10 @@ def _plan(
                 problems.add(f"{probabilities}: no such file")
             else:
                 with rasterio.open(probabilities) as prob:
-                    if (prob.width, prob.height) != (src.width, src.height) or prob.transform != src.transform:
+                    if prob.crs != src.crs:
+                        theirs = prob.crs.to_string() if prob.crs else "no CRS"
+                        problems.add(f"{probabilities}: {theirs}, {raster.name} is in {src.crs}: not on its grid")
+                    elif not same_grid(prob, src):
                         problems.add(f"{probabilities}: not on the grid of {raster.name}")
         problems.raise_if_any()
         out_crs = out_crs or crs

@@ -138,3 +138,27 @@ def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
     err = one_line_error(["vectorize", str(other), str(src), "-o", str(out)], capsys)  # the mosaic path
     assert "c.tif" in err and "class_names tag" in err
     assert not out.exists()
+
+
+def test_contradicting_options_are_refused(tmp_path, capsys):
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    out = tmp_path / "x.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--format", "geojson"], capsys)
+    assert "--format geojson" in err and ".gpkg" in err
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--seed-threshold", "0.9", "--min-seed", "1m2"], capsys)
+    assert "--seed-threshold and --min-seed" in err and "--instances" in err
+    assert not out.exists()
+    # A suffix that says nothing and a --format that does, or both agreeing, still work.
+    assert main(["vectorize", str(src), "-o", str(tmp_path / "y.gpkg"), "--format", "GPKG"]) == 0
+    assert main(["vectorize", str(src), "-o", str(tmp_path / "y.data"), "--format", "geojson"]) == 0
+
+
+def test_probabilities_in_another_crs_are_refused(tmp_path, capsys):
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    prob = write_raster(tmp_path / "p.tif", np.full((10, 10), 0.9, dtype="float32"), crs="EPSG:32633")
+    err = one_line_error(["vectorize", str(src), "-o", str(tmp_path / "o.gpkg"), "--probabilities", str(prob)], capsys)
+    assert "p.tif" in err and "EPSG:32633" in err and "EPSG:32632" in err
