@@ -214,7 +214,8 @@ def _plan(
                 with rasterio.open(probabilities) as prob:
                     if prob.crs != src.crs:
                         theirs = prob.crs.to_string() if prob.crs else "no CRS"
-                        problems.add(f"{probabilities}: {theirs}, {raster.name} is in {src.crs}: not on its grid")
+                        problems.add(f"{probabilities}: CRS {theirs} differs from {raster.name}'s {src.crs}: "
+                                     "not on its grid")
                     elif not same_grid(prob, src):
                         problems.add(f"{probabilities}: not on the grid of {raster.name}")
         problems.raise_if_any()
