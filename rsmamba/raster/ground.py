@@ -2,7 +2,7 @@
 
 Users and models think in metres: a minimum polygon area of 4 m², a model trained on 0.2-0.6 m
 pixels. The CRS says how long one of its units is; a geographic CRS (degrees) has no such length,
-and a Mercator CRS (Web Mercator, EPSG:3857) has a metre that is 1/cos(latitude) ground metres long.
+and a Mercator CRS (Web Mercator, EPSG:3857) has a "metre" only cos(latitude) ground metres long.
 """
 
 from __future__ import annotations
