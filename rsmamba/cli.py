@@ -379,13 +379,16 @@ def vectorize(
     layer: Optional[str] = typer.Option(None, "--layer", help="GeoPackage layer name (default: the file's stem); other layers are kept."),
     append: bool = typer.Option(False, "--append", help="Add the polygons to an existing GeoPackage layer."),
     instances: bool = typer.Option(False, "--instances", help="Split building regions into individual buildings along the predicted contacts (needs --probabilities with p(interior)/p(contact) bands)."),
-    seed_threshold: float = typer.Option(0.5, "--seed-threshold", help="With --instances: p(interior) a watershed seed needs (0-1]."),
-    min_seed: str = typer.Option("4m2", "--min-seed", help="With --instances: drop watershed seeds smaller than this area, e.g. 4m2."),
+    seed_threshold: Optional[float] = typer.Option(None, "--seed-threshold", help="With --instances: p(interior) a watershed seed needs (0-1], default 0.5."),
+    min_seed: Optional[str] = typer.Option(None, "--min-seed", help="With --instances: drop watershed seeds smaller than this area, e.g. 4m2 (the default)."),
 ) -> None:
     """Class or change rasters to GIS polygon layers; scenes of one grid merge into one layer across their borders."""
     from rsmamba.vectorize import vectorize_many
     from rsmamba.vectorize.many import resolve_rasters
 
+    given = [name for name, value in (("--seed-threshold", seed_threshold), ("--min-seed", min_seed)) if value is not None]
+    if given and not instances:  # they tune the building split: without it they would change nothing, silently
+        raise InputError(f"{' and '.join(given)} only apply with --instances")
     rasters = resolve_rasters(raster)
     if output is None and len(rasters) > 1:
         raise InputError(f"{len(rasters)} rasters make one layer: name it with -o, e.g. -o map.gpkg")
@@ -394,7 +397,8 @@ def vectorize(
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=opt.either(block_size, old_block, 2048), progress=STATE.progress,
         overwrite=overwrite, layer=layer, append=append,
-        **({"instances": True, "seed_threshold": seed_threshold, "min_seed": min_seed} if instances else {}),
+        instances=instances, **{k: v for k, v in (("seed_threshold", seed_threshold), ("min_seed", min_seed))
+                                if v is not None},  # vectorize_raster's defaults otherwise
     )
     typer.echo(summary.describe())
 

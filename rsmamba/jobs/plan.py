@@ -22,15 +22,21 @@ PathLike = str | os.PathLike[str]
 FILE_LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
 
+def _is_glob(text: str) -> bool:
+    """Glob characters and no file of that literal name: ``scene[1].tif`` that exists is that file."""
+    return glob.has_magic(text) and not Path(text).exists()
+
+
 def is_pattern(text: str) -> bool:
     """A glob pattern or an ``@list``: something :func:`expand_inputs` expands rather than one path."""
-    return glob.has_magic(text) or text.startswith("@")
+    return _is_glob(text) or text.startswith("@")
 
 
 def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Paths, glob patterns and file lists (``@list.txt`` or a ``.txt`` file, one path per line) -> paths.
 
     Order is kept (sorted within each glob) and duplicates are dropped; every problem is reported.
+    A path that exists is taken literally even when its name holds glob characters (``scene[1].tif``).
     """
     problems = ProblemCollector()
     out: list[Path] = []
@@ -47,7 +53,7 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 if line and not line.startswith("#"):
                     p = Path(line)
                     out.append(p if p.is_absolute() else base / p)
-        elif glob.has_magic(text):
+        elif _is_glob(text):  # an existing file named with [ ] * ? is itself, not a pattern
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
                 problems.add(f"{text}: no file matches this pattern")

@@ -1,7 +1,8 @@
 """Ground units of a raster's CRS: how long a CRS unit and a pixel are in metres.
 
 Users and models think in metres: a minimum polygon area of 4 m², a model trained on 0.2-0.6 m
-pixels. The CRS says how long one of its units is; a geographic CRS (degrees) has no such length.
+pixels. The CRS says how long one of its units is; a geographic CRS (degrees) has no such length,
+and a Mercator CRS (Web Mercator, EPSG:3857) has a "metre" only cos(latitude) ground metres long.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 from typing import Any
 
-__all__ = ["metres_per_unit", "pixel_size_m"]
+__all__ = ["is_mercator", "metres_per_unit", "pixel_size_m", "utm_zone"]
 
 
 def metres_per_unit(crs: Any) -> float:
@@ -39,3 +40,29 @@ def pixel_size_m(crs: Any, transform: Any) -> float | None:
     # the lengths of a pixel's two sides: a rotated grid keeps part of them in b and d
     size = (math.hypot(transform.a, transform.d) + math.hypot(transform.b, transform.e)) / 2 * unit
     return float(size) if size > 0 else None
+
+
+def is_mercator(crs: Any) -> bool:
+    """A (pseudo-)Mercator projection, e.g. Web Mercator EPSG:3857 or World Mercator EPSG:3395.
+
+    Its unit is called metre but is cos(latitude) ground metres long (0.75 m at 41 degrees north:
+    areas 1.75 times too large), so areas and thresholds in its units are not ground metres.
+    Transverse and oblique Mercator (UTM, the Swiss grid) keep their scale near 1 and are not meant.
+    """
+    from pyproj import CRS
+
+    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+    if crs.is_compound and crs.sub_crs_list:
+        crs = crs.sub_crs_list[0]
+    method = (crs.coordinate_operation.method_name if crs.coordinate_operation else "").lower()
+    return "mercator" in method and "transverse" not in method and "oblique" not in method
+
+
+def utm_zone(crs: Any, x: float, y: float) -> str:
+    """The WGS 84 UTM zone (``EPSG:326zz`` north, ``EPSG:327zz`` south) of point ``x, y`` of ``crs``."""
+    from pyproj import CRS, Transformer
+
+    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"

@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import shutil
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,12 +39,13 @@ from rasterio.windows import Window
 from rsmamba.atomic import publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.paths import vector_path_problem
+from rsmamba.raster.source import bands_valid, data_bands, same_grid
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
-from rsmamba.raster.ground import metres_per_unit
+from rsmamba.raster.ground import is_mercator, metres_per_unit, utm_zone
 from rsmamba.vectorize.units import parse_area, parse_length
 
 if TYPE_CHECKING:
@@ -106,6 +108,10 @@ def _resolve_format(output: Path, output_format: str | None, problems: ProblemCo
     problem = vector_path_problem(output, "output")
     if problem:
         problems.add(problem)
+    implied = _SUFFIXES.get(output.suffix.lower())
+    if output_format and implied and fmt in FORMATS and implied != fmt:  # x.gpkg holding GeoJSON misleads every reader
+        problems.add(f"{output}: --format {output_format} contradicts the {output.suffix} suffix "
+                     f"({implied}); drop --format or change the suffix")
     if fmt not in FORMATS:
         problems.add(f"{output}: unknown output format {output_format or output.suffix!r} (use gpkg, geojson, parquet or fgb)")
     elif fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
@@ -135,36 +141,56 @@ def _plan(
     if reproject_to is not None:
         try:
             out_crs = CRS.from_user_input(reproject_to)
-            if out_crs.is_geographic:
-                problems.add(f"--reproject {reproject_to}: must be a projected CRS (metres), not geographic")
         except Exception:  # pyproj raises CRSError on anything unreadable
             problems.add(f"--reproject {reproject_to}: not a CRS")
+        else:
+            if out_crs.is_geographic:
+                problems.add(f"--reproject {reproject_to}: must be a projected CRS (metres), not geographic")
+            elif is_mercator(out_crs):
+                problems.add(f"--reproject {reproject_to}: Mercator units are not ground metres (areas too large "
+                             "by 1/cos² of the latitude); choose a local projected CRS such as the UTM zone")
     if not raster.exists():
         problems.add(f"{raster}: no such file")
         problems.raise_if_any()
     try:
-        src = rasterio.open(raster)
+        with warnings.catch_warnings():  # no geotransform: refused below in one line, not GDAL's warning
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            src = rasterio.open(raster)
     except rasterio.errors.RasterioIOError as exc:
         problems.add(f"{raster}: not a readable raster ({str(exc).splitlines()[0]})")
         problems.raise_if_any()
     with src:
         crs = CRS.from_user_input(src.crs) if src.crs else None
+        if src.transform.is_identity:  # GDAL's default: no geotransform, the polygons would be in pixels
+            how = ("georeferenced by GCPs only: warp it onto a grid first (gdalwarp)" if src.gcps[0] else
+                   "no geotransform (pixel coordinates only): georeference it first")
+            problems.add(f"{raster}: {how}")
         if crs is None:
             problems.add(f"{raster}: no CRS; polygons would have no place on the ground")
-        elif crs.is_geographic and out_crs is None:
-            problems.add(f"{raster}: geographic CRS ({crs.to_string()}): ground thresholds need metres; "
-                         "pass --reproject EPSG:xxxx (a projected CRS)")
+        elif (crs.is_geographic or is_mercator(crs)) and out_crs is None:
+            what = (f"geographic CRS ({crs.to_string()})" if crs.is_geographic else
+                    f"Mercator CRS ({crs.to_string()}), whose metres shrink with latitude")
+            utm = "EPSG:xxxx (a projected CRS in ground metres)"
+            if not src.transform.is_identity:
+                utm = f"{utm_zone(crs, *(src.transform * (src.width / 2, src.height / 2)))} (its UTM zone)"
+            problems.add(f"{raster}: {what}: areas and thresholds need ground metres; pass --reproject {utm}")
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
         is_change = is_change_raster(src) if change is None else change
         calibrated = attrs.calibrated_min_area(src) if min_area is None and is_change else None
         if calibrated is not None:
             thresholds["--min-area"] = calibrated  # calibrated with the change model
-        problem = class_raster_problem(src, str(raster), allow_multiband=is_change)
+        # A class band with an alpha band (its mask) is a class raster too.
+        problem = class_raster_problem(src, str(raster), allow_multiband=is_change or len(data_bands(src)) == 1)
         if problem:
             problems.add(problem)
         semantic = is_change and attrs.has_semantic_change(src)
-        names = attrs.class_names(src)
+        try:
+            names = attrs.class_names(src)
+        except InputError as exc:  # an unreadable class table: reported with what was found so far
+            for problem in exc.problems:
+                problems.add(problem)
+            problems.raise_if_any()
         skip = attrs.never_vectorized(src)
         selected: set[int] = set()
         if classes:
@@ -186,7 +212,11 @@ def _plan(
                 problems.add(f"{probabilities}: no such file")
             else:
                 with rasterio.open(probabilities) as prob:
-                    if (prob.width, prob.height) != (src.width, src.height) or prob.transform != src.transform:
+                    if prob.crs != src.crs:
+                        theirs = prob.crs.to_string() if prob.crs else "no CRS"
+                        problems.add(f"{probabilities}: CRS {theirs} differs from {raster.name}'s {src.crs}: "
+                                     "not on its grid")
+                    elif not same_grid(prob, src):
                         problems.add(f"{probabilities}: not on the grid of {raster.name}")
         problems.raise_if_any()
         out_crs = out_crs or crs
@@ -206,44 +236,50 @@ class _Reader:
     def __init__(self, src: rasterio.io.DatasetReader, plan: _Plan):
         self.src, self.plan, self.any_valid = src, plan, False
         self.selected = np.array(sorted(plan.selected), dtype="int64")
+        self.masked = attrs.has_mask_band(src)
 
     def __call__(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
         if plan.scenes is not None and not plan.scenes.covers(window):  # a gap between scenes: all nodata
             shape = (int(window.height), int(window.width))
             return np.zeros(shape, dtype="uint8"), np.zeros(shape, dtype=bool)
+        keys, valid, keep = self._read(window)
+        if self.masked:  # masked pixels (internal mask, alpha) are no data, whatever value they hold
+            valid &= bands_valid(self.src, [1], window)
+        self.any_valid |= bool(valid.any())
+        return keys, valid & keep
+
+    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray | bool]:
+        """Keys, where they hold a class (not nodata or ignore), and which of them to polygonize."""
+        plan = self.plan
         if plan.change:
             change = self.src.read(1, window=window)
             valid = ~np.isin(change, list(plan.skip))
-            self.any_valid |= bool(valid.any())
-            mask = valid & (change == 1)
+            keep = change == 1
             if plan.semantic:
                 t1 = self.src.read(2, window=window).astype("int32")
                 t2 = self.src.read(3, window=window).astype("int32")
-                mask &= ~np.isin(t1, list(plan.skip)) & ~np.isin(t2, list(plan.skip))
+                keep &= ~np.isin(t1, list(plan.skip)) & ~np.isin(t2, list(plan.skip))
                 if len(self.selected):
-                    mask &= np.isin(t1, self.selected) | np.isin(t2, self.selected)
+                    keep &= np.isin(t1, self.selected) | np.isin(t2, self.selected)
                 keys = t1 * CHANGE_KEY_BASE + t2
             else:
                 keys = change.astype("int32")
-            return keys.astype("int32"), mask
+            return keys.astype("int32"), valid, keep
         band = self.src.read(1, window=window)
         if band.dtype.name in ("uint8", "uint16"):  # a lookup table is ~10x faster than np.isin
             valid_lut = np.ones(np.iinfo(band.dtype).max + 1, dtype=bool)
             valid_lut[[v for v in plan.skip if 0 <= v < len(valid_lut)]] = False
-            valid = valid_lut[band]
-            self.any_valid |= bool(valid.any())
             if len(self.selected):
                 keep_lut = np.zeros_like(valid_lut)
                 keep_lut[self.selected[(self.selected >= 0) & (self.selected < len(keep_lut))]] = True
-                return band, valid & keep_lut[band]
-            return band, valid
+                return band, valid_lut[band], keep_lut[band]
+            return band, valid_lut[band], True
         valid = ~np.isin(band, list(plan.skip))
-        self.any_valid |= bool(valid.any())
-        mask = valid & np.isin(band, self.selected) if len(self.selected) else valid
+        keep = np.isin(band, self.selected) if len(self.selected) else True
         if band.dtype.name not in ("uint8", "uint16", "int16", "int32"):
             band = band.astype("int32")
-        return band, mask
+        return band, valid, keep
 
 
 def _value_scale(prob: rasterio.io.DatasetReader) -> float:
@@ -355,37 +391,97 @@ def _attributes(owners: list[Piece], parts: np.ndarray, plan: _Plan, with_values
     return cols
 
 
-def _frame(geoms: list, cols: dict[str, list], crs: CRS):
-    import geopandas as gpd
+# One type per attribute, so an empty layer has the same schema as a full one (pandas would make
+# every column of an empty frame float, and a later --append would turn names into 0.0).
+_FIELD_TYPES = {
+    "building_id": "int64", "class_id": "int64", "class_name": "str", "change": "int64", "from_class": "int64",
+    "to_class": "int64", "from_name": "str", "to_name": "str", "area_m2": "float64", "perimeter_m": "float64",
+    "pixel_count": "int64", "mean_prob": "float64", "max_prob": "float64", "source": "str", "model_id": "str",
+}
+_OGR_TYPES = {"int64": "int64", "float64": "float64", "str": "object"}  # as pyogrio.read_info reports them
 
-    return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+
+def _frame(geoms: list, cols: dict[str, list], crs: CRS):
+    """The layer's rows with the fixed attribute types of :data:`_FIELD_TYPES`, whatever their number."""
+    import geopandas as gpd
+    import pandas as pd
+
+    data = {k: pd.Series(v, dtype=_FIELD_TYPES[k]) for k, v in cols.items()}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
 
 
 def _write(frame, path: Path, fmt: str, layer: str, append: bool = False) -> None:
     if fmt == "parquet":
         frame.to_parquet(path)
         return
+    # OVERWRITE: replace a GeoPackage layer whose name differs only in case (one layer to GDAL).
+    options = {"layer_options": {"OVERWRITE": "YES"}} if fmt == "gpkg" and not append else {}
     pyogrio.write_dataframe(frame, path, driver=FORMATS[fmt], layer=layer, append=append,
-                            promote_to_multi=False, geometry_type="Polygon")
+                            promote_to_multi=False, geometry_type="Polygon", **options)
 
 
-def _start_layer(output: Path, tmp: Path, fmt: str, layer: str, *, overwrite: bool, append: bool) -> bool:
-    """Prepare the scratch copy of an existing GeoPackage; True when features go after existing ones."""
+@dataclass
+class _Target:
+    """The layer features go to: its name, whether they follow existing ones, the next building_id."""
+
+    layer: str
+    append: bool = False
+    next_id: int = 1
+
+
+def _crs_name(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> int:
+    """Refuse appending rows another layer would misread (CRS, geometry type, fields); the next building_id."""
+    info = pyogrio.read_info(output, layer=layer)
+    where = f"layer {layer!r} of {output}"
+    crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
+    if crs is None or not crs.equals(plan.out_crs, ignore_axis_order=True):
+        theirs = _crs_name(crs) if crs is not None else "no CRS"
+        hint = f" (pass --reproject {theirs} to append to it)" if crs is not None and not crs.is_geographic else ""
+        raise InputError(f"{where} is in {theirs}, these polygons in {_crs_name(plan.out_crs)}{hint}")
+    if info["geometry_type"] not in ("Polygon", "Unknown"):
+        raise InputError(f"{where} holds {info['geometry_type']} geometries, not Polygon: append to another layer")
+    have = dict(zip([str(f) for f in info["fields"]], [str(d) for d in info["dtypes"]]))
+    want = {c: _OGR_TYPES[_FIELD_TYPES[c]] for c in columns}
+    if have != want:
+        diff = [f"no {c}" for c in want if c not in have] + [f"extra {c}" for c in have if c not in want]
+        diff += [f"{c} is {have[c]}, not {want[c]}" for c in want if c in have and have[c] != want[c]]
+        raise InputError(f"{where} has other fields ({', '.join(diff)}): append to a layer vectorize wrote "
+                         "with the same options, or write another layer")
+    if "building_id" not in want or not info["features"]:
+        return 1
+    ids = pyogrio.read_dataframe(output, layer=layer, columns=["building_id"], read_geometry=False)["building_id"]
+    return int(ids.max()) + 1 if ids.notna().any() else 1
+
+
+def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list[str], *,
+                 overwrite: bool, append: bool) -> _Target:
+    """Prepare the scratch copy of an existing GeoPackage and say where and how features go."""
     if not output.exists():
-        return False
-    if fmt != "gpkg":
+        return _Target(layer)
+    if plan.fmt != "gpkg":
         if not overwrite:
             raise InputError(f"output {output} exists (use --overwrite to replace it)")
-        return False
+        return _Target(layer)
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(output)]
     except Exception:  # pyogrio raises DataSourceError on anything unreadable
         raise InputError(f"output {output} exists and is not a GeoPackage; remove it or choose another -o") from None
-    if layer in layers and not (overwrite or append):
-        raise InputError(f"layer {layer!r} exists in {output} (use --overwrite to replace that layer, --append to "
+    # GeoPackage layer names are case-insensitive: "B" is the layer "b".
+    same = next((name for name in layers if name.casefold() == layer.casefold()), None)
+    if same is not None and not (overwrite or append):
+        raise InputError(f"layer {same!r} exists in {output} (use --overwrite to replace that layer, --append to "
                          "add to it, or --layer NAME for a new one)")
+    if same is not None and append:
+        next_id = _check_append(output, same, plan, columns)
+        shutil.copy2(output, tmp)
+        return _Target(same, append=True, next_id=next_id)
     shutil.copy2(output, tmp)
-    return append and layer in layers
+    return _Target(layer)
 
 
 def vectorize_raster(
@@ -461,13 +557,17 @@ def vectorize_raster(
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
+    if append and overwrite:
+        raise InputError("--append adds to a layer, --overwrite replaces it: pass one of them")
     inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]
     from tqdm import tqdm
 
     with rasterio.open(plan.raster) as src, publish([output], inputs=inputs,
                                                      overwrite=overwrite or plan.fmt == "gpkg") as pub:
         tmp = pub[0]
-        written = _start_layer(output, tmp, plan.fmt, layer_name, overwrite=overwrite, append=append)
+        columns = _columns(plan, with_values)
+        target = _start_layer(output, tmp, plan, layer_name, columns, overwrite=overwrite, append=append)
+        layer_name, written = target.layer, target.append
         prob = rasterio.open(plan.probabilities) if with_values else None
         try:
             reader = _Reader(src, plan)
@@ -482,12 +582,12 @@ def vectorize_raster(
                 pixel_m2 = abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d) * plan.unit_m**2
                 splitter = InstanceSplitter(prob, min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
                                             seed_threshold=seed_threshold)
-            next_id = 1
+            next_id = target.next_id  # after the building_ids of the layer appended to
             n_rows = -(-plan.height // block_size)
             # disable=None: the bar shows only on a terminal, so piped errors stay one line.
             bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
             kept_geoms: list = []
-            kept_cols: dict[str, list] = {k: [] for k in _columns(plan, with_values)}
+            kept_cols: dict[str, list] = {k: [] for k in columns}
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):

@@ -4,10 +4,10 @@ Conventions read here (the predict and change verbs write them):
 
 * Class raster: band 1 holds class ids. Band 1 or dataset tag ``class_names`` (JSON, any case:
   predict writes ``CLASS_NAMES``) names them, either a list indexed by id, a ``{"id": "name"}``
-  mapping, or a list of ``{"id", "name"}`` objects.
+  mapping, or a list of ``{"id", "name"}`` objects; any other tag is refused.
   Without it the ISPRS table of :mod:`rsmamba.classes` applies. Dataset or band-1 tag
   ``model_id`` names the model that produced the raster. Value 255 (or the nodata value) is
-  never vectorized.
+  never vectorized, nor a pixel that band 1's GDAL mask (internal mask, alpha band) hides.
 * Change raster: band 1 binary change (0/1, description ``"change"``); optionally band 2 the
   class at t1 (description ``"from_class"``) and band 3 the class at t2 (``"to_class"``). A
   raster is read as a change raster when band 1's description is ``"change"``. Dataset tag
@@ -22,6 +22,7 @@ import json
 import rasterio
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
+from rsmamba.errors import InputError
 
 
 def _tag(tags: dict[str, str], key: str) -> str | None:
@@ -30,20 +31,28 @@ def _tag(tags: dict[str, str], key: str) -> str | None:
 
 
 def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]:
-    """Class id -> name from the raster's ``class_names`` tag, else the ISPRS table."""
+    """Class id -> name from the raster's ``class_names`` tag, else the ISPRS table.
+
+    A tag that is there but unreadable is refused (:class:`InputError`): falling back to the ISPRS
+    names would label every polygon with a class the raster may not mean.
+    """
     text = _tag(src.tags(band), "class_names") or _tag(src.tags(), "class_names")
-    if text:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None
+    if not text:
+        return {c.id: c.name for c in ISPRS_CLASSES}
+    try:
+        data = json.loads(text)
         if isinstance(data, dict):
             return {int(k): str(v) for k, v in data.items()}
         if isinstance(data, list) and all(isinstance(d, dict) for d in data):
             return {int(d["id"]): str(d["name"]) for d in data}
         if isinstance(data, list):
             return {i: str(n) for i, n in enumerate(data) if n is not None}
-    return {c.id: c.name for c in ISPRS_CLASSES}
+        raise ValueError(f"a JSON {type(data).__name__}")
+    except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        why = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise InputError(f"{src.name}: class_names tag {shown!r} is not a class table ({why}); expected a JSON "
+                         'list of names, {"0": "name", ...} or [{"id": 0, "name": "..."}, ...]') from None
 
 
 def model_id(src: rasterio.io.DatasetReader) -> str:
@@ -64,6 +73,14 @@ def calibrated_min_area(src: rasterio.io.DatasetReader) -> float | None:
     return area if area is not None and area >= 0 else None
 
 
+def has_mask_band(src: rasterio.io.DatasetReader) -> bool:
+    """Band 1 has a GDAL mask beyond its nodata value (internal or .msk mask, alpha band).
+
+    Its nodata value is already a value never vectorized; only a real mask band needs reading.
+    """
+    from rasterio.enums import MaskFlags
+
+    return not set(src.mask_flag_enums[0]) <= {MaskFlags.all_valid, MaskFlags.nodata}
 
 
 def has_semantic_change(src: rasterio.io.DatasetReader) -> bool:

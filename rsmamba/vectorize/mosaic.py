@@ -8,8 +8,8 @@ bands, dtype, nodata and class table); anything else would need resampling, whic
 boundaries, so it is refused with every problem listed at once.
 
 The VRT is plain XML written here (no ``gdalbuildvrt`` needed): gaps between scenes read as
-nodata, each scene is a ``ComplexSource`` with its nodata so a scene's nodata collar never
-hides a neighbour's pixels, and where scenes overlap the later input wins (a warning names the
+nodata, each scene is a ``ComplexSource`` with its nodata (and its mask band, when it has an
+internal mask: ``UseMaskBand``) so a scene's nodata collar never hides a neighbour's pixels, and where scenes overlap the later input wins (a warning names the
 overlapping pairs). The first raster's tags and band descriptions go into the VRT, so class
 names, the model id and change mode are read from it as from a single raster.
 """
@@ -64,6 +64,7 @@ class _Raster:
     change: bool
     tags: dict[str, str]
     band_tags: tuple[dict[str, str], ...]
+    masked: bool = False  # band 1 has a mask band beyond nodata (internal mask, alpha): the VRT honours it
 
 
 @dataclass
@@ -131,9 +132,14 @@ def _read(path: Path, problems: ProblemCollector) -> _Raster | None:
                 count=src.count, dtypes=tuple(src.dtypes), nodata=src.nodata, descriptions=tuple(src.descriptions),
                 block_shapes=tuple(src.block_shapes), names=attrs.class_names(src), change=is_change_raster(src),
                 tags=src.tags(), band_tags=tuple(src.tags(b) for b in range(1, src.count + 1)),
+                masked=attrs.has_mask_band(src),
             )
     except rasterio.errors.RasterioIOError as exc:
         problems.add(f"{path}: not a readable raster ({str(exc).splitlines()[0]})")
+        return None
+    except InputError as exc:  # an unreadable class table
+        for problem in exc.problems:
+            problems.add(problem)
         return None
 
 
@@ -269,6 +275,8 @@ def mosaic_vrt_xml(mosaic: Mosaic) -> ET.ElementTree:
             ET.SubElement(source, "DstRect", xOff=str(col), yOff=str(row), **size)
             if raster.nodata is not None:  # its nodata pixels leave what is below them
                 ET.SubElement(source, "NODATA").text = _number(raster.nodata)
+            if raster.masked:  # and so do its masked pixels (GDAL >= 3.3)
+                ET.SubElement(source, "UseMaskBand").text = "true"
     ET.indent(root)
     return ET.ElementTree(root)
 

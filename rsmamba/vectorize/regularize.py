@@ -6,7 +6,8 @@ the 45 degree diagonals), consecutive edges with the same direction are fused in
 and the corners are rebuilt as the intersections of consecutive lines.
 
 Guarded: when the result is invalid, degenerate, or its IoU with the raw shape falls below a
-threshold, the simplified shape is returned instead. The output is always a valid Polygon.
+threshold, the simplified shape is returned instead, or the raw shape when the simplified one
+falls below the threshold too. The output is always a valid Polygon.
 """
 
 from __future__ import annotations
@@ -123,11 +124,19 @@ def regularize_polygon(
         candidate = _rebuild(simplified, angle, step, tolerance)
         if candidate is None:
             continue
-        union = candidate.union(raw).area
-        iou = candidate.intersection(raw).area / union if union > 0 else 0.0
+        iou = _iou(candidate, raw)
         if iou > best_iou:
             best, best_iou = candidate, iou
-    return best if best_iou >= min_iou else simplified
+    if best_iou >= min_iou:
+        return best
+    # The simplified shape answers to the same guard: a wall as thin as the tolerance simplifies
+    # to a triangle of half its area, and then only the raw outline is right.
+    return simplified if _iou(simplified, raw) >= min_iou else raw
+
+
+def _iou(a: shapely.Polygon, b: shapely.Polygon) -> float:
+    union = a.union(b).area
+    return a.intersection(b).area / union if union > 0 else 0.0
 
 
 def _rectangle_angle(polygon: shapely.Polygon) -> float:

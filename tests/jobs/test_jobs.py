@@ -100,3 +100,16 @@ def test_worker_device_spreads_workers_over_gpus() -> None:
     assert worker_device("cuda:1", 0, 4) == "cuda:1"  # an explicit index is kept
     assert worker_device("cpu", 1, 4) == "cpu"
     assert worker_device("cuda", 1, 1) == "cuda"
+
+
+def test_an_existing_file_named_like_a_glob_is_that_file(tmp_path) -> None:
+    from rsmamba.jobs import is_batch, is_pattern
+
+    (tmp_path / "scene1.tif").write_text("the other scene")
+    literal = tmp_path / "scene[1].tif"
+    literal.write_text("this scene")
+    assert expand_inputs([str(literal)]) == [literal]
+    assert not is_pattern(str(literal)) and not is_batch([str(literal)], tmp_path / "out.tif")
+    # Without such a file the name is a pattern as before.
+    literal.unlink()
+    assert [p.name for p in expand_inputs([str(literal)])] == ["scene1.tif"]

@@ -259,3 +259,16 @@ def test_binary_change_raster_forced_with_flag(tmp_path):
     df = read(out)
     assert sorted(df.pixel_count) == [16, 50] and (df.change == 1).all()
     assert "from_class" not in df.columns and "class_id" not in df.columns
+
+
+def test_regularise_keeps_thin_walls_whole(tmp_path):
+    from rsmamba.vectorize.regularize import regularize_polygon
+
+    # As thin as the tolerance: simplification alone would give a triangle of half the area.
+    assert regularize_polygon(shapely.box(0, 0, 50, 2), tolerance=2, allow_45=True).area == pytest.approx(100)
+    a = np.zeros((100, 160), dtype="uint8")
+    a[80, 10:150] = 1  # a 1-px wall, 70 m x 0.5 m
+    src = write_raster(tmp_path / "wall.tif", a, res=0.5)
+    df = read(vectorize_raster(src, tmp_path / "w.gpkg", classes=["building"], regularize=True, allow_45=True).output)
+    assert len(df) == 1 and df.geometry.is_valid.all()
+    assert df.area_m2[0] == pytest.approx(35.0, rel=0.05)

@@ -1,0 +1,164 @@
+"""Inputs vectorize must not turn into silent garbage: masks, grids, CRS units, class tables, names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.transform import from_origin
+
+from rsmamba.cli import main
+from rsmamba.vectorize import vectorize_many, vectorize_raster
+from tests.helpers.rasters import write_raster
+
+TRANSFORM = from_origin(500000.0, 5000000.0, 1.0, 1.0)
+
+
+def one_line_error(args: list[str], capsys) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("rsmamba: error:"), err
+    return err
+
+
+def classes_with_mask(path, array: np.ndarray, valid: np.ndarray, *, alpha: bool = False, transform=TRANSFORM):
+    """A class raster whose GDAL mask (internal mask, or an alpha band) hides the pixels outside ``valid``."""
+    h, w = array.shape
+    profile = dict(driver="GTiff", width=w, height=h, count=2 if alpha else 1, dtype="uint8", crs="EPSG:32632",
+                   transform=transform)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+        if alpha:
+            dst.colorinterp = [ColorInterp.gray, ColorInterp.alpha]
+            dst.write(np.where(valid, 255, 0).astype("uint8"), 2)
+        else:
+            dst.write_mask(np.where(valid, 255, 0).astype("uint8"))
+    return path
+
+
+def masked_scene() -> tuple[np.ndarray, np.ndarray]:
+    a = np.zeros((20, 30), dtype="uint8")
+    a[2:8, 2:10] = 1  # a building in the valid part
+    a[10:18, 0:30] = 1  # "building" values under the mask: what the mask hides
+    valid = np.ones(a.shape, bool)
+    valid[10:, :] = False
+    return a, valid
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_masked_pixels_are_not_polygonized(tmp_path, alpha):
+    a, valid = masked_scene()
+    src = classes_with_mask(tmp_path / "c.tif", a, valid, alpha=alpha)
+    out = tmp_path / "b.gpkg"
+    vectorize_raster(src, out, classes=["building"])
+    df = pyogrio.read_dataframe(out)
+    assert df.pixel_count.tolist() == [48]
+    everything = pyogrio.read_dataframe(vectorize_raster(src, tmp_path / "all.gpkg").output)
+    assert everything.pixel_count.sum() == valid.sum()
+
+
+def test_a_fully_masked_raster_is_empty(tmp_path, capsys):
+    a, _ = masked_scene()
+    src = classes_with_mask(tmp_path / "c.tif", a, np.zeros(a.shape, bool))
+    assert "empty raster" in one_line_error(["vectorize", str(src), "-o", str(tmp_path / "o.gpkg")], capsys)
+
+
+def test_masked_pixels_of_mosaic_scenes_are_not_polygonized(tmp_path):
+    a, valid = masked_scene()
+    left = classes_with_mask(tmp_path / "left.tif", a[:, :15], valid[:, :15])
+    right = classes_with_mask(tmp_path / "right.tif", a[:, 15:], valid[:, 15:],
+                              transform=TRANSFORM * TRANSFORM.translation(15, 0))
+    out = tmp_path / "m.gpkg"
+    vectorize_many([left, right], out)
+    df = pyogrio.read_dataframe(out)
+    assert df.pixel_count.sum() == valid.sum()
+    assert df[df.class_id == 1].pixel_count.tolist() == [48]
+
+
+def test_a_raster_named_like_a_glob_is_that_raster(tmp_path):
+    a = np.zeros((10, 10), dtype="uint8")
+    write_raster(tmp_path / "scene1.tif", a)  # what the name would match as a pattern: class 0 only
+    a[2:5, 2:5] = 1
+    literal = write_raster(tmp_path / "scene[1].tif", a)
+    out = tmp_path / "o.gpkg"
+    assert main(["vectorize", str(literal), "-o", str(out), "--classes", "building"]) == 0
+    df = pyogrio.read_dataframe(out)
+    assert df.pixel_count.tolist() == [9] and df.source.tolist() == ["scene[1].tif"]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_raster_without_geotransform_is_refused(tmp_path, capsys):
+    from affine import Affine
+    from rasterio.control import GroundControlPoint
+
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    bare = write_raster(tmp_path / "bare.tif", a, transform=Affine.identity())
+    with rasterio.open(bare) as src:
+        assert src.crs is not None and src.transform.is_identity
+    out = tmp_path / "o.gpkg"
+    assert "no geotransform" in one_line_error(["vectorize", str(bare), "-o", str(out)], capsys)
+    gcps = [GroundControlPoint(row=r, col=c, x=500000.0 + c, y=5000000.0 - r) for r, c in ((0, 0), (0, 10), (10, 0))]
+    with rasterio.open(tmp_path / "gcps.tif", "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8",
+                       gcps=gcps, crs="EPSG:32632") as dst:
+        dst.write(a, 1)
+    assert "GCPs" in one_line_error(["vectorize", str(tmp_path / "gcps.tif"), "-o", str(out)], capsys)
+    assert not out.exists()
+
+
+def test_web_mercator_needs_reproject_to_ground_metres(tmp_path, capsys):
+    a = np.zeros((20, 20), dtype="uint8")
+    a[5:15, 5:15] = 1
+    # 10 x 10 Web Mercator metres at 41 N (y 5 011 000): about 7.55 x 7.55 ground metres.
+    src = write_raster(tmp_path / "wm.tif", a, crs="EPSG:3857", origin=(1000000.0, 5011000.0), res=1.0)
+    out = tmp_path / "o.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--classes", "building"], capsys)
+    assert "Mercator" in err and "--reproject EPSG:32632" in err
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--reproject", "EPSG:3395"], capsys)
+    assert "--reproject EPSG:3395" in err and "Mercator" in err
+    assert not out.exists()
+    vectorize_raster(src, out, classes=["building"], reproject_to="EPSG:32632")
+    lat = 41.0
+    assert pyogrio.read_dataframe(out).area_m2[0] == pytest.approx(100 * np.cos(np.radians(lat)) ** 2, rel=0.02)
+
+
+@pytest.mark.parametrize("tag", ['{"a": "b"}', '[{"name": "y"}]', '[{"id": "x", "name": "y"}]', "road,house", '"house"'])
+def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(CLASS_NAMES=tag)
+    out = tmp_path / "o.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out)], capsys)
+    assert "c.tif" in err and "class_names tag" in err
+    other = write_raster(tmp_path / "d.tif", a, origin=(500010.0, 5000000.0))
+    err = one_line_error(["vectorize", str(other), str(src), "-o", str(out)], capsys)  # the mosaic path
+    assert "c.tif" in err and "class_names tag" in err
+    assert not out.exists()
+
+
+def test_contradicting_options_are_refused(tmp_path, capsys):
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    out = tmp_path / "x.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--format", "geojson"], capsys)
+    assert "--format geojson" in err and ".gpkg" in err
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--seed-threshold", "0.9", "--min-seed", "1m2"], capsys)
+    assert "--seed-threshold and --min-seed" in err and "--instances" in err
+    assert not out.exists()
+    # A suffix that says nothing and a --format that does, or both agreeing, still work.
+    assert main(["vectorize", str(src), "-o", str(tmp_path / "y.gpkg"), "--format", "GPKG"]) == 0
+    assert main(["vectorize", str(src), "-o", str(tmp_path / "y.data"), "--format", "geojson"]) == 0
+
+
+def test_probabilities_in_another_crs_are_refused(tmp_path, capsys):
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    prob = write_raster(tmp_path / "p.tif", np.full((10, 10), 0.9, dtype="float32"), crs="EPSG:32633")
+    err = one_line_error(["vectorize", str(src), "-o", str(tmp_path / "o.gpkg"), "--probabilities", str(prob)], capsys)
+    assert "p.tif" in err and "EPSG:32633" in err and "EPSG:32632" in err

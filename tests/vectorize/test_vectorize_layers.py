@@ -1,0 +1,124 @@
+"""Writing into existing layers: --append / --overwrite / --layer, and the schema of every layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyogrio
+import pytest
+
+from rsmamba.cli import main
+from rsmamba.vectorize import vectorize_raster
+from tests.helpers.rasters import write_raster
+from tests.vectorize.test_instances import _write as write_instance_scene
+
+
+def buildings(h: int = 20, w: int = 30) -> np.ndarray:
+    a = np.zeros((h, w), dtype="uint8")
+    a[2:8, 3:12] = 1
+    a[12:18, 15:25] = 1
+    return a
+
+
+def one_line_error(args: list[str], capsys) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("rsmamba: error:"), err
+    return err
+
+
+def test_append_refuses_a_layer_in_another_crs(tmp_path, capsys):
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(write_raster(tmp_path / "a.tif", buildings(), crs="EPSG:32632"), out, classes=["building"])
+    other = write_raster(tmp_path / "b.tif", buildings(), crs="EPSG:32633")
+    before = out.read_bytes()
+    err = one_line_error(["vectorize", str(other), "-o", str(out), "--layer", "map", "--append"], capsys)
+    assert "EPSG:32632" in err and "EPSG:32633" in err and "--reproject EPSG:32632" in err
+    assert out.read_bytes() == before
+    # Reprojected into the layer's CRS it appends.
+    vectorize_raster(other, out, classes=["building"], append=True, reproject_to="EPSG:32632")
+    assert pyogrio.read_info(out)["features"] == 4
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".parquet"])
+def test_an_empty_layer_has_the_schema_of_a_full_one(tmp_path, suffix):
+    src = write_raster(tmp_path / "a.tif", buildings())
+    full, empty = tmp_path / f"full{suffix}", tmp_path / f"empty{suffix}"
+    vectorize_raster(src, full, classes=["building"])
+    vectorize_raster(src, empty, classes=["tree"])  # absent: an empty layer
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        assert pq.read_schema(empty).types == pq.read_schema(full).types
+        assert str(pq.read_schema(empty).field("class_name").type) in ("string", "large_string")
+        return
+    info_full, info_empty = pyogrio.read_info(full), pyogrio.read_info(empty)
+    assert len(pyogrio.read_dataframe(empty)) == 0
+    assert list(info_empty["fields"]) == list(info_full["fields"])
+    assert list(info_empty["dtypes"]) == list(info_full["dtypes"])
+    types = dict(zip(info_empty["fields"], info_empty["dtypes"]))
+    assert types["class_name"] == types["source"] == types["model_id"] == "object"
+    assert types["class_id"] == types["pixel_count"] == "int64" and types["area_m2"] == "float64"
+
+
+def test_append_into_an_empty_layer_keeps_names(tmp_path):
+    src = write_raster(tmp_path / "a.tif", buildings())
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(src, out, classes=["tree"])
+    vectorize_raster(src, out, classes=["building"], append=True)
+    df = pyogrio.read_dataframe(out)
+    assert df.class_name.tolist() == ["building", "building"] and df.source.tolist() == ["a.tif", "a.tif"]
+
+
+def test_append_refuses_a_layer_with_other_fields_or_geometries(tmp_path, capsys):
+    import geopandas as gpd
+    import shapely
+
+    src = write_raster(tmp_path / "a.tif", buildings())
+    out = tmp_path / "map.gpkg"
+    roads = gpd.GeoDataFrame({"name": ["a"]}, geometry=[shapely.LineString([(0, 0), (1, 1)])], crs="EPSG:32632")
+    pyogrio.write_dataframe(roads, out, layer="roads")
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", "roads", "--append"], capsys)
+    assert "'roads'" in err and "LineString" in err
+    plots = gpd.GeoDataFrame({"name": ["a"]}, geometry=[shapely.box(0, 0, 1, 1)], crs="EPSG:32632")
+    pyogrio.write_dataframe(plots, out, layer="plots")
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", "plots", "--append"], capsys)
+    assert "'plots'" in err and "no class_id" in err and "extra name" in err
+    assert sorted(pyogrio.read_info(out, layer="plots")["fields"]) == ["name"]
+
+
+def test_layer_names_compare_without_case(tmp_path, capsys):
+    src = write_raster(tmp_path / "a.tif", buildings())
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(src, out, classes=["building"], layer="b")
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", "B"], capsys)
+    assert "'b' exists" in err
+    assert main(["vectorize", str(src), "-o", str(out), "--layer", "B", "--overwrite", "--classes", "0"]) == 0
+    layers = [name for name, _ in pyogrio.list_layers(out)]
+    assert layers == ["B"] and set(pyogrio.read_dataframe(out, layer="B").class_id) == {0}
+    vectorize_raster(src, out, classes=["building"], layer="b", append=True)
+    assert [name for name, _ in pyogrio.list_layers(out)] == ["B"]
+    assert pyogrio.read_info(out, layer="B")["features"] == 3
+
+
+def test_append_with_instances_continues_building_ids(tmp_path):
+    classes = np.zeros((30, 40), np.uint8)
+    classes[5:25, 5:35] = 1
+    interior = np.zeros_like(classes)
+    interior[8:22, 8:18] = 254
+    interior[8:22, 22:32] = 254
+    contact = np.zeros_like(classes)
+    contact[5:25, 19:21] = 254
+    cls_path, prob_path, _ = write_instance_scene(tmp_path, classes, interior, contact)
+    out = tmp_path / "houses.gpkg"
+    for append in (False, True):
+        vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True, append=append)
+    ids = pyogrio.read_dataframe(out).building_id.tolist()
+    assert sorted(ids) == [1, 2, 3, 4]
+
+
+def test_append_and_overwrite_together_are_refused(tmp_path, capsys):
+    src = write_raster(tmp_path / "a.tif", buildings())
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(src, out)
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--append", "--overwrite"], capsys)
+    assert "--append" in err and "--overwrite" in err
