@@ -36,7 +36,7 @@ import shapely
 from pyproj import CRS, Transformer
 from rasterio.windows import Window
 
-from rsmamba.atomic import publish
+from rsmamba.atomic import publish, settle_inputs
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.paths import vector_path_problem
 from rsmamba.raster.source import bands_valid, data_bands, same_grid
@@ -530,6 +530,8 @@ def vectorize_raster(
     """
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
+    # a class raster and its probabilities published together by a killed run are read together
+    settle_inputs([raster, probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])])
     plan = _plan(raster, output, classes=classes, min_area=min_area, simplify=simplify, fill_holes=fill_holes,
                  output_format=output_format, probabilities=probabilities, reproject_to=reproject_to,
                  model_id=model_id, change=change)

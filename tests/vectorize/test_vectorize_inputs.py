@@ -162,3 +162,27 @@ def test_probabilities_in_another_crs_are_refused(tmp_path, capsys):
     prob = write_raster(tmp_path / "p.tif", np.full((10, 10), 0.9, dtype="float32"), crs="EPSG:32633")
     err = one_line_error(["vectorize", str(src), "-o", str(tmp_path / "o.gpkg"), "--probabilities", str(prob)], capsys)
     assert "p.tif" in err and "EPSG:32633" in err and "EPSG:32632" in err
+
+
+def test_a_pair_left_between_its_renames_is_settled_before_it_is_read(tmp_path) -> None:
+    """A run killed after renaming the first of its outputs: vectorize reads the new set, never the mix."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers.rasters import ROOT
+
+    old = np.zeros((20, 20), np.uint8)
+    new = old.copy()
+    new[5:15, 5:15] = 1  # one building
+    first, classes = write_raster(tmp_path / "a.tif", old), write_raster(tmp_path / "classes.tif", old)
+    write_raster(tmp_path / "new.tif", new)
+    code = ("import shutil; from rsmamba.atomic import publish\n"
+            f"with publish([{str(first)!r}, {str(classes)!r}], overwrite=True) as pub:\n"
+            f"    [shutil.copy({str(tmp_path / 'new.tif')!r}, t) for t in pub]\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "RSMAMBA_TEST_KILL_AT": "renamed-1"})
+    assert proc.returncode == -9
+    with rasterio.open(classes) as src:
+        assert src.read(1).max() == 0  # still the old file, its journal beside it
+    summary = vectorize_raster(classes, tmp_path / "b.gpkg", classes=[1])
+    assert summary.polygons == 1
