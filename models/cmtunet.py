@@ -262,6 +262,9 @@ class CMTUNet(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         h, w = image.shape[-2:]
+        ph, pw = (-h) % self.input_multiple, (-w) % self.input_multiple
+        if ph or pw:  # both branches reach stride 32 (a 130 px crop met 33 vs 32 there): pad, crop the logits
+            image = F.pad(image, (0, pw, 0, ph), mode="replicate")
         vss_feats = self.vss_encoder(image)
         x = self.backbone.stem(image)
         feats = []
@@ -274,7 +277,8 @@ class CMTUNet(nn.Module):
             skips = feats[:3]
             feats = [m(skips, s.shape[-2:]) for m, s in zip(self.msaa, skips)] + feats[3:]
         logits = self.decoder(feats)
-        return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        logits = F.interpolate(logits, size=(h + ph, w + pw), mode="bilinear", align_corners=False)
+        return logits[..., :h, :w]
 
 
 _TINY: dict[str, Any] = dict(

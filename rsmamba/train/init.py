@@ -40,6 +40,7 @@ class InitReport:
     reinitialised: list[str] = field(default_factory=list)
     widened: list[str] = field(default_factory=list)
     left_random: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)  # checkpoint tensors the model has no place for
 
     def describe(self) -> str:
         parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
@@ -50,18 +51,47 @@ class InitReport:
         if self.reinitialised:
             parts.append(f"{len(self.reinitialised)} re-initialised for the new classes")
         if self.left_random:
-            parts.append(f"{len(self.left_random)} not in the checkpoint, left random")
+            parts.append(f"{len(self.left_random)} not in the checkpoint, left random "
+                         f"({', '.join(self.left_random[:3])}{', ...' if len(self.left_random) > 3 else ''})")
+        if self.unused:
+            parts.append(f"{len(self.unused)} of the checkpoint unused ({', '.join(self.unused[:3])}"
+                         f"{', ...' if len(self.unused) > 3 else ''})")
         return "; ".join(parts)
 
 
+def input_tensors(model_name: str, model_kwargs: dict) -> set[str] | None:
+    """The tensors of a model that read its input bands: those whose shape follows ``in_chans``.
+
+    Found by building the model twice on the meta device (no memory, no compute), the second time
+    with one band more. With them, a checkpoint of another band layout is adapted even where the
+    shapes happen to agree (RGB + DSM into RGB + NIR: four channels each, other meanings), and
+    no inner layer that happens to have as many channels as the input is touched. None when the
+    model takes no ``in_chans``.
+    """
+    from rsmamba.models import create_model, model_info
+
+    bands = model_kwargs.get("in_chans", model_info(model_name).defaults.get("in_chans"))
+    if bands is None:
+        return None
+    try:
+        with torch.device("meta"):
+            one = create_model(model_name, **{**model_kwargs, "in_chans": int(bands)}).state_dict()
+            more = create_model(model_name, **{**model_kwargs, "in_chans": int(bands) + 1}).state_dict()
+    except Exception:  # noqa: BLE001 - a model that cannot be built on meta: shapes alone decide, as before
+        return None
+    return {k for k, v in one.items() if k in more and more[k].shape != v.shape}
+
+
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
-                         num_classes: int, extra: int = 0) -> InitReport:
+                         num_classes: int, extra: int = 0, inputs: set[str] | None = None) -> InitReport:
     """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``).
 
     ``num_classes`` counts the head's outputs, of which the last ``extra`` are instance channels.
+    ``inputs`` (:func:`input_tensors`) names the tensors that read the bands. A checkpoint that
+    fits nowhere (no tensor loaded) is refused: training from it would be training from scratch.
     """
     ckpt = load_checkpoint(path)
-    src = ckpt["state_dict"]
+    src = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}  # DataParallel's wrapping
     src_image = len(ckpt["bands"]["image"])
     src_dsm = bool(ckpt["bands"].get("dsm"))
     src_classes = len(ckpt["classes"]) or int(ckpt["model_kwargs"].get("num_classes", 0))
@@ -69,17 +99,20 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     src_rows = src_classes + len((ckpt.get("instances") or {}).get("channels") or [])  # the head's outputs
     report = InitReport(str(path))
     target = model.state_dict()
+    report.unused = [k for k in src if k not in target]
+    other_layout = (src_image, src_dsm) != (image_bands, dsm)
     new_state = {}
     for name, dst in target.items():
         if name not in src:
             report.left_random.append(name)
             continue
         s = src[name]
-        if s.shape == dst.shape:
+        reads_bands = inputs is None or name in inputs
+        if s.shape == dst.shape and not (other_layout and inputs is not None and name in inputs and s.dim() >= 2):
             new_state[name] = s
             report.loaded.append(name)
-        elif (s.dim() >= 2 and dst.dim() == s.dim() and s.shape[0] == dst.shape[0] and s.shape[2:] == dst.shape[2:]
-              and s.shape[1] in (src_in, src_image)):
+        elif (reads_bands and s.dim() >= 2 and dst.dim() == s.dim() and s.shape[0] == dst.shape[0]
+              and s.shape[2:] == dst.shape[2:] and s.shape[1] in (src_in, src_image)):
             has_dsm_here = src_dsm and s.shape[1] == src_in
             new_state[name] = adapt_input_weight(s, src_image, has_dsm_here, image_bands,
                                                  dsm and dst.shape[1] == image_bands + 1)
@@ -95,6 +128,9 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
         else:
             raise InputError(f"{path}: tensor {name} has shape {tuple(s.shape)} in the checkpoint but "
                              f"{tuple(dst.shape)} in the model; is it the same model ({ckpt['model']})?")
+    if not report.loaded and not report.adapted:
+        raise InputError(f"{path}: none of its {len(src)} tensors fits model {type(model).__name__} by name (first "
+                         f"of the checkpoint: {next(iter(src), 'none')}; of the model: {next(iter(target), 'none')})")
     model.load_state_dict(new_state, strict=False)
     return report
 

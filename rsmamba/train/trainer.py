@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import logging
 import math
 import os
 import random
@@ -44,6 +45,8 @@ from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -458,8 +461,11 @@ def prepare(cfg: dict) -> Prepared:
     if init_path is not None:
         from rsmamba.train.init import init_from_checkpoint
 
+        from rsmamba.train.init import input_tensors
+
         report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
-                                      num_classes=model_kwargs["num_classes"], extra=len(instances))
+                                      num_classes=model_kwargs["num_classes"], extra=len(instances),
+                                      inputs=input_tensors(cfg["model"]["name"], model_kwargs))
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 
@@ -478,8 +484,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     info_m, train_ds, val_ds, tiling = prep.info, prep.train_ds, prep.val_ds, prep.train_ds.info
     classes, num_classes, names, model_kwargs = prep.classes, prep.num_classes, prep.names, prep.model_kwargs
     model = prep.model.to(device)
-    if prep.init_report is not None and is_main and progress and not resume:
-        tqdm.write(f"init: {prep.init_report.describe()}")
+    if prep.init_report is not None and is_main and not resume:  # said without a terminal too (logs, -q: warnings)
+        said = log.warning if prep.init_report.left_random or prep.init_report.unused else log.info
+        said(f"init: {prep.init_report.describe()}")
 
     aug_cfg = cfg["augment"]
     augment = Augment(aug_cfg["flips"], aug_cfg["rot90"], aug_cfg["scale"], aug_cfg["photometric"],
