@@ -316,3 +316,17 @@ def test_every_model_states_its_input_size_contract() -> None:
         assert fixed is None or (len(fixed) == 2 and all(isinstance(v, int) for v in fixed)), info.name
     with torch.device("meta"):
         assert create_model("mambaseg", img_size=(200, 346)).fixed_input_size == (200, 346)
+
+
+@pytest.mark.parametrize("size", [(97, 98), (130, 66)])
+def test_cmtunet_takes_crops_of_any_size(size) -> None:
+    """Training crops are not always multiples of 32 (tile --size 130): the model pads inside, as its
+    ``input_multiple`` promises, and crops its logits (sizes 4k+1 and 4k+2 broke the fusion attention)."""
+    torch.manual_seed(0)
+    model = create_model("cmtunet_tiny", in_chans=3, num_classes=6).eval()
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        out = model(x)
+        padded = model(torch.nn.functional.pad(x, (0, (-size[1]) % 32, 0, (-size[0]) % 32), mode="replicate"))
+    assert out.shape == (1, 6, *size)
+    torch.testing.assert_close(out, padded[..., :size[0], :size[1]])  # the same pad, the same logits

@@ -105,3 +105,38 @@ def test_frozen_stages_stay_put_for_their_epochs_then_train(tmp_path: Path) -> N
     second = train(cfg, resume=True, progress=False)
     after2 = load_checkpoint(second.last)["state_dict"]
     assert any(not torch.equal(after2[k], after1[k]) for k in enc)  # unfrozen from epoch 2
+
+
+def test_init_across_band_layouts_of_equal_width_adapts_only_the_input_tensors(tmp_path: Path) -> None:
+    """RGB + DSM into RGB + NIR: four channels each, other meanings. The first layers are adapted
+    (the DSM column dropped, RGB spread over four bands), inner tensors load as they are."""
+    from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+    from rsmamba.models import create_model
+    from rsmamba.train.init import init_from_checkpoint, input_tensors
+
+    demo = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
+    ckpt = load_checkpoint(demo)
+    kwargs = {**ckpt["model_kwargs"], "in_chans": 4}
+    model = create_model(ckpt["model"], **kwargs)
+    inputs = input_tensors(ckpt["model"], kwargs)
+    assert inputs == {"backbone.conv1.weight", "vss_encoder.stem.0.weight"}
+    report = init_from_checkpoint(model, demo, image_bands=4, dsm=False, num_classes=kwargs["num_classes"],
+                                  extra=len(ckpt["instances"]["channels"]) if ckpt.get("instances") else 0,
+                                  inputs=inputs)
+    assert sorted(report.adapted) == sorted(inputs)
+    state = model.state_dict()
+    for name in inputs:
+        want = adapt_input_weight(ckpt["state_dict"][name], 3, True, 4, False)
+        assert torch.equal(state[name], want) and not torch.equal(state[name], ckpt["state_dict"][name])
+    # DataParallel's "module." prefix is unwrapped; a checkpoint whose names fit nowhere is refused
+    wrapped = {**ckpt, "state_dict": {f"module.{k}": v for k, v in ckpt["state_dict"].items()}}
+    save_checkpoint(tmp_path / "wrapped.pt", wrapped)
+    again = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    loaded = init_from_checkpoint(again, tmp_path / "wrapped.pt", image_bands=3, dsm=True,
+                                  num_classes=ckpt["model_kwargs"]["num_classes"])
+    assert not loaded.left_random and not loaded.unused
+    renamed = {**ckpt, "state_dict": {f"net.{k}": v for k, v in ckpt["state_dict"].items()}}
+    save_checkpoint(tmp_path / "renamed.pt", renamed)
+    with pytest.raises(InputError, match="none of its .* tensors fits model"):
+        init_from_checkpoint(again, tmp_path / "renamed.pt", image_bands=3, dsm=True,
+                             num_classes=ckpt["model_kwargs"]["num_classes"])
