@@ -159,17 +159,22 @@ def _triton_interpreted() -> bool:
     return mod is not None and mod.interpreting()
 
 
+class ScanBackendError(ValueError):
+    """A backend named (argument or RSMAMBA_SCAN_BACKEND) that is unknown or cannot run here: the
+    user's setting, which the CLI reports in one line."""
+
+
 def resolve_backend(backend: str | None, u: Tensor) -> str:
     """The backend to use: the argument, then RSMAMBA_SCAN_BACKEND, then the fastest available."""
     name = backend or os.environ.get("RSMAMBA_SCAN_BACKEND") or "auto"
     if name == "auto":
         return available_backends(u)[0]
     if name not in BACKENDS:
-        raise ValueError(f"unknown selective-scan backend {name!r}; known: {', '.join(BACKENDS)}")
+        raise ScanBackendError(f"unknown selective-scan backend {name!r}; known: {', '.join(BACKENDS)}")
     if name == "triton" and u.device.type == "cpu" and _triton_interpreted():
         return name
     if name not in available_backends(u):
-        raise ValueError(
+        raise ScanBackendError(
             f"selective-scan backend {name!r} cannot run on {u.device.type} tensors here; "
             f"available: {', '.join(available_backends(u))}"
         )

@@ -23,7 +23,8 @@ from rsmamba.errors import InputError
 
 
 def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[Any] = ()) -> Any:
-    """``torch.load`` of ``path`` on the CPU with ``weights_only=True``; one-line InputError otherwise.
+    """``torch.load`` of ``path`` on the CPU with ``weights_only=True`` (a ``.safetensors`` file through
+    safetensors); one-line InputError otherwise.
 
     A file that names a Python global outside the allow-list is refused (and says which global),
     a truncated or foreign file is refused as unreadable. Nothing in the file runs.
@@ -31,6 +32,14 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} {path}: file not found (no downloads at run time)")
+    if path.suffix.lower() == ".safetensors":  # the hub's format: a tensor table, nothing to unpickle
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise InputError(f"{what} {path}: not a readable safetensors file ({_first_line(exc)})") from None
     try:
         with torch.serialization.safe_globals(list(allow)), warnings.catch_warnings():
             # a bare pickle (not torch's zip format) makes torch warn about its protocol before refusing it
@@ -45,6 +54,10 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
                          "loading it could run code") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
         raise InputError(f"{what} {path}: not a readable weights file ({exc.__class__.__name__})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_authors_state_dict(model: nn.Module, state: dict[str, Any]) -> None:

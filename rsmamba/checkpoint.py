@@ -72,7 +72,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     data = load_weights_file(path, "checkpoint", allow=_numpy_allow_list())
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    found = data.get("format") if isinstance(data, dict) else None
+    if isinstance(found, str) and found.startswith(FORMAT.rsplit("/", 1)[0] + "/") and found != FORMAT:
+        raise InputError(f"{path}: checkpoint format {found}, this rsmamba reads {FORMAT}; "
+                         "load it with the rsmamba version that wrote it (or a newer one)")
+    if not isinstance(data, dict) or found != FORMAT:
         raise InputError(f"{path}: not an rsmamba checkpoint (expected format {FORMAT})")
     missing = [key for key in REQUIRED if key not in data]
     wrong = [key for key, kind in _KEY_TYPES.items() if key in data and not isinstance(data[key], kind)]
@@ -82,7 +86,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{path}: incomplete rsmamba checkpoint ({'; '.join(what)})")
     if not all(isinstance(v, torch.Tensor) for v in data["state_dict"].values()):
         raise InputError(f"{path}: incomplete rsmamba checkpoint (state_dict holds non-tensors)")
+    bad = [c for c in data["classes"] if not (isinstance(c, dict) and isinstance(c.get("id"), int)
+                                               and isinstance(c.get("name"), str))]
+    if bad:
+        raise InputError(f"{path}: incomplete rsmamba checkpoint (classes need an integer id and a name; {bad[0]!r})")
     return data
+
+
+def state_dict_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """What keeps ``state`` from loading strictly into ``model``, said in one line, or None."""
+    target = model.state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
+              if k in state and state[k].shape != v.shape]
+
+    def few(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
+
+    parts = [f"{len(missing)} missing ({few(missing)})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected ({few(unexpected)})"] if unexpected else []
+    parts += [f"{len(shapes)} of other shapes (checkpoint vs model: {few(shapes)})"] if shapes else []
+    return "; ".join(parts) or None
 
 
 def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], verb: str):
@@ -100,8 +125,13 @@ def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], 
         module = create_model(ckpt["model"], **ckpt["model_kwargs"])
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: model_kwargs do not fit model {ckpt['model']!r} ({exc})") from exc
-    try:
-        module.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit model {ckpt['model']!r} ({str(exc).splitlines()[0]})") from exc
+    mismatch = state_dict_mismatch(module, ckpt["state_dict"])
+    if mismatch:
+        raise InputError(f"{path}: weights do not fit model {ckpt['model']!r}: {mismatch}")
+    module.load_state_dict(ckpt["state_dict"])
+    heads = ckpt["model_kwargs"].get("num_classes")  # a segmentation head: the classes, then instance channels
+    wanted = len(ckpt["classes"]) + len((ckpt.get("instances") or {}).get("channels") or ())
+    if info.task == "segmentation" and isinstance(heads, int) and heads != wanted:  # else a broadcast error mid-run
+        raise InputError(f"{path}: the model has {heads} outputs, its class table names {len(ckpt['classes'])} "
+                         f"classes (+ {wanted - len(ckpt['classes'])} instance channels)")
     return ckpt, info, module

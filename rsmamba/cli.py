@@ -7,6 +7,7 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 from __future__ import annotations
 
 import signal
+import os
 import sys
 import threading
 from pathlib import Path
@@ -553,6 +554,10 @@ def _environment_error(exc: BaseException) -> str | None:
     Anything else is a bug and keeps its traceback.
     """
     module = type(exc).__module__ or ""
+    scan = sys.modules.get("rsmamba.kernels.selective_scan")  # loaded if the error came from there
+    if scan is not None and isinstance(exc, scan.ScanBackendError):
+        source = "RSMAMBA_SCAN_BACKEND" if os.environ.get("RSMAMBA_SCAN_BACKEND") else "backend"
+        return f"rsmamba: error: {_one_line(str(exc))} ({source})"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # numpy's, torch's (CUDA)
         return (f"rsmamba: error: out of memory ({_one_line(str(exc)) or type(exc).__name__}); ask for less at "
                 "once (a smaller --size, --window or --batch-size) or use a machine with more memory")

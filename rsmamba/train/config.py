@@ -113,7 +113,8 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),
     ("train.epochs", "int", 1, False), ("train.seed", "int", None, False), ("train.grad_clip", "number", 0, True),
     ("train.ema", "number", 0, True), ("train.stop_after_epochs", "int", 1, True), ("train.amp", "bool", None, False),
-    ("train.deterministic", "bool", None, False), ("augment.flips", "bool", None, False),
+    ("train.deterministic", "bool", None, False), ("train.freeze_epochs", "int", 0, False),
+    ("augment.flips", "bool", None, False),
     ("augment.rot90", "bool", None, False), ("augment.photometric", "number", 0, False),
     ("augment.colour", "number", 0, False), ("augment.channel_shuffle", "number", 0, False),
     ("augment.grayscale", "number", 0, False),
@@ -139,6 +140,11 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
             problems.add(f"config {key}: expected {'an integer' if kind == 'int' else 'a number' if kind == 'number' else 'true or false'}, got {node!r}")
         elif smallest is not None and node < smallest:
             problems.add(f"config {key}: must be >= {smallest:g}, got {node!r}")
+    prefixes = cfg["train"].get("freeze_prefixes") if isinstance(cfg.get("train"), dict) else None
+    if not (isinstance(prefixes, list) and all(isinstance(x, str) and x for x in prefixes)):
+        # a bare string would be read letter by letter: 'backbone.' froze every name starting b, a, c, k, ...
+        problems.add(f"config train.freeze_prefixes: expected a list of name prefixes, e.g. [backbone.], "
+                     f"got {prefixes!r}")
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")

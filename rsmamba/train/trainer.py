@@ -425,6 +425,10 @@ def prepare(cfg: dict) -> Prepared:
         use_dsm = True  # a benchmark read in place: the model asks for the DSM
     # no validation split: best.pt follows the training loss
     train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"])
+    paired = d["layout"] in ("second", "landsat-scd") or any(r.get("t2") for r in getattr(train_ds, "rows", ()))
+    if info_m.task != "segmentation" and not paired:  # it would fail at its first batch, wanting image2
+        raise InputError(f"model {cfg['model']['name']!r} detects change between two dates, but {d['root']} holds "
+                         "single-date chips; tile epoch pairs (rsmamba tile --t2) or pick a segmentation model")
     tiling = train_ds.info
     classes = tiling.classes
     num_classes = int(cfg["model"]["kwargs"].get("num_classes", len(classes) or 6))

@@ -63,6 +63,26 @@ def test_resnet18_state_dict_lands_in_the_backbone(tmp_path: Path) -> None:
     assert any(n.startswith("ammb") for n in report.left_random)
 
 
+def test_a_safetensors_download_lands_like_its_pth(tmp_path: Path) -> None:
+    """timm's weights come from the hub as .safetensors: the same tensors, read without unpickling."""
+    from safetensors.torch import save_file
+
+    state = torchvision_resnet18_state(width=8)
+    save_file(state, tmp_path / "resnet18.safetensors")
+    torch.save(state, tmp_path / "resnet18.pth")
+    models = []
+    for name in ("resnet18.safetensors", "resnet18.pth"):
+        torch.manual_seed(0)
+        model = create_model("mafmamba_tiny", num_classes=6, in_chans=3)
+        load_pretrained(model, tmp_path / name, image_bands=3, dsm=False)
+        models.append(model.state_dict())
+    assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
+    (tmp_path / "broken.safetensors").write_bytes(b"not a tensor table")
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "broken.safetensors",
+                        image_bands=3, dsm=False)
+
+
 def test_wrong_file_names_the_first_misfit(tmp_path: Path) -> None:
     model = create_model("mafmamba_tiny", num_classes=6)
     wide = tmp_path / "wide.pth"

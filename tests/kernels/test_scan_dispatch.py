@@ -88,3 +88,19 @@ def test_causal_conv_fallback_is_a_left_padded_depthwise_conv(monkeypatch):
     x2 = x.clone()
     x2[..., 6:] = 100.0  # the future does not leak into the past
     torch.testing.assert_close(mamba1d._causal_depthwise_conv(x2, conv)[..., :6], y[..., :6])
+
+
+def test_an_unknown_scan_backend_in_the_environment_is_one_cli_line(tmp_path, monkeypatch, capsys) -> None:
+    import numpy as np
+
+    from rsmamba.cli import main
+    from tests.helpers.rasters import write_raster
+
+    image = write_raster(tmp_path / "img.tif", np.random.default_rng(0).integers(40, 200, (3, 64, 64), np.uint8),
+                         res=0.25)
+    monkeypatch.setenv("RSMAMBA_SCAN_BACKEND", "bogus")
+    assert main(["predict", str(image), "-o", str(tmp_path / "out.tif"), "--no-tta", "--window", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("rsmamba: error: unknown selective-scan backend 'bogus'; known: mamba_ssm, triton, numba, "
+                       "chunked, reference (RSMAMBA_SCAN_BACKEND)")
+    assert not (tmp_path / "out.tif").exists()

@@ -132,3 +132,19 @@ def test_an_isprs_label_tile_of_another_size_than_its_image_is_refused(tmp_path:
     with pytest.raises(InputError, match="top_mosaic_09cm_area1.tif: 30 x 32 px, its image top_mosaic_09cm_area1.tif "
                                          "32 x 32 px"):
         open_datasets(_data("isprs", isprs), use_dsm=False)
+
+
+@pytest.mark.parametrize(("setting", "needle"), [
+    ("train.freeze_prefixes=backbone.", "train.freeze_prefixes: expected a list of name prefixes"),
+    ("train.freeze_epochs=abc", "train.freeze_epochs: expected an integer"),
+])
+def test_freeze_settings_are_typed_before_anything_loads(tmp_path: Path, capsys, setting: str, needle: str) -> None:
+    """A bare string was read letter by letter: 'backbone.' froze every parameter starting b, a, c, ..."""
+    assert main(["train", "--set", f"data.root={tmp_path}", "--set", setting]) == 2
+    assert needle in _one_error_line(capsys)
+
+
+def test_a_change_model_on_single_date_chips_is_one_line(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "model.name=siam_diff_baseline")) == 2
+    assert "detects change between two dates, but" in _one_error_line(capsys)

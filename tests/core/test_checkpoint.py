@@ -1,0 +1,48 @@
+"""A checkpoint that does not fit its model says how, in one line: keys, shapes, classes, format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rsmamba.checkpoint import FORMAT, build_from_checkpoint, load_checkpoint, save_checkpoint
+from rsmamba.errors import InputError
+
+DEMO = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_image_model.pt"
+
+
+def _edited(tmp_path: Path, name: str, **changes) -> Path:
+    ckpt = load_checkpoint(DEMO)
+    return save_checkpoint(tmp_path / name, {**ckpt, **changes})
+
+
+def test_weights_that_do_not_fit_name_the_missing_unexpected_and_reshaped_tensors(tmp_path: Path) -> None:
+    state = dict(load_checkpoint(DEMO)["state_dict"])
+    first = [k for k in state if k.startswith("decoder.")][0]
+    state.pop(first)
+    state["extra.weight"] = torch.zeros(1)
+    key = "backbone.conv1.weight"
+    state[key] = torch.zeros(3, *state[key].shape[1:])
+    path = _edited(tmp_path, "bad.pt", state_dict=state)
+    with pytest.raises(InputError) as info:
+        build_from_checkpoint(path, ("segmentation",), "predict")
+    message = str(info.value)
+    assert f"1 missing ({first})" in message and "1 unexpected (extra.weight)" in message
+    assert f"{key} (3, " in message and "\n" not in message
+
+
+def test_a_class_table_that_does_not_match_the_head_is_refused(tmp_path: Path) -> None:
+    classes = load_checkpoint(DEMO)["classes"]
+    with pytest.raises(InputError, match="the model has 6 outputs, its class table names 3 classes"):
+        build_from_checkpoint(_edited(tmp_path, "few.pt", classes=classes[:3]), ("segmentation",), "predict")
+    nameless = [{"id": c["id"]} for c in classes]
+    with pytest.raises(InputError, match="classes need an integer id and a name"):
+        load_checkpoint(_edited(tmp_path, "nameless.pt", classes=nameless))
+
+
+def test_a_checkpoint_of_a_newer_format_says_so(tmp_path: Path) -> None:
+    newer = FORMAT.rsplit("/", 1)[0] + "/99"
+    with pytest.raises(InputError, match=f"checkpoint format {newer}, this rsmamba reads {FORMAT}"):
+        load_checkpoint(_edited(tmp_path, "newer.pt", format=newer))
