@@ -6,6 +6,10 @@ and the module ran in the forward pass: subclasses such as VMamba's ``Linear2d``
 ``LayerNorm2d`` and parameters held directly by a module (SS2D's ``A_logs``, ``Ds``,
 ``x_proj_weight``, ``dt_projs_*``) are left out. That is why MambaSeg's "25.44 M" is about a
 quarter of its real size; report both numbers and say which one a paper used.
+
+Where our code subclasses a layer the authors used as is (only to change how it computes, not
+what), the subclass names the type thop should see in a ``thop_type`` class attribute, so the
+counts follow the authors' code, not our refactoring.
 """
 
 from __future__ import annotations
@@ -50,9 +54,18 @@ def count_parameters_thop_style(model: nn.Module, used: set[nn.Module] | None = 
     rules = _thop_rule_types()
     total = 0
     for module in model.modules():
-        if type(module) in rules and (used is None or module in used):
+        counted = getattr(type(module), "thop_type", type(module))
+        if counted in rules and (used is None or module in used):
             total += sum(p.numel() for p in module.parameters(recurse=False))
     return total
+
+
+def _stand_in_rules(model: nn.Module) -> dict[type, object]:
+    """thop's rules for our subclasses that stand for a plain layer (``thop_type``)."""
+    from thop.profile import register_hooks
+
+    return {type(m): register_hooks[type(m).thop_type] for m in model.modules()
+            if getattr(type(m), "thop_type", None) in register_hooks}
 
 
 def thop_profile(model: nn.Module, inputs: Sequence[Tensor]) -> tuple[float, int]:
@@ -61,7 +74,7 @@ def thop_profile(model: nn.Module, inputs: Sequence[Tensor]) -> tuple[float, int
 
     clone = copy.deepcopy(model).eval()
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        macs, params = thop.profile(clone, inputs=tuple(inputs), verbose=False)
+        macs, params = thop.profile(clone, inputs=tuple(inputs), custom_ops=_stand_in_rules(clone), verbose=False)
     return float(macs), int(params)
 
 
@@ -123,5 +136,5 @@ def thop_macs_meta(build, shapes: Sequence[Sequence[int]]) -> float:  # type: ig
         model = build().eval()
         inputs = tuple(torch.empty(*s) for s in shapes)
     with shape_only_scan(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        macs, _ = thop.profile(model, inputs=inputs, verbose=False)
+        macs, _ = thop.profile(model, inputs=inputs, custom_ops=_stand_in_rules(model), verbose=False)
     return float(macs)

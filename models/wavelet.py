@@ -109,6 +109,8 @@ class _SameConv2d(nn.Conv2d):
     copying the input and warns on every call, which would print on every predict.
     """
 
+    thop_type = nn.Conv2d  # counted as the authors' nn.Conv2d(padding='same') was (thop: exact types)
+
     def __init__(self, cin: int, cout: int, kernel_size: int, **kwargs) -> None:
         super().__init__(cin, cout, kernel_size, padding=0, **kwargs)
         total = kernel_size - 1

@@ -55,6 +55,31 @@ def test_thop_style_count_skips_subclasses_and_raw_parameters():
     assert counts.params_thop == 13 and counts.params_all == 33 and counts.macs_thop > 0
 
 
+def test_a_subclass_standing_for_a_plain_layer_counts_as_that_layer():
+    """CMT-UNet's WTConv convs subclass nn.Conv2d only to pad explicitly (thop_type): thop counted the
+    authors' plain nn.Conv2d, so ours count the same, in parameters and MACs (README: 152.17 M, 34.79 G)."""
+    from rsmamba.models import create_model
+    from rsmamba.models.params import thop_macs_meta
+
+    class Same(nn.Conv2d):
+        thop_type = nn.Conv2d
+
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = Same(3, 1, 1)  # 4 counted
+
+        def forward(self, x):
+            return self.conv(x)
+
+    assert count_parameters_thop_style(Holder()) == 4
+    assert profile_model(Holder(), [torch.randn(1, 3, 4, 4)]).params_thop == 4
+    with torch.device("meta"):
+        cmt = create_model("cmtunet")
+    assert round(count_parameters_thop_style(cmt) / 1e6, 2) == 152.17  # the seed structure (MSAA, RCM, db4)
+    assert round(thop_macs_meta(lambda: create_model("cmtunet"), [(1, 3, 256, 256)]) / 1e9, 2) == 34.79
+
+
 def test_models_verb_lists_counts(capsys, monkeypatch):
     import rsmamba.models.listing as catalog
 
