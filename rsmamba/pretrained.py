@@ -62,11 +62,20 @@ class PretrainedReport:
     left_random: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set, repr=False)  # model names this file set
 
+    @property
+    def part_left_random(self) -> list[str]:
+        """The part's own tensors this file did not set: the whole model's random tensors say little (a
+        decoder is never pretrained), the part's own say the file did not cover it."""
+        return [n for n in self.left_random if n.split(".", 1)[0] == self.part.split(".", 1)[0]]
+
     def describe(self) -> str:
+        own = self.part_left_random
+        inside = (f", {len(own)} of them in {self.part} ({', '.join(own[:3])}{'...' if len(own) > 3 else ''})"
+                  if own else f", none in {self.part}")
         return (f"{self.source} -> {self.part}: {len(self.loaded)} tensors loaded, {len(self.resized)} resized "
                 f"({', '.join(self.resized[:3]) or 'none'}{'...' if len(self.resized) > 3 else ''}), "
                 f"{len(self.unused)} unused ({', '.join(self.unused[:2]) or 'none'}"
-                f"{'...' if len(self.unused) > 2 else ''}), {len(self.left_random)} left random")
+                f"{'...' if len(self.unused) > 2 else ''}), {len(self.left_random)} left random{inside}")
 
 
 def adapt_input_weight(weight: torch.Tensor, src_image: int, src_dsm: bool, dst_image: int,

@@ -460,7 +460,7 @@ def prepare(cfg: dict) -> Prepared:
 
         for r in load_pretrained(model, cfg["model"]["pretrained"], image_bands=n_img,
                                  dsm=bool(train_ds.use_dsm) and info_m.inputs == "image"):
-            tqdm.write(f"pretrained: {r.describe()}")
+            (log.warning if r.part_left_random else log.info)(f"pretrained: {r.describe()}")
     report = None
     if init_path is not None:
         from rsmamba.train.init import init_from_checkpoint

@@ -83,6 +83,19 @@ def test_a_safetensors_download_lands_like_its_pth(tmp_path: Path) -> None:
                         image_bands=3, dsm=False)
 
 
+def test_a_file_that_covers_part_of_the_backbone_says_which_tensors_stayed_random(tmp_path: Path) -> None:
+    state = {k: v for k, v in torchvision_resnet18_state(width=8).items() if not k.startswith("layer4")}
+    torch.save(state, tmp_path / "partial.pth")
+    model = create_model("mafmamba_tiny", num_classes=6, in_chans=3)
+    (report,) = load_pretrained(model, tmp_path / "partial.pth", image_bands=3, dsm=False)
+    assert report.part_left_random and all(n.startswith("backbone.layer4.") for n in report.part_left_random)
+    assert f"{len(report.part_left_random)} of them in backbone (backbone.layer4." in report.describe()
+    torch.save(torchvision_resnet18_state(width=8), tmp_path / "whole.pth")
+    (whole,) = load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "whole.pth",
+                               image_bands=3, dsm=False)
+    assert not whole.part_left_random and "none in backbone" in whole.describe()
+
+
 def test_wrong_file_names_the_first_misfit(tmp_path: Path) -> None:
     model = create_model("mafmamba_tiny", num_classes=6)
     wide = tmp_path / "wide.pth"
