@@ -10,23 +10,15 @@ from rasterio.enums import ColorInterp
 
 from rsmamba.checkpoint import save_checkpoint
 from rsmamba.cli import main
-from rsmamba.engine.model import default_classes
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
-from tests.helpers.predict_models import TinyConv, register_test_models
+from tests.helpers.predict_models import tiny_rgb_checkpoint
 from tests.helpers.rasters import random_image, write_raster
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    register_test_models()
-    net = TinyConv(in_chans=3, num_classes=4)
-    return save_checkpoint(tmp_path / "m.pt", {
-        "model": "test_tinyconv", "model_kwargs": {"in_chans": 3, "num_classes": 4}, "state_dict": net.state_dict(),
-        "bands": {"image": [1, 2, 3], "dsm": False},
-        "normalization": {"image": {"mean": [128.0] * 3, "std": [64.0] * 3}},
-        "classes": [c.to_dict() for c in default_classes(4)],
-    })
+    return save_checkpoint(tmp_path / "m.pt", tiny_rgb_checkpoint())
 
 
 @pytest.mark.parametrize(("co", "needle"), [
