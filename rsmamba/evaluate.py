@@ -27,7 +27,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, sorted_box
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,8 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> Non
     if grid.crs is None or ref_crs is None:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
                          "cannot bring it onto the prediction grid")
-    left, bottom, right, top = transform_bounds(ref_crs, grid.crs, *ref_bounds)
-    pl, pb, pr, pt = rasterio.transform.array_bounds(grid.height, grid.width, grid.transform)
+    left, bottom, right, top = transform_bounds(ref_crs, grid.crs, *sorted_box(*ref_bounds))
+    pl, pb, pr, pt = sorted_box(*rasterio.transform.array_bounds(grid.height, grid.width, grid.transform))
     if left >= pr or right <= pl or bottom >= pt or top <= pb:
         raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
 

@@ -136,15 +136,17 @@ def _overlap_fraction(image: Any, other: Any) -> float:
         ob = transform_bounds(other.crs, image.crs, *other.bounds, densify_pts=21)
     except Exception:  # noqa: BLE001 - an impossible transformation means no usable overlap
         return 0.0
-    # a south-up (or mirrored) grid has bounds with top < bottom: sorted, as every grid covers a box
-    il, ir = sorted((image.bounds.left, image.bounds.right))
-    ib, it = sorted((image.bounds.bottom, image.bounds.top))
-    ol, orr = sorted((ob[0], ob[2]))
-    obb, ot = sorted((ob[1], ob[3]))
-    w = max(0.0, min(ir, orr) - max(il, ol))
-    h = max(0.0, min(it, ot) - max(ib, obb))
+    il, ib, ir, it = sorted_box(*image.bounds)
+    ol, ob_, or_, ot = sorted_box(*ob)
+    w = max(0.0, min(ir, or_) - max(il, ol))
+    h = max(0.0, min(it, ot) - max(ib, ob_))
     area = (ir - il) * (it - ib)
     return float(w * h / area) if area > 0 else 0.0
+
+
+def sorted_box(left: float, bottom: float, right: float, top: float) -> tuple[float, float, float, float]:
+    """(min x, min y, max x, max y) of a raster's bounds: a south-up (or mirrored) grid has top < bottom."""
+    return min(left, right), min(bottom, top), max(left, right), max(bottom, top)
 
 
 def files_behind(path: PathLike | None) -> list[str]:
@@ -225,12 +227,12 @@ class _VectorLabels:
         self.reprojected = gdf.crs != crs
         self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
         x0, y0, x1, y1 = self.gdf.total_bounds
-        ib = image.bounds
-        if not (x0 < ib.right and x1 > ib.left and y0 < ib.top and y1 > ib.bottom):
+        left, bottom, right, top = sorted_box(*image.bounds)
+        if not (x0 < right and x1 > left and y0 < top and y1 > bottom):
             # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
             problems.add(f"labels {path}: does not overlap the image (layer bounds {x0:.1f}, {y0:.1f}, {x1:.1f}, "
-                         f"{y1:.1f} in the image CRS; image {ib.left:.1f}, {ib.bottom:.1f}, {ib.right:.1f}, "
-                         f"{ib.top:.1f}); check the layer's CRS")
+                         f"{y1:.1f} in the image CRS; image {left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}); "
+                         "check the layer's CRS")
             return
         self.values = self.gdf[class_field].to_numpy().astype(np.int32)
         self.sindex = self.gdf.sindex

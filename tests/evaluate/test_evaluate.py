@@ -193,3 +193,14 @@ def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: P
     with pytest.raises(InputError, match="buildings .*not.gpkg: not a readable vector layer"):
         evaluate_rasters(p, multi, tmp_path / "m4" / "m.json", reference_layer="buildings",
                          buildings=tmp_path / "not.gpkg")
+
+
+def test_a_south_up_prediction_is_scored_against_its_north_up_reference(tmp_path: Path) -> None:
+    """Bounds of a south-up grid have top < bottom: the overlap check sorts them."""
+    from affine import Affine
+
+    ref = np.random.default_rng(8).integers(0, 6, (20, 30)).astype(np.uint8)
+    north = write_raster(tmp_path / "ref.tif", ref, origin=(500000.0, 5000020.0))
+    south = write_raster(tmp_path / "pred.tif", ref[::-1].copy(), transform=Affine(1, 0, 500000.0, 0, 1, 5000000.0))
+    result = evaluate_rasters(south, north, tmp_path / "m" / "m.json")
+    assert result["oa"] == 1.0 and result["pixels"] == ref.size
