@@ -260,6 +260,7 @@ def predict(
             overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
             channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
             overwrite=overwrite, co=_creation_options(co), name_template=name_template, progress=STATE.progress,
+            probabilities=probabilities, confidence=confidence, resume=resume, dry_run=dry_run,  # refused there
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scene{'s' * (done != 1)} predicted, {len(results) - done} already complete, into {out}")
@@ -342,6 +343,7 @@ def change(
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
             force=force, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta, amp=amp, compress=compress,
             progress=STATE.progress, overwrite=overwrite, co=_creation_options(co), name_template=name_template,
+            resume=resume, dry_run=dry_run,  # one pair at a time: refused there
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")

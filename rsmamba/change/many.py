@@ -43,8 +43,9 @@ def change_many(
     ``t1``/``t2``: paths, globs or @lists paired in order, or for ``t2`` a template such as
     ``"{dir}/../2023/{name}"`` (see :func:`rsmamba.jobs.pair_inputs`).
     """
-    if change_kwargs.get("probabilities") is not None:
-        raise InputError("--probabilities works on one epoch pair at a time")
+    one_pair = [f"--{k.replace('_', '-')}" for k in ("probabilities", "resume", "dry_run") if change_kwargs.get(k)]
+    if one_pair:
+        raise InputError(f"{', '.join(one_pair)}: work{'s' * (len(one_pair) == 1)} on one epoch pair at a time")
     jobs = plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template)
     return run_many(change_job, jobs, out_dir, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
                     workers=workers, shard=shard, max_errors=max_errors, retries=retries, progress=progress)

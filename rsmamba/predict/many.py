@@ -47,8 +47,10 @@ def predict_many(
     Existing outputs are complete (published whole), so they are skipped; ``overwrite=True``
     recomputes them.
     """
-    if any(k in predict_kwargs for k in ("probabilities", "confidence", "resume", "dry_run")):
-        raise InputError("--probabilities, --confidence, --resume and --dry-run work on one scene at a time")
+    one_scene = [f"--{k.replace('_', '-')}" for k in ("probabilities", "confidence", "resume", "dry_run")
+                 if predict_kwargs.get(k)]
+    if one_scene:
+        raise InputError(f"{', '.join(one_scene)}: work{'s' * (len(one_scene) == 1)} on one scene at a time")
     jobs = plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template)
     return run_many(predict_job, jobs, out_dir, kwargs={"model": model, "dsm_template": dsm_template, **predict_kwargs},
                     scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors, retries=retries,

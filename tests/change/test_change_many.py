@@ -70,7 +70,8 @@ def test_batch_refusals_are_one_line(pairs, tmp_path, capsys) -> None:
         ([t1, "{dir}/{epoch}.tif", "-o", str(tmp_path / "a")], "t2 template"),
         ([t1, str(pairs / "t2" / "scene[01].tif"), "-o", str(tmp_path / "a")], "3 t1 inputs but 2 t2 inputs"),
         ([t1, "{dir}/../t2/{name}", "-o", str(tmp_path / "a"), "--probabilities", str(tmp_path / "p.tif")],
-         "--probabilities works on one epoch pair"),
+         "--probabilities: works on one epoch pair"),
+        ([t1, "{dir}/../t2/{name}", "-o", str(tmp_path / "a"), "--dry-run"], "--dry-run: works on one epoch pair"),
     ]
     for args, needle in cases:
         code, _, err = run(["change", *args, *FAST], capsys)

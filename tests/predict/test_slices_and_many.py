@@ -71,6 +71,17 @@ def test_a_rerun_with_other_settings_does_not_count_old_outputs_as_done(scenes, 
     assert sorted(r.status for r in more) == ["done", "skipped", "skipped"]
 
 
+@pytest.mark.parametrize("option", [["--dry-run"], ["--probabilities", "p.tif"], ["--resume"]])
+def test_one_scene_options_with_many_inputs_are_refused_not_ignored(scenes, tmp_path, capsys, option) -> None:
+    """--dry-run over many scenes wrote every output ('write nothing' was ignored on the batch path)."""
+    root, images, ckpt = scenes
+    out = tmp_path / "out"
+    code = main(["predict", str(root / "scene?.tif"), "-o", str(out), "--model", str(ckpt),
+                 "--dsm", "{dir}/{stem}_dsm.tif", *option])
+    assert code == 2 and f"{option[0]}: works on one scene at a time" in capsys.readouterr().err
+    assert not out.exists() or not list(out.glob("*.tif"))
+
+
 def test_cli_many_inputs_with_shards(scenes, tmp_path) -> None:
     root, images, ckpt = scenes
     out = tmp_path / "out"
