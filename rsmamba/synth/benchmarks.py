@@ -152,13 +152,17 @@ LAYOUT_WRITERS = {
 }
 
 
-def write_layout(name: str, root: str | Path, size: int = 32, seed: int = 0) -> Path:
-    """A tiny synthetic copy of benchmark ``name`` (vaihingen, potsdam, loveda, second, landsat-scd)."""
+def write_layout(name: str, root: str | Path, size: int = 32, seed: int = 0, overwrite: bool = False) -> Path:
+    """A tiny synthetic copy of benchmark ``name`` (vaihingen, potsdam, loveda, second, landsat-scd),
+    published whole (:func:`rsmamba.atomic.atomic_directory`); a non-empty ``root`` needs ``overwrite``."""
+    from rsmamba.atomic import atomic_directory
     from rsmamba.errors import InputError
 
     if name not in LAYOUT_WRITERS:
         raise InputError(f"--layout {name!r}: expected one of {', '.join(LAYOUT_WRITERS)}")
     root = Path(root)
-    if root.exists() and any(root.iterdir()):
-        raise InputError(f"output folder {root} exists and is not empty")
-    return LAYOUT_WRITERS[name](root, size, seed)
+    if root.exists() and root.is_dir() and any(root.iterdir()) and not overwrite:
+        raise InputError(f"output folder {root} exists and is not empty (use --overwrite to replace it)")
+    with atomic_directory(root, overwrite=True) as tmp:
+        written = Path(LAYOUT_WRITERS[name](tmp, size, seed))
+    return root / written.relative_to(tmp)

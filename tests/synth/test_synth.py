@@ -233,3 +233,17 @@ def test_invariants_hold_for_any_seed_and_size(collar: bool) -> None:
         np.testing.assert_array_equal((s.change == 1)[s.valid], (b1 ^ b2)[s.valid])
 
     check()
+
+
+def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, capsys) -> None:
+    from rsmamba.cli import main
+
+    out = tmp_path / "loveda"
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32"]) == 0
+    first = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    assert first
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32"]) == 2
+    assert "exists and is not empty (use --overwrite" in capsys.readouterr().err
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32", "--seed", "1", "--overwrite"]) == 0
+    assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left beside it
