@@ -277,13 +277,11 @@ def _predict_once(name: str, precision: str, scenes: dict[str, Path], out: Path,
     else:
         from rsmamba.change.api import detect_change, load_change_model
 
-        if precision == "amp-fp16":
-            raise RuntimeError("detect_change has no autocast option")
         loaded = load_change_model(name, image_count=3)
         if precision == "bf16":
             loaded = dataclasses.replace(loaded, module=_Bf16(loaded.module))
         detect_change(scenes["t1"], scenes["t2"], out, model=loaded, semantic=info.task == "semantic-change",
-                      force=True, **kwargs)
+                      force=True, amp=precision == "amp-fp16", **kwargs)
 
 
 def bench_predict(models: list[str], size: int, deadline: float = float("inf"), on_row=None) -> list[dict]:

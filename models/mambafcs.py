@@ -14,7 +14,7 @@ Built from the paper (seed 002) and a read of ``Buddhi19/MambaFCS`` (ChangeMamba
   features are in turn gated by ``sigmoid(|s1 - s2|)``, the disagreement of the two dates'
   finest semantic features, before the change head. Parameter-free, so the authors' state
   dicts still load. The authors' code has the change -> semantic direction only:
-  ``cga="change_to_semantic"`` reproduces it (the shipped demo checkpoint records it).
+  ``cga="change_to_semantic"`` reproduces it (the shipped demo checkpoint uses the default).
 - Heads: a change head (2 classes) and one semantic head shared by both dates
   (``PyramidFusion`` multi-scale blocks), upsampled to the input size.
 

@@ -233,12 +233,12 @@ def predict(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row slice of a single scene."),
     slice_rows: Optional[int] = typer.Option(None, "--slice-rows", help="One scene: rows per slice task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--slice-rows")),
     old_band_rows: Optional[int] = typer.Option(None, "--band-rows", hidden=True, callback=opt.deprecated("--band-rows", "--slice-rows", opt.positive("--band-rows"))),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2; with --device cuda, one per GPU).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes.", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
-    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, parent, relparent, index)."),
+    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, suffix, parent, relparent, index)."),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
@@ -317,12 +317,12 @@ def change(
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
     change_threshold: Optional[float] = typer.Option(None, "--change-threshold", help="Change where the blended p(change) exceeds this (0-1); default: the model's calibrated threshold, else 0.5."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2).", callback=opt.positive("--workers")),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2; with --device cuda, one per GPU).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs.", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
-    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, parent, relparent, index)."),
+    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, suffix, parent, relparent, index)."),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
