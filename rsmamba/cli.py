@@ -7,6 +7,7 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 from __future__ import annotations
 
 import signal
+import math
 import os
 import sys
 import threading
@@ -165,7 +166,7 @@ def synth(
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
     bands: str = typer.Option("rgb", "--bands", help="Ortho bands: rgb, irrg (NIR,R,G) or rgbn."),
     nodata_collar: bool = typer.Option(False, "--nodata-collar", help="Rotated footprint with nodata corners."),
-    dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin)."),
+    dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin; equal to --gsd: the ortho's grid)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size, at most 512."),
@@ -186,9 +187,11 @@ def synth(
 
     try:
         corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN
-        assert len(corner) == 2
+        assert len(corner) == 2 and all(math.isfinite(v) for v in corner)
     except (ValueError, AssertionError):
-        raise InputError(f"--origin must be 'x,y', got {origin!r}") from None
+        raise InputError(f"--origin must be 'x,y' (two finite numbers), got {origin!r}") from None
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise InputError(f"--seed must be >= 0, got {seed}")
     drawn = None
     if (ground_textures or world_features) and style is None:
         raise InputError("--ground-textures and --world-features are part of a style: give --style FAMILY[:SEED] too")
@@ -235,7 +238,7 @@ def predict(
     old_band_rows: Optional[int] = typer.Option(None, "--band-rows", hidden=True, callback=opt.deprecated("--band-rows", "--slice-rows", opt.positive("--band-rows"))),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2; with --device cuda, one per GPU).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: stop after this many failed scenes.", callback=opt.non_negative("--max-errors")),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: failed scenes to tolerate; the next failure stops the run (0: the first does).", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
     name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, suffix, parent, relparent, index)."),
@@ -254,6 +257,8 @@ def predict(
     from rsmamba.predict.many import predict_many
 
     if is_batch(images, out):
+        if opt.either(slice_rows, old_band_rows) is not None:
+            raise InputError("--slice-rows splits one scene; with many inputs each scene is one job")
         results = predict_many(
             images, out, model=model, dsm_template=dsm, scheduler=scheduler, workers=workers, shard=shard,
             max_errors=max_errors, bands=parse_int_list(bands, "--bands", minimum=1), window=window,
@@ -319,7 +324,7 @@ def change(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2; with --device cuda, one per GPU).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: stop after this many failed pairs.", callback=opt.non_negative("--max-errors")),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: failed pairs to tolerate; the next failure stops the run (0: the first does).", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
     name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, suffix, parent, relparent, index)."),
@@ -346,7 +351,7 @@ def change(
             resume=resume, dry_run=dry_run,  # one pair at a time: refused there
         )
         done = sum(r.status == "done" for r in results)
-        typer.echo(f"{done} pairs compared, {len(results) - done} already complete, into {out}")
+        typer.echo(f"{done} pair{'s' * (done != 1)} compared, {len(results) - done} already complete, into {out}")
         return
     t1_path, t2_path = Path(t1), Path(t2)
     if "{" in t2:  # a template, filled from t1's name

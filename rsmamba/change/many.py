@@ -46,6 +46,8 @@ def change_many(
     one_pair = [f"--{k.replace('_', '-')}" for k in ("probabilities", "resume", "dry_run") if change_kwargs.get(k)]
     if one_pair:
         raise InputError(f"{', '.join(one_pair)}: work{'s' * (len(one_pair) == 1)} on one epoch pair at a time")
+    for key in ("probabilities", "resume", "dry_run"):  # unset: not settings of the outputs
+        change_kwargs.pop(key, None)
     jobs = plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template)
     return run_many(change_job, jobs, out_dir, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
                     workers=workers, shard=shard, max_errors=max_errors, retries=retries, progress=progress)

@@ -12,13 +12,15 @@ knows nothing of what a job computes: ``predict`` and ``change`` hand it their o
 """
 
 from rsmamba.jobs.plan import (
-    Job, expand_inputs, is_batch, is_pattern, pair_inputs, plan_jobs, plan_pair_jobs, resolve_template, select_shard,
+    Job, check_templates, expand_inputs, is_batch, is_pattern, pair_inputs, plan_jobs, plan_pair_jobs, resolve_template,
+    select_shard,
 )
 from rsmamba.jobs.run import JobResult, JobsFailed, run_jobs, run_many
 from rsmamba.jobs.worker import band_count, cached_model, default_workers, setup_worker
 
 __all__ = [
-    "Job", "JobResult", "JobsFailed", "band_count", "cached_model", "default_workers", "expand_inputs", "is_batch",
+    "Job", "JobResult", "JobsFailed", "band_count", "cached_model", "check_templates", "default_workers",
+    "expand_inputs", "is_batch",
     "is_pattern", "pair_inputs", "plan_jobs", "plan_pair_jobs", "resolve_template", "run_jobs", "run_many",
     "select_shard", "setup_worker",
 ]

@@ -127,7 +127,31 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, suffix: str = ".tif", templ
     common = _common_folder(inputs) if inputs else None
     jobs = [Job((p,), out_dir / output_name(template, p, i, common, suffix)) for i, p in enumerate(inputs)]
     _check_unique_outputs(jobs)
+    _check_suffixes(jobs, template, suffix)
     return jobs
+
+
+def _check_suffixes(jobs: Sequence[Job], template: str | None, suffix: str) -> None:
+    """Every output named ``*suffix`` (.tif: also .tiff): a name without it fails in every job, later."""
+    allowed = {suffix, ".tiff"} if suffix == ".tif" else {suffix}
+    bad = [job.output.name for job in jobs if job.output.suffix.lower() not in allowed]
+    if bad:
+        raise InputError(f"--name-template {template!r} gives {bad[0]!r}: name the outputs *{suffix}")
+
+
+def check_templates(template: str | None, inputs: Sequence[Path], role: str) -> None:
+    """Fill a per-scene path template (``--dsm '{dir}/../dsm/{stem}.tif'``) for every input before any
+    job runs: a bad field or missing files are said once, together, not by every job in turn."""
+    if template is None:
+        return
+    try:
+        filled = [(p, resolve_template(template, p)) for p in inputs]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InputError(f"{role} template {template!r}: use {{stem}}, {{name}} or {{dir}} ({exc})") from None
+    missing = [f"{b} (for {a.name})" for a, b in filled if b is not None and not b.exists()]
+    if missing:
+        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise InputError(f"{role} not found: {', '.join(missing[:5])}{more}")
 
 
 def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix: str = ".tif",
@@ -138,6 +162,7 @@ def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix
     common = _common_folder(t1) if t1 else None
     jobs = [Job((a, b), out_dir / output_name(template, a, i, common, suffix)) for i, (a, b) in enumerate(zip(t1, t2))]
     _check_unique_outputs(jobs)
+    _check_suffixes(jobs, template, suffix)
     return jobs
 
 
@@ -151,6 +176,11 @@ def _check_unique_outputs(jobs: Sequence[Job]) -> None:
     if clashes:
         raise InputError(clashes + ["name the outputs with --name-template, e.g. '{parent}_{stem}.tif' or "
                                     "'{relparent}/{stem}.tif' (mirrored folders)"])
+    inputs = {p.resolve() for job in jobs for p in job.inputs}
+    onto = [job.output for job in jobs if job.output.resolve() in inputs]
+    if onto:  # an input would be taken for its finished output (or overwritten)
+        raise InputError(f"output {onto[0]}: is an input of this run ({len(onto)} such); "
+                         "choose another output folder or --name-template")
 
 
 def parse_shard(shard: str | None) -> tuple[int, int] | None:
@@ -201,13 +231,7 @@ def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathL
     t1_paths = expand_inputs([str(i) for i in t1_items])
     if len(t2_items) == 1 and "{" in str(t2_items[0]):
         template = str(t2_items[0])
-        try:
-            t2_paths = [resolve_template(template, p) for p in t1_paths]
-        except (KeyError, IndexError, ValueError) as exc:
-            raise InputError(f"t2 template {template!r}: use {{stem}}, {{name}} or {{dir}} ({exc})") from None
-        missing = [f"{b} (for {a.name})" for a, b in zip(t1_paths, t2_paths) if not b.exists()]
-        if missing:
-            more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
-            raise InputError(f"t2 not found: {', '.join(missing[:5])}{more}")
+        check_templates(template, t1_paths, "t2")
+        t2_paths = [resolve_template(template, p) for p in t1_paths]
         return t1_paths, t2_paths
     return t1_paths, expand_inputs([str(i) for i in t2_items])

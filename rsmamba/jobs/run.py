@@ -31,7 +31,7 @@ from rsmamba.paths import output_problem
 @dataclass
 class JobResult:
     job: Job
-    status: str  # "done" | "skipped" | "failed"
+    status: str  # "done" | "skipped" | "failed" | "not run" (stopped by max_errors)
     seconds: float = 0.0
     error: str = ""
     worker: str = ""
@@ -43,7 +43,9 @@ class JobsFailed(RsmambaError):
     def __init__(self, results: Sequence[JobResult]):
         self.results = list(results)
         failed = [r for r in results if r.status == "failed"]
-        lines = [f"{len(failed)} of {len(results)} jobs failed:"] + [f"  {r.job.name}: {r.error}" for r in failed]
+        stopped = sum(r.status == "not run" for r in results)
+        more = f"; {stopped} not run (stopped by --max-errors)" if stopped else ""
+        lines = [f"{len(failed)} of {len(results)} jobs failed{more}:"] + [f"  {r.job.name}: {r.error}" for r in failed]
         super().__init__("\n".join(lines))
 
 
@@ -105,6 +107,8 @@ def run_jobs(
         results.extend(_run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries,
                                  max_errors, bar))
     bar.close()
+    ran = {(r.job.output, r.job.options) for r in results}  # results from workers hold copies of the jobs
+    results += [JobResult(job, "not run") for job in todo if (job.output, job.options) not in ran]  # max_errors
     for res in results:
         if res.status == "done":
             remove_stale_partials(res.job.output)
@@ -158,12 +162,14 @@ def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def check_settings(jobs: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
+def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
     """Outputs of an earlier run are skipped as complete only if it used these settings; else refused.
 
-    A re-run with another window, model or threshold would otherwise report the old files as done.
-    The folder's settings are recorded on the first run (a folder without a record keeps the old
-    rule: an existing output is complete); ``overwrite`` recomputes them and records its own.
+    A re-run with another window, model or threshold would otherwise report the old files as done,
+    and a shard or a subset run with other settings would leave a folder of mixed outputs. The
+    folder records its settings on its first run (a folder without a record keeps the old rule: an
+    existing output is complete). With other settings recorded, any output in the folder is refused;
+    ``overwrite`` recomputes this run's outputs, so it is refused only while others would remain.
     """
     record = Path(out_dir) / SETTINGS_FILE
     settings = _settings(kwargs)
@@ -171,13 +177,18 @@ def check_settings(jobs: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
         earlier = json.loads(record.read_text()) if record.is_file() else None
     except ValueError:
         earlier = None
-    if isinstance(earlier, dict) and earlier != settings and not kwargs.get("overwrite"):
-        existing = [job for job in jobs if job.is_complete()]
-        if existing:
+    if isinstance(earlier, dict) and earlier != settings:
+        suffixes = {job.output.suffix for job in todo} or {".tif"}
+        outputs = sorted(p for p in Path(out_dir).rglob("*") if p.suffix in suffixes and p.is_file()
+                         and not any(part.startswith(".") for part in p.relative_to(out_dir).parts))
+        mine = {job.output.resolve() for job in todo}
+        stay = [p for p in outputs if p.resolve() not in mine] if kwargs.get("overwrite") else outputs
+        if stay:
             changed = sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k))
-            raise InputError(f"{out_dir}: {len(existing)} output{'s' * (len(existing) != 1)} (e.g. "
-                             f"{existing[0].output.name}) were made with other settings ({', '.join(changed)}); "
-                             "--overwrite recomputes them, or choose another output folder")
+            how = ("--overwrite recomputes only this run's outputs; remove the others" if kwargs.get("overwrite")
+                   else "--overwrite recomputes them")
+            raise InputError(f"{out_dir}: {len(stay)} output{'s' * (len(stay) != 1)} (e.g. {stay[0].name}) were made "
+                             f"with other settings ({', '.join(changed)}); {how}, or choose another output folder")
     from rsmamba.atomic import atomic_output
 
     with atomic_output(record) as tmp:
@@ -216,6 +227,10 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
                             host="127.0.0.1", dashboard_address=None, env=worker_thread_env(n_workers, worker_threads))
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
               ) -> list[JobResult]:
     try:
@@ -228,7 +243,11 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         cluster = local_cluster(n_workers or 2, threads_per_worker, worker_threads)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (ValueError, OSError) as exc:  # a malformed or unreachable address: the user's
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({_first_line(exc)}); give 'local' or "
+                             "a scheduler address such as tcp://HOST:8786") from None
     results: list[JobResult] = []
     try:
         # a job that raises is retried by dask; _run_one turns errors into results, so retry here

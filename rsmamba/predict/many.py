@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmamba.errors import InputError
-from rsmamba.jobs import JobResult, band_count, cached_model, expand_inputs, plan_jobs, resolve_template, run_many
+from rsmamba.jobs import JobResult, band_count, cached_model, check_templates, expand_inputs, plan_jobs, resolve_template, run_many
 from rsmamba.jobs import setup_worker
 from rsmamba.predict.api import predict_raster
 from rsmamba.engine.model import load_model
@@ -51,7 +51,10 @@ def predict_many(
                  if predict_kwargs.get(k)]
     if one_scene:
         raise InputError(f"{', '.join(one_scene)}: work{'s' * (len(one_scene) == 1)} on one scene at a time")
+    for key in ("probabilities", "confidence", "resume", "dry_run"):  # unset: not settings of the outputs
+        predict_kwargs.pop(key, None)
     jobs = plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template)
+    check_templates(dsm_template, [job.inputs[0] for job in jobs], "DSM")
     return run_many(predict_job, jobs, out_dir, kwargs={"model": model, "dsm_template": dsm_template, **predict_kwargs},
                     scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors, retries=retries,
                     progress=progress)

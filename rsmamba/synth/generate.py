@@ -22,18 +22,26 @@ from rsmamba.synth.render import _burn, _nodata_footprint, _photograph, _render
 HALL_ROOFS = (2, 3, 4, 5, 6)  # roof palette rows of halls: dark flat, concrete/gravel, light, membrane, metal
 
 
+MAX_SIZE = 32768  # px per side: a scene (and its DSM grid) of several GiB per layer; 100000 asked for 149 GiB
+
+
 def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) -> None:
     problems = ProblemCollector()
-    if not isinstance(size, (int, np.integer)) or size < 32:
-        problems.add(f"--size must be an integer >= 32 pixels, got {size}")
-    if not gsd > 0:
-        problems.add(f"--gsd must be positive, got {gsd}")
+    if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:
+        problems.add(f"--size must be an integer in 32..{MAX_SIZE} pixels, got {size}")
+    if not (gsd > 0 and np.isfinite(gsd)):
+        problems.add(f"--gsd must be a positive number, got {gsd}")
     elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M:
         problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
     if bands not in BAND_SETS:
         problems.add(f"--bands must be one of {', '.join(BAND_SETS)}, got {bands!r}")
-    if dsm_gsd is not None and not dsm_gsd > 0:
-        problems.add(f"--dsm-gsd must be positive, got {dsm_gsd}")
+    if dsm_gsd is not None and not (dsm_gsd > 0 and np.isfinite(dsm_gsd)):
+        problems.add(f"--dsm-gsd must be a positive number, got {dsm_gsd}")
+    elif dsm_gsd is not None and gsd > 0 and np.isfinite(gsd) and isinstance(size, (int, np.integer)):
+        side = size * gsd / dsm_gsd  # the DSM grid's pixels per side
+        if not 2 <= side <= MAX_SIZE:
+            problems.add(f"--dsm-gsd {dsm_gsd:g} gives a DSM of {side:.3g} pixels per side for a {size * gsd:g} m scene; "
+                         f"keep it in 2..{MAX_SIZE}")
     try:
         from pyproj import CRS
 

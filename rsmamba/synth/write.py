@@ -143,6 +143,8 @@ def write_scene(
         paths[name] = out / (f"{name}.gpkg" if name.startswith("building") else f"{name}.tif")
     json_path = out / "scene.json"
     with publish([*paths.values(), json_path], overwrite=overwrite) as pub:
+        if overwrite:  # an earlier scene's optional files would sit beside this one's, unlisted in scene.json
+            pub.remove_at_commit(*(out / f"{n}.tif" for n in ("instances_t1", "instances_t2") if n not in paths))
         for name, write in tqdm(steps, desc="synth: writing", unit="file", disable=not progress):
             write(pub[paths[name]])
         info = scene.describe()

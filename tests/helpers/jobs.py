@@ -8,7 +8,7 @@ from pathlib import Path
 from rsmamba.atomic import atomic_output
 
 
-def copy_job(src: Path, out: Path, *, tag: str = "") -> None:
+def copy_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) -> None:
     with atomic_output(out) as tmp:
         tmp.write_text(Path(src).read_text() + tag)
 

@@ -113,3 +113,53 @@ def test_an_existing_file_named_like_a_glob_is_that_file(tmp_path) -> None:
     # Without such a file the name is a pattern as before.
     literal.unlink()
     assert [p.name for p in expand_inputs([str(literal)])] == ["scene1.tif"]
+
+
+def test_a_folder_never_mixes_outputs_of_two_settings(tmp_path) -> None:
+    """Shard 0 with one setting, shard 1 with another: refused, not recorded over (the record is the folder's)."""
+    from rsmamba.jobs import run_many
+
+    plan = plan_jobs(_inputs(tmp_path, 4), tmp_path / "out")
+    run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={"tag": "a"}, shard="0/2", progress=False)
+    with pytest.raises(InputError, match=r"2 outputs \(e.g. scene_0.tif\) were made with other settings \(tag\)"):
+        run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={"tag": "b"}, shard="1/2", progress=False)
+    with pytest.raises(InputError, match="--overwrite recomputes only this run's outputs"):  # shard 0's would stay
+        run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={"tag": "b", "overwrite": True}, shard="1/2",
+                 progress=False)
+    run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={"tag": "b", "overwrite": True}, progress=False)
+    assert {p.read_text()[-1] for p in (tmp_path / "out").glob("*.tif")} == {"b"}
+
+
+def test_outputs_that_are_inputs_or_not_rasters_are_refused_when_planned(tmp_path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    scenes = [folder / "a.tif", folder / "b.tif"]
+    for p in scenes:
+        p.write_text("x")
+    with pytest.raises(InputError, match=r"output .*a.tif: is an input of this run \(2 such\)"):
+        plan_jobs(scenes, folder)
+    with pytest.raises(InputError, match=r"--name-template '\{stem\}' gives 'a': name the outputs \*.tif"):
+        plan_jobs(scenes, tmp_path / "out", template="{stem}")
+
+
+def test_a_dsm_template_is_filled_for_every_scene_before_any_job(tmp_path) -> None:
+    from rsmamba.jobs import check_templates
+
+    scenes = _inputs(tmp_path, 3)
+    (tmp_path / "in" / "scene_0_dsm.dat").write_text("dsm")
+    with pytest.raises(InputError, match=r"DSM template '\{dir\}/\{foo\}.dat': use \{stem\}"):
+        check_templates("{dir}/{foo}.dat", scenes, "DSM")
+    with pytest.raises(InputError, match=r"DSM not found: .*scene_1_dsm.dat \(for scene_1.dat\), .*scene_2_dsm.dat"):
+        check_templates("{dir}/{stem}_dsm.dat", scenes, "DSM")
+
+
+def test_max_errors_says_what_it_did_not_run(tmp_path) -> None:
+    plan = plan_jobs(_inputs(tmp_path, 5, bad=(0, 1)), tmp_path / "out")
+    with pytest.raises(JobsFailed, match=r"2 of 5 jobs failed; 3 not run \(stopped by --max-errors\)"):
+        run_jobs(jobs.failing_job, plan, max_errors=1, retries=0, progress=False)
+
+
+def test_a_malformed_scheduler_address_is_one_line(tmp_path) -> None:
+    plan = plan_jobs(_inputs(tmp_path, 1), tmp_path / "out")
+    with pytest.raises(InputError, match="--scheduler bogus: cannot connect"):
+        run_jobs(jobs.copy_job, plan, scheduler="bogus", progress=False)

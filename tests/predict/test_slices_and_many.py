@@ -82,6 +82,13 @@ def test_one_scene_options_with_many_inputs_are_refused_not_ignored(scenes, tmp_
     assert not out.exists() or not list(out.glob("*.tif"))
 
 
+def test_slice_rows_with_many_inputs_is_refused_not_ignored(scenes, tmp_path, capsys) -> None:
+    root, images, ckpt = scenes
+    code = main(["predict", str(root / "scene?.tif"), "-o", str(tmp_path / "out"), "--model", str(ckpt),
+                 "--dsm", "{dir}/{stem}_dsm.tif", "--slice-rows", "64"])
+    assert code == 2 and "--slice-rows splits one scene" in capsys.readouterr().err
+
+
 def test_cli_many_inputs_with_shards(scenes, tmp_path) -> None:
     root, images, ckpt = scenes
     out = tmp_path / "out"

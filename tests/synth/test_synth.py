@@ -247,3 +247,28 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
     assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32", "--seed", "1", "--overwrite"]) == 0
     assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left beside it
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--size", "100000"], "--size must be an integer in 32..32768"),  # it began allocating 149 GiB
+    (["--gsd", "inf"], "--gsd must be a positive number"),
+    (["--origin", "nan,5"], "--origin must be 'x,y' (two finite numbers)"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--dsm-gsd", "1e-300"], "pixels per side"),
+    (["--dsm-gsd", "1e9"], "pixels per side"),
+])
+def test_synth_refuses_what_it_cannot_draw_in_one_line(tmp_path, capsys, args, needle) -> None:
+    from rsmamba.cli import main
+
+    assert main(["synth", "-o", str(tmp_path / "s"), "--size", "64", "--gsd", "0.5", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "s").exists()
+
+
+def test_synth_overwrite_leaves_no_file_of_the_earlier_scene(tmp_path) -> None:
+    first = write_scene(tmp_path / "s", size=64, seed=0, gsd=0.5, instances=True)
+    assert first["instances_t1"].exists()
+    second = write_scene(tmp_path / "s", size=64, seed=1, gsd=0.5, overwrite=True)
+    assert "instances_t1" not in second
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(p.name for p in second.values())
