@@ -391,6 +391,13 @@ def evaluate_rasters(
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     reference_warnings = [*_nodata_warnings(prediction, "prediction", classes),
                           *(_nodata_warnings(reference, "reference", classes) if layout is None else [])]
+    if layout is None and burn is None and reference.suffix.lower() in VECTOR_SUFFIXES:
+        # tile fills a label layer's outside with --background 0; here the outside is not scored at all
+        message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
+                   f"({float((ref != IGNORE_INDEX).mean()):.1%} of the prediction); --burn ID scores the rest as "
+                   "background 0, as tile fills a label layer's outside (--background 0)")
+        log.warning(message)
+        reference_warnings.append(message)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
     num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
     known = {c.id for c in classes}

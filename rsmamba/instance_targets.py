@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from rsmamba.errors import InputError
 from rsmamba.paths import read_vector
-from rsmamba.raster.source import VECTOR_SUFFIXES
+from rsmamba.raster.source import VECTOR_SUFFIXES, sorted_box
 
 CHANNELS = ("interior", "border", "contact")
 TARGET_IGNORE = 255
@@ -63,11 +63,15 @@ class FootprintIds:
         if self.path.suffix.lower() in VECTOR_SUFFIXES:
             import shapely
 
-            layer = read_vector(self.path)
+            layer = read_vector(self.path, role="--instance-targets")
             if layer.crs is None:
                 raise InputError(f"--instance-targets {self.path}: footprint layer has no CRS")
             geoms = layer.to_crs(crs).geometry.to_numpy()
             keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+            grid = shapely.box(*sorted_box(*rasterio.transform.array_bounds(height, width, transform)))
+            if not keep.any() or not shapely.intersects(grid, geoms[keep]).any():
+                # all-zero targets, exit 0: a layer in another CRS than it says, or of another place
+                raise InputError(f"--instance-targets {self.path}: no footprint overlaps the image; check its CRS")
             self._geoms = geoms[keep]
             self._ids = np.flatnonzero(keep) + 1  # each polygon one building: its row number
             self._tree = shapely.STRtree(self._geoms)

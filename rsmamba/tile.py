@@ -49,7 +49,7 @@ from rsmamba.classes import (
 from rsmamba.errors import InputError
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
-from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.source import VECTOR_SUFFIXES, AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def tile_scene(
                  if path is not None and not Path(path).exists()]  # said with the option problems, not after
     problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
-        problems.append("--labels-t2 and --change need --t2")
+        problems.append("--labels-t2 and --change-labels need --t2")
     if not 0 <= label_background <= IGNORE_INDEX:
         problems.append(f"--background must be a class id in 0..{IGNORE_INDEX - 1} or {IGNORE_INDEX} (no label), "
                         f"got {label_background}")
@@ -233,10 +233,19 @@ def tile_scene(
     targets = None
     try:
         for name, path in (("labels_t2", labels_t2), ("change", change)):
-            if path is not None:
-                extra[name] = AlignedSource(image, labels=path, bands=bands, **common)
+            if path is None:
+                continue
+            own = dict(common, labels_role="labels-t2" if name == "labels_t2" else "change labels")
+            if name == "change":  # 0 no change, 1 change: every polygon of a change layer is a change
+                own.update(burn=1 if Path(path).suffix.lower() in VECTOR_SUFFIXES else None, label_ignore=None)
+            extra[name] = AlignedSource(image, labels=path, bands=bands, **own)
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, labels_layer=labels_layer, **common) as src:
             _check_label_nodata(src, labels, classes, burn)
+            if "labels_t2" in extra:
+                _check_label_nodata(extra["labels_t2"], labels_t2, classes, burn)
+            if "change" in extra and extra["change"].labels_nodata == 0:
+                raise InputError(f"change labels {change}: nodata 0 is 'no change', so no unchanged pixel would be "
+                                 f"trained on; unset it (gdal_edit.py -unsetnodata {change})")
             if instance_targets is not None:
                 from rsmamba.instance_targets import FootprintIds, TargetReader
 
@@ -286,6 +295,7 @@ def _tile(
         if sub:
             (tmp / sub).mkdir()
     rows = []
+    seen: dict[str, set[int]] = {}  # the values the extra label chips hold (labels_t2, change)
     for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
         valid = src.read_valid(window)
         valid_fraction = float(valid.mean())
@@ -294,7 +304,7 @@ def _tile(
             continue
         chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
         rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp,
-                                classes, targets))
+                                classes, targets, seen))
         summary.chips[SPLITS[split_index]] += 1
     if not rows:
         raise InputError(
@@ -307,6 +317,7 @@ def _tile(
             raise InputError(f"{name} {source.labels_path}: values {values} are no class id (integers 0..254, 255 = "
                              "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or fix them")
     known = declared if declared is not None else {c.id for c in classes}
+    _check_extra_values(seen, extra, known, summary)
     unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - known)
     if unknown:  # training would index past the model's classes, or learn ids no one named
         table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
@@ -341,6 +352,25 @@ def _tile(
     return summary
 
 
+def _check_extra_values(seen: dict[str, set[int]], extra: dict[str, AlignedSource], known: set[int],
+                        summary: TileSummary) -> None:
+    """Second-epoch ids the class table names, change labels 0/1: else training indexes past its heads.
+    Change labels without a change pixel are said (a 0/255 mask reads 255 as 'no label')."""
+    if "labels_t2" in seen and seen["labels_t2"] - known:
+        bad = ", ".join(map(str, sorted(seen["labels_t2"] - known)))
+        raise InputError(f"labels-t2 {extra['labels_t2'].labels_path}: class ids {bad} not in the class table; "
+                         "pass --class-table naming your classes")
+    if "change" in seen and seen["change"] - {0, 1}:
+        bad = ", ".join(map(str, sorted(seen["change"] - {0, 1})))
+        raise InputError(f"change labels {extra['change'].labels_path}: values {bad}; change labels are 0 (no change) "
+                         f"and 1 (change), 255 no label")
+    if "change" in seen and 1 not in seen["change"]:
+        message = (f"change labels {extra['change'].labels_path}: no chip holds a changed pixel (1); a 0/255 mask "
+                   "reads 255 as 'no label': recode it to 0/1")
+        summary.warnings.append(message)
+        log.warning(message)
+
+
 def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.ndarray,
                   classes: tuple[ClassInfo, ...] = ISPRS_CLASSES) -> None:
     with rasterio.open(path, "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
@@ -351,7 +381,7 @@ def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.nda
 def _write_chip(
     src: AlignedSource, extra: dict[str, AlignedSource], window: Window, chip_id: str, split: str,
     valid: np.ndarray, valid_fraction: float, folder: Path, classes: tuple[ClassInfo, ...] = ISPRS_CLASSES,
-    targets=None,
+    targets=None, seen: dict[str, set[int]] | None = None,
 ) -> dict:
     row: dict = {"chip_id": chip_id, "split": split, **{k: "" for k in ("dsm", "labels", "t2", "labels_t2", "change")}}
     image_path = f"images/{chip_id}.tif"
@@ -376,12 +406,20 @@ def _write_chip(
         hist = {str(int(v)): int(c) for v, c in zip(values, counts)}
     if src.has_t2:
         row["t2"] = f"t2/{chip_id}.tif"
+        t2_valid = src.read_t2_valid(window)  # its own footprint and nodata, as the image chip carries its own
         with rasterio.open(folder / row["t2"], "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
-            dst.write(src.read_t2(window))
+            data = src.read_t2(window)
+            if src.nodata is not None:
+                data[:, ~t2_valid] = src.nodata
+            dst.write(data)
+            if src.nodata is None and not t2_valid.all():
+                dst.write_mask(t2_valid.astype(np.uint8) * 255)
     for name, extra_src in extra.items():
         row[name] = f"{name}/{chip_id}.tif"
-        _write_labels(folder / row[name], src, window,
-                      np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8), classes)
+        lab = np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8)
+        _write_labels(folder / row[name], src, window, lab, classes)
+        if seen is not None:
+            seen.setdefault(name, set()).update(int(v) for v in np.unique(lab[lab != IGNORE_INDEX]))
     if targets is not None:
         row["targets"] = f"targets/{chip_id}.tif"
         t = np.where(valid[None], targets(window), 255).astype(np.uint8)

@@ -181,47 +181,47 @@ class _VectorLabels:
     """A label vector layer in the image CRS, rasterised per window through a spatial index."""
 
     def __init__(self, path: Path, class_field: str, image: Any, background: int, problems: ProblemCollector,
-                 burn: int | None = None, layer: str | None = None):
+                 burn: int | None = None, layer: str | None = None, role: str = "labels"):
         from rsmamba.paths import read_vector, vector_path_problem
 
         crs = image.crs
         self.background = background
         self.ok = False
-        problem = vector_path_problem(path, "labels")
+        problem = vector_path_problem(path, role)
         if problem:
             problems.add(problem)
             return
         try:
-            gdf = read_vector(path, layer, "labels", choose="--labels-layer NAME")
+            gdf = read_vector(path, layer, role, choose="--labels-layer NAME" if role == "labels" else "")
         except InputError as exc:
             problems.add(str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
-            problems.add(f"labels {path}: not a readable vector layer ({str(exc).splitlines()[0]})")
+            problems.add(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})")
             return
         if burn is not None:  # every polygon one class: no field needed
             gdf = gdf.assign(**{"__burn__": np.full(len(gdf), burn, np.int32)})
             class_field = "__burn__"
         if class_field not in gdf.columns:
             fields = ", ".join(c for c in gdf.columns if c != "geometry") or "none"
-            problems.add(f"labels {path}: no class field {class_field!r} (fields: {fields}); use --class-field")
+            problems.add(f"{role} {path}: no class field {class_field!r} (fields: {fields}); use --class-field")
             return
         if gdf.crs is None:
-            problems.add(f"labels {path}: vector layer has no CRS")
+            problems.add(f"{role} {path}: vector layer has no CRS")
             return
         gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)]
         if len(gdf) == 0:  # every chip would be pure background: training data that teaches nothing true
-            problems.add(f"labels {path}: the layer has no features with a geometry; "
+            problems.add(f"{role} {path}: the layer has no features with a geometry; "
                          "label some polygons (or pass a raster) before tiling")
             return
-        problem = class_field_problem(gdf[class_field], f"labels {path}", class_field)
+        problem = class_field_problem(gdf[class_field], f"{role} {path}", class_field)
         if problem:
             problems.add(problem)
             return
         if gdf.crs.is_geographic and len(gdf):
             x0, y0, x1, y1 = gdf.total_bounds
             if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
-                problems.add(f"labels {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
+                problems.add(f"{role} {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
                              f"its CRS {gdf.crs.to_string()} (a GeoJSON without CRS is read as WGS84); set its CRS")
                 return
         self.reprojected = gdf.crs != crs
@@ -230,7 +230,7 @@ class _VectorLabels:
         left, bottom, right, top = sorted_box(*image.bounds)
         if not (x0 < right and x1 > left and y0 < top and y1 > bottom):
             # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
-            problems.add(f"labels {path}: does not overlap the image (layer bounds {x0:.1f}, {y0:.1f}, {x1:.1f}, "
+            problems.add(f"{role} {path}: does not overlap the image (layer bounds {x0:.1f}, {y0:.1f}, {x1:.1f}, "
                          f"{y1:.1f} in the image CRS; image {left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}); "
                          "check the layer's CRS")
             return
@@ -312,10 +312,12 @@ class AlignedSource:
         burn: int | None = None,
         label_ignore: int | None = None,
         labels_layer: str | None = None,
+        labels_role: str = "labels",
     ) -> None:
         self._opened: list[Any] = []
         self.warnings: list[str] = []
         self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
+        self._labels_role = labels_role  # how messages name the labels: labels, labels-t2, change labels
         self.bad_label_values: set[float] = set()  # label raster values that are no class id, seen by read_labels
         try:
             self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
@@ -330,9 +332,10 @@ class AlignedSource:
         dsm_ds = open_raster(dsm, "DSM", problems) if dsm is not None else None
         labels_path = Path(labels) if labels is not None else None
         is_vector = labels_path is not None and labels_path.suffix.lower() in VECTOR_SUFFIXES
-        lab_ds = open_raster(labels_path, "labels", problems) if labels_path is not None and not is_vector else None
+        role = self._labels_role
+        lab_ds = open_raster(labels_path, role, problems) if labels_path is not None and not is_vector else None
         colours = lab_ds is not None and colour_labels_problem(
-            lab_ds, f"labels {labels_path}", "convert them to one band of class ids (rsmamba train reads the "
+            lab_ds, f"{role} {labels_path}", "convert them to one band of class ids (rsmamba train reads the "
             "benchmark's tiles in place: data.layout {layout})")
         if colours:
             problems.add(colours)
@@ -369,20 +372,20 @@ class AlignedSource:
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
             problems.add(sentinel)
-        self._labels_raster = self._align(lab_ds, labels_path, "labels", Resampling.nearest,
+        self._labels_raster = self._align(lab_ds, labels_path, role, Resampling.nearest,
                                           allow_geographic_mix, problems)
         self.labels_nodata = lab_ds.nodata if lab_ds is not None else None  # the file's own, as declared
         self._labels_vector = None
         if is_vector and labels_path is not None:
             if not labels_path.exists():
-                problems.add(f"labels {labels_path}: file not found")
+                problems.add(f"{role} {labels_path}: file not found")
             else:
                 vec = _VectorLabels(labels_path, class_field, img, label_background, problems, self._burn,
-                                    self._labels_layer)
+                                    self._labels_layer, role)
                 if vec.ok:
                     self._labels_vector = vec
                     if vec.reprojected:
-                        self._warn(f"labels {labels_path}: vector CRS differs from the image; reprojected")
+                        self._warn(f"{role} {labels_path}: vector CRS differs from the image; reprojected")
         problems.raise_if_any()
 
     def _align(self, ds, path, role, resampling, allow_geographic_mix, problems):

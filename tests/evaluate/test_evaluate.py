@@ -204,3 +204,15 @@ def test_a_south_up_prediction_is_scored_against_its_north_up_reference(tmp_path
     south = write_raster(tmp_path / "pred.tif", ref[::-1].copy(), transform=Affine(1, 0, 500000.0, 0, 1, 5000000.0))
     result = evaluate_rasters(south, north, tmp_path / "m" / "m.json")
     assert result["oa"] == 1.0 and result["pixels"] == ref.size
+
+
+def test_a_vector_reference_without_burn_says_it_scores_only_inside_its_polygons(tmp_path: Path) -> None:
+    p = write_raster(tmp_path / "p.tif", np.ones((40, 40), np.uint8))  # building everywhere
+    x0, y0 = 500000.0, 5000000.0
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(x0 + 5, y0 - 15, x0 + 15, y0 - 5)],
+                     crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
+    inside = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "a" / "m.json")
+    assert inside["miou"] == 1.0 and "scores only the pixels inside its polygons (6.2% of the prediction)" in \
+        inside["warnings"][0]
+    burnt = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "b" / "m.json", burn=1)
+    assert burnt["miou"] < 0.1 and "warnings" not in burnt

@@ -88,3 +88,56 @@ def test_background_out_of_range_and_missing_inputs_are_said_with_the_option_pro
     assert sum("file not found" in p for p in problems) == 2
     boxes = _layer(tmp_path / "b.gpkg", [1], [box(X0 + 4, Y0 - 8, X0 + 12, Y0 - 4)])
     tile_scene(scene["image"], tmp_path / "o", labels=boxes, label_background=255, size=32)  # 255: unlabelled
+
+
+def test_change_labels_are_zero_one_and_second_epoch_labels_answer_to_the_class_table(tmp_path) -> None:
+    """--burn was applied to change labels too (chips of 0/2), and labels-t2 ids went unchecked until
+    training indexed past the head; a change raster with nodata 0 ignored every unchanged pixel."""
+    import rasterio
+
+    scene = write_scene(tmp_path / "s", size=64)
+    with rasterio.open(scene["labels"]) as src:
+        labels = src.read(1)
+    change = (labels == 1).astype(np.uint8)
+    t2 = write_raster(tmp_path / "t2.tif", np.flip(rasterio.open(scene["image"]).read(), 2).copy(), res=0.5)
+    ok = write_raster(tmp_path / "change.tif", change, res=0.5)
+    common = {"t2": t2, "size": 32}
+    layer = _layer(tmp_path / "b.gpkg", [1], [box(X0 + 4, Y0 - 8, X0 + 12, Y0 - 4)])
+    tile_scene(scene["image"], tmp_path / "o1", labels=layer, burn=2, change=ok, labels_t2=layer, **common)
+    values = set()
+    for chip in (tmp_path / "o1" / "change").iterdir():
+        with rasterio.open(chip) as src:
+            values |= set(np.unique(src.read(1)).tolist())
+    assert values <= {0, 1, 255} and 1 in values  # --burn 2 is the building class, not the change value
+    with pytest.raises(InputError, match=r"change labels .*: values 2; change labels are 0 \(no change\) and 1"):
+        tile_scene(scene["image"], tmp_path / "o2", labels=scene["labels"],
+                   change=write_raster(tmp_path / "c012.tif", change * 2, res=0.5), **common)
+    with pytest.raises(InputError, match="nodata 0 is 'no change'"):
+        tile_scene(scene["image"], tmp_path / "o3", labels=scene["labels"],
+                   change=write_raster(tmp_path / "cnd0.tif", change, res=0.5, nodata=0), **common)
+    t2_labels = labels.copy()
+    t2_labels[:4, :4] = 7
+    with pytest.raises(InputError, match=r"labels-t2 .*: class ids 7 not in the class table"):
+        tile_scene(scene["image"], tmp_path / "o4", labels=scene["labels"],
+                   labels_t2=write_raster(tmp_path / "l7.tif", t2_labels, res=0.5), **common)
+
+
+def test_instance_footprints_off_the_image_are_refused(tmp_path) -> None:
+    scene = write_scene(tmp_path / "s", size=64)
+    far = _layer(tmp_path / "far.gpkg", [1], [box(X0 + 10_000, Y0 - 20, X0 + 10_010, Y0 - 10)])
+    with pytest.raises(InputError, match="no footprint overlaps the image"):
+        tile_scene(scene["image"], tmp_path / "o", labels=scene["labels"], instance_targets=far, size=32)
+
+
+def test_second_epoch_chips_carry_their_own_footprint(tmp_path) -> None:
+    import rasterio
+
+    scene = write_scene(tmp_path / "s", size=64)
+    with rasterio.open(scene["image"]) as src:
+        t2 = src.read()
+    t2[:, :, :10] = 0
+    t2_path = write_raster(tmp_path / "t2.tif", t2, res=0.5, nodata=0)
+    tile_scene(scene["image"], tmp_path / "o", labels=scene["labels"], t2=t2_path, size=32, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "o" / "t2" / "r0_c0.tif") as chip:
+        mask = chip.dataset_mask()
+    assert (mask[:, :10] == 0).all() and (mask[:, 10:] == 255).all()
