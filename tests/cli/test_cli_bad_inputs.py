@@ -262,7 +262,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-dsm-all-nodata", [*T, "-o", "{out}/c", "--dsm", "{dsm_nodata}", "--size", "32"], ""),
     ("tile-change-no-t2", [*T, "-o", "{out}/c", "--change", "{chg}"], "--t2"),
     ("tile-labels-t2-no-t2", [*T, "-o", "{out}/c", "--labels-t2", "{labels_t2}"], "--t2"),
-    ("tile-change-string-class", [*T, "-o", "{out}/c", "--t2", "{ortho_t2}", "--change", "{vec_str}"], "integer"),
+    # every polygon of a change layer is a change (its class field unused); a class raster is no change raster
+    ("tile-change-class-ids", [*T, "-o", "{out}/c", "--t2", "{ortho_t2}", "--change-labels", L], "change labels are 0"),
     ("tile-t2-missing", [*T, "-o", "{out}/c", "--t2", "{out}/nope.tif"], "not found"),
     ("tile-t2-band-count", [*T, "-o", "{out}/c", "--t2", "{one_band}"], "bands"),
     ("tile-out-nonempty", [*T, "-o", "{adir}"], "not empty"),
