@@ -279,7 +279,7 @@ def detect_change(
             from rsmamba.raster.validate import check_fill_values
 
             check_fill_values(src, f"t1 {t1}", t1)
-            check_fill_values(src, f"t2 {t2}", t2, read=src.read_t2, read_valid=src.read_t2_valid)
+            check_fill_values(src, f"t2 {t2}", t2, read=src.read_t2, read_valid=src.read_t2_valid, dtype=src.t2_dtype)
             stats1 = compute_stats(src)[0]
             stats2 = _epoch_stats(src, src.read_t2)
 

@@ -149,13 +149,17 @@ def run_many(
 SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with
 
 
+# How a run goes, not what it makes: a re-run on a GPU, with bigger batches or quieter, keeps the outputs.
+RUN_ONLY = frozenset({"overwrite", "progress", "device", "batch_size", "channels_last", "prefetch"})
+
+
 def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
-    """What decides an output's pixels: every option but how the run goes (progress, overwrite, workers)."""
+    """What decides an output's pixels: every option but how the run goes (:data:`RUN_ONLY`)."""
     from rsmamba.engine.resume import file_fingerprint
 
     out = {}
     for key, value in sorted(kwargs.items()):
-        if key in ("overwrite", "progress"):
+        if key in RUN_ONLY:
             continue
         is_file = key == "model" and value is not None and Path(str(value)).is_file()
         out[key] = file_fingerprint(value) if is_file else json.dumps(value, sort_keys=True, default=str)

@@ -471,6 +471,11 @@ class AlignedSource:
         return len(self.bands)
 
     @property
+    def t2_dtype(self) -> str | None:
+        """The second epoch's pixel type (it may differ from the image's), or None without one."""
+        return None if self._t2 is None else self._t2.dtypes[self.bands[0] - 1]
+
+    @property
     def file_band_count(self) -> int:
         """Every band of the image file, an alpha band included (``count`` is those read)."""
         return self._img.count

@@ -96,14 +96,18 @@ FILL_SHARE = 0.001  # of the sampled valid pixels: one exact value this common, 
 FILL_DISTANCE = 10.0  # in spans (1st..99th percentile) of the other values
 
 
-def check_fill_values(src: AlignedSource, what: str, path: object, read=None, read_valid=None) -> None:
+def check_fill_values(src: AlignedSource, what: str, path: object, read=None, read_valid=None,
+                      dtype: str | None = None) -> None:
     """Refuse an image band holding an undeclared fill value (-9999, 65535, -3.4e38) beside its imagery.
 
     Normalised by the image's own statistics (``change --epoch-norm per-epoch``), a fill that is
     common enough stretches the band's spread until the real pixels are all alike: a model reads
     change everywhere, silently. A fill is one exact value, frequent, and further from the other
-    values than ten times their own 1..99 % range; bright or dark imagery (255, 0) is not.
+    values than ten times their own 1..99 % range; bright or dark imagery is not, and a uint8 image
+    (whose 0 and 255 are shadow and saturation, never far off) is not checked.
     """
+    if np.dtype(dtype or src.dtype) == np.uint8:  # 0 and 255 are shadow and saturation, no value lies far off
+        return
     values, _ = _sample(src, read or src.read_image, read_valid)
     for b, v in enumerate(values, start=1):
         if v.size < 64:

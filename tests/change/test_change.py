@@ -220,3 +220,18 @@ def test_an_rgba_second_epoch_on_another_grid_keeps_its_alpha_as_the_footprint(s
     with rasterio.open(tmp_path / "c.tif") as ds:
         valid = ds.read(1) != 255
     assert valid.sum() == 100 * 75 and valid[20:120, 55:130].all()  # t2's footprint less its alpha-0 columns
+
+
+def test_saturated_bright_pixels_of_a_byte_image_are_imagery_not_a_fill(scene, tmp_path) -> None:
+    """A uint8 t2 with clouds at 255 over a narrow-valued scene: saturation, never an undeclared fill."""
+    from rsmamba.engine.model import LoadedModel
+
+    with rasterio.open(scene["ortho_t2"]) as ds:
+        t2, profile = ds.read(), ds.profile
+    t2 = (t2 // 16 + 100).astype(np.uint8)  # a calm scene of values 100..115
+    t2[:, :20, :20] = 255  # a saturated cloud
+    with rasterio.open(tmp_path / "t2.tif", "w", **profile) as dst:
+        dst.write(t2)
+    detect_change(scene["ortho_t1"], tmp_path / "t2.tif", tmp_path / "c.tif",
+                  model=LoadedModel(OracleDiff(), inputs="t1+t2"), window=96)
+    assert (tmp_path / "c.tif").exists()

@@ -69,6 +69,8 @@ def test_a_rerun_with_other_settings_does_not_count_old_outputs_as_done(scenes, 
     assert [r.status for r in redone] == ["done"] * 2
     more = predict_many([str(p) for p in images[:3]], tmp_path / "out", window=32, **common)  # same settings
     assert sorted(r.status for r in more) == ["done", "skipped", "skipped"]
+    bigger = predict_many([str(p) for p in images[:3]], tmp_path / "out", window=32, batch_size=8, **common)
+    assert [r.status for r in bigger] == ["skipped"] * 3  # how a run goes is no setting of its outputs
 
 
 @pytest.mark.parametrize("option", [["--dry-run"], ["--probabilities", "p.tif"], ["--resume"]])
