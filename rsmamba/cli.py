@@ -119,6 +119,8 @@ def tile(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
     labels_layer: Optional[str] = typer.Option(None, "--labels-layer", help="Layer of a label vector file that holds several (a GeoPackage)."),
+    labels_t2_layer: Optional[str] = typer.Option(None, "--labels-t2-layer", help="Layer of the --labels-t2 vector file."),
+    change_layer: Optional[str] = typer.Option(None, "--change-labels-layer", help="Layer of the --change-labels vector file."),
     background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
     size: int = typer.Option(512, "--size", help="Chip size in pixels.", callback=opt.positive("--size")),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels.", callback=opt.non_negative("--overlap")),
@@ -149,7 +151,7 @@ def tile(
     fractions = tuple(parse_float_list(split, "--split", count=3))
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
-        labels_layer=labels_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
+        labels_layer=labels_layer, labels_t2_layer=labels_t2_layer, change_layer=change_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=opt.either(change_labels, old_change), burn=burn, burn_name=burn_name, class_table=class_table,
         instance_targets=instance_targets, border_px=border_px, contact_px=contact_px,

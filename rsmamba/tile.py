@@ -155,6 +155,8 @@ def tile_scene(
     class_field: str = "class",
     label_background: int = 0,
     labels_layer: str | None = None,
+    labels_t2_layer: str | None = None,
+    change_layer: str | None = None,
     size: int = 512,
     overlap: int = 0,
     min_valid: float = 0.5,
@@ -186,7 +188,8 @@ def tile_scene(
     table applies. The table goes into ``tiling.json`` and each label chip's colour table, and
     from there into the checkpoint, the predicted raster and the polygons.
 
-    ``labels_layer`` names the layer of a label vector file holding several (a GeoPackage).
+    ``labels_layer`` (``labels_t2_layer``, ``change_layer``) names the layer of a label vector file
+    holding several (a GeoPackage).
 
     ``instance_targets`` (an instance raster on the image grid, or footprint polygons, each one
     building) adds ``targets/`` chips: interior, border and contact bands for models that separate
@@ -235,7 +238,8 @@ def tile_scene(
         for name, path in (("labels_t2", labels_t2), ("change", change)):
             if path is None:
                 continue
-            own = dict(common, labels_role="labels-t2" if name == "labels_t2" else "change labels")
+            own = dict(common, labels_role="labels-t2" if name == "labels_t2" else "change labels",
+                       labels_layer=labels_t2_layer if name == "labels_t2" else change_layer)
             if name == "change":  # 0 no change, 1 change: every polygon of a change layer is a change
                 own.update(burn=1 if Path(path).suffix.lower() in VECTOR_SUFFIXES else None, label_ignore=None)
             extra[name] = AlignedSource(image, labels=path, bands=bands, **own)

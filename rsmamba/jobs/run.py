@@ -136,6 +136,7 @@ def run_many(
     ``kwargs["overwrite"]``; a local cluster on GPUs gets one worker per GPU (``kwargs["device"]``).
     """
     todo = select_shard(jobs, shard)
+    check_scheduler(scheduler)
     problem = output_problem(out_dir, role="output folder (-o, several inputs)", directory=True)
     if problem:
         raise InputError(problem)
@@ -144,6 +145,23 @@ def run_many(
     workers = default_workers(scheduler, workers, kwargs.get("device"))
     return run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                     max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """A malformed ``--scheduler`` address, said before any folder is made (a reachable one is for Dask to find)."""
+    if scheduler in (None, "local"):
+        return
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:  # pragma: no cover - depends on the extra; _run_dask says what to install
+        return
+    try:
+        kind, where = parse_address(scheduler)
+        if kind in ("tcp", "tls"):
+            parse_host_port(where)
+    except ValueError as exc:
+        raise InputError(f"--scheduler {scheduler}: {_first_line(exc)}; give 'local' or a scheduler address "
+                         "such as tcp://HOST:8786") from None
 
 
 SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with

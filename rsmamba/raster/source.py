@@ -192,7 +192,8 @@ class _VectorLabels:
             problems.add(problem)
             return
         try:
-            gdf = read_vector(path, layer, role, choose="--labels-layer NAME" if role == "labels" else "")
+            option = {"labels": "--labels-layer", "labels-t2": "--labels-t2-layer", "change labels": "--change-labels-layer"}
+            gdf = read_vector(path, layer, role, choose=f"{option[role]} NAME" if role in option else "")
         except InputError as exc:
             problems.add(str(exc))
             return

@@ -163,3 +163,12 @@ def test_a_malformed_scheduler_address_is_one_line(tmp_path) -> None:
     plan = plan_jobs(_inputs(tmp_path, 1), tmp_path / "out")
     with pytest.raises(InputError, match="--scheduler bogus: cannot connect"):
         run_jobs(jobs.copy_job, plan, scheduler="bogus", progress=False)
+
+
+def test_a_malformed_scheduler_address_makes_no_output_folder(tmp_path) -> None:
+    from rsmamba.jobs import run_many
+
+    plan = plan_jobs(_inputs(tmp_path, 1), tmp_path / "out")
+    with pytest.raises(InputError, match="--scheduler tcp://host: missing port number"):
+        run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={}, scheduler="tcp://host", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -141,3 +141,24 @@ def test_second_epoch_chips_carry_their_own_footprint(tmp_path) -> None:
     with rasterio.open(tmp_path / "o" / "t2" / "r0_c0.tif") as chip:
         mask = chip.dataset_mask()
     assert (mask[:, :10] == 0).all() and (mask[:, 10:] == 255).all()
+
+
+def test_second_epoch_and_change_layers_are_named_like_the_first(tmp_path) -> None:
+    import rasterio
+
+    scene = write_scene(tmp_path / "s", size=64)
+    gpkg = tmp_path / "epochs.gpkg"
+    _layer(gpkg, [1], [box(X0 + 4, Y0 - 8, X0 + 12, Y0 - 4)], layer="t1")
+    _layer(gpkg, [1], [box(X0 + 4, Y0 - 8, X0 + 20, Y0 - 4)], layer="t2")
+    _layer(gpkg, [1], [box(X0 + 12, Y0 - 8, X0 + 20, Y0 - 4)], layer="change")
+    t2 = write_raster(tmp_path / "t2.tif", rasterio.open(scene["image"]).read(), res=0.5)
+    common = {"labels": gpkg, "labels_layer": "t1", "t2": t2, "labels_t2": gpkg, "change": gpkg, "size": 64,
+              "split": (1, 0, 0)}
+    with pytest.raises(InputError, match=r"labels-t2 .*epochs.gpkg: holds 3 layers .*--labels-t2-layer NAME"):
+        tile_scene(scene["image"], tmp_path / "o", **common)
+    tile_scene(scene["image"], tmp_path / "o", labels_t2_layer="t2", change_layer="change", **common)
+    counts = {}
+    for sub in ("labels", "labels_t2", "change"):
+        with rasterio.open(next((tmp_path / "o" / sub).iterdir())) as src:
+            counts[sub] = int((src.read(1) == 1).sum())
+    assert counts == {"labels": 16 * 8, "labels_t2": 32 * 8, "change": 16 * 8}
