@@ -145,3 +145,17 @@ def set_frozen(model: nn.Module, prefixes: list[str], frozen: bool) -> int:
     if prefixes and n == 0:
         raise InputError(f"train.freeze_prefixes {prefixes}: no parameter of the model starts with these")
     return n
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def hold_frozen_norms(model: nn.Module, prefixes: list[str]) -> None:
+    """After ``model.train()``: batch norms under frozen prefixes keep their running statistics (eval mode).
+
+    A frozen pretrained stage is frozen whole: its normalisation statistics drifting towards the new
+    data's first batches would change what its frozen weights compute, as detectron2 freezes them.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, BATCH_NORMS) and any(f"{name}.".startswith(x) for x in prefixes):
+            module.eval()

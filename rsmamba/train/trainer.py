@@ -43,7 +43,7 @@ from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import load_config
-from rsmamba.train.init import set_frozen
+from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
 log = logging.getLogger(__name__)
@@ -572,9 +572,12 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         seeded.epoch = epoch
+        frozen = bool(t["freeze_prefixes"]) and epoch < int(t["freeze_epochs"])
         if t["freeze_prefixes"]:  # frozen stages for the first epochs of a fine-tune
-            set_frozen(model, list(t["freeze_prefixes"]), epoch < int(t["freeze_epochs"]))
+            set_frozen(model, list(t["freeze_prefixes"]), frozen)
         model.train()
+        if frozen:
+            hold_frozen_norms(model, list(t["freeze_prefixes"]))
         total, count = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not (progress and is_main),
                    leave=False)

@@ -101,6 +101,8 @@ def test_frozen_stages_stay_put_for_their_epochs_then_train(tmp_path: Path) -> N
     enc = [k for k in after1 if k.startswith("encoder.") and k.endswith("weight")]
     dec = [k for k in after1 if k.startswith("decoder.") and k.endswith("weight")]
     assert all(torch.equal(after1[k], fresh[k]) for k in enc)  # frozen in epoch 1 (same seed -> same init)
+    stats = [k for k in after1 if k.startswith("encoder.") and k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(after1[k], fresh[k]) for k in stats)  # its batch-norm statistics too
     assert any(not torch.equal(after1[k], fresh[k]) for k in dec)
     second = train(cfg, resume=True, progress=False)
     after2 = load_checkpoint(second.last)["state_dict"]
