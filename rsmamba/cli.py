@@ -121,6 +121,7 @@ def tile(
     labels_layer: Optional[str] = typer.Option(None, "--labels-layer", help="Layer of a label vector file that holds several (a GeoPackage)."),
     labels_t2_layer: Optional[str] = typer.Option(None, "--labels-t2-layer", help="Layer of the --labels-t2 vector file."),
     change_layer: Optional[str] = typer.Option(None, "--change-labels-layer", help="Layer of the --change-labels vector file."),
+    instance_targets_layer: Optional[str] = typer.Option(None, "--instance-targets-layer", help="Layer of the --instance-targets footprint file."),
     background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
     size: int = typer.Option(512, "--size", help="Chip size in pixels.", callback=opt.positive("--size")),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels.", callback=opt.non_negative("--overlap")),
@@ -151,7 +152,8 @@ def tile(
     fractions = tuple(parse_float_list(split, "--split", count=3))
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
-        labels_layer=labels_layer, labels_t2_layer=labels_t2_layer, change_layer=change_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
+        labels_layer=labels_layer, labels_t2_layer=labels_t2_layer, change_layer=change_layer,
+        instance_targets_layer=instance_targets_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=opt.either(change_labels, old_change), burn=burn, burn_name=burn_name, class_table=class_table,
         instance_targets=instance_targets, border_px=border_px, contact_px=contact_px,
@@ -455,6 +457,8 @@ def evaluate(
     out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
     class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a reference vector."),
     reference_layer: Optional[str] = typer.Option(None, "--reference-layer", help="Layer of a reference vector file that holds several (a GeoPackage)."),
+    buildings_layer: Optional[str] = typer.Option(None, "--buildings-layer", help="Layer of the --buildings file."),
+    footprints_layer: Optional[str] = typer.Option(None, "--footprints-layer", help="Layer of the --footprints file."),
     exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter).", callback=opt.int_list("--exclude", minimum=0)),
     erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries.", callback=opt.non_negative("--erode")),
     buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
@@ -475,7 +479,8 @@ def evaluate(
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
                               min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
-                              footprints=footprints, reference_layer=reference_layer)
+                              footprints=footprints, reference_layer=reference_layer,
+                              buildings_layer=buildings_layer, footprints_layer=footprints_layer)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     if "buildings" in result:
         b = result["buildings"]

@@ -243,11 +243,11 @@ def _read_layer(path: Path, role: str, layer: str | None = None, choose: str = "
         raise InputError(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})") from exc
 
 
-def _reference_buildings(path: Path, grid: Grid, role: str = "buildings") -> np.ndarray:
+def _reference_buildings(path: Path, grid: Grid, role: str = "buildings", layer_name: str | None = None) -> np.ndarray:
     """Each polygon of the layer one object id (1..n) on the prediction grid."""
     from rasterio.features import rasterize
 
-    layer = _read_layer(path, role)
+    layer = _read_layer(path, role, layer_name, f"--{role}-layer NAME")
     if layer.crs is None:
         raise InputError(f"{role} {path}: layer has no CRS")
     layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
@@ -333,6 +333,8 @@ def evaluate_rasters(
     burn: int | None = None,
     footprints: str | os.PathLike[str] | None = None,
     reference_layer: str | None = None,
+    buildings_layer: str | None = None,
+    footprints_layer: str | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
@@ -345,7 +347,8 @@ def evaluate_rasters(
     The four files are published together (:func:`rsmamba.atomic.publish`): none may be an input,
     and existing ones are refused unless ``overwrite``.
 
-    ``reference_layer`` names the layer of a vector reference file that holds several.
+    ``reference_layer`` (``buildings_layer``, ``footprints_layer``) names the layer of a vector file
+    that holds several.
 
     ``layout`` (isprs, loveda, second, landsat-scd) reads ``reference`` as that benchmark's label
     file, pixel for pixel with the prediction (benchmark tiles are often not georeferenced), with
@@ -391,11 +394,11 @@ def evaluate_rasters(
     classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
     reference_warnings = [*_nodata_warnings(prediction, "prediction", classes),
                           *(_nodata_warnings(reference, "reference", classes) if layout is None else [])]
-    if layout is None and burn is None and reference.suffix.lower() in VECTOR_SUFFIXES:
+    if layout is None and burn is None and reference.suffix.lower() in VECTOR_SUFFIXES and (ref != IGNORE_INDEX).mean() < 0.99:
         # tile fills a label layer's outside with --background 0; here the outside is not scored at all
         message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
-                   f"({float((ref != IGNORE_INDEX).mean()):.1%} of the prediction); --burn ID scores the rest as "
-                   "background 0, as tile fills a label layer's outside (--background 0)")
+                   f"({float((ref != IGNORE_INDEX).mean()):.1%} of the prediction); for a layer of one class, --burn ID "
+                   "scores the rest as background 0, as tile fills a label layer's outside (--background 0)")
         log.warning(message)
         reference_warnings.append(message)
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
@@ -416,9 +419,9 @@ def evaluate_rasters(
         **scores, "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": hist.tolist()},
     }
     if buildings is not None:
-        ref_objects = _reference_buildings(Path(buildings), grid)
+        ref_objects = _reference_buildings(Path(buildings), grid, "buildings", buildings_layer)
         if footprints is not None:
-            pred_objects = _reference_buildings(Path(footprints), grid, "footprints")
+            pred_objects = _reference_buildings(Path(footprints), grid, "footprints", footprints_layer)
         else:
             pred_objects, _ = ndimage.label((pred == building_class) & valid)
         if min_object_pixels > 0:

@@ -53,7 +53,8 @@ def targets_from_ids(ids: np.ndarray, border_px: int = 2, contact_px: int = 3) -
 class FootprintIds:
     """Building ids on an image grid, window by window, from an instance raster or a footprint layer."""
 
-    def __init__(self, path: str | os.PathLike[str], *, crs, transform, width: int, height: int):
+    def __init__(self, path: str | os.PathLike[str], *, crs, transform, width: int, height: int,
+                 layer: str | None = None):
         self.path = Path(path)
         self.transform, self.width, self.height = transform, width, height
         self._src = None
@@ -63,7 +64,7 @@ class FootprintIds:
         if self.path.suffix.lower() in VECTOR_SUFFIXES:
             import shapely
 
-            layer = read_vector(self.path, role="--instance-targets")
+            layer = read_vector(self.path, layer, role="--instance-targets", choose="--instance-targets-layer NAME")
             if layer.crs is None:
                 raise InputError(f"--instance-targets {self.path}: footprint layer has no CRS")
             geoms = layer.to_crs(crs).geometry.to_numpy()

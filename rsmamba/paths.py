@@ -102,11 +102,16 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
         return gpd.read_parquet(path)
     import pyogrio
 
-    names = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    listed = pyogrio.list_layers(path)
+    # layers of geometries only: a table without any (QGIS's layer_styles) is no candidate
+    names = [str(name) for name, kind in listed if kind is not None] or [str(name) for name in listed[:, 0]]
     if layer is None and len(names) > 1:
         how = choose or f"keep one: ogr2ogr ONE{Path(path).suffix} {path} LAYER"
         raise InputError(f"{role} {path}: holds {len(names)} layers ({', '.join(names)}), and GDAL would read "
                          f"the first; name the one to read ({how})")
-    if layer is not None and layer not in names:
-        raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
-    return gpd.read_file(path, engine="pyogrio", layer=layer)
+    if layer is not None:  # matched without case, as GeoPackage and GDAL match layer names
+        found = [n for n in names if n.casefold() == layer.casefold()]
+        if not found:
+            raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
+        layer = found[0]
+    return gpd.read_file(path, engine="pyogrio", layer=layer if layer is not None else names[0])

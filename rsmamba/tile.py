@@ -157,6 +157,7 @@ def tile_scene(
     labels_layer: str | None = None,
     labels_t2_layer: str | None = None,
     change_layer: str | None = None,
+    instance_targets_layer: str | None = None,
     size: int = 512,
     overlap: int = 0,
     min_valid: float = 0.5,
@@ -188,7 +189,7 @@ def tile_scene(
     table applies. The table goes into ``tiling.json`` and each label chip's colour table, and
     from there into the checkpoint, the predicted raster and the polygons.
 
-    ``labels_layer`` (``labels_t2_layer``, ``change_layer``) names the layer of a label vector file
+    ``labels_layer`` (``labels_t2_layer``, ``change_layer``, ``instance_targets_layer``) names the layer of a label vector file
     holding several (a GeoPackage).
 
     ``instance_targets`` (an instance raster on the image grid, or footprint polygons, each one
@@ -254,7 +255,8 @@ def tile_scene(
                 from rsmamba.instance_targets import FootprintIds, TargetReader
 
                 targets = TargetReader(FootprintIds(instance_targets, crs=src.crs, transform=src.transform,
-                                                    width=src.width, height=src.height), border_px, contact_px)
+                                                    width=src.width, height=src.height, layer=instance_targets_layer),
+                                       border_px, contact_px)
             with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
                                 block, seed, progress, t2, classes, targets, declared)

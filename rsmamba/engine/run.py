@@ -135,7 +135,7 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
         name = key.upper()
         if name not in COG_OPTIONS:
             problems.add(f"--co {key}: not a COG creation option (one of {', '.join(sorted(COG_OPTIONS))})")
-        elif name in ALTERING_OPTIONS:
+        elif name in ALTERING_OPTIONS and not (name == "ADD_ALPHA" and str(value).upper() in ("NO", "FALSE", "OFF")):
             problems.add(f"--co {key}={value}: would change the class values or the grid of the output "
                          "(lossy, fewer bits, or another grid); rsmamba writes on the input's grid, losslessly")
         elif name in ("COMPRESS", "OVERVIEW_COMPRESS"):
@@ -143,9 +143,9 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
             if problem:
                 problems.add(problem)
         elif name in ("LEVEL", "BLOCKSIZE"):
-            low, high, step = (1, 22, 1) if name == "LEVEL" else (16, 4096, 16)
+            low, high, step = (0, 22, 1) if name == "LEVEL" else (16, 4096, 16)  # LZMA's levels start at 0
             if not (str(value).isdigit() and low <= int(value) <= high and int(value) % step == 0):
-                what = "an integer in 1..22" if name == "LEVEL" else "a multiple of 16 in 16..4096"
+                what = "an integer in 0..22" if name == "LEVEL" else "a multiple of 16 in 16..4096"
                 problems.add(f"--co {key}={value}: must be {what}")
 
 

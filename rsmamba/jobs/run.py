@@ -141,7 +141,7 @@ def run_many(
     if problem:
         raise InputError(problem)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    check_settings(todo, out_dir, kwargs)
+    check_settings(todo, out_dir, kwargs, planned=jobs)
     workers = default_workers(scheduler, workers, kwargs.get("device"))
     return run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                     max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
@@ -164,6 +164,17 @@ def check_scheduler(scheduler: str | None) -> None:
                          "such as tcp://HOST:8786") from None
 
 
+def _made_by_rsmamba(path: Path) -> bool:
+    """A raster that predict or change wrote (their ``model_id`` tag), from another input set perhaps."""
+    try:
+        import rasterio
+
+        with rasterio.open(path) as src:
+            return "model_id" in src.tags() or "model_id" in src.tags(1)
+    except Exception:  # noqa: BLE001 - not a raster GDAL reads: not ours
+        return False
+
+
 SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with
 
 
@@ -171,20 +182,33 @@ SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its 
 RUN_ONLY = frozenset({"overwrite", "progress", "device", "batch_size", "channels_last", "prefetch"})
 
 
+def _file_digest(path: Path) -> str:
+    """The model file's content: a copy staged to another node, or a touched file, is the same model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
 def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
     """What decides an output's pixels: every option but how the run goes (:data:`RUN_ONLY`)."""
-    from rsmamba.engine.resume import file_fingerprint
-
     out = {}
     for key, value in sorted(kwargs.items()):
         if key in RUN_ONLY:
             continue
-        is_file = key == "model" and value is not None and Path(str(value)).is_file()
-        out[key] = file_fingerprint(value) if is_file else json.dumps(value, sort_keys=True, default=str)
+        if key == "model" and value is not None and Path(str(value)).is_file():
+            out[key] = _file_digest(Path(str(value)))
+        else:
+            value = value.lower() if key == "compress" and isinstance(value, str) else value
+            out[key] = json.dumps(value, sort_keys=True, default=str)
     return out
 
 
-def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
+def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],
+                   planned: Sequence[Job] = ()) -> None:
     """Outputs of an earlier run are skipped as complete only if it used these settings; else refused.
 
     A re-run with another window, model or threshold would otherwise report the old files as done,
@@ -201,8 +225,10 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
         earlier = None
     if isinstance(earlier, dict) and earlier != settings:
         suffixes = {job.output.suffix for job in todo} or {".tif"}
+        ours = {job.output.resolve() for job in [*planned, *todo]}
         outputs = sorted(p for p in Path(out_dir).rglob("*") if p.suffix in suffixes and p.is_file()
-                         and not any(part.startswith(".") for part in p.relative_to(out_dir).parts))
+                         and not any(part.startswith(".") for part in p.relative_to(out_dir).parts)
+                         and (p.resolve() in ours or _made_by_rsmamba(p)))  # a user's own file is no output
         mine = {job.output.resolve() for job in todo}
         stay = [p for p in outputs if p.resolve() not in mine] if kwargs.get("overwrite") else outputs
         if stay:

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rsmamba.errors import InputError
-from rsmamba.jobs import JobResult, band_count, cached_model, check_templates, expand_inputs, plan_jobs, resolve_template, run_many
+from rsmamba.jobs import (
+    JobResult, band_count, cached_model, check_templates, expand_inputs, plan_jobs, resolve_template, run_many,
+    select_shard,
+)
 from rsmamba.jobs import setup_worker
 from rsmamba.predict.api import predict_raster
 from rsmamba.engine.model import load_model
@@ -54,7 +57,9 @@ def predict_many(
     for key in ("probabilities", "confidence", "resume", "dry_run"):  # unset: not settings of the outputs
         predict_kwargs.pop(key, None)
     jobs = plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template)
-    check_templates(dsm_template, [job.inputs[0] for job in jobs], "DSM")
+    if max_errors is None:  # with --max-errors a missing DSM is one failed scene among those tolerated
+        mine = [job for job in select_shard(jobs, shard) if predict_kwargs.get("overwrite") or not job.is_complete()]
+        check_templates(dsm_template, [job.inputs[0] for job in mine], "DSM")
     return run_many(predict_job, jobs, out_dir, kwargs={"model": model, "dsm_template": dsm_template, **predict_kwargs},
                     scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors, retries=retries,
                     progress=progress)

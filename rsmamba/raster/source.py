@@ -359,6 +359,7 @@ class AlignedSource:
 
         self._t2 = None
         self._t2_alpha_is_data = False
+        self._t2_bands = list(self.bands)
         if t2_ds is not None:
             t1_data = data_bands(img, alpha_is_data=self._alpha_is_data)
             t2_data = data_bands(t2_ds, alpha_is_data=alpha_holding_data(t2_ds) is not None)
@@ -368,6 +369,8 @@ class AlignedSource:
             else:
                 self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None
+                # the same image bands on each date, wherever its alpha band sits (RGB t1, ARGB t2)
+                self._t2_bands = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
@@ -474,7 +477,7 @@ class AlignedSource:
     @property
     def t2_dtype(self) -> str | None:
         """The second epoch's pixel type (it may differ from the image's), or None without one."""
-        return None if self._t2 is None else self._t2.dtypes[self.bands[0] - 1]
+        return None if self._t2 is None else self._t2.dtypes[self._t2_bands[0] - 1]
 
     @property
     def file_band_count(self) -> int:
@@ -552,15 +555,15 @@ class AlignedSource:
         """Second epoch on the first epoch's grid, (count, h, w), same bands as the image."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        return self._t2.read(self.bands, window=window)
+        return self._t2.read(self._t2_bands, window=window)
 
     def read_t2_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        valid = bands_valid(self._t2, self.bands, window, alpha_is_data=self._t2_alpha_is_data)
-        if np.dtype(self._t2.dtypes[self.bands[0] - 1]).kind == "f":
-            valid &= np.all(np.isfinite(self._t2.read(self.bands, window=window)), axis=0)
+        valid = bands_valid(self._t2, self._t2_bands, window, alpha_is_data=self._t2_alpha_is_data)
+        if np.dtype(self._t2.dtypes[self._t2_bands[0] - 1]).kind == "f":
+            valid &= np.all(np.isfinite(self._t2.read(self._t2_bands, window=window)), axis=0)
         return valid
 
     def read_image_valid(self, window: Window) -> np.ndarray:

@@ -141,6 +141,8 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         elif smallest is not None and node < smallest:
             problems.add(f"config {key}: must be >= {smallest:g}, got {node!r}")
     prefixes = cfg["train"].get("freeze_prefixes") if isinstance(cfg.get("train"), dict) else None
+    if prefixes is None and isinstance(cfg.get("train"), dict):  # 'freeze_prefixes:' left empty: nothing frozen
+        prefixes = cfg["train"]["freeze_prefixes"] = []
     if not (isinstance(prefixes, list) and all(isinstance(x, str) and x for x in prefixes)):
         # a bare string would be read letter by letter: 'backbone.' froze every name starting b, a, c, k, ...
         problems.add(f"config train.freeze_prefixes: expected a list of name prefixes, e.g. [backbone.], "

@@ -216,3 +216,29 @@ def test_a_vector_reference_without_burn_says_it_scores_only_inside_its_polygons
         inside["warnings"][0]
     burnt = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "b" / "m.json", burn=1)
     assert burnt["miou"] < 0.1 and "warnings" not in burnt
+
+
+def test_layers_without_geometry_are_no_candidates_and_layer_names_match_without_case(tmp_path: Path) -> None:
+    """QGIS saves styles into a GeoPackage as a 'layer_styles' table: the file still holds one layer."""
+    import pandas as pd
+    import pyogrio
+
+    p = write_raster(tmp_path / "p.tif", np.ones((40, 40), np.uint8))
+    x0, y0 = 500000.0, 5000000.0
+    gpkg = tmp_path / "b.gpkg"
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(x0 + 5, y0 - 15, x0 + 15, y0 - 5)],
+                     crs="EPSG:32632").to_file(gpkg, layer="buildings")
+    pyogrio.write_dataframe(pd.DataFrame({"styleName": ["default"]}), gpkg, layer="layer_styles")
+    result = evaluate_rasters(p, gpkg, tmp_path / "a" / "m.json", burn=1, buildings=gpkg)
+    assert result["buildings"]["reference"] == 1
+    again = evaluate_rasters(p, gpkg, tmp_path / "b" / "m.json", burn=1, reference_layer="BUILDINGS",
+                             buildings=gpkg, buildings_layer="Buildings")
+    assert again["buildings"]["reference"] == 1
+
+
+def test_a_vector_reference_covering_the_prediction_draws_no_burn_advice(tmp_path: Path) -> None:
+    p = write_raster(tmp_path / "p.tif", np.ones((10, 10), np.uint8))
+    x0, y0 = 500000.0, 5000000.0
+    gpd.GeoDataFrame({"class": [1, 0]}, geometry=[box(x0, y0 - 10, x0 + 5, y0), box(x0 + 5, y0 - 10, x0 + 10, y0)],
+                     crs="EPSG:32632").to_file(tmp_path / "full.gpkg")
+    assert "warnings" not in evaluate_rasters(p, tmp_path / "full.gpkg", tmp_path / "m" / "m.json")

@@ -25,7 +25,7 @@ def checkpoint(tmp_path):
     ({"COMPRESS": "LERC", "MAX_Z_ERROR": "3"}, "--co COMPRESS=LERC: lossy"),
     ({"NBITS": "1"}, "--co NBITS=1: would change the class values or the grid"),
     ({"TARGET_SRS": "EPSG:4326"}, "--co TARGET_SRS=EPSG:4326: would change"),
-    ({"LEVEL": "99"}, "--co LEVEL=99: must be an integer in 1..22"),
+    ({"LEVEL": "99"}, "--co LEVEL=99: must be an integer in 0..22"),
     ({"BLOCKSIZE": "100"}, "--co BLOCKSIZE=100: must be a multiple of 16"),
 ])
 def test_creation_options_that_alter_the_output_are_refused_before_any_compute(tmp_path, checkpoint, co,

@@ -84,6 +84,31 @@ def test_one_scene_options_with_many_inputs_are_refused_not_ignored(scenes, tmp_
     assert not out.exists() or not list(out.glob("*.tif"))
 
 
+def test_a_copy_of_the_model_is_the_same_model_and_a_shard_checks_its_own_dsms(scenes, tmp_path) -> None:
+    """Slurm jobs stage the model to node-local scratch: the same bytes, another path and mtime."""
+    import shutil
+
+    root, images, ckpt = scenes
+    copy = tmp_path / "node" / "model.pt"
+    copy.parent.mkdir()
+    shutil.copy(ckpt, copy)
+    common = {"dsm_template": "{dir}/{stem}_dsm.tif", "window": 64, "overlap": 16, "progress": False}
+    predict_many([str(p) for p in images[:2]], tmp_path / "out", model=str(ckpt), shard="0/2", **common)
+    second = predict_many([str(p) for p in images[:2]], tmp_path / "out", model=str(copy), shard="1/2", **common)
+    assert [r.status for r in second] == ["done"]
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(images[0], lone / "a.tif")
+    shutil.copy(images[0].with_name(images[0].stem + "_dsm.tif"), lone / "a_dsm.tif")
+    shutil.copy(images[1], lone / "b.tif")  # its DSM is missing: shard 1's problem, not shard 0's
+    done = predict_many([str(lone / "a.tif"), str(lone / "b.tif")], tmp_path / "out2", model=str(ckpt),
+                        shard="0/2", **common)
+    assert [r.status for r in done] == ["done"]
+    with pytest.raises(InputError, match="DSM not found: .*b_dsm.tif"):
+        predict_many([str(lone / "a.tif"), str(lone / "b.tif")], tmp_path / "out2", model=str(ckpt),
+                     shard="1/2", **common)
+
+
 def test_slice_rows_with_many_inputs_is_refused_not_ignored(scenes, tmp_path, capsys) -> None:
     root, images, ckpt = scenes
     code = main(["predict", str(root / "scene?.tif"), "-o", str(tmp_path / "out"), "--model", str(ckpt),

@@ -148,3 +148,11 @@ def test_a_change_model_on_single_date_chips_is_one_line(tmp_path: Path, capsys)
     chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
     assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "model.name=siam_diff_baseline")) == 2
     assert "detects change between two dates, but" in _one_error_line(capsys)
+
+
+def test_an_empty_freeze_prefixes_freezes_nothing(tmp_path: Path) -> None:
+    from rsmamba.train.config import load_config
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data: {{root: {tmp_path}}}\ntrain: {{freeze_prefixes: }}\n")
+    assert load_config(cfg)["train"]["freeze_prefixes"] == []
