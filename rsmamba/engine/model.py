@@ -193,6 +193,8 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
     info = model_info(str(spec))  # InputError listing the known names
     if info.task not in tasks:
         raise InputError(f"model {spec!r} is a {info.task} model; {verb} needs {wanted}")
+    if info.inputs == "image+dsm" and not has_dsm:  # its DSM branch would take an image band as the DSM
+        raise InputError(f"model {spec!r} reads an image and a DSM; pass --dsm")
     concat = has_dsm and info.inputs == "image"
     in_chans = image_count + (1 if concat else 0)
     module = create_model(str(spec), in_chans=in_chans)

@@ -126,8 +126,14 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     """Every typed key holds its kind and lies in range (``optim.lr=abc`` or ``data.batch_size=0`` fail here)."""
     for key, kind, smallest, optional in _SCHEMA:
         node: Any = cfg
+        parent: Any = None
         for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+            parent, node = node, node.get(part) if isinstance(node, dict) else None
+        if kind == "number" and isinstance(node, str) and isinstance(parent, dict):
+            try:  # YAML 1.1 reads 1e-4 (no dot) as text; it is the number every user means
+                node = parent[key.rsplit(".", 1)[-1]] = float(node)
+            except ValueError:
+                pass
         if node is None and optional:
             continue
         if kind == "bool":

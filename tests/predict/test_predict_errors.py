@@ -303,3 +303,12 @@ def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> Non
     for got, ref in zip(_read_all(tmp_path / "out.tif", tmp_path / "p.tif", tmp_path / "strips.tif"),
                         _read_all(tmp_path / "one.tif", tmp_path / "pone.tif", tmp_path / "one.tif")):
         np.testing.assert_array_equal(got, ref)
+
+
+def test_an_untrained_image_and_dsm_model_without_a_dsm_is_one_line(tmp_path, capsys) -> None:
+    """Its DSM branch took the third image band as the DSM, then failed deep in a convolution."""
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    assert main(["predict", str(path), "-o", str(tmp_path / "out.tif"), "--model", "mambaseg_tiny",
+                 "--window", "32"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "rsmamba: error: model 'mambaseg_tiny' reads an image and a DSM; pass --dsm")

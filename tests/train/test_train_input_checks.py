@@ -156,3 +156,15 @@ def test_an_empty_freeze_prefixes_freezes_nothing(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"data: {{root: {tmp_path}}}\ntrain: {{freeze_prefixes: }}\n")
     assert load_config(cfg)["train"]["freeze_prefixes"] == []
+
+
+def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
+    """YAML 1.1 reads 1e-4 (no dot) as text; a learning rate written so is the number every user means."""
+    from rsmamba.train.config import load_config
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data: {{root: {tmp_path}}}\noptim: {{lr: 1e-4, weight_decay: 5e-4}}\n")
+    loaded = load_config(cfg, ["optim.momentum=9e-1"])
+    assert (loaded["optim"]["lr"], loaded["optim"]["weight_decay"], loaded["optim"]["momentum"]) == (1e-4, 5e-4, 0.9)
+    with pytest.raises(InputError, match="config optim.lr: expected a number, got 'abc'"):
+        load_config(cfg, ["optim.lr=abc"])
