@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, first_line
 
 
 def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[Any] = ()) -> Any:
@@ -39,7 +39,7 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
         try:
             return load_file(path, device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise InputError(f"{what} {path}: not a readable safetensors file ({_first_line(exc)})") from None
+            raise InputError(f"{what} {path}: not a readable safetensors file ({first_line(exc)})") from None
     try:
         with torch.serialization.safe_globals(list(allow)), warnings.catch_warnings():
             # a bare pickle (not torch's zip format) makes torch warn about its protocol before refusing it
@@ -55,9 +55,6 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
         raise InputError(f"{what} {path}: not a readable weights file ({exc.__class__.__name__})") from None
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_authors_state_dict(model: nn.Module, state: dict[str, Any]) -> None:

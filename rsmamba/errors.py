@@ -57,3 +57,8 @@ def missing_files(paths: Iterable[object], where: str, shown: int = 10) -> Input
         return None
     more = [f"... and {len(missing) - shown} more missing from {where}"] if len(missing) > shown else []
     return InputError([f"{m}: missing from {where}" for m in missing[:shown]] + more)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (GDAL, dask and safetensors write several), or its type."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

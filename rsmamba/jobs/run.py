@@ -24,7 +24,7 @@ from tqdm import tqdm
 from rsmamba.atomic import remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
-from rsmamba.errors import InputError, RsmambaError
+from rsmamba.errors import InputError, RsmambaError, first_line
 from rsmamba.paths import output_problem
 
 
@@ -160,7 +160,7 @@ def check_scheduler(scheduler: str | None) -> None:
         if kind in ("tcp", "tls"):
             parse_host_port(where)
     except ValueError as exc:
-        raise InputError(f"--scheduler {scheduler}: {_first_line(exc)}; give 'local' or a scheduler address "
+        raise InputError(f"--scheduler {scheduler}: {first_line(exc)}; give 'local' or a scheduler address "
                          "such as tcp://HOST:8786") from None
 
 
@@ -275,9 +275,6 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
                             host="127.0.0.1", dashboard_address=None, env=worker_thread_env(n_workers, worker_threads))
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
 
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
               ) -> list[JobResult]:
@@ -294,7 +291,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         try:
             client = Client(scheduler)
         except (ValueError, OSError) as exc:  # a malformed or unreachable address: the user's
-            raise InputError(f"--scheduler {scheduler}: cannot connect ({_first_line(exc)}); give 'local' or "
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({first_line(exc)}); give 'local' or "
                              "a scheduler address such as tcp://HOST:8786") from None
     results: list[JobResult] = []
     try:
