@@ -39,7 +39,7 @@ from rsmamba.engine.writer import (
 )
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize
-from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
 
@@ -97,8 +97,9 @@ class ChangePredictor(Predictor):
     """
 
     def __init__(self, model: LoadedModel, *, device: str = "cpu", semantic: bool = True,
-                 tta: bool | str | None = None, amp: bool = False) -> None:
-        super().__init__(model, device=device, tta=tta, amp=amp)
+                 tta: bool | str | None = None, amp: bool = False,
+                 mirrors: tuple[bool, bool] = (False, False)) -> None:
+        super().__init__(model, device=device, tta=tta, amp=amp, mirrors=mirrors)
         self.semantic = semantic
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -289,7 +290,8 @@ def detect_change(
             x[:, ~valid] = 0.0
             return x, valid
 
-        predictor = ChangePredictor(loaded, device=device, semantic=semantic, tta=tta, amp=amp)
+        predictor = ChangePredictor(loaded, device=device, semantic=semantic, tta=tta, amp=amp,
+                                    mirrors=grid_mirrors(src.transform))
         k = 2 + (2 * loaded.num_classes if semantic else 0)
         threshold, threshold_source = change_threshold_of(loaded, change_threshold)
         # the polygon size calibrated with the threshold; a threshold of the user's is not calibrated with it

@@ -295,8 +295,11 @@ class Predictor:
     """
 
     def __init__(self, model: LoadedModel, *, device: str = "cpu", tta: bool | str | TTAPlan | None = None,
-                 amp: bool = False, channels_last: bool = False) -> None:
+                 amp: bool = False, channels_last: bool = False, mirrors: tuple[bool, bool] = (False, False)) -> None:
         self.model = model
+        # (up-down, left-right) mirrors of the raster's grid against north up (raster.source.grid_mirrors):
+        # the network sees every window north up, and its probabilities go back onto the raster's grid
+        self.mirrors = mirrors
         self.device = torch.device(device)
         spec, self.tta_source = inference_tta(model, tta)  # None: the model's own (else plain)
         self.tta = parse_tta(spec, model.extra.get("config"), model.source or model.name)  # see rsmamba.engine.tta
@@ -341,6 +344,11 @@ class Predictor:
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         h, w = x.shape[-2:]
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
+        dims = [d for d, m in zip((2, 3), self.mirrors) if m]
+        if dims:
+            x = x.flip(dims)
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.amp):
             probs = tta_average(self._net, x, self.tta)
+        if dims:
+            probs = probs.flip(dims)
         return probs[:, :, :h, :w].float()  # stays on the device: the engine blends there

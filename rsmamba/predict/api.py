@@ -27,7 +27,7 @@ from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
-from rsmamba.raster.source import AlignedSource
+from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.runlog import warn_once
 
@@ -293,7 +293,8 @@ def _predict_in(
                 np.nan_to_num(x, copy=False)
             return x, valid
 
-        predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last)
+        predictor = Predictor(loaded, device=device, tta=tta, amp=amp, channels_last=channels_last,
+                              mirrors=grid_mirrors(src.transform))
         num_classes = loaded.num_outputs  # blended channels: the classes (+ instance channels, issue #17)
         strips = plan_strips(grid, src.width, strip_width)
         in_chans = len(chosen) + (1 if has_dsm else 0)

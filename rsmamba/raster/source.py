@@ -149,6 +149,18 @@ def sorted_box(left: float, bottom: float, right: float, top: float) -> tuple[fl
     return min(left, right), min(bottom, top), max(left, right), max(bottom, top)
 
 
+def grid_mirrors(transform: Any) -> tuple[bool, bool]:
+    """(rows run south to north, columns run east to west) of a north-up-or-mirrored grid.
+
+    A model learnt its scenes north up: a south-up raster (``e > 0``) or a mirrored one
+    (``a < 0``) is turned back for the network and its answer turned again (``Predictor``).
+    A rotated grid (``b`` or ``d`` non-zero) has no such mirror: (False, False).
+    """
+    if transform.b or transform.d:
+        return False, False
+    return transform.e > 0, transform.a < 0
+
+
 def files_behind(path: PathLike | None) -> list[str]:
     """The files GDAL reads for ``path``: itself and, for a VRT, its sources (with their sidecars).
 

@@ -257,3 +257,55 @@ def test_a_four_class_probability_raster_has_no_alpha_band(tmp_path) -> None:
         assert ds.count == 4 and ColorInterp.alpha not in ds.colorinterp, ds.colorinterp
     with rasterio.open(tmp_path / "c.tif") as ds:
         np.testing.assert_array_equal(ds.read(1), img.argmax(0))  # the image's 4th band is data, not a mask
+
+
+class Gradient(torch.nn.Module):
+    """Not mirror-symmetric: class 1 where band 0 grows southward and eastward (a sum of differences)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x[:, :1]
+        d = torch.zeros_like(b)
+        d[..., 1:, :] += b[..., 1:, :] - b[..., :-1, :]
+        d[..., :, 1:] += 0.5 * (b[..., :, 1:] - b[..., :, :-1])
+        return torch.cat([-d, d, torch.zeros_like(d)], dim=1) * 10
+
+
+@pytest.mark.parametrize(("south_up", "east_west"), [(True, False), (False, True), (True, True)])
+def test_a_mirrored_grid_is_predicted_north_up(tmp_path, south_up, east_west) -> None:
+    """The network sees a south-up (or mirrored) raster as its scene looks north up: the same classes
+    land on the same ground as for the north-up copy (one window each: the same tensor by construction)."""
+    from affine import Affine
+
+    img = smooth_image(40, 56)
+    north = write_raster(tmp_path / "north.tif", img)
+    stored = img[:, ::-1] if south_up else img
+    stored = stored[:, :, ::-1] if east_west else stored
+    transform = Affine(-1.0 if east_west else 1.0, 0, 500056.0 if east_west else 500000.0,
+                       0, 1.0 if south_up else -1.0, 4999960.0 if south_up else 5000000.0)
+    mirrored = write_raster(tmp_path / "mirrored.tif", np.ascontiguousarray(stored), transform=transform)
+    model = LoadedModel(Gradient(), classes=_classes(3))
+    got = {}
+    for name, path in (("north", north), ("mirrored", mirrored)):
+        predict_raster(path, tmp_path / f"{name}_c.tif", model=model, window=64, overlap=0,
+                       probabilities=tmp_path / f"{name}_p.tif")
+        with rasterio.open(tmp_path / f"{name}_c.tif") as c, rasterio.open(tmp_path / f"{name}_p.tif") as p:
+            got[name] = c.read(1), p.read()
+    classes, probs = got["mirrored"]
+    classes = classes[::-1] if south_up else classes
+    classes = classes[:, ::-1] if east_west else classes
+    probs = probs[:, ::-1] if south_up else probs
+    probs = probs[:, :, ::-1] if east_west else probs
+    assert len(np.unique(got["north"][0])) == 2  # both classes occur: a mirror would swap them
+    np.testing.assert_array_equal(classes, got["north"][0])
+    np.testing.assert_array_equal(probs, got["north"][1])
+
+
+def test_only_a_mirrored_grid_is_turned() -> None:
+    from affine import Affine
+
+    from rsmamba.raster.source import grid_mirrors
+
+    assert grid_mirrors(Affine(0.25, 0, 0, 0, -0.25, 0)) == (False, False)
+    assert grid_mirrors(Affine(0.25, 0, 0, 0, 0.25, 0)) == (True, False)
+    assert grid_mirrors(Affine(-0.25, 0, 0, 0, 0.25, 0)) == (True, True)
+    assert grid_mirrors(Affine.rotation(30) * Affine.scale(0.25, -0.25)) == (False, False)  # rotated: as stored
