@@ -426,6 +426,7 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start from this checkpoint's weights ('demo' = the shipped demo model): bands adapted, head re-initialised when the classes differ."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (train.device; default auto)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Train nothing: score this checkpoint on data.val_split (e.g. --set data.val_split=test) as the recipe evaluates; writes <out>/test_<split>.json."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train.config import load_config
@@ -441,6 +442,16 @@ def train(
     if amp is not None:
         set_.append(f"train.amp={str(amp).lower()}")
 
+    if test is not None:
+        if init is not None or resume or resume_from is not None or dry_run:
+            raise InputError("--test scores a checkpoint: it takes no --init, --resume, --resume-from or --dry-run")
+        from rsmamba.train import test_checkpoint
+
+        result = test_checkpoint(config, set_, checkpoint=test, progress=STATE.progress, overwrite=overwrite)
+        scores = {k: v for k, v in result["scores"].items() if isinstance(v, float)}
+        typer.echo(f"{result['split']} ({result['samples']} samples): "
+                   + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()) + f"  -> {result['path']}")
+        return
     if dry_run:
         from rsmamba.train.plan import plan_training
 
@@ -469,10 +480,11 @@ def evaluate(
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
     footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
+    reference_t2: Optional[Path] = typer.Option(None, "--reference-t2", help="Semantic change: REFERENCE is the t1 land cover, this the t2 one (SECOND label1/label2 with --layout); PREDICTION is 'change --semantic' output. Adds SeK, Fscd, mIoU, score."),
 ) -> None:
     """Score a prediction raster against a reference."""
     _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image,
-                "footprints": footprints}, {"-o": out})
+                "footprints": footprints, "reference t2": reference_t2}, {"-o": out})
     from rsmamba.evaluate import evaluate_rasters
 
     excluded = parse_int_list(exclude, "--exclude", minimum=0) or []
@@ -480,8 +492,16 @@ def evaluate(
                               buildings=buildings, building_class=building_class, image=image,
                               min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
                               footprints=footprints, reference_layer=reference_layer,
-                              buildings_layer=buildings_layer, footprints_layer=footprints_layer)
+                              buildings_layer=buildings_layer, footprints_layer=footprints_layer,
+                              reference_t2=reference_t2)
     line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
+    change = result["per_class"].get("change") if set(result["per_class"]) == {"no_change", "change"} else None
+    if change and change["f1"] is not None:  # a change raster: the change class's scores, as CD papers report
+        line = (f"change F1 {change['f1']:.4f}  IoU {change['iou']:.4f}  precision {change['precision']:.4f}  "
+                f"recall {change['recall']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}")
+    if "semantic_change" in result:
+        sc = result["semantic_change"]
+        line += f"  SeK {sc['sek']:.4f}  Fscd {sc['fscd']:.4f}  SCD mIoU {sc['miou']:.4f}  score {sc['score']:.4f}"
     if "buildings" in result:
         b = result["buildings"]
         line += f"  building F1@0.5 {b['f1']:.4f} (merged {b['merged']}, split {b['split']})"

@@ -179,8 +179,50 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> t
     return decode_labels(raw, layout), list(classes_from_dicts(layout_classes(layout)))
 
 
+def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np.ndarray, ref2: np.ndarray,
+                     layout: str | None, classes: list[ClassInfo] | None) -> tuple[dict[str, Any], np.ndarray]:
+    """SCanNet's semantic change scores of a ``change --semantic`` raster against the two dates' land
+    cover, and the 0/1 change reference (255: not scored) the binary scores are computed against."""
+    from rsmamba.metrics import semantic_change_scores_7class
+
+    with rasterio.open(prediction) as src:
+        if not change or src.count < 3:
+            raise InputError(f"--reference-t2 scores semantic change: prediction {prediction} must be the output of "
+                             "'rsmamba change --semantic' (bands change, from_class, to_class)")
+        pred_change, from_class, to_class = (src.read(b).astype(np.int64) for b in (1, 2, 3))
+        names = src.tags().get("class_names")
+    try:
+        k = len(classes) if classes else len(json.loads(names)) if names else None
+    except (ValueError, TypeError):
+        k = None
+    if not k:
+        raise InputError(f"prediction {prediction}: no class table (tag class_names); give --layout")
+    if layout in ("second", "landsat-scd"):  # land cover only where changed: unchanged is 255 in both
+        scored = np.ones(ref1.shape, bool)
+        changed = (ref1 != IGNORE_INDEX) | (ref2 != IGNORE_INDEX)
+    else:
+        scored = (ref1 != IGNORE_INDEX) & (ref2 != IGNORE_INDEX)
+        changed = ref1 != ref2
+    v = scored & valid
+    for role, arr, ok in (("reference", ref1, changed), ("reference t2", ref2, changed),
+                          ("prediction from_class", from_class, pred_change == 1),
+                          ("prediction to_class", to_class, pred_change == 1)):
+        top = int(arr[v & ok].max(initial=0))
+        if top >= k:
+            raise InputError(f"{role}: land-cover id {top} where the class table has {k} classes (0..{k - 1})")
+    scores = semantic_change_scores_7class(from_class[v], to_class[v], pred_change[v], ref1[v], ref2[v],
+                                           changed[v], num_landcover=k)
+    scores.pop("hist")
+    scores["score"] = 0.3 * scores["miou"] + 0.7 * scores["sek"]
+    return scores, np.where(scored, changed, IGNORE_INDEX).astype(np.int64)
+
+
 def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
-    """True within ``radius`` pixels of a class boundary in the reference (ISPRS "eroded" convention)."""
+    """True within ``radius`` pixels of a class boundary in the reference (ISPRS "eroded" convention).
+
+    Radius 1 is the pixels on either side of a boundary; a larger radius widens that band with a
+    circular disc (ISPRS: "eroded by a circular disc"), not a square, which masks more on diagonals.
+    """
     if radius <= 0:
         return np.zeros(ref.shape, bool)
     edge = np.zeros(ref.shape, bool)
@@ -188,13 +230,19 @@ def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
     edge[:, :-1] |= ref[:, 1:] != ref[:, :-1]
     edge[1:, :] |= ref[1:, :] != ref[:-1, :]
     edge[:-1, :] |= ref[1:, :] != ref[:-1, :]
-    return ndimage.binary_dilation(edge, structure=np.ones((3, 3), bool), iterations=max(radius - 1, 0)) if radius > 1 else edge
+    if radius == 1:
+        return edge
+    r = radius - 1
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return ndimage.binary_dilation(edge, structure=yy * yy + xx * xx <= r * r)
 
 
 def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: float = 0.5) -> dict[str, Any]:
     """Object-level precision/recall/F1: objects (labelled ids > 0) matched one-to-one at IoU >= threshold.
 
-    With a threshold of at least 0.5 a match is unique, so counting pairs above it is a matching.
+    Pairs are matched greedily by falling IoU, each object once: above 0.5 a match is unique anyway,
+    but at exactly 0.5 one object can be half of two (a terrace of two equal houses found as one),
+    and counting pairs would give a precision of 2.
     """
     n_pred, n_ref = int(pred_objects.max(initial=0)), int(ref_objects.max(initial=0))
     if n_pred == 0 or n_ref == 0:
@@ -208,11 +256,24 @@ def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: 
     p_idx, r_idx = np.nonzero(pairs)
     inter = pairs[p_idx, r_idx]
     iou = inter / (area_p[p_idx] + area_r[r_idx] - inter)
-    tp = int((iou >= iou_threshold).sum())
+    tp = _one_to_one(p_idx, r_idx, iou, iou_threshold)
     precision, recall = tp / n_pred, tp / n_ref
     f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
     return {"tp": tp, "predicted": n_pred, "reference": n_ref, "precision": precision, "recall": recall, "f1": f1,
             "iou_threshold": iou_threshold, **merge_split_errors(p_idx, r_idx, inter, area_p, area_r)}
+
+
+def _one_to_one(p_idx: np.ndarray, r_idx: np.ndarray, iou: np.ndarray, threshold: float) -> int:
+    """How many (predicted, reference) pairs at IoU >= ``threshold`` match, each object at most once."""
+    keep = iou >= threshold
+    order = np.argsort(-iou[keep], kind="stable")
+    used_p, used_r, tp = set(), set(), 0
+    for p, r in zip(p_idx[keep][order].tolist(), r_idx[keep][order].tolist()):
+        if p not in used_p and r not in used_r:
+            used_p.add(p)
+            used_r.add(r)
+            tp += 1
+    return tp
 
 
 def merge_split_errors(p_idx: np.ndarray, r_idx: np.ndarray, inter: np.ndarray, area_p: np.ndarray,
@@ -335,6 +396,7 @@ def evaluate_rasters(
     reference_layer: str | None = None,
     buildings_layer: str | None = None,
     footprints_layer: str | None = None,
+    reference_t2: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
@@ -353,11 +415,17 @@ def evaluate_rasters(
     ``layout`` (isprs, loveda, second, landsat-scd) reads ``reference`` as that benchmark's label
     file, pixel for pixel with the prediction (benchmark tiles are often not georeferenced), with
     the dataset's class table; for ``isprs`` Clutter (5) leaves the means unless ``exclude`` is given.
+
+    ``reference_t2`` scores semantic change: ``prediction`` is ``rsmamba change --semantic`` output
+    (change, from_class, to_class), ``reference`` and ``reference_t2`` the land cover of the two
+    dates (SECOND's ``label1``/``label2`` with ``layout``, else class rasters, changed where they
+    differ). The metrics are the change class's, plus ``semantic_change``: SeK, Fscd, mIoU, OA and
+    score = 0.3 mIoU + 0.7 SeK as SCanNet's evaluation (Mamba-FCS, SECOND, Landsat-SCD) computes them.
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
-    for role, path in (("prediction", prediction), ("reference", reference), ("buildings", buildings),
-                       ("image", image), ("footprints", footprints)):
+    for role, path in (("prediction", prediction), ("reference", reference), ("reference t2", reference_t2),
+                       ("buildings", buildings), ("image", image), ("footprints", footprints)):
         if path is not None and not Path(path).exists():
             problems.add(f"{role} {path}: not found")
     from rsmamba.paths import vector_path_problem
@@ -372,7 +440,7 @@ def evaluate_rasters(
         problems.add(f"--erode must be >= 0, got {erode}")
     stem = out.with_suffix("")
     files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
-    inputs = [prediction, reference, buildings, image, footprints]
+    inputs = [prediction, reference, reference_t2, buildings, image, footprints]
     for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
         problems.add(problem)
     problems.raise_if_any()
@@ -385,15 +453,27 @@ def evaluate_rasters(
             exclude = [5]
     else:
         ref = reference_on_grid(reference, grid, class_field, burn, reference_layer)
+    semantic = None
+    if reference_t2 is not None:
+        ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape)[0] if layout is not None
+                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer))
+        semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
         top = int(ref[ref != IGNORE_INDEX].max(initial=0))
         if top > 1:
             raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
                              f"{reference} holds class ids up to {top}; score it against a change raster (0/1)")
-        classes = classes or list(CHANGE_CLASSES)
-    classes = list(classes or classes_of_raster(prediction) or ISPRS_CLASSES)
+        classes = list(CHANGE_CLASSES) if semantic is not None else classes or list(CHANGE_CLASSES)
+    table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
+    classes = list(table or ISPRS_CLASSES)
     reference_warnings = [*_nodata_warnings(prediction, "prediction", classes),
                           *(_nodata_warnings(reference, "reference", classes) if layout is None else [])]
+    if layout in ("second", "landsat-scd") and semantic is None:
+        message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
+                   "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "
+                   "--reference-t2 LABEL2")
+        log.warning(message)
+        reference_warnings.append(message)
     if layout is None and burn is None and reference.suffix.lower() in VECTOR_SUFFIXES and (ref != IGNORE_INDEX).mean() < 0.99:
         # tile fills a label layer's outside with --background 0; here the outside is not scored at all
         message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
@@ -401,9 +481,23 @@ def evaluate_rasters(
                    "scores the rest as background 0, as tile fills a label layer's outside (--background 0)")
         log.warning(message)
         reference_warnings.append(message)
-    values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
-    num_classes = max(len(classes), int(values.max(initial=-1)) + 1)
     known = {c.id for c in classes}
+    if table:  # ids the table does not name are no classes: not scored, and said (never an extra class_N in the means)
+        for role, path, arr, ok in (("reference", reference, ref, ref != IGNORE_INDEX), ("prediction", prediction, pred, valid)):
+            outside = ok & ~np.isin(arr, sorted(known))
+            if outside.any():
+                ids = np.unique(arr[outside])
+                message = (f"{role} {path}: {int(outside.sum()):,} px hold ids the class table does not name "
+                           f"({', '.join(map(str, ids[:8].tolist()))}{', ...' if ids.size > 8 else ''}); they are not scored"
+                           + ("; if one marks no data, declare it (gdal_edit.py -a_nodata)" if role == "prediction" else ""))
+                log.warning(message)
+                reference_warnings.append(message)
+                if role == "reference":
+                    ref[outside] = IGNORE_INDEX
+                else:
+                    valid[outside] = False
+    values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
+    num_classes = max(max(known) + 1, int(values.max(initial=-1)) + 1)
     classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in known]
     classes.sort(key=lambda c: c.id)
     scored = valid & (ref != IGNORE_INDEX) & ~eroded_boundary_mask(ref, erode)
@@ -417,6 +511,7 @@ def evaluate_rasters(
                         "nodata_and_ignore_excluded": True},
         **({"warnings": reference_warnings} if reference_warnings else {}),
         **scores, "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": hist.tolist()},
+        **({"semantic_change": semantic} if semantic is not None else {}),
     }
     if buildings is not None:
         ref_objects = _reference_buildings(Path(buildings), grid, "buildings", buildings_layer)

@@ -6,6 +6,9 @@ papers' evaluation code so our numbers compare with theirs:
 
 - segmentation (GeoSeg ``tools/metric.py``): ``hist[label, pred]``; IoU = tp/(tp+fp+fn),
   F1 = 2PR/(P+R), OA = trace/sum; on Vaihingen/Potsdam mIoU/mF1 exclude Clutter (OA does not).
+  One difference: a class that is predicted but not in the reference, or in the reference but
+  never predicted, has F1 0 here (its Dice) and counts in mF1; GeoSeg's ``nanmean`` (and mmseg's)
+  leaves it out of mF1, so with such a class our mF1 is the lower. mIoU and OA agree.
 - semantic change (SCanNet / Mamba-FCS ``SCDD_eval_all``): ``hist[pred, label]`` over both time
   points, class 0 = no change; ``SeK = kappa_n0 * exp(IoU_change) / e``; Fscd = harmonic mean of
   the semantic-change precision and recall. :func:`semantic_change_scores_7class` is that 7-class

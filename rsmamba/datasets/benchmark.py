@@ -68,14 +68,24 @@ def crop_origin(height: int, width: int, crop: int, seed: int, epoch: int, index
     return int(rng.integers(0, max(height - crop, 0) + 1)), int(rng.integers(0, max(width - crop, 0) + 1))
 
 
+def _starts(n: int, crop: int) -> list[int]:
+    """Crop starts along an axis of ``n`` px: stride ``crop``, the last one aligned to the far edge."""
+    return [0] if n <= crop else [*range(0, n - crop, crop), n - crop]
+
+
 def grid_origins(height: int, width: int, crop: int) -> list[tuple[int, int]]:
     """Crops covering an image: stride ``crop``, the last row/column aligned to the far edge."""
-    def axis(n: int) -> list[int]:
-        if n <= crop:
-            return [0]
-        starts = list(range(0, n - crop, crop))
-        return starts + [n - crop]
-    return [(r, c) for r in axis(height) for c in axis(width)]
+    return [(r, c) for r in _starts(height, crop) for c in _starts(width, crop)]
+
+
+def seen_before(height: int, width: int, crop: int, origin: tuple[int, int]) -> tuple[int, int]:
+    """(rows, columns) at the top and left of the grid crop at ``origin`` that an earlier crop of
+    :func:`grid_origins` (row-major) holds: the last crop of an axis overlaps the one before it, and
+    validation scores each pixel once (one confusion matrix over the tile, as GeoSeg and mmseg do)."""
+    def axis(n: int, start: int) -> int:
+        earlier = [o for o in _starts(n, crop) if o < start]
+        return max(0, earlier[-1] + crop - start) if earlier else 0
+    return axis(height, origin[0]), axis(width, origin[1])
 
 
 def layout_classes(layout: str) -> list[dict]:
@@ -152,6 +162,10 @@ class ISPRSDataset(Dataset):
                 mask = isprs_rgb_to_ids(src.read(window=win)).astype(np.int64)
         else:
             mask = np.full(raw.shape[1:], IGNORE_INDEX, np.int64)
+        if origin is not None:  # a validation crop: the part an earlier crop scored is not scored again
+            top, left = seen_before(h, w, self.crop, origin)
+            mask[:top] = IGNORE_INDEX
+            mask[:, :left] = IGNORE_INDEX
         return {"chip_id": f"{pair.tile}_r{r}_c{c}", "image": _pad(torch.from_numpy(x), self.crop, 0.0),
                 "mask": _pad(torch.from_numpy(mask), self.crop, IGNORE_INDEX)}
 

@@ -38,7 +38,7 @@ from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
-from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist
+from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_scores_from_hist
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
@@ -59,12 +59,14 @@ class TrainResult:
     epochs_run: int
     best_metric: float  # the score best.pt was chosen by: the val metric, else minus the training loss
     history: list[dict[str, Any]] = field(default_factory=list)
-    selected_by: str = ""  # "val_<metric>", or "train_loss" when there are no val chips
+    selected_by: str = ""  # "val_<metric>", or "train_loss" without val chips or without that score
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
         if self.selected_by == "train_loss":
-            best = f"best train loss {-self.best_metric:.4f} (no val chips: best.pt follows the training loss)"
+            scored = any(k.startswith("val_") for k in (self.history[-1] if self.history else {}))
+            why = "train.metric is not scored on the val data" if scored else "no val chips"
+            best = f"best train loss {-self.best_metric:.4f} ({why}: best.pt follows the training loss)"
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
         return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} -> {self.best}; "
@@ -292,13 +294,37 @@ def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales
     return tta_average(lambda x: segment(model, x, inputs).softmax(1), image, plan) * plan.passes
 
 
-def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_classes: int, device,
-              exclude: list[int], names: list[str], scales=(1.0,), flip: bool = False) -> dict[str, Any]:
+# Validation scores per task, as ``train.metric`` names them (``val_<name>`` in the history). For a
+# semantic change model ``miou``/``oa`` are the SCD benchmarks' (SECOND, Landsat-SCD: the mean of the
+# change and no-change IoU; the per-time-point OA of SCanNet's evaluation), ``sek``/``fscd``/``score``
+# theirs too (score = 0.3 mIoU + 0.7 SeK), and ``sem_*`` the land cover on the labelled pixels.
+VAL_METRICS = {
+    "segmentation": ("miou", "mf1", "oa", "kappa"),
+    "semantic-change": ("sek", "score", "fscd", "miou", "oa", "change_f1", "change_iou", "change_oa",
+                        "change_kappa", "sem_miou", "sem_mf1", "sem_oa", "sem_kappa"),
+}
+
+
+def check_metric(metric: str, task: str) -> None:
+    """``train.metric`` names a validation score of the model's task: another name would pick
+    ``best.pt`` by the training loss without a word."""
+    known = VAL_METRICS.get(task, ())
+    if metric not in known:
+        raise InputError(f"train.metric {metric!r}: not a validation score of a {task} model; "
+                         f"choose one of {', '.join(known)}")
+
+
+def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_classes: int, device,
+              exclude: list[int], names: list[str], scales=(1.0,), flip: bool = False,
+              progress: bool = False) -> dict[str, Any]:
+    """The validation scores of ``model`` on ``loader`` (:data:`VAL_METRICS`): one confusion matrix
+    each over all batches, so a score is of the whole split, not a mean of per-batch scores."""
     model.eval()
     seg = ConfusionMeter(num_classes)
     chg = ConfusionMeter(2)
+    scd = ConfusionMeter(num_classes + 1)  # 0 = no change, 1 + land cover where changed (SCanNet's form)
     with torch.no_grad():
-        for batch in loader:
+        for batch in tqdm(loader, desc="scoring", unit="batch", disable=not progress, leave=False):
             if task == "segmentation" and (flip or list(scales) != [1.0]):
                 probs = tta_probabilities(model, batch["image"].to(device), inputs, scales, flip)
                 seg.update(batch["mask"], probs.argmax(1).cpu())
@@ -306,24 +332,83 @@ def _evaluate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_
             _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
             if task == "segmentation":
                 seg.update(batch["mask"], out["sem"].argmax(1).cpu())
-            else:
-                if "change" in batch:
-                    chg.update(batch["change"], out["change"].argmax(1).cpu())
-                for key, mkey in (("sem1", "mask"), ("sem2", "mask2")):
-                    if key in out and mkey in batch:
-                        seg.update(batch[mkey], out[key].argmax(1).cpu())
+                continue
+            pred_change = out["change"].argmax(1).cpu() if "change" in out else None
+            if "change" in batch and pred_change is not None:
+                chg.update(batch["change"], pred_change)
+            for key, mkey in (("sem1", "mask"), ("sem2", "mask2")):
+                if key in out and mkey in batch:
+                    pred_sem = out[key].argmax(1).cpu()
+                    seg.update(batch[mkey], pred_sem)
+                    if "change" in batch and pred_change is not None:
+                        scd.update(*_scd_pair(batch[mkey], batch["change"], pred_sem, pred_change))
     seg.reduce()
     chg.reduce()
+    scd.reduce()
     model.train()
     result: dict[str, Any] = {}
+    prefix = "" if task == "segmentation" else "sem_"
     if seg.hist.sum():
         scores = seg.scores(names, exclude)
-        result.update({k: scores[k] for k in ("miou", "mf1", "oa", "kappa")})
-        result["iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
+        result.update({prefix + k: scores[k] for k in ("miou", "mf1", "oa", "kappa")})
+        result[prefix + "iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
     if chg.hist.sum():
         c = binary_change_scores_from_hist(chg.hist)
         result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa")})
+    if scd.hist.sum():
+        s = scd_scores_from_hist(scd.hist.T)  # hist[pred, label], as SCanNet's
+        result.update({k: s[k] for k in ("sek", "fscd", "miou", "oa")})
+        result["score"] = 0.3 * s["miou"] + 0.7 * s["sek"]
     return result
+
+
+def test_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = (),
+                    *, checkpoint: str | os.PathLike[str], progress: bool = True,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Score ``checkpoint`` on the config's ``data.val_split`` (e.g. ``test``) as its recipe evaluates:
+    the same crops, classes left out, flip / multi-scale views and scores as validation during
+    training, over the whole split in one confusion matrix. Writes ``<out>/test_<split>.json``.
+
+    The weights must fit the config's model and data as they are: a tensor adapted to other bands,
+    a head re-initialised for other classes, or one left random would score another model.
+    """
+    base = config if isinstance(config, dict) else None
+    cfg = load_config(None if base else config, [*overrides, f"model.init={checkpoint}"], base=base)
+    d, t = cfg["data"], cfg["train"]
+    out = Path(cfg["out"]) / f"test_{d['val_split']}.json"
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} exists; --overwrite replaces it")
+    device = _pick_device(t["device"], 0)
+    prep = prepare(cfg)
+    rep = prep.init_report
+    if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
+        raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
+                         "a test scores the checkpoint's own weights")
+    if prep.val_ds is None:
+        raise InputError(f"{d['root']}: no split {d['val_split']!r} to score (data.val_split)")
+    loader = DataLoader(prep.val_ds, batch_size=d["batch_size"], num_workers=d["num_workers"], collate_fn=_collate)
+    scores = validate(prep.model.to(device), loader, prep.info.task, prep.info.inputs, prep.num_classes, device,
+                      list(t["exclude_classes"]), prep.names, cfg["eval"]["scales"], cfg["eval"]["flip"],
+                      progress=progress)
+    result = {"checkpoint": str(checkpoint), "model": cfg["model"]["name"], "root": str(d["root"]),
+              "layout": d["layout"], "split": d["val_split"], "samples": len(prep.val_ds),
+              "eval": {"scales": list(cfg["eval"]["scales"]), "flip": bool(cfg["eval"]["flip"]),
+                       "exclude_classes": list(t["exclude_classes"])}, "scores": scores}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    result["path"] = str(out)
+    return result
+
+
+def _scd_pair(label: torch.Tensor, change: torch.Tensor, pred: torch.Tensor,
+              pred_change: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label, prediction) in SCanNet's form: 0 where unchanged, 1 + land cover where changed; pixels
+    without a change label, or changed without a land-cover label, are ignored."""
+    label, change = label.long(), change.long()
+    ref = torch.where(change == 1, label + 1, torch.zeros_like(label))
+    ref[(change == IGNORE_INDEX) | ((change == 1) & (label == IGNORE_INDEX))] = IGNORE_INDEX
+    return ref, torch.where(pred_change == 1, pred.long() + 1, torch.zeros_like(ref))
 
 
 def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
@@ -418,6 +503,7 @@ def prepare(cfg: dict) -> Prepared:
     d = cfg["data"]
     init_path = _resolve_init(cfg)
     info_m = model_info(cfg["model"]["name"])
+    check_metric(cfg["train"]["metric"], info_m.task)
     use_dsm = d["use_dsm"]
     if use_dsm is None and info_m.task != "segmentation":
         use_dsm = False  # change chips have one DSM (t1) for two dates
@@ -566,6 +652,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         base_payload["instances"] = {"channels": list(cfg["model"]["instances"]),
                                      "targets": tiling.raw.get("instance_targets")}
     metric_name = t["metric"]
+    warned = False
+    selected_by = "train_loss"
     epochs = t["epochs"]
     stop_after = t["stop_after_epochs"]
     epoch = start_epoch
@@ -605,10 +693,15 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         eval_model = ema.module if ema is not None else model
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
         if val_loader is not None:
-            row.update({f"val_{k}": v for k, v in _evaluate(eval_model, val_loader, info_m.task, info_m.inputs,
+            row.update({f"val_{k}": v for k, v in validate(eval_model, val_loader, info_m.task, info_m.inputs,
                                                               num_classes, device, list(t["exclude_classes"]),
                                                               names, cfg["eval"]["scales"],
                                                               cfg["eval"]["flip"]).items()})
+        if val_loader is not None and f"val_{metric_name}" not in row and not warned:
+            have = sorted(k[4:] for k, v in row.items() if k.startswith("val_") and isinstance(v, float))
+            log.warning("train.metric %s: the validation data give no such score (they give %s); best.pt "
+                        "follows the training loss", metric_name, ", ".join(have) or "none")
+            warned = True
         selected_by = f"val_{metric_name}" if f"val_{metric_name}" in row else "train_loss"
         score = row.get(f"val_{metric_name}", -train_loss)
         history.append(row)
@@ -636,5 +729,6 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     else:
         epoch = epochs
     logger.close()
-    selected_by = f"val_{metric_name}" if val_loader is not None else "train_loss"
+    if epoch == start_epoch and history:  # nothing run (a resumed, finished run): what best.pt was chosen by
+        selected_by = f"val_{metric_name}" if f"val_{metric_name}" in history[-1] else "train_loss"
     return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history, selected_by)

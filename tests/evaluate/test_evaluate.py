@@ -13,6 +13,7 @@ from sklearn.metrics import cohen_kappa_score, jaccard_score
 
 from rsmamba.cli import main
 from rsmamba.errors import InputError
+from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.evaluate import eroded_boundary_mask, evaluate_rasters, object_f1
 from tests.helpers.rasters import write_raster
 
@@ -57,6 +58,20 @@ def test_eroded_boundaries() -> None:
     m1, m2 = eroded_boundary_mask(ref, 1), eroded_boundary_mask(ref, 2)
     assert m1[:, 4:6].all() and not m1[:, :4].any() and not m1[:, 6:].any()
     assert m2[:, 3:7].all() and not m2[:, :3].any()
+
+
+def test_eroded_boundaries_widen_with_a_disc() -> None:
+    """A lone boundary pixel pair widened by radius 4: a disc of radius 3, not a 7 x 7 square."""
+    ref = np.zeros((21, 21), np.int64)
+    ref[10, 10] = 1
+    edge = eroded_boundary_mask(ref, 1)
+    band = eroded_boundary_mask(ref, 4)
+    yy, xx = np.mgrid[:21, :21]
+    near = np.zeros_like(band)
+    for y, x in zip(*np.nonzero(edge)):
+        near |= (yy - y) ** 2 + (xx - x) ** 2 <= 9
+    np.testing.assert_array_equal(band, near)
+    assert not band[7, 7]  # in a 7 x 7 square around the edge pixel (9, 10), 3.6 px from it
 
 
 def test_reference_on_other_grid_is_resampled(tmp_path: Path) -> None:
@@ -242,3 +257,125 @@ def test_a_vector_reference_covering_the_prediction_draws_no_burn_advice(tmp_pat
     gpd.GeoDataFrame({"class": [1, 0]}, geometry=[box(x0, y0 - 10, x0 + 5, y0), box(x0 + 5, y0 - 10, x0 + 10, y0)],
                      crs="EPSG:32632").to_file(tmp_path / "full.gpkg")
     assert "warnings" not in evaluate_rasters(p, tmp_path / "full.gpkg", tmp_path / "m" / "m.json")
+
+
+def test_an_object_half_of_two_matches_one_of_them() -> None:
+    """A terrace of two equal houses found as one building: IoU exactly 0.5 with each house, one match."""
+    ref = np.zeros((4, 8), np.int32)
+    ref[:, :4], ref[:, 4:] = 1, 2
+    pred = (ref > 0).astype(np.int32)
+    r = object_f1(pred, ref)
+    assert (r["tp"], r["precision"], r["recall"]) == (1, 1.0, 0.5)
+    r = object_f1(ref, pred)  # two halves predicted for one building
+    assert (r["tp"], r["precision"], r["recall"]) == (1, 0.5, 1.0)
+
+
+def test_a_change_rasters_summary_line_gives_the_change_class(tmp_path: Path, capsys) -> None:
+    import rasterio
+
+    change = np.zeros((10, 10), np.uint8)
+    change[:4] = 1
+    truth = change.copy()
+    truth[:2] = 0  # recall 1, precision 0.5
+    pred = write_raster(tmp_path / "change.tif", change, nodata=255)
+    with rasterio.open(pred, "r+") as ds:
+        ds.set_band_description(1, "change")
+    ref = write_raster(tmp_path / "truth.tif", truth)
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json")]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("change F1 0.6667  IoU 0.5000  precision 0.5000  recall 1.0000  OA 0.8000"), line
+
+
+def test_ids_outside_a_declared_class_table_are_not_scored_and_said(tmp_path: Path) -> None:
+    """A reference id 6 (no class in the table) or an undeclared prediction 255 is no extra class in the means."""
+    import rasterio
+
+    ref = np.zeros((10, 10), np.uint8)
+    ref[:, 5:] = 1
+    pred = ref.copy()
+    pred[:2, :2] = 1  # 4 wrong pixels
+    ref_odd = ref.copy()
+    ref_odd[9] = 6  # a boundary code of another convention
+    pred_odd = pred.copy()
+    pred_odd[8] = 255  # undeclared no data
+    p = write_raster(tmp_path / "p.tif", pred_odd)
+    with rasterio.open(p, "r+") as ds:
+        ds.update_tags(CLASSES=json.dumps([c.to_dict() for c in ISPRS_CLASSES[:2]]))
+    r = write_raster(tmp_path / "r.tif", ref_odd)
+    result = evaluate_rasters(p, r, tmp_path / "m.json")
+    keep = np.ones((10, 10), bool)
+    keep[8:] = False
+    want = jaccard_score(ref[keep], pred[keep], average=None).mean()
+    assert list(result["per_class"]) == ["impervious", "building"]
+    assert result["miou"] == pytest.approx(want) and result["pixels"] == 80
+    said = " ".join(result["warnings"])
+    assert "reference" in said and "(6)" in said and "prediction" in said and "(255)" in said
+
+
+def _semantic_change_raster(path: Path, change: np.ndarray, t1: np.ndarray, t2: np.ndarray, names: list[str]) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    h, w = change.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", nodata=255,
+                       crs="EPSG:32632", transform=from_origin(500000, 5000000, 1, 1)) as dst:
+        dst.write(np.stack([change, t1, t2]).astype(np.uint8))
+        for b, name in enumerate(("change", "from_class", "to_class"), 1):
+            dst.set_band_description(b, name)
+        dst.update_tags(class_names=json.dumps(names))
+    return path
+
+
+def test_semantic_change_is_scored_as_second_scores_it(tmp_path: Path, capsys) -> None:
+    """'change --semantic' output against SECOND's label1/label2: SeK, Fscd, mIoU and score as SCanNet's
+    evaluation gives them, and the change class's binary scores."""
+    import rasterio
+
+    from rsmamba.classes import SECOND_COLOURS
+    from rsmamba.metrics import semantic_change_scores_7class
+
+    rng = np.random.default_rng(7)
+    l1, l2 = np.zeros((16, 16), int), np.zeros((16, 16), int)  # SECOND ids: 0 unchanged, 1..6 land cover
+    l1[2:10, 2:12], l2[2:10, 2:12] = 3, 5
+    l1[12:, :6], l2[12:, :6] = 1, 2
+    pred_change = ((l1 > 0) ^ (rng.random(l1.shape) < 0.1)).astype(np.uint8)
+    t1 = np.where(rng.random(l1.shape) < 0.8, np.maximum(l1 - 1, 0), rng.integers(0, 6, l1.shape))
+    t2 = np.where(rng.random(l1.shape) < 0.8, np.maximum(l2 - 1, 0), rng.integers(0, 6, l1.shape))
+    pred = _semantic_change_raster(tmp_path / "change.tif", pred_change, t1, t2, [str(i) for i in range(6)])
+    colours = np.array(SECOND_COLOURS, np.uint8)
+    for k, ids in ((1, l1), (2, l2)):
+        with rasterio.open(tmp_path / f"label{k}.png", "w", driver="PNG", width=16, height=16, count=3,
+                           dtype="uint8") as dst:
+            dst.write(colours[ids].transpose(2, 0, 1))
+    assert main(["evaluate", str(pred), str(tmp_path / "label1.png"), "--reference-t2", str(tmp_path / "label2.png"),
+                 "--layout", "second", "-o", str(tmp_path / "m.json")]) == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    want = semantic_change_scores_7class(t1, t2, pred_change, np.maximum(l1 - 1, 0), np.maximum(l2 - 1, 0), l1 > 0)
+    got = result["semantic_change"]
+    for key in ("sek", "fscd", "miou", "oa"):
+        assert got[key] == pytest.approx(want[key]), key
+    assert got["score"] == pytest.approx(0.3 * want["miou"] + 0.7 * want["sek"])
+    changed = (l1 > 0).ravel()
+    assert result["per_class"]["change"]["recall"] == pytest.approx((pred_change.ravel()[changed] == 1).mean())
+    assert f"SeK {got['sek']:.4f}" in capsys.readouterr().out
+
+
+def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> None:
+    """Without a layout, the two dates' class rasters are changed where they differ; a plain change
+    raster cannot be scored for semantic change."""
+    from rsmamba.metrics import semantic_change_scores_7class
+
+    rng = np.random.default_rng(8)
+    r1 = rng.integers(0, 4, (12, 12))
+    r2 = np.where(rng.random(r1.shape) < 0.3, rng.integers(0, 4, r1.shape), r1)
+    pc = ((r1 != r2) ^ (rng.random(r1.shape) < 0.1)).astype(np.uint8)
+    pred = _semantic_change_raster(tmp_path / "c.tif", pc, r1, np.where(pc == 1, r2, r1), list("abcd"))
+    ref1 = write_raster(tmp_path / "r1.tif", r1.astype(np.uint8))
+    ref2 = write_raster(tmp_path / "r2.tif", r2.astype(np.uint8))
+    result = evaluate_rasters(pred, ref1, tmp_path / "m.json", reference_t2=ref2)
+    want = semantic_change_scores_7class(r1, np.where(pc == 1, r2, r1), pc, r1, r2, num_landcover=4)
+    assert result["semantic_change"]["sek"] == pytest.approx(want["sek"])
+    assert result["semantic_change"]["fscd"] == pytest.approx(want["fscd"]) and 0 < want["fscd"] < 1
+    plain = write_raster(tmp_path / "plain.tif", pc, nodata=255)
+    with pytest.raises(InputError, match="change --semantic"):
+        evaluate_rasters(plain, ref1, tmp_path / "n.json", reference_t2=ref2)

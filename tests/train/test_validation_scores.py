@@ -1,0 +1,114 @@
+"""Validation during training scores what the benchmarks score: each pixel once, SECOND's SCD metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba.classes import ISPRS_CLASSES, SECOND_COLOURS
+from rsmamba.datasets.benchmark import ISPRSDataset, grid_origins, seen_before
+from rsmamba.datasets.chips import TilingInfo
+from rsmamba.datasets.layouts import Pair, SECONDDataset
+from rsmamba.errors import InputError
+from rsmamba.metrics import confusion_matrix, segmentation_scores, semantic_change_scores_7class
+from rsmamba.train import train
+from rsmamba.train.trainer import check_metric, validate
+
+
+def _write(path: Path, arr: np.ndarray, driver: str = "GTiff") -> None:
+    with rasterio.open(path, "w", driver=driver, width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                       dtype="uint8") as dst:
+        dst.write(arr.astype(np.uint8))
+
+
+class FromBand(torch.nn.Module):
+    """A segmentation "model" whose prediction is written in band 1 of its input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(x[:, 0].round().long().clamp(0, 5), 6).permute(0, 3, 1, 2).float()
+
+
+@pytest.mark.parametrize(("h", "w", "crop"), [(5, 5, 3), (7, 11, 4), (9, 6, 9)])
+def test_isprs_validation_crops_score_each_pixel_once(tmp_path: Path, h: int, w: int, crop: int) -> None:
+    """The last crop of an axis overlaps the one before: its overlap is scored once, as one whole tile."""
+    rng = np.random.default_rng(h * w)
+    ref = rng.integers(0, 5, (h, w))
+    pred = np.where(rng.random((h, w)) < 0.6, ref, rng.integers(0, 5, (h, w)))
+    rgb = np.zeros((3, h, w), np.uint8)
+    for c in ISPRS_CLASSES:
+        rgb[:, ref == c.id] = np.array(c.color, np.uint8)[:, None]
+    _write(tmp_path / "img.tif", np.stack([pred] * 3))
+    _write(tmp_path / "lab.tif", rgb)
+    info = TilingInfo(tmp_path, [1, 2, 3], [0.0] * 3, [1.0] * 3, None, None, [c.to_dict() for c in ISPRS_CLASSES],
+                      None, {"layout": "isprs"})
+    ds = ISPRSDataset([Pair(tmp_path / "img.tif", tmp_path / "lab.tif", "val", "t")], info, use_dsm=False,
+                      dsm_mode="zscore", crop=crop, crops_per_image=1, random=False)
+    assert sum(int((s["mask"] != 255).sum()) for s in ds) == h * w
+    names = [c.name for c in ISPRS_CLASSES]
+    got = validate(FromBand(), torch.utils.data.DataLoader(ds, batch_size=2), "segmentation", "image", 6,
+                   torch.device("cpu"), [5], names)
+    whole = segmentation_scores(confusion_matrix(ref, pred, 6), names, [5])
+    assert (got["miou"], got["oa"]) == pytest.approx((whole["miou"], whole["oa"]))
+
+
+def test_seen_before_is_the_overlap_with_the_previous_crop() -> None:
+    assert grid_origins(10, 4, 4) == [(0, 0), (4, 0), (6, 0)]
+    assert [seen_before(10, 4, 4, o) for o in grid_origins(10, 4, 4)] == [(0, 0), (0, 0), (2, 0)]
+
+
+class PerfectLandCoverNoChange(torch.nn.Module):
+    """Both dates' land cover right (read from band 1), and no change predicted anywhere."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        def one_hot(x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(x[:, 0].round().long(), 6).permute(0, 3, 1, 2).float()
+        change = torch.zeros(a.shape[0], 2, *a.shape[-2:])
+        change[:, 0] = 1
+        return {"change": change, "sem1": one_hot(a), "sem2": one_hot(b)}
+
+
+def test_semantic_change_validation_scores_as_second_does(tmp_path: Path) -> None:
+    """A model that finds no change has SeK 0 and a low SECOND mIoU, however right its land cover:
+    the scores best.pt is chosen by are the benchmark's (SCanNet's evaluation), the land cover is sem_*."""
+    split = tmp_path / "test"
+    for sub in ("im1", "im2", "label1", "label2"):
+        (split / sub).mkdir(parents=True)
+    l1, l2 = np.zeros((8, 8), int), np.zeros((8, 8), int)  # SECOND ids: 0 unchanged, 1..6 land cover
+    l1[2:6, 2:6], l2[2:6, 2:6] = 3, 5
+    colours = np.array(SECOND_COLOURS, np.uint8)
+    for k, ids in ((1, l1), (2, l2)):
+        _write(split / f"im{k}" / "a.png", np.stack([np.where(ids > 0, ids - 1, 0)] * 3), "PNG")
+        _write(split / f"label{k}" / "a.png", colours[ids].transpose(2, 0, 1), "PNG")
+    ds = SECONDDataset(tmp_path, "test", mean=(0, 0, 0), std=(1, 1, 1))
+    got = validate(PerfectLandCoverNoChange(), torch.utils.data.DataLoader(ds, batch_size=1), "semantic-change",
+                   "t1+t2", 6, torch.device("cpu"), [], [str(i) for i in range(6)])
+    lc1, lc2 = np.where(l1 > 0, l1 - 1, 0), np.where(l2 > 0, l2 - 1, 0)
+    want = semantic_change_scores_7class(lc1, lc2, np.zeros((8, 8)), lc1, lc2, l1 > 0)
+    assert got["sem_miou"] == 1.0 and got["change_f1"] == 0.0
+    assert (got["sek"], got["miou"], got["oa"]) == pytest.approx((want["sek"], want["miou"], want["oa"]))
+    assert got["sek"] == 0.0 and got["miou"] == pytest.approx(0.375)
+    assert got["score"] == pytest.approx(0.3 * 0.375)
+
+
+def test_a_metric_the_task_does_not_score_is_refused() -> None:
+    check_metric("sek", "semantic-change")
+    check_metric("miou", "segmentation")
+    with pytest.raises(InputError, match="train.metric 'sek'.*segmentation"):
+        check_metric("sek", "segmentation")
+    with pytest.raises(InputError, match="choose one of sek"):
+        check_metric("mIoU", "semantic-change")
+
+
+def test_training_refuses_an_unscored_metric_before_any_step(tmp_path: Path) -> None:
+    from tests.helpers.scenes import write_chips
+
+    chips = write_chips(tmp_path / "chips", size=64, chip=32)
+    cfg = {"data": {"root": str(chips), "batch_size": 2}, "model": {"name": "fcn_baseline", "kwargs": {"width": 4}},
+           "train": {"epochs": 1, "metric": "sek"}, "out": str(tmp_path / "run"), "tensorboard": False}
+    with pytest.raises(InputError, match="train.metric 'sek'"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
