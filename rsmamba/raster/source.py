@@ -28,7 +28,7 @@ from rasterio.windows import transform as window_transform
 from rsmamba.classes import IGNORE_INDEX, colour_layout
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.raster.windows import sample_windows
+from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
     if src.count < 3 or src.dtypes[0] != "uint8":
         return None
     rgb = np.concatenate([src.read([1, 2, 3], window=w).reshape(3, -1)
-                          for w in sample_windows(src.width, src.height, 1_000_000)], axis=1)[:, :, None]
+                          for w in sample_windows(src.width, src.height, 1_000_000, min_per_axis=CHECK_PER_AXIS)], axis=1)[:, :, None]
     if (rgb[0] == rgb[1]).all() and (rgb[0] == rgb[2]).all():
         return None  # grey: the same ids in every band
     layout = colour_layout(rgb)
@@ -285,7 +285,7 @@ def alpha_holding_data(ds: Any) -> int | None:
     if not alpha or not np.issubdtype(np.dtype(ds.dtypes[alpha[0] - 1]), np.integer):
         return None
     full = np.iinfo(np.dtype(ds.dtypes[alpha[0] - 1])).max
-    values = np.concatenate([ds.read(alpha[0], window=w).ravel() for w in sample_windows(ds.width, ds.height, 1 << 18)])
+    values = np.concatenate([ds.read(alpha[0], window=w).ravel() for w in sample_windows(ds.width, ds.height, 1 << 18, min_per_axis=CHECK_PER_AXIS)])
     between = np.count_nonzero((values != 0) & (values != full))
     return alpha[0] if between > ALPHA_AS_DATA_SHARE * values.size else None
 
@@ -449,7 +449,7 @@ class AlignedSource:
         """Why the DSM holds heights no surface has (-9999, -32767, 3.4e38: a nodata value it does not
         declare), or None. Normalised with the real heights, they would make its windows garbage."""
         lo, hi = DSM_RANGE
-        values = np.concatenate([self.read_dsm(w).ravel() for w in sample_windows(self.width, self.height, 1 << 18)])
+        values = np.concatenate([self.read_dsm(w).ravel() for w in sample_windows(self.width, self.height, 1 << 18, min_per_axis=CHECK_PER_AXIS)])
         values = values[np.isfinite(values)]
         bad = values[(values < lo) | (values > hi)]
         if bad.size == 0:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rsmamba.errors import InputError
-from rsmamba.raster.windows import sample_windows
+from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
 
 if TYPE_CHECKING:
     from rsmamba.raster.source import AlignedSource
@@ -37,7 +37,7 @@ def _sample(src: AlignedSource, read, read_valid=None) -> tuple[list[np.ndarray]
     (valid by ``read_valid``, by default the image's own validity)."""
     values: list[list[np.ndarray]] = [[] for _ in range(src.count)]
     total = valid_n = 0
-    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
         valid = (read_valid or src.read_image_valid)(window)
         data = read(window)
         total += valid.size
@@ -157,7 +157,7 @@ def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_D
     give a map that is mostly nodata: refused, with what the DSM covers.
     """
     covered = total = 0
-    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
         valid = src.read_image_valid(window)
         total += int(valid.sum())
         covered += int((valid & np.isfinite(src.read_dsm(window))).sum())
@@ -192,7 +192,7 @@ def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> 
     if has_table or "class_names" in tags:
         return None
     values: set[int] = set()
-    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS):
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
         values.update(np.unique(src.read(1, window=window)).tolist())
         if len(values) > MAX_CLASSES_WITHOUT_TABLE:
             return (f"{what}: more than {MAX_CLASSES_WITHOUT_TABLE} distinct values and no class table "

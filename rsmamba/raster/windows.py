@@ -17,14 +17,25 @@ from rasterio.windows import Window
 from rsmamba.errors import InputError
 
 
-def sample_windows(width: int, height: int, max_pixels: int, window: int = 256) -> list[Window]:
-    """A regular lattice of windows holding about ``max_pixels`` pixels, or the whole raster."""
+def sample_windows(width: int, height: int, max_pixels: int, window: int = 256,
+                   min_per_axis: int = 1) -> list[Window]:
+    """A regular lattice of windows holding about ``max_pixels`` pixels, or the whole raster.
+
+    ``min_per_axis``: at least this many windows along each axis, made smaller to keep the budget
+    (down to 16 px). Input checks ask for :data:`CHECK_PER_AXIS`: four windows of 256 px would sit in
+    the four corners, and a fill value or a DSM void in the middle of a scene would go unseen.
+    """
     if width * height <= max_pixels:
         return [Window(0, 0, width, height)]
-    per_axis = max(1, int(np.sqrt(max_pixels / (window * window))))
-    cols = np.linspace(0, max(0, width - window), per_axis).astype(int)
-    rows = np.linspace(0, max(0, height - window), per_axis).astype(int)
-    return [Window(int(c), int(r), min(window, width), min(window, height)) for r in rows for c in cols]
+    per_axis = max(1, min_per_axis, int(np.sqrt(max_pixels / (window * window))))
+    size = max(16, min(window, int(np.sqrt(max_pixels) / per_axis)))
+    w, h = min(size, width), min(size, height)
+    cols = np.unique(np.linspace(0, width - w, per_axis).astype(int))
+    rows = np.unique(np.linspace(0, height - h, per_axis).astype(int))
+    return [Window(int(c), int(r), w, h) for r in rows for c in cols]
+
+
+CHECK_PER_AXIS = 8  # windows along each axis for the input checks (sample_windows)
 
 
 def axis_offsets(length: int, size: int, stride: int) -> list[int]:

@@ -216,3 +216,12 @@ def test_a_dsm_shifted_a_few_metres_is_said_to_have_another_origin(tmp_path) -> 
     dsm = write_raster(tmp_path / "dsm.tif", np.zeros((40, 50), np.float32), origin=(500000.0, 5000020.0))
     with AlignedSource(img, dsm) as src:
         assert any("origin 20 units apart" in w for w in src.warnings)
+
+
+def test_a_void_in_the_middle_of_a_large_dsm_is_seen_by_the_checks(tmp_path) -> None:
+    """The checks sample a lattice of windows; four of 256 px sat in the four corners of any scene."""
+    img = write_raster(tmp_path / "img.tif", random_image(1024, 1024))
+    dsm = np.full((1024, 1024), 312.5, np.float32)
+    dsm[384:640, 384:640] = -9999  # a block in the middle: no corner window reaches it
+    with pytest.raises(InputError, match="mostly -9999"):
+        AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm))

@@ -47,3 +47,15 @@ def test_edge_window_is_shifted_back_not_dropped() -> None:
 def test_bad_grids_are_input_errors(args) -> None:
     with pytest.raises(InputError):
         WindowGrid(*args)
+
+
+def test_check_samples_spread_over_the_raster_within_the_budget() -> None:
+    from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
+
+    wins = sample_windows(20000, 12000, 1 << 18, min_per_axis=CHECK_PER_AXIS)
+    assert len(wins) == CHECK_PER_AXIS**2 and sum(w.width * w.height for w in wins) <= 1 << 18
+    starts = sorted({w.col_off for w in wins})
+    assert starts[0] == 0 and starts[-1] + wins[0].width == 20000 and len(starts) == CHECK_PER_AXIS
+    assert max(b - a for a, b in zip(starts, starts[1:])) < 20000 / (CHECK_PER_AXIS - 2)  # interior too
+    assert sample_windows(20000, 12000, 1 << 18) == sample_windows(20000, 12000, 1 << 18, 256)  # stats: as before
+    assert len(sample_windows(300, 20000, 1 << 18, min_per_axis=CHECK_PER_AXIS)) == CHECK_PER_AXIS**2
