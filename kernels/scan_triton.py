@@ -69,7 +69,9 @@ def _pos(t, k, L, H, W, CROSS: tl.constexpr):
 
 @triton.jit
 def _softplus(x):
-    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
+    # log(1 + e) rounds to 0 in float32 for e < 6e-8 (x < -16.6), where softplus is e itself: log1p's answer
+    e = tl.exp(tl.minimum(x, 20.0))
+    return tl.where(x > 20.0, x, tl.where(x < -15.0, e, tl.log(1.0 + e)))
 
 
 @triton.jit
@@ -312,6 +314,9 @@ class _TritonScan(torch.autograd.Function):
         n_chunks = triton.cdiv(length, CHUNK)
         acc = torch.float64 if u.dtype == torch.float64 else torch.float32
         A = A.contiguous()
+        # the kernels read D and delta_bias as packed (dim,) vectors
+        D = D.contiguous() if D is not None else None
+        delta_bias = delta_bias.contiguous() if delta_bias is not None else None
         # a cross-scan's four outputs are summed afterwards: keep them in the accumulation dtype
         y = torch.empty(batch, dim, length, device=u.device, dtype=u.dtype if hw is None else acc)
         last = torch.empty(batch, dim, n, device=u.device, dtype=acc)

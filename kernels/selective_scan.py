@@ -186,7 +186,10 @@ def _as_grouped(x: Tensor) -> Tensor:
     return x.unsqueeze(1) if x.dim() == 3 else x
 
 
-def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
+def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
+                  z: Tensor | None = None, delta_bias: Tensor | None = None) -> None:
+    """mamba_ssm's shape rules, so every backend reads what it is given (a fast kernel indexes C
+    with B's group count, and D and delta_bias as (dim,) vectors: anything else read wrong memory)."""
     batch, dim, length = u.shape
     if delta.shape != u.shape:
         raise ValueError(f"delta has shape {tuple(delta.shape)}, expected {tuple(u.shape)}")
@@ -196,6 +199,14 @@ def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> 
         ok = x.dim() in (3, 4) and x.shape[0] == batch and x.shape[-1] == length and x.shape[-2] == A.shape[1]
         if not ok or (x.dim() == 4 and dim % x.shape[1] != 0) or x.is_complex():
             raise ValueError(f"{name} must be real (b, N, L) or (b, G, N, L) with dim % G == 0, got {tuple(x.shape)}")
+    groups_b, groups_c = (x.shape[1] if x.dim() == 4 else 1 for x in (B, C))
+    if groups_b != groups_c:
+        raise ValueError(f"B and C must have the same groups, got G = {groups_b} and {groups_c}")
+    for name, x in (("D", D), ("delta_bias", delta_bias)):
+        if x is not None and tuple(x.shape) != (dim,):
+            raise ValueError(f"{name} must have shape (dim={dim},), got {tuple(x.shape)}")
+    if z is not None and z.shape != u.shape:
+        raise ValueError(f"z has shape {tuple(z.shape)}, expected {tuple(u.shape)}")
 
 
 def selective_scan(
@@ -217,7 +228,7 @@ def selective_scan(
     may be float32 or bfloat16/float16 (accumulated in float32; the output has u's dtype), or
     float64 (computed in float64).
     """
-    _check_shapes(u, delta, A, B, C)
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
     name = resolve_backend(backend, u)
     if name == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

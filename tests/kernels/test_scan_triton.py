@@ -168,3 +168,23 @@ def test_ss2d_uses_the_fused_kernel_and_matches_copies(monkeypatch) -> None:
     assert set(grads["triton"]) == set(grads["reference"]) and "x_proj_weight" in grads["triton"]
     for k, g_ref in grads["reference"].items():
         assert _rel_err(grads["triton"][k], g_ref) < 1e-4, k
+
+
+def test_strided_d_and_delta_bias_are_read_as_given() -> None:
+    """The kernels read D and delta_bias as packed (dim,) vectors: a strided view must be packed first."""
+    x = _inputs(1, 4, 2, 11)
+    full_d, full_bias = torch.randn(8, device=DEVICE), torch.randn(8, device=DEVICE) * 0.5
+    args = (x["u"], x["delta"], x["A"], x["B"], x["C"], full_d[::2], x["z"], full_bias[::2], True)
+    ref = selective_scan_reference(*args)
+    assert _rel_err(selective_scan(*args, backend="triton"), ref) < 1e-5
+
+
+def test_softplus_of_a_very_negative_delta_is_not_rounded_to_zero() -> None:
+    """log(1 + exp(-17)) is 0 in float32; softplus(-17) = 4.1e-8 adds up over a long sequence."""
+    length = 40
+    ones = torch.ones(1, 1, length, device=DEVICE)
+    args = (ones, torch.full((1, 1, length), -17.0, device=DEVICE), torch.full((1, 1), -1e-6, device=DEVICE),
+            ones.clone(), ones.clone())
+    ref = selective_scan_reference(*args, delta_softplus=True)
+    got = selective_scan(*args, delta_softplus=True, backend="triton")
+    assert float(ref[0, 0, -1]) > 1e-6 and _rel_err(got, ref) < 1e-4

@@ -172,3 +172,20 @@ def test_mamba_ssm_backend_matches_reference_on_cuda() -> None:
     y = selective_scan(*args, **kwargs, backend="mamba_ssm")
     y_ref = selective_scan(*args, **kwargs, backend="reference")
     assert _rel_err(y, y_ref) < 1e-4
+
+
+@pytest.mark.parametrize("bad", ["groups", "D", "delta_bias", "z"])
+def test_shapes_a_fast_backend_would_misread_are_refused(bad: str) -> None:
+    """Every backend reads what mamba_ssm's rules allow: C indexed by B's groups, D/delta_bias as (dim,)."""
+    from rsmamba.kernels.selective_scan import selective_scan
+
+    b, d, n, length = 1, 4, 2, 6
+    u, delta = torch.randn(b, d, length), torch.rand(b, d, length)
+    A = -torch.rand(d, n)
+    B = torch.randn(b, 2, n, length)
+    C = torch.randn(b, n, length) if bad == "groups" else torch.randn(b, 2, n, length)
+    extra = {"D": torch.randn(1), "delta_bias": torch.randn(d, 1), "z": torch.randn(b, d, length + 1)}
+    kwargs = {bad: extra[bad]} if bad in extra else {}
+    for backend in ("reference", "chunked"):
+        with pytest.raises(ValueError, match="same groups" if bad == "groups" else bad):
+            selective_scan(u, delta, A, B, C, backend=backend, **kwargs)
