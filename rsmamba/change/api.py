@@ -28,7 +28,7 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
-    check_creation_options, check_output_path, estimate_seconds, model_digest, plan_strips, stream_layers,
+    check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, plan_strips, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash
 from rsmamba.engine.model import LoadedModel, Predictor, load_model
@@ -175,7 +175,7 @@ def change_probability_layer(path: Path) -> OutputLayer:
         return nodata_where_invalid(scaled_probability(rows.acc[1:2], rows.wsum), rows.valid)
 
     return OutputLayer("change_probability", path, 1, render, Resampling.average, None, ["p(change)"],
-                       {"SCALE": f"1/{PROB_SCALE}"})
+                       {"SCALE": f"1/{PROB_SCALE}"}, scale=1 / PROB_SCALE)
 
 
 def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandStats:
@@ -296,8 +296,9 @@ def detect_change(
         threshold, threshold_source = change_threshold_of(loaded, change_threshold)
         # the polygon size calibrated with the threshold; a threshold of the user's is not calibrated with it
         min_area = change_min_area_of(loaded) if change_threshold is None else None
-        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, loaded.source,
-                               threshold, min_area)]
+        weights_digest = model_digest(loaded)
+        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic,
+                               model_id(loaded, weights_digest), threshold, min_area)]
         if probabilities is not None:
             layers.append(change_probability_layer(Path(probabilities)))
         start = time.perf_counter()
@@ -311,7 +312,7 @@ def detect_change(
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]
             return summary
         digest = params_hash({
-            "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": model_digest(loaded),
+            "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": weights_digest,
             "window": window, "overlap": overlap, "blend": blend, "tta": predictor.tta.spec(), "amp": amp, "semantic": semantic,
             "epoch_norm": epoch_norm, "change_threshold": threshold, "min_area_m2": min_area, "strip_width": strip_width,
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,

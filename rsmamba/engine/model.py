@@ -238,7 +238,9 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
         problems.append(f"image {image_path}: {has}; --bands {','.join(map(str, bands))} names bands beyond it")
     elif out_of_range:
         problems.append(f"image {image_path}: {has}, but the model reads bands {chosen} "
-                        f"({len(chosen)} bands); pass --bands to choose {len(chosen)} of its bands")
+                        f"({len(chosen)} bands); "
+                        + (f"pass --bands to choose {len(chosen)} of its bands" if image_count > 1 else
+                           "use a model trained on one band, or give the image's colour bands"))
     elif model.bands is not None and len(chosen) != len(model.bands):
         problems.append(f"model {model.source} expects {len(model.bands)} image bands ({model.bands}), "
                         f"but {len(chosen)} were selected from {image_path}")

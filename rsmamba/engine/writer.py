@@ -61,6 +61,7 @@ class OutputLayer:
     descriptions: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     scratch_file: Path | None = None  # default: the deterministic hidden sibling (what --resume looks for)
+    scale: float | None = None  # GDAL band scale: QGIS and gdalinfo show stored values times it (p in 0..1)
 
     @property
     def scratch(self) -> Path:
@@ -158,7 +159,8 @@ def probability_layer(path: Path, classes: tuple[ClassInfo, ...], instance_chann
     tags = {"SCALE": f"1/{PROB_SCALE}"}
     if instance_channels:
         tags["INSTANCE_CHANNELS"] = json.dumps(list(instance_channels))
-    return OutputLayer("probabilities", path, len(names), render, Resampling.average, None, names, tags)
+    return OutputLayer("probabilities", path, len(names), render, Resampling.average, None, names, tags,
+                       scale=1 / PROB_SCALE)
 
 
 def confidence_layer(path: Path, num_classes: int | None = None) -> OutputLayer:
@@ -167,7 +169,7 @@ def confidence_layer(path: Path, num_classes: int | None = None) -> OutputLayer:
         return nodata_where_invalid(scaled_probability(acc.amax(dim=0, keepdim=True), rows.wsum), rows.valid)
 
     return OutputLayer("confidence", path, 1, render, Resampling.average, None, ["confidence"],
-                       {"SCALE": f"1/{PROB_SCALE}"})
+                       {"SCALE": f"1/{PROB_SCALE}"}, scale=1 / PROB_SCALE)
 
 
 class ScratchWriter:
@@ -275,6 +277,8 @@ def create_scratch(layers: list[OutputLayer], profile: dict[str, Any]) -> None:
             for i, d in enumerate(layer.descriptions, start=1):
                 dst.set_band_description(i, d)
             dst.update_tags(**layer.tags)
+            if layer.scale is not None:
+                dst.scales = (layer.scale,) * layer.count
 
 
 def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:

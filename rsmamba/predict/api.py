@@ -132,16 +132,17 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
 
 
 def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm: PathLike | None) -> list[str]:
-    """Before any compute: the DSM covers the image, the image's values are on the training scale, its
+    """Before any compute: the DSM covers the image, the image's values (and the DSM's heights) are on the training scale, its
     pixels near the training pixel size.
 
     Returns warnings (also logged); raises InputError for inputs that would give a silent wrong map.
     """
-    from rsmamba.raster.validate import check_dsm_coverage, check_gsd, check_value_range
+    from rsmamba.raster.validate import check_dsm_coverage, check_dsm_heights, check_gsd, check_value_range
 
     if src.has_dsm:
         check_dsm_coverage(src, dsm)
     return (check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
+            + check_dsm_heights(src, loaded.dsm_norm, f"DSM {dsm}", loaded.source)
             + check_gsd(src, loaded.gsd_m, f"image {image}", loaded.source))
 
 

@@ -120,7 +120,7 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
     if image.crs != other.crs:
         diffs.append("CRS definition")
     if not np.allclose(image.res, other.res, rtol=1e-9):
-        diffs.append(f"resolution {other.res[0]:g} vs {image.res[0]:g}")
+        diffs.append(f"resolution {other.res[0]:g} x {other.res[1]:g} vs {image.res[0]:g} x {image.res[1]:g}")
     # origins in CRS units: a relative tolerance at northings of 5e6 would hide a shift of 50 m
     offset = np.hypot(image.transform.c - other.transform.c, image.transform.f - other.transform.f)
     if offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
@@ -352,6 +352,10 @@ class AlignedSource:
             "benchmark's tiles in place: data.layout {layout})")
         if colours:
             problems.add(colours)
+        for what, path, ds in (("image" if t2 is None else "t1", image, img), ("t2", t2, t2_ds)):
+            if ds is not None and ds.colorinterp[0] == ColorInterp.palette:  # indices into a colour table
+                problems.add(f"{what} {path}: a palette image (band 1 holds indices into a colour table, not "
+                             f"colours); expand it first: gdal_translate -expand rgb {path} {Path(path).stem}_rgb.tif")
         self._opened += [d for d in (img, t2_ds, dsm_ds, lab_ds) if d is not None]
         if img is None or problems:
             problems.raise_if_any()
@@ -385,6 +389,9 @@ class AlignedSource:
                 self._t2_bands = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
+        # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
+        self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
+                             if dsm_ds is not None else (1.0, 0.0))
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
             problems.add(sentinel)
@@ -535,11 +542,15 @@ class AlignedSource:
         return self._img.read(self.bands, window=window)
 
     def read_dsm(self, window: Window) -> np.ndarray:
-        """DSM on the image grid, (h, w) float32, NaN where the DSM has no data."""
+        """DSM on the image grid, (h, w) float32 heights (GDAL's scale and offset applied), NaN where it has no data."""
         if self._dsm is None:
             raise ValueError("no DSM was given")
-        arr = self._dsm.read(1, window=window, masked=True)
-        return np.ma.filled(arr.astype(np.float32), np.nan)
+        arr = np.ma.filled(self._dsm.read(1, window=window, masked=True).astype(np.float32), np.nan)
+        scale, offset = self._dsm_unscale
+        if (scale, offset) != (1.0, 0.0):
+            arr *= np.float32(scale)
+            arr += np.float32(offset)
+        return arr
 
     def read_labels(self, window: Window) -> np.ndarray:
         """Labels on the image grid, (h, w) uint8, ``IGNORE_INDEX`` where unlabelled."""

@@ -92,6 +92,44 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
     return warnings
 
 
+DSM_WARN_STDS = 4.0  # DSM heights this many training stds off: warned
+DSM_REFUSE_STDS = 12.0  # and this many: refused (the shipped model: +100 m of ground gave 0.69 building IoU)
+
+
+def check_dsm_heights(src: AlignedSource, norm: dict[str, Any] | None, what: str, model_source: str) -> list[str]:
+    """Refuse a DSM whose heights are far from those a z-scoring model was trained on; warnings to show.
+
+    A model that z-scores absolute heights with its training statistics reads a town 500 m above
+    its training ground, a DSM in feet or an nDSM as other objects (the shipped image+DSM model:
+    98 % building at +500 m), without a word. The median sampled height is compared with the
+    training mean in training standard deviations. Other DSM modes are relative: nothing to compare.
+    """
+    if not src.has_dsm or not norm or norm.get("mode") != "zscore" or "mean" not in norm:
+        return []
+    values = []
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
+        d = src.read_dsm(window)
+        values.append(d[src.read_image_valid(window) & np.isfinite(d)])
+    v = np.concatenate(values) if values else np.zeros(0)
+    if v.size == 0:
+        return []
+    mean, std = float(norm["mean"]), float(norm.get("std") or 1.0)
+    median = float(np.median(v))
+    z = (median - mean) / std
+    if abs(z) <= DSM_WARN_STDS:
+        return []
+    message = (f"{what}: heights around {median:.4g} (median), {abs(z):.0f} standard deviations from the "
+               f"{mean:.4g} +- {std:.4g} model {model_source} was trained on (absolute heights, z-scored): "
+               "another ground level, datum or unit (feet?), or an nDSM for a model trained on a DSM, reads as "
+               "other objects")
+    if abs(z) > DSM_REFUSE_STDS:
+        raise InputError(f"{message}; give a DSM like the training one, or train a model on such data "
+                         "(data.dsm_mode: ground-relative is independent of the ground level)")
+    message += "; expect a weaker map"
+    log.warning(message)
+    return [message]
+
+
 FILL_SHARE = 0.001  # of the sampled valid pixels: one exact value this common, far off the rest, is a fill
 FILL_DISTANCE = 10.0  # in spans (1st..99th percentile) of the other values
 

@@ -313,8 +313,8 @@ import rsmamba.synth
 from rsmamba.cli import main
 
 def slow(*args, **kwargs):
-    print('READY', flush=True)
-    try:
+    try:  # READY inside: a signal right after it is already inside the try (else a race the test could lose)
+        print('READY', flush=True)
         time.sleep(60)
     finally:
         print('UNWOUND', flush=True)  # finally blocks run: locks and temporary files are cleaned up

@@ -312,3 +312,33 @@ def test_an_untrained_image_and_dsm_model_without_a_dsm_is_one_line(tmp_path, ca
                  "--window", "32"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "rsmamba: error: model 'mambaseg_tiny' reads an image and a DSM; pass --dsm")
+
+
+def test_a_dsm_far_from_the_training_heights_is_refused_or_warned(tmp_path) -> None:
+    """The shipped image+DSM model z-scores absolute heights (39.5 +- 3.9 m): a town 500 m higher read
+    as 98 % building without a word."""
+    import numpy as np
+    import rasterio
+
+    from rsmamba.errors import InputError
+    from rsmamba.predict import predict_raster
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "scene"
+    with rasterio.open(examples / "dsm.tif") as src:
+        profile, heights = src.profile, src.read(1, window=((0, 256), (0, 256)))
+        transform = src.transform
+    with rasterio.open(examples / "ortho.tif") as src:
+        ortho_profile, ortho = src.profile, src.read(window=((0, 256), (0, 256)))
+    ortho_profile.update(width=256, height=256, transform=transform)
+    profile.update(width=256, height=256)
+    image = tmp_path / "ortho.tif"
+    with rasterio.open(image, "w", **ortho_profile) as dst:
+        dst.write(ortho)
+    for name, offset in (("high", 500.0), ("low", -40.0)):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+            dst.write((heights + offset)[None].astype(profile["dtype"]))
+    with pytest.raises(InputError, match="127 standard deviations|standard deviations from the 39.5"):
+        predict_raster(image, tmp_path / "out_high.tif", dsm=tmp_path / "high.tif")
+    assert not (tmp_path / "out_high.tif").exists()
+    summary = predict_raster(image, tmp_path / "out_low.tif", dsm=tmp_path / "low.tif")
+    assert any("standard deviations" in w and "weaker map" in w for w in summary.warnings)

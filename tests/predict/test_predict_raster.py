@@ -309,3 +309,13 @@ def test_only_a_mirrored_grid_is_turned() -> None:
     assert grid_mirrors(Affine(0.25, 0, 0, 0, 0.25, 0)) == (True, False)
     assert grid_mirrors(Affine(-0.25, 0, 0, 0, 0.25, 0)) == (True, True)
     assert grid_mirrors(Affine.rotation(30) * Affine.scale(0.25, -0.25)) == (False, False)  # rotated: as stored
+
+
+def test_probabilities_carry_gdal_scale_so_gis_reads_0_to_1(tmp_path) -> None:
+    img = write_raster(tmp_path / "img.tif", smooth_image(40, 56))
+    model = LoadedModel(PixelArgmax(), classes=_classes(3))
+    predict_raster(img, tmp_path / "c.tif", model=model, window=32, overlap=8, probabilities=tmp_path / "p.tif",
+                   confidence=tmp_path / "conf.tif")
+    for name, bands in (("p.tif", 3), ("conf.tif", 1)):
+        with rasterio.open(tmp_path / name) as ds:
+            assert ds.scales == (1 / PROB_SCALE,) * bands and ds.offsets == (0.0,) * bands

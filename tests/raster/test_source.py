@@ -225,3 +225,28 @@ def test_a_void_in_the_middle_of_a_large_dsm_is_seen_by_the_checks(tmp_path) -> 
     dsm[384:640, 384:640] = -9999  # a block in the middle: no corner window reaches it
     with pytest.raises(InputError, match="mostly -9999"):
         AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm))
+
+
+def test_a_dsm_with_a_gdal_scale_and_offset_reads_as_heights(tmp_path) -> None:
+    """An int16 DSM in decimetres (scale 0.1, offset 100) holds 100 + z / 10 metres, as GDAL unscales it."""
+    import rasterio
+
+    img = write_raster(tmp_path / "img.tif", random_image(20, 30))
+    raw = np.arange(600, dtype=np.int16).reshape(20, 30)
+    path = write_raster(tmp_path / "dsm.tif", raw, nodata=-32768)
+    with rasterio.open(path, "r+") as ds:
+        ds.scales, ds.offsets = (0.1,), (100.0,)
+    with AlignedSource(img, path) as src:
+        got = src.read_dsm(Window(0, 0, 30, 20))
+    np.testing.assert_allclose(got, raw * 0.1 + 100.0, rtol=1e-6)
+
+
+def test_a_palette_image_is_refused_with_the_expand_hint(tmp_path) -> None:
+    """Colour-table indices read as one grey band (tile) or as --bands 1,1,1 (predict): garbage, silently."""
+    import rasterio
+
+    path = write_raster(tmp_path / "pal.tif", random_image(20, 30, bands=1))
+    with rasterio.open(path, "r+") as ds:
+        ds.write_colormap(1, {i: (i, 255 - i, 0, 255) for i in range(256)})
+    with pytest.raises(InputError, match=r"palette image .* gdal_translate -expand rgb"):
+        AlignedSource(path)
