@@ -2,6 +2,8 @@
 
     python bench/vectorize.py            # 5000^2, 10000^2, 20000^2 (~100k buildings at 20000^2)
     python bench/vectorize.py --quick    # 2000^2 and 4000^2
+    python bench/vectorize.py --all-classes   # every class: the ground too, one polygon across the
+                                              # scene with a hole per building (vectorize_all.json)
 
 The class raster (0 = ground, 1 = building; rotated rectangles and L-shapes, one per 63 px
 cell, so ~100k at 20000^2, many straddling the 2048 px blocks) is generated strip by strip
@@ -80,10 +82,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=str, default="", help="comma-separated raster sizes")
     parser.add_argument("--block", type=int, default=2048)
     parser.add_argument("--no-baseline-above", type=int, default=20000, help="skip the whole-raster baseline above this size")
+    parser.add_argument("--all-classes", action="store_true",
+                        help="vectorize every class (ground and buildings), against shapes of every value")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([2000, 4000] if args.quick else [5000, 10000, 20000])
     work = Path(tempfile.mkdtemp(prefix="rsmamba-bench-vectorize-"))
     rows = []
+    classes = None if args.all_classes else ["building"]
+    mask = "a != 255" if args.all_classes else "a == 1"
     try:
         base_t, base_rss = run_measured("import rsmamba.vectorize, rsmamba.cli")
         for size in sizes:
@@ -91,17 +97,18 @@ def main() -> None:
             cells = make_raster(src, size)
             out = work / f"buildings_{size}.gpkg"
             ours = (f"from rsmamba.vectorize import vectorize_raster\n"
-                    f"s = vectorize_raster({str(src)!r}, {str(out)!r}, classes=['building'], block_size={args.block})\n"
+                    f"s = vectorize_raster({str(src)!r}, {str(out)!r}, classes={classes!r}, block_size={args.block})\n"
                     f"print(s.describe())")
             dt, rss = run_measured(ours)
             import pyogrio
 
             n_ours = pyogrio.read_info(out)["features"]
-            row = {"size": f"{size}x{size}", "buildings": n_ours, "cells": cells, "seconds": dt, "peak_rss_mib": rss}
+            row = {"size": f"{size}x{size}", "polygons" if args.all_classes else "buildings": n_ours, "cells": cells,
+                   "seconds": dt, "peak_rss_mib": rss}
             if size <= args.no_baseline_above:
                 whole = (f"import rasterio, shapely\nfrom rasterio import features\n"
                          f"with rasterio.open({str(src)!r}) as s: a = s.read(1)\n"
-                         f"n = sum(1 for g, v in features.shapes(a, mask=a == 1, connectivity=4) if shapely.geometry.shape(g))\n"
+                         f"n = sum(1 for g, v in features.shapes(a, mask={mask}, connectivity=4) if shapely.geometry.shape(g))\n"
                          f"print(n)")
                 bt, brss = run_measured(whole)
                 row.update({"shapes_seconds": bt, "shapes_peak_rss_mib": brss,
@@ -112,11 +119,11 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     growth = rows[-1]["peak_rss_mib"] / rows[0]["peak_rss_mib"]
-    print_table(rows, ["size", "buildings", "seconds", "peak_rss_mib", "shapes_seconds", "shapes_peak_rss_mib",
+    print_table(rows, ["size", "polygons" if args.all_classes else "buildings", "seconds", "peak_rss_mib", "shapes_seconds", "shapes_peak_rss_mib",
                        "time_ratio", "rss_ratio"])
     print(f"import-only peak RSS: {base_rss:.0f} MiB; ours largest/smallest peak RSS: {growth:.2f} "
           f"for {rows[-1]['size']} vs {rows[0]['size']} ({(int(sizes[-1]) / int(sizes[0])) ** 2:.0f}x the pixels)")
-    path = write_result("vectorize", {"rows": rows, "import_baseline_rss_mib": base_rss, "rss_growth_ratio": growth,
+    path = write_result("vectorize_all" if args.all_classes else "vectorize", {"rows": rows, "import_baseline_rss_mib": base_rss, "rss_growth_ratio": growth,
                                       "block": args.block}, quick=args.quick)
     print(f"wrote {path}")
 

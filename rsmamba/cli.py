@@ -594,7 +594,8 @@ def _environment_error(exc: BaseException) -> str | None:
         return f"rsmamba: error: {_one_line(str(exc))} ({source})"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # numpy's, torch's (CUDA)
         return (f"rsmamba: error: out of memory ({_one_line(str(exc)) or type(exc).__name__}); ask for less at "
-                "once (a smaller --size, --window or --batch-size) or use a machine with more memory")
+                "once (predict, change: a smaller --window or --batch-size; synth: a smaller --size) or use a "
+                "machine with more memory")
     if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
         cause = exc.__cause__ or exc.__context__
         if "See previous exception" in str(exc) and cause is not None:  # GDAL's own message names the file

@@ -2,9 +2,10 @@
 
 Why block-wise: ``rasterio.features.shapes`` on a whole 20k x 20k raster holds the raster and
 every polygon in memory at once. Here the raster is read one block row at a time; a polygon
-that touches an interior block edge is kept *pending*, unioned with its neighbours across the
-seam, and released as soon as it no longer touches the next block row. Only border-touching
-pieces are ever unioned, so the cost of the merge scales with the seams, not the raster.
+that touches an interior block edge is kept *pending* with the pieces it meets across the seams,
+and unioned once, as soon as it no longer touches the next block row. Only border-touching
+pieces are ever unioned, each component once, so the cost of the merge scales with the seams,
+not the raster (unioning a scene-wide component at every block row was quadratic in the rows).
 
 Exactness: pieces are polygonized in *pixel* coordinates (integers), so the union is exact.
 ``shapes`` uses 4-connectivity; two pixels that touch only at a corner across a seam give two
@@ -112,45 +113,67 @@ def _polygons_from_geojson(items: list[dict]) -> np.ndarray:
     return shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_offsets, polygon_offsets))
 
 
-def _merge(pieces: list[Piece]) -> list[Piece]:
-    """Union pieces of one key across seams and split the result into 4-connected polygons.
+def _connect(groups: list[list[Piece]], new: list[Piece], top: int) -> list[list[Piece]]:
+    """Pending components of one key joined by this block row's seam pieces: connected groups of raw pieces.
 
-    Only pieces that meet (share an edge or a corner) are unioned, group by group: a building
-    that merely touches a seam with nothing across it passes through untouched.
+    Only pieces that meet (share an edge or a corner) join, and only the pieces at the seam are
+    compared: of an old group, those whose bottom is this row's ``top``. Nothing is unioned here:
+    a component is unioned once, when it is finished (:func:`_union_group`), so a component that
+    spans the scene (a road network, the background) costs one union, not one per block row.
     """
-    if len(pieces) == 1:
-        return pieces
-    geoms = np.array([p.geometry for p in pieces], dtype=object)
+    if not groups and len(new) <= 1:
+        return [new] if new else []
+    nodes: list[Piece] = []
+    owner: list[int] = []  # node -> old group index, or -1 for a new piece
+    for g, group in enumerate(groups):
+        for piece in group:
+            if piece.geometry.bounds[3] == top:
+                nodes.append(piece)
+                owner.append(g)
+    nodes += new
+    owner += [-1] * len(new)
+    geoms = np.array([p.geometry for p in nodes], dtype=object)
     left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    n = len(pieces)
-    graph = coo_matrix((np.ones(len(left), dtype=bool), (left, right)), shape=(n, n))
-    n_groups, labels = connected_components(graph, directed=False)
-    if n_groups == n:
-        return pieces
-    order = np.argsort(labels, kind="stable")
-    starts = np.r_[0, np.nonzero(np.diff(labels[order]))[0] + 1, n]
-    out: list[Piece] = []
-    for a, b in zip(starts[:-1], starts[1:]):
-        group = [pieces[i] for i in order[a:b]]
-        out.extend(group if len(group) == 1 else _union_group(group))
-    return out
+    n = len(nodes) + len(groups)  # one node per old group ties its seam pieces together
+    tie_nodes = [i for i, g in enumerate(owner) if g >= 0]
+    tie_groups = [len(nodes) + owner[i] for i in tie_nodes]
+    rows = np.r_[left, tie_nodes].astype(int)
+    cols = np.r_[right, tie_groups].astype(int)
+    graph = coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    joined: dict[int, list[Piece]] = defaultdict(list)
+    for g, group in enumerate(groups):
+        joined[labels[len(nodes) + g]].extend(group)
+    for i, piece in enumerate(new):
+        joined[labels[len(nodes) - len(new) + i]].append(piece)
+    return list(joined.values())
 
 
 def _union_group(pieces: list[Piece]) -> list[Piece]:
     """Union one group of meeting pieces; statistics follow each piece's interior point."""
     key = pieces[0].key
-    merged = shapely.union_all([p.geometry for p in pieces])
+    # A piece's holes lie inside its block (a gap reaching the block edge is a notch of its outline),
+    # so no other piece fills them and they are holes of the union as they are: only the outlines
+    # are unioned, and the holes put back. The union of a scene-wide background with its 100k+
+    # holes (every building) took GEOS minutes; the outlines alone take a fraction of a second.
+    geoms = [p.geometry for p in pieces]
+    merged = shapely.union_all(shapely.polygons(shapely.get_exterior_ring(geoms)))
     parts = [g for g in shapely.get_parts(merged) if g.geom_type == "Polygon" and not g.is_empty]
     parts = list(shapely.simplify(parts, 0.0))  # drop the collinear vertices left on the seams
-    out = [Piece(key, g, 0, 0.0, float("-inf")) for g in parts]
-    if len(out) == 1:
+    if len(parts) == 1:
         target = np.zeros(len(pieces), dtype=int)
     else:
         tree = shapely.STRtree(parts)
-        points = shapely.point_on_surface([p.geometry for p in pieces])
+        points = shapely.point_on_surface(geoms)
         idx_piece, idx_part = tree.query(points, predicate="within")
         target = np.empty(len(pieces), dtype=int)
         target[idx_piece] = idx_part
+    holes: list[list] = [list(part.interiors) for part in parts]
+    for geom, t in zip(geoms, target):
+        holes[t].extend(geom.interiors)
+    parts = [shapely.Polygon(part.exterior, h) if len(h) > len(part.interiors) else part
+             for part, h in zip(parts, holes)]
+    out = [Piece(key, g, 0, 0.0, float("-inf")) for g in parts]
     for piece, t in zip(pieces, target):
         o = out[t]
         o.pixels += piece.pixels
@@ -179,9 +202,10 @@ def polygonize_blocks(
     """
     rows = block_spans(height, block_size)
     cols = block_spans(width, block_size)
-    pending: dict[int, list[Piece]] = defaultdict(list)
+    pending: dict[int, list[list[Piece]]] = {}  # per key: the components still touching the next block row
     for r0, r1 in rows:
         done: list[Piece] = []
+        seam_pieces: dict[int, list[Piece]] = defaultdict(list)
         for c0, c1 in cols:
             window = Window(c0, r0, c1 - c0, r1 - r0)
             keys, mask = read_block(window)
@@ -197,14 +221,14 @@ def polygonize_blocks(
                 | ((miny == r0) & (r0 > 0)) | ((maxy == r1) & (r1 < height))
             )
             for piece, seam in zip(pieces, on_seam):
-                (pending[piece.key] if seam else done).append(piece)
-        still: dict[int, list[Piece]] = defaultdict(list)
-        for key, group in pending.items():
-            for piece in _merge(group):
-                if r1 < height and piece.geometry.bounds[3] == r1:
-                    still[key].append(piece)  # touches the next block row: wait for it
+                (seam_pieces[piece.key] if seam else done).append(piece)
+        still: dict[int, list[list[Piece]]] = defaultdict(list)
+        for key in set(pending) | set(seam_pieces):
+            for group in _connect(pending.get(key, []), seam_pieces.get(key, []), r0):
+                if r1 < height and any(p.geometry.bounds[3] == r1 for p in group):
+                    still[key].append(group)  # touches the next block row: wait for it
                 else:
-                    done.append(piece)
+                    done.extend(group if len(group) == 1 else _union_group(group))
         pending = still
         if on_row is not None:
             on_row()

@@ -379,3 +379,16 @@ def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> 
     plain = write_raster(tmp_path / "plain.tif", pc, nodata=255)
     with pytest.raises(InputError, match="change --semantic"):
         evaluate_rasters(plain, ref1, tmp_path / "n.json", reference_t2=ref2)
+
+
+def test_object_matching_memory_follows_the_overlaps_not_the_object_count_squared() -> None:
+    """20k buildings: a dense predicted x reference table would be 3.2 GB; the overlapping pairs are 20k."""
+    import tracemalloc
+
+    ids = np.arange(1, 20_001, dtype=np.int32).repeat(16).reshape(400, 800)
+    tracemalloc.start()
+    result = object_f1(ids, ids.copy())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result["tp"] == 20_000 and result["f1"] == 1.0
+    assert peak < 50 * 2**20, peak

@@ -122,3 +122,19 @@ def test_random_rasters_equal_whole_raster(seed, h, w, size, n):
         a = np.repeat(np.repeat(a[: (h + 2) // 3, : (w + 2) // 3], 3, 0), 3, 1)[:h, :w].copy()
     mask = a != 0
     assert_same(whole(a, mask), blockwise(a, mask, size))
+
+
+def test_a_scene_wide_background_keeps_every_hole_inside_blocks_and_across_seams():
+    """The background spans every block: its outline is unioned and its holes put back, those inside
+    a block as they were and those closed across a seam by the union itself."""
+    a = np.zeros((60, 60), dtype="uint8")
+    for r in range(2, 58, 7):
+        for c in range(3, 57, 9):
+            a[r:r + 3, c:c + 4] = 1 + (r + c) % 2  # small buildings, many straddling the 8 / 16 px seams
+    mask = np.ones_like(a, dtype=bool)
+    ref = whole(a, mask)
+    assert len(ref[0]) == 1 and len(ref[0][0].interiors) > 40
+    for size in (8, 16, 23):
+        got = blockwise(a, mask, size)
+        assert_same(ref, got)
+        assert len(got[0][0].geometry.interiors) == len(ref[0][0].interiors)
