@@ -63,6 +63,8 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
     missing = [str(p) for p in out if not p.exists()]
     if missing:
         problems.add(f"input not found: {', '.join(missing[:5])}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    for folder in [p for p in out if p.is_dir()][:3]:
+        problems.add(f"{folder}: a folder, not a raster; give its rasters, e.g. '{folder / '*.tif'}'")
     problems.raise_if_any()
     seen: set[Path] = set()
     unique = []

@@ -172,3 +172,9 @@ def test_a_malformed_scheduler_address_makes_no_output_folder(tmp_path) -> None:
     with pytest.raises(InputError, match="--scheduler tcp://host: missing port number"):
         run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={}, scheduler="tcp://host", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_given_as_an_input_says_how_to_give_its_rasters(tmp_path) -> None:
+    (tmp_path / "scenes").mkdir()
+    with pytest.raises(InputError, match=r"scenes: a folder, not a raster; give its rasters, e.g. '.*scenes/\*\.tif'"):
+        expand_inputs([str(tmp_path / "scenes")])
