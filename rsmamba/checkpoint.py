@@ -42,10 +42,24 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     from rsmamba import __version__
 
     data = {"format": FORMAT, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "rsmamba_version": __version__, **payload}
+            "rsmamba_version": __version__, **_plain(payload)}
     with atomic_output(path) as tmp:
         torch.save(data, tmp)
     return Path(path)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers, through dicts, lists and tuples (tensors untouched): the
+    safe loader refuses a checkpoint holding them, so one float64 mean made a run's own best.pt unreadable."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _numpy_allow_list() -> list[Any]:

@@ -426,7 +426,7 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start from this checkpoint's weights ('demo' = the shipped demo model): bands adapted, head re-initialised when the classes differ."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (train.device; default auto)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
-    test: Optional[Path] = typer.Option(None, "--test", help="Train nothing: score this checkpoint on data.val_split (e.g. --set data.val_split=test) as the recipe evaluates; writes <out>/test_<split>.json."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Train nothing: score this rsmamba checkpoint on data.val_split (e.g. --set data.val_split=test) as the recipe evaluates; writes <out>/test_<split>.json (--overwrite replaces it). It must fit the config's model, bands and classes as it is; not with --init, --resume or --dry-run."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train.config import load_config
@@ -477,10 +477,10 @@ def evaluate(
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
     min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this.", callback=opt.non_negative("--min-object-pixels")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
-    layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd (land cover of the changed pixels only; with --reference-t2 the benchmark's scores)."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
     footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
-    reference_t2: Optional[Path] = typer.Option(None, "--reference-t2", help="Semantic change: REFERENCE is the t1 land cover, this the t2 one (SECOND label1/label2 with --layout); PREDICTION is 'change --semantic' output. Adds SeK, Fscd, mIoU, score."),
+    reference_t2: Optional[Path] = typer.Option(None, "--reference-t2", help="Semantic change: REFERENCE is the t1 land cover, this the t2 one (SECOND label1/label2 with --layout); PREDICTION is 'change --semantic' output (its class_names tag, or --layout, gives the classes). Adds SeK, Fscd, mIoU, score."),
 ) -> None:
     """Score a prediction raster against a reference."""
     _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image,

@@ -4,7 +4,9 @@ The reference is brought onto the prediction's grid (nearest neighbour for raste
 vectors) so every score is over the pixels the user will actually get; nodata in the prediction
 and ignore (255) in the reference are excluded. Benchmark conventions are options: classes left
 out of the means (Clutter on Vaihingen/Potsdam) and boundaries eroded by a radius, as the ISPRS
-"eroded" ground truth does.
+"eroded" ground truth does. Ids the class table does not name are not scored, and said. A change
+raster is scored as change; with the two dates' land cover (``reference_t2``) a ``change --semantic``
+raster gets the semantic change scores of SECOND and Landsat-SCD (SeK, Fscd, mIoU, score).
 """
 
 from __future__ import annotations

@@ -272,7 +272,7 @@ def detect_change(
 
             check_value_range(src, loaded.image_norm, f"t1 {t1}", loaded.source)
             check_value_range(src, loaded.extra.get("t2_norm") or loaded.image_norm, f"t2 {t2}", loaded.source,
-                              read=src.read_t2)
+                              read=src.read_t2, read_valid=src.read_t2_valid, dtype=src.t2_dtype)
             stats1 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **loaded.image_norm})
             t2_norm = loaded.extra.get("t2_norm")
             stats2 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **t2_norm}) if t2_norm else stats1

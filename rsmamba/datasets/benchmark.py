@@ -218,7 +218,7 @@ def _isprs_stats(pairs: list[Pair], use_dsm: bool) -> tuple[list[float], list[fl
             dsum, dsq, dn = dsum + d.sum(), dsq + (d**2).sum(), dn + d.size
     mean = sums / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 0))
-    dmean = dsum / dn if dn else None
+    dmean = float(dsum / dn) if dn else None
     dstd = float(np.sqrt(max(dsq / dn - dmean**2, 0))) or 1.0 if dn else None
     return [float(m) for m in mean], [float(s) or 1.0 for s in std], dmean, dstd
 

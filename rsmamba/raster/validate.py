@@ -1,9 +1,10 @@
 """Checks of an input against what a model was trained on, before any compute (no silent garbage).
 
 A network fed values of another scale still returns a confident-looking map: a uint16 or a 0-1
-float ortho through a model trained on 8-bit imagery, or a DSM that is nodata almost everywhere
-(every window masked: a 100 % nodata map). These checks sample the raster once and refuse such
-inputs with a one-line hint, or warn where the data may still be right.
+float ortho through a model trained on 8-bit imagery, a DSM that is nodata almost everywhere
+(every window masked: a 100 % nodata map) or far above the heights a model z-scores. Each check
+samples the raster on a lattice of windows spread over the whole scene (``CHECK_PER_AXIS`` a side)
+and refuses such inputs with a one-line hint, or warns where the data may still be right.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _sample(src: AlignedSource, read, read_valid=None) -> tuple[list[np.ndarray]
 
 
 def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str, model_source: str,
-                      read=None) -> list[str]:
+                      read=None, read_valid=None, dtype: str | None = None) -> list[str]:
     """Refuse an image whose values are on another scale than the training data's; warnings to show.
 
     ``norm`` is the checkpoint's image normalisation: ``mean``/``std`` per band (every checkpoint),
@@ -63,9 +64,10 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
         return []  # the identity: a model that takes raw values records no training scale to compare with
     warnings: list[str] = []
     trained = norm.get("dtype")
-    if trained and np.dtype(trained) != np.dtype(src.dtype):
-        warnings.append(f"{what}: {src.dtype} pixels, model {model_source} was trained on {trained}")
-    values, _ = _sample(src, read or src.read_image)
+    dtype = dtype or src.dtype  # a second epoch's own (read/read_valid: its reader and mask)
+    if trained and np.dtype(trained) != np.dtype(dtype):
+        warnings.append(f"{what}: {dtype} pixels, model {model_source} was trained on {trained}")
+    values, _ = _sample(src, read or src.read_image, read_valid)
     problems = []
     for b, (v, mean, std) in enumerate(zip(values, norm["mean"], norm["std"]), start=1):
         if v.size == 0:
@@ -75,8 +77,8 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
         ratio = (float(v.std()) or 1e-12) / std
         # A narrow spread alone is no proof (a calm sea is uniform): only 0-1 scaled data for a model
         # trained on larger values, or another dtype than in training, counts as another scale.
-        unit_scaled = np.dtype(src.dtype).kind == "f" and float(v.max()) <= 1.5 and float(mean) > 2
-        other_dtype = bool(trained) and np.dtype(trained) != np.dtype(src.dtype)
+        unit_scaled = np.dtype(dtype).kind == "f" and float(v.max()) <= 1.5 and float(mean) > 2
+        other_dtype = bool(trained) and np.dtype(trained) != np.dtype(dtype)
         narrow = ratio < 1 / MAX_STD_RATIO and (unit_scaled or other_dtype)
         wide = ratio > MAX_STD_RATIO and v.size >= 64
         if shift > MAX_SHIFT_IN_STDS or narrow or wide:
@@ -85,7 +87,7 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
         hint = (f"the model was trained on {trained} data; " if trained else "") + (
             "rescale the image to the training range (e.g. gdal_translate -ot Byte -scale) "
             "or use a model trained on such data")
-        raise InputError(f"{what} ({src.dtype}): values on another scale than model {model_source} was trained on "
+        raise InputError(f"{what} ({dtype}): values on another scale than model {model_source} was trained on "
                          f"({'; '.join(problems)}); {hint}")
     for w in warnings:
         log.warning(w)

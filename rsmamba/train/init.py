@@ -62,33 +62,52 @@ class InitReport:
 def input_tensors(model_name: str, model_kwargs: dict) -> set[str] | None:
     """The tensors of a model that read its input bands: those whose shape follows ``in_chans``.
 
-    Found by building the model twice on the meta device (no memory, no compute), the second time
-    with one band more. With them, a checkpoint of another band layout is adapted even where the
-    shapes happen to agree (RGB + DSM into RGB + NIR: four channels each, other meanings), and
-    no inner layer that happens to have as many channels as the input is touched. None when the
-    model takes no ``in_chans``.
+    With them, a checkpoint of another band layout is adapted even where the shapes happen to
+    agree (RGB + DSM into RGB + NIR: four channels each, other meanings), and no inner layer that
+    happens to have as many channels as the input is touched. None when the model takes no ``in_chans``.
     """
+    return _tensors_following(model_name, model_kwargs, "in_chans")
+
+
+def head_tensors(model_name: str, model_kwargs: dict) -> set[str] | None:
+    """The tensors whose shape follows ``num_classes``: the class heads, re-initialised for other classes
+    even when the count agrees (six ISPRS classes into six SECOND classes)."""
+    return _tensors_following(model_name, model_kwargs, "num_classes")
+
+
+def _tensors_following(model_name: str, model_kwargs: dict, key: str) -> set[str] | None:
+    """Tensors whose shape changes with ``key``: the model built twice on the meta device (no memory,
+    no compute), the second time with one more. None when the model takes no such argument."""
     from rsmamba.models import create_model, model_info
 
-    bands = model_kwargs.get("in_chans", model_info(model_name).defaults.get("in_chans"))
-    if bands is None:
+    value = model_kwargs.get(key, model_info(model_name).defaults.get(key))
+    if value is None:
         return None
     try:
         with torch.device("meta"):
-            one = create_model(model_name, **{**model_kwargs, "in_chans": int(bands)}).state_dict()
-            more = create_model(model_name, **{**model_kwargs, "in_chans": int(bands) + 1}).state_dict()
+            one = create_model(model_name, **{**model_kwargs, key: int(value)}).state_dict()
+            more = create_model(model_name, **{**model_kwargs, key: int(value) + 1}).state_dict()
     except Exception:  # noqa: BLE001 - a model that cannot be built on meta: shapes alone decide, as before
         return None
     return {k for k, v in one.items() if k in more and more[k].shape != v.shape}
 
 
+def _same_names(a: list[str], b: list[str]) -> bool:
+    def norm(name: str) -> str:
+        return "_".join(str(name).lower().replace("-", " ").replace("_", " ").split())
+    return [norm(x) for x in a] == [norm(x) for x in b]
+
+
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
-                         num_classes: int, extra: int = 0, inputs: set[str] | None = None) -> InitReport:
+                         num_classes: int, extra: int = 0, inputs: set[str] | None = None,
+                         class_names: list[str] | None = None, heads: set[str] | None = None) -> InitReport:
     """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``).
 
     ``num_classes`` counts the head's outputs, of which the last ``extra`` are instance channels.
-    ``inputs`` (:func:`input_tensors`) names the tensors that read the bands. A checkpoint that
-    fits nowhere (no tensor loaded) is refused: training from it would be training from scratch.
+    ``inputs`` (:func:`input_tensors`) names the tensors that read the bands. ``class_names``: the
+    data's classes; where the checkpoint's are others (as many, other names), the ``heads``
+    (:func:`head_tensors`) are re-initialised, not loaded as if class 0 were class 0. A checkpoint
+    that fits nowhere (no tensor loaded) is refused: training from it would be training from scratch.
     """
     ckpt = load_checkpoint(path)
     src = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}  # DataParallel's wrapping
@@ -101,12 +120,18 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     target = model.state_dict()
     report.unused = [k for k in src if k not in target]
     other_layout = (src_image, src_dsm) != (image_bands, dsm)
+    src_names = [str(c.get("name")) for c in ckpt["classes"] if isinstance(c, dict)]
+    other_classes = (class_names is not None and heads is not None and len(src_names) == len(class_names)
+                     and not _same_names(src_names, class_names))
     new_state = {}
     for name, dst in target.items():
         if name not in src:
             report.left_random.append(name)
             continue
         s = src[name]
+        if other_classes and name in heads:
+            report.reinitialised.append(name)
+            continue
         reads_bands = inputs is None or name in inputs
         if s.shape == dst.shape and not (other_layout and inputs is not None and name in inputs and s.dim() >= 2):
             new_state[name] = s

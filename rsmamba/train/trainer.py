@@ -355,7 +355,7 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
     if chg.hist.sum():
         c = binary_change_scores_from_hist(chg.hist)
         result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa")})
-    if scd.hist.sum():
+    if scd.hist[1:].sum():  # changed pixels with their land cover (chips of change labels alone have none)
         s = scd_scores_from_hist(scd.hist.T)  # hist[pred, label], as SCanNet's
         result.update({k: s[k] for k in ("sek", "fscd", "miou", "oa")})
         result["score"] = 0.3 * s["miou"] + 0.7 * s["sek"]
@@ -551,11 +551,13 @@ def prepare(cfg: dict) -> Prepared:
     if init_path is not None:
         from rsmamba.train.init import init_from_checkpoint
 
-        from rsmamba.train.init import input_tensors
+        from rsmamba.train.init import head_tensors, input_tensors
 
+        known = [c["name"] for c in classes] if len(classes) == num_classes else None  # a named class table
         report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
                                       num_classes=model_kwargs["num_classes"], extra=len(instances),
-                                      inputs=input_tensors(cfg["model"]["name"], model_kwargs))
+                                      inputs=input_tensors(cfg["model"]["name"], model_kwargs),
+                                      class_names=known, heads=head_tensors(cfg["model"]["name"], model_kwargs))
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 
@@ -667,6 +669,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         if frozen:
             hold_frozen_norms(model, list(t["freeze_prefixes"]))
         total, count = 0.0, 0
+        epoch_lr = optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step (after it, the next one's)
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not (progress and is_main),
                    leave=False)
         for batch in bar:
@@ -691,7 +694,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             dist.all_reduce(tl)
             train_loss = float(tl) / world
         eval_model = ema.module if ema is not None else model
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"]}
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": epoch_lr}
         if val_loader is not None:
             row.update({f"val_{k}": v for k, v in validate(eval_model, val_loader, info_m.task, info_m.inputs,
                                                               num_classes, device, list(t["exclude_classes"]),

@@ -198,7 +198,8 @@ def polygonize_blocks(
 
     The union of all batches equals ``features.shapes`` on the whole raster (4-connectivity):
     same polygons, same areas, same count per key. Memory holds one block row of pixels plus
-    the polygons that still touch the next block row.
+    the polygons that still touch the next block row (a class spanning the scene, the ground,
+    until the last row).
     """
     rows = block_spans(height, block_size)
     cols = block_spans(width, block_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pathlib import Path
 import rasterio
 import torch
 import torch.nn as nn
@@ -259,3 +260,36 @@ def test_an_alpha_band_stored_first_in_t2_is_its_mask_not_red(scene, tmp_path) -
     # the same RGB read (t2's own statistics leave out the masked strip, so not bit for bit); read as red, the
     # alpha band made half the scene change
     assert (masked[:, 16:] == plain[:, 16:]).mean() > 0.99
+
+
+def test_checkpoint_norm_checks_t2_by_its_own_type_and_mask(tmp_path) -> None:
+    """t2's value range was checked with t1's dtype and t1's mask: a 0-1 float t2 ran (F1 0.25), a t2
+    with declared nodata over part of t1 was refused (its -9999 counted as values)."""
+    import numpy as np
+    import rasterio
+
+    from rsmamba.change import detect_change
+    from rsmamba.errors import InputError
+
+    scene = Path(__file__).resolve().parents[2] / "examples" / "scene"
+    with rasterio.open(scene / "ortho_t2.tif") as src:
+        t2, profile = src.read(window=((0, 256), (0, 256))), src.profile
+        profile.update(width=256, height=256, transform=src.window_transform(((0, 256), (0, 256))))
+    with rasterio.open(scene / "ortho.tif") as src:
+        t1 = src.read(window=((0, 256), (0, 256)))
+    for key in ("blockxsize", "blockysize", "tiled", "compress", "interleave", "photometric"):
+        profile.pop(key, None)
+    with rasterio.open(tmp_path / "t1.tif", "w", **profile) as dst:
+        dst.write(t1)
+    unit = {**profile, "dtype": "float32", "nodata": None}
+    with rasterio.open(tmp_path / "t2_unit.tif", "w", **unit) as dst:
+        dst.write(t2.astype("float32") / 255)
+    holed = t2.astype("float32")
+    holed[:, :, :80] = -9999
+    with rasterio.open(tmp_path / "t2_nd.tif", "w", **{**unit, "nodata": -9999}) as dst:
+        dst.write(holed)
+    with pytest.raises(InputError, match=r"t2 .*t2_unit.tif \(float32\): values on another scale"):
+        detect_change(tmp_path / "t1.tif", tmp_path / "t2_unit.tif", tmp_path / "a.tif", epoch_norm="checkpoint")
+    detect_change(tmp_path / "t1.tif", tmp_path / "t2_nd.tif", tmp_path / "b.tif", epoch_norm="checkpoint")
+    with rasterio.open(tmp_path / "b.tif") as out:
+        assert (out.read(1)[:, :80] == 255).all() and (out.read(1)[:, 80:] != 255).all()

@@ -46,3 +46,14 @@ def test_a_checkpoint_of_a_newer_format_says_so(tmp_path: Path) -> None:
     newer = FORMAT.rsplit("/", 1)[0] + "/99"
     with pytest.raises(InputError, match=f"checkpoint format {newer}, this rsmamba reads {FORMAT}"):
         load_checkpoint(_edited(tmp_path, "newer.pt", format=newer))
+
+
+def test_numpy_scalars_are_saved_as_python_numbers(tmp_path: Path) -> None:
+    """The safe loader refuses NumPy scalars: a checkpoint is written without them."""
+    import numpy as np
+
+    ckpt = load_checkpoint(DEMO)
+    norm = {**ckpt["normalization"], "dsm": {"mode": "zscore", "mean": np.float64(39.5), "std": 3.9}}
+    path = save_checkpoint(tmp_path / "np.pt", {**ckpt, "normalization": norm, "metrics": {"val_miou": np.float32(0.5)}})
+    again = load_checkpoint(path)
+    assert type(again["normalization"]["dsm"]["mean"]) is float and type(again["metrics"]["val_miou"]) is float

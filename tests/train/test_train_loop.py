@@ -127,7 +127,15 @@ def test_change_model_trains_on_epoch_pair_chips(tmp_path: Path) -> None:
     cfg["train"]["metric"] = "change_f1"
     result = train(cfg, progress=False)
     row = result.history[-1]
-    assert {"val_change_f1", "val_miou"} <= set(row)
+    assert {"val_change_f1", "val_sem_miou"} <= set(row)  # land cover of both dates; SCD scores need changed pixels in val
     assert all(math.isfinite(h["train_loss"]) for h in result.history)
     ckpt = load_checkpoint(result.best)
     assert ckpt["model"] == "siam_diff_baseline" and ckpt["model_kwargs"]["in_chans"] == 3
+
+
+def test_the_logged_lr_is_the_rate_the_epoch_trained_at(chips: Path, tmp_path: Path) -> None:
+    """Read after the epoch's last scheduler step, it was the next epoch's: a drop logged one epoch early."""
+    cfg = _cfg(chips, tmp_path / "run", epochs=2)
+    cfg["schedule"] = {"name": "multistep", "by": "epoch", "milestones": [1], "gamma": 0.1}
+    result = train(cfg, progress=False)
+    assert [h["lr"] for h in result.history] == pytest.approx([0.02, 0.002])

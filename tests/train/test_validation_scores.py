@@ -112,3 +112,50 @@ def test_training_refuses_an_unscored_metric_before_any_step(tmp_path: Path) -> 
     with pytest.raises(InputError, match="train.metric 'sek'"):
         train(cfg, progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_checkpoint_of_other_classes_is_not_scored_or_loaded_as_these(tmp_path: Path) -> None:
+    """The demo change model's six ISPRS classes are not SECOND's six: its class heads are re-initialised
+    by --init and a --test of it is refused (its 'impervious' was scored as 'water')."""
+    import tests.helpers.layout_fixtures as F
+    from rsmamba.train import load_config, test_checkpoint
+    from rsmamba.train.trainer import prepare
+
+    root = F.second(tmp_path / "s", n=2, size=16)
+    base = {"data": {"root": str(root), "layout": "second", "batch_size": 2, "val_split": "test"},
+            "out": str(tmp_path / "run"), "tensorboard": False}
+    prep = prepare(load_config(None, ["model.init=demo-change"], base=base))
+    assert prep.init_report.reinitialised and prep.init_report.loaded
+    assert all("change" not in name for name in prep.init_report.reinitialised)  # the change head is kept
+    demo = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_change_model.pt"
+    with pytest.raises(InputError, match="re-initialised for the new classes"):
+        test_checkpoint(base, checkpoint=demo, progress=False)
+
+
+def test_no_semantic_change_scores_without_land_cover_of_the_changed_pixels(tmp_path: Path) -> None:
+    """Chips of change labels alone (no --labels/--labels-t2): every changed pixel is unlabelled, and an
+    SCD mIoU of them would reach 0.5 only for a model finding no change."""
+    split = tmp_path / "test"
+    for sub in ("im1", "im2", "label1", "label2"):
+        (split / sub).mkdir(parents=True)
+    l1 = np.zeros((8, 8), int)
+    l1[2:6, 2:6] = 3
+    colours = np.array(SECOND_COLOURS, np.uint8)
+    for k in (1, 2):
+        _write(split / f"im{k}" / "a.png", np.zeros((3, 8, 8)), "PNG")
+        _write(split / f"label{k}" / "a.png", colours[l1 if k == 1 else l1 + (l1 > 0)].transpose(2, 0, 1), "PNG")
+    ds = SECONDDataset(tmp_path, "test", mean=(0, 0, 0), std=(1, 1, 1))
+
+    class Unlabelled(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(ds)
+
+        def __getitem__(self, i: int) -> dict:
+            item = dict(ds[i])
+            item["mask"] = torch.full_like(item["mask"], 255)
+            item["mask2"] = torch.full_like(item["mask2"], 255)
+            return item
+
+    got = validate(PerfectLandCoverNoChange(), torch.utils.data.DataLoader(Unlabelled(), batch_size=1),
+                   "semantic-change", "t1+t2", 6, torch.device("cpu"), [], [str(i) for i in range(6)])
+    assert "change_f1" in got and not {"sek", "miou", "score"} & set(got)
