@@ -107,11 +107,14 @@ class LovaszSoftmax(nn.Module):
 
 
 class SeKLoss(nn.Module):
-    """Mamba-FCS's differentiable SeK surrogate over changed pixels.
+    """Mamba-FCS's differentiable SeK surrogate over changed pixels (the authors' ``utils_func/loss.py``).
 
-    A soft confusion matrix (summed softmax probabilities per reference class) gives a soft
-    kappa and a frequency-weighted soft mIoU; ``sek = kappa * exp(1.5 * mIoU)`` and the loss is
-    ``-log(sek) - 0.5 * log(mIoU)``, clamped at 0, so it rewards what the SeK metric rewards.
+    Per date, a soft confusion matrix (summed softmax probabilities per reference class) gives a soft
+    kappa and a soft mIoU weighted per class by ``1 / log(count + 1)``, normalised (rare classes
+    count more; a class absent from the batch's changed pixels gets the largest weight, as in the
+    authors' code). With both dates (``logits2``/``target2``) kappa and mIoU are averaged over them
+    first; then ``sek = kappa * exp(1.5 * mIoU)`` and the loss is ``-log(sek) - 0.5 * log(mIoU)``,
+    clamped at 0. A kappa at or below 0 is held at the floor (the authors' log would be NaN there).
 
     Unchanged pixels are left out through ``change`` (0 = unchanged) and ``ignore_index``, never by
     class id: in rsmamba's change datasets every semantic id is a real class (SECOND's water is 0).
@@ -122,26 +125,38 @@ class SeKLoss(nn.Module):
         self.ignore_index = ignore_index
         self.eps = eps
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:
+    def _kappa_miou(self, logits: torch.Tensor, target: torch.Tensor,
+                    change: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         t = target.clone()
         if change is not None:
             t[change == 0] = self.ignore_index
         probs, tv = _valid_probs(logits, t, self.ignore_index)
         if tv.numel() == 0:
-            return logits.sum() * 0.0
-        c = logits.shape[1]
-        onehot = F.one_hot(tv, c).to(probs.dtype)
+            return None
+        onehot = F.one_hot(tv, logits.shape[1]).to(probs.dtype)
         conf = onehot.t() @ probs  # conf[label, pred], soft
         total = conf.sum()
         po = conf.diagonal().sum() / total
         pe = (conf.sum(1) * conf.sum(0)).sum() / total**2
-        kappa = ((po - pe) / (1 - pe + self.eps)).clamp_min(self.eps)
+        kappa = (po - pe) / (1 - pe + self.eps)
         inter = conf.diagonal()
         union = conf.sum(0) + conf.sum(1) - inter
-        freq = conf.sum(1) / total
-        miou = (freq * inter / (union + self.eps)).sum().clamp_min(self.eps)
-        sek = kappa * torch.exp(1.5 * miou)
-        return (-torch.log(sek) - 0.5 * torch.log(miou)).clamp_min(0.0)
+        weights = 1 / torch.log(onehot.sum(0) + 1 + self.eps)
+        miou = (weights / weights.sum() * inter / (union + self.eps)).sum()
+        return kappa, miou
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, change: torch.Tensor | None = None,
+                logits2: torch.Tensor | None = None, target2: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [self._kappa_miou(logits, target, change)]
+        if logits2 is not None and target2 is not None:
+            parts.append(self._kappa_miou(logits2, target2, change))
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return logits.sum() * 0.0
+        kappa = torch.stack([k for k, _ in parts]).mean()
+        miou = torch.stack([m for _, m in parts]).mean()
+        sek = (kappa * torch.exp(1.5 * miou)).clamp_min(0.0)
+        return (-torch.log(sek + self.eps) - 0.5 * torch.log(miou + self.eps)).clamp_min(0.0)
 
 
 class MambaFCSObjective(nn.Module):
@@ -149,8 +164,8 @@ class MambaFCSObjective(nn.Module):
 
         change_ce * CE(change) + semantic_ce * (CE(sem1) + CE(sem2))
         + lovasz * (Lovasz(sem1) + Lovasz(sem2) + Lovasz(change))
-        + similarity * MSE(softmax(sem1), softmax(sem2)) over unchanged pixels
-        + sek * (SeK(sem1) + SeK(sem2)) / 2 over changed pixels
+        + similarity * MSE(softmax(sem1), softmax(sem2)) with changed pixels zeroed
+        + sek * SeK(sem1, sem2) over changed pixels (kappa and mIoU averaged over the dates)
 
     Defaults follow the authors' script as read in /work notes (CE_cd + 0.5 CE_sem + 0.5 Lovasz
     + 0.05 similarity + 0.5 SeK). Semantic targets carry 255 on unchanged pixels, so CE, Lovasz
@@ -180,8 +195,9 @@ class MambaFCSObjective(nn.Module):
             "change_ce": self.ce(cd, change),
             "semantic_ce": self.ce(s1, mask1) + self.ce(s2, mask2),
             "lovasz": self.lovasz(s1, mask1) + self.lovasz(s2, mask2) + self.lovasz(cd, change),
-            "similarity": F.mse_loss(p1, p2) if p1.numel() else s1.sum() * 0.0,
-            "sek": 0.5 * (self.sek(s1, mask1, change) + self.sek(s2, mask2, change)),
+            # the authors' MSE over every pixel and class, changed pixels zeroed (not a mean over unchanged ones)
+            "similarity": ((p1 - p2) ** 2).sum() / (change.numel() * s1.shape[1]),
+            "sek": self.sek(s1, mask1, change, s2, mask2),
         }
 
     def forward(self, out: dict[str, torch.Tensor], change: torch.Tensor, mask1: torch.Tensor,

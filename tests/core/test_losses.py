@@ -126,17 +126,24 @@ def _np_lovasz(logits: np.ndarray, t: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def _np_sek(logits: np.ndarray, t: np.ndarray, change: np.ndarray) -> float:
+def _np_kappa_miou(logits: np.ndarray, t: np.ndarray, change: np.ndarray) -> tuple[float, float]:
     keep = ((t != 255) & (change != 0)).ravel()
     p = _np_softmax(logits.reshape(logits.shape[0], -1))[:, keep].T
     onehot = np.eye(logits.shape[0])[t.ravel()[keep]]
     conf = onehot.T @ p
     total = conf.sum()
     po, pe = np.trace(conf) / total, (conf.sum(1) * conf.sum(0)).sum() / total**2
-    kappa = max((po - pe) / (1 - pe + 1e-6), 1e-6)
     inter = np.diag(conf)
-    miou = max(float((conf.sum(1) / total * inter / (conf.sum(0) + conf.sum(1) - inter + 1e-6)).sum()), 1e-6)
-    return max(-np.log(kappa * np.exp(1.5 * miou)) - 0.5 * np.log(miou), 0.0)
+    w = 1 / np.log(onehot.sum(0) + 1 + 1e-6)  # the authors' 1 / log(freq + 1), rare classes weigh more
+    return (po - pe) / (1 - pe + 1e-6), float((w / w.sum() * inter / (conf.sum(0) + conf.sum(1) - inter + 1e-6)).sum())
+
+
+def _np_sek(l1: np.ndarray, t1: np.ndarray, l2: np.ndarray, t2: np.ndarray, change: np.ndarray) -> float:
+    """Kappa and mIoU of both dates averaged first, then combined (the authors' loss.py)."""
+    (k1, m1), (k2, m2) = _np_kappa_miou(l1, t1, change), _np_kappa_miou(l2, t2, change)
+    kappa, miou = (k1 + k2) / 2, (m1 + m2) / 2
+    sek = max(kappa * np.exp(1.5 * miou), 0.0)
+    return max(-np.log(sek + 1e-6) - 0.5 * np.log(miou + 1e-6), 0.0)
 
 
 def test_mambafcs_objective_matches_a_hand_computation_on_4x4() -> None:
@@ -154,8 +161,8 @@ def test_mambafcs_objective_matches_a_hand_computation_on_4x4() -> None:
         "change_ce": _np_ce(out_np["change"], change),
         "semantic_ce": _np_ce(out_np["sem1"], m1) + _np_ce(out_np["sem2"], m2),
         "lovasz": _np_lovasz(out_np["sem1"], m1) + _np_lovasz(out_np["sem2"], m2) + _np_lovasz(out_np["change"], change),
-        "similarity": float(((p1 - p2) ** 2).mean()),
-        "sek": 0.5 * (_np_sek(out_np["sem1"], m1, change) + _np_sek(out_np["sem2"], m2, change)),
+        "similarity": float(((p1 - p2) ** 2).sum() / (16 * 3)),  # over all 16 pixels x 3 classes, changed zeroed
+        "sek": _np_sek(out_np["sem1"], m1, out_np["sem2"], m2, change),
     }
     weights = {"change_ce": 1.0, "semantic_ce": 0.5, "lovasz": 0.5, "similarity": 0.05, "sek": 0.5}
     objective = MambaFCSObjective()
