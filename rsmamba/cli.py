@@ -445,9 +445,9 @@ def train(
     if test is not None:
         if init is not None or resume or resume_from is not None or dry_run:
             raise InputError("--test scores a checkpoint: it takes no --init, --resume, --resume-from or --dry-run")
-        from rsmamba.train import test_checkpoint
+        from rsmamba.train import score_checkpoint
 
-        result = test_checkpoint(config, set_, checkpoint=test, progress=STATE.progress, overwrite=overwrite)
+        result = score_checkpoint(config, set_, checkpoint=test, progress=STATE.progress, overwrite=overwrite)
         scores = {k: v for k, v in result["scores"].items() if isinstance(v, float)}
         typer.echo(f"{result['split']} ({result['samples']} samples): "
                    + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()) + f"  -> {result['path']}")

@@ -6,9 +6,9 @@ Names load on first use, so reading and checking a config (``rsmamba.train.confi
 from importlib import import_module
 
 _EXPORTS = {"DEFAULTS": "config", "apply_overrides": "config", "load_config": "config", "TrainResult": "trainer",
-            "train": "trainer", "test_checkpoint": "trainer"}
+            "train": "trainer", "score_checkpoint": "trainer"}
 
-__all__ = ["DEFAULTS", "TrainResult", "apply_overrides", "load_config", "test_checkpoint", "train"]
+__all__ = ["DEFAULTS", "TrainResult", "apply_overrides", "load_config", "score_checkpoint", "train"]
 
 
 def __getattr__(name: str):

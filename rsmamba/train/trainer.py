@@ -362,7 +362,7 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
     return result
 
 
-def test_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = (),
+def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = (),
                     *, checkpoint: str | os.PathLike[str], progress: bool = True,
                     overwrite: bool = False) -> dict[str, Any]:
     """Score ``checkpoint`` on the config's ``data.val_split`` (e.g. ``test``) as its recipe evaluates:

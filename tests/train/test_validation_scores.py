@@ -118,7 +118,7 @@ def test_a_checkpoint_of_other_classes_is_not_scored_or_loaded_as_these(tmp_path
     """The demo change model's six ISPRS classes are not SECOND's six: its class heads are re-initialised
     by --init and a --test of it is refused (its 'impervious' was scored as 'water')."""
     import tests.helpers.layout_fixtures as F
-    from rsmamba.train import load_config, test_checkpoint
+    from rsmamba.train import load_config, score_checkpoint
     from rsmamba.train.trainer import prepare
 
     root = F.second(tmp_path / "s", n=2, size=16)
@@ -129,7 +129,7 @@ def test_a_checkpoint_of_other_classes_is_not_scored_or_loaded_as_these(tmp_path
     assert all("change" not in name for name in prep.init_report.reinitialised)  # the change head is kept
     demo = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_change_model.pt"
     with pytest.raises(InputError, match="re-initialised for the new classes"):
-        test_checkpoint(base, checkpoint=demo, progress=False)
+        score_checkpoint(base, checkpoint=demo, progress=False)
 
 
 def test_no_semantic_change_scores_without_land_cover_of_the_changed_pixels(tmp_path: Path) -> None:
