@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmamba.change.api import detect_change, load_change_model
+from rsmamba.engine.model import resolved_settings
 from rsmamba.errors import InputError
 from rsmamba.jobs import JobResult, band_count, cached_model, pair_inputs, plan_pair_jobs, run_many, setup_worker
 
@@ -49,5 +50,12 @@ def change_many(
     for key in ("probabilities", "resume", "dry_run"):  # unset: not settings of the outputs
         change_kwargs.pop(key, None)
     jobs = plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template)
-    return run_many(change_job, jobs, out_dir, kwargs={"model": model, **change_kwargs}, scheduler=scheduler,
-                    workers=workers, shard=shard, max_errors=max_errors, retries=retries, progress=progress)
+    kwargs = {"model": model, **change_kwargs}
+    try:  # the record of what decides the pixels, as the runs will resolve it
+        loaded = load_change_model(model, image_count=band_count(jobs[0].inputs[0], change_kwargs))
+        settings = resolved_settings(loaded, kwargs)
+    except Exception:  # noqa: BLE001 - an unreadable first scene is that job's failure (--max-errors), not the batch's
+        settings = None
+    return run_many(change_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
+                    max_errors=max_errors, retries=retries, progress=progress,
+                    settings=settings)

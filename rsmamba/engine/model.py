@@ -115,6 +115,19 @@ def inference_tta(model: LoadedModel, tta: bool | str | TTAPlan | None) -> tuple
     return False, "default"
 
 
+def resolved_settings(model: LoadedModel, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of a run with what it would resolve itself: the model's file, window, overlap and TTA.
+
+    A batch folder records the settings its outputs were made with (``rsmamba.jobs``); an omitted
+    ``--window`` and ``--window 512`` equal to the model's own, or the default model named by its
+    path, are the same settings and must read so.
+    """
+    window, overlap, _ = inference_window(model, options.get("window"), options.get("overlap"))
+    tta, _ = inference_tta(model, options.get("tta"))
+    plan = tta if isinstance(tta, TTAPlan) else parse_tta(tta, model.extra.get("config"), model.source or model.name)
+    return {**options, "model": model.source, "window": window, "overlap": overlap, "tta": plan.spec()}
+
+
 def _checkpoint_tta(ckpt: dict[str, Any]) -> str | None:
     """The checkpoint's ``inference`` TTA spec, checked like a user's (``recipe`` needs the checkpoint's config)."""
     spec = (ckpt.get("inference") or {}).get("tta")

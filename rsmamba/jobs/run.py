@@ -129,11 +129,14 @@ def run_many(
     max_errors: int | None = None,
     retries: int = 1,
     progress: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> list[JobResult]:
     """The many-scene form of a verb: this shard of ``jobs`` into ``out_dir``, one ``fn`` call each.
 
     Existing outputs are complete (published whole), so they are skipped unless
     ``kwargs["overwrite"]``; a local cluster on GPUs gets one worker per GPU (``kwargs["device"]``).
+    ``settings``: ``kwargs`` as the runs will resolve them (the model's own window...), what the
+    folder's record compares (:func:`check_settings`); ``kwargs`` when not given.
     """
     todo = select_shard(jobs, shard)
     check_scheduler(scheduler)
@@ -141,7 +144,7 @@ def run_many(
     if problem:
         raise InputError(problem)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    check_settings(todo, out_dir, kwargs, planned=jobs)
+    check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs)
     workers = default_workers(scheduler, workers, kwargs.get("device"))
     return run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                     max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))

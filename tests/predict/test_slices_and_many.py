@@ -207,3 +207,17 @@ def test_row_slices_without_a_dsm_run_the_image_only_default(tmp_path) -> None:
     sliced = predict_slices(paths["ortho_t1"], tmp_path / "sliced.tif", slice_rows=256, progress=False)
     assert sorted(r.status for r in sliced.results) == ["done"] * 2
     assert _sha(tmp_path / "sliced.tif") == _sha(tmp_path / "single.tif")
+
+
+def test_the_models_own_window_named_or_omitted_is_the_same_setting(scenes, tmp_path) -> None:
+    """A batch folder compares settings as the runs resolve them: an omitted --window is the model's own,
+    and giving that same window later is no other setting (it was refused as one)."""
+    root, images, ckpt = scenes
+    common = {"model": str(ckpt), "dsm_template": "{dir}/{stem}_dsm.tif", "progress": False}
+    from rsmamba.engine.model import load_model
+
+    own = load_model(str(ckpt), image_count=3, has_dsm=True).window or (512, 128)
+    first = predict_many([str(p) for p in images[:2]], tmp_path / "out", **common)
+    assert [r.status for r in first] == ["done"] * 2
+    again = predict_many([str(p) for p in images[:2]], tmp_path / "out", window=own[0], overlap=own[1], **common)
+    assert [r.status for r in again] == ["skipped"] * 2
