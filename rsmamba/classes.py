@@ -72,7 +72,7 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
 
     Format::
 
-        ignore: 0            # optional: this label value means "no label" (becomes 255 in chips)
+        ignore: 0            # optional: this label value (any integer, e.g. 65535) means "no label" (255 in chips)
         classes:
           - {id: 0, name: background, color: [0, 0, 0]}
           - {id: 1, name: building, color: [255, 0, 0]}
@@ -112,8 +112,9 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.add(f"{p}: class name {dup!r} appears more than once")
     ignore = raw.get("ignore") if isinstance(raw, dict) else None
-    if ignore is not None and (not isinstance(ignore, int) or not 0 <= ignore <= 255 or ignore in ids):
-        problems.add(f"{p}: ignore must be an integer 0..255 that is not a class id, got {ignore!r}")
+    # any integer the labels hold for "no label": 0, or -1 / 65535 of int16 / uint16 label rasters
+    if ignore is not None and (not isinstance(ignore, int) or isinstance(ignore, bool) or ignore in ids):
+        problems.add(f"{p}: ignore must be an integer label value that is not a class id, got {ignore!r}")
     problems.raise_if_any()
     return tuple(sorted(out, key=lambda c: c.id)), ignore
 

@@ -321,7 +321,8 @@ def _tile(
         if source.bad_label_values:
             values = ", ".join(f"{v:g}" for v in sorted(source.bad_label_values)[:8])
             raise InputError(f"{name} {source.labels_path}: values {values} are no class id (integers 0..254, 255 = "
-                             "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or fix them")
+                             "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or as the "
+                             "class table's ignore: V, or fix them")
     known = declared if declared is not None else {c.id for c in classes}
     _check_extra_values(seen, extra, known, summary)
     unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - known)

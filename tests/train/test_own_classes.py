@@ -119,3 +119,24 @@ def test_class_table_names_colours_and_ignore_value(tmp_path: Path) -> None:
         load_class_table(bad)
     text = str(err.value)
     assert "color must be three integers" in text and "ignore must be" in text
+
+
+def test_a_uint16_no_label_value_is_a_class_table_ignore(tmp_path: Path) -> None:
+    """An agency's uint16 labels with 65535 = not surveyed: the class table's ignore takes it (0..255 only before)."""
+    from rsmamba.tile import tile_scene
+
+    image, _ = building_scene(tmp_path / "s", size=64, bands=3)
+    labels = tmp_path / "labels.tif"
+    with rasterio.open(image) as src:
+        profile = {**src.profile, "count": 1, "dtype": "uint16", "nodata": None}
+    lab = np.full((64, 64), 2, np.uint16)
+    lab[:, :20] = 65535
+    with rasterio.open(labels, "w", **profile) as dst:
+        dst.write(lab[None])
+    table = tmp_path / "classes.yaml"
+    table.write_text(yaml.safe_dump({"ignore": 65535, "classes": [{"id": 1, "name": "field"},
+                                                                   {"id": 2, "name": "meadow"}]}))
+    tile_scene(image, tmp_path / "chips", labels=labels, class_table=table, size=32, block=32, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / "labels" / "r0_c0.tif") as src:
+        chip = src.read(1)
+    assert (chip[:, :20] == 255).all() and (chip[:, 20:] == 2).all()
