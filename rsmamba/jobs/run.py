@@ -284,7 +284,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
     try:
         from dask.distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise RsmambaError("--scheduler needs dask.distributed: pip install 'rsmamba[distributed]'") from exc
+        raise InputError("--scheduler needs dask.distributed: pip install 'rsmamba[distributed]'") from exc
 
     cluster = None
     if scheduler == "local":

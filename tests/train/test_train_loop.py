@@ -55,6 +55,7 @@ def test_training_learns_and_checkpoints_hold_what_predict_needs(chips: Path, tm
     for key in REQUIRED:
         assert key in best
     assert best["bands"] == {"image": [1, 2, 3], "dsm": False}
+    assert best["inference"] == {"window": 32, "overlap": 8}  # predict runs it at the chips' size by default
     assert len(best["normalization"]["image"]["mean"]) == 3
     assert [c["name"] for c in best["classes"]][:2] == ["impervious", "building"]
     assert best["metrics"]["val_miou"] == pytest.approx(max(h["val_miou"] for h in result.history))
@@ -139,3 +140,16 @@ def test_the_logged_lr_is_the_rate_the_epoch_trained_at(chips: Path, tmp_path: P
     cfg["schedule"] = {"name": "multistep", "by": "epoch", "milestones": [1], "gamma": 0.1}
     result = train(cfg, progress=False)
     assert [h["lr"] for h in result.history] == pytest.approx([0.02, 0.002])
+
+
+def test_init_demo_is_the_shipped_model_even_beside_a_folder_named_demo(small_chips: Path, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """The README makes a demo/ folder; '--init demo' then read 'demo: checkpoint not found'."""
+    from rsmamba.train import load_config
+    from rsmamba.train.trainer import prepare
+
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    base = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False}
+    prep = prepare(load_config(None, ["model.init=demo", "data.use_dsm=false"], base=base))
+    assert prep.init_report is not None and prep.init_report.loaded
