@@ -498,6 +498,21 @@ def _resolve_init(cfg: dict) -> Path | None:
     return path
 
 
+def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str]) -> None:
+    """Classes the training chips hold but the validation chips do not: the means leave them out (as the
+    benchmarks' code does), so a val mIoU of 1.0 can mean 'no building to find'. Said once, up front."""
+    def classes(ds: Any) -> set[int]:
+        return {int(k) for r in getattr(ds, "rows", None) or () for k, v in json.loads(r.get("class_hist") or "{}").items()
+                if int(k) != IGNORE_INDEX and int(v) > 0}
+    if val_ds is None or not getattr(val_ds, "rows", None):
+        return
+    missing = sorted(classes(train_ds) - classes(val_ds))
+    if missing:
+        said = ", ".join(names[i] if i < len(names) else str(i) for i in missing)
+        log.warning(f"the val chips hold no {said}: val scores leave {'it' if len(missing) == 1 else 'them'} out "
+                    "(tile with a smaller --split-block or another --seed to spread the classes)")
+
+
 def prepare(cfg: dict) -> Prepared:
     """Open the datasets and build the model a resolved config asks for (no training state)."""
     d = cfg["data"]
@@ -527,6 +542,7 @@ def prepare(cfg: dict) -> Prepared:
     if top >= num_classes:  # cross-entropy would index past the head mid-run (a device assert on a GPU)
         raise InputError(f"{d['root']}: the chips hold class id {top}, but model.kwargs.num_classes is "
                          f"{num_classes}; set it to at least {top + 1} (or leave it out: the chips' class table)")
+    _warn_classes_missing_from_val(train_ds, val_ds, names)
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
         if info_m.task != "segmentation" or d["layout"] not in ("chips", None):

@@ -153,3 +153,28 @@ def test_init_demo_is_the_shipped_model_even_beside_a_folder_named_demo(small_ch
     base = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False}
     prep = prepare(load_config(None, ["model.init=demo", "data.use_dsm=false"], base=base))
     assert prep.init_report is not None and prep.init_report.loaded
+
+
+def test_a_class_missing_from_the_val_chips_is_said(tmp_path: Path, caplog) -> None:
+    """The README's instance run validated on chips without a building: val mIoU 1.0, without a word."""
+    import csv
+    import json as _json
+
+    from rsmamba.train import load_config
+    from rsmamba.train.trainer import prepare
+
+    chips = write_chips(tmp_path / "c", size=64, chip=32, split=(0.75, 0.25, 0.0))
+    rows = list(csv.DictReader(open(chips / "manifest.csv")))
+    for r in rows:  # the val chips hold class 0 only
+        if r["split"] == "val":
+            hist = _json.loads(r["class_hist"])
+            r["class_hist"] = _json.dumps({"0": sum(hist.values())})
+    with open(chips / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    base = {"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False,
+            "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}}
+    with caplog.at_level("WARNING"):
+        prepare(load_config(None, [], base=base))
+    assert "the val chips hold no" in caplog.text and "val scores leave" in caplog.text
