@@ -106,3 +106,23 @@ def test_model_table_columns_line_up_whatever_the_name_length():
             ModelRow("siam_diff_baseline_with_a_long_name", "semantic-change", "t1+t2", "q", 2, 2)]
     header, _, *lines = format_rows(rows).splitlines()
     assert {line.index(task) for line, task in zip(lines, ("segmentation", "semantic-change"))} == {header.index("task")}
+
+
+def test_thop_style_counts_are_the_same_with_and_without_thop(monkeypatch) -> None:
+    """Without thop (a plain install) the fallback rules counted GroupNorm, which thop has no rule for:
+    FMTUNet read 249.54 M there against the documented 249.46 M."""
+    import builtins
+
+    layers = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.BatchNorm2d(4), nn.LSTM(4, 3),
+                           nn.Linear(3, 2), nn.LayerNorm(2))
+    with_thop = count_parameters_thop_style(layers)
+    real_import = builtins.__import__
+
+    def no_thop(name, *args, **kwargs):
+        if name.startswith("thop"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_thop)
+    assert count_parameters_thop_style(layers) == with_thop
+    assert with_thop == sum(p.numel() for m in layers if not isinstance(m, nn.GroupNorm) for p in m.parameters())
