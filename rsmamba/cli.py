@@ -605,6 +605,19 @@ def _environment_error(exc: BaseException) -> str | None:
     return None
 
 
+def _command():
+    """The click command of ``app``, with no value hint on flags and counters: typer shows ``-v <int>``
+    and ``--overwrite <bool>``, which read as options taking a value (``-v 2``, ``--overwrite true``)."""
+    if not isinstance(app, typer.Typer):  # a stand-in (tests): called as it is
+        return app
+    command = typer.main.get_command(app)
+    for cmd in [command, *getattr(command, "commands", {}).values()]:
+        for param in cmd.params:  # typer's own (vendored) click classes: by what they are, not their type
+            if getattr(param, "param_type_name", "") == "option" and (param.is_flag or param.count):
+                param.metavar = ""
+    return command
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: the one error boundary of the CLI.
 
@@ -617,7 +630,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous = _terminate_like_interrupt()
     _TERMINATED.clear()
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="rsmamba")
+        result = _command()(args=argv, standalone_mode=False, prog_name="rsmamba")
         if result == 130:  # typer turns Ctrl-C (and SIGTERM, below) into exit 130, silently
             return _interrupted()
     except RsmambaError as exc:
