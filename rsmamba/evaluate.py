@@ -29,7 +29,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, sorted_box
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, files_behind, sorted_box
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
@@ -451,7 +451,8 @@ def evaluate_rasters(
     stem = out.with_suffix("")
     files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
     inputs = [prediction, reference, reference_t2, buildings, image, footprints]
-    for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
+    behind = [f for p in inputs for f in files_behind(p)]  # a VRT's sources are inputs too
+    for problem in output_problems(files, inputs=behind, overwrite=overwrite):
         problems.add(problem)
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
@@ -507,6 +508,11 @@ def evaluate_rasters(
                 else:
                     valid[outside] = False
     values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
+    odd = values[(values < 0) | (values >= IGNORE_INDEX)]
+    if not table and odd.size:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB
+        raise InputError(f"{prediction} / {reference}: ids {', '.join(map(str, odd[:5].tolist()))} and no class table; "
+                         f"class ids are 0..{IGNORE_INDEX - 1} (declare a nodata value, or give the prediction's "
+                         "CLASSES tag / --layout)")
     num_classes = max(max(known) + 1, int(values.max()) + 1 if values.size else 0)
     classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in known]
     classes.sort(key=lambda c: c.id)
@@ -542,7 +548,7 @@ def evaluate_rasters(
         result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels,
                                "objects": "footprints" if footprints is not None else "class raster regions"}
 
-    with publish(files, inputs=inputs, overwrite=overwrite) as pub:
+    with publish(files, inputs=behind, overwrite=overwrite) as pub:
         pub[0].write_text(json.dumps(result, indent=2))
         with open(pub[1], "w", newline="") as fh:
             writer = csv.writer(fh)

@@ -84,7 +84,8 @@ def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bo
         valid = np.any(masks, axis=0)
     else:
         valid = np.all(masks, axis=0)
-    alpha = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] == ColorInterp.alpha and b not in bands]
+    interp = ds.colorinterp  # rasterio builds the whole tuple per access: once, not once per band
+    alpha = [b for b in range(1, ds.count + 1) if interp[b - 1] == ColorInterp.alpha and b not in bands]
     if alpha and MaskFlags.alpha not in ds.mask_flag_enums[bands[0] - 1]:
         valid &= ds.read(alpha[0], window=window) > 0  # GDAL serves only a last alpha band as the mask (not ARGB)
     return valid
@@ -281,7 +282,8 @@ def alpha_holding_data(ds: Any) -> int | None:
     and opaque (the dtype's maximum), with at most feathered seams between them; a band whose sampled
     values are mostly neither is imagery.
     """
-    alpha = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] == ColorInterp.alpha]
+    interp = ds.colorinterp  # one access: it is rebuilt for every band on each
+    alpha = [b for b in range(1, ds.count + 1) if interp[b - 1] == ColorInterp.alpha]
     if not alpha or not np.issubdtype(np.dtype(ds.dtypes[alpha[0] - 1]), np.integer):
         return None
     full = np.iinfo(np.dtype(ds.dtypes[alpha[0] - 1])).max
@@ -300,7 +302,8 @@ def data_bands(ds: Any, alpha_is_data: bool = False) -> list[int]:
     """
     if alpha_is_data:
         return list(range(1, ds.count + 1))
-    bands = [b for b in range(1, ds.count + 1) if ds.colorinterp[b - 1] != ColorInterp.alpha]
+    interp = ds.colorinterp  # one access: it is rebuilt for every band on each
+    bands = [b for b in range(1, ds.count + 1) if interp[b - 1] != ColorInterp.alpha]
     return bands or list(range(1, ds.count + 1))
 
 

@@ -411,6 +411,34 @@ def _scd_pair(label: torch.Tensor, change: torch.Tensor, pred: torch.Tensor,
     return ref, torch.where(pred_change == 1, pred.long() + 1, torch.zeros_like(ref))
 
 
+def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[str] | None) -> None:
+    """The out folder writes config.yaml, best.pt and last.pt: none may be an input of the run (the user's
+    config, the --init checkpoint), and it may not be in, or hold, the data (chips mixed with checkpoints).
+    Refused even with --overwrite, as an output that is an input is everywhere."""
+    out = out_dir.resolve()
+    problems = []
+    root = cfg["data"].get("root")
+    if root:
+        data = Path(root).resolve()
+        if out == data or data in out.parents or out in data.parents:
+            problems.append(f"out {out_dir}: is, holds or lies in the data folder {root}; choose a folder of its own")
+    if config_path is not None:
+        from rsmamba.train.config import resolve_config_path
+
+        try:
+            named = resolve_config_path(config_path).resolve()
+        except InputError:
+            named = None
+        if named == out / "config.yaml":
+            problems.append(f"out {out_dir}: would write config.yaml over the config {config_path} of this run")
+    init = cfg["model"].get("init")
+    if init and str(init) not in DEMO_CHECKPOINTS and Path(init).resolve() in (out / "best.pt", out / "last.pt"):
+        problems.append(f"out {out_dir}: would write over model.init {init}; train into another folder "
+                        "(--resume continues a run in its own folder)")
+    if problems:
+        raise InputError(problems)
+
+
 def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
           *, resume: bool | str | os.PathLike[str] = False, progress: bool = True,
           overwrite: bool = False) -> TrainResult:
@@ -434,6 +462,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         started_pg = True
     out_dir = Path(cfg["out"])
+    _check_out_folder(out_dir, cfg, None if isinstance(config, dict) else config)
     if rank == 0 and not resume and not overwrite and (out_dir / "last.pt").exists():
         raise InputError(f"{out_dir} holds a previous training run (last.pt): use --resume to continue it, "
                          "--overwrite to start over, or another out folder")

@@ -358,3 +358,30 @@ def test_running_out_of_memory_is_one_line_exit_2(tmp_path, monkeypatch, capsys,
     assert cli.main(["synth", "-o", str(tmp_path / "scene")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rsmamba: error: out of memory (") and str(error) in err[0]
+
+
+def test_a_vrts_source_is_an_input_of_vectorize_evaluate_and_tile(tmp_path, capsys) -> None:
+    """predict refused writing over a VRT's source; vectorize, evaluate and tile replaced it (--overwrite)."""
+    import hashlib
+
+    import numpy as np
+    import rasterio
+
+    from tests.helpers.rasters import write_raster
+
+    (tmp_path / "data").mkdir()
+    src = write_raster(tmp_path / "data" / "lab.tif", np.random.default_rng(0).integers(0, 3, (32, 32)).astype(np.uint8))
+    with rasterio.open(src) as ds:
+        t, crs = ds.transform, ds.crs.to_wkt()
+    band = (f'<VRTRasterBand dataType="Byte" band="1"><SimpleSource><SourceFilename relativeToVRT="0">{src}'
+            '</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>')
+    vrt = tmp_path / "lab.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="32" rasterYSize="32"><SRS>{crs}</SRS>'
+                   f'<GeoTransform>{t.c},{t.a},0,{t.f},0,{t.e}</GeoTransform>{band}</VRTDataset>')
+    before = hashlib.sha256(src.read_bytes()).hexdigest()
+    for args in (["vectorize", str(vrt), "-o", str(src), "--format", "geojson", "--overwrite"],
+                 ["evaluate", str(vrt), str(vrt), "-o", str(src), "--overwrite"],
+                 ["tile", str(vrt), "-o", str(src.parent), "--size", "16", "--overwrite"]):
+        assert cli.main(args) == 2, args
+        assert "input" in capsys.readouterr().err
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == before

@@ -392,3 +392,14 @@ def test_object_matching_memory_follows_the_overlaps_not_the_object_count_square
     tracemalloc.stop()
     assert result["tp"] == 20_000 and result["f1"] == 1.0
     assert peak < 50 * 2**20, peak
+
+
+def test_ids_outside_0_254_without_a_class_table_are_refused_not_allocated(tmp_path: Path) -> None:
+    """One stray uint16 pixel of 65534 sized the confusion matrix at 65535 x 65535 (32 GiB)."""
+    ref = np.zeros((10, 10), np.uint16)
+    pred = ref.copy()
+    pred[0, 0] = 65534
+    p = write_raster(tmp_path / "p.tif", pred)
+    r = write_raster(tmp_path / "r.tif", ref)
+    with pytest.raises(InputError, match="ids 65534 and no class table"):
+        evaluate_rasters(p, r, tmp_path / "m.json")

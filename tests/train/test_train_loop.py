@@ -178,3 +178,29 @@ def test_a_class_missing_from_the_val_chips_is_said(tmp_path: Path, caplog) -> N
     with caplog.at_level("WARNING"):
         prepare(load_config(None, [], base=base))
     assert "the val chips hold no" in caplog.text and "val scores leave" in caplog.text
+
+
+def test_the_out_folder_writes_over_no_input_and_not_into_the_data(small_chips: Path, tmp_path: Path) -> None:
+    """train replaced the user's own config.yaml and an --init best.pt in its out folder, and mixed its
+    checkpoints into the chip folder, all without --overwrite."""
+    import yaml
+
+    from rsmamba.errors import InputError
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    cfg = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(proj), "tensorboard": False,
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1}}
+    (proj / "config.yaml").write_text("# my notes\n" + yaml.safe_dump(cfg))
+    before = (proj / "config.yaml").read_text()
+    with pytest.raises(InputError, match="would write config.yaml over the config"):
+        train(proj / "config.yaml", progress=False, overwrite=True)
+    assert (proj / "config.yaml").read_text() == before
+    with pytest.raises(InputError, match="data folder"):
+        train({**cfg, "out": str(small_chips)}, progress=False)
+    with pytest.raises(InputError, match="data folder"):
+        train({**cfg, "out": str(small_chips / "run")}, progress=False)
+    first = train({**cfg, "out": str(tmp_path / "a")}, progress=False)
+    with pytest.raises(InputError, match="would write over model.init"):
+        train({**cfg, "out": str(tmp_path / "a"), "model": {**cfg["model"], "init": str(first.best)}},
+              progress=False, overwrite=True)
