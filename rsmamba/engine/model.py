@@ -301,6 +301,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, size: tuple[int, int] | None
     return torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+def torch_device(name: str | torch.device, option: str = "--device") -> torch.device:
+    """``name`` as a torch device; a string torch cannot parse (``cuda:abc``, ``../x``) is one line."""
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"{option} {name!r}: not a device (cpu, cuda, cuda:1, ...)") from None
+
+
 class Predictor:
     """Runs a segmentation network on a batch of windows and returns class probabilities.
 
@@ -315,7 +323,7 @@ class Predictor:
         # (up-down, left-right) mirrors of the raster's grid against north up (raster.source.grid_mirrors):
         # the network sees every window north up, and its probabilities go back onto the raster's grid
         self.mirrors = mirrors
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         spec, self.tta_source = inference_tta(model, tta)  # None: the model's own (else plain)
         self.tta = parse_tta(spec, model.extra.get("config"), model.source or model.name)  # see rsmamba.engine.tta
         check_plan(self.tta, model.module, model.source or model.name)

@@ -39,6 +39,7 @@ from rsmamba.datasets.benchmark import open_datasets
 from rsmamba.errors import InputError
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_scores_from_hist
+from rsmamba.engine.model import torch_device
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
@@ -110,7 +111,7 @@ def _dist_info() -> tuple[int, int, int]:
 def _pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(name)
+    return torch_device(name, "train.device")
 
 
 def param_groups(cfg: dict, model: nn.Module) -> list[dict]:

@@ -57,3 +57,21 @@ def test_numpy_scalars_are_saved_as_python_numbers(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "np.pt", {**ckpt, "normalization": norm, "metrics": {"val_miou": np.float32(0.5)}})
     again = load_checkpoint(path)
     assert type(again["normalization"]["dsm"]["mean"]) is float and type(again["metrics"]["val_miou"]) is float
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path: Path) -> None:
+    """A diverged run's best.pt predicted class 0 everywhere, exit 0."""
+    ckpt = load_checkpoint(DEMO)
+    state = dict(ckpt["state_dict"])
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].clone().fill_(float("nan"))
+    path = save_checkpoint(tmp_path / "nan.pt", {**ckpt, "state_dict": state})
+    with pytest.raises(InputError, match="NaN or inf"):
+        build_from_checkpoint(path, ("segmentation",), "predict")
+
+
+def test_a_device_torch_cannot_parse_is_one_line() -> None:
+    from rsmamba.engine.model import torch_device
+
+    with pytest.raises(InputError, match="--device '../x': not a device"):
+        torch_device("../x")
