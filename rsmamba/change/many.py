@@ -51,11 +51,7 @@ def change_many(
         change_kwargs.pop(key, None)
     jobs = plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template)
     kwargs = {"model": model, **change_kwargs}
-    try:  # the record of what decides the pixels, as the runs will resolve it
-        loaded = load_change_model(model, image_count=band_count(jobs[0].inputs[0], change_kwargs))
-        settings = resolved_settings(loaded, kwargs)
-    except Exception:  # noqa: BLE001 - an unreadable first scene is that job's failure (--max-errors), not the batch's
-        settings = None
+    settings = resolved_settings(lambda: load_change_model(model, image_count=band_count(jobs[0].inputs[0], change_kwargs)),
+                                 kwargs)
     return run_many(change_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
-                    max_errors=max_errors, retries=retries, progress=progress,
-                    settings=settings)
+                    max_errors=max_errors, retries=retries, progress=progress, settings=settings)

@@ -7,6 +7,7 @@ expects when they differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,18 @@ def inference_tta(model: LoadedModel, tta: bool | str | TTAPlan | None) -> tuple
     return False, "default"
 
 
-def resolved_settings(model: LoadedModel, options: dict[str, Any]) -> dict[str, Any]:
+def resolved_settings(load: Callable[[], LoadedModel], options: dict[str, Any]) -> dict[str, Any] | None:
     """``options`` of a run with what it would resolve itself: the model's file, window, overlap and TTA.
 
     A batch folder records the settings its outputs were made with (``rsmamba.jobs``); an omitted
     ``--window`` and ``--window 512`` equal to the model's own, or the default model named by its
-    path, are the same settings and must read so.
+    path, are the same settings and must read so. ``load`` gives the model; where it fails (an
+    unreadable first scene), None: that is the job's failure to count (``--max-errors``), not the batch's.
     """
+    try:
+        model = load()
+    except Exception:  # noqa: BLE001 - said by the job that meets it
+        return None
     window, overlap, _ = inference_window(model, options.get("window"), options.get("overlap"))
     tta, _ = inference_tta(model, options.get("tta"))
     plan = tta if isinstance(tta, TTAPlan) else parse_tta(tta, model.extra.get("config"), model.source or model.name)

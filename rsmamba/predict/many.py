@@ -61,12 +61,7 @@ def predict_many(
         mine = [job for job in select_shard(jobs, shard) if predict_kwargs.get("overwrite") or not job.is_complete()]
         check_templates(dsm_template, [job.inputs[0] for job in mine], "DSM")
     kwargs = {"model": model, "dsm_template": dsm_template, **predict_kwargs}
-    try:  # the record of what decides the pixels, as the runs will resolve it
-        loaded = load_model(model, image_count=band_count(jobs[0].inputs[0], predict_kwargs),
-                            has_dsm=dsm_template is not None)
-        settings = resolved_settings(loaded, kwargs)
-    except Exception:  # noqa: BLE001 - an unreadable first scene is that job's failure (--max-errors), not the batch's
-        settings = None
+    settings = resolved_settings(lambda: load_model(model, image_count=band_count(jobs[0].inputs[0], predict_kwargs),
+                                                    has_dsm=dsm_template is not None), kwargs)
     return run_many(predict_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
-                    max_errors=max_errors, retries=retries, progress=progress,
-                    settings=settings)
+                    max_errors=max_errors, retries=retries, progress=progress, settings=settings)
