@@ -34,6 +34,8 @@ import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+from rsmamba.paths import files_behind
 from typing import Any
 
 from rsmamba.paths import output_problem
@@ -129,7 +131,7 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
     problems: list[str] = []
     existing: list[str] = []
     outs = [Path(o) for o in outputs]
-    ins = [Path(i) for i in inputs if i is not None and str(i) != ""]
+    ins = [Path(f) for i in inputs for f in files_behind(i)]  # a VRT's sources are inputs too
     if len({os.path.realpath(o) for o in outs}) != len(outs):
         problems.append("the outputs must be different files: " + ", ".join(str(o) for o in outs))
     for out in outs:

@@ -29,7 +29,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, files_behind, sorted_box
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, sorted_box
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
@@ -451,8 +451,7 @@ def evaluate_rasters(
     stem = out.with_suffix("")
     files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
     inputs = [prediction, reference, reference_t2, buildings, image, footprints]
-    behind = [f for p in inputs for f in files_behind(p)]  # a VRT's sources are inputs too
-    for problem in output_problems(files, inputs=behind, overwrite=overwrite):
+    for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
         problems.add(problem)
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
@@ -548,7 +547,7 @@ def evaluate_rasters(
         result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels,
                                "objects": "footprints" if footprints is not None else "class raster regions"}
 
-    with publish(files, inputs=behind, overwrite=overwrite) as pub:
+    with publish(files, inputs=inputs, overwrite=overwrite) as pub:
         pub[0].write_text(json.dumps(result, indent=2))
         with open(pub[1], "w", newline="") as fh:
             writer = csv.writer(fh)

@@ -115,3 +115,24 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
             raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
         layer = found[0]
     return gpd.read_file(path, engine="pyogrio", layer=layer if layer is not None else names[0])
+
+
+def files_behind(path: str | os.PathLike[str] | None) -> list[str]:
+    """The files GDAL reads for ``path``: itself and, for a VRT, its sources (with their sidecars).
+
+    An output named like a VRT's source is an input too: written, it would replace the imagery the
+    VRT points at. A path GDAL cannot open stands for itself.
+    """
+    if path is None or str(path) == "":
+        return []
+    import warnings
+
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a benchmark PNG without georeferencing is still an input
+            with rasterio.open(path) as ds:
+                return [str(path), *ds.files]
+    except Exception:  # noqa: BLE001 - an unreadable input (or a folder, a config) stands for itself
+        return [str(path)]

@@ -49,7 +49,7 @@ from rsmamba.classes import (
 from rsmamba.errors import InputError
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
-from rsmamba.raster.source import VECTOR_SUFFIXES, AlignedSource, files_behind
+from rsmamba.raster.source import VECTOR_SUFFIXES, AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 log = logging.getLogger(__name__)
@@ -206,8 +206,7 @@ def tile_scene(
     roles = ("image", "DSM", "labels", "t2", "labels-t2", "change labels", "instance targets")
     problems += [f"{role} {path}: file not found" for role, path in zip(roles, inputs)
                  if path is not None and not Path(path).exists()]  # said with the option problems, not after
-    behind = [f for p in inputs for f in files_behind(p)]  # a VRT's sources are inputs too
-    problems += output_problems([out_dir], inputs=behind, overwrite=overwrite, directory=True)
+    problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change-labels need --t2")
     if not 0 <= label_background <= IGNORE_INDEX:
@@ -258,7 +257,7 @@ def tile_scene(
                 targets = TargetReader(FootprintIds(instance_targets, crs=src.crs, transform=src.transform,
                                                     width=src.width, height=src.height, layer=instance_targets_layer),
                                        border_px, contact_px)
-            with publish([out_dir], inputs=behind, overwrite=overwrite, directory=True) as pub:
+            with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
                                 block, seed, progress, t2, classes, targets, declared)
     finally:

@@ -15,7 +15,7 @@ from rsmamba.engine.model import LoadedModel, Predictor
 from rsmamba.engine.pipeline import WeightCache, first_grid_row, run_pipeline
 from rsmamba.engine.stitch import RowStitcher, Strip, column_strips
 from rsmamba.engine.writer import BLOCK, OutputLayer, ScratchWriter
-from rsmamba.raster.source import AlignedSource, files_behind
+from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 __all__ = [
@@ -107,8 +107,7 @@ def check_output_path(path: Path, image: Path | list, problems: ProblemCollector
     images = image if isinstance(image, list) else [image]
     if Path(path).suffix.lower() not in RASTER_SUFFIXES:  # a .png/.jpg named output would still be a TIFF
         problems.add(f"{role} {path}: rasters are written as Cloud-Optimised GeoTIFFs; name it *.tif")
-    behind = [f for item in [*images, *inputs] for f in files_behind(item)]  # a VRT's sources are inputs too
-    for problem in output_problems([path], inputs=behind, overwrite=overwrite):
+    for problem in output_problems([path], inputs=[*images, *inputs], overwrite=overwrite):
         problems.add(f"{role}: {problem}")
 
 

@@ -162,21 +162,6 @@ def grid_mirrors(transform: Any) -> tuple[bool, bool]:
     return transform.e > 0, transform.a < 0
 
 
-def files_behind(path: PathLike | None) -> list[str]:
-    """The files GDAL reads for ``path``: itself and, for a VRT, its sources (with their sidecars).
-
-    An output named like a VRT's source is an input too: written, it would replace the imagery the
-    VRT points at. A path GDAL cannot open stands for itself.
-    """
-    if path is None:
-        return []
-    try:
-        with rasterio.open(path) as ds:
-            return [str(path), *ds.files]
-    except Exception:  # noqa: BLE001 - an unreadable input is reported by its own check
-        return [str(path)]
-
-
 def class_field_problem(values: Any, where: str, class_field: str) -> str | None:
     """Why a vector layer's class field cannot be burnt as class ids (strings, nulls, fractions,
     ids outside 0..254), or None: truncated, 1.5 would become class 1; 300 or -1 would wrap."""

@@ -39,7 +39,7 @@ from rasterio.windows import Window
 from rsmamba.atomic import publish, settle_inputs
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.paths import vector_path_problem
-from rsmamba.raster.source import bands_valid, data_bands, files_behind, same_grid
+from rsmamba.raster.source import bands_valid, data_bands, same_grid
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
@@ -561,8 +561,7 @@ def vectorize_raster(
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
     if append and overwrite:
         raise InputError("--append adds to a layer, --overwrite replaces it: pass one of them")
-    inputs = [f for p in (raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else []))
-              for f in files_behind(p)]  # a VRT's sources are inputs too: written over, the imagery is gone
+    inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]
     from tqdm import tqdm
 
     with rasterio.open(plan.raster) as src, publish([output], inputs=inputs,
