@@ -612,7 +612,10 @@ def _command():
         return app
     command = typer.main.get_command(app)
     for cmd in [command, *getattr(command, "commands", {}).values()]:
-        for param in cmd.params:  # typer's own (vendored) click classes: by what they are, not their type
+        # --help is made (and cached) on first use, outside cmd.params: made here, so it is a flag too
+        help_option = cmd.get_help_option(cmd.context_class(cmd))
+        for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+            # typer's own (vendored) click classes: by what they are, not their type
             if getattr(param, "param_type_name", "") == "option" and (param.is_flag or param.count):
                 param.metavar = ""
     return command

@@ -127,3 +127,18 @@ def test_a_librarys_python_warning_is_one_log_line_on_the_cli(capsys) -> None:
         warnings.simplefilter("always")
         warnings.warn("Detected something odd\nsecond line of detail", RuntimeWarning, stacklevel=1)
     assert capsys.readouterr().err == "rsmamba: WARNING: Detected something odd (RuntimeWarning)\n"
+
+
+@pytest.mark.parametrize("verb", [[], ["predict"], ["vectorize"]])
+def test_help_shows_no_value_hint_on_flags_and_counters(verb, capsys, monkeypatch) -> None:
+    """typer shows ``--overwrite <bool>``, ``-v <int>`` and ``--help <bool>``: they read as options taking a value."""
+    monkeypatch.setenv("COLUMNS", "200")
+    assert cli.main([*verb, "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    help_line = next(line for line in lines if "--help" in line)
+    assert "<bool>" not in help_line
+    for flag in ("--verbose", "--quiet", "--overwrite", "--no-tta"):
+        for line in (line for line in lines if f"{flag} " in line):
+            assert "<bool>" not in line and "<int>" not in line, line
+    if verb == ["predict"]:
+        assert any("--window" in line and "<int>" in line for line in lines)  # options taking a value keep theirs
