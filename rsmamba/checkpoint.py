@@ -124,6 +124,16 @@ def state_dict_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) 
     return "; ".join(parts) or None
 
 
+def check_finite(path: str | os.PathLike[str], state_dict: dict) -> None:
+    """Refuse weights holding NaN or inf: a diverged run's, with which every pixel is class 0 (predict) or
+    every loss NaN from the first step (an --init), without a word."""
+    bad = [k for k, v in state_dict.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(f"{path}: {len(bad)} weight tensor{'s' * (len(bad) != 1)} hold NaN or inf ({bad[0]}, ...): "
+                         "the training that wrote it diverged; use an earlier checkpoint")
+
+
 def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], verb: str):
     """(checkpoint dict, ModelInfo, module with the weights loaded) for a model of one of ``tasks``.
 
@@ -142,11 +152,7 @@ def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], 
     mismatch = state_dict_mismatch(module, ckpt["state_dict"])
     if mismatch:
         raise InputError(f"{path}: weights do not fit model {ckpt['model']!r}: {mismatch}")
-    bad = [k for k, v in ckpt["state_dict"].items()
-           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:  # a diverged run's weights: every pixel would be class 0, without a word
-        raise InputError(f"{path}: {len(bad)} weight tensor{'s' * (len(bad) != 1)} hold NaN or inf ({bad[0]}, ...): "
-                         "the training that wrote it diverged; use an earlier checkpoint")
+    check_finite(path, ckpt["state_dict"])
     module.load_state_dict(ckpt["state_dict"])
     heads = ckpt["model_kwargs"].get("num_classes")  # a segmentation head: the classes, then instance channels
     wanted = len(ckpt["classes"]) + len((ckpt.get("instances") or {}).get("channels") or ())

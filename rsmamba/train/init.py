@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from rsmamba.checkpoint import load_checkpoint
+from rsmamba.checkpoint import check_finite, load_checkpoint
 from rsmamba.errors import InputError
 from rsmamba.pretrained import adapt_input_weight
 
@@ -110,6 +110,7 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     that fits nowhere (no tensor loaded) is refused: training from it would be training from scratch.
     """
     ckpt = load_checkpoint(path)
+    check_finite(path, ckpt["state_dict"])
     src = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}  # DataParallel's wrapping
     src_image = len(ckpt["bands"]["image"])
     src_dsm = bool(ckpt["bands"].get("dsm"))

@@ -223,6 +223,35 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _train_state(path: Path, ckpt: dict) -> dict:
+    """``ckpt``'s training state, its shape checked: a last.pt is a file from anywhere, and a wrong type in
+    it would be a traceback later, or a loop of a billion epochs (epoch -1e9)."""
+    state = ckpt.get("train_state")
+    if state is None:
+        raise InputError(f"{path}: has no training state to resume from (use last.pt)")
+    problems = []
+    if not isinstance(state, dict):
+        problems.append(f"train_state is a {type(state).__name__}, not a mapping")
+    else:
+        for key in ("model", "optimizer", "scheduler", "scaler", "rng"):
+            if not isinstance(state.get(key), dict):
+                problems.append(f"{key} is {'missing' if key not in state else type(state[key]).__name__}")
+        if state.get("ema") is not None and not isinstance(state["ema"], dict):
+            problems.append(f"ema is a {type(state['ema']).__name__}")
+        epoch = state.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= 1_000_000:
+            problems.append(f"epoch is {epoch!r}, not a count of epochs")
+        best = state.get("best_metric")
+        if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best) or best == math.inf:
+            problems.append(f"best_metric is {best!r}")
+        history = state.get("history")
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            problems.append("history is not a list of epoch rows")
+    if problems:
+        raise InputError(f"{path}: its training state is not one rsmamba wrote ({'; '.join(problems)})")
+    return state
+
+
 def _seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -471,6 +500,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
     if resume:  # checked (and safely loaded) before the folder is locked: a bad path is an input error
         path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
         loaded = (path, load_checkpoint(path))
+        _train_state(path, loaded[1])
     try:
         with lock_outputs([out_dir] if rank == 0 else []):
             return _train(cfg, world, rank, device, resume, progress, loaded)
@@ -664,9 +694,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         path, ckpt = loaded if loaded is not None else (
             Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt", None)
         ckpt = ckpt if ckpt is not None else load_checkpoint(path)
-        state = ckpt.get("train_state")
-        if state is None:
-            raise InputError(f"{path}: has no training state to resume from (use last.pt)")
+        state = _train_state(path, ckpt)
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -674,12 +702,18 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             scaler.load_state_dict(state["scaler"])
             if ema is not None and state.get("ema") is not None:
                 ema.load_state_dict(state["ema"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # another model, width or class count
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            # another model, width or class count
             raise InputError(f"{path}: its training state does not fit this config's model (checkpoint: "
                              f"{ckpt.get('model')} {ckpt.get('model_kwargs')}; config: {cfg['model']['name']} "
                              f"{model_kwargs}); resume with the config that run was trained with") from exc
-        _set_rng_state(state["rng"])
-        start_epoch, best_metric, history = state["epoch"], state["best_metric"], state["history"]
+        try:
+            _set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise InputError(f"{path}: its training state's random-number states are not ones this "
+                             f"run can take ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                             "it is no last.pt rsmamba wrote") from exc
+        start_epoch, best_metric, history = state["epoch"], float(state["best_metric"]), state["history"]
 
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,12 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "nan.pt", {**ckpt, "state_dict": state})
     with pytest.raises(InputError, match="NaN or inf"):
         build_from_checkpoint(path, ("segmentation",), "predict")
+    from rsmamba.models import create_model
+    from rsmamba.train.init import init_from_checkpoint
+
+    model = create_model(ckpt["model"], **ckpt["model_kwargs"])  # train --init: NaN losses from the first step
+    with pytest.raises(InputError, match="NaN or inf"):
+        init_from_checkpoint(model, path, image_bands=3, dsm=True, num_classes=ckpt["model_kwargs"]["num_classes"])
 
 
 def test_a_device_torch_cannot_parse_is_one_line() -> None:

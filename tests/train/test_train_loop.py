@@ -204,3 +204,46 @@ def test_the_out_folder_writes_over_no_input_and_not_into_the_data(small_chips: 
     with pytest.raises(InputError, match="would write over model.init"):
         train({**cfg, "out": str(tmp_path / "a"), "model": {**cfg["model"], "init": str(first.best)}},
               progress=False, overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(small_chips: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    cfg = _cfg(small_chips, out, epochs=2, stop_after_epochs=1)
+    cfg["model"]["kwargs"]["width"] = 4
+    train(cfg, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("tamper, said", [
+    (lambda s: s.update(epoch=-10**9), "epoch is -1000000000"),
+    (lambda s: s.update(epoch="3"), "epoch is '3'"),
+    (lambda s: s.update(history=5), "history is not a list"),
+    (lambda s: s.update(best_metric="x"), "best_metric is 'x'"),
+    (lambda s: s.pop("rng"), "rng is missing"),
+    (lambda s: s.update(optimizer=[1, 2]), "optimizer is list"),
+    (lambda s: s["rng"].update(python=(3, "junk", None)), "random-number states"),
+    (lambda s: s["rng"].update(torch=torch.zeros(3)), "random-number states"),
+    (lambda s: s["optimizer"].update(param_groups="x"), "does not fit this config's model"),
+])
+def test_resume_from_a_tampered_last_pt_is_one_input_error(small_chips: Path, stopped_run: Path, tmp_path: Path,
+                                                          tamper, said) -> None:
+    """A last.pt is a file from anywhere: a wrong type in its training state was a traceback, or (epoch
+    -1e9) a loop of a billion epochs."""
+    from rsmamba.checkpoint import save_checkpoint
+
+    def cfg(out: Path) -> dict:
+        c = _cfg(small_chips, out, epochs=2)
+        c["model"]["kwargs"]["width"] = 4
+        return c
+
+    ckpt = load_checkpoint(stopped_run / "last.pt")
+    tamper(ckpt["train_state"])
+    out = tmp_path / "run"
+    out.mkdir()
+    save_checkpoint(out / "last.pt", {k: v for k, v in ckpt.items() if k not in ("format", "created")})
+    before = (out / "last.pt").read_bytes()
+    with pytest.raises(InputError, match="last.pt") as err:
+        train(cfg(out), resume=True, progress=False)
+    assert said in str(err.value)
+    assert (out / "last.pt").read_bytes() == before
