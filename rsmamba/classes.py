@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.paths import load_yaml
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,7 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: class table not found")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{p}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
+    raw = load_yaml(p)
     items = raw.get("classes") if isinstance(raw, dict) else raw
     problems = ProblemCollector()
     if not isinstance(items, list) or not items:

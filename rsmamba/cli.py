@@ -6,9 +6,8 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 
 from __future__ import annotations
 
-import signal
 import math
-import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -20,7 +19,8 @@ from rsmamba.runlog import new_run
 
 from rsmamba import cli_options as opt
 from rsmamba.cli_options import STATE, parse_float_list, parse_int_list
-from rsmamba.errors import InputError, RsmambaError
+from rsmamba.errors import InputError, RsmambaError, environment_message, not_utf8_problem
+from rsmamba.errors import one_line as _one_line
 
 app = typer.Typer(
     name="rsmamba",
@@ -322,6 +322,7 @@ def change(
     resume: bool = opt.resume_option(),
     dry_run: bool = opt.dry_run_option(),
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
+    allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow one epoch in a geographic CRS, the other projected (t2 warped onto t1's grid)."),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
     change_threshold: Optional[float] = typer.Option(None, "--change-threshold", help="Change where the blended p(change) exceeds this (0-1); default: the model's calibrated threshold, else 0.5."),
@@ -351,6 +352,7 @@ def change(
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
             force=force, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta, amp=amp, compress=compress,
+            allow_geographic_mix=allow_geographic_mix,
             progress=STATE.progress, overwrite=overwrite, co=_creation_options(co), name_template=name_template,
             resume=resume, dry_run=dry_run,  # one pair at a time: refused there
         )
@@ -366,6 +368,7 @@ def change(
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
         progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta,
         amp=amp, compress=compress, resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
+        allow_geographic_mix=allow_geographic_mix,
     )
     typer.echo(summary.describe())
 
@@ -568,10 +571,6 @@ def _click_kind(exc: BaseException) -> str | None:
     return None
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _usage_line(exc: BaseException) -> str:
     """Click's message, plus where to look for help, on one line (click prints usage + hint + error)."""
     message = _one_line(exc.format_message())  # type: ignore[attr-defined]
@@ -581,28 +580,9 @@ def _usage_line(exc: BaseException) -> str:
 
 
 def _environment_error(exc: BaseException) -> str | None:
-    """A one-line message for errors of the user's files or machine that reach the boundary unwrapped.
-
-    OSError (permissions, a full disk, a missing or unreadable file; rasterio's RasterioIOError is
-    one), the I/O errors of rasterio/pyogrio/fiona, and running out of memory (host or GPU).
-    Anything else is a bug and keeps its traceback.
-    """
-    module = type(exc).__module__ or ""
-    scan = sys.modules.get("rsmamba.kernels.selective_scan")  # loaded if the error came from there
-    if scan is not None and isinstance(exc, scan.ScanBackendError):
-        source = "RSMAMBA_SCAN_BACKEND" if os.environ.get("RSMAMBA_SCAN_BACKEND") else "backend"
-        return f"rsmamba: error: {_one_line(str(exc))} ({source})"
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # numpy's, torch's (CUDA)
-        return (f"rsmamba: error: out of memory ({_one_line(str(exc)) or type(exc).__name__}); ask for less at "
-                "once (predict, change: a smaller --window or --batch-size; synth: a smaller --size) or use a "
-                "machine with more memory")
-    if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
-        cause = exc.__cause__ or exc.__context__
-        if "See previous exception" in str(exc) and cause is not None:  # GDAL's own message names the file
-            exc = cause
-        text = _one_line(str(exc)) or type(exc).__name__
-        return f"rsmamba: error: {text}"
-    return None
+    """``rsmamba: error: ...`` for errors of the user's files or machine (:func:`environment_message`)."""
+    text = environment_message(exc)
+    return None if text is None else f"rsmamba: error: {text}"
 
 
 def _command():
@@ -632,6 +612,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     new_run()
     previous = _terminate_like_interrupt()
     _TERMINATED.clear()
+    bad = [p for p in map(not_utf8_problem, sys.argv[1:] if argv is None else list(argv)) if p]
+    if bad:  # an argument in another encoding: a UnicodeEncodeError deep in a run, else
+        typer.echo(f"rsmamba: error: {bad[0]}", err=True)
+        return 2
     try:
         result = _command()(args=argv, standalone_mode=False, prog_name="rsmamba")
         if result == 130:  # typer turns Ctrl-C (and SIGTERM, below) into exit 130, silently

@@ -6,6 +6,9 @@ all of them in one go instead of re-running once per mistake.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from collections.abc import Iterable
 
 
@@ -23,6 +26,11 @@ class InputError(RsmambaError):
     def __init__(self, problems: str | Iterable[str]):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class MissingSplit(InputError):
+    """A dataset split with no samples at all (no val chips, no labelled test tiles): for validation, a
+    run goes on without it, with a warning; any other problem of the split is the user's to fix."""
 
 
 class ProblemCollector:
@@ -62,3 +70,52 @@ def missing_files(paths: Iterable[object], where: str, shown: int = 10) -> Input
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (GDAL, dask and safetensors write several), or its type."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def one_line(text: str) -> str:
+    """A message on one line; a DataLoader worker's error, re-raised with its traceback, as its last line."""
+    text = str(text)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]  # "rsmamba.errors.InputError: ..."
+        text = re.sub(r"^[\w.]+: ", "", last, count=1)
+    return " ".join(text.split())
+
+
+def not_utf8_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a name Python decoded with surrogate escapes (Latin-1 from an old Windows share) cannot be used,
+    or None: rasterio passes names to GDAL as UTF-8 and fails deep in a run (a UnicodeEncodeError)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return (f"{shown}: the name is not UTF-8 (written on another system?); GDAL and rasterio open UTF-8 "
+                "names only: rename it (e.g. convmv -f latin1 -t utf8)")
+
+
+def environment_message(exc: BaseException) -> str | None:
+    """One line for an error of the user's files or machine that was raised unwrapped, or None (a bug).
+
+    OSError (permissions, a full disk, a missing or unreadable file; rasterio's RasterioIOError is
+    one), the I/O errors of rasterio/pyogrio/fiona, a file name not in UTF-8, the selective scan's
+    backend errors, and running out of memory (host or GPU). The CLI prints it for one run; a batch
+    (:mod:`rsmamba.jobs`) records it as the failed job's reason.
+    """
+    module = type(exc).__module__ or ""
+    scan = sys.modules.get("rsmamba.kernels.selective_scan")  # loaded if the error came from there
+    if scan is not None and isinstance(exc, scan.ScanBackendError):
+        source = "RSMAMBA_SCAN_BACKEND" if os.environ.get("RSMAMBA_SCAN_BACKEND") else "backend"
+        return f"{one_line(str(exc))} ({source})"
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # numpy's, torch's (CUDA)
+        return (f"out of memory ({one_line(str(exc)) or type(exc).__name__}); ask for less at once (predict, "
+                "change: a smaller --window or --batch-size; synth: a smaller --size) or use a machine with more "
+                "memory")
+    if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):  # a file found in a folder
+        return not_utf8_problem(str(exc.object)) or one_line(str(exc))
+    if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):
+        cause = exc.__cause__ or exc.__context__
+        if "See previous exception" in str(exc) and cause is not None:  # GDAL's own message names the file
+            exc = cause
+        return one_line(str(exc)) or type(exc).__name__
+    return None

@@ -29,7 +29,8 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, sorted_box
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem
+from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,15 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> Non
     if grid.crs is None or ref_crs is None:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
                          "cannot bring it onto the prediction grid")
-    left, bottom, right, top = transform_bounds(ref_crs, grid.crs, *sorted_box(*ref_bounds))
-    pl, pb, pr, pt = sorted_box(*rasterio.transform.array_bounds(grid.height, grid.width, grid.transform))
+    left, bottom, right, top = transform_bounds(ref_crs, grid.crs, *ref_bounds)  # min/max boxes
+    pl, pb, pr, pt = raster_extent(grid.width, grid.height, grid.transform)
     if left >= pr or right <= pl or bottom >= pt or top <= pb:
         raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
 
 
 def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
-                      burn: int | None = None, layer_name: str | None = None) -> np.ndarray:
+                      burn: int | None = None, layer_name: str | None = None,
+                      notes: list[str] | None = None) -> np.ndarray:
     """The reference labels on the prediction grid (uint8, or int32 for other integer rasters; 255 where unknown).
 
     ``layer_name``: the layer of a vector reference file that holds several.
@@ -161,7 +163,16 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         if same:
             ref = _compact(src.read(1))
         else:
-            _check_overlap(src.crs, src.bounds, grid, ref_path)
+            _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
+            ours = f"{abs(grid.transform.a):g} x {abs(grid.transform.e):g}" if grid.transform.b == grid.transform.d == 0 \
+                else "rotated"
+            message = (f"reference {ref_path}: on another grid than the prediction (pixels {src.res[0]:g} x "
+                       f"{src.res[1]:g}{'' if src.crs == grid.crs else ', another CRS'}; the prediction's {ours}): "
+                       "resampled (nearest) onto it, which moves class edges by up to half a pixel; for exact "
+                       "scores predict on the reference's grid")
+            log.warning(message)
+            if notes is not None:
+                notes.append(message)
             out = np.full((grid.height, grid.width), IGNORE_INDEX if nodata is None else nodata, dtype=src.dtypes[0])
             reproject(rasterio.band(src, 1), out, dst_transform=grid.transform, dst_crs=grid.crs,
                       resampling=Resampling.nearest, dst_nodata=IGNORE_INDEX if nodata is None else nodata)
@@ -456,17 +467,18 @@ def evaluate_rasters(
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
     pred, valid, grid, change = _read_prediction(prediction)
+    resampled: list[str] = []
     if layout is not None:
         ref, layout_classes = _layout_reference(reference, layout, pred.shape)
         classes = classes or layout_classes
         if layout == "isprs" and not exclude:
             exclude = [5]
     else:
-        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer)
+        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled)
     semantic = None
     if reference_t2 is not None:
         ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape)[0] if layout is not None
-                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer))
+                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=resampled))
         semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
         top = int(ref[ref != IGNORE_INDEX].max(initial=0))
@@ -476,7 +488,7 @@ def evaluate_rasters(
         classes = list(CHANGE_CLASSES) if semantic is not None else classes or list(CHANGE_CLASSES)
     table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
     classes = list(table or ISPRS_CLASSES)
-    reference_warnings = [*_nodata_warnings(prediction, "prediction", classes),
+    reference_warnings = [*resampled, *_nodata_warnings(prediction, "prediction", classes),
                           *(_nodata_warnings(reference, "reference", classes) if layout is None else [])]
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "

@@ -28,7 +28,8 @@ from scipy import ndimage
 
 from rsmamba.errors import InputError
 from rsmamba.paths import read_vector
-from rsmamba.raster.source import VECTOR_SUFFIXES, sorted_box
+from rsmamba.raster.source import VECTOR_SUFFIXES
+from rsmamba.raster.windows import raster_extent, window_extent
 
 CHANNELS = ("interior", "border", "contact")
 TARGET_IGNORE = 255
@@ -69,7 +70,7 @@ class FootprintIds:
                 raise InputError(f"--instance-targets {self.path}: footprint layer has no CRS")
             geoms = layer.to_crs(crs).geometry.to_numpy()
             keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-            grid = shapely.box(*sorted_box(*rasterio.transform.array_bounds(height, width, transform)))
+            grid = shapely.box(*raster_extent(width, height, transform))
             if not keep.any() or not shapely.intersects(grid, geoms[keep]).any():
                 # all-zero targets, exit 0: a layer in another CRS than it says, or of another place
                 raise InputError(f"--instance-targets {self.path}: no footprint overlaps the image; check its CRS")
@@ -105,7 +106,7 @@ class FootprintIds:
             return out
         import shapely
 
-        box = shapely.box(*rasterio.windows.bounds(window, self.transform))
+        box = shapely.box(*window_extent(window, self.transform))
         hits = self._tree.query(box, predicate="intersects")
         if not len(hits):
             return np.zeros((h, w), np.int64)

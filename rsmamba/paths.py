@@ -11,6 +11,9 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from rsmamba.errors import InputError, first_line
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -92,8 +95,6 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
     """
     import geopandas as gpd
 
-    from rsmamba.errors import InputError
-
     if Path(path).suffix.lower() in PARQUET_SUFFIXES:
         try:
             import pyarrow  # noqa: F401
@@ -136,3 +137,56 @@ def files_behind(path: str | os.PathLike[str] | None) -> list[str]:
                 return [str(path), *ds.files]
     except Exception:  # noqa: BLE001 - an unreadable input (or a folder, a config) stands for itself
         return [str(path)]
+
+
+YAML_MAX_NODES = 100_000  # a config or class table is tens of nodes; a "billion laughs" file is 10^9
+
+
+def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Any:
+    """The YAML (or JSON) document of the file ``source`` (or of ``text``, named ``source`` in errors),
+    safely: no Python objects (``safe_load``), UTF-8, and no alias bomb. Aliases share one node, so a
+    nine-line file of nested ``*a`` aliases loads small, then expands to 10^9 items in whatever walks it
+    (a deep copy, a dump, a check): its expanded size is counted on the node graph first."""
+    import yaml
+
+    if text is None:
+        try:
+            text = Path(source).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{source}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        size = _expanded_size(root, {}, set())
+        if size > YAML_MAX_NODES:
+            raise InputError(f"{source}: its aliases expand to over {YAML_MAX_NODES} values; not a config "
+                             "(a YAML 'billion laughs' file?)")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML ({first_line(exc)})") from None
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply to be a config") from None
+
+
+def _expanded_size(node: Any, memo: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values ``node`` is once every alias is expanded (memoised per node: linear in the file)."""
+    if node is None:
+        return 0
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_nodes:
+        import yaml
+
+        raise yaml.YAMLError("a recursive alias (a value that holds itself)")
+    open_nodes.add(key)
+    size = 1
+    value = getattr(node, "value", None)
+    if isinstance(value, list):
+        for item in value:
+            for part in item if isinstance(item, tuple) else (item,):
+                size += _expanded_size(part, memo, open_nodes)
+                if size > YAML_MAX_NODES:
+                    break
+    open_nodes.discard(key)
+    memo[key] = size
+    return size

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from tqdm import tqdm
 
@@ -50,7 +49,7 @@ from rsmamba.errors import InputError
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
 from rsmamba.raster.source import VECTOR_SUFFIXES, AlignedSource
-from rsmamba.raster.windows import WindowGrid
+from rsmamba.raster.windows import WindowGrid, window_extent
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +327,13 @@ def _tile(
     unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - known)
     if unknown:  # training would index past the model's classes, or learn ids no one named
         table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
+        background = src.labels_background
+        if background in unknown:  # not a value of the layer: the pixels outside its polygons
+            raise InputError(f"labels {labels}: class id {background} is --background (the pixels outside the "
+                             f"polygons) and not in the class table ({table}); add class {background} to the "
+                             f"table, or --background {IGNORE_INDEX} to leave those pixels unlabelled"
+                             + (f" (the layer's own ids {', '.join(map(str, [u for u in unknown if u != background]))}"
+                                " are not in it either)" if len(unknown) > 1 else ""))
         raise InputError(f"labels {labels}: class id{'s' * (len(unknown) > 1)} {', '.join(map(str, unknown))} "
                          f"not in the class table ({table}); pass --class-table naming your classes")
     empty = [name for name, fraction in zip(SPLITS, split) if fraction > 0 and not summary.chips[name]]
@@ -345,7 +351,7 @@ def _tile(
     meta = {
         "image": str(Path(image).resolve()), "dsm": str(Path(dsm).resolve()) if dsm else None,
         "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
-        "gsd_m": pixel_size_m(src.crs, src.transform),  # None without a projected CRS; goes into checkpoints
+        "gsd_m": pixel_size_m(src.crs, src.transform, src.width, src.height),  # None without a CRS; into checkpoints
         "t2": str(Path(t2).resolve()) if t2 else None,
         "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
         "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
@@ -435,7 +441,7 @@ def _write_chip(
             for i, name in enumerate(("interior", "border", "contact"), start=1):
                 dst.set_band_description(i, name)
             dst.write(t)
-    minx, miny, maxx, maxy = window_bounds(window, src.transform)
+    minx, miny, maxx, maxy = window_extent(window, src.transform)
     row.update(
         row_off=int(window.row_off), col_off=int(window.col_off), width=int(window.width), height=int(window.height),
         minx=minx, miny=miny, maxx=maxx, maxy=maxy, valid_fraction=round(valid_fraction, 6),

@@ -11,6 +11,7 @@ crops, so a score is over every labelled pixel.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
 from rsmamba.datasets.chips import ChipDataset, TilingInfo
 from rsmamba.datasets.layouts import (
     LANDSAT_SCD_CLASSES,
+    POTSDAM_TRAIN,
+    VAIHINGEN_TRAIN,
     LOVEDA_CLASSES,
     LOVEDA_COLOURS,
     SECOND_CLASSES,
@@ -34,12 +37,15 @@ from rsmamba.datasets.layouts import (
     LoveDADataset,
     Pair,
     SECONDDataset,
+    isprs_label_path,
     isprs_pairs,
     isprs_rgb_to_ids,
+    note_unreadable,
 )
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, MissingSplit
 from rsmamba.raster.normalize import normalize_dsm
 
+log = logging.getLogger(__name__)
 LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
 # Landsat-SCD labels are index images; these display colours are ours, not the dataset's.
 LANDSAT_SCD_COLOURS = ((255, 255, 255), (0, 155, 0), (255, 165, 0), (230, 30, 100), (0, 170, 240))
@@ -121,10 +127,13 @@ class ISPRSDataset(Dataset):
         for p in pairs:
             with _quiet_open(p.image) as src:
                 self.sizes.append((src.height, src.width))
-            if p.labels is not None:  # crops are read by the same window from both: sizes must agree
-                with _quiet_open(p.labels) as src:
+            # crops are read by the same window from each file (no usable georeferencing): sizes must agree
+            for other in (p.labels, p.dsm if use_dsm else None):
+                if other is None:
+                    continue
+                with _quiet_open(other) as src:
                     if (src.height, src.width) != self.sizes[-1]:
-                        problems.append(f"{p.labels}: {src.width} x {src.height} px, its image {p.image.name} "
+                        problems.append(f"{other}: {src.width} x {src.height} px, its image {p.image.name} "
                                         f"{self.sizes[-1][1]} x {self.sizes[-1][0]} px")
         if problems:
             raise InputError(problems)
@@ -159,7 +168,9 @@ class ISPRSDataset(Dataset):
             x = np.concatenate([x, d[None]])
         if pair.labels is not None:
             with _quiet_open(pair.labels) as src:
-                mask = isprs_rgb_to_ids(src.read(window=win)).astype(np.int64)
+                rgb = src.read(window=win)
+            mask = isprs_rgb_to_ids(rgb).astype(np.int64)
+            note_unreadable(pair.labels, mask, (rgb[:3] == 0).all(0))  # black: the eroded labels' boundaries
         else:
             mask = np.full(raw.shape[1:], IGNORE_INDEX, np.int64)
         if origin is not None:  # a validation crop: the part an earlier crop scored is not scored again
@@ -223,10 +234,36 @@ def _isprs_stats(pairs: list[Pair], use_dsm: bool) -> tuple[list[float], list[fl
     return [float(m) for m in mean], [float(s) or 1.0 for s in std], dmean, dstd
 
 
+def isprs_val_tiles(city: str, given: Sequence[Any] | None) -> list[str]:
+    """``data.val_tiles`` as tile names (``area30``, ``2_10``), each checked to be an official training
+    tile: a name of no training tile held nothing out and turned validation off without a word (YAML
+    reads an unquoted Potsdam ``2_10`` as the number 210, so the tiles meant for validation were trained on)."""
+    known = [f"area{n}" for n in VAIHINGEN_TRAIN] if city == "vaihingen" else list(POTSDAM_TRAIN)
+    names, problems = [], []
+    for t in given or []:
+        name = str(t).strip()
+        if city == "vaihingen":
+            name = f"area{name.removeprefix('area')}"
+        if name in known:
+            names.append(name)
+            continue
+        hint = ""
+        if city == "potsdam" and isinstance(t, int):
+            quoted = [k for k in known if k.replace("_", "") == str(t)]
+            hint = f" (YAML read an unquoted {quoted[0]} as the number {t}: quote it, '{quoted[0]}')" if quoted else ""
+        problems.append(f"data.val_tiles: {t!r} is no {city} training tile{hint}")
+    if problems:
+        problems.append(f"the {city} training tiles: {', '.join(known)}")
+        raise InputError(problems)
+    if names and len(set(names)) == len(known):
+        raise InputError(f"data.val_tiles holds every {city} training tile: none is left to train on")
+    return names
+
+
 def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool) -> Dataset:
     city = d.get("city") or "vaihingen"
     dsm = (d.get("dsm_source") or "dsm") if d.get("use_dsm") else None
-    val_tiles = [str(t) if city == "potsdam" else f"area{t}" for t in d.get("val_tiles") or []]
+    val_tiles = isprs_val_tiles(city, d.get("val_tiles")) if city in ("vaihingen", "potsdam") else []
     eroded = bool(d.get("eroded")) and not train  # the papers train on full labels, score on eroded ones
     if split == "train":
         pairs = [p for p in isprs_pairs(d["root"], city, False, variant=d.get("variant"), dsm=dsm, splits=("train",))
@@ -239,15 +276,26 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
             pairs = isprs_pairs(d["root"], city, eroded, variant=d.get("variant"), dsm=dsm, splits=("test",))
     else:
         raise InputError(f"ISPRS split must be train, val or test, got {split!r}")
-    unlabelled = [p.image.name for p in pairs if p.labels is None]
+    unlabelled = [p for p in pairs if p.labels is None]
     if train and unlabelled:  # trained as all-ignore, they would teach nothing and say nothing
         more = f" and {len(unlabelled) - 10} more" if len(unlabelled) > 10 else ""
-        raise InputError(f"{d['root']}: no label file for the {city} training tiles {', '.join(unlabelled[:10])}"
-                         f"{more}; restore them (the official split trains on each)")
+        raise InputError(f"{d['root']}: no label file for the {city} training tiles "
+                         f"{', '.join(p.image.name for p in unlabelled[:10])}{more} (e.g. "
+                         f"{isprs_label_path(d['root'], city, unlabelled[0].tile, False)}); restore them "
+                         "(the official split trains on each)")
+    if not train and eroded and unlabelled:  # the papers score on eroded labels: not on full ones, silently
+        full = {p.tile for p in isprs_pairs(d["root"], city, False, variant=d.get("variant"), dsm=dsm,
+                                            splits=("train", "test")) if p.labels is not None}
+        lacking = [p.tile for p in unlabelled if p.tile in full]
+        if lacking:
+            raise InputError(f"{d['root']}: no eroded (boundary-free) labels for the {city} {split} tiles "
+                             f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}, whose full labels are "
+                             f"there (e.g. {isprs_label_path(d['root'], city, lacking[0], True)}); restore them, "
+                             "or score on the full labels with --set data.eroded=false")
     if not train:
         pairs = [p for p in pairs if p.labels is not None]
         if not pairs:
-            raise InputError(f"{d['root']}: no labelled {city} tiles for split {split!r}")
+            raise MissingSplit(f"{d['root']}: no labelled {city} tiles for split {split!r}")
     if info is None:
         mean, std, dmean, dstd = _isprs_stats(pairs, dsm is not None)
         mean, std = list(d.get("mean") or mean), list(d.get("std") or std)
@@ -284,6 +332,31 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
                           d.get("samples_per_epoch"))
 
 
+def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:
+    """Normalise ``ds``'s samples with a checkpoint's ``normalization`` (as predict feeds its model),
+    not the data's own statistics: a held-out scene's chips scored with theirs overstated a model by 9
+    mIoU points against what it maps."""
+    import dataclasses
+
+    target = ds.base if isinstance(ds, CroppedDataset) else ds
+    image, dsm = norm.get("image") or {}, norm.get("dsm")
+    if "mean" not in image or "std" not in image:
+        raise InputError("the checkpoint records no image normalisation")
+    if isinstance(target, (ChipDataset, ISPRSDataset)):
+        if len(image["mean"]) != len(target.info.image_mean):
+            raise InputError(f"the checkpoint normalises {len(image['mean'])} image bands, the data have "
+                             f"{len(target.info.image_mean)}")
+        target.info = dataclasses.replace(
+            target.info, image_mean=[float(v) for v in image["mean"]], image_std=[float(v) for v in image["std"]],
+            dsm_mean=float(dsm["mean"]) if dsm else target.info.dsm_mean,
+            dsm_std=float(dsm["std"]) if dsm else target.info.dsm_std)
+        if dsm and dsm.get("mode"):
+            target.dsm_mode = dsm["mode"]
+    else:  # the folder benchmarks (LoveDA, SECOND, Landsat-SCD): per-band tensors
+        target.mean = torch.tensor(image["mean"], dtype=torch.float32)[:, None, None]
+        target.std = torch.tensor(image["std"], dtype=torch.float32)[:, None, None]
+
+
 def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Dataset, Dataset | None]:
     """(training dataset, validation dataset or None) for the ``data`` section of a config.
 
@@ -297,14 +370,17 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Data
         train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
         try:
             val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
-        except InputError:
-            val_ds = None
+        except MissingSplit:
+            val_ds = None  # the trainer says so: tile --split 1,0,0 is a choice
         return train_ds, val_ds
     d = {**d, "layout": layout, "use_dsm": bool(use_dsm)}
     make = _isprs if layout == "isprs" else _folder
     train_ds = make(d, d["train_split"], None, seed, True)
+    if layout == "isprs":  # a wrong val_tiles is the user's mistake, not a missing split
+        isprs_val_tiles(d.get("city") or "vaihingen", d.get("val_tiles"))
     try:
         val_ds = make(d, d["val_split"], train_ds.info, seed, False)
-    except InputError:
+    except MissingSplit as exc:
+        log.warning("no validation split %r (%s): best.pt follows the training loss", d["val_split"], exc)
         val_ds = None
     return train_ds, val_ds

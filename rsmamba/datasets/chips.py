@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.errors import InputError, ProblemCollector, missing_files
+from rsmamba.errors import InputError, MissingSplit, ProblemCollector, missing_files
 from rsmamba.raster.normalize import normalize_dsm
 
 
@@ -110,7 +110,7 @@ class ChipDataset(Dataset):
         self.root = self.info.root
         self.rows = read_manifest(self.root, split)
         if not self.rows:
-            raise InputError(f"{self.root}: no chips in split {split!r}")
+            raise MissingSplit(f"{self.root}: no chips in split {split!r}")
         self.use_dsm = self.info.has_dsm if use_dsm is None else use_dsm
         if self.use_dsm and not self.info.has_dsm:
             raise InputError(f"{self.root}: the config asks for a DSM but the chips have none")

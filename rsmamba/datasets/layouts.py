@@ -14,6 +14,7 @@ Samples follow :class:`rsmamba.datasets.ChipDataset`'s dict convention (``image`
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, SECOND_COLOURS, colours_to_ids
-from rsmamba.errors import InputError, missing_files
+from rsmamba.errors import InputError, MissingSplit, missing_files
 
 # Official ISPRS 2-D labelling splits (tiles with public labels for training; the rest is the test set).
 VAIHINGEN_TRAIN = (1, 3, 5, 7, 11, 13, 15, 17, 21, 23, 26, 28, 30, 32, 34, 37)
@@ -40,6 +41,12 @@ LOVEDA_CLASSES = ("background", "building", "road", "water", "barren", "forest",
 # LoveDA's visualisation colours (Junjue-Wang/LoveDA, COLOR_MAP); its masks are index images 0..7.
 LOVEDA_COLOURS = ((255, 255, 255), (255, 0, 0), (255, 255, 0), (0, 0, 255), (159, 129, 183), (0, 255, 0),
                   (255, 195, 128))
+log = logging.getLogger(__name__)
+# A label file whose pixels are more than this share of no known colour or id is named in a warning: a
+# copy re-saved with lossy compression (+-2 grey levels) kept 22 % of its pixels, trained on without a word.
+UNREADABLE_SHARE = 0.01
+_warned: set[str] = set()
+
 SECOND_CLASSES = ("unchanged", "water", "ground", "low_vegetation", "tree", "building", "playground")
 
 
@@ -96,19 +103,21 @@ def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *
         folder = {"RGB": "2_Ortho_RGB", "IRRG": "3_Ortho_IRRG", "RGBIR": "4_Ortho_RGBIR"}.get(variant)
         if folder is None:
             raise InputError(f"Potsdam variant must be RGB, IRRG or RGBIR, got {variant!r}")
-        labels_dir = "5_Labels_all_noBoundary" if eroded else "5_Labels_all"
+        # the full download's labels (all 38 tiles) or the participants' (the 24 training tiles)
+        labels_dirs = (("5_Labels_all_noBoundary", "5_Labels_for_participants_no_Boundary") if eroded
+                       else ("5_Labels_all", "5_Labels_for_participants"))
         for split, ids in (("train", POTSDAM_TRAIN), ("test", POTSDAM_TEST)):
             if split not in splits:
                 continue
             for t in ids:
                 image = root / folder / f"top_potsdam_{t}_{variant}.tif"
                 suffix = "label_noBoundary" if eroded else "label"
-                label = root / labels_dir / f"top_potsdam_{t}_{suffix}.tif"
+                label = _first_existing([root / f / f"top_potsdam_{t}_{suffix}.tif" for f in labels_dirs])
                 a, b = (int(v) for v in t.split("_"))
                 d = {"dsm": root / "1_DSM" / f"dsm_potsdam_{a:02d}_{b:02d}.tif",
                      "ndsm": root / "1_DSM_normalisation" / f"dsm_potsdam_{a:02d}_{b:02d}_normalized_lastools.jpg"
                      }.get(dsm or "")
-                pairs.append(Pair(image, label if label.exists() else None, split, t, d))
+                pairs.append(Pair(image, label, split, t, d))
     else:
         raise InputError(f"ISPRS city must be 'vaihingen' or 'potsdam', got {city!r}")
     missing = [str(p.image) for p in pairs if not p.image.exists()]
@@ -118,6 +127,16 @@ def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *
     return pairs
 
 
+def isprs_label_path(root: str | os.PathLike[str], city: str, tile: str, eroded: bool) -> Path:
+    """Where :func:`isprs_pairs` looks first for a tile's labels (for messages naming the file wanted)."""
+    if city == "vaihingen":
+        folder = ("ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE" if eroded
+                  else "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE")
+        return Path(root) / folder / f"top_mosaic_09cm_{tile}{'_noBoundary' if eroded else ''}.tif"
+    return (Path(root) / ("5_Labels_all_noBoundary" if eroded else "5_Labels_all")
+            / f"top_potsdam_{tile}_{'label_noBoundary' if eroded else 'label'}.tif")
+
+
 def _read(path: Path) -> np.ndarray:
     import warnings
 
@@ -125,6 +144,46 @@ def _read(path: Path) -> np.ndarray:
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(path) as src:
             return src.read()
+
+
+def samples(folder: Path, pattern: str = "*.png") -> list[Path]:
+    """The files of a sample folder, sorted; hidden ones (macOS ``._NAME.png`` companions on exFAT or SMB
+    copies, editors' files) are no samples."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
+
+
+def check_same_size(label: Path, label_shape: tuple[int, ...], image: Path, image_shape: tuple[int, ...]) -> None:
+    """A label (or second image) must have its image's size: pixels pair by index in these layouts (PNG,
+    no georeferencing), so another size is labels of another place, or a batch that will not stack."""
+    if tuple(label_shape[-2:]) != tuple(image_shape[-2:]):
+        raise InputError(f"{label}: {label_shape[-1]} x {label_shape[-2]} px, its image {image} "
+                         f"{image_shape[-1]} x {image_shape[-2]} px")
+
+
+def note_unreadable(path: Path, ids: np.ndarray, expected: np.ndarray | None = None) -> None:
+    """Warn (once per file and process) when more than :data:`UNREADABLE_SHARE` of a label's pixels
+    decode to no class (255) other than where ``expected`` (e.g. the black boundary of eroded labels)."""
+    unreadable = ids == IGNORE_INDEX
+    if expected is not None:
+        unreadable &= ~expected
+    share = float(unreadable.mean()) if unreadable.size else 0.0
+    if share > UNREADABLE_SHARE and str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning("%s: %.0f %% of the pixels read are of no class of the layout (ignored in training and "
+                    "scoring); a copy re-saved with lossy compression or resampled?", path, 100 * share)
+
+
+def scd_targets(l1: np.ndarray, l2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, mask2, change) of a semantic change pair from both dates' ids (0 unchanged, 1..K land
+    cover, 255 unknown), as SCanNet and Mamba-FCS train: ``change`` is date 1's "not unchanged", the
+    masks land cover - 1 on changed pixels. A date-1 pixel of unknown class has no change label (255,
+    not "unchanged"); a date-2 pixel without land cover where date 1 says changed (0 or unknown: the
+    labels disagree) has no land-cover label. Every target is in 0..K-1 or 255, by construction."""
+    known1 = l1 != IGNORE_INDEX
+    change = np.where(known1, (l1 > 0).astype(np.int64), IGNORE_INDEX)
+    m1 = np.where(known1 & (l1 > 0), l1 - 1, IGNORE_INDEX)
+    m2 = np.where((change == 1) & (l2 > 0) & (l2 != IGNORE_INDEX), l2 - 1, IGNORE_INDEX)
+    return m1.astype(np.int64), m2.astype(np.int64), change.astype(np.int64)
 
 
 class _FolderDataset(Dataset):
@@ -150,15 +209,18 @@ class LoveDADataset(_FolderDataset):
         wanted: list[Path] = []
         for domain in domains:
             folder = root / split / domain
-            for image in sorted((folder / "images_png").glob("*.png")):
+            for image in samples(folder / "images_png"):
                 mask = folder / "masks_png" / image.name
                 wanted.append(mask)
                 self.items.append((image, mask if mask.exists() else None))
         if not self.items:
-            raise InputError(f"{root}: no LoveDA images under {split}/{{{','.join(domains)}}}/images_png")
+            raise MissingSplit(f"{root}: no LoveDA images under {split}/{{{','.join(domains)}}}/images_png")
         missing = missing_files(wanted, f"the LoveDA layout ({split} masks)") if require_masks else None
         if missing:  # training on a tile without its mask would learn nothing from it, silently
             raise missing
+        if all(mask is None for _, mask in self.items):
+            raise MissingSplit(f"{root}: no LoveDA masks under {split}/{{{','.join(domains)}}}/masks_png"
+                               f"{' (LoveDA keeps its Test labels on its benchmark server)' if split == 'Test' else ''}")
         self.transform = transform
 
     def __len__(self) -> int:
@@ -168,7 +230,13 @@ class LoveDADataset(_FolderDataset):
         image, mask = self.items[index]
         x = self._image(image)
         if mask is not None:
-            m = decode_labels(_read(mask), "loveda")  # 0 no-data and values past 7 -> ignore
+            raw = _read(mask)
+            check_same_size(mask, raw.shape, image, x.shape)
+            try:
+                m = decode_labels(raw, "loveda")  # 0 no-data and values past 7 -> ignore
+            except InputError as exc:
+                raise InputError(f"{mask}: {exc}") from exc
+            note_unreadable(mask, m, raw[0] == 0)  # 0 is LoveDA's no-data, by design
         else:
             m = np.full(x.shape[1:], IGNORE_INDEX, np.int64)
         sample = {"chip_id": image.stem, "image": x, "mask": torch.from_numpy(m)}
@@ -186,9 +254,9 @@ class SECONDDataset(_FolderDataset):
                  transform=None):
         super().__init__(mean, std)
         self.folder = Path(root) / split
-        self.names = sorted(p.name for p in (self.folder / "im1").glob("*.png"))
+        self.names = [p.name for p in samples(self.folder / "im1")]
         if not self.names:
-            raise InputError(f"{self.folder}: no SECOND images in im1/")
+            raise MissingSplit(f"{self.folder}: no SECOND images in im1/")
         missing = missing_files((self.folder / sub / n for sub in ("im2", "label1", "label2") for n in self.names),
                                 f"the SECOND layout ({self.folder})")
         if missing:
@@ -200,13 +268,19 @@ class SECONDDataset(_FolderDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.names[index]
-        l1 = colours_to_ids(_read(self.folder / "label1" / name), SECOND_COLOURS).astype(np.int64)
-        l2 = colours_to_ids(_read(self.folder / "label2" / name), SECOND_COLOURS).astype(np.int64)
-        change = ((l1 > 0) & (l1 != IGNORE_INDEX)).astype(np.int64)
-        m1 = np.where(change > 0, l1 - 1, IGNORE_INDEX)
-        m2 = np.where(change > 0, l2 - 1, IGNORE_INDEX)
-        sample = {"chip_id": Path(name).stem, "image": self._image(self.folder / "im1" / name),
-                  "image2": self._image(self.folder / "im2" / name), "mask": torch.from_numpy(m1),
+        image, image2 = self._image(self.folder / "im1" / name), self._image(self.folder / "im2" / name)
+        ids = []
+        for sub in ("label1", "label2"):
+            path = self.folder / sub / name
+            raw = _read(path)
+            check_same_size(path, raw.shape, self.folder / "im1" / name, image.shape)
+            if raw.shape[0] < 3:
+                raise InputError(f"{path}: {raw.shape[0]}-band label; SECOND labels are RGB colour images")
+            ids.append(colours_to_ids(raw[:3], SECOND_COLOURS).astype(np.int64))
+            note_unreadable(path, ids[-1])
+        check_same_size(self.folder / "im2" / name, image2.shape, self.folder / "im1" / name, image.shape)
+        m1, m2, change = scd_targets(*ids)
+        sample = {"chip_id": Path(name).stem, "image": image, "image2": image2, "mask": torch.from_numpy(m1),
                   "mask2": torch.from_numpy(m2), "change": torch.from_numpy(change)}
         return self.transform(sample) if self.transform else sample
 
@@ -227,13 +301,14 @@ class LandsatSCDDataset(_FolderDataset):
                  transform=None):
         super().__init__(mean, std)
         self.root = Path(root)
-        lists = [self.root / "list" / f"{split}.txt", self.root / f"{split}.txt"]
+        # ours, and SCanNet's preprocessed copy's (<root>/train_list.txt, datasets/LandsatSCD)
+        lists = [self.root / "list" / f"{split}.txt", self.root / f"{split}.txt", self.root / f"{split}_list.txt"]
         found = next((p for p in lists if p.is_file()), None)
         if found is None:
-            raise InputError(f"{self.root}: no split list ({' or '.join(str(p) for p in lists)})")
+            raise MissingSplit(f"{self.root}: no split list ({' or '.join(str(p) for p in lists)})")
         self.names = [ln.strip() for ln in found.read_text().splitlines() if ln.strip()]
         if not self.names:
-            raise InputError(f"{found}: empty split list")
+            raise MissingSplit(f"{found}: empty split list")
         missing = missing_files((self.root / sub / n for sub in ("A", "B", "labelA", "labelB") for n in self.names),
                                 f"the Landsat-SCD layout (listed in {found})")
         if missing:
@@ -249,17 +324,19 @@ class LandsatSCDDataset(_FolderDataset):
             raise InputError(f"{path}: {raw.shape[0]}-band label; Landsat-SCD labels must be class-index images "
                              "(0 unchanged, 1 farmland, 2 desert, 3 building, 4 water)")
         labels = raw[0].astype(np.int64)
-        return np.where((labels >= 0) & (labels < len(LANDSAT_SCD_CLASSES)), labels, IGNORE_INDEX)
+        ids = np.where((labels >= 0) & (labels < len(LANDSAT_SCD_CLASSES)), labels, IGNORE_INDEX)
+        note_unreadable(path, ids)
+        return ids
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.names[index]
+        image, image2 = self._image(self.root / "A" / name), self._image(self.root / "B" / name)
         l1, l2 = self._label(self.root / "labelA" / name), self._label(self.root / "labelB" / name)
-        change = ((l1 > 0) & (l1 != IGNORE_INDEX)).astype(np.int64)
-        sample = {"chip_id": Path(name).stem, "image": self._image(self.root / "A" / name),
-                  "image2": self._image(self.root / "B" / name),
-                  "mask": torch.from_numpy(np.where(change > 0, l1 - 1, IGNORE_INDEX)),
-                  "mask2": torch.from_numpy(np.where(change > 0, l2 - 1, IGNORE_INDEX)),
-                  "change": torch.from_numpy(change)}
+        for sub, shape in (("B", image2.shape), ("labelA", l1.shape), ("labelB", l2.shape)):
+            check_same_size(self.root / sub / name, shape, self.root / "A" / name, image.shape)
+        m1, m2, change = scd_targets(l1, l2)
+        sample = {"chip_id": Path(name).stem, "image": image, "image2": image2, "mask": torch.from_numpy(m1),
+                  "mask2": torch.from_numpy(m2), "change": torch.from_numpy(change)}
         return self.transform(sample) if self.transform else sample
 
 

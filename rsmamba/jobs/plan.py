@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, not_utf8_problem
 
 PathLike = str | os.PathLike[str]
 FILE_LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -63,6 +63,8 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
     missing = [str(p) for p in out if not p.exists()]
     if missing:
         problems.add(f"input not found: {', '.join(missing[:5])}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    for problem in [p for p in map(not_utf8_problem, out) if p][:3]:  # a glob's or a list's names
+        problems.add(problem)
     for folder in [p for p in out if p.is_dir()][:3]:
         problems.add(f"{folder}: a folder, not a raster; give its rasters, e.g. '{folder / '*.tif'}'")
     problems.raise_if_any()

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from rsmamba.atomic import remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
-from rsmamba.errors import InputError, RsmambaError, first_line
+from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
 from rsmamba.paths import output_problem
 
 
@@ -35,6 +35,7 @@ class JobResult:
     seconds: float = 0.0
     error: str = ""
     worker: str = ""
+    user: bool = False  # failed on the user's input or machine (exit 2), not on a bug of ours
 
 
 class JobsFailed(RsmambaError):
@@ -47,6 +48,8 @@ class JobsFailed(RsmambaError):
         more = f"; {stopped} not run (stopped by --max-errors)" if stopped else ""
         lines = [f"{len(failed)} of {len(results)} jobs failed{more}:"] + [f"  {r.job.name}: {r.error}" for r in failed]
         super().__init__("\n".join(lines))
+        self.exit_code = 2 if failed and all(r.user for r in failed) else 1  # 2: every failure is the inputs'
+
 
 
 def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobResult:
@@ -58,8 +61,11 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobRes
         fn(*job.inputs, job.output, **kwargs, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except RsmambaError as exc:
-        return JobResult(job, "failed", time.perf_counter() - start, str(exc).splitlines()[0])
+        return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=exc.exit_code == 2)
     except Exception as exc:  # noqa: BLE001 - reported with its type, the run goes on
+        said = environment_message(exc)  # an unreadable input, a full disk: the user's, in one line
+        if said is not None:
+            return JobResult(job, "failed", time.perf_counter() - start, said, user=True)
         tb = traceback.extract_tb(exc.__traceback__)[-1]
         return JobResult(job, "failed", time.perf_counter() - start,
                          f"{exc.__class__.__name__}: {exc} ({tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})")

@@ -29,17 +29,37 @@ def metres_per_unit(crs: Any) -> float:
     return float(factor) if factor else 1.0
 
 
-def pixel_size_m(crs: Any, transform: Any) -> float | None:
-    """The mean of a raster's pixel width and height in metres; None without a projected CRS."""
+def pixel_size_m(crs: Any, transform: Any, width: int = 1, height: int = 1) -> float | None:
+    """The mean of a raster's pixel width and height in metres; None without a CRS.
+
+    A geographic CRS (degrees) measures the pixel at the raster's centre (``width`` x ``height``) on
+    its ellipsoid: a Landsat scene warped to EPSG:4326 was no size at all, and no check warned."""
     if crs is None or transform is None:
         return None
     try:
         unit = metres_per_unit(crs)
     except ValueError:
-        return None
+        return _geodesic_pixel_size(crs, transform, width / 2, height / 2)
     # the lengths of a pixel's two sides: a rotated grid keeps part of them in b and d
     size = (math.hypot(transform.a, transform.d) + math.hypot(transform.b, transform.e)) / 2 * unit
     return float(size) if size > 0 else None
+
+
+def _geodesic_pixel_size(crs: Any, transform: Any, col: float, row: float) -> float | None:
+    """The mean side of the pixel at (``col``, ``row``) of a grid in degrees, in metres on its ellipsoid."""
+    from pyproj import CRS, Geod
+
+    try:
+        full = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+        geod = Geod(a=full.ellipsoid.semi_major_metre, rf=full.ellipsoid.inverse_flattening or 0.0)
+        # GDAL (as rasterio sets it) keeps x = longitude, whatever the CRS's official axis order
+        (x0, y0), (x1, y1), (x2, y2) = [transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))]
+        across = geod.inv(x0, y0, x1, y1)[2]
+        down = geod.inv(x0, y0, x2, y2)[2]
+    except Exception:  # noqa: BLE001 - no usable ellipsoid or coordinates: size unknown
+        return None
+    size = (across + down) / 2
+    return float(size) if math.isfinite(size) and size > 0 else None
 
 
 def is_mercator(crs: Any) -> bool:

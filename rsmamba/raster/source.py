@@ -20,15 +20,13 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from rsmamba.classes import IGNORE_INDEX, colour_layout
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
+from rsmamba.raster.windows import CHECK_PER_AXIS, footprint, raster_extent, sample_windows, window_extent
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +52,14 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> raster
         return None
     if ds.width == 0 or ds.height == 0 or ds.count == 0:
         problems.add(f"{role} {path}: empty raster ({ds.width} x {ds.height} px, {ds.count} bands)")
-    if ds.crs is None:
-        problems.add(f"{role} {path}: no CRS; assign one first (e.g. gdal_edit.py -a_srs EPSG:XXXX)")
-    if ds.transform.is_identity:
-        problems.add(f"{role} {path}: no georeferencing (identity transform)")
+    if ds.transform.is_identity and (ds.gcps[0] or ds.rpcs):  # it has a CRS, on its points: no grid to map on
+        problems.add(f"{role} {path}: georeferenced by {'GCPs' if ds.gcps[0] else 'RPCs'} only: warp it onto a "
+                     "grid first (gdalwarp)")
+    else:
+        if ds.crs is None:
+            problems.add(f"{role} {path}: no CRS; assign one first (e.g. gdal_edit.py -a_srs EPSG:XXXX)")
+        if ds.transform.is_identity:
+            problems.add(f"{role} {path}: no georeferencing (identity transform)")
     return ds
 
 
@@ -132,22 +134,22 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
 
 
 def _overlap_fraction(image: Any, other: Any) -> float:
-    """Fraction of the image footprint covered by ``other`` (bounds in the image CRS)."""
+    """Fraction of the image footprint covered by ``other``'s, both outlines in the image CRS (not
+    bounding boxes: a rotated DSM covering a rotated image whole was "39.9 %")."""
+    import shapely
+    from rasterio.warp import transform as warp_points
+
     try:
-        ob = transform_bounds(other.crs, image.crs, *other.bounds, densify_pts=21)
+        xs, ys = zip(*footprint(other.width, other.height, other.transform, steps=16))
+        if other.crs != image.crs:
+            xs, ys = warp_points(other.crs, image.crs, list(xs), list(ys))
+        theirs = shapely.make_valid(shapely.Polygon(list(zip(xs, ys))))
     except Exception:  # noqa: BLE001 - an impossible transformation means no usable overlap
         return 0.0
-    il, ib, ir, it = sorted_box(*image.bounds)
-    ol, ob_, or_, ot = sorted_box(*ob)
-    w = max(0.0, min(ir, or_) - max(il, ol))
-    h = max(0.0, min(it, ot) - max(ib, ob_))
-    area = (ir - il) * (it - ib)
-    return float(w * h / area) if area > 0 else 0.0
-
-
-def sorted_box(left: float, bottom: float, right: float, top: float) -> tuple[float, float, float, float]:
-    """(min x, min y, max x, max y) of a raster's bounds: a south-up (or mirrored) grid has top < bottom."""
-    return min(left, right), min(bottom, top), max(left, right), max(bottom, top)
+    ours = shapely.Polygon(footprint(image.width, image.height, image.transform, steps=1))
+    if not np.isfinite(shapely.get_coordinates(theirs)).all() or ours.area <= 0:
+        return 0.0
+    return float(min(1.0, ours.intersection(theirs).area / ours.area))
 
 
 def grid_mirrors(transform: Any) -> tuple[bool, bool]:
@@ -167,7 +169,12 @@ def class_field_problem(values: Any, where: str, class_field: str) -> str | None
     ids outside 0..254), or None: truncated, 1.5 would become class 1; 300 or -1 would wrap."""
     import pandas as pd
 
-    if (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.isna().any()
+    nulls = values.isna()
+    if nulls.any():  # the field may well be integers: the empty values are the problem
+        first = ", ".join(str(i) for i in values.index[nulls][:5])
+        return (f"{where}: class field {class_field!r} is empty (NULL) in {int(nulls.sum())} feature"
+                f"{'s' * (int(nulls.sum()) != 1)} (row {first}{' ...' if nulls.sum() > 5 else ''}); give each a class id")
+    if (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
             or (np.mod(values, 1) != 0).any()):
         return f"{where}: class field {class_field!r} must hold integer class ids"
     if len(values) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
@@ -217,6 +224,9 @@ class _VectorLabels:
         if problem:
             problems.add(problem)
             return
+        kinds = gdf.geom_type
+        lines_points = kinds[~kinds.isin(["Polygon", "MultiPolygon"])]
+        self.not_areas = (len(lines_points), sorted(set(lines_points)))  # burnt as GDAL does, and said
         if gdf.crs.is_geographic and len(gdf):
             x0, y0, x1, y1 = gdf.total_bounds
             if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
@@ -226,7 +236,7 @@ class _VectorLabels:
         self.reprojected = gdf.crs != crs
         self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
         x0, y0, x1, y1 = self.gdf.total_bounds
-        left, bottom, right, top = sorted_box(*image.bounds)
+        left, bottom, right, top = raster_extent(image.width, image.height, image.transform)
         if not (x0 < right and x1 > left and y0 < top and y1 > bottom):
             # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
             problems.add(f"{role} {path}: does not overlap the image (layer bounds {x0:.1f}, {y0:.1f}, {x1:.1f}, "
@@ -242,7 +252,7 @@ class _VectorLabels:
         from shapely.geometry import box
 
         shape = (int(window.height), int(window.width))
-        hits = self.sindex.query(box(*window_bounds(window, transform)))
+        hits = self.sindex.query(box(*window_extent(window, transform)))
         if len(hits) == 0:
             return np.full(shape, self.background, dtype=np.uint8)
         hits.sort()  # later features drawn on top, as in the file's order
@@ -395,6 +405,11 @@ class AlignedSource:
                                     self._labels_layer, role)
                 if vec.ok:
                     self._labels_vector = vec
+                    count, kinds = vec.not_areas
+                    if count:  # centre-lines or survey points left in a label layer: stripes and dots of a class
+                        self._warn(f"{role} {labels_path}: {count} feature{'s' * (count != 1)} of the layer "
+                                   f"{'are' if count != 1 else 'is'} {'/'.join(kinds)}, not areas: burnt as "
+                                   "1-px lines and points")
                     if vec.reprojected:
                         self._warn(f"{role} {labels_path}: vector CRS differs from the image; reprojected")
         problems.raise_if_any()
@@ -480,6 +495,11 @@ class AlignedSource:
     @property
     def count(self) -> int:
         return len(self.bands)
+
+    @property
+    def labels_background(self) -> int | None:
+        """The class id burnt outside a label vector's polygons (``--background``), or None for label rasters."""
+        return None if self._labels_vector is None else self._labels_vector.background
 
     @property
     def t2_dtype(self) -> str | None:

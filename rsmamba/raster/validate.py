@@ -172,11 +172,11 @@ def check_gsd(src: AlignedSource, trained: tuple[float, float] | None, what: str
     model trained on 0.25 m orthophotos gives a confident map of nothing, and the shipped image-only
     model loses 0.1-0.45 building IoU a quarter to a third outside its range. Only a warning: the range is what the
     model saw, not all it can do. Silent when either size is unknown (no
-    projected CRS, or a checkpoint that records none).
+    CRS, or a checkpoint that records none).
     """
     from rsmamba.raster.ground import pixel_size_m
 
-    size = pixel_size_m(src.crs, src.transform)
+    size = pixel_size_m(src.crs, src.transform, src.width, src.height)
     if size is None or not trained:
         return []
     lo, hi = trained

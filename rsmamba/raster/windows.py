@@ -38,6 +38,33 @@ def sample_windows(width: int, height: int, max_pixels: int, window: int = 256,
 CHECK_PER_AXIS = 8  # windows along each axis for the input checks (sample_windows)
 
 
+def window_extent(window: Window, transform) -> tuple[float, float, float, float]:
+    """(min x, min y, max x, max y) of a window's footprint on the ground, from its four corners.
+
+    ``rasterio.windows.bounds`` gives corners (0, h) and (w, 0) as (left, bottom, right, top): on a
+    south-up or mirrored grid min > max, and on a rotated or sheared one the box misses the corners
+    (a manifest's chip box 11 m short, label polygons near a chip's corner never burnt)."""
+    c0, r0 = window.col_off, window.row_off
+    c1, r1 = c0 + window.width, r0 + window.height
+    xs, ys = zip(*(transform * (c, r) for c, r in ((c0, r0), (c1, r0), (c0, r1), (c1, r1))))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def raster_extent(width: int, height: int, transform) -> tuple[float, float, float, float]:
+    """(min x, min y, max x, max y) of a whole raster's footprint (:func:`window_extent`); a dataset's
+    ``.bounds`` is two corners, wrong on rotated, south-up and mirrored grids."""
+    return window_extent(Window(0, 0, width, height), transform)
+
+
+def footprint(width: int, height: int, transform, steps: int = 8) -> list[tuple[float, float]]:
+    """The outline of a raster (its four edges, ``steps`` points each) in its CRS: for coverage and
+    overlap, exact on rotated grids and bendable into another CRS."""
+    edge = np.linspace(0.0, 1.0, steps, endpoint=False)
+    cols = np.concatenate([edge * width, np.full(steps, width), (1 - edge) * width, np.zeros(steps)])
+    rows = np.concatenate([np.zeros(steps), edge * height, np.full(steps, height), (1 - edge) * height])
+    return [transform * (float(c), float(r)) for c, r in zip(cols, rows)]
+
+
 def axis_offsets(length: int, size: int, stride: int) -> list[int]:
     """Start offsets along one axis of ``length`` pixels for windows of ``size`` and ``stride``.
 

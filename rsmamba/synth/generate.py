@@ -10,6 +10,7 @@ from affine import Affine
 
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.errors import ProblemCollector
+from rsmamba.raster.ground import metres_per_unit
 from rsmamba.synth.scene import (
     BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
 )
@@ -45,10 +46,16 @@ def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) 
     try:
         from pyproj import CRS
 
-        if not CRS.from_epsg(epsg).is_projected:
-            problems.add(f"--epsg {epsg} is not a projected CRS (the scene is laid out in metres)")
+        crs = CRS.from_epsg(epsg)
     except Exception:
         problems.add(f"--epsg {epsg} is not a known EPSG code")
+    else:
+        if not crs.is_projected:
+            problems.add(f"--epsg {epsg} is not a projected CRS (the scene is laid out in metres)")
+        elif metres_per_unit(crs) != 1.0:  # a foot CRS: --gsd 0.25 became 0.25 ft, a town 3.3 times too small
+            unit = crs.axis_info[0].unit_name if crs.axis_info else "other units"
+            problems.add(f"--epsg {epsg} ({crs.name}) counts in {unit}: the scene is laid out in metres; "
+                         "choose a CRS in metres (its UTM zone), or gdalwarp the scene afterwards")
     problems.raise_if_any()
 
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from rsmamba.datasets.benchmark import LAYOUTS
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.paths import load_yaml
 
 DEFAULTS: dict[str, Any] = {
     "data": {"root": None, "layout": "chips", "train_split": "train", "val_split": "val", "use_dsm": None,
@@ -81,7 +81,12 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
             problems.add(f"--set {item!r}: expected key.path=value")
             continue
         key, raw = item.split("=", 1)
-        _set(cfg, key.strip(), yaml.safe_load(raw), problems)
+        try:
+            value = load_yaml(f"--set {item}", text=raw)
+        except InputError as exc:
+            problems.add(str(exc))
+            continue
+        _set(cfg, key.strip(), value, problems)
     problems.raise_if_any()
     return cfg
 
@@ -107,7 +112,8 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
 
 # (key, kind, smallest allowed, optional): value types a run needs, checked before any training starts.
 _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
-    ("data.batch_size", "int", 1, False), ("data.num_workers", "int", 0, False),
+    ("data.batch_size", "int", 1, False), ("data.num_workers", "int", 0, False), ("data.crop", "int", 8, True),
+    ("data.crops_per_image", "int", 1, True), ("data.samples_per_epoch", "int", 1, True),
     ("optim.lr", "number", 0, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
     ("schedule.warmup_epochs", "int", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
     ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),
@@ -169,10 +175,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
     user: dict = {}
     if path is not None:
         p = resolve_config_path(path)
-        try:
-            user = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        user = load_yaml(p) or {}
         if not isinstance(user, dict):
             raise InputError(f"{p}: a config is a mapping of sections (model:, data:, train:), "
                              f"not a {type(user).__name__}")

@@ -35,8 +35,8 @@ from rsmamba.atomic import atomic_output, lock_outputs
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.datasets.benchmark import open_datasets
-from rsmamba.errors import InputError
+from rsmamba.datasets.benchmark import open_datasets, use_normalization
+from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_scores_from_hist
 from rsmamba.engine.model import torch_device
@@ -111,7 +111,15 @@ def _dist_info() -> tuple[int, int, int]:
 def _pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    return torch_device(name, "train.device")
+    device = torch_device(name, "train.device")
+    if device.type == "cuda":  # as predict's --device: one line, not torch's error at set_device
+        if not torch.cuda.is_available():
+            raise InputError(f"train.device {name}: CUDA is not available on this machine")
+        if device.index is None:  # bare "cuda": this process's GPU (torch.cuda.set_device needs an index)
+            device = torch.device("cuda", local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise InputError(f"train.device {name}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
 
 
 def param_groups(cfg: dict, model: nn.Module) -> list[dict]:
@@ -221,6 +229,37 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# What a resumed run may change: how long it runs, where and how it reads, not what it trains.
+RESUME_MAY_CHANGE = ("out", "tensorboard", "train.epochs", "train.stop_after_epochs", "train.device",
+                     "data.root", "data.num_workers")
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def _check_resume_config(path: Path, saved: Any, cfg: dict) -> None:
+    """Refuse a resume whose config trains otherwise than the run it continues: the optimiser's state
+    brings back the old rate (a new ``optim.lr`` never ran) while config.yaml and every checkpoint
+    would record the new one; another optimiser was a KeyError mid-step."""
+    if not isinstance(saved, dict):
+        return  # a checkpoint of an older rsmamba: nothing to compare against
+    old, new = _flat(saved), _flat(cfg)
+    changed = [key for key in sorted(set(old) | set(new))
+               if old.get(key) != new.get(key) and key in old and not key.startswith(RESUME_MAY_CHANGE)]
+    if changed:
+        shown = "; ".join(f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in changed[:6])
+        more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
+        raise InputError(f"{path}: --resume continues that run as it was configured, and this config differs: "
+                         f"{shown}{more}; drop those changes, or start a new run (--init {path} to start from "
+                         "its weights)")
 
 
 def _train_state(path: Path, ckpt: dict) -> dict:
@@ -409,19 +448,29 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; --overwrite replaces it")
     device = _pick_device(t["device"], 0)
-    prep = prepare(cfg)
+    try:
+        prep = prepare(cfg)
+    except MissingSplit:  # a held-out scene tiled as test chips only: nothing is trained, so no train split
+        if (d.get("layout") or "chips") != "chips" or d["train_split"] == d["val_split"]:
+            raise
+        cfg["data"]["train_split"] = d["val_split"]
+        prep = prepare(cfg)
     rep = prep.init_report
     if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")
     if prep.val_ds is None:
-        raise InputError(f"{d['root']}: no split {d['val_split']!r} to score (data.val_split)")
+        raise InputError(f"{d['root']}: no labelled split {d['val_split']!r} to score (data.val_split)")
+    use_normalization(prep.val_ds, load_checkpoint(checkpoint)["normalization"])  # as predict runs the model
     loader = DataLoader(prep.val_ds, batch_size=d["batch_size"], num_workers=d["num_workers"], collate_fn=_collate)
     scores = validate(prep.model.to(device), loader, prep.info.task, prep.info.inputs, prep.num_classes, device,
                       list(t["exclude_classes"]), prep.names, cfg["eval"]["scales"], cfg["eval"]["flip"],
                       progress=progress)
+    if not scores:  # every pixel ignored: nothing was scored, and a file of empty scores says otherwise
+        raise InputError(f"{d['root']}: split {d['val_split']!r} has no labelled pixel to score")
     result = {"checkpoint": str(checkpoint), "model": cfg["model"]["name"], "root": str(d["root"]),
               "layout": d["layout"], "split": d["val_split"], "samples": len(prep.val_ds),
+              "normalization": "the checkpoint's (as predict)",
               "eval": {"scales": list(cfg["eval"]["scales"]), "flip": bool(cfg["eval"]["flip"]),
                        "exclude_classes": list(t["exclude_classes"])}, "scores": scores}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -501,8 +550,12 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
         loaded = (path, load_checkpoint(path))
         _train_state(path, loaded[1])
+        _check_resume_config(path, loaded[1].get("config"), cfg)
     try:
         with lock_outputs([out_dir] if rank == 0 else []):
+            if rank == 0 and overwrite and not resume:  # the previous run's checkpoints are not this run's
+                for name in ("best.pt", "last.pt"):
+                    (out_dir / name).unlink(missing_ok=True)
             return _train(cfg, world, rank, device, resume, progress, loaded)
     finally:
         if started_pg:
@@ -559,8 +612,9 @@ def _resolve_init(cfg: dict) -> Path | None:
 
 
 def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str]) -> None:
-    """Classes the training chips hold but the validation chips do not: the means leave them out (as the
-    benchmarks' code does), so a val mIoU of 1.0 can mean 'no building to find'. Said once, up front."""
+    """Classes the training chips hold but the validation chips do not: the means count them only where
+    the model predicts them (IoU 0 there; never predicted, left out, as the benchmarks' code does), so a
+    val mIoU can move on a class the val data cannot show. Said once, up front."""
     def classes(ds: Any) -> set[int]:
         return {int(k) for r in getattr(ds, "rows", None) or () for k, v in json.loads(r.get("class_hist") or "{}").items()
                 if int(k) != IGNORE_INDEX and int(v) > 0}
@@ -569,8 +623,9 @@ def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str])
     missing = sorted(classes(train_ds) - classes(val_ds))
     if missing:
         said = ", ".join(names[i] if i < len(names) else str(i) for i in missing)
-        log.warning(f"the val chips hold no {said}: val scores leave {'it' if len(missing) == 1 else 'them'} out "
-                    "(tile with a smaller --split-block or another --seed to spread the classes)")
+        log.warning(f"the val chips hold no {said}: val scores count {'it' if len(missing) == 1 else 'them'} only "
+                    "where the model predicts it, as IoU 0 (tile with a smaller --split-block or another --seed to "
+                    "spread the classes)")
 
 
 def prepare(cfg: dict) -> Prepared:
@@ -602,6 +657,12 @@ def prepare(cfg: dict) -> Prepared:
     if top >= num_classes:  # cross-entropy would index past the head mid-run (a device assert on a GPU)
         raise InputError(f"{d['root']}: the chips hold class id {top}, but model.kwargs.num_classes is "
                          f"{num_classes}; set it to at least {top + 1} (or leave it out: the chips' class table)")
+    rows = getattr(train_ds, "rows", None) or []
+    if rows and all(r.get("labels") for r in rows) and not any(
+            int(v) > 0 for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items() if int(k) != IGNORE_INDEX):
+        # every loss 0.0, an untrained model saved as best.pt with exit 0: labels all nodata, a wrong field burnt
+        raise InputError(f"{d['root']}: the {d['train_split']} chips hold no labelled pixel (every label is 255, "
+                         "no label); check the label raster's nodata or the layer's class field, and re-tile")
     _warn_classes_missing_from_val(train_ds, val_ds, names)
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
@@ -711,7 +772,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             _set_rng_state(state["rng"])
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise InputError(f"{path}: its training state's random-number states are not ones this "
-                             f"run can take ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                             f"run can take ({first_line(exc)}); "
                              "it is no last.pt rsmamba wrote") from exc
         start_epoch, best_metric, history = state["epoch"], float(state["best_metric"]), state["history"]
 
@@ -727,7 +788,11 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         {"image": tiling.normalization()["image"]},
         "classes": classes, "config": cfg,
     }
-    seen = d.get("crop") or ((getattr(tiling, "raw", None) or {}).get("size") if d["layout"] in ("chips", None) else None)
+    chips = d["layout"] in ("chips", None)
+    if chips and d.get("crop") and is_main:  # chips are trained whole: the window is theirs, not data.crop
+        log.warning("data.crop %s: chips are trained whole (data.crop crops the benchmark layouts' tiles); "
+                    "re-tile with --size %s to train at that size", d["crop"], d["crop"])
+    seen = (tiling.raw or {}).get("size") if chips and getattr(tiling, "raw", None) else (None if chips else d.get("crop"))
     if seen:  # the window size the model learnt at runs it: predict's default (a 64 px model at 512 px saw 98 % building)
         base_payload["inference"] = {"window": int(seen), "overlap": int(seen) // 4}
     gsd = (getattr(tiling, "raw", None) or {}).get("gsd_m")
@@ -751,7 +816,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         model.train()
         if frozen:
             hold_frozen_norms(model, list(t["freeze_prefixes"]))
-        total, count = 0.0, 0
+        total, count, skipped = 0.0, 0, 0
         epoch_lr = optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step (after it, the next one's)
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not (progress and is_main),
                    leave=False)
@@ -759,6 +824,14 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=use_amp):
                 loss, _ = _forward_loss(ddp_model, batch, info_m.task, info_m.inputs, loss_fn, device)
+            value = float(loss.detach())
+            if not math.isfinite(value):  # before the step writes NaN into the weights; under AMP an overflow
+                skipped += 1  # is the scaler's to skip (it lowers its scale), unless it goes on
+                if not use_amp or skipped > max(8, len(train_loader) // 2):
+                    raise RsmambaError(
+                        f"training diverged: epoch {epoch + 1}, step {count + skipped}, loss {value}; lower optim.lr "
+                        f"(now {optimizer.param_groups[0]['lr']:g}) or set train.grad_clip. The checkpoints of "
+                        f"the last complete epoch are kept in {out_dir}")
             scaler.scale(loss).backward()
             if t["grad_clip"]:
                 scaler.unscale_(optimizer)
@@ -768,9 +841,15 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            total += float(loss.detach())
-            count += 1
-            bar.set_postfix(loss=f"{total / count:.4f}")
+            if math.isfinite(value):
+                total += value
+                count += 1
+            bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the epoch's last step did it
+            raise RsmambaError(
+                f"training diverged: epoch {epoch + 1} ended with NaN or inf weights; lower optim.lr (now "
+                f"{optimizer.param_groups[0]['lr']:g}) or set train.grad_clip. The checkpoints of the last "
+                f"complete epoch are kept in {out_dir}")
         train_loss = total / max(count, 1)
         if world > 1:
             tl = torch.tensor([train_loss], dtype=torch.float64)

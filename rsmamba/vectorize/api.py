@@ -218,6 +218,10 @@ def _plan(
                                      "not on its grid")
                     elif not same_grid(prob, src):
                         problems.add(f"{probabilities}: not on the grid of {raster.name}")
+        if fmt == "geojson" and (out_crs or crs) is not None and not geojson_records(out_crs or crs):
+            problems.add(f"{output}: GeoJSON records a CRS by its EPSG code only, and {_crs_name(out_crs or crs)} has "
+                         "none: every reader would take the polygons as WGS 84 degrees; use --format gpkg or fgb, "
+                         "or --reproject EPSG:xxxx")
         problems.raise_if_any()
         out_crs = out_crs or crs
         return _Plan(
@@ -429,6 +433,16 @@ class _Target:
     next_id: int = 1
 
 
+def geojson_records(crs: CRS) -> bool:
+    """Whether GDAL's GeoJSON writer can name ``crs`` in the file (an EPSG code, or a compound of EPSG
+    parts); for any other CRS it writes none, and readers take RFC 7946's WGS 84."""
+    import pyproj
+
+    full = pyproj.CRS.from_user_input(crs.to_wkt())
+    parts = full.sub_crs_list if full.is_compound else [full]
+    return bool(parts) and all(part.to_epsg() is not None for part in parts)
+
+
 def _crs_name(crs: CRS) -> str:
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.name
@@ -467,6 +481,12 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
         if not overwrite:
             raise InputError(f"output {output} exists (use --overwrite to replace it)")
         return _Target(layer)
+    busy = [f"{output}{suffix}" for suffix in ("-wal", "-shm", "-journal") if Path(f"{output}{suffix}").exists()]
+    if busy:  # SQLite's files of an open database: a copy without the -wal's pages, renamed over a file that
+        # QGIS still writes through its -wal, is a corrupt GeoPackage
+        raise InputError(f"output {output} is open in another program ({', '.join(Path(b).name for b in busy)} "
+                         "beside it): close it there (QGIS: remove its layers) and run again; if no program has "
+                         "it open, opening it once with ogrinfo finishes its pending changes")
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(output)]
     except Exception:  # pyogrio raises DataSourceError on anything unreadable

@@ -293,3 +293,22 @@ def test_checkpoint_norm_checks_t2_by_its_own_type_and_mask(tmp_path) -> None:
     detect_change(tmp_path / "t1.tif", tmp_path / "t2_nd.tif", tmp_path / "b.tif", epoch_norm="checkpoint")
     with rasterio.open(tmp_path / "b.tif") as out:
         assert (out.read(1)[:, :80] == 255).all() and (out.read(1)[:, 80:] != 255).all()
+
+
+def test_epochs_in_a_geographic_and_a_projected_crs_take_allow_geographic_mix(scene, tmp_path, capsys) -> None:
+    """change told the user to pass --allow-geographic-mix, an option its CLI did not have."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    with rasterio.open(scene["ortho_t1"]) as src:
+        transform, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds)
+        profile = {**src.profile, "crs": "EPSG:4326", "transform": transform, "width": w, "height": h}
+        with rasterio.open(tmp_path / "t1_4326.tif", "w", **profile) as dst:
+            for b in range(1, src.count + 1):
+                reproject(rasterio.band(src, b), rasterio.band(dst, b))
+    args = ["change", str(tmp_path / "t1_4326.tif"), str(scene["ortho_t2"]), "-o", str(tmp_path / "c.tif"),
+            "--model", "mambafcs_tiny", "--window", "96", "--overlap", "32"]
+    assert main(args) == 2
+    assert "--allow-geographic-mix" in capsys.readouterr().err
+    assert main([*args, "--allow-geographic-mix"]) == 0
+    with rasterio.open(tmp_path / "c.tif") as out:
+        assert out.crs.to_epsg() == 4326 and (out.width, out.height) == (w, h)

@@ -385,3 +385,25 @@ def test_a_vrts_source_is_an_input_of_vectorize_evaluate_and_tile(tmp_path, caps
         assert cli.main(args) == 2, args
         assert "input" in capsys.readouterr().err
     assert hashlib.sha256(src.read_bytes()).hexdigest() == before
+
+
+def test_a_file_name_not_in_utf8_is_one_line(tmp_path, capsys) -> None:
+    """A Latin-1 name (an old Windows share) was a UnicodeEncodeError traceback from rasterio: as an
+    argument, in a glob of a batch, and found by the library itself."""
+    import shutil
+
+    from rsmamba.cli import _environment_error
+
+    name = os.fsdecode(b"orth\xe9.tif")
+    shutil.copy(Path(__file__).parents[2] / "examples" / "scene" / "ortho.tif", tmp_path / name)
+    assert cli.main(["predict", str(tmp_path / name), "-o", str(tmp_path / "out.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and r"orth\xe9.tif: the name is not UTF-8" in err
+    assert cli.main(["predict", str(tmp_path / "*.tif"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and r"orth\xe9.tif: the name is not UTF-8" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tif").exists()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        assert "the name is not UTF-8" in _environment_error(exc)

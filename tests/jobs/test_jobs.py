@@ -178,3 +178,29 @@ def test_a_folder_given_as_an_input_says_how_to_give_its_rasters(tmp_path) -> No
     (tmp_path / "scenes").mkdir()
     with pytest.raises(InputError, match=r"scenes: a folder, not a raster; give its rasters, e.g. '.*scenes/\*\.tif'"):
         expand_inputs([str(tmp_path / "scenes")])
+
+
+def test_a_batch_whose_inputs_failed_exits_2_with_their_one_line_reasons(tmp_path, capsys) -> None:
+    """A corrupt input of a batch was 'RasterioIOError: ... (_base.pyx:189)' and exit 1, as for a bug."""
+    from pathlib import Path
+
+    import rasterio
+    from rasterio.windows import Window
+
+    from rsmamba.cli import main
+
+    with pytest.raises(JobsFailed) as info:
+        run_jobs(jobs.failing_job, plan_jobs(_inputs(tmp_path, 2, bad=(1,)), tmp_path / "o2"), progress=False)
+    assert info.value.exit_code == 1  # a ValueError of ours: a bug, with its place
+    (tmp_path / "batch").mkdir()
+    with rasterio.open(Path(__file__).parents[2] / "examples" / "scene" / "ortho.tif") as src:
+        window = Window(0, 0, 128, 128)
+        profile = {**src.profile, "width": 128, "height": 128, "transform": src.window_transform(window)}
+        with rasterio.open(tmp_path / "batch" / "a.tif", "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    (tmp_path / "batch" / "b.tif").write_bytes(b"II*\x00 truncated in a download")
+    assert main(["-q", "predict", str(tmp_path / "batch" / "*.tif"), "-o", str(tmp_path / "out"), "--window", "128",
+                 "--no-tta"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 jobs failed" in err and "b.tif" in err and "_base.pyx" not in err and "Error:" not in err
+    assert (tmp_path / "out" / "a.tif").exists() and not (tmp_path / "out" / "b.tif").exists()

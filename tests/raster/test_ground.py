@@ -22,7 +22,12 @@ def test_pixel_size_in_metres():
     assert pixel_size_m(rasterio.crs.CRS.from_epsg(32632), Affine(0.25, 0, 5e5, 0, -0.25, 5e6)) == 0.25
     feet = pixel_size_m(rasterio.crs.CRS.from_epsg(2263), Affine(1.0, 0, 0, 0, -1.0, 0))
     assert feet == pytest.approx(0.3048006)
-    assert pixel_size_m(rasterio.crs.CRS.from_epsg(4326), Affine(1e-5, 0, 0, 0, -1e-5, 0)) is None  # degrees
+    # degrees: measured on the ellipsoid at the raster's centre (1e-5 deg is 1.11 m N-S, 1.11 m E-W at the
+    # equator; at 60 N the E-W side is half as long), so a 4326 scene is checked against the model's GSD too
+    wgs84 = rasterio.crs.CRS.from_epsg(4326)
+    assert pixel_size_m(wgs84, Affine(1e-5, 0, 0, 0, -1e-5, 0)) == pytest.approx(1.1095, abs=1e-3)
+    assert pixel_size_m(wgs84, Affine(1e-5, 0, 10, 0, -1e-5, 60.0), 2, 2) == pytest.approx((1.1169 + 0.5584) / 2,
+                                                                                              abs=2e-3)
     assert pixel_size_m(None, Affine.identity()) is None
 
 

@@ -51,3 +51,22 @@ def test_the_shipped_models_record_what_they_were_trained_at() -> None:
     assert load_checkpoint(DEMO_IMAGE_MODEL)["gsd_m"] == [0.2, 0.6]
     assert load_checkpoint(DEMO_CHANGE_MODEL)["gsd_m"] == [0.2, 0.6]
     assert load_checkpoint(DEMO_MODEL)["gsd_m"] == [0.2, 0.6]
+
+
+def test_a_scene_in_degrees_is_checked_too(tmp_path) -> None:
+    """The README's 28.5 m Landsat scene warped to EPSG:4326 ran through the orthophoto model unwarned."""
+    import rasterio
+    from rasterio.warp import calculate_default_transform, reproject
+
+    from rsmamba.raster.source import AlignedSource
+    from rsmamba.raster.validate import check_gsd
+
+    with rasterio.open(ROOT / "examples" / "olinda" / "L7_ETMs.tif") as src:
+        transform, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds)
+        profile = {**src.profile, "crs": "EPSG:4326", "transform": transform, "width": w, "height": h}
+        with rasterio.open(tmp_path / "l7_4326.tif", "w", **profile) as dst:
+            for band in range(1, src.count + 1):
+                reproject(rasterio.band(src, band), rasterio.band(dst, band))
+    with AlignedSource(tmp_path / "l7_4326.tif") as src:
+        (warning,) = check_gsd(src, (0.2, 0.6), "image", "demo")
+    assert "pixels of 28" in warning and "outside the 0.2-0.6 m model" in warning

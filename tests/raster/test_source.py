@@ -250,3 +250,42 @@ def test_a_palette_image_is_refused_with_the_expand_hint(tmp_path) -> None:
         ds.write_colormap(1, {i: (i, 255 - i, 0, 255) for i in range(256)})
     with pytest.raises(InputError, match=r"palette image .* gdal_translate -expand rgb"):
         AlignedSource(path)
+
+
+def test_a_raster_georeferenced_by_gcps_only_is_told_to_warp(tmp_path, capsys) -> None:
+    """It has a CRS, on its points: 'no CRS; gdal_edit.py -a_srs' was the wrong advice."""
+    from rasterio.control import GroundControlPoint
+
+    from rsmamba.cli import main
+
+    gcps = [GroundControlPoint(row=r, col=c, x=500000 + c, y=5000000 - r) for r, c in ((0, 0), (0, 30), (20, 0), (20, 30))]
+    path = tmp_path / "gcp.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=30, height=20, count=3, dtype="uint8",
+                       gcps=gcps, crs="EPSG:32632") as dst:
+        dst.write(random_image(20, 30))
+    with pytest.raises(InputError, match=r"gcp.tif: georeferenced by GCPs only: warp it onto a grid first \(gdalwarp\)$"):
+        AlignedSource(path)
+    classes = tmp_path / "gcp_classes.tif"
+    with rasterio.open(classes, "w", driver="GTiff", width=30, height=20, count=1, dtype="uint8",
+                       gcps=gcps, crs="EPSG:32632") as dst:
+        dst.write(np.ones((1, 20, 30), np.uint8))
+    assert main(["vectorize", str(classes), "-o", str(tmp_path / "v.gpkg")]) == 2
+    assert "georeferenced by GCPs only: warp it onto a grid first (gdalwarp)" in capsys.readouterr().err
+
+
+def test_coverage_on_rotated_grids_is_of_the_footprints_not_their_boxes(tmp_path, caplog) -> None:
+    """A rotated DSM covering a rotated image whole was 'covers only 39.9 %' (bounding boxes, corners)."""
+    from affine import Affine
+
+    from rsmamba.raster.source import _overlap_fraction
+
+    rotated = Affine.translation(500000, 5000000) * Affine.rotation(-30) * Affine.scale(1, -1)
+    image = write_raster(tmp_path / "img.tif", random_image(40, 100), transform=rotated)
+    dsm = write_raster(tmp_path / "dsm.tif", np.full((40, 100), 40.0, np.float32), transform=rotated)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        AlignedSource(image, dsm).close()
+    assert "covers only" not in caplog.text
+    half = write_raster(tmp_path / "half.tif", np.full((40, 50), 40.0, np.float32), transform=rotated)
+    with rasterio.open(image) as a, rasterio.open(half) as b, rasterio.open(dsm) as c:
+        assert _overlap_fraction(a, b) == pytest.approx(0.5)
+        assert _overlap_fraction(a, c) == pytest.approx(1.0)

@@ -133,6 +133,9 @@ def test_bad_options_are_reported_together() -> None:
     with pytest.raises(InputError) as err:
         generate_scene(8, seed=0, gsd=-1, epsg=4326, bands="xyz")
     assert len(err.value.problems) == 4
+    # A foot CRS: --gsd 0.25 (metres) became 0.25 ft, a town 3.3x too small while scene.json said 0.25
+    with pytest.raises(InputError, match=r"--epsg 2263 .* counts in US survey foot: the scene is laid out in metres"):
+        generate_scene(256, seed=0, gsd=0.25, epsg=2263)
 
 
 def test_written_files_are_georeferenced_and_consistent(written) -> None:

@@ -79,3 +79,28 @@ def test_tile_instance_targets_errors(scene, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "integer building ids" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "z").exists()
+
+
+def test_footprint_ids_on_a_rotated_grid_reach_the_windows_corners(tmp_path) -> None:
+    """The window's box was two of its corners: on a rotated grid buildings near a chip's corner got no
+    interior or border target while the label chips said building."""
+    import geopandas as gpd
+    import numpy as np
+    from affine import Affine
+    from rasterio.features import rasterize
+    from rasterio.windows import Window
+    from shapely.geometry import box
+
+    from rsmamba.instance_targets import FootprintIds
+
+    transform = Affine.translation(500000, 5000000) * Affine.rotation(-20) * Affine.scale(1, -1)
+    rng = np.random.default_rng(0)
+    polygons = [box(x - 1.5, y - 1.5, x + 1.5, y + 1.5)
+                for x, y in (transform * (c, r) for c, r in rng.uniform(2, 62, (40, 2)))]
+    layer = tmp_path / "b.gpkg"
+    gpd.GeoDataFrame(geometry=polygons, crs="EPSG:32632").to_file(layer)
+    whole = rasterize(zip(polygons, range(1, 41)), out_shape=(64, 64), transform=transform, fill=0, dtype="int32")
+    ids = FootprintIds(layer, crs="EPSG:32632", transform=transform, width=64, height=64)
+    for r in (0, 32):
+        for c in (0, 32):
+            np.testing.assert_array_equal(ids.read(Window(c, r, 32, 32)), whole[r:r + 32, c:c + 32])

@@ -252,3 +252,71 @@ def test_label_ids_outside_the_class_table_are_refused(tmp_path) -> None:
     with pytest.raises(InputError, match=r"class id 9 not in the class table \(0 impervious, .*--class-table"):
         tile_scene(image, tmp_path / "chips", labels=write_raster(tmp_path / "ids.tif", ids), size=32)
     assert not (tmp_path / "chips").exists()
+
+
+def test_background_outside_the_class_table_is_named_as_background(tmp_path) -> None:
+    """The layer holds 1 and 3 only: class 0 is --background, and the hint to pass the --class-table the
+    user had passed misled."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from rsmamba.errors import InputError
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    table = tmp_path / "t.yaml"
+    table.write_text("classes:\n  - {id: 1, name: building}\n  - {id: 3, name: road}\n")
+    layer = tmp_path / "l.gpkg"
+    gpd.GeoDataFrame({"class": [1, 3]}, geometry=[box(500002, 4999970, 500012, 4999990),
+                                                  box(500020, 4999970, 500030, 4999990)],
+                     crs="EPSG:32632").to_file(layer)
+    with pytest.raises(InputError, match=r"class id 0 is --background .* --background 255 to leave those pixels"):
+        tile_scene(image, tmp_path / "chips", labels=layer, size=32, class_table=table)
+    summary = tile_scene(image, tmp_path / "chips", labels=layer, size=32, class_table=table, label_background=255)
+    assert sum(summary.chips.values()) > 0
+
+
+def test_lines_and_points_in_a_label_layer_are_said(tmp_path, caplog) -> None:
+    import geopandas as gpd
+    from shapely.geometry import LineString, Point, box
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    layer = tmp_path / "l.gpkg"
+    gpd.GeoDataFrame({"class": [1, 2, 4]}, geometry=[box(500002, 4999970, 500012, 4999990),
+                                                     LineString([(500000, 4999980), (500030, 4999980)]),
+                                                     Point(500020, 4999975)], crs="EPSG:32632").to_file(layer)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(image, tmp_path / "chips", labels=layer, size=32)
+    assert "2 features of the layer are LineString/Point, not areas: burnt as 1-px lines and points" in caplog.text
+
+
+@pytest.mark.parametrize("grid", ["rotated", "south-up"])
+def test_vector_labels_and_manifest_boxes_on_rotated_and_south_up_grids(tmp_path, grid) -> None:
+    """The window's box was (left, bottom, right, top) of two corners: on a rotated grid it missed the
+    chip's corners (polygons there never burnt), on a south-up one min > max in the manifest."""
+    import geopandas as gpd
+    from affine import Affine
+    from rasterio.features import rasterize
+    from shapely.geometry import box
+
+    transform = (Affine.translation(500000, 5000000) * Affine.rotation(-20) * Affine.scale(1, -1)
+                 if grid == "rotated" else Affine(1, 0, 500000, 0, 1, 4999936))
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64), transform=transform)
+    rng = np.random.default_rng(0)
+    centres = [transform * (c, r) for c, r in rng.uniform(2, 62, (40, 2))]
+    polygons = [box(x - 1.5, y - 1.5, x + 1.5, y + 1.5) for x, y in centres]
+    layer = tmp_path / "l.gpkg"
+    gpd.GeoDataFrame({"class": rng.integers(1, 6, 40)}, geometry=polygons, crs="EPSG:32632").to_file(layer)
+    whole = rasterize(zip(polygons, gpd.read_file(layer)["class"]), out_shape=(64, 64), transform=transform,
+                      fill=0, dtype="uint8")
+    tile_scene(image, tmp_path / "chips", labels=layer, size=32, split=(1, 0, 0))
+    rows = _manifest(tmp_path / "chips")
+    assert len(rows) == 4
+    for row in rows:
+        with rasterio.open(tmp_path / "chips" / row["labels"]) as chip:
+            c, r = ~transform * (chip.transform.c, chip.transform.f)
+            c, r = round(c), round(r)
+            np.testing.assert_array_equal(chip.read(1), whole[r:r + 32, c:c + 32])
+            corners = [chip.transform * xy for xy in ((0, 0), (32, 0), (0, 32), (32, 32))]
+        xs, ys = zip(*corners)
+        got = [float(row[k]) for k in ("minx", "miny", "maxx", "maxy")]
+        assert got == pytest.approx([min(xs), min(ys), max(xs), max(ys)])

@@ -20,7 +20,10 @@ def test_train_cli_with_overrides_then_resume(tmp_path: Path, capsys) -> None:
     assert "1 epoch; best val miou " in capsys.readouterr().out
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["config"]["optim"]["lr"] == 0.005
-    assert main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--resume"]) == 0
+    # the run's own settings, or none: optim.lr 0.001 (the default) would be recorded, the optimiser's 0.005 run
+    assert main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--resume"]) == 2
+    assert "optim.lr was 0.005, now 0.001" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg), "--set", "train.epochs=2", "--set", "optim.lr=0.005", "--resume"]) == 0
     assert load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["epoch"] == 2
 
 

@@ -190,3 +190,62 @@ def test_colour_augmentation_settings_out_of_range_are_refused_together() -> Non
         load_config(None, ["data.root=x", "augment.colour=-0.1", "augment.channel_shuffle=1.5"])
     text = str(err.value)
     assert "augment.colour: must be >= 0" in text and "augment.channel_shuffle: a probability" in text
+
+
+def test_change_targets_stay_in_range_where_the_two_dates_disagree_or_are_unreadable(tmp_path: Path, caplog) -> None:
+    """A date-2 pixel of unknown colour (or "unchanged") where date 1 says changed was target 254 (or -1):
+    IndexError mid-run, a device-side assert on a GPU. An unknown date-1 colour was trained as "no change"."""
+    from rsmamba.datasets import LandsatSCDDataset
+    from rsmamba.datasets.layouts import scd_targets
+
+    l1 = np.array([[0, 5, 5, 255], [2, 2, 0, 1]])
+    l2 = np.array([[0, 255, 0, 3], [9 % 7, 255, 4, 1]])
+    m1, m2, change = scd_targets(l1, l2)
+    assert change.tolist() == [[0, 1, 1, 255], [1, 1, 0, 1]]
+    assert m1.tolist() == [[255, 4, 4, 255], [1, 1, 255, 0]]
+    assert m2.tolist() == [[255, 255, 255, 255], [1, 255, 255, 0]]
+    # Through the readers: SECOND with a date-2 colour one grey level off, Landsat-SCD with a 9 and a 0.
+    good, off = SECOND_COLOURS[5], tuple(v + 1 if v < 255 else v - 1 for v in SECOND_COLOURS[2])
+    la, lb = np.zeros((3, 2, 2), np.uint8), np.zeros((3, 2, 2), np.uint8)
+    la[:] = np.array(good, np.uint8)[:, None, None]
+    lb[:] = np.array(SECOND_COLOURS[0], np.uint8)[:, None, None]  # white (unchanged) where date 1 is building
+    lb[:, 0, 0] = off
+    for sub, arr in (("im1", np.full((3, 2, 2), 90, np.uint8)), ("im2", np.full((3, 2, 2), 120, np.uint8)),
+                     ("label1", la), ("label2", lb)):
+        _png(tmp_path / "second" / "train" / sub / "a.png", arr)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        s = SECONDDataset(tmp_path / "second", "train")[0]
+    assert s["mask2"].unique().tolist() == [255] and s["change"].unique().tolist() == [1]
+    assert "label2/a.png: 25 % of the pixels read are of no class" in caplog.text
+    lscd = tmp_path / "lscd"
+    for sub, arr in (("A", np.full((3, 2, 2), 90, np.uint8)), ("B", np.full((3, 2, 2), 120, np.uint8)),
+                     ("labelA", np.array([[[1, 2], [3, 9]]], np.uint8)),
+                     ("labelB", np.array([[[0, 9], [4, 4]]], np.uint8))):
+        _png(lscd / sub / "a.png", arr)
+    (lscd / "train_list.txt").write_text("a.png\n")  # SCanNet's copy names its lists so
+    s = LandsatSCDDataset(lscd, "train")[0]
+    assert s["change"].tolist() == [[1, 1], [1, 255]]
+    assert s["mask2"].tolist() == [[255, 255], [3, 255]]
+    for t in (s["mask"], s["mask2"]):
+        assert ((t >= 0) & (t < 4) | (t == 255)).all()
+
+
+def test_folder_layouts_refuse_a_label_of_another_size_and_skip_hidden_files(tmp_path: Path) -> None:
+    """A mask 2x its image stopped training with 'stack expects each tensor to be equal size' (a
+    traceback), or with data.crop trained on labels of another place."""
+    _png(tmp_path / "Train/Urban/images_png/1.png", np.full((3, 4, 4), 100, np.uint8))
+    _png(tmp_path / "Train/Urban/masks_png/1.png", np.ones((8, 8), np.uint8))
+    (tmp_path / "Train/Urban/images_png/._1.png").write_bytes(b"\x00\x05\x16\x07junk")  # macOS companion
+    ds = LoveDADataset(tmp_path, "Train", domains=("Urban",))
+    assert len(ds) == 1
+    with pytest.raises(InputError, match=r"masks_png/1.png: 8 x 8 px, its image .*1.png 4 x 4 px"):
+        ds[0]
+
+
+def test_a_dataloader_workers_input_error_is_one_line_on_the_cli() -> None:
+    from rsmamba.errors import one_line as _one_line
+
+    wrapped = ("Caught InputError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               '  File "x.py", line 1, in f\n    raise InputError("a")\n'
+               "rsmamba.errors.InputError: masks_png/1.png: 8 x 8 px, its image 1.png 4 x 4 px\n")
+    assert _one_line(wrapped) == "masks_png/1.png: 8 x 8 px, its image 1.png 4 x 4 px"

@@ -77,8 +77,9 @@ def test_benchmark_training_labels_must_all_be_there(tmp_path: Path) -> None:
     for path in labels:
         if path.parent.name != "top":
             path.unlink()
-    with pytest.raises(InputError, match="no label file for the vaihingen training tiles "
-                                         "top_mosaic_09cm_area1.tif, top_mosaic_09cm_area3.tif;"):
+    with pytest.raises(InputError, match=r"no label file for the vaihingen training tiles "
+                                         r"top_mosaic_09cm_area1.tif, top_mosaic_09cm_area3.tif \(e.g. .*"
+                                         r"_ground_truth_COMPLETE/top_mosaic_09cm_area1.tif\); restore them"):
         open_datasets(_data("isprs", isprs), use_dsm=False)
     loveda = write_layout("loveda", tmp_path / "l", size=32)
     mask = sorted((loveda / "Train").rglob("masks_png/*.png"))[0]
@@ -118,7 +119,8 @@ def test_label_values_outside_the_benchmarks_classes_become_ignore(tmp_path: Pat
         dst.write(a)
     sample = LandsatSCDDataset(landsat, "train")[0]  # train_0.png, the label changed
     assert label.name == "train_0.png"
-    assert (sample["change"][:3, :3] == 0).all() and (sample["mask"][:3, :3] == 255).all()
+    # an unknown date-1 value has no change label either (it was trained as "no change")
+    assert (sample["change"][:3, :3] == 255).all() and (sample["mask"][:3, :3] == 255).all()
 
 
 def test_an_isprs_label_tile_of_another_size_than_its_image_is_refused(tmp_path: Path) -> None:
@@ -168,3 +170,34 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
     assert (loaded["optim"]["lr"], loaded["optim"]["weight_decay"], loaded["optim"]["momentum"]) == (1e-4, 5e-4, 0.9)
     with pytest.raises(InputError, match="config optim.lr: expected a number, got 'abc'"):
         load_config(cfg, ["optim.lr=abc"])
+
+
+def test_train_device_cuda_is_this_processs_gpu_or_one_line(monkeypatch) -> None:
+    """train.device cuda was torch.cuda.set_device's ValueError (no index), and without CUDA a traceback."""
+    import torch
+
+    from rsmamba.train.trainer import _pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="train.device cuda: CUDA is not available on this machine"):
+        _pick_device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _pick_device("cuda", 1) == torch.device("cuda", 1) and _pick_device("cuda:0", 1) == torch.device("cuda", 0)
+    with pytest.raises(InputError, match="has 2 GPU"):
+        _pick_device("cuda:3", 0)
+    assert _pick_device("cpu", 0) == torch.device("cpu")
+
+
+def test_chips_without_a_labelled_pixel_are_refused(tmp_path: Path, capsys) -> None:
+    """A label raster all nodata: loss 0.0 every step, an untrained model saved as best.pt, exit 0."""
+    from rsmamba.tile import tile_scene
+    from tests.helpers.rasters import write_raster
+    from tests.helpers.scenes import write_scene
+
+    scene = write_scene(tmp_path / "scene", size=64)
+    blank = write_raster(tmp_path / "blank.tif", np.full((64, 64), 255, np.uint8), res=0.5)
+    tile_scene(scene["image"], tmp_path / "chips", labels=blank, size=32, block=32, split=(1.0, 0.0, 0.0))
+    assert main(_train(tmp_path, "--set", f"data.root={tmp_path / 'chips'}")) == 2
+    assert "the train chips hold no labelled pixel (every label is 255" in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()

@@ -153,3 +153,82 @@ def test_train_runs_on_each_layout(tmp_path: Path) -> None:
         n = {"isprs": 6, "loveda": 7, "second": 6, "landsat-scd": 4}[layout]
         assert len(ck["classes"]) == n and ck["model_kwargs"]["num_classes"] == n, layout
         assert "val_miou" in result.history[-1], layout
+
+
+def test_isprs_val_tiles_must_name_training_tiles(tmp_path: Path) -> None:
+    """An unquoted Potsdam 2_10 is YAML's number 210: no tile was held out, validation was off without a
+    word and the tiles meant for it were trained on; Vaihingen 31 is a test tile."""
+    from rsmamba.train.config import load_config
+
+    proot = F.isprs(tmp_path / "potsdam", "potsdam", size=(24, 24))
+    cfg_file = tmp_path / "p.yaml"
+    cfg_file.write_text(f"data: {{layout: isprs, city: potsdam, root: {proot}, val_tiles: [2_10, '3_10']}}\n")
+    d = load_config(cfg_file)["data"]
+    assert d["val_tiles"] == [210, "3_10"]  # as YAML reads it
+    with pytest.raises(InputError, match=r"210 is no potsdam training tile \(YAML read an unquoted 2_10 "):
+        open_datasets(d, use_dsm=False)
+    vroot = F.isprs(tmp_path / "vaihingen", "vaihingen", size=(24, 24))
+    with pytest.raises(InputError, match="31 is no vaihingen training tile"):
+        open_datasets(_data("isprs", vroot, val_tiles=[31, 30]), use_dsm=False)
+    _, val = open_datasets(_data("isprs", vroot, val_tiles=["area30", 5]), use_dsm=False)
+    assert [p.tile for p in val.pairs] == ["area5", "area30"]
+
+
+def test_isprs_missing_eroded_labels_dsm_of_another_size_and_unreadable_colours(tmp_path: Path, caplog) -> None:
+    """Each was silent: validation off for the whole run (every shipped ISPRS recipe scores on eroded
+    labels), a DSM channel 75 % zeros, labels re-saved with lossy compression 78 % ignored."""
+    import shutil
+
+    import rasterio
+
+    root = F.isprs(tmp_path / "p", "potsdam", size=(24, 24))
+    shutil.rmtree(root / "5_Labels_all_noBoundary")
+    with pytest.raises(InputError, match=r"no eroded \(boundary-free\) labels for the potsdam test tiles 2_13, .*"
+                                         r"5_Labels_all_noBoundary/top_potsdam_2_13_label_noBoundary.tif.*data.eroded=false"):
+        open_datasets(_data("isprs", root, city="potsdam", val_split="test", eroded=True), use_dsm=False)
+    # The participants' folder (the 24 training tiles' labels) is read too; with no test labels at all,
+    # validation is off, and said so at the start.
+    (root / "5_Labels_all").rename(root / "5_Labels_for_participants")
+    for t in ("2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15", "6_13", "6_14",
+              "6_15", "7_13"):
+        (root / "5_Labels_for_participants" / f"top_potsdam_{t}_label.tif").unlink()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        train_ds, val_ds = open_datasets(_data("isprs", root, city="potsdam", val_split="test"), use_dsm=False)
+    assert len(train_ds.pairs) == 24 and val_ds is None
+    assert "no validation split 'test'" in caplog.text and "best.pt follows the training loss" in caplog.text
+    # A DSM of half the size is refused, as a label of another size is.
+    vroot = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    dsm = vroot / "dsm" / "dsm_09cm_matching_area1.tif"
+    with rasterio.open(dsm) as src:
+        half = src.read(1)[::2, ::2].copy()
+    F.write(dsm, half)
+    with pytest.raises(InputError, match=r"dsm_09cm_matching_area1.tif: 12 x 12 px, its image"):
+        open_datasets(_data("isprs", vroot, use_dsm=True), use_dsm=True)
+    open_datasets(_data("isprs", vroot), use_dsm=False)  # not read without a DSM
+    # Colours off by a grey level: named in a warning, once per file.
+    label = vroot / "gts_for_participants" / "top_mosaic_09cm_area1.tif"
+    with rasterio.open(label) as src:
+        rgb = src.read()
+    F.write(label, np.where(rgb < 255, rgb + 1, rgb - 1).astype(np.uint8))
+    train_ds, _ = open_datasets(_data("isprs", vroot, crop=24), use_dsm=False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        train_ds[0], train_ds[0]
+    assert caplog.text.count("top_mosaic_09cm_area1.tif: 100 % of the pixels read are of no class") == 1
+
+
+def test_score_checkpoint_refuses_a_split_without_labels(tmp_path: Path) -> None:
+    """LoveDA's Test/ has no masks (its labels are on the benchmark server): a file of empty scores, exit 0."""
+    import shutil
+
+    from rsmamba.train import score_checkpoint, train
+
+    root = F.loveda(tmp_path / "loveda")
+    for domain in ("Urban", "Rural"):
+        shutil.copytree(root / "Val" / domain / "images_png", root / "Test" / domain / "images_png")
+    cfg = {"data": {**_data("loveda", root), "batch_size": 2}, "model": {"name": "fcn_baseline", "kwargs": {"width": 4}},
+           "train": {"epochs": 1}, "tensorboard": False, "out": str(tmp_path / "run")}
+    result = train(cfg, progress=False)
+    test_cfg = {**cfg, "data": {**cfg["data"], "val_split": "test"}}
+    with pytest.raises(InputError, match=r"no labelled split 'test'"):
+        score_checkpoint(test_cfg, checkpoint=result.best, progress=False)

@@ -177,7 +177,7 @@ def test_a_class_missing_from_the_val_chips_is_said(tmp_path: Path, caplog) -> N
             "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}}
     with caplog.at_level("WARNING"):
         prepare(load_config(None, [], base=base))
-    assert "the val chips hold no" in caplog.text and "val scores leave" in caplog.text
+    assert "the val chips hold no" in caplog.text and "only where the model predicts it, as IoU 0" in caplog.text
 
 
 def test_the_out_folder_writes_over_no_input_and_not_into_the_data(small_chips: Path, tmp_path: Path) -> None:
@@ -247,3 +247,81 @@ def test_resume_from_a_tampered_last_pt_is_one_input_error(small_chips: Path, st
         train(cfg(out), resume=True, progress=False)
     assert said in str(err.value)
     assert (out / "last.pt").read_bytes() == before
+
+
+def test_a_diverging_run_stops_in_one_line_and_an_overwritten_runs_checkpoints_go(small_chips: Path,
+                                                                                  tmp_path: Path) -> None:
+    """lr 1e30: the loss was NaN from the second step, exit 0, and 'best.pt' named the previous run's file
+    left in the folder by --overwrite (or, with val chips, NaN weights saved as best.pt)."""
+    from rsmamba.errors import RsmambaError
+
+    def cfg(**optim) -> dict:
+        c = _cfg(small_chips, tmp_path / "run", epochs=2)
+        c["model"]["kwargs"]["width"] = 4
+        c["optim"].update(optim)
+        return c
+
+    train(cfg(), progress=False)
+    old = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(RsmambaError, match=r"training diverged: epoch \d(, step \d+, loss (nan|inf)| ended with NaN "
+                                           r"or inf weights); lower optim.lr \(now [0-9.e+]+\) or set train.grad_clip"):
+        train(cfg(lr=1e30, name="sgd"), progress=False, overwrite=True)
+    best = tmp_path / "run" / "best.pt"
+    assert not best.exists() or best.read_bytes() != old  # never the previous run's, under this run's config
+    if best.exists():  # an epoch that ended with finite (if absurd) weights
+        assert load_checkpoint(best)["config"]["optim"]["lr"] == 1e30
+
+
+def test_resume_refuses_a_config_that_trains_otherwise(stopped_run: Path, small_chips: Path) -> None:
+    """A new optim.lr never ran (the optimiser's state brings back the old one) but was recorded in
+    config.yaml and every checkpoint; another optimiser was a KeyError mid-step."""
+    cfg = _cfg(small_chips, stopped_run, epochs=2)
+    cfg["model"]["kwargs"]["width"] = 4
+    before = (stopped_run / "last.pt").read_bytes()
+    for change, said in ((["optim.lr=0.5"], "optim.lr was 0.02, now 0.5"),
+                         (["optim.name=sgd", "train.seed=7"], "optim.name was 'adamw', now 'sgd'; train.seed was 0")):
+        with pytest.raises(InputError, match=said):
+            train(cfg, change, resume=True, progress=False)
+    assert (stopped_run / "last.pt").read_bytes() == before
+
+
+def test_train_test_scores_with_the_checkpoints_normalisation_on_test_only_chips(stopped_run: Path,
+                                                                                  tmp_path: Path) -> None:
+    """--test normalised a held-out scene's chips with their own statistics, not the checkpoint's that
+    predict uses (9 mIoU points above what the model maps); a folder of test chips only was refused."""
+    import json
+    import shutil
+
+    from rsmamba.train import score_checkpoint
+
+    held_out = write_chips(tmp_path / "b", size=64, chip=32, seed=5, split=(0.0, 0.0, 1.0))
+    twin = tmp_path / "twin"
+    shutil.copytree(held_out, twin)
+    meta = json.loads((twin / "tiling.json").read_text())
+    stats = meta["stats"]["image"]
+    stats["mean"] = [v + 40.0 for v in stats["mean"]]  # the same chips, other folder statistics
+    stats["std"] = [v * 2.0 for v in stats["std"]]
+    (twin / "tiling.json").write_text(json.dumps(meta))
+
+    def score(root: Path, out: Path) -> dict:
+        cfg = {"data": {"root": str(root), "batch_size": 2, "val_split": "test"}, "out": str(out),
+               "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "tensorboard": False}
+        return score_checkpoint(cfg, checkpoint=stopped_run / "last.pt", progress=False)
+
+    a, b = score(held_out, tmp_path / "ta"), score(twin, tmp_path / "tb")
+    assert a["scores"] == b["scores"] and a["samples"] == 4
+    assert a["normalization"] == "the checkpoint's (as predict)"
+
+
+def test_data_crop_on_chips_is_said_and_not_recorded_as_the_models_window(small_chips: Path, tmp_path: Path,
+                                                                           caplog) -> None:
+    """Chips are trained whole, yet data.crop 16 went into the checkpoint as the window predict runs it at."""
+    cfg = _cfg(small_chips, tmp_path / "run", epochs=1)
+    cfg["model"]["kwargs"]["width"] = 4
+    cfg["data"]["crop"] = 16
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        result = train(cfg, progress=False)
+    assert "data.crop 16: chips are trained whole" in caplog.text
+    assert load_checkpoint(result.best)["inference"] == {"window": 32, "overlap": 8}
+    with pytest.raises(InputError, match="data.crop"):
+        train(cfg, ["data.crop=-5"], progress=False, overwrite=True)

@@ -186,3 +186,26 @@ def test_a_pair_left_between_its_renames_is_settled_before_it_is_read(tmp_path) 
         assert src.read(1).max() == 0  # still the old file, its journal beside it
     summary = vectorize_raster(classes, tmp_path / "b.gpkg", classes=[1])
     assert summary.polygons == 1
+
+
+SITE_TM = ('PROJCS["Site TM",GEOGCS["ETRS89",DATUM["European_Terrestrial_Reference_System_1989",SPHEROID["GRS 1980",'
+           '6378137,298.257222101]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],PROJECTION["Transverse_'
+           'Mercator"],PARAMETER["latitude_of_origin",0],PARAMETER["central_meridian",9.123],PARAMETER["scale_factor",'
+           '1],PARAMETER["false_easting",500000],PARAMETER["false_northing",0],UNIT["metre",1]]')
+
+
+def test_geojson_of_a_crs_without_an_epsg_code_is_refused(tmp_path, capsys):
+    """GDAL's GeoJSON writer names a CRS by EPSG code only: a site grid's polygons read back as WGS 84
+    degrees of 500000 / 5000000, exit 0."""
+    classes = np.zeros((20, 20), np.uint8)
+    classes[5:10, 5:10] = 1
+    site = write_raster(tmp_path / "site.tif", classes, crs=SITE_TM)
+    out = tmp_path / "b.geojson"
+    err = one_line_error(["vectorize", str(site), "--classes", "building", "-o", str(out)], capsys)
+    assert "GeoJSON records a CRS by its EPSG code only, and Site TM has none" in err and not out.exists()
+    vectorize_raster(site, tmp_path / "b.gpkg", classes=["building"])  # a GeoPackage keeps it
+    kept = rasterio.crs.CRS.from_user_input(pyogrio.read_info(tmp_path / "b.gpkg")["crs"])
+    assert kept == rasterio.crs.CRS.from_wkt(SITE_TM)
+    vectorize_raster(site, out, classes=["building"], reproject_to="EPSG:32632")
+    compound = write_raster(tmp_path / "c.tif", classes, crs="EPSG:32632+5773")
+    vectorize_raster(compound, tmp_path / "c.geojson", classes=["building"])  # EPSG parts: named

@@ -122,3 +122,27 @@ def test_append_and_overwrite_together_are_refused(tmp_path, capsys):
     vectorize_raster(src, out)
     err = one_line_error(["vectorize", str(src), "-o", str(out), "--append", "--overwrite"], capsys)
     assert "--append" in err and "--overwrite" in err
+
+
+def test_a_geopackage_open_in_wal_mode_is_refused(tmp_path, capsys):
+    """QGIS opens a GeoPackage in WAL mode: its changes wait in NAME-wal. A copy without them, renamed over
+    the file QGIS still writes through its -wal, was a corrupt GeoPackage."""
+    import sqlite3
+
+    out = tmp_path / "map.gpkg"
+    raster = write_raster(tmp_path / "a.tif", buildings())
+    vectorize_raster(raster, out, classes=["building"])
+    holder = sqlite3.connect(out)  # another program holds it open, in WAL mode, with a change pending
+    try:
+        holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("CREATE TABLE qgis_notes (x INTEGER)")
+        holder.commit()
+        assert (tmp_path / "map.gpkg-wal").exists()
+        before = out.read_bytes()
+        err = one_line_error(["vectorize", str(raster), "-o", str(out), "--layer", "second"], capsys)
+        assert "is open in another program (map.gpkg-wal, map.gpkg-shm beside it)" in err
+        assert out.read_bytes() == before
+    finally:
+        holder.close()  # the last connection checkpoints and removes -wal and -shm
+    vectorize_raster(raster, out, classes=["building"], layer="second")
+    assert {name for name, _ in pyogrio.list_layers(out)} >= {"map", "second"}
