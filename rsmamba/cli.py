@@ -497,11 +497,14 @@ def evaluate(
                               footprints=footprints, reference_layer=reference_layer,
                               buildings_layer=buildings_layer, footprints_layer=footprints_layer,
                               reference_t2=reference_t2)
-    line = f"mIoU {result['miou']:.4f}  mF1 {result['mf1']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
+    def score(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"  # 0/0: nothing to average, predict or find
+
+    line = f"mIoU {score(result['miou'])}  mF1 {score(result['mf1'])}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
     change = result["per_class"].get("change") if set(result["per_class"]) == {"no_change", "change"} else None
     if change and change["f1"] is not None:  # a change raster: the change class's scores, as CD papers report
-        line = (f"change F1 {change['f1']:.4f}  IoU {change['iou']:.4f}  precision {change['precision']:.4f}  "
-                f"recall {change['recall']:.4f}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}")
+        line = (f"change F1 {change['f1']:.4f}  IoU {change['iou']:.4f}  precision {score(change['precision'])}  "
+                f"recall {score(change['recall'])}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}")
     if "semantic_change" in result:
         sc = result["semantic_change"]
         line += f"  SeK {sc['sek']:.4f}  Fscd {sc['fscd']:.4f}  SCD mIoU {sc['miou']:.4f}  score {sc['score']:.4f}"

@@ -73,18 +73,20 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
 CHANGE_CLASSES = (ClassInfo(0, "no_change", (0, 0, 0)), ClassInfo(1, "change", (255, 0, 0)))
 
 
-def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo]) -> list[str]:
+def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int]) -> list[str]:
     """A raster whose declared nodata is also a class (GDAL habitually writes nodata 0): that class is
-    never scored, in the reference or the prediction. Said (logged and kept in the metrics), since the
-    numbers leave it out."""
+    never scored, in the reference or the prediction, so it leaves the means too (``exclude`` gets it:
+    scored on the other side only, it was IoU 0 by construction). Said (logged and kept in the metrics)."""
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return []
     with rasterio.open(path) as src:
         clash = class_of_nodata(src.nodata, classes)
     if clash is None:
         return []
-    message = (f"{role} {path}: nodata {clash.id} is also class {clash.id} ({clash.name}): its "
-               f"pixels are not scored; unset it (gdal_edit.py -unsetnodata {path}) if {clash.id} is a class")
+    if clash.id not in exclude:
+        exclude.append(clash.id)
+    message = (f"{role} {path}: nodata {clash.id} is also class {clash.id} ({clash.name}): its pixels are not "
+               f"scored and it leaves the means; unset it (gdal_edit.py -unsetnodata {path}) if {clash.id} is a class")
     log.warning(message)
     return [message]
 
@@ -488,8 +490,9 @@ def evaluate_rasters(
         classes = list(CHANGE_CLASSES) if semantic is not None else classes or list(CHANGE_CLASSES)
     table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
     classes = list(table or ISPRS_CLASSES)
-    reference_warnings = [*resampled, *_nodata_warnings(prediction, "prediction", classes),
-                          *(_nodata_warnings(reference, "reference", classes) if layout is None else [])]
+    exclude = list(exclude)
+    reference_warnings = [*resampled, *_nodata_warnings(prediction, "prediction", classes, exclude),
+                          *(_nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
                    "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "

@@ -31,6 +31,14 @@ class CrossEntropy(nn.Module):
 
     def __init__(self, weight: Sequence[float] | None = None, ignore_index: int = IGNORE_INDEX, smoothing: float = 0.0):
         super().__init__()
+        problems = []
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+            problems.append(f"loss ce: smoothing must be in [0, 1), got {smoothing!r}")
+        if weight is not None and not (isinstance(weight, (list, tuple)) and weight and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weight)):
+            problems.append(f"loss ce: class_weights must be a list of numbers >= 0, one per class, got {weight!r}")
+        if problems:  # else torch's error at the first batch
+            raise InputError(problems)
         self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32) if weight is not None else None)
         self.ignore_index = ignore_index
         self.smoothing = smoothing

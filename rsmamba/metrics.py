@@ -90,7 +90,8 @@ def segmentation_scores(
 
     ``exclude`` lists class ids left out of the means (e.g. Clutter on Vaihingen/Potsdam, as the
     benchmark reports); OA and kappa always use every class. Classes absent from both label and
-    prediction have undefined scores: they are reported as None and left out of the means.
+    prediction have undefined scores: they are reported as None and left out of the means; so is a
+    precision with nothing predicted and a recall with nothing to find (the F1 of a missed class is 0).
     """
     hist = np.asarray(hist, dtype=np.int64)
     n = hist.shape[0]
@@ -101,20 +102,22 @@ def segmentation_scores(
     iou = _safe_div(tp, tp + fp + fn)
     precision = _safe_div(tp, tp + fp)
     recall = _safe_div(tp, tp + fn)
-    f1 = _safe_div(2 * precision * recall, precision + recall)
+    f1 = _safe_div(2 * tp, 2 * tp + fp + fn)  # = 2PR/(P+R) where both are defined; 0 for a missed class
     present = (tp + fp + fn) > 0
     in_mean = present & ~np.isin(np.arange(n), list(exclude))
     per_class = {}
     for i in range(n):
+        # precision of a class never predicted, recall of a class not in the reference: 0/0, not 0
         per_class[names[i]] = (
-            {"iou": float(iou[i]), "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+            {"iou": float(iou[i]), "precision": float(precision[i]) if tp[i] + fp[i] else None,
+             "recall": float(recall[i]) if tp[i] + fn[i] else None, "f1": float(f1[i]),
              "support": int(hist[i].sum())}
             if present[i] else {"iou": None, "precision": None, "recall": None, "f1": None, "support": 0}
         )
     total = hist.sum()
-    return {
-        "miou": float(iou[in_mean].mean()) if in_mean.any() else 0.0,
-        "mf1": float(f1[in_mean].mean()) if in_mean.any() else 0.0,
+    return {  # None: no class left to average (e.g. a building-free tile scored with the background excluded)
+        "miou": float(iou[in_mean].mean()) if in_mean.any() else None,
+        "mf1": float(f1[in_mean].mean()) if in_mean.any() else None,
         "oa": float(np.trace(hist) / total) if total else 0.0,
         "kappa": cohen_kappa(hist),
         "excluded_from_means": [names[i] for i in exclude if i < n],

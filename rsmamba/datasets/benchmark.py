@@ -343,9 +343,11 @@ def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:
     if "mean" not in image or "std" not in image:
         raise InputError("the checkpoint records no image normalisation")
     if isinstance(target, (ChipDataset, ISPRSDataset)):
-        if len(image["mean"]) != len(target.info.image_mean):
-            raise InputError(f"the checkpoint normalises {len(image['mean'])} image bands, the data have "
-                             f"{len(target.info.image_mean)}")
+        if not len(image["mean"]) == len(image["std"]) == len(target.info.image_mean):
+            raise InputError(f"a normalisation of {len(image['mean'])} means and {len(image['std'])} stds for data "
+                             f"of {len(target.info.image_mean)} image bands")
+        if not all(float(v) > 0 for v in image["std"]):
+            raise InputError(f"a normalisation std must be > 0, got {list(image['std'])}")
         target.info = dataclasses.replace(
             target.info, image_mean=[float(v) for v in image["mean"]], image_std=[float(v) for v in image["std"]],
             dsm_mean=float(dsm["mean"]) if dsm else target.info.dsm_mean,
@@ -372,6 +374,12 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Data
             val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
         except MissingSplit:
             val_ds = None  # the trainer says so: tile --split 1,0,0 is a choice
+        if d.get("mean") or d.get("std"):  # e.g. a pretrained backbone's statistics, instead of the chips' own
+            info = train_ds.info
+            norm = {"image": {"mean": list(d.get("mean") or info.image_mean), "std": list(d.get("std") or info.image_std)}}
+            for ds in (train_ds, val_ds):
+                if ds is not None:
+                    use_normalization(ds, norm)  # recorded in the checkpoint: the model's inputs, as trained
         return train_ds, val_ds
     d = {**d, "layout": layout, "use_dsm": bool(use_dsm)}
     make = _isprs if layout == "isprs" else _folder

@@ -117,7 +117,12 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("optim.lr", "number", 0, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
     ("schedule.warmup_epochs", "int", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
     ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),
-    ("train.epochs", "int", 1, False), ("train.seed", "int", None, False), ("train.grad_clip", "number", 0, True),
+    ("schedule.step_size", "int", 1, False), ("schedule.power", "number", 0, False),
+    ("schedule.milestones", "int_list", 0, False), ("schedule.warmup_iters", "int", 0, False),
+    ("eval.flip", "bool", None, False), ("eval.scales", "number_list", 0.05, False),
+    ("train.exclude_classes", "int_list", 0, False), ("data.use_dsm", "bool", None, True),
+    ("augment.scale", "number_list", 0.05, True), ("augment.scale_set", "number_list", 0.05, True),
+    ("train.epochs", "int", 1, False), ("train.seed", "int", 0, False), ("train.grad_clip", "number", 0, True),
     ("train.ema", "number", 0, True), ("train.stop_after_epochs", "int", 1, True), ("train.amp", "bool", None, False),
     ("train.deterministic", "bool", None, False), ("train.freeze_epochs", "int", 0, False),
     ("augment.flips", "bool", None, False),
@@ -142,16 +147,26 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
                 pass
         if node is None and optional:
             continue
+        def number(v: Any, integer: bool) -> bool:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                return False
+            return isinstance(v, int) if integer else True
+
         if kind == "bool":
-            ok = isinstance(node, bool)
-        elif kind == "int":
-            ok = isinstance(node, int) and not isinstance(node, bool)
+            ok, values = isinstance(node, bool), []
+        elif kind in ("int_list", "number_list"):  # a scalar, text or an empty list: a traceback an epoch in
+            ok = isinstance(node, list) and bool(node) or (kind == "int_list" and node == [])
+            ok = ok and all(number(v, kind == "int_list") for v in node)
+            values = node if ok else []
         else:
-            ok = isinstance(node, (int, float)) and not isinstance(node, bool) and node == node
+            ok, values = number(node, kind == "int"), [node]
         if not ok:
-            problems.add(f"config {key}: expected {'an integer' if kind == 'int' else 'a number' if kind == 'number' else 'true or false'}, got {node!r}")
-        elif smallest is not None and node < smallest:
-            problems.add(f"config {key}: must be >= {smallest:g}, got {node!r}")
+            what = {"int": "an integer", "number": "a number", "bool": "true or false",
+                    "int_list": "a list of integers, e.g. [5]", "number_list": "a list of numbers, e.g. [1.0]"}[kind]
+            problems.add(f"config {key}: expected {what}, got {node!r}")
+        elif smallest is not None and any(v < smallest for v in values):
+            problems.add(f"config {key}: {'each value ' if kind.endswith('list') else ''}must be >= {smallest:g}, "
+                         f"got {node!r}")
     prefixes = cfg["train"].get("freeze_prefixes") if isinstance(cfg.get("train"), dict) else None
     if prefixes is None and isinstance(cfg.get("train"), dict):  # 'freeze_prefixes:' left empty: nothing frozen
         prefixes = cfg["train"]["freeze_prefixes"] = []
@@ -159,6 +174,23 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         # a bare string would be read letter by letter: 'backbone.' froze every name starting b, a, c, k, ...
         problems.add(f"config train.freeze_prefixes: expected a list of name prefixes, e.g. [backbone.], "
                      f"got {prefixes!r}")
+    section = lambda name: cfg.get(name) if isinstance(cfg.get(name), dict) else {}  # noqa: E731
+    ema = section("train").get("ema")
+    if isinstance(ema, (int, float)) and not isinstance(ema, bool) and ema >= 1:
+        problems.add(f"config train.ema: a decay, must be < 1 (e.g. 0.999), got {ema!r}")
+    scale = section("augment").get("scale")
+    if isinstance(scale, list) and (len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale)
+                                    or scale[0] > scale[1]):
+        problems.add(f"config augment.scale: expected [low, high] zoom factors, e.g. [0.5, 2.0], got {scale!r}")
+    if not isinstance(section("model").get("kwargs", {}), dict):
+        problems.add(f"config model.kwargs: expected a mapping of the model's arguments, got "
+                     f"{section('model').get('kwargs')!r}")
+    groups = section("optim").get("groups")
+    if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) and "prefix" in g
+                                                                      for g in groups)):
+        problems.add(f"config optim.groups: expected a list of {{prefix: ..., lr_scale: ...}}, got {groups!r}")
+    if cfg.get("loss") is None or cfg.get("loss") == []:
+        problems.add("config loss: empty; give a loss (ce, dice, lovasz, sek, mambafcs or a list of them)")
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")

@@ -97,6 +97,12 @@ def _collate(items: list[dict]) -> dict:
     out: dict[str, Any] = {}
     for key in items[0]:
         vals = [it[key] for it in items]
+        if isinstance(vals[0], torch.Tensor) and len({tuple(v.shape) for v in vals}) > 1:
+            # chips of several sizes in one folder (two tilings merged): torch's 'stack expects each tensor
+            # to be equal size' mid-epoch, else
+            sizes = ", ".join(f"{it.get('chip_id', '?')} {tuple(it[key].shape[-2:])}" for it in items[:4])
+            raise InputError(f"samples of different sizes in one batch ({sizes}): the chips of one folder come "
+                             "from one tiling (rsmamba tile --size), or set data.crop for a benchmark layout")
         out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
     return out
 
@@ -419,7 +425,7 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
     prefix = "" if task == "segmentation" else "sem_"
     if seg.hist.sum():
         scores = seg.scores(names, exclude)
-        result.update({prefix + k: scores[k] for k in ("miou", "mf1", "oa", "kappa")})
+        result.update({prefix + k: scores[k] for k in ("miou", "mf1", "oa", "kappa") if scores[k] is not None})
         result[prefix + "iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
     if chg.hist.sum():
         c = binary_change_scores_from_hist(chg.hist)
@@ -611,6 +617,23 @@ def _resolve_init(cfg: dict) -> Path | None:
     return path
 
 
+def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None:
+    """Settings sized by the classes, checked before any batch: wrong, they failed at the first batch
+    (class weights) or after a whole epoch (an excluded class id past the head), with a traceback."""
+    from rsmamba.losses import CrossEntropy
+
+    problems = []
+    for module in build_loss(cfg["loss"]).modules():
+        if isinstance(module, CrossEntropy) and module.weight is not None and module.weight.numel() != num_classes:
+            problems.append(f"loss ce: {module.weight.numel()} class_weights for {num_classes} classes "
+                            f"({', '.join(names)})")
+    bad = [c for c in cfg["train"]["exclude_classes"] if not 0 <= c < num_classes]
+    if bad:
+        problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
+    if problems:
+        raise InputError(problems)
+
+
 def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str]) -> None:
     """Classes the training chips hold but the validation chips do not: the means count them only where
     the model predicts them (IoU 0 there; never predicted, left out, as the benchmarks' code does), so a
@@ -647,7 +670,8 @@ def prepare(cfg: dict) -> Prepared:
                          "single-date chips; tile epoch pairs (rsmamba tile --t2) or pick a segmentation model")
     tiling = train_ds.info
     classes = tiling.classes
-    num_classes = int(cfg["model"]["kwargs"].get("num_classes", len(classes) or 6))
+    given = cfg["model"]["kwargs"].get("num_classes")
+    num_classes = int(given if given is not None else (len(classes) or 6))
     names = [c["name"] for c in classes] if len(classes) == num_classes else [str(i) for i in range(num_classes)]
     n_img = len(tiling.image_mean)
     in_chans = n_img + (1 if train_ds.use_dsm and info_m.inputs == "image" else 0)
@@ -657,12 +681,16 @@ def prepare(cfg: dict) -> Prepared:
     if top >= num_classes:  # cross-entropy would index past the head mid-run (a device assert on a GPU)
         raise InputError(f"{d['root']}: the chips hold class id {top}, but model.kwargs.num_classes is "
                          f"{num_classes}; set it to at least {top + 1} (or leave it out: the chips' class table)")
+    if given is not None and classes and given != len(classes):  # trained to the end, then refused by predict
+        raise InputError(f"model.kwargs.num_classes {given!r}: the data's class table names {len(classes)} classes "
+                         f"({', '.join(str(c.get('name')) for c in classes)}); leave it out")
     rows = getattr(train_ds, "rows", None) or []
     if rows and all(r.get("labels") for r in rows) and not any(
             int(v) > 0 for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items() if int(k) != IGNORE_INDEX):
         # every loss 0.0, an untrained model saved as best.pt with exit 0: labels all nodata, a wrong field burnt
         raise InputError(f"{d['root']}: the {d['train_split']} chips hold no labelled pixel (every label is 255, "
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
+    _check_class_settings(cfg, num_classes, names)
     _warn_classes_missing_from_val(train_ds, val_ds, names)
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
@@ -676,8 +704,15 @@ def prepare(cfg: dict) -> Prepared:
     if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
         raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
-        model_kwargs.setdefault("in_chans", in_chans)
-    model = mark(create_model(cfg["model"]["name"], **model_kwargs), len(instances))
+        if model_kwargs.setdefault("in_chans", in_chans) != in_chans:
+            raise InputError(f"model.kwargs.in_chans {model_kwargs['in_chans']}: the data give {in_chans} channels "
+                             f"({n_img} image band{'s' * (n_img != 1)}{' + DSM' if in_chans > n_img else ''}); "
+                             "leave it out")
+    try:
+        model = mark(create_model(cfg["model"]["name"], **model_kwargs), len(instances))
+    except (TypeError, ValueError) as exc:  # a kwarg the model does not take, or of the wrong type
+        raise InputError(f"model.kwargs {cfg['model']['kwargs']}: not arguments {cfg['model']['name']!r} "
+                         f"takes ({first_line(exc)})") from None
     if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
         from rsmamba.pretrained import load_pretrained
 

@@ -35,6 +35,18 @@ def test_segmentation_scores_hand_computed() -> None:
     assert s["per_class"]["1"]["recall"] == pytest.approx(4 / 6)
 
 
+def test_undefined_scores_are_none_not_zero() -> None:
+    """A class never predicted had precision 0 ('every prediction wrong' of no prediction); a building-free
+    tile scored with the background excluded had mIoU 0.0 for a perfect map."""
+    hist = np.array([[5, 0, 0], [3, 0, 0], [0, 0, 2]])  # class 1 in the reference, never predicted
+    s = segmentation_scores(hist)
+    assert s["per_class"]["1"] == {"iou": 0.0, "precision": None, "recall": 0.0, "f1": 0.0, "support": 3}
+    hist = np.array([[5, 0], [2, 0]]).T  # class 1 predicted twice, absent from the reference
+    assert segmentation_scores(hist)["per_class"]["1"]["recall"] is None
+    perfect = segmentation_scores(np.array([[9, 0], [0, 0]]), ["background", "building"], exclude=[0])
+    assert perfect["miou"] is None and perfect["mf1"] is None and perfect["oa"] == 1.0
+
+
 def test_ignore_and_valid_mask_are_left_out() -> None:
     label = np.array([0, 1, 255, 1, 2])
     pred = np.array([0, 1, 1, 0, 2])

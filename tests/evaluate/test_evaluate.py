@@ -172,9 +172,16 @@ def test_a_reference_nodata_that_is_a_class_is_said_in_the_metrics(tmp_path: Pat
     pred = write_raster(tmp_path / "pred.tif", ref)
     result = evaluate_rasters(pred, write_raster(tmp_path / "ref0.tif", ref, nodata=0), tmp_path / "a" / "m.json")
     assert result["warnings"] == [f"reference {tmp_path / 'ref0.tif'}: nodata 0 is also class 0 (impervious): its "
-                                  "pixels are not scored; unset it (gdal_edit.py -unsetnodata "
+                                  "pixels are not scored and it leaves the means; unset it (gdal_edit.py -unsetnodata "
                                   f"{tmp_path / 'ref0.tif'}) if 0 is a class"]
     assert result["per_class"]["impervious"]["support"] == 0
+    # a prediction of 0 where the reference holds another class: class 0 can only be wrong, so it leaves the means
+    wrong = ref.copy()
+    wrong[ref == 1] = 0
+    other = evaluate_rasters(write_raster(tmp_path / "wrong.tif", wrong), tmp_path / "ref0.tif", tmp_path / "c" / "m.json")
+    assert "impervious" in other["conventions"]["excluded_from_means"]
+    ious = [v["iou"] for k, v in other["per_class"].items() if k != "impervious"]
+    assert other["miou"] == pytest.approx(sum(ious) / len(ious))
     assert "warnings" not in evaluate_rasters(pred, write_raster(tmp_path / "ref.tif", ref, nodata=255),
                                               tmp_path / "b" / "m.json")
 
@@ -184,7 +191,8 @@ def test_a_prediction_nodata_that_is_a_class_is_said_too(tmp_path: Path) -> None
     pred = write_raster(tmp_path / "pred0.tif", ref, nodata=0)
     result = evaluate_rasters(pred, write_raster(tmp_path / "ref.tif", ref), tmp_path / "a" / "m.json")
     assert result["warnings"] == [f"prediction {pred}: nodata 0 is also class 0 (impervious): its pixels are not "
-                                  f"scored; unset it (gdal_edit.py -unsetnodata {pred}) if 0 is a class"]
+                                  f"scored and it leaves the means; unset it (gdal_edit.py -unsetnodata {pred}) if 0 "
+                                  "is a class"]
 
 
 def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: Path) -> None:

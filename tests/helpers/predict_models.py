@@ -11,6 +11,9 @@ from rsmamba.models.registry import _REGISTRY, register_model
 class TinyConv(nn.Module):
     """Two 3x3 convs: translation-equivariant away from the (zero-padded) window border."""
 
+    input_multiple = 1  # the contract of every registered model (any size in, the same size out)
+    fixed_input_size = None
+
     def __init__(self, in_chans: int = 3, num_classes: int = 4, width: int = 8, seed: int = 0) -> None:
         super().__init__()
         torch.manual_seed(seed)

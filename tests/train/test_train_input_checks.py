@@ -64,7 +64,7 @@ def test_resuming_another_models_state_is_one_line(tmp_path: Path, capsys) -> No
     capsys.readouterr()
     other = ["--set", f"out={tmp_path / 'run2'}", "--resume-from", str(tmp_path / "run" / "last.pt")]
     assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.use_dsm=true", *other)) == 2
-    assert "its training state does not fit this config's model" in _one_error_line(capsys)
+    assert "data.use_dsm was False, now True" in _one_error_line(capsys)  # refused before any state is loaded
 
 
 def _data(layout: str, root: Path) -> dict:
@@ -201,3 +201,56 @@ def test_chips_without_a_labelled_pixel_are_refused(tmp_path: Path, capsys) -> N
     assert main(_train(tmp_path, "--set", f"data.root={tmp_path / 'chips'}")) == 2
     assert "the train chips hold no labelled pixel (every label is 255" in _one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("setting, said", [
+    ("train.exclude_classes=5", "train.exclude_classes: expected a list of integers"),
+    ("eval.scales=[0]", "eval.scales: each value must be >= 0.05"),
+    ("eval.scales=[]", "eval.scales: expected a list of numbers"),
+    ("augment.scale=[0.5]", r"augment.scale: expected \[low, high\]"),
+    ("train.ema=1.5", "train.ema: a decay, must be < 1"),
+    ("train.seed=-1", "train.seed: must be >= 0"),
+    ("schedule.milestones=abc", "schedule.milestones: expected a list of integers"),
+    ("optim.groups=abc", "optim.groups: expected a list of"),
+    ("data.use_dsm=maybe", "data.use_dsm: expected true or false"),
+    ("loss={name: ce, class_weights: [1, 2]}", "loss ce: 2 class_weights for 6 classes"),
+    ("loss={name: ce, smoothing: 2}", r"loss ce: smoothing must be in \[0, 1\)"),
+    ("train.exclude_classes=[99]", r"train.exclude_classes \[99\]: no class id of the data \(0..5\)"),
+    ("model.kwargs.bogus=3", "model.kwargs .*bogus.*: not arguments 'fcn_baseline' takes"),
+    ("model.kwargs.in_chans=7", "model.kwargs.in_chans 7: the data give 3 channels"),
+])
+def test_config_values_that_failed_mid_run_are_one_line_up_front(tmp_path: Path, capsys, setting, said) -> None:
+    """Each was a traceback: at the start, at the first batch, or (exclude_classes, eval.scales) after a
+    whole epoch of training, nothing saved."""
+    import re
+
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", setting)) == 2
+    assert re.search(said, _one_error_line(capsys))
+    assert not (tmp_path / "run").exists()
+
+
+def test_chips_of_two_sizes_are_one_line(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
+    first = sorted((chips / "images").iterdir())[0]
+    with rasterio.open(first) as src:
+        profile, data = src.profile, src.read()
+    profile.update(width=16, height=16)
+    with rasterio.open(first, "w", **profile) as dst:
+        dst.write(data[:, :16, :16])
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.batch_size=4")) == 2
+    assert "samples of different sizes in one batch" in _one_error_line(capsys)
+
+
+def test_num_classes_past_the_class_table_and_data_mean_on_chips(tmp_path: Path, capsys) -> None:
+    """num_classes 8 on a 6-class table trained to the end, then predict refused the checkpoint; data.mean
+    on chips was ignored while the checkpoint's config recorded it."""
+    from rsmamba.checkpoint import load_checkpoint
+
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "model.kwargs.num_classes=8")) == 2
+    assert "model.kwargs.num_classes 8: the data's class table names 6 classes" in _one_error_line(capsys)
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.mean=[120, 110, 100]",
+                       "--set", "data.std=[50, 50, 50]")) == 0
+    norm = load_checkpoint(tmp_path / "run" / "best.pt")["normalization"]["image"]
+    assert norm["mean"] == [120.0, 110.0, 100.0] and norm["std"] == [50.0, 50.0, 50.0]
