@@ -257,7 +257,9 @@ def _check_resume_config(path: Path, saved: Any, cfg: dict) -> None:
     would record the new one; another optimiser was a KeyError mid-step."""
     if not isinstance(saved, dict):
         return  # a checkpoint of an older rsmamba: nothing to compare against
-    old, new = _flat(saved), _flat(cfg)
+    resolved = copy.deepcopy(cfg)
+    _resolve_init(resolved)  # a run from --init records the model the checkpoint gave it: compare alike
+    old, new = _flat(saved), _flat(resolved)
     changed = [key for key in sorted(set(old) | set(new))
                if old.get(key) != new.get(key) and key in old and not key.startswith(RESUME_MAY_CHANGE)]
     if changed:

@@ -325,3 +325,12 @@ def test_data_crop_on_chips_is_said_and_not_recorded_as_the_models_window(small_
     assert load_checkpoint(result.best)["inference"] == {"window": 32, "overlap": 8}
     with pytest.raises(InputError, match="data.crop"):
         train(cfg, ["data.crop=-5"], progress=False, overwrite=True)
+
+
+def test_resume_of_a_run_from_init_compares_the_model_it_was_given(small_chips: Path, tmp_path: Path) -> None:
+    """model.init demo gives the run the checkpoint's model (cmtunet_tiny): the config as typed names none."""
+    cfg = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(tmp_path / "run"),
+           "model": {"init": "demo"}, "train": {"epochs": 2, "stop_after_epochs": 1}, "tensorboard": False}
+    train(cfg, progress=False)
+    resumed = train({**cfg, "train": {"epochs": 2}}, resume=True, progress=False)
+    assert resumed.epochs_run == 2 and load_checkpoint(resumed.last)["model"] == "cmtunet_tiny"
