@@ -121,6 +121,28 @@ def _inside(child: Path, folder: Path) -> bool:
         return False
 
 
+# The most bytes rsmamba's hidden siblings add to an output's name: '.NAME.predict-scratch.tif' and its
+# overview chain '.ovr' x 12, '..NAME.predict-resume.json.publish-journal.json.partial-PID-XXXXXXXX'.
+SIBLING_BYTES = 96
+
+
+def _name_too_long(out: Path) -> str | None:
+    """A name the file system takes, whose hidden work files it would not (a CJK name of 61 characters is
+    183 bytes): refused before any work, not after the whole computation."""
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    size = len(os.fsencode(out.name))
+    if size + SIBLING_BYTES <= limit or out.name.startswith("."):  # a hidden sibling itself: its output was checked
+        return None
+    return (f"output {out}: cannot write a name of {size} bytes here: rsmamba's hidden work files beside it "
+            f"add up to {SIBLING_BYTES} bytes to it, and names hold {limit}; keep it to {limit - SIBLING_BYTES} bytes")
+
+
 def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
                     directory: bool = False) -> list[str]:
     """Every reason these outputs cannot be written, as one-line problems (empty: fine).
@@ -135,7 +157,8 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
     if len({os.path.realpath(o) for o in outs}) != len(outs):
         problems.append("the outputs must be different files: " + ", ".join(str(o) for o in outs))
     for out in outs:
-        problem = output_problem(out, ins, "output", directory=directory)  # a folder/file mix-up, an input, unwritable
+        problem = (_name_too_long(out)  # else it fails at the end of the work, naming a hidden file
+                   or output_problem(out, ins, "output", directory=directory))  # a folder/file mix-up, an input, unwritable
         if problem:
             problems.append(problem)
             continue
@@ -201,6 +224,24 @@ def _stale_partials(target: Path) -> list[Path]:
     return [*target.parent.glob(f".{target.name}.partial-*"), *target.parent.glob(f".{target.name}.old-*")]
 
 
+def _sync_folders(folders: Iterable[Path]) -> None:
+    """fsync the folders whose entries were renamed (POSIX): after a power cut, the journal (fsynced) must
+    not outlive the renames it lists unsynced, and the renames must not be lost while it is removed."""
+    if os.name != "posix":
+        return
+    for folder in folders:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def _roll_forward(journal: dict[str, Any]) -> None:
     """Finish the renames a journal lists (idempotent), then delete what it says to delete."""
     for i, entry in enumerate(journal["entries"]):
@@ -214,6 +255,7 @@ def _roll_forward(journal: dict[str, Any]) -> None:
             elif final.is_dir():
                 shutil.rmtree(final)
             os.replace(scratch, final)
+    _sync_folders({Path(entry["final"]).parent for entry in journal["entries"]})  # the renames, before the journal goes
     for entry in journal["entries"]:
         if entry.get("backup"):
             _remove(Path(entry["backup"]))
@@ -413,8 +455,8 @@ def settle_inputs(inputs: Iterable[PathLike | None]) -> None:
 def lock_outputs(outputs: Sequence[PathLike]) -> Iterator[None]:
     """Hold the destinations' locks (as :func:`publish` does) around output written in place.
 
-    For a training run folder, whose logs grow epoch by epoch and whose checkpoints are each
-    published on their own: a second run into the same folder refuses instead of interleaving.
+    For a training run folder, whose checkpoints, logs and config are published together each epoch:
+    a second run into the same folder refuses instead of interleaving.
     """
     locks: list[_Lock] = []
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -279,9 +281,19 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
     from dask.distributed import LocalCluster
 
     dropped = {f"distributed.nanny.pre-spawn-environ.{name}": None for name in _DASK_ENV_DEFAULTS_DROPPED}
-    with dask.config.set(dropped):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                            host="127.0.0.1", dashboard_address=None, env=worker_thread_env(n_workers, worker_threads))
+    # Ctrl-C reaches the terminal's whole process group: workers that take it print three tracebacks
+    # before 'rsmamba: interrupted'. Started with SIGINT ignored they keep ignoring it (Python installs no
+    # KeyboardInterrupt handler then); this process takes the Ctrl-C and closes the cluster.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with dask.config.set(dropped):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                                host="127.0.0.1", dashboard_address=None,
+                                env=worker_thread_env(n_workers, worker_threads))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 

@@ -23,6 +23,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from rsmamba.atomic import settle_inputs
 from rsmamba.classes import IGNORE_INDEX, colour_layout
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
@@ -330,6 +331,9 @@ class AlignedSource:
         self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
         self._labels_role = labels_role  # how messages name the labels: labels, labels-t2, change labels
         self.bad_label_values: set[float] = set()  # label raster values that are no class id, seen by read_labels
+        # outputs of an earlier run (synth's scene, predict's rasters) that a kill left between its renames:
+        # finished first, so that tile, predict and change never pair one run's image with another's labels
+        settle_inputs([image, dsm, labels, t2])
         try:
             self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
         except BaseException:

@@ -31,7 +31,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from rsmamba.atomic import atomic_output, lock_outputs
+from rsmamba.atomic import atomic_output, lock_outputs, publish
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
@@ -561,9 +561,6 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         _check_resume_config(path, loaded[1].get("config"), cfg)
     try:
         with lock_outputs([out_dir] if rank == 0 else []):
-            if rank == 0 and overwrite and not resume:  # the previous run's checkpoints are not this run's
-                for name in ("best.pt", "last.pt"):
-                    (out_dir / name).unlink(missing_ok=True)
             return _train(cfg, world, rank, device, resume, progress, loaded)
     finally:
         if started_pg:
@@ -813,11 +810,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                              "it is no last.pt rsmamba wrote") from exc
         start_epoch, best_metric, history = state["epoch"], float(state["best_metric"]), state["history"]
 
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(out_dir / "config.yaml") as tmp:
-            tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    logger = EpochLog(out_dir, is_main, cfg["tensorboard"], start_epoch)
+    # config.yaml, the logs and the checkpoints are published together at the end of each epoch: until this
+    # run's first epoch is complete, the folder holds the previous run whole (--overwrite), never a mix
+    logger = EpochLog(out_dir, is_main, cfg["tensorboard"], history)
     base_payload = {
         "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
         "bands": {"image": tiling.bands, "dsm": bool(train_ds.use_dsm)},
@@ -911,18 +906,23 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         if improved:
             best_metric = score
         if is_main:
-            logger.log(row)
+            logger.add(row)
             weights = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
             metrics = {**{k: v for k, v in row.items()}, "selected_by": selected_by}
-            if improved:
-                save_checkpoint(out_dir / "best.pt", {**base_payload, "state_dict": weights, "metrics": metrics})
             train_state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                 "rng": _rng_state(), "epoch": epoch + 1, "best_metric": best_metric, "history": history,
             }
-            save_checkpoint(out_dir / "last.pt", {**base_payload, "state_dict": weights, "metrics": metrics,
-                                                  "train_state": train_state})
+            files = ["last.pt", "metrics.csv", "metrics.jsonl", "config.yaml", *(["best.pt"] if improved else [])]
+            with publish([out_dir / name for name in files], overwrite=True) as pub:
+                if improved:
+                    save_checkpoint(pub[out_dir / "best.pt"], {**base_payload, "state_dict": weights,
+                                                                "metrics": metrics})
+                save_checkpoint(pub[out_dir / "last.pt"], {**base_payload, "state_dict": weights,
+                                                            "metrics": metrics, "train_state": train_state})
+                logger.write(pub[out_dir / "metrics.csv"], pub[out_dir / "metrics.jsonl"])
+                pub[out_dir / "config.yaml"].write_text(yaml.safe_dump(cfg, sort_keys=False))
         if world > 1:
             dist.barrier()
         if stop_after is not None and epoch + 1 - start_epoch >= stop_after:

@@ -190,6 +190,25 @@ def test_a_reader_finishes_a_killed_publication_before_reading(tmp_path) -> None
     assert _leftovers(tmp_path) == []
 
 
+def test_tile_predict_and_change_settle_their_inputs_too(tmp_path) -> None:
+    """A synth killed between its renames: tile paired one town's ortho with another's labels (exit 0),
+    change compared two towns ("31 % changed"). Their common reader, AlignedSource, settles them first."""
+    from rsmamba.raster.source import AlignedSource
+    from rsmamba.synth import write_scene
+
+    write_scene(tmp_path / "s", size=128, seed=1)
+    reference = write_scene(tmp_path / "ref", size=128, seed=2)
+    code = ("from rsmamba.synth import write_scene\n"
+            f"write_scene({str(tmp_path / 's')!r}, size=128, seed=2, overwrite=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "RSMAMBA_TEST_KILL_AT": "renamed-2"})
+    assert proc.returncode == -9
+    scene = tmp_path / "s"
+    with AlignedSource(scene / "ortho_t1.tif", labels=scene / "labels_t1.tif", t2=scene / "ortho_t2.tif"):
+        pass
+    for name in ("ortho_t1.tif", "labels_t1.tif", "ortho_t2.tif", "dsm_t1.tif"):
+        assert (scene / name).read_bytes() == reference[name.removesuffix(".tif")].read_bytes(), name
+
+
 # -- predict ---------------------------------------------------------------------------------------------------
 
 def test_predict_refuses_existing_outputs_without_overwrite(tmp_path) -> None:
@@ -376,3 +395,20 @@ def test_predict_tags_model_id_and_vectorize_reads_probabilities_in_0_1(tmp_path
     df = pyogrio.read_dataframe(tmp_path / "v.gpkg")
     assert len(df) and (df.model_id == df.model_id.iloc[0]).all() and df.model_id.iloc[0].startswith("module")
     assert df.mean_prob.between(0, 1).all() and df.max_prob.between(0, 1).all() and df.max_prob.max() > 0.25
+
+
+def test_an_output_name_too_long_for_the_hidden_work_files_is_refused_up_front(tmp_path, capsys) -> None:
+    """61 CJK characters (183 bytes) passed the checks, ran the whole prediction, then failed on
+    '.NAME.predict-scratch.tif.ovr.ovr...' and left the scratch behind."""
+    from rsmamba.atomic import SIBLING_BYTES
+    from rsmamba.cli import main
+
+    img = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    name = "北京市朝阳区正射影像分类结果" * 4 + "二〇二四年.tif"
+    assert main(["predict", str(img), "-o", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write a name of 187 bytes here" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif"]
+    longest = "b" * (255 - SIBLING_BYTES - 4) + ".tif"  # the longest taken: every hidden sibling fits beside it
+    predict_raster(img, tmp_path / longest, model=_model(), **KW)
+    assert (tmp_path / longest).exists() and _leftovers(tmp_path) == []

@@ -204,3 +204,24 @@ def test_a_batch_whose_inputs_failed_exits_2_with_their_one_line_reasons(tmp_pat
     err = capsys.readouterr().err
     assert "1 of 2 jobs failed" in err and "b.tif" in err and "_base.pyx" not in err and "Error:" not in err
     assert (tmp_path / "out" / "a.tif").exists() and not (tmp_path / "out" / "b.tif").exists()
+
+
+def test_local_cluster_workers_ignore_the_terminals_ctrl_c() -> None:
+    """Ctrl-C reaches every process of the terminal's group: busy workers printed three tracebacks
+    (KeyboardInterrupt, CancelledError, 'still alive after 4 s') before 'rsmamba: interrupted'."""
+    pytest.importorskip("dask.distributed")
+    import signal
+
+    from dask.distributed import Client
+
+    from rsmamba.jobs.run import local_cluster
+
+    before = signal.getsignal(signal.SIGINT)
+    cluster = local_cluster(1)
+    try:
+        with Client(cluster) as client:
+            seen = client.run(lambda: int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+    finally:
+        cluster.close()
+    assert list(seen.values()) == [1]
+    assert signal.getsignal(signal.SIGINT) is before  # this process still takes the Ctrl-C

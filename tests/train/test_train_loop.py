@@ -266,10 +266,10 @@ def test_a_diverging_run_stops_in_one_line_and_an_overwritten_runs_checkpoints_g
     with pytest.raises(RsmambaError, match=r"training diverged: epoch \d(, step \d+, loss (nan|inf)| ended with NaN "
                                            r"or inf weights); lower optim.lr \(now [0-9.e+]+\) or set train.grad_clip"):
         train(cfg(lr=1e30, name="sgd"), progress=False, overwrite=True)
-    best = tmp_path / "run" / "best.pt"
-    assert not best.exists() or best.read_bytes() != old  # never the previous run's, under this run's config
-    if best.exists():  # an epoch that ended with finite (if absurd) weights
-        assert load_checkpoint(best)["config"]["optim"]["lr"] == 1e30
+    best, saved = tmp_path / "run" / "best.pt", yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    # one run's files, never a mix: the previous run whole until this run's first epoch is complete
+    assert load_checkpoint(best)["config"]["optim"]["lr"] == saved["optim"]["lr"]
+    assert (best.read_bytes() == old) == (saved["optim"]["lr"] == 0.02)
 
 
 def test_resume_refuses_a_config_that_trains_otherwise(stopped_run: Path, small_chips: Path) -> None:
@@ -334,3 +334,33 @@ def test_resume_of_a_run_from_init_compares_the_model_it_was_given(small_chips: 
     train(cfg, progress=False)
     resumed = train({**cfg, "train": {"epochs": 2}}, resume=True, progress=False)
     assert resumed.epochs_run == 2 and load_checkpoint(resumed.last)["model"] == "cmtunet_tiny"
+
+
+def test_overwrite_keeps_the_previous_run_whole_until_an_epoch_and_resume_rewrites_the_logs(
+        small_chips: Path, tmp_path: Path) -> None:
+    """train --overwrite deleted best.pt/last.pt/metrics before it even read the data: a typo lost a trained
+    model. An epoch logged but not saved (killed between) was logged twice after --resume."""
+    import json
+
+    run = tmp_path / "run"
+
+    def cfg(**train_kw) -> dict:
+        c = _cfg(small_chips, run, epochs=3, **train_kw)
+        c["model"]["kwargs"]["width"] = 4
+        return c
+
+    train(cfg(stop_after_epochs=2), progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert set(before) >= {"best.pt", "last.pt", "metrics.csv", "metrics.jsonl", "config.yaml"}
+    with pytest.raises(InputError):
+        train({**cfg(), "model": {"name": "fcn_basline"}}, progress=False, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # as if killed after logging epoch 3 and before saving it: the logs hold a row last.pt does not cover
+    with open(run / "metrics.csv", "a") as fh:
+        fh.write("3,9.9,0.01\n")
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"epoch": 3, "train_loss": 9.9}) + "\n")
+    train(cfg(), resume=True, progress=False)
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
