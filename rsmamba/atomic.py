@@ -29,17 +29,18 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-
-from rsmamba.paths import files_behind
 from typing import Any
 
-from rsmamba.paths import output_problem
 from rsmamba.errors import InputError
+from rsmamba.paths import files_behind, output_problem
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 JOURNAL_SUFFIX = ".publish-journal.json"
@@ -87,6 +88,9 @@ def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
+            if path.exists():  # write-protected (chmod -R a-w, another user's files): a hidden copy, said
+                log.warning(f"{path}: could not be removed (write-protected?); it is a hidden copy of an "
+                            "earlier output: delete it yourself")
         else:
             path.unlink()
 
@@ -176,6 +180,23 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
     return problems
 
 
+_HELD_LOCKS: set[int] = set()  # this process's lock fds
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker, a dask process): close the parent's lock fds, else a
+    parent killed by the OOM killer leaves its output 'being written by another rsmamba run (pid N)'
+    while its orphaned workers live on. Closing a copy does not release the parent's lock."""
+    for fd in list(_HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
 class _Lock:
     """An exclusive, non-blocking ``flock`` on ``.NAME.lock``; the file is removed on release."""
 
@@ -208,6 +229,7 @@ class _Lock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, str(os.getpid()).encode(), 0)
                 self.fd = fd
+                _HELD_LOCKS.add(fd)
                 return
             os.close(fd)
         raise OutputBusyError(f"output {self.target}: could not take its lock {self.path}")
@@ -216,30 +238,13 @@ class _Lock:
         if self.fd is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+            _HELD_LOCKS.discard(self.fd)
             os.close(self.fd)
             self.fd = None
 
 
 def _stale_partials(target: Path) -> list[Path]:
     return [*target.parent.glob(f".{target.name}.partial-*"), *target.parent.glob(f".{target.name}.old-*")]
-
-
-def _sync_folders(folders: Iterable[Path]) -> None:
-    """fsync the folders whose entries were renamed (POSIX): after a power cut, the journal (fsynced) must
-    not outlive the renames it lists unsynced, and the renames must not be lost while it is removed."""
-    if os.name != "posix":
-        return
-    for folder in folders:
-        try:
-            fd = os.open(folder, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 def _roll_forward(journal: dict[str, Any]) -> None:
@@ -255,7 +260,8 @@ def _roll_forward(journal: dict[str, Any]) -> None:
             elif final.is_dir():
                 shutil.rmtree(final)
             os.replace(scratch, final)
-    _sync_folders({Path(entry["final"]).parent for entry in journal["entries"]})  # the renames, before the journal goes
+    for folder in {Path(entry["final"]).parent for entry in journal["entries"]}:
+        _fsync_dir(folder)  # the renames, before the journal that lists them goes (a power cut)
     for entry in journal["entries"]:
         if entry.get("backup"):
             _remove(Path(entry["backup"]))
@@ -276,13 +282,14 @@ class Publication:
         self.recovered: list[dict[str, Any]] = []  # journals of killed runs rolled forward on entry
         self.removals: list[Path] = []
         self.abandoned = False
+        self.asked = outputs  # the paths as the caller named them (a symlink, not its target)
 
     def __getitem__(self, key: int | PathLike) -> Path:
         if isinstance(key, int):
             return self.scratch[key]
         want = os.path.abspath(key)
-        for out, tmp in zip(self.outputs, self.scratch):
-            if str(out) == want:
+        for out, asked, tmp in zip(self.outputs, self.asked, self.scratch):
+            if want in (str(out), str(asked)):
                 return tmp
         raise KeyError(key)
 
@@ -361,7 +368,10 @@ def publish(
     ``directory=True``: the outputs are folders (created empty as scratch). On any failure
     the scratch is removed and nothing is published; see the module docstring for the rest.
     """
-    outs = [Path(os.path.abspath(o)) for o in outputs]
+    asked = [Path(os.path.abspath(o)) for o in outputs]
+    # an output that is a symlink (big rasters kept on another disk) is written through, as GDAL does:
+    # replacing the link left its target stale, orphaned on the other disk
+    outs = [Path(os.path.realpath(o)) if o.is_symlink() else o for o in asked]
     ins = [i for i in inputs if i is not None]
     early = [p for p in output_problems(outs, inputs=ins, overwrite=True, directory=directory)
              if "cannot write" in p]
@@ -387,6 +397,7 @@ def publish(
         if problems:
             raise OutputError(problems)
         pub = Publication(outs, [partial_name(o) for o in outs], directory)
+        pub.asked = asked
         pub.recovered = recovered
         if directory:
             for tmp in pub.scratch:

@@ -464,8 +464,12 @@ def evaluate_rasters(
     stem = out.with_suffix("")
     files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
     inputs = [prediction, reference, reference_t2, buildings, image, footprints]
-    for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
-        problems.add(problem)
+    if out.suffix.lower() in (".csv", ".png"):  # it is the JSON: the CSV and the pictures are named after it
+        problems.add(f"-o {out}: is the scores' JSON, and the CSV, confusion matrix and panels are written beside "
+                     f"it ({', '.join(f.name for f in files[1:])}); give {stem.name}.json")
+    else:
+        for problem in output_problems(files, inputs=inputs, overwrite=overwrite):
+            problems.add(problem)
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
     pred, valid, grid, change = _read_prediction(prediction)

@@ -504,6 +504,8 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
     Refused even with --overwrite, as an output that is an input is everywhere."""
     out = out_dir.resolve()
     problems = []
+    if out.exists() and not out.is_dir():  # else '[Errno 17] File exists' at the first save
+        problems.append(f"out {out_dir}: a file stands where the run's folder would go; choose another out")
     root = cfg["data"].get("root")
     if root:
         data = Path(root).resolve()

@@ -407,3 +407,21 @@ def test_a_file_name_not_in_utf8_is_one_line(tmp_path, capsys) -> None:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:
         assert "the name is not UTF-8" in _environment_error(exc)
+
+
+def test_ctrl_c_while_the_libraries_load_is_one_line(monkeypatch, capsys) -> None:
+    """A Ctrl-C in the first tenth of a second (importing rsmamba.cli) was a traceback of the imports."""
+    import builtins
+
+    from rsmamba.__main__ import run
+
+    real = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "rsmamba.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert run() == 130
+    assert capsys.readouterr().err == "rsmamba: interrupted\n"

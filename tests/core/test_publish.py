@@ -412,3 +412,52 @@ def test_an_output_name_too_long_for_the_hidden_work_files_is_refused_up_front(t
     longest = "b" * (255 - SIBLING_BYTES - 4) + ".tif"  # the longest taken: every hidden sibling fits beside it
     predict_raster(img, tmp_path / longest, model=_model(), **KW)
     assert (tmp_path / longest).exists() and _leftovers(tmp_path) == []
+
+
+def test_an_output_that_is_a_symlink_is_written_through(tmp_path) -> None:
+    """--overwrite replaced the link by a file beside it: its target (a raster kept on another disk)
+    kept the old map, and no longer got the updates."""
+    from rsmamba.atomic import publish
+
+    (tmp_path / "disk").mkdir()
+    target, link = tmp_path / "disk" / "c.txt", tmp_path / "c.txt"
+    target.write_text("old")
+    link.symlink_to(target)
+    folder_target, folder_link = tmp_path / "disk" / "chips", tmp_path / "chips"
+    folder_target.mkdir()
+    (folder_target / "a").write_text("old")
+    folder_link.symlink_to(folder_target)
+    with publish([link], overwrite=True) as pub:
+        pub[link].write_text("new")
+    with publish([folder_link], overwrite=True, directory=True) as pub:
+        (pub[folder_link] / "b").write_text("new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert folder_link.is_symlink() and sorted(p.name for p in folder_target.iterdir()) == ["b"]
+    assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "disk") == []
+
+
+def test_a_forked_child_does_not_keep_the_parents_lock(tmp_path) -> None:
+    """DataLoader workers inherited the out folder's lock: a train killed by the OOM killer left its
+    folder 'being written by another rsmamba run (pid <dead>)' for as long as they lived."""
+    import signal
+
+    from rsmamba.atomic import lock_outputs
+
+    out = tmp_path / "run"
+    code = ("import os, time\n"
+            "from rsmamba.atomic import lock_outputs\n"
+            f"with lock_outputs([{str(out)!r}]):\n"
+            "    child = os.fork()\n"
+            "    if child == 0:\n"  # the orphaned worker lives on, its output pipes closed
+            "        os.close(1); os.close(2); time.sleep(60); os._exit(0)\n"
+            "    print(child, flush=True)\n"
+            "    os._exit(0)\n")  # killed: no release, the lock file stays
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    child = int(proc.stdout.strip())
+    try:
+        assert proc.returncode == 0 and (tmp_path / ".run.lock").exists()
+        os.kill(child, 0)  # alive
+        with lock_outputs([out]):  # free at once, with the child still alive
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)

@@ -254,3 +254,13 @@ def test_num_classes_past_the_class_table_and_data_mean_on_chips(tmp_path: Path,
                        "--set", "data.std=[50, 50, 50]")) == 0
     norm = load_checkpoint(tmp_path / "run" / "best.pt")["normalization"]["image"]
     assert norm["mean"] == [120.0, 110.0, 100.0] and norm["std"] == [50.0, 50.0, 50.0]
+
+
+def test_out_that_is_a_file_and_evaluate_o_csv_are_one_clear_line(tmp_path: Path, capsys) -> None:
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))
+    (tmp_path / "afile").write_text("x")
+    assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", f"out={tmp_path / 'afile'}")) == 2
+    assert "a file stands where the run's folder would go" in _one_error_line(capsys)
+    labels = sorted((chips / "labels").iterdir())[0]
+    assert main(["evaluate", str(labels), str(labels), "-o", str(tmp_path / "m.csv")]) == 2
+    assert "-o " in (line := _one_error_line(capsys)) and "is the scores' JSON" in line and "give m.json" in line
