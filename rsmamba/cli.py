@@ -225,6 +225,7 @@ def predict(
     crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop).", callback=opt.non_negative("--crop")),
     tta: Optional[bool] = opt.tta_option(),
     tta_flip: bool = opt.tta_flip_option(),
+    tta_rot180: bool = opt.tta_rot180_option(),
     tta_scales: Optional[str] = opt.tta_scales_option(),
     tta_recipe: bool = opt.tta_recipe_option(),
     batch_size: int = opt.batch_size_option(),
@@ -249,7 +250,7 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
-    tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe)
+    tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe, tta_rot180)
     from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,

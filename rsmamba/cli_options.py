@@ -211,6 +211,10 @@ def tta_flip_option() -> Any:
     return typer.Option(False, "--tta-flip", help="Average with left-right and up-down mirrored windows (3x compute; the papers' flip TTA).")
 
 
+def tta_rot180_option() -> Any:
+    return typer.Option(False, "--tta-rot180", help="Average with the half-turned window (2x compute): cancels a network's constant sub-pixel offset (the shipped image+DSM model's maps sit half a pixel south-east without TTA).")
+
+
 def tta_scales_option() -> Any:
     return typer.Option(None, "--tta-scales", help="Multi-scale TTA: windows resized by each scale, e.g. 0.75,1,1.25 (softmax averaged).")
 
@@ -219,19 +223,20 @@ def tta_recipe_option() -> Any:
     return typer.Option(False, "--tta-recipe", help="The checkpoint's evaluation protocol (its config's eval: flip, scales), e.g. MAFMamba's multi-scale + flip.")
 
 
-def tta_spec(d4: bool | None, flip: bool, scales: str | None, recipe: bool) -> bool | str | None:
+def tta_spec(d4: bool | None, flip: bool, scales: str | None, recipe: bool, rot180: bool = False) -> bool | str | None:
     """The TTA spec predict records (see rsmamba.engine.tta): False / True (D4) as before, else a string.
 
     None: nothing given (the model's own TTA); ``d4`` False (``--no-tta``): plain, and alone.
     """
     if d4 is False:
-        if flip or scales is not None or recipe:
-            raise typer.BadParameter("--no-tta runs one pass per window: drop --tta-flip / --tta-scales / --tta-recipe",
-                                     param_hint="--no-tta")
+        if flip or scales is not None or recipe or rot180:
+            raise typer.BadParameter("--no-tta runs one pass per window: drop --tta-flip / --tta-rot180 / --tta-scales "
+                                     "/ --tta-recipe", param_hint="--no-tta")
         return False
     parts = ["recipe"] if recipe else []
     parts += ["d4"] if d4 else []
     parts += ["flip"] if flip else []
+    parts += ["rot180"] if rot180 else []
     if scales is not None:
         values = parse_float_list(scales, "--tta-scales") or []
         if any(not 0 < v <= 4 for v in values):

@@ -2,7 +2,9 @@
 
 A plan is written as a short spec that travels with the run (resume manifests, band tasks):
 ``False``/``"none"`` (plain), ``True``/``"d4"`` (the 8 rotations/mirrors), ``"flip"`` (identity,
-left-right, up-down: the papers' flip evaluation), ``"scales=0.75,1,1.25"`` (multi-scale), joined
+left-right, up-down: the papers' flip evaluation), ``"rot180"`` (identity and the half turn: two passes
+that cancel a network's constant sub-pixel offset, e.g. the half pixel south-east of stride-2 stems
+upsampled with ``align_corners=False``), ``"scales=0.75,1,1.25"`` (multi-scale), joined
 with ``+`` (``"flip+scales=0.75,1,1.25"``), or ``"recipe"``: the checkpoint's own evaluation
 protocol (its training config's ``eval: {flip, scales}``, e.g. MAFMamba's multi-scale + flip).
 
@@ -31,6 +33,7 @@ class TTAPlan:
     d4: bool = False
     flip: bool = False
     scales: tuple[float, ...] = (1.0,)
+    rot180: bool = False  # the identity and the half turn (d4 and flip hold it already)
 
     def views(self) -> list[tuple[int, bool, bool]]:
         """(quarter turns, left-right mirror, up-down mirror) per view, at each scale."""
@@ -38,6 +41,8 @@ class TTAPlan:
             return [(k, lr, False) for lr in (False, True) for k in range(4)]
         if self.flip:
             return [(0, False, False), (0, True, False), (0, False, True)]
+        if self.rot180:
+            return [(0, False, False), (2, False, False)]
         return [(0, False, False)]
 
     @property
@@ -46,7 +51,7 @@ class TTAPlan:
 
     def spec(self) -> bool | str:
         """The value recorded for the run: False / True for plain / D4 as before, else a string."""
-        parts = ["d4"] if self.d4 else ["flip"] if self.flip else []
+        parts = ["d4"] if self.d4 else ["flip"] if self.flip else ["rot180"] if self.rot180 else []
         if self.scales != (1.0,):
             parts.append("scales=" + ",".join(f"{s:g}" for s in self.scales))
         if parts == ["d4"]:
@@ -83,7 +88,7 @@ def parse_tta(spec: bool | str | TTAPlan | None, config: Mapping[str, Any] | Non
         return TTAPlan()
     if spec is True:
         return TTAPlan(d4=True)
-    d4 = flip = False
+    d4 = flip = rot180 = False
     scales: tuple[float, ...] = (1.0,)
     plan = None
     for token in str(spec).split("+"):
@@ -92,15 +97,18 @@ def parse_tta(spec: bool | str | TTAPlan | None, config: Mapping[str, Any] | Non
             d4 = True
         elif token == "flip":
             flip = True
+        elif token == "rot180":
+            rot180 = True
         elif token.startswith("scales="):
             scales = parse_scales(token[len("scales="):])
         elif token == "recipe":
             plan = _from_recipe(config, source)
         else:
-            raise InputError(f"tta {spec!r}: unknown part {token!r} (d4, flip, scales=..., recipe)")
+            raise InputError(f"tta {spec!r}: unknown part {token!r} (d4, flip, rot180, scales=..., recipe)")
     if plan is not None:
-        return TTAPlan(d4=d4 or plan.d4, flip=flip or plan.flip, scales=plan.scales if scales == (1.0,) else scales)
-    return TTAPlan(d4=d4, flip=flip, scales=scales)
+        return TTAPlan(d4=d4 or plan.d4, flip=flip or plan.flip, scales=plan.scales if scales == (1.0,) else scales,
+                       rot180=rot180)
+    return TTAPlan(d4=d4, flip=flip, scales=scales, rot180=rot180)
 
 
 def check_plan(plan: TTAPlan, module: torch.nn.Module, source: str) -> None:

@@ -134,3 +134,22 @@ def test_recipe_with_tta_turns_it_on_in_evaluation_and_predict(tmp_path: Path, m
     assert main(["predict", str(image), "--model", str(ckpt), "-o", str(tmp_path / "x.tif"), "--tta-scales", "0,1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tta-scales" in err[0]
+
+
+def test_rot180_cancels_a_networks_constant_offset() -> None:
+    """The shipped image+DSM model's maps sit half a pixel south-east without TTA (stride-2 stems upsampled
+    with align_corners=False; median building offset +0.5 px on three scenes): the identity and the half
+    turn, averaged, put a constant shift d and -d together, at two passes instead of D4's eight."""
+    plan = parse_tta("rot180")
+    assert plan.passes == 2 and plan.spec() == "rot180" and parse_tta(plan.spec()) == plan
+
+    def shifted(x: torch.Tensor) -> torch.Tensor:  # a 'network' whose answer lies one pixel east and south
+        return torch.roll(x, shifts=(1, 1), dims=(2, 3))
+
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 4] = 1.0  # a one-pixel object in the middle
+    out = tta_average(shifted, x, plan)[0, 0]
+    assert out[5, 5] == out[3, 3] == 0.5 and out[4, 4] == 0 and float(out.sum()) == 1.0  # centred on (4, 4)
+    ys, xs = torch.nonzero(out, as_tuple=True)
+    assert (float((ys.float() * out[ys, xs]).sum()), float((xs.float() * out[ys, xs]).sum())) == (4.0, 4.0)
+    assert torch.equal(tta_average(lambda t: t, x, plan), x)  # a network without offset is unchanged
