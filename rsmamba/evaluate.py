@@ -510,6 +510,16 @@ def evaluate_rasters(
                    "scores the rest as background 0, as tile fills a label layer's outside (--background 0)")
         log.warning(message)
         reference_warnings.append(message)
+    if burn is not None and not change:
+        others = sorted({int(v) for v in np.unique(pred[valid])} - {0, burn})
+        if others:  # a 6-class map against footprints: every other class counts against "background 0"
+            named = {c.id: c.name for c in classes}
+            message = (f"reference {reference}: --burn {burn} names class {burn} and background 0 only; the "
+                       f"prediction's classes {', '.join(named.get(i, str(i)) for i in others[:6])} count as errors "
+                       f"against background {named.get(0, '0')}: read class {named.get(burn, burn)}'s scores, not the "
+                       "means and OA")
+            log.warning(message)
+            reference_warnings.append(message)
     known = {c.id for c in classes}
     if table:  # ids the table does not name are no classes: not scored, and said (never an extra class_N in the means)
         for role, path, arr, ok in (("reference", reference, ref, ref != IGNORE_INDEX), ("prediction", prediction, pred, valid)):

@@ -10,6 +10,7 @@ what was resampled. Vector labels are rasterised window by window onto the same 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,6 +126,12 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
         diffs.append("CRS definition")
     if not np.allclose(image.res, other.res, rtol=1e-9):
         diffs.append(f"resolution {other.res[0]:g} x {other.res[1]:g} vs {image.res[0]:g} x {image.res[1]:g}")
+    turn = lambda t: math.degrees(math.atan2(t.d, t.a))  # noqa: E731 - the grid's rotation, north up 0
+    facing = lambda t: ("south up" if t.e > 0 else "north up") + (", mirrored" if t.a < 0 else "")  # noqa: E731
+    if abs(turn(image.transform) - turn(other.transform)) > 1e-6:
+        diffs.append(f"rotation {turn(other.transform):.4g} deg vs {turn(image.transform):.4g} deg")
+    elif facing(image.transform) != facing(other.transform):
+        diffs.append(f"orientation {facing(other.transform)} vs {facing(image.transform)}")
     # origins in CRS units: a relative tolerance at northings of 5e6 would hide a shift of 50 m
     offset = np.hypot(image.transform.c - other.transform.c, image.transform.f - other.transform.f)
     if offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):

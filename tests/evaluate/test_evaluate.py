@@ -245,6 +245,12 @@ def test_a_vector_reference_without_burn_says_it_scores_only_inside_its_polygons
         inside["warnings"][0]
     burnt = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "b" / "m.json", burn=1)
     assert burnt["miou"] < 0.1 and "warnings" not in burnt
+    # a multi-class map against a footprint layer: its other classes are errors against background 0, said
+    six = np.tile(np.arange(6, dtype=np.uint8), (40, 7))[:, :40]
+    mixed = evaluate_rasters(write_raster(tmp_path / "six.tif", six), tmp_path / "b.gpkg", tmp_path / "c" / "m.json",
+                             burn=1)
+    assert any("--burn 1 names class 1 and background 0 only; the prediction's classes low_vegetation, tree, car, "
+               "clutter count as errors against background impervious" in w for w in mixed["warnings"])
 
 
 def test_layers_without_geometry_are_no_candidates_and_layer_names_match_without_case(tmp_path: Path) -> None:

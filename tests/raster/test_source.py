@@ -289,3 +289,21 @@ def test_coverage_on_rotated_grids_is_of_the_footprints_not_their_boxes(tmp_path
     with rasterio.open(image) as a, rasterio.open(half) as b, rasterio.open(dsm) as c:
         assert _overlap_fraction(a, b) == pytest.approx(0.5)
         assert _overlap_fraction(a, c) == pytest.approx(1.0)
+
+
+def test_a_dsm_on_a_rotated_or_south_up_grid_is_said_so() -> None:
+    """'grid differs from the image' named resolution, origin and size, never a rotation or orientation."""
+    import rasterio
+    from affine import Affine
+
+    from rsmamba.raster.source import _describe_grid_difference
+
+    class Grid:
+        def __init__(self, transform) -> None:
+            self.transform, self.crs, self.res, self.shape = transform, rasterio.crs.CRS.from_epsg(32632), (1.0, 1.0), (10, 10)
+
+    north = Grid(Affine(1, 0, 0, 0, -1, 0))
+    assert _describe_grid_difference(north, Grid(Affine.rotation(-20) * Affine.scale(1, -1))) == "rotation -20 deg vs 0 deg"
+    assert _describe_grid_difference(north, Grid(Affine(1, 0, 0, 0, 1, -10))).startswith(
+        "orientation south up vs north up")
+    assert _describe_grid_difference(north, north) == "grid"
