@@ -383,7 +383,7 @@ def vectorize(
     simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
     regularize: bool = typer.Option(False, "--regularize", help="Orthogonalise outlines (buildings): right angles."),
     allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
-    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2."),
+    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2; polygons that lay in them are absorbed (pixel_count too)."),
     output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Probability raster on the same grid: mean/max per polygon."),
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),

@@ -183,6 +183,27 @@ def test_change_raster_from_to_classes(tmp_path):
     assert df.pixel_count.tolist() == [150, 175]
 
 
+def test_semantic_change_min_area_counts_whole_change_regions(tmp_path):
+    """A change cut into from/to pieces, each under --min-area, vanished from the semantic layer while the
+    plain change layer kept it (a 45 m2 change as 12 pieces under the calibrated 44 m2)."""
+    change = np.zeros((3, 30, 40), dtype="uint8")
+    change[1:] = 2
+    change[:, 2:12, 2:12] = [[[1]], [[2]], [[1]]]  # one 10 x 10 m change region of four from/to pieces
+    change[1:, 2:7, 7:12] = [[[1]], [[0]]]
+    change[1:, 7:12, 2:7] = [[[3]], [[1]]]
+    change[1:, 7:12, 7:12] = [[[0]], [[1]]]
+    change[:, 20:24, 20:25] = [[[1]], [[2]], [[1]]]  # 20 m2 alone: under the threshold
+    src = write_raster(tmp_path / "change.tif", change)
+    with rasterio.open(src, "r+") as ds:
+        ds.descriptions = ("change", "from_class", "to_class")
+    out = tmp_path / "c.gpkg"
+    assert main(["vectorize", str(src), "--min-area", "50m2", "--block-size", "8", "-o", str(out)]) == 0
+    df = read(out)
+    assert len(df) == 4 and sorted(df.pixel_count.tolist()) == [25, 25, 25, 25]  # each 25 m2, the region 100
+    assert main(["vectorize", str(src), "--min-area", "101m2", "-o", str(tmp_path / "none.gpkg")]) == 0
+    assert len(read(tmp_path / "none.gpkg")) == 0
+
+
 def test_reproject_geographic_raster(tmp_path):
     a = np.zeros((20, 20), dtype="uint8")
     a[5:15, 5:15] = 1
@@ -272,3 +293,21 @@ def test_regularise_keeps_thin_walls_whole(tmp_path):
     df = read(vectorize_raster(src, tmp_path / "w.gpkg", classes=["building"], regularize=True, allow_45=True).output)
     assert len(df) == 1 and df.geometry.is_valid.all()
     assert df.area_m2[0] == pytest.approx(35.0, rel=0.05)
+
+
+def test_fill_holes_absorbs_what_lay_in_the_holes(tmp_path):
+    """A building with a courtyard holding a small building patch (and a tree): two stacked buildings, 26 m2
+    of area for 22 of pixels; the filled polygon overlapped the tree too (coverage simplify assumes none)."""
+    a = np.zeros((20, 20), dtype="uint8")
+    a[2:12, 2:12] = 1  # a building ...
+    a[5:9, 5:9] = 0  # ... with a 16 m2 courtyard
+    a[6:7, 6:8] = 1  # holding a building patch of 2 m2
+    a[7:8, 6:7] = 3  # and a tree of 1 m2
+    src = write_raster(tmp_path / "c.tif", a)
+    out = tmp_path / "f.gpkg"
+    assert main(["vectorize", str(src), "--classes", "building,tree", "--fill-holes", "20m2", "-o", str(out)]) == 0
+    df = read(out)
+    assert df.class_name.tolist() == ["building"] and df.pixel_count.tolist() == [100 - 16 + 2 + 1]
+    assert df.area_m2.tolist() == [100.0] and df.geometry.iloc[0].equals(shapely.box(500002, 4999988, 500012, 4999998))
+    assert main(["vectorize", str(src), "--classes", "building,tree", "-o", str(tmp_path / "raw.gpkg")]) == 0
+    assert len(read(tmp_path / "raw.gpkg")) == 3  # without --fill-holes: the courtyard's patches stay
