@@ -618,6 +618,12 @@ def vectorize_raster(
                  model_id=model_id, change=change)
     plan.scenes = scenes
     plan.instances = instances
+    if regularize and not plan.change:  # right angles suit buildings; a field or a road squared is garbage
+        chosen = sorted(plan.selected) or sorted(k for k in plan.names if k not in plan.skip)  # none: every class
+        others = [plan.names.get(k, str(k)) for k in chosen if "building" not in str(plan.names.get(k, "")).lower()]
+        if others:
+            log.warning("--regularize squares every selected class, here %s too (meant for buildings: "
+                        "--classes building)", ", ".join(others[:6]))
     if not 0 < seed_threshold <= 1:
         raise InputError(f"--seed-threshold must be in (0, 1], got {seed_threshold}")
     if instances and (plan.probabilities is None or plan.change):

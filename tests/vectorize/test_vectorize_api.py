@@ -311,3 +311,16 @@ def test_fill_holes_absorbs_what_lay_in_the_holes(tmp_path):
     assert df.area_m2.tolist() == [100.0] and df.geometry.iloc[0].equals(shapely.box(500002, 4999988, 500012, 4999998))
     assert main(["vectorize", str(src), "--classes", "building,tree", "-o", str(tmp_path / "raw.gpkg")]) == 0
     assert len(read(tmp_path / "raw.gpkg")) == 3  # without --fill-holes: the courtyard's patches stay
+
+
+def test_regularize_of_other_classes_than_buildings_is_said(tmp_path, caplog):
+    a = np.zeros((20, 20), dtype="uint8")
+    a[2:12, 2:12] = 1
+    a[14:18, 2:18] = 3
+    src = write_raster(tmp_path / "c.tif", a)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        vectorize_raster(src, tmp_path / "b.gpkg", classes=["building"], regularize=True)
+    assert "--regularize squares" not in caplog.text
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        vectorize_raster(src, tmp_path / "all.gpkg", regularize=True)
+    assert "--regularize squares every selected class, here impervious, low_vegetation, tree" in caplog.text
