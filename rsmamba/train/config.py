@@ -115,7 +115,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("data.batch_size", "int", 1, False), ("data.num_workers", "int", 0, False), ("data.crop", "int", 8, True),
     ("data.crops_per_image", "int", 1, True), ("data.samples_per_epoch", "int", 1, True),
     ("optim.lr", "number", 0, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
-    ("schedule.warmup_epochs", "int", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
+    ("schedule.warmup_epochs", "number", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
     ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),
     ("schedule.step_size", "int", 1, False), ("schedule.power", "number", 0, False),
     ("schedule.milestones", "int_list", 0, False), ("schedule.warmup_iters", "int", 0, False),
@@ -214,8 +214,12 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
     if base:
         user = {**user, **base}
     cfg = _merge(DEFAULTS, user, "", problems)
+    try:  # the file's unknown keys and the --set ones, reported together
+        cfg = apply_overrides(cfg, overrides)
+    except InputError as exc:
+        for problem in exc.problems:
+            problems.add(problem)
     problems.raise_if_any()
-    cfg = apply_overrides(cfg, overrides)
     if not cfg["data"]["root"]:
         problems.add("data.root is not set (the chip folder written by 'rsmamba tile', or a benchmark's folder)")
     if cfg["data"]["layout"] not in LAYOUTS:

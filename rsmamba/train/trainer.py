@@ -265,9 +265,9 @@ def _check_resume_config(path: Path, saved: Any, cfg: dict) -> None:
     if changed:
         shown = "; ".join(f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in changed[:6])
         more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
-        raise InputError(f"{path}: --resume continues that run as it was configured, and this config differs: "
-                         f"{shown}{more}; drop those changes, or start a new run (--init {path} to start from "
-                         "its weights)")
+        raise InputError(f"{path}: --resume continues that run as it was configured, and this command line "
+                         f"differs: {shown}{more}; resume with the run's own settings (-c {path.parent / 'config.yaml'} "
+                         f"--resume), or start a new run from its weights (--init {path})")
 
 
 def _train_state(path: Path, ckpt: dict) -> dict:
@@ -498,7 +498,18 @@ def _scd_pair(label: torch.Tensor, change: torch.Tensor, pred: torch.Tensor,
     return ref, torch.where(pred_change == 1, pred.long() + 1, torch.zeros_like(ref))
 
 
-def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[str] | None) -> None:
+def _diverged(where: str, lr: float, out_dir: Path, kept: bool) -> str:
+    """The one line of a diverged run, with what can be done: --resume continues a run as configured, so
+    a lower rate is a new run, from the last complete epoch's weights when there are any."""
+    advice = (f"its last complete epoch is kept in {out_dir}: start a new run from it with a lower rate, "
+              f"e.g. --init {out_dir / 'last.pt'} --set optim.lr={lr / 10:g} --set out={out_dir}-2"
+              if kept else f"no epoch of this run completed ({out_dir} is as it was): run again with a lower rate, "
+              f"e.g. --set optim.lr={lr / 10:g}, or set train.grad_clip")
+    return f"training diverged: {where} (optim.lr {lr:g}); {advice}"
+
+
+def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[str] | None,
+                      resume: bool = False) -> None:
     """The out folder writes config.yaml, best.pt and last.pt: none may be an input of the run (the user's
     config, the --init checkpoint), and it may not be in, or hold, the data (chips mixed with checkpoints).
     Refused even with --overwrite, as an output that is an input is everywhere."""
@@ -518,7 +529,7 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
             named = resolve_config_path(config_path).resolve()
         except InputError:
             named = None
-        if named == out / "config.yaml":
+        if named == out / "config.yaml" and not resume:  # a resume reads the run's own config, the same again
             problems.append(f"out {out_dir}: would write config.yaml over the config {config_path} of this run")
     init = cfg["model"].get("init")
     if init and str(init) not in DEMO_CHECKPOINTS and Path(init).resolve() in (out / "best.pt", out / "last.pt"):
@@ -551,7 +562,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         started_pg = True
     out_dir = Path(cfg["out"])
-    _check_out_folder(out_dir, cfg, None if isinstance(config, dict) else config)
+    _check_out_folder(out_dir, cfg, None if isinstance(config, dict) else config, resume=bool(resume))
     if rank == 0 and not resume and not overwrite and (out_dir / "last.pt").exists():
         raise InputError(f"{out_dir} holds a previous training run (last.pt): use --resume to continue it, "
                          "--overwrite to start over, or another out folder")
@@ -862,10 +873,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             if not math.isfinite(value):  # before the step writes NaN into the weights; under AMP an overflow
                 skipped += 1  # is the scaler's to skip (it lowers its scale), unless it goes on
                 if not use_amp or skipped > max(8, len(train_loader) // 2):
-                    raise RsmambaError(
-                        f"training diverged: epoch {epoch + 1}, step {count + skipped}, loss {value}; lower optim.lr "
-                        f"(now {optimizer.param_groups[0]['lr']:g}) or set train.grad_clip. The checkpoints of "
-                        f"the last complete epoch are kept in {out_dir}")
+                    raise RsmambaError(_diverged(f"epoch {epoch + 1}, step {count + skipped}, loss {value}",
+                                                 float(cfg["optim"]["lr"]), out_dir, epoch > start_epoch))
             scaler.scale(loss).backward()
             if t["grad_clip"]:
                 scaler.unscale_(optimizer)
@@ -880,10 +889,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                 count += 1
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the epoch's last step did it
-            raise RsmambaError(
-                f"training diverged: epoch {epoch + 1} ended with NaN or inf weights; lower optim.lr (now "
-                f"{optimizer.param_groups[0]['lr']:g}) or set train.grad_clip. The checkpoints of the last "
-                f"complete epoch are kept in {out_dir}")
+            raise RsmambaError(_diverged(f"epoch {epoch + 1} ended with NaN or inf weights",
+                                         float(cfg["optim"]["lr"]), out_dir, epoch > start_epoch))
         train_loss = total / max(count, 1)
         if world > 1:
             tl = torch.tensor([train_loss], dtype=torch.float64)
@@ -925,6 +932,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                                                             "metrics": metrics, "train_state": train_state})
                 logger.write(pub[out_dir / "metrics.csv"], pub[out_dir / "metrics.jsonl"])
                 pub[out_dir / "config.yaml"].write_text(yaml.safe_dump(cfg, sort_keys=False))
+            if epoch == start_epoch and not resume:  # a new run now holds the folder: the old run's test scores
+                for stale in out_dir.glob("test_*.json"):  # (train --test) named a best.pt that is gone
+                    stale.unlink(missing_ok=True)
         if world > 1:
             dist.barrier()
         if stop_after is not None and epoch + 1 - start_epoch >= stop_after:

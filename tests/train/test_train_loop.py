@@ -109,7 +109,7 @@ def test_config_errors_are_collected(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_config(None, ["optim.lrr=1", "nope.x=2"], base={"data": {"root": None}, "trian": {}})
     text = str(err.value)
-    assert "trian" in text
+    assert "trian" in text and "optim.lrr" in text and "nope.x" in text  # the base's and --set's, together
     with pytest.raises(InputError) as err:
         load_config(None, ["optim.lrr=1", "nope.x=2"])
     assert "optim.lrr" in str(err.value) and "nope.x" in str(err.value)
@@ -264,8 +264,10 @@ def test_a_diverging_run_stops_in_one_line_and_an_overwritten_runs_checkpoints_g
     train(cfg(), progress=False)
     old = (tmp_path / "run" / "best.pt").read_bytes()
     with pytest.raises(RsmambaError, match=r"training diverged: epoch \d(, step \d+, loss (nan|inf)| ended with NaN "
-                                           r"or inf weights); lower optim.lr \(now [0-9.e+]+\) or set train.grad_clip"):
+                                           r"or inf weights) \(optim.lr 1e\+30\); ") as err:
         train(cfg(lr=1e30, name="sgd"), progress=False, overwrite=True)
+    # what can be done: a new run from the last complete epoch (--resume would refuse another rate)
+    assert ("--init" in str(err.value) and "--set optim.lr=1e+29" in str(err.value)) or "no epoch of this run" in str(err.value)
     best, saved = tmp_path / "run" / "best.pt", yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     # one run's files, never a mix: the previous run whole until this run's first epoch is complete
     assert load_checkpoint(best)["config"]["optim"]["lr"] == saved["optim"]["lr"]
@@ -278,7 +280,7 @@ def test_resume_refuses_a_config_that_trains_otherwise(stopped_run: Path, small_
     cfg = _cfg(small_chips, stopped_run, epochs=2)
     cfg["model"]["kwargs"]["width"] = 4
     before = (stopped_run / "last.pt").read_bytes()
-    for change, said in ((["optim.lr=0.5"], "optim.lr was 0.02, now 0.5"),
+    for change, said in ((["optim.lr=0.5"], r"optim.lr was 0.02, now 0.5; resume with the run's own settings \(-c "),
                          (["optim.name=sgd", "train.seed=7"], "optim.name was 'adamw', now 'sgd'; train.seed was 0")):
         with pytest.raises(InputError, match=said):
             train(cfg, change, resume=True, progress=False)
@@ -350,6 +352,7 @@ def test_overwrite_keeps_the_previous_run_whole_until_an_epoch_and_resume_rewrit
         return c
 
     train(cfg(stop_after_epochs=2), progress=False)
+    (run / "test_val.json").write_text("{}")  # as train --test writes: scores of this run's best.pt
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert set(before) >= {"best.pt", "last.pt", "metrics.csv", "metrics.jsonl", "config.yaml"}
     with pytest.raises(InputError):
@@ -364,3 +367,20 @@ def test_overwrite_keeps_the_previous_run_whole_until_an_epoch_and_resume_rewrit
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+    assert (run / "test_val.json").exists()  # a resume is the same run: its scores stay
+    train(cfg(stop_after_epochs=1), progress=False, overwrite=True)
+    assert not (run / "test_val.json").exists()  # a new run: the old best.pt's scores go with it
+
+
+def test_resume_with_the_runs_own_config_yaml(stopped_run: Path, small_chips: Path, tmp_path: Path) -> None:
+    """-c OUT/config.yaml --resume was refused ('would write config.yaml over the config of this run'),
+    though it is the run's own settings, the one config a resume is sure to accept."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved["out"] = str(run)
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    resumed = train(run / "config.yaml", resume=True, progress=False)
+    assert resumed.epochs_run == 2
