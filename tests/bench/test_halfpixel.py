@@ -1,0 +1,19 @@
+"""bench/halfpixel.py's measure: the median offset of each true building's centroid from the predicted
+pixels around it, in pixels (rows south, columns east)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.helpers.scripts import load_script
+
+
+def test_building_offsets_find_a_known_shift() -> None:
+    bench = load_script("bench/halfpixel.py", "bench_halfpixel")
+    truth = np.zeros((60, 60), bool)
+    truth[5:15, 5:17] = truth[30:42, 20:30] = truth[45:55, 40:52] = True
+    shifted = np.roll(truth, (1, 2), axis=(0, 1))  # one pixel south, two east
+    south, east, n = bench.building_offsets(truth, shifted)
+    assert (south, east, n) == (1.0, 2.0, 3)
+    assert bench.building_offsets(truth, truth)[:2] == (0.0, 0.0)
+    assert bench.building_offsets(truth, np.zeros_like(truth))[2] == 0  # nothing found: nothing measured
