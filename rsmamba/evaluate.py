@@ -213,7 +213,7 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
             raise InputError(f"--reference-t2 scores semantic change: prediction {prediction} must be the output of "
                              "'rsmamba change --semantic' (bands change, from_class, to_class)")
         pred_change, from_class, to_class = (src.read(b) for b in (1, 2, 3))
-        names = src.tags().get("class_names")
+        names = next((v for k, v in src.tags().items() if k.lower() == "class_names"), None)  # GDAL keys: any case
     try:
         k = len(classes) if classes else len(json.loads(names)) if names else None
     except (ValueError, TypeError):

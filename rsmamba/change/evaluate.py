@@ -46,10 +46,12 @@ def change_polygon_scores(
     iou_threshold: float = 0.5,
     work_dir: str | os.PathLike[str] | None = None,
 ) -> dict[float, dict[str, Any]]:
-    """:func:`change_polygon_f1` at each minimum polygon area, from one vectorisation (at the smallest).
+    """:func:`change_polygon_f1` at each minimum polygon area, from one vectorisation (of every polygon).
 
-    Dropping the polygons under an area from the smallest area's layer is what ``rsmamba vectorize
-    --min-area`` does (its filter runs on finished polygons), so one run serves a whole calibration grid.
+    Each polygon, a semantic raster's from/to piece too, is an object kept when its own area reaches the
+    minimum: the measure the shipped change model was calibrated and carded with. (``rsmamba vectorize
+    --min-area`` keeps a semantic change region whole when the region reaches it.) One run serves a whole
+    calibration grid.
     """
     import tempfile
 
@@ -62,8 +64,10 @@ def change_polygon_scores(
 
     work = Path(work_dir or tempfile.mkdtemp(prefix="rsmamba-change-f1-"))
     polys = work / "change_polygons.gpkg"
-    smallest = min(float(a) for a in min_areas_m2)
-    vectorize_raster(change_raster, polys, change=True, min_area=smallest, overwrite=True)  # a work file
+    # every polygon, filtered by its own area below: a semantic raster's from/to pieces are the objects scored
+    # (as the shipped change model's calibration and card measured them), where vectorize --min-area now
+    # keeps or drops a change region whole
+    vectorize_raster(change_raster, polys, change=True, min_area=0.0, overwrite=True)  # a work file
     pred = read_vector(polys)
     if "change" in pred.columns:
         pred = pred[pred["change"] == 1]
@@ -77,7 +81,7 @@ def change_polygon_scores(
     area_m2 = pred.geometry.area.to_numpy() * metres_per_unit(pred.crs) ** 2 if len(pred) else np.zeros(0)
     out = {}
     for area in sorted({float(a) for a in min_areas_m2}):
-        kept = pred[area_m2 >= area] if area > smallest else pred
+        kept = pred[area_m2 >= area]
         scores = object_f1(_rasterize_ids(kept, shape, transform), ref_ids, iou_threshold)
         scores["polygons"] = str(polys)
         scores["min_area_m2"] = area

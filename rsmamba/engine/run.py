@@ -141,6 +141,18 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
             problem = check_compress(value, f"--co {key}={value}")
             if problem:
                 problems.add(problem)
+        elif name in ("PREDICTOR", "OVERVIEW_PREDICTOR") and str(value).upper() in ("3", "FLOATING_POINT"):
+            # uint8 outputs: GDAL fails tile by tile and publishes overviews of nodata (an empty map zoomed out)
+            problems.add(f"--co {key}={value}: the floating-point predictor is for float data; rsmamba's "
+                         "rasters are uint8 (use 2 / STANDARD, or none)")
+        elif name in ("RESAMPLING", "OVERVIEW_RESAMPLING"):
+            problems.add(f"--co {key}={value}: rsmamba builds the overviews itself (classes by their most "
+                         "frequent value, probabilities by their mean); this option would change nothing")
+        elif name == "BIGTIFF" and str(value).upper() not in ("YES", "NO", "IF_NEEDED", "IF_SAFER"):
+            problems.add(f"--co {key}={value}: must be YES, NO, IF_NEEDED or IF_SAFER")
+        elif name in ("OVERVIEW_COUNT", "NUM_THREADS") and not (
+                str(value).isdigit() or (name == "NUM_THREADS" and str(value).upper() == "ALL_CPUS")):
+            problems.add(f"--co {key}={value}: must be an integer" + (" or ALL_CPUS" if name == "NUM_THREADS" else ""))
         elif name in ("LEVEL", "BLOCKSIZE"):
             low, high, step = (0, 22, 1) if name == "LEVEL" else (16, 4096, 16)  # LZMA's levels start at 0
             if not (str(value).isdigit() and low <= int(value) <= high and int(value) % step == 0):

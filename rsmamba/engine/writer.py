@@ -282,11 +282,13 @@ def create_scratch(layers: list[OutputLayer], profile: dict[str, Any]) -> None:
 
 
 def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:
+    """2, 4, 8, ... down to about ``smallest`` px; at least one level, unless the raster is one pixel
+    wide or high (its 'overview' would be no smaller: an invalid COG to rio-cogeo)."""
     factors, f = [], 2
     while max(width, height) / f >= smallest / 2 and f <= 2 ** 16:
         factors.append(f)
         f *= 2
-    return factors or [2]
+    return factors or ([2] if min(width, height) >= 2 else [])
 
 
 DEFLATE_LEVEL = 5

@@ -27,6 +27,12 @@ def checkpoint(tmp_path):
     ({"TARGET_SRS": "EPSG:4326"}, "--co TARGET_SRS=EPSG:4326: would change"),
     ({"LEVEL": "99"}, "--co LEVEL=99: must be an integer in 0..22"),
     ({"BLOCKSIZE": "100"}, "--co BLOCKSIZE=100: must be a multiple of 16"),
+    # overviews of nodata, exit 0, GDAL's 'Error when compressing' lines even under -q
+    ({"OVERVIEW_PREDICTOR": "3"}, "--co OVERVIEW_PREDICTOR=3: the floating-point predictor is for float data"),
+    ({"PREDICTOR": "FLOATING_POINT"}, "--co PREDICTOR=FLOATING_POINT: the floating-point predictor"),
+    ({"OVERVIEW_RESAMPLING": "AVERAGE"}, "rsmamba builds the overviews itself"),
+    ({"BIGTIFF": "maybe"}, "--co BIGTIFF=maybe: must be YES, NO, IF_NEEDED or IF_SAFER"),
+    ({"OVERVIEW_COUNT": "abc"}, "--co OVERVIEW_COUNT=abc: must be an integer"),
 ])
 def test_creation_options_that_alter_the_output_are_refused_before_any_compute(tmp_path, checkpoint, co,
                                                                                needle) -> None:
@@ -74,3 +80,12 @@ def test_an_alpha_band_stored_first_is_the_mask_not_red(tmp_path, checkpoint) ->
     np.testing.assert_array_equal(got[:, 32:], want[:, 32:])
     with pytest.raises(InputError, match="expects 3 image bands"):  # --bands counts the file's bands, alpha too
         predict_raster(argb, tmp_path / "c.tif", model=checkpoint, bands=[1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40)])
+def test_a_one_pixel_wide_output_has_no_overview_level(tmp_path, checkpoint, shape) -> None:
+    """Its 'overview' was the same size again: an invalid COG to rio-cogeo."""
+    image = write_raster(tmp_path / "img.tif", random_image(*shape))
+    predict_raster(image, tmp_path / "out.tif", model=checkpoint)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        assert out.overviews(1) == [] and out.shape == shape
