@@ -6,6 +6,7 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import sys
@@ -250,6 +251,7 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
+    _warn_workers_without_scheduler(workers, scheduler)
     tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe, tta_rot180)
     from rsmamba.jobs import is_batch
 
@@ -337,6 +339,7 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
+    _warn_workers_without_scheduler(workers, scheduler)
     from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
@@ -587,6 +590,13 @@ def _environment_error(exc: BaseException) -> str | None:
     """``rsmamba: error: ...`` for errors of the user's files or machine (:func:`environment_message`)."""
     text = environment_message(exc)
     return None if text is None else f"rsmamba: error: {text}"
+
+
+def _warn_workers_without_scheduler(workers: int | None, scheduler: str | None) -> None:
+    if workers is not None and scheduler is None:  # else ignored without a word
+        logging.getLogger("rsmamba").warning(
+            "--workers %d: the workers of --scheduler local; without --scheduler everything runs in this process",
+            workers)
 
 
 def _command():

@@ -425,3 +425,11 @@ def test_ctrl_c_while_the_libraries_load_is_one_line(monkeypatch, capsys) -> Non
     monkeypatch.setattr(builtins, "__import__", interrupted)
     assert run() == 130
     assert capsys.readouterr().err == "rsmamba: interrupted\n"
+
+
+def test_workers_without_a_scheduler_is_said(tmp_path, capsys) -> None:
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    assert cli.main(["-q", "predict", str(image), "-o", str(tmp_path / "c.tif"), "--workers", "3", "--no-tta"]) == 0
+    assert "--workers 3: the workers of --scheduler local; without --scheduler" in capsys.readouterr().err
