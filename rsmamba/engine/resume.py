@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from rsmamba.atomic import atomic_output
 from rsmamba.errors import InputError
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def sidecar_path(final: Path) -> Path:
@@ -51,12 +58,18 @@ class ResumeState:
         missing = [p.name for p in scratch_files if not p.is_file()]
         if missing:
             raise InputError(f"--resume: scratch files missing ({', '.join(missing)}); run without --resume")
+        began = data.get("torch_threads")
+        if began is not None and began != torch_threads():  # the float sums round otherwise: said, not refused
+            logging.getLogger(__name__).warning(
+                "--resume: this run has %d torch threads, the interrupted one had %d: a few probability values "
+                "may differ by 1/254 from an uninterrupted run (OMP_NUM_THREADS=%d gives the same file)",
+                torch_threads(), began, began)
         return int(data["strip"]), int(data["rows_done"])
 
     def save(self, strip: int, rows_done: int) -> None:
         with atomic_output(self.path) as tmp:
             tmp.write_text(json.dumps({"params": self.digest, "strip": strip, "rows_done": rows_done,
-                                       "height": self.height}))
+                                       "height": self.height, "torch_threads": torch_threads()}))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

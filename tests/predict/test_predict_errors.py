@@ -147,8 +147,9 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows (4 windows): stops around row 400
         predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4)), **kw)
     assert not out.exists()
-    rows_done = json.loads(sidecar_path(out).read_text())["rows_done"]
-    assert rows_done == 256  # complete tile rows only
+    state = json.loads(sidecar_path(out).read_text())
+    assert state["rows_done"] == 256  # complete tile rows only
+    assert state["torch_threads"] == torch.get_num_threads()  # a resume at another count is warned about
 
     with pytest.raises(InputError, match="other inputs or parameters"):
         predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True,
@@ -342,3 +343,16 @@ def test_a_dsm_far_from_the_training_heights_is_refused_or_warned(tmp_path) -> N
     assert not (tmp_path / "out_high.tif").exists()
     summary = predict_raster(image, tmp_path / "out_low.tif", dsm=tmp_path / "low.tif")
     assert any("standard deviations" in w and "weaker map" in w for w in summary.warnings)
+
+
+def test_a_resume_with_another_torch_thread_count_is_said(tmp_path, caplog) -> None:
+    """Float sums round otherwise at another thread count: a resumed file then matched neither run."""
+    from rsmamba.engine.resume import ResumeState
+
+    state = ResumeState(tmp_path / "c.tif", "digest", 100)
+    state.save(0, 64)
+    data = json.loads(state.path.read_text())
+    state.path.write_text(json.dumps({**data, "torch_threads": torch.get_num_threads() + 3}))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert state.load([]) == (0, 64)
+    assert f"the interrupted one had {torch.get_num_threads() + 3}" in caplog.text
