@@ -126,7 +126,7 @@ def _inside(child: Path, folder: Path) -> bool:
 
 
 # The most bytes rsmamba's hidden siblings add to an output's name: '.NAME.predict-scratch.tif' and its
-# overview chain '.ovr' x 12, '..NAME.predict-resume.json.publish-journal.json.partial-PID-XXXXXXXX'.
+# overview chain '.ovr' x 12, '..NAME.predict-resume.json.publish-journal.json.partial-<pid>-<8 hex digits>'.
 SIBLING_BYTES = 96
 
 
