@@ -30,7 +30,7 @@ from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, plan_strips, stream_layers,
 )
-from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash
+from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.model import LoadedModel, Predictor, load_model
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
@@ -64,6 +64,7 @@ class ChangeSummary:
     window: int = 0  # px, and the overlap: the run's (given, else the model's own, else 512/128)
     overlap: int = 0
     min_area_m2: float | None = None  # calibrated with the model: rsmamba vectorize's --min-area for this raster
+    resume_note: str = ""  # where --resume took the run up, for the last line ('' for a run from the start)
 
     def describe(self) -> str:
         size = f" of {self.window} px (overlap {self.overlap})" if self.window else ""
@@ -81,7 +82,7 @@ class ChangeSummary:
         if self.min_area_m2 is not None:
             lines.append(f"change polygons (rsmamba vectorize): under {self.min_area_m2:g} m2 dropped, calibrated "
                          "with the model (--min-area overrides)")
-        lines.append(f"changed {self.changed_fraction:.2%} of valid pixels; done in {self.seconds:.1f} s")
+        lines.append(f"changed {self.changed_fraction:.2%} of valid pixels; done in {self.seconds:.1f} s{self.resume_note}")
         return "\n".join(lines)
 
 
@@ -318,16 +319,21 @@ def detect_change(
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
         })
-        state = ResumeState(out, digest, src.height)
-        first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
-        for layer in layers:  # resumable state (the lock on the outputs keeps it ours): gone once published
-            pub.remove_at_commit(*layer.scratch_files)
-        pub.remove_at_commit(state.path)
+        state = ResumeState(out, digest, src.height)  # the lock on the outputs keeps it ours
+        point = state.begin(pub, layers, resume)
+        summary.resume_note = resume_note(point, len(strips))
+        if point is None:
+            return _with_changed_fraction(summary, out)
+        first_strip, rows_done = point
         stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                       batch_size=batch_size, on_durable=state.save, first_strip=first_strip, rows_done=rows_done,
                       progress=progress, desc="change")
         finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
         summary.seconds = time.perf_counter() - start
+    return _with_changed_fraction(summary, out)
+
+
+def _with_changed_fraction(summary: ChangeSummary, out: Path) -> ChangeSummary:
     import rasterio
 
     changed = counted = 0

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import Publication, atomic_output
+from rsmamba.engine.writer import OutputLayer
 from rsmamba.errors import InputError
 
 
@@ -34,6 +35,17 @@ def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
         return None
     st = Path(path).stat()
     return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def resume_note(point: tuple[int, int] | None, strips: int) -> str:
+    """The summary's words for where a ``--resume`` took up the run ('' for a run from the start)."""
+    if point is None:
+        return ", resumed: the interrupted run had finished; its outputs were published on entry"
+    strip, row = point
+    if not (strip or row):
+        return ""
+    where = f"strip {strip + 1} of {strips}, " if strips > 1 else ""
+    return f", resumed at {where}row {row}"
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -65,6 +77,24 @@ class ResumeState:
                 "may differ by 1/254 from an uninterrupted run (OMP_NUM_THREADS=%d gives the same file)",
                 torch_threads(), began, began)
         return int(data["strip"]), int(data["rows_done"])
+
+    def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool) -> tuple[int, int] | None:
+        """Where this run starts, (strip, rows done in it); None when nothing is left to do.
+
+        None: a run with these exact parameters was killed between its renames, and entering
+        ``pub`` has completed its publication, so the outputs are already this run's (``pub`` is
+        abandoned). The digest goes into ``pub``'s journal so that a later run can tell.
+        """
+        pub.meta["params"] = self.digest
+        if resume and not self.path.is_file() and any(j.get("meta", {}).get("params") == self.digest
+                                                      for j in pub.recovered):
+            pub.abandon()
+            return None
+        point = self.load([layer.scratch for layer in layers]) if resume else (0, 0)
+        for layer in layers:  # resumable state: gone once published (or on a full disk)
+            pub.remove_at_commit(*layer.scratch_files)
+        pub.remove_at_commit(self.path)
+        return point
 
     def save(self, strip: int, rows_done: int) -> None:
         with atomic_output(self.path) as tmp:

@@ -22,7 +22,7 @@ from rsmamba.engine.run import (
 )
 from rsmamba.engine.model import LoadedModel, Predictor, check_input, load_model
 from rsmamba.engine.options import check_run_options, resolve_window
-from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash
+from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
@@ -52,6 +52,7 @@ class PredictSummary:
     eta_seconds: float | None = None
     resumed_from_row: int = 0  # rows of ``resumed_strip`` that were already on disk
     resumed_strip: int = 0
+    resume_note: str = ""  # where --resume took the run up, for the last line ('' for a run from the start)
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     tta_views: int = 1  # network passes per window (test-time augmentation)
@@ -84,9 +85,7 @@ class PredictSummary:
             lines.append(f"output size {size / 2**20:.0f} MiB uncompressed; "
                          f"ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else "")
         else:
-            extra = (f", resumed at strip {self.resumed_strip} row {self.resumed_from_row}"
-                     if self.resumed_from_row or self.resumed_strip else "")
-            lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){extra}")
+            lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){self.resume_note}")
         # self.warnings were logged on stderr as they arose; not repeated on stdout
         return "\n".join(line for line in lines if line)
 
@@ -334,17 +333,13 @@ def _predict_in(
             "image_stats": image_stats.mean + image_stats.std,
         })
         state = ResumeState(out, digest, src.height)
-        pub.meta["params"] = digest
-        if resume and not state.path.is_file() and any(j.get("meta", {}).get("params") == digest
-                                                       for j in pub.recovered):
-            pub.abandon()  # killed while publishing: the next run (this one) completed the outputs
+        point = state.begin(pub, layers, resume)
+        summary.resume_note = resume_note(point, len(strips))
+        if point is None:
             summary.resumed_strip = len(strips)
             return summary
-        first_strip, rows_done = state.load([ly.scratch for ly in layers]) if resume else (0, 0)
-        summary.resumed_from_row, summary.resumed_strip = rows_done, first_strip
-        for layer in layers:  # resumable state: gone once published (or when the disk is full)
-            pub.remove_at_commit(*layer.scratch_files)
-        pub.remove_at_commit(state.path)
+        first_strip, rows_done = point
+        summary.resumed_strip, summary.resumed_from_row = point
 
         def on_durable(strip: int, done: int) -> None:
             state.save(strip, done)
