@@ -25,8 +25,15 @@ __all__ = [
 
 
 def plan_strips(grid: WindowGrid, width: int, strip_width: int) -> list[Strip]:
-    """Column strips of about ``strip_width`` px (a multiple of the output tile) over ``grid``."""
-    return column_strips(grid.col_offsets, grid.window_width, width, max(BLOCK, strip_width // BLOCK * BLOCK))
+    """Column strips of about ``strip_width`` px (a multiple of the output tile) over ``grid``.
+
+    A strip is never narrower than one window (rounded up to the tile): a window wider than the
+    strips would otherwise be computed once per strip it crosses, while the stitcher holds a
+    window's width whatever the strips.
+    """
+    one_window = -(-grid.window_width // BLOCK) * BLOCK
+    return column_strips(grid.col_offsets, grid.window_width, width,
+                         max(BLOCK, strip_width // BLOCK * BLOCK, one_window))
 
 
 def stream_layers(

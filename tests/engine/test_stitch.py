@@ -129,3 +129,15 @@ def test_column_strips_give_the_same_blend(width, height, size, overlap_frac, st
             assert part.col == strip.x0 and part.probs.shape[2] == strip.x1 - strip.x0
             got[:, part.row:part.row + part.probs.shape[1], strip.x0:strip.x1] = part.probs
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("width,window,strips,windows", [(5000, 5000, 1, 1), (12000, 5000, 3, 5), (9000, 512, 3, 26)])
+def test_a_window_wider_than_the_strips_is_computed_once_per_strip_not_split(width, window, strips, windows) -> None:
+    """A 5000 px window over 4096 px strips ran (and was counted) twice for one window of work."""
+    from rsmamba.engine.run import plan_strips
+
+    grid = WindowGrid(width, 600, window, 128)
+    planned = plan_strips(grid, width, 4096)
+    assert len(planned) == strips and planned[-1].x1 == width
+    assert all(s.x1 - s.x0 >= min(window, width) or s is planned[-1] for s in planned)
+    assert sum(len(s.col_offsets) for s in planned) == windows
