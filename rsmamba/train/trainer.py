@@ -932,9 +932,11 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                                                             "metrics": metrics, "train_state": train_state})
                 logger.write(pub[out_dir / "metrics.csv"], pub[out_dir / "metrics.jsonl"])
                 pub[out_dir / "config.yaml"].write_text(yaml.safe_dump(cfg, sort_keys=False))
-            if epoch == start_epoch and not resume:  # a new run now holds the folder: the old run's test scores
+            new_run = epoch == start_epoch and not resume
+            if new_run:  # a new run now holds the folder: the old run's test scores
                 for stale in out_dir.glob("test_*.json"):  # (train --test) named a best.pt that is gone
                     stale.unlink(missing_ok=True)
+            logger.published(row, new_run=new_run)
         if world > 1:
             dist.barrier()
         if stop_after is not None and epoch + 1 - start_epoch >= stop_after:
