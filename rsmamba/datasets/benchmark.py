@@ -4,7 +4,8 @@
 ``info`` (:class:`~rsmamba.datasets.chips.TilingInfo`: bands, normalisation, classes) that goes
 into the checkpoint, and a ``use_dsm`` flag. Benchmarks are read in place, in their published
 folders, names and label codings (see :mod:`rsmamba.datasets.layouts`); large tiles are sampled
-by random crops per epoch (``data.crop``, ``data.crops_per_image``), seeded by (seed, epoch,
+by random crops per epoch (``data.crop``, ``data.crops_per_image``, or as many as a pre-cut split at
+``data.crop_stride`` would make), seeded by (seed, epoch,
 index) so a resumed run draws the same crops. Validation covers each image by a fixed grid of
 crops, so a score is over every labelled pixel.
 """
@@ -84,6 +85,14 @@ def grid_origins(height: int, width: int, crop: int) -> list[tuple[int, int]]:
     return [(r, c) for r in _starts(height, crop) for c in _starts(width, crop)]
 
 
+def patch_count(height: int, width: int, crop: int, stride: int) -> int:
+    """Patches of ``crop`` px at ``stride`` (the last aligned to the far edge) that a pre-cut split
+    (GeoSeg's ``*_patch_split.py``) makes of an image: a recipe's epoch size."""
+    def axis(n: int) -> int:
+        return 1 if n <= crop else len(range(0, n - crop, stride)) + 1
+    return axis(height) * axis(width)
+
+
 def seen_before(height: int, width: int, crop: int, origin: tuple[int, int]) -> tuple[int, int]:
     """(rows, columns) at the top and left of the grid crop at ``origin`` that an earlier crop of
     :func:`grid_origins` (row-major) holds: the last crop of an axis overlaps the one before it, and
@@ -119,7 +128,8 @@ class ISPRSDataset(Dataset):
     or nDSM (when asked) as the last image channel, crops read by window (never the whole tile)."""
 
     def __init__(self, pairs: list[Pair], info: TilingInfo, *, use_dsm: bool, dsm_mode: str, crop: int | None,
-                 crops_per_image: int, random: bool, seed: int = 0, samples_per_epoch: int | None = None):
+                 crops_per_image: int, random: bool, seed: int = 0, samples_per_epoch: int | None = None,
+                 crop_stride: int | None = None):
         self.pairs, self.info, self.use_dsm, self.dsm_mode = pairs, info, use_dsm, dsm_mode
         self.random, self.seed, self.epoch = random, seed, 0
         self.sizes = []
@@ -140,8 +150,9 @@ class ISPRSDataset(Dataset):
         self.crop = crop or max(max(s) for s in self.sizes)
         if random and samples_per_epoch:  # "an epoch is N iterations" recipes: tiles in turn
             self.items = [(i % len(pairs), None) for i in range(int(samples_per_epoch))]
-        elif random:
-            self.items = [(i, None) for i in range(len(pairs)) for _ in range(crops_per_image)]
+        elif random:  # crop_stride: as many random crops per tile as a pre-cut split has patches
+            per = [patch_count(h, w, self.crop, crop_stride) if crop_stride else crops_per_image for h, w in self.sizes]
+            self.items = [(i, None) for i, n in enumerate(per) for _ in range(n)]
         else:
             self.items = [(i, o) for i, (h, w) in enumerate(self.sizes) for o in grid_origins(h, w, self.crop)]
 
@@ -303,13 +314,16 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
                           [c.to_dict() for c in ISPRS_CLASSES], None, {"layout": "isprs", "city": city})
     return ISPRSDataset(pairs, info, use_dsm=dsm is not None, dsm_mode=d["dsm_mode"], crop=d.get("crop"),
                         crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed,
-                        samples_per_epoch=d.get("samples_per_epoch"))
+                        samples_per_epoch=d.get("samples_per_epoch"), crop_stride=d.get("crop_stride"))
 
 
 def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool) -> Dataset:
     layout = d["layout"]
     if d.get("use_dsm"):
         raise InputError(f"data.layout {layout}: the dataset has no DSM; set data.use_dsm: false")
+    if d.get("crop_stride"):
+        raise InputError(f"data.crop_stride: for the isprs layout's large tiles; data.layout {layout} takes "
+                         "data.crops_per_image or data.samples_per_epoch")
     mean, std = DEFAULT_STATS[layout]
     mean, std = tuple(d.get("mean") or mean), tuple(d.get("std") or std)
     if layout == "loveda":

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
              # benchmark layouts (see rsmamba.datasets.benchmark)
              "city": "vaihingen", "variant": None, "dsm_source": "dsm", "eroded": False, "val_tiles": [],
              "domains": ["Urban", "Rural"], "crop": None, "crops_per_image": 1, "samples_per_epoch": None,
+             "crop_stride": None,
              "mean": None, "std": None},
     "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None, "instances": []},
     "loss": "ce",
@@ -114,6 +115,7 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
 _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("data.batch_size", "int", 1, False), ("data.num_workers", "int", 0, False), ("data.crop", "int", 8, True),
     ("data.crops_per_image", "int", 1, True), ("data.samples_per_epoch", "int", 1, True),
+    ("data.crop_stride", "int", 1, True),
     ("optim.lr", "number", 0, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
     ("schedule.warmup_epochs", "number", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
     ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),

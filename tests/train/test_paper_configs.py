@@ -126,3 +126,24 @@ def test_multi_scale_flip_tta_averages_probabilities() -> None:
     assert torch.allclose(p, 3 * Ramp()(x).softmax(1), atol=1e-6)
     ms = tta_probabilities(Ramp(), x, "image", scales=(0.5, 1.0), flip=False)
     assert ms.shape == (1, 2, 4, 4) and torch.allclose(ms.sum(1), torch.full((1, 4, 4), 2.0))
+
+
+def test_an_isprs_epoch_holds_as_many_crops_as_the_recipes_split_has_patches(fixtures) -> None:
+    """MAFMamba's "80 epochs" are over GeoSeg's 1024 px patches (Potsdam: 36 per 6000 px tile); 4 crops per
+    tile made an epoch 9x shorter. ``data.crop_stride`` sizes an epoch as the split would."""
+    from rsmamba.datasets.benchmark import open_datasets, patch_count
+    from rsmamba.errors import InputError
+
+    assert patch_count(6000, 6000, 1024, 1024) == 36 and patch_count(2000, 2500, 1024, 512) == 3 * 4
+    assert patch_count(500, 700, 1024, 512) == 1 and patch_count(1024, 1025, 1024, 1024) == 2
+    assert load_config("mafmamba_potsdam", ["data.root=x"])["data"]["crop_stride"] == 1024
+    assert load_config("mafmamba_vaihingen", ["data.root=x"])["data"]["crop_stride"] == 512
+    d = load_config("mafmamba_potsdam", [f"data.root={fixtures['potsdam']}", "data.crop=8", "data.crop_stride=8",
+                                         "data.val_split=val", "data.val_tiles=['2_10']"])["data"]
+    train_ds, _ = open_datasets(d, use_dsm=False)
+    tiles = len(train_ds.pairs)
+    assert tiles > 1 and len(train_ds) == tiles * 3 * 3  # 24 px tiles: crops at 0, 8, 16 on each axis
+    assert len(open_datasets({**d, "crop_stride": None, "crops_per_image": 2}, use_dsm=False)[0]) == tiles * 2
+    loveda = load_config("mafmamba_loveda", [f"data.root={fixtures['loveda']}", "data.crop_stride=512"])["data"]
+    with pytest.raises(InputError, match="crop_stride"):
+        open_datasets(loveda, use_dsm=False)
