@@ -208,7 +208,7 @@ def tta_option() -> Any:
 
 
 def tta_flip_option() -> Any:
-    return typer.Option(False, "--tta-flip", help="Average with left-right and up-down mirrored windows (3x compute; the papers' flip TTA).")
+    return typer.Option(False, "--tta-flip", help="Average with left-right, up-down and both-ways mirrored windows (4x compute; the papers' flip TTA).")
 
 
 def tta_rot180_option() -> Any:

@@ -2,7 +2,7 @@
 
 A plan is written as a short spec that travels with the run (resume manifests, band tasks):
 ``False``/``"none"`` (plain), ``True``/``"d4"`` (the 8 rotations/mirrors), ``"flip"`` (identity,
-left-right, up-down: the papers' flip evaluation), ``"rot180"`` (identity and the half turn: two passes
+left-right, up-down and both: the papers' flip evaluation, GeoSeg's horizontal x vertical flips), ``"rot180"`` (identity and the half turn: two passes
 that cancel a network's constant sub-pixel offset, e.g. the half pixel south-east of stride-2 stems
 upsampled with ``align_corners=False``), ``"scales=0.75,1,1.25"`` (multi-scale), joined
 with ``+`` (``"flip+scales=0.75,1,1.25"``), or ``"recipe"``: the checkpoint's own evaluation
@@ -40,7 +40,7 @@ class TTAPlan:
         if self.d4:
             return [(k, lr, False) for lr in (False, True) for k in range(4)]
         if self.flip:
-            return [(0, False, False), (0, True, False), (0, False, True)]
+            return [(0, False, False), (0, True, False), (0, False, True), (2, False, False)]  # both: the half turn
         if self.rot180:
             return [(0, False, False), (2, False, False)]
         return [(0, False, False)]

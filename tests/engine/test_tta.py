@@ -76,7 +76,16 @@ def test_tta_average_undoes_each_view_and_averages() -> None:
     half = torch.nn.functional.interpolate(net(torch.nn.functional.interpolate(x, size=(4, 4), mode="bilinear")),
                                            size=(8, 8), mode="bilinear")
     assert torch.allclose(ms, (plain + half) / 2, atol=1e-6)
-    assert TTAPlan(flip=True, scales=(0.75, 1.0, 1.25)).passes == 9 and TTAPlan(d4=True).spec() is True
+    assert TTAPlan(flip=True, scales=(0.75, 1.0, 1.25)).passes == 12 and TTAPlan(d4=True).spec() is True
+
+
+def test_flip_tta_sees_every_view_of_geosegs_horizontal_times_vertical_flips() -> None:
+    """The papers' flip evaluation (GeoSeg, ttach: HorizontalFlip x VerticalFlip) is 4 views; 3 left out both."""
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)  # no symmetry: each view is another array
+    seen = []
+    tta_average(lambda t: (seen.append(t.clone()), t)[1], x, TTAPlan(flip=True))
+    want = [x, x.flip(-1), x.flip(-2), x.flip(-1, -2)]
+    assert len(seen) == 4 and all(any(torch.equal(s, w) for s in seen) for w in want)
 
 
 def test_scales_respect_input_multiple_and_fixed_sizes_are_refused(tmp_path: Path) -> None:

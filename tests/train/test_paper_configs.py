@@ -122,8 +122,8 @@ def test_multi_scale_flip_tta_averages_probabilities() -> None:
 
     x = torch.linspace(-2, 2, 16).reshape(1, 1, 4, 4)
     p = tta_probabilities(Ramp(), x, "image", scales=(1.0,), flip=True)
-    # Each flipped prediction is flipped back: identical to the plain one, three times.
-    assert torch.allclose(p, 3 * Ramp()(x).softmax(1), atol=1e-6)
+    # Each flipped prediction is flipped back: identical to the plain one, four times (GeoSeg's h x v flips).
+    assert torch.allclose(p, 4 * Ramp()(x).softmax(1), atol=1e-6)
     ms = tta_probabilities(Ramp(), x, "image", scales=(0.5, 1.0), flip=False)
     assert ms.shape == (1, 2, 4, 4) and torch.allclose(ms.sum(1), torch.full((1, 4, 4), 2.0))
 
