@@ -34,7 +34,8 @@ class Augment:
 
     def __init__(self, flips: bool = True, rot90: bool = True, scale: tuple[float, float] | None = None,
                  photometric: float = 0.0, dsm_channels: int = 0, scale_set: tuple[float, ...] | None = None,
-                 colour: float = 0.0, channel_shuffle: float = 0.0, grayscale: float = 0.0):
+                 colour: float = 0.0, channel_shuffle: float = 0.0, grayscale: float = 0.0,
+                 date_jitter: bool = False, image_norm: tuple[list[float], list[float]] | None = None):
         self.flips = flips
         self.rot90 = rot90
         self.scale = tuple(scale) if scale else None
@@ -44,6 +45,10 @@ class Augment:
         self.colour = colour
         self.channel_shuffle = channel_shuffle
         self.grayscale = grayscale
+        self.date_jitter = date_jitter
+        if date_jitter and image_norm is None:
+            raise ValueError("date_jitter works on pixel values: give image_norm (the images' mean and std)")
+        self.image_norm = image_norm
         self.generator = torch.Generator().manual_seed(0)
 
     def reseed(self, seed: int) -> None:
@@ -98,6 +103,9 @@ class Augment:
                 if perm is not None:
                     x[:n] = x[:n][perm]
                 sample[k] = x
+        if self.date_jitter:  # drawn only when asked: older runs replay
+            for k in keys_img:
+                sample[k] = self._jitter_date(sample[k])
         if keys_img and self.grayscale > 0 and self._rand() < self.grayscale:  # drawn only when asked
             for k in keys_img:
                 x = sample[k].clone()
@@ -105,6 +113,33 @@ class Augment:
                 x[:n] = x[:n].mean(0, keepdim=True)
                 sample[k] = x
         return sample
+
+
+    def _jitter_date(self, x: torch.Tensor) -> torch.Tensor:
+        """Mamba-FCS's per-date photometric jitter (``random_photometric_imgs``), on 0..255 pixel values:
+        brightness N(1, 0.1) in [0.8, 1.2], then contrast N(1, 0.1) and saturation N(1, 0.05), each in
+        [0.9, 1.1], as PIL's ImageEnhance blends them (towards black, the mean grey, the pixel's grey).
+        Each date draws its own: a change of light between the dates is no change."""
+        def draw(std: float, lo: float, hi: float) -> float:
+            return min(max(1.0 + std * float(torch.randn((), generator=self.generator)), lo), hi)
+
+        brightness, contrast, saturation = draw(0.1, 0.8, 1.2), draw(0.1, 0.9, 1.1), draw(0.05, 0.9, 1.1)
+        mean, std = (torch.as_tensor(v, dtype=x.dtype)[:, None, None] for v in self.image_norm)
+        n = mean.shape[0]
+        raw = (x[:n] * std + mean) * brightness
+        raw = raw.clamp(0, 255)
+        raw = (_grey(raw).mean() + contrast * (raw - _grey(raw).mean())).clamp(0, 255)
+        raw = (_grey(raw) + saturation * (raw - _grey(raw))).clamp(0, 255)
+        out = x.clone()
+        out[:n] = (raw - mean) / std
+        return out
+
+
+def _grey(rgb: torch.Tensor) -> torch.Tensor:
+    """(1, h, w) luminance as PIL's ``convert("L")`` (ITU-R 601-2) of 3 bands; the band mean of others."""
+    if rgb.shape[0] != 3:
+        return rgb.mean(0, keepdim=True)
+    return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
 
 
 def _rescale(t: torch.Tensor, factor: float, mode: str, fill: float) -> torch.Tensor:

@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
 # Landsat-SCD labels are index images; these display colours are ours, not the dataset's.
 LANDSAT_SCD_COLOURS = ((255, 255, 255), (0, 155, 0), (255, 165, 0), (230, 30, 100), (0, 170, 240))
-# Per-dataset image statistics (0..255 scale) used when data.mean/std are not set: LoveDA's and
-# SECOND's from their training scripts (ImageNet statistics for LoveDA); Landsat-SCD a plain 128 +- 64.
+# Per-dataset image statistics (0..255 scale) used when data.mean/std are not set: LoveDA's from its
+# training scripts (ImageNet's); SECOND's SCanNet's date-1 statistics (RS_ST.py MEAN_A/STD_A), for both
+# dates; Landsat-SCD a plain 128 +- 64.
 DEFAULT_STATS = {
     "loveda": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
     "second": ((113.40, 114.08, 116.45), (48.30, 46.27, 48.14)),

@@ -768,7 +768,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     augment = Augment(aug_cfg["flips"], aug_cfg["rot90"], aug_cfg["scale"], aug_cfg["photometric"],
                       dsm_channels=1 if train_ds.use_dsm else 0, scale_set=aug_cfg.get("scale_set"),
                       colour=aug_cfg.get("colour", 0.0), channel_shuffle=aug_cfg.get("channel_shuffle", 0.0),
-                      grayscale=aug_cfg.get("grayscale", 0.0)) if aug_cfg else None
+                      grayscale=aug_cfg.get("grayscale", 0.0), date_jitter=bool(aug_cfg.get("date_jitter")),
+                      image_norm=(list(train_ds.info.image_mean), list(train_ds.info.image_std))) if aug_cfg else None
     seeded = _EpochSeeded(train_ds, augment, t["seed"])
     sampler = DistributedSampler(seeded, num_replicas=world, rank=rank, shuffle=True, seed=t["seed"], drop_last=True)
     local_batch = d["batch_size"] // world
