@@ -43,6 +43,7 @@ from torch import Tensor
 from rsmamba.models.layers import ECA, MSAA, FeatureRefinementHead
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNet
+from rsmamba.models.vmamba import vmamba_init
 from rsmamba.models.vss import VSSBlocks
 from rsmamba.models.wavelet import WAVELETS, HaarDownsample, SeparableWTConv2d, WTConv2d
 from rsmamba.models.window_attention import GlobalLocalAttention
@@ -208,6 +209,7 @@ class VSSEncoder(nn.Module):
             self.layers.append(VSSBlocks(dim, depth, drop_path=rates[start : start + depth]))
             if i < len(dims) - 1:
                 self.downsamples.append(HaarDownsample(dim))
+        self.apply(vmamba_init)  # the authors' VSSMEncoder does (SwinUMamba.py): Linear std 0.02, LayerNorm 1/0
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.patch_norm(self.patch_embed(self.stem(x)).permute(0, 2, 3, 1))

@@ -36,14 +36,18 @@ class ConvBNReLU(nn.Sequential):
 
 
 class SeparableConvBN(nn.Sequential):
-    """Depthwise kxk + pointwise 1x1 + BatchNorm (optionally ReLU): cheap spatial mixing."""
+    """Depthwise kxk + pointwise 1x1 + BatchNorm (optionally ReLU): cheap spatial mixing.
 
-    def __init__(self, cin: int, cout: int, k: int = 3, dilation: int = 1, act: bool = True) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, cin, k, 1, dilation * (k - 1) // 2, dilation=dilation, groups=cin, bias=False),
-            nn.Conv2d(cin, cout, 1, bias=False),
-            nn.BatchNorm2d(cout),
-        ]
+    ``norm_between``: UNetFormer's ``SeparableConvBN`` (GeoSeg), depthwise, BatchNorm, then pointwise
+    with nothing after it, as in its feature refinement head.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int = 3, dilation: int = 1, act: bool = True,
+                 norm_between: bool = False) -> None:
+        depthwise = nn.Conv2d(cin, cin, k, 1, dilation * (k - 1) // 2, dilation=dilation, groups=cin, bias=False)
+        pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+        layers: list[nn.Module] = ([depthwise, nn.BatchNorm2d(cin), pointwise] if norm_between
+                                   else [depthwise, pointwise, nn.BatchNorm2d(cout)])
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

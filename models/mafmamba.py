@@ -209,7 +209,7 @@ class MAFMamba(nn.Module):
         self.gl2 = GLMamba(d, decoder_depth, d_state)
         self.asf1 = ASF(ch[0], d)
         self.frh = FeatureRefinementHead(  # UNetFormer's FRH without its skip input (ASF fused stage 1)
-            d, proj=SeparableConvBN(d, d, 3, act=False), pre=ConvBNReLU(d, d, 3, act="relu6"))
+            d, proj=SeparableConvBN(d, d, 3, act=False, norm_between=True), pre=ConvBNReLU(d, d, 3, act="relu6"))
         self.segmentation_head = nn.Sequential(
             ConvBNReLU(d, d, 3, act="relu6"), nn.Dropout2d(dropout), nn.Conv2d(d, num_classes, 1, bias=False)
         )

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rsmamba.models.ss2d import LayerNorm2d, Permute, VSSLayer
 
-__all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "make_patch_embed"]
+__all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "make_patch_embed", "vmamba_init"]
 
 # name -> keyword arguments of VMambaBackbone
 VMAMBA_CONFIGS: dict[str, dict[str, Any]] = {
@@ -106,7 +106,7 @@ class VMambaBackbone(nn.Module):
         norm = LayerNorm2d if channel_first else nn.LayerNorm
         for i in self.out_indices:
             self.add_module(f"outnorm{i}", norm(dims[i]))
-        self.apply(_init_weights)
+        self.apply(vmamba_init)
 
     def to_channel_first(self, x: Tensor) -> Tensor:
         return x if self.channel_first else x.permute(0, 3, 1, 2).contiguous()
@@ -122,9 +122,9 @@ class VMambaBackbone(nn.Module):
         return outs
 
 
-def _init_weights(m: nn.Module) -> None:
-    # VMamba's init: truncated-normal Linear weights, zero biases, unit norms. SS2D's own
-    # parameters (A_logs, dt_projs_*) keep the Mamba initialisation set in SS2D.
+def vmamba_init(m: nn.Module) -> None:
+    """VMamba's init (``module.apply(vmamba_init)``): truncated-normal Linear weights (std 0.02), zero
+    biases, unit norms. SS2D's own parameters (A_logs, dt_projs_*) keep the Mamba initialisation set in SS2D."""
     if isinstance(m, nn.Linear):
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:

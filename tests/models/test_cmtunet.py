@@ -126,3 +126,19 @@ def test_seed_options_msaa_rcm_wavelet() -> None:
     x, y = torch.randn(1, 8, 8, 8), torch.randn(1, 4, 8, 8)
     with torch.no_grad():
         assert not torch.allclose(rcm(x, y), rcm(x, y + 1.0))
+
+
+def test_the_vss_branch_starts_from_vmambas_init() -> None:
+    """The authors' VSSMEncoder applies VMamba's init (Linear std 0.02, zero bias); PyTorch's default
+    (std about 0.06 at these widths) started their branch elsewhere. SS2D's own dt / A init stays Mamba's."""
+    from rsmamba.models import create_model
+
+    torch.manual_seed(0)
+    vss = create_model("cmtunet_tiny").vss_encoder
+    linears = [m for m in vss.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(abs(float(m.weight.detach().std()) - 0.02) < 0.004 for m in linears)
+    assert all(m.bias is None or not m.bias.any() for m in linears)
+    op = vss.layers[0].blocks[0].op
+    dt = torch.nn.functional.softplus(op.dt_projs_bias.detach())  # Mamba's dt init: log-uniform in [1e-3, 0.1]
+    assert float(dt.min()) >= 1e-4 and float(dt.max()) <= 0.1 + 1e-6 and float(dt.std()) > 0
+    assert torch.allclose(op.A_logs.detach().exp()[0, :3], torch.tensor([1.0, 2.0, 3.0]))

@@ -75,3 +75,12 @@ def test_paper_forward_at_paper_size() -> None:
     model = create_model("mafmamba").eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 512, 512)).shape == (1, 6, 512, 512)
+
+
+def test_the_refinement_head_projects_as_unetformers_separable_conv_bn() -> None:
+    """UNetFormer's SeparableConvBN (the FRH the paper takes) is depthwise, BatchNorm, pointwise, with no
+    norm after the pointwise conv; the BatchNorm sat after it, so the projection was normalised."""
+    proj = create_model("mafmamba_tiny").frh.proj
+    kinds = [type(m).__name__ for m in proj]
+    assert kinds == ["Conv2d", "BatchNorm2d", "Conv2d"]
+    assert proj[0].groups == proj[0].in_channels and proj[2].kernel_size == (1, 1)
