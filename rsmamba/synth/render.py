@@ -24,8 +24,8 @@ def _pixel_window(bounds, transform: Affine, size: int) -> tuple[slice, slice, n
     c1 = min(int(math.ceil((x1 - transform.c) / gsd)), size)
     r0 = max(int(math.floor((transform.f - y1) / gsd)), 0)
     r1 = min(int(math.ceil((transform.f - y0) / gsd)), size)
-    xs = transform.c + (np.arange(c0, c1, dtype=np.float32) + 0.5) * gsd
-    ys = transform.f - (np.arange(r0, r1, dtype=np.float32) + 0.5) * gsd
+    xs = transform.c + (np.arange(c0, c1, dtype=np.float64) + 0.5) * gsd
+    ys = transform.f - (np.arange(r0, r1, dtype=np.float64) + 0.5) * gsd
     return slice(r0, r1), slice(c0, c1), xs[None, :], ys[:, None]
 
 
