@@ -67,6 +67,16 @@ def missing_files(paths: Iterable[object], where: str, shown: int = 10) -> Input
     return InputError([f"{m}: missing from {where}" for m in missing[:shown]] + more)
 
 
+SEED_LIMIT = 2**32  # numpy's legacy and new generators both take seeds in [0, 2**32) as one word
+
+
+def seed_problem(seed: object, what: str = "--seed") -> str | None:
+    """Why ``seed`` cannot seed numpy's generators (a negative or too large one raised deep inside), or None."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        return f"{what} must be an integer in 0..{SEED_LIMIT - 1}, got {seed!r}"
+    return None
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (GDAL, dask and safetensors write several), or its type."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

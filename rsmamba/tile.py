@@ -45,7 +45,7 @@ from rsmamba.classes import (
     dense_classes,
     load_class_table,
 )
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, seed_problem
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
 from rsmamba.raster.source import VECTOR_SUFFIXES, AlignedSource
@@ -197,8 +197,12 @@ def tile_scene(
     """
     out_dir = Path(out_dir)
     problems = []
-    if len(split) != 3 or any(f < 0 for f in split) or sum(split) <= 0:
+    if len(split) != 3 or not all(math.isfinite(f) and f >= 0 for f in split) or sum(split) <= 0:
         problems.append(f"--split needs three non-negative fractions (train,val,test), got {tuple(split)}")
+    if block is not None and block < 1:
+        problems.append(f"--split-block must be at least 1 px, got {block}")
+    if (problem := seed_problem(seed)) is not None:
+        problems.append(problem)
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
     inputs = [image, dsm, labels, t2, labels_t2, change, instance_targets]

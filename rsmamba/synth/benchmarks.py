@@ -158,8 +158,12 @@ def write_layout(name: str, root: str | Path, size: int = 32, seed: int = 0, ove
     from rsmamba.atomic import atomic_directory
     from rsmamba.errors import InputError
 
+    from rsmamba.errors import seed_problem
+
     if name not in LAYOUT_WRITERS:
         raise InputError(f"--layout {name!r}: expected one of {', '.join(LAYOUT_WRITERS)}")
+    if (problem := seed_problem(seed)) is not None:
+        raise InputError(problem)
     root = Path(root)
     if root.exists() and root.is_dir() and any(root.iterdir()) and not overwrite:
         raise InputError(f"output folder {root} exists and is not empty (use --overwrite to replace it)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import shapely
 from affine import Affine
 
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.errors import ProblemCollector
+from rsmamba.errors import ProblemCollector, seed_problem
 from rsmamba.raster.ground import metres_per_unit
 from rsmamba.synth.scene import (
     BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
@@ -26,8 +27,23 @@ HALL_ROOFS = (2, 3, 4, 5, 6)  # roof palette rows of halls: dark flat, concrete/
 MAX_SIZE = 32768  # px per side: a scene (and its DSM grid) of several GiB per layer; 100000 asked for 149 GiB
 
 
-def _check(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None) -> None:
+MAX_ORIGIN_M = 1e9  # |x|, |y| of the corner: projected coordinates stay far below; float64 still resolves 1e-7 m
+
+
+def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None, *, seed: object = 0,
+                        origin: tuple[float, float] = DEFAULT_ORIGIN, terraced: float = 0.0) -> None:
+    """Every problem of a scene's options in one :class:`InputError` (the CLI's checks, for library callers too)."""
     problems = ProblemCollector()
+    if (problem := seed_problem(seed)) is not None:
+        problems.add(problem)
+    try:
+        ok = len(origin) == 2 and all(math.isfinite(float(v)) and abs(float(v)) <= MAX_ORIGIN_M for v in origin)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        problems.add(f"--origin must be two finite coordinates within +-{MAX_ORIGIN_M:g} (x, y), got {origin!r}")
+    if not (isinstance(terraced, (int, float)) and 0 <= terraced <= 1):
+        problems.add(f"--terraced must be a share in [0, 1], got {terraced!r}")
     if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:
         problems.add(f"--size must be an integer in 32..{MAX_SIZE} pixels, got {size}")
     if not (gsd > 0 and np.isfinite(gsd)):
@@ -82,7 +98,7 @@ def generate_scene(
     ``style`` (a :class:`rsmamba.synth.style.Style`) changes looks and measurement, not the layout's
     kind; None renders the generator's own look, unchanged.
     """
-    _check(size, gsd, epsg, bands, None)
+    check_scene_options(size, gsd, epsg, bands, None, seed=seed, origin=origin, terraced=terraced)
     rng = np.random.default_rng([seed, 0x5E7])
     transform = Affine(gsd, 0.0, float(origin[0]), 0.0, -gsd, float(origin[1]))
     side = size * gsd

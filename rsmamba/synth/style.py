@@ -78,7 +78,7 @@ from enum import Enum
 
 import numpy as np
 
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, seed_problem
 from rsmamba.synth.layout import fractal_field
 
 __all__ = [
@@ -547,6 +547,8 @@ def parse_style(text: str, gsd: float | None = None, *, ground: bool = False, wo
         number = int(seed) if seed else 0
     except ValueError:
         raise InputError(f"--style must be FAMILY or FAMILY:SEED with an integer seed, got {text!r}") from None
+    if (problem := seed_problem(number, f"--style {text!r}: its seed")) is not None:
+        raise InputError(problem)
     if gsd is not None and not GSD_RANGE[0] <= gsd <= GSD_RANGE[1]:
         gsd = min(max(gsd, GSD_RANGE[0]), GSD_RANGE[1])  # the style's GSD-dependent draws only; the scene keeps --gsd
     return draw_style(number, family.strip(), gsd, ground=ground, world=world)

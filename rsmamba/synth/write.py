@@ -15,7 +15,7 @@ from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
 from rsmamba.errors import InputError
 from rsmamba.synth.generate import generate_scene
 from rsmamba.synth.scene import BUILDING, Building, DEFAULT_ORIGIN, DSM_NODATA, ORTHO_NODATA, Scene
-from rsmamba.synth.generate import _check
+from rsmamba.synth.generate import check_scene_options
 
 
 def _profile(scene: Scene, count: int, dtype: str, nodata, transform: Affine | None = None, width: int | None = None, height: int | None = None) -> dict:
@@ -107,7 +107,7 @@ def write_scene(
     ``instances`` adds ``instances_t1/t2.tif``: the id of the building (the ``id`` field of
     ``buildings_t*.gpkg``) at each pixel, 0 elsewhere; ``terraced`` see :func:`generate_scene`.
     """
-    _check(size, gsd, epsg, bands, dsm_gsd)
+    check_scene_options(size, gsd, epsg, bands, dsm_gsd, seed=seed, origin=origin, terraced=terraced)
     from rsmamba.paths import output_problem
 
     problem = output_problem(out_dir, role="output folder", directory=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 
 from rsmamba.datasets.benchmark import LAYOUTS
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, seed_problem
 from rsmamba.paths import load_yaml
 
 DEFAULTS: dict[str, Any] = {
@@ -196,6 +196,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")
+    seed = cfg["train"].get("seed") if isinstance(cfg.get("train"), dict) else None
+    if isinstance(seed, int) and not isinstance(seed, bool) and (problem := seed_problem(seed, "config train.seed")):
+        problems.add(problem)
     for key in ("channel_shuffle", "grayscale"):
         p = cfg["augment"].get(key) if isinstance(cfg.get("augment"), dict) else None
         if isinstance(p, (int, float)) and not isinstance(p, bool) and p > 1:
