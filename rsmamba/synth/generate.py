@@ -41,7 +41,7 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        problems.add(f"--origin must be two finite coordinates within +-{MAX_ORIGIN_M:g} (x, y), got {origin!r}")
+        problems.add(f"--origin must be 'x,y' (two finite numbers within +-{MAX_ORIGIN_M:g}), got {origin!r}")
     if not (isinstance(terraced, (int, float)) and 0 <= terraced <= 1):
         problems.add(f"--terraced must be a share in [0, 1], got {terraced!r}")
     if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:

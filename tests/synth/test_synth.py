@@ -255,8 +255,8 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
 @pytest.mark.parametrize(("args", "needle"), [
     (["--size", "100000"], "--size must be an integer in 32..32768"),  # it began allocating 149 GiB
     (["--gsd", "inf"], "--gsd must be a positive number"),
-    (["--origin", "nan,5"], "--origin must be 'x,y' (two finite numbers)"),
-    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--origin", "nan,5"], "--origin must be 'x,y' (two finite numbers"),
+    (["--seed", "-1"], "--seed must be an integer in 0.."),
     (["--dsm-gsd", "1e-300"], "pixels per side"),
     (["--dsm-gsd", "1e9"], "pixels per side"),
 ])
