@@ -37,6 +37,11 @@ PathLike = str | os.PathLike[str]
 
 # Heights a DSM can hold, in metres or feet (the Dead Sea shore, Everest in feet); beyond: a sentinel value.
 DSM_RANGE = (-1000.0, 30000.0)
+# A height further from the DSM's sampled median than this many 10..90 % spans (and at least
+# DSM_FAR_FLOOR_M) is no surface of the scene but a fill the DSM does not declare (9999, 655.35 m of a
+# centimetre DSM's 65535): one such pixel poisons every window holding it, so it is read as no data.
+DSM_FAR_SPANS = 10.0
+DSM_FAR_FLOOR_M = 500.0
 
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
 
@@ -401,6 +406,9 @@ class AlignedSource:
         # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
         self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
                              if dsm_ds is not None else (1.0, 0.0))
+        self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
+        self._dsm_path = Path(dsm) if dsm is not None else None
+        self._dsm_far_said = False
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
             problems.add(sentinel)
@@ -473,6 +481,11 @@ class AlignedSource:
         values = np.concatenate([self.read_dsm(w).ravel() for w in sample_windows(self.width, self.height, 1 << 18, min_per_axis=CHECK_PER_AXIS)])
         values = values[np.isfinite(values)]
         bad = values[(values < lo) | (values > hi)]
+        heights = values[(values >= lo) & (values <= hi)]
+        if heights.size:  # the scene's own heights: windows read later mask what lies far outside them
+            p10, median, p90 = np.percentile(heights, [10, 50, 90])
+            reach = max(DSM_FAR_SPANS * float(p90 - p10), DSM_FAR_FLOOR_M)
+            self._dsm_plausible = (float(median) - reach, float(median) + reach)
         if bad.size == 0:
             return None
         kinds, counts = np.unique(bad, return_counts=True)
@@ -569,6 +582,18 @@ class AlignedSource:
         if (scale, offset) != (1.0, 0.0):
             arr *= np.float32(scale)
             arr += np.float32(offset)
+        if self._dsm_plausible is not None:
+            lo, hi = self._dsm_plausible
+            far = (arr < lo) | (arr > hi)
+            if far.any():
+                if not self._dsm_far_said:
+                    values, counts = np.unique(arr[far], return_counts=True)
+                    value = f"{values[counts.argmax()]:g}"
+                    self._dsm_far_said = True
+                    self._warn(f"DSM {self._dsm_path}: heights far from the scene's own ({lo:.0f}..{hi:.0f} m), e.g. "
+                               f"{value}, read as no data there (a nodata value it does not declare? "
+                               f"gdal_edit.py -a_nodata {value} {self._dsm_path})")
+                arr[far] = np.nan
         return arr
 
     def read_labels(self, window: Window) -> np.ndarray:

@@ -307,3 +307,26 @@ def test_a_dsm_on_a_rotated_or_south_up_grid_is_said_so() -> None:
     assert _describe_grid_difference(north, Grid(Affine(1, 0, 0, 0, 1, -10))).startswith(
         "orientation south up vs north up")
     assert _describe_grid_difference(north, north) == "grid"
+
+
+@pytest.mark.parametrize("fill,scale", [(9999.0, None), (65535, 0.01)])
+def test_a_few_undeclared_fill_pixels_of_a_dsm_read_as_no_data_and_are_said(tmp_path, caplog, fill, scale) -> None:
+    """10 x 10 px of 9999 (a height inside -1000..30000) or a centimetre DSM's 65535 (655.35 m): each a
+    z-score of thousands that spoilt every window holding it (16 % of a map). -9999 is refused up front
+    when the start-up sample sees it; where the sample misses it, this same reading catches it."""
+    rng = np.random.default_rng(1)
+    heights = (40 + 8 * rng.random((600, 600))).astype(np.float32)
+    if scale is not None:  # centimetres in uint16, GDAL scale 0.01
+        heights = np.round(heights / scale).astype(np.uint16)
+    patch = (slice(300, 310), slice(300, 310))
+    img = write_raster(tmp_path / "img.tif", random_image(600, 600))
+    stored = heights.copy()
+    stored[patch] = fill
+    path = write_raster(tmp_path / "dsm.tif", stored)
+    if scale is not None:
+        with rasterio.open(path, "r+") as ds:
+            ds.scales = [scale]
+    with AlignedSource(img, path) as src:
+        got = src.read_dsm(Window(0, 0, 600, 600))
+    assert np.isnan(got[patch]).all() and np.isfinite(np.delete(got.ravel(), np.flatnonzero(np.isnan(got)))).all()
+    assert np.isnan(got).sum() == 100 and any("read as no data" in r.getMessage() for r in caplog.records)
