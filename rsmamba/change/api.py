@@ -265,23 +265,23 @@ def detect_change(
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         window, overlap, _ = resolve_window(loaded, window, overlap)
         shift = check_coregistration(src, max_shift=max_shift, force=force)
-        from rsmamba.raster.validate import check_gsd
+        from rsmamba.raster.validate import check_collar, check_fill_values, check_gsd
 
-        gsd_warnings = check_gsd(src, loaded.gsd_m, f"t1 {t1}", loaded.source)  # t2 is on t1's grid
+        input_warnings = check_gsd(src, loaded.gsd_m, f"t1 {t1}", loaded.source)  # t2 is on t1's grid
+        t2_reads = {"read": src.read_t2, "read_valid": src.read_t2_valid, "dtype": src.t2_dtype}
+        check_fill_values(src, f"t1 {t1}", t1)  # before the scale check: its advice would rescale the fill in
+        check_fill_values(src, f"t2 {t2}", t2, **t2_reads)
+        input_warnings += check_collar(src, f"t1 {t1}", t1) + check_collar(src, f"t2 {t2}", t2, **t2_reads)
         if epoch_norm == "checkpoint" and loaded.image_norm is not None:
             from rsmamba.raster.validate import check_value_range
 
-            check_value_range(src, loaded.image_norm, f"t1 {t1}", loaded.source)
-            check_value_range(src, loaded.extra.get("t2_norm") or loaded.image_norm, f"t2 {t2}", loaded.source,
-                              read=src.read_t2, read_valid=src.read_t2_valid, dtype=src.t2_dtype)
+            input_warnings += check_value_range(src, loaded.image_norm, f"t1 {t1}", loaded.source)
+            input_warnings += check_value_range(src, loaded.extra.get("t2_norm") or loaded.image_norm, f"t2 {t2}",
+                                              loaded.source, **t2_reads)
             stats1 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **loaded.image_norm})
             t2_norm = loaded.extra.get("t2_norm")
             stats2 = BandStats.from_dict({**{"minimum": [], "maximum": []}, **t2_norm}) if t2_norm else stats1
         else:  # each epoch by its own per-raster statistics: a radiometric normalisation between dates
-            from rsmamba.raster.validate import check_fill_values
-
-            check_fill_values(src, f"t1 {t1}", t1)
-            check_fill_values(src, f"t2 {t2}", t2, read=src.read_t2, read_valid=src.read_t2_valid, dtype=src.t2_dtype)
             stats1 = compute_stats(src)[0]
             stats2 = _epoch_stats(src, src.read_t2)
 
@@ -307,7 +307,7 @@ def detect_change(
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
-                                warnings=list(src.warnings) + gsd_warnings, window=window, overlap=overlap, min_area_m2=min_area)
+                                warnings=list(src.warnings) + input_warnings, window=window, overlap=overlap, min_area_m2=min_area)
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]

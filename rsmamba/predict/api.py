@@ -136,11 +136,15 @@ def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm:
 
     Returns warnings (also logged); raises InputError for inputs that would give a silent wrong map.
     """
-    from rsmamba.raster.validate import check_dsm_coverage, check_dsm_heights, check_gsd, check_value_range
+    from rsmamba.raster.validate import (
+        check_collar, check_dsm_coverage, check_dsm_heights, check_fill_values, check_gsd, check_value_range,
+    )
 
     if src.has_dsm:
         check_dsm_coverage(src, dsm)
-    return (check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
+    check_fill_values(src, f"image {image}", image)  # before the scale check: its advice would rescale the fill in
+    return (check_collar(src, f"image {image}", image)
+            + check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
             + check_dsm_heights(src, loaded.dsm_norm, f"DSM {dsm}", loaded.source)
             + check_gsd(src, loaded.gsd_m, f"image {image}", loaded.source))
 

@@ -165,6 +165,38 @@ def check_fill_values(src: AlignedSource, what: str, path: object, read=None, re
                              f"not declare?; declare it (gdal_edit.py -a_nodata {mode:g} {path}) or fix those pixels")
 
 
+COLLAR_SHARES = {0: 0.01, "max": 0.05}  # black collars are common; a white one less so than overexposed roofs
+
+
+def check_collar(src: AlignedSource, what: str, path: object, read=None, read_valid=None,
+                 dtype: str | None = None) -> list[str]:
+    """A warning (also logged) when many valid pixels of an integer image are 0 (or its top value) in
+    *every* band: the collar of a mosaic, or the gaps between its sheets, with no nodata value, mask or
+    alpha declared. Mapped as land cover (building along the seams) and, in change, as change; declared,
+    they are nodata. Shadows are dark, not 0 in every band over a hundredth of a scene."""
+    dt = np.dtype(dtype or src.dtype)
+    if dt.kind not in "ui":  # float images: NaN and undeclared fills (check_fill_values)
+        return []
+    top = int(np.iinfo(dt).max) if dt == np.uint8 else None  # 12-bit data in uint16 never reach 65535
+    seen = zeros = tops = 0
+    for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
+        valid = (read_valid or src.read_image_valid)(window)
+        data = (read or src.read_image)(window)[:, valid]
+        seen += data.shape[1]
+        zeros += int((data == 0).all(axis=0).sum())
+        if top is not None:
+            tops += int((data == top).all(axis=0).sum())
+    out = []
+    for value, count, share in ((0, zeros, COLLAR_SHARES[0]), (top, tops, COLLAR_SHARES["max"])):
+        if value is not None and seen and count >= share * seen:
+            message = (f"{what}: {count / seen:.1%} of its sampled pixels are {value} in every band, and it declares no "
+                       f"nodata value, mask or alpha for them: a collar, or gaps between mosaic sheets? They are mapped "
+                       f"as land cover (and as change); declare it: gdal_edit.py -a_nodata {value} {path}")
+            log.warning(message)
+            out.append(message)
+    return out
+
+
 def check_gsd(src: AlignedSource, trained: tuple[float, float] | None, what: str, model_source: str) -> list[str]:
     """A warning (also logged) when the image's pixel size is far outside the model's training range.
 
