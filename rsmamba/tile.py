@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from tqdm import tqdm
@@ -48,7 +49,7 @@ from rsmamba.classes import (
 from rsmamba.errors import InputError, seed_problem
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats
-from rsmamba.raster.source import VECTOR_SUFFIXES, AlignedSource
+from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
 from rsmamba.raster.windows import WindowGrid, window_extent
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,19 @@ def _chip_profile(src: AlignedSource, window: Window, count: int, dtype: str, no
         profile["photometric"] = "MINISBLACK"
     if window.width % 16 == 0 and window.height % 16 == 0:
         profile.update(tiled=True, blockxsize=min(256, int(window.width)), blockysize=min(256, int(window.height)))
+    return profile
+
+
+def _chip_colours(src: AlignedSource) -> list[ColorInterp]:
+    """The bands' colours as the source declares them; an alpha band read as imagery is no chip's mask."""
+    return [ColorInterp.undefined if name == "alpha" else ColorInterp[name] for name in src.colours]
+
+
+def _image_profile(src: AlignedSource, window: Window) -> dict:
+    """An image chip: its colour interpretation is copied from the source (a BGR ortho stays BGR-declared)."""
+    profile = _chip_profile(src, window, src.count, src.dtype, src.nodata)
+    if not (src.count == 3 and src.colours == list(RGB)):
+        profile["photometric"] = "MINISBLACK"  # GDAL may declare the colours as given only then
     return profile
 
 
@@ -357,7 +371,7 @@ def _tile(
         "labels": str(Path(labels).resolve()) if labels else None, "crs": src.crs.to_wkt(),
         "gsd_m": pixel_size_m(src.crs, src.transform, src.width, src.height),  # None without a CRS; into checkpoints
         "t2": str(Path(t2).resolve()) if t2 else None,
-        "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands,
+        "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands, "colours": src.colours,
         "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
         "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
         "classes": [c.to_dict() for c in classes],
@@ -402,8 +416,9 @@ def _write_chip(
 ) -> dict:
     row: dict = {"chip_id": chip_id, "split": split, **{k: "" for k in ("dsm", "labels", "t2", "labels_t2", "change")}}
     image_path = f"images/{chip_id}.tif"
-    with rasterio.open(folder / image_path, "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
+    with rasterio.open(folder / image_path, "w", **_image_profile(src, window)) as dst:
         dst.write(src.read_image(window))
+        dst.colorinterp = _chip_colours(src)  # the source's band order, not GDAL's RGB default
         if src.nodata is None:
             image_valid = src.read_image_valid(window)
             if not image_valid.all():
@@ -424,7 +439,8 @@ def _write_chip(
     if src.has_t2:
         row["t2"] = f"t2/{chip_id}.tif"
         t2_valid = src.read_t2_valid(window)  # its own footprint and nodata, as the image chip carries its own
-        with rasterio.open(folder / row["t2"], "w", **_chip_profile(src, window, src.count, src.dtype, src.nodata)) as dst:
+        with rasterio.open(folder / row["t2"], "w", **_image_profile(src, window)) as dst:
+            dst.colorinterp = _chip_colours(src)  # read in t1's colour order
             data = src.read_t2(window)
             if src.nodata is not None:
                 data[:, ~t2_valid] = src.nodata

@@ -43,6 +43,12 @@ class TilingInfo:
     def has_dsm(self) -> bool:
         return self.dsm_mean is not None
 
+    @property
+    def colours(self) -> list[str] | None:
+        """The image bands' colour interpretation in the tiled raster (``red``, ``blue``, ``gray``, ...), if recorded."""
+        colours = self.raw.get("colours")
+        return [str(c) for c in colours] if isinstance(colours, list) and len(colours) == len(self.bands) else None
+
     def normalization(self, dsm_mode: str = "zscore") -> dict[str, Any]:
         """The checkpoint's ``normalization`` field."""
         norm: dict[str, Any] = {"image": {"mean": self.image_mean, "std": self.image_std}}

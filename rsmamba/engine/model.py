@@ -42,6 +42,9 @@ class LoadedModel:
     inputs: str = "image"  # "image" (a DSM, if any, is concatenated) or "image+dsm" (forward(image, aux))
     classes: tuple[ClassInfo, ...] = ISPRS_CLASSES
     bands: list[int] | None = None  # 1-based image bands the model was trained on; None: all
+    # their colour interpretation in the training raster (checkpoint bands.colours: red, green, blue, ...);
+    # None: not recorded (checkpoints before 2026-12-05, benchmark layouts)
+    colours: tuple[str, ...] | None = None
     uses_dsm: bool = False
     image_norm: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]}; None: from the raster
     dsm_norm: dict[str, Any] | None = None  # {"mode": "zscore"|"minmax-window", "mean", "std"}
@@ -203,6 +206,8 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
                              "installation; pass --model CHECKPOINT.pt or a registered model name")
         loaded = _from_checkpoint(shipped, tasks, verb)
         loaded.extra["shipped_default"] = True
+        if loaded.colours is None and loaded.bands is not None and len(loaded.bands) == 3:
+            loaded.colours = ("red", "green", "blue")  # trained on synth's RGB orthos, before colours were recorded
         return loaded
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
@@ -238,6 +243,7 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
         bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")) and verb == "predict",
+        colours=tuple(str(c) for c in bands["colours"]) if isinstance(bands.get("colours"), list) else None,
         image_norm=norm.get("image"), dsm_norm=norm.get("dsm") if verb == "predict" else None,
         in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path), extra=extra,
         input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),

@@ -27,7 +27,7 @@ from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
-from rsmamba.raster.source import AlignedSource, grid_mirrors
+from rsmamba.raster.source import RGB, AlignedSource, declared_rgb, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.runlog import warn_once
 
@@ -111,11 +111,41 @@ def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike
     return outputs
 
 
+def _by_colour(loaded: LoadedModel, chosen: list[int], colours: list[str], image: Path) -> list[int]:
+    """The bands to read when the image declares its band order (GDAL colour interpretation).
+
+    A BGR ortho read by position fed blue as red (39.6 % of a map as it should be), and a NIR,R,G,B
+    one NIR as red, unsaid. A model that records its bands' colours reads them by colour; one that
+    records none (trained before they were recorded) is refused when the image's red, green and blue
+    are not the bands it would read, in that order: only the user knows which order it learnt.
+    """
+    declared = declared_rgb(colours)
+    if declared is None:
+        return chosen
+    stored = [colours[b - 1] for b in chosen]
+    wanted = loaded.colours
+    if wanted is not None and len(wanted) == len(chosen) and all(name in declared for name in wanted):
+        by_colour = [declared[name] for name in wanted]
+        if by_colour != chosen:
+            warn_once(log, f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
+                           f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
+                           "(--bands reads others)")
+        return by_colour
+    if wanted is None and len(chosen) == len(RGB) and stored != list(RGB) and set(stored) & set(RGB):
+        rgb = ",".join(str(declared[name]) for name in RGB)
+        raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "
+                         f"{', '.join(stored)}, and model {loaded.source} records no band colours to read them by; "
+                         f"pass --bands {rgb} to read red, green, blue, or --bands {','.join(map(str, chosen))} "
+                         "to read them as stored")
+    return chosen
+
+
 def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | None,
                   allow_geographic_mix: bool) -> tuple[LoadedModel, list[int], bool]:
     """The model, the image bands it reads, and whether a DSM goes in, checked against the input."""
     with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
         data, file_count, has_dsm = probe.bands, probe.file_band_count, probe.has_dsm
+        colours = probe.file_colours
     image_count = len(data)
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
     # --bands names the file's bands (an alpha band too); a checkpoint's bands count the image bands, so
@@ -123,8 +153,9 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
     chosen = check_input(loaded, image_count=file_count if bands else image_count, image_path=image,
                          has_dsm=has_dsm, bands=bands)
     if bands is None:
-        chosen = [data[b - 1] for b in chosen]
-    if bands is None and len(chosen) < image_count:  # e.g. an RGB + NIR ortho and an RGB model: say which
+        by_position = [data[b - 1] for b in chosen]
+        chosen = _by_colour(loaded, by_position, colours, image)
+    if bands is None and len(chosen) < image_count and chosen == by_position:  # e.g. an RGB + NIR ortho and an RGB model: say which
         warn_once(log, f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
                        "those it was trained on (--bands chooses others)")
     return loaded, chosen, has_dsm

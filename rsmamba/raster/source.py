@@ -300,6 +300,23 @@ def alpha_holding_data(ds: Any) -> int | None:
     return alpha[0] if between > ALPHA_AS_DATA_SHARE * values.size else None
 
 
+RGB = ("red", "green", "blue")
+
+
+def band_colours(ds: Any) -> list[str]:
+    """GDAL's colour interpretation of every band, by name (``red``, ``blue``, ``gray``, ``undefined``, ...)."""
+    return [c.name for c in ds.colorinterp]
+
+
+def declared_rgb(colours: Sequence[str]) -> dict[str, int] | None:
+    """{red, green, blue: 1-based band} when each is declared by exactly one band, else None.
+
+    A delivery's own statement of its band order: a BGR ortho (OpenCV pipelines) or a NIR,R,G,B one
+    read by position would feed a network blue as red, and nothing would say so."""
+    found = {name: colours.index(name) + 1 for name in RGB if colours.count(name) == 1}
+    return found if len(found) == len(RGB) else None
+
+
 def data_bands(ds: Any, alpha_is_data: bool = False) -> list[int]:
     """The 1-based bands that carry imagery: all but an alpha band (GDAL's ColorInterp.alpha),
     unless ``alpha_is_data`` (:func:`alpha_holding_data`).
@@ -401,6 +418,16 @@ class AlignedSource:
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None
                 # the same image bands on each date, wherever its alpha band sits (RGB t1, ARGB t2)
                 self._t2_bands = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
+                rgb1, rgb2 = declared_rgb(band_colours(img)), declared_rgb(band_colours(t2_ds))
+                if rgb1 and rgb2 and not bands:  # each date says its order (RGB t1, BGR t2): the same colours
+                    names = band_colours(img)
+                    by_colour = [rgb2[names[b - 1]] if names[b - 1] in rgb2 else t2b
+                                 for b, t2b in zip(self.bands, self._t2_bands)]
+                    if by_colour != self._t2_bands:
+                        self._warn(f"t2 {t2}: its bands declare another colour order than t1's "
+                                   f"({', '.join(band_colours(t2_ds))}); read by colour, as t1's "
+                                   f"(bands {','.join(map(str, by_colour))})")
+                        self._t2_bands = by_colour
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
         # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
@@ -529,6 +556,17 @@ class AlignedSource:
     def t2_dtype(self) -> str | None:
         """The second epoch's pixel type (it may differ from the image's), or None without one."""
         return None if self._t2 is None else self._t2.dtypes[self._t2_bands[0] - 1]
+
+    @property
+    def colours(self) -> list[str]:
+        """The colour interpretation of the bands read (``bands``), by name."""
+        names = band_colours(self._img)
+        return [names[b - 1] for b in self.bands]
+
+    @property
+    def file_colours(self) -> list[str]:
+        """The colour interpretation of every band of the image file, by name."""
+        return band_colours(self._img)
 
     @property
     def file_band_count(self) -> int:

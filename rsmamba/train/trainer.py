@@ -829,7 +829,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     logger = EpochLog(out_dir, is_main, cfg["tensorboard"], history)
     base_payload = {
         "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
-        "bands": {"image": tiling.bands, "dsm": bool(train_ds.use_dsm)},
+        "bands": {"image": tiling.bands, "dsm": bool(train_ds.use_dsm),
+                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {})},
         "normalization": tiling.normalization(d["dsm_mode"]) if train_ds.use_dsm else
         {"image": tiling.normalization()["image"]},
         "classes": classes, "config": cfg,
