@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import pytest
@@ -40,6 +41,20 @@ def scenes(tmp_path_factory):
     return root, images, ckpt
 
 
+@contextlib.contextmanager
+def _as_two_local_workers():
+    """Torch threads as each of 2 local workers has them (``worker_thread_env``): float sums round with the
+    thread count, so a single-process reference equals a cluster's files only at the workers' count."""
+    from rsmamba.jobs.run import worker_thread_env
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(worker_thread_env(2)["OMP_NUM_THREADS"]))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _digests(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tif"))}
 
@@ -48,7 +63,8 @@ def test_local_cluster_equals_single_process(scenes, tmp_path) -> None:
     root, images, ckpt = scenes
     common = {"model": str(ckpt), "dsm_template": "{dir}/{stem}_dsm.tif", "window": 64, "overlap": 16,
               "progress": False}
-    single = predict_many([str(root / "scene?.tif")], tmp_path / "single", **common)
+    with _as_two_local_workers():
+        single = predict_many([str(root / "scene?.tif")], tmp_path / "single", **common)
     assert [r.status for r in single] == ["done"] * 4
     cluster = predict_many([str(p) for p in images], tmp_path / "cluster", scheduler="local", workers=2, **common)
     assert sorted(r.status for r in cluster) == ["done"] * 4
@@ -133,7 +149,8 @@ def tall_scene(scenes, tmp_path_factory):
     paths = write_scene(root / "s", size=560, seed=7, gsd=0.5)
     ckpt = scenes[2]
     kw = {"dsm": paths["dsm_t1"], "model": str(ckpt), "window": 96, "overlap": 32, "strip_width": 256}
-    predict_raster(paths["ortho_t1"], root / "single.tif", confidence=root / "single_conf.tif", **kw)
+    with _as_two_local_workers():
+        predict_raster(paths["ortho_t1"], root / "single.tif", confidence=root / "single_conf.tif", **kw)
     return paths["ortho_t1"], kw, root / "single.tif", root / "single_conf.tif"
 
 
