@@ -31,7 +31,7 @@ from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, plan_strips, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
-from rsmamba.engine.model import LoadedModel, Predictor, load_model
+from rsmamba.engine.model import LoadedModel, Predictor, caller_module_kept, load_model
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
     NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
@@ -256,7 +256,8 @@ def detect_change(
 
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[t1, t2], overwrite=overwrite)
-    with context as pub, AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
+    with context as pub, caller_module_kept(model), \
+            AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
         loaded = load_change_model(model, image_count=src.count)
         if loaded.in_chans is not None and loaded.in_chans != src.count:
             raise InputError(f"model {loaded.source} expects {loaded.in_chans} bands per epoch, "

@@ -7,7 +7,8 @@ expects when they differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,29 @@ def torch_device(name: str | torch.device, option: str = "--device") -> torch.de
         raise InputError(f"{option} {name!r}: not a device (cpu, cuda, cuda:1, ...)") from None
 
 
+@contextlib.contextmanager
+def caller_module_kept(model: object) -> Iterator[None]:
+    """Hand a caller's network back as it came: predict puts it in eval mode on its device (channels-last on
+    request), and a caller validating inside its own training loop would go on training with BatchNorm frozen
+    and dropout off. A model rsmamba loads itself (a path, a name, the shipped one) is not touched."""
+    module = model.module if isinstance(model, LoadedModel) else model
+    if not isinstance(module, nn.Module):
+        yield
+        return
+    training = module.training
+    first = next(module.parameters(), None)
+    device = first.device if first is not None else None
+    dense = [p for p in module.parameters() if p.dim() == 4 and p.is_contiguous()]
+    try:
+        yield
+    finally:
+        module.train(training)
+        if device is not None and next(module.parameters()).device != device:
+            module.to(device)
+        if any(not p.is_contiguous() for p in dense):
+            module.to(memory_format=torch.contiguous_format)
+
+
 class Predictor:
     """Runs a segmentation network on a batch of windows and returns class probabilities.
 
@@ -353,6 +377,11 @@ class Predictor:
             logits = self.module(x)
         if isinstance(logits, dict):
             logits = logits["out"] if "out" in logits else logits["seg"]
+        if logits.dim() != 4 or logits.shape[1] != self.model.num_outputs:  # else a broadcast error deep in the stitcher
+            raise InputError(f"model {self.model.source or self.model.name} returns {tuple(logits.shape)} for a "
+                             f"batch, not (B, {self.model.num_outputs}, H, W): {self.model.num_classes} classes"
+                             + (f" + {len(self.model.instance_channels)} instance channels" if self.model.instance_channels else "")
+                             + " (a bare module is taken for the 6 ISPRS classes: wrap it in a LoadedModel with its classes)")
         k = len(self.model.instance_channels)
         if k:  # class softmax, then an independent sigmoid per instance channel
             logits = logits.float()

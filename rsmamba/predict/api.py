@@ -20,7 +20,7 @@ from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, peak_rss_bytes, pipeline_bytes,
     plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
-from rsmamba.engine.model import LoadedModel, Predictor, check_input, load_model
+from rsmamba.engine.model import LoadedModel, Predictor, caller_module_kept, check_input, load_model
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.writer import (
@@ -287,7 +287,7 @@ def _predict_raster(
     window, overlap, window_source = resolve_window(loaded, window, overlap, crop)
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
-    with context as pub:
+    with context as pub, caller_module_kept(model):
         return _predict_in(image, outputs, pub, dsm=dsm, bands=chosen, has_dsm=has_dsm, loaded=loaded,
                            window=window, overlap=overlap, window_source=window_source, blend=blend, crop=crop,
                            tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last, probabilities=probabilities,

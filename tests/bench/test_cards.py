@@ -59,7 +59,7 @@ def test_measure_predicts_with_the_requested_test_time_augmentation(tmp_path: Pa
         row = measure(None, family="heldout-nordic", gsd=0.5, size=128, seed=90_003, with_dsm=False,
                       work=tmp_path / str(tta), tta=tta)
         assert 0 <= row["building_iou"] <= 1
-    assert passes == [1, 3, 8]
+    assert passes == [1, 4, 8]  # flip: identity, left-right, up-down and both (GeoSeg)
 
 
 def test_measure_change_passes_test_time_augmentation_to_change(tmp_path: Path, monkeypatch) -> None:
