@@ -340,7 +340,7 @@ def change(
     from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
-                       compress=compress, window=window, change_threshold=change_threshold)
+                       compress=compress, window=window, change_threshold=change_threshold, max_shift=max_shift)
     if not is_batch([t1], out):
         _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probabilities": opt.either(probabilities, old_probability)})
     from rsmamba.change import detect_change

@@ -238,7 +238,7 @@ def detect_change(
     t1, t2, out = Path(t1), Path(t2), Path(out)
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
-                      compress=compress, window=window, change_threshold=change_threshold)
+                      compress=compress, window=window, change_threshold=change_threshold, max_shift=max_shift)
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}

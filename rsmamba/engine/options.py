@@ -5,6 +5,8 @@ Kept apart from ``api`` so the CLI answers a bad option before torch (seconds to
 
 from __future__ import annotations
 
+import math
+
 from typing import TYPE_CHECKING
 
 from rsmamba.errors import ProblemCollector
@@ -22,7 +24,7 @@ def _cuda_available() -> bool:
 
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int | None, batch_size: int,
                       device: str, compress: str = "deflate", window: int | None = None,
-                      change_threshold: float | None = None) -> None:
+                      change_threshold: float | None = None, prefetch: int = 4, max_shift: float = 3.0) -> None:
     """Options of predict and change that need no input file, all problems at once.
 
     ``window``/``overlap`` None: not given (the model's own are checked by :func:`check_window` once
@@ -40,6 +42,10 @@ def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, over
     check_window(problems, window, overlap, crop)
     if batch_size < 1:
         problems.add(f"--batch-size must be >= 1, got {batch_size}")
+    if prefetch < 1:  # a queue of size <= 0 is unbounded: memory would follow the reader, not the model
+        problems.add(f"prefetch must be >= 1 batch, got {prefetch}")
+    if not (max_shift >= 0 and math.isfinite(max_shift)):  # NaN compared false: the guard was off
+        problems.add(f"--max-shift must be a number of pixels >= 0, got {max_shift}")
     if change_threshold is not None and not 0.0 < change_threshold < 1.0:
         problems.add(f"--change-threshold {change_threshold}: must be between 0 and 1 (exclusive)")
     if device.startswith("cuda") and not _cuda_available():

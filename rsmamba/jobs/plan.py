@@ -126,8 +126,10 @@ def _common_folder(paths: Sequence[Path]) -> Path:
     return Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
 
 
-def plan_jobs(inputs: Sequence[Path], out_dir: Path, suffix: str = ".tif", template: str | None = None) -> list[Job]:
+def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], suffix: str = ".tif",
+              template: str | None = None) -> list[Job]:
     """One job per input, output named by ``template`` (default: the input's stem); names must differ."""
+    inputs, out_dir = [Path(p) for p in inputs], Path(out_dir)
     common = _common_folder(inputs) if inputs else None
     jobs = [Job((p,), out_dir / output_name(template, p, i, common, suffix)) for i, p in enumerate(inputs)]
     _check_unique_outputs(jobs)

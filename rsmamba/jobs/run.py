@@ -38,6 +38,11 @@ class JobResult:
     error: str = ""
     worker: str = ""
     user: bool = False  # failed on the user's input or machine (exit 2), not on a bug of ours
+    final: bool = False  # a retry would fail the same way (an input refused); a full disk or a dead worker may not
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == "failed" and not self.final
 
 
 class JobsFailed(RsmambaError):
@@ -63,7 +68,8 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobRes
         fn(*job.inputs, job.output, **kwargs, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except RsmambaError as exc:
-        return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=exc.exit_code == 2)
+        return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=exc.exit_code == 2,
+                         final=exc.exit_code == 2)
     except Exception as exc:  # noqa: BLE001 - reported with its type, the run goes on
         said = environment_message(exc)  # an unreadable input, a full disk: the user's, in one line
         if said is not None:
@@ -94,6 +100,12 @@ def run_jobs(
     ``worker_threads``: torch/BLAS threads of each local worker (default: the cores shared out).
     """
     kwargs = kwargs or {}
+    problems = [f"{name} must be a whole number >= {least}, got {value!r}"
+                for name, value, least in (("--workers", n_workers, 1), ("threads per worker", threads_per_worker, 1),
+                                           ("worker threads", worker_threads, 1), ("retries", retries, 0))
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least)]
+    if problems:  # else a dask cluster of 0 workers: "Nanny failed to start" after its own retries
+        raise InputError(problems)
     results: list[JobResult] = []
     todo = []
     for job in jobs:
@@ -257,7 +269,7 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:
     for _ in range(retries + 1):
         res = _run_one(fn, job, kwargs)
-        if res.status == "done":
+        if not res.retryable:  # done, or refused: a scene that fails late would be computed again in vain
             break
     return res
 
@@ -326,7 +338,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
                 res = future.result()
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
-            if res.status == "failed" and attempt < retries:
+            if res.retryable and attempt < retries:
                 retry = client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries)
                 pending[retry] = (job, attempt + 1)
                 stream.add(retry)

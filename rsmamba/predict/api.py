@@ -272,7 +272,7 @@ def _predict_raster(
     limit_heap_growth()  # before the first big buffer, so a dry run measures what a run will hold
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
-                      compress=compress, window=window)
+                      compress=compress, window=window, prefetch=prefetch)
     if rows is not None and (resume or dry_run):
         problems.add("a row slice (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)

@@ -407,12 +407,15 @@ class AlignedSource:
         self._t2 = None
         self._t2_alpha_is_data = False
         self._t2_bands = list(self.bands)
-        if t2_ds is not None:
+        if t2_ds is not None and not bad:  # bands beyond t1 are said once, above
             t1_data = data_bands(img, alpha_is_data=self._alpha_is_data)
             t2_data = data_bands(t2_ds, alpha_is_data=alpha_holding_data(t2_ds) is not None)
             if len(t2_data) != len(t1_data) or max(self.bands, default=0) > t2_ds.count:
                 # an alpha band on one date only (RGB t1, RGBA t2) is a mask, not a band
-                problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}")
+                problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}"
+                             if len(t2_data) != len(t1_data) else
+                             f"t2 {t2}: bands {[b for b in self.bands if b > t2_ds.count]} out of range "
+                             f"(it has {t2_ds.count} band{'s' * (t2_ds.count != 1)})")
             else:
                 self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None

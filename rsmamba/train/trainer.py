@@ -11,6 +11,7 @@ run and DDP must match single-process training on the same global batch:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -18,6 +19,7 @@ import logging
 import math
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,6 +301,24 @@ def _train_state(path: Path, ckpt: dict) -> dict:
     return state
 
 
+@contextlib.contextmanager
+def _callers_randomness_kept() -> Iterator[None]:
+    """A run seeds the global generators (random, numpy, torch) and cudnn's flags for itself; a script that
+    calls :func:`train` gets its own back afterwards, whatever it had seeded."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags
+
+
 def _seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -573,7 +593,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         _train_state(path, loaded[1])
         _check_resume_config(path, loaded[1].get("config"), cfg)
     try:
-        with lock_outputs([out_dir] if rank == 0 else []):
+        with lock_outputs([out_dir] if rank == 0 else []), _callers_randomness_kept():
             return _train(cfg, world, rank, device, resume, progress, loaded)
     finally:
         if started_pg:

@@ -613,6 +613,8 @@ def vectorize_raster(
     raster, output = Path(raster), Path(output)
     # a class raster and its probabilities published together by a killed run are read together
     settle_inputs([raster, probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])])
+    if isinstance(classes, (str, int)):  # one class: not its letters ("building" iterated b, u, i, ...)
+        classes = [classes]
     plan = _plan(raster, output, classes=classes, min_area=min_area, simplify=simplify, fill_holes=fill_holes,
                  output_format=output_format, probabilities=probabilities, reproject_to=reproject_to,
                  model_id=model_id, change=change)
@@ -626,6 +628,8 @@ def vectorize_raster(
                         "--classes building)", ", ".join(others[:6]))
     if not 0 < seed_threshold <= 1:
         raise InputError(f"--seed-threshold must be in (0, 1], got {seed_threshold}")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise InputError(f"--block-size must be a whole number of pixels >= 1, got {block_size!r}")
     if instances and (plan.probabilities is None or plan.change):
         raise InputError("--instances splits building regions along predicted contacts: it needs a class raster "
                          "and --probabilities from a model with instance outputs")

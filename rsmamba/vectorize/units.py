@@ -7,6 +7,8 @@ Users think in metres and square metres, not pixels: a 4 m2 minimum area means t
 
 from __future__ import annotations
 
+import math
+
 import re
 
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z²0-9]*)\s*$")
@@ -34,6 +36,6 @@ def _parse(text: str | float | None, name: str, units: dict[str, float], example
         if not match or match.group(2).lower() not in units:
             raise ValueError(f"{name}: cannot read {text!r}, expected {example}")
         value, factor = float(match.group(1)), units[match.group(2).lower()]
-    if value < 0:
-        raise ValueError(f"{name}: must not be negative, got {text!r}")
+    if not math.isfinite(value) or value < 0:  # NaN compared false to every threshold: an empty layer
+        raise ValueError(f"{name}: must be a finite number >= 0, got {text!r}")
     return value * factor

@@ -24,7 +24,7 @@ def test_given_beats_the_model_and_the_model_beats_plain() -> None:
     assert inference_tta(own, None) == ("flip", "the model's")
     assert inference_tta(own, False) == (False, "given")  # --no-tta
     assert inference_tta(own, True) == (True, "given")
-    assert Predictor(own).tta.passes == 3 and Predictor(own).tta_source == "the model's"
+    assert Predictor(own).tta.passes == 4 and Predictor(own).tta_source == "the model's"
     assert Predictor(own, tta=False).tta.passes == 1
     assert Predictor(plain).tta.passes == 1
 
@@ -45,8 +45,8 @@ def test_predict_runs_a_model_with_its_own_tta(scene_and_models, tmp_path) -> No
     paths, plain, own = scene_and_models
     image = paths["ortho_t1"]
     mine = predict_raster(image, tmp_path / "own.tif", model=own, probabilities=tmp_path / "own_p.tif")
-    assert mine.tta_views == 3 and mine.tta_source == "the model's"
-    assert "3 passes per window (the model's; --no-tta for one)" in mine.describe()
+    assert mine.tta_views == 4 and mine.tta_source == "the model's"
+    assert "4 passes per window (the model's; --no-tta for one)" in mine.describe()
     explicit = predict_raster(image, tmp_path / "explicit.tif", model=plain, window=64, overlap=16, tta="flip",
                               probabilities=tmp_path / "explicit_p.tif")
     assert "the model's" not in explicit.describe()
@@ -64,7 +64,7 @@ def test_the_cli_no_tta_runs_one_pass_and_refuses_other_tta_options(scene_and_mo
     paths, _, own = scene_and_models
     image = str(paths["ortho_t1"])
     assert main(["predict", image, "-o", str(tmp_path / "own.tif"), "--model", str(own)]) == 0
-    assert "3 passes per window (the model's" in capsys.readouterr().out
+    assert "4 passes per window (the model's" in capsys.readouterr().out
     assert main(["predict", image, "-o", str(tmp_path / "one.tif"), "--model", str(own), "--no-tta"]) == 0
     assert "passes per window" not in capsys.readouterr().out
     assert main(["predict", image, "-o", str(tmp_path / "d4.tif"), "--model", str(own), "--tta"]) == 0

@@ -42,3 +42,12 @@ def worker_settings_job(src: Path, out: Path, *, device: str = "cpu") -> None:
     with atomic_output(out) as tmp:
         tmp.write_text(json.dumps({"threads": torch.get_num_threads(), "device": kwargs["device"],
                                    "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_")}))
+
+
+def refusing_job(src: Path, out: Path, *, marker_dir: str) -> None:
+    """Refuses its input as a user's mistake (exit 2), counting its calls in ``marker_dir``."""
+    from rsmamba.errors import InputError
+
+    calls = Path(marker_dir) / f"{Path(src).name}.calls"
+    calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
+    raise InputError(f"{Path(src).name}: refused")

@@ -225,3 +225,24 @@ def test_local_cluster_workers_ignore_the_terminals_ctrl_c() -> None:
         cluster.close()
     assert list(seen.values()) == [1]
     assert signal.getsignal(signal.SIGINT) is before  # this process still takes the Ctrl-C
+
+
+def test_a_refused_input_is_not_run_again(tmp_path) -> None:
+    """A scene refused as the user's mistake fails the same way every time: it was run twice before its report."""
+    paths = _inputs(tmp_path, 2)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with pytest.raises(JobsFailed) as info:
+        run_jobs(jobs.refusing_job, plan_jobs(paths, tmp_path / "out"), kwargs={"marker_dir": str(marks)},
+                 retries=2, progress=False)
+    assert info.value.exit_code == 2
+    assert sorted(p.read_text() for p in marks.iterdir()) == ["1", "1"]
+
+
+def test_worker_counts_and_paths_are_checked_before_any_cluster(tmp_path) -> None:
+    """workers=0 started a dask cluster that failed with "Nanny failed to start"; str paths were an AttributeError."""
+    paths = _inputs(tmp_path, 2)
+    plan = plan_jobs([str(p) for p in paths], str(tmp_path / "out"))  # str paths, as every public function takes
+    assert [job.output.name for job in plan] == [p.with_suffix(".tif").name for p in paths]
+    with pytest.raises(InputError, match=r"--workers must be a whole number >= 1, got 0"):
+        run_jobs(jobs.copy_job, plan, scheduler="local", n_workers=0, progress=False)

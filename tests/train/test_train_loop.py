@@ -54,7 +54,7 @@ def test_training_learns_and_checkpoints_hold_what_predict_needs(chips: Path, tm
     best = load_checkpoint(result.best)
     for key in REQUIRED:
         assert key in best
-    assert best["bands"] == {"image": [1, 2, 3], "dsm": False}
+    assert best["bands"] == {"image": [1, 2, 3], "dsm": False, "colours": ["red", "green", "blue"]}
     assert best["inference"] == {"window": 32, "overlap": 8}  # predict runs it at the chips' size by default
     assert len(best["normalization"]["image"]["mean"]) == 3
     assert [c["name"] for c in best["classes"]][:2] == ["impervious", "building"]
@@ -384,3 +384,22 @@ def test_resume_with_the_runs_own_config_yaml(stopped_run: Path, small_chips: Pa
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     resumed = train(run / "config.yaml", resume=True, progress=False)
     assert resumed.epochs_run == 2
+
+
+def test_train_hands_the_callers_random_generators_back(small_chips: Path, tmp_path: Path) -> None:
+    """A run seeds random, numpy and torch for itself; the calling script's draws afterwards were seed 0's."""
+    import random
+
+    import numpy as np
+
+    random.seed(1234)
+    np.random.seed(1234)
+    torch.manual_seed(1234)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(1234)
+    np.random.seed(1234)
+    torch.manual_seed(1234)
+    deterministic = torch.backends.cudnn.deterministic
+    train(_cfg(small_chips, tmp_path / "run", epochs=1), progress=False)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+    assert torch.backends.cudnn.deterministic == deterministic
