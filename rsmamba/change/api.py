@@ -261,7 +261,9 @@ def detect_change(
         loaded = load_change_model(model, image_count=src.count)
         if loaded.in_chans is not None and loaded.in_chans != src.count:
             raise InputError(f"model {loaded.source} expects {loaded.in_chans} bands per epoch, "
-                             f"the epochs have {src.count}")
+                             f"the epochs have {src.count}"
+                             + (f"; choose them with --bands (e.g. --bands {','.join(map(str, range(1, loaded.in_chans + 1)))})"
+                                if src.count > loaded.in_chans else ""))
         if semantic and loaded.extra.get("task") == "change":
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         window, overlap, _ = resolve_window(loaded, window, overlap)

@@ -137,9 +137,10 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
         diffs.append(f"rotation {turn(other.transform):.4g} deg vs {turn(image.transform):.4g} deg")
     elif facing(image.transform) != facing(other.transform):
         diffs.append(f"orientation {facing(other.transform)} vs {facing(image.transform)}")
-    # origins in CRS units: a relative tolerance at northings of 5e6 would hide a shift of 50 m
+    # origins in CRS units: a relative tolerance at northings of 5e6 would hide a shift of 50 m; in two
+    # CRSs the difference of their numbers means nothing (a UTM ortho and a Web Mercator DSM: "8e5 apart")
     offset = np.hypot(image.transform.c - other.transform.c, image.transform.f - other.transform.f)
-    if offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
+    if image.crs == other.crs and offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
         diffs.append(f"origin {offset:.4g} units apart")
     if image.shape != other.shape:
         diffs.append(f"size {other.width}x{other.height} vs {image.width}x{image.height}")
@@ -559,6 +560,11 @@ class AlignedSource:
     def t2_dtype(self) -> str | None:
         """The second epoch's pixel type (it may differ from the image's), or None without one."""
         return None if self._t2 is None else self._t2.dtypes[self._t2_bands[0] - 1]
+
+    @property
+    def image_unscale(self) -> list[tuple[float, float]]:
+        """GDAL (scale, offset) of each band read: read raw (a model's training scale is the raw one)."""
+        return [(float(self._img.scales[b - 1] or 1.0), float(self._img.offsets[b - 1] or 0.0)) for b in self.bands]
 
     @property
     def colours(self) -> list[str]:

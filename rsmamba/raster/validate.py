@@ -84,14 +84,28 @@ def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str
         if shift > MAX_SHIFT_IN_STDS or narrow or wide:
             problems.append(f"band {b} mean {v.mean():.4g} std {v.std():.4g} vs {float(mean):.4g} / {std:.4g}")
     if problems:
-        hint = (f"the model was trained on {trained} data; " if trained else "") + (
-            "rescale the image to the training range (e.g. gdal_translate -ot Byte -scale) "
-            "or use a model trained on such data")
+        declared = sorted({so for so in src.image_unscale if so != (1.0, 0.0)}) if read is None else []
+        if declared:  # the file says how its values map to what they measure: -scale would stretch, not unscale
+            scale, offset = declared[0]
+            hint = (f"the image declares a GDAL scale {scale:g} and offset {offset:g}: unscale it "
+                    f"(gdal_translate -unscale -ot {_gdal_type(trained)} IN OUT) if that gives the training range, "
+                    "or use a model trained on such data")
+        else:
+            hint = (f"the model was trained on {trained} data; " if trained else "") + (
+                "rescale the image to the training range (e.g. gdal_translate -ot Byte -scale) "
+                "or use a model trained on such data")
         raise InputError(f"{what} ({dtype}): values on another scale than model {model_source} was trained on "
                          f"({'; '.join(problems)}); {hint}")
     for w in warnings:
         log.warning(w)
     return warnings
+
+
+def _gdal_type(dtype: str | None) -> str:
+    """GDAL's name of a numpy dtype for -ot (uint8: Byte), Byte when unknown."""
+    names = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
+             "float32": "Float32", "float64": "Float64"}
+    return names.get(str(np.dtype(dtype)) if dtype else "", "Byte")
 
 
 DSM_WARN_STDS = 4.0  # DSM heights this many training stds off: warned

@@ -66,3 +66,15 @@ def test_an_undeclared_float_fill_is_refused_with_nodata_advice_not_a_rescale(tm
     with pytest.raises(InputError) as info:
         predict_raster(path, tmp_path / "p.tif", model=_model(norm), window=128, overlap=32)
     assert "gdal_edit.py -a_nodata -9999" in str(info.value) and "gdal_translate" not in str(info.value)
+
+
+def test_an_image_declaring_a_scale_and_offset_is_told_to_unscale(tmp_path) -> None:
+    """uint16 = 2 * value + 100 with GDAL scale 0.5, offset -50: -scale (a min-max stretch) is not the declared map."""
+    img, geo = _crop(SCENE / "ortho.tif")
+    path = write_raster(tmp_path / "s.tif", (img.astype(np.uint16) * 2 + 100), **geo)
+    with rasterio.open(path, "r+") as ds:
+        ds.scales, ds.offsets = [0.5] * 3, [-50.0] * 3
+    norm = {"mean": [100.0, 100.0, 100.0], "std": [30.0, 30.0, 30.0], "dtype": "uint8"}
+    with pytest.raises(InputError, match=r"declares a GDAL scale 0.5 and offset -50: unscale it \(gdal_translate "
+                                         r"-unscale -ot Byte IN OUT\)"):
+        predict_raster(path, tmp_path / "p.tif", model=_model(norm), window=128, overlap=32)

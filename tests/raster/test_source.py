@@ -330,3 +330,21 @@ def test_a_few_undeclared_fill_pixels_of_a_dsm_read_as_no_data_and_are_said(tmp_
         got = src.read_dsm(Window(0, 0, 600, 600))
     assert np.isnan(got[patch]).all() and np.isfinite(np.delete(got.ravel(), np.flatnonzero(np.isnan(got)))).all()
     assert np.isnan(got).sum() == 100 and any("read as no data" in r.getMessage() for r in caplog.records)
+
+
+def test_a_dsm_in_another_crs_is_not_said_to_lie_units_apart(tmp_path) -> None:
+    """x/y numbers of two CRSs differ by 8e5 for the same place: "origin 8.178e+05 units apart" alarmed for nothing."""
+    from rasterio.warp import calculate_default_transform, reproject
+
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40))
+    dsm = np.full((40, 40), 50.0, np.float32)
+    utm = rasterio.transform.from_origin(500000.0, 5000000.0, 1.0, 1.0)
+    transform, w, h = calculate_default_transform("EPSG:32632", "EPSG:3857", 40, 40, *rasterio.transform.array_bounds(40, 40, utm))
+    merc = np.zeros((h, w), np.float32)
+    reproject(dsm, merc, src_transform=utm, src_crs="EPSG:32632", dst_transform=transform, dst_crs="EPSG:3857")
+    with rasterio.open(tmp_path / "dsm.tif", "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
+                       crs="EPSG:3857", transform=transform) as ds:
+        ds.write(merc[None])
+    with AlignedSource(img, tmp_path / "dsm.tif") as src:
+        said = [w for w in src.warnings if "grid differs" in w]
+    assert said and "CRS definition" in said[0] and "units apart" not in said[0]
