@@ -9,7 +9,7 @@ A checkpoint is a ``torch.save``-d dict::
       "state_dict": {...},
       "bands": {"image": [1, 2, 3], "dsm": True},   # 1-based image bands read; whether a DSM is needed
       "normalization": {"image": {"mean": [...], "std": [...]},
-                        "dsm": {"mode": "minmax-window"|"zscore", "mean": m, "std": s}},
+                        "dsm": {"mode": "zscore"|"minmax-window"|"minmax-scene"|"ground-relative", "mean": m, "std": s}},
       "classes": [{"id": 0, "name": "impervious", "color": [255, 255, 255]}, ...],
       "config": {...}, "metrics": {...}, "created": "ISO time", "rsmamba_version": "0.1.0",
       "calibration": {"change_threshold": 0.35,         # optional, change models: p(change) above it is change;

@@ -48,7 +48,7 @@ from rsmamba.classes import (
 )
 from rsmamba.errors import InputError, seed_problem
 from rsmamba.raster.ground import pixel_size_m
-from rsmamba.raster.normalize import compute_stats
+from rsmamba.raster.normalize import compute_stats, dsm_range
 from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
 from rsmamba.raster.windows import WindowGrid, window_extent
 
@@ -309,6 +309,7 @@ def _tile(
     block = block or max(4 * size, size)
     plan, dropped = plan_chips(grid, block, split, seed)
     image_stats, dsm_stats = compute_stats(src)
+    scene_range = dsm_range(src.read_dsm, src.width, src.height) if src.has_dsm else None  # data.dsm_mode minmax-scene
     summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings))
     digits = len(str(len(grid)))
     # ``tmp`` is the output folder's scratch, published whole by the caller
@@ -374,6 +375,7 @@ def _tile(
         "size": size, "overlap": overlap, "min_valid": min_valid, "bands": src.bands, "colours": src.colours,
         "dtype": src.dtype, "nodata": src.nodata, "block": block, "seed": seed,
         "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
+        "dsm_range": list(scene_range) if scene_range else None,
         "classes": [c.to_dict() for c in classes],
         "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": summary.warnings,
     }

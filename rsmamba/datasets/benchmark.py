@@ -44,7 +44,7 @@ from rsmamba.datasets.layouts import (
     note_unreadable,
 )
 from rsmamba.errors import InputError, MissingSplit
-from rsmamba.raster.normalize import normalize_dsm
+from rsmamba.raster.normalize import dsm_range, normalize_dsm
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
@@ -124,6 +124,15 @@ def _pad(x: torch.Tensor, crop: int, fill: float) -> torch.Tensor:
     return out
 
 
+def _tile_dsm_range(path: Path) -> tuple[float, float]:
+    """A benchmark DSM tile's lowest and highest finite value, as :class:`ISPRSDataset` reads it (raw), its
+    declared nodata left out."""
+    with _quiet_open(path) as src:
+        def read(window: Window) -> np.ndarray:
+            return np.ma.filled(src.read(1, window=window, masked=True).astype(np.float32), np.nan)
+        return dsm_range(read, src.width, src.height)
+
+
 class ISPRSDataset(Dataset):
     """ISPRS Vaihingen / Potsdam tiles read in place: colour labels decoded to ids 0..5, the DSM
     or nDSM (when asked) as the last image channel, crops read by window (never the whole tile)."""
@@ -148,6 +157,9 @@ class ISPRSDataset(Dataset):
                                         f"{self.sizes[-1][1]} x {self.sizes[-1][0]} px")
         if problems:
             raise InputError(problems)
+        # minmax-scene: each tile's DSM by its own whole range, as FMTUNet's authors scale each tile
+        self.dsm_ranges = [_tile_dsm_range(p.dsm) if use_dsm and dsm_mode == "minmax-scene" and p.dsm is not None
+                           else None for p in pairs]
         self.crop = crop or max(max(s) for s in self.sizes)
         if random and samples_per_epoch:  # "an epoch is N iterations" recipes: tiles in turn
             self.items = [(i % len(pairs), None) for i in range(int(samples_per_epoch))]
@@ -176,7 +188,10 @@ class ISPRSDataset(Dataset):
         if self.use_dsm and pair.dsm is not None:
             with _quiet_open(pair.dsm) as src:
                 d = src.read(1, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
-            d = normalize_dsm(d, np.ones(d.shape, bool), self.info.normalization(self.dsm_mode)["dsm"])
+            norm = self.info.normalization(self.dsm_mode)["dsm"]
+            if self.dsm_ranges[tile] is not None:
+                norm = {**norm, "minimum": self.dsm_ranges[tile][0], "maximum": self.dsm_ranges[tile][1]}
+            d = normalize_dsm(d, np.ones(d.shape, bool), norm)
             x = np.concatenate([x, d[None]])
         if pair.labels is not None:
             with _quiet_open(pair.labels) as src:

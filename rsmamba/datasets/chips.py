@@ -63,6 +63,13 @@ class TilingInfo:
             norm["dsm"] = {"mode": dsm_mode, "mean": self.dsm_mean, "std": self.dsm_std}
             if dsm_mode == "ground-relative":
                 norm["dsm"]["scale"] = 10.0
+            if dsm_mode == "minmax-scene" and not self.raw.get("layout"):  # benchmarks: each tile's, when read
+                scene = self.raw.get("dsm_range")  # chips: the tiled scene's whole range (tile records it)
+                if not (isinstance(scene, list) and len(scene) == 2):
+                    raise InputError(f"{self.root / 'tiling.json'}: data.dsm_mode minmax-scene needs the tiled "
+                                     "scene's DSM range, which tiles of an older rsmamba do not record; re-run "
+                                     "'rsmamba tile'")
+                norm["dsm"]["minimum"], norm["dsm"]["maximum"] = float(scene[0]), float(scene[1])
         return norm
 
 

@@ -48,7 +48,7 @@ class LoadedModel:
     colours: tuple[str, ...] | None = None
     uses_dsm: bool = False
     image_norm: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]}; None: from the raster
-    dsm_norm: dict[str, Any] | None = None  # {"mode": "zscore"|"minmax-window", "mean", "std"}
+    dsm_norm: dict[str, Any] | None = None  # {"mode": one of raster.normalize.DSM_MODES, "mean", "std"}
     in_chans: int | None = None  # channels the first layer takes (image bands + DSM when concatenated)
     input_multiple: int | None = None  # window sides the network needs (padded to); None: any size
     source: str = ""

@@ -26,7 +26,7 @@ from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, re
 from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
-from rsmamba.raster.normalize import BandStats, compute_stats, normalize, normalize_dsm
+from rsmamba.raster.normalize import BandStats, compute_stats, dsm_range, normalize, normalize_dsm
 from rsmamba.raster.source import RGB, AlignedSource, declared_rgb, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.runlog import warn_once
@@ -180,9 +180,11 @@ def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm:
             + check_gsd(src, loaded.gsd_m, f"image {image}", loaded.source))
 
 
-def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None):
+def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None, src: AlignedSource):
     """Per-window DSM normalisation as the model was trained (see ``normalize_dsm``)."""
     norm = dict(model.dsm_norm or {"mode": "minmax-window"})
+    if norm.get("mode") == "minmax-scene":  # this scene's own range, every pixel of it, as each tile's in training
+        norm["minimum"], norm["maximum"] = dsm_range(src.read_dsm, src.width, src.height)
     if norm.get("mode") == "zscore":
         norm.setdefault("mean", dsm_stats.mean[0] if dsm_stats else 0.0)
         norm.setdefault("std", dsm_stats.std[0] if dsm_stats else 1.0)
@@ -314,7 +316,7 @@ def _predict_in(
                              f"(a fixed input size); pass --window {min(fixed)}")
         input_warnings = check_model_input(src, loaded, image, dsm) if stats is None else []  # bands: checked once
         image_stats, dsm_stats = stats if stats is not None else scene_stats(src, loaded)
-        dsm_norm = _dsm_normalizer(loaded, dsm_stats) if has_dsm else None
+        dsm_norm = _dsm_normalizer(loaded, dsm_stats, src) if has_dsm else None
 
         def read_window(w: Window) -> tuple[np.ndarray, np.ndarray]:
             valid = src.read_valid(w)

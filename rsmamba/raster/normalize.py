@@ -7,10 +7,12 @@ one tile to the next (geoai's "divide by 255 if max > 1.5" is the cautionary tal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from rasterio.windows import Window
 
 from rsmamba.errors import InputError
 from rsmamba.raster.windows import sample_windows
@@ -94,7 +96,20 @@ def normalize(array: np.ndarray, stats: BandStats) -> np.ndarray:
     return out
 
 
-DSM_MODES = ("zscore", "minmax-window", "ground-relative")
+DSM_MODES = ("zscore", "minmax-window", "minmax-scene", "ground-relative")
+SCENE_RANGE_ROWS = 512  # rows per read of :func:`dsm_range`: bounded memory on any scene
+
+
+def dsm_range(read_dsm: Callable[[Window], np.ndarray], width: int, height: int) -> tuple[float, float]:
+    """(lowest, highest) finite height of a whole DSM, read in strips of rows: every pixel, not a sample,
+    as FMTUNet's authors scale each tile by its own min and max (``minmax-scene``)."""
+    lo, hi = np.inf, -np.inf
+    for row in range(0, height, SCENE_RANGE_ROWS):
+        d = read_dsm(Window(0, row, width, min(SCENE_RANGE_ROWS, height - row)))
+        d = d[np.isfinite(d)]
+        if d.size:
+            lo, hi = min(lo, float(d.min())), max(hi, float(d.max()))
+    return (lo, hi) if lo <= hi else (0.0, 0.0)
 
 
 def normalize_dsm(dsm: np.ndarray, valid: np.ndarray, norm: dict) -> np.ndarray:
@@ -102,7 +117,9 @@ def normalize_dsm(dsm: np.ndarray, valid: np.ndarray, norm: dict) -> np.ndarray:
 
     - ``zscore``: (z - mean) / std with per-raster statistics: absolute elevations, so a scene on
       other ground (a few metres higher) shifts every value;
-    - ``minmax-window``: (z - min) / (max - min) within the window (FMTUNet's per-tile min-max);
+    - ``minmax-window``: (z - min) / (max - min) within the window;
+    - ``minmax-scene``: (z - min) / (max - min) with the whole scene's (tile's) ``minimum`` and ``maximum``
+      in ``norm`` (FMTUNet's per-tile min-max; :func:`dsm_range`), the same for every window of it;
     - ``ground-relative``: (z - p2) / scale, p2 the window's 2nd percentile (about the ground), a
       normalised-DSM approximation independent of absolute elevation and nearly of window size.
     NaN (no data) becomes 0.
@@ -115,6 +132,9 @@ def normalize_dsm(dsm: np.ndarray, valid: np.ndarray, norm: dict) -> np.ndarray:
         out = (d - float(norm["mean"])) / (float(norm["std"]) or 1.0)
     elif mode == "minmax-window":
         lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+        out = (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
+    elif mode == "minmax-scene":
+        lo, hi = float(norm["minimum"]), float(norm["maximum"])
         out = (d - lo) / (hi - lo) if hi > lo else np.zeros_like(d)
     elif mode == "ground-relative":
         lo = float(np.percentile(v, 2)) if v.size else 0.0
