@@ -310,7 +310,10 @@ def _tile(
     plan, dropped = plan_chips(grid, block, split, seed)
     image_stats, dsm_stats = compute_stats(src)
     scene_range = dsm_range(src.read_dsm, src.width, src.height) if src.has_dsm else None  # data.dsm_mode minmax-scene
-    summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings))
+    from rsmamba.raster.validate import check_collar
+
+    collar = check_collar(src, f"image {src.image_path}", src.image_path)  # its black would be trained as land cover
+    summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings) + collar)
     digits = len(str(len(grid)))
     # ``tmp`` is the output folder's scratch, published whole by the caller
     subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,

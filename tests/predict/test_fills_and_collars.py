@@ -78,3 +78,13 @@ def test_an_image_declaring_a_scale_and_offset_is_told_to_unscale(tmp_path) -> N
     with pytest.raises(InputError, match=r"declares a GDAL scale 0.5 and offset -50: unscale it \(gdal_translate "
                                          r"-unscale -ot Byte IN OUT\)"):
         predict_raster(path, tmp_path / "p.tif", model=_model(norm), window=128, overlap=32)
+
+
+def test_tile_says_an_undeclared_collar_too(tmp_path) -> None:
+    from rsmamba.tile import tile_scene
+
+    img, geo = _crop(SCENE / "ortho.tif")
+    img[:, :, :40] = 0
+    summary = tile_scene(write_raster(tmp_path / "collar.tif", img, **geo), tmp_path / "chips", size=64,
+                         split=(1.0, 0.0, 0.0), block=64)
+    assert [w for w in summary.warnings if "are 0 in every band" in w]
