@@ -8,8 +8,8 @@ Three formats, read as users download them (nothing is downloaded, nothing unpic
   ``layers.{i}.blocks.{j}.op.in_proj`` ..., ``A_logs``, ``Ds``, ``dt_projs_*``, ``layers.{i}.downsample``;
   the first release's ``ln_1`` / ``self_attention`` / ``patch_embed.proj`` renamed as VMamba itself
   does) into the VMamba encoders (Mamba-FCS ``encoder``, MambaSeg ``encoder_img`` / ``encoder_ev``),
-  the VSS branch of CMT-UNet (``vss_encoder``: blocks only, it has its own stem and Haar
-  downsampling) and the VSS layers of MAFMamba's AMMBs (``ammb``: blocks only);
+  the VSS branch of CMT-UNet (``vss_encoder``: blocks, and VMamba's patch merging weights into its
+  Haar downsampling as the authors load them; it has its own stem) and the VSS layers of MAFMamba's AMMBs (``ammb``: blocks only);
 * Google's **R50+ViT-B/16** ``.npz`` (``conv_root/kernel`` HWIO, ``block1/unit1/conv1/kernel``,
   ``gn1/scale``, ``embedding/kernel``, ``Transformer/encoderblock_{i}/...`` with attention kernels in
   (hidden, heads, head_dim) layout, ``Transformer/encoder_norm``, ``posembed_input``), read with
@@ -228,14 +228,20 @@ def _vmamba_placement(state: dict[str, torch.Tensor], model: nn.Module, part: st
     module = getattr(model, part)
     place = _Placement(adapt={f"{part}.patch_embed.0.weight"})
     blocks_only = not isinstance(module, VMambaBackbone)
+    own = dict(model.named_parameters())
     for k, v in state.items():
         name = _vmamba_name(k)
         if name.startswith("classifier."):
             place.unused.append(k)
             continue
         m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.(.*)", name)
+        merge = re.match(r"layers\.(\d+)\.downsample\.((?:norm|reduction)\.(?:weight|bias))$", name)
         if not blocks_only:
             place.items.append((k, f"{part}.{name}", v))
+        elif merge is not None and f"{part}.downsamples.{merge[1]}.{merge[2]}" in own:
+            # CMT-UNet's Haar merges (LayerNorm 4C, Linear 4C -> 2C) take VMamba's patch merging weights, as
+            # the authors' load_pretrained_ckpt maps them (the same shapes; four wavelet bands, not four pixels)
+            place.items.append((k, f"{part}.downsamples.{merge[1]}.{merge[2]}", v))
         elif m is None:
             place.unused.append(k)  # the VMamba stem / downsampling: this model has its own
         elif isinstance(module, nn.ModuleList) and part == "ammb":

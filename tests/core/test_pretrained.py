@@ -242,7 +242,9 @@ def vmamba_checkpoint(backbone: torch.nn.Module, *, v0_names: bool = False, seed
     if v0_names:
         state = {k.replace(".norm.", ".ln_1.").replace(".op.", ".self_attention."): v for k, v in state.items()}
         state["patch_embed.proj.weight"] = torch.randn(16, 3, 4, 4, generator=g)
-        state["layers.0.downsample.reduction.weight"] = torch.randn(32, 64, generator=g)
+        merge = getattr(backbone, "downsamples", None)  # VMamba's patch merging: Linear(4C, 2C), as a Haar merge's
+        shape = tuple(merge[0].reduction.weight.shape) if merge is not None else (32, 64)
+        state["layers.0.downsample.reduction.weight"] = torch.randn(*shape, generator=g)
         state["norm.weight"], state["head.weight"] = torch.randn(64, generator=g), torch.randn(1000, 64, generator=g)
     else:
         state["classifier.norm.weight"] = torch.randn(dim, generator=g)
@@ -275,8 +277,11 @@ def test_first_release_vmamba_names_land_in_cmtunet_vss_branch_and_mafmamba_ammb
     own = model.state_dict()
     assert torch.equal(own["vss_encoder.layers.2.blocks.0.norm.weight"], ckpt["model"]["layers.2.blocks.0.ln_1.weight"])
     assert torch.equal(own["vss_encoder.layers.3.blocks.0.op.Ds"], ckpt["model"]["layers.3.blocks.0.self_attention.Ds"])
-    # CMT-UNet has its own 7x7 stem and Haar downsampling: VMamba's stem/merging/head are reported unused
-    assert {"patch_embed.proj.weight", "layers.0.downsample.reduction.weight", "head.weight"} <= set(report.unused)
+    # CMT-UNet has its own 7x7 stem: VMamba's stem and head are reported unused; its Haar merges take VMamba's
+    # patch merging weights, as the authors' load_pretrained_ckpt maps them
+    assert {"patch_embed.proj.weight", "head.weight"} <= set(report.unused)
+    assert "layers.0.downsample.reduction.weight" not in report.unused
+    assert torch.equal(own["vss_encoder.downsamples.0.reduction.weight"], ckpt["model"]["layers.0.downsample.reduction.weight"])
     assert any(n.startswith("vss_encoder.stem") for n in report.left_random)
     assert not any(n.startswith("vss_encoder.layers.") for n in report.left_random)
 
