@@ -31,7 +31,7 @@ from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, plan_strips, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
-from rsmamba.engine.model import LoadedModel, Predictor, caller_module_kept, load_model
+from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, load_model
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
     NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
@@ -254,9 +254,18 @@ def detect_change(
     check_creation_options(co, problems)
     problems.raise_if_any()
 
+    given = model
+    if bands is None:  # t1 read in the model's colour order when it declares its own (a BGR t1: blue was read as red)
+        with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix) as probe:
+            data, colours = probe.bands, probe.file_colours
+        model = load_change_model(model, image_count=len(data))
+        per_epoch = model.in_chans or len(data)
+        if per_epoch <= len(data):
+            by_colour = bands_by_colour(model, data[:per_epoch], colours, t1)
+            bands = by_colour if by_colour != data[:per_epoch] else None
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[t1, t2], overwrite=overwrite)
-    with context as pub, caller_module_kept(model), \
+    with context as pub, caller_module_kept(given), \
             AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
         loaded = load_change_model(model, image_count=src.count)
         if loaded.in_chans is not None and loaded.in_chans != src.count:

@@ -8,6 +8,7 @@ expects when they differ.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,9 @@ import torch.nn as nn
 from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError
 from rsmamba.engine.tta import TTAPlan, check_plan, parse_tta, tta_average
+from rsmamba.runlog import warn_once
+
+log = logging.getLogger(__name__)
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
 DEMO_CHANGE_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_change_model.pt"
@@ -207,8 +211,6 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
                              "installation; pass --model CHECKPOINT.pt or a registered model name")
         loaded = _from_checkpoint(shipped, tasks, verb)
         loaded.extra["shipped_default"] = True
-        if loaded.colours is None and loaded.bands is not None and len(loaded.bands) == 3:
-            loaded.colours = ("red", "green", "blue")  # trained on synth's RGB orthos, before colours were recorded
         return loaded
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
@@ -241,10 +243,14 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     extra = ({"task": info.task, "t2_norm": norm.get("t2"), "change_threshold": calibration.get("change_threshold"),
               "change_min_area_m2": calibration.get("min_area_m2")} if verb == "change"
              else {"config": ckpt.get("config", {})})
+    colours = tuple(str(c) for c in bands["colours"]) if isinstance(bands.get("colours"), list) else None
+    shipped = {p.resolve() for p in (DEMO_MODEL, DEMO_IMAGE_MODEL, DEMO_CHANGE_MODEL)}
+    if colours is None and path.resolve() in shipped and image_bands and len(image_bands) == 3:
+        colours = ("red", "green", "blue")  # trained on synth's RGB orthos, before colours were recorded
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
         bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")) and verb == "predict",
-        colours=tuple(str(c) for c in bands["colours"]) if isinstance(bands.get("colours"), list) else None,
+        colours=colours,
         image_norm=norm.get("image"), dsm_norm=norm.get("dsm") if verb == "predict" else None,
         in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path), extra=extra,
         input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),
@@ -320,6 +326,37 @@ def torch_device(name: str | torch.device, option: str = "--device") -> torch.de
         return torch.device(name)
     except (RuntimeError, ValueError, TypeError):
         raise InputError(f"{option} {name!r}: not a device (cpu, cuda, cuda:1, ...)") from None
+
+
+def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], image: Any) -> list[int]:
+    """The image bands to read when the image declares its band order (GDAL colour interpretation).
+
+    A BGR ortho read by position fed blue as red (39.6 % of a map as it should be), and a NIR,R,G,B
+    one NIR as red, unsaid. A model that records its bands' colours (checkpoint ``bands.colours``, any
+    of them: red, green, blue, nir, ...) reads them by colour; one that records none (trained before
+    they were recorded) is refused when the image's red, green and blue are not the bands it would read,
+    in that order: only the user knows which order it learnt.
+    """
+    from rsmamba.raster.source import RGB, declared_colours, declared_rgb
+
+    declared = declared_colours(colours)
+    wanted = model.colours
+    if wanted is not None and len(wanted) == len(chosen) and all(name in declared for name in wanted):
+        by_colour = [declared[name] for name in wanted]
+        if by_colour != chosen:
+            warn_once(log, f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
+                           f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
+                           "(--bands reads others)")
+        return by_colour
+    rgb = declared_rgb(colours)
+    stored = [colours[b - 1] for b in chosen]
+    if wanted is None and rgb and len(chosen) == len(RGB) and stored != list(RGB) and set(stored) & set(RGB):
+        order = ",".join(str(rgb[name]) for name in RGB)
+        raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "
+                         f"{', '.join(stored)}, and model {model.source} records no band colours to read them by; "
+                         f"pass --bands {order} to read red, green, blue, or --bands {','.join(map(str, chosen))} "
+                         "to read them as stored")
+    return chosen
 
 
 @contextlib.contextmanager

@@ -20,14 +20,14 @@ from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, peak_rss_bytes, pipeline_bytes,
     plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
-from rsmamba.engine.model import LoadedModel, Predictor, caller_module_kept, check_input, load_model
+from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, check_input, load_model
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
 from rsmamba.raster.normalize import BandStats, compute_stats, dsm_range, normalize, normalize_dsm
-from rsmamba.raster.source import RGB, AlignedSource, declared_rgb, grid_mirrors
+from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.runlog import warn_once
 
@@ -111,35 +111,6 @@ def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike
     return outputs
 
 
-def _by_colour(loaded: LoadedModel, chosen: list[int], colours: list[str], image: Path) -> list[int]:
-    """The bands to read when the image declares its band order (GDAL colour interpretation).
-
-    A BGR ortho read by position fed blue as red (39.6 % of a map as it should be), and a NIR,R,G,B
-    one NIR as red, unsaid. A model that records its bands' colours reads them by colour; one that
-    records none (trained before they were recorded) is refused when the image's red, green and blue
-    are not the bands it would read, in that order: only the user knows which order it learnt.
-    """
-    declared = declared_rgb(colours)
-    if declared is None:
-        return chosen
-    stored = [colours[b - 1] for b in chosen]
-    wanted = loaded.colours
-    if wanted is not None and len(wanted) == len(chosen) and all(name in declared for name in wanted):
-        by_colour = [declared[name] for name in wanted]
-        if by_colour != chosen:
-            warn_once(log, f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
-                           f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
-                           "(--bands reads others)")
-        return by_colour
-    if wanted is None and len(chosen) == len(RGB) and stored != list(RGB) and set(stored) & set(RGB):
-        rgb = ",".join(str(declared[name]) for name in RGB)
-        raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "
-                         f"{', '.join(stored)}, and model {loaded.source} records no band colours to read them by; "
-                         f"pass --bands {rgb} to read red, green, blue, or --bands {','.join(map(str, chosen))} "
-                         "to read them as stored")
-    return chosen
-
-
 def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | None,
                   allow_geographic_mix: bool) -> tuple[LoadedModel, list[int], bool]:
     """The model, the image bands it reads, and whether a DSM goes in, checked against the input."""
@@ -154,7 +125,7 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
                          has_dsm=has_dsm, bands=bands)
     if bands is None:
         by_position = [data[b - 1] for b in chosen]
-        chosen = _by_colour(loaded, by_position, colours, image)
+        chosen = bands_by_colour(loaded, by_position, colours, image)
     if bands is None and len(chosen) < image_count and chosen == by_position:  # e.g. an RGB + NIR ortho and an RGB model: say which
         warn_once(log, f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
                        "those it was trained on (--bands chooses others)")

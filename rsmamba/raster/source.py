@@ -37,11 +37,14 @@ PathLike = str | os.PathLike[str]
 
 # Heights a DSM can hold, in metres or feet (the Dead Sea shore, Everest in feet); beyond: a sentinel value.
 DSM_RANGE = (-1000.0, 30000.0)
-# A height further from the DSM's sampled median than this many 10..90 % spans (and at least
-# DSM_FAR_FLOOR_M) is no surface of the scene but a fill the DSM does not declare (9999, 655.35 m of a
-# centimetre DSM's 65535): one such pixel poisons every window holding it, so it is read as no data.
+# A fill the DSM does not declare (9999; 655.35 of a centimetre DSM's 65535) is one exact value, repeated,
+# far from the scene's heights: further than DSM_FAR_SPANS spans (1..99 %) of the other values beyond them.
+# Normalised as a height, one such pixel poisons every window holding it. Refused when the start-up sample
+# holds it (DSM_FILL_SHARE of the sampled pixels or more); read as no data, said once, where a window holds
+# it DSM_FILL_REPEATS times or more. A real tower or summit is no fill: its heights vary.
 DSM_FAR_SPANS = 10.0
-DSM_FAR_FLOOR_M = 500.0
+DSM_FILL_SHARE = 0.001
+DSM_FILL_REPEATS = 16
 
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
 
@@ -309,13 +312,31 @@ def band_colours(ds: Any) -> list[str]:
     return [c.name for c in ds.colorinterp]
 
 
-def declared_rgb(colours: Sequence[str]) -> dict[str, int] | None:
-    """{red, green, blue: 1-based band} when each is declared by exactly one band, else None.
+NO_COLOUR = frozenset({"undefined", "gray", "grey", "alpha", "palette"})  # say nothing of which band is which
+
+
+def declared_colours(colours: Sequence[str]) -> dict[str, int]:
+    """{colour: 1-based band} of every colour (red, green, blue, nir, ...) exactly one band declares.
 
     A delivery's own statement of its band order: a BGR ortho (OpenCV pipelines) or a NIR,R,G,B one
     read by position would feed a network blue as red, and nothing would say so."""
-    found = {name: colours.index(name) + 1 for name in RGB if colours.count(name) == 1}
+    return {name: i + 1 for i, name in enumerate(colours) if name not in NO_COLOUR and colours.count(name) == 1}
+
+
+def declared_rgb(colours: Sequence[str]) -> dict[str, int] | None:
+    """{red, green, blue: 1-based band} when each is declared by exactly one band, else None."""
+    found = {name: band for name, band in declared_colours(colours).items() if name in RGB}
     return found if len(found) == len(RGB) else None
+
+
+def matched_bands(bands: Sequence[int], colours: Sequence[str], other: Sequence[str]) -> list[int] | None:
+    """The bands of another raster (declaring ``other``) holding the colours that ``bands`` of this one
+    (declaring ``colours``) hold; None when some band's colour is not declared once on both."""
+    mine, theirs = declared_colours(colours), declared_colours(other)
+    names = [colours[b - 1] for b in bands]
+    if not all(n in mine and n in theirs for n in names):
+        return None
+    return [theirs[n] for n in names]
 
 
 def data_bands(ds: Any, alpha_is_data: bool = False) -> list[int]:
@@ -422,16 +443,13 @@ class AlignedSource:
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None
                 # the same image bands on each date, wherever its alpha band sits (RGB t1, ARGB t2)
                 self._t2_bands = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
-                rgb1, rgb2 = declared_rgb(band_colours(img)), declared_rgb(band_colours(t2_ds))
-                if rgb1 and rgb2 and not bands:  # each date says its order (RGB t1, BGR t2): the same colours
-                    names = band_colours(img)
-                    by_colour = [rgb2[names[b - 1]] if names[b - 1] in rgb2 else t2b
-                                 for b, t2b in zip(self.bands, self._t2_bands)]
-                    if by_colour != self._t2_bands:
-                        self._warn(f"t2 {t2}: its bands declare another colour order than t1's "
-                                   f"({', '.join(band_colours(t2_ds))}); read by colour, as t1's "
-                                   f"(bands {','.join(map(str, by_colour))})")
-                        self._t2_bands = by_colour
+                # each date says its order (RGB t1, BGR t2; --bands names t1's): t2 read in t1's colours
+                by_colour = matched_bands(self.bands, band_colours(img), band_colours(t2_ds))
+                if by_colour is not None and by_colour != self._t2_bands:
+                    self._warn(f"t2 {t2}: its bands declare another colour order than t1's "
+                               f"({', '.join(band_colours(t2_ds))}); read by colour, as t1's "
+                               f"(bands {','.join(map(str, by_colour))})")
+                    self._t2_bands = by_colour
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
         # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
@@ -513,17 +531,33 @@ class AlignedSource:
         values = values[np.isfinite(values)]
         bad = values[(values < lo) | (values > hi)]
         heights = values[(values >= lo) & (values <= hi)]
-        if heights.size:  # the scene's own heights: windows read later mask what lies far outside them
-            p10, median, p90 = np.percentile(heights, [10, 50, 90])
-            reach = max(DSM_FAR_SPANS * float(p90 - p10), DSM_FAR_FLOOR_M)
-            self._dsm_plausible = (float(median) - reach, float(median) + reach)
-        if bad.size == 0:
+        if bad.size:
+            kinds, counts = np.unique(bad, return_counts=True)
+            return (f"DSM {path}: {bad.size / values.size:.1%} of its sampled pixels hold heights outside "
+                    f"{lo:g}..{hi:g} (mostly {kinds[counts.argmax()]:g}: a nodata value it does not declare?); "
+                    + self._fill_advice(kinds[counts.argmax()]))
+        if heights.size < 64:
             return None
-        kinds, counts = np.unique(bad, return_counts=True)
-        value = f"{kinds[counts.argmax()]:g}"
-        return (f"DSM {path}: {bad.size / values.size:.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
-                f"(mostly {value}: a nodata value it does not declare?); declare it "
-                f"(gdal_edit.py -a_nodata {value} {path}) or fix those pixels")
+        kinds, counts = np.unique(heights, return_counts=True)
+        mode, share = kinds[counts.argmax()], counts.max() / heights.size
+        others = heights[heights != mode] if share >= DSM_FILL_SHARE else heights
+        if others.size == 0:
+            return None
+        p1, p99 = np.percentile(others, [1, 99])
+        reach = DSM_FAR_SPANS * max(float(p99 - p1), 1.0)
+        self._dsm_plausible = (float(p1) - reach, float(p99) + reach)  # windows: a repeated value beyond is a fill
+        if share >= DSM_FILL_SHARE and not self._dsm_plausible[0] <= mode <= self._dsm_plausible[1]:
+            return (f"DSM {path}: {share:.1%} of its sampled pixels hold {mode:g}, far from its other heights "
+                    f"({p1:.4g}..{p99:.4g}): a nodata value it does not declare?; " + self._fill_advice(mode))
+        return None
+
+    def _fill_advice(self, value: float) -> str:
+        """How to say which DSM pixels hold no height: declare the value, or (a DSM declaring another) use that one."""
+        declared = self._dsm.nodata if self._dsm is not None else None
+        if declared is not None:  # re-declaring would un-declare the other (-9999 and 0 in one DSM)
+            return (f"it declares {declared:g} as nodata already: set those pixels to it (gdal_calc.py -A {self._dsm_path} "
+                    f"--calc=\"where(A=={value:g},{declared:g},A)\" --NoDataValue={declared:g} --outfile=...) or fix them")
+        return f"declare it (gdal_edit.py -a_nodata {value:g} {self._dsm_path}) or fix those pixels"
 
     def _warn(self, message: str) -> None:
         """Record the warning for the summary; log it once per run (a run opens its inputs more than once)."""
@@ -632,15 +666,16 @@ class AlignedSource:
         if self._dsm_plausible is not None:
             lo, hi = self._dsm_plausible
             far = (arr < lo) | (arr > hi)
-            if far.any():
-                if not self._dsm_far_said:
-                    values, counts = np.unique(arr[far], return_counts=True)
-                    value = f"{values[counts.argmax()]:g}"
-                    self._dsm_far_said = True
-                    self._warn(f"DSM {self._dsm_path}: heights far from the scene's own ({lo:.0f}..{hi:.0f} m), e.g. "
-                               f"{value}, read as no data there (a nodata value it does not declare? "
-                               f"gdal_edit.py -a_nodata {value} {self._dsm_path})")
-                arr[far] = np.nan
+            if far.any():  # a fill the start-up sample missed: one value, repeated (a tower's heights vary)
+                values, counts = np.unique(arr[far], return_counts=True)
+                fills = values[counts >= DSM_FILL_REPEATS]
+                if fills.size:
+                    if not self._dsm_far_said:
+                        self._dsm_far_said = True
+                        self._warn(f"DSM {self._dsm_path}: {fills[0]:g}, repeated far from the scene's heights "
+                                   f"({lo:.4g}..{hi:.4g} in its units), read as no data there (a nodata value it "
+                                   f"does not declare?); " + self._fill_advice(float(fills[0])))
+                    arr[far & np.isin(arr, fills)] = np.nan
         return arr
 
     def read_labels(self, window: Window) -> np.ndarray:

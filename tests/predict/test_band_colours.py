@@ -95,3 +95,56 @@ def test_change_reads_a_second_date_in_the_first_dates_colour_order(tmp_path) ->
     summary = detect_change(tmp_path / "t1.tif", tmp_path / "t2.tif", tmp_path / "c.tif",
                             model=LoadedModel(Diff(), inputs="t1+t2"), window=64, force=True)
     assert summary.changed_fraction == 0.0 and any("colour order" in w for w in summary.warnings)
+
+
+class RedOnlyDiff(torch.nn.Module):
+    """Change where the dates' first channel (red, for an RGB model) differs."""
+
+    def forward(self, t1, t2):
+        d = (t1[:, :1] - t2[:, :1]).abs()
+        return {"change": torch.cat([1.0 - d, d - 1.0], 1) * 4}
+
+
+@pytest.mark.parametrize("t1_order,t2_order,bands", [("bgr", "rgb", None), ("bgr", "bgr", None), ("bgr", "rgb", [3, 2, 1]),
+                                                       ("rgb", "bgr", None)])
+def test_change_reads_both_dates_in_the_models_colour_order(tmp_path, t1_order, t2_order, bands) -> None:
+    """A BGR t1 went to an RGB change model as is (IoU 0.76 -> 0.28), and --bands turned t2's colour matching off."""
+    before = random_image(64, 64, bands=3, seed=2)
+    before[0, 20:40, 20:40] = 0
+    after = before.copy()
+    after[0, 20:40, 20:40] = 255  # red changed in a block, green and blue not
+    paths = []
+    for name, data, order in (("t1", before, t1_order), ("t2", after, t2_order)):
+        stored = data[::-1].copy() if order == "bgr" else data
+        _declared(tmp_path / f"{name}.tif", stored, ("blue", "green", "red") if order == "bgr" else RGB)
+        paths.append(tmp_path / f"{name}.tif")
+    model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
+    summary = detect_change(*paths, tmp_path / "c.tif", model=model, window=64, force=True, bands=bands)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        changed = ds.read(1) == 1
+    assert changed[22:38, 22:38].all() and not changed[:15].any()  # the red block, read as red on both dates
+    assert summary.changed_fraction == pytest.approx(changed.mean(), abs=0.02)
+
+
+def test_a_four_band_model_reads_its_recorded_colours_nir_too(tmp_path) -> None:
+    """A model recording red, green, blue, nir read a NIR,R,G,B image by position: nir as red, silently."""
+    rgbn = random_image(64, 64, bands=4, seed=3)
+    _declared(tmp_path / "rgbn.tif", rgbn, ("red", "green", "blue", "nir"))
+    _declared(tmp_path / "nrgb.tif", rgbn[[3, 0, 1, 2]].copy(), ("nir", "red", "green", "blue"))
+    model = LoadedModel(RedMinusBlue(), classes=default_classes(4), bands=[1, 2, 3, 4],
+                        colours=("red", "green", "blue", "nir"))
+    predict_raster(tmp_path / "rgbn.tif", tmp_path / "a.tif", model=model, window=64)
+    predict_raster(tmp_path / "nrgb.tif", tmp_path / "b.tif", model=model, window=64)
+    assert np.array_equal(_classes(tmp_path / "a.tif"), _classes(tmp_path / "b.tif"))
+
+
+def test_a_reordered_four_band_second_date_is_matched_band_for_band(tmp_path) -> None:
+    """t1 R,G,B,NIR and t2 NIR,R,G,B: t2 was read as bands 2,3,4,4 (blue twice, NIR dropped)."""
+    from rsmamba.raster.source import AlignedSource
+
+    rgbn = random_image(32, 32, bands=4, seed=3)
+    _declared(tmp_path / "t1.tif", rgbn, ("red", "green", "blue", "nir"))
+    _declared(tmp_path / "t2.tif", rgbn[[3, 0, 1, 2]].copy(), ("nir", "red", "green", "blue"))
+    with AlignedSource(tmp_path / "t1.tif", t2=tmp_path / "t2.tif") as src:
+        window = rasterio.windows.Window(0, 0, 32, 32)
+        assert np.array_equal(src.read_t2(window), src.read_image(window))

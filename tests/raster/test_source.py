@@ -348,3 +348,23 @@ def test_a_dsm_in_another_crs_is_not_said_to_lie_units_apart(tmp_path) -> None:
     with AlignedSource(img, tmp_path / "dsm.tif") as src:
         said = [w for w in src.warnings if "grid differs" in w]
     assert said and "CRS definition" in said[0] and "units apart" not in said[0]
+
+
+def test_a_tall_tower_or_summit_is_a_height_and_a_large_fill_is_refused(tmp_path) -> None:
+    """Masking any height far off the scene's erased a 600 m tower's roof (and a summit); a fill is one repeated
+    value: 9999 over 20 % of a DSM set the scene's upper percentiles and passed as heights before."""
+    rng = np.random.default_rng(2)
+    img = write_raster(tmp_path / "img.tif", random_image(200, 200))
+    heights = (40 + 8 * rng.random((200, 200))).astype(np.float32)
+    tower = heights.copy()
+    tower[50:70, 50:70] += 600 + rng.random((20, 20)).astype(np.float32)  # a roof's heights vary
+    with AlignedSource(img, write_raster(tmp_path / "tower.tif", tower)) as src:
+        got = src.read_dsm(Window(0, 0, 200, 200))
+        assert np.array_equal(got, tower) and not src.warnings
+    fill = heights.copy()
+    fill[:, :40] = 9999.0
+    with pytest.raises(InputError, match=r"hold 9999, far from its other heights .*declare it \(gdal_edit.py -a_nodata 9999"):
+        AlignedSource(img, write_raster(tmp_path / "fill.tif", fill))
+    fill[:10, :] = -9999.0  # a DSM declaring -9999 is told to use it, not to declare 9999 instead
+    with pytest.raises(InputError, match=r"it declares -9999 as nodata already: set those pixels to it \(gdal_calc.py"):
+        AlignedSource(img, write_raster(tmp_path / "fill_nd.tif", fill, nodata=-9999))
