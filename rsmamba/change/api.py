@@ -31,7 +31,7 @@ from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, plan_strips, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
-from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, load_model
+from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, load_model, main_output
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
     NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
@@ -108,12 +108,17 @@ class ChangePredictor(Predictor):
         out = self.module(x[:, :c], x[:, c:])
         if not isinstance(out, dict):
             out = {"change": out}
-        parts = [torch.softmax(out["change"].float(), dim=1)]
+        change = main_output(out, self.model, ("change",))
+        widths = [(change, 2, "change")]
         if self.semantic:
             if "sem1" not in out or "sem2" not in out:
                 raise InputError("--semantic needs a semantic change model (with sem1/sem2 heads)")
-            parts += [torch.softmax(out["sem1"].float(), dim=1), torch.softmax(out["sem2"].float(), dim=1)]
-        return torch.cat(parts, dim=1)  # stays on the device: the engine blends there
+            widths += [(out["sem1"], self.model.num_classes, "sem1"), (out["sem2"], self.model.num_classes, "sem2")]
+        for logits, width, name in widths:  # else a broadcast error deep in the stitcher
+            if logits.dim() != 4 or logits.shape[1] != width:
+                raise InputError(f"model {self.model.source or self.model.name} returns {tuple(logits.shape)} as "
+                                 f"{name!r} for a batch, not (B, {width}, H, W)")
+        return torch.cat([torch.softmax(t.float(), dim=1) for t, _, _ in widths], dim=1)  # blended on the device
 
 
 def change_mask(acc: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -328,6 +328,22 @@ def torch_device(name: str | torch.device, option: str = "--device") -> torch.de
         raise InputError(f"{option} {name!r}: not a device (cpu, cuda, cuda:1, ...)") from None
 
 
+def main_output(out: Any, model: LoadedModel, keys: tuple[str, ...] = ("out", "seg")) -> torch.Tensor:
+    """The segmentation logits of a network's answer: a tensor, a dict's ``out`` / ``seg``, or the first of a
+    tuple (the main head before auxiliary ones); anything else is one line naming what came back."""
+    if isinstance(out, dict):
+        key = next((k for k in keys if k in out), None)
+        if key is None:
+            raise InputError(f"model {model.source or model.name} returns a dict of {sorted(out)}; "
+                             f"predict reads its {' or '.join(repr(k) for k in keys)}")
+        out = out[key]
+    elif isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        raise InputError(f"model {model.source or model.name} returns a {type(out).__name__}, not a tensor of logits")
+    return out
+
+
 def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], image: Any) -> list[int]:
     """The image bands to read when the image declares its band order (GDAL colour interpretation).
 
@@ -412,8 +428,7 @@ class Predictor:
             logits = self.module(x[:, :-1], x[:, -1:])
         else:
             logits = self.module(x)
-        if isinstance(logits, dict):
-            logits = logits["out"] if "out" in logits else logits["seg"]
+        logits = main_output(logits, self.model)
         if logits.dim() != 4 or logits.shape[1] != self.model.num_outputs:  # else a broadcast error deep in the stitcher
             raise InputError(f"model {self.model.source or self.model.name} returns {tuple(logits.shape)} for a "
                              f"batch, not (B, {self.model.num_outputs}, H, W): {self.model.num_classes} classes"

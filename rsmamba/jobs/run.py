@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rsmamba.atomic import remove_stale_partials
+from rsmamba.atomic import OutputError, remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
@@ -69,7 +69,7 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobRes
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except RsmambaError as exc:
         return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=exc.exit_code == 2,
-                         final=exc.exit_code == 2)
+                         final=exc.exit_code == 2 and not isinstance(exc, OutputError))  # a full disk, a busy output: may pass
     except Exception as exc:  # noqa: BLE001 - reported with its type, the run goes on
         said = environment_message(exc)  # an unreadable input, a full disk: the user's, in one line
         if said is not None:

@@ -197,7 +197,8 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     if lr == 0 and not isinstance(lr, bool):
         problems.add("config optim.lr: must be > 0")
     seed = cfg["train"].get("seed") if isinstance(cfg.get("train"), dict) else None
-    if isinstance(seed, int) and not isinstance(seed, bool) and (problem := seed_problem(seed, "config train.seed")):
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 and (
+            problem := seed_problem(seed, "config train.seed")):  # below 0: the schema's bound says it
         problems.add(problem)
     for key in ("channel_shuffle", "grayscale"):
         p = cfg["augment"].get(key) if isinstance(cfg.get("augment"), dict) else None

@@ -785,6 +785,10 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
         said(f"init: {prep.init_report.describe()}")
 
     aug_cfg = cfg["augment"]
+    chip_dtype = (getattr(tiling, "raw", None) or {}).get("dtype")
+    if aug_cfg and aug_cfg.get("date_jitter") and chip_dtype not in (None, "uint8"):
+        raise InputError(f"augment.date_jitter: Mamba-FCS's jitter works on 8-bit imagery (0..255, as PIL), the chips "
+                         f"are {chip_dtype}; it would saturate them: drop it, or tile 8-bit imagery")
     augment = Augment(aug_cfg["flips"], aug_cfg["rot90"], aug_cfg["scale"], aug_cfg["photometric"],
                       dsm_channels=1 if train_ds.use_dsm else 0, scale_set=aug_cfg.get("scale_set"),
                       colour=aug_cfg.get("colour", 0.0), channel_shuffle=aug_cfg.get("channel_shuffle", 0.0),

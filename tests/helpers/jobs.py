@@ -51,3 +51,12 @@ def refusing_job(src: Path, out: Path, *, marker_dir: str) -> None:
     calls = Path(marker_dir) / f"{Path(src).name}.calls"
     calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
     raise InputError(f"{Path(src).name}: refused")
+
+
+def full_disk_job(src: Path, out: Path, *, marker_dir: str) -> None:
+    """Fails as a full disk does inside a publication (an OutputError, exit 2), counting its calls."""
+    from rsmamba.atomic import OutputError
+
+    calls = Path(marker_dir) / f"{Path(src).name}.calls"
+    calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
+    raise OutputError(f"{out}: no space left on device while writing")

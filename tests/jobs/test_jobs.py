@@ -246,3 +246,14 @@ def test_worker_counts_and_paths_are_checked_before_any_cluster(tmp_path) -> Non
     assert [job.output.name for job in plan] == [p.with_suffix(".tif").name for p in paths]
     with pytest.raises(InputError, match=r"--workers must be a whole number >= 1, got 0"):
         run_jobs(jobs.copy_job, plan, scheduler="local", n_workers=0, progress=False)
+
+
+def test_a_full_disk_is_retried_a_refused_input_is_not(tmp_path) -> None:
+    """A full disk may pass (another job frees space); retries did nothing for it once exit-2 failures were final."""
+    paths = _inputs(tmp_path, 1)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with pytest.raises(JobsFailed, match="no space left"):
+        run_jobs(jobs.full_disk_job, plan_jobs(paths, tmp_path / "out"), kwargs={"marker_dir": str(marks)},
+                 retries=2, progress=False)
+    assert [p.read_text() for p in marks.iterdir()] == ["3"]

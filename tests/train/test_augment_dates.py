@@ -59,3 +59,20 @@ def test_the_second_recipe_jitters_each_date_and_normalises_with_imagenet_statis
     assert load_config(None, ["data.root=x"])["augment"]["date_jitter"] is False
     with pytest.raises(ValueError, match="image_norm"):
         Augment(date_jitter=True)
+
+
+def test_date_jitter_on_chips_that_are_not_8_bit_is_refused(tmp_path) -> None:
+    """Its 0..255 clamp saturated 12-bit chips to a mean of 254, and the run trained on that, unsaid."""
+    from rsmamba.errors import InputError
+    from rsmamba.tile import tile_scene
+    from rsmamba.train import train
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "u16.tif", random_image(64, 64).astype(np.uint16) * 16)
+    labels = write_raster(tmp_path / "labels.tif", (random_image(64, 64)[0] > 128).astype(np.uint8))
+    tile_scene(image, tmp_path / "chips", labels=labels, size=32, split=(0.5, 0.5, 0.0), block=32)
+    cfg = {"data": {"root": str(tmp_path / "chips"), "batch_size": 1}, "out": str(tmp_path / "run"),
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1},
+           "augment": {"date_jitter": True}, "tensorboard": False}
+    with pytest.raises(InputError, match="the chips are uint16"):
+        train(cfg, progress=False)
