@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rasterio.windows import Window
 
 from rsmamba.errors import InputError
 from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
@@ -180,6 +181,7 @@ def check_fill_values(src: AlignedSource, what: str, path: object, read=None, re
 
 
 COLLAR_SHARES = {0: 0.01, "max": 0.05}  # black collars are common; a white one less so than overexposed roofs
+COLLAR_EDGE_SHARE = 0.05  # of the raster's edge pixels: a collar or sheet gap reaches the edge
 
 
 def check_collar(src: AlignedSource, what: str, path: object, read=None, read_valid=None,
@@ -187,27 +189,37 @@ def check_collar(src: AlignedSource, what: str, path: object, read=None, read_va
     """A warning (also logged) when many valid pixels of an integer image are 0 (or its top value) in
     *every* band: the collar of a mosaic, or the gaps between its sheets, with no nodata value, mask or
     alpha declared. Mapped as land cover (building along the seams) and, in change, as change; declared,
-    they are nodata. Shadows are dark, not 0 in every band over a hundredth of a scene."""
+    they are nodata. A collar or a sheet gap reaches the raster's edge: the value must also hold a
+    twentieth of the edge pixels, so snow, water or shadow inside a scene are not taken for one."""
     dt = np.dtype(dtype or src.dtype)
     if dt.kind not in "ui":  # float images: NaN and undeclared fills (check_fill_values)
         return []
     top = int(np.iinfo(dt).max) if dt == np.uint8 else None  # 12-bit data in uint16 never reach 65535
+    read, read_valid = read or src.read_image, read_valid or src.read_image_valid
     seen = zeros = tops = 0
     for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
-        valid = (read_valid or src.read_image_valid)(window)
-        data = (read or src.read_image)(window)[:, valid]
+        valid = read_valid(window)
+        data = read(window)[:, valid]
         seen += data.shape[1]
         zeros += int((data == 0).all(axis=0).sum())
         if top is not None:
             tops += int((data == top).all(axis=0).sum())
+    edges = [Window(0, 0, src.width, 1), Window(0, src.height - 1, src.width, 1),
+             Window(0, 0, 1, src.height), Window(src.width - 1, 0, 1, src.height)]
+    edge = [(read(w)[:, read_valid(w)]) for w in edges]  # one-pixel lines: cheap on any scene
+    on_edge = sum(e.shape[1] for e in edge)
     out = []
     for value, count, share in ((0, zeros, COLLAR_SHARES[0]), (top, tops, COLLAR_SHARES["max"])):
-        if value is not None and seen and count >= share * seen:
-            message = (f"{what}: {count / seen:.1%} of its sampled pixels are {value} in every band, and it declares no "
-                       f"nodata value, mask or alpha for them: a collar, or gaps between mosaic sheets? They are mapped "
-                       f"as land cover (and as change); declare it: gdal_edit.py -a_nodata {value} {path}")
-            log.warning(message)
-            out.append(message)
+        if value is None or not seen or count < share * seen or not on_edge:
+            continue
+        if sum(int((e == value).all(axis=0).sum()) for e in edge) < COLLAR_EDGE_SHARE * on_edge:
+            continue
+        message = (f"{what}: {count / seen:.1%} of its sampled pixels, and of its edge, are {value} in every band, "
+                   f"with no nodata value, mask or alpha declared: a collar, or gaps between mosaic sheets? They would "
+                   f"be mapped as land cover (and as change): declare it (gdal_edit.py -a_nodata {value} {path}); "
+                   "if they are imagery (water, snow, shadow), ignore this")
+        log.warning(message)
+        out.append(message)
     return out
 
 

@@ -88,3 +88,12 @@ def test_tile_says_an_undeclared_collar_too(tmp_path) -> None:
     summary = tile_scene(write_raster(tmp_path / "collar.tif", img, **geo), tmp_path / "chips", size=64,
                          split=(1.0, 0.0, 0.0), block=64)
     assert [w for w in summary.warnings if "are 0 in every band" in w]
+
+
+def test_snow_or_water_inside_a_scene_is_no_collar(tmp_path) -> None:
+    """8 % of a winter ortho saturated to 255 in every band was called a collar, with advice to declare it nodata."""
+    img, geo = _crop(SCENE / "ortho.tif")
+    img[:, 60:200, 60:200] = 255  # a saturated snowfield (30 %), not reaching the edge
+    summary = predict_raster(write_raster(tmp_path / "snow.tif", img, **geo), tmp_path / "p.tif", model=_model(),
+                             window=128, overlap=32)
+    assert not [w for w in summary.warnings if "every band" in w]
