@@ -186,6 +186,15 @@ def synth(
     if layout is not None:
         from rsmamba.synth.benchmarks import write_layout
 
+        scene_only = [name for name, value, default in (
+            ("--gsd", gsd, 0.25), ("--epsg", epsg, 32632), ("--bands", bands, "rgb"), ("--nodata-collar", nodata_collar, False),
+            ("--dsm-gsd", dsm_gsd, None), ("--origin", origin, None), ("--terraced", terraced, 0.0),
+            ("--instances", instances, False), ("--style", style, None), ("--ground-textures", ground_textures, False),
+            ("--world-features", world_features, False)) if value != default]
+        if scene_only:  # a benchmark copy has its dataset's own bands, grid and looks: they would do nothing
+            raise InputError(f"{', '.join(scene_only)}: options of a synthetic scene; --layout writes a benchmark's "
+                             "folder layout (only --size, --seed and --overwrite apply)")
+
         typer.echo(f"{layout}: {write_layout(layout, out_dir, size=min(size, 512), seed=seed, overwrite=overwrite)}")
         return
 
@@ -274,8 +283,12 @@ def predict(
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scene{'s' * (done != 1)} predicted, {len(results) - done} already complete, into {out}")
         return
-    if shard is not None:
-        raise InputError("--shard splits many inputs; for one scene use --scheduler with --slice-rows")
+    in_parts = scheduler is not None or opt.either(slice_rows, old_band_rows) is not None
+    given = [name for name, value in (("--shard", shard), ("--name-template", name_template),
+                                      ("--max-errors", None if in_parts else max_errors)) if value is not None]
+    if given:  # one scene runs whole: they would do nothing
+        raise InputError(f"{', '.join(given)}: for many inputs (a pattern, a list, a folder -o); one scene is one job"
+                         + ("; for one scene in parts use --scheduler with --slice-rows" if shard is not None else ""))
     slice_rows = opt.either(slice_rows, old_band_rows)
     if scheduler is not None or slice_rows is not None:
         from rsmamba.predict.slices import predict_slices
@@ -360,6 +373,10 @@ def change(
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pair{'s' * (done != 1)} compared, {len(results) - done} already complete, into {out}")
         return
+    given = [name for name, value in (("--shard", shard), ("--scheduler", scheduler), ("--name-template", name_template),
+                                      ("--max-errors", max_errors), ("--workers", workers)) if value is not None]
+    if given:  # one pair runs in this process, whole: they would do nothing
+        raise InputError(f"{', '.join(given)}: for many pairs (a pattern, a list, a folder -o); one pair is one job")
     t1_path, t2_path = Path(t1), Path(t2)
     if "{" in t2:  # a template, filled from t1's name
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
@@ -430,15 +447,16 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start from this checkpoint's weights ('demo' = the shipped demo model): bands adapted, head re-initialised when the classes differ."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (train.device; default auto)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (the config's out:, as --set out=DIR)."),
     test: Optional[Path] = typer.Option(None, "--test", help="Train nothing: score this rsmamba checkpoint on data.val_split (e.g. --set data.val_split=test) as the recipe evaluates; writes <out>/test_<split>.json (--overwrite replaces it). It must fit the config's model, bands and classes as it is; not with --init, --resume or --dry-run."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train.config import load_config
 
-    load_config(config, list(set_ or []))  # config problems in one line before torch loads
+    set_ = list(set_ or []) + ([f"out={out}"] if out is not None else [])
+    load_config(config, set_)  # config problems in one line before torch loads
     from rsmamba.train import train as run_training
 
-    set_ = list(set_ or [])
     if init is not None:
         set_.append(f"model.init={init}")
     if device is not None:
@@ -542,6 +560,15 @@ def _setup_logging() -> None:
         @stream.setter
         def stream(self, value) -> None:  # noqa: ANN001
             pass
+
+        def emit(self, record: logging.LogRecord) -> None:
+            """Through tqdm: a line printed under a live progress bar left a dead bar and split the next."""
+            try:
+                from tqdm import tqdm
+
+                tqdm.write(self.format(record), file=sys.stderr)
+            except Exception:  # noqa: BLE001 - logging's own contract: a handler never raises
+                self.handleError(record)
 
     # rasterio warns, as a two-line Python warning, on opening a raster without a geotransform; every verb
     # that needs one says so itself in its one error line (evaluate of two such rasters on one grid is fine)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, re
 
 PathLike = str | os.PathLike[str]
 DEFAULT_CHANGE_THRESHOLD = 0.5  # a model without a calibrated threshold: the argmax of no-change/change
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -325,6 +328,10 @@ def detect_change(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
                                 warnings=list(src.warnings) + input_warnings, window=window, overlap=overlap, min_area_m2=min_area)
+        log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d; device %s, "
+                  "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",
+                  n_windows, window, overlap, blend, len(strips), batch_size, predictor.device, predictor.tta.passes,
+                  src.bands, src.t2_bands, epoch_norm)
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]

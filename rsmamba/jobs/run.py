@@ -137,6 +137,9 @@ def run_jobs(
     return results
 
 
+FILE_SUFFIXES = {".tif", ".tiff", ".gpkg", ".geojson", ".json", ".shp", ".vrt", ".img", ".jp2", ".png", ".fgb"}
+
+
 def run_many(
     fn: Callable[..., Any],
     jobs: Sequence[Job],
@@ -160,6 +163,9 @@ def run_many(
     """
     todo = select_shard(jobs, shard)
     check_scheduler(scheduler)
+    if Path(out_dir).suffix.lower() in FILE_SUFFIXES and not Path(out_dir).is_dir():  # a folder named mosaic.tif
+        raise InputError(f"-o {out_dir}: several scenes (a pattern, a list or a folder) give one output each, "
+                         f"written into a folder: name one (-o {Path(out_dir).with_suffix('')}/), or give one scene")
     problem = output_problem(out_dir, role="output folder (-o, several inputs)", directory=True)
     if problem:
         raise InputError(problem)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.nn as nn
 from rasterio.windows import Window
 
@@ -317,6 +318,11 @@ def _predict_in(
                                  model=_model_line(loaded, has_dsm), window_source=window_source,
                                  tta_source=predictor.tta_source, output_bands=layers_bands)
 
+        log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d, prefetch %d; "
+                  "device %s, %d torch threads; %d network pass(es) per window; bands %s%s; image normalised by %s",
+                  n_windows, window, overlap, blend, len(strips), batch_size, prefetch, predictor.device,
+                  torch.get_num_threads(), predictor.tta.passes, chosen, " + DSM" if has_dsm else "",
+                  "the checkpoint's statistics" if loaded.image_norm is not None else "this scene's statistics")
         if dry_run:
             summary.dry_run = True
             summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)

@@ -596,6 +596,11 @@ class AlignedSource:
         return None if self._t2 is None else self._t2.dtypes[self._t2_bands[0] - 1]
 
     @property
+    def t2_bands(self) -> list[int]:
+        """The second epoch's bands read, in the order of ``bands`` (by colour where both dates declare theirs)."""
+        return list(self._t2_bands)
+
+    @property
     def image_unscale(self) -> list[tuple[float, float]]:
         """GDAL (scale, offset) of each band read: read raw (a model's training scale is the raw one)."""
         return [(float(self._img.scales[b - 1] or 1.0), float(self._img.offsets[b - 1] or 0.0)) for b in self.bands]

@@ -872,6 +872,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     if cfg["model"].get("instances"):
         base_payload["instances"] = {"channels": list(cfg["model"]["instances"]),
                                      "targets": tiling.raw.get("instance_targets")}
+    log.debug("run: %s on %s, %d training samples (batch %d, %d step(s) an epoch), %s validation samples, "
+              "%d data workers, AMP %s, from epoch %d", cfg["model"]["name"], device, len(train_ds), d["batch_size"],
+              len(train_loader), len(val_ds) if val_ds is not None else "no", d["num_workers"], use_amp, start_epoch + 1)
     metric_name = t["metric"]
     warned = False
     selected_by = "train_loss"
@@ -963,6 +966,11 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                 for stale in out_dir.glob("test_*.json"):  # (train --test) named a best.pt that is gone
                     stale.unlink(missing_ok=True)
             logger.published(row, new_run=new_run)
+            scores = ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                               if k.startswith("val_") and isinstance(v, float) and not k.startswith("val_iou_"))
+            # one line an epoch, kept in a piped, nohup or batch-system log (the bar of a terminal is erased)
+            log.info("epoch %d/%d: train_loss %.4g%s%s", epoch + 1, epochs, train_loss, f", {scores}" if scores else "",
+                     ", best so far (best.pt)" if improved else "")
         if world > 1:
             dist.barrier()
         if stop_after is not None and epoch + 1 - start_epoch >= stop_after:

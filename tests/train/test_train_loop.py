@@ -403,3 +403,14 @@ def test_train_hands_the_callers_random_generators_back(small_chips: Path, tmp_p
     train(_cfg(small_chips, tmp_path / "run", epochs=1), progress=False)
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
     assert torch.backends.cudnn.deterministic == deterministic
+
+
+def test_each_epoch_leaves_one_log_line(small_chips: Path, tmp_path: Path, caplog) -> None:
+    """A piped, nohup or batch-system run said nothing until its end; a terminal's bar is erased each epoch."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="rsmamba"):
+        train(_cfg(small_chips, tmp_path / "run", epochs=2), progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "train_loss" in lines[0] and "val_miou" in lines[0] and lines[0].endswith("best so far (best.pt)")
