@@ -106,9 +106,13 @@ def _group(
 ) -> None:
     """Geospatial mapping with Mamba networks: tile, train, evaluate, predict, change, vectorize."""
     import logging
+    import os
 
     STATE.verbosity = verbose - quiet + ctx.meta.get("verbosity", 0)  # -v/-q after the verb count too
     logging.getLogger("rsmamba").setLevel(STATE.log_level)
+    from rsmamba.runlog import LOG_LEVEL_ENV
+
+    os.environ[LOG_LEVEL_ENV] = str(STATE.log_level)  # the dask local workers this run starts log at it too
 
 
 @app.command()
@@ -548,28 +552,6 @@ def _setup_logging() -> None:
     import logging
     import warnings
 
-    class StderrHandler(logging.StreamHandler):
-        """Resolves sys.stderr at each record, so redirected/captured stderr gets the lines."""
-
-        _rsmamba = True
-
-        @property  # type: ignore[override]
-        def stream(self):  # noqa: ANN202
-            return sys.stderr
-
-        @stream.setter
-        def stream(self, value) -> None:  # noqa: ANN001
-            pass
-
-        def emit(self, record: logging.LogRecord) -> None:
-            """Through tqdm: a line printed under a live progress bar left a dead bar and split the next."""
-            try:
-                from tqdm import tqdm
-
-                tqdm.write(self.format(record), file=sys.stderr)
-            except Exception:  # noqa: BLE001 - logging's own contract: a handler never raises
-                self.handleError(record)
-
     # rasterio warns, as a two-line Python warning, on opening a raster without a geotransform; every verb
     # that needs one says so itself in its one error line (evaluate of two such rasters on one grid is fine)
     warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio")
@@ -580,12 +562,9 @@ def _setup_logging() -> None:
         logging.getLogger("rsmamba").warning(f"{text} ({category.__name__})")
 
     warnings.showwarning = one_line
-    logger = logging.getLogger("rsmamba")
-    if not any(getattr(h, "_rsmamba", False) for h in logger.handlers):
-        handler = StderrHandler()
-        handler.setFormatter(logging.Formatter("rsmamba: %(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    from rsmamba.runlog import attach_stderr_handler
+
+    attach_stderr_handler(logging.INFO)
 
 
 # Click's exception classes, by name: typer <= 0.15 raises click's own, typer >= 0.16 its bundled copy

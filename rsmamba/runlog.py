@@ -7,10 +7,47 @@ as in tests or a notebook, each show their warnings).
 from __future__ import annotations
 
 import logging
+import sys
 
-__all__ = ["new_run", "warn_once"]
+__all__ = ["LOG_LEVEL_ENV", "attach_stderr_handler", "new_run", "warn_once"]
+
+LOG_LEVEL_ENV = "RSMAMBA_LOG_LEVEL"  # the CLI's -q/-v level, for the worker processes it starts (dask local)
 
 _LOGGED: set[str] = set()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """One line each on stderr, resolved at each record (redirected or captured stderr gets the lines), and
+    written around live progress bars (tqdm.write): a line under a bar left a dead bar and split the next."""
+
+    _rsmamba = True
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN202
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's own contract: a handler never raises
+            self.handleError(record)
+
+
+def attach_stderr_handler(level: int) -> None:
+    """``rsmamba: LEVEL: message`` lines for the ``rsmamba`` loggers, at ``level`` (once per process: the CLI,
+    a worker; a later call leaves the level to whoever set it since)."""
+    logger = logging.getLogger("rsmamba")
+    if not any(getattr(h, "_rsmamba", False) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("rsmamba: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(level)
 
 
 def new_run() -> None:

@@ -56,6 +56,12 @@ def setup_worker(kwargs: dict[str, Any]) -> dict[str, Any]:
     worker = _current_worker()
     if worker is None:
         return kwargs
+    import logging
+
+    from rsmamba.runlog import LOG_LEVEL_ENV, attach_stderr_handler
+
+    level = os.environ.get(LOG_LEVEL_ENV, "")  # the CLI's -q/-v; a worker's warnings as its own: prefixed lines
+    attach_stderr_handler(int(level) if level.lstrip("-").isdigit() else logging.INFO)
     import torch
 
     threads = os.environ.get("OMP_NUM_THREADS", "")
