@@ -425,7 +425,7 @@ def vectorize(
 
     given = [name for name, value in (("--seed-threshold", seed_threshold), ("--min-seed", min_seed)) if value is not None]
     if given and not instances:  # they tune the building split: without it they would change nothing, silently
-        raise InputError(f"{' and '.join(given)} only apply with --instances")
+        raise InputError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --instances")
     rasters = resolve_rasters(raster)
     if output is None and len(rasters) > 1:
         raise InputError(f"{len(rasters)} rasters make one layer: name it with -o, e.g. -o map.gpkg")
@@ -636,12 +636,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         result = _command()(args=argv, standalone_mode=False, prog_name="rsmamba")
         if result == 130:  # typer turns Ctrl-C (and SIGTERM, below) into exit 130, silently
-            return _interrupted()
+            return _interrupted(argv)
     except RsmambaError as exc:
         typer.echo(f"rsmamba: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        return _interrupted()
+        return _interrupted(argv)
     except Exception as exc:
         kind = _click_kind(exc)
         if kind == "Exit":
@@ -692,12 +692,18 @@ def _terminate_like_interrupt() -> object | None:
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-def _interrupted() -> int:
-    """One line for Ctrl-C (exit 130) or SIGTERM (exit 143), as a shell reports them."""
+def _interrupted(argv: list[str] | None = None) -> int:
+    """One line for Ctrl-C (exit 130) or SIGTERM (exit 143), as a shell reports them; predict and change
+    say how to go on (they keep their resume state)."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    verb = args[0] if args else ""
+    after = ("; the same command with --resume continues it (a batch: the same command skips finished scenes)"
+             if verb in ("predict", "change") else "; the same command with --resume continues it" if verb == "train"
+             else "")
     if _TERMINATED:
-        typer.echo("rsmamba: terminated (SIGTERM)", err=True)
+        typer.echo(f"rsmamba: terminated (SIGTERM){after}", err=True)
         return 143
-    typer.echo("rsmamba: interrupted", err=True)
+    typer.echo(f"rsmamba: interrupted{after}", err=True)
     return 130
 
 

@@ -251,7 +251,7 @@ def detect_change(
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}
     if probabilities is not None:
-        outputs["change_probability"] = Path(probabilities)
+        outputs["probabilities"] = Path(probabilities)  # named as predict's summary names --probabilities
     if len({p.resolve() for p in outputs.values()}) != len(outputs):
         problems.add("the change and probability outputs must be different files")
     overwrite = overwrite or resume

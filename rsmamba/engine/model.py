@@ -353,7 +353,7 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
     they were recorded) is refused when the image's red, green and blue are not the bands it would read,
     in that order: only the user knows which order it learnt.
     """
-    from rsmamba.raster.source import RGB, declared_colours, declared_rgb
+    from rsmamba.raster.source import NO_COLOUR, RGB, declared_colours, declared_rgb
 
     declared = declared_colours(colours)
     wanted = model.colours
@@ -366,6 +366,11 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
         return by_colour
     rgb = declared_rgb(colours)
     stored = [colours[b - 1] for b in chosen]
+    if wanted is not None and all(name not in NO_COLOUR for name in stored) and list(wanted) != stored:
+        missing = [name for name in wanted if name not in declared]  # an IRRG ortho through an RGB model
+        raise InputError(f"image {image}: its bands declare the colours {', '.join(colours)}; model {model.source} "
+                         f"reads {', '.join(wanted)}" + (f", and the image has no {', '.join(missing)}" if missing else "")
+                         + f": choose {len(wanted)} bands with --bands to read them anyway, or use a model trained on such bands")
     if wanted is None and rgb and len(chosen) == len(RGB) and stored != list(RGB) and set(stored) & set(RGB):
         order = ",".join(str(rgb[name]) for name in RGB)
         raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "

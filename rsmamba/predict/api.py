@@ -80,7 +80,7 @@ class PredictSummary:
         if self.model:
             lines.append(f"model: {self.model}")
         for name, path in self.outputs.items():
-            lines.append(f"{name}: {path}")
+            lines.append(f"{name}: {path}" + (" (not written: --dry-run)" if self.dry_run else ""))
         if self.dry_run:
             size = self.width * self.height * self.output_bands  # one byte per band and pixel
             lines.append(f"output size {size / 2**20:.0f} MiB uncompressed; "

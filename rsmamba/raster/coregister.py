@@ -123,5 +123,5 @@ def check_coregistration(
     if est.magnitude > warn_above:
         log.warning("co-registration: %s; expect false change along edges", text)
     else:
-        log.info("co-registration: %s", text)
+        log.debug("co-registration: %s", text)  # the summary says the residual shift
     return est

@@ -33,10 +33,15 @@ def _profile(scene: Scene, count: int, dtype: str, nodata, transform: Affine | N
     return profile
 
 
-def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool = False, descriptions=None) -> None:
+def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool = False, descriptions=None,
+                  colours: tuple[str, ...] | None = None) -> None:
+    """``colours``: the bands' colour interpretation (an IRRG ortho declares nir, red, green, as GDAL can)."""
     import rasterio
+    from rasterio.enums import ColorInterp
 
     array = array if array.ndim == 3 else array[None]
+    if colours and tuple(colours) != ("red", "green", "blue"):
+        profile = {**profile, "photometric": "MINISBLACK"}  # GDAL declares other colours only then
     with rasterio.open(path, "w", **profile) as dst:  # ``path``: a scratch name from ``publish``
         if colors:  # before the pixels (see rsmamba.tile._write_labels)
             dst.write_colormap(1, colormap(ISPRS_CLASSES))
@@ -44,6 +49,8 @@ def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool 
         if descriptions:
             for i, d in enumerate(descriptions, start=1):
                 dst.set_band_description(i, d)
+        if colours:
+            dst.colorinterp = [ColorInterp[c] for c in colours]
 
 
 def _write_buildings(path: Path, buildings: list[Building], epsg: int, extra: dict | None = None) -> None:
@@ -121,8 +128,8 @@ def write_scene(
     paths: dict[str, Path] = {}
     nodata_ortho = ORTHO_NODATA if nodata_collar else None
     steps = [
-        ("ortho_t1", lambda p: _write_raster(p, scene.t1.ortho, _profile(scene, len(scene.bands), "uint8", nodata_ortho), descriptions=scene.bands)),
-        ("ortho_t2", lambda p: _write_raster(p, scene.t2.ortho, _profile(scene, len(scene.bands), "uint8", nodata_ortho), descriptions=scene.bands)),
+        ("ortho_t1", lambda p: _write_raster(p, scene.t1.ortho, _profile(scene, len(scene.bands), "uint8", nodata_ortho), descriptions=scene.bands, colours=scene.bands)),
+        ("ortho_t2", lambda p: _write_raster(p, scene.t2.ortho, _profile(scene, len(scene.bands), "uint8", nodata_ortho), descriptions=scene.bands, colours=scene.bands)),
         ("dsm_t1", lambda p: _write_dsm(p, scene, scene.t1.dsm, dsm_gsd)),
         ("dsm_t2", lambda p: _write_dsm(p, scene, scene.t2.dsm, dsm_gsd)),
         ("labels_t1", lambda p: _write_raster(p, scene.t1.labels, _profile(scene, 1, "uint8", IGNORE_INDEX), colors=True)),

@@ -333,7 +333,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("predict-shard-single", [*P, "-o", "{out}/p.tif", "--shard", "1/2"], "--shard"),
     ("predict-template-single", [*P, "-o", "{out}/p.tif", "--name-template", "{stem}_x.tif"], "--name-template"),
     ("predict-max-errors-single", [*P, "-o", "{out}/p.tif", "--max-errors", "2"], "--max-errors"),
-    ("predict-batch-into-a-tif", ["predict", "{out}/*.nothing", O, "-o", "{out}/mosaic.tif"], "name one"),
+    ("predict-batch-into-a-tif", ["predict", O, "{ortho_t2}", "-o", "{out}/mosaic.tif"], "name one"),
     ("predict-image-missing", ["predict", "{out}/nope.tif", "-o", "{out}/p.tif"], "not found"),
     ("predict-image-empty", ["predict", "{empty}", "--dsm", D, "-o", "{out}/p.tif"], "empty"),
     ("predict-image-trunc", ["predict", "{trunc}", "--dsm", D, "-o", "{out}/p.tif"], ""),

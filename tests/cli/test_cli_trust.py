@@ -433,3 +433,14 @@ def test_workers_without_a_scheduler_is_said(tmp_path, capsys) -> None:
     image = write_raster(tmp_path / "img.tif", random_image(64, 64))
     assert cli.main(["-q", "predict", str(image), "-o", str(tmp_path / "c.tif"), "--workers", "3", "--no-tta"]) == 0
     assert "--workers 3: the workers of --scheduler local; without --scheduler" in capsys.readouterr().err
+
+
+def test_an_interrupted_predict_says_how_to_go_on(capsys) -> None:
+    """predict and change keep their resume state on Ctrl-C; the line said nothing of it."""
+    from rsmamba.cli import _interrupted
+
+    assert _interrupted(["-q", "predict", "o.tif", "-o", "c.tif"]) == 130
+    assert capsys.readouterr().err.strip().endswith("the same command with --resume continues it "
+                                                    "(a batch: the same command skips finished scenes)")
+    _interrupted(["synth", "-o", "s"])
+    assert capsys.readouterr().err == "rsmamba: interrupted\n"

@@ -140,6 +140,7 @@ def test_recipe_with_tta_turns_it_on_in_evaluation_and_predict(tmp_path: Path, m
         with rasterio.open(tmp_path / f"{name}_p.tif") as ds:
             out[name] = ds.read()
     assert np.array_equal(out["recipe"], out["flags"]) and not np.array_equal(out["recipe"], out["plain"])
+    capsys.readouterr()  # the training's epoch lines
     assert main(["predict", str(image), "--model", str(ckpt), "-o", str(tmp_path / "x.tif"), "--tta-scales", "0,1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tta-scales" in err[0]
