@@ -11,6 +11,7 @@ behind and dask simply reruns the job elsewhere.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -304,12 +305,20 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
     # KeyboardInterrupt handler then); this process takes the Ctrl-C and closes the cluster.
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
+    # dask's own warnings are no user's business here (a Ctrl-C printed "Async instruction ... ended with
+    # CancelledError" per worker and "still alive after 4.0 seconds, killing"): failures come back as results
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the nannies live in this process
+    quiet, os.environ["DASK_LOGGING__DISTRIBUTED"] = os.environ.get("DASK_LOGGING__DISTRIBUTED"), "error"
+    try:  # the workers, spawned now, read it as their distributed loads
         with dask.config.set(dropped):
             return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                                 host="127.0.0.1", dashboard_address=None,
                                 env=worker_thread_env(n_workers, worker_threads))
     finally:
+        if quiet is None:
+            os.environ.pop("DASK_LOGGING__DISTRIBUTED", None)
+        else:
+            os.environ["DASK_LOGGING__DISTRIBUTED"] = quiet
         if main:
             signal.signal(signal.SIGINT, previous)
 
