@@ -43,6 +43,7 @@ DSM_RANGE = (-1000.0, 30000.0)
 # holds it (DSM_FILL_SHARE of the sampled pixels or more); read as no data, said once, where a window holds
 # it DSM_FILL_REPEATS times or more. A real tower or summit is no fill: its heights vary.
 DSM_FAR_SPANS = 10.0
+DSM_FAR_FLOOR = 200.0  # DSM units: in a flat town (heights within a few metres) a 150 m tower is still a height
 DSM_FILL_SHARE = 0.001
 DSM_FILL_REPEATS = 16
 
@@ -544,7 +545,7 @@ class AlignedSource:
         if others.size == 0:
             return None
         p1, p99 = np.percentile(others, [1, 99])
-        reach = DSM_FAR_SPANS * max(float(p99 - p1), 1.0)
+        reach = max(DSM_FAR_SPANS * float(p99 - p1), DSM_FAR_FLOOR)
         self._dsm_plausible = (float(p1) - reach, float(p99) + reach)  # windows: a repeated value beyond is a fill
         if share >= DSM_FILL_SHARE and not self._dsm_plausible[0] <= mode <= self._dsm_plausible[1]:
             return (f"DSM {path}: {share:.1%} of its sampled pixels hold {mode:g}, far from its other heights "
