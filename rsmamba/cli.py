@@ -75,10 +75,20 @@ def _check_run_options(**options: object) -> None:
     from rsmamba.engine.options import check_run_options, passive_openmp_waits
 
     passive_openmp_waits()
-
     problems = ProblemCollector()
-    check_run_options(problems, **options)  # type: ignore[arg-type]
+    device = "cpu" if options.get("device") == "auto" else options.get("device")  # auto: always a device (_device)
+    check_run_options(problems, **{**options, "device": device})  # type: ignore[arg-type]
     problems.raise_if_any()
+
+
+def _device(device: str) -> str:
+    """``auto`` (predict's and change's default, as train's): a GPU when there is one. Torch loads here,
+    after the inputs' one-line checks."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _model_path(model: Optional[str]) -> Optional[str]:
@@ -240,7 +250,7 @@ def predict(
     tta_scales: Optional[str] = opt.tta_scales_option(),
     tta_recipe: bool = opt.tta_recipe_option(),
     batch_size: int = opt.batch_size_option(),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ..."),
     amp: bool = opt.amp_option(),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write per-class probabilities (uint8, p x 254)."),
@@ -272,6 +282,8 @@ def predict(
                    {"classes": out, "probabilities": probabilities, "confidence": confidence})
     from rsmamba.predict import predict_raster
     from rsmamba.predict.many import predict_many
+
+    device = _device(device)
 
     if is_batch(images, out):
         if opt.either(slice_rows, old_band_rows) is not None:
@@ -333,7 +345,7 @@ def change(
     blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
     tta: Optional[bool] = opt.tta_option(),
     batch_size: int = opt.batch_size_option(),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ..."),
     amp: bool = opt.amp_option(),
     compress: str = opt.compress_option(),
     resume: bool = opt.resume_option(),
@@ -363,6 +375,8 @@ def change(
     from rsmamba.change import detect_change
     from rsmamba.change.many import change_many
     from rsmamba.jobs import pair_inputs
+
+    device = _device(device)
 
     if is_batch([t1], out):
         results = change_many(
