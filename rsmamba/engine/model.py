@@ -356,7 +356,8 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
     from rsmamba.raster.source import NO_COLOUR, RGB, declared_colours, declared_rgb
 
     declared = declared_colours(colours)
-    wanted = model.colours
+    # colours of no order (a MINISBLACK raster's gray, undefined): such a model learnt its bands by position
+    wanted = model.colours if model.colours and any(c not in NO_COLOUR for c in model.colours) else None
     if wanted is not None and len(wanted) == len(chosen) and all(name in declared for name in wanted):
         by_colour = [declared[name] for name in wanted]
         if by_colour != chosen:

@@ -458,6 +458,7 @@ class AlignedSource:
                              if dsm_ds is not None else (1.0, 0.0))
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
         self._dsm_path = Path(dsm) if dsm is not None else None
+        self._dsm_declared = dsm_ds.nodata if dsm_ds is not None else None
         self._dsm_far_said = False
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
@@ -554,7 +555,7 @@ class AlignedSource:
 
     def _fill_advice(self, value: float) -> str:
         """How to say which DSM pixels hold no height: declare the value, or (a DSM declaring another) use that one."""
-        declared = self._dsm.nodata if self._dsm is not None else None
+        declared = self._dsm_declared  # the file's own (a warped DSM's VRT says NaN where the file says nothing)
         if declared is not None:  # re-declaring would un-declare the other (-9999 and 0 in one DSM)
             return (f"it declares {declared:g} as nodata already: set those pixels to it (gdal_calc.py -A {self._dsm_path} "
                     f"--calc=\"where(A=={value:g},{declared:g},A)\" --NoDataValue={declared:g} --outfile=...) or fix them")
@@ -675,13 +676,13 @@ class AlignedSource:
             if far.any():  # a fill the start-up sample missed: one value, repeated (a tower's heights vary)
                 values, counts = np.unique(arr[far], return_counts=True)
                 fills = values[counts >= DSM_FILL_REPEATS]
-                if fills.size:
-                    if not self._dsm_far_said:
-                        self._dsm_far_said = True
-                        self._warn(f"DSM {self._dsm_path}: {fills[0]:g}, repeated far from the scene's heights "
-                                   f"({lo:.4g}..{hi:.4g} in its units), read as no data there (a nodata value it "
-                                   f"does not declare?); " + self._fill_advice(float(fills[0])))
-                    arr[far & np.isin(arr, fills)] = np.nan
+                if fills.size and not self._dsm_far_said:
+                    self._dsm_far_said = True
+                    self._warn(f"DSM {self._dsm_path}: {fills[0]:g}, repeated far from the scene's heights "
+                               f"({lo:.4g}..{hi:.4g} in its units), read as no data there and around it (a nodata "
+                               f"value it does not declare?); " + self._fill_advice(float(fills[0])))
+                if self._dsm_far_said:  # with a fill in the scene, far values are its resampled ring (2536, 5018...)
+                    arr[far] = np.nan
         return arr
 
     def read_labels(self, window: Window) -> np.ndarray:

@@ -182,6 +182,7 @@ def check_fill_values(src: AlignedSource, what: str, path: object, read=None, re
 
 COLLAR_SHARES = {0: 0.01, "max": 0.05}  # black collars are common; a white one less so than overexposed roofs
 COLLAR_EDGE_SHARE = 0.05  # of the raster's edge pixels: a collar or sheet gap reaches the edge
+COLLAR_SOLID = 0.9  # of a sampled window's pixels: a missing sheet inside a mosaic is a solid block
 
 
 def check_collar(src: AlignedSource, what: str, path: object, read=None, read_valid=None,
@@ -197,13 +198,17 @@ def check_collar(src: AlignedSource, what: str, path: object, read=None, read_va
     top = int(np.iinfo(dt).max) if dt == np.uint8 else None  # 12-bit data in uint16 never reach 65535
     read, read_valid = read or src.read_image, read_valid or src.read_image_valid
     seen = zeros = tops = 0
+    solid = {0: False, top: False}  # a sampled window almost all of it: a block (a missing sheet), no shadow
     for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
         valid = read_valid(window)
-        data = read(window)[:, valid]
+        block = read(window)
+        data = block[:, valid]
         seen += data.shape[1]
-        zeros += int((data == 0).all(axis=0).sum())
-        if top is not None:
-            tops += int((data == top).all(axis=0).sum())
+        for value in (0, top) if top is not None else (0,):
+            hits = int((data == value).all(axis=0).sum())
+            zeros, tops = (zeros + hits, tops) if value == 0 else (zeros, tops + hits)
+            if value == 0 and hits and not solid[0]:  # black: a missing sheet; white blocks are overexposed roofs
+                solid[0] = _has_solid_tile(valid & (block == 0).all(axis=0))
     edges = [Window(0, 0, src.width, 1), Window(0, src.height - 1, src.width, 1),
              Window(0, 0, 1, src.height), Window(src.width - 1, 0, 1, src.height)]
     edge = [(read(w)[:, read_valid(w)]) for w in edges]  # one-pixel lines: cheap on any scene
@@ -212,15 +217,24 @@ def check_collar(src: AlignedSource, what: str, path: object, read=None, read_va
     for value, count, share in ((0, zeros, COLLAR_SHARES[0]), (top, tops, COLLAR_SHARES["max"])):
         if value is None or not seen or count < share * seen or not on_edge:
             continue
-        if sum(int((e == value).all(axis=0).sum()) for e in edge) < COLLAR_EDGE_SHARE * on_edge:
-            continue
-        message = (f"{what}: {count / seen:.1%} of its sampled pixels, and of its edge, are {value} in every band, "
-                   f"with no nodata value, mask or alpha declared: a collar, or gaps between mosaic sheets? They would "
+        if not solid[value] and sum(int((e == value).all(axis=0).sum()) for e in edge) < COLLAR_EDGE_SHARE * on_edge:
+            continue  # neither along the edge (a collar) nor a solid block (a missing sheet): imagery
+        message = (f"{what}: {count / seen:.1%} of its sampled pixels are {value} in every band, along its edge or in "
+                   f"solid blocks, with no nodata value, mask or alpha declared: a collar, or gaps between mosaic sheets? They would "
                    f"be mapped as land cover (and as change): declare it (gdal_edit.py -a_nodata {value} {path}); "
                    "if they are imagery (water, snow, shadow), ignore this")
         log.warning(message)
         out.append(message)
     return out
+
+
+def _has_solid_tile(mask: np.ndarray, side: int = 32) -> bool:
+    """Whether some ``side`` x ``side`` tile of ``mask`` (a grid from its corner) is almost all True."""
+    h, w = (mask.shape[0] // side) * side, (mask.shape[1] // side) * side
+    if not h or not w:
+        return False
+    tiles = mask[:h, :w].reshape(h // side, side, w // side, side).mean(axis=(1, 3))
+    return bool((tiles >= COLLAR_SOLID).any())
 
 
 def check_gsd(src: AlignedSource, trained: tuple[float, float] | None, what: str, model_source: str) -> list[str]:

@@ -97,3 +97,12 @@ def test_snow_or_water_inside_a_scene_is_no_collar(tmp_path) -> None:
     summary = predict_raster(write_raster(tmp_path / "snow.tif", img, **geo), tmp_path / "p.tif", model=_model(),
                              window=128, overlap=32)
     assert not [w for w in summary.warnings if "every band" in w]
+
+
+def test_a_missing_sheet_inside_a_mosaic_is_said(tmp_path) -> None:
+    """A black block away from the edge (a failed sheet) passed once the warning asked for the edge."""
+    img, geo = _crop(SCENE / "ortho.tif")
+    img[:, 70:190, 70:190] = 0
+    summary = predict_raster(write_raster(tmp_path / "hole.tif", img, **geo), tmp_path / "p.tif", model=_model(),
+                             window=128, overlap=32)
+    assert [w for w in summary.warnings if "are 0 in every band" in w]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -368,3 +369,27 @@ def test_a_tall_tower_or_summit_is_a_height_and_a_large_fill_is_refused(tmp_path
     fill[:10, :] = -9999.0  # a DSM declaring -9999 is told to use it, not to declare 9999 instead
     with pytest.raises(InputError, match=r"it declares -9999 as nodata already: set those pixels to it \(gdal_calc.py"):
         AlignedSource(img, write_raster(tmp_path / "fill_nd.tif", fill, nodata=-9999))
+
+
+def test_a_fill_resampled_onto_the_image_grid_goes_with_its_ring(tmp_path) -> None:
+    """A 1 m DSM's undeclared 9999 patch, warped bilinearly onto a 0.5 m image: the core was masked, its ring of
+    2536, 5018, 7500 m kept as heights (13 % of a map changed); the advice named the VRT's NaN, not the file's none."""
+    rng = np.random.default_rng(3)
+    img = write_raster(tmp_path / "img.tif", random_image(400, 400), res=0.5)
+    dsm = (40 + 8 * rng.random((200, 200))).astype(np.float32)
+    dsm[100:104, 100:104] = 9999.0
+    dsm[20:24, 150:154] = 9999.0  # two patches: the sample may miss both, each window sees its own
+    with AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm, res=1.0)) as src:
+        got = src.read_dsm(Window(0, 0, 400, 400))
+        said = [w for w in src.warnings if "9999" in w]
+    finite = got[np.isfinite(got)]
+    assert finite.max() < 100  # no blended ring left as heights
+    assert said and "gdal_edit.py -a_nodata 9999" in said[0] and "declares nan" not in said[0]
+
+
+def test_a_model_recording_gray_colours_reads_by_position(tmp_path) -> None:
+    """Chips of a MINISBLACK raster record gray, undefined, undefined: no order, so an RGB ortho was refused."""
+    from rsmamba.engine.model import LoadedModel, bands_by_colour
+
+    model = LoadedModel(torch.nn.Identity(), bands=[1, 2, 3], colours=("gray", "undefined", "undefined"))
+    assert bands_by_colour(model, [1, 2, 3], ["red", "green", "blue"], "o.tif") == [1, 2, 3]
