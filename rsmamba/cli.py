@@ -471,7 +471,12 @@ def train(
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
     from rsmamba.train.config import load_config
 
-    set_ = list(set_ or []) + ([f"out={out}"] if out is not None else [])
+    import json
+
+    if out is not None and any(s.strip().startswith("out=") for s in set_ or []):
+        raise InputError("-o and --set out=: give the run folder once")
+    # quoted: a folder named 2024, yes or 'exp #2' is a name, not YAML's number, boolean or comment
+    set_ = list(set_ or []) + ([f"out={json.dumps(str(out))}"] if out is not None else [])
     load_config(config, set_)  # config problems in one line before torch loads
     from rsmamba.train import train as run_training
 

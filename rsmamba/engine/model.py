@@ -358,17 +358,21 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
     declared = declared_colours(colours)
     # colours of no order (a MINISBLACK raster's gray, undefined): such a model learnt its bands by position
     wanted = model.colours if model.colours and any(c not in NO_COLOUR for c in model.colours) else None
-    if wanted is not None and len(wanted) == len(chosen) and all(name in declared for name in wanted):
-        by_colour = [declared[name] for name in wanted]
-        if by_colour != chosen:
-            warn_once(log, f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
-                           f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
-                           "(--bands reads others)")
-        return by_colour
-    rgb = declared_rgb(colours)
     stored = [colours[b - 1] for b in chosen]
+    if wanted is not None and len(wanted) == len(chosen):
+        named = {i: declared[name] for i, name in enumerate(wanted) if name in declared}
+        missing = [name for name in wanted if name not in NO_COLOUR and name not in declared]
+        if not missing:  # the model's colours by name; its unnamed bands (undefined) from what is left, in order
+            spare = [b for b in dict.fromkeys([*chosen, *range(1, len(colours) + 1)]) if b not in named.values()]
+            by_colour = [named[i] if i in named else spare.pop(0) for i in range(len(wanted))]
+            if by_colour != chosen:
+                warn_once(log, f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
+                               f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
+                               "(--bands reads others)")
+            return by_colour
+    rgb = declared_rgb(colours)
     if wanted is not None and all(name not in NO_COLOUR for name in stored) and list(wanted) != stored:
-        missing = [name for name in wanted if name not in declared]  # an IRRG ortho through an RGB model
+        missing = [name for name in wanted if name not in NO_COLOUR and name not in declared]  # IRRG via RGB
         raise InputError(f"image {image}: its bands declare the colours {', '.join(colours)}; model {model.source} "
                          f"reads {', '.join(wanted)}" + (f", and the image has no {', '.join(missing)}" if missing else "")
                          + f": choose {len(wanted)} bands with --bands to read them anyway, or use a model trained on such bands")

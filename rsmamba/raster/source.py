@@ -459,6 +459,11 @@ class AlignedSource:
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
         self._dsm_path = Path(dsm) if dsm is not None else None
         self._dsm_declared = dsm_ds.nodata if dsm_ds is not None else None
+        # how far (image pixels) one DSM pixel reaches on the image grid: the ring a resampled fill blends into
+        # (none on the image's own grid: read by index, nothing blends)
+        self._dsm_ring = (0 if dsm_ds is None or same_grid(img, dsm_ds) else
+                          int(math.ceil(max(abs(dsm_ds.res[0]) / abs(img.res[0]), abs(dsm_ds.res[1]) / abs(img.res[1]))))
+                          + 1 if dsm_ds.crs == img.crs else 2)
         self._dsm_far_said = False
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
@@ -676,13 +681,21 @@ class AlignedSource:
             if far.any():  # a fill the start-up sample missed: one value, repeated (a tower's heights vary)
                 values, counts = np.unique(arr[far], return_counts=True)
                 fills = values[counts >= DSM_FILL_REPEATS]
-                if fills.size and not self._dsm_far_said:
-                    self._dsm_far_said = True
-                    self._warn(f"DSM {self._dsm_path}: {fills[0]:g}, repeated far from the scene's heights "
-                               f"({lo:.4g}..{hi:.4g} in its units), read as no data there and around it (a nodata "
-                               f"value it does not declare?); " + self._fill_advice(float(fills[0])))
-                if self._dsm_far_said:  # with a fill in the scene, far values are its resampled ring (2536, 5018...)
-                    arr[far] = np.nan
+                if fills.size:
+                    if not self._dsm_far_said:
+                        self._dsm_far_said = True
+                        self._warn(f"DSM {self._dsm_path}: {fills[0]:g}, repeated far from the scene's heights "
+                                   f"({lo:.4g}..{hi:.4g} in its units), read as no data there and around it (a "
+                                   f"nodata value it does not declare?); " + self._fill_advice(float(fills[0])))
+                    # and its ring, blended with the heights by resampling onto the image grid (2536, 5018, ...
+                    # down to heights barely above the roofs): every pixel a DSM pixel's reach from the fill
+                    fill = np.isin(arr, fills)
+                    if self._dsm_ring:
+                        from scipy import ndimage
+
+                        fill = ndimage.binary_dilation(fill, structure=np.ones((3, 3), bool),  # diagonals too
+                                                       iterations=self._dsm_ring)  # (0 would repeat to the end)
+                    arr[fill] = np.nan
         return arr
 
     def read_labels(self, window: Window) -> np.ndarray:

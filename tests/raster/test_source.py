@@ -393,3 +393,26 @@ def test_a_model_recording_gray_colours_reads_by_position(tmp_path) -> None:
 
     model = LoadedModel(torch.nn.Identity(), bands=[1, 2, 3], colours=("gray", "undefined", "undefined"))
     assert bands_by_colour(model, [1, 2, 3], ["red", "green", "blue"], "o.tif") == [1, 2, 3]
+
+
+def test_a_fill_in_one_window_does_not_mask_a_tower_in_another(tmp_path) -> None:
+    """With a fill seen anywhere, every far height of later windows went: a 300 m tower read after the fill."""
+    rng = np.random.default_rng(4)
+    img = write_raster(tmp_path / "img.tif", random_image(400, 400), res=0.5)
+    dsm = (40 + 8 * rng.random((200, 200))).astype(np.float32)
+    dsm[5:9, 5:9] = 9999.0  # under the start-up share: found by the window reading it
+    dsm[180:190, 180:190] = 300 + rng.random((10, 10)).astype(np.float32)
+    with AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm, res=1.0)) as src:
+        fill = src.read_dsm(Window(0, 0, 64, 64))
+        tower = src.read_dsm(Window(340, 340, 60, 60))
+    assert np.isnan(fill[10:18, 10:18]).all() and np.nanmax(fill) < 100
+    assert np.isfinite(tower).all() and tower.max() > 290  # the tower, read after the fill, is heights
+
+
+def test_a_model_with_an_undefined_band_reads_its_named_colours_by_name(tmp_path) -> None:
+    """Colours red, green, blue, undefined (GDAL's usual 4th band) refused an image declaring red, green, blue, nir."""
+    from rsmamba.engine.model import LoadedModel, bands_by_colour
+
+    model = LoadedModel(torch.nn.Identity(), bands=[1, 2, 3, 4], colours=("red", "green", "blue", "undefined"))
+    assert bands_by_colour(model, [1, 2, 3, 4], ["red", "green", "blue", "nir"], "o.tif") == [1, 2, 3, 4]
+    assert bands_by_colour(model, [1, 2, 3, 4], ["nir", "red", "green", "blue"], "o.tif") == [2, 3, 4, 1]

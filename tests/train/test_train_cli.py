@@ -44,3 +44,18 @@ def test_without_val_chips_the_summary_says_best_follows_the_training_loss(tmp_p
     assert out.startswith("2 epochs; best train loss ") and "(no val chips: best.pt follows the training loss)" in out
     best = load_checkpoint(tmp_path / "run" / "best.pt")["metrics"]
     assert best["selected_by"] == "train_loss" and f"{best['train_loss']:.4f}" in out
+
+
+def test_train_o_takes_any_folder_name(tmp_path, monkeypatch) -> None:
+    """-o 2024 was YAML's number (a TypeError traceback), -o 'exp #2' trained into ./exp."""
+    from rsmamba.cli import main
+    from rsmamba.train.config import load_config
+
+    seen = []
+    monkeypatch.setattr("rsmamba.train.plan.plan_training", lambda config, sets: seen.append(
+        load_config(config, sets)["out"]) or type("P", (), {"describe": lambda self: "plan"})())
+    monkeypatch.chdir(tmp_path)
+    for name in ("2024", "yes", "exp #2", "0x10"):
+        assert main(["train", "--set", "data.root=x", "-o", name, "--dry-run"]) == 0
+    assert seen == ["2024", "yes", "exp #2", "0x10"]
+    assert main(["train", "--set", "data.root=x", "-o", "a", "--set", "out=b", "--dry-run"]) == 2
