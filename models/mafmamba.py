@@ -187,8 +187,14 @@ class MAFMamba(nn.Module):
         weight_channels: int = 16,
         lookahead: bool = True,
         dropout: float = 0.1,
+        frh_norm: str = "between",
     ) -> None:
+        """``frh_norm``: where the refinement head's projection normalises, ``between`` its depthwise and
+        pointwise convolutions (UNetFormer's SeparableConvBN) or ``after`` them (rsmamba before 2026-12-05:
+        its checkpoints load with it, :func:`rsmamba.checkpoint.legacy_model_kwargs`)."""
         super().__init__()
+        if frh_norm not in ("between", "after"):
+            raise ValueError(f"frh_norm {frh_norm!r}: 'between' or 'after'")
         # resnet_depth: 18 is the paper's model; its Table 6 also reports ResNet-50 (108.55 G).
         self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
         ch = self.backbone.channels
@@ -209,7 +215,8 @@ class MAFMamba(nn.Module):
         self.gl2 = GLMamba(d, decoder_depth, d_state)
         self.asf1 = ASF(ch[0], d)
         self.frh = FeatureRefinementHead(  # UNetFormer's FRH without its skip input (ASF fused stage 1)
-            d, proj=SeparableConvBN(d, d, 3, act=False, norm_between=True), pre=ConvBNReLU(d, d, 3, act="relu6"))
+            d, proj=SeparableConvBN(d, d, 3, act=False, norm_between=frh_norm == "between"),
+            pre=ConvBNReLU(d, d, 3, act="relu6"))
         self.segmentation_head = nn.Sequential(
             ConvBNReLU(d, d, 3, act="relu6"), nn.Dropout2d(dropout), nn.Conv2d(d, num_classes, 1, bias=False)
         )

@@ -134,6 +134,17 @@ def check_finite(path: str | os.PathLike[str], state_dict: dict) -> None:
                          "the training that wrote it diverged; use an earlier checkpoint")
 
 
+def legacy_model_kwargs(ckpt: dict) -> dict:
+    """Structure options that a checkpoint of an older rsmamba implies and does not record, so it loads as it
+    was trained: MAFMamba's refinement head normalised after its pointwise convolution until 2026-12-05."""
+    state = ckpt.get("state_dict") or {}
+    weight = state.get("frh.proj.1.weight")
+    if str(ckpt.get("model", "")).startswith("mafmamba") and getattr(weight, "ndim", 0) == 4 \
+            and "frh_norm" not in (ckpt.get("model_kwargs") or {}):
+        return {"frh_norm": "after"}
+    return {}
+
+
 def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], verb: str):
     """(checkpoint dict, ModelInfo, module with the weights loaded) for a model of one of ``tasks``.
 
@@ -146,7 +157,7 @@ def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], 
     if info.task not in tasks:
         raise InputError(f"{path}: a {info.task} model; {verb} needs a {' or '.join(tasks)} model")
     try:
-        module = create_model(ckpt["model"], **ckpt["model_kwargs"])
+        module = create_model(ckpt["model"], **{**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)})
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: model_kwargs do not fit model {ckpt['model']!r} ({exc})") from exc
     mismatch = state_dict_mismatch(module, ckpt["state_dict"])

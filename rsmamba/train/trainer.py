@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from rsmamba.atomic import atomic_output, lock_outputs, publish
 from rsmamba.augment import Augment
-from rsmamba.checkpoint import load_checkpoint, save_checkpoint
+from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import open_datasets, use_normalization
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
@@ -635,7 +635,8 @@ def _resolve_init(cfg: dict) -> Path | None:
     if str(init) in DEMO_CHECKPOINTS and not path.is_file():  # a folder named demo/ is no checkpoint
         path = Path(__file__).resolve().parent.parent / "data" / DEMO_CHECKPOINTS[str(init)]
     ckpt = load_checkpoint(path)
-    structure = {k: v for k, v in ckpt["model_kwargs"].items() if k not in ("num_classes", "in_chans")}
+    structure = {k: v for k, v in {**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)}.items()
+                 if k not in ("num_classes", "in_chans")}
     if cfg["model"]["name"] == ckpt["model"]:  # the same model: its structure options, the config's on top
         cfg["model"]["kwargs"] = {**structure, **cfg["model"]["kwargs"]}
     else:

@@ -84,3 +84,21 @@ def test_the_refinement_head_projects_as_unetformers_separable_conv_bn() -> None
     kinds = [type(m).__name__ for m in proj]
     assert kinds == ["Conv2d", "BatchNorm2d", "Conv2d"]
     assert proj[0].groups == proj[0].in_channels and proj[2].kernel_size == (1, 1)
+
+
+def test_a_checkpoint_of_the_older_refinement_head_still_loads(tmp_path) -> None:
+    """The head's BatchNorm moved (UNetFormer's order): a MAFMamba trained before could no longer be loaded."""
+    from rsmamba.checkpoint import build_from_checkpoint, save_checkpoint
+    from rsmamba.classes import ISPRS_CLASSES
+
+    torch.manual_seed(0)
+    old = create_model("mafmamba_tiny", frh_norm="after").eval()
+    assert [type(m).__name__ for m in old.frh.proj] == ["Conv2d", "Conv2d", "BatchNorm2d"]
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {"model": "mafmamba_tiny", "model_kwargs": {"num_classes": 6}, "state_dict": old.state_dict(),
+                           "classes": [c.to_dict() for c in ISPRS_CLASSES], "bands": {"image": [1, 2, 3], "dsm": False},
+                           "normalization": {"image": {"mean": [0.0] * 3, "std": [1.0] * 3}}, "config": {}})
+    _, _, module = build_from_checkpoint(path, ("segmentation",), "predict")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(module.eval()(x), old(x))
