@@ -283,7 +283,7 @@ def predict(
     from rsmamba.predict import predict_raster
     from rsmamba.predict.many import predict_many
 
-    device = _device(device)
+    device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
     if is_batch(images, out):
         if opt.either(slice_rows, old_band_rows) is not None:
@@ -376,7 +376,7 @@ def change(
     from rsmamba.change.many import change_many
     from rsmamba.jobs import pair_inputs
 
-    device = _device(device)
+    device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
     if is_batch([t1], out):
         results = change_many(

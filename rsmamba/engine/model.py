@@ -321,11 +321,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, size: tuple[int, int] | None
 
 
 def torch_device(name: str | torch.device, option: str = "--device") -> torch.device:
-    """``name`` as a torch device; a string torch cannot parse (``cuda:abc``, ``../x``) is one line."""
+    """``name`` as a torch device (``auto``: a GPU when this machine has one, e.g. a Dask worker's); a string
+    torch cannot parse (``cuda:abc``, ``../x``) is one line."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         return torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise InputError(f"{option} {name!r}: not a device (cpu, cuda, cuda:1, ...)") from None
+        raise InputError(f"{option} {name!r}: not a device (auto, cpu, cuda, cuda:1, ...)") from None
 
 
 def main_output(out: Any, model: LoadedModel, keys: tuple[str, ...] = ("out", "seg")) -> torch.Tensor:

@@ -22,6 +22,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _mps_available() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int | None, batch_size: int,
                       device: str, compress: str = "deflate", window: int | None = None,
                       change_threshold: float | None = None, prefetch: int = 4, max_shift: float = 3.0) -> None:
@@ -50,6 +56,8 @@ def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, over
         problems.add(f"--change-threshold {change_threshold}: must be between 0 and 1 (exclusive)")
     if device.startswith("cuda") and not _cuda_available():
         problems.add(f"--device {device}: CUDA is not available on this machine")
+    elif device.startswith("mps") and not _mps_available():  # a traceback at the first .to() otherwise
+        problems.add(f"--device {device}: Apple's Metal (MPS) is not available on this machine")
 
 
 def check_window(problems: ProblemCollector, window: int | None, overlap: int | None, crop: int = 0) -> None:

@@ -44,6 +44,7 @@ DSM_RANGE = (-1000.0, 30000.0)
 # it DSM_FILL_REPEATS times or more. A real tower or summit is no fill: its heights vary.
 DSM_FAR_SPANS = 10.0
 DSM_FAR_FLOOR = 200.0  # DSM units: in a flat town (heights within a few metres) a 150 m tower is still a height
+DSM_NO_STRUCTURE = 1000.0  # DSM units beyond a scene's 1..99 % heights: no tower reaches it, a fill's blend does
 DSM_FILL_SHARE = 0.001
 DSM_FILL_REPEATS = 16
 
@@ -122,6 +123,19 @@ def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
         return f"{what}: {name} colour labels ({src.count} bands), not class ids; {decode_hint.format(layout=layout)}"
     return (f"{what}: {src.count} bands that differ (an image, or colour labels of no known benchmark); "
             "pass a single-band class raster")
+
+
+def _reach_on(image: Any, other: Any) -> int:
+    """Image pixels one pixel of ``other`` spans, measured in the image's CRS (a DSM in EPSG:25832 under a
+    UTM 32N ortho is as coarse there as in its own)."""
+    from rasterio.warp import calculate_default_transform
+
+    try:
+        t, _, _ = calculate_default_transform(other.crs, image.crs, other.width, other.height, *other.bounds)
+        size = (abs(t.a), abs(t.e))
+    except Exception:  # noqa: BLE001 - no CRS, or one GDAL cannot relate: the ratio of the grids' own units
+        size = (abs(other.res[0]), abs(other.res[1]))
+    return int(math.ceil(max(size[0] / abs(image.res[0]), size[1] / abs(image.res[1]))))
 
 
 def same_grid(a: Any, b: Any) -> bool:
@@ -457,13 +471,12 @@ class AlignedSource:
         self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
                              if dsm_ds is not None else (1.0, 0.0))
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
+        self._dsm_hard: tuple[float, float] = (-np.inf, np.inf)
         self._dsm_path = Path(dsm) if dsm is not None else None
         self._dsm_declared = dsm_ds.nodata if dsm_ds is not None else None
         # how far (image pixels) one DSM pixel reaches on the image grid: the ring a resampled fill blends into
         # (none on the image's own grid: read by index, nothing blends)
-        self._dsm_ring = (0 if dsm_ds is None or same_grid(img, dsm_ds) else
-                          int(math.ceil(max(abs(dsm_ds.res[0]) / abs(img.res[0]), abs(dsm_ds.res[1]) / abs(img.res[1]))))
-                          + 1 if dsm_ds.crs == img.crs else 2)
+        self._dsm_ring = 0 if dsm_ds is None or same_grid(img, dsm_ds) else _reach_on(img, dsm_ds) + 1
         self._dsm_far_said = False
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
@@ -553,6 +566,10 @@ class AlignedSource:
         p1, p99 = np.percentile(others, [1, 99])
         reach = max(DSM_FAR_SPANS * float(p99 - p1), DSM_FAR_FLOOR)
         self._dsm_plausible = (float(p1) - reach, float(p99) + reach)  # windows: a repeated value beyond is a fill
+        # and any value this far beyond (no structure rises 1000 units above a scene's roofs) is a fill or its
+        # blend: a fill missed by the sample, cut by a window's edge, or one pixel resampled into a ring of values
+        hard = max(reach, DSM_NO_STRUCTURE)
+        self._dsm_hard = (float(p1) - hard, float(p99) + hard)
         if share >= DSM_FILL_SHARE and not self._dsm_plausible[0] <= mode <= self._dsm_plausible[1]:
             return (f"DSM {path}: {share:.1%} of its sampled pixels hold {mode:g}, far from its other heights "
                     f"({p1:.4g}..{p99:.4g}): a nodata value it does not declare?; " + self._fill_advice(mode))
@@ -681,15 +698,16 @@ class AlignedSource:
             if far.any():  # a fill the start-up sample missed: one value, repeated (a tower's heights vary)
                 values, counts = np.unique(arr[far], return_counts=True)
                 fills = values[counts >= DSM_FILL_REPEATS]
-                if fills.size:
+                fill = np.isin(arr, fills) | (arr < self._dsm_hard[0]) | (arr > self._dsm_hard[1])
+                if fill.any():
                     if not self._dsm_far_said:
                         self._dsm_far_said = True
-                        self._warn(f"DSM {self._dsm_path}: {fills[0]:g}, repeated far from the scene's heights "
-                                   f"({lo:.4g}..{hi:.4g} in its units), read as no data there and around it (a "
-                                   f"nodata value it does not declare?); " + self._fill_advice(float(fills[0])))
+                        value = float(fills[0]) if fills.size else float(arr[fill][np.argmax(np.abs(arr[fill]))])
+                        self._warn(f"DSM {self._dsm_path}: {value:g} far from the scene's heights ({lo:.4g}..{hi:.4g} "
+                                   f"in its units), read as no data there and around it (a nodata value it does "
+                                   f"not declare?); " + self._fill_advice(value))
                     # and its ring, blended with the heights by resampling onto the image grid (2536, 5018, ...
                     # down to heights barely above the roofs): every pixel a DSM pixel's reach from the fill
-                    fill = np.isin(arr, fills)
                     if self._dsm_ring:
                         from scipy import ndimage
 

@@ -228,7 +228,7 @@ def check_collar(src: AlignedSource, what: str, path: object, read=None, read_va
     return out
 
 
-def _has_solid_tile(mask: np.ndarray, side: int = 32) -> bool:
+def _has_solid_tile(mask: np.ndarray, side: int = 64) -> bool:
     """Whether some ``side`` x ``side`` tile of ``mask`` (a grid from its corner) is almost all True."""
     h, w = (mask.shape[0] // side) * side, (mask.shape[1] // side) * side
     if not h or not w:

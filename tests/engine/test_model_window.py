@@ -108,3 +108,16 @@ def test_change_runs_the_shipped_model_at_its_own_window(tmp_path) -> None:
     pair = write_scene(tmp_path / "pair", size=256, seed=5, gsd=0.25)
     summary = detect_change(pair["ortho_t1"], pair["ortho_t2"], tmp_path / "c.tif")
     assert summary.windows == 9  # 128 px windows every 96 px over 256 px: 3 x 3 (512/128 would be one)
+
+
+def test_a_device_this_machine_lacks_is_one_line(monkeypatch) -> None:
+    """--device mps on a machine without Metal was a RuntimeError traceback at the first .to()."""
+    import rsmamba.engine.options as options
+    from rsmamba.engine.model import torch_device
+    from rsmamba.errors import ProblemCollector
+
+    monkeypatch.setattr(options, "_mps_available", lambda: False)
+    problems = ProblemCollector()
+    options.check_run_options(problems, blend="hann", crop=0, overlap=None, batch_size=1, device="mps")
+    assert problems and "MPS" in str(problems.problems[0])
+    assert torch_device("auto").type in ("cpu", "cuda")  # a remote worker resolves auto on its own machine

@@ -416,3 +416,23 @@ def test_a_model_with_an_undefined_band_reads_its_named_colours_by_name(tmp_path
     model = LoadedModel(torch.nn.Identity(), bands=[1, 2, 3, 4], colours=("red", "green", "blue", "undefined"))
     assert bands_by_colour(model, [1, 2, 3, 4], ["red", "green", "blue", "nir"], "o.tif") == [1, 2, 3, 4]
     assert bands_by_colour(model, [1, 2, 3, 4], ["nir", "red", "green", "blue"], "o.tif") == [2, 3, 4, 1]
+
+
+@pytest.mark.parametrize("case", ["other_crs", "window_edge", "one_pixel"])
+def test_fills_the_window_count_misses_still_go_with_their_ring(tmp_path, case) -> None:
+    """A DSM in another CRS (ring fixed at 2 px: 13 % of a map), a fill cut by a window's edge, or single 9999
+    pixels resampled into rings of unique values (24 %, unsaid) kept 1000s of metres as heights."""
+    rng = np.random.default_rng(5)
+    img = write_raster(tmp_path / "img.tif", random_image(400, 400), res=0.5)
+    dsm = (40 + 8 * rng.random((100, 100))).astype(np.float32)
+    if case == "one_pixel":
+        dsm[[30, 60, 80], [20, 50, 70]] = 9999.0
+    else:
+        dsm[48:51, 48:51] = 9999.0
+    crs = "EPSG:25832" if case == "other_crs" else "EPSG:32632"
+    path = write_raster(tmp_path / "dsm.tif", dsm, res=2.0, crs=crs)
+    with AlignedSource(img, path, allow_geographic_mix=True) as src:
+        window = Window(0, 0, 400, 400) if case != "window_edge" else Window(0, 0, 194, 194)  # cuts the fill
+        got = src.read_dsm(window)
+        said = [w for w in src.warnings if "far from the scene's heights" in w]
+    assert np.nanmax(got) < 100 and said
