@@ -53,5 +53,7 @@ def change_many(
     kwargs = {"model": model, **change_kwargs}
     settings = resolved_settings(lambda: load_change_model(model, image_count=band_count(jobs[0].inputs[0], change_kwargs)),
                                  kwargs)
+    # one scene after another in this process: each shows its own bar under the jobs bar (not a setting)
+    kwargs = {**kwargs, "progress": progress and scheduler is None}
     return run_many(change_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
                     max_errors=max_errors, retries=retries, progress=progress, settings=settings)

@@ -63,5 +63,7 @@ def predict_many(
     kwargs = {"model": model, "dsm_template": dsm_template, **predict_kwargs}
     settings = resolved_settings(lambda: load_model(model, image_count=band_count(jobs[0].inputs[0], predict_kwargs),
                                                     has_dsm=dsm_template is not None), kwargs)
+    # one scene after another in this process: each shows its own bar under the jobs bar (not a setting)
+    kwargs = {**kwargs, "progress": progress and scheduler is None}
     return run_many(predict_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
                     max_errors=max_errors, retries=retries, progress=progress, settings=settings)
