@@ -69,7 +69,7 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> raster
                      "grid first (gdalwarp)")
     else:
         if ds.crs is None:
-            problems.add(f"{role} {path}: no CRS; assign one first (e.g. gdal_edit.py -a_srs EPSG:XXXX)")
+            problems.add(f"{role} {path}: no CRS; assign one first with its EPSG code, e.g. gdal_edit.py -a_srs EPSG:32632 for UTM 32N")
         if ds.transform.is_identity:
             problems.add(f"{role} {path}: no georeferencing (identity transform)")
     return ds
