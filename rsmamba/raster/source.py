@@ -35,18 +35,34 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 
-# Heights a DSM can hold, in metres or feet (the Dead Sea shore, Everest in feet); beyond: a sentinel value.
+# Heights a DSM can hold, in metres or feet (the Dead Sea shore, Everest in feet); beyond: a fill, or other units.
 DSM_RANGE = (-1000.0, 30000.0)
-# A fill the DSM does not declare (9999; 655.35 of a centimetre DSM's 65535) is one exact value, repeated,
-# far from the scene's heights: further than DSM_FAR_SPANS spans (1..99 %) of the other values beyond them.
-# Normalised as a height, one such pixel poisons every window holding it. Refused when the start-up sample
-# holds it (DSM_FILL_SHARE of the sampled pixels or more); read as no data, said once, where a window holds
-# it DSM_FILL_REPEATS times or more. A real tower or summit is no fill: its heights vary.
+# A fill the DSM does not declare (9999; a centimetre DSM's 65535) is a value no survey measures but software
+# writes (see is_fill_value), far from the scene's heights: further than DSM_FAR_SPANS spans (1..99 %) of the
+# other values beyond them, and DSM_FAR_FLOOR units at least. Normalised as a height, one such pixel poisons
+# every window holding it. Refused when the start-up sample holds it (DSM_FILL_SHARE of the sampled pixels or
+# more); elsewhere read as no data, pixel by pixel (the same in any window), with the pixels a resampled fill
+# blends into. Any other value is a height, however far: a 600 m tower's flat roof, an integer DSM's summit.
 DSM_FAR_SPANS = 10.0
 DSM_FAR_FLOOR = 200.0  # DSM units: in a flat town (heights within a few metres) a 150 m tower is still a height
-DSM_NO_STRUCTURE = 1000.0  # DSM units beyond a scene's 1..99 % heights: no tower reaches it, a fill's blend does
 DSM_FILL_SHARE = 0.001
-DSM_FILL_REPEATS = 16
+DSM_ZERO_SHARE = 0.01  # this share of exact 0 under a gap below every other height: a fill, or the sea (said)
+
+
+def is_fill_value(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Where ``raw`` (a raster's values in its file's own units, before GDAL's scale) holds a value software
+    writes for "no data": 0, the dtype's limits (-32768, 32767, 65535), 9999-like and 10000-like numbers
+    (-9999, 99999, -10000), 999 and -999, or a magnitude of 1e20 and more (-3.4e38). A surveyed height is none of
+    them except by chance, and a chance 0 or 9999 is only taken for a fill far from the scene's heights."""
+    values = [0.0, 999.0, -999.0, -32767.0]
+    for k in range(4, 10):
+        values += [10.0 ** k - 1, -(10.0 ** k - 1), 10.0 ** k, -(10.0 ** k)]
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(np.dtype(dtype))
+        values += [float(info.min), float(info.max)]
+    raw = np.asarray(raw, np.float64)
+    return np.isin(raw, values) | (np.abs(raw) >= 1e20)
+
 
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
 
@@ -125,17 +141,9 @@ def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
             "pass a single-band class raster")
 
 
-def _reach_on(image: Any, other: Any) -> int:
-    """Image pixels one pixel of ``other`` spans, measured in the image's CRS (a DSM in EPSG:25832 under a
-    UTM 32N ortho is as coarse there as in its own)."""
-    from rasterio.warp import calculate_default_transform
-
-    try:
-        t, _, _ = calculate_default_transform(other.crs, image.crs, other.width, other.height, *other.bounds)
-        size = (abs(t.a), abs(t.e))
-    except Exception:  # noqa: BLE001 - no CRS, or one GDAL cannot relate: the ratio of the grids' own units
-        size = (abs(other.res[0]), abs(other.res[1]))
-    return int(math.ceil(max(size[0] / abs(image.res[0]), size[1] / abs(image.res[1]))))
+def _overlaps(window: Window, ds: Any) -> bool:
+    return (window.col_off < ds.width and window.row_off < ds.height
+            and window.col_off + window.width > 0 and window.row_off + window.height > 0)
 
 
 def same_grid(a: Any, b: Any) -> bool:
@@ -471,12 +479,9 @@ class AlignedSource:
         self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
                              if dsm_ds is not None else (1.0, 0.0))
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
-        self._dsm_hard: tuple[float, float] = (-np.inf, np.inf)
         self._dsm_path = Path(dsm) if dsm is not None else None
+        self._dsm_file = dsm_ds  # its own grid: where a fill is one exact value, before resampling blends it
         self._dsm_declared = dsm_ds.nodata if dsm_ds is not None else None
-        # how far (image pixels) one DSM pixel reaches on the image grid: the ring a resampled fill blends into
-        # (none on the image's own grid: read by index, nothing blends)
-        self._dsm_ring = 0 if dsm_ds is None or same_grid(img, dsm_ds) else _reach_on(img, dsm_ds) + 1
         self._dsm_far_said = False
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
         if sentinel:
@@ -545,35 +550,104 @@ class AlignedSource:
 
     def _dsm_sentinel_problem(self, path: PathLike) -> str | None:
         """Why the DSM holds heights no surface has (-9999, -32767, 3.4e38: a nodata value it does not
-        declare), or None. Normalised with the real heights, they would make its windows garbage."""
+        declare; centimetres without a scale), or None. Normalised with the real heights, they would make its
+        windows garbage. Sets the heights a fill must lie beyond (:meth:`read_dsm`)."""
         lo, hi = DSM_RANGE
-        values = np.concatenate([self.read_dsm(w).ravel() for w in sample_windows(self.width, self.height, 1 << 18, min_per_axis=CHECK_PER_AXIS)])
-        values = values[np.isfinite(values)]
-        bad = values[(values < lo) | (values > hi)]
-        heights = values[(values >= lo) & (values <= hi)]
-        if bad.size:
-            kinds, counts = np.unique(bad, return_counts=True)
-            return (f"DSM {path}: {bad.size / values.size:.1%} of its sampled pixels hold heights outside "
-                    f"{lo:g}..{hi:g} (mostly {kinds[counts.argmax()]:g}: a nodata value it does not declare?); "
-                    + self._fill_advice(kinds[counts.argmax()]))
-        if heights.size < 64:
+        windows = sample_windows(self.width, self.height, 1 << 18, min_per_axis=CHECK_PER_AXIS)
+        raw = np.concatenate([self._read_dsm_file_units(w).ravel() for w in windows])
+        raw = raw[np.isfinite(raw)]
+        values = self._unscaled(raw)
+        dtype = self._dsm_file.dtypes[0]
+        bad = (values < lo) | (values > hi)
+        if bad.any():
+            kinds, counts = np.unique(raw[bad], return_counts=True)
+            mode = kinds[counts.argmax()]
+            if is_fill_value(mode, dtype) or counts.max() * 2 >= bad.sum():  # one value: a fill
+                return (f"DSM {path}: {bad.mean():.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
+                        f"(mostly {mode:g}: a nodata value it does not declare?); " + self._fill_advice(mode))
+            return (f"DSM {path}: {bad.mean():.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
+                    f"(metres or feet), {values[bad].min():.6g}..{values[bad].max():.6g}: in centimetres or "
+                    f"millimetres? declare its scale (gdal_edit.py -scale 0.01 {path}, or 0.001) or convert it")
+        if values.size < 64:
             return None
-        kinds, counts = np.unique(heights, return_counts=True)
-        mode, share = kinds[counts.argmax()], counts.max() / heights.size
-        others = heights[heights != mode] if share >= DSM_FILL_SHARE else heights
+        kinds, counts = np.unique(raw, return_counts=True)
+        mode, share = kinds[counts.argmax()], counts.max() / raw.size
+        others = values[raw != mode] if share >= DSM_FILL_SHARE else values
         if others.size == 0:
             return None
-        p1, p99 = np.percentile(others, [1, 99])
-        reach = max(DSM_FAR_SPANS * float(p99 - p1), DSM_FAR_FLOOR)
-        self._dsm_plausible = (float(p1) - reach, float(p99) + reach)  # windows: a repeated value beyond is a fill
-        # and any value this far beyond (no structure rises 1000 units above a scene's roofs) is a fill or its
-        # blend: a fill missed by the sample, cut by a window's edge, or one pixel resampled into a ring of values
-        hard = max(reach, DSM_NO_STRUCTURE)
-        self._dsm_hard = (float(p1) - hard, float(p99) + hard)
-        if share >= DSM_FILL_SHARE and not self._dsm_plausible[0] <= mode <= self._dsm_plausible[1]:
-            return (f"DSM {path}: {share:.1%} of its sampled pixels hold {mode:g}, far from its other heights "
-                    f"({p1:.4g}..{p99:.4g}): a nodata value it does not declare?; " + self._fill_advice(mode))
+        p1, p99 = (float(v) for v in np.percentile(others, [1, 99]))
+        reach = max(DSM_FAR_SPANS * (p99 - p1), DSM_FAR_FLOOR)
+        self._dsm_plausible = (p1 - reach, p99 + reach)  # reads: a fill value beyond is no data
+        height = float(self._unscaled(np.array([mode]))[0])
+        if share >= DSM_FILL_SHARE and is_fill_value(mode, dtype):
+            if not self._dsm_plausible[0] <= height <= self._dsm_plausible[1]:
+                return (f"DSM {path}: {share:.1%} of its sampled pixels hold {mode:g}, far from its other heights "
+                        f"({p1:.4g}..{p99:.4g}): a nodata value it does not declare?; " + self._fill_advice(mode))
+            if mode == 0 and share >= DSM_ZERO_SHARE and p1 - height > max(p99 - p1, 0.0) > 0:
+                # 0 under a town 40 m up, nothing between: the fill of a tool that writes 0, or sea beside a cliff
+                self._warn(f"DSM {path}: {share:.1%} of its sampled pixels hold exactly 0, {p1 - height:.4g} below "
+                           f"all its other heights ({p1:.4g}..{p99:.4g}), read as heights: sea, or a nodata value "
+                           "it does not declare? If no data: " + self._fill_advice(mode))
         return None
+
+    def _read_dsm_file_units(self, window: Window) -> np.ndarray:
+        """The DSM on the image grid in its file's units (before GDAL's scale), float64, NaN where it declares no data."""
+        return np.ma.filled(self._dsm.read(1, window=window, masked=True).astype(np.float64), np.nan)
+
+    def _unscaled(self, raw: np.ndarray) -> np.ndarray:
+        """File units to heights: GDAL's scale and offset (an int16 DSM in decimetres holds metres once unscaled)."""
+        scale, offset = self._dsm_unscale
+        return raw * scale + offset if (scale, offset) != (1.0, 0.0) else raw
+
+    def _dsm_fills(self, raw: np.ndarray) -> np.ndarray:
+        """Where file-unit values ``raw`` are fills: a fill value beyond the plausible heights, or beyond DSM_RANGE."""
+        heights = self._unscaled(raw)
+        lo, hi = self._dsm_plausible
+        fill = (heights < lo) | (heights > hi)
+        if fill.any():  # (most windows hold no far value: the value test only where one is)
+            far = np.flatnonzero(fill)
+            fill.flat[far] = (is_fill_value(raw.flat[far], self._dsm_file.dtypes[0])
+                              | (heights.flat[far] < DSM_RANGE[0]) | (heights.flat[far] > DSM_RANGE[1]))
+        return fill
+
+    def _resampled_fills(self, window: Window) -> tuple[np.ndarray, float] | None:
+        """Image pixels of ``window`` that a fill pixel of a DSM on another grid blends into, and one fill value
+        (file units), or None (no fill).
+
+        Found on the DSM's own grid, where a fill is its exact value (bilinear resampling turns one 9999 pixel
+        into a ring of 2536, 5018, ... no rule can tell from heights), and carried onto the image grid with the
+        same warp: a pixel whose kernel touches a fill is no data. The DSM window around the image window is
+        padded by a kernel, so a fill just outside the window is seen: the answer is the same in any window.
+        """
+        from rasterio.warp import reproject, transform_bounds
+        from rasterio.windows import from_bounds
+
+        ds, img = self._dsm_file, self._img
+        left, bottom, right, top = rasterio.windows.bounds(window, img.transform)
+        try:
+            box = transform_bounds(img.crs, ds.crs, min(left, right), min(bottom, top), max(left, right),
+                                   max(bottom, top), densify_pts=21)
+            src = from_bounds(*box, transform=ds.transform)
+        except Exception:  # noqa: BLE001 - a window GDAL cannot carry over: no fill can be told apart there
+            return None
+        src = src.round_offsets(op="floor").round_lengths(op="ceil")
+        pad = int(math.ceil(max(src.width / max(window.width, 1), src.height / max(window.height, 1)))) + 2
+        src = Window(src.col_off - pad, src.row_off - pad, src.width + 2 * pad, src.height + 2 * pad)
+        src = src.intersection(Window(0, 0, ds.width, ds.height)) if _overlaps(src, ds) else None
+        if src is None:
+            return None
+        raw = np.ma.filled(ds.read(1, window=src, masked=True).astype(np.float64), np.nan)
+        fill = self._dsm_fills(raw)
+        if not fill.any():
+            return None
+        onto = np.zeros((int(window.height), int(window.width)), np.float32)
+        reproject(fill.astype(np.float32), onto, src_transform=window_transform(src, ds.transform), src_crs=ds.crs,
+                  dst_transform=window_transform(window, img.transform), dst_crs=img.crs,
+                  resampling=Resampling.bilinear)
+        from scipy import ndimage
+
+        # one pixel more: the VRT's warp approximates a reprojection to 1/8 px, so its kernels may sit a pixel over
+        return ndimage.binary_dilation(onto > 0, structure=np.ones((3, 3), bool)), float(raw[fill][0])
 
     def _fill_advice(self, value: float) -> str:
         """How to say which DSM pixels hold no height: declare the value, or (a DSM declaring another) use that one."""
@@ -687,33 +761,24 @@ class AlignedSource:
         """DSM on the image grid, (h, w) float32 heights (GDAL's scale and offset applied), NaN where it has no data."""
         if self._dsm is None:
             raise ValueError("no DSM was given")
-        arr = np.ma.filled(self._dsm.read(1, window=window, masked=True).astype(np.float32), np.nan)
-        scale, offset = self._dsm_unscale
-        if (scale, offset) != (1.0, 0.0):
-            arr *= np.float32(scale)
-            arr += np.float32(offset)
-        if self._dsm_plausible is not None:
-            lo, hi = self._dsm_plausible
-            far = (arr < lo) | (arr > hi)
-            if far.any():  # a fill the start-up sample missed: one value, repeated (a tower's heights vary)
-                values, counts = np.unique(arr[far], return_counts=True)
-                fills = values[counts >= DSM_FILL_REPEATS]
-                fill = np.isin(arr, fills) | (arr < self._dsm_hard[0]) | (arr > self._dsm_hard[1])
-                if fill.any():
-                    if not self._dsm_far_said:
-                        self._dsm_far_said = True
-                        value = float(fills[0]) if fills.size else float(arr[fill][np.argmax(np.abs(arr[fill]))])
-                        self._warn(f"DSM {self._dsm_path}: {value:g} far from the scene's heights ({lo:.4g}..{hi:.4g} "
-                                   f"in its units), read as no data there and around it (a nodata value it does "
-                                   f"not declare?); " + self._fill_advice(value))
-                    # and its ring, blended with the heights by resampling onto the image grid (2536, 5018, ...
-                    # down to heights barely above the roofs): every pixel a DSM pixel's reach from the fill
-                    if self._dsm_ring:
-                        from scipy import ndimage
-
-                        fill = ndimage.binary_dilation(fill, structure=np.ones((3, 3), bool),  # diagonals too
-                                                       iterations=self._dsm_ring)  # (0 would repeat to the end)
-                    arr[fill] = np.nan
+        raw = self._read_dsm_file_units(window)
+        arr = self._unscaled(raw).astype(np.float32)
+        if self._dsm_plausible is not None:  # the start-up check is done: fills it did not refuse go
+            fill = self._dsm_fills(raw)  # pixel by pixel: the same in any window
+            value = float(raw[fill][0]) if fill.any() else np.nan
+            if self._dsm is not self._dsm_file:  # resampled: the fills of its own grid and the pixels they blend into
+                blended = self._resampled_fills(window)
+                if blended is not None:
+                    fill |= blended[0]
+                    value = blended[1]
+            if fill.any():
+                if not self._dsm_far_said:
+                    self._dsm_far_said = True
+                    lo, hi = self._dsm_plausible
+                    self._warn(f"DSM {self._dsm_path}: {value:g}, beyond {lo:.4g}..{hi:.4g} (far from the scene's "
+                               "heights), read as no data there and where resampling blends it (a nodata value it "
+                               "does not declare?); " + self._fill_advice(value))
+                arr[fill] = np.nan
         return arr
 
     def read_labels(self, window: Window) -> np.ndarray:

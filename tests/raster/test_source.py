@@ -436,3 +436,88 @@ def test_fills_the_window_count_misses_still_go_with_their_ring(tmp_path, case) 
         got = src.read_dsm(window)
         said = [w for w in src.warnings if "far from the scene's heights" in w]
     assert np.nanmax(got) < 100 and said
+
+
+@pytest.mark.parametrize("case", ["int16_metres", "centimetre_roof", "centimetres_float", "nDSM_chimney"])
+def test_a_tower_far_above_a_flat_town_is_heights_in_any_units(tmp_path, case) -> None:
+    """A 250 m tower's flat roof repeats its heights (an int16 metre DSM, a LiDAR DSM's 1 cm steps): read as an
+    undeclared fill, its whole roof was no data; in centimetres even a roof of unique values went (the limit was
+    1000 units: 10 m). A height is a fill only when it is a value software writes for no data."""
+    rng = np.random.default_rng(6)
+    img = write_raster(tmp_path / "img.tif", random_image(300, 300))
+    town = 40 + 8 * rng.random((300, 300))
+    roof = (slice(100, 120), slice(100, 120))  # under 1 % of the scene: above its 99th percentile
+    town[roof] = 290 + rng.normal(0, 0.03, (20, 20))
+    if case == "nDSM_chimney":  # farmland: half exact 0, crops up to 2 m, a 230 m chimney top
+        town = np.where(rng.random((300, 300)) < 0.5, 0.0, 2 * rng.random((300, 300)))
+        town[roof] = 230 + rng.normal(0, 0.03, (20, 20))
+    stored = {"int16_metres": np.round(town).astype(np.int16), "centimetre_roof": np.round(town, 2).astype(np.float32),
+              "centimetres_float": (town * 100).astype(np.float32), "nDSM_chimney": np.round(town, 2).astype(np.float32)}[case]
+    with AlignedSource(img, write_raster(tmp_path / "dsm.tif", stored)) as src:
+        got = src.read_dsm(Window(0, 0, 300, 300))
+        assert not src.warnings
+    np.testing.assert_array_equal(got, stored.astype(np.float32))
+
+
+def test_a_fill_is_read_the_same_in_any_window_and_spares_the_scene_range(tmp_path) -> None:
+    """A 999 patch cut by a read's edge into pieces under the repeat count stayed a height there: dsm_range (512-row
+    strips) took 999 as the scene's top and a minmax-scene model squeezed every height into 0..0.03."""
+    from rsmamba.raster.normalize import dsm_range
+
+    rng = np.random.default_rng(7)
+    img = write_raster(tmp_path / "img.tif", random_image(1024, 64))
+    dsm = (40 + 8 * rng.random((1024, 64))).astype(np.float32)
+    dsm[510:514, 30:36] = 999.0
+    with AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm)) as src:
+        whole = src.read_dsm(Window(0, 0, 64, 1024))
+        top, bottom = src.read_dsm(Window(0, 0, 64, 512)), src.read_dsm(Window(0, 512, 64, 512))
+        lo, hi = dsm_range(src.read_dsm, src.width, src.height)
+    np.testing.assert_array_equal(np.concatenate([top, bottom]), whole)
+    assert np.isnan(whole[510:514, 30:36]).all() and np.isnan(whole).sum() == 24 and hi < 48
+
+
+def test_a_fill_of_a_resampled_dsm_cut_by_a_window_takes_its_blend_with_it(tmp_path) -> None:
+    """A coarser DSM's fill just outside a window still blends into it: that window's pixels are no data too."""
+    rng = np.random.default_rng(8)
+    img = write_raster(tmp_path / "img.tif", random_image(400, 400), res=0.5)
+    dsm = (40 + 8 * rng.random((100, 100))).astype(np.float32)
+    dsm[49:52, 49:52] = 9999.0  # image pixels 196..207 (2 m DSM pixels, 0.5 m image pixels)
+    with AlignedSource(img, write_raster(tmp_path / "dsm.tif", dsm, res=2.0)) as src:
+        whole = src.read_dsm(Window(0, 0, 400, 400))
+        for cut in (190, 196, 200, 208, 210):  # windows ending inside, at, past the fill and its blend
+            np.testing.assert_array_equal(src.read_dsm(Window(0, 0, cut, cut)), whole[:cut, :cut])
+    assert np.nanmax(whole) < 100 and np.isnan(whole[198:206, 198:206]).all()
+
+
+def test_a_zero_fill_under_a_town_is_said_and_the_sea_beside_a_beach_is_not(tmp_path) -> None:
+    """0 written for no data under a town 40 m up changed a fifth of the map it covered, unsaid. Exact 0 is also the
+    sea, so it is a warning, given only where nothing lies between 0 and the other heights."""
+    rng = np.random.default_rng(9)
+    img = write_raster(tmp_path / "img.tif", random_image(200, 200))
+    town = (40 + 8 * rng.random((200, 200))).astype(np.float32)
+    town[:30] = 0.0
+    with AlignedSource(img, write_raster(tmp_path / "town.tif", town)) as src:
+        assert any("hold exactly 0" in w and "gdal_edit.py -a_nodata 0" in w for w in src.warnings)
+        assert (src.read_dsm(Window(0, 0, 200, 200))[:30] == 0).all()  # a warning: still read as heights
+    coast = np.linspace(0, 30, 200, dtype=np.float32)[None].repeat(200, 0)  # a beach rising from the sea
+    coast[:, :60] = 0.0
+    with AlignedSource(img, write_raster(tmp_path / "coast.tif", coast)) as src:
+        assert not src.warnings
+
+
+def test_fill_advice_names_the_file_value_and_centimetres_are_told_to_declare_a_scale(tmp_path) -> None:
+    """A scaled centimetre DSM's fill was named 655.35 (its height): declaring that did nothing, and the next
+    advice was a no-op gdal_calc. A town 500 m up in centimetres was said to be '100 % one nodata value'."""
+    rng = np.random.default_rng(10)
+    img = write_raster(tmp_path / "img.tif", random_image(200, 200))
+    cm = np.round((40 + 8 * rng.random((200, 200))) * 100).astype(np.uint16)
+    cm[:40] = 65535
+    path = write_raster(tmp_path / "cm.tif", cm)
+    with rasterio.open(path, "r+") as ds:
+        ds.scales = [0.01]
+    with pytest.raises(InputError, match=r"hold 65535, far .*gdal_edit.py -a_nodata 65535 "):
+        AlignedSource(img, path)
+    munich = np.round((520 + 8 * rng.random((200, 200))) * 100).astype(np.int32)
+    with pytest.raises(InputError, match=r"outside -1000..30000 \(metres or feet\), 52000..52800: in centimetres "
+                                         r"or millimetres\? declare its scale \(gdal_edit.py -scale 0.01 "):
+        AlignedSource(img, write_raster(tmp_path / "munich.tif", munich))
