@@ -262,6 +262,10 @@ def tile_scene(
                 own.update(burn=1 if Path(path).suffix.lower() in VECTOR_SUFFIXES else None, label_ignore=None)
             extra[name] = AlignedSource(image, labels=path, bands=bands, **own)
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, labels_layer=labels_layer, **common) as src:
+            if src.has_t2 and src.t2_dtype != src.dtype:  # one normalisation serves both dates' chips
+                raise InputError(f"t2 {t2}: {src.t2_dtype} pixels, but t1 {image} holds {src.dtype}: chips of both "
+                                 "dates are normalised with one set of statistics; bring t2 to t1's type and "
+                                 f"scale first (e.g. gdal_translate -ot {_gdal_type(src.dtype)} -scale ...)")
             _check_label_nodata(src, labels, classes, burn)
             if "labels_t2" in extra:
                 _check_label_nodata(extra["labels_t2"], labels_t2, classes, burn)
@@ -283,6 +287,13 @@ def tile_scene(
         if targets is not None:
             targets.ids.close()
     return summary
+
+
+def _gdal_type(dtype: str) -> str:
+    """GDAL's name of a NumPy dtype, as gdal_translate -ot takes it."""
+    from rasterio.dtypes import dtype_rev, typename_fwd
+
+    return typename_fwd[dtype_rev[dtype]]
 
 
 def _check_label_nodata(src: AlignedSource, labels, classes: tuple[ClassInfo, ...], burn: int | None) -> None:

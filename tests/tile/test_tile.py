@@ -153,6 +153,11 @@ def test_epoch_pairs_for_change(tmp_path) -> None:
 
     with pytest.raises(InputError, match="need --t2"):
         tile_scene(t1, tmp_path / "chips2", change=tmp_path / "ch.tif")
+    # a 16-bit second date was written into t1's uint8 chips modulo 256 (344 -> 88: 53 % of its values), unsaid
+    deep = write_raster(tmp_path / "t2_u16.tif", t2_arr.astype(np.uint16) * 4)
+    with pytest.raises(InputError, match=r"t2 .*t2_u16.tif: uint16 pixels, but t1 .* holds uint8: .*gdal_translate -ot Byte"):
+        tile_scene(t1, tmp_path / "chips3", t2=deep, size=32)
+    assert not (tmp_path / "chips3").exists()
 
 
 def test_an_rgba_ortho_tiles_as_rgb_with_its_alpha_as_the_mask(tmp_path) -> None:
