@@ -124,13 +124,18 @@ def _pad(x: torch.Tensor, crop: int, fill: float) -> torch.Tensor:
     return out
 
 
+def _heights(src: Any, **read: Any) -> np.ndarray:
+    """A benchmark DSM tile's band 1 as float32 heights: NaN where it declares no data (or a boundless read
+    leaves it), GDAL's scale and offset applied; one reading for the crops, the tile ranges and the statistics."""
+    d = np.ma.filled(src.read(1, masked=True, **read).astype(np.float32), np.nan)
+    scale, offset = float(src.scales[0] or 1.0), float(src.offsets[0] or 0.0)
+    return d * np.float32(scale) + np.float32(offset) if (scale, offset) != (1.0, 0.0) else d
+
+
 def _tile_dsm_range(path: Path) -> tuple[float, float]:
-    """A benchmark DSM tile's lowest and highest finite value, as :class:`ISPRSDataset` reads it (raw), its
-    declared nodata left out."""
+    """A benchmark DSM tile's lowest and highest height, as :class:`ISPRSDataset` reads it."""
     with _quiet_open(path) as src:
-        def read(window: Window) -> np.ndarray:
-            return np.ma.filled(src.read(1, window=window, masked=True).astype(np.float32), np.nan)
-        return dsm_range(read, src.width, src.height)
+        return dsm_range(lambda window: _heights(src, window=window), src.width, src.height)
 
 
 class ISPRSDataset(Dataset):
@@ -187,11 +192,11 @@ class ISPRSDataset(Dataset):
         x = (raw - mean) / std
         if self.use_dsm and pair.dsm is not None:
             with _quiet_open(pair.dsm) as src:
-                d = src.read(1, window=win, boundless=True, fill_value=np.nan).astype(np.float32)
+                d = _heights(src, window=win, boundless=True)
             norm = self.info.normalization(self.dsm_mode)["dsm"]
             if self.dsm_ranges[tile] is not None:
                 norm = {**norm, "minimum": self.dsm_ranges[tile][0], "maximum": self.dsm_ranges[tile][1]}
-            d = normalize_dsm(d, np.ones(d.shape, bool), norm)
+            d = normalize_dsm(d, np.ones(d.shape, bool), norm)  # its NaN (no data) becomes 0
             x = np.concatenate([x, d[None]])
         if pair.labels is not None:
             with _quiet_open(pair.labels) as src:
@@ -251,7 +256,7 @@ def _isprs_stats(pairs: list[Pair], use_dsm: bool) -> tuple[list[float], list[fl
         n += a.shape[1]
         if use_dsm and p.dsm is not None:
             with _quiet_open(p.dsm) as src:
-                d = src.read(1, out_shape=shape[1:]).astype(np.float64)
+                d = _heights(src, out_shape=shape[1:]).astype(np.float64)
             d = d[np.isfinite(d)]
             dsum, dsq, dn = dsum + d.sum(), dsq + (d**2).sum(), dn + d.size
     mean = sums / n

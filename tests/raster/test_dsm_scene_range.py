@@ -89,3 +89,33 @@ def test_benchmark_tiles_and_chips_take_their_own_scenes_range(tmp_path) -> None
     (tmp_path / "chips" / "tiling.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="re-run 'rsmamba tile'"):
         read_tiling(tmp_path / "chips").normalization("minmax-scene")
+
+
+def test_a_benchmark_dsm_tile_declaring_nodata_or_a_scale_reads_heights(tmp_path) -> None:
+    """The crops read the tile unmasked: a declared -9999 entered the network as -1122 after minmax-scene,
+    while the tile's range left it out; a tile in decimetres (GDAL scale 0.1) trained in raw units."""
+    import warnings
+
+    import rasterio
+
+    import tests.helpers.layout_fixtures as F
+    from rsmamba.datasets.benchmark import open_datasets
+    from rsmamba.train.config import load_config
+
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    d = load_config("fmtunet_vaihingen", [f"data.root={root}", "data.crop=24", "data.samples_per_epoch=1"])["data"]
+    metres, _ = open_datasets(d, use_dsm=True)
+    with warnings.catch_warnings():  # the benchmark's tiles carry no georeferencing
+        warnings.simplefilter("ignore")
+        for pair in metres.pairs:
+            with rasterio.open(pair.dsm) as ds:
+                heights, profile = ds.read(1), ds.profile
+            heights[5:8, 5:8] = -9999
+            with rasterio.open(pair.dsm, "w", **{**profile, "dtype": "float32", "nodata": -9999}) as ds:
+                ds.write(np.where(heights == -9999, -9999, heights * 10).astype(np.float32), 1)
+                ds.scales = [0.1]
+    voided, _ = open_datasets(d, use_dsm=True)
+    for before, after in zip(metres.dsm_ranges, voided.dsm_ranges):
+        np.testing.assert_allclose(after, before, rtol=1e-5)  # in metres, the void left out
+    dsm = voided[0]["image"][-1]
+    assert float(dsm.min()) >= 0 and float(dsm.max()) <= 1 and (dsm[5:8, 5:8] == 0).all()  # no data: 0, not -1122
