@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from rsmamba.runlog import new_run
+from rsmamba.runlog import run_scope
 
 from rsmamba import cli_options as opt
 from rsmamba.cli_options import STATE, parse_float_list, parse_int_list
@@ -645,7 +645,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     I/O error (exit 2). Help and ``--version`` exit 0. Other exceptions are bugs: traceback, exit 1.
     """
     _setup_logging()
-    new_run()
     previous = _terminate_like_interrupt()
     _TERMINATED.clear()
     bad = [p for p in map(not_utf8_problem, sys.argv[1:] if argv is None else list(argv)) if p]
@@ -653,7 +652,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         typer.echo(f"rsmamba: error: {bad[0]}", err=True)
         return 2
     try:
-        result = _command()(args=argv, standalone_mode=False, prog_name="rsmamba")
+        with run_scope():  # the command is one run: its warnings shown once, whatever it calls
+            result = _command()(args=argv, standalone_mode=False, prog_name="rsmamba")
         if result == 130:  # typer turns Ctrl-C (and SIGTERM, below) into exit 130, silently
             return _interrupted(argv)
     except RsmambaError as exc:

@@ -1,19 +1,25 @@
 """Warnings logged once per run: a run opens its inputs more than once, a user reads each warning once.
 
-``new_run()`` starts a run (the CLI calls it for every command, so several commands in one process,
-as in tests or a notebook, each show their warnings).
+``run_scope()`` is a run: the CLI's command and each library entry point (``predict_raster``, ``detect_change``,
+``tile_scene``) are one. The outermost scope starts afresh, so several runs in one process (a notebook, tests,
+a batch's scenes) each show their warnings; a scope inside another (the CLI's command around the library's
+call) shares its memory.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["LOG_LEVEL_ENV", "attach_stderr_handler", "new_run", "warn_once"]
+__all__ = ["LOG_LEVEL_ENV", "attach_stderr_handler", "run_scope", "warn_once"]
 
 LOG_LEVEL_ENV = "RSMAMBA_LOG_LEVEL"  # the CLI's -q/-v level, for the worker processes it starts (dask local)
 
 _LOGGED: set[str] = set()
+_SCOPES = threading.local()  # how deep this thread is in runs (the threads of a dask scheduler: one run each)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -50,9 +56,17 @@ def attach_stderr_handler(level: int) -> None:
         logger.setLevel(level)
 
 
-def new_run() -> None:
-    """Forget the warnings already shown: the next run shows its own again."""
-    _LOGGED.clear()
+@contextmanager
+def run_scope() -> Iterator[None]:
+    """One run (also a decorator): the outermost forgets the warnings shown before, so this run shows its own."""
+    depth = getattr(_SCOPES, "depth", 0)
+    if depth == 0:
+        _LOGGED.clear()
+    _SCOPES.depth = depth + 1
+    try:
+        yield
+    finally:
+        _SCOPES.depth = depth
 
 
 def warn_once(log: logging.Logger, message: str) -> None:

@@ -51,6 +51,7 @@ from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats, dsm_range
 from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
 from rsmamba.raster.windows import WindowGrid, window_extent
+from rsmamba.runlog import run_scope
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def _image_profile(src: AlignedSource, window: Window) -> dict:
     return profile
 
 
+@run_scope()
 def tile_scene(
     image: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],

@@ -43,6 +43,7 @@ from rsmamba.raster.normalize import BandStats, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
+from rsmamba.runlog import run_scope
 
 PathLike = str | os.PathLike[str]
 DEFAULT_CHANGE_THRESHOLD = 0.5  # a model without a calibrated threshold: the argmax of no-change/change
@@ -197,6 +198,7 @@ def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandS
     return acc.result("epoch")
 
 
+@run_scope()
 def detect_change(
     t1: PathLike,
     t2: PathLike,
@@ -263,13 +265,14 @@ def detect_change(
     problems.raise_if_any()
 
     given = model
+    notes: list[str] = []  # what was chosen for the user: in the summary too
     if bands is None:  # t1 read in the model's colour order when it declares its own (a BGR t1: blue was read as red)
         with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix) as probe:
             data, colours = probe.bands, probe.file_colours
         model = load_change_model(model, image_count=len(data))
         per_epoch = model.in_chans or len(data)
         if per_epoch <= len(data):
-            by_colour = bands_by_colour(model, data[:per_epoch], colours, t1)
+            by_colour = bands_by_colour(model, data[:per_epoch], colours, t1, notes)
             bands = by_colour if by_colour != data[:per_epoch] else None
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[t1, t2], overwrite=overwrite)
@@ -327,7 +330,7 @@ def detect_change(
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
-                                warnings=list(src.warnings) + input_warnings, window=window, overlap=overlap, min_area_m2=min_area)
+                                warnings=[*notes, *src.warnings, *input_warnings], window=window, overlap=overlap, min_area_m2=min_area)
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d; device %s, "
                   "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",
                   n_windows, window, overlap, blend, len(strips), batch_size, predictor.device, predictor.tta.passes,

@@ -347,7 +347,8 @@ def main_output(out: Any, model: LoadedModel, keys: tuple[str, ...] = ("out", "s
     return out
 
 
-def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], image: Any) -> list[int]:
+def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], image: Any,
+                    notes: list[str] | None = None) -> list[int]:
     """The image bands to read when the image declares its band order (GDAL colour interpretation).
 
     A BGR ortho read by position fed blue as red (39.6 % of a map as it should be), and a NIR,R,G,B
@@ -369,9 +370,12 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
             spare = [b for b in dict.fromkeys([*chosen, *range(1, len(colours) + 1)]) if b not in named.values()]
             by_colour = [named[i] if i in named else spare.pop(0) for i in range(len(wanted))]
             if by_colour != chosen:
-                warn_once(log, f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
-                               f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
-                               "(--bands reads others)")
+                note = (f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
+                        f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
+                        "(--bands reads others)")
+                warn_once(log, note)
+                if notes is not None:  # the run's summary records it too
+                    notes.append(note)
             return by_colour
     rgb = declared_rgb(colours)
     if wanted is not None and all(name not in NO_COLOUR for name in stored) and list(wanted) != stored:

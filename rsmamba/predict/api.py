@@ -30,7 +30,7 @@ from rsmamba.engine.writer import (
 from rsmamba.raster.normalize import BandStats, compute_stats, dsm_range, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
-from rsmamba.runlog import warn_once
+from rsmamba.runlog import run_scope, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,9 @@ def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike
 
 
 def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | None,
-                  allow_geographic_mix: bool) -> tuple[LoadedModel, list[int], bool]:
-    """The model, the image bands it reads, and whether a DSM goes in, checked against the input."""
+                  allow_geographic_mix: bool, notes: list[str] | None = None) -> tuple[LoadedModel, list[int], bool]:
+    """The model, the image bands it reads, and whether a DSM goes in, checked against the input; what it
+    chose for the user (the bands read by colour, a subset) is logged and appended to ``notes``."""
     with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
         data, file_count, has_dsm = probe.bands, probe.file_band_count, probe.has_dsm
         colours = probe.file_colours
@@ -126,10 +127,13 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
                          has_dsm=has_dsm, bands=bands)
     if bands is None:
         by_position = [data[b - 1] for b in chosen]
-        chosen = bands_by_colour(loaded, by_position, colours, image)
+        chosen = bands_by_colour(loaded, by_position, colours, image, notes)
     if bands is None and len(chosen) < image_count and chosen == by_position:  # e.g. an RGB + NIR ortho and an RGB model: say which
-        warn_once(log, f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
-                       "those it was trained on (--bands chooses others)")
+        note = (f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
+                "those it was trained on (--bands chooses others)")
+        warn_once(log, note)
+        if notes is not None:
+            notes.append(note)
     return loaded, chosen, has_dsm
 
 
@@ -175,6 +179,7 @@ def scene_stats(src: AlignedSource, loaded: LoadedModel) -> tuple[BandStats, Ban
     return image_stats, dsm_stats
 
 
+@run_scope()
 def predict_raster(
     image: PathLike,
     out: PathLike,
@@ -257,7 +262,8 @@ def _predict_raster(
             check_output_path(path, inputs, problems, name, overwrite=overwrite)
     check_creation_options(co, problems)
     problems.raise_if_any()
-    loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix)
+    notes: list[str] = []
+    loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes)
     window, overlap, window_source = resolve_window(loaded, window, overlap, crop)
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
@@ -268,14 +274,14 @@ def _predict_raster(
                            confidence=confidence, compress=compress, co=co, resume=resume, dry_run=dry_run,
                            prefetch=prefetch, progress=progress, allow_geographic_mix=allow_geographic_mix,
                            edge_aware=edge_aware, strip_width=strip_width, rows=rows, stats=stats,
-                           gdal_cache_mb=gdal_cache_mb)
+                           gdal_cache_mb=gdal_cache_mb, notes=notes)
 
 
 def _predict_in(
     image: Path, outputs: dict[str, Path], pub, *, dsm, bands: list[int], has_dsm: bool, loaded: LoadedModel,
     window, overlap, window_source, blend, crop, tta, batch_size, device, amp, channels_last, probabilities, confidence, compress,
     co, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware, strip_width, rows, stats,
-    gdal_cache_mb,
+    gdal_cache_mb, notes: list[str] | None = None,
 ) -> PredictSummary:
     """The run itself, inside the publication of ``outputs`` (``pub`` is None for a dry run)."""
     out, chosen = outputs["classes"], bands
@@ -314,7 +320,7 @@ def _predict_in(
         memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=list(src.warnings) + input_warnings, tta_views=predictor.tta.passes,
+                                 warnings=[*(notes or []), *src.warnings, *input_warnings], tta_views=predictor.tta.passes,
                                  model=_model_line(loaded, has_dsm), window_source=window_source,
                                  tta_source=predictor.tta_source, output_bands=layers_bands)
 

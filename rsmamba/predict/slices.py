@@ -39,6 +39,7 @@ from rsmamba.engine.writer import (
 )
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
+from rsmamba.runlog import run_scope
 
 PathLike = str | os.PathLike[str]
 LAYER_NAMES = ("classes", "probabilities", "confidence")
@@ -132,6 +133,7 @@ def assemble(layer: OutputLayer, profile: dict[str, Any], slices: list[tuple[int
     return finalize(layer, compress=compress, dest=dest, co=co)
 
 
+@run_scope()
 def predict_slices(
     image: PathLike,
     out: PathLike,

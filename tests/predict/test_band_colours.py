@@ -55,6 +55,24 @@ def test_a_declared_band_order_is_read_by_colour(tmp_path, order, stored) -> Non
     assert 0.2 < (_classes(tmp_path / "a.tif") == 1).mean() < 0.8
 
 
+def test_each_library_run_says_and_records_the_bands_it_read_by_colour(tmp_path, caplog) -> None:
+    """A notebook's second predict_raster of a BGR ortho logged nothing (the memory of shown warnings was the
+    process's), and no summary recorded the reorder: a batch or notebook had no trace of it."""
+    rgb = random_image(64, 64, bands=3, seed=2)
+    _declared(tmp_path / "bgr.tif", rgb[::-1].copy(), ("blue", "green", "red"))
+    for run in range(2):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="rsmamba"):
+            summary = predict_raster(tmp_path / "bgr.tif", tmp_path / f"p{run}.tif", model=_model(), window=64)
+        said = [r.getMessage() for r in caplog.records if "read as red, green, blue (bands 3,2,1)" in r.getMessage()]
+        assert len(said) == 1 and any(w == said[0] for w in summary.warnings)
+    t2 = tmp_path / "t2.tif"
+    _declared(t2, rgb, RGB)
+    model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
+    summary = detect_change(tmp_path / "bgr.tif", t2, tmp_path / "c.tif", model=model, window=64, force=True)
+    assert any("read as red, green, blue (bands 3,2,1)" in w for w in summary.warnings)
+
+
 def test_a_model_without_recorded_colours_refuses_a_reordered_image_and_takes_bands(tmp_path) -> None:
     rgb = random_image(64, 64, bands=3, seed=2)
     _declared(tmp_path / "bgr.tif", rgb[::-1].copy(), ("blue", "green", "red"))

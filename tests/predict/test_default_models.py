@@ -54,12 +54,11 @@ def test_image_only_default_on_the_held_out_style(tmp_path: Path) -> None:
 def test_an_image_with_more_bands_than_the_model_reads_says_which_it_reads(tmp_path: Path, caplog) -> None:
     """An RGB + NIR ortho and the RGB default: bands 1-3 run, and the user is told so."""
     from rsmamba.predict.api import resolve_model
-    from rsmamba.runlog import new_run
+    from rsmamba.runlog import run_scope
     from tests.helpers.rasters import random_image, write_raster
 
     path = write_raster(tmp_path / "rgbn.tif", random_image(16, 16, bands=4), res=0.25)
-    new_run()
-    with caplog.at_level("WARNING", logger="rsmamba"):
+    with run_scope(), caplog.at_level("WARNING", logger="rsmamba"):
         _, chosen, _ = resolve_model(path, None, None, None, allow_geographic_mix=False)
         assert chosen == [1, 2, 3]
         _, chosen, _ = resolve_model(path, None, None, [2, 3, 4], allow_geographic_mix=False)  # chosen: no word
