@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,13 @@ class ClassInfo:
     id: int
     name: str
     color: tuple[int, int, int]
+    # an id no class of the table has, filled in because a model has one output per id up to the largest
+    # (a table of ids 1..3, its 0 the labels' ignore value): no pixel is trained as it, predicted as it, or scored
+    filler: bool = False
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "color": list(self.color)}
+        out = {"id": self.id, "name": self.name, "color": list(self.color)}
+        return {**out, "filler": True} if self.filler else out
 
 
 # ISPRS 2-D semantic labelling (Vaihingen / Potsdam) colours.
@@ -46,7 +50,8 @@ def class_of_nodata(nodata: float | None, classes) -> ClassInfo | None:
 
 
 def classes_from_dicts(items: list[dict]) -> tuple[ClassInfo, ...]:
-    return tuple(ClassInfo(int(d["id"]), str(d["name"]), tuple(int(c) for c in d["color"])) for d in items)
+    return tuple(ClassInfo(int(d["id"]), str(d["name"]), tuple(int(c) for c in d["color"]), bool(d.get("filler", False)))
+                 for d in items)
 
 
 def colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
@@ -58,7 +63,7 @@ def dense_classes(items: list[dict] | tuple[ClassInfo, ...]) -> tuple[ClassInfo,
     """The table with every id from 0 to the largest filled in (a model has one output per id)."""
     table = {c.id: c for c in (classes_from_dicts(items) if items and isinstance(items[0], dict) else items)}
     top = max(table, default=-1)
-    return tuple(table.get(i, ClassInfo(i, f"class_{i}", (128, 128, 128))) for i in range(top + 1))
+    return tuple(table.get(i, ClassInfo(i, f"class_{i}", (128, 128, 128), filler=True)) for i in range(top + 1))
 
 
 def burn_classes(value: int, name: str = "building") -> tuple[ClassInfo, ...]:

@@ -409,7 +409,7 @@ def evaluate_rasters(
     exclude: list[int] | tuple[int, ...] = (),
     erode: int = 0,
     buildings: str | os.PathLike[str] | None = None,
-    building_class: int = 1,
+    building_class: int | None = None,
     image: str | os.PathLike[str] | None = None,
     min_object_pixels: int = 0,
     overwrite: bool = False,
@@ -424,7 +424,8 @@ def evaluate_rasters(
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
 
-    ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class``;
+    ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class`` (None:
+    the prediction's class named building, else 1);
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
     The predicted objects are the connected building regions of ``prediction``, or with
     ``footprints`` the polygons of that layer, each one building (``vectorize --instances``): then
@@ -497,6 +498,8 @@ def evaluate_rasters(
     exclude = list(exclude)
     ids = {c.id for c in classes}
     unknown = [f"--exclude {c}" for c in exclude if c not in ids]
+    if building_class is None:  # the prediction's class named building (a firm's table puts it anywhere), else 1
+        building_class = next((c.id for c in classes if c.name.lower() == "building"), 1)
     if buildings is not None and footprints is None and building_class not in ids:
         unknown.append(f"--building-class {building_class}")
     if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class
@@ -527,14 +530,16 @@ def evaluate_rasters(
                        "means and OA")
             log.warning(message)
             reference_warnings.append(message)
-    known = {c.id for c in classes}
+    known = {c.id for c in classes if not c.filler}  # a filler (a table's gap: its labels' ignore value) is none
     if table:  # ids the table does not name are no classes: not scored, and said (never an extra class_N in the means)
         for role, path, arr, ok in (("reference", reference, ref, ref != IGNORE_INDEX), ("prediction", prediction, pred, valid)):
             outside = ok & ~np.isin(arr, sorted(known))
             if outside.any():
                 ids = np.unique(arr[outside])
-                message = (f"{role} {path}: {int(outside.sum()):,} px hold ids the class table does not name "
-                           f"({', '.join(map(str, ids[:8].tolist()))}{', ...' if ids.size > 8 else ''}); they are not scored"
+                message = (f"{role} {path}: {int(outside.sum()):,} px hold ids no class of the table has "
+                           f"({', '.join(map(str, ids[:8].tolist()))}{', ...' if ids.size > 8 else ''}"
+                           + ("; the class table's ignore value when tiled?" if any(c.filler for c in classes if c.id in ids) else "")
+                           + "); they are not scored"
                            + ("; if one marks no data, declare it (gdal_edit.py -a_nodata)" if role == "prediction" else ""))
                 log.warning(message)
                 reference_warnings.append(message)
@@ -548,8 +553,8 @@ def evaluate_rasters(
         raise InputError(f"{prediction} / {reference}: ids {', '.join(map(str, odd[:5].tolist()))} and no class table; "
                          f"class ids are 0..{IGNORE_INDEX - 1} (declare a nodata value, or give the prediction's "
                          "CLASSES tag / --layout)")
-    num_classes = max(max(known) + 1, int(values.max()) + 1 if values.size else 0)
-    classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in known]
+    num_classes = max(max((c.id for c in classes), default=-1) + 1, int(values.max()) + 1 if values.size else 0)
+    classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in {c.id for c in classes}]
     classes.sort(key=lambda c: c.id)
     scored = valid & (ref != IGNORE_INDEX) & ~eroded_boundary_mask(ref, erode)
     if not scored.any():
@@ -581,7 +586,9 @@ def evaluate_rasters(
             relabel[keep] = np.arange(1, keep.sum() + 1)
             pred_objects = relabel[pred_objects]
         result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels,
-                               "objects": "footprints" if footprints is not None else "class raster regions"}
+                               "objects": "footprints" if footprints is not None else "class raster regions",
+                               **({} if footprints is not None else {"class": {
+                                   "id": building_class, "name": next((c.name for c in classes if c.id == building_class), None)}})}
 
     with publish(files, inputs=inputs, overwrite=overwrite) as pub:
         pub[0].write_text(json.dumps(result, indent=2))

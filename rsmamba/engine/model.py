@@ -451,6 +451,10 @@ class Predictor:
                              f"batch, not (B, {self.model.num_outputs}, H, W): {self.model.num_classes} classes"
                              + (f" + {len(self.model.instance_channels)} instance channels" if self.model.instance_channels else "")
                              + " (a bare module is taken for the 6 ISPRS classes: wrap it in a LoadedModel with its classes)")
+        fillers = [c.id for c in self.model.classes if c.filler]
+        if fillers:  # ids of no class (a table's gap, its labels' ignore value): never a pixel's answer
+            logits = logits.float().clone()
+            logits[:, fillers] = float("-inf")
         k = len(self.model.instance_channels)
         if k:  # class softmax, then an independent sigmoid per instance channel
             logits = logits.float()

@@ -1,0 +1,94 @@
+"""A class table with a gap (ids 1..3, its labels' ignore value 0): the filled-in id is no class anywhere."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from rsmamba.classes import ClassInfo, classes_from_dicts, dense_classes
+from rsmamba.engine.model import LoadedModel
+from rsmamba.evaluate import evaluate_rasters
+from rsmamba.predict import predict_raster
+from rsmamba.tile import tile_scene
+from tests.helpers.rasters import random_image, write_raster
+from tests.helpers.scenes import write_scene
+
+TABLE = (ClassInfo(1, "building", (255, 0, 0)), ClassInfo(2, "road", (128, 128, 128)), ClassInfo(3, "tree", (0, 160, 0)))
+
+
+class LovesZero(torch.nn.Module):
+    """Class 0's logit highest everywhere, then 1 on the left half and 2 on the right."""
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        left = torch.zeros(b, 1, h, w)
+        left[..., : w // 2] = 1.0
+        return torch.cat([torch.full((b, 1, h, w), 9.0), 2 * left, 2 * (1 - left), torch.zeros(b, 1, h, w)], 1)
+
+
+def test_the_filled_in_id_is_recorded_never_predicted_and_not_scored(tmp_path) -> None:
+    """ignore: 0 (the README's example) became a class class_0: in the legend, predicted where its untrained head
+    won, and evaluate scored the 53 % unlabelled pixels of the same label raster as it: mIoU 0.33 for 0.82."""
+    classes = dense_classes(TABLE)
+    assert classes[0].filler and not any(c.filler for c in classes[1:])
+    assert classes_from_dicts([c.to_dict() for c in classes]) == classes  # tiling.json, checkpoint, CLASSES tag
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    model = LoadedModel(LovesZero(), bands=[1, 2, 3], classes=classes)
+    predict_raster(image, tmp_path / "pred.tif", model=model, window=64, probabilities=tmp_path / "p.tif")
+    with rasterio.open(tmp_path / "pred.tif") as ds:
+        pred = ds.read(1)
+        tagged = classes_from_dicts(json.loads(ds.tags()["CLASSES"]))
+    assert (pred[:, :32] == 1).all() and (pred[:, 32:] == 2).all() and tagged == classes
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert (ds.read(1) == 0).all()  # probability 0 for the filler
+
+    ref = np.zeros((64, 64), np.uint8)  # 0: not labelled
+    ref[:20] = 1
+    ref[40:, 32:] = 2
+    ref[40:, :32] = 3
+    result = evaluate_rasters(tmp_path / "pred.tif", write_raster(tmp_path / "ref.tif", ref),
+                              tmp_path / "m.json")
+    labelled = ref != 0
+    assert result["pixels"] == labelled.sum()
+    assert result["oa"] == pytest.approx((pred[labelled] == ref[labelled]).mean())
+    assert any("hold ids no class of the table has (0; the class table's ignore value when tiled?)" in w
+               for w in result["warnings"])
+
+
+def test_tile_records_the_filled_in_id(tmp_path) -> None:
+    scene = write_scene(tmp_path / "s", size=64)
+    with rasterio.open(scene["labels"]) as ds:
+        labels, profile = ds.read(1), ds.profile
+    labels = np.where(labels > 3, 0, labels)
+    with rasterio.open(tmp_path / "labels.tif", "w", **profile) as ds:
+        ds.write(labels, 1)
+    table = tmp_path / "classes.yaml"
+    table.write_text("ignore: 0\nclasses:\n  - {id: 1, name: building}\n  - {id: 2, name: road}\n  - {id: 3, name: tree}\n")
+    tile_scene(scene["image"], tmp_path / "chips", labels=tmp_path / "labels.tif", class_table=table, size=32)
+    recorded = json.loads((tmp_path / "chips" / "tiling.json").read_text())["classes"]
+    assert recorded[0] == {"id": 0, "name": "class_0", "color": [128, 128, 128], "filler": True}
+    assert all("filler" not in c for c in recorded[1:])
+
+
+def test_building_f1_scores_the_class_named_building(tmp_path) -> None:
+    """evaluate --buildings scored id 1 whatever the table named it: a perfect map of a table with building at
+    id 2 got building F1 0.000, silently; vectorize --classes building found it by name."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    classes = (ClassInfo(0, "road", (200, 200, 200)), ClassInfo(1, "grass", (0, 200, 0)), ClassInfo(2, "building", (255, 0, 0)))
+    labels = np.zeros((40, 40), np.uint8)
+    labels[:, 20:] = 1
+    labels[5:15, 5:15] = 2
+    path = write_raster(tmp_path / "pred.tif", labels)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(CLASSES=json.dumps([c.to_dict() for c in classes]))
+    x0, y0 = 500000.0, 5000000.0  # write_raster's corner, 1 m pixels
+    gpd.GeoDataFrame(geometry=[box(x0 + 5, y0 - 15, x0 + 15, y0 - 5)], crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
+    result = evaluate_rasters(path, path, tmp_path / "m.json", buildings=tmp_path / "b.gpkg")
+    assert result["buildings"]["f1"] == 1.0 and result["buildings"]["class"] == {"id": 2, "name": "building"}
