@@ -40,7 +40,7 @@ from rsmamba.engine.writer import (
 )
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize
-from rsmamba.raster.source import AlignedSource, grid_mirrors
+from rsmamba.raster.source import AlignedSource, declared_colours, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
 from rsmamba.runlog import run_scope
@@ -266,6 +266,7 @@ def detect_change(
 
     given = model
     notes: list[str] = []  # what was chosen for the user: in the summary too
+    t2_bands = None
     if bands is None:  # t1 read in the model's colour order when it declares its own (a BGR t1: blue was read as red)
         with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix) as probe:
             data, colours = probe.bands, probe.file_colours
@@ -274,10 +275,16 @@ def detect_change(
         if per_epoch <= len(data):
             by_colour = bands_by_colour(model, data[:per_epoch], colours, t1, notes)
             bands = by_colour if by_colour != data[:per_epoch] else None
+            if not declared_colours(colours):  # t1 says no order, t2 may: its own, read in the model's order
+                with AlignedSource(t2, allow_geographic_mix=allow_geographic_mix) as probe:
+                    data2, colours2 = probe.bands, probe.file_colours
+                if per_epoch <= len(data2):
+                    by_colour = bands_by_colour(model, data2[:per_epoch], colours2, t2, notes)
+                    t2_bands = by_colour if by_colour != data2[:per_epoch] else None
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[t1, t2], overwrite=overwrite)
     with context as pub, caller_module_kept(given), \
-            AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix) as src:
+            AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix, t2_bands=t2_bands) as src:
         loaded = load_change_model(model, image_count=src.count)
         if loaded.in_chans is not None and loaded.in_chans != src.count:
             raise InputError(f"model {loaded.source} expects {loaded.in_chans} bands per epoch, "

@@ -399,6 +399,7 @@ class AlignedSource:
         label_ignore: int | None = None,
         labels_layer: str | None = None,
         labels_role: str = "labels",
+        t2_bands: Sequence[int] | None = None,
     ) -> None:
         self._opened: list[Any] = []
         self.warnings: list[str] = []
@@ -409,12 +410,13 @@ class AlignedSource:
         # finished first, so that tile, predict and change never pair one run's image with another's labels
         settle_inputs([image, dsm, labels, t2])
         try:
-            self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2)
+            self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2, t2_bands)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2) -> None:
+    def _open(self, image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2,
+              t2_bands) -> None:
         problems = ProblemCollector()
         img = open_raster(image, "image" if t2 is None else "t1", problems)
         t2_ds = open_raster(t2, "t2", problems) if t2 is not None else None
@@ -468,7 +470,9 @@ class AlignedSource:
                 self._t2_bands = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
                 # each date says its order (RGB t1, BGR t2; --bands names t1's): t2 read in t1's colours
                 by_colour = matched_bands(self.bands, band_colours(img), band_colours(t2_ds))
-                if by_colour is not None and by_colour != self._t2_bands:
+                if t2_bands is not None:  # the caller's (a model's colour order, where t1 declares none)
+                    self._t2_bands = list(t2_bands)
+                elif by_colour is not None and by_colour != self._t2_bands:
                     self._warn(f"t2 {t2}: its bands declare another colour order than t1's "
                                f"({', '.join(band_colours(t2_ds))}); read by colour, as t1's "
                                f"(bands {','.join(map(str, by_colour))})")

@@ -124,9 +124,10 @@ class RedOnlyDiff(torch.nn.Module):
 
 
 @pytest.mark.parametrize("t1_order,t2_order,bands", [("bgr", "rgb", None), ("bgr", "bgr", None), ("bgr", "rgb", [3, 2, 1]),
-                                                       ("rgb", "bgr", None)])
+                                                       ("rgb", "bgr", None), ("none", "bgr", None)])
 def test_change_reads_both_dates_in_the_models_colour_order(tmp_path, t1_order, t2_order, bands) -> None:
-    """A BGR t1 went to an RGB change model as is (IoU 0.76 -> 0.28), and --bands turned t2's colour matching off."""
+    """A BGR t1 went to an RGB change model as is (IoU 0.76 -> 0.28), and --bands turned t2's colour matching off;
+    a t1 declaring no colours (gray, undefined) left a BGR t2 read by position: 39 % change for 3 %."""
     before = random_image(64, 64, bands=3, seed=2)
     before[0, 20:40, 20:40] = 0
     after = before.copy()
@@ -134,7 +135,8 @@ def test_change_reads_both_dates_in_the_models_colour_order(tmp_path, t1_order, 
     paths = []
     for name, data, order in (("t1", before, t1_order), ("t2", after, t2_order)):
         stored = data[::-1].copy() if order == "bgr" else data
-        _declared(tmp_path / f"{name}.tif", stored, ("blue", "green", "red") if order == "bgr" else RGB)
+        _declared(tmp_path / f"{name}.tif", stored, ("blue", "green", "red") if order == "bgr" else
+                  ("gray", "undefined", "undefined") if order == "none" else RGB)
         paths.append(tmp_path / f"{name}.tif")
     model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
     summary = detect_change(*paths, tmp_path / "c.tif", model=model, window=64, force=True, bands=bands)
