@@ -29,7 +29,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, class_ids_of_names
 from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
 
@@ -115,13 +115,15 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> Non
 
 def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
                       burn: int | None = None, layer_name: str | None = None,
-                      notes: list[str] | None = None) -> np.ndarray:
+                      notes: list[str] | None = None, class_names: dict[str, int] | None = None) -> np.ndarray:
     """The reference labels on the prediction grid (uint8, or int32 for other integer rasters; 255 where unknown).
 
     ``layer_name``: the layer of a vector reference file that holds several.
 
     ``burn``: every polygon of a vector reference is that class, the rest of the grid background 0
     (a footprint layer, as ``rsmamba tile --burn`` reads it).
+
+    ``class_names``: the ids of the names a text class field may hold (the prediction's class table).
     """
     ref_path = Path(reference)
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
@@ -143,6 +145,12 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
         if len(layer) == 0:
             raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
+        if class_names is not None:  # names (building, road): the prediction's class table's ids
+            ids, unknown = class_ids_of_names(layer[class_field], class_names)
+            if unknown:
+                raise InputError(f"reference {ref_path}: class field {class_field!r} holds names no class of the "
+                                 f"prediction's table has ({', '.join(unknown[:8])}; the table: {', '.join(class_names)})")
+            layer = layer.assign(**{class_field: ids})
         problem = class_field_problem(layer[class_field], f"reference {ref_path}", class_field)
         if problem:
             raise InputError(f"{problem}; choose another --class-field")
@@ -481,7 +489,8 @@ def evaluate_rasters(
         if layout == "isprs" and not exclude:
             exclude = [5]
     else:
-        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled)
+        names = {c.name: c.id for c in (classes or classes_of_raster(prediction) or ISPRS_CLASSES) if not c.filler}
+        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled, class_names=names)
     semantic = None
     if reference_t2 is not None:
         ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape)[0] if layout is not None

@@ -251,7 +251,8 @@ def tile_scene(
         classes = ISPRS_CLASSES
 
     common = {"class_field": class_field, "label_background": label_background,
-              "allow_geographic_mix": allow_geographic_mix, "burn": burn, "label_ignore": ignore}
+              "allow_geographic_mix": allow_geographic_mix, "burn": burn, "label_ignore": ignore,
+              "class_names": {c.name: c.id for c in classes if not c.filler}}
     extra: dict[str, AlignedSource] = {}
     targets = None
     try:
@@ -261,7 +262,8 @@ def tile_scene(
             own = dict(common, labels_role="labels-t2" if name == "labels_t2" else "change labels",
                        labels_layer=labels_t2_layer if name == "labels_t2" else change_layer)
             if name == "change":  # 0 no change, 1 change: every polygon of a change layer is a change
-                own.update(burn=1 if Path(path).suffix.lower() in VECTOR_SUFFIXES else None, label_ignore=None)
+                own.update(burn=1 if Path(path).suffix.lower() in VECTOR_SUFFIXES else None, label_ignore=None,
+                           class_names=None)
             extra[name] = AlignedSource(image, labels=path, bands=bands, **own)
         with AlignedSource(image, dsm, labels, bands=bands, t2=t2, labels_layer=labels_layer, **common) as src:
             if src.has_t2 and src.t2_dtype != src.dtype:  # one normalisation serves both dates' chips
@@ -358,7 +360,7 @@ def _tile(
                              "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or as the "
                              "class table's ignore: V, or fix them")
     known = declared if declared is not None else {c.id for c in classes}
-    _check_extra_values(seen, extra, known, summary)
+    _check_extra_values(seen, extra, known, summary, declared is not None)
     unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - known)
     if unknown:  # training would index past the model's classes, or learn ids no one named
         table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
@@ -370,7 +372,9 @@ def _tile(
                              + (f" (the layer's own ids {', '.join(map(str, [u for u in unknown if u != background]))}"
                                 " are not in it either)" if len(unknown) > 1 else ""))
         raise InputError(f"labels {labels}: class id{'s' * (len(unknown) > 1)} {', '.join(map(str, unknown))} "
-                         f"not in the class table ({table}); pass --class-table naming your classes")
+                         f"not in the class table ({table}); "
+                         + ("add them to the class table, or recode those labels" if declared is not None
+                            else "pass --class-table naming your classes"))
     empty = [name for name, fraction in zip(SPLITS, split) if fraction > 0 and not summary.chips[name]]
     if empty:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
         blocks = math.ceil(src.width / block) * math.ceil(src.height / block)
@@ -402,13 +406,14 @@ def _tile(
 
 
 def _check_extra_values(seen: dict[str, set[int]], extra: dict[str, AlignedSource], known: set[int],
-                        summary: TileSummary) -> None:
+                        summary: TileSummary, own_table: bool) -> None:
     """Second-epoch ids the class table names, change labels 0/1: else training indexes past its heads.
     Change labels without a change pixel are said (a 0/255 mask reads 255 as 'no label')."""
     if "labels_t2" in seen and seen["labels_t2"] - known:
         bad = ", ".join(map(str, sorted(seen["labels_t2"] - known)))
         raise InputError(f"labels-t2 {extra['labels_t2'].labels_path}: class ids {bad} not in the class table; "
-                         "pass --class-table naming your classes")
+                         + ("add them to the class table, or recode those labels" if own_table
+                            else "pass --class-table naming your classes"))
     if "change" in seen and seen["change"] - {0, 1}:
         bad = ", ".join(map(str, sorted(seen["change"] - {0, 1})))
         raise InputError(f"change labels {extra['change'].labels_path}: values {bad}; change labels are 0 (no change) "

@@ -204,6 +204,22 @@ def grid_mirrors(transform: Any) -> tuple[bool, bool]:
     return transform.e > 0, transform.a < 0
 
 
+def class_ids_of_names(values: Any, names: dict[str, int]) -> tuple[Any, list[str]]:
+    """A text class field (building, road, ...) as the class ids of ``names`` (case and spaces aside), and
+    the names none of them is; numbers stored as text ("1") pass as they are."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) or values.isna().any():
+        return values, []
+    by_name = {str(k).strip().lower(): v for k, v in names.items()}
+    text = values.astype(str).str.strip()
+    mapped = text.str.lower().map(by_name)
+    numeric = pd.to_numeric(text, errors="coerce")
+    mapped = mapped.where(mapped.notna(), numeric)
+    unknown = sorted(set(text[mapped.isna()]))
+    return (mapped if not unknown else values), unknown
+
+
 def class_field_problem(values: Any, where: str, class_field: str) -> str | None:
     """Why a vector layer's class field cannot be burnt as class ids (strings, nulls, fractions,
     ids outside 0..254), or None: truncated, 1.5 would become class 1; 300 or -1 would wrap."""
@@ -216,7 +232,9 @@ def class_field_problem(values: Any, where: str, class_field: str) -> str | None
                 f"{'s' * (int(nulls.sum()) != 1)} (row {first}{' ...' if nulls.sum() > 5 else ''}); give each a class id")
     if (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
             or (np.mod(values, 1) != 0).any()):
-        return f"{where}: class field {class_field!r} must hold integer class ids"
+        found = ", ".join(map(str, list(dict.fromkeys(values.astype(str)))[:5]))
+        return (f"{where}: class field {class_field!r} must hold integer class ids or the class table's names "
+                f"(it holds {found}{', ...' if values.nunique() > 5 else ''})")
     if len(values) and (values.min() < 0 or values.max() >= IGNORE_INDEX):
         return f"{where}: class ids must be in 0..{IGNORE_INDEX - 1} (found {values.min():g}..{values.max():g})"
     return None
@@ -226,7 +244,8 @@ class _VectorLabels:
     """A label vector layer in the image CRS, rasterised per window through a spatial index."""
 
     def __init__(self, path: Path, class_field: str, image: Any, background: int, problems: ProblemCollector,
-                 burn: int | None = None, layer: str | None = None, role: str = "labels"):
+                 burn: int | None = None, layer: str | None = None, role: str = "labels",
+                 class_names: dict[str, int] | None = None):
         from rsmamba.paths import read_vector, vector_path_problem
 
         crs = image.crs
@@ -260,6 +279,14 @@ class _VectorLabels:
             problems.add(f"{role} {path}: the layer has no features with a geometry; "
                          "label some polygons (or pass a raster) before tiling")
             return
+        if class_names is not None:  # a survey layer's class names (building, road): the class table's ids
+            ids, unknown = class_ids_of_names(gdf[class_field], class_names)
+            if unknown:
+                problems.add(f"{role} {path}: class field {class_field!r} holds names no class of the class table has "
+                             f"({', '.join(unknown[:8])}{', ...' if len(unknown) > 8 else ''}; the table: "
+                             f"{', '.join(class_names)}); add them to --class-table, or recode those features")
+                return
+            gdf = gdf.assign(**{class_field: ids})
         problem = class_field_problem(gdf[class_field], f"{role} {path}", class_field)
         if problem:
             problems.add(problem)
@@ -400,10 +427,12 @@ class AlignedSource:
         labels_layer: str | None = None,
         labels_role: str = "labels",
         t2_bands: Sequence[int] | None = None,
+        class_names: dict[str, int] | None = None,
     ) -> None:
         self._opened: list[Any] = []
         self.warnings: list[str] = []
         self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
+        self._class_names = class_names  # a label layer's text class field: these names' ids
         self._labels_role = labels_role  # how messages name the labels: labels, labels-t2, change labels
         self.bad_label_values: set[float] = set()  # label raster values that are no class id, seen by read_labels
         # outputs of an earlier run (synth's scene, predict's rasters) that a kill left between its renames:
@@ -499,7 +528,7 @@ class AlignedSource:
                 problems.add(f"{role} {labels_path}: file not found")
             else:
                 vec = _VectorLabels(labels_path, class_field, img, label_background, problems, self._burn,
-                                    self._labels_layer, role)
+                                    self._labels_layer, role, self._class_names)
                 if vec.ok:
                     self._labels_vector = vec
                     count, kinds = vec.not_areas

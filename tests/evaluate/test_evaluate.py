@@ -217,12 +217,18 @@ def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: P
     x0, y0 = 500000.0, 5000000.0
     inside, far = box(x0 + 5, y0 - 15, x0 + 15, y0 - 5), box(x0 + 9000, y0 - 15, x0 + 9010, y0 - 5)
     cases = {"nan.gpkg": ([1.0, np.nan], r"is empty \(NULL\) in 1 feature \(row 1\)"),
-             "half.gpkg": ([1.0, 1.5], "must hold integer class ids"), "300.gpkg": ([1, 300], "0..254"),
+             "half.gpkg": ([1.0, 1.5], "must hold integer class ids or the class table.s names \\(it holds 1.0, 1.5\\)"), "300.gpkg": ([1, 300], "0..254"),
              "neg.gpkg": ([-1, 2], "0..254")}
     for name, (values, needle) in cases.items():
         gpd.GeoDataFrame({"class": values}, geometry=[inside, inside], crs="EPSG:32632").to_file(tmp_path / name)
         with pytest.raises(InputError, match=needle):
             evaluate_rasters(p, tmp_path / name, tmp_path / name.replace(".", "_") / "m.json")
+    named = tmp_path / "named.gpkg"  # a text class field: the prediction's table's names (ISPRS here)
+    gpd.GeoDataFrame({"class": ["Building", "pool"]}, geometry=[inside, inside], crs="EPSG:32632").to_file(named)
+    with pytest.raises(InputError, match=r"holds names no class of the prediction's table has \(pool; the table: impervious, building"):
+        evaluate_rasters(p, named, tmp_path / "n1" / "m.json")
+    gpd.GeoDataFrame({"class": ["Building"]}, geometry=[inside], crs="EPSG:32632").to_file(named)
+    assert evaluate_rasters(p, named, tmp_path / "n2" / "m.json")["per_class"]["building"]["support"] == 100
     multi = tmp_path / "multi.gpkg"
     gpd.GeoDataFrame({"class": [5]}, geometry=[inside], crs="EPSG:32632").to_file(multi, layer="clutter")
     gpd.GeoDataFrame({"class": [1]}, geometry=[inside], crs="EPSG:32632").to_file(multi, layer="buildings")

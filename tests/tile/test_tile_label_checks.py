@@ -162,3 +162,32 @@ def test_second_epoch_and_change_layers_are_named_like_the_first(tmp_path) -> No
         with rasterio.open(next((tmp_path / "o" / sub).iterdir())) as src:
             counts[sub] = int((src.read(1) == 1).sum())
     assert counts == {"labels": 16 * 8, "labels_t2": 32 * 8, "change": 16 * 8}
+
+
+def test_a_text_class_field_reads_the_class_tables_names(tmp_path) -> None:
+    """A survey layer's class field holds names (building, road): refused with 'must hold integer class ids',
+    no word of what it held or of the table; an unknown id was told to pass the --class-table just passed."""
+    import json
+
+    scene = write_scene(tmp_path / "s", size=64)
+    table = tmp_path / "classes.yaml"
+    table.write_text("classes:\n  - {id: 0, name: background}\n  - {id: 1, name: building}\n  - {id: 2, name: Road}\n")
+    boxes = [box(X0 + 2, Y0 - 10, X0 + 10, Y0 - 2), box(X0 + 14, Y0 - 30, X0 + 30, Y0 - 14)]
+    layer = _layer(tmp_path / "named.gpkg", ["Building", " road"], boxes)
+    tile_scene(scene["image"], tmp_path / "o", labels=layer, class_table=table, size=32, split=(1, 0, 0))
+    hist = {}
+    import csv
+
+    with open(tmp_path / "o" / "manifest.csv") as fh:
+        for row in csv.DictReader(fh):
+            for k, v in json.loads(row["class_hist"]).items():
+                hist[k] = hist.get(k, 0) + v
+    assert hist["1"] == 16 * 16 and hist["2"] == 32 * 32  # 0.5 m pixels: 8 m and 16 m squares
+    with pytest.raises(InputError, match=r"holds names no class of the class table has \(parking; the table: "
+                                         r"background, building, Road\)"):
+        tile_scene(scene["image"], tmp_path / "o2", labels=_layer(tmp_path / "p.gpkg", ["building", "parking"], boxes),
+                   class_table=table, size=32)
+    with pytest.raises(InputError, match=r"class id 7 not in the class table \(0 background, 1 building, 2 Road\); "
+                                         r"add them to the class table, or recode those labels"):
+        tile_scene(scene["image"], tmp_path / "o3", labels=_layer(tmp_path / "7.gpkg", [1, 7], boxes),
+                   class_table=table, size=32)
