@@ -29,7 +29,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, class_ids_of_names
+from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, repaired_areas
 from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
 
@@ -155,7 +155,14 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         if problem:
             raise InputError(f"{problem}; choose another --class-field")
         _check_overlap(layer.crs, layer.total_bounds, grid, ref_path)
-        layer = layer.to_crs(grid.crs)
+        geoms, repaired = repaired_areas(layer.geometry)
+        if repaired:
+            message = (f"reference {ref_path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a "
+                       "ring traced twice) repaired before burning (shapely make_valid)")
+            log.warning(message)
+            if notes is not None:
+                notes.append(message)
+        layer = layer.set_geometry(geoms).to_crs(grid.crs)
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field])]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
                          fill=IGNORE_INDEX if burn is None else 0, dtype="uint8")  # ids 0..254 (checked above)

@@ -204,6 +204,20 @@ def grid_mirrors(transform: Any) -> tuple[bool, bool]:
     return transform.e > 0, transform.a < 0
 
 
+def repaired_areas(geoms: Any) -> tuple[Any, int]:
+    """A layer's geometries with its invalid polygons made valid (GEOS's structure method: a ring traced twice
+    is its area, a bowtie its two triangles), and how many there were. Burnt as they were, a doubled ring
+    burnt nothing: a labelled building trained as background."""
+    import shapely
+
+    bad = geoms.geom_type.isin(["Polygon", "MultiPolygon"]) & ~geoms.is_valid
+    if not bad.any():
+        return geoms, 0
+    geoms = geoms.copy()
+    geoms[bad] = shapely.make_valid(geoms[bad].to_numpy(), method="structure", keep_collapsed=False)
+    return geoms, int(bad.sum())
+
+
 def class_ids_of_names(values: Any, names: dict[str, int]) -> tuple[Any, list[str]]:
     """A text class field (building, road, ...) as the class ids of ``names`` (case and spaces aside), and
     the names none of them is; numbers stored as text ("1") pass as they are."""
@@ -291,6 +305,8 @@ class _VectorLabels:
         if problem:
             problems.add(problem)
             return
+        geoms, self.repaired = repaired_areas(gdf.geometry)
+        gdf = gdf.set_geometry(geoms)
         kinds = gdf.geom_type
         lines_points = kinds[~kinds.isin(["Polygon", "MultiPolygon"])]
         self.not_areas = (len(lines_points), sorted(set(lines_points)))  # burnt as GDAL does, and said
@@ -536,6 +552,9 @@ class AlignedSource:
                         self._warn(f"{role} {labels_path}: {count} feature{'s' * (count != 1)} of the layer "
                                    f"{'are' if count != 1 else 'is'} {'/'.join(kinds)}, not areas: burnt as "
                                    "1-px lines and points")
+                    if vec.repaired:
+                        self._warn(f"{role} {labels_path}: {vec.repaired} invalid polygon{'s' * (vec.repaired != 1)} "
+                                   "(self-intersecting, a ring traced twice) repaired before burning (shapely make_valid)")
                     if vec.reprojected:
                         self._warn(f"{role} {labels_path}: vector CRS differs from the image; reprojected")
         problems.raise_if_any()

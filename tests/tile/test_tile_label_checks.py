@@ -191,3 +191,25 @@ def test_a_text_class_field_reads_the_class_tables_names(tmp_path) -> None:
                                          r"add them to the class table, or recode those labels"):
         tile_scene(scene["image"], tmp_path / "o3", labels=_layer(tmp_path / "7.gpkg", [1, 7], boxes),
                    class_table=table, size=32)
+
+
+def test_an_invalid_label_polygon_is_repaired_and_said(tmp_path, caplog) -> None:
+    """A building's ring digitised twice over burnt nothing (trained as background), unsaid; evaluate the same."""
+    import csv
+    import json
+
+    from shapely.geometry import Polygon
+
+    from rsmamba.evaluate import evaluate_rasters
+
+    scene = write_scene(tmp_path / "s", size=64)
+    ring = [(X0 + 4, Y0 - 4), (X0 + 12, Y0 - 4), (X0 + 12, Y0 - 12), (X0 + 4, Y0 - 12)]
+    layer = _layer(tmp_path / "twice.gpkg", [1], [Polygon(ring + ring)])
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(scene["image"], tmp_path / "o", labels=layer, size=32, split=(1, 0, 0))
+    with open(tmp_path / "o" / "manifest.csv") as fh:
+        hist = [json.loads(r["class_hist"]) for r in csv.DictReader(fh) if r["chip_id"] == "r0_c0"][0]
+    assert hist["1"] == 16 * 16
+    assert any("1 invalid polygon (self-intersecting, a ring traced twice) repaired" in r.getMessage() for r in caplog.records)
+    result = evaluate_rasters(scene["labels"], layer, tmp_path / "m.json")
+    assert result["pixels"] == 16 * 16 and any("1 invalid polygon" in w for w in result["warnings"])
