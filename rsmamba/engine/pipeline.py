@@ -4,13 +4,13 @@ Reading and normalising windows, running the network, and rendering/compressing 
 each take real time; with bounded queues between them the network never waits on disk and
 memory stays fixed (``prefetch`` batches in flight, one row slice in the stitcher).
 
-Batches are a pure function of the window grid (:func:`grid_batches`): the grid's windows in
-row-major order are cut into runs of ``batch_size`` (a batch may end one grid row and start the
-next, so every batch is full), whatever the column strip, the row slice or the row a resumed run
-starts at. A network's float results can depend on the batch
-a window is in (kernel choice by batch size, reduction order); with fixed batches every window
-is computed in the same batch, in the same position, by the same forward call in every run, so
-strips, row slices and resumes reproduce a one-pass run bit for bit by construction.
+Batches are a pure function of the window grid and its column strips (:func:`grid_batches`): each
+strip's windows in row-major order are cut into runs of ``batch_size`` (a batch may end one grid row
+and start the next, so every batch is full), whatever the row slice or the row a resumed run starts
+at. A network's float results can depend on the batch a window is in (kernel choice by batch size,
+reduction order); with fixed batches every window is computed in the same batch, in the same
+position, by the same forward call in every run, so row slices and resumes reproduce a one-pass run
+bit for bit by construction. (The strips are fixed by the raster's width: ``plan_strips``.)
 """
 
 from __future__ import annotations
@@ -125,18 +125,19 @@ def first_grid_row(grid: WindowGrid, first_row: int) -> int:
 
 def grid_batches(grid: WindowGrid, strip: Strip, batch_size: int, first_row: int = 0, end_row: int | None = None
                  ) -> Iterator[tuple[list[Window], list[bool]]]:
-    """The batches a strip runs for grid rows ``[first_row, end_row)``: a pure function of the grid.
+    """The batches a strip runs for grid rows ``[first_row, end_row)``: a pure function of the grid and the strip.
 
-    The grid's windows in row-major order are cut into runs of ``batch_size`` from the first;
-    a strip (or a row slice, or a resumed run) runs every run holding one of its windows, whole,
-    and drops the others (``False`` in the flags), so each window meets the network in the same
-    batch, in the same forward call, as in a one-pass run.
+    The strip's windows in row-major order are cut into runs of ``batch_size`` from the first; a row
+    slice or a resumed run runs every run holding one of its windows, whole, and drops the others
+    (``False`` in the flags), so each window meets the network in the same batch, in the same forward
+    call, as in a one-pass run with these strips. (Runs over the whole grid's rows made every strip of a
+    wide scene compute up to ``batch_size - 1`` windows of its neighbour per grid row: 31 % more network
+    passes for a 20000 px scene at batch 4, 69 % at batch 8.)
     """
-    row_offs, cols = grid.row_offsets, grid.col_offsets
+    row_offs, cols = grid.row_offsets, list(strip.col_offsets)
     n = len(cols)
-    mine = set(strip.col_offsets)
     needed = {ri * n + ci for ri, r in enumerate(row_offs) if r >= first_row and (end_row is None or r < end_row)
-              for ci, c in enumerate(cols) if c in mine}
+              for ci in range(n)}
     total = len(row_offs) * n
     for j in sorted({k // batch_size for k in needed}):
         ks = range(j * batch_size, min(total, (j + 1) * batch_size))

@@ -227,17 +227,17 @@ def test_column_strips_and_resume_across_strips(tmp_path) -> None:
 
     path = write_raster(tmp_path / "img.tif", random_image(301, 601, seed=6))
     net = TinyConv(num_classes=4).eval()
-    kw = dict(window=64, overlap=16, batch_size=4)
+    kw = dict(window=64, overlap=16, batch_size=4, strip_width=256)
     predict_raster(path, tmp_path / "one.tif", model=LoadedModel(net, classes=default_classes(4)),
                    probabilities=tmp_path / "pone.tif", **kw)
     out = tmp_path / "out.tif"
-    with pytest.raises(KeyboardInterrupt):
-        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=20), classes=default_classes(4)),
-                       strip_width=256, probabilities=tmp_path / "p.tif", **kw)
+    with pytest.raises(KeyboardInterrupt):  # strip 0 runs 9 batches (6 x 6 windows), strip 1 then 11
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=14), classes=default_classes(4)),
+                       probabilities=tmp_path / "p.tif", **kw)
     progress = json.loads(sidecar_path(out).read_text())
     assert progress["strip"] == 1  # strip 0 (columns 0-255) is complete on disk
     summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=default_classes(4)),
-                             strip_width=256, probabilities=tmp_path / "p.tif", resume=True, **kw)
+                             probabilities=tmp_path / "p.tif", resume=True, **kw)
     assert summary.resumed_strip == 1
     got, ref = _read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")
     assert len(got) == len(ref) == 6  # each file: full resolution, factors 2 and 4
@@ -272,7 +272,12 @@ class Recording(torch.nn.Module):
 def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> None:
     """Equality of a resumed run does not rest on float luck: each window it recomputes goes
     through the network in the same batch (same windows, same order) as in the uninterrupted run,
-    and the resumed forward calls are exactly the last calls of the uninterrupted run."""
+    and the resumed forward calls are exactly the last calls of the uninterrupted run. A strip
+    batches its own windows: only the windows crossing a strip border are computed twice (batches
+    of the whole grid's rows made each strip compute its neighbour's windows: 31 % more at 20000 px)."""
+    from rsmamba.engine.run import plan_strips
+    from rsmamba.raster.windows import WindowGrid
+
     path = write_raster(tmp_path / "img.tif", random_image(300, 600, seed=6))
     net = TinyConv(num_classes=4).eval()
     kw = dict(window=64, overlap=16, batch_size=4, probabilities=tmp_path / "p.tif")
@@ -284,7 +289,7 @@ def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> Non
     one_pass = run("one.tif", Recording(net), probabilities=tmp_path / "pone.tif")
     strips = run("strips.tif", Recording(net), strip_width=256, probabilities=tmp_path / "pstrips.tif")
     with pytest.raises(KeyboardInterrupt):
-        run("out.tif", Recording(net, after=20), strip_width=256)
+        run("out.tif", Recording(net, after=14), strip_width=256)
     assert json.loads(sidecar_path(tmp_path / "out.tif").read_text())["strip"] == 1
     resumed = run("out.tif", Recording(net), strip_width=256, resume=True)
 
@@ -295,14 +300,13 @@ def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> Non
                 assert where.setdefault(window, call) == call  # a window is always in the same batch
         return where
 
-    reference = batch_of(one_pass.calls)
-    assert len(reference) == 6 * 13  # every window of the 6 x 13 grid, each in one batch
-    assert batch_of(strips.calls).items() <= reference.items()  # strips re-form the one-pass batches
+    assert len(batch_of(one_pass.calls)) == 6 * 13  # every window of the 6 x 13 grid, each in one batch
+    plan = plan_strips(WindowGrid(600, 300, 64, 16), 600, 256)
+    assert sum(len(c) for c in strips.calls) == sum(6 * len(s.col_offsets) for s in plan)  # its own windows only
     assert 0 < len(resumed.calls) < len(strips.calls)  # it resumed, not started over
     assert resumed.calls == strips.calls[-len(resumed.calls):]  # the same forward calls, in the same order
-    assert batch_of(resumed.calls).items() <= reference.items()
-    for got, ref in zip(_read_all(tmp_path / "out.tif", tmp_path / "p.tif", tmp_path / "strips.tif"),
-                        _read_all(tmp_path / "one.tif", tmp_path / "pone.tif", tmp_path / "one.tif")):
+    for got, ref in zip(_read_all(tmp_path / "out.tif", tmp_path / "p.tif"),
+                        _read_all(tmp_path / "strips.tif", tmp_path / "pstrips.tif")):
         np.testing.assert_array_equal(got, ref)
 
 
