@@ -297,10 +297,11 @@ def _predict_in(
         dsm_norm = _dsm_normalizer(loaded, dsm_stats, src) if has_dsm else None
 
         def read_window(w: Window) -> tuple[np.ndarray, np.ndarray]:
-            valid = src.read_valid(w)
+            heights = src.read_dsm(w) if src.has_dsm else None  # read once: for the mask and the values
+            valid = src.read_valid(w, heights)
             x = normalize(src.read_image(w), image_stats)
             if dsm_norm is not None:
-                d = dsm_norm(src.read_dsm(w), valid)
+                d = dsm_norm(heights, valid)
                 x = np.concatenate([x, d[None].astype(np.float32)])
             if not valid.all():
                 x[:, ~valid] = 0.0

@@ -75,10 +75,11 @@ def compute_stats(src: AlignedSource, max_pixels: int = 2_000_000) -> tuple[Band
     image_acc = StatsAccumulator(src.count)
     dsm_acc = StatsAccumulator(1) if src.has_dsm else None
     for window in sample_windows(src.width, src.height, max_pixels):
-        valid = src.read_valid(window)
+        heights = src.read_dsm(window) if dsm_acc is not None else None
+        valid = src.read_valid(window, heights)
         image_acc.add(src.read_image(window), valid)
         if dsm_acc is not None:
-            dsm_acc.add(src.read_dsm(window)[None], valid)
+            dsm_acc.add(heights[None], valid)
     image_stats = image_acc.result(f"image {src.image_path}")
     dsm_stats = dsm_acc.result("DSM") if dsm_acc is not None else None
     return image_stats, dsm_stats

@@ -494,7 +494,7 @@ class AlignedSource:
         self.bands = list(bands) if bands else data_bands(img, alpha_is_data=self._alpha_is_data)
         bad = [b for b in self.bands if not 1 <= b <= img.count]
         if bad:
-            problems.add(f"image {image}: bands {bad} out of range (it has {img.count} band{'s' * (img.count != 1)})")
+            problems.add(f"{'image' if t2 is None else 't1'} {image}: bands {bad} out of range (it has {img.count} band{'s' * (img.count != 1)})")
 
         self._t2 = None
         self._t2_alpha_is_data = False
@@ -878,11 +878,14 @@ class AlignedSource:
             valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
         return valid
 
-    def read_valid(self, window: Window) -> np.ndarray:
-        """(h, w) bool: image valid (nodata, internal mask or alpha) and, with a DSM, DSM valid."""
+    def read_valid(self, window: Window, dsm: np.ndarray | None = None) -> np.ndarray:
+        """(h, w) bool: image valid (nodata, internal mask or alpha) and, with a DSM, DSM valid.
+
+        ``dsm``: this window's :meth:`read_dsm`, when the caller has read it (a warped DSM read once, not twice).
+        """
         valid = self.read_image_valid(window)
         if self._dsm is not None:
-            valid &= ~np.isnan(self.read_dsm(window))
+            valid &= ~np.isnan(self.read_dsm(window) if dsm is None else dsm)
         if self._t2 is not None:
             valid &= self.read_t2_valid(window)
         return valid
