@@ -135,8 +135,10 @@ def regularize_polygon(
 
 
 def _iou(a: shapely.Polygon, b: shapely.Polygon) -> float:
-    union = a.union(b).area
-    return a.intersection(b).area / union if union > 0 else 0.0
+    """Intersection over union, the union's area as A + B - I (an overlay of its own was a third of the CPU)."""
+    inter = a.intersection(b).area
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _rectangle_angle(polygon: shapely.Polygon) -> float:
