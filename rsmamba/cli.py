@@ -365,7 +365,6 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
-    _warn_workers_without_scheduler(workers, scheduler)
     from rsmamba.jobs import is_batch
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
@@ -379,6 +378,7 @@ def change(
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
     if is_batch([t1], out):
+        _warn_workers_without_scheduler(workers, scheduler)  # one pair refuses --workers: no warning before
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),

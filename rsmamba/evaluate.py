@@ -35,6 +35,8 @@ from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
 
+ERODE_WARN_SHARE = 0.1  # --erode leaving less of the scorable pixels than this is said
+
 
 
 @dataclass
@@ -572,9 +574,18 @@ def evaluate_rasters(
     num_classes = max(max((c.id for c in classes), default=-1) + 1, int(values.max()) + 1 if values.size else 0)
     classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in {c.id for c in classes}]
     classes.sort(key=lambda c: c.id)
-    scored = valid & (ref != IGNORE_INDEX) & ~eroded_boundary_mask(ref, erode)
-    if not scored.any():
+    both = valid & (ref != IGNORE_INDEX)
+    if not both.any():
         raise InputError(f"{prediction} / {reference}: no pixel is valid in both (all nodata or ignore)")
+    scored = both & ~eroded_boundary_mask(ref, erode) if erode else both
+    if not scored.any():
+        raise InputError(f"--erode {erode:g}: every pixel valid in both lies within {erode:g} px of a class boundary, "
+                         "so none is left to score; give a smaller radius")
+    if erode and scored.sum() < ERODE_WARN_SHARE * both.sum():  # a score of a handful of pixels, unsaid
+        message = (f"--erode {erode:g} leaves {scored.sum() / both.sum():.1%} of the pixels valid in both to score "
+                   f"({int(scored.sum()):,} px): the scores say little")
+        log.warning(message)
+        reference_warnings.append(message)
     hist = np.zeros((num_classes, num_classes), np.int64)
     for r in range(0, ref.shape[0], HIST_ROWS):  # in row bands: the int64 temporaries of one band at a time
         s = scored[r:r + HIST_ROWS]

@@ -87,12 +87,14 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
         ([t1, t1, "--change-threshold", "1.5"], "--change-threshold 1.5: must be between 0 and 1"),
         ([t1, t1, "--max-shift", "nan"], "--max-shift must be a number of pixels >= 0, got nan"),  # the guard was off
         ([t1, t1, "--max-shift", "-1"], "--max-shift must be a number of pixels >= 0"),
-        ([t1, t1, "--bands", "4"], "bands [4] out of range (it has 3 bands)"),
+        ([t1, t1, "--bands", "4"], "t1 " + t1 + ": bands [4] out of range (it has 3 bands)"),
+        ([t1, t1, "--workers", "2"], "--workers: for many pairs"),  # not warned about --scheduler first
     ]
     for args, needle in cases:
         code = main(["change", *args, "-o", str(out), "--model", "mambafcs_tiny", "--window", "96"])
         err = capsys.readouterr().err.strip().splitlines()
         assert code != 0 and err[-1].startswith("rsmamba: error:") and needle in err[-1], (needle, err)
+        assert not any("WARNING: --workers" in line for line in err)
         assert "but t1" not in err[-1] or "4 image bands" in needle  # one reason, not a contradiction
         assert not out.exists() and not list(tmp_path.glob(".c.tif*"))
     code = main(["change", t1, str(tmp_path / "moved.tif"), "-o", str(out), "--model", "mambafcs_tiny",
