@@ -4,6 +4,7 @@ of a GeoPackage, label values that are no class id, ids a sparse class table doe
 from __future__ import annotations
 
 import geopandas as gpd
+import rasterio
 import numpy as np
 import pytest
 from shapely.geometry import box
@@ -213,3 +214,21 @@ def test_an_invalid_label_polygon_is_repaired_and_said(tmp_path, caplog) -> None
     assert any("1 invalid polygon (self-intersecting, a ring traced twice) repaired" in r.getMessage() for r in caplog.records)
     result = evaluate_rasters(scene["labels"], layer, tmp_path / "m.json")
     assert result["pixels"] == 16 * 16 and any("1 invalid polygon" in w for w in result["warnings"])
+
+
+def test_labels_painted_with_another_table_are_told_they_are_read_as_isprs(tmp_path, caplog) -> None:
+    """A firm's label raster (0 background, 1 building, 2 road, 3 tree in its own colour table) tiled without
+    --class-table became the ISPRS classes end to end, unsaid: roads mapped and vectorised as low_vegetation."""
+    scene = write_scene(tmp_path / "s", size=64)
+    with rasterio.open(scene["labels"]) as ds:
+        labels, profile = ds.read(1), ds.profile
+    own = tmp_path / "own.tif"
+    with rasterio.open(own, "w", **profile) as ds:
+        ds.write(np.minimum(labels, 3), 1)
+        ds.write_colormap(1, {0: (0, 0, 0, 255), 1: (255, 0, 0, 255), 2: (128, 128, 128, 255), 3: (0, 160, 0, 255)})
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(scene["image"], tmp_path / "a", labels=scene["labels"], size=32)  # ISPRS colours: silent
+        assert not [r for r in caplog.records if "ISPRS classes" in r.getMessage()]
+        tile_scene(scene["image"], tmp_path / "b", labels=own, size=32)
+    said = [r.getMessage() for r in caplog.records if "ISPRS classes" in r.getMessage()]
+    assert len(said) == 1 and "its colour table paints 0 as (0, 0, 0), not ISPRS impervious's (255, 255, 255)" in said[0]
