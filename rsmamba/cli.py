@@ -524,6 +524,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd (land cover of the changed pixels only; with --reference-t2 the benchmark's scores)."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
+    background: Optional[int] = typer.Option(None, "--background", help="Vector REFERENCE: the class of the pixels outside its polygons (as 'tile --background'; default: not scored)."),
     footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
     reference_t2: Optional[Path] = typer.Option(None, "--reference-t2", help="Semantic change: REFERENCE is the t1 land cover, this the t2 one (SECOND label1/label2 with --layout); PREDICTION is 'change --semantic' output (its class_names tag, or --layout, gives the classes). Adds SeK, Fscd, mIoU, score."),
 ) -> None:
@@ -536,7 +537,7 @@ def evaluate(
     result = evaluate_rasters(prediction, reference, out, class_field=class_field, exclude=excluded, erode=erode,
                               buildings=buildings, building_class=building_class, image=image,
                               min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
-                              footprints=footprints, reference_layer=reference_layer,
+                              background=background, footprints=footprints, reference_layer=reference_layer,
                               buildings_layer=buildings_layer, footprints_layer=footprints_layer,
                               reference_t2=reference_t2)
     def score(value: float | None) -> str:

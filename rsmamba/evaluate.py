@@ -117,7 +117,8 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> Non
 
 def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
                       burn: int | None = None, layer_name: str | None = None,
-                      notes: list[str] | None = None, class_names: dict[str, int] | None = None) -> np.ndarray:
+                      notes: list[str] | None = None, class_names: dict[str, int] | None = None,
+                      background: int | None = None) -> np.ndarray:
     """The reference labels on the prediction grid (uint8, or int32 for other integer rasters; 255 where unknown).
 
     ``layer_name``: the layer of a vector reference file that holds several.
@@ -126,6 +127,9 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     (a footprint layer, as ``rsmamba tile --burn`` reads it).
 
     ``class_names``: the ids of the names a text class field may hold (the prediction's class table).
+
+    ``background``: the class of a vector reference's outside (``tile --background``'s reading of a layer of
+    several classes); else 0 with ``burn``, else not scored.
     """
     ref_path = Path(reference)
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
@@ -167,7 +171,8 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         layer = layer.set_geometry(geoms).to_crs(grid.crs)
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field])]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
-                         fill=IGNORE_INDEX if burn is None else 0, dtype="uint8")  # ids 0..254 (checked above)
+                         fill=background if background is not None else IGNORE_INDEX if burn is None else 0,
+                         dtype="uint8")  # ids 0..254 (checked above)
     from rsmamba.raster.source import colour_labels_problem
     from rsmamba.raster.validate import class_raster_problem
 
@@ -432,6 +437,7 @@ def evaluate_rasters(
     overwrite: bool = False,
     layout: str | None = None,
     burn: int | None = None,
+    background: int | None = None,
     footprints: str | os.PathLike[str] | None = None,
     reference_layer: str | None = None,
     buildings_layer: str | None = None,
@@ -477,6 +483,12 @@ def evaluate_rasters(
         problems.add("--footprints are scored against reference buildings: give --buildings")
     elif footprints is not None and vector_path_problem(footprints, "footprints"):
         problems.add(vector_path_problem(footprints, "footprints"))
+    if background is not None and (reference.suffix.lower() not in VECTOR_SUFFIXES or layout is not None):
+        problems.add(f"--background {background}: the class of a vector reference's outside; {reference} is a raster")
+    elif background is not None and not 0 <= background < IGNORE_INDEX:
+        problems.add(f"--background must be a class id in 0..{IGNORE_INDEX - 1}, got {background}")
+    elif background is not None and burn is not None:
+        problems.add("--burn scores the outside as background 0 already; give one of --burn and --background")
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
     stem = out.with_suffix("")
@@ -499,7 +511,8 @@ def evaluate_rasters(
             exclude = [5]
     else:
         names = {c.name: c.id for c in (classes or classes_of_raster(prediction) or ISPRS_CLASSES) if not c.filler}
-        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled, class_names=names)
+        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled, class_names=names,
+                                background=background)
     semantic = None
     if reference_t2 is not None:
         ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape)[0] if layout is not None
@@ -531,11 +544,13 @@ def evaluate_rasters(
                    "--reference-t2 LABEL2")
         log.warning(message)
         reference_warnings.append(message)
-    if layout is None and burn is None and reference.suffix.lower() in VECTOR_SUFFIXES and (ref != IGNORE_INDEX).mean() < 0.99:
+    if (layout is None and burn is None and background is None and reference.suffix.lower() in VECTOR_SUFFIXES
+            and (ref != IGNORE_INDEX).mean() < 0.99):
         # tile fills a label layer's outside with --background 0; here the outside is not scored at all
         message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
-                   f"({float((ref != IGNORE_INDEX).mean()):.1%} of the prediction); for a layer of one class, --burn ID "
-                   "scores the rest as background 0, as tile fills a label layer's outside (--background 0)")
+                   f"({float((ref != IGNORE_INDEX).mean()):.1%} of the prediction); --background ID scores the rest "
+                   "as that class, as tile fills a label layer's outside (--background 0); for a layer of one class, "
+                   "--burn ID")
         log.warning(message)
         reference_warnings.append(message)
     if burn is not None and not change:
