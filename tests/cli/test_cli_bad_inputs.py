@@ -113,7 +113,7 @@ def build_inputs(root: Path) -> dict[str, Path]:
     cls = buildings[["geometry"]].copy()
     f["vec_class"] = _vector(inp / "vec_class.gpkg", cls, **{"class": 1})
     f["vec_empty"] = _vector(inp / "vec_empty.gpkg", cls.iloc[:0], **{"class": np.array([], dtype=np.int64)})
-    f["vec_str"] = _vector(inp / "vec_str.gpkg", cls, **{"class": "building"})
+    f["vec_str"] = _vector(inp / "vec_str.gpkg", cls, **{"class": "shed"})
     f["vec_frac"] = _vector(inp / "vec_frac.gpkg", cls, **{"class": 1.5})  # not an id: truncating it makes class 1
     f["vec_nocrs"] = inp / "vec_nocrs.geojson"
     cls.set_crs(None, allow_override=True).assign(**{"class": 1}).to_file(f["vec_nocrs"], engine="pyogrio")
@@ -257,7 +257,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-background-abc", [*T, "-o", "{out}/c", "--background", "abc"], "--background"),
     ("tile-labels-missing", [*T, "-o", "{out}/c", "--labels", "{out}/nope.gpkg"], "not found"),
     ("tile-labels-empty-layer", [*T, "-o", "{out}/c", "--labels", "{vec_empty}"], "no features"),
-    ("tile-labels-string-class", [*T, "-o", "{out}/c", "--labels", "{vec_str}"], "integer"),
+    ("tile-labels-string-class", [*T, "-o", "{out}/c", "--labels", "{vec_str}"], "holds names no class of the class table has (shed"),
     ("tile-labels-fractional-class", [*T, "-o", "{out}/c", "--labels", "{vec_frac}"], "integer"),
     ("tile-labels-no-field", [*T, "-o", "{out}/c", "--labels", "{vec_class}", "--class-field", "nope"], "class field"),
     ("tile-labels-semicolon", [*T, "-o", "{out}/c", "--labels", "{semi_vec}"], ";"),
@@ -458,7 +458,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("evaluate-ortho-as-prediction", ["evaluate", O, L, "-o", "{out}/m.json"], "class raster"),
     ("evaluate-ortho-as-reference", ["evaluate", L, O, "-o", "{out}/m.json"], "class raster"),
     ("evaluate-float-prediction", ["evaluate", "{fcls}", L, "-o", "{out}/m.json"], "float32"),
-    ("evaluate-reference-string-field", ["evaluate", L, "{vec_str}", "-o", "{out}/m.json"], "integer"),
+    ("evaluate-reference-string-field", ["evaluate", L, "{vec_str}", "-o", "{out}/m.json"], "holds names no class of the prediction"),
     ("evaluate-reference-no-field", ["evaluate", L, "{vec_class}", "-o", "{out}/m.json", "--class-field", "nope"],
      "nope"),
     ("evaluate-reference-semicolon", ["evaluate", L, "{semi_vec}", "-o", "{out}/m.json"], ";"),
