@@ -15,6 +15,7 @@ SHARED = {
     "--allow-geographic-mix": "accept a geographic CRS for an input beside a projected image",
     "--amp": "mixed precision",
     "--bands": "the image's spectral bands",
+    "--background": "the class of the pixels outside a label vector's polygons",
     "--batch-size": "windows per forward pass",
     "--blend": "how overlapping windows are blended",
     "--burn": "every label polygon is this class id",
