@@ -141,11 +141,6 @@ def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
             "pass a single-band class raster")
 
 
-def _overlaps(window: Window, ds: Any) -> bool:
-    return (window.col_off < ds.width and window.row_off < ds.height
-            and window.col_off + window.width > 0 and window.row_off + window.height > 0)
-
-
 def same_grid(a: Any, b: Any) -> bool:
     """True when two datasets share CRS, transform and shape: pixels can be paired by index."""
     return a.crs == b.crs and a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape
@@ -603,13 +598,23 @@ class AlignedSource:
     def _dsm_sentinel_problem(self, path: PathLike) -> str | None:
         """Why the DSM holds heights no surface has (-9999, -32767, 3.4e38: a nodata value it does not
         declare; centimetres without a scale), or None. Normalised with the real heights, they would make its
-        windows garbage. Sets the heights a fill must lie beyond (:meth:`read_dsm`)."""
+        windows garbage. Sets the heights a fill must lie beyond (:meth:`read_dsm`).
+
+        Sampled on the DSM's own grid under the image (resampling would blend a fill into a ring of values that
+        widen the heights' range until the fill looks like one), every fill value judged, not only the commonest
+        (an integer DSM's commonest value is a height)."""
         lo, hi = DSM_RANGE
-        windows = sample_windows(self.width, self.height, 1 << 18, min_per_axis=CHECK_PER_AXIS)
-        raw = np.concatenate([self._read_dsm_file_units(w).ravel() for w in windows])
+        ds = self._dsm_file
+        under = self._dsm_window(Window(0, 0, self.width, self.height), pad=False)
+        if under is None:
+            return None
+        windows = sample_windows(int(under.width), int(under.height), 1 << 18, min_per_axis=CHECK_PER_AXIS)
+        raw = np.concatenate([np.ma.filled(ds.read(1, window=Window(w.col_off + under.col_off, w.row_off + under.row_off,
+                                                                     w.width, w.height), masked=True)
+                                           .astype(np.float64), np.nan).ravel() for w in windows])
         raw = raw[np.isfinite(raw)]
         values = self._unscaled(raw)
-        dtype = self._dsm_file.dtypes[0]
+        dtype = ds.dtypes[0]
         bad = (values < lo) | (values > hi)
         if bad.any():
             kinds, counts = np.unique(raw[bad], return_counts=True)
@@ -622,25 +627,52 @@ class AlignedSource:
                     f"millimetres? declare its scale (gdal_edit.py -scale 0.01 {path}, or 0.001) or convert it")
         if values.size < 64:
             return None
-        kinds, counts = np.unique(raw, return_counts=True)
-        mode, share = kinds[counts.argmax()], counts.max() / raw.size
-        others = values[raw != mode] if share >= DSM_FILL_SHARE else values
-        if others.size == 0:
+        candidate = is_fill_value(raw, dtype)
+        heights = values[~candidate]  # the scene's heights: no fill value widens their range
+        if heights.size == 0:
             return None
-        p1, p99 = (float(v) for v in np.percentile(others, [1, 99]))
+        p1, p99 = (float(v) for v in np.percentile(heights, [1, 99]))
         reach = max(DSM_FAR_SPANS * (p99 - p1), DSM_FAR_FLOOR)
         self._dsm_plausible = (p1 - reach, p99 + reach)  # reads: a fill value beyond is no data
-        height = float(self._unscaled(np.array([mode]))[0])
-        if share >= DSM_FILL_SHARE and is_fill_value(mode, dtype):
-            if not self._dsm_plausible[0] <= height <= self._dsm_plausible[1]:
-                return (f"DSM {path}: {share:.1%} of its sampled pixels hold {mode:g}, far from its other heights "
-                        f"({p1:.4g}..{p99:.4g}): a nodata value it does not declare?; " + self._fill_advice(mode))
-            if mode == 0 and share >= DSM_ZERO_SHARE and p1 - height > max(p99 - p1, 0.0) > 0:
+        kinds, counts = np.unique(raw[candidate], return_counts=True)
+        for value, count in sorted(zip(kinds.tolist(), counts.tolist()), key=lambda vc: -vc[1]):
+            share, height = count / raw.size, float(self._unscaled(np.array([value]))[0])
+            if share >= DSM_FILL_SHARE and not self._dsm_plausible[0] <= height <= self._dsm_plausible[1]:
+                return (f"DSM {path}: {share:.1%} of its sampled pixels hold {value:g}, far from its other heights "
+                        f"({p1:.4g}..{p99:.4g}): a nodata value it does not declare?; " + self._fill_advice(value))
+            if value == 0 and share >= DSM_ZERO_SHARE and p1 - height > max(p99 - p1, 0.0) > 0:
                 # 0 under a town 40 m up, nothing between: the fill of a tool that writes 0, or sea beside a cliff
                 self._warn(f"DSM {path}: {share:.1%} of its sampled pixels hold exactly 0, {p1 - height:.4g} below "
                            f"all its other heights ({p1:.4g}..{p99:.4g}), read as heights: sea, or a nodata value "
-                           "it does not declare? If no data: " + self._fill_advice(mode))
+                           "it does not declare? If no data: " + self._fill_advice(value))
         return None
+
+    def _dsm_window(self, window: Window, pad: bool = True) -> Window | None:
+        """The window of the DSM's own grid under image ``window`` (any CRS, orientation or rotation: its edges'
+        points carried through both transforms), padded by a bilinear kernel with ``pad``; None off the DSM."""
+        from rasterio.warp import transform as warp_transform
+
+        ds, img = self._dsm_file, self._img
+        t = np.linspace(0.0, 1.0, 21)
+        c0, r0, w, h = float(window.col_off), float(window.row_off), float(window.width), float(window.height)
+        cols = np.concatenate([c0 + w * t, c0 + w * t, np.full(21, c0), np.full(21, c0 + w)])
+        rows = np.concatenate([np.full(21, r0), np.full(21, r0 + h), r0 + h * t, r0 + h * t])
+        xs, ys = img.transform * (cols, rows)
+        try:
+            if img.crs != ds.crs:
+                xs, ys = (np.asarray(v) for v in warp_transform(img.crs, ds.crs, xs, ys))
+            cc, rr = ~ds.transform * (xs, ys)
+            ok = np.isfinite(cc) & np.isfinite(rr)
+            if not ok.any():
+                raise ValueError("no point of the window carried over")
+            box = [math.floor(cc[ok].min()), math.floor(rr[ok].min()), math.ceil(cc[ok].max()), math.ceil(rr[ok].max())]
+        except Exception:  # noqa: BLE001 - a window PROJ cannot carry over: the whole DSM, never no check
+            box = [0, 0, ds.width, ds.height]
+        if pad:
+            more = int(math.ceil(max((box[2] - box[0]) / max(w, 1.0), (box[3] - box[1]) / max(h, 1.0)))) + 2
+            box = [box[0] - more, box[1] - more, box[2] + more, box[3] + more]
+        box = [max(box[0], 0), max(box[1], 0), min(box[2], ds.width), min(box[3], ds.height)]
+        return Window(box[0], box[1], box[2] - box[0], box[3] - box[1]) if box[2] > box[0] and box[3] > box[1] else None
 
     def _read_dsm_file_units(self, window: Window) -> np.ndarray:
         """The DSM on the image grid in its file's units (before GDAL's scale), float64, NaN where it declares no data."""
@@ -671,21 +703,10 @@ class AlignedSource:
         same warp: a pixel whose kernel touches a fill is no data. The DSM window around the image window is
         padded by a kernel, so a fill just outside the window is seen: the answer is the same in any window.
         """
-        from rasterio.warp import reproject, transform_bounds
-        from rasterio.windows import from_bounds
+        from rasterio.warp import reproject
 
         ds, img = self._dsm_file, self._img
-        left, bottom, right, top = rasterio.windows.bounds(window, img.transform)
-        try:
-            box = transform_bounds(img.crs, ds.crs, min(left, right), min(bottom, top), max(left, right),
-                                   max(bottom, top), densify_pts=21)
-            src = from_bounds(*box, transform=ds.transform)
-        except Exception:  # noqa: BLE001 - a window GDAL cannot carry over: no fill can be told apart there
-            return None
-        src = src.round_offsets(op="floor").round_lengths(op="ceil")
-        pad = int(math.ceil(max(src.width / max(window.width, 1), src.height / max(window.height, 1)))) + 2
-        src = Window(src.col_off - pad, src.row_off - pad, src.width + 2 * pad, src.height + 2 * pad)
-        src = src.intersection(Window(0, 0, ds.width, ds.height)) if _overlaps(src, ds) else None
+        src = self._dsm_window(window)
         if src is None:
             return None
         raw = np.ma.filled(ds.read(1, window=src, masked=True).astype(np.float64), np.nan)

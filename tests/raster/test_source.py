@@ -521,3 +521,40 @@ def test_fill_advice_names_the_file_value_and_centimetres_are_told_to_declare_a_
     with pytest.raises(InputError, match=r"outside -1000..30000 \(metres or feet\), 52000..52800: in centimetres "
                                          r"or millimetres\? declare its scale \(gdal_edit.py -scale 0.01 "):
         AlignedSource(img, write_raster(tmp_path / "munich.tif", munich))
+
+
+def test_a_south_up_coarser_dsm_takes_its_fills_blend_with_it(tmp_path) -> None:
+    """The fill's DSM window came from from_bounds, which refuses a south-up grid: the failure was swallowed and
+    the ring of 2536..8754 m stayed as heights (map accuracy 97.8 % -> 67.3 %)."""
+    from affine import Affine
+
+    rng = np.random.default_rng(11)
+    img = write_raster(tmp_path / "img.tif", random_image(400, 400), res=0.5)
+    dsm = (40 + 8 * rng.random((100, 100))).astype(np.float32)
+    dsm[49:52, 49:52] = 9999.0
+    south_up = Affine(2.0, 0, 500000.0, 0, 2.0, 5000000.0 - 200.0)  # row 0 at the south edge
+    path = write_raster(tmp_path / "dsm.tif", dsm[::-1].copy(), transform=south_up)
+    with AlignedSource(img, path) as src:
+        got = src.read_dsm(Window(0, 0, 400, 400))
+    assert np.nanmax(got) < 100 and np.isnan(got[198:206, 198:206]).all()
+
+
+@pytest.mark.parametrize("case", ["resampled_border", "integer_heights"])
+def test_a_large_fill_is_refused_however_the_dsm_is_stored(tmp_path, case) -> None:
+    """Judged through the warp, a 1 m DSM's fill border blended into values that widened the heights' range until
+    9999 looked like one (accuracy 0.98 -> 0.50, silent); judged by its commonest value only, an int16 DSM (whose
+    commonest value is a height) passed a 1.4 % patch of 9999."""
+    rng = np.random.default_rng(12)
+    if case == "resampled_border":
+        img = write_raster(tmp_path / "img.tif", random_image(400, 400), res=0.25)
+        dsm = (40 + 8 * rng.random((100, 100))).astype(np.float32)
+        dsm[0, :] = 9999.0
+        dsm[:, -1] = 9999.0
+        path = write_raster(tmp_path / "dsm.tif", dsm, res=1.0)
+    else:
+        img = write_raster(tmp_path / "img.tif", random_image(300, 300))
+        dsm = np.round(40 + 8 * rng.random((300, 300))).astype(np.int16)
+        dsm[100:136, 100:136] = 9999
+        path = write_raster(tmp_path / "dsm.tif", dsm)
+    with pytest.raises(InputError, match=r"of its sampled pixels hold 9999, far from its other heights"):
+        AlignedSource(img, path)
