@@ -3,7 +3,8 @@
 Change detection compares pixels of two dates; a residual misregistration of a pixel or two
 turns every building edge into false change. Before a change run we estimate the shift of
 epoch 2 against epoch 1 (both on epoch 1's grid) on a lattice of sample windows and take the
-median of the confident estimates.
+median of the confident estimates; a part of the scene on which several windows agree on a larger
+shift (t2 mosaicked from sheets or strips, one of them shifted) is checked against the same limits.
 """
 
 from __future__ import annotations
@@ -53,16 +54,63 @@ def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float
 
 @dataclass(frozen=True)
 class ShiftEstimate:
-    """Median residual shift of epoch 2 against epoch 1, in pixels, over the confident windows."""
+    """Median residual shift of epoch 2 against epoch 1, in pixels, over the confident windows; and the
+    largest shift a part of the scene agrees on (``part_*``: a mosaic sheet or flight strip of t2 shifted
+    alone, which the median over the whole scene hides)."""
 
     dy: float
     dx: float
     windows_used: int
     windows_sampled: int
+    part_dy: float = 0.0
+    part_dx: float = 0.0
+    part_windows: int = 0  # windows agreeing on the part's shift (0: no part stands out)
+    part_box: tuple[int, int, int, int] | None = None  # col0, row0, col1, row1 of those windows
 
     @property
     def magnitude(self) -> float:
         return float(np.hypot(self.dy, self.dx))
+
+    @property
+    def part_magnitude(self) -> float:
+        return float(np.hypot(self.part_dy, self.part_dx))
+
+
+PART_AGREE_PX = 1.0  # windows whose shifts lie this close agree on one shift
+PART_MIN_SHARE = 0.1  # a part: this share of the confident windows (at least PART_MIN_WINDOWS) agreeing
+PART_MIN_WINDOWS = 3  # random peaks of changed windows agree by chance in pairs, hardly in threes
+
+
+def _local_windows(width: int, height: int, sampled: list[Window], window: int) -> list[Window]:
+    """Windows for the local estimates: the sample's lattice, or a small scene's own tiling (its sample is
+    the whole scene, whose one estimate cannot show a part shifted alone)."""
+    if len(sampled) > 1 or min(width, height) < 2 * window:
+        return sampled
+    return [Window(c, r, window, window) for r in range(0, height - window + 1, window)
+            for c in range(0, width - window + 1, window)]
+
+
+def _shifted_part(estimates: list[tuple[float, float, Window]], scene: tuple[float, float]
+                  ) -> tuple[float, float, int, tuple | None]:
+    """The largest shift off the ``scene``'s that enough windows agree on: (dy, dx, windows, their box)."""
+    if not estimates:
+        return 0.0, 0.0, 0, None
+    arr = np.asarray([(dy, dx) for dy, dx, _ in estimates])
+    need = max(PART_MIN_WINDOWS, int(np.ceil(PART_MIN_SHARE * len(arr))))
+    best = (0.0, 0.0, 0, None)
+    off = np.abs(arr - np.asarray(scene)).max(axis=1) > PART_AGREE_PX  # windows the scene's shift does not explain
+    for i in np.argsort(-np.hypot(arr[:, 0], arr[:, 1])):
+        if not off[i]:
+            continue
+        members = np.flatnonzero(np.abs(arr - arr[i]).max(axis=1) <= PART_AGREE_PX)
+        if members.size >= need:
+            dy, dx = (float(v) for v in np.median(arr[members], axis=0))
+            wins = [estimates[m][2] for m in members]
+            box = (min(int(w.col_off) for w in wins), min(int(w.row_off) for w in wins),
+                   max(int(w.col_off + w.width) for w in wins), max(int(w.row_off + w.height) for w in wins))
+            best = (dy, dx, int(members.size), box)
+            break  # the largest shift first: the first part found is the worst
+    return best
 
 
 def estimate_shift(
@@ -79,20 +127,25 @@ def estimate_shift(
 
     Windows with little texture or too little agreement (a changed area) are ignored.
     """
-    estimates = []
-    sampled = sample_windows(width, height, max_pixels, window)
-    for win in sampled:
+    def shift_of(win: Window) -> tuple[float, float] | None:
         a = read_a(win).astype(np.float64).mean(axis=0)
         b = read_b(win).astype(np.float64).mean(axis=0)
         if a.std() < 1e-6 or b.std() < 1e-6 or min(a.shape) < 16:
-            continue
+            return None
         dy, dx, strength = phase_correlation(a, b)
-        if strength >= min_strength:
-            estimates.append((dy, dx))
+        return (dy, dx) if strength >= min_strength else None
+
+    sampled = sample_windows(width, height, max_pixels, window)
+    found = [(win, shift_of(win)) for win in sampled]
+    estimates = [e for _, e in found if e is not None]
     if not estimates:
         return ShiftEstimate(float("nan"), float("nan"), 0, len(sampled))
     arr = np.asarray(estimates)
-    return ShiftEstimate(float(np.median(arr[:, 0])), float(np.median(arr[:, 1])), len(estimates), len(sampled))
+    scene = (float(np.median(arr[:, 0])), float(np.median(arr[:, 1])))
+    local = _local_windows(width, height, sampled, window)
+    local_found = found if local is sampled else [(win, shift_of(win)) for win in local]
+    part = _shifted_part([(e[0], e[1], win) for win, e in local_found if e is not None], scene)
+    return ShiftEstimate(*scene, len(estimates), len(sampled), *part)
 
 
 def check_coregistration(
@@ -102,7 +155,8 @@ def check_coregistration(
     max_shift: float = 3.0,
     force: bool = False,
 ) -> ShiftEstimate:
-    """Estimate the residual t2-vs-t1 shift; warn above ``warn_above`` px, refuse above ``max_shift``.
+    """Estimate the residual t2-vs-t1 shift; warn above ``warn_above`` px, refuse above ``max_shift``: the
+    scene's median shift, and a part of the scene shifted alone (several windows agreeing on it).
 
     ``force`` turns the refusal into a warning. An estimate that cannot be made (no texture)
     is reported as a warning, not an error.
@@ -124,4 +178,12 @@ def check_coregistration(
         log.warning("co-registration: %s; expect false change along edges", text)
     else:
         log.debug("co-registration: %s", text)  # the summary says the residual shift
+    if est.part_windows and est.part_magnitude > max(warn_above, est.magnitude + PART_AGREE_PX):
+        c0, r0, c1, r1 = est.part_box
+        part = (f"part of t2 is shifted by {est.part_magnitude:.2f} px against t1 (dy {est.part_dy:+.2f}, dx "
+                f"{est.part_dx:+.2f}; {est.part_windows} windows agree, within columns {c0}..{c1}, rows {r0}..{r1}), "
+                f"the scene by {est.magnitude:.2f} px: a mosaic sheet or flight strip of its own?")
+        if est.part_magnitude > max_shift and not force:
+            raise InputError(f"{part} Above the {max_shift:g} px limit: co-register the epochs or pass --force")
+        log.warning("co-registration: %s; expect false change along its edges", part)
     return est

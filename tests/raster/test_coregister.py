@@ -57,3 +57,31 @@ def test_gate_refuses_shifted_epochs_unless_forced(tmp_path, caplog) -> None:
         with caplog.at_level("WARNING"):
             est = check_coregistration(src, force=True)
         assert abs(est.dx - 6) < 0.5 and "false change" in caplog.text
+
+
+@pytest.mark.parametrize("size", [1024, 1600])
+def test_a_part_of_t2_shifted_alone_is_refused(tmp_path, caplog, size) -> None:
+    """A second flight strip or mosaic sheet 8 px off: the median over the scene said 0.05 px, and the false
+    change there grew 18x, unsaid. A scene of at most 1.5 MPix was one window, which cannot show a part."""
+    from rsmamba.errors import InputError
+    from rsmamba.raster.coregister import check_coregistration
+    from rsmamba.raster.source import AlignedSource
+    from tests.helpers.rasters import write_raster
+
+    base = (_texture(size, size, seed=3) * 40 + 128).clip(0, 255)
+    moved = base.copy()
+    east = slice(3 * size // 4, size)
+    moved[:, east] = nd_shift(base, (0, 8), order=1, mode="nearest")[:, east]
+    t1 = write_raster(tmp_path / "t1.tif", np.stack([base] * 3).astype(np.uint8))
+    t2 = write_raster(tmp_path / "t2.tif", np.stack([moved] * 3).astype(np.uint8))
+    same = write_raster(tmp_path / "same.tif", np.stack([base] * 3).astype(np.uint8))
+    with AlignedSource(t1, t2=same) as src:
+        assert check_coregistration(src).part_windows == 0
+    with AlignedSource(t1, t2=t2) as src:
+        with pytest.raises(InputError, match=r"part of t2 is shifted by 8\.\d\d px against t1 .* windows agree, within "
+                                             r"columns \d+\.\.\d+.*Above the 3 px limit"):
+            check_coregistration(src)
+        with caplog.at_level("WARNING"):
+            est = check_coregistration(src, force=True)
+    assert est.magnitude < 1 and abs(est.part_dx - 8) < 0.5 and est.part_box[0] >= 3 * size // 4 - 256
+    assert "part of t2 is shifted" in caplog.text
