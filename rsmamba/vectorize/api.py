@@ -386,6 +386,10 @@ def _large_regions(geoms: list, min_area: float) -> list[bool]:
 
     parts = np.array(geoms, dtype=object)
     left, right = shapely.STRtree(parts).query(parts, predicate="intersects")
+    # pieces sharing an edge, as the plain layer's regions are 4-connected pixels: two blocks meeting at one
+    # corner are two regions there (both dropped under the area) and were one here (both kept)
+    edge = (left == right) | (shapely.length(shapely.intersection(parts[left], parts[right])) > 0)
+    left, right = left[edge], right[edge]
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(len(parts), len(parts)))
     _, region = connected_components(graph, directed=False)
     area = np.bincount(region, weights=shapely.area(parts))

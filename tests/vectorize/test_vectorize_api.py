@@ -202,6 +202,21 @@ def test_semantic_change_min_area_counts_whole_change_regions(tmp_path):
     assert len(df) == 4 and sorted(df.pixel_count.tolist()) == [25, 25, 25, 25]  # each 25 m2, the region 100
     assert main(["vectorize", str(src), "--min-area", "101m2", "-o", str(tmp_path / "none.gpkg")]) == 0
     assert len(read(tmp_path / "none.gpkg")) == 0
+    # two 30 m2 blocks meeting at one corner: two regions in the plain layer (4-connected pixels), both under
+    # 44 m2; the semantic layer joined them into one 60 m2 region and kept both
+    change = np.zeros((3, 30, 40), dtype="uint8")
+    change[1:] = 2
+    change[:, 2:7, 2:8] = [[[1]], [[1]], [[0]]]
+    change[:, 7:12, 8:14] = [[[1]], [[2]], [[1]]]
+    corner = write_raster(tmp_path / "corner.tif", change)
+    with rasterio.open(corner, "r+") as ds:
+        ds.descriptions = ("change", "from_class", "to_class")
+    plain = write_raster(tmp_path / "corner1.tif", change[:1])
+    with rasterio.open(plain, "r+") as ds:
+        ds.descriptions = ("change",)
+    for path in (corner, plain):
+        assert main(["vectorize", str(path), "--min-area", "44m2", "-o", str(tmp_path / f"{path.stem}.gpkg")]) == 0
+        assert len(read(tmp_path / f"{path.stem}.gpkg")) == 0
 
 
 def test_reproject_geographic_raster(tmp_path):
