@@ -11,6 +11,7 @@ from typing import Any
 from rsmamba.errors import InputError
 from rsmamba.jobs import expand_inputs, is_pattern
 from rsmamba.vectorize.api import vectorize_raster
+from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG
 from rsmamba.vectorize.mosaic import mosaic_vrt_xml, plan_mosaic
 
 __all__ = ["resolve_rasters", "vectorize_many"]
@@ -42,6 +43,12 @@ def vectorize_many(rasters: Sequence[PathLike], output: PathLike, **options: Any
     if options.get("probabilities") is not None:
         raise InputError("--probabilities works with one raster at a time, not a mosaic of several")
     mosaic = plan_mosaic(paths)
+    if options.get("min_area") is None:  # one layer, one minimum area: the first raster's would pass for all
+        calibrated = {r.path.name: r.tags.get(CHANGE_MIN_AREA_TAG) for r in mosaic.rasters}
+        if len(set(calibrated.values())) > 1:
+            said = ", ".join(f"{name} {value + ' m2' if value is not None else 'none'}" for name, value in calibrated.items())
+            raise InputError(f"the change rasters were calibrated with other minimum polygon areas ({said}): one layer "
+                             "takes one; give --min-area, or vectorize them apart")
     with tempfile.TemporaryDirectory(prefix="rsmamba-mosaic-") as tmp:
         vrt = Path(tmp) / "mosaic.vrt"
         mosaic_vrt_xml(mosaic).write(vrt, encoding="UTF-8", xml_declaration=False)

@@ -150,6 +150,13 @@ def test_change_mosaic_keeps_the_change_convention(tmp_path):
     assert summary.per_class == {"house": 1, "forest": 1}
     assert {"change", "from_class", "to_class", "from_name", "to_name"} <= set(df.columns)
     assert set(df.from_name) == {"grass"} and set(df.model_id) == {"mambafcs-test"}
+    # rasters calibrated apart: the first one's minimum area passed for all (189 or 200 polygons by the order)
+    first = write(tmp_path / "a.tif", change[:, :, :60], tags={**tags, "CHANGE_MIN_AREA_M2": "44"}, descriptions=descriptions)
+    second = write(tmp_path / "b.tif", change[:, :, 60:], ORIGIN * Affine.translation(60, 0),
+                   tags={**tags, "CHANGE_MIN_AREA_M2": "0"}, descriptions=descriptions)
+    with pytest.raises(InputError, match=r"calibrated with other minimum polygon areas \(a.tif 44 m2, b.tif 0 m2\)"):
+        vectorize_many([first, second], tmp_path / "ab.gpkg", block_size=32)
+    vectorize_many([first, second], tmp_path / "ab.gpkg", block_size=32, min_area=0)
 
 
 def test_cli_glob_into_one_layer(tmp_path, capsys):
