@@ -225,6 +225,10 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
     concat = has_dsm and info.inputs == "image"
     in_chans = image_count + (1 if concat else 0)
     module = create_model(str(spec), in_chans=in_chans)
+    # a name runs the architecture with random weights (benchmarks, tests): exit 0 and 40 % change, unsaid
+    warn_once(log, f"model {spec!r}: a registered architecture with untrained (random) weights, for benchmarks "
+                   "and tests: its output means nothing; pass a checkpoint (rsmamba train writes one), or leave "
+                   "--model out for the shipped model")
     num_classes = int(info.defaults.get("num_classes", len(ISPRS_CLASSES)))
     return LoadedModel(module, name=str(spec), inputs=info.inputs, classes=default_classes(num_classes),
                        uses_dsm=has_dsm and verb == "predict", in_chans=in_chans,
@@ -378,7 +382,10 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
                     notes.append(note)
             return by_colour
     rgb = declared_rgb(colours)
-    if wanted is not None and all(name not in NO_COLOUR for name in stored) and list(wanted) != stored:
+    # a band read as a colour it does not declare (an IRRG ortho's red read as green, its NIR band undefined)
+    conflict = wanted is not None and len(wanted) == len(stored) and any(
+        name not in NO_COLOUR and name != want for name, want in zip(stored, wanted))
+    if conflict:
         missing = [name for name in wanted if name not in NO_COLOUR and name not in declared]  # IRRG via RGB
         raise InputError(f"image {image}: its bands declare the colours {', '.join(colours)}; model {model.source} "
                          f"reads {', '.join(wanted)}" + (f", and the image has no {', '.join(missing)}" if missing else "")

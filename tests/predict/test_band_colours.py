@@ -124,7 +124,7 @@ class RedOnlyDiff(torch.nn.Module):
 
 
 @pytest.mark.parametrize("t1_order,t2_order,bands", [("bgr", "rgb", None), ("bgr", "bgr", None), ("bgr", "rgb", [3, 2, 1]),
-                                                       ("rgb", "bgr", None), ("none", "bgr", None)])
+                                                       ("rgb", "bgr", None), ("none", "bgr", None), ("none", "bgr", [1, 2, 3])])
 def test_change_reads_both_dates_in_the_models_colour_order(tmp_path, t1_order, t2_order, bands) -> None:
     """A BGR t1 went to an RGB change model as is (IoU 0.76 -> 0.28), and --bands turned t2's colour matching off;
     a t1 declaring no colours (gray, undefined) left a BGR t2 read by position: 39 % change for 3 %."""
@@ -168,3 +168,21 @@ def test_a_reordered_four_band_second_date_is_matched_band_for_band(tmp_path) ->
     with AlignedSource(tmp_path / "t1.tif", t2=tmp_path / "t2.tif") as src:
         window = rasterio.windows.Window(0, 0, 32, 32)
         assert np.array_equal(src.read_t2(window), src.read_image(window))
+
+
+def test_an_irrg_image_is_refused_though_its_nir_band_is_undefined(tmp_path) -> None:
+    """NIR, red, green declared undefined, red, green (GDAL before 3.10 has no nir) went through an RGB model by
+    position, NIR as red (34 % of the map as the RGB run); as a second date beside an RGB t1, 52 % 'change' for 3 %."""
+    rgb = random_image(64, 64, bands=3, seed=2)
+    irrg = np.stack([rgb[0] // 2 + 100, rgb[0], rgb[1]])
+    for name, colours in (("undefined", ("undefined", "red", "green")), ("nir", ("nir", "red", "green"))):
+        _declared(tmp_path / f"irrg_{name}.tif", irrg, colours)
+        with pytest.raises(InputError, match=r"its bands declare the colours .*red, green; model .* reads red, green, blue"):
+            predict_raster(tmp_path / f"irrg_{name}.tif", tmp_path / "p.tif", model=_model(), window=64)
+        _declared(tmp_path / "t1.tif", rgb, RGB)
+        model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
+        with pytest.raises(InputError, match=rf"image .*irrg_{name}.tif: its bands declare the colours"):
+            detect_change(tmp_path / "t1.tif", tmp_path / f"irrg_{name}.tif", tmp_path / "c.tif", model=model,
+                          window=64, force=True)
+    _declared(tmp_path / "gray.tif", rgb, ("gray", "undefined", "undefined"))  # no order declared: by position
+    predict_raster(tmp_path / "gray.tif", tmp_path / "g.tif", model=_model(), window=64)
