@@ -518,7 +518,7 @@ def evaluate(
     exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter).", callback=opt.int_list("--exclude", minimum=0)),
     erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries.", callback=opt.non_negative("--erode")),
     buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
-    building_class: Optional[int] = typer.Option(None, "--building-class", help="Building class id in the prediction (default: its class named building, else 1)."),
+    building_class: Optional[int] = typer.Option(None, "--building-class", help="Building class id in the prediction (default: its class named building)."),
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),
     min_object_pixels: int = typer.Option(0, "--min-object-pixels", help="Drop predicted building objects smaller than this.", callback=opt.non_negative("--min-object-pixels")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),

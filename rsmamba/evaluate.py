@@ -362,7 +362,11 @@ def _reference_buildings(path: Path, grid: Grid, role: str = "buildings", layer_
     if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored
         return np.zeros((grid.height, grid.width), np.int64)
     _check_overlap(layer.crs, layer.total_bounds, grid, f"{role} {path}")
-    layer = layer.to_crs(grid.crs)
+    geoms, repaired = repaired_areas(layer.geometry)  # a ring traced twice burnt nothing: a building missed
+    if repaired:
+        log.warning(f"{role} {path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a ring "
+                    "traced twice) repaired before burning (shapely make_valid)")
+    layer = layer.set_geometry(geoms).to_crs(grid.crs)
     shapes = [(g, i + 1) for i, g in enumerate(layer.geometry)]
     return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
                      dtype="int32").astype(np.int64)
@@ -448,7 +452,7 @@ def evaluate_rasters(
     and ``_panels.png`` beside it, and return the metrics dict.
 
     ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class`` (None:
-    the prediction's class named building, else 1);
+    the prediction's class named building; refused when none is);
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
     The predicted objects are the connected building regions of ``prediction``, or with
     ``footprints`` the polygons of that layer, each one building (``vectorize --instances``): then
@@ -529,8 +533,13 @@ def evaluate_rasters(
     exclude = list(exclude)
     ids = {c.id for c in classes}
     unknown = [f"--exclude {c}" for c in exclude if c not in ids]
-    if building_class is None:  # the prediction's class named building (a firm's table puts it anywhere), else 1
-        building_class = next((c.id for c in classes if c.name.lower() == "building"), 1)
+    if building_class is None and buildings is not None and footprints is None:
+        # the prediction's class named building (a firm's table puts it anywhere); none: refused, not id 1 (road?)
+        building_class = next((c.id for c in classes if c.name.lower() == "building"), None)
+        if building_class is None:
+            raise InputError(f"--buildings: no class of the prediction's table is named building ("
+                             f"{', '.join(f'{c.id} {c.name}' for c in classes if not c.filler)}); "
+                             "give --building-class ID")
     if buildings is not None and footprints is None and building_class not in ids:
         unknown.append(f"--building-class {building_class}")
     if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class

@@ -620,11 +620,15 @@ class AlignedSource:
             kinds, counts = np.unique(raw[bad], return_counts=True)
             mode = kinds[counts.argmax()]
             if is_fill_value(mode, dtype) or counts.max() * 2 >= bad.sum():  # one value: a fill
+                if bad.mean() >= DSM_FILL_SHARE or not all(is_fill_value(kinds, dtype)):
+                    return (f"DSM {path}: {int(bad.sum()):,} of its {bad.size:,} sampled pixels ({bad.mean():.1%}) hold "
+                            f"heights outside {lo:g}..{hi:g} (mostly {mode:g}: a nodata value it does not declare?); "
+                            + self._fill_advice(mode))
+                raw, values = raw[~bad], values[~bad]  # a rare fill: no data where it lies (read_dsm), and said there
+            else:
                 return (f"DSM {path}: {bad.mean():.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
-                        f"(mostly {mode:g}: a nodata value it does not declare?); " + self._fill_advice(mode))
-            return (f"DSM {path}: {bad.mean():.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
-                    f"(metres or feet), {values[bad].min():.6g}..{values[bad].max():.6g}: in centimetres or "
-                    f"millimetres? declare its scale (gdal_edit.py -scale 0.01 {path}, or 0.001) or convert it")
+                        f"(metres or feet), {values[bad].min():.6g}..{values[bad].max():.6g}: in centimetres or "
+                        f"millimetres? declare its scale (gdal_edit.py -scale 0.01 {path}, or 0.001) or convert it")
         if values.size < 64:
             return None
         candidate = is_fill_value(raw, dtype)
@@ -713,14 +717,16 @@ class AlignedSource:
         fill = self._dsm_fills(raw)
         if not fill.any():
             return None
-        onto = np.zeros((int(window.height), int(window.width)), np.float32)
+        # onto the window and a pixel around it, so that the pixel more below is the same in any window
+        around = Window(window.col_off - 1, window.row_off - 1, window.width + 2, window.height + 2)
+        onto = np.zeros((int(around.height), int(around.width)), np.float32)
         reproject(fill.astype(np.float32), onto, src_transform=window_transform(src, ds.transform), src_crs=ds.crs,
-                  dst_transform=window_transform(window, img.transform), dst_crs=img.crs,
+                  dst_transform=window_transform(around, img.transform), dst_crs=img.crs,
                   resampling=Resampling.bilinear)
         from scipy import ndimage
 
         # one pixel more: the VRT's warp approximates a reprojection to 1/8 px, so its kernels may sit a pixel over
-        return ndimage.binary_dilation(onto > 0, structure=np.ones((3, 3), bool)), float(raw[fill][0])
+        return ndimage.binary_dilation(onto > 0, structure=np.ones((3, 3), bool))[1:-1, 1:-1], float(raw[fill][0])
 
     def _fill_advice(self, value: float) -> str:
         """How to say which DSM pixels hold no height: declare the value, or (a DSM declaring another) use that one."""

@@ -92,3 +92,49 @@ def test_building_f1_scores_the_class_named_building(tmp_path) -> None:
     gpd.GeoDataFrame(geometry=[box(x0 + 5, y0 - 15, x0 + 15, y0 - 5)], crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
     result = evaluate_rasters(path, path, tmp_path / "m.json", buildings=tmp_path / "b.gpkg")
     assert result["buildings"]["f1"] == 1.0 and result["buildings"]["class"] == {"id": 2, "name": "building"}
+
+
+def test_building_f1_without_a_class_named_building_is_refused(tmp_path) -> None:
+    """A table naming its houses 'buildings' fell back to id 1 (road): building F1 0.0 for a perfect map."""
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    from rsmamba.errors import InputError
+
+    classes = (ClassInfo(0, "grass", (0, 200, 0)), ClassInfo(1, "road", (200, 200, 200)), ClassInfo(2, "buildings", (255, 0, 0)))
+    labels = np.zeros((40, 40), np.uint8)
+    labels[5:15, 5:15] = 2
+    path = write_raster(tmp_path / "pred.tif", labels)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(CLASSES=json.dumps([c.to_dict() for c in classes]))
+    x0, y0 = 500000.0, 5000000.0
+    ring = [(x0 + 5, y0 - 5), (x0 + 15, y0 - 5), (x0 + 15, y0 - 15), (x0 + 5, y0 - 15)]
+    gpd.GeoDataFrame(geometry=[Polygon(ring + ring)], crs="EPSG:32632").to_file(tmp_path / "b.gpkg")  # traced twice
+    with pytest.raises(InputError, match=r"no class of the prediction's table is named building \(0 grass, 1 road, "
+                                         r"2 buildings\); give --building-class ID"):
+        evaluate_rasters(path, path, tmp_path / "m.json", buildings=tmp_path / "b.gpkg")
+    result = evaluate_rasters(path, path, tmp_path / "m2.json", buildings=tmp_path / "b.gpkg", building_class=2)
+    assert result["buildings"]["f1"] == 1.0  # the doubled ring repaired: the building is there
+
+
+def test_validation_never_scores_a_pixel_as_the_filler() -> None:
+    """The trainer's validation took the argmax over every output: the filler's untrained head won pixels, scored
+    IoU 0 and sat in val_miou, which chooses best.pt (0.22 for 0.30)."""
+    from torch.utils.data import DataLoader
+
+    from rsmamba.train.trainer import fillers_of, validate
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):  # class 0 (the filler) loudest, then the true class 1 or 2 by the sign of band 1
+            b, _, h, w = x.shape
+            one = (x[:, :1] > 0).float()
+            return torch.cat([torch.full((b, 1, h, w), 9.0), 2 * one, 2 * (1 - one)], 1)
+
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    mask = torch.where(x[:, 0] > 0, 1, 2)
+    loader = DataLoader([{"image": x[i], "mask": mask[i]} for i in range(2)], batch_size=2)
+    classes = [c.to_dict() for c in dense_classes(TABLE[:2])]
+    assert fillers_of(classes) == [0]
+    scores = validate(Fixed(), loader, "segmentation", "image", 3, "cpu", [], [c["name"] for c in classes],
+                      fillers=fillers_of(classes))
+    assert scores["oa"] == 1.0 and scores["miou"] == 1.0

@@ -558,3 +558,19 @@ def test_a_large_fill_is_refused_however_the_dsm_is_stored(tmp_path, case) -> No
         path = write_raster(tmp_path / "dsm.tif", dsm)
     with pytest.raises(InputError, match=r"of its sampled pixels hold 9999, far from its other heights"):
         AlignedSource(img, path)
+
+
+def test_a_rare_fill_beyond_any_height_is_no_data_not_a_refusal(tmp_path) -> None:
+    """One -32767 pixel refused the run ('0.0% of its sampled pixels'), where one 9999 pixel was read as no data
+    with a warning: the share rule holds for fills beyond -1000..30000 too."""
+    rng = np.random.default_rng(13)
+    img = write_raster(tmp_path / "img.tif", random_image(256, 256))
+    dsm = (40 + 8 * rng.random((256, 256))).astype(np.float32)
+    dsm[100, 100] = -32767.0
+    with AlignedSource(img, write_raster(tmp_path / "one.tif", dsm)) as src:
+        got = src.read_dsm(Window(0, 0, 256, 256))
+        assert np.isnan(got[100, 100]) and np.isnan(got).sum() == 1
+        assert any("-32767, beyond" in w and "read as no data" in w for w in src.warnings)
+    dsm[:20] = -32767.0
+    with pytest.raises(InputError, match=r"5,121 of its 65,536 sampled pixels \(7.8%\) hold heights outside"):
+        AlignedSource(img, write_raster(tmp_path / "many.tif", dsm))
