@@ -131,7 +131,7 @@ def tile(
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for chips and manifest."),
     dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
-    class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a label vector."),
+    class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id (or the class table's class name) in a label vector."),
     labels_layer: Optional[str] = typer.Option(None, "--labels-layer", help="Layer of a label vector file that holds several (a GeoPackage)."),
     labels_t2_layer: Optional[str] = typer.Option(None, "--labels-t2-layer", help="Layer of the --labels-t2 vector file."),
     change_layer: Optional[str] = typer.Option(None, "--change-labels-layer", help="Layer of the --change-labels vector file."),
@@ -209,6 +209,8 @@ def synth(
             raise InputError(f"{', '.join(scene_only)}: options of a synthetic scene; --layout writes a benchmark's "
                              "folder layout (only --size, --seed and --overwrite apply)")
 
+        if size > 512 and size != 1024:  # 1024: the scene's default, not asked for
+            raise InputError(f"--size {size}: a benchmark layout's images are at most 512 px")
         typer.echo(f"{layout}: {write_layout(layout, out_dir, size=min(size, 512), seed=seed, overwrite=overwrite)}")
         return
 
@@ -511,7 +513,7 @@ def evaluate(
     prediction: Path = typer.Argument(..., help="Predicted class raster."),
     reference: Path = typer.Argument(..., help="Reference class raster, or vector layer with --class-field."),
     out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
-    class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id in a reference vector."),
+    class_field: str = typer.Option("class", "--class-field", help="Attribute holding the class id (or the prediction's class name) in a reference vector."),
     reference_layer: Optional[str] = typer.Option(None, "--reference-layer", help="Layer of a reference vector file that holds several (a GeoPackage)."),
     buildings_layer: Optional[str] = typer.Option(None, "--buildings-layer", help="Layer of the --buildings file."),
     footprints_layer: Optional[str] = typer.Option(None, "--footprints-layer", help="Layer of the --footprints file."),

@@ -208,7 +208,8 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
     names = ["change", "from_class", "to_class"] if semantic else ["change"]
     return OutputLayer("change", path, len(names), render, Resampling.mode, None, names,
                        {"CLASS_NAMES": json.dumps([c.name for c in classes]), "model_id": model_id,  # as predict
-                        "CHANGE_CONVENTION": "band 1 change 0/1; band 2 from_class (t1); band 3 to_class (t2)",
+                        "CHANGE_CONVENTION": "band 1 change 0/1" + ("; band 2 from_class (t1); band 3 to_class (t2)"
+                                                                    if semantic else ""),
                         "CHANGE_THRESHOLD": f"{threshold:g}",
                         **({CHANGE_MIN_AREA_TAG: f"{min_area_m2:g}"} if min_area_m2 is not None else {})})
 
