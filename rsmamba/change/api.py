@@ -378,7 +378,8 @@ def detect_change(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
                                 warnings=[*notes, *src.warnings, *input_warnings], window=window, overlap=overlap, min_area_m2=min_area,
-                                model=f"{loaded.name} ({loaded.source})" if loaded.source else loaded.name)
+                                model=(f"{loaded.name} ({loaded.source})" if loaded.source else loaded.name)
+                                + f" on {predictor.device}")
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d; device %s, "
                   "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",
                   n_windows, window, overlap, blend, len(strips), batch_size, predictor.device, predictor.tta.passes,

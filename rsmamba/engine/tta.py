@@ -16,6 +16,7 @@ with a ``fixed_input_size`` only runs at that size, so scales other than 1 are r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from rsmamba.errors import InputError
 
 MAX_SCALE = 4.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,11 @@ def _from_recipe(config: Mapping[str, Any] | None, source: str) -> TTAPlan:
                          "give --tta / --tta-flip / --tta-scales")
     ev = config.get("eval") or {}
     scales = tuple(float(s) for s in ev.get("scales", [1.0]) or [1.0])
-    return TTAPlan(flip=bool(ev.get("flip", False)), scales=parse_scales(",".join(map(str, scales)), "eval.scales"))
+    plan = TTAPlan(flip=bool(ev.get("flip", False)), scales=parse_scales(",".join(map(str, scales)), "eval.scales"))
+    if plan.passes == 1:  # asked for augmentation, gets none: say so rather than run plain predict silently
+        log.warning("tta recipe: %s was evaluated without flips or scales (its config's eval); one pass per window",
+                    source)
+    return plan
 
 
 def parse_tta(spec: bool | str | TTAPlan | None, config: Mapping[str, Any] | None = None,

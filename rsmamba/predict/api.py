@@ -91,12 +91,13 @@ class PredictSummary:
         return "\n".join(line for line in lines if line)
 
 
-def _model_line(loaded: LoadedModel, has_dsm: bool) -> str:
-    """Which model ran, for the summary: the shipped default says which of the two it is."""
+def _model_line(loaded: LoadedModel, has_dsm: bool, device: object) -> str:
+    """Which model ran and where (``--device auto`` chose a GPU or not), for the summary: the shipped
+    default says which of the two it is."""
     if not loaded.extra.get("shipped_default"):
-        return f"{loaded.name} ({loaded.source})"
+        return f"{loaded.name} ({loaded.source}) on {device}"
     kind = "image+DSM" if has_dsm else "image-only; pass --dsm for the image+DSM model"
-    return f"{loaded.name} ({loaded.source}; the shipped default, {kind})"
+    return f"{loaded.name} ({loaded.source}; the shipped default, {kind}) on {device}"
 
 
 def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike | None,
@@ -322,7 +323,7 @@ def _predict_in(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=[*(notes or []), *src.warnings, *input_warnings], tta_views=predictor.tta.passes,
-                                 model=_model_line(loaded, has_dsm), window_source=window_source,
+                                 model=_model_line(loaded, has_dsm, predictor.device), window_source=window_source,
                                  tta_source=predictor.tta_source, output_bands=layers_bands)
 
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d, prefetch %d; "

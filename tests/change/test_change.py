@@ -133,6 +133,7 @@ def test_change_threshold_decides_and_is_reported(scene, tmp_path) -> None:
         summary = detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / f"c{t}.tif", model=model, window=96,
                                 overlap=32, change_threshold=t)
         assert summary.threshold == (t or 0.5)
+        assert summary.model.endswith(" on cpu") and "\nmodel: " in summary.describe()  # where --device auto ran it
         assert f"p(change) > {t or 0.5:g} ({'--change-threshold' if t else 'default'})" in summary.describe()
         with rasterio.open(tmp_path / f"c{t}.tif") as ds:
             band = ds.read(1)

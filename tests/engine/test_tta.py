@@ -163,3 +163,14 @@ def test_rot180_cancels_a_networks_constant_offset() -> None:
     ys, xs = torch.nonzero(out, as_tuple=True)
     assert (float((ys.float() * out[ys, xs]).sum()), float((xs.float() * out[ys, xs]).sum())) == (4.0, 4.0)
     assert torch.equal(tta_average(lambda t: t, x, plan), x)  # a network without offset is unchanged
+
+
+def test_a_recipe_without_augmentation_says_it_runs_one_pass(caplog) -> None:
+    """--tta-recipe on a checkpoint trained with a plain evaluation: one pass, and the user is told."""
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert parse_tta("recipe", {"eval": {"flip": False}}, "run/best.pt").passes == 1
+    assert "run/best.pt was evaluated without flips or scales" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert parse_tta("recipe", {"eval": {"flip": True}}, "run/best.pt").passes == 4
+    assert not caplog.text

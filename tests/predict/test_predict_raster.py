@@ -108,6 +108,7 @@ def test_output_is_a_georeferenced_cog_with_class_table_and_nodata(tmp_path) -> 
     out = tmp_path / "sub" / "classes.tif"
     summary = predict_raster(path, out, model=model, window=64, overlap=16, confidence=tmp_path / "conf.tif")
     assert summary.outputs["classes"] == out
+    assert "\nmodel: " in summary.describe() and summary.model.endswith(" on cpu")  # where --device auto ran it
     assert cog_validate(str(out))[0], cog_validate(str(out))
     assert cog_validate(str(tmp_path / "conf.tif"))[0]
     with rasterio.open(path) as src, rasterio.open(out) as ds:
