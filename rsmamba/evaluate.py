@@ -145,7 +145,9 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
             layer = layer.assign(__burn__=burn)
             class_field = "__burn__"
         if class_field not in layer.columns:
-            raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(map(str, layer.columns))})")
+            fields = [str(c) for c in layer.columns if c != layer.geometry.name]
+            raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(fields) or 'none'}); "
+                             "use --class-field")
         if layer.crs is None:
             raise InputError(f"{ref_path}: layer has no CRS")
         layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
@@ -430,7 +432,7 @@ def evaluate_rasters(
     reference: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    class_field: str = "class",
+    class_field: str | None = None,
     classes: list[ClassInfo] | None = None,
     exclude: list[int] | tuple[int, ...] = (),
     erode: int = 0,
@@ -451,6 +453,7 @@ def evaluate_rasters(
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
 
+    ``class_field`` (None: ``class``) names a vector reference's class attribute (ids or class names).
     ``buildings`` (reference polygons) adds object-level building F1 at IoU 0.5 for ``building_class`` (None:
     the prediction's class named building; refused when none is);
     predicted objects smaller than ``min_object_pixels`` are dropped first (speckle is not a building).
@@ -493,6 +496,10 @@ def evaluate_rasters(
         problems.add(f"--background must be a class id in 0..{IGNORE_INDEX - 1}, got {background}")
     elif background is not None and burn is not None:
         problems.add("--burn scores the outside as background 0 already; give one of --burn and --background")
+    if burn is not None and class_field is not None:
+        problems.add(f"--burn {burn} scores every reference polygon as one class, --class-field {class_field} reads "
+                     "each polygon's class: give one of them")
+    class_field = class_field or "class"
     if erode < 0:
         problems.add(f"--erode must be >= 0, got {erode}")
     stem = out.with_suffix("")

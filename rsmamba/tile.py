@@ -167,7 +167,7 @@ def tile_scene(
     *,
     dsm: str | os.PathLike[str] | None = None,
     labels: str | os.PathLike[str] | None = None,
-    class_field: str = "class",
+    class_field: str | None = None,
     label_background: int = 0,
     labels_layer: str | None = None,
     labels_t2_layer: str | None = None,
@@ -198,8 +198,9 @@ def tile_scene(
     With ``t2`` the chips are epoch pairs for change detection: ``labels_t2`` (semantic labels of
     the second epoch) and ``change`` (binary change labels) are cut on the same windows.
 
-    ``burn`` gives every polygon of a label layer (or every non-zero pixel of a label raster) that
-    class id, background 0: a footprint layer needs no class field. ``class_table`` (YAML/JSON,
+    ``class_field`` (None: ``class``) names the label layer's attribute holding each polygon's class
+    id or name. ``burn`` gives every polygon of a label layer (or every non-zero pixel of a label raster) that
+    class id, background 0: a footprint layer needs no class field (and naming one is refused). ``class_table`` (YAML/JSON,
     see :func:`rsmamba.classes.load_class_table`) names the classes; without either the ISPRS
     table applies. The table goes into ``tiling.json`` and each label chip's colour table, and
     from there into the checkpoint, the predicted raster and the polygons.
@@ -235,6 +236,10 @@ def tile_scene(
         problems.append(f"--burn must be a class id in 1..{IGNORE_INDEX - 1}, got {burn}")
     if (burn is not None or class_table is not None) and labels is None:
         problems.append("--burn and --class-table describe labels; give --labels")
+    if burn is not None and class_field is not None:  # a land-cover layer burnt as one class: all 'building'
+        problems.append(f"--burn {burn} makes every label polygon one class, --class-field {class_field} reads each "
+                        "polygon's class: give one of them")
+    class_field = class_field or "class"
     if problems:
         raise InputError(problems)
     ignore = None

@@ -267,6 +267,11 @@ def test_a_vector_reference_without_burn_says_it_scores_only_inside_its_polygons
         inside["warnings"][0]
     burnt = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "b" / "m.json", burn=1)
     assert burnt["miou"] < 0.1 and "warnings" not in burnt
+    with pytest.raises(InputError, match=r"--burn 1 scores every reference polygon as one class, --class-field "
+                                         r"class reads each polygon's class: give one of them"):
+        evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "d" / "m.json", burn=1, class_field="class")
+    with pytest.raises(InputError, match=r"no field 'landuse' \(fields: class\); use --class-field"):
+        evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "d" / "m.json", class_field="landuse")
     # a multi-class map against a footprint layer: its other classes are errors against background 0, said
     six = np.tile(np.arange(6, dtype=np.uint8), (40, 7))[:, :40]
     mixed = evaluate_rasters(write_raster(tmp_path / "six.tif", six), tmp_path / "b.gpkg", tmp_path / "c" / "m.json",

@@ -232,3 +232,14 @@ def test_labels_painted_with_another_table_are_told_they_are_read_as_isprs(tmp_p
         tile_scene(scene["image"], tmp_path / "b", labels=own, size=32)
     said = [r.getMessage() for r in caplog.records if "ISPRS classes" in r.getMessage()]
     assert len(said) == 1 and "its colour table paints 0 as (0, 0, 0), not ISPRS impervious's (255, 255, 255)" in said[0]
+
+
+def test_burn_with_a_class_field_is_refused(tmp_path: Path) -> None:
+    """A land-cover layer with --burn and --class-field: every polygon would be 'building', the field unread."""
+    scene = write_scene(tmp_path / "s", size=64)
+    layer = _layer(tmp_path / "b.gpkg", [1, 4], [box(X0 + 4, Y0 - 8, X0 + 12, Y0 - 4), box(X0 + 20, Y0 - 8, X0 + 28, Y0 - 4)])
+    with pytest.raises(InputError, match=r"--burn 1 makes every label polygon one class, --class-field class reads "
+                                         r"each polygon's class: give one of them"):
+        tile_scene(scene["image"], tmp_path / "o", labels=layer, burn=1, class_field="class", size=32)
+    assert not (tmp_path / "o").exists()
+    tile_scene(scene["image"], tmp_path / "o", labels=layer, burn=1, size=32)  # without the field: burnt
