@@ -545,17 +545,17 @@ def evaluate(
     def score(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"  # 0/0: nothing to average, predict or find
 
-    line = f"mIoU {score(result['miou'])}  mF1 {score(result['mf1'])}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}"
+    line = f"mIoU {score(result['miou'])}  mF1 {score(result['mf1'])}  OA {result['oa']:.4f}  kappa {score(result['kappa'])}"
     change = result["per_class"].get("change") if set(result["per_class"]) == {"no_change", "change"} else None
     if change and change["f1"] is not None:  # a change raster: the change class's scores, as CD papers report
         line = (f"change F1 {change['f1']:.4f}  IoU {change['iou']:.4f}  precision {score(change['precision'])}  "
-                f"recall {score(change['recall'])}  OA {result['oa']:.4f}  kappa {result['kappa']:.4f}")
+                f"recall {score(change['recall'])}  OA {result['oa']:.4f}  kappa {score(result['kappa'])}")
     if "semantic_change" in result:
         sc = result["semantic_change"]
         line += f"  SeK {sc['sek']:.4f}  Fscd {sc['fscd']:.4f}  SCD mIoU {sc['miou']:.4f}  score {sc['score']:.4f}"
     if "buildings" in result:
         b = result["buildings"]
-        line += f"  building F1@0.5 {b['f1']:.4f} (merged {b['merged']}, split {b['split']})"
+        line += f"  building F1@0.5 {score(b['f1'])} (merged {b['merged']}, split {b['split']})"
     typer.echo(f"{line}  ({result['pixels']:,} px scored: both valid, on the prediction's grid)")
 
 

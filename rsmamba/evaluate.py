@@ -292,8 +292,9 @@ def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: 
     and counting pairs would give a precision of 2.
     """
     n_pred, n_ref = int(pred_objects.max(initial=0)), int(ref_objects.max(initial=0))
-    if n_pred == 0 or n_ref == 0:
-        return {"tp": 0, "predicted": n_pred, "reference": n_ref, "precision": 0.0, "recall": 0.0, "f1": 0.0,
+    if n_pred == 0 or n_ref == 0:  # a precision with nothing predicted, a recall with nothing to find: 0/0, None
+        return {"tp": 0, "predicted": n_pred, "reference": n_ref, "precision": 0.0 if n_pred else None,
+                "recall": 0.0 if n_ref else None, "f1": 0.0 if n_pred or n_ref else None,
                 "iou_threshold": iou_threshold, "merged": 0, "merged_buildings": 0, "split": 0, "split_parts": 0}
     both = (pred_objects > 0) & (ref_objects > 0)
     # the overlapping pairs only: a dense (n_pred x n_ref) table was 13 GiB for 42k buildings

@@ -71,15 +71,23 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def cohen_kappa(hist: np.ndarray) -> float:
-    """Cohen's kappa of a confusion matrix (0 when empty or when chance agreement is 1, as SCanNet)."""
+    """Cohen's kappa of a confusion matrix (0 when empty or when chance agreement is 1, as SCanNet's SeK
+    needs it); :func:`kappa_or_none` for a reported score."""
+    kappa = kappa_or_none(hist)
+    return 0.0 if kappa is None else kappa
+
+
+def kappa_or_none(hist: np.ndarray) -> float | None:
+    """Cohen's kappa, None where it is 0/0: no pixel, or chance agreement 1 (both maps one and the same
+    class: a perfect building-free tile is not 'no better than chance')."""
     hist = np.asarray(hist, dtype=np.float64)
     total = hist.sum()
     if total == 0:
-        return 0.0
+        return None
     po = np.trace(hist) / total
     pe = float(hist.sum(1) @ hist.sum(0)) / total**2
     if pe == 1:
-        return 0.0
+        return None
     return float((po - pe) / (1 - pe))
 
 
@@ -119,7 +127,7 @@ def segmentation_scores(
         "miou": float(iou[in_mean].mean()) if in_mean.any() else None,
         "mf1": float(f1[in_mean].mean()) if in_mean.any() else None,
         "oa": float(np.trace(hist) / total) if total else 0.0,
-        "kappa": cohen_kappa(hist),
+        "kappa": kappa_or_none(hist),
         "excluded_from_means": [names[i] for i in exclude if i < n],
         "per_class": per_class,
         "pixels": int(total),
@@ -222,7 +230,7 @@ def binary_change_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
     scores = segmentation_scores(hist, ["no_change", "change"])
     change = scores["per_class"]["change"]
     return {"f1": change["f1"] or 0.0, "iou": change["iou"] or 0.0, "precision": change["precision"] or 0.0,
-            "recall": change["recall"] or 0.0, "oa": scores["oa"], "kappa": scores["kappa"],
+            "recall": change["recall"] or 0.0, "oa": scores["oa"], "kappa": scores["kappa"] or 0.0,
             "miou": scores["miou"]}
 
 

@@ -45,6 +45,8 @@ def test_undefined_scores_are_none_not_zero() -> None:
     assert segmentation_scores(hist)["per_class"]["1"]["recall"] is None
     perfect = segmentation_scores(np.array([[9, 0], [0, 0]]), ["background", "building"], exclude=[0])
     assert perfect["miou"] is None and perfect["mf1"] is None and perfect["oa"] == 1.0
+    assert perfect["kappa"] is None  # chance agreement 1: kappa 0/0, not 'no better than chance' (0.0 was said)
+    assert cohen_kappa(np.array([[9, 0], [0, 0]])) == 0.0  # SCanNet's convention where SeK needs a number
 
 
 def test_ignore_and_valid_mask_are_left_out() -> None:

@@ -428,6 +428,17 @@ def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> 
         evaluate_rasters(plain, ref1, tmp_path / "n.json", reference_t2=ref2)
 
 
+def test_object_scores_with_nothing_to_count_are_none() -> None:
+    """No building predicted: precision 0/0 was reported 0.0; no building in the reference: recall 0/0."""
+    ref = np.zeros((8, 8), np.int32)
+    ref[2:4, 2:4] = 1
+    none = object_f1(np.zeros_like(ref), ref)
+    assert none["precision"] is None and none["recall"] == 0.0 and none["f1"] == 0.0
+    spurious = object_f1(ref, np.zeros_like(ref))
+    assert spurious["precision"] == 0.0 and spurious["recall"] is None and spurious["f1"] == 0.0
+    assert object_f1(np.zeros_like(ref), np.zeros_like(ref))["f1"] is None
+
+
 def test_object_matching_memory_follows_the_overlaps_not_the_object_count_squared() -> None:
     """20k buildings: a dense predicted x reference table would be 3.2 GB; the overlapping pairs are 20k."""
     import tracemalloc
