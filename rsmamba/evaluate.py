@@ -29,7 +29,8 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, repaired_areas
+from rsmamba.raster.source import (VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, lattice_window,
+                                   repaired_areas)
 from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
 
@@ -186,8 +187,13 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
                 and (src.width, src.height) == (grid.width, grid.height))
         nodata = src.nodata
+        crop = None if same else lattice_window(src, grid.crs, grid.transform, grid.width, grid.height)
         if same:
             ref = _compact(src.read(1))
+        elif crop is not None:  # the prediction's pixels are the reference's own (a tile of a larger label raster)
+            _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
+            ref = _compact(src.read(1, window=crop, boundless=True,
+                                    fill_value=IGNORE_INDEX if nodata is None else nodata))
         else:
             _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
             ours = f"{abs(grid.transform.a):g} x {abs(grid.transform.e):g}" if grid.transform.b == grid.transform.d == 0 \

@@ -146,10 +146,28 @@ def same_grid(a: Any, b: Any) -> bool:
     return a.crs == b.crs and a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape
 
 
+def lattice_window(ds: Any, crs: Any, transform: Any, width: int, height: int) -> Window | None:
+    """The window of ``ds`` holding a grid (``crs``, ``transform``, ``width`` x ``height``) whose pixels are
+    ``ds``'s own (same CRS, pixel size and turn; origins a whole number of pixels apart), or None.
+
+    Such a grid is a crop of ``ds`` (a project-wide label raster and a predicted tile): its pixels are read,
+    not resampled; the window may reach past ``ds`` (read it boundless)."""
+    t = ds.transform
+    if ds.crs != crs or not all(math.isclose(getattr(t, k), getattr(transform, k), rel_tol=1e-9, abs_tol=1e-12)
+                                for k in "abde"):
+        return None
+    col, row = ~t * (transform.c, transform.f)
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return Window(round(col), round(row), width, height)
+
+
 def _describe_grid_difference(image: Any, other: Any) -> str:
     diffs = []
-    if image.crs != other.crs:
-        diffs.append("CRS definition")
+    if image.crs != other.crs:  # two CRSs by name; one CRS written two ways (WKT variants) as a definition
+        names = (other.crs.to_string(), image.crs.to_string())
+        diffs.append(f"CRS {names[0]} vs {names[1]}" if names[0] != names[1] and max(map(len, names)) <= 40
+                     else "CRS definition")
     if not np.allclose(image.res, other.res, rtol=1e-9):
         diffs.append(f"resolution {other.res[0]:g} x {other.res[1]:g} vs {image.res[0]:g} x {image.res[1]:g}")
     turn = lambda t: math.degrees(math.atan2(t.d, t.a))  # noqa: E731 - the grid's rotation, north up 0
@@ -591,7 +609,7 @@ class AlignedSource:
         self._warn(
             f"{role} {path}: grid differs from the image ({_describe_grid_difference(img, ds)}); "
             f"resampled ({resampling.name}) onto the image grid"
-            + (f"; it covers only {coverage:.1%} of the image" if coverage < 0.995 else "")
+            + (f"; it covers only {coverage:.1%} of the image" if 0.5 <= coverage < 0.995 else "")  # under 0.5: said
         )
         return vrt
 

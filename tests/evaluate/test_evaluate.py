@@ -509,3 +509,28 @@ def test_a_sparse_layer_of_several_classes_scores_its_outside_as_tile_read_it(tm
     assert whole["per_class"]["building"]["precision"] == pytest.approx(100 / (40 * 50 - 1))
     with pytest.raises(InputError, match="--background 0: the class of a vector reference's outside"):
         evaluate_rasters(p, p, tmp_path / "c.json", background=0)
+
+
+def test_a_tile_of_a_larger_reference_on_its_pixels_is_read_not_resampled(tmp_path: Path, caplog) -> None:
+    """A predicted tile and the project's label raster on one pixel lattice: its pixels are the tile's, and
+    the warning that resampling 'moves class edges by up to half a pixel' was untrue (and went into the JSON)."""
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 6, (60, 80)).astype(np.uint8)
+    ref = write_raster(tmp_path / "ref.tif", big, res=0.5, origin=(500000.0, 5000000.0))
+    tile = big[10:40, 50:80].copy()
+    tile[rng.random(tile.shape) < 0.2] = 0
+    x0, y0 = 500000.0 + 50 * 0.5, 5000000.0 - 10 * 0.5
+    pred = write_raster(tmp_path / "pred.tif", tile, res=0.5, origin=(x0, y0))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        result = evaluate_rasters(pred, ref, tmp_path / "a" / "m.json")
+    assert not [r for r in caplog.records if "another grid" in r.getMessage()] and "warnings" not in result
+    assert result["pixels"] == tile.size and result["oa"] == pytest.approx((tile == big[10:40, 50:80]).mean())
+    # a tile reaching past the reference: the pixels beyond are not scored
+    past = write_raster(tmp_path / "past.tif", big[40:60, 60:80].copy().repeat(2, 0)[:30], res=0.5,
+                        origin=(500000.0 + 60 * 0.5, 5000000.0 - 40 * 0.5))
+    assert evaluate_rasters(past, ref, tmp_path / "b" / "m.json")["pixels"] == 20 * 20
+    # half a pixel off the lattice: resampled, and said
+    off = write_raster(tmp_path / "off.tif", tile, res=0.5, origin=(x0 + 0.25, y0))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        evaluate_rasters(off, ref, tmp_path / "c" / "m.json")
+    assert [r for r in caplog.records if "another grid" in r.getMessage()]

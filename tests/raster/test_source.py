@@ -348,7 +348,7 @@ def test_a_dsm_in_another_crs_is_not_said_to_lie_units_apart(tmp_path) -> None:
         ds.write(merc[None])
     with AlignedSource(img, tmp_path / "dsm.tif") as src:
         said = [w for w in src.warnings if "grid differs" in w]
-    assert said and "CRS definition" in said[0] and "units apart" not in said[0]
+    assert said and "CRS EPSG:3857 vs EPSG:32632" in said[0] and "units apart" not in said[0]  # named, not 'definition'
 
 
 def test_a_tall_tower_or_summit_is_a_height_and_a_large_fill_is_refused(tmp_path) -> None:
@@ -574,3 +574,13 @@ def test_a_rare_fill_beyond_any_height_is_no_data_not_a_refusal(tmp_path) -> Non
     dsm[:20] = -32767.0
     with pytest.raises(InputError, match=r"5,121 of its 65,536 sampled pixels \(7.8%\) hold heights outside"):
         AlignedSource(img, write_raster(tmp_path / "many.tif", dsm))
+
+
+def test_a_dsm_covering_little_of_the_image_is_said_once(tmp_path) -> None:
+    """'covers only 21.9% of the image' was printed twice: on its own and again inside 'grid differs'."""
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40))
+    dsm = write_raster(tmp_path / "dsm.tif", np.full((40, 40), 50.0, np.float32), res=1.0,
+                       origin=(500000.0 + 27.5, 5000000.0))  # 12.5 of 40 columns over the image, off its lattice
+    with AlignedSource(img, dsm) as src:
+        said = [w for w in src.warnings if "covers only" in w]
+    assert len(said) == 1 and "31.2%" in said[0], src.warnings
