@@ -130,7 +130,14 @@ def estimate_shift(
     def shift_of(win: Window) -> tuple[float, float] | None:
         a = read_a(win).astype(np.float64).mean(axis=0)
         b = read_b(win).astype(np.float64).mean(axis=0)
-        if a.std() < 1e-6 or b.std() < 1e-6 or min(a.shape) < 16:
+        if min(a.shape) < 16:
+            return None
+        valid = np.isfinite(a) & np.isfinite(b)  # a NaN/Inf pixel (a float ortho's nodata) made the FFT all NaN
+        if valid.mean() < 0.5:
+            return None
+        if not valid.all():  # each epoch's own mean there: after centring, no edge of its own
+            a[~valid], b[~valid] = a[valid].mean(), b[valid].mean()
+        if a.std() < 1e-6 or b.std() < 1e-6:
             return None
         dy, dx, strength = phase_correlation(a, b)
         return (dy, dx) if strength >= min_strength else None

@@ -59,6 +59,24 @@ def test_gate_refuses_shifted_epochs_unless_forced(tmp_path, caplog) -> None:
         assert abs(est.dx - 6) < 0.5 and "false change" in caplog.text
 
 
+def test_a_non_finite_pixel_does_not_hide_a_shift(recwarn) -> None:
+    """One NaN (a float ortho's nodata) or Inf pixel made the window's FFT all NaN: a scene sampled as one
+    window had no estimate, and an 8 px shift went through as 'no textured windows agree'."""
+    a = _texture(400, 400, seed=4)
+    b = nd_shift(a, (0.0, 8.0), order=1, mode="nearest")
+
+    def reader(arr):
+        return lambda w: arr[None, w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width]
+
+    for bad in (np.nan, np.inf):
+        c = b.copy()
+        c[0, 0] = bad
+        c[100:164, :] = np.nan  # a strip of no data too
+        est = estimate_shift(reader(a), reader(c), 400, 400)
+        assert est.windows_used >= 1 and abs(est.dx - 8.0) < 0.5 and abs(est.dy) < 0.5, est
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 @pytest.mark.parametrize("size", [1024, 1600])
 def test_a_part_of_t2_shifted_alone_is_refused(tmp_path, caplog, size) -> None:
     """A second flight strip or mosaic sheet 8 px off: the median over the scene said 0.05 px, and the false
