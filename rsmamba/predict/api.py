@@ -145,9 +145,11 @@ def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm:
     Returns warnings (also logged); raises InputError for inputs that would give a silent wrong map.
     """
     from rsmamba.raster.validate import (
-        check_collar, check_dsm_coverage, check_dsm_heights, check_fill_values, check_gsd, check_value_range,
+        check_collar, check_dsm_coverage, check_dsm_heights, check_fill_values, check_gsd, check_some_valid,
+        check_value_range,
     )
 
+    check_some_valid(src, f"image {image}")
     if src.has_dsm:
         check_dsm_coverage(src, dsm)
     check_fill_values(src, f"image {image}", image)  # before the scale check: its advice would rescale the fill in

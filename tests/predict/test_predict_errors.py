@@ -360,3 +360,20 @@ def test_a_resume_with_another_torch_thread_count_is_said(tmp_path, caplog) -> N
     with caplog.at_level("WARNING", logger="rsmamba"):
         assert state.load([]) == (0, 64)
     assert f"the interrupted one had {torch.get_num_threads() + 3}" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["nodata", "alpha", "nan"])
+def test_an_image_without_a_valid_pixel_is_refused_not_mapped_as_nodata(tmp_path, checkpoint, kind) -> None:
+    """All nodata, alpha 0 everywhere or all NaN: an all-255 map and 'done' (exit 0); tile and change refused."""
+    from rasterio.enums import ColorInterp
+
+    if kind == "nan":
+        path = write_raster(tmp_path / "img.tif", np.full((3, 40, 50), np.nan, np.float32))
+    elif kind == "alpha":
+        path = write_raster(tmp_path / "img.tif", np.concatenate([random_image(40, 50), np.zeros((1, 40, 50), np.uint8)]))
+        with rasterio.open(path, "r+") as ds:
+            ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    else:
+        path = write_raster(tmp_path / "img.tif", np.zeros((3, 40, 50), np.uint8), nodata=0)
+    assert main(["predict", str(path), "--model", str(checkpoint), "-o", str(tmp_path / "p.tif"), "-q"]) == 2
+    assert not (tmp_path / "p.tif").exists()
