@@ -53,6 +53,7 @@ class PredictSummary:
     eta_seconds: float | None = None
     resumed_from_row: int = 0  # rows of ``resumed_strip`` that were already on disk
     resumed_strip: int = 0
+    pixels_resumed: int = 0  # output pixels already on disk when --resume took the run up (not computed now)
     resume_note: str = ""  # where --resume took the run up, for the last line ('' for a run from the start)
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -64,7 +65,8 @@ class PredictSummary:
 
     @property
     def mpix_per_s(self) -> float:
-        return self.width * self.height / 1e6 / self.seconds if self.seconds else 0.0
+        """Pixels this run computed per second (a resumed run: those after its resume point)."""
+        return (self.width * self.height - self.pixels_resumed) / 1e6 / self.seconds if self.seconds else 0.0
 
     def describe(self) -> str:
         own = ", the model's window" if self.window_source == "the model's" else ""
@@ -364,6 +366,9 @@ def _predict_in(
             return summary
         first_strip, rows_done = point
         summary.resumed_strip, summary.resumed_from_row = point
+        summary.pixels_resumed = (sum(s.x1 - s.x0 for s in strips[:first_strip]) * src.height
+                                  + (strips[first_strip].x1 - strips[first_strip].x0) * rows_done
+                                  if first_strip < len(strips) else src.width * src.height)
 
         def on_durable(strip: int, done: int) -> None:
             state.save(strip, done)

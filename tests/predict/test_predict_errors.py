@@ -157,6 +157,8 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     counting = Interrupting(net, after=10_000)
     summary = predict_raster(path, out, model=LoadedModel(counting, classes=default_classes(4)), resume=True, **kw)
     assert summary.resumed_from_row == 256
+    assert summary.pixels_resumed == 256 * 90  # its MPix/s counts the rows it computed, not the whole raster
+    assert summary.mpix_per_s == pytest.approx((600 - 256) * 90 / 1e6 / summary.seconds)
     assert counting.calls < 6  # did not start over (12 grid rows of 2 windows: 6 batches in all)
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
         np.testing.assert_array_equal(got, ref)
@@ -238,7 +240,8 @@ def test_column_strips_and_resume_across_strips(tmp_path) -> None:
     assert progress["strip"] == 1  # strip 0 (columns 0-255) is complete on disk
     summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=default_classes(4)),
                              probabilities=tmp_path / "p.tif", resume=True, **kw)
-    assert summary.resumed_strip == 1
+    assert summary.resumed_strip == 1 and summary.pixels_resumed == 256 * 301 + (summary.resumed_from_row * 256
+                                                                                  if summary.resumed_from_row else 0)
     got, ref = _read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "one.tif", tmp_path / "pone.tif")
     assert len(got) == len(ref) == 6  # each file: full resolution, factors 2 and 4
     for a, b in zip(got, ref):
