@@ -291,7 +291,8 @@ def tile_scene(
                                        border_px, contact_px)
             with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
-                                block, seed, progress, t2, classes, targets, declared)
+                                block, seed, progress, t2, classes, targets, declared,
+                                label_background if labels and Path(labels).suffix.lower() in VECTOR_SUFFIXES else None)
     finally:
         for extra_src in extra.values():
             extra_src.close()
@@ -345,6 +346,7 @@ def _tile(
     src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, tmp: Path, size: int,
     overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
     classes: tuple[ClassInfo, ...] = ISPRS_CLASSES, targets=None, declared: set[int] | None = None,
+    vector_background: int | None = None,
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
     grid = WindowGrid(src.width, src.height, size, overlap)
@@ -424,6 +426,7 @@ def _tile(
         "stats": {"image": image_stats.to_dict(), "dsm": dsm_stats.to_dict() if dsm_stats else None},
         "dsm_range": list(scene_range) if scene_range else None,
         "classes": [c.to_dict() for c in classes],
+        "label_background": vector_background,  # a label layer's outside (None: a label raster's own pixels)
         "splits": {s: summary.chips[s] for s in SPLITS}, "warnings": summary.warnings,
     }
     if targets is not None:

@@ -280,6 +280,34 @@ def test_background_outside_the_class_table_is_named_as_background(tmp_path) -> 
     assert sum(summary.chips.values()) > 0
 
 
+def test_a_layer_leaving_ground_unlabelled_says_it_becomes_the_background_class(tmp_path, caplog) -> None:
+    """Buildings and trees only: the rest of the image became class 0 (impervious) unsaid, 78 % of a scene's
+    chips; evaluate reads the same layer the other way (outside unscored)."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    sparse = tmp_path / "sparse.gpkg"
+    gpd.GeoDataFrame({"class": [1, 3]}, geometry=[box(500000, 4999968, 500032, 5000000),
+                                                  box(500032, 4999968, 500040, 5000000)],
+                     crs="EPSG:32632").to_file(sparse)  # 1280 of 4096 pixels covered
+    full = tmp_path / "full.gpkg"
+    gpd.GeoDataFrame({"class": [1, 0]}, geometry=[box(500000, 4999936, 500032, 5000000),
+                                                  box(500032, 4999936, 500064, 5000000)], crs="EPSG:32632").to_file(full)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(image, tmp_path / "a", labels=sparse, size=32)
+    said = [r.getMessage() for r in caplog.records if "outside every feature" in r.getMessage()]
+    assert len(said) == 1 and "about 69% of the image lies outside every feature: labelled class 0 " \
+        "(impervious) (--background); pass --background 255" in said[0], said
+    assert json.loads((tmp_path / "a" / "tiling.json").read_text())["label_background"] == 0
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(image, tmp_path / "b", labels=sparse, size=32, label_background=255)
+        tile_scene(image, tmp_path / "c", labels=full, size=32)
+        tile_scene(image, tmp_path / "d", labels=sparse, size=32, burn=1)  # a footprint layer: background expected
+    assert not [r for r in caplog.records if "outside every feature" in r.getMessage()]
+
+
 def test_lines_and_points_in_a_label_layer_are_said(tmp_path, caplog) -> None:
     import geopandas as gpd
     from shapely.geometry import LineString, Point, box
