@@ -56,6 +56,7 @@ from rsmamba.runlog import run_scope
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+SPLIT_WARN_OFF = 0.15  # a split's share of the chips this far from its fraction (few whole blocks) is said
 MANIFEST_FIELDS = (
     "chip_id", "split", "image", "dsm", "labels", "t2", "labels_t2", "change", "row_off", "col_off",
     "width", "height", "minx", "miny", "maxx", "maxy", "valid_fraction", "class_hist",
@@ -405,9 +406,14 @@ def _tile(
                          + ("add them to the class table, or recode those labels" if declared is not None
                             else "pass --class-table naming your classes"))
     empty = [name for name, fraction in zip(SPLITS, split) if fraction > 0 and not summary.chips[name]]
-    if empty:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
+    total = sum(summary.chips[name] for name in SPLITS)
+    shares = [summary.chips[name] / total if total else 0.0 for name in SPLITS]
+    off = total and max(abs(share - f / sum(split)) for share, f in zip(shares, split)) > SPLIT_WARN_OFF
+    if empty or off:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
         blocks = math.ceil(src.width / block) * math.ceil(src.height / block)
-        message = (f"--split {','.join(f'{f:g}' for f in split)}: no {' or '.join(empty)} chips, the scene holds "
+        fell = (f"no {' or '.join(empty)} chips" if empty else
+                "the chips fell " + "/".join(f"{share:.0%}" for share in shares) + " (train/val/test)")
+        message = (f"--split {','.join(f'{f:g}' for f in split)}: {fell}, the scene holds "
                    f"{blocks} spatial block{'s' * (blocks != 1)} of {block} px and each goes to one split whole; "
                    "a smaller --split-block spreads the split")
         summary.warnings.append(message)

@@ -197,6 +197,13 @@ def test_a_split_that_cannot_follow_the_fractions_says_why(tmp_path, caplog) -> 
     assert message in caplog.text
     spread = tile_scene(image, tmp_path / "spread", size=32, split=(0.5, 0.5, 0.0), block=32, progress=False)
     assert spread.chips["val"] > 0 and not any("--split" in w for w in spread.warnings)
+    # four 64 px blocks, the edge ones partial: 0.8,0.1,0.1 fell 2 blocks / 1 / 1, said with the shares
+    skewed = tile_scene(write_raster(tmp_path / "img96.tif", random_image(96, 96), res=0.25), tmp_path / "skew",
+                        size=32, block=64, progress=False)
+    shares = [skewed.chips[s] / 9 for s in ("train", "val", "test")]
+    assert max(abs(a - b) for a, b in zip(shares, (0.8, 0.1, 0.1))) > 0.15
+    assert any(w.startswith("--split 0.8,0.1,0.1: the chips fell ") and "(train/val/test), the scene holds 4 spatial "
+               "blocks of 64 px" in w for w in skewed.warnings), skewed.warnings
 
 
 def test_colour_labels_are_refused_not_tiled_by_their_red_band(tmp_path) -> None:
