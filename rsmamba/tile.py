@@ -409,7 +409,16 @@ def _tile(
     total = sum(summary.chips[name] for name in SPLITS)
     shares = [summary.chips[name] / total if total else 0.0 for name in SPLITS]
     off = total and max(abs(share - f / sum(split)) for share, f in zip(shares, split)) > SPLIT_WARN_OFF
-    if empty or off:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
+    planned = {SPLITS[k]: n for k, n in zip(*np.unique([k for _, k in plan], return_counts=True))}
+    below = [name for name in empty if planned.get(name)]  # its blocks were there, its chips below --min-valid
+    if below:
+        message = (f"--split {','.join(f'{f:g}' for f in split)}: no {' or '.join(below)} chips: all "
+                   f"{sum(planned[name] for name in below)} of {'their' if len(below) > 1 else 'its'} windows hold less "
+                   f"than --min-valid {min_valid:g} valid pixels (nodata, or no DSM there); another --seed puts other "
+                   "blocks there")
+        summary.warnings.append(message)
+        log.warning(message)
+    elif empty or off:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions
         blocks = math.ceil(src.width / block) * math.ceil(src.height / block)
         fell = (f"no {' or '.join(empty)} chips" if empty else
                 "the chips fell " + "/".join(f"{share:.0%}" for share in shares) + " (train/val/test)")

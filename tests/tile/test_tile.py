@@ -206,6 +206,21 @@ def test_a_split_that_cannot_follow_the_fractions_says_why(tmp_path, caplog) -> 
                "blocks of 64 px" in w for w in skewed.warnings), skewed.warnings
 
 
+def test_a_split_whose_windows_are_all_nodata_says_so_not_the_block_count(tmp_path) -> None:
+    """The val block was there, its chips below --min-valid (a DSM not covering it): the warning blamed the blocks."""
+    from rsmamba.tile import assign_block_splits
+
+    img = random_image(64, 128)
+    val_half = int(np.argmax(assign_block_splits(1, 2, (0.5, 0.5, 0.0), 0)[0] == 1))
+    img[:, :, val_half * 64:(val_half + 1) * 64] = 0
+    image = write_raster(tmp_path / "img.tif", img, nodata=0, res=0.25)
+    summary = tile_scene(image, tmp_path / "c", size=32, block=64, split=(0.5, 0.5, 0.0), progress=False)
+    assert dict(summary.chips) == {"train": 4}
+    assert ["--split 0.5,0.5,0: no val chips: all 4 of its windows hold less than --min-valid 0.5 valid pixels "
+            "(nodata, or no DSM there); another --seed puts other blocks there"] == \
+        [w for w in summary.warnings if w.startswith("--split")]
+
+
 def test_colour_labels_are_refused_not_tiled_by_their_red_band(tmp_path) -> None:
     """ISPRS ground truth is RGB colours: its red band as class ids would be garbage chips, without a word."""
     from rsmamba.classes import ISPRS_CLASSES
