@@ -479,7 +479,7 @@ def train(
         raise InputError("-o and --set out=: give the run folder once")
     # quoted: a folder named 2024, yes or 'exp #2' is a name, not YAML's number, boolean or comment
     set_ = list(set_ or []) + ([f"out={json.dumps(str(out))}"] if out is not None else [])
-    load_config(config, set_)  # config problems in one line before torch loads
+    last = Path(load_config(config, set_)["out"]) / "last.pt"  # config problems in one line before torch loads
     from rsmamba.train import train as run_training
 
     if init is not None:
@@ -504,8 +504,23 @@ def train(
 
         typer.echo(plan_training(config, list(set_ or [])).describe())
         return
-    result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress, overwrite=overwrite)
+    before = _file_stamp(last)
+    try:
+        result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress,
+                              overwrite=overwrite)
+    except KeyboardInterrupt:  # published atomically: a new last.pt is a checkpoint of this run, to --resume
+        _TRAIN_SAVED.append(_file_stamp(last) != before)
+        raise
     typer.echo(result.describe())
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now (inode, mtime, size), or None: a file published over it is another one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 @app.command()
@@ -650,6 +665,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _setup_logging()
     previous = _terminate_like_interrupt()
     _TERMINATED.clear()
+    _TRAIN_SAVED.clear()
     bad = [p for p in map(not_utf8_problem, sys.argv[1:] if argv is None else list(argv)) if p]
     if bad:  # an argument in another encoding: a UnicodeEncodeError deep in a run, else
         typer.echo(f"rsmamba: error: {bad[0]}", err=True)
@@ -697,6 +713,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _TERMINATED: list[int] = []  # the SIGTERMs this run took (typer hides which interrupt ended it)
+_TRAIN_SAVED: list[bool] = []  # an interrupted train: whether it had saved a checkpoint (last.pt) yet
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -716,12 +733,16 @@ def _terminate_like_interrupt() -> object | None:
 
 def _interrupted(argv: list[str] | None = None) -> int:
     """One line for Ctrl-C (exit 130) or SIGTERM (exit 143), as a shell reports them; predict and change
-    say how to go on (they keep their resume state)."""
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    say how to go on (they keep their resume state), and train too: --resume if it has a checkpoint to
+    continue (it resumed one, or saved one), else the same command again."""
+    given = sys.argv[1:] if argv is None else argv
+    args = [a for a in given if not a.startswith("-")]
     verb = args[0] if args else ""
+    resumable = any(_TRAIN_SAVED) or any(a.split("=")[0] in ("--resume", "--resume-from") for a in given)
     after = ("; the same command with --resume continues it (a batch: the same command skips finished scenes)"
-             if verb in ("predict", "change") else "; the same command with --resume continues it" if verb == "train"
-             else "")
+             if verb in ("predict", "change") else "" if verb != "train"
+             else "; the same command with --resume continues it" if resumable
+             else "; no epoch had finished, nothing was saved: run the same command again (without --resume)")
     if _TERMINATED:
         typer.echo(f"rsmamba: terminated (SIGTERM){after}", err=True)
         return 143

@@ -8,6 +8,7 @@ Invalid pixels (image nodata, DSM NaN) become 0 after normalisation, as predict 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -107,6 +108,30 @@ def read_manifest(root: Path, split: str | None) -> list[dict[str, str]]:
     with open(root / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [r for r in rows if split is None or r["split"] == split]
+
+
+# tiling.json's source paths: where the scene was read from, not what the chips hold (a moved scene tiles alike)
+_SOURCE_PATHS = ("image", "dsm", "labels", "t2")
+
+
+def chips_fingerprint(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a chip folder holds, whatever its path: a sha256 of ``manifest.csv`` (chips, splits, bounds, class
+    histograms) and of ``tiling.json`` less its source paths (statistics, size, classes), with what a person
+    knows the chips by. A resumed run compares it: another folder's chips would switch its statistics mid-run."""
+    info = read_tiling(root)
+    described = {k: v for k, v in info.raw.items() if k not in _SOURCE_PATHS}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode())
+    digest.update((info.root / "manifest.csv").read_bytes())
+    splits = info.raw.get("splits")
+    return {"sha256": digest.hexdigest(), "size": info.raw.get("size"), "source": info.raw.get("image"),
+            "chips": sum(int(n) for n in splits.values()) if isinstance(splits, dict) else None}
+
+
+def describe_chips(fingerprint: dict[str, Any]) -> str:
+    """A fingerprint of :func:`chips_fingerprint` as one phrase: count, size, source and content hash."""
+    count, size, source = fingerprint.get("chips"), fingerprint.get("size"), fingerprint.get("source")
+    return (f"{count if count is not None else 'the'} chips{f' of {size} px' if size else ''}"
+            f"{f' tiled from {source}' if source else ''} (content {str(fingerprint.get('sha256'))[:12]})")
 
 
 class ChipDataset(Dataset):

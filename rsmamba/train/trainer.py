@@ -38,6 +38,7 @@ from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import open_datasets, use_normalization
+from rsmamba.datasets.chips import chips_fingerprint, describe_chips
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_scores_from_hist
@@ -267,9 +268,23 @@ def _check_resume_config(path: Path, saved: Any, cfg: dict) -> None:
     if changed:
         shown = "; ".join(f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in changed[:6])
         more = f" (and {len(changed) - 6} more)" if len(changed) > 6 else ""
-        raise InputError(f"{path}: --resume continues that run as it was configured, and this command line "
-                         f"differs: {shown}{more}; resume with the run's own settings (-c {path.parent / 'config.yaml'} "
-                         f"--resume), or start a new run from its weights (--init {path})")
+        raise _resume_refused(path, f"{shown}{more}")
+
+
+def _check_resume_data(path: Path, saved: Any, cfg: dict) -> None:
+    """Refuse a resume on other chips than the run's (data.root may move, not change what it holds): the
+    checkpoint's statistics and window would switch to theirs mid-run, and best.pt compare two val sets."""
+    if not isinstance(saved, dict) or (cfg["data"].get("layout") or "chips") != "chips":
+        return  # a checkpoint from before the fingerprint, or a benchmark read in place
+    now = chips_fingerprint(cfg["data"]["root"])
+    if saved.get("sha256") != now["sha256"]:
+        raise _resume_refused(path, f"data.root's chips were {describe_chips(saved)}, now {describe_chips(now)}")
+
+
+def _resume_refused(path: Path, differences: str) -> InputError:
+    return InputError(f"{path}: --resume continues that run as it was configured, and this command line "
+                      f"differs: {differences}; resume with the run's own settings (-c {path.parent / 'config.yaml'} "
+                      f"--resume), or start a new run from its weights (--init {path})")
 
 
 def _train_state(path: Path, ckpt: dict) -> dict:
@@ -606,6 +621,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         loaded = (path, load_checkpoint(path))
         _train_state(path, loaded[1])
         _check_resume_config(path, loaded[1].get("config"), cfg)
+        _check_resume_data(path, loaded[1].get("data_fingerprint"), cfg)
     try:
         with lock_outputs([out_dir] if rank == 0 else []), _callers_randomness_kept():
             return _train(cfg, world, rank, device, resume, progress, loaded)
@@ -881,6 +897,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     seen = (tiling.raw or {}).get("size") if chips and getattr(tiling, "raw", None) else (None if chips else d.get("crop"))
     if seen:  # the window size the model learnt at runs it: predict's default (a 64 px model at 512 px saw 98 % building)
         base_payload["inference"] = {"window": int(seen), "overlap": int(seen) // 4}
+    if chips:  # what --resume checks the chips against (_check_resume_data)
+        base_payload["data_fingerprint"] = chips_fingerprint(tiling.root)
     gsd = (getattr(tiling, "raw", None) or {}).get("gsd_m")
     if gsd:  # the chips' pixel size: predict warns on an image far from it (rsmamba.raster.validate.check_gsd)
         base_payload["gsd_m"] = [float(gsd), float(gsd)]

@@ -59,3 +59,40 @@ def test_train_o_takes_any_folder_name(tmp_path, monkeypatch) -> None:
         assert main(["train", "--set", "data.root=x", "-o", name, "--dry-run"]) == 0
     assert seen == ["2024", "yes", "exp #2", "0x10"]
     assert main(["train", "--set", "data.root=x", "-o", "a", "--set", "out=b", "--dry-run"]) == 2
+
+
+def test_an_interrupted_train_says_resume_only_once_it_saved_a_checkpoint(tmp_path: Path, monkeypatch,
+                                                                          capsys) -> None:
+    """Ctrl-C before the first epoch was saved said '--resume continues it', and --resume then failed
+    ('last.pt: checkpoint not found'), or, after --overwrite, continued the older run in the folder."""
+    import rsmamba.train.trainer as trainer
+
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    run = tmp_path / "run"
+    args = ["-q", "train", "--set", f"data.root={chips}", "--set", "data.batch_size=2", "--set", "model.kwargs.width=4",
+            "--set", f"out={run}", "--set", "tensorboard=false", "--set", "train.epochs=2"]
+    real, calls = trainer.validate, []
+
+    def ctrl_c_at(n: int):
+        def validate(*a, **k):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+        return validate
+
+    nothing = "rsmamba: interrupted; no epoch had finished, nothing was saved: run the same command again (without --resume)\n"
+    monkeypatch.setattr(trainer, "validate", ctrl_c_at(1))  # in epoch 1, before its checkpoint
+    assert main(args) == 130
+    assert capsys.readouterr().err == nothing and not (run / "last.pt").exists()
+    calls.clear()
+    monkeypatch.setattr(trainer, "validate", ctrl_c_at(2))  # in epoch 2: epoch 1 is saved
+    assert main(args) == 130
+    assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"
+    calls.clear()
+    monkeypatch.setattr(trainer, "validate", ctrl_c_at(1))  # --overwrite over that run: the old last.pt is not this run's
+    assert main([*args, "--overwrite"]) == 130
+    assert capsys.readouterr().err == nothing
+    calls.clear()
+    assert main([*args, "--resume"]) == 130  # a resumed run has its checkpoint, saved this time or not
+    assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"

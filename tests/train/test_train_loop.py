@@ -287,6 +287,36 @@ def test_resume_refuses_a_config_that_trains_otherwise(stopped_run: Path, small_
     assert (stopped_run / "last.pt").read_bytes() == before
 
 
+def test_resume_refuses_other_chips_and_takes_the_same_chips_moved(stopped_run: Path, small_chips: Path,
+                                                                   tmp_path: Path) -> None:
+    """data.root at another scene's chips, or the same folder re-tiled at another size, resumed silently:
+    the checkpoint's statistics and window switched to the new chips' mid-run, best.pt compared two val sets."""
+    import shutil
+
+    from rsmamba.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run)
+    cfg = _cfg(small_chips, run, epochs=2)
+    cfg["model"]["kwargs"]["width"] = 4
+    other_scene = write_chips(tmp_path / "b", size=64, chip=32, seed=5, split=(0.75, 0.25, 0.0))
+    other_size = write_chips(tmp_path / "c", size=64, chip=16, split=(0.75, 0.25, 0.0))
+    before = (run / "last.pt").read_bytes()
+    for chips, now in ((other_scene, "now 4 chips of 32 px tiled from "), (other_size, "now 16 chips of 16 px")):
+        with pytest.raises(InputError, match="differs: data.root's chips were 4 chips of 32 px tiled from ") as err:
+            train(cfg, [f"data.root={chips}"], resume=True, progress=False)
+        assert now in str(err.value) and "--resume), or start a new run from its weights" in str(err.value)
+    assert (run / "last.pt").read_bytes() == before
+    moved = tmp_path / "moved"  # the same chips elsewhere: the same data
+    shutil.copytree(small_chips, moved)
+    assert train(cfg, [f"data.root={moved}"], resume=True, progress=False).epochs_run == 2
+    # a last.pt from before the fingerprint has nothing to compare: it resumes as it did
+    old = {k: v for k, v in load_checkpoint(stopped_run / "last.pt").items()
+           if k not in ("format", "created", "data_fingerprint")}
+    save_checkpoint(run / "last.pt", old)
+    assert train(cfg, [f"data.root={other_scene}"], resume=True, progress=False).epochs_run == 2
+
+
 def test_train_test_scores_with_the_checkpoints_normalisation_on_test_only_chips(stopped_run: Path,
                                                                                   tmp_path: Path) -> None:
     """--test normalised a held-out scene's chips with their own statistics, not the checkpoint's that
