@@ -13,7 +13,12 @@ the one mechanism for that, used by every verb:
   ``.NAME.publish-journal.json`` is written next to every destination once all scratch files
   are complete; it lists the renames. The journal is the commit point: a run killed before it
   leaves the complete old set, a run killed after it is rolled forward by the next run that
-  locks any of those outputs. Old and new outputs are never left mixed.
+  locks any of those outputs. Each old output is kept as a hidden backup (``.NAME.old-*``, a hard
+  link for a file) until all renames are done: a rename that fails (an immutable file) puts the
+  outputs already replaced back and drops the journal, so old and new outputs are never left mixed.
+* **Replaceable.** An existing output that the kernel would not let a rename replace (immutable,
+  append-only, another user's file in a sticky folder) is refused with the other output problems,
+  before the work rather than after it.
 * **Policy checks.** An output that is one of the inputs (same file, or an input inside an output
   folder) is refused; an existing output is refused unless ``overwrite`` (the CLI's
   ``--overwrite``, as in GDAL/rio).
@@ -33,6 +38,8 @@ import logging
 import os
 import secrets
 import shutil
+import stat
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,6 +154,32 @@ def _name_too_long(out: Path) -> str | None:
             f"add up to {SIBLING_BYTES} bytes to it, and names hold {limit}; keep it to {limit - SIBLING_BYTES} bytes")
 
 
+FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h, _IOR('f', 1, long) on 64-bit Linux (ENOTTY elsewhere: not checked)
+FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
+
+
+def _replace_refused(path: Path) -> str | None:
+    """Why the kernel would refuse to rename over ``path`` although its folder is writable, or None.
+
+    Found when the run starts: the rename comes after all the work, and there it failed with a bare
+    ``[Errno 1] Operation not permitted``."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            flags = int.from_bytes(fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4], sys.byteorder)
+        finally:
+            os.close(fd)
+        if flags & FS_IMMUTABLE_FL:
+            return "it is immutable; chattr -i removes the flag"
+        if flags & FS_APPEND_FL:
+            return "it is append-only; chattr -a removes the flag"
+    with contextlib.suppress(OSError):
+        own, folder, me = path.lstat().st_uid, path.parent.stat(), os.geteuid()
+        if folder.st_mode & stat.S_ISVTX and me not in (0, own, folder.st_uid):
+            return f"it belongs to another user and {path.parent} has the sticky bit: only they may replace it"
+    return None
+
+
 def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
                     directory: bool = False) -> list[str]:
     """Every reason these outputs cannot be written, as one-line problems (empty: fine).
@@ -174,6 +207,8 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
                 existing.append(str(out))
             elif any(out.iterdir()):
                 problems.append(f"output folder {out} exists and is not empty (use --overwrite to replace it)")
+        elif out.exists() and (refused := _replace_refused(out)):
+            problems.append(f"output {out}: cannot replace it ({refused})")
     if existing:
         problems.append(f"output {', '.join(existing)} exist{'s' if len(existing) == 1 else ''} "
                         f"(use --overwrite to replace {'it' if len(existing) == 1 else 'them'})")
@@ -247,19 +282,53 @@ def _stale_partials(target: Path) -> list[Path]:
     return [*target.parent.glob(f".{target.name}.partial-*"), *target.parent.glob(f".{target.name}.old-*")]
 
 
-def _roll_forward(journal: dict[str, Any]) -> None:
-    """Finish the renames a journal lists (idempotent), then delete what it says to delete."""
-    for i, entry in enumerate(journal["entries"]):
+def _set_aside(path: Path, backup: Path) -> None:
+    """Keep ``path`` as ``backup``: a hard link for a file (its name stays readable), else a rename."""
+    if not path.is_dir():
+        with contextlib.suppress(OSError):  # a file system without hard links, another user's file
+            os.link(path, backup, follow_symlinks=False)
+            return
+    os.replace(path, backup)
+
+
+def _swap_in(entries: list[dict[str, Any]]) -> None:
+    """The renames of a journal, each old output kept as its backup first (idempotent: a roll forward
+    redoes what a killed run left)."""
+    for i, entry in enumerate(entries):
         if i:
-            fault_point(f"renamed-{i}", journal["entries"][0]["final"])
+            fault_point(f"renamed-{i}", entries[0]["final"])
         final, scratch = Path(entry["final"]), Path(entry["scratch"])
         backup = Path(entry["backup"]) if entry.get("backup") else None
         if scratch.exists():
-            if final.is_dir() and backup is not None and not backup.exists():
-                os.replace(final, backup)
+            if backup is not None and final.exists() and not backup.exists():
+                _set_aside(final, backup)
             elif final.is_dir():
                 shutil.rmtree(final)
             os.replace(scratch, final)
+
+
+def _swap_back(entries: list[dict[str, Any]]) -> None:
+    """Undo :func:`_swap_in` after a rename failed part-way: each new output back to its scratch, each
+    backup back in place. Every state on the way is one the journal's roll forward completes."""
+    for entry in entries:
+        final, scratch, backup = Path(entry["final"]), Path(entry["scratch"]), Path(entry["backup"])
+        if not scratch.exists() and (final.exists() or final.is_symlink()):
+            os.replace(final, scratch)
+        if backup.exists() or backup.is_symlink():
+            if final.exists() and _same(final, backup):  # the link was made, the rename over it failed
+                backup.unlink()
+            else:
+                os.replace(backup, final)
+
+
+def _roll_forward(journal: dict[str, Any]) -> None:
+    """Finish the renames a journal lists (idempotent), then delete what it says to delete."""
+    _swap_in(journal["entries"])
+    _finish(journal)
+
+
+def _finish(journal: dict[str, Any]) -> None:
+    """After all renames: durable, then the backups, the files to remove and the journals go."""
     for folder in {Path(entry["final"]).parent for entry in journal["entries"]}:
         _fsync_dir(folder)  # the renames, before the journal that lists them goes (a power cut)
     for entry in journal["entries"]:
@@ -283,6 +352,8 @@ class Publication:
         self.removals: list[Path] = []
         self.abandoned = False
         self.asked = outputs  # the paths as the caller named them (a symlink, not its target)
+        self.journaled = False  # the commit point passed: the scratch is what the next run rolls forward
+        self.swapped_back = False  # a rename failed and the outputs are the old ones again
 
     def __getitem__(self, key: int | PathLike) -> Path:
         if isinstance(key, int):
@@ -314,28 +385,63 @@ class Publication:
                 raise RuntimeError(f"publish: nothing was written to the scratch of {out}")
             _fsync_file(tmp)
         if len(pairs) == 1 and not self.directory and not self.removals:
-            os.replace(self.scratch[0], self.outputs[0])
+            try:
+                os.replace(self.scratch[0], self.outputs[0])
+            except OSError as exc:
+                raise self._not_published(0, exc) from None
             _fsync_dir(self.outputs[0].parent)
             return
         journal = {
             "version": 1, "pid": os.getpid(), "meta": self.meta, "remove": [str(p) for p in self.removals],
             "entries": [{"final": str(out), "scratch": str(tmp),
-                         "backup": str(out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"))
-                         if self.directory else None} for out, tmp in pairs],
+                         "backup": str(out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"))}
+                        for out, tmp in pairs],
         }
         text = json.dumps(journal, indent=1)
-        for out, _ in pairs:
-            jp = journal_path(out)
-            tmp = jp.with_name(jp.name + f".partial-{os.getpid()}")
-            with open(tmp, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, jp)
-        for folder in {out.parent for out, _ in pairs}:
-            _fsync_dir(folder)
+        self.journaled = True
+        try:
+            for out, _ in pairs:
+                jp = journal_path(out)
+                tmp = jp.with_name(jp.name + f".partial-{os.getpid()}")
+                with open(tmp, "w") as fh:
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, jp)
+            for folder in {out.parent for out, _ in pairs}:
+                _fsync_dir(folder)
+        except BaseException:  # no rename done yet: the commit point was not reached
+            self._drop_journals()
+            raise
         fault_point("journal-written", self.outputs[0])
-        _roll_forward(journal)
+        entries = journal["entries"]
+        try:
+            _swap_in(entries)
+        except OSError as exc:
+            failed = next((i for i, e in enumerate(entries) if Path(e["scratch"]).exists()), 0)
+            try:
+                _swap_back(entries)
+            except OSError as undo:  # the journal stays: the next run to these outputs completes this one
+                raise OutputError(f"output {self.asked[failed]}: cannot replace it ({exc.strerror or exc}), and "
+                                  f"putting back the outputs replaced before it failed too ({undo.strerror or undo}); "
+                                  "the next run to these outputs publishes this run's") from None
+            self._drop_journals()
+            self.swapped_back = True
+            raise self._not_published(failed, exc) from None
+        _finish(journal)
+
+    def _drop_journals(self) -> None:
+        for out in self.outputs:
+            jp = journal_path(out)
+            jp.unlink(missing_ok=True)
+            jp.with_name(jp.name + f".partial-{os.getpid()}").unlink(missing_ok=True)
+        self.journaled = False
+
+    def _not_published(self, index: int, exc: OSError) -> OutputError:
+        out = self.outputs[index]
+        verb = "replace" if out.exists() else "write"
+        return OutputError(f"output {self.asked[index]}: cannot {verb} it ({exc.strerror or exc}); "
+                           "no output of this run was published, the earlier ones are unchanged")
 
 
 def fault_point(name: str, output: PathLike | None = None) -> None:
@@ -408,11 +514,13 @@ def publish(
                 fault_point("before-publish", outs[0])
                 pub._commit()
         except BaseException as exc:
-            for tmp in pub.scratch:
-                _remove(tmp)
-            if is_disk_full(exc):
+            if not pub.journaled:  # past its journal, the scratch is what the next run rolls forward
+                for tmp in pub.scratch:
+                    _remove(tmp)
+            if is_disk_full(exc) or pub.swapped_back:  # resumable state (predict's): nothing of the run stays
                 for extra in pub.removals:
                     _remove(extra)
+            if is_disk_full(exc):
                 raise OutputError(f"no space left on device while writing {outs[0]}; "
                                   "this run's scratch files were removed") from None
             raise
@@ -443,7 +551,11 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
                     lock = _Lock(target)
                     lock.acquire()
                     extra.append(lock)
-            _roll_forward(journal)
+            try:
+                _roll_forward(journal)
+            except OSError as exc:
+                raise OutputError(f"output {out}: cannot complete the publication of an interrupted run "
+                                  f"({exc.strerror or exc}: {exc.filename}); its journal is {jp}") from None
         finally:
             for lock in extra:
                 lock.release()

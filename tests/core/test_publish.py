@@ -148,6 +148,87 @@ def test_full_disk_is_one_line_and_frees_scratch(tmp_path) -> None:
     assert _leftovers(tmp_path) == [] and not a.exists()
 
 
+def _failing_rename(monkeypatch, dest: Path, error: type[BaseException] = PermissionError) -> None:
+    """``os.replace`` of a scratch file over ``dest`` fails, as over an immutable file (chattr +i)."""
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst) == dest and Path(src).name.startswith(f".{dest.name}.partial-"):
+            raise error(errno.EPERM, "Operation not permitted", str(src), None, str(dst))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_rename_failing_part_way_puts_back_the_outputs_replaced_before_it(tmp_path, monkeypatch, links) -> None:
+    """The 2nd rename failed (an immutable old file): the 1st output was already the new one beside the
+    old 2nd, a raw '[Errno 1]' line, and the scratch that the journal rolls forward was deleted."""
+    names = [tmp_path / n for n in ("a.txt", "b.txt", "c.txt")]
+    for p in names[:2]:
+        p.write_text("old")
+    resumable = tmp_path / ".a.txt.predict-resume.json"
+    _failing_rename(monkeypatch, names[1])
+    if not links:  # a file system without hard links: the old files are moved aside instead
+        monkeypatch.setattr(os, "link", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EPERM, "no links")))
+    with pytest.raises(OutputError) as info, publish(names, overwrite=True) as pub:
+        resumable.write_text("{}")
+        pub.remove_at_commit(resumable)
+        for t in pub:
+            t.write_text("new")
+    assert str(info.value) == (f"output {names[1]}: cannot replace it (Operation not permitted); "
+                               "no output of this run was published, the earlier ones are unchanged")
+    assert [p.read_text() for p in names[:2]] == ["old", "old"] and not names[2].exists()
+    assert _leftovers(tmp_path) == []
+    monkeypatch.undo()
+    with publish(names, overwrite=True) as pub:
+        for t in pub:
+            t.write_text("new")
+    assert [p.read_text() for p in names] == ["new"] * 3 and _leftovers(tmp_path) == []
+
+
+def test_an_interrupt_between_the_renames_keeps_what_the_journal_rolls_forward(tmp_path, monkeypatch) -> None:
+    """Ctrl-C after the commit point: the scratch files stay with their journal, and the next run finishes."""
+    names = [tmp_path / n for n in ("a.txt", "b.txt")]
+    for p in names:
+        p.write_text("old")
+    _failing_rename(monkeypatch, names[1], KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt), publish(names, overwrite=True) as pub:
+        for t in pub:
+            t.write_text("new")
+    monkeypatch.undo()
+    with publish([names[1]], overwrite=True) as pub:
+        pub.abandon()
+    assert [p.read_text() for p in names] == ["new", "new"] and _leftovers(tmp_path) == []
+
+
+def test_an_immutable_output_is_refused_before_the_work(tmp_path) -> None:
+    out = tmp_path / "o.txt"
+    out.write_text("old")
+    if os.geteuid() != 0 or subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode:
+        pytest.skip("needs root and a file system with chattr +i")
+    try:
+        with pytest.raises(OutputError, match="cannot replace it \\(it is immutable; chattr -i"), \
+                publish([out], overwrite=True):
+            raise AssertionError("entered")
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert out.read_text() == "old" and _leftovers(tmp_path) == []
+
+
+def test_another_users_output_in_a_sticky_folder_is_refused_before_the_work(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o1777)  # as /tmp: only a file's owner (or the folder's) may rename over it
+    out = folder / "o.txt"
+    out.write_text("theirs")
+    monkeypatch.setattr(os, "geteuid", lambda: out.stat().st_uid + 4242)  # another, unprivileged user
+    with pytest.raises(OutputError, match="cannot replace it \\(it belongs to another user and .* sticky bit"), \
+            publish([out], overwrite=True):
+        raise AssertionError("entered")
+    monkeypatch.undo()
+    assert out.read_text() == "theirs"
+
 @pytest.mark.parametrize("phase", ["before-publish", "journal-written", "renamed-1"])
 def test_kill_while_publishing_is_old_or_new_after_the_next_run(tmp_path, phase) -> None:
     names = [tmp_path / n for n in ("a.txt", "b.txt", "c.txt")]
@@ -283,6 +364,21 @@ def test_cli_busy_output_is_one_line_exit_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "being written by another rsmamba run" in err
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_cli_predict_whose_second_output_cannot_be_replaced_keeps_the_old_pair(tmp_path, monkeypatch, capsys) -> None:
+    scene = ROOT / "examples" / "scene"
+    cls, prob = tmp_path / "c.tif", tmp_path / "p.tif"
+    cls.write_text("old classes")
+    prob.write_text("old probabilities")
+    _failing_rename(monkeypatch, prob)
+    code = main(["predict", str(scene / "ortho.tif"), "--dsm", str(scene / "dsm.tif"), "-o", str(cls),
+                 "--probabilities", str(prob), "--no-tta", "--overwrite", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"output {prob}: cannot replace it (Operation not permitted)" in err and "unchanged" in err
+    assert (cls.read_text(), prob.read_text()) == ("old classes", "old probabilities")
+    assert _leftovers(tmp_path) == []
 
 
 def test_predict_full_disk_frees_scratch(tmp_path, monkeypatch) -> None:
