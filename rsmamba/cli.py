@@ -422,7 +422,7 @@ def vectorize(
     allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
     fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2; polygons that lay in them are absorbed (pixel_count too)."),
     output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
-    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Probability raster on the same grid: mean/max per polygon."),
+    probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="The class raster's probabilities (predict --probabilities or --confidence): mean/max per polygon."),
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),

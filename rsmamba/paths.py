@@ -55,12 +55,17 @@ def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathL
 
 
 def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
-    """Why ``path`` cannot be read as an input file (missing, a folder, empty, unreadable), or None."""
+    """Why ``path`` cannot be read as an input file (missing, a folder, a pipe or device, empty, unreadable), or None.
+
+    Only ``stat`` is used, never ``open``: GDAL opening a named pipe waits for a writer forever.
+    """
     path = Path(path)
     if not path.exists():
         return f"{role} {path}: file not found"
     if path.is_dir():
         return f"{role} {path}: is a directory, not a file"
+    if not path.is_file():
+        return f"{role} {path}: not a regular file (a named pipe, socket or device); give the file itself"
     if path.stat().st_size == 0:
         return f"{role} {path}: empty file (0 bytes)"
     if not os.access(path, os.R_OK):
@@ -122,10 +127,12 @@ def files_behind(path: str | os.PathLike[str] | None) -> list[str]:
     """The files GDAL reads for ``path``: itself and, for a VRT, its sources (with their sidecars).
 
     An output named like a VRT's source is an input too: written, it would replace the imagery the
-    VRT points at. A path GDAL cannot open stands for itself.
+    VRT points at. A path GDAL cannot open, or that is no regular file, stands for itself.
     """
     if path is None or str(path) == "":
         return []
+    if Path(path).exists() and not Path(path).is_file():  # a named pipe: GDAL's open would wait for ever
+        return [str(path)]
     import warnings
 
     import rasterio

@@ -47,6 +47,7 @@ from rsmamba.classes import (
     load_class_table,
 )
 from rsmamba.errors import InputError, seed_problem
+from rsmamba.paths import input_problem
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats, dsm_range
 from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
@@ -224,9 +225,10 @@ def tile_scene(
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
     inputs = [image, dsm, labels, t2, labels_t2, change, instance_targets]
-    roles = ("image", "DSM", "labels", "t2", "labels-t2", "change labels", "instance targets")
-    problems += [f"{role} {path}: file not found" for role, path in zip(roles, inputs)
-                 if path is not None and not Path(path).exists()]  # said with the option problems, not after
+    roles = ("image", "DSM", "labels", "t2", "labels-t2", "change labels", "instance targets", "class table")
+    # said with the option problems, not after; a named pipe is refused before GDAL waits on it for ever
+    problems += [problem for role, path in zip(roles, [*inputs, class_table])
+                 if path is not None and (problem := input_problem(path, role))]
     problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change-labels need --t2")

@@ -214,12 +214,12 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
                         **({CHANGE_MIN_AREA_TAG: f"{min_area_m2:g}"} if min_area_m2 is not None else {})})
 
 
-def change_probability_layer(path: Path) -> OutputLayer:
+def change_probability_layer(path: Path, model_id: str) -> OutputLayer:
     def render(rows: FinishedRows) -> torch.Tensor:
         return nodata_where_invalid(scaled_probability(rows.acc[1:2], rows.wsum), rows.valid)
 
     return OutputLayer("change_probability", path, 1, render, Resampling.average, None, ["p(change)"],
-                       {"SCALE": f"1/{PROB_SCALE}"}, scale=1 / PROB_SCALE)
+                       {"SCALE": f"1/{PROB_SCALE}", "model_id": model_id}, scale=1 / PROB_SCALE)  # as the change raster
 
 
 def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandStats:
@@ -368,10 +368,11 @@ def detect_change(
         # the polygon size calibrated with the threshold; a threshold of the user's is not calibrated with it
         min_area = change_min_area_of(loaded) if change_threshold is None else None
         weights_digest = model_digest(loaded)
-        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic,
-                               model_id(loaded, weights_digest), threshold, min_area)]
+        made_by = model_id(loaded, weights_digest)
+        layers = [change_layer(out, loaded.classes if semantic else ISPRS_CLASSES, semantic, made_by, threshold,
+                               min_area)]
         if probabilities is not None:
-            layers.append(change_probability_layer(Path(probabilities)))
+            layers.append(change_probability_layer(Path(probabilities), made_by))
         start = time.perf_counter()
         grid = WindowGrid(src.width, src.height, window, overlap)
         strips = plan_strips(grid, src.width, strip_width)

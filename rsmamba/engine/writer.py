@@ -149,27 +149,31 @@ def class_layer(path: Path, classes: tuple[ClassInfo, ...], model_id: str = "") 
     )
 
 
-def probability_layer(path: Path, classes: tuple[ClassInfo, ...], instance_channels: tuple[str, ...] = ()
-                      ) -> OutputLayer:
-    """One band per class, then one per instance channel (``p(interior)``, ``p(contact)``: issue #17)."""
+def probability_layer(path: Path, classes: tuple[ClassInfo, ...], instance_channels: tuple[str, ...] = (),
+                      model_id: str = "") -> OutputLayer:
+    """One band per class, then one per instance channel (``p(interior)``, ``p(contact)``: issue #17).
+
+    ``model_id`` as on the class raster: vectorize refuses another model's probabilities by it.
+    """
     def render(rows: FinishedRows) -> torch.Tensor:
         return nodata_where_invalid(scaled_probability(rows.acc, rows.wsum), rows.valid)
 
     names = [f"p({c.name})" for c in classes] + [f"p({n})" for n in instance_channels]
-    tags = {"SCALE": f"1/{PROB_SCALE}"}
+    tags = {"SCALE": f"1/{PROB_SCALE}", **({"model_id": model_id} if model_id else {})}
     if instance_channels:
         tags["INSTANCE_CHANNELS"] = json.dumps(list(instance_channels))
     return OutputLayer("probabilities", path, len(names), render, Resampling.average, None, names, tags,
                        scale=1 / PROB_SCALE)
 
 
-def confidence_layer(path: Path, num_classes: int | None = None) -> OutputLayer:
+def confidence_layer(path: Path, num_classes: int | None = None, model_id: str = "") -> OutputLayer:
     def render(rows: FinishedRows) -> torch.Tensor:
         acc = rows.acc[:num_classes] if num_classes else rows.acc
         return nodata_where_invalid(scaled_probability(acc.amax(dim=0, keepdim=True), rows.wsum), rows.valid)
 
     return OutputLayer("confidence", path, 1, render, Resampling.average, None, ["confidence"],
-                       {"SCALE": f"1/{PROB_SCALE}"}, scale=1 / PROB_SCALE)
+                       {"SCALE": f"1/{PROB_SCALE}", **({"model_id": model_id} if model_id else {})},
+                       scale=1 / PROB_SCALE)
 
 
 class ScratchWriter:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmamba.errors import InputError, ProblemCollector, not_utf8_problem
+from rsmamba.paths import input_problem
 
 PathLike = str | os.PathLike[str]
 FILE_LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -67,6 +68,8 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
         problems.add(problem)
     for folder in [p for p in out if p.is_dir()][:3]:
         problems.add(f"{folder}: a folder, not a raster; give its rasters, e.g. '{folder / '*.tif'}'")
+    for special in [p for p in out if p.exists() and not p.is_dir() and not p.is_file()][:3]:  # a named pipe
+        problems.add(input_problem(special, "input"))  # refused before a worker's GDAL waits on it for ever
     problems.raise_if_any()
     seen: set[Path] = set()
     unique = []
@@ -158,6 +161,9 @@ def check_templates(template: str | None, inputs: Sequence[Path], role: str) -> 
     if missing:
         more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
         raise InputError(f"{role} not found: {', '.join(missing[:5])}{more}")
+    special = [input_problem(b, role) for _, b in filled if b is not None and not b.is_file()]  # a pipe, a folder
+    if special:
+        raise InputError(special[:3])
 
 
 def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix: str = ".tif",

@@ -342,11 +342,12 @@ def _predict_in(
             return summary
 
         weights_digest = model_digest(loaded)
-        layers: list[OutputLayer] = [class_layer(out, loaded.classes, model_id(loaded, weights_digest))]
+        made_by = model_id(loaded, weights_digest)  # on every output: vectorize pairs them by it
+        layers: list[OutputLayer] = [class_layer(out, loaded.classes, made_by)]
         if probabilities is not None:
-            layers.append(probability_layer(Path(probabilities), loaded.classes, loaded.instance_channels))
+            layers.append(probability_layer(Path(probabilities), loaded.classes, loaded.instance_channels, made_by))
         if confidence is not None:
-            layers.append(confidence_layer(Path(confidence), loaded.num_classes))
+            layers.append(confidence_layer(Path(confidence), loaded.num_classes, made_by))
         if rows is not None:
             return _predict_rows(src, grid, strips, read_window, predictor, layers, summary, rows, pub,
                                  channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,

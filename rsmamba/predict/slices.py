@@ -219,9 +219,10 @@ def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_
                        retries=retries, max_errors=max_errors, progress=progress)
     computed = time.perf_counter()
 
-    makers = {"classes": lambda p: class_layer(p, loaded.classes, model_id(loaded, model_digest(loaded))),
-              "probabilities": lambda p: probability_layer(p, loaded.classes, loaded.instance_channels),
-              "confidence": lambda p: confidence_layer(p, loaded.num_classes)}
+    made_by = model_id(loaded, model_digest(loaded))
+    makers = {"classes": lambda p: class_layer(p, loaded.classes, made_by),
+              "probabilities": lambda p: probability_layer(p, loaded.classes, loaded.instance_channels, made_by),
+              "confidence": lambda p: confidence_layer(p, loaded.num_classes, made_by)}
     for name in layer_names:
         layer = makers[name](outputs[name])
         assemble(layer, profile, row_slices, [part_path(parts, i, name) for i in range(len(row_slices))],

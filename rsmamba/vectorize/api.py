@@ -12,7 +12,7 @@ simplification and the other formats hold the finished polygons (not pixels) unt
 Coverage simplification assumes the polygons form a coverage (no overlaps): combined with
 ``fill_holes`` a filled hole overlaps the polygon inside it, and a polygon whose simplified
 shape would be invalid keeps its unsimplified shape. Raster conventions (class names, model
-id, change bands) are documented in :mod:`rsmamba.vectorize.attributes`; several scenes on one
+id, change bands, probability bands) are documented in :mod:`rsmamba.vectorize.attributes`; several scenes on one
 grid are vectorized as one mosaic by :mod:`rsmamba.vectorize.mosaic`.
 """
 
@@ -38,7 +38,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import publish, settle_inputs
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.paths import vector_path_problem
+from rsmamba.paths import input_problem, vector_path_problem
 from rsmamba.raster.source import bands_valid, data_bands, same_grid
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
@@ -149,8 +149,11 @@ def _plan(
             elif is_mercator(out_crs):
                 problems.add(f"--reproject {reproject_to}: Mercator units are not ground metres (areas too large "
                              "by 1/cos² of the latitude); choose a local projected CRS such as the UTM zone")
-    if not raster.exists():
-        problems.add(f"{raster}: no such file")
+    # stat only, before GDAL opens anything: opening a named pipe waits for a writer for ever
+    for role, path in (("raster", raster), ("--probabilities", probabilities)):
+        if path is not None and (problem := input_problem(path, role)):
+            problems.add(problem)
+    if input_problem(raster, "raster"):
         problems.raise_if_any()
     try:
         with warnings.catch_warnings():  # no geotransform: refused below in one line, not GDAL's warning
@@ -182,8 +185,9 @@ def _plan(
             thresholds["--min-area"] = calibrated  # calibrated with the change model
         # A class band with an alpha band (its mask) is a class raster too.
         problem = class_raster_problem(src, str(raster), allow_multiband=is_change or len(data_bands(src)) == 1)
-        if problem:
+        if problem:  # not a class raster: nothing below (class table, nodata, probabilities) applies
             problems.add(problem)
+            problems.raise_if_any()
         semantic = is_change and attrs.has_semantic_change(src)
         try:
             names = attrs.class_names(src)
@@ -208,16 +212,25 @@ def _plan(
                                      f"({', '.join(f'{i}={n}' for i, n in sorted(names.items()))})")
         if probabilities is not None:
             probabilities = Path(probabilities)
-            if not probabilities.exists():
-                problems.add(f"{probabilities}: no such file")
-            else:
-                with rasterio.open(probabilities) as prob:
+            prob = None
+            try:
+                if not input_problem(probabilities, "--probabilities"):  # that problem is said above
+                    prob = rasterio.open(probabilities)
+            except rasterio.errors.RasterioIOError as exc:
+                problems.add(f"{probabilities}: not a readable raster ({str(exc).splitlines()[0]})")
+            if prob is not None:
+                with prob:
                     if prob.crs != src.crs:
                         theirs = prob.crs.to_string() if prob.crs else "no CRS"
                         problems.add(f"{probabilities}: CRS {theirs} differs from {raster.name}'s {src.crs}: "
                                      "not on its grid")
                     elif not same_grid(prob, src):
                         problems.add(f"{probabilities}: not on the grid of {raster.name}")
+                    # the classes whose polygons read it (an untagged raster's ISPRS table may name more)
+                    vectorized = selected or ({k for k in names if k not in skip} if attrs.has_class_names(src)
+                                              else set())
+                    for problem in attrs.probability_problems(prob, src, names, vectorized, is_change):
+                        problems.add(problem)
         if fmt == "geojson" and (out_crs or crs) is not None and not geojson_records(out_crs or crs):
             problems.add(f"{output}: GeoJSON records a CRS by its EPSG code only, and {_crs_name(out_crs or crs)} has "
                          "none: every reader would take the polygons as WGS 84 degrees; use --format gpkg or fgb, "
@@ -286,33 +299,42 @@ class _Reader:
         return band, valid, keep
 
 
-def _value_scale(prob: rasterio.io.DatasetReader) -> float:
-    """The ``SCALE`` tag (``1/254`` as predict writes it, or a number); 1 without one."""
-    text = str(prob.tags().get("SCALE", "")).strip()
-    try:
-        if "/" in text:
-            num, den = text.split("/")
-            return float(num) / float(den)
-        return float(text) if text else 1.0
-    except (ValueError, ZeroDivisionError):
-        return 1.0
-
-
 def _value_reader(prob: rasterio.io.DatasetReader, change: bool):
     """Per-pixel probability in 0-1: band 1, or the band of each pixel's class when one band per class.
 
-    predict and change store p as uint8 with a ``SCALE=1/254`` tag; the values are scaled back.
+    predict and change store p as uint8 with a ``SCALE=1/254`` tag; the values are scaled back. Keys
+    past the class bands (pixels never polygonized, such as nodata) are clipped; :func:`_check_values`
+    refuses a polygon of such a class.
     """
-    scale = _value_scale(prob)
+    scale = attrs.probability_scale(prob)
+    n = attrs.class_bands(prob)
 
     def read(window: Window, keys: np.ndarray) -> np.ndarray:
-        if prob.count == 1 or change:
+        if n == 1 or change:
             return prob.read(1, window=window).astype("float64") * scale
-        stack = prob.read(window=window)
-        idx = np.clip(keys.astype("int64"), 0, prob.count - 1)[None]
+        stack = prob.read(list(range(1, n + 1)), window=window)
+        idx = np.clip(keys.astype("int64"), 0, n - 1)[None]
         return np.take_along_axis(stack, idx, axis=0)[0].astype("float64") * scale
 
     return read
+
+
+def _check_values(pieces: list[Piece], prob: rasterio.io.DatasetReader, plan: _Plan) -> None:
+    """Refuse polygons whose probabilities would be garbage: a class past the class bands (it would read
+    another class's band), or values outside 0-1 (a float raster of something else, nodata under them)."""
+    n = attrs.class_bands(prob)
+    if not plan.change and n > 1:
+        beyond = sorted({p.key for p in pieces if p.key >= n})
+        if beyond:
+            k = beyond[-1]
+            raise InputError(f"--probabilities {prob.name}: {n} class bands, but {plan.raster.name} holds class {k} "
+                             f"({plan.names.get(k, k)}), which needs band {k + 1}; not its probabilities")
+    for p in pieces:  # 1e-6: a float32 softmax may pass 1 by a rounding
+        if p.pixels and not (np.isfinite(p.value_sum) and p.value_sum >= 0 and p.value_max <= 1 + 1e-6):
+            what = "change" if plan.change else plan.names.get(p.key, p.key)
+            raise InputError(f"--probabilities {prob.name}: values outside 0-1 (max {p.value_max:g}, mean "
+                             f"{p.value_sum / p.pixels:g}) under a {what} polygon: not probabilities (float 0-1, "
+                             "or uint8 tagged SCALE=1/254), or no data there")
 
 
 def _to_world(geoms: np.ndarray, transform: rasterio.Affine, reproject: Transformer | None) -> np.ndarray:
@@ -693,6 +715,8 @@ def vectorize_raster(
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
+                if prob is not None:
+                    _check_values(batch, prob, plan)
                 if splitter is not None:
                     batch = splitter(batch, _value_reader(prob, plan.change))
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values,

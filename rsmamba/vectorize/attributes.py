@@ -13,13 +13,21 @@ Conventions read here (the predict and change verbs write them):
   raster is read as a change raster when band 1's description is ``"change"``. Dataset tag
   ``CHANGE_MIN_AREA_M2``: the minimum change-polygon area calibrated with the change model, the
   ``--min-area`` of that raster's polygons unless one is given.
+* Probability raster (``--probabilities``): float 0-1, or uint8 ``round(p * 254)`` with tag
+  ``SCALE=1/254`` (predict and change write so, with nodata 255). Bands ``p(<class name>)``, one
+  per class in class-id order, then predict's instance channels (``p(interior)``, ``p(contact)``,
+  tag ``INSTANCE_CHANNELS``); one band is read for every class (predict's ``confidence``, or
+  change's ``p(change)``). Tag ``model_id`` as on the class raster it belongs to (rasters predict
+  wrote before it tagged probabilities have none).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import rasterio
+from rasterio.enums import ColorInterp
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
 from rsmamba.errors import InputError
@@ -53,6 +61,11 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
         why = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
         raise InputError(f"{src.name}: class_names tag {shown!r} is not a class table ({why}); expected a JSON "
                          'list of names, {"0": "name", ...} or [{"id": 0, "name": "..."}, ...]') from None
+
+
+def has_class_names(src: rasterio.io.DatasetReader) -> bool:
+    """The raster names its classes (a ``class_names`` tag): without one the ISPRS table is a guess."""
+    return bool(_tag(src.tags(1), "class_names") or _tag(src.tags(), "class_names"))
 
 
 def model_id(src: rasterio.io.DatasetReader) -> str:
@@ -94,6 +107,75 @@ def has_semantic_change(src: rasterio.io.DatasetReader) -> bool:
 def never_vectorized(src: rasterio.io.DatasetReader) -> set[int]:
     """Values that are not a class: the ignore index and the nodata value."""
     values = {IGNORE_INDEX}
-    if src.nodata is not None:
+    if src.nodata is not None and float(src.nodata).is_integer():  # NaN nodata: a float raster, refused
         values.add(int(src.nodata))
     return values
+
+
+PROB_SCALE = 254  # p stored as round(p * 254), 255 nodata: rsmamba.engine.writer's (not imported: it loads torch)
+_INSTANCE_BANDS = ("p(interior)", "p(contact)")
+_COLOURS = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue", ColorInterp.alpha: "alpha"}
+
+
+def probability_scale(prob: rasterio.io.DatasetReader) -> float:
+    """The ``SCALE`` tag (``1/254`` as predict writes it, or a number); 1 without one."""
+    text = str(_tag(prob.tags(), "scale") or "").strip()
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            return float(num) / float(den)
+        return float(text) if text else 1.0
+    except (ValueError, ZeroDivisionError):
+        return 1.0
+
+
+def class_bands(prob: rasterio.io.DatasetReader) -> int:
+    """How many leading bands of a probability raster hold class probabilities: all but the instance channels."""
+    try:
+        channels = json.loads(_tag(prob.tags(), "instance_channels") or "[]")
+    except ValueError:
+        channels = []
+    if not isinstance(channels, list) or not channels:
+        channels = [d for d in prob.descriptions if d in _INSTANCE_BANDS]
+    return max(prob.count - len(channels), 1)
+
+
+def probability_problems(prob: rasterio.io.DatasetReader, src: rasterio.io.DatasetReader, names: dict[int, str],
+                         vectorized: set[int], change: bool) -> list[str]:
+    """Why ``prob`` cannot be the probabilities of the class (or change) raster ``src``, whose classes
+    ``vectorized`` become polygons; empty when it fits. Any raster on the grid was read: an RGBA ortho gave
+    mean_prob up to 255, and another model's probabilities (argmax agreeing on 29.5 % of pixels) wrong ones."""
+    what = f"--probabilities {prob.name}"
+    hint = f"not the probabilities of {Path(src.name).name}"
+    problems = []
+    dtypes = set(prob.dtypes)
+    scaled = dtypes == {"uint8"} and abs(probability_scale(prob) * PROB_SCALE - 1) < 1e-9
+    if not scaled and not all(d.startswith("float") for d in dtypes):
+        colours = [_COLOURS[c] for c in prob.colorinterp if c in _COLOURS]
+        kind = f"an image ({', '.join(colours)} bands)" if colours else f"{'/'.join(sorted(dtypes))} values"
+        problems.append(f"{what}: {kind}, not probabilities: vectorize reads float 0-1, or uint8 tagged SCALE=1/254 "
+                        "as predict --probabilities writes them")
+    theirs, ours = model_id(prob), model_id(src)
+    if theirs and ours and theirs != ours:
+        problems.append(f"{what}: written by model {theirs!r}, the class raster by {ours!r}; {hint}")
+    described = [d or "" for d in prob.descriptions]
+    if change:
+        if described[0] not in ("", "p(change)"):
+            problems.append(f"{what}: band 1 is {described[0]!r}, not p(change); {hint} (a change raster)")
+        return problems
+    n = class_bands(prob)
+    expected = {k: f"p({names.get(k, k)})" for k in sorted(vectorized)}
+    if n == 1:  # one band for every class: its own class's (predict --confidence)
+        if described[0] not in ("", "confidence") and not (len(expected) == 1 and described[0] in expected.values()):
+            problems.append(f"{what}: its one band is {described[0]!r}, read as every polygon's own class "
+                            f"probability (as predict --confidence); {hint}")
+        return problems
+    beyond = [k for k in expected if k >= n]
+    if beyond:
+        k = beyond[-1]
+        problems.append(f"{what}: {n} class bands, but class {k} ({names.get(k, k)}) needs band {k + 1}; {hint}")
+    wrong = [f"band {k + 1} is {described[k]!r}, not {p!r}" for k, p in expected.items()
+             if k < n and described[k] and described[k] != p]
+    if wrong:
+        problems.append(f"{what}: {', '.join(wrong[:3])}{' ...' * (len(wrong) > 3)}; {hint}")
+    return problems

@@ -32,6 +32,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.paths import input_problem
 from rsmamba.raster.validate import is_change_raster
 from rsmamba.vectorize import attributes as attrs
 
@@ -122,8 +123,9 @@ class Mosaic:
 
 
 def _read(path: Path, problems: ProblemCollector) -> _Raster | None:
-    if not path.exists():
-        problems.add(f"{path}: no such file")
+    problem = input_problem(path, "raster")  # stat only: GDAL opening a named pipe would wait for ever
+    if problem:
+        problems.add(problem)
         return None
     try:
         with rasterio.open(path) as src:

@@ -48,7 +48,9 @@ def test_semantic_change_raster_follows_the_vectorize_convention(scene, tmp_path
     assert summary.shift is not None and summary.shift.magnitude < 1.0
     from rsmamba.vectorize import vectorize_raster
 
-    vec = vectorize_raster(out, tmp_path / "change.gpkg")
+    with rasterio.open(out) as ds, rasterio.open(tmp_path / "p.tif") as prob:  # vectorize pairs them by it
+        assert prob.tags()["model_id"] == ds.tags()["model_id"]
+    vec = vectorize_raster(out, tmp_path / "change.gpkg", probabilities=tmp_path / "p.tif")
     import geopandas as gpd
 
     gdf = gpd.read_file(tmp_path / "change.gpkg")

@@ -418,7 +418,7 @@ CASES: list[tuple[str, list[str], str]] = [
      "scale"),
     # -- vectorize ----------------------------------------------------------------------------------
     ("vectorize-no-args", ["vectorize"], "Missing argument"),
-    ("vectorize-missing", ["vectorize", "{out}/nope.tif", "-o", "{out}/v.gpkg"], "no such file"),
+    ("vectorize-missing", ["vectorize", "{out}/nope.tif", "-o", "{out}/v.gpkg"], "file not found"),
     ("vectorize-empty", ["vectorize", "{empty}", "-o", "{out}/v.gpkg"], "empty"),
     ("vectorize-trunc", ["vectorize", "{trunc}", "-o", "{out}/v.gpkg"], ""),
     ("vectorize-text", ["vectorize", "{text}", "-o", "{out}/v.gpkg"], ""),
@@ -442,7 +442,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("vectorize-reproject-bogus", [*V, "-o", "{out}/v.gpkg", "--reproject", "bogus"], "--reproject"),
     ("vectorize-reproject-geographic", [*V, "-o", "{out}/v.gpkg", "--reproject", "EPSG:4326"], "projected"),
     ("vectorize-classes-unknown", [*V, "-o", "{out}/v.gpkg", "--classes", "nosuchclass"], "nosuchclass"),
-    ("vectorize-probabilities-missing", [*V, "-o", "{out}/v.gpkg", "--probabilities", "{out}/nope.tif"], "no such"),
+    ("vectorize-probabilities-missing", [*V, "-o", "{out}/v.gpkg", "--probabilities", "{out}/nope.tif"], "file not found"),
     ("vectorize-probabilities-other-grid", [*V, "-o", "{out}/v.gpkg", "--probabilities", "{far}"], "grid"),
     ("vectorize-many-no-out", ["vectorize", L, "{labels_t2}"], "-o"),
     ("vectorize-glob-nothing", ["vectorize", "{out}/none*.tif", "-o", "{out}/v.gpkg"], ""),
@@ -582,3 +582,20 @@ def test_bad_input_is_one_line_exit_2(matrix, case_id: str, argv: list[str], exp
 def test_no_input_changed_and_no_payload_ran(matrix) -> None:
     assert matrix["inputs_unchanged"]
     assert not matrix["marker"].exists()
+
+
+def test_an_input_that_is_not_a_regular_file_is_refused_by_every_verb(tmp_path, capsys) -> None:
+    """A named pipe passed predict, change and evaluate's check as an 'empty file (0 bytes)'; a device such as
+    /dev/zero (no size) too. Said for what it is, found by stat alone (opening a FIFO would wait for ever)."""
+    from rsmamba.cli import main
+
+    fifo = tmp_path / "fifo.tif"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        for argv in (["predict", str(path), "-o", str(tmp_path / "p.tif")],
+                     ["change", str(path), str(path), "-o", str(tmp_path / "c.tif")],
+                     ["evaluate", str(path), str(path), "-o", str(tmp_path / "m.json")]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and f"{path}: not a regular file (a named pipe" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.tif"]

@@ -153,6 +153,22 @@ def test_a_dsm_template_is_filled_for_every_scene_before_any_job(tmp_path) -> No
         check_templates("{dir}/{stem}_dsm.dat", scenes, "DSM")
 
 
+def test_a_named_pipe_among_many_inputs_is_refused_before_any_job_opens_it(tmp_path) -> None:
+    """A worker's GDAL opening a FIFO waits for a writer for ever: said by stat, with the plan."""
+    import os
+
+    from rsmamba.jobs import check_templates
+
+    scenes = _inputs(tmp_path, 2)
+    os.mkfifo(tmp_path / "in" / "scene_9.dat")
+    with pytest.raises(InputError, match=r"input .*scene_9.dat: not a regular file \(a named pipe"):
+        expand_inputs([str(tmp_path / "in" / "*.dat")])
+    for scene in scenes:
+        os.mkfifo(tmp_path / "in" / f"{scene.stem}_dsm.dat")
+    with pytest.raises(InputError, match=r"DSM .*scene_0_dsm.dat: not a regular file \(a named pipe"):
+        check_templates("{dir}/{stem}_dsm.dat", scenes, "DSM")
+
+
 def test_max_errors_says_what_it_did_not_run(tmp_path) -> None:
     plan = plan_jobs(_inputs(tmp_path, 5, bad=(0, 1)), tmp_path / "out")
     with pytest.raises(JobsFailed, match=r"2 of 5 jobs failed; 3 not run \(stopped by --max-errors\)"):

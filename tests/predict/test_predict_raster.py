@@ -320,3 +320,20 @@ def test_probabilities_carry_gdal_scale_so_gis_reads_0_to_1(tmp_path) -> None:
     for name, bands in (("p.tif", 3), ("conf.tif", 1)):
         with rasterio.open(tmp_path / name) as ds:
             assert ds.scales == (1 / PROB_SCALE,) * bands and ds.offsets == (0.0,) * bands
+
+
+def test_probability_and_confidence_rasters_name_the_model_of_their_class_raster(tmp_path) -> None:
+    """Only the class raster carried model_id: vectorize could not tell this run's probabilities from another
+    model's on the same grid (predict with and without --dsm side by side). Now each output names it."""
+    from rsmamba.vectorize import vectorize_raster
+
+    img = write_raster(tmp_path / "img.tif", smooth_image(40, 56))
+    model = LoadedModel(PixelArgmax(), classes=_classes(3))
+    predict_raster(img, tmp_path / "c.tif", model=model, window=32, overlap=8, probabilities=tmp_path / "p.tif",
+                   confidence=tmp_path / "conf.tif")
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        made_by = ds.tags()["model_id"]
+    for name in ("p.tif", "conf.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            assert ds.tags()["model_id"] == made_by, name
+        vectorize_raster(tmp_path / "c.tif", tmp_path / f"{name}.gpkg", probabilities=tmp_path / name)

@@ -113,7 +113,7 @@ def test_bad_inputs_fail_in_one_line_and_leave_nothing(tmp_path, capsys) -> None
     empty = write_raster(tmp_path / "empty.tif", np.zeros((1, 32, 32), np.uint8), nodata=0)
     _assert_fails_cleanly(["tile", str(empty), "-o", str(out), "--size", "16"], out, capsys, "no valid pixels")
     (tmp_path / "zero.tif").write_bytes(b"")
-    _assert_fails_cleanly(["tile", str(tmp_path / "zero.tif"), "-o", str(out)], out, capsys, "not a readable raster")
+    _assert_fails_cleanly(["tile", str(tmp_path / "zero.tif"), "-o", str(out)], out, capsys, "empty file (0 bytes)")
 
 
 def test_existing_output_needs_overwrite(tmp_path) -> None:
@@ -375,3 +375,25 @@ def test_vector_labels_and_manifest_boxes_on_rotated_and_south_up_grids(tmp_path
         xs, ys = zip(*corners)
         got = [float(row[k]) for k in ("minx", "miny", "maxx", "maxy")]
         assert got == pytest.approx([min(xs), min(ys), max(xs), max(ys)])
+
+
+def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path) -> None:
+    """GDAL opening a FIFO (mkfifo) waits for a writer for ever and swallows SIGTERM: tile hung. Refused by
+    stat, with every other input, before anything is opened (a subprocess: the old hang ends at the timeout)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers.rasters import ROOT
+
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    fifo = tmp_path / "fifo.tif"
+    os.mkfifo(fifo)
+    out = tmp_path / "chips"
+    for inputs in ([str(fifo)], [str(img), "--dsm", str(fifo), "--labels", str(fifo)], [str(img), "--t2", str(fifo)]):
+        proc = subprocess.run([sys.executable, "-m", "rsmamba", "tile", *inputs, "-o", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+        assert err.count(f"{fifo}: not a regular file (a named pipe, socket or device)") == inputs.count(str(fifo))
+    assert not out.exists()

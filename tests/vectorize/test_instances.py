@@ -110,10 +110,11 @@ def test_cli_instances_split_and_errors(tmp_path, capsys):
     assert "--probabilities" in capsys.readouterr().err
     plain = tmp_path / "plain.tif"
     with rasterio.open(prob_path) as src:
-        profile, data = src.profile, src.read([1, 2])
+        profile, data, tags = src.profile, src.read([1, 2]), src.tags()
     profile.update(count=2)
     with rasterio.open(plain, "w", **profile) as dst:
         dst.write(data)
+        dst.update_tags(**tags)
     assert main(["vectorize", str(cls_path), "--instances", "--probabilities", str(plain),
                  "-o", str(tmp_path / "y.gpkg")]) == 2
     assert "p(interior)" in capsys.readouterr().err

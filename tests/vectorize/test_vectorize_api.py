@@ -242,7 +242,7 @@ def cli_fails(args, capsys) -> str:
 
 def test_bad_inputs_one_line_and_no_output(tmp_path, capsys):
     out = tmp_path / "o.gpkg"
-    assert "no such file" in cli_fails(["vectorize", str(tmp_path / "missing.tif"), "-o", str(out)], capsys)
+    assert "file not found" in cli_fails(["vectorize", str(tmp_path / "missing.tif"), "-o", str(out)], capsys)
     nocrs = write_raster(tmp_path / "nocrs.tif", scene(), crs=None)
     assert "no CRS" in cli_fails(["vectorize", str(nocrs), "-o", str(out)], capsys)
     geo = write_raster(tmp_path / "geo.tif", scene(), crs="EPSG:4326", origin=(9, 45), res=1e-5)

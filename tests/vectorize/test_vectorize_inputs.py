@@ -209,3 +209,108 @@ def test_geojson_of_a_crs_without_an_epsg_code_is_refused(tmp_path, capsys):
     vectorize_raster(site, out, classes=["building"], reproject_to="EPSG:32632")
     compound = write_raster(tmp_path / "c.tif", classes, crs="EPSG:32632+5773")
     vectorize_raster(compound, tmp_path / "c.geojson", classes=["building"])  # EPSG parts: named
+
+
+NAMES = '["background", "building", "tree"]'
+
+
+def tagged_classes(path, model: str | None = "model-a weights:1"):
+    """A class raster as predict writes it: ids 0..2 named by CLASS_NAMES, nodata 255, a model_id tag."""
+    a = np.zeros((20, 30), np.uint8)
+    a[2:8, 2:10] = 1
+    a[10:18, 12:28] = 2
+    a[0, :] = 255
+    write_raster(path, a, nodata=255)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(CLASS_NAMES=NAMES, **({"model_id": model} if model else {}))
+    return path
+
+
+def predicted_probabilities(path, bands: list[str], model: str | None = "model-a weights:1", *, scale=True):
+    """A probability raster as predict --probabilities writes it: uint8 p x 254, described p(<class>)."""
+    data = np.full((len(bands), 20, 30), 127, np.uint8)
+    write_raster(path, data, nodata=255)
+    with rasterio.open(path, "r+") as ds:
+        for i, name in enumerate(bands, start=1):
+            ds.set_band_description(i, name)
+        ds.update_tags(**({"SCALE": "1/254"} if scale else {}), **({"model_id": model} if model else {}))
+    return path
+
+
+def test_probabilities_that_do_not_fit_the_class_raster_are_refused(tmp_path, capsys):
+    """Any raster on the grid was read: an RGBA ortho gave mean_prob up to 255, a class past the last band read
+    that band, another model's probabilities (argmax agreeing on 29.5 % of pixels) gave wrong values."""
+    classes = tagged_classes(tmp_path / "classes.tif")
+    out = tmp_path / "o.gpkg"
+    run = ["vectorize", str(classes), "-o", str(out), "--probabilities"]
+    fits = ["p(background)", "p(building)", "p(tree)"]
+
+    ortho = write_raster(tmp_path / "ortho.tif", np.full((4, 20, 30), 200, np.uint8))
+    with rasterio.open(ortho, "r+") as ds:
+        ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    err = one_line_error([*run, str(ortho)], capsys)
+    assert "an image (red, green, blue, alpha bands), not probabilities" in err
+    unscaled = predicted_probabilities(tmp_path / "unscaled.tif", fits[:2], scale=False)
+    err = one_line_error([*run, str(unscaled), "--classes", "building"], capsys)
+    assert "uint8 values, not probabilities" in err and "uint8 tagged SCALE=1/254" in err
+
+    two = predicted_probabilities(tmp_path / "two.tif", fits[:2])
+    assert "2 class bands, but class 2 (tree) needs band 3" in one_line_error([*run, str(two)], capsys)
+    assert main([*run, str(two), "--classes", "building"]) == 0  # the bands it reads are there
+    other = predicted_probabilities(tmp_path / "other.tif", ["p(road)", "p(building)", "p(grass)"])
+    err = one_line_error([*run, str(other), "--overwrite"], capsys)
+    assert "band 1 is 'p(road)', not 'p(background)', band 3 is 'p(grass)', not 'p(tree)'" in err
+    model_b = predicted_probabilities(tmp_path / "b.tif", fits, model="model-b weights:2")
+    err = one_line_error([*run, str(model_b), "--overwrite"], capsys)
+    assert "written by model 'model-b weights:2', the class raster by 'model-a weights:1'" in err
+    change = predicted_probabilities(tmp_path / "pchange.tif", ["p(change)"])
+    assert "its one band is 'p(change)'" in one_line_error([*run, str(change), "--overwrite"], capsys)
+    assert main([*run, str(two), "--classes", "building", "--overwrite"]) == 0  # the refusals left the layer be
+
+    # the same model's, and predict's from before it tagged probabilities with the model: read, in 0-1
+    for fitting in (predicted_probabilities(tmp_path / "a.tif", fits),
+                    predicted_probabilities(tmp_path / "old.tif", fits, model=None)):
+        assert main([*run, str(fitting), "--overwrite"]) == 0
+        assert set(pyogrio.read_dataframe(out).mean_prob.round(6)) == {round(127 / 254, 6)}
+
+
+def test_probability_values_outside_0_1_or_past_the_bands_are_refused(tmp_path, capsys):
+    """Found while reading (float values, classes of an untagged raster): refused, no layer written."""
+    classes = tagged_classes(tmp_path / "classes.tif")
+    out = tmp_path / "o.gpkg"
+    logits = write_raster(tmp_path / "logits.tif", np.full((3, 20, 30), 3.5, np.float32))
+    err = one_line_error(["vectorize", str(classes), "-o", str(out), "--probabilities", str(logits)], capsys)
+    assert "values outside 0-1 (max 3.5, mean 3.5)" in err and not out.exists()
+    untagged = write_raster(tmp_path / "untagged.tif", np.arange(4, dtype=np.uint8).repeat(10).reshape(4, 10))
+    two = write_raster(tmp_path / "two.tif", np.full((2, 4, 10), 0.5, np.float32))
+    err = one_line_error(["vectorize", str(untagged), "-o", str(out), "--probabilities", str(two)], capsys)
+    assert "2 class bands, but untagged.tif holds class 3 (tree), which needs band 4" in err and not out.exists()
+
+
+def test_a_float_class_raster_with_nan_nodata_is_refused_in_one_line(tmp_path, capsys):
+    """int(nan) raised ValueError before the float raster's refusal was said: a traceback, exit 1."""
+    a = np.zeros((10, 10), np.float32)
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "f.tif", a, nodata=float("nan"))
+    err = one_line_error(["vectorize", str(src), "-o", str(tmp_path / "o.gpkg")], capsys)
+    assert "band 1 is float32, not integer class ids" in err
+
+
+def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path):
+    """GDAL opening a FIFO waits for a writer for ever (and swallows SIGTERM): refused by stat, at once."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers.rasters import ROOT
+
+    classes = tagged_classes(tmp_path / "classes.tif")
+    fifo = tmp_path / "fifo.tif"
+    os.mkfifo(fifo)
+    for args in ([str(fifo)], [str(classes), "--probabilities", str(fifo)], [str(classes), str(fifo)]):
+        proc = subprocess.run([sys.executable, "-m", "rsmamba", "vectorize", *args, "-o", str(tmp_path / "o.gpkg")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+        assert f"{fifo}: not a regular file (a named pipe, socket or device)" in err
+    assert not (tmp_path / "o.gpkg").exists()

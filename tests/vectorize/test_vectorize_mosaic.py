@@ -111,7 +111,7 @@ def test_grid_mismatches_are_reported_together(tmp_path):
     with pytest.raises(InputError) as err:
         vectorize_many(inputs, tmp_path / "x.gpkg")
     assert err.value.problems == problems
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="file not found"):
         write_mosaic_vrt([base, tmp_path / "missing.tif"], tmp_path / "m.vrt")
     assert not (tmp_path / "x.gpkg").exists() and not (tmp_path / "m.vrt").exists()
     # Errors found while vectorizing name the inputs, not the temporary VRT.
