@@ -476,6 +476,7 @@ class AlignedSource:
         class_names: dict[str, int] | None = None,
     ) -> None:
         self._opened: list[Any] = []
+        self._lattice_roles: set[str] = set()  # inputs on the image's pixel lattice, read through a crop (no blending)
         self.warnings: list[str] = []
         self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
         self._class_names = class_names  # a label layer's text class field: these names' ids
@@ -617,6 +618,9 @@ class AlignedSource:
             self._warn(f"{role} {path}: covers only {coverage:.1%} of the image")
         if same_grid(img, ds):
             return ds
+        lattice = lattice_window(ds, img.crs, img.transform, img.width, img.height) is not None
+        if lattice:  # the image's own pixels, another extent: each pixel taken as it is (nearest at its centre)
+            resampling = Resampling.nearest
         if role == "t2":  # imagery: keep every value usable, mark outside areas with an alpha band
             vrt = WarpedVRT(ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
                             resampling=resampling, src_nodata=ds.nodata,
@@ -629,11 +633,14 @@ class AlignedSource:
                 nodata=ds.nodata if ds.nodata is not None else (np.nan if role == "DSM" else IGNORE_INDEX),
             )
         self._opened.append(vrt)
-        self._warn(
-            f"{role} {path}: grid differs from the image ({_describe_grid_difference(img, ds)}); "
-            f"resampled ({resampling.name}) onto the image grid"
-            + (f"; it covers only {coverage:.1%} of the image" if 0.5 <= coverage < 0.995 else "")  # under 0.5: said
-        )
+        covers = f"; it covers only {coverage:.1%} of the image" if 0.5 <= coverage < 0.995 else ""  # under 0.5: said
+        if lattice:
+            self._lattice_roles.add(role)
+            self._warn(f"{role} {path}: on the image's pixels with another extent ({_describe_grid_difference(img, ds)}); "
+                       f"cropped to the image grid, no resampling{covers}")
+        else:
+            self._warn(f"{role} {path}: grid differs from the image ({_describe_grid_difference(img, ds)}); "
+                       f"resampled ({resampling.name}) onto the image grid{covers}")
         return vrt
 
     def _dsm_sentinel_problem(self, path: PathLike) -> str | None:
@@ -886,7 +893,8 @@ class AlignedSource:
         if self._dsm_plausible is not None:  # the start-up check is done: fills it did not refuse go
             fill = self._dsm_fills(raw)  # pixel by pixel: the same in any window
             value = float(raw[fill][0]) if fill.any() else np.nan
-            if self._dsm is not self._dsm_file:  # resampled: the fills of its own grid and the pixels they blend into
+            if self._dsm is not self._dsm_file and "DSM" not in self._lattice_roles:  # resampled: the fills of its own
+                # grid and the pixels they blend into
                 blended = self._resampled_fills(window)
                 if blended is not None:
                     fill |= blended[0]

@@ -584,3 +584,16 @@ def test_a_dsm_covering_little_of_the_image_is_said_once(tmp_path) -> None:
     with AlignedSource(img, dsm) as src:
         said = [w for w in src.warnings if "covers only" in w]
     assert len(said) == 1 and "31.2%" in said[0], src.warnings
+
+
+def test_a_dsm_on_the_image_pixels_with_another_extent_is_cropped_not_resampled(tmp_path) -> None:
+    """A project-wide DSM on the ortho's lattice: 'resampled (bilinear)' was said of pixels taken as they are."""
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40), res=0.5)
+    heights = np.random.default_rng(2).uniform(20, 60, (80, 90)).astype(np.float32)
+    dsm = write_raster(tmp_path / "dsm.tif", heights, res=0.5, origin=(500000.0 - 10 * 0.5, 5000000.0 + 20 * 0.5))
+    with AlignedSource(img, dsm) as src:
+        said = [w for w in src.warnings if str(dsm) in w]
+        got = src.read_dsm(Window(0, 0, 40, 40))
+    assert said == [f"DSM {dsm}: on the image's pixels with another extent (origin 11.18 units apart, size 90x80 vs "
+                    "40x40); cropped to the image grid, no resampling"]
+    np.testing.assert_array_equal(got, heights[20:60, 10:50])
