@@ -534,3 +534,21 @@ def test_a_tile_of_a_larger_reference_on_its_pixels_is_read_not_resampled(tmp_pa
     with caplog.at_level("WARNING", logger="rsmamba"):
         evaluate_rasters(off, ref, tmp_path / "c" / "m.json")
     assert [r for r in caplog.records if "another grid" in r.getMessage()]
+
+
+@pytest.mark.parametrize("degrees", [5.0, 20.0])
+def test_a_tile_of_a_rotated_reference_scores_its_own_pixels(tmp_path: Path, degrees: float) -> None:
+    """A crop read of a rotated reference took other pixels (a boundless read ignores the rotation): a perfect
+    tile on a 5 deg grid scored OA 0.17."""
+    import rasterio
+    from affine import Affine
+
+    grid = Affine.translation(1000, 2000) * Affine.rotation(degrees) * Affine.scale(0.5, -0.5)
+    ref = np.random.default_rng(0).integers(0, 6, (300, 300)).astype("uint8")
+    kw = dict(driver="GTiff", count=1, dtype="uint8", crs="EPSG:32632", nodata=255)
+    with rasterio.open(tmp_path / "ref.tif", "w", width=300, height=300, transform=grid, **kw) as out:
+        out.write(ref, 1)
+    with rasterio.open(tmp_path / "pred.tif", "w", width=120, height=100, transform=grid * Affine.translation(20, 10),
+                       **kw) as out:
+        out.write(ref[10:110, 20:140], 1)
+    assert evaluate_rasters(tmp_path / "pred.tif", tmp_path / "ref.tif", tmp_path / "m" / "m.json")["oa"] == 1.0
