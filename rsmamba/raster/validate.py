@@ -50,13 +50,17 @@ def _sample(src: AlignedSource, read, read_valid=None) -> tuple[list[np.ndarray]
     return [np.concatenate(v) if v else np.zeros(0) for v in values], valid_n / max(total, 1)
 
 
-def check_some_valid(src: AlignedSource, what: str) -> None:
-    """Refuse an image with no valid pixel in any sampled window (all nodata, alpha 0 or NaN): it was mapped
-    as an all-nodata raster and 'done'; ``compute_stats`` refuses it likewise where the scene is sampled."""
+def check_some_valid(src: AlignedSource, what: str, rows: int = 256) -> None:
+    """Refuse an image without a valid pixel (all nodata, alpha 0 or NaN): it was mapped as an all-nodata
+    raster and 'done'. The sample windows answer for almost any image; where they find none (a thin corridor
+    of data in a large canvas) every row band is read until one holds a valid pixel."""
     windows = sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS)
-    if not any(src.read_image_valid(window).any() for window in windows):
-        raise InputError(f"{what}: no valid pixel in {len(windows)} windows sampled over the whole image (all nodata, "
-                         "alpha 0 or NaN?): nothing to map")
+    if any(src.read_image_valid(window).any() for window in windows):
+        return
+    for top in range(0, src.height, rows):
+        if src.read_image_valid(Window(0, top, src.width, min(rows, src.height - top))).any():
+            return
+    raise InputError(f"{what}: no valid pixel (all nodata, alpha 0 or NaN?): nothing to map")
 
 
 def check_value_range(src: AlignedSource, norm: dict[str, Any] | None, what: str, model_source: str,

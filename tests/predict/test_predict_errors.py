@@ -380,3 +380,21 @@ def test_an_image_without_a_valid_pixel_is_refused_not_mapped_as_nodata(tmp_path
         path = write_raster(tmp_path / "img.tif", np.zeros((3, 40, 50), np.uint8), nodata=0)
     assert main(["predict", str(path), "--model", str(checkpoint), "-o", str(tmp_path / "p.tif"), "-q"]) == 2
     assert not (tmp_path / "p.tif").exists()
+
+
+def test_an_image_whose_data_the_sample_windows_miss_is_still_mapped(tmp_path, checkpoint) -> None:
+    """A thin corridor of data in a large nodata canvas: the start-up sample finds no valid pixel, the image
+    has some (it was refused as 'nothing to map')."""
+    from rsmamba.raster.source import AlignedSource
+    from rsmamba.raster.validate import SAMPLE_PIXELS, check_some_valid
+    from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
+
+    img = np.zeros((3, 1200, 1200), np.uint8)
+    sampled = np.zeros((1200, 1200), bool)
+    for w in sample_windows(1200, 1200, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
+        sampled[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width] = True
+    rows, cols = np.nonzero(~sampled)
+    img[:, rows[0], cols[0]] = 90  # one valid pixel, outside every sampled window
+    path = write_raster(tmp_path / "img.tif", img, nodata=0)
+    with AlignedSource(path) as src:
+        check_some_valid(src, "image")  # no refusal
