@@ -352,16 +352,19 @@ class _VectorLabels:
         self.ok = True
 
     def _outside_share(self, image: Any, cells: int = 512) -> float:
-        """Share of the image outside every feature (labelled the background), on a coarse lattice of
-        at most ``cells`` x ``cells`` points: a layer of buildings and trees made 78 % of its chips
-        the background class unsaid."""
+        """Share of the image's valid pixels outside every feature (labelled the background), on a coarse
+        lattice of at most ``cells`` x ``cells`` points: a layer of buildings and trees made 78 % of its chips
+        the background class unsaid. Only the features over the image are drawn; a nodata collar is no ground."""
         from rasterio.features import rasterize
+        from shapely.geometry import box
 
         step = max(1, -(-max(image.width, image.height) // cells))
         shape = (-(-image.height // step), -(-image.width // step))
-        hit = rasterize(((g, 1) for g in self.gdf.geometry), out_shape=shape, fill=0, dtype="uint8",
-                        transform=image.transform * Affine.scale(step))
-        return float(1.0 - hit.mean())
+        near = self.sindex.query(box(*raster_extent(image.width, image.height, image.transform)))
+        hit = rasterize(((g, 1) for g in self.gdf.geometry.to_numpy()[near]), out_shape=shape, fill=0, dtype="uint8",
+                        transform=image.transform * Affine.scale(step)) if len(near) else np.zeros(shape, np.uint8)
+        valid = image.dataset_mask(out_shape=shape) > 0
+        return float((valid & (hit == 0)).sum() / max(int(valid.sum()), 1))
 
     def read(self, window: Window, transform: Any) -> np.ndarray:
         from rasterio.features import rasterize

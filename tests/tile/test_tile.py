@@ -327,6 +327,14 @@ def test_a_layer_leaving_ground_unlabelled_says_it_becomes_the_background_class(
         tile_scene(image, tmp_path / "b", labels=sparse, size=32, label_background=255)
         tile_scene(image, tmp_path / "c", labels=full, size=32)
         tile_scene(image, tmp_path / "d", labels=sparse, size=32, burn=1)  # a footprint layer: background expected
+        collared = random_image(64, 64)
+        collared[:, :, :16] = 0  # a nodata collar the layer leaves out: no ground, it was '25% outside'
+        collar = write_raster(tmp_path / "collar.tif", collared, nodata=0)
+        inside = tmp_path / "inside.gpkg"
+        gpd.GeoDataFrame({"class": [1, 0]}, geometry=[box(500016, 4999936, 500040, 5000000),
+                                                      box(500040, 4999936, 500064, 5000000)],
+                         crs="EPSG:32632").to_file(inside)
+        tile_scene(collar, tmp_path / "e", labels=inside, size=32)
     assert not [r for r in caplog.records if "outside every feature" in r.getMessage()]
 
 
