@@ -277,8 +277,10 @@ def _check_resume_data(path: Path, saved: Any, cfg: dict) -> None:
     if not isinstance(saved, dict) or (cfg["data"].get("layout") or "chips") != "chips":
         return  # a checkpoint from before the fingerprint, or a benchmark read in place
     now = chips_fingerprint(cfg["data"]["root"])
-    if saved.get("sha256") != now["sha256"]:
-        raise _resume_refused(path, f"data.root's chips were {describe_chips(saved)}, now {describe_chips(now)}")
+    if saved.get("sha256") != now["sha256"]:  # the chips changed, not the command line: its own settings won't do
+        raise InputError(f"{path}: --resume continues that run on the chips it trained on, and {cfg['data']['root']} "
+                         f"holds others: the run's were {describe_chips(saved)}, these are {describe_chips(now)}; "
+                         f"point data.root at the run's chips, or start a new run from its weights (--init {path})")
 
 
 def _resume_refused(path: Path, differences: str) -> InputError:

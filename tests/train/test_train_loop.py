@@ -302,10 +302,12 @@ def test_resume_refuses_other_chips_and_takes_the_same_chips_moved(stopped_run: 
     other_scene = write_chips(tmp_path / "b", size=64, chip=32, seed=5, split=(0.75, 0.25, 0.0))
     other_size = write_chips(tmp_path / "c", size=64, chip=16, split=(0.75, 0.25, 0.0))
     before = (run / "last.pt").read_bytes()
-    for chips, now in ((other_scene, "now 4 chips of 32 px tiled from "), (other_size, "now 16 chips of 16 px")):
-        with pytest.raises(InputError, match="differs: data.root's chips were 4 chips of 32 px tiled from ") as err:
+    for chips, now in ((other_scene, "these are 4 chips of 32 px tiled from "), (other_size, "these are 16 chips of 16 px")):
+        with pytest.raises(InputError, match="on the chips it trained on, and .* holds others: the run's were 4 chips "
+                                             "of 32 px tiled from ") as err:
             train(cfg, [f"data.root={chips}"], resume=True, progress=False)
-        assert now in str(err.value) and "--resume), or start a new run from its weights" in str(err.value)
+        assert now in str(err.value) and "point data.root at the run's chips, or start a new run from its weights" \
+            in str(err.value) and "config.yaml" not in str(err.value)  # its own settings hold other chips: no advice
     assert (run / "last.pt").read_bytes() == before
     moved = tmp_path / "moved"  # the same chips elsewhere: the same data
     shutil.copytree(small_chips, moved)
