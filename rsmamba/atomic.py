@@ -158,7 +158,7 @@ FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h, _IOR('f', 1, long) on 64-bit Linux (
 FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
 
 
-def _replace_refused(path: Path) -> str | None:
+def replace_refused(path: Path) -> str | None:
     """Why the kernel would refuse to rename over ``path`` although its folder is writable, or None.
 
     Found when the run starts: the rename comes after all the work, and there it failed with a bare
@@ -207,7 +207,7 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
                 existing.append(str(out))
             elif any(out.iterdir()):
                 problems.append(f"output folder {out} exists and is not empty (use --overwrite to replace it)")
-        elif out.exists() and (refused := _replace_refused(out)):
+        elif out.exists() and (refused := replace_refused(out)):
             problems.append(f"output {out}: cannot replace it ({refused})")
     if existing:
         problems.append(f"output {', '.join(existing)} exist{'s' if len(existing) == 1 else ''} "

@@ -33,7 +33,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from rsmamba.atomic import atomic_output, lock_outputs, publish
+from rsmamba.atomic import atomic_output, lock_outputs, publish, replace_refused
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
@@ -586,6 +586,10 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
     if init and str(init) not in DEMO_CHECKPOINTS and Path(init).resolve() in (out / "best.pt", out / "last.pt"):
         problems.append(f"out {out_dir}: would write over model.init {init}; train into another folder "
                         "(--resume continues a run in its own folder)")
+    if out.is_dir():  # a file the run replaces (last.pt, metrics.csv) that cannot be: said now, not after an epoch
+        for path in sorted(out.iterdir()):
+            if path.is_file() and (refused := replace_refused(path)):
+                problems.append(f"out {out_dir}: {path.name}: cannot replace it ({refused})")
     if problems:
         raise InputError(problems)
 

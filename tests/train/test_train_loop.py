@@ -446,3 +446,21 @@ def test_each_epoch_leaves_one_log_line(small_chips: Path, tmp_path: Path, caplo
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     assert "train_loss" in lines[0] and "val_miou" in lines[0] and lines[0].endswith("best so far (best.pt)")
+
+
+def test_a_run_file_that_cannot_be_replaced_is_refused_before_an_epoch(stopped_run: Path, small_chips: Path,
+                                                                       tmp_path: Path, monkeypatch) -> None:
+    """An immutable last.pt (chattr +i) was found when the epoch's checkpoint was published: an epoch lost."""
+    import shutil
+
+    from rsmamba.train import trainer
+
+    run = tmp_path / "run"
+    shutil.copytree(stopped_run, run)
+    cfg = _cfg(small_chips, run, epochs=2)
+    cfg["model"]["kwargs"]["width"] = 4
+    monkeypatch.setattr(trainer, "replace_refused",
+                        lambda path: "it is immutable; chattr -i removes the flag" if path.name == "last.pt" else None)
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: pytest.fail("an epoch ran"))
+    with pytest.raises(InputError, match=r"out .*run: last.pt: cannot replace it \(it is immutable; chattr -i"):
+        train(cfg, resume=True, progress=False)
