@@ -42,6 +42,11 @@ def town_model(work: Path, *, model: str | None = None, epochs: int | None = Non
     return result.best, time.time() - t0
 
 
+def card_score(value: float | None) -> str:
+    """A card's score: 4 decimals, n/a where it is 0/0 (a one-class tile's kappa, no building found)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="registry name (default: the config's)")
@@ -76,10 +81,10 @@ def main() -> None:
 |---|---|
 | building IoU | {building['iou']:.4f} |
 | building F1 | {building['f1']:.4f} |
-| building objects F1 @ IoU 0.5 (objects >= 16 px) | {metrics['buildings']['f1']:.4f} |
+| building objects F1 @ IoU 0.5 (objects >= 16 px) | {card_score(metrics['buildings']['f1'])} |
 | mIoU (6 classes) | {metrics['miou']:.4f} |
 | OA | {metrics['oa']:.4f} |
-| kappa | {metrics['kappa']:.4f} |
+| kappa | {card_score(metrics['kappa'])} |
 
 Synthetic data only: it shows the pipeline end to end; it is not a model for real imagery.
 """

@@ -243,6 +243,16 @@ def training_mosaic(work: Path, *, scenes: int, size: int, with_dsm: bool, seed0
     return paths
 
 
+def card_cell(value: float | None) -> str:
+    """A card table's cell: 3 decimals, n/a for a score with nothing to count (as the CLI prints it)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def card_score(value: float | None) -> float | None:
+    """A score for a card, 4 decimals; None (0/0: nothing predicted or nothing to find) stays None."""
+    return None if value is None else round(value, 4)
+
+
 def scene_style(seed: int, family: str, gsd: float):
     """The style of an evaluation scene: ``family`` drawn with ``seed``, or None (the generator's default
     style, as ``rsmamba synth`` and the example scene) for ``family == "default"``."""
@@ -295,12 +305,12 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
                           buildings=scene["buildings_t1"], footprints=footprints, overwrite=True)["buildings"]
     b, objects = metrics["per_class"]["building"], metrics["buildings"]
     return {"window": f"{summary.window}/{summary.overlap}", "tta_passes": summary.tta_views,
-            "building_iou": round(b["iou"], 4),
-            "object_f1": round(objects["f1"], 4),
-            "object_precision": round(objects["precision"], 4), "object_recall": round(objects["recall"], 4),
-            "footprint_f1": round(fp["f1"], 4), "footprint_precision": round(fp["precision"], 4),
-            "footprint_recall": round(fp["recall"], 4), "footprint_instances": instances,
-            "miou": round(metrics["miou"], 4), "seconds": round(time.time() - t0, 1)}
+            "building_iou": card_score(b["iou"]),
+            "object_f1": card_score(objects["f1"]),
+            "object_precision": card_score(objects["precision"]), "object_recall": card_score(objects["recall"]),
+            "footprint_f1": card_score(fp["f1"]), "footprint_precision": card_score(fp["precision"]),
+            "footprint_recall": card_score(fp["recall"]), "footprint_instances": instances,
+            "miou": card_score(metrics["miou"]), "seconds": round(time.time() - t0, 1)}
 
 
 def measure_change(model: str | Path | None, *, family: str, gsd: float, size: int, seed: int,
@@ -323,8 +333,8 @@ def measure_change(model: str | Path | None, *, family: str, gsd: float, size: i
                             overlap=overlap, tta=tta, overwrite=True)
     min_area = summary.min_area_m2 or CHANGE_MIN_AREA_M2  # what rsmamba vectorize takes for this raster
     s = change_polygon_f1(out, scene["building_changes"], min_area_m2=min_area, work_dir=scene_dir)
-    return {"window": f"{summary.window}/{summary.overlap}", "min_area_m2": min_area, "change_f1": round(s["f1"], 4), "change_precision": round(s["precision"], 4),
-            "change_recall": round(s["recall"], 4), "change_tp": s["tp"], "change_predicted": s["predicted"],
+    return {"window": f"{summary.window}/{summary.overlap}", "min_area_m2": min_area, "change_f1": card_score(s["f1"]), "change_precision": card_score(s["precision"]),
+            "change_recall": card_score(s["recall"]), "change_tp": s["tp"], "change_predicted": s["predicted"],
             "change_reference": s["reference"], "change_threshold": summary.threshold,
             "seconds": round(time.time() - t0, 1)}
 
@@ -503,8 +513,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
         data = "both epochs' labels and the change raster (`change_rate` " + f"{CHANGE_RATE})"
         header = ("| style family | GSD (m) | size (px) | change-polygon F1 @ IoU 0.5 | precision | recall |\n"
                   "|---|---|---|---|---|---|")
-        table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['change_f1']:.3f} | "
-                          f"{r['change_precision']:.3f} | {r['change_recall']:.3f} |" for r in rows)
+        table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {card_cell(r['change_f1'])} | "
+                          f"{card_cell(r['change_precision'])} | {card_cell(r['change_recall'])} |" for r in rows)
         min_area = rows[0].get("min_area_m2", CHANGE_MIN_AREA_M2) if rows else CHANGE_MIN_AREA_M2
         how = (f"with `rsmamba change --semantic` at its own window ({window[0]}/{window[1]}), change polygons of at "
                f"least {min_area:g} m² (calibrated with the threshold; `rsmamba vectorize`'s default for the "
@@ -522,8 +532,8 @@ def write_card(path: Path, *, kind: str, model_name: str, best_epoch: int, args,
                      "`vectorize --instances` splits terraces into houses with them.")
         header = ("| style family | GSD (m) | size (px) | building IoU | object F1 @ IoU 0.5 (raster regions) | "
                   "footprint F1 @ IoU 0.5 | mIoU |\n|---|---|---|---|---|---|---|")
-        table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {r['building_iou']:.3f} | "
-                          f"{r['object_f1']:.3f} | {r['footprint_f1']:.3f} | {r['miou']:.3f} |" for r in rows)
+        table = "\n".join(f"| {r['family']}{held(r)} | {r['gsd']} | {r['size']} | {card_cell(r['building_iou'])} | "
+                          f"{card_cell(r['object_f1'])} | {card_cell(r['footprint_f1'])} | {card_cell(r['miou'])} |" for r in rows)
         own_tta = f" and test-time augmentation `{tta}` (its own; `--no-tta` for one pass)" if tta else ""
         how = (f"with `rsmamba predict` at its own window ({window[0]}/{window[1]}){own_tta} and `rsmamba evaluate`: object F1 of the class "
                "raster's building regions (>= 16 px) and of the footprint layer `rsmamba vectorize --classes building "

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rsmamba.errors import InputError
+from rsmamba.runlog import warn_once
 
 MAX_SCALE = 4.0
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ def _from_recipe(config: Mapping[str, Any] | None, source: str) -> TTAPlan:
     scales = tuple(float(s) for s in ev.get("scales", [1.0]) or [1.0])
     plan = TTAPlan(flip=bool(ev.get("flip", False)), scales=parse_scales(",".join(map(str, scales)), "eval.scales"))
     if plan.passes == 1:  # asked for augmentation, gets none: say so rather than run plain predict silently
-        log.warning("tta recipe: %s was evaluated without flips or scales (its config's eval); one pass per window",
-                    source)
+        warn_once(log, f"tta recipe: {source} was evaluated without flips or scales (its config's eval); "
+                       "one pass per window")  # once a run: a batch resolves it per scene
     return plan
 
 

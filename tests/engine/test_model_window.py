@@ -102,6 +102,14 @@ def test_the_shipped_models_carry_the_recipe_windows() -> None:
     assert "window 128, overlap 32" in load_checkpoint(DEMO_CHANGE_MODEL)["calibration"]["chosen_on"]
 
 
+def test_the_card_recipes_take_scores_with_nothing_to_count() -> None:
+    """evaluate's 0/0 scores are None (a scene with no change polygon): the card sweep stopped on round(None)."""
+    recipe = load_script("examples/make_demo_models.py", "make_demo_models")
+    assert recipe.card_score(None) is None and recipe.card_score(0.123456) == 0.1235
+    assert recipe.card_cell(None) == "n/a" and recipe.card_cell(0.5) == "0.500"
+    assert load_script("examples/make_demo_model.py", "make_demo_model").card_score(None) == "n/a"
+
+
 def test_change_runs_the_shipped_model_at_its_own_window(tmp_path) -> None:
     from rsmamba.change import detect_change
 
