@@ -40,20 +40,27 @@ def pixel_size_m(crs: Any, transform: Any, width: int = 1, height: int = 1) -> f
         unit = metres_per_unit(crs)
     except ValueError:
         return _geodesic_pixel_size(crs, transform, width / 2, height / 2)
+    if is_mercator(crs):  # its metre is cos(latitude) ground metres: 0.25 units at 69.8 N are 0.086 m
+        return _geodesic_pixel_size(crs, transform, width / 2, height / 2)
     # the lengths of a pixel's two sides: a rotated grid keeps part of them in b and d
     size = (math.hypot(transform.a, transform.d) + math.hypot(transform.b, transform.e)) / 2 * unit
     return float(size) if size > 0 else None
 
 
 def _geodesic_pixel_size(crs: Any, transform: Any, col: float, row: float) -> float | None:
-    """The mean side of the pixel at (``col``, ``row``) of a grid in degrees, in metres on its ellipsoid."""
-    from pyproj import CRS, Geod
+    """The mean side of the pixel at (``col``, ``row``) of a grid in degrees (or in a Mercator projection,
+    whose corners are taken to degrees first), in metres on its ellipsoid."""
+    from pyproj import CRS, Geod, Transformer
 
     try:
         full = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
         geod = Geod(a=full.ellipsoid.semi_major_metre, rf=full.ellipsoid.inverse_flattening or 0.0)
         # GDAL (as rasterio sets it) keeps x = longitude, whatever the CRS's official axis order
-        (x0, y0), (x1, y1), (x2, y2) = [transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))]
+        corners = [transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))]
+        if not full.is_geographic:
+            to_degrees = Transformer.from_crs(full, full.geodetic_crs, always_xy=True)
+            corners = [to_degrees.transform(x, y) for x, y in corners]
+        (x0, y0), (x1, y1), (x2, y2) = corners
         across = geod.inv(x0, y0, x1, y1)[2]
         down = geod.inv(x0, y0, x2, y2)[2]
     except Exception:  # noqa: BLE001 - no usable ellipsoid or coordinates: size unknown

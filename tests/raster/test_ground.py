@@ -36,3 +36,17 @@ def test_a_rotated_grids_pixel_size_is_its_sides_length():
     for angle in (0, 10, 45, 90, 100, 180):
         rotated = Affine.translation(5e5, 5e6) * Affine.rotation(angle) * Affine.scale(0.25, -0.25)
         assert pixel_size_m(utm, rotated) == pytest.approx(0.25)
+
+
+def test_a_web_mercator_pixel_is_measured_on_the_ground():
+    """EPSG:3857's metre is cos(latitude) ground metres: 0.25 units at 69.8 N (0.086 m) passed the GSD
+    check unwarned and went into tiling.json as 0.25."""
+    import math
+
+    from pyproj import Transformer
+
+    merc = rasterio.crs.CRS.from_epsg(3857)
+    for lat in (0.0, 52.0, 69.8):
+        x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(10.0, lat)
+        got = pixel_size_m(merc, Affine(0.25, 0, x, 0, -0.25, y))
+        assert got == pytest.approx(0.25 * math.cos(math.radians(lat)), rel=0.01), lat
