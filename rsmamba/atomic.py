@@ -384,6 +384,9 @@ class Publication:
             if not tmp.exists():
                 raise RuntimeError(f"publish: nothing was written to the scratch of {out}")
             _fsync_file(tmp)
+        if not self.directory:  # GDAL's statistics of the old file (QGIS, gdalinfo -stats): about the new one, untrue
+            self.removals += [aux for out, _ in pairs if (aux := out.with_name(out.name + ".aux.xml")).is_file()
+                              and aux not in self.removals]
         if len(pairs) == 1 and not self.directory and not self.removals:
             try:
                 os.replace(self.scratch[0], self.outputs[0])

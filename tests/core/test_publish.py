@@ -557,3 +557,21 @@ def test_a_forked_child_does_not_keep_the_parents_lock(tmp_path) -> None:
             pass
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_a_replaced_raster_loses_the_old_files_gdal_statistics(tmp_path) -> None:
+    """QGIS / gdalinfo -stats keep NAME.aux.xml beside a raster: after --overwrite GDAL read the old run's
+    statistics (100 % valid, its mean) for the new file (rio convert --overwrite removes it too)."""
+    out = tmp_path / "classes.tif"
+    for value in (1, 2):
+        with publish([out], overwrite=True) as pub:
+            pub[0].write_bytes(bytes([value]))
+        aux = out.with_name("classes.tif.aux.xml")
+        assert not aux.exists() and out.read_bytes() == bytes([value])
+        aux.write_text("<PAMDataset>old statistics</PAMDataset>")
+    keep = tmp_path / "other.tif.aux.xml"  # another file's statistics stay
+    keep.write_text("x")
+    with publish([out, tmp_path / "b.tif"], overwrite=True) as pub:
+        pub[0].write_bytes(b"3")
+        pub[1].write_bytes(b"4")
+    assert not out.with_name("classes.tif.aux.xml").exists() and keep.exists()
