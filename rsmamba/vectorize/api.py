@@ -65,13 +65,16 @@ class VectorizeSummary:
     per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     calibrated_min_area: float | None = None  # m²: the change raster's own --min-area, when none was given
+    semantic: bool = False  # a semantic change raster: polygons counted by their to_class, areas per change region
 
     def describe(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.per_class.items())) or "none"
-        line = f"{self.output}: {self.polygons} polygon{'s' * (self.polygons != 1)} ({classes}) in {self.seconds:.1f} s"
+        by = "to_class " if self.semantic else ""  # 'building: 2' read as two buildings beside 38 demolished ones
+        line = (f"{self.output}: {self.polygons} polygon{'s' * (self.polygons != 1)} ({by}{classes}) in "
+                f"{self.seconds:.1f} s")
         if self.calibrated_min_area is not None:
-            line += (f"; polygons under {self.calibrated_min_area:g} m2 dropped (calibrated with the change model; "
-                     "--min-area overrides)")
+            line += (f"; {'change regions' if self.semantic else 'polygons'} under {self.calibrated_min_area:g} m2 "
+                     "dropped (calibrated with the change model; --min-area overrides)")
         return line
 
 
@@ -542,7 +545,8 @@ def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> 
     crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
     if crs is None or not crs.equals(plan.out_crs, ignore_axis_order=True):
         theirs = _crs_name(crs) if crs is not None else "no CRS"
-        hint = f" (pass --reproject {theirs} to append to it)" if crs is not None and not crs.is_geographic else ""
+        arg = theirs if crs is not None and crs.to_epsg() else f"'{crs.to_wkt()}'" if crs is not None else ""
+        hint = f" (pass --reproject {arg} to append to it)" if crs is not None and not crs.is_geographic else ""
         raise InputError(f"{where} is in {theirs}, these polygons in {_crs_name(plan.out_crs)}{hint}")
     if info["geometry_type"] not in ("Polygon", "Unknown"):
         raise InputError(f"{where} holds {info['geometry_type']} geometries, not Polygon: append to another layer")
@@ -676,7 +680,7 @@ def vectorize_raster(
               and not plan.fill_holes)  # so may a filled polygon and the patches in its hole
     unregularized: list | None = [] if instances and regularize else None
     with_values = plan.probabilities is not None
-    summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area)
+    summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area, semantic=plan.semantic)
     counts: Counter[str] = Counter()
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
@@ -752,12 +756,12 @@ def vectorize_raster(
             if unregularized and len(kept_geoms) > 1:  # houses regularised apart overlap along party walls
                 cut = _without_overlaps(np.array(kept_geoms, dtype=object), np.array(unregularized, dtype=object),
                                         grid=pixel_size / 1000)
-                kept_geoms = list(cut)
+                kept_geoms = list(shapely.orient_polygons(cut))  # the cut's rings run either way; the layer's one way
                 kept_cols["area_m2"] = list(shapely.area(cut) * plan.unit_m**2)
                 kept_cols["perimeter_m"] = list(shapely.length(cut) * plan.unit_m)
             if plan.simplify and not regularize and kept_geoms:
                 simple = simplify_coverage(np.array(kept_geoms, dtype=object), plan.simplify / plan.unit_m)
-                kept_geoms = list(simple)
+                kept_geoms = list(shapely.orient_polygons(simple))  # exteriors counter-clockwise, as unsimplified
                 kept_cols["area_m2"] = list(shapely.area(simple) * plan.unit_m**2)
                 kept_cols["perimeter_m"] = list(shapely.length(simple) * plan.unit_m)
             if not stream or not written or kept_geoms:
@@ -769,5 +773,6 @@ def vectorize_raster(
     summary.per_class = dict(counts)
     summary.seconds = time.perf_counter() - start
     if summary.polygons == 0:
-        log.warning("%s: no polygons of the selected classes; wrote an empty layer", label)
+        log.warning("%s: no polygons of the selected classes%s; wrote an empty layer", label,
+                    f" of {plan.min_area:g} m2 or more (--min-area)" if plan.min_area else "")
     return summary

@@ -78,7 +78,8 @@ def test_the_calibrated_area_travels_to_vectorize(pair, tmp_path, capsys) -> Non
     assert (areas < 200).any()  # the tag decides: without --min-area those are gone
     assert default.polygons == everything.polygons - int((areas < 200).sum())
     assert main(["vectorize", str(out), "-o", str(tmp_path / "cli.gpkg")]) == 0
-    assert "polygons under 200 m2 dropped" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "change regions under 200 m2 dropped" in said and "polygons (to_class " in said  # counted by to_class
     # a threshold of the user's was not calibrated with that area: no tag
     own = detect_change(pair["ortho_t1"], pair["ortho_t2"], tmp_path / "own.tif", model=model, change_threshold=0.5)
     assert own.min_area_m2 is None

@@ -150,6 +150,8 @@ def test_regularised_houses_of_a_terrace_do_not_overlap(tmp_path, monkeypatch):
 
     assert run(tmp_path / "houses.gpkg") == 0
     assert len(gpd.read_file(tmp_path / "houses.gpkg")) == 5
+    rings = [shapely.get_exterior_ring(g) for g in gpd.read_file(tmp_path / "houses.gpkg").geometry.values]
+    assert all(shapely.is_ccw(rings)), "the cut's rings ran either way: the layer's run counter-clockwise"
     assert max(overlaps(tmp_path / "houses.gpkg"), default=0.0) < 1e-6
     monkeypatch.setattr(api, "_without_overlaps", lambda parts, raw, grid: parts)  # each house on its own
     assert run(tmp_path / "apart.gpkg") == 0

@@ -123,6 +123,11 @@ def test_simplify_keeps_shared_borders(tmp_path):
     inter = df.geometry[df.class_id == 0].union_all().intersection(df.geometry[df.class_id == 1].union_all())
     assert inter.area < 1e-9
     assert df.geometry.union_all().area == pytest.approx(64 * 64 * 0.25)
+    # rings as the unsimplified layer's (RFC 7946's right-hand rule): the coverage simplification reversed holes
+    for layer in (raw, df):
+        g = layer.geometry.values
+        holes = [shapely.get_interior_ring(p, i) for p in g for i in range(shapely.get_num_interior_rings(p))]
+        assert all(shapely.is_ccw(shapely.get_exterior_ring(g))) and holes and not any(shapely.is_ccw(holes))
 
 
 def right_angles(poly, tol_deg=1e-6):

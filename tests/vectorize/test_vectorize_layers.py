@@ -39,6 +39,29 @@ def test_append_refuses_a_layer_in_another_crs(tmp_path, capsys):
     assert pyogrio.read_info(out)["features"] == 4
 
 
+def test_append_to_a_layer_in_a_crs_without_epsg_code_gives_advice_that_works(tmp_path, capsys):
+    """The hint said '--reproject unknown', refused as 'not a CRS'."""
+    import shlex
+
+    tm = ("+proj=tmerc +lat_0=0 +lon_0=9.5 +k=0.9999 +x_0=600000 +y_0=0 +ellps=GRS80 +units=m +no_defs")
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(write_raster(tmp_path / "a.tif", buildings(), crs=tm, origin=(600000.0, 5000000.0)), out,
+                     classes=["building"])
+    other = write_raster(tmp_path / "b.tif", buildings(), crs="EPSG:32632")
+    err = one_line_error(["vectorize", str(other), "-o", str(out), "--layer", "map", "--append"], capsys)
+    assert "--reproject unknown " not in err
+    reproject = shlex.split(err.split("(pass --reproject ")[1].rsplit(" to append", 1)[0])[0]
+    vectorize_raster(other, out, classes=["building"], append=True, reproject_to=reproject)
+    assert pyogrio.read_info(out)["features"] == 4
+
+
+def test_an_empty_result_of_min_area_says_so(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        vectorize_raster(write_raster(tmp_path / "a.tif", buildings()), tmp_path / "o.gpkg", classes=["building"],
+                         min_area="100000m2")
+    assert "no polygons of the selected classes of 100000 m2 or more (--min-area); wrote an empty layer" in caplog.text
+
+
 @pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".parquet"])
 def test_an_empty_layer_has_the_schema_of_a_full_one(tmp_path, suffix):
     src = write_raster(tmp_path / "a.tif", buildings())
