@@ -117,6 +117,9 @@ def _resolve_format(output: Path, output_format: str | None, problems: ProblemCo
                      f"({implied}); drop --format or change the suffix")
     if fmt not in FORMATS:
         problems.add(f"{output}: unknown output format {output_format or output.suffix!r} (use gpkg, geojson, parquet or fgb)")
+    elif fmt == "fgb" and output.suffix.lower() != ".fgb":  # GDAL's FlatGeobuf driver writes a folder then
+        problems.add(f"{output}: a FlatGeobuf file's name ends in .fgb (GDAL makes any other name a folder of "
+                     f".fgb files, which --overwrite then cannot replace); name it {output.stem}.fgb")
     elif fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         problems.add("parquet output needs pyarrow (pip install pyarrow)")
     return fmt

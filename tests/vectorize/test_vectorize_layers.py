@@ -169,3 +169,11 @@ def test_a_geopackage_open_in_wal_mode_is_refused(tmp_path, capsys):
         holder.close()  # the last connection checkpoints and removes -wal and -shm
     vectorize_raster(raster, out, classes=["building"], layer="second")
     assert {name for name, _ in pyogrio.list_layers(out)} >= {"map", "second"}
+
+
+def test_flatgeobuf_output_needs_its_suffix(tmp_path, capsys):
+    """-o buildings.dat --format fgb wrote a folder (GDAL's FlatGeobuf for any other name) that --overwrite refused."""
+    src = write_raster(tmp_path / "a.tif", buildings())
+    err = one_line_error(["vectorize", str(src), "-o", str(tmp_path / "b.dat"), "--format", "fgb"], capsys)
+    assert "a FlatGeobuf file's name ends in .fgb" in err and "name it b.fgb" in err
+    assert not (tmp_path / "b.dat").exists()
