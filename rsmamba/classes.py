@@ -37,6 +37,9 @@ ISPRS_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(5, "clutter", (255, 0, 0)),
 )
 
+# Binary change labels and rasters: 0 no change (black), 1 change (red).
+CHANGE_CLASSES: tuple[ClassInfo, ...] = (ClassInfo(0, "no_change", (0, 0, 0)), ClassInfo(1, "change", (255, 0, 0)))
+
 # Label value meaning "no label / ignore" in every label raster rsmamba writes or reads.
 IGNORE_INDEX = 255
 

@@ -26,7 +26,7 @@ from rasterio.warp import reproject, transform_bounds
 from scipy import ndimage
 
 from rsmamba.atomic import output_problems, publish, settle_inputs
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
+from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster.source import (VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, lattice_window,
@@ -70,10 +70,6 @@ def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
         change = is_change_raster(src)
     valid = np.ones(pred.shape, bool) if nodata is None else pred != nodata
     return pred, valid, grid, change
-
-
-# The classes of a change raster's band 1, as evaluate names them in its scores.
-CHANGE_CLASSES = (ClassInfo(0, "no_change", (0, 0, 0)), ClassInfo(1, "change", (255, 0, 0)))
 
 
 def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int]) -> list[str]:

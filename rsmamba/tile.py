@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from rsmamba.atomic import output_problems, publish
 from rsmamba.classes import (
+    CHANGE_CLASSES,
     IGNORE_INDEX,
     ISPRS_CLASSES,
     ClassInfo,
@@ -520,7 +521,8 @@ def _write_chip(
     for name, extra_src in extra.items():
         row[name] = f"{name}/{chip_id}.tif"
         lab = np.where(valid, extra_src.read_labels(window), IGNORE_INDEX).astype(np.uint8)
-        _write_labels(folder / row[name], src, window, lab, classes)
+        # change chips: no change / change colours (the land-cover table painted them as a building mask)
+        _write_labels(folder / row[name], src, window, lab, CHANGE_CLASSES if name == "change" else classes)
         if seen is not None:
             seen.setdefault(name, set()).update(int(v) for v in np.unique(lab[lab != IGNORE_INDEX]))
     if targets is not None:

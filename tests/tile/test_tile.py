@@ -148,6 +148,9 @@ def test_epoch_pairs_for_change(tmp_path) -> None:
                                                               int(r["col_off"]):int(r["col_off"]) + 32])
         with rasterio.open(tmp_path / "chips" / r["change"]) as ds:
             total_change += int(ds.read(1).sum())
+            assert ds.colormap(1)[1] == (255, 0, 0, 255)  # change red, not the land cover's building blue
+        with rasterio.open(tmp_path / "chips" / r["labels_t2"]) as ds:
+            assert ds.colormap(1)[1] == (0, 0, 255, 255)
     assert total_change == 400
     from rsmamba.errors import InputError
 
