@@ -412,7 +412,7 @@ def _tile(
     total = sum(summary.chips[name] for name in SPLITS)
     shares = [summary.chips[name] / total if total else 0.0 for name in SPLITS]
     off = total and max(abs(share - f / sum(split)) for share, f in zip(shares, split)) > SPLIT_WARN_OFF
-    planned = {SPLITS[k]: n for k, n in zip(*np.unique([k for _, k in plan], return_counts=True))}
+    planned = Counter(SPLITS[k] for _, k in plan)  # windows each split was given, before --min-valid
     below = [name for name in empty if planned.get(name)]  # its blocks were there, its chips below --min-valid
     if below:
         message = (f"--split {','.join(f'{f:g}' for f in split)}: no {' or '.join(below)} chips: all "
