@@ -524,13 +524,17 @@ def evaluate_rasters(
         if layout == "isprs" and not exclude:
             exclude = [5]
     else:
-        names = {c.name: c.id for c in (classes or classes_of_raster(prediction) or ISPRS_CLASSES) if not c.filler}
+        # a change raster's band 1 is scored against change (0/1): a reference's names are no_change/change, not
+        # land cover (polygons named 'building' were scored as change, 'impervious' as no change)
+        table = classes or (CHANGE_CLASSES if change and reference_t2 is None else classes_of_raster(prediction))
+        names = {c.name: c.id for c in (table or ISPRS_CLASSES) if not c.filler}
         ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled, class_names=names,
                                 background=background)
     semantic = None
     if reference_t2 is not None:
         ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape)[0] if layout is not None
-                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=resampled))
+                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=resampled,
+                                       class_names=names, background=background))  # read as t1's reference
         semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
         top = int(ref[ref != IGNORE_INDEX].max(initial=0))

@@ -203,7 +203,10 @@ def _plan(
             problems.raise_if_any()
         skip = attrs.never_vectorized(src)
         selected: set[int] = set()
-        if classes:
+        if classes and is_change and not semantic:  # else accepted and ignored: every change polygon written
+            problems.add(f"--classes picks from/to classes of a semantic change raster ('rsmamba change --semantic'); "
+                         f"{raster.name} is a binary change raster (band 1 change 0/1): drop --classes")
+        elif classes:
             for item in classes:
                 for token in str(item).split(","):
                     token = token.strip()
@@ -425,8 +428,8 @@ def _large_regions(geoms: list, min_area: float) -> list[bool]:
 
 
 def _without_overlaps(parts: np.ndarray, raw: np.ndarray, grid: float) -> np.ndarray:
-    """Regularised houses that overlap (each straightened on its own: 37 of 48 party walls of a terrace
-    overlapped, up to 1.2 m2) cut apart: the overlap goes to the house whose pixels hold more of it, so
+    """Regularised polygons that overlap cut apart (houses each straightened on its own: 37 of 48 party walls of
+    a terrace overlapped, up to 1.2 m2; so did a change region's from/to pieces): the overlap goes to the house (piece) whose pixels hold more of it, so
     neighbours meet along one line, as QGIS's topology checks want and summed areas count each wall once
     (to floating-point rounding: 1e-9 of a pixel's area; a grid snap would leave slivers of a grid cell).
     Overlaps under ``grid`` squared (a thousandth of a pixel, squared) are rounding, left as they are."""
@@ -678,10 +681,13 @@ def vectorize_raster(
         pixel_size = float(np.hypot(x1 - x0, y1 - y0))
     # streamed to the GeoPackage batch by batch, unless the layer is finished whole: a coverage simplified
     # together, or regularised houses cut apart along their party walls (neighbours may lie in two batches)
-    stream = (plan.fmt == "gpkg" and not (plan.simplify and not regularize) and not (instances and regularize)
+    # regularised polygons that meet (houses along party walls, a change region's from/to pieces) are cut apart
+    # at the end: each squared on its own, they overlapped (11 pairs, 6325 m2 counted twice, on a Landsat pair)
+    cut_apart = regularize and (instances or plan.change)
+    stream = (plan.fmt == "gpkg" and not (plan.simplify and not regularize) and not cut_apart
               and not (plan.semantic and plan.min_area)  # a change region's from/to pieces may lie in two batches
               and not plan.fill_holes)  # so may a filled polygon and the patches in its hole
-    unregularized: list | None = [] if instances and regularize else None
+    unregularized: list | None = [] if cut_apart else None
     with_values = plan.probabilities is not None
     summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area, semantic=plan.semantic)
     counts: Counter[str] = Counter()
@@ -748,15 +754,20 @@ def vectorize_raster(
             if plan.fill_holes and len(kept_geoms) > 1:
                 inside = _absorbed(kept_geoms, kept_cols["pixel_count"])
                 kept_geoms = [g for i, g in enumerate(kept_geoms) if i not in inside]
+                if unregularized is not None:  # one entry per kept polygon
+                    unregularized = [g for i, g in enumerate(unregularized) if i not in inside]
                 kept_cols = {c: [v for i, v in enumerate(values) if i not in inside] for c, values in kept_cols.items()}
                 counts = Counter(kept_cols["class_name"] if not plan.change else
                                  (kept_cols.get("to_name") or ["change"] * len(kept_geoms)))
             if plan.semantic and plan.min_area and kept_geoms:
-                keep = _large_regions(kept_geoms, plan.min_area / plan.unit_m**2)
+                # regions of the pixels' pieces, not of squared ones (which may overlap a neighbour)
+                keep = _large_regions(kept_geoms if unregularized is None else unregularized, plan.min_area / plan.unit_m**2)
                 kept_geoms = [g for g, k in zip(kept_geoms, keep) if k]
+                if unregularized is not None:
+                    unregularized = [g for g, k in zip(unregularized, keep) if k]
                 kept_cols = {c: [v for v, k in zip(values, keep) if k] for c, values in kept_cols.items()}
                 counts = Counter(kept_cols.get("to_name") or ["change"] * len(kept_geoms))
-            if unregularized and len(kept_geoms) > 1:  # houses regularised apart overlap along party walls
+            if unregularized and len(kept_geoms) > 1:  # regularised apart, neighbours overlap
                 cut = _without_overlaps(np.array(kept_geoms, dtype=object), np.array(unregularized, dtype=object),
                                         grid=pixel_size / 1000)
                 kept_geoms = list(shapely.orient_polygons(cut))  # the cut's rings run either way; the layer's one way

@@ -345,3 +345,42 @@ def test_a_changed_pixel_never_names_one_class_for_both_dates() -> None:
         assert float(p1[i, r, c] * p2[j, r, c]) == best  # the likeliest pair of two classes (a tie: either)
     keep = (first != second) | (changed == 0)
     assert torch.equal(new_first[keep], first[keep]) and torch.equal(new_second[keep], second[keep])
+
+
+def test_a_binary_change_raster_names_change_not_land_cover(scene, tmp_path) -> None:
+    """Tagged with the land-cover table, a binary change raster took 'vectorize --classes tree' and let
+    'evaluate --class-field' score polygons named 'building' as change and 'impervious' as no change."""
+    from rsmamba.classes import CHANGE_CLASSES
+    from rsmamba.engine.model import LoadedModel
+    from rsmamba.vectorize.attributes import class_names
+
+    out = tmp_path / "c.tif"
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=LoadedModel(OracleDiff(), inputs="t1+t2"),
+                  window=96, overlap=32)
+    with rasterio.open(out) as ds:
+        assert class_names(ds) == {c.id: c.name for c in CHANGE_CLASSES}
+        assert ds.colormap(1)[1] == (255, 0, 0, 255) and ds.colormap(1)[0] == (0, 0, 0, 255)
+
+
+def test_an_unchanged_pixel_holds_one_class_at_both_dates() -> None:
+    """Each date's decoder alone: from_class != to_class on 12-33 % of the unchanged pixels, even of an image
+    against itself. Unchanged: the argmax of the two dates' summed probabilities, in both bands."""
+    from rsmamba.change.api import change_layer
+    from rsmamba.classes import ISPRS_CLASSES
+    from rsmamba.engine.stitch import FinishedRows
+    from rsmamba.engine.writer import argmax_classes
+
+    g = torch.Generator().manual_seed(5)
+    k, h, w = len(ISPRS_CLASSES), 12, 16
+    pc = torch.rand(h, w, generator=g)
+    acc = torch.cat([torch.stack([1 - pc, pc]), torch.rand(2 * k, h, w, generator=g)])
+    rows = FinishedRows(0, 0, acc, torch.ones(h, w), torch.ones(h, w, dtype=torch.bool))
+    bands = change_layer(Path("c.tif"), ISPRS_CLASSES, True, "m").render(rows)
+    changed, first, second = bands[0], bands[1], bands[2]
+    unchanged = changed == 0
+    assert unchanged.any() and (~unchanged).any()
+    p1, p2 = acc[2:2 + k], acc[2 + k:]
+    assert (argmax_classes(p1) != argmax_classes(p2))[unchanged].any()  # the dates alone disagree there
+    both = argmax_classes(p1 + p2)
+    assert torch.equal(first[unchanged], both[unchanged]) and torch.equal(second[unchanged], both[unchanged])
+    assert not (first == second)[~unchanged].any()  # changed: two classes, as before

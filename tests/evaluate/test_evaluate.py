@@ -552,3 +552,40 @@ def test_a_tile_of_a_rotated_reference_scores_its_own_pixels(tmp_path: Path, deg
                        **kw) as out:
         out.write(ref[10:110, 20:140], 1)
     assert evaluate_rasters(tmp_path / "pred.tif", tmp_path / "ref.tif", tmp_path / "m" / "m.json")["oa"] == 1.0
+
+
+def test_vector_references_of_change_rasters_are_read_by_their_names(tmp_path: Path, capsys) -> None:
+    """A binary change raster's reference polygons named 'change' were refused and ones named 'building' scored as
+    change (the land-cover table read their names); a semantic pair's t2 polygons were not read by name at all."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from rsmamba.change.api import change_layer
+    from rsmamba.classes import CHANGE_CLASSES, ClassInfo
+
+    pc = np.zeros((12, 12), np.uint8)
+    pc[2:6, 2:6] = 1
+    table = (ClassInfo(0, "water", (0, 0, 255)), ClassInfo(1, "house", (255, 0, 0)), ClassInfo(2, "field", (0, 255, 0)))
+    paths = {}
+    for name, semantic, bands in (("bin", False, [pc]), ("sem", True, [pc, np.where(pc, 2, 0), np.where(pc, 1, 0)])):
+        layer = change_layer(tmp_path / f"{name}.tif", table if semantic else CHANGE_CLASSES, semantic, "m")
+        paths[name] = _semantic_change_raster(tmp_path / f"{name}.tif", pc, *bands[1:], []) if semantic else \
+            write_raster(tmp_path / f"{name}.tif", pc, nodata=255)
+        import rasterio
+
+        with rasterio.open(paths[name], "r+") as ds:
+            ds.update_tags(**layer.tags)
+            ds.descriptions = tuple(layer.descriptions)
+    square = box(500002, 4999994, 500006, 4999998)  # pixels [2:6, 2:6] of the 1 m grid
+    for value, path in (("change", "c.gpkg"), ("building", "b.gpkg")):
+        gpd.GeoDataFrame({"kind": [value]}, geometry=[square], crs="EPSG:32632").to_file(tmp_path / path)
+    result = evaluate_rasters(paths["bin"], tmp_path / "c.gpkg", tmp_path / "m.json", class_field="kind", background=0)
+    assert result["per_class"]["change"]["f1"] == 1.0
+    with pytest.raises(InputError, match="no class of the prediction's table has .building; the table: no_change"):
+        evaluate_rasters(paths["bin"], tmp_path / "b.gpkg", tmp_path / "n.json", class_field="kind", background=0)
+    whole = box(500000, 4999988, 500012, 5000000)
+    gpd.GeoDataFrame({"kind": ["water", "field"]}, geometry=[whole, square], crs="EPSG:32632").to_file(tmp_path / "t1.gpkg")
+    gpd.GeoDataFrame({"kind": ["water", "house"]}, geometry=[whole, square], crs="EPSG:32632").to_file(tmp_path / "t2.gpkg")
+    result = evaluate_rasters(paths["sem"], tmp_path / "t1.gpkg", tmp_path / "s.json", class_field="kind",
+                              reference_t2=tmp_path / "t2.gpkg")
+    assert result["semantic_change"]["fscd"] == pytest.approx(1.0)

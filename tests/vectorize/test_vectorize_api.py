@@ -188,6 +188,37 @@ def test_change_raster_from_to_classes(tmp_path):
     assert df.pixel_count.tolist() == [150, 175]
 
 
+def test_regularised_from_to_pieces_of_a_change_region_do_not_overlap(tmp_path):
+    """Each from/to piece squared on its own: pieces of one change region overlapped (11 pairs, 6325 m2 counted
+    twice on a Landsat pair), where the plain layer is a coverage."""
+    yy, xx = np.mgrid[:60, :60]
+    change = np.zeros((3, 60, 60), dtype="uint8")
+    block = (yy >= 10) & (yy < 50) & (xx >= 10) & (xx < 50)
+    change[0][block], change[1][block] = 1, 2
+    change[2][block] = np.where(yy[block] > xx[block], 1, 3)  # cut along the diagonal: two staircase pieces
+    src = write_raster(tmp_path / "change.tif", change, res=0.5)
+    with rasterio.open(src, "r+") as ds:
+        ds.descriptions = ("change", "from_class", "to_class")
+    vectorize_raster(src, tmp_path / "c.gpkg", regularize=True, min_area=0)
+    geoms = read(tmp_path / "c.gpkg").geometry.values
+    assert len(geoms) == 2 and shapely.is_valid(geoms).all()
+    assert shapely.area(shapely.intersection(geoms[0], geoms[1])) < 1e-9
+
+
+def test_classes_on_a_binary_change_raster_are_refused(tmp_path, capsys):
+    """A binary change raster has no from/to classes: --classes tree was accepted and ignored (every change
+    polygon written)."""
+    change = np.zeros((20, 20), dtype="uint8")
+    change[5:15, 5:15] = 1
+    src = write_raster(tmp_path / "change.tif", change)
+    with rasterio.open(src, "r+") as ds:
+        ds.descriptions = ("change",)
+    assert "binary change raster" in cli_fails(["vectorize", str(src), "--classes", "tree",
+                                                "-o", str(tmp_path / "c.gpkg")], capsys)
+    assert not (tmp_path / "c.gpkg").exists()
+    assert main(["vectorize", str(src), "-o", str(tmp_path / "c.gpkg")]) == 0
+
+
 def test_semantic_change_min_area_counts_whole_change_regions(tmp_path):
     """A change cut into from/to pieces, each under --min-area, vanished from the semantic layer while the
     plain change layer kept it (a 45 m2 change as 12 pieces under the calibrated 44 m2)."""
