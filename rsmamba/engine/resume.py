@@ -30,11 +30,22 @@ def sidecar_path(final: Path) -> Path:
 
 
 def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
-    """Path, size and mtime: cheap, and changes whenever the file is replaced."""
+    """Path, size and mtime of the file and of every other file GDAL reads its pixels from (a VRT's sources, a
+    ``.msk`` mask, an ``.ovr``): cheap, and changes whenever one of them is replaced. A VRT was its XML alone: a
+    mosaic member replaced before ``--resume`` spliced the old and the new pixels into one output, unsaid.
+    ``.aux.xml`` sidecars are left out: GDAL and QGIS write statistics there while a run waits to resume."""
     if path is None:
         return None
-    st = Path(path).stat()
-    return f"{Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    import rasterio
+
+    main = Path(path).resolve()
+    try:
+        with rasterio.open(path) as src:
+            others = {Path(f).resolve() for f in src.files} - {main}
+    except rasterio.errors.RasterioIOError:  # checked by the caller; here only the file itself
+        others = set()
+    files = [main, *sorted(f for f in others if not f.name.lower().endswith(".aux.xml") and f.is_file())]
+    return "|".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
 
 
 def resume_note(point: tuple[int, int] | None, strips: int) -> str:

@@ -165,6 +165,27 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     assert not sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
 
 
+def test_a_vrt_member_replaced_before_resume_is_refused(tmp_path) -> None:
+    """A VRT's fingerprint was its XML alone: a mosaic member replaced before --resume spliced the old rows and
+    the new into one output, exit 0."""
+    from rasterio.shutil import copy as rio_copy
+
+    member = write_raster(tmp_path / "img.tif", random_image(600, 90, seed=4))
+    vrt = tmp_path / "mosaic.vrt"
+    rio_copy(member, vrt, driver="VRT")
+    net = TinyConv(num_classes=4).eval()
+    fixed = {"mean": [128.0] * 3, "std": [50.0] * 3}  # a checkpoint's statistics: nothing read from the image
+    kw = dict(window=64, overlap=16, batch_size=4)
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(vrt, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4),
+                                                   image_norm=fixed), **kw)
+    write_raster(member, random_image(600, 90, seed=5))  # same size and name, other pixels
+    os.utime(member, ns=(1, 1))  # another mtime whatever the file system's clock resolution
+    with pytest.raises(InputError, match="other inputs or parameters"):
+        predict_raster(vrt, out, model=LoadedModel(net, classes=default_classes(4), image_norm=fixed), resume=True, **kw)
+
+
 def test_resume_without_an_interrupted_run_is_refused(tmp_path) -> None:
     path = write_raster(tmp_path / "img.tif", random_image(30, 30))
     with pytest.raises(InputError, match="no interrupted run"):
