@@ -216,11 +216,14 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> t
 
     from rsmamba.classes import classes_from_dicts
     from rsmamba.datasets.benchmark import layout_classes
-    from rsmamba.datasets.layouts import decode_labels
+    from rsmamba.datasets.layouts import decode_labels, label_bands_problem
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(reference) as src:
+            problem = label_bands_problem(src.count, layout)
+            if problem:
+                raise InputError(f"reference {reference}: {problem}")
             raw = src.read()
     if raw.shape[1:] != tuple(shape):
         raise InputError(f"{reference}: {raw.shape[2]}x{raw.shape[1]} pixels, the prediction has "

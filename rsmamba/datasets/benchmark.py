@@ -38,9 +38,10 @@ from rsmamba.datasets.layouts import (
     LoveDADataset,
     Pair,
     SECONDDataset,
+    decode_labels,
     isprs_label_path,
     isprs_pairs,
-    isprs_rgb_to_ids,
+    label_bands_problem,
     note_unreadable,
 )
 from rsmamba.errors import InputError, MissingSplit
@@ -160,6 +161,9 @@ class ISPRSDataset(Dataset):
                     if (src.height, src.width) != self.sizes[-1]:
                         problems.append(f"{other}: {src.width} x {src.height} px, its image {p.image.name} "
                                         f"{self.sizes[-1][1]} x {self.sizes[-1][0]} px")
+                    bands = label_bands_problem(src.count, "isprs") if other == p.labels else None
+                    if bands:  # found now, not as a traceback at the tile's first crop
+                        problems.append(f"{other}: {bands}")
         if problems:
             raise InputError(problems)
         # minmax-scene: each tile's DSM by its own whole range, as FMTUNet's authors scale each tile
@@ -201,7 +205,7 @@ class ISPRSDataset(Dataset):
         if pair.labels is not None:
             with _quiet_open(pair.labels) as src:
                 rgb = src.read(window=win)
-            mask = isprs_rgb_to_ids(rgb).astype(np.int64)
+            mask = decode_labels(rgb, "isprs")
             note_unreadable(pair.labels, mask, (rgb[:3] == 0).all(0))  # black: the eroded labels' boundaries
         else:
             mask = np.full(raw.shape[1:], IGNORE_INDEX, np.int64)

@@ -274,8 +274,9 @@ class SECONDDataset(_FolderDataset):
             path = self.folder / sub / name
             raw = _read(path)
             check_same_size(path, raw.shape, self.folder / "im1" / name, image.shape)
-            if raw.shape[0] < 3:
-                raise InputError(f"{path}: {raw.shape[0]}-band label; SECOND labels are RGB colour images")
+            problem = label_bands_problem(raw.shape[0], "second")
+            if problem:
+                raise InputError(f"{path}: {problem}")
             ids.append(colours_to_ids(raw[:3], SECOND_COLOURS).astype(np.int64))
             note_unreadable(path, ids[-1])
         check_same_size(self.folder / "im2" / name, image2.shape, self.folder / "im1" / name, image.shape)
@@ -320,9 +321,9 @@ class LandsatSCDDataset(_FolderDataset):
 
     def _label(self, path: Path) -> np.ndarray:
         raw = _read(path)
-        if raw.shape[0] != 1:
-            raise InputError(f"{path}: {raw.shape[0]}-band label; Landsat-SCD labels must be class-index images "
-                             "(0 unchanged, 1 farmland, 2 desert, 3 building, 4 water)")
+        problem = label_bands_problem(raw.shape[0], "landsat-scd")
+        if problem:
+            raise InputError(f"{path}: {problem}")
         labels = raw[0].astype(np.int64)
         ids = np.where((labels >= 0) & (labels < len(LANDSAT_SCD_CLASSES)), labels, IGNORE_INDEX)
         note_unreadable(path, ids)
@@ -340,6 +341,19 @@ class LandsatSCDDataset(_FolderDataset):
         return self.transform(sample) if self.transform else sample
 
 
+def label_bands_problem(bands: int, layout: str) -> str | None:
+    """Why a label file of ``bands`` bands is no ``layout`` label file, or None. A 1-band copy of colour
+    labels (an index or palette image, as GeoSeg and mmseg convert ISPRS labels) read as colours crashed
+    at the first crop; a colour copy of index labels was read by its red band."""
+    if layout in ("isprs", "second") and bands < 3:
+        return (f"{bands}-band label; {layout} labels are RGB colour images (an index or palette copy? use the "
+                "published colour labels)")
+    if layout in ("loveda", "landsat-scd") and bands != 1:
+        codes = ("0 no-data, 1..7 classes" if layout == "loveda" else
+                 ", ".join(f"{i} {n}" for i, n in enumerate(LANDSAT_SCD_CLASSES)))
+        return f"{bands}-band label; {layout} labels are class-index images ({codes}): convert colour copies first"
+    return None
+
 
 def decode_labels(raw: np.ndarray, layout: str) -> np.ndarray:
     """A label file's bands ``(bands, H, W)`` -> class ids (H, W) int64 in rsmamba's coding, 255 = ignore.
@@ -348,16 +362,15 @@ def decode_labels(raw: np.ndarray, layout: str) -> np.ndarray:
     1..7 -> 0..6; ``second``: colours, unchanged (white) -> 255, land cover 0..5; ``landsat-scd``:
     index 0 unchanged -> 255, 1..4 -> 0..3.
     """
+    problem = label_bands_problem(raw.shape[0], layout)
+    if problem:
+        raise InputError(problem)
     if layout in ("isprs", "second"):
-        if raw.shape[0] < 3:
-            raise InputError(f"{layout} labels are RGB colour images; this one has {raw.shape[0]} band(s)")
         if layout == "isprs":
             return isprs_rgb_to_ids(raw[:3]).astype(np.int64)
         ids = colours_to_ids(raw[:3], SECOND_COLOURS).astype(np.int64)
         return np.where((ids > 0) & (ids != IGNORE_INDEX), ids - 1, IGNORE_INDEX)
     if layout in ("loveda", "landsat-scd"):
-        if raw.shape[0] != 1:
-            raise InputError(f"{layout} labels are class-index images; this one has {raw.shape[0]} bands")
         v = raw[0].astype(np.int64) - 1
         top = len(LOVEDA_CLASSES) if layout == "loveda" else len(LANDSAT_SCD_CLASSES) - 1
         return np.where((v >= 0) & (v < top), v, IGNORE_INDEX)

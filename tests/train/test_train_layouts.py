@@ -232,3 +232,32 @@ def test_score_checkpoint_refuses_a_split_without_labels(tmp_path: Path) -> None
     test_cfg = {**cfg, "data": {**cfg["data"], "val_split": "test"}}
     with pytest.raises(InputError, match=r"no labelled split 'test'"):
         score_checkpoint(test_cfg, checkpoint=result.best, progress=False)
+
+
+def test_isprs_label_of_one_band_is_refused_when_the_dataset_opens(tmp_path: Path, capsys) -> None:
+    """GeoSeg and mmseg store ISPRS labels as 1-band index or palette images: such a file where the layout
+    wants the RGB label was a traceback (IndexError) at its first crop, mid-epoch, with exit 1."""
+    import rasterio
+
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    index = root / "gts_for_participants" / "top_mosaic_09cm_area1.tif"
+    with rasterio.open(index) as src:
+        F.write(index, decode_labels(src.read(), "isprs").astype(np.uint8))  # ids 0..5, one band
+    with pytest.raises(InputError, match=r"top_mosaic_09cm_area1.tif: 1-band label; isprs labels are RGB colour"):
+        open_datasets(_data("isprs", root), use_dsm=False)
+    args = ["train", "--dry-run", "--set", f"data.root={root}", "--set", "data.layout=isprs", "--set",
+            "model.name=fcn_baseline", "--set", "data.crop=16", "--set", f"out={tmp_path / 'run'}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "top_mosaic_09cm_area1.tif: 1-band label" in err and "Traceback" not in err
+    # A palette (colour table) TIFF as the eroded label of a test tile: refused when validation opens.
+    root2 = F.isprs(tmp_path / "v2", "vaihingen", size=(24, 24))
+    eroded = root2 / "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE" / "top_mosaic_09cm_area2_noBoundary.tif"
+    with rasterio.open(eroded) as src:
+        ids = decode_labels(src.read(), "isprs").astype(np.uint8)
+    with rasterio.open(eroded, "w", driver="GTiff", width=24, height=24, count=1, dtype="uint8",
+                       photometric="palette") as dst:
+        dst.write(ids[None])
+        dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(F.ISPRS_RGB)})
+    with pytest.raises(InputError, match=r"area2_noBoundary.tif: 1-band label"):
+        open_datasets(_data("isprs", root2, val_split="test", eroded=True), use_dsm=False)
