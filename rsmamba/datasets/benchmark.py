@@ -301,11 +301,13 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
     dsm = (d.get("dsm_source") or "dsm") if d.get("use_dsm") else None
     val_tiles = isprs_val_tiles(city, d.get("val_tiles")) if city in ("vaihingen", "potsdam") else []
     eroded = bool(d.get("eroded")) and not train  # the papers train on full labels, score on eroded ones
+    held_out = False  # validation on data.val_tiles (official training tiles)
     if split == "train":
         pairs = [p for p in isprs_pairs(d["root"], city, False, variant=d.get("variant"), dsm=dsm, splits=("train",))
                  if p.tile not in val_tiles]
     elif split in ("val", "test"):
-        if split == "val" and val_tiles:
+        held_out = split == "val" and bool(val_tiles)
+        if held_out:
             pairs = [p for p in isprs_pairs(d["root"], city, eroded, variant=d.get("variant"), dsm=dsm,
                                             splits=("train",)) if p.tile in val_tiles]
         else:
@@ -328,10 +330,15 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
                              f"{', '.join(lacking[:10])}{' ...' if len(lacking) > 10 else ''}, whose full labels are "
                              f"there (e.g. {isprs_label_path(d['root'], city, lacking[0], True)}); restore them, "
                              "or score on the full labels with --set data.eroded=false")
-    if not train:
-        pairs = [p for p in pairs if p.labels is not None]
-        if not pairs:
-            raise MissingSplit(f"{d['root']}: no labelled {city} tiles for split {split!r}")
+    if not train and unlabelled and (len(unlabelled) < len(pairs) or held_out):
+        # scored without them, a "test" mIoU was over part of the official tiles, comparable with no paper
+        raise InputError(f"{d['root']}: no {'eroded ' if eroded else ''}label file for the {city} {split} tiles "
+                         f"{', '.join(p.tile for p in unlabelled[:10])}{' ...' if len(unlabelled) > 10 else ''} "
+                         f"(e.g. {isprs_label_path(d['root'], city, unlabelled[0].tile, eroded)}), while "
+                         f"{len(pairs) - len(unlabelled)} of its {len(pairs)} tiles have one; restore them: a score "
+                         "over part of the split compares with no published one")
+    if not train and unlabelled:  # none has labels (the participants' download's test tiles): no such split
+        raise MissingSplit(f"{d['root']}: no labelled {city} tiles for split {split!r}")
     if info is None:
         mean, std, dmean, dstd = _isprs_stats(pairs, dsm is not None)
         mean, std = list(d.get("mean") or mean), list(d.get("std") or std)

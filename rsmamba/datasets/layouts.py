@@ -196,7 +196,8 @@ class _FolderDataset(Dataset):
 
 
 class LoveDADataset(_FolderDataset):
-    """LoveDA ``<root>/<Train|Val|Test>/<Urban|Rural>/{images_png,masks_png}``."""
+    """LoveDA ``<root>/<Train|Val|Test>/<Urban|Rural>/{images_png,masks_png}``: every image with its mask,
+    or (``require_masks`` false) a split with no mask at all, :class:`MissingSplit` (LoveDA's Test)."""
 
     classes = LOVEDA_CLASSES
 
@@ -205,22 +206,20 @@ class LoveDADataset(_FolderDataset):
                  transform=None, require_masks: bool = False):
         super().__init__(mean, std)
         root = Path(root)
-        self.items: list[tuple[Path, Path | None]] = []
-        wanted: list[Path] = []
+        self.items: list[tuple[Path, Path]] = []
         for domain in domains:
             folder = root / split / domain
-            for image in samples(folder / "images_png"):
-                mask = folder / "masks_png" / image.name
-                wanted.append(mask)
-                self.items.append((image, mask if mask.exists() else None))
+            self.items += [(image, folder / "masks_png" / image.name) for image in samples(folder / "images_png")]
         if not self.items:
             raise MissingSplit(f"{root}: no LoveDA images under {split}/{{{','.join(domains)}}}/images_png")
-        missing = missing_files(wanted, f"the LoveDA layout ({split} masks)") if require_masks else None
-        if missing:  # training on a tile without its mask would learn nothing from it, silently
-            raise missing
-        if all(mask is None for _, mask in self.items):
+        if not require_masks and not any(mask.exists() for _, mask in self.items):
             raise MissingSplit(f"{root}: no LoveDA masks under {split}/{{{','.join(domains)}}}/masks_png"
                                f"{' (LoveDA keeps its Test labels on its benchmark server)' if split == 'Test' else ''}")
+        # training on an image without its mask would learn nothing from it, and scoring a split without some
+        # of them scored part of it under the whole split's sample count: both silently
+        missing = missing_files((mask for _, mask in self.items), f"the LoveDA layout ({split} masks)")
+        if missing:
+            raise missing
         self.transform = transform
 
     def __len__(self) -> int:
@@ -229,16 +228,13 @@ class LoveDADataset(_FolderDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, mask = self.items[index]
         x = self._image(image)
-        if mask is not None:
-            raw = _read(mask)
-            check_same_size(mask, raw.shape, image, x.shape)
-            try:
-                m = decode_labels(raw, "loveda")  # 0 no-data and values past 7 -> ignore
-            except InputError as exc:
-                raise InputError(f"{mask}: {exc}") from exc
-            note_unreadable(mask, m, raw[0] == 0)  # 0 is LoveDA's no-data, by design
-        else:
-            m = np.full(x.shape[1:], IGNORE_INDEX, np.int64)
+        raw = _read(mask)
+        check_same_size(mask, raw.shape, image, x.shape)
+        try:
+            m = decode_labels(raw, "loveda")  # 0 no-data and values past 7 -> ignore
+        except InputError as exc:
+            raise InputError(f"{mask}: {exc}") from exc
+        note_unreadable(mask, m, raw[0] == 0)  # 0 is LoveDA's no-data, by design
         sample = {"chip_id": image.stem, "image": x, "mask": torch.from_numpy(m)}
         return self.transform(sample) if self.transform else sample
 

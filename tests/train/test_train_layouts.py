@@ -261,3 +261,32 @@ def test_isprs_label_of_one_band_is_refused_when_the_dataset_opens(tmp_path: Pat
         dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(F.ISPRS_RGB)})
     with pytest.raises(InputError, match=r"area2_noBoundary.tif: 1-band label"):
         open_datasets(_data("isprs", root2, val_split="test", eroded=True), use_dsm=False)
+
+
+def test_a_scored_split_missing_some_labels_is_refused_naming_them(tmp_path: Path) -> None:
+    """ISPRS test tiles without any label file were dropped from validation and --test without a word (a
+    "Vaihingen test" score over 14 of its 17 tiles); LoveDA Val images without a mask were kept as
+    all-ignore, scored nothing, and counted in the split's printed and recorded sample count."""
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    for n in (2, 4, 6):
+        (root / "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE" / f"top_mosaic_09cm_area{n}.tif").unlink()
+        (root / "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE"
+         / f"top_mosaic_09cm_area{n}_noBoundary.tif").unlink()
+    for eroded in (True, False):
+        with pytest.raises(InputError, match=r"no (eroded )?label file for the vaihingen test tiles area2, area4, "
+                                             r"area6 \(e\.g\. .*area2.*\), while 14 of its 17 tiles have one"):
+            open_datasets(_data("isprs", root, val_split="test", eroded=eroded), use_dsm=False)
+    # Held-out training tiles are the user's choice: one without labels is refused too.
+    (root / "gts_for_participants" / "top_mosaic_09cm_area30.tif").unlink()
+    (root / "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE" / "top_mosaic_09cm_area30.tif").unlink()
+    with pytest.raises(InputError, match=r"vaihingen val tiles area30"):
+        open_datasets(_data("isprs", root, val_tiles=[30], val_split="val"), use_dsm=False)
+    lroot = F.loveda(tmp_path / "loveda")
+    gone = sorted((lroot / "Val").rglob("masks_png/*.png"))[0]
+    gone.unlink()
+    with pytest.raises(InputError, match=f"{gone}: missing from the LoveDA layout \\(Val masks\\)"):
+        open_datasets(_data("loveda", lroot), use_dsm=False)
+    # A split without any label is no split (LoveDA's Test): validation is off, and said (as before).
+    for mask in (lroot / "Val").rglob("masks_png/*.png"):
+        mask.unlink()
+    assert open_datasets(_data("loveda", lroot), use_dsm=False)[1] is None
