@@ -37,6 +37,7 @@ from rsmamba.raster.validate import is_change_raster
 log = logging.getLogger(__name__)
 
 ERODE_WARN_SHARE = 0.1  # --erode leaving less of the scorable pixels than this is said
+UNREADABLE_REFUSED = 0.5  # a --layout reference with more of its pixels of no class is refused
 
 
 
@@ -210,13 +211,18 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     return ref
 
 
-def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> tuple[np.ndarray, list[ClassInfo]]:
-    """A benchmark label file decoded to class ids, with the dataset's class table."""
+def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
+                      notes: list[str]) -> tuple[np.ndarray, list[ClassInfo]]:
+    """A benchmark label file decoded to class ids, with the dataset's class table. Pixels of no class of
+    the layout are warned about (into ``notes``) as training does, and a file more than
+    :data:`UNREADABLE_REFUSED` of them refused: only the decodable pixels are scored, and 1,816 of 4,096
+    (a lossy copy), or 64 (the orthophoto given as the label), were scored without a word."""
     import warnings
 
     from rsmamba.classes import classes_from_dicts
     from rsmamba.datasets.benchmark import layout_classes
-    from rsmamba.datasets.layouts import decode_labels, label_bands_problem
+    from rsmamba.datasets.layouts import (decode_labels, label_bands_problem, unlabelled_by_design,
+                                          unreadable_share, unreadable_warning)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -228,7 +234,18 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...]) -> t
     if raw.shape[1:] != tuple(shape):
         raise InputError(f"{reference}: {raw.shape[2]}x{raw.shape[1]} pixels, the prediction has "
                          f"{shape[1]}x{shape[0]}; a benchmark label must match its image pixel for pixel")
-    return decode_labels(raw, layout), list(classes_from_dicts(layout_classes(layout)))
+    ids = decode_labels(raw, layout)
+    share = unreadable_share(ids, unlabelled_by_design(raw, layout))
+    if share > UNREADABLE_REFUSED:
+        raise InputError(f"reference {reference}: {share:.0%} of its pixels are of no class of the {layout} layout "
+                         f"(refused over {UNREADABLE_REFUSED:.0%}: the rest scored alone says little); give the "
+                         f"{layout} label file as published, not an image or a copy re-saved with lossy compression "
+                         "or resampled")
+    message = unreadable_warning(f"reference {reference}", share)
+    if message:
+        log.warning(message)
+        notes.append(message)
+    return ids, list(classes_from_dicts(layout_classes(layout)))
 
 
 def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np.ndarray, ref2: np.ndarray,
@@ -520,9 +537,9 @@ def evaluate_rasters(
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
     pred, valid, grid, change = _read_prediction(prediction)
-    resampled: list[str] = []
+    reference_notes: list[str] = []
     if layout is not None:
-        ref, layout_classes = _layout_reference(reference, layout, pred.shape)
+        ref, layout_classes = _layout_reference(reference, layout, pred.shape, reference_notes)
         classes = classes or layout_classes
         if layout == "isprs" and not exclude:
             exclude = [5]
@@ -531,12 +548,12 @@ def evaluate_rasters(
         # land cover (polygons named 'building' were scored as change, 'impervious' as no change)
         table = classes or (CHANGE_CLASSES if change and reference_t2 is None else classes_of_raster(prediction))
         names = {c.name: c.id for c in (table or ISPRS_CLASSES) if not c.filler}
-        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=resampled, class_names=names,
-                                background=background)
+        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=reference_notes,
+                                class_names=names, background=background)
     semantic = None
     if reference_t2 is not None:
-        ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape)[0] if layout is not None
-                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=resampled,
+        ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape, reference_notes)[0] if layout is not None
+                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=reference_notes,
                                        class_names=names, background=background))  # read as t1's reference
         semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
@@ -562,7 +579,7 @@ def evaluate_rasters(
     if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class
         raise InputError(f"{', '.join(unknown)}: no class of the prediction's table (ids "
                          f"{', '.join(str(c.id) for c in classes)})")
-    reference_warnings = [*resampled, *_nodata_warnings(prediction, "prediction", classes, exclude),
+    reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
                           *(_nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "

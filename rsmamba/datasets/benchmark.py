@@ -43,6 +43,7 @@ from rsmamba.datasets.layouts import (
     isprs_pairs,
     label_bands_problem,
     note_unreadable,
+    unlabelled_by_design,
 )
 from rsmamba.errors import InputError, MissingSplit
 from rsmamba.raster.normalize import dsm_range, normalize_dsm
@@ -206,7 +207,7 @@ class ISPRSDataset(Dataset):
             with _quiet_open(pair.labels) as src:
                 rgb = src.read(window=win)
             mask = decode_labels(rgb, "isprs")
-            note_unreadable(pair.labels, mask, (rgb[:3] == 0).all(0))  # black: the eroded labels' boundaries
+            note_unreadable(pair.labels, mask, unlabelled_by_design(rgb, "isprs"))
         else:
             mask = np.full(raw.shape[1:], IGNORE_INDEX, np.int64)
         if origin is not None:  # a validation crop: the part an earlier crop scored is not scored again

@@ -160,17 +160,41 @@ def check_same_size(label: Path, label_shape: tuple[int, ...], image: Path, imag
                          f"{image_shape[-1]} x {image_shape[-2]} px")
 
 
-def note_unreadable(path: Path, ids: np.ndarray, expected: np.ndarray | None = None) -> None:
-    """Warn (once per file and process) when more than :data:`UNREADABLE_SHARE` of a label's pixels
-    decode to no class (255) other than where ``expected`` (e.g. the black boundary of eroded labels)."""
+def unlabelled_by_design(raw: np.ndarray, layout: str) -> np.ndarray:
+    """The pixels of a label file ``(bands, H, W)`` that its layout's coding leaves without a class on
+    purpose (ISPRS's black eroded boundaries, LoveDA's 0 no-data, SECOND's white and Landsat-SCD's 0
+    unchanged): not counted as unreadable."""
+    if layout == "isprs":
+        return (raw[:3] == 0).all(0)
+    if layout == "second":
+        return (raw[:3] == 255).all(0)
+    return raw[0] == 0
+
+
+def unreadable_share(ids: np.ndarray, expected: np.ndarray | None = None) -> float:
+    """The share of a label's pixels that decode to no class (255) other than where ``expected``."""
     unreadable = ids == IGNORE_INDEX
     if expected is not None:
         unreadable &= ~expected
-    share = float(unreadable.mean()) if unreadable.size else 0.0
-    if share > UNREADABLE_SHARE and str(path) not in _warned:
+    return float(unreadable.mean()) if unreadable.size else 0.0
+
+
+def unreadable_warning(path: object, share: float) -> str | None:
+    """The warning for a label file of which ``share`` decodes to no class, or None under
+    :data:`UNREADABLE_SHARE`."""
+    if share <= UNREADABLE_SHARE:
+        return None
+    return (f"{path}: {100 * share:.0f} % of the pixels read are of no class of the layout (ignored in training and "
+            "scoring); a copy re-saved with lossy compression or resampled?")
+
+
+def note_unreadable(path: Path, ids: np.ndarray, expected: np.ndarray | None = None) -> None:
+    """Warn (once per file and process) when more than :data:`UNREADABLE_SHARE` of a label's pixels
+    decode to no class (255) other than where ``expected`` (e.g. the black boundary of eroded labels)."""
+    message = unreadable_warning(path, unreadable_share(ids, expected))
+    if message and str(path) not in _warned:
         _warned.add(str(path))
-        log.warning("%s: %.0f %% of the pixels read are of no class of the layout (ignored in training and "
-                    "scoring); a copy re-saved with lossy compression or resampled?", path, 100 * share)
+        log.warning(message)
 
 
 def scd_targets(l1: np.ndarray, l2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,7 +258,7 @@ class LoveDADataset(_FolderDataset):
             m = decode_labels(raw, "loveda")  # 0 no-data and values past 7 -> ignore
         except InputError as exc:
             raise InputError(f"{mask}: {exc}") from exc
-        note_unreadable(mask, m, raw[0] == 0)  # 0 is LoveDA's no-data, by design
+        note_unreadable(mask, m, unlabelled_by_design(raw, "loveda"))
         sample = {"chip_id": image.stem, "image": x, "mask": torch.from_numpy(m)}
         return self.transform(sample) if self.transform else sample
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,36 @@ def test_a_scored_split_missing_some_labels_is_refused_naming_them(tmp_path: Pat
     for mask in (lroot / "Val").rglob("masks_png/*.png"):
         mask.unlink()
     assert open_datasets(_data("loveda", lroot), use_dsm=False)[1] is None
+
+
+def test_evaluate_layout_warns_about_undecodable_reference_pixels_and_refuses_a_mostly_undecodable_one(
+        tmp_path: Path, capsys) -> None:
+    """evaluate --layout scored only the pixels it could decode, without a word: 1,816 of 4,096 of a label
+    re-saved with lossy compression, 64 of the orthophoto given as the label by mistake."""
+    import rasterio
+
+    root = F.isprs(tmp_path / "p", "potsdam", size=(32, 32))
+    label = root / "5_Labels_all" / "top_potsdam_2_13_label.tif"
+    with rasterio.open(label) as src:
+        rgb = src.read()
+    pred = tmp_path / "pred.tif"
+    F.write(pred, decode_labels(rgb, "isprs").astype(np.uint8))
+    rng = np.random.default_rng(0)
+    for share, name in ((0.2, "some"), (0.7, "most")):
+        noisy = rgb.astype(int)
+        hit = rng.random(rgb.shape[1:]) < share
+        noisy[:, hit] = np.clip(noisy[:, hit] + rng.choice([-2, -1, 1, 2], (3, int(hit.sum()))), 0, 255)
+        F.write(tmp_path / f"{name}.tif", noisy.astype(np.uint8))
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(pred), str(tmp_path / "some.tif"), "--layout", "isprs", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    said = r"reference \S*some.tif: 1\d % of the pixels read are of no class of the layout"  # clipped: not all
+    assert re.search(said, err)
+    assert any(re.search(said, w) for w in json.loads(out.read_text())["warnings"])
+    for ref in (tmp_path / "most.tif", root / "2_Ortho_RGB" / "top_potsdam_2_13_RGB.tif"):
+        assert main(["evaluate", str(pred), str(ref), "--layout", "isprs", "-o", str(tmp_path / "x.json")]) == 2
+        assert f"reference {ref}: " in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+    # The layouts' own no-class pixels (ISPRS's black eroded boundaries, LoveDA's 0) are no such pixels.
+    eroded = root / "5_Labels_all_noBoundary" / "top_potsdam_2_13_label_noBoundary.tif"
+    assert main(["evaluate", str(pred), str(eroded), "--layout", "isprs", "-o", str(out), "--overwrite"]) == 0
+    assert "warnings" not in json.loads(out.read_text())
