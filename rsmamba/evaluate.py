@@ -103,6 +103,36 @@ def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
         return None
 
 
+def _declared_names(path: Path) -> dict[int, str] | None:
+    """Class id -> name as the prediction declares them (predict's ``CLASSES``, change's ``CLASS_NAMES``
+    list), or None: a raster without a (readable) table."""
+    table = classes_of_raster(path)
+    if table is not None:
+        return {c.id: c.name for c in table if not c.filler}
+    with rasterio.open(path) as src:
+        text = next((v for k, v in {**src.tags(1), **src.tags()}.items() if k.lower() == "class_names"), None)
+    try:
+        names = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return dict(enumerate(map(str, names))) if isinstance(names, list) else None
+
+
+def _check_layout_table(prediction: Path, layout: str, classes: list[ClassInfo]) -> None:
+    """``--layout`` reads the reference with the layout's class table: a prediction that declares another
+    (a LoveDA map scored as ISPRS, its background as impervious) is refused, not scored under those names."""
+    declared = _declared_names(prediction)
+    wanted = {c.id: c.name for c in classes if not c.filler}
+    if declared is None or {i: n.lower() for i, n in declared.items()} == {i: n.lower() for i, n in wanted.items()}:
+        return
+    def said(table: dict[int, str]) -> str:
+        return ", ".join(f"{i} {n}" for i, n in sorted(table.items()))
+
+    raise InputError(f"prediction {prediction}: its classes ({said(declared)}) are not the {layout} layout's "
+                     f"({said(wanted)}); score it against labels of its own classes, without --layout, or predict "
+                     f"with a model trained on {layout}")
+
+
 def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> None:
     if grid.crs is None or ref_crs is None:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
@@ -540,6 +570,7 @@ def evaluate_rasters(
     reference_notes: list[str] = []
     if layout is not None:
         ref, layout_classes = _layout_reference(reference, layout, pred.shape, reference_notes)
+        _check_layout_table(prediction, layout, layout_classes)
         classes = classes or layout_classes
         if layout == "isprs" and not exclude:
             exclude = [5]

@@ -388,7 +388,8 @@ def test_semantic_change_is_scored_as_second_scores_it(tmp_path: Path, capsys) -
     pred_change = ((l1 > 0) ^ (rng.random(l1.shape) < 0.1)).astype(np.uint8)
     t1 = np.where(rng.random(l1.shape) < 0.8, np.maximum(l1 - 1, 0), rng.integers(0, 6, l1.shape))
     t2 = np.where(rng.random(l1.shape) < 0.8, np.maximum(l2 - 1, 0), rng.integers(0, 6, l1.shape))
-    pred = _semantic_change_raster(tmp_path / "change.tif", pred_change, t1, t2, [str(i) for i in range(6)])
+    second = ["water", "ground", "low_vegetation", "tree", "building", "playground"]  # as a SECOND model names them
+    pred = _semantic_change_raster(tmp_path / "change.tif", pred_change, t1, t2, second)
     colours = np.array(SECOND_COLOURS, np.uint8)
     for k, ids in ((1, l1), (2, l2)):
         with rasterio.open(tmp_path / f"label{k}.png", "w", driver="PNG", width=16, height=16, count=3,

@@ -324,3 +324,37 @@ def test_evaluate_layout_warns_about_undecodable_reference_pixels_and_refuses_a_
     eroded = root / "5_Labels_all_noBoundary" / "top_potsdam_2_13_label_noBoundary.tif"
     assert main(["evaluate", str(pred), str(eroded), "--layout", "isprs", "-o", str(out), "--overwrite"]) == 0
     assert "warnings" not in json.loads(out.read_text())
+
+
+def test_evaluate_layout_refuses_a_prediction_of_another_class_table(tmp_path: Path, capsys) -> None:
+    """A LoveDA map scored with --layout isprs was scored under ISPRS's names (its background as impervious,
+    its agriculture left out) without a word: the prediction's own table was never read."""
+    import rasterio
+
+    root = F.isprs(tmp_path / "p", "potsdam", size=(24, 24))
+    label = root / "5_Labels_all" / "top_potsdam_2_13_label.tif"
+    with rasterio.open(label) as src:
+        ids = decode_labels(src.read(), "isprs").astype(np.uint8)
+    from rsmamba.datasets.benchmark import layout_classes
+
+    def prediction(name: str, tags: dict) -> Path:
+        path = tmp_path / name
+        F.write(path, ids)
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(**tags)
+        return path
+
+    loveda = prediction("lv.tif", {"CLASSES": json.dumps(layout_classes("loveda")),
+                                   "CLASS_NAMES": json.dumps([c["name"] for c in layout_classes("loveda")])})
+    assert main(["evaluate", str(loveda), str(label), "--layout", "isprs", "-o", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "its classes (0 background, 1 building, 2 road" in err and "the isprs layout's (0 impervious, 1 building" in err
+    assert not (tmp_path / "x.json").exists()
+    names_only = prediction("b.tif", {"CLASS_NAMES": json.dumps(["background", "building"])})  # a --burn model's
+    assert main(["evaluate", str(names_only), str(label), "--layout", "isprs", "-o", str(tmp_path / "x.json")]) == 2
+    # The layout's own table, or none at all, is scored as before.
+    own = prediction("own.tif", {"CLASSES": json.dumps(layout_classes("isprs"))})
+    for pred in (own, prediction("plain.tif", {})):
+        out = tmp_path / f"{pred.stem}.json"
+        assert main(["evaluate", str(pred), str(label), "--layout", "isprs", "-o", str(out)]) == 0
+        assert json.loads(out.read_text())["miou"] == pytest.approx(1.0)
