@@ -406,11 +406,17 @@ def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:
         target.std = torch.tensor(image["std"], dtype=torch.float32)[:, None, None]
 
 
-def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Dataset, Dataset | None]:
+def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0,
+                  scoring: bool = False) -> tuple[Dataset, Dataset | None]:
     """(training dataset, validation dataset or None) for the ``data`` section of a config.
 
     The validation dataset shares the training one's ``info`` (normalisation, classes): the model
-    is scored on what it will see at predict time. A missing validation split gives None.
+    is scored on what it will see at predict time. A missing validation split gives None, said in a
+    warning, or with ``scoring`` (``train --test``: nothing is trained) is refused.
+
+    ISPRS ``data.val_tiles`` are held out of training to validate on, whatever ``data.val_split`` says (a
+    recipe's ``test`` kept the test tiles for validation and left the held-out tiles unused); ``scoring``
+    scores ``data.val_split`` itself, e.g. the test tiles the held-out ones kept unseen.
     """
     layout = d.get("layout") or "chips"
     if layout not in LAYOUTS:
@@ -431,11 +437,18 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0) -> tuple[Data
     d = {**d, "layout": layout, "use_dsm": bool(use_dsm)}
     make = _isprs if layout == "isprs" else _folder
     train_ds = make(d, d["train_split"], None, seed, True)
+    split = d["val_split"]
     if layout == "isprs":  # a wrong val_tiles is the user's mistake, not a missing split
-        isprs_val_tiles(d.get("city") or "vaihingen", d.get("val_tiles"))
+        held_out = isprs_val_tiles(d.get("city") or "vaihingen", d.get("val_tiles"))
+        if held_out and split == "test" and not scoring:
+            log.info("validating on data.val_tiles %s, held out of training; the test tiles stay unseen "
+                     "(train --test scores them)", ", ".join(held_out))
+            split = "val"
     try:
-        val_ds = make(d, d["val_split"], train_ds.info, seed, False)
+        val_ds = make(d, split, train_ds.info, seed, False)
     except MissingSplit as exc:
-        log.warning("no validation split %r (%s): best.pt follows the training loss", d["val_split"], exc)
+        if scoring:  # nothing is trained: no "best.pt follows the training loss"
+            raise InputError(f"{exc}: no labelled split {split!r} to score (data.val_split)") from None
+        log.warning("no validation split %r (%s): best.pt follows the training loss", split, exc)
         val_ds = None
     return train_ds, val_ds

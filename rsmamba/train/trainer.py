@@ -508,12 +508,12 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
         raise InputError(f"{out} exists; --overwrite replaces it")
     device = _pick_device(t["device"], 0)
     try:
-        prep = prepare(cfg)
+        prep = prepare(cfg, scoring=True)
     except MissingSplit:  # a held-out scene tiled as test chips only: nothing is trained, so no train split
         if (d.get("layout") or "chips") != "chips" or d["train_split"] == d["val_split"]:
             raise
         cfg["data"]["train_split"] = d["val_split"]
-        prep = prepare(cfg)
+        prep = prepare(cfg, scoring=True)
     rep = prep.init_report
     if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
@@ -720,8 +720,9 @@ def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str])
                     "spread the classes)")
 
 
-def prepare(cfg: dict) -> Prepared:
-    """Open the datasets and build the model a resolved config asks for (no training state)."""
+def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
+    """Open the datasets and build the model a resolved config asks for (no training state); ``scoring``:
+    for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`)."""
     d = cfg["data"]
     init_path = _resolve_init(cfg)
     info_m = model_info(cfg["model"]["name"])
@@ -732,7 +733,7 @@ def prepare(cfg: dict) -> Prepared:
     if use_dsm is None and d["layout"] not in ("chips", None) and info_m.inputs == "image+dsm":
         use_dsm = True  # a benchmark read in place: the model asks for the DSM
     # no validation split: best.pt follows the training loss
-    train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"])
+    train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"], scoring=scoring)
     paired = d["layout"] in ("second", "landsat-scd") or any(r.get("t2") for r in getattr(train_ds, "rows", ()))
     if info_m.task != "segmentation" and not paired:  # it would fail at its first batch, wanting image2
         raise InputError(f"model {cfg['model']['name']!r} detects change between two dates, but {d['root']} holds "

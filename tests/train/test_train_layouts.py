@@ -218,7 +218,7 @@ def test_isprs_missing_eroded_labels_dsm_of_another_size_and_unreadable_colours(
     assert caplog.text.count("top_mosaic_09cm_area1.tif: 100 % of the pixels read are of no class") == 1
 
 
-def test_score_checkpoint_refuses_a_split_without_labels(tmp_path: Path) -> None:
+def test_score_checkpoint_refuses_a_split_without_labels(tmp_path: Path, caplog) -> None:
     """LoveDA's Test/ has no masks (its labels are on the benchmark server): a file of empty scores, exit 0."""
     import shutil
 
@@ -231,8 +231,10 @@ def test_score_checkpoint_refuses_a_split_without_labels(tmp_path: Path) -> None
            "train": {"epochs": 1}, "tensorboard": False, "out": str(tmp_path / "run")}
     result = train(cfg, progress=False)
     test_cfg = {**cfg, "data": {**cfg["data"], "val_split": "test"}}
-    with pytest.raises(InputError, match=r"no labelled split 'test'"):
+    with caplog.at_level("WARNING", logger="rsmamba"), pytest.raises(
+            InputError, match=r"LoveDA keeps its Test labels on its benchmark server\): no labelled split 'test'"):
         score_checkpoint(test_cfg, checkpoint=result.best, progress=False)
+    assert "best.pt follows the training loss" not in caplog.text  # nothing is trained under --test
 
 
 def test_isprs_label_of_one_band_is_refused_when_the_dataset_opens(tmp_path: Path, capsys) -> None:
@@ -358,3 +360,20 @@ def test_evaluate_layout_refuses_a_prediction_of_another_class_table(tmp_path: P
         out = tmp_path / f"{pred.stem}.json"
         assert main(["evaluate", str(pred), str(label), "--layout", "isprs", "-o", str(out)]) == 0
         assert json.loads(out.read_text())["miou"] == pytest.approx(1.0)
+
+
+def test_isprs_val_tiles_are_validated_on_whatever_val_split_says_and_test_scores_the_test_tiles(
+        tmp_path: Path) -> None:
+    """The shipped recipes say val_split: test with "set data.val_tiles to keep test unseen": the tiles left
+    training, and validation (best.pt) still ran on the 17 test tiles; the held-out tile was used nowhere."""
+    from rsmamba.train.config import load_config
+
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    d = load_config("mafmamba_vaihingen", [f"data.root={root}", "data.crop=16", "data.crop_stride=null",
+                                           "data.val_tiles=[30]"])["data"]
+    assert d["val_split"] == "test"
+    train_ds, val_ds = open_datasets(d, use_dsm=False)
+    assert "area30" not in [p.tile for p in train_ds.pairs] and [p.tile for p in val_ds.pairs] == ["area30"]
+    _, scored = open_datasets(d, use_dsm=False, scoring=True)  # train --test: data.val_split, the test tiles
+    assert len(scored.pairs) == 17 and "area30" not in [p.tile for p in scored.pairs]
+    assert len(open_datasets({**d, "val_tiles": []}, use_dsm=False)[1].pairs) == 17  # none held out: test tiles
