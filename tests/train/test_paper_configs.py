@@ -147,3 +147,22 @@ def test_an_isprs_epoch_holds_as_many_crops_as_the_recipes_split_has_patches(fix
     loveda = load_config("mafmamba_loveda", [f"data.root={fixtures['loveda']}", "data.crop_stride=512"])["data"]
     with pytest.raises(InputError, match="crop_stride"):
         open_datasets(loveda, use_dsm=False)
+
+
+def test_a_recipe_whose_step_schedule_leaves_almost_no_rate_says_so() -> None:
+    """mambafcs_second halves its rate every 10k iterations over 400k (the authors' batch 2): under 1e-7 for
+    three quarters of the run, which its header did not say (it cited a yaml of batch 8, 100k iterations)."""
+    from rsmamba.train.trainer import lr_factor
+
+    for name in sorted(EXPECTED):
+        cfg = load_config(name, ["data.root=x"])
+        per_epoch = cfg["data"].get("samples_per_epoch")
+        if cfg["schedule"]["name"] != "step" or not per_epoch:
+            continue  # the run length is known before the data only with samples_per_epoch
+        steps = cfg["train"]["epochs"] * (per_epoch // cfg["data"]["batch_size"])
+        factor = lr_factor(cfg, per_epoch // cfg["data"]["batch_size"])
+        low = next((i for i in range(0, steps, 1000) if factor(i) * cfg["optim"]["lr"] < 1e-7), steps)
+        if steps - low > steps / 2:
+            header = " ".join(ln for ln in (CONFIGS_DIR / f"{name}.yaml").read_text().splitlines() if ln.startswith("#"))
+            assert f"under 1e-7 from iteration {low // 1000}k" in header, name
+            assert f"batch {cfg['data']['batch_size']}" in header, name
