@@ -570,7 +570,8 @@ def evaluate_rasters(
     reference_notes: list[str] = []
     if layout is not None:
         ref, layout_classes = _layout_reference(reference, layout, pred.shape, reference_notes)
-        _check_layout_table(prediction, layout, layout_classes)
+        if not change or reference_t2 is not None:  # a change raster's band 1 is scored as change, whatever its table
+            _check_layout_table(prediction, layout, layout_classes)
         classes = classes or layout_classes
         if layout == "isprs" and not exclude:
             exclude = [5]

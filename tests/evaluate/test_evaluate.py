@@ -406,6 +406,15 @@ def test_semantic_change_is_scored_as_second_scores_it(tmp_path: Path, capsys) -
     changed = (l1 > 0).ravel()
     assert result["per_class"]["change"]["recall"] == pytest.approx((pred_change.ravel()[changed] == 1).mean())
     assert f"SeK {got['sek']:.4f}" in capsys.readouterr().out
+    # a binary change raster against SECOND's land cover: told what it is (its no_change/change table is no
+    # land-cover table to compare with the layout's)
+    binary = write_raster(tmp_path / "binary.tif", pred_change, nodata=255)
+    with rasterio.open(binary, "r+") as ds:
+        ds.descriptions = ("change",)
+        ds.update_tags(CLASS_NAMES=json.dumps(["no_change", "change"]))
+    assert main(["evaluate", str(binary), str(tmp_path / "label1.png"), "--layout", "second",
+                 "-o", str(tmp_path / "b.json")]) == 2
+    assert "is a change raster (band 1: 0/1 change)" in capsys.readouterr().err
 
 
 def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> None:
