@@ -561,6 +561,9 @@ def evaluate(
         return "n/a" if value is None else f"{value:.4f}"  # 0/0: nothing to average, predict or find
 
     line = f"mIoU {score(result['miou'])}  mF1 {score(result['mf1'])}  OA {result['oa']:.4f}  kappa {score(result['kappa'])}"
+    left_out = result["conventions"]["excluded_from_means"]
+    if left_out:  # --layout isprs leaves clutter out as the papers do: said where the numbers are read
+        line += f"  (means without {', '.join(map(str, left_out))})"
     change = result["per_class"].get("change") if set(result["per_class"]) == {"no_change", "change"} else None
     if change and change["f1"] is not None:  # a change raster: the change class's scores, as CD papers report
         line = (f"change F1 {change['f1']:.4f}  IoU {change['iou']:.4f}  precision {score(change['precision'])}  "

@@ -147,6 +147,7 @@ def test_evaluate_cli(tmp_path: Path, capsys) -> None:
     assert out.startswith("mIoU ")
     saved = json.loads((tmp_path / "e" / "m.json").read_text())
     assert f"({saved['pixels']:,} px scored" in out
+    assert "(means without clutter)" in out  # said where the numbers are read, not only in the JSON
     assert saved["conventions"] == {"excluded_from_means": ["clutter"], "eroded_boundary_radius": 1,
                                     "nodata_and_ignore_excluded": True}
 
