@@ -64,6 +64,7 @@ class TrainResult:
     best_metric: float  # the score best.pt was chosen by: the val metric, else minus the training loss
     history: list[dict[str, Any]] = field(default_factory=list)
     selected_by: str = ""  # "val_<metric>", or "train_loss" without val chips or without that score
+    left_out: list[str] = field(default_factory=list)  # classes the val means leave out (train.exclude_classes)
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
@@ -73,6 +74,8 @@ class TrainResult:
             best = f"best train loss {-self.best_metric:.4f} ({why}: best.pt follows the training loss)"
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
+            if self.left_out:  # the ISPRS recipes' clutter: the printed mean is not over every class
+                best += f" (without {', '.join(self.left_out)})"
         return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} -> {self.best}; "
                 f"last -> {self.last}")
 
@@ -1021,4 +1024,6 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     logger.close()
     if epoch == start_epoch and history:  # nothing run (a resumed, finished run): what best.pt was chosen by
         selected_by = f"val_{metric_name}" if f"val_{metric_name}" in history[-1] else "train_loss"
-    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history, selected_by)
+    left_out = [names[c] for c in t["exclude_classes"] if 0 <= c < len(names)]
+    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history, selected_by,
+                       left_out)
