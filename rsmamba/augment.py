@@ -29,13 +29,15 @@ class Augment:
     texture and shadow, not hue alone (issue #16). ``grayscale`` (a probability) replaces every
     spectral band by their mean: the same lesson without the unnatural colours a band shuffle makes.
     Every image of a sample (both epochs of a change pair) gets the same draw, so unchanged ground
-    stays unchanged.
+    stays unchanged. ``date_swap`` (a probability) swaps a change pair's dates, each with its semantic
+    label; the change mask stays, as unchanged ground is unchanged either way (Mamba-FCS's SECOND loader).
     """
 
     def __init__(self, flips: bool = True, rot90: bool = True, scale: tuple[float, float] | None = None,
                  photometric: float = 0.0, dsm_channels: int = 0, scale_set: tuple[float, ...] | None = None,
                  colour: float = 0.0, channel_shuffle: float = 0.0, grayscale: float = 0.0,
-                 date_jitter: bool = False, image_norm: tuple[list[float], list[float]] | None = None):
+                 date_jitter: bool = False, image_norm: tuple[list[float], list[float]] | None = None,
+                 date_swap: float = 0.0):
         self.flips = flips
         self.rot90 = rot90
         self.scale = tuple(scale) if scale else None
@@ -49,6 +51,7 @@ class Augment:
         if date_jitter and image_norm is None:
             raise ValueError("date_jitter works on pixel values: give image_norm (the images' mean and std)")
         self.image_norm = image_norm
+        self.date_swap = date_swap
         self.generator = torch.Generator().manual_seed(0)
 
     def reseed(self, seed: int) -> None:
@@ -80,6 +83,10 @@ class Augment:
                 sample[k] = _rescale(sample[k], factor, "bilinear", 0.0)
             for k in keys_lbl:
                 sample[k] = _rescale(sample[k], factor, "nearest", IGNORE_INDEX)
+        if self.date_swap > 0 and "image2" in sample and self._rand() < self.date_swap:  # drawn only when asked
+            sample["image"], sample["image2"] = sample["image2"], sample["image"]
+            if "mask2" in sample:
+                sample["mask"], sample["mask2"] = sample["mask2"], sample["mask"]
         if self.photometric > 0:
             gain = 1 + self.photometric * (2 * self._rand() - 1)
             bias = self.photometric * (2 * self._rand() - 1)

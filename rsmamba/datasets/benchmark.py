@@ -4,7 +4,7 @@
 ``info`` (:class:`~rsmamba.datasets.chips.TilingInfo`: bands, normalisation, classes) that goes
 into the checkpoint, and a ``use_dsm`` flag. Benchmarks are read in place, in their published
 folders, names and label codings (see :mod:`rsmamba.datasets.layouts`); large tiles are sampled
-by random crops per epoch (``data.crop``, ``data.crops_per_image``, or as many as a pre-cut split at
+by random crops per epoch (``data.crop``, ``data.crops_per_image``, times the patches a pre-cut split at
 ``data.crop_stride`` would make), seeded by (seed, epoch,
 index) so a resumed run draws the same crops. Validation covers each image by a fixed grid of
 crops, so a score is over every labelled pixel.
@@ -89,10 +89,14 @@ def grid_origins(height: int, width: int, crop: int) -> list[tuple[int, int]]:
 
 
 def patch_count(height: int, width: int, crop: int, stride: int) -> int:
-    """Patches of ``crop`` px at ``stride`` (the last aligned to the far edge) that a pre-cut split
-    (GeoSeg's ``*_patch_split.py``) makes of an image: a recipe's epoch size."""
+    """Patches of ``crop`` px at ``stride`` that GeoSeg's ``*_patch_split.py`` cuts of one copy of an image
+    (WangLibo1995/GeoSeg@9453fe4 tools/potsdam_patch_split.py:56-63, 204-211): the image padded at the
+    bottom and right to a multiple of ``crop``, every window at ``stride`` that fits. A recipe's epoch size
+    per copy (its train mode cuts three: ``data.crops_per_image``); equal to an unpadded split when
+    ``stride == crop``, larger when ``stride < crop`` (2557 px, 1024 / 512: 5 rows, not 4)."""
     def axis(n: int) -> int:
-        return 1 if n <= crop else len(range(0, n - crop, stride)) + 1
+        padded = -(-n // crop) * crop
+        return (padded - crop) // stride + 1
     return axis(height) * axis(width)
 
 
@@ -173,8 +177,9 @@ class ISPRSDataset(Dataset):
         self.crop = crop or max(max(s) for s in self.sizes)
         if random and samples_per_epoch:  # "an epoch is N iterations" recipes: tiles in turn
             self.items = [(i % len(pairs), None) for i in range(int(samples_per_epoch))]
-        elif random:  # crop_stride: as many random crops per tile as a pre-cut split has patches
-            per = [patch_count(h, w, self.crop, crop_stride) if crop_stride else crops_per_image for h, w in self.sizes]
+        elif random:  # crop_stride: crops_per_image random crops per patch a pre-cut split has
+            per = [crops_per_image * (patch_count(h, w, self.crop, crop_stride) if crop_stride else 1)
+                   for h, w in self.sizes]
             self.items = [(i, None) for i, n in enumerate(per) for _ in range(n)]
         else:
             self.items = [(i, o) for i, (h, w) in enumerate(self.sizes) for o in grid_origins(h, w, self.crop)]

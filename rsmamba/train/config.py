@@ -28,7 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "fcn_baseline", "kwargs": {}, "init": None, "pretrained": None, "instances": []},
     "loss": "ce",
     "augment": {"flips": True, "rot90": True, "scale": None, "scale_set": None, "photometric": 0.0,
-                "colour": 0.0, "channel_shuffle": 0.0, "grayscale": 0.0, "date_jitter": False},
+                "colour": 0.0, "channel_shuffle": 0.0, "grayscale": 0.0, "date_jitter": False,
+                "date_swap": 0.0},
     "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "groups": []},
     "schedule": {"name": "cosine", "by": "epoch", "warmup_epochs": 0, "warmup_iters": 0, "t0": 10, "t_mult": 1,
                  "milestones": [], "step_size": 1, "gamma": 0.1, "power": 0.9, "min_lr": 0.0},
@@ -131,6 +132,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("augment.rot90", "bool", None, False), ("augment.photometric", "number", 0, False),
     ("augment.colour", "number", 0, False), ("augment.channel_shuffle", "number", 0, False),
     ("augment.grayscale", "number", 0, False), ("augment.date_jitter", "bool", None, False),
+    ("augment.date_swap", "number", 0, False),
     ("tensorboard", "bool", None, False),
 )
 

@@ -723,6 +723,24 @@ def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str])
                     "spread the classes)")
 
 
+def _check_date_swap(model: str, task: str, train_ds: Any) -> None:
+    """``augment.date_swap`` swaps a pair's images and semantic labels: refused where a sample has no second
+    date, where the image carries the first date's DSM, or where only the first date is labelled (its
+    labels would be trained against the second date's image)."""
+    if task == "segmentation":
+        raise InputError(f"augment.date_swap: swaps the two dates of a change pair; {model!r} is a segmentation "
+                         "model (set it to 0)")
+    if train_ds.use_dsm:
+        raise InputError("augment.date_swap: the DSM travels with the first date's image only; set it to 0 or "
+                         "data.use_dsm: false")
+    one_sided = [r["chip_id"] for r in getattr(train_ds, "rows", None) or ()
+                 if bool(r.get("labels")) != bool(r.get("labels_t2"))]
+    if one_sided:
+        raise InputError(f"augment.date_swap: chip {one_sided[0]} (and {len(one_sided) - 1} more) has the labels of "
+                         "one date only, which a swap would pair with the other date's image; tile both dates' "
+                         "labels (--labels-t2) or set it to 0")
+
+
 def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     """Open the datasets and build the model a resolved config asks for (no training state); ``scoring``:
     for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`)."""
@@ -741,6 +759,8 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     if info_m.task != "segmentation" and not paired:  # it would fail at its first batch, wanting image2
         raise InputError(f"model {cfg['model']['name']!r} detects change between two dates, but {d['root']} holds "
                          "single-date chips; tile epoch pairs (rsmamba tile --t2) or pick a segmentation model")
+    if (cfg.get("augment") or {}).get("date_swap"):  # here, so train --dry-run refuses it too
+        _check_date_swap(cfg["model"]["name"], info_m.task, train_ds)
     tiling = train_ds.info
     classes = tiling.classes
     given = cfg["model"]["kwargs"].get("num_classes")
@@ -834,7 +854,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                       dsm_channels=1 if train_ds.use_dsm else 0, scale_set=aug_cfg.get("scale_set"),
                       colour=aug_cfg.get("colour", 0.0), channel_shuffle=aug_cfg.get("channel_shuffle", 0.0),
                       grayscale=aug_cfg.get("grayscale", 0.0), date_jitter=bool(aug_cfg.get("date_jitter")),
-                      image_norm=(list(train_ds.info.image_mean), list(train_ds.info.image_std))) if aug_cfg else None
+                      image_norm=(list(train_ds.info.image_mean), list(train_ds.info.image_std)),
+                      date_swap=float(aug_cfg.get("date_swap") or 0.0)) if aug_cfg else None
     seeded = _EpochSeeded(train_ds, augment, t["seed"])
     sampler = DistributedSampler(seeded, num_replicas=world, rank=rank, shuffle=True, seed=t["seed"], drop_last=True)
     local_batch = d["batch_size"] // world

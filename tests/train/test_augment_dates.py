@@ -50,13 +50,19 @@ def test_each_date_gets_its_own_draw_of_the_authors_jitter() -> None:
     assert torch.equal(out["mask"], mask)  # labels untouched
 
 
-def test_the_second_recipe_jitters_each_date_and_normalises_with_imagenet_statistics() -> None:
+def test_the_mambafcs_recipes_jitter_and_swap_dates_as_the_authors_loaders_do() -> None:
+    """Buddhi19/MambaFCS@22f6505 changedetection/datasets/make_data_loader.py: the SECOND loader swaps the
+    dates with their labels at p 0.5 (:105-109) and jitters each date (:111-112); the Landsat one jitters
+    (:170-171, commented out only in 8024c1a) and does not swap. The Landsat recipe had no jitter, and
+    neither recipe swapped."""
     second = load_config("mambafcs_second", ["data.root=x"])
-    assert second["augment"]["date_jitter"] is True
+    assert second["augment"]["date_jitter"] is True and second["augment"]["date_swap"] == 0.5
     assert second["data"]["mean"] == MEAN and second["data"]["std"] == STD
     landsat = load_config("mambafcs_landsat_scd", ["data.root=x"])
-    assert landsat["augment"]["date_jitter"] is False and landsat["data"]["mean"] == MEAN  # authors: commented out
-    assert load_config(None, ["data.root=x"])["augment"]["date_jitter"] is False
+    assert landsat["augment"]["date_jitter"] is True and landsat["augment"]["date_swap"] == 0.0
+    assert landsat["data"]["mean"] == MEAN
+    default = load_config(None, ["data.root=x"])["augment"]
+    assert default["date_jitter"] is False and default["date_swap"] == 0.0
     with pytest.raises(ValueError, match="image_norm"):
         Augment(date_jitter=True)
 
@@ -76,3 +82,61 @@ def test_date_jitter_on_chips_that_are_not_8_bit_is_refused(tmp_path) -> None:
            "augment": {"date_jitter": True}, "tensorboard": False}
     with pytest.raises(InputError, match="the chips are uint16"):
         train(cfg, progress=False)
+
+
+def _pair(seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(3, 8, 8, generator=g), "image2": torch.rand(3, 8, 8, generator=g),
+            "mask": torch.randint(0, 6, (8, 8), generator=g), "mask2": torch.randint(0, 6, (8, 8), generator=g),
+            "change": torch.randint(0, 2, (8, 8), generator=g)}
+
+
+def test_date_swap_swaps_each_date_with_its_labels_and_keeps_the_change_mask() -> None:
+    """Mamba-FCS's SECOND loader swaps (pre, post) and (t1_label, t2_label) with p 0.5; the change label stays."""
+    before = _pair(0)
+    out = Augment(flips=False, rot90=False, date_swap=1.0)({k: v.clone() for k, v in before.items()})
+    for a, b in (("image", "image2"), ("image2", "image"), ("mask", "mask2"), ("mask2", "mask")):
+        assert torch.equal(out[a], before[b])
+    assert torch.equal(out["change"], before["change"])
+    swapped = []
+    for seed in range(40):  # seeded like the rest: a reseeded Augment draws the same swaps
+        runs = []
+        for _ in range(2):
+            aug = Augment(flips=False, rot90=False, date_swap=0.5)
+            aug.reseed(seed)
+            runs.append(torch.equal(aug(_pair(seed))["image"], _pair(seed)["image2"]))
+        assert runs[0] == runs[1]
+        swapped.append(runs[0])
+    assert 0 < sum(swapped) < 40
+    aug = Augment(date_swap=0.0)
+    aug.reseed(5)
+    state = aug.generator.get_state()
+    plain = Augment()
+    plain.reseed(5)
+    a, b = aug(_pair(1)), plain(_pair(1))  # off: no draw, so older runs replay their augmentations
+    assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(aug.generator.get_state(), plain.generator.get_state())
+    assert not torch.equal(state, aug.generator.get_state())
+
+
+def test_date_swap_is_refused_where_a_swap_would_mislabel(tmp_path) -> None:
+    """A segmentation model has no second date to swap, and chips labelled on the first date only would
+    have those labels trained against the second date's image: one-line errors before training."""
+    from rsmamba.errors import InputError
+    from rsmamba.tile import tile_scene
+    from rsmamba.train import train
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "t1.tif", random_image(64, 64))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=1))
+    labels = write_raster(tmp_path / "labels.tif", (random_image(64, 64)[0] > 128).astype(np.uint8))
+    tile_scene(image, tmp_path / "single", labels=labels, size=32, split=(0.5, 0.5, 0.0), block=32)
+    tile_scene(image, tmp_path / "pairs", labels=labels, t2=t2, size=32, split=(0.5, 0.5, 0.0), block=32)
+    base = {"data": {"batch_size": 1}, "train": {"epochs": 1}, "augment": {"date_swap": 0.5}, "tensorboard": False}
+    seg = {**base, "data": {**base["data"], "root": str(tmp_path / "single")}, "out": str(tmp_path / "r1"),
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}}
+    with pytest.raises(InputError, match="date_swap: swaps the two dates of a change pair"):
+        train(seg, progress=False)
+    change = {**base, "data": {**base["data"], "root": str(tmp_path / "pairs")}, "out": str(tmp_path / "r2"),
+              "model": {"name": "mambafcs_tiny"}}
+    with pytest.raises(InputError, match="labels of one date only"):
+        train(change, progress=False)

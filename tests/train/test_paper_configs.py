@@ -128,21 +128,44 @@ def test_multi_scale_flip_tta_averages_probabilities() -> None:
     assert ms.shape == (1, 2, 4, 4) and torch.allclose(ms.sum(1), torch.full((1, 4, 4), 2.0))
 
 
+def _geoseg_train_patches(height: int, width: int, split_size: int, stride: int) -> int:
+    """Patches GeoSeg's ``*_patch_split.py --mode train`` writes for one tile, its loops transcribed
+    (WangLibo1995/GeoSeg@9453fe4 tools/potsdam_patch_split.py): ``image_augment`` (:115-127) makes three
+    copies (the tile, its horizontal and vertical flip), ``get_img_mask_padded`` (:56-63) pads each at the
+    bottom and right up to a multiple of the split size, and the loop (:204-211) keeps every window at
+    ``stride`` that is split_size square. Vaihingen's extra car patches (its :213-226) are left out."""
+    written = 0
+    for _copy in ("tile", "h-flip", "v-flip"):
+        rh, rw = height % split_size, width % split_size
+        h = height + (0 if rh == 0 else split_size - rh)
+        w = width + (0 if rw == 0 else split_size - rw)
+        for y in range(0, h, stride):
+            for x in range(0, w, stride):
+                if min(h, y + split_size) - y == split_size and min(w, x + split_size) - x == split_size:
+                    written += 1
+    return written
+
+
 def test_an_isprs_epoch_holds_as_many_crops_as_the_recipes_split_has_patches(fixtures) -> None:
-    """MAFMamba's "80 epochs" are over GeoSeg's 1024 px patches (Potsdam: 36 per 6000 px tile); 4 crops per
-    tile made an epoch 9x shorter. ``data.crop_stride`` sizes an epoch as the split would."""
+    """MAFMamba's "80 epochs" are over GeoSeg's 1024 px training patches. Its train-mode split cuts three
+    copies of each tile, each padded to a multiple of 1024 (Potsdam: 108 per 6000 px tile); the recipes
+    drew one unpadded copy's worth (36; a 2557 x 1887 Vaihingen tile 12, not 45), an epoch a third of it."""
     from rsmamba.datasets.benchmark import open_datasets, patch_count
     from rsmamba.errors import InputError
 
-    assert patch_count(6000, 6000, 1024, 1024) == 36 and patch_count(2000, 2500, 1024, 512) == 3 * 4
+    assert _geoseg_train_patches(6000, 6000, 1024, 1024) == 108  # Potsdam, GeoSeg's README: 1024 / 1024
+    assert _geoseg_train_patches(2557, 1887, 1024, 512) == 45     # Vaihingen, its README: 1024 / 512
+    for name, size in (("mafmamba_potsdam", (6000, 6000)), ("mafmamba_vaihingen", (2557, 1887)),
+                       ("mafmamba_vaihingen", (2569, 1919)), ("mafmamba_vaihingen", (1024, 1025))):
+        d = load_config(name, ["data.root=x"])["data"]
+        per_tile = d["crops_per_image"] * patch_count(*size, d["crop"], d["crop_stride"])
+        assert per_tile == _geoseg_train_patches(*size, d["crop"], d["crop_stride"]), (name, size)
     assert patch_count(500, 700, 1024, 512) == 1 and patch_count(1024, 1025, 1024, 1024) == 2
-    assert load_config("mafmamba_potsdam", ["data.root=x"])["data"]["crop_stride"] == 1024
-    assert load_config("mafmamba_vaihingen", ["data.root=x"])["data"]["crop_stride"] == 512
     d = load_config("mafmamba_potsdam", [f"data.root={fixtures['potsdam']}", "data.crop=8", "data.crop_stride=8",
                                          "data.val_split=val", "data.val_tiles=['2_10']"])["data"]
     train_ds, _ = open_datasets(d, use_dsm=False)
     tiles = len(train_ds.pairs)
-    assert tiles > 1 and len(train_ds) == tiles * 3 * 3  # 24 px tiles: crops at 0, 8, 16 on each axis
+    assert tiles > 1 and len(train_ds) == tiles * 3 * 3 * 3  # 24 px tiles: 0, 8, 16 on each axis, 3 copies
     assert len(open_datasets({**d, "crop_stride": None, "crops_per_image": 2}, use_dsm=False)[0]) == tiles * 2
     loveda = load_config("mafmamba_loveda", [f"data.root={fixtures['loveda']}", "data.crop_stride=512"])["data"]
     with pytest.raises(InputError, match="crop_stride"):
