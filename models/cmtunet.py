@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.models.layers import ECA, MSAA, FeatureRefinementHead
+from rsmamba.models.layers import ECA, MSAA, FeatureRefinementHead, per_stage
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNet
 from rsmamba.models.vmamba import vmamba_init
@@ -249,6 +249,8 @@ class CMTUNet(nn.Module):
         self.fixed_input_size: tuple[int, int] | None = None
         self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
         channels = self.backbone.channels
+        vss_dims = per_stage("vss_dims", vss_dims, len(channels))  # one VSS stage fused into each ResNet stage
+        vss_depths = per_stage("vss_depths", vss_depths, len(channels))
         self.vss_encoder = VSSEncoder(in_chans, stem_channels, list(vss_dims), list(vss_depths), drop_path)
         self.fuse = nn.ModuleList(
             FusionBlock(c, s, fusion_heads, window_size) for c, s in zip(channels, vss_dims)
@@ -317,9 +319,9 @@ def authors_parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters()) + frozen
 
 
-# The authors' module definitions count 135,460,007 parameters (their frozen Haar filters included,
-# see authors_parameter_count); inputs as their RS3Mamba-lineage recipe: 256 px crops.
+# The paper gives no parameter count. The authors' module definitions hold 135,460,007 (their frozen Haar
+# filters included, see authors_parameter_count); inputs as their RS3Mamba-lineage recipe: 256 px crops.
 from rsmamba.models.registry import register_paper_preset  # noqa: E402
 
-register_paper_preset("cmtunet", inputs={"image": (1, 3, 256, 256)}, reported_params=135_460_007, count_style="all",
+register_paper_preset("cmtunet", inputs={"image": (1, 3, 256, 256)}, code_params=135_460_007,
                       overrides=dict(msaa=False, rcm=False, wavelet="haar"))

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from rsmamba.models.mamba1d import Mamba
 from rsmamba.models.deformable import DeformableCrossAttention
-from rsmamba.models.layers import MSAA, ConvBNReLU, SqueezeExcitation
+from rsmamba.models.layers import MSAA, ConvBNReLU, SqueezeExcitation, per_stage
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNetV2
 
@@ -271,6 +271,9 @@ class FMTUNet(nn.Module):
         super().__init__()
         if stem_pool_padding not in (0, 1):
             raise ValueError(f"stem_pool_padding must be 0 or 1, not {stem_pool_padding!r}")
+        units = per_stage("units", units, 3)  # ResNetV2-50's three blocks: skips at 1/2, 1/4, 1/8, GMM at 1/16
+        layers = per_stage("layers", layers, 3, "GMM group (self-attention, hybrid, self-attention)")
+        decoder_channels = per_stage("decoder_channels", decoder_channels, 4)  # four x2 upsampling blocks
         self.input_multiple = 16  # four stride-2 steps; other sizes are padded inside forward
         self.fixed_input_size: tuple[int, int] | None = None
         self.encoder = DualResNetV2(in_chans, dsm_chans, units, width, stem_pool_padding)
@@ -334,8 +337,9 @@ def fmtunet_tiny(**kwargs: Any) -> FMTUNet:
     return FMTUNet(**{**_TINY, **kwargs})
 
 
-# How the authors count: every parameter of their module definitions (their train.py), 256 px crops.
+# The paper gives no parameter count; the authors' train.py counts every parameter of their module
+# definitions (sum(p.nelement()): 273,688,802), 256 px crops.
 from rsmamba.models.registry import register_paper_preset  # noqa: E402
 
 register_paper_preset("fmtunet", inputs={"image": (1, 3, 256, 256), "aux": (1, 1, 256, 256)},
-                      reported_params=273_688_802, count_style="all")
+                      code_params=273_688_802)

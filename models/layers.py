@@ -8,11 +8,27 @@ papers' block diagrams.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def per_stage(name: str, value: object, stages: int, each: str = "stage") -> list:
+    """``value`` as a list of one entry per stage (or per ``each``), or a ValueError that says so: a list of
+    another length would fail deep inside the model (an IndexError, a channel mismatch at the first forward)."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != stages:
+        raise ValueError(f"{name} takes {stages} values, one per {each}, not {value!r}")
+    return list(value)
+
+
+def at_least_one(name: str, value: object) -> int:
+    """``value`` as a width or count of at least 1, or a ValueError (a zero width fails only at the first forward)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return value
 
 
 class ConvBNReLU(nn.Sequential):

@@ -1,5 +1,8 @@
 """What ``rsmamba models`` prints: every registered model with its task, inputs and parameter counts.
 
+The counts are all parameters and thop-style ones (:func:`rsmamba.models.params.count_parameters_thop_style`:
+modules of a type thop has a rule for, whether or not they run).
+
 Models are built on the ``meta`` device, so listing even the 200 M-parameter presets costs no
 memory and about no time; ``paper=True`` counts at each model's paper preset (kept by
 :mod:`rsmamba.models.registry`).
@@ -27,8 +30,9 @@ class ModelRow:
     paper: str
     params_all: int
     params_thop: int
-    reported_params: float | None = None
+    reported_params: float | None = None  # the paper's figure
     count_style: str = ""
+    code_params: int | None = None  # the authors' code's count, where the paper gives none
 
 
 def model_rows(paper: bool = False, names: Iterable[str] | None = None) -> list[ModelRow]:
@@ -44,6 +48,7 @@ def model_rows(paper: bool = False, names: Iterable[str] | None = None) -> list[
             info.name, info.task, info.inputs, info.paper, count_parameters(model),
             count_parameters_thop_style(model),
             preset.reported_params if preset else None, preset.count_style if preset else "",
+            preset.code_params if preset else None,
         ))
     return rows
 
@@ -58,14 +63,21 @@ def _build_for_counting(name: str, overrides: dict[str, Any]) -> torch.nn.Module
 
 
 def format_rows(rows: list[ModelRow]) -> str:
-    """A plain-text table (M = 10^6 parameters); the name column as wide as the longest name."""
+    """A plain-text table (M = 10^6 parameters); the name column as wide as the longest name.
+
+    ``paper`` holds only a paper's own figure; where a paper gives none, the authors' code's count
+    goes in a note, so that it is not read as one."""
     w = max([16, *(len(r.name) for r in rows)])
-    header = f"{'model':<{w}} {'task':<16} {'inputs':<10} {'params(all)':>12} {'params(thop)':>13} {'paper':>8}  source"
+    header = (f"{'model':<{w}} {'task':<16} {'inputs':<10} {'params(all)':>12} {'thop-style':>12} "
+              f"{'paper':>8}  source")
     lines = [header, "-" * len(header)]
     for r in rows:
         reported = f"{r.reported_params / 1e6:.2f}M" if r.reported_params else "-"
+        note = f" [paper counted {r.count_style}-style]" if r.reported_params else ""
+        if r.code_params:
+            note += f" [paper gives none; the authors' code holds {r.code_params / 1e6:.2f}M]"
         lines.append(
-            f"{r.name:<{w}} {r.task:<16} {r.inputs:<10} {r.params_all / 1e6:>11.2f}M {r.params_thop / 1e6:>12.2f}M "
-            f"{reported:>8}  {r.paper}" + (f" [paper counted {r.count_style}-style]" if r.reported_params else "")
+            f"{r.name:<{w}} {r.task:<16} {r.inputs:<10} {r.params_all / 1e6:>11.2f}M {r.params_thop / 1e6:>11.2f}M "
+            f"{reported:>8}  {r.paper}{note}"
         )
     return "\n".join(lines)

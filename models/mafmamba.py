@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rsmamba.models.layers import (
-    CBAM, ConvBNReLU, CoordinateAttention, FeatureRefinementHead, SeparableConvBN, efficient_attention,
+    CBAM, ConvBNReLU, CoordinateAttention, FeatureRefinementHead, SeparableConvBN, at_least_one, efficient_attention,
+    per_stage,
 )
 from rsmamba.models.registry import register_model
 from rsmamba.models.resnet import ResNet
@@ -195,6 +196,8 @@ class MAFMamba(nn.Module):
         super().__init__()
         if frh_norm not in ("between", "after"):
             raise ValueError(f"frh_norm {frh_norm!r}: 'between' or 'after'")
+        encoder_depths = per_stage("encoder_depths", encoder_depths, 4)  # one AMMB per ResNet stage
+        weight_channels = at_least_one("weight_channels", weight_channels)
         # resnet_depth: 18 is the paper's model; its Table 6 also reports ResNet-50 (108.55 G).
         self.backbone = ResNet(resnet_depth, in_chans, resnet_width)
         ch = self.backbone.channels

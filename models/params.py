@@ -7,6 +7,12 @@ and the module ran in the forward pass: subclasses such as VMamba's ``Linear2d``
 ``x_proj_weight``, ``dt_projs_*``) are left out. That is why MambaSeg's "25.44 M" is about a
 quarter of its real size; report both numbers and say which one a paper used.
 
+Our "thop-style" count (:func:`count_parameters_thop_style`) applies thop's type rule without
+running the model, so it also counts modules of those types that never run: Mamba-FCS's
+``cross_attn`` (kept so the authors' state dicts load) and FMTUNet's Mamba ``dt_proj`` (applied
+functionally, as mamba-ssm does). ``thop.profile`` leaves those out (:func:`thop_profile_meta`:
+189.55 M against 195.13 M, 248.75 M against 249.46 M); for the other models the two agree.
+
 Where our code subclasses a layer the authors used as is (only to change how it computes, not
 what), the subclass names the type thop should see in a ``thop_type`` class attribute, so the
 counts follow the authors' code, not our refactoring.
@@ -25,7 +31,7 @@ import torch.nn as nn
 from torch import Tensor
 
 __all__ = ["ModelCounts", "count_parameters", "count_parameters_thop_style", "thop_profile", "profile_model",
-           "thop_macs_meta", "shape_only_scan"]
+           "thop_macs_meta", "thop_profile_meta", "shape_only_scan"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -37,7 +43,7 @@ def _thop_rule_types() -> set[type]:
     try:
         from thop.profile import register_hooks
     except ImportError:  # thop absent: the exact-type rules it ships with that hold parameters (no GroupNorm:
-        return {           # thop has no rule for it, so FMTUNet's GroupNorms read 249.54 M here, 249.46 M in thop)
+        return {           # thop has no rule for it: FMTUNet's GroupNorms read 249.54 M here, 249.46 M with thop)
             nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
             nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.InstanceNorm1d,
             nn.InstanceNorm2d, nn.InstanceNorm3d, nn.PReLU, nn.Linear, nn.RNN, nn.RNNCell, nn.GRU, nn.GRUCell,
@@ -47,10 +53,11 @@ def _thop_rule_types() -> set[type]:
 
 
 def count_parameters_thop_style(model: nn.Module, used: set[nn.Module] | None = None) -> int:
-    """Parameters thop would count, without running it: modules of an exact thop-rule type.
+    """The parameters of every module whose exact type thop has a rule for, whether or not it runs.
 
-    ``used`` (modules that ran in a forward pass) narrows it further as thop does; without it,
-    every such module counts.
+    No forward pass, so no input size. ``thop.profile`` counts only the modules that ran:
+    ``used`` (modules that ran in a forward pass) narrows it to that; without it, modules that
+    never run count too (see the module docstring for the two models where that differs).
     """
     rules = _thop_rule_types()
     total = 0
@@ -93,7 +100,7 @@ class ModelCounts:
 
 
 def profile_model(model: nn.Module, inputs: Sequence[Tensor] | None = None) -> ModelCounts:
-    """All-parameter and thop-style counts; with ``inputs``, thop's MACs too (runs a forward pass)."""
+    """All-parameter and thop-style counts; with ``inputs``, thop's own count and MACs (runs a forward pass)."""
     if inputs is None:
         return ModelCounts(count_parameters(model), count_parameters_thop_style(model))
     macs, params = thop_profile(model, inputs)
@@ -125,8 +132,9 @@ def shape_only_scan():  # type: ignore[no-untyped-def]
             module.selective_scan = fn
 
 
-def thop_macs_meta(build, shapes: Sequence[Sequence[int]]) -> float:  # type: ignore[no-untyped-def]
-    """thop's MACs for ``build()`` at input ``shapes``, on the meta device: no memory, about a second.
+def thop_profile_meta(build, shapes: Sequence[Sequence[int]]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    """``thop.profile``'s (MACs, parameters) for ``build()`` at input ``shapes``, on the meta device:
+    no memory, about a second.
 
     thop computes every count from tensor shapes, so a forward on meta tensors with the scan
     replaced by a shape-only stand-in gives exactly the numbers of a real CPU run (tested).
@@ -137,5 +145,10 @@ def thop_macs_meta(build, shapes: Sequence[Sequence[int]]) -> float:  # type: ig
         model = build().eval()
         inputs = tuple(torch.empty(*s) for s in shapes)
     with shape_only_scan(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        macs, _ = thop.profile(model, inputs=inputs, custom_ops=_stand_in_rules(model), verbose=False)
-    return float(macs)
+        macs, params = thop.profile(model, inputs=inputs, custom_ops=_stand_in_rules(model), verbose=False)
+    return float(macs), int(params)
+
+
+def thop_macs_meta(build, shapes: Sequence[Sequence[int]]) -> float:  # type: ignore[no-untyped-def]
+    """thop's MACs for ``build()`` at input ``shapes``, on the meta device (:func:`thop_profile_meta`)."""
+    return thop_profile_meta(build, shapes)[0]

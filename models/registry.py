@@ -54,9 +54,12 @@ class PaperPreset:
     name: str
     inputs: dict[str, tuple[int, ...]]
     overrides: dict[str, Any] = field(default_factory=dict)
-    reported_params: float | None = None
+    reported_params: float | None = None  # the paper's own figure only
     reported_gflops: float | None = None
     count_style: str = "thop"  # which of our two counts the paper's number corresponds to
+    # Where the paper gives no count: every parameter of the authors' public module definitions (their
+    # sum(p.numel())), kept apart from reported_params so no one reads it as a paper's figure.
+    code_params: int | None = None
 
 
 _PAPER: dict[str, PaperPreset] = {}

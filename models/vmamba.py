@@ -14,6 +14,7 @@ from typing import Any
 import torch.nn as nn
 from torch import Tensor
 
+from rsmamba.models.layers import per_stage
 from rsmamba.models.ss2d import LayerNorm2d, Permute, VSSLayer
 
 __all__ = ["VMAMBA_CONFIGS", "VMambaBackbone", "make_patch_embed", "vmamba_init"]
@@ -86,8 +87,10 @@ class VMambaBackbone(nn.Module):
         out_indices: Sequence[int] = (0, 1, 2, 3),
     ):
         super().__init__()
+        depths = per_stage("depths", depths, 4)  # the decoders of MambaSeg and Mamba-FCS take four stages
         n = len(depths)
-        dims = [int(dims * 2**i) for i in range(n)] if isinstance(dims, int) else [int(d) for d in dims]
+        dims = [int(dims * 2**i) for i in range(n)] if isinstance(dims, int) else [
+            int(d) for d in per_stage("dims", dims, n)]
         self.dims = dims
         self.channel_first = channel_first
         self.out_indices = tuple(out_indices)

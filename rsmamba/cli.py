@@ -579,9 +579,14 @@ def evaluate(
 
 @app.command()
 def models(
-    params: bool = typer.Option(False, "--params", help="Count at the papers' presets and show the reported counts."),
+    params: bool = typer.Option(
+        False, "--params", help="Count at the papers' presets and show the papers' own counts ('-' where a paper "
+        "gives none: a note gives the authors' code's)."),
 ) -> None:
-    """List the registered models with parameter counts, inputs and tasks."""
+    """List the registered models with parameter counts, inputs and tasks.
+
+    Counts: all parameters, and thop-style ones (the modules of a type thop has a rule for, run or not; thop.profile counts only those that run).
+    """
     from rsmamba.models.listing import format_rows, model_rows
 
     typer.echo(format_rows(model_rows(paper=params)))

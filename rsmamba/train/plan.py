@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from rsmamba.train.config import load_config
-from rsmamba.train.trainer import prepare, segment
+from rsmamba.train.trainer import blame_model_kwargs, build_model, prepare, segment, steps_per_epoch
 
 OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
 
@@ -88,13 +88,16 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     prep = prepare(cfg)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch = cfg["data"]["batch_size"]
-    steps = len(prep.train_ds) // batch
+    steps = steps_per_epoch(cfg["data"]["root"], len(prep.train_ds), batch, world)  # refused as train refuses
     sample: dict[str, Any] = prep.train_ds[0]
     h, w = sample["image"].shape[-2:]
     n_params = sum(p.numel() for p in prep.model.parameters())
     param_bytes = n_params * (4 + 4 + OPTIMISER_STATE_BYTES.get(cfg["optim"]["name"], 8))
     probe = min(probe, h, w)
-    act = _activation_bytes(prep.model, sample, prep.info.inputs, probe)
+    # the first forward: where a model.kwargs value the constructor let through fails (one line, as train's)
+    act = blame_model_kwargs(
+        cfg, prep.model_kwargs, lambda: _activation_bytes(prep.model, sample, prep.info.inputs, probe),
+        lambda kw: _activation_bytes(build_model(cfg, kw), sample, prep.info.inputs, probe))
     act_total = int(act * (h * w) / (probe * probe) * max(1, batch // world))
     return TrainPlan(cfg, len(prep.train_ds), len(prep.val_ds) if prep.val_ds is not None else 0, steps,
                      steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total)

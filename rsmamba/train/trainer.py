@@ -19,10 +19,10 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -741,6 +741,54 @@ def _check_date_swap(model: str, task: str, train_ds: Any) -> None:
                          "labels (--labels-t2) or set it to 0")
 
 
+_T = TypeVar("_T")
+
+
+def build_model(cfg: dict, model_kwargs: dict) -> nn.Module:
+    """The config's registry model with ``model_kwargs``, widened by ``model.instances`` target channels."""
+    return mark(create_model(cfg["model"]["name"], **model_kwargs), len(cfg["model"].get("instances") or []))
+
+
+def blame_model_kwargs(cfg: dict, model_kwargs: dict, run: Callable[[], _T],
+                       check: Callable[[dict], object]) -> _T:
+    """``run()`` (build the model, or run it once); what it raises is the config's ``model.kwargs``' fault, one
+    line naming them, the model and its message, when ``check`` of the same without them succeeds.
+
+    A wrong-length depth list or a zero width fails deep inside a model (an IndexError, a channel mismatch).
+    Without ``model.kwargs``, or when ``check`` fails too, the error is no user's: it propagates as it is."""
+    try:
+        return run()
+    except InputError:
+        raise
+    except Exception as exc:
+        given = dict(cfg["model"].get("kwargs") or {})
+        if not given:
+            raise
+        derived = {k: v for k, v in model_kwargs.items() if k not in given or k in ("num_classes", "in_chans")}
+        try:
+            check(derived)
+            theirs = True
+        except Exception:
+            theirs = False  # fails without them too: not the kwargs' fault
+        if not theirs:
+            raise
+        name = cfg["model"]["name"]
+        if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
+            raise InputError(f"model.kwargs {given}: not arguments {name!r} takes ({first_line(exc)})") from None
+        said = first_line(exc) if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: {first_line(exc)}"
+        raise InputError(f"model.kwargs {given}: {name!r} refuses the value{'s' * (len(given) > 1)} ({said})") from None
+
+
+def steps_per_epoch(root: object, n_train: int, batch_size: int, world: int = 1) -> int:
+    """Optimiser steps per epoch: each of ``world`` processes takes its share of the samples in batches of
+    ``batch_size // world`` and drops the last partial one. Fewer samples than one batch would train nothing:
+    refused, by ``train`` and ``train --dry-run`` alike."""
+    steps = (n_train // world) // max(1, batch_size // world)
+    if steps == 0:
+        raise InputError(f"{root}: {n_train} training chips, fewer than one batch of {batch_size}")
+    return steps
+
+
 def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     """Open the datasets and build the model a resolved config asks for (no training state); ``scoring``:
     for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`)."""
@@ -801,11 +849,8 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
             raise InputError(f"model.kwargs.in_chans {model_kwargs['in_chans']}: the data give {in_chans} channels "
                              f"({n_img} image band{'s' * (n_img != 1)}{' + DSM' if in_chans > n_img else ''}); "
                              "leave it out")
-    try:
-        model = mark(create_model(cfg["model"]["name"], **model_kwargs), len(instances))
-    except (TypeError, ValueError) as exc:  # a kwarg the model does not take, or of the wrong type
-        raise InputError(f"model.kwargs {cfg['model']['kwargs']}: not arguments {cfg['model']['name']!r} "
-                         f"takes ({first_line(exc)})") from None
+    model = blame_model_kwargs(cfg, model_kwargs, lambda: build_model(cfg, model_kwargs),
+                               lambda derived: build_model(cfg, derived))
     if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
         from rsmamba.pretrained import load_pretrained
 
@@ -859,10 +904,9 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     seeded = _EpochSeeded(train_ds, augment, t["seed"])
     sampler = DistributedSampler(seeded, num_replicas=world, rank=rank, shuffle=True, seed=t["seed"], drop_last=True)
     local_batch = d["batch_size"] // world
+    steps_per_epoch(d["root"], len(train_ds), d["batch_size"], world)
     train_loader = DataLoader(seeded, batch_size=local_batch, sampler=sampler, num_workers=d["num_workers"],
                               collate_fn=_collate, drop_last=True)
-    if len(train_loader) == 0:
-        raise InputError(f"{d['root']}: {len(train_ds)} training chips, fewer than one batch of {d['batch_size']}")
     val_loader = None
     if val_ds is not None:
         val_loader = DataLoader(Subset(val_ds, list(range(rank, len(val_ds), world))), batch_size=local_batch,

@@ -126,3 +126,60 @@ def test_thop_style_counts_are_the_same_with_and_without_thop(monkeypatch) -> No
     monkeypatch.setattr(builtins, "__import__", no_thop)
     assert count_parameters_thop_style(layers) == with_thop
     assert with_thop == sum(p.numel() for m in layers if not isinstance(m, nn.GroupNorm) for p in m.parameters())
+
+
+@pytest.mark.parametrize("name, kwarg, value, said", [
+    ("mafmamba_tiny", "encoder_depths", [1, 1], "encoder_depths takes 4 values, one per stage"),
+    ("mafmamba_tiny", "encoder_depths", 3, "encoder_depths takes 4 values"),
+    ("mafmamba_tiny", "weight_channels", 0, "weight_channels must be a whole number of at least 1"),
+    ("cmtunet_tiny", "vss_depths", [1, 1], "vss_depths takes 4 values"),
+    ("cmtunet_tiny", "vss_dims", [8, 16, 32], "vss_dims takes 4 values"),
+    ("fmtunet_tiny", "layers", [1, 1], r"layers takes 3 values, one per GMM group"),
+    ("fmtunet_tiny", "units", [1, 1, 1, 1], "units takes 3 values"),
+    ("fmtunet_tiny", "decoder_channels", [8, 8], "decoder_channels takes 4 values"),
+    ("mambafcs_tiny", "depths", [1, 1], "depths takes 4 values"),
+    ("mambaseg_tiny", "depths", [1, 1, 1], "depths takes 4 values"),
+    ("mambaseg_tiny", "dims", [16, 24], "dims takes 4 values"),
+])
+def test_wrong_length_stage_lists_are_refused_by_the_constructor(name, kwarg, value, said) -> None:
+    """They failed deep inside the model instead: an IndexError, or a channel mismatch at the first forward."""
+    with torch.device("meta"), pytest.raises(ValueError, match=said):
+        create_model(name, **{kwarg: value})
+
+
+def test_paper_column_holds_only_the_papers_own_counts() -> None:
+    """CMT-UNet's and FMTUNet's papers give no parameter count: the column showed their authors' code's
+    (135.46M, 273.69M) as paper counts, where Mamba-FCS, in the same case, showed '-'."""
+    from pathlib import Path
+
+    rows = {r.name: r for r in model_rows(paper=True, names=("cmtunet", "fmtunet", "mambafcs", "mambaseg"))}
+    root = Path(__file__).resolve().parents[2]  # the texts as one line each: they wrap anywhere
+    docs, readme = (" ".join((root / f).read_text().split()) for f in ("docs/models.md", "README.md"))
+    for name in ("cmtunet", "fmtunet", "mambafcs"):
+        row = rows[name]
+        assert row.reported_params is None and row.code_params, name
+        line = format_rows([row]).splitlines()[-1]
+        code = f"{row.code_params / 1e6:.2f}"
+        assert line.split()[5] == "-" and f"[paper gives none; the authors' code holds {code}M]" in line, line
+        assert f"none given ({code} M by the authors' code" in docs and f"none given ({code} M by the authors' code" in readme
+    assert rows["mambaseg"].reported_params and "[paper counted thop-style]" in format_rows([rows["mambaseg"]])
+
+
+def test_thop_style_counts_modules_that_never_run_and_the_docs_say_so() -> None:
+    """thop.profile counts only the modules whose forward ran: Mamba-FCS's unused cross-attention and
+    FMTUNet's functionally applied dt_proj are in the thop-style count, not in thop's (the docs called the
+    thop-style count 'what thop.profile counts')."""
+    from pathlib import Path
+
+    from rsmamba.models.params import thop_profile_meta
+
+    root = Path(__file__).resolve().parents[2]
+    docs, readme = (" ".join((root / f).read_text().split()) for f in ("docs/models.md", "README.md"))
+    for name, shapes in (("mambafcs", [(1, 3, 64, 64)] * 2), ("fmtunet", [(1, 3, 64, 64), (1, 1, 64, 64)])):
+        with torch.device("meta"):
+            style = count_parameters_thop_style(create_model(name))
+        _, thop_params = thop_profile_meta(lambda: create_model(name), shapes)
+        assert thop_params < style, name
+        said = f"{thop_params / 1e6:.2f} M"
+        assert said in docs and said in readme, said
+    assert "what `thop.profile` counts" not in docs + readme

@@ -265,3 +265,53 @@ def test_out_that_is_a_file_and_evaluate_o_csv_are_one_clear_line(tmp_path: Path
     labels = sorted((chips / "labels").iterdir())[0]
     assert main(["evaluate", str(labels), str(labels), "-o", str(tmp_path / "m.csv")]) == 2
     assert "-o " in (line := _one_error_line(capsys)) and "is the scores' JSON" in line and "give m.json" in line
+
+
+@pytest.mark.parametrize("model, setting, said", [
+    # each was a traceback, exit 1: an IndexError deep in the model, or a channel mismatch at the first forward
+    ("mafmamba_tiny", "model.kwargs.encoder_depths=[1,1]",
+     r"model.kwargs \{'encoder_depths': \[1, 1\]\}: 'mafmamba_tiny' refuses the value \(encoder_depths takes 4 values"),
+    ("mafmamba_tiny", "model.kwargs.weight_channels=0", "'mafmamba_tiny' refuses the value .*weight_channels"),
+    ("cmtunet_tiny", "model.kwargs.vss_depths=[1,1]", "'cmtunet_tiny' refuses the value .*vss_depths takes 4 values"),
+    # passes the constructor, fails at the dry run's probe forward
+    ("cmtunet_tiny", "model.kwargs.window_size=3", r"\{'window_size': 3\}: 'cmtunet_tiny' refuses the value \(RuntimeError"),
+    # a value the model checks itself: refused, not 'not arguments it takes' as it read
+    ("mafmamba_tiny", "model.kwargs.resnet_depth=7", r"'mafmamba_tiny' refuses the value \(ResNet depth must be one of"),
+    ("mafmamba_tiny", "model.kwargs.bogus=1", r"\{'bogus': 1\}: not arguments 'mafmamba_tiny' takes"),
+])
+def test_bad_model_kwargs_are_one_line_in_a_dry_run(tmp_path: Path, capsys, model, setting, said) -> None:
+    import re
+
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    assert main(["train", "--dry-run", "--set", f"data.root={chips}", "--set", "data.batch_size=2",
+                 "--set", f"model.name={model}", "--set", setting]) == 2
+    assert re.search(said, _one_error_line(capsys))
+
+
+def test_a_model_error_is_blamed_on_model_kwargs_only_when_they_cause_it() -> None:
+    """Without model.kwargs, or when the model fails without them too, the error is a bug: it propagates."""
+    from rsmamba.train.trainer import blame_model_kwargs
+
+    def fails(_: object = None) -> None:
+        raise IndexError("list index out of range")
+
+    with pytest.raises(IndexError):  # no kwargs given
+        blame_model_kwargs({"model": {"name": "m", "kwargs": {}}}, {"num_classes": 6}, fails, lambda kw: None)
+    with pytest.raises(IndexError):  # fails without them as well
+        blame_model_kwargs({"model": {"name": "m", "kwargs": {"depth": 1}}}, {"depth": 1, "num_classes": 6}, fails, fails)
+    seen = []
+    with pytest.raises(InputError, match=r"model.kwargs \{'depth': 1\}: 'm' refuses the value \(IndexError: list"):
+        blame_model_kwargs({"model": {"name": "m", "kwargs": {"depth": 1}}}, {"depth": 1, "num_classes": 6}, fails,
+                           seen.append)
+    assert seen == [{"num_classes": 6}]  # checked with what the data set, without the user's kwargs
+
+
+def test_dry_run_refuses_fewer_samples_than_one_batch_as_train_does(tmp_path: Path, capsys) -> None:
+    """The dry run planned '0 steps in 1 epochs', exit 0, where train refused: now both say the same line."""
+    chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))  # 4 chips
+    said = []
+    for extra in (["--dry-run"], []):
+        assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.batch_size=8", *extra)) == 2
+        said.append(_one_error_line(capsys))
+    assert said[0] == said[1] and "4 training chips, fewer than one batch of 8" in said[0]
+    assert not (tmp_path / "run").exists()
