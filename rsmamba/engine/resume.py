@@ -45,7 +45,8 @@ def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
     except rasterio.errors.RasterioIOError:  # checked by the caller; here only the file itself
         others = set()
     files = [main, *sorted(f for f in others if not f.name.lower().endswith(".aux.xml") and f.is_file())]
-    return "|".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    stats = [(f, f.stat()) for f in files]
+    return "|".join(f"{f}:{st.st_size}:{st.st_mtime_ns}" for f, st in stats)
 
 
 def resume_note(point: tuple[int, int] | None, strips: int) -> str:

@@ -152,7 +152,7 @@ def estimate_shift(
     local = _local_windows(width, height, sampled, window)
     local_found = found if local is sampled else [(win, shift_of(win)) for win in local]
     # the whole scene as one window uncorrelated (a t2 rotated 2 degrees: its ground off by 3 px here, 25 px
-    # in the corners): the local windows, each shifted about alike, measure it
+    # in the corners): the local windows measure it, each its own shift (their spread, below)
     estimates, counted = [e for _, e in found if e is not None], len(sampled)
     if not estimates:
         estimates, counted = [e for _, e in local_found if e is not None], len(local)
