@@ -261,6 +261,7 @@ def predict(
     resume: bool = opt.resume_option(),
     dry_run: bool = opt.dry_run_option(),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
+    pixel_grid: bool = opt.pixel_grid_option(),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row slice of a single scene."),
     slice_rows: Optional[int] = typer.Option(None, "--slice-rows", help="One scene: rows per slice task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--slice-rows")),
     old_band_rows: Optional[int] = typer.Option(None, "--band-rows", hidden=True, callback=opt.deprecated("--band-rows", "--slice-rows", opt.positive("--band-rows"))),
@@ -295,7 +296,7 @@ def predict(
             max_errors=max_errors, bands=parse_int_list(bands, "--bands", minimum=1), window=window,
             overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device, amp=amp,
             channels_last=channels_last, compress=compress, allow_geographic_mix=allow_geographic_mix,
-            overwrite=overwrite, co=_creation_options(co), name_template=name_template, progress=STATE.progress,
+            pixel_grid=pixel_grid, overwrite=overwrite, co=_creation_options(co), name_template=name_template, progress=STATE.progress,
             probabilities=probabilities, confidence=confidence, resume=resume, dry_run=dry_run,  # refused there
         )
         done = sum(r.status == "done" for r in results)
@@ -315,7 +316,8 @@ def predict(
             images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
             slice_rows=slice_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
             probabilities=probabilities, confidence=confidence, compress=compress,
-            allow_geographic_mix=allow_geographic_mix, window=window, overlap=overlap, blend=blend, crop=crop,
+            allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid, window=window, overlap=overlap,
+            blend=blend, crop=crop,
             tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
             resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
             progress=STATE.progress and not dry_run,
@@ -327,7 +329,8 @@ def predict(
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
         amp=amp, channels_last=channels_last, probabilities=probabilities, confidence=confidence,
         compress=compress, resume=resume, dry_run=dry_run, progress=STATE.progress and not dry_run,
-        allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, co=_creation_options(co),
+        allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid, overwrite=overwrite,
+        co=_creation_options(co),
     )
     typer.echo(summary.describe())
 
@@ -354,6 +357,7 @@ def change(
     dry_run: bool = opt.dry_run_option(),
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow one epoch in a geographic CRS, the other projected (t2 warped onto t1's grid)."),
+    pixel_grid: bool = opt.pixel_grid_option(),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
     change_threshold: Optional[float] = typer.Option(None, "--change-threshold", help="Change where the blended p(change) exceeds this (0-1); default: the model's calibrated threshold, else 0.5."),
@@ -386,7 +390,7 @@ def change(
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
             force=force, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta, amp=amp, compress=compress,
-            allow_geographic_mix=allow_geographic_mix,
+            allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid,
             progress=STATE.progress, overwrite=overwrite, co=_creation_options(co), name_template=name_template,
             resume=resume, dry_run=dry_run,  # one pair at a time: refused there
         )
@@ -406,7 +410,7 @@ def change(
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
         progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta,
         amp=amp, compress=compress, resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
-        allow_geographic_mix=allow_geographic_mix,
+        allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid,
     )
     typer.echo(summary.describe())
 

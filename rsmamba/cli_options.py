@@ -255,6 +255,11 @@ def resume_option() -> Any:
     return typer.Option(False, "--resume", help="Continue an interrupted run with the same parameters.")
 
 
+def pixel_grid_option() -> Any:
+    return typer.Option(False, "--pixel-grid", help="Accept images without georeferencing (benchmark tiles, PNGs): "
+                        "other inputs of their size paired pixel by pixel; outputs without georeferencing.")
+
+
 def dry_run_option() -> Any:
     return typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing.")
 

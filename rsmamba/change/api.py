@@ -268,6 +268,7 @@ def detect_change(
     force: bool = False,
     progress: bool = False,
     allow_geographic_mix: bool = False,
+    pixel_grid: bool = False,
     strip_width: int = 4096,
     epoch_norm: str = "per-epoch",
     change_threshold: float | None = None,
@@ -283,6 +284,9 @@ def detect_change(
 
     Windows, ``tta``, ``amp``, ``compress``, ``resume`` and ``dry_run`` mean what they mean for
     :func:`rsmamba.predict.predict_raster`, through the same code.
+
+    ``pixel_grid``: epochs without georeferencing (SECOND's and Landsat-SCD's PNGs) of one size are paired
+    pixel by pixel, as predict's ``pixel_grid``.
 
     Outputs are published together (:func:`rsmamba.atomic.publish`); an existing one is refused
     unless ``overwrite``. ``co``: extra GDAL COG creation options (``--co KEY=VALUE``).
@@ -315,7 +319,7 @@ def detect_change(
     t2_bands = None
     # each date read in the model's colour order when it declares its own (a BGR t1: blue was read as red);
     # --bands chooses t1's, and t2 still answers to the model where t1 declares no order
-    with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix) as probe:
+    with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
         data, colours = probe.bands, probe.file_colours
     model = load_change_model(model, image_count=len(data))
     per_epoch = model.in_chans or len(data)
@@ -327,7 +331,7 @@ def detect_change(
         if model.colours or not t1_declares:
             # t2 against the model's colours too (an IRRG t2 beside an RGB t1 is refused); a model that records
             # none reads t2 in t1's declared order (AlignedSource matches the dates by colour)
-            with AlignedSource(t2, allow_geographic_mix=allow_geographic_mix) as probe:
+            with AlignedSource(t2, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
                 data2, colours2 = probe.bands, probe.file_colours
             if per_epoch <= len(data2):
                 by_colour = bands_by_colour(model, data2[:per_epoch], colours2, t2, notes)
@@ -336,7 +340,8 @@ def detect_change(
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[t1, t2], overwrite=overwrite)
     with context as pub, caller_module_kept(given), \
-            AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix, t2_bands=t2_bands) as src:
+            AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix, t2_bands=t2_bands,
+                          pixel_grid=pixel_grid) as src:
         loaded = load_change_model(model, image_count=src.count)
         if loaded.in_chans is not None and loaded.in_chans != src.count:
             raise InputError(f"model {loaded.source} expects {loaded.in_chans} bands per epoch, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,7 +276,10 @@ def create_scratch(layers: list[OutputLayer], profile: dict[str, Any]) -> None:
         # Several bands are values, not colours: GDAL's default for 3 or 4 Byte bands is RGB(A), which flags
         # the 4th band of a 4-class probability raster alpha (QGIS: that class's probability as transparency)
         grey = {"photometric": "MINISBLACK"} if layer.count > 1 else {}
-        with rasterio.open(layer.scratch, "w", count=layer.count, **profile, **grey) as dst:
+        with warnings.catch_warnings():  # an image without georeferencing (--pixel-grid) says so once, itself
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            dst = rasterio.open(layer.scratch, "w", count=layer.count, **profile, **grey)
+        with dst:
             if layer.colormap:
                 dst.write_colormap(1, layer.colormap)
             for i, d in enumerate(layer.descriptions, start=1):

@@ -116,10 +116,11 @@ def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike
 
 
 def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | None,
-                  allow_geographic_mix: bool, notes: list[str] | None = None) -> tuple[LoadedModel, list[int], bool]:
+                  allow_geographic_mix: bool, notes: list[str] | None = None,
+                  pixel_grid: bool = False) -> tuple[LoadedModel, list[int], bool]:
     """The model, the image bands it reads, and whether a DSM goes in, checked against the input; what it
     chose for the user (the bands read by colour, a subset) is logged and appended to ``notes``."""
-    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix) as probe:
+    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
         data, file_count, has_dsm = probe.bands, probe.file_band_count, probe.has_dsm
         colours = probe.file_colours
     image_count = len(data)
@@ -209,6 +210,7 @@ def predict_raster(
     prefetch: int = 4,
     progress: bool = False,
     allow_geographic_mix: bool = False,
+    pixel_grid: bool = False,
     edge_aware: bool = True,
     gdal_cache_mb: int = 64,
     strip_width: int = 4096,
@@ -237,6 +239,10 @@ def predict_raster(
     (one row slice of a scene split across workers, :func:`rsmamba.predict.slices.predict_slices`);
     ``stats`` passes the (image, DSM) normalisation statistics of the whole scene to it.
 
+    ``pixel_grid``: an image without georeferencing (no CRS, identity transform: ISPRS Vaihingen's tiles,
+    PNG benchmarks) is read on its pixel grid, a DSM of its size paired pixel by pixel; the outputs carry
+    no georeferencing either. Without it such an image is refused (a lost CRS is a mistake in mapping).
+
     Outputs are published together through :func:`rsmamba.atomic.publish` (locked, all or
     none); an existing output is refused unless ``overwrite`` (``resume`` implies it). ``co``:
     extra GDAL COG creation options (``--co KEY=VALUE``).
@@ -249,7 +255,7 @@ def predict_raster(
 
 def _predict_raster(
     image, out, *, dsm, model, bands, window, overlap, blend, crop, tta, batch_size, device, amp, channels_last,
-    probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware,
+    probabilities, confidence, compress, resume, dry_run, prefetch, progress, allow_geographic_mix, pixel_grid, edge_aware,
     strip_width, rows, stats, overwrite, co, gdal_cache_mb,
 ) -> PredictSummary:
     image, out = Path(image), Path(out)
@@ -268,7 +274,7 @@ def _predict_raster(
     check_creation_options(co, problems)
     problems.raise_if_any()
     notes: list[str] = []
-    loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes)
+    loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes, pixel_grid)
     window, overlap, window_source = resolve_window(loaded, window, overlap, crop)
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
@@ -278,6 +284,7 @@ def _predict_raster(
                            tta=tta, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last, probabilities=probabilities,
                            confidence=confidence, compress=compress, co=co, resume=resume, dry_run=dry_run,
                            prefetch=prefetch, progress=progress, allow_geographic_mix=allow_geographic_mix,
+                           pixel_grid=pixel_grid,
                            edge_aware=edge_aware, strip_width=strip_width, rows=rows, stats=stats,
                            gdal_cache_mb=gdal_cache_mb, notes=notes)
 
@@ -285,13 +292,14 @@ def _predict_raster(
 def _predict_in(
     image: Path, outputs: dict[str, Path], pub, *, dsm, bands: list[int], has_dsm: bool, loaded: LoadedModel,
     window, overlap, window_source, blend, crop, tta, batch_size, device, amp, channels_last, probabilities, confidence, compress,
-    co, resume, dry_run, prefetch, progress, allow_geographic_mix, edge_aware, strip_width, rows, stats,
+    co, resume, dry_run, prefetch, progress, allow_geographic_mix, pixel_grid, edge_aware, strip_width, rows, stats,
     gdal_cache_mb, notes: list[str] | None = None,
 ) -> PredictSummary:
     """The run itself, inside the publication of ``outputs`` (``pub`` is None for a dry run)."""
     out, chosen = outputs["classes"], bands
 
-    with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
+    with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix,
+                       pixel_grid=pixel_grid) as src:
         grid = WindowGrid(src.width, src.height, window, overlap)
         fixed = getattr(loaded.module, "fixed_input_size", None)
         if fixed is not None and (grid.window_height > fixed[0] or grid.window_width > fixed[1]):

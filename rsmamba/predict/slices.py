@@ -178,7 +178,8 @@ def predict_slices(
         check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
     check_creation_options(co, problems)
     problems.raise_if_any()
-    loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix)
+    loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix,
+                                      pixel_grid=predict_kwargs.get("pixel_grid", False))
     predict_kwargs["window"], predict_kwargs["overlap"], _ = resolve_window(  # every slice on one grid
         loaded, options["window"], options["overlap"], options["crop"])
     options.update(window=predict_kwargs["window"], overlap=predict_kwargs["overlap"])
@@ -190,7 +191,8 @@ def predict_slices(
 def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_rows, compress, co, scheduler, workers,
                    retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options) -> SlicesSummary:
     """The slice jobs and the assembly, inside the publication of ``outputs``."""
-    with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix) as src:
+    with AlignedSource(image, dsm, bands=chosen, allow_geographic_mix=allow_geographic_mix,
+                       pixel_grid=predict_kwargs.get("pixel_grid", False)) as src:
         check_model_input(src, loaded, image, dsm)
         stats = scene_stats(src, loaded)  # once per scene, shared by every slice
         profile, width, height = src.profile(), src.width, src.height

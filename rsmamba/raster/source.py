@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,21 @@ def is_fill_value(raw: np.ndarray, dtype: str) -> np.ndarray:
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
 
 
-def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> rasterio.DatasetReader | None:
-    """Open a raster, recording (not raising) what is wrong with it so all problems surface together."""
+def open_raster(path: PathLike, role: str, problems: ProblemCollector,
+                pixel_grid: bool = False) -> rasterio.DatasetReader | None:
+    """Open a raster, recording (not raising) what is wrong with it so all problems surface together.
+
+    ``pixel_grid``: a raster with no georeferencing at all (no CRS, identity transform: benchmark tiles,
+    PNGs) is accepted, to be read on its pixel grid (:func:`has_no_georeferencing`); half of one (a
+    transform without a CRS) is still refused."""
     path = Path(path)
     if not path.exists():
         problems.add(f"{role} {path}: file not found")
         return None
     try:
-        ds = rasterio.open(path)
+        with warnings.catch_warnings():  # no georeferencing: refused below, or read on purpose (pixel_grid)
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            ds = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         problems.add(f"{role} {path}: not a readable raster ({str(exc).splitlines()[0]})")
         return None
@@ -87,12 +95,22 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector) -> raster
     if ds.transform.is_identity and (ds.gcps[0] or ds.rpcs):  # it has a CRS, on its points: no grid to map on
         problems.add(f"{role} {path}: georeferenced by {'GCPs' if ds.gcps[0] else 'RPCs'} only: warp it onto a "
                      "grid first (gdalwarp)")
+    elif has_no_georeferencing(ds):
+        if not pixel_grid:
+            problems.add(f"{role} {path}: no georeferencing (no CRS, identity transform); assign it (gdal_edit.py "
+                         "-a_srs EPSG:32632 -a_ullr ULX ULY LRX LRY), or for a benchmark tile (Vaihingen, LoveDA, "
+                         "SECOND) let predict and change read it on its pixel grid: --pixel-grid")
     else:
         if ds.crs is None:
             problems.add(f"{role} {path}: no CRS; assign one first with its EPSG code, e.g. gdal_edit.py -a_srs EPSG:32632 for UTM 32N")
         if ds.transform.is_identity:
             problems.add(f"{role} {path}: no georeferencing (identity transform)")
     return ds
+
+
+def has_no_georeferencing(ds: Any) -> bool:
+    """True for a raster that says nothing of where it lies: no CRS, an identity transform, no GCPs or RPCs."""
+    return ds.crs is None and ds.transform.is_identity and not ds.gcps[0] and not ds.rpcs
 
 
 def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bool = False) -> np.ndarray:
@@ -217,9 +235,11 @@ def grid_mirrors(transform: Any) -> tuple[bool, bool]:
 
     A model learnt its scenes north up: a south-up raster (``e > 0``) or a mirrored one
     (``a < 0``) is turned back for the network and its answer turned again (``Predictor``).
-    A rotated grid (``b`` or ``d`` non-zero) has no such mirror: (False, False).
+    A rotated grid (``b`` or ``d`` non-zero) has no such mirror: (False, False). Nor has the identity transform
+    of a raster without georeferencing (``--pixel-grid``): its rows run down the picture as stored, though
+    ``e = +1`` reads as south up (a Vaihingen tile was predicted upside down).
     """
-    if transform.b or transform.d:
+    if transform.b or transform.d or transform.is_identity:
         return False, False
     return transform.e > 0, transform.a < 0
 
@@ -480,8 +500,10 @@ class AlignedSource:
         labels_role: str = "labels",
         t2_bands: Sequence[int] | None = None,
         class_names: dict[str, int] | None = None,
+        pixel_grid: bool = False,
     ) -> None:
         self._opened: list[Any] = []
+        self._pixel_grid = pixel_grid  # inputs without georeferencing accepted, paired pixel by pixel
         self._lattice_roles: set[str] = set()  # inputs on the image's pixel lattice, read through a crop (no blending)
         self.warnings: list[str] = []
         self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
@@ -500,13 +522,14 @@ class AlignedSource:
     def _open(self, image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2,
               t2_bands) -> None:
         problems = ProblemCollector()
-        img = open_raster(image, "image" if t2 is None else "t1", problems)
-        t2_ds = open_raster(t2, "t2", problems) if t2 is not None else None
-        dsm_ds = open_raster(dsm, "DSM", problems) if dsm is not None else None
+        pg = self._pixel_grid
+        img = open_raster(image, "image" if t2 is None else "t1", problems, pg)
+        t2_ds = open_raster(t2, "t2", problems, pg) if t2 is not None else None
+        dsm_ds = open_raster(dsm, "DSM", problems, pg) if dsm is not None else None
         labels_path = Path(labels) if labels is not None else None
         is_vector = labels_path is not None and labels_path.suffix.lower() in VECTOR_SUFFIXES
         role = self._labels_role
-        lab_ds = open_raster(labels_path, role, problems) if labels_path is not None and not is_vector else None
+        lab_ds = open_raster(labels_path, role, problems, pg) if labels_path is not None and not is_vector else None
         colours = lab_ds is not None and colour_labels_problem(
             lab_ds, f"{role} {labels_path}", "convert them to one band of class ids (rsmamba train reads the "
             "benchmark's tiles in place: data.layout {layout})")
@@ -523,6 +546,13 @@ class AlignedSource:
         self.image_path = Path(image)
         self.labels_path = labels_path
         self._img = img
+        self.georeferenced = not has_no_georeferencing(img)
+        if not self.georeferenced:
+            self._warn("inputs without georeferencing (--pixel-grid): read on their pixel grid and paired pixel "
+                       "by pixel; the outputs carry no georeferencing either")
+            if is_vector:
+                problems.add(f"{role} {labels_path}: a vector layer cannot be placed on an image without "
+                             "georeferencing; pass a label raster of the image's size")
         alpha = alpha_holding_data(img)
         self._alpha_is_data = alpha is not None
         if alpha is not None:
@@ -576,7 +606,7 @@ class AlignedSource:
                                           allow_geographic_mix, problems)
         self.labels_nodata = lab_ds.nodata if lab_ds is not None else None  # the file's own, as declared
         self._labels_vector = None
-        if is_vector and labels_path is not None:
+        if is_vector and labels_path is not None and self.georeferenced:
             if not labels_path.exists():
                 problems.add(f"{role} {labels_path}: file not found")
             else:
@@ -604,9 +634,22 @@ class AlignedSource:
 
     def _align(self, ds, path, role, resampling, allow_geographic_mix, problems):
         """``ds`` as-is when it shares the image grid, else a WarpedVRT onto the image grid."""
-        if ds is None or ds.crs is None:
+        if ds is None:
             return None
         img = self._img
+        if not self.georeferenced or has_no_georeferencing(ds):  # (only with pixel_grid: open_raster refused them)
+            if self.georeferenced or not has_no_georeferencing(ds):
+                which = ("it has no georeferencing and the image has" if self.georeferenced else
+                         "it is georeferenced and the image is not")
+                problems.add(f"{role} {path}: {which}: its pixels cannot be placed on the image's")
+            elif ds.shape != img.shape:
+                problems.add(f"{role} {path}: {ds.width} x {ds.height} px, the image {img.width} x {img.height} px: "
+                             "without georeferencing, only inputs of the image's size can be paired with it")
+            else:
+                return ds
+            return None
+        if ds.crs is None:
+            return None
         if ds.crs.is_geographic != img.crs.is_geographic and not allow_geographic_mix:
             kinds = ("geographic", "projected")
             problems.add(

@@ -101,11 +101,18 @@ def loveda(root: Path, n: int = 2, size: int = 32, seed: int = 0) -> Path:
 
 
 def _change_pair(rng, size: int, n_cls: int):
+    """Two dates of one place: the second keeps about half the first's blocks (their pixels, not only their
+    labels: an unchanged block of another colour would teach change where nothing changed) and redraws the rest
+    in the same class colours."""
     img1, l1 = _scene(rng, size, size, n_cls)
-    img2, l2 = _scene(rng, size, size, n_cls)
+    base = np.stack([np.median(img1[:, l1 == c], axis=1) if (l1 == c).any() else rng.integers(0, 256, 3)
+                     for c in range(n_cls)])
+    l2 = np.kron(rng.integers(0, n_cls, (size // 8 + 1, size // 8 + 1)), np.ones((8, 8), np.int64))[:size, :size]
     same = rng.random((size // 8 + 1, size // 8 + 1)) < 0.5
     same = np.kron(same, np.ones((8, 8), bool))[:size, :size]
     l2 = np.where(same, l1, l2)
+    redrawn = np.clip(base[l2].transpose(2, 0, 1) + rng.integers(-10, 10, (3, size, size)), 0, 255).astype(np.uint8)
+    img2 = np.where(l1 == l2, img1, redrawn)  # a block redrawn as its own class kept its pixels too
     changed = l1 != l2
     return img1, img2, np.where(changed, l1 + 1, 0), np.where(changed, l2 + 1, 0)  # 0 = unchanged
 
