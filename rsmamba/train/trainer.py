@@ -779,6 +779,22 @@ def blame_model_kwargs(cfg: dict, model_kwargs: dict, run: Callable[[], _T],
         raise InputError(f"model.kwargs {given}: {name!r} refuses the value{'s' * (len(given) > 1)} ({said})") from None
 
 
+def probe_forward(model: nn.Module, sample: dict, inputs: str, size: int = 64) -> None:
+    """One forward of a corner of ``sample`` (at most ``size`` px), in eval mode without gradients: no weight or
+    batch-norm statistic moves, so the run trains exactly as without it; what it raises is what training would."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            image = sample["image"][None, :, :size, :size].float()
+            if "image2" in sample:
+                model(image, sample["image2"][None, :, :size, :size].float())
+            else:
+                segment(model, image, inputs)
+    finally:
+        model.train(was_training)
+
+
 def steps_per_epoch(root: object, n_train: int, batch_size: int, world: int = 1) -> int:
     """Optimiser steps per epoch: each of ``world`` processes takes its share of the samples in batches of
     ``batch_size // world`` and drops the last partial one. Fewer samples than one batch would train nothing:
@@ -851,6 +867,10 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
                              "leave it out")
     model = blame_model_kwargs(cfg, model_kwargs, lambda: build_model(cfg, model_kwargs),
                                lambda derived: build_model(cfg, derived))
+    if cfg["model"].get("kwargs") and not scoring:  # a value the constructor let through fails at the first forward
+        sample = train_ds[0]
+        blame_model_kwargs(cfg, model_kwargs, lambda: probe_forward(model, sample, info_m.inputs),
+                           lambda derived: probe_forward(build_model(cfg, derived), sample, info_m.inputs))
     if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
         from rsmamba.pretrained import load_pretrained
 

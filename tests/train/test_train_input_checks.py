@@ -279,13 +279,15 @@ def test_out_that_is_a_file_and_evaluate_o_csv_are_one_clear_line(tmp_path: Path
     ("mafmamba_tiny", "model.kwargs.resnet_depth=7", r"'mafmamba_tiny' refuses the value \(ResNet depth must be one of"),
     ("mafmamba_tiny", "model.kwargs.bogus=1", r"\{'bogus': 1\}: not arguments 'mafmamba_tiny' takes"),
 ])
-def test_bad_model_kwargs_are_one_line_in_a_dry_run(tmp_path: Path, capsys, model, setting, said) -> None:
+def test_bad_model_kwargs_are_one_line_in_a_dry_run_and_a_run(tmp_path: Path, capsys, model, setting, said) -> None:
     import re
 
     chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
-    assert main(["train", "--dry-run", "--set", f"data.root={chips}", "--set", "data.batch_size=2",
-                 "--set", f"model.name={model}", "--set", setting]) == 2
-    assert re.search(said, _one_error_line(capsys))
+    for run in (["--dry-run"], ["--set", f"out={tmp_path / 'run'}"]):  # a real run: refused before it starts
+        assert main(["train", *run, "--set", f"data.root={chips}", "--set", "data.batch_size=2",
+                     "--set", f"model.name={model}", "--set", setting]) == 2
+        assert re.search(said, _one_error_line(capsys))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_model_error_is_blamed_on_model_kwargs_only_when_they_cause_it() -> None:
