@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 SPLIT_WARN_OFF = 0.15  # a split's share of the chips this far from its fraction (few whole blocks) is said
+DROPPED_WARN_SHARE = 0.25  # of the windows lost to split borders: the block is too small for the chips
 MANIFEST_FIELDS = (
     "chip_id", "split", "image", "dsm", "labels", "t2", "labels_t2", "change", "row_off", "col_off",
     "width", "height", "minx", "miny", "maxx", "maxy", "valid_fraction", "class_hist",
@@ -358,8 +359,13 @@ def _tile(
     plan, dropped = plan_chips(grid, block, split, seed)
     image_stats, dsm_stats = compute_stats(src)
     scene_range = dsm_range(src.read_dsm, src.width, src.height) if src.has_dsm else None  # data.dsm_mode minmax-scene
-    from rsmamba.raster.validate import check_collar
+    from rsmamba.raster.validate import check_collar, check_fill_values
 
+    # an undeclared -9999 / 65535 beside the imagery: written as pixels, it would be trained on and fill the chips'
+    # statistics (a 0..1 ortho: mean -1953, std 3964), which every checkpoint then normalises with
+    check_fill_values(src, f"image {src.image_path}", src.image_path)
+    if src.has_t2:
+        check_fill_values(src, f"t2 {t2}", t2, read=src.read_t2, read_valid=src.read_t2_valid, dtype=src.t2_dtype)
     collar = check_collar(src, f"image {src.image_path}", src.image_path)  # its black would be trained as land cover
     summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings) + collar)
     digits = len(str(len(grid)))
@@ -425,11 +431,20 @@ def _tile(
         blocks = math.ceil(src.width / block) * math.ceil(src.height / block)
         fell = (f"no {' or '.join(empty)} chips" if empty else
                 "the chips fell " + "/".join(f"{share:.0%}" for share in shares) + " (train/val/test)")
+        advice = ("a smaller --split-block spreads the split" if block > size else
+                  f"blocks no larger than the chips ({size} px) put a chip's neighbours in other splits ({dropped} of "
+                  f"{len(grid)} windows dropped at split borders): a --split-block of several chips (e.g. {4 * size}) "
+                  "keeps them")
         message = (f"--split {','.join(f'{f:g}' for f in split)}: {fell}, the scene holds "
                    f"{blocks} spatial block{'s' * (blocks != 1)} of {block} px and each goes to one split whole; "
-                   "a smaller --split-block spreads the split")
+                   + advice)
         summary.warnings.append(message)
         log.warning(message)  # once per tiling run: no need of warn_once
+    elif dropped > DROPPED_WARN_SHARE * len(grid) or (block <= size and dropped):  # the split kept, the chips lost
+        message = (f"--split-block {block}: {dropped} of {len(grid)} windows dropped at split borders (chips that "
+                   f"overlap a chip of another split); a --split-block of several chips (e.g. {4 * size}) keeps them")
+        summary.warnings.append(message)
+        log.warning(message)
     with open(tmp / "manifest.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS + (("targets",) if targets is not None else ()))
         writer.writeheader()

@@ -428,6 +428,10 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0,
         raise InputError(f"data.layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     if layout == "chips":
         train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
+        if not any(r.get(c) for r in train_ds.rows for c in ("labels", "labels_t2", "change")):
+            # each chip's mask would be all 'no label': a loss of 0, weights that never move, exit 0
+            raise InputError(f"{train_ds.root}: its chips carry no labels (tiled without --labels): nothing to "
+                             "learn from or score; tile with --labels")
         try:
             val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
         except MissingSplit:

@@ -408,3 +408,33 @@ def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path) -> None:
         assert proc.returncode == 2 and len(err.splitlines()) == 1, err
         assert err.count(f"{fifo}: not a regular file (a named pipe, socket or device)") == inputs.count(str(fifo))
     assert not out.exists()
+
+
+def test_an_undeclared_image_fill_is_refused_before_any_chip(tmp_path, capsys) -> None:
+    """A 0..1 float ortho with -9999 over a fifth of it was tiled without a word: the fill became training
+    pixels and the chips' statistics (mean -1953, std 3964), and predict then refused the same ortho."""
+    pixels = np.random.default_rng(0).uniform(0.05, 0.9, (3, 96, 96)).astype(np.float32)
+    pixels[:, :, :20] = -9999.0
+    image = write_raster(tmp_path / "ortho.tif", pixels)
+    out = tmp_path / "chips"
+    _assert_fails_cleanly(["tile", str(image), "-o", str(out), "--size", "32"], out, capsys,
+                          "holds -9999 in")
+    wide = (pixels * 4095).clip(0, 4095).astype(np.uint16)  # 12-bit imagery in a 16-bit file
+    wide[:, :, :20] = 65535
+    _assert_fails_cleanly(["tile", str(write_raster(tmp_path / "u16.tif", wide)), "-o", str(out), "--size", "32"],
+                          out, capsys, "gdal_edit.py -a_nodata 65535")
+    declared = write_raster(tmp_path / "declared.tif", pixels, nodata=-9999.0)  # declared: read as nodata
+    assert main(["tile", str(declared), "-o", str(out), "--size", "32"]) == 0
+
+
+def test_a_split_block_below_the_chip_size_advises_a_larger_one(tmp_path, capsys) -> None:
+    """Blocks of 16 px under 64 px chips at overlap 32 dropped 2/3 of the windows, and the warning advised a
+    smaller block, which changed nothing."""
+    image = write_raster(tmp_path / "ortho.tif", random_image(512, 512))
+    assert main(["tile", str(image), "-o", str(tmp_path / "chips"), "--size", "64", "--overlap", "32",
+                 "--split-block", "16"]) == 0
+    err = capsys.readouterr().err
+    assert "a smaller --split-block" not in err
+    assert "windows dropped at split borders" in err and "--split-block of several chips (e.g. 256)" in err
+    assert main(["tile", str(image), "-o", str(tmp_path / "chips2"), "--size", "64", "--overlap", "32"]) == 0
+    assert "windows dropped" not in capsys.readouterr().err  # the default block (4 chips) keeps them

@@ -317,3 +317,18 @@ def test_dry_run_refuses_fewer_samples_than_one_batch_as_train_does(tmp_path: Pa
         said.append(_one_error_line(capsys))
     assert said[0] == said[1] and "4 training chips, fewer than one batch of 8" in said[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_chips_without_labels_are_refused_not_trained_at_loss_0(tmp_path: Path, capsys) -> None:
+    """Chips tiled without --labels trained with loss 0 every epoch, exit 0, 'no val chips' (there were), and a
+    checkpoint whose weights no loss had moved."""
+    from tests.helpers.scenes import write_scene
+
+    paths = write_scene(tmp_path / "scene", 96, 0)
+    chips = tmp_path / "chips"
+    assert main(["tile", str(paths["image"]), "-o", str(chips), "--size", "32", "--split-block", "32"]) == 0
+    capsys.readouterr()
+    for extra in (["--dry-run"], []):
+        assert main(_train(tmp_path, "--set", f"data.root={chips}", *extra)) == 2
+        assert "carry no labels (tiled without --labels)" in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
