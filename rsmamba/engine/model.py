@@ -324,15 +324,21 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, size: tuple[int, int] | None
     return torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # the devices the models and kernels are built and tested for
+
+
 def torch_device(name: str | torch.device, option: str = "--device") -> torch.device:
     """``name`` as a torch device (``auto``: a GPU when this machine has one, e.g. a Dask worker's); a string
     torch cannot parse (``cuda:abc``, ``../x``) is one line."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
         raise InputError(f"{option} {name!r}: not a device (auto, cpu, cuda, cuda:1, ...)") from None
+    if device.type not in DEVICE_TYPES:  # xpu, meta, xla: parsed, then a traceback at the first tensor moved
+        raise InputError(f"{option} {name}: rsmamba runs on {', '.join(DEVICE_TYPES)} (auto, cpu, cuda, cuda:1, mps)")
+    return device
 
 
 def main_output(out: Any, model: LoadedModel, keys: tuple[str, ...] = ("out", "seg")) -> torch.Tensor:

@@ -54,7 +54,10 @@ def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, over
         problems.add(f"--max-shift must be a number of pixels >= 0, got {max_shift}")
     if change_threshold is not None and not 0.0 < change_threshold < 1.0:
         problems.add(f"--change-threshold {change_threshold}: must be between 0 and 1 (exclusive)")
-    if device.startswith("cuda") and not _cuda_available():
+    kind = device.split(":")[0]
+    if kind not in ("auto", "cpu", "cuda", "mps"):  # (torch_device's DEVICE_TYPES, and auto) before torch loads
+        problems.add(f"--device {device!r}: not a device rsmamba runs on (auto, cpu, cuda, cuda:1, mps)")
+    elif device.startswith("cuda") and not _cuda_available():
         problems.add(f"--device {device}: CUDA is not available on this machine")
     elif device.startswith("mps") and not _mps_available():  # a traceback at the first .to() otherwise
         problems.add(f"--device {device}: Apple's Metal (MPS) is not available on this machine")

@@ -1105,8 +1105,11 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             epoch += 1
             break
     else:
-        epoch = epochs
+        epoch = max(epochs, start_epoch)  # a resumed run already past train.epochs stays where it is
     logger.close()
+    if start_epoch >= epochs and resume:
+        log.warning(f"train.epochs {epochs}: the run has {start_epoch} epoch{'s' * (start_epoch != 1)} already; "
+                    "nothing trained (raise train.epochs to go on)")
     if epoch == start_epoch and history:  # nothing run (a resumed, finished run): what best.pt was chosen by
         selected_by = f"val_{metric_name}" if f"val_{metric_name}" in history[-1] else "train_loss"
     left_out = [names[c] for c in t["exclude_classes"] if 0 <= c < len(names)]

@@ -58,6 +58,29 @@ _SUFFIXES = {".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".fgb":
 CHANGE_KEY_BASE = 256  # change key = from_class * 256 + to_class
 
 
+def _not_change_problem(src, raster: Path) -> str | None:
+    """Why a raster given ``--change`` is no change raster, or None: its class table names other classes, or band 1
+    holds values beyond change 0/1. A class raster read as change writes its class-1 pixels (building) as change
+    polygons and drops every other class, without a word."""
+    from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
+
+    if attrs.has_class_names(src):
+        names = attrs.class_names(src)
+        if {i: n.lower() for i, n in names.items()} != {0: "no_change", 1: "change"}:
+            shown = ", ".join(f"{i} {n}" for i, n in sorted(names.items())[:6]) + (", ..." if len(names) > 6 else "")
+            return (f"{raster}: --change, but it is a class raster ({shown}): its class 1 would be written as change; "
+                    "drop --change")
+    nodata = src.nodata
+    seen: set[int] = set()
+    for window in sample_windows(src.width, src.height, 1 << 20, min_per_axis=CHECK_PER_AXIS):
+        seen.update(int(v) for v in np.unique(src.read(1, window=window)) if nodata is None or v != nodata)
+    beyond = sorted(seen - {0, 1})
+    if beyond:
+        return (f"{raster}: --change, but band 1 holds {', '.join(map(str, beyond[:6]))}{', ...' if len(beyond) > 6 else ''}"
+                " beside 0/1: not a change mask; drop --change, or recode it to 0 (no change) / 1 (change)")
+    return None
+
+
 @dataclass
 class VectorizeSummary:
     output: Path
@@ -186,6 +209,11 @@ def _plan(
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
         is_change = is_change_raster(src) if change is None else change
+        if change and not is_change_raster(src):  # forced: a change raster that lost its band description, else refused
+            not_change = _not_change_problem(src, raster)
+            if not_change:
+                problems.add(not_change)
+                problems.raise_if_any()
         calibrated = attrs.calibrated_min_area(src) if min_area is None and is_change else None
         if calibrated is not None:
             thresholds["--min-area"] = calibrated  # calibrated with the change model

@@ -81,3 +81,17 @@ def test_a_device_torch_cannot_parse_is_one_line() -> None:
 
     with pytest.raises(InputError, match="--device '../x': not a device"):
         torch_device("../x")
+
+
+@pytest.mark.parametrize("device", ["xpu", "meta", "xla"])
+def test_a_device_torch_parses_but_rsmamba_cannot_run_on_is_one_line(device, tmp_path, capsys) -> None:
+    """xpu, meta, xla: parsed by torch, then a traceback (exit 1) at the first tensor moved, in predict, change
+    and train."""
+    from rsmamba.cli import main
+    from rsmamba.engine.model import torch_device
+
+    with pytest.raises(InputError, match=f"train.device {device}: rsmamba runs on cpu, cuda, mps"):
+        torch_device(device, "train.device")
+    assert main(["predict", str(tmp_path / "any.tif"), "-o", str(tmp_path / "o.tif"), "--device", device]) == 2
+    assert f"--device '{device}': not a device rsmamba runs on" in capsys.readouterr().err
+    assert torch_device("cpu:0").type == "cpu"

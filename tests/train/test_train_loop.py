@@ -92,6 +92,14 @@ def test_resume_gives_identical_weights(small_chips: Path, tmp_path: Path) -> No
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
     for key, value in load_checkpoint(full.last)["state_dict"].items():  # EMA weights
         assert torch.equal(value, load_checkpoint(resumed.last)["state_dict"][key]), key
+    # resumed with train.epochs below the run's: nothing trained, and said so; the run's own numbers (it read
+    # "2 epochs; best train loss -0.4383 (train.metric is not scored ...)": the val mIoU negated, as a loss)
+    before = (tmp_path / "part" / "last.pt").read_bytes()
+    fewer = cfg(tmp_path / "part")
+    fewer["train"]["epochs"] = 2
+    again = train(fewer, resume=True, progress=False)
+    assert (again.epochs_run, again.selected_by, again.best_metric) == (3, resumed.selected_by, resumed.best_metric)
+    assert again.describe().startswith("3 epochs;") and (tmp_path / "part" / "last.pt").read_bytes() == before
 
 
 def test_with_dsm_channel_and_overrides(tmp_path: Path) -> None:

@@ -401,3 +401,22 @@ def test_regularize_of_other_classes_than_buildings_is_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="rsmamba"):
         vectorize_raster(src, tmp_path / "all.gpkg", regularize=True)
     assert "--regularize squares every selected class, here impervious, low_vegetation, tree" in caplog.text
+
+
+def test_forced_change_refuses_a_class_raster_and_keeps_a_plain_mask(tmp_path, capsys) -> None:
+    """`--change` on a 6-class map wrote its buildings as 'change' polygons and dropped every other class."""
+    ids = np.zeros((40, 40), np.uint8)
+    ids[5:15, 5:15], ids[20:30, 20:30], ids[25:35, 2:8] = 1, 3, 1
+    classes = write_raster(tmp_path / "classes.tif", ids)
+    with rasterio.open(classes, "r+") as dst:
+        dst.update_tags(CLASS_NAMES=json.dumps(["impervious", "building", "low_vegetation", "tree", "car", "clutter"]))
+    said = cli_fails(["vectorize", str(classes), "--change", "-o", str(tmp_path / "a.gpkg")], capsys)
+    assert "--change, but it is a class raster (0 impervious, 1 building" in said
+    untagged = write_raster(tmp_path / "untagged.tif", ids)
+    said = cli_fails(["vectorize", str(untagged), "--change", "-o", str(tmp_path / "b.gpkg")], capsys)
+    assert "band 1 holds 3 beside 0/1" in said
+    assert not (tmp_path / "a.gpkg").exists() and not (tmp_path / "b.gpkg").exists()
+    mask = write_raster(tmp_path / "mask.tif", (ids == 1).astype(np.uint8))  # another tool's 0/1 mask: forced in
+    assert main(["vectorize", str(mask), "--change", "-o", str(tmp_path / "c.gpkg")]) == 0
+    layer = pyogrio.read_dataframe(tmp_path / "c.gpkg")
+    assert len(layer) == 2 and "change" in layer.columns
