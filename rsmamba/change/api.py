@@ -168,10 +168,13 @@ def distinct_classes(p1: torch.Tensor, p2: torch.Tensor, changed: torch.Tensor, 
 
 
 def change_threshold_of(model: LoadedModel, threshold: float | None) -> tuple[float, str]:
-    """The threshold a run uses and where it comes from: the caller's, the checkpoint's calibrated one, or 0.5."""
-    if threshold is not None:
-        return float(threshold), "--change-threshold"
+    """The threshold a run uses and where it comes from: the caller's, the checkpoint's calibrated one, or 0.5.
+
+    The caller's equal to the calibrated one is the calibrated one: its minimum polygon area goes with it.
+    """
     calibrated = model.extra.get("change_threshold")
+    if threshold is not None and not (isinstance(calibrated, (int, float)) and float(threshold) == float(calibrated)):
+        return float(threshold), "--change-threshold"
     if calibrated is None:
         return DEFAULT_CHANGE_THRESHOLD, "default"
     if not 0.0 < float(calibrated) < 1.0:
@@ -383,7 +386,7 @@ def detect_change(
         k = 2 + (2 * loaded.num_classes if semantic else 0)
         threshold, threshold_source = change_threshold_of(loaded, change_threshold)
         # the polygon size calibrated with the threshold; a threshold of the user's is not calibrated with it
-        min_area = change_min_area_of(loaded) if change_threshold is None else None
+        min_area = change_min_area_of(loaded) if threshold_source != "--change-threshold" else None
         weights_digest = model_digest(loaded)
         made_by = model_id(loaded, weights_digest)
         layers = [change_layer(out, loaded.classes if semantic else CHANGE_CLASSES, semantic, made_by, threshold,

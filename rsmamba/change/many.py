@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsmamba.change.api import detect_change, load_change_model
+from rsmamba.change.api import change_threshold_of, detect_change, load_change_model
 from rsmamba.engine.model import resolved_settings
 from rsmamba.errors import InputError
-from rsmamba.jobs import JobResult, band_count, cached_model, pair_inputs, plan_pair_jobs, run_many, setup_worker
+from rsmamba.jobs import (
+    JobResult, band_count, cached_model, first_band_count, keyword_defaults, pair_inputs, plan_pair_jobs, run_many,
+    setup_worker,
+)
 
 __all__ = ["change_job", "change_many"]
 
@@ -51,9 +54,23 @@ def change_many(
         change_kwargs.pop(key, None)
     jobs = plan_pair_jobs(*pair_inputs(t1, t2), Path(out_dir), template=name_template)
     kwargs = {"model": model, **change_kwargs}
-    settings = resolved_settings(lambda: load_change_model(model, image_count=band_count(jobs[0].inputs[0], change_kwargs)),
-                                 kwargs)
+    # the model every job runs, loaded without depending on which scene comes first: a failure is the batch's
+    loaded = load_change_model(model, image_count=first_band_count((job.inputs[0] for job in jobs), change_kwargs))
+    settings = {**resolved_settings(loaded, kwargs),
+                "change_threshold": _threshold_setting(loaded, change_kwargs.get("change_threshold"))}
     # one scene after another in this process: each shows its own bar under the jobs bar (not a setting)
     kwargs = {**kwargs, "progress": progress and scheduler is None}
     return run_many(change_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
-                    max_errors=max_errors, retries=retries, progress=progress, settings=settings)
+                    max_errors=max_errors, retries=retries, progress=progress, settings=settings,
+                    defaults=keyword_defaults(detect_change))
+
+
+def _threshold_setting(model: Any, given: float | None) -> float | None:
+    """``--change-threshold`` as a folder records it: None (the model's own) when it equals the one the model takes."""
+    if given is None:
+        return None
+    try:
+        own, _ = change_threshold_of(model, None)
+    except InputError:  # a bad calibrated threshold: the given one replaces it
+        return given
+    return None if float(given) == own else given

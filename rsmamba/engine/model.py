@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,22 +124,22 @@ def inference_tta(model: LoadedModel, tta: bool | str | TTAPlan | None) -> tuple
     return False, "default"
 
 
-def resolved_settings(load: Callable[[], LoadedModel], options: dict[str, Any]) -> dict[str, Any] | None:
-    """``options`` of a run with what it would resolve itself: the model's file, window, overlap and TTA.
+def resolved_settings(model: LoadedModel, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of a run with what it would resolve itself: the model's file, window, overlap, TTA and bands.
 
     A batch folder records the settings its outputs were made with (``rsmamba.jobs``); an omitted
     ``--window`` and ``--window 512`` equal to the model's own, or the default model named by its
-    path, are the same settings and must read so. ``load`` gives the model; where it fails (an
-    unreadable first scene), None: that is the job's failure to count (``--max-errors``), not the batch's.
+    path, are the same settings and must read so. ``--bands`` naming the bands the model reads
+    (its checkpoint's) is recorded as not given (None), as a folder recorded before read it.
+    ``model`` is loaded without reading a scene, so the settings are the same whichever scene comes first.
     """
-    try:
-        model = load()
-    except Exception:  # noqa: BLE001 - said by the job that meets it
-        return None
     window, overlap, _ = inference_window(model, options.get("window"), options.get("overlap"))
     tta, _ = inference_tta(model, options.get("tta"))
     plan = tta if isinstance(tta, TTAPlan) else parse_tta(tta, model.extra.get("config"), model.source or model.name)
-    return {**options, "model": model.source, "window": window, "overlap": overlap, "tta": plan.spec()}
+    bands = options.get("bands")
+    if bands is not None and model.bands is not None and list(bands) == list(model.bands):
+        bands = None
+    return {**options, "model": model.source, "window": window, "overlap": overlap, "tta": plan.spec(), "bands": bands}
 
 
 def _checkpoint_tta(ckpt: dict[str, Any]) -> str | None:

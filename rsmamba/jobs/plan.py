@@ -95,9 +95,16 @@ class Job:
     def name(self) -> str:
         return self.inputs[0].name if not self.options else f"{self.inputs[0].name} ({self.output.name})"
 
-    def is_complete(self) -> bool:
-        # outputs appear only through an atomic rename, so existence means complete
-        return self.output.exists()
+    @property
+    def sources(self) -> list[str]:
+        """Its inputs as a batch folder records them: resolved (a list's relative path and a glob's are one file)."""
+        return [str(p.resolve()) for p in self.inputs]
+
+    def is_complete(self, made_from: Sequence[str] | None = None) -> bool:
+        """Its output exists (outputs appear only through an atomic rename, so existence means whole) and, where
+        the folder recorded the inputs that made it (``made_from``), was made from this job's inputs: a list
+        that gained a scene shifts ``{index}``, and another scene's map under this name is not this one's."""
+        return self.output.exists() and (made_from is None or list(made_from) == self.sources)
 
 
 NAME_FIELDS = "{stem}, {name}, {suffix}, {parent}, {relparent} or {index}"

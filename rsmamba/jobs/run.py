@@ -10,6 +10,8 @@ behind and dask simply reruns the job elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -17,7 +19,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,13 +156,15 @@ def run_many(
     retries: int = 1,
     progress: bool = True,
     settings: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> list[JobResult]:
     """The many-scene form of a verb: this shard of ``jobs`` into ``out_dir``, one ``fn`` call each.
 
     Existing outputs are complete (published whole), so they are skipped unless
     ``kwargs["overwrite"]``; a local cluster on GPUs gets one worker per GPU (``kwargs["device"]``).
     ``settings``: ``kwargs`` as the runs will resolve them (the model's own window...), what the
-    folder's record compares (:func:`check_settings`); ``kwargs`` when not given.
+    folder's record compares (:func:`check_settings`); ``kwargs`` when not given. ``defaults``: what
+    an option not given means (:func:`keyword_defaults` of the one-scene function).
     """
     todo = select_shard(jobs, shard)
     check_scheduler(scheduler)
@@ -171,10 +175,19 @@ def run_many(
     if problem:
         raise InputError(problem)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs)
-    workers = default_workers(scheduler, workers, kwargs.get("device"))
-    return run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
-                    max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
+    held = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs, defaults=defaults)
+    try:
+        workers = default_workers(scheduler, workers, kwargs.get("device"))
+        try:
+            results = run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
+                               max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
+        except JobsFailed as exc:
+            record_made(out_dir, exc.results)
+            raise
+        record_made(out_dir, results)
+        return results
+    finally:
+        os.close(held)  # this run writes into the folder no more
 
 
 def check_scheduler(scheduler: str | None) -> None:
@@ -205,11 +218,26 @@ def _made_by_rsmamba(path: Path) -> bool:
         return False
 
 
-SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with
+SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with, and
+# the inputs each output was made from
+_GUARD = ".rsmamba-batch.guard"  # flock: one run at a time reads and rewrites the record
+_RUNS = ".rsmamba-batch.runs"  # flock, shared by every live run into the folder for its whole run
 
 
-# How a run goes, not what it makes: a re-run on a GPU, with bigger batches or quieter, keeps the outputs.
-RUN_ONLY = frozenset({"overwrite", "progress", "device", "batch_size", "channels_last", "prefetch"})
+# How a run goes or what it accepts, not the pixels it makes: a re-run on a GPU, with bigger batches, quieter,
+# with another lossless compression or COG layout (--co: the engine refuses every option that would change a value
+# or the grid), or allowed to pair inputs that were refused (--force, --max-shift, --allow-geographic-mix,
+# --pixel-grid) keeps the outputs.
+RUN_ONLY = frozenset({"overwrite", "progress", "device", "batch_size", "channels_last", "prefetch", "gdal_cache_mb",
+                      "compress", "co", "force", "max_shift", "allow_geographic_mix", "pixel_grid"})
+
+
+def keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``fn``'s keyword defaults: what a run means by an option it did not give (a library caller leaves out
+    what the CLI passes; a folder recorded before an option existed was made with its default)."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
 def _file_digest(path: Path) -> str:
@@ -232,45 +260,139 @@ def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
         if key == "model" and value is not None and Path(str(value)).is_file():
             out[key] = _file_digest(Path(str(value)))
         else:
-            value = value.lower() if key == "compress" and isinstance(value, str) else value
             out[key] = json.dumps(value, sort_keys=True, default=str)
     return out
 
 
-def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],
-                   planned: Sequence[Job] = ()) -> None:
-    """Outputs of an earlier run are skipped as complete only if it used these settings; else refused.
-
-    A re-run with another window, model or threshold would otherwise report the old files as done,
-    and a shard or a subset run with other settings would leave a folder of mixed outputs. The
-    folder records its settings on its first run (a folder without a record keeps the old rule: an
-    existing output is complete). With other settings recorded, any output in the folder is refused;
-    ``overwrite`` recomputes this run's outputs, so it is refused only while others would remain.
-    """
-    record = Path(out_dir) / SETTINGS_FILE
-    settings = _settings(kwargs)
+def _read_record(path: Path) -> tuple[dict[str, str] | None, dict[str, list[str]]]:
+    """(settings, output -> the inputs that made it) of a folder's record; a record written before the inputs
+    were recorded is its settings alone (which input made each output is unknown), an unreadable one None."""
     try:
-        earlier = json.loads(record.read_text()) if record.is_file() else None
-    except ValueError:
-        earlier = None
-    if isinstance(earlier, dict) and earlier != settings:
-        suffixes = {job.output.suffix for job in todo} or {".tif"}
-        ours = {job.output.resolve() for job in [*planned, *todo]}
-        outputs = sorted(p for p in Path(out_dir).rglob("*") if p.suffix in suffixes and p.is_file()
-                         and not any(part.startswith(".") for part in p.relative_to(out_dir).parts)
-                         and (p.resolve() in ours or _made_by_rsmamba(p)))  # a user's own file is no output
-        mine = {job.output.resolve() for job in todo}
-        stay = [p for p in outputs if p.resolve() not in mine] if kwargs.get("overwrite") else outputs
-        if stay:
-            changed = sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k))
-            how = ("--overwrite recomputes only this run's outputs; remove the others" if kwargs.get("overwrite")
-                   else "--overwrite recomputes them")
-            raise InputError(f"{out_dir}: {len(stay)} output{'s' * (len(stay) != 1)} (e.g. {stay[0].name}) were made "
-                             f"with other settings ({', '.join(changed)}); {how}, or choose another output folder")
+        data = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None, {}
+    if not isinstance(data, dict):
+        return None, {}
+    if isinstance(data.get("settings"), dict):
+        made = data.get("made_from")
+        return data["settings"], dict(made) if isinstance(made, dict) else {}
+    return data, {}
+
+
+def _write_record(path: Path, settings: dict[str, str], made_from: dict[str, list[str]]) -> None:
     from rsmamba.atomic import atomic_output
 
-    with atomic_output(record) as tmp:
-        tmp.write_text(json.dumps(settings, indent=1))
+    with atomic_output(path) as tmp:  # under _guard: no other run writes it meanwhile
+        tmp.write_text(json.dumps({"settings": settings, "made_from": made_from}, indent=1, sort_keys=True))
+
+
+@contextlib.contextmanager
+def _guard(folder: Path) -> Iterator[None]:
+    """The record's read-modify-write, one run at a time: shards that start together wait a moment, not fail."""
+    fd = os.open(folder / _GUARD, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _key(job: Job, folder: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(job.output), os.path.abspath(folder))).as_posix()
+
+
+def _shown(paths: Sequence[str]) -> str:
+    """Recorded inputs as a user typed them: relative to here when that is shorter."""
+    return " + ".join(min(p, os.path.relpath(p), key=len) for p in paths)
+
+
+def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],
+                   planned: Sequence[Job] = (), defaults: dict[str, Any] | None = None) -> int:
+    """Outputs of an earlier run are skipped as complete only if it used these settings and these inputs; else refused.
+
+    A re-run with another window, model or threshold would otherwise report the old files as done, a
+    shard or a subset run with other settings would leave a folder of mixed outputs, and a list that
+    gained a scene (``{index}`` shifted) would count another scene's map as this one's. The folder
+    records its settings (``defaults`` filled in, so a key an older record lacks is its default) and,
+    per output, the inputs that made it. Other settings are refused while any output remains or
+    another run may be writing (a record with no output yet): ``overwrite`` takes the folder over
+    when no live run holds it and no other output would remain. An output without a recorded input
+    (a folder written before inputs were recorded) is complete when it exists, as it was then.
+
+    Returns a file descriptor holding this run's shared lock on the folder: close it when the run ends.
+    """
+    folder = Path(out_dir)
+    filled = _settings(defaults or {})
+    settings = {**filled, **_settings(kwargs)}
+    runs = os.open(folder / _RUNS, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        with _guard(folder):
+            recorded, made_from = _read_record(folder / SETTINGS_FILE)
+            earlier = None if recorded is None else {**filled, **{k: v for k, v in recorded.items() if k not in RUN_ONLY}}
+            if earlier is not None and earlier != settings:
+                _refuse_other_settings(todo, folder, settings, earlier, planned, bool(kwargs.get("overwrite")), runs)
+            if not kwargs.get("overwrite"):
+                _refuse_other_inputs(todo, folder, made_from)
+            for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
+                if not job.output.exists():
+                    made_from[_key(job, folder)] = job.sources
+            _write_record(folder / SETTINGS_FILE, settings, made_from)
+            fcntl.flock(runs, fcntl.LOCK_SH)  # (an exclusive one, of a takeover, becomes shared)
+    except BaseException:
+        os.close(runs)
+        raise
+    return runs
+
+
+def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str, str], earlier: dict[str, str],
+                           planned: Sequence[Job], overwrite: bool, runs: int) -> None:
+    changed = ", ".join(sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k)))
+    suffixes = {job.output.suffix for job in todo} or {".tif"}
+    ours = {job.output.resolve() for job in [*planned, *todo]}
+    outputs = sorted(p for p in folder.rglob("*") if p.suffix in suffixes and p.is_file()
+                     and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                     and (p.resolve() in ours or _made_by_rsmamba(p)))  # a user's own file is no output
+    if overwrite:
+        try:
+            fcntl.flock(runs, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{folder}: another rsmamba run is writing into it with other settings ({changed}); "
+                             "wait for it to finish, or choose another output folder") from None
+        mine = {job.output.resolve() for job in todo}
+        outputs = [p for p in outputs if p.resolve() not in mine]
+        how = "--overwrite recomputes only this run's outputs; remove the others"
+    elif not outputs:
+        raise InputError(f"{folder}: its {SETTINGS_FILE} records other settings ({changed}) and no output yet: another "
+                         "run may be writing into it; give that run's settings, --overwrite to take the folder over "
+                         "once no run writes into it, or choose another output folder")
+    else:
+        how = f"--overwrite recomputes {'them' if len(outputs) > 1 else 'it'}"
+    if outputs:
+        were = "s (e.g. {}) were".format(outputs[0].name) if len(outputs) > 1 else f" ({outputs[0].name}) was"
+        raise InputError(f"{folder}: {len(outputs)} output{were} made with other settings ({changed}); {how}, "
+                         "or choose another output folder")
+
+
+def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str, list[str]]) -> None:
+    """An existing output recorded as made from other inputs than its job's is another scene's, not complete."""
+    wrong = [(job, made) for job in todo if (made := made_from.get(_key(job, folder))) is not None
+             and job.output.exists() and not job.is_complete(made)]
+    if wrong:
+        said = [f"{folder / _key(job, folder)} was made from {_shown(made)}, now {_shown(job.sources)}"
+                for job, made in wrong[:3]]
+        more = f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""
+        raise InputError(f"{'; '.join(said)}{more}; --overwrite recomputes {'them' if len(wrong) > 1 else 'it'}, "
+                         "or choose another output folder or --name-template")
+
+
+def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult]) -> None:
+    """After a run: the inputs of each output it wrote (an output it replaced was recorded with its old inputs)."""
+    folder = Path(out_dir)
+    done = {_key(r.job, folder): r.job.sources for r in results if r.status == "done"}
+    with _guard(folder):
+        settings, made_from = _read_record(folder / SETTINGS_FILE)
+        if settings is not None and any(made_from.get(k) != v for k, v in done.items()):
+            _write_record(folder / SETTINGS_FILE, settings, {**made_from, **done})
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:

@@ -7,6 +7,7 @@ local cluster with several GPUs each worker takes its own.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 PathLike = str | os.PathLike[str]
@@ -23,6 +24,17 @@ def band_count(image: PathLike, kwargs: dict[str, Any]) -> int:
 
     with rasterio.open(image) as ds:
         return ds.count
+
+
+def first_band_count(images: Iterable[PathLike], kwargs: dict[str, Any]) -> int:
+    """:func:`band_count` of the first image that opens (3 when none does): what a batch's settings resolve
+    against, the same whichever scene comes first; an unreadable scene is its own job's failure."""
+    for image in images:
+        try:
+            return band_count(image, kwargs)
+        except Exception:  # noqa: BLE001 - said by that scene's job
+            continue
+    return 3
 
 
 def _current_worker():

@@ -9,8 +9,8 @@ from typing import Any
 
 from rsmamba.errors import InputError
 from rsmamba.jobs import (
-    JobResult, band_count, cached_model, check_templates, expand_inputs, plan_jobs, resolve_template, run_many,
-    select_shard,
+    JobResult, band_count, cached_model, check_templates, expand_inputs, first_band_count, keyword_defaults, plan_jobs,
+    resolve_template, run_many, select_shard,
 )
 from rsmamba.jobs import setup_worker
 from rsmamba.predict.api import predict_raster
@@ -61,9 +61,11 @@ def predict_many(
         mine = [job for job in select_shard(jobs, shard) if predict_kwargs.get("overwrite") or not job.is_complete()]
         check_templates(dsm_template, [job.inputs[0] for job in mine], "DSM")
     kwargs = {"model": model, "dsm_template": dsm_template, **predict_kwargs}
-    settings = resolved_settings(lambda: load_model(model, image_count=band_count(jobs[0].inputs[0], predict_kwargs),
-                                                    has_dsm=dsm_template is not None), kwargs)
+    loaded = load_model(model, image_count=first_band_count((job.inputs[0] for job in jobs), predict_kwargs),
+                        has_dsm=dsm_template is not None)  # the model every job runs: a failure is the batch's
+    settings = resolved_settings(loaded, kwargs)
     # one scene after another in this process: each shows its own bar under the jobs bar (not a setting)
     kwargs = {**kwargs, "progress": progress and scheduler is None}
     return run_many(predict_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
-                    max_errors=max_errors, retries=retries, progress=progress, settings=settings)
+                    max_errors=max_errors, retries=retries, progress=progress, settings=settings,
+                    defaults=keyword_defaults(predict_raster))

@@ -46,6 +46,33 @@ def test_glob_and_template_then_rerun_skips(pairs, tmp_path, capsys) -> None:
     assert code == 0 and stdout.splitlines()[-1] == f"0 pairs compared, 3 already complete, into {out}"
 
 
+def test_options_that_change_no_pixel_keep_finished_pairs(pairs, tmp_path, capsys) -> None:
+    """'... pass --force', then the re-run with --force refused every finished pair as made with other settings
+    (force); so did --max-shift, --co LEVEL=9 and a --change-threshold equal to the one the model takes."""
+    out = tmp_path / "change"
+    args = ["change", str(pairs / "t1" / "scene*.tif"), "{dir}/../t2/{name}", "-o", str(out),
+            "--model", "mambafcs_tiny", "--window", "64", "--overlap", "16"]
+    code, _, err = run([*args, "--force"], capsys)
+    assert code == 0, err
+    code, stdout, err = run([*args, "--max-shift", "50", "--change-threshold", "0.5", "--co", "LEVEL=9",
+                             "--allow-geographic-mix"], capsys)
+    assert code == 0 and stdout.splitlines()[-1] == f"0 pairs compared, 3 already complete, into {out}", err
+    code, _, err = run([*args, "--force", "--change-threshold", "0.6"], capsys)
+    assert code == 2 and "were made with other settings (change_threshold)" in err
+
+
+def test_a_threshold_given_equal_to_the_calibrated_one_is_the_calibrated_one() -> None:
+    """It dropped the minimum polygon area calibrated with it: the same pixels, another tag for vectorize."""
+    from types import SimpleNamespace
+
+    from rsmamba.change.api import change_threshold_of
+
+    model = SimpleNamespace(extra={"change_threshold": 0.4}, source="m.pt")
+    assert change_threshold_of(model, 0.4) == (0.4, "calibrated with the model")
+    assert change_threshold_of(model, 0.45) == (0.45, "--change-threshold")
+    assert change_threshold_of(SimpleNamespace(extra={}, source="m.pt"), 0.5) == (0.5, "--change-threshold")
+
+
 def test_shards_cover_every_pair(pairs, tmp_path, capsys) -> None:
     out = tmp_path / "sharded"
     for i, expected in ((0, 2), (1, 3)):

@@ -60,3 +60,15 @@ def full_disk_job(src: Path, out: Path, *, marker_dir: str) -> None:
     calls = Path(marker_dir) / f"{Path(src).name}.calls"
     calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
     raise OutputError(f"{out}: no space left on device while writing")
+
+
+def waiting_job(src: Path, out: Path, *, tag: str = "", gate: str = "") -> None:
+    """Says it started (``gate.started``), then waits for the file ``gate``: a run still writing its folder."""
+    import time
+
+    Path(f"{gate}.started").write_text("x")
+    for _ in range(600):
+        if Path(gate).exists():
+            break
+        time.sleep(0.1)
+    copy_job(src, out, tag=tag)

@@ -130,6 +130,119 @@ def test_a_folder_never_mixes_outputs_of_two_settings(tmp_path) -> None:
     assert {p.read_text()[-1] for p in (tmp_path / "out").glob("*.tif")} == {"b"}
 
 
+def test_an_output_made_from_another_input_is_refused_not_complete(tmp_path) -> None:
+    """A list that gained a scene shifts {index}: scene_1.tif held the third scene's copy and counted as done."""
+    import json
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 3), tmp_path / "out"
+    name = "scene_{index}.tif"
+    run_many(jobs.copy_job, plan_jobs([paths[0], paths[2]], out, template=name), out, kwargs={}, progress=False)
+    grown = plan_jobs(paths, out, template=name)
+    with pytest.raises(InputError, match=r"out/scene_1.tif was made from .*in/scene_2.dat, now .*in/scene_1.dat; "
+                                         r"--overwrite recomputes it"):
+        run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)
+    assert not (out / "scene_2.tif").exists()  # refused before any job
+    done = run_many(jobs.copy_job, grown, out, kwargs={"overwrite": True}, progress=False)
+    assert [r.status for r in done] == ["done"] * 3
+    assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0", "scene 1", "scene 2"]
+    again = run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)
+    assert [r.status for r in again] == ["skipped"] * 3
+    # a folder recorded before inputs were: its outputs are complete when they exist, as they were then
+    record = out / ".rsmamba-batch.json"
+    record.write_text(json.dumps(json.loads(record.read_text())["settings"]))
+    swapped = plan_jobs([paths[1], paths[0], paths[2]], out, template=name)
+    assert [r.status for r in run_many(jobs.copy_job, swapped, out, kwargs={}, progress=False)] == ["skipped"] * 3
+
+
+def test_a_run_with_other_settings_is_refused_while_another_writes_the_folder(tmp_path) -> None:
+    """Shard 0 with --tta-rot180 still running, shard 1 plain: both ran, and the folder held both kinds of maps."""
+    import threading
+
+    from rsmamba.jobs import run_many
+
+    plan, out, gate = plan_jobs(_inputs(tmp_path, 4), tmp_path / "out"), tmp_path / "out", tmp_path / "gate"
+    first: list = []
+    runner = threading.Thread(target=lambda: first.extend(run_many(
+        jobs.waiting_job, plan, out, kwargs={"tag": "a", "gate": str(gate)}, shard="0/2", progress=False)))
+    runner.start()
+    try:
+        for _ in range(600):
+            if gate.with_name("gate.started").exists():
+                break
+            threading.Event().wait(0.05)
+        with pytest.raises(InputError, match=r"records other settings \(tag\) and no output yet: another run may be "
+                                             "writing into it"):
+            run_many(jobs.waiting_job, plan, out, kwargs={"tag": "b", "gate": str(gate)}, shard="1/2", progress=False)
+        with pytest.raises(InputError, match=r"another rsmamba run is writing into it with other settings \(tag\)"):
+            run_many(jobs.waiting_job, plan, out, kwargs={"tag": "b", "gate": str(gate), "overwrite": True},
+                     shard="1/2", progress=False)
+    finally:
+        gate.write_text("open")
+        runner.join()
+    assert [r.status for r in first] == ["done"] * 2
+    second = run_many(jobs.waiting_job, plan, out, kwargs={"tag": "a", "gate": str(gate)}, shard="1/2", progress=False)
+    assert [r.status for r in second] == ["done"] * 2
+    assert {p.read_text()[-1] for p in out.glob("*.tif")} == {"a"}
+
+
+def test_shards_with_the_same_settings_that_start_together_both_run(tmp_path) -> None:
+    """Each wrote the folder's record through its own lock: the second to get there failed as 'being written'."""
+    import threading
+
+    from rsmamba.jobs import run_many
+
+    for attempt in range(8):
+        out = tmp_path / f"out{attempt}"
+        plan = plan_jobs(_inputs(tmp_path, 4), out)
+        start, outcomes = threading.Barrier(2), []
+
+        def shard(i: int) -> None:
+            start.wait()
+            try:
+                outcomes.append([r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"},
+                                                            shard=f"{i}/2", progress=False)])
+            except Exception as exc:  # noqa: BLE001 - the test's verdict
+                outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=shard, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes == [["done"] * 2] * 2, outcomes
+
+
+def test_settings_compare_with_defaults_filled_and_without_how_a_run_goes(tmp_path) -> None:
+    """A library call leaves out what the CLI passes, and a new option is missing from older records: both are
+    the defaults. Lossless compression, COG layout and what a run may accept change no output value."""
+    from rsmamba.jobs import run_many
+
+    plan, out = plan_jobs(_inputs(tmp_path, 2), tmp_path / "out"), tmp_path / "out"
+    cli = {"tag": "a", "level": 0, "compress": "deflate", "co": None, "force": False, "max_shift": 3.0,
+           "allow_geographic_mix": False, "pixel_grid": False}
+    run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings=cli, progress=False)
+    again = run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings={"tag": "a"}, progress=False,
+                     defaults={"level": 0, "new_option": 1})
+    assert [r.status for r in again] == ["skipped"] * 2
+    others = {**cli, "compress": "zstd", "co": {"LEVEL": "9"}, "force": True, "max_shift": 9.0,
+              "allow_geographic_mix": True, "pixel_grid": True}
+    again = run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings=others, progress=False,
+                     defaults={"new_option": 1})
+    assert [r.status for r in again] == ["skipped"] * 2
+    with pytest.raises(InputError, match=r"2 outputs \(e.g. scene_0.tif\) were made with other settings \(level\)"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings={**cli, "level": 9}, progress=False,
+                 defaults={"new_option": 1})
+    with pytest.raises(InputError, match=r"were made with other settings \(new_option\)"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings={**cli, "new_option": 2},
+                 defaults={"new_option": 1}, progress=False)
+    (out / "scene_0.tif").unlink()
+    with pytest.raises(InputError, match=r"1 output \(scene_1.tif\) was made with other settings \(level\)"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings={**cli, "level": 9}, progress=False,
+                 defaults={"new_option": 1})
+
+
 def test_outputs_that_are_inputs_or_not_rasters_are_refused_when_planned(tmp_path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -89,6 +89,51 @@ def test_a_rerun_with_other_settings_does_not_count_old_outputs_as_done(scenes, 
     assert [r.status for r in bigger] == ["skipped"] * 3  # how a run goes is no setting of its outputs
 
 
+def test_an_unreadable_scene_that_sorts_first_changes_no_setting(scenes, tmp_path) -> None:
+    """A corrupt a0.tif before b1/b2 left the settings unresolved: every finished output was refused as made with
+    other settings (model, overlap, tta, window), or a folder begun with it refused them once it was gone."""
+    import shutil
+
+    root, images, ckpt = scenes
+    folder, dsms = tmp_path / "img", tmp_path / "dsm"
+    folder.mkdir()
+    dsms.mkdir()
+    for i in (1, 2):
+        shutil.copy(images[i], folder / f"b{i}.tif")
+        shutil.copy(root / f"scene{i}_dsm.tif", dsms / f"b{i}.tif")
+    common = {"model": str(ckpt), "dsm_template": "{dir}/../dsm/{stem}.tif", "progress": False, "retries": 0}
+    assert [r.status for r in predict_many([str(folder / "*.tif")], tmp_path / "out", **common)] == ["done"] * 2
+    (folder / "a0.tif").write_bytes(images[3].read_bytes()[:3000])
+    shutil.copy(root / "scene3_dsm.tif", dsms / "a0.tif")
+    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed") as info:
+        predict_many([str(folder / "*.tif")], tmp_path / "out", **common)
+    assert sorted(r.status for r in info.value.results) == ["failed", "skipped", "skipped"]
+    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed"):  # a folder begun with the bad scene first
+        predict_many([str(folder / "*.tif")], tmp_path / "fresh", max_errors=1, **common)
+    (folder / "a0.tif").unlink()
+    assert [r.status for r in predict_many([str(folder / "*.tif")], tmp_path / "fresh", **common)] == ["skipped"] * 2
+
+
+def test_cli_and_library_folders_accept_each_other_and_options_that_change_no_pixel(scenes, tmp_path, capsys) -> None:
+    """The record held only the options passed: a library call into a CLI folder was refused as (allow_geographic_mix,
+    amp, bands, blend, co, compress, crop, pixel_grid); --bands naming the model's own bands, a lossless --compress
+    or --co LEVEL=9 were refused too."""
+    root, images, ckpt = scenes
+    out = tmp_path / "out"
+    base = ["predict", str(root / "scene?.tif"), "-o", str(out), "--model", str(ckpt), "--dsm", "{dir}/{stem}_dsm.tif",
+            "--window", "64", "--overlap", "16"]
+    assert main(base) == 0
+    lib = predict_many([str(root / "scene?.tif")], out, model=str(ckpt), dsm_template="{dir}/{stem}_dsm.tif",
+                       window=64, overlap=16, progress=False)
+    assert [r.status for r in lib] == ["skipped"] * 4
+    capsys.readouterr()
+    assert main([*base, "--bands", "1,2,3", "--compress", "zstd", "--co", "LEVEL=9", "--co", "BLOCKSIZE=256",
+                 "--allow-geographic-mix"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"0 scenes predicted, 4 already complete, into {out}")
+    assert main([*base, "--bands", "3,2,1"]) == 2
+    assert "were made with other settings (bands)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option", [["--dry-run"], ["--probabilities", "p.tif"], ["--resume"]])
 def test_one_scene_options_with_many_inputs_are_refused_not_ignored(scenes, tmp_path, capsys, option) -> None:
     """--dry-run over many scenes wrote every output ('write nothing' was ignored on the batch path)."""
