@@ -289,6 +289,7 @@ def predict(
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
     if is_batch(images, out):
+        _BATCH.append(True)
         if opt.either(slice_rows, old_band_rows) is not None:
             raise InputError("--slice-rows splits one scene; with many inputs each scene is one job")
         results = predict_many(
@@ -384,6 +385,7 @@ def change(
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
     if is_batch([t1], out):
+        _BATCH.append(True)
         _warn_workers_without_scheduler(workers, scheduler)  # one pair refuses --workers: no warning before
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
@@ -678,6 +680,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous = _terminate_like_interrupt()
     _TERMINATED.clear()
     _TRAIN_SAVED.clear()
+    _BATCH.clear()
     bad = [p for p in map(not_utf8_problem, sys.argv[1:] if argv is None else list(argv)) if p]
     if bad:  # an argument in another encoding: a UnicodeEncodeError deep in a run, else
         typer.echo(f"rsmamba: error: {bad[0]}", err=True)
@@ -726,6 +729,7 @@ class Terminated(KeyboardInterrupt):
 
 _TERMINATED: list[int] = []  # the SIGTERMs this run took (typer hides which interrupt ended it)
 _TRAIN_SAVED: list[bool] = []  # an interrupted train: whether it had saved a checkpoint (last.pt) yet
+_BATCH: list[bool] = []  # an interrupted predict or change: whether it ran many scenes (they refuse --resume)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -745,14 +749,17 @@ def _terminate_like_interrupt() -> object | None:
 
 def _interrupted(argv: list[str] | None = None) -> int:
     """One line for Ctrl-C (exit 130) or SIGTERM (exit 143), as a shell reports them; predict and change
-    say how to go on (they keep their resume state), and train too: --resume if it has a checkpoint to
-    continue (it resumed one, or saved one), else the same command again."""
+    say how to go on (one scene keeps its resume state; a batch, which refuses --resume, skips its finished
+    scenes when run again), and train too: --resume if it has a checkpoint to continue (it resumed one, or
+    saved one), else the same command again."""
     given = sys.argv[1:] if argv is None else argv
     args = [a for a in given if not a.startswith("-")]
     verb = args[0] if args else ""
     resumable = any(_TRAIN_SAVED) or any(a.split("=")[0] in ("--resume", "--resume-from") for a in given)
-    after = ("; the same command with --resume continues it (a batch: the same command skips finished scenes)"
-             if verb in ("predict", "change") else "" if verb != "train"
+    after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
+             "scenes and computes the others" if verb in ("predict", "change") and _BATCH
+             else "; the same command with --resume continues it" if verb in ("predict", "change")
+             else "" if verb != "train"
              else "; the same command with --resume continues it" if resumable
              else "; no epoch had finished, nothing was saved: run the same command again (without --resume)")
     if _TERMINATED:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,8 @@ class Job:
 
     @property
     def name(self) -> str:
-        return self.inputs[0].name if not self.options else f"{self.inputs[0].name} ({self.output.name})"
+        """The inputs' paths as given: scenes from different folders often share a file name (a/ortho.tif, b/ortho.tif)."""
+        return " and ".join(map(str, self.inputs)) + (f" ({self.output.name})" if self.options else "")
 
     @property
     def sources(self) -> list[str]:
@@ -122,6 +124,7 @@ def output_name(template: str | None, path: Path, index: int, common: Path | Non
         return Path(f"{path.stem}{suffix}")
     rel = path.resolve().parent.relative_to(common) if common is not None else Path(path.parent.name)
     try:
+        _plain_fields(template)
         name = template.format(stem=path.stem, name=path.name, suffix=path.suffix, parent=path.resolve().parent.name,
                                relparent=str(rel) if str(rel) != "." else "", index=index)
     except (KeyError, IndexError, ValueError) as exc:
@@ -130,6 +133,14 @@ def output_name(template: str | None, path: Path, index: int, common: Path | Non
     if out.is_absolute() or out.parts[:1] == ("..",) or not out.name:
         raise InputError(f"--name-template {template!r} gives {name!r}: not a file name inside the output folder")
     return out
+
+
+def _plain_fields(template: str) -> None:
+    """A KeyError for a field with attribute or index access (``{stem.upper}``, ``{stem[0]}``): ``str.format``
+    fills in a bound method's repr (a new name every run) or one character (names that collide)."""
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field and any(c in field for c in ".["):
+            raise KeyError(field)
 
 
 def _common_folder(paths: Sequence[Path]) -> Path:

@@ -31,6 +31,7 @@ from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
 from rsmamba.paths import output_problem
+from rsmamba.runlog import scene_scope
 
 
 @dataclass
@@ -68,7 +69,8 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobRes
 
     start = time.perf_counter()
     try:
-        fn(*job.inputs, job.output, **kwargs, **dict(job.options))
+        with scene_scope(job.name, [str(p) for p in job.inputs]):  # its warnings say which scene they are about
+            fn(*job.inputs, job.output, **kwargs, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except RsmambaError as exc:
         return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=exc.exit_code == 2,
@@ -427,10 +429,12 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
     # KeyboardInterrupt handler then); this process takes the Ctrl-C and closes the cluster.
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    # dask's own warnings are no user's business here (a Ctrl-C printed "Async instruction ... ended with
-    # CancelledError" per worker and "still alive after 4.0 seconds, killing"): failures come back as results
-    logging.getLogger("distributed").setLevel(logging.ERROR)  # the nannies live in this process
-    quiet, os.environ["DASK_LOGGING__DISTRIBUTED"] = os.environ.get("DASK_LOGGING__DISTRIBUTED"), "error"
+    # dask's own messages are no user's business here (a Ctrl-C printed "Async instruction ... ended with
+    # CancelledError" per worker, "still alive after 4.0 seconds, killing", and at ERROR level "Failed to
+    # communicate with scheduler during heartbeat" with its traceback from workers closing mid-scene):
+    # failures come back as results
+    _quiet_distributed_logging()  # the scheduler and the nannies live in this process
+    quiet, os.environ["DASK_LOGGING__DISTRIBUTED"] = os.environ.get("DASK_LOGGING__DISTRIBUTED"), "critical"
     try:  # the workers, spawned now, read it as their distributed loads
         with dask.config.set(dropped):
             return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
@@ -444,6 +448,16 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
         if main:
             signal.signal(signal.SIGINT, previous)
 
+
+
+def _quiet_distributed_logging() -> None:
+    """dask.distributed's loggers in this process silent but for CRITICAL: 'distributed' and those of its
+    children that dask gives their own level ('distributed.client' logs warnings whatever its parent's)."""
+    loggers = [name for name in logging.root.manager.loggerDict if name.startswith("distributed.")]
+    for name in ["distributed", *loggers]:
+        logger = logging.getLogger(name)
+        if name == "distributed" or logger.level != logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)
 
 
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
@@ -464,6 +478,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
             raise InputError(f"--scheduler {scheduler}: cannot connect ({first_line(exc)}); give 'local' or "
                              "a scheduler address such as tcp://HOST:8786") from None
     results: list[JobResult] = []
+    before = {job: _file_identity(job.output) for job in todo}
     try:
         # a job that raises is retried by dask; _run_one turns errors into results, so retry here
         pending = {client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries): (job, 0) for job in todo}
@@ -484,11 +499,37 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
             bar.update()
             failures += res.status == "failed"
             if max_errors is not None and failures > max_errors:
-                for f in pending:
-                    f.cancel()
+                results += _stop(pending)
                 break
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
-    return results
+            cluster.close()  # lets the scenes its workers were computing finish (or kills them: nothing published)
+    # stopped by --max-errors: a scene that a worker was computing and finished is done, not "not run"
+    settled = {r.job for r in results}  # copies from the workers: equal as values
+    return results + [JobResult(job, "done") for job in todo
+                      if job not in settled and _file_identity(job.output) not in (None, before[job])]
+
+
+def _stop(pending: dict[Any, tuple[Job, int]]) -> list[JobResult]:
+    """Stop the jobs not finished (a task that is running runs on: dask cannot stop it); the results of
+    those that finished while the failure that stops the run was being read."""
+    finished = []
+    for future, (job, _) in pending.items():
+        if future.done():
+            try:
+                finished.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - as in the loop: the worker died more often than allowed
+                finished.append(JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}"))
+        else:
+            future.cancel()
+    return finished
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """Which file is at ``path`` (a publication is a rename: a new inode), or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns

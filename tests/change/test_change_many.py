@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import rasterio
 
@@ -112,3 +114,18 @@ def test_pair_inputs_pairs_by_name(pairs) -> None:
     assert [p.name for p in t1] == [p.name for p in t2] == ["scene0.tif", "scene1.tif", "scene2.tif"]
     with pytest.raises(InputError, match="scene2.tif"):
         pair_inputs(pairs / "t1" / "scene2.tif", "{dir}/{stem}_missing.tif")
+
+
+def test_a_pairs_warnings_name_the_pair(pairs, tmp_path, capsys) -> None:
+    """'co-registration: could not estimate the t1/t2 shift' came once per pair of a batch, naming none (the 64 px
+    pairs have too little texture for the estimate: the warning is certain here)."""
+    out = tmp_path / "named"
+    code, _, err = run(["change", str(pairs / "t1" / "scene*.tif"), "{dir}/../t2/{name}", "-o", str(out), *FAST],
+                       capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "co-registration:" in line]
+    t1 = re.escape(str(pairs / "t1"))
+    named = [re.match(rf"rsmamba: WARNING: {t1}/(scene\d\.tif) and {t1}/\.\./t2/\1: co-registration: ", line)
+             for line in lines]
+    assert lines and all(named), err
+    assert len({m.group(1) for m in named}) == len(lines)  # each pair its own line

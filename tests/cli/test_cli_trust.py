@@ -440,7 +440,23 @@ def test_an_interrupted_predict_says_how_to_go_on(capsys) -> None:
     from rsmamba.cli import _interrupted
 
     assert _interrupted(["-q", "predict", "o.tif", "-o", "c.tif"]) == 130
-    assert capsys.readouterr().err.strip().endswith("the same command with --resume continues it "
-                                                    "(a batch: the same command skips finished scenes)")
+    assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"
     _interrupted(["synth", "-o", "s"])
     assert capsys.readouterr().err == "rsmamba: interrupted\n"
+
+
+@pytest.mark.parametrize("verb", ["predict", "change"])
+def test_an_interrupted_batch_does_not_advise_resume(verb, tmp_path, monkeypatch, capsys) -> None:
+    """A batch said 'the same command with --resume continues it', and a batch refuses --resume."""
+    import rsmamba.change.many
+    import rsmamba.predict.many
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rsmamba.predict.many, "predict_many", interrupt)
+    monkeypatch.setattr(rsmamba.change.many, "change_many", interrupt)
+    inputs = [str(tmp_path / "a" / "*.tif")] + (["{dir}/../b/{name}"] if verb == "change" else [])
+    assert cli.main(["-q", verb, *inputs, "-o", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err == ("rsmamba: interrupted; run the same command again (without --resume, which is "
+                                       "for one scene): it skips the finished scenes and computes the others\n")

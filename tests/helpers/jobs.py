@@ -14,7 +14,8 @@ def copy_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) ->
 
 
 def failing_job(src: Path, out: Path) -> None:
-    if "bad" in Path(src).name:
+    """Fails on an input named ``bad*``, or any input in a folder named ``bad``."""
+    if "bad" in Path(src).name or Path(src).parent.name == "bad":
         raise ValueError("cannot read this one")
     copy_job(src, out)
 
@@ -72,3 +73,24 @@ def waiting_job(src: Path, out: Path, *, tag: str = "", gate: str = "") -> None:
             break
         time.sleep(0.1)
     copy_job(src, out, tag=tag)
+
+
+def stopping_job(src: Path, out: Path, *, marker_dir: str) -> None:
+    """A ``bad`` input fails once the others run; they finish a moment after it (running as the run stops)."""
+    import time
+
+    marks = Path(marker_dir)
+    (marks / f"{Path(src).name}.started").write_text("x")
+    if "bad" in Path(src).name:
+        for _ in range(200):  # the other scene on the second thread has started
+            if len(list(marks.glob("*.started"))) > 1:
+                break
+            time.sleep(0.05)
+        (marks / "failing").write_text("x")
+        raise ValueError("cannot read this one")
+    for _ in range(200):
+        if (marks / "failing").exists():
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    copy_job(src, out)

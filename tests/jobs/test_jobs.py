@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rsmamba.jobs import expand_inputs, plan_jobs, plan_pair_jobs, select_shard
@@ -337,8 +339,11 @@ def test_a_batch_whose_inputs_failed_exits_2_with_their_one_line_reasons(tmp_pat
 
 def test_local_cluster_workers_ignore_the_terminals_ctrl_c() -> None:
     """Ctrl-C reaches every process of the terminal's group: busy workers printed three tracebacks
-    (KeyboardInterrupt, CancelledError, 'still alive after 4 s') before 'rsmamba: interrupted'."""
+    (KeyboardInterrupt, CancelledError, 'still alive after 4 s') before 'rsmamba: interrupted'; and
+    workers closing mid-scene printed 'Failed to communicate with scheduler during heartbeat' with its
+    traceback, at ERROR level, which the level they were given ('error') let through."""
     pytest.importorskip("dask.distributed")
+    import logging
     import signal
 
     from dask.distributed import Client
@@ -350,9 +355,13 @@ def test_local_cluster_workers_ignore_the_terminals_ctrl_c() -> None:
     try:
         with Client(cluster) as client:
             seen = client.run(lambda: int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+            levels = client.run(lambda: logging.getLogger("distributed.worker").getEffectiveLevel())
     finally:
         cluster.close()
     assert list(seen.values()) == [1]
+    assert list(levels.values()) == [logging.CRITICAL]
+    assert all(logging.getLogger(name).getEffectiveLevel() == logging.CRITICAL  # this process: scheduler, nannies
+               for name in ("distributed.scheduler", "distributed.nanny", "distributed.client"))
     assert signal.getsignal(signal.SIGINT) is before  # this process still takes the Ctrl-C
 
 
@@ -386,3 +395,44 @@ def test_a_full_disk_is_retried_a_refused_input_is_not(tmp_path) -> None:
         run_jobs(jobs.full_disk_job, plan_jobs(paths, tmp_path / "out"), kwargs={"marker_dir": str(marks)},
                  retries=2, progress=False)
     assert [p.read_text() for p in marks.iterdir()] == ["3"]
+
+
+def test_max_errors_on_dask_counts_the_scenes_that_finished_as_done(tmp_path) -> None:
+    """A scene running when another failed finished as the cluster closed: it was listed 'not run' beside its
+    output (4 done + 1 failed + 2 not run = 7 of 6 jobs)."""
+    pytest.importorskip("dask.distributed")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    plan = plan_jobs(_inputs(tmp_path, 3, bad=(0,)), tmp_path / "out")
+    with pytest.raises(JobsFailed) as info:  # one worker, two threads: the bad scene and scene_1 run together
+        run_jobs(jobs.stopping_job, plan, kwargs={"marker_dir": str(marks)}, scheduler="local", n_workers=1,
+                 threads_per_worker=2, max_errors=0, retries=0, progress=False)
+    results = info.value.results
+    assert len(results) == 3 and sorted(r.job.output.name for r in results) == [j.output.name for j in plan]
+    status = {r.job.output.name: r.status for r in results}
+    assert status["bad_0.tif"] == "failed" and status["scene_1.tif"] == "done"
+    assert all((s == "done") == (tmp_path / "out" / name).exists() for name, s in status.items()), status
+
+
+def test_the_failure_list_names_each_scene_by_its_path(tmp_path) -> None:
+    """a/ortho.dat, bad/ortho.dat, c/ortho.dat: '1 of 3 jobs failed: ortho.dat: ...' said not which."""
+    scenes = []
+    for folder in ("a", "bad", "c"):
+        (tmp_path / folder).mkdir()
+        scenes.append(tmp_path / folder / "ortho.dat")
+        scenes[-1].write_text(folder)
+    with pytest.raises(JobsFailed) as info:
+        run_jobs(jobs.failing_job, plan_jobs(scenes, tmp_path / "out", template="{parent}.tif"), progress=False)
+    assert str(info.value).splitlines()[1].startswith(f"  {scenes[1]}: ValueError: cannot read this one (jobs.py:")
+
+
+def test_name_template_fields_with_attribute_or_index_access_are_refused(tmp_path) -> None:
+    """'{stem.upper}' named the outputs '<built-in method upper of str object at 0x...>.tif', new every run;
+    '{stem[0]}' gave one letter, and names that collide."""
+    scenes = _inputs(tmp_path, 2)
+    for template in ("{stem.upper}.tif", "{stem[0]}.tif", "{index.real}_{stem}.tif"):
+        field = template[1:template.index("}")]
+        with pytest.raises(InputError, match=rf"^--name-template '{re.escape(template)}': use \{{stem\}}, .* \('{re.escape(field)}'\)$"):
+            plan_jobs(scenes, tmp_path / "out", template=template)
+    assert [j.output.name for j in plan_jobs(scenes, tmp_path / "out", template="{index:03d}_{stem!s}.tif")] == [
+        "000_scene_0.tif", "001_scene_1.tif"]

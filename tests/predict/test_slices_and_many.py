@@ -283,3 +283,19 @@ def test_the_models_own_window_named_or_omitted_is_the_same_setting(scenes, tmp_
     assert [r.status for r in first] == ["done"] * 2
     again = predict_many([str(p) for p in images[:2]], tmp_path / "out", window=own[0], overlap=own[1], **common)
     assert [r.status for r in again] == ["skipped"] * 2
+
+
+def test_the_next_batch_run_removes_what_a_killed_scene_left(scenes, tmp_path) -> None:
+    """docs/scale-out.md: a scene killed mid-run leaves its lock, partial copies and resume state (it said only
+    a .partial file); the next run to that output removes them all."""
+    root, images, ckpt = scenes
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [f".scene0.tif.{rest}" for rest in ("lock", "partial-999999-0badcafe.tif", "predict-resume.json",
+                                                  "predict-scratch.tif")]
+    for name in left:
+        (out / name).write_text("left by a killed run")
+    results = predict_many([str(images[0])], out, model=str(ckpt), dsm_template="{dir}/{stem}_dsm.tif", window=64,
+                           overlap=16, progress=False)
+    assert [r.status for r in results] == ["done"]
+    assert sorted(p.name for p in out.iterdir()) == [".rsmamba-batch.json", "scene0.tif"]
