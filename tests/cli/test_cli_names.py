@@ -33,6 +33,7 @@ SHARED = {
     "--out": "the output",
     "--overlap": "overlap in pixels between windows or chips",
     "--overwrite": "replace existing outputs",
+    "--pixel-grid": "read inputs without georeferencing on their pixel grid",
     "--probabilities": "a per-class probability raster",
     "--resume": "continue an interrupted run",
     "--scheduler": "where jobs run (Dask)",

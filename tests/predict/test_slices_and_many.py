@@ -298,4 +298,5 @@ def test_the_next_batch_run_removes_what_a_killed_scene_left(scenes, tmp_path) -
     results = predict_many([str(images[0])], out, model=str(ckpt), dsm_template="{dir}/{stem}_dsm.tif", window=64,
                            overlap=16, progress=False)
     assert [r.status for r in results] == ["done"]
-    assert sorted(p.name for p in out.iterdir()) == [".rsmamba-batch.json", "scene0.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [".rsmamba-batch.guard", ".rsmamba-batch.json",
+                                                     ".rsmamba-batch.runs", "scene0.tif"]  # the folder's own
