@@ -313,6 +313,8 @@ def predict(
     if scheduler is not None or slice_rows is not None:
         from rsmamba.predict.slices import predict_slices
 
+        _SCENE.append(None)  # row slices: a re-run keeps the finished ones (no --resume)
+
         summary = predict_slices(
             images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
             slice_rows=slice_rows or 4096, scheduler=scheduler, workers=workers, max_errors=max_errors,
@@ -325,6 +327,7 @@ def predict(
         )
         typer.echo(summary.describe())
         return
+    _SCENE.append(Path(out))
     summary = predict_raster(
         images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
@@ -406,6 +409,7 @@ def change(
     t1_path, t2_path = Path(t1), Path(t2)
     if "{" in t2:  # a template, filled from t1's name
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
+    _SCENE.append(Path(out))
     summary = detect_change(
         t1_path, t2_path, out, model=model, semantic=semantic, probabilities=opt.either(probabilities, old_probability),
         bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
@@ -681,6 +685,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _TERMINATED.clear()
     _TRAIN_SAVED.clear()
     _BATCH.clear()
+    _SCENE.clear()
     bad = [p for p in map(not_utf8_problem, sys.argv[1:] if argv is None else list(argv)) if p]
     if bad:  # an argument in another encoding: a UnicodeEncodeError deep in a run, else
         typer.echo(f"rsmamba: error: {bad[0]}", err=True)
@@ -730,6 +735,7 @@ class Terminated(KeyboardInterrupt):
 _TERMINATED: list[int] = []  # the SIGTERMs this run took (typer hides which interrupt ended it)
 _TRAIN_SAVED: list[bool] = []  # an interrupted train: whether it had saved a checkpoint (last.pt) yet
 _BATCH: list[bool] = []  # an interrupted predict or change: whether it ran many scenes (they refuse --resume)
+_SCENE: list[Path | None] = []  # one scene's output (its resume state is beside it), None for one in row slices
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -756,9 +762,17 @@ def _interrupted(argv: list[str] | None = None) -> int:
     args = [a for a in given if not a.startswith("-")]
     verb = args[0] if args else ""
     resumable = any(_TRAIN_SAVED) or any(a.split("=")[0] in ("--resume", "--resume-from") for a in given)
+    from rsmamba.engine.resume import sidecar_path
+
+    scene = _SCENE[-1] if _SCENE else None
     after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
              "scenes and computes the others" if verb in ("predict", "change") and _BATCH
-             else "; the same command with --resume continues it" if verb in ("predict", "change")
+             else "; run the same command again: it keeps the finished row slices" if verb == "predict" and _SCENE
+             and scene is None
+             else "; the same command with --resume continues it" if verb in ("predict", "change") and scene is not None
+             and sidecar_path(scene).exists()
+             else "; nothing was kept to resume yet: run the same command again (without --resume)"
+             if verb in ("predict", "change")
              else "" if verb != "train"
              else "; the same command with --resume continues it" if resumable
              else "; no epoch had finished, nothing was saved: run the same command again (without --resume)")

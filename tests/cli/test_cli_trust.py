@@ -435,12 +435,28 @@ def test_workers_without_a_scheduler_is_said(tmp_path, capsys) -> None:
     assert "--workers 3: the workers of --scheduler local; without --scheduler" in capsys.readouterr().err
 
 
-def test_an_interrupted_predict_says_how_to_go_on(capsys) -> None:
-    """predict and change keep their resume state on Ctrl-C; the line said nothing of it."""
+def test_an_interrupted_predict_says_how_to_go_on(tmp_path, monkeypatch, capsys) -> None:
+    """predict and change keep their resume state on Ctrl-C; the line said nothing of it, then advised --resume
+    even when no state had been saved yet (Ctrl-C during start-up), which --resume then refused."""
+    import rsmamba.predict
+    from rsmamba.engine.resume import sidecar_path
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "o.tif", random_image(32, 32))
+    out = tmp_path / "c.tif"
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rsmamba.predict, "predict_raster", interrupt)
+    assert cli.main(["-q", "predict", str(image), "-o", str(out)]) == 130
+    assert capsys.readouterr().err == ("rsmamba: interrupted; nothing was kept to resume yet: run the same command "
+                                       "again (without --resume)\n")
+    sidecar_path(out).write_text("{}")  # the state a run saves once its first rows are written
+    assert cli.main(["-q", "predict", str(image), "-o", str(out)]) == 130
+    assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"
     from rsmamba.cli import _interrupted
 
-    assert _interrupted(["-q", "predict", "o.tif", "-o", "c.tif"]) == 130
-    assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"
     _interrupted(["synth", "-o", "s"])
     assert capsys.readouterr().err == "rsmamba: interrupted\n"
 
