@@ -194,21 +194,27 @@ SITE_TM = ('PROJCS["Site TM",GEOGCS["ETRS89",DATUM["European_Terrestrial_Referen
            '1],PARAMETER["false_easting",500000],PARAMETER["false_northing",0],UNIT["metre",1]]')
 
 
-def test_geojson_of_a_crs_without_an_epsg_code_is_refused(tmp_path, capsys):
-    """GDAL's GeoJSON writer names a CRS by EPSG code only: a site grid's polygons read back as WGS 84
-    degrees of 500000 / 5000000, exit 0."""
+def test_geojson_is_rfc_7946_wgs84_in_any_crs(tmp_path):
+    """GeoJSON kept the raster's CRS in the 2008 draft's ``crs`` member, which RFC 7946 removed (web maps and
+    GeoJSON libraries misplace such files), and a CRS without an EPSG code (a site grid) was refused; now every
+    layer is written in WGS 84 longitude/latitude, at the place the GeoPackage's polygons are, areas measured before."""
+    import geopandas as gpd
+
     classes = np.zeros((20, 20), np.uint8)
     classes[5:10, 5:10] = 1
-    site = write_raster(tmp_path / "site.tif", classes, crs=SITE_TM)
-    out = tmp_path / "b.geojson"
-    err = one_line_error(["vectorize", str(site), "--classes", "building", "-o", str(out)], capsys)
-    assert "GeoJSON records a CRS by its EPSG code only, and Site TM has none" in err and not out.exists()
-    vectorize_raster(site, tmp_path / "b.gpkg", classes=["building"])  # a GeoPackage keeps it
-    kept = rasterio.crs.CRS.from_user_input(pyogrio.read_info(tmp_path / "b.gpkg")["crs"])
-    assert kept == rasterio.crs.CRS.from_wkt(SITE_TM)
-    vectorize_raster(site, out, classes=["building"], reproject_to="EPSG:32632")
-    compound = write_raster(tmp_path / "c.tif", classes, crs="EPSG:32632+5773")
-    vectorize_raster(compound, tmp_path / "c.geojson", classes=["building"])  # EPSG parts: named
+    for name, crs in (("site", SITE_TM), ("utm", "EPSG:32632"), ("compound", "EPSG:32632+5773")):
+        raster = write_raster(tmp_path / f"{name}.tif", classes, crs=crs)
+        vectorize_raster(raster, tmp_path / f"{name}.geojson", classes=["building"])
+        vectorize_raster(raster, tmp_path / f"{name}.gpkg", classes=["building"])  # a GeoPackage keeps the CRS
+        text = (tmp_path / f"{name}.geojson").read_text()
+        assert '"crs"' not in text
+        ours, kept = gpd.read_file(tmp_path / f"{name}.geojson"), gpd.read_file(tmp_path / f"{name}.gpkg")
+        assert ours.crs.to_epsg() == 4326 and rasterio.crs.CRS.from_user_input(kept.crs) == rasterio.crs.CRS.from_user_input(crs)
+        assert list(ours["area_m2"]) == list(kept["area_m2"]) == [25.0]
+        lon, lat = ours.geometry.iloc[0].exterior.coords[0]
+        assert -180 <= lon <= 180 and -90 <= lat <= 90
+        back = ours.to_crs(kept.crs).geometry.iloc[0]
+        assert back.symmetric_difference(kept.geometry.iloc[0]).area < 0.02  # 8 decimals: 20 m of edge x 1 mm
 
 
 NAMES = '["background", "building", "tree"]'
