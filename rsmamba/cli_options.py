@@ -48,7 +48,8 @@ def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
     """``args`` without their -v/-q flags (``-vv``, ``--quiet`` too), and what those flags add up to.
 
     GDAL's tools take -q anywhere on the line, and so do users: ``rsmamba predict a.tif -o b.tif -q``
-    means the group's -q. Nothing after ``--`` is a flag.
+    means the group's -q; a mixed cluster (``-qv``) counts as it does before the verb. Nothing after
+    ``--`` is a flag.
     """
     kept: list[str] = []
     delta = 0
@@ -57,8 +58,8 @@ def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
             return kept + args[i:], delta
         if arg in ("--verbose", "--quiet"):
             delta += 1 if arg == "--verbose" else -1
-        elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) in ({"v"}, {"q"}):
-            delta += (len(arg) - 1) * (1 if arg[1] == "v" else -1)
+        elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) <= {"v", "q"}:
+            delta += arg.count("v") - arg.count("q")
         else:
             kept.append(arg)
     return kept, delta

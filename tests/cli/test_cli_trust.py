@@ -106,7 +106,21 @@ def test_verbosity_flags_after_the_verb_stop_at_double_dash() -> None:
     from rsmamba.cli_options import verbosity_flags
 
     assert verbosity_flags(["a.tif", "-q", "-o", "b.tif", "-vvv", "--quiet"]) == (["a.tif", "-o", "b.tif"], 1)
-    assert verbosity_flags(["-vq", "-", "--", "-q"]) == (["-vq", "-", "--", "-q"], 0)
+    assert verbosity_flags(["-", "--", "-q"]) == (["-", "--", "-q"], 0)
+
+
+def test_mixed_verbosity_clusters_after_the_verb_count_as_before_it(capsys) -> None:
+    """'rsmamba models -qv' was 'No such option: -q' while 'rsmamba -qv models' ran."""
+    from rsmamba.cli_options import STATE, verbosity_flags
+
+    assert verbosity_flags(["a.tif", "-qvv", "-vq", "-qqv"]) == (["a.tif"], 0)
+    try:
+        for argv in (["-qqv", "synth", "--help"], ["synth", "--help", "-qqv"], ["synth", "-vqq", "--help"]):
+            assert cli.main(argv) == 0, argv
+            assert STATE.verbosity == -1, argv
+    finally:
+        cli.main(["synth", "--help"])  # back to the defaults for later tests
+    capsys.readouterr()
 
 
 def test_quiet_and_verbose_set_log_level_and_progress(monkeypatch) -> None:
