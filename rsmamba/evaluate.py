@@ -458,20 +458,50 @@ def _colourise(labels: np.ndarray, classes: list[ClassInfo]) -> np.ndarray:
     return lut[np.clip(labels, 0, 255)].transpose(2, 0, 1)
 
 
+def _panel_step(shape: tuple[int, ...], max_side: int = 512) -> int:
+    """The subsampling of the panels: at most ``max_side`` pixels on their longer side."""
+    return max(1, int(np.ceil(max(shape) / max_side)))
+
+
+def _image_on_grid(image: Path, grid: Grid, step: int) -> np.ndarray:
+    """The --image panel: the image's pixels on the prediction's grid, subsampled by ``step`` as the panels
+    are (3 x h x w uint8, stretched 2-98 %), black where the image does not reach.
+
+    Read where the prediction lies (as the reference is), never its whole file squeezed into the panel:
+    another scene, or one of 4x the area, was shown beside the prediction as if it were its ground."""
+    from affine import Affine
+    from rasterio.vrt import WarpedVRT
+
+    shape = (-(-grid.height // step), -(-grid.width // step))  # as pred[::step, ::step]
+    with rasterio.open(image) as src:
+        bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
+        same = (src.crs == grid.crs and src.transform.almost_equals(grid.transform)
+                and (src.width, src.height) == (grid.width, grid.height))
+        if same:  # its own pixels (also two rasters without georeferencing, of one size)
+            img = src.read(bands, out_shape=(3, *shape), resampling=Resampling.nearest, masked=True)
+        else:
+            _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, f"--image {image}")
+            # pixel i of the panel is the prediction's pixel i * step: the same centre
+            shift = 0.5 - 0.5 * step
+            transform = grid.transform * Affine.translation(shift, shift) * Affine.scale(step)
+            with WarpedVRT(src, crs=grid.crs, transform=transform, width=shape[1], height=shape[0],
+                           resampling=Resampling.nearest) as vrt:
+                img = vrt.read(bands, masked=True)
+    covered = ~np.ma.getmaskarray(img).any(axis=0)
+    data = np.asarray(img.filled(0), dtype=np.float32)
+    lo, hi = np.percentile(data[:, covered], [2, 98]) if covered.any() else (0.0, 1.0)
+    out = np.clip((data - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    out[:, ~covered] = 0
+    return out
+
+
 def _panels(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, classes: list[ClassInfo],
-            image: Path | None, max_side: int = 512) -> np.ndarray:
-    """Image | reference | prediction side by side, subsampled to at most ``max_side`` pixels high."""
-    step = max(1, int(np.ceil(max(pred.shape) / max_side)))
+            image: np.ndarray | None) -> np.ndarray:
+    """Image | reference | prediction side by side, subsampled as :func:`_panel_step` says."""
+    step = _panel_step(pred.shape)
     p = np.where(valid, pred, 0)[::step, ::step]
     r = ref[::step, ::step]
-    parts = []
-    if image is not None:
-        with rasterio.open(image) as src:
-            bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
-            out_shape = (3, p.shape[0], p.shape[1])
-            img = src.read(bands, out_shape=out_shape, resampling=Resampling.nearest).astype(np.float32)
-        lo, hi = np.percentile(img, 2), np.percentile(img, 98)
-        parts.append(np.clip((img - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8))
+    parts = [] if image is None else [image]
     parts += [_colourise(r, classes), _colourise(p, classes)]
     gap = np.full((3, p.shape[0], 4), 255, np.uint8)
     out = [parts[0]]
@@ -543,7 +573,25 @@ def evaluate_rasters(
         problems.add("--footprints are scored against reference buildings: give --buildings")
     elif footprints is not None and vector_path_problem(footprints, "footprints"):
         problems.add(vector_path_problem(footprints, "footprints"))
-    if background is not None and (reference.suffix.lower() not in VECTOR_SUFFIXES or layout is not None):
+    raster_reference = reference.suffix.lower() not in VECTOR_SUFFIXES or layout is not None
+    # options of a vector reference, of --buildings, of --footprints: without them they would change nothing, silently
+    idle = [name for name, value, needs in (
+        ("--burn", burn, raster_reference), ("--class-field", class_field, raster_reference),
+        ("--reference-layer", reference_layer, raster_reference)) if value is not None and needs]
+    if idle:
+        problems.add(f"{', '.join(idle)}: {'options' if len(idle) > 1 else 'an option'} of a vector reference "
+                     f"(polygons burnt onto the prediction's grid); {reference} is a raster")
+    idle = [name for name, value in (("--buildings-layer", buildings_layer), ("--building-class", building_class),
+                                     ("--min-object-pixels", min_object_pixels or None)) if value is not None]
+    if idle and buildings is None:
+        problems.add(f"{', '.join(idle)}: {'options' if len(idle) > 1 else 'an option'} of the building scores: "
+                     "give --buildings")
+    if footprints_layer is not None and footprints is None:
+        problems.add("--footprints-layer: the layer of the --footprints file: give --footprints")
+    if building_class is not None and footprints is not None and buildings is not None:
+        problems.add(f"--building-class {building_class}: picks the prediction's building regions; --footprints are "
+                     "the buildings scored instead: give one of them")
+    if background is not None and raster_reference:
         problems.add(f"--background {background}: the class of a vector reference's outside; {reference} is a raster")
     elif background is not None and not 0 <= background < IGNORE_INDEX:
         problems.add(f"--background must be a class id in 0..{IGNORE_INDEX - 1}, got {background}")
@@ -567,6 +615,7 @@ def evaluate_rasters(
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
     pred, valid, grid, change = _read_prediction(prediction)
+    image_panel = None if image is None else _image_on_grid(Path(image), grid, _panel_step(pred.shape))
     reference_notes: list[str] = []
     if layout is not None:
         ref, layout_classes = _layout_reference(reference, layout, pred.shape, reference_notes)
@@ -717,5 +766,5 @@ def evaluate_rasters(
             for key in ("miou", "mf1", "oa", "kappa"):
                 writer.writerow([key, scores[key], "", "", "", ""])
         _write_png(pub[2], _confusion_png(hist))
-        _write_png(pub[3], _panels(pred, ref, valid, classes, Path(image) if image else None))
+        _write_png(pub[3], _panels(pred, ref, valid, classes, image_panel))
     return result

@@ -600,3 +600,60 @@ def test_vector_references_of_change_rasters_are_read_by_their_names(tmp_path: P
     result = evaluate_rasters(paths["sem"], tmp_path / "t1.gpkg", tmp_path / "s.json", class_field="kind",
                               reference_t2=tmp_path / "t2.gpkg")
     assert result["semantic_change"]["fscd"] == pytest.approx(1.0)
+
+
+def _panel_image(png: Path, width: int) -> np.ndarray:
+    """The image panel (the first ``width`` columns) of an ``_panels.png``, as (3, h, width)."""
+    import warnings
+
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(png) as src:
+            return src.read()[:, :, :width]
+
+
+def test_the_image_panel_shows_the_predictions_ground_not_the_whole_file(tmp_path: Path) -> None:
+    """An --image of 4x the prediction's area was squeezed into the panel beside it, silently; one of
+    another place too. It is read on the prediction's grid, and one that does not reach it is refused."""
+    labels = np.zeros((20, 20), np.uint8)
+    labels[:, 10:] = 1
+    p = write_raster(tmp_path / "p.tif", labels)
+    quadrants = np.zeros((3, 40, 40), np.uint8)  # the prediction is its top-left quadrant, dark beside bright
+    quadrants[:, :20, :10], quadrants[:, :20, 10:20] = 10, 200
+    quadrants[:, 20:, :] = 250
+    quadrants[:, :, 20:] = 250
+    big = write_raster(tmp_path / "big.tif", quadrants)
+    evaluate_rasters(p, p, tmp_path / "m.json", image=big)
+    panel = _panel_image(tmp_path / "m_panels.png", 20)
+    assert panel.shape == (3, 20, 20)
+    assert (panel[:, :, :10] == 0).all() and (panel[:, :, 10:] == 255).all()  # dark | bright, no 250s squeezed in
+    coarse = write_raster(tmp_path / "coarse.tif", quadrants[:, ::2, ::2], res=2.0)  # another pixel size
+    evaluate_rasters(p, p, tmp_path / "c.json", image=coarse)
+    assert (_panel_image(tmp_path / "c_panels.png", 20)[:, :, 10:] == 255).all()
+    far = write_raster(tmp_path / "far.tif", quadrants, origin=(600000.0, 5000000.0))
+    with pytest.raises(InputError, match=r"--image .*far.tif: does not overlap the prediction"):
+        evaluate_rasters(p, p, tmp_path / "f.json", image=far)
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_options_that_would_do_nothing_are_refused_by_name(tmp_path: Path, capsys) -> None:
+    """--burn with a raster reference burnt nothing but warned that 'background 0' was scored; vector and
+    building options without a vector reference or --buildings were accepted and ignored."""
+    p, r, _, _ = _pair(tmp_path)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(p), str(r), "-o", str(out), "--burn", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--burn: an option of a vector reference (polygons burnt onto the prediction's " \
+        f"grid); {r} is a raster" in err and "names class" not in err
+    for args, said in ((["--class-field", "c", "--reference-layer", "x"], "--class-field, --reference-layer: options "
+                        "of a vector reference"),
+                       (["--buildings-layer", "b", "--building-class", "1", "--min-object-pixels", "9"],
+                        "--buildings-layer, --building-class, --min-object-pixels: options of the building scores: "
+                        "give --buildings"),
+                       (["--footprints-layer", "f"], "--footprints-layer: the layer of the --footprints file")):
+        assert main(["evaluate", str(p), str(r), "-o", str(out), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, err
+    assert not out.exists()
