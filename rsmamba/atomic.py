@@ -132,6 +132,15 @@ def _inside(child: Path, folder: Path) -> bool:
         return False
 
 
+def _holds_cwd(folder: Path) -> bool:
+    """Whether ``folder`` is the process's working folder or one above it."""
+    try:
+        cwd = os.getcwd()
+    except OSError:  # already deleted: nothing left to protect
+        return False
+    return _inside(Path(cwd), folder)
+
+
 # The most bytes rsmamba's hidden siblings add to an output's name: '.NAME.predict-scratch.tif' and its
 # overview chain '.ovr' x 12, '..NAME.predict-resume.json.publish-journal.json.partial-<pid>-<8 hex digits>'.
 SIBLING_BYTES = 96
@@ -200,7 +209,10 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
             problems.append(problem)
             continue
         inside = next((src for src in ins if directory and src.exists() and _inside(src, out)), None)
-        if inside is not None:
+        if directory and _holds_cwd(out):  # published by swapping the folder: the shell's folder would be deleted
+            problems.append(f"output folder {out} is or holds the current folder: it would be replaced under the "
+                            "shell working in it; choose another folder")
+        elif inside is not None:
             problems.append(f"output {out} contains the input {inside}; choose another output")
         elif out.exists() and not overwrite:
             if not directory:

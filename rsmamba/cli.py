@@ -7,6 +7,7 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -98,6 +99,28 @@ def _model_path(model: Optional[str]) -> Optional[str]:
     return model if Path(model).suffix in (".pt", ".pth", ".ckpt") or Path(model).exists() else None
 
 
+def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, object]) -> tuple[Path, bool]:
+    """``-o`` of predict/change as a path, and whether the run is a batch into that folder
+    (:func:`rsmamba.jobs.is_batch`; a trailing slash makes it one too).
+
+    One scene and a new name without a suffix is refused, not taken as a folder: ``-o classes`` wrote
+    ``classes/scene.tif``, and then refused ``--probabilities`` as 'one scene at a time' of the one scene given.
+    ``one_only``: the options of a single-file run (option -> value), refused by name into a folder."""
+    from rsmamba.jobs import is_batch, is_pattern
+
+    path = Path(out)
+    folder = out.endswith(("/", os.sep))
+    one = len(inputs) == 1 and not is_pattern(inputs[0]) and not inputs[0].endswith(".txt")  # as is_batch reads them
+    if one and not folder and path.suffix == "" and not path.is_dir():
+        raise InputError(f"-o {out}: one {what} writes one file: name it {out}.tif, or give a folder with a trailing "
+                         f"slash ({out}/)")
+    batch = folder or is_batch(inputs, path)
+    given = [name for name, value in one_only.items() if value]
+    if batch and one and given:
+        raise InputError(f"{', '.join(given)}: for one {what} written to a file (-o NAME.tif); -o {out} is a folder")
+    return path, batch
+
+
 def _show_version(value: bool) -> None:
     if value:
         from rsmamba import __version__
@@ -128,7 +151,7 @@ def _group(
 @app.command()
 def tile(
     image: Path = typer.Argument(..., help="Orthophoto / image GeoTIFF."),
-    out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory for chips and manifest."),
+    out_dir: Path = opt.out_option(..., "Output directory for chips and manifest."),
     dsm: Optional[Path] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label raster, or vector layer (with --class-field)."),
     class_field: Optional[str] = typer.Option(None, "--class-field", help="Attribute holding the class id (or the class table's class name) in a label vector. [default: class]"),
@@ -177,7 +200,7 @@ def tile(
 
 @app.command()
 def synth(
-    out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory."),
+    out_dir: Path = opt.out_option(..., "Output directory."),
     size: int = typer.Option(1024, "--size", help="Scene width and height in pixels.", callback=opt.positive("--size")),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
@@ -238,7 +261,7 @@ def synth(
 @app.command()
 def predict(
     images: List[str] = typer.Argument(..., help="Orthophoto GeoTIFF(s): paths, globs or @list.txt (then -o is a folder)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output class raster (COG), or a folder for many inputs."),
+    out: str = opt.out_option(..., "Output class raster (COG), or a folder (a trailing slash: out/) for many inputs.", text=True),
     dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the shipped image-only model, or the image+DSM one with --dsm."),
     bands: Optional[str] = opt.bands_option(),
@@ -276,11 +299,12 @@ def predict(
     overlap = opt.window_overlap(window, overlap)
     _warn_workers_without_scheduler(workers, scheduler)
     tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe, tta_rot180)
-    from rsmamba.jobs import is_batch
+    out, batch = _batch_output(images, out, "scene", {"--probabilities": probabilities, "--confidence": confidence,
+                                                      "--resume": resume, "--dry-run": dry_run})
 
     _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window)
-    if not is_batch(images, out):
+    if not batch:
         _preflight({"image": images[0], "DSM": dsm, "model": _model_path(model)},
                    {"classes": out, "probabilities": probabilities, "confidence": confidence})
     from rsmamba.predict import predict_raster
@@ -288,7 +312,7 @@ def predict(
 
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
-    if is_batch(images, out):
+    if batch:
         _BATCH.append(True)
         if opt.either(slice_rows, old_band_rows) is not None:
             raise InputError("--slice-rows splits one scene; with many inputs each scene is one job")
@@ -343,7 +367,7 @@ def predict(
 def change(
     t1: str = typer.Argument(..., help="Epoch 1 image (its grid is the output grid); or a glob / @list.txt of them (then -o is a folder)."),
     t2: str = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ); a glob / @list paired in order, or a template such as '{dir}/../2023/{name}'."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output change raster (COG), or a folder for many pairs."),
+    out: str = opt.out_option(..., "Output change raster (COG), or a folder (a trailing slash: out/) for many pairs.", text=True),
     model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the shipped change model."),
     semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write p(change) as uint8 (x/254)."),
@@ -375,11 +399,12 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
-    from rsmamba.jobs import is_batch
+    out, batch = _batch_output([t1], out, "pair", {"--probabilities": opt.either(probabilities, old_probability),
+                                                   "--resume": resume, "--dry-run": dry_run})
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window, change_threshold=change_threshold, max_shift=max_shift)
-    if not is_batch([t1], out):
+    if not batch:
         _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probabilities": opt.either(probabilities, old_probability)})
     from rsmamba.change import detect_change
     from rsmamba.change.many import change_many
@@ -387,7 +412,7 @@ def change(
 
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
-    if is_batch([t1], out):
+    if batch:
         _BATCH.append(True)
         _warn_workers_without_scheduler(workers, scheduler)  # one pair refuses --workers: no warning before
         results = change_many(
@@ -424,7 +449,7 @@ def change(
 @app.command()
 def vectorize(
     raster: List[str] = typer.Argument(..., help="Class raster(s) (from predict) or change raster(s) (from change): paths, globs or @list.txt; several on one grid make one layer."),
-    output: Optional[Path] = typer.Option(None, "-o", "--out", help="Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg; required for several rasters)."),
+    output: Optional[Path] = opt.out_option(None, "Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg; required for several rasters)."),
     classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
     min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2."),
     simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
@@ -477,7 +502,7 @@ def train(
     init: Optional[str] = typer.Option(None, "--init", help="Start from this checkpoint's weights ('demo' = the shipped demo model): bands adapted, head re-initialised when the classes differ."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (train.device; default auto)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on a GPU (train.amp; default on)."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (the config's out:, as --set out=DIR)."),
+    out: Optional[Path] = opt.out_option(None, "Run folder (the config's out:, as --set out=DIR)."),
     test: Optional[Path] = typer.Option(None, "--test", help="Train nothing: score this rsmamba checkpoint on data.val_split (e.g. --set data.val_split=test) as the recipe evaluates; writes <out>/test_<split>.json (--overwrite replaces it). It must fit the config's model, bands and classes as it is; not with --init, --resume or --dry-run."),
 ) -> None:
     """Train a model from a config file (under torchrun: DistributedDataParallel)."""
@@ -537,7 +562,7 @@ def _file_stamp(path: Path) -> tuple[int, int, int] | None:
 def evaluate(
     prediction: Path = typer.Argument(..., help="Predicted class raster."),
     reference: Path = typer.Argument(..., help="Reference class raster, or vector layer with --class-field."),
-    out: Path = typer.Option(..., "-o", "--out", help="Metrics JSON (CSV and PNGs are written beside it)."),
+    out: Path = opt.out_option(..., "Metrics JSON (CSV and PNGs are written beside it)."),
     class_field: Optional[str] = typer.Option(None, "--class-field", help="Attribute holding the class id (or the prediction's class name) in a reference vector. [default: class]"),
     reference_layer: Optional[str] = typer.Option(None, "--reference-layer", help="Layer of a reference vector file that holds several (a GeoPackage)."),
     buildings_layer: Optional[str] = typer.Option(None, "--buildings-layer", help="Layer of the --buildings file."),

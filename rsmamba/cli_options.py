@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -263,6 +264,25 @@ def pixel_grid_option() -> Any:
 
 def dry_run_option() -> Any:
     return typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing.")
+
+
+def output_text(text: str) -> str:
+    """An output path as typed: ``-o ''`` (an unset ``$OUT``) is refused, where ``Path('')`` is the current
+    folder (predict wrote its scenes there, tile replaced it). The text keeps a trailing slash (a folder)."""
+    if text == "":
+        raise typer.BadParameter("'' is empty (an unset variable?): name the output")
+    return text
+
+
+def output_path(text: str) -> Path:
+    """:func:`output_text` as a path."""
+    return Path(output_text(text))
+
+
+def out_option(default: Any, help_text: str, *, text: bool = False) -> Any:
+    """The ``-o/--out`` option of every verb, refusing an empty path; ``text``: the path as typed (a str)."""
+    return typer.Option(default, "-o", "--out", help=help_text, parser=output_text if text else output_path,
+                        metavar="<path>")
 
 
 def verbose_option() -> Any:

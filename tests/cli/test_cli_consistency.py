@@ -1,0 +1,60 @@
+"""One behaviour across the verbs (hunt_cli): an empty -o, a one-scene -o, options that would do nothing,
+the messages of small mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rsmamba.cli import main
+from tests.helpers.rasters import random_image, write_raster
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rsmamba: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("verb", [["predict", "a.tif"], ["change", "a.tif", "b.tif"], ["tile", "a.tif"], ["synth"],
+                                  ["train"], ["vectorize", "a.tif"], ["evaluate", "a.tif", "b.tif"]])
+def test_an_empty_out_is_refused_by_every_verb(verb, tmp_path, monkeypatch, capsys) -> None:
+    """-o '' (an unset $OUT) was the current folder: predict wrote its scene there, tile replaced it."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*verb, "-o", ""]) == 2
+    assert "'' is empty (an unset variable?): name the output" in _one_error(capsys)
+    assert main([*verb, "--out="]) == 2
+    _one_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tile_never_replaces_the_folder_the_shell_is_in(tmp_path, monkeypatch, capsys) -> None:
+    """tile publishes its folder by swapping it in: '-o .' deleted the shell's working folder."""
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    work = tmp_path / "work" / "here"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for out in (".", str(work), "..", str(tmp_path / "work")):
+        assert main(["-q", "tile", str(image), "-o", out, "--size", "32", "--overwrite"]) == 2, out
+        assert "is or holds the current folder: it would be replaced" in _one_error(capsys)
+    assert work.is_dir() and list(work.iterdir()) == []
+    assert main(["-q", "tile", str(image), "-o", "chips", "--size", "32"]) == 0  # below it: fine
+    assert (work / "chips" / "manifest.csv").is_file()
+
+
+def test_one_scene_and_an_out_without_suffix_is_said_not_made_a_folder(tmp_path, monkeypatch, capsys) -> None:
+    """'predict a.tif -o classes' wrote classes/a.tif, then refused --probabilities as 'one scene at a time'."""
+    image = str(write_raster(tmp_path / "img.tif", random_image(32, 32)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", image, "-o", "classes"]) == 2
+    assert ("-o classes: one scene writes one file: name it classes.tif, or give a folder with a trailing slash "
+            "(classes/)") in _one_error(capsys)
+    assert main(["change", image, image, "-o", "chg"]) == 2
+    assert "-o chg: one pair writes one file: name it chg.tif" in _one_error(capsys)
+    assert main(["predict", image, "-o", "classes/", "--probabilities", "p.tif"]) == 2
+    assert "--probabilities: for one scene written to a file (-o NAME.tif); -o classes/ is a folder" in _one_error(capsys)
+    assert not (tmp_path / "classes").exists()
+    assert main(["-q", "predict", image, "-o", "classes/", "--no-tta"]) == 0  # a folder, said so
+    assert (tmp_path / "classes" / "img.tif").is_file()
