@@ -29,7 +29,8 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
-    check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, plan_strips, stream_layers,
+    PREFETCH, check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, pipeline_bytes,
+    plan_strips, process_rss_bytes, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, load_model, main_output
@@ -70,16 +71,26 @@ class ChangeSummary:
     min_area_m2: float | None = None  # calibrated with the model: rsmamba vectorize's --min-area for this raster
     resume_note: str = ""  # where --resume took the run up, for the last line ('' for a run from the start)
     model: str = ""  # which model ran: its name and source (an untrained registry name says so)
+    memory_bytes: int = 0  # the estimate, as predict's (a dry run adds the forward pass it measured)
+    tta_views: int = 1  # network passes per window (test-time augmentation)
+    tta_source: str = ""  # "the model's" when the checkpoint chose the test-time augmentation (none given)
+    output_bands: int = 1  # bands of all outputs together
 
     def describe(self) -> str:
+        """predict's summary for a pair: windows, memory (estimate), passes, outputs; a dry run its size and ETA."""
         size = f" of {self.window} px (overlap {self.overlap})" if self.window else ""
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)}{size}"]
+        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)}{size}"
+                 + (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else "")
+                 + (f", test-time augmentation: {self.tta_views} passes per window"
+                    + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
+                    if self.tta_views > 1 else "")]
         if self.model:
             lines.append(f"model: {self.model}")
         if self.dry_run:
             lines += [f"{name}: {path} (not written: --dry-run)" for name, path in self.outputs.items()]
-            if self.eta_seconds is not None:
-                lines.append(f"ETA {self.eta_seconds:.0f} s")
+            size_mib = self.width * self.height * self.output_bands / 2**20  # one byte per band and pixel
+            lines.append(f"output size {size_mib:.0f} MiB uncompressed"
+                         + (f"; ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else ""))
             return "\n".join(lines)
         if self.shift is not None and self.shift.windows_used:
             lines.append(f"t2 vs t1 residual shift {self.shift.magnitude:.2f} px "
@@ -397,17 +408,26 @@ def detect_change(
         grid = WindowGrid(src.width, src.height, window, overlap)
         strips = plan_strips(grid, src.width, strip_width)
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
+        layers_bands = sum(layer.count for layer in layers)
+        pixel_bytes = (src.count * np.dtype(src.dtype).itemsize
+                       + src.count * np.dtype(src.t2_dtype or src.dtype).itemsize)  # both dates
+        memory = pipeline_bytes(grid, strips, num_classes=k, in_chans=2 * src.count, batch_size=batch_size,
+                                prefetch=PREFETCH, layers_bands=layers_bands,
+                                probabilities=probabilities is not None)
+        memory += min(64 * 2**20, src.width * src.height * pixel_bytes) + process_rss_bytes()  # GDAL_CACHEMAX 64 MiB (rsmamba.raster)
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
                                 warnings=[*notes, *src.warnings, *input_warnings], window=window, overlap=overlap, min_area_m2=min_area,
                                 model=(f"{loaded.name} ({loaded.source})" if loaded.source else loaded.name)
-                                + f" on {predictor.device}")
+                                + f" on {predictor.device}", memory_bytes=int(memory), tta_views=predictor.tta.passes,
+                                tta_source=predictor.tta_source, output_bands=layers_bands)
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d; device %s, "
                   "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",
                   n_windows, window, overlap, blend, len(strips), batch_size, predictor.device, predictor.tta.passes,
                   src.bands, src.t2_bands, epoch_norm)
         if dry_run:
             summary.dry_run = True
-            summary.eta_seconds = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)[0]
+            summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.memory_bytes += forward_bytes
             return summary
         digest = params_hash({
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": weights_digest,

@@ -20,8 +20,10 @@ from rsmamba.raster.windows import WindowGrid
 
 __all__ = [
     "check_creation_options", "check_output_path", "estimate_seconds", "model_digest", "model_id", "peak_rss_bytes",
-    "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss", "stream_layers",
+    "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss", "stream_layers", "PREFETCH",
 ]
+
+PREFETCH = 4  # batches read ahead of the model by stream_layers (and counted by pipeline_bytes' estimates)
 
 
 def plan_strips(grid: WindowGrid, width: int, strip_width: int) -> list[Strip]:
@@ -49,7 +51,7 @@ def stream_layers(
     crop: int = 0,
     edge_aware: bool = True,
     batch_size: int = 4,
-    prefetch: int = 4,
+    prefetch: int = PREFETCH,
     on_durable=None,
     first_strip: int = 0,
     rows_done: int = 0,

@@ -384,3 +384,18 @@ def test_an_unchanged_pixel_holds_one_class_at_both_dates() -> None:
     both = argmax_classes(p1 + p2)
     assert torch.equal(first[unchanged], both[unchanged]) and torch.equal(second[unchanged], both[unchanged])
     assert not (first == second)[~unchanged].any()  # changed: two classes, as before
+
+
+def test_a_dry_run_prints_memory_output_size_and_passes_as_predicts(tmp_path, capsys) -> None:
+    """change --dry-run's help promised 'windows, memory, output size and ETA': it printed no memory estimate
+    and no output size, and no summary of change said how many TTA passes ran."""
+    t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=2))
+    argv = ["change", str(t1), str(t2), "-o", str(tmp_path / "c.tif"), "--window", "64", "--dry-run",
+            "--semantic", "--probabilities", str(tmp_path / "p.tif"), "--tta"]
+    assert main(["-q", *argv]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "memory estimate " in out[0] and out[0].endswith(", test-time augmentation: 8 passes per window")
+    assert int(out[0].split("memory estimate ")[1].split(" MiB")[0]) > 0
+    assert out[-1].startswith("output size 0 MiB uncompressed; ETA ")  # 64 x 64 x (3 + 1) bytes
+    assert not (tmp_path / "c.tif").exists() and not (tmp_path / "p.tif").exists()
