@@ -46,6 +46,14 @@ def _creation_options(items: Optional[List[str]]) -> Optional[dict]:
     return options
 
 
+def _compression(ctx: typer.Context, compress: str, co: Optional[List[str]]) -> None:
+    """``--compress`` and ``--co COMPRESS=...`` both given: refused (--co's won, and --compress was ignored)."""
+    given = ctx.get_parameter_source("compress")
+    named = [item for item in co or [] if item.partition("=")[0].strip().upper() == "COMPRESS"]
+    if named and given is not None and given.name == "COMMANDLINE":
+        raise InputError(f"--compress {compress} and --co {named[0]}: both set the compression; give one of them")
+
+
 def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
     """Path checks that need no heavy import (torch takes seconds to load), all problems in one line.
 
@@ -260,6 +268,7 @@ def synth(
 
 @app.command()
 def predict(
+    ctx: typer.Context,
     images: List[str] = typer.Argument(..., help="Orthophoto GeoTIFF(s): paths, globs or @list.txt (then -o is a folder)."),
     out: str = opt.out_option(..., "Output class raster (COG), or a folder (a trailing slash: out/) for many inputs.", text=True),
     dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
@@ -297,6 +306,7 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
+    _compression(ctx, compress, co)
     _warn_workers_without_scheduler(workers, scheduler)
     tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe, tta_rot180)
     out, batch = _batch_output(images, out, "scene", {"--probabilities": probabilities, "--confidence": confidence,
@@ -365,6 +375,7 @@ def predict(
 
 @app.command()
 def change(
+    ctx: typer.Context,
     t1: str = typer.Argument(..., help="Epoch 1 image (its grid is the output grid); or a glob / @list.txt of them (then -o is a folder)."),
     t2: str = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ); a glob / @list paired in order, or a template such as '{dir}/../2023/{name}'."),
     out: str = opt.out_option(..., "Output change raster (COG), or a folder (a trailing slash: out/) for many pairs.", text=True),
@@ -399,6 +410,7 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
+    _compression(ctx, compress, co)
     out, batch = _batch_output([t1], out, "pair", {"--probabilities": opt.either(probabilities, old_probability),
                                                    "--resume": resume, "--dry-run": dry_run})
 
@@ -477,6 +489,8 @@ def vectorize(
     given = [name for name, value in (("--seed-threshold", seed_threshold), ("--min-seed", min_seed)) if value is not None]
     if given and not instances:  # they tune the building split: without it they would change nothing, silently
         raise InputError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --instances")
+    if allow_45 and not regularize:  # an angle of the orthogonalised outlines: nothing to allow without them
+        raise InputError("--allow-45 applies only with --regularize")
     rasters = resolve_rasters(raster)
     if output is None and len(rasters) > 1:
         raise InputError(f"{len(rasters)} rasters make one layer: name it with -o, e.g. -o map.gpkg")

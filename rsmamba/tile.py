@@ -164,6 +164,43 @@ def _image_profile(src: AlignedSource, window: Window) -> dict:
     return profile
 
 
+def _idle_option_problems(labels: os.PathLike | str | None, labels_t2: os.PathLike | str | None,
+                          change: os.PathLike | str | None, instance_targets: os.PathLike | str | None, *,
+                          class_field: str | None, label_background: int, labels_layer: str | None,
+                          labels_t2_layer: str | None, change_layer: str | None, instance_targets_layer: str | None,
+                          burn: int | None, burn_name: str, class_table: os.PathLike | str | None,
+                          border_px: int, contact_px: int) -> list[str]:
+    """Options given without what they apply to (tile_scene's defaults otherwise): they would change nothing,
+    silently, as vectorize --seed-threshold without --instances would (``--background 7`` with raster labels
+    was ignored here and refused by evaluate)."""
+    def vector(path: os.PathLike | str | None) -> bool:
+        return path is not None and Path(path).suffix.lower() in VECTOR_SUFFIXES
+
+    problems = []
+    given = [name for name, value in (("--class-field", class_field), ("--background", label_background or None))
+             if value is not None]
+    if given and not (vector(labels) or vector(labels_t2)):
+        problems.append(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} of label polygons "
+                        f"(a vector --labels or --labels-t2); {f'--labels {labels} is a raster' if labels else 'no --labels'}")
+    for option, layer, path, of in (("--labels-layer", labels_layer, labels, "--labels"),
+                                    ("--labels-t2-layer", labels_t2_layer, labels_t2, "--labels-t2"),
+                                    ("--change-labels-layer", change_layer, change, "--change-labels"),
+                                    ("--instance-targets-layer", instance_targets_layer, instance_targets,
+                                     "--instance-targets")):
+        if layer is not None and not vector(path):
+            problems.append(f"{option} {layer}: the layer of a vector {of} file; "
+                            + (f"{of} {path} is a raster" if path is not None else f"no {of} given"))
+    if burn_name != "building" and (burn is None or class_table is not None):
+        problems.append(f"--burn-name {burn_name}: names the --burn class; "
+                        + ("--class-table names the classes" if class_table is not None else "give --burn"))
+    given = [name for name, value, default in (("--border-px", border_px, 2), ("--contact-px", contact_px, 3))
+             if value != default]
+    if given and instance_targets is None:
+        problems.append(f"{', '.join(given)}: {'widths' if len(given) > 1 else 'a width'} of the instance target "
+                        "chips: give --instance-targets")
+    return problems
+
+
 @run_scope()
 def tile_scene(
     image: str | os.PathLike[str],
@@ -244,6 +281,11 @@ def tile_scene(
     if burn is not None and class_field is not None:  # a land-cover layer burnt as one class: all 'building'
         problems.append(f"--burn {burn} makes every label polygon one class, --class-field {class_field} reads each "
                         "polygon's class: give one of them")
+    problems += _idle_option_problems(labels, labels_t2, change, instance_targets, class_field=class_field,
+                                      label_background=label_background, labels_layer=labels_layer,
+                                      labels_t2_layer=labels_t2_layer, change_layer=change_layer,
+                                      instance_targets_layer=instance_targets_layer, burn=burn, burn_name=burn_name,
+                                      class_table=class_table, border_px=border_px, contact_px=contact_px)
     class_field = class_field or "class"
     if problems:
         raise InputError(problems)

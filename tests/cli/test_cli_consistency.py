@@ -58,3 +58,17 @@ def test_one_scene_and_an_out_without_suffix_is_said_not_made_a_folder(tmp_path,
     assert not (tmp_path / "classes").exists()
     assert main(["-q", "predict", image, "-o", "classes/", "--no-tta"]) == 0  # a folder, said so
     assert (tmp_path / "classes" / "img.tif").is_file()
+
+
+def test_options_that_would_do_nothing_or_conflict_are_refused(tmp_path, capsys) -> None:
+    """vectorize --allow-45 without --regularize did nothing; predict --compress lzw --co COMPRESS=ZSTD wrote ZSTD,
+    --compress ignored."""
+    image = str(write_raster(tmp_path / "img.tif", random_image(32, 32)))
+    classes = str(write_raster(tmp_path / "cls.tif", np.ones((32, 32), np.uint8)))
+    assert main(["vectorize", classes, "-o", str(tmp_path / "a.gpkg"), "--allow-45"]) == 2
+    assert "--allow-45 applies only with --regularize" in _one_error(capsys)
+    for argv in (["predict", image], ["change", image, image]):
+        assert main([*argv, "-o", str(tmp_path / "x.tif"), "--compress", "lzw", "--co", "compress=ZSTD"]) == 2
+        assert "--compress lzw and --co compress=ZSTD: both set the compression; give one of them" in _one_error(capsys)
+    assert main(["-q", "predict", image, "-o", str(tmp_path / "x.tif"), "--co", "COMPRESS=ZSTD", "--no-tta"]) == 0
+    assert not (tmp_path / "a.gpkg").exists()

@@ -243,3 +243,21 @@ def test_burn_with_a_class_field_is_refused(tmp_path: Path) -> None:
         tile_scene(scene["image"], tmp_path / "o", labels=layer, burn=1, class_field="class", size=32)
     assert not (tmp_path / "o").exists()
     tile_scene(scene["image"], tmp_path / "o", labels=layer, burn=1, size=32)  # without the field: burnt
+
+
+def test_options_without_what_they_apply_to_are_refused_by_name(tmp_path) -> None:
+    """--labels-layer, --contact-px and --burn-name without a label layer, instance targets or --burn, and
+    --class-field / --background with raster labels, were accepted and ignored (evaluate refused --background)."""
+    scene = write_scene(tmp_path / "s", size=64)
+    with pytest.raises(InputError) as info:
+        tile_scene(scene["image"], tmp_path / "o", labels_layer="foo", contact_px=5, burn_name="house", size=32)
+    assert info.value.problems == [
+        "--labels-layer foo: the layer of a vector --labels file; no --labels given",
+        "--burn-name house: names the --burn class; give --burn",
+        "--contact-px: a width of the instance target chips: give --instance-targets"]
+    with pytest.raises(InputError) as info:
+        tile_scene(scene["image"], tmp_path / "o", labels=scene["labels"], class_field="foo", label_background=7,
+                   size=32)
+    assert info.value.problems == [f"--class-field, --background: options of label polygons (a vector --labels or "
+                                   f"--labels-t2); --labels {scene['labels']} is a raster"]
+    assert not (tmp_path / "o").exists()
