@@ -85,7 +85,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
+        from rsmamba.paths import input_problem
+
+        raise InputError(f"{path}: checkpoint not found" if not path.exists()
+                         else input_problem(path, "checkpoint") or f"checkpoint {path}: not a regular file")
     data = load_weights_file(path, "checkpoint", allow=_numpy_allow_list())
     found = data.get("format") if isinstance(data, dict) else None
     if isinstance(found, str) and found.startswith(FORMAT.rsplit("/", 1)[0] + "/") and found != FORMAT:

@@ -424,9 +424,9 @@ def change(
 
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
+    _warn_workers_without_scheduler(workers, scheduler)  # and runs, as predict does
     if batch:
         _BATCH.append(True)
-        _warn_workers_without_scheduler(workers, scheduler)  # one pair refuses --workers: no warning before
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
@@ -440,7 +440,7 @@ def change(
         typer.echo(f"{done} pair{'s' * (done != 1)} compared, {len(results) - done} already complete, into {out}")
         return
     given = [name for name, value in (("--shard", shard), ("--scheduler", scheduler), ("--name-template", name_template),
-                                      ("--max-errors", max_errors), ("--workers", workers)) if value is not None]
+                                      ("--max-errors", max_errors)) if value is not None]
     if given:  # one pair runs in this process, whole: they would do nothing
         raise InputError(f"{', '.join(given)}: for many pairs (a pattern, a list, a folder -o); one pair is one job")
     t1_path, t2_path = Path(t1), Path(t2)
@@ -524,8 +524,14 @@ def train(
 
     import json
 
-    if out is not None and any(s.strip().startswith("out=") for s in set_ or []):
+    if out is not None and any(s.partition("=")[0].strip() == "out" for s in set_ or []):
         raise InputError("-o and --set out=: give the run folder once")
+    if out is not None:
+        from rsmamba.paths import output_problem
+
+        problem = output_problem(out, role="-o", directory=True)  # a file above it: [Errno 17] File exists
+        if problem:
+            raise InputError(problem)
     # quoted: a folder named 2024, yes or 'exp #2' is a name, not YAML's number, boolean or comment
     set_ = list(set_ or []) + ([f"out={json.dumps(str(out))}"] if out is not None else [])
     last = Path(load_config(config, set_)["out"]) / "last.pt"  # config problems in one line before torch loads
@@ -675,12 +681,17 @@ def _click_kind(exc: BaseException) -> str | None:
     return None
 
 
-def _usage_line(exc: BaseException) -> str:
-    """Click's message, plus where to look for help, on one line (click prints usage + hint + error)."""
+def _usage_line(exc: BaseException, argv: list[str] | None = None) -> str:
+    """Click's message, plus where to look for help, on one line (click prints usage + hint + error).
+
+    An error of the parser itself (an option missing its value) comes without a context: the verb's help is
+    found from ``argv``, as for the verb's other usage errors."""
     message = _one_line(exc.format_message())  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
-    where = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see 'rsmamba --help')"
-    return f"rsmamba: error: {message}{where}"
+    verbs = set(getattr(_command(), "commands", {}))
+    verb = next((a for a in (sys.argv[1:] if argv is None else argv) if a in verbs), None)
+    path = ctx.command_path if ctx is not None else f"rsmamba {verb}" if verb else "rsmamba"
+    return f"rsmamba: error: {message} (see '{path} --help')"
 
 
 def _environment_error(exc: BaseException) -> str | None:
@@ -750,7 +761,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rsmamba': the help, as asked
                 exc.show()  # type: ignore[attr-defined]
                 return 0
-            typer.echo(_usage_line(exc), err=True)
+            typer.echo(_usage_line(exc, argv), err=True)
             return 2
         if kind == "ClickException":
             typer.echo(f"rsmamba: error: {_one_line(exc.format_message())}", err=True)  # type: ignore[attr-defined]

@@ -99,7 +99,12 @@ def not_utf8_problem(path: str | os.PathLike[str]) -> str | None:
         text.encode("utf-8")
         return None
     except UnicodeEncodeError:
-        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raw = os.fsencode(text)
+        shown = raw.decode("utf-8", "backslashreplace")
+        if shown == raw.decode("utf-8", "replace"):  # valid UTF-8, read by a Python whose locale is ASCII
+            return (f"{shown.encode('ascii', 'backslashreplace').decode()}: a UTF-8 name, but this Python reads "
+                    f"file names as {sys.getfilesystemencoding()} (the C locale with PYTHONUTF8=0): run with "
+                    "PYTHONUTF8=1 or a UTF-8 locale (e.g. LC_ALL=C.UTF-8)")
         return (f"{shown}: the name is not UTF-8 (written on another system?); GDAL and rasterio open UTF-8 "
                 "names only: rename it (e.g. convmv -f latin1 -t utf8)")
 

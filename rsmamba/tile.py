@@ -261,6 +261,8 @@ def tile_scene(
         problems.append(f"--split-block must be at least 1 px, got {block}")
     if (problem := seed_problem(seed)) is not None:
         problems.append(problem)
+    if not 0 <= overlap < size:  # as predict says it of --window
+        problems.append(f"--overlap {overlap}: must be in [0, --size {size})")
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")
     inputs = [image, dsm, labels, t2, labels_t2, change, instance_targets]

@@ -109,6 +109,10 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
     shipped = CONFIGS_DIR / f"{p.name.removesuffix('.yaml')}.yaml"
     if p.parent == Path(".") and shipped.is_file():
         return shipped
+    if p.exists():  # a folder, a pipe: not 'not found'
+        from rsmamba.paths import input_problem
+
+        raise InputError(input_problem(p, "config") or f"config {p}: not a regular file")
     raise InputError(f"{p}: config file not found (shipped recipes: {', '.join(shipped_configs())})")
 
 

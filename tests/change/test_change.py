@@ -90,7 +90,7 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
         ([t1, t1, "--max-shift", "nan"], "--max-shift must be a number of pixels >= 0, got nan"),  # the guard was off
         ([t1, t1, "--max-shift", "-1"], "--max-shift must be a number of pixels >= 0"),
         ([t1, t1, "--bands", "4"], "t1 " + t1 + ": bands [4] out of range (it has 3 bands)"),
-        ([t1, t1, "--workers", "2"], "--workers: for many pairs"),  # not warned about --scheduler first
+        ([t1, t1, "--shard", "1/2"], "--shard: for many pairs"),  # --workers warns and runs, as predict's
     ]
     for args, needle in cases:
         code = main(["change", *args, "-o", str(out), "--model", "mambafcs_tiny", "--window", "96"])

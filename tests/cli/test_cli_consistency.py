@@ -72,3 +72,21 @@ def test_options_that_would_do_nothing_or_conflict_are_refused(tmp_path, capsys)
         assert "--compress lzw and --co compress=ZSTD: both set the compression; give one of them" in _one_error(capsys)
     assert main(["-q", "predict", image, "-o", str(tmp_path / "x.tif"), "--co", "COMPRESS=ZSTD", "--no-tta"]) == 0
     assert not (tmp_path / "a.gpkg").exists()
+
+
+def test_small_mistakes_are_said_plainly(tmp_path, capsys) -> None:
+    """An option missing its value pointed at 'rsmamba --help'; change --workers with one pair was refused
+    where predict warns and runs; a valid UTF-8 name under an ASCII locale was 'not UTF-8'."""
+    import os
+
+    from rsmamba.errors import not_utf8_problem
+
+    assert main(["tile", "a.tif", "-o", str(tmp_path / "x"), "--size"]) == 2
+    assert "Option '--size' requires an argument. (see 'rsmamba tile --help')" in _one_error(capsys)
+    t1 = str(write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1)))
+    assert main(["-q", "change", t1, t1, "-o", str(tmp_path / "c.tif"), "--workers", "2", "--dry-run"]) == 0
+    assert "--workers 2: the workers of --scheduler local" in capsys.readouterr().err
+    ascii_read = "cl\udcc3\udca2sses.tif"  # b'cl\xc3\xa2sses.tif' (clâsses) as an ASCII locale decodes it
+    if os.fsencode(ascii_read) == b"cl\xc3\xa2sses.tif":
+        assert "a UTF-8 name, but this Python reads file names as" in not_utf8_problem(ascii_read)
+    assert "the name is not UTF-8" in not_utf8_problem(os.fsdecode(b"orth\xe9.tif"))

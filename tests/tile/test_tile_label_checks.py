@@ -261,3 +261,9 @@ def test_options_without_what_they_apply_to_are_refused_by_name(tmp_path) -> Non
     assert info.value.problems == [f"--class-field, --background: options of label polygons (a vector --labels or "
                                    f"--labels-t2); --labels {scene['labels']} is a raster"]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_chip_overlap_past_the_size_names_the_options(tmp_path) -> None:
+    scene = write_scene(tmp_path / "s", size=64)
+    with pytest.raises(InputError, match=r"^--overlap 64: must be in \[0, --size 64\)$"):
+        tile_scene(scene["image"], tmp_path / "o", size=64, overlap=64)

@@ -332,3 +332,20 @@ def test_chips_without_labels_are_refused_not_trained_at_loss_0(tmp_path: Path, 
         assert main(_train(tmp_path, "--set", f"data.root={chips}", *extra)) == 2
         assert "carry no labels (tiled without --labels)" in _one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_run_folder_config_and_checkpoint_paths_are_said_for_what_they_are(tmp_path: Path, capsys) -> None:
+    """-o under a file was '[Errno 17] File exists'; -c DIR 'config file not found', --init DIR 'checkpoint not
+    found' (both exist); --set 'out = X' beside -o was taken silently, where --set out=X is refused."""
+    from rsmamba.checkpoint import load_checkpoint
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text("data: {root: chips}\nout: run\n")
+    assert main(["train", "-c", str(config), "-o", str(config / "x")]) == 2
+    assert f"-o {config / 'x'}: cannot write into {config}: it is a file, not a folder" in _one_error_line(capsys)
+    assert main(["train", "-c", str(tmp_path)]) == 2
+    assert f"config {tmp_path}: is a directory, not a file" in _one_error_line(capsys)
+    with pytest.raises(InputError, match="is a directory, not a file"):
+        load_checkpoint(tmp_path)
+    assert main(["train", "-c", str(config), "--set", "out = X", "-o", str(tmp_path / "Y")]) == 2
+    assert "-o and --set out=: give the run folder once" in _one_error_line(capsys)
