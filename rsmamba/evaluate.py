@@ -29,7 +29,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import (VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, lattice_window,
+from rsmamba.raster.source import (VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, grid_mirrors, lattice_window,
                                    repaired_areas)
 from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
@@ -496,13 +496,16 @@ def _image_on_grid(image: Path, grid: Grid, step: int) -> np.ndarray:
 
 
 def _panels(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, classes: list[ClassInfo],
-            image: np.ndarray | None) -> np.ndarray:
-    """Image | reference | prediction side by side, subsampled as :func:`_panel_step` says."""
+            image: np.ndarray | None, mirrors: tuple[bool, bool] = (False, False)) -> np.ndarray:
+    """Image | reference | prediction side by side, subsampled as :func:`_panel_step` says, each turned north up
+    (``mirrors``: :func:`rsmamba.raster.source.grid_mirrors` of the grid; a south-up scene's panels were upside down)."""
     step = _panel_step(pred.shape)
     p = np.where(valid, pred, 0)[::step, ::step]
     r = ref[::step, ::step]
     parts = [] if image is None else [image]
     parts += [_colourise(r, classes), _colourise(p, classes)]
+    up_down, left_right = mirrors
+    parts = [part[:, ::-1 if up_down else 1, ::-1 if left_right else 1] for part in parts]
     gap = np.full((3, p.shape[0], 4), 255, np.uint8)
     out = [parts[0]]
     for part in parts[1:]:
@@ -766,5 +769,5 @@ def evaluate_rasters(
             for key in ("miou", "mf1", "oa", "kappa"):
                 writer.writerow([key, scores[key], "", "", "", ""])
         _write_png(pub[2], _confusion_png(hist))
-        _write_png(pub[3], _panels(pred, ref, valid, classes, image_panel))
+        _write_png(pub[3], _panels(pred, ref, valid, classes, image_panel, grid_mirrors(grid.transform)))
     return result

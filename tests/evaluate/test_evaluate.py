@@ -657,3 +657,18 @@ def test_options_that_would_do_nothing_are_refused_by_name(tmp_path: Path, capsy
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and said in err, err
     assert not out.exists()
+
+
+def test_the_panels_of_a_south_up_scene_are_drawn_north_up(tmp_path: Path) -> None:
+    """A south-up raster (e > 0) was drawn as stored: its panels upside down, north at the bottom."""
+    from rasterio.transform import Affine
+
+    labels = np.zeros((20, 20), np.uint8)
+    labels[:5] = 1  # the first stored rows: the south edge of a south-up raster
+    image = np.zeros((3, 20, 20), np.uint8)
+    image[:, :5] = 200
+    up = Affine(1.0, 0.0, 500000.0, 0.0, 1.0, 4999980.0)  # rows run north
+    p = write_raster(tmp_path / "p.tif", labels, transform=up)
+    evaluate_rasters(p, p, tmp_path / "m.json", image=write_raster(tmp_path / "i.tif", image, transform=up))
+    panel = _panel_image(tmp_path / "m_panels.png", 20)
+    assert panel[:, 15:].min() > panel[:, :15].max()  # the bright south band at the bottom (stretched for display)
