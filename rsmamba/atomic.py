@@ -61,6 +61,16 @@ class OutputBusyError(OutputError):
     """Another live run holds the lock on one of the outputs."""
 
 
+def file_identity(path: PathLike) -> tuple[int, int, int, int] | None:
+    """Which file is at ``path`` now (device, inode, mtime, size), or None: a file published over it (a rename)
+    is another one, so a caller sees whether a run published there since it looked."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def partial_name(path: PathLike) -> Path:
     """This run's scratch sibling of ``path``: hidden, per process, keeps the suffix (drivers use it)."""
     path = Path(path)

@@ -559,23 +559,16 @@ def train(
 
         typer.echo(plan_training(config, list(set_ or [])).describe())
         return
-    before = _file_stamp(last)
+    from rsmamba.atomic import file_identity
+
+    before = file_identity(last)
     try:
         result = run_training(config, list(set_ or []), resume=resume_from or resume, progress=STATE.progress,
                               overwrite=overwrite)
     except KeyboardInterrupt:  # published atomically: a new last.pt is a checkpoint of this run, to --resume
-        _TRAIN_SAVED.append(_file_stamp(last) != before)
+        _TRAIN_SAVED.append(file_identity(last) != before)
         raise
     typer.echo(result.describe())
-
-
-def _file_stamp(path: Path) -> tuple[int, int, int] | None:
-    """Which file ``path`` is now (inode, mtime, size), or None: a file published over it is another one."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 @app.command()

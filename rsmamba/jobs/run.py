@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rsmamba.atomic import OutputError, remove_stale_partials
+from rsmamba.atomic import OutputError, file_identity, remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
@@ -478,7 +478,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
             raise InputError(f"--scheduler {scheduler}: cannot connect ({first_line(exc)}); give 'local' or "
                              "a scheduler address such as tcp://HOST:8786") from None
     results: list[JobResult] = []
-    before = {job: _file_identity(job.output) for job in todo}
+    before = {job: file_identity(job.output) for job in todo}
     try:
         # a job that raises is retried by dask; _run_one turns errors into results, so retry here
         pending = {client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries): (job, 0) for job in todo}
@@ -508,7 +508,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
     # stopped by --max-errors: a scene that a worker was computing and finished is done, not "not run"
     settled = {r.job for r in results}  # copies from the workers: equal as values
     return results + [JobResult(job, "done") for job in todo
-                      if job not in settled and _file_identity(job.output) not in (None, before[job])]
+                      if job not in settled and file_identity(job.output) not in (None, before[job])]
 
 
 def _stop(pending: dict[Any, tuple[Job, int]]) -> list[JobResult]:
@@ -524,12 +524,3 @@ def _stop(pending: dict[Any, tuple[Job, int]]) -> list[JobResult]:
         else:
             future.cancel()
     return finished
-
-
-def _file_identity(path: Path) -> tuple[int, int, int] | None:
-    """Which file is at ``path`` (a publication is a rename: a new inode), or None."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_mtime_ns
