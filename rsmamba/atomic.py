@@ -61,6 +61,13 @@ class OutputBusyError(OutputError):
     """Another live run holds the lock on one of the outputs."""
 
 
+def resume_sidecar_path(final: PathLike) -> Path:
+    """Where predict and change keep the state a ``--resume`` takes up (:mod:`rsmamba.engine.resume`), beside the
+    output; here, without torch, so that the CLI's Ctrl-C line can say whether there is one."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.predict-resume.json")
+
+
 def file_identity(path: PathLike) -> tuple[int, int, int, int] | None:
     """Which file is at ``path`` now (device, inode, mtime, size), or None: a file published over it (a rename)
     is another one, so a caller sees whether a run published there since it looked."""

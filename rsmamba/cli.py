@@ -470,7 +470,7 @@ def vectorize(
     fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2; polygons that lay in them are absorbed (pixel_count too)."),
     output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="The class raster's probabilities (predict --probabilities or --confidence): mean/max per polygon."),
-    reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to write in (required for a geographic raster)."),
+    reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to measure and write in (required for a geographic raster); GeoJSON is written in WGS 84 (RFC 7946), measured in it."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Model id attribute (default: the raster's model_id tag)."),
     change: Optional[bool] = typer.Option(None, "--change/--no-change", help="Read RASTER as a change raster (default: when band 1's description is 'change')."),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Side in pixels of the blocks read at a time (memory bound; default 2048).", callback=opt.positive("--block-size")),
@@ -805,7 +805,7 @@ def _interrupted(argv: list[str] | None = None) -> int:
     args = [a for a in given if not a.startswith("-")]
     verb = args[0] if args else ""
     resumable = any(_TRAIN_SAVED) or any(a.split("=")[0] in ("--resume", "--resume-from") for a in given)
-    from rsmamba.engine.resume import sidecar_path
+    from rsmamba.atomic import resume_sidecar_path  # (no torch: a Ctrl-C may land while torch loads)
 
     scene = _SCENE[-1] if _SCENE else None
     after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
@@ -813,7 +813,7 @@ def _interrupted(argv: list[str] | None = None) -> int:
              else "; run the same command again: it keeps the finished row slices" if verb == "predict" and _SCENE
              and scene is None
              else "; the same command with --resume continues it" if verb in ("predict", "change") and scene is not None
-             and sidecar_path(scene).exists()
+             and resume_sidecar_path(scene).exists()
              else "; nothing was kept to resume yet: run the same command again (without --resume)"
              if verb in ("predict", "change")
              else "" if verb != "train"

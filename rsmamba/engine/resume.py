@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rsmamba.atomic import Publication, atomic_output
+from rsmamba.atomic import Publication, atomic_output, resume_sidecar_path
 from rsmamba.engine.writer import OutputLayer
 from rsmamba.errors import InputError
 
@@ -23,10 +23,6 @@ def torch_threads() -> int:
     import torch
 
     return int(torch.get_num_threads())
-
-
-def sidecar_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.predict-resume.json")
 
 
 def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
@@ -68,7 +64,7 @@ class ResumeState:
     """Reads and updates the sidecar; each update is an atomic file replacement."""
 
     def __init__(self, final: Path, digest: str, height: int) -> None:
-        self.path = sidecar_path(final)
+        self.path = resume_sidecar_path(final)
         self.digest = digest
         self.height = height
 

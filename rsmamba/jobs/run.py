@@ -364,9 +364,12 @@ def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str
         outputs = [p for p in outputs if p.resolve() not in mine]
         how = "--overwrite recomputes only this run's outputs; remove the others"
     elif not outputs:
-        raise InputError(f"{folder}: its {SETTINGS_FILE} records other settings ({changed}) and no output yet: another "
-                         "run may be writing into it; give that run's settings, --overwrite to take the folder over "
-                         "once no run writes into it, or choose another output folder")
+        try:  # no output of theirs: a run of other settings that stopped before its first is no obstacle
+            fcntl.flock(runs, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{folder}: another rsmamba run is writing into it with other settings ({changed}); "
+                             "wait for it to finish, or choose another output folder") from None
+        return
     else:
         how = f"--overwrite recomputes {'them' if len(outputs) > 1 else 'it'}"
     if outputs:

@@ -64,7 +64,7 @@ def _not_change_problem(src, raster: Path) -> str | None:
     polygons and drops every other class, without a word."""
     from rsmamba.raster.windows import CHECK_PER_AXIS, sample_windows
 
-    if attrs.has_class_names(src):
+    if src.count == 1 and attrs.has_class_names(src):  # (a semantic change raster's table is its from/to classes')
         names = attrs.class_names(src)
         if {i: n.lower() for i, n in names.items()} != {0: "no_change", 1: "change"}:
             shown = ", ".join(f"{i} {n}" for i, n in sorted(names.items())[:6]) + (", ..." if len(names) > 6 else "")
@@ -268,6 +268,14 @@ def _plan(
                                               else set())
                     for problem in attrs.probability_problems(prob, src, names, vectorized, is_change):
                         problems.add(problem)
+        if crs is not None:
+            targets = ([("--reproject " + str(reproject_to), out_crs)] if out_crs is not None else []) + (
+                [("GeoJSON (RFC 7946: WGS 84)", CRS.from_epsg(4326))] if fmt == "geojson" else [])
+            for what, target in targets:  # a site grid (LOCAL_CS) has no way to the globe: 'NULL pointer error'
+                if not _transformable(crs, target):
+                    problems.add(f"{raster}: its CRS ({_crs_name(crs)}) cannot be transformed to {what}; "
+                                 + ("write --format gpkg, fgb or parquet, which keep it" if what.startswith("GeoJSON")
+                                    else "drop --reproject, or georeference the raster in a CRS with a datum"))
         problems.raise_if_any()
         out_crs = out_crs or crs
         return _Plan(
@@ -572,6 +580,15 @@ class _Target:
     layer: str
     append: bool = False
     next_id: int = 1
+
+
+def _transformable(source: CRS, target: CRS) -> bool:
+    """Whether PROJ can carry coordinates from ``source`` to ``target`` (an engineering CRS cannot)."""
+    try:
+        Transformer.from_crs(source, target, always_xy=True)
+    except Exception:  # noqa: BLE001 - pyproj's ProjError, or a CRS it cannot read
+        return False
+    return True
 
 
 def _crs_name(crs: CRS) -> str:

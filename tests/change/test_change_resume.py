@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from rsmamba.change import detect_change
 from rsmamba.engine.model import LoadedModel
-from rsmamba.engine.resume import sidecar_path
+from rsmamba.atomic import resume_sidecar_path
 from rsmamba.errors import InputError
 from tests.helpers.rasters import random_image, write_raster
 
@@ -57,7 +57,7 @@ def test_an_interrupted_change_run_resumes_to_the_same_file_and_says_so(tmp_path
     out = tmp_path / "c.tif"
     with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows: stops around row 400
         _run(t1, t2, out, Diff(after=5))
-    assert not out.exists() and sidecar_path(out).is_file()
+    assert not out.exists() and resume_sidecar_path(out).is_file()
     with pytest.raises(InputError, match="other inputs or parameters"):
         _run(t1, t2, out, Diff(), resume=True, change_threshold=0.3)
 
@@ -68,7 +68,7 @@ def test_an_interrupted_change_run_resumes_to_the_same_file_and_says_so(tmp_path
     for got, ref in zip(_pixels(out), _pixels(tmp_path / "ref.tif")):
         np.testing.assert_array_equal(got, ref)
     assert summary.changed_fraction == reference.changed_fraction > 0
-    assert not sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
+    assert not resume_sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
 
 
 def test_a_change_resume_without_an_interrupted_run_is_refused(tmp_path) -> None:

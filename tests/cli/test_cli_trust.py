@@ -453,7 +453,7 @@ def test_an_interrupted_predict_says_how_to_go_on(tmp_path, monkeypatch, capsys)
     """predict and change keep their resume state on Ctrl-C; the line said nothing of it, then advised --resume
     even when no state had been saved yet (Ctrl-C during start-up), which --resume then refused."""
     import rsmamba.predict
-    from rsmamba.engine.resume import sidecar_path
+    from rsmamba.atomic import resume_sidecar_path
     from tests.helpers.rasters import random_image, write_raster
 
     image = write_raster(tmp_path / "o.tif", random_image(32, 32))
@@ -466,7 +466,7 @@ def test_an_interrupted_predict_says_how_to_go_on(tmp_path, monkeypatch, capsys)
     assert cli.main(["-q", "predict", str(image), "-o", str(out)]) == 130
     assert capsys.readouterr().err == ("rsmamba: interrupted; nothing was kept to resume yet: run the same command "
                                        "again (without --resume)\n")
-    sidecar_path(out).write_text("{}")  # the state a run saves once its first rows are written
+    resume_sidecar_path(out).write_text("{}")  # the state a run saves once its first rows are written
     assert cli.main(["-q", "predict", str(image), "-o", str(out)]) == 130
     assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"
     from rsmamba.cli import _interrupted
@@ -490,3 +490,13 @@ def test_an_interrupted_batch_does_not_advise_resume(verb, tmp_path, monkeypatch
     assert cli.main(["-q", verb, *inputs, "-o", str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err == ("rsmamba: interrupted; run the same command again (without --resume, which is "
                                        "for one scene): it skips the finished scenes and computes the others\n")
+
+
+def test_the_interrupt_line_loads_no_torch(tmp_path) -> None:
+    """Ctrl-C while torch was still loading: the line's own import of torch (for the resume state's name) failed
+    half-way ('partially initialized module'), a traceback and exit 1 instead of the one line."""
+    code = ("import sys; from pathlib import Path; import rsmamba.cli as c; c._SCENE.append(Path(sys.argv[1])); "
+            "c._interrupted(['predict', 'a.tif', '-o', sys.argv[1]]); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.tif")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == "False" and "nothing was kept to resume yet" in done.stderr

@@ -174,8 +174,7 @@ def test_a_run_with_other_settings_is_refused_while_another_writes_the_folder(tm
             if gate.with_name("gate.started").exists():
                 break
             threading.Event().wait(0.05)
-        with pytest.raises(InputError, match=r"records other settings \(tag\) and no output yet: another run may be "
-                                             "writing into it"):
+        with pytest.raises(InputError, match=r"another rsmamba run is writing into it with other settings \(tag\)"):
             run_many(jobs.waiting_job, plan, out, kwargs={"tag": "b", "gate": str(gate)}, shard="1/2", progress=False)
         with pytest.raises(InputError, match=r"another rsmamba run is writing into it with other settings \(tag\)"):
             run_many(jobs.waiting_job, plan, out, kwargs={"tag": "b", "gate": str(gate), "overwrite": True},
@@ -187,6 +186,20 @@ def test_a_run_with_other_settings_is_refused_while_another_writes_the_folder(tm
     second = run_many(jobs.waiting_job, plan, out, kwargs={"tag": "a", "gate": str(gate)}, shard="1/2", progress=False)
     assert [r.status for r in second] == ["done"] * 2
     assert {p.read_text()[-1] for p in out.glob("*.tif")} == {"a"}
+
+
+def test_a_run_stopped_before_its_first_output_leaves_no_obstacle(tmp_path) -> None:
+    """A run of other settings stopped before any output (Ctrl-C, fixed an option, ran again) was refused as
+    'another run may be writing into it' when none was: with no output and no live run, the folder is taken over."""
+    from rsmamba.jobs import run_many
+
+    plan, out = plan_jobs(_inputs(tmp_path, 2), tmp_path / "out"), tmp_path / "out"
+    run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    for made in out.glob("*.tif"):  # as a run stopped before its first output leaves the folder: a record only
+        made.unlink()
+    assert (out / ".rsmamba-batch.json").exists()
+    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert [r.status for r in done] == ["done"] * 2
 
 
 def test_shards_with_the_same_settings_that_start_together_both_run(tmp_path) -> None:

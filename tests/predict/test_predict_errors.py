@@ -21,7 +21,7 @@ from rsmamba.cli import main
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
 from rsmamba.engine.model import LoadedModel, default_classes
-from rsmamba.engine.resume import sidecar_path
+from rsmamba.atomic import resume_sidecar_path
 from tests.helpers.predict_models import TinyConv, register_test_models
 from tests.helpers.rasters import ROOT, random_image, write_raster
 
@@ -147,7 +147,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows (4 windows): stops around row 400
         predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4)), **kw)
     assert not out.exists()
-    state = json.loads(sidecar_path(out).read_text())
+    state = json.loads(resume_sidecar_path(out).read_text())
     assert state["rows_done"] == 256  # complete tile rows only
     assert state["torch_threads"] == torch.get_num_threads()  # a resume at another count is warned about
 
@@ -162,7 +162,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     assert counting.calls < 6  # did not start over (12 grid rows of 2 windows: 6 batches in all)
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
         np.testing.assert_array_equal(got, ref)
-    assert not sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
+    assert not resume_sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
 
 
 def test_a_vrt_member_replaced_before_resume_is_refused(tmp_path) -> None:
@@ -216,7 +216,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path) -> None:
     script = tmp_path / "run.py"
     script.write_text(KILL_SCRIPT.format(root=str(ROOT), img=str(path), out=str(out)))
     proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT)
-    sidecar = sidecar_path(out)
+    sidecar = resume_sidecar_path(out)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -257,7 +257,7 @@ def test_column_strips_and_resume_across_strips(tmp_path) -> None:
     with pytest.raises(KeyboardInterrupt):  # strip 0 runs 9 batches (6 x 6 windows), strip 1 then 11
         predict_raster(path, out, model=LoadedModel(Interrupting(net, after=14), classes=default_classes(4)),
                        probabilities=tmp_path / "p.tif", **kw)
-    progress = json.loads(sidecar_path(out).read_text())
+    progress = json.loads(resume_sidecar_path(out).read_text())
     assert progress["strip"] == 1  # strip 0 (columns 0-255) is complete on disk
     summary = predict_raster(path, out, model=LoadedModel(Interrupting(net, after=10_000), classes=default_classes(4)),
                              probabilities=tmp_path / "p.tif", resume=True, **kw)
@@ -314,7 +314,7 @@ def test_resume_and_strips_form_exactly_the_batches_of_one_pass(tmp_path) -> Non
     strips = run("strips.tif", Recording(net), strip_width=256, probabilities=tmp_path / "pstrips.tif")
     with pytest.raises(KeyboardInterrupt):
         run("out.tif", Recording(net, after=14), strip_width=256)
-    assert json.loads(sidecar_path(tmp_path / "out.tif").read_text())["strip"] == 1
+    assert json.loads(resume_sidecar_path(tmp_path / "out.tif").read_text())["strip"] == 1
     resumed = run("out.tif", Recording(net), strip_width=256, resume=True)
 
     def batch_of(calls: list[tuple[str, ...]]) -> dict[str, tuple[str, ...]]:

@@ -424,3 +424,15 @@ def test_forced_change_refuses_a_class_raster_and_keeps_a_plain_mask(tmp_path, c
     assert main(["vectorize", str(mask), "--change", "-o", str(tmp_path / "c.gpkg")]) == 0
     layer = pyogrio.read_dataframe(tmp_path / "c.gpkg")
     assert len(layer) == 2 and "change" in layer.columns
+
+
+def test_forced_change_takes_a_semantic_change_raster_that_lost_its_band_descriptions(tmp_path) -> None:
+    """Its land-cover table read as 'a class raster': refused, and the advice (drop --change) refused too."""
+    bands = np.zeros((3, 40, 40), np.uint8)
+    bands[0, 5:15, 5:15], bands[1, 5:15, 5:15], bands[2, 5:15, 5:15] = 1, 2, 1  # change, from, to
+    sem = write_raster(tmp_path / "sem.tif", bands)
+    with rasterio.open(sem, "r+") as dst:
+        dst.update_tags(CLASS_NAMES=json.dumps(["impervious", "building", "low_vegetation", "tree", "car", "clutter"]))
+    assert main(["vectorize", str(sem), "--change", "-o", str(tmp_path / "s.gpkg")]) == 0
+    layer = pyogrio.read_dataframe(tmp_path / "s.gpkg")
+    assert len(layer) == 1

@@ -320,3 +320,21 @@ def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path):
         assert proc.returncode == 2 and len(err.splitlines()) == 1, err
         assert f"{fifo}: not a regular file (a named pipe, socket or device)" in err
     assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_a_crs_without_a_way_to_wgs84_is_refused_for_geojson_and_reproject(tmp_path, capsys):
+    """A site grid (LOCAL_CS, no datum) to GeoJSON failed with 'NULL pointer error'; --reproject from it was a
+    pyproj traceback (exit 1). Both are one line; a GeoPackage keeps the grid."""
+    classes = np.zeros((20, 20), np.uint8)
+    classes[5:10, 5:10] = 1
+    local = ('LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["Easting",EAST],'
+             'AXIS["Northing",NORTH]]')
+    site = write_raster(tmp_path / "site.tif", classes, crs=local)
+    err = one_line_error(["vectorize", str(site), "--classes", "building", "-o", str(tmp_path / "b.geojson")], capsys)
+    assert "cannot be transformed to GeoJSON (RFC 7946: WGS 84)" in err and "gpkg" in err
+    err = one_line_error(["vectorize", str(site), "--classes", "building", "-o", str(tmp_path / "b.gpkg"),
+                          "--reproject", "EPSG:32632"], capsys)
+    assert "cannot be transformed to --reproject EPSG:32632" in err
+    assert not (tmp_path / "b.geojson").exists() and not (tmp_path / "b.gpkg").exists()
+    vectorize_raster(site, tmp_path / "b.gpkg", classes=["building"])
+    assert pyogrio.read_info(tmp_path / "b.gpkg")["features"] == 1
