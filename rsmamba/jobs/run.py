@@ -57,7 +57,9 @@ class JobsFailed(RsmambaError):
         failed = [r for r in results if r.status == "failed"]
         stopped = sum(r.status == "not run" for r in results)
         more = f"; {stopped} not run (stopped by --max-errors)" if stopped else ""
-        lines = [f"{len(failed)} of {len(results)} jobs failed{more}:"] + [f"  {r.job.name}: {r.error}" for r in failed]
+        # one failure a line, each closed by ';' so that the CLI's one line still tells them apart
+        lines = [f"{len(failed)} of {len(results)} jobs failed{more}:"] + [
+            f"  {r.job.name}: {str(r.error).rstrip('.; ')}{';' if i < len(failed) - 1 else ''}" for i, r in enumerate(failed)]
         super().__init__("\n".join(lines))
         self.exit_code = 2 if failed and all(r.user for r in failed) else 1  # 2: every failure is the inputs'
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from rsmamba.train.config import load_config
-from rsmamba.train.trainer import blame_model_kwargs, build_model, prepare, segment, steps_per_epoch
+from rsmamba.train.trainer import blame_model_kwargs, build_model, pick_device, prepare, segment, steps_per_epoch
 
 OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
 
@@ -85,6 +85,7 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
                   probe: int = 64) -> TrainPlan:
     """Resolve a config and size the run without training (``rsmamba train --dry-run``)."""
     cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
+    pick_device(cfg["train"]["device"], 0)  # refused as train refuses it (xpu; cuda on a machine without one)
     prep = prepare(cfg)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch = cfg["data"]["batch_size"]

@@ -120,7 +120,7 @@ def _dist_info() -> tuple[int, int, int]:
     return world, rank, local
 
 
-def _pick_device(name: str, local_rank: int) -> torch.device:
+def pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     device = torch_device(name, "train.device")
@@ -509,7 +509,7 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     out = Path(cfg["out"]) / f"test_{d['val_split']}.json"
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; --overwrite replaces it")
-    device = _pick_device(t["device"], 0)
+    device = pick_device(t["device"], 0)
     try:
         prep = prepare(cfg, scoring=True)
     except MissingSplit:  # a held-out scene tiled as test chips only: nothing is trained, so no train split
@@ -614,7 +614,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         cfg = load_config(config, overrides)
     world, rank, local_rank = _dist_info()
     t = cfg["train"]
-    device = _pick_device(t["device"], local_rank)
+    device = pick_device(t["device"], local_rank)
     started_pg = False
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -59,6 +59,9 @@ def test_local_run_is_idempotent_and_reports_every_failure(tmp_path) -> None:
         run_jobs(jobs.failing_job, plan, progress=False)
     msg = str(info.value)
     assert "2 of 4 jobs failed" in msg and "bad_1.dat" in msg and "bad_3.dat" in msg
+    from rsmamba.errors import one_line
+
+    assert re.search(r"bad_1\.dat: [^;]*; \S*bad_3\.dat: ", one_line(msg))  # told apart on the CLI's one line
     results = run_jobs(jobs.copy_job, plan, kwargs={"tag": "!"}, progress=False)
     assert sorted(r.status for r in results) == ["done", "done", "skipped", "skipped"]
 

@@ -177,17 +177,17 @@ def test_train_device_cuda_is_this_processs_gpu_or_one_line(monkeypatch) -> None
     """train.device cuda was torch.cuda.set_device's ValueError (no index), and without CUDA a traceback."""
     import torch
 
-    from rsmamba.train.trainer import _pick_device
+    from rsmamba.train.trainer import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match="train.device cuda: CUDA is not available on this machine"):
-        _pick_device("cuda", 0)
+        pick_device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert _pick_device("cuda", 1) == torch.device("cuda", 1) and _pick_device("cuda:0", 1) == torch.device("cuda", 0)
+    assert pick_device("cuda", 1) == torch.device("cuda", 1) and pick_device("cuda:0", 1) == torch.device("cuda", 0)
     with pytest.raises(InputError, match="has 2 GPU"):
-        _pick_device("cuda:3", 0)
-    assert _pick_device("cpu", 0) == torch.device("cpu")
+        pick_device("cuda:3", 0)
+    assert pick_device("cpu", 0) == torch.device("cpu")
 
 
 def test_chips_without_a_labelled_pixel_are_refused(tmp_path: Path, capsys) -> None:
@@ -349,3 +349,13 @@ def test_run_folder_config_and_checkpoint_paths_are_said_for_what_they_are(tmp_p
         load_checkpoint(tmp_path)
     assert main(["train", "-c", str(config), "--set", "out = X", "-o", str(tmp_path / "Y")]) == 2
     assert "-o and --set out=: give the run folder once" in _one_error_line(capsys)
+
+
+def test_dry_run_refuses_a_device_as_the_run_does(tmp_path: Path, capsys) -> None:
+    """`train --device xpu --dry-run` planned the run (exit 0) that `train --device xpu` refuses."""
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    said = []
+    for extra in (["--dry-run"], []):
+        assert main(_train(tmp_path, "--set", f"data.root={chips}", "--device", "xpu", *extra)) == 2
+        said.append(_one_error_line(capsys))
+    assert said[0] == said[1] and "train.device xpu: rsmamba runs on cpu, cuda, mps" in said[0]
