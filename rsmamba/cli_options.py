@@ -49,8 +49,8 @@ def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
     """``args`` without their -v/-q flags (``-vv``, ``--quiet`` too), and what those flags add up to.
 
     GDAL's tools take -q anywhere on the line, and so do users: ``rsmamba predict a.tif -o b.tif -q``
-    means the group's -q; a mixed cluster (``-qv``) counts as it does before the verb. Nothing after
-    ``--`` is a flag.
+    means the group's -q; a mixed cluster (``-qv``) counts as it does before the verb, and flags leading a
+    cluster of the verb's own options (``-qo out.tif``) are taken out of it. Nothing after ``--`` is a flag.
     """
     kept: list[str] = []
     delta = 0
@@ -61,6 +61,10 @@ def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
             delta += 1 if arg == "--verbose" else -1
         elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) <= {"v", "q"}:
             delta += arg.count("v") - arg.count("q")
+        elif len(arg) > 2 and arg[0] == "-" and arg[1] in "vq" and arg[1] != "-":  # -qo out.tif: -q, then -o
+            lead = len(arg) - 1 - len(arg[1:].lstrip("vq"))
+            delta += arg[1:1 + lead].count("v") - arg[1:1 + lead].count("q")
+            kept.append("-" + arg[1 + lead:])
         else:
             kept.append(arg)
     return kept, delta

@@ -397,7 +397,9 @@ def detect_change(
         k = 2 + (2 * loaded.num_classes if semantic else 0)
         threshold, threshold_source = change_threshold_of(loaded, change_threshold)
         # the polygon size calibrated with the threshold; a threshold of the user's is not calibrated with it
-        min_area = change_min_area_of(loaded) if threshold_source != "--change-threshold" else None
+        # (square metres mean nothing on a pixel grid, and vectorize refuses such a raster: no area to record)
+        min_area = (change_min_area_of(loaded) if threshold_source != "--change-threshold" and src.georeferenced
+                    else None)
         weights_digest = model_digest(loaded)
         made_by = model_id(loaded, weights_digest)
         layers = [change_layer(out, loaded.classes if semantic else CHANGE_CLASSES, semantic, made_by, threshold,

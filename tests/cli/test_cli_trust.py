@@ -107,6 +107,8 @@ def test_verbosity_flags_after_the_verb_stop_at_double_dash() -> None:
 
     assert verbosity_flags(["a.tif", "-q", "-o", "b.tif", "-vvv", "--quiet"]) == (["a.tif", "-o", "b.tif"], 1)
     assert verbosity_flags(["-", "--", "-q"]) == (["-", "--", "-q"], 0)
+    # leading a cluster of the verb's options ('-qo x.tif' said 'No such option: -q'); '-oq' is -o's value q
+    assert verbosity_flags(["a.tif", "-qo", "x.tif", "-vqx", "-oq"]) == (["a.tif", "-o", "x.tif", "-x", "-oq"], -1)
 
 
 def test_mixed_verbosity_clusters_after_the_verb_count_as_before_it(capsys) -> None:

@@ -128,6 +128,10 @@ def test_cli_change_on_second_pngs(tmp_path, capsys) -> None:
     for name in ("00000", "00001"):
         bands, crs, transform = _read(out / f"{name}.tif")
         assert bands.shape == (3, 64, 64) and crs is None and transform.is_identity
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(out / f"{name}.tif") as ds:  # no polygon area in m2 on a pixel grid
+                assert not any("MIN_AREA" in key for key in ds.tags())
 
 
 def test_synthetic_change_pairs_keep_the_unchanged_pixels(tmp_path) -> None:
