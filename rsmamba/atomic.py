@@ -108,6 +108,19 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
+NO_ROOM_BYTES = 1 << 20  # free space under which a failed write is taken for a full disk
+
+
+def _no_room(out: Path) -> bool:
+    """Whether the file system ``out`` goes to is full. GDAL says ENOSPC in a log line of its own and raises
+    'TIFFAppendToStrip: Write error' (:func:`is_disk_full` cannot see it): the predict scratch was kept as
+    resumable, filled the disk, and every re-run failed the same way."""
+    try:
+        return shutil.disk_usage(out.parent).free < NO_ROOM_BYTES
+    except OSError:
+        return False
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         if path.is_dir() and not path.is_symlink():
@@ -300,7 +313,9 @@ class _Lock:
 
     def release(self) -> None:
         if self.fd is not None:
-            with contextlib.suppress(FileNotFoundError):
+            # gone, or a folder made read-only under the run: a lock file left behind is stale to the next run (no
+            # one holds its flock), while raising here hid the run's own error and kept the other locks held
+            with contextlib.suppress(OSError):
                 os.unlink(self.path)
             _HELD_LOCKS.discard(self.fd)
             os.close(self.fd)
@@ -546,13 +561,14 @@ def publish(
                 fault_point("before-publish", outs[0])
                 pub._commit()
         except BaseException as exc:
+            full = is_disk_full(exc) or (isinstance(exc, Exception) and _no_room(outs[0]))  # before anything is freed
             if not pub.journaled:  # past its journal, the scratch is what the next run rolls forward
                 for tmp in pub.scratch:
                     _remove(tmp)
-            if is_disk_full(exc) or pub.swapped_back:  # resumable state (predict's): nothing of the run stays
+            if full or pub.swapped_back:  # resumable state (predict's): nothing of the run stays
                 for extra in pub.removals:
                     _remove(extra)
-            if is_disk_full(exc):
+            if full:
                 raise OutputError(f"no space left on device while writing {outs[0]}; "
                                   "this run's scratch files were removed") from None
             raise

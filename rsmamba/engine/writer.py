@@ -26,7 +26,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import OutputError, atomic_output
 from rsmamba.classes import ClassInfo, colormap
 from rsmamba.engine.overviews import build_overviews, overview_paths
 from rsmamba.engine.stitch import FinishedRows, host_view
@@ -238,6 +238,9 @@ class ScratchWriter:
             return
         window = Window(self.col, self.pending_row - self.y0, self.strip_width, n)
         for i, layer in enumerate(self.layers):
+            if not layer.scratch.is_file():  # rasterio's r+ of a missing file is a TypeError: a traceback
+                raise OutputError(f"output {layer.path}: its scratch file {layer.scratch.name} vanished during the run "
+                                  "(its folder deleted or cleaned?); run again")
             with rasterio.open(layer.scratch, "r+") as dst:
                 dst.write(self.pending[i][:, :n], window=window)
             self.pending[i] = self.pending[i][:, n:]

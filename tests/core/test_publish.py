@@ -396,6 +396,73 @@ def test_predict_full_disk_frees_scratch(tmp_path, monkeypatch) -> None:
     assert list((tmp_path / "o").iterdir()) == []
 
 
+def test_predict_full_disk_as_gdal_says_it_frees_scratch(tmp_path, monkeypatch) -> None:
+    """GDAL logs ENOSPC on a line of its own and raises 'TIFFAppendToStrip: Write error': the resumable scratch
+    stayed, kept the disk full, and every re-run failed the same way."""
+    import rasterio
+    import rsmamba.atomic as atomic
+    import rsmamba.engine.writer as writer
+
+    img = write_raster(tmp_path / "img.tif", random_image(300, 60, seed=4))
+    out = tmp_path / "o" / "c.tif"
+
+    def gdal_full(*args, **kwargs):
+        raise rasterio.errors.RasterioIOError("TIFFAppendToStrip:Write error at scanline 0")
+
+    monkeypatch.setattr(writer.ScratchWriter, "_flush", gdal_full)
+    monkeypatch.setattr(atomic, "NO_ROOM_BYTES", 1 << 62)  # this file system, as full as a 3 MB tmpfs was
+    with pytest.raises(OutputError, match="no space left on device"):
+        predict_raster(img, out, probabilities=tmp_path / "o" / "p.tif", model=_model(), **KW)
+    assert list((tmp_path / "o").iterdir()) == []
+    monkeypatch.setattr(atomic, "NO_ROOM_BYTES", 0)  # room enough: the same error is another one, kept resumable
+    with pytest.raises(rasterio.errors.RasterioIOError):
+        predict_raster(img, out, probabilities=tmp_path / "o" / "p.tif", model=_model(), **KW)
+
+
+def test_a_scratch_deleted_under_a_run_is_one_line(tmp_path, monkeypatch) -> None:
+    """The output folder removed mid-run: rasterio's r+ of the missing scratch raised TypeError, a traceback (exit 1)."""
+    import rsmamba.engine.writer as writer
+
+    img = write_raster(tmp_path / "img.tif", random_image(300, 60, seed=4))
+    out = tmp_path / "o" / "c.tif"
+    flush = writer.ScratchWriter._flush
+
+    def deleted_first(self, final):
+        for layer in self.layers:
+            layer.scratch.unlink(missing_ok=True)
+        return flush(self, final)
+
+    monkeypatch.setattr(writer.ScratchWriter, "_flush", deleted_first)
+    with pytest.raises(OutputError, match=r"its scratch file \.c\.tif\.predict-scratch\.tif vanished during the run"):
+        predict_raster(img, out, model=_model(), **KW)
+
+
+def test_a_lock_that_cannot_be_removed_does_not_hide_the_runs_error(tmp_path, monkeypatch) -> None:
+    """A folder made immutable mid-run: the lock's unlink raised PermissionError, which replaced the run's own error
+    and left the other outputs' locks held."""
+    import os
+
+    from rsmamba.atomic import publish
+
+    outs = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    unlink = os.unlink
+
+    def immutable(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return unlink(path, *args, **kwargs)
+
+    with pytest.raises(ValueError, match="the run's own error"):
+        with publish(outs):
+            monkeypatch.setattr(os, "unlink", immutable)
+            raise ValueError("the run's own error")
+    monkeypatch.setattr(os, "unlink", unlink)
+    with publish(outs) as pub:  # the locks were released: the next run takes them
+        for tmp in pub:
+            tmp.write_text("x")
+    assert all(o.read_text() == "x" for o in outs)
+
+
 def test_predict_creation_options(tmp_path) -> None:
     img = write_raster(tmp_path / "img.tif", random_image(300, 300))
     out = tmp_path / "c.tif"
