@@ -111,12 +111,12 @@ def is_disk_full(exc: BaseException | None) -> bool:
 NO_ROOM_BYTES = 1 << 20  # free space under which a failed write is taken for a full disk
 
 
-def _no_room(out: Path) -> bool:
+def no_room(out: PathLike) -> bool:
     """Whether the file system ``out`` goes to is full. GDAL says ENOSPC in a log line of its own and raises
     'TIFFAppendToStrip: Write error' (:func:`is_disk_full` cannot see it): the predict scratch was kept as
     resumable, filled the disk, and every re-run failed the same way."""
     try:
-        return shutil.disk_usage(out.parent).free < NO_ROOM_BYTES
+        return shutil.disk_usage(Path(out).parent).free < NO_ROOM_BYTES
     except OSError:
         return False
 
@@ -561,7 +561,7 @@ def publish(
                 fault_point("before-publish", outs[0])
                 pub._commit()
         except BaseException as exc:
-            full = is_disk_full(exc) or (isinstance(exc, Exception) and _no_room(outs[0]))  # before anything is freed
+            full = is_disk_full(exc) or (isinstance(exc, Exception) and no_room(outs[0]))  # before anything is freed
             if not pub.journaled:  # past its journal, the scratch is what the next run rolls forward
                 for tmp in pub.scratch:
                     _remove(tmp)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from rsmamba.atomic import atomic_output
+from rsmamba.atomic import OutputError, atomic_output, is_disk_full, no_room
 from rsmamba.errors import InputError
 
 FORMAT = "rsmamba-checkpoint/1"
@@ -44,8 +44,13 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
 
     data = {"format": FORMAT, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
             "rsmamba_version": __version__, **_plain(payload)}
-    with atomic_output(path) as tmp:
-        torch.save(data, tmp)
+    try:
+        with atomic_output(path) as tmp:
+            torch.save(data, tmp)
+    except (OSError, RuntimeError) as exc:  # torch says a full disk as 'unexpected pos 845376 vs 845272'
+        if is_disk_full(exc) or no_room(path):
+            raise OutputError(f"no space left on device while writing {path}") from None
+        raise
     return Path(path)
 
 

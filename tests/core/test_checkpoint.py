@@ -95,3 +95,25 @@ def test_a_device_torch_parses_but_rsmamba_cannot_run_on_is_one_line(device, tmp
     assert main(["predict", str(tmp_path / "any.tif"), "-o", str(tmp_path / "o.tif"), "--device", device]) == 2
     assert f"--device '{device}': not a device rsmamba runs on" in capsys.readouterr().err
     assert torch_device("cpu:0").type == "cpu"
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch) -> None:
+    """train on a full disk: torch.save's 'unexpected pos 845376 vs 845272' was a traceback, exit 1."""
+    import torch
+
+    import rsmamba.atomic as atomic
+    from rsmamba.atomic import OutputError
+    from rsmamba.checkpoint import save_checkpoint
+    from tests.helpers.predict_models import tiny_rgb_checkpoint
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 845376 vs 845272")
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(atomic, "NO_ROOM_BYTES", 1 << 62)
+    with pytest.raises(OutputError, match="no space left on device while writing"):
+        save_checkpoint(tmp_path / "last.pt", tiny_rgb_checkpoint())
+    monkeypatch.setattr(atomic, "NO_ROOM_BYTES", 0)  # room enough: torch's error is another one
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        save_checkpoint(tmp_path / "last.pt", tiny_rgb_checkpoint())
+    assert not list(tmp_path.iterdir())
