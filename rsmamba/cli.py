@@ -323,7 +323,7 @@ def predict(
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
     if batch:
-        _BATCH.append(True)
+        _PREDICT_RUN.append("batch")
         if opt.either(slice_rows, old_band_rows) is not None:
             raise InputError("--slice-rows splits one scene; with many inputs each scene is one job")
         results = predict_many(
@@ -347,7 +347,7 @@ def predict(
     if scheduler is not None or slice_rows is not None:
         from rsmamba.predict.slices import predict_slices
 
-        _SCENE.append(None)  # row slices: a re-run keeps the finished ones (no --resume)
+        _PREDICT_RUN.append("slices")  # a re-run keeps the finished ones (no --resume)
 
         summary = predict_slices(
             images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
@@ -361,7 +361,7 @@ def predict(
         )
         typer.echo(summary.describe())
         return
-    _SCENE.append(Path(out))
+    _PREDICT_RUN.append(Path(out))
     summary = predict_raster(
         images[0], out, dsm=dsm, model=model, bands=parse_int_list(bands, "--bands", minimum=1),
         window=window, overlap=overlap, blend=blend, crop=crop, tta=tta, batch_size=batch_size, device=device,
@@ -426,7 +426,7 @@ def change(
 
     _warn_workers_without_scheduler(workers, scheduler)  # and runs, as predict does
     if batch:
-        _BATCH.append(True)
+        _PREDICT_RUN.append("batch")
         results = change_many(
             t1, t2, out, model=model, scheduler=scheduler, workers=workers, shard=shard, max_errors=max_errors,
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
@@ -446,7 +446,7 @@ def change(
     t1_path, t2_path = Path(t1), Path(t2)
     if "{" in t2:  # a template, filled from t1's name
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
-    _SCENE.append(Path(out))
+    _PREDICT_RUN.append(Path(out))
     summary = detect_change(
         t1_path, t2_path, out, model=model, semantic=semantic, probabilities=opt.either(probabilities, old_probability),
         bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
@@ -727,8 +727,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous = _terminate_like_interrupt()
     _TERMINATED.clear()
     _TRAIN_SAVED.clear()
-    _BATCH.clear()
-    _SCENE.clear()
+    _PREDICT_RUN.clear()
     bad = [p for p in map(not_utf8_problem, sys.argv[1:] if argv is None else list(argv)) if p]
     if bad:  # an argument in another encoding: a UnicodeEncodeError deep in a run, else
         typer.echo(f"rsmamba: error: {bad[0]}", err=True)
@@ -777,8 +776,9 @@ class Terminated(KeyboardInterrupt):
 
 _TERMINATED: list[int] = []  # the SIGTERMs this run took (typer hides which interrupt ended it)
 _TRAIN_SAVED: list[bool] = []  # an interrupted train: whether it had saved a checkpoint (last.pt) yet
-_BATCH: list[bool] = []  # an interrupted predict or change: whether it ran many scenes (they refuse --resume)
-_SCENE: list[Path | None] = []  # one scene's output (its resume state is beside it), None for one in row slices
+# what an interrupted predict or change ran: "batch" (many scenes; they refuse --resume), "slices" (one scene in
+# row slices), or one scene's output (its resume state, if any, is beside it)
+_PREDICT_RUN: list[str | Path] = []
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -807,18 +807,19 @@ def _interrupted(argv: list[str] | None = None) -> int:
     resumable = any(_TRAIN_SAVED) or any(a.split("=")[0] in ("--resume", "--resume-from") for a in given)
     from rsmamba.atomic import resume_sidecar_path  # (no torch: a Ctrl-C may land while torch loads)
 
-    scene = _SCENE[-1] if _SCENE else None
-    after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
-             "scenes and computes the others" if verb in ("predict", "change") and _BATCH
-             else "; run the same command again: it keeps the finished row slices" if verb == "predict" and _SCENE
-             and scene is None
-             else "; the same command with --resume continues it" if verb in ("predict", "change") and scene is not None
-             and resume_sidecar_path(scene).exists()
-             else "; nothing was kept to resume yet: run the same command again (without --resume)"
-             if verb in ("predict", "change")
-             else "" if verb != "train"
-             else "; the same command with --resume continues it" if resumable
-             else "; no epoch had finished, nothing was saved: run the same command again (without --resume)")
+    run = _PREDICT_RUN[-1] if _PREDICT_RUN else None
+    if verb in ("predict", "change"):
+        after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
+                 "scenes and computes the others" if run == "batch"
+                 else "; run the same command again: it keeps the finished row slices" if run == "slices"
+                 else "; the same command with --resume continues it"
+                 if isinstance(run, Path) and resume_sidecar_path(run).exists()
+                 else "; nothing was kept to resume yet: run the same command again (without --resume)")
+    elif verb == "train":
+        after = ("; the same command with --resume continues it" if resumable
+                 else "; no epoch had finished, nothing was saved: run the same command again (without --resume)")
+    else:
+        after = ""
     if _TERMINATED:
         typer.echo(f"rsmamba: terminated (SIGTERM){after}", err=True)
         return 143

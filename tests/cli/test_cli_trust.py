@@ -497,7 +497,7 @@ def test_an_interrupted_batch_does_not_advise_resume(verb, tmp_path, monkeypatch
 def test_the_interrupt_line_loads_no_torch(tmp_path) -> None:
     """Ctrl-C while torch was still loading: the line's own import of torch (for the resume state's name) failed
     half-way ('partially initialized module'), a traceback and exit 1 instead of the one line."""
-    code = ("import sys; from pathlib import Path; import rsmamba.cli as c; c._SCENE.append(Path(sys.argv[1])); "
+    code = ("import sys; from pathlib import Path; import rsmamba.cli as c; c._PREDICT_RUN.append(Path(sys.argv[1])); "
             "c._interrupted(['predict', 'a.tif', '-o', sys.argv[1]]); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.tif")], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
