@@ -45,7 +45,7 @@ from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
-from rsmamba.raster.ground import is_mercator, metres_per_unit, utm_zone
+from rsmamba.raster.ground import SCALE_TOLERANCE, is_mercator, metres_per_unit, scale_at, utm_zone
 from rsmamba.vectorize.units import parse_area, parse_length
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ class VectorizeSummary:
     seconds: float = 0.0
     calibrated_min_area: float | None = None  # m²: the change raster's own --min-area, when none was given
     semantic: bool = False  # a semantic change raster: polygons counted by their to_class, areas per change region
+    grid_scale: float = 1.0  # areas and lengths were divided by this scale of the output CRS (1: taken as they are)
+    crs_name: str = ""
 
     def describe(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.per_class.items())) or "none"
@@ -98,6 +100,9 @@ class VectorizeSummary:
         if self.calibrated_min_area is not None:
             line += (f"; {'change regions' if self.semantic else 'polygons'} under {self.calibrated_min_area:g} m2 "
                      "dropped (calibrated with the change model; --min-area overrides)")
+        if self.grid_scale != 1.0:
+            line += (f"; areas and lengths in ground metres: {self.crs_name}'s grid is {self.grid_scale:.4f} x the "
+                     f"ground here ({(self.grid_scale ** 2 - 1) * 100:+.1f} % in area)")
         return line
 
 
@@ -127,6 +132,7 @@ class _Plan:
     calibrated_min_area: float | None = None  # min_area came from the change raster's calibration tag
     scenes: Mosaic | None = None  # set when ``raster`` is the VRT mosaic of several scenes
     instances: bool = False  # split regions into buildings (:mod:`rsmamba.vectorize.instances`)
+    grid_scale: float = 1.0  # out_crs's linear scale at the raster, when its areas are over 1 % off the ground's
 
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
@@ -278,11 +284,14 @@ def _plan(
                                     else "drop --reproject, or georeference the raster in a CRS with a datum"))
         problems.raise_if_any()
         out_crs = out_crs or crs
+        # a grid far from its projection's standard lines is no ground metre (polar stereographic: 4-9 % in area)
+        scale = scale_at(out_crs, crs, *(src.transform * (src.width / 2, src.height / 2)))
+        scale = scale if abs(scale * scale - 1) > SCALE_TOLERANCE else 1.0
         return _Plan(
             raster=raster, output=output, fmt=fmt, width=src.width, height=src.height, transform=src.transform,
             crs=crs, out_crs=out_crs, names=names, selected=selected, skip=skip, change=is_change,
             semantic=semantic, model_id=model_id if model_id is not None else attrs.model_id(src),
-            unit_m=metres_per_unit(out_crs), min_area=thresholds["--min-area"],
+            unit_m=metres_per_unit(out_crs) / scale, grid_scale=scale, min_area=thresholds["--min-area"],
             fill_holes=thresholds["--fill-holes"], simplify=thresholds["--simplify"], probabilities=probabilities,
             calibrated_min_area=calibrated,
         )
@@ -741,7 +750,8 @@ def vectorize_raster(
               and not plan.fill_holes)  # so may a filled polygon and the patches in its hole
     unregularized: list | None = [] if cut_apart else None
     with_values = plan.probabilities is not None
-    summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area, semantic=plan.semantic)
+    summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area, semantic=plan.semantic,
+                               grid_scale=plan.grid_scale, crs_name=_crs_name(plan.out_crs))
     counts: Counter[str] = Counter()
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":

@@ -68,3 +68,30 @@ def test_absent_class_writes_an_empty_layer(tmp_path):
     assert summary.polygons == 0
     info = pyogrio.read_info(out)
     assert info["features"] == 0 and "class_name" in info["fields"] and "32632" in info["crs"]
+
+
+def test_polar_stereographic_areas_are_ground_areas(tmp_path):
+    """EPSG:3031's grid is 1.5 % longer than the ground 2600 km from the pole (65.6 S): a 100 x 100 m square of
+    the grid is 9702 m2 on the ellipsoid; the grid's 10000 m2 were reported as ground metres, unflagged."""
+    from pyproj import Geod
+
+    a = np.zeros((200, 200), dtype="uint8")
+    a[50:150, 50:150] = 1
+    src = write_raster(tmp_path / "polar.tif", a, crs="EPSG:3031", origin=(0, -2.6e6), res=1.0)
+    out = tmp_path / "b.gpkg"
+    summary = vectorize_raster(src, out, classes=["building"], min_area="9800m2")  # 9702 m2 on the ground: dropped
+    assert summary.polygons == 0 and "EPSG:3031's grid is 1.0152 x the ground" in summary.describe()
+    vectorize_raster(src, out, classes=["building"], overwrite=True)
+    df = pyogrio.read_dataframe(out)
+    area, perimeter = Geod(ellps="WGS84").geometry_area_perimeter(df.to_crs(4326).geometry.iloc[0])
+    assert df.area_m2[0] == pytest.approx(abs(area), rel=1e-6) and df.perimeter_m[0] == pytest.approx(perimeter, rel=1e-6)
+
+
+def test_utm_areas_stay_grid_areas(tmp_path):
+    """UTM's scale (0.9996 on the central meridian) is within the 1 % taken as ground: areas are the grid's."""
+    a = np.zeros((20, 20), dtype="uint8")
+    a[5:15, 5:15] = 1
+    src = write_raster(tmp_path / "utm.tif", a, crs="EPSG:32632", origin=(500000, 5000000), res=1.0)
+    summary = vectorize_raster(src, tmp_path / "b.gpkg", classes=["building"])
+    assert pyogrio.read_dataframe(tmp_path / "b.gpkg").area_m2.tolist() == [100.0]
+    assert "ground metres" not in summary.describe()
