@@ -44,6 +44,8 @@ def pixel_size_m(crs: Any, transform: Any, width: int = 1, height: int = 1) -> f
         return _geodesic_pixel_size(crs, transform, width / 2, height / 2)
     # the lengths of a pixel's two sides: a rotated grid keeps part of them in b and d
     size = (math.hypot(transform.a, transform.d) + math.hypot(transform.b, transform.e)) / 2 * unit
+    scale = scale_at(crs, crs, *(transform * (width / 2, height / 2)))  # polar stereographic: a grid metre is no metre
+    size /= scale if abs(scale * scale - 1) > SCALE_TOLERANCE else 1.0
     return float(size) if size > 0 else None
 
 

@@ -50,3 +50,9 @@ def test_a_web_mercator_pixel_is_measured_on_the_ground():
         x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(10.0, lat)
         got = pixel_size_m(merc, Affine(0.25, 0, x, 0, -0.25, y))
         assert got == pytest.approx(0.25 * math.cos(math.radians(lat)), rel=0.01), lat
+
+
+def test_polar_stereographic_pixel_is_measured_on_the_ground():
+    """EPSG:3031's 1 m pixel 2600 km from the pole is 0.985 m of ground (scale 1.0152); UTM's 0.25 m stays 0.25."""
+    polar = pixel_size_m(rasterio.crs.CRS.from_epsg(3031), Affine(1.0, 0, 0, 0, -1.0, -2.6e6), 200, 200)
+    assert polar == pytest.approx(1 / 1.0152, rel=1e-4)
