@@ -30,7 +30,7 @@ from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassIn
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster.source import (VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, grid_mirrors, lattice_window,
-                                   repaired_areas)
+                                   layer_in_grid_crs, repaired_areas)
 from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
 
@@ -143,6 +143,16 @@ def _check_overlap(ref_crs, ref_bounds, grid: Grid, ref_path: Path | str) -> Non
         raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
 
 
+def _layer_on_grid(layer: Any, grid: Grid, ref_path: Path | str) -> Any:
+    """``layer`` in the prediction's CRS (longitudes on the grid's side of 180), refused if it misses the grid."""
+    if grid.crs is None or layer.crs is None:
+        raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
+                         "cannot bring it onto the prediction grid")
+    layer = layer_in_grid_crs(layer, grid.crs, grid.transform, grid.width, grid.height)
+    _check_overlap(grid.crs, layer.total_bounds, grid, ref_path)
+    return layer
+
+
 def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
                       burn: int | None = None, layer_name: str | None = None,
                       notes: list[str] | None = None, class_names: dict[str, int] | None = None,
@@ -190,7 +200,7 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         problem = class_field_problem(layer[class_field], f"reference {ref_path}", class_field)
         if problem:
             raise InputError(f"{problem}; choose another --class-field")
-        _check_overlap(layer.crs, layer.total_bounds, grid, ref_path)
+        layer = _layer_on_grid(layer, grid, ref_path)
         geoms, repaired = repaired_areas(layer.geometry)
         if repaired:
             message = (f"reference {ref_path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a "
@@ -198,7 +208,7 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
             log.warning(message)
             if notes is not None:
                 notes.append(message)
-        layer = layer.set_geometry(geoms).to_crs(grid.crs)
+        layer = layer.set_geometry(geoms)
         shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field])]
         return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
                          fill=background if background is not None else IGNORE_INDEX if burn is None else 0,
@@ -416,12 +426,12 @@ def _reference_buildings(path: Path, grid: Grid, role: str = "buildings", layer_
         raise InputError(f"{role} {path}: the layer has no features with a geometry")
     if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored
         return np.zeros((grid.height, grid.width), np.int64)
-    _check_overlap(layer.crs, layer.total_bounds, grid, f"{role} {path}")
+    layer = _layer_on_grid(layer, grid, f"{role} {path}")
     geoms, repaired = repaired_areas(layer.geometry)  # a ring traced twice burnt nothing: a building missed
     if repaired:
         log.warning(f"{role} {path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a ring "
                     "traced twice) repaired before burning (shapely make_valid)")
-    layer = layer.set_geometry(geoms).to_crs(grid.crs)
+    layer = layer.set_geometry(geoms)
     shapes = [(g, i + 1) for i, g in enumerate(layer.geometry)]
     return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
                      dtype="int32").astype(np.int64)

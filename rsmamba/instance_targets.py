@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from rsmamba.errors import InputError
 from rsmamba.paths import read_vector
-from rsmamba.raster.source import VECTOR_SUFFIXES
+from rsmamba.raster.source import VECTOR_SUFFIXES, layer_in_grid_crs
 from rsmamba.raster.windows import raster_extent, window_extent
 
 CHANNELS = ("interior", "border", "contact")
@@ -68,7 +68,7 @@ class FootprintIds:
             layer = read_vector(self.path, layer, role="--instance-targets", choose="--instance-targets-layer NAME")
             if layer.crs is None:
                 raise InputError(f"--instance-targets {self.path}: footprint layer has no CRS")
-            geoms = layer.to_crs(crs).geometry.to_numpy()
+            geoms = layer_in_grid_crs(layer, crs, transform, width, height).geometry.to_numpy()
             keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
             grid = shapely.box(*raster_extent(width, height, transform))
             if not keep.any() or not shapely.intersects(grid, geoms[keep]).any():

@@ -244,6 +244,42 @@ def grid_mirrors(transform: Any) -> tuple[bool, bool]:
     return transform.e > 0, transform.a < 0
 
 
+def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, height: int) -> Any:
+    """GeoDataFrame ``layer`` in the grid's ``crs``; on a grid in degrees, its longitudes within 180 of the grid's.
+
+    A scene across the antimeridian keeps longitudes above 180 (GDAL's way); an RFC 7946 layer of it is cut at
+    180 and its eastern pieces hold -179.99: burnt 360 degrees away, every pixel east of 180 was background
+    (tile) or unscored (evaluate), with exit 0. Each vertex is taken to the grid's side of the globe.
+    """
+    import shapely
+    from pyproj import CRS as ProjCRS
+
+    if len(layer) == 0:
+        return layer.to_crs(crs) if layer.crs != crs else layer
+    x0, _, x1, _ = layer.total_bounds
+    # RFC 7946's pieces of one polygon, either side of 180, meet again on the grid: parts sharing an edge,
+    # which shapely calls invalid ('repaired', said as if the file were at fault); they are joined back here
+    cut = layer.crs is not None and layer.crs.is_geographic and x0 <= -179.999 and x1 >= 179.999
+    before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
+    out = layer.to_crs(crs) if layer.crs != crs else layer
+    if ProjCRS.from_user_input(crs).is_geographic:
+        centre = (transform * (width / 2, height / 2))[0]
+        x0, _, x1, _ = out.total_bounds
+        if not (centre - 180 <= x0 and x1 < centre + 180):  # else already on the grid's side: untouched
+            def wrap(xy: np.ndarray) -> np.ndarray:
+                return np.column_stack([(xy[:, 0] - centre + 180) % 360 + centre - 180, xy[:, 1]])
+
+            out = out.set_geometry(shapely.transform(out.geometry.to_numpy(), wrap))
+    if before is not None:
+        geoms = out.geometry.to_numpy()
+        rejoin = before & ~shapely.is_valid(geoms)
+        if rejoin.any():
+            geoms = geoms.copy()
+            geoms[rejoin] = [shapely.union_all(shapely.get_parts(g)) for g in geoms[rejoin]]
+            out = out.set_geometry(geoms)
+    return out
+
+
 def repaired_areas(geoms: Any) -> tuple[Any, int]:
     """A layer's geometries with its invalid polygons made valid (GEOS's structure method: a ring traced twice
     is its area, a bowtie its two triangles), and how many there were. Burnt as they were, a doubled ring
@@ -352,12 +388,13 @@ class _VectorLabels:
         self.not_areas = (len(lines_points), sorted(set(lines_points)))  # burnt as GDAL does, and said
         if gdf.crs.is_geographic and len(gdf):
             x0, y0, x1, y1 = gdf.total_bounds
-            if min(x0, y0) < -180 or x1 > 180 or y1 > 90 or y0 < -90:
+            # up to 360: a scene across the antimeridian is written with longitudes above 180 (GDAL's way)
+            if x0 < -360 or x1 > 360 or y1 > 90 or y0 < -90:
                 problems.add(f"{role} {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
                              f"its CRS {gdf.crs.to_string()} (a GeoJSON without CRS is read as WGS84); set its CRS")
                 return
         self.reprojected = gdf.crs != crs
-        self.gdf = gdf.to_crs(crs) if self.reprojected else gdf
+        self.gdf = layer_in_grid_crs(gdf, crs, image.transform, image.width, image.height)
         x0, y0, x1, y1 = self.gdf.total_bounds
         left, bottom, right, top = raster_extent(image.width, image.height, image.transform)
         if not (x0 < right and x1 > left and y0 < top and y1 > bottom):

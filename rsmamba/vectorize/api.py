@@ -559,15 +559,58 @@ def _convert(stage: Path, path: Path, fmt: str, layer: str) -> None:
     held whole took about 1 KiB a polygon (348k polygons to GeoJSON: 689 MiB, 409 MiB to a GeoPackage)."""
     from pyogrio.raw import open_arrow, write_arrow
 
+    if fmt == "geojson" and _across_180(pyogrio.read_info(stage, layer=layer)):
+        batch = 65536  # our own cut at 180 (see _wgs84): GeoPandas frames of a batch each, not Arrow's stream
+        total = pyogrio.read_info(stage, layer=layer)["features"]
+        for start in range(0, max(total, 1), batch):
+            frame = pyogrio.read_dataframe(stage, layer=layer, skip_features=start, max_features=batch)
+            _write(frame, path, fmt, layer, append=start > 0)
+        return
     with open_arrow(stage, layer=layer, batch_size=65536, use_pyarrow=False) as (meta, stream):
         write_arrow(stream, path, layer=layer, driver=FORMATS[fmt], geometry_name=meta["geometry_name"] or "geom",
                     geometry_type="Polygon", crs=meta["crs"], layer_options=_layer_options(fmt))
+
+
+def _across_180(info: dict) -> bool:
+    """Whether a layer (``pyogrio.read_info``) spans the antimeridian in WGS 84 (rasterio: left > right then)."""
+    from rasterio.warp import transform_bounds
+
+    bounds = info.get("total_bounds")
+    if info.get("crs") is None or bounds is None or not np.all(np.isfinite(bounds)):
+        return False
+    left, _, right, _ = transform_bounds(CRS.from_user_input(info["crs"]), CRS.from_epsg(4326), *bounds)
+    return bool(left > right)
+
+
+def _wgs84(frame):
+    """``frame`` in WGS 84 as RFC 7946 wants it, cut at 180 by us and snapped to what GDAL writes: GDAL's own cut
+    (``RFC7946=YES``) and snapping left a piece's ring touching itself on 180, an invalid polygon
+    ('Self-intersection[180 -17.00076469]')."""
+    wgs = frame.to_crs(4326)
+    if len(frame) == 0 or not _across_180({"crs": frame.crs, "total_bounds": frame.total_bounds}):
+        return wgs
+    geoms = shapely.transform(wgs.geometry.to_numpy(), lambda xy: np.column_stack([xy[:, 0] % 360, xy[:, 1]]))
+    west = shapely.intersection(geoms, shapely.box(0, -90, 180, 90))  # lon 0..360 runs on across 180
+    east = shapely.transform(shapely.intersection(geoms, shapely.box(180, -90, 360, 90)),
+                             lambda xy: np.column_stack([xy[:, 0] - 360, xy[:, 1]]))
+    pieces = [shapely.union_all([p for p in shapely.get_parts([w, e]) if p.geom_type in ("Polygon", "MultiPolygon")])
+              for w, e in zip(west, east)]
+    # GDAL's writer moves a vertex within about 1e-7 degrees of 180 onto it and rounds to 8 decimals, which made a
+    # piece's ring touch itself on 180; done here first, with shapely's snap rounding (valid by construction), it
+    # finds nothing left to move
+    def onto_180(xy: np.ndarray) -> np.ndarray:
+        x = np.where(np.abs(np.abs(xy[:, 0]) - 180) < 1e-6, np.sign(xy[:, 0]) * 180, xy[:, 0])
+        return np.column_stack([x, xy[:, 1]])
+
+    return wgs.set_geometry(shapely.set_precision(shapely.transform(np.array(pieces, dtype=object), onto_180), 1e-8))
 
 
 def _write(frame, path: Path, fmt: str, layer: str, append: bool = False) -> None:
     if fmt == "parquet":
         frame.to_parquet(path)
         return
+    if fmt == "geojson":
+        frame = _wgs84(frame)
     # OVERWRITE: replace a GeoPackage layer whose name differs only in case (one layer to GDAL).
     options = {"OVERWRITE": "YES"} if fmt == "gpkg" and not append else _layer_options(fmt)
     pyogrio.write_dataframe(frame, path, driver=FORMATS[fmt], layer=layer, append=append,

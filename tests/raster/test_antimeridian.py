@@ -1,0 +1,73 @@
+"""A scene across the antimeridian (Fiji, Chukotka, the Aleutians): its label layers written as RFC 7946 has
+them, cut at 180 with the eastern pieces at -179.99, and its GeoJSON polygons, cut the same way."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import Affine
+from shapely.geometry import box
+
+from rsmamba.evaluate import evaluate_rasters
+from rsmamba.tile import tile_scene
+from rsmamba.vectorize import vectorize_raster
+from tests.helpers.rasters import write_raster
+
+STEP = 1e-5  # degrees, about 1 m
+GRID = Affine(STEP, 0, 179.9997, 0, -STEP, -17.0)  # 64 px: longitudes 179.9997 .. 180.00034, GDAL's way
+
+
+def _labels() -> np.ndarray:
+    a = np.full((64, 64), 2, dtype="uint8")
+    a[:, :40] = 1  # class 1 up to lon 180.0001, across 180 (column 30)
+    return a
+
+
+def _rfc7946_layer(path, above_180: bool = False) -> None:
+    """Class 1 as two pieces either side of 180 (one MultiPolygon), class 2 wholly at -179.99; or, ``above_180``,
+    the scene's own way: longitudes up to 180.00034 (tile refused them: 'cannot be degrees')."""
+    south = -17.0 - 64 * STEP
+    one = shapely.MultiPolygon([box(179.9997, south, 180.0, -17.0), box(-180.0, south, -179.9999, -17.0)])
+    two = box(-179.9999, south, 180.00034 - 360, -17.0)
+    if above_180:
+        one, two = box(179.9997, south, 180.0001, -17.0), box(180.0001, south, 180.00034, -17.0)
+    gpd.GeoDataFrame({"class": [1, 2]}, geometry=[one, two], crs="EPSG:4326").to_file(path, driver="GeoJSON")
+
+
+@pytest.mark.parametrize("above_180", [False, True])
+def test_tile_burns_the_pieces_east_of_180_on_the_scene(tmp_path, above_180) -> None:
+    image = write_raster(tmp_path / "ortho.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=GRID)
+    _rfc7946_layer(tmp_path / "labels.geojson", above_180)
+    tile_scene(image, tmp_path / "chips", labels=tmp_path / "labels.geojson", size=32, split=(1, 0, 0))
+    expected = _labels()
+    for chip in (tmp_path / "chips").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            row, col = (int(round(v / STEP)) for v in (-17.0 - src.transform.f, src.transform.c - 179.9997))
+            # east of 180 was the background, 0: the pieces were burnt 360 degrees away
+            assert np.array_equal(src.read(1), expected[row:row + 32, col:col + 32]), chip.name
+
+
+def test_evaluate_scores_every_pixel_against_the_pieces(tmp_path, caplog) -> None:
+    pred = write_raster(tmp_path / "pred.tif", _labels(), crs="EPSG:4326", transform=GRID)
+    _rfc7946_layer(tmp_path / "labels.geojson")
+    metrics = evaluate_rasters(pred, tmp_path / "labels.geojson", tmp_path / "m.json")
+    assert metrics["pixels"] == 64 * 64 and metrics["oa"] == 1.0  # 40 % of them were unscored
+    assert "invalid" not in caplog.text  # the pieces, joined again, were 'repaired' as if the file were at fault
+
+
+def test_geojson_of_a_scene_across_180_is_valid(tmp_path) -> None:
+    """GDAL's own cut moved the vertices within 1e-7 degrees of 180 onto it: a hole's edge lying 0.5 mm off the
+    meridian came to lie on the cut shell's edge (shapely: Self-intersection[180 -17.00001...])."""
+    a = np.zeros((64, 160), dtype="uint8")
+    a[10:40, 110:140] = 1
+    a[20:22, 126:130] = 0  # the hole's west edge, column 126 rows 20-22 of this grid, is within 5e-8 degrees of 180
+    src = write_raster(tmp_path / "c.tif", a, crs="EPSG:32760", transform=Affine(0.25, 0, 819420, 0, -0.25, 8118000))
+    vectorize_raster(src, tmp_path / "c.geojson", classes=["building"])
+    layer = gpd.read_file(tmp_path / "c.geojson")
+    x0, _, x1, _ = layer.total_bounds
+    assert x0 == -180.0 and x1 == 180.0 and len(layer) == 1 and layer.is_valid.all()
+    assert layer.area_m2[0] == (30 * 30 - 8) * 0.0625  # measured before, on the grid
