@@ -74,7 +74,8 @@ class TrainResult:
             best = f"best train loss {-self.best_metric:.4f} ({why}: best.pt follows the training loss)"
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
-            if self.left_out:  # the ISPRS recipes' clutter: the printed mean is not over every class
+            # the ISPRS recipes' clutter: the printed mean is not over every class (OA and kappa are: no note)
+            if self.left_out and self.selected_by in ("val_miou", "val_mf1"):
                 best += f" (without {', '.join(self.left_out)})"
         return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} -> {self.best}; "
                 f"last -> {self.last}")

@@ -472,3 +472,15 @@ def test_a_run_file_that_cannot_be_replaced_is_refused_before_an_epoch(stopped_r
     monkeypatch.setattr(trainer, "validate", lambda *a, **k: pytest.fail("an epoch ran"))
     with pytest.raises(InputError, match=r"out .*run: last.pt: cannot replace it \(it is immutable; chattr -i"):
         train(cfg, resume=True, progress=False)
+
+
+def test_the_summary_says_clutter_is_left_out_only_of_the_means() -> None:
+    """The fmtunet recipes choose best.pt by OA, which counts every class: '(without clutter)' after it was untrue."""
+    from rsmamba.train.trainer import TrainResult
+
+    def line(metric: str) -> str:
+        return TrainResult(Path("r"), Path("r/best.pt"), Path("r/last.pt"), 1, 0.5, [], f"val_{metric}",
+                           ["clutter"]).describe()
+
+    assert "(without clutter)" in line("miou") and "(without clutter)" in line("mf1")
+    assert "without" not in line("oa") and "without" not in line("kappa")
