@@ -252,9 +252,10 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
 
 
 def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
-                      notes: list[str]) -> tuple[np.ndarray, list[ClassInfo]]:
-    """A benchmark label file decoded to class ids, with the dataset's class table. Pixels of no class of
-    the layout are warned about (into ``notes``) as training does, and a file more than
+                      notes: list[str]) -> tuple[np.ndarray, list[ClassInfo], np.ndarray]:
+    """A benchmark label file decoded to class ids, with the dataset's class table and where its pixels are of
+    no class (255 but not by design: unknown, not SECOND's white unchanged). They are warned about (into
+    ``notes``) as training does, and a file more than
     :data:`UNREADABLE_REFUSED` of them refused: only the decodable pixels are scored, and 1,816 of 4,096
     (a lossy copy), or 64 (the orthophoto given as the label), were scored without a word."""
     import warnings
@@ -275,7 +276,8 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
         raise InputError(f"{reference}: {raw.shape[2]}x{raw.shape[1]} pixels, the prediction has "
                          f"{shape[1]}x{shape[0]}; a benchmark label must match its image pixel for pixel")
     ids = decode_labels(raw, layout)
-    share = unreadable_share(ids, unlabelled_by_design(raw, layout))
+    by_design = unlabelled_by_design(raw, layout)
+    share = unreadable_share(ids, by_design)
     if share > UNREADABLE_REFUSED:
         raise InputError(f"reference {reference}: {share:.0%} of its pixels are of no class of the {layout} layout "
                          f"(refused over {UNREADABLE_REFUSED:.0%}: the rest scored alone says little); give the "
@@ -285,13 +287,18 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
     if message:
         log.warning(message)
         notes.append(message)
-    return ids, list(classes_from_dicts(layout_classes(layout)))
+    return ids, list(classes_from_dicts(layout_classes(layout))), (ids == IGNORE_INDEX) & ~by_design
 
 
 def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np.ndarray, ref2: np.ndarray,
-                     layout: str | None, classes: list[ClassInfo] | None) -> tuple[dict[str, Any], np.ndarray]:
+                     layout: str | None, classes: list[ClassInfo] | None,
+                     unknown1: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """SCanNet's semantic change scores of a ``change --semantic`` raster against the two dates' land
-    cover, and the 0/1 change reference (255: not scored) the binary scores are computed against."""
+    cover, and the 0/1 change reference (255: not scored) the binary scores are computed against.
+
+    ``unknown1``: a benchmark layout's date-1 pixels of no class (not its unchanged), which have no change
+    label, as training has it (:func:`rsmamba.datasets.layouts.scd_targets`); a date-2 pixel of no class
+    where date 1 changed is left out of date 2's histogram only."""
     from rsmamba.metrics import semantic_change_scores_7class
 
     with rasterio.open(prediction) as src:
@@ -307,8 +314,10 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
     if not k:
         raise InputError(f"prediction {prediction}: no class table (tag class_names); give --layout")
     if layout in ("second", "landsat-scd"):  # land cover only where changed: unchanged is 255 in both
-        scored = np.ones(ref1.shape, bool)
-        changed = (ref1 != IGNORE_INDEX) | (ref2 != IGNORE_INDEX)
+        # date 1 says changed or not (scd_targets); a pixel of no class was scored as unchanged, against the
+        # warning that it is ignored: a perfect answer on labels with 3 % such pixels scored SeK 0.83
+        scored = np.ones(ref1.shape, bool) if unknown1 is None else ~unknown1
+        changed = ref1 != IGNORE_INDEX
     else:
         scored = (ref1 != IGNORE_INDEX) & (ref2 != IGNORE_INDEX)
         changed = ref1 != ref2
@@ -316,7 +325,7 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
     for role, arr, ok in (("reference", ref1, changed), ("reference t2", ref2, changed),
                           ("prediction from_class", from_class, pred_change == 1),
                           ("prediction to_class", to_class, pred_change == 1)):
-        top = int(arr[v & ok].max(initial=0))
+        top = int(arr[v & ok & (arr != IGNORE_INDEX)].max(initial=0))  # 255: of no class, left out
         if top >= k:
             raise InputError(f"{role}: land-cover id {top} where the class table has {k} classes (0..{k - 1})")
     scores = semantic_change_scores_7class(from_class[v], to_class[v], pred_change[v], ref1[v], ref2[v],
@@ -631,7 +640,7 @@ def evaluate_rasters(
     image_panel = None if image is None else _image_on_grid(Path(image), grid, _panel_step(pred.shape))
     reference_notes: list[str] = []
     if layout is not None:
-        ref, layout_classes = _layout_reference(reference, layout, pred.shape, reference_notes)
+        ref, layout_classes, unknown = _layout_reference(reference, layout, pred.shape, reference_notes)
         if not change or reference_t2 is not None:  # a change raster's band 1 is scored as change, whatever its table
             _check_layout_table(prediction, layout, layout_classes)
         classes = classes or layout_classes
@@ -649,7 +658,8 @@ def evaluate_rasters(
         ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape, reference_notes)[0] if layout is not None
                 else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=reference_notes,
                                        class_names=names, background=background))  # read as t1's reference
-        semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes)
+        semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes,
+                                         unknown if layout is not None else None)
     if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
         top = int(ref[ref != IGNORE_INDEX].max(initial=0))
         if top > 1:

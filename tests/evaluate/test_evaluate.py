@@ -374,6 +374,33 @@ def _semantic_change_raster(path: Path, change: np.ndarray, t1: np.ndarray, t2: 
     return path
 
 
+def test_second_label_pixels_of_no_class_are_not_scored_as_unchanged(tmp_path: Path) -> None:
+    """SECOND labels with changed pixels of no colour of the layout (a lossy copy): the warning says they are
+    ignored, as training ignores them; they were scored as unchanged, so the exact answer scored SeK 0.83."""
+    import rasterio
+
+    from rsmamba.classes import SECOND_COLOURS
+
+    l1, l2 = np.zeros((16, 16), int), np.zeros((16, 16), int)
+    l1[2:10, 2:12], l2[2:10, 2:12] = 3, 5
+    l1[12:, :6], l2[12:, :6] = 1, 2
+    second = ["water", "ground", "low_vegetation", "tree", "building", "playground"]
+    exact = _semantic_change_raster(tmp_path / "change.tif", (l1 > 0).astype(np.uint8), np.maximum(l1 - 1, 0),
+                                    np.maximum(l2 - 1, 0), second)
+    colours = np.array(SECOND_COLOURS, np.uint8)
+    for k, ids in ((1, l1), (2, l2)):
+        rgb = colours[ids].transpose(2, 0, 1).copy()
+        rgb[0, 3, 3:7] += 1  # 4 changed pixels one grey level off: no colour of the layout, at both dates
+        with rasterio.open(tmp_path / f"label{k}.png", "w", driver="PNG", width=16, height=16, count=3,
+                           dtype="uint8") as dst:
+            dst.write(rgb)
+    assert main(["evaluate", str(exact), str(tmp_path / "label1.png"), "--reference-t2", str(tmp_path / "label2.png"),
+                 "--layout", "second", "-o", str(tmp_path / "m.json")]) == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["pixels"] == 256 - 4
+    assert result["semantic_change"]["sek"] == 1.0 and result["per_class"]["change"]["precision"] == 1.0
+
+
 def test_semantic_change_is_scored_as_second_scores_it(tmp_path: Path, capsys) -> None:
     """'change --semantic' output against SECOND's label1/label2: SeK, Fscd, mIoU and score as SCanNet's
     evaluation gives them, and the change class's binary scores."""
