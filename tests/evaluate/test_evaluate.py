@@ -140,6 +140,27 @@ def test_object_f1_hand_case() -> None:
     assert object_f1(pred, ref)["f1"] == pytest.approx(2 * 1 * 0.5 / 1.5)
 
 
+def test_building_objects_count_where_the_prediction_is_whatever_their_order(tmp_path: Path) -> None:
+    """A building off the prediction's grid, or under its nodata, was a miss (the labels' own left half scored
+    F1 0.67), and the count was the highest id burnt: the same polygons in another order gave F1 0.8 or 1.0."""
+    x0, y0 = 500000.0, 5000000.0
+    pred = np.full((40, 40), 255, np.uint8)
+    pred[:, :20] = 0
+    pred[5:15, 5:15] = 1  # house A, found
+    p = write_raster(tmp_path / "p.tif", pred, origin=(x0, y0), nodata=255)  # right half: no data
+    a = box(x0 + 5, y0 - 15, x0 + 15, y0 - 5)
+    under_nodata = box(x0 + 25, y0 - 15, x0 + 35, y0 - 5)
+    off_grid = box(x0 - 50, y0 + 40, x0 - 40, y0 + 50)
+    for order in ([off_grid, a, under_nodata], [a, under_nodata, off_grid]):
+        gpd.GeoDataFrame(geometry=order, crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
+        got = evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "m.json", buildings=tmp_path / "b.gpkg",
+                               burn=1, overwrite=True)["buildings"]
+        assert (got["tp"], got["predicted"], got["reference"], got["f1"]) == (1, 1, 1, 1.0)
+    ref = np.zeros((10, 10), np.int64)
+    ref[0:4, 0:4] = 3  # ids 1 and 2 burnt nothing (covered, or too small)
+    assert object_f1(ref.copy(), ref)["reference"] == 1 and object_f1(ref.copy(), ref)["f1"] == 1.0
+
+
 def test_evaluate_cli(tmp_path: Path, capsys) -> None:
     p, r, _, _ = _pair(tmp_path, 2)
     assert main(["evaluate", str(p), str(r), "-o", str(tmp_path / "e" / "m.json"), "--exclude", "5", "--erode", "1"]) == 0
