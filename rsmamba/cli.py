@@ -618,7 +618,8 @@ def evaluate(
                 f"recall {score(change['recall'])}  OA {result['oa']:.4f}  kappa {score(result['kappa'])}")
     if "semantic_change" in result:
         sc = result["semantic_change"]
-        line += f"  SeK {sc['sek']:.4f}  Fscd {sc['fscd']:.4f}  SCD mIoU {sc['miou']:.4f}  score {sc['score']:.4f}"
+        line += (f"  SeK {score(sc['sek'])}  Fscd {score(sc['fscd'])}  SCD mIoU {score(sc['miou'])}  "
+                 f"score {score(sc['score'])}")
     if "buildings" in result:
         b = result["buildings"]
         line += f"  building F1@0.5 {score(b['f1'])} (merged {b['merged']}, split {b['split']})"

@@ -299,7 +299,7 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
     ``unknown1``: a benchmark layout's date-1 pixels of no class (not its unchanged), which have no change
     label, as training has it (:func:`rsmamba.datasets.layouts.scd_targets`); a date-2 pixel of no class
     where date 1 changed is left out of date 2's histogram only."""
-    from rsmamba.metrics import semantic_change_scores_7class
+    from rsmamba.metrics import scd_score, semantic_change_scores_7class
 
     with rasterio.open(prediction) as src:
         if not change or src.count < 3:
@@ -331,7 +331,7 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
     scores = semantic_change_scores_7class(from_class[v], to_class[v], pred_change[v], ref1[v], ref2[v],
                                            changed[v], num_landcover=k)
     scores.pop("hist")
-    scores["score"] = 0.3 * scores["miou"] + 0.7 * scores["sek"]
+    scores["score"] = scd_score(scores)
     return scores, np.where(scored, changed, IGNORE_INDEX).astype(np.uint8)
 
 

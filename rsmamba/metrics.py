@@ -142,11 +142,14 @@ def scd_histogram(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_
     return confusion_matrix(label, pred, num_classes, ignore_index).T
 
 
-def scd_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
+def scd_scores_from_hist(hist: np.ndarray) -> dict[str, float | None]:
     """SeK, Fscd, mIoU (change/no-change), kappa_n0 and OA from ``hist[pred, label]`` (0 = no change).
 
-    A line-by-line equivalent of SCanNet's ``SCDD_eval_all`` (which Mamba-FCS reuses), with the
-    divisions by zero of empty classes answered by 0 instead of NaN.
+    A line-by-line equivalent of SCanNet's ``SCDD_eval_all`` (which Mamba-FCS reuses), its kappa too
+    (0 for an empty matrix or a chance agreement of 1, as its ``cal_kappa``). Where SCanNet divides 0 by 0
+    (NaN: the IoU of a class neither map holds, a precision with no change predicted, a recall with none to
+    find) the score is None, and so is what is made of it: a perfect "no change" answer has no SeK; it
+    scored SeK 0, Fscd 0, mIoU 0.5.
     """
     hist = np.asarray(hist, dtype=np.float64)
     c2 = np.zeros((2, 2))
@@ -157,20 +160,30 @@ def scd_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
     hist_n0 = hist.copy()
     hist_n0[0, 0] = 0
     kappa_n0 = cohen_kappa(hist_n0)
-    iu = _safe_div(np.diag(c2), c2.sum(1) + c2.sum(0) - np.diag(c2))
-    sek = kappa_n0 * math.exp(iu[1]) / math.e
+    union = c2.sum(1) + c2.sum(0) - np.diag(c2)
+    iu = [float(c2[i, i] / union[i]) if union[i] > 0 else None for i in (0, 1)]
+    sek = kappa_n0 * math.exp(iu[1]) / math.e if iu[1] is not None else None
     total = hist.sum()
     change_pred = total - hist.sum(1)[0]
     change_label = total - hist.sum(0)[0]
     sc_tp = np.trace(hist[1:, 1:])
-    precision = sc_tp / change_pred if change_pred > 0 else 0.0
-    recall = sc_tp / change_label if change_label > 0 else 0.0
-    fscd = 2 * precision * recall / (precision + recall) if precision > 0 and recall > 0 else 0.0
+    precision = float(sc_tp / change_pred) if change_pred > 0 else None
+    recall = float(sc_tp / change_label) if change_label > 0 else None
+    fscd = (None if precision is None or recall is None else  # scipy's hmean, as SCanNet: 0 if either is
+            2 * precision * recall / (precision + recall) if precision > 0 and recall > 0 else 0.0)
     return {
-        "sek": float(sek), "fscd": float(fscd), "miou": float((iu[0] + iu[1]) / 2), "iou_change": float(iu[1]),
-        "iou_nochange": float(iu[0]), "kappa_n0": float(kappa_n0), "sc_precision": float(precision),
-        "sc_recall": float(recall), "oa": float(np.trace(hist) / total) if total else 0.0,
+        "sek": None if sek is None else float(sek), "fscd": fscd,
+        "miou": None if None in iu else (iu[0] + iu[1]) / 2, "iou_change": iu[1], "iou_nochange": iu[0],
+        "kappa_n0": float(kappa_n0), "sc_precision": precision, "sc_recall": recall,
+        "oa": float(np.trace(hist) / total) if total else None,
     }
+
+
+def scd_score(scores: dict[str, float | None]) -> float | None:
+    """SCanNet's overall score, 0.3 mIoU + 0.7 SeK; None where either is."""
+    if scores.get("miou") is None or scores.get("sek") is None:
+        return None
+    return 0.3 * scores["miou"] + 0.7 * scores["sek"]
 
 
 def _masked_semantics(sem: np.ndarray, change: np.ndarray) -> np.ndarray:

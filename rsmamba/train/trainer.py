@@ -41,7 +41,7 @@ from rsmamba.datasets.benchmark import open_datasets, use_normalization
 from rsmamba.datasets.chips import chips_fingerprint, describe_chips
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
-from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_scores_from_hist
+from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
 from rsmamba.engine.model import torch_device
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
@@ -489,8 +489,8 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
         result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa")})
     if scd.hist[1:].sum():  # changed pixels with their land cover (chips of change labels alone have none)
         s = scd_scores_from_hist(scd.hist.T)  # hist[pred, label], as SCanNet's
-        result.update({k: s[k] for k in ("sek", "fscd", "miou", "oa")})
-        result["score"] = 0.3 * s["miou"] + 0.7 * s["sek"]
+        s["score"] = scd_score(s)
+        result.update({k: s[k] for k in ("sek", "fscd", "miou", "oa", "score") if s[k] is not None})
     return result
 
 

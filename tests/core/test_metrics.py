@@ -108,6 +108,19 @@ def test_scd_scores_hand_computed() -> None:
     assert s["fscd"] == pytest.approx(10 / 17)
 
 
+def test_scd_scores_with_nothing_to_count_are_none_not_zero() -> None:
+    """SCanNet divides 0 by 0 there (NaN): a perfect 'no change' answer scored SeK 0, Fscd 0, mIoU 0.5."""
+    from rsmamba.metrics import scd_score
+
+    nothing_changed = scd_scores_from_hist(np.array([[50, 0], [0, 0]]))
+    for key in ("sek", "fscd", "miou", "iou_change", "sc_precision", "sc_recall"):
+        assert nothing_changed[key] is None, key
+    assert nothing_changed["oa"] == 1.0 and nothing_changed["iou_nochange"] == 1.0 and scd_score(nothing_changed) is None
+    none_predicted = scd_scores_from_hist(np.array([[40, 10], [0, 0]]))  # 10 changed, none found
+    assert none_predicted["sc_precision"] is None and none_predicted["sc_recall"] == 0.0
+    assert none_predicted["fscd"] is None and none_predicted["sek"] == 0.0  # IoU 0, kappa 0: SeK 0 is a score
+
+
 def _kappa_sklearn(hist: np.ndarray) -> float:
     i, j = np.nonzero(hist)
     return cohen_kappa_score(i, j, sample_weight=hist[i, j])
