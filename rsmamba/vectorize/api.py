@@ -567,8 +567,17 @@ def _convert(stage: Path, path: Path, fmt: str, layer: str) -> None:
             _write(frame, path, fmt, layer, append=start > 0)
         return
     with open_arrow(stage, layer=layer, batch_size=65536, use_pyarrow=False) as (meta, stream):
+        crs = meta["crs"]
+        if fmt == "geojson" and crs:  # GDAL took a compound CRS to WGS 84 in 3-D: EPSG:27700+5701 moved 1.67 m
+            crs = _horizontal(crs)
         write_arrow(stream, path, layer=layer, driver=FORMATS[fmt], geometry_name=meta["geometry_name"] or "geom",
-                    geometry_type="Polygon", crs=meta["crs"], layer_options=_layer_options(fmt))
+                    geometry_type="Polygon", crs=crs, layer_options=_layer_options(fmt))
+
+
+def _horizontal(crs: str) -> str:
+    """A compound CRS's horizontal part (footprints are 2-D, as GeoPandas' ``to_crs`` takes them), else ``crs``."""
+    full = CRS.from_user_input(crs)
+    return full.sub_crs_list[0].to_wkt() if full.is_compound and full.sub_crs_list else crs
 
 
 def _across_180(info: dict) -> bool:
@@ -777,12 +786,15 @@ def vectorize_raster(
     reproject = None
     if not plan.out_crs.equals(plan.crs):
         reproject = Transformer.from_crs(plan.crs, plan.out_crs, always_xy=True)
-    pixel_size = float(np.sqrt(abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d)))
-    if reproject is not None:  # one pixel's size in the output CRS, measured at the raster centre
-        cx, cy = plan.transform * (plan.width / 2, plan.height / 2)
-        px, py = plan.transform * (plan.width / 2 + 1, plan.height / 2)
-        (x0, x1), (y0, y1) = reproject.transform([cx, px], [cy, py])
+    pixel_area = abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d)
+    pixel_size = float(np.sqrt(pixel_area))
+    if reproject is not None:  # one pixel's size and area in the output CRS, measured at the raster centre
+        col, row = plan.width / 2, plan.height / 2
+        xs, ys = zip(*(plan.transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))))
+        (x0, x1, x2), (y0, y1, y2) = reproject.transform(list(xs), list(ys))
         pixel_size = float(np.hypot(x1 - x0, y1 - y0))
+        # in the raster's units (degrees, feet) times the output's metres, --min-seed was 1e10 pixels from EPSG:4326
+        pixel_area = abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
     # streamed to the GeoPackage batch by batch, unless the layer is finished whole: a coverage simplified
     # together, or regularised houses cut apart along their party walls (neighbours may lie in two batches)
     # regularised polygons that meet (houses along party walls, a change region's from/to pieces) are cut apart
@@ -825,7 +837,7 @@ def vectorize_raster(
                     seed_m2 = parse_area(min_seed, "--min-seed") or 0.0
                 except ValueError as exc:
                     raise InputError(str(exc)) from None
-                pixel_m2 = abs(plan.transform.a * plan.transform.e - plan.transform.b * plan.transform.d) * plan.unit_m**2
+                pixel_m2 = pixel_area * plan.unit_m**2
                 splitter = InstanceSplitter(prob, min_seed_px=max(1, int(round(seed_m2 / pixel_m2))),
                                             seed_threshold=seed_threshold)
             next_id = target.next_id  # after the building_ids of the layer appended to

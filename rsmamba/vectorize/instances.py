@@ -31,6 +31,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from rsmamba.errors import InputError
+from rsmamba.vectorize.attributes import probability_scale
 from rsmamba.vectorize.polygonize import Piece, _polygons_from_geojson
 
 FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
@@ -170,6 +171,17 @@ class InstanceSplitter:
         self.min_seed_px = min_seed_px
         self.seed_threshold = int(round(seed_threshold * 254))
         self.largest_window = 0  # pixels of the largest region window read (memory bound)
+        # float 0-1 (accepted beside predict's uint8 SCALE=1/254) compared raw with the 0-254 thresholds never
+        # reached a seed: a terrace stayed one 250 m2 building, without a word
+        self.scale = probability_scale(prob)
+        self.as_is = prob.dtypes[self.interior_band - 1] == "uint8" and abs(self.scale * 254 - 1) < 1e-9
+
+    def _on_254_scale(self, values: np.ndarray) -> np.ndarray:
+        """Probabilities as predict stores them, uint8 0-254, whatever the raster's type and SCALE."""
+        if self.as_is:
+            return values
+        p = np.nan_to_num(values.astype(np.float64) * self.scale, nan=0.0)
+        return np.clip(np.rint(p * 254), 0, 254).astype(np.uint8)
 
     def _split_one(self, piece: Piece, read_values) -> list[Piece]:
         minx, miny, maxx, maxy = (int(round(v)) for v in piece.geometry.bounds)
@@ -179,7 +191,7 @@ class InstanceSplitter:
         transform = Affine(1.0, 0.0, float(minx), 0.0, 1.0, float(miny))
         region = features.rasterize([(piece.geometry, 1)], out_shape=shape, transform=transform, fill=0,
                                     dtype="uint8").astype(bool)
-        interior, contact = self.prob.read([self.interior_band, self.contact_band], window=window)
+        interior, contact = self._on_254_scale(self.prob.read([self.interior_band, self.contact_band], window=window))
         labels = split_labels(region, interior, contact, self.min_seed_px, self.seed_threshold)
         found = label_polygons(labels, miny, minx)
         if len(found) <= 1:

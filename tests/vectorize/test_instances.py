@@ -17,22 +17,25 @@ from rsmamba.vectorize.instances import split_labels, split_whole_raster
 CRS = "EPSG:32632"
 
 
-def _write(folder, classes: np.ndarray, interior: np.ndarray, contact: np.ndarray):
+def _write(folder, classes: np.ndarray, interior: np.ndarray, contact: np.ndarray, crs: str = CRS,
+           transform: Affine | None = None, as_float: bool = False):
+    """A class raster and its probabilities as predict writes them (uint8, SCALE=1/254), or ``as_float`` 0-1."""
     h, w = classes.shape
-    transform = Affine(1.0, 0.0, 0.0, 0.0, -1.0, float(h))
+    transform = transform or Affine(1.0, 0.0, 0.0, 0.0, -1.0, float(h))
     cls_path, prob_path = folder / "classes.tif", folder / "probs.tif"
-    with rasterio.open(cls_path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=CRS,
+    with rasterio.open(cls_path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=crs,
                        transform=transform, nodata=255) as dst:
         dst.write(classes[None])
         dst.update_tags(CLASS_NAMES='["background", "building"]')
     p_building = np.where(classes == 1, 200, 54).astype(np.uint8)
     stack = np.stack([254 - p_building, p_building, interior, contact])
-    with rasterio.open(prob_path, "w", driver="GTiff", width=w, height=h, count=4, dtype="uint8", crs=CRS,
-                       transform=transform, nodata=255) as dst:
+    with rasterio.open(prob_path, "w", driver="GTiff", width=w, height=h, count=4, crs=crs, transform=transform,
+                       **({"dtype": "float32"} if as_float else {"dtype": "uint8", "nodata": 255})) as dst:
         for i, d in enumerate(["p(background)", "p(building)", "p(interior)", "p(contact)"], start=1):
             dst.set_band_description(i, d)
-        dst.write(stack)
-        dst.update_tags(SCALE="1/254")
+        dst.write(stack / np.float32(254) if as_float else stack)
+        if not as_float:
+            dst.update_tags(SCALE="1/254")
     return cls_path, prob_path, transform
 
 
@@ -156,3 +159,34 @@ def test_regularised_houses_of_a_terrace_do_not_overlap(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "_without_overlaps", lambda parts, raw, grid: parts)  # each house on its own
     assert run(tmp_path / "apart.gpkg") == 0
     assert sum(overlaps(tmp_path / "apart.gpkg")) > 0.5  # what the cut removes
+
+
+def _terrace() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three touching houses of 20 x 14-17 px with a contact ridge between each pair."""
+    classes = np.zeros((40, 60), np.uint8)
+    classes[5:25, 5:55] = 1
+    interior, contact = np.zeros_like(classes), np.zeros_like(classes)
+    for c0 in (8, 25, 42):
+        interior[8:22, c0:c0 + 10] = 254
+    contact[5:25, 20:24] = 254
+    contact[5:25, 37:41] = 254
+    return classes, interior, contact
+
+
+def test_float_probabilities_split_a_terrace_as_uint8_ones_do(tmp_path):
+    """Float 0-1 probabilities (accepted) were compared with the 0-254 thresholds: no seed, one building."""
+    cls_path, prob_path, _ = _write(tmp_path, *_terrace(), as_float=True)
+    vectorize_raster(cls_path, tmp_path / "h.gpkg", classes=["building"], probabilities=prob_path, instances=True)
+    assert len(gpd.read_file(tmp_path / "h.gpkg")) == 3
+
+
+def test_min_seed_is_ground_metres_from_a_grid_in_degrees(tmp_path):
+    """From EPSG:4326 (--reproject), the pixel was 5e-11 'm2' (degrees x metres): every seed fell under
+    --min-seed 4m2 and the terrace stayed one building."""
+    grid = Affine(1e-5, 0.0, 9.0, 0.0, -1e-5, 50.0)  # 0.72 x 1.11 m at 50 N: seeds of 140 px, about 110 m2
+    cls_path, prob_path, _ = _write(tmp_path, *_terrace(), crs="EPSG:4326", transform=grid)
+    kwargs = dict(classes=["building"], probabilities=prob_path, instances=True, reproject_to="EPSG:32632")
+    vectorize_raster(cls_path, tmp_path / "h.gpkg", **kwargs)
+    assert len(gpd.read_file(tmp_path / "h.gpkg")) == 3
+    vectorize_raster(cls_path, tmp_path / "big.gpkg", min_seed="120m2", **kwargs)  # over each seed: not split
+    assert len(gpd.read_file(tmp_path / "big.gpkg")) == 1

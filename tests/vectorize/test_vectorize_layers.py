@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pyogrio
 import pytest
@@ -177,3 +178,19 @@ def test_flatgeobuf_output_needs_its_suffix(tmp_path, capsys):
     err = one_line_error(["vectorize", str(src), "-o", str(tmp_path / "b.dat"), "--format", "fgb"], capsys)
     assert "a FlatGeobuf file's name ends in .fgb" in err and "name it b.fgb" in err
     assert not (tmp_path / "b.dat").exists()
+
+
+def test_geojson_of_a_compound_crs_is_placed_by_its_horizontal_part(tmp_path):
+    """GDAL's GeoJSON writer took EPSG:27700+5701 (British grid + ODN heights) to WGS 84 in 3-D: the streamed
+    layer stood 1.67 m from the held one (--fill-holes) and from where GDAL places the raster."""
+    from rasterio.warp import transform as warp_transform
+
+    a = np.zeros((40, 40), dtype="uint8")
+    a[10:20, 10:20] = 1
+    src = write_raster(tmp_path / "bng.tif", a, crs="EPSG:27700+5701", origin=(530000.0, 180000.0), res=0.5)
+    vectorize_raster(src, tmp_path / "s.geojson", classes=["building"])
+    vectorize_raster(src, tmp_path / "h.geojson", classes=["building"], fill_holes="1m2")
+    (lon,), (lat,) = warp_transform("EPSG:27700", "EPSG:4326", [530005.0], [179990.0])  # the corner at col 10, row 20
+    for name in ("s.geojson", "h.geojson"):
+        corners = np.array(gpd.read_file(tmp_path / name).geometry.iloc[0].exterior.coords)
+        assert np.abs(corners - [lon, lat]).sum(1).min() < 1e-7, name  # 1e-7 degrees: about 1 cm
