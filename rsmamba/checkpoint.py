@@ -15,7 +15,7 @@ A checkpoint is a ``torch.save``-d dict::
       "calibration": {"change_threshold": 0.35,         # optional, change models: p(change) above it is change;
                       "min_area_m2": 48, ...},          # smaller change polygons are dropped by vectorize
       "inference": {"window": 128, "overlap": 32},      # optional: predict's / change's window when none is given
-      "data_fingerprint": {"sha256": "...", ...},       # optional, runs on chips: what --resume checks the chips by
+      "data_fingerprint": {"sha256": "...", ...},       # optional: what --resume checks the chips (or a layout's files) by
     }
 """
 

@@ -12,7 +12,9 @@ crops, so a score is over every labelled pixel.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -187,6 +189,10 @@ class ISPRSDataset(Dataset):
     def set_epoch(self, seed: int, epoch: int) -> None:
         self.seed, self.epoch = seed, epoch
 
+    def files(self) -> list[Path]:
+        """The files it reads (what ``--resume`` fingerprints)."""
+        return [p for pair in self.pairs for p in (pair.image, pair.dsm, pair.labels) if p is not None]
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -237,6 +243,10 @@ class CroppedDataset(Dataset):
 
     def set_epoch(self, seed: int, epoch: int) -> None:
         self.seed, self.epoch = seed, epoch
+
+    def files(self) -> list[Path]:
+        """The files it reads (what ``--resume`` fingerprints)."""
+        return self.base.files()
 
     def __len__(self) -> int:
         return self.length
@@ -382,6 +392,23 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
         return CroppedDataset(base, info, None, 1, seed)
     return CroppedDataset(base, info, d.get("crop"), int(d.get("crops_per_image") or 1), seed,
                           d.get("samples_per_epoch"))
+
+
+def layout_fingerprint(layout: str, root: str | os.PathLike[str], *datasets: Dataset | None) -> dict[str, Any]:
+    """What a benchmark read in place holds, whatever its path: a sha256 of the layout and of each file its
+    datasets read (path within ``root``, size), as :func:`~rsmamba.datasets.chips.chips_fingerprint` is for
+    chips. A run resumed on another dataset (Potsdam's tiles for Vaihingen's) compared best.pt's val scores
+    of two datasets, without a word. Sizes, not contents: a stat per file, not a read of the dataset."""
+    root = Path(root)
+    files = sorted({p for ds in datasets if ds is not None for p in ds.files()})
+    digest = hashlib.sha256(layout.encode())
+    for path in files:
+        try:
+            where = path.relative_to(root).as_posix()
+        except ValueError:
+            where = path.name
+        digest.update(f"{where}\0{path.stat().st_size}\n".encode())
+    return {"sha256": digest.hexdigest(), "layout": layout, "files": len(files), "source": str(root)}
 
 
 def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:

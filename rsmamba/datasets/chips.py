@@ -128,8 +128,12 @@ def chips_fingerprint(root: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def describe_chips(fingerprint: dict[str, Any]) -> str:
-    """A fingerprint of :func:`chips_fingerprint` as one phrase: count, size, source and content hash."""
+    """A fingerprint of :func:`chips_fingerprint` (or of a benchmark layout's files) as one phrase: count, size,
+    source and content hash."""
     count, size, source = fingerprint.get("chips"), fingerprint.get("size"), fingerprint.get("source")
+    if fingerprint.get("layout"):
+        return (f"{fingerprint.get('files')} files of the {fingerprint['layout']} layout in {source} "
+                f"(content {str(fingerprint.get('sha256'))[:12]})")
     return (f"{count if count is not None else 'the'} chips{f' of {size} px' if size else ''}"
             f"{f' tiled from {source}' if source else ''} (content {str(fingerprint.get('sha256'))[:12]})")
 

@@ -249,6 +249,10 @@ class LoveDADataset(_FolderDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def files(self) -> list[Path]:
+        """The files it reads (what ``--resume`` fingerprints)."""
+        return [p for pair in self.items for p in pair if p.exists()]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, mask = self.items[index]
         x = self._image(image)
@@ -285,6 +289,10 @@ class SECONDDataset(_FolderDataset):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def files(self) -> list[Path]:
+        """The files it reads (what ``--resume`` fingerprints)."""
+        return [self.folder / sub / n for sub in ("im1", "im2", "label1", "label2") for n in self.names]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.names[index]
@@ -348,6 +356,10 @@ class LandsatSCDDataset(_FolderDataset):
         ids = np.where((labels >= 0) & (labels < len(LANDSAT_SCD_CLASSES)), labels, IGNORE_INDEX)
         note_unreadable(path, ids)
         return ids
+
+    def files(self) -> list[Path]:
+        """The files it reads (what ``--resume`` fingerprints)."""
+        return [self.root / sub / n for sub in ("A", "B", "labelA", "labelB") for n in self.names]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.names[index]

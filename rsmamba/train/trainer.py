@@ -37,7 +37,7 @@ from rsmamba.atomic import atomic_output, lock_outputs, publish, replace_refused
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.datasets.benchmark import open_datasets, use_normalization
+from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, use_normalization
 from rsmamba.datasets.chips import chips_fingerprint, describe_chips
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
@@ -275,16 +275,21 @@ def _check_resume_config(path: Path, saved: Any, cfg: dict) -> None:
         raise _resume_refused(path, f"{shown}{more}")
 
 
-def _check_resume_data(path: Path, saved: Any, cfg: dict) -> None:
-    """Refuse a resume on other chips than the run's (data.root may move, not change what it holds): the
-    checkpoint's statistics and window would switch to theirs mid-run, and best.pt compare two val sets."""
-    if not isinstance(saved, dict) or (cfg["data"].get("layout") or "chips") != "chips":
-        return  # a checkpoint from before the fingerprint, or a benchmark read in place
-    now = chips_fingerprint(cfg["data"]["root"])
-    if saved.get("sha256") != now["sha256"]:  # the chips changed, not the command line: its own settings won't do
-        raise InputError(f"{path}: --resume continues that run on the chips it trained on, and {cfg['data']['root']} "
+def _check_resume_data(path: Path, saved: Any, cfg: dict, now: dict | None = None) -> None:
+    """Refuse a resume on other data than the run's (data.root may move, not change what it holds): the
+    checkpoint's statistics and window would switch to theirs mid-run, and best.pt compare two val sets.
+
+    ``now``: a benchmark layout's :func:`layout_fingerprint`, known once its datasets are open; without it
+    the chips are fingerprinted here (before anything is opened) and a layout is left to that later call."""
+    chips = (cfg["data"].get("layout") or "chips") == "chips"
+    if not isinstance(saved, dict) or (now is None and not chips):
+        return  # a checkpoint from before the fingerprint, or a benchmark checked once it is open
+    now = now if now is not None else chips_fingerprint(cfg["data"]["root"])
+    if saved.get("sha256") != now["sha256"]:  # the data changed, not the command line: its own settings won't do
+        what = "chips" if chips else "benchmark files"
+        raise InputError(f"{path}: --resume continues that run on the {what} it trained on, and {cfg['data']['root']} "
                          f"holds others: the run's were {describe_chips(saved)}, these are {describe_chips(now)}; "
-                         f"point data.root at the run's chips, or start a new run from its weights (--init {path})")
+                         f"point data.root at the run's {what}, or start a new run from its weights (--init {path})")
 
 
 def _resume_refused(path: Path, differences: str) -> InputError:
@@ -993,8 +998,11 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     seen = (tiling.raw or {}).get("size") if chips and getattr(tiling, "raw", None) else (None if chips else d.get("crop"))
     if seen:  # the window size the model learnt at runs it: predict's default (a 64 px model at 512 px saw 98 % building)
         base_payload["inference"] = {"window": int(seen), "overlap": int(seen) // 4}
-    if chips:  # what --resume checks the chips against (_check_resume_data)
-        base_payload["data_fingerprint"] = chips_fingerprint(tiling.root)
+    # what --resume checks the data against (_check_resume_data): the chips, or the benchmark's files read in place
+    base_payload["data_fingerprint"] = (chips_fingerprint(tiling.root) if chips else
+                                        layout_fingerprint(d["layout"], d["root"], train_ds, val_ds))
+    if loaded is not None and not chips:  # a benchmark's files are known once its datasets are open
+        _check_resume_data(loaded[0], loaded[1].get("data_fingerprint"), cfg, base_payload["data_fingerprint"])
     gsd = (getattr(tiling, "raw", None) or {}).get("gsd_m")
     if gsd:  # the chips' pixel size: predict warns on an image far from it (rsmamba.raster.validate.check_gsd)
         base_payload["gsd_m"] = [float(gsd), float(gsd)]

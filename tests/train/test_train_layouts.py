@@ -154,6 +154,28 @@ def test_train_runs_on_each_layout(tmp_path: Path) -> None:
         n = {"isprs": 6, "loveda": 7, "second": 6, "landsat-scd": 4}[layout]
         assert len(ck["classes"]) == n and ck["model_kwargs"]["num_classes"] == n, layout
         assert "val_miou" in result.history[-1], layout
+        assert ck["data_fingerprint"]["layout"] == layout and ck["data_fingerprint"]["files"] > 0, layout
+
+
+def test_resume_refuses_another_benchmark_and_takes_the_same_one_moved(tmp_path: Path) -> None:
+    """A benchmark read in place had no fingerprint: a run resumed on another dataset under data.root compared
+    best.pt's val scores of two datasets, without a word."""
+    import shutil
+
+    from rsmamba.train import train
+
+    root = F.loveda(tmp_path / "l", n=1, size=16)
+    cfg = {"data": {"root": str(root), "layout": "loveda", "batch_size": 2, "crop": 16},
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 8}}, "train": {"epochs": 1, "seed": 0},
+           "out": str(tmp_path / "run"), "tensorboard": False}
+    train(cfg, progress=False)
+    other = F.loveda(tmp_path / "other", n=2, size=16)
+    with pytest.raises(InputError, match=r"on the benchmark files it trained on, .* the run's were \d+ files of the "
+                                         r"loveda layout in .*, these are \d+ files of the loveda layout"):
+        train(cfg, [f"data.root={other}", "train.epochs=2"], resume=True, progress=False)
+    moved = tmp_path / "moved"
+    shutil.copytree(root, moved)
+    assert train(cfg, [f"data.root={moved}", "train.epochs=2"], resume=True, progress=False).epochs_run == 2
 
 
 def test_isprs_val_tiles_must_name_training_tiles(tmp_path: Path) -> None:
