@@ -21,7 +21,9 @@ def cross_scan(x: Tensor) -> Tensor:
 
 
 def cross_merge(ys: Tensor) -> Tensor:
-    """(B, 4, C, H, W) scan outputs -> (B, C, H*W): undo each scan's order and sum (inverse of :func:`cross_scan`)."""
+    """(B, 4, C, H, W) scan outputs -> (B, C, H*W): undo each scan's order and sum.
+
+    The adjoint of :func:`cross_scan`, not its inverse: ``cross_merge(cross_scan(x)) == 4 x``."""
     b, k, c, h, w = ys.shape
     ys = ys.reshape(b, k, c, h * w)
     ys = ys[:, 0:2] + ys[:, 2:4].flip(-1)

@@ -56,7 +56,8 @@ if AVAILABLE:
 
     @njit(fastmath=True, inline="always", cache=True)
     def _exp32(x):  # type: ignore[no-untyped-def]
-        """float32 exp, max relative error ~3e-7 on [-87, 88]; results below e**-87 flush to ~1e-38."""
+        """float32 exp, max relative error ~5e-7 on [-87, 88] (4.6e-7 measured at -86.99); results below
+        e**-87 flush to ~1e-38."""
         x = min(max(x, np.float32(-87.3)), np.float32(88.0))
         k = np.float32(math.floor(x * np.float32(1.4426950408889634) + np.float32(0.5)))
         r = x - k * np.float32(0.693145751953125) - k * np.float32(1.428606765330187e-06)

@@ -8,6 +8,8 @@ used only when the ``causal_conv1d`` package imports and the tensors are on CUDA
 
 from __future__ import annotations
 
+import inspect
+
 import math
 from typing import Any
 
@@ -203,8 +205,11 @@ class BiMamba(Mamba):
         )
         self.x_proj_b = nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False, **factory)
         self.dt_proj_b = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
-        dt_defaults = {"dt_scale": 1.0, "dt_init": "random", "dt_min": 0.001, "dt_max": 0.1, "dt_init_floor": 1e-4}
-        dt_args = {k: kwargs.get(k, v) for k, v in dt_defaults.items()}
+        # Mamba's own binding of the arguments, positional ones too (kwargs alone left dt_min/dt_max given by
+        # position to the forward direction: the backward one started from the defaults)
+        bound = inspect.signature(Mamba.__init__).bind(self, d_model, *args, **kwargs)
+        bound.apply_defaults()
+        dt_args = {k: bound.arguments[k] for k in ("dt_scale", "dt_init", "dt_min", "dt_max", "dt_init_floor")}
         _init_dt_proj(
             self.dt_proj_b,
             self.dt_rank,

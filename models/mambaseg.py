@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsmamba.kernels.selective_scan import selective_scan
+from rsmamba.kernels.selective_scan import compute_dtype, selective_scan
 from rsmamba.models.layers import ChannelAttention, SpatialAttention
 from rsmamba.models.ss2d import SS2D, LayerNorm2d, init_dt_A_D
 from rsmamba.models.registry import register_paper_preset
@@ -66,6 +66,8 @@ class ChannelSSM(nn.Module):
         super().__init__()
         if merge not in ("authors", "channel"):
             raise ValueError(f"merge must be 'authors' or 'channel', not {merge!r}")
+        if d_conv % 2 == 0:  # (d_conv - 1) // 2 padding: an (H-1) x (W-1) map
+            raise ValueError(f"d_conv {d_conv}: the depth-wise convolution keeps the map's size only at an odd kernel")
         self.merge = merge
         self.k_group = 2
         self.space_hw = (int(space_hw[0]), int(space_hw[1]))
@@ -101,10 +103,11 @@ class ChannelSSM(nn.Module):
         x_dbl = torch.einsum("bkpl,kcp->bkcl", xs, self.x_proj_weight)
         dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=2)
         dts = torch.einsum("bkrl,kpr->bkpl", dts, self.dt_projs_weight)
+        cdt = compute_dtype(x)  # float32 for half-precision inputs; a float64 layer scans in float64 (gradcheck)
         ys = selective_scan(
-            xs.reshape(b, 2 * hw, d).float(), dts.reshape(b, 2 * hw, d).float(),
-            -torch.exp(self.A_logs.float()), Bs.float().contiguous(), Cs.float().contiguous(),
-            self.Ds.float(), z=None, delta_bias=self.dt_projs_bias.reshape(-1).float(), delta_softplus=True,
+            xs.reshape(b, 2 * hw, d).to(cdt), dts.reshape(b, 2 * hw, d).to(cdt),
+            -torch.exp(self.A_logs.to(cdt)), Bs.to(cdt).contiguous(), Cs.to(cdt).contiguous(),
+            self.Ds.to(cdt), z=None, delta_bias=self.dt_projs_bias.reshape(-1).to(cdt), delta_softplus=True,
         ).reshape(b, 2, hw, d)
         if self.merge == "channel":
             y = (ys[:, 0] + ys[:, 1].flip(-1)).transpose(1, 2).reshape(b, d, h, w)

@@ -57,7 +57,7 @@ import torch.utils.checkpoint as torch_checkpoint
 from torch import Tensor
 
 from rsmamba.kernels.cross_scan import cross_merge, cross_scan
-from rsmamba.kernels.selective_scan import resolve_backend, selective_scan, triton_scan_module
+from rsmamba.kernels.selective_scan import compute_dtype, resolve_backend, selective_scan, triton_scan_module
 
 __all__ = [
     "DropPath",
@@ -239,6 +239,9 @@ class SS2D(nn.Module):
         self.dt_rank = int(math.ceil(self.d_model / 16) if dt_rank == "auto" else dt_rank)
         self.channel_first = channel_first
         self.with_dconv = d_conv > 1
+        if self.with_dconv and d_conv % 2 == 0:  # (d_conv - 1) // 2 padding: an (H-1) x (W-1) map, or a size error
+            raise ValueError(f"d_conv {d_conv}: the depth-wise convolution keeps the map's size only at an odd "
+                             "kernel (3, 5, ...); < 2 disables it")
         self.forward_type = forward_type
         self.disable_z, self.disable_z_act = _parse_forward_type(forward_type)
         linear = Linear2d if channel_first else nn.Linear
@@ -315,15 +318,16 @@ class SS2D(nn.Module):
         x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight)
         dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=2)
         dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
+        cdt = compute_dtype(x)  # float32 for half-precision inputs; a float64 layer scans in float64 (gradcheck)
         ys = selective_scan(
-            xs.reshape(b, k * d, length).float(),
-            dts.reshape(b, k * d, length).float(),
-            -torch.exp(self.A_logs.float()),
-            Bs.float().contiguous(),
-            Cs.float().contiguous(),
-            self.Ds.float(),
+            xs.reshape(b, k * d, length).to(cdt),
+            dts.reshape(b, k * d, length).to(cdt),
+            -torch.exp(self.A_logs.to(cdt)),
+            Bs.to(cdt).contiguous(),
+            Cs.to(cdt).contiguous(),
+            self.Ds.to(cdt),
             z=None,
-            delta_bias=self.dt_projs_bias.reshape(-1).float(),
+            delta_bias=self.dt_projs_bias.reshape(-1).to(cdt),
             delta_softplus=True,
         )
         return cross_merge(ys.reshape(b, k, d, h, w)).reshape(b, d, h, w)

@@ -189,3 +189,18 @@ def test_shapes_a_fast_backend_would_misread_are_refused(bad: str) -> None:
     for backend in ("reference", "chunked"):
         with pytest.raises(ValueError, match="same groups" if bad == "groups" else bad):
             selective_scan(u, delta, A, B, C, backend=backend, **kwargs)
+
+
+def test_growing_states_and_empty_sequences() -> None:
+    """A > 0 (a state that grows) made the chunked scan's exp(cumsum(delta A)) overflow: inf * a zero carried
+    state = NaN where the scan is finite; L = 0 crashed two backends and returned nothing from two others."""
+    length = 64
+    u = torch.zeros(1, 1, length)
+    u[..., -1] = 1.0  # input only at the last step: the state is 0 until then, whatever A
+    args = (u, torch.ones(1, 1, length), torch.full((1, 1), 2.0), torch.ones(1, 1, length), torch.ones(1, 1, length))
+    for backend in ("reference", "chunked"):
+        y = selective_scan(*args, backend=backend)
+        assert not y.isnan().any() and y[0, 0, -1] == 1.0 and y[0, 0, :-1].abs().max() == 0, backend
+    empty = torch.zeros(1, 2, 0)
+    with pytest.raises(ValueError, match="empty sequence"):
+        selective_scan(empty, empty, torch.full((2, 3), -1.0), torch.zeros(1, 3, 0), torch.zeros(1, 3, 0))

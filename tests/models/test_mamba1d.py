@@ -124,3 +124,11 @@ def test_learns_a_tiny_sequence_task(cls) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bimamba_initialises_both_directions_from_positional_dt_arguments() -> None:
+    """dt_min/dt_max given by position reached the forward direction only: the backward one took the defaults."""
+    torch.manual_seed(0)
+    positional = BiMamba(8, 4, 4, 2, "auto", 0.5, 0.5)
+    assert torch.allclose(F.softplus(positional.dt_proj_b.bias), torch.full((16,), 0.5), rtol=1e-5)
+    assert torch.allclose(F.softplus(positional.dt_proj.bias), torch.full((16,), 0.5), rtol=1e-5)

@@ -117,3 +117,14 @@ def test_vss_layer_names_shapes_and_downsample():
     last = VSSLayer(8, depth=1, channel_first=False, forward_type="v0", mlp_ratio=0.0)
     assert isinstance(last.downsample, nn.Identity) and not hasattr(last.blocks[0], "mlp")
     assert last(torch.randn(1, 3, 3, 8)).shape == (1, 3, 3, 8)
+
+
+def test_float64_ss2d_scans_in_float64_and_even_conv_kernels_are_refused():
+    """A float64 SS2D scanned in float32 (gradcheck failed); an even d_conv shrank the map by a pixel per side
+    pair (no-z variants) or failed with a size error naming tensors, not the cause."""
+    torch.manual_seed(0)
+    op = SS2D(d_model=4, d_state=2, ssm_ratio=1.0, forward_type="v05_noz", channel_first=True).double()
+    x = torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(op, (x,))
+    with pytest.raises(ValueError, match="d_conv 4: .* odd kernel"):
+        SS2D(d_model=8, d_state=2, d_conv=4, forward_type="v05_noz", channel_first=True)
