@@ -100,6 +100,12 @@ def _device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _ran_on(device: str, scheduler: Optional[str], done: int) -> str:
+    """' on cuda' for a batch's summary, as one scene's names its device (``--device auto`` chose); a remote
+    cluster's workers chose their own, and a batch that ran nothing ran nowhere."""
+    return f" on {device}" if done and scheduler in (None, "local") else ""
+
+
 def _model_path(model: Optional[str]) -> Optional[str]:
     """``--model`` when it names a file (a checkpoint), None for a registry name or the default."""
     if model is None:
@@ -335,7 +341,8 @@ def predict(
             probabilities=probabilities, confidence=confidence, resume=resume, dry_run=dry_run,  # refused there
         )
         done = sum(r.status == "done" for r in results)
-        typer.echo(f"{done} scene{'s' * (done != 1)} predicted, {len(results) - done} already complete, into {out}")
+        typer.echo(f"{done} scene{'s' * (done != 1)} predicted{_ran_on(device, scheduler, done)}, "
+                   f"{len(results) - done} already complete, into {out}")
         return
     in_parts = scheduler is not None or opt.either(slice_rows, old_band_rows) is not None
     given = [name for name, value in (("--shard", shard), ("--name-template", name_template),
@@ -437,7 +444,8 @@ def change(
             resume=resume, dry_run=dry_run,  # one pair at a time: refused there
         )
         done = sum(r.status == "done" for r in results)
-        typer.echo(f"{done} pair{'s' * (done != 1)} compared, {len(results) - done} already complete, into {out}")
+        typer.echo(f"{done} pair{'s' * (done != 1)} compared{_ran_on(device, scheduler, done)}, "
+                   f"{len(results) - done} already complete, into {out}")
         return
     given = [name for name, value in (("--shard", shard), ("--scheduler", scheduler), ("--name-template", name_template),
                                       ("--max-errors", max_errors)) if value is not None]

@@ -37,10 +37,10 @@ def run(args, capsys) -> tuple[int, str, str]:
 
 def test_glob_and_template_then_rerun_skips(pairs, tmp_path, capsys) -> None:
     out = tmp_path / "change"
-    args = ["change", str(pairs / "t1" / "scene*.tif"), "{dir}/../t2/{name}", "-o", str(out), *FAST]
+    args = ["change", str(pairs / "t1" / "scene*.tif"), "{dir}/../t2/{name}", "-o", str(out), *FAST, "--device", "cpu"]
     code, stdout, err = run(args, capsys)
     assert code == 0, err
-    assert stdout.splitlines()[-1] == f"3 pairs compared, 0 already complete, into {out}"
+    assert stdout.splitlines()[-1] == f"3 pairs compared on cpu, 0 already complete, into {out}"  # as one pair says
     assert sorted(p.name for p in out.glob("*.tif")) == ["scene0.tif", "scene1.tif", "scene2.tif"]
     with rasterio.open(out / "scene1.tif") as ds, rasterio.open(pairs / "t1" / "scene1.tif") as ref:
         assert ds.descriptions[0] == "change" and ds.transform == ref.transform and ds.shape == ref.shape
