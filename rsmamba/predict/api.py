@@ -153,10 +153,9 @@ def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm:
     )
 
     check_some_valid(src, f"image {image}")
-    if src.has_dsm:
-        check_dsm_coverage(src, dsm)
+    coverage = check_dsm_coverage(src, dsm) if src.has_dsm else []
     check_fill_values(src, f"image {image}", image)  # before the scale check: its advice would rescale the fill in
-    return (check_collar(src, f"image {image}", image)
+    return (coverage + check_collar(src, f"image {image}", image)
             + check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
             + check_dsm_heights(src, loaded.dsm_norm, f"DSM {dsm}", loaded.source)
             + check_gsd(src, loaded.gsd_m, f"image {image}", loaded.source))

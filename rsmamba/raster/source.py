@@ -543,6 +543,7 @@ class AlignedSource:
         self._pixel_grid = pixel_grid  # inputs without georeferencing accepted, paired pixel by pixel
         self._lattice_roles: set[str] = set()  # inputs on the image's pixel lattice, read through a crop (no blending)
         self.warnings: list[str] = []
+        self.extent_coverage: dict[str, float] = {}  # share of the image an input's extent covers, by role (said)
         self._burn, self._label_ignore, self._labels_layer = burn, label_ignore, labels_layer
         self._class_names = class_names  # a label layer's text class field: these names' ids
         self._labels_role = labels_role  # how messages name the labels: labels, labels-t2, change labels
@@ -698,6 +699,7 @@ class AlignedSource:
         if coverage <= 0:
             problems.add(f"{role} {path}: does not overlap the image")
             return None
+        self.extent_coverage[role] = coverage
         if role == "DSM" and ds.count != 1:
             self._warn(f"DSM {path}: has {ds.count} bands; using band 1")
         if coverage < 0.5:

@@ -38,6 +38,23 @@ def sample_windows(width: int, height: int, max_pixels: int, window: int = 256,
 CHECK_PER_AXIS = 8  # windows along each axis for the input checks (sample_windows)
 
 
+def area_sample_windows(width: int, height: int, max_pixels: int, per_axis: int = 16) -> list[Window]:
+    """Windows at the centres of a ``per_axis`` x ``per_axis`` grid of equal cells: each stands for the same
+    area, so shares read from them estimate the raster's (:func:`sample_windows` reaches both edges, which the
+    checks want, and over-weights them: a DSM covering 45.0 % of a scene read as 47.1 %, one covering 47.0 % as
+    50 %). About ``max_pixels`` pixels; the whole raster when it is smaller."""
+    if width * height <= max_pixels:
+        return [Window(0, 0, width, height)]
+    size = max(16, int(np.sqrt(max_pixels) / per_axis))
+    w, h = min(size, width), min(size, height)
+
+    def starts(extent: int, side: int) -> np.ndarray:
+        centres = (np.arange(per_axis) + 0.5) * extent / per_axis
+        return np.unique(np.clip(np.round(centres - side / 2), 0, extent - side).astype(int))
+
+    return [Window(int(c), int(r), w, h) for r in starts(height, h) for c in starts(width, w)]
+
+
 def window_extent(window: Window, transform) -> tuple[float, float, float, float]:
     """(min x, min y, max x, max y) of a window's footprint on the ground, from its four corners.
 

@@ -597,3 +597,28 @@ def test_a_dsm_on_the_image_pixels_with_another_extent_is_cropped_not_resampled(
     assert said == [f"DSM {dsm}: on the image's pixels with another extent (origin 11.18 units apart, size 90x80 vs "
                     "40x40); cropped to the image grid, no resampling"]
     np.testing.assert_array_equal(got, heights[20:60, 10:50])
+
+
+@pytest.mark.parametrize("covered_columns, said", [(481, None), (717, 70.0), (1000, None)])
+def test_dsm_coverage_is_estimated_on_equal_areas_and_a_partly_empty_map_is_said(tmp_path, covered_columns, said):
+    """The share came from windows reaching both edges: a DSM covering 47.0 % of a scene read as 50 % and
+    gave a map 53 % nodata without a word, one covering 45.0 % was refused as '47.1%'."""
+    from rsmamba.raster.validate import check_dsm_coverage
+
+    img = write_raster(tmp_path / "img.tif", random_image(1024, 1024))
+    heights = np.full((1024, 1024), 50.0, np.float32)
+    heights[:, covered_columns:] = -9999  # no data east of the column
+    dsm = write_raster(tmp_path / "dsm.tif", heights, nodata=-9999)
+    with AlignedSource(img, dsm) as src:
+        if covered_columns < 512:  # 47.0 %: under the 50 % a map needs
+            with pytest.raises(InputError, match="data over only about 47% of the image's valid pixels"):
+                check_dsm_coverage(src, dsm)
+            return
+        got = check_dsm_coverage(src, dsm)
+    if said is None:
+        assert got == []
+        return
+    import re
+
+    share = float(re.search(r"data over about (\d+)% of the image's valid pixels; the map will be nodata", got[0])[1])
+    assert abs(share - said) <= 3  # 16 cells an axis: a boundary is placed to within half a cell
