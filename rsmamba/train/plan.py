@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import yaml
 
+from rsmamba.engine.run import process_rss_bytes
 from rsmamba.train.config import load_config
 from rsmamba.train.trainer import blame_model_kwargs, build_model, pick_device, prepare, segment, steps_per_epoch
 
@@ -31,10 +32,15 @@ class TrainPlan:
     parameters: int
     parameter_bytes: int
     activation_bytes: int
+    process_bytes: int = 0  # this process's resident set with the model and data open (0: not readable here)
 
     @property
     def memory_bytes(self) -> int:
-        return self.parameter_bytes + self.activation_bytes
+        """A floor: the weights are in ``process_bytes``; their gradients and optimiser state, and the tensors
+        saved for the backward pass, come on top. It printed 34 MiB (parameters and saved tensors alone) for a
+        run that peaked at 656 MiB."""
+        weights = self.parameters * 4 if self.process_bytes else 0
+        return self.process_bytes + self.parameter_bytes - weights + self.activation_bytes
 
     def describe(self) -> str:
         def size(n: int) -> str:
@@ -48,9 +54,13 @@ class TrainPlan:
             f"steps per epoch {self.steps_per_epoch} at batch {self.config['data']['batch_size']}; "
             f"{self.total_steps} steps in {self.config['train']['epochs']} epochs",
             f"model {self.config['model']['name']}: {self.parameters / 1e6:.2f} M parameters",
-            f"estimated memory per process: {size(self.memory_bytes)} (weights, gradients and optimiser "
-            f"state {size(self.parameter_bytes)} + activations {size(self.activation_bytes)}, fp32, "
-            "measured on this machine's code path (the CUDA scan kernels save less); AMP roughly halves activations)",
+            f"estimated memory per process: at least {size(self.memory_bytes)} ("
+            + (f"this process with the model and data open {size(self.process_bytes)} + gradients and optimiser "
+               f"state {size(self.parameter_bytes - self.parameters * 4)}" if self.process_bytes else
+               f"weights, gradients and optimiser state {size(self.parameter_bytes)}")
+            + f" + activations saved for the backward pass {size(self.activation_bytes)}, fp32, measured on this "
+            "machine's code path (the CUDA scan kernels save less; AMP roughly halves them); the forward pass's "
+            "passing tensors, data loading and validation come on top: size a job above it)",
         ])
 
 
@@ -101,4 +111,5 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
         lambda kw: _activation_bytes(build_model(cfg, kw), sample, prep.info.inputs, probe))
     act_total = int(act * (h * w) / (probe * probe) * max(1, batch // world))
     return TrainPlan(cfg, len(prep.train_ds), len(prep.val_ds) if prep.val_ds is not None else 0, steps,
-                     steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total)
+                     steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total,
+                     process_rss_bytes())

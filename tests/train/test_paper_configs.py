@@ -67,7 +67,14 @@ def test_dry_run_prints_recipe_steps_and_memory(fixtures, tmp_path: Path, capsys
     recipe = yaml.safe_load(out.split("\n---\n")[0])
     assert recipe["optim"]["groups"] == [{"prefix": "backbone.", "lr_scale": 0.1}]
     assert recipe["augment"]["scale_set"] == [0.5, 0.75, 1.0, 1.25, 1.5] and recipe["eval"]["flip"] is True
-    assert "steps per epoch 2 at batch 2" in out and "estimated memory per process" in out
+    assert "steps per epoch 2 at batch 2" in out and "estimated memory per process: at least" in out
+    # the process itself (torch, the model, the data) counts: 34 MiB was printed for a run that peaked at 656 MiB
+    import re
+
+    from rsmamba.engine.run import process_rss_bytes
+
+    floor = re.search(r"estimated memory per process: at least ([\d.]+) (MiB|GiB)", out)
+    assert float(floor[1]) * 1024 ** (2 if floor[2] == "MiB" else 3) >= 0.5 * process_rss_bytes() > 0
     assert not (tmp_path / "run").exists()  # a dry run writes nothing
     # The recipe's parameter groups apply to a model that has a backbone: a wrong prefix is one clear error.
     bad = sets + ["optim.groups=[{prefix: nothing., lr_scale: 0.1}]"]
