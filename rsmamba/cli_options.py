@@ -267,7 +267,7 @@ def pixel_grid_option() -> Any:
 
 
 def dry_run_option() -> Any:
-    return typer.Option(False, "--dry-run", help="Print windows, memory, output size and ETA; write nothing.")
+    return typer.Option(False, "--dry-run", help="Print windows, memory, output size and the network passes' time; write nothing.")
 
 
 def output_text(text: str) -> str:

@@ -19,8 +19,9 @@ from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 __all__ = [
-    "check_creation_options", "check_output_path", "estimate_seconds", "model_digest", "model_id", "peak_rss_bytes",
-    "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss", "stream_layers", "PREFETCH",
+    "check_creation_options", "check_output_path", "estimate_seconds", "eta_text", "model_digest", "model_id",
+    "output_size", "peak_rss_bytes", "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss",
+    "stream_layers", "PREFETCH",
 ]
 
 PREFETCH = 4  # batches read ahead of the model by stream_layers (and counted by pipeline_bytes' estimates)
@@ -183,6 +184,17 @@ def model_id(model: LoadedModel, digest: str) -> str:
     source = model.source or "module"
     name = Path(source).name if source.endswith((".pt", ".pth", ".ckpt", ".safetensors")) else source
     return f"{name} weights:{digest}"
+
+
+def eta_text(seconds: float) -> str:
+    """A dry run's time, said as what it measures: the network's passes (:func:`estimate_seconds`); reading,
+    blending and the COG come on top (an 'ETA 16 s' run took 27 s)."""
+    return f"network passes about {seconds:.0f} s (reading, blending and writing come on top)"
+
+
+def output_size(nbytes: float) -> str:
+    """Bytes in MiB, or KiB under one (a 256 px scene's output was '0 MiB')."""
+    return f"{nbytes / 2**20:.0f} MiB" if nbytes >= 2**20 else f"{max(1, round(nbytes / 2**10))} KiB"
 
 
 def estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_size: int, n_windows: int

@@ -18,8 +18,8 @@ from rsmamba.atomic import fault_point, publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.engine.pipeline import limit_heap_growth
 from rsmamba.engine.run import (
-    check_creation_options, check_output_path, estimate_seconds, model_digest, model_id, peak_rss_bytes, pipeline_bytes,
-    plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
+    check_creation_options, check_output_path, estimate_seconds, eta_text, model_digest, model_id, output_size,
+    peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, check_input, load_model
 from rsmamba.engine.options import check_run_options, resolve_window
@@ -85,8 +85,8 @@ class PredictSummary:
             lines.append(f"{name}: {path}" + (" (not written: --dry-run)" if self.dry_run else ""))
         if self.dry_run:
             size = self.width * self.height * self.output_bands  # one byte per band and pixel
-            lines.append(f"output size {size / 2**20:.0f} MiB uncompressed; "
-                         f"ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else "")
+            lines.append(f"output size {output_size(size)} uncompressed; {eta_text(self.eta_seconds)}"
+                         if self.eta_seconds is not None else "")
         else:
             lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){self.resume_note}")
         # self.warnings were logged on stderr as they arose; not repeated on stdout

@@ -397,5 +397,5 @@ def test_a_dry_run_prints_memory_output_size_and_passes_as_predicts(tmp_path, ca
     out = capsys.readouterr().out.splitlines()
     assert "memory estimate " in out[0] and out[0].endswith(", test-time augmentation: 8 passes per window")
     assert int(out[0].split("memory estimate ")[1].split(" MiB")[0]) > 0
-    assert out[-1].startswith("output size 0 MiB uncompressed; ETA ")  # 64 x 64 x (3 + 1) bytes
+    assert out[-1].startswith("output size 16 KiB uncompressed; network passes about ")  # 64 x 64 x (3 + 1) bytes
     assert not (tmp_path / "c.tif").exists() and not (tmp_path / "p.tif").exists()

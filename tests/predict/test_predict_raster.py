@@ -147,7 +147,7 @@ def test_dry_run_reports_and_writes_nothing(tmp_path) -> None:
     assert summary.dry_run and summary.windows == len(WindowGrid(80, 64, 32, 8))
     assert summary.memory_bytes > 0 and summary.eta_seconds is not None and summary.eta_seconds > 0
     text = summary.describe()
-    assert f"{summary.windows} windows of 32 px" in text and "ETA" in text and "MiB" in text
+    assert f"{summary.windows} windows of 32 px" in text and "network passes about" in text and "iB" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif"]
     one = predict_raster(path, tmp_path / "out.tif", model=LoadedModel(TinyConv(num_classes=4), classes=_classes(4)),
                          window=128, overlap=8, dry_run=True)
