@@ -48,7 +48,8 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
         problems.add(f"--size must be an integer in 32..{MAX_SIZE} pixels, got {size}")
     if not (gsd > 0 and np.isfinite(gsd)):
         problems.add(f"--gsd must be a positive number, got {gsd}")
-    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M:
+    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M and _projected(epsg):
+        # (in a CRS of degrees --gsd 3e-6 meant degrees: '0.001536 m wide' was no reason; the CRS is, said below)
         problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
     if bands not in BAND_SETS:
         problems.add(f"--bands must be one of {', '.join(BAND_SETS)}, got {bands!r}")
@@ -73,6 +74,16 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
             problems.add(f"--epsg {epsg} ({crs.name}) counts in {unit}: the scene is laid out in metres; "
                          "choose a CRS in metres (its UTM zone), or gdalwarp the scene afterwards")
     problems.raise_if_any()
+
+
+def _projected(epsg: int) -> bool:
+    """Whether ``epsg`` is a projected CRS (unknown codes too: refused on their own)."""
+    from pyproj import CRS
+
+    try:
+        return bool(CRS.from_epsg(epsg).is_projected)
+    except Exception:  # noqa: BLE001 - an unknown code: its own refusal says so
+        return True
 
 
 def generate_scene(

@@ -259,6 +259,8 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
     (["--seed", "-1"], "--seed must be an integer in 0.."),
     (["--dsm-gsd", "1e-300"], "pixels per side"),
     (["--dsm-gsd", "1e9"], "pixels per side"),
+    # --gsd meant degrees there: it was also called '0.0032 m wide', a reason that does not apply
+    (["--epsg", "4326", "--gsd", "5e-6"], "rsmamba: error: --epsg 4326 is not a projected CRS"),
 ])
 def test_synth_refuses_what_it_cannot_draw_in_one_line(tmp_path, capsys, args, needle) -> None:
     from rsmamba.cli import main
