@@ -263,13 +263,7 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
     out = layer.to_crs(crs) if layer.crs != crs else layer
     if ProjCRS.from_user_input(crs).is_geographic:
-        centre = (transform * (width / 2, height / 2))[0]
-        x0, _, x1, _ = out.total_bounds
-        if not (centre - 180 <= x0 and x1 < centre + 180):  # else already on the grid's side: untouched
-            def wrap(xy: np.ndarray) -> np.ndarray:
-                return np.column_stack([(xy[:, 0] - centre + 180) % 360 + centre - 180, xy[:, 1]])
-
-            out = out.set_geometry(shapely.transform(out.geometry.to_numpy(), wrap))
+        out = _on_the_grids_side(out, (transform * (width / 2, height / 2))[0])
     if before is not None:
         geoms = out.geometry.to_numpy()
         rejoin = before & ~shapely.is_valid(geoms)
@@ -278,6 +272,38 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
             geoms[rejoin] = [shapely.union_all(shapely.get_parts(g)) for g in geoms[rejoin]]
             out = out.set_geometry(geoms)
     return out
+
+
+def _on_the_grids_side(layer: Any, centre: float) -> Any:
+    """``layer`` (in degrees) with each feature taken whole to the side of the globe of longitude ``centre``.
+
+    A feature's own vertices are first made continuous from its first one (RFC 7946's pieces either side of 180,
+    or a ring written across it with -179.9 beside 179.9), then the feature is shifted by whole turns to lie
+    nearest ``centre``. Each vertex wrapped on its own made a box at lon -170..-160 a 350-degree band over a
+    scene at lon 15: every chip labelled by it. A layer needing none of this is returned untouched."""
+    import shapely
+
+    geoms = layer.geometry.to_numpy()
+    bounds = shapely.bounds(geoms)
+    spans = bounds[:, 2] - bounds[:, 0]
+    if (np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180
+            and not (spans > 180).any()):
+        return layer
+    z = bool(shapely.has_z(geoms).any())  # a layer of 3-D polygons keeps its heights
+    coords, index = shapely.get_coordinates(geoms, include_z=z, return_index=True)
+    if not len(coords):
+        return layer
+    first = np.zeros(len(geoms), dtype=float)
+    starts = np.r_[0, np.flatnonzero(np.diff(index)) + 1]  # each feature's first vertex
+    first[index[starts]] = coords[starts, 0]
+    lon = first[index] + (coords[:, 0] - first[index] + 180) % 360 - 180
+    low = np.full(len(geoms), np.inf)
+    high = np.full(len(geoms), -np.inf)
+    np.minimum.at(low, index, lon)
+    np.maximum.at(high, index, lon)
+    turns = np.round((centre - (low + high) / 2) / 360)
+    coords[:, 0] = lon + 360 * turns[index]
+    return layer.set_geometry(shapely.set_coordinates(geoms.copy(), coords))
 
 
 def repaired_areas(geoms: Any) -> tuple[Any, int]:

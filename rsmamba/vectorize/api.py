@@ -382,6 +382,9 @@ def _check_values(pieces: list[Piece], prob: rasterio.io.DatasetReader, plan: _P
     for p in pieces:  # 1e-6: a float32 softmax may pass 1 by a rounding
         if p.pixels and not (np.isfinite(p.value_sum) and p.value_sum >= 0 and p.value_max <= 1 + 1e-6):
             what = "change" if plan.change else plan.names.get(p.key, p.key)
+            if np.isnan(p.value_sum):  # 'max nan, mean nan' read as numbers gone wrong
+                raise InputError(f"--probabilities {prob.name}: no data (NaN) under a {what} polygon of "
+                                 f"{plan.raster.name}: not the probabilities of this class raster, or not all of them")
             raise InputError(f"--probabilities {prob.name}: values outside 0-1 (max {p.value_max:g}, mean "
                              f"{p.value_sum / p.pixels:g}) under a {what} polygon: not probabilities (float 0-1, "
                              "or uint8 tagged SCALE=1/254), or no data there")
@@ -607,8 +610,8 @@ def _wgs84(frame):
     # GDAL's writer moves a vertex within about 1e-7 degrees of 180 onto it and rounds to 8 decimals, which made a
     # piece's ring touch itself on 180; done here first, with shapely's snap rounding (valid by construction), it
     # finds nothing left to move
-    def onto_180(xy: np.ndarray) -> np.ndarray:
-        x = np.where(np.abs(np.abs(xy[:, 0]) - 180) < 1e-6, np.sign(xy[:, 0]) * 180, xy[:, 0])
+    def onto_180(xy: np.ndarray) -> np.ndarray:  # GDAL 3.10 moves 180 - 1.05e-7 onto 180, leaves 180 - 1.1e-7
+        x = np.where(np.abs(np.abs(xy[:, 0]) - 180) < 1.1e-7, np.sign(xy[:, 0]) * 180, xy[:, 0])
         return np.column_stack([x, xy[:, 1]])
 
     return wgs.set_geometry(shapely.set_precision(shapely.transform(np.array(pieces, dtype=object), onto_180), 1e-8))

@@ -86,7 +86,8 @@ def _pieces_in_block(
         vals = values.ravel().astype("float64")
         sums = np.bincount(flat, weights=vals, minlength=len(pieces) + 1)
         maxs = np.full(len(pieces) + 1, -np.inf)
-        np.maximum.at(maxs, flat, vals)
+        with np.errstate(invalid="ignore"):  # a NaN (no data) stays the max and is refused: said once, not warned too
+            np.maximum.at(maxs, flat, vals)
         for i, piece in enumerate(pieces):
             piece.value_sum = float(sums[i + 1])
             piece.value_max = float(maxs[i + 1])

@@ -11,6 +11,7 @@ import shapely
 from rasterio.transform import Affine
 from shapely.geometry import box
 
+from rsmamba.errors import InputError
 from rsmamba.evaluate import evaluate_rasters
 from rsmamba.tile import tile_scene
 from rsmamba.vectorize import vectorize_raster
@@ -71,3 +72,21 @@ def test_geojson_of_a_scene_across_180_is_valid(tmp_path) -> None:
     x0, _, x1, _ = layer.total_bounds
     assert x0 == -180.0 and x1 == 180.0 and len(layer) == 1 and layer.is_valid.all()
     assert layer.area_m2[0] == (30 * 30 - 8) * 0.0625  # measured before, on the grid
+
+
+def test_a_layer_far_away_in_longitude_is_not_wrapped_onto_the_scene(tmp_path) -> None:
+    """Each vertex wrapped on its own made a box at lon -170..-160 a 350-degree band over a scene at lon 15:
+    every chip took its class (exit 0), and a layer only there was no longer refused as off the image."""
+    grid = Affine(STEP, 0, 15.0, 0, -STEP, 45.0)
+    image = write_raster(tmp_path / "ortho.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=grid)
+    here = box(15.0, 45.0 - 64 * STEP, 15.0 + 64 * STEP, 45.0)
+    far = box(-170.0, 44.0, -160.0, 46.0)
+    gpd.GeoDataFrame({"class": [1, 2]}, geometry=[here, far], crs="EPSG:4326").to_file(tmp_path / "l.gpkg")
+    tile_scene(image, tmp_path / "chips", labels=tmp_path / "l.gpkg", size=32, split=(1, 0, 0))
+    for chip in (tmp_path / "chips").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            assert (src.read(1) == 1).all(), chip.name
+    gpd.GeoDataFrame({"class": [2]}, geometry=[far], crs="EPSG:4326").to_file(tmp_path / "far.gpkg")
+    with pytest.raises(InputError, match="does not overlap the image"):
+        tile_scene(image, tmp_path / "chips2", labels=tmp_path / "far.gpkg", size=32, split=(1, 0, 0))

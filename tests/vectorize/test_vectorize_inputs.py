@@ -287,6 +287,11 @@ def test_probability_values_outside_0_1_or_past_the_bands_are_refused(tmp_path, 
     logits = write_raster(tmp_path / "logits.tif", np.full((3, 20, 30), 3.5, np.float32))
     err = one_line_error(["vectorize", str(classes), "-o", str(out), "--probabilities", str(logits)], capsys)
     assert "values outside 0-1 (max 3.5, mean 3.5)" in err and not out.exists()
+    holes = np.full((3, 20, 30), 0.3, np.float32)
+    holes[:, 5, 5] = np.nan  # a RuntimeWarning line, then 'max nan, mean nan', read as numbers gone wrong
+    nan = write_raster(tmp_path / "nan.tif", holes)
+    err = one_line_error(["vectorize", str(classes), "-o", str(out), "--probabilities", str(nan)], capsys)
+    assert "nan.tif: no data (NaN) under a" in err and "RuntimeWarning" not in err and not out.exists()
     untagged = write_raster(tmp_path / "untagged.tif", np.arange(4, dtype=np.uint8).repeat(10).reshape(4, 10))
     two = write_raster(tmp_path / "two.tif", np.full((2, 4, 10), 0.5, np.float32))
     err = one_line_error(["vectorize", str(untagged), "-o", str(out), "--probabilities", str(two)], capsys)
