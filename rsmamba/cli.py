@@ -173,7 +173,7 @@ def tile(
     labels_t2_layer: Optional[str] = typer.Option(None, "--labels-t2-layer", help="Layer of the --labels-t2 vector file."),
     change_layer: Optional[str] = typer.Option(None, "--change-labels-layer", help="Layer of the --change-labels vector file."),
     instance_targets_layer: Optional[str] = typer.Option(None, "--instance-targets-layer", help="Layer of the --instance-targets footprint file."),
-    background: int = typer.Option(0, "--background", help="Class of pixels outside label-vector polygons (255 = ignore)."),
+    background: Optional[int] = typer.Option(None, "--background", help="Class of pixels outside label-vector polygons (255 = ignore). [default: 0]"),
     size: int = typer.Option(512, "--size", help="Chip size in pixels.", callback=opt.positive("--size")),
     overlap: int = typer.Option(0, "--overlap", help="Overlap between chips in pixels.", callback=opt.non_negative("--overlap")),
     min_valid: float = typer.Option(0.5, "--min-valid", help="Minimum fraction of valid (non-nodata) pixels in a chip.", callback=opt.fraction("--min-valid")),
@@ -190,11 +190,11 @@ def tile(
     change_labels: Optional[Path] = typer.Option(None, "--change-labels", help="Binary change labels (raster or vector)."),
     old_change: Optional[Path] = typer.Option(None, "--change", hidden=True, callback=opt.deprecated("--change", "--change-labels")),
     burn: Optional[int] = typer.Option(None, "--burn", help="Every label polygon (or non-zero label pixel) is this class id; background 0. No class field needed."),
-    burn_name: str = typer.Option("building", "--burn-name", help="Name of the --burn class (without --class-table)."),
+    burn_name: Optional[str] = typer.Option(None, "--burn-name", help="Name of the --burn class (without --class-table). [default: building]"),
     class_table: Optional[Path] = typer.Option(None, "--class-table", help="Class table (YAML/JSON): ids, names, colours, ignore value."),
     instance_targets: Optional[Path] = typer.Option(None, "--instance-targets", help="Instance raster (building id per pixel) or footprint layer (each polygon one building): adds interior/border/contact target chips."),
-    border_px: int = typer.Option(2, "--border-px", help="Width of the border target in pixels.", callback=opt.positive("--border-px")),
-    contact_px: int = typer.Option(3, "--contact-px", help="Width of the contact target on each side of a party wall, in pixels.", callback=opt.positive("--contact-px")),
+    border_px: Optional[int] = typer.Option(None, "--border-px", help="Width of the border target in pixels. [default: 2]", callback=opt.positive("--border-px")),
+    contact_px: Optional[int] = typer.Option(None, "--contact-px", help="Width of the contact target on each side of a party wall, in pixels. [default: 3]", callback=opt.positive("--contact-px")),
 ) -> None:
     """Cut an image (+ DSM, + labels) into georeferenced training chips and a manifest."""
     from rsmamba.tile import tile_scene

@@ -166,18 +166,19 @@ def _image_profile(src: AlignedSource, window: Window) -> dict:
 
 def _idle_option_problems(labels: os.PathLike | str | None, labels_t2: os.PathLike | str | None,
                           change: os.PathLike | str | None, instance_targets: os.PathLike | str | None, *,
-                          class_field: str | None, label_background: int, labels_layer: str | None,
+                          class_field: str | None, label_background: int | None, labels_layer: str | None,
                           labels_t2_layer: str | None, change_layer: str | None, instance_targets_layer: str | None,
-                          burn: int | None, burn_name: str, class_table: os.PathLike | str | None,
-                          border_px: int, contact_px: int) -> list[str]:
-    """Options given without what they apply to (tile_scene's defaults otherwise): they would change nothing,
-    silently, as vectorize --seed-threshold without --instances would (``--background 7`` with raster labels
-    was ignored here and refused by evaluate)."""
+                          burn: int | None, burn_name: str | None, class_table: os.PathLike | str | None,
+                          border_px: int | None, contact_px: int | None) -> list[str]:
+    """Options given (not None) without what they apply to: they would change nothing, silently, as vectorize
+    --seed-threshold without --instances would (``--background 7`` with raster labels was ignored here and
+    refused by evaluate). Given, whatever the value: ``--contact-px 3`` (the default) without
+    ``--instance-targets`` was taken as asking for nothing."""
     def vector(path: os.PathLike | str | None) -> bool:
         return path is not None and Path(path).suffix.lower() in VECTOR_SUFFIXES
 
     problems = []
-    given = [name for name, value in (("--class-field", class_field), ("--background", label_background or None))
+    given = [name for name, value in (("--class-field", class_field), ("--background", label_background))
              if value is not None]
     if given and not (vector(labels) or vector(labels_t2)):
         problems.append(f"{', '.join(given)}: {'options' if len(given) > 1 else 'an option'} of label polygons "
@@ -190,11 +191,10 @@ def _idle_option_problems(labels: os.PathLike | str | None, labels_t2: os.PathLi
         if layer is not None and not vector(path):
             problems.append(f"{option} {layer}: the layer of a vector {of} file; "
                             + (f"{of} {path} is a raster" if path is not None else f"no {of} given"))
-    if burn_name != "building" and (burn is None or class_table is not None):
+    if burn_name is not None and (burn is None or class_table is not None):
         problems.append(f"--burn-name {burn_name}: names the --burn class; "
                         + ("--class-table names the classes" if class_table is not None else "give --burn"))
-    given = [name for name, value, default in (("--border-px", border_px, 2), ("--contact-px", contact_px, 3))
-             if value != default]
+    given = [name for name, value in (("--border-px", border_px), ("--contact-px", contact_px)) if value is not None]
     if given and instance_targets is None:
         problems.append(f"{', '.join(given)}: {'widths' if len(given) > 1 else 'a width'} of the instance target "
                         "chips: give --instance-targets")
@@ -209,7 +209,7 @@ def tile_scene(
     dsm: str | os.PathLike[str] | None = None,
     labels: str | os.PathLike[str] | None = None,
     class_field: str | None = None,
-    label_background: int = 0,
+    label_background: int | None = None,
     labels_layer: str | None = None,
     labels_t2_layer: str | None = None,
     change_layer: str | None = None,
@@ -228,11 +228,11 @@ def tile_scene(
     labels_t2: str | os.PathLike[str] | None = None,
     change: str | os.PathLike[str] | None = None,
     burn: int | None = None,
-    burn_name: str = "building",
+    burn_name: str | None = None,
     class_table: str | os.PathLike[str] | None = None,
     instance_targets: str | os.PathLike[str] | None = None,
-    border_px: int = 2,
-    contact_px: int = 3,
+    border_px: int | None = None,
+    contact_px: int | None = None,
 ) -> TileSummary:
     """Write chips + ``manifest.csv`` + ``tiling.json`` into ``out_dir`` (atomically, as a whole).
 
@@ -252,6 +252,9 @@ def tile_scene(
     ``instance_targets`` (an instance raster on the image grid, or footprint polygons, each one
     building) adds ``targets/`` chips: interior, border and contact bands for models that separate
     touching buildings (:mod:`rsmamba.instance_targets`), described in ``tiling.json``.
+
+    ``label_background`` (0), ``burn_name`` (``building``), ``border_px`` (2) and ``contact_px`` (3): None
+    means not given, the default in brackets; given without what they apply to they are refused.
     """
     out_dir = Path(out_dir)
     problems = []
@@ -273,7 +276,7 @@ def tile_scene(
     problems += output_problems([out_dir], inputs=inputs, overwrite=overwrite, directory=True)
     if (labels_t2 or change) and not t2:
         problems.append("--labels-t2 and --change-labels need --t2")
-    if not 0 <= label_background <= IGNORE_INDEX:
+    if label_background is not None and not 0 <= label_background <= IGNORE_INDEX:
         problems.append(f"--background must be a class id in 0..{IGNORE_INDEX - 1} or {IGNORE_INDEX} (no label), "
                         f"got {label_background}")
     if burn is not None and not 0 < burn < IGNORE_INDEX:
@@ -289,6 +292,10 @@ def tile_scene(
                                       instance_targets_layer=instance_targets_layer, burn=burn, burn_name=burn_name,
                                       class_table=class_table, border_px=border_px, contact_px=contact_px)
     class_field = class_field or "class"
+    # the defaults, once the options given have been checked against what they apply to (None: not given)
+    label_background = 0 if label_background is None else label_background
+    burn_name = "building" if burn_name is None else burn_name
+    border_px, contact_px = (2 if border_px is None else border_px), (3 if contact_px is None else contact_px)
     if problems:
         raise InputError(problems)
     ignore = None

@@ -260,6 +260,14 @@ def test_options_without_what_they_apply_to_are_refused_by_name(tmp_path) -> Non
                    size=32)
     assert info.value.problems == [f"--class-field, --background: options of label polygons (a vector --labels or "
                                    f"--labels-t2); --labels {scene['labels']} is a raster"]
+    # given at their default values they were taken silently (--contact-px 3: no instance targets, no word)
+    with pytest.raises(InputError) as info:
+        tile_scene(scene["image"], tmp_path / "o", labels=scene["labels"], contact_px=3, border_px=2,
+                   burn_name="building", label_background=0, size=32)
+    assert info.value.problems == [
+        f"--background: an option of label polygons (a vector --labels or --labels-t2); --labels {scene['labels']} "
+        "is a raster", "--burn-name building: names the --burn class; give --burn",
+        "--border-px, --contact-px: widths of the instance target chips: give --instance-targets"]
     assert not (tmp_path / "o").exists()
 
 
