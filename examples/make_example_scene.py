@@ -40,7 +40,7 @@ README = """# Example scene
 
 A synthetic 1024 x 1024 px aerial scene at {gsd} m GSD ({side:g} m x {side:g} m) in {crs},
 made by `python examples/make_example_scene.py` (seed {seed}, `rsmamba.synth.write_scene`).
-Nothing here is real data: every file is regenerated identically by that script.
+Nothing here is real data: every file is made by that script, which is deterministic (a re-run writes the same files).
 
 | file | content |
 |---|---|
@@ -54,7 +54,7 @@ Nothing here is real data: every file is regenerated identically by that script.
 
 Epoch 1 class fractions: {fractions}.
 
-Quickstart: `rsmamba predict examples/scene/ortho.tif --dsm examples/scene/dsm.tif` (see the top-level README for the options).
+Quickstart: `rsmamba predict examples/scene/ortho.tif --dsm examples/scene/dsm.tif -o out/classes.tif` (see the top-level README for the options).
 """
 
 

@@ -16,7 +16,9 @@ import yaml
 
 from rsmamba.engine.run import process_rss_bytes
 from rsmamba.train.config import load_config
-from rsmamba.train.trainer import blame_model_kwargs, build_model, pick_device, prepare, segment, steps_per_epoch
+from rsmamba.train.init import set_frozen
+from rsmamba.train.trainer import (blame_model_kwargs, build_model, param_groups, pick_device, prepare, segment,
+                                   steps_per_epoch)
 
 OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
 
@@ -109,6 +111,11 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     act = blame_model_kwargs(
         cfg, prep.model_kwargs, lambda: _activation_bytes(prep.model, sample, prep.info.inputs, probe),
         lambda kw: _activation_bytes(build_model(cfg, kw), sample, prep.info.inputs, probe))
+    # what training refuses at its start, refused here too (optim.groups or train.freeze_prefixes naming no
+    # parameter passed the dry run, exit 0, and the queued job failed)
+    param_groups(cfg, prep.model)
+    if cfg["train"]["freeze_prefixes"]:
+        set_frozen(prep.model, list(cfg["train"]["freeze_prefixes"]), False)
     act_total = int(act * (h * w) / (probe * probe) * max(1, batch // world))
     return TrainPlan(cfg, len(prep.train_ds), len(prep.val_ds) if prep.val_ds is not None else 0, steps,
                      steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total,

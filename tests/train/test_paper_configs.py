@@ -61,11 +61,14 @@ FAST: set[str] = set()  # the first call of each Mamba model JIT-compiles its sc
 def test_dry_run_prints_recipe_steps_and_memory(fixtures, tmp_path: Path, capsys) -> None:
     """The quick-suite check of --dry-run (a paper recipe with a plain CNN in place of its model)."""
     sets = _tiny_overrides("mafmamba_vaihingen", fixtures["vaihingen"], tmp_path / "run")
-    sets = [s for s in sets if not s.startswith("model.name")] + ["model.name=fcn_baseline", "model.kwargs={width: 8}"]
+    assert load_config("mafmamba_vaihingen")["optim"]["groups"] == [{"prefix": "backbone.", "lr_scale": 0.1}]
+    # a plain CNN has no backbone. (training refuses the recipe's group for it): its encoder. stands in
+    sets = [s for s in sets if not s.startswith("model.name")] + [
+        "model.name=fcn_baseline", "model.kwargs={width: 8}", "optim.groups=[{prefix: encoder., lr_scale: 0.1}]"]
     assert main(["train", "--config", "mafmamba_vaihingen", "--dry-run", *[a for s in sets for a in ("--set", s)]]) == 0
     out = capsys.readouterr().out
     recipe = yaml.safe_load(out.split("\n---\n")[0])
-    assert recipe["optim"]["groups"] == [{"prefix": "backbone.", "lr_scale": 0.1}]
+    assert recipe["optim"]["groups"] == [{"prefix": "encoder.", "lr_scale": 0.1}]
     assert recipe["augment"]["scale_set"] == [0.5, 0.75, 1.0, 1.25, 1.5] and recipe["eval"]["flip"] is True
     assert "steps per epoch 2 at batch 2" in out and "estimated memory per process: at least" in out
     # the process itself (torch, the model, the data) counts: 34 MiB was printed for a run that peaked at 656 MiB
@@ -76,10 +79,15 @@ def test_dry_run_prints_recipe_steps_and_memory(fixtures, tmp_path: Path, capsys
     floor = re.search(r"estimated memory per process: at least ([\d.]+) (MiB|GiB)", out)
     assert float(floor[1]) * 1024 ** (2 if floor[2] == "MiB" else 3) >= 0.5 * process_rss_bytes() > 0
     assert not (tmp_path / "run").exists()  # a dry run writes nothing
-    # The recipe's parameter groups apply to a model that has a backbone: a wrong prefix is one clear error.
+    # The recipe's parameter groups apply to a model that has a backbone: a wrong prefix is one clear error,
+    # in the dry run too (it passed, exit 0, and the queued job failed); so is a freeze prefix matching nothing
     bad = sets + ["optim.groups=[{prefix: nothing., lr_scale: 0.1}]"]
-    assert main(["train", "--config", "mafmamba_vaihingen", *[a for s in bad for a in ("--set", s)]]) == 2
-    assert "matches no parameter" in capsys.readouterr().err
+    for dry in ([], ["--dry-run"]):
+        assert main(["train", "--config", "mafmamba_vaihingen", *dry, *[a for s in bad for a in ("--set", s)]]) == 2
+        assert "matches no parameter" in capsys.readouterr().err
+    frozen = sets + ["train.freeze_prefixes=[nothing.]", "train.freeze_epochs=1"]
+    assert main(["train", "--config", "mafmamba_vaihingen", "--dry-run", *[a for s in frozen for a in ("--set", s)]]) == 2
+    assert "no parameter of the model starts with these" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(EXPECTED)])
