@@ -239,12 +239,14 @@ def binary_change_scores(label: np.ndarray, pred: np.ndarray, ignore_index: int 
 
 
 def binary_change_scores_from_hist(hist: np.ndarray) -> dict[str, float]:
-    """:func:`binary_change_scores` of an accumulated 2x2 confusion matrix ``hist[label, pred]``."""
+    """:func:`binary_change_scores` of an accumulated 2x2 confusion matrix ``hist[label, pred]``.
+
+    A score with nothing to count is None, as ``evaluate`` has it: a perfect "no change" answer scored change F1,
+    IoU and kappa 0.0 in training and ``train --test``, and null in ``evaluate``."""
     scores = segmentation_scores(hist, ["no_change", "change"])
     change = scores["per_class"]["change"]
-    return {"f1": change["f1"] or 0.0, "iou": change["iou"] or 0.0, "precision": change["precision"] or 0.0,
-            "recall": change["recall"] or 0.0, "oa": scores["oa"], "kappa": scores["kappa"] or 0.0,
-            "miou": scores["miou"]}
+    return {"f1": change["f1"], "iou": change["iou"], "precision": change["precision"], "recall": change["recall"],
+            "oa": scores["oa"], "kappa": scores["kappa"], "miou": scores["miou"]}
 
 
 class ConfusionMeter:

@@ -107,6 +107,9 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     n_params = sum(p.numel() for p in prep.model.parameters())
     param_bytes = n_params * (4 + 4 + OPTIMISER_STATE_BYTES.get(cfg["optim"]["name"], 8))
     probe = min(probe, h, w)
+    # read before the probe: its freed activations stay resident (the allocator keeps them) and counted twice,
+    # 'at least 18.49 GiB' for a run that peaked at 11.13 GiB
+    process = process_rss_bytes()
     # the first forward: where a model.kwargs value the constructor let through fails (one line, as train's)
     act = blame_model_kwargs(
         cfg, prep.model_kwargs, lambda: _activation_bytes(prep.model, sample, prep.info.inputs, probe),
@@ -118,5 +121,4 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
         set_frozen(prep.model, list(cfg["train"]["freeze_prefixes"]), False)
     act_total = int(act * (h * w) / (probe * probe) * max(1, batch // world))
     return TrainPlan(cfg, len(prep.train_ds), len(prep.val_ds) if prep.val_ds is not None else 0, steps,
-                     steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total,
-                     process_rss_bytes())
+                     steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total, process)

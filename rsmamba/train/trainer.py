@@ -65,6 +65,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     selected_by: str = ""  # "val_<metric>", or "train_loss" without val chips or without that score
     left_out: list[str] = field(default_factory=list)  # classes the val means leave out (train.exclude_classes)
+    # the scores those means are (a change model's miou is SCanNet's change/no-change mean: its land cover is sem_)
+    means: tuple[str, ...] = ("val_miou", "val_mf1")
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
@@ -75,7 +77,7 @@ class TrainResult:
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
             # the ISPRS recipes' clutter: the printed mean is not over every class (OA and kappa are: no note)
-            if self.left_out and self.selected_by in ("val_miou", "val_mf1"):
+            if self.left_out and self.selected_by in self.means:
                 best += f" (without {', '.join(self.left_out)})"
         return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} -> {self.best}; "
                 f"last -> {self.last}")
@@ -491,7 +493,7 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
         result[prefix + "iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
     if chg.hist.sum():
         c = binary_change_scores_from_hist(chg.hist)
-        result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa")})
+        result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa") if c[k] is not None})
     if scd.hist[1:].sum():  # changed pixels with their land cover (chips of change labels alone have none)
         s = scd_scores_from_hist(scd.hist.T)  # hist[pred, label], as SCanNet's
         s["score"] = scd_score(s)
@@ -1014,7 +1016,11 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
               len(train_loader), len(val_ds) if val_ds is not None else "no", d["num_workers"], use_amp, start_epoch + 1)
     metric_name = t["metric"]
     warned = False
-    selected_by = "train_loss"
+    # what best.pt is chosen by: the val metric once an epoch has scored it (an epoch without it then never
+    # replaces best.pt: minus a loss is no fscd), the training loss until then
+    key = f"val_{metric_name}"
+    best_by = key if any(key in row for row in history) else ("train_loss" if history else None)
+    selected_by = best_by or "train_loss"
     epochs = t["epochs"]
     stop_after = t["stop_after_epochs"]
     epoch = start_epoch
@@ -1069,17 +1075,20 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                                                               num_classes, device, list(t["exclude_classes"]),
                                                               names, cfg["eval"]["scales"], cfg["eval"]["flip"],
                                                               fillers=fillers_of(classes)).items()})
-        if val_loader is not None and f"val_{metric_name}" not in row and not warned:
+        if val_loader is not None and key not in row and not warned:
             have = sorted(k[4:] for k, v in row.items() if k.startswith("val_") and isinstance(v, float))
-            log.warning("train.metric %s: the validation data give no such score (they give %s); best.pt "
-                        "follows the training loss", metric_name, ", ".join(have) or "none")
+            log.warning("train.metric %s: the validation data give no such score (they give %s)%s", metric_name,
+                        ", ".join(have) or "none",
+                        f" in epoch {epoch + 1}; best.pt stays the best epoch that scored it" if best_by == key else
+                        "; best.pt follows the training loss until an epoch scores it")
             warned = True
-        selected_by = f"val_{metric_name}" if f"val_{metric_name}" in row else "train_loss"
-        score = row.get(f"val_{metric_name}", -train_loss)
+        selected_by = key if key in row else "train_loss"
+        score = row.get(key, -train_loss)
         history.append(row)
-        improved = score > best_metric
+        # the metric's first score replaces a loss-chosen best.pt; later, only a better score does
+        improved = (best_by != key or score > best_metric) if key in row else (best_by != key and score > best_metric)
         if improved:
-            best_metric = score
+            best_metric, best_by = score, selected_by
         if is_main:
             logger.add(row)
             weights = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
@@ -1119,8 +1128,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     if start_epoch >= epochs and resume:
         log.warning(f"train.epochs {epochs}: the run has {start_epoch} epoch{'s' * (start_epoch != 1)} already; "
                     "nothing trained (raise train.epochs to go on)")
-    if epoch == start_epoch and history:  # nothing run (a resumed, finished run): what best.pt was chosen by
-        selected_by = f"val_{metric_name}" if f"val_{metric_name}" in history[-1] else "train_loss"
     left_out = [names[c] for c in t["exclude_classes"] if 0 <= c < len(names)]
-    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history, selected_by,
-                       left_out)
+    # what best.pt was chosen by, not what the last epoch could score: 'best train loss -0.0059' was its fscd
+    means = ("val_miou", "val_mf1") if info_m.task == "segmentation" else ("val_sem_miou", "val_sem_mf1")
+    return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history,
+                       best_by or selected_by, left_out, means)

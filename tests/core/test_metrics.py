@@ -178,3 +178,12 @@ def test_binary_change_scores_match_sklearn() -> None:
     s = binary_change_scores(label, pred)
     assert s["f1"] == pytest.approx(f1_score(label, pred))
     assert s["iou"] == pytest.approx(jaccard_score(label, pred))
+
+
+def test_binary_change_scores_with_nothing_to_count_are_none_as_evaluate_has_them() -> None:
+    """A perfect 'no change' answer scored change F1, IoU and kappa 0.0 in training and train --test, null in
+    evaluate; with change to find and none found, F1 and recall are 0 and precision (0/0) is None."""
+    nothing = binary_change_scores(np.zeros(50, int), np.zeros(50, int))
+    assert nothing["f1"] is None and nothing["iou"] is None and nothing["kappa"] is None and nothing["oa"] == 1.0
+    missed = binary_change_scores(np.r_[np.ones(5, int), np.zeros(45, int)], np.zeros(50, int))
+    assert missed["f1"] == 0.0 and missed["recall"] == 0.0 and missed["precision"] is None

@@ -484,3 +484,37 @@ def test_the_summary_says_clutter_is_left_out_only_of_the_means() -> None:
 
     assert "(without clutter)" in line("miou") and "(without clutter)" in line("mf1")
     assert "without" not in line("oa") and "without" not in line("kappa")
+    # a change model's miou is SCanNet's change/no-change mean, its land-cover means are sem_
+    change = TrainResult(Path("r"), Path("r/best.pt"), Path("r/last.pt"), 1, 0.5, [], "val_miou", ["playground"],
+                         ("val_sem_miou", "val_sem_mf1"))
+    assert "without" not in change.describe()
+    change.selected_by = "val_sem_miou"
+    assert "(without playground)" in change.describe()
+
+
+def test_an_epoch_without_the_metric_never_replaces_the_best_scored_one(small_chips: Path, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """A change model predicting no change has no fscd (null, 923889c): minus its training loss was compared with
+    the fscd of earlier epochs, and the summary said 'best train loss -0.0059' of what was best.pt's fscd."""
+    import rsmamba.train.trainer as trainer
+
+    scores = iter([{"miou": 0.3}, {"oa": 0.9}, {"miou": 0.2}, {"oa": 0.95}])  # epochs 2 and 4 score no mIoU
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
+    result = train(_cfg(small_chips, tmp_path / "run", epochs=4), progress=False)
+    assert result.selected_by == "val_miou" and result.best_metric == 0.3
+    assert result.describe().startswith("4 epochs; best val miou 0.3000 ->")
+    assert load_checkpoint(result.best)["metrics"]["epoch"] == 1
+
+
+def test_the_dry_run_reads_the_process_before_its_probe(small_chips: Path, tmp_path: Path, monkeypatch) -> None:
+    """The probe's freed activations stay resident: read after it, the process counted them a second time
+    ('at least 18.49 GiB' for a run that peaked at 11.13 GiB)."""
+    import rsmamba.train.plan as plan
+
+    order: list[str] = []
+    monkeypatch.setattr(plan, "process_rss_bytes", lambda: order.append("process") or 100 << 20)
+    probe = plan._activation_bytes
+    monkeypatch.setattr(plan, "_activation_bytes", lambda *a: order.append("probe") or probe(*a))
+    sized = plan.plan_training(_cfg(small_chips, tmp_path / "run"))
+    assert order == ["process", "probe"] and sized.process_bytes == 100 << 20
+    assert sized.memory_bytes == (100 << 20) + sized.parameter_bytes - 4 * sized.parameters + sized.activation_bytes
