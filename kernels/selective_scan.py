@@ -211,6 +211,17 @@ def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: 
         raise ValueError(f"z has shape {tuple(z.shape)}, expected {tuple(u.shape)}")
 
 
+def _grows(A: Tensor, delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool) -> bool:
+    """Whether some delta * A may be > 0 (a state that grows): A > 0 anywhere, or, without the softplus that
+    keeps delta positive, a negative delta (+ bias) against A <= 0."""
+    if bool((A > 0).any()):
+        return True
+    if delta_softplus:
+        return False
+    biased = delta if delta_bias is None else delta + delta_bias[None, :, None]
+    return bool((biased < 0).any())
+
+
 def selective_scan(
     u: Tensor,
     delta: Tensor,
@@ -232,8 +243,8 @@ def selective_scan(
     """
     _check_shapes(u, delta, A, B, C, D, z, delta_bias)
     name = resolve_backend(backend, u)
-    if name == "chunked" and bool((A > 0).any()):  # growing states: its exp(cumsum(delta A)) overflows, inf * 0 = NaN
-        name = "reference"
+    if name == "chunked" and _grows(A, delta, delta_bias, delta_softplus):
+        name = "reference"  # growing states: the chunked exp(cumsum(delta A)) overflows, inf * 0 = NaN
     if name == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if name == "mamba_ssm":

@@ -184,8 +184,10 @@ def unreadable_warning(path: object, share: float) -> str | None:
     :data:`UNREADABLE_SHARE`."""
     if share <= UNREADABLE_SHARE:
         return None
-    return (f"{path}: {100 * share:.0f} % of the pixels read are of no class of the layout (ignored in training and "
-            "scoring); a copy re-saved with lossy compression or resampled?")
+    # 'ignored in training and scoring' was untrue of a change pair's date 2: where date 1 says unchanged, such a
+    # pixel is unchanged (as trained); only its class, which it has none of, is left out
+    return (f"{path}: {100 * share:.0f} % of the pixels read are of no class of the layout (their class is neither "
+            "trained nor scored); a copy re-saved with lossy compression or resampled?")
 
 
 def note_unreadable(path: Path, ids: np.ndarray, expected: np.ndarray | None = None) -> None:

@@ -275,35 +275,39 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
 
 
 def _on_the_grids_side(layer: Any, centre: float) -> Any:
-    """``layer`` (in degrees) with each feature taken whole to the side of the globe of longitude ``centre``.
+    """``layer`` (in degrees) with each part of each feature shifted by whole turns to lie nearest longitude
+    ``centre``; the parts of a feature that meet again (RFC 7946's pieces either side of 180) are joined.
 
-    A feature's own vertices are first made continuous from its first one (RFC 7946's pieces either side of 180,
-    or a ring written across it with -179.9 beside 179.9), then the feature is shifted by whole turns to lie
-    nearest ``centre``. Each vertex wrapped on its own made a box at lon -170..-160 a 350-degree band over a
-    scene at lon 15: every chip labelled by it. A layer needing none of this is returned untouched."""
+    Each part moves whole, as drawn: a box from -100 to 100 is that box, not a ring the other way round (making a
+    feature 'continuous' across 180 rewrote it), and one far away in longitude stays far away (each vertex wrapped
+    on its own made a box at lon -170..-160 a 350-degree band over a scene at lon 15). A layer needing none of
+    this is returned untouched."""
     import shapely
 
     geoms = layer.geometry.to_numpy()
     bounds = shapely.bounds(geoms)
-    spans = bounds[:, 2] - bounds[:, 0]
-    if (np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180
-            and not (spans > 180).any()):
+    if np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180:
         return layer
-    z = bool(shapely.has_z(geoms).any())  # a layer of 3-D polygons keeps its heights
-    coords, index = shapely.get_coordinates(geoms, include_z=z, return_index=True)
-    if not len(coords):
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    part_bounds = shapely.bounds(parts)
+    turns = np.round((centre - (part_bounds[:, 0] + part_bounds[:, 2]) / 2) / 360)
+    turns[~np.isfinite(turns)] = 0
+    if not turns.any():
         return layer
-    first = np.zeros(len(geoms), dtype=float)
-    starts = np.r_[0, np.flatnonzero(np.diff(index)) + 1]  # each feature's first vertex
-    first[index[starts]] = coords[starts, 0]
-    lon = first[index] + (coords[:, 0] - first[index] + 180) % 360 - 180
-    low = np.full(len(geoms), np.inf)
-    high = np.full(len(geoms), -np.inf)
-    np.minimum.at(low, index, lon)
-    np.maximum.at(high, index, lon)
-    turns = np.round((centre - (low + high) / 2) / 360)
-    coords[:, 0] = lon + 360 * turns[index]
-    return layer.set_geometry(shapely.set_coordinates(geoms.copy(), coords))
+    z = bool(shapely.has_z(parts).any())  # a layer of 3-D polygons keeps its heights
+    coords, index = shapely.get_coordinates(parts, include_z=z, return_index=True)
+    coords[:, 0] += 360 * turns[index]
+    moved = shapely.set_coordinates(parts.copy(), coords)
+    out = geoms.copy()
+    for feature in np.unique(owner[turns != 0]):
+        mine = moved[owner == feature]
+        if len(mine) == 1:
+            out[feature] = mine[0]
+        elif all(g.geom_type == "Polygon" for g in mine):
+            out[feature] = shapely.union_all(mine)  # pieces cut at 180, side by side again: one polygon
+        else:
+            out[feature] = shapely.GeometryCollection(list(mine))
+    return layer.set_geometry(out)
 
 
 def repaired_areas(geoms: Any) -> tuple[Any, int]:
@@ -425,8 +429,9 @@ class _VectorLabels:
         left, bottom, right, top = raster_extent(image.width, image.height, image.transform)
         if not (x0 < right and x1 > left and y0 < top and y1 > bottom):
             # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
-            problems.add(f"{role} {path}: does not overlap the image (layer bounds {x0:.1f}, {y0:.1f}, {x1:.1f}, "
-                         f"{y1:.1f} in the image CRS; image {left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}); "
+            n = 6 if CRS.from_user_input(crs).is_geographic else 1  # degrees: a scene at 0.1 printed as a point
+            problems.add(f"{role} {path}: does not overlap the image (layer bounds {x0:.{n}f}, {y0:.{n}f}, {x1:.{n}f}, "
+                         f"{y1:.{n}f} in the image CRS; image {left:.{n}f}, {bottom:.{n}f}, {right:.{n}f}, {top:.{n}f}); "
                          "check the layer's CRS")
             return
         self.values = self.gdf[class_field].to_numpy().astype(np.int32)

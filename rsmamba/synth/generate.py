@@ -48,7 +48,7 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
         problems.add(f"--size must be an integer in 32..{MAX_SIZE} pixels, got {size}")
     if not (gsd > 0 and np.isfinite(gsd)):
         problems.add(f"--gsd must be a positive number, got {gsd}")
-    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M and _projected(epsg):
+    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M and _in_metres(epsg):
         # (in a CRS of degrees --gsd 3e-6 meant degrees: '0.001536 m wide' was no reason; the CRS is, said below)
         problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
     if bands not in BAND_SETS:
@@ -76,12 +76,14 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
     problems.raise_if_any()
 
 
-def _projected(epsg: int) -> bool:
-    """Whether ``epsg`` is a projected CRS (unknown codes too: refused on their own)."""
+def _in_metres(epsg: int) -> bool:
+    """Whether ``epsg`` is a projected CRS in metres (unknown codes too: refused on their own), so that
+    ``--gsd`` x ``--size`` is a width in metres (a foot CRS's '16 m' was feet)."""
     from pyproj import CRS
 
     try:
-        return bool(CRS.from_epsg(epsg).is_projected)
+        crs = CRS.from_epsg(epsg)
+        return bool(crs.is_projected) and metres_per_unit(crs) == 1.0
     except Exception:  # noqa: BLE001 - an unknown code: its own refusal says so
         return True
 

@@ -198,9 +198,12 @@ def test_growing_states_and_empty_sequences() -> None:
     u = torch.zeros(1, 1, length)
     u[..., -1] = 1.0  # input only at the last step: the state is 0 until then, whatever A
     args = (u, torch.ones(1, 1, length), torch.full((1, 1), 2.0), torch.ones(1, 1, length), torch.ones(1, 1, length))
-    for backend in ("reference", "chunked"):
-        y = selective_scan(*args, backend=backend)
-        assert not y.isnan().any() and y[0, 0, -1] == 1.0 and y[0, 0, :-1].abs().max() == 0, backend
+    negative_delta = (u, torch.full((1, 1, length), -1.0), torch.full((1, 1), -2.0), *args[3:])  # delta A > 0 again
+    for case in (args, negative_delta):
+        for backend in ("reference", "chunked"):
+            y = selective_scan(*case, backend=backend)
+            assert not y.isnan().any() and y[0, 0, -1] == -1.0 * (case is negative_delta) + 1.0 * (case is args) \
+                and y[0, 0, :-1].abs().max() == 0, backend
     empty = torch.zeros(1, 2, 0)
     with pytest.raises(ValueError, match="empty sequence"):
         selective_scan(empty, empty, torch.full((2, 3), -1.0), torch.zeros(1, 3, 0), torch.zeros(1, 3, 0))

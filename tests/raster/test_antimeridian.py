@@ -88,5 +88,27 @@ def test_a_layer_far_away_in_longitude_is_not_wrapped_onto_the_scene(tmp_path) -
         with rasterio.open(chip) as src:
             assert (src.read(1) == 1).all(), chip.name
     gpd.GeoDataFrame({"class": [2]}, geometry=[far], crs="EPSG:4326").to_file(tmp_path / "far.gpkg")
-    with pytest.raises(InputError, match="does not overlap the image"):
+    # the scene's extent in degrees to 6 decimals (at 1 it printed as a point, 15.0, 45.0, 15.0, 45.0)
+    with pytest.raises(InputError, match=r"does not overlap the image .*image 15\.000000, 44\.999360, 15\.000640"):
         tile_scene(image, tmp_path / "chips2", labels=tmp_path / "far.gpkg", size=32, split=(1, 0, 0))
+
+
+def test_a_feature_wider_than_half_the_globe_is_burnt_as_drawn(tmp_path) -> None:
+    """Made 'continuous' from its first vertex, a box from -100 to 100 became -260..-100 and then 100..260: half a
+    scene at lon 15 burnt as background (exit 0), or the layer refused; a band 0..180 E drawn from its east end
+    labelled a scene at lon -170, drawn from its west end it was refused."""
+    grid = Affine(STEP, 0, 15.0, 0, -STEP, 45.0)
+    image = write_raster(tmp_path / "ortho.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=grid)
+    gpd.GeoDataFrame({"class": [2, 1]}, geometry=[box(-100, 40, 100, 50), box(15.0, 45.0 - 64 * STEP, 15.0 + 32 * STEP, 45.0)],
+                     crs="EPSG:4326").to_file(tmp_path / "l.gpkg")
+    tile_scene(image, tmp_path / "chips", labels=tmp_path / "l.gpkg", size=32, split=(1, 0, 0))
+    for chip in (tmp_path / "chips").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            assert (src.read(1) == (1 if src.transform.c < 15.0 + 16 * STEP else 2)).all(), chip.name
+    west = write_raster(tmp_path / "west.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                        crs="EPSG:4326", transform=Affine(STEP, 0, -170.0, 0, -STEP, 45.0))
+    for name, ring in (("a", [(0, 40), (0, 50), (180, 50), (180, 40)]), ("b", [(180, 40), (180, 50), (0, 50), (0, 40)])):
+        gpd.GeoDataFrame({"class": [1]}, geometry=[shapely.Polygon(ring)], crs="EPSG:4326").to_file(tmp_path / f"{name}.gpkg")
+        with pytest.raises(InputError, match="does not overlap the image"):  # 0..180 E: not at 170 W
+            tile_scene(west, tmp_path / f"chips_{name}", labels=tmp_path / f"{name}.gpkg", size=32, split=(1, 0, 0))

@@ -261,6 +261,7 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
     (["--dsm-gsd", "1e9"], "pixels per side"),
     # --gsd meant degrees there: it was also called '0.0032 m wide', a reason that does not apply
     (["--epsg", "4326", "--gsd", "5e-6"], "rsmamba: error: --epsg 4326 is not a projected CRS"),
+    (["--epsg", "2263", "--gsd", "0.25"], "rsmamba: error: --epsg 2263 (NAD83 / New York Long Island (ftUS)) counts in"),
 ])
 def test_synth_refuses_what_it_cannot_draw_in_one_line(tmp_path, capsys, args, needle) -> None:
     from rsmamba.cli import main
