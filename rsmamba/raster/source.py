@@ -245,11 +245,11 @@ def grid_mirrors(transform: Any) -> tuple[bool, bool]:
 
 
 def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, height: int) -> Any:
-    """GeoDataFrame ``layer`` in the grid's ``crs``; on a grid in degrees, its longitudes within 180 of the grid's.
+    """GeoDataFrame ``layer`` in the grid's ``crs``; on a grid in degrees, on the grid's side of the globe.
 
     A scene across the antimeridian keeps longitudes above 180 (GDAL's way); an RFC 7946 layer of it is cut at
     180 and its eastern pieces hold -179.99: burnt 360 degrees away, every pixel east of 180 was background
-    (tile) or unscored (evaluate), with exit 0. Each vertex is taken to the grid's side of the globe.
+    (tile) or unscored (evaluate), with exit 0. See :func:`_on_the_grids_side`.
     """
     import shapely
     from pyproj import CRS as ProjCRS
@@ -257,13 +257,14 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     if len(layer) == 0:
         return layer.to_crs(crs) if layer.crs != crs else layer
     x0, _, x1, _ = layer.total_bounds
+    in_degrees = layer.crs is not None and layer.crs.is_geographic
     # RFC 7946's pieces of one polygon, either side of 180, meet again on the grid: parts sharing an edge,
     # which shapely calls invalid ('repaired', said as if the file were at fault); they are joined back here
-    cut = layer.crs is not None and layer.crs.is_geographic and x0 <= -179.999 and x1 >= 179.999
+    cut = in_degrees and x0 <= -179.999 and x1 >= 179.999
     before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
     out = layer.to_crs(crs) if layer.crs != crs else layer
     if ProjCRS.from_user_input(crs).is_geographic:
-        out = _on_the_grids_side(out, (transform * (width / 2, height / 2))[0])
+        out = _on_the_grids_side(out, (transform * (width / 2, height / 2))[0], folded=not in_degrees)
     if before is not None:
         geoms = out.geometry.to_numpy()
         rejoin = before & ~shapely.is_valid(geoms)
@@ -274,32 +275,60 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     return out
 
 
-def _on_the_grids_side(layer: Any, centre: float) -> Any:
+def _mid_longitude(geom: Any) -> float:
+    """The middle longitude of a geometry's bounds."""
+    x0, _, x1, _ = geom.bounds
+    return (x0 + x1) / 2
+
+
+def _on_the_grids_side(layer: Any, centre: float, folded: bool = False) -> Any:
     """``layer`` (in degrees) with each part of each feature shifted by whole turns to lie nearest longitude
     ``centre``; the parts of a feature that meet again (RFC 7946's pieces either side of 180) are joined.
 
-    Each part moves whole, as drawn: a box from -100 to 100 is that box, not a ring the other way round (making a
-    feature 'continuous' across 180 rewrote it), and one far away in longitude stays far away (each vertex wrapped
-    on its own made a box at lon -170..-160 a 350-degree band over a scene at lon 15). A layer needing none of
-    this is returned untouched."""
+    A layer drawn in degrees is taken as drawn: a box from -100 to 100 is that box (made 'continuous' across 180
+    it became 100..260), and a part far away in longitude stays far away (each vertex wrapped on its own made a
+    box at lon -170..-160 a 350-degree band over a scene at lon 15). ``folded``: the layer came from a projected
+    CRS, whose transform to degrees folds each vertex into -180..180, so a feature across 180 (UTM 60N) came
+    back the long way round the globe and was burnt inside out; each part is first made continuous from its
+    first vertex. A layer needing none of this is returned untouched."""
     import shapely
 
     geoms = layer.geometry.to_numpy()
     bounds = shapely.bounds(geoms)
-    if np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180:
+    inside = np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180
+    if inside and not (folded and (bounds[:, 2] - bounds[:, 0] > 180).any()):
         return layer
     parts, owner = shapely.get_parts(geoms, return_index=True)
-    part_bounds = shapely.bounds(parts)
-    turns = np.round((centre - (part_bounds[:, 0] + part_bounds[:, 2]) / 2) / 360)
-    turns[~np.isfinite(turns)] = 0
-    if not turns.any():
-        return layer
     z = bool(shapely.has_z(parts).any())  # a layer of 3-D polygons keeps its heights
     coords, index = shapely.get_coordinates(parts, include_z=z, return_index=True)
-    coords[:, 0] += 360 * turns[index]
+    if not len(coords):
+        return layer
+    lon = coords[:, 0]
+    if folded:
+        first = np.zeros(len(parts))
+        starts = np.r_[0, np.flatnonzero(np.diff(index)) + 1]
+        first[index[starts]] = lon[starts]
+        lon = first[index] + (lon - first[index] + 180) % 360 - 180
+    low, high = np.full(len(parts), np.inf), np.full(len(parts), -np.inf)
+    np.minimum.at(low, index, lon)
+    np.maximum.at(high, index, lon)
+    turns = np.round((centre - (low + high) / 2) / 360)
+    turns[~np.isfinite(turns)] = 0
+    # a part around the whole globe (-180..180) covers a scene across 180 on both sides: it and its copy a turn
+    # towards the scene (one of them alone labelled 61 % of such a scene, the rest 'outside every feature')
+    globe = np.flatnonzero(high - low >= 360 - 1e-9)
+    if not turns.any() and not folded and not len(globe):
+        return layer
+    coords[:, 0] = lon + 360 * turns[index]
     moved = shapely.set_coordinates(parts.copy(), coords)
+    for k in globe:
+        step = 360.0 if centre > _mid_longitude(moved[k]) else -360.0
+        moved[k] = shapely.union(moved[k], shapely.transform(moved[k], lambda xy: xy + [step, 0]))
     out = geoms.copy()
-    for feature in np.unique(owner[turns != 0]):
+    changed = np.flatnonzero(np.bincount(index, weights=np.abs(coords[:, 0] - shapely.get_coordinates(parts)[:, 0]),
+                                         minlength=len(parts)) > 0)
+    changed = np.union1d(changed, globe)
+    for feature in np.unique(owner[changed]):
         mine = moved[owner == feature]
         if len(mine) == 1:
             out[feature] = mine[0]

@@ -112,3 +112,36 @@ def test_a_feature_wider_than_half_the_globe_is_burnt_as_drawn(tmp_path) -> None
         gpd.GeoDataFrame({"class": [1]}, geometry=[shapely.Polygon(ring)], crs="EPSG:4326").to_file(tmp_path / f"{name}.gpkg")
         with pytest.raises(InputError, match="does not overlap the image"):  # 0..180 E: not at 170 W
             tile_scene(west, tmp_path / f"chips_{name}", labels=tmp_path / f"{name}.gpkg", size=32, split=(1, 0, 0))
+
+
+def test_a_projected_layer_across_180_is_burnt_where_it_lies(tmp_path) -> None:
+    """UTM 60S is continuous across 180; taken to degrees each vertex folds into -180..180, and a feature across
+    180 read 'as drawn' went the long way round the globe: burnt inside out (0.378 of the scene class 1 for 0.636),
+    or refused as off the image."""
+    from pyproj import Transformer
+
+    image = write_raster(tmp_path / "ortho.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=GRID)
+    to_utm = Transformer.from_crs(4326, 32760, always_xy=True)
+    south = -17.0 - 64 * STEP
+    corners = [(179.9997, south), (180.0001, south), (180.0001, -17.0), (179.9997, -17.0)]  # class 1's box, across 180
+    gpd.GeoDataFrame({"class": [1]}, geometry=[shapely.Polygon([to_utm.transform(x, y) for x, y in corners])],
+                     crs="EPSG:32760").to_file(tmp_path / "utm.gpkg")
+    tile_scene(image, tmp_path / "chips", labels=tmp_path / "utm.gpkg", size=32, split=(1, 0, 0))
+    expected = np.where(_labels() == 1, 1, 0)  # outside the box: the background, 0
+    for chip in (tmp_path / "chips").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            row, col = (int(round(v / STEP)) for v in (-17.0 - src.transform.f, src.transform.c - 179.9997))
+            got, want = src.read(1), expected[row:row + 32, col:col + 32]
+            assert (got == want).mean() > 0.95, chip.name  # a straight UTM edge is a slight curve in degrees
+
+
+def test_a_band_around_the_globe_covers_a_scene_across_180(tmp_path) -> None:
+    """A band from -180 to 180 labelled the scene only west of 180 (61 %), the rest 'outside every feature'."""
+    image = write_raster(tmp_path / "ortho.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=GRID)
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(-180, -18, 180, -16)], crs="EPSG:4326").to_file(tmp_path / "g.gpkg")
+    tile_scene(image, tmp_path / "chips", labels=tmp_path / "g.gpkg", size=32, split=(1, 0, 0))
+    for chip in (tmp_path / "chips").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            assert (src.read(1) == 1).all(), chip.name

@@ -520,3 +520,34 @@ def test_the_dry_run_reads_the_process_before_its_probe(small_chips: Path, tmp_p
     sized = plan.plan_training(_cfg(small_chips, tmp_path / "run"))
     assert order == ["process", "probe"] and sized.process_bytes == 100 << 20
     assert sized.memory_bytes == (100 << 20) + sized.parameter_bytes - 4 * sized.parameters + sized.activation_bytes
+
+
+def test_no_missing_class_warning_for_change_pairs_whose_histogram_is_date_1s(tmp_path: Path, caplog) -> None:
+    """The manifest's class histogram counts date 1 only: 'the val chips hold no car' was said of a pair whose
+    date 2 held 23 car pixels, scored."""
+    import csv
+    import json as _json
+
+    from rsmamba.synth import write_scene
+    from rsmamba.tile import tile_scene
+    from rsmamba.train import load_config
+    from rsmamba.train.trainer import prepare
+
+    scene = write_scene(tmp_path / "scene", size=64, seed=3, gsd=0.5)
+    chips = tmp_path / "chips"
+    tile_scene(scene["ortho_t1"], chips, labels=scene["labels_t1"], t2=scene["ortho_t2"],
+               labels_t2=scene["labels_t2"], change=scene["change"], size=32, block=32, split=(0.75, 0.25, 0.0))
+    with open(chips / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:  # date 1 of the val chips holds class 0 only; what date 2 holds the manifest does not say
+        if r["split"] == "val":
+            r["class_hist"] = _json.dumps({"0": sum(_json.loads(r["class_hist"]).values())})
+    with open(chips / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    base = {"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False,
+            "model": {"name": "siam_diff_baseline", "kwargs": {"width": 4}}}
+    with caplog.at_level("WARNING"):
+        prepare(load_config(None, [], base=base))
+    assert "the val chips hold no" not in caplog.text
