@@ -264,7 +264,15 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
     out = layer.to_crs(crs) if layer.crs != crs else layer
     if ProjCRS.from_user_input(crs).is_geographic:
-        out = _on_the_grids_side(out, (transform * (width / 2, height / 2))[0], folded=not in_degrees)
+        centres = None
+        if layer.crs != crs:  # PROJ folds each vertex it takes to degrees into -180..180: where was each part?
+            from pyproj import Transformer
+
+            box = shapely.bounds(shapely.get_parts(layer.geometry.to_numpy()))
+            centres = Transformer.from_crs(layer.crs, crs, always_xy=True).transform(
+                (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2)[0]
+        out = _on_the_grids_side(out, (transform * (width / 2, height / 2))[0], np.asarray(centres)
+                                 if centres is not None else None)
     if before is not None:
         geoms = out.geometry.to_numpy()
         rejoin = before & ~shapely.is_valid(geoms)
@@ -281,20 +289,23 @@ def _mid_longitude(geom: Any) -> float:
     return (x0 + x1) / 2
 
 
-def _on_the_grids_side(layer: Any, centre: float, folded: bool = False) -> Any:
+def _on_the_grids_side(layer: Any, centre: float, centres: np.ndarray | None = None) -> Any:
     """``layer`` (in degrees) with each part of each feature shifted by whole turns to lie nearest longitude
     ``centre``; the parts of a feature that meet again (RFC 7946's pieces either side of 180) are joined.
 
     A layer drawn in degrees is taken as drawn: a box from -100 to 100 is that box (made 'continuous' across 180
     it became 100..260), and a part far away in longitude stays far away (each vertex wrapped on its own made a
-    box at lon -170..-160 a 350-degree band over a scene at lon 15). ``folded``: the layer came from a projected
-    CRS, whose transform to degrees folds each vertex into -180..180, so a feature across 180 (UTM 60N) came
-    back the long way round the globe and was burnt inside out; each part is first made continuous from its
-    first vertex. A layer needing none of this is returned untouched."""
+    box at lon -170..-160 a 350-degree band over a scene at lon 15). ``centres``: the layer came from another
+    CRS, whose transform to degrees folds each vertex into -180..180, so a feature across 180 (UTM 60N, or a layer
+    in WGS 84 above 180 for a NAD83 scene) came back the long way round the globe and was burnt inside out; each
+    vertex is first taken within 180 degrees of its part's centre there (the middle of the part's bounds in its
+    own CRS): a part 190 degrees wide stays whole (from its first vertex it was turned inside out). A layer
+    needing none of this is returned untouched."""
     import shapely
 
     geoms = layer.geometry.to_numpy()
     bounds = shapely.bounds(geoms)
+    folded = centres is not None
     inside = np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180
     if inside and not (folded and (bounds[:, 2] - bounds[:, 0] > 180).any()):
         return layer
@@ -304,11 +315,9 @@ def _on_the_grids_side(layer: Any, centre: float, folded: bool = False) -> Any:
     if not len(coords):
         return layer
     lon = coords[:, 0]
-    if folded:
-        first = np.zeros(len(parts))
-        starts = np.r_[0, np.flatnonzero(np.diff(index)) + 1]
-        first[index[starts]] = lon[starts]
-        lon = first[index] + (lon - first[index] + 180) % 360 - 180
+    if folded and len(centres) == len(parts):
+        middle = np.where(np.isfinite(centres), centres, 0.0)[index]
+        lon = middle + (lon - middle + 180) % 360 - 180
     low, high = np.full(len(parts), np.inf), np.full(len(parts), -np.inf)
     np.minimum.at(low, index, lon)
     np.maximum.at(high, index, lon)

@@ -145,3 +145,29 @@ def test_a_band_around_the_globe_covers_a_scene_across_180(tmp_path) -> None:
     for chip in (tmp_path / "chips").rglob("labels/*.tif"):
         with rasterio.open(chip) as src:
             assert (src.read(1) == 1).all(), chip.name
+
+
+def test_a_projected_feature_wider_than_180_degrees_and_a_datum_change_across_180(tmp_path) -> None:
+    """Made continuous from its first vertex, a Web Mercator box from lon -20 to 170 came back inside out over a
+    scene at lon 9 (class 0 where 1, exit 0); a WGS 84 layer above 180 for a NAD83 scene across 180 was folded
+    by the datum transform and burnt inside out (63 % of the chips class 0)."""
+    from pyproj import Transformer
+
+    image = write_raster(tmp_path / "ortho.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=Affine(STEP, 0, 9.0, 0, -STEP, 45.0))
+    merc = Transformer.from_crs(4326, 3857, always_xy=True)
+    (x0, x1), (y0, y1) = merc.transform([-20.0, 170.0], [40.0, 50.0])
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(x0, y0, x1, y1)], crs="EPSG:3857").to_file(tmp_path / "m.gpkg")
+    tile_scene(image, tmp_path / "chips", labels=tmp_path / "m.gpkg", size=32, split=(1, 0, 0))
+    for chip in (tmp_path / "chips").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            assert (src.read(1) == 1).all(), chip.name
+    nad83 = write_raster(tmp_path / "nad83.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4269", transform=GRID)
+    _rfc7946_layer(tmp_path / "above.geojson", above_180=True)
+    tile_scene(nad83, tmp_path / "chips83", labels=tmp_path / "above.geojson", size=32, split=(1, 0, 0))
+    expected = _labels()
+    for chip in (tmp_path / "chips83").rglob("labels/*.tif"):
+        with rasterio.open(chip) as src:
+            row, col = (int(round(v / STEP)) for v in (-17.0 - src.transform.f, src.transform.c - 179.9997))
+            assert (src.read(1) == expected[row:row + 32, col:col + 32]).mean() > 0.9, chip.name  # datums: ~1 m
