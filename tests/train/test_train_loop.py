@@ -165,24 +165,29 @@ def test_init_demo_is_the_shipped_model_even_beside_a_folder_named_demo(small_ch
     assert prep.init_report is not None and prep.init_report.loaded
 
 
-def test_a_class_missing_from_the_val_chips_is_said(tmp_path: Path, caplog) -> None:
-    """The README's instance run validated on chips without a building: val mIoU 1.0, without a word."""
+def _val_chips_hold_class_0_only(chips: Path) -> None:
+    """Rewrite a chip folder's manifest so its val chips' class histograms hold class 0 only."""
     import csv
     import json as _json
 
-    from rsmamba.train import load_config
-    from rsmamba.train.trainer import prepare
-
-    chips = write_chips(tmp_path / "c", size=64, chip=32, split=(0.75, 0.25, 0.0))
-    rows = list(csv.DictReader(open(chips / "manifest.csv")))
-    for r in rows:  # the val chips hold class 0 only
+    with open(chips / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
         if r["split"] == "val":
-            hist = _json.loads(r["class_hist"])
-            r["class_hist"] = _json.dumps({"0": sum(hist.values())})
+            r["class_hist"] = _json.dumps({"0": sum(_json.loads(r["class_hist"]).values())})
     with open(chips / "manifest.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+
+
+def test_a_class_missing_from_the_val_chips_is_said(tmp_path: Path, caplog) -> None:
+    """The README's instance run validated on chips without a building: val mIoU 1.0, without a word."""
+    from rsmamba.train import load_config
+    from rsmamba.train.trainer import prepare
+
+    chips = write_chips(tmp_path / "c", size=64, chip=32, split=(0.75, 0.25, 0.0))
+    _val_chips_hold_class_0_only(chips)
     base = {"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False,
             "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}}
     with caplog.at_level("WARNING"):
@@ -525,9 +530,6 @@ def test_the_dry_run_reads_the_process_before_its_probe(small_chips: Path, tmp_p
 def test_no_missing_class_warning_for_change_pairs_whose_histogram_is_date_1s(tmp_path: Path, caplog) -> None:
     """The manifest's class histogram counts date 1 only: 'the val chips hold no car' was said of a pair whose
     date 2 held 23 car pixels, scored."""
-    import csv
-    import json as _json
-
     from rsmamba.synth import write_scene
     from rsmamba.tile import tile_scene
     from rsmamba.train import load_config
@@ -537,15 +539,7 @@ def test_no_missing_class_warning_for_change_pairs_whose_histogram_is_date_1s(tm
     chips = tmp_path / "chips"
     tile_scene(scene["ortho_t1"], chips, labels=scene["labels_t1"], t2=scene["ortho_t2"],
                labels_t2=scene["labels_t2"], change=scene["change"], size=32, block=32, split=(0.75, 0.25, 0.0))
-    with open(chips / "manifest.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:  # date 1 of the val chips holds class 0 only; what date 2 holds the manifest does not say
-        if r["split"] == "val":
-            r["class_hist"] = _json.dumps({"0": sum(_json.loads(r["class_hist"]).values())})
-    with open(chips / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    _val_chips_hold_class_0_only(chips)  # date 1's, as the manifest counts it; what date 2 holds it does not say
     base = {"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False,
             "model": {"name": "siam_diff_baseline", "kwargs": {"width": 4}}}
     with caplog.at_level("WARNING"):
