@@ -14,14 +14,19 @@ from typing import Any
 __all__ = ["SCALE_TOLERANCE", "is_mercator", "metres_per_unit", "pixel_size_m", "scale_at", "utm_zone"]
 
 
+def _pyproj(crs: Any) -> Any:
+    """A pyproj CRS of a pyproj or rasterio CRS (or anything pyproj reads)."""
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+
+
 def metres_per_unit(crs: Any) -> float:
     """Length of one CRS unit in metres (1 for UTM, 0.3048 for feet); a geographic CRS has none.
 
     ``crs``: a pyproj or rasterio CRS.
     """
-    from pyproj import CRS
-
-    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+    crs = _pyproj(crs)
     if crs.is_geographic:
         raise ValueError(f"{crs.to_string()} is geographic (degrees): no ground unit")
     axis = crs.axis_info[0] if crs.axis_info else None
@@ -52,10 +57,10 @@ def pixel_size_m(crs: Any, transform: Any, width: int = 1, height: int = 1) -> f
 def _geodesic_pixel_size(crs: Any, transform: Any, col: float, row: float) -> float | None:
     """The mean side of the pixel at (``col``, ``row``) of a grid in degrees (or in a Mercator projection,
     whose corners are taken to degrees first), in metres on its ellipsoid."""
-    from pyproj import CRS, Geod, Transformer
+    from pyproj import Geod, Transformer
 
     try:
-        full = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+        full = _pyproj(crs)
         geod = Geod(a=full.ellipsoid.semi_major_metre, rf=full.ellipsoid.inverse_flattening or 0.0)
         # GDAL (as rasterio sets it) keeps x = longitude, whatever the CRS's official axis order
         corners = [transform * (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))]
@@ -82,14 +87,13 @@ def scale_at(crs: Any, point_crs: Any, x: float, y: float) -> float:
     (EPSG:3031, 3413) grids are 4-9 % off in area over much of the ice, so its grid areas are not
     ground m² (measured: 6-8 % too large at 60-65 degrees south in EPSG:3031).
     """
-    from pyproj import CRS, Proj, Transformer
+    from pyproj import Proj, Transformer
 
     try:
-        full = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+        full = _pyproj(crs)
         if full.is_compound and full.sub_crs_list:
             full = full.sub_crs_list[0]
-        where = CRS.from_user_input(point_crs.to_wkt() if hasattr(point_crs, "to_wkt")
-                                    and not isinstance(point_crs, CRS) else point_crs)
+        where = _pyproj(point_crs)
         if full.is_geographic or not full.is_projected:
             return 1.0
         lon, lat = Transformer.from_crs(where, full.geodetic_crs, always_xy=True).transform(x, y)
@@ -106,9 +110,7 @@ def is_mercator(crs: Any) -> bool:
     areas 1.75 times too large), so areas and thresholds in its units are not ground metres.
     Transverse and oblique Mercator (UTM, the Swiss grid) keep their scale near 1 and are not meant.
     """
-    from pyproj import CRS
-
-    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+    crs = _pyproj(crs)
     if crs.is_compound and crs.sub_crs_list:
         crs = crs.sub_crs_list[0]
     method = (crs.coordinate_operation.method_name if crs.coordinate_operation else "").lower()
@@ -117,9 +119,9 @@ def is_mercator(crs: Any) -> bool:
 
 def utm_zone(crs: Any, x: float, y: float) -> str:
     """The WGS 84 UTM zone (``EPSG:326zz`` north, ``EPSG:327zz`` south) of point ``x, y`` of ``crs``."""
-    from pyproj import CRS, Transformer
+    from pyproj import Transformer
 
-    crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") and not isinstance(crs, CRS) else crs)
+    crs = _pyproj(crs)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     zone = min(60, max(1, int((lon + 180) // 6) + 1))
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"

@@ -562,9 +562,10 @@ def _convert(stage: Path, path: Path, fmt: str, layer: str) -> None:
     held whole took about 1 KiB a polygon (348k polygons to GeoJSON: 689 MiB, 409 MiB to a GeoPackage)."""
     from pyogrio.raw import open_arrow, write_arrow
 
-    if fmt == "geojson" and _across_180(pyogrio.read_info(stage, layer=layer)):
+    info = pyogrio.read_info(stage, layer=layer) if fmt == "geojson" else None
+    if info is not None and _across_180(info):
         batch = 65536  # our own cut at 180 (see _wgs84): GeoPandas frames of a batch each, not Arrow's stream
-        total = pyogrio.read_info(stage, layer=layer)["features"]
+        total = info["features"]
         for start in range(0, max(total, 1), batch):
             frame = pyogrio.read_dataframe(stage, layer=layer, skip_features=start, max_features=batch)
             _write(frame, path, fmt, layer, append=start > 0)
