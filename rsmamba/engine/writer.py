@@ -4,7 +4,8 @@ A COG cannot be written incrementally (its overviews come first in the file), so
 go into a tiled BigTIFF scratch file, one full row of tiles at a time (every tile is written
 exactly once, so compression never leaves holes). The scratch is closed after every tile row:
 whatever the process suffers next, the rows recorded in the resume sidecar are on disk. At the
-end overviews are built and GDAL's COG driver writes the final file under a temporary name.
+end overviews are built and GDAL writes the COG (GTiff's copy with the overviews first, as the COG
+driver does, see :func:`cog_as_gtiff`) under a temporary name.
 """
 
 from __future__ import annotations
@@ -327,6 +328,46 @@ def creation_options(compress: str = "deflate", co: dict[str, str] | None = None
     return options
 
 
+def _predictor(value: str) -> str | None:
+    """The COG driver's PREDICTOR value as GTiff's (our rasters are integers: YES is horizontal differencing)."""
+    value = str(value).upper()
+    return {"YES": "2", "TRUE": "2", "ON": "2", "STANDARD": "2", "FLOATING_POINT": "3",
+            "NO": None, "FALSE": None, "OFF": None}.get(value, value)
+
+
+def cog_as_gtiff(options: dict[str, Any], count: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """COG creation options as the GTiff options and GDAL config options of the COG driver's last step.
+
+    GDAL's COG driver writes through GTiff's ``COPY_SRC_OVERVIEWS`` copy but cannot be given
+    ``PHOTOMETRIC``: GTiff then tags any 3 or 4 Byte bands RGB (and a 4th band alpha). GDAL reads
+    our band meanings from its own metadata, but readers that trust the TIFF tag (ArcGIS,
+    tifffile, web COG viewers) showed a semantic change raster as a colour composite and a
+    4-class probability raster with class 4 as transparency. Several bands are written
+    ``MINISBLACK`` here; one band keeps GTiff's default (a palette where it has a colour table).
+    ``OVERVIEW_COUNT`` and ``STATISTICS`` are applied by :func:`finalize` itself.
+    """
+    compress = str(options.get("COMPRESS", "NONE")).upper()
+    block = str(options.get("BLOCKSIZE", 512))
+    gtiff: dict[str, Any] = {"COPY_SRC_OVERVIEWS": "YES", "TILED": "YES", "BLOCKXSIZE": block, "BLOCKYSIZE": block,
+                             "COMPRESS": compress, "INTERLEAVE": "PIXEL"}
+    if count > 1:
+        gtiff["PHOTOMETRIC"] = "MINISBLACK"
+    level = {"DEFLATE": "ZLEVEL", "ZSTD": "ZSTD_LEVEL", "LZMA": "LZMA_PRESET"}.get(compress)
+    if level and "LEVEL" in options:
+        gtiff[level] = options["LEVEL"]
+    predictor = _predictor(options.get("PREDICTOR", "NO"))
+    if predictor is not None:
+        gtiff["PREDICTOR"] = predictor
+    for key in ("BIGTIFF", "NUM_THREADS", "GEOTIFF_VERSION", "SPARSE_OK"):
+        if key in options:
+            gtiff[key] = options[key]
+    config = {"COMPRESS_OVERVIEW": str(options.get("OVERVIEW_COMPRESS", compress)).upper()}
+    overview_predictor = _predictor(options.get("OVERVIEW_PREDICTOR", "NO"))
+    if overview_predictor is not None:
+        config["PREDICTOR_OVERVIEW"] = overview_predictor
+    return gtiff, config
+
+
 def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None = None,
              co: dict[str, str] | None = None) -> Path:
     """Overviews on the scratch, then the COG at ``dest`` (a scratch name from ``publish``).
@@ -338,13 +379,21 @@ def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None
     options = creation_options(compress, co)
     with rasterio.open(layer.scratch) as src:
         factors = overview_factors(src.width, src.height)
+    if "OVERVIEW_COUNT" in options:
+        factors = factors[:int(options["OVERVIEW_COUNT"])]
     build_overviews(layer.scratch, factors, NODATA, layer.overview_method)
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+    if str(options.get("STATISTICS", "")).upper() in ("YES", "TRUE", "ON"):
+        with rasterio.open(layer.scratch, "r+") as dst:  # the scratch's band metadata, which the copy keeps
+            for band, stats in enumerate(dst.stats(approx=False), start=1):
+                dst.update_tags(band, STATISTICS_MINIMUM=stats.min, STATISTICS_MAXIMUM=stats.max,
+                                STATISTICS_MEAN=stats.mean, STATISTICS_STDDEV=stats.std)
+    gtiff, config = cog_as_gtiff(options, layer.count)
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", **config):
         if dest is not None:
-            rasterio.shutil.copy(layer.scratch, dest, driver="COG", **options)
+            rasterio.shutil.copy(layer.scratch, dest, driver="GTiff", **gtiff)
             return dest
         with atomic_output(layer.path) as tmp:
-            rasterio.shutil.copy(layer.scratch, tmp, driver="COG", **options)
+            rasterio.shutil.copy(layer.scratch, tmp, driver="GTiff", **gtiff)
     for p in layer.scratch_files:
         with contextlib.suppress(FileNotFoundError):
             os.remove(p)
