@@ -11,7 +11,7 @@ import math
 
 from typing import Any
 
-__all__ = ["SCALE_TOLERANCE", "is_mercator", "metres_per_unit", "pixel_size_m", "scale_at", "utm_zone"]
+__all__ = ["SCALE_TOLERANCE", "is_mercator", "metres_per_unit", "pixel_size_m", "scale_at", "torn", "utm_zone"]
 
 
 def _pyproj(crs: Any) -> Any:
@@ -125,3 +125,47 @@ def utm_zone(crs: Any, x: float, y: float) -> str:
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     zone = min(60, max(1, int((lon + 180) // 6) + 1))
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def torn(source: Any, transform: Any, width: int, height: int, target: Any, samples: int = 256) -> bool:
+    """Whether taking a raster's footprint from ``source`` to ``target`` tears it apart: the target's edge (the
+    antimeridian of a world projection such as EPSG:6933, or its pole) runs through the raster, so polygons
+    across it come out inside out (a Fiji block in EPSG:6933 became a band round the globe: area x 2600).
+
+    The footprint's outline, ``samples`` points a side, is taken across; where two neighbours lie far apart
+    their gap is halved 40 times: a smooth map shrinks it to nothing, a tear keeps it. A point the target cannot
+    take (outside its domain) is a tear too.
+    """
+    import numpy as np
+    from pyproj import Transformer
+
+    go = Transformer.from_crs(_pyproj(source), _pyproj(target), always_xy=True)
+    t = np.linspace(0.0, 1.0, samples, endpoint=False)
+    cols = np.concatenate([t * width, np.full(samples, float(width)), (1 - t) * width, np.zeros(samples)])
+    rows = np.concatenate([np.zeros(samples), t * height, np.full(samples, float(height)), (1 - t) * height])
+
+    def across(c: Any, r: Any) -> Any:
+        x = transform.a * c + transform.b * r + transform.c
+        y = transform.d * c + transform.e * r + transform.f
+        return np.column_stack(go.transform(x, y, errcheck=False))
+
+    points = across(cols, rows)
+    if not np.isfinite(points).all():
+        return True
+    gaps = np.hypot(*(np.roll(points, -1, axis=0) - points).T)
+    for i in np.argsort(gaps)[-4:]:
+        j = (i + 1) % len(cols)
+        a, b = np.array([cols[i], rows[i]]), np.array([cols[j], rows[j]])
+        pa, pb = points[i], points[j]
+        for _ in range(40):
+            m = (a + b) / 2
+            pm = across(np.array([m[0]]), np.array([m[1]]))[0]
+            if not np.isfinite(pm).all():
+                return True
+            if np.hypot(*(pm - pa)) >= np.hypot(*(pb - pm)):
+                b, pb = m, pm
+            else:
+                a, pa = m, pm
+        if gaps[i] > 0 and np.hypot(*(pb - pa)) > 0.25 * gaps[i]:
+            return True
+    return False

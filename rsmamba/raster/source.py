@@ -30,6 +30,7 @@ from rsmamba.atomic import settle_inputs
 from rsmamba.classes import IGNORE_INDEX, colour_layout
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.raster.ground import metres_per_unit
 from rsmamba.raster.windows import CHECK_PER_AXIS, footprint, raster_extent, sample_windows, window_extent
 
 log = logging.getLogger(__name__)
@@ -262,17 +263,15 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     # which shapely calls invalid ('repaired', said as if the file were at fault); they are joined back here
     cut = in_degrees and x0 <= -179.999 and x1 >= 179.999
     before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
+    geographic = ProjCRS.from_user_input(crs).is_geographic
+    folded = geographic and layer.crs != crs
+    if folded:  # short edges, so that the path of each ring can be followed in degrees (see _on_the_grids_side)
+        step = 1.0 if in_degrees else FOLD_STEP_M / metres_per_unit(layer.crs)
+        layer = layer.set_geometry(shapely.segmentize(layer.geometry.to_numpy(), step))
     out = layer.to_crs(crs) if layer.crs != crs else layer
-    if ProjCRS.from_user_input(crs).is_geographic:
-        centres = None
-        if layer.crs != crs:  # PROJ folds each vertex it takes to degrees into -180..180: where was each part?
-            from pyproj import Transformer
-
-            box = shapely.bounds(shapely.get_parts(layer.geometry.to_numpy()))
-            centres = Transformer.from_crs(layer.crs, crs, always_xy=True).transform(
-                (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2)[0]
-        out = _on_the_grids_side(out, (transform * (width / 2, height / 2))[0], np.asarray(centres)
-                                 if centres is not None else None)
+    if geographic:
+        left, right = sorted([(transform * (0, 0))[0], (transform * (width, height))[0]])
+        out = _on_the_grids_side(out, (left, right), folded)
     if before is not None:
         geoms = out.geometry.to_numpy()
         rejoin = before & ~shapely.is_valid(geoms)
@@ -283,77 +282,159 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     return out
 
 
-def _mid_longitude(geom: Any) -> float:
-    """The middle longitude of a geometry's bounds."""
-    x0, _, x1, _ = geom.bounds
-    return (x0 + x1) / 2
+# Edges of a label layer from another CRS are cut to this length (in metres; a degree for a layer in degrees)
+# before it is taken to a grid in degrees: consecutive vertices then lie well within 180 degrees of each
+# other, except within a few kilometres of a pole, so each ring's path can be followed across 180.
+FOLD_STEP_M = 10_000.0
 
 
-def _on_the_grids_side(layer: Any, centre: float, centres: np.ndarray | None = None) -> Any:
-    """``layer`` (in degrees) with each part of each feature shifted by whole turns to lie nearest longitude
-    ``centre``; the parts of a feature that meet again (RFC 7946's pieces either side of 180) are joined.
+def _simple_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every non-empty single part of ``geoms`` and the index of the geometry it belongs to, at any depth
+    (a GeometryCollection holding a MultiPolygon: its polygons; one level deep it was moved as one piece)."""
+    import shapely
+
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    while True:
+        multi = shapely.get_type_id(parts) >= 4  # Multi* and GeometryCollection
+        if not multi.any():
+            break
+        sub, index = shapely.get_parts(parts[multi], return_index=True)
+        parts, owner = np.concatenate([parts[~multi], sub]), np.concatenate([owner[~multi], owner[multi][index]])
+    keep = ~shapely.is_empty(parts)
+    return parts[keep], owner[keep]
+
+
+def _unwrapped(parts: np.ndarray, z: bool) -> np.ndarray:
+    """``parts`` (folded into -180..180 by PROJ) with each ring and line followed vertex to vertex across 180:
+    no step between neighbours of more than 180 degrees. A ring whose path goes once round the globe holds a
+    pole: it is closed through that pole (a polar cap from EPSG:3031 is lon 0..360 down to -90)."""
+    import shapely
+
+    poly = shapely.get_type_id(parts) == 3
+    n_paths = np.where(poly, shapely.get_num_interior_rings(parts) + 1, 1)
+    counts = np.empty(int(n_paths.sum()), np.int64)
+    ring_path = np.repeat(poly, n_paths)
+    if poly.any():
+        counts[ring_path] = shapely.get_num_coordinates(shapely.get_rings(parts[poly]))
+    counts[~ring_path] = shapely.get_num_coordinates(parts[~poly])
+    coords = shapely.get_coordinates(parts, include_z=z)
+    path = np.repeat(np.arange(len(counts)), counts)
+    lon = coords[:, 0]
+    jump = np.zeros(len(lon))
+    same = path[1:] == path[:-1]
+    jump[1:] = np.where(same, -360.0 * np.round(np.diff(lon) / 360.0), 0.0)
+    total = np.cumsum(jump)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    base = np.zeros(len(counts))
+    base[counts > 0] = total[first[counts > 0]]
+    lon = lon + total - np.repeat(base, counts)
+    last = first + counts - 1
+    advance = np.zeros(len(counts))
+    ok = counts > 1
+    advance[ok] = lon[last[ok]] - lon[first[ok]]
+    # holes (and a part's later rings) by whole turns beside their shell
+    mid = np.zeros(len(counts))
+    if len(lon):
+        low, high = np.full(len(counts), np.inf), np.full(len(counts), -np.inf)
+        np.minimum.at(low, path, lon)
+        np.maximum.at(high, path, lon)
+        mid = np.where(counts > 0, (low + high) / 2, 0.0)
+    shell = np.repeat(np.concatenate([[0], np.cumsum(n_paths)[:-1]]), n_paths)
+    lon = lon + np.repeat(360.0 * np.round((mid[shell] - mid) / 360.0), counts)
+    coords = coords.copy()
+    coords[:, 0] = lon
+    round_pole = ring_path & (np.abs(advance) > 180)
+    closed = coords.copy()  # (the rings round a pole are rebuilt below; closed for now, to set the rest)
+    closed[last[round_pole], 0] = closed[first[round_pole], 0]
+    out = shapely.set_coordinates(parts.copy(), closed)
+    polar = np.unique(np.repeat(np.arange(len(parts)), n_paths)[round_pole])
+    starts = np.concatenate([[0], np.cumsum(n_paths)])
+    for k in polar:  # rare: rebuilt ring by ring
+        rings = []
+        for r in range(int(starts[k]), int(starts[k + 1])):
+            xy = coords[first[r]:last[r] + 1]
+            if abs(advance[r]) > 180:
+                pole = 90.0 if np.mean(xy[:, 1]) > 0 else -90.0
+                xy = np.vstack([xy, [[xy[-1, 0], pole, *xy[-1, 2:]], [xy[0, 0], pole, *xy[0, 2:]]], xy[:1]])
+            rings.append(xy)
+        out[k] = shapely.make_valid(shapely.Polygon(rings[0], rings[1:]))
+    return out
+
+
+def _on_the_grids_side(layer: Any, span: tuple[float, float], folded: bool = False) -> Any:
+    """``layer`` (in degrees) with each part of each feature shifted by whole turns to lie nearest the grid's
+    longitudes ``span``, plus its copy a turn away where that meets the grid too (a feature across the edge of a
+    scene 360 degrees wide, a band round the globe over a scene across 180); the parts of a feature that meet
+    again (RFC 7946's pieces either side of 180) are joined.
 
     A layer drawn in degrees is taken as drawn: a box from -100 to 100 is that box (made 'continuous' across 180
     it became 100..260), and a part far away in longitude stays far away (each vertex wrapped on its own made a
-    box at lon -170..-160 a 350-degree band over a scene at lon 15). ``centres``: the layer came from another
+    box at lon -170..-160 a 350-degree band over a scene at lon 15). ``folded``: the layer came from another
     CRS, whose transform to degrees folds each vertex into -180..180, so a feature across 180 (UTM 60N, or a layer
     in WGS 84 above 180 for a NAD83 scene) came back the long way round the globe and was burnt inside out; each
-    vertex is first taken within 180 degrees of its part's centre there (the middle of the part's bounds in its
-    own CRS): a part 190 degrees wide stays whole (from its first vertex it was turned inside out). A layer
-    needing none of this is returned untouched."""
+    ring is first followed vertex to vertex (its edges were cut short before the transform), and one round a pole
+    is closed through it. A layer needing none of this is returned untouched."""
     import shapely
 
     geoms = layer.geometry.to_numpy()
     bounds = shapely.bounds(geoms)
-    folded = centres is not None
-    inside = np.nanmin(bounds[:, 0]) >= centre - 180 and np.nanmax(bounds[:, 2]) < centre + 180
-    if inside and not (folded and (bounds[:, 2] - bounds[:, 0] > 180).any()):
+    left, right = span
+    centre = (left + right) / 2
+    if not folded and np.nanmin(bounds[:, 0]) >= max(centre - 180, right - 360) \
+            and np.nanmax(bounds[:, 2]) <= min(centre + 180, left + 360):
+        return layer  # every part on the grid's side, and no copy a turn away can meet the grid
+    parts, owner = _simple_parts(geoms)
+    if not len(parts):
         return layer
-    parts, owner = shapely.get_parts(geoms, return_index=True)
     z = bool(shapely.has_z(parts).any())  # a layer of 3-D polygons keeps its heights
-    coords, index = shapely.get_coordinates(parts, include_z=z, return_index=True)
-    if not len(coords):
-        return layer
-    lon = coords[:, 0]
-    if folded and len(centres) == len(parts):
-        middle = np.where(np.isfinite(centres), centres, 0.0)[index]
-        lon = middle + (lon - middle + 180) % 360 - 180
-    low, high = np.full(len(parts), np.inf), np.full(len(parts), -np.inf)
-    np.minimum.at(low, index, lon)
-    np.maximum.at(high, index, lon)
-    turns = np.round((centre - (low + high) / 2) / 360)
+    moved = _unwrapped(parts, z) if folded else parts.copy()
+    box = shapely.bounds(moved)
+    turns = np.round((centre - (box[:, 0] + box[:, 2]) / 2) / 360)
     turns[~np.isfinite(turns)] = 0
-    # a part around the whole globe (-180..180) covers a scene across 180 on both sides: it and its copy a turn
-    # towards the scene (one of them alone labelled 61 % of such a scene, the rest 'outside every feature')
-    globe = np.flatnonzero(high - low >= 360 - 1e-9)
-    if not turns.any() and not folded and not len(globe):
-        return layer
-    coords[:, 0] = lon + 360 * turns[index]
-    moved = shapely.set_coordinates(parts.copy(), coords)
-    for k in globe:
-        step = 360.0 if centre > _mid_longitude(moved[k]) else -360.0
-        moved[k] = shapely.union(moved[k], shapely.transform(moved[k], lambda xy: xy + [step, 0]))
+    def turned(geom: Any, degrees: float) -> Any:
+        offset = np.array([degrees, 0.0, 0.0][:3 if z else 2])
+        return shapely.transform(geom, lambda xy: xy + offset, include_z=z)
+
+    changed = turns != 0
+    for k in np.flatnonzero(changed):
+        moved[k] = turned(moved[k], 360.0 * turns[k])
+    box[:, [0, 2]] += 360.0 * turns[:, None]
+    for step in (-360.0, 360.0):  # the copy a turn away, where it meets the grid too
+        meets = (box[:, 0] + step < right) & (box[:, 2] + step > left)
+        for k in np.flatnonzero(meets):
+            moved[k] = shapely.union(moved[k], turned(moved[k], step))
+        changed |= meets
+    if folded:
+        changed |= ~shapely.equals_exact(moved, parts, tolerance=0.0)
     out = geoms.copy()
-    changed = np.flatnonzero(np.bincount(index, weights=np.abs(coords[:, 0] - shapely.get_coordinates(parts)[:, 0]),
-                                         minlength=len(parts)) > 0)
-    changed = np.union1d(changed, globe)
     for feature in np.unique(owner[changed]):
         mine = moved[owner == feature]
         if len(mine) == 1:
             out[feature] = mine[0]
-        elif all(g.geom_type == "Polygon" for g in mine):
+        elif all(g.geom_type in ("Polygon", "MultiPolygon") for g in mine):
             out[feature] = shapely.union_all(mine)  # pieces cut at 180, side by side again: one polygon
         else:
-            out[feature] = shapely.GeometryCollection(list(mine))
+            out[feature] = shapely.GeometryCollection(list(shapely.get_parts(mine)))
     return layer.set_geometry(out)
 
 
 def repaired_areas(geoms: Any) -> tuple[Any, int]:
     """A layer's geometries with its invalid polygons made valid (GEOS's structure method: a ring traced twice
     is its area, a bowtie its two triangles), and how many there were. Burnt as they were, a doubled ring
-    burnt nothing: a labelled building trained as background."""
+    burnt nothing: a labelled building trained as background.
+
+    A GeometryCollection is taken apart first, its empty members dropped (rasterio skipped a collection holding
+    one, POINT EMPTY beside a polygon, whole): one of areas only becomes a MultiPolygon, an area as any other."""
     import shapely
 
+    collection = (geoms.geom_type == "GeometryCollection").to_numpy()
+    if collection.any():
+        geoms = geoms.copy()
+        for i in np.flatnonzero(collection):
+            parts = _simple_parts(np.array([geoms.iloc[i]], dtype=object))[0]
+            areas = [p for p in parts if p.geom_type == "Polygon"]
+            geoms.iloc[i] = (shapely.MultiPolygon(areas) if len(areas) == len(parts) and areas else
+                             shapely.GeometryCollection(list(parts)))
     bad = geoms.geom_type.isin(["Polygon", "MultiPolygon"]) & ~geoms.is_valid
     if not bad.any():
         return geoms, 0

@@ -45,7 +45,7 @@ from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
-from rsmamba.raster.ground import SCALE_TOLERANCE, is_mercator, metres_per_unit, scale_at, utm_zone
+from rsmamba.raster.ground import SCALE_TOLERANCE, is_mercator, metres_per_unit, scale_at, torn, utm_zone
 from rsmamba.vectorize.units import parse_area, parse_length
 
 if TYPE_CHECKING:
@@ -282,6 +282,12 @@ def _plan(
                     problems.add(f"{raster}: its CRS ({_crs_name(crs)}) cannot be transformed to {what}; "
                                  + ("write --format gpkg, fgb or parquet, which keep it" if what.startswith("GeoJSON")
                                     else "drop --reproject, or georeference the raster in a CRS with a datum"))
+                elif target is out_crs and not src.transform.is_identity \
+                        and torn(crs, src.transform, src.width, src.height, out_crs):
+                    utm = utm_zone(crs, *(src.transform * (src.width / 2, src.height / 2)))
+                    problems.add(f"{what}: that CRS's edge (its antimeridian or a pole) runs through {raster.name}: "
+                                 f"polygons across it would come out inside out; choose a CRS centred on the raster, "
+                                 f"e.g. its UTM zone {utm}")
         problems.raise_if_any()
         out_crs = out_crs or crs
         # a grid far from its projection's standard lines is no ground metre (polar stereographic: 4-9 % in area)

@@ -171,3 +171,106 @@ def test_a_projected_feature_wider_than_180_degrees_and_a_datum_change_across_18
         with rasterio.open(chip) as src:
             row, col = (int(round(v / STEP)) for v in (-17.0 - src.transform.f, src.transform.c - 179.9997))
             assert (src.read(1) == expected[row:row + 32, col:col + 32]).mean() > 0.9, chip.name  # datums: ~1 m
+
+
+def _mosaic(image, chips) -> np.ndarray:
+    """The label chips of a ``tile`` run put back on the image grid."""
+    with rasterio.open(image) as src:
+        transform, out = src.transform, np.full((src.height, src.width), 254, np.uint8)
+    for chip in chips.rglob("labels/*.tif"):
+        with rasterio.open(chip) as c:
+            col, row = (int(round(v)) for v in ~transform * (c.transform.c, c.transform.f))
+            out[row:row + c.height, col:col + c.width] = c.read(1)
+    return out
+
+
+def _truth(image, layer, turns: bool = False) -> np.ndarray:
+    """Each pixel's class by its centre taken into the layer's own CRS (and, ``turns``, a turn either way)."""
+    from pyproj import Transformer
+
+    with rasterio.open(image) as src:
+        transform, crs, shape = src.transform, src.crs, (src.height, src.width)
+    cols, rows = np.meshgrid(np.arange(shape[1]) + 0.5, np.arange(shape[0]) + 0.5)
+    x, y = Transformer.from_crs(crs, layer.crs, always_xy=True).transform(*(transform * (cols.ravel(), rows.ravel())))
+    want = np.zeros(x.size, np.uint8)
+    for geom, value in zip(layer.geometry, layer["class"]):
+        for turn in ((0, -360, 360) if turns else (0,)):
+            want[shapely.contains_xy(geom, x + turn, y)] = value
+    return want.reshape(shape)
+
+
+def test_polar_layers_round_and_over_the_pole_on_a_scene_in_degrees(tmp_path) -> None:
+    """Each vertex taken within 180 degrees of the middle of its part's polar-stereographic bounds (a point near
+    the pole, at any longitude) cut a horseshoe round the pole open: the scene all background (78 % is class 3),
+    exit 0; a cap over the pole burnt 14 % for 73 %, a round one was refused as 'does not overlap'."""
+    from pyproj import Transformer
+
+    image = write_raster(tmp_path / "s.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=Affine(0.04, 0, 179.0, 0, -0.04, -84.0))  # lon 179..181.56
+    to = Transformer.from_crs(4326, 3031, always_xy=True)
+    lons = np.linspace(60, 360, 301)
+    horseshoe = shapely.Polygon([to.transform(lon, -83) for lon in lons] + [to.transform(lon, -86) for lon in lons[::-1]])
+    zigzag = np.linspace(0, 360, 721)[:-1]
+    cap = shapely.Polygon([to.transform(lon, -83.5 if i % 2 == 0 else -85.5) for i, lon in enumerate(zigzag)])
+    for name, geom, share in (("horseshoe", horseshoe, 0.78), ("cap", cap, 0.73)):
+        layer = gpd.GeoDataFrame({"class": [3]}, geometry=[geom], crs="EPSG:3031")
+        layer.to_file(tmp_path / f"{name}.gpkg")
+        tile_scene(image, tmp_path / name, labels=tmp_path / f"{name}.gpkg", size=32, split=(1, 0, 0))
+        got, want = _mosaic(image, tmp_path / name), _truth(image, layer)
+        assert abs((want == 3).mean() - share) < 0.02
+        # (edges straight in EPSG:3031 are cut every 10 km in degrees: a pixel centre beside one may differ)
+        assert (got == want).mean() > 0.995, (name, (got == want).mean())
+
+
+def test_a_feature_across_the_edge_of_a_scene_round_the_globe(tmp_path) -> None:
+    """On a grid 360 degrees wide each part was moved to one side only: Western Europe (lon -10..30, Web
+    Mercator) lost lon 350..360 of a 0..360 grid, a lon 170..190 box half of itself on a -180..180 grid."""
+    from pyproj import Transformer
+
+    merc = Transformer.from_crs(4326, 3857, always_xy=True)
+    lons = np.linspace(-10, 30, 41)
+    europe = shapely.Polygon([merc.transform(lon, 40) for lon in lons] + [merc.transform(lon, 60) for lon in lons[::-1]])
+    for name, x0, layer in (
+            ("0_360", 0.0, gpd.GeoDataFrame({"class": [2]}, geometry=[europe], crs="EPSG:3857")),
+            ("pm180", -180.0, gpd.GeoDataFrame({"class": [1]}, geometry=[box(170, -24, 190, -10)], crs="EPSG:4326"))):
+        image = write_raster(tmp_path / f"{name}.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 180), dtype="uint8"),
+                             crs="EPSG:4326", transform=Affine(2.0, 0, x0, 0, -2.0, 64.0))
+        layer.to_file(tmp_path / f"{name}.gpkg")
+        tile_scene(image, tmp_path / name, labels=tmp_path / f"{name}.gpkg", size=32, split=(1, 0, 0), label_background=255)
+        got, want = _mosaic(image, tmp_path / name), _truth(image, layer, turns=True)
+        want[want == 0] = 255
+        assert np.array_equal(got[:, :160], want[:, :160]), name  # (the chips cover 5 x 32 of the 180 columns)
+
+
+def test_collections_nested_or_holding_an_empty_member_are_areas(tmp_path, caplog) -> None:
+    """A GeometryCollection holding a MultiPolygon with a piece each side of 180 was moved as one piece (half of it
+    burnt); one holding POINT EMPTY beside a polygon was skipped whole by rasterio, and collections of polygons
+    were said to be 'not areas: burnt as 1-px lines and points'."""
+    image = write_raster(tmp_path / "fiji.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                         crs="EPSG:4326", transform=Affine(0.02, 0, 179.5, 0, -0.02, -17.0))
+    west, east = box(179.605, -17.905, 179.995, -17.105), box(-179.995, -17.905, -179.605, -17.105)
+    nested = gpd.GeoDataFrame({"class": [1]}, geometry=[shapely.GeometryCollection([shapely.MultiPolygon([west, east])])],
+                              crs="EPSG:4326")
+    nested.to_file(tmp_path / "nested.gpkg")
+    tile_scene(image, tmp_path / "nested", labels=tmp_path / "nested.gpkg", size=32, split=(1, 0, 0))
+    assert np.array_equal(_mosaic(image, tmp_path / "nested"), _truth(image, nested, turns=True))
+    here = write_raster(tmp_path / "here.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype="uint8"),
+                        crs="EPSG:4326", transform=Affine(0.001, 0, 15.0, 0, -0.001, 45.0))
+    empty = gpd.GeoDataFrame({"class": [1]}, geometry=[shapely.GeometryCollection([box(15.01, 44.95, 15.03, 44.99),
+                                                                                   shapely.Point()])], crs="EPSG:4326")
+    empty.to_file(tmp_path / "empty.gpkg")
+    tile_scene(here, tmp_path / "empty", labels=tmp_path / "empty.gpkg", size=32, split=(1, 0, 0))
+    assert np.array_equal(_mosaic(here, tmp_path / "empty"), _truth(here, empty))
+    assert "not areas" not in caplog.text
+
+
+def test_vectorize_refuses_a_world_crs_whose_edge_runs_through_the_raster(tmp_path) -> None:
+    """EPSG:6933 of a block across 180 was a band round the globe leaving the block out: area_m2 x 2600, exit 0."""
+    a = np.zeros((64, 64), np.uint8)
+    a[10:40, 20:50] = 1
+    src = write_raster(tmp_path / "fiji.tif", a, crs="EPSG:4326", transform=Affine(0.002, 0, 179.95, 0, -0.002, -17.0))
+    with pytest.raises(InputError, match=r"EPSG:6933: that CRS's edge .* runs through fiji\.tif.*EPSG:32760"):
+        vectorize_raster(src, tmp_path / "f.gpkg", classes=["building"], reproject_to="EPSG:6933")
+    vectorize_raster(src, tmp_path / "u.gpkg", classes=["building"], reproject_to="EPSG:32760")
+    assert abs(gpd.read_file(tmp_path / "u.gpkg").area_m2.sum() / (30 * 30 * 0.002 ** 2 * 111_320 ** 2 *
+                                                                 np.cos(np.radians(17.05))) - 1) < 0.01
