@@ -304,7 +304,7 @@ def _simple_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parts[keep], owner[keep]
 
 
-def _unwrapped(parts: np.ndarray, z: bool) -> np.ndarray:
+def unwrap_longitudes(parts: np.ndarray, z: bool) -> np.ndarray:
     """``parts`` (folded into -180..180 by PROJ) with each ring and line followed vertex to vertex across 180:
     no step between neighbours of more than 180 degrees. A ring whose path goes once round the globe holds a
     pole: it is closed through that pole (a polar cap from EPSG:3031 is lon 0..360 down to -90)."""
@@ -387,7 +387,7 @@ def _on_the_grids_side(layer: Any, span: tuple[float, float], folded: bool = Fal
     if not len(parts):
         return layer
     z = bool(shapely.has_z(parts).any())  # a layer of 3-D polygons keeps its heights
-    moved = _unwrapped(parts, z) if folded else parts.copy()
+    moved = unwrap_longitudes(parts, z) if folded else parts.copy()
     box = shapely.bounds(moved)
     turns = np.round((centre - (box[:, 0] + box[:, 2]) / 2) / 360)
     turns[~np.isfinite(turns)] = 0

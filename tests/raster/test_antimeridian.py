@@ -274,3 +274,23 @@ def test_vectorize_refuses_a_world_crs_whose_edge_runs_through_the_raster(tmp_pa
     vectorize_raster(src, tmp_path / "u.gpkg", classes=["building"], reproject_to="EPSG:32760")
     assert abs(gpd.read_file(tmp_path / "u.gpkg").area_m2.sum() / (30 * 30 * 0.002 ** 2 * 111_320 ** 2 *
                                                                  np.cos(np.radians(17.05))) - 1) < 0.01
+
+
+def test_geojson_of_a_raster_round_the_south_pole(tmp_path) -> None:
+    """A raster holding the pole has WGS 84 bounds -180..180, so GDAL's own cut ran: a block across 180 came out
+    self-intersecting on 180; and a 100 km block over the pole, taken corner by corner into degrees with edges
+    straight in degrees, was drawn 46 % larger than its pixels."""
+    from pyproj import Geod
+
+    a = np.zeros((512, 512), np.uint8)
+    a[400:480, 236:276] = 1  # across lon 180 (x = 0, y < 0), 150-230 km from the pole
+    a[420:430, 256:260] = 0  # a hole whose west edge is the column edge nearest lon 180
+    a[200:300, 200:300] = 1  # 100 x 100 km over the pole
+    src = write_raster(tmp_path / "pole.tif", a, crs="EPSG:3031", transform=Affine(1000, 0, -256000 + 0.0003, 0, -1000, 256000))
+    vectorize_raster(src, tmp_path / "pole.geojson", classes=["building"])
+    layer = gpd.read_file(tmp_path / "pole.geojson")
+    assert len(layer) == 2 and layer.is_valid.all(), [shapely.is_valid_reason(g) for g in layer.geometry]
+    geod = Geod(ellps="WGS84")
+    for geom, area in zip(layer.geometry, layer.area_m2):
+        drawn = sum(abs(geod.geometry_area_perimeter(p)[0]) for p in shapely.get_parts(geom))
+        assert abs(drawn / area - 1) < 0.01, (drawn, area)  # as drawn on the ellipsoid, the pixels' own area
