@@ -83,10 +83,14 @@ class FootprintIds:
             except rasterio.errors.RasterioIOError as exc:
                 raise InputError(f"--instance-targets {self.path}: not a readable raster or vector layer "
                                  f"({str(exc).splitlines()[0]})") from None
-            if (src.width, src.height) != (width, height) or not src.transform.almost_equals(transform):
+            # to a billionth of a pixel, and in the image's CRS: affine's default tolerance, 1e-5 units, took a raster
+            # 3 px off a grid in degrees as on it (its buildings written 3 px off the labels)
+            size = min(abs(transform.a) or 1.0, abs(transform.e) or 1.0)
+            if (src.width, src.height) != (width, height) or src.crs != crs \
+                    or not src.transform.almost_equals(transform, precision=1e-9 * size):
                 src.close()
                 raise InputError(f"--instance-targets {self.path}: an instance raster must be on the image grid "
-                                 f"({width} x {height}, {tuple(transform)[:6]})")
+                                 f"({width} x {height}, {tuple(transform)[:6]}, {crs})")
             if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
                 src.close()  # building ids are integers; a float raster (a DSM, probabilities) is not one
                 raise InputError(f"--instance-targets {self.path}: an instance raster holds integer building ids "

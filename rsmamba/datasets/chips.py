@@ -177,8 +177,9 @@ class ChipDataset(Dataset):
         """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``)."""
         with rasterio.open(self.root / rel) as src:
             raw = src.read().astype(np.float32)
-            nodata = src.nodata
-        valid = np.ones(raw.shape[1:], bool) if nodata is None else ~np.all(raw == nodata, axis=0)
+            # GDAL's mask of the chip: its nodata in every band, or the mask tile writes from an alpha band or mask
+            # (read as imagery, black as -2.1, where predict gives the network 0)
+            valid = src.dataset_mask() > 0
         mean = np.asarray(self.info.image_mean, np.float32)[:, None, None]
         std = np.asarray(self.info.image_std, np.float32)[:, None, None]
         x = (raw - mean) / std

@@ -104,3 +104,24 @@ def test_footprint_ids_on_a_rotated_grid_reach_the_windows_corners(tmp_path) -> 
     for r in (0, 32):
         for c in (0, 32):
             np.testing.assert_array_equal(ids.read(Window(c, r, 32, 32)), whole[r:r + 32, c:c + 32])
+
+
+def test_an_instance_raster_off_the_grid_in_degrees_or_in_another_crs_is_refused(tmp_path) -> None:
+    """affine's default tolerance (1e-5 units) took a raster 3 px off a 0.25 m grid in degrees as on it, and the
+    CRS was not compared: the building targets were written 3 px off the labels."""
+    from rasterio.transform import Affine
+
+    from rsmamba.errors import InputError
+    from rsmamba.instance_targets import FootprintIds
+    from tests.helpers.rasters import write_raster
+
+    step = 2.75e-6
+    grid = Affine(step, 0, 9.0, 0, -step, 45.0)
+    ids = np.zeros((32, 32), np.int32)
+    FootprintIds(write_raster(tmp_path / "on.tif", ids, crs="EPSG:4326", transform=grid),
+                 crs="EPSG:4326", transform=grid, width=32, height=32)
+    for name, crs, transform in (("off.tif", "EPSG:4326", grid * Affine.translation(3, 0)),
+                                 ("other.tif", "EPSG:4269", grid)):
+        path = write_raster(tmp_path / name, ids, crs=crs, transform=transform)
+        with pytest.raises(InputError, match="must be on the image grid"):
+            FootprintIds(path, crs="EPSG:4326", transform=grid, width=32, height=32)

@@ -249,3 +249,26 @@ def test_a_dataloader_workers_input_error_is_one_line_on_the_cli() -> None:
                '  File "x.py", line 1, in f\n    raise InputError("a")\n'
                "rsmamba.errors.InputError: masks_png/1.png: 8 x 8 px, its image 1.png 4 x 4 px\n")
     assert _one_line(wrapped) == "masks_png/1.png: 8 x 8 px, its image 1.png 4 x 4 px"
+
+
+def test_chip_pixels_under_the_chips_mask_are_fed_as_zero(tmp_path: Path) -> None:
+    """Chips of an orthophoto with an alpha band carry its mask (no nodata value): training read the black under
+    it as imagery (about -2.1 once normalised), where predict gives the network 0 there."""
+    from rasterio.enums import ColorInterp
+
+    from rsmamba.datasets.chips import ChipDataset
+    from rsmamba.tile import tile_scene
+    from tests.helpers.rasters import write_raster
+
+    rgb = np.random.default_rng(0).integers(1, 255, (3, 64, 64), dtype=np.uint8)
+    rgb[:, :, :24] = 0
+    alpha = np.full((1, 64, 64), 255, np.uint8)
+    alpha[:, :, :24] = 0
+    ortho = write_raster(tmp_path / "ortho.tif", np.concatenate([rgb, alpha]))
+    with rasterio.open(ortho, "r+") as dst:
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    labels = write_raster(tmp_path / "labels.tif", np.ones((64, 64), np.uint8))
+    tile_scene(ortho, tmp_path / "chips", labels=labels, size=64, split=(1, 0, 0), min_valid=0.1)
+    sample = ChipDataset(tmp_path / "chips", split="train")[0]
+    image = sample["image"].numpy()
+    assert (image[:, :, :24] == 0).all() and (np.abs(image[:, :, 24:]).sum(0) > 0).all()
