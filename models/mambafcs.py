@@ -309,7 +309,7 @@ class MambaFCS(nn.Module):
         self.main_clf_cd = PyramidFusion(dims[0], 2)
         # unchanged_row: the authors' SECOND head, num_classes + 1 outputs whose row 0 is SECOND's "unchanged"
         # (never a target: their loss ignores label 0); its rows mix inside the head, so it is kept whole and
-        # forward returns rows 1.. only (rsmamba.train.imported maps their weights to it)
+        # forward returns rows 1.. only (rsmamba.train.authors maps their weights to it)
         self.unchanged_row = bool(unchanged_row)
         self.aux_clf = PyramidFusion(dims[0], num_classes + self.unchanged_row)
 
