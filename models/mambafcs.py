@@ -284,6 +284,7 @@ class MambaFCS(nn.Module):
         num_classes: int = 7,
         backbone: str = "vmamba_base_0229",
         cga: str = "bidirectional",
+        unchanged_row: bool = False,
         **backbone_overrides: Any,
     ):
         super().__init__()
@@ -306,7 +307,11 @@ class MambaFCS(nn.Module):
         self.decoder_T1 = SemanticDecoder(dims, cf, block_kwargs)
         self.decoder_T2 = SemanticDecoder(dims, cf, block_kwargs)
         self.main_clf_cd = PyramidFusion(dims[0], 2)
-        self.aux_clf = PyramidFusion(dims[0], num_classes)
+        # unchanged_row: the authors' SECOND head, num_classes + 1 outputs whose row 0 is SECOND's "unchanged"
+        # (never a target: their loss ignores label 0); its rows mix inside the head, so it is kept whole and
+        # forward returns rows 1.. only (rsmamba.train.authors maps their weights to it)
+        self.unchanged_row = bool(unchanged_row)
+        self.aux_clf = PyramidFusion(dims[0], num_classes + self.unchanged_row)
 
     def forward(self, t1: Tensor, t2: Tensor) -> dict[str, Tensor]:
         size = t1.shape[-2:]
@@ -320,7 +325,9 @@ class MambaFCS(nn.Module):
         def up(x: Tensor) -> Tensor:
             return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
-        return {"change": up(self.main_clf_cd(change)), "sem1": up(self.aux_clf(sem1)), "sem2": up(self.aux_clf(sem2))}
+        first = int(self.unchanged_row)
+        return {"change": up(self.main_clf_cd(change)), "sem1": up(self.aux_clf(sem1)[:, first:]),
+                "sem2": up(self.aux_clf(sem2)[:, first:])}
 
 
 @register_model("mambafcs", task="semantic-change", inputs="t1+t2", paper="Mamba-FCS (seed 002)",

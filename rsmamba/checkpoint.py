@@ -16,6 +16,7 @@ A checkpoint is a ``torch.save``-d dict::
                       "min_area_m2": 48, ...},          # smaller change polygons are dropped by vectorize
       "inference": {"window": 128, "overlap": 32},      # optional: predict's / change's window when none is given
       "data_fingerprint": {"sha256": "...", ...},       # optional: what --resume checks the chips (or a layout's files) by
+      "imported": {"source": "x.pth", "mapped": [...]},  # optional: import-weights' record of the authors' file
     }
 """
 

@@ -579,6 +579,24 @@ def train(
     typer.echo(result.describe())
 
 
+@app.command("import-weights")
+def import_weights(
+    weights: Path = typer.Argument(..., help="The authors' weights file (.pth, .pt, .ckpt, .safetensors): a state dict, bare or under state_dict / model, with module. / net. / model. prefixes. Read without running code in it (a file that needs to unpickle objects is refused)."),
+    config: str = typer.Option(..., "--config", "-c", help="The recipe the weights were trained for (a shipped recipe name, e.g. mambafcs_second, or a YAML): model, classes, bands and normalisation."),
+    out: Path = opt.out_option(..., "The rsmamba checkpoint to write (predict --model, change --model, train --init)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a recipe key, e.g. 'data.mean=[0,0,0]' (repeatable). Where the recipe normalises by the training data's statistics (data.mean / data.std null: the ISPRS recipes of CMT-UNet, MAFMamba, MambaSeg) give the ones the authors' inference used: the file does not hold them and no default would be theirs, so the command refuses without them."),
+    dsm_stats: Optional[str] = typer.Option(None, "--dsm-stats", help="MEAN,STD of the DSM the weights were trained on: needed where the recipe z-scores the DSM (MambaSeg's), for the same reason.", callback=opt.float_list("--dsm-stats", count=2)),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (default: refuse)."),
+) -> None:
+    """Make the authors' published full-model weights an rsmamba checkpoint (strict: every tensor fits or none is written)."""
+    from rsmamba.train.authors import import_weights as run_import
+
+    stats = parse_float_list(dsm_stats, "--dsm-stats", count=2)
+    report = run_import(weights, config, out, list(set_ or []), dsm_stats=tuple(stats) if stats else None,
+                        overwrite=overwrite)
+    typer.echo(report.describe())
+
+
 @app.command()
 def evaluate(
     prediction: Path = typer.Argument(..., help="Predicted class raster."),

@@ -815,6 +815,31 @@ def steps_per_epoch(root: object, n_train: int, batch_size: int, world: int = 1)
     return steps
 
 
+def resolve_use_dsm(d: dict, info_m: Any) -> bool | None:
+    """``data.use_dsm`` where the config leaves it open (None: the chips decide): change chips have one
+    DSM (t1) for two dates, so no; a benchmark read in place gives the DSM a model asks for."""
+    use_dsm = d["use_dsm"]
+    if use_dsm is None and info_m.task != "segmentation":
+        use_dsm = False
+    if use_dsm is None and d["layout"] not in ("chips", None) and info_m.inputs == "image+dsm":
+        use_dsm = True
+    return use_dsm
+
+
+def checkpoint_payload(cfg: dict, model_kwargs: dict, tiling: Any, use_dsm: bool) -> dict:
+    """What every checkpoint of a run of ``cfg`` says about running its model (model, bands, normalisation,
+    classes, config), from the data's ``tiling`` (:class:`~rsmamba.datasets.chips.TilingInfo`); also what
+    ``import-weights`` writes beside the authors' weights, so theirs run as a model trained here would."""
+    return {
+        "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
+        "bands": {"image": tiling.bands, "dsm": bool(use_dsm),
+                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {})},
+        "normalization": tiling.normalization(cfg["data"]["dsm_mode"]) if use_dsm else
+        {"image": tiling.normalization()["image"]},
+        "classes": tiling.classes, "config": cfg,
+    }
+
+
 def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     """Open the datasets and build the model a resolved config asks for (no training state); ``scoring``:
     for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`)."""
@@ -822,11 +847,7 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     init_path = _resolve_init(cfg)
     info_m = model_info(cfg["model"]["name"])
     check_metric(cfg["train"]["metric"], info_m.task)
-    use_dsm = d["use_dsm"]
-    if use_dsm is None and info_m.task != "segmentation":
-        use_dsm = False  # change chips have one DSM (t1) for two dates
-    if use_dsm is None and d["layout"] not in ("chips", None) and info_m.inputs == "image+dsm":
-        use_dsm = True  # a benchmark read in place: the model asks for the DSM
+    use_dsm = resolve_use_dsm(d, info_m)
     # no validation split: best.pt follows the training loss
     train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"], scoring=scoring)
     paired = d["layout"] in ("second", "landsat-scd") or any(r.get("t2") for r in getattr(train_ds, "rows", ()))
@@ -987,14 +1008,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     # config.yaml, the logs and the checkpoints are published together at the end of each epoch: until this
     # run's first epoch is complete, the folder holds the previous run whole (--overwrite), never a mix
     logger = EpochLog(out_dir, is_main, cfg["tensorboard"], history)
-    base_payload = {
-        "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
-        "bands": {"image": tiling.bands, "dsm": bool(train_ds.use_dsm),
-                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {})},
-        "normalization": tiling.normalization(d["dsm_mode"]) if train_ds.use_dsm else
-        {"image": tiling.normalization()["image"]},
-        "classes": classes, "config": cfg,
-    }
+    base_payload = checkpoint_payload(cfg, model_kwargs, tiling, bool(train_ds.use_dsm))
     chips = d["layout"] in ("chips", None)
     if chips and d.get("crop") and is_main:  # chips are trained whole: the window is theirs, not data.crop
         log.warning("data.crop %s: chips are trained whole (data.crop crops the benchmark layouts' tiles); "

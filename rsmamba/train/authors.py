@@ -1,0 +1,190 @@
+"""``rsmamba import-weights``: the authors' published full-model weights as an rsmamba checkpoint.
+
+A recipe (``rsmamba/data/configs``) fixes what the authors' weights lack: the model and its
+structure options, the classes, the bands and the normalisation. Their file is read without
+unpickling code (:func:`~rsmamba.models.weights.load_weights_file`), its container and name prefixes
+are unwrapped (a bare state dict, as FMTUNet's and Mamba-FCS's scripts save; ``{"state_dict": ...}``, as
+MambaSeg's trainer and PyTorch Lightning save; ``{"model": ...}``; ``module.`` from DataParallel,
+``net.`` / ``model.`` from a Lightning module), the known differences are mapped, and the weights load
+strictly or not at all. The checkpoint written is the one a ``train`` run of the recipe would write,
+so ``predict``, ``change``, ``train --init`` and ``train --test`` take it as they take ours.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from rsmamba.checkpoint import FORMAT, check_finite, save_checkpoint, state_dict_mismatch
+from rsmamba.errors import InputError
+
+# The structure options of the authors' code where our default differs (docs/models.md); their weights
+# were trained with these, so these are what reproduces their network. A --set model.kwargs.<key> wins.
+AUTHORS_KWARGS: dict[str, dict[str, Any]] = {
+    "mambafcs": {"cga": "change_to_semantic"},
+    "fmtunet": {"stem_pool_padding": 0, "deformable_grid": "authors"},
+    "cmtunet": {"msaa": False, "rcm": False, "wavelet": "haar"},
+}
+# Where a saved state dict sits in the containers the authors' (and common) training scripts write.
+CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
+# Name prefixes of wrapped modules: DataParallel / DDP, a Lightning module holding the network as net / model.
+PREFIXES = ("module.", "net.", "model.")
+
+
+@dataclass
+class ImportReport:
+    """What was done to the authors' file on its way into the checkpoint, said in a few lines."""
+
+    source: str
+    out: Path
+    model: str
+    tensors: int = 0
+    unwrapped: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    mapped: list[str] = field(default_factory=list)
+    structure: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        lines = [f"{self.tensors} tensors of {self.source} -> {self.out} (model {self.model})"]
+        if self.unwrapped:
+            lines.append(f"unwrapped: {', '.join(self.unwrapped)}")
+        if self.renamed:
+            lines.append(f"renamed: {', '.join(self.renamed)}")
+        if self.structure:
+            lines.append("authors' structure: " + ", ".join(f"{k}={v!r}" for k, v in self.structure.items()))
+        for line in self.mapped:
+            lines.append(f"mapped: {line}")
+        return "\n".join(lines)
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str] = ()) -> tuple[dict, list[str], list[str]]:
+    """(state dict, containers unwrapped, prefixes removed) of a loaded weights file. A prefix is removed
+    only when every name has it and the model's own names (``expected``) do not all start with it."""
+    unwrapped: list[str] = []
+    if isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(
+            FORMAT.rsplit("/", 1)[0]):
+        raise InputError(f"{path}: already an rsmamba checkpoint ({data.get('model')}); predict, change and "
+                         "train --init take it as it is")
+    while isinstance(data, dict) and not _is_state(data):
+        key = next((k for k in CONTAINER_KEYS if isinstance(data.get(k), dict)), None)
+        if key is None:
+            keys = ", ".join(map(str, list(data)[:6])) if isinstance(data, dict) else type(data).__name__
+            raise InputError(f"{path}: no state dict of tensors found in it (it holds {keys}); "
+                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS)}")
+        unwrapped.append(f'["{key}"]')
+        data = data[key]
+    if not _is_state(data):
+        raise InputError(f"{path}: not a state dict of tensors (a {type(data).__name__})")
+    state = {str(k): v for k, v in data.items()}
+    renamed: list[str] = []
+    own = set(expected)
+    while True:
+        prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
+                       and not (own and all(k.startswith(p) for k in own))), None)
+        if prefix is None:
+            return state, unwrapped, renamed
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
+        renamed.append(f"prefix '{prefix}' removed")
+
+
+def _map_mambafcs_head(state: dict, kwargs: dict, num_classes: int) -> str | None:
+    """Mamba-FCS: the authors' SECOND head has 7 outputs, row 0 "background" (unchanged; their loss turns
+    label 0 into 255, ignored, so it is never a target), rows 1..6 the land cover. Their inference takes the
+    argmax over all 7, then zeroes the unchanged pixels. The rows mix inside the head (its three branches go
+    through a shared channel and spatial attention), so no 6-output head computes rows 1..6: the head is
+    kept whole (``unchanged_row``) and its output is rows 1..6, ours 0..5."""
+    weight = state.get("aux_clf.final_conv.0.weight")
+    if weight is None or weight.shape[0] != num_classes + 1 or kwargs.get("unchanged_row") is False:
+        return None
+    kwargs["unchanged_row"] = True
+    return (f"semantic head: {num_classes + 1} outputs, row 0 the authors' 'background' (unchanged, never a "
+            f"target) kept in the head and dropped from its output (unchanged_row), rows 1..{num_classes} -> "
+            f"classes 0..{num_classes - 1}; the argmax equals theirs wherever theirs is a land-cover class "
+            "(where theirs is row 0 on a changed pixel they write class 0, this model the best land cover)")
+
+
+def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
+    """The data description a run of the recipe would record, without the data: the layout's classes and
+    bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
+    from rsmamba.datasets.benchmark import DEFAULT_STATS, layout_classes
+    from rsmamba.datasets.chips import TilingInfo
+
+    d = cfg["data"]
+    layout = d["layout"]
+    if layout in (None, "chips"):
+        raise InputError(f"config data.layout {layout!r}: import-weights takes a benchmark recipe (isprs, loveda, "
+                         "second, landsat-scd), whose classes the authors' weights were trained on")
+    mean, std = d.get("mean"), d.get("std")
+    if mean is None and std is None and layout in DEFAULT_STATS:
+        mean, std = (list(v) for v in DEFAULT_STATS[layout])
+    if mean is None or std is None:
+        raise InputError(f"the recipe normalises the image by its training data's statistics (data.mean / data.std "
+                         f"null), which the weights file does not hold; give the ones the authors' inference used, "
+                         f"e.g. --set 'data.mean=[0,0,0]' --set 'data.std=[255,255,255]' (their images scaled to 0..1)")
+    if len(mean) != len(std) or not all(float(s) > 0 for s in std):
+        raise InputError(f"data.mean {mean} / data.std {std}: one mean and one std > 0 per image band")
+    dsm_mean = dsm_std = None
+    if use_dsm:
+        if dsm_stats is None and d["dsm_mode"] == "zscore":
+            raise InputError("the recipe normalises the DSM by z-score with its training data's statistics, which the "
+                             "weights file does not hold; give the ones the authors' inference used: --dsm-stats MEAN,STD")
+        dsm_mean, dsm_std = dsm_stats or (0.0, 1.0)  # minmax modes scale each scene by its own range: unused
+    return TilingInfo(Path(str(d["root"])), list(range(1, len(mean) + 1)), [float(v) for v in mean],
+                      [float(v) for v in std], dsm_mean, dsm_std, layout_classes(layout), None, {"layout": layout})
+
+
+def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[str], out: str | os.PathLike[str],
+                   overrides: Sequence[str] = (), *, dsm_stats: tuple[float, float] | None = None,
+                   overwrite: bool = False) -> ImportReport:
+    """Write ``out``, an rsmamba checkpoint of the authors' ``weights`` for the recipe ``config``."""
+    from rsmamba.models import create_model, model_info
+    from rsmamba.models.weights import load_weights_file
+    from rsmamba.atomic import output_problems
+    from rsmamba.train.config import load_config
+    from rsmamba.train.trainer import checkpoint_payload, resolve_use_dsm
+
+    weights, out = Path(weights), Path(out)
+    cfg = load_config(config, list(overrides))
+    problems = output_problems([out], inputs=[weights], overwrite=overwrite)  # never over the input, nor a file
+    if problems:
+        raise InputError(problems)
+    name = cfg["model"]["name"]
+    info = model_info(name)
+    use_dsm = bool(resolve_use_dsm(cfg["data"], info))
+    tiling = _tiling(cfg, use_dsm, dsm_stats)
+    family = name.removesuffix("_tiny")
+    given = dict(cfg["model"]["kwargs"])
+    structure = {k: v for k, v in AUTHORS_KWARGS.get(family, {}).items() if k not in given}
+    kwargs = {**structure, **given, "num_classes": int(given.get("num_classes") or len(tiling.classes))}
+    if "in_chans" in info.defaults:
+        kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
+    state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights)
+    report = ImportReport(str(weights), out, name, unwrapped=unwrapped, renamed=renamed, structure=structure)
+    if family == "mambafcs" and (line := _map_mambafcs_head(state, kwargs, kwargs["num_classes"])):
+        report.mapped.append(line)
+    try:
+        with torch.device("meta"):  # the names and shapes only: nothing allocated for a 270 M model
+            module = create_model(name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
+    mismatch = state_dict_mismatch(module, state)
+    if mismatch:
+        raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}")
+    check_finite(weights, state)
+    report.tensors = len(state)
+    payload = {**checkpoint_payload(cfg, kwargs, tiling, use_dsm), "state_dict": state,
+               "imported": {"source": weights.name, "unwrapped": unwrapped, "renamed": renamed,
+                            "mapped": report.mapped, "structure": structure}}
+    crop = cfg["data"].get("crop")
+    if crop:  # the recipe's training window: predict's default, as a run of it records
+        payload["inference"] = {"window": int(crop), "overlap": int(crop) // 4}
+    save_checkpoint(out, payload)
+    return report

@@ -1,0 +1,160 @@
+"""``rsmamba import-weights``: the authors' full-model weights, in their containers and names, become a
+checkpoint that predict-side loading runs as the authors' network (tiny variants of the five recipes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rsmamba.checkpoint import build_from_checkpoint, load_checkpoint
+from rsmamba.cli import main
+from rsmamba.errors import InputError
+from rsmamba.models import create_model
+from rsmamba.train.authors import import_weights
+from rsmamba.train.trainer import segment
+
+DEMO = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
+
+
+def authors_file(path: Path, model: torch.nn.Module, container: str = "bare", prefix: str = "") -> Path:
+    """``model``'s weights saved as the authors' scripts save theirs: ``bare`` (FMTUNet, Mamba-FCS),
+    ``state_dict`` (MambaSeg's trainer, a Lightning .ckpt), ``model``; names under ``prefix``."""
+    state = {prefix + k: v for k, v in model.state_dict().items()}
+    data = {"bare": state, "state_dict": {"epoch": 3, "state_dict": state},
+            "lightning": {"epoch": 3, "global_step": 9, "state_dict": state, "pytorch-lightning_version": "2.1"},
+            "model": {"model": state, "epoch": 3}}[container]
+    torch.save(data, path)
+    return path
+
+
+# (recipe, tiny source network as the authors' code builds it, container, prefix, extra --set, dsm stats, size)
+CASES = {
+    "fmtunet": ("fmtunet_vaihingen", lambda: create_model("fmtunet_tiny", stem_pool_padding=0,
+                                                          deformable_grid="authors"), "bare", "", [], None, 32),
+    "cmtunet": ("cmtunet_vaihingen", lambda: create_model("cmtunet_tiny", msaa=False, rcm=False, wavelet="haar"),
+                "lightning", "net.", ["data.mean=[0,0,0]", "data.std=[255,255,255]"], None, 32),
+    "mafmamba": ("mafmamba_vaihingen", lambda: create_model("mafmamba_tiny"), "model", "module.",
+                 ["data.mean=[123.675,116.28,103.53]", "data.std=[58.395,57.12,57.375]"], None, 32),
+    "mambaseg": ("mambaseg_vaihingen", lambda: create_model("mambaseg_tiny"), "state_dict", "module.",
+                 ["data.mean=[100,100,100]", "data.std=[50,50,50]"], (250.0, 20.0), 32),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_authors_weights_of_each_segmentation_recipe_run_as_their_network(tmp_path: Path, family: str) -> None:
+    recipe, build, container, prefix, sets, dsm_stats, size = CASES[family]
+    torch.manual_seed(0)
+    src = build().eval()
+    weights = authors_file(tmp_path / "authors.pth", src, container, prefix)
+    report = import_weights(weights, recipe, tmp_path / "model.pt", [f"model.name={family}_tiny", *sets],
+                            dsm_stats=dsm_stats)
+    assert report.tensors == len(src.state_dict())
+    assert (prefix and f"prefix '{prefix}' removed" in report.renamed) or (not prefix and not report.renamed)
+    ckpt, info, model = build_from_checkpoint(tmp_path / "model.pt", ("segmentation",), "predict")
+    assert [c["name"] for c in ckpt["classes"]][:2] == ["impervious", "building"]
+    assert ckpt["bands"]["dsm"] == (info.inputs == "image+dsm")
+    if dsm_stats:
+        assert (ckpt["normalization"]["dsm"]["mean"], ckpt["normalization"]["dsm"]["std"]) == dsm_stats
+    x = torch.randn(1, 3 + ckpt["bands"]["dsm"], size, size)
+    with torch.no_grad():
+        assert torch.equal(segment(model.eval(), x, info.inputs), segment(src, x, info.inputs))
+
+
+def test_mambafcs_seven_row_head_is_kept_and_its_unchanged_row_dropped(tmp_path: Path, capsys) -> None:
+    """The authors' SECOND head has 7 outputs, row 0 'background' (never a target); the recipe's 6 classes
+    are their rows 1..6, and their change head and structure (change -> semantic CGA only) come through."""
+    torch.manual_seed(0)
+    src = create_model("mambafcs_tiny", num_classes=7, cga="change_to_semantic").eval()
+    weights = authors_file(tmp_path / "authors.pth", src, "bare", "module.")
+    assert main(["import-weights", str(weights), "-c", "mambafcs_second", "--set", "model.name=mambafcs_tiny",
+                 "-o", str(tmp_path / "model.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "prefix 'module.' removed" in out and "cga='change_to_semantic'" in out and "row 0" in out
+    ckpt, _, model = build_from_checkpoint(tmp_path / "model.pt", ("semantic-change",), "change")
+    assert len(ckpt["classes"]) == 6 and ckpt["normalization"]["image"]["mean"] == [123.675, 116.28, 103.53]
+    t1, t2 = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = model.eval()(t1, t2), src(t1, t2)
+    assert torch.equal(ours["change"], theirs["change"])
+    for key in ("sem1", "sem2"):
+        assert torch.equal(ours[key], theirs[key][:, 1:])
+        land = theirs[key].argmax(1) > 0  # where their argmax is a land-cover class, ours is the same one
+        assert torch.equal(ours[key].argmax(1)[land] + 1, theirs[key].argmax(1)[land])
+
+
+def _fails(tmp_path: Path, capsys, argv: list[str], *words: str) -> None:
+    assert main(["import-weights", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    weights = authors_file(tmp_path / "authors.pth", src)
+    out = tmp_path / "model.pt"
+    tiny = ["--set", "model.name=mafmamba_tiny"]
+    stats = ["--set", "data.mean=[0,0,0]", "--set", "data.std=[1,1,1]"]
+    # the recipe's own statistics are the training data's: required, not guessed
+    _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_vaihingen", *tiny, "-o", str(out)], "data.mean")
+    # another recipe's model, and the classes of another dataset (LoveDA's 7): the first tensors that differ
+    _fails(tmp_path, capsys, [str(weights), "-c", "cmtunet_vaihingen", "--set", "model.name=cmtunet_tiny", *stats,
+                              "-o", str(out)], "do not fit", "missing")
+    _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_loveda", *tiny, "-o", str(out)], "other shapes")
+    # MambaSeg z-scores the DSM by the training data's statistics
+    seg = authors_file(tmp_path / "seg.pth", create_model("mambaseg_tiny"))
+    _fails(tmp_path, capsys, [str(seg), "-c", "mambaseg_vaihingen", "--set", "model.name=mambaseg_tiny", *stats,
+                              "-o", str(out)], "--dsm-stats")
+    # NaN weights: a diverged run's
+    state = src.state_dict()
+    state["head.weight" if "head.weight" in state else next(k for k, v in state.items() if v.is_floating_point())] \
+        .view(-1)[0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "nan.pth"), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(out)],
+           "NaN")
+    # a pickle that would run code when loaded
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"state_dict": Payload()}, tmp_path / "evil.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "evil.pth"), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(out)],
+           "could run code")
+    # an rsmamba checkpoint: nothing to import
+    _fails(tmp_path, capsys, [str(DEMO), "-c", "cmtunet_vaihingen", *stats, "-o", str(out)],
+           "already an rsmamba checkpoint")
+    # a file holding no state dict
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "none.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "none.pth"), "-c", "mafmamba_vaihingen", *stats, "-o", str(out)],
+           "no state dict")
+    assert not out.exists()
+    # never over the input
+    _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(weights),
+                              "--overwrite"], "input")
+    assert torch.load(weights, weights_only=True).keys() == src.state_dict().keys()
+
+
+def test_imported_checkpoint_is_an_init_for_its_recipe(tmp_path: Path) -> None:
+    """train --init takes the checkpoint's structure options (the kept 7-row head among them): every tensor loads."""
+    from rsmamba.train.init import init_from_checkpoint
+
+    torch.manual_seed(0)
+    src = create_model("mambafcs_tiny", num_classes=7, cga="change_to_semantic")
+    import_weights(authors_file(tmp_path / "a.pth", src), "mambafcs_second", tmp_path / "m.pt",
+                   ["model.name=mambafcs_tiny"])
+    kwargs = load_checkpoint(tmp_path / "m.pt")["model_kwargs"]  # what train --init takes for the same model
+    model = create_model("mambafcs_tiny", **{**kwargs, "num_classes": 6})
+    report = init_from_checkpoint(model, tmp_path / "m.pt", image_bands=3, dsm=False, num_classes=6)
+    assert not report.left_random and not report.unused and not report.reinitialised
+    assert len(report.loaded) == len(src.state_dict())
+
+
+def test_import_weights_refuses_a_chips_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("data: {root: chips}\nmodel: {name: cmtunet_tiny}\n")
+    with pytest.raises(InputError, match="benchmark recipe"):
+        import_weights(DEMO, cfg, tmp_path / "m.pt")
