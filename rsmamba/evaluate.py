@@ -66,6 +66,14 @@ def on_the_grid(src: Any, grid: Grid) -> bool:
             and (src.width, src.height) == (grid.width, grid.height))
 
 
+def _pixel_for_pixel(theirs: Any, ours: Any) -> bool:
+    """Whether each pixel of grid ``ours`` is one pixel of grid ``theirs`` (one of them stored south up or east to
+    west, origins whole pixels apart): nearest resampling then reads them exactly, moving no edge."""
+    m = ~theirs * ours
+    return (abs(abs(m.a) - 1) < 1e-9 and abs(abs(m.e) - 1) < 1e-9 and abs(m.b) < 1e-9 and abs(m.d) < 1e-9
+            and abs(m.c - round(m.c)) < 1e-6 and abs(m.f - round(m.f)) < 1e-6)
+
+
 def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
     """Band 1 as ids, where it is valid, its grid, and whether it is a change raster (one open)."""
     from rsmamba.raster.validate import class_raster_problem
@@ -252,9 +260,10 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
                        f"{src.res[1]:g}{'' if src.crs == grid.crs else ', another CRS'}; the prediction's {ours}): "
                        "resampled (nearest) onto it, which moves class edges by up to half a pixel; for exact "
                        "scores predict on the reference's grid")
-            log.warning(message)
-            if notes is not None:
-                notes.append(message)
+            if not (src.crs == grid.crs and _pixel_for_pixel(src.transform, grid.transform)):
+                log.warning(message)  # (stored the other way up, its pixels are the prediction's: read exactly)
+                if notes is not None:
+                    notes.append(message)
             out = np.full((grid.height, grid.width), IGNORE_INDEX if nodata is None else nodata, dtype=src.dtypes[0])
             reproject(rasterio.band(src, 1), out, dst_transform=grid.transform, dst_crs=grid.crs,
                       resampling=Resampling.nearest, dst_nodata=IGNORE_INDEX if nodata is None else nodata)

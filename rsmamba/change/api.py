@@ -29,7 +29,7 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
-    PREFETCH, check_creation_options, check_output_path, estimate_seconds, eta_text, model_digest, model_id,
+    PREFETCH, check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
     output_size, pipeline_bytes, plan_strips, process_rss_bytes, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
@@ -78,9 +78,9 @@ class ChangeSummary:
 
     def describe(self) -> str:
         """predict's summary for a pair: windows, memory (estimate), passes, outputs; a dry run its size and the network passes' time."""
-        size = f" of {self.window} px (overlap {self.overlap})" if self.window else ""
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)}{size}"
-                 + (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else "")
+        first = (grid_text(self.width, self.height, self.windows, self.window, self.overlap) if self.window else
+                 f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)}")
+        lines = [first + (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else "")
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
                     if self.tta_views > 1 else "")]

@@ -19,7 +19,8 @@ from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
 
 __all__ = [
-    "check_creation_options", "check_output_path", "estimate_seconds", "eta_text", "model_digest", "model_id",
+    "check_creation_options", "check_output_path", "estimate_seconds", "eta_text", "grid_text", "model_digest",
+    "model_id",
     "output_size", "peak_rss_bytes", "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss",
     "stream_layers", "PREFETCH",
 ]
@@ -184,6 +185,15 @@ def model_id(model: LoadedModel, digest: str) -> str:
     source = model.source or "module"
     name = Path(source).name if source.endswith((".pt", ".pth", ".ckpt", ".safetensors")) else source
     return f"{name} weights:{digest}"
+
+
+def grid_text(width: int, height: int, windows: int, window: int, overlap: int, own: str = "") -> str:
+    """A summary's first words: the raster and its windows as they are (a raster smaller than one window is one
+    window of its own size, 'the whole raster'; change said '1 window of 128 px (overlap 32)' for 100 x 60 px)."""
+    size = (f"{window} px" if window <= min(width, height)
+            else f"{min(window, width)} x {min(window, height)} px")
+    return (f"raster {width} x {height} px, {windows} window{'s' * (windows != 1)} of {size} "
+            f"({f'overlap {overlap}' if windows > 1 else 'the whole raster'}{own})")
 
 
 def eta_text(seconds: float) -> str:

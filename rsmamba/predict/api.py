@@ -18,8 +18,8 @@ from rsmamba.atomic import fault_point, publish
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.engine.pipeline import limit_heap_growth
 from rsmamba.engine.run import (
-    check_creation_options, check_output_path, estimate_seconds, eta_text, model_digest, model_id, output_size,
-    peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
+    check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
+    output_size, peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, check_input, load_model
 from rsmamba.engine.options import check_run_options, resolve_window
@@ -72,10 +72,7 @@ class PredictSummary:
         own = ", the model's window" if self.window_source == "the model's" else ""
         memory = (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else
                   f", peak memory {self.peak_bytes / 2**20:.0f} MiB" if self.peak_bytes else "")
-        size = (f"{self.window} px" if self.window <= min(self.width, self.height)  # a raster smaller than one window
-                else f"{min(self.window, self.width)} x {min(self.window, self.height)} px")
-        lines = [f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)} of {size} "
-                 f"({f'overlap {self.overlap}' if self.windows > 1 else 'the whole raster'}{own}){memory}"
+        lines = [grid_text(self.width, self.height, self.windows, self.window, self.overlap, own) + memory
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
                     if self.tta_views > 1 else "")]

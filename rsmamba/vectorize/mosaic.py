@@ -160,8 +160,15 @@ def _compare(first: _Raster, other: _Raster, problems: ProblemCollector) -> tupl
         problems.add(f"{name}: CRS {other.crs.to_string()} differs from {ref}'s {first.crs.to_string()}")
         on_grid = False
     t, t0 = other.transform, first.transform
-    if not (_close(t.a, t0.a) and _close(t.e, t0.e)):
-        problems.add(f"{name}: pixel size {t.a:g} x {abs(t.e):g} differs from {ref}'s {t0.a:g} x {abs(t0.e):g}")
+    if not (_close(abs(t.a), abs(t0.a)) and _close(abs(t.e), abs(t0.e))):
+        problems.add(f"{name}: pixel size {abs(t.a):g} x {abs(t.e):g} differs from {ref}'s {abs(t0.a):g} x {abs(t0.e):g}")
+        on_grid = False
+    elif not (_close(t.a, t0.a) and _close(t.e, t0.e)):  # the same size, stored flipped ('0.25 x 0.25 differs ...')
+        def way(tr: Any) -> str:
+            return " and ".join(w for w, flipped in (("south up", tr.e > 0), ("east to west", tr.a < 0)) if flipped) \
+                or "north up"
+
+        problems.add(f"{name}: stored {way(t)}, {ref} {way(t0)}: write them one way (gdalwarp) to mosaic them")
         on_grid = False
     if not (_close(t.b, t0.b) and _close(t.d, t0.d)):
         problems.add(f"{name}: grid rotation ({t.b:g}, {t.d:g}) differs from {ref}'s ({t0.b:g}, {t0.d:g})")

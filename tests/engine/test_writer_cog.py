@@ -124,3 +124,4 @@ def test_level_is_the_codecs_own_level():
     assert cog_as_gtiff(creation_options("deflate"), 1)[0]["ZLEVEL"] == 5
     assert cog_as_gtiff(creation_options("zstd", {"LEVEL": "9"}), 1)[0]["ZSTD_LEVEL"] == "9"
     assert "ZLEVEL" not in cog_as_gtiff(creation_options("lzw", {"LEVEL": "9"}), 1)[0]
+

@@ -774,3 +774,16 @@ def test_a_reference_a_few_pixels_off_a_grid_in_degrees_is_read_on_the_predictio
                        transform=grid * Affine.translation(3, 0))
     metrics = evaluate_rasters(pred, ref, tmp_path / "m.json")
     assert metrics["oa"] == 1.0 and metrics["pixels"] == 30 * 37
+
+
+def test_a_prediction_stored_south_up_scores_exactly_without_a_resampling_warning(tmp_path, caplog) -> None:
+    """Its pixels are the reference's: the warning said nearest resampling 'moves class edges by up to half a
+    pixel' between two grids of '1 x 1' pixels."""
+    from rasterio.transform import Affine
+
+    truth = np.random.default_rng(2).integers(0, 3, (30, 40)).astype(np.uint8)
+    ref = write_raster(tmp_path / "ref.tif", truth)
+    pred = write_raster(tmp_path / "pred.tif", truth[::-1].copy(), transform=Affine(1.0, 0, 500000.0, 0, 1.0, 5000000.0 - 30))
+    metrics = evaluate_rasters(pred, ref, tmp_path / "m.json")
+    assert metrics["oa"] == 1.0 and metrics["pixels"] == 30 * 40
+    assert "resampled" not in caplog.text

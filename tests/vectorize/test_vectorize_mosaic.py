@@ -177,3 +177,14 @@ def test_cli_glob_into_one_layer(tmp_path, capsys):
     assert main(["vectorize", str(tmp_path / "scene_*.tif"), "-o", str(tmp_path / "p.gpkg"),
                  "--probabilities", str(tmp_path / "whole.tif")]) == 2
     assert "one raster at a time" in capsys.readouterr().err
+
+
+def test_a_scene_stored_the_other_way_up_is_said_so(tmp_path):
+    """A south-up tile of the same lattice was refused with 'pixel size 0.5 x 0.5 differs from ... 0.5 x 0.5'."""
+    a = class_scene()[:30, :30]
+    base = write(tmp_path / "base.tif", a)
+    flipped = write(tmp_path / "flipped.tif", a[::-1].copy(), Affine(0.5, 0, 500015.0, 0, 0.5, 5000000.0 - 15.0))
+    problems = check_common_grid([base, flipped])
+    assert problems == ["flipped.tif: stored south up, base.tif north up: write them one way (gdalwarp) to mosaic them"] \
+        or any("stored south up, base.tif north up" in p for p in problems), problems
+    assert not any("pixel size" in p for p in problems)
