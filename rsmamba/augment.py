@@ -71,6 +71,10 @@ class Augment:
                 sample[k] = sample[k].flip(-2)
         if self.rot90:
             turns = int(torch.randint(0, 4, (), generator=self.generator))
+            first = sample[(keys_img + keys_lbl)[0]] if keys_img + keys_lbl else None
+            if first is not None and first.shape[-1] != first.shape[-2]:
+                turns = 2 * (turns % 2)  # a chip of a raster narrower than --size (64 x 40): turned only by 180
+                # degrees (a quarter turn made it 40 x 64, and its batch was refused as 'of different tilings')
             for k in keys_img + keys_lbl:
                 sample[k] = torch.rot90(sample[k], turns, dims=(-2, -1))
         if self.scale or self.scale_set:

@@ -419,6 +419,11 @@ def _tile(
         check_fill_values(src, f"t2 {t2}", t2, read=src.read_t2, read_valid=src.read_t2_valid, dtype=src.t2_dtype)
     collar = check_collar(src, f"image {src.image_path}", src.image_path)  # its black would be trained as land cover
     summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings) + collar)
+    if src.width < size or src.height < size:  # (tiling.json's size is --size; the manifest has each chip's)
+        message = (f"image {image}: {src.width} x {src.height} px, narrower than --size {size}: its chips are "
+                   f"{grid.window_width} x {grid.window_height} px (training turns them by 180 degrees only)")
+        summary.warnings.append(message)
+        log.warning(message)
     digits = len(str(len(grid)))
     # ``tmp`` is the output folder's scratch, published whole by the caller
     subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,

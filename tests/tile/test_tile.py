@@ -438,3 +438,13 @@ def test_a_split_block_below_the_chip_size_advises_a_larger_one(tmp_path, capsys
     assert "windows dropped at split borders" in err and "--split-block of several chips (e.g. 256)" in err
     assert main(["tile", str(image), "-o", str(tmp_path / "chips2"), "--size", "64", "--overlap", "32"]) == 0
     assert "windows dropped" not in capsys.readouterr().err  # the default block (4 chips) keeps them
+
+
+def test_a_raster_narrower_than_the_chips_is_said(tmp_path) -> None:
+    """A 1024 x 40 px corridor strip was cut into 64 x 40 chips without a word (tiling.json says 64)."""
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "strip.tif", random_image(40, 200))
+    labels = write_raster(tmp_path / "labels.tif", np.ones((40, 200), np.uint8))
+    summary = tile_scene(image, tmp_path / "chips", labels=labels, size=64, split=(1, 0, 0))
+    assert any("200 x 40 px, narrower than --size 64: its chips are 64 x 40 px" in w for w in summary.warnings)

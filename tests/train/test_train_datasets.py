@@ -272,3 +272,24 @@ def test_chip_pixels_under_the_chips_mask_are_fed_as_zero(tmp_path: Path) -> Non
     sample = ChipDataset(tmp_path / "chips", split="train")[0]
     image = sample["image"].numpy()
     assert (image[:, :, :24] == 0).all() and (np.abs(image[:, :, 24:]).sum(0) > 0).all()
+
+
+def test_rot90_keeps_a_non_square_chip_its_shape() -> None:
+    """Chips of a raster narrower than --size are 64 x 40: a quarter turn made some 40 x 64, and train stopped on
+    'samples of different sizes ... come from one tiling'."""
+    sample = {"image": torch.rand(3, 40, 64), "mask": torch.zeros(40, 64, dtype=torch.long)}
+    aug = Augment(flips=False, rot90=True, scale=None, photometric=0.0)
+    turned = 0
+    for seed in range(16):
+        aug.reseed(seed)
+        out = aug({k: v.clone() for k, v in sample.items()})
+        assert out["image"].shape == (3, 40, 64) and out["mask"].shape == (40, 64)
+        turned += not torch.equal(out["image"], sample["image"])
+    assert turned  # by 180 degrees
+    square = {"image": torch.rand(3, 32, 32)}
+    seen = set()
+    for seed in range(16):
+        aug.reseed(seed)
+        out = aug({"image": square["image"].clone()})["image"]
+        seen.update(k for k in range(4) if torch.equal(out, torch.rot90(square["image"], k, dims=(-2, -1))))
+    assert seen == {0, 1, 2, 3}  # a square chip still takes every quarter turn
