@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import fcntl
 import json
 import logging
@@ -323,7 +324,10 @@ class _Lock:
 
 
 def _stale_partials(target: Path) -> list[Path]:
-    return [*target.parent.glob(f".{target.name}.partial-*"), *target.parent.glob(f".{target.name}.old-*")]
+    """This output's scratch and set-aside copies: its name escaped (an output named ``*`` matched every other
+    output's, and deleted another run's live scratch; one named ``a[1]`` matched none of its own)."""
+    name = glob.escape(target.name)
+    return [*target.parent.glob(f".{name}.partial-*"), *target.parent.glob(f".{name}.old-*")]
 
 
 def _set_aside(path: Path, backup: Path) -> None:
@@ -429,8 +433,10 @@ class Publication:
                 raise RuntimeError(f"publish: nothing was written to the scratch of {out}")
             _fsync_file(tmp)
         if not self.directory:  # GDAL's statistics of the old file (QGIS, gdalinfo -stats): about the new one, untrue
-            self.removals += [aux for out, _ in pairs if (aux := out.with_name(out.name + ".aux.xml")).is_file()
-                              and aux not in self.removals]
+            # (beside the file written and beside the name given: GDAL reads the one beside a symlink it opens)
+            named = [Path(p) for p in self.asked]
+            self.removals += [aux for out in [*self.outputs, *named]
+                              if (aux := out.with_name(out.name + ".aux.xml")).is_file() and aux not in self.removals]
         if len(pairs) == 1 and not self.directory and not self.removals:
             try:
                 os.replace(self.scratch[0], self.outputs[0])
@@ -611,11 +617,20 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
     return recovered
 
 
+def _has_journal(path: PathLike) -> bool:
+    """Whether a killed run's journal lies next to ``path``. An input named near the file system's limit has no
+    room for one (its name is 22 bytes longer): Python raised 'File name too long' and every verb refused it."""
+    try:
+        return journal_path(path).is_file()
+    except OSError:
+        return False
+
+
 def settle_inputs(inputs: Iterable[PathLike | None]) -> None:
     """Before reading outputs of earlier runs: finish a publication that a killed run left between its
     renames (its journal lies next to an input), so that a reader never pairs one run's class raster
     with another run's probabilities. An input a live run is publishing is refused (busy)."""
-    pending = [Path(os.path.abspath(p)) for p in inputs if p is not None and journal_path(p).is_file()]
+    pending = [Path(os.path.abspath(p)) for p in inputs if p is not None and _has_journal(p)]
     try:
         _recover(pending, [])
     except OutputBusyError as exc:

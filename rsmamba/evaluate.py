@@ -11,6 +11,7 @@ raster gets the semantic change scores of SECOND and Landsat-SCD (SeK, Fscd, mIo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -496,8 +497,8 @@ def _write_png(tmp: Path, rgb: np.ndarray) -> None:
         with rasterio.open(tmp, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
                            dtype="uint8") as dst:
             dst.write(rgb)
-        for aux in tmp.parent.glob(tmp.name + ".aux.xml"):
-            aux.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (tmp.parent / (tmp.name + ".aux.xml")).unlink()
 
 
 def _confusion_png(hist: np.ndarray, cell: int = 24) -> np.ndarray:

@@ -137,13 +137,28 @@ def files_behind(path: str | os.PathLike[str] | None) -> list[str]:
 
     import rasterio
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a benchmark PNG without georeferencing is still an input
-            with rasterio.open(path) as ds:
-                return [str(path), *ds.files]
-    except Exception:  # noqa: BLE001 - an unreadable input (or a folder, a config) stands for itself
-        return [str(path)]
+    found = [str(path)]
+    todo, seen = [str(path)], {os.path.abspath(path)}
+    while todo and len(seen) <= VRT_FILES_MAX:  # a VRT of VRTs (a mosaic of per-tile VRTs): followed to the files
+        current = todo.pop()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a benchmark PNG without georeferencing is still an input
+                with rasterio.open(current) as ds:
+                    files = list(ds.files)
+        except Exception:  # noqa: BLE001 - an unreadable input (or a folder, a config) stands for itself
+            continue
+        for f in files:
+            if os.path.abspath(f) in seen:
+                continue
+            seen.add(os.path.abspath(f))
+            found.append(f)
+            if f.lower().endswith(".vrt") and Path(f).is_file():  # (its sources, one level further down)
+                todo.append(f)
+    return found
+
+
+VRT_FILES_MAX = 100_000  # files behind one input followed at most (a mosaic VRT of a country's tiles)
 
 
 YAML_MAX_NODES = 100_000  # a config or class table is tens of nodes; a "billion laughs" file is 10^9

@@ -17,6 +17,7 @@ from typing import Any
 from rsmamba.atomic import Publication, atomic_output, resume_sidecar_path
 from rsmamba.engine.writer import OutputLayer
 from rsmamba.errors import InputError
+from rsmamba.paths import files_behind
 
 
 def torch_threads() -> int:
@@ -32,17 +33,26 @@ def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
     ``.aux.xml`` sidecars are left out: GDAL and QGIS write statistics there while a run waits to resume."""
     if path is None:
         return None
-    import rasterio
-
     main = Path(path).resolve()
-    try:
-        with rasterio.open(path) as src:
-            others = {Path(f).resolve() for f in src.files} - {main}
-    except rasterio.errors.RasterioIOError:  # checked by the caller; here only the file itself
-        others = set()
+    others = {Path(f).resolve() for f in files_behind(path)} - {main}  # a VRT's sources, VRTs of VRTs followed
     files = [main, *sorted(f for f in others if not f.name.lower().endswith(".aux.xml") and f.is_file())]
     stats = [(f, f.stat()) for f in files]
-    return "|".join(f"{f}:{st.st_size}:{st.st_mtime_ns}" for f, st in stats)
+    return "|".join(f"{f}:{st.st_size}:{st.st_mtime_ns}" for f, st in stats) + f"|{_as_read(path)}"
+
+
+def _as_read(path: str | os.PathLike[str]) -> str:
+    """What GDAL makes of the pixels beyond their values: CRS, transform, and each band's nodata, scale, offset and
+    colour. An ``.aux.xml`` written before ``--resume`` (a DSM's offset of -30 m) changed them unseen, and one map
+    was spliced from two DSMs; one that only adds statistics (QGIS) changes none of them."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            read = (src.crs.to_wkt() if src.crs else None, tuple(src.transform), src.nodatavals, src.scales,
+                    src.offsets, tuple(c.name for c in src.colorinterp), src.count)
+    except rasterio.errors.RasterioIOError:  # checked by the caller
+        return ""
+    return hashlib.sha256(repr(read).encode()).hexdigest()[:16]
 
 
 def resume_note(point: tuple[int, int] | None, strips: int) -> str:

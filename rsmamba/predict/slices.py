@@ -14,6 +14,7 @@ mixed in.
 
 from __future__ import annotations
 
+import glob
 import inspect
 import os
 import shutil
@@ -204,7 +205,7 @@ def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_
         "stats": [stats[0].mean, stats[0].std, stats[1].mean if stats[1] else None], **predict_kwargs,
     })
     parts = out.with_name(f".{out.name}.parts-{digest}")
-    for stale in out.parent.glob(f".{out.name}.parts-*"):
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.parts-*"):  # escaped: an output named * matched all
         if stale != parts:  # parts of a run with other inputs or parameters
             shutil.rmtree(stale, ignore_errors=True)
     parts.mkdir(parents=True, exist_ok=True)

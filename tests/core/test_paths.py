@@ -44,3 +44,55 @@ def test_a_config_not_in_utf8_or_not_yaml_is_one_input_error(tmp_path: Path) -> 
     with pytest.raises(InputError, match=r"--set optim.lr=\[1,: not valid YAML") as err:
         load_config(None, ["optim.lr=[1,", "data.root=x"])
     assert len(err.value.problems) == 1
+
+
+def _vrt_of(source: Path, out: Path) -> Path:
+    """A one-band VRT of ``source`` (relative to the VRT)."""
+    import os
+
+    import rasterio
+
+    with rasterio.open(source) as s:
+        rel = os.path.relpath(source, out.parent)
+        out.write_text(f'<VRTDataset rasterXSize="{s.width}" rasterYSize="{s.height}"><SRS>{s.crs.to_wkt()}</SRS>'
+                       f'<GeoTransform>{", ".join(map(str, s.transform.to_gdal()))}</GeoTransform>'
+                       f'<VRTRasterBand dataType="Byte" band="1"><SimpleSource><SourceFilename relativeToVRT="1">'
+                       f'{rel}</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>')
+    return out
+
+
+def test_the_files_behind_a_vrt_of_vrts_are_followed_to_the_end(tmp_path: Path) -> None:
+    """Only the first level was listed: `predict outer.vrt -o a.tif --overwrite` replaced the orthophoto a.tif behind
+    inner.vrt with the class map, and --resume took a changed a.tif."""
+    import numpy as np
+
+    from rsmamba.engine.resume import file_fingerprint
+    from rsmamba.paths import files_behind
+    from tests.helpers.rasters import write_raster
+
+    leaf = write_raster(tmp_path / "a.tif", np.ones((8, 8), np.uint8))
+    outer = _vrt_of(_vrt_of(leaf, tmp_path / "inner.vrt"), tmp_path / "outer.vrt")
+    assert str(leaf) in [str(Path(f)) for f in files_behind(outer)]
+    before = file_fingerprint(outer)
+    write_raster(leaf, np.full((8, 8), 2, np.uint8))
+    import os
+    os.utime(leaf, ns=(1, 1))  # another file: another mtime
+    assert file_fingerprint(outer) != before
+
+
+def test_a_resume_sees_an_aux_xml_that_changes_what_gdal_reads(tmp_path: Path) -> None:
+    """A DSM's .aux.xml offset of -30 m added before --resume went unseen (one map spliced from two DSMs); one
+    holding statistics only (QGIS writes them while the run waits) changes nothing."""
+    import numpy as np
+
+    from rsmamba.engine.resume import file_fingerprint
+    from tests.helpers.rasters import write_raster
+
+    dsm = write_raster(tmp_path / "dsm.tif", np.ones((8, 8), np.float32))
+    before = file_fingerprint(dsm)
+    aux = tmp_path / "dsm.tif.aux.xml"
+    aux.write_text('<PAMDataset><PAMRasterBand band="1"><Metadata><MDI key="STATISTICS_MEAN">1</MDI></Metadata>'
+                   '</PAMRasterBand></PAMDataset>')
+    assert file_fingerprint(dsm) == before
+    aux.write_text('<PAMDataset><PAMRasterBand band="1"><Offset>-30</Offset><Scale>1</Scale></PAMRasterBand></PAMDataset>')
+    assert file_fingerprint(dsm) != before

@@ -642,3 +642,41 @@ def test_a_replaced_raster_loses_the_old_files_gdal_statistics(tmp_path) -> None
         pub[0].write_bytes(b"3")
         pub[1].write_bytes(b"4")
     assert not out.with_name("classes.tif.aux.xml").exists() and keep.exists()
+
+
+def test_an_output_named_like_a_glob_pattern_cleans_its_own_partials_only(tmp_path) -> None:
+    """Its name was a pattern: an output named ``*`` matched every other output's scratch (a live tile run lost a
+    quarter of its chips, exit 0), one named ``a[1]`` never matched its own dead run's partial."""
+    other = tmp_path / ".chips.partial-123-abcdef01"
+    other.mkdir()
+    mine = tmp_path / ".a[1].partial-456-abcdef02"
+    mine.mkdir()
+    remove_stale_partials(tmp_path / "*")
+    assert other.exists()
+    remove_stale_partials(tmp_path / "a[1]")
+    assert not mine.exists() and other.exists()
+
+
+def test_overwriting_through_a_symlink_drops_the_statistics_beside_the_link(tmp_path) -> None:
+    """GDAL reads the .aux.xml beside the name it opens: the old map's statistics stayed beside the link."""
+    store = tmp_path / "store"
+    store.mkdir()
+    target = write_raster(store / "classes.tif", random_image(8, 8, bands=1))
+    link = tmp_path / "classes.tif"
+    link.symlink_to(target)
+    for aux in (tmp_path / "classes.tif.aux.xml", store / "classes.tif.aux.xml"):
+        aux.write_text("<PAMDataset/>")
+    with publish([link], overwrite=True) as pub:
+        write_raster(pub[link], random_image(4, 4, bands=1))
+    assert not (tmp_path / "classes.tif.aux.xml").exists() and not (store / "classes.tif.aux.xml").exists()
+    with rasterio.open(link) as ds:
+        assert ds.shape == (4, 4)
+
+
+def test_an_input_named_near_the_file_systems_limit_is_read(tmp_path) -> None:
+    """Its journal's name (22 bytes longer) was probed: 'File name too long' refused it in every verb."""
+    from rsmamba.atomic import settle_inputs
+
+    name = "建" * 78 + ".tif"  # 238 bytes
+    path = write_raster(tmp_path / name, random_image(8, 8))
+    settle_inputs([path])  # no OSError
