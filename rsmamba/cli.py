@@ -541,7 +541,7 @@ def train(
         if problem:
             raise InputError(problem)
     # quoted: a folder named 2024, yes or 'exp #2' is a name, not YAML's number, boolean or comment
-    set_ = list(set_ or []) + ([f"out={json.dumps(str(out))}"] if out is not None else [])
+    set_ = list(set_ or []) + ([f"out={json.dumps(str(out), ensure_ascii=False)}"] if out is not None else [])
     last = Path(load_config(config, set_)["out"]) / "last.pt"  # config problems in one line before torch loads
     from rsmamba.train import train as run_training
 

@@ -45,18 +45,28 @@ def _isatty(stream: Any) -> bool:
 STATE = CliState()
 
 
-def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
+def verbosity_flags(args: list[str], takes_value: frozenset[str] = frozenset()) -> tuple[list[str], int]:
     """``args`` without their -v/-q flags (``-vv``, ``--quiet`` too), and what those flags add up to.
 
     GDAL's tools take -q anywhere on the line, and so do users: ``rsmamba predict a.tif -o b.tif -q``
     means the group's -q; a mixed cluster (``-qv``) counts as it does before the verb, and flags leading a
-    cluster of the verb's own options (``-qo out.tif``) are taken out of it. Nothing after ``--`` is a flag.
+    cluster of the verb's own options (``-qo out.tif``) are taken out of it. Nothing after ``--`` is a flag, nor
+    the value of an option in ``takes_value`` (``-o -v.tif`` was written as ``-.tif``, with DEBUG logging on).
     """
     kept: list[str] = []
     delta = 0
+    value_next = False
     for i, arg in enumerate(args):
+        if value_next:
+            kept.append(arg)
+            value_next = False
+            continue
         if arg == "--":
             return kept + args[i:], delta
+        if arg in takes_value:
+            kept.append(arg)
+            value_next = True
+            continue
         if arg in ("--verbose", "--quiet"):
             delta += 1 if arg == "--verbose" else -1
         elif len(arg) > 1 and arg[0] == "-" and set(arg[1:]) <= {"v", "q"}:
@@ -65,6 +75,7 @@ def verbosity_flags(args: list[str]) -> tuple[list[str], int]:
             lead = len(arg) - 1 - len(arg[1:].lstrip("vq"))
             delta += arg[1:1 + lead].count("v") - arg[1:1 + lead].count("q")
             kept.append("-" + arg[1 + lead:])
+            value_next = kept[-1] in takes_value
         else:
             kept.append(arg)
     return kept, delta
@@ -75,7 +86,11 @@ class VerbosityAnywhere(TyperGroup):
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name, cmd, rest = super().resolve_command(ctx, args)
-        rest, ctx.meta["verbosity"] = verbosity_flags(rest)
+        takes_value = frozenset(flag for param in getattr(cmd, "params", ())
+                                if getattr(param, "param_type_name", "") == "option"
+                                and not getattr(param, "is_flag", False) and not getattr(param, "count", False)
+                                for flag in [*param.opts, *param.secondary_opts])
+        rest, ctx.meta["verbosity"] = verbosity_flags(rest, takes_value)
         return name, cmd, rest
 
 

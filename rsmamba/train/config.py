@@ -74,6 +74,11 @@ def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None
     node[keys[-1]] = value
 
 
+# Keys holding a path: --set takes their text as it is (YAML made 2024 a number, 2024-05-01 a date, yes a boolean and
+# cut 'exp #2' at its comment: tracebacks, or a run trained into exp/); a config file must hold them as text.
+PATH_KEYS = frozenset({"out", "data.root", "model.init"})
+
+
 def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
     """Apply ``key.path=value`` strings (values parsed as YAML: ``0.001``, ``[1, 2]``, ``null``)."""
     cfg = copy.deepcopy(cfg)
@@ -83,11 +88,14 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
             problems.add(f"--set {item!r}: expected key.path=value")
             continue
         key, raw = item.split("=", 1)
-        try:
-            value = load_yaml(f"--set {item}", text=raw)
-        except InputError as exc:
-            problems.add(str(exc))
-            continue
+        if key.strip() in PATH_KEYS and not raw.strip()[:1] in ("'", '"'):
+            value: Any = raw.strip()  # a folder named 2024, 2024-05-01, yes or 'exp #2' is that name, not YAML's
+        else:
+            try:
+                value = load_yaml(f"--set {item}", text=raw)
+            except InputError as exc:
+                problems.add(str(exc))
+                continue
         _set(cfg, key.strip(), value, problems)
     problems.raise_if_any()
     return cfg
@@ -138,6 +146,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("augment.grayscale", "number", 0, False), ("augment.date_jitter", "bool", None, False),
     ("augment.date_swap", "number", 0, False),
     ("tensorboard", "bool", None, False),
+    ("out", "path", None, False), ("data.root", "path", None, True), ("model.init", "path", None, True),
 )
 
 
@@ -160,7 +169,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
                 return False
             return isinstance(v, int) if integer else True
 
-        if kind == "bool":
+        if kind == "path":
+            ok, values = isinstance(node, str) and node.strip() != "", []
+        elif kind == "bool":
             ok, values = isinstance(node, bool), []
         elif kind in ("int_list", "number_list"):  # a scalar, text or an empty list: a traceback an epoch in
             ok = isinstance(node, list) and bool(node) or (kind == "int_list" and node == [])
@@ -169,7 +180,8 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         else:
             ok, values = number(node, kind == "int"), [node]
         if not ok:
-            what = {"int": "an integer", "number": "a number", "bool": "true or false",
+            what = {"path": "a path (quote one YAML reads otherwise: '2024')", "int": "an integer", "number": "a number",
+                    "bool": "true or false",
                     "int_list": "a list of integers, e.g. [5]", "number_list": "a list of numbers, e.g. [1.0]"}[kind]
             problems.add(f"config {key}: expected {what}, got {node!r}")
         elif smallest is not None and any(v < smallest for v in values):

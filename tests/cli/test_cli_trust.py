@@ -111,6 +111,20 @@ def test_verbosity_flags_after_the_verb_stop_at_double_dash() -> None:
     assert verbosity_flags(["a.tif", "-qo", "x.tif", "-vqx", "-oq"]) == (["a.tif", "-o", "x.tif", "-x", "-oq"], -1)
 
 
+def test_an_options_value_that_looks_like_a_verbosity_flag_is_the_value(tmp_path, monkeypatch) -> None:
+    """'-o -v.tif' wrote '-.tif' (and turned DEBUG logging on); 'tile -o -vchips' wrote '-chips'."""
+    from rsmamba.cli_options import verbosity_flags
+    from tests.helpers.rasters import write_raster
+
+    values = frozenset({"-o", "--out"})
+    assert verbosity_flags(["a.tif", "-o", "-v.tif", "-q"], values) == (["a.tif", "-o", "-v.tif"], -1)
+    assert verbosity_flags(["a.tif", "-qo", "-vq"], values) == (["a.tif", "-o", "-vq"], -1)
+    monkeypatch.chdir(tmp_path)
+    ref = write_raster(tmp_path / "r.tif", np.zeros((8, 8), np.uint8))
+    assert cli.main(["evaluate", str(ref), str(ref), "-o", "-v_m.json"]) == 0
+    assert (tmp_path / "-v_m.json").exists() and not (tmp_path / "-_m.json").exists()
+
+
 def test_mixed_verbosity_clusters_after_the_verb_count_as_before_it(capsys) -> None:
     """'rsmamba models -qv' was 'No such option: -q' while 'rsmamba -qv models' ran."""
     from rsmamba.cli_options import STATE, verbosity_flags

@@ -359,3 +359,20 @@ def test_dry_run_refuses_a_device_as_the_run_does(tmp_path: Path, capsys) -> Non
         assert main(_train(tmp_path, "--set", f"data.root={chips}", "--device", "xpu", *extra)) == 2
         said.append(_one_error_line(capsys))
     assert said[0] == said[1] and "train.device xpu: rsmamba runs on cpu, cuda, mps" in said[0]
+
+
+def test_path_keys_set_on_the_command_line_are_their_text(tmp_path) -> None:
+    """YAML made 'out=2024' a number, 'data.root=2024-05-01' a date and 'out=yes' a boolean (tracebacks), and cut
+    'out=exp #2' at its comment (the run trained into exp/)."""
+    from rsmamba.errors import InputError
+    from rsmamba.train.config import DEFAULTS, apply_overrides, load_config
+
+    cfg = apply_overrides(DEFAULTS, ["out=2024", "data.root=2024-05-01", "model.init=yes", "train.epochs=3"])
+    assert (cfg["out"], cfg["data"]["root"], cfg["model"]["init"], cfg["train"]["epochs"]) == \
+        ("2024", "2024-05-01", "yes", 3)
+    assert apply_overrides(DEFAULTS, ["out=exp #2"])["out"] == "exp #2"
+    assert apply_overrides(DEFAULTS, ["out='quoted'"])["out"] == "quoted"
+    config = tmp_path / "c.yaml"
+    config.write_text("out: 2024\n")
+    with pytest.raises(InputError, match=r"config out: expected a path .*got 2024"):
+        load_config(config, [])
