@@ -60,12 +60,12 @@ def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
     The library functions check the same (``rsmamba.paths``); this only answers a user's typo fast.
     ``inputs``: role -> path (None or a pattern/template skipped); ``outputs``: role -> path.
     """
-    from rsmamba.jobs import is_pattern
+    from rsmamba.jobs import is_pattern, is_template
     from rsmamba.paths import input_problem, output_problem
 
     def plain(value: object) -> bool:
         text = str(value)
-        return value is not None and not is_pattern(text) and "{" not in text
+        return value is not None and not is_pattern(text) and not is_template(text)
 
     problems = [p for role, path in inputs.items() if plain(path) and (p := input_problem(path, role))]
     sources = [path for path in inputs.values() if plain(path)]
@@ -427,7 +427,7 @@ def change(
         _preflight({"t1": t1, "t2": t2, "model": _model_path(model)}, {"change": out, "probabilities": opt.either(probabilities, old_probability)})
     from rsmamba.change import detect_change
     from rsmamba.change.many import change_many
-    from rsmamba.jobs import pair_inputs
+    from rsmamba.jobs import is_template, pair_inputs
 
     device = _device(device) if scheduler in (None, "local") else device  # a remote cluster's workers decide
 
@@ -452,7 +452,7 @@ def change(
     if given:  # one pair runs in this process, whole: they would do nothing
         raise InputError(f"{', '.join(given)}: for many pairs (a pattern, a list, a folder -o); one pair is one job")
     t1_path, t2_path = Path(t1), Path(t2)
-    if "{" in t2:  # a template, filled from t1's name
+    if is_template(t2):  # a template, filled from t1's name (an existing 't2 {v2}.tif' is that file)
         (t1_path,), (t2_path,) = pair_inputs(t1, t2)
     _PREDICT_RUN.append(Path(out))
     summary = detect_change(

@@ -33,8 +33,11 @@ def _can_write_into(folder: Path) -> str | None:
 
 
 def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = (),
-                   role: str = "output", *, directory: bool = False) -> str | None:
-    """Why ``path`` cannot be written as this run's output (a file, or a folder with ``directory``), or None."""
+                   role: str = "output", *, directory: bool = False, into: bool = False) -> str | None:
+    """Why ``path`` cannot be written as this run's output (a file, or a folder with ``directory``), or None.
+
+    ``into``: the run writes files into the folder ``path`` (a batch), so an existing one must take new files
+    itself; a folder published whole (``tile``) is made beside it, in its parent."""
     path = Path(path)
     if path.exists():
         if path.is_dir() and not directory:
@@ -45,7 +48,7 @@ def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathL
     for item in inputs:
         if item is not None and Path(item).exists() and Path(item).resolve() == target:
             return f"{role} {path}: is the input {item} of this run; choose another output"
-    parent = _nearest_existing(path)
+    parent = path if into and path.is_dir() else _nearest_existing(path)
     if not parent.is_dir():
         return f"{role} {path}: cannot write into {parent}: it is a file, not a folder"
     why = _can_write_into(parent)

@@ -12,8 +12,8 @@ knows nothing of what a job computes: ``predict`` and ``change`` hand it their o
 """
 
 from rsmamba.jobs.plan import (
-    Job, check_templates, expand_inputs, is_batch, is_pattern, pair_inputs, plan_jobs, plan_pair_jobs, resolve_template,
-    select_shard,
+    Job, check_templates, expand_inputs, is_batch, is_pattern, is_template, pair_inputs, plan_jobs, plan_pair_jobs,
+    resolve_template, select_shard,
 )
 from rsmamba.jobs.run import JobResult, JobsFailed, keyword_defaults, run_jobs, run_many
 from rsmamba.jobs.worker import band_count, cached_model, default_workers, first_band_count, setup_worker
@@ -21,6 +21,6 @@ from rsmamba.jobs.worker import band_count, cached_model, default_workers, first
 __all__ = [
     "Job", "JobResult", "JobsFailed", "band_count", "cached_model", "check_templates", "default_workers",
     "expand_inputs", "first_band_count", "is_batch", "keyword_defaults",
-    "is_pattern", "pair_inputs", "plan_jobs", "plan_pair_jobs", "resolve_template", "run_jobs", "run_many",
+    "is_pattern", "is_template", "pair_inputs", "plan_jobs", "plan_pair_jobs", "resolve_template", "run_jobs", "run_many",
     "select_shard", "setup_worker",
 ]

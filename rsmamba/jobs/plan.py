@@ -10,6 +10,7 @@ indexed jobs): shard ``i`` of ``n`` takes every n-th job starting at ``i``.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import string
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from typing import Any
 from rsmamba.errors import InputError, ProblemCollector, not_utf8_problem
 from rsmamba.paths import input_problem
 
+log = logging.getLogger(__name__)
+
 PathLike = str | os.PathLike[str]
 FILE_LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
@@ -29,32 +32,59 @@ def _is_glob(text: str) -> bool:
     return glob.has_magic(text) and not Path(text).exists()
 
 
+def _is_list(text: str) -> bool:
+    """``@list.txt`` and no file of that literal name: an existing ``@a.tif`` is that file."""
+    return text.startswith("@") and not Path(text).exists()
+
+
 def is_pattern(text: str) -> bool:
     """A glob pattern or an ``@list``: something :func:`expand_inputs` expands rather than one path."""
-    return _is_glob(text) or text.startswith("@")
+    return _is_glob(text) or _is_list(text)
 
 
-def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def is_template(text: str) -> bool:
+    """A per-scene path template (``{dir}/{stem}_dsm.tif``): a ``{`` and no file of that literal name."""
+    return "{" in text and not Path(text).exists()
+
+
+def _read_list(list_path: Path) -> list[Path]:
+    """The paths of a file list, relative ones to its folder; a Windows editor's BOM is dropped (CRLF is)."""
+    data = list_path.read_bytes()
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"file list {list_path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}, "
+                         f"line {line}); save it as UTF-8") from None
+    paths = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            p = Path(line)
+            paths.append(p if p.is_absolute() else list_path.parent / p)
+    return paths
+
+
+def expand_inputs(items: Sequence[str | os.PathLike[str]], unique: bool = True) -> list[Path]:
     """Paths, glob patterns and file lists (``@list.txt`` or a ``.txt`` file, one path per line) -> paths.
 
-    Order is kept (sorted within each glob) and duplicates are dropped; every problem is reported.
-    A path that exists is taken literally even when its name holds glob characters (``scene[1].tif``).
+    Order is kept (sorted within each glob) and, with ``unique``, a file given twice is kept once, with a
+    warning (:func:`_drop_repeats`); every problem is reported. A path that exists is taken literally
+    even when its name holds glob characters (``scene[1].tif``) or starts with ``@``.
     """
     problems = ProblemCollector()
     out: list[Path] = []
     for item in items:
         text = str(item)
-        if text.startswith("@") or Path(text).suffix.lower() in FILE_LIST_SUFFIXES:
-            list_path = Path(text.lstrip("@"))
+        if _is_list(text) or Path(text).suffix.lower() in FILE_LIST_SUFFIXES:
+            list_path = Path(text[1:] if _is_list(text) else text)
             if not list_path.is_file():
                 problems.add(f"file list {list_path}: not found")
                 continue
-            base = list_path.parent
-            for line in list_path.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    p = Path(line)
-                    out.append(p if p.is_absolute() else base / p)
+            try:
+                out.extend(_read_list(list_path))
+            except InputError as exc:
+                problems.add(str(exc))
         elif _is_glob(text):  # an existing file named with [ ] * ? is itself, not a pattern
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
@@ -72,16 +102,31 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
     for special in [p for p in out if p.exists() and not p.is_dir() and not p.is_file()][:3]:  # a named pipe
         problems.add(input_problem(special, "input"))  # refused before a worker's GDAL waits on it for ever
     problems.raise_if_any()
-    seen: set[Path] = set()
-    unique = []
-    for p in out:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    if not unique:
+    if not out:
         raise InputError("no input given")
-    return unique
+    return _drop_repeats(out, [(p.resolve(),) for p in out]) if unique else out
+
+
+def _drop_repeats(items: Sequence[Any], keys: Sequence[tuple[Path, ...]]) -> list[Any]:
+    """``items`` with each key (resolved inputs) kept at its first place: a file given twice (overlapping globs,
+    a symbolic link to another input, ``a.tif`` and ``./a.tif``) runs once. A warning names each repeat and
+    the input it repeats: a batch that says '2 scenes' for 3 given says why."""
+    first: dict[tuple[Path, ...], Any] = {}
+    kept, said = [], []
+    for item, key in zip(items, keys):
+        if key not in first:
+            first[key] = item
+            kept.append(item)
+            continue
+        pair = isinstance(item, tuple)
+        was, now = (" and ".join(map(str, i)) if pair else str(i) for i in (first[key], item))
+        said.append(f"{'the pair ' * pair}{now} is given twice" if now == was
+                    else f"{'the pair ' * pair}{now} is the same {'' if pair else 'file '}as {was}")
+    if said:
+        shown = list(dict.fromkeys(said))
+        more = f" (+{len(shown) - 3} more)" if len(shown) > 3 else ""
+        log.warning("skipped %d input%s given twice: %s%s", len(said), "s" * (len(said) > 1), "; ".join(shown[:3]), more)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -122,10 +167,11 @@ def output_name(template: str | None, path: Path, index: int, common: Path | Non
     """
     if template is None:
         return Path(f"{path.stem}{suffix}")
-    rel = path.resolve().parent.relative_to(common) if common is not None else Path(path.parent.name)
+    folder = _folder(path)
+    rel = folder.relative_to(common) if common is not None else Path(folder.name)
     try:
         _plain_fields(template)
-        name = template.format(stem=path.stem, name=path.name, suffix=path.suffix, parent=path.resolve().parent.name,
+        name = template.format(stem=path.stem, name=path.name, suffix=path.suffix, parent=folder.name,
                                relparent=str(rel) if str(rel) != "." else "", index=index)
     except (KeyError, IndexError, ValueError) as exc:
         raise InputError(f"--name-template {template!r}: use {NAME_FIELDS} ({exc})") from None
@@ -143,8 +189,14 @@ def _plain_fields(template: str) -> None:
             raise KeyError(field)
 
 
+def _folder(path: Path) -> Path:
+    """An input's folder as given, made absolute without following links: a folder ``2021`` that links to
+    ``flight_A`` is ``{parent}`` 2021, as the user named it (``{dir}`` and ``{stem}`` are as given too)."""
+    return Path(os.path.abspath(path)).parent
+
+
 def _common_folder(paths: Sequence[Path]) -> Path:
-    return Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
+    return Path(os.path.commonpath([str(_folder(p)) for p in paths]))
 
 
 def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], suffix: str = ".tif",
@@ -153,7 +205,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLi
     inputs, out_dir = [Path(p) for p in inputs], Path(out_dir)
     common = _common_folder(inputs) if inputs else None
     jobs = [Job((p,), out_dir / output_name(template, p, i, common, suffix)) for i, p in enumerate(inputs)]
-    _check_unique_outputs(jobs)
+    _check_unique_outputs(jobs, template)
     _check_suffixes(jobs, template, suffix)
     return jobs
 
@@ -187,16 +239,20 @@ def check_templates(template: str | None, inputs: Sequence[Path], role: str) -> 
 def plan_pair_jobs(t1: Sequence[Path], t2: Sequence[Path], out_dir: Path, suffix: str = ".tif",
                    template: str | None = None) -> list[Job]:
     """Change jobs: the i-th t1 with the i-th t2 (output named after t1)."""
-    if len(t1) != len(t2):
-        raise InputError(f"{len(t1)} t1 inputs but {len(t2)} t2 inputs; they are paired in order")
+    _check_paired(t1, t2)
     common = _common_folder(t1) if t1 else None
     jobs = [Job((a, b), out_dir / output_name(template, a, i, common, suffix)) for i, (a, b) in enumerate(zip(t1, t2))]
-    _check_unique_outputs(jobs)
+    _check_unique_outputs(jobs, template)
     _check_suffixes(jobs, template, suffix)
     return jobs
 
 
-def _check_unique_outputs(jobs: Sequence[Job]) -> None:
+def _check_paired(t1: Sequence[Path], t2: Sequence[Path | None]) -> None:
+    if len(t1) != len(t2):
+        raise InputError(f"{len(t1)} t1 inputs but {len(t2)} t2 inputs; they are paired in order")
+
+
+def _check_unique_outputs(jobs: Sequence[Job], template: str | None = None) -> None:
     names: dict[Path, Path] = {}
     clashes = []
     for job in jobs:
@@ -204,8 +260,9 @@ def _check_unique_outputs(jobs: Sequence[Job]) -> None:
             clashes.append(f"{names[job.output]} and {job.inputs[0]} would both write {job.output.name}")
         names[job.output] = job.inputs[0]
     if clashes:
-        raise InputError(clashes + ["name the outputs with --name-template, e.g. '{parent}_{stem}.tif' or "
-                                    "'{relparent}/{stem}.tif' (mirrored folders)"])
+        hints = [f"{t!r}{how}" for t, how in (("{parent}_{stem}.tif", ""), ("{relparent}/{stem}.tif", " (mirrored folders)"),
+                                               ("{index:04d}_{stem}.tif", "")) if t != template][:2]
+        raise InputError(clashes + [f"name the outputs with --name-template, e.g. {' or '.join(hints)}"])
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     onto = [job.output for job in jobs if job.output.resolve() in inputs]
     if onto:  # an input would be taken for its finished output (or overwritten)
@@ -244,24 +301,33 @@ def is_batch(inputs: Sequence[str], out: PathLike) -> bool:
 
 
 def resolve_template(template: str | None, image: Path) -> Path | None:
-    """``{stem}``, ``{name}`` and ``{dir}`` (the image's folder) in a per-scene path, e.g. ``{dir}/{stem}_dsm.tif``."""
+    """``{stem}``, ``{name}`` and ``{dir}`` (the image's folder) in a per-scene path, e.g. ``{dir}/{stem}_dsm.tif``;
+    a file that exists is itself, braces and all (``dsm{1}.tif``), as an existing ``scene[1].tif`` is no glob."""
     if template is None:
         return None
+    if not is_template(template):
+        return Path(template)
     return Path(template.format(stem=image.stem, name=image.name, dir=str(image.parent)))
 
 
 def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
-    """Epoch-1 and epoch-2 paths, paired in order; a t2 containing ``{`` is a template filled from each t1.
+    """Epoch-1 and epoch-2 paths, paired in order; a t2 containing ``{`` (and no file of that name) is a
+    template filled from each t1.
 
     A template (``{stem}``, ``{name}``, ``{dir}``) pairs by name rather than by sort order, so a
     missing or extra scene cannot shift every later pair; every missing t2 is reported at once.
+    A pair given twice runs once (:func:`_drop_repeats`); the lists are paired before that, so a
+    repeat in one list cannot shift the pairs after it.
     """
     t1_items = [t1] if isinstance(t1, (str, os.PathLike)) else list(t1)
     t2_items = [t2] if isinstance(t2, (str, os.PathLike)) else list(t2)
-    t1_paths = expand_inputs([str(i) for i in t1_items])
-    if len(t2_items) == 1 and "{" in str(t2_items[0]):
+    t1_paths = expand_inputs([str(i) for i in t1_items], unique=False)
+    if len(t2_items) == 1 and is_template(str(t2_items[0])):
         template = str(t2_items[0])
         check_templates(template, t1_paths, "t2")
         t2_paths = [resolve_template(template, p) for p in t1_paths]
-        return t1_paths, t2_paths
-    return t1_paths, expand_inputs([str(i) for i in t2_items])
+    else:
+        t2_paths = expand_inputs([str(i) for i in t2_items], unique=False)
+    _check_paired(t1_paths, t2_paths)
+    pairs = _drop_repeats(list(zip(t1_paths, t2_paths)), [(a.resolve(), b.resolve()) for a, b in zip(t1_paths, t2_paths)])
+    return [a for a, _ in pairs], [b for _, b in pairs]

@@ -175,23 +175,71 @@ def run_many(
     if Path(out_dir).suffix.lower() in FILE_SUFFIXES and not Path(out_dir).is_dir():  # a folder named mosaic.tif
         raise InputError(f"-o {out_dir}: several scenes (a pattern, a list or a folder) give one output each, "
                          f"written into a folder: name one (-o {Path(out_dir).with_suffix('')}/), or give one scene")
-    problem = output_problem(out_dir, role="output folder (-o, several inputs)", directory=True)
+    role = "output folder (-o, several inputs)" if len(jobs) > 1 else "output folder (-o)"
+    problem = output_problem(out_dir, role=role, directory=True, into=True)  # before the records are opened there
     if problem:
         raise InputError(problem)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    folder = Path(out_dir)
+    fresh = _missing_folders(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    new = [name for name in (SETTINGS_FILE, _GUARD, _RUNS) if not (folder / name).exists()]
     held = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs, defaults=defaults)
     try:
-        workers = default_workers(scheduler, workers, kwargs.get("device"))
         try:
+            workers = default_workers(scheduler, workers, kwargs.get("device"))
             results = run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                                max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
         except JobsFailed as exc:
             record_made(out_dir, exc.results)
+            # on a cluster started elsewhere a scene 'not run' may still be published after this
+            over = [r.job for r in exc.results if r.status == "failed"
+                    or (r.status == "not run" and scheduler in (None, "local"))]
+            _tidy(folder, over, held, new, fresh)
+            raise
+        except InputError:  # refused before any job ran (a --workers count, an unreachable scheduler)
+            _tidy(folder, todo, held, new, fresh)
             raise
         record_made(out_dir, results)
         return results
     finally:
         os.close(held)  # this run writes into the folder no more
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those above it that do not exist yet (deepest first): what ``mkdir(parents=True)`` makes."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fresh: Sequence[Path]) -> None:
+    """After a run that failed: no record of an output it never wrote stays behind.
+
+    The claims (:func:`check_settings`) of ``over`` (jobs that ended without output) are dropped. When no
+    other run is writing into the folder and no output is recorded, the records this run added
+    (``new``) go, and so do the folders it made (``fresh``) once empty: a batch whose every scene was
+    refused leaves the disk as it found it.
+    """
+    with _guard(folder):
+        settings, made_from = _read_record(folder / SETTINGS_FILE)
+        ended = {_key(job, folder) for job in over if not job.output.exists()}
+        kept = {key: made for key, made in made_from.items() if key not in ended}
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other run holds the folder
+            alone = True
+        except BlockingIOError:
+            alone = False
+        if alone and not kept and SETTINGS_FILE in new:
+            for name in new:
+                (folder / name).unlink(missing_ok=True)
+            for made in fresh:
+                for sub, _, _ in sorted(os.walk(made), key=lambda walked: -len(walked[0])):  # deepest first
+                    with contextlib.suppress(OSError):  # not empty: it holds something, which stays
+                        os.rmdir(sub)
+        elif settings is not None and kept != made_from:
+            _write_record(folder / SETTINGS_FILE, settings, kept)
 
 
 def check_scheduler(scheduler: str | None) -> None:

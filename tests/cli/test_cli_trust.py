@@ -516,3 +516,22 @@ def test_the_interrupt_line_loads_no_torch(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.tif")], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.stdout.strip() == "False" and "nothing was kept to resume yet" in done.stderr
+
+
+def test_existing_names_with_braces_or_a_leading_at_are_those_files(tmp_path, capsys) -> None:
+    """'t2 {v2}.tif' was refused as a t2 template ('use {stem}, {name} or {dir}'), a batch --dsm 'dsm{1}.tif'
+    likewise, and an existing '@a.tif' was read as the file list 'a.tif' (a UnicodeDecodeError traceback)."""
+    import shutil
+
+    scene = tmp_path / "scene"
+    assert cli.main(["synth", "-o", str(scene), "--size", "128", "--seed", "0", "-q"]) == 0
+    t2 = shutil.copy(scene / "ortho_t2.tif", tmp_path / "t2 {v2}.tif")
+    dsm = shutil.copy(scene / "dsm_t1.tif", tmp_path / "dsm{1}.tif")
+    at = shutil.copy(scene / "ortho_t1.tif", tmp_path / "@a.tif")
+    assert cli.main(["change", str(scene / "ortho_t1.tif"), str(t2), "-o", str(tmp_path / "change.tif"), "-q"]) == 0
+    assert cli.main(["predict", str(scene / "ortho_t1.tif"), "--dsm", str(dsm), "-o", f"{tmp_path / 'batch'}/",
+                     "--no-tta", "-q"]) == 0
+    assert cli.main(["predict", str(at), "-o", str(tmp_path / "at.tif"), "--no-tta", "-q"]) == 0
+    assert "error" not in capsys.readouterr().err
+    assert (tmp_path / "change.tif").is_file() and (tmp_path / "batch" / "ortho_t1.tif").is_file()
+    assert (tmp_path / "at.tif").is_file()

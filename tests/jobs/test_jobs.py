@@ -452,3 +452,175 @@ def test_name_template_fields_with_attribute_or_index_access_are_refused(tmp_pat
             plan_jobs(scenes, tmp_path / "out", template=template)
     assert [j.output.name for j in plan_jobs(scenes, tmp_path / "out", template="{index:03d}_{stem!s}.tif")] == [
         "000_scene_0.tif", "001_scene_1.tif"]
+
+
+def test_parent_and_relparent_are_the_folders_as_given_not_their_link_targets(tmp_path) -> None:
+    """{parent} of campaign/2021 -> raw/flight_A was 'flight_A', and two linked files in y2021/ and y2023/
+    stored side by side clashed as 'store_a.tif', with '{parent}_{stem}.tif' (the cause) as the advice."""
+    import os
+
+    for name in ("raw/flight_A", "raw/flight_B", "campaign", "store", "y2021", "y2023"):
+        (tmp_path / name).mkdir(parents=True)
+    for name in ("raw/flight_A/a.tif", "raw/flight_B/a.tif", "store/a_2021.tif", "store/a_2023.tif"):
+        (tmp_path / name).write_text(name)
+    os.symlink("../raw/flight_A", tmp_path / "campaign" / "2021")
+    os.symlink("../raw/flight_B", tmp_path / "campaign" / "2023")
+    os.symlink("../store/a_2021.tif", tmp_path / "y2021" / "a.tif")
+    os.symlink("../store/a_2023.tif", tmp_path / "y2023" / "a.tif")
+    linked = expand_inputs([str(tmp_path / "campaign" / "2021" / "a.tif"), str(tmp_path / "campaign" / "2023" / "a.tif")])
+    out = tmp_path / "out"
+    assert [j.output for j in plan_jobs(linked, out, template="{parent}_{stem}.tif")] == [out / "2021_a.tif",
+                                                                                           out / "2023_a.tif"]
+    assert [j.output for j in plan_jobs(linked, out, template="{relparent}/{stem}.tif")] == [out / "2021" / "a.tif",
+                                                                                              out / "2023" / "a.tif"]
+    files = [tmp_path / "y2021" / "a.tif", tmp_path / "y2023" / "a.tif"]
+    assert [j.output.name for j in plan_jobs(files, out, template="{parent}_{stem}.tif")] == ["y2021_a.tif",
+                                                                                               "y2023_a.tif"]
+    # a clash the template does make: the advice is another template, not the one given
+    twins = [tmp_path / "raw" / "flight_A" / "a.tif", tmp_path / "raw" / "flight_A" / "a.tiff"]
+    twins[1].write_text("x")
+    with pytest.raises(InputError, match="both write a.tif") as info:
+        plan_jobs(twins, out, template="{relparent}/{stem}.tif")
+    assert "'{relparent}/{stem}.tif'" not in str(info.value) and "'{parent}_{stem}.tif'" in str(info.value)
+
+
+def test_an_input_given_twice_runs_once_and_a_warning_says_so(tmp_path, caplog) -> None:
+    """dup/a_copy.tif -> a.tif among 3 inputs: '2 scenes predicted' without a word about the third."""
+    import logging
+    import os
+
+    from rsmamba.jobs import pair_inputs
+
+    a, b = _inputs(tmp_path, 2)
+    os.symlink(a.name, a.parent / "a_copy.dat")
+    with caplog.at_level(logging.WARNING, logger="rsmamba"):
+        got = expand_inputs([str(a), str(a.parent / "a_copy.dat"), str(b), str(b)])
+    assert got == [a, b]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [f"skipped 2 inputs given twice: {a.parent / 'a_copy.dat'} is the same file as {a}; {b} is given twice"]
+    # change pairs: a t1 given twice with one t2 list no longer shifts or miscounts the pairs
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rsmamba"):
+        t1, t2 = pair_inputs([str(a), str(a.parent / "a_copy.dat"), str(b)], [str(b), str(b), str(a)])
+    assert (t1, t2) == ([a, b], [b, a])
+    assert "the pair" in caplog.text and "is the same as" in caplog.text
+
+
+def test_file_lists_not_utf8_with_a_bom_and_existing_at_names(tmp_path) -> None:
+    """A Latin-1 list was a UnicodeDecodeError traceback, an existing '@a.tif' was read as the list 'a.tif'
+    (a TIFF: a traceback), and Notepad's BOM made the first line 'input not found: \\ufeffa.tif'."""
+    from rsmamba.jobs import is_pattern
+
+    a, b = _inputs(tmp_path, 2)
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes(b"in/scene_0.dat\n\xe9t\xe9.dat\n")
+    with pytest.raises(InputError, match=r"^file list .*latin1.txt: not UTF-8 \(byte 0xe9 at offset 15, line 2\)"):
+        expand_inputs([f"@{latin}"])
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfin/scene_1.dat\r\nin/scene_0.dat\r\n")
+    assert expand_inputs([f"@{bom}"]) == [b, a]
+    at = tmp_path / "@scene.tif"
+    at.write_bytes(b"II*\x00\xb2 not a list")
+    assert not is_pattern(str(at)) and expand_inputs([str(at)]) == [at]
+    (tmp_path / "@list.txt").write_text("in/scene_1.dat\n")  # '@' + an existing list: the list '@list.txt'
+    assert expand_inputs([f"@{tmp_path / '@list.txt'}"]) == [b]
+
+
+def test_an_existing_path_with_braces_is_that_file_not_a_template(tmp_path) -> None:
+    """'t2 {v2}.tif' and a batch --dsm 'dsm{1}.tif' that exist were refused as templates with unknown fields."""
+    from rsmamba.jobs import check_templates, pair_inputs, resolve_template
+
+    a, b = _inputs(tmp_path, 2)
+    t2 = tmp_path / "t2 {v2}.dat"
+    t2.write_text("t2")
+    dsm = tmp_path / "dsm{1}.dat"
+    dsm.write_text("dsm")
+    assert pair_inputs(str(a), str(t2)) == ([a], [t2])
+    check_templates(str(dsm), [a, b], "DSM")
+    assert resolve_template(str(dsm), a) == dsm
+    assert resolve_template(str(tmp_path / "{stem}_x.dat"), a) == tmp_path / "scene_0_x.dat"  # no such file: a template
+    dsm.unlink()
+    with pytest.raises(InputError, match=r"DSM template .*dsm\{1\}.dat': use \{stem\}"):
+        check_templates(str(dsm), [a, b], "DSM")
+
+
+def _immutable(folder) -> bool:
+    """``folder`` made one no file can be created in (chattr +i for root, who ignores permissions); False if not."""
+    import os
+    import subprocess
+
+    if os.geteuid() == 0:
+        return subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    folder.chmod(0o555)
+    return True
+
+
+def test_a_batch_into_a_folder_it_cannot_write_into_says_so_as_one_file_does(tmp_path) -> None:
+    """'[Errno 1] Operation not permitted: ro/.rsmamba-batch.runs', naming a hidden file."""
+    import os
+    import subprocess
+
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 2)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if not _immutable(ro):
+        pytest.skip("needs a file system with chattr +i")
+    try:
+        for plan in (plan_jobs(paths, ro), plan_jobs(paths[:1], ro)):
+            with pytest.raises(InputError, match=rf"^output folder \(-o[^)]*\) {re.escape(str(ro))}: cannot write "
+                                                 rf"into {re.escape(str(ro))} \("):
+                run_many(jobs.copy_job, plan, ro, kwargs={}, progress=False)
+        assert list(ro.iterdir()) == []
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(ro)], check=True)
+        ro.chmod(0o755)
+
+
+def test_one_input_into_a_file_given_as_a_folder_is_not_said_to_be_several(tmp_path) -> None:
+    """``predict one.tif -o afile/`` said 'output folder (-o, several inputs) afile' of one input."""
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 2)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(InputError, match=r"^output folder \(-o\) .*afile: a file stands where"):
+        run_many(jobs.copy_job, plan_jobs(paths[:1], afile), afile, kwargs={}, progress=False)
+    with pytest.raises(InputError, match=r"^output folder \(-o, several inputs\) .*afile: a file stands where"):
+        run_many(jobs.copy_job, plan_jobs(paths, afile), afile, kwargs={}, progress=False)
+
+
+def test_a_batch_whose_every_job_is_refused_leaves_no_record_of_outputs_it_never_wrote(tmp_path) -> None:
+    """A new folder kept .rsmamba-batch.guard/.json/.runs after every scene was refused; an existing one kept
+    the claims of outputs never written."""
+    import json
+
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 2)
+    new = tmp_path / "new" / "deeper"
+    with pytest.raises(JobsFailed):
+        run_many(jobs.refusing_job, plan_jobs(paths, new), new, kwargs={"marker_dir": str(tmp_path)}, progress=False)
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(InputError, match="--workers"):  # refused before any job: the same
+        run_many(jobs.copy_job, plan_jobs(paths, new), new, kwargs={}, workers=0, progress=False)
+    assert not (tmp_path / "new").exists()
+    # an existing folder with an output of an earlier run: it keeps its record, and nothing of this run's
+    out = tmp_path / "out"
+    run_many(jobs.copy_job, plan_jobs(paths[:1], out), out, kwargs={}, progress=False)
+    before = json.loads((out / ".rsmamba-batch.json").read_text())
+    (tmp_path / "more").mkdir()
+    more = _inputs(tmp_path / "more", 2)
+    with pytest.raises(JobsFailed):
+        run_many(jobs.refusing_job, plan_jobs([more[1]], out, template="x_{stem}.tif"), out,
+                 kwargs={"marker_dir": str(tmp_path)}, progress=False)
+    assert json.loads((out / ".rsmamba-batch.json").read_text())["made_from"] == before["made_from"]
+    # an existing folder without a record (a user's own files) gets none
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "notes.txt").write_text("mine")
+    with pytest.raises(JobsFailed):
+        run_many(jobs.refusing_job, plan_jobs(paths, own), own, kwargs={"marker_dir": str(tmp_path)}, progress=False)
+    assert sorted(p.name for p in own.iterdir()) == ["notes.txt"]
