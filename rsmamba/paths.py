@@ -62,8 +62,11 @@ def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
 
     Only ``stat`` is used, never ``open``: GDAL opening a named pipe waits for a writer forever.
     """
+    text = os.fspath(path)
     path = Path(path)
     if not path.exists():
+        if text.startswith("/vsi") or "://" in text:  # GDAL's virtual file systems (/vsizip/, zip://, s3://)
+            return f"{role} {text}: GDAL virtual paths are not read; give a file on disk (unzip or download it first)"
         return f"{role} {path}: file not found"
     if path.is_dir():
         return f"{role} {path}: is a directory, not a file"

@@ -560,6 +560,7 @@ def _frame(geoms: list, cols: dict[str, list], crs: CRS):
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
 
 
+GPKG_REFUSED_FIRST = "`~!@#$%^&*()+-={}|[]\\:\";'<>?,./"  # GDAL's GeoPackage driver: no layer name starts so
 STAGED = ("gpkg", "geojson", "fgb")  # formats the polygons stream to (the last two through a GeoPackage)
 
 
@@ -834,6 +835,11 @@ def vectorize_raster(
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
+    if plan.fmt != "gpkg" and layer_name[:1] in tuple(GPKG_REFUSED_FIRST):  # the staging GeoPackage's (and the
+        layer_name = layer_name.lstrip(GPKG_REFUSED_FIRST) or "polygons"   # GeoJSON's "name") for -roofs.geojson
+    if plan.fmt == "gpkg" and layer_name[:1] and layer_name[0] in GPKG_REFUSED_FIRST:  # GDAL's words blamed spaces
+        raise InputError(f"layer name {layer_name!r} ({'--layer' if layer else 'the file name without .gpkg'}) starts "
+                         f"with {layer_name[0]!r}, which GeoPackage layer names may not; pass --layer NAME")
     if append and overwrite:
         raise InputError("--append adds to a layer, --overwrite replaces it: pass one of them")
     inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]

@@ -343,3 +343,29 @@ def test_a_crs_without_a_way_to_wgs84_is_refused_for_geojson_and_reproject(tmp_p
     assert not (tmp_path / "b.geojson").exists() and not (tmp_path / "b.gpkg").exists()
     vectorize_raster(site, tmp_path / "b.gpkg", classes=["building"])
     assert pyogrio.read_info(tmp_path / "b.gpkg")["features"] == 1
+
+
+def test_a_file_name_starting_with_a_character_geopackage_layers_refuse(tmp_path) -> None:
+    """'-o ./-roofs.gpkg' was refused in GDAL's words, 'The layer name may not contain special characters or
+    spaces' (the user named no layer; spaces are fine), and '-roofs.geojson' failed in the staging GeoPackage."""
+    import geopandas as gpd
+    import numpy as np
+
+    from rsmamba.errors import InputError
+    from tests.helpers.rasters import write_raster
+
+    a = np.zeros((32, 32), np.uint8)
+    a[4:20, 4:20] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    with pytest.raises(InputError, match=r"layer name '-roofs' \(the file name without \.gpkg\) starts with '-'.*--layer"):
+        vectorize_raster(src, tmp_path / "-roofs.gpkg", classes=["building"])
+    vectorize_raster(src, tmp_path / "-roofs.gpkg", classes=["building"], layer="roofs")
+    vectorize_raster(src, tmp_path / "-roofs.geojson", classes=["building"])
+    assert len(gpd.read_file(tmp_path / "-roofs.geojson")) == 1
+
+
+def test_a_gdal_virtual_path_is_said_to_be_one() -> None:
+    from rsmamba.paths import input_problem
+
+    assert "GDAL virtual paths are not read" in input_problem("/vsizip//tmp/x.zip/a.tif", "image")
+    assert input_problem("/nonexistent/a.tif", "image").endswith("file not found")
