@@ -301,7 +301,7 @@ def predict(
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
     pixel_grid: bool = opt.pixel_grid_option(),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="'local' (a Dask LocalCluster) or a scheduler address: one task per scene, or per row slice of a single scene."),
-    slice_rows: Optional[int] = typer.Option(None, "--slice-rows", help="One scene: rows per slice task (default 4096 with --scheduler); the result equals a single-process run.", callback=opt.positive("--slice-rows")),
+    slice_rows: Optional[int] = typer.Option(None, "--slice-rows", help="One scene: rows per slice task (default 4096 with --scheduler); the result is a single-process run's at the workers' torch thread count (at another, a few probabilities differ by 1/254).", callback=opt.positive("--slice-rows")),
     old_band_rows: Optional[int] = typer.Option(None, "--band-rows", hidden=True, callback=opt.deprecated("--band-rows", "--slice-rows", opt.positive("--band-rows"))),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2; with --device cuda, one per GPU).", callback=opt.positive("--workers")),
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),

@@ -30,8 +30,8 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
-from rsmamba.raster.source import (VECTOR_SUFFIXES, class_field_problem, class_ids_of_names, grid_mirrors, lattice_window,
-                                   layer_in_grid_crs, repaired_areas)
+from rsmamba.raster.source import (GRID_TOLERANCE_PX, VECTOR_SUFFIXES, class_field_problem, class_ids_of_names,
+                                   grid_mirrors, lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
 from rsmamba.raster.windows import raster_extent
 from rsmamba.raster.validate import is_change_raster
 
@@ -59,12 +59,9 @@ def _compact(ids: np.ndarray) -> np.ndarray:
 
 
 def on_the_grid(src: Any, grid: Grid) -> bool:
-    """Whether raster ``src`` is on ``grid`` pixel for pixel: the same CRS, shape and transform to a billionth of
-    a pixel (affine's default, 1e-5 units, is 4 pixels of a 0.25 m grid in degrees: a reference 3 px off was
-    paired by index, mIoU 0.81 read 0.67)."""
-    size = min(abs(grid.transform.a) or 1.0, abs(grid.transform.e) or 1.0)
-    return (src.crs == grid.crs and src.transform.almost_equals(grid.transform, precision=1e-9 * size)
-            and (src.width, src.height) == (grid.width, grid.height))
+    """Whether raster ``src`` is on ``grid`` pixel for pixel: the same CRS and shape, the same pixels."""
+    return (src.crs == grid.crs and (src.width, src.height) == (grid.width, grid.height)
+            and pixels_coincide(src.transform, grid.transform, grid.width, grid.height))
 
 
 def _pixel_for_pixel(theirs: Any, ours: Any) -> bool:
@@ -72,7 +69,7 @@ def _pixel_for_pixel(theirs: Any, ours: Any) -> bool:
     west, origins whole pixels apart): nearest resampling then reads them exactly, moving no edge."""
     m = ~theirs * ours
     return (abs(abs(m.a) - 1) < 1e-9 and abs(abs(m.e) - 1) < 1e-9 and abs(m.b) < 1e-9 and abs(m.d) < 1e-9
-            and abs(m.c - round(m.c)) < 1e-6 and abs(m.f - round(m.f)) < 1e-6)
+            and abs(m.c - round(m.c)) <= GRID_TOLERANCE_PX and abs(m.f - round(m.f)) <= GRID_TOLERANCE_PX)
 
 
 def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from rsmamba.errors import InputError
 from rsmamba.paths import read_vector
-from rsmamba.raster.source import VECTOR_SUFFIXES, layer_in_grid_crs
+from rsmamba.raster.source import VECTOR_SUFFIXES, layer_in_grid_crs, pixels_coincide
 from rsmamba.raster.windows import raster_extent, window_extent
 
 CHANNELS = ("interior", "border", "contact")
@@ -83,11 +83,9 @@ class FootprintIds:
             except rasterio.errors.RasterioIOError as exc:
                 raise InputError(f"--instance-targets {self.path}: not a readable raster or vector layer "
                                  f"({str(exc).splitlines()[0]})") from None
-            # to a billionth of a pixel, and in the image's CRS: affine's default tolerance, 1e-5 units, took a raster
-            # 3 px off a grid in degrees as on it (its buildings written 3 px off the labels)
-            size = min(abs(transform.a) or 1.0, abs(transform.e) or 1.0)
+            # its pixels, and in the image's CRS (a raster 3 px off a grid in degrees was taken as on it)
             if (src.width, src.height) != (width, height) or src.crs != crs \
-                    or not src.transform.almost_equals(transform, precision=1e-9 * size):
+                    or not pixels_coincide(src.transform, transform, width, height):
                 src.close()
                 raise InputError(f"--instance-targets {self.path}: an instance raster must be on the image grid "
                                  f"({width} x {height}, {tuple(transform)[:6]}, {crs})")

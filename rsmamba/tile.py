@@ -420,8 +420,10 @@ def _tile(
     collar = check_collar(src, f"image {src.image_path}", src.image_path)  # its black would be trained as land cover
     summary = TileSummary(out_dir, len(grid), dropped_for_split=dropped, warnings=list(src.warnings) + collar)
     if src.width < size or src.height < size:  # (tiling.json's size is --size; the manifest has each chip's)
+        square = grid.window_width == grid.window_height
         message = (f"image {image}: {src.width} x {src.height} px, narrower than --size {size}: its chips are "
-                   f"{grid.window_width} x {grid.window_height} px (training turns them by 180 degrees only)")
+                   f"{grid.window_width} x {grid.window_height} px"
+                   + ("" if square else " (training turns them by 180 degrees only)"))
         summary.warnings.append(message)
         log.warning(message)
     digits = len(str(len(grid)))

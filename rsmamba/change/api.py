@@ -325,7 +325,7 @@ def detect_change(
         inputs = [t1, t2] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
             check_output_path(path, inputs, problems, name, overwrite=overwrite)
-    check_creation_options(co, problems)
+    check_creation_options(co, problems, compress)
     problems.raise_if_any()
 
     given = model

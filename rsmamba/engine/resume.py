@@ -62,6 +62,8 @@ def resume_note(point: tuple[int, int] | None, strips: int) -> str:
     strip, row = point
     if not (strip or row):
         return ""
+    if strip >= strips:  # ('resumed at row 0' it said)
+        return ", resumed: every row had been computed; only the outputs were written"
     where = f"strip {strip + 1} of {strips}, " if strips > 1 else ""
     return f", resumed at {where}row {row}"
 

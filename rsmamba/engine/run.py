@@ -132,7 +132,12 @@ ALTERING_OPTIONS = frozenset({
 })
 
 
-def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector) -> None:
+# GDAL's ZLEVEL (libdeflate) and ZSTD_LEVEL. Its LZMA_PRESET is left out of the copy that writes a COG (0 and 9 wrote
+# the same bytes, through the COG driver too): a LEVEL for lzma is refused, not dropped.
+LEVELS = {"deflate": (1, 12), "zstd": (1, 22)}
+
+
+def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector, compress: str = "deflate") -> None:
     """``--co KEY=VALUE``: GDAL COG creation options that keep every value and the input's grid.
 
     Checked before any compute: GDAL would apply a lossy or reprojecting option silently, and refuse
@@ -164,11 +169,19 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
         elif name in ("OVERVIEW_COUNT", "NUM_THREADS") and not (
                 str(value).isdigit() or (name == "NUM_THREADS" and str(value).upper() == "ALL_CPUS")):
             problems.add(f"--co {key}={value}: must be an integer" + (" or ALL_CPUS" if name == "NUM_THREADS" else ""))
-        elif name in ("LEVEL", "BLOCKSIZE"):
-            low, high, step = (0, 22, 1) if name == "LEVEL" else (16, 4096, 16)  # LZMA's levels start at 0
-            if not (str(value).isdigit() and low <= int(value) <= high and int(value) % step == 0):
-                what = "an integer in 0..22" if name == "LEVEL" else "a multiple of 16 in 16..4096"
-                problems.add(f"--co {key}={value}: must be {what}")
+        elif name == "LEVEL":
+            codec = str(next((v for k, v in (co or {}).items() if k.upper() == "COMPRESS"), compress)).lower()
+            # GDAL leaves a level outside its codec's range at the default without a word (deflate 0 or 22: 6)
+            low, high = LEVELS.get(codec, (None, None))
+            if low is None:
+                problems.add(f"--co {key}={value}: {codec} takes no level here"
+                             + (" (GDAL applies none to an LZMA COG)" if codec == "lzma" else "")
+                             + "; deflate and zstd do")
+            elif not (str(value).isdigit() and low <= int(value) <= high):
+                problems.add(f"--co {key}={value}: {codec} takes levels {low}..{high}")
+        elif name == "BLOCKSIZE":
+            if not (str(value).isdigit() and 16 <= int(value) <= 4096 and int(value) % 16 == 0):
+                problems.add(f"--co {key}={value}: must be a multiple of 16 in 16..4096")
 
 
 def model_digest(model: LoadedModel) -> str:

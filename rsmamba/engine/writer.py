@@ -296,6 +296,8 @@ def create_scratch(layers: list[OutputLayer], profile: dict[str, Any]) -> None:
 def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:
     """2, 4, 8, ... down to about ``smallest`` px; at least one level, unless the raster is one pixel
     wide or high (its 'overview' would be no smaller: an invalid COG to rio-cogeo)."""
+    if min(width, height) < 2:  # a 1 x 5000 raster's overviews are 1 x 2500: decimation 1 across, an invalid COG
+        return []
     factors, f = [], 2
     while max(width, height) / f >= smallest / 2 and f <= 2 ** 16:
         factors.append(f)
@@ -388,7 +390,7 @@ def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None
                 dst.update_tags(band, STATISTICS_MINIMUM=stats.min, STATISTICS_MAXIMUM=stats.max,
                                 STATISTICS_MEAN=stats.mean, STATISTICS_STDDEV=stats.std)
     gtiff, config = cog_as_gtiff(options, layer.count)
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", **config):
+    with rasterio.Env(GDAL_NUM_THREADS=str(options.get("NUM_THREADS", "ALL_CPUS")), **config):
         if dest is not None:
             rasterio.shutil.copy(layer.scratch, dest, driver="GTiff", **gtiff)
             return dest

@@ -267,7 +267,7 @@ def _predict_raster(
         inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
             check_output_path(path, inputs, problems, name, overwrite=overwrite)
-    check_creation_options(co, problems)
+    check_creation_options(co, problems, compress)
     problems.raise_if_any()
     notes: list[str] = []
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes, pixel_grid)

@@ -177,7 +177,7 @@ def predict_slices(
     outputs = output_paths(out, probabilities, confidence, problems)
     for name, path in outputs.items():
         check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
-    check_creation_options(co, problems)
+    check_creation_options(co, problems, compress)
     problems.raise_if_any()
     loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix,
                                       pixel_grid=predict_kwargs.get("pixel_grid", False))

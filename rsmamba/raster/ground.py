@@ -127,6 +127,9 @@ def utm_zone(crs: Any, x: float, y: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
+LATTICE_BLOWUP = 1e4  # a lattice cell this many times the median area: a singular point (polar stereo of 60-90 S: 4x)
+
+
 def torn(source: Any, transform: Any, width: int, height: int, target: Any, samples: int = 256) -> bool:
     """Whether taking a raster's footprint from ``source`` to ``target`` tears it apart: the target's edge (the
     antimeridian of a world projection such as EPSG:6933, or its pole) runs through the raster, so polygons
@@ -134,7 +137,8 @@ def torn(source: Any, transform: Any, width: int, height: int, target: Any, samp
 
     The footprint's outline, ``samples`` points a side, is taken across; where two neighbours lie far apart
     their gap is halved 40 times: a smooth map shrinks it to nothing, a tear keeps it. A point the target cannot
-    take (outside its domain) is a tear too.
+    take (outside its domain) is a tear too, and so is a lattice cell over the raster blown up by a singular point
+    inside it (EPSG:3413 of a South Pole raster: area_m2 1e-24 for 300,000 km2).
     """
     import numpy as np
     from pyproj import Transformer
@@ -151,6 +155,15 @@ def torn(source: Any, transform: Any, width: int, height: int, target: Any, samp
 
     points = across(cols, rows)
     if not np.isfinite(points).all():
+        return True
+    # a singular point inside the raster (the South Pole for EPSG:3413): cells of a lattice over it blow up
+    k = np.linspace(0.0, 1.0, 17)
+    grid = across(*(a.ravel() for a in np.meshgrid(k * width, k * height))).reshape(17, 17, 2)
+    if not np.isfinite(grid).all():
+        return True
+    d1, d2 = grid[1:, 1:] - grid[:-1, :-1], grid[1:, :-1] - grid[:-1, 1:]
+    cells = np.abs(d1[..., 0] * d2[..., 1] - d1[..., 1] * d2[..., 0]) / 2
+    if cells.min() <= 0 or cells.max() > LATTICE_BLOWUP * np.median(cells):
         return True
     gaps = np.hypot(*(np.roll(points, -1, axis=0) - points).T)
     for i in np.argsort(gaps)[-4:]:

@@ -132,6 +132,10 @@ def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> 
     if len(mean) != len(std) or not all(float(s) > 0 for s in std):
         raise InputError(f"data.mean {mean} / data.std {std}: one mean and one std > 0 per image band")
     dsm_mean = dsm_std = None
+    if dsm_stats is not None and not (use_dsm and d["dsm_mode"] == "zscore"):  # refused by name, never ignored
+        why = ("takes no DSM" if not use_dsm else
+               f"scales its DSM by each scene's own range (data.dsm_mode {d['dsm_mode']})")
+        raise InputError(f"--dsm-stats: the recipe {why}; drop --dsm-stats")
     if use_dsm:
         if dsm_stats is None and d["dsm_mode"] == "zscore":
             raise InputError("the recipe normalises the DSM by z-score with its training data's statistics, which the "

@@ -285,9 +285,11 @@ def _plan(
                 elif target is out_crs and not src.transform.is_identity \
                         and torn(crs, src.transform, src.width, src.height, out_crs):
                     utm = utm_zone(crs, *(src.transform * (src.width / 2, src.height / 2)))
+                    other = ("drop --reproject (the raster's own CRS is in metres)"
+                             if not (crs.is_geographic or is_mercator(crs)) else f"e.g. its UTM zone {utm}")
                     problems.add(f"{what}: that CRS's edge (its antimeridian or a pole) runs through {raster.name}: "
                                  f"polygons across it would come out inside out; choose a CRS centred on the raster, "
-                                 f"e.g. its UTM zone {utm}")
+                                 f"{other}")
         problems.raise_if_any()
         out_crs = out_crs or crs
         # a grid far from its projection's standard lines is no ground metre (polar stereographic: 4-9 % in area)

@@ -9,3 +9,12 @@ def test_a_raster_smaller_than_its_window_is_said_as_it_is_run():
 
     assert grid_text(100, 60, 1, 128, 32) == "raster 100 x 60 px, 1 window of 100 x 60 px (the whole raster)"
     assert grid_text(1000, 600, 54, 128, 32) == "raster 1000 x 600 px, 54 windows of 128 px (overlap 32)"
+
+
+def test_a_resume_after_every_row_was_done_says_so():
+    """It said 'resumed at row 0'."""
+    from rsmamba.engine.resume import resume_note
+
+    assert resume_note((1, 0), 1) == ", resumed: every row had been computed; only the outputs were written"
+    assert resume_note((0, 512), 1) == ", resumed at row 512"
+    assert resume_note((1, 256), 3) == ", resumed at strip 2 of 3, row 256"

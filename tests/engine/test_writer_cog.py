@@ -125,3 +125,13 @@ def test_level_is_the_codecs_own_level():
     assert cog_as_gtiff(creation_options("zstd", {"LEVEL": "9"}), 1)[0]["ZSTD_LEVEL"] == "9"
     assert "ZLEVEL" not in cog_as_gtiff(creation_options("lzw", {"LEVEL": "9"}), 1)[0]
 
+
+
+def test_a_raster_one_pixel_wide_is_a_valid_cog(tmp_path):
+    """Its overviews were 1 x 2500 (decimation 1 across): rio-cogeo's 'Invalid Decimation 1 for overview level 0'."""
+    assert overview_factors(1, 5000) == [] and overview_factors(2, 5000) != []
+    layer = OutputLayer("thin", tmp_path / "thin.tif", 1, render=lambda rows: None, resampling=Resampling.mode)
+    create_scratch([layer], scratch_profile({"crs": "EPSG:32632", "transform": from_origin(500000, 5000000, 0.5, 0.5),
+                                             "width": 1, "height": 3000}))
+    out = finalize(layer)
+    assert cog_validate(str(out))[0], cog_validate(str(out))

@@ -787,3 +787,15 @@ def test_a_prediction_stored_south_up_scores_exactly_without_a_resampling_warnin
     metrics = evaluate_rasters(pred, ref, tmp_path / "m.json")
     assert metrics["oa"] == 1.0 and metrics["pixels"] == 30 * 40
     assert "resampled" not in caplog.text
+
+
+def test_a_reference_a_millionth_of_a_metre_off_is_on_the_grid(tmp_path, caplog) -> None:
+    """A reference written from a printed extent (1e-6 m off) was said to be resampled, 'which moves class edges
+    by up to half a pixel', though its pixels are the prediction's."""
+    from rasterio.transform import from_origin
+
+    truth = np.random.default_rng(3).integers(0, 3, (30, 40)).astype(np.uint8)
+    pred = write_raster(tmp_path / "pred.tif", truth, res=0.25)
+    ref = write_raster(tmp_path / "ref.tif", truth, transform=from_origin(500000.0 + 1e-6, 5000000.0, 0.25, 0.25))
+    metrics = evaluate_rasters(pred, ref, tmp_path / "m.json")
+    assert metrics["oa"] == 1.0 and "resampled" not in caplog.text

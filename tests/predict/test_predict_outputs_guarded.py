@@ -25,7 +25,11 @@ def checkpoint(tmp_path):
     ({"COMPRESS": "LERC", "MAX_Z_ERROR": "3"}, "--co COMPRESS=LERC: lossy"),
     ({"NBITS": "1"}, "--co NBITS=1: would change the class values or the grid"),
     ({"TARGET_SRS": "EPSG:4326"}, "--co TARGET_SRS=EPSG:4326: would change"),
-    ({"LEVEL": "99"}, "--co LEVEL=99: must be an integer in 0..22"),
+    ({"LEVEL": "99"}, "--co LEVEL=99: deflate takes levels 1..12"),
+    # GDAL left deflate 0 or 13..22 at its default 6, and applied no LZMA level, without a word
+    ({"LEVEL": "0"}, "--co LEVEL=0: deflate takes levels 1..12"),
+    ({"LEVEL": "9", "COMPRESS": "LZMA"}, "--co LEVEL=9: lzma takes no level here"),
+    ({"LEVEL": "23", "COMPRESS": "ZSTD"}, "--co LEVEL=23: zstd takes levels 1..22"),
     ({"BLOCKSIZE": "100"}, "--co BLOCKSIZE=100: must be a multiple of 16"),
     # overviews of nodata, exit 0, GDAL's 'Error when compressing' lines even under -q
     ({"OVERVIEW_PREDICTOR": "3"}, "--co OVERVIEW_PREDICTOR=3: the floating-point predictor is for float data"),

@@ -447,4 +447,10 @@ def test_a_raster_narrower_than_the_chips_is_said(tmp_path) -> None:
     image = write_raster(tmp_path / "strip.tif", random_image(40, 200))
     labels = write_raster(tmp_path / "labels.tif", np.ones((40, 200), np.uint8))
     summary = tile_scene(image, tmp_path / "chips", labels=labels, size=64, split=(1, 0, 0))
-    assert any("200 x 40 px, narrower than --size 64: its chips are 64 x 40 px" in w for w in summary.warnings)
+    assert any("200 x 40 px, narrower than --size 64: its chips are 64 x 40 px (training turns them by 180 degrees "
+               "only)" in w for w in summary.warnings)
+    small = write_raster(tmp_path / "small.tif", random_image(40, 40))
+    labels = write_raster(tmp_path / "small_labels.tif", np.ones((40, 40), np.uint8))
+    summary = tile_scene(small, tmp_path / "chips2", labels=labels, size=64, split=(1, 0, 0))
+    said = [w for w in summary.warnings if "narrower than --size" in w]
+    assert said and said[0].endswith("its chips are 40 x 40 px")  # square chips take every quarter turn

@@ -109,6 +109,9 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys) -> None
     seg = authors_file(tmp_path / "seg.pth", create_model("mambaseg_tiny"))
     _fails(tmp_path, capsys, [str(seg), "-c", "mambaseg_vaihingen", "--set", "model.name=mambaseg_tiny", *stats,
                               "-o", str(out)], "--dsm-stats")
+    # --dsm-stats for a recipe whose DSM is not z-scored (or that has none): refused by name, not ignored
+    _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_vaihingen", *tiny, *stats, "--dsm-stats", "100,5",
+                              "-o", str(out)], "--dsm-stats: the recipe")
     # NaN weights: a diverged run's
     state = src.state_dict()
     state["head.weight" if "head.weight" in state else next(k for k, v in state.items() if v.is_floating_point())] \
