@@ -438,7 +438,7 @@ def detect_change(
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
         })
-        state = ResumeState(out, digest, src.height)  # the lock on the outputs keeps it ours
+        state = ResumeState(out, digest, src.height, batch_size)  # the lock on the outputs keeps it ours
         point = state.begin(pub, layers, resume)
         summary.resume_note = resume_note(point, len(strips))
         if point is None:

@@ -75,10 +75,11 @@ def params_hash(params: dict[str, Any]) -> str:
 class ResumeState:
     """Reads and updates the sidecar; each update is an atomic file replacement."""
 
-    def __init__(self, final: Path, digest: str, height: int) -> None:
+    def __init__(self, final: Path, digest: str, height: int, batch_size: int | None = None) -> None:
         self.path = resume_sidecar_path(final)
         self.digest = digest
         self.height = height
+        self.batch_size = batch_size  # as the thread count: another one rounds the float sums otherwise
 
     def load(self, scratch_files: list[Path]) -> tuple[int, int]:
         """(strip, rows done in it), after checking the sidecar belongs to this exact run."""
@@ -96,6 +97,12 @@ class ResumeState:
                 "--resume: this run has %d torch threads, the interrupted one had %d: a few probability values "
                 "may differ by 1/254 from an uninterrupted run (OMP_NUM_THREADS=%d gives the same file)",
                 torch_threads(), began, began)
+        batch = data.get("batch_size")
+        if batch is not None and self.batch_size is not None and batch != self.batch_size:
+            logging.getLogger(__name__).warning(
+                "--resume: this run's --batch-size is %d, the interrupted one's %d: a few probability values may "
+                "differ by 1/254 from an uninterrupted run (--batch-size %d gives the same file)",
+                self.batch_size, batch, batch)
         return int(data["strip"]), int(data["rows_done"])
 
     def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool) -> tuple[int, int] | None:
@@ -119,7 +126,8 @@ class ResumeState:
     def save(self, strip: int, rows_done: int) -> None:
         with atomic_output(self.path) as tmp:
             tmp.write_text(json.dumps({"params": self.digest, "strip": strip, "rows_done": rows_done,
-                                       "height": self.height, "torch_threads": torch_threads()}))
+                                       "height": self.height, "torch_threads": torch_threads(),
+                                       "batch_size": self.batch_size}))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

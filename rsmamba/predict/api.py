@@ -363,7 +363,7 @@ def _predict_in(
             "tta": predictor.tta.spec(), "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
         })
-        state = ResumeState(out, digest, src.height)
+        state = ResumeState(out, digest, src.height, batch_size)
         point = state.begin(pub, layers, resume)
         summary.resume_note = resume_note(point, len(strips))
         if point is None:

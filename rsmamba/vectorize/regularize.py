@@ -17,6 +17,8 @@ import math
 import numpy as np
 import shapely
 
+from rsmamba.vectorize.simplify import canonical
+
 
 def dominant_angle(polygon: shapely.Polygon) -> float:
     """Dominant edge direction in radians, in [0, pi/2), from length-weighted edges (mod 90 deg)."""
@@ -114,6 +116,7 @@ def regularize_polygon(
     ``tolerance`` (CRS units) is the simplification applied first: about one to two pixels
     removes the staircase of a pixel outline. Edges shorter than ``tolerance`` are dropped.
     """
+    raw = canonical(raw)  # the same result wherever the ring begins
     simplified = shapely.simplify(raw, tolerance, preserve_topology=True)
     if simplified.is_empty or simplified.geom_type != "Polygon" or not simplified.is_valid:
         simplified = raw

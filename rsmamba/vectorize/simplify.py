@@ -11,6 +11,16 @@ import numpy as np
 import shapely
 
 
+def canonical(polygons):
+    """``polygons`` with no collinear vertex and each ring from its canonical first vertex, exterior counter-clockwise.
+
+    Simplification keeps a ring's first vertex: the same outline, its ring begun elsewhere (where a block seam of the
+    polygonizer fell), simplified otherwise: 12 of 191 footprints changed with --block-size, up to 122 m2 with
+    --simplify.
+    """
+    return shapely.orient_polygons(shapely.normalize(shapely.simplify(polygons, 0.0)))
+
+
 def simplify_coverage(polygons: np.ndarray, tolerance: float) -> np.ndarray:
     """Simplify a set of non-overlapping polygons keeping shared borders identical.
 
@@ -18,7 +28,8 @@ def simplify_coverage(polygons: np.ndarray, tolerance: float) -> np.ndarray:
     """
     if len(polygons) == 0 or tolerance <= 0:
         return polygons
-    out = shapely.coverage_simplify(polygons, tolerance, simplify_boundary=True)
+    polygons = canonical(polygons)
+    out = shapely.orient_polygons(shapely.coverage_simplify(polygons, tolerance, simplify_boundary=True))
     bad = shapely.is_empty(out) | ~shapely.is_valid(out) | (shapely.get_type_id(out) != 3)
     out = np.where(bad, polygons, out)
     return out

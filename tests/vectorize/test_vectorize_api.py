@@ -436,3 +436,37 @@ def test_forced_change_takes_a_semantic_change_raster_that_lost_its_band_descrip
     assert main(["vectorize", str(sem), "--change", "-o", str(tmp_path / "s.gpkg")]) == 0
     layer = pyogrio.read_dataframe(tmp_path / "s.gpkg")
     assert len(layer) == 1
+
+
+def test_regularize_does_not_depend_on_where_a_ring_begins() -> None:
+    """Douglas-Peucker keeps a ring's first vertex: the same outline begun where another block seam fell came out
+    another footprint (12 of 191 buildings changed with --block-size, up to 1.35 m2)."""
+    import shapely
+
+    from rsmamba.vectorize.regularize import regularize_polygon
+
+    rng = np.random.default_rng(4)
+    steps = np.cumsum(rng.integers(0, 2, (40, 2)), axis=0) * 0.25  # a staircase wall, then back along a straight one
+    ring = [(0.0, 0.0), *map(tuple, steps + [0.0, 0.25]), (steps[-1, 0] + 3, steps[-1, 1] + 0.25), (steps[-1, 0] + 3, -3)]
+    first = shapely.Polygon(ring)
+    results = set()
+    for start in range(0, len(ring), 5):
+        turned = shapely.Polygon(ring[start:] + ring[:start])
+        assert shapely.equals(turned, first)
+        out = regularize_polygon(turned, tolerance=0.25)
+        results.add(shapely.normalize(out).wkt)
+    assert len(results) == 1
+
+
+def test_a_piece_inside_its_neighbours_straightened_outline_is_cut_out_of_it() -> None:
+    """DE-9IM 'overlaps' is false for containment: 1-2 px from/to pieces inside a neighbour's regularised outline
+    were left there, overlapping (the README says they do not)."""
+    import shapely
+
+    from rsmamba.vectorize.api import _without_overlaps
+
+    big, small = shapely.box(0, 0, 10, 10), shapely.box(4, 4, 4.25, 4.25)  # a pixel swallowed by the straightening
+    raw = np.array([big.difference(small), small], dtype=object)
+    out = _without_overlaps(np.array([big, small], dtype=object), raw, grid=1e-3)
+    assert shapely.area(shapely.intersection(out[0], out[1])) < 1e-9
+    assert shapely.equals(out[1], small) and abs(out[0].area - (100 - 0.0625)) < 1e-9
