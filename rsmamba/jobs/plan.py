@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmamba.errors import InputError, ProblemCollector, not_utf8_problem
-from rsmamba.paths import input_problem
+from rsmamba.paths import files_behind, input_problem
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,8 @@ def _check_unique_outputs(jobs: Sequence[Job], template: str | None = None) -> N
                                                ("{index:04d}_{stem}.tif", "")) if t != template][:2]
         raise InputError(clashes + [f"name the outputs with --name-template, e.g. {' or '.join(hints)}"])
     inputs = {p.resolve() for job in jobs for p in job.inputs}
+    behind = [p for job in jobs for p in job.inputs if str(p).lower().endswith(".vrt")]
+    inputs |= {Path(f).resolve() for p in behind for f in files_behind(p)}  # a VRT's sources are inputs too
     onto = [job.output for job in jobs if job.output.resolve() in inputs]
     if onto:  # an input would be taken for its finished output (or overwritten)
         raise InputError(f"output {onto[0]}: is an input of this run ({len(onto)} such); "

@@ -71,12 +71,15 @@ def _set(cfg: dict, dotted: str, value: Any, problems: ProblemCollector) -> None
     if isinstance(node.get(keys[-1]), dict) and keys[-1] != "kwargs" and not isinstance(value, dict):
         problems.add(f"--set {dotted}: {dotted!r} is a config section; set one of its keys")
         return
+    if isinstance(node.get(keys[-1]), dict) and keys[-1] != "kwargs":  # 'train={epochs: 1}': those keys, the rest kept
+        node[keys[-1]] = _merge(node[keys[-1]], value, dotted, problems)  # (replaced whole: a KeyError traceback)
+        return
     node[keys[-1]] = value
 
 
 # Keys holding a path: --set takes their text as it is (YAML made 2024 a number, 2024-05-01 a date, yes a boolean and
 # cut 'exp #2' at its comment: tracebacks, or a run trained into exp/); a config file must hold them as text.
-PATH_KEYS = frozenset({"out", "data.root", "model.init"})
+PATH_KEYS = frozenset({"out", "data.root", "model.init", "model.pretrained"})  # (pretrained may be a {part: path} map)
 
 
 def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
@@ -88,8 +91,10 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
             problems.add(f"--set {item!r}: expected key.path=value")
             continue
         key, raw = item.split("=", 1)
-        if key.strip() in PATH_KEYS and not raw.strip()[:1] in ("'", '"'):
-            value: Any = raw.strip()  # a folder named 2024, 2024-05-01, yes or 'exp #2' is that name, not YAML's
+        if key.strip() in PATH_KEYS and raw.strip() in ("", "null", "~"):
+            value: Any = None  # unset (model.init=null: no checkpoint)
+        elif key.strip() in PATH_KEYS and raw.strip()[:1] not in ("'", '"', "{", "["):
+            value = raw.strip()  # a folder named 2024, 2024-05-01, yes or 'exp #2' is that name, not YAML's
         else:
             try:
                 value = load_yaml(f"--set {item}", text=raw)

@@ -839,11 +839,15 @@ def vectorize_raster(
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
-    if plan.fmt != "gpkg" and layer_name[:1] in tuple(GPKG_REFUSED_FIRST):  # the staging GeoPackage's (and the
-        layer_name = layer_name.lstrip(GPKG_REFUSED_FIRST) or "polygons"   # GeoJSON's "name") for -roofs.geojson
+    if plan.fmt != "gpkg" and (layer_name[:1] in tuple(GPKG_REFUSED_FIRST) or layer_name.lower().startswith("gpkg")):
+        # the staging GeoPackage's layer (and the GeoJSON's "name") for -roofs.geojson or gpkg_roofs.fgb
+        layer_name = "_" + layer_name.lstrip(GPKG_REFUSED_FIRST) if layer_name.lstrip(GPKG_REFUSED_FIRST) else "polygons"
     if plan.fmt == "gpkg" and layer_name[:1] and layer_name[0] in GPKG_REFUSED_FIRST:  # GDAL's words blamed spaces
         raise InputError(f"layer name {layer_name!r} ({'--layer' if layer else 'the file name without .gpkg'}) starts "
                          f"with {layer_name[0]!r}, which GeoPackage layer names may not; pass --layer NAME")
+    if plan.fmt == "gpkg" and layer_name.lower().startswith("gpkg"):  # reserved for GeoPackage's own tables
+        raise InputError(f"layer name {layer_name!r} ({'--layer' if layer else 'the file name without .gpkg'}) starts "
+                         "with 'gpkg', which GeoPackage keeps for its own tables; pass --layer NAME")
     if append and overwrite:
         raise InputError("--append adds to a layer, --overwrite replaces it: pass one of them")
     inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]

@@ -624,3 +624,24 @@ def test_a_batch_whose_every_job_is_refused_leaves_no_record_of_outputs_it_never
     with pytest.raises(JobsFailed):
         run_many(jobs.refusing_job, plan_jobs(paths, own), own, kwargs={"marker_dir": str(tmp_path)}, progress=False)
     assert sorted(p.name for p in own.iterdir()) == ["notes.txt"]
+
+
+def test_a_batch_output_onto_the_file_behind_another_jobs_vrt_is_refused(tmp_path) -> None:
+    """'predict v/*.vrt -o src/ --overwrite' replaced src/b.tif, the orthophoto behind v/b.vrt's sibling job, with a
+    class map (exit 0, that VRT unreadable): only the listed inputs were compared with the outputs."""
+    import numpy as np
+
+    from tests.helpers.rasters import write_raster
+
+    src, v = tmp_path / "src", tmp_path / "v"
+    src.mkdir()
+    v.mkdir()
+    for name in ("a", "b"):
+        tif = write_raster(src / f"{name}.tif", np.ones((8, 8), np.uint8))
+        (v / f"{name}.vrt").write_text(
+            f'<VRTDataset rasterXSize="8" rasterYSize="8"><SRS>EPSG:32632</SRS>'
+            f'<GeoTransform>500000, 1, 0, 5000000, 0, -1</GeoTransform><VRTRasterBand dataType="Byte" band="1">'
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{tif}</SourceFilename><SourceBand>1</SourceBand>'
+            f'</SimpleSource></VRTRasterBand></VRTDataset>')
+    with pytest.raises(InputError, match="is an input of this run"):
+        plan_jobs([v / "a.vrt", v / "b.vrt"], src)

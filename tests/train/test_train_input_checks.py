@@ -372,6 +372,13 @@ def test_path_keys_set_on_the_command_line_are_their_text(tmp_path) -> None:
         ("2024", "2024-05-01", "yes", 3)
     assert apply_overrides(DEFAULTS, ["out=exp #2"])["out"] == "exp #2"
     assert apply_overrides(DEFAULTS, ["out='quoted'"])["out"] == "quoted"
+    # null, ~ or nothing unsets (model.init=null was 'null: checkpoint not found'); a map stays YAML's
+    assert [apply_overrides(DEFAULTS, [f"model.init={v}"])["model"]["init"] for v in ("null", "~", "")] == [None] * 3
+    assert apply_overrides(DEFAULTS, ["model.pretrained=w #1.pth"])["model"]["pretrained"] == "w #1.pth"
+    assert apply_overrides(DEFAULTS, ["model.pretrained={backbone: a.pth}"])["model"]["pretrained"] == {"backbone": "a.pth"}
+    # a section set as a map: its keys, the others kept (replaced whole, 'train={epochs: 1}' was a KeyError traceback)
+    cfg = apply_overrides(DEFAULTS, ["train={epochs: 1}"])
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["seed"] == DEFAULTS["train"]["seed"]
     config = tmp_path / "c.yaml"
     config.write_text("out: 2024\n")
     with pytest.raises(InputError, match=r"config out: expected a path .*got 2024"):

@@ -362,6 +362,10 @@ def test_a_file_name_starting_with_a_character_geopackage_layers_refuse(tmp_path
     vectorize_raster(src, tmp_path / "-roofs.gpkg", classes=["building"], layer="roofs")
     vectorize_raster(src, tmp_path / "-roofs.geojson", classes=["building"])
     assert len(gpd.read_file(tmp_path / "-roofs.geojson")) == 1
+    # 'gpkg...' names are GeoPackage's own tables: GDAL's 'may not begin with gpkg' for the staging layer
+    vectorize_raster(src, tmp_path / "gpkg_roofs.fgb", classes=["building"])
+    with pytest.raises(InputError, match="starts with 'gpkg', which GeoPackage keeps for its own tables"):
+        vectorize_raster(src, tmp_path / "gpkg_roofs.gpkg", classes=["building"])
 
 
 def test_a_gdal_virtual_path_is_said_to_be_one() -> None:
