@@ -354,7 +354,7 @@ def cog_as_gtiff(options: dict[str, Any], count: int) -> tuple[dict[str, Any], d
                              "COMPRESS": compress, "INTERLEAVE": "PIXEL"}
     if count > 1:
         gtiff["PHOTOMETRIC"] = "MINISBLACK"
-    level = {"DEFLATE": "ZLEVEL", "ZSTD": "ZSTD_LEVEL", "LZMA": "LZMA_PRESET"}.get(compress)
+    level = {"DEFLATE": "ZLEVEL", "ZSTD": "ZSTD_LEVEL"}.get(compress)  # (GDAL applies no LZMA_PRESET in this copy)
     if level and "LEVEL" in options:
         gtiff[level] = options["LEVEL"]
     predictor = _predictor(options.get("PREDICTOR", "NO"))
