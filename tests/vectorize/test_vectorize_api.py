@@ -470,3 +470,19 @@ def test_a_piece_inside_its_neighbours_straightened_outline_is_cut_out_of_it() -
     out = _without_overlaps(np.array([big, small], dtype=object), raw, grid=1e-3)
     assert shapely.area(shapely.intersection(out[0], out[1])) < 1e-9
     assert shapely.equals(out[1], small) and abs(out[0].area - (100 - 0.0625)) < 1e-9
+
+
+def test_simplified_layer_does_not_depend_on_the_block_size(tmp_path) -> None:
+    """GEOS's coverage simplification depends on the order of the polygons, and the polygonizer finishes them in
+    an order that moves with --block-size: 102 of 1583 polygons of a scene changed, up to 196 m2."""
+    import shapely
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    field = ndimage.gaussian_filter(rng.normal(size=(4, 128, 128)), 3)  # blobs of four classes sharing borders
+    src = write_raster(tmp_path / "c.tif", field.argmax(0).astype("uint8"), res=0.5)
+    layers = set()
+    for block in (128, 40, 17):
+        out = vectorize_raster(src, tmp_path / f"s{block}.gpkg", simplify="1m", block_size=block).output
+        layers.add(tuple(sorted(shapely.to_wkb(shapely.normalize(read(out).geometry.values)).tolist())))
+    assert len(layers) == 1
