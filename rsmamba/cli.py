@@ -475,7 +475,7 @@ def vectorize(
     simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
     regularize: bool = typer.Option(False, "--regularize", help="Orthogonalise outlines (buildings): right angles."),
     allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
-    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2; polygons that lay in them are absorbed (pixel_count too)."),
+    fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2; polygons that lay in them are absorbed, and pixel_count counts the hole's pixels."),
     output_format: Optional[str] = typer.Option(None, "--format", help="gpkg, geojson, parquet or fgb (default: from the suffix)."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="The class raster's probabilities (predict --probabilities or --confidence): mean/max per polygon."),
     reproject: Optional[str] = typer.Option(None, "--reproject", help="Projected CRS to measure and write in (required for a geographic raster); GeoJSON is written in WGS 84 (RFC 7946), measured in it."),

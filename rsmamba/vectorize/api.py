@@ -412,23 +412,34 @@ def _to_world(geoms: np.ndarray, transform: rasterio.Affine, reproject: Transfor
     return shapely.orient_polygons(shapely.transform(geoms, affine))
 
 
+_FILLED = "filled holes"  # a column of _records' that is not written: each polygon's filled holes, or None
+
+
 def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pixel_size: float,
              regularize: bool, allow_45: bool, with_values: bool,
              unregularized: list | None = None) -> tuple[list, dict[str, list]]:
     """Finished pieces -> world geometries and attribute columns, after holes/min-area/regularise
     (``unregularized`` collects each part as it was before, for :func:`_without_overlaps`)."""
-    geoms = _to_world(np.array([p.geometry for p in pieces], dtype=object), plan.transform, reproject)
+    m2 = plan.unit_m**2
+    pixel_geoms = np.array([p.geometry for p in pieces], dtype=object)
+    filled = np.zeros(len(pieces), dtype="int64")  # pixels of each piece's filled holes
+    holes = np.full(len(pieces), None, dtype=object)  # and those holes, in the output CRS
+    if plan.fill_holes:  # in pixels, so that the pixels filled are counted exactly; measured on the ground
+        def ground(polygons: np.ndarray) -> np.ndarray:
+            return shapely.area(_to_world(polygons, plan.transform, reproject))
+
+        for i in np.nonzero(shapely.get_num_interior_rings(pixel_geoms) > 0)[0]:
+            pixel_geoms[i], gone = fill_small_holes(pixel_geoms[i], plan.fill_holes / m2, ground)
+            if len(gone):
+                filled[i] = round(float(shapely.area(gone).sum()))
+                holes[i] = shapely.multipolygons(_to_world(gone, plan.transform, reproject))
+    geoms = _to_world(pixel_geoms, plan.transform, reproject)
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():  # a guard: reprojection can bend a pixel outline into an invalid one
         geoms[invalid] = shapely.make_valid(geoms[invalid])
     parts, owner = shapely.get_parts(geoms, return_index=True)
     keep = shapely.get_type_id(parts) == 3  # polygons only (make_valid may add lines)
     parts, owner = parts[keep], owner[keep]
-    m2 = plan.unit_m**2
-    if plan.fill_holes:
-        holed = np.nonzero(shapely.get_num_interior_rings(parts) > 0)[0]
-        for i in holed:
-            parts[i] = fill_small_holes(parts[i], plan.fill_holes / m2)
     if plan.min_area and not plan.semantic:  # semantic change: by whole change region, at the end
         big = shapely.area(parts) * m2 >= plan.min_area
         parts, owner = parts[big], owner[big]
@@ -438,13 +449,19 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
         if unregularized is not None:
             unregularized.extend(parts)
         parts = np.array([regularize_polygon(g, tolerance=tolerance, allow_45=allow_45) for g in parts], dtype=object)
-    return list(parts), _attributes([pieces[i] for i in owner], parts, plan, with_values)
+    cols = _attributes([pieces[i] for i in owner], parts, plan, with_values)
+    cols["pixel_count"] = (np.array(cols["pixel_count"], dtype="int64") + filled[owner]).tolist()
+    if plan.fill_holes:
+        cols[_FILLED] = holes[owner].tolist()
+    return list(parts), cols
 
 
-def _absorbed(geoms: list, pixel_counts: list) -> set[int]:
-    """The polygons that lie in a filled hole of another (``--fill-holes``): absorbed into it, their
-    pixels added to its ``pixel_count`` (in place), so that the layer stays a coverage. A courtyard
-    patch stayed stacked inside the filled building: two buildings counted, 26 m2 of area for 22 of pixels."""
+def _absorbed(geoms: list, pixel_counts: list, holes: list) -> set[int]:
+    """The polygons that lie in a filled hole of another (``--fill-holes``): absorbed into it, so that the layer
+    stays a coverage (a courtyard patch stayed stacked inside the filled building: two buildings counted, 26 m2 of
+    area for 22 of pixels). A filled hole's pixels are already in its polygon's ``pixel_count`` (``holes``: each
+    polygon's filled holes, or None); a polygon swallowed otherwise (by a neighbour's straightened outline) adds
+    its own (in place)."""
     parts = np.array(geoms, dtype=object)
     inner, outer = shapely.STRtree(parts).query(parts, predicate="within")
     absorbed: dict[int, int] = {}
@@ -452,11 +469,15 @@ def _absorbed(geoms: list, pixel_counts: list) -> set[int]:
         if i != j and (i not in absorbed or shapely.area(parts[j]) < shapely.area(parts[absorbed[i]])):
             absorbed[i] = j  # the smallest polygon holding it
     for i, j in absorbed.items():
+        point = shapely.point_on_surface(parts[i])
+        counted = holes[j] is not None and shapely.covers(holes[j], point)
         seen = {i}
         while j in absorbed and j not in seen:  # nested: to the outermost that stays
             seen.add(j)
             j = absorbed[j]
-        pixel_counts[j] += pixel_counts[i]
+            counted = counted or (holes[j] is not None and shapely.covers(holes[j], point))
+        if not counted:
+            pixel_counts[j] += pixel_counts[i]
     return set(absorbed)
 
 
@@ -883,6 +904,7 @@ def vectorize_raster(
             bar = tqdm(total=n_rows, desc="vectorize", unit="block row", disable=None if progress else True)
             kept_geoms: list = []
             kept_cols: dict[str, list] = {k: [] for k in columns}
+            kept_holes: list = []
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
@@ -892,6 +914,7 @@ def vectorize_raster(
                     batch = splitter(batch, _value_reader(prob, plan.change))
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values,
                                        unregularized)
+                kept_holes.extend(cols.pop(_FILLED, []))  # --fill-holes: never streamed
                 if not geoms:
                     continue
                 if instances:
@@ -910,7 +933,7 @@ def vectorize_raster(
             if not reader.any_valid:
                 raise InputError(f"{label}: empty raster (every pixel is nodata or ignore); nothing to vectorize")
             if plan.fill_holes and len(kept_geoms) > 1:
-                inside = _absorbed(kept_geoms, kept_cols["pixel_count"])
+                inside = _absorbed(kept_geoms, kept_cols["pixel_count"], kept_holes)
                 kept_geoms = [g for i, g in enumerate(kept_geoms) if i not in inside]
                 if unregularized is not None:  # one entry per kept polygon
                     unregularized = [g for i, g in enumerate(unregularized) if i not in inside]

@@ -7,6 +7,8 @@ shared edge once, so neighbours keep exactly the same border.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import shapely
 
@@ -41,11 +43,16 @@ def simplify_coverage(polygons: np.ndarray, tolerance: float) -> np.ndarray:
     return out
 
 
-def fill_small_holes(polygon: shapely.Polygon, max_area: float) -> shapely.Polygon:
-    """Drop interior rings whose area is below ``max_area`` (CRS units squared)."""
-    if max_area <= 0 or not polygon.interiors:
-        return polygon
-    keep = [r for r in polygon.interiors if shapely.Polygon(r).area >= max_area]
-    if len(keep) == len(polygon.interiors):
-        return polygon
-    return shapely.Polygon(polygon.exterior, keep)
+def fill_small_holes(polygon: shapely.Polygon, max_area: float,
+                     measure: Callable[[np.ndarray], np.ndarray] = shapely.area) -> tuple[shapely.Polygon, np.ndarray]:
+    """``polygon`` without the interior rings whose area (by ``measure`` of the holes as polygons; by default
+    their own area) is below ``max_area``, and the holes filled (polygons in ``polygon``'s coordinates), so that
+    a caller working in pixels can count what it filled and measure it on the ground."""
+    n = shapely.get_num_interior_rings(polygon)
+    if max_area <= 0 or not n:
+        return polygon, np.empty(0, dtype=object)
+    rings = shapely.get_interior_ring(polygon, np.arange(n))
+    small = measure(shapely.polygons(rings)) < max_area
+    if not small.any():
+        return polygon, np.empty(0, dtype=object)
+    return shapely.Polygon(polygon.exterior, rings[~small].tolist()), shapely.polygons(rings[small])

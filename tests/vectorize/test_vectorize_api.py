@@ -78,6 +78,7 @@ def test_min_area_fill_holes_and_model_id(tmp_path):
     df = read(out)
     assert len(df) == 1
     assert df.area_m2[0] == pytest.approx(35 * 40 * 0.25)
+    assert df.pixel_count[0] == 35 * 40  # the hole's 70 px of another class too (1330: area and count disagreed)
     assert len(df.geometry[0].interiors) == 0
     assert df.model_id[0] == "rs3mamba-test" and df.source[0] == "classes.tif"
 
@@ -388,10 +389,36 @@ def test_fill_holes_absorbs_what_lay_in_the_holes(tmp_path):
     out = tmp_path / "f.gpkg"
     assert main(["vectorize", str(src), "--classes", "building,tree", "--fill-holes", "20m2", "-o", str(out)]) == 0
     df = read(out)
-    assert df.class_name.tolist() == ["building"] and df.pixel_count.tolist() == [100 - 16 + 2 + 1]
+    # every pixel in the outline, the courtyard's ground too (it counted 2 + 1 of its 16: the layer's patches only)
+    assert df.class_name.tolist() == ["building"] and df.pixel_count.tolist() == [100]
     assert df.area_m2.tolist() == [100.0] and df.geometry.iloc[0].equals(shapely.box(500002, 4999988, 500012, 4999998))
     assert main(["vectorize", str(src), "--classes", "building,tree", "-o", str(tmp_path / "raw.gpkg")]) == 0
     assert len(read(tmp_path / "raw.gpkg")) == 3  # without --fill-holes: the courtyard's patches stay
+
+
+@pytest.mark.parametrize("reproject", [None, "EPSG:3035"])
+def test_filled_holes_count_their_pixels_whatever_they_hold(tmp_path, reproject):
+    """pixel_count counted a filled hole's pixels where they were polygons of the layer (a patch of the class, a
+    selected class) and not where they were nodata or a class not vectorized: one building, 900 px in its
+    outline, reported 865 or 873 with --classes; now every pixel in the outline, as area_m2 measures it."""
+    a = np.zeros((40, 40), dtype="uint8")
+    a[5:35, 5:35] = 1  # a 30 x 30 px building holding five small holes:
+    a[10:14, 10:14] = 0  # ground,
+    a[20:23, 20:23] = 4  # a car,
+    a[28:30, 8:11] = 255  # nodata,
+    a[15:19, 25:30] = 0  # ground holding a building patch
+    a[16:18, 26:28] = 1
+    src = write_raster(tmp_path / "c.tif", a, res=0.5, nodata=255)
+    for classes in (["building"], None):
+        out = vectorize_raster(src, tmp_path / "f.gpkg", classes=classes, fill_holes="10m2", reproject_to=reproject,
+                               overwrite=True).output
+        df = read(out)
+        building = df[df.class_name == "building"]
+        assert building.pixel_count.tolist() == [900] and len(building.geometry.iloc[0].interiors) == 0
+        if reproject is None:
+            assert building.area_m2.tolist() == [225.0]
+        if classes is None:  # the ground round it too: every pixel once (the 6 of nodata in the building's)
+            assert df.pixel_count.sum() == 40 * 40
 
 
 def test_regularize_of_other_classes_than_buildings_is_said(tmp_path, caplog):
