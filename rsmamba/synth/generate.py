@@ -13,7 +13,7 @@ from rsmamba.classes import IGNORE_INDEX
 from rsmamba.errors import ProblemCollector, seed_problem
 from rsmamba.raster.ground import metres_per_unit
 from rsmamba.synth.scene import (
-    BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MIN_SIDE_M, ORTHO_NODATA, Scene,
+    BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MAX_SIDE_M, MIN_SIDE_M, ORTHO_NODATA, Scene,
 )
 from rsmamba.synth.layout import (
     _Obstacles, _RoadDistance, _inner_radius, _place_building, _place_cars, _place_clutter, _place_hall,
@@ -51,6 +51,9 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
     elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M and _in_metres(epsg):
         # (in a CRS of degrees --gsd 3e-6 meant degrees: '0.001536 m wide' was no reason; the CRS is, said below)
         problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
+    elif isinstance(size, (int, np.integer)) and size * gsd > MAX_SIDE_M and _in_metres(epsg):
+        problems.add(f"the scene may be at most {MAX_SIDE_M / 1000:g} km wide (a town: every house is placed); "
+                     f"--size {size} x --gsd {gsd:g} = {size * gsd / 1000:g} km")
     if bands not in BAND_SETS:
         problems.add(f"--bands must be one of {', '.join(BAND_SETS)}, got {bands!r}")
     if dsm_gsd is not None and not (dsm_gsd > 0 and np.isfinite(dsm_gsd)):

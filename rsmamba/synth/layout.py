@@ -66,46 +66,72 @@ def _inside(geom, extent, margin: float = 1.0) -> bool:
 
 
 class _Obstacles:
-    """Placed polygons with a bounding-box pre-filter, for fast 'does this candidate collide?'."""
+    """Placed polygons in a grid of buckets, for fast 'does this candidate collide?'.
+
+    Each query looks at the objects of the buckets its box meets, in the order they were placed, so a
+    scene is the same as with a scan of every object; a scan grew with the square of the scene's area
+    (a 5 km town took over 5 minutes, 200 m pixels 21 GB).
+    """
+
+    CELL = 32.0  # metres: about a house and its garden
 
     def __init__(self) -> None:
         self.geoms: list[Polygon] = []
-        self.boxes = np.empty((0, 4))
-        self.discs = np.empty((0, 3))  # x, y, radius of a disc inside each object
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.discs: list[tuple[float, float, float]] = []  # x, y, radius of a disc inside each object
+        self._geom_cells: dict[tuple[int, int], list[int]] = {}
+        self._disc_cells: dict[tuple[int, int], list[int]] = {}
+
+    def _keys(self, x0: float, y0: float, x1: float, y1: float):
+        c = self.CELL
+        for i in range(math.floor(x0 / c), math.floor(x1 / c) + 1):
+            for j in range(math.floor(y0 / c), math.floor(y1 / c) + 1):
+                yield i, j
+
+    def _near(self, cells: dict[tuple[int, int], list[int]], x0: float, y0: float, x1: float, y1: float) -> list[int]:
+        found: set[int] = set()
+        for key in self._keys(x0, y0, x1, y1):
+            found.update(cells.get(key, ()))
+        return sorted(found)
 
     def add(self, geom, disc: tuple[float, float, float] | None = None) -> None:
+        bounds = tuple(float(v) for v in geom.bounds)
+        for key in self._keys(*bounds):
+            self._geom_cells.setdefault(key, []).append(len(self.geoms))
         self.geoms.append(geom)
-        self.boxes = np.vstack([self.boxes, np.asarray(geom.bounds)[None]])
+        self.boxes.append(bounds)
         if disc is not None:
-            self.discs = np.vstack([self.discs, np.asarray(disc)[None]])
+            x, y, r = (float(v) for v in disc)
+            for key in self._keys(x - r, y - r, x + r, y + r):
+                self._disc_cells.setdefault(key, []).append(len(self.discs))
+            self.discs.append((x, y, r))
 
     def hits_disc(self, x: float, y: float, r: float) -> bool:
         """True when a disc of radius ``r`` at (x, y) touches a placed object (no buffering needed)."""
-        if not self.geoms:
-            return False
-        b = self.boxes
-        near = (b[:, 0] <= x + r) & (b[:, 2] >= x - r) & (b[:, 1] <= y + r) & (b[:, 3] >= y - r)
-        if not near.any():
-            return False
-        point = shapely.Point(x, y)
-        return any(point.distance(self.geoms[i]) <= r for i in np.flatnonzero(near))
+        point = None
+        for i in self._near(self._geom_cells, x - r, y - r, x + r, y + r):
+            b = self.boxes[i]
+            if b[0] <= x + r and b[2] >= x - r and b[1] <= y + r and b[3] >= y - r:
+                point = point or shapely.Point(x, y)
+                if point.distance(self.geoms[i]) <= r:
+                    return True
+        return False
 
     def covers_disc(self, x: float, y: float, r: float) -> bool:
         """True when a disc of radius ``r`` at (x, y) surely overlaps a placed object's inner disc."""
-        if not len(self.discs):
-            return False
-        d = np.hypot(self.discs[:, 0] - x, self.discs[:, 1] - y)
-        return bool((d < self.discs[:, 2] + r).any())
+        for i in self._near(self._disc_cells, x - r, y - r, x + r, y + r):
+            dx, dy, dr = self.discs[i]
+            if np.hypot(dx - x, dy - y) < dr + r:
+                return True
+        return False
 
     def hits(self, geom, gap: float = 0.0) -> bool:
-        if not self.geoms:
-            return False
         x0, y0, x1, y1 = geom.bounds
-        b = self.boxes
-        near = (b[:, 0] <= x1 + gap) & (b[:, 2] >= x0 - gap) & (b[:, 1] <= y1 + gap) & (b[:, 3] >= y0 - gap)
-        for i in np.flatnonzero(near):
-            if geom.distance(self.geoms[i]) <= gap if gap > 0 else geom.intersects(self.geoms[i]):
-                return True
+        for i in self._near(self._geom_cells, x0 - gap, y0 - gap, x1 + gap, y1 + gap):
+            b = self.boxes[i]
+            if b[0] <= x1 + gap and b[2] >= x0 - gap and b[1] <= y1 + gap and b[3] >= y0 - gap:
+                if geom.distance(self.geoms[i]) <= gap if gap > 0 else geom.intersects(self.geoms[i]):
+                    return True
         return False
 
 

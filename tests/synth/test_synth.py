@@ -255,6 +255,7 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
 @pytest.mark.parametrize(("args", "needle"), [
     (["--size", "100000"], "--size must be an integer in 32..32768"),  # it began allocating 149 GiB
     (["--gsd", "inf"], "--gsd must be a positive number"),
+    (["--gsd", "200"], "the scene may be at most 10 km wide"),  # a 1024 px scene grew past 21 GB placing houses
     (["--origin", "nan,5"], "--origin must be 'x,y' (two finite numbers"),
     (["--seed", "-1"], "--seed must be an integer in 0.."),
     (["--dsm-gsd", "1e-300"], "pixels per side"),
@@ -292,3 +293,28 @@ def test_a_scene_far_from_the_origin_renders_as_one_near_it(tmp_path) -> None:
     with rasterio.open(far["labels_t1"]) as a, rasterio.open(near["labels_t1"]) as b:
         assert (a.read(1) != b.read(1)).mean() < 1e-3
     assert (abs(dsm_far - dsm_near) > 0.01).mean() < 1e-3
+
+
+def test_obstacle_buckets_answer_as_a_scan_of_every_object() -> None:
+    """The layout's collision tests look in buckets (a scan of every object grew with the square of the area:
+    a 5 km town over 5 minutes); they must answer exactly as the scan, so that a seed draws the same town."""
+    import shapely
+
+    from rsmamba.synth.layout import _Obstacles
+
+    rng = np.random.default_rng(3)
+    obstacles, geoms, discs = _Obstacles(), [], []
+    for _ in range(300):
+        x, y, w, h = rng.uniform(-200, 200), rng.uniform(-200, 200), rng.uniform(0.5, 90), rng.uniform(0.5, 20)
+        g = shapely.affinity.rotate(shapely.box(x, y, x + w, y + h), rng.uniform(0, 180))
+        disc = (float(g.centroid.x), float(g.centroid.y), min(w, h) / 3) if rng.random() < 0.7 else None
+        obstacles.add(g, disc)
+        geoms.append(g)
+        discs += [disc] if disc else []
+    for _ in range(2000):
+        x, y, r, gap = rng.uniform(-250, 250), rng.uniform(-250, 250), rng.uniform(0.1, 40), rng.choice([0.0, 2.0])
+        probe = shapely.box(x, y, x + r, y + r / 2)
+        point = shapely.Point(x, y)
+        assert obstacles.hits_disc(x, y, r) == any(point.distance(g) <= r for g in geoms)
+        assert obstacles.covers_disc(x, y, r) == any(np.hypot(dx - x, dy - y) < dr + r for dx, dy, dr in discs)
+        assert obstacles.hits(probe, gap) == any(probe.distance(g) <= gap if gap else probe.intersects(g) for g in geoms)
