@@ -333,7 +333,7 @@ def detect_change(
     t2_bands = None
     # each date read in the model's colour order when it declares its own (a BGR t1: blue was read as red);
     # --bands chooses t1's, and t2 still answers to the model where t1 declares no order
-    with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
+    with AlignedSource(t1, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid, image_role="t1") as probe:
         data, colours = probe.bands, probe.file_colours
     model = load_change_model(model, image_count=len(data))
     per_epoch = model.in_chans or len(data)
@@ -345,7 +345,8 @@ def detect_change(
         if model.colours or not t1_declares:
             # t2 against the model's colours too (an IRRG t2 beside an RGB t1 is refused); a model that records
             # none reads t2 in t1's declared order (AlignedSource matches the dates by colour)
-            with AlignedSource(t2, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
+            with AlignedSource(t2, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid,
+                               image_role="t2") as probe:
                 data2, colours2 = probe.bands, probe.file_colours
             if per_epoch <= len(data2):
                 by_colour = bands_by_colour(model, data2[:per_epoch], colours2, t2, notes)

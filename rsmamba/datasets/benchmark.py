@@ -411,6 +411,18 @@ def layout_fingerprint(layout: str, root: str | os.PathLike[str], *datasets: Dat
     return {"sha256": digest.hexdigest(), "layout": layout, "files": len(files), "source": str(root)}
 
 
+def recorded_scale(ds: Dataset) -> tuple[list[tuple[float, float, float, int] | None], str] | None:
+    """The value scale of ``ds``'s chips as ``tile`` measured it (``tiling.json``): per band (mean, std, max,
+    number of values), and the dtype; None for data that records none (the benchmarks read in place)."""
+    target = ds.base if isinstance(ds, CroppedDataset) else ds
+    raw = target.info.raw if isinstance(target, ChipDataset) else {}
+    image = (raw.get("stats") or {}).get("image") or {}
+    if not raw.get("dtype") or not all(image.get(k) for k in ("mean", "std", "maximum")):
+        return None
+    bands = [(float(m), float(sd), float(hi), 1 << 30) for m, sd, hi in zip(image["mean"], image["std"], image["maximum"])]
+    return bands, str(raw["dtype"])
+
+
 def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:
     """Normalise ``ds``'s samples with a checkpoint's ``normalization`` (as predict feeds its model),
     not the data's own statistics: a held-out scene's chips scored with theirs overstated a model by 9

@@ -208,7 +208,12 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
         diffs.append(f"CRS {names[0]} vs {names[1]}" if names[0] != names[1] and max(map(len, names)) <= 40
                      else "CRS definition")
     if not np.allclose(image.res, other.res, rtol=1e-9):
-        diffs.append(f"resolution {other.res[0]:g} x {other.res[1]:g} vs {image.res[0]:g} x {image.res[1]:g}")
+        # each in its own CRS's unit, named where they differ (0.82 US survey feet read as a DSM 3.3x coarser)
+        unit = lambda crs: "degree" if crs.is_geographic else crs.linear_units  # noqa: E731
+        units = (f" {unit(other.crs)}", f" {unit(image.crs)}") if image.crs and other.crs and \
+            unit(image.crs) != unit(other.crs) else ("", "")
+        diffs.append(f"resolution {other.res[0]:g} x {other.res[1]:g}{units[0]} vs {image.res[0]:g} x "
+                     f"{image.res[1]:g}{units[1]}")
     turn = lambda t: math.degrees(math.atan2(t.d, t.a))  # noqa: E731 - the grid's rotation, north up 0
     facing = lambda t: ("south up" if t.e > 0 else "north up") + (", mirrored" if t.a < 0 else "")  # noqa: E731
     if abs(turn(image.transform) - turn(other.transform)) > 1e-6:
@@ -640,6 +645,44 @@ def band_colours(ds: Any) -> list[str]:
     return [c.name for c in ds.colorinterp]
 
 
+FOOT_UNITS = {"ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "international foot": 0.3048,
+              "us-ft": 0.3048006096012192, "ftus": 0.3048006096012192, "us survey foot": 0.3048006096012192,
+              "us_survey_foot": 0.3048006096012192}
+METRE_UNITS = {"m", "metre", "meter", "metres", "meters"}
+
+
+def vertical_unit(ds: Any) -> tuple[float, str] | None:
+    """(metres per unit, the unit's name) of the heights of band 1 of ``ds`` as the file declares them (the band's
+    unit type, else a compound CRS's vertical axis); None where it declares none or one it does not name plainly.
+    A DSM in feet read as metres made every building 3.28 times taller (building IoU 0.85 for 0.93)."""
+    unit = (ds.units[0] or "").strip() if ds.units else ""
+    if unit.lower() in FOOT_UNITS:
+        return FOOT_UNITS[unit.lower()], unit
+    if unit.lower() in METRE_UNITS:
+        return 1.0, unit
+    if ds.crs is not None:
+        from pyproj import CRS
+
+        try:
+            crs = CRS.from_wkt(ds.crs.to_wkt())
+        except Exception:  # noqa: BLE001 - a CRS pyproj cannot read declares nothing usable here
+            return None
+        if crs.is_compound and len(crs.sub_crs_list) > 1 and crs.sub_crs_list[1].axis_info:
+            axis = crs.sub_crs_list[1].axis_info[0]
+            return float(axis.unit_conversion_factor), axis.unit_name
+    return None
+
+
+def _not_heights(ds: Any) -> str | None:
+    """Why a raster given as a DSM is not heights, or None: band 1 indexes a colour table (a class map: tile wrote
+    class ids as DSM chips, unsaid), or red, green and blue bands (an ortho: red read as heights)."""
+    if ds.colorinterp[0] == ColorInterp.palette:
+        return "band 1 is a palette (indices into a colour table: a class or colour map), not heights"
+    if {ColorInterp.red, ColorInterp.green, ColorInterp.blue} <= set(ds.colorinterp):
+        return f"its bands are red, green and blue (an image, {ds.count} bands), not heights"
+    return None
+
+
 NO_COLOUR = frozenset({"undefined", "gray", "grey", "alpha", "palette"})  # say nothing of which band is which
 
 
@@ -707,8 +750,11 @@ class AlignedSource:
         t2_bands: Sequence[int] | None = None,
         class_names: dict[str, int] | None = None,
         pixel_grid: bool = False,
+        image_role: str | None = None,
     ) -> None:
         self._opened: list[Any] = []
+        # how messages name the image: 'image', 't1' beside a t2, or what a caller probing one date calls it
+        self._image_role = image_role or ("image" if t2 is None else "t1")
         self._pixel_grid = pixel_grid  # inputs without georeferencing accepted, paired pixel by pixel
         self._lattice_roles: set[str] = set()  # inputs on the image's pixel lattice, read through a crop (no blending)
         self.warnings: list[str] = []
@@ -730,7 +776,7 @@ class AlignedSource:
               t2_bands) -> None:
         problems = ProblemCollector()
         pg = self._pixel_grid
-        img = open_raster(image, "image" if t2 is None else "t1", problems, pg)
+        img = open_raster(image, self._image_role, problems, pg)
         t2_ds = open_raster(t2, "t2", problems, pg) if t2 is not None else None
         dsm_ds = open_raster(dsm, "DSM", problems, pg) if dsm is not None else None
         labels_path = Path(labels) if labels is not None else None
@@ -742,10 +788,12 @@ class AlignedSource:
             "benchmark's tiles in place: data.layout {layout})")
         if colours:
             problems.add(colours)
-        for what, path, ds in (("image" if t2 is None else "t1", image, img), ("t2", t2, t2_ds)):
+        for what, path, ds in ((self._image_role, image, img), ("t2", t2, t2_ds)):
             if ds is not None and ds.colorinterp[0] == ColorInterp.palette:  # indices into a colour table
                 problems.add(f"{what} {path}: a palette image (band 1 holds indices into a colour table, not "
                              f"colours); expand it first: gdal_translate -expand rgb {path} {Path(path).stem}_rgb.tif")
+        if dsm_ds is not None and (problem := _not_heights(dsm_ds)):  # a class map or an ortho given as --dsm
+            problems.add(f"DSM {dsm}: {problem}; pass the digital surface model (one band of heights)")
         self._opened += [d for d in (img, t2_ds, dsm_ds, lab_ds) if d is not None]
         if img is None or problems:
             problems.raise_if_any()
@@ -763,12 +811,12 @@ class AlignedSource:
         alpha = alpha_holding_data(img)
         self._alpha_is_data = alpha is not None
         if alpha is not None:
-            self._warn(f"image {image}: band {alpha} is flagged alpha but holds imagery (GDAL's default for a "
+            self._warn(f"{self._image_role} {image}: band {alpha} is flagged alpha but holds imagery (GDAL's default for a "
                        "4-band Byte GeoTIFF); read as a band, not as the image's mask")
         self.bands = list(bands) if bands else data_bands(img, alpha_is_data=self._alpha_is_data)
         bad = [b for b in self.bands if not 1 <= b <= img.count]
         if bad:
-            problems.add(f"{'image' if t2 is None else 't1'} {image}: bands {bad} out of range (it has {img.count} band{'s' * (img.count != 1)})")
+            problems.add(f"{self._image_role} {image}: bands {bad} out of range (it has {img.count} band{'s' * (img.count != 1)})")
 
         self._t2 = None
         self._t2_alpha_is_data = False
@@ -801,6 +849,11 @@ class AlignedSource:
         # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
         self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
                              if dsm_ds is not None else (1.0, 0.0))
+        vertical = vertical_unit(dsm_ds) if dsm_ds is not None else None
+        if vertical is not None and vertical[0] != 1.0:  # heights in feet, as the file declares: metres for every model
+            factor, name = vertical
+            self._dsm_unscale = (self._dsm_unscale[0] * factor, self._dsm_unscale[1] * factor)
+            self._warn(f"DSM {dsm}: heights in {name} (declared); read as metres (x {factor:.7g})")
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
         self._dsm_path = Path(dsm) if dsm is not None else None
         self._dsm_file = dsm_ds  # its own grid: where a fill is one exact value, before resampling blends it

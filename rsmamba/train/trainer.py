@@ -37,12 +37,13 @@ from rsmamba.atomic import atomic_output, lock_outputs, publish, replace_refused
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, use_normalization
+from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, recorded_scale, use_normalization
 from rsmamba.datasets.chips import chips_fingerprint, describe_chips
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
 from rsmamba.engine.model import torch_device
+from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
@@ -531,7 +532,11 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
                          "a test scores the checkpoint's own weights")
     if prep.val_ds is None:
         raise InputError(f"{d['root']}: no labelled split {d['val_split']!r} to score (data.val_split)")
-    use_normalization(prep.val_ds, load_checkpoint(checkpoint)["normalization"])  # as predict runs the model
+    norm = load_checkpoint(checkpoint)["normalization"]
+    scale = recorded_scale(prep.val_ds)  # predict refuses an image on another scale: so does a test of its chips
+    if scale is not None and (problems := scale_problems(scale[0], scale[1], norm.get("image"))):
+        raise scale_error(f"chips {d['root']}", scale[1], str(checkpoint), problems, (norm.get("image") or {}).get("dtype"))
+    use_normalization(prep.val_ds, norm)  # as predict runs the model
     loader = DataLoader(prep.val_ds, batch_size=d["batch_size"], num_workers=d["num_workers"], collate_fn=_collate)
     scores = validate(prep.model.to(device), loader, prep.info.task, prep.info.inputs, prep.num_classes, device,
                       list(t["exclude_classes"]), prep.names, cfg["eval"]["scales"], cfg["eval"]["flip"],

@@ -545,3 +545,26 @@ def test_no_missing_class_warning_for_change_pairs_whose_histogram_is_date_1s(tm
     with caplog.at_level("WARNING"):
         prepare(load_config(None, [], base=base))
     assert "the val chips hold no" not in caplog.text
+
+
+def test_train_test_refuses_chips_on_another_scale_as_predict_refuses_the_image(stopped_run: Path,
+                                                                                  tmp_path: Path) -> None:
+    """predict refused a 12-bit ortho with the shipped model, yet `train --test` scored its chips (mIoU 0.06 for
+    0.61 on the 8-bit chips, exit 0): the chips' value scale (tiling.json) is compared with the checkpoint's."""
+    import json
+
+    from rsmamba.train import score_checkpoint
+
+    chips = write_chips(tmp_path / "b", size=64, chip=32, seed=5, split=(0.0, 0.0, 1.0))
+    cfg = {"data": {"root": str(chips), "batch_size": 2, "val_split": "test"}, "out": str(tmp_path / "t"),
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "tensorboard": False}
+    assert score_checkpoint(cfg, checkpoint=stopped_run / "last.pt", progress=False)["samples"] == 4
+    meta = json.loads((chips / "tiling.json").read_text())
+    stats = meta["stats"]["image"]
+    for key in ("mean", "std", "minimum", "maximum"):  # the same scene delivered as 12-bit data in UInt16
+        stats[key] = [v * 16 for v in stats[key]]
+    meta["dtype"] = "uint16"
+    (chips / "tiling.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=r"chips .*b/chips \(uint16\): values on another scale than model .*last.pt was "
+                                         r"trained on \(band 1 mean"):
+        score_checkpoint(cfg, checkpoint=stopped_run / "last.pt", progress=False, overwrite=True)
