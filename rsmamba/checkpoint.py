@@ -124,6 +124,11 @@ def state_dict_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) 
     unexpected = [k for k in state if k not in target]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
               if k in state and state[k].shape != v.shape]
+    # a float parameter stored as integers: load_state_dict casts it without a word (an all-zero change map);
+    # half precision is the same weights, rounded
+    types = [f"{k} {str(state[k].dtype).removeprefix('torch.')} vs {str(v.dtype).removeprefix('torch.')}"
+             for k, v in target.items() if k in state and isinstance(state[k], torch.Tensor)
+             and v.is_floating_point() and not state[k].is_floating_point()]
 
     def few(items: list[str]) -> str:
         return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
@@ -131,12 +136,17 @@ def state_dict_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) 
     parts = [f"{len(missing)} missing ({few(missing)})"] if missing else []
     parts += [f"{len(unexpected)} unexpected ({few(unexpected)})"] if unexpected else []
     parts += [f"{len(shapes)} of other shapes (checkpoint vs model: {few(shapes)})"] if shapes else []
+    parts += [f"{len(types)} not floating point (checkpoint vs model: {few(types)})"] if types else []
     return "; ".join(parts) or None
 
 
 def check_finite(path: str | os.PathLike[str], state_dict: dict) -> None:
     """Refuse weights holding NaN or inf: a diverged run's, with which every pixel is class 0 (predict) or
     every loss NaN from the first step (an --init), without a word."""
+    empty = [k for k, v in state_dict.items() if isinstance(v, torch.Tensor) and v.is_meta]
+    if empty:  # saved from a model built on the meta device, or an offloaded save: shapes without values
+        raise InputError(f"{path}: {len(empty)} tensor{'s' * (len(empty) != 1)} hold no values (meta device: "
+                         f"{empty[0]}, ...); save the weights of a model that holds them")
     bad = [k for k, v in state_dict.items()
            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:

@@ -445,9 +445,13 @@ def detect_change(
         if point is None:
             return _with_changed_fraction(summary, out)
         first_strip, rows_done = point
-        stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
-                      batch_size=batch_size, on_durable=state.save, first_strip=first_strip, rows_done=rows_done,
-                      progress=progress, desc="change")
+        try:
+            stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
+                          batch_size=batch_size, on_durable=state.save, first_strip=first_strip, rows_done=rows_done,
+                          progress=progress, desc="change")
+        except InputError:  # the model's output refused at a batch: nothing a --resume could finish
+            state.discard(layers)
+            raise
         finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
         summary.seconds = time.perf_counter() - start
     return _with_changed_fraction(summary, out)

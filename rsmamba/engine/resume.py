@@ -131,3 +131,11 @@ class ResumeState:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def discard(self, layers: list[OutputLayer]) -> None:
+        """Remove the sidecar and the scratch files of a run refused mid-way (the model's output did not fit):
+        a --resume would meet the same refusal, and they lay hidden beside the output."""
+        self.remove()
+        for layer in layers:
+            for path in layer.scratch_files:
+                path.unlink(missing_ok=True)

@@ -76,8 +76,17 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
     while isinstance(data, dict) and not _is_state(data):
         key = next((k for k in CONTAINER_KEYS if isinstance(data.get(k), dict)), None)
         if key is None:
-            keys = ", ".join(map(str, list(data)[:6])) if isinstance(data, dict) else type(data).__name__
-            raise InputError(f"{path}: no state dict of tensors found in it (it holds {keys}); "
+            others = [k for k, v in data.items() if not isinstance(v, torch.Tensor)]
+            tensors = len(data) - len(others)
+            if not data:
+                what = "an empty dict"
+            elif tensors:  # weights beside a counter or a name: which entry is not a tensor
+                k = others[0]
+                what = (f"{tensors} tensors and {len(others)} other value{'s' * (len(others) != 1)}: "
+                        f"{k} ({type(data[k]).__name__}){', ...' if len(others) > 1 else ''}")
+            else:
+                what = "it holds " + ", ".join(map(str, list(data)[:6])) + (", ..." if len(data) > 6 else "")
+            raise InputError(f"{path}: no state dict of tensors found in it ({what}); "
                              f"expected a state dict or one under {', '.join(CONTAINER_KEYS)}")
         unwrapped.append(f'["{key}"]')
         data = data[key]
@@ -167,7 +176,12 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     family = name.removesuffix("_tiny")
     given = dict(cfg["model"]["kwargs"])
     structure = {k: v for k, v in AUTHORS_KWARGS.get(family, {}).items() if k not in given}
-    kwargs = {**structure, **given, "num_classes": int(given.get("num_classes") or len(tiling.classes))}
+    classes = len(tiling.classes)
+    if given.get("num_classes") is not None and int(given["num_classes"]) != classes:  # predict would refuse it
+        raise InputError(f"model.kwargs.num_classes {given['num_classes']}: the recipe's classes "
+                         f"({cfg['data']['layout']}) are {classes}, which the checkpoint's class table names; "
+                         "drop the --set (a Mamba-FCS head with an 'unchanged' row is mapped by itself)")
+    kwargs = {**structure, **given, "num_classes": classes}
     if "in_chans" in info.defaults:
         kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
     state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights)

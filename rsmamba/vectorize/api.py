@@ -585,6 +585,7 @@ def _frame(geoms: list, cols: dict[str, list], crs: CRS):
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
 
 
+GPKG_RESERVED_PREFIXES = {"gpkg": "GeoPackage", "sqlite_": "SQLite"}  # layer names (any case) taken by their tables
 GPKG_REFUSED_FIRST = "`~!@#$%^&*()+-={}|[]\\:\";'<>?,./"  # GDAL's GeoPackage driver: no layer name starts so
 STAGED = ("gpkg", "geojson", "fgb")  # formats the polygons stream to (the last two through a GeoPackage)
 
@@ -860,15 +861,17 @@ def vectorize_raster(
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")
-    if plan.fmt != "gpkg" and (layer_name[:1] in tuple(GPKG_REFUSED_FIRST) or layer_name.lower().startswith("gpkg")):
+    reserved = next((p for p in GPKG_RESERVED_PREFIXES if layer_name.lower().startswith(p)), None)
+    if plan.fmt != "gpkg" and (layer_name[:1] in tuple(GPKG_REFUSED_FIRST) or reserved):
         # the staging GeoPackage's layer (and the GeoJSON's "name") for -roofs.geojson or gpkg_roofs.fgb
         layer_name = "_" + layer_name.lstrip(GPKG_REFUSED_FIRST) if layer_name.lstrip(GPKG_REFUSED_FIRST) else "polygons"
     if plan.fmt == "gpkg" and layer_name[:1] and layer_name[0] in GPKG_REFUSED_FIRST:  # GDAL's words blamed spaces
         raise InputError(f"layer name {layer_name!r} ({'--layer' if layer else 'the file name without .gpkg'}) starts "
                          f"with {layer_name[0]!r}, which GeoPackage layer names may not; pass --layer NAME")
-    if plan.fmt == "gpkg" and layer_name.lower().startswith("gpkg"):  # reserved for GeoPackage's own tables
+    if plan.fmt == "gpkg" and reserved:  # GeoPackage's and SQLite's own tables (SQLite's words otherwise)
         raise InputError(f"layer name {layer_name!r} ({'--layer' if layer else 'the file name without .gpkg'}) starts "
-                         "with 'gpkg', which GeoPackage keeps for its own tables; pass --layer NAME")
+                         f"with {reserved!r}, which {GPKG_RESERVED_PREFIXES[reserved]} keeps for its own tables; "
+                         "pass --layer NAME")
     if append and overwrite:
         raise InputError("--append adds to a layer, --overwrite replaces it: pass one of them")
     inputs = [raster, plan.probabilities, *([r.path for r in scenes.rasters] if scenes is not None else [])]

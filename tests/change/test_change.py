@@ -399,3 +399,25 @@ def test_a_dry_run_prints_memory_output_size_and_passes_as_predicts(tmp_path, ca
     assert int(out[0].split("memory estimate ")[1].split(" MiB")[0]) > 0
     assert out[-1].startswith("output size 16 KiB uncompressed; network passes about ")  # 64 x 64 x (3 + 1) bytes
     assert not (tmp_path / "c.tif").exists() and not (tmp_path / "p.tif").exists()
+
+
+class SevenClasses(nn.Module):
+    """A semantic change model whose heads give 7 classes where its class table names 6."""
+
+    def forward(self, t1, t2):
+        d = (t1 - t2).abs().mean(1, keepdim=True)
+        sem = lambda t: t.mean(1, keepdim=True).repeat(1, 7, 1, 1)  # noqa: E731
+        return {"change": torch.cat([1 - d, d], 1), "sem1": sem(t1), "sem2": sem(t2)}
+
+
+def test_a_model_refused_at_its_first_batch_leaves_nothing_behind(scene, tmp_path, capsys) -> None:
+    """A checkpoint whose semantic heads had 7 outputs for 6 classes was refused at the first batch, and its hidden
+    scratch raster and resume sidecar stayed beside the output, for a run no --resume can finish."""
+    from rsmamba.engine.model import LoadedModel, default_classes
+    from rsmamba.errors import InputError
+
+    model = LoadedModel(SevenClasses(), inputs="t1+t2", classes=default_classes(6))
+    with pytest.raises(InputError, match=r"returns \(\d+, 7, \d+, \d+\) as 'sem1' for a batch, not \(B, 6, H, W\)"):
+        detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c.tif", model=model, semantic=True,
+                      window=96, overlap=32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

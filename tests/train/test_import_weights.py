@@ -134,6 +134,24 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys) -> None
     torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "none.pth")
     _fails(tmp_path, capsys, [str(tmp_path / "none.pth"), "-c", "mafmamba_vaihingen", *stats, "-o", str(out)],
            "no state dict")
+    # weights beside a counter, and an empty dict: which entry is not a tensor ('it holds' listed tensor names)
+    torch.save({**src.state_dict(), "step": 5}, tmp_path / "step.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "step.pth"), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(out)],
+           "tensors and 1 other value: step (int)")
+    torch.save({}, tmp_path / "empty.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "empty.pth"), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(out)],
+           "(an empty dict)")
+    # float weights stored as integers: loaded, cast, and an all-zero change map (exit 0)
+    torch.save({k: v.long() for k, v in src.state_dict().items()}, tmp_path / "ints.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "ints.pth"), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(out)],
+           "not floating point (checkpoint vs model: ")
+    # tensors without values (a model built on the meta device): a traceback
+    torch.save({k: v.to("meta") for k, v in src.state_dict().items()}, tmp_path / "meta.pth")
+    _fails(tmp_path, capsys, [str(tmp_path / "meta.pth"), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(out)],
+           "hold no values (meta device")
+    # another class count than the recipe's: a checkpoint that predict and change refuse was written
+    _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_vaihingen", *tiny, *stats, "--set",
+                              "model.kwargs.num_classes=7", "-o", str(out)], "model.kwargs.num_classes 7: the recipe's")
     assert not out.exists()
     # never over the input
     _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_vaihingen", *tiny, *stats, "-o", str(weights),

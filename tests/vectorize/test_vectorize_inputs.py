@@ -366,6 +366,14 @@ def test_a_file_name_starting_with_a_character_geopackage_layers_refuse(tmp_path
     vectorize_raster(src, tmp_path / "gpkg_roofs.fgb", classes=["building"])
     with pytest.raises(InputError, match="starts with 'gpkg', which GeoPackage keeps for its own tables"):
         vectorize_raster(src, tmp_path / "gpkg_roofs.gpkg", classes=["building"])
+    # and 'sqlite_...' SQLite's, in any case: SQLite's 'object name reserved for internal use', and no GeoJSON at all
+    for name in ("sqlite_x.geojson", "SQLITE_x.fgb"):
+        vectorize_raster(src, tmp_path / name, classes=["building"])
+        assert len(gpd.read_file(tmp_path / name)) == 1
+    with pytest.raises(InputError, match="starts with 'sqlite_', which SQLite keeps for its own tables"):
+        vectorize_raster(src, tmp_path / "Sqlite_roofs.gpkg", classes=["building"])
+    with pytest.raises(InputError, match=r"layer name 'sqlite_stat1' \(--layer\) starts with 'sqlite_'"):
+        vectorize_raster(src, tmp_path / "ok.gpkg", classes=["building"], layer="sqlite_stat1")
 
 
 def test_a_gdal_virtual_path_is_said_to_be_one() -> None:
