@@ -649,7 +649,9 @@ def evaluate(
     if "buildings" in result:
         b = result["buildings"]
         line += f"  building F1@0.5 {score(b['f1'])} (merged {b['merged']}, split {b['split']})"
-    typer.echo(f"{line}  ({result['pixels']:,} px scored: both valid, on the prediction's grid)")
+    said = len(result.get("warnings", []))  # they bear on reading the scores (a reference coded otherwise): said beside them
+    typer.echo(f"{line}  ({result['pixels']:,} px scored: both valid, on the prediction's grid)"
+               + (f"  ({said} warning{'s' * (said != 1)} above, also in {out})" if said else ""))
 
 
 @app.command()

@@ -107,6 +107,21 @@ def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: l
     return [message]
 
 
+def _float_ids(ref: np.ndarray, masked: np.ndarray, nodata: float | None, path: Path) -> np.ndarray:
+    """A float label raster's ids as uint8 (255 where NaN, nodata or masked), as tile reads such labels; a
+    labelled value that is no class id (1.7, -9999 undeclared) is refused, never truncated into a class."""
+    from rsmamba.raster.source import no_class_ids
+
+    known = ~masked & ~np.isnan(ref) & (ref != nodata if nodata is not None else True)
+    bad = no_class_ids(ref, known)
+    if bad.any():
+        values = ", ".join(f"{v:g}" for v in np.unique(ref[bad])[:8].tolist())
+        raise InputError(f"reference {path}: {ref.dtype} values {values} are no class id (integers 0..254; NaN, "
+                         "nodata or 255: no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V), "
+                         "or give the labels as integer ids, not a probability or a resampled (bilinear) raster")
+    return np.where(known, ref, IGNORE_INDEX).astype(np.uint8)
+
+
 def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
     """The class table that ``predict`` wrote into a class raster (``CLASSES`` tag), or None."""
     from rsmamba.classes import classes_from_dicts
@@ -132,6 +147,31 @@ def _declared_names(path: Path) -> dict[int, str] | None:
     except ValueError:
         return None
     return dict(enumerate(map(str, names))) if isinstance(names, list) else None
+
+
+def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray) -> list[str]:
+    """A reference whose colour table paints the prediction's class ids it ``held`` in other colours (its 0 blue, the
+    prediction's building) is almost surely coded otherwise: scored as it is, a good map read mIoU 0.52 for
+    0.84, unsaid. Warned (logged and kept in the metrics), not refused: a palette may differ only in its style.
+    Ids it does not hold are not compared: GDAL paints the gaps of a short table black."""
+    from rsmamba.raster.validate import palette_conflicts
+
+    differ = palette_conflicts(reference, [c for c in table if not c.filler and c.id in held])
+    if not differ:
+        return []
+    by_colour = {tuple(c.color): c for c in table if not c.filler}
+
+    def said(c: ClassInfo, colour: tuple[int, ...]) -> str:
+        other = by_colour.get(colour)
+        return (f"{c.id} as {colour}" + (f" (the prediction's {other.id} {other.name})" if other else "")
+                + f", not {c.name}'s {c.color}")
+
+    message = (f"reference {reference}: its colour table paints {len(differ)} of the prediction's class ids otherwise "
+               f"({'; '.join(said(c, colour) for c, colour in differ[:3])}{'; ...' if len(differ) > 3 else ''}): "
+               "its ids are likely other classes, and then these scores are wrong; recode it to the prediction's ids "
+               "(e.g. gdal_calc.py), or disregard this if only its colours differ")
+    log.warning(message)
+    return [message]
 
 
 def _check_layout_table(prediction: Path, layout: str, classes: list[ClassInfo]) -> None:
@@ -233,7 +273,7 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     from rsmamba.raster.validate import class_raster_problem
 
     with rasterio.open(ref_path) as src:
-        problem = (class_raster_problem(src, f"reference {ref_path}", allow_multiband=True)
+        problem = (class_raster_problem(src, f"reference {ref_path}", allow_multiband=True, labels=True)
                    or colour_labels_problem(src, f"reference {ref_path}", "pass --layout {layout} to decode them"))
         if problem:
             raise InputError(problem)
@@ -243,12 +283,11 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
         # GDAL's mask of band 1 (nodata, a mask band, or alpha): masked pixels are not scored, as tile leaves them
         # unlabelled (class 0 under an internal mask was scored: mIoU 0.84 read 0.46, 'both valid')
         if same:
-            ref = _compact(src.read(1))
+            ref = src.read(1)
             masked = src.read_masks(1) == 0
         elif crop is not None:  # the prediction's pixels are the reference's own (a tile of a larger label raster)
             _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
-            ref = _compact(src.read(1, window=crop, boundless=True,
-                                    fill_value=IGNORE_INDEX if nodata is None else nodata))
+            ref = src.read(1, window=crop, boundless=True, fill_value=IGNORE_INDEX if nodata is None else nodata)
             masked = src.read_masks(1, window=crop, boundless=True) == 0
         else:
             _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
@@ -265,11 +304,12 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
             out = np.full((grid.height, grid.width), IGNORE_INDEX if nodata is None else nodata, dtype=src.dtypes[0])
             reproject(rasterio.band(src, 1), out, dst_transform=grid.transform, dst_crs=grid.crs,
                       resampling=Resampling.nearest, dst_nodata=IGNORE_INDEX if nodata is None else nodata)
-            ref = _compact(out)
+            ref = out
             mask = np.zeros((grid.height, grid.width), np.uint8)
             reproject(src.read_masks(1), mask, src_transform=src.transform, src_crs=src.crs,
                       dst_transform=grid.transform, dst_crs=grid.crs, resampling=Resampling.nearest, dst_nodata=0)
             masked = mask == 0
+    ref = _float_ids(ref, masked, nodata, ref_path) if ref.dtype.kind == "f" else _compact(ref)
     if nodata is not None:
         ref[ref == nodata] = IGNORE_INDEX
     ref[masked] = IGNORE_INDEX
@@ -524,7 +564,7 @@ def _panel_step(shape: tuple[int, ...], max_side: int = 512) -> int:
 
 def _image_on_grid(image: Path, grid: Grid, step: int) -> np.ndarray:
     """The --image panel: the image's pixels on the prediction's grid, subsampled by ``step`` as the panels
-    are (3 x h x w uint8, stretched 2-98 %), black where the image does not reach.
+    are (3 x h x w uint8, stretched 2-98 %), black where the image does not reach or has no data.
 
     Read where the prediction lies (as the reference is), never its whole file squeezed into the panel:
     another scene, or one of 4x the area, was shown beside the prediction as if it were its ground."""
@@ -545,8 +585,10 @@ def _image_on_grid(image: Path, grid: Grid, step: int) -> np.ndarray:
             with WarpedVRT(src, crs=grid.crs, transform=transform, width=shape[1], height=shape[0],
                            resampling=Resampling.nearest) as vrt:
                 img = vrt.read(bands, masked=True)
-    covered = ~np.ma.getmaskarray(img).any(axis=0)
     data = np.asarray(img.filled(0), dtype=np.float32)
+    finite = np.isfinite(data)  # a float image's NaN (declared or not) is not covered, as predict and tile read it
+    covered = ~np.ma.getmaskarray(img).any(axis=0) & finite.all(axis=0)
+    data[~finite] = 0
     lo, hi = np.percentile(data[:, covered], [2, 98]) if covered.any() else (0.0, 1.0)
     out = np.clip((data - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
     out[:, ~covered] = 0
@@ -766,7 +808,10 @@ def evaluate_rasters(
                     ref[outside] = IGNORE_INDEX
                 else:
                     valid[outside] = False
-    values = np.unique(np.concatenate([np.unique(pred[valid]), np.unique(ref[ref != IGNORE_INDEX])]))
+    held = np.unique(ref[ref != IGNORE_INDEX])
+    if table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+        reference_warnings += _palette_warnings(reference, list(table), held)
+    values = np.unique(np.concatenate([np.unique(pred[valid]), held]))
     odd = values[(values < 0) | (values >= IGNORE_INDEX)]
     if not table and odd.size:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB
         raise InputError(f"{prediction} / {reference}: ids {', '.join(map(str, odd[:5].tolist()))} and no class table; "

@@ -360,18 +360,14 @@ def tile_scene(
 def _say_isprs_default(labels: Path) -> None:
     """Without --class-table the ids are the ISPRS classes: said when a label raster shows another table (its
     colour table paints its ids otherwise), whose names would go into every output."""
-    other = ""
-    if labels.suffix.lower() not in VECTOR_SUFFIXES and labels.exists():
-        try:
-            with rasterio.open(labels) as ds:
-                table = ds.colormap(1)
-        except (ValueError, rasterio.errors.RasterioError):  # no colour table: nothing says otherwise
-            return
-        differ = [c for c in ISPRS_CLASSES if c.id in table and tuple(table[c.id][:3]) != c.color]
-        if differ:
-            c = differ[0]
-            other = f"its colour table paints {c.id} as {tuple(table[c.id][:3])}, not ISPRS {c.name}'s {c.color}"
-    if other:
+    from rsmamba.raster.validate import palette_conflicts
+
+    if labels.suffix.lower() in VECTOR_SUFFIXES or not labels.exists():
+        return
+    differ = palette_conflicts(labels, ISPRS_CLASSES)
+    if differ:
+        c, colour = differ[0]
+        other = f"its colour table paints {c.id} as {colour}, not ISPRS {c.name}'s {c.color}"
         names = ", ".join(f"{c.id} {c.name}" for c in ISPRS_CLASSES)
         log.warning(f"labels {labels}: no --class-table, so its ids are read as the ISPRS classes ({names}) and "
                     f"named so in the model, the maps and the polygons ({other}); pass --class-table naming your classes")

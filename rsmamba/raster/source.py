@@ -164,6 +164,12 @@ def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
             "pass a single-band class raster")
 
 
+def no_class_ids(labels: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Where the ``known`` (labelled) values of a label raster are no class id: below 0, above 255 (no label), or
+    fractional (a float raster's 1.7 would become class 1, -9999 or 300 would vanish into "no label"), to be said."""
+    return known & ((labels < 0) | (labels > IGNORE_INDEX) | (labels != np.floor(labels)))
+
+
 def same_grid(a: Any, b: Any) -> bool:
     """True when two datasets share CRS, transform and shape: pixels can be paired by index."""
     return a.crs == b.crs and a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape
@@ -1235,7 +1241,7 @@ class AlignedSource:
             known &= arr != self._label_ignore
         if self._burn is not None:  # a raster mask: any labelled non-zero pixel is the burnt class
             return np.where(known, np.where(arr != 0, self._burn, 0), IGNORE_INDEX).astype(np.uint8)
-        bad = known & ((arr < 0) | (arr > IGNORE_INDEX) | (arr != np.floor(arr)))
+        bad = no_class_ids(arr, known)
         if bad.any():  # 300 or -1 would vanish into "no label", 1.7 would become class 1: said, not done
             self.bad_label_values.update(np.unique(arr[bad])[:8].tolist())
         out = np.where(known & ~bad, arr, IGNORE_INDEX)

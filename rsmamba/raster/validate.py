@@ -10,15 +10,19 @@ and refuses such inputs with a one-line hint, or warns where the data may still 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import rasterio
 from rasterio.windows import Window
 
 from rsmamba.errors import InputError
 from rsmamba.raster.windows import CHECK_PER_AXIS, area_sample_windows, sample_windows
 
 if TYPE_CHECKING:
+    from rsmamba.classes import ClassInfo
     from rsmamba.raster.source import AlignedSource
 
 log = logging.getLogger(__name__)
@@ -341,15 +345,19 @@ DSM_COVERAGE_SAID = 0.95  # below this share of DSM data, the nodata it leaves i
 MAX_CLASSES_WITHOUT_TABLE = 64  # distinct values a class raster without a class table may hold
 
 
-def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> str | None:
+def class_raster_problem(src: Any, what: str, allow_multiband: bool = False, labels: bool = False) -> str | None:
     """Why the open dataset ``src`` is not a class (or change) raster, or None.
 
     A class raster holds integer ids in band 1: floats, several bands (an RGB ortho), or, without
     a class table (colour map or ``class_names`` tag), more distinct values than any class
     table has, are an image given by mistake: polygonizing or scoring it is garbage.
+
+    ``labels``: a label raster (a reference), which may hold its ids as floats (NaN: no label), as tile reads
+    labels; its reader checks that they are whole numbers. The hint then asks for labels, not predict's output.
     """
-    hint = "pass a class raster written by 'rsmamba predict' (or a change raster from 'rsmamba change')"
-    if not src.dtypes[0].startswith(("uint", "int")):
+    hint = ("pass a class raster of reference labels (integer ids; NaN or nodata: no label)" if labels else
+            "pass a class raster written by 'rsmamba predict' (or a change raster from 'rsmamba change')")
+    if not src.dtypes[0].startswith(("uint", "int")) and not (labels and src.dtypes[0].startswith("float")):
         return f"{what}: band 1 is {src.dtypes[0]}, not integer class ids (an image?); {hint}"
     if src.count > 1 and not allow_multiband:
         return f"{what}: {src.count} bands, a class raster has one (an image?); {hint}"
@@ -367,6 +375,19 @@ def class_raster_problem(src: Any, what: str, allow_multiband: bool = False) -> 
             return (f"{what}: more than {MAX_CLASSES_WITHOUT_TABLE} distinct values and no class table "
                     f"(an image?); {hint}")
     return None
+
+
+def palette_conflicts(path: str | os.PathLike[str],
+                      classes: Iterable[ClassInfo]) -> list[tuple[ClassInfo, tuple[int, ...]]]:
+    """The classes whose id the colour table of label raster ``path`` paints in another colour, each with that
+    colour ([] without a colour table): labels coded otherwise (their 0 a background, their 1 a road) say so in their
+    palette, while their ids would be read as ``classes`` without a word."""
+    try:
+        with rasterio.open(path) as ds:
+            table = ds.colormap(1)
+    except (ValueError, rasterio.errors.RasterioError):  # no colour table: nothing says otherwise
+        return []
+    return [(c, tuple(table[c.id][:3])) for c in classes if c.id in table and tuple(table[c.id][:3]) != tuple(c.color)]
 
 
 def is_change_raster(src: Any) -> bool:

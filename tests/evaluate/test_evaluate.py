@@ -799,3 +799,77 @@ def test_a_reference_a_millionth_of_a_metre_off_is_on_the_grid(tmp_path, caplog)
     ref = write_raster(tmp_path / "ref.tif", truth, transform=from_origin(500000.0 + 1e-6, 5000000.0, 0.25, 0.25))
     metrics = evaluate_rasters(pred, ref, tmp_path / "m.json")
     assert metrics["oa"] == 1.0 and "resampled" not in caplog.text
+
+
+def _tagged(path: Path, labels: np.ndarray, palette: dict[int, tuple[int, int, int]] | None = None) -> Path:
+    """A class raster as predict writes it: ISPRS ids, its CLASSES tag and colour table (``palette``: another)."""
+    import rasterio
+
+    from rsmamba.classes import colormap
+
+    write_raster(path, labels)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(CLASSES=json.dumps([c.to_dict() for c in ISPRS_CLASSES]))
+        ds.write_colormap(1, {i: (*rgb, 255) for i, rgb in palette.items()} if palette else colormap(ISPRS_CLASSES))
+    return path
+
+
+def test_a_reference_whose_palette_paints_the_ids_otherwise_is_warned_about(tmp_path: Path, capsys) -> None:
+    """A reference coded otherwise (its 0 building, its 1 impervious: its colour table paints them so) was scored
+    silently, a good map at mIoU 0.52 for 0.84. tile warns about such labels; evaluate says it in the summary and
+    the JSON's warnings, naming the prediction's class each colour is."""
+    labels = np.random.default_rng(4).integers(0, 6, (30, 30)).astype(np.uint8)
+    p = _tagged(tmp_path / "p.tif", labels)
+    same = _tagged(tmp_path / "same.tif", labels)
+    assert "warnings" not in evaluate_rasters(p, same, tmp_path / "same.json")  # the prediction's palette: silent
+    short = {c.id: c.color for c in ISPRS_CLASSES[:3]} | {255: (255, 255, 255)}
+    few = _tagged(tmp_path / "few.tif", np.minimum(labels, 2), short)
+    assert "warnings" not in evaluate_rasters(p, few, tmp_path / "few.json")  # ids it lacks: GDAL's black gap, unread
+    swapped = np.choose(np.minimum(labels, 2), [1, 0, labels]).astype(np.uint8)
+    palette = {c.id: c.color for c in ISPRS_CLASSES} | {0: ISPRS_CLASSES[1].color, 1: ISPRS_CLASSES[0].color}
+    other = _tagged(tmp_path / "other.tif", swapped, palette)
+    assert main(["evaluate", str(p), str(other), "-o", str(tmp_path / "o.json")]) == 0
+    warned = json.loads((tmp_path / "o.json").read_text())["warnings"]
+    assert len(warned) == 1 and ("its colour table paints 2 of the prediction's class ids otherwise (0 as (0, 0, 255) "
+                                 "(the prediction's 1 building), not impervious's (255, 255, 255); 1 as") in warned[0]
+    out = capsys.readouterr()
+    assert "1 warning above" in out.out and "recode it to the prediction's ids" in out.err
+
+
+def test_a_float_reference_is_read_as_tile_reads_float_labels(tmp_path: Path) -> None:
+    """A float32 reference of whole ids with NaN for no label (tile trains on it) was refused as 'an image?', with
+    advice for a prediction. It scores as its integer copy; a fractional id is refused in words for a reference."""
+    p, r, _, ref = _pair(tmp_path)
+    as_float = ref.astype(np.float32)
+    as_float[ref == 255] = np.nan
+    f = write_raster(tmp_path / "f.tif", as_float)
+    expected = evaluate_rasters(p, r, tmp_path / "int.json")
+    got = evaluate_rasters(p, f, tmp_path / "float.json")
+    assert (got["pixels"], got["miou"], got["confusion_matrix"]) == (expected["pixels"], expected["miou"],
+                                                                     expected["confusion_matrix"])
+    as_float[5, 5] = 1.5
+    bad = write_raster(tmp_path / "bad.tif", as_float)
+    with pytest.raises(InputError, match=r"^reference .*bad.tif: float32 values 1.5 are no class id \(integers 0..254; "
+                                         r"NaN, nodata or 255: no label\); declare"):
+        evaluate_rasters(p, bad, tmp_path / "bad.json")
+    as_float[5, 5] = -9999
+    filled = write_raster(tmp_path / "filled.tif", as_float, nodata=-9999)  # declared: no label
+    assert evaluate_rasters(p, filled, tmp_path / "filled.json")["pixels"] == expected["pixels"] - (ref[5, 5] != 255)
+
+
+def test_the_image_panel_of_a_float_image_with_nan_leaves_those_pixels_black(tmp_path: Path) -> None:
+    """A float ortho with a NaN collar and no nodata tag drew an all-black panel and a raw numpy 'invalid value
+    encountered in cast': its NaN pixels are not covered, the rest stretched as any image is."""
+    import warnings
+
+    labels = np.zeros((20, 20), np.uint8)
+    p = write_raster(tmp_path / "p.tif", labels)
+    image = np.zeros((3, 20, 20), np.float32)
+    image[:, :, 10:] = 200.0
+    image[:, :, :5] = np.nan  # collar
+    f = write_raster(tmp_path / "f.tif", image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        evaluate_rasters(p, p, tmp_path / "m.json", image=f)
+    panel = _panel_image(tmp_path / "m_panels.png", 20)
+    assert (panel[:, :, :10] == 0).all() and (panel[:, :, 10:] == 255).all()
