@@ -8,6 +8,7 @@ and then fail, or replace its own input.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,13 +33,22 @@ def _can_write_into(folder: Path) -> str | None:
         return exc.strerror or exc.__class__.__name__
 
 
+def gdal_virtual(text: str) -> bool:
+    """Whether ``text`` names a path of GDAL's virtual file systems (/vsizip/, /vsimem/, zip://, s3://; a URL
+    scheme survives as 'zip:/' once a Path has collapsed its '//')."""
+    return text.startswith("/vsi") or re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", text) is not None
+
+
 def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = (),
                    role: str = "output", *, directory: bool = False, into: bool = False) -> str | None:
     """Why ``path`` cannot be written as this run's output (a file, or a folder with ``directory``), or None.
 
     ``into``: the run writes files into the folder ``path`` (a batch), so an existing one must take new files
     itself; a folder published whole (``tile``) is made beside it, in its parent."""
+    text = os.fspath(path)
     path = Path(path)
+    if not path.exists() and gdal_virtual(text):  # else folders named /vsimem or zip: were made, on the disk's root
+        return f"{role} {text}: GDAL virtual paths are not written; give a file on disk (zip or upload it afterwards)"
     if path.exists():
         if path.is_dir() and not directory:
             return f"{role} {path}: is a directory"
@@ -65,7 +75,7 @@ def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
     text = os.fspath(path)
     path = Path(path)
     if not path.exists():
-        if text.startswith("/vsi") or "://" in text:  # GDAL's virtual file systems (/vsizip/, zip://, s3://)
+        if gdal_virtual(text):
             return f"{role} {text}: GDAL virtual paths are not read; give a file on disk (unzip or download it first)"
         return f"{role} {path}: file not found"
     if path.is_dir():

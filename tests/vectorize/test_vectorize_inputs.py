@@ -381,3 +381,20 @@ def test_a_gdal_virtual_path_is_said_to_be_one() -> None:
 
     assert "GDAL virtual paths are not read" in input_problem("/vsizip//tmp/x.zip/a.tif", "image")
     assert input_problem("/nonexistent/a.tif", "image").endswith("file not found")
+
+
+def test_a_gdal_virtual_output_path_is_refused_before_anything_is_made(tmp_path, monkeypatch, capsys) -> None:
+    """-o /vsimem/x.tif made a folder /vsimem on the disk's root (a sidecar left in it); -o 'zip://a.zip!x.tif' a
+    folder 'zip:' in the current one, and the runs failed at their end with GDAL's words."""
+    from rsmamba.cli import main
+    from rsmamba.paths import output_problem
+    from tests.helpers.rasters import ROOT
+
+    for text in ("/vsimem/x.tif", "/vsizip//tmp/a.zip/x.tif", "zip://a.zip!x.tif", "s3://bucket/x.tif"):
+        assert "GDAL virtual paths are not written" in output_problem(text, [], "output")
+    monkeypatch.chdir(tmp_path)
+    scene = ROOT / "examples" / "scene"
+    assert main(["predict", str(scene / "ortho.tif"), "--dsm", str(scene / "dsm.tif"), "-o", "zip://a.zip!x.tif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GDAL virtual paths are not written" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
