@@ -24,6 +24,10 @@ the one mechanism for that, used by every verb:
   ``--overwrite``, as in GDAL/rio).
 * **Stale partials.** Scratch files of dead runs (which held the lock they no longer hold) are
   deleted by the next run to the same destination, or by :func:`remove_stale_partials`.
+* **Journals are signed.** A journal carries an HMAC of its text under a key kept in this user's state folder
+  (:func:`journal_key`), and only a journal that verifies is rolled forward: the renames and removals it lists run
+  at any path it names, so a journal received with a folder (a hidden file in a zip) is ignored and said, not
+  obeyed (one beside an input deleted and replaced files in another folder, exit 0).
 * **A full disk.** ``ENOSPC`` anywhere inside the block frees this run's scratch (and the files
   registered with :meth:`Publication.remove_at_commit`) and raises :class:`OutputError` in one line.
 """
@@ -34,6 +38,8 @@ import contextlib
 import errno
 import glob
 import fcntl
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -41,6 +47,7 @@ import secrets
 import shutil
 import stat
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +100,67 @@ def lock_path(path: PathLike) -> Path:
 def journal_path(path: PathLike) -> Path:
     path = Path(path)
     return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
+
+
+def _key_folders() -> list[Path]:
+    """Where the journal key may live: ``$RSMAMBA_STATE_DIR``, the XDG state folder, else a per-user temp folder."""
+    folders = [Path(os.environ["RSMAMBA_STATE_DIR"])] if os.environ.get("RSMAMBA_STATE_DIR") else []
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    folders.append(Path(state) / "rsmamba")
+    folders.append(Path(tempfile.gettempdir()) / f"rsmamba-{os.getuid()}")
+    return folders
+
+
+_KEY: bytes | None = None
+
+
+def journal_key() -> bytes:
+    """This user's secret for signing publish journals, made once (32 random bytes, readable by the user only)."""
+    global _KEY
+    if _KEY is not None:
+        return _KEY
+    for folder in _key_folders():
+        key = folder / "journal.key"
+        with contextlib.suppress(OSError):
+            if not key.is_file():
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                tmp = folder / f".journal.key.{os.getpid()}-{secrets.token_hex(4)}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(secrets.token_bytes(32))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the key
+                    os.link(tmp, key)
+                tmp.unlink()
+            data = key.read_bytes()
+            if len(data) == 32 and key.stat().st_uid == os.getuid():
+                _KEY = data
+                return data
+    raise OutputError("no folder to keep rsmamba's journal key in (set RSMAMBA_STATE_DIR to a writable folder)")
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning logged once per process (a run settles its inputs more than once)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        log.warning(message)
+
+
+def signature(record: dict[str, Any]) -> str:
+    """The HMAC (this user's :func:`journal_key`) of a state record rsmamba writes and later obeys (a publish
+    journal, a resume sidecar), over its fields but ``sig``; stored as its ``sig``."""
+    body = json.dumps({k: v for k, v in record.items() if k != "sig"}, sort_keys=True)
+    return hmac.new(journal_key(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def is_signed(record: Any) -> bool:
+    """Whether ``record`` is one a run of this user's rsmamba wrote (its ``sig`` verifies): not edited, not received."""
+    return (isinstance(record, dict) and isinstance(record.get("sig"), str)
+            and hmac.compare_digest(record["sig"], signature(record)))
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
@@ -450,6 +518,7 @@ class Publication:
                          "backup": str(out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"))}
                         for out, tmp in pairs],
         }
+        journal["sig"] = signature(journal)
         text = json.dumps(journal, indent=1)
         self.journaled = True
         try:
@@ -594,8 +663,13 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
         try:
             journal = json.loads(jp.read_text())
             entries = journal["entries"]
-        except (ValueError, KeyError, OSError):
+        except (ValueError, KeyError, TypeError, OSError):
             jp.unlink(missing_ok=True)  # written only complete (rename): unreadable means not ours
+            continue
+        if not is_signed(journal):  # received (a hidden file in a zip) or another user's: its paths are not obeyed
+            _say_once(f"{jp}: a publish journal this user's rsmamba did not write (received with the folder, "
+                           "or another user's); ignored: nothing it lists was renamed or removed. If a run of yours "
+                           f"was killed while publishing {out.name}, run it again; remove the journal (rm {jp})")
             continue
         extra = []
         try:

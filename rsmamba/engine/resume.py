@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rsmamba.atomic import Publication, atomic_output, resume_sidecar_path
+from rsmamba.atomic import Publication, atomic_output, is_signed, resume_sidecar_path, signature
 from rsmamba.engine.writer import OutputLayer
 from rsmamba.errors import InputError
 from rsmamba.paths import files_behind
@@ -85,7 +85,13 @@ class ResumeState:
         """(strip, rows done in it), after checking the sidecar belongs to this exact run."""
         if not self.path.is_file():
             raise InputError(f"--resume: no interrupted run to resume ({self.path.name} not found); run without --resume")
-        data = json.loads(self.path.read_text())
+        try:
+            data = json.loads(self.path.read_text())
+        except (ValueError, UnicodeDecodeError, OSError):
+            data = None
+        if not is_signed(data):  # edited by hand (rows_done 1536: 1280 rows never computed published as nodata)
+            raise InputError(f"--resume: {self.path.name} is not the state an interrupted rsmamba run wrote "
+                             "(edited, truncated or received); run without --resume")
         if data.get("params") != self.digest:
             raise InputError("--resume: the interrupted run used other inputs or parameters; run without --resume")
         missing = [p.name for p in scratch_files if not p.is_file()]
@@ -103,7 +109,11 @@ class ResumeState:
                 "--resume: this run's --batch-size is %d, the interrupted one's %d: a few probability values may "
                 "differ by 1/254 from an uninterrupted run (--batch-size %d gives the same file)",
                 self.batch_size, batch, batch)
-        return int(data["strip"]), int(data["rows_done"])
+        strip, rows = data.get("strip"), data.get("rows_done")
+        if not (isinstance(strip, int) and isinstance(rows, int) and strip >= 0 and 0 <= rows < self.height):
+            raise InputError(f"--resume: {self.path.name} holds no resumable point (strip {strip!r}, row {rows!r} of "
+                             f"{self.height}); run without --resume")
+        return strip, rows
 
     def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool) -> tuple[int, int] | None:
         """Where this run starts, (strip, rows done in it); None when nothing is left to do.
@@ -124,10 +134,10 @@ class ResumeState:
         return point
 
     def save(self, strip: int, rows_done: int) -> None:
+        record = {"params": self.digest, "strip": strip, "rows_done": rows_done, "height": self.height,
+                  "torch_threads": torch_threads(), "batch_size": self.batch_size}
         with atomic_output(self.path) as tmp:
-            tmp.write_text(json.dumps({"params": self.digest, "strip": strip, "rows_done": rows_done,
-                                       "height": self.height, "torch_threads": torch_threads(),
-                                       "batch_size": self.batch_size}))
+            tmp.write_text(json.dumps({**record, "sig": signature(record)}))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

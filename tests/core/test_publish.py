@@ -680,3 +680,33 @@ def test_an_input_named_near_the_file_systems_limit_is_read(tmp_path) -> None:
     name = "建" * 78 + ".tif"  # 238 bytes
     path = write_raster(tmp_path / name, random_image(8, 8))
     settle_inputs([path])  # no OSError
+
+
+def test_a_journal_received_with_a_folder_is_not_obeyed(tmp_path, caplog) -> None:
+    """A hidden .NAME.publish-journal.json beside an input (a zip of results) was rolled forward: the folder it
+    named in another place was replaced by a file of its choosing and a file deleted, exit 0, at every run. Only a
+    journal this user's rsmamba signed is; a real one (a run killed between its renames) still is."""
+    import json
+
+    from rsmamba.atomic import journal_path
+    from rsmamba.vectorize import vectorize_raster
+
+    victim = tmp_path / "victim"
+    (victim / "photos").mkdir(parents=True)
+    (victim / "photos" / "a.jpg").write_text("precious")
+    (victim / "notes.txt").write_text("keep")
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    a = np.zeros((16, 16), np.uint8)
+    a[4:12, 4:12] = 1
+    labels = write_raster(delivery / "labels.tif", a)
+    (delivery / "payload.txt").write_text("attacker")
+    for sig in (None, "0" * 64):  # none, and one made with another key
+        journal = {"entries": [{"final": str(victim / "photos"), "scratch": str(delivery / "payload.txt"), "backup": ""}],
+                   "remove": [str(victim / "notes.txt")], **({"sig": sig} if sig else {})}
+        journal_path(labels).write_text(json.dumps(journal))
+        with caplog.at_level("WARNING", logger="rsmamba"):
+            vectorize_raster(labels, tmp_path / "v.gpkg", overwrite=True)
+        assert (victim / "photos" / "a.jpg").read_text() == "precious" and (victim / "notes.txt").read_text() == "keep"
+        assert (delivery / "payload.txt").read_text() == "attacker"
+        assert "a publish journal this user's rsmamba did not write" in caplog.text

@@ -373,17 +373,35 @@ def test_a_dsm_far_from_the_training_heights_is_refused_or_warned(tmp_path) -> N
     assert any("standard deviations" in w and "weaker map" in w for w in summary.warnings)
 
 
-def test_a_resume_with_another_torch_thread_count_is_said(tmp_path, caplog) -> None:
+def test_a_resume_with_another_torch_thread_count_is_said(tmp_path, caplog, monkeypatch) -> None:
     """Float sums round otherwise at another thread count: a resumed file then matched neither run."""
-    from rsmamba.engine.resume import ResumeState
+    import rsmamba.engine.resume as resume
 
-    state = ResumeState(tmp_path / "c.tif", "digest", 100)
+    state = resume.ResumeState(tmp_path / "c.tif", "digest", 100)
+    monkeypatch.setattr(resume, "torch_threads", lambda: torch.get_num_threads() + 3)  # the interrupted run's
     state.save(0, 64)
-    data = json.loads(state.path.read_text())
-    state.path.write_text(json.dumps({**data, "torch_threads": torch.get_num_threads() + 3}))
+    monkeypatch.undo()
     with caplog.at_level("WARNING", logger="rsmamba"):
         assert state.load([]) == (0, 64)
     assert f"the interrupted one had {torch.get_num_threads() + 3}" in caplog.text
+
+
+@pytest.mark.parametrize("edit", ["rows", "strip", "truncated", "list", "no-point"])
+def test_an_edited_resume_state_is_refused_in_one_line(tmp_path, edit) -> None:
+    """rows_done edited from 768 to 1536 (or strip to 9): --resume published the rows it skipped as nodata (62.5 % of
+    a map, exit 0, 'every row had been computed'); a truncated or odd sidecar gave a traceback."""
+    from rsmamba.engine.resume import ResumeState
+
+    state = ResumeState(tmp_path / "c.tif", "digest", 2048)
+    state.save(0, 768)
+    data = json.loads(state.path.read_text())
+    text = {"rows": json.dumps({**data, "rows_done": 1536}), "strip": json.dumps({**data, "strip": 9}),
+            "truncated": state.path.read_text()[:20], "list": "[1, 2]",
+            "no-point": json.dumps({"params": "digest"})}[edit]
+    state.path.write_text(text)
+    with pytest.raises(InputError, match=r"--resume: \.c\.tif\.predict-resume\.json is not the state an interrupted "
+                                         r"rsmamba run wrote \(edited, truncated or received\); run without --resume"):
+        state.load([])
 
 
 @pytest.mark.parametrize("kind", ["nodata", "alpha", "nan"])
