@@ -44,6 +44,25 @@ CHANGE_CLASSES: tuple[ClassInfo, ...] = (ClassInfo(0, "no_change", (0, 0, 0)), C
 IGNORE_INDEX = 255
 
 
+def class_id(value: object) -> int | None:
+    """``value`` as a class id, or None: an integer 0..254 (or its decimal text, as JSON keys hold it; a whole
+    float, as a JSON writer may), never a boolean (YAML's ``true`` is an int in Python) or 255 (no label).
+    A label or class raster is 8-bit: an id past it (1e999 in a received tag) sized arrays by it."""
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if value.isdecimal() and len(value) <= 3 else None
+    if isinstance(value, float) and value.is_integer() and 0 <= value < IGNORE_INDEX:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < IGNORE_INDEX:
+        return None
+    return value
+
+
+def name_key(name: str) -> str:
+    """How a class name is matched to a layer's class field: case and surrounding spaces aside."""
+    return str(name).strip().lower()
+
+
 def class_of_nodata(nodata: float | None, classes) -> ClassInfo | None:
     """The class whose id a raster's declared nodata value also is (GDAL habitually writes nodata 0),
     or None: that class's pixels read as nodata, so they are neither trained on nor scored."""
@@ -101,21 +120,28 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
         if not isinstance(item, dict) or not {"id", "name"} <= set(item):
             problems.add(f"{where}: needs id and name")
             continue
-        cid, color = item["id"], item.get("color", item.get("colour", [128, 128, 128]))
-        if not isinstance(cid, int) or not 0 <= cid < IGNORE_INDEX:
+        cid, name, color = item["id"], item["name"], item.get("color", item.get("colour", [128, 128, 128]))
+        if not isinstance(cid, int) or class_id(cid) is None:  # (text or 1.0 is a slip here; a tag's JSON may hold it)
             problems.add(f"{where}: id must be an integer in 0..{IGNORE_INDEX - 1}, got {cid!r}")
             continue
+        if not isinstance(name, str) or not name.strip():  # null or [a, b] became the names 'None', "['a', 'b']"
+            problems.add(f"{where}: name must be non-empty text, got {name!r}")
+            continue
         if (not isinstance(color, (list, tuple)) or len(color) != 3
-                or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)):
             problems.add(f"{where}: color must be three integers 0..255, got {color!r}")
             continue
-        out.append(ClassInfo(cid, str(item["name"]), tuple(color)))
+        out.append(ClassInfo(cid, name, tuple(color)))
     ids = [c.id for c in out]
-    names = [c.name for c in out]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
         problems.add(f"{p}: class id {dup} appears more than once")
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.add(f"{p}: class name {dup!r} appears more than once")
+    by_key: dict[str, list[str]] = {}
+    for c in out:  # matched to a layer's class field as name_key matches them: 'Building' and 'building ' are one
+        by_key.setdefault(name_key(c.name), []).append(c.name)
+    for same in (v for v in by_key.values() if len(v) > 1):
+        problems.add(f"{p}: class name {same[0]!r} appears more than once"
+                     + (f" ({', '.join(map(repr, same))}: names are matched with case and surrounding spaces aside)"
+                        if len(set(same)) > 1 else ""))
     ignore = raw.get("ignore") if isinstance(raw, dict) else None
     # any integer the labels hold for "no label": 0, or -1 / 65535 of int16 / uint16 label rasters
     if ignore is not None and (not isinstance(ignore, int) or isinstance(ignore, bool) or ignore in ids):

@@ -710,15 +710,20 @@ def _usage_line(exc: BaseException, argv: list[str] | None = None) -> str:
     found from ``argv``, as for the verb's other usage errors."""
     message = _one_line(exc.format_message())  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
-    verbs = set(getattr(_command(), "commands", {}))
-    verb = next((a for a in (sys.argv[1:] if argv is None else argv) if a in verbs), None)
+    verb = _verb(argv)
     path = ctx.command_path if ctx is not None else f"rsmamba {verb}" if verb else "rsmamba"
     return f"rsmamba: error: {message} (see '{path} --help')"
 
 
-def _environment_error(exc: BaseException) -> str | None:
+def _verb(argv: list[str] | None = None) -> str | None:
+    """The verb of the command line (``predict``), or None."""
+    verbs = set(getattr(_command(), "commands", {}))
+    return next((a for a in (sys.argv[1:] if argv is None else argv) if a in verbs), None)
+
+
+def _environment_error(exc: BaseException, argv: list[str] | None = None) -> str | None:
     """``rsmamba: error: ...`` for errors of the user's files or machine (:func:`environment_message`)."""
-    text = environment_message(exc)
+    text = environment_message(exc, _verb(argv))
     return None if text is None else f"rsmamba: error: {text}"
 
 
@@ -787,7 +792,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if kind == "ClickException":
             typer.echo(f"rsmamba: error: {_one_line(exc.format_message())}", err=True)  # type: ignore[attr-defined]
             return int(getattr(exc, "exit_code", 1) or 1)
-        line = _environment_error(exc)
+        line = _environment_error(exc, argv)
         if line is None or STATE.verbosity > 0:  # -v: the traceback, for a bug report
             raise
         typer.echo(line, err=True)

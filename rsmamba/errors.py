@@ -109,23 +109,35 @@ def not_utf8_problem(path: str | os.PathLike[str]) -> str | None:
                 "names only: rename it (e.g. convmv -f latin1 -t utf8)")
 
 
-def environment_message(exc: BaseException) -> str | None:
+# What asks for less memory at once, by verb: the advice of an out-of-memory error names the options of the
+# verb that ran (evaluate was told of predict's --window); a verb not listed gets the advice without options.
+LESS_AT_ONCE = {"predict": "a smaller --window or --batch-size", "change": "a smaller --window or --batch-size",
+                "synth": "a smaller --size", "train": "a smaller data.batch_size or data.crop"}
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """numpy's MemoryError, torch's CUDA OutOfMemoryError, or torch's CPU allocator refusing (a RuntimeError)."""
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc))
+
+
+def environment_message(exc: BaseException, verb: str | None = None) -> str | None:
     """One line for an error of the user's files or machine that was raised unwrapped, or None (a bug).
 
     OSError (permissions, a full disk, a missing or unreadable file; rasterio's RasterioIOError is
     one), the I/O errors of rasterio/pyogrio/fiona, a file name not in UTF-8, the selective scan's
-    backend errors, and running out of memory (host or GPU). The CLI prints it for one run; a batch
-    (:mod:`rsmamba.jobs`) records it as the failed job's reason.
+    backend errors, and running out of memory (host or GPU; its advice names ``verb``'s options).
+    The CLI prints it for one run; a batch (:mod:`rsmamba.jobs`) records it as the failed job's reason.
     """
     module = type(exc).__module__ or ""
     scan = sys.modules.get("rsmamba.kernels.selective_scan")  # loaded if the error came from there
     if scan is not None and isinstance(exc, scan.ScanBackendError):
         source = "RSMAMBA_SCAN_BACKEND" if os.environ.get("RSMAMBA_SCAN_BACKEND") else "backend"
         return f"{one_line(str(exc))} ({source})"
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # numpy's, torch's (CUDA)
-        return (f"out of memory ({one_line(str(exc)) or type(exc).__name__}); ask for less at once (predict, "
-                "change: a smaller --window or --batch-size; synth: a smaller --size) or use a machine with more "
-                "memory")
+    if out_of_memory(exc):
+        less = f" ({LESS_AT_ONCE[verb]})" if verb in LESS_AT_ONCE else ""
+        return (f"out of memory ({one_line(str(exc)) or type(exc).__name__}); ask for less at once{less} or use a "
+                "machine with more memory")
     if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):  # a file found in a folder
         return not_utf8_problem(str(exc.object)) or one_line(str(exc))
     if isinstance(exc, OSError) or module.split(".")[0] in ("rasterio", "pyogrio", "fiona"):

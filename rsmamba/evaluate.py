@@ -123,14 +123,20 @@ def _float_ids(ref: np.ndarray, masked: np.ndarray, nodata: float | None, path: 
 
 
 def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
-    """The class table that ``predict`` wrote into a class raster (``CLASSES`` tag), or None."""
-    from rsmamba.classes import classes_from_dicts
+    """The class table that ``predict`` wrote into a class raster (``CLASSES`` tag), or None. An id outside
+    0..254 is refused: the tag (an edited .aux.xml) sizes the confusion matrix (id 100000 asked for 74.5 GiB)."""
+    from rsmamba.classes import class_id, classes_from_dicts
 
     with rasterio.open(path) as src:
         text = src.tags().get("CLASSES") or src.tags(1).get("CLASSES")
     try:
-        return list(classes_from_dicts(json.loads(text))) if text else None
-    except (ValueError, KeyError, TypeError):
+        items = json.loads(text) if text else None
+        bad = [d["id"] for d in items if class_id(d["id"]) is None] if isinstance(items, list) else []
+        if bad:
+            raise InputError(f"{path}: its CLASSES tag holds class id {bad[0]!r}; a class raster's ids are "
+                             f"0..{IGNORE_INDEX - 1} (8-bit, 255 no data): fix or remove the tag")
+        return list(classes_from_dicts(items)) if items else None
+    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: a colour of 1e999
         return None
 
 
@@ -146,7 +152,17 @@ def _declared_names(path: Path) -> dict[int, str] | None:
         names = json.loads(text) if text else None
     except ValueError:
         return None
+    if isinstance(names, list):
+        _check_name_count(path, len(names))
     return dict(enumerate(map(str, names))) if isinstance(names, list) else None
+
+
+def _check_name_count(path: Path, count: int) -> None:
+    """A class_names tag lists the ids 0.. of an 8-bit raster: more than 255 names is no such table (and sized
+    the semantic change scores)."""
+    if count > IGNORE_INDEX:
+        raise InputError(f"prediction {path}: its class_names tag lists {count} classes; a class raster holds "
+                         f"ids 0..{IGNORE_INDEX - 1}: fix or remove the tag")
 
 
 def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray) -> list[str]:
@@ -378,6 +394,7 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
         k = None
     if not k:
         raise InputError(f"prediction {prediction}: no class table (tag class_names); give --layout")
+    _check_name_count(prediction, k)
     if layout in ("second", "landsat-scd"):  # land cover only where changed: unchanged is 255 in both
         # date 1 says changed or not (scd_targets); a pixel of no class was scored as unchanged, against the
         # warning that it is ignored: a perfect answer on labels with 3 % such pixels scored SeK 0.83
@@ -818,7 +835,8 @@ def evaluate_rasters(
                          f"class ids are 0..{IGNORE_INDEX - 1} (declare a nodata value, or give the prediction's "
                          "CLASSES tag / --layout)")
     num_classes = max(max((c.id for c in classes), default=-1) + 1, int(values.max()) + 1 if values.size else 0)
-    classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in {c.id for c in classes}]
+    named = {c.id for c in classes}  # (once: rebuilt for each id, filling the table was quadratic)
+    classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in named]
     classes.sort(key=lambda c: c.id)
     both = valid & (ref != IGNORE_INDEX)
     if not both.any():

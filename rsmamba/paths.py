@@ -198,11 +198,39 @@ def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Any
         if size > YAML_MAX_NODES:
             raise InputError(f"{source}: its aliases expand to over {YAML_MAX_NODES} values; not a config "
                              "(a YAML 'billion laughs' file?)")
+        twice = _duplicate_key(root, set())
+        if twice:  # PyYAML keeps the last value without a word: a second 'train:' section drops the first
+            raise InputError(f"{source}: {twice}; YAML forbids a key twice in one mapping (the last would win "
+                             "silently): keep one")
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: not valid YAML ({first_line(exc)})") from None
     except RecursionError:
         raise InputError(f"{source}: nested too deeply to be a config") from None
+
+
+def _duplicate_key(node: Any, seen: set[int]) -> str | None:
+    """The first key given twice in one mapping of the node graph, with its lines, or None (each node once:
+    linear however many aliases share it). Keys are compared as written, with their resolved type."""
+    if node is None or id(node) in seen:
+        return None
+    seen.add(id(node))
+    value = getattr(node, "value", None)
+    if not isinstance(value, list):
+        return None
+    first: dict[tuple[str, str], int] = {}
+    for item in value:
+        key = item[0] if isinstance(item, tuple) else None
+        if key is not None and isinstance(key.value, str) and not key.tag.endswith(":merge"):  # '<<' merges
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in first:
+                return f"key {key.value!r} is given twice (lines {first[key.tag, key.value]} and {line})"
+            first[key.tag, key.value] = line
+        for part in item if isinstance(item, tuple) else (item,):
+            found = _duplicate_key(part, seen)
+            if found:
+                return found
+    return None
 
 
 def _expanded_size(node: Any, memo: dict[int, int], open_nodes: set[int]) -> int:

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rsmamba.atomic import settle_inputs
-from rsmamba.classes import IGNORE_INDEX, colour_layout
+from rsmamba.classes import IGNORE_INDEX, colour_layout, name_key
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.raster.ground import metres_per_unit
@@ -480,7 +480,13 @@ def class_ids_of_names(values: Any, names: dict[str, int]) -> tuple[Any, list[st
 
     if pd.api.types.is_numeric_dtype(values) or values.isna().any():
         return values, []
-    by_name = {str(k).strip().lower(): v for k, v in names.items()}
+    first: dict[str, tuple[str, int]] = {}
+    for k, v in names.items():  # a received raster's table may hold 'Building' 1 and 'building' 2: the last won
+        other, i = first.setdefault(name_key(k), (k, v))
+        if i != v:
+            raise InputError(f"the class table names {other!r} (id {i}) and {k!r} (id {v}), one name as a class "
+                             "field is matched (case and surrounding spaces aside); rename one")
+    by_name = {key: v for key, (_, v) in first.items()}
     text = values.astype(str).str.strip()
     mapped = text.str.lower().map(by_name)
     numeric = pd.to_numeric(text, errors="coerce")

@@ -7,6 +7,7 @@ run can always be reproduced from its output folder alone.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -155,6 +156,11 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
 )
 
 
+# Zoom factors, bounded above too: augment.scale [1000, 1000] (or percent, [50, 150]) passed, then asked for 65 GB.
+_ZOOMS = ("augment.scale", "augment.scale_set", "eval.scales")
+MAX_ZOOM = 8.0
+
+
 def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     """Every typed key holds its kind and lies in range (``optim.lr=abc`` or ``data.batch_size=0`` fail here)."""
     for key, kind, smallest, optional in _SCHEMA:
@@ -169,8 +175,8 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
                 pass
         if node is None and optional:
             continue
-        def number(v: Any, integer: bool) -> bool:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        def number(v: Any, integer: bool) -> bool:  # finite: optim.lr .inf passed, to diverge at its first step
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or isinstance(v, float) and not math.isfinite(v):
                 return False
             return isinstance(v, int) if integer else True
 
@@ -188,10 +194,15 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
             what = {"path": "a path (quote one YAML reads otherwise: '2024')", "int": "an integer", "number": "a number",
                     "bool": "true or false",
                     "int_list": "a list of integers, e.g. [5]", "number_list": "a list of numbers, e.g. [1.0]"}[kind]
-            problems.add(f"config {key}: expected {what}, got {node!r}")
+            infinite = any(isinstance(v, float) and math.isinf(v) for v in (node if isinstance(node, list) else [node]))
+            problems.add(f"config {key}: must be finite, got {node!r}" if infinite else
+                         f"config {key}: expected {what}, got {node!r}")
         elif smallest is not None and any(v < smallest for v in values):
             problems.add(f"config {key}: {'each value ' if kind.endswith('list') else ''}must be >= {smallest:g}, "
                          f"got {node!r}")
+        elif key in _ZOOMS and any(v > MAX_ZOOM for v in values):
+            problems.add(f"config {key}: each value must be <= {MAX_ZOOM:g} (a zoom factor: at {MAX_ZOOM:g} a chip "
+                         f"is resized to {MAX_ZOOM**2:g} times its pixels), got {node!r}")
     prefixes = cfg["train"].get("freeze_prefixes") if isinstance(cfg.get("train"), dict) else None
     if prefixes is None and isinstance(cfg.get("train"), dict):  # 'freeze_prefixes:' left empty: nothing frozen
         prefixes = cfg["train"]["freeze_prefixes"] = []

@@ -872,8 +872,14 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     top = max((int(k) for ds in (train_ds, val_ds) for r in getattr(ds, "rows", None) or ()
                for k in json.loads(r.get("class_hist") or "{}") if int(k) != IGNORE_INDEX), default=-1)
     if top >= num_classes:  # cross-entropy would index past the head mid-run (a device assert on a GPU)
-        raise InputError(f"{d['root']}: the chips hold class id {top}, but model.kwargs.num_classes is "
-                         f"{num_classes}; set it to at least {top + 1} (or leave it out: the chips' class table)")
+        # said from where the number came: a received tiling.json's short table was blamed on a setting never made
+        raise InputError(f"{d['root']}: the chips hold class id {top}, but " + (
+            f"model.kwargs.num_classes is {num_classes}; set it to at least {top + 1} (or leave it out: the chips' "
+            "class table)" if given is not None else
+            f"their class table (tiling.json) has {len(classes)} classes (ids 0..{len(classes) - 1}); re-tile them "
+            f"with a class table that names id {top}" if classes else
+            f"tiling.json names no classes (so {num_classes} are assumed); set model.kwargs.num_classes to at "
+            f"least {top + 1}"))
     if given is not None and classes and given != len(classes):  # trained to the end, then refused by predict
         raise InputError(f"model.kwargs.num_classes {given!r}: the data's class table names {len(classes)} classes "
                          f"({', '.join(str(c.get('name')) for c in classes)}); leave it out")

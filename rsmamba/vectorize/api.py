@@ -729,7 +729,14 @@ def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> 
     if "building_id" not in want or not info["features"]:
         return 1
     ids = pyogrio.read_dataframe(output, layer=layer, columns=["building_id"], read_geometry=False)["building_id"]
-    return int(ids.max()) + 1 if ids.notna().any() else 1
+    top = int(ids.max()) if ids.notna().any() else 0
+    if top > INT64_MAX - plan.width * plan.height:  # each building is a pixel at least: its id must fit 64 bits
+        raise InputError(f"{where}: its building_id reaches {top:,}, leaving no room below 2^63 (64-bit integers) "
+                         "for this raster's buildings; write another layer")
+    return top + 1
+
+
+INT64_MAX = 2**63 - 1  # the largest GeoPackage / OGR integer: a next id past it was an OverflowError traceback
 
 
 def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list[str], *,

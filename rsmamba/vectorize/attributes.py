@@ -29,7 +29,7 @@ from pathlib import Path
 import rasterio
 from rasterio.enums import ColorInterp
 
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, class_id
 from rsmamba.errors import InputError
 
 
@@ -47,14 +47,20 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
     text = _tag(src.tags(band), "class_names") or _tag(src.tags(), "class_names")
     if not text:
         return {c.id: c.name for c in ISPRS_CLASSES}
+    def checked(value: object) -> int:  # 1e999 (int(inf): a traceback), 100000: no id of an 8-bit class raster
+        cid = class_id(value)
+        if cid is None:
+            raise ValueError(f"class id {value!r} is not an integer in 0..{IGNORE_INDEX - 1}")
+        return cid
+
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            return {int(k): str(v) for k, v in data.items()}
+            return {checked(k): str(v) for k, v in data.items()}
         if isinstance(data, list) and all(isinstance(d, dict) for d in data):
-            return {int(d["id"]): str(d["name"]) for d in data}
+            return {checked(d["id"]): str(d["name"]) for d in data}
         if isinstance(data, list):
-            return {i: str(n) for i, n in enumerate(data) if n is not None}
+            return {checked(i): str(n) for i, n in enumerate(data) if n is not None}
         raise ValueError(f"a JSON {type(data).__name__}")
     except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
         shown = text if len(text) <= 60 else text[:57] + "..."

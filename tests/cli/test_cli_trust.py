@@ -376,7 +376,10 @@ def test_ctrl_c_and_sigterm_unwind_and_say_so_in_one_line(tmp_path, sig, code, l
 
 
 @pytest.mark.parametrize("error", [MemoryError("Unable to allocate 53.6 GiB for an array"),
-                                   type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory")])
+                                   type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory"),
+                                   # torch's CPU allocator (augment.scale 1000 in train): was a traceback, exit 1
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                                                "can't allocate memory: you tried to allocate 65536000000 bytes.")])
 def test_running_out_of_memory_is_one_line_exit_2(tmp_path, monkeypatch, capsys, error) -> None:
     """`rsmamba synth --size 60000` asked numpy for 53.6 GiB and printed a traceback."""
     import rsmamba.synth
@@ -388,6 +391,17 @@ def test_running_out_of_memory_is_one_line_exit_2(tmp_path, monkeypatch, capsys,
     assert cli.main(["synth", "-o", str(tmp_path / "scene")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rsmamba: error: out of memory (") and str(error) in err[0]
+    assert "(a smaller --size)" in err[0] and "--window" not in err[0]  # synth's option, not predict's
+
+
+def test_out_of_memory_advice_names_the_options_of_the_verb_that_ran() -> None:
+    """evaluate ran out of memory and was told of predict's --window and synth's --size."""
+    from rsmamba.errors import environment_message
+
+    error = MemoryError("Unable to allocate 74.5 GiB")
+    assert "(a smaller --window or --batch-size)" in environment_message(error, "predict")
+    assert "ask for less at once or use a machine with more memory" in environment_message(error, "evaluate")
+    assert environment_message(RuntimeError("shape mismatch"), "train") is None  # a bug: its traceback
 
 
 def test_a_vrts_source_is_an_input_of_vectorize_evaluate_and_tile(tmp_path, capsys) -> None:

@@ -46,6 +46,27 @@ def test_a_config_not_in_utf8_or_not_yaml_is_one_input_error(tmp_path: Path) -> 
     assert len(err.value.problems) == 1
 
 
+def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys without a word: a config's second train: section dropped the
+    first (epochs 3 became 10), optim: {lr: 0.001, lr: 5} trained at 5, a class {id: 1, ..., id: 2} was id 2."""
+    from rsmamba.classes import load_class_table
+    from rsmamba.train.config import load_config
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data: {{root: {tmp_path}}}\ntrain:\n  epochs: 3\noptim: {{lr: 0.001}}\ntrain:\n  seed: 1\n")
+    with pytest.raises(InputError, match=r"cfg.yaml: key 'train' is given twice \(lines 2 and 5\)"):
+        load_config(cfg)
+    with pytest.raises(InputError, match=r"--set optim=\{lr: 1, lr: 5\}: key 'lr' is given twice \(lines 1 and 1\)"):
+        load_config(None, [f"data.root={tmp_path}", "optim={lr: 1, lr: 5}"])
+    table = tmp_path / "t.yaml"
+    table.write_text("classes:\n  - {id: 0, name: background}\n  - {id: 1, name: Building, id: 2}\n")
+    with pytest.raises(InputError, match=r"t.yaml: key 'id' is given twice \(lines 3 and 3\)"):
+        load_class_table(table)
+    # the same key in different mappings, a merge key (<<) overridden, and one mapping shared by aliases are fine
+    text = "a: &x {k: 1}\nb: *x\nc: {k: 2}\nd:\n  <<: *x\n  k: 3\n"
+    assert load_yaml("ok.yaml", text=text) == {"a": {"k": 1}, "b": {"k": 1}, "c": {"k": 2}, "d": {"k": 3}}
+
+
 def _vrt_of(source: Path, out: Path) -> Path:
     """A one-band VRT of ``source`` (relative to the VRT)."""
     import os

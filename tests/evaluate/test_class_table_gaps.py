@@ -138,3 +138,21 @@ def test_validation_never_scores_a_pixel_as_the_filler() -> None:
     scores = validate(Fixed(), loader, "segmentation", "image", 3, "cpu", [], [c["name"] for c in classes],
                       fillers=fillers_of(classes))
     assert scores["oa"] == 1.0 and scores["miou"] == 1.0
+
+
+@pytest.mark.parametrize("entry, said", [('{"id": 1e999, "name": "x", "color": [1, 2, 3]}', "class id inf"),  # int(inf)
+                                         ('{"id": 300, "name": "x", "color": [1, 2, 3]}', "class id 300")])
+def test_a_classes_tag_with_an_id_past_8_bits_is_refused(tmp_path, capsys, entry, said) -> None:
+    """A received raster's CLASSES tag (its .aux.xml) sized the confusion matrix: id 100000 asked for 74.5 GiB,
+    1e999 was an OverflowError traceback."""
+    from rsmamba.cli import main
+
+    pred = write_raster(tmp_path / "pred.tif", np.ones((16, 16), np.uint8))
+    ref = write_raster(tmp_path / "ref.tif", np.ones((16, 16), np.uint8))
+    table = [c.to_dict() for c in TABLE]
+    with rasterio.open(pred, "r+") as ds:
+        ds.update_tags(CLASSES=json.dumps(table)[:-1] + ", " + entry + "]")
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pred.tif: its CLASSES tag holds {said}; a class raster's ids are 0..254" in err[0]
+    assert not (tmp_path / "m.json").exists()

@@ -140,3 +140,35 @@ def test_a_uint16_no_label_value_is_a_class_table_ignore(tmp_path: Path) -> None
     with rasterio.open(tmp_path / "chips" / "labels" / "r0_c0.tif") as src:
         chip = src.read(1)
     assert (chip[:, :20] == 255).all() and (chip[:, 20:] == 2).all()
+
+
+@pytest.mark.parametrize("entries, said", [
+    # matched to a layer's class field with case and spaces aside: 'Building' features were burnt as 'building'
+    ("{id: 1, name: Building}, {id: 2, name: building}", "class name 'Building' appears more than once"),
+    ("{id: 1, name: 'building '}, {id: 2, name: building}", "class name 'building ' appears more than once"),
+    ("{id: true, name: a}", "id must be an integer in 0..254, got True"),  # YAML's true is an int in Python
+    ("{id: '1', name: a}", "id must be an integer in 0..254, got '1'"),
+    ("{id: 1, name: a, color: [true, 0, 0]}", "color must be three integers 0..255"),
+    ("{id: 1, name: null}", "name must be non-empty text, got None"),  # was the class 'None'
+    ("{id: 1, name: [a, b]}", r"name must be non-empty text, got \['a', 'b'\]"),
+    ("{id: 1, name: '  '}", "name must be non-empty text"),
+])
+def test_a_class_table_refuses_names_equal_as_matched_booleans_and_names_that_are_no_text(
+        tmp_path: Path, entries: str, said: str) -> None:
+    table = tmp_path / "t.yaml"
+    table.write_text(f"classes: [{{id: 0, name: background}}, {entries}]\n")
+    with pytest.raises(InputError, match=said):
+        load_class_table(table)
+
+
+def test_names_equal_as_matched_in_a_received_table_are_refused_not_burnt_as_the_last() -> None:
+    """evaluate matches a reference's text class field to the prediction's CLASSES tag, which no class table
+    file checked: of 'Building' (1) and 'building' (2), the last won for every feature."""
+    import pandas as pd
+
+    from rsmamba.raster.source import class_ids_of_names
+
+    ids, unknown = class_ids_of_names(pd.Series(["Building ", "road"]), {"building": 1, "Road": 2})
+    assert ids.tolist() == [1, 2] and unknown == []
+    with pytest.raises(InputError, match=r"names 'Building' \(id 1\) and 'building' \(id 2\)"):
+        class_ids_of_names(pd.Series(["Building"]), {"Building": 1, "building": 2})

@@ -3,6 +3,7 @@ past the head, a config that is no mapping, a resume from another model. One lin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,13 @@ def test_chips_with_ids_past_num_classes_and_a_corrupt_tiling_json_are_refused(t
     chips = write_chips(tmp_path, size=64, chip=32, split=(1.0, 0.0, 0.0))  # ISPRS ids 0..5
     assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "model.kwargs.num_classes=3")) == 2
     assert "the chips hold class id 5, but model.kwargs.num_classes is 3; set it to at least 6" in _one_error_line(capsys)
+    # a received tiling.json whose table is short: the user never set model.kwargs.num_classes
+    tiling = json.loads((chips / "tiling.json").read_text())
+    (chips / "tiling.json").write_text(json.dumps({**tiling, "classes": tiling["classes"][:2]}))
+    assert main(_train(tmp_path, "--set", f"data.root={chips}")) == 2
+    line = _one_error_line(capsys)
+    assert "the chips hold class id 5, but their class table (tiling.json) has 2 classes (ids 0..1)" in line
+    assert "num_classes" not in line
     (chips / "tiling.json").write_text("{not json")
     assert main(_train(tmp_path, "--set", f"data.root={chips}")) == 2
     assert "tiling.json: not valid JSON" in _one_error_line(capsys)
@@ -171,6 +179,24 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
     assert (loaded["optim"]["lr"], loaded["optim"]["weight_decay"], loaded["optim"]["momentum"]) == (1e-4, 5e-4, 0.9)
     with pytest.raises(InputError, match="config optim.lr: expected a number, got 'abc'"):
         load_config(cfg, ["optim.lr=abc"])
+
+
+@pytest.mark.parametrize("setting, said", [
+    # lr .inf trained to 'diverged ... run again with a lower rate, e.g. --set optim.lr=inf'
+    ("optim.lr=.inf", "config optim.lr: must be finite, got inf"),
+    ("optim.weight_decay=1e999", "config optim.weight_decay: must be finite, got inf"),
+    ("eval.scales=[1.0, .inf]", "config eval.scales: must be finite"),
+    # a zoom of 1000 asked for 65 GB at the first batch (a traceback); percent, [50, 150], for several GB
+    ("augment.scale=[1000, 1000]", r"config augment.scale: each value must be <= 8 \(a zoom factor"),
+    ("augment.scale_set=[50, 100]", "config augment.scale_set: each value must be <= 8"),
+    ("eval.scales=[1.0, 20]", "config eval.scales: each value must be <= 8"),
+])
+def test_numbers_are_finite_and_zoom_factors_bounded(tmp_path: Path, setting: str, said: str) -> None:
+    from rsmamba.train.config import load_config
+
+    with pytest.raises(InputError, match=said):
+        load_config(None, [f"data.root={tmp_path}", setting])
+    assert load_config(None, [f"data.root={tmp_path}", "augment.scale=[0.5, 8]"])["augment"]["scale"] == [0.5, 8]
 
 
 def test_train_device_cuda_is_this_processs_gpu_or_one_line(monkeypatch) -> None:

@@ -124,7 +124,8 @@ def test_web_mercator_needs_reproject_to_ground_metres(tmp_path, capsys):
     assert pyogrio.read_dataframe(out).area_m2[0] == pytest.approx(100 * np.cos(np.radians(lat)) ** 2, rel=0.02)
 
 
-@pytest.mark.parametrize("tag", ['{"a": "b"}', '[{"name": "y"}]', '[{"id": "x", "name": "y"}]', "road,house", '"house"'])
+@pytest.mark.parametrize("tag", ['{"a": "b"}', '[{"name": "y"}]', '[{"id": "x", "name": "y"}]', "road,house", '"house"',
+                                 '[{"id": 1e999, "name": "x"}]', '{"100000": "x"}'])  # int(inf) was a traceback
 def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
     a = np.zeros((10, 10), dtype="uint8")
     a[2:5, 2:5] = 1

@@ -8,6 +8,7 @@ import pyogrio
 import pytest
 
 from rsmamba.cli import main
+from rsmamba.errors import InputError
 from rsmamba.vectorize import vectorize_raster
 from tests.helpers.rasters import write_raster
 from tests.vectorize.test_instances import _write as write_instance_scene
@@ -138,6 +139,14 @@ def test_append_with_instances_continues_building_ids(tmp_path):
         vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True, append=append)
     ids = pyogrio.read_dataframe(out).building_id.tolist()
     assert sorted(ids) == [1, 2, 3, 4]
+    # a received layer whose building_id reaches 2^63 - 1: the next id was an OverflowError traceback
+    full = pyogrio.read_dataframe(out)
+    full["building_id"] = [1, 2, 3, 2**63 - 1]
+    pyogrio.write_dataframe(full, out, layer="houses")
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="building_id reaches 9,223,372,036,854,775,807, leaving no room"):
+        vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True, append=True)
+    assert out.read_bytes() == before
 
 
 def test_append_and_overwrite_together_are_refused(tmp_path, capsys):
