@@ -49,6 +49,8 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
         return {c.id: c.name for c in ISPRS_CLASSES}
     def checked(value: object) -> int:  # 1e999 (int(inf): a traceback), 100000: no id of an 8-bit class raster
         cid = class_id(value)
+        if cid is None and str(value).strip() == str(IGNORE_INDEX):  # a name for the no-data id: said, harmless
+            return IGNORE_INDEX
         if cid is None:
             raise ValueError(f"class id {value!r} is not an integer in 0..{IGNORE_INDEX - 1}")
         return cid
