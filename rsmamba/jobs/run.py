@@ -381,6 +381,12 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
         with _guard(folder):
             recorded, made_from = _read_record(folder / SETTINGS_FILE)
             earlier = None if recorded is None else {**filled, **{k: v for k, v in recorded.items() if k not in RUN_ONLY}}
+            if recorded is None and (folder / SETTINGS_FILE).is_file():  # edited or truncated: settings unknown
+                if not kwargs.get("overwrite"):  # (read as none, its outputs were skipped as complete, then vouched for)
+                    raise InputError(f"{folder / SETTINGS_FILE}: the folder's batch record is unreadable, so the "
+                                     "settings its outputs were made with are unknown; --overwrite recomputes this "
+                                     "run's outputs, or choose another output folder")
+                earlier = {}  # as other settings: taken over only where no other output would remain
             if earlier is not None and earlier != settings:
                 _refuse_other_settings(todo, folder, settings, earlier, planned, bool(kwargs.get("overwrite")), runs)
             if not kwargs.get("overwrite"):

@@ -645,3 +645,17 @@ def test_a_batch_output_onto_the_file_behind_another_jobs_vrt_is_refused(tmp_pat
             f'</SimpleSource></VRTRasterBand></VRTDataset>')
     with pytest.raises(InputError, match="is an input of this run"):
         plan_jobs([v / "a.vrt", v / "b.vrt"], src)
+
+
+def test_an_unreadable_batch_record_vouches_for_nothing(tmp_path) -> None:
+    """A truncated .rsmamba-batch.json was read as no record: a re-run with other settings skipped the old
+    outputs as complete and rewrote the record to say they were made with its settings."""
+    from rsmamba.jobs import run_many
+
+    plan, out = plan_jobs(_inputs(tmp_path, 2), tmp_path / "out"), tmp_path / "out"
+    run_many(jobs.copy_job, plan[:1], out, kwargs={"tag": "a"}, progress=False)
+    (out / ".rsmamba-batch.json").write_text('{"settings": ')
+    with pytest.raises(InputError, match=r"\.rsmamba-batch\.json: the folder's batch record is unreadable"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
+    assert [r.status for r in done] == ["done"] * 2  # recomputed, not skipped
