@@ -105,7 +105,8 @@ PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 
 
 def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: str = "vector",
-                choose: str = "") -> "geopandas.GeoDataFrame":  # noqa: F821 - imported lazily
+                choose: str = "", near: tuple[tuple[float, float, float, float], Any] | None = None
+                ) -> "geopandas.GeoDataFrame":  # noqa: F821 - imported lazily
     """A vector layer as a GeoDataFrame: GeoParquet through pyarrow, every other format through pyogrio.
 
     pyogrio's GDAL hands a .parquet file to a driver that needs libduckdb, which its wheels lack
@@ -136,7 +137,19 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
         if not found:
             raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
         layer = found[0]
-    return gpd.read_file(path, engine="pyogrio", layer=layer if layer is not None else names[0])
+    name = layer if layer is not None else names[0]
+    if near is not None:  # only the features over a scene: a country's buildings for one ortho held them all
+        bounds, crs = near
+        from pyproj import CRS
+
+        theirs = pyogrio.read_info(path, layer=name).get("crs")
+        if theirs and CRS.from_user_input(theirs).is_projected and CRS.from_user_input(theirs) == CRS.from_user_input(crs):
+            # in the scene's own projected CRS only: a layer in degrees may hold a scene's features across 180 or
+            # a pole in another form, which the caller unwraps; none found there: the whole layer, for its messages
+            near_features = gpd.read_file(path, engine="pyogrio", layer=name, bbox=tuple(bounds))
+            if len(near_features):
+                return near_features
+    return gpd.read_file(path, engine="pyogrio", layer=name)
 
 
 def files_behind(path: str | os.PathLike[str] | None) -> list[str]:

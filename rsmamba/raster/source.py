@@ -532,7 +532,9 @@ class _VectorLabels:
             return
         try:
             option = {"labels": "--labels-layer", "labels-t2": "--labels-t2-layer", "change labels": "--change-labels-layer"}
-            gdf = read_vector(path, layer, role, choose=f"{option[role]} NAME" if role in option else "")
+            gdf = read_vector(path, layer, role, choose=f"{option[role]} NAME" if role in option else "",
+                              near=(raster_extent(image.width, image.height, image.transform), crs)
+                              if crs is not None else None)
         except InputError as exc:
             problems.add(str(exc))
             return

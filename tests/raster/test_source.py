@@ -683,3 +683,23 @@ def test_a_dsm_declaring_feet_reads_as_metres(tmp_path, declared) -> None:
         assert [w for w in src.warnings if "(declared); read as metres" in w]
     valid = ~np.ma.getmaskarray(metres)
     assert np.allclose(heights[valid], metres.data[valid], atol=1e-3)
+
+
+def test_only_the_features_over_the_scene_are_read_from_a_large_layer(tmp_path) -> None:
+    """A country's buildings for one ortho: the whole layer was read (1M squares 100 km away: 844 MB for 230);
+    in the scene's own projected CRS only the features over it are (a layer in degrees is read whole, as the
+    antimeridian and the poles need)."""
+    import geopandas as gpd
+    import shapely
+
+    img = write_raster(tmp_path / "i.tif", random_image(64, 64), res=0.5)  # 500000..500032, 4999968..5000000
+    near = [shapely.box(500004, 4999970, 500010, 4999976), shapely.box(500020, 4999980, 500030, 4999990)]
+    far = [shapely.box(600000 + i * 20, 5100000, 600010 + i * 20, 5100010) for i in range(500)]
+    gpd.GeoDataFrame({"class": [1] * 502}, geometry=near + far, crs="EPSG:32632").to_file(tmp_path / "l.gpkg")
+    with AlignedSource(img, labels=tmp_path / "l.gpkg", class_field="class") as src:
+        assert len(src._labels_vector.gdf) == 2
+        labels = src.read_labels(Window(0, 0, 64, 64))
+    assert (labels == 1).sum() == (6 * 2) * (6 * 2) + (10 * 2) * (10 * 2)
+    gpd.GeoDataFrame({"class": [1] * 500}, geometry=far, crs="EPSG:32632").to_file(tmp_path / "off.gpkg")
+    with pytest.raises(InputError, match="does not overlap the image"):  # said as before, from the whole layer
+        AlignedSource(img, labels=tmp_path / "off.gpkg", class_field="class")
