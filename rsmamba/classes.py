@@ -76,6 +76,30 @@ def classes_from_dicts(items: list[dict]) -> tuple[ClassInfo, ...]:
                  for d in items)
 
 
+def recorded_classes_problems(items: object, where: str) -> list[str]:
+    """Why ``items`` is no class table as rsmamba records it (``tiling.json``, checkpoints), or []: a list of
+    ``{id, name, color}`` whose ids are 0..N-1 in order (head output i is class id i; gaps are fillers), N at
+    most 255 (uint8 labels, 255 no label). A received file's id 10^9 went into a checkpoint as head output 6."""
+    if not isinstance(items, list):
+        return [f"{where}: a list of {{id, name, color}}, got {type(items).__name__}"]
+    if len(items) > IGNORE_INDEX:
+        return [f"{where}: {len(items)} classes; class ids are 0..{IGNORE_INDEX - 1} ({IGNORE_INDEX} is no label)"]
+    problems = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(f"{where}[{i}]: a {{id, name, color}} object, got {str(item)[:40]!r}")
+            continue
+        cid, name, color = item.get("id"), item.get("name"), item.get("color")
+        if isinstance(cid, bool) or cid != i or not isinstance(cid, int):
+            problems.append(f"{where}[{i}]: id must be {i} (ids 0..{len(items) - 1} in order), got {str(cid)[:40]}")
+        if not isinstance(name, str) or not name:
+            problems.append(f"{where}[{i}]: name must be a text, got {str(name)[:40]!r}")
+        if (not isinstance(color, list) or len(color) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)):
+            problems.append(f"{where}[{i}]: color must be three integers 0..255, got {str(color)[:40]}")
+    return problems
+
+
 def colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
     """A GDAL colour table for ``rasterio``'s ``write_colormap``."""
     return {c.id: (*c.color, 255) for c in classes}

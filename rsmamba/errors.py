@@ -55,18 +55,6 @@ class ProblemCollector:
             raise InputError(self.problems)
 
 
-def missing_files(paths: Iterable[object], where: str, shown: int = 10) -> InputError | None:
-    """One error listing the files of a dataset that do not exist (the first ``shown``, then a count),
-    or None: found up front, before training starts, rather than one per run when a worker reaches it."""
-    from pathlib import Path
-
-    missing = [str(p) for p in paths if not Path(str(p)).is_file()]
-    if not missing:
-        return None
-    more = [f"... and {len(missing) - shown} more missing from {where}"] if len(missing) > shown else []
-    return InputError([f"{m}: missing from {where}" for m in missing[:shown]] + more)
-
-
 SEED_LIMIT = 2**32  # numpy's legacy and new generators both take seeds in [0, 2**32) as one word
 
 

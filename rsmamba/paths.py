@@ -67,6 +67,9 @@ def output_problem(path: str | os.PathLike[str], inputs: Iterable[str | os.PathL
     return None
 
 
+NOT_REGULAR = "not a regular file (a named pipe, socket or device)"  # what GDAL's open would wait on for ever
+
+
 def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
     """Why ``path`` cannot be read as an input file (missing, a folder, a pipe or device, empty, unreadable), or None.
 
@@ -81,12 +84,47 @@ def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
     if path.is_dir():
         return f"{role} {path}: is a directory, not a file"
     if not path.is_file():
-        return f"{role} {path}: not a regular file (a named pipe, socket or device); give the file itself"
+        return f"{role} {path}: {NOT_REGULAR}; give the file itself"
     if path.stat().st_size == 0:
         return f"{role} {path}: empty file (0 bytes)"
     if not os.access(path, os.R_OK):
         return f"{role} {path}: not readable (permissions)"
     return None
+
+
+def listed_files_problem(paths: Iterable[object], where: str, shown: int = 10) -> InputError | None:
+    """One error naming the files a dataset lists that are missing or no regular file (the first ``shown``, then
+    a count), or None: found up front, by ``stat`` only, before a worker reaches one (a named pipe: GDAL's open
+    waits for a writer for ever; a missing file: one failed run per file)."""
+    problems = []
+    for item in paths:
+        path = Path(str(item))
+        if not path.is_file():  # (the common case costs one stat)
+            problems.append(f"{path}: is a directory, not a file, in {where}" if path.is_dir() else
+                            f"{path}: {NOT_REGULAR} in {where}" if path.exists() else f"{path}: missing from {where}")
+    if not problems:
+        return None
+    more = [f"... and {len(problems) - shown} more in {where}"] if len(problems) > shown else []
+    return InputError(problems[:shown] + more)
+
+
+def outside(name: str, root: str, parents: dict[str, str]) -> bool:
+    """Whether the file ``name`` a dataset lists (relative to the folder ``root``, already ``realpath``'d)
+    leads outside it: an absolute name, ``..`` or a link out, once links are followed. A received manifest or
+    split list opened any file the user can read. ``parents`` caches the real path of each folder (a few for
+    100k chips), so a file costs one ``lstat``."""
+    path = os.path.join(root, name)
+    folder, base = os.path.split(path)
+    try:
+        if base in ("", ".", "..") or os.path.islink(path):
+            real = os.path.realpath(path)
+        else:
+            if folder not in parents:
+                parents[folder] = os.path.realpath(folder)
+            real = os.path.join(parents[folder], base)
+    except (OSError, ValueError):  # a NUL byte in the name
+        return True
+    return not real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def vector_path_problem(path: object, role: str) -> str | None:

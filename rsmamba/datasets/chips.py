@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +23,9 @@ import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from rsmamba.classes import IGNORE_INDEX
-from rsmamba.errors import InputError, MissingSplit, ProblemCollector, missing_files
+from rsmamba.classes import IGNORE_INDEX, recorded_classes_problems
+from rsmamba.errors import InputError, MissingSplit, ProblemCollector
+from rsmamba.paths import listed_files_problem, outside
 from rsmamba.raster.normalize import normalize_dsm
 
 
@@ -82,19 +85,21 @@ def read_tiling(root: str | os.PathLike[str]) -> TilingInfo:
         if not (root / name).is_file():
             problems.add(f"{root}: no {name} (is this a folder written by 'rsmamba tile'?)")
     problems.raise_if_any()
+    where = root / "tiling.json"
     try:
-        meta = json.loads((root / "tiling.json").read_text())
+        meta = json.loads(where.read_bytes().decode("utf-8"))
+        if not isinstance(meta, dict):
+            raise InputError(f"{where}: not a tiling description (a JSON object); re-run 'rsmamba tile'")
+        for problem in _tiling_problems(meta):
+            problems.add(f"{where}: {problem}")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{root / 'tiling.json'}: not valid JSON ({exc}); re-run 'rsmamba tile'") from exc
-    if not isinstance(meta, dict):
-        raise InputError(f"{root / 'tiling.json'}: not a tiling description (a JSON object); re-run 'rsmamba tile'")
-    stats = meta.get("stats") or {}
-    image_stats = stats.get("image") or {}
-    if not image_stats.get("mean") or not image_stats.get("std"):
-        problems.add(f"{root / 'tiling.json'}: no image statistics")
+        raise InputError(f"{where}: not valid JSON ({exc}); re-run 'rsmamba tile'") from exc
+    except RecursionError:
+        raise InputError(f"{where}: nested too deeply to be a tiling description; re-run 'rsmamba tile'") from None
     problems.raise_if_any()
-    dsm_stats = stats.get("dsm")
-    std = [float(s) if float(s) > 0 else 1.0 for s in image_stats["std"]]
+    stats = meta.get("stats") or {}
+    image_stats, dsm_stats = stats["image"], stats.get("dsm")
+    std = [float(s) if float(s) > 0 else 1.0 for s in image_stats["std"]]  # a constant band: 0
     return TilingInfo(
         root=root, bands=[int(b) for b in meta.get("bands") or range(1, len(std) + 1)],
         image_mean=[float(m) for m in image_stats["mean"]], image_std=std,
@@ -104,9 +109,142 @@ def read_tiling(root: str | os.PathLike[str]) -> TilingInfo:
     )
 
 
-def read_manifest(root: Path, split: str | None) -> list[dict[str, str]]:
-    with open(root / "manifest.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: object) -> str:
+    return (text := json.dumps(value) if isinstance(value, (list, dict, str)) else str(value))[:60] + (
+        "..." if len(text) > 60 else "")
+
+
+def _numbers_problem(value: object, field: str, *, length: int | None = None, positive: bool = False) -> str | None:
+    """Why ``value`` is no list of finite numbers (>= 0 with ``positive``; of ``length``), or None. A NaN mean
+    made every input NaN (zeroed: a model of nothing), a NaN std became 1.0, both with exit 0."""
+    if (not isinstance(value, list) or not value or not all(_number(v) and math.isfinite(v) for v in value)
+            or (positive and min(value) < 0)):
+        what = "finite numbers >= 0" if positive else "finite numbers"
+        return f"{field} must be a list of {what}, got {_shown(value)}"
+    if length is not None and len(value) != length:
+        return f"{field} holds {len(value)} values for {length} image bands"
+    return None
+
+
+def _tiling_problems(meta: dict) -> list[str]:
+    """Every field of a ``tiling.json`` that ``train`` and its checkpoint use, checked for what ``tile`` writes."""
+    problems: list[str | None] = []
+    stats = meta.get("stats")
+    image = stats.get("image") if isinstance(stats, dict) else None
+    if not isinstance(image, dict) or not image.get("mean") or not image.get("std"):
+        return ["no image statistics (stats.image.mean and std)"]
+    bands = len(image["mean"]) if isinstance(image["mean"], list) else None
+    problems.append(_numbers_problem(image["mean"], "stats.image.mean"))
+    problems.append(_numbers_problem(image["std"], "stats.image.std", length=bands, positive=True))
+    for key in ("minimum", "maximum"):
+        if image.get(key):
+            problems.append(_numbers_problem(image[key], f"stats.image.{key}", length=bands))
+    dsm = stats.get("dsm")
+    if dsm is not None and not isinstance(dsm, dict):
+        problems.append(f"stats.dsm must be an object of mean and std, got {_shown(dsm)}")
+    elif dsm:
+        problems.append(_numbers_problem(dsm.get("mean"), "stats.dsm.mean"))
+        problems.append(_numbers_problem(dsm.get("std"), "stats.dsm.std", positive=True))
+    listed = meta.get("bands")
+    if listed is not None and (not isinstance(listed, list) or len(listed) != bands or not all(
+            isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in listed)):
+        problems.append(f"bands must be {bands} band numbers (1, 2, ...), one per image mean, got {_shown(listed)}")
+    problems.extend(recorded_classes_problems(meta.get("classes") or [], "classes"))
+    splits = meta.get("splits")
+    if splits is not None and (not isinstance(splits, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in splits.values())):
+        problems.append(f"splits must map each split to its number of chips, got {_shown(splits)}")
+    size = meta.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        problems.append(f"size must be the chips' size in pixels, got {_shown(size)}")
+    if meta.get("nodata") is not None and not _number(meta["nodata"]):
+        problems.append(f"nodata must be a number or null, got {_shown(meta['nodata'])}")
+    scene = meta.get("dsm_range")
+    if scene is not None and (not isinstance(scene, list) or len(scene) != 2
+                              or not all(_number(v) and math.isfinite(v) for v in scene)):
+        problems.append(f"dsm_range must be two finite heights, got {_shown(scene)}")
+    if meta.get("dtype") is not None and not isinstance(meta["dtype"], str):
+        problems.append(f"dtype must be a pixel type name, got {_shown(meta['dtype'])}")
+    return [p for p in problems if p]
+
+
+# manifest.csv's columns naming chip files, each a path within the folder
+PATH_COLUMNS = ("image", "dsm", "labels", "t2", "labels_t2", "change", "targets")
+SHOWN_PROBLEMS = 10  # of a manifest's rows (a folder may hold 100k chips)
+
+
+def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
+    """The rows of a chip folder's ``manifest.csv`` in ``split`` (all with None), once the whole file is checked:
+    its columns, each row's chip files within the folder (a received manifest opened any file the user can
+    read), one row per chip id (a chip in train and val was scored as unseen), its size and class histogram.
+    One error lists every problem (the first few rows of each kind, then a count)."""
+    root = info.root
+    path = root / "manifest.csv"
+    largest = info.raw.get("size") or 2**31  # chips are --size, or the scene's width or height if smaller
+    try:
+        reader = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8"), newline=""))
+        rows, columns = list(reader), set(reader.fieldnames or ())
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); re-run 'rsmamba tile'") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: not a CSV table ({exc}); re-run 'rsmamba tile'") from None
+    lacking = [c for c in ("chip_id", "split", "image") if c not in columns]
+    if not rows or lacking:
+        raise InputError(f"{path}: {'no ' + ', '.join(lacking) + ' column' if rows else 'no chips'} "
+                         "(is this a manifest written by 'rsmamba tile'?)")
+    problems: dict[str, list[str]] = {}
+    real_root, parents = os.path.realpath(root), {}
+    seen: dict[str, tuple[int, str]] = {}
+    shapes: set[tuple[int, int]] = set()
+
+    def add(kind: str, line: int, text: str) -> None:
+        problems.setdefault(kind, []).append(f"{path} line {line}: {text}")
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            given = len(columns) + len(row[None]) if None in row else sum(v is not None for v in row.values())
+            add("fields", line, f"{given} fields, the header names {len(columns)}")
+            continue
+        chip = row["chip_id"]
+        if chip in seen:
+            first, split_before = seen[chip]
+            other = split_before != row["split"]
+            add("twice", line, f"chip {chip!r} is listed again (line {first}"
+                + (f", in split {split_before}; a chip in two splits is scored as unseen)" if other else ")"))
+        else:
+            seen[chip] = (line, row["split"])
+        for column in PATH_COLUMNS:
+            if row.get(column) and outside(row[column], real_root, parents):
+                add("outside", line, f"{column} {row[column]!r} leads outside {root}; chip files are within the "
+                    "folder")
+        if "width" in row or "height" in row:
+            try:
+                width, height = int(row.get("width", "")), int(row.get("height", ""))
+                if not 0 < width <= largest or not 0 < height <= largest:
+                    raise ValueError
+                shapes.add((width, height))
+            except ValueError:
+                add("size", line, f"width {row.get('width')!r}, height {row.get('height')!r}: not a chip's size in "
+                    f"pixels (1..tiling.json's size {largest})")
+        if row.get("class_hist"):
+            try:
+                hist = json.loads(row["class_hist"])
+                if not isinstance(hist, dict) or not all(k.isdigit() and int(k) <= IGNORE_INDEX and isinstance(v, int)
+                                                         and v >= 0 for k, v in hist.items()):
+                    raise ValueError
+            except (ValueError, RecursionError):
+                add("hist", line, f"class_hist {_shown(row['class_hist'])}: not a histogram of class ids "
+                    f"0..{IGNORE_INDEX} (an object of pixel counts)")
+    if len(shapes) > 1:  # one tiling run cuts one window size; chips of two sizes stack into no batch
+        problems.setdefault("shapes", []).append(
+            f"{path}: chips of {len(shapes)} sizes ({', '.join(f'{w} x {h}' for w, h in sorted(shapes)[:4])} px)")
+    if problems:
+        said = [p for found in problems.values() for p in found[:SHOWN_PROBLEMS]]
+        more = sum(len(found) for found in problems.values()) - len(said)
+        raise InputError(said + ([f"... and {more} more problems in {path}"] if more else []))
     return [r for r in rows if split is None or r["split"] == split]
 
 
@@ -150,7 +288,7 @@ class ChipDataset(Dataset):
                  dsm_mode: str = "zscore", transform: Callable[[dict], dict] | None = None):
         self.info = read_tiling(root)
         self.root = self.info.root
-        self.rows = read_manifest(self.root, split)
+        self.rows = read_manifest(self.info, split)
         if not self.rows:
             raise MissingSplit(f"{self.root}: no chips in split {split!r}")
         self.use_dsm = self.info.has_dsm if use_dsm is None else use_dsm
@@ -159,7 +297,8 @@ class ChipDataset(Dataset):
         if self.use_dsm and any(r.get("t2") for r in self.rows):
             raise InputError(f"{self.root}: change chips carry one DSM only; set data.use_dsm: false")
         columns = ("image", "labels", "t2", "labels_t2", "change", "targets") + (("dsm",) if self.use_dsm else ())
-        missing = missing_files((self.root / r[c] for r in self.rows for c in columns if r.get(c)), str(self.root))
+        missing = listed_files_problem((self.root / r[c] for r in self.rows for c in columns if r.get(c)),
+                                       str(self.root))
         if missing:
             raise missing
         self.dsm_mode = dsm_mode
@@ -173,9 +312,19 @@ class ChipDataset(Dataset):
     def in_chans(self) -> int:
         return len(self.info.image_mean) + (1 if self.use_dsm else 0)
 
-    def _read_image(self, rel: str, dsm_rel: str | None) -> torch.Tensor:
+    def _checked(self, src: Any, row: dict[str, str], bands: int) -> None:
+        """A chip of ``row`` must have the bands and size the folder describes: a 1-band chip was broadcast to
+        three channels without a word (a model recorded as RGB), a 2-band or smaller one failed in numpy."""
+        shape = (bands, int(row.get("height") or src.height), int(row.get("width") or src.width))
+        if (src.count, src.height, src.width) != shape:
+            raise InputError(f"{src.name}: chip {row['chip_id']} has {src.count} band(s) of {src.width} x {src.height} "
+                             f"px; its folder says {shape[0]} of {shape[2]} x {shape[1]} px (tiling.json's bands, "
+                             "manifest.csv's width and height); re-tile it")
+
+    def _read_image(self, row: dict[str, str], column: str, dsm_rel: str | None) -> torch.Tensor:
         """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``)."""
-        with rasterio.open(self.root / rel) as src:
+        with rasterio.open(self.root / row[column]) as src:
+            self._checked(src, row, len(self.info.image_mean))
             raw = src.read().astype(np.float32)
             # GDAL's mask of the chip: its nodata in every band, or the mask tile writes from an alpha band or mask
             # (read as imagery, black as -2.1, where predict gives the network 0)
@@ -185,32 +334,44 @@ class ChipDataset(Dataset):
         x = (raw - mean) / std
         if self.use_dsm and dsm_rel:
             with rasterio.open(self.root / dsm_rel) as src:
+                self._checked(src, row, 1)
                 d = src.read(1).astype(np.float32)
             d = normalize_dsm(d, valid, self.info.normalization(self.dsm_mode)["dsm"])
             x = np.concatenate([x, d[None]])
         x[:, ~valid] = 0.0
         return torch.from_numpy(np.nan_to_num(x))
 
-    def _read_mask(self, rel: str) -> torch.Tensor:
-        with rasterio.open(self.root / rel) as src:
-            return torch.from_numpy(src.read(1).astype(np.int64))
+    def _read_mask(self, row: dict[str, str], column: str) -> torch.Tensor:
+        """A label chip's ids, each a class of the folder's table (change: 0/1) or 255: a value past it failed
+        mid-epoch with an IndexError in the loss (a device assert on a GPU)."""
+        with rasterio.open(self.root / row[column]) as src:
+            self._checked(src, row, 1)
+            mask = src.read(1)
+        top = 1 if column == "change" else len(self.info.classes) - 1
+        if top >= 0 and (mask.max(initial=0) > top or mask.min(initial=0) < 0):  # two passes of a chip; no copy
+            bad = np.unique(mask[((mask > top) & (mask != IGNORE_INDEX)) | (mask < 0)])
+            if bad.size:
+                raise InputError(f"{self.root / row[column]}: chip {row['chip_id']} holds label values "
+                                 f"{', '.join(map(str, bad[:8].tolist()))}, past its folder's classes 0..{top} "
+                                 f"({IGNORE_INDEX} no label); re-tile it")
+        return torch.from_numpy(mask.astype(np.int64))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
-        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": self._read_image(row["image"], row.get("dsm"))}
+        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": self._read_image(row, "image", row.get("dsm"))}
         if row.get("labels"):
-            sample["mask"] = self._read_mask(row["labels"])
+            sample["mask"] = self._read_mask(row, "labels")
         else:
             sample["mask"] = torch.full(sample["image"].shape[1:], IGNORE_INDEX, dtype=torch.int64)
         if self.target_bands and row.get("targets"):
             with rasterio.open(self.root / row["targets"]) as src:
                 sample["targets"] = torch.from_numpy(src.read([b + 1 for b in self.target_bands]).astype(np.int64))
         if row.get("t2"):
-            sample["image2"] = self._read_image(row["t2"], None)  # the tiler keeps one DSM (t1) per chip
+            sample["image2"] = self._read_image(row, "t2", None)  # the tiler keeps one DSM (t1) per chip
             if row.get("labels_t2"):
-                sample["mask2"] = self._read_mask(row["labels_t2"])
+                sample["mask2"] = self._read_mask(row, "labels_t2")
             if row.get("change"):
-                sample["change"] = self._read_mask(row["change"])
+                sample["change"] = self._read_mask(row, "change")
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

@@ -27,7 +27,8 @@ import torch
 from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, SECOND_COLOURS, colours_to_ids
-from rsmamba.errors import InputError, MissingSplit, missing_files
+from rsmamba.errors import InputError, MissingSplit
+from rsmamba.paths import listed_files_problem, outside
 
 # Official ISPRS 2-D labelling splits (tiles with public labels for training; the rest is the test set).
 VAIHINGEN_TRAIN = (1, 3, 5, 7, 11, 13, 15, 17, 21, 23, 26, 28, 30, 32, 34, 37)
@@ -120,10 +121,10 @@ def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *
                 pairs.append(Pair(image, label, split, t, d))
     else:
         raise InputError(f"ISPRS city must be 'vaihingen' or 'potsdam', got {city!r}")
-    missing = [str(p.image) for p in pairs if not p.image.exists()]
-    missing += [str(p.dsm) for p in pairs if p.dsm is not None and not p.dsm.exists()]
+    missing = listed_files_problem([f for p in pairs for f in (p.image, p.labels, p.dsm) if f is not None],
+                                   f"the {city} layout", shown=len(pairs) * 3)
     if missing:
-        raise InputError([f"{m}: missing from the {city} layout" for m in missing])
+        raise missing
     return pairs
 
 
@@ -243,7 +244,8 @@ class LoveDADataset(_FolderDataset):
                                f"{' (LoveDA keeps its Test labels on its benchmark server)' if split == 'Test' else ''}")
         # training on an image without its mask would learn nothing from it, and scoring a split without some
         # of them scored part of it under the whole split's sample count: both silently
-        missing = missing_files((mask for _, mask in self.items), f"the LoveDA layout ({split} masks)")
+        missing = (listed_files_problem((image for image, _ in self.items), f"the LoveDA layout ({split} images)")
+                   or listed_files_problem((mask for _, mask in self.items), f"the LoveDA layout ({split} masks)"))
         if missing:
             raise missing
         self.transform = transform
@@ -283,8 +285,7 @@ class SECONDDataset(_FolderDataset):
         self.names = [p.name for p in samples(self.folder / "im1")]
         if not self.names:
             raise MissingSplit(f"{self.folder}: no SECOND images in im1/")
-        missing = missing_files((self.folder / sub / n for sub in ("im2", "label1", "label2") for n in self.names),
-                                f"the SECOND layout ({self.folder})")
+        missing = listed_files_problem(self.files(), f"the SECOND layout ({self.folder})")
         if missing:
             raise missing
         self.transform = transform
@@ -337,11 +338,21 @@ class LandsatSCDDataset(_FolderDataset):
         found = next((p for p in lists if p.is_file()), None)
         if found is None:
             raise MissingSplit(f"{self.root}: no split list ({' or '.join(str(p) for p in lists)})")
-        self.names = [ln.strip() for ln in found.read_text().splitlines() if ln.strip()]
+        try:
+            text = found.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{found}: not UTF-8 text (byte {exc.start}); a split list is one file name a "
+                             "line") from None
+        self.names = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not self.names:
             raise MissingSplit(f"{found}: empty split list")
-        missing = missing_files((self.root / sub / n for sub in ("A", "B", "labelA", "labelB") for n in self.names),
-                                f"the Landsat-SCD layout (listed in {found})")
+        real_root, parents = os.path.realpath(self.root), {}
+        away = [n for n in self.names if any(outside(os.path.join(sub, n), real_root, parents)
+                                             for sub in ("A", "B", "labelA", "labelB"))]
+        if away:  # a received list read any file the user can read (an absolute name, ../, a link out)
+            raise InputError([f"{found}: {n!r} leads outside {self.root}; list file names of its A/ folder"
+                              for n in away[:10]] + ([f"... and {len(away) - 10} more"] if len(away) > 10 else []))
+        missing = listed_files_problem(self.files(), f"the Landsat-SCD layout (listed in {found})")
         if missing:
             raise missing
         self.transform = transform

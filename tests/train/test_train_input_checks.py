@@ -266,7 +266,9 @@ def test_chips_of_two_sizes_are_one_line(tmp_path: Path, capsys) -> None:
     with rasterio.open(first, "w", **profile) as dst:
         dst.write(data[:, :16, :16])
     assert main(_train(tmp_path, "--set", f"data.root={chips}", "--set", "data.batch_size=4")) == 2
-    assert "samples of different sizes in one batch" in _one_error_line(capsys)
+    # named by the chip as it is read, against manifest.csv's size (before: at the batch, by torch.stack's check)
+    assert f"{first}: chip {first.stem} has 3 band(s) of 16 x 16 px; its folder says 3 of 32 x 32 px" in \
+        _one_error_line(capsys)
 
 
 def test_num_classes_past_the_class_table_and_data_mean_on_chips(tmp_path: Path, capsys) -> None:
