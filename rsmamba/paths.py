@@ -109,22 +109,13 @@ def listed_files_problem(paths: Iterable[object], where: str, shown: int = 10) -
 
 
 def outside(name: str, root: str, parents: dict[str, str]) -> bool:
-    """Whether the file ``name`` a dataset lists (relative to the folder ``root``, already ``realpath``'d)
-    leads outside it: an absolute name, ``..`` or a link out, once links are followed. A received manifest or
-    split list opened any file the user can read. ``parents`` caches the real path of each folder (a few for
-    100k chips), so a file costs one ``lstat``."""
-    path = os.path.join(root, name)
-    folder, base = os.path.split(path)
-    try:
-        if base in ("", ".", "..") or os.path.islink(path):
-            real = os.path.realpath(path)
-        else:
-            if folder not in parents:
-                parents[folder] = os.path.realpath(folder)
-            real = os.path.join(parents[folder], base)
-    except (OSError, ValueError):  # a NUL byte in the name
+    """Whether the file ``name`` a dataset lists (relative to the folder ``root``) is named outside it: an absolute
+    name or a ``..`` step (a received manifest or split list opened any file the user can read; tile writes neither).
+    A symbolic link inside the folder is followed wherever it leads: chips linked from shared storage are the
+    user's own arrangement. ``root`` and ``parents`` are kept for the callers' signature."""
+    if "\0" in name or os.path.isabs(name):
         return True
-    return not real.startswith(root.rstrip(os.sep) + os.sep)
+    return ".." in Path(name).parts
 
 
 def vector_path_problem(path: object, role: str) -> str | None:
