@@ -143,6 +143,37 @@ def journal_key() -> bytes:
 _SAID: set[str] = set()
 
 
+def _own_folder_only(journal: dict[str, Any], jp: Path) -> bool:
+    """Whether an unsigned ``journal`` (read from ``jp``) only renames and removes what a publication of files in
+    ``jp``'s folder makes there: each output beside it, its scratch ``.NAME.partial-*`` and backup ``.NAME.old-*``,
+    removals of ``.NAME.*`` siblings or ``NAME.aux.xml``; no folder replaced. A run of the user's own killed under
+    another key location completes; a received one reaches nothing outside its folder nor any other file in it."""
+    try:
+        folder = os.path.normpath(jp.parent)
+        finals = [os.path.normpath(e["final"]) for e in journal["entries"]]
+        if not finals or any(os.path.dirname(f) != folder or os.path.isdir(f) for f in finals):
+            return False
+        names = [os.path.basename(f) for f in finals]
+        if jp.name not in {f".{n}{JOURNAL_SUFFIX}" for n in names}:
+            return False
+        for entry, name in zip(journal["entries"], names):
+            for key, mark in (("scratch", ".partial-"), ("backup", ".old-")):
+                value = entry.get(key) or ""
+                if key == "backup" and not value:
+                    continue
+                if os.path.dirname(os.path.normpath(value)) != folder or \
+                        not os.path.basename(value).startswith(f".{name}{mark}"):
+                    return False
+        for extra in journal.get("remove", []):
+            base = os.path.basename(os.path.normpath(extra))
+            if os.path.dirname(os.path.normpath(extra)) != folder or not any(
+                    base.startswith(f".{n}.") or base == f"{n}.aux.xml" for n in names):
+                return False
+    except (TypeError, KeyError, AttributeError, ValueError):
+        return False
+    return True
+
+
 def _say_once(message: str) -> None:
     """A warning logged once per process (a run settles its inputs more than once)."""
     if message not in _SAID:
@@ -666,10 +697,13 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError, OSError):
             jp.unlink(missing_ok=True)  # written only complete (rename): unreadable means not ours
             continue
-        if not is_signed(journal):  # received (a hidden file in a zip) or another user's: its paths are not obeyed
-            _say_once(f"{jp}: a publish journal this user's rsmamba did not write (received with the folder, "
-                           "or another user's); ignored: nothing it lists was renamed or removed. If a run of yours "
-                           f"was killed while publishing {out.name}, run it again; remove the journal (rm {jp})")
+        if not is_signed(journal) and not _own_folder_only(journal, jp):
+            # received (a hidden file in a zip), another user's, or signed under another key location (another
+            # HOME or RSMAMBA_STATE_DIR) and naming paths beyond rsmamba's own siblings in its folder: not obeyed
+            _say_once(f"{jp}: a publish journal not signed by this user's rsmamba key (received with the folder, "
+                      "another user's, or written under another HOME or RSMAMBA_STATE_DIR) that names paths beyond "
+                      "its outputs' own scratch files; ignored: nothing it lists was renamed or removed. If a run of "
+                      f"yours was killed while publishing {out.name}, run it again; remove the journal (rm {jp})")
             continue
         extra = []
         try:

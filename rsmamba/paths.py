@@ -175,9 +175,9 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
         if theirs and CRS.from_user_input(theirs).is_projected and CRS.from_user_input(theirs) == CRS.from_user_input(crs):
             # in the scene's own projected CRS only: a layer in degrees may hold a scene's features across 180 or
             # a pole in another form, which the caller unwraps; none found there: the whole layer, for its messages
-            near_features = gpd.read_file(path, engine="pyogrio", layer=name, bbox=tuple(bounds))
-            if len(near_features):
-                return near_features
+            near_features = gpd.read_file(path, engine="pyogrio", layer=name, bbox=tuple(bounds), fid_as_index=True)
+            if len(near_features):  # in the layer's order (a spatial index's order drew overlaps otherwise)
+                return near_features.sort_index(kind="stable").reset_index(drop=True)
     return gpd.read_file(path, engine="pyogrio", layer=name)
 
 

@@ -90,8 +90,9 @@ class ResumeState:
         except (ValueError, UnicodeDecodeError, OSError):
             data = None
         if not is_signed(data):  # edited by hand (rows_done 1536: 1280 rows never computed published as nodata)
-            raise InputError(f"--resume: {self.path.name} is not the state an interrupted rsmamba run wrote "
-                             "(edited, truncated or received); run without --resume")
+            raise InputError(f"--resume: {self.path.name} is not the state an interrupted rsmamba run wrote with this "
+                             "user's key (edited, truncated or received, or written under another HOME or "
+                             "RSMAMBA_STATE_DIR); run without --resume, or with the interrupted run's RSMAMBA_STATE_DIR")
         if data.get("params") != self.digest:
             raise InputError("--resume: the interrupted run used other inputs or parameters; run without --resume")
         missing = [p.name for p in scratch_files if not p.is_file()]

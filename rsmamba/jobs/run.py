@@ -385,7 +385,7 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                 if not kwargs.get("overwrite"):  # (read as none, its outputs were skipped as complete, then vouched for)
                     raise InputError(f"{folder / SETTINGS_FILE}: the folder's batch record is unreadable, so the "
                                      "settings its outputs were made with are unknown; --overwrite recomputes this "
-                                     "run's outputs, or choose another output folder")
+                                     "run's outputs where no other output would remain, or choose another folder")
                 earlier = {}  # as other settings: taken over only where no other output would remain
             if earlier is not None and earlier != settings:
                 _refuse_other_settings(todo, folder, settings, earlier, planned, bool(kwargs.get("overwrite")), runs)
@@ -404,7 +404,8 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
 
 def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str, str], earlier: dict[str, str],
                            planned: Sequence[Job], overwrite: bool, runs: int) -> None:
-    changed = ", ".join(sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k)))
+    changed = (", ".join(sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k)))
+               if earlier else "unknown: its batch record is unreadable")
     suffixes = {job.output.suffix for job in todo} or {".tif"}
     ours = {job.output.resolve() for job in [*planned, *todo]}
     outputs = sorted(p for p in folder.rglob("*") if p.suffix in suffixes and p.is_file()

@@ -709,4 +709,34 @@ def test_a_journal_received_with_a_folder_is_not_obeyed(tmp_path, caplog) -> Non
             vectorize_raster(labels, tmp_path / "v.gpkg", overwrite=True)
         assert (victim / "photos" / "a.jpg").read_text() == "precious" and (victim / "notes.txt").read_text() == "keep"
         assert (delivery / "payload.txt").read_text() == "attacker"
-        assert "a publish journal this user's rsmamba did not write" in caplog.text
+        assert "a publish journal not signed by this user's rsmamba key" in caplog.text
+
+
+def test_an_own_run_killed_under_another_key_location_still_completes(tmp_path, monkeypatch) -> None:
+    """The key lives under HOME (or RSMAMBA_STATE_DIR): a run killed between its renames in one container and taken up
+    in another was ignored, and a reader paired one run's classes with another's probabilities. Unsigned, a journal
+    is obeyed where it only reaches its outputs' own scratch files in its folder; naming any other file there, not."""
+    import json
+
+    from rsmamba.atomic import journal_path
+
+    victim = tmp_path / "notes.txt"
+    victim.write_text("keep")
+    for tamper in (False, True):
+        names = [tmp_path / f"{n}{int(tamper)}.txt" for n in ("a", "b")]
+        for p in names:
+            p.write_text("old")
+        _failing_rename(monkeypatch, names[1], KeyboardInterrupt)
+        with pytest.raises(KeyboardInterrupt), publish(names, overwrite=True) as pub:
+            for t in pub:
+                t.write_text("new")
+        monkeypatch.undo()
+        for j in (journal_path(p) for p in names):  # as another key location reads it: no signature that verifies
+            journal = {k: v for k, v in json.loads(j.read_text()).items() if k != "sig"}
+            if tamper:  # and naming a file of the folder that is no sibling of its outputs
+                journal["remove"] = [str(victim)]
+            j.write_text(json.dumps(journal))
+        with publish([names[1]], overwrite=True) as pub:
+            pub.abandon()
+        assert victim.read_text() == "keep"
+        assert [p.read_text() for p in names] == (["new", "old"] if tamper else ["new", "new"])

@@ -703,3 +703,24 @@ def test_only_the_features_over_the_scene_are_read_from_a_large_layer(tmp_path) 
     gpd.GeoDataFrame({"class": [1] * 500}, geometry=far, crs="EPSG:32632").to_file(tmp_path / "off.gpkg")
     with pytest.raises(InputError, match="does not overlap the image"):  # said as before, from the whole layer
         AlignedSource(img, labels=tmp_path / "off.gpkg", class_field="class")
+
+
+def test_overlapping_features_read_by_bbox_burn_in_layer_order(tmp_path) -> None:
+    """Read by the scene's bbox, features came in the GeoPackage R-tree's order, not the layer's: where a 21 km strip
+    lay under buildings, 5066 label pixels turned from its class 2 to the buildings' 1."""
+    import geopandas as gpd
+    import shapely
+    from rasterio.features import rasterize
+    from rasterio.transform import from_origin
+
+    img = write_raster(tmp_path / "i.tif", random_image(64, 64), res=0.5)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(500000, 500030, 400), rng.uniform(4999970, 4999998, 400)
+    boxes = shapely.box(x, y, x + rng.uniform(1, 6, 400), y + rng.uniform(1, 6, 400))  # overlapping, classes mixed
+    classes = rng.integers(1, 5, 400)
+    layer = gpd.GeoDataFrame({"class": classes}, geometry=list(boxes), crs="EPSG:32632")
+    layer.to_file(tmp_path / "utm.gpkg")
+    expected = rasterize(zip(boxes, classes.tolist()), out_shape=(64, 64), transform=from_origin(500000, 5000000, 0.5, 0.5),
+                         fill=0, dtype="uint8")  # later features on top, in the layer's order
+    with AlignedSource(img, labels=tmp_path / "utm.gpkg", class_field="class") as src:
+        assert (src.read_labels(Window(0, 0, 64, 64)) == expected).all()
