@@ -187,9 +187,8 @@ def test_a_rename_failing_part_way_puts_back_the_outputs_replaced_before_it(tmp_
     assert [p.read_text() for p in names] == ["new"] * 3 and _leftovers(tmp_path) == []
 
 
-def test_an_interrupt_between_the_renames_keeps_what_the_journal_rolls_forward(tmp_path, monkeypatch) -> None:
-    """Ctrl-C after the commit point: the scratch files stay with their journal, and the next run finishes."""
-    names = [tmp_path / n for n in ("a.txt", "b.txt")]
+def _killed_between_renames(monkeypatch, names: list[Path]) -> None:
+    """``names`` (old) published anew by a run interrupted after its first rename: its journal and scratch stay."""
     for p in names:
         p.write_text("old")
     _failing_rename(monkeypatch, names[1], KeyboardInterrupt)
@@ -197,6 +196,12 @@ def test_an_interrupt_between_the_renames_keeps_what_the_journal_rolls_forward(t
         for t in pub:
             t.write_text("new")
     monkeypatch.undo()
+
+
+def test_an_interrupt_between_the_renames_keeps_what_the_journal_rolls_forward(tmp_path, monkeypatch) -> None:
+    """Ctrl-C after the commit point: the scratch files stay with their journal, and the next run finishes."""
+    names = [tmp_path / n for n in ("a.txt", "b.txt")]
+    _killed_between_renames(monkeypatch, names)
     with publish([names[1]], overwrite=True) as pub:
         pub.abandon()
     assert [p.read_text() for p in names] == ["new", "new"] and _leftovers(tmp_path) == []
@@ -724,13 +729,7 @@ def test_an_own_run_killed_under_another_key_location_still_completes(tmp_path, 
     victim.write_text("keep")
     for tamper in (False, True):
         names = [tmp_path / f"{n}{int(tamper)}.txt" for n in ("a", "b")]
-        for p in names:
-            p.write_text("old")
-        _failing_rename(monkeypatch, names[1], KeyboardInterrupt)
-        with pytest.raises(KeyboardInterrupt), publish(names, overwrite=True) as pub:
-            for t in pub:
-                t.write_text("new")
-        monkeypatch.undo()
+        _killed_between_renames(monkeypatch, names)
         for j in (journal_path(p) for p in names):  # as another key location reads it: no signature that verifies
             journal = {k: v for k, v in json.loads(j.read_text()).items() if k != "sig"}
             if tamper:  # and naming a file of the folder that is no sibling of its outputs
