@@ -109,7 +109,14 @@ def dense_classes(items: list[dict] | tuple[ClassInfo, ...]) -> tuple[ClassInfo,
     """The table with every id from 0 to the largest filled in (a model has one output per id)."""
     table = {c.id: c for c in (classes_from_dicts(items) if items and isinstance(items[0], dict) else items)}
     top = max(table, default=-1)
-    return tuple(table.get(i, ClassInfo(i, f"class_{i}", (128, 128, 128), filler=True)) for i in range(top + 1))
+    taken = {c.name.strip().casefold() for c in table.values()}
+
+    def filler(i: int) -> ClassInfo:  # a name no class of the table has: a class 'class_2' showed empty scores
+        name = f"class_{i}"
+        while name.casefold() in taken:
+            name = f"unused_{name}"
+        return ClassInfo(i, name, (128, 128, 128), filler=True)
+    return tuple(table.get(i) or filler(i) for i in range(top + 1))
 
 
 def burn_classes(value: int, name: str = "building") -> tuple[ClassInfo, ...]:

@@ -690,7 +690,10 @@ def vertical_unit(ds: Any) -> tuple[float, str] | None:
 def _not_heights(ds: Any) -> str | None:
     """Why a raster given as a DSM is not heights, or None: band 1 indexes a colour table (a class map: tile wrote
     class ids as DSM chips, unsaid), or red, green and blue bands (an ortho: red read as heights)."""
-    if ds.colorinterp[0] == ColorInterp.palette:
+    # indices of a colour table: an integer band declaring no scale (a float band, or one scaled to heights, may
+    # carry a display ramp and still hold heights)
+    if ds.colorinterp[0] == ColorInterp.palette and ds.dtypes[0] in ("uint8", "uint16") \
+            and (ds.scales[0] or 1.0, ds.offsets[0] or 0.0) == (1.0, 0.0):
         return "band 1 is a palette (indices into a colour table: a class or colour map), not heights"
     if {ColorInterp.red, ColorInterp.green, ColorInterp.blue} <= set(ds.colorinterp):
         return f"its bands are red, green and blue (an image, {ds.count} bands), not heights"

@@ -635,6 +635,19 @@ def test_a_class_map_or_an_ortho_given_as_the_dsm_is_refused(tmp_path) -> None:
             AlignedSource(scene / "ortho.tif", wrong)
     with AlignedSource(scene / "ortho.tif", scene / "dsm.tif") as src:  # the DSM itself
         assert src.has_dsm
+    # heights in decimetres (UInt16, GDAL scale 0.1) with a colour ramp for display: heights, not a class map
+    with rasterio.open(scene / "dsm.tif") as ds:
+        metres, profile = ds.read(1), ds.profile
+    profile.update(dtype="uint16", nodata=0)
+    ramp = tmp_path / "ramp.tif"
+    with rasterio.open(ramp, "w", **profile) as ds:
+        ds.write(np.clip(metres * 10, 1, 65535).astype("uint16"), 1)
+        ds.write_colormap(1, {i: (i % 256, 0, 255 - i % 256, 255) for i in range(0, 65536, 257)})
+        ds.scales = [0.1]
+    with rasterio.open(ramp) as ds:
+        assert ds.colorinterp[0] == ColorInterp.palette
+    with AlignedSource(scene / "ortho.tif", ramp) as src:
+        assert src.has_dsm
 
 
 def test_a_probe_of_one_date_names_it(tmp_path) -> None:
