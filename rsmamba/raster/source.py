@@ -171,8 +171,19 @@ def no_class_ids(labels: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 
 def same_grid(a: Any, b: Any) -> bool:
-    """True when two datasets share CRS, transform and shape: pixels can be paired by index."""
-    return a.crs == b.crs and a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape
+    """True when two datasets share CRS, transform and shape: pixels can be paired by index. CRSs are compared
+    by their horizontal part: a DSM in UTM + a vertical datum on the image's grid was 'resampled' onto it."""
+    if not (a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape):
+        return False
+    return a.crs == b.crs or (a.crs is not None and b.crs is not None and _horizontal(a.crs) == _horizontal(b.crs))
+
+
+def _horizontal(crs: Any) -> Any:
+    """The horizontal CRS of ``crs`` (a compound CRS's first part), as a pyproj CRS."""
+    from pyproj import CRS
+
+    c = CRS.from_wkt(crs.to_wkt())
+    return c.sub_crs_list[0] if c.is_compound and c.sub_crs_list else c
 
 
 GRID_TOLERANCE_PX = 1e-3  # pixel corners this close are one grid (a raster written from a printed extent)

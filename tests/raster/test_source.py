@@ -737,3 +737,14 @@ def test_overlapping_features_read_by_bbox_burn_in_layer_order(tmp_path) -> None
                          fill=0, dtype="uint8")  # later features on top, in the layer's order
     with AlignedSource(img, labels=tmp_path / "utm.gpkg", class_field="class") as src:
         assert (src.read_labels(Window(0, 0, 64, 64)) == expected).all()
+
+
+def test_a_dsm_in_a_compound_crs_on_the_image_grid_is_read_by_index(tmp_path) -> None:
+    """UTM 32N + a vertical datum on exactly the image's grid: 'grid differs ... resampled' was said, untrue."""
+    img = write_raster(tmp_path / "i.tif", random_image(32, 32), res=0.5)
+    dsm = write_raster(tmp_path / "d.tif", np.full((1, 32, 32), 40.0, np.float32), res=0.5)
+    with rasterio.open(dsm, "r+") as ds:
+        ds.crs = rasterio.crs.CRS.from_user_input("EPSG:32632+5773")
+    with AlignedSource(img, dsm) as src:
+        assert not [w for w in src.warnings if "grid differs" in w]
+        assert np.allclose(src.read_dsm(Window(0, 0, 32, 32)), 40.0)
