@@ -349,6 +349,12 @@ def tile_scene(
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
                                 block, seed, progress, t2, classes, targets, declared,
                                 label_background if labels and Path(labels).suffix.lower() in VECTOR_SUFFIXES else None)
+            if t2 is not None and dsm is not None:  # written, then every training of them refused, unsaid until then
+                message = (f"DSM {dsm} with --t2: the chips carry one DSM (the image's date), and training refuses a "
+                           "DSM with change chips (data.use_dsm: false reads them without it); tile each date on its "
+                           "own for land cover with a DSM")
+                summary.warnings.append(message)
+                log.warning(message)
     finally:
         for extra_src in extra.values():
             extra_src.close()

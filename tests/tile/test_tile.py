@@ -454,3 +454,14 @@ def test_a_raster_narrower_than_the_chips_is_said(tmp_path) -> None:
     summary = tile_scene(small, tmp_path / "chips2", labels=labels, size=64, split=(1, 0, 0))
     said = [w for w in summary.warnings if "narrower than --size" in w]
     assert said and said[0].endswith("its chips are 40 x 40 px")  # square chips take every quarter turn
+
+
+def test_a_dsm_with_a_second_date_is_said_at_tiling(tmp_path) -> None:
+    """tile --t2 --dsm wrote DSM chips, exit 0, and every training of the folder then refused them ('change chips
+    carry one DSM only'): said when they are written."""
+    t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=2))
+    dsm = write_raster(tmp_path / "d.tif", np.full((1, 64, 64), 40.0, np.float32))
+    summary = tile_scene(t1, tmp_path / "chips", dsm=dsm, t2=t2, size=32, split=(1, 0, 0))
+    assert [w for w in summary.warnings if "with --t2: the chips carry one DSM" in w]
+    assert not [w for w in tile_scene(t1, tmp_path / "c2", t2=t2, size=32, split=(1, 0, 0)).warnings if "--t2" in w]
