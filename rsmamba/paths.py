@@ -108,11 +108,11 @@ def listed_files_problem(paths: Iterable[object], where: str, shown: int = 10) -
     return InputError(problems[:shown] + more)
 
 
-def outside(name: str, root: str, parents: dict[str, str]) -> bool:
-    """Whether the file ``name`` a dataset lists (relative to the folder ``root``) is named outside it: an absolute
-    name or a ``..`` step (a received manifest or split list opened any file the user can read; tile writes neither).
-    A symbolic link inside the folder is followed wherever it leads: chips linked from shared storage are the
-    user's own arrangement. ``root`` and ``parents`` are kept for the callers' signature."""
+def outside(name: str) -> bool:
+    """Whether the file ``name`` a dataset lists (relative to its folder) is named outside it: an absolute name or a
+    ``..`` step (a received manifest or split list opened any file the user can read; tile writes neither). A
+    symbolic link inside the folder is followed wherever it leads: chips linked from shared storage are the user's
+    own arrangement."""
     if "\0" in name or os.path.isabs(name):
         return True
     return ".." in Path(name).parts
