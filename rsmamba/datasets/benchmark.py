@@ -41,6 +41,7 @@ from rsmamba.datasets.layouts import (
     Pair,
     SECONDDataset,
     decode_labels,
+    guess_layout,
     isprs_label_path,
     isprs_pairs,
     label_bands_problem,
@@ -465,6 +466,26 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0,
     layout = d.get("layout") or "chips"
     if layout not in LAYOUTS:
         raise InputError(f"data.layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    try:
+        return _open_layout(d, layout, use_dsm=use_dsm, seed=seed, scoring=scoring)
+    except InputError:
+        laid_out = guess_layout(d["root"])
+        wanted = {"layout": layout, **({"city": d.get("city") or "vaihingen"} if layout == "isprs" else {})}
+        if laid_out is None or laid_out == wanted:
+            raise
+        settings = " and ".join(f"data.{k}={v}" for k, v in laid_out.items())
+        raise InputError(f"{d['root']}: holds {_layout_name(laid_out)}, not {_layout_name(wanted)} as the config "
+                         f"reads it: set {settings}") from None
+
+
+def _layout_name(settings: dict[str, str]) -> str:
+    return {"chips": "chips written by 'rsmamba tile'", "loveda": "the LoveDA layout", "second": "the SECOND layout",
+            "landsat-scd": "the Landsat-SCD layout"}.get(
+        settings["layout"], f"the ISPRS {str(settings.get('city')).title()} layout")
+
+
+def _open_layout(d: dict, layout: str, *, use_dsm: bool | None, seed: int,
+                 scoring: bool) -> tuple[Dataset, Dataset | None]:
     if layout == "chips":
         train_ds = ChipDataset(d["root"], d["train_split"], use_dsm=use_dsm, dsm_mode=d["dsm_mode"])
         if not any(r.get(c) for r in train_ds.rows for c in ("labels", "labels_t2", "change")):

@@ -128,6 +128,34 @@ def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *
     return pairs
 
 
+def guess_layout(root: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The ``data`` settings that read the folder ``root`` as it is laid out, from the folders each layout
+    publishes (``{"layout": "isprs", "city": "potsdam"}``), or None when it looks like none of them: for the
+    message when a config's layout finds nothing (a Potsdam recipe pointed at a chip folder listed its 48
+    tile names as missing; a chip config pointed at a benchmark asked for tiling.json)."""
+    root = Path(root)
+    if (root / "tiling.json").is_file():
+        return {"layout": "chips"}
+    if any((root / f).is_dir() for f in ("2_Ortho_RGB", "3_Ortho_IRRG", "4_Ortho_RGBIR")):
+        return {"layout": "isprs", "city": "potsdam"}
+    if (root / "top").is_dir() and any((root / "top").glob("top_mosaic_09cm_area*")):
+        return {"layout": "isprs", "city": "vaihingen"}
+    if any((root / s / d).is_dir() for s in ("Train", "Val", "Test") for d in ("Urban", "Rural")):
+        return {"layout": "loveda"}
+    if any((c / "im1").is_dir() and (c / "im2").is_dir() for c in _subfolders(root)):
+        return {"layout": "second"}
+    if (root / "A").is_dir() and (root / "labelA").is_dir():
+        return {"layout": "landsat-scd"}
+    return None
+
+
+def _subfolders(root: Path) -> list[Path]:
+    try:
+        return [c for c in root.iterdir() if c.is_dir()][:64]
+    except OSError:
+        return []
+
+
 def isprs_label_path(root: str | os.PathLike[str], city: str, tile: str, eroded: bool) -> Path:
     """Where :func:`isprs_pairs` looks first for a tile's labels (for messages naming the file wanted)."""
     if city == "vaihingen":

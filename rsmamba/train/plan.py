@@ -93,6 +93,16 @@ def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: 
     return sum(b for ptr, b in seen.items() if ptr not in params) // 2
 
 
+def _probe_scale(model: torch.nn.Module, h: int, w: int, probe: int) -> float:
+    """How many probes' worth of saved tensors one (h, w) sample makes. A model built for one input size
+    (MambaSeg's ``fixed_input_size``) runs a probe as one whole zero-padded window, and a sample as whole
+    windows: scaled by pixels, a MambaSeg Potsdam recipe was estimated at 3201 GiB, 64 times its windows."""
+    size = getattr(model, "fixed_input_size", None)
+    if size is None:
+        return (h * w) / (probe * probe)
+    return float(-(-h // size[0]) * -(-w // size[1]))
+
+
 def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (),
                   probe: int = 64) -> TrainPlan:
     """Resolve a config and size the run without training (``rsmamba train --dry-run``)."""
@@ -119,6 +129,6 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     param_groups(cfg, prep.model)
     if cfg["train"]["freeze_prefixes"]:
         set_frozen(prep.model, list(cfg["train"]["freeze_prefixes"]), False)
-    act_total = int(act * (h * w) / (probe * probe) * max(1, batch // world))
+    act_total = int(act * _probe_scale(prep.model, h, w, probe) * max(1, batch // world))
     return TrainPlan(cfg, len(prep.train_ds), len(prep.val_ds) if prep.val_ds is not None else 0, steps,
                      steps * cfg["train"]["epochs"], (int(h), int(w)), n_params, param_bytes, act_total, process)

@@ -399,3 +399,26 @@ def test_isprs_val_tiles_are_validated_on_whatever_val_split_says_and_test_score
     _, scored = open_datasets(d, use_dsm=False, scoring=True)  # train --test: data.val_split, the test tiles
     assert len(scored.pairs) == 17 and "area30" not in [p.tile for p in scored.pairs]
     assert len(open_datasets({**d, "val_tiles": []}, use_dsm=False)[1].pairs) == 17  # none held out: test tiles
+
+
+def test_a_folder_of_another_layout_is_named_with_the_settings_that_read_it(tmp_path: Path) -> None:
+    """A Potsdam recipe pointed at a chip folder listed its 48 tile names as missing; a chip config pointed at a
+    benchmark asked for tiling.json: neither said what the folder is, nor what reads it."""
+    from tests.helpers.scenes import write_chips
+
+    roots = {"potsdam": F.isprs(tmp_path / "potsdam", "potsdam"), "vaihingen": F.isprs(tmp_path / "v", "vaihingen"),
+             "loveda": F.loveda(tmp_path / "loveda"), "second": F.second(tmp_path / "second"),
+             "landsat-scd": F.landsat_scd(tmp_path / "landsat"), "chips": write_chips(tmp_path / "c", size=64)}
+    said = {"potsdam": "data.layout=isprs and data.city=potsdam", "vaihingen": "data.layout=isprs and data.city="
+            "vaihingen", "loveda": "data.layout=loveda", "second": "data.layout=second",
+            "landsat-scd": "data.layout=landsat-scd", "chips": "data.layout=chips"}
+    for name, root in roots.items():
+        for wrong in ("chips", "loveda") if name not in ("chips", "loveda") else ("second",):
+            with pytest.raises(InputError) as caught:
+                open_datasets(_data(wrong, root, city="vaihingen"), use_dsm=False)
+            assert str(caught.value).endswith(f"set {said[name]}") and len(caught.value.problems) == 1, name
+    with pytest.raises(InputError, match=r"holds the ISPRS Potsdam layout, not the ISPRS Vaihingen layout"):
+        open_datasets(_data("isprs", roots["potsdam"], city="vaihingen"), use_dsm=False)
+    (roots["potsdam"] / "2_Ortho_RGB" / "top_potsdam_2_10_RGB.tif").unlink()  # its own layout: its own problem
+    with pytest.raises(InputError, match="top_potsdam_2_10_RGB.tif: missing from the potsdam layout"):
+        open_datasets(_data("isprs", roots["potsdam"], city="potsdam"), use_dsm=False)

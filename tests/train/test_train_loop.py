@@ -527,6 +527,20 @@ def test_the_dry_run_reads_the_process_before_its_probe(small_chips: Path, tmp_p
     assert sized.memory_bytes == (100 << 20) + sized.parameter_bytes - 4 * sized.parameters + sized.activation_bytes
 
 
+def test_the_dry_run_counts_a_fixed_size_model_by_its_windows(tmp_path: Path, monkeypatch) -> None:
+    """A fixed-size model (MambaSeg) runs the probe as one whole padded window: scaled by pixels as well, the
+    MambaSeg Potsdam recipe was estimated at 'at least 3201.21 GiB', 64 times its 50 GiB of windows."""
+    import rsmamba.train.plan as plan
+
+    chips = write_chips(tmp_path, size=64, chip=64, dsm=True, split=(1.0, 0.0, 0.0))
+    monkeypatch.setattr(plan, "_activation_bytes", lambda *a: 1000)  # bytes one probe saves, per sample
+    cfg = {"data": {"root": str(chips), "batch_size": 1}, "out": str(tmp_path / "run"), "tensorboard": False,
+           "model": {"name": "mambaseg_tiny", "kwargs": {"img_size": 32}}}
+    assert plan.plan_training(cfg, probe=16).activation_bytes == 4 * 1000  # a 64 px chip: 2 x 2 windows of 32
+    cfg["model"] = {"name": "fcn_baseline", "kwargs": {"width": 4}}
+    assert plan.plan_training(cfg, probe=16).activation_bytes == 16 * 1000  # 64 x 64 px for 16 x 16
+
+
 def test_no_missing_class_warning_for_change_pairs_whose_histogram_is_date_1s(tmp_path: Path, caplog) -> None:
     """The manifest's class histogram counts date 1 only: 'the val chips hold no car' was said of a pair whose
     date 2 held 23 car pixels, scored."""
