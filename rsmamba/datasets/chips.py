@@ -27,6 +27,7 @@ from rsmamba.classes import IGNORE_INDEX, recorded_classes_problems
 from rsmamba.errors import InputError, MissingSplit, ProblemCollector
 from rsmamba.paths import listed_files_problem, outside
 from rsmamba.raster.normalize import normalize_dsm
+from rsmamba.raster.source import pixels_coincide
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,12 @@ def _tiling_problems(meta: dict) -> list[str]:
         problems.append(f"dsm_range must be two finite heights, got {_shown(scene)}")
     if meta.get("dtype") is not None and not isinstance(meta["dtype"], str):
         problems.append(f"dtype must be a pixel type name, got {_shown(meta['dtype'])}")
+    targets = meta.get("instance_targets")
+    channels = targets.get("channels") if isinstance(targets, dict) else None
+    named = isinstance(channels, list) and channels and all(isinstance(c, str) for c in channels)
+    if targets is not None and not (named and len(set(channels)) == len(channels)):
+        problems.append("instance_targets must be an object naming the targets chips' bands (channels: interior, "
+                        f"border, contact), got {_shown(targets)}")
     return [p for p in problems if p]
 
 
@@ -196,7 +203,13 @@ def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
     if not rows or lacking:
         raise InputError(f"{path}: {'no ' + ', '.join(lacking) + ' column' if rows else 'no chips'} "
                          "(is this a manifest written by 'rsmamba tile'?)")
+    declared = info.raw.get("splits")  # tile's {split: number of chips}; absent from an older tiling.json
+    targets = bool(info.raw.get("instance_targets"))  # each chip has a targets chip: none missing from a batch
     problems: dict[str, list[str]] = {}
+    if targets and "targets" not in columns:
+        problems["targets"] = [f"{path}: no targets column, but tiling.json's instance_targets says each chip has "
+                               "a targets chip; re-tile with --instance-targets"]
+    counts: dict[str, int] = {}
     seen: dict[str, tuple[int, str]] = {}
     shapes: set[tuple[int, int]] = set()
 
@@ -215,6 +228,16 @@ def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
                 + (f", in split {split_before}; a chip in two splits is scored as unseen)" if other else ")"))
         else:
             seen[chip] = (line, row["split"])
+        split_of = row["split"]
+        counts[split_of] = counts.get(split_of, 0) + 1
+        if not split_of:  # read by no split, without a word
+            add("split", line, f"chip {chip!r} has no split (train, val, test): no run would read it")
+        elif isinstance(declared, dict) and split_of not in declared:
+            add("split", line, f"split {split_of!r} is none of tiling.json's splits ({', '.join(declared)}): no run "
+                "of those would read its chip")
+        if targets and "targets" in columns and not row["targets"]:
+            add("targets", line, f"chip {chip!r} names no targets chip, but tiling.json's instance_targets says each "
+                "chip has one")
         for column in PATH_COLUMNS:
             if row.get(column) and outside(row[column]):
                 add("outside", line, f"{column} {row[column]!r} leads outside {root}; chip files are within the "
@@ -237,6 +260,12 @@ def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
             except (ValueError, RecursionError):
                 add("hist", line, f"class_hist {_shown(row['class_hist'])}: not a histogram of class ids "
                     f"0..{IGNORE_INDEX} (an object of pixel counts)")
+    if isinstance(declared, dict) and not problems.get("fields") and any(
+            counts.get(name, 0) != n for name, n in declared.items()):  # a chip moved to another split by hand
+        listed = ", ".join(f"{name} {counts.get(name, 0)}" for name in declared)
+        recorded = ", ".join(f"{name} {n}" for name, n in declared.items())
+        problems["counts"] = [f"{path}: chips per split {listed}, where tiling.json's splits says {recorded}; "
+                              "re-tile, or make tiling.json's splits say what the manifest holds"]
     if len(shapes) > 1:  # one tiling run cuts one window size; chips of two sizes stack into no batch
         problems.setdefault("shapes", []).append(
             f"{path}: chips of {len(shapes)} sizes ({', '.join(f'{w} x {h}' for w, h in sorted(shapes)[:4])} px)")
@@ -311,23 +340,24 @@ class ChipDataset(Dataset):
     def in_chans(self) -> int:
         return len(self.info.image_mean) + (1 if self.use_dsm else 0)
 
-    def _checked(self, src: Any, row: dict[str, str], bands: int) -> None:
+    def _checked(self, src: Any, row: dict[str, str], bands: int, field: str = "tiling.json's bands") -> None:
         """A chip of ``row`` must have the bands and size the folder describes: a 1-band chip was broadcast to
         three channels without a word (a model recorded as RGB), a 2-band or smaller one failed in numpy."""
         shape = (bands, int(row.get("height") or src.height), int(row.get("width") or src.width))
         if (src.count, src.height, src.width) != shape:
             raise InputError(f"{src.name}: chip {row['chip_id']} has {src.count} band(s) of {src.width} x {src.height} "
-                             f"px; its folder says {shape[0]} of {shape[2]} x {shape[1]} px (tiling.json's bands, "
+                             f"px; its folder says {shape[0]} of {shape[2]} x {shape[1]} px ({field}, "
                              "manifest.csv's width and height); re-tile it")
 
-    def _read_image(self, row: dict[str, str], column: str, dsm_rel: str | None) -> torch.Tensor:
-        """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``)."""
+    def _read_image(self, row: dict[str, str], column: str, dsm_rel: str | None) -> tuple[torch.Tensor, tuple]:
+        """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``), and the chip's grid (CRS, transform)."""
         with rasterio.open(self.root / row[column]) as src:
             self._checked(src, row, len(self.info.image_mean))
             raw = src.read().astype(np.float32)
             # GDAL's mask of the chip: its nodata in every band, or the mask tile writes from an alpha band or mask
             # (read as imagery, black as -2.1, where predict gives the network 0)
             valid = src.dataset_mask() > 0
+            grid = (src.crs, src.transform)
         mean = np.asarray(self.info.image_mean, np.float32)[:, None, None]
         std = np.asarray(self.info.image_std, np.float32)[:, None, None]
         x = (raw - mean) / std
@@ -338,7 +368,7 @@ class ChipDataset(Dataset):
             d = normalize_dsm(d, valid, self.info.normalization(self.dsm_mode)["dsm"])
             x = np.concatenate([x, d[None]])
         x[:, ~valid] = 0.0
-        return torch.from_numpy(np.nan_to_num(x))
+        return torch.from_numpy(np.nan_to_num(x)), grid
 
     def _read_mask(self, row: dict[str, str], column: str) -> torch.Tensor:
         """A label chip's ids, each a class of the folder's table (change: 0/1) or 255: a value past it failed
@@ -355,18 +385,35 @@ class ChipDataset(Dataset):
                                  f"({IGNORE_INDEX} no label); re-tile it")
         return torch.from_numpy(mask.astype(np.int64))
 
+    def _read_targets(self, row: dict[str, str], grid: tuple) -> torch.Tensor:
+        """The ``target_bands`` of a chip's targets chip, checked as a label chip is, and on its image chip's grid:
+        a band short was an IndexError, a chip of another window or values past 0/1/255 trained silently."""
+        with rasterio.open(self.root / row["targets"]) as src:
+            self._checked(src, row, len(self.info.raw["instance_targets"]["channels"]),
+                          "tiling.json's instance_targets channels")
+            if src.crs != grid[0] or not pixels_coincide(src.transform, grid[1], src.width, src.height):
+                raise InputError(f"{self.root / row['targets']}: chip {row['chip_id']} is not on the grid of its image "
+                                 f"chip {row['image']} (another window or CRS); re-tile it")
+            t = src.read([b + 1 for b in self.target_bands])
+        bad = np.unique(t[(t != 0) & (t != 1) & (t != IGNORE_INDEX)])  # NaN too
+        if bad.size:
+            raise InputError(f"{self.root / row['targets']}: chip {row['chip_id']} holds instance target values "
+                             f"{', '.join(f'{v:g}' for v in bad[:8].tolist())} ({t.dtype}); instance targets are 0, 1 "
+                             f"and {IGNORE_INDEX} (no target): re-tile it with --instance-targets")
+        return torch.from_numpy(t.astype(np.int64))
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
-        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": self._read_image(row, "image", row.get("dsm"))}
+        image, grid = self._read_image(row, "image", row.get("dsm"))
+        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": image}
         if row.get("labels"):
             sample["mask"] = self._read_mask(row, "labels")
         else:
             sample["mask"] = torch.full(sample["image"].shape[1:], IGNORE_INDEX, dtype=torch.int64)
-        if self.target_bands and row.get("targets"):
-            with rasterio.open(self.root / row["targets"]) as src:
-                sample["targets"] = torch.from_numpy(src.read([b + 1 for b in self.target_bands]).astype(np.int64))
+        if self.target_bands:  # every row names one (read_manifest)
+            sample["targets"] = self._read_targets(row, grid)
         if row.get("t2"):
-            sample["image2"] = self._read_image(row, "t2", None)  # the tiler keeps one DSM (t1) per chip
+            sample["image2"] = self._read_image(row, "t2", None)[0]  # the tiler keeps one DSM (t1) per chip
             if row.get("labels_t2"):
                 sample["mask2"] = self._read_mask(row, "labels_t2")
             if row.get("change"):

@@ -32,8 +32,11 @@ def mark(model: nn.Module, k: int) -> nn.Module:
 def target_bands(tiling: dict, channels: list[str], root) -> list[int]:
     """0-based bands of the ``targets/`` chips holding ``channels``; one-line errors when absent."""
     meta = tiling.get("instance_targets")
-    if not meta:
-        raise InputError(f"{root}: model.instances needs target chips; tile with --instance-targets")
+    if not meta:  # said with both ways out: a plain model needs no targets
+        raise InputError(f"{root}: model.instances ({', '.join(channels)}) trains on instance-target chips "
+                         "(targets/), which these chips lack (tiling.json has no instance_targets): tile the scene "
+                         "again with --instance-targets FOOTPRINTS (building polygons, or an instance raster on the "
+                         "image grid), or leave model.instances out")
     have = list(meta.get("channels") or [])
     missing = [c for c in channels if c not in have]
     if missing:

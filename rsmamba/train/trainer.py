@@ -518,6 +518,16 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     out = Path(cfg["out"]) / f"test_{d['val_split']}.json"
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; --overwrite replaces it")
+    ckpt = load_checkpoint(checkpoint)
+    # its instance outputs are its model's, as its name and structure are (_resolve_init): before, its head was
+    # refused as 're-sized for the instance outputs' unless the config repeated them and the chips had targets
+    outputs = list((ckpt.get("instances") or {}).get("channels") or [])
+    asked = cfg["model"].get("instances")
+    if asked and list(asked) != outputs:
+        raise InputError(f"model.instances [{', '.join(map(str, asked))}]: {checkpoint} has "
+                         + (f"the instance outputs ({', '.join(outputs)})" if outputs else "no instance outputs")
+                         + "; a test scores the checkpoint's model as it is: leave model.instances out")
+    cfg["model"]["instances"] = outputs
     device = pick_device(t["device"], 0)
     try:
         prep = prepare(cfg, scoring=True)
@@ -532,7 +542,7 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
                          "a test scores the checkpoint's own weights")
     if prep.val_ds is None:
         raise InputError(f"{d['root']}: no labelled split {d['val_split']!r} to score (data.val_split)")
-    norm = load_checkpoint(checkpoint)["normalization"]
+    norm = ckpt["normalization"]
     scale = recorded_scale(prep.val_ds)  # predict refuses an image on another scale: so does a test of its chips
     if scale is not None and (problems := scale_problems(scale[0], scale[1], norm.get("image"))):
         raise scale_error(f"chips {d['root']}", scale[1], str(checkpoint), problems, (norm.get("image") or {}).get("dtype"))
@@ -893,12 +903,13 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     _warn_classes_missing_from_val(train_ds, val_ds, names)
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
-        if info_m.task != "segmentation" or d["layout"] not in ("chips", None):
-            raise InputError("model.instances needs a segmentation model trained on chips from 'rsmamba tile'")
-        bands = target_bands(train_ds.info.raw, instances, train_ds.root)
-        for ds in (train_ds, val_ds):
-            if ds is not None:
-                ds.target_bands = bands
+        if not scoring:  # a test scores the class outputs only (validate drops the others): it reads no targets
+            if info_m.task != "segmentation" or d["layout"] not in ("chips", None):
+                raise InputError("model.instances needs a segmentation model trained on chips from 'rsmamba tile'")
+            bands = target_bands(train_ds.info.raw, instances, train_ds.root)
+            for ds in (train_ds, val_ds):
+                if ds is not None:
+                    ds.target_bands = bands
         model_kwargs["num_classes"] = num_classes + len(instances)
     if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
         raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")

@@ -82,9 +82,34 @@ def test_instances_config_needs_target_chips(tmp_path, capsys):
     chips = tmp_path / "chips"
     assert main(["tile", str(scene["ortho_t1"]), "--labels", str(scene["labels_t1"]), "--size", "64",
                  "-o", str(chips)]) == 0
+    capsys.readouterr()  # tile's warnings
     code = main(["train", "--set", f"data.root={chips}", "--set", "model.instances=[interior]",
                  "--set", f"out={tmp_path / 'run'}", "--set", "train.epochs=1"])
-    assert code == 2 and "--instance-targets" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    # the setting, what the chips lack and the two ways out, in one line
+    assert code == 2 and err.startswith("rsmamba: error:"), err
+    assert (f"{chips}: model.instances (interior) trains on instance-target chips (targets/), which these chips lack"
+            in err and "--instance-targets" in err and "or leave model.instances out" in err), err
+
+
+def test_a_test_of_a_checkpoint_with_instance_outputs_scores_its_classes_on_plain_chips(tmp_path, capsys):
+    """``train --test`` of the demo model (instance outputs interior, contact) on chips tiled without
+    --instance-targets was refused as not fitting ('1 head tensors re-sized for the instance outputs'), naming
+    neither model.instances nor a way out; a test scores the class outputs, which need no targets."""
+    from pathlib import Path
+
+    from tests.helpers.scenes import write_chips
+
+    chips = write_chips(tmp_path, size=128, chip=64, dsm=True, split=(0.5, 0.5, 0.0))
+    demo = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
+    args = ["train", "--test", str(demo), "--set", f"data.root={chips}", "--set", f"out={tmp_path / 'run'}"]
+    assert main(args) == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "run" / "test_val.json").read_text())
+    assert result["samples"] == 2 and 0 <= result["scores"]["miou"] <= 1
+    capsys.readouterr()
+    assert main([*args, "--overwrite", "--set", "model.instances=[interior]"]) == 2  # not the checkpoint's outputs
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.instances [interior]" in err[0] and "(interior, contact)" in err[0], err
 
 
 def test_set_a_new_model_kwarg_and_instances_list():
