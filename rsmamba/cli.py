@@ -618,6 +618,7 @@ def evaluate(
     background: Optional[int] = typer.Option(None, "--background", help="Vector REFERENCE: the class of the pixels outside its polygons (as 'tile --background'; default: not scored)."),
     footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
     reference_t2: Optional[Path] = typer.Option(None, "--reference-t2", help="Semantic change: REFERENCE is the t1 land cover, this the t2 one (SECOND label1/label2 with --layout); PREDICTION is 'change --semantic' output (its class_names tag, or --layout, gives the classes). Adds SeK, Fscd, mIoU, score."),
+    block_size: Optional[int] = typer.Option(None, "--block-size", help="Side in pixels of the blocks read at a time (memory bound; default 1024; the scores are the same whatever it is).", callback=opt.positive("--block-size")),
 ) -> None:
     """Score a prediction raster against a reference."""
     _preflight({"prediction": prediction, "reference": reference, "buildings": buildings, "image": image,
@@ -630,7 +631,7 @@ def evaluate(
                               min_object_pixels=min_object_pixels, overwrite=overwrite, layout=layout, burn=burn,
                               background=background, footprints=footprints, reference_layer=reference_layer,
                               buildings_layer=buildings_layer, footprints_layer=footprints_layer,
-                              reference_t2=reference_t2)
+                              reference_t2=reference_t2, **({"block_size": block_size} if block_size else {}))
     def score(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"  # 0/0: nothing to average, predict or find
 

@@ -7,6 +7,9 @@ out of the means (Clutter on Vaihingen/Potsdam) and boundaries eroded by a radiu
 "eroded" ground truth does. Ids the class table does not name are not scored, and said. A change
 raster is scored as change; with the two dates' land cover (``reference_t2``) a ``change --semantic``
 raster gets the semantic change scores of SECOND and Landsat-SCD (SeK, Fscd, mIoU, score).
+
+The rasters are read block by block and every score is a count summed over the blocks, so a scene tens of
+thousands of pixels wide is scored in the memory of a block, with the scores of the whole read at once.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ import csv
 import json
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 from scipy import ndimage
 
 from rsmamba.atomic import output_problems, publish, settle_inputs
@@ -32,7 +37,7 @@ from rsmamba.errors import InputError, ProblemCollector
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster.source import (GRID_TOLERANCE_PX, VECTOR_SUFFIXES, class_field_problem, class_ids_of_names,
                                    grid_mirrors, lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
-from rsmamba.raster.windows import raster_extent
+from rsmamba.raster.windows import raster_extent, window_extent
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,12 @@ class Grid:
     height: int
 
 
-HIST_ROWS = 1024  # rows per band of the confusion count
+BLOCK_SIZE = 1024  # side in pixels of the blocks read at a time (vectorize --block-size reads 2048)
+WARP_TOLERANCE = 1e-9  # px: GDAL's approximate transformer, exact here (at 0.125 a pixel read in a block could
+# fall otherwise than read whole: 22 of 242k px of a reference in another UTM zone)
+HIST_PIXELS = 1 << 16  # pixels per confusion count: its int64 temporaries (~50 B a pixel) a slice at a time
+RefBlock = tuple[np.ndarray, "np.ndarray | None"]  # ids (255: unknown), and a layout's pixels of no class
+RefReader = Callable[[Window], RefBlock]
 
 
 def _compact(ids: np.ndarray) -> np.ndarray:
@@ -72,21 +82,22 @@ def _pixel_for_pixel(theirs: Any, ours: Any) -> bool:
             and abs(m.c - round(m.c)) <= GRID_TOLERANCE_PX and abs(m.f - round(m.f)) <= GRID_TOLERANCE_PX)
 
 
-def _read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray, Grid, bool]:
-    """Band 1 as ids, where it is valid, its grid, and whether it is a change raster (one open)."""
+def _prediction_grid(path: Path) -> tuple[Grid, bool]:
+    """The prediction's grid and whether it is a change raster; a raster that is no class raster is refused."""
     from rsmamba.raster.validate import class_raster_problem
 
     with rasterio.open(path) as src:
         problem = class_raster_problem(src, f"prediction {path}", allow_multiband=True)
         if problem:
             raise InputError(problem)
-        pred = _compact(src.read(1))
-        # GDAL's mask of band 1: its nodata value, or the raster's mask band (internal, .msk) or alpha band, which
-        # were scored as whatever value lay under them (a masked strip's class 1: mIoU 0.84 read 0.42)
-        valid = src.read_masks(1) > 0
-        grid = Grid(src.crs, src.transform, src.width, src.height)
-        change = is_change_raster(src)
-    return pred, valid, grid, change
+        return Grid(src.crs, src.transform, src.width, src.height), is_change_raster(src)
+
+
+def _read_prediction(src: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Band 1 of a window as ids, and where it is valid: GDAL's mask of band 1 (its nodata value, or the raster's
+    mask band (internal, .msk) or alpha band, which were scored as whatever value lay under them: a masked strip's
+    class 1 read mIoU 0.42 for 0.84)."""
+    return _compact(src.read(1, window=window)), src.read_masks(1, window=window) > 0
 
 
 def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int]) -> list[str]:
@@ -225,11 +236,13 @@ def _layer_on_grid(layer: Any, grid: Grid, ref_path: Path | str) -> Any:
     return layer
 
 
-def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
-                      burn: int | None = None, layer_name: str | None = None,
-                      notes: list[str] | None = None, class_names: dict[str, int] | None = None,
-                      background: int | None = None) -> np.ndarray:
-    """The reference labels on the prediction grid (uint8, or int32 for other integer rasters; 255 where unknown).
+@contextlib.contextmanager
+def reference_reader(reference: str | os.PathLike[str], grid: Grid, class_field: str = "class",
+                     burn: int | None = None, layer_name: str | None = None,
+                     notes: list[str] | None = None, class_names: dict[str, int] | None = None,
+                     background: int | None = None) -> Iterator[RefReader]:
+    """A reader of the reference labels on the prediction grid, window by window (uint8, or int32 for other
+    integer rasters; 255 where unknown): a window's pixels are those of the whole reference read at once.
 
     ``layer_name``: the layer of a vector reference file that holds several.
 
@@ -243,48 +256,10 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
     """
     ref_path = Path(reference)
     if ref_path.suffix.lower() in VECTOR_SUFFIXES:
-        from rasterio.features import rasterize
+        yield _vector_reader(ref_path, grid, class_field, burn, layer_name, notes, class_names, background)
+        return
+    from rasterio.vrt import WarpedVRT
 
-        from rsmamba.paths import vector_path_problem
-
-        problem = vector_path_problem(ref_path, "reference")
-        if problem:
-            raise InputError(problem)
-        layer = _read_layer(ref_path, "reference", layer_name, "--reference-layer NAME")
-        if burn is not None:
-            layer = layer.assign(__burn__=burn)
-            class_field = "__burn__"
-        if class_field not in layer.columns:
-            fields = [str(c) for c in layer.columns if c != layer.geometry.name]
-            raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(fields) or 'none'}); "
-                             "use --class-field")
-        if layer.crs is None:
-            raise InputError(f"{ref_path}: layer has no CRS")
-        layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
-        if len(layer) == 0:
-            raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
-        if class_names is not None:  # names (building, road): the prediction's class table's ids
-            ids, unknown = class_ids_of_names(layer[class_field], class_names)
-            if unknown:
-                raise InputError(f"reference {ref_path}: class field {class_field!r} holds names no class of the "
-                                 f"prediction's table has ({', '.join(unknown[:8])}; the table: {', '.join(class_names)})")
-            layer = layer.assign(**{class_field: ids})
-        problem = class_field_problem(layer[class_field], f"reference {ref_path}", class_field)
-        if problem:
-            raise InputError(f"{problem}; choose another --class-field")
-        layer = _layer_on_grid(layer, grid, ref_path)
-        geoms, repaired = repaired_areas(layer.geometry)
-        if repaired:
-            message = (f"reference {ref_path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a "
-                       "ring traced twice) repaired before burning (shapely make_valid)")
-            log.warning(message)
-            if notes is not None:
-                notes.append(message)
-        layer = layer.set_geometry(geoms)
-        shapes = [(geom, int(v)) for geom, v in zip(layer.geometry, layer[class_field])]
-        return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,
-                         fill=background if background is not None else IGNORE_INDEX if burn is None else 0,
-                         dtype="uint8")  # ids 0..254 (checked above)
     from rsmamba.raster.source import colour_labels_problem
     from rsmamba.raster.validate import class_raster_problem
 
@@ -295,56 +270,122 @@ def reference_on_grid(reference: str | os.PathLike[str], grid: Grid, class_field
             raise InputError(problem)
         same = on_the_grid(src, grid)
         nodata = src.nodata
+        fill = IGNORE_INDEX if nodata is None else nodata
         crop = None if same else lattice_window(src, grid.crs, grid.transform, grid.width, grid.height)
         # GDAL's mask of band 1 (nodata, a mask band, or alpha): masked pixels are not scored, as tile leaves them
         # unlabelled (class 0 under an internal mask was scored: mIoU 0.84 read 0.46, 'both valid')
-        if same:
-            ref = src.read(1)
-            masked = src.read_masks(1) == 0
-        elif crop is not None:  # the prediction's pixels are the reference's own (a tile of a larger label raster)
-            _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
-            ref = src.read(1, window=crop, boundless=True, fill_value=IGNORE_INDEX if nodata is None else nodata)
-            masked = src.read_masks(1, window=crop, boundless=True) == 0
-        else:
-            _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
-            ours = f"{abs(grid.transform.a):g} x {abs(grid.transform.e):g}" if grid.transform.b == grid.transform.d == 0 \
-                else "rotated"
-            message = (f"reference {ref_path}: on another grid than the prediction (pixels {src.res[0]:g} x "
-                       f"{src.res[1]:g}{'' if src.crs == grid.crs else ', another CRS'}; the prediction's {ours}): "
-                       "resampled (nearest) onto it, which moves class edges by up to half a pixel; for exact "
-                       "scores predict on the reference's grid")
-            if not (src.crs == grid.crs and _pixel_for_pixel(src.transform, grid.transform)):
-                log.warning(message)  # (stored the other way up, its pixels are the prediction's: read exactly)
-                if notes is not None:
-                    notes.append(message)
-            out = np.full((grid.height, grid.width), IGNORE_INDEX if nodata is None else nodata, dtype=src.dtypes[0])
-            reproject(rasterio.band(src, 1), out, dst_transform=grid.transform, dst_crs=grid.crs,
-                      resampling=Resampling.nearest, dst_nodata=IGNORE_INDEX if nodata is None else nodata)
-            ref = out
-            mask = np.zeros((grid.height, grid.width), np.uint8)
-            reproject(src.read_masks(1), mask, src_transform=src.transform, src_crs=src.crs,
-                      dst_transform=grid.transform, dst_crs=grid.crs, resampling=Resampling.nearest, dst_nodata=0)
-            masked = mask == 0
-    ref = _float_ids(ref, masked, nodata, ref_path) if ref.dtype.kind == "f" else _compact(ref)
-    if nodata is not None:
-        ref[ref == nodata] = IGNORE_INDEX
-    ref[masked] = IGNORE_INDEX
-    return ref
+        with contextlib.ExitStack() as stack:
+            if same:
+                def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
+                    return src.read(1, window=window), src.read_masks(1, window=window) == 0
+            elif crop is not None:  # the prediction's pixels are the reference's own (a tile of a larger label raster)
+                _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
+
+                def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
+                    theirs = Window(crop.col_off + window.col_off, crop.row_off + window.row_off, window.width,
+                                    window.height)
+                    return (src.read(1, window=theirs, boundless=True, fill_value=fill),
+                            src.read_masks(1, window=theirs, boundless=True) == 0)
+            else:
+                _check_overlap(src.crs, raster_extent(src.width, src.height, src.transform), grid, ref_path)
+                ours = f"{abs(grid.transform.a):g} x {abs(grid.transform.e):g}" if grid.transform.b == grid.transform.d == 0 \
+                    else "rotated"
+                message = (f"reference {ref_path}: on another grid than the prediction (pixels {src.res[0]:g} x "
+                           f"{src.res[1]:g}{'' if src.crs == grid.crs else ', another CRS'}; the prediction's {ours}): "
+                           "resampled (nearest) onto it, which moves class edges by up to half a pixel; for exact "
+                           "scores predict on the reference's grid")
+                if not (src.crs == grid.crs and _pixel_for_pixel(src.transform, grid.transform)):
+                    log.warning(message)  # (stored the other way up, its pixels are the prediction's: read exactly)
+                    if notes is not None:
+                        notes.append(message)
+                vrt = stack.enter_context(WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                                    height=grid.height, resampling=Resampling.nearest, nodata=fill,
+                                                    tolerance=WARP_TOLERANCE))
+
+                def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
+                    return vrt.read(1, window=window), vrt.read_masks(1, window=window) == 0
+
+            def ids(window: Window) -> RefBlock:
+                ref, masked = read(window)
+                ref = _float_ids(ref, masked, nodata, ref_path) if ref.dtype.kind == "f" else _compact(ref)
+                if nodata is not None:
+                    ref[ref == nodata] = IGNORE_INDEX
+                ref[masked] = IGNORE_INDEX
+                return ref, None
+
+            yield ids
 
 
-def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
-                      notes: list[str]) -> tuple[np.ndarray, list[ClassInfo], np.ndarray]:
-    """A benchmark label file decoded to class ids, with the dataset's class table and where its pixels are of
-    no class (255 but not by design: unknown, not SECOND's white unchanged). They are warned about (into
-    ``notes``) as training does, and a file more than
-    :data:`UNREADABLE_REFUSED` of them refused: only the decodable pixels are scored, and 1,816 of 4,096
-    (a lossy copy), or 64 (the orthophoto given as the label), were scored without a word."""
+def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | None, layer_name: str | None,
+                   notes: list[str] | None, class_names: dict[str, int] | None, background: int | None) -> RefReader:
+    """:func:`reference_reader` of a vector layer: each window burns the polygons that reach it, in the layer's
+    order, on the window's own transform (the pixels of the whole grid burnt at once)."""
+    import shapely
+    from rasterio.features import rasterize
+    from rasterio.windows import transform as window_transform
+
+    from rsmamba.paths import vector_path_problem
+
+    problem = vector_path_problem(ref_path, "reference")
+    if problem:
+        raise InputError(problem)
+    layer = _read_layer(ref_path, "reference", layer_name, "--reference-layer NAME")
+    if burn is not None:
+        layer = layer.assign(__burn__=burn)
+        class_field = "__burn__"
+    if class_field not in layer.columns:
+        fields = [str(c) for c in layer.columns if c != layer.geometry.name]
+        raise InputError(f"{ref_path}: no field {class_field!r} (fields: {', '.join(fields) or 'none'}); "
+                         "use --class-field")
+    if layer.crs is None:
+        raise InputError(f"{ref_path}: layer has no CRS")
+    layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
+    if len(layer) == 0:
+        raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
+    if class_names is not None:  # names (building, road): the prediction's class table's ids
+        ids, unknown = class_ids_of_names(layer[class_field], class_names)
+        if unknown:
+            raise InputError(f"reference {ref_path}: class field {class_field!r} holds names no class of the "
+                             f"prediction's table has ({', '.join(unknown[:8])}; the table: {', '.join(class_names)})")
+        layer = layer.assign(**{class_field: ids})
+    problem = class_field_problem(layer[class_field], f"reference {ref_path}", class_field)
+    if problem:
+        raise InputError(f"{problem}; choose another --class-field")
+    layer = _layer_on_grid(layer, grid, ref_path)
+    geoms, repaired = repaired_areas(layer.geometry)
+    if repaired:
+        message = (f"reference {ref_path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a "
+                   "ring traced twice) repaired before burning (shapely make_valid)")
+        log.warning(message)
+        if notes is not None:
+            notes.append(message)
+    geoms = np.asarray(geoms, dtype=object)
+    values = [int(v) for v in layer[class_field]]  # ids 0..254 (checked above)
+    tree = shapely.STRtree(geoms)
+    fill = background if background is not None else IGNORE_INDEX if burn is None else 0
+
+    def read(window: Window) -> RefBlock:
+        # a polygon whose box misses the window's holds none of its pixel centres; later ones burn over earlier ones
+        hits = np.sort(tree.query(shapely.box(*window_extent(window, grid.transform))))
+        shape = (int(window.height), int(window.width))
+        if hits.size == 0:
+            return np.full(shape, fill, np.uint8), None
+        return rasterize([(geoms[i], values[i]) for i in hits.tolist()], out_shape=shape,
+                         transform=window_transform(window, grid.transform), fill=fill, dtype="uint8"), None
+
+    return read
+
+
+@contextlib.contextmanager
+def _layout_reader(reference: Path, layout: str, grid: Grid) -> Iterator[tuple[RefReader, list[ClassInfo]]]:
+    """A reader of a benchmark label file decoded to class ids, window by window, with the dataset's class table.
+    Each window comes with its pixels of no class (255 but not by design: unknown, not SECOND's white unchanged),
+    which :func:`_check_unreadable` judges over the whole file."""
     import warnings
 
     from rsmamba.classes import classes_from_dicts
     from rsmamba.datasets.benchmark import layout_classes
-    from rsmamba.datasets.layouts import (decode_labels, label_bands_problem, unlabelled_by_design,
-                                          unreadable_share, unreadable_warning)
+    from rsmamba.datasets.layouts import decode_labels, label_bands_problem, unlabelled_by_design
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -352,13 +393,25 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
             problem = label_bands_problem(src.count, layout)
             if problem:
                 raise InputError(f"reference {reference}: {problem}")
-            raw = src.read()
-    if raw.shape[1:] != tuple(shape):
-        raise InputError(f"{reference}: {raw.shape[2]}x{raw.shape[1]} pixels, the prediction has "
-                         f"{shape[1]}x{shape[0]}; a benchmark label must match its image pixel for pixel")
-    ids = decode_labels(raw, layout)
-    by_design = unlabelled_by_design(raw, layout)
-    share = unreadable_share(ids, by_design)
+            if (src.height, src.width) != (grid.height, grid.width):
+                raise InputError(f"{reference}: {src.width}x{src.height} pixels, the prediction has "
+                                 f"{grid.width}x{grid.height}; a benchmark label must match its image pixel for pixel")
+
+            def read(window: Window) -> RefBlock:
+                raw = src.read(window=window)
+                ids = _compact(decode_labels(raw, layout))
+                return ids, (ids == IGNORE_INDEX) & ~unlabelled_by_design(raw, layout)
+
+            yield read, list(classes_from_dicts(layout_classes(layout)))
+
+
+def _check_unreadable(reference: Path | str, layout: str, unreadable: int, pixels: int, notes: list[str]) -> None:
+    """A benchmark label file of which more than :data:`UNREADABLE_REFUSED` is of no class is refused, and a share
+    over the layouts' threshold warned about (into ``notes``) as training does: only the decodable pixels are
+    scored, and 1,816 of 4,096 (a lossy copy), or 64 (the orthophoto given as the label), were scored unsaid."""
+    from rsmamba.datasets.layouts import unreadable_warning
+
+    share = unreadable / pixels if pixels else 0.0
     if share > UNREADABLE_REFUSED:
         raise InputError(f"reference {reference}: {share:.0%} of its pixels are of no class of the {layout} layout "
                          f"(refused over {UNREADABLE_REFUSED:.0%}: the rest scored alone says little); give the "
@@ -368,25 +421,15 @@ def _layout_reference(reference: Path, layout: str, shape: tuple[int, ...],
     if message:
         log.warning(message)
         notes.append(message)
-    return ids, list(classes_from_dicts(layout_classes(layout))), (ids == IGNORE_INDEX) & ~by_design
 
 
-def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np.ndarray, ref2: np.ndarray,
-                     layout: str | None, classes: list[ClassInfo] | None,
-                     unknown1: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """SCanNet's semantic change scores of a ``change --semantic`` raster against the two dates' land
-    cover, and the 0/1 change reference (255: not scored) the binary scores are computed against.
-
-    ``unknown1``: a benchmark layout's date-1 pixels of no class (not its unchanged), which have no change
-    label, as training has it (:func:`rsmamba.datasets.layouts.scd_targets`); a date-2 pixel of no class
-    where date 1 changed is left out of date 2's histogram only."""
-    from rsmamba.metrics import scd_score, semantic_change_scores_7class
-
+def _semantic_classes(prediction: Path, change: bool, classes: list[ClassInfo] | None) -> int:
+    """The number of land-cover classes of a ``change --semantic`` raster (``classes``, else its class_names tag);
+    any other prediction is refused."""
     with rasterio.open(prediction) as src:
         if not change or src.count < 3:
             raise InputError(f"--reference-t2 scores semantic change: prediction {prediction} must be the output of "
                              "'rsmamba change --semantic' (bands change, from_class, to_class)")
-        pred_change, from_class, to_class = (src.read(b) for b in (1, 2, 3))
         names = next((v for k, v in src.tags().items() if k.lower() == "class_names"), None)  # GDAL keys: any case
     try:
         k = len(classes) if classes else len(json.loads(names)) if names else None
@@ -395,26 +438,158 @@ def _semantic_change(prediction: Path, valid: np.ndarray, change: bool, ref1: np
     if not k:
         raise InputError(f"prediction {prediction}: no class table (tag class_names); give --layout")
     _check_name_count(prediction, k)
+    return k
+
+
+SEMANTIC_ROLES = ("reference", "reference t2", "prediction from_class", "prediction to_class")
+
+
+def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: RefBlock, layout: str | None,
+                    k: int, core: tuple[slice, slice], tally: _Tally) -> np.ndarray:
+    """SCanNet's semantic change counts of one block of a ``change --semantic`` raster (``bands``: change,
+    from_class, to_class) against the two dates' land cover, added to ``tally``; returns the 0/1 change reference
+    (255: not scored) of the references' window (the block and its ``core`` within), which the binary scores use.
+
+    A benchmark layout's date-1 pixels of no class (not its unchanged) have no change label, as training has it
+    (:func:`rsmamba.datasets.layouts.scd_targets`); a date-2 pixel of no class where date 1 changed is left out of
+    date 2's histogram only."""
+    from rsmamba.metrics import semantic_change_hist_7class
+
+    (r1, unknown1), (r2, _) = ref1, ref2
     if layout in ("second", "landsat-scd"):  # land cover only where changed: unchanged is 255 in both
         # date 1 says changed or not (scd_targets); a pixel of no class was scored as unchanged, against the
         # warning that it is ignored: a perfect answer on labels with 3 % such pixels scored SeK 0.83
-        scored = np.ones(ref1.shape, bool) if unknown1 is None else ~unknown1
-        changed = ref1 != IGNORE_INDEX
+        scored = np.ones(r1.shape, bool) if unknown1 is None else ~unknown1
+        changed = r1 != IGNORE_INDEX
     else:
-        scored = (ref1 != IGNORE_INDEX) & (ref2 != IGNORE_INDEX)
-        changed = ref1 != ref2
-    v = scored & valid
-    for role, arr, ok in (("reference", ref1, changed), ("reference t2", ref2, changed),
-                          ("prediction from_class", from_class, pred_change == 1),
-                          ("prediction to_class", to_class, pred_change == 1)):
+        scored = (r1 != IGNORE_INDEX) & (r2 != IGNORE_INDEX)
+        changed = r1 != r2
+    v, c = scored[core] & valid, changed[core]
+    pred_change, from_class, to_class = bands
+    for i, (arr, ok) in enumerate(((r1[core], c), (r2[core], c), (from_class, pred_change == 1),
+                                   (to_class, pred_change == 1))):
         top = int(arr[v & ok & (arr != IGNORE_INDEX)].max(initial=0))  # 255: of no class, left out
-        if top >= k:
-            raise InputError(f"{role}: land-cover id {top} where the class table has {k} classes (0..{k - 1})")
-    scores = semantic_change_scores_7class(from_class[v], to_class[v], pred_change[v], ref1[v], ref2[v],
-                                           changed[v], num_landcover=k)
-    scores.pop("hist")
-    scores["score"] = scd_score(scores)
-    return scores, np.where(scored, changed, IGNORE_INDEX).astype(np.uint8)
+        tally.semantic_tops[i] = max(tally.semantic_tops[i], top)
+    hist = semantic_change_hist_7class(from_class[v], to_class[v], pred_change[v], r1[core][v], r2[core][v], c[v],
+                                       num_landcover=k)
+    tally.semantic_hist = hist if tally.semantic_hist is None else tally.semantic_hist + hist
+    return np.where(scored, changed, IGNORE_INDEX).astype(np.uint8)
+
+
+@dataclass
+class _Tally:
+    """What ``evaluate`` counts over the blocks: sums, maxima and sets of the blocks' own, so the whole scene's."""
+
+    pixels: int = 0
+    ref_top: int = 0  # the largest reference id (a change raster's reference must be 0/1)
+    labelled: int = 0  # reference pixels of a class, before the table's check (a vector reference's coverage)
+    pred_classes: set[int] = field(default_factory=set)  # the valid prediction's ids, before the table's check
+    outside: dict[str, tuple[int, set[int]]] = field(default_factory=dict)  # role: pixels, ids the table lacks
+    held: set[int] = field(default_factory=set)  # the reference's ids scored
+    pred_ids: set[int] = field(default_factory=set)  # the valid prediction's ids scored
+    both: int = 0  # pixels valid in both
+    scored: int = 0  # of them, those not eroded
+    hist: np.ndarray = field(default_factory=lambda: np.zeros((IGNORE_INDEX, IGNORE_INDEX), np.int64))
+    unreadable: list[int] = field(default_factory=lambda: [0, 0])  # a layout's pixels of no class, per date
+    semantic_tops: list[int] = field(default_factory=lambda: [0] * len(SEMANTIC_ROLES))
+    semantic_hist: np.ndarray | None = None
+
+    def add_outside(self, role: str, ids: np.ndarray) -> None:
+        count, seen = self.outside.get(role, (0, set()))
+        self.outside[role] = (count + ids.size, seen | set(_ids_in(ids)))
+
+
+def _ids_in(a: np.ndarray) -> list[int]:
+    """The distinct values of ``a``, rising (8-bit ids marked in a table of 256: no sort, no 8-byte copy)."""
+    if a.dtype == np.uint8:
+        present = np.zeros(256, bool)
+        present[a] = True
+        return np.flatnonzero(present).tolist()
+    return np.unique(a).tolist()
+
+
+@dataclass
+class _Pass:
+    """The product of :func:`_score_blocks` beyond the counts: the panels' samples, and the whole prediction and
+    its validity where ``--buildings`` labels its objects over the scene."""
+
+    tally: _Tally
+    pred_panel: np.ndarray
+    ref_panel: np.ndarray
+    pred: np.ndarray | None = None
+    valid: np.ndarray | None = None
+
+
+def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: RefReader | None, *,
+                  layout: str | None, k: int | None, known: list[int] | None, erode: int, block_size: int,
+                  step: int, pred_classes: bool, whole: bool) -> _Pass:
+    """Read the prediction and the reference(s) block by block and count all that ``evaluate`` scores and says.
+
+    ``known``: the class table's ids (others are not scored); ``erode``: the boundary radius, read as a halo of
+    that many pixels around each block, so each block's eroded mask is the whole reference's; ``step``: the
+    panels' subsampling (every ``step``-th pixel, as the whole raster's ``[::step, ::step]``);
+    ``pred_classes``: note the prediction's ids before the table's check; ``whole``: keep the prediction."""
+    from rsmamba.raster.windows import block_windows
+
+    halo = int(np.ceil(erode))
+    size = max(block_size, 4 * halo)  # a block much smaller than its halo would read the halo over and over
+    side = max([IGNORE_INDEX, *(i + 1 for i in known or [])])  # the confusion count of ids 0..254 and the table's
+    tally = _Tally(hist=np.zeros((side, side), np.int64))
+    shape = (-(-grid.height // step), -(-grid.width // step))
+    out = _Pass(tally, np.zeros(shape, np.uint8), np.zeros(shape, np.uint8))  # ids as _colourise reads them
+    with rasterio.open(prediction) as src:
+        if whole:
+            out.pred = np.zeros((grid.height, grid.width), np.uint8 if src.dtypes[0] == "uint8" else np.int32)
+            out.valid = np.zeros((grid.height, grid.width), bool)
+        for w in block_windows(grid.width, grid.height, size):
+            r0, c0, h, wd = w.row_off, w.col_off, w.height, w.width
+            hr0, hc0 = max(0, r0 - halo), max(0, c0 - halo)
+            around = Window(hc0, hr0, min(grid.width, c0 + wd + halo) - hc0, min(grid.height, r0 + h + halo) - hr0)
+            core = (slice(r0 - hr0, r0 - hr0 + h), slice(c0 - hc0, c0 - hc0 + wd))
+            pred, valid = _read_prediction(src, w)
+            ref1 = read_ref(around)
+            if ref1[1] is not None:
+                tally.unreadable[0] += int(ref1[1][core].sum())
+            if read_ref2 is not None:
+                ref2 = read_ref2(around)
+                if ref2[1] is not None:
+                    tally.unreadable[1] += int(ref2[1][core].sum())
+                ref = _semantic_block(src.read([1, 2, 3], window=w), valid, ref1, ref2, layout, k, core, tally)
+            else:
+                ref = ref1[0]
+            labelled = ref[core] != IGNORE_INDEX
+            tally.pixels += labelled.size
+            tally.labelled += int(labelled.sum())
+            tally.ref_top = max(tally.ref_top, int(ref[core][labelled].max(initial=0)))
+            if pred_classes:
+                tally.pred_classes.update(_ids_in(pred[valid]))
+            if known is not None:  # ids the table does not name are no classes: not scored, and said
+                outside = (ref != IGNORE_INDEX) & ~np.isin(ref, known)
+                tally.add_outside("reference", ref[core][outside[core]])
+                ref[outside] = IGNORE_INDEX  # (in the halo too: the eroded boundaries are those of the scored ids)
+                outside = valid & ~np.isin(pred, known)
+                tally.add_outside("prediction", pred[outside])
+                valid[outside] = False
+            labelled = ref[core] != IGNORE_INDEX
+            tally.held.update(_ids_in(ref[core][labelled]))
+            tally.pred_ids.update(_ids_in(pred[valid]))
+            both = valid & labelled
+            scored = both & ~eroded_boundary_mask(ref, erode)[core] if erode else both
+            tally.both += int(both.sum())
+            tally.scored += int(scored.sum())
+            # ids outside the table's and 0..254 are left out here, and refused (no table) or not scored (a table)
+            r, p = ref[core][scored], pred[scored]
+            for i in range(0, r.size, HIST_PIXELS):
+                tally.hist += confusion_matrix(r[i:i + HIST_PIXELS], p[i:i + HIST_PIXELS], side, ignore_index=None)
+            rows, cols = slice((-r0) % step, None, step), slice((-c0) % step, None, step)
+            p, r = np.where(valid, pred, 0)[rows, cols], ref[core][rows, cols]
+            pr, pc = -(-r0 // step), -(-c0 // step)
+            out.pred_panel[pr:pr + p.shape[0], pc:pc + p.shape[1]] = np.clip(p, 0, 255)
+            out.ref_panel[pr:pr + p.shape[0], pc:pc + p.shape[1]] = np.clip(r, 0, 255)
+            if whole:
+                out.pred[r0:r0 + h, c0:c0 + wd] = pred
+                out.valid[r0:r0 + h, c0:c0 + wd] = valid
+    return out
 
 
 def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
@@ -612,18 +787,16 @@ def _image_on_grid(image: Path, grid: Grid, step: int) -> np.ndarray:
     return out
 
 
-def _panels(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray, classes: list[ClassInfo],
-            image: np.ndarray | None, mirrors: tuple[bool, bool] = (False, False)) -> np.ndarray:
-    """Image | reference | prediction side by side, subsampled as :func:`_panel_step` says, each turned north up
-    (``mirrors``: :func:`rsmamba.raster.source.grid_mirrors` of the grid; a south-up scene's panels were upside down)."""
-    step = _panel_step(pred.shape)
-    p = np.where(valid, pred, 0)[::step, ::step]
-    r = ref[::step, ::step]
+def _panels(pred: np.ndarray, ref: np.ndarray, classes: list[ClassInfo], image: np.ndarray | None,
+            mirrors: tuple[bool, bool] = (False, False)) -> np.ndarray:
+    """Image | reference | prediction side by side (``pred`` and ``ref``: every :func:`_panel_step`-th pixel, the
+    prediction 0 where it is not valid), each turned north up (``mirrors``:
+    :func:`rsmamba.raster.source.grid_mirrors` of the grid; a south-up scene's panels were upside down)."""
     parts = [] if image is None else [image]
-    parts += [_colourise(r, classes), _colourise(p, classes)]
+    parts += [_colourise(ref, classes), _colourise(pred, classes)]
     up_down, left_right = mirrors
     parts = [part[:, ::-1 if up_down else 1, ::-1 if left_right else 1] for part in parts]
-    gap = np.full((3, p.shape[0], 4), 255, np.uint8)
+    gap = np.full((3, pred.shape[0], 4), 255, np.uint8)
     out = [parts[0]]
     for part in parts[1:]:
         out += [gap, part]
@@ -652,6 +825,7 @@ def evaluate_rasters(
     buildings_layer: str | None = None,
     footprints_layer: str | None = None,
     reference_t2: str | os.PathLike[str] | None = None,
+    block_size: int = BLOCK_SIZE,
 ) -> dict[str, Any]:
     """Score ``prediction`` against ``reference``; write ``out`` (JSON) plus ``.csv``, ``_confusion.png``
     and ``_panels.png`` beside it, and return the metrics dict.
@@ -678,9 +852,14 @@ def evaluate_rasters(
     dates (SECOND's ``label1``/``label2`` with ``layout``, else class rasters, changed where they
     differ). The metrics are the change class's, plus ``semantic_change``: SeK, Fscd, mIoU, OA and
     score = 0.3 mIoU + 0.7 SeK as SCanNet's evaluation (Mamba-FCS, SECOND, Landsat-SCD) computes them.
+
+    The rasters are read ``block_size`` pixels square at a time (the memory bound; the scores are counts, the
+    same whatever the block); ``buildings`` alone holds the prediction whole, as its objects span blocks.
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        problems.add(f"--block-size must be a whole number of pixels >= 1, got {block_size!r}")
     for role, path in (("prediction", prediction), ("reference", reference), ("reference t2", reference_t2),
                        ("buildings", buildings), ("image", image), ("footprints", footprints)):
         if path is not None and not Path(path).exists():
@@ -734,53 +913,75 @@ def evaluate_rasters(
             problems.add(problem)
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
-    pred, valid, grid, change = _read_prediction(prediction)
-    image_panel = None if image is None else _image_on_grid(Path(image), grid, _panel_step(pred.shape))
+    grid, change = _prediction_grid(prediction)
+    step = _panel_step((grid.height, grid.width))
+    image_panel = None if image is None else _image_on_grid(Path(image), grid, step)
     reference_notes: list[str] = []
+    k = None
+    with contextlib.ExitStack() as stack:
+        if layout is not None:
+            read_ref, layout_classes = stack.enter_context(_layout_reader(reference, layout, grid))
+            if not change or reference_t2 is not None:  # a change raster's band 1 is scored as change, whatever its table
+                _check_layout_table(prediction, layout, layout_classes)
+            classes = classes or layout_classes
+            if layout == "isprs" and not exclude:
+                exclude = [5]
+        else:
+            # a change raster's band 1 is scored against change (0/1): a reference's names are no_change/change, not
+            # land cover (polygons named 'building' were scored as change, 'impervious' as no change)
+            table = classes or (CHANGE_CLASSES if change and reference_t2 is None else classes_of_raster(prediction))
+            names = {c.name: c.id for c in (table or ISPRS_CLASSES) if not c.filler}
+            read_ref = stack.enter_context(reference_reader(
+                reference, grid, class_field, burn, reference_layer, notes=reference_notes, class_names=names,
+                background=background))
+        read_ref2 = None
+        if reference_t2 is not None:
+            read_ref2 = stack.enter_context(  # read as t1's reference
+                _layout_reader(Path(reference_t2), layout, grid) if layout is not None else
+                reference_reader(reference_t2, grid, class_field, burn, reference_layer, notes=reference_notes,
+                                 class_names=names, background=background))
+            read_ref2 = read_ref2[0] if layout is not None else read_ref2
+            k = _semantic_classes(prediction, change, classes)
+        if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
+            classes = list(CHANGE_CLASSES) if reference_t2 is not None else classes or list(CHANGE_CLASSES)
+        table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
+        classes = list(table or ISPRS_CLASSES)
+        exclude = list(exclude)
+        ids = {c.id for c in classes}
+        unknown = [f"--exclude {c}" for c in exclude if c not in ids]
+        if building_class is None and buildings is not None and footprints is None:
+            # the prediction's class named building (a firm's table puts it anywhere); none: refused, not id 1 (road?)
+            building_class = next((c.id for c in classes if c.name.lower() == "building"), None)
+            if building_class is None:
+                raise InputError(f"--buildings: no class of the prediction's table is named building ("
+                                 f"{', '.join(f'{c.id} {c.name}' for c in classes if not c.filler)}); "
+                                 "give --building-class ID")
+        if buildings is not None and footprints is None and building_class not in ids:
+            unknown.append(f"--building-class {building_class}")
+        if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class
+            raise InputError(f"{', '.join(unknown)}: no class of the prediction's table (ids "
+                             f"{', '.join(str(c.id) for c in classes)})")
+        known = sorted(c.id for c in classes if not c.filler)  # a filler (a table's gap: its labels' ignore value) is none
+        done = _score_blocks(prediction, grid, read_ref, read_ref2, layout=layout, k=k, known=known if table else None,
+                             erode=erode, block_size=block_size, step=step, whole=buildings is not None,
+                             pred_classes=burn is not None and not change)
+    tally = done.tally
     if layout is not None:
-        ref, layout_classes, unknown = _layout_reference(reference, layout, pred.shape, reference_notes)
-        if not change or reference_t2 is not None:  # a change raster's band 1 is scored as change, whatever its table
-            _check_layout_table(prediction, layout, layout_classes)
-        classes = classes or layout_classes
-        if layout == "isprs" and not exclude:
-            exclude = [5]
-    else:
-        # a change raster's band 1 is scored against change (0/1): a reference's names are no_change/change, not
-        # land cover (polygons named 'building' were scored as change, 'impervious' as no change)
-        table = classes or (CHANGE_CLASSES if change and reference_t2 is None else classes_of_raster(prediction))
-        names = {c.name: c.id for c in (table or ISPRS_CLASSES) if not c.filler}
-        ref = reference_on_grid(reference, grid, class_field, burn, reference_layer, notes=reference_notes,
-                                class_names=names, background=background)
+        for path, unreadable in zip((reference, reference_t2), tally.unreadable):
+            if path is not None:
+                _check_unreadable(path, layout, unreadable, tally.pixels, reference_notes)
     semantic = None
-    if reference_t2 is not None:
-        ref2 = (_layout_reference(Path(reference_t2), layout, pred.shape, reference_notes)[0] if layout is not None
-                else reference_on_grid(reference_t2, grid, class_field, burn, reference_layer, notes=reference_notes,
-                                       class_names=names, background=background))  # read as t1's reference
-        semantic, ref = _semantic_change(prediction, valid, change, ref, ref2, layout, classes,
-                                         unknown if layout is not None else None)
-    if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
-        top = int(ref[ref != IGNORE_INDEX].max(initial=0))
-        if top > 1:
-            raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
-                             f"{reference} holds class ids up to {top}; score it against a change raster (0/1)")
-        classes = list(CHANGE_CLASSES) if semantic is not None else classes or list(CHANGE_CLASSES)
-    table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
-    classes = list(table or ISPRS_CLASSES)
-    exclude = list(exclude)
-    ids = {c.id for c in classes}
-    unknown = [f"--exclude {c}" for c in exclude if c not in ids]
-    if building_class is None and buildings is not None and footprints is None:
-        # the prediction's class named building (a firm's table puts it anywhere); none: refused, not id 1 (road?)
-        building_class = next((c.id for c in classes if c.name.lower() == "building"), None)
-        if building_class is None:
-            raise InputError(f"--buildings: no class of the prediction's table is named building ("
-                             f"{', '.join(f'{c.id} {c.name}' for c in classes if not c.filler)}); "
-                             "give --building-class ID")
-    if buildings is not None and footprints is None and building_class not in ids:
-        unknown.append(f"--building-class {building_class}")
-    if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class
-        raise InputError(f"{', '.join(unknown)}: no class of the prediction's table (ids "
-                         f"{', '.join(str(c.id) for c in classes)})")
+    if k is not None:
+        from rsmamba.metrics import scd_score, semantic_change_scores_of_hist
+
+        for role, top in zip(SEMANTIC_ROLES, tally.semantic_tops):
+            if top >= k:
+                raise InputError(f"{role}: land-cover id {top} where the class table has {k} classes (0..{k - 1})")
+        semantic = semantic_change_scores_of_hist(tally.semantic_hist)
+        semantic["score"] = scd_score(semantic)
+    if change and tally.ref_top > 1:
+        raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
+                         f"{reference} holds class ids up to {tally.ref_top}; score it against a change raster (0/1)")
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
                           *(_nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
     if layout in ("second", "landsat-scd") and semantic is None:
@@ -790,16 +991,16 @@ def evaluate_rasters(
         log.warning(message)
         reference_warnings.append(message)
     if (layout is None and burn is None and background is None and reference.suffix.lower() in VECTOR_SUFFIXES
-            and (ref != IGNORE_INDEX).mean() < 0.99):
+            and tally.labelled / tally.pixels < 0.99):
         # tile fills a label layer's outside with --background 0; here the outside is not scored at all
         message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
-                   f"({float((ref != IGNORE_INDEX).mean()):.1%} of the prediction); --background ID scores the rest "
+                   f"({tally.labelled / tally.pixels:.1%} of the prediction); --background ID scores the rest "
                    "as that class, as tile fills a label layer's outside (--background 0); for a layer of one class, "
                    "--burn ID")
         log.warning(message)
         reference_warnings.append(message)
     if burn is not None and not change:
-        others = sorted({int(v) for v in np.unique(pred[valid])} - {0, burn})
+        others = sorted(tally.pred_classes - {0, burn})
         if others:  # a 6-class map against footprints: every other class counts against "background 0"
             named = {c.id: c.name for c in classes}
             message = (f"reference {reference}: --burn {burn} names class {burn} and background 0 only; the "
@@ -808,27 +1009,21 @@ def evaluate_rasters(
                        "means and OA")
             log.warning(message)
             reference_warnings.append(message)
-    known = {c.id for c in classes if not c.filler}  # a filler (a table's gap: its labels' ignore value) is none
-    if table:  # ids the table does not name are no classes: not scored, and said (never an extra class_N in the means)
-        for role, path, arr, ok in (("reference", reference, ref, ref != IGNORE_INDEX), ("prediction", prediction, pred, valid)):
-            outside = ok & ~np.isin(arr, sorted(known))
-            if outside.any():
-                ids = np.unique(arr[outside])
-                message = (f"{role} {path}: {int(outside.sum()):,} px hold ids no class of the table has "
-                           f"({', '.join(map(str, ids[:8].tolist()))}{', ...' if ids.size > 8 else ''}"
-                           + ("; the class table's ignore value when tiled?" if any(c.filler for c in classes if c.id in ids) else "")
-                           + "); they are not scored"
-                           + ("; if one marks no data, declare it (gdal_edit.py -a_nodata)" if role == "prediction" else ""))
-                log.warning(message)
-                reference_warnings.append(message)
-                if role == "reference":
-                    ref[outside] = IGNORE_INDEX
-                else:
-                    valid[outside] = False
-    held = np.unique(ref[ref != IGNORE_INDEX])
+    for role, path in (("reference", reference), ("prediction", prediction)):
+        count, found = tally.outside.get(role, (0, set()))
+        if count:
+            ids = sorted(found)
+            message = (f"{role} {path}: {count:,} px hold ids no class of the table has "
+                       f"({', '.join(map(str, ids[:8]))}{', ...' if len(ids) > 8 else ''}"
+                       + ("; the class table's ignore value when tiled?" if any(c.filler for c in classes if c.id in found) else "")
+                       + "); they are not scored"
+                       + ("; if one marks no data, declare it (gdal_edit.py -a_nodata)" if role == "prediction" else ""))
+            log.warning(message)
+            reference_warnings.append(message)
+    held = tally.held
     if table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
         reference_warnings += _palette_warnings(reference, list(table), held)
-    values = np.unique(np.concatenate([np.unique(pred[valid]), held]))
+    values = np.array(sorted(tally.pred_ids | held), np.int64)
     odd = values[(values < 0) | (values >= IGNORE_INDEX)]
     if not table and odd.size:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB
         raise InputError(f"{prediction} / {reference}: ids {', '.join(map(str, odd[:5].tolist()))} and no class table; "
@@ -838,22 +1033,17 @@ def evaluate_rasters(
     named = {c.id for c in classes}  # (once: rebuilt for each id, filling the table was quadratic)
     classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in named]
     classes.sort(key=lambda c: c.id)
-    both = valid & (ref != IGNORE_INDEX)
-    if not both.any():
+    if not tally.both:
         raise InputError(f"{prediction} / {reference}: no pixel is valid in both (all nodata or ignore)")
-    scored = both & ~eroded_boundary_mask(ref, erode) if erode else both
-    if not scored.any():
+    if not tally.scored:
         raise InputError(f"--erode {erode:g}: every pixel valid in both lies within {erode:g} px of a class boundary, "
                          "so none is left to score; give a smaller radius")
-    if erode and scored.sum() < ERODE_WARN_SHARE * both.sum():  # a score of a handful of pixels, unsaid
-        message = (f"--erode {erode:g} leaves {scored.sum() / both.sum():.1%} of the pixels valid in both to score "
-                   f"({int(scored.sum()):,} px): the scores say little")
+    if erode and tally.scored < ERODE_WARN_SHARE * tally.both:  # a score of a handful of pixels, unsaid
+        message = (f"--erode {erode:g} leaves {tally.scored / tally.both:.1%} of the pixels valid in both to score "
+                   f"({tally.scored:,} px): the scores say little")
         log.warning(message)
         reference_warnings.append(message)
-    hist = np.zeros((num_classes, num_classes), np.int64)
-    for r in range(0, ref.shape[0], HIST_ROWS):  # in row bands: the int64 temporaries of one band at a time
-        s = scored[r:r + HIST_ROWS]
-        hist += confusion_matrix(ref[r:r + HIST_ROWS][s], pred[r:r + HIST_ROWS][s], num_classes, ignore_index=None)
+    hist = tally.hist[:num_classes, :num_classes]
     scores = segmentation_scores(hist, [c.name for c in classes], exclude)
     result: dict[str, Any] = {
         "prediction": str(prediction), "reference": str(reference),
@@ -863,7 +1053,8 @@ def evaluate_rasters(
         **scores, "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": hist.tolist()},
         **({"semantic_change": semantic} if semantic is not None else {}),
     }
-    if buildings is not None:
+    if buildings is not None:  # objects are labelled over the whole scene: the prediction is held whole
+        pred, valid = done.pred, done.valid
         ref_objects = _reference_buildings(Path(buildings), grid, "buildings", buildings_layer)
         if footprints is not None:
             pred_objects = _reference_buildings(Path(footprints), grid, "footprints", footprints_layer)
@@ -894,5 +1085,6 @@ def evaluate_rasters(
             for key in ("miou", "mf1", "oa", "kappa"):
                 writer.writerow([key, scores[key], "", "", "", ""])
         _write_png(pub[2], _confusion_png(hist))
-        _write_png(pub[3], _panels(pred, ref, valid, classes, image_panel, grid_mirrors(grid.transform)))
+        _write_png(pub[3], _panels(done.pred_panel, done.ref_panel, classes, image_panel,
+                                       grid_mirrors(grid.transform)))
     return result

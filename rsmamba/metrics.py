@@ -203,13 +203,30 @@ def semantic_change_scores_7class(
     ``label_change`` is None, the reference is "changed where the two label maps differ").
     Both time points are accumulated into one histogram, as the authors' evaluation does.
     """
+    hist = semantic_change_hist_7class(pred_sem1, pred_sem2, pred_change, label_sem1, label_sem2, label_change,
+                                       num_landcover)
+    return {**semantic_change_scores_of_hist(hist), "hist": hist.tolist()}
+
+
+def semantic_change_hist_7class(
+    pred_sem1: np.ndarray, pred_sem2: np.ndarray, pred_change: np.ndarray,
+    label_sem1: np.ndarray, label_sem2: np.ndarray, label_change: np.ndarray | None = None,
+    num_landcover: int = 6,
+) -> np.ndarray:
+    """The histogram :func:`semantic_change_scores_7class` scores: counts, so the sum over a scene's blocks is the
+    scene's (``evaluate`` reads it block by block)."""
     n = num_landcover + 1
     if label_change is None:
         label_change = np.asarray(label_sem1) != np.asarray(label_sem2)
     hist = np.zeros((n, n), dtype=np.int64)
     for ps, ls in ((pred_sem1, label_sem1), (pred_sem2, label_sem2)):
         hist += scd_histogram(_masked_semantics(ps, pred_change), _masked_semantics(ls, label_change), n, None)
-    return {"variant": f"scannet-{n}class-per-time", **scd_scores_from_hist(hist), "hist": hist.tolist()}
+    return hist
+
+
+def semantic_change_scores_of_hist(hist: np.ndarray) -> dict[str, Any]:
+    """The scores of a :func:`semantic_change_hist_7class` histogram, named by its variant."""
+    return {"variant": f"scannet-{hist.shape[0]}class-per-time", **scd_scores_from_hist(hist)}
 
 
 def fromto_labels(sem1: np.ndarray, sem2: np.ndarray, change: np.ndarray, num_landcover: int = 6) -> np.ndarray:

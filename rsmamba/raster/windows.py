@@ -155,3 +155,28 @@ class WindowGrid:
         cols = self.col_offsets
         for row in self.row_offsets:
             yield row, [Window(col, row, self.window_width, self.window_height) for col in cols]
+
+
+def block_spans(length: int, size: int) -> list[tuple[int, int]]:
+    """Non-overlapping [start, stop) spans along one axis, from the shared WindowGrid offsets.
+
+    WindowGrid shifts its last window back to end on the raster edge; here that window is
+    clipped to start where the previous one stopped, so every pixel is in exactly one block.
+    """
+    grid = WindowGrid(width=length, height=1, size=size)
+    spans: list[tuple[int, int]] = []
+    stop = 0
+    for offset in grid.col_offsets:
+        start = max(offset, stop)
+        stop = min(offset + size, length)
+        if stop > start:
+            spans.append((start, stop))
+    return spans
+
+
+def block_windows(width: int, height: int, size: int) -> Iterator[Window]:
+    """The :func:`block_spans` blocks of a ``height`` x ``width`` raster, row by row: each pixel in one block."""
+    cols = block_spans(width, size)
+    for r0, r1 in block_spans(height, size):
+        for c0, c1 in cols:
+            yield Window(c0, r0, c1 - c0, r1 - r0)

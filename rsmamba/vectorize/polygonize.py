@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from rsmamba.raster.windows import WindowGrid
+from rsmamba.raster.windows import block_spans
 
 # A block reader returns (keys, mask) for a window: integer keys to polygonize (int32 or
 # smaller) and a boolean mask of pixels to keep (False = background / nodata / not selected).
@@ -48,23 +48,6 @@ class Piece:
     pixels: int
     value_sum: float = 0.0
     value_max: float = float("nan")
-
-
-def block_spans(length: int, size: int) -> list[tuple[int, int]]:
-    """Non-overlapping [start, stop) spans along one axis, from the shared WindowGrid offsets.
-
-    WindowGrid shifts its last window back to end on the raster edge; here that window is
-    clipped to start where the previous one stopped, so every pixel is in exactly one block.
-    """
-    grid = WindowGrid(width=length, height=1, size=size)
-    spans: list[tuple[int, int]] = []
-    stop = 0
-    for offset in grid.col_offsets:
-        start = max(offset, stop)
-        stop = min(offset + size, length)
-        if stop > start:
-            spans.append((start, stop))
-    return spans
 
 
 def _pieces_in_block(

@@ -18,6 +18,7 @@ SHARED = {
     "--background": "the class of the pixels outside a label vector's polygons",
     "--batch-size": "windows per forward pass",
     "--blend": "how overlapping windows are blended",
+    "--block-size": "side in pixels of the blocks read at a time (a memory bound)",
     "--burn": "every label polygon is this class id",
     "--class-field": "the attribute holding the class id in a label vector",
     "--co": "a GDAL COG creation option",
