@@ -27,7 +27,9 @@ the one mechanism for that, used by every verb:
 * **Journals are signed.** A journal carries an HMAC of its text under a key kept in this user's state folder
   (:func:`journal_key`), and only a journal that verifies is rolled forward: the renames and removals it lists run
   at any path it names, so a journal received with a folder (a hidden file in a zip) is ignored and said, not
-  obeyed (one beside an input deleted and replaced files in another folder, exit 0).
+  obeyed (one beside an input deleted and replaced files in another folder, exit 0). An unsigned one (an own run
+  killed under another key location) is completed only where its files are the very ones its run recorded in
+  its folder (:func:`_unsigned_refusal`).
 * **A full disk.** ``ENOSPC`` anywhere inside the block frees this run's scratch (and the files
   registered with :meth:`Publication.remove_at_commit`) and raises :class:`OutputError` in one line.
 """
@@ -41,6 +43,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import re
 import logging
 import os
 import secrets
@@ -48,6 +51,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,76 +106,182 @@ def journal_path(path: PathLike) -> Path:
     return path.with_name(f".{path.name}{JOURNAL_SUFFIX}")
 
 
-def _key_folders() -> list[Path]:
-    """Where the journal key may live: ``$RSMAMBA_STATE_DIR``, the XDG state folder, else a per-user temp folder."""
-    folders = [Path(os.environ["RSMAMBA_STATE_DIR"])] if os.environ.get("RSMAMBA_STATE_DIR") else []
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    folders.append(Path(state) / "rsmamba")
+def located(path: PathLike) -> Path:
+    """``path`` made absolute with its folder resolved as the OS resolves it: ``lnk/../a.tif`` is beside the link's
+    target, where ``open`` and GDAL write it. :func:`os.path.abspath` made it the link's own folder, so predict's
+    scratch and resume state lay in one folder and its output in another (leftovers, '--resume: not found'). The name
+    itself is kept: an output that is a symlink is followed by :func:`publish` itself."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
+KEY_BYTES = 32
+
+
+def _key_folders() -> tuple[list[Path], list[str]]:
+    """Where the journal key may live, in order (``$RSMAMBA_STATE_DIR``, the XDG state folder, a per-user temp folder),
+    and why a folder asked for is not among them. A relative name is not one folder but one per current folder (a
+    ``--resume`` from another folder was refused; HOME unset made ``./~/.local/state``): passed over, as XDG says."""
+    folders: list[Path] = []
+    reasons: list[str] = []
+    for var in ("RSMAMBA_STATE_DIR", "XDG_STATE_HOME"):
+        value = os.environ.get(var)
+        if value and os.path.isabs(value):
+            folders.append(Path(value) / ("rsmamba" if var == "XDG_STATE_HOME" else ""))
+        elif value:
+            reasons.append(f"{var}={value} is not an absolute path")
+    if not os.environ.get("XDG_STATE_HOME") or not os.path.isabs(os.environ["XDG_STATE_HOME"]):
+        home = os.path.expanduser("~")
+        if os.path.isabs(home):  # '~' when HOME is unset and the user has no passwd entry
+            folders.append(Path(home) / ".local" / "state" / "rsmamba")
     folders.append(Path(tempfile.gettempdir()) / f"rsmamba-{os.getuid()}")
-    return folders
+    return folders, reasons
+
+
+def _key_in(folder: Path) -> bytes | str:
+    """This user's key kept in ``folder``, made there if there is none, else why it is not usable. Made under its final
+    name with ``O_EXCL``: two processes agree on one key, and a file system without hard links leaves no stray file."""
+    key = folder / "journal.key"
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(secrets.token_bytes(KEY_BYTES))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError:
+                key.unlink(missing_ok=True)  # a full disk: no short key left behind
+                raise
+        for _ in range(50):  # a short key: another process may be between its creation and its write
+            with open(key, "rb") as fh:
+                data, info = fh.read(KEY_BYTES + 1), os.fstat(fh.fileno())
+            if len(data) >= KEY_BYTES:
+                break
+            time.sleep(0.01)
+    except OSError as exc:
+        return f"{key}: {exc.strerror or exc}"
+    if len(data) != KEY_BYTES:
+        return f"{key} is not a key ({len(data)} bytes, not {KEY_BYTES}; remove it and rsmamba makes a new one)"
+    if info.st_uid != os.getuid():
+        return f"{key} belongs to another user"
+    if info.st_mode & 0o077:  # as ssh does with a private key: a key others read signs journals they forge
+        return f"{key} can be read by other users (mode {stat.S_IMODE(info.st_mode):o}; chmod 600 it)"
+    return data
 
 
 _KEY: bytes | None = None
+_KEY_PATH: Path | None = None
 
 
 def journal_key() -> bytes:
-    """This user's secret for signing publish journals, made once (32 random bytes, readable by the user only)."""
-    global _KEY
+    """This user's secret for signing publish journals and resume records, made once (32 random bytes, readable by
+    the user only). Where it is not in the first folder asked for, or only in the temp folder (gone at a reboot, not
+    shared by another node: what ``--resume`` is for), that is said once."""
+    global _KEY, _KEY_PATH
     if _KEY is not None:
         return _KEY
-    for folder in _key_folders():
-        key = folder / "journal.key"
-        with contextlib.suppress(OSError):
-            if not key.is_file():
-                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-                tmp = folder / f".journal.key.{os.getpid()}-{secrets.token_hex(4)}"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(secrets.token_bytes(32))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the key
-                    os.link(tmp, key)
-                tmp.unlink()
-            data = key.read_bytes()
-            if len(data) == 32 and key.stat().st_uid == os.getuid():
-                _KEY = data
-                return data
-    raise OutputError("no folder to keep rsmamba's journal key in (set RSMAMBA_STATE_DIR to a writable folder)")
+    folders, reasons = _key_folders()
+    for folder in folders:
+        found = _key_in(folder)
+        if isinstance(found, str):
+            reasons.append(found)
+            continue
+        _KEY, _KEY_PATH = found, folder / "journal.key"
+        temporary = folder == folders[-1]
+        if reasons or temporary:
+            _say_once(f"rsmamba's journal key is {_KEY_PATH}" + (f" ({'; '.join(reasons)})" if reasons else "")
+                      + (": a temporary folder, which a reboot empties and other machines do not share, and a "
+                         "--resume needs the key its run used; set RSMAMBA_STATE_DIR to a lasting folder of yours"
+                         if temporary else ""))
+        return found
+    raise OutputError(f"no folder to keep rsmamba's journal key in ({'; '.join(reasons)}); "
+                      "set RSMAMBA_STATE_DIR to a folder of yours")
+
+
+def journal_key_path() -> Path:
+    """Where :func:`journal_key` is kept, for messages about records signed with another one."""
+    journal_key()
+    assert _KEY_PATH is not None
+    return _KEY_PATH
 
 
 _SAID: set[str] = set()
 
 
-def _own_folder_only(journal: dict[str, Any], jp: Path) -> bool:
-    """Whether an unsigned ``journal`` (read from ``jp``) only renames and removes what a publication of files in
-    ``jp``'s folder makes there: each output beside it, its scratch ``.NAME.partial-*`` and backup ``.NAME.old-*``,
-    removals of ``.NAME.*`` siblings or ``NAME.aux.xml``; no folder replaced. A run of the user's own killed under
-    another key location completes; a received one reaches nothing outside its folder nor any other file in it."""
+def _is_own(entry: dict[str, Any]) -> bool:
+    """Whether the files at a journal entry's names are the ones its run recorded there: its scratch (this user's, the
+    inode it wrote) and the output it replaces (the inode it found; set aside as its backup, or none), or, renamed
+    already, the output is that scratch. A folder received or copied cannot know the inodes of the files it lands
+    beside: a received journal naming ``report.md`` does not replace the user's own."""
+    scratch_ino, final_ino = entry["scratch_ino"], entry["final_ino"]
+    if not isinstance(scratch_ino, int) or not (final_ino is None or isinstance(final_ino, int)):
+        return False
+
+    def ino(name: str, own: bool = False) -> int | None:
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            return None
+        return -1 if own and st.st_uid != os.geteuid() else st.st_ino
+
+    scratch = ino(entry["scratch"], own=True)
+    if scratch is None:  # renamed: the output is the scratch this run wrote
+        return ino(entry["final"], own=True) == scratch_ino
+    if scratch != scratch_ino:
+        return False
+    final = ino(entry["final"])
+    return final == final_ino or (final is None and ino(entry["backup"] or "") == final_ino)
+
+
+def _unsigned_refusal(journal: dict[str, Any], jp: Path) -> str | None:
+    """Why an unsigned ``journal`` (read from ``jp``) is not completed, or None where it only publishes files in its
+    folder that its own run wrote there (a run of the user's own killed under another key location: ignored, one
+    run's classes were read with another's probabilities). Every output beside it, no folder, each scratch and backup
+    named as rsmamba names that output's (``.NAME.partial-<pid>-<hex><suffix>``, ``.NAME.old-<pid>-<hex>``),
+    removals only ``.NAME.*`` siblings and ``NAME.aux.xml``, and every file the one its run recorded
+    (:func:`_is_own`): a received journal tied to one entry replaced the user's ``report.md`` beside an input."""
     try:
         folder = os.path.normpath(jp.parent)
         finals = [os.path.normpath(e["final"]) for e in journal["entries"]]
-        if not finals or any(os.path.dirname(f) != folder or os.path.isdir(f) for f in finals):
-            return False
+        if not finals:
+            return "that lists no outputs"
+        if folders := [f for f in finals if os.path.isdir(f)]:
+            return f"that replaces a folder ({os.path.basename(folders[0])})"
+        if any(os.path.dirname(f) != folder for f in finals):
+            return "that names outputs in other folders"
         names = [os.path.basename(f) for f in finals]
         if jp.name not in {f".{n}{JOURNAL_SUFFIX}" for n in names}:
-            return False
+            return "that does not name the output it lies beside"
+        beyond = "that names files beyond its outputs' own scratch files"
         for entry, name in zip(journal["entries"], names):
-            for key, mark in (("scratch", ".partial-"), ("backup", ".old-")):
+            n, suffix = re.escape(name), re.escape("".join(Path(name).suffixes[-1:]))
+            for key, pattern in (("scratch", rf"\.{n}\.partial-\d+-[0-9a-f]{{8}}{suffix}"),
+                                 ("backup", rf"\.{n}\.old-\d+-[0-9a-f]{{8}}")):
                 value = entry.get(key) or ""
                 if key == "backup" and not value:
                     continue
-                if os.path.dirname(os.path.normpath(value)) != folder or \
-                        not os.path.basename(value).startswith(f".{name}{mark}"):
-                    return False
+                base = os.path.basename(value)
+                if os.path.dirname(os.path.normpath(value)) != folder or not re.fullmatch(pattern, base):
+                    return beyond
         for extra in journal.get("remove", []):
             base = os.path.basename(os.path.normpath(extra))
             if os.path.dirname(os.path.normpath(extra)) != folder or not any(
                     base.startswith(f".{n}.") or base == f"{n}.aux.xml" for n in names):
-                return False
+                return beyond
+        if not all(_is_own(entry) for entry in journal["entries"]):
+            return "whose files are not the ones its run wrote there (received, copied or changed since)"
     except (TypeError, KeyError, AttributeError, ValueError):
-        return False
-    return True
+        return "that rsmamba cannot read"
+    return None
 
 
 def _say_once(message: str) -> None:
@@ -505,7 +615,7 @@ class Publication:
     def __getitem__(self, key: int | PathLike) -> Path:
         if isinstance(key, int):
             return self.scratch[key]
-        want = os.path.abspath(key)
+        want = str(located(key))
         for out, asked, tmp in zip(self.outputs, self.asked, self.scratch):
             if want in (str(out), str(asked)):
                 return tmp
@@ -519,7 +629,7 @@ class Publication:
 
     def remove_at_commit(self, *paths: PathLike) -> None:
         """Delete these (e.g. a resumable scratch) once the outputs are published, and on a full disk."""
-        self.removals.extend(Path(os.path.abspath(p)) for p in paths)
+        self.removals.extend(located(p) for p in paths)
 
     def abandon(self) -> None:
         """Leave the block without publishing anything (e.g. nothing left to do)."""
@@ -546,7 +656,10 @@ class Publication:
         journal = {
             "version": 1, "pid": os.getpid(), "meta": self.meta, "remove": [str(p) for p in self.removals],
             "entries": [{"final": str(out), "scratch": str(tmp),
-                         "backup": str(out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"))}
+                         "backup": str(out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")),
+                         # which files these are: what ties an unsigned journal to them (_is_own)
+                         "scratch_ino": os.lstat(tmp).st_ino,
+                         "final_ino": os.lstat(out).st_ino if os.path.lexists(out) else None}
                         for out, tmp in pairs],
         }
         journal["sig"] = signature(journal)
@@ -627,7 +740,7 @@ def publish(
     ``directory=True``: the outputs are folders (created empty as scratch). On any failure
     the scratch is removed and nothing is published; see the module docstring for the rest.
     """
-    asked = [Path(os.path.abspath(o)) for o in outputs]
+    asked = [located(o) for o in outputs]
     # an output that is a symlink (big rasters kept on another disk) is written through, as GDAL does:
     # replacing the link left its target stale, orphaned on the other disk
     outs = [Path(os.path.realpath(o)) if o.is_symlink() else o for o in asked]
@@ -697,13 +810,12 @@ def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError, OSError):
             jp.unlink(missing_ok=True)  # written only complete (rename): unreadable means not ours
             continue
-        if not is_signed(journal) and not _own_folder_only(journal, jp):
-            # received (a hidden file in a zip), another user's, or signed under another key location (another
-            # HOME or RSMAMBA_STATE_DIR) and naming paths beyond rsmamba's own siblings in its folder: not obeyed
-            _say_once(f"{jp}: a publish journal not signed by this user's rsmamba key (received with the folder, "
-                      "another user's, or written under another HOME or RSMAMBA_STATE_DIR) that names paths beyond "
-                      "its outputs' own scratch files; ignored: nothing it lists was renamed or removed. If a run of "
-                      f"yours was killed while publishing {out.name}, run it again; remove the journal (rm {jp})")
+        refusal = None if is_signed(journal) else _unsigned_refusal(journal, jp)
+        if refusal:  # received (a hidden file in a zip), another user's, or an own run's signed under another key
+            _say_once(f"{jp}: a publish journal not signed by this user's rsmamba key ({journal_key_path()}; received "
+                      "with the folder, another user's, or written under another key location) "
+                      f"{refusal}; ignored: nothing it lists was renamed or removed. If a run of yours was killed "
+                      f"while publishing {out.name}, run it again; remove the journal (rm {jp})")
             continue
         extra = []
         try:
@@ -738,7 +850,7 @@ def settle_inputs(inputs: Iterable[PathLike | None]) -> None:
     """Before reading outputs of earlier runs: finish a publication that a killed run left between its
     renames (its journal lies next to an input), so that a reader never pairs one run's class raster
     with another run's probabilities. An input a live run is publishing is refused (busy)."""
-    pending = [Path(os.path.abspath(p)) for p in inputs if p is not None and _has_journal(p)]
+    pending = [located(p) for p in inputs if p is not None and _has_journal(p)]
     try:
         _recover(pending, [])
     except OutputBusyError as exc:
@@ -754,7 +866,7 @@ def lock_outputs(outputs: Sequence[PathLike]) -> Iterator[None]:
     """
     locks: list[_Lock] = []
     try:
-        for out in sorted({Path(os.path.abspath(o)) for o in outputs}):
+        for out in sorted({located(o) for o in outputs}):
             out.parent.mkdir(parents=True, exist_ok=True)
             lock = _Lock(out)
             lock.acquire()
@@ -767,7 +879,7 @@ def lock_outputs(outputs: Sequence[PathLike]) -> Iterator[None]:
 
 def remove_stale_partials(output: PathLike) -> None:
     """Finish or clean up after a killed run writing ``output`` (skipped while a live run holds it)."""
-    out = Path(os.path.abspath(output))
+    out = located(output)
     lock = _Lock(out)
     try:
         lock.acquire()

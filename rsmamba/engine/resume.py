@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rsmamba.atomic import Publication, atomic_output, is_signed, resume_sidecar_path, signature
+from rsmamba.atomic import (
+    Publication, atomic_output, is_signed, journal_key_path, resume_sidecar_path, signature,
+)
 from rsmamba.engine.writer import OutputLayer
 from rsmamba.errors import InputError
 from rsmamba.paths import files_behind
@@ -91,8 +93,9 @@ class ResumeState:
             data = None
         if not is_signed(data):  # edited by hand (rows_done 1536: 1280 rows never computed published as nodata)
             raise InputError(f"--resume: {self.path.name} is not the state an interrupted rsmamba run wrote with this "
-                             "user's key (edited, truncated or received, or written under another HOME or "
-                             "RSMAMBA_STATE_DIR); run without --resume, or with the interrupted run's RSMAMBA_STATE_DIR")
+                             f"user's key {journal_key_path()} (edited, truncated or received, or written under another "
+                             "key: another HOME, RSMAMBA_STATE_DIR or temp folder); run without --resume, or with the "
+                             "interrupted run's RSMAMBA_STATE_DIR")
         if data.get("params") != self.digest:
             raise InputError("--resume: the interrupted run used other inputs or parameters; run without --resume")
         missing = [p.name for p in scratch_files if not p.is_file()]

@@ -739,3 +739,159 @@ def test_an_own_run_killed_under_another_key_location_still_completes(tmp_path, 
             pub.abandon()
         assert victim.read_text() == "keep"
         assert [p.read_text() for p in names] == (["new", "old"] if tamper else ["new", "new"])
+
+
+def test_a_received_journal_replaces_no_file_beside_the_input(tmp_path, caplog) -> None:
+    """A zip unpacked into a working folder brought an unsigned journal tied to one of its entries (classes.tif) and
+    a scratch for the user's report.md, which was replaced (evaluate, exit 0, not a word). Shipping the journal beside
+    report.md too, and scratch names as rsmamba makes them, does not tie them to the user's file."""
+    import json
+
+    from rsmamba.atomic import journal_path, settle_inputs
+
+    project = tmp_path / "project"
+    project.mkdir()
+    report, classes = project / "report.md", project / "classes.tif"
+    report.write_text("my own work")
+    classes.write_text("delivered")
+    scratch = {classes: project / ".classes.tif.partial-1-0000abcd.tif", report: project / ".report.md.partial-1-deadbeef.md"}
+    for final, tmp in scratch.items():
+        tmp.write_text("replaced")
+    journal = {"version": 1, "pid": 1, "meta": {}, "remove": [str(project / "report.md.aux.xml")],
+               "entries": [{"final": str(final), "scratch": str(tmp), "backup": "",
+                            "scratch_ino": tmp.stat().st_ino, "final_ino": None}  # even the scratch inodes guessed
+                           for final, tmp in scratch.items()]}
+    for final in scratch:
+        journal_path(final).write_text(json.dumps(journal))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        settle_inputs([classes])
+    assert report.read_text() == "my own work" and classes.read_text() == "delivered"
+    assert "whose files are not the ones its run wrote there" in caplog.text
+
+
+def test_an_unsigned_journal_of_a_folder_is_ignored_for_that_reason(tmp_path, monkeypatch, caplog) -> None:
+    """tile --overwrite killed at its journal, taken up under another key: the warning said the journal named paths
+    beyond its outputs' own scratch files (it names only those); it is ignored because it replaces a folder."""
+    import json
+
+    from rsmamba import atomic
+    from rsmamba.atomic import journal_path
+
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    (chips / "old.txt").write_text("old")
+
+    def killed(name, output=None):
+        if name == "journal-written":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "fault_point", killed)
+    with pytest.raises(KeyboardInterrupt), publish([chips], directory=True, overwrite=True) as pub:
+        (pub[0] / "new.txt").write_text("new")
+    monkeypatch.undo()
+    j = journal_path(chips)
+    j.write_text(json.dumps({k: v for k, v in json.loads(j.read_text()).items() if k != "sig"}))
+    monkeypatch.setattr(atomic, "_SAID", set())
+    with caplog.at_level("WARNING", logger="rsmamba"), publish([chips], directory=True, overwrite=True) as pub:
+        pub.abandon()
+    assert "that replaces a folder (chips); ignored" in caplog.text and "beyond" not in caplog.text
+    assert (chips / "old.txt").read_text() == "old"
+
+
+def test_an_output_named_through_a_symlink_and_dotdot_is_published_where_its_scratch_is(tmp_path) -> None:
+    """``lnk/../a.tif`` is beside the link's target for the OS, and was published beside the link: the scratch (and
+    predict's full-size hidden scratch) stayed in the other folder, for ever."""
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "lnk").symlink_to("../data/sub")
+    named = tmp_path / "work" / "lnk" / ".." / "a.tif"
+    img = write_raster(tmp_path / "img.tif", random_image(96, 96))
+    predict_raster(img, named, probabilities=named.with_name("p.tif"), model=_model(), **KW)
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["a.tif", "p.tif", "sub"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["lnk"]
+
+
+@pytest.fixture
+def key_env(tmp_path, monkeypatch):
+    """A process with no journal key yet, HOME and the temp folder under ``tmp_path``, nothing said yet."""
+    from rsmamba import atomic
+
+    for name in ("_KEY", "_KEY_PATH"):
+        monkeypatch.setattr(atomic, name, None, raising=False)
+    monkeypatch.setattr(atomic, "_SAID", set())
+    for var in ("RSMAMBA_STATE_DIR", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    return tmp_path
+
+
+def _key_path(root: Path) -> Path:
+    """Which file under ``root`` holds the key this process signs with."""
+    from rsmamba.atomic import journal_key
+
+    key = journal_key()
+    return next(p for p in root.rglob("journal.key") if p.is_file() and p.read_bytes() == key)
+
+
+def test_relative_key_folders_are_passed_over(key_env, monkeypatch, caplog) -> None:
+    """A relative XDG_STATE_HOME (or RSMAMBA_STATE_DIR) put the key under the current folder: a --resume from another
+    folder was refused; HOME unset without a passwd entry made ./~/.local/state/rsmamba."""
+    import pwd
+
+    home_key = key_env / "home" / ".local" / "state" / "rsmamba" / "journal.key"
+    monkeypatch.setenv("XDG_STATE_HOME", "state")
+    monkeypatch.setenv("RSMAMBA_STATE_DIR", "st")
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert _key_path(key_env) == home_key
+    assert "XDG_STATE_HOME=state is not an absolute path" in caplog.text and "RSMAMBA_STATE_DIR=st" in caplog.text
+    assert list((key_env / "cwd").iterdir()) == []
+
+    from rsmamba import atomic
+
+    monkeypatch.setattr(atomic, "_KEY", None)
+    monkeypatch.delenv("HOME")
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert _key_path(key_env) == key_env / "tmp" / f"rsmamba-{os.getuid()}" / "journal.key"
+    assert list((key_env / "cwd").iterdir()) == [] and "a temporary folder, which a reboot empties" in caplog.text
+
+
+@pytest.mark.parametrize("case", ["state-dir-is-a-file", "empty-key", "readable-key", "read-only-home"])
+def test_a_key_not_where_it_was_asked_for_is_said(key_env, monkeypatch, caplog, case) -> None:
+    """RSMAMBA_STATE_DIR naming a file, an empty journal.key, one others can read, a read-only HOME: the key moved on
+    to the next folder (the temp folder at last, emptied at a reboot) without a word, and a --resume then refused."""
+    home = key_env / "home" / ".local" / "state" / "rsmamba"
+    home.mkdir(parents=True)
+    if case == "state-dir-is-a-file":
+        (key_env / "afile").write_text("")
+        monkeypatch.setenv("RSMAMBA_STATE_DIR", str(key_env / "afile"))
+        reason, where = f"{key_env / 'afile'} is not a folder", home
+    elif case == "read-only-home":
+        real = os.open
+        monkeypatch.setattr(os, "open", lambda p, *a, **k: real(p, *a, **k) if not str(p).startswith(str(key_env / "home"))
+                            else (_ for _ in ()).throw(PermissionError(errno.EROFS, "Read-only file system")))
+        reason, where = f"{home / 'journal.key'}: Read-only file system", key_env / "tmp" / f"rsmamba-{os.getuid()}"
+    else:
+        (home / "journal.key").write_bytes(b"" if case == "empty-key" else os.urandom(32))
+        (home / "journal.key").chmod(0o600 if case == "empty-key" else 0o644)
+        reason = ("is not a key (0 bytes, not 32" if case == "empty-key" else
+                  "can be read by other users (mode 644; chmod 600 it)")
+        where = key_env / "tmp" / f"rsmamba-{os.getuid()}"
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert _key_path(key_env) == where / "journal.key"
+    assert f"rsmamba's journal key is {where / 'journal.key'}" in caplog.text and reason in caplog.text
+
+
+def test_a_key_is_made_on_a_file_system_without_hard_links(key_env, monkeypatch) -> None:
+    """The key was made by a hard link: there each process left a stray .journal.key.<pid>-<hex> in every folder it
+    tried, and ended with 'set RSMAMBA_STATE_DIR to a writable folder' of a writable folder."""
+    monkeypatch.setenv("RSMAMBA_STATE_DIR", str(key_env / "state"))
+    monkeypatch.setattr(os, "link", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EPERM, "no links")))
+    assert _key_path(key_env) == key_env / "state" / "journal.key"
+    assert [p.name for p in (key_env / "state").iterdir()] == ["journal.key"]
+    assert (key_env / "state" / "journal.key").stat().st_mode & 0o777 == 0o600

@@ -35,3 +35,16 @@ def test_a_resume_with_another_batch_size_is_said(tmp_path, caplog):
     caplog.clear()
     ResumeState(tmp_path / "c.tif", "digest", 100, batch_size=4).load([])
     assert "--batch-size" not in caplog.text
+
+
+def test_a_resume_record_named_through_a_symlink_and_dotdot_is_found(tmp_path):
+    """``-o lnk/../b.tif``: the record was written beside the link and looked for beside its target ('no interrupted
+    run to resume (.b.tif.predict-resume.json not found)' while it lay there)."""
+    from rsmamba.engine.resume import ResumeState
+
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to("data/sub")
+    final = tmp_path / "lnk" / ".." / "b.tif"
+    ResumeState(final, "digest", 100).save(0, 32)
+    assert [p.name for p in (tmp_path / "data").iterdir() if p.is_file()] == [".b.tif.predict-resume.json"]
+    assert ResumeState(final, "digest", 100).load([]) == (0, 32)
