@@ -63,6 +63,27 @@ def name_key(name: str) -> str:
     return str(name).strip().lower()
 
 
+def class_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a class, or None: null or [a, b] became the names 'None', "['a', 'b']"."""
+    return None if isinstance(name, str) and name.strip() else f"name must be non-empty text, got {name!r}"
+
+
+def repeated_classes(classes: Sequence[tuple[int, str]]) -> list[str]:
+    """An id or a name that a table of (id, name) gives twice, said, or []. Names are one as :func:`name_key`
+    matches them to a layer's class field ('Building' and 'building '): two classes of one name merged in
+    every count, and a raster's tag naming id 1 twice ('1', '01') wrote its buildings as trees."""
+    ids = [i for i, _ in classes]
+    problems = [f"class id {dup} appears more than once" for dup in sorted({i for i in ids if ids.count(i) > 1})]
+    by_key: dict[str, list[str]] = {}
+    for _, name in classes:
+        by_key.setdefault(name_key(name), []).append(name)
+    for same in (v for v in by_key.values() if len(v) > 1):
+        problems.append(f"class name {same[0]!r} appears more than once"
+                        + (f" ({', '.join(map(repr, same))}: names are matched with case and surrounding spaces aside)"
+                           if len(set(same)) > 1 else ""))
+    return problems
+
+
 def class_of_nodata(nodata: float | None, classes) -> ClassInfo | None:
     """The class whose id a raster's declared nodata value also is (GDAL habitually writes nodata 0),
     or None: that class's pixels read as nodata, so they are neither trained on nor scored."""
@@ -155,8 +176,8 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
         if not isinstance(cid, int) or class_id(cid) is None:  # (text or 1.0 is a slip here; a tag's JSON may hold it)
             problems.add(f"{where}: id must be an integer in 0..{IGNORE_INDEX - 1}, got {cid!r}")
             continue
-        if not isinstance(name, str) or not name.strip():  # null or [a, b] became the names 'None', "['a', 'b']"
-            problems.add(f"{where}: name must be non-empty text, got {name!r}")
+        if why := class_name_problem(name):
+            problems.add(f"{where}: {why}")
             continue
         if (not isinstance(color, (list, tuple)) or len(color) != 3
                 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)):
@@ -164,15 +185,8 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
             continue
         out.append(ClassInfo(cid, name, tuple(color)))
     ids = [c.id for c in out]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.add(f"{p}: class id {dup} appears more than once")
-    by_key: dict[str, list[str]] = {}
-    for c in out:  # matched to a layer's class field as name_key matches them: 'Building' and 'building ' are one
-        by_key.setdefault(name_key(c.name), []).append(c.name)
-    for same in (v for v in by_key.values() if len(v) > 1):
-        problems.add(f"{p}: class name {same[0]!r} appears more than once"
-                     + (f" ({', '.join(map(repr, same))}: names are matched with case and surrounding spaces aside)"
-                        if len(set(same)) > 1 else ""))
+    for problem in repeated_classes([(c.id, c.name) for c in out]):
+        problems.add(f"{p}: {problem}")
     ignore = raw.get("ignore") if isinstance(raw, dict) else None
     # any integer the labels hold for "no label": 0, or -1 / 65535 of int16 / uint16 label rasters
     if ignore is not None and (not isinstance(ignore, int) or isinstance(ignore, bool) or ignore in ids):

@@ -43,15 +43,21 @@ def file_fingerprint(path: str | os.PathLike[str] | None) -> str | None:
 
 
 def _as_read(path: str | os.PathLike[str]) -> str:
-    """What GDAL makes of the pixels beyond their values: CRS, transform, and each band's nodata, scale, offset and
-    colour. An ``.aux.xml`` written before ``--resume`` (a DSM's offset of -30 m) changed them unseen, and one map
-    was spliced from two DSMs; one that only adds statistics (QGIS) changes none of them."""
+    """What GDAL makes of the pixels beyond their values: CRS, transform, each band's nodata, scale, offset and
+    colour, and the unit band 1 declares for heights. An ``.aux.xml`` written before ``--resume`` (a DSM's offset
+    of -30 m; its unit type ``ft``) changed them unseen, and one map was spliced from two DSMs (rows 0-255 read in
+    metres, 256-1023 in feet); one that only adds statistics (QGIS) changes none of them."""
     import rasterio
+
+    from rsmamba.raster.source import vertical_unit
 
     try:
         with rasterio.open(path) as src:
             read = (src.crs.to_wkt() if src.crs else None, tuple(src.transform), src.nodatavals, src.scales,
                     src.offsets, tuple(c.name for c in src.colorinterp), src.count)
+            unit = vertical_unit(src)  # a DSM's heights as AlignedSource reads them (unit type, .aux.xml, CRS)
+            if unit is not None and unit[0] != 1.0:  # metres, declared or not, read alike: the hash as before
+                read += (unit[0] or unit[1],)  # metres per unit; a unit it refuses by its name
     except rasterio.errors.RasterioIOError:  # checked by the caller
         return ""
     return hashlib.sha256(repr(read).encode()).hexdigest()[:16]

@@ -175,7 +175,13 @@ def same_grid(a: Any, b: Any) -> bool:
     by their horizontal part: a DSM in UTM + a vertical datum on the image's grid was 'resampled' onto it."""
     if not (a.transform.almost_equals(b.transform, precision=1e-9) and a.shape == b.shape):
         return False
-    return a.crs == b.crs or (a.crs is not None and b.crs is not None and _horizontal(a.crs) == _horizontal(b.crs))
+    return same_crs(a.crs, b.crs)
+
+
+def same_crs(a: Any, b: Any) -> bool:
+    """Whether two CRSs place pixels alike: equal, or equal in their horizontal parts (a DSM in UTM + a vertical
+    datum on the image's own grid was 'resampled' onto it, its half-pixel shift said as 'CRS definition')."""
+    return a == b or (a is not None and b is not None and _horizontal(a) == _horizontal(b))
 
 
 def _horizontal(crs: Any) -> Any:
@@ -201,7 +207,7 @@ def pixels_coincide(theirs: Any, ours: Any, width: int, height: int) -> bool:
 
 def lattice_window(ds: Any, crs: Any, transform: Any, width: int, height: int) -> Window | None:
     """The window of ``ds`` holding a grid (``crs``, ``transform``, ``width`` x ``height``) whose pixels are
-    ``ds``'s own (same CRS, pixel size and turn; origins a whole number of pixels apart), or None.
+    ``ds``'s own (same horizontal CRS, pixel size and turn; origins a whole number of pixels apart), or None.
 
     Such a grid is a crop of ``ds`` (a project-wide label raster and a predicted tile): its pixels are read,
     not resampled; the window may reach past ``ds`` (read it boundless). Rotated grids give None: a
@@ -209,8 +215,8 @@ def lattice_window(ds: Any, crs: Any, transform: Any, width: int, height: int) -
     t = ds.transform
     if t.b or t.d or transform.b or transform.d:
         return None
-    if ds.crs != crs or not all(math.isclose(getattr(t, k), getattr(transform, k), rel_tol=1e-9, abs_tol=1e-12)
-                                for k in "abde"):
+    if not all(math.isclose(getattr(t, k), getattr(transform, k), rel_tol=1e-9, abs_tol=1e-12) for k in "abde") \
+            or not same_crs(ds.crs, crs):  # (a compound CRS's vertical part moves no pixel)
         return None
     col, row = ~t * (transform.c, transform.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
@@ -220,7 +226,8 @@ def lattice_window(ds: Any, crs: Any, transform: Any, width: int, height: int) -
 
 def _describe_grid_difference(image: Any, other: Any) -> str:
     diffs = []
-    if image.crs != other.crs:  # two CRSs by name; one CRS written two ways (WKT variants) as a definition
+    crs_alike = same_crs(image.crs, other.crs)  # a compound CRS's vertical datum moves no pixel
+    if not crs_alike:  # two CRSs by name; one CRS written two ways (WKT variants) as a definition
         names = (other.crs.to_string(), image.crs.to_string())
         diffs.append(f"CRS {names[0]} vs {names[1]}" if names[0] != names[1] and max(map(len, names)) <= 40
                      else "CRS definition")
@@ -240,7 +247,7 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
     # origins in CRS units: a relative tolerance at northings of 5e6 would hide a shift of 50 m; in two
     # CRSs the difference of their numbers means nothing (a UTM ortho and a Web Mercator DSM: "8e5 apart")
     offset = np.hypot(image.transform.c - other.transform.c, image.transform.f - other.transform.f)
-    if image.crs == other.crs and offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
+    if crs_alike and offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
         diffs.append(f"origin {offset:.4g} units apart")
     if image.shape != other.shape:
         diffs.append(f"size {other.width}x{other.height} vs {image.width}x{image.height}")
@@ -670,21 +677,30 @@ def band_colours(ds: Any) -> list[str]:
     return [c.name for c in ds.colorinterp]
 
 
-FOOT_UNITS = {"ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "international foot": 0.3048,
-              "us-ft": 0.3048006096012192, "ftus": 0.3048006096012192, "us survey foot": 0.3048006096012192,
-              "us_survey_foot": 0.3048006096012192}
-METRE_UNITS = {"m", "metre", "meter", "metres", "meters"}
+US_SURVEY_FOOT = 1200 / 3937  # metres, exactly: the US survey foot's definition
+# Heights' units as files spell them (GDAL's band unit type: "ft", "Foot_US", "us-ft", "cm"), in lower case with
+# "_" and "-" as spaces -> metres per unit. A unit not here is refused, not read as metres: heights in
+# centimetres made tile's DSM chips 100 times too tall, recorded as metres, unsaid.
+HEIGHT_UNITS = {
+    **dict.fromkeys(("m", "metre", "meter", "metres", "meters"), 1.0),
+    **dict.fromkeys(("mm", "millimetre", "millimeter", "millimetres", "millimeters"), 0.001),
+    **dict.fromkeys(("cm", "centimetre", "centimeter", "centimetres", "centimeters"), 0.01),
+    **dict.fromkeys(("dm", "decimetre", "decimeter", "decimetres", "decimeters"), 0.1),
+    **dict.fromkeys(("km", "kilometre", "kilometer", "kilometres", "kilometers"), 1000.0),
+    **dict.fromkeys(("ft", "foot", "feet", "international foot", "international feet"), 0.3048),
+    **dict.fromkeys(("us ft", "ftus", "ft us", "foot us", "feet us", "us foot", "us feet", "us survey foot",
+                     "us survey feet", "survey foot", "survey feet"), US_SURVEY_FOOT),
+}
 
 
-def vertical_unit(ds: Any) -> tuple[float, str] | None:
+def vertical_unit(ds: Any) -> tuple[float | None, str] | None:
     """(metres per unit, the unit's name) of the heights of band 1 of ``ds`` as the file declares them (the band's
-    unit type, else a compound CRS's vertical axis); None where it declares none or one it does not name plainly.
-    A DSM in feet read as metres made every building 3.28 times taller (building IoU 0.85 for 0.93)."""
+    unit type, else a compound CRS's vertical axis); None where it declares none (heights in metres); (None, name)
+    for a unit rsmamba does not convert. A DSM in feet read as metres made every building 3.28 times taller
+    (building IoU 0.85 for 0.93)."""
     unit = (ds.units[0] or "").strip() if ds.units else ""
-    if unit.lower() in FOOT_UNITS:
-        return FOOT_UNITS[unit.lower()], unit
-    if unit.lower() in METRE_UNITS:
-        return 1.0, unit
+    if unit:
+        return HEIGHT_UNITS.get(" ".join(unit.lower().replace("_", " ").replace("-", " ").split())), unit
     if ds.crs is not None:
         from pyproj import CRS
 
@@ -877,9 +893,12 @@ class AlignedSource:
         # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
         self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
                              if dsm_ds is not None else (1.0, 0.0))
-        vertical = vertical_unit(dsm_ds) if dsm_ds is not None else None
-        if vertical is not None and vertical[0] != 1.0:  # heights in feet, as the file declares: metres for every model
-            factor, name = vertical
+        factor, name = (vertical_unit(dsm_ds) if dsm_ds is not None else None) or (1.0, "metre")
+        if factor is None:
+            problems.add(f"DSM {dsm}: heights declared in {name!r}, a unit rsmamba does not convert (it reads metres, "
+                         "mm, cm, dm, km, feet and US survey feet); declare metres and the scale to them: "
+                         f"gdal_edit.py -units m -scale <metres per {name}> {dsm}")
+        elif factor != 1.0:  # heights in feet or centimetres, as the file declares: metres for every model
             self._dsm_unscale = (self._dsm_unscale[0] * factor, self._dsm_unscale[1] * factor)
             self._warn(f"DSM {dsm}: heights in {name} (declared); read as metres (x {factor:.7g})")
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
@@ -887,7 +906,7 @@ class AlignedSource:
         self._dsm_file = dsm_ds  # its own grid: where a fill is one exact value, before resampling blends it
         self._dsm_declared = dsm_ds.nodata if dsm_ds is not None else None
         self._dsm_far_said = False
-        sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None else None
+        sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None and factor is not None else None
         if sentinel:
             problems.add(sentinel)
         self._labels_raster = self._align(lab_ds, labels_path, role, Resampling.nearest,

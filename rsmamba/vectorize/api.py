@@ -18,6 +18,7 @@ grid are vectorized as one mosaic by :mod:`rsmamba.vectorize.mosaic`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import shutil
@@ -739,6 +740,20 @@ def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> 
 INT64_MAX = 2**63 - 1  # the largest GeoPackage / OGR integer: a next id past it was an OverflowError traceback
 
 
+def _sqlite_objects(path: Path) -> dict[str, tuple[str, str]]:
+    """{name casefolded: (type, name)} of the tables, views and indexes of the SQLite file ``path``: one namespace
+    (case aside) with a new layer's table, beyond the layers ``list_layers`` names (R-trees ``rtree_<layer>_geom``
+    and their ``_node`` tables, another program's indexes). {} where SQLite cannot read it (GDAL says why)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view', 'index')").fetchall()
+    except sqlite3.Error:
+        return {}
+    return {str(name).casefold(): (str(kind), str(name)) for kind, name in rows}
+
+
 def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list[str], *,
                  overwrite: bool, append: bool) -> _Target:
     """Prepare the scratch copy of an existing GeoPackage and say where and how features go."""
@@ -760,6 +775,11 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
         raise InputError(f"output {output} exists and is not a GeoPackage; remove it or choose another -o") from None
     # GeoPackage layer names are case-insensitive: "B" is the layer "b".
     same = next((name for name in layers if name.casefold() == layer.casefold()), None)
+    taken = _sqlite_objects(output).get(layer.casefold()) if same is None else None
+    if taken is not None:  # GDAL's "table already exists", once every polygon was computed
+        kind, name = taken
+        raise InputError(f"layer name {layer!r} is taken in {output} by its {kind} {name!r}, which is not a layer "
+                         "(a layer's spatial index, another program's index); pass --layer NAME for another")
     if same is not None and not (overwrite or append):
         raise InputError(f"layer {same!r} exists in {output} (use --overwrite to replace that layer, --append to "
                          "add to it, or --layer NAME for a new one)")

@@ -29,7 +29,7 @@ from pathlib import Path
 import rasterio
 from rasterio.enums import ColorInterp
 
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, class_id
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, class_id, class_name_problem, repeated_classes
 from rsmamba.errors import InputError
 
 
@@ -42,7 +42,9 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
     """Class id -> name from the raster's ``class_names`` tag, else the ISPRS table.
 
     A tag that is there but unreadable is refused (:class:`InputError`): falling back to the ISPRS
-    names would label every polygon with a class the raster may not mean.
+    names would label every polygon with a class the raster may not mean. So is one a class table would
+    refuse (an id or a name given twice, a null or empty name): ``{"1": "building", "01": "tree"}`` wrote
+    the buildings as trees.
     """
     text = _tag(src.tags(band), "class_names") or _tag(src.tags(), "class_names")
     if not text:
@@ -52,18 +54,23 @@ def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]
         if cid is None and str(value).strip() == str(IGNORE_INDEX):  # a name for the no-data id: said, harmless
             return IGNORE_INDEX
         if cid is None:
-            raise ValueError(f"class id {value!r} is not an integer in 0..{IGNORE_INDEX - 1}")
+            raise ValueError(f"class id {value!r} is not an integer in 0..{IGNORE_INDEX} ({IGNORE_INDEX}: no data)")
         return cid
 
     try:
         data = json.loads(text)
         if isinstance(data, dict):
-            return {checked(k): str(v) for k, v in data.items()}
-        if isinstance(data, list) and all(isinstance(d, dict) for d in data):
-            return {checked(d["id"]): str(d["name"]) for d in data}
-        if isinstance(data, list):
-            return {checked(i): str(n) for i, n in enumerate(data) if n is not None}
-        raise ValueError(f"a JSON {type(data).__name__}")
+            pairs = [(checked(k), v) for k, v in data.items()]
+        elif isinstance(data, list) and all(isinstance(d, dict) for d in data):
+            pairs = [(checked(d["id"]), d["name"]) for d in data]
+        elif isinstance(data, list):
+            pairs = [(checked(i), n) for i, n in enumerate(data) if n is not None]  # null: no class at that id
+        else:
+            raise ValueError(f"a JSON {type(data).__name__}")
+        bad = [f"class {i}: {problem}" for i, n in pairs if (problem := class_name_problem(n))]
+        if bad or (bad := repeated_classes(pairs)):
+            raise ValueError("; ".join(bad))
+        return dict(pairs)
     except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
         shown = text if len(text) <= 60 else text[:57] + "..."
         why = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]

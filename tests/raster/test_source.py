@@ -748,3 +748,65 @@ def test_a_dsm_in_a_compound_crs_on_the_image_grid_is_read_by_index(tmp_path) ->
     with AlignedSource(img, dsm) as src:
         assert not [w for w in src.warnings if "grid differs" in w]
         assert np.allclose(src.read_dsm(Window(0, 0, 32, 32)), 40.0)
+
+
+@pytest.mark.parametrize("unit,metres", [("cm", 0.01), ("mm", 0.001), ("dm", 0.1), ("centimetre", 0.01),
+                                         ("km", 1000.0), ("Foot_US", 1200 / 3937), ("ft_us", 1200 / 3937),
+                                         ("US survey foot", 1200 / 3937), ("m", 1.0)])
+def test_a_dsm_declaring_a_metric_unit_or_survey_feet_reads_as_metres(tmp_path, unit, metres) -> None:
+    """Heights declared in cm were read as metres, unsaid: tile wrote DSM chips 100 times too tall (mean 3981 for
+    39.81 m), recorded as metres. Metric units and the US survey foot (1200/3937 m, exactly) are converted."""
+    heights = 30.0 + np.arange(32 * 32, dtype=np.float64).reshape(32, 32) / 100  # 30..40.23 m
+    img = write_raster(tmp_path / "i.tif", random_image(32, 32))
+    dsm = write_raster(tmp_path / "d.tif", (heights / metres).astype(np.float64))
+    with rasterio.open(dsm, "r+") as ds:
+        ds.units = [unit]
+    with AlignedSource(img, dsm) as src:
+        np.testing.assert_allclose(src.read_dsm(Window(0, 0, 32, 32)), heights, rtol=1e-6)  # float32
+        said = [w for w in src.warnings if "(declared); read as metres" in w]
+        assert said == ([] if metres == 1.0 else [f"DSM {dsm}: heights in {unit} (declared); read as metres "
+                                                  f"(x {metres:.7g})"])
+
+
+@pytest.mark.parametrize("unit", ["inch", "furlong", "m asl"])
+def test_a_dsm_declaring_a_unit_rsmamba_does_not_convert_is_refused(tmp_path, unit) -> None:
+    """A unit it did not name was read as metres, unsaid (the docstring said so). Refused, naming the unit and
+    the remedy; a file declaring no unit is still metres."""
+    img = write_raster(tmp_path / "i.tif", random_image(32, 32))
+    dsm = write_raster(tmp_path / "d.tif", np.full((32, 32), 40.0, np.float32))
+    with AlignedSource(img, dsm) as src:  # no unit declared: metres
+        assert np.allclose(src.read_dsm(Window(0, 0, 32, 32)), 40.0)
+    with rasterio.open(dsm, "r+") as ds:
+        ds.units = [unit]
+    with pytest.raises(InputError) as err:
+        AlignedSource(img, dsm)
+    assert str(err.value) == (f"DSM {dsm}: heights declared in {unit!r}, a unit rsmamba does not convert (it reads "
+                              "metres, mm, cm, dm, km, feet and US survey feet); declare metres and the scale to "
+                              f"them: gdal_edit.py -units m -scale <metres per {unit}> {dsm}")
+
+
+@pytest.mark.parametrize("crop", [0, 8])
+def test_a_compound_crs_dsm_off_the_image_grid_is_said_as_a_plain_one(tmp_path, crop) -> None:
+    """UTM 32N + a vertical datum half a pixel off was said to differ in 'CRS definition' (the shift unsaid); a
+    crop on the image's own pixels was 'resampled (bilinear)', not cropped. Said and read as in UTM 32N alone."""
+    from rsmamba.raster.source import lattice_window
+
+    img = write_raster(tmp_path / "i.tif", random_image(32, 32), res=0.5)
+    heights = np.arange(32 * 32, dtype=np.float32).reshape(32, 32)
+    # the image's pixels from its 8th row and column on, or half a pixel off its grid
+    origin = (500000.0 + crop * 0.5, 5000000.0 - crop * 0.5) if crop else (500000.25, 5000000.25)
+    said, read = {}, {}
+    for crs in ("EPSG:32632", "EPSG:32632+5773"):
+        dsm = write_raster(tmp_path / f"{crs[-4:]}.tif", heights[crop:, crop:], res=0.5, origin=origin)
+        with rasterio.open(dsm, "r+") as ds:
+            ds.crs = rasterio.crs.CRS.from_user_input(crs)
+        with AlignedSource(img, dsm) as src:
+            said[crs] = [w.replace(str(dsm), "DSM") for w in src.warnings]
+            read[crs] = src.read_dsm(Window(0, 0, 32, 32))
+        with rasterio.open(img) as i, rasterio.open(dsm) as d:
+            window = lattice_window(d, i.crs, i.transform, i.width, i.height)
+            assert (window is not None) == bool(crop)
+    assert said["EPSG:32632+5773"] == said["EPSG:32632"]
+    assert "origin" in said["EPSG:32632"][0] and "CRS" not in said["EPSG:32632"][0]
+    assert ("cropped to the image grid, no resampling" in said["EPSG:32632"][0]) == bool(crop)
+    np.testing.assert_array_equal(read["EPSG:32632+5773"], read["EPSG:32632"])

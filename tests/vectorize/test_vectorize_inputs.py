@@ -141,6 +141,37 @@ def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("tag,why", [
+    ('{"0": "impervious", "1": "building", "01": "tree"}', "class id 1 appears more than once"),
+    ('{"1": "building", "2": "Building "}', "class name 'building' appears more than once ('building', 'Building '"),
+    ('{"1": "building", "2": null}', "class 2: name must be non-empty text, got None"),
+    ('[{"id": 1, "name": " "}]', "class 1: name must be non-empty text, got ' '"),
+    ('["road", ""]', "class 1: name must be non-empty text, got ''"),
+    ('{"256": "x"}', "class id '256' is not an integer in 0..255 (255: no data)"),
+])
+def test_a_class_names_tag_a_class_table_would_refuse_is_refused(tmp_path, capsys, tag, why):
+    """The tag was checked less than a class table: id 1 given twice ('1', '01') wrote the buildings as 'tree', a
+    null name as 'None', two ids of one name were counted as one class, exit 0. And 'not an integer in 0..254' was
+    said while a name for 255 (no data) is read."""
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(class_names=tag)
+    out = tmp_path / "o.gpkg"
+    err = one_line_error(["vectorize", str(src), "-o", str(out)], capsys)
+    assert "c.tif: class_names tag" in err and f"is not a class table ({why}" in err
+    assert not out.exists()
+    from rsmamba.vectorize.attributes import class_names
+
+    for tag, names in (('{"1": "house", "255": "no data"}', {1: "house", 255: "no data"}),  # 255 may be named
+                       ('["road", null, "house"]', {0: "road", 2: "house"})):  # a null in a list: no class at that id
+        with rasterio.open(src, "r+") as ds:
+            ds.update_tags(class_names=tag)
+        with rasterio.open(src) as ds:
+            assert class_names(ds) == names
+
+
 def test_contradicting_options_are_refused(tmp_path, capsys):
     a = np.zeros((10, 10), dtype="uint8")
     a[2:5, 2:5] = 1

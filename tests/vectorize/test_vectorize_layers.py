@@ -125,6 +125,35 @@ def test_layer_names_compare_without_case(tmp_path, capsys):
     assert pyogrio.read_info(out, layer="B")["features"] == 3
 
 
+@pytest.mark.parametrize("name", ["rtree_t1_geom", "RTREE_T1_GEOM_node", "By_Class"])
+def test_a_layer_name_another_table_of_the_geopackage_holds_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                                        name):
+    """--layer rtree_t1_geom (the R-tree index GDAL keeps for the layer t1) got SQLite's 'table already exists'
+    once every polygon was computed; so did the name of an index. The GeoPackage's tables, views and indexes are
+    read first, without case, as SQLite names them."""
+    import contextlib
+    import sqlite3
+
+    from rsmamba.vectorize import api
+
+    src = write_raster(tmp_path / "a.tif", buildings())
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(src, out, classes=["building"], layer="t1")
+    with contextlib.closing(sqlite3.connect(out)) as db:  # another program's index
+        db.execute("CREATE INDEX by_class ON t1 (class_id)")
+        db.commit()
+    before = out.read_bytes()
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the raster was read")
+    monkeypatch.setattr(api, "_Reader", no_work)
+    for extra in ([], ["--overwrite"]):
+        err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", name, *extra], capsys)
+        kind = "index" if name == "By_Class" else "table"
+        assert f"layer name {name!r} is taken in {out} by its {kind} {name.lower()!r}, which is not a layer" in err
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "map.gpkg"]
+
+
 def test_append_with_instances_continues_building_ids(tmp_path):
     classes = np.zeros((30, 40), np.uint8)
     classes[5:25, 5:35] = 1
