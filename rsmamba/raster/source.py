@@ -693,14 +693,31 @@ HEIGHT_UNITS = {
 }
 
 
+# unit types that declare no unit (software writes them for "not set")
+UNDECLARED_UNITS = frozenset({"unknown", "none", "n/a", "na", "undefined", "not specified", "unspecified", "null"})
+# words after a unit that name its datum, not another unit ("m asl", "metres above sea level", "ft NAVD88")
+DATUM_WORDS = ("asl", "amsl", "msl", "a.s.l", "above", "sea", "nn", "nhn", "navd", "ngvd", "egm", "geoid",
+               "ellipsoid", "ahd", "odn", "dhhn", "nap")
+
+
+def _metres_per(unit: str) -> float | None:
+    """Metres per ``unit`` (a band's unit type), or None for a unit rsmamba does not convert."""
+    words = unit.lower().replace("_", " ").replace("-", " ").split()
+    for n in range(len(words), 0, -1):  # the longest known unit, then only words of its datum
+        factor = HEIGHT_UNITS.get(" ".join(words[:n]))
+        if factor is not None and (n == len(words) or words[n].strip("().").startswith(DATUM_WORDS)):
+            return factor
+    return None
+
+
 def vertical_unit(ds: Any) -> tuple[float | None, str] | None:
     """(metres per unit, the unit's name) of the heights of band 1 of ``ds`` as the file declares them (the band's
     unit type, else a compound CRS's vertical axis); None where it declares none (heights in metres); (None, name)
     for a unit rsmamba does not convert. A DSM in feet read as metres made every building 3.28 times taller
     (building IoU 0.85 for 0.93)."""
     unit = (ds.units[0] or "").strip() if ds.units else ""
-    if unit:
-        return HEIGHT_UNITS.get(" ".join(unit.lower().replace("_", " ").replace("-", " ").split())), unit
+    if unit and unit.lower().strip(" .") not in UNDECLARED_UNITS:
+        return _metres_per(unit), unit
     if ds.crs is not None:
         from pyproj import CRS
 

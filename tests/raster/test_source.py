@@ -752,7 +752,9 @@ def test_a_dsm_in_a_compound_crs_on_the_image_grid_is_read_by_index(tmp_path) ->
 
 @pytest.mark.parametrize("unit,metres", [("cm", 0.01), ("mm", 0.001), ("dm", 0.1), ("centimetre", 0.01),
                                          ("km", 1000.0), ("Foot_US", 1200 / 3937), ("ft_us", 1200 / 3937),
-                                         ("US survey foot", 1200 / 3937), ("m", 1.0)])
+                                         ("US survey foot", 1200 / 3937), ("m", 1.0), ("m asl", 1.0),
+                                         ("metres above sea level", 1.0), ("ft NAVD88", 0.3048), ("m (EGM96)", 1.0),
+                                         ("unknown", 1.0), ("N/A", 1.0)])
 def test_a_dsm_declaring_a_metric_unit_or_survey_feet_reads_as_metres(tmp_path, unit, metres) -> None:
     """Heights declared in cm were read as metres, unsaid: tile wrote DSM chips 100 times too tall (mean 3981 for
     39.81 m), recorded as metres. Metric units and the US survey foot (1200/3937 m, exactly) are converted."""
@@ -764,11 +766,12 @@ def test_a_dsm_declaring_a_metric_unit_or_survey_feet_reads_as_metres(tmp_path, 
     with AlignedSource(img, dsm) as src:
         np.testing.assert_allclose(src.read_dsm(Window(0, 0, 32, 32)), heights, rtol=1e-6)  # float32
         said = [w for w in src.warnings if "(declared); read as metres" in w]
+        # a unit with its datum ('m asl') is the unit; 'unknown' and 'N/A' declare none (metres)
         assert said == ([] if metres == 1.0 else [f"DSM {dsm}: heights in {unit} (declared); read as metres "
                                                   f"(x {metres:.7g})"])
 
 
-@pytest.mark.parametrize("unit", ["inch", "furlong", "m asl"])
+@pytest.mark.parametrize("unit", ["inch", "furlong", "m/s", "km2"])
 def test_a_dsm_declaring_a_unit_rsmamba_does_not_convert_is_refused(tmp_path, unit) -> None:
     """A unit it did not name was read as metres, unsaid (the docstring said so). Refused, naming the unit and
     the remedy; a file declaring no unit is still metres."""
