@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
 from rsmamba.datasets.chips import ChipDataset, TilingInfo
+from rsmamba.datasets.folders import ChipFolders, open_chip_folders
 from rsmamba.datasets.layouts import (
     LANDSAT_SCD_CLASSES,
     POTSDAM_TRAIN,
@@ -416,7 +417,7 @@ def recorded_scale(ds: Dataset) -> tuple[list[tuple[float, float, float, int] | 
     """The value scale of ``ds``'s chips as ``tile`` measured it (``tiling.json``): per band (mean, std, max,
     number of values), and the dtype; None for data that records none (the benchmarks read in place)."""
     target = ds.base if isinstance(ds, CroppedDataset) else ds
-    raw = target.info.raw if isinstance(target, ChipDataset) else {}
+    raw = target.info.raw if isinstance(target, (ChipDataset, ChipFolders)) else {}  # several folders: pooled
     image = (raw.get("stats") or {}).get("image") or {}
     if not raw.get("dtype") or not all(image.get(k) for k in ("mean", "std", "maximum")):
         return None
@@ -434,16 +435,22 @@ def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:
     image, dsm = norm.get("image") or {}, norm.get("dsm")
     if "mean" not in image or "std" not in image:
         raise InputError("the checkpoint records no image normalisation")
-    if isinstance(target, (ChipDataset, ISPRSDataset)):
+    if isinstance(target, (ChipDataset, ISPRSDataset, ChipFolders)):
         if not len(image["mean"]) == len(image["std"]) == len(target.info.image_mean):
             raise InputError(f"a normalisation of {len(image['mean'])} means and {len(image['std'])} stds for data "
                              f"of {len(target.info.image_mean)} image bands")
         if not all(float(v) > 0 for v in image["std"]):
             raise InputError(f"a normalisation std must be > 0, got {list(image['std'])}")
-        target.info = dataclasses.replace(
-            target.info, image_mean=[float(v) for v in image["mean"]], image_std=[float(v) for v in image["std"]],
-            dsm_mean=float(dsm["mean"]) if dsm else target.info.dsm_mean,
-            dsm_std=float(dsm["std"]) if dsm else target.info.dsm_std)
+
+        def replace(info: TilingInfo) -> TilingInfo:
+            return dataclasses.replace(
+                info, image_mean=[float(v) for v in image["mean"]], image_std=[float(v) for v in image["std"]],
+                dsm_mean=float(dsm["mean"]) if dsm else info.dsm_mean,
+                dsm_std=float(dsm["std"]) if dsm else info.dsm_std)
+        if isinstance(target, ChipFolders):  # each folder, which keeps its own DSM range (minmax-scene)
+            target.normalize_with(replace, dsm["mode"] if dsm and dsm.get("mode") else None)
+            return
+        target.info = replace(target.info)
         if dsm and dsm.get("mode"):
             target.dsm_mode = dsm["mode"]
     else:  # the folder benchmarks (LoveDA, SECOND, Landsat-SCD): per-band tensors
@@ -451,8 +458,8 @@ def use_normalization(ds: Dataset, norm: dict[str, Any]) -> None:
         target.std = torch.tensor(image["std"], dtype=torch.float32)[:, None, None]
 
 
-def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0,
-                  scoring: bool = False) -> tuple[Dataset, Dataset | None]:
+def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0, scoring: bool = False,
+                  instances: bool = False) -> tuple[Dataset, Dataset | None]:
     """(training dataset, validation dataset or None) for the ``data`` section of a config.
 
     The validation dataset shares the training one's ``info`` (normalisation, classes): the model
@@ -462,10 +469,21 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0,
     ISPRS ``data.val_tiles`` are held out of training to validate on, whatever ``data.val_split`` says (a
     recipe's ``test`` kept the test tiles for validation and left the held-out tiles unused); ``scoring``
     scores ``data.val_split`` itself, e.g. the test tiles the held-out ones kept unseen.
+
+    ``data.root`` a list: the union of those chip folders' splits (:mod:`rsmamba.datasets.folders`), which
+    must agree on what makes one model (instance targets too where ``instances``).
     """
     layout = d.get("layout") or "chips"
     if layout not in LAYOUTS:
         raise InputError(f"data.layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if isinstance(d["root"], list):
+        if layout != "chips":
+            raise InputError(f"data.root lists {len(d['root'])} folders: several folders are chip folders "
+                             f"(data.layout chips), not data.layout {layout}")
+        train_ds, val_ds = open_chip_folders(d["root"], d["train_split"], d["val_split"], use_dsm=use_dsm,
+                                             dsm_mode=d["dsm_mode"], instances=instances)
+        _given_normalization(d, train_ds, val_ds)
+        return train_ds, val_ds
     try:
         return _open_layout(d, layout, use_dsm=use_dsm, seed=seed, scoring=scoring)
     except InputError:
@@ -476,6 +494,16 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0,
         settings = " and ".join(f"data.{k}={v}" for k, v in laid_out.items())
         raise InputError(f"{d['root']}: holds {_layout_name(laid_out)}, not {_layout_name(wanted)} as the config "
                          f"reads it: set {settings}") from None
+
+
+def _given_normalization(d: dict, train_ds: Dataset, val_ds: Dataset | None) -> None:
+    """``data.mean`` / ``data.std`` (e.g. a pretrained backbone's statistics) instead of the chips' own."""
+    if d.get("mean") or d.get("std"):
+        info = train_ds.info
+        norm = {"image": {"mean": list(d.get("mean") or info.image_mean), "std": list(d.get("std") or info.image_std)}}
+        for ds in (train_ds, val_ds):
+            if ds is not None:
+                use_normalization(ds, norm)  # recorded in the checkpoint: the model's inputs, as trained
 
 
 def _layout_name(settings: dict[str, str]) -> str:
@@ -496,12 +524,7 @@ def _open_layout(d: dict, layout: str, *, use_dsm: bool | None, seed: int,
             val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
         except MissingSplit:
             val_ds = None  # the trainer says so: tile --split 1,0,0 is a choice
-        if d.get("mean") or d.get("std"):  # e.g. a pretrained backbone's statistics, instead of the chips' own
-            info = train_ds.info
-            norm = {"image": {"mean": list(d.get("mean") or info.image_mean), "std": list(d.get("std") or info.image_std)}}
-            for ds in (train_ds, val_ds):
-                if ds is not None:
-                    use_normalization(ds, norm)  # recorded in the checkpoint: the model's inputs, as trained
+        _given_normalization(d, train_ds, val_ds)
         return train_ds, val_ds
     d = {**d, "layout": layout, "use_dsm": bool(use_dsm)}
     make = _isprs if layout == "isprs" else _folder

@@ -131,6 +131,19 @@ def _numbers_problem(value: object, field: str, *, length: int | None = None, po
     return None
 
 
+def _pixels_problem(stats: dict, field: str, bands: int | None) -> str | None:
+    """Why ``stats``'s pixel counts (what several folders' statistics are pooled by) are no counts, or None."""
+    pixels = stats.get("pixels")
+    if pixels is None or pixels == []:  # tiles of an older rsmamba: estimated when pooled (rsmamba.datasets.folders)
+        return None
+    if not isinstance(pixels, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                                               for n in pixels):
+        return f"{field}.pixels must be a list of pixel counts (integers >= 1), got {_shown(pixels)}"
+    if bands is not None and len(pixels) != bands:
+        return f"{field}.pixels holds {len(pixels)} counts for {bands} bands"
+    return None
+
+
 def _tiling_problems(meta: dict) -> list[str]:
     """Every field of a ``tiling.json`` that ``train`` and its checkpoint use, checked for what ``tile`` writes."""
     problems: list[str | None] = []
@@ -144,12 +157,14 @@ def _tiling_problems(meta: dict) -> list[str]:
     for key in ("minimum", "maximum"):
         if image.get(key):
             problems.append(_numbers_problem(image[key], f"stats.image.{key}", length=bands))
+    problems.append(_pixels_problem(image, "stats.image", bands))
     dsm = stats.get("dsm")
     if dsm is not None and not isinstance(dsm, dict):
         problems.append(f"stats.dsm must be an object of mean and std, got {_shown(dsm)}")
     elif dsm:
         problems.append(_numbers_problem(dsm.get("mean"), "stats.dsm.mean"))
         problems.append(_numbers_problem(dsm.get("std"), "stats.dsm.std", positive=True))
+        problems.append(_pixels_problem(dsm, "stats.dsm", 1))
     listed = meta.get("bands")
     if listed is not None and (not isinstance(listed, list) or len(listed) != bands or not all(
             isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in listed)):
@@ -280,10 +295,21 @@ def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
 _SOURCE_PATHS = ("image", "dsm", "labels", "t2")
 
 
-def chips_fingerprint(root: str | os.PathLike[str]) -> dict[str, Any]:
+def chips_fingerprint(root: str | os.PathLike[str] | list[str]) -> dict[str, Any]:
     """What a chip folder holds, whatever its path: a sha256 of ``manifest.csv`` (chips, splits, bounds, class
     histograms) and of ``tiling.json`` less its source paths (statistics, size, classes), with what a person
-    knows the chips by. A resumed run compares it: another folder's chips would switch its statistics mid-run."""
+    knows the chips by. A resumed run compares it: another folder's chips would switch its statistics mid-run.
+
+    Several folders (``data.root`` a list): one sha256 of their sorted hashes, so the same folders listed in
+    another order are the same data (they are read in the order of their hashes, :mod:`rsmamba.datasets.folders`)."""
+    if isinstance(root, list):
+        parts = [chips_fingerprint(r) for r in root]
+        digest = hashlib.sha256("".join(sorted(p["sha256"] for p in parts)).encode())
+        sizes = {p["size"] for p in parts}
+        counted = [p["chips"] for p in parts]
+        return {"sha256": digest.hexdigest(), "size": sizes.pop() if len(sizes) == 1 else None,
+                "source": [p["source"] for p in parts], "folders": len(parts),
+                "chips": None if None in counted else sum(counted)}
     info = read_tiling(root)
     described = {k: v for k, v in info.raw.items() if k not in _SOURCE_PATHS}
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode())
@@ -300,8 +326,16 @@ def describe_chips(fingerprint: dict[str, Any]) -> str:
     if fingerprint.get("layout"):
         return (f"{fingerprint.get('files')} files of the {fingerprint['layout']} layout in {source} "
                 f"(content {str(fingerprint.get('sha256'))[:12]})")
+    if fingerprint.get("folders"):
+        return (f"{count if count is not None else 'the'} chips{f' of {size} px' if size else ''} of "
+                f"{fingerprint['folders']} folders (content {str(fingerprint.get('sha256'))[:12]})")
     return (f"{count if count is not None else 'the'} chips{f' of {size} px' if size else ''}"
             f"{f' tiled from {source}' if source else ''} (content {str(fingerprint.get('sha256'))[:12]})")
+
+
+def describe_roots(root: object) -> str:
+    """``data.root`` as messages name it: the folder, or the folders of a list joined by commas."""
+    return ", ".join(str(r) for r in root) if isinstance(root, (list, tuple)) else str(root)
 
 
 class ChipDataset(Dataset):

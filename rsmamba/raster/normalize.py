@@ -8,7 +8,7 @@ one tile to the next (geoai's "divide by 255 if max > 1.5" is the cautionary tal
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BandStats:
-    """Per-band statistics over valid pixels."""
+    """Per-band statistics over valid pixels; ``pixels``: how many values each band's were computed on, so the
+    statistics of several chip folders pool as the union of their pixels would (rsmamba.datasets.folders)."""
 
     mean: list[float]
     std: list[float]
     minimum: list[float]
     maximum: list[float]
+    pixels: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[float]]:
         return asdict(self)
@@ -67,10 +69,13 @@ class StatsAccumulator:
         mean = self.s / self.n
         std = np.sqrt(np.maximum(self.s2 / self.n - mean**2, 0.0))
         std = np.where(std > 0, std, 1.0)
-        return BandStats(mean.tolist(), std.tolist(), self.lo.tolist(), self.hi.tolist())
+        return BandStats(mean.tolist(), std.tolist(), self.lo.tolist(), self.hi.tolist(), [int(n) for n in self.n])
 
 
-def compute_stats(src: AlignedSource, max_pixels: int = 2_000_000) -> tuple[BandStats, BandStats | None]:
+STATS_SAMPLE_PIXELS = 2_000_000  # pixels of a scene that :func:`compute_stats` reads (the whole scene if smaller)
+
+
+def compute_stats(src: AlignedSource, max_pixels: int = STATS_SAMPLE_PIXELS) -> tuple[BandStats, BandStats | None]:
     """Image (and DSM) statistics over valid pixels of a lattice of sample windows."""
     image_acc = StatsAccumulator(src.count)
     dsm_acc = StatsAccumulator(1) if src.has_dsm else None

@@ -15,6 +15,7 @@ from typing import Any
 
 
 from rsmamba.datasets.benchmark import LAYOUTS
+from rsmamba.datasets.folders import listed_twice
 from rsmamba.errors import InputError, ProblemCollector, seed_problem
 from rsmamba.paths import load_yaml
 
@@ -180,7 +181,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
                 return False
             return isinstance(v, int) if integer else True
 
-        if kind == "path":
+        if kind == "path" and key == "data.root" and isinstance(node, list):  # several chip folders, one model
+            ok, values = bool(node) and all(isinstance(v, str) and v.strip() != "" for v in node), []
+        elif kind == "path":
             ok, values = isinstance(node, str) and node.strip() != "", []
         elif kind == "bool":
             ok, values = isinstance(node, bool), []
@@ -191,7 +194,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         else:
             ok, values = number(node, kind == "int"), [node]
         if not ok:
-            what = {"path": "a path (quote one YAML reads otherwise: '2024')", "int": "an integer", "number": "a number",
+            what = {"path": "a path (quote one YAML reads otherwise: '2024')" + (
+                        ", or a list of chip folders' paths" if key == "data.root" else ""),
+                    "int": "an integer", "number": "a number",
                     "bool": "true or false",
                     "int_list": "a list of integers, e.g. [5]", "number_list": "a list of numbers, e.g. [1.0]"}[kind]
             infinite = any(isinstance(v, float) and math.isinf(v) for v in (node if isinstance(node, list) else [node]))
@@ -264,6 +269,15 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
         problems.add("data.root is not set (the chip folder written by 'rsmamba tile', or a benchmark's folder)")
     if cfg["data"]["layout"] not in LAYOUTS:
         problems.add(f"data.layout {cfg['data']['layout']!r}: expected one of {', '.join(LAYOUTS)}")
+    root = cfg["data"]["root"]
+    if isinstance(root, list) and len(root) == 1:
+        cfg["data"]["root"] = root = root[0]  # one folder, read as ever
+    if isinstance(root, list) and all(isinstance(r, str) for r in root):
+        for problem in listed_twice(root):
+            problems.add(problem)
+    if isinstance(root, list) and (cfg["data"]["layout"] or "chips") != "chips":
+        problems.add(f"data.root lists {len(root)} folders: several folders are chip folders from 'rsmamba tile' "
+                     f"(data.layout chips), not data.layout {cfg['data']['layout']}")
     _check_types(cfg, problems)  # train.epochs >= 1 among them
     problems.raise_if_any()
     return cfg

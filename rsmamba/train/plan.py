@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import yaml
 
+from rsmamba.datasets.chips import describe_roots
 from rsmamba.engine.run import process_rss_bytes
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
@@ -111,7 +112,8 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     prep = prepare(cfg)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch = cfg["data"]["batch_size"]
-    steps = steps_per_epoch(cfg["data"]["root"], len(prep.train_ds), batch, world)  # refused as train refuses
+    # refused as train refuses
+    steps = steps_per_epoch(describe_roots(cfg["data"]["root"]), len(prep.train_ds), batch, world)
     sample: dict[str, Any] = prep.train_ds[0]
     h, w = sample["image"].shape[-2:]
     n_params = sum(p.numel() for p in prep.model.parameters())

@@ -38,7 +38,7 @@ from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, recorded_scale, use_normalization
-from rsmamba.datasets.chips import chips_fingerprint, describe_chips
+from rsmamba.datasets.chips import chips_fingerprint, describe_chips, describe_roots
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
@@ -290,7 +290,8 @@ def _check_resume_data(path: Path, saved: Any, cfg: dict, now: dict | None = Non
     now = now if now is not None else chips_fingerprint(cfg["data"]["root"])
     if saved.get("sha256") != now["sha256"]:  # the data changed, not the command line: its own settings won't do
         what = "chips" if chips else "benchmark files"
-        raise InputError(f"{path}: --resume continues that run on the {what} it trained on, and {cfg['data']['root']} "
+        raise InputError(f"{path}: --resume continues that run on the {what} it trained on, and "
+                         f"{describe_roots(cfg['data']['root'])} "
                          f"holds others: the run's were {describe_chips(saved)}, these are {describe_chips(now)}; "
                          f"point data.root at the run's {what}, or start a new run from its weights (--init {path})")
 
@@ -541,19 +542,21 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")
     if prep.val_ds is None:
-        raise InputError(f"{d['root']}: no labelled split {d['val_split']!r} to score (data.val_split)")
+        raise InputError(f"{describe_roots(d['root'])}: no labelled split {d['val_split']!r} to score (data.val_split)")
     norm = ckpt["normalization"]
     scale = recorded_scale(prep.val_ds)  # predict refuses an image on another scale: so does a test of its chips
     if scale is not None and (problems := scale_problems(scale[0], scale[1], norm.get("image"))):
-        raise scale_error(f"chips {d['root']}", scale[1], str(checkpoint), problems, (norm.get("image") or {}).get("dtype"))
+        raise scale_error(f"chips {describe_roots(d['root'])}", scale[1], str(checkpoint), problems,
+                          (norm.get("image") or {}).get("dtype"))
     use_normalization(prep.val_ds, norm)  # as predict runs the model
     loader = DataLoader(prep.val_ds, batch_size=d["batch_size"], num_workers=d["num_workers"], collate_fn=_collate)
     scores = validate(prep.model.to(device), loader, prep.info.task, prep.info.inputs, prep.num_classes, device,
                       list(t["exclude_classes"]), prep.names, cfg["eval"]["scales"], cfg["eval"]["flip"],
                       progress=progress, fillers=fillers_of(prep.classes))
     if not scores:  # every pixel ignored: nothing was scored, and a file of empty scores says otherwise
-        raise InputError(f"{d['root']}: split {d['val_split']!r} has no labelled pixel to score")
-    result = {"checkpoint": str(checkpoint), "model": cfg["model"]["name"], "root": str(d["root"]),
+        raise InputError(f"{describe_roots(d['root'])}: split {d['val_split']!r} has no labelled pixel to score")
+    result = {"checkpoint": str(checkpoint), "model": cfg["model"]["name"],
+              "root": [str(r) for r in d["root"]] if isinstance(d["root"], list) else str(d["root"]),
               "layout": d["layout"], "split": d["val_split"], "samples": len(prep.val_ds),
               "normalization": "the checkpoint's (as predict)",
               "eval": {"scales": list(cfg["eval"]["scales"]), "flip": bool(cfg["eval"]["flip"]),
@@ -595,10 +598,10 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
     if out.exists() and not out.is_dir():  # else '[Errno 17] File exists' at the first save
         problems.append(f"out {out_dir}: a file stands where the run's folder would go; choose another out")
     root = cfg["data"].get("root")
-    if root:
-        data = Path(root).resolve()
+    for folder in (root if isinstance(root, list) else [root] if root else []):
+        data = Path(folder).resolve()
         if out == data or data in out.parents or out in data.parents:
-            problems.append(f"out {out_dir}: is, holds or lies in the data folder {root}; choose a folder of its own")
+            problems.append(f"out {out_dir}: is, holds or lies in the data folder {folder}; choose a folder of its own")
     if config_path is not None:
         from rsmamba.train.config import resolve_config_path
 
@@ -864,10 +867,12 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     check_metric(cfg["train"]["metric"], info_m.task)
     use_dsm = resolve_use_dsm(d, info_m)
     # no validation split: best.pt follows the training loss
-    train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"], scoring=scoring)
+    train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"], scoring=scoring,
+                                     instances=bool(cfg["model"].get("instances")) and not scoring)
     paired = d["layout"] in ("second", "landsat-scd") or any(r.get("t2") for r in getattr(train_ds, "rows", ()))
     if info_m.task != "segmentation" and not paired:  # it would fail at its first batch, wanting image2
-        raise InputError(f"model {cfg['model']['name']!r} detects change between two dates, but {d['root']} holds "
+        raise InputError(f"model {cfg['model']['name']!r} detects change between two dates, but "
+                         f"{describe_roots(d['root'])} holds "
                          "single-date chips; tile epoch pairs (rsmamba tile --t2) or pick a segmentation model")
     if (cfg.get("augment") or {}).get("date_swap"):  # here, so train --dry-run refuses it too
         _check_date_swap(cfg["model"]["name"], info_m.task, train_ds)
@@ -883,7 +888,7 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
                for k in json.loads(r.get("class_hist") or "{}") if int(k) != IGNORE_INDEX), default=-1)
     if top >= num_classes:  # cross-entropy would index past the head mid-run (a device assert on a GPU)
         # said from where the number came: a received tiling.json's short table was blamed on a setting never made
-        raise InputError(f"{d['root']}: the chips hold class id {top}, but " + (
+        raise InputError(f"{describe_roots(d['root'])}: the chips hold class id {top}, but " + (
             f"model.kwargs.num_classes is {num_classes}; set it to at least {top + 1} (or leave it out: the chips' "
             "class table)" if given is not None else
             f"their class table (tiling.json) has {len(classes)} classes (ids 0..{len(classes) - 1}); re-tile them "
@@ -897,7 +902,8 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
     if rows and all(r.get("labels") for r in rows) and not any(
             int(v) > 0 for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items() if int(k) != IGNORE_INDEX):
         # every loss 0.0, an untrained model saved as best.pt with exit 0: labels all nodata, a wrong field burnt
-        raise InputError(f"{d['root']}: the {d['train_split']} chips hold no labelled pixel (every label is 255, "
+        raise InputError(f"{describe_roots(d['root'])}: the {d['train_split']} chips hold no labelled pixel "
+                         "(every label is 255, "
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
     _check_class_settings(cfg, num_classes, names)
     _warn_classes_missing_from_val(train_ds, val_ds, names)
@@ -977,7 +983,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     seeded = _EpochSeeded(train_ds, augment, t["seed"])
     sampler = DistributedSampler(seeded, num_replicas=world, rank=rank, shuffle=True, seed=t["seed"], drop_last=True)
     local_batch = d["batch_size"] // world
-    steps_per_epoch(d["root"], len(train_ds), d["batch_size"], world)
+    steps_per_epoch(describe_roots(d["root"]), len(train_ds), d["batch_size"], world)
     train_loader = DataLoader(seeded, batch_size=local_batch, sampler=sampler, num_workers=d["num_workers"],
                               collate_fn=_collate, drop_last=True)
     val_loader = None
@@ -1039,7 +1045,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     if seen:  # the window size the model learnt at runs it: predict's default (a 64 px model at 512 px saw 98 % building)
         base_payload["inference"] = {"window": int(seen), "overlap": int(seen) // 4}
     # what --resume checks the data against (_check_resume_data): the chips, or the benchmark's files read in place
-    base_payload["data_fingerprint"] = (chips_fingerprint(tiling.root) if chips else
+    base_payload["data_fingerprint"] = (chips_fingerprint(d["root"]) if chips else
                                         layout_fingerprint(d["layout"], d["root"], train_ds, val_ds))
     if loaded is not None and not chips:  # a benchmark's files are known once its datasets are open
         _check_resume_data(loaded[0], loaded[1].get("data_fingerprint"), cfg, base_payload["data_fingerprint"])

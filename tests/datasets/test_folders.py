@@ -1,0 +1,153 @@
+"""``rsmamba.datasets.folders``: several chip folders train one model. Their statistics pool as the union of their
+pixels would give, and every field on which they disagree is said at once, each naming its folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rsmamba.datasets.benchmark import open_datasets, use_normalization
+from rsmamba.datasets.chips import chips_fingerprint, read_tiling
+from rsmamba.datasets.folders import pooled_tiling
+from rsmamba.errors import InputError
+from rsmamba.tile import tile_scene
+from tests.helpers.rasters import write_raster
+from tests.helpers.scenes import scene_arrays
+
+
+def _tile(folder: Path, image: np.ndarray, labels: np.ndarray, dsm: np.ndarray, **kw) -> Path:
+    folder.mkdir(parents=True)
+    paths = [write_raster(folder / f"{name}.tif", array, res=0.5)
+             for name, array in (("image", image), ("labels", labels), ("dsm", dsm))]
+    tile_scene(paths[0], folder / "chips", labels=paths[1], dsm=paths[2], size=32, block=32,
+               split=(0.5, 0.5, 0.0), **kw)
+    return folder / "chips"
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> dict[str, Path]:
+    """Two scenes of other sizes and ground heights, each tiled, and their concatenation (side by side) tiled."""
+    root = tmp_path_factory.mktemp("folders")
+    a, b = scene_arrays(64, 1), scene_arrays(64, 2)
+    b = (b[0][:, :, :32] // 2 + 60, b[1][:, :32], b[2][:, :32] + 7.5)  # darker, 7.5 m higher, half as wide
+    both = [np.concatenate([x, y], axis=-1) for x, y in zip(a, b)]
+    return {"a": _tile(root / "a", *a), "b": _tile(root / "b", *b), "both": _tile(root / "both", *both)}
+
+
+def _data(roots: list[Path], **kw) -> dict:
+    return {"root": [str(r) for r in roots], "layout": "chips", "train_split": "train", "val_split": "val",
+            "dsm_mode": "zscore", **kw}
+
+
+def test_pooled_statistics_are_those_of_the_union_of_the_pixels(scenes: dict[str, Path], tmp_path: Path) -> None:
+    whole = json.loads((scenes["both"] / "tiling.json").read_text())
+    train_ds, val_ds = open_datasets(_data([scenes["a"], scenes["b"]]), use_dsm=True)
+    for pooled in (train_ds.info, pooled_tiling([read_tiling(scenes["b"]), read_tiling(scenes["a"])])):
+        for key in ("image", "dsm"):
+            got, want = pooled.raw["stats"][key], whole["stats"][key]
+            for field in ("mean", "std", "minimum", "maximum"):
+                assert got[field] == pytest.approx(want[field], rel=1e-9), (key, field)
+            assert got["pixels"] == want["pixels"]
+        assert pooled.raw["dsm_range"] == pytest.approx(whole["dsm_range"])
+    # every chip of both folders is normalised with the pooled numbers, as the checkpoint records them
+    norm = train_ds.info.normalization("zscore")
+    assert norm["image"]["mean"] == pytest.approx(whole["stats"]["image"]["mean"])
+    assert norm["dsm"]["mean"] == pytest.approx(whole["stats"]["dsm"]["mean"][0])
+    assert {tuple(p.info.image_mean) for p in train_ds.parts + val_ds.parts} == {tuple(train_ds.info.image_mean)}
+    assert len(train_ds) + len(val_ds) == 6 and train_ds.in_chans == 4
+    assert {s["chip_id"].rsplit("/", 1)[0] for s in train_ds} == {str(scenes["a"]), str(scenes["b"])}
+
+    # folders tiled before tile recorded the pixel counts: the sample compute_stats read, from the chips' extent
+    older = tmp_path / "older"
+    shutil.copytree(scenes["b"], older)
+    meta = json.loads((older / "tiling.json").read_text())
+    for stats in meta["stats"].values():
+        del stats["pixels"]
+    (older / "tiling.json").write_text(json.dumps(meta))
+    pooled = pooled_tiling([read_tiling(scenes["a"]), read_tiling(older)])
+    assert pooled.image_mean == pytest.approx(whole["stats"]["image"]["mean"], rel=1e-9)
+    assert pooled.image_std == pytest.approx(whole["stats"]["image"]["std"], rel=1e-9)
+    assert pooled.dsm_std == pytest.approx(whole["stats"]["dsm"]["std"][0], rel=1e-9)
+
+
+def test_minmax_scene_scales_each_folder_by_its_own_scene(scenes: dict[str, Path]) -> None:
+    train_ds, _ = open_datasets(_data([scenes["a"], scenes["b"]], dsm_mode="minmax-scene"), use_dsm=True)
+    for part in train_ds.parts:  # as predict scales a new scene by its own range
+        lo, hi = part.info.raw["dsm_range"]
+        assert part.info.normalization("minmax-scene")["dsm"]["minimum"] == lo
+        dsm = part[0]["image"][-1]
+        assert float(dsm.min()) >= 0.0 and float(dsm.max()) <= 1.0
+    lows = sorted(p.info.raw["dsm_range"][0] for p in train_ds.parts)
+    assert lows[1] - lows[0] == pytest.approx(7.5)
+    assert train_ds.info.normalization("minmax-scene")["dsm"]["minimum"] == lows[0]  # the union's, recorded
+
+
+def test_the_same_folders_in_another_order_are_the_same_data(scenes: dict[str, Path]) -> None:
+    a, b = str(scenes["a"]), str(scenes["b"])
+    assert chips_fingerprint([a, b])["sha256"] == chips_fingerprint([b, a])["sha256"]
+    assert chips_fingerprint([a, b])["sha256"] != chips_fingerprint([a, str(scenes["both"])])["sha256"]
+    assert chips_fingerprint(a) == chips_fingerprint(a)  # one folder: as before (older runs resume)
+    one, other = (open_datasets(_data(roots), use_dsm=None)[0] for roots in ([a, b], [b, a]))
+    assert [s["chip_id"] for s in one] == [s["chip_id"] for s in other]
+    assert one.info.image_mean == other.info.image_mean and one.use_dsm  # both have a DSM: used
+    # a checkpoint's normalisation (train --test, data.mean) goes to every folder
+    use_normalization(one, {"image": {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}})
+    assert all(p.info.image_mean == [1.0, 2.0, 3.0] for p in one.parts) and one.info.image_std == [4.0, 5.0, 6.0]
+
+
+def _edited(source: Path, where: Path, **changes) -> Path:
+    shutil.copytree(source, where)
+    meta = json.loads((where / "tiling.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value(meta) if callable(value) else value
+    (where / "tiling.json").write_text(json.dumps(meta))
+    return where
+
+
+def test_every_disagreement_is_said_at_once_naming_folder_and_field(scenes: dict[str, Path], tmp_path: Path) -> None:
+    a = scenes["a"]
+    renamed = lambda meta: [{**c, "name": "roof"} if c["id"] == 1 else c for c in meta["classes"]]  # noqa: E731
+    scale = _edited(a, tmp_path / "scale", dtype="uint16", classes=renamed)
+    nodsm = _edited(a, tmp_path / "nodsm", stats=lambda meta: {**meta["stats"], "dsm": None}, size=64,
+                    colours=["blue", "green", "red"])
+    with pytest.raises(InputError) as info:
+        open_datasets(_data([a, scale, nodsm]), use_dsm=None)
+    problems = info.value.problems
+    expected = [(scale, "dtype uint16"), (scale, "classes"), (nodsm, "no DSM"), (nodsm, "size 64"),
+                (nodsm, "colours [blue, green, red]")]
+    for folder, field in expected:
+        assert any(p.startswith(f"{folder}: {field}") for p in problems), (folder, field, problems)
+    assert len(problems) == len(expected)
+    assert f"where {a} has [0 impervious, 1 building," in next(p for p in problems if "classes" in p)
+    # the images alone: the folder without a DSM is no disagreement
+    with pytest.raises(InputError) as info:
+        open_datasets(_data([a, nodsm], use_dsm=False), use_dsm=False)
+    assert sorted(p.split(":")[1].split()[0] for p in info.value.problems) == ["colours", "size"]
+    # listed twice, or a layout that is no chip folder
+    with pytest.raises(InputError, match="lists .* twice"):
+        open_datasets(_data([a, str(a) + "/"]), use_dsm=None)
+    with pytest.raises(InputError, match=r"\(data.layout chips\), not data.layout loveda"):
+        open_datasets({**_data([a, nodsm]), "layout": "loveda"}, use_dsm=None)
+
+
+def test_instance_targets_and_change_chips_must_agree(scenes: dict[str, Path], tmp_path: Path) -> None:
+    image, labels, dsm = scene_arrays(64, 3)
+    ids = np.where(labels == 1, 1 + np.arange(labels.size).reshape(labels.shape) // 200, 0).astype(np.int32)
+    write_raster(tmp_path / "ids.tif", ids, res=0.5)
+    targets = _tile(tmp_path / "targets", image, labels, dsm, instance_targets=tmp_path / "ids.tif")
+    open_datasets(_data([scenes["a"], targets]), use_dsm=True)  # no model.instances: the targets go unread
+    with pytest.raises(InputError, match=f"^{scenes['a']}: instance_targets none, where {targets} has"):
+        open_datasets(_data([targets, scenes["a"]]), use_dsm=True, instances=True)
+    write_raster(tmp_path / "t2.tif", image[:, ::-1].copy(), res=0.5)
+    change = tmp_path / "change"
+    tile_scene(tmp_path / "targets" / "image.tif", change, t2=tmp_path / "t2.tif", labels=tmp_path / "targets" /
+               "labels.tif", size=32, block=32, split=(0.5, 0.5, 0.0))
+    with pytest.raises(InputError, match="kind (segmentation|change \\(two dates\\)), where .* has"):
+        open_datasets(_data([scenes["a"], change]), use_dsm=False)
