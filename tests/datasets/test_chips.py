@@ -4,7 +4,6 @@ every split, a traceback, or targets that are not the folder's."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from rasterio.transform import Affine
 from rsmamba.datasets.chips import ChipDataset
 from rsmamba.errors import InputError
 from rsmamba.tile import tile_scene
-from tests.helpers.scenes import write_scene
+from tests.helpers.scenes import manifest_rows, save_manifest, write_scene
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +38,6 @@ def made(tmp_path_factory) -> Path:
 
 def _copy(made: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(made, tmp_path / "v"))
-
-
-def _rows(chips: Path) -> list[dict[str, str]]:
-    with open(chips / "manifest.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _save(chips: Path, rows: list[dict[str, str]]) -> None:
-    with open(chips / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _read_all(chips: Path, with_targets: bool = True) -> None:
@@ -80,9 +67,9 @@ def test_an_untouched_folder_with_targets_reads(made: Path) -> None:
 # -- split values (a chip whose split is no split was never read, by any split, without a word) ------------------
 def test_split_values_and_counts_are_reported_together(made: Path, tmp_path: Path) -> None:
     chips = _copy(made, tmp_path)
-    rows = _rows(chips)
+    rows = manifest_rows(chips)
     rows[0]["split"], rows[1]["split"], rows[2]["split"] = "", "trian", "holdout"
-    _save(chips, rows)
+    save_manifest(chips, rows)
     with pytest.raises(InputError) as caught:
         ChipDataset(chips, "train")
     said = caught.value.problems
@@ -97,10 +84,10 @@ def test_split_values_and_counts_are_reported_together(made: Path, tmp_path: Pat
 
 def test_split_counts_agree_with_tiling_json(made: Path, tmp_path: Path) -> None:
     chips = _copy(made, tmp_path)
-    rows = _rows(chips)
+    rows = manifest_rows(chips)
     moved = next(r for r in rows if r["split"] == "val")
     moved["split"] = "train"  # a val chip moved to train by hand: trained on, and the val scores of one chip
-    _save(chips, rows)
+    save_manifest(chips, rows)
     with pytest.raises(InputError) as caught:
         ChipDataset(chips, "train")
     assert caught.value.problems == [
@@ -118,9 +105,9 @@ def test_split_counts_agree_with_tiling_json(made: Path, tmp_path: Path) -> None
 # -- instance-target chips, checked as the image and label chips are -----------------------------------------------
 CASES = {
     "targets file missing": (lambda c, r: (c / r["targets"]).unlink(), "targets/{id}.tif: missing from"),
-    "no targets column": (lambda c, r: _save(c, [{k: v for k, v in x.items() if k != "targets"} for x in _rows(c)]),
+    "no targets column": (lambda c, r: save_manifest(c, [{k: v for k, v in x.items() if k != "targets"} for x in manifest_rows(c)]),
                           "manifest.csv: no targets column, but tiling.json's instance_targets says"),
-    "row without targets": (lambda c, r: _save(c, [dict(x, targets="") if x is r else x for x in [r, *_rows(c)[1:]]]),
+    "row without targets": (lambda c, r: save_manifest(c, [dict(x, targets="") if x is r else x for x in [r, *manifest_rows(c)[1:]]]),
                             "line 2: chip '{id}' names no targets chip"),
     "2-band targets": (lambda c, r: _rewrite(c / r["targets"], lambda a, p: (a[:2], {})),
                        "chip {id} has 2 band(s) of 32 x 32 px; its folder says 3 of 32 x 32 px"),
@@ -143,7 +130,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bad_targets_chip_is_one_line_naming_it(made: Path, tmp_path: Path, case: str) -> None:
     chips = _copy(made, tmp_path)
-    row = _rows(chips)[0]
+    row = manifest_rows(chips)[0]
     edit, said = CASES[case]
     edit(chips, row)
     with pytest.raises(InputError) as caught:
@@ -154,5 +141,5 @@ def test_a_bad_targets_chip_is_one_line_naming_it(made: Path, tmp_path: Path, ca
 
 def test_targets_chips_are_not_read_for_a_model_without_instance_outputs(made: Path, tmp_path: Path) -> None:
     chips = _copy(made, tmp_path)
-    _rewrite(chips / _rows(chips)[0]["targets"], lambda a, p: (a * 0 + 7, {}))
+    _rewrite(chips / manifest_rows(chips)[0]["targets"], lambda a, p: (a * 0 + 7, {}))
     _read_all(chips, with_targets=False)

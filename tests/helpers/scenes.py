@@ -52,3 +52,21 @@ def write_chips(folder: Path, size: int = 96, chip: int = 32, seed: int = 0, dsm
     tile_scene(paths["image"], out, labels=paths["labels"], dsm=paths["dsm"] if dsm else None, size=chip,
                block=chip, split=split, seed=seed)
     return out
+
+
+def manifest_rows(chips: Path) -> list[dict[str, str]]:
+    """The rows of a chip folder's manifest.csv (for tests that edit a received folder)."""
+    import csv
+
+    with open(chips / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def save_manifest(chips: Path, rows: list[dict[str, str]]) -> None:
+    """Write ``rows`` as the chip folder's manifest.csv, columns in the first row's order."""
+    import csv
+
+    with open(chips / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -5,7 +5,6 @@ model trained on something else than the folder says."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from rsmamba.datasets.chips import ChipDataset
 from rsmamba.datasets.layouts import LandsatSCDDataset, isprs_pairs
 from rsmamba.errors import InputError
 from rsmamba.synth.benchmarks import write_layout
-from tests.helpers.scenes import write_chips
+from tests.helpers.scenes import manifest_rows, save_manifest, write_chips
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +29,6 @@ def made(tmp_path_factory) -> Path:
 
 def _copy(made: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(made, tmp_path / "v", symlinks=True))
-
-
-def _rows(chips: Path) -> list[dict[str, str]]:
-    with open(chips / "manifest.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _save(chips: Path, rows: list[dict[str, str]]) -> None:
-    with open(chips / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _meta(edit: Callable[[dict], object]) -> Callable[[Path], None]:
@@ -54,8 +41,8 @@ def _meta(edit: Callable[[dict], object]) -> Callable[[Path], None]:
 
 def _manifest(edit: Callable[[list[dict[str, str]]], object]) -> Callable[[Path], None]:
     def apply(chips: Path) -> None:
-        rows = _rows(chips)
-        _save(chips, edit(rows) or rows)
+        rows = manifest_rows(chips)
+        save_manifest(chips, edit(rows) or rows)
     return apply
 
 
