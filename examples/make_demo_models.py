@@ -299,8 +299,8 @@ def measure(model: str | Path, *, family: str, gsd: float, size: int, seed: int,
             instances = False
     footprints = scene_dir / "footprints.gpkg"
     vectorize_raster(pred, footprints, classes=["building"], min_area="30m2", regularize=True,
-                     probabilities=probs if instances else None, instances=instances, seed_threshold=0.9,
-                     min_seed="1m2", overwrite=True)
+                     probabilities=probs if instances else None, instances=instances, overwrite=True,
+                     **({"seed_threshold": 0.9, "min_seed": "1m2"} if instances else {}))  # they tune --instances only
     fp = evaluate_rasters(pred, scene["labels_t1"], scene_dir / "eval_footprints" / "metrics.json",
                           buildings=scene["buildings_t1"], footprints=footprints, overwrite=True)["buildings"]
     b, objects = metrics["per_class"]["building"], metrics["buildings"]

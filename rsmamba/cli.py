@@ -46,14 +46,6 @@ def _creation_options(items: Optional[List[str]]) -> Optional[dict]:
     return options
 
 
-def _compression(ctx: typer.Context, compress: str, co: Optional[List[str]]) -> None:
-    """``--compress`` and ``--co COMPRESS=...`` both given: refused (--co's won, and --compress was ignored)."""
-    given = ctx.get_parameter_source("compress")
-    named = [item for item in co or [] if item.partition("=")[0].strip().upper() == "COMPRESS"]
-    if named and given is not None and given.name == "COMMANDLINE":
-        raise InputError(f"--compress {compress} and --co {named[0]}: both set the compression; give one of them")
-
-
 def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
     """Path checks that need no heavy import (torch takes seconds to load), all problems in one line.
 
@@ -180,8 +172,8 @@ def tile(
     bands: Optional[str] = opt.bands_option("1-based image bands to keep, e.g. '3,2,1' (default: every band but an "
                                             "alpha band)."),
     split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions of spatial blocks.", callback=opt.float_list("--split", count=3)),
-    split_block: Optional[int] = typer.Option(None, "--split-block", help="Side in pixels of the spatial blocks the split assigns whole (default: 4 chips).", callback=opt.non_negative("--split-block")),
-    old_block: Optional[int] = typer.Option(None, "--block", hidden=True, callback=opt.deprecated("--block", "--split-block", opt.non_negative("--block"))),
+    split_block: Optional[int] = typer.Option(None, "--split-block", help="Side in pixels of the spatial blocks the split assigns whole (default: 4 chips)."),
+    old_block: Optional[int] = typer.Option(None, "--block", hidden=True, callback=opt.deprecated("--block", "--split-block")),
     seed: int = typer.Option(0, "--seed", help="Seed for the block split."),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM/labels CRS with a projected image."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty output folder (default: refuse)."),
@@ -204,7 +196,7 @@ def tile(
     summary = tile_scene(
         image, out_dir, dsm=dsm, labels=labels, class_field=class_field, label_background=background,
         labels_layer=labels_layer, labels_t2_layer=labels_t2_layer, change_layer=change_layer,
-        instance_targets_layer=instance_targets_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block) or None,
+        instance_targets_layer=instance_targets_layer, size=size, overlap=overlap, min_valid=min_valid, bands=band_list, split=fractions, block=opt.either(split_block, old_block),
         seed=seed, allow_geographic_mix=allow_geographic_mix, overwrite=overwrite, progress=STATE.progress,
         t2=t2, labels_t2=labels_t2, change=opt.either(change_labels, old_change), burn=burn, burn_name=burn_name, class_table=class_table,
         instance_targets=instance_targets, border_px=border_px, contact_px=contact_px,
@@ -274,7 +266,6 @@ def synth(
 
 @app.command()
 def predict(
-    ctx: typer.Context,
     images: List[str] = typer.Argument(..., help="Orthophoto GeoTIFF(s): paths, globs or @list.txt (then -o is a folder)."),
     out: str = opt.out_option(..., "Output class raster (COG), or a folder (a trailing slash: out/) for many inputs.", text=True),
     dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
@@ -295,7 +286,7 @@ def predict(
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     probabilities: Optional[Path] = typer.Option(None, "--probabilities", help="Also write per-class probabilities (uint8, p x 254)."),
     confidence: Optional[Path] = typer.Option(None, "--confidence", help="Also write the winning class probability (uint8, p x 254)."),
-    compress: str = opt.compress_option(),
+    compress: Optional[str] = opt.compress_option(),
     resume: bool = opt.resume_option(),
     dry_run: bool = opt.dry_run_option(),
     allow_geographic_mix: bool = typer.Option(False, "--allow-geographic-mix", help="Allow a geographic DSM with a projected image."),
@@ -312,7 +303,6 @@ def predict(
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
-    _compression(ctx, compress, co)
     _warn_workers_without_scheduler(workers, scheduler)
     tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe, tta_rot180)
     out, batch = _batch_output(images, out, "scene", {"--probabilities": probabilities, "--confidence": confidence,
@@ -382,7 +372,6 @@ def predict(
 
 @app.command()
 def change(
-    ctx: typer.Context,
     t1: str = typer.Argument(..., help="Epoch 1 image (its grid is the output grid); or a glob / @list.txt of them (then -o is a folder)."),
     t2: str = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ); a glob / @list paired in order, or a template such as '{dir}/../2023/{name}'."),
     out: str = opt.out_option(..., "Output change raster (COG), or a folder (a trailing slash: out/) for many pairs.", text=True),
@@ -398,7 +387,7 @@ def change(
     batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ..."),
     amp: bool = opt.amp_option(),
-    compress: str = opt.compress_option(),
+    compress: Optional[str] = opt.compress_option(),
     resume: bool = opt.resume_option(),
     dry_run: bool = opt.dry_run_option(),
     max_shift: float = typer.Option(3.0, "--max-shift", help="Refuse epochs shifted by more than this many pixels."),
@@ -417,7 +406,6 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
-    _compression(ctx, compress, co)
     out, batch = _batch_output([t1], out, "pair", {"--probabilities": opt.either(probabilities, old_probability),
                                                    "--resume": resume, "--dry-run": dry_run})
 
@@ -494,11 +482,6 @@ def vectorize(
     from rsmamba.vectorize import vectorize_many
     from rsmamba.vectorize.many import resolve_rasters
 
-    given = [name for name, value in (("--seed-threshold", seed_threshold), ("--min-seed", min_seed)) if value is not None]
-    if given and not instances:  # they tune the building split: without it they would change nothing, silently
-        raise InputError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --instances")
-    if allow_45 and not regularize:  # an angle of the orthogonalised outlines: nothing to allow without them
-        raise InputError("--allow-45 applies only with --regularize")
     rasters = resolve_rasters(raster)
     if output is None and len(rasters) > 1:
         raise InputError(f"{len(rasters)} rasters make one layer: name it with -o, e.g. -o map.gpkg")
@@ -507,8 +490,7 @@ def vectorize(
         allow_45=allow_45, fill_holes=fill_holes, output_format=output_format, probabilities=probabilities,
         reproject_to=reproject, model_id=model_id, change=change, block_size=opt.either(block_size, old_block, 2048), progress=STATE.progress,
         overwrite=overwrite, layer=layer, append=append,
-        instances=instances, **{k: v for k, v in (("seed_threshold", seed_threshold), ("min_seed", min_seed))
-                                if v is not None},  # vectorize_raster's defaults otherwise
+        instances=instances, seed_threshold=seed_threshold, min_seed=min_seed,
     )
     typer.echo(summary.describe())
 

@@ -220,7 +220,7 @@ def batch_size_option() -> Any:
 
 
 def compress_option() -> Any:
-    return typer.Option("deflate", "--compress", help="COG compression (lossless): deflate, zstd, lzw, lzma, none.")
+    return typer.Option(None, "--compress", help="COG compression (lossless): deflate (the default), zstd, lzw, lzma, none.")
 
 
 def tta_option() -> Any:

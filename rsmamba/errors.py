@@ -134,3 +134,92 @@ def environment_message(exc: BaseException, verb: str | None = None) -> str | No
             exc = cause
         return one_line(str(exc)) or type(exc).__name__
     return None
+
+
+class ArgumentTypeError(InputError, TypeError):
+    """A library function's argument of a type its annotation rules out (an InputError for the CLI's one line
+    and a batch's failed job, a TypeError for a caller who catches those)."""
+
+
+def _kind_check(annotation: str):
+    """A predicate for the annotation text, or None where it names a type not checked (a class, Any)."""
+    import numbers
+    from collections.abc import Mapping, Sequence
+
+    text = annotation.strip()
+    alternatives = _split_top(text, "|")
+    if len(alternatives) > 1:
+        checks = [_kind_check(a) for a in alternatives]
+        return None if None in checks else (lambda v: any(c(v) for c in checks))
+    head, _, inner = text.partition("[")
+    inner = inner[:-1] if inner.endswith("]") else inner
+    if text == "None":
+        return lambda v: v is None
+    if text == "bool":
+        return lambda v: isinstance(v, (bool, numbers.Integral)) or type(v).__name__ == "bool_"
+    if text == "int":
+        return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    if text == "float":
+        return lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+    if text == "str":
+        return lambda v: isinstance(v, str)
+    if text in ("PathLike", "Path", "os.PathLike[str]"):
+        return lambda v: isinstance(v, (str, os.PathLike))
+    if head in ("list", "Sequence", "tuple") and inner:
+        items = _split_top(inner, ",")
+        fixed = not (len(items) == 2 and items[1].strip() == "...") and head == "tuple"
+        checks = [_kind_check(i) for i in (items if fixed else items[:1])]
+        if None in checks:
+            return None
+
+        def sequence(v: object) -> bool:
+            if isinstance(v, (str, bytes, Mapping)) or not (isinstance(v, Sequence) or hasattr(v, "__array__")):
+                return False
+            values = list(v)  # type: ignore[call-overload]
+            if fixed:
+                return len(values) == len(checks) and all(c(x) for c, x in zip(checks, values))
+            return all(checks[0](x) for x in values)
+        return sequence
+    if head == "dict" and inner:
+        key = _kind_check(_split_top(inner, ",")[0])
+        return None if key is None else (lambda v: isinstance(v, Mapping) and all(key(k) for k in v))
+    return None
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside brackets: 'int | list[int | str]' -> ['int ', ' list[int | str]']."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char == "[") - (char == "]")
+        if char == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
+def typed_arguments(function):
+    """Decorator of a public library function: an argument of a type its annotation rules out is refused at
+    the call, naming it (an :class:`ArgumentTypeError`), not an AttributeError deep in the run.
+
+    Why from the annotations: they are the one statement of what each argument takes. Annotations of
+    classes (a model, a style) are not checked here; the function does.
+    """
+    import functools
+    import inspect
+
+    signature = inspect.signature(function)
+    checks = {name: (p.annotation, check) for name, p in signature.parameters.items()
+              if isinstance(p.annotation, str) and (check := _kind_check(p.annotation)) is not None}
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        try:
+            given = signature.bind(*args, **kwargs).arguments
+        except TypeError:
+            return function(*args, **kwargs)  # Python's own message: a missing or unknown argument
+        problems = [f"{function.__name__}({name}={value!r}): expected {checks[name][0]}, got {type(value).__name__}"
+                    for name, value in given.items() if name in checks and not checks[name][1](value)]
+        if problems:
+            raise ArgumentTypeError(problems)
+        return function(*args, **kwargs)
+    return checked

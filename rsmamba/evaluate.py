@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster.source import (GRID_TOLERANCE_PX, VECTOR_SUFFIXES, class_field_problem, class_ids_of_names,
                                    grid_mirrors, lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
@@ -41,6 +41,8 @@ from rsmamba.raster.windows import raster_extent, window_extent
 from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
+
+__all__ = ["eroded_boundary_mask", "evaluate_rasters", "merge_split_errors", "object_f1"]
 
 ERODE_WARN_SHARE = 0.1  # --erode leaving less of the scorable pixels than this is said
 UNREADABLE_REFUSED = 0.5  # a --layout reference with more of its pixels of no class is refused
@@ -803,6 +805,7 @@ def _panels(pred: np.ndarray, ref: np.ndarray, classes: list[ClassInfo], image: 
     return np.concatenate(out, axis=2)
 
 
+@typed_arguments
 def evaluate_rasters(
     prediction: str | os.PathLike[str],
     reference: str | os.PathLike[str],

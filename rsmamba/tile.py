@@ -47,7 +47,7 @@ from rsmamba.classes import (
     dense_classes,
     load_class_table,
 )
-from rsmamba.errors import InputError, seed_problem
+from rsmamba.errors import InputError, seed_problem, typed_arguments
 from rsmamba.paths import input_problem
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats, dsm_range
@@ -56,6 +56,8 @@ from rsmamba.raster.windows import WindowGrid, window_extent
 from rsmamba.runlog import run_scope
 
 log = logging.getLogger(__name__)
+
+__all__ = ["TileSummary", "assign_block_splits", "plan_chips", "tile_scene"]
 
 SPLITS = ("train", "val", "test")
 SPLIT_WARN_OFF = 0.15  # a split's share of the chips this far from its fraction (few whole blocks) is said
@@ -202,6 +204,7 @@ def _idle_option_problems(labels: os.PathLike | str | None, labels_t2: os.PathLi
 
 
 @run_scope()
+@typed_arguments
 def tile_scene(
     image: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -264,7 +267,9 @@ def tile_scene(
         problems.append(f"--split-block must be at least 1 px, got {block}")
     if (problem := seed_problem(seed)) is not None:
         problems.append(problem)
-    if not 0 <= overlap < size:  # as predict says it of --window
+    if size < 1:  # (the overlap's range below would blame --overlap)
+        problems.append(f"--size must be >= 1, got {size}")
+    elif not 0 <= overlap < size:  # as predict says it of --window
         problems.append(f"--overlap {overlap}: must be in [0, --size {size})")
     if not 0 <= min_valid <= 1:
         problems.append(f"--min-valid must be in [0, 1], got {min_valid}")

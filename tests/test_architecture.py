@@ -75,3 +75,15 @@ def test_models_and_kernels_define_each_name_once() -> None:
                 defined[node.name].append(str(path.relative_to(ROOT)))
     twice = {name: files for name, files in defined.items() if len(files) > 1}
     assert not twice, twice
+
+
+@pytest.mark.parametrize("verb", ["change", "evaluate", "predict", "synth", "tile", "train", "vectorize"])
+def test_each_verb_lists_its_public_names(verb: str) -> None:
+    """docs/architecture.md: a verb's library function is in its package 'with __all__' (tile and evaluate had
+    none: `import *` took every helper they import)."""
+    import importlib
+
+    module = importlib.import_module(f"rsmamba.{verb}")
+    names = module.__dict__.get("__all__")
+    assert names, f"rsmamba.{verb} has no __all__"
+    assert all(not name.startswith("_") and getattr(module, name, None) is not None for name in names)

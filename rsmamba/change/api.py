@@ -25,7 +25,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from rsmamba.classes import CHANGE_CLASSES, ClassInfo, colormap
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
@@ -259,6 +259,7 @@ def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandS
 
 
 @run_scope()
+@typed_arguments
 def detect_change(
     t1: PathLike,
     t2: PathLike,
@@ -273,9 +274,9 @@ def detect_change(
     blend: str = "hann",
     tta: bool | None = None,
     batch_size: int = 4,
-    device: str = "cpu",
+    device: str = "auto",
     amp: bool = False,
-    compress: str = "deflate",
+    compress: str | None = None,
     resume: bool = False,
     dry_run: bool = False,
     max_shift: float = 3.0,
@@ -296,7 +297,7 @@ def detect_change(
     unseen synthetic pairs the demo model's change-polygon F1 was 0.82/0.86/0.96 this way against
     0.25/0.92/0.73 with the training statistics for both (``"checkpoint"``).
 
-    Windows, ``tta``, ``amp``, ``compress``, ``resume`` and ``dry_run`` mean what they mean for
+    Windows, ``tta``, ``device``, ``amp``, ``compress``, ``co``, ``resume`` and ``dry_run`` mean what they mean for
     :func:`rsmamba.predict.predict_raster`, through the same code.
 
     ``pixel_grid``: epochs without georeferencing (SECOND's and Landsat-SCD's PNGs) of one size are paired
@@ -325,7 +326,7 @@ def detect_change(
         inputs = [t1, t2] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
             check_output_path(path, inputs, problems, name, overwrite=overwrite)
-    check_creation_options(co, problems, compress)
+    compress = check_creation_options(co, problems, compress)
     problems.raise_if_any()
 
     given = model

@@ -29,16 +29,16 @@ def _mps_available() -> bool:
 
 
 def check_run_options(problems: ProblemCollector, *, blend: str, crop: int, overlap: int | None, batch_size: int,
-                      device: str, compress: str = "deflate", window: int | None = None,
+                      device: str, compress: str | None = None, window: int | None = None,
                       change_threshold: float | None = None, prefetch: int = 4, max_shift: float = 3.0) -> None:
     """Options of predict and change that need no input file, all problems at once.
 
     ``window``/``overlap`` None: not given (the model's own are checked by :func:`check_window` once
-    it is loaded).
+    it is loaded); ``compress`` None: not given (deflate, or ``--co COMPRESS``'s).
     """
     from rsmamba.raster.compress import check_compress
 
-    problem = check_compress(compress)
+    problem = check_compress(compress) if compress is not None else None
     if problem:
         problems.add(problem)
     if blend not in BLEND_MODES:

@@ -137,14 +137,21 @@ ALTERING_OPTIONS = frozenset({
 LEVELS = {"deflate": (1, 12), "zstd": (1, 22)}
 
 
-def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector, compress: str = "deflate") -> None:
-    """``--co KEY=VALUE``: GDAL COG creation options that keep every value and the input's grid.
+def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector, compress: str | None = None) -> str:
+    """``--co KEY=VALUE``: GDAL COG creation options that keep every value and the input's grid; returns the
+    compression to pass on (``compress`` None: not given, deflate unless ``co`` names one).
 
     Checked before any compute: GDAL would apply a lossy or reprojecting option silently, and refuse
-    a bad block size only when the COG is written, after the whole run.
+    a bad block size only when the COG is written, after the whole run. ``compress`` beside ``co``'s
+    COMPRESS is refused: ``co``'s won, and the other was ignored without a word.
     """
     from rsmamba.engine.writer import COG_OPTIONS
     from rsmamba.raster.compress import check_compress
+
+    named = next((f"{k}={v}" for k, v in (co or {}).items() if str(k).strip().upper() == "COMPRESS"), None)
+    if compress is not None and named is not None:
+        problems.add(f"--compress {compress} and --co {named}: both set the compression; give one of them")
+    compress = "deflate" if compress is None else compress
 
     for key, value in (co or {}).items():
         name = key.upper()
@@ -182,6 +189,7 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
         elif name == "BLOCKSIZE":
             if not (str(value).isdigit() and 16 <= int(value) <= 4096 and int(value) % 16 == 0):
                 problems.add(f"--co {key}={value}: must be a multiple of 16 in 16..4096")
+    return compress
 
 
 def model_digest(model: LoadedModel) -> str:

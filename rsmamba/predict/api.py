@@ -15,7 +15,7 @@ import torch.nn as nn
 from rasterio.windows import Window
 
 from rsmamba.atomic import fault_point, publish
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.engine.pipeline import limit_heap_growth
 from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
@@ -182,6 +182,7 @@ def scene_stats(src: AlignedSource, loaded: LoadedModel) -> tuple[BandStats, Ban
 
 
 @run_scope()
+@typed_arguments
 def predict_raster(
     image: PathLike,
     out: PathLike,
@@ -195,12 +196,12 @@ def predict_raster(
     crop: int = 0,
     tta: bool | str | None = None,
     batch_size: int = 4,
-    device: str = "cpu",
+    device: str = "auto",
     amp: bool = False,
     channels_last: bool = False,
     probabilities: PathLike | None = None,
     confidence: PathLike | None = None,
-    compress: str = "deflate",
+    compress: str | None = None,
     resume: bool = False,
     dry_run: bool = False,
     prefetch: int = 4,
@@ -241,7 +242,10 @@ def predict_raster(
 
     Outputs are published together through :func:`rsmamba.atomic.publish` (locked, all or
     none); an existing output is refused unless ``overwrite`` (``resume`` implies it). ``co``:
-    extra GDAL COG creation options (``--co KEY=VALUE``).
+    extra GDAL COG creation options (``--co KEY=VALUE``); ``compress`` None is deflate, or ``co``'s
+    COMPRESS (both given are refused: one would be ignored).
+
+    ``device``: ``auto`` (the CLI's default too) runs on a GPU when torch sees one, else on the CPU.
     """
     import rasterio
 
@@ -267,7 +271,7 @@ def _predict_raster(
         inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
         for name, path in outputs.items():
             check_output_path(path, inputs, problems, name, overwrite=overwrite)
-    check_creation_options(co, problems, compress)
+    compress = check_creation_options(co, problems, compress)
     problems.raise_if_any()
     notes: list[str] = []
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes, pixel_grid)

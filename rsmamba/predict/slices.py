@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import publish
 from rsmamba.jobs import Job, JobResult, band_count, cached_model, default_workers, run_jobs, setup_worker
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.predict.api import (
     model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
 )
@@ -135,6 +135,7 @@ def assemble(layer: OutputLayer, profile: dict[str, Any], slices: list[tuple[int
 
 
 @run_scope()
+@typed_arguments
 def predict_slices(
     image: PathLike,
     out: PathLike,
@@ -145,7 +146,7 @@ def predict_slices(
     slice_rows: int = 4096,
     probabilities: PathLike | None = None,
     confidence: PathLike | None = None,
-    compress: str = "deflate",
+    compress: str | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     retries: int = 1,
@@ -177,7 +178,7 @@ def predict_slices(
     outputs = output_paths(out, probabilities, confidence, problems)
     for name, path in outputs.items():
         check_output_path(path, image, problems, name, overwrite=overwrite, inputs=(dsm,))
-    check_creation_options(co, problems, compress)
+    compress = check_creation_options(co, problems, compress)
     problems.raise_if_any()
     loaded, chosen, _ = resolve_model(image, dsm, model, bands, allow_geographic_mix,
                                       pixel_grid=predict_kwargs.get("pixel_grid", False))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 from affine import Affine
 
 from rsmamba.classes import IGNORE_INDEX
-from rsmamba.errors import ProblemCollector, seed_problem
+from rsmamba.errors import InputError, ProblemCollector, seed_problem, typed_arguments
 from rsmamba.raster.ground import metres_per_unit
 from rsmamba.synth.scene import (
     BAND_SETS, Building, DEFAULT_ORIGIN, DSM_NODATA, Epoch, Layout, MAX_SIDE_M, MIN_SIDE_M, ORTHO_NODATA, Scene,
@@ -20,6 +20,9 @@ from rsmamba.synth.layout import (
     _parked_cars, _place_parking, _place_pond, _place_trees, _roads, _tree_obstacles, fractal_field, smooth_field,
 )
 from rsmamba.synth.render import _burn, _nodata_footprint, _photograph, _render
+
+if TYPE_CHECKING:
+    from rsmamba.synth.style import Style
 
 HALL_ROOFS = (2, 3, 4, 5, 6)  # roof palette rows of halls: dark flat, concrete/gravel, light, membrane, metal
 
@@ -31,7 +34,8 @@ MAX_ORIGIN_M = 1e9  # |x|, |y| of the corner: projected coordinates stay far bel
 
 
 def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: float | None, *, seed: object = 0,
-                        origin: tuple[float, float] = DEFAULT_ORIGIN, terraced: float = 0.0) -> None:
+                        origin: tuple[float, float] = DEFAULT_ORIGIN, terraced: float = 0.0,
+                        change_rate: float = 0.12) -> None:
     """Every problem of a scene's options in one :class:`InputError` (the CLI's checks, for library callers too)."""
     problems = ProblemCollector()
     if (problem := seed_problem(seed)) is not None:
@@ -44,6 +48,8 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
         problems.add(f"--origin must be 'x,y' (two finite numbers within +-{MAX_ORIGIN_M:g}), got {origin!r}")
     if not (isinstance(terraced, (int, float)) and 0 <= terraced <= 1):
         problems.add(f"--terraced must be a share in [0, 1], got {terraced!r}")
+    if not 0 <= change_rate <= 1:  # scene.json would record a rate that was not applied (5: every building went)
+        problems.add(f"change_rate must be a share in [0, 1], got {change_rate!r}")
     if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:
         problems.add(f"--size must be an integer in 32..{MAX_SIZE} pixels, got {size}")
     if not (gsd > 0 and np.isfinite(gsd)):
@@ -79,6 +85,19 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
     problems.raise_if_any()
 
 
+def drawn_style(style: Style | str | None, gsd: float) -> Style | None:
+    """``style`` as a drawn style: the CLI's ``'FAMILY[:SEED]'`` text is drawn at ``gsd`` as ``--style`` does;
+    anything else but a Style or None is refused by name, not an AttributeError deep in the rendering."""
+    from rsmamba.synth.style import Style, parse_style
+
+    if isinstance(style, str):
+        return parse_style(style, gsd=gsd)
+    if style is not None and not isinstance(style, Style):
+        raise InputError(f"style must be a drawn style (rsmamba.synth.style.parse_style('suburban:3')) or its "
+                         f"'FAMILY[:SEED]' text, got {style!r}")
+    return style
+
+
 def _in_metres(epsg: int) -> bool:
     """Whether ``epsg`` is a projected CRS in metres (unknown codes too: refused on their own), so that
     ``--gsd`` x ``--size`` is a width in metres (a foot CRS's '16 m' was feet)."""
@@ -91,6 +110,7 @@ def _in_metres(epsg: int) -> bool:
         return True
 
 
+@typed_arguments
 def generate_scene(
     size: int = 1024,
     seed: int = 0,
@@ -102,7 +122,7 @@ def generate_scene(
     nodata_collar: bool = False,
     change_rate: float = 0.12,
     terraced: float = 0.0,
-    style: Any = None,
+    style: Style | str | None = None,
 ) -> Scene:
     """Lay out and render a two-epoch scene in memory (no I/O); deterministic for ``seed``.
 
@@ -111,10 +131,12 @@ def generate_scene(
     the footprint to a rotated rectangle; outside it orthos are 0, labels/change 255, DSM nodata.
     ``terraced`` (0-1) is the share of buildings laid out as terraced rows and perimeter blocks of
     touching houses (:mod:`rsmamba.synth.terraced`); 0 keeps every existing scene unchanged.
-    ``style`` (a :class:`rsmamba.synth.style.Style`) changes looks and measurement, not the layout's
+    ``style`` (a :class:`rsmamba.synth.style.Style`, or its ``'FAMILY[:SEED]'`` text) changes looks and measurement, not the layout's
     kind; None renders the generator's own look, unchanged.
     """
-    check_scene_options(size, gsd, epsg, bands, None, seed=seed, origin=origin, terraced=terraced)
+    check_scene_options(size, gsd, epsg, bands, None, seed=seed, origin=origin, terraced=terraced,
+                        change_rate=change_rate)
+    style = drawn_style(style, gsd)
     rng = np.random.default_rng([seed, 0x5E7])
     transform = Affine(gsd, 0.0, float(origin[0]), 0.0, -gsd, float(origin[1]))
     side = size * gsd

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from affine import Affine
 
 from rsmamba.atomic import publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, typed_arguments
 from rsmamba.synth.generate import generate_scene
 from rsmamba.synth.scene import BUILDING, Building, DEFAULT_ORIGIN, DSM_NODATA, ORTHO_NODATA, Scene
-from rsmamba.synth.generate import check_scene_options
+from rsmamba.synth.generate import check_scene_options, drawn_style
+
+if TYPE_CHECKING:
+    from rsmamba.synth.style import Style
 
 
 def _profile(scene: Scene, count: int, dtype: str, nodata, transform: Affine | None = None, width: int | None = None, height: int | None = None) -> dict:
@@ -86,6 +89,7 @@ def _dsm_on_grid(scene: Scene, dsm: np.ndarray, dsm_gsd: float, shift: tuple[flo
     return out, transform
 
 
+@typed_arguments
 def write_scene(
     out_dir: str | Path,
     size: int = 1024,
@@ -102,7 +106,7 @@ def write_scene(
     overwrite: bool = False,
     terraced: float = 0.0,
     instances: bool = False,
-    style: Any = None,
+    style: Style | str | None = None,
 ) -> dict[str, Path]:
     """Generate a scene and write it to ``out_dir``; returns ``{name: path}`` of every file written.
 
@@ -114,7 +118,9 @@ def write_scene(
     ``instances`` adds ``instances_t1/t2.tif``: the id of the building (the ``id`` field of
     ``buildings_t*.gpkg``) at each pixel, 0 elsewhere; ``terraced`` see :func:`generate_scene`.
     """
-    check_scene_options(size, gsd, epsg, bands, dsm_gsd, seed=seed, origin=origin, terraced=terraced)
+    check_scene_options(size, gsd, epsg, bands, dsm_gsd, seed=seed, origin=origin, terraced=terraced,
+                        change_rate=change_rate)
+    style = drawn_style(style, gsd)  # a misspelt family before the output folder is touched
     from rsmamba.paths import output_problem
 
     problem = output_problem(out_dir, role="output folder", directory=True)

@@ -38,7 +38,7 @@ from pyproj import CRS, Transformer
 from rasterio.windows import Window
 
 from rsmamba.atomic import publish, settle_inputs
-from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.paths import input_problem, vector_path_problem
 from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_longitudes
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
@@ -791,11 +791,12 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
     return _Target(layer)
 
 
+@typed_arguments
 def vectorize_raster(
     raster: str | Path,
     output: str | Path,
     *,
-    classes: Sequence[str | int] | None = None,
+    classes: str | int | Sequence[str | int] | None = None,
     min_area: str | float | None = None,
     simplify: str | float | None = None,
     regularize: bool = False,
@@ -813,8 +814,8 @@ def vectorize_raster(
     layer: str | None = None,
     append: bool = False,
     instances: bool = False,
-    seed_threshold: float = 0.5,
-    min_seed: str | float | None = "4m2",
+    seed_threshold: float | None = None,
+    min_seed: str | float | None = None,
 ) -> VectorizeSummary:
     """Polygonize ``raster`` into a GIS layer at ``output``; see the module docstring.
 
@@ -832,9 +833,17 @@ def vectorize_raster(
     ``instances`` splits each region into individual buildings along the predicted contacts
     (the ``p(interior)``/``p(contact)`` bands of ``probabilities``; :mod:`.instances`) before
     regularising; every polygon gets a ``building_id``. ``seed_threshold`` is the ``p(interior)``
-    a watershed seed needs (higher: fewer, surer seeds, fewer false splits); seeds smaller than
-    ``min_seed`` (ground area, e.g. ``"4m2"``) are dropped.
+    a watershed seed needs (0.5; higher: fewer, surer seeds, fewer false splits); seeds smaller than
+    ``min_seed`` (ground area, ``"4m2"``) are dropped. None means not given, the default in brackets; given
+    without ``instances`` they are refused, as ``allow_45`` without ``regularize`` (they would change nothing).
     """
+    given = [name for name, value in (("--seed-threshold", seed_threshold), ("--min-seed", min_seed)) if value is not None]
+    if given and not instances:  # they tune the building split: without it they would change nothing, silently
+        raise InputError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only with --instances")
+    if allow_45 and not regularize:  # an angle of the orthogonalised outlines: nothing to allow without them
+        raise InputError("--allow-45 applies only with --regularize")
+    seed_threshold = 0.5 if seed_threshold is None else seed_threshold
+    min_seed = "4m2" if min_seed is None else min_seed
     start = time.perf_counter()
     raster, output = Path(raster), Path(output)
     # a class raster and its probabilities published together by a killed run are read together

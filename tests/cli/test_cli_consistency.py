@@ -69,7 +69,7 @@ def test_options_that_would_do_nothing_or_conflict_are_refused(tmp_path, capsys)
     assert "--allow-45 applies only with --regularize" in _one_error(capsys)
     for argv in (["predict", image], ["change", image, image]):
         assert main([*argv, "-o", str(tmp_path / "x.tif"), "--compress", "lzw", "--co", "compress=ZSTD"]) == 2
-        assert "--compress lzw and --co compress=ZSTD: both set the compression; give one of them" in _one_error(capsys)
+        assert "--compress lzw and --co COMPRESS=ZSTD: both set the compression; give one of them" in _one_error(capsys)
     assert main(["-q", "predict", image, "-o", str(tmp_path / "x.tif"), "--co", "COMPRESS=ZSTD", "--no-tta"]) == 0
     assert not (tmp_path / "a.gpkg").exists()
 

@@ -80,6 +80,31 @@ def test_unwritable_output_and_bad_options_are_collected(tmp_path) -> None:
     assert len(info.value.problems) == 3
 
 
+def test_library_defaults_and_refusals_are_the_clis(tmp_path, checkpoint) -> None:
+    """predict_raster/detect_change defaulted to device 'cpu' (the CLI and README: auto); compress='lzw' beside
+    co COMPRESS=ZSTD wrote ZSTD without a word (the CLI refused it)."""
+    import inspect
+
+    from rsmamba.change import detect_change
+    from rsmamba.cli import change, predict
+
+    for function, command in ((predict_raster, predict), (detect_change, change)):
+        library = inspect.signature(function).parameters
+        cli = inspect.signature(command).parameters
+        assert library["device"].default == cli["device"].default.default == "auto"
+        assert library["compress"].default is cli["compress"].default.default is None  # deflate unless co says
+    path = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    out = tmp_path / "out.tif"
+    with pytest.raises(InputError, match="--compress lzw and --co COMPRESS=ZSTD: both set the compression"):
+        predict_raster(path, out, model=TinyConv(), compress="lzw", co={"COMPRESS": "ZSTD"})
+    with pytest.raises(InputError, match="both set the compression"):
+        detect_change(path, path, out, compress="zstd", co={"compress": "zstd"})
+    assert not out.exists()
+    predict_raster(path, out, model=checkpoint, co={"COMPRESS": "ZSTD"}, tta=False)  # auto: the CPU here, or a GPU
+    with rasterio.open(out) as src:
+        assert src.compression.name == "zstd"
+
+
 def test_cli_missing_default_model_and_missing_input_are_one_line(tmp_path, capsys, monkeypatch) -> None:
     import rsmamba.engine.model as predict_model
 

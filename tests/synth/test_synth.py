@@ -138,6 +138,14 @@ def test_bad_options_are_reported_together() -> None:
         generate_scene(256, seed=0, gsd=0.25, epsg=2263)
 
 
+@pytest.mark.parametrize("rate", [5, -1, float("nan")])
+def test_a_change_rate_outside_0_1_is_refused(tmp_path, rate: float) -> None:
+    """change_rate=5 removed every building and scene.json recorded 5; -1 removed and added some."""
+    with pytest.raises(InputError, match=r"change_rate must be a share in \[0, 1\]"):
+        write_scene(tmp_path / "s", size=SIZE, change_rate=rate)
+    assert not (tmp_path / "s").exists()
+
+
 def test_written_files_are_georeferenced_and_consistent(written) -> None:
     expected = {"ortho_t1", "ortho_t2", "dsm_t1", "dsm_t2", "labels_t1", "labels_t2", "change",
                 "buildings_t1", "buildings_t2", "building_changes", "scene"}

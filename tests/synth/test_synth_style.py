@@ -216,3 +216,10 @@ def test_parking_lots_are_paved_and_hold_parked_cars() -> None:
     ring = binary_dilation(new_cars, iterations=2) & ~binary_dilation(new_cars)
     ring &= with_lots != CAR
     assert (with_lots[ring] == IMPERVIOUS).mean() > 0.95  # parked on pavement
+
+
+def test_a_style_given_as_its_text_is_the_clis_style() -> None:
+    """write_scene(style='suburban') was an AttributeError; it is now what --style suburban:3 draws."""
+    as_text = generate_scene(SIZE, seed=2, gsd=GSD, style="suburban:3")
+    drawn = generate_scene(SIZE, seed=2, gsd=GSD, style=parse_style("suburban:3", gsd=GSD))
+    assert np.array_equal(as_text.t1.ortho, drawn.t1.ortho) and as_text.options == drawn.options

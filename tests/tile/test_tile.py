@@ -14,6 +14,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from rsmamba.cli import main
+from rsmamba.errors import InputError
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.tile import assign_block_splits, plan_chips, tile_scene
 from tests.helpers.rasters import OLINDA, random_image, write_raster
@@ -93,6 +94,20 @@ def _assert_fails_cleanly(args, out, capsys, needle):
     assert len(err) == 1 and err[0].startswith("rsmamba: error:") and needle in err[0]
     assert not out.exists()
     assert not list(out.parent.glob(f".{out.name}*"))
+
+
+def test_split_block_0_and_size_0_are_refused_as_the_library_refuses_them(tmp_path, capsys) -> None:
+    """--split-block 0 was taken as 'not given' (the 4-chip default) while tile_scene(block=0) refused it;
+    tile_scene(size=0) blamed --overlap."""
+    out = tmp_path / "chips"
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    _assert_fails_cleanly(["tile", str(img), "-o", str(out), "--size", "16", "--split-block", "0"], out, capsys,
+                          "--split-block must be at least 1 px, got 0")
+    with pytest.raises(InputError, match="--split-block must be at least 1 px, got 0"):
+        tile_scene(img, out, size=16, block=0)
+    with pytest.raises(InputError, match=r"^--size must be >= 1, got 0$"):
+        tile_scene(img, out, size=0)
+    assert not out.exists()
 
 
 def test_bad_inputs_fail_in_one_line_and_leave_nothing(tmp_path, capsys) -> None:

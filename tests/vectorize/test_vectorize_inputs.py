@@ -10,6 +10,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 
 from rsmamba.cli import main
+from rsmamba.errors import InputError
 from rsmamba.vectorize import vectorize_many, vectorize_raster
 from tests.helpers.rasters import write_raster
 
@@ -181,6 +182,12 @@ def test_contradicting_options_are_refused(tmp_path, capsys):
     assert "--format geojson" in err and ".gpkg" in err
     err = one_line_error(["vectorize", str(src), "-o", str(out), "--seed-threshold", "0.9", "--min-seed", "1m2"], capsys)
     assert "--seed-threshold and --min-seed" in err and "--instances" in err
+    # the library refuses them itself (it polygonized without a word); the CLI only passes them on
+    for kwargs, needle in [({"allow_45": True}, "--allow-45 applies only with --regularize"),
+                           ({"seed_threshold": 0.9, "min_seed": "1m2"}, "--seed-threshold and --min-seed apply only"),
+                           ({"min_seed": "1m2"}, "--min-seed applies only with --instances")]:
+        with pytest.raises(InputError, match=needle):
+            vectorize_raster(src, out, **kwargs)
     assert not out.exists()
     # A suffix that says nothing and a --format that does, or both agreeing, still work.
     assert main(["vectorize", str(src), "-o", str(tmp_path / "y.gpkg"), "--format", "GPKG"]) == 0
