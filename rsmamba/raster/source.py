@@ -695,17 +695,35 @@ HEIGHT_UNITS = {
 
 # unit types that declare no unit (software writes them for "not set")
 UNDECLARED_UNITS = frozenset({"unknown", "none", "n/a", "na", "undefined", "not specified", "unspecified", "null"})
-# words after a unit that name its datum, not another unit ("m asl", "metres above sea level", "ft NAVD88")
-DATUM_WORDS = ("asl", "amsl", "msl", "a.s.l", "above", "sea", "nn", "nhn", "navd", "ngvd", "egm", "geoid",
-               "ellipsoid", "ahd", "odn", "dhhn", "nap")
+# words before a unit that name the quantity, not another unit ("Height (m)", "linear_meter")
+QUANTITY_WORDS = frozenset({"height", "heights", "elevation", "elevations", "altitude", "z", "h", "linear",
+                            "vertical", "unit", "units"})
+# one-word spellings of a unit and its datum ("masl", "mAHD")
+JOINED_UNITS = {"masl": 1.0, "mamsl": 1.0, "mahd": 1.0, "mnn": 1.0, "mnhn": 1.0, "mnap": 1.0, "mod": 1.0}
 
 
 def _metres_per(unit: str) -> float | None:
-    """Metres per ``unit`` (a band's unit type), or None for a unit rsmamba does not convert."""
-    words = unit.lower().replace("_", " ").replace("-", " ").split()
-    for n in range(len(words), 0, -1):  # the longest known unit, then only words of its datum
-        factor = HEIGHT_UNITS.get(" ".join(words[:n]))
-        if factor is not None and (n == len(words) or words[n].strip("().").startswith(DATUM_WORDS)):
+    """Metres per ``unit`` (a band's unit type), or None for a unit rsmamba does not convert.
+
+    A known unit after words of the quantity ("Height (m)") and before any other words is that unit: what
+    follows a unit is its datum or a note ("m EVRF2007", "m (WGS84 ellipsoid)", "metre."), except "US" or
+    "survey" after feet (the US survey foot). A compound unit ("m/s", "km2") is none of these."""
+    text = unit.lower()
+    if any(c in text for c in "/^²³*") or any(c.isdigit() for c in text.split()[0] if text.split()):
+        return None
+    words = "".join(c if c.isalnum() else " " for c in text).split()
+    start = 0
+    while start < len(words) and words[start] in QUANTITY_WORDS:
+        start += 1
+    if start == len(words):
+        return None
+    if start == len(words) - 1 and words[start] in JOINED_UNITS:
+        return JOINED_UNITS[words[start]]
+    for n in range(min(len(words), start + 4), start, -1):  # the longest known unit from there
+        factor = HEIGHT_UNITS.get(" ".join(words[start:n]))
+        if factor is not None:
+            if factor == 0.3048 and {"us", "survey"} & set(words[n:]):
+                return US_SURVEY_FOOT
             return factor
     return None
 

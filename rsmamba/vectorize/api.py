@@ -22,6 +22,7 @@ import contextlib
 import importlib.util
 import logging
 import shutil
+import string
 import time
 import warnings
 from collections import Counter
@@ -741,7 +742,7 @@ INT64_MAX = 2**63 - 1  # the largest GeoPackage / OGR integer: a next id past it
 
 
 def _sqlite_objects(path: Path) -> dict[str, tuple[str, str]]:
-    """{name casefolded: (type, name)} of the tables, views and indexes of the SQLite file ``path``: one namespace
+    """{:func:`_sql_fold` of its name: (type, name)} of the tables, views and indexes of the SQLite file ``path``: one namespace
     (case aside) with a new layer's table, beyond the layers ``list_layers`` names (R-trees ``rtree_<layer>_geom``
     and their ``_node`` tables, another program's indexes). {} where SQLite cannot read it (GDAL says why)."""
     import sqlite3
@@ -751,7 +752,17 @@ def _sqlite_objects(path: Path) -> dict[str, tuple[str, str]]:
             rows = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view', 'index')").fetchall()
     except sqlite3.Error:
         return {}
-    return {str(name).casefold(): (str(kind), str(name)) for kind, name in rows}
+    return {_sql_fold(str(name)): (str(kind), str(name)) for kind, name in rows}
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _sql_fold(name: str) -> str:
+    """``name`` as SQLite (and so GDAL's GeoPackage driver) compares table names: ASCII letters without case,
+    every other letter as it is ('STRASSE' and 'straße', 'GEBÄUDE' and 'gebäude' are two layers; casefolded,
+    the second was refused as the first, and --append wrote into it)."""
+    return name.translate(_ASCII_LOWER)
 
 
 def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list[str], *,
@@ -774,8 +785,8 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
     except Exception:  # pyogrio raises DataSourceError on anything unreadable
         raise InputError(f"output {output} exists and is not a GeoPackage; remove it or choose another -o") from None
     # GeoPackage layer names are case-insensitive: "B" is the layer "b".
-    same = next((name for name in layers if name.casefold() == layer.casefold()), None)
-    taken = _sqlite_objects(output).get(layer.casefold()) if same is None else None
+    same = next((name for name in layers if _sql_fold(name) == _sql_fold(layer)), None)
+    taken = _sqlite_objects(output).get(_sql_fold(layer)) if same is None else None
     if taken is not None:  # GDAL's "table already exists", once every polygon was computed
         kind, name = taken
         raise InputError(f"layer name {layer!r} is taken in {output} by its {kind} {name!r}, which is not a layer "

@@ -125,6 +125,21 @@ def test_layer_names_compare_without_case(tmp_path, capsys):
     assert pyogrio.read_info(out, layer="B")["features"] == 3
 
 
+def test_layer_names_differing_in_non_ascii_case_are_two_layers(tmp_path, capsys):
+    """SQLite and GDAL fold ASCII letters only: 'STRASSE' and 'straße' are two layers. Casefolded, the second was
+    refused as the first, and with --append its polygons went into 'straße'."""
+    src = write_raster(tmp_path / "a.tif", buildings())
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(src, out, classes=["building"], layer="straße")
+    vectorize_raster(src, out, classes=["building"], layer="gebäude")
+    assert main(["vectorize", str(src), "-o", str(out), "--layer", "STRASSE", "--classes", "building"]) == 0
+    assert main(["vectorize", str(src), "-o", str(out), "--layer", "GEBÄUDE", "--append", "--classes", "building"]) == 0
+    layers = {name: pyogrio.read_info(out, layer=name)["features"] for name, _ in pyogrio.list_layers(out)}
+    assert layers == {"straße": 2, "gebäude": 2, "STRASSE": 2, "GEBÄUDE": 2}  # (two buildings each)
+    err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", "Straße"], capsys)  # ASCII case: one
+    assert "'straße' exists" in err
+
+
 @pytest.mark.parametrize("name", ["rtree_t1_geom", "RTREE_T1_GEOM_node", "By_Class"])
 def test_a_layer_name_another_table_of_the_geopackage_holds_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
                                                                                         name):
