@@ -173,9 +173,25 @@ def _key_in(folder: Path) -> bytes | str:
         return f"{key} is not a key ({len(data)} bytes, not {KEY_BYTES}; remove it and rsmamba makes a new one)"
     if info.st_uid != os.getuid():
         return f"{key} belongs to another user"
-    if info.st_mode & 0o077:  # as ssh does with a private key: a key others read signs journals they forge
-        return f"{key} can be read by other users (mode {stat.S_IMODE(info.st_mode):o}; chmod 600 it)"
+    if info.st_mode & 0o077:  # a key others read signs journals they forge: made the user's alone again
+        _say_once(_made_private(key, stat.S_IMODE(info.st_mode)))
     return data
+
+
+def _made_private(key: Path, mode: int) -> str:
+    """Make the user's own ``key``, which others can read (mode ``mode``: copied without its mode, cp without -p),
+    readable by the user only, and say what came of it. Passed over instead, the run's own key could not take up its
+    ``--resume``; and a file system without Unix modes (exFAT, CIFS) shows 644 for every file, whatever is done."""
+    with contextlib.suppress(OSError):
+        os.chmod(key, 0o600)
+    try:
+        now = stat.S_IMODE(os.stat(key).st_mode)
+    except OSError:
+        now = mode
+    if not now & 0o077:
+        return f"{key} could be read by other users (mode {mode:o}): made mode 600"
+    return (f"{key} can be read by other users (mode {now:o}), and its file system keeps no other mode (exFAT, CIFS): "
+            "set RSMAMBA_STATE_DIR to a folder on a file system with Unix modes")
 
 
 _KEY: bytes | None = None

@@ -861,9 +861,29 @@ def test_relative_key_folders_are_passed_over(key_env, monkeypatch, caplog) -> N
     assert list((key_env / "cwd").iterdir()) == [] and "a temporary folder, which a reboot empties" in caplog.text
 
 
-@pytest.mark.parametrize("case", ["state-dir-is-a-file", "empty-key", "readable-key", "read-only-home"])
+@pytest.mark.parametrize("modes", [True, False])
+def test_a_key_others_can_read_is_made_private_and_kept(key_env, monkeypatch, caplog, modes) -> None:
+    """A key copied without its mode (cp without -p) was passed over: its own run's --resume was refused, advising
+    the RSMAMBA_STATE_DIR the user gave. It is made mode 600 and used; on a file system without Unix modes (every
+    file 644) it is used, and said."""
+    state = key_env / "state"
+    state.mkdir()
+    monkeypatch.setenv("RSMAMBA_STATE_DIR", str(state))
+    (state / "journal.key").write_bytes(os.urandom(32))
+    (state / "journal.key").chmod(0o644)
+    if not modes:
+        monkeypatch.setattr(os, "chmod", lambda *a, **k: None)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert _key_path(key_env) == state / "journal.key"
+    if modes:
+        assert (state / "journal.key").stat().st_mode & 0o777 == 0o600 and "made mode 600" in caplog.text
+    else:
+        assert "keeps no other mode" in caplog.text
+
+
+@pytest.mark.parametrize("case", ["state-dir-is-a-file", "empty-key", "read-only-home"])
 def test_a_key_not_where_it_was_asked_for_is_said(key_env, monkeypatch, caplog, case) -> None:
-    """RSMAMBA_STATE_DIR naming a file, an empty journal.key, one others can read, a read-only HOME: the key moved on
+    """RSMAMBA_STATE_DIR naming a file, an empty journal.key, a read-only HOME: the key moved on
     to the next folder (the temp folder at last, emptied at a reboot) without a word, and a --resume then refused."""
     home = key_env / "home" / ".local" / "state" / "rsmamba"
     home.mkdir(parents=True)
@@ -877,10 +897,8 @@ def test_a_key_not_where_it_was_asked_for_is_said(key_env, monkeypatch, caplog, 
                             else (_ for _ in ()).throw(PermissionError(errno.EROFS, "Read-only file system")))
         reason, where = f"{home / 'journal.key'}: Read-only file system", key_env / "tmp" / f"rsmamba-{os.getuid()}"
     else:
-        (home / "journal.key").write_bytes(b"" if case == "empty-key" else os.urandom(32))
-        (home / "journal.key").chmod(0o600 if case == "empty-key" else 0o644)
-        reason = ("is not a key (0 bytes, not 32" if case == "empty-key" else
-                  "can be read by other users (mode 644; chmod 600 it)")
+        (home / "journal.key").write_bytes(b"")
+        reason = "is not a key (0 bytes, not 32"
         where = key_env / "tmp" / f"rsmamba-{os.getuid()}"
     with caplog.at_level("WARNING", logger="rsmamba"):
         assert _key_path(key_env) == where / "journal.key"
