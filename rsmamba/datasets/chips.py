@@ -291,6 +291,16 @@ def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
     return [r for r in rows if split is None or r["split"] == split]
 
 
+def chip_size(info: TilingInfo) -> tuple[int, int] | None:
+    """(width, height) of a chip folder's chips, from ``manifest.csv`` (checked whole: one tiling cuts one window,
+    ``--size`` or the scene's side where it is narrower; :func:`read_manifest` refuses two sizes); None for a
+    manifest that lists no sizes."""
+    for row in read_manifest(info, None):
+        if row.get("width") and row.get("height"):
+            return int(row["width"]), int(row["height"])
+    return None
+
+
 # tiling.json's source paths: where the scene was read from, not what the chips hold (a moved scene tiles alike)
 _SOURCE_PATHS = ("image", "dsm", "labels", "t2")
 

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import ConcatDataset
 
-from rsmamba.datasets.chips import ChipDataset, TilingInfo, chips_fingerprint, read_manifest, read_tiling
+from rsmamba.datasets.chips import ChipDataset, TilingInfo, chip_size, chips_fingerprint, read_manifest, read_tiling
 from rsmamba.errors import InputError, MissingSplit, ProblemCollector
 from rsmamba.raster.normalize import STATS_SAMPLE_PIXELS
+from rsmamba.raster.source import NO_COLOUR, colour_reading, learnt_colours
 from rsmamba.raster.windows import sample_windows
 
 log = logging.getLogger(__name__)
@@ -72,18 +73,47 @@ def _shown(value: object) -> str:
     return "none" if value is None else str(value)
 
 
+def model_colours(infos: list[TilingInfo]) -> tuple[TilingInfo, list[str]] | None:
+    """The folder whose band colours the model records, and them: the one naming the most bands (red, green,
+    nir, ...; gray and undefined name none), which every folder's chips must be read as (:func:`folder_problems`);
+    None where no folder records colours (tiled by an older rsmamba)."""
+    recorded = [i for i in infos if i.colours]
+    owner = max(recorded, key=lambda i: sum(c not in NO_COLOUR for c in i.colours or ()), default=None)
+    return (owner, list(owner.colours or ())) if owner else None
+
+
+def _shown_chip_size(info: TilingInfo) -> str | None:
+    """A folder's chip size as the manifest lists it (a scene narrower than ``--size`` has narrower chips)."""
+    size, tiled = chip_size(info), info.raw.get("size")
+    if size is None:
+        return None if tiled is None else f"{tiled} x {tiled} px"
+    narrower = tiled is not None and size != (tiled, tiled)
+    return f"{size[0]} x {size[1]} px" + (f" (--size {tiled})" if narrower else "")
+
+
 def folder_problems(infos: list[TilingInfo], *, use_dsm: bool | None, dsm_mode: str, instances: bool) -> list[str]:
     """Every field on which a folder disagrees with the first (what makes one model), each naming the folder
-    and the field: a model of 3 bands fed 4, of uint8 fed uint16, of another class table or chip size; and each
+    and the field: a model of 3 bands fed 4, of uint8 fed uint16, of another class table or chip size; a folder
+    whose bands predict would not read as the model's colours (:func:`rsmamba.raster.source.colour_reading`: gray
+    and undefined bands beside red, green, blue are read by position, as predict reads such an image); and each
     folder without the DSM the others have (``use_dsm`` None: the chips decide) or the config asks for."""
     first = infos[0]
+    problems = []
+    sizes: dict[Path, str | None] = {}
+    for info in infos:  # the chips' own size, not tiling.json's --size: chips of two sizes stack into no batch
+        try:
+            sizes[info.root] = _shown_chip_size(info)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    colours = model_colours(infos)
+    by_colour = colours is not None and learnt_colours(colours[1]) is not None
 
     def fields(info: TilingInfo) -> dict[str, object]:
         raw = info.raw
         out: dict[str, object] = {"image bands": len(info.image_mean), "dtype": raw.get("dtype"),
-                                  "colours": info.colours, "size": raw.get("size"),
+                                  "chip size": sizes.get(info.root),
                                   "classes": [f"{c.get('id')} {c.get('name')}" for c in info.classes]}
-        if not (info.colours and first.colours):  # no colours to say what the bands are: their numbers must agree
+        if not (by_colour and info.colours and first.colours):  # no colours say what the bands are: their numbers
             out["bands"] = info.bands
         if instances:
             targets = raw.get("instance_targets") or {}
@@ -91,7 +121,6 @@ def folder_problems(infos: list[TilingInfo], *, use_dsm: bool | None, dsm_mode: 
                 if targets else None
         return out
 
-    problems = []
     with_dsm = next((i.root for i in infos if i.has_dsm), None)
     if use_dsm or (use_dsm is None and with_dsm is not None):
         problems.extend(f"{i.root}: no DSM, " + ("and data.use_dsm asks for one" if use_dsm else
@@ -102,10 +131,15 @@ def folder_problems(infos: list[TilingInfo], *, use_dsm: bool | None, dsm_mode: 
     for info in infos[1:]:
         for field, value in fields(info).items():
             expected = reference.get(field)
-            if field in ("dtype", "colours") and (value is None or expected is None):
-                continue  # not recorded by an older rsmamba: nothing to compare
+            if field in ("dtype", "chip size") and (value is None or expected is None):
+                continue  # not recorded by an older rsmamba, or unreadable (said above): nothing to compare
             if value != expected:
                 problems.append(f"{info.root}: {field} {_shown(value)}, where {first.root} has {_shown(expected)}")
+    for info in infos:  # the bands of each folder's chips as they are, for a model of the colours recorded
+        bands = list(range(1, len(info.colours or ()) + 1))
+        if colours and info.colours and colour_reading(colours[1], bands, info.colours) != bands:
+            problems.append(f"{info.root}: colours {_shown(info.colours)}, where {colours[0].root} has "
+                            f"{_shown(colours[1])}")
     if use_dsm is not False and dsm_mode == "minmax-scene" and all(i.has_dsm for i in infos):
         problems.extend(f"{i.root / 'tiling.json'}: data.dsm_mode minmax-scene needs the tiled scene's DSM range, "
                         "which tiles of an older rsmamba do not record; re-run 'rsmamba tile'"
@@ -159,10 +193,14 @@ def _pool(infos: list[TilingInfo], key: str) -> dict[str, list[float]]:
 def pooled_tiling(infos: list[TilingInfo]) -> TilingInfo:
     """One :class:`TilingInfo` for folders that agree (:func:`folder_problems`): their image (and DSM)
     statistics pooled as the union of their pixels, the union of their DSM ranges (minmax-scene normalises
-    each scene by its own, as predict does a new one), their fields; ``root`` the first folder."""
+    each scene by its own, as predict does a new one), their fields, the colours of the one that names the
+    most bands (:func:`model_colours`); ``root`` the first folder."""
     first = infos[0]
-    raw: dict[str, Any] = {k: first.raw.get(k) for k in ("size", "bands", "colours", "dtype", "classes",
-                                                          "instance_targets") if first.raw.get(k) is not None}
+    raw: dict[str, Any] = {k: first.raw.get(k) for k in ("size", "bands", "dtype", "classes", "instance_targets")
+                           if first.raw.get(k) is not None}
+    colours = model_colours(infos)  # red, green, blue where one folder declares them and another gray, undefined
+    if colours is not None:
+        raw["colours"] = colours[1]
     raw["folders"] = [str(i.root) for i in infos]
     raw["stats"] = {"image": _pool(infos, "image"),
                     "dsm": _pool(infos, "dsm") if all(i.has_dsm for i in infos) else None}
@@ -200,8 +238,10 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
                       instances: bool = False) -> tuple[ChipFolders, ChipFolders | None]:
     """(training, validation or None) datasets of the union of ``roots``'s splits, every problem of every
     folder said at once. The folders are read in the order of their content hashes, so the same folders listed
-    in another order are the same run (``--resume`` takes them). A folder without ``val_split`` chips adds none
-    to validation (said); none with any gives None."""
+    in another order are the same run (``--resume`` takes them). A folder without ``train_split`` (``val_split``)
+    chips adds none to training (validation), said: one scene trains, another is held out to validate or test.
+    No folder with ``train_split`` chips is :class:`MissingSplit`; none with ``val_split`` ones gives None. The
+    model's normalisation pools the folders it trains on: a held-out scene's pixels stay unseen."""
     problems = ProblemCollector()
     for problem in listed_twice(roots):
         problems.add(problem)
@@ -220,33 +260,41 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
     use_dsm = all(i.has_dsm for i in infos) if use_dsm is None else use_dsm  # the chips decide, as for one
     order = sorted(range(len(infos)), key=lambda k: chips_fingerprint(infos[k].root)["sha256"])
     infos = [infos[k] for k in order]
-    train, val = [], []
+    train: list[ChipDataset] = []
+    val: list[ChipDataset] = []
+    parts: dict[Path, list[ChipDataset]] = {}  # each folder's datasets, of the splits it has
+    absent: dict[Path, list[str]] = {}  # each folder's splits it lacks
     for info in infos:
-        try:
-            train.append(ChipDataset(info.root, train_split, use_dsm=use_dsm, dsm_mode=dsm_mode))
-            if not any(r.get(c) for r in train[-1].rows for c in ("labels", "labels_t2", "change")):
-                problems.add(f"{info.root}: its chips carry no labels (tiled without --labels): nothing to learn "
-                             "from; tile it with --labels, or leave it out of data.root")
-        except MissingSplit:  # a scene tiled for testing only: train --test then scores with its val split
-            raise
-        except InputError as exc:
-            for problem in exc.problems:
-                problems.add(problem)
+        for split, into in ((train_split, train), (val_split, val)):
+            try:
+                into.append(ChipDataset(info.root, split, use_dsm=use_dsm, dsm_mode=dsm_mode))
+                parts.setdefault(info.root, []).append(into[-1])
+            except MissingSplit:  # a scene held out (tiled --split 0,1,0 or 0,0,1) adds none to that split
+                absent.setdefault(info.root, []).append(split)
+            except InputError as exc:
+                for problem in exc.problems:
+                    problems.add(problem)
     problems.raise_if_any()
-    kinds = ["change (two dates)" if any(r.get("t2") for r in ds.rows) else "segmentation" for ds in train]
-    for ds, kind in zip(train, kinds):  # a change model reads image2 of every sample
-        if kind != kinds[0]:
-            problems.add(f"{ds.root}: kind {kind}, where {train[0].root} has {kinds[0]}")
+    if not train:  # train --test then scores a held-out scene with its val split (rsmamba.train.trainer)
+        raise MissingSplit(f"{', '.join(map(str, roots))}: no chips in split {train_split!r} in any of these folders")
     for info in infos:
-        try:
-            val.append(ChipDataset(info.root, val_split, use_dsm=use_dsm, dsm_mode=dsm_mode))
-        except MissingSplit:
-            log.warning("%s: no chips in split %r: validation scores the other folders' chips", info.root, val_split)
-        except InputError as exc:
-            for problem in exc.problems:
-                problems.add(problem)
+        rows = [r for ds in parts.get(info.root, []) for r in ds.rows]
+        if rows and not any(r.get(c) for r in rows for c in ("labels", "labels_t2", "change")):
+            problems.add(f"{info.root}: its chips carry no labels (tiled without --labels): nothing to learn from "
+                         "or score; tile it with --labels, or leave it out of data.root")
+    kinds = {root: "change (two dates)" if any(r.get("t2") for ds in got for r in ds.rows) else "segmentation"
+             for root, got in parts.items()}  # a change model reads image2 of every sample
+    for root, kind in kinds.items():
+        if kind != kinds[train[0].root]:
+            problems.add(f"{root}: kind {kind}, where {train[0].root} has {kinds[train[0].root]}")
     problems.raise_if_any()
-    pooled = pooled_tiling(infos)
+    for root, splits in absent.items():  # said once for each folder
+        reads = " and ".join(name for name, split in (("training", train_split), ("validation", val_split))
+                             if split in splits)
+        log.warning("%s: no chips in split %s: %s read%s the other folders' chips", root,
+                    " or ".join(repr(s) for s in dict.fromkeys(splits)), reads, "" if " and " in reads else "s")
+    trained = [info for info in infos if any(ds.root == info.root for ds in train)]
+    pooled = pooled_tiling(trained)
 
     def pooled_normalisation(info: TilingInfo) -> TilingInfo:
         return dataclasses.replace(info, image_mean=pooled.image_mean, image_std=pooled.image_std,

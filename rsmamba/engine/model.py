@@ -367,42 +367,31 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
     they were recorded) is refused when the image's red, green and blue are not the bands it would read,
     in that order: only the user knows which order it learnt.
     """
-    from rsmamba.raster.source import NO_COLOUR, RGB, declared_colours, declared_rgb
+    from rsmamba.raster.source import NO_COLOUR, RGB, colour_reading, declared_colours, declared_rgb, learnt_colours
 
-    declared = declared_colours(colours)
-    # colours of no order (a MINISBLACK raster's gray, undefined): such a model learnt its bands by position
-    wanted = model.colours if model.colours and any(c not in NO_COLOUR for c in model.colours) else None
-    stored = [colours[b - 1] for b in chosen]
-    if wanted is not None and len(wanted) == len(chosen):
-        named = {i: declared[name] for i, name in enumerate(wanted) if name in declared}
-        missing = [name for name in wanted if name not in NO_COLOUR and name not in declared]
-        if not missing:  # the model's colours by name; its unnamed bands (undefined) from what is left, in order
-            spare = [b for b in dict.fromkeys([*chosen, *range(1, len(colours) + 1)]) if b not in named.values()]
-            by_colour = [named[i] if i in named else spare.pop(0) for i in range(len(wanted))]
-            if by_colour != chosen:
-                note = (f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
-                        f"{', '.join(wanted)} (bands {','.join(map(str, by_colour))}), the model's order "
-                        "(--bands reads others)")
-                warn_once(log, note)
-                if notes is not None:  # the run's summary records it too
-                    notes.append(note)
-            return by_colour
-    rgb = declared_rgb(colours)
-    # a band read as a colour it does not declare (an IRRG ortho's red read as green, its NIR band undefined)
-    conflict = wanted is not None and len(wanted) == len(stored) and any(
-        name not in NO_COLOUR and name != want for name, want in zip(stored, wanted))
-    if conflict:
+    by_colour = colour_reading(model.colours, chosen, colours)  # the rule (folders of one model share it)
+    wanted = learnt_colours(model.colours)
+    if by_colour is not None:
+        if by_colour != chosen:
+            note = (f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
+                    f"{', '.join(wanted or ())} (bands {','.join(map(str, by_colour))}), the model's order "
+                    "(--bands reads others)")
+            warn_once(log, note)
+            if notes is not None:  # the run's summary records it too
+                notes.append(note)
+        return by_colour
+    if wanted is not None:  # a band read as a colour it does not declare (an IRRG ortho's red read as green)
+        declared = declared_colours(colours)
         missing = [name for name in wanted if name not in NO_COLOUR and name not in declared]  # IRRG via RGB
         raise InputError(f"image {image}: its bands declare the colours {', '.join(colours)}; model {model.source} "
                          f"reads {', '.join(wanted)}" + (f", and the image has no {', '.join(missing)}" if missing else "")
                          + f": choose {len(wanted)} bands with --bands to read them anyway, or use a model trained on such bands")
-    if wanted is None and rgb and len(chosen) == len(RGB) and stored != list(RGB) and set(stored) & set(RGB):
-        order = ",".join(str(rgb[name]) for name in RGB)
-        raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "
-                         f"{', '.join(stored)}, and model {model.source} records no band colours to read them by; "
-                         f"pass --bands {order} to read red, green, blue, or --bands {','.join(map(str, chosen))} "
-                         "to read them as stored")
-    return chosen
+    rgb = declared_rgb(colours) or {}  # a model of no colours: the image's red, green, blue read in another order
+    order = ",".join(str(rgb[name]) for name in RGB)
+    raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "
+                     f"{', '.join(colours[b - 1] for b in chosen)}, and model {model.source} records no band colours "
+                     f"to read them by; pass --bands {order} to read red, green, blue, or --bands "
+                     f"{','.join(map(str, chosen))} to read them as stored")
 
 
 @contextlib.contextmanager

@@ -779,6 +779,35 @@ def declared_rgb(colours: Sequence[str]) -> dict[str, int] | None:
     return found if len(found) == len(RGB) else None
 
 
+def learnt_colours(model: Sequence[str] | None) -> list[str] | None:
+    """A model's band colours (checkpoint ``bands.colours``) where they say which band is which, else None: a
+    model of no colours, or of a MINISBLACK raster's gray, undefined, learnt its bands by position."""
+    return list(model) if model and any(c not in NO_COLOUR for c in model) else None
+
+
+def colour_reading(model: Sequence[str] | None, chosen: Sequence[int], colours: Sequence[str]) -> list[int] | None:
+    """The bands of an image (declaring ``colours``) to feed a model that learnt bands declaring ``model``, for
+    ``chosen`` read by position; None where they conflict. By colour where the image declares every colour the
+    model names (its unnamed bands from what is left, in order); ``chosen`` where no band read declares a colour
+    other than the model's there (gray and undefined say nothing: read by position); None for a band read as a
+    colour it does not declare (an IRRG ortho's red read as green), or, by a model of no colours, red, green and
+    blue declared in another order than read (only the user knows which order it learnt)."""
+    wanted, declared = learnt_colours(model), declared_colours(colours)
+    stored = [colours[b - 1] for b in chosen]
+    if wanted is not None and len(wanted) == len(chosen):
+        named = {i: declared[name] for i, name in enumerate(wanted) if name in declared}
+        if all(name in NO_COLOUR or name in declared for name in wanted):
+            spare = [b for b in dict.fromkeys([*chosen, *range(1, len(colours) + 1)]) if b not in named.values()]
+            return [named[i] if i in named else spare.pop(0) for i in range(len(wanted))]
+    if wanted is not None and len(wanted) == len(stored) and any(
+            name not in NO_COLOUR and name != want for name, want in zip(stored, wanted)):
+        return None
+    if (wanted is None and declared_rgb(colours) and len(chosen) == len(RGB) and stored != list(RGB)
+            and set(stored) & set(RGB)):
+        return None
+    return list(chosen)
+
+
 def matched_bands(bands: Sequence[int], colours: Sequence[str], other: Sequence[str]) -> list[int] | None:
     """The bands of another raster (declaring ``other``) holding the colours that ``bands`` of this one
     (declaring ``colours``) hold; None when some band's colour is not declared once on both."""

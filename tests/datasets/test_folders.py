@@ -13,18 +13,18 @@ import pytest
 from rsmamba.datasets.benchmark import open_datasets, use_normalization
 from rsmamba.datasets.chips import chips_fingerprint, read_tiling
 from rsmamba.datasets.folders import pooled_tiling
-from rsmamba.errors import InputError
+from rsmamba.errors import InputError, MissingSplit
 from rsmamba.tile import tile_scene
 from tests.helpers.rasters import write_raster
-from tests.helpers.scenes import scene_arrays
+from tests.helpers.scenes import manifest_rows, save_manifest, scene_arrays
 
 
 def _tile(folder: Path, image: np.ndarray, labels: np.ndarray, dsm: np.ndarray, **kw) -> Path:
     folder.mkdir(parents=True)
     paths = [write_raster(folder / f"{name}.tif", array, res=0.5)
              for name, array in (("image", image), ("labels", labels), ("dsm", dsm))]
-    tile_scene(paths[0], folder / "chips", labels=paths[1], dsm=paths[2], size=32, block=32,
-               split=(0.5, 0.5, 0.0), **kw)
+    kw.setdefault("split", (0.5, 0.5, 0.0))
+    tile_scene(paths[0], folder / "chips", labels=paths[1], dsm=paths[2], size=32, block=32, **kw)
     return folder / "chips"
 
 
@@ -120,8 +120,8 @@ def test_every_disagreement_is_said_at_once_naming_folder_and_field(scenes: dict
     with pytest.raises(InputError) as info:
         open_datasets(_data([a, scale, nodsm]), use_dsm=None)
     problems = info.value.problems
-    expected = [(scale, "dtype uint16"), (scale, "classes"), (nodsm, "no DSM"), (nodsm, "size 64"),
-                (nodsm, "colours [blue, green, red]")]
+    expected = [(scale, "dtype uint16"), (scale, "classes"), (nodsm, "no DSM"),
+                (nodsm, "chip size 32 x 32 px (--size 64)"), (nodsm, "colours [blue, green, red]")]
     for folder, field in expected:
         assert any(p.startswith(f"{folder}: {field}") for p in problems), (folder, field, problems)
     assert len(problems) == len(expected)
@@ -129,7 +129,7 @@ def test_every_disagreement_is_said_at_once_naming_folder_and_field(scenes: dict
     # the images alone: the folder without a DSM is no disagreement
     with pytest.raises(InputError) as info:
         open_datasets(_data([a, nodsm], use_dsm=False), use_dsm=False)
-    assert sorted(p.split(":")[1].split()[0] for p in info.value.problems) == ["colours", "size"]
+    assert sorted(p.split(":")[1].split()[0] for p in info.value.problems) == ["chip", "colours"]
     # listed twice, or a layout that is no chip folder
     with pytest.raises(InputError, match="lists .* twice"):
         open_datasets(_data([a, str(a) + "/"]), use_dsm=None)
@@ -151,3 +151,69 @@ def test_instance_targets_and_change_chips_must_agree(scenes: dict[str, Path], t
                "labels.tif", size=32, block=32, split=(0.5, 0.5, 0.0))
     with pytest.raises(InputError, match="kind (segmentation|change \\(two dates\\)), where .* has"):
         open_datasets(_data([scenes["a"], change]), use_dsm=False)
+
+
+def test_a_scene_held_out_adds_no_chips_to_the_split_it_lacks(scenes: dict[str, Path], tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Training on one scene and validating (testing) on another was refused: 'no chips in split train'."""
+    south = scene_arrays(64, 4)
+    val_only = _tile(tmp_path / "val", *south, split=(0.0, 1.0, 0.0))
+    test_only = _tile(tmp_path / "test", *south, split=(0.0, 0.0, 1.0))
+    train_only = _tile(tmp_path / "train", *scene_arrays(64, 1), split=(1.0, 0.0, 0.0))
+    with caplog.at_level("WARNING"):
+        train_ds, val_ds = open_datasets(_data([val_only, train_only]), use_dsm=True)
+    assert {p.root for p in train_ds.parts} == {train_only} and {p.root for p in val_ds.parts} == {val_only}
+    assert len(train_ds) == len(val_ds) == 4
+    said = [r.getMessage() for r in caplog.records]
+    assert f"{val_only}: no chips in split 'train': training reads the other folders' chips" in said
+    assert f"{train_only}: no chips in split 'val': validation reads the other folders' chips" in said
+    # the model's normalisation is that of the scene it trains on: the held-out scene's pixels stay unseen
+    assert train_ds.info.image_mean == pytest.approx(read_tiling(train_only).image_mean)
+    assert val_ds.info.image_mean == train_ds.info.image_mean
+    # a test scene listed for train --test: no chips of it in training or validation, then its test split scored
+    train_ds, val_ds = open_datasets(_data([scenes["a"], test_only]), use_dsm=True)
+    assert {p.root for p in train_ds.parts + val_ds.parts} == {scenes["a"]}
+    _, test_ds = open_datasets(_data([scenes["a"], test_only], val_split="test"), use_dsm=True)
+    assert {p.root for p in test_ds.parts} == {test_only}
+    # only a union without training chips is refused
+    with pytest.raises(MissingSplit, match="no chips in split 'train' in any of these folders"):
+        open_datasets(_data([val_only, test_only]), use_dsm=True)
+
+
+def test_bands_that_declare_no_colours_are_read_by_position_beside_declared_ones(scenes: dict[str, Path],
+                                                                                   tmp_path: Path) -> None:
+    """A 3-band GeoTIFF written without PHOTOMETRIC=RGB (gray, undefined, undefined) was refused beside red, green,
+    blue, though predict reads that image for a model of red, green, blue."""
+    a = scenes["a"]
+    assert read_tiling(a).colours == ["red", "green", "blue"]
+    plain = _edited(a, tmp_path / "plain", colours=["gray", "undefined", "undefined"])
+    bgr = _edited(a, tmp_path / "bgr", colours=["blue", "green", "red"])
+    for roots in ([plain, a], [a, plain]):  # the model records the colours that say which band is which
+        train_ds, _ = open_datasets(_data(roots), use_dsm=True)
+        assert train_ds.info.colours == ["red", "green", "blue"]
+    assert pooled_tiling([read_tiling(plain), read_tiling(bgr)]).colours == ["blue", "green", "red"]
+    with pytest.raises(InputError) as info:  # two folders declaring other colours still conflict
+        open_datasets(_data([plain, a, bgr]), use_dsm=True)
+    assert info.value.problems == [f"{bgr}: colours [blue, green, red], where {a} has [red, green, blue]"]
+
+
+def test_chips_of_other_sizes_are_refused_before_training_naming_each_folder(scenes: dict[str, Path],
+                                                                             tmp_path: Path) -> None:
+    """A scene narrower than --size has narrower chips: listed beside a wider scene's, both tiling.json saying
+    size 32, they failed inside the first epoch with 'the chips of one folder come from one tiling'."""
+    image, labels, dsm = scene_arrays(64, 5)
+    narrow = _tile(tmp_path / "narrow", image[:, :, :20].copy(), labels[:, :20].copy(), dsm[:, :20].copy())
+    a = scenes["a"]
+    with pytest.raises(InputError) as info:
+        open_datasets(_data([a, narrow]), use_dsm=True)
+    assert info.value.problems == [f"{narrow}: chip size 20 x 32 px (--size 32), where {a} has 32 x 32 px"]
+    # a folder holding chips of two sizes is refused as it is alone
+    two = shutil.copytree(a, tmp_path / "two")
+    rows = manifest_rows(two)
+    rows[0]["width"] = "16"
+    save_manifest(two, rows)
+    with pytest.raises(InputError, match="chips of 2 sizes") as alone:
+        open_datasets({**_data([]), "root": str(two)}, use_dsm=True)
+    with pytest.raises(InputError, match="chips of 2 sizes") as listed:
+        open_datasets(_data([a, two]), use_dsm=True)
+    assert listed.value.problems == alone.value.problems

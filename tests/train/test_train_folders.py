@@ -98,3 +98,26 @@ def test_a_list_of_paths_is_checked_as_paths(scenes, capsys) -> None:
     assert main(["train", "--set", f"data.root=[{folders[0]}, {folders[1]}]", "--set", "data.layout=loveda",
                  "--set", f"out={root / 'y'}"]) == 2
     assert "several folders are chip folders" in capsys.readouterr().err
+
+
+def test_one_scene_trains_and_another_is_held_out_to_validate_or_test(scenes, capsys) -> None:
+    """Scene-level hold-out, the main reason to list folders: a folder tiled --split 0,1,0 (or 0,0,1) was refused
+    with 'no chips in split train'. It adds none to training, and validation (train --test) scores its chips."""
+    root, folders = scenes
+    scene = write_scene(root / "held", size=128, seed=3)
+    held = {}
+    for split, name in (("0,1,0", "val"), ("0,0,1", "test")):
+        held[name] = str(root / f"held_{name}")
+        assert main(["tile", str(scene["ortho_t1"]), "--dsm", str(scene["dsm_t1"]), "--labels",
+                     str(scene["labels_t1"]), "--size", "64", "--split", split, "-o", held[name]]) == 0
+    capsys.readouterr()
+    out = root / "held_run"
+    assert main(_args([folders[0], held["val"]], out, "--set", "train.epochs=1", "--set", "model.kwargs.width=4",
+                      "--set", "model.name=fcn_baseline")) == 0
+    assert f"{held['val']}: no chips in split 'train': training reads the other folders' chips" in \
+        capsys.readouterr().err
+    best = load_checkpoint(out / "best.pt")
+    assert best["normalization"]["image"]["mean"] == pytest.approx(read_tiling(folders[0]).image_mean)
+    assert main(_args([folders[0], held["test"]], out, "--set", "data.val_split=test", "--set",
+                      "model.name=fcn_baseline", "--set", "model.kwargs.width=4", "--test", str(out / "best.pt"))) == 0
+    assert json.loads((out / "test_test.json").read_text())["samples"] == 4
