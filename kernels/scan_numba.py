@@ -18,8 +18,10 @@ compiler is needed on the user's machine.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 
 import numpy as np
 import torch
@@ -35,11 +37,35 @@ try:  # numba is a declared dependency, but keep the PyTorch path alive without 
 except Exception:  # pragma: no cover - exercised only on broken installs
     AVAILABLE = False
 
-if AVAILABLE and "NUMBA_THREADING_LAYER" not in os.environ:
-    # numba's OpenMP layer shares/competes with torch's OpenMP runtime: its spinning team made every
-    # later torch op in a model 3x slower (mambafcs_tiny step 0.20 s -> 0.55-0.70 s, one torch thread).
-    # The workqueue layer parks its threads, and the scan itself is as fast (0.135 s vs 0.20 s reference).
-    numba.config.THREADING_LAYER = "workqueue"
+_LAYER_LOCK = threading.Lock()
+_KERNEL_LOCK = threading.Lock()  # one scan kernel at a time on the workqueue layer
+_layer: str | None = None
+
+
+def threading_layer() -> str:
+    """numba's threading layer for the scan kernels, its threads started on first use (once per process).
+
+    numba's OpenMP layer shares/competes with torch's OpenMP runtime: its spinning team made every later torch
+    op in a model 3x slower (mambafcs_tiny step 0.20 s -> 0.55-0.70 s, one torch thread). The workqueue layer
+    parks its threads, and the scan itself is as fast (0.135 s vs 0.20 s reference), so it is the one started,
+    unless the process chose a layer (``NUMBA_THREADING_LAYER``, ``numba.config.THREADING_LAYER``) or numba's
+    threads already run. ``numba.config`` is set back afterwards; the started layer stays the process's (numba
+    starts one per process). workqueue is not thread-safe (two threads in it abort the process), hence
+    :data:`_KERNEL_LOCK`.
+    """
+    global _layer
+    with _LAYER_LOCK:
+        if _layer is None:
+            chosen = numba.config.THREADING_LAYER
+            ours = "NUMBA_THREADING_LAYER" not in os.environ and chosen == "default"
+            if ours:
+                numba.config.THREADING_LAYER = "workqueue"
+            try:
+                numba.get_num_threads()  # starts numba's threads on the configured layer (or finds them running)
+            finally:
+                numba.config.THREADING_LAYER = chosen
+            _layer = numba.threading_layer()
+        return _layer
 
 
 if AVAILABLE:
@@ -177,20 +203,26 @@ SERIAL_BELOW = 1 << 20  # b*d*L*N below which the kernels run on one thread
 
 
 class _Threads:
-    """Run small problems on one numba thread: waking a thread team costs more than the work,
-    and on a loaded machine the OpenMP teams of torch and numba spin against each other."""
+    """One kernel call: small problems on one numba thread (waking a thread team costs more than the work,
+    and on a loaded machine the OpenMP teams of torch and numba spin against each other), and calls from
+    several Python threads one at a time on the workqueue layer (:func:`threading_layer`)."""
 
     def __init__(self, work: int) -> None:
         self.serial = work < SERIAL_BELOW
+        self.lock = _KERNEL_LOCK if threading_layer() == "workqueue" else contextlib.nullcontext()
 
     def __enter__(self) -> None:
+        self.lock.__enter__()
         if self.serial:
             self.previous = numba.get_num_threads()
             numba.set_num_threads(1)
 
     def __exit__(self, *exc: object) -> None:
-        if self.serial:
-            numba.set_num_threads(self.previous)
+        try:
+            if self.serial:
+                numba.set_num_threads(self.previous)
+        finally:
+            self.lock.__exit__(*exc)
 
 
 def _np(x: Tensor) -> np.ndarray:
@@ -220,6 +252,7 @@ class _NumbaScan(torch.autograd.Function):
         n_groups = B.shape[1]
         per_group = nd // n_groups
         work = u.numel() * A.shape[1]
+        threading_layer()  # numba's threads started on the scan's layer before get_num_threads starts them
         threads = 1 if work < SERIAL_BELOW else numba.get_num_threads()
         n_blocks = max(1, min(per_group, -(-4 * threads // (nb * n_groups))))
         du = torch.empty_like(u)

@@ -49,17 +49,18 @@ def _creation_options(items: Optional[List[str]]) -> Optional[dict]:
 def _preflight(inputs: dict[str, object], outputs: dict[str, object]) -> None:
     """Path checks that need no heavy import (torch takes seconds to load), all problems in one line.
 
-    The library functions check the same (``rsmamba.paths``); this only answers a user's typo fast.
+    The library functions check their inputs the same way (:func:`rsmamba.paths.inputs_problems`); this only
+    answers a user's typo fast.
     ``inputs``: role -> path (None or a pattern/template skipped); ``outputs``: role -> path.
     """
     from rsmamba.jobs import is_pattern, is_template
-    from rsmamba.paths import input_problem, output_problem
+    from rsmamba.paths import inputs_problems, output_problem
 
     def plain(value: object) -> bool:
         text = str(value)
         return value is not None and not is_pattern(text) and not is_template(text)
 
-    problems = [p for role, path in inputs.items() if plain(path) and (p := input_problem(path, role))]
+    problems = inputs_problems({role: path for role, path in inputs.items() if plain(path)})
     sources = [path for path in inputs.values() if plain(path)]
     problems += [p for role, path in outputs.items() if path is not None and (p := output_problem(path, sources, role))]
     if problems:

@@ -35,6 +35,7 @@ from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.metrics import confusion_matrix, segmentation_scores
+from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import (GRID_TOLERANCE_PX, VECTOR_SUFFIXES, class_field_problem, class_ids_of_names,
                                    grid_mirrors, lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
 from rsmamba.raster.windows import raster_extent, window_extent
@@ -806,6 +807,7 @@ def _panels(pred: np.ndarray, ref: np.ndarray, classes: list[ClassInfo], image: 
 
 
 @typed_arguments
+@gdal_cache_capped()
 def evaluate_rasters(
     prediction: str | os.PathLike[str],
     reference: str | os.PathLike[str],
@@ -863,11 +865,11 @@ def evaluate_rasters(
     problems = ProblemCollector()
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         problems.add(f"--block-size must be a whole number of pixels >= 1, got {block_size!r}")
-    for role, path in (("prediction", prediction), ("reference", reference), ("reference t2", reference_t2),
-                       ("buildings", buildings), ("image", image), ("footprints", footprints)):
-        if path is not None and not Path(path).exists():
-            problems.add(f"{role} {path}: not found")
-    from rsmamba.paths import vector_path_problem
+    from rsmamba.paths import inputs_problems, vector_path_problem
+
+    for problem in inputs_problems({"prediction": prediction, "reference": reference, "reference t2": reference_t2,
+                                    "buildings": buildings, "image": image, "footprints": footprints}):
+        problems.add(problem)
 
     if buildings is not None and vector_path_problem(buildings, "buildings"):
         problems.add(vector_path_problem(buildings, "buildings"))

@@ -92,6 +92,13 @@ def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
     return None
 
 
+def inputs_problems(inputs: dict[str, object]) -> list[str]:
+    """:func:`input_problem` of each input, role -> path (None: not given), before any is opened: a library verb
+    checks its inputs with it (a named pipe would block GDAL's open for ever), and the CLI before torch loads."""
+    return [p for role, path in inputs.items()
+            if path is not None and (p := input_problem(path, role))]  # type: ignore[arg-type]
+
+
 def listed_files_problem(paths: Iterable[object], where: str, shown: int = 10) -> InputError | None:
     """One error naming the files a dataset lists that are missing or no regular file (the first ``shown``, then
     a count), or None: found up front, by ``stat`` only, before a worker reaches one (a named pipe: GDAL's open

@@ -49,6 +49,7 @@ from rsmamba.classes import (
 )
 from rsmamba.errors import InputError, seed_problem, typed_arguments
 from rsmamba.paths import input_problem
+from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats, dsm_range
 from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
@@ -205,6 +206,7 @@ def _idle_option_problems(labels: os.PathLike | str | None, labels_t2: os.PathLi
 
 @run_scope()
 @typed_arguments
+@gdal_cache_capped()
 def tile_scene(
     image: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],

@@ -33,7 +33,9 @@ from rsmamba.engine.run import (
     output_size, pipeline_bytes, plan_strips, process_rss_bytes, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
-from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, load_model, main_output
+from rsmamba.engine.model import (
+    LoadedModel, Predictor, bands_by_colour, caller_module_kept, callers_randomness_kept, load_model, main_output,
+)
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
     NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
@@ -42,7 +44,9 @@ from rsmamba.engine.writer import (
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
 from rsmamba.raster.normalize import BandStats, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource, declared_colours, grid_mirrors
+from rsmamba.raster import GDAL_CACHE_MB, gdal_cache_capped
 from rsmamba.raster.windows import WindowGrid
+from rsmamba.paths import inputs_problems
 from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
 from rsmamba.runlog import run_scope
 
@@ -260,6 +264,8 @@ def _epoch_stats(src: AlignedSource, read, max_pixels: int = 2_000_000) -> BandS
 
 @run_scope()
 @typed_arguments
+@gdal_cache_capped()
+@callers_randomness_kept(cuda=False)  # the network's random init before its weights load
 def detect_change(
     t1: PathLike,
     t2: PathLike,
@@ -314,6 +320,8 @@ def detect_change(
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
                       compress=compress, window=window, change_threshold=change_threshold, max_shift=max_shift)
+    for problem in inputs_problems({"t1": t1, "t2": t2}):  # (a model file: load_change_model's own check)
+        problems.add(problem)
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}
@@ -418,7 +426,7 @@ def detect_change(
         memory = pipeline_bytes(grid, strips, num_classes=k, in_chans=2 * src.count, batch_size=batch_size,
                                 prefetch=PREFETCH, layers_bands=layers_bands,
                                 probabilities=probabilities is not None)
-        memory += min(64 * 2**20, src.width * src.height * pixel_bytes) + process_rss_bytes()  # GDAL_CACHEMAX 64 MiB (rsmamba.raster)
+        memory += min(GDAL_CACHE_MB * 2**20, src.width * src.height * pixel_bytes) + process_rss_bytes()  # its GDAL cache
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
                                 warnings=[*notes, *src.warnings, *input_warnings], window=window, overlap=overlap, min_area_m2=min_area,
                                 model=(f"{loaded.name} ({loaded.source})" if loaded.source else loaded.name)

@@ -395,6 +395,29 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
 
 
 @contextlib.contextmanager
+def callers_randomness_kept(cuda: bool = True) -> Iterator[None]:
+    """The global generators (random, numpy, torch) and cudnn's flags handed back as the caller left them: a run
+    seeds them for itself (train), or draws from them building a network before its weights load (predict,
+    change); a seeded script gets its own stream back afterwards. ``cuda``: the CUDA generators too when there is
+    a GPU (reading them starts CUDA); without it only when CUDA is already started (inference draws none there)."""
+    import random
+
+    keep_cuda = torch.cuda.is_initialized() or (cuda and torch.cuda.is_available())
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+              torch.cuda.get_rng_state_all() if keep_cuda else None)
+    flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags
+
+
+@contextlib.contextmanager
 def caller_module_kept(model: object) -> Iterator[None]:
     """Hand a caller's network back as it came: predict puts it in eval mode on its device (channels-last on
     request), and a caller validating inside its own training loop would go on training with BatchNorm frozen

@@ -493,7 +493,7 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
     # CancelledError" per worker, "still alive after 4.0 seconds, killing", and at ERROR level "Failed to
     # communicate with scheduler during heartbeat" with its traceback from workers closing mid-scene):
     # failures come back as results
-    _quiet_distributed_logging()  # the scheduler and the nannies live in this process
+    _quiet_distributed_logging()  # the scheduler and the nannies live in this process (_run_dask restores them)
     quiet, os.environ["DASK_LOGGING__DISTRIBUTED"] = os.environ.get("DASK_LOGGING__DISTRIBUTED"), "critical"
     try:  # the workers, spawned now, read it as their distributed loads
         with dask.config.set(dropped):
@@ -520,6 +520,24 @@ def _quiet_distributed_logging() -> None:
             logger.setLevel(logging.CRITICAL)
 
 
+@contextlib.contextmanager
+def _distributed_levels_kept() -> Iterator[None]:
+    """The levels of dask.distributed's loggers in this process handed back as the caller left them: a local
+    cluster silences them while it runs (:func:`local_cluster`), and a pipeline's own dask cluster's errors
+    went unseen for the rest of the process."""
+    with contextlib.suppress(ImportError):
+        import distributed  # noqa: F401 - its first import gives its loggers their levels: those are kept
+
+    names = ["distributed", *(name for name in logging.root.manager.loggerDict if name.startswith("distributed."))]
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@_distributed_levels_kept()
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
               ) -> list[JobResult]:
     try:

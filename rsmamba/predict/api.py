@@ -21,7 +21,9 @@ from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
     output_size, peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
-from rsmamba.engine.model import LoadedModel, Predictor, bands_by_colour, caller_module_kept, check_input, load_model
+from rsmamba.engine.model import (
+    LoadedModel, Predictor, bands_by_colour, caller_module_kept, callers_randomness_kept, check_input, load_model,
+)
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.writer import (
@@ -30,6 +32,7 @@ from rsmamba.engine.writer import (
 from rsmamba.raster.normalize import BandStats, compute_stats, dsm_range, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
+from rsmamba.paths import inputs_problems
 from rsmamba.runlog import run_scope, warn_once
 
 log = logging.getLogger(__name__)
@@ -183,6 +186,7 @@ def scene_stats(src: AlignedSource, loaded: LoadedModel) -> tuple[BandStats, Ban
 
 @run_scope()
 @typed_arguments
+@callers_randomness_kept(cuda=False)  # the network's random init before its weights load
 def predict_raster(
     image: PathLike,
     out: PathLike,
@@ -266,6 +270,8 @@ def _predict_raster(
     if rows is not None and (resume or dry_run):
         problems.add("a row slice (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
+    for problem in inputs_problems({"image": image, "DSM": dsm}):  # (a model file: load_model's own check)
+        problems.add(problem)
     overwrite = overwrite or resume or rows is not None
     if not dry_run:
         inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])

@@ -13,6 +13,7 @@ from affine import Affine
 from rsmamba.atomic import publish
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, colormap
 from rsmamba.errors import InputError, typed_arguments
+from rsmamba.raster import gdal_cache_capped
 from rsmamba.synth.generate import generate_scene
 from rsmamba.synth.scene import BUILDING, Building, DEFAULT_ORIGIN, DSM_NODATA, ORTHO_NODATA, Scene
 from rsmamba.synth.generate import check_scene_options, drawn_style
@@ -90,6 +91,7 @@ def _dsm_on_grid(scene: Scene, dsm: np.ndarray, dsm_gsd: float, shift: tuple[flo
 
 
 @typed_arguments
+@gdal_cache_capped()
 def write_scene(
     out_dir: str | Path,
     size: int = 1024,

@@ -11,7 +11,6 @@ run and DDP must match single-process training on the same global batch:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
 import json
@@ -19,7 +18,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +41,8 @@ from rsmamba.datasets.chips import chips_fingerprint, describe_chips, describe_r
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
-from rsmamba.engine.model import torch_device
+from rsmamba.engine.model import callers_randomness_kept, torch_device
+from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
@@ -331,24 +331,6 @@ def _train_state(path: Path, ckpt: dict) -> dict:
     return state
 
 
-@contextlib.contextmanager
-def _callers_randomness_kept() -> Iterator[None]:
-    """A run seeds the global generators (random, numpy, torch) and cudnn's flags for itself; a script that
-    calls :func:`train` gets its own back afterwards, whatever it had seeded."""
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-    flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-        if states[3] is not None:
-            torch.cuda.set_rng_state_all(states[3])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags
-
-
 def _seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -503,6 +485,7 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
     return result
 
 
+@gdal_cache_capped()
 def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = (),
                     *, checkpoint: str | os.PathLike[str], progress: bool = True,
                     overwrite: bool = False) -> dict[str, Any]:
@@ -623,6 +606,7 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
         raise InputError(problems)
 
 
+@gdal_cache_capped()
 def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
           *, resume: bool | str | os.PathLike[str] = False, progress: bool = True,
           overwrite: bool = False) -> TrainResult:
@@ -658,7 +642,7 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         _check_resume_config(path, loaded[1].get("config"), cfg)
         _check_resume_data(path, loaded[1].get("data_fingerprint"), cfg)
     try:
-        with lock_outputs([out_dir] if rank == 0 else []), _callers_randomness_kept():
+        with lock_outputs([out_dir] if rank == 0 else []), callers_randomness_kept():
             return _train(cfg, world, rank, device, resume, progress, loaded)
     finally:
         if started_pg:

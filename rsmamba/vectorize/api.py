@@ -41,6 +41,7 @@ from rasterio.windows import Window
 from rsmamba.atomic import publish, settle_inputs
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.paths import input_problem, vector_path_problem
+from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_longitudes
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
@@ -803,6 +804,7 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
 
 
 @typed_arguments
+@gdal_cache_capped()
 def vectorize_raster(
     raster: str | Path,
     output: str | Path,

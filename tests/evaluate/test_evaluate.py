@@ -877,3 +877,19 @@ def test_the_image_panel_of_a_float_image_with_nan_leaves_those_pixels_black(tmp
         evaluate_rasters(p, p, tmp_path / "m.json", image=f)
     panel = _panel_image(tmp_path / "m_panels.png", 20)
     assert (panel[:, :, :10] == 0).all() and (panel[:, :, 10:] == 255).all()
+
+
+def test_a_named_pipe_prediction_or_reference_is_refused_by_the_library_function(tmp_path) -> None:
+    """Only the CLI checked: evaluate_rasters opened the FIFO with GDAL and waited for a writer for ever."""
+    import os
+
+    from tests.helpers.fifo import library_refusals
+
+    write_raster(tmp_path / "labels.tif", np.zeros((1, 16, 16), np.uint8))
+    os.mkfifo(tmp_path / "pipe.tif")
+    call = "from rsmamba.evaluate import evaluate_rasters as f; f({!r}, {!r}, 'x.json')"
+    got = library_refusals([call.format("pipe.tif", "labels.tif"), call.format("labels.tif", "pipe.tif")], tmp_path)
+    assert got == [
+        "InputError: prediction pipe.tif: not a regular file (a named pipe, socket or device); give the file itself",
+        "InputError: reference pipe.tif: not a regular file (a named pipe, socket or device); give the file itself"]
+    assert not (tmp_path / "x.json").exists()

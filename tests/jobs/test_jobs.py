@@ -659,3 +659,24 @@ def test_an_unreadable_batch_record_vouches_for_nothing(tmp_path) -> None:
         run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
     done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
     assert [r.status for r in done] == ["done"] * 2  # recomputed, not skipped
+
+
+def test_a_local_cluster_hands_dasks_logger_levels_back(tmp_path) -> None:
+    """A local cluster silences dask's loggers in this process while it runs; they stayed at CRITICAL for good, so a
+    pipeline's own dask cluster's errors went unseen after one ``predict_many(scheduler="local")``."""
+    pytest.importorskip("dask.distributed")
+    import logging
+
+    import distributed  # noqa: F401 - its import gives its loggers their levels
+
+    names = ("distributed", "distributed.scheduler", "distributed.client")
+    own = logging.getLogger("distributed.scheduler").level
+    logging.getLogger("distributed.scheduler").setLevel(logging.INFO)  # the caller's choice
+    try:
+        before = {name: logging.getLogger(name).level for name in names}
+        results = run_jobs(jobs.copy_job, plan_jobs(_inputs(tmp_path, 1), tmp_path / "out"), kwargs={"tag": ""},
+                           scheduler="local", n_workers=1, progress=False)
+        assert [r.status for r in results] == ["done"]
+        assert {name: logging.getLogger(name).level for name in names} == before
+    finally:
+        logging.getLogger("distributed.scheduler").setLevel(own)
