@@ -251,7 +251,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-split-neg", [*T, "-o", "{out}/c", "--split", "-1,1,1"], "split"),
     ("tile-split-zero", [*T, "-o", "{out}/c", "--split", "0,0,0"], "split"),
     ("tile-split-nan", [*T, "-o", "{out}/c", "--split", "nan,1,1"], "--split"),
-    ("tile-block-neg", [*T, "-o", "{out}/c", "--block", "-5"], "--block"),
+    ("tile-block-neg", [*T, "-o", "{out}/c", "--block", "-5"], "--split-block must be at least 1 px"),  # the deprecated name of --split-block
     ("tile-block-abc", [*T, "-o", "{out}/c", "--block", "abc"], "--block"),
     ("tile-seed-abc", [*T, "-o", "{out}/c", "--seed", "abc"], "--seed"),
     ("tile-background-abc", [*T, "-o", "{out}/c", "--background", "abc"], "--background"),
