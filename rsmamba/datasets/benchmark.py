@@ -46,6 +46,8 @@ from rsmamba.datasets.layouts import (
     isprs_label_path,
     isprs_pairs,
     label_bands_problem,
+    layout_name,
+    layout_settings,
     note_unreadable,
     unlabelled_by_design,
 )
@@ -491,9 +493,8 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0, scoring: bool
         wanted = {"layout": layout, **({"city": d.get("city") or "vaihingen"} if layout == "isprs" else {})}
         if laid_out is None or laid_out == wanted:
             raise
-        settings = " and ".join(f"data.{k}={v}" for k, v in laid_out.items())
-        raise InputError(f"{d['root']}: holds {_layout_name(laid_out)}, not {_layout_name(wanted)} as the config "
-                         f"reads it: set {settings}") from None
+        raise InputError(f"{d['root']}: holds {layout_name(laid_out)}, not {layout_name(wanted)} as the config "
+                         f"reads it: set {layout_settings(laid_out)}") from None
 
 
 def _given_normalization(d: dict, train_ds: Dataset, val_ds: Dataset | None) -> None:
@@ -504,12 +505,6 @@ def _given_normalization(d: dict, train_ds: Dataset, val_ds: Dataset | None) -> 
         for ds in (train_ds, val_ds):
             if ds is not None:
                 use_normalization(ds, norm)  # recorded in the checkpoint: the model's inputs, as trained
-
-
-def _layout_name(settings: dict[str, str]) -> str:
-    return {"chips": "chips written by 'rsmamba tile'", "loveda": "the LoveDA layout", "second": "the SECOND layout",
-            "landsat-scd": "the Landsat-SCD layout"}.get(
-        settings["layout"], f"the ISPRS {str(settings.get('city')).title()} layout")
 
 
 def _open_layout(d: dict, layout: str, *, use_dsm: bool | None, seed: int,

@@ -30,6 +30,10 @@ from rsmamba.raster.normalize import normalize_dsm
 from rsmamba.raster.source import pixels_coincide
 
 
+# a change pair's chips carry the first date's DSM alone (the second date's image has none): read without it
+CHANGE_DSM = "change chips carry one DSM only; set data.use_dsm: false"
+
+
 @dataclass(frozen=True)
 class TilingInfo:
     """What ``tiling.json`` says about a chip folder."""
@@ -367,7 +371,7 @@ class ChipDataset(Dataset):
         if self.use_dsm and not self.info.has_dsm:
             raise InputError(f"{self.root}: the config asks for a DSM but the chips have none")
         if self.use_dsm and any(r.get("t2") for r in self.rows):
-            raise InputError(f"{self.root}: change chips carry one DSM only; set data.use_dsm: false")
+            raise InputError(f"{self.root}: {CHANGE_DSM}")
         columns = ("image", "labels", "t2", "labels_t2", "change", "targets") + (("dsm",) if self.use_dsm else ())
         missing = listed_files_problem((self.root / r[c] for r in self.rows for c in columns if r.get(c)),
                                        str(self.root))

@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 from torch.utils.data import ConcatDataset
 
-from rsmamba.datasets.chips import ChipDataset, TilingInfo, chip_size, chips_fingerprint, read_manifest, read_tiling
+from rsmamba.datasets.chips import (
+    CHANGE_DSM,
+    ChipDataset,
+    TilingInfo,
+    chip_size,
+    chips_fingerprint,
+    read_manifest,
+    read_tiling,
+)
+from rsmamba.datasets.layouts import guess_layout, layout_name, layout_settings
 from rsmamba.errors import InputError, MissingSplit, ProblemCollector
 from rsmamba.raster.normalize import STATS_SAMPLE_PIXELS
 from rsmamba.raster.source import NO_COLOUR, colour_reading, learnt_colours
@@ -91,20 +100,36 @@ def _shown_chip_size(info: TilingInfo) -> str | None:
     return f"{size[0]} x {size[1]} px" + (f" (--size {tiled})" if narrower else "")
 
 
+CHANGE_KIND = "change (two dates)"
+
+
+def _kind(info: TilingInfo) -> str:
+    """A chip folder's kind, from its manifest: a change model reads ``image2`` of every sample."""
+    return CHANGE_KIND if any(r.get("t2") for r in read_manifest(info, None)) else "segmentation"
+
+
 def folder_problems(infos: list[TilingInfo], *, use_dsm: bool | None, dsm_mode: str, instances: bool) -> list[str]:
     """Every field on which a folder disagrees with the first (what makes one model), each naming the folder
-    and the field: a model of 3 bands fed 4, of uint8 fed uint16, of another class table or chip size; a folder
-    whose bands predict would not read as the model's colours (:func:`rsmamba.raster.source.colour_reading`: gray
-    and undefined bands beside red, green, blue are read by position, as predict reads such an image); and each
-    folder without the DSM the others have (``use_dsm`` None: the chips decide) or the config asks for."""
+    and the field, its kind (single-date or change) first: a model of 3 bands fed 4, of uint8 fed uint16, of
+    another class table or chip size; a folder whose bands predict would not read as the model's colours
+    (:func:`rsmamba.raster.source.colour_reading`: gray and undefined bands beside red, green, blue are read by
+    position, as predict reads such an image); and the DSM of each folder of the first's kind: change chips are
+    read without one, single-date ones each with the DSM the others have (``use_dsm`` None: the chips decide) or
+    the config asks for. A folder of another kind gets no DSM advice: it is listed with the wrong folders, and
+    a DSM given or taken would lead to the kind refusal (QA: three runs, each told one problem)."""
     first = infos[0]
     problems = []
     sizes: dict[Path, str | None] = {}
+    kinds: dict[Path, str] = {}
     for info in infos:  # the chips' own size, not tiling.json's --size: chips of two sizes stack into no batch
         try:
-            sizes[info.root] = _shown_chip_size(info)
+            sizes[info.root], kinds[info.root] = _shown_chip_size(info), _kind(info)
         except InputError as exc:
             problems.extend(exc.problems)
+    kind = kinds.get(first.root)
+    problems[:0] = [f"{i.root}: kind {kinds[i.root]}, where {first.root} has {kind}"
+                    for i in infos if kind and kinds.get(i.root, kind) != kind]
+    same = infos if kind is None else [i for i in infos if kinds.get(i.root, kind) == kind]
     colours = model_colours(infos)
     by_colour = colours is not None and learnt_colours(colours[1]) is not None
 
@@ -121,12 +146,14 @@ def folder_problems(infos: list[TilingInfo], *, use_dsm: bool | None, dsm_mode: 
                 if targets else None
         return out
 
-    with_dsm = next((i.root for i in infos if i.has_dsm), None)
-    if use_dsm or (use_dsm is None and with_dsm is not None):
+    with_dsm = next((i.root for i in same if i.has_dsm), None)
+    if kind == CHANGE_KIND:  # once for each folder, not for each split it is read in
+        problems.extend(f"{i.root}: {CHANGE_DSM}" for i in same if use_dsm or (use_dsm is None and i.has_dsm))
+    elif use_dsm or (use_dsm is None and with_dsm is not None):
         problems.extend(f"{i.root}: no DSM, " + ("and data.use_dsm asks for one" if use_dsm else
                                                  f"where {with_dsm} has one (set data.use_dsm: false to train on the "
                                                  "images alone)") + "; tile it with --dsm"
-                        for i in infos if not i.has_dsm)
+                        for i in same if not i.has_dsm)
     reference = fields(first)
     for info in infos[1:]:
         for field, value in fields(info).items():
@@ -251,8 +278,14 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
         try:
             infos.append(read_tiling(root))
         except InputError as exc:
-            for problem in exc.problems:
-                problems.add(problem)
+            laid_out = guess_layout(root)
+            if laid_out is None or laid_out["layout"] == "chips":
+                for problem in exc.problems:
+                    problems.add(problem)
+            else:  # one line, naming what it is, where 'no tiling.json; no manifest.csv' asked whether it was chips
+                problems.add(f"{root}: holds {layout_name(laid_out)}, not chips written by 'rsmamba tile'; a list in "
+                             f"data.root is of chip folders only: tile it, or train on it alone with "
+                             f"{layout_settings(laid_out)}")
     problems.raise_if_any()
     for problem in folder_problems(infos, use_dsm=use_dsm, dsm_mode=dsm_mode, instances=instances):
         problems.add(problem)
@@ -272,8 +305,9 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
             except MissingSplit:  # a scene held out (tiled --split 0,1,0 or 0,0,1) adds none to that split
                 absent.setdefault(info.root, []).append(split)
             except InputError as exc:
-                for problem in exc.problems:
-                    problems.add(problem)
+                for problem in exc.problems:  # a folder's problem read in both splits is said once
+                    if problem not in problems.problems:
+                        problems.add(problem)
     problems.raise_if_any()
     if not train:  # train --test then scores a held-out scene with its val split (rsmamba.train.trainer)
         raise MissingSplit(f"{', '.join(map(str, roots))}: no chips in split {train_split!r} in any of these folders")
@@ -282,11 +316,6 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
         if rows and not any(r.get(c) for r in rows for c in ("labels", "labels_t2", "change")):
             problems.add(f"{info.root}: its chips carry no labels (tiled without --labels): nothing to learn from "
                          "or score; tile it with --labels, or leave it out of data.root")
-    kinds = {root: "change (two dates)" if any(r.get("t2") for ds in got for r in ds.rows) else "segmentation"
-             for root, got in parts.items()}  # a change model reads image2 of every sample
-    for root, kind in kinds.items():
-        if kind != kinds[train[0].root]:
-            problems.add(f"{root}: kind {kind}, where {train[0].root} has {kinds[train[0].root]}")
     problems.raise_if_any()
     for root, splits in absent.items():  # said once for each folder
         reads = " and ".join(name for name, split in (("training", train_split), ("validation", val_split))

@@ -149,6 +149,18 @@ def guess_layout(root: str | os.PathLike[str]) -> dict[str, str] | None:
     return None
 
 
+def layout_name(settings: dict[str, str]) -> str:
+    """What :func:`guess_layout`'s ``settings`` read, as messages name it ("the ISPRS Vaihingen layout")."""
+    return {"chips": "chips written by 'rsmamba tile'", "loveda": "the LoveDA layout", "second": "the SECOND layout",
+            "landsat-scd": "the Landsat-SCD layout"}.get(
+        settings["layout"], f"the ISPRS {str(settings.get('city')).title()} layout")
+
+
+def layout_settings(settings: dict[str, str]) -> str:
+    """:func:`guess_layout`'s ``settings`` as a config sets them ("data.layout=isprs and data.city=vaihingen")."""
+    return " and ".join(f"data.{k}={v}" for k, v in settings.items())
+
+
 def _subfolders(root: Path) -> list[Path]:
     try:
         return [c for c in root.iterdir() if c.is_dir()][:64]

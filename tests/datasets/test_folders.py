@@ -217,3 +217,46 @@ def test_chips_of_other_sizes_are_refused_before_training_naming_each_folder(sce
     with pytest.raises(InputError, match="chips of 2 sizes") as listed:
         open_datasets(_data([a, two]), use_dsm=True)
     assert listed.value.problems == alone.value.problems
+
+
+def test_a_change_folder_beside_a_single_date_one_is_said_once_with_every_other_disagreement(
+        scenes: dict[str, Path], tmp_path: Path) -> None:
+    """A change folder listed with a single-date one took three runs (another field, then 'set data.use_dsm: false'
+    once for each split, then the kind), and one without a DSM was told to 'tile it with --dsm', which the next run
+    refused: now the kind is said first, with every other disagreement, and no DSM advice for it."""
+    a = scenes["a"]
+    image, labels, dsm = scene_arrays(64, 6)
+    paths = {name: write_raster(tmp_path / f"{name}.tif", array, res=0.5)
+             for name, array in (("image", image), ("t2", image[:, ::-1].copy()), ("labels", labels), ("dsm", dsm))}
+    pair = {"t2": paths["t2"], "labels": paths["labels"], "size": 32, "block": 32, "split": (0.5, 0.5, 0.0)}
+    change_dsm, change = tmp_path / "change_dsm", tmp_path / "change"
+    tile_scene(paths["image"], change_dsm, dsm=paths["dsm"], **pair)
+    tile_scene(paths["image"], change, **pair)
+    scale = _edited(a, tmp_path / "scale", dtype="uint16")
+    with pytest.raises(InputError) as info:
+        open_datasets(_data([a, scale, change_dsm]), use_dsm=None)
+    assert info.value.problems == [f"{change_dsm}: kind change (two dates), where {a} has segmentation",
+                                   f"{scale}: dtype uint16, where {a} has uint8"]
+    with pytest.raises(InputError) as info:  # 'tile it with --dsm' gave change chips with a DSM: refused too
+        open_datasets(_data([a, change]), use_dsm=None)
+    assert info.value.problems == [f"{change}: kind change (two dates), where {a} has segmentation"]
+    with pytest.raises(InputError) as info:  # change folders alone: their DSM, once for each folder
+        open_datasets(_data([change, change_dsm]), use_dsm=None)
+    assert info.value.problems == [f"{change_dsm}: change chips carry one DSM only; set data.use_dsm: false"]
+    train_ds, _ = open_datasets(_data([change, change_dsm]), use_dsm=False)  # the advice given is enough
+    assert not train_ds.use_dsm and "image2" in train_ds[0]
+
+
+def test_a_benchmark_folder_in_a_list_is_named_as_what_it_is(scenes: dict[str, Path], tmp_path: Path) -> None:
+    """A Vaihingen folder listed beside chips was asked twice 'is this a folder written by rsmamba tile?'; alone
+    it is told the settings that read it. Listed, it is told so once: lists are of chip folders only."""
+    bench = tmp_path / "bench"
+    (bench / "top").mkdir(parents=True)
+    (bench / "top" / "top_mosaic_09cm_area1.tif").write_bytes(b"")
+    with pytest.raises(InputError) as info:
+        open_datasets(_data([scenes["a"], bench]), use_dsm=None)
+    assert info.value.problems == [
+        f"{bench}: holds the ISPRS Vaihingen layout, not chips written by 'rsmamba tile'; a list in data.root is of "
+        "chip folders only: tile it, or train on it alone with data.layout=isprs and data.city=vaihingen"]
+    with pytest.raises(InputError, match="no tiling.json .*; .* no manifest.csv"):  # a folder of nothing known
+        open_datasets(_data([scenes["a"], tmp_path / "empty"]), use_dsm=None)
