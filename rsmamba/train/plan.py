@@ -16,6 +16,7 @@ import yaml
 
 from rsmamba.datasets.chips import describe_roots
 from rsmamba.engine.run import process_rss_bytes
+from rsmamba.models import model_info
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
 from rsmamba.train.trainer import (blame_model_kwargs, build_model, param_groups, pick_device, prepare, segment,
@@ -67,9 +68,10 @@ class TrainPlan:
         ])
 
 
-def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: int) -> int:
+def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: int, task: str) -> int:
     """Bytes autograd saves per sample, from one forward/backward of two probe-sized samples (two, so
-    batch norm on a 1x1 deepest map still trains)."""
+    batch norm on a 1x1 deepest map still trains), by the model's ``task`` as training runs it (a segmentation
+    model on change chips reads date 1: given both, the dry run was a TypeError traceback)."""
     seen: dict[int, int] = {}  # storage -> bytes: a tensor saved by several ops is held once
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -83,7 +85,7 @@ def _activation_bytes(model: torch.nn.Module, sample: dict, inputs: str, probe: 
     image = sample["image"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1)
     model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        if "image2" in sample:
+        if task != "segmentation":
             out = model(image, sample["image2"][None, :, :probe, :probe].float().repeat(2, 1, 1, 1))
             loss = sum(v.float().mean() for v in out.values())
         else:
@@ -123,9 +125,10 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     # 'at least 18.49 GiB' for a run that peaked at 11.13 GiB
     process = process_rss_bytes()
     # the first forward: where a model.kwargs value the constructor let through fails (one line, as train's)
+    task = model_info(cfg["model"]["name"]).task
     act = blame_model_kwargs(
-        cfg, prep.model_kwargs, lambda: _activation_bytes(prep.model, sample, prep.info.inputs, probe),
-        lambda kw: _activation_bytes(build_model(cfg, kw), sample, prep.info.inputs, probe))
+        cfg, prep.model_kwargs, lambda: _activation_bytes(prep.model, sample, prep.info.inputs, probe, task),
+        lambda kw: _activation_bytes(build_model(cfg, kw), sample, prep.info.inputs, probe, task))
     # what training refuses at its start, refused here too (optim.groups or train.freeze_prefixes naming no
     # parameter passed the dry run, exit 0, and the queued job failed)
     param_groups(cfg, prep.model)

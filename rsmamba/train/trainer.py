@@ -791,15 +791,16 @@ def blame_model_kwargs(cfg: dict, model_kwargs: dict, run: Callable[[], _T],
         raise InputError(f"model.kwargs {given}: {name!r} refuses the value{'s' * (len(given) > 1)} ({said})") from None
 
 
-def probe_forward(model: nn.Module, sample: dict, inputs: str, size: int = 64) -> None:
+def probe_forward(model: nn.Module, sample: dict, inputs: str, task: str, size: int = 64) -> None:
     """One forward of a corner of ``sample`` (at most ``size`` px), in eval mode without gradients: no weight or
-    batch-norm statistic moves, so the run trains exactly as without it; what it raises is what training would."""
+    batch-norm statistic moves, so the run trains exactly as without it; what it raises is what training would.
+    By the model's ``task``, as :func:`_forward_loss`: a segmentation model reads date 1 of change chips."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             image = sample["image"][None, :, :size, :size].float()
-            if "image2" in sample:
+            if task != "segmentation":
                 model(image, sample["image2"][None, :, :size, :size].float())
             else:
                 segment(model, image, inputs)
@@ -912,8 +913,8 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
                                lambda derived: build_model(cfg, derived))
     if cfg["model"].get("kwargs") and not scoring:  # a value the constructor let through fails at the first forward
         sample = train_ds[0]
-        blame_model_kwargs(cfg, model_kwargs, lambda: probe_forward(model, sample, info_m.inputs),
-                           lambda derived: probe_forward(build_model(cfg, derived), sample, info_m.inputs))
+        blame_model_kwargs(cfg, model_kwargs, lambda: probe_forward(model, sample, info_m.inputs, info_m.task),
+                           lambda derived: probe_forward(build_model(cfg, derived), sample, info_m.inputs, info_m.task))
     if cfg["model"].get("pretrained"):  # local ImageNet weights for a part (a full --init wins over them)
         from rsmamba.pretrained import load_pretrained
 

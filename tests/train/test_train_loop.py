@@ -541,6 +541,23 @@ def test_the_dry_run_counts_a_fixed_size_model_by_its_windows(tmp_path: Path, mo
     assert plan.plan_training(cfg, probe=16).activation_bytes == 16 * 1000  # 64 x 64 px for 16 x 16
 
 
+def test_a_segmentation_model_on_change_chips_dry_runs_as_it_trains(tmp_path: Path) -> None:
+    """Training reads date 1 of change chips into a segmentation model; the dry run (and the probe of model.kwargs)
+    gave it both dates: 'FCNBaseline.forward() takes 2 positional arguments but 3 were given', a traceback."""
+    from rsmamba.synth import write_scene
+    from rsmamba.tile import tile_scene
+    from rsmamba.train.plan import plan_training
+
+    scene = write_scene(tmp_path / "scene", size=64, seed=3, gsd=0.5)
+    chips = tmp_path / "chips"
+    tile_scene(scene["ortho_t1"], chips, labels=scene["labels_t1"], t2=scene["ortho_t2"],
+               labels_t2=scene["labels_t2"], change=scene["change"], size=32, block=32, split=(1.0, 0.0, 0.0))
+    cfg = {"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False,
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1}}
+    assert plan_training(cfg).activation_bytes > 0
+    assert train(cfg, progress=False).best.exists()  # the kwargs' probe forward too
+
+
 def test_no_missing_class_warning_for_change_pairs_whose_histogram_is_date_1s(tmp_path: Path, caplog) -> None:
     """The manifest's class histogram counts date 1 only: 'the val chips hold no car' was said of a pair whose
     date 2 held 23 car pixels, scored."""
