@@ -590,7 +590,7 @@ def evaluate(
     buildings_layer: Optional[str] = typer.Option(None, "--buildings-layer", help="Layer of the --buildings file."),
     footprints_layer: Optional[str] = typer.Option(None, "--footprints-layer", help="Layer of the --footprints file."),
     exclude: Optional[str] = typer.Option(None, "--exclude", help="Class ids left out of the means, e.g. '5' (Clutter).", callback=opt.int_list("--exclude", minimum=0)),
-    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries.", callback=opt.non_negative("--erode")),
+    erode: int = typer.Option(0, "--erode", help="Ignore pixels within this radius of reference boundaries (with --reference-t2: of either date's, for every score).", callback=opt.non_negative("--erode")),
     buildings: Optional[Path] = typer.Option(None, "--buildings", help="Reference building polygons: object F1 at IoU 0.5."),
     building_class: Optional[int] = typer.Option(None, "--building-class", help="Building class id in the prediction (default: its class named building)."),
     image: Optional[Path] = typer.Option(None, "--image", help="Image for the prediction/label/image panels."),

@@ -448,10 +448,12 @@ SEMANTIC_ROLES = ("reference", "reference t2", "prediction from_class", "predict
 
 
 def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: RefBlock, layout: str | None,
-                    k: int, core: tuple[slice, slice], tally: _Tally) -> np.ndarray:
+                    k: int, core: tuple[slice, slice], tally: _Tally, kept: np.ndarray | None = None) -> np.ndarray:
     """SCanNet's semantic change counts of one block of a ``change --semantic`` raster (``bands``: change,
     from_class, to_class) against the two dates' land cover, added to ``tally``; returns the 0/1 change reference
     (255: not scored) of the references' window (the block and its ``core`` within), which the binary scores use.
+    ``kept``: the block's pixels left by ``--erode`` (None: all), the same the binary scores count; the ids of the
+    eroded ones are checked all the same.
 
     A benchmark layout's date-1 pixels of no class (not its unchanged) have no change label, as training has it
     (:func:`rsmamba.datasets.layouts.scd_targets`); a date-2 pixel of no class where date 1 changed is left out of
@@ -473,6 +475,7 @@ def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: 
                                    (to_class, pred_change == 1))):
         top = int(arr[v & ok & (arr != IGNORE_INDEX)].max(initial=0))  # 255: of no class, left out
         tally.semantic_tops[i] = max(tally.semantic_tops[i], top)
+    v = v if kept is None else v & kept
     hist = semantic_change_hist_7class(from_class[v], to_class[v], pred_change[v], r1[core][v], r2[core][v], c[v],
                                        num_landcover=k)
     tally.semantic_hist = hist if tally.semantic_hist is None else tally.semantic_hist + hist
@@ -529,7 +532,8 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
     """Read the prediction and the reference(s) block by block and count all that ``evaluate`` scores and says.
 
     ``known``: the class table's ids (others are not scored); ``erode``: the boundary radius, read as a halo of
-    that many pixels around each block, so each block's eroded mask is the whole reference's; ``step``: the
+    that many pixels around each block, so each block's eroded mask is the whole reference's (with ``read_ref2``,
+    the boundaries of either date's land cover, for the semantic and the binary scores alike); ``step``: the
     panels' subsampling (every ``step``-th pixel, as the whole raster's ``[::step, ::step]``);
     ``pred_classes``: note the prediction's ids before the table's check; ``whole``: keep the prediction."""
     from rsmamba.raster.windows import block_windows
@@ -553,11 +557,15 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
             ref1 = read_ref(around)
             if ref1[1] is not None:
                 tally.unreadable[0] += int(ref1[1][core].sum())
+            near = None  # within erode px of a reference's class boundary: no pixel of it is scored
             if read_ref2 is not None:
                 ref2 = read_ref2(around)
                 if ref2[1] is not None:
                     tally.unreadable[1] += int(ref2[1][core].sum())
-                ref = _semantic_block(src.read([1, 2, 3], window=w), valid, ref1, ref2, layout, k, core, tally)
+                if erode:  # the ISPRS convention for each date's land cover, one mask for every score
+                    near = eroded_boundary_mask(ref1[0], erode) | eroded_boundary_mask(ref2[0], erode)
+                ref = _semantic_block(src.read([1, 2, 3], window=w), valid, ref1, ref2, layout, k, core, tally,
+                                      None if near is None else ~near[core])
             else:
                 ref = ref1[0]
             labelled = ref[core] != IGNORE_INDEX
@@ -577,7 +585,9 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
             tally.held.update(_ids_in(ref[core][labelled]))
             tally.pred_ids.update(_ids_in(pred[valid]))
             both = valid & labelled
-            scored = both & ~eroded_boundary_mask(ref, erode)[core] if erode else both
+            if erode and near is None:
+                near = eroded_boundary_mask(ref, erode)
+            scored = both if near is None else both & ~near[core]
             tally.both += int(both.sum())
             tally.scored += int(scored.sum())
             # ids outside the table's and 0..254 are left out here, and refused (no table) or not scored (a table)
@@ -856,7 +866,9 @@ def evaluate_rasters(
     (change, from_class, to_class), ``reference`` and ``reference_t2`` the land cover of the two
     dates (SECOND's ``label1``/``label2`` with ``layout``, else class rasters, changed where they
     differ). The metrics are the change class's, plus ``semantic_change``: SeK, Fscd, mIoU, OA and
-    score = 0.3 mIoU + 0.7 SeK as SCanNet's evaluation (Mamba-FCS, SECOND, Landsat-SCD) computes them.
+    score = 0.3 mIoU + 0.7 SeK as SCanNet's evaluation (Mamba-FCS, SECOND, Landsat-SCD) computes them. ``erode``
+    then leaves out the pixels near a class boundary of either date, from every score alike (the benchmarks erode
+    nothing: mixing eroded and whole-scene numbers in one file misled).
 
     The rasters are read ``block_size`` pixels square at a time (the memory bound; the scores are counts, the
     same whatever the block); ``buildings`` alone holds the prediction whole, as its objects span blocks.

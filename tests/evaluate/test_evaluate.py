@@ -491,6 +491,37 @@ def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> 
         evaluate_rasters(many, ref1, tmp_path / "x.json", reference_t2=ref2)
 
 
+def test_erode_with_reference_t2_leaves_the_same_pixels_out_of_every_score(tmp_path: Path) -> None:
+    """--reference-t2 with --erode 2: the binary change scores and the pixel count were eroded, SeK, Fscd, SCD mIoU
+    and semantic_change.iou_change were not (one file held change IoU 0.2311 and 0.3358 for the same pixels). Now
+    every score leaves out the pixels within 2 px of a class boundary of either date's land cover."""
+    from rsmamba.metrics import semantic_change_scores_7class
+
+    rng = np.random.default_rng(9)
+    r1 = np.repeat(np.repeat(rng.integers(0, 4, (6, 6)), 8, 0), 8, 1)  # 8 px regions: boundaries with insides
+    r2 = np.where(np.repeat(np.repeat(rng.random((6, 6)) < 0.4, 8, 0), 8, 1),
+                  np.repeat(np.repeat(rng.integers(0, 4, (6, 6)), 8, 0), 8, 1), r1)
+    noisy = rng.random(r1.shape) < 0.05  # errors everywhere, more on the boundaries (as a model's are)
+    noisy |= (eroded_boundary_mask(r1, 1) | eroded_boundary_mask(r2, 1)) & (rng.random(r1.shape) < 0.5)
+    pc = ((r1 != r2) ^ noisy).astype(np.uint8)
+    t1, t2 = np.where(noisy, (r1 + 1) % 4, r1), np.where(noisy, (r2 + 1) % 4, r2)
+    pred = _semantic_change_raster(tmp_path / "c.tif", pc, t1, t2, list("abcd"))
+    ref1 = write_raster(tmp_path / "r1.tif", r1.astype(np.uint8))
+    ref2 = write_raster(tmp_path / "r2.tif", r2.astype(np.uint8))
+    result = evaluate_rasters(pred, ref1, tmp_path / "m.json", reference_t2=ref2, erode=2)
+    got = result["semantic_change"]
+    assert got["iou_change"] == pytest.approx(result["per_class"]["change"]["iou"])  # one change IoU, not two
+    kept = ~(eroded_boundary_mask(r1, 2) | eroded_boundary_mask(r2, 2))
+    assert result["pixels"] == kept.sum() < r1.size
+    want = semantic_change_scores_7class(t1[kept], t2[kept], pc[kept], r1[kept], r2[kept], num_landcover=4)
+    for key in ("sek", "fscd", "miou", "oa", "iou_change"):
+        assert got[key] == pytest.approx(want[key]), key
+    changed = (r1 != r2)[kept]
+    assert result["per_class"]["change"]["recall"] == pytest.approx((pc[kept][changed] == 1).mean())
+    whole = evaluate_rasters(pred, ref1, tmp_path / "w.json", reference_t2=ref2)
+    assert whole["pixels"] == r1.size and whole["semantic_change"]["sek"] != pytest.approx(got["sek"])
+
+
 def test_object_scores_with_nothing_to_count_are_none() -> None:
     """No building predicted: precision 0/0 was reported 0.0; no building in the reference: recall 0/0."""
     ref = np.zeros((8, 8), np.int32)
