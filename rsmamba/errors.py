@@ -197,6 +197,23 @@ def _split_top(text: str, sep: str) -> list[str]:
     return [*parts, text[start:]]
 
 
+def _numpy_scalar(value: object) -> bool:
+    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item")
+
+
+def _python_numbers(value: object) -> object:
+    """A numpy scalar as its Python number, and so the items of a list or tuple of them."""
+    if _numpy_scalar(value):
+        return value.item()  # type: ignore[attr-defined]
+    if isinstance(value, (list, tuple)) and any(_numpy_scalar(v) for v in value):
+        return type(value)(v.item() if _numpy_scalar(v) else v for v in value)
+    return value
+
+
+def _positional_only(signature: object) -> bool:
+    return any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values())
+
+
 def typed_arguments(function):
     """Decorator of a public library function: an argument of a type its annotation rules out is refused at
     the call, naming it (an :class:`ArgumentTypeError`), not an AttributeError deep in the run.
@@ -210,6 +227,7 @@ def typed_arguments(function):
     signature = inspect.signature(function)
     checks = {name: (p.annotation, check) for name, p in signature.parameters.items()
               if isinstance(p.annotation, str) and (check := _kind_check(p.annotation)) is not None}
+    by_keyword = not _positional_only(signature)
 
     @functools.wraps(function)
     def checked(*args, **kwargs):
@@ -217,9 +235,12 @@ def typed_arguments(function):
             given = signature.bind(*args, **kwargs).arguments
         except TypeError:
             return function(*args, **kwargs)  # Python's own message: a missing or unknown argument
+        # a numpy scalar (np.int64(512), np.True_) is its Python number: it passed as an int, then was refused
+        # later as 'not a whole number', or failed writing JSON once the work was done
+        given = {name: _python_numbers(value) for name, value in given.items()}
         problems = [f"{function.__name__}({name}={value!r}): expected {checks[name][0]}, got {type(value).__name__}"
                     for name, value in given.items() if name in checks and not checks[name][1](value)]
         if problems:
             raise ArgumentTypeError(problems)
-        return function(*args, **kwargs)
+        return function(**given) if by_keyword else function(*args, **kwargs)
     return checked

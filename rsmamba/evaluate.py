@@ -1064,6 +1064,7 @@ def evaluate_rasters(
     scores = segmentation_scores(hist, [c.name for c in classes], exclude)
     result: dict[str, Any] = {
         "prediction": str(prediction), "reference": str(reference),
+        **({"reference_t2": str(reference_t2)} if reference_t2 is not None else {}),
         "conventions": {"excluded_from_means": scores.pop("excluded_from_means"), "eroded_boundary_radius": erode,
                         "nodata_and_ignore_excluded": True},
         **({"warnings": reference_warnings} if reference_warnings else {}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,16 @@ def vector_path_problem(path: object, role: str) -> str | None:
 PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def sql_fold(name: str) -> str:
+    """``name`` as SQLite (and so GDAL's GeoPackage driver) compares table and layer names: ASCII letters without
+    case, every other letter as it is ('STRASSE' and 'straße', 'GEBÄUDE' and 'gebäude' are two layers; casefolded,
+    the second was refused as the first, --append wrote into it, and --reference-layer read the other one)."""
+    return name.translate(_ASCII_LOWER)
+
+
 def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: str = "vector",
                 choose: str = "", near: tuple[tuple[float, float, float, float], Any] | None = None
                 ) -> "geopandas.GeoDataFrame":  # noqa: F821 - imported lazily
@@ -168,8 +179,8 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
         how = choose or f"keep one: ogr2ogr ONE{Path(path).suffix} {path} LAYER"
         raise InputError(f"{role} {path}: holds {len(names)} layers ({', '.join(names)}), and GDAL would read "
                          f"the first; name the one to read ({how})")
-    if layer is not None:  # matched without case, as GeoPackage and GDAL match layer names
-        found = [n for n in names if n.casefold() == layer.casefold()]
+    if layer is not None:  # matched as GeoPackage and GDAL match layer names (ASCII case aside)
+        found = [n for n in names if n == layer] or [n for n in names if sql_fold(n) == sql_fold(layer)]
         if not found:
             raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
         layer = found[0]

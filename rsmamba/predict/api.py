@@ -29,6 +29,7 @@ from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, re
 from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
+from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.normalize import BandStats, compute_stats, dsm_range, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
@@ -251,10 +252,8 @@ def predict_raster(
 
     ``device``: ``auto`` (the CLI's default too) runs on a GPU when torch sees one, else on the CPU.
     """
-    import rasterio
-
-    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb * 2**20):
-        return _predict_raster(**{k: v for k, v in locals().items() if k != "rasterio"})
+    with gdal_cache_capped(gdal_cache_mb):
+        return _predict_raster(**locals())
 
 
 def _predict_raster(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -682,7 +683,7 @@ US_SURVEY_FOOT = 1200 / 3937  # metres, exactly: the US survey foot's definition
 # "_" and "-" as spaces -> metres per unit. A unit not here is refused, not read as metres: heights in
 # centimetres made tile's DSM chips 100 times too tall, recorded as metres, unsaid.
 HEIGHT_UNITS = {
-    **dict.fromkeys(("m", "metre", "meter", "metres", "meters"), 1.0),
+    **dict.fromkeys(("m", "metre", "meter", "metres", "meters", "mètre", "mètres", "metro", "metros"), 1.0),
     **dict.fromkeys(("mm", "millimetre", "millimeter", "millimetres", "millimeters"), 0.001),
     **dict.fromkeys(("cm", "centimetre", "centimeter", "centimetres", "centimeters"), 0.01),
     **dict.fromkeys(("dm", "decimetre", "decimeter", "decimetres", "decimeters"), 0.1),
@@ -697,9 +698,10 @@ HEIGHT_UNITS = {
 UNDECLARED_UNITS = frozenset({"unknown", "none", "n/a", "na", "undefined", "not specified", "unspecified", "null"})
 # words before a unit that name the quantity, not another unit ("Height (m)", "linear_meter")
 QUANTITY_WORDS = frozenset({"height", "heights", "elevation", "elevations", "altitude", "z", "h", "linear",
-                            "vertical", "unit", "units"})
+                            "vertical", "unit", "units", "in"})
 # one-word spellings of a unit and its datum ("masl", "mAHD")
-JOINED_UNITS = {"masl": 1.0, "mamsl": 1.0, "mahd": 1.0, "mnn": 1.0, "mnhn": 1.0, "mnap": 1.0, "mod": 1.0}
+JOINED_UNITS = {"masl": 1.0, "mamsl": 1.0, "mahd": 1.0, "mnn": 1.0, "mnhn": 1.0, "mnap": 1.0, "mod": 1.0,
+                "maod": 1.0}
 
 
 def _metres_per(unit: str) -> float | None:
@@ -708,8 +710,9 @@ def _metres_per(unit: str) -> float | None:
     A known unit after words of the quantity ("Height (m)") and before any other words is that unit: what
     follows a unit is its datum or a note ("m EVRF2007", "m (WGS84 ellipsoid)", "metre."), except "US" or
     "survey" after feet (the US survey foot). A compound unit ("m/s", "km2") is none of these."""
-    text = unit.lower()
-    if any(c in text for c in "/^²³*") or any(c.isdigit() for c in text.split()[0] if text.split()):
+    text = unit.lower().replace("u.s.", "us")
+    if any(c in text for c in "/^²³*") or any(c.isdigit() for c in text.split()[0] if text.split()) \
+            or re.search(r"(^|\s)[a-z]{1,3}\s*-\s*[123](\s|$)|(^|\W)per(\W|$)", text):  # 'm s-1', 'm per s': rates
         return None
     words = "".join(c if c.isalnum() else " " for c in text).split()
     start = 0

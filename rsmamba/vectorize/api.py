@@ -22,7 +22,6 @@ import contextlib
 import importlib.util
 import logging
 import shutil
-import string
 import time
 import warnings
 from collections import Counter
@@ -40,7 +39,7 @@ from rasterio.windows import Window
 
 from rsmamba.atomic import publish, settle_inputs
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
-from rsmamba.paths import input_problem, vector_path_problem
+from rsmamba.paths import input_problem, sql_fold, vector_path_problem
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_longitudes
 from rsmamba.raster.validate import class_raster_problem, is_change_raster
@@ -743,7 +742,7 @@ INT64_MAX = 2**63 - 1  # the largest GeoPackage / OGR integer: a next id past it
 
 
 def _sqlite_objects(path: Path) -> dict[str, tuple[str, str]]:
-    """{:func:`_sql_fold` of its name: (type, name)} of the tables, views and indexes of the SQLite file ``path``: one namespace
+    """{:func:`sql_fold` of its name: (type, name)} of the tables, views and indexes of the SQLite file ``path``: one namespace
     (case aside) with a new layer's table, beyond the layers ``list_layers`` names (R-trees ``rtree_<layer>_geom``
     and their ``_node`` tables, another program's indexes). {} where SQLite cannot read it (GDAL says why)."""
     import sqlite3
@@ -753,17 +752,8 @@ def _sqlite_objects(path: Path) -> dict[str, tuple[str, str]]:
             rows = db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view', 'index')").fetchall()
     except sqlite3.Error:
         return {}
-    return {_sql_fold(str(name)): (str(kind), str(name)) for kind, name in rows}
+    return {sql_fold(str(name)): (str(kind), str(name)) for kind, name in rows}
 
-
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-
-
-def _sql_fold(name: str) -> str:
-    """``name`` as SQLite (and so GDAL's GeoPackage driver) compares table names: ASCII letters without case,
-    every other letter as it is ('STRASSE' and 'straße', 'GEBÄUDE' and 'gebäude' are two layers; casefolded,
-    the second was refused as the first, and --append wrote into it)."""
-    return name.translate(_ASCII_LOWER)
 
 
 def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list[str], *,
@@ -786,8 +776,8 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
     except Exception:  # pyogrio raises DataSourceError on anything unreadable
         raise InputError(f"output {output} exists and is not a GeoPackage; remove it or choose another -o") from None
     # GeoPackage layer names are case-insensitive: "B" is the layer "b".
-    same = next((name for name in layers if _sql_fold(name) == _sql_fold(layer)), None)
-    taken = _sqlite_objects(output).get(_sql_fold(layer)) if same is None else None
+    same = next((name for name in layers if sql_fold(name) == sql_fold(layer)), None)
+    taken = _sqlite_objects(output).get(sql_fold(layer)) if same is None else None
     if taken is not None:  # GDAL's "table already exists", once every polygon was computed
         kind, name = taken
         raise InputError(f"layer name {layer!r} is taken in {output} by its {kind} {name!r}, which is not a layer "

@@ -31,6 +31,19 @@ def test_the_annotations_are_what_is_checked() -> None:
         _sample("a", sizes=3)
 
 
+def test_numpy_scalars_are_their_python_numbers() -> None:
+    """np.True_ was refused ('expected bool, got bool'); np.int64 passed the check and was refused later as 'not a
+    whole number', or failed writing JSON once the work was done."""
+    import numpy as np
+
+    @typed_arguments
+    def given(size: int = 1, flag: bool = False, share: float = 0.5, bands: list[int] | None = None) -> tuple:
+        return size, flag, share, bands
+
+    got = given(np.int64(3), np.True_, np.float32(0.25), bands=[np.int64(1)])
+    assert got == (3, True, 0.25, [1]) and [type(v) for v in (*got[:3], *got[3])] == [int, bool, float, int]
+
+
 @pytest.mark.parametrize(("call", "named"), [
     # each raised an AttributeError/TypeError from deep inside (a model already loaded), or a false message
     (lambda: predict_raster("in.tif", "out.tif", window="512"), "predict_raster(window='512'): expected int | None"),

@@ -479,6 +479,7 @@ def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> 
     ref1 = write_raster(tmp_path / "r1.tif", r1.astype(np.uint8))
     ref2 = write_raster(tmp_path / "r2.tif", r2.astype(np.uint8))
     result = evaluate_rasters(pred, ref1, tmp_path / "m.json", reference_t2=ref2)
+    assert result["reference_t2"] == str(ref2)  # the file of date 2's land cover, named as the others are
     want = semantic_change_scores_7class(r1, np.where(pc == 1, r2, r1), pc, r1, r2, num_landcover=4)
     assert result["semantic_change"]["sek"] == pytest.approx(want["sek"])
     assert result["semantic_change"]["fscd"] == pytest.approx(want["fscd"]) and 0 < want["fscd"] < 1

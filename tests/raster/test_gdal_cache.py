@@ -34,3 +34,15 @@ def test_the_cap_holds_during_a_call_and_the_callers_setting_wins(monkeypatch) -
     assert get_gdal_config("GDAL_CACHEMAX") == before
     with rasterio.Env(GDAL_CACHEMAX=300 * 2**20), gdal_cache_capped():  # a caller's rasterio.Env around the call
         assert get_gdal_config("GDAL_CACHEMAX") == 300 * 2**20
+
+
+def test_a_callers_own_env_keeps_its_cache_size(monkeypatch) -> None:
+    """Called in a caller's rasterio.Env that set no cache size, the cap nested in it left GDAL's block cache at
+    64 MiB after the call and after the caller's Env, for good (1205 MiB before)."""
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    with rasterio.Env():
+        with gdal_cache_capped():
+            assert get_gdal_config("GDAL_CACHEMAX") == before
+        assert get_gdal_config("GDAL_CACHEMAX") == before
+    assert get_gdal_config("GDAL_CACHEMAX") == before

@@ -757,7 +757,8 @@ def test_a_dsm_in_a_compound_crs_on_the_image_grid_is_read_by_index(tmp_path) ->
                                          ("unknown", 1.0), ("N/A", 1.0), ("metres (m)", 1.0), ("Height (m)", 1.0),
                                          ("metre.", 1.0), ("m EVRF2007", 1.0), ("m HAE", 1.0), ("masl", 1.0),
                                          ("[m]", 1.0), ("Foot (US)", 1200 / 3937), ("foot_survey_us", 1200 / 3937),
-                                         ("linear_meter", 1.0)])
+                                         ("linear_meter", 1.0), ("mAOD", 1.0), ("U.S. survey foot", 1200 / 3937),
+                                         ("elevation in metres", 1.0), ("mètre", 1.0), ("m NAVD-88", 1.0)])
 def test_a_dsm_declaring_a_metric_unit_or_survey_feet_reads_as_metres(tmp_path, unit, metres) -> None:
     """Heights declared in cm were read as metres, unsaid: tile wrote DSM chips 100 times too tall (mean 3981 for
     39.81 m), recorded as metres. Metric units and the US survey foot (1200/3937 m, exactly) are converted."""
@@ -774,7 +775,8 @@ def test_a_dsm_declaring_a_metric_unit_or_survey_feet_reads_as_metres(tmp_path, 
                                                   f"(x {metres:.7g})"])
 
 
-@pytest.mark.parametrize("unit", ["inch", "furlong", "m/s", "km2", "m2", "sq m"])
+@pytest.mark.parametrize("unit", ["inch", "furlong", "m/s", "km2", "m2", "sq m", "m s-1", "metres per second",
+                                  "mm day-1"])  # rates ('m s-1') were read as lengths after 0c1b3a5
 def test_a_dsm_declaring_a_unit_rsmamba_does_not_convert_is_refused(tmp_path, unit) -> None:
     """A unit it did not name was read as metres, unsaid (the docstring said so). Refused, naming the unit and
     the remedy; a file declaring no unit is still metres."""

@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 import pytest
+import shapely
 
 from rsmamba.cli import main
 from rsmamba.errors import InputError
@@ -138,6 +139,16 @@ def test_layer_names_differing_in_non_ascii_case_are_two_layers(tmp_path, capsys
     assert layers == {"straße": 2, "gebäude": 2, "STRASSE": 2, "GEBÄUDE": 2}  # (two buildings each)
     err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", "Straße"], capsys)  # ASCII case: one
     assert "'straße' exists" in err
+    from rsmamba.paths import read_vector  # every layer option reads the layer named (--reference-layer gebäude
+    # read 'GEBÄUDE': mIoU 0.07 for 0.22)
+
+    two = tmp_path / "two.gpkg"
+    for name, n in (("GEBÄUDE", 1), ("gebäude", 3)):
+        boxes = gpd.GeoDataFrame(geometry=[shapely.box(i, 0, i + 1, 1) for i in range(n)], crs="EPSG:32632")
+        pyogrio.write_dataframe(boxes, two, layer=name)
+    assert [len(read_vector(two, layer=name)) for name in ("GEBÄUDE", "gebäude", "Gebäude", "gEBÄUDE")] == [1, 3, 3, 1]
+    with pytest.raises(InputError):
+        read_vector(two, layer="GEBAUDE")
 
 
 @pytest.mark.parametrize("name", ["rtree_t1_geom", "RTREE_T1_GEOM_node", "By_Class"])
