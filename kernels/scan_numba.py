@@ -62,6 +62,12 @@ def threading_layer() -> str:
                 numba.config.THREADING_LAYER = "workqueue"
             try:
                 numba.get_num_threads()  # starts numba's threads on the configured layer (or finds them running)
+            except ValueError as exc:  # a layer numba does not know, or whose library is missing (tbb)
+                from rsmamba.kernels.selective_scan import ScanBackendError  # (loaded: it imports this module)
+
+                raise ScanBackendError(f"NUMBA_THREADING_LAYER={os.environ.get('NUMBA_THREADING_LAYER', chosen)}: "
+                                       f"numba cannot start that threading layer ({str(exc).splitlines()[0]}); "
+                                       "unset it, or install the layer's library") from None
             finally:
                 numba.config.THREADING_LAYER = chosen
             _layer = numba.threading_layer()

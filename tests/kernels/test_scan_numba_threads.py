@@ -60,3 +60,15 @@ def test_the_callers_numba_config_is_left_as_it_was(four_threads) -> None:
     ``numba.config`` reads as the caller left it: importing rsmamba set it to workqueue for good."""
     assert "config after import default\n" in four_threads.stdout
     assert "config after a scan default | started workqueue\n" in four_threads.stdout
+
+
+def test_a_threading_layer_numba_cannot_start_is_one_line() -> None:
+    """NUMBA_THREADING_LAYER=bogus (or tbb without its library) was numba's ValueError traceback, exit 1."""
+    pytest.importorskip("numba")
+    script = ("import torch\nfrom rsmamba.kernels import scan_numba\nfrom rsmamba.kernels.selective_scan import "
+              "ScanBackendError\ntry:\n    scan_numba.threading_layer()\nexcept ScanBackendError as exc:\n"
+              "    print('refused:', exc)\n")
+    out = subprocess.run([sys.executable, "-c", script], env={**os.environ, "NUMBA_THREADING_LAYER": "bogus"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("refused: NUMBA_THREADING_LAYER=bogus: numba cannot start that threading layer")
