@@ -270,11 +270,13 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
     No folder with ``train_split`` chips is :class:`MissingSplit`; none with ``val_split`` ones gives None. The
     model's normalisation pools the folders it trains on: a held-out scene's pixels stay unseen."""
     problems = ProblemCollector()
-    for problem in listed_twice(roots):
+    for problem in listed_twice(roots):  # said with every other problem: one run to learn them all
         problems.add(problem)
-    problems.raise_if_any()
     infos: list[TilingInfo] = []
     for root in roots:
+        if not Path(root).is_dir():  # ('no tiling.json; no manifest.csv' of a folder that is not there)
+            problems.add(f"{root}: {'not a folder' if Path(root).exists() else 'no such folder'}")
+            continue
         try:
             infos.append(read_tiling(root))
         except InputError as exc:
@@ -286,9 +288,9 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
                 problems.add(f"{root}: holds {layout_name(laid_out)}, not chips written by 'rsmamba tile'; a list in "
                              f"data.root is of chip folders only: tile it, or train on it alone with "
                              f"{layout_settings(laid_out)}")
-    problems.raise_if_any()
-    for problem in folder_problems(infos, use_dsm=use_dsm, dsm_mode=dsm_mode, instances=instances):
-        problems.add(problem)
+    if infos:
+        for problem in folder_problems(infos, use_dsm=use_dsm, dsm_mode=dsm_mode, instances=instances):
+            problems.add(problem)
     problems.raise_if_any()
     use_dsm = all(i.has_dsm for i in infos) if use_dsm is None else use_dsm  # the chips decide, as for one
     order = sorted(range(len(infos)), key=lambda k: chips_fingerprint(infos[k].root)["sha256"])

@@ -133,6 +133,12 @@ def test_every_disagreement_is_said_at_once_naming_folder_and_field(scenes: dict
     # listed twice, or a layout that is no chip folder
     with pytest.raises(InputError, match="lists .* twice"):
         open_datasets(_data([a, str(a) + "/"]), use_dsm=None)
+    # ... said with a folder that is not there and every disagreement (three runs, one problem each, before)
+    with pytest.raises(InputError) as info:
+        open_datasets(_data([a, tmp_path / "gone", str(a) + "/", scale]), use_dsm=None)
+    problems = info.value.problems
+    assert "twice" in problems[0] and f"{tmp_path / 'gone'}: no such folder" in problems
+    assert any(p.startswith(f"{scale}: dtype uint16") for p in problems) and len(problems) == 4
     with pytest.raises(InputError, match=r"\(data.layout chips\), not data.layout loveda"):
         open_datasets({**_data([a, nodsm]), "layout": "loveda"}, use_dsm=None)
 
@@ -258,5 +264,6 @@ def test_a_benchmark_folder_in_a_list_is_named_as_what_it_is(scenes: dict[str, P
     assert info.value.problems == [
         f"{bench}: holds the ISPRS Vaihingen layout, not chips written by 'rsmamba tile'; a list in data.root is of "
         "chip folders only: tile it, or train on it alone with data.layout=isprs and data.city=vaihingen"]
+    (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no tiling.json .*; .* no manifest.csv"):  # a folder of nothing known
         open_datasets(_data([scenes["a"], tmp_path / "empty"]), use_dsm=None)
