@@ -202,11 +202,16 @@ def _numpy_scalar(value: object) -> bool:
 
 
 def _python_numbers(value: object) -> object:
-    """A numpy scalar as its Python number, and so the items of a list or tuple of them."""
+    """A numpy scalar as its Python number, a 1-d numpy array as a list of them, and so the items of a list or
+    tuple (a named one too) of them: numpy values passed the checks and failed later ('truth value of an array is
+    ambiguous', JSON that cannot hold them)."""
     if _numpy_scalar(value):
         return value.item()  # type: ignore[attr-defined]
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):
+        return value.tolist()  # type: ignore[attr-defined]
     if isinstance(value, (list, tuple)) and any(_numpy_scalar(v) for v in value):
-        return type(value)(v.item() if _numpy_scalar(v) else v for v in value)
+        items = [v.item() if _numpy_scalar(v) else v for v in value]
+        return value._make(items) if hasattr(value, "_make") else type(value)(items)  # type: ignore[attr-defined]
     return value
 
 

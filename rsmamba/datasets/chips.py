@@ -85,6 +85,9 @@ class TilingInfo:
 def read_tiling(root: str | os.PathLike[str]) -> TilingInfo:
     """Read and check ``tiling.json`` and ``manifest.csv`` of a chip folder (every problem at once)."""
     root = Path(root)
+    if not root.is_dir():  # ('no tiling.json; no manifest.csv' of a folder that is not there)
+        raise InputError(f"{root}: {'not a folder' if root.exists() else 'no such folder'} (data.root: the chip "
+                         "folder 'rsmamba tile' wrote)")
     problems = ProblemCollector()
     for name in ("tiling.json", "manifest.csv"):
         if not (root / name).is_file():

@@ -274,9 +274,6 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
         problems.add(problem)
     infos: list[TilingInfo] = []
     for root in roots:
-        if not Path(root).is_dir():  # ('no tiling.json; no manifest.csv' of a folder that is not there)
-            problems.add(f"{root}: {'not a folder' if Path(root).exists() else 'no such folder'}")
-            continue
         try:
             infos.append(read_tiling(root))
         except InputError as exc:

@@ -712,7 +712,7 @@ def _metres_per(unit: str) -> float | None:
     "survey" after feet (the US survey foot). A compound unit ("m/s", "km2") is none of these."""
     text = unit.lower().replace("u.s.", "us")
     if any(c in text for c in "/^²³*") or any(c.isdigit() for c in text.split()[0] if text.split()) \
-            or re.search(r"(^|\s)[a-z]{1,3}\s*-\s*[123](\s|$)|(^|\W)per(\W|$)", text):  # 'm s-1', 'm per s': rates
+            or re.search(r"[-⁻]\s*[123¹²³](?![0-9])|(^|\W)per(\W|$)", text):  # 'm s-1', 'm per s': rates
         return None
     words = "".join(c if c.isalnum() else " " for c in text).split()
     start = 0

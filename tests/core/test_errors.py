@@ -42,6 +42,17 @@ def test_numpy_scalars_are_their_python_numbers() -> None:
 
     got = given(np.int64(3), np.True_, np.float32(0.25), bands=[np.int64(1)])
     assert got == (3, True, 0.25, [1]) and [type(v) for v in (*got[:3], *got[3])] == [int, bool, float, int]
+    # a numpy array of bands (the truth value of an array was ambiguous, later) and a named tuple of numpy numbers
+    assert given(bands=np.array([3, 2, 1]))[3] == [3, 2, 1]
+    from collections import namedtuple
+
+    Origin = namedtuple("Origin", "x y")
+
+    @typed_arguments
+    def placed(origin: tuple[float, float] | None = None) -> object:
+        return origin
+
+    assert placed(Origin(np.float64(1.5), np.float64(2.0))) == Origin(1.5, 2.0)
 
 
 @pytest.mark.parametrize(("call", "named"), [

@@ -137,7 +137,12 @@ def test_every_disagreement_is_said_at_once_naming_folder_and_field(scenes: dict
     with pytest.raises(InputError) as info:
         open_datasets(_data([a, tmp_path / "gone", str(a) + "/", scale]), use_dsm=None)
     problems = info.value.problems
-    assert "twice" in problems[0] and f"{tmp_path / 'gone'}: no such folder" in problems
+    gone = f"{tmp_path / 'gone'}: no such folder (data.root: the chip folder 'rsmamba tile' wrote)"
+    assert "twice" in problems[0] and gone in problems
+    for root in (str(tmp_path / "gone"), [str(tmp_path / "gone")]):  # alone, or a list of one: 'no tiling.json'
+        with pytest.raises(InputError) as info:
+            open_datasets({**_data([]), "root": root}, use_dsm=None)
+        assert info.value.problems == [gone]
     assert any(p.startswith(f"{scale}: dtype uint16") for p in problems) and len(problems) == 4
     with pytest.raises(InputError, match=r"\(data.layout chips\), not data.layout loveda"):
         open_datasets({**_data([a, nodsm]), "layout": "loveda"}, use_dsm=None)

@@ -776,7 +776,7 @@ def test_a_dsm_declaring_a_metric_unit_or_survey_feet_reads_as_metres(tmp_path, 
 
 
 @pytest.mark.parametrize("unit", ["inch", "furlong", "m/s", "km2", "m2", "sq m", "m s-1", "metres per second",
-                                  "mm day-1"])  # rates ('m s-1') were read as lengths after 0c1b3a5
+                                  "mm day-1", "(m s-1)", "m s⁻¹", "mm year-1"])  # rates were read as lengths after 0c1b3a5
 def test_a_dsm_declaring_a_unit_rsmamba_does_not_convert_is_refused(tmp_path, unit) -> None:
     """A unit it did not name was read as metres, unsaid (the docstring said so). Refused, naming the unit and
     the remedy; a file declaring no unit is still metres."""
