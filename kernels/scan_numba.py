@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rsmamba.kernels.scan_errors import ScanBackendError
+
 try:  # numba is a declared dependency, but keep the PyTorch path alive without it
     import numba
     from llvmlite import ir
@@ -63,8 +65,6 @@ def threading_layer() -> str:
             try:
                 numba.get_num_threads()  # starts numba's threads on the configured layer (or finds them running)
             except ValueError as exc:  # a layer numba does not know, or whose library is missing (tbb)
-                from rsmamba.kernels.selective_scan import ScanBackendError  # (loaded: it imports this module)
-
                 raise ScanBackendError(f"NUMBA_THREADING_LAYER={os.environ.get('NUMBA_THREADING_LAYER', chosen)}: "
                                        f"numba cannot start that threading layer ({str(exc).splitlines()[0]}); "
                                        "unset it, or install the layer's library") from None

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rsmamba.kernels import scan_chunked, scan_numba
+from rsmamba.kernels.scan_errors import ScanBackendError
 
 BACKENDS = ("mamba_ssm", "triton", "numba", "chunked", "reference")
 
@@ -157,11 +158,6 @@ def _triton_interpreted() -> bool:
     """Triton's CPU interpreter is on: the Triton kernels run (slowly) on CPU tensors, for tests."""
     mod = triton_scan_module() if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") else None
     return mod is not None and mod.interpreting()
-
-
-class ScanBackendError(ValueError):
-    """A backend named (argument or RSMAMBA_SCAN_BACKEND) that is unknown or cannot run here: the
-    user's setting, which the CLI reports in one line."""
 
 
 def resolve_backend(backend: str | None, u: Tensor) -> str:
