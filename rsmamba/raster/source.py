@@ -711,7 +711,8 @@ def _metres_per(unit: str) -> float | None:
     follows a unit is its datum or a note ("m EVRF2007", "m (WGS84 ellipsoid)", "metre."), except "US" or
     "survey" after feet (the US survey foot). A compound unit ("m/s", "km2") is none of these."""
     text = unit.lower().replace("u.s.", "us")
-    if any(c in text for c in "/^²³*") or any(c.isdigit() for c in text.split()[0] if text.split()) \
+    first = text.split()[0] if text.split() else ""
+    if any(c in text for c in "/^²³*") or any(c.isdigit() for c in first) \
             or re.search(r"[-⁻]\s*[123¹²³](?![0-9])|(^|\W)per(\W|$)", text):  # 'm s-1', 'm per s': rates
         return None
     words = "".join(c if c.isalnum() else " " for c in text).split()

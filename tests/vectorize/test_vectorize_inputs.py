@@ -125,14 +125,20 @@ def test_web_mercator_needs_reproject_to_ground_metres(tmp_path, capsys):
     assert pyogrio.read_dataframe(out).area_m2[0] == pytest.approx(100 * np.cos(np.radians(lat)) ** 2, rel=0.02)
 
 
-@pytest.mark.parametrize("tag", ['{"a": "b"}', '[{"name": "y"}]', '[{"id": "x", "name": "y"}]', "road,house", '"house"',
-                                 '[{"id": 1e999, "name": "x"}]', '{"100000": "x"}'])  # int(inf) was a traceback
-def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
+def _tagged_raster(tmp_path, tag: str, key: str = "class_names") -> tuple[np.ndarray, object]:
+    """A 10 x 10 class raster (one 3 x 3 building) at c.tif whose ``key`` tag (any case: GDAL keys) is ``tag``."""
     a = np.zeros((10, 10), dtype="uint8")
     a[2:5, 2:5] = 1
     src = write_raster(tmp_path / "c.tif", a)
     with rasterio.open(src, "r+") as ds:
-        ds.update_tags(CLASS_NAMES=tag)
+        ds.update_tags(**{key: tag})
+    return a, src
+
+
+@pytest.mark.parametrize("tag", ['{"a": "b"}', '[{"name": "y"}]', '[{"id": "x", "name": "y"}]', "road,house", '"house"',
+                                 '[{"id": 1e999, "name": "x"}]', '{"100000": "x"}'])  # int(inf) was a traceback
+def test_an_unreadable_class_names_tag_is_refused(tmp_path, capsys, tag):
+    a, src = _tagged_raster(tmp_path, tag, key="CLASS_NAMES")
     out = tmp_path / "o.gpkg"
     err = one_line_error(["vectorize", str(src), "-o", str(out)], capsys)
     assert "c.tif" in err and "class_names tag" in err
@@ -154,11 +160,7 @@ def test_a_class_names_tag_a_class_table_would_refuse_is_refused(tmp_path, capsy
     """The tag was checked less than a class table: id 1 given twice ('1', '01') wrote the buildings as 'tree', a
     null name as 'None', two ids of one name were counted as one class, exit 0. And 'not an integer in 0..254' was
     said while a name for 255 (no data) is read."""
-    a = np.zeros((10, 10), dtype="uint8")
-    a[2:5, 2:5] = 1
-    src = write_raster(tmp_path / "c.tif", a)
-    with rasterio.open(src, "r+") as ds:
-        ds.update_tags(class_names=tag)
+    _, src = _tagged_raster(tmp_path, tag)
     out = tmp_path / "o.gpkg"
     err = one_line_error(["vectorize", str(src), "-o", str(out)], capsys)
     assert "c.tif: class_names tag" in err and f"is not a class table ({why}" in err
