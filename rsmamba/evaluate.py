@@ -469,8 +469,9 @@ def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: 
     else:
         scored = (r1 != IGNORE_INDEX) & (r2 != IGNORE_INDEX)
         changed = r1 != r2
-    v, c = scored[core] & valid, changed[core]
     pred_change, from_class, to_class = bands
+    # band 1 other than 0/1 is no change answer: the binary scores leave it out (and say it), so these do too
+    v, c = scored[core] & valid & (pred_change <= 1), changed[core]
     for i, (arr, ok) in enumerate(((r1[core], c), (r2[core], c), (from_class, pred_change == 1),
                                    (to_class, pred_change == 1))):
         top = int(arr[v & ok & (arr != IGNORE_INDEX)].max(initial=0))  # 255: of no class, left out

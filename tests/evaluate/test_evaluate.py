@@ -925,3 +925,29 @@ def test_a_named_pipe_prediction_or_reference_is_refused_by_the_library_function
         "InputError: prediction pipe.tif: not a regular file (a named pipe, socket or device); give the file itself",
         "InputError: reference pipe.tif: not a regular file (a named pipe, socket or device); give the file itself"]
     assert not (tmp_path / "x.json").exists()
+
+
+def test_change_band_values_other_than_0_1_leave_every_score_alike(tmp_path: Path) -> None:
+    """A received 'change --semantic' raster whose band 1 holds 2 at some pixels: the binary change scores left
+    those pixels out (said), the semantic scores counted them as changed. Now every score leaves them out."""
+    from rsmamba.metrics import semantic_change_scores_7class
+
+    rng = np.random.default_rng(10)
+    r1 = rng.integers(0, 4, (12, 12))
+    r2 = np.where(rng.random(r1.shape) < 0.3, rng.integers(0, 4, r1.shape), r1)
+    pc = (r1 != r2).astype(np.uint8)
+    odd = np.zeros(r1.shape, bool)
+    odd[:3, :] = True
+    band1 = np.where(odd, 2, pc).astype(np.uint8)
+    pred = _semantic_change_raster(tmp_path / "c.tif", band1, r1, r2, list("abcd"))
+    ref1 = write_raster(tmp_path / "r1.tif", r1.astype(np.uint8))
+    ref2 = write_raster(tmp_path / "r2.tif", r2.astype(np.uint8))
+    result = evaluate_rasters(pred, ref1, tmp_path / "m.json", reference_t2=ref2)
+    keep = ~odd
+    assert result["pixels"] == keep.sum()
+    want = semantic_change_scores_7class(r1[keep], r2[keep], pc[keep], r1[keep], r2[keep], num_landcover=4)
+    got = result["semantic_change"]
+    for key in ("sek", "fscd", "miou", "oa", "iou_change"):
+        assert got[key] == pytest.approx(want[key]), key
+    assert got["iou_change"] == pytest.approx(result["per_class"]["change"]["iou"])
+    assert any("(2)" in w for w in result["warnings"])
