@@ -43,7 +43,7 @@ from rsmamba.raster.validate import is_change_raster
 
 log = logging.getLogger(__name__)
 
-__all__ = ["eroded_boundary_mask", "evaluate_rasters", "merge_split_errors", "object_f1"]
+__all__ = ["eroded_boundary_mask", "evaluate_rasters", "merge_split_errors", "object_f1", "object_scores"]
 
 ERODE_WARN_SHARE = 0.1  # --erode leaving less of the scorable pixels than this is said
 UNREADABLE_REFUSED = 0.5  # a --layout reference with more of its pixels of no class is refused
@@ -323,10 +323,6 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
                    notes: list[str] | None, class_names: dict[str, int] | None, background: int | None) -> RefReader:
     """:func:`reference_reader` of a vector layer: each window burns the polygons that reach it, in the layer's
     order, on the window's own transform (the pixels of the whole grid burnt at once)."""
-    import shapely
-    from rasterio.features import rasterize
-    from rasterio.windows import transform as window_transform
-
     from rsmamba.paths import vector_path_problem
 
     problem = vector_path_problem(ref_path, "reference")
@@ -362,21 +358,37 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
         log.warning(message)
         if notes is not None:
             notes.append(message)
-    geoms = np.asarray(geoms, dtype=object)
     values = [int(v) for v in layer[class_field]]  # ids 0..254 (checked above)
-    tree = shapely.STRtree(geoms)
     fill = background if background is not None else IGNORE_INDEX if burn is None else 0
+    burnt = _window_burner(geoms, values, grid, fill, "uint8")
 
     def read(window: Window) -> RefBlock:
+        return burnt(window), None
+
+    return read
+
+
+def _window_burner(geoms: Any, values: list[int], grid: Grid, fill: int, dtype: str) -> Callable[[Window], np.ndarray]:
+    """A burner of ``geoms`` (``values`` each) into any window of ``grid``, on the window's own transform: a
+    window's pixels are those of the whole grid burnt at once, later polygons over earlier ones, so a layer is
+    burnt in the memory of a block (and its polygons' index)."""
+    import shapely
+    from rasterio.features import rasterize
+    from rasterio.windows import transform as window_transform
+
+    geoms = np.asarray(geoms, dtype=object)
+    tree = shapely.STRtree(geoms)
+
+    def burn(window: Window) -> np.ndarray:
         # a polygon whose box misses the window's holds none of its pixel centres; later ones burn over earlier ones
         hits = np.sort(tree.query(shapely.box(*window_extent(window, grid.transform))))
         shape = (int(window.height), int(window.width))
         if hits.size == 0:
-            return np.full(shape, fill, np.uint8), None
+            return np.full(shape, fill, dtype)
         return rasterize([(geoms[i], values[i]) for i in hits.tolist()], out_shape=shape,
-                         transform=window_transform(window, grid.transform), fill=fill, dtype="uint8"), None
+                         transform=window_transform(window, grid.transform), fill=fill, dtype=dtype)
 
-    return read
+    return burn
 
 
 @contextlib.contextmanager
@@ -517,26 +529,24 @@ def _ids_in(a: np.ndarray) -> list[int]:
 
 @dataclass
 class _Pass:
-    """The product of :func:`_score_blocks` beyond the counts: the panels' samples, and the whole prediction and
-    its validity where ``--buildings`` labels its objects over the scene."""
+    """The product of :func:`_score_blocks` beyond the counts: the panels' samples."""
 
     tally: _Tally
     pred_panel: np.ndarray
     ref_panel: np.ndarray
-    pred: np.ndarray | None = None
-    valid: np.ndarray | None = None
 
 
 def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: RefReader | None, *,
                   layout: str | None, k: int | None, known: list[int] | None, erode: int, block_size: int,
-                  step: int, pred_classes: bool, whole: bool) -> _Pass:
+                  step: int, pred_classes: bool, objects: _BuildingCounts | None = None) -> _Pass:
     """Read the prediction and the reference(s) block by block and count all that ``evaluate`` scores and says.
 
     ``known``: the class table's ids (others are not scored); ``erode``: the boundary radius, read as a halo of
     that many pixels around each block, so each block's eroded mask is the whole reference's (with ``read_ref2``,
     the boundaries of either date's land cover, for the semantic and the binary scores alike); ``step``: the
     panels' subsampling (every ``step``-th pixel, as the whole raster's ``[::step, ::step]``);
-    ``pred_classes``: note the prediction's ids before the table's check; ``whole``: keep the prediction."""
+    ``pred_classes``: note the prediction's ids before the table's check; ``objects``: the building objects' counts,
+    given each block."""
     from rsmamba.raster.windows import block_windows
 
     halo = int(np.ceil(erode))
@@ -546,9 +556,6 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
     shape = (-(-grid.height // step), -(-grid.width // step))
     out = _Pass(tally, np.zeros(shape, np.uint8), np.zeros(shape, np.uint8))  # ids as _colourise reads them
     with rasterio.open(prediction) as src:
-        if whole:
-            out.pred = np.zeros((grid.height, grid.width), np.uint8 if src.dtypes[0] == "uint8" else np.int32)
-            out.valid = np.zeros((grid.height, grid.width), bool)
         for w in block_windows(grid.width, grid.height, size):
             r0, c0, h, wd = w.row_off, w.col_off, w.height, w.width
             hr0, hc0 = max(0, r0 - halo), max(0, c0 - halo)
@@ -600,9 +607,8 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
             pr, pc = -(-r0 // step), -(-c0 // step)
             out.pred_panel[pr:pr + p.shape[0], pc:pc + p.shape[1]] = np.clip(p, 0, 255)
             out.ref_panel[pr:pr + p.shape[0], pc:pc + p.shape[1]] = np.clip(r, 0, 255)
-            if whole:
-                out.pred[r0:r0 + h, c0:c0 + wd] = pred
-                out.valid[r0:r0 + h, c0:c0 + wd] = valid
+            if objects is not None:
+                objects.add(w, pred, valid)
     return out
 
 
@@ -627,45 +633,62 @@ def eroded_boundary_mask(ref: np.ndarray, radius: int) -> np.ndarray:
 
 
 def object_f1(pred_objects: np.ndarray, ref_objects: np.ndarray, iou_threshold: float = 0.5) -> dict[str, Any]:
-    """Object-level precision/recall/F1: objects (labelled ids > 0) matched one-to-one at IoU >= threshold.
+    """Object-level precision/recall/F1 of two object rasters (labelled ids > 0): :func:`object_scores` of their
+    overlaps and areas."""
+    pred_objects, ref_objects = pred_objects.ravel(), ref_objects.ravel()
+    both = (pred_objects > 0) & (ref_objects > 0)
+    pairs = _overlaps(pred_objects[both], ref_objects[both], int(ref_objects.max(initial=0)))
+    return object_scores(*pairs, np.bincount(pred_objects), np.bincount(ref_objects), iou_threshold)
 
-    Pairs are matched greedily by falling IoU, each object once: above 0.5 a match is unique anyway,
-    but at exactly 0.5 one object can be half of two (a terrace of two equal houses found as one),
-    and counting pairs would give a precision of 2.
+
+def _overlaps(pred: np.ndarray, ref: np.ndarray, top_ref: int,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (predicted id, reference id) pairs of ``pred`` / ``ref`` (reference ids up to ``top_ref``), in
+    rising order, and their pixels (each pair counted once, or summed ``weights``). The overlapping pairs only: a
+    dense (n_pred x n_ref) table was 13 GiB for 42k buildings."""
+    keys, inverse = np.unique(pred.astype(np.int64) * (top_ref + 1) + ref, return_inverse=True)
+    inter = np.bincount(inverse.ravel(), weights=weights, minlength=keys.size).astype(np.int64)
+    p_idx, r_idx = np.divmod(keys, top_ref + 1)
+    return p_idx, r_idx, inter
+
+
+def object_scores(p_idx: np.ndarray, r_idx: np.ndarray, inter: np.ndarray, area_p: np.ndarray, area_r: np.ndarray,
+                  iou_threshold: float = 0.5, min_pred_pixels: int = 1) -> dict[str, Any]:
+    """Object-level precision/recall/F1 from counts: objects matched one-to-one at IoU >= threshold.
+
+    ``p_idx``, ``r_idx``, ``inter``: the overlapping (predicted, reference) id pairs, each once, and their pixels;
+    ``area_p``, ``area_r``: each id's pixels (index 0: no object). Counts, so a scene is scored block by block.
+    Predicted objects under ``min_pred_pixels`` are dropped (speckle is not a building).
+
+    Pairs are matched greedily by falling IoU, each object once (ties in the order of the ids): above 0.5 a
+    match is unique anyway, but at exactly 0.5 one object can be half of two (a terrace of two equal houses
+    found as one), and counting pairs would give a precision of 2.
 
     The objects counted are the ids present: a polygon off the grid (or burnt over by a later one) had an id
     below the highest and was counted as missed, so the same polygons in another order scored F1 0.8 or 1.0.
     """
-    pred_objects, ref_objects = _present_ids(pred_objects), _present_ids(ref_objects)
-    n_pred, n_ref = int(pred_objects.max(initial=0)), int(ref_objects.max(initial=0))
+    keep_p = np.asarray(area_p) >= max(min_pred_pixels, 1)
+    keep_r = np.asarray(area_r) > 0
+    keep_p[:1] = keep_r[:1] = False
+    n_pred, n_ref = int(keep_p.sum()), int(keep_r.sum())
     if n_pred == 0 or n_ref == 0:  # a precision with nothing predicted, a recall with nothing to find: 0/0, None
         return {"tp": 0, "predicted": n_pred, "reference": n_ref, "precision": 0.0 if n_pred else None,
                 "recall": 0.0 if n_ref else None, "f1": 0.0 if n_pred or n_ref else None,
                 "iou_threshold": iou_threshold, "merged": 0, "merged_buildings": 0, "split": 0, "split_parts": 0}
-    both = (pred_objects > 0) & (ref_objects > 0)
-    # the overlapping pairs only: a dense (n_pred x n_ref) table was 13 GiB for 42k buildings
-    pair_keys, inter = np.unique(pred_objects[both].astype(np.int64) * (n_ref + 1) + ref_objects[both],
-                                 return_counts=True)
-    p_idx, r_idx = np.divmod(pair_keys, n_ref + 1)
-    area_p = np.bincount(pred_objects.ravel(), minlength=n_pred + 1)
-    area_r = np.bincount(ref_objects.ravel(), minlength=n_ref + 1)
+    # the ids present renumbered 1..n in their order
+    new_p, new_r = np.cumsum(keep_p) * keep_p, np.cumsum(keep_r) * keep_r
+    area_p = np.r_[0, np.asarray(area_p, np.int64)[keep_p]]
+    area_r = np.r_[0, np.asarray(area_r, np.int64)[keep_r]]
+    kept = keep_p[p_idx] & keep_r[r_idx]
+    p_idx, r_idx, inter = new_p[p_idx[kept]], new_r[r_idx[kept]], np.asarray(inter, np.int64)[kept]
+    order = np.lexsort((r_idx, p_idx))
+    p_idx, r_idx, inter = p_idx[order], r_idx[order], inter[order]
     iou = inter / (area_p[p_idx] + area_r[r_idx] - inter)
     tp = _one_to_one(p_idx, r_idx, iou, iou_threshold)
     precision, recall = tp / n_pred, tp / n_ref
     f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
     return {"tp": tp, "predicted": n_pred, "reference": n_ref, "precision": precision, "recall": recall, "f1": f1,
             "iou_threshold": iou_threshold, **merge_split_errors(p_idx, r_idx, inter, area_p, area_r)}
-
-
-def _present_ids(objects: np.ndarray) -> np.ndarray:
-    """``objects`` with the ids present renumbered 1..n in their order (0 stays 0); linear, no sort."""
-    present = np.bincount(objects.ravel()) > 0
-    present[0] = False
-    if present[1:].all():
-        return objects
-    table = np.zeros(present.size, np.int64)
-    table[present] = np.arange(1, int(present.sum()) + 1)
-    return table[objects]
 
 
 def _one_to_one(p_idx: np.ndarray, r_idx: np.ndarray, iou: np.ndarray, threshold: float) -> int:
@@ -709,10 +732,10 @@ def _read_layer(path: Path, role: str, layer: str | None = None, choose: str = "
         raise InputError(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})") from exc
 
 
-def _reference_buildings(path: Path, grid: Grid, role: str = "buildings", layer_name: str | None = None) -> np.ndarray:
-    """Each polygon of the layer one object id (1..n) on the prediction grid."""
-    from rasterio.features import rasterize
-
+def _building_burner(path: Path, grid: Grid, role: str = "buildings",
+                     layer_name: str | None = None) -> tuple[Callable[[Window], np.ndarray], int]:
+    """Each polygon of the layer one object id (1..n, in the layer's order) on the prediction grid: a burner of
+    any window of it, and n."""
     layer = _read_layer(path, role, layer_name, f"--{role}-layer NAME")
     if layer.crs is None:
         raise InputError(f"{role} {path}: layer has no CRS")
@@ -720,16 +743,90 @@ def _reference_buildings(path: Path, grid: Grid, role: str = "buildings", layer_
     if len(layer) == 0 and role == "buildings":  # object F1 against no reference object means nothing
         raise InputError(f"{role} {path}: the layer has no features with a geometry")
     if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored
-        return np.zeros((grid.height, grid.width), np.int64)
+        return lambda window: np.zeros((int(window.height), int(window.width)), np.int32), 0
     layer = _layer_on_grid(layer, grid, f"{role} {path}")
     geoms, repaired = repaired_areas(layer.geometry)  # a ring traced twice burnt nothing: a building missed
     if repaired:
         log.warning(f"{role} {path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a ring "
                     "traced twice) repaired before burning (shapely make_valid)")
-    layer = layer.set_geometry(geoms)
-    shapes = [(g, i + 1) for i, g in enumerate(layer.geometry)]
-    return rasterize(shapes, out_shape=(grid.height, grid.width), transform=grid.transform, fill=0,
-                     dtype="int32").astype(np.int64)
+    return _window_burner(geoms, list(range(1, len(geoms) + 1)), grid, 0, "int32"), len(geoms)
+
+
+class _BuildingCounts:
+    """What the object scores count, block by block (memory: a block's, and the objects'): each object's pixels and
+    the pixels of each (predicted, reference) pair, where the prediction is valid (a building under its nodata, or
+    off its grid, is no miss).
+
+    The predicted objects are the 4-connected building regions of the prediction (``building_class``), labelled in
+    each block and joined across the seams; their ids are those of one labelling of the whole scene (in the order
+    of their first pixel, row by row), so ties in the matching fall alike. Or with ``footprints`` its polygons."""
+
+    def __init__(self, grid: Grid, buildings: tuple[Callable[[Window], np.ndarray], int],
+                 footprints: tuple[Callable[[Window], np.ndarray], int] | None, building_class: int | None) -> None:
+        self.width, self.building_class = grid.width, building_class
+        (self.read_ref, self.n_ref), self.footprints = buildings, footprints
+        self.area_r = np.zeros(self.n_ref + 1, np.int64)
+        self.area_p: list[np.ndarray] = [np.zeros(footprints[1] + 1, np.int64)] if footprints else []
+        self.pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.labels = 0  # the blocks' regions so far: region i + 1 of the scene is block-wide id i
+        self.first: list[np.ndarray] = []  # per region, the scene's flat index of its first pixel
+        self.seams: list[tuple[np.ndarray, np.ndarray]] = []  # regions touching across a block's edge
+        self.above = np.zeros(grid.width, np.int64)  # the regions of the row above the block row read
+        self.left = np.zeros(grid.height, np.int64)  # ... and of the column left of the block read
+
+    def add(self, window: Window, pred: np.ndarray, valid: np.ndarray) -> None:
+        """Count the block ``window`` of the prediction (``pred``, ``valid``): blocks row by row, as
+        :func:`rsmamba.raster.windows.block_windows` gives them."""
+        r0, c0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+        ref = np.where(valid, self.read_ref(window), 0)
+        if self.footprints is not None:
+            ids = np.where(valid, self.footprints[0](window), 0)
+            _add_counts(self.area_p[0], ids)
+        else:
+            local, n = ndimage.label((pred == self.building_class) & valid)  # 4-connected, as whole
+            ids = np.where(local > 0, local.astype(np.int64) + self.labels, 0)
+            self.area_p.append(np.bincount(local.ravel(), minlength=n + 1)[1:])
+            at = np.flatnonzero(local)
+            _, first = np.unique(local.ravel()[at], return_index=True)  # (row by row in a block: as in the scene)
+            self.first.append((r0 + at[first] // w) * self.width + c0 + at[first] % w)
+            for before, edge in ((self.above[c0:c0 + w], ids[0]), (self.left[r0:r0 + h], ids[:, 0])):
+                touch = (before > 0) & (edge > 0)
+                self.seams.append((before[touch], edge[touch]))
+            self.above[c0:c0 + w], self.left[r0:r0 + h] = ids[-1], ids[:, -1]
+            self.labels += n
+        _add_counts(self.area_r, ref)
+        both = (ids > 0) & (ref > 0)
+        self.pairs.append(_overlaps(ids[both], ref[both], self.n_ref))
+
+    def scores(self, min_object_pixels: int) -> dict[str, Any]:
+        """:func:`object_scores` of the scene's objects (the blocks' regions joined into the scene's)."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        if self.footprints is not None:
+            region, area_p = np.arange(self.footprints[1] + 1), self.area_p[0]
+        elif self.labels == 0:
+            region, area_p = np.zeros(1, np.int64), np.zeros(1, np.int64)
+        else:
+            n = self.labels
+            a, b = (np.concatenate([s[i] for s in self.seams]).astype(np.int64) - 1 for i in (0, 1))
+            count, joined = connected_components(coo_matrix((np.ones(a.size, bool), (a, b)), shape=(n, n)),
+                                                 directed=False)
+            first = np.full(count, np.iinfo(np.int64).max)
+            np.minimum.at(first, joined, np.concatenate([np.zeros(0, np.int64), *self.first]))
+            rank = np.empty(count, np.int64)
+            rank[np.argsort(first)] = np.arange(1, count + 1)  # the whole scene's labelling
+            region = np.r_[0, rank[joined]]
+            area_p = np.bincount(region, weights=np.r_[0, *self.area_p], minlength=count + 1).astype(np.int64)
+        p_idx, r_idx, inter = (np.concatenate([pair[i] for pair in self.pairs]) for i in range(3))
+        pairs = _overlaps(region[p_idx], r_idx, self.n_ref, weights=inter)
+        return object_scores(*pairs, area_p, self.area_r, 0.5, min_object_pixels)
+
+
+def _add_counts(areas: np.ndarray, ids: np.ndarray) -> None:
+    """Add the pixels of each id > 0 of ``ids`` to ``areas`` (indexed by id)."""
+    present, counts = np.unique(ids[ids > 0], return_counts=True)
+    areas[present] += counts
 
 
 def _write_png(tmp: Path, rgb: np.ndarray) -> None:
@@ -872,7 +969,8 @@ def evaluate_rasters(
     nothing: mixing eroded and whole-scene numbers in one file misled).
 
     The rasters are read ``block_size`` pixels square at a time (the memory bound; the scores are counts, the
-    same whatever the block); ``buildings`` alone holds the prediction whole, as its objects span blocks.
+    same whatever the block); ``buildings`` too: the objects' pixels and overlaps are counted per block, and the
+    building regions cut by a block's edge joined after (memory: a block's, and the objects' counts).
     """
     prediction, reference, out = Path(prediction), Path(reference), Path(out)
     problems = ProblemCollector()
@@ -980,8 +1078,12 @@ def evaluate_rasters(
             raise InputError(f"{', '.join(unknown)}: no class of the prediction's table (ids "
                              f"{', '.join(str(c.id) for c in classes)})")
         known = sorted(c.id for c in classes if not c.filler)  # a filler (a table's gap: its labels' ignore value) is none
+        objects = None if buildings is None else _BuildingCounts(
+            grid, _building_burner(Path(buildings), grid, "buildings", buildings_layer),
+            None if footprints is None else _building_burner(Path(footprints), grid, "footprints", footprints_layer),
+            building_class)
         done = _score_blocks(prediction, grid, read_ref, read_ref2, layout=layout, k=k, known=known if table else None,
-                             erode=erode, block_size=block_size, step=step, whole=buildings is not None,
+                             erode=erode, block_size=block_size, step=step, objects=objects,
                              pred_classes=burn is not None and not change)
     tally = done.tally
     if layout is not None:
@@ -1072,24 +1174,8 @@ def evaluate_rasters(
         **scores, "confusion_matrix": {"rows": "reference", "columns": "prediction", "matrix": hist.tolist()},
         **({"semantic_change": semantic} if semantic is not None else {}),
     }
-    if buildings is not None:  # objects are labelled over the whole scene: the prediction is held whole
-        pred, valid = done.pred, done.valid
-        ref_objects = _reference_buildings(Path(buildings), grid, "buildings", buildings_layer)
-        if footprints is not None:
-            pred_objects = _reference_buildings(Path(footprints), grid, "footprints", footprints_layer)
-        else:
-            pred_objects, _ = ndimage.label((pred == building_class) & valid)
-        # objects are scored where the prediction is: a building under its nodata, or off its grid, is no miss
-        ref_objects = np.where(valid, ref_objects, 0)
-        pred_objects = np.where(valid, pred_objects, 0)
-        if min_object_pixels > 0:
-            sizes = np.bincount(pred_objects.ravel())
-            keep = sizes >= min_object_pixels
-            keep[0] = False
-            relabel = np.zeros(sizes.size, np.int64)
-            relabel[keep] = np.arange(1, keep.sum() + 1)
-            pred_objects = relabel[pred_objects]
-        result["buildings"] = {**object_f1(pred_objects, ref_objects, 0.5), "min_object_pixels": min_object_pixels,
+    if objects is not None:  # counted block by block, the objects joined across the blocks
+        result["buildings"] = {**objects.scores(min_object_pixels), "min_object_pixels": min_object_pixels,
                                "objects": "footprints" if footprints is not None else "class raster regions",
                                **({} if footprints is not None else {"class": {
                                    "id": building_class, "name": next((c.name for c in classes if c.id == building_class), None)}})}

@@ -130,3 +130,118 @@ def test_memory_stays_that_of_a_block(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert result["pixels"] > 0
     assert peak < h * w / 4, f"{peak / 1e6:.1f} MB held at once"  # a quarter of one 8-bit copy of the scene
+
+
+def _whole_scene_objects(pred: np.ndarray, valid: np.ndarray, buildings: list, footprints: list | None,
+                         min_object_pixels: int) -> dict:
+    """The object scores as evaluate computed them before it read --buildings block by block: the prediction held
+    whole, labelled (or the footprints burnt) and the reference burnt over the whole grid, then matched."""
+    from rasterio.features import rasterize
+    from scipy import ndimage
+
+    from rsmamba.evaluate import merge_split_errors
+
+    transform = from_origin(*ORIGIN, 1, 1)
+
+    def burnt(polygons: list) -> np.ndarray:
+        if not polygons:
+            return np.zeros(pred.shape, np.int64)
+        return rasterize([(g, i + 1) for i, g in enumerate(polygons)], out_shape=pred.shape, transform=transform,
+                         fill=0, dtype="int32").astype(np.int64)
+
+    ref_objects = np.where(valid, burnt(buildings), 0)
+    pred_objects = burnt(footprints) if footprints is not None else ndimage.label((pred == 1) & valid)[0]
+    pred_objects = np.where(valid, pred_objects, 0)
+    sizes = np.bincount(pred_objects.ravel())
+    pred_objects = np.where(sizes[pred_objects] >= min_object_pixels, pred_objects, 0)
+
+    def present(objects: np.ndarray) -> np.ndarray:
+        there = np.bincount(objects.ravel()) > 0
+        there[0] = False
+        return (np.cumsum(there) * there)[objects]
+
+    pred_objects, ref_objects = present(pred_objects), present(ref_objects)
+    n_pred, n_ref = int(pred_objects.max()), int(ref_objects.max())
+    both = (pred_objects > 0) & (ref_objects > 0)
+    keys, inter = np.unique(pred_objects[both] * (n_ref + 1) + ref_objects[both], return_counts=True)
+    p_idx, r_idx = np.divmod(keys, n_ref + 1)
+    area_p, area_r = np.bincount(pred_objects.ravel()), np.bincount(ref_objects.ravel())
+    iou = inter / (area_p[p_idx] + area_r[r_idx] - inter)
+    used_p, used_r, tp = set(), set(), 0
+    for i in np.argsort(-iou, kind="stable").tolist():
+        if iou[i] >= 0.5 and p_idx[i] not in used_p and r_idx[i] not in used_r:
+            used_p.add(p_idx[i])
+            used_r.add(r_idx[i])
+            tp += 1
+    precision, recall = tp / n_pred, tp / n_ref
+    return {"tp": tp, "predicted": n_pred, "reference": n_ref, "precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / (precision + recall) if tp else 0.0, "iou_threshold": 0.5,
+            **merge_split_errors(p_idx, r_idx, inter, area_p, area_r)}
+
+
+def _boxes(cells: list[tuple[int, int, int, int]]) -> list:
+    """Polygons of (row, col, height, width) pixel boxes on the test grid."""
+    return [box(ORIGIN[0] + c, ORIGIN[1] - r - h, ORIGIN[0] + c + w, ORIGIN[1] - r) for r, c, h, w in cells]
+
+
+def test_building_objects_are_the_same_whatever_the_block(tmp_path: Path) -> None:
+    """--buildings is counted block by block, its regions joined across the seams: every building score is the
+    whole scene's (labelled at once, as evaluate did holding the prediction whole) for any block size."""
+    h, w = 120, 150
+    rng = np.random.default_rng(8)
+    pred = np.zeros((h, w), np.uint8)
+    pred[3:40, 5:60] = 2
+    pred[5:38, 5:58] = 1  # one building across seams both ways (7, 16 and 32 px blocks)
+    pred[20:60, 70:73] = pred[20:60, 80:83] = 1  # a U, its arms joined only at rows 57..59, below the seams
+    pred[57:60, 70:83] = 1
+    pred[61:64, 61:64] = pred[64:67, 64:67] = 1  # touching at a corner only, across the 16- and 64-px seams
+    pred[43:47, 20:28] = 1  # a terrace of two equal houses found as one: IoU exactly 0.5 with each
+    pred[70:80, 10:30] = 1  # half under nodata: the rest scored alone
+    pred[74:76, :] = 5
+    cells = [(5, 5, 33, 53), (20, 70, 40, 13), (61, 61, 6, 6), (43, 20, 4, 4), (43, 24, 4, 4), (70, 10, 10, 20),
+             (80, 0, 6, 50), (81, 2, 3, 3),  # a reference building under a later one: burnt over, not counted
+             (0, 140, 30, 30)]  # off the grid in part
+    for r, c in zip(rng.integers(0, h - 9, 60), rng.integers(0, w - 9, 60)):  # houses found, more or less well
+        hh, ww = rng.integers(2, 9, 2)
+        if not pred[max(r - 1, 0):r + hh + 1, max(c - 1, 0):c + ww + 1].any():
+            pred[r:r + hh, c:c + ww] = 1
+            cells.append((int(r + rng.integers(0, 2)), int(c), int(hh), int(ww + rng.integers(-1, 3))))
+    pred[(rng.random((h, w)) < 0.01) & (pred == 0)] = 1  # speckle, dropped by --min-object-pixels
+    pred[:, 40:43] = 254  # nodata across buildings: each side an object of its own
+    valid = pred != 254
+    path = write_raster(tmp_path / "pred.tif", pred, nodata=254, origin=ORIGIN)
+    buildings = _boxes(cells)
+    gpd.GeoDataFrame(geometry=buildings, crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
+    footprints = _boxes([(r + 1, c, hh, ww) for r, c, hh, ww in cells[::2]] + [(40, 38, 10, 10), (41, 39, 2, 2)])
+    gpd.GeoDataFrame(geometry=footprints, crs="EPSG:32632").to_file(tmp_path / "f.gpkg")
+    for min_pixels, given in ((0, None), (5, None), (0, footprints), (12, footprints)):
+        expected = _whole_scene_objects(pred, valid, buildings, given, min_pixels)
+        assert expected["tp"] > 10 and expected["merged"] and expected["predicted"] > 15, expected
+        for block in (7, 16, 64, 100000):
+            got = evaluate_rasters(path, path, tmp_path / f"{block}_{min_pixels}_{given is None}" / "m.json",
+                                   buildings=tmp_path / "b.gpkg", min_object_pixels=min_pixels, block_size=block,
+                                   footprints=None if given is None else tmp_path / "f.gpkg")["buildings"]
+            assert {k: got[k] for k in expected} == expected, (block, min_pixels, given is None)
+
+
+def test_building_objects_memory_stays_that_of_a_block(tmp_path: Path) -> None:
+    """--buildings held the prediction and its validity whole and burnt the buildings over the whole grid (about
+    24 bytes a pixel: 1.06 GB resident for 6000 x 6000); now a block's and the objects' counts."""
+    h, w = 4000, 6000
+    ids = np.zeros((h, w), np.uint8)
+    for r in range(0, h, 100):  # 2400 houses of 30 x 40 px
+        for c in range(0, w, 100):
+            ids[r + 10:r + 40, c + 20:c + 60] = 1
+    pred = write_raster(tmp_path / "pred.tif", ids, nodata=254, origin=ORIGIN)
+    del ids
+    gpd.GeoDataFrame(geometry=_boxes([(r + 12, c + 20, 30, 40) for r in range(0, h, 100) for c in range(0, w, 100)]),
+                     crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
+    evaluate_rasters(pred, pred, tmp_path / "warm.json", buildings=tmp_path / "b.gpkg")  # (the imports, once)
+    tracemalloc.start()
+    try:
+        result = evaluate_rasters(pred, pred, tmp_path / "m.json", buildings=tmp_path / "b.gpkg", block_size=256)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["buildings"]["tp"] == 2400
+    assert peak < h * w / 4, f"{peak / 1e6:.1f} MB held at once"  # a quarter of one 8-bit copy of the scene
