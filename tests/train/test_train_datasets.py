@@ -183,6 +183,31 @@ def test_scale_keeps_size_and_pads_labels_with_ignore() -> None:
     assert (zoom["mask"] == 0).all()
 
 
+def _label_gaps(factor: float) -> torch.Tensor:
+    """Label minus image after a zoom by ``factor``, where each pixel holds its column (then its row)."""
+    n = 64
+    cols = torch.arange(n).expand(n, n)
+    gaps = []
+    for ids in (cols, cols.T):
+        out = Augment(flips=False, rot90=False, scale=(factor, factor))(
+            {"image": ids[None].float().clone(), "mask": ids.clone()})
+        inside = out["mask"] != 255
+        inside[:, :2] = inside[:, -2:] = inside[:2, :] = inside[-2:, :] = False  # the bilinear edge clamps
+        gap = out["mask"].float() - out["image"][0]
+        gaps.append((gap if ids is cols else gap.T)[inside if ids is cols else inside.T])
+    return torch.cat(gaps)
+
+
+def test_scaled_labels_lie_under_the_scaled_image() -> None:
+    """After a zoom a label must be the class of the source pixel nearest where the bilinear image was sampled.
+    Labels were resampled 'nearest' (floor(i * in / out)), the image at pixel centres: over augment.scale
+    0.75-1.25 they sat 0.475 px up-left on average (so models learnt to paint half a pixel south-east)."""
+    factors = [0.75 + 0.5 * i / 40 for i in range(41)]
+    gaps = [_label_gaps(f) for f in factors]
+    assert max(float(g.abs().max()) for g in gaps) <= 0.5 + 1e-5  # never further than the nearest pixel
+    assert abs(float(torch.stack([g.mean() for g in gaps]).mean())) < 0.05  # and no side taken
+
+
 def test_colour_augmentation_settings_out_of_range_are_refused_together() -> None:
     from rsmamba.train.config import load_config
 
