@@ -35,6 +35,7 @@ from rsmamba.engine.run import (
 from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
 from rsmamba.engine.model import (
     LoadedModel, Predictor, bands_by_colour, caller_module_kept, callers_randomness_kept, load_model, main_output,
+    without_fillers,
 )
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
@@ -140,6 +141,7 @@ class ChangePredictor(Predictor):
             if logits.dim() != 4 or logits.shape[1] != width:
                 raise InputError(f"model {self.model.source or self.model.name} returns {tuple(logits.shape)} as "
                                  f"{name!r} for a batch, not (B, {width}, H, W)")
+        widths = [(t if name == "change" else without_fillers(t, self.model), w, name) for t, w, name in widths]
         return torch.cat([torch.softmax(t.float(), dim=1) for t, _, _ in widths], dim=1)  # blended on the device
 
 

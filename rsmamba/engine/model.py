@@ -440,6 +440,17 @@ def caller_module_kept(model: object) -> Iterator[None]:
             module.to(memory_format=torch.contiguous_format)
 
 
+def without_fillers(logits: torch.Tensor, model: LoadedModel) -> torch.Tensor:
+    """(B, C, H, W) class logits with the model's filler ids (a class table's gaps, its labels' ignore value) at
+    -inf: never a pixel's answer, as training never scores them (predict's classes, change's sem1/sem2)."""
+    fillers = [c.id for c in model.classes if c.filler]
+    if not fillers:
+        return logits
+    logits = logits.float().clone()
+    logits[:, fillers] = float("-inf")
+    return logits
+
+
 class Predictor:
     """Runs a segmentation network on a batch of windows and returns class probabilities.
 
@@ -476,10 +487,7 @@ class Predictor:
                              f"batch, not (B, {self.model.num_outputs}, H, W): {self.model.num_classes} classes"
                              + (f" + {len(self.model.instance_channels)} instance channels" if self.model.instance_channels else "")
                              + " (a bare module is taken for the 6 ISPRS classes: wrap it in a LoadedModel with its classes)")
-        fillers = [c.id for c in self.model.classes if c.filler]
-        if fillers:  # ids of no class (a table's gap, its labels' ignore value): never a pixel's answer
-            logits = logits.float().clone()
-            logits[:, fillers] = float("-inf")
+        logits = without_fillers(logits, self.model)
         k = len(self.model.instance_channels)
         if k:  # class softmax, then an independent sigmoid per instance channel
             logits = logits.float()

@@ -421,3 +421,35 @@ def test_a_model_refused_at_its_first_batch_leaves_nothing_behind(scene, tmp_pat
         detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c.tif", model=model, semantic=True,
                       window=96, overlap=32)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+class FillerFirst(nn.Module):
+    """A semantic change network whose (untrained) filler output, id 0, is the largest at date 1: changed everywhere."""
+
+    def forward(self, t1, t2):
+        b, _, h, w = t1.shape
+        s1, s2 = torch.zeros(b, 4, h, w), torch.zeros(b, 4, h, w)
+        s1[:, 0], s1[:, 1], s2[:, 2] = 3.0, 2.0, 3.0
+        change = torch.zeros(b, 2, h, w)
+        change[:, 1] = 2.0
+        return {"change": change, "sem1": s1, "sem2": s2}
+
+
+def test_a_filler_class_is_never_a_semantic_change_answer(scene, tmp_path) -> None:
+    """A model of chips tiled with a class table of ids 1..3 (0: the labels' ignore value, a filler): predict never
+    answers a filler, 'change --semantic' wrote it as from_class (vectorize then drew 'class_0' polygons)."""
+    from rsmamba.classes import dense_classes
+    from rsmamba.engine.model import LoadedModel
+
+    classes = dense_classes([{"id": 1, "name": "building", "color": [255, 0, 0]},
+                             {"id": 2, "name": "tree", "color": [0, 255, 0]},
+                             {"id": 3, "name": "water", "color": [0, 0, 255]}])
+    assert [c.filler for c in classes] == [True, False, False, False]
+    model = LoadedModel(FillerFirst(), inputs="t1+t2", classes=classes, extra={"task": "semantic-change"})
+    out = tmp_path / "c.tif"
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], out, model=model, semantic=True, window=96, overlap=32)
+    with rasterio.open(out) as src:
+        bands = src.read()
+    changed = bands[0] == 1
+    assert changed.any()
+    assert set(np.unique(bands[1][changed]).tolist()) == {1} and set(np.unique(bands[2][changed]).tolist()) == {2}
