@@ -12,7 +12,7 @@ from typing import Any
 
 PathLike = str | os.PathLike[str]
 
-# model spec -> loaded model, per worker process (one model instance per worker)
+# (model spec, input layout) -> (its file's identity, the loaded model), per worker process
 _MODELS: dict[tuple, Any] = {}
 
 
@@ -94,9 +94,23 @@ def default_workers(scheduler: str | None, workers: int | None, device: str | No
     return workers
 
 
+def _file_identity(spec: str | None) -> tuple | None:
+    """What tells one checkpoint file from the next written at its path (a retrained ``best.pt``), cheaply: its
+    device, inode, size and modification time; None for a spec that is no file (a shipped or registered model)."""
+    try:
+        st = os.stat(spec) if spec else None
+    except (OSError, TypeError, ValueError):  # no file there, or a module given as the model
+        return None
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def cached_model(spec: str | None, loader, **key: Any):
-    """One model instance per worker process, per spec and input layout."""
+    """One model instance per worker process, per spec and input layout, loaded again when the file at the spec's
+    path is another one: a batch run in the caller's process (or a long-lived dask worker) kept the old weights
+    after the checkpoint was replaced, and the batch record named the new file's digest."""
     cache_key = (spec, *sorted(key.items()))
-    if cache_key not in _MODELS:
-        _MODELS[cache_key] = loader(spec, **key)
-    return _MODELS[cache_key]
+    identity = _file_identity(spec)
+    held = _MODELS.get(cache_key)
+    if held is None or held[0] != identity:
+        _MODELS[cache_key] = (identity, loader(spec, **key))
+    return _MODELS[cache_key][1]

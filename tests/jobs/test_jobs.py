@@ -680,3 +680,29 @@ def test_a_local_cluster_hands_dasks_logger_levels_back(tmp_path) -> None:
         assert {name: logging.getLogger(name).level for name in names} == before
     finally:
         logging.getLogger("distributed.scheduler").setLevel(own)
+
+
+def test_a_worker_loads_a_replaced_checkpoint_again(tmp_path) -> None:
+    """A batch in the caller's process (or a long-lived dask worker) kept the model of a path after the file there
+    was replaced (retrained weights): it mapped with the old weights while the batch record named the new file."""
+    import os
+    from pathlib import Path
+
+    from rsmamba.jobs.worker import cached_model
+
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"first")
+    loads = []
+
+    def loader(spec, **key):
+        loads.append(Path(spec).read_bytes())
+        return loads[-1]
+
+    assert cached_model(str(path), loader, image_count=3) == b"first"
+    assert cached_model(str(path), loader, image_count=3) == b"first" and len(loads) == 1  # kept while the same
+    replaced = tmp_path / "new.pt"
+    replaced.write_bytes(b"second")
+    os.replace(replaced, path)
+    assert cached_model(str(path), loader, image_count=3) == b"second" and len(loads) == 2
+    assert cached_model(None, lambda spec, **k: "shipped", image_count=3) == "shipped"  # no file: kept as is
+    assert cached_model(None, lambda spec, **k: "other", image_count=3) == "shipped"
