@@ -3,8 +3,8 @@
     python bench/halfpixel.py            # the example scene and two fresh 1024 px scenes (about 2 minutes)
     python bench/halfpixel.py --quick    # the example scene only
 
-Its stride-2 stems' features are upsampled with ``align_corners=False``: one pass puts every building about
-half a pixel south-east. For each scene and TTA plan (``none``, ``rot180``: the identity and the half turn,
+One pass puts every building about half a pixel south-east: the model was trained when scale augmentation
+resampled its labels 0.475 px up-left of their images on average (fixed since in ``rsmamba.augment``). For each scene and TTA plan (``none``, ``rot180``: the identity and the half turn,
 ``d4``: the 8 rotations and mirrors), ``rsmamba predict`` runs at the model's own window and the class raster
 is compared with the scene's labels: building IoU, and the median offset (rows south, columns east, in
 pixels) of each true building's centroid from the predicted building pixels around it. Wall time (the
