@@ -66,9 +66,18 @@ RefBlock = tuple[np.ndarray, "np.ndarray | None"]  # ids (255: unknown), and a l
 RefReader = Callable[[Window], RefBlock]
 
 
+INT32 = np.iinfo(np.int32)
+
+
 def _compact(ids: np.ndarray) -> np.ndarray:
-    """Class ids as uint8 when they are, else int32: a whole scene as int64 took 8 bytes a pixel per copy."""
-    return ids if ids.dtype == np.uint8 else ids.astype(np.int32)
+    """Class ids as uint8 when they are, else int32 (a whole scene as int64 took 8 bytes a pixel per copy); a
+    block holding a value beyond int32 keeps its own type, so the value is said as it is and never scored as
+    another id (an int64 2**32 + 1 wrapped to class 1 and scored perfect, a uint32 4294967295 was said as -1)."""
+    if ids.dtype == np.uint8:
+        return ids
+    if not np.can_cast(ids.dtype, np.int32) and ids.size and (ids.min() < INT32.min or ids.max() > INT32.max):
+        return ids  # (the comparisons in the block's own type: no copy)
+    return ids.astype(np.int32)
 
 
 def on_the_grid(src: Any, grid: Grid) -> bool:
@@ -1143,13 +1152,13 @@ def evaluate_rasters(
     held = tally.held
     if table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
         reference_warnings += _palette_warnings(reference, list(table), held)
-    values = np.array(sorted(tally.pred_ids | held), np.int64)
-    odd = values[(values < 0) | (values >= IGNORE_INDEX)]
-    if not table and odd.size:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB
-        raise InputError(f"{prediction} / {reference}: ids {', '.join(map(str, odd[:5].tolist()))} and no class table; "
+    values = sorted(tally.pred_ids | held)  # Python ints: a uint64 id beyond int64 is said as it is
+    odd = [v for v in values if not 0 <= v < IGNORE_INDEX]
+    if not table and odd:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB
+        raise InputError(f"{prediction} / {reference}: ids {', '.join(map(str, odd[:5]))} and no class table; "
                          f"class ids are 0..{IGNORE_INDEX - 1} (declare a nodata value, or give the prediction's "
                          "CLASSES tag / --layout)")
-    num_classes = max(max((c.id for c in classes), default=-1) + 1, int(values.max()) + 1 if values.size else 0)
+    num_classes = max(max((c.id for c in classes), default=-1) + 1, values[-1] + 1 if values else 0)
     named = {c.id for c in classes}  # (once: rebuilt for each id, filling the table was quadratic)
     classes += [ClassInfo(i, f"class_{i}", (128, 128, 128)) for i in range(num_classes) if i not in named]
     classes.sort(key=lambda c: c.id)

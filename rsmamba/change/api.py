@@ -43,7 +43,7 @@ from rsmamba.engine.writer import (
     scaled_probability,
 )
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
-from rsmamba.raster.normalize import BandStats, compute_stats, normalize
+from rsmamba.raster.normalize import BandStats, blank_invalid, compute_stats, normalize
 from rsmamba.raster.source import AlignedSource, declared_colours, grid_mirrors
 from rsmamba.raster import GDAL_CACHE_MB, gdal_cache_capped
 from rsmamba.raster.windows import WindowGrid
@@ -402,7 +402,7 @@ def detect_change(
         def read_window(w: Window) -> tuple[np.ndarray, np.ndarray]:
             valid = src.read_valid(w)
             x = np.concatenate([normalize(src.read_image(w), stats1), normalize(src.read_t2(w), stats2)])
-            x[:, ~valid] = 0.0
+            blank_invalid(x, valid)  # both dates where either has no data, as training (rsmamba.datasets.chips)
             return x, valid
 
         predictor = ChangePredictor(loaded, device=device, semantic=semantic, tta=tta, amp=amp,

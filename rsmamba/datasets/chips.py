@@ -2,7 +2,8 @@
 
 Normalisation uses the statistics of the whole source raster recorded in ``tiling.json`` (never
 per chip), and the same numbers go into the checkpoint, so predict sees exactly what training saw.
-Invalid pixels (image nodata, DSM NaN) become 0 after normalisation, as predict does.
+Where a pixel has no data (image nodata, a DSM hole (NaN); of a change pair, either date's nodata) every channel
+becomes 0 after normalisation, the image bands too, as predict does (:func:`rsmamba.raster.normalize.blank_invalid`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch.utils.data import Dataset
 from rsmamba.classes import IGNORE_INDEX, recorded_classes_problems
 from rsmamba.errors import InputError, MissingSplit, ProblemCollector
 from rsmamba.paths import listed_files_problem, outside
-from rsmamba.raster.normalize import normalize_dsm
+from rsmamba.raster.normalize import blank_invalid, normalize_dsm
 from rsmamba.raster.source import pixels_coincide
 
 
@@ -400,8 +401,11 @@ class ChipDataset(Dataset):
                              f"px; its folder says {shape[0]} of {shape[2]} x {shape[1]} px ({field}, "
                              "manifest.csv's width and height); re-tile it")
 
-    def _read_image(self, row: dict[str, str], column: str, dsm_rel: str | None) -> tuple[torch.Tensor, tuple]:
-        """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``), and the chip's grid (CRS, transform)."""
+    def _read_image(self, row: dict[str, str], column: str,
+                    dsm_rel: str | None) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Normalised image (+ DSM channel when ``use_dsm`` and ``dsm_rel``), where it has data (the chip's mask and,
+        with the DSM, a height: predict's :meth:`~rsmamba.raster.source.AlignedSource.read_valid`), and the chip's
+        grid (CRS, transform). Not yet blanked: a change pair's dates are blanked where either has no data."""
         with rasterio.open(self.root / row[column]) as src:
             self._checked(src, row, len(self.info.image_mean))
             raw = src.read().astype(np.float32)
@@ -416,10 +420,10 @@ class ChipDataset(Dataset):
             with rasterio.open(self.root / dsm_rel) as src:
                 self._checked(src, row, 1)
                 d = src.read(1).astype(np.float32)
+            valid &= ~np.isnan(d)  # a DSM hole: no data in any channel, as predict reads it
             d = normalize_dsm(d, valid, self.info.normalization(self.dsm_mode)["dsm"])
             x = np.concatenate([x, d[None]])
-        x[:, ~valid] = 0.0
-        return torch.from_numpy(np.nan_to_num(x)), grid
+        return np.nan_to_num(x, copy=False), valid, grid
 
     def _read_mask(self, row: dict[str, str], column: str) -> torch.Tensor:
         """A label chip's ids, each a class of the folder's table (change: 0/1) or 255: a value past it failed
@@ -455,8 +459,11 @@ class ChipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
-        image, grid = self._read_image(row, "image", row.get("dsm"))
-        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": image}
+        image, valid, grid = self._read_image(row, "image", row.get("dsm"))
+        if row.get("t2"):  # the tiler keeps one DSM (t1) per chip
+            image2, valid2, _ = self._read_image(row, "t2", None)
+            valid &= valid2  # predict blanks both dates where either has no data (rsmamba.change)
+        sample: dict[str, Any] = {"chip_id": row["chip_id"], "image": torch.from_numpy(blank_invalid(image, valid))}
         if row.get("labels"):
             sample["mask"] = self._read_mask(row, "labels")
         else:
@@ -464,7 +471,7 @@ class ChipDataset(Dataset):
         if self.target_bands:  # every row names one (read_manifest)
             sample["targets"] = self._read_targets(row, grid)
         if row.get("t2"):
-            sample["image2"] = self._read_image(row, "t2", None)[0]  # the tiler keeps one DSM (t1) per chip
+            sample["image2"] = torch.from_numpy(blank_invalid(image2, valid))
             if row.get("labels_t2"):
                 sample["mask2"] = self._read_mask(row, "labels_t2")
             if row.get("change"):

@@ -30,7 +30,7 @@ from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
 from rsmamba.raster import gdal_cache_capped
-from rsmamba.raster.normalize import BandStats, compute_stats, dsm_range, normalize, normalize_dsm
+from rsmamba.raster.normalize import BandStats, blank_invalid, compute_stats, dsm_range, normalize, normalize_dsm
 from rsmamba.raster.source import AlignedSource, grid_mirrors
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.paths import inputs_problems
@@ -321,8 +321,7 @@ def _predict_in(
             if dsm_norm is not None:
                 d = dsm_norm(heights, valid)
                 x = np.concatenate([x, d[None].astype(np.float32)])
-            if not valid.all():
-                x[:, ~valid] = 0.0
+            blank_invalid(x, valid)
             if dsm_norm is not None:
                 np.nan_to_num(x, copy=False)
             return x, valid

@@ -102,6 +102,16 @@ def normalize(array: np.ndarray, stats: BandStats) -> np.ndarray:
     return out
 
 
+def blank_invalid(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(C, h, w) network input with every channel 0 where ``valid`` is False (in place): the one rule by which
+    pixels without data reach the network, in training (:mod:`rsmamba.datasets.chips`) as in predict and change.
+    ``valid``: the image valid and, with a DSM, a height there; of a change pair, both dates valid. A DSM hole
+    kept its image bands in training while predict gave the network 0 there, an input it had never seen."""
+    if not valid.all():
+        x[:, ~valid] = 0.0
+    return x
+
+
 DSM_MODES = ("zscore", "minmax-window", "minmax-scene", "ground-relative")
 SCENE_RANGE_ROWS = 512  # rows per read of :func:`dsm_range`: bounded memory on any scene
 

@@ -324,7 +324,7 @@ class _Reader:
         if self.masked:  # masked pixels (internal mask, alpha) are no data, whatever value they hold
             valid &= bands_valid(self.src, [1], window)
         self.any_valid |= bool(valid.any())
-        return keys, valid & keep
+        return _int32_keys(keys, valid & keep, window, self.plan.raster), valid & keep
 
     def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray | bool]:
         """Keys, where they hold a class (not nodata or ignore), and which of them to polygonize."""
@@ -354,9 +354,29 @@ class _Reader:
             return band, valid_lut[band], True
         valid = ~np.isin(band, list(plan.skip))
         keep = np.isin(band, self.selected) if len(self.selected) else True
-        if band.dtype.name not in ("uint8", "uint16", "int16", "int32"):
-            band = band.astype("int32")
         return band, valid, keep
+
+
+INT32 = np.iinfo(np.int32)
+
+
+def _int32_keys(band: np.ndarray, drawn: np.ndarray, window: Window, raster: Path) -> np.ndarray:
+    """A block's ids as keys rasterio polygonizes (int32 at most). A value beyond int32 where a polygon would be
+    drawn is refused, said as it is: cast, a uint32 4294967295 was written as class -1 and an int64 2**32 + 1
+    merged into class 1's polygon. (The range checked in the band's own type: no int64 copy of a block.)"""
+    if band.dtype.name in ("uint8", "uint16", "int16", "int32"):
+        return band
+    if not np.can_cast(band.dtype, np.int32) and band.size and (
+            int(band.max()) > INT32.max or int(band.min()) < INT32.min):
+        beyond = drawn & ((band > INT32.max) if band.dtype.kind == "u" else (band > INT32.max) | (band < INT32.min))
+        if beyond.any():
+            values = np.unique(band[beyond])
+            shown = ", ".join(map(str, values[:6].tolist())) + (", ..." if values.size > 6 else "")
+            raise InputError(f"{raster}: {band.dtype} values {shown} (in the block at row {int(window.row_off)}, "
+                             f"column {int(window.col_off)}) are beyond the class ids vectorize writes "
+                             f"(-2147483648..{INT32.max}); if one marks no data, declare it (gdal_edit.py -a_nodata "
+                             f"{values[0]}), else recode the ids")
+    return band.astype("int32")  # (a value beyond int32 is left here only where nothing is drawn)
 
 
 def _value_reader(prob: rasterio.io.DatasetReader, change: bool):

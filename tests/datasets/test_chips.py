@@ -1,6 +1,7 @@
 """``rsmamba.datasets.chips``: a chip folder's split values and instance-target chips are checked as its images and
 labels are: each problem one ``InputError`` naming the file and line (or chip), never a chip silently left out of
-every split, a traceback, or targets that are not the folder's."""
+every split, a traceback, or targets that are not the folder's. Where a chip has no data, the network gets what
+predict gives it there."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.transform import Affine
 
-from rsmamba.datasets.chips import ChipDataset
+from rsmamba.datasets.chips import ChipDataset, read_tiling
 from rsmamba.errors import InputError
 from rsmamba.tile import tile_scene
 from tests.helpers.scenes import manifest_rows, save_manifest, write_scene
@@ -143,3 +145,85 @@ def test_targets_chips_are_not_read_for_a_model_without_instance_outputs(made: P
     chips = _copy(made, tmp_path)
     _rewrite(chips / manifest_rows(chips)[0]["targets"], lambda a, p: (a * 0 + 7, {}))
     _read_all(chips, with_targets=False)
+
+
+# -- pixels without data: the network's input is predict's (a DSM hole kept its image bands in training only) -----
+def _network_inputs(monkeypatch) -> list[np.ndarray]:
+    """The batches predict and change hand the network, as a spy on :class:`Predictor` keeps them."""
+    import rsmamba.engine.model as engine_model
+
+    seen: list[np.ndarray] = []
+    call = engine_model.Predictor.__call__
+
+    def spy(self, batch: np.ndarray):  # noqa: ANN202 - the predictor's own return
+        seen.append(batch.copy())
+        return call(self, batch)
+
+    monkeypatch.setattr(engine_model.Predictor, "__call__", spy)
+    return seen
+
+
+def test_a_dsm_hole_gives_the_network_what_predict_gives_it(tmp_path: Path, monkeypatch) -> None:
+    """A 20 x 20 px NaN hole in the DSM: predict zeroes every channel there; training kept the image bands."""
+    from rsmamba.checkpoint import save_checkpoint
+    from rsmamba.classes import ISPRS_CLASSES
+    from rsmamba.models import create_model
+    from rsmamba.predict import predict_raster
+    from tests.helpers.rasters import write_raster
+    from tests.helpers.scenes import scene_arrays
+
+    image, labels, dsm = scene_arrays(96, 3)
+    dsm[30:50, 40:60] = np.nan
+    paths = {"image": write_raster(tmp_path / "image.tif", image, res=0.5),
+             "labels": write_raster(tmp_path / "labels.tif", labels, res=0.5),
+             "dsm": write_raster(tmp_path / "dsm.tif", dsm, res=0.5, nodata=float("nan"))}
+    tile_scene(paths["image"], tmp_path / "chips", dsm=paths["dsm"], labels=paths["labels"], size=96, block=96,
+               split=(1.0, 0.0, 0.0))
+    ds = ChipDataset(tmp_path / "chips", "train", use_dsm=True)
+    trained = ds[0]["image"].numpy()
+    torch.manual_seed(0)
+    net = create_model("fcn_baseline", in_chans=4, num_classes=6, width=8)
+    save_checkpoint(tmp_path / "m.pt", {
+        "model": "fcn_baseline", "model_kwargs": {"in_chans": 4, "num_classes": 6, "width": 8},
+        "state_dict": net.state_dict(), "bands": {"image": [1, 2, 3], "dsm": True},
+        "normalization": ds.info.normalization("zscore"), "classes": [c.to_dict() for c in ISPRS_CLASSES]})
+    seen = _network_inputs(monkeypatch)
+    predict_raster(paths["image"], tmp_path / "pred.tif", dsm=paths["dsm"], model=tmp_path / "m.pt", window=96,
+                   overlap=0, device="cpu", tta=False)
+    assert len(seen) == 1 and seen[0].shape == (1, 4, 96, 96)
+    hole = np.isnan(dsm)
+    assert (trained[:, hole] == 0).all() and (trained[:3, ~hole] != 0).any()
+    np.testing.assert_allclose(trained, seen[0][0], rtol=0, atol=1e-5)
+
+
+def test_a_change_chip_blanks_both_dates_where_either_has_no_data(tmp_path: Path, monkeypatch) -> None:
+    """t2's nodata hole and t1's: change gives the network 0 in both dates' channels at either; a change chip zeroed
+    each date by its own mask only."""
+    from rsmamba.change import detect_change
+    from rsmamba.engine.model import LoadedModel
+    from tests.helpers.rasters import write_raster
+    from tests.helpers.scenes import scene_arrays
+
+    image, labels, _ = scene_arrays(96, 4)
+    t2 = image.copy()
+    t2[:, 60:80, 10:40] = 0  # (scene values are 1..255: 0 is the hole alone)
+    image[:, 10:25, 50:90] = 0
+    t1_path = write_raster(tmp_path / "t1.tif", image, res=0.5, nodata=0)
+    t2_path = write_raster(tmp_path / "t2.tif", t2, res=0.5, nodata=0)
+    tile_scene(t1_path, tmp_path / "chips", t2=t2_path, size=96, block=96, split=(1.0, 0.0, 0.0))
+    sample = ChipDataset(tmp_path / "chips", "train", use_dsm=False)[0]
+    trained = np.concatenate([sample["image"].numpy(), sample["image2"].numpy()])
+    info = read_tiling(tmp_path / "chips")
+
+    class Mean(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch.cat([a.mean(1, keepdim=True), b.mean(1, keepdim=True)], 1)
+
+    model = LoadedModel(Mean(), inputs="t1+t2", image_norm={"mean": info.image_mean, "std": info.image_std})
+    seen = _network_inputs(monkeypatch)
+    detect_change(t1_path, t2_path, tmp_path / "c.tif", model=model, window=96, overlap=0, device="cpu",
+                  epoch_norm="checkpoint", tta=False)
+    assert len(seen) == 1 and seen[0].shape == (1, 6, 96, 96)
+    either = (image == 0).all(0) | (t2 == 0).all(0)
+    assert (trained[:, either] == 0).all() and (trained[:, ~either] != 0).any()
+    np.testing.assert_allclose(trained, seen[0][0], rtol=0, atol=1e-5)

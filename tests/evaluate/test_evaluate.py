@@ -558,6 +558,34 @@ def test_ids_outside_0_254_without_a_class_table_are_refused_not_allocated(tmp_p
         evaluate_rasters(p, r, tmp_path / "m.json")
 
 
+@pytest.mark.parametrize(("dtype", "value"), [("int64", 2**32 + 1), ("uint32", 4294967295), ("uint64", 2**64 - 1)])
+def test_ids_beyond_int32_are_said_as_they_are_never_wrapped_into_a_class(tmp_path: Path, dtype: str,
+                                                                          value: int) -> None:
+    """Ids went through int32: an int64 reference's 2**32 + 1 was scored as class 1 (a perfect score on pixels of
+    no class), a uint32 4294967295 was said as 'id -1'."""
+    import rasterio
+
+    pred = np.zeros((20, 20), np.uint8)
+    pred[:, 10:] = 1
+    ref = np.zeros((20, 20), dtype)
+    ref[:, 10:] = value
+    p, r = write_raster(tmp_path / "p.tif", pred), write_raster(tmp_path / "r.tif", ref)
+    with pytest.raises(InputError, match=f"ids {value} and no class table"):
+        evaluate_rasters(p, r, tmp_path / "m.json")
+    with pytest.raises(InputError, match=f"ids {value} and no class table"):  # the prediction's id alike
+        evaluate_rasters(write_raster(tmp_path / "p2.tif", ref), p, tmp_path / "m.json")
+    tagged = write_raster(tmp_path / "t.tif", ref)
+    with rasterio.open(tagged, "r+") as ds:
+        ds.update_tags(CLASSES=json.dumps([c.to_dict() for c in ISPRS_CLASSES]))
+    result = evaluate_rasters(_tagged(tmp_path / "pt.tif", pred), r, tmp_path / "m2.json")  # a table: not scored
+    assert result["pixels"] == 200 and result["oa"] == 1.0
+    assert any(f"200 px hold ids no class of the table has ({value})" in w for w in result["warnings"])
+    result = evaluate_rasters(tagged, write_raster(tmp_path / "r0.tif", pred), tmp_path / "m3.json")
+    assert result["pixels"] == 200
+    assert any(f"prediction {tagged}: 200 px hold ids no class of the table has ({value})" in w
+               for w in result["warnings"])
+
+
 def test_a_class_id_of_no_class_is_refused(tmp_path: Path) -> None:
     """--exclude 99 left nothing out of the means without a word; --building-class 99 reported F1 0."""
     labels = np.zeros((20, 20), np.uint8)
