@@ -76,7 +76,8 @@ class TileSummary:
     out_dir: Path
     windows: int
     chips: Counter = field(default_factory=Counter)
-    skipped_invalid: int = 0
+    skipped_invalid: int = 0  # windows skipped: below --min-valid, or without any valid pixel
+    skipped_empty: int = 0  # of them, those without any valid pixel (skipped whatever --min-valid)
     dropped_for_split: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -84,7 +85,8 @@ class TileSummary:
         per_split = ", ".join(f"{s} {self.chips[s]}" for s in SPLITS)
         return (
             f"{sum(self.chips.values())} chips ({per_split}) from {self.windows} windows in {self.out_dir}; "
-            f"{self.skipped_invalid} below --min-valid, {self.dropped_for_split} dropped at split borders"
+            f"{self.skipped_invalid - self.skipped_empty} below --min-valid, {self.skipped_empty} without a valid "
+            f"pixel, {self.dropped_for_split} dropped at split borders"
         )
 
 
@@ -449,6 +451,7 @@ def _tile(
         valid_fraction = float(valid.mean())
         if valid_fraction < min_valid or valid_fraction == 0:
             summary.skipped_invalid += 1
+            summary.skipped_empty += valid_fraction == 0
             continue
         chip_id = f"r{int(window.row_off):0{digits}d}_c{int(window.col_off):0{digits}d}"
         rows.append(_write_chip(src, extra, window, chip_id, SPLITS[split_index], valid, valid_fraction, tmp,

@@ -111,13 +111,15 @@ class ResumeState:
         if began is not None and began != torch_threads():  # the float sums round otherwise: said, not refused
             logging.getLogger(__name__).warning(
                 "--resume: this run has %d torch threads, the interrupted one had %d: a few probability values "
-                "may differ by 1/254 from an uninterrupted run (OMP_NUM_THREADS=%d gives the same file)",
+                "may differ by 1/254 from an uninterrupted run, and with them the class of a pixel where two classes "
+                "tie (OMP_NUM_THREADS=%d gives the same file)",
                 torch_threads(), began, began)
         batch = data.get("batch_size")
         if batch is not None and self.batch_size is not None and batch != self.batch_size:
             logging.getLogger(__name__).warning(
                 "--resume: this run's --batch-size is %d, the interrupted one's %d: a few probability values may "
-                "differ by 1/254 from an uninterrupted run (--batch-size %d gives the same file)",
+                "differ by 1/254 from an uninterrupted run, and with them the class of a pixel where two classes tie "
+                "(--batch-size %d gives the same file)",
                 self.batch_size, batch, batch)
         strip, rows = data.get("strip"), data.get("rows_done")
         if not (isinstance(strip, int) and isinstance(rows, int) and strip >= 0 and 0 <= rows < self.height):

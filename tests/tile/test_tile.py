@@ -59,6 +59,10 @@ def test_labels_histogram_and_min_valid(tmp_path) -> None:
     lab = write_raster(tmp_path / "lab.tif", labels)
     summary = tile_scene(img, tmp_path / "chips", labels=lab, size=32, min_valid=0.5, split=(1, 0, 0))
     assert summary.skipped_invalid == 2  # the two all-nodata chips of the left column
+    assert "0 below --min-valid, 2 without a valid pixel" in summary.describe()
+    # at --min-valid 0 no chip is below it: the empty ones were said to be ("2 below --min-valid")
+    again = tile_scene(img, tmp_path / "chips0", labels=lab, size=32, min_valid=0.0, split=(1, 0, 0))
+    assert "0 below --min-valid, 2 without a valid pixel" in again.describe()
     rows = _manifest(tmp_path / "chips")
     hist_total = sum(sum(json.loads(r["class_hist"]).values()) for r in rows)
     assert hist_total == 64 * 64
