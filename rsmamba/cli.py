@@ -542,7 +542,7 @@ def train(
 
         result = score_checkpoint(config, set_, checkpoint=test, progress=STATE.progress, overwrite=overwrite)
         scores = {k: v for k, v in result["scores"].items() if isinstance(v, float)}
-        typer.echo(f"{result['split']} ({result['samples']} samples): "
+        typer.echo(f"{result['split']} ({result['samples']} samples, model {result['model']}): "
                    + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()) + f"  -> {result['path']}")
         return
     if dry_run:

@@ -10,8 +10,10 @@ reported; anything else is a one-line error naming the first tensor that does no
   same response to a grey scene. A DSM channel is kept when both have one, dropped when the new
   data has none, and added with zero weights (the model starts by ignoring it) when only the new
   data has one.
-- **classes**: tensors whose first dimension is the checkpoint's class count (the head) are left
-  at their fresh initialisation when the class count differs.
+- **classes**: the head (the tensors that follow the class count) is left at its fresh
+  initialisation when the classes differ: in count, or in name where both tables name them. The
+  head's rows are compared by meaning, not by count: the demo's 6 classes + 2 instance outputs
+  into 8 new classes are 8 rows each, and its ``interior`` row is no ``water`` row.
 - **instance outputs** (``model.instances``): a head for the same classes with other instance
   channels (added, dropped or changed) keeps the checkpoint's class rows; only the instance rows
   start fresh, so a model gains (or sheds) the instance outputs without relearning its classes.
@@ -47,7 +49,8 @@ class InitReport:
         if self.adapted:
             parts.append(f"{len(self.adapted)} adapted to the input bands ({', '.join(self.adapted[:3])})")
         if self.widened:
-            parts.append(f"{len(self.widened)} head tensors re-sized for the instance outputs (class rows kept)")
+            parts.append(f"{len(self.widened)} head tensors given fresh rows for the instance outputs "
+                         "(class rows kept)")
         if self.reinitialised:
             parts.append(f"{len(self.reinitialised)} re-initialised for the new classes")
         if self.left_random:
@@ -100,13 +103,16 @@ def _same_names(a: list[str], b: list[str]) -> bool:
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
                          num_classes: int, extra: int = 0, inputs: set[str] | None = None,
-                         class_names: list[str] | None = None, heads: set[str] | None = None) -> InitReport:
+                         class_names: list[str] | None = None, heads: set[str] | None = None,
+                         instances: list[str] | None = None) -> InitReport:
     """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``).
 
-    ``num_classes`` counts the head's outputs, of which the last ``extra`` are instance channels.
+    ``num_classes`` counts the head's outputs, of which the last ``extra`` are instance channels
+    (named ``instances`` when known; else only their count is compared with the checkpoint's).
     ``inputs`` (:func:`input_tensors`) names the tensors that read the bands. ``class_names``: the
-    data's classes; where the checkpoint's are others (as many, other names), the ``heads``
-    (:func:`head_tensors`) are re-initialised, not loaded as if class 0 were class 0. A checkpoint
+    data's classes; where the checkpoint's are others (other count, or as many with other names), the
+    ``heads`` (:func:`head_tensors`) are re-initialised, not loaded as if class 0 were class 0, even
+    where their shapes agree. Without ``heads`` only a head whose shape differs is recognised. A checkpoint
     that fits nowhere (no tensor loaded) is refused: training from it would be training from scratch.
     """
     ckpt = load_checkpoint(path)
@@ -116,22 +122,31 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     src_dsm = bool(ckpt["bands"].get("dsm"))
     src_classes = len(ckpt["classes"]) or int(ckpt["model_kwargs"].get("num_classes", 0))
     src_in = src_image + (1 if src_dsm else 0)
-    src_rows = src_classes + len((ckpt.get("instances") or {}).get("channels") or [])  # the head's outputs
+    src_outputs = [str(x) for x in (ckpt.get("instances") or {}).get("channels") or []]
+    src_rows = src_classes + len(src_outputs)  # the head's outputs
     report = InitReport(str(path))
     target = model.state_dict()
     report.unused = [k for k in src if k not in target]
     other_layout = (src_image, src_dsm) != (image_bands, dsm)
     src_names = [str(c.get("name")) for c in ckpt["classes"] if isinstance(c, dict)]
-    other_classes = (class_names is not None and heads is not None and len(src_names) == len(class_names)
-                     and not _same_names(src_names, class_names))
+    # the head's rows mean the same here as there: the same classes, then the same instance outputs
+    same_classes = src_classes == num_classes - extra and not (
+        class_names is not None and len(src_names) == len(class_names) and not _same_names(src_names, class_names))
+    same_outputs = [str(x) for x in instances] == src_outputs if instances is not None else len(src_outputs) == extra
     new_state = {}
     for name, dst in target.items():
         if name not in src:
             report.left_random.append(name)
             continue
         s = src[name]
-        if other_classes and name in heads:
+        rows = s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]
+        head = name in heads if heads is not None else rows and s.shape != dst.shape
+        if head and not same_classes:  # other classes: the whole head starts fresh, as for another count
             report.reinitialised.append(name)
+            continue
+        if head and rows and not same_outputs:  # same classes, instance outputs added, dropped or changed
+            new_state[name] = torch.cat([s[:src_classes].to(dst.dtype), dst[src_classes:]])
+            report.widened.append(name)
             continue
         reads_bands = inputs is None or name in inputs
         if s.shape == dst.shape and not (other_layout and inputs is not None and name in inputs and s.dim() >= 2):
@@ -145,12 +160,6 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
             if new_state[name].shape != dst.shape:
                 raise InputError(f"{path}: {name} {tuple(s.shape)} cannot be adapted to {tuple(dst.shape)}")
             report.adapted.append(name)
-        elif (s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]
-              and src_classes == num_classes - extra):  # same classes, instance outputs added or dropped
-            new_state[name] = torch.cat([s[:src_classes].to(dst.dtype), dst[src_classes:]])
-            report.widened.append(name)
-        elif s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]:
-            report.reinitialised.append(name)
         else:
             raise InputError(f"{path}: tensor {name} has shape {tuple(s.shape)} in the checkpoint but "
                              f"{tuple(dst.shape)} in the model; is it the same model ({ckpt['model']})?")

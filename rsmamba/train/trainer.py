@@ -268,7 +268,7 @@ def _check_resume_config(path: Path, saved: Any, cfg: dict) -> None:
     if not isinstance(saved, dict):
         return  # a checkpoint of an older rsmamba: nothing to compare against
     resolved = copy.deepcopy(cfg)
-    _resolve_init(resolved)  # a run from --init records the model the checkpoint gave it: compare alike
+    _resolve_init(resolved, saved)  # a run from --init records the model the checkpoint gave it: compare alike
     old, new = _flat(saved), _flat(resolved)
     changed = [key for key in sorted(set(old) | set(new))
                if old.get(key) != new.get(key) and key in old and not key.startswith(RESUME_MAY_CHANGE)]
@@ -486,6 +486,7 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
 
 
 @gdal_cache_capped()
+@callers_randomness_kept()  # building the model draws its initial weights from the global generator
 def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: list[str] | tuple[str, ...] = (),
                     *, checkpoint: str | os.PathLike[str], progress: bool = True,
                     overwrite: bool = False) -> dict[str, Any]:
@@ -671,14 +672,27 @@ class Prepared:
 DEMO_CHECKPOINTS = {"demo": "demo_model.pt", "demo-change": "demo_change_model.pt"}
 
 
-def _resolve_init(cfg: dict) -> Path | None:
+def _resolve_init(cfg: dict, run: Any = None) -> Path | None:
     """``model.init``: a checkpoint path, or ``demo`` / ``demo-change`` (the shipped demo models).
 
     The checkpoint names its model: a config that leaves ``model`` at its default takes the
     checkpoint's model and structure kwargs; a config naming another model is an error.
+    ``run``: the saved config of the run a resume continues. Its last.pt holds the weights, so the
+    init file is not read again (it may since be moved, deleted or replaced): the model it gave that
+    run comes from the run's config, and None is returned (nothing to load). A changed model.init
+    is left to the resume's comparison to refuse.
     """
     init = cfg["model"].get("init")
     if not init:
+        return None
+    resumed = run.get("model") if isinstance(run, dict) else None
+    if isinstance(resumed, dict) and "name" in resumed:
+        if resumed.get("init") == init:
+            try:
+                _take_model(cfg, str(init), resumed["name"], {k: v for k, v in (resumed.get("kwargs") or {}).items()
+                                                               if k not in ("num_classes", "in_chans")})
+            except InputError:
+                pass  # another model than the run's: the resume's comparison refuses it as a changed model.name
         return None
     path = Path(init)
     if str(init) in DEMO_CHECKPOINTS and not path.is_file():  # a folder named demo/ is no checkpoint
@@ -686,17 +700,23 @@ def _resolve_init(cfg: dict) -> Path | None:
     ckpt = load_checkpoint(path)
     structure = {k: v for k, v in {**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)}.items()
                  if k not in ("num_classes", "in_chans")}
-    if cfg["model"]["name"] == ckpt["model"]:  # the same model: its structure options, the config's on top
+    _take_model(cfg, str(path), ckpt["model"], structure)
+    return path
+
+
+def _take_model(cfg: dict, path: str, model: str, structure: dict) -> None:
+    """Give ``cfg`` the model of its ``model.init`` checkpoint (at ``path``): ``model`` with its ``structure``
+    kwargs, the config's on top, where the config names it or leaves the default model."""
+    if cfg["model"]["name"] == model:  # the same model: its structure options, the config's on top
         cfg["model"]["kwargs"] = {**structure, **cfg["model"]["kwargs"]}
     else:
         from rsmamba.train.config import DEFAULTS
 
         if cfg["model"]["name"] != DEFAULTS["model"]["name"] or cfg["model"]["kwargs"]:
-            raise InputError(f"model.init {path}: holds a {ckpt['model']!r} model, the config asks for "
+            raise InputError(f"model.init {path}: holds a {model!r} model, the config asks for "
                              f"{cfg['model']['name']!r}")
-        cfg["model"]["name"] = ckpt["model"]
+        cfg["model"]["name"] = model
         cfg["model"]["kwargs"] = structure
-    return path
 
 
 def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None:
@@ -716,10 +736,11 @@ def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None
         raise InputError(problems)
 
 
-def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str]) -> None:
-    """Classes the training chips hold but the validation chips do not: the means count them only where
-    the model predicts them (IoU 0 there; never predicted, left out, as the benchmarks' code does), so a
-    val mIoU can move on a class the val data cannot show. Said once, up front."""
+def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str], split: str = "val") -> None:
+    """Classes the training chips hold but the validation chips (of ``split``, data.val_split) do not: the
+    means count them only where the model predicts them (IoU 0 there; never predicted, left out, as the
+    benchmarks' code does), so a val mIoU can move on a class the val data cannot show. Said once, up front,
+    naming the split scored (a train --test of the test split was told of 'the val chips')."""
     def classes(ds: Any) -> set[int]:
         return {int(k) for r in getattr(ds, "rows", None) or () for k, v in json.loads(r.get("class_hist") or "{}").items()
                 if int(k) != IGNORE_INDEX and int(v) > 0}
@@ -730,7 +751,8 @@ def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str])
     missing = sorted(classes(train_ds) - classes(val_ds))
     if missing:
         said = ", ".join(names[i] if i < len(names) else str(i) for i in missing)
-        log.warning(f"the val chips hold no {said}: val scores count {'it' if len(missing) == 1 else 'them'} only "
+        them = "it" if len(missing) == 1 else "them"
+        log.warning(f"the {split} chips hold no {said}: {split} scores count {them} only "
                     "where the model predicts it, as IoU 0 (tile with a smaller --split-block or another --seed to "
                     "spread the classes)")
 
@@ -843,11 +865,12 @@ def checkpoint_payload(cfg: dict, model_kwargs: dict, tiling: Any, use_dsm: bool
     }
 
 
-def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
+def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
     """Open the datasets and build the model a resolved config asks for (no training state); ``scoring``:
-    for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`)."""
+    for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`);
+    ``run``: the saved config of the run a resume continues (its model.init is not loaded again)."""
     d = cfg["data"]
-    init_path = _resolve_init(cfg)
+    init_path = _resolve_init(cfg, run)
     info_m = model_info(cfg["model"]["name"])
     check_metric(cfg["train"]["metric"], info_m.task)
     use_dsm = resolve_use_dsm(d, info_m)
@@ -891,7 +914,7 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
                          "(every label is 255, "
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
     _check_class_settings(cfg, num_classes, names)
-    _warn_classes_missing_from_val(train_ds, val_ds, names)
+    _warn_classes_missing_from_val(train_ds, val_ds, names, d["val_split"])
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
         if not scoring:  # a test scores the class outputs only (validate drops the others): it reads no targets
@@ -929,7 +952,7 @@ def prepare(cfg: dict, *, scoring: bool = False) -> Prepared:
 
         known = [c["name"] for c in classes] if len(classes) == num_classes else None  # a named class table
         report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
-                                      num_classes=model_kwargs["num_classes"], extra=len(instances),
+                                      num_classes=model_kwargs["num_classes"], extra=len(instances), instances=instances,
                                       inputs=input_tensors(cfg["model"]["name"], model_kwargs),
                                       class_names=known, heads=head_tensors(cfg["model"]["name"], model_kwargs))
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
@@ -946,13 +969,14 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     if device.type == "cuda":
         torch.cuda.set_device(device)
 
-    prep = prepare(cfg)
+    prep = prepare(cfg, run=(loaded[1].get("config") if loaded is not None else None) if resume else None)
     info_m, train_ds, val_ds, tiling = prep.info, prep.train_ds, prep.val_ds, prep.train_ds.info
     classes, num_classes, names, model_kwargs = prep.classes, prep.num_classes, prep.names, prep.model_kwargs
     model = prep.model.to(device)
     if prep.init_report is not None and is_main and not resume:  # said without a terminal too (logs, -q: warnings)
         said = log.warning if prep.init_report.left_random or prep.init_report.unused else log.info
-        said(f"init: {prep.init_report.describe()}")
+        # the model named: an explicit model.name=fcn_baseline (the default) gives way to the checkpoint's unsaid
+        said(f"init: model {cfg['model']['name']}; {prep.init_report.describe()}")
 
     aug_cfg = cfg["augment"]
     chip_dtype = (getattr(tiling, "raw", None) or {}).get("dtype")
@@ -1017,6 +1041,16 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                              f"run can take ({first_line(exc)}); "
                              "it is no last.pt rsmamba wrote") from exc
         start_epoch, best_metric, history = state["epoch"], float(state["best_metric"]), state["history"]
+        # a new train.epochs re-shapes the schedule: the optimiser brought back the old schedule's next rate (0 at
+        # its end), which ran the first step and was logged as the epoch's rate while its other steps ran at the new
+        now = [base * scheduler.lr_lambdas[0](scheduler.last_epoch) for base in scheduler.base_lrs]
+        was = optimizer.param_groups[0]["lr"]
+        if now != [group["lr"] for group in optimizer.param_groups]:
+            for group, lr in zip(optimizer.param_groups, now):
+                group["lr"] = lr
+            if is_main:
+                log.warning(f"train.epochs {t['epochs']}: the learning-rate schedule is re-stretched to it; "
+                            f"epoch {start_epoch + 1} trains at {now[0]:.3g} (the run's schedule was at {was:.3g})")
 
     # config.yaml, the logs and the checkpoints are published together at the end of each epoch: until this
     # run's first epoch is complete, the folder holds the previous run whole (--overwrite), never a mix

@@ -142,3 +142,38 @@ def test_init_across_band_layouts_of_equal_width_adapts_only_the_input_tensors(t
     with pytest.raises(InputError, match="none of its .* tensors fits model"):
         init_from_checkpoint(again, tmp_path / "renamed.pt", image_bands=3, dsm=True,
                              num_classes=ckpt["model_kwargs"]["num_classes"])
+
+
+def test_init_compares_the_heads_rows_by_meaning_not_by_count() -> None:
+    """QA finding 4: the demo head is 6 classes + 2 instance outputs, 8 rows; 8 new classes are 8 rows too,
+    and were loaded as they were (water and road started as the demo's interior and contact logits) with a
+    report of nothing re-initialised. The head now starts fresh and the report says so; same classes with
+    renamed instance outputs keep the class rows only."""
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.models import create_model
+    from rsmamba.train.init import head_tensors, init_from_checkpoint
+
+    demo = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
+    ckpt = load_checkpoint(demo)
+    isprs = [c["name"] for c in ckpt["classes"]]
+    assert len(isprs) == 6 and ckpt["instances"]["channels"] == ["interior", "contact"]
+    kwargs = {**ckpt["model_kwargs"], "num_classes": 8}
+    heads = head_tensors(ckpt["model"], kwargs)
+    torch.manual_seed(0)
+    model = create_model(ckpt["model"], **kwargs)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    report = init_from_checkpoint(model, demo, image_bands=3, dsm=True, num_classes=8, heads=heads,
+                                  class_names=[*isprs, "water", "road"])
+    assert heads and sorted(report.reinitialised) == sorted(heads)
+    assert "re-initialised for the new classes" in report.describe()
+    assert all(torch.equal(model.state_dict()[k], fresh[k]) for k in heads)
+    # the same classes with other instance outputs (as many, swapped): class rows kept, instance rows fresh
+    torch.manual_seed(0)
+    model = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    report = init_from_checkpoint(model, demo, image_bands=3, dsm=True, num_classes=8, extra=2, heads=heads,
+                                  class_names=isprs, instances=["contact", "interior"])
+    assert sorted(report.widened) == sorted(heads) and not report.reinitialised
+    for k in heads:
+        assert torch.equal(model.state_dict()[k][:6], ckpt["state_dict"][k][:6])
+        assert torch.equal(model.state_dict()[k][6:], fresh[k][6:])

@@ -165,15 +165,15 @@ def test_init_demo_is_the_shipped_model_even_beside_a_folder_named_demo(small_ch
     assert prep.init_report is not None and prep.init_report.loaded
 
 
-def _val_chips_hold_class_0_only(chips: Path) -> None:
-    """Rewrite a chip folder's manifest so its val chips' class histograms hold class 0 only."""
+def _val_chips_hold_class_0_only(chips: Path, split: str = "val") -> None:
+    """Rewrite a chip folder's manifest so its ``split`` chips' class histograms hold class 0 only."""
     import csv
     import json as _json
 
     with open(chips / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for r in rows:
-        if r["split"] == "val":
+        if r["split"] == split:
             r["class_hist"] = _json.dumps({"0": sum(_json.loads(r["class_hist"]).values())})
     with open(chips / "manifest.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -193,6 +193,21 @@ def test_a_class_missing_from_the_val_chips_is_said(tmp_path: Path, caplog) -> N
     with caplog.at_level("WARNING"):
         prepare(load_config(None, [], base=base))
     assert "the val chips hold no" in caplog.text and "only where the model predicts it, as IoU 0" in caplog.text
+
+
+def test_a_class_missing_from_the_scored_split_names_that_split(tmp_path: Path, caplog) -> None:
+    """QA finding 9: train --test of data.val_split=test warned of 'the val chips' while it scored the test chips."""
+    from rsmamba.train import load_config
+    from rsmamba.train.trainer import prepare
+
+    chips = write_chips(tmp_path / "c", size=96, chip=32, split=(0.5, 0.0, 0.5))
+    _val_chips_hold_class_0_only(chips, "test")
+    base = {"data": {"root": str(chips), "batch_size": 2, "val_split": "test"}, "out": str(tmp_path / "run"),
+            "tensorboard": False, "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}}
+    with caplog.at_level("WARNING"):
+        prepare(load_config(None, [], base=base), scoring=True)
+    assert "the test chips hold no" in caplog.text and "test scores count" in caplog.text
+    assert "val chips" not in caplog.text
 
 
 def test_the_out_folder_writes_over_no_input_and_not_into_the_data(small_chips: Path, tmp_path: Path) -> None:
@@ -289,6 +304,20 @@ def test_a_diverging_run_stops_in_one_line_and_an_overwritten_runs_checkpoints_g
     assert (best.read_bytes() == old) == (saved["optim"]["lr"] == 0.02)
 
 
+def test_resume_with_more_epochs_logs_the_rate_the_epoch_trained_at(small_chips: Path, tmp_path: Path,
+                                                                    caplog) -> None:
+    """QA finding 7: train.epochs raised on --resume re-stretched the cosine schedule unsaid, and metrics.csv
+    logged lr 0.0 (the old schedule's end) for the first resumed epoch, whose first step ran at it and the
+    others at the new schedule's rates. It now trains and logs the new schedule's rate, and says so."""
+    cfg = _cfg(small_chips, tmp_path / "run", epochs=2)
+    cfg["model"]["kwargs"]["width"] = 4
+    train(cfg, progress=False)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        resumed = train(cfg, ["train.epochs=4"], resume=True, progress=False)
+    assert resumed.history[2]["lr"] == pytest.approx(0.02 * 0.5 * (1 + math.cos(math.pi * 2 / 4)))  # 0.01
+    assert "re-stretched" in caplog.text
+
+
 def test_resume_refuses_a_config_that_trains_otherwise(stopped_run: Path, small_chips: Path) -> None:
     """A new optim.lr never ran (the optimiser's state brings back the old one) but was recorded in
     config.yaml and every checkpoint; another optimiser was a KeyError mid-step."""
@@ -376,13 +405,40 @@ def test_data_crop_on_chips_is_said_and_not_recorded_as_the_models_window(small_
         train(cfg, ["data.crop=-5"], progress=False, overwrite=True)
 
 
-def test_resume_of_a_run_from_init_compares_the_model_it_was_given(small_chips: Path, tmp_path: Path) -> None:
-    """model.init demo gives the run the checkpoint's model (cmtunet_tiny): the config as typed names none."""
+def test_resume_of_a_run_from_init_compares_the_model_it_was_given(small_chips: Path, tmp_path: Path,
+                                                                   caplog) -> None:
+    """model.init demo gives the run the checkpoint's model (cmtunet_tiny): the config as typed names none.
+    The init line names it (QA finding 8: an explicit model.name=fcn_baseline gave way to it unsaid)."""
     cfg = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(tmp_path / "run"),
            "model": {"init": "demo"}, "train": {"epochs": 2, "stop_after_epochs": 1}, "tensorboard": False}
-    train(cfg, progress=False)
+    with caplog.at_level("INFO", logger="rsmamba"):
+        train(cfg, ["model.name=fcn_baseline"], progress=False)
+    assert "init: model cmtunet_tiny; " in caplog.text
     resumed = train({**cfg, "train": {"epochs": 2}}, resume=True, progress=False)
     assert resumed.epochs_run == 2 and load_checkpoint(resumed.last)["model"] == "cmtunet_tiny"
+
+
+def test_resume_of_a_fine_tune_reads_last_pt_not_the_init_file(small_chips: Path, tmp_path: Path) -> None:
+    """QA finding 6: a fine-tune could not be resumed once its --init file was moved ('checkpoint not found')
+    or replaced by another model ('this command line differs: model.name ...'), though last.pt holds the
+    weights. A resume now leaves the init file alone; one that changes model.init is still refused."""
+    import shutil
+
+    base = _cfg(small_chips, tmp_path / "base", epochs=1)
+    base["model"]["kwargs"]["width"] = 4
+    train(base, progress=False)
+    init = str(tmp_path / "base" / "best.pt")
+    cfg = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(tmp_path / "ft"), "optim": {"lr": 0.02},
+           "model": {"init": init}, "train": {"epochs": 3, "stop_after_epochs": 1}, "tensorboard": False}
+    train(cfg, progress=False)
+    shutil.move(tmp_path / "base", tmp_path / "moved")
+    assert train(cfg, resume=True, progress=False).epochs_run == 2
+    (tmp_path / "base").mkdir()  # the path now holds another model: the run is still the one last.pt holds
+    shutil.copy(Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt", init)
+    with pytest.raises(InputError, match="model.init was .*, now None"):
+        train({**cfg, "model": {}}, resume=True, progress=False)
+    resumed = train(cfg, resume=True, progress=False)
+    assert resumed.epochs_run == 3 and load_checkpoint(resumed.last)["model_kwargs"]["width"] == 4
 
 
 def test_overwrite_keeps_the_previous_run_whole_until_an_epoch_and_resume_rewrites_the_logs(
@@ -450,6 +506,21 @@ def test_train_hands_the_callers_random_generators_back(small_chips: Path, tmp_p
     train(_cfg(small_chips, tmp_path / "run", epochs=1), progress=False)
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
     assert torch.backends.cudnn.deterministic == deterministic
+
+
+def test_score_checkpoint_hands_the_callers_torch_generator_back(stopped_run: Path, small_chips: Path,
+                                                                  tmp_path: Path) -> None:
+    """QA finding 10: train --test from Python drew the model's initial weights from the caller's global
+    generator (its next torch.rand differed), against the README's promise that train keeps."""
+    from rsmamba.train import score_checkpoint
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    cfg = {"data": {"root": str(small_chips), "batch_size": 2}, "out": str(tmp_path / "t"),
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "tensorboard": False}
+    score_checkpoint(cfg, checkpoint=stopped_run / "last.pt", progress=False)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_each_epoch_leaves_one_log_line(small_chips: Path, tmp_path: Path, caplog) -> None:
