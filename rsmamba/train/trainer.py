@@ -607,6 +607,60 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
         raise InputError(problems)
 
 
+# What a run writes in its out folder, published together each epoch (best.pt when the epoch is the best)
+RUN_FILES = ("last.pt", "metrics.csv", "metrics.jsonl", "config.yaml", "best.pt")
+
+
+def _continues_folder(resume: bool | str | os.PathLike[str], out_dir: Path) -> bool:
+    """Whether a run resumes the run its out folder holds (``<out>/last.pt``), not one from elsewhere:
+    ``--resume-from OTHER/last.pt`` takes the folder over, as a new run does."""
+    if not resume:
+        return False
+    return isinstance(resume, bool) or Path(resume).resolve() == (out_dir / "last.pt").resolve()
+
+
+def _own_test_results(out_dir: Path) -> dict[Path, str]:
+    """The ``train --test`` results in ``out_dir`` that scored its own checkpoints: file -> ``best.pt``/``last.pt``.
+
+    By the result's ``checkpoint`` (the path as given; relative to where it ran, so a relative one may
+    also name the folder by its last parts): a score of another checkpoint, or a user's file, is no run's."""
+    out = out_dir.resolve()
+    found: dict[Path, str] = {}
+    for path in sorted(out_dir.glob("test_*.json")):
+        try:
+            named = json.loads(path.read_text()).get("checkpoint")
+        except (OSError, ValueError, AttributeError):  # not JSON, not a mapping: not one train --test wrote
+            continue
+        if not isinstance(named, str) or Path(named).name not in ("best.pt", "last.pt"):
+            continue
+        ckpt = Path(named)
+        parts = ckpt.parent.parts
+        if ckpt.parent.resolve() == out or (not ckpt.is_absolute() and ".." not in parts
+                                            and out.parts[len(out.parts) - len(parts):] == parts):
+            found[path] = ckpt.name
+    return found
+
+
+def _refuse_previous_run(out_dir: Path, resume: bool | str | os.PathLike[str], tensorboard: bool) -> None:
+    """Refuse an out folder holding any file of another run that this run would replace or remove (its
+    checkpoints, logs, config, TensorBoard events, train --test scores): checking last.pt alone lost a
+    best.pt kept without it, and ``--resume-from`` another folder's checkpoint replaced the run there."""
+    held = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if tensorboard and any((out_dir / "tensorboard").glob("events.out.tfevents.*")):
+        held.append("tensorboard/")
+    held += [path.name for path in _own_test_results(out_dir)]
+    if not held:
+        return
+    held.sort()
+    if resume:
+        raise InputError(f"{out_dir} holds another training run ({', '.join(held)}): --resume-from {resume} would "
+                         "replace it; --overwrite to do so, or another out folder"
+                         + (" (--resume continues the run it holds)" if "last.pt" in held else ""))
+    how = "use --resume to continue it, " if "last.pt" in held else ""
+    raise InputError(f"{out_dir} holds a previous training run ({', '.join(held)}): {how}--overwrite to start over, "
+                     "or another out folder")
+
+
 @gdal_cache_capped()
 def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = (),
           *, resume: bool | str | os.PathLike[str] = False, progress: bool = True,
@@ -616,8 +670,8 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
     Under ``torchrun`` (``WORLD_SIZE`` > 1) this runs DistributedDataParallel, gloo on CPU and nccl on
     GPU; ``data.batch_size`` is the global batch, split evenly across processes.
     ``resume=True`` continues from ``<out>/last.pt`` (or the given checkpoint path). A folder that
-    holds a previous run is refused unless ``resume`` or ``overwrite``; the folder is locked while
-    training (:func:`rsmamba.atomic.lock_outputs`).
+    holds a previous run is refused unless ``resume`` continues that run (its own last.pt) or ``overwrite``;
+    the folder is locked while training (:func:`rsmamba.atomic.lock_outputs`).
     """
     if isinstance(config, dict):
         cfg = load_config(None, overrides, base=config)
@@ -632,9 +686,8 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         started_pg = True
     out_dir = Path(cfg["out"])
     _check_out_folder(out_dir, cfg, None if isinstance(config, dict) else config, resume=bool(resume))
-    if rank == 0 and not resume and not overwrite and (out_dir / "last.pt").exists():
-        raise InputError(f"{out_dir} holds a previous training run (last.pt): use --resume to continue it, "
-                         "--overwrite to start over, or another out folder")
+    if rank == 0 and not overwrite and not _continues_folder(resume, out_dir):
+        _refuse_previous_run(out_dir, resume, bool(cfg["tensorboard"]))
     loaded = None
     if resume:  # checked (and safely loaded) before the folder is locked: a bad path is an input error
         path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
@@ -1052,6 +1105,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                 log.warning(f"train.epochs {t['epochs']}: the learning-rate schedule is re-stretched to it; "
                             f"epoch {start_epoch + 1} trains at {now[0]:.3g} (the run's schedule was at {was:.3g})")
 
+    takes_over = not _continues_folder(resume, out_dir)  # a run new to the folder (train refused it without --overwrite)
     # config.yaml, the logs and the checkpoints are published together at the end of each epoch: until this
     # run's first epoch is complete, the folder holds the previous run whole (--overwrite), never a mix
     logger = EpochLog(out_dir, is_main, cfg["tensorboard"], history)
@@ -1161,7 +1215,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                 "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                 "rng": _rng_state(), "epoch": epoch + 1, "best_metric": best_metric, "history": history,
             }
-            files = ["last.pt", "metrics.csv", "metrics.jsonl", "config.yaml", *(["best.pt"] if improved else [])]
+            files = [name for name in RUN_FILES if improved or name != "best.pt"]
             with publish([out_dir / name for name in files], overwrite=True) as pub:
                 if improved:
                     save_checkpoint(pub[out_dir / "best.pt"], {**base_payload, "state_dict": weights,
@@ -1170,10 +1224,17 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
                                                             "metrics": metrics, "train_state": train_state})
                 logger.write(pub[out_dir / "metrics.csv"], pub[out_dir / "metrics.jsonl"])
                 pub[out_dir / "config.yaml"].write_text(yaml.safe_dump(cfg, sort_keys=False))
-            new_run = epoch == start_epoch and not resume
-            if new_run:  # a new run now holds the folder: the old run's test scores
-                for stale in out_dir.glob("test_*.json"):  # (train --test) named a best.pt that is gone
+            new_run = epoch == start_epoch and takes_over  # this run now holds the folder (--overwrite)
+            replaced = {"last.pt", "best.pt"} if new_run or improved else {"last.pt"}
+            if new_run and not improved and (out_dir / "best.pt").exists():  # a --resume-from whose best epoch is
+                (out_dir / "best.pt").unlink()  # in its own folder: the replaced run's best.pt is no model of this run
+                log.warning("removed %s, the replaced run's: this run writes its own once an epoch beats its best "
+                            "so far", out_dir / "best.pt")
+            for stale, name in _own_test_results(out_dir).items():  # train --test scores of a checkpoint now gone
+                if name in replaced:
                     stale.unlink(missing_ok=True)
+                    log.warning("removed %s: it scored the %s this run replaced (train --test scores the new one)",
+                                stale, name)
             logger.published(row, new_run=new_run)
             scores = ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                                if k.startswith("val_") and isinstance(v, float) and not k.startswith("val_iou_"))

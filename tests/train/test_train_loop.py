@@ -455,7 +455,7 @@ def test_overwrite_keeps_the_previous_run_whole_until_an_epoch_and_resume_rewrit
         return c
 
     train(cfg(stop_after_epochs=2), progress=False)
-    (run / "test_val.json").write_text("{}")  # as train --test writes: scores of this run's best.pt
+    (run / "test_val.json").write_text(json.dumps({"checkpoint": str(run / "best.pt"), "scores": {}}))  # train --test's
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert set(before) >= {"best.pt", "last.pt", "metrics.csv", "metrics.jsonl", "config.yaml"}
     with pytest.raises(InputError):
@@ -470,7 +470,8 @@ def test_overwrite_keeps_the_previous_run_whole_until_an_epoch_and_resume_rewrit
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
-    assert (run / "test_val.json").exists()  # a resume is the same run: its scores stay
+    # a resume is the same run: its score stays while best.pt does (tests/train/test_train_out_folder.py)
+    assert (run / "test_val.json").exists() == ((run / "best.pt").read_bytes() == before["best.pt"])
     train(cfg(stop_after_epochs=1), progress=False, overwrite=True)
     assert not (run / "test_val.json").exists()  # a new run: the old best.pt's scores go with it
 
