@@ -492,9 +492,9 @@ def _tile(
     below = [name for name in empty if planned.get(name)]  # its blocks were there, its chips below --min-valid
     if below:
         message = (f"--split {','.join(f'{f:g}' for f in split)}: no {' or '.join(below)} chips: all "
-                   f"{sum(planned[name] for name in below)} of {'their' if len(below) > 1 else 'its'} windows hold less "
-                   f"than --min-valid {min_valid:g} valid pixels (nodata, or no DSM there); another --seed puts other "
-                   "blocks there")
+                   f"{sum(planned[name] for name in below)} of {'their' if len(below) > 1 else 'its'} windows hold "
+                   + (f"less than --min-valid {min_valid:g} valid pixels" if min_valid > 0 else "no valid pixel")
+                   + " (nodata, or no DSM there); another --seed puts other blocks there")
         summary.warnings.append(message)
         log.warning(message)
     elif empty or off:  # whole blocks go to one split: a scene of few blocks cannot follow the fractions

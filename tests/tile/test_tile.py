@@ -241,6 +241,10 @@ def test_a_split_whose_windows_are_all_nodata_says_so_not_the_block_count(tmp_pa
     assert ["--split 0.5,0.5,0: no val chips: all 4 of its windows hold less than --min-valid 0.5 valid pixels "
             "(nodata, or no DSM there); another --seed puts other blocks there"] == \
         [w for w in summary.warnings if w.startswith("--split")]
+    # at --min-valid 0 no window holds less than it: they hold no valid pixel
+    none = tile_scene(image, tmp_path / "c0", size=32, block=64, split=(0.5, 0.5, 0.0), min_valid=0.0, progress=False)
+    assert ["--split 0.5,0.5,0: no val chips: all 4 of its windows hold no valid pixel (nodata, or no DSM there); "
+            "another --seed puts other blocks there"] == [w for w in none.warnings if w.startswith("--split")]
 
 
 def test_colour_labels_are_refused_not_tiled_by_their_red_band(tmp_path) -> None:
