@@ -80,8 +80,9 @@ class TrainResult:
             # the ISPRS recipes' clutter: the printed mean is not over every class (OA and kappa are: no note)
             if self.left_out and self.selected_by in self.means:
                 best += f" (without {', '.join(self.left_out)})"
-        return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} -> {self.best}; "
-                f"last -> {self.last}")
+        # a --resume-from another folder whose epochs never beat the run it came from writes no best.pt here
+        where = f"-> {self.best}" if self.best.exists() else f"(of the run resumed from: no epoch beat it, no {self.best})"
+        return f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} {where}; last -> {self.last}"
 
 
 class _EpochSeeded:

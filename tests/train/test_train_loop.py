@@ -571,6 +571,19 @@ def test_the_summary_says_clutter_is_left_out_only_of_the_means() -> None:
     assert "(without playground)" in change.describe()
 
 
+def test_the_summary_names_best_pt_only_where_the_run_wrote_one(tmp_path: Path) -> None:
+    """A --resume-from another folder whose epochs never beat the run it came from writes no best.pt: the summary
+    said '-> FOLDER/best.pt' all the same."""
+    from rsmamba.train.trainer import TrainResult
+
+    result = TrainResult(tmp_path, tmp_path / "best.pt", tmp_path / "last.pt", 4, 0.57, [], "val_miou")
+    assert f"-> {tmp_path / 'best.pt'}" not in result.describe()
+    assert "no epoch beat it" in result.describe()
+    (tmp_path / "best.pt").write_bytes(b"x")
+    assert f"best val miou 0.5700 -> {tmp_path / 'best.pt'}; last -> {tmp_path / 'last.pt'}" == \
+        result.describe().split("; ", 1)[1]
+
+
 def test_an_epoch_without_the_metric_never_replaces_the_best_scored_one(small_chips: Path, tmp_path: Path,
                                                                         monkeypatch) -> None:
     """A change model predicting no change has no fscd (null, 923889c): minus its training loss was compared with
