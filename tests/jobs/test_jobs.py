@@ -682,14 +682,16 @@ def test_a_local_cluster_hands_dasks_logger_levels_back(tmp_path) -> None:
         logging.getLogger("distributed.scheduler").setLevel(own)
 
 
-def test_a_worker_loads_a_replaced_checkpoint_again(tmp_path) -> None:
+def test_a_worker_loads_a_replaced_checkpoint_again(tmp_path, monkeypatch) -> None:
     """A batch in the caller's process (or a long-lived dask worker) kept the model of a path after the file there
     was replaced (retrained weights): it mapped with the old weights while the batch record named the new file."""
     import os
     from pathlib import Path
 
+    import rsmamba.jobs.worker as worker
     from rsmamba.jobs.worker import cached_model
 
+    monkeypatch.setattr(worker, "_MODELS", {})  # this test's stand-ins never reach the process's other callers
     path = tmp_path / "best.pt"
     path.write_bytes(b"first")
     loads = []
