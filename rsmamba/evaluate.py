@@ -39,7 +39,7 @@ from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import (GRID_TOLERANCE_PX, VECTOR_SUFFIXES, class_field_problem, class_ids_of_names,
                                    grid_mirrors, lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
 from rsmamba.raster.windows import raster_extent, window_extent
-from rsmamba.raster.validate import is_change_raster
+from rsmamba.raster.validate import beyond_int32, is_change_raster
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +66,13 @@ RefBlock = tuple[np.ndarray, "np.ndarray | None"]  # ids (255: unknown), and a l
 RefReader = Callable[[Window], RefBlock]
 
 
-INT32 = np.iinfo(np.int32)
-
-
 def _compact(ids: np.ndarray) -> np.ndarray:
     """Class ids as uint8 when they are, else int32 (a whole scene as int64 took 8 bytes a pixel per copy); a
     block holding a value beyond int32 keeps its own type, so the value is said as it is and never scored as
     another id (an int64 2**32 + 1 wrapped to class 1 and scored perfect, a uint32 4294967295 was said as -1)."""
     if ids.dtype == np.uint8:
         return ids
-    if not np.can_cast(ids.dtype, np.int32) and ids.size and (ids.min() < INT32.min or ids.max() > INT32.max):
-        return ids  # (the comparisons in the block's own type: no copy)
-    return ids.astype(np.int32)
+    return ids if beyond_int32(ids) is not None else ids.astype(np.int32)
 
 
 def on_the_grid(src: Any, grid: Grid) -> bool:

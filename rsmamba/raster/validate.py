@@ -155,6 +155,17 @@ def _gdal_type(dtype: str | None) -> str:
     return names.get(str(np.dtype(dtype)) if dtype else "", "Byte")
 
 
+INT32 = np.iinfo(np.int32)
+
+
+def beyond_int32(ids: np.ndarray) -> np.ndarray | None:
+    """Where an id band holds values int32 cannot (which a cast would fold into other ids: 2**32 + 1 into 1,
+    4294967295 into -1), or None where it holds none; compared in the band's own type, no int64 copy."""
+    if np.can_cast(ids.dtype, np.int32) or ids.size == 0 or not (ids.min() < INT32.min or ids.max() > INT32.max):
+        return None
+    return (ids > INT32.max) if ids.dtype.kind == "u" else (ids > INT32.max) | (ids < INT32.min)
+
+
 DSM_WARN_STDS = 4.0  # DSM heights this many training stds off: warned
 DSM_REFUSE_STDS = 12.0  # and this many: refused (the shipped model: +100 m of ground gave 0.69 building IoU)
 

@@ -42,7 +42,7 @@ from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.paths import input_problem, sql_fold, vector_path_problem
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_longitudes
-from rsmamba.raster.validate import class_raster_problem, is_change_raster
+from rsmamba.raster.validate import beyond_int32, class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularize_polygon
@@ -357,24 +357,21 @@ class _Reader:
         return band, valid, keep
 
 
-INT32 = np.iinfo(np.int32)
-
-
 def _int32_keys(band: np.ndarray, drawn: np.ndarray, window: Window, raster: Path) -> np.ndarray:
     """A block's ids as keys rasterio polygonizes (int32 at most). A value beyond int32 where a polygon would be
     drawn is refused, said as it is: cast, a uint32 4294967295 was written as class -1 and an int64 2**32 + 1
     merged into class 1's polygon. (The range checked in the band's own type: no int64 copy of a block.)"""
     if band.dtype.name in ("uint8", "uint16", "int16", "int32"):
         return band
-    if not np.can_cast(band.dtype, np.int32) and band.size and (
-            int(band.max()) > INT32.max or int(band.min()) < INT32.min):
-        beyond = drawn & ((band > INT32.max) if band.dtype.kind == "u" else (band > INT32.max) | (band < INT32.min))
+    beyond = beyond_int32(band)
+    if beyond is not None:
+        beyond &= drawn
         if beyond.any():
             values = np.unique(band[beyond])
             shown = ", ".join(map(str, values[:6].tolist())) + (", ..." if values.size > 6 else "")
             raise InputError(f"{raster}: {band.dtype} values {shown} (in the block at row {int(window.row_off)}, "
                              f"column {int(window.col_off)}) are beyond the class ids vectorize writes "
-                             f"(-2147483648..{INT32.max}); if one marks no data, declare it (gdal_edit.py -a_nodata "
+                             f"(-2147483648..2147483647); if one marks no data, declare it (gdal_edit.py -a_nodata "
                              f"{values[0]}), else recode the ids")
     return band.astype("int32")  # (a value beyond int32 is left here only where nothing is drawn)
 
