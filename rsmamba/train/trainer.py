@@ -37,7 +37,7 @@ from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, recorded_scale, use_normalization
-from rsmamba.datasets.chips import chips_fingerprint, describe_chips, describe_roots
+from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
@@ -116,6 +116,19 @@ def _collate(items: list[dict]) -> dict:
                              "from one tiling (rsmamba tile --size), or set data.crop for a benchmark layout")
         out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
     return out
+
+
+def _chip_side(train_ds: Any) -> int | None:
+    """The side of the chips a model learns on, as the manifest lists them: a scene narrower than ``tile --size``
+    has narrower chips, and the checkpoint's window is what the model saw (a 256 px scene tiled at --size 512
+    recorded 512 as its window); the shorter side of oblong chips; tiling.json's ``size`` for a manifest
+    without sizes."""
+    info = train_ds.parts[0].info if hasattr(train_ds, "parts") else getattr(train_ds, "info", None)
+    raw = getattr(info, "raw", None)
+    if not raw:
+        return None
+    size = chip_size(info)
+    return min(size) if size else raw.get("size")
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -1115,7 +1128,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     if chips and d.get("crop") and is_main:  # chips are trained whole: the window is theirs, not data.crop
         log.warning("data.crop %s: chips are trained whole (data.crop crops the benchmark layouts' tiles); "
                     "re-tile with --size %s to train at that size", d["crop"], d["crop"])
-    seen = (tiling.raw or {}).get("size") if chips and getattr(tiling, "raw", None) else (None if chips else d.get("crop"))
+    seen = _chip_side(train_ds) if chips else d.get("crop")
     if seen:  # the window size the model learnt at runs it: predict's default (a 64 px model at 512 px saw 98 % building)
         base_payload["inference"] = {"window": int(seen), "overlap": int(seen) // 4}
     # what --resume checks the data against (_check_resume_data): the chips, or the benchmark's files read in place

@@ -684,3 +684,18 @@ def test_train_test_refuses_chips_on_another_scale_as_predict_refuses_the_image(
     with pytest.raises(InputError, match=r"chips .*b/chips \(uint16\): values on another scale than model .*last.pt was "
                                          r"trained on \(band 1 mean"):
         score_checkpoint(cfg, checkpoint=stopped_run / "last.pt", progress=False, overwrite=True)
+
+
+def test_the_window_recorded_is_the_chips_side_not_tile_size(tmp_path: Path) -> None:
+    """A scene narrower than ``tile --size`` gives narrower chips: the checkpoint's window is what the model saw
+    (tiling.json's --size 64 was recorded as the window of a model trained on 40 px chips)."""
+    from rsmamba.tile import tile_scene
+    from tests.helpers.scenes import write_scene
+
+    paths = write_scene(tmp_path / "scene", 40)
+    tile_scene(paths["image"], tmp_path / "chips", labels=paths["labels"], size=64, split=(1.0, 0.0, 0.0))
+    assert yaml.safe_load((tmp_path / "chips" / "tiling.json").read_text())["size"] == 64
+    cfg = _cfg(tmp_path / "chips", tmp_path / "run", epochs=1)
+    cfg["data"]["batch_size"] = 1
+    result = train(cfg, progress=False)
+    assert load_checkpoint(result.best)["inference"] == {"window": 40, "overlap": 10}
