@@ -157,6 +157,10 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
 )
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "cosine_restarts", "multistep", "step", "poly", "none")
+SCHEDULE_UNITS = ("epoch", "iteration")  # schedule.by: milestones, step_size and t0 counted in epochs or steps
+
 # Zoom factors, bounded above too: augment.scale [1000, 1000] (or percent, [50, 150]) passed, then asked for 65 GB.
 _ZOOMS = ("augment.scale", "augment.scale_set", "eval.scales")
 MAX_ZOOM = 8.0
@@ -239,10 +243,20 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 and (
             problem := seed_problem(seed, "config train.seed")):  # below 0: the schema's bound says it
         problems.add(problem)
-    for key in ("channel_shuffle", "grayscale"):
-        p = cfg["augment"].get(key) if isinstance(cfg.get("augment"), dict) else None
+    for key in ("channel_shuffle", "grayscale", "date_swap"):  # date_swap 50 (a percentage) swapped every pair
+        p = section("augment").get(key)
         if isinstance(p, (int, float)) and not isinstance(p, bool) and p > 1:
             problems.add(f"config augment.{key}: a probability, must be <= 1, got {p!r}")
+    colour = section("augment").get("colour")
+    if isinstance(colour, (int, float)) and not isinstance(colour, bool) and colour >= 1:  # gains 1 +- colour
+        problems.add(f"config augment.colour: a gain's spread (1 +- colour), must be < 1, got {colour!r}")
+    # the names the optimiser and the schedule are built from: refused here, with the config's other problems and
+    # by --dry-run, not once the data is read and the model built
+    for key, allowed in (("optim.name", OPTIMIZERS), ("schedule.name", SCHEDULES), ("schedule.by", SCHEDULE_UNITS)):
+        part, name = key.split(".")
+        value = section(part).get(name, allowed[0] if key == "schedule.by" else None)
+        if value not in allowed:
+            problems.add(f"config {key}: {value!r}, expected {', '.join(allowed)}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

@@ -47,7 +47,7 @@ from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
-from rsmamba.train.config import load_config
+from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
@@ -187,10 +187,7 @@ def _build_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=o["lr"], weight_decay=o["weight_decay"])
     if o["name"] == "sgd":
         return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
-    raise InputError(f"optim.name {o['name']!r}: expected adamw, adam or sgd")
-
-
-SCHEDULES = ("cosine", "cosine_restarts", "multistep", "step", "poly", "none")
+    raise InputError(f"optim.name {o['name']!r}: expected {', '.join(OPTIMIZERS)}")
 
 
 def lr_factor(cfg: dict, steps_per_epoch: int):
@@ -209,8 +206,8 @@ def lr_factor(cfg: dict, steps_per_epoch: int):
     name = s["name"]
     if name not in SCHEDULES:
         raise InputError(f"schedule.name {name!r}: expected {', '.join(SCHEDULES)}")
-    if s.get("by", "epoch") not in ("epoch", "iteration"):
-        raise InputError(f"schedule.by {s['by']!r}: expected epoch or iteration")
+    if s.get("by", "epoch") not in SCHEDULE_UNITS:
+        raise InputError(f"schedule.by {s['by']!r}: expected {', '.join(SCHEDULE_UNITS)}")
 
     def factor(step: int) -> float:
         if step < warm:

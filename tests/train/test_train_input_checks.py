@@ -411,3 +411,19 @@ def test_path_keys_set_on_the_command_line_are_their_text(tmp_path) -> None:
     config.write_text("out: 2024\n")
     with pytest.raises(InputError, match=r"config out: expected a path .*got 2024"):
         load_config(config, [])
+
+
+@pytest.mark.parametrize("setting, said", [
+    ("optim.name=foo", "config optim.name: 'foo', expected adamw, adam, sgd"),
+    ("schedule.name=bar", "config schedule.name: 'bar', expected cosine, "),
+    ("schedule.by=week", "config schedule.by: 'week', expected epoch, iteration"),
+    ("augment.date_swap=5", "config augment.date_swap: a probability, must be <= 1, got 5"),
+    ("augment.colour=2", r"config augment.colour: a gain's spread \(1 \+- colour\), must be < 1"),
+])
+def test_names_and_probabilities_are_refused_by_the_dry_run_too(tmp_path: Path, capsys, setting, said) -> None:
+    """--dry-run passed these (rc 0, the bad value in its resolved config); training refused the names only once
+    the data was read and the model built, and swapped every pair at date_swap 5."""
+    import re
+
+    assert main(_train(tmp_path, "--set", f"data.root={tmp_path / 'chips'}", "--set", setting, "--dry-run")) == 2
+    assert re.search(said, _one_error_line(capsys))
