@@ -598,7 +598,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Read REFERENCE as a benchmark label file: isprs (colours; Clutter excluded), loveda, second, landsat-scd (land cover of the changed pixels only; with --reference-t2 the benchmark's scores)."),
     burn: Optional[int] = typer.Option(None, "--burn", help="Vector REFERENCE: every polygon is this class, elsewhere background 0 (as 'tile --burn')."),
-    background: Optional[int] = typer.Option(None, "--background", help="Vector REFERENCE: the class of the pixels outside its polygons (as 'tile --background'; default: not scored)."),
+    background: Optional[int] = typer.Option(None, "--background", help="Vector REFERENCE: the class of the pixels outside its polygons (as 'tile --background': 255 = not scored, the default)."),
     footprints: Optional[Path] = typer.Option(None, "--footprints", help="Predicted building polygons (e.g. vectorize --instances), each one building: scored per building against --buildings."),
     reference_t2: Optional[Path] = typer.Option(None, "--reference-t2", help="Semantic change: REFERENCE is the t1 land cover, this the t2 one (SECOND label1/label2 with --layout); PREDICTION is 'change --semantic' output (its class_names tag, or --layout, gives the classes). Adds SeK, Fscd, mIoU, score."),
     block_size: Optional[int] = typer.Option(None, "--block-size", help="Side in pixels of the blocks read at a time (memory bound; default 1024; the scores are the same whatever it is).", callback=opt.positive("--block-size")),

@@ -1012,10 +1012,13 @@ def evaluate_rasters(
                      "the buildings scored instead: give one of them")
     if background is not None and raster_reference:
         problems.add(f"--background {background}: the class of a vector reference's outside; {reference} is a raster")
-    elif background is not None and not 0 <= background < IGNORE_INDEX:
-        problems.add(f"--background must be a class id in 0..{IGNORE_INDEX - 1}, got {background}")
+    elif background is not None and not 0 <= background <= IGNORE_INDEX:  # tile's rule: 255 is no label
+        problems.add(f"--background must be a class id in 0..{IGNORE_INDEX - 1} or {IGNORE_INDEX} (not scored), "
+                     f"got {background}")
     elif background is not None and burn is not None:
         problems.add("--burn scores the outside as background 0 already; give one of --burn and --background")
+    if burn is not None and not 0 < burn < IGNORE_INDEX:  # tile's rule: 0 is the background, 255 no label
+        problems.add(f"--burn must be a class id in 1..{IGNORE_INDEX - 1}, got {burn}")
     if burn is not None and class_field is not None:
         problems.add(f"--burn {burn} scores every reference polygon as one class, --class-field {class_field} reads "
                      "each polygon's class: give one of them")

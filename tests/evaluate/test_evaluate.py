@@ -292,6 +292,9 @@ def test_a_vector_reference_without_burn_says_it_scores_only_inside_its_polygons
     with pytest.raises(InputError, match=r"--burn 1 scores every reference polygon as one class, --class-field "
                                          r"class reads each polygon's class: give one of them"):
         evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "d" / "m.json", burn=1, class_field="class")
+    for bad in (0, 255, 300, -1):  # 0 burnt the polygons as the background (mIoU 0.05, said as a class-field error)
+        with pytest.raises(InputError, match=rf"--burn must be a class id in 1..254, got {bad}$"):
+            evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "d" / "m.json", burn=bad)
     with pytest.raises(InputError, match=r"no field 'landuse' \(fields: class\); use --class-field"):
         evaluate_rasters(p, tmp_path / "b.gpkg", tmp_path / "d" / "m.json", class_field="landuse")
     # a multi-class map against a footprint layer: its other classes are errors against background 0, said
@@ -630,6 +633,10 @@ def test_a_sparse_layer_of_several_classes_scores_its_outside_as_tile_read_it(tm
     whole = evaluate_rasters(p, tmp_path / "objects.gpkg", tmp_path / "b.json", background=0)
     assert whole["pixels"] == 40 * 50 and "warnings" not in whole
     assert whole["per_class"]["building"]["precision"] == pytest.approx(100 / (40 * 50 - 1))
+    # 255 is tile's "no label": here too, the outside not scored (the default), not refused
+    assert evaluate_rasters(p, tmp_path / "objects.gpkg", tmp_path / "d.json", background=255)["pixels"] == 200
+    with pytest.raises(InputError, match=r"--background must be a class id in 0..254 or 255 \(not scored\), got 256"):
+        evaluate_rasters(p, tmp_path / "objects.gpkg", tmp_path / "e.json", background=256)
     with pytest.raises(InputError, match="--background 0: the class of a vector reference's outside"):
         evaluate_rasters(p, p, tmp_path / "c.json", background=0)
 
