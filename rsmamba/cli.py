@@ -208,7 +208,7 @@ def tile(
 @app.command()
 def synth(
     out_dir: Path = opt.out_option(..., "Output directory."),
-    size: int = typer.Option(1024, "--size", help="Scene width and height in pixels (about 100 bytes of memory per pixel: 1.7 GB at 4096).", callback=opt.positive("--size")),
+    size: Optional[int] = typer.Option(None, "--size", help="Scene width and height in pixels (about 100 bytes of memory per pixel: 1.7 GB at 4096); default 1024, with --layout 512.", callback=opt.positive("--size")),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     gsd: float = typer.Option(0.25, "--gsd", help="Ground sample distance in metres."),
     epsg: int = typer.Option(32632, "--epsg", help="Projected CRS of the scene."),
@@ -217,7 +217,7 @@ def synth(
     dsm_gsd: Optional[float] = typer.Option(None, "--dsm-gsd", help="Write the DSMs on another grid (this GSD, shifted origin; equal to --gsd: the ortho's grid)."),
     origin: Optional[str] = typer.Option(None, "--origin", help="Top-left corner 'x,y' in the scene CRS."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
-    layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size, at most 512."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Instead: a tiny synthetic copy of a benchmark's folder layout (vaihingen, potsdam, loveda, second, landsat-scd); --size is the image size, at most 512 (default 512)."),
     terraced: float = typer.Option(0.0, "--terraced", help="Share of buildings in terraced rows / perimeter blocks of touching houses (0-1).", callback=opt.fraction("--terraced")),
     instances: bool = typer.Option(False, "--instances", help="Also write instances_t1/t2.tif: the building id of each pixel."),
     style: Optional[str] = typer.Option(None, "--style", help="Domain-randomised look 'FAMILY[:SEED]' (suburban, mediterranean, industrial, overcast; heldout-nordic for evaluation only); --gsd still sets the GSD. Default: the generator's own look."),
@@ -239,10 +239,11 @@ def synth(
             raise InputError(f"{', '.join(scene_only)}: options of a synthetic scene; --layout writes a benchmark's "
                              "folder layout (only --size, --seed and --overwrite apply)")
 
-        if size > 512 and size != 1024:  # 1024: the scene's default, not asked for
+        if size is not None and size > 512:  # an explicit 1024 was written as 512 px, silently
             raise InputError(f"--size {size}: a benchmark layout's images are at most 512 px")
-        typer.echo(f"{layout}: {write_layout(layout, out_dir, size=min(size, 512), seed=seed, overwrite=overwrite)}")
+        typer.echo(f"{layout}: {write_layout(layout, out_dir, size=size or 512, seed=seed, overwrite=overwrite)}")
         return
+    size = size or 1024
 
     try:
         corner = tuple(float(v) for v in origin.split(",")) if origin else DEFAULT_ORIGIN

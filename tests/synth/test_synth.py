@@ -260,6 +260,15 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left beside it
 
 
+def test_a_benchmark_layout_refuses_an_explicit_1024(tmp_path, capsys) -> None:
+    """--size 1024 (the scene's default) was written as 512 px images, silently, when given."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "--layout", "vaihingen", "-o", str(tmp_path / "v"), "--size", "1024"]) == 2
+    assert "--size 1024: a benchmark layout's images are at most 512 px" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["--size", "100000"], "--size must be an integer in 32..32768"),  # it began allocating 149 GiB
     (["--gsd", "inf"], "--gsd must be a positive number"),
