@@ -936,17 +936,19 @@ class AlignedSource:
         if t2_ds is not None and not bad:  # bands beyond t1 are said once, above
             t1_data = data_bands(img, alpha_is_data=self._alpha_is_data)
             t2_data = data_bands(t2_ds, alpha_is_data=alpha_holding_data(t2_ds) is not None)
-            if len(t2_data) != len(t1_data) or max(self.bands, default=0) > t2_ds.count:
+            # the same image bands on each date, wherever its alpha band sits (RGB t1, ARGB t2, or ARGB t1 and
+            # RGB t2: t1's bands 2, 3, 4 are t2's 1, 2, 3, once 'out of range' of a t2 holding all three)
+            paired = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
+            beyond = [b for b in paired if b > t2_ds.count]
+            if len(t2_data) != len(t1_data) or beyond:
                 # an alpha band on one date only (RGB t1, RGBA t2) is a mask, not a band
                 problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}"
                              if len(t2_data) != len(t1_data) else
-                             f"t2 {t2}: bands {[b for b in self.bands if b > t2_ds.count]} out of range "
-                             f"(it has {t2_ds.count} band{'s' * (t2_ds.count != 1)})")
+                             f"t2 {t2}: bands {beyond} out of range (it has {t2_ds.count} band{'s' * (t2_ds.count != 1)})")
             else:
                 self._t2 = self._align(t2_ds, Path(t2), "t2", Resampling.bilinear, allow_geographic_mix, problems)
                 self._t2_alpha_is_data = self._t2 is not None and alpha_holding_data(self._t2) is not None
-                # the same image bands on each date, wherever its alpha band sits (RGB t1, ARGB t2)
-                self._t2_bands = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
+                self._t2_bands = paired
                 # each date says its order (RGB t1, BGR t2; --bands names t1's): t2 read in t1's colours
                 by_colour = matched_bands(self.bands, band_colours(img), band_colours(t2_ds))
                 if t2_bands is not None:  # the caller's (a model's colour order, where t1 declares none)

@@ -271,6 +271,27 @@ def test_an_alpha_band_stored_first_in_t2_is_its_mask_not_red(scene, tmp_path) -
     assert (masked[:, 16:] == plain[:, 16:]).mean() > 0.99
 
 
+def test_an_alpha_band_stored_first_in_t1_pairs_with_an_rgb_t2(scene, tmp_path) -> None:
+    """t1's bands 2, 3, 4 (after its alpha) were checked against t2's band count: 'bands [4] out of range' for a
+    t2 holding red, green and blue; the other way round (RGB t1, ARGB t2) ran."""
+    from rasterio.enums import ColorInterp
+
+    from rsmamba.engine.model import LoadedModel
+
+    with rasterio.open(scene["ortho_t1"]) as ds:
+        t1, profile = ds.read(), ds.profile
+    alpha = np.full((1, *t1.shape[1:]), 255, np.uint8)
+    profile.update(count=4)
+    with rasterio.open(tmp_path / "argb.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([alpha, t1]))
+        dst.colorinterp = (ColorInterp.alpha, ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    model = LoadedModel(OracleDiff(), inputs="t1+t2")
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "a.tif", model=model, window=96, overlap=0)
+    detect_change(tmp_path / "argb.tif", scene["ortho_t2"], tmp_path / "b.tif", model=model, window=96, overlap=0)
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
 def test_checkpoint_norm_checks_t2_by_its_own_type_and_mask(tmp_path) -> None:
     """t2's value range was checked with t1's dtype and t1's mask: a 0-1 float t2 ran (F1 0.25), a t2
     with declared nodata over part of t1 was refused (its -9999 counted as values)."""
