@@ -272,6 +272,10 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
     has = f"has {image_count} band{'s' * (image_count != 1)}"
     if out_of_range and bands:
         problems.append(f"image {image_path}: {has}; --bands {','.join(map(str, bands))} names bands beyond it")
+    elif out_of_range and image_count < len(chosen):  # no --bands can choose 4 of 3 ('pass --bands' was the advice)
+        learnt = f" ({', '.join(model.colours)})" if model.colours else ""
+        problems.append(f"image {image_path}: {has}, but the model reads {len(chosen)}{learnt}; give an image of "
+                        f"those bands, or use a model trained on {image_count} band{'s' * (image_count != 1)}")
     elif out_of_range:
         problems.append(f"image {image_path}: {has}, but the model reads bands {chosen} "
                         f"({len(chosen)} bands); "

@@ -31,7 +31,7 @@ from rsmamba.engine.writer import (
 )
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.normalize import BandStats, blank_invalid, compute_stats, dsm_range, normalize, normalize_dsm
-from rsmamba.raster.source import AlignedSource, grid_mirrors
+from rsmamba.raster.source import NO_COLOUR, AlignedSource, declared_colours, grid_mirrors, learnt_colours
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.paths import inputs_problems
 from rsmamba.runlog import run_scope, warn_once
@@ -126,16 +126,32 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
         colours = probe.file_colours
     image_count = len(data)
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
-    # --bands names the file's bands (an alpha band too); a checkpoint's bands count the image bands, so
-    # an alpha band stored first (ARGB) is skipped, not read as red
-    chosen = check_input(loaded, image_count=file_count if bands else image_count, image_path=image,
-                         has_dsm=has_dsm, bands=bands)
-    if bands is None:
-        by_position = [data[b - 1] for b in chosen]
+    wanted, declared = learnt_colours(loaded.colours), declared_colours(colours)
+    if bands is None and wanted and len(wanted) <= image_count and all(name in declared for name in wanted):
+        # a model of colours and an image declaring each of them: read by colour. The checkpoint's band numbers
+        # are those of the file it was tiled from (an ARGB ortho's 2, 3, 4; tile --bands 4,1,2): read by position
+        # they refused every 3-band image declaring the same colours, the model's own training ortho too
+        position = loaded.bands if loaded.bands and max(loaded.bands) <= image_count else range(1, len(wanted) + 1)
+        by_position = [data[b - 1] for b in position]
         chosen = bands_by_colour(loaded, by_position, colours, image, notes)
+        check_input(loaded, image_count=file_count, image_path=image, has_dsm=has_dsm, bands=chosen)
+    else:
+        # --bands names the file's bands (an alpha band too); a checkpoint's bands count the image bands, so
+        # an alpha band stored first (ARGB) is skipped, not read as red
+        chosen = check_input(loaded, image_count=file_count if bands else image_count, image_path=image,
+                             has_dsm=has_dsm, bands=bands)
+        if bands is None:
+            by_position = [data[b - 1] for b in chosen]
+            chosen = bands_by_colour(loaded, by_position, colours, image, notes)
     if bands is None and len(chosen) < image_count and chosen == by_position:  # e.g. an RGB + NIR ortho and an RGB model: say which
+        read = [colours[b - 1] for b in chosen]
+        if wanted is None and any(c not in NO_COLOUR for c in read):  # a gray model fed a colour: not 'its' band
+            what = (f"by position ({', '.join(read)} as declared): the model records no colour for its "
+                    f"band{'s' * (len(chosen) != 1)} ({', '.join(loaded.colours or ['none'])})")
+        else:
+            what = "those it was trained on"
         note = (f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "
-                "those it was trained on (--bands chooses others)")
+                f"{what} (--bands chooses others)")
         warn_once(log, note)
         if notes is not None:
             notes.append(note)

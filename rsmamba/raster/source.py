@@ -938,7 +938,8 @@ class AlignedSource:
             t2_data = data_bands(t2_ds, alpha_is_data=alpha_holding_data(t2_ds) is not None)
             # the same image bands on each date, wherever its alpha band sits (RGB t1, ARGB t2, or ARGB t1 and
             # RGB t2: t1's bands 2, 3, 4 are t2's 1, 2, 3, once 'out of range' of a t2 holding all three)
-            paired = [t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
+            paired = ([t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
+                      if len(t2_data) == len(t1_data) else [])
             beyond = [b for b in paired if b > t2_ds.count]
             if len(t2_data) != len(t1_data) or beyond:
                 # an alpha band on one date only (RGB t1, RGBA t2) is a mask, not a band

@@ -186,3 +186,51 @@ def test_an_irrg_image_is_refused_though_its_nir_band_is_undefined(tmp_path) -> 
                           window=64, force=True)
     _declared(tmp_path / "gray.tif", rgb, ("gray", "undefined", "undefined"))  # no order declared: by position
     predict_raster(tmp_path / "gray.tif", tmp_path / "g.tif", model=_model(), window=64)
+
+
+def test_a_models_file_band_numbers_give_way_to_its_colours(tmp_path, caplog) -> None:
+    """A checkpoint's bands are those of the file it was tiled from: an ARGB ortho's 2, 3, 4, or tile --bands 4,1,2.
+    Read by position they refused every 3-band image declaring the same colours, the model's own training ortho
+    too ('has 3 bands, but the model reads bands [2, 3, 4]')."""
+    rgb = random_image(64, 64, bands=3, seed=2)
+    _declared(tmp_path / "rgb.tif", rgb, RGB)
+    _declared(tmp_path / "bgr.tif", rgb[::-1].copy(), ("blue", "green", "red"))
+    alpha = np.full((1, 64, 64), 255, np.uint8)
+    _declared(tmp_path / "argb.tif", np.concatenate([alpha, rgb]), ("alpha", "red", "green", "blue"))
+    model = LoadedModel(RedMinusBlue(), classes=default_classes(4), bands=[2, 3, 4], colours=RGB)  # tiled from ARGB
+    predict_raster(tmp_path / "argb.tif", tmp_path / "a.tif", model=model, window=64)
+    for name in ("rgb", "bgr"):
+        predict_raster(tmp_path / f"{name}.tif", tmp_path / f"{name}_p.tif", model=model, window=64)
+        assert np.array_equal(_classes(tmp_path / "a.tif"), _classes(tmp_path / f"{name}_p.tif"))
+    nir = (rgb[0] // 2 + 100).astype(np.uint8)  # tile --bands 4,1,2 of an RGBN ortho: nir, red, green
+    irrg = LoadedModel(RedMinusBlue(), classes=default_classes(4), bands=[4, 1, 2], colours=("nir", "red", "green"))
+    _declared(tmp_path / "irrg.tif", np.stack([nir, rgb[0], rgb[1]]), ("nir", "red", "green"))
+    _declared(tmp_path / "rgbn.tif", np.stack([rgb[0], rgb[1], rgb[2], nir]), ("red", "green", "blue", "nir"))
+    predict_raster(tmp_path / "irrg.tif", tmp_path / "i.tif", model=irrg, window=64)
+    predict_raster(tmp_path / "rgbn.tif", tmp_path / "n.tif", model=irrg, window=64)
+    assert np.array_equal(_classes(tmp_path / "i.tif"), _classes(tmp_path / "n.tif"))
+
+
+def test_too_few_bands_name_the_models_colours_not_an_impossible_bands_choice(tmp_path) -> None:
+    rgb = random_image(64, 64, bands=3, seed=2)
+    _declared(tmp_path / "rgb.tif", rgb, RGB)
+    model = LoadedModel(RedMinusBlue(), classes=default_classes(4), bands=[1, 2, 3, 4],
+                        colours=("red", "green", "blue", "nir"))
+    with pytest.raises(InputError, match=r"rgb.tif: has 3 bands, but the model reads 4 \(red, green, blue, nir\); "
+                                         r"give an image of those bands, or use a model trained on 3 bands$"):
+        predict_raster(tmp_path / "rgb.tif", tmp_path / "p.tif", model=model, window=64)
+
+
+def test_a_gray_model_fed_a_colour_band_says_so(tmp_path, caplog) -> None:
+    """A panchromatic model (colour gray) read band 1 of a BGR image, blue, with 'those it was trained on'."""
+    rgb = random_image(64, 64, bands=3, seed=2)
+    _declared(tmp_path / "bgr.tif", rgb[::-1].copy(), ("blue", "green", "red"))
+
+    class First(torch.nn.Module):
+        def forward(self, x):
+            return torch.cat([x[:, :1], -x[:, :1]], 1)
+
+    model = LoadedModel(First(), classes=default_classes(2), bands=[1], colours=("gray",))
+    summary = predict_raster(tmp_path / "bgr.tif", tmp_path / "p.tif", model=model, window=64)
+    assert any("the model reads bands 1, by position (blue as declared): the model records no colour for its band "
+               "(gray)" in w for w in summary.warnings)
