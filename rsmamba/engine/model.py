@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,10 +248,7 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     extra = ({"task": info.task, "t2_norm": norm.get("t2"), "change_threshold": calibration.get("change_threshold"),
               "change_min_area_m2": calibration.get("min_area_m2")} if verb == "change"
              else {"config": ckpt.get("config", {})})
-    colours = tuple(str(c) for c in bands["colours"]) if isinstance(bands.get("colours"), list) else None
-    shipped = {p.resolve() for p in (DEMO_MODEL, DEMO_IMAGE_MODEL, DEMO_CHANGE_MODEL)}
-    if colours is None and path.resolve() in shipped and image_bands and len(image_bands) == 3:
-        colours = ("red", "green", "blue")  # trained on synth's RGB orthos, before colours were recorded
+    colours = checkpoint_colours(ckpt, path)
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
         bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")) and verb == "predict",
@@ -261,6 +259,17 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
         instance_channels=tuple((ckpt.get("instances") or {}).get("channels") or ()),
         window=_checkpoint_window(ckpt), tta=_checkpoint_tta(ckpt), gsd_m=_checkpoint_gsd(ckpt),
     )
+
+
+def checkpoint_colours(ckpt: dict, path: str | os.PathLike[str]) -> tuple[str, ...] | None:
+    """The colours of a checkpoint's image bands (``bands.colours``), None where it records none; the shipped
+    models, trained on synth's RGB orthos before colours were recorded, read red, green, blue."""
+    bands = ckpt.get("bands") or {}
+    if isinstance(bands.get("colours"), list):
+        return tuple(str(c) for c in bands["colours"])
+    shipped = {p.resolve() for p in (DEMO_MODEL, DEMO_IMAGE_MODEL, DEMO_CHANGE_MODEL)}
+    image = bands.get("image")
+    return ("red", "green", "blue") if Path(path).resolve() in shipped and image and len(image) == 3 else None
 
 
 def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_dsm: bool,

@@ -10,6 +10,11 @@ reported; anything else is a one-line error naming the first tensor that does no
   same response to a grey scene. A DSM channel is kept when both have one, dropped when the new
   data has none, and added with zero weights (the model starts by ignoring it) when only the new
   data has one.
+- **band order**: where both the checkpoint and the data name their bands' colours (checkpoint
+  ``bands.colours``, the chips' ``tiling.json``) and the data hold the same colours in another order
+  (BGR chips, a red-green-blue model), the input weights are reordered to read each band by its colour;
+  read by position, the model's red filter read blue, unsaid. Other colours than the checkpoint's (NIR,
+  red, green chips for an RGB model) are read by position, and the report says so.
 - **classes**: the head (the tensors that follow the class count) is left at its fresh
   initialisation when the classes differ: in count, or in name where both tables name them. The
   head's rows are compared by meaning, not by count: the demo's 6 classes + 2 instance outputs
@@ -28,8 +33,10 @@ import torch
 import torch.nn as nn
 
 from rsmamba.checkpoint import check_finite, load_checkpoint
+from rsmamba.engine.model import checkpoint_colours
 from rsmamba.errors import InputError
 from rsmamba.pretrained import adapt_input_weight
+from rsmamba.raster.source import learnt_colours
 
 
 @dataclass
@@ -43,11 +50,18 @@ class InitReport:
     widened: list[str] = field(default_factory=list)
     left_random: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)  # checkpoint tensors the model has no place for
+    reordered: list[str] = field(default_factory=list)  # input tensors whose bands were reordered by colour
+    colours: tuple[list[str], list[str]] | None = None  # (checkpoint's, data's) band colours where they differ
 
     def describe(self) -> str:
         parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
         if self.adapted:
             parts.append(f"{len(self.adapted)} adapted to the input bands ({', '.join(self.adapted[:3])})")
+        if self.colours is not None:
+            ckpt, data = (", ".join(c) for c in self.colours)
+            parts.append(f"{len(self.reordered)} input tensors reordered to read the data's bands ({data}) by the "
+                         f"checkpoint's colours ({ckpt})" if self.reordered else
+                         f"input weights read by position: the checkpoint's bands are {ckpt}, the data's {data}")
         if self.widened:
             parts.append(f"{len(self.widened)} head tensors given fresh rows for the instance outputs "
                          "(class rows kept)")
@@ -104,7 +118,7 @@ def _same_names(a: list[str], b: list[str]) -> bool:
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,
                          num_classes: int, extra: int = 0, inputs: set[str] | None = None,
                          class_names: list[str] | None = None, heads: set[str] | None = None,
-                         instances: list[str] | None = None) -> InitReport:
+                         instances: list[str] | None = None, colours: list[str] | None = None) -> InitReport:
     """Load ``path``'s weights into ``model`` (built for ``image_bands`` [+ DSM] and ``num_classes``).
 
     ``num_classes`` counts the head's outputs, of which the last ``extra`` are instance channels
@@ -112,7 +126,8 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     ``inputs`` (:func:`input_tensors`) names the tensors that read the bands. ``class_names``: the
     data's classes; where the checkpoint's are others (other count, or as many with other names), the
     ``heads`` (:func:`head_tensors`) are re-initialised, not loaded as if class 0 were class 0, even
-    where their shapes agree. Without ``heads`` only a head whose shape differs is recognised. A checkpoint
+    where their shapes agree. Without ``heads`` only a head whose shape differs is recognised. ``colours``: the
+    data's band colours; the input tensors' bands are reordered to them where they hold the checkpoint's. A checkpoint
     that fits nowhere (no tensor loaded) is refused: training from it would be training from scratch.
     """
     ckpt = load_checkpoint(path)
@@ -133,12 +148,22 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     same_classes = src_classes == num_classes - extra and not (
         class_names is not None and len(src_names) == len(class_names) and not _same_names(src_names, class_names))
     same_outputs = [str(x) for x in instances] == src_outputs if instances is not None else len(src_outputs) == extra
+    src_learnt, data_learnt = learnt_colours(checkpoint_colours(ckpt, path)), learnt_colours(colours)
+    order = None  # data band i reads the checkpoint's band order[i]
+    if src_learnt and data_learnt and src_learnt != data_learnt:
+        report.colours = (src_learnt, data_learnt)
+        if src_image == image_bands and sorted(src_learnt) == sorted(data_learnt) and len(set(data_learnt)) == len(
+                data_learnt) and inputs is not None:
+            order = [src_learnt.index(c) for c in data_learnt]
     new_state = {}
     for name, dst in target.items():
         if name not in src:
             report.left_random.append(name)
             continue
         s = src[name]
+        if order is not None and name in inputs and s.dim() >= 2 and s.shape[1] in (src_in, src_image):
+            s = torch.cat([s[:, order], s[:, src_image:]], 1)  # the DSM channel, if any, stays last
+            report.reordered.append(name)
         rows = s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]
         head = name in heads if heads is not None else rows and s.shape != dst.shape
         if head and not same_classes:  # other classes: the whole head starts fresh, as for another count

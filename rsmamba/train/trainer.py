@@ -533,6 +533,11 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
         cfg["data"]["train_split"] = d["val_split"]
         prep = prepare(cfg, scoring=True)
     rep = prep.init_report
+    if rep is not None and rep.colours is not None:  # chips of other colours, or in another order, scored unsaid
+        ckpt_colours, chip_colours = (", ".join(c) for c in rep.colours)
+        raise InputError(f"{describe_roots(d['root'])}: the chips' bands are {chip_colours}, {checkpoint} reads "
+                         f"{ckpt_colours}; a test reads the chips as stored: tile them with the checkpoint's bands "
+                         "in its order (rsmamba tile --bands)")
     if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")
@@ -1018,7 +1023,8 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
         report = init_from_checkpoint(model, init_path, image_bands=n_img, dsm=bool(train_ds.use_dsm),
                                       num_classes=model_kwargs["num_classes"], extra=len(instances), instances=instances,
                                       inputs=input_tensors(cfg["model"]["name"], model_kwargs),
-                                      class_names=known, heads=head_tensors(cfg["model"]["name"], model_kwargs))
+                                      class_names=known, heads=head_tensors(cfg["model"]["name"], model_kwargs),
+                                      colours=getattr(train_ds.info, "colours", None))
     return Prepared(info_m, train_ds, val_ds, classes, num_classes, names, model_kwargs, model, report)
 
 

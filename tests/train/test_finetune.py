@@ -177,3 +177,39 @@ def test_init_compares_the_heads_rows_by_meaning_not_by_count() -> None:
     for k in heads:
         assert torch.equal(model.state_dict()[k][:6], ckpt["state_dict"][k][:6])
         assert torch.equal(model.state_dict()[k][6:], fresh[k][6:])
+
+
+def test_init_reads_the_data_bands_by_the_checkpoints_colours_and_a_test_refuses_other_colours(tmp_path: Path) -> None:
+    """BGR chips from an RGB model: its red filter read the blue band (val mIoU 0.16 for 0.34 on the same pixels
+    stored RGB), unsaid; and `train --test` scored BGR or NIR,R,G chips through it without a word."""
+    from rasterio.enums import ColorInterp
+
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.train import score_checkpoint
+    from tests.helpers.scenes import write_scene
+
+    paths = write_scene(tmp_path / "scene", 64)
+    with rasterio.open(paths["image"]) as src:
+        rgb, profile = src.read(), src.profile
+    for name, data, colours in (("rgb", rgb, ("red", "green", "blue")), ("bgr", rgb[::-1], ("blue", "green", "red")),
+                                ("irrg", rgb, ("nir", "red", "green"))):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+            dst.write(data)
+            dst.colorinterp = [ColorInterp[c] for c in colours]
+        tile_scene(tmp_path / f"{name}.tif", tmp_path / name, labels=paths["labels"], size=32, block=32,
+                   split=(0.5, 0.5, 0.0), seed=0)
+
+    def cfg(chips: str, out: str, init: Path | None = None) -> dict:
+        return {"data": {"root": str(tmp_path / chips), "batch_size": 1}, "out": str(tmp_path / out),
+                "model": {"name": "fcn_baseline", "kwargs": {"width": 4}, "init": str(init) if init else None},
+                "train": {"epochs": 1}, "optim": {"lr": 1e-12}, "tensorboard": False}
+
+    first = train(cfg("rgb", "run_rgb"), progress=False).best
+    weights = lambda path: next(v for k, v in load_checkpoint(path)["state_dict"].items() if v.dim() == 4)  # noqa: E731
+    reordered = train(cfg("bgr", "run_bgr", first), progress=False).best
+    assert torch.allclose(weights(reordered), weights(first)[:, [2, 1, 0]])  # blue read by the blue filter
+    assert score_checkpoint(cfg("rgb", "t_rgb"), checkpoint=first, progress=False)["scores"]
+    for chips, said in (("bgr", "blue, green, red"), ("irrg", "nir, red, green")):
+        with pytest.raises(InputError, match=rf"the chips' bands are {said}, .* reads red, green, blue; a test reads "
+                                             "the chips as stored"):
+            score_checkpoint(cfg(chips, f"t_{chips}"), checkpoint=first, progress=False)
