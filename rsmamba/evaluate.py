@@ -36,8 +36,9 @@ from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassIn
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster import gdal_cache_capped
-from rsmamba.raster.source import (GRID_TOLERANCE_PX, VECTOR_SUFFIXES, class_field_problem, class_ids_of_names,
-                                   grid_mirrors, lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
+from rsmamba.raster.source import (GRID_TOLERANCE_PX, RGB, VECTOR_SUFFIXES, alpha_holding_data, band_colours,
+                                   class_field_problem, class_ids_of_names, data_bands, declared_rgb, grid_mirrors,
+                                   lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
 from rsmamba.raster.windows import raster_extent, window_extent
 from rsmamba.raster.validate import beyond_int32, is_change_raster
 
@@ -880,7 +881,11 @@ def _image_on_grid(image: Path, grid: Grid, step: int) -> np.ndarray:
 
     shape = (-(-grid.height // step), -(-grid.width // step))  # as pred[::step, ::step]
     with rasterio.open(image) as src:
-        bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
+        # its red, green, blue as declared (a BGR ortho's blue was shown as red, an ARGB one's alpha as red), else
+        # its first three image bands (an alpha band is its mask, not a colour)
+        rgb = declared_rgb(band_colours(src))
+        shown = data_bands(src, alpha_is_data=alpha_holding_data(src) is not None)
+        bands = [rgb[c] for c in RGB] if rgb else shown[:3] if len(shown) >= 3 else [shown[0]] * 3
         same = on_the_grid(src, grid)
         if same:  # its own pixels (also two rasters without georeferencing, of one size)
             img = src.read(bands, out_shape=(3, *shape), resampling=Resampling.nearest, masked=True)

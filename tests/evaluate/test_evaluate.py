@@ -757,6 +757,24 @@ def test_the_image_panel_shows_the_predictions_ground_not_the_whole_file(tmp_pat
     assert not (tmp_path / "f.json").exists()
 
 
+def test_the_image_panel_shows_declared_colours_and_no_alpha(tmp_path: Path) -> None:
+    """Bands 1, 2, 3 were shown as red, green, blue: a BGR ortho's blue as red, an ARGB one's alpha as red."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    p = write_raster(tmp_path / "p.tif", np.zeros((20, 20), np.uint8))
+    red, green, blue, alpha = (np.full((20, 20), v, np.uint8) for v in (200, 100, 10, 255))
+    for name, bands, colours in (("rgb", [red, green, blue], ("red", "green", "blue")),
+                                 ("bgr", [blue, green, red], ("blue", "green", "red")),
+                                 ("argb", [alpha, red, green, blue], ("alpha", "red", "green", "blue"))):
+        path = write_raster(tmp_path / f"{name}.tif", np.stack(bands))
+        with rasterio.open(path, "r+") as ds:
+            ds.colorinterp = [ColorInterp[c] for c in colours]
+        evaluate_rasters(p, p, tmp_path / f"{name}.json", image=path)
+        panel = _panel_image(tmp_path / f"{name}_panels.png", 20)
+        assert [int(panel[i].mean()) for i in range(3)] == [255, 120, 0], name  # 2-98 % stretch of 10..200
+
+
 def test_options_that_would_do_nothing_are_refused_by_name(tmp_path: Path, capsys) -> None:
     """--burn with a raster reference burnt nothing but warned that 'background 0' was scored; vector and
     building options without a vector reference or --buildings were accepted and ignored."""
