@@ -150,10 +150,10 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
     same_outputs = [str(x) for x in instances] == src_outputs if instances is not None else len(src_outputs) == extra
     src_learnt, data_learnt = learnt_colours(checkpoint_colours(ckpt, path)), learnt_colours(colours)
     order = None  # data band i reads the checkpoint's band order[i]
-    if src_learnt and data_learnt and src_learnt != data_learnt:
+    # as many bands, other colours or order (another count is adapted by the count rule above, and said so)
+    if src_learnt and data_learnt and src_learnt != data_learnt and src_image == image_bands:
         report.colours = (src_learnt, data_learnt)
-        if src_image == image_bands and sorted(src_learnt) == sorted(data_learnt) and len(set(data_learnt)) == len(
-                data_learnt) and inputs is not None:
+        if sorted(src_learnt) == sorted(data_learnt) and len(set(data_learnt)) == len(data_learnt) and inputs is not None:
             order = [src_learnt.index(c) for c in data_learnt]
     new_state = {}
     for name, dst in target.items():
