@@ -49,7 +49,7 @@ from rsmamba.raster import GDAL_CACHE_MB, gdal_cache_capped
 from rsmamba.raster.windows import WindowGrid
 from rsmamba.paths import inputs_problems
 from rsmamba.vectorize.attributes import CHANGE_MIN_AREA_TAG  # written here, read by rsmamba vectorize
-from rsmamba.runlog import run_scope
+from rsmamba.runlog import run_scope, warn_once
 
 PathLike = str | os.PathLike[str]
 DEFAULT_CHANGE_THRESHOLD = 0.5  # a model without a calibrated threshold: the argmax of no-change/change
@@ -351,7 +351,12 @@ def detect_change(
     if per_epoch <= len(data):
         if bands is None:
             by_colour = bands_by_colour(model, data[:per_epoch], colours, t1, notes)
-            bands = by_colour if by_colour != data[:per_epoch] else None
+            bands = by_colour if by_colour != data[:per_epoch] or per_epoch < len(data) else None
+            if per_epoch < len(data) and by_colour == data[:per_epoch]:  # an RGBN pair was refused, NRGB read
+                note = (f"t1 {t1}: {len(data)} bands; the model reads bands {','.join(map(str, by_colour))} of each "
+                        "date (--bands chooses others)")
+                warn_once(log, note)
+                notes.append(note)
         t1_declares = bool(declared_colours(colours))
         if model.colours or not t1_declares:
             # t2 against the model's colours too (an IRRG t2 beside an RGB t1 is refused); a model that records

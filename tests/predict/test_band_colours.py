@@ -234,3 +234,24 @@ def test_a_gray_model_fed_a_colour_band_says_so(tmp_path, caplog) -> None:
     summary = predict_raster(tmp_path / "bgr.tif", tmp_path / "p.tif", model=model, window=64)
     assert any("the model reads bands 1, by position (blue as declared): the model records no colour for its band "
                "(gray)" in w for w in summary.warnings)
+
+
+def test_change_reads_the_models_bands_of_an_rgbn_pair_as_of_an_nrgb_one(tmp_path) -> None:
+    """An RGBN pair was refused ('expects 3 bands per epoch, the epochs have 4') where the same pixels stored
+    NIR first were read by colour."""
+    before = random_image(64, 64, bands=4, seed=2)
+    before[0, 20:40, 20:40] = 0
+    after = before.copy()
+    after[0, 20:40, 20:40] = 255
+    model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
+    maps, said = [], []
+    for name, order, colours in (("rgbn", [0, 1, 2, 3], ("red", "green", "blue", "nir")),
+                                 ("nrgb", [3, 0, 1, 2], ("nir", "red", "green", "blue"))):
+        _declared(tmp_path / f"{name}1.tif", before[order].copy(), colours)
+        _declared(tmp_path / f"{name}2.tif", after[order].copy(), colours)
+        summary = detect_change(tmp_path / f"{name}1.tif", tmp_path / f"{name}2.tif", tmp_path / f"{name}.tif",
+                                model=model, window=64, force=True)
+        maps.append(_classes(tmp_path / f"{name}.tif"))
+        said.append(any("4 bands; the model reads bands 1,2,3 of each date" in w for w in summary.warnings))
+    assert np.array_equal(*maps) and maps[0][22:38, 22:38].all()
+    assert said == [True, False]  # the RGBN pair's subset is said; the NRGB pair's reading by colour has its own note
