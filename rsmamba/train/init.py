@@ -11,10 +11,11 @@ reported; anything else is a one-line error naming the first tensor that does no
   data has none, and added with zero weights (the model starts by ignoring it) when only the new
   data has one.
 - **band order**: where both the checkpoint and the data name their bands' colours (checkpoint
-  ``bands.colours``, the chips' ``tiling.json``) and the data hold the same colours in another order
-  (BGR chips, a red-green-blue model), the input weights are reordered to read each band by its colour;
-  read by position, the model's red filter read blue, unsaid. Other colours than the checkpoint's (NIR,
-  red, green chips for an RGB model) are read by position, and the report says so.
+  ``bands.colours``, the chips' ``tiling.json``) and the data declare each of the checkpoint's colours
+  in another order or beside others (BGR or NIR, R, G, B chips for a red-green-blue model), the input
+  columns are placed to read each band by its colour, as predict reads an image; read by position, the
+  model's red filter read blue, unsaid. A band declaring another colour where the checkpoint has one
+  (NIR, red, green chips) is read by position, and the report says so; undefined and gray say nothing.
 - **classes**: the head (the tensors that follow the class count) is left at its fresh
   initialisation when the classes differ: in count, or in name where both tables name them. The
   head's rows are compared by meaning, not by count: the demo's 6 classes + 2 instance outputs
@@ -36,7 +37,7 @@ from rsmamba.checkpoint import check_finite, load_checkpoint
 from rsmamba.engine.model import checkpoint_colours
 from rsmamba.errors import InputError
 from rsmamba.pretrained import adapt_input_weight
-from rsmamba.raster.source import learnt_colours
+from rsmamba.raster.source import colour_reading, learnt_colours
 
 
 @dataclass
@@ -59,7 +60,7 @@ class InitReport:
             parts.append(f"{len(self.adapted)} adapted to the input bands ({', '.join(self.adapted[:3])})")
         if self.colours is not None:
             ckpt, data = (", ".join(c) for c in self.colours)
-            parts.append(f"{len(self.reordered)} input tensors reordered to read the data's bands ({data}) by the "
+            parts.append(f"{len(self.reordered)} input tensors placed to read the data's bands ({data}) by the "
                          f"checkpoint's colours ({ckpt})" if self.reordered else
                          f"input weights read by position: the checkpoint's bands are {ckpt}, the data's {data}")
         if self.widened:
@@ -149,21 +150,25 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
         class_names is not None and len(src_names) == len(class_names) and not _same_names(src_names, class_names))
     same_outputs = [str(x) for x in instances] == src_outputs if instances is not None else len(src_outputs) == extra
     src_learnt, data_learnt = learnt_colours(checkpoint_colours(ckpt, path)), learnt_colours(colours)
-    order = None  # data band i reads the checkpoint's band order[i]
-    # as many bands, other colours or order (another count is adapted by the count rule above, and said so)
-    if src_learnt and data_learnt and src_learnt != data_learnt and src_image == image_bands:
-        report.colours = (src_learnt, data_learnt)
-        if sorted(src_learnt) == sorted(data_learnt) and len(set(data_learnt)) == len(data_learnt) and inputs is not None:
-            order = [src_learnt.index(c) for c in data_learnt]
+    # the data band (0-based) that each adapted input column goes to: the checkpoint's bands where the data
+    # declare their colours (predict's rule, colour_reading: NRGB or BGR chips for an RGB model), the bands left
+    # over after them in order; None where they are read by position
+    order = None
+    if src_learnt and data_learnt and src_image <= image_bands and inputs is not None:
+        reading = colour_reading(src_learnt, list(range(1, src_image + 1)), data_learnt)
+        if reading is None:  # a band of another colour where the checkpoint has one: by position, said
+            report.colours = (src_learnt, data_learnt)
+        elif reading != list(range(1, src_image + 1)):
+            spare = [b for b in range(1, image_bands + 1) if b not in reading]
+            placed = [b - 1 for b in [*reading, *spare]]  # adapted column j goes to data band placed[j]
+            order = [placed.index(k) for k in range(image_bands)]  # data band k takes adapted column order[k]
+            report.colours = (src_learnt, data_learnt)
     new_state = {}
     for name, dst in target.items():
         if name not in src:
             report.left_random.append(name)
             continue
         s = src[name]
-        if order is not None and name in inputs and s.dim() >= 2 and s.shape[1] in (src_in, src_image):
-            s = torch.cat([s[:, order], s[:, src_image:]], 1)  # the DSM channel, if any, stays last
-            report.reordered.append(name)
         rows = s.shape[:1] == (src_rows,) and dst.shape[:1] == (num_classes,) and s.shape[1:] == dst.shape[1:]
         head = name in heads if heads is not None else rows and s.shape != dst.shape
         if head and not same_classes:  # other classes: the whole head starts fresh, as for another count
@@ -174,7 +179,9 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
             report.widened.append(name)
             continue
         reads_bands = inputs is None or name in inputs
-        if s.shape == dst.shape and not (other_layout and inputs is not None and name in inputs and s.dim() >= 2):
+        by_colour = order is not None and name in inputs and s.dim() >= 2 and s.shape[1] in (src_in, src_image)
+        if s.shape == dst.shape and not by_colour and not (
+                other_layout and inputs is not None and name in inputs and s.dim() >= 2):
             new_state[name] = s
             report.loaded.append(name)
         elif (reads_bands and s.dim() >= 2 and dst.dim() == s.dim() and s.shape[0] == dst.shape[0]
@@ -184,7 +191,14 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
                                                  dsm and dst.shape[1] == image_bands + 1)
             if new_state[name].shape != dst.shape:
                 raise InputError(f"{path}: {name} {tuple(s.shape)} cannot be adapted to {tuple(dst.shape)}")
-            report.adapted.append(name)
+            if by_colour:  # each column to the data band of its colour; the DSM channel, if any, stays last
+                w = new_state[name]
+                new_state[name] = torch.cat([w[:, order], w[:, image_bands:]], 1).contiguous()
+                report.reordered.append(name)
+            elif other_layout or s.shape != dst.shape:
+                report.adapted.append(name)
+            else:
+                report.loaded.append(name)
         else:
             raise InputError(f"{path}: tensor {name} has shape {tuple(s.shape)} in the checkpoint but "
                              f"{tuple(dst.shape)} in the model; is it the same model ({ckpt['model']})?")

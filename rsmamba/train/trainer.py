@@ -43,6 +43,7 @@ from rsmamba.losses import build_loss
 from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
 from rsmamba.engine.model import callers_randomness_kept, torch_device
 from rsmamba.raster import gdal_cache_capped
+from rsmamba.raster.source import NO_COLOUR
 from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
@@ -534,10 +535,12 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
         prep = prepare(cfg, scoring=True)
     rep = prep.init_report
     if rep is not None and rep.colours is not None:  # chips of other colours, or in another order, scored unsaid
+        missing = [c for c in rep.colours[0] if c not in NO_COLOUR and c not in rep.colours[1]]
         ckpt_colours, chip_colours = (", ".join(c) for c in rep.colours)
         raise InputError(f"{describe_roots(d['root'])}: the chips' bands are {chip_colours}, {checkpoint} reads "
-                         f"{ckpt_colours}; a test reads the chips as stored: tile them with the checkpoint's bands "
-                         "in its order (rsmamba tile --bands)")
+                         f"{ckpt_colours}; " + (f"the chips have no {', '.join(missing)}: it cannot be tested on them"
+                                                if missing else "a test reads the chips as stored: tile them with the "
+                                                "checkpoint's bands in its order (rsmamba tile --bands)"))
     if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")

@@ -192,8 +192,9 @@ def test_init_reads_the_data_bands_by_the_checkpoints_colours_and_a_test_refuses
     with rasterio.open(paths["image"]) as src:
         rgb, profile = src.read(), src.profile
     for name, data, colours in (("rgb", rgb, ("red", "green", "blue")), ("bgr", rgb[::-1], ("blue", "green", "red")),
-                                ("irrg", rgb, ("nir", "red", "green"))):
-        with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+                                ("irrg", rgb, ("nir", "red", "green")), ("rgu", rgb, ("red", "green", "undefined")),
+                                ("nrgb", np.concatenate([rgb[:1], rgb]), ("nir", "red", "green", "blue"))):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", **{**profile, "count": len(data)}) as dst:
             dst.write(data)
             dst.colorinterp = [ColorInterp[c] for c in colours]
         tile_scene(tmp_path / f"{name}.tif", tmp_path / name, labels=paths["labels"], size=32, block=32,
@@ -208,8 +209,14 @@ def test_init_reads_the_data_bands_by_the_checkpoints_colours_and_a_test_refuses
     weights = lambda path: next(v for k, v in load_checkpoint(path)["state_dict"].items() if v.dim() == 4)  # noqa: E731
     reordered = train(cfg("bgr", "run_bgr", first), progress=False).best
     assert torch.allclose(weights(reordered), weights(first)[:, [2, 1, 0]])  # blue read by the blue filter
+    placed = train(cfg("nrgb", "run_nrgb", first), progress=False).best  # the RGB filters on their colours, the
+    assert torch.allclose(weights(placed), weights(first)[:, [0, 0, 1, 2]] * 0.75)  # extra band repeats red
     assert score_checkpoint(cfg("rgb", "t_rgb"), checkpoint=first, progress=False)["scores"]
-    for chips, said in (("bgr", "blue, green, red"), ("irrg", "nir, red, green")):
-        with pytest.raises(InputError, match=rf"the chips' bands are {said}, .* reads red, green, blue; a test reads "
-                                             "the chips as stored"):
+    # a band declaring nothing (undefined) is read by position, as predict reads it: not refused
+    assert score_checkpoint(cfg("rgu", "t_rgu"), checkpoint=first, progress=False)["scores"]
+    for chips, said in (("bgr", "blue, green, red, .* reads red, green, blue; a test reads the chips as stored: "
+                                "tile them"),
+                        ("irrg", "nir, red, green, .* reads red, green, blue; the chips have no blue: it cannot be "
+                                 "tested on them")):
+        with pytest.raises(InputError, match=rf"the chips' bands are {said}"):
             score_checkpoint(cfg(chips, f"t_{chips}"), checkpoint=first, progress=False)
