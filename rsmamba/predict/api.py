@@ -127,7 +127,8 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
     image_count = len(data)
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
     wanted, declared = learnt_colours(loaded.colours), declared_colours(colours)
-    if bands is None and wanted and len(wanted) <= image_count and all(name in declared for name in wanted):
+    beyond = bool(loaded.bands) and max(loaded.bands) > image_count  # the training file's numbers, not this image's
+    if bands is None and wanted and len(wanted) <= image_count and (all(name in declared for name in wanted) or beyond):
         # a model of colours and an image declaring each of them: read by colour. The checkpoint's band numbers
         # are those of the file it was tiled from (an ARGB ortho's 2, 3, 4; tile --bands 4,1,2): read by position
         # they refused every 3-band image declaring the same colours, the model's own training ortho too

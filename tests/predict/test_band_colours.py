@@ -199,7 +199,8 @@ def test_a_models_file_band_numbers_give_way_to_its_colours(tmp_path, caplog) ->
     _declared(tmp_path / "argb.tif", np.concatenate([alpha, rgb]), ("alpha", "red", "green", "blue"))
     model = LoadedModel(RedMinusBlue(), classes=default_classes(4), bands=[2, 3, 4], colours=RGB)  # tiled from ARGB
     predict_raster(tmp_path / "argb.tif", tmp_path / "a.tif", model=model, window=64)
-    for name in ("rgb", "bgr"):
+    _declared(tmp_path / "undef.tif", rgb, ("undefined",) * 3)  # no colours declared: by position, bands 1, 2, 3
+    for name in ("rgb", "bgr", "undef"):
         predict_raster(tmp_path / f"{name}.tif", tmp_path / f"{name}_p.tif", model=model, window=64)
         assert np.array_equal(_classes(tmp_path / "a.tif"), _classes(tmp_path / f"{name}_p.tif"))
     nir = (rgb[0] // 2 + 100).astype(np.uint8)  # tile --bands 4,1,2 of an RGBN ortho: nir, red, green
