@@ -3,7 +3,8 @@
     python bench/label_offset.py            # 6 training scenes, two 8-epoch fine-tunes, 2 test scenes (about 10 minutes on 2 cores)
     python bench/label_offset.py --quick    # 2 training scenes, 1 epoch each, the example scene only
 
-The shipped model's one-pass maps sit about half a pixel south-east of the truth (``bench/halfpixel.py``). It was
+The model shipped until 2026-12-06 (``--checkpoint``; today's is its fine-tune with the fix) put its one-pass maps
+about half a pixel south-east of the truth (``bench/halfpixel.py``). It was
 trained when ``augment.scale`` resampled labels with torch's ``"nearest"`` (0.475 px up-left of their image on
 average), since ``"nearest-exact"``. This fine-tunes it twice from ``rsmamba/data/demo_model.pt`` with
 ``examples/train_demo.yaml`` (lr 0.001, seed 0, both heads) on 24 chips of 256 px cut from 6 synthetic 512 px
@@ -80,12 +81,12 @@ def make_chips(folder: Path, count: int) -> list[Path]:
     return roots
 
 
-def fine_tune(chips: list[Path], out: Path, epochs: int, label_mode: str) -> dict:
-    """Fine-tune the shipped model on ``chips``; its labels scaled with ``LABEL_MODES[label_mode]``."""
+def fine_tune(chips: list[Path], out: Path, epochs: int, label_mode: str, start: Path = SHIPPED) -> dict:
+    """Fine-tune ``start`` (the shipped model) on ``chips``; its labels scaled with ``LABEL_MODES[label_mode]``."""
     from rsmamba.train import train
 
     overrides = [f"data.root={json.dumps([str(c) for c in chips])}", "model.instances=[interior, contact]",
-                 f"model.init={json.dumps(str(SHIPPED))}", f"train.epochs={epochs}", "optim.lr=0.001",
+                 f"model.init={json.dumps(str(start))}", f"train.epochs={epochs}", "optim.lr=0.001",
                  "train.seed=0", f"out={json.dumps(str(out))}"]
     start = time.perf_counter()
     with old_label_mode() if label_mode == "old" else contextlib.nullcontext({"patched": 0}) as calls:
@@ -114,6 +115,9 @@ def measure(model: Path, paths: dict, out: Path) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 training scenes, 1 epoch, the example scene only")
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED,
+                        help="the model fine-tuned (default: the shipped one; the one this experiment was run on, "
+                             "shipped until 2026-12-06: git show e59eef0~1:rsmamba/data/demo_model.pt > before.pt)")
     return parser.parse_args(argv)
 
 
@@ -124,9 +128,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         chips = make_chips(tmp / "train", n_scenes)
-        models = {"shipped": {"checkpoint": SHIPPED}}
+        models = {"shipped": {"checkpoint": args.checkpoint}}
         for mode in LABEL_MODES:
-            models[f"fine-tune, labels {mode}"] = runs[mode] = fine_tune(chips, tmp / f"run-{mode}", epochs, mode)
+            models[f"fine-tune, labels {mode}"] = runs[mode] = fine_tune(chips, tmp / f"run-{mode}", epochs, mode,
+                                                                         args.checkpoint)
         for name, seed, style, gsd, size in SCENES[:1] if args.quick else SCENES[:2]:
             paths = scene_paths(name, seed, style, gsd, size, tmp / "test")
             for model, info in models.items():
@@ -137,7 +142,7 @@ def main() -> None:
                          "old_mode_label_rescales": r["old_mode_label_rescales"]} for mode, r in runs.items()}
     path = write_result("label_offset", {
         "rows": rows, "fine_tunes": fine_tunes, "training_scenes": n_scenes, "epochs": epochs,
-        "recipe": "examples/train_demo.yaml --init rsmamba/data/demo_model.pt, optim.lr=0.001, train.seed=0, "
+        "recipe": f"examples/train_demo.yaml --init {args.checkpoint}, optim.lr=0.001, train.seed=0, "
                   "model.instances=[interior, contact]; chips 256 px, split 1,0,0",
         "predict": f"one pass (tta=False), window {WINDOW}, overlap {OVERLAP}",
         "command": "python bench/label_offset.py" + (" --quick" if args.quick else "")}, quick=args.quick)

@@ -19,17 +19,25 @@ The 30-minute recipes. Options left out take the kind's recipe (``RECIPES``), on
     python examples/make_demo_models.py dsm      # = --scenes 2048 --size 256 --chip 256 --epochs 11 --lr 0.002
                                                  #   --init town --eval-size 1024
 
-is the shipped image+DSM model (``--out rsmamba/data``). ``--init town`` first trains ``examples/make_demo_model.py``'s
+is stage 1 of the shipped image+DSM model (``--out rsmamba/data``). ``--init town`` first trains ``examples/make_demo_model.py``'s
 model of one town in the generator's own look (``TOWN``, 340 s), then the styled mosaic, with instance targets
 (``INSTANCE_TARGETS``) and a terraced share per scene (``TERRACED``), trains the instance outputs too. 2000 s to its
 checkpoint and 33.5 minutes with its card on 2 CPU cores; held out building IoU 0.958 / 0.921 at 0.25 / 0.5 m
 (three 1024 px scenes each, bench/results/cards-dsm-30min-pooled.json), house F1 0.957 on the terraced towns of
-``bench/instances.py``; bench/results/dsm-recipe.json, ``one_stage_30_minutes``.
+``bench/instances.py``; bench/results/dsm-recipe.json, ``one_stage_30_minutes``. It ran on 2026-12-05, when scale
+augmentation resampled labels 0.475 px up-left of their images (fixed since in ``rsmamba.augment``); its maps sat
+half a pixel south-east. Stage 2, a fine-tune with the fix (1826 s with its card, on a machine about 4x slower):
+
+    python examples/make_demo_models.py dsm --init rsmamba/data/demo_model.pt --scenes 512 --epochs 4 --lr 0.0005 \
+        --out rsmamba/data
+
+held out building IoU 0.970 / 0.945 (bench/results/cards-dsm-finetune-pooled.json), house F1 0.966, one-pass
+offsets within 0.16 px (bench/results/halfpixel.json). A rerun of stage 1 today has the fix from the start.
 
     python examples/make_demo_models.py image    # = --scenes 2048 --size 256 --chip 256 --epochs 14 --lr 0.002
                                                  #   --init rsmamba/data/demo_model.pt --ground-textures --eval-size 1024
 
-is the shipped image-only model: from the image+DSM model above (its DSM channel and instance rows dropped), on
+is the shipped image-only model: from the image+DSM model above (stage 1, as shipped until 2026-12-06; its DSM channel and instance rows dropped), on
 styles drawn with the ground texture bank (``--ground-textures``, :data:`rsmamba.synth.style.GROUND_TEXTURES`:
 textured streets and meadows, so that texture alone does not mean building). 1889 s to its checkpoint and 32
 minutes with its card; held out building IoU 0.912 / 0.903 at 0.25 / 0.5 m (three 1024 px scenes each,
