@@ -247,19 +247,24 @@ def test_saturated_bright_pixels_of_a_byte_image_are_imagery_not_a_fill(scene, t
     assert (tmp_path / "c.tif").exists()
 
 
-def test_an_alpha_band_stored_first_in_t2_is_its_mask_not_red(scene, tmp_path) -> None:
+def _alpha_first(rgb: Path, out: Path, masked_columns: int = 0) -> Path:
+    """``rgb`` stored after an alpha band (ARGB), its first ``masked_columns`` columns masked out."""
     from rasterio.enums import ColorInterp
 
+    with rasterio.open(rgb) as ds:
+        data, profile = ds.read(), ds.profile
+    alpha = np.full((1, *data.shape[1:]), 255, np.uint8)
+    alpha[:, :, :masked_columns] = 0
+    with rasterio.open(out, "w", **{**profile, "count": 4}) as dst:
+        dst.write(np.concatenate([alpha, data]))
+        dst.colorinterp = (ColorInterp.alpha, ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    return out
+
+
+def test_an_alpha_band_stored_first_in_t2_is_its_mask_not_red(scene, tmp_path) -> None:
     from rsmamba.engine.model import LoadedModel
 
-    with rasterio.open(scene["ortho_t2"]) as ds:
-        t2, profile = ds.read(), ds.profile
-    alpha = np.full((1, *t2.shape[1:]), 255, np.uint8)
-    alpha[:, :, :16] = 0
-    profile.update(count=4)
-    with rasterio.open(tmp_path / "argb.tif", "w", **profile) as dst:
-        dst.write(np.concatenate([alpha, t2]))
-        dst.colorinterp = (ColorInterp.alpha, ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    _alpha_first(scene["ortho_t2"], tmp_path / "argb.tif", masked_columns=16)
     model = LoadedModel(OracleDiff(), inputs="t1+t2")
     detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "a.tif", model=model, window=96, overlap=0)
     detect_change(scene["ortho_t1"], tmp_path / "argb.tif", tmp_path / "b.tif", model=model, window=96, overlap=0)
@@ -274,17 +279,9 @@ def test_an_alpha_band_stored_first_in_t2_is_its_mask_not_red(scene, tmp_path) -
 def test_an_alpha_band_stored_first_in_t1_pairs_with_an_rgb_t2(scene, tmp_path) -> None:
     """t1's bands 2, 3, 4 (after its alpha) were checked against t2's band count: 'bands [4] out of range' for a
     t2 holding red, green and blue; the other way round (RGB t1, ARGB t2) ran."""
-    from rasterio.enums import ColorInterp
-
     from rsmamba.engine.model import LoadedModel
 
-    with rasterio.open(scene["ortho_t1"]) as ds:
-        t1, profile = ds.read(), ds.profile
-    alpha = np.full((1, *t1.shape[1:]), 255, np.uint8)
-    profile.update(count=4)
-    with rasterio.open(tmp_path / "argb.tif", "w", **profile) as dst:
-        dst.write(np.concatenate([alpha, t1]))
-        dst.colorinterp = (ColorInterp.alpha, ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+    _alpha_first(scene["ortho_t1"], tmp_path / "argb.tif")
     model = LoadedModel(OracleDiff(), inputs="t1+t2")
     detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "a.tif", model=model, window=96, overlap=0)
     detect_change(tmp_path / "argb.tif", scene["ortho_t2"], tmp_path / "b.tif", model=model, window=96, overlap=0)
