@@ -132,7 +132,7 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
         # a model of colours and an image declaring each of them: read by colour. The checkpoint's band numbers
         # are those of the file it was tiled from (an ARGB ortho's 2, 3, 4; tile --bands 4,1,2): read by position
         # they refused every 3-band image declaring the same colours, the model's own training ortho too
-        position = loaded.bands if loaded.bands and max(loaded.bands) <= image_count else range(1, len(wanted) + 1)
+        position = range(1, len(wanted) + 1) if beyond or not loaded.bands else loaded.bands
         by_position = [data[b - 1] for b in position]
         chosen = bands_by_colour(loaded, by_position, colours, image, notes)
         check_input(loaded, image_count=file_count, image_path=image, has_dsm=has_dsm, bands=chosen)

@@ -195,10 +195,8 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, imag
                 w = new_state[name]
                 new_state[name] = torch.cat([w[:, order], w[:, image_bands:]], 1).contiguous()
                 report.reordered.append(name)
-            elif other_layout or s.shape != dst.shape:
+            else:  # reached only for another band layout or shape
                 report.adapted.append(name)
-            else:
-                report.loaded.append(name)
         else:
             raise InputError(f"{path}: tensor {name} has shape {tuple(s.shape)} in the checkpoint but "
                              f"{tuple(dst.shape)} in the model; is it the same model ({ckpt['model']})?")
