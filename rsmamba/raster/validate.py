@@ -192,7 +192,7 @@ def check_dsm_heights(src: AlignedSource, norm: dict[str, Any] | None, what: str
     z = (median - mean) / std
     if abs(z) <= DSM_WARN_STDS:
         return []
-    message = (f"{what}: heights around {median:.4g} (median), {abs(z):.0f} standard deviations from the "
+    message = (f"{what}: heights around {median:.4g} (median), {abs(z):.1f} standard deviations from the "
                f"{mean:.4g} +- {std:.4g} model {model_source} was trained on (absolute heights, z-scored): "
                "another ground level, datum or unit (feet?), or an nDSM for a model trained on a DSM, reads as "
                "other objects")
