@@ -37,7 +37,8 @@ def test_passive_waits_only_before_torch_loads_and_never_over_the_user():
 def test_predict_command_sets_the_policy_before_torch_loads(tmp_path):
     """``rsmamba predict`` (a fresh process, as users run it) loads torch under the passive policy."""
     code = ("import sys, os\nfrom rsmamba.cli import main\n"
-            f"rc = main(['predict', 'examples/scene/ortho.tif', '-o', {str(tmp_path / 'c.tif')!r}, '--dry-run'])\n"
+            f"rc = main(['predict', 'examples/scene/ortho.tif', '-o', {str(tmp_path / 'c.tif')!r}, '--dry-run', "
+            "'--no-tta', '--batch-size', '1'])\n"
             "import torch\nprint('RESULT', rc, os.environ.get('OMP_WAIT_POLICY'))\n")
     environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], env=environ, check=True, capture_output=True, text=True,
@@ -92,6 +93,6 @@ def test_pipeline_keeps_the_freed_heap_and_unmaps_big_buffers_unless_the_user_tu
     assert user["took"] is True and user["kept_small"] < 1  # the user's trim threshold, ours for the rest
     cli = _heap_probe("from rsmamba.cli import main\n"
                       f"took = main(['predict', 'examples/scene/ortho.tif', '-o', {str(tmp_path / 'c.tif')!r}, "
-                      "'--dry-run']) == 0")
+                      "'--dry-run', '--no-tta', '--batch-size', '1']) == 0")  # a dry run times a batch: one pass
     assert cli["took"] is True and cli["kept_small"] > 4  # as 'rsmamba predict' runs (its freed heap may
     # hold 64 MiB by now, which glibc reuses before mapping anew: kept_big depends on the run)
