@@ -4,6 +4,9 @@ PY := $(VENV)/bin/python
 # CPU build of torch (small); set TORCH_SPEC="torch" for a CUDA machine.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -q
+# The suite in parallel (pytest-xdist): one worker per core, at most 4 (tests/conftest.py); each test file on one
+# worker, the longest first. PYTEST_PARALLEL= runs it in one process.
+PYTEST_PARALLEL ?= -n auto --dist loadfile --no-loadscope-reorder
 # Pinned versions of every other dependency (CI reproducible); `make constraints` regenerates it.
 # Empty for `make test-latest`: the newest versions pyproject.toml allows.
 CONSTRAINTS ?= -c constraints.txt
@@ -29,7 +32,7 @@ demo: setup
 	$(VENV)/bin/rsmamba vectorize out/classes.tif --classes building --min-area 30m2 --regularize -o out/buildings.gpkg --overwrite
 
 test: setup-dev
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The suite against the newest versions pyproject.toml allows: a fresh venv without constraints
 # (torch stays TORCH_SPEC: an unpinned torch would pull the multi-GB CUDA build).
@@ -37,7 +40,7 @@ test-latest:
 	rm -rf .venv-latest
 	$(MAKE) setup-dev VENV=.venv-latest CONSTRAINTS=
 	.venv-latest/bin/python -m pip list --format=freeze > .venv-latest/versions.txt
-	.venv-latest/bin/python -m pytest $(PYTEST_ARGS)
+	.venv-latest/bin/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # Regenerate constraints.txt from a working venv (after changing dependencies): every installed
 # package pinned except torch (TORCH_SPEC picks the CPU or CUDA build) and CUDA-only wheels.

@@ -12,3 +12,34 @@ import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+# -- Parallel runs (``make test``: pytest-xdist, ``-n auto --dist loadfile``) -----------------------------------
+# Each test file runs on one worker, so that its module fixtures are made once (the bad-input matrix builds
+# checkpoints and runs 270 subprocesses). The files with the longest tests go first: started last, one would
+# leave the other workers idle. (Not --dist loadgroup: with pytest 9 it no longer groups, xdist 3.8.)
+LONGEST_FIRST = (
+    "tests/test_docs.py::test_documented_commands_run[README.md]",  # about 400 s on 2 cores
+    "tests/cli/test_cli_bad_inputs.py",  # about 300 s
+)
+MAX_WORKERS = 4  # each worker holds up to about 2 GB; more than 4 gain little on the suite's long files
+
+
+def pytest_xdist_auto_num_workers(config) -> int:  # noqa: ANN001 (pytest's hook signature)
+    """``-n auto``: one worker per core, at most ``MAX_WORKERS``."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    """Under xdist (its workers collect): the files of ``LONGEST_FIRST`` first, in that order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item) -> int:  # noqa: ANN001
+        for i, prefix in enumerate(LONGEST_FIRST):
+            if item.nodeid == prefix or item.nodeid.startswith(prefix + "::"):
+                return i
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
