@@ -2,6 +2,8 @@
 
     python bench/halfpixel.py            # the example scene and two fresh 1024 px scenes (about 2 minutes)
     python bench/halfpixel.py --quick    # the example scene only
+    python bench/halfpixel.py --change shipped,run/best.pt   # change models instead: the change mask's offset
+
 
 The model shipped until 2026-12-06 put every building about half a pixel south-east in one pass: it was trained
 when scale augmentation resampled its labels 0.475 px up-left of their images on average (fixed since in
@@ -10,6 +12,12 @@ when scale augmentation resampled its labels 0.475 px up-left of their images on
 is compared with the scene's labels: building IoU, and the median offset (rows south, columns east, in
 pixels) of each true building's centroid from the predicted building pixels around it. Wall time (the
 fastest of ``--repeat`` runs, after a warm-up run) is a ratio to the one-pass run of the same scene, in this run. Writes ``bench/results/halfpixel.json``.
+
+``--change`` measures change models instead (``shipped``: the shipped demo change model; or checkpoint paths,
+compared in one run): ``rsmamba change --semantic``, one pass at the model's own window, on the example pair
+and two fresh 2048 px pairs (``CHANGE_SCENES``); the offset is that of each true changed building's centroid
+from the predicted change pixels around it, and the IoU that of the change masks. Writes
+``bench/results/halfpixel-change.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ BUILDING = 1  # ISPRS ids, as the shipped model's class table
 SCENES = [("example", None, None, 0.25, 1024), ("suburban", 7, "suburban:5", 0.25, 1024),
           ("heldout-nordic", 8, "heldout-nordic:3", 0.5, 1024)]
 PLANS = {"none": False, "rot180": "rot180", "d4": True}
+CHANGE_SCENES = [("example", None, None, 0.25, 1024), ("suburban", 7, "suburban:5", 0.25, 2048),
+                 ("heldout-nordic", 8, "heldout-nordic:3", 0.5, 2048)]
+CHANGED = 1  # the change raster's band 1: 1 where a building was added or demolished
 
 
 def building_offsets(truth: np.ndarray, pred: np.ndarray, margin: int = 3) -> tuple[float, float, int]:
@@ -64,14 +75,52 @@ def scene_paths(name: str, seed: int | None, style: str | None, gsd: float, size
     from rsmamba.synth.style import parse_style
 
     out = write_scene(folder / name, size=size, seed=seed, gsd=gsd, style=parse_style(style, gsd))
-    return {"ortho": out["ortho_t1"], "dsm": out["dsm_t1"], "labels": out["labels_t1"]}
+    return {"ortho": out["ortho_t1"], "dsm": out["dsm_t1"], "labels": out["labels_t1"], "ortho_t2": out["ortho_t2"],
+            "change": out["change"]}
+
+
+def change_rows(models: list[str], quick: bool, folder: Path) -> list[dict]:
+    """Each change model on each pair of CHANGE_SCENES: the change mask's median offset and IoU."""
+    from rsmamba.change import detect_change
+
+    rows = []
+    for name, seed, style, gsd, size in CHANGE_SCENES[:1] if quick else CHANGE_SCENES:
+        if seed is None:
+            scene = ROOT / "examples" / "scene"
+            paths = {"ortho": scene / "ortho.tif", "ortho_t2": scene / "ortho_t2.tif", "change": scene / "change.tif"}
+        else:
+            paths = scene_paths(name, seed, style, gsd, size, folder)
+        with rasterio.open(paths["change"]) as src:
+            truth = src.read(1) == CHANGED
+        for model in models:
+            out = folder / f"{name}-change.tif"
+            detect_change(paths["ortho"], paths["ortho_t2"], out, model=None if model == "shipped" else model,
+                          semantic=True, tta=False, progress=False, overwrite=True)
+            with rasterio.open(out) as src:
+                pred = src.read(1) == CHANGED
+            south, east, n = building_offsets(truth, pred)
+            rows.append({"scene": name, "gsd": gsd, "size": size, "model": model,
+                         "change_iou": round(float((truth & pred).sum() / (truth | pred).sum()), 4),
+                         "offset_south_px": round(south, 3), "offset_east_px": round(east, 3), "buildings": n})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the example scene only")
     parser.add_argument("--repeat", type=int, default=2, help="runs per plan, the fastest kept (default 2)")
+    parser.add_argument("--change", default=None,
+                        help="comma-separated change models instead ('shipped' or checkpoint paths), one pass each")
     args = parser.parse_args()
+    if args.change:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = change_rows(args.change.split(","), args.quick, Path(tmp))
+        print_table(rows, ["scene", "gsd", "size", "model", "change_iou", "offset_south_px", "offset_east_px",
+                           "buildings"])
+        path = write_result("halfpixel-change", {"rows": rows, "command": "python bench/halfpixel.py --change "
+                                                 + args.change + (" --quick" if args.quick else "")}, quick=args.quick)
+        print(f"-> {path}")
+        return
     from rsmamba.predict import predict_raster
 
     rows = []
