@@ -4,7 +4,6 @@
     python bench/halfpixel.py --quick    # the example scene only
     python bench/halfpixel.py --change shipped,run/best.pt   # change models instead: the change mask's offset
 
-
 The model shipped until 2026-12-06 put every building about half a pixel south-east in one pass: it was trained
 when scale augmentation resampled its labels 0.475 px up-left of their images on average (fixed since in
 ``rsmamba.augment``); today's, fine-tuned with the fix, lies within 0.16 px. For each scene and TTA plan (``none``, ``rot180``: the identity and the half turn,
@@ -70,7 +69,8 @@ def building_offsets(truth: np.ndarray, pred: np.ndarray, margin: int = 3) -> tu
 def scene_paths(name: str, seed: int | None, style: str | None, gsd: float, size: int, folder: Path) -> dict:
     if seed is None:
         scene = ROOT / "examples" / "scene"
-        return {"ortho": scene / "ortho.tif", "dsm": scene / "dsm.tif", "labels": scene / "labels.tif"}
+        return {"ortho": scene / "ortho.tif", "dsm": scene / "dsm.tif", "labels": scene / "labels.tif",
+                "ortho_t2": scene / "ortho_t2.tif", "change": scene / "change.tif"}
     from rsmamba.synth import write_scene
     from rsmamba.synth.style import parse_style
 
@@ -85,11 +85,7 @@ def change_rows(models: list[str], quick: bool, folder: Path) -> list[dict]:
 
     rows = []
     for name, seed, style, gsd, size in CHANGE_SCENES[:1] if quick else CHANGE_SCENES:
-        if seed is None:
-            scene = ROOT / "examples" / "scene"
-            paths = {"ortho": scene / "ortho.tif", "ortho_t2": scene / "ortho_t2.tif", "change": scene / "change.tif"}
-        else:
-            paths = scene_paths(name, seed, style, gsd, size, folder)
+        paths = scene_paths(name, seed, style, gsd, size, folder)
         with rasterio.open(paths["change"]) as src:
             truth = src.read(1) == CHANGED
         for model in models:

@@ -547,7 +547,7 @@ def _run_case(case_id: str, argv: list[str], values: dict[str, str], root: Path,
     after = {p: _digest(p) for p in named}
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     return {"args": args, "rc": rc, "stderr": stderr, "stdout": stdout, "left": left,
-            "changed": [str(p) for p in named if before[p] != after[p]], "fresh_process": warm is None}
+            "changed": [str(p) for p in named if before[p] != after[p]]}
 
 
 def fresh_process_cases() -> set[str]:
