@@ -75,7 +75,8 @@ def main() -> None:
                     help="a candidate checkpoint measured in place of the shipped one (of the one model in --models)")
     ap.add_argument("--tta", default=None,
                     help="predict with this test-time augmentation: d4 (rsmamba predict --tta), flip (--tta-flip), "
-                         "none (--no-tta); change rows take only d4 or none (rsmamba change --tta / --no-tta); "
+                         "rot180 (--tta-rot180), none (--no-tta); change rows take d4, rot180 or none (rsmamba change --tta / "
+                         "--tta-rot180 / --no-tta); "
                          "default: each model's own, as rsmamba predict / change without these options")
     ap.add_argument("--repeats", type=int, default=1, help="scenes per row (seeds seed + 1000 k), pooled")
     ap.add_argument("--window", default=None,
@@ -91,8 +92,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="rsmamba-cards-"))
     if args.checkpoint is not None and len(models) != 1:
         ap.error("--checkpoint replaces one model: pass one name in --models")
-    if args.tta not in (None, "d4", "none") and "change" in models:
-        ap.error("change rows take --tta d4 or none only (rsmamba change --tta / --no-tta)")
+    if args.tta not in (None, "d4", "rot180", "none") and "change" in models:
+        ap.error("change rows take --tta d4, rot180 or none only (rsmamba change --tta / --tta-rot180 / --no-tta)")
     tta = None if args.tta is None else (False if args.tta == "none" else args.tta)  # None: the model's own
     rows = []
     for i, (family, gsd) in enumerate(rows_spec):
@@ -108,7 +109,7 @@ def main() -> None:
                     row["tta"] = args.tta
                 if model == "change":
                     row.update(measure_change(args.checkpoint, family=family, gsd=gsd, size=size, seed=seed,
-                                              work=work / "change", tta=tta if tta is None else tta == "d4",
+                                              work=work / "change", tta=True if tta == "d4" else tta,
                                               window=window,
                                               overlap=overlap))
                 else:

@@ -3,6 +3,7 @@
     python bench/halfpixel.py            # the example scene and two fresh 1024 px scenes (about 2 minutes)
     python bench/halfpixel.py --quick    # the example scene only
     python bench/halfpixel.py --change shipped,run/best.pt   # change models instead: the change mask's offset
+    python bench/halfpixel.py --change shipped --change-tta none,rot180   # one pass against the half turn
 
 The model shipped until 2026-12-06 put every building about half a pixel south-east in one pass: it was trained
 when scale augmentation resampled its labels 0.475 px up-left of their images on average (fixed since in
@@ -13,7 +14,8 @@ pixels) of each true building's centroid from the predicted building pixels arou
 fastest of ``--repeat`` runs, after a warm-up run) is a ratio to the one-pass run of the same scene, in this run. Writes ``bench/results/halfpixel.json``.
 
 ``--change`` measures change models instead (``shipped``: the shipped demo change model; or checkpoint paths,
-compared in one run): ``rsmamba change --semantic``, one pass at the model's own window, on the example pair
+compared in one run): ``rsmamba change --semantic`` at the model's own window (one pass, or each plan of
+``--change-tta``, e.g. ``none,rot180``), on the example pair
 and two fresh 2048 px pairs (``CHANGE_SCENES``); the offset is that of each true changed building's centroid
 from the predicted change pixels around it, and the IoU that of the change masks. Writes
 ``bench/results/halfpixel-change.json``.
@@ -79,8 +81,9 @@ def scene_paths(name: str, seed: int | None, style: str | None, gsd: float, size
             "change": out["change"]}
 
 
-def change_rows(models: list[str], quick: bool, folder: Path) -> list[dict]:
-    """Each change model on each pair of CHANGE_SCENES: the change mask's median offset and IoU."""
+def change_rows(models: list[str], quick: bool, folder: Path, plans: tuple[str, ...] = ("none",)) -> list[dict]:
+    """Each change model under each TTA plan (none, rot180, d4) on each pair of CHANGE_SCENES: the change
+    mask's median offset and IoU."""
     from rsmamba.change import detect_change
 
     rows = []
@@ -89,15 +92,19 @@ def change_rows(models: list[str], quick: bool, folder: Path) -> list[dict]:
         with rasterio.open(paths["change"]) as src:
             truth = src.read(1) == CHANGED
         for model in models:
-            out = folder / f"{name}-change.tif"
-            detect_change(paths["ortho"], paths["ortho_t2"], out, model=None if model == "shipped" else model,
-                          semantic=True, tta=False, progress=False, overwrite=True)
-            with rasterio.open(out) as src:
-                pred = src.read(1) == CHANGED
-            south, east, n = building_offsets(truth, pred)
-            rows.append({"scene": name, "gsd": gsd, "size": size, "model": model,
-                         "change_iou": round(float((truth & pred).sum() / (truth | pred).sum()), 4),
-                         "offset_south_px": round(south, 3), "offset_east_px": round(east, 3), "buildings": n})
+            for plan in plans:
+                out = folder / f"{name}-change.tif"
+                t0 = time.perf_counter()
+                detect_change(paths["ortho"], paths["ortho_t2"], out, model=None if model == "shipped" else model,
+                              semantic=True, tta=PLANS[plan], progress=False, overwrite=True)
+                seconds = time.perf_counter() - t0
+                with rasterio.open(out) as src:
+                    pred = src.read(1) == CHANGED
+                south, east, n = building_offsets(truth, pred)
+                rows.append({"scene": name, "gsd": gsd, "size": size, "model": model, "tta": plan,
+                             "change_iou": round(float((truth & pred).sum() / (truth | pred).sum()), 4),
+                             "offset_south_px": round(south, 3), "offset_east_px": round(east, 3), "buildings": n,
+                             "seconds": round(seconds, 1)})
     return rows
 
 
@@ -107,14 +114,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per plan, the fastest kept (default 2)")
     parser.add_argument("--change", default=None,
                         help="comma-separated change models instead ('shipped' or checkpoint paths), one pass each")
+    parser.add_argument("--change-tta", default="none",
+                        help="with --change: comma-separated TTA plans, each run per model (none, rot180, d4)")
     args = parser.parse_args()
+    plans = tuple(p.strip() for p in args.change_tta.split(","))
+    if not set(plans) <= set(PLANS):
+        parser.error(f"--change-tta: plans are {', '.join(PLANS)}")
     if args.change:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = change_rows(args.change.split(","), args.quick, Path(tmp))
-        print_table(rows, ["scene", "gsd", "size", "model", "change_iou", "offset_south_px", "offset_east_px",
-                           "buildings"])
-        path = write_result("halfpixel-change", {"rows": rows, "command": "python bench/halfpixel.py --change "
-                                                 + args.change + (" --quick" if args.quick else "")}, quick=args.quick)
+            rows = change_rows(args.change.split(","), args.quick, Path(tmp), plans)
+        print_table(rows, ["scene", "gsd", "size", "model", "tta", "change_iou", "offset_south_px", "offset_east_px",
+                           "buildings", "seconds"])
+        command = ("python bench/halfpixel.py --change " + args.change
+                   + (f" --change-tta {args.change_tta}" if plans != ("none",) else "") + (" --quick" if args.quick else ""))
+        path = write_result("halfpixel-change", {"rows": rows, "command": command}, quick=args.quick)
         print(f"-> {path}")
         return
     from rsmamba.predict import predict_raster

@@ -386,6 +386,7 @@ def change(
     overlap: Optional[int] = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
     tta: Optional[bool] = opt.tta_option(),
+    tta_rot180: bool = opt.tta_rot180_option("the shipped change model's change masks sit 0.2-0.9 px south-east without TTA"),
     batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ..."),
     amp: bool = opt.amp_option(),
@@ -408,6 +409,7 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
+    tta = opt.tta_spec(tta, False, None, False, tta_rot180)
     out, batch = _batch_output([t1], out, "pair", {"--probabilities": opt.either(probabilities, old_probability),
                                                    "--resume": resume, "--dry-run": dry_run})
 

@@ -232,8 +232,8 @@ def tta_flip_option() -> Any:
     return typer.Option(False, "--tta-flip", help="Average with left-right, up-down and both-ways mirrored windows (4x compute; the papers' flip TTA).")
 
 
-def tta_rot180_option() -> Any:
-    return typer.Option(False, "--tta-rot180", help="Average with the half-turned window (2x compute): cancels a network's constant sub-pixel offset (the shipped image+DSM model's maps sit half a pixel south-east without TTA).")
+def tta_rot180_option(example: str = "the image+DSM model shipped until 2026-12-06 put its maps half a pixel south-east without TTA") -> Any:
+    return typer.Option(False, "--tta-rot180", help=f"Average with the half-turned window (2x compute): cancels a network's constant sub-pixel offset ({example}).")
 
 
 def tta_scales_option() -> Any:
@@ -250,9 +250,10 @@ def tta_spec(d4: bool | None, flip: bool, scales: str | None, recipe: bool, rot1
     None: nothing given (the model's own TTA); ``d4`` False (``--no-tta``): plain, and alone.
     """
     if d4 is False:
-        if flip or scales is not None or recipe or rot180:
-            raise typer.BadParameter("--no-tta runs one pass per window: drop --tta-flip / --tta-rot180 / --tta-scales "
-                                     "/ --tta-recipe", param_hint="--no-tta")
+        given = [name for name, on in (("--tta-flip", flip), ("--tta-rot180", rot180),
+                                       ("--tta-scales", scales is not None), ("--tta-recipe", recipe)) if on]
+        if given:
+            raise typer.BadParameter(f"--no-tta runs one pass per window: drop {' / '.join(given)}", param_hint="--no-tta")
         return False
     parts = ["recipe"] if recipe else []
     parts += ["d4"] if d4 else []

@@ -280,7 +280,7 @@ def detect_change(
     window: int | None = None,
     overlap: int | None = None,
     blend: str = "hann",
-    tta: bool | None = None,
+    tta: bool | str | None = None,
     batch_size: int = 4,
     device: str = "auto",
     amp: bool = False,

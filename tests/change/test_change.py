@@ -471,3 +471,36 @@ def test_a_filler_class_is_never_a_semantic_change_answer(scene, tmp_path) -> No
     changed = bands[0] == 1
     assert changed.any()
     assert set(np.unique(bands[1][changed]).tolist()) == {1} and set(np.unique(bands[2][changed]).tolist()) == {2}
+
+
+class SouthEastChange(nn.Module):
+    """A change 'network' whose change lies one pixel south and east of where t2 differs from t1."""
+
+    def forward(self, t1, t2):
+        d = ((t2 - t1).abs().amax(1, keepdim=True) > 0.5).float()
+        d = torch.roll(d, shifts=(1, 1), dims=(2, 3))
+        return {"change": torch.cat([torch.zeros_like(d), 4 * d - 1], 1)}  # p(change) 0.95 there, 0.27 elsewhere
+
+
+def test_tta_rot180_centres_a_change_networks_constant_offset(tmp_path, capsys) -> None:
+    """change --tta-rot180: both epochs turned by half a turn alike and turned back, averaged with the plain pass;
+    a network's constant offset (the shipped change model's masks sit 0.2-0.9 px south-east) cancels."""
+    from rsmamba.change.api import ChangePredictor
+    from rsmamba.engine.model import LoadedModel, default_classes
+
+    x = np.zeros((1, 6, 32, 32), np.float32)
+    x[0, 3:, 10:16, 12:20] = 2.0  # t2 differs from t1 in a 6 x 8 block centred on (12.5, 15.5)
+    model = LoadedModel(SouthEastChange(), inputs="t1+t2", classes=default_classes(6))
+
+    def centre(tta) -> tuple[float, float]:
+        p = ChangePredictor(model, semantic=False, tta=tta)(x)[0, 1].numpy()
+        ys, xs = np.nonzero(p > 0.5)
+        return float(ys.mean()), float(xs.mean())
+
+    assert centre(False) == (13.5, 16.5)  # one pixel south and east
+    assert centre("rot180") == (12.5, 15.5)  # the block grown by a pixel on every side, centred where it is
+    t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=2))
+    assert main(["-q", "change", str(t1), str(t2), "-o", str(tmp_path / "c.tif"), "--window", "64", "--dry-run",
+                 "--tta-rot180"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(", test-time augmentation: 2 passes per window")

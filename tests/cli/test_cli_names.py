@@ -44,6 +44,7 @@ SHARED = {
     "--shard": "take share i of n of the jobs",
     "--size": "side in pixels (of a chip, of a synthetic scene)",
     "--tta": "test-time augmentation",
+    "--tta-rot180": "the half-turn test-time augmentation: each window averaged with its half turn",
     "--window": "window side in pixels",
     "--workers": "workers of the local cluster",
 }
