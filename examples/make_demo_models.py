@@ -434,9 +434,15 @@ def calibrate_change(checkpoint: Path, out: Path, *, size: int, work: Path,
 
     if out.resolve() == checkpoint.resolve():
         raise SystemExit(f"calibrate: --out must not be the input checkpoint ({checkpoint})")
+    measured = checkpoint
+    if train_gsd is not None:  # measured as shipped: run/best.pt records the training mosaic's one grid (0.25 m),
+        # and each 0.5 m calibration pair warned that it was 'outside the 0.25 m model was trained at'
+        work.mkdir(parents=True, exist_ok=True)
+        measured = work / "calibrating.pt"
+        with_inference(checkpoint, measured, window, None, train_gsd)
     per_scene = []
     for family, gsd, seed in calibration_rows():
-        per_scene.append(threshold_scores(checkpoint, family=family, gsd=gsd, size=size, seed=seed, work=work,
+        per_scene.append(threshold_scores(measured, family=family, gsd=gsd, size=size, seed=seed, work=work,
                                           window=window))
         print(json.dumps({"family": family, "gsd": gsd, "seed": seed,
                           **{f"{t:g}/{a:g}": pooled_f1([c])["f1"] for (t, a), c in per_scene[-1].items()

@@ -149,15 +149,24 @@ def test_change_threshold_is_chosen_on_pooled_counts_of_training_styles_only() -
 
 
 @pytest.mark.skipif(not (ROOT / "rsmamba" / "data" / "demo_change_model.pt").exists(), reason="demo change model not built")
-def test_calibrate_writes_a_new_checkpoint_that_carries_the_threshold(tmp_path: Path, monkeypatch) -> None:
-    from rsmamba.checkpoint import load_checkpoint
+def test_calibrate_writes_a_new_checkpoint_that_carries_the_threshold(tmp_path: Path, monkeypatch, caplog) -> None:
+    """A checkpoint of the recipe's training records the mosaic's one grid (0.25 m): calibrated with the training
+    range (``train_gsd``), its 0.5 m pairs are measured as the shipped model runs them, without a GSD warning."""
+    from rsmamba.checkpoint import load_checkpoint, save_checkpoint
     from rsmamba.engine.model import load_model
 
     m = _recipe()
     monkeypatch.setattr(m, "calibration_rows", lambda: [("suburban", 0.5, 95_000), ("default", 0.25, 95_008)])
-    src = ROOT / "rsmamba" / "data" / "demo_change_model.pt"
+    shipped = load_checkpoint(ROOT / "rsmamba" / "data" / "demo_change_model.pt")
+    shipped["gsd_m"] = [0.25, 0.25]  # as run/best.pt records it
+    src = tmp_path / "best.pt"
+    save_checkpoint(src, shipped)
     before = src.read_bytes()
-    calibration = m.calibrate_change(src, tmp_path / "out.pt", size=256, work=tmp_path / "work")
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        calibration = m.calibrate_change(src, tmp_path / "out.pt", size=256, work=tmp_path / "work",
+                                         train_gsd=(0.2, 0.6))
+    assert "outside the" not in caplog.text
+    assert load_checkpoint(tmp_path / "out.pt")["gsd_m"] == [0.2, 0.6]
     assert src.read_bytes() == before
     assert calibration["change_threshold"] in m.CALIBRATION_THRESHOLDS
     assert calibration["min_area_m2"] in m.CALIBRATION_MIN_AREAS
