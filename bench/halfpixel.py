@@ -16,7 +16,7 @@ fastest of ``--repeat`` runs, after a warm-up run) is a ratio to the one-pass ru
 ``--change`` measures change models instead (``shipped``: the shipped demo change model; or checkpoint paths,
 compared in one run): ``rsmamba change --semantic`` at the model's own window (one pass, or each plan of
 ``--change-tta``, e.g. ``none,rot180``), on the example pair
-and two fresh 2048 px pairs (``CHANGE_SCENES``); the offset is that of each true changed building's centroid
+and four fresh 2048 px pairs (``CHANGE_SCENES``: suburban and held-out styles, each at 0.25 and 0.5 m); the offset is that of each true changed building's centroid
 from the predicted change pixels around it, and the IoU that of the change masks. Writes
 ``bench/results/halfpixel-change.json``.
 """
@@ -43,7 +43,9 @@ SCENES = [("example", None, None, 0.25, 1024), ("suburban", 7, "suburban:5", 0.2
           ("heldout-nordic", 8, "heldout-nordic:3", 0.5, 1024)]
 PLANS = {"none": False, "rot180": "rot180", "d4": True}
 CHANGE_SCENES = [("example", None, None, 0.25, 1024), ("suburban", 7, "suburban:5", 0.25, 2048),
-                 ("heldout-nordic", 8, "heldout-nordic:3", 0.5, 2048)]
+                 ("heldout-nordic", 8, "heldout-nordic:3", 0.5, 2048),
+                 # the same two styles at the other GSD: a style's offset apart from a GSD's
+                 ("suburban", 7, "suburban:5", 0.5, 2048), ("heldout-nordic", 8, "heldout-nordic:3", 0.25, 2048)]
 CHANGED = 1  # the change raster's band 1: 1 where a building was added or demolished
 
 
@@ -76,7 +78,7 @@ def scene_paths(name: str, seed: int | None, style: str | None, gsd: float, size
     from rsmamba.synth import write_scene
     from rsmamba.synth.style import parse_style
 
-    out = write_scene(folder / name, size=size, seed=seed, gsd=gsd, style=parse_style(style, gsd))
+    out = write_scene(folder / f"{name}_{gsd:g}_{size}", size=size, seed=seed, gsd=gsd, style=parse_style(style, gsd))
     return {"ortho": out["ortho_t1"], "dsm": out["dsm_t1"], "labels": out["labels_t1"], "ortho_t2": out["ortho_t2"],
             "change": out["change"]}
 

@@ -386,7 +386,7 @@ def change(
     overlap: Optional[int] = opt.overlap_option(),
     blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
     tta: Optional[bool] = opt.tta_option(),
-    tta_rot180: bool = opt.tta_rot180_option("the shipped change model's change masks sit 0.2-0.9 px south-east without TTA"),
+    tta_rot180: bool = opt.tta_rot180_option("the shipped change model's change masks sit 0.2-1.0 px south-east without TTA"),
     batch_size: int = opt.batch_size_option(),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ..."),
     amp: bool = opt.amp_option(),
