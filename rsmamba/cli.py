@@ -409,7 +409,7 @@ def change(
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
-    tta = opt.tta_spec(tta, False, None, False, tta_rot180)
+    tta = opt.tta_spec(tta, flip=False, scales=None, recipe=False, rot180=tta_rot180)  # change has D4 and rot180 only
     out, batch = _batch_output([t1], out, "pair", {"--probabilities": opt.either(probabilities, old_probability),
                                                    "--resume": resume, "--dry-run": dry_run})
 
