@@ -223,7 +223,8 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
     refused leaves the disk as it found it.
     """
     with _guard(folder):
-        settings, made_from = _read_record(folder / SETTINGS_FILE)
+        record = _read_record(folder / SETTINGS_FILE)
+        settings, made_from = record.settings, record.made_from
         ended = {_key(job, folder) for job in over if not job.output.exists()}
         kept = {key: made for key, made in made_from.items() if key not in ended}
         try:
@@ -239,7 +240,7 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
                     with contextlib.suppress(OSError):  # not empty: it holds something, which stays
                         os.rmdir(sub)
         elif settings is not None and kept != made_from:
-            _write_record(folder / SETTINGS_FILE, settings, kept)
+            _write_record(folder / SETTINGS_FILE, _Record(settings, kept, record.stale))
 
 
 def check_scheduler(scheduler: str | None) -> None:
@@ -270,8 +271,8 @@ def _made_by_rsmamba(path: Path) -> bool:
         return False
 
 
-SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with, and
-# the inputs each output was made from
+SETTINGS_FILE = ".rsmamba-batch.json"  # in the output folder: the settings its outputs were made with, the
+# inputs each output was made from, and the outputs an --overwrite takeover has not recomputed yet
 _GUARD = ".rsmamba-batch.guard"  # flock: one run at a time reads and rewrites the record
 _RUNS = ".rsmamba-batch.runs"  # flock, shared by every live run into the folder for its whole run
 
@@ -316,26 +317,41 @@ def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _read_record(path: Path) -> tuple[dict[str, str] | None, dict[str, list[str]]]:
-    """(settings, output -> the inputs that made it) of a folder's record; a record written before the inputs
-    were recorded is its settings alone (which input made each output is unknown), an unreadable one None."""
+@dataclass
+class _Record:
+    """A folder's record. ``settings``: None when unreadable. ``made_from``: output -> the inputs that made
+    it. ``stale``: output -> the settings that differed, for outputs an ``--overwrite`` takeover (other
+    settings) has not recomputed yet; they exist but are not this record's, so never complete."""
+
+    settings: dict[str, str] | None
+    made_from: dict[str, list[str]]
+    stale: dict[str, str]
+
+
+def _read_record(path: Path) -> _Record:
+    """A record written before the inputs were recorded is its settings alone (which input made each output is
+    unknown)."""
     try:
         data = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
-        return None, {}
+        return _Record(None, {}, {})
     if not isinstance(data, dict):
-        return None, {}
+        return _Record(None, {}, {})
     if isinstance(data.get("settings"), dict):
-        made = data.get("made_from")
-        return data["settings"], dict(made) if isinstance(made, dict) else {}
-    return data, {}
+        made, stale = data.get("made_from"), data.get("stale")
+        return _Record(data["settings"], dict(made) if isinstance(made, dict) else {},
+                       {str(k): str(v) for k, v in stale.items()} if isinstance(stale, dict) else {})
+    return _Record(data, {}, {})
 
 
-def _write_record(path: Path, settings: dict[str, str], made_from: dict[str, list[str]]) -> None:
+def _write_record(path: Path, record: _Record) -> None:
     from rsmamba.atomic import atomic_output
 
+    data: dict[str, Any] = {"settings": record.settings, "made_from": record.made_from}
+    if record.stale:
+        data["stale"] = record.stale
     with atomic_output(path) as tmp:  # under _guard: no other run writes it meanwhile
-        tmp.write_text(json.dumps({"settings": settings, "made_from": made_from}, indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 @contextlib.contextmanager
@@ -379,7 +395,8 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
     runs = os.open(folder / _RUNS, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         with _guard(folder):
-            recorded, made_from = _read_record(folder / SETTINGS_FILE)
+            record = _read_record(folder / SETTINGS_FILE)
+            recorded, made_from = record.settings, record.made_from
             earlier = None if recorded is None else {**filled, **{k: v for k, v in recorded.items() if k not in RUN_ONLY}}
             if recorded is None and (folder / SETTINGS_FILE).is_file():  # edited or truncated: settings unknown
                 if not kwargs.get("overwrite"):  # (read as none, its outputs were skipped as complete, then vouched for)
@@ -387,14 +404,20 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                                      "settings its outputs were made with are unknown; --overwrite recomputes this "
                                      "run's outputs where no other output would remain, or choose another folder")
                 earlier = {}  # as other settings: taken over only where no other output would remain
+            stale = {key: why for key, why in record.stale.items() if (folder / key).exists()}
             if earlier is not None and earlier != settings:
                 _refuse_other_settings(todo, folder, settings, earlier, planned, bool(kwargs.get("overwrite")), runs)
+                # taken over: until recomputed, this run's existing outputs are the old settings' (a scene that
+                # fails keeps its old map; the next run must not skip it as complete)
+                changed = _changed(settings, earlier)
+                stale.update({_key(job, folder): changed for job in todo if job.output.exists()})
             if not kwargs.get("overwrite"):
+                _refuse_stale(todo, folder, stale)
                 _refuse_other_inputs(todo, folder, made_from)
             for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
                 if not job.output.exists():
                     made_from[_key(job, folder)] = job.sources
-            _write_record(folder / SETTINGS_FILE, settings, made_from)
+            _write_record(folder / SETTINGS_FILE, _Record(settings, made_from, stale))
             fcntl.flock(runs, fcntl.LOCK_SH)  # (an exclusive one, of a takeover, becomes shared)
     except BaseException:
         os.close(runs)
@@ -402,10 +425,25 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
     return runs
 
 
+def _changed(settings: dict[str, str], earlier: dict[str, str]) -> str:
+    """The settings that differ, as a message names them."""
+    return (", ".join(sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k)))
+            if earlier else "unknown: its batch record is unreadable")
+
+
+def _refuse_stale(todo: Sequence[Job], folder: Path, stale: dict[str, str]) -> None:
+    """This run's outputs that an ``--overwrite`` takeover left unrecomputed are the old settings' maps."""
+    old = [job for job in todo if _key(job, folder) in stale]
+    if old:
+        are = "s (e.g. {}) are".format(old[0].output.name) if len(old) > 1 else f" ({old[0].output.name}) is"
+        raise InputError(f"{folder}: {len(old)} output{are} left from before an --overwrite with other settings "
+                         f"({stale[_key(old[0], folder)]}) that stopped; --overwrite recomputes "
+                         f"{'them' if len(old) > 1 else 'it'}, or choose another output folder")
+
+
 def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str, str], earlier: dict[str, str],
                            planned: Sequence[Job], overwrite: bool, runs: int) -> None:
-    changed = (", ".join(sorted(k for k in settings.keys() | earlier.keys() if settings.get(k) != earlier.get(k)))
-               if earlier else "unknown: its batch record is unreadable")
+    changed = _changed(settings, earlier)
     suffixes = {job.output.suffix for job in todo} or {".tif"}
     ours = {job.output.resolve() for job in [*planned, *todo]}
     outputs = sorted(p for p in folder.rglob("*") if p.suffix in suffixes and p.is_file()
@@ -452,9 +490,12 @@ def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult]) -
     folder = Path(out_dir)
     done = {_key(r.job, folder): r.job.sources for r in results if r.status == "done"}
     with _guard(folder):
-        settings, made_from = _read_record(folder / SETTINGS_FILE)
-        if settings is not None and any(made_from.get(k) != v for k, v in done.items()):
-            _write_record(folder / SETTINGS_FILE, settings, {**made_from, **done})
+        record = _read_record(folder / SETTINGS_FILE)
+        if record.settings is not None and (any(record.made_from.get(k) != v for k, v in done.items())
+                                            or record.stale.keys() & done.keys()):
+            _write_record(folder / SETTINGS_FILE, _Record(
+                record.settings, {**record.made_from, **done},
+                {k: v for k, v in record.stale.items() if k not in done}))  # recomputed: this record's now
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:

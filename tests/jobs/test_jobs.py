@@ -191,6 +191,34 @@ def test_a_run_with_other_settings_is_refused_while_another_writes_the_folder(tm
     assert {p.read_text()[-1] for p in out.glob("*.tif")} == {"a"}
 
 
+def test_a_takeover_that_fails_part_way_leaves_no_old_output_counted_as_new(tmp_path) -> None:
+    """--overwrite with other settings recomputes the folder's outputs one by one; one that failed kept its old
+    output under the new record, and the next run without --overwrite skipped it as complete: a mixed folder."""
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 3)
+    plan, out = plan_jobs(paths, tmp_path / "out"), tmp_path / "out"
+    run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    kept = paths[1].read_text()
+    paths[1].unlink()  # its recomputation fails
+    with pytest.raises(JobsFailed, match="1 of 3 jobs failed"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
+    assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b", "a", "b"]
+    paths[1].write_text(kept)
+    with pytest.raises(InputError, match=r"1 output \(scene_1.tif\) is left from before an --overwrite with other "
+                                         r"settings \(tag\) that stopped; --overwrite recomputes it"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    with pytest.raises(InputError, match="left from before an --overwrite"):  # a shard holding it is refused too
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="1/3", progress=False)
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="0/3",
+                                       progress=False)] == ["skipped"]  # one without it is not
+    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
+    assert [r.status for r in done] == ["done"] * 3
+    again = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert [r.status for r in again] == ["skipped"] * 3
+    assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b"] * 3
+
+
 def test_a_run_stopped_before_its_first_output_leaves_no_obstacle(tmp_path) -> None:
     """A run of other settings stopped before any output (Ctrl-C, fixed an option, ran again) was refused as
     'another run may be writing into it' when none was: with no output and no live run, the folder is taken over."""
