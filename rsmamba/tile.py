@@ -35,7 +35,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from tqdm import tqdm
 
-from rsmamba.atomic import output_problems, publish
+from rsmamba.atomic import OutputError, output_problems, publish
 from rsmamba.classes import (
     CHANGE_CLASSES,
     IGNORE_INDEX,
@@ -515,6 +515,7 @@ def _tile(
                    f"overlap a chip of another split); a --split-block of several chips (e.g. {4 * size}) keeps them")
         summary.warnings.append(message)
         log.warning(message)
+    _check_chips_on_disk(tmp, rows)
     with open(tmp / "manifest.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS + (("targets",) if targets is not None else ()))
         writer.writeheader()
@@ -563,6 +564,20 @@ def _write_labels(path: Path, src: AlignedSource, window: Window, labels: np.nda
     with rasterio.open(path, "w", **_chip_profile(src, window, 1, "uint8", IGNORE_INDEX)) as dst:
         dst.write_colormap(1, colormap(classes))  # before the pixels: after them GDAL logs an error that the
         dst.write(labels[None])  # next read of another file (an alpha mask) raised as its own
+
+
+CHIP_FILE_FIELDS = ("image", "dsm", "labels", "t2", "labels_t2", "change", "targets")
+
+
+def _check_chips_on_disk(folder: Path, rows: list[dict]) -> None:
+    """Every chip file the manifest will list is in the scratch folder: a process deleting it while tiling
+    (an ``rm -rf`` of the output racing the run) would otherwise publish a manifest of missing chips."""
+    lost = [f for row in rows for f in (row.get(k) for k in CHIP_FILE_FIELDS) if f and not (folder / f).is_file()]
+    if lost:
+        some = f"{', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}"
+        raise OutputError(f"{len(lost)} chip file{'s' * (len(lost) > 1)} ({some}) {'were' if len(lost) > 1 else 'was'} "
+                          f"removed from the scratch folder {folder} while tiling {len(rows)} chips; nothing was "
+                          "published: run again once nothing else deletes there")
 
 
 def _write_chip(

@@ -146,6 +146,29 @@ def test_existing_output_needs_overwrite(tmp_path) -> None:
     assert len(_manifest(tmp_path / "chips")) > 0
 
 
+def test_chips_removed_from_the_scratch_while_tiling_are_not_published(tmp_path, monkeypatch) -> None:
+    """An `rm -rf` racing the run deleted chips it had written; the folder was published with a manifest listing them."""
+    import rsmamba.tile as tile_module
+    from rsmamba.atomic import OutputError
+
+    img = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    written = []
+    real = tile_module._write_chip
+
+    def write_then_lose_the_first(src, extra, window, chip_id, split, valid, valid_fraction, folder, *args):
+        row = real(src, extra, window, chip_id, split, valid, valid_fraction, folder, *args)
+        written.append(folder / row["image"])
+        if len(written) == 3:
+            written[0].unlink()  # as a racing rm -rf does, file by file
+        return row
+
+    monkeypatch.setattr(tile_module, "_write_chip", write_then_lose_the_first)
+    with pytest.raises(OutputError, match=r"1 chip file \(images/r00_c00.tif\) was removed from the scratch folder .* while tiling 16 chips; nothing"):
+        tile_scene(img, tmp_path / "chips", size=16)
+    assert not (tmp_path / "chips").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["img.tif"]  # no scratch left either
+
+
 def test_epoch_pairs_for_change(tmp_path) -> None:
     t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
     t2_arr = random_image(64, 64, seed=2)
