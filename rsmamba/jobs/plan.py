@@ -260,9 +260,7 @@ def _check_unique_outputs(jobs: Sequence[Job], template: str | None = None) -> N
             clashes.append(f"{names[job.output]} and {job.inputs[0]} would both write {job.output.name}")
         names[job.output] = job.inputs[0]
     if clashes:
-        hints = [f"{t!r}{how}" for t, how in (("{parent}_{stem}.tif", ""), ("{relparent}/{stem}.tif", " (mirrored folders)"),
-                                               ("{index:04d}_{stem}.tif", "")) if t != template][:2]
-        raise InputError(clashes + [f"name the outputs with --name-template, e.g. {' or '.join(hints)}"])
+        raise InputError(clashes + [f"name the outputs with --name-template, e.g. {' or '.join(_unique_templates(jobs))}"])
     inputs = {p.resolve() for job in jobs for p in job.inputs}
     behind = [p for job in jobs for p in job.inputs if str(p).lower().endswith(".vrt")]
     inputs |= {Path(f).resolve() for p in behind for f in files_behind(p)}  # a VRT's sources are inputs too
@@ -270,6 +268,19 @@ def _check_unique_outputs(jobs: Sequence[Job], template: str | None = None) -> N
     if onto:  # an input would be taken for its finished output (or overwritten)
         raise InputError(f"output {onto[0]}: is an input of this run ({len(onto)} such); "
                          "choose another output folder or --name-template")
+
+
+def _unique_templates(jobs: Sequence[Job]) -> list[str]:
+    """Up to two templates that name these jobs' outputs apart (a change run of one t1 with two t2s: neither
+    the folder nor the stem of its t1 tells them apart, only the position)."""
+    firsts = [job.inputs[0] for job in jobs]
+    common, suffix = _common_folder(firsts), jobs[0].output.suffix
+    hints = []
+    for stem, how in (("{parent}_{stem}", ""), ("{relparent}/{stem}", " (mirrored folders)"), ("{index:04d}_{stem}", "")):
+        names = {output_name(stem + suffix, p, i, common) for i, p in enumerate(firsts)}
+        if len(names) == len(jobs):
+            hints.append(f"{stem + suffix!r}{how}")
+    return hints[:2]
 
 
 def parse_shard(shard: str | None) -> tuple[int, int] | None:

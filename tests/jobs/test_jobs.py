@@ -509,7 +509,15 @@ def test_parent_and_relparent_are_the_folders_as_given_not_their_link_targets(tm
     twins[1].write_text("x")
     with pytest.raises(InputError, match="both write a.tif") as info:
         plan_jobs(twins, out, template="{relparent}/{stem}.tif")
-    assert "'{relparent}/{stem}.tif'" not in str(info.value) and "'{parent}_{stem}.tif'" in str(info.value)
+    assert "'{relparent}/{stem}.tif'" not in str(info.value) and "'{parent}_{stem}.tif'" not in str(info.value)
+    assert str(info.value).endswith("e.g. '{index:04d}_{stem}.tif'")  # the one of the three that names them apart
+    # one t1 with two t2s: the advice named {parent} and {relparent} of t1, which clash as well
+    t2s = [tmp_path / "raw" / "flight_B" / "a.tif", tmp_path / "y2023" / "a.tif"]
+    with pytest.raises(InputError, match=r"both write a.tif; name the outputs with --name-template, "
+                                         r"e.g. '\{index:04d\}_\{stem\}.tif'$"):
+        plan_pair_jobs([twins[0], twins[0]], t2s, out)
+    pairs = plan_pair_jobs([twins[0], twins[0]], t2s, out, template="{index:04d}_{stem}.tif")
+    assert [j.output.name for j in pairs] == ["0000_a.tif", "0001_a.tif"]
 
 
 def test_an_input_given_twice_runs_once_and_a_warning_says_so(tmp_path, caplog) -> None:
