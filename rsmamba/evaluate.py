@@ -36,6 +36,7 @@ from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassIn
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster import gdal_cache_capped
+from rsmamba.raster.classtags import declared_classes, raster_tag
 from rsmamba.raster.source import (GRID_TOLERANCE_PX, RGB, VECTOR_SUFFIXES, alpha_holding_data, band_colours,
                                    class_field_problem, class_ids_of_names, data_bands, declared_rgb, grid_mirrors,
                                    lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
@@ -142,46 +143,24 @@ def _float_ids(ref: np.ndarray, masked: np.ndarray, nodata: float | None, path: 
 
 
 def classes_of_raster(path: str | os.PathLike[str]) -> list[ClassInfo] | None:
-    """The class table that ``predict`` wrote into a class raster (``CLASSES`` tag), or None. An id outside
-    0..254 is refused: the tag (an edited .aux.xml) sizes the confusion matrix (id 100000 asked for 74.5 GiB)."""
-    from rsmamba.classes import class_id, classes_from_dicts
-
+    """The class table the prediction declares (its ``CLASSES`` or ``class_names`` tag,
+    :func:`~rsmamba.raster.classtags.declared_classes`), or None: ISPRS ids, open-ended."""
     with rasterio.open(path) as src:
-        text = src.tags().get("CLASSES") or src.tags(1).get("CLASSES")
-    try:
-        items = json.loads(text) if text else None
-        bad = [d["id"] for d in items if class_id(d["id"]) is None] if isinstance(items, list) else []
-        if bad:
-            raise InputError(f"{path}: its CLASSES tag holds class id {bad[0]!r}; a class raster's ids are "
-                             f"0..{IGNORE_INDEX - 1} (8-bit, 255 no data): fix or remove the tag")
-        return list(classes_from_dicts(items)) if items else None
-    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: a colour of 1e999
-        return None
+        table = declared_classes(src)
+    return list(table) if table is not None else None
+
+
+def _declares_colours(path: Path) -> bool:
+    """The prediction's table carries the model's colours (predict's ``CLASSES`` tag), to compare a reference's
+    palette against; a ``class_names`` table's are its colour table's, or none."""
+    with rasterio.open(path) as src:
+        return raster_tag(src, "CLASSES") is not None
 
 
 def _declared_names(path: Path) -> dict[int, str] | None:
-    """Class id -> name as the prediction declares them (predict's ``CLASSES``, change's ``CLASS_NAMES``
-    list), or None: a raster without a (readable) table."""
+    """Class id -> name as the prediction declares them, or None: a raster without a table."""
     table = classes_of_raster(path)
-    if table is not None:
-        return {c.id: c.name for c in table if not c.filler}
-    with rasterio.open(path) as src:
-        text = next((v for k, v in {**src.tags(1), **src.tags()}.items() if k.lower() == "class_names"), None)
-    try:
-        names = json.loads(text) if text else None
-    except ValueError:
-        return None
-    if isinstance(names, list):
-        _check_name_count(path, len(names))
-    return dict(enumerate(map(str, names))) if isinstance(names, list) else None
-
-
-def _check_name_count(path: Path, count: int) -> None:
-    """A class_names tag lists the ids 0.. of an 8-bit raster: more than 255 names is no such table (and sized
-    the semantic change scores)."""
-    if count > IGNORE_INDEX:
-        raise InputError(f"prediction {path}: its class_names tag lists {count} classes; a class raster holds "
-                         f"ids 0..{IGNORE_INDEX - 1}: fix or remove the tag")
+    return {c.id: c.name for c in table if not c.filler} if table is not None else None
 
 
 def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray) -> list[str]:
@@ -450,15 +429,10 @@ def _semantic_classes(prediction: Path, change: bool, classes: list[ClassInfo] |
         if not change or src.count < 3:
             raise InputError(f"--reference-t2 scores semantic change: prediction {prediction} must be the output of "
                              "'rsmamba change --semantic' (bands change, from_class, to_class)")
-        names = next((v for k, v in src.tags().items() if k.lower() == "class_names"), None)  # GDAL keys: any case
-    try:
-        k = len(classes) if classes else len(json.loads(names)) if names else None
-    except (ValueError, TypeError):
-        k = None
-    if not k:
-        raise InputError(f"prediction {prediction}: no class table (tag class_names); give --layout")
-    _check_name_count(prediction, k)
-    return k
+        table = classes or declared_classes(src)
+    if not table:
+        raise InputError(f"prediction {prediction}: no class table (tag CLASSES or class_names); give --layout")
+    return max(c.id for c in table) + 1
 
 
 SEMANTIC_ROLES = ("reference", "reference t2", "prediction from_class", "prediction to_class")
@@ -1153,7 +1127,8 @@ def evaluate_rasters(
             log.warning(message)
             reference_warnings.append(message)
     held = tally.held
-    if table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+    if (table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES
+            and _declares_colours(prediction)):
         reference_warnings += _palette_warnings(reference, list(table), held)
     values = sorted(tally.pred_ids | held)  # Python ints: a uint64 id beyond int64 is said as it is
     odd = [v for v in values if not 0 <= v < IGNORE_INDEX]

@@ -2,10 +2,9 @@
 
 Conventions read here (the predict and change verbs write them):
 
-* Class raster: band 1 holds class ids. Band 1 or dataset tag ``class_names`` (JSON, any case:
-  predict writes ``CLASS_NAMES``) names them, either a list indexed by id, a ``{"id": "name"}``
-  mapping, or a list of ``{"id", "name"}`` objects; any other tag is refused.
-  Without it the ISPRS table of :mod:`rsmamba.classes` applies. Dataset or band-1 tag
+* Class raster: band 1 holds class ids. Dataset or band 1 tag ``CLASSES`` (predict's full table), else
+  ``class_names`` (JSON, any case), names them (:mod:`rsmamba.raster.classtags`); a tag that is no
+  class table is refused. Without either the ISPRS table of :mod:`rsmamba.classes` applies. Dataset or band-1 tag
   ``model_id`` names the model that produced the raster. Value 255 (or the nodata value) is
   never vectorized, nor a pixel that band 1's GDAL mask (internal mask, alpha band) hides.
 * Change raster: band 1 binary change (0/1, description ``"change"``); optionally band 2 the
@@ -29,8 +28,9 @@ from pathlib import Path
 import rasterio
 from rasterio.enums import ColorInterp
 
-from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, class_id, class_name_problem, repeated_classes
+from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES
 from rsmamba.errors import InputError
+from rsmamba.raster.classtags import declared_classes
 
 
 def _tag(tags: dict[str, str], key: str) -> str | None:
@@ -38,49 +38,15 @@ def _tag(tags: dict[str, str], key: str) -> str | None:
     return next((v for k, v in tags.items() if k.lower() == key), None)
 
 
-def class_names(src: rasterio.io.DatasetReader, band: int = 1) -> dict[int, str]:
-    """Class id -> name from the raster's ``class_names`` tag, else the ISPRS table.
-
-    A tag that is there but unreadable is refused (:class:`InputError`): falling back to the ISPRS
-    names would label every polygon with a class the raster may not mean. So is one a class table would
-    refuse (an id or a name given twice, a null or empty name): ``{"1": "building", "01": "tree"}`` wrote
-    the buildings as trees.
-    """
-    text = _tag(src.tags(band), "class_names") or _tag(src.tags(), "class_names")
-    if not text:
-        return {c.id: c.name for c in ISPRS_CLASSES}
-    def checked(value: object) -> int:  # 1e999 (int(inf): a traceback), 100000: no id of an 8-bit class raster
-        cid = class_id(value)
-        if cid is None and str(value).strip() == str(IGNORE_INDEX):  # a name for the no-data id: said, harmless
-            return IGNORE_INDEX
-        if cid is None:
-            raise ValueError(f"class id {value!r} is not an integer in 0..{IGNORE_INDEX} ({IGNORE_INDEX}: no data)")
-        return cid
-
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict):
-            pairs = [(checked(k), v) for k, v in data.items()]
-        elif isinstance(data, list) and all(isinstance(d, dict) for d in data):
-            pairs = [(checked(d["id"]), d["name"]) for d in data]
-        elif isinstance(data, list):
-            pairs = [(checked(i), n) for i, n in enumerate(data) if n is not None]  # null: no class at that id
-        else:
-            raise ValueError(f"a JSON {type(data).__name__}")
-        bad = [f"class {i}: {problem}" for i, n in pairs if (problem := class_name_problem(n))]
-        if bad or (bad := repeated_classes(pairs)):
-            raise ValueError("; ".join(bad))
-        return dict(pairs)
-    except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        why = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
-        raise InputError(f"{src.name}: class_names tag {shown!r} is not a class table ({why}); expected a JSON "
-                         'list of names, {"0": "name", ...} or [{"id": 0, "name": "..."}, ...]') from None
+def class_names(src: rasterio.io.DatasetReader) -> dict[int, str]:
+    """Class id -> name from the raster's declared table (:func:`~rsmamba.raster.classtags.declared_classes`:
+    its ``CLASSES`` or ``class_names`` tag; one that is no class table is refused), else the ISPRS table."""
+    return {c.id: c.name for c in declared_classes(src) or ISPRS_CLASSES}
 
 
 def has_class_names(src: rasterio.io.DatasetReader) -> bool:
-    """The raster names its classes (a ``class_names`` tag): without one the ISPRS table is a guess."""
-    return bool(_tag(src.tags(1), "class_names") or _tag(src.tags(), "class_names"))
+    """The raster declares its classes: without a table the ISPRS one is a guess."""
+    return declared_classes(src) is not None
 
 
 def model_id(src: rasterio.io.DatasetReader) -> str:
