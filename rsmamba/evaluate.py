@@ -325,6 +325,7 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
     layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
     if len(layer) == 0:
         raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
+    layer = _areas_only(layer, f"reference {ref_path}", notes, objects=False)
     if class_names is not None:  # names (building, road): the prediction's class table's ids
         ids, unknown = class_ids_of_names(layer[class_field], class_names)
         if unknown:
@@ -711,10 +712,60 @@ def _read_layer(path: Path, role: str, layer: str | None = None, choose: str = "
         raise InputError(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})") from exc
 
 
-def _building_burner(path: Path, grid: Grid, role: str = "buildings",
-                     layer_name: str | None = None) -> tuple[Callable[[Window], np.ndarray], int]:
+AREA_TYPES = ("Polygon", "MultiPolygon", "GeometryCollection")  # (a collection's areas: repaired_areas)
+
+
+def _areas_only(layer: Any, what: str, notes: list[str] | None, objects: bool) -> Any:
+    """A layer's areas: a layer of points or lines (house centroids, outlines as lines) scored F1 0 or a whole
+    raster against background, exit 0. None at all is refused; some are said, and left out of the object
+    scores (``objects``) or burnt as 1-px lines and points, as ``tile`` burns a label layer's."""
+    kinds = layer.geom_type
+    areas = kinds.isin(AREA_TYPES).to_numpy()
+    if not areas.any():
+        raise InputError(f"{what}: no polygons, only {'/'.join(sorted(set(kinds)))} features; give a layer of "
+                         f"{'building outlines as polygons' if objects else 'areas'}")
+    if areas.all():
+        return layer
+    count = int((~areas).sum())
+    said = (f"{what}: {count} feature{'s' * (count != 1)} of the layer {'are' if count != 1 else 'is'} "
+            f"{'/'.join(sorted(set(kinds[~areas])))}, not areas: "
+            + ("left out of the object scores" if objects else "burnt as 1-px lines and points"))
+    log.warning(said)
+    if notes is not None:
+        notes.append(said)
+    return layer[areas] if objects else layer
+
+
+def _overlap_note(geoms: Any, grid: Grid, what: str) -> str | None:
+    """What a layer's overlapping polygons do to object scores, or None: burnt in the layer's order, each pixel
+    is the last polygon's, so a polygon under later ones is scored by what shows of it, and one that shows
+    nothing is not counted (a layer appended twice scored precision 1.0 with each house twice). Pairs that
+    share less than a pixel (regularised neighbours, touching edges) are no overlap."""
+    import shapely
+
+    arr = np.asarray(geoms)
+    a, b = shapely.STRtree(arr).query(arr, predicate="intersects")
+    a, b = a[a < b], b[a < b]
+    if not len(a):
+        return None
+    shared = shapely.area(shapely.intersection(arr[a], arr[b]))
+    pixel = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)
+    big = shared >= pixel
+    if not big.any():
+        return None
+    covered = np.zeros(len(arr))
+    np.add.at(covered, a[big], shared[big])  # the earlier of a pair is burnt over by the later
+    mostly = int((covered >= 0.5 * shapely.area(arr)).sum())
+    overlapping = len(np.unique(np.r_[a[big], b[big]]))
+    return (f"{what}: {overlapping:,} polygons overlap others by a pixel or more ({mostly:,} of them half covered or "
+            "more by later ones: duplicates, or a layer written twice?); each pixel is burnt for the last polygon, so "
+            "a covered one is scored by what shows of it and one that shows nothing is not counted")
+
+
+def _building_burner(path: Path, grid: Grid, role: str = "buildings", layer_name: str | None = None,
+                     notes: list[str] | None = None) -> tuple[Callable[[Window], np.ndarray], int]:
     """Each polygon of the layer one object id (1..n, in the layer's order) on the prediction grid: a burner of
-    any window of it, and n."""
+    any window of it, and n. What would make the scores wrong unsaid (points, lines, overlaps) goes to ``notes``."""
     layer = _read_layer(path, role, layer_name, f"--{role}-layer NAME")
     if layer.crs is None:
         raise InputError(f"{role} {path}: layer has no CRS")
@@ -723,11 +774,17 @@ def _building_burner(path: Path, grid: Grid, role: str = "buildings",
         raise InputError(f"{role} {path}: the layer has no features with a geometry")
     if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored
         return lambda window: np.zeros((int(window.height), int(window.width)), np.int32), 0
+    layer = _areas_only(layer, f"{role} {path}", notes, objects=True)
     layer = _layer_on_grid(layer, grid, f"{role} {path}")
     geoms, repaired = repaired_areas(layer.geometry)  # a ring traced twice burnt nothing: a building missed
     if repaired:
         log.warning(f"{role} {path}: {repaired} invalid polygon{'s' * (repaired != 1)} (self-intersecting, a ring "
                     "traced twice) repaired before burning (shapely make_valid)")
+    overlap = _overlap_note(geoms, grid, f"{role} {path}")
+    if overlap:
+        log.warning(overlap)
+        if notes is not None:
+            notes.append(overlap)
     return _window_burner(geoms, list(range(1, len(geoms) + 1)), grid, 0, "int32"), len(geoms)
 
 
@@ -1065,8 +1122,9 @@ def evaluate_rasters(
                              f"{', '.join(str(c.id) for c in classes)})")
         known = sorted(c.id for c in classes if not c.filler)  # a filler (a table's gap: its labels' ignore value) is none
         objects = None if buildings is None else _BuildingCounts(
-            grid, _building_burner(Path(buildings), grid, "buildings", buildings_layer),
-            None if footprints is None else _building_burner(Path(footprints), grid, "footprints", footprints_layer),
+            grid, _building_burner(Path(buildings), grid, "buildings", buildings_layer, reference_notes),
+            None if footprints is None else _building_burner(Path(footprints), grid, "footprints", footprints_layer,
+                                                             reference_notes),
             building_class)
         done = _score_blocks(prediction, grid, read_ref, read_ref2, layout=layout, k=k, known=known if table else None,
                              erode=erode, block_size=block_size, step=step, objects=objects,

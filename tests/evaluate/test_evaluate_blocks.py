@@ -224,6 +224,54 @@ def test_building_objects_are_the_same_whatever_the_block(tmp_path: Path) -> Non
             assert {k: got[k] for k in expected} == expected, (block, min_pixels, given is None)
 
 
+def test_overlapping_footprints_and_point_layers_are_said_not_scored_silently(tmp_path: Path, capsys) -> None:
+    """A footprint layer written twice (28 polygons for 14 houses) scored precision 1.0 without a word; house
+    centroids as --footprints scored F1 0, outlines as lines as --buildings recall 0, and points as a --burn
+    reference a whole raster against background, each with exit 0."""
+    from shapely.geometry import LineString, Point
+
+    pred = np.zeros((60, 60), np.uint8)
+    cells = [(r, c, 8, 8) for r in (5, 25, 45) for c in (5, 25, 45)]
+    for r, c, hh, ww in cells:
+        pred[r:r + hh, c:c + ww] = 1
+    path = write_raster(tmp_path / "pred.tif", pred, nodata=254, origin=ORIGIN)
+    houses = _boxes(cells)
+    gpd.GeoDataFrame(geometry=houses, crs="EPSG:32632").to_file(tmp_path / "b.gpkg")
+    gpd.GeoDataFrame(geometry=houses + houses[:4], crs="EPSG:32632").to_file(tmp_path / "twice.gpkg")
+    got = evaluate_rasters(path, path, tmp_path / "m.json", buildings=tmp_path / "b.gpkg",
+                           footprints=tmp_path / "twice.gpkg")
+    assert got["buildings"]["precision"] == 1.0  # what shows of each: the scores cannot hold both copies ...
+    said = [w for w in got["warnings"] if "overlap" in w]  # ... so they say so
+    assert len(said) == 1 and "twice.gpkg: 8 polygons overlap others by a pixel or more (4 of them half covered" in said[0]
+    neighbours = [box(*g.bounds).buffer(0.4, join_style="mitre") for g in houses]  # sharing under a pixel each
+    gpd.GeoDataFrame(geometry=neighbours, crs="EPSG:32632").to_file(tmp_path / "near.gpkg")
+    got = evaluate_rasters(path, path, tmp_path / "n.json", buildings=tmp_path / "b.gpkg",
+                           footprints=tmp_path / "near.gpkg")
+    assert not any("overlap" in w for w in got.get("warnings", []))
+    capsys.readouterr()  # (the warnings above, where a CLI run in this process set up logging)
+    gpd.GeoDataFrame(geometry=[g.centroid for g in houses], crs="EPSG:32632").to_file(tmp_path / "pts.gpkg")
+    lines = [LineString(g.exterior.coords) for g in houses]  # (a LinearRing crashes pyogrio's writer)
+    gpd.GeoDataFrame(geometry=lines, crs="EPSG:32632").to_file(tmp_path / "lines.gpkg")
+    for args, needle in (
+            (["--buildings", "b.gpkg", "--footprints", "pts.gpkg"], "footprints pts.gpkg: no polygons, only Point"),
+            (["--buildings", "lines.gpkg"], "buildings lines.gpkg: no polygons, only LineString"),
+            (["pts.gpkg", "--burn", "1"], "reference pts.gpkg: no polygons, only Point")):
+        ref = [] if args[0] == "pts.gpkg" else ["pred.tif"]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(tmp_path)
+            assert main(["evaluate", "pred.tif", *ref, *args, "-o", "x.json"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+        assert not (tmp_path / "x.json").exists()
+    mixed = gpd.GeoDataFrame(geometry=houses + [Point(ORIGIN[0] + 1, ORIGIN[1] - 1)], crs="EPSG:32632")
+    mixed.to_file(tmp_path / "mixed.gpkg")
+    got = evaluate_rasters(path, path, tmp_path / "p.json", buildings=tmp_path / "b.gpkg",
+                           footprints=tmp_path / "mixed.gpkg")
+    assert got["buildings"]["predicted"] == 9 and got["buildings"]["f1"] == 1.0
+    assert any("mixed.gpkg: 1 feature of the layer is Point, not areas: left out of the object scores" in w
+               for w in got["warnings"])
+
+
 def test_building_objects_memory_stays_that_of_a_block(tmp_path: Path) -> None:
     """--buildings held the prediction and its validity whole and burnt the buildings over the whole grid (about
     24 bytes a pixel: 1.06 GB resident for 6000 x 6000); now a block's and the objects' counts."""
