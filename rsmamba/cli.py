@@ -464,7 +464,7 @@ def vectorize(
     output: Optional[Path] = opt.out_option(None, "Output layer: .gpkg, .geojson, .parquet or .fgb (default: RASTER with .gpkg; required for several rasters)."),
     classes: Optional[List[str]] = typer.Option(None, "--classes", help="Class names or ids to keep (repeat or comma-separate); default all."),
     min_area: Optional[str] = typer.Option(None, "--min-area", help="Drop polygons smaller than this, e.g. 4m2. Default: none dropped; for a change raster of a calibrated change model, the area recorded with it."),
-    simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify shared borders to this tolerance, e.g. 0.5m."),
+    simplify: Optional[str] = typer.Option(None, "--simplify", help="Simplify the outlines to this tolerance, e.g. 0.5m; a border two polygons share stays shared."),
     regularize: bool = typer.Option(False, "--regularize", help="Orthogonalise outlines (buildings): right angles."),
     allow_45: bool = typer.Option(False, "--allow-45", help="With --regularize, also allow 45 degree edges."),
     fill_holes: Optional[str] = typer.Option(None, "--fill-holes", help="Fill holes smaller than this, e.g. 2m2; polygons that lay in them are absorbed, and pixel_count counts the hole's pixels."),
