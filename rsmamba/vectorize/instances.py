@@ -183,6 +183,22 @@ class InstanceSplitter:
         p = np.nan_to_num(values.astype(np.float64) * self.scale, nan=0.0)
         return np.clip(np.rint(p * 254), 0, 254).astype(np.uint8)
 
+    def _check_range(self, raw: np.ndarray, region: np.ndarray) -> None:
+        """Refuse instance bands that are no probabilities under a building region, as the class bands are
+        refused (:func:`rsmamba.vectorize.api`'s check): p(contact) x 3 or a NaN p(interior) left terraces
+        unsplit, exit 0."""
+        for band, values in zip(("p(interior)", "p(contact)"), raw[:, region]):
+            if not values.size:
+                continue
+            if self.prob.nodata is not None and (values == self.prob.nodata).any() or np.isnan(values).any():
+                raise InputError(f"--probabilities {self.prob.name}: no data under a building region in band "
+                                 f"{band}: not the probabilities of this class raster, or not all of them")
+            p = values.astype(np.float64) * self.scale
+            if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1 + 1e-6:  # 1e-6: a float32 softmax's rounding
+                raise InputError(f"--probabilities {self.prob.name}: {band} values outside 0-1 (max {p.max():g}, "
+                                 f"min {p.min():g}) under a building region: not probabilities (float 0-1, or uint8 "
+                                 "tagged SCALE=1/254)")
+
     def _split_one(self, piece: Piece, read_values) -> list[Piece]:
         minx, miny, maxx, maxy = (int(round(v)) for v in piece.geometry.bounds)
         window = Window(minx, miny, maxx - minx, maxy - miny)
@@ -191,7 +207,9 @@ class InstanceSplitter:
         transform = Affine(1.0, 0.0, float(minx), 0.0, 1.0, float(miny))
         region = features.rasterize([(piece.geometry, 1)], out_shape=shape, transform=transform, fill=0,
                                     dtype="uint8").astype(bool)
-        interior, contact = self._on_254_scale(self.prob.read([self.interior_band, self.contact_band], window=window))
+        raw = self.prob.read([self.interior_band, self.contact_band], window=window)
+        self._check_range(raw, region)
+        interior, contact = self._on_254_scale(raw)
         labels = split_labels(region, interior, contact, self.min_seed_px, self.seed_threshold)
         found = label_polygons(labels, miny, minx)
         if len(found) <= 1:

@@ -190,3 +190,28 @@ def test_min_seed_is_ground_metres_from_a_grid_in_degrees(tmp_path):
     assert len(gpd.read_file(tmp_path / "h.gpkg")) == 3
     vectorize_raster(cls_path, tmp_path / "big.gpkg", min_seed="120m2", **kwargs)  # over each seed: not split
     assert len(gpd.read_file(tmp_path / "big.gpkg")) == 1
+
+
+def test_instance_bands_that_are_no_probabilities_are_refused(tmp_path):
+    """p(contact) x 3 or a NaN p(interior) under the buildings were used as they were (a terrace left whole, exit
+    0), while the same values in a class band are refused."""
+    import pytest
+
+    from rsmamba.errors import InputError
+
+    classes, interior, contact = _terrace()
+    for name, band, change in (("contact x 3", 4, lambda b: b * 3), ("interior NaN", 3, lambda b: b * np.nan),
+                               ("interior -0.2", 3, lambda b: b - 0.2)):
+        cls_path, prob_path, _ = _write(tmp_path, classes, interior, contact, as_float=True)
+        with rasterio.open(prob_path, "r+") as ds:
+            ds.write(change(ds.read(band)), band)
+        out = tmp_path / "h.gpkg"
+        said = r"no data under a building region in band p\(interior\)" if "NaN" in name else "values outside 0-1"
+        with pytest.raises(InputError, match=said):
+            vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True)
+        assert not out.exists(), name
+    cls_path, prob_path, _ = _write(tmp_path, classes, interior, contact)  # uint8: 255 is its no data
+    with rasterio.open(prob_path, "r+") as ds:
+        ds.write(np.where(classes == 1, 255, contact).astype(np.uint8), 4)
+    with pytest.raises(InputError, match=r"no data under a building region in band p\(contact\)"):
+        vectorize_raster(cls_path, tmp_path / "h.gpkg", classes=["building"], probabilities=prob_path, instances=True)
