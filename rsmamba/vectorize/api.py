@@ -238,6 +238,7 @@ def _plan(
                 problems.add(problem)
             problems.raise_if_any()
         skip = attrs.never_vectorized(src)
+        declared = attrs.has_class_names(src)
         selected: set[int] = set()
         if classes and is_change and not semantic:  # else accepted and ignored: every change polygon written
             problems.add(f"--classes picks from/to classes of a semantic change raster ('rsmamba change --semantic'); "
@@ -248,7 +249,7 @@ def _plan(
                     token = token.strip()
                     if not token:
                         continue
-                    if token.isdigit() and int(token) in names:
+                    if token.isdigit() and (int(token) in names or not declared):  # undeclared: ISPRS names a guess
                         selected.add(int(token))
                     elif token in names.values():
                         selected.update(i for i, n in names.items() if n == token)
@@ -964,11 +965,14 @@ def vectorize_raster(
             kept_geoms: list = []
             kept_cols: dict[str, list] = {k: [] for k in columns}
             kept_holes: list = []
+            unknown: set[int] = set()  # ids no class of the table has: written, named by their id, and said
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
                                            on_row=bar.update):
                 if prob is not None:
                     _check_values(batch, prob, plan)
+                if not plan.change:
+                    unknown.update(p.key for p in batch if p.key not in plan.names)
                 if splitter is not None:
                     batch = splitter(batch, _value_reader(prob, plan.change))
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values,
@@ -1030,6 +1034,11 @@ def vectorize_raster(
     summary.polygons = sum(counts.values())
     summary.per_class = dict(counts)
     summary.seconds = time.perf_counter() - start
+    if unknown:  # (an undeclared fill: 65535 of a uint16 raster, -5 of an int16)
+        ids = sorted(unknown)
+        log.warning("%s: polygons of id%s %s, which no class of its table has, are named by their id; "
+                    "if one marks no data, declare it (gdal_edit.py -a_nodata %d)", label, "s" * (len(ids) > 1),
+                    ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else ""), ids[-1])
     if summary.polygons == 0:
         log.warning("%s: no polygons of the selected classes%s; wrote an empty layer", label,
                     f" of {plan.min_area:g} m2 or more (--min-area)" if plan.min_area else "")

@@ -439,3 +439,28 @@ def test_a_gdal_virtual_output_path_is_refused_before_anything_is_made(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "GDAL virtual paths are not written" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_ids_no_class_of_the_table_has_are_said_and_can_be_selected_without_a_table(tmp_path, caplog):
+    """A uint16 raster holding 300 and an undeclared fill 65535 was polygonized into classes '300' and '65535'
+    without a word, and --classes 300 was refused as 'not in the class table' (the ISPRS guess)."""
+    import logging
+
+    import geopandas as gpd
+
+    a = np.zeros((64, 64), "uint16")
+    a[10:20, 10:20] = 300
+    a[50:60, 0:10] = 65535
+    src = write_raster(tmp_path / "u16.tif", a)
+    with caplog.at_level(logging.WARNING, logger="rsmamba"):
+        vectorize_raster(src, tmp_path / "all.gpkg", progress=False)
+    said = [r.getMessage() for r in caplog.records if "no class of its table has" in r.getMessage()]
+    assert len(said) == 1 and "polygons of ids 300, 65535, which no class" in said[0]
+    assert "gdal_edit.py -a_nodata 65535" in said[0]
+    assert sorted(gpd.read_file(tmp_path / "all.gpkg")["class_name"]) == ["300", "65535", "impervious"]
+    vectorize_raster(src, tmp_path / "300.gpkg", classes="300", progress=False)
+    assert list(gpd.read_file(tmp_path / "300.gpkg")["class_name"]) == ["300"]
+    with rasterio.open(src, "r+") as ds:  # a declared table still refuses an id it lacks (a typo)
+        ds.update_tags(CLASS_NAMES='["ground", "house"]')
+    with pytest.raises(InputError, match="class '300' is not in u16.tif's class table"):
+        vectorize_raster(src, tmp_path / "t.gpkg", classes="300", progress=False)
