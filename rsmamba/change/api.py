@@ -383,10 +383,12 @@ def detect_change(
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         window, overlap, _ = resolve_window(loaded, window, overlap)
         start = time.perf_counter()  # "done in" counts the co-registration check: seconds of the run (4.4 s of 27)
-        shift = check_coregistration(src, max_shift=max_shift, force=force)
-        from rsmamba.raster.validate import check_collar, check_fill_values, check_gsd
+        from rsmamba.raster.validate import check_collar, check_fill_values, check_gsd, check_t2_coverage
 
-        input_warnings = check_gsd(src, loaded.gsd_m, f"t1 {t1}", loaded.source)  # t2 is on t1's grid
+        coverage_warnings = check_t2_coverage(src, t1, t2)  # (before the shift check, which has little to compare)
+        shift = check_coregistration(src, max_shift=max_shift, force=force)
+
+        input_warnings = coverage_warnings + check_gsd(src, loaded.gsd_m, f"t1 {t1}", loaded.source)  # t2: t1's grid
         t2_reads = {"read": src.read_t2, "read_valid": src.read_t2_valid, "dtype": src.t2_dtype}
         check_fill_values(src, f"t1 {t1}", t1)  # before the scale check: its advice would rescale the fill in
         check_fill_values(src, f"t2 {t2}", t2, **t2_reads)

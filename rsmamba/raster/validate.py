@@ -347,6 +347,35 @@ def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_D
     return [message]
 
 
+def check_t2_coverage(src: AlignedSource, t1_path: Any, t2_path: Any) -> list[str]:
+    """Warnings (also logged) when the second date has data over part of the first's valid pixels only;
+    InputError when over none of them.
+
+    A change map is nodata where either date is: t2 with data over 5 % of t1 gave a map 95 % nodata with no
+    word but a co-registration warning, and dates with no valid pixel in common were refused as 't1: no valid
+    pixels to compute statistics from', naming a t1 with data over half its scene. Estimated as the DSM's
+    coverage is (:func:`check_dsm_coverage`).
+    """
+    covered = total = 0
+    for window in area_sample_windows(src.width, src.height, SAMPLE_PIXELS, per_axis=DSM_COVERAGE_PER_AXIS):
+        valid = src.read_image_valid(window)
+        total += int(valid.sum())
+        covered += int((valid & src.read_t2_valid(window)).sum())
+    if total == 0:
+        raise InputError(f"t1 {t1_path}: no valid pixels (every pixel nodata or masked); check its nodata value")
+    if covered == 0:
+        raise InputError(f"t2 {t2_path}: no data over t1's valid pixels (the dates share no valid pixel); check "
+                         "t2's nodata value and extent, or pair the dates that cover the same ground")
+    share = covered / total
+    extent = src.extent_coverage.get("t2", 1.0)
+    if share >= DSM_COVERAGE_SAID or (extent < 0.995 and share >= extent - 0.05):
+        return []  # or said already: t2's extent covers only part of t1
+    message = (f"t2 {t2_path}: data over about {share:.1%} of t1's valid pixels; the change map will be nodata "
+               "where it has none (check its nodata value and extent)")
+    log.warning(message)
+    return [message]
+
+
 # windows along each axis: 2304 windows of 16 px, a hole's edge placed to 1/96 of the image, 0.2 s on a 2048 px
 # scene (16 an axis put a 52 % DSM at 'about 50%' and a 48.5 % one at 52 %; 48 reads a 70.0 % ring as 69.4 %)
 DSM_COVERAGE_PER_AXIS = 48

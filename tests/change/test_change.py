@@ -504,3 +504,34 @@ def test_tta_rot180_centres_a_change_networks_constant_offset(tmp_path, capsys) 
     assert main(["-q", "change", str(t1), str(t2), "-o", str(tmp_path / "c.tif"), "--window", "64", "--dry-run",
                  "--tta-rot180"]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(", test-time augmentation: 2 passes per window")
+
+
+def test_a_t2_with_data_over_part_or_none_of_t1_is_said_naming_t2(scene, tmp_path) -> None:
+    """t2 with data over 5 % of t1 gave a map 95 % nodata with no word of it, and dates sharing no valid pixel
+    were refused as 't1 ...: no valid pixels to compute statistics from', t1 holding data over half its scene."""
+    from rsmamba.engine.model import LoadedModel
+    from rsmamba.errors import InputError
+
+    model = LoadedModel(OracleDiff(), inputs="t1+t2")
+    with rasterio.open(scene["ortho_t1"]) as ds:
+        t1, profile = ds.read(), ds.profile
+    with rasterio.open(scene["ortho_t2"]) as ds:
+        t2 = ds.read()
+    profile.update(nodata=0)
+
+    def epoch(name: str, data: np.ndarray, columns: slice) -> Path:
+        out = np.zeros_like(data)
+        out[:, :, columns] = np.maximum(data[:, :, columns], 1)
+        with rasterio.open(tmp_path / name, "w", **profile) as dst:
+            dst.write(out)
+        return tmp_path / name
+
+    left, right = epoch("t1_left.tif", t1, slice(0, 96)), epoch("t2_right.tif", t2, slice(96, None))
+    with pytest.raises(InputError, match=r"t2 .*t2_right.tif: no data over t1's valid pixels \(the dates share no"):
+        detect_change(left, right, tmp_path / "c.tif", model=model, window=96)
+    sliver = epoch("t2_sliver.tif", t2, slice(0, 10))
+    done = detect_change(scene["ortho_t1"], sliver, tmp_path / "c.tif", model=model, window=96, force=True)
+    said = [w for w in done.warnings if "of t1's valid pixels" in w]
+    assert len(said) == 1 and "t2_sliver.tif: data over about 5." in said[0], done.warnings
+    whole = detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "w.tif", model=model, window=96)
+    assert not any("of t1's valid pixels" in w for w in whole.warnings)
