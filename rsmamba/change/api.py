@@ -383,7 +383,9 @@ def detect_change(
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         window, overlap, _ = resolve_window(loaded, window, overlap)
         start = time.perf_counter()  # "done in" counts the co-registration check: seconds of the run (4.4 s of 27)
-        from rsmamba.raster.validate import check_collar, check_fill_values, check_gsd, check_t2_coverage
+        from rsmamba.raster.validate import (
+            check_collar, check_fill_values, check_gsd, check_lossy_nodata, check_pixel_shape, check_t2_coverage,
+        )
 
         coverage_warnings = check_t2_coverage(src, t1, t2)  # (before the shift check, which has little to compare)
         shift = check_coregistration(src, max_shift=max_shift, force=force)
@@ -393,6 +395,8 @@ def detect_change(
         check_fill_values(src, f"t1 {t1}", t1)  # before the scale check: its advice would rescale the fill in
         check_fill_values(src, f"t2 {t2}", t2, **t2_reads)
         input_warnings += check_collar(src, f"t1 {t1}", t1) + check_collar(src, f"t2 {t2}", t2, **t2_reads)
+        input_warnings += (check_pixel_shape(src, f"t1 {t1}") + check_lossy_nodata(src, t1, f"t1 {t1}")
+                           + check_lossy_nodata(src, t2, f"t2 {t2}", read_valid=src.read_t2_valid))
         if epoch_norm == "checkpoint" and loaded.image_norm is not None:
             from rsmamba.raster.validate import check_value_range
 

@@ -166,17 +166,20 @@ def check_model_input(src: AlignedSource, loaded: LoadedModel, image: Path, dsm:
     Returns warnings (also logged); raises InputError for inputs that would give a silent wrong map.
     """
     from rsmamba.raster.validate import (
-        check_collar, check_dsm_coverage, check_dsm_heights, check_fill_values, check_gsd, check_some_valid,
-        check_value_range,
+        check_collar, check_dsm_coverage, check_dsm_heights, check_dsm_resolution, check_fill_values, check_gsd,
+        check_lossy_nodata, check_pixel_shape, check_some_valid, check_value_range,
     )
 
     check_some_valid(src, f"image {image}")
     coverage = check_dsm_coverage(src, dsm) if src.has_dsm else []
     check_fill_values(src, f"image {image}", image)  # before the scale check: its advice would rescale the fill in
     return (coverage + check_collar(src, f"image {image}", image)
+            + check_lossy_nodata(src, image, f"image {image}")
             + check_value_range(src, loaded.image_norm, f"image {image}", loaded.source)
             + check_dsm_heights(src, loaded.dsm_norm, f"DSM {dsm}", loaded.source)
-            + check_gsd(src, loaded.gsd_m, f"image {image}", loaded.source))
+            + (check_dsm_resolution(src, dsm) if src.has_dsm else [])
+            + check_gsd(src, loaded.gsd_m, f"image {image}", loaded.source)
+            + check_pixel_shape(src, f"image {image}"))
 
 
 def _dsm_normalizer(model: LoadedModel, dsm_stats: BandStats | None, src: AlignedSource):

@@ -39,23 +39,31 @@ def pixel_size_m(crs: Any, transform: Any, width: int = 1, height: int = 1) -> f
 
     A geographic CRS (degrees) measures the pixel at the raster's centre (``width`` x ``height``) on
     its ellipsoid: a Landsat scene warped to EPSG:4326 was no size at all, and no check warned."""
+    sides = pixel_sides_m(crs, transform, width, height)
+    return None if sides is None else (sides[0] + sides[1]) / 2
+
+
+def pixel_sides_m(crs: Any, transform: Any, width: int = 1, height: int = 1) -> tuple[float, float] | None:
+    """A raster's pixel (across, down) in metres at its centre, as :func:`pixel_size_m` measures them; None
+    without a CRS."""
     if crs is None or transform is None:
         return None
     try:
         unit = metres_per_unit(crs)
     except ValueError:
-        return _geodesic_pixel_size(crs, transform, width / 2, height / 2)
+        return _geodesic_pixel_sides(crs, transform, width / 2, height / 2)
     if is_mercator(crs):  # its metre is cos(latitude) ground metres: 0.25 units at 69.8 N are 0.086 m
-        return _geodesic_pixel_size(crs, transform, width / 2, height / 2)
+        return _geodesic_pixel_sides(crs, transform, width / 2, height / 2)
     # the lengths of a pixel's two sides: a rotated grid keeps part of them in b and d
-    size = (math.hypot(transform.a, transform.d) + math.hypot(transform.b, transform.e)) / 2 * unit
+    across, down = math.hypot(transform.a, transform.d) * unit, math.hypot(transform.b, transform.e) * unit
     scale = scale_at(crs, crs, *(transform * (width / 2, height / 2)))  # polar stereographic: a grid metre is no metre
-    size /= scale if abs(scale * scale - 1) > SCALE_TOLERANCE else 1.0
-    return float(size) if size > 0 else None
+    scale = scale if abs(scale * scale - 1) > SCALE_TOLERANCE else 1.0
+    across, down = float(across / scale), float(down / scale)
+    return (across, down) if across > 0 and down > 0 else None
 
 
-def _geodesic_pixel_size(crs: Any, transform: Any, col: float, row: float) -> float | None:
-    """The mean side of the pixel at (``col``, ``row``) of a grid in degrees (or in a Mercator projection,
+def _geodesic_pixel_sides(crs: Any, transform: Any, col: float, row: float) -> tuple[float, float] | None:
+    """The sides of the pixel at (``col``, ``row``) of a grid in degrees (or in a Mercator projection,
     whose corners are taken to degrees first), in metres on its ellipsoid."""
     from pyproj import Geod, Transformer
 
@@ -72,8 +80,8 @@ def _geodesic_pixel_size(crs: Any, transform: Any, col: float, row: float) -> fl
         down = geod.inv(x0, y0, x2, y2)[2]
     except Exception:  # noqa: BLE001 - no usable ellipsoid or coordinates: size unknown
         return None
-    size = (across + down) / 2
-    return float(size) if math.isfinite(size) and size > 0 else None
+    ok = all(math.isfinite(v) and v > 0 for v in (across, down))
+    return (float(across), float(down)) if ok else None
 
 
 SCALE_TOLERANCE = 0.01  # areal: a grid area within 1 % of the ground's (UTM: 0.08-0.2 %) is taken as it is
