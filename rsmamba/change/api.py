@@ -332,10 +332,9 @@ def detect_change(
     if len({p.resolve() for p in outputs.values()}) != len(outputs):
         problems.add("the change and probability outputs must be different files")
     overwrite = overwrite or resume
-    if not dry_run:
-        inputs = [t1, t2] + ([model] if isinstance(model, (str, os.PathLike)) else [])
-        for name, path in outputs.items():
-            check_output_path(path, inputs, problems, name, overwrite=overwrite)
+    inputs = [t1, t2] + ([model] if isinstance(model, (str, os.PathLike)) else [])
+    for name, path in outputs.items():  # a dry run too: it says whether the run would go ahead
+        check_output_path(path, inputs, problems, name, overwrite=overwrite)
     compress = check_creation_options(co, problems, compress)
     problems.raise_if_any()
 

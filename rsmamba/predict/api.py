@@ -292,10 +292,9 @@ def _predict_raster(
     for problem in inputs_problems({"image": image, "DSM": dsm}):  # (a model file: load_model's own check)
         problems.add(problem)
     overwrite = overwrite or resume or rows is not None
-    if not dry_run:
-        inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
-        for name, path in outputs.items():
-            check_output_path(path, inputs, problems, name, overwrite=overwrite)
+    inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
+    for name, path in outputs.items():  # a dry run too: it says whether the run would go ahead
+        check_output_path(path, inputs, problems, name, overwrite=overwrite)
     compress = check_creation_options(co, problems, compress)
     problems.raise_if_any()
     notes: list[str] = []

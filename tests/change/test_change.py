@@ -417,6 +417,14 @@ def test_a_dry_run_prints_memory_output_size_and_passes_as_predicts(tmp_path, ca
     assert int(out[0].split("memory estimate ")[1].split(" MiB")[0]) > 0
     assert out[-1].startswith("output size 16 KiB uncompressed; network passes about ")  # 64 x 64 x (3 + 1) bytes
     assert not (tmp_path / "c.tif").exists() and not (tmp_path / "p.tif").exists()
+    # an output the run would refuse (it exists, no --overwrite): the dry run said it would go ahead
+    for command, out_args in (("change", ["c.tif"]), ("predict", ["c.tif"])):
+        (tmp_path / "c.tif").write_bytes(b"x")
+        inputs = [str(t1), str(t2)] if command == "change" else [str(t1)]
+        assert main(["-q", command, *inputs, "-o", str(tmp_path / out_args[0]), "--dry-run"]) == 2
+        assert "exists (use --overwrite" in capsys.readouterr().err
+        assert main(["-q", command, *inputs, "-o", str(tmp_path / out_args[0]), "--dry-run", "--overwrite"]) == 0
+        assert (tmp_path / "c.tif").read_bytes() == b"x"
 
 
 class SevenClasses(nn.Module):
