@@ -940,10 +940,20 @@ class AlignedSource:
             # RGB t2: t1's bands 2, 3, 4 are t2's 1, 2, 3, once 'out of range' of a t2 holding all three)
             paired = ([t2_data[t1_data.index(b)] if b in t1_data else b for b in self.bands]
                       if len(t2_data) == len(t1_data) else [])
+            # dates of other band counts (an RGBN t1, an RGB t2): the bands read from t1 found in t2 by the colours
+            # both declare, else refused (by position, t2's band 3 would be taken for whatever t1's is)
+            by_colour = (matched_bands(self.bands, band_colours(img), band_colours(t2_ds))
+                         if len(t2_data) != len(t1_data) else None)
+            if by_colour is not None:
+                paired = by_colour
             beyond = [b for b in paired if b > t2_ds.count]
-            if len(t2_data) != len(t1_data) or beyond:
+            if (len(t2_data) != len(t1_data) and by_colour is None) or beyond:
                 # an alpha band on one date only (RGB t1, RGBA t2) is a mask, not a band
-                problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}"
+                chosen = ",".join(map(str, self.bands))
+                problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}, and the "
+                             f"bands read from t1 ({chosen}) are not found in t2 by colours both declare; cut the "
+                             f"dates to the same bands (gdal_translate -b 1 -b 2 -b 3 IN OUT), or declare each "
+                             "band's colour (gdal_edit.py -colorinterp_1 red ...)"
                              if len(t2_data) != len(t1_data) else
                              f"t2 {t2}: bands {beyond} out of range (it has {t2_ds.count} band{'s' * (t2_ds.count != 1)})")
             else:

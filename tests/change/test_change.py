@@ -7,6 +7,7 @@ import pytest
 from pathlib import Path
 import rasterio
 import torch
+from rasterio.enums import ColorInterp
 import torch.nn as nn
 from scipy.ndimage import shift as nd_shift
 
@@ -75,6 +76,8 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
     out = tmp_path / "c.tif"
     far = write_raster(tmp_path / "far.tif", random_image(64, 64), origin=(900000.0, 100000.0))
     four = write_raster(tmp_path / "four.tif", random_image(64, 64, bands=4), origin=(500000.0, 5000000.0), res=0.5)
+    with rasterio.open(four, "r+") as ds:  # no colours declared: its bands cannot be paired with t1's
+        ds.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.undefined, ColorInterp.undefined]
     with rasterio.open(t1) as ds:
         arr = ds.read()
         profile = ds.profile
@@ -543,3 +546,28 @@ def test_a_t2_with_data_over_part_or_none_of_t1_is_said_naming_t2(scene, tmp_pat
     assert len(said) == 1 and "t2_sliver.tif: data over about 5." in said[0], done.warnings
     whole = detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "w.tif", model=model, window=96)
     assert not any("of t1's valid pixels" in w for w in whole.warnings)
+
+
+def test_an_rgbn_t1_pairs_with_an_rgb_t2_by_their_declared_colours(scene, tmp_path, capsys) -> None:
+    """change said 'the model reads bands 1,2,3 of each date' of an RGBN t1, then refused the RGB t2 for having
+    3 bands to t1's 4, --bands 1,2,3 too; the bands read from t1 are now found in t2 by colour."""
+    from rasterio.enums import ColorInterp
+
+    with rasterio.open(scene["ortho_t1"]) as ds:
+        rgb, profile = ds.read(), ds.profile
+    nir = (255 - rgb[0] // 2)[None]
+    with rasterio.open(tmp_path / "t1_rgbn.tif", "w", **{**profile, "count": 4, "photometric": "MINISBLACK"}) as dst:
+        dst.write(np.concatenate([rgb, nir]))
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
+    out = tmp_path / "c.tif"
+    assert main(["-q", "change", str(tmp_path / "t1_rgbn.tif"), str(scene["ortho_t2"]), "-o", str(out)]) == 0
+    rgb_run = tmp_path / "rgb.tif"
+    assert main(["-q", "change", str(scene["ortho_t1"]), str(scene["ortho_t2"]), "-o", str(rgb_run)]) == 0
+    with rasterio.open(out) as a, rasterio.open(rgb_run) as b:
+        assert (a.read(1) == b.read(1)).all()  # the same three bands of each date as the RGB pair
+    # a fourth band read from t1 has no colour to find in t2: refused, saying how to pair them
+    capsys.readouterr()
+    assert main(["-q", "change", str(tmp_path / "t1_rgbn.tif"), str(scene["ortho_t2"]), "-o", str(out), "--overwrite",
+                 "--bands", "1,2,4"]) == 2
+    err = capsys.readouterr().err
+    assert "3 image bands, but t1" in err and "the bands read from t1 (1,2,4) are not found in t2" in err

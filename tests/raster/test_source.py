@@ -173,6 +173,8 @@ def test_second_epoch_on_first_epoch_grid(tmp_path) -> None:
         valid = src.read_valid(Window(0, 0, 40, 40))
         assert valid.sum() == 400 and valid[10:30, 10:30].all()
     bad = write_raster(tmp_path / "t2b.tif", random_image(20, 20, bands=4))
+    with rasterio.open(bad, "r+") as ds:  # no colours declared: its bands cannot be paired with t1's
+        ds.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.undefined, ColorInterp.undefined]
     with pytest.raises(InputError, match="4 image bands, but t1"):
         AlignedSource(t1, t2=bad)
     rgba = np.concatenate([random_image(40, 40, seed=4), np.full((1, 40, 40), 255, np.uint8)])
