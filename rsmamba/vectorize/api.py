@@ -216,6 +216,13 @@ def _plan(
             problems.add(f"{raster}: {what}: areas and thresholds need ground metres; pass --reproject {utm}")
         if src.width == 0 or src.height == 0:
             problems.add(f"{raster}: empty raster ({src.width} x {src.height} pixels)")
+        elif thresholds.get("--simplify") and crs is not None and not src.transform.is_identity:
+            from rsmamba.raster.ground import pixel_size_m
+
+            across = (pixel_size_m(crs, src.transform, src.width, src.height) or 0.0) * max(src.width, src.height)
+            if across and thresholds["--simplify"] > across:  # 1e308 m: GEOS overflowed, said as a RuntimeWarning
+                problems.add(f"--simplify {simplify}: more than the raster's {across:,.0f} m across; a tolerance of a "
+                             "pixel or a few (e.g. 0.5m)")
         is_change = is_change_raster(src) if change is None else change
         if change and not is_change_raster(src):  # forced: a change raster that lost its band description, else refused
             not_change = _not_change_problem(src, raster)
@@ -243,6 +250,10 @@ def _plan(
         if classes and is_change and not semantic:  # else accepted and ignored: every change polygon written
             problems.add(f"--classes picks from/to classes of a semantic change raster ('rsmamba change --semantic'); "
                          f"{raster.name} is a binary change raster (band 1 change 0/1): drop --classes")
+        elif classes is not None and not any(str(t).strip() for item in ([classes] if isinstance(classes, (str, int))
+                                                                          else classes) for t in str(item).split(",")):
+            problems.add("--classes names no class (an empty list: every class was vectorized); name them, or drop "
+                         "--classes for every class")
         elif classes:
             for item in classes:
                 for token in str(item).split(","):
@@ -915,6 +926,8 @@ def vectorize_raster(
     summary = VectorizeSummary(output=output, calibrated_min_area=plan.calibrated_min_area, semantic=plan.semantic,
                                grid_scale=plan.grid_scale, crs_name=_crs_name(plan.out_crs))
     counts: Counter[str] = Counter()
+    if layer is not None and not layer.strip():  # '' was the file's name without a word
+        raise InputError("--layer '': an empty layer name; give one, or drop --layer for the file's name")
     layer_name = layer or output.stem
     if (layer is not None or append) and plan.fmt != "gpkg":
         raise InputError(f"--layer and --append need GeoPackage output, not {plan.fmt}")

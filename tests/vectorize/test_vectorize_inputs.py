@@ -464,3 +464,20 @@ def test_ids_no_class_of_the_table_has_are_said_and_can_be_selected_without_a_ta
         ds.update_tags(CLASS_NAMES='["ground", "house"]')
     with pytest.raises(InputError, match="class '300' is not in u16.tif's class table"):
         vectorize_raster(src, tmp_path / "t.gpkg", classes="300", progress=False)
+
+
+def test_empty_classes_and_layer_and_a_tolerance_past_the_raster_are_refused(tmp_path, capsys):
+    """--classes '' vectorized every class and --layer '' took the file's name, each without a word; --simplify
+    1e308m printed GEOS's 'overflow encountered' RuntimeWarning."""
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    src = write_raster(tmp_path / "c.tif", a)
+    out = tmp_path / "o.gpkg"
+    for extra, said in ((["--classes", ""], "--classes names no class"),
+                        (["--classes", " , "], "--classes names no class"),
+                        (["--layer", ""], "--layer '': an empty layer name"),
+                        (["--simplify", "1e308m"], "--simplify 1e308m: more than the raster's 10 m across")):
+        err = one_line_error(["vectorize", str(src), "-o", str(out), *extra], capsys)
+        assert said in err, err
+        assert not out.exists()
+    assert main(["-q", "vectorize", str(src), "-o", str(out), "--simplify", "2m"]) == 0
