@@ -94,6 +94,11 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector,
         return None
     if ds.width == 0 or ds.height == 0 or ds.count == 0:
         problems.add(f"{role} {path}: empty raster ({ds.width} x {ds.height} px, {ds.count} bands)")
+    if ds.driver == "VRT":  # GDAL opens it and fails at the first read of a gone source, naming that file alone
+        gone = [f for f in ds.files[1:] if "://" not in f and not f.startswith("/vsi") and not os.path.exists(f)]
+        if gone:
+            problems.add(f"{role} {path}: its source{'s' * (len(gone) > 1)} {', '.join(gone[:3])}"
+                         f"{' (+%d more)' % (len(gone) - 3) if len(gone) > 3 else ''}: file not found")
     if ds.transform.is_identity and (ds.gcps[0] or ds.rpcs):  # it has a CRS, on its points: no grid to map on
         problems.add(f"{role} {path}: georeferenced by {'GCPs' if ds.gcps[0] else 'RPCs'} only: warp it onto a "
                      "grid first (gdalwarp)")

@@ -820,3 +820,19 @@ def test_a_compound_crs_dsm_off_the_image_grid_is_said_as_a_plain_one(tmp_path, 
     assert "origin" in said["EPSG:32632"][0] and "CRS" not in said["EPSG:32632"][0]
     assert ("cropped to the image grid, no resampling" in said["EPSG:32632"][0]) == bool(crop)
     np.testing.assert_array_equal(read["EPSG:32632+5773"], read["EPSG:32632"])
+
+
+def test_a_vrt_whose_source_is_gone_is_refused_naming_both(tmp_path) -> None:
+    """GDAL opens such a VRT and fails at the first read: 'gone.tif: No such file or directory', not saying it is
+    the image's (or t2's, or the DSM's) source."""
+    part = write_raster(tmp_path / "left.tif", random_image(16, 16))
+    sources = "".join(f'<SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename>'
+                      f'<SourceBand>{b}</SourceBand><DstRect xOff="{x}" yOff="0" xSize="16" ySize="16"/></SimpleSource>'
+                      for name, x in (("left.tif", 0), ("gone.tif", 16)) for b in [1])
+    (tmp_path / "m.vrt").write_text(
+        '<VRTDataset rasterXSize="32" rasterYSize="16"><SRS>EPSG:32632</SRS>'
+        '<GeoTransform>500000, 1, 0, 5000000, 0, -1</GeoTransform>'
+        f'<VRTRasterBand dataType="Byte" band="1">{sources}</VRTRasterBand></VRTDataset>')
+    assert part.exists()
+    with pytest.raises(InputError, match=r"image .*m.vrt: its source .*gone.tif: file not found"):
+        AlignedSource(tmp_path / "m.vrt")
