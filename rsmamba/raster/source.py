@@ -246,7 +246,10 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
                      f"{image.res[1]:g}{units[1]}")
     turn = lambda t: math.degrees(math.atan2(t.d, t.a))  # noqa: E731 - the grid's rotation, north up 0
     facing = lambda t: ("south up" if t.e > 0 else "north up") + (", mirrored" if t.a < 0 else "")  # noqa: E731
-    if abs(turn(image.transform) - turn(other.transform)) > 1e-6:
+    reflected = lambda t: t.a * t.e - t.b * t.d > 0  # noqa: E731 - south up or mirrored: a flip, no turn
+    if reflected(image.transform) != reflected(other.transform):  # (a mirrored grid read as 'rotation 180 deg')
+        diffs.append(f"orientation {facing(other.transform)} vs {facing(image.transform)}")
+    elif abs(turn(image.transform) - turn(other.transform)) > 1e-6:
         diffs.append(f"rotation {turn(other.transform):.4g} deg vs {turn(image.transform):.4g} deg")
     elif facing(image.transform) != facing(other.transform):
         diffs.append(f"orientation {facing(other.transform)} vs {facing(image.transform)}")

@@ -310,6 +310,10 @@ def test_a_dsm_on_a_rotated_or_south_up_grid_is_said_so() -> None:
     assert _describe_grid_difference(north, Grid(Affine(1, 0, 0, 0, 1, -10))).startswith(
         "orientation south up vs north up")
     assert _describe_grid_difference(north, north) == "grid"
+    # an east-left grid is mirrored, not turned (it read 'rotation 180 deg vs 0 deg'); a half turn is a rotation
+    assert _describe_grid_difference(north, Grid(Affine(-1, 0, 10, 0, -1, 0))).startswith(
+        "orientation north up, mirrored vs north up")
+    assert _describe_grid_difference(north, Grid(Affine(-1, 0, 10, 0, 1, -10))).startswith("rotation 180 deg vs 0 deg")
 
 
 @pytest.mark.parametrize("fill,scale", [(9999.0, None), (65535, 0.01)])
