@@ -740,12 +740,25 @@ def _metres_per(unit: str) -> float | None:
     return None
 
 
+HEIGHT_WORDS = ("height", "elevation", "elev", "dsm", "dem", "ndsm", "z", "altitude", "hoehe", "höhe")
+
+
+def height_band(ds: Any) -> int:
+    """The 1-based band of a DSM's heights: band 1, or in a raster of several the one whose description names
+    heights (a gridded point cloud's ``point_count`` band 1 beside its ``height`` band 2 was read as heights)."""
+    if ds.count == 1:
+        return 1
+    words = [(d or "").strip().lower() for d in ds.descriptions]
+    named = [i + 1 for i, d in enumerate(words) if d in HEIGHT_WORDS or any(w in d.split() for w in HEIGHT_WORDS[:3])]
+    return named[0] if len(named) == 1 else 1
+
+
 def vertical_unit(ds: Any) -> tuple[float | None, str] | None:
-    """(metres per unit, the unit's name) of the heights of band 1 of ``ds`` as the file declares them (the band's
+    """(metres per unit, the unit's name) of the heights of ``ds`` (its :func:`height_band`) as the file declares them (the band's
     unit type, else a compound CRS's vertical axis); None where it declares none (heights in metres); (None, name)
     for a unit rsmamba does not convert. A DSM in feet read as metres made every building 3.28 times taller
     (building IoU 0.85 for 0.93)."""
-    unit = (ds.units[0] or "").strip() if ds.units else ""
+    unit = (ds.units[height_band(ds) - 1] or "").strip() if ds.units else ""
     if unit and unit.lower().strip(" .") not in UNDECLARED_UNITS:
         return _metres_per(unit), unit
     if ds.crs is not None:
@@ -980,8 +993,9 @@ class AlignedSource:
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)
         # GDAL's band scale and offset: an int16 DSM in decimetres (scale 0.1) holds metres once unscaled
-        self._dsm_unscale = ((float(dsm_ds.scales[0] or 1.0), float(dsm_ds.offsets[0] or 0.0))
-                             if dsm_ds is not None else (1.0, 0.0))
+        self._dsm_band = height_band(dsm_ds) if dsm_ds is not None else 1
+        self._dsm_unscale = ((float(dsm_ds.scales[self._dsm_band - 1] or 1.0),
+                              float(dsm_ds.offsets[self._dsm_band - 1] or 0.0)) if dsm_ds is not None else (1.0, 0.0))
         factor, name = (vertical_unit(dsm_ds) if dsm_ds is not None else None) or (1.0, "metre")
         if factor is None:
             problems.add(f"DSM {dsm}: heights declared in {name!r}, a unit rsmamba does not convert (it reads metres, "
@@ -993,7 +1007,7 @@ class AlignedSource:
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
         self._dsm_path = Path(dsm) if dsm is not None else None
         self._dsm_file = dsm_ds  # its own grid: where a fill is one exact value, before resampling blends it
-        self._dsm_declared = dsm_ds.nodata if dsm_ds is not None else None
+        self._dsm_declared = dsm_ds.nodatavals[self._dsm_band - 1] if dsm_ds is not None else None
         self._dsm_far_said = False
         sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None and factor is not None else None
         if sentinel:
@@ -1059,7 +1073,10 @@ class AlignedSource:
             return None
         self.extent_coverage[role] = coverage
         if role == "DSM" and ds.count != 1:
-            self._warn(f"DSM {path}: has {ds.count} bands; using band 1")
+            band = height_band(ds)
+            self._warn(f"DSM {path}: has {ds.count} bands; reading band {band}"
+                       + (f" ({ds.descriptions[band - 1]!r}, by its description)" if band != 1 else
+                          " (no other band described as heights: height, elevation, DSM, ...)"))
         if coverage < 0.5:
             self._warn(f"{role} {path}: covers only {coverage:.1%} of the image")
         if same_grid(img, ds):
@@ -1103,7 +1120,7 @@ class AlignedSource:
         if under is None:
             return None
         windows = sample_windows(int(under.width), int(under.height), 1 << 18, min_per_axis=CHECK_PER_AXIS)
-        raw = np.concatenate([np.ma.filled(ds.read(1, window=Window(w.col_off + under.col_off, w.row_off + under.row_off,
+        raw = np.concatenate([np.ma.filled(ds.read(self._dsm_band, window=Window(w.col_off + under.col_off, w.row_off + under.row_off,
                                                                      w.width, w.height), masked=True)
                                            .astype(np.float64), np.nan).ravel() for w in windows])
         raw = raw[np.isfinite(raw)]
@@ -1174,7 +1191,7 @@ class AlignedSource:
 
     def _read_dsm_file_units(self, window: Window) -> np.ndarray:
         """The DSM on the image grid in its file's units (before GDAL's scale), float64, NaN where it declares no data."""
-        return np.ma.filled(self._dsm.read(1, window=window, masked=True).astype(np.float64), np.nan)
+        return np.ma.filled(self._dsm.read(self._dsm_band, window=window, masked=True).astype(np.float64), np.nan)
 
     def _unscaled(self, raw: np.ndarray) -> np.ndarray:
         """File units to heights: GDAL's scale and offset (an int16 DSM in decimetres holds metres once unscaled)."""
@@ -1188,7 +1205,7 @@ class AlignedSource:
         fill = (heights < lo) | (heights > hi)
         if fill.any():  # (most windows hold no far value: the value test only where one is)
             far = np.flatnonzero(fill)
-            fill.flat[far] = (is_fill_value(raw.flat[far], self._dsm_file.dtypes[0])
+            fill.flat[far] = (is_fill_value(raw.flat[far], self._dsm_file.dtypes[self._dsm_band - 1])
                               | (heights.flat[far] < DSM_RANGE[0]) | (heights.flat[far] > DSM_RANGE[1]))
         return fill
 
@@ -1207,7 +1224,7 @@ class AlignedSource:
         src = self._dsm_window(window)
         if src is None:
             return None
-        raw = np.ma.filled(ds.read(1, window=src, masked=True).astype(np.float64), np.nan)
+        raw = np.ma.filled(ds.read(self._dsm_band, window=src, masked=True).astype(np.float64), np.nan)
         fill = self._dsm_fills(raw)
         if not fill.any():
             return None

@@ -840,3 +840,21 @@ def test_a_vrt_whose_source_is_gone_is_refused_naming_both(tmp_path) -> None:
     assert part.exists()
     with pytest.raises(InputError, match=r"image .*m.vrt: its source .*gone.tif: file not found"):
         AlignedSource(tmp_path / "m.vrt")
+
+
+def test_a_dsm_of_several_bands_reads_the_one_described_as_heights(tmp_path) -> None:
+    """A gridded point cloud (band 1 point_count, band 2 height) was read by its point counts: 'using band 1'."""
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    heights = np.linspace(5, 20, 32 * 32, dtype=np.float32).reshape(32, 32)
+    counts = np.full((32, 32), 3, np.float32)
+    path = write_raster(tmp_path / "dsm.tif", np.stack([counts, heights]))
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("point_count", "height")
+    with AlignedSource(img, dsm=path) as src:
+        np.testing.assert_allclose(src.read_dsm(Window(0, 0, 32, 32)), heights)
+        assert any("reading band 2 ('height', by its description)" in w for w in src.warnings)
+    with rasterio.open(path, "r+") as ds:
+        ds.descriptions = ("a", "b")  # nothing names heights: band 1, said so
+    with AlignedSource(img, dsm=path) as src:
+        np.testing.assert_allclose(src.read_dsm(Window(0, 0, 32, 32)), counts)
+        assert any("reading band 1 (no other band described as heights" in w for w in src.warnings)
