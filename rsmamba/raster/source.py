@@ -1386,11 +1386,12 @@ class AlignedSource:
             arr = np.where(known, arr, 0)
         if self._label_ignore is not None:  # the class table's "no label" value
             known &= arr != self._label_ignore
-        if self._burn is not None:  # a raster mask: any labelled non-zero pixel is the burnt class
-            return np.where(known, np.where(arr != 0, self._burn, 0), IGNORE_INDEX).astype(np.uint8)
         bad = no_class_ids(arr, known)
         if bad.any():  # 300 or -1 would vanish into "no label", 1.7 would become class 1: said, not done
             self.bad_label_values.update(np.unique(arr[bad])[:8].tolist())
+        if self._burn is not None:  # a raster mask: any labelled non-zero pixel is the burnt class; 255 no label
+            known &= ~bad & (arr != IGNORE_INDEX)  # (255, -1, 65535 were burnt as the class, silently)
+            return np.where(known, np.where(arr != 0, self._burn, 0), IGNORE_INDEX).astype(np.uint8)
         out = np.where(known & ~bad, arr, IGNORE_INDEX)
         return out.astype(np.uint8)
 

@@ -511,3 +511,22 @@ def test_a_dsm_with_a_second_date_is_said_at_tiling(tmp_path) -> None:
     summary = tile_scene(t1, tmp_path / "chips", dsm=dsm, t2=t2, size=32, split=(1, 0, 0))
     assert [w for w in summary.warnings if "with --t2: the chips carry one DSM" in w]
     assert not [w for w in tile_scene(t1, tmp_path / "c2", t2=t2, size=32, split=(1, 0, 0)).warnings if "--t2" in w]
+
+
+def test_burn_of_a_label_raster_keeps_its_no_label_pixels(tmp_path) -> None:
+    """tile --burn 1 of an 8-bit mask whose 255 patch means 'no label' (no nodata declared) burnt the patch as
+    class 1; an int16 mask's -1 too. Without --burn 255 is no label and -1 is refused."""
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:12, 4:12] = 1
+    mask[20:, :] = 255
+    lab = write_raster(tmp_path / "mask.tif", mask)
+    tile_scene(img, tmp_path / "chips", labels=lab, burn=1, size=32, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    assert (got[20:] == 255).all() and (got[4:12, 4:12] == 1).all() and (got[:4] == 0).all()
+    signed = mask.astype(np.int16)
+    signed[mask == 255] = -1
+    signed = write_raster(tmp_path / "signed.tif", signed)
+    with pytest.raises(InputError, match="-1"):
+        tile_scene(img, tmp_path / "chips2", labels=signed, burn=1, size=32, split=(1, 0, 0))
