@@ -547,7 +547,11 @@ class _VectorLabels:
 
     def __init__(self, path: Path, class_field: str, image: Any, background: int, problems: ProblemCollector,
                  burn: int | None = None, layer: str | None = None, role: str = "labels",
-                 class_names: dict[str, int] | None = None):
+                 class_names: dict[str, int] | None = None, ignore: int | None = None):
+        """``ignore``: the class table's no-label value; a feature holding it is burnt as no label (255), as a
+        label raster's pixels holding it are read (it was refused as 'class id 3 not in the class table')."""
+        import pandas as pd
+
         from rsmamba.paths import read_vector, vector_path_problem
 
         crs = image.crs
@@ -591,7 +595,13 @@ class _VectorLabels:
                              f"{', '.join(class_names)}); add them to --class-table, or recode those features")
                 return
             gdf = gdf.assign(**{class_field: ids})
-        problem = class_field_problem(gdf[class_field], f"{role} {path}", class_field)
+        values = gdf[class_field]
+        if ignore is not None and burn is None and pd.api.types.is_numeric_dtype(values) \
+                and not pd.api.types.is_bool_dtype(values):
+            unlabelled = values == ignore
+            gdf = gdf.assign(**{class_field: values.where(~unlabelled, IGNORE_INDEX)})
+            values = gdf[class_field][~unlabelled]
+        problem = class_field_problem(values, f"{role} {path}", class_field)
         if problem:
             problems.add(problem)
             return
@@ -1021,7 +1031,7 @@ class AlignedSource:
                 problems.add(f"{role} {labels_path}: file not found")
             else:
                 vec = _VectorLabels(labels_path, class_field, img, label_background, problems, self._burn,
-                                    self._labels_layer, role, self._class_names)
+                                    self._labels_layer, role, self._class_names, ignore=self._label_ignore)
                 if vec.ok:
                     self._labels_vector = vec
                     count, kinds = vec.not_areas

@@ -530,3 +530,24 @@ def test_burn_of_a_label_raster_keeps_its_no_label_pixels(tmp_path) -> None:
     signed = write_raster(tmp_path / "signed.tif", signed)
     with pytest.raises(InputError, match="-1"):
         tile_scene(img, tmp_path / "chips2", labels=signed, burn=1, size=32, split=(1, 0, 0))
+
+
+@pytest.mark.parametrize("ignore", [3, -1])
+def test_a_label_layers_features_of_the_ignore_value_are_no_label(tmp_path, ignore) -> None:
+    """The class table's ignore: applied to a label raster's pixels, not to a layer's features: ignore: 3 was
+    refused as 'class id 3 not in the class table', ignore: -1 as 'class ids must be in 0..254'."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    table = tmp_path / "t.yaml"
+    table.write_text(f"ignore: {ignore}\nclasses:\n  - {{id: 0, name: ground}}\n  - {{id: 1, name: building}}\n"
+                     "  - {id: 2, name: road}\n")
+    layer = tmp_path / "l.gpkg"
+    gpd.GeoDataFrame({"class": [1, ignore]}, geometry=[box(500002, 4999980, 500010, 4999990),  # rows 10..20
+                                                        box(500020, 4999970, 500030, 4999990)],  # cols 20..30
+                     crs="EPSG:32632").to_file(layer)
+    tile_scene(image, tmp_path / "chips", labels=layer, size=32, class_table=table, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    assert (got[10:20, 2:10] == 1).all() and (got[10:30, 20:30] == 255).all() and (got[:10] == 0).all()
