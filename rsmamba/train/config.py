@@ -136,7 +136,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("data.batch_size", "int", 1, False), ("data.num_workers", "int", 0, False), ("data.crop", "int", 8, True),
     ("data.crops_per_image", "int", 1, True), ("data.samples_per_epoch", "int", 1, True),
     ("data.crop_stride", "int", 1, True),
-    ("optim.lr", "number", 0, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
+    ("optim.lr", "number", None, False), ("optim.weight_decay", "number", 0, False), ("optim.momentum", "number", 0, False),
     ("schedule.warmup_epochs", "number", 0, False), ("schedule.t0", "int", 1, False), ("schedule.t_mult", "int", 1, False),
     ("schedule.gamma", "number", 0, False), ("schedule.min_lr", "number", 0, False),
     ("schedule.step_size", "int", 1, False), ("schedule.power", "number", 0, False),
@@ -237,8 +237,8 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     if cfg.get("loss") is None or cfg.get("loss") == []:
         problems.add("config loss: empty; give a loss (ce, dice, lovasz, sek, mambafcs or a list of them)")
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
-    if lr == 0 and not isinstance(lr, bool):
-        problems.add("config optim.lr: must be > 0")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:  # (-1 was 'must be >= 0', 0 '> 0')
+        problems.add(f"config optim.lr: must be > 0, got {lr:g}")
     seed = cfg["train"].get("seed") if isinstance(cfg.get("train"), dict) else None
     if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 and (
             problem := seed_problem(seed, "config train.seed")):  # below 0: the schema's bound says it

@@ -74,7 +74,7 @@ class TrainResult:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
         if self.selected_by == "train_loss":
             scored = any(k.startswith("val_") for k in (self.history[-1] if self.history else {}))
-            why = "train.metric is not scored on the val data" if scored else "no val chips"
+            why = "train.metric is not scored on the val data" if scored else "no val score: no val chip with a labelled pixel"
             best = f"best train loss {-self.best_metric:.4f} ({why}: best.pt follows the training loss)"
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"

@@ -43,7 +43,7 @@ def test_without_val_chips_the_summary_says_best_follows_the_training_loss(tmp_p
     assert main(["train", "--set", f"data.root={chips}", "--set", "data.batch_size=2", "--set", "train.epochs=2",
                  "--set", "model.kwargs.width=4", "--set", f"out={tmp_path / 'run'}", "--set", "tensorboard=false"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("2 epochs; best train loss ") and "(no val chips: best.pt follows the training loss)" in out
+    assert out.startswith("2 epochs; best train loss ") and "(no val score: no val chip with a labelled pixel: best.pt follows the training loss)" in out
     best = load_checkpoint(tmp_path / "run" / "best.pt")["metrics"]
     assert best["selected_by"] == "train_loss" and f"{best['train_loss']:.4f}" in out
 

@@ -184,6 +184,8 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("setting, said", [
     # lr .inf trained to 'diverged ... run again with a lower rate, e.g. --set optim.lr=inf'
     ("optim.lr=.inf", "config optim.lr: must be finite, got inf"),
+    ("optim.lr=-1", r"config optim.lr: must be > 0, got -1$"),  # it said '>= 0' here and '> 0' for 0
+    ("optim.lr=0", r"config optim.lr: must be > 0, got 0$"),
     ("optim.weight_decay=1e999", "config optim.weight_decay: must be finite, got inf"),
     ("eval.scales=[1.0, .inf]", "config eval.scales: must be finite"),
     # a zoom of 1000 asked for 65 GB at the first batch (a traceback); percent, [50, 150], for several GB
