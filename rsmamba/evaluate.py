@@ -39,7 +39,8 @@ from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.classtags import declared_classes, raster_tag
 from rsmamba.raster.source import (GRID_TOLERANCE_PX, RGB, VECTOR_SUFFIXES, alpha_holding_data, band_colours,
                                    class_field_problem, class_ids_of_names, data_bands, declared_rgb, grid_mirrors,
-                                   lattice_window, layer_in_grid_crs, pixels_coincide, repaired_areas)
+                                   lattice_window, layer_in_grid_crs, overlapping_pairs, pixels_coincide,
+                                   repaired_areas)
 from rsmamba.raster.windows import raster_extent, window_extent
 from rsmamba.raster.validate import beyond_int32, is_change_raster
 
@@ -344,6 +345,15 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
         if notes is not None:
             notes.append(message)
     values = [int(v) for v in layer[class_field]]  # ids 0..254 (checked above)
+    a, b, _ = overlapping_pairs(np.asarray(geoms), abs(grid.transform.determinant))
+    other = np.asarray(values)[a] != np.asarray(values)[b] if len(a) else np.zeros(0, bool)
+    if other.any():  # as tile says of a label layer: the same pixels scored by the later polygon's class
+        n = len(np.unique(np.r_[a[other], b[other]]))
+        message = (f"reference {ref_path}: {n:,} polygons overlap one of another class by a pixel or more; each such "
+                   "pixel is scored as the later polygon's class in the layer's order")
+        log.warning(message)
+        if notes is not None:
+            notes.append(message)
     fill = background if background is not None else IGNORE_INDEX if burn is None else 0
     burnt = _window_burner(geoms, values, grid, fill, "uint8")
 
@@ -739,24 +749,16 @@ def _areas_only(layer: Any, what: str, notes: list[str] | None, objects: bool) -
 def _overlap_note(geoms: Any, grid: Grid, what: str) -> str | None:
     """What a layer's overlapping polygons do to object scores, or None: burnt in the layer's order, each pixel
     is the last polygon's, so a polygon under later ones is scored by what shows of it, and one that shows
-    nothing is not counted (a layer appended twice scored precision 1.0 with each house twice). Pairs that
-    share less than a pixel (regularised neighbours, touching edges) are no overlap."""
+    nothing is not counted (a layer appended twice scored precision 1.0 with each house twice)."""
     import shapely
 
-    arr = np.asarray(geoms)
-    a, b = shapely.STRtree(arr).query(arr, predicate="intersects")
-    a, b = a[a < b], b[a < b]
+    a, b, shared = overlapping_pairs(geoms, abs(grid.transform.determinant))
     if not len(a):
         return None
-    shared = shapely.area(shapely.intersection(arr[a], arr[b]))
-    pixel = abs(grid.transform.a * grid.transform.e - grid.transform.b * grid.transform.d)
-    big = shared >= pixel
-    if not big.any():
-        return None
-    covered = np.zeros(len(arr))
-    np.add.at(covered, a[big], shared[big])  # the earlier of a pair is burnt over by the later
-    mostly = int((covered >= 0.5 * shapely.area(arr)).sum())
-    overlapping = len(np.unique(np.r_[a[big], b[big]]))
+    covered = np.zeros(len(geoms))
+    np.add.at(covered, a, shared)  # the earlier of a pair is burnt over by the later
+    mostly = int((covered >= 0.5 * shapely.area(np.asarray(geoms))).sum())
+    overlapping = len(np.unique(np.r_[a, b]))
     return (f"{what}: {overlapping:,} polygons overlap others by a pixel or more ({mostly:,} of them half covered or "
             "more by later ones: duplicates, or a layer written twice?); each pixel is burnt for the last polygon, so "
             "a covered one is scored by what shows of it and one that shows nothing is not counted")

@@ -500,6 +500,22 @@ def repaired_areas(geoms: Any) -> tuple[Any, int]:
     return geoms, int(bad.sum())
 
 
+def overlapping_pairs(geoms: Any, min_area: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs (i < j) of a layer's polygons that share ``min_area`` or more (a pixel: neighbours that touch,
+    or regularised ones a sliver apart, are no overlap), and the area each shares. Burnt in the layer's order,
+    each pixel of such a pair is the later polygon's: what the earlier one was there is lost."""
+    import shapely
+
+    arr = np.asarray(geoms)
+    if len(arr) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    a, b = shapely.STRtree(arr).query(arr, predicate="intersects")
+    a, b = a[a < b], b[a < b]
+    shared = shapely.area(shapely.intersection(arr[a], arr[b])) if len(a) else np.zeros(0)
+    big = shared >= min_area
+    return a[big], b[big], shared[big]
+
+
 def class_ids_of_names(values: Any, names: dict[str, int]) -> tuple[Any, list[str]]:
     """A text class field (building, road, ...) as the class ids of ``names`` (case and spaces aside), and
     the names none of them is; numbers stored as text ("1") pass as they are."""
@@ -629,6 +645,9 @@ class _VectorLabels:
                          "check the layer's CRS")
             return
         self.values = self.gdf[class_field].to_numpy().astype(np.int32)
+        a, b, _ = overlapping_pairs(self.gdf.geometry.to_numpy(), abs(image.transform.determinant))
+        other = self.values[a] != self.values[b]  # one class over another: the later one's, by the layer's order
+        self.overlaps = len(np.unique(np.r_[a[other], b[other]]))
         self.sindex = self.gdf.sindex
         self.outside = self._outside_share(image)
         self.ok = True
@@ -1042,6 +1061,10 @@ class AlignedSource:
                     if vec.repaired:
                         self._warn(f"{role} {labels_path}: {vec.repaired} invalid polygon{'s' * (vec.repaired != 1)} "
                                    "(self-intersecting, a ring traced twice) repaired before burning (shapely make_valid)")
+                    if vec.overlaps:
+                        self._warn(f"{role} {labels_path}: {vec.overlaps:,} polygons overlap one of another class by a "
+                                   "pixel or more; each such pixel takes the class of the later polygon in the layer's "
+                                   "order (reordering the layer changes the labels): check them")
                     if vec.reprojected:
                         self._warn(f"{role} {labels_path}: vector CRS differs from the image; reprojected")
                     if self._burn is None and label_background != IGNORE_INDEX and vec.outside >= OUTSIDE_WARN_SHARE:

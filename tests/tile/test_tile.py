@@ -551,3 +551,26 @@ def test_a_label_layers_features_of_the_ignore_value_are_no_label(tmp_path, igno
     with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
         got = ds.read(1)
     assert (got[10:20, 2:10] == 1).all() and (got[10:30, 20:30] == 255).all() and (got[:10] == 0).all()
+
+
+def test_label_polygons_of_two_classes_overlapping_are_said(tmp_path) -> None:
+    """A road polygon over a building one: the later feature's class won silently, and reordering the layer
+    changed the labels. Same-class overlaps and neighbours sharing an edge are no matter."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(32, 32))
+
+    def layer(classes, boxes, name):
+        gpd.GeoDataFrame({"class": classes}, geometry=boxes, crs="EPSG:32632").to_file(tmp_path / name)
+        return tmp_path / name
+
+    house, road = box(500002, 4999980, 500012, 4999990), box(500008, 4999970, 500020, 4999988)
+    clash = layer([1, 2], [house, road], "clash.gpkg")
+    summary = tile_scene(image, tmp_path / "c1", labels=clash, size=32, split=(1, 0, 0))
+    said = [w for w in summary.warnings if "overlap one of another class" in w]
+    assert len(said) == 1 and "clash.gpkg: 2 polygons overlap one of another class by a pixel or more" in said[0]
+    fine = layer([1, 1, 2], [house, box(500004, 4999982, 500014, 4999992), box(500014, 4999980, 500020, 4999990)],
+                 "fine.gpkg")  # two houses over each other, a road sharing an edge with one
+    summary = tile_scene(image, tmp_path / "c2", labels=fine, size=32, split=(1, 0, 0))
+    assert not any("overlap" in w for w in summary.warnings)
