@@ -320,12 +320,14 @@ def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
 @dataclass
 class _Record:
     """A folder's record. ``settings``: None when unreadable. ``made_from``: output -> the inputs that made
-    it. ``stale``: output -> the settings that differed, for outputs an ``--overwrite`` takeover (other
-    settings) has not recomputed yet; they exist but are not this record's, so never complete."""
+    it. ``stale``: output -> (the settings that differed, the file's identity then) for outputs an
+    ``--overwrite`` takeover (other settings) had not recomputed: while the same file is there it is the old
+    settings' map, never complete; a file published over it since (a new identity) is this record's, even
+    when the run that published it was killed before it could say so."""
 
     settings: dict[str, str] | None
     made_from: dict[str, list[str]]
-    stale: dict[str, str]
+    stale: dict[str, list]
 
 
 def _read_record(path: Path) -> _Record:
@@ -340,7 +342,8 @@ def _read_record(path: Path) -> _Record:
     if isinstance(data.get("settings"), dict):
         made, stale = data.get("made_from"), data.get("stale")
         return _Record(data["settings"], dict(made) if isinstance(made, dict) else {},
-                       {str(k): str(v) for k, v in stale.items()} if isinstance(stale, dict) else {})
+                       {str(k): list(v) for k, v in stale.items() if isinstance(v, list) and len(v) == 2}
+                       if isinstance(stale, dict) else {})
     return _Record(data, {}, {})
 
 
@@ -404,13 +407,14 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                                      "settings its outputs were made with are unknown; --overwrite recomputes this "
                                      "run's outputs where no other output would remain, or choose another folder")
                 earlier = {}  # as other settings: taken over only where no other output would remain
-            stale = {key: why for key, why in record.stale.items() if (folder / key).exists()}
+            stale = {key: entry for key, entry in record.stale.items() if _still_stale(folder / key, entry)}
             if earlier is not None and earlier != settings:
                 _refuse_other_settings(todo, folder, settings, earlier, planned, bool(kwargs.get("overwrite")), runs)
                 # taken over: until recomputed, this run's existing outputs are the old settings' (a scene that
                 # fails keeps its old map; the next run must not skip it as complete)
                 changed = _changed(settings, earlier)
-                stale.update({_key(job, folder): changed for job in todo if job.output.exists()})
+                stale.update({_key(job, folder): [changed, list(file_identity(job.output) or [])]
+                              for job in todo if job.output.exists()})
             if not kwargs.get("overwrite"):
                 _refuse_stale(todo, folder, stale)
                 _refuse_other_inputs(todo, folder, made_from)
@@ -431,13 +435,19 @@ def _changed(settings: dict[str, str], earlier: dict[str, str]) -> str:
             if earlier else "unknown: its batch record is unreadable")
 
 
-def _refuse_stale(todo: Sequence[Job], folder: Path, stale: dict[str, str]) -> None:
+def _still_stale(path: Path, entry: list) -> bool:
+    """The file an ``--overwrite`` takeover found at ``path`` is still there (no map published over it since)."""
+    identity = file_identity(path)
+    return identity is not None and list(identity) == list(entry[1])
+
+
+def _refuse_stale(todo: Sequence[Job], folder: Path, stale: dict[str, list]) -> None:
     """This run's outputs that an ``--overwrite`` takeover left unrecomputed are the old settings' maps."""
     old = [job for job in todo if _key(job, folder) in stale]
     if old:
         are = "s (e.g. {}) are".format(old[0].output.name) if len(old) > 1 else f" ({old[0].output.name}) is"
         raise InputError(f"{folder}: {len(old)} output{are} left from before an --overwrite with other settings "
-                         f"({stale[_key(old[0], folder)]}) that stopped; --overwrite recomputes "
+                         f"({stale[_key(old[0], folder)][0]}) that stopped; --overwrite recomputes "
                          f"{'them' if len(old) > 1 else 'it'}, or choose another output folder")
 
 

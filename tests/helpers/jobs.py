@@ -94,3 +94,10 @@ def stopping_job(src: Path, out: Path, *, marker_dir: str) -> None:
         time.sleep(0.05)
     time.sleep(0.5)
     copy_job(src, out)
+
+
+def interrupting_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) -> None:
+    """Copies as :func:`copy_job`, and is interrupted (Ctrl-C) at an input named ``*_1*``: the run stops there."""
+    if "_1" in Path(src).name:
+        raise KeyboardInterrupt
+    copy_job(src, out, tag=tag)

@@ -219,6 +219,26 @@ def test_a_takeover_that_fails_part_way_leaves_no_old_output_counted_as_new(tmp_
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b"] * 3
 
 
+def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp_path) -> None:
+    """Ctrl-C after a takeover's first scene left every output listed as stale: the re-run without --overwrite
+    refused the scene the new settings had made, and the exit-130 advice (run again: finished scenes are
+    skipped) was untrue."""
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 3)
+    plan, out = plan_jobs(paths, tmp_path / "out"), tmp_path / "out"
+    run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_many(jobs.interrupting_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
+    assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b", "a", "a"]
+    with pytest.raises(InputError, match=r"2 outputs \(e.g. scene_1.tif\) are left from before an --overwrite"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="0/3",
+                                       progress=False)] == ["skipped"]  # the scene the takeover made
+    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
+    assert [r.status for r in done] == ["done"] * 3
+
+
 def test_a_run_stopped_before_its_first_output_leaves_no_obstacle(tmp_path) -> None:
     """A run of other settings stopped before any output (Ctrl-C, fixed an option, ran again) was refused as
     'another run may be writing into it' when none was: with no output and no live run, the folder is taken over."""
