@@ -136,6 +136,9 @@ class Job:
     inputs: tuple[Path, ...]
     output: Path
     options: tuple[tuple[str, Any], ...] = ()  # per-job keyword arguments (e.g. a row slice's rows)
+    # files the job reads beside its inputs, recorded with them: the DSM a --dsm template resolves to (a map
+    # made with other DSMs under the same ortho's name was skipped as complete)
+    reads: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -144,14 +147,17 @@ class Job:
 
     @property
     def sources(self) -> list[str]:
-        """Its inputs as a batch folder records them: resolved (a list's relative path and a glob's are one file)."""
-        return [str(p.resolve()) for p in self.inputs]
+        """Its inputs (and what it reads beside them) as a batch folder records them: resolved (a list's relative
+        path and a glob's are one file)."""
+        return [str(p.resolve()) for p in (*self.inputs, *self.reads)]
 
     def is_complete(self, made_from: Sequence[str] | None = None) -> bool:
         """Its output exists (outputs appear only through an atomic rename, so existence means whole) and, where
         the folder recorded the inputs that made it (``made_from``), was made from this job's inputs: a list
         that gained a scene shifts ``{index}``, and another scene's map under this name is not this one's."""
-        return self.output.exists() and (made_from is None or list(made_from) == self.sources)
+        # (a record of its inputs alone: written before the files read beside them were recorded, as it was then)
+        return self.output.exists() and (made_from is None or list(made_from) == self.sources
+                                         or bool(self.reads) and list(made_from) == self.sources[:len(self.inputs)])
 
 
 NAME_FIELDS = "{stem}, {name}, {suffix}, {parent}, {relparent} or {index}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ def predict_many(
     for key in ("probabilities", "confidence", "resume", "dry_run"):  # unset: not settings of the outputs
         predict_kwargs.pop(key, None)
     jobs = plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template)
+    if dsm_template is not None:  # each map is recorded as made from its ortho and its DSM
+        jobs = [replace(job, reads=(resolve_template(dsm_template, job.inputs[0]),)) for job in jobs]
     if max_errors is None:  # with --max-errors a missing DSM is one failed scene among those tolerated
         mine = [job for job in select_shard(jobs, shard) if predict_kwargs.get("overwrite") or not job.is_complete()]
         check_templates(dsm_template, [job.inputs[0] for job in mine], "DSM")

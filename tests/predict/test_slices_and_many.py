@@ -89,6 +89,33 @@ def test_a_rerun_with_other_settings_does_not_count_old_outputs_as_done(scenes, 
     assert [r.status for r in bigger] == ["skipped"] * 3  # how a run goes is no setting of its outputs
 
 
+def test_a_map_made_with_other_dsms_is_not_complete(scenes, tmp_path, monkeypatch) -> None:
+    """The record held each map's ortho and the --dsm template as text: run again from another folder, whose
+    'dsm/{stem}.tif' are other DSMs, every scene was skipped as complete (19-38 % of the pixels differ)."""
+    import json
+    import shutil
+
+    root, images, ckpt = scenes
+    for cwd in ("a", "b"):
+        (tmp_path / cwd / "dsm").mkdir(parents=True)
+        for i, image in enumerate(images[:2]):  # b's DSMs are the other scene's
+            source = root / f"scene{i if cwd == 'a' else 1 - i}_dsm.tif"
+            shutil.copy(source, tmp_path / cwd / "dsm" / f"{image.stem}.tif")
+    common = {"model": str(ckpt), "dsm_template": "dsm/{stem}.tif", "window": 64, "progress": False}
+    monkeypatch.chdir(tmp_path / "a")
+    assert [r.status for r in predict_many([str(p) for p in images[:2]], tmp_path / "out", **common)] == ["done"] * 2
+    record = json.loads((tmp_path / "out" / ".rsmamba-batch.json").read_text())
+    assert record["made_from"]["scene0.tif"] == [str(images[0].resolve()), str(tmp_path / "a" / "dsm" / "scene0.tif")]
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.raises(InputError, match=r"scene0.tif was made from \S+scene0.tif \+ \.\./a/dsm/scene0.tif, now \S+ \+ dsm/scene0.tif"):
+        predict_many([str(p) for p in images[:2]], tmp_path / "out", **common)
+    # a folder recorded before the DSMs were: its maps are complete as they were then
+    record["made_from"] = {k: v[:1] for k, v in record["made_from"].items()}
+    (tmp_path / "out" / ".rsmamba-batch.json").write_text(json.dumps(record))
+    monkeypatch.chdir(tmp_path / "a")
+    assert [r.status for r in predict_many([str(p) for p in images[:2]], tmp_path / "out", **common)] == ["skipped"] * 2
+
+
 def test_an_unreadable_scene_that_sorts_first_changes_no_setting(scenes, tmp_path) -> None:
     """A corrupt a0.tif before b1/b2 left the settings unresolved: every finished output was refused as made with
     other settings (model, overlap, tta, window), or a folder begun with it refused them once it was gone."""
