@@ -106,14 +106,18 @@ def _model_path(model: Optional[str]) -> Optional[str]:
     return model if Path(model).suffix in (".pt", ".pth", ".ckpt") or Path(model).exists() else None
 
 
-def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, object]) -> tuple[Path, bool]:
-    """``-o`` of predict/change as a path, and whether the run is a batch into that folder
-    (:func:`rsmamba.jobs.is_batch`; a trailing slash makes it one too).
+def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, object],
+                  name_template: str | None = None) -> tuple[Path, bool, str | None]:
+    """``-o`` of predict/change as a path, whether the run is a batch into that folder
+    (:func:`rsmamba.jobs.is_batch`; a trailing slash makes it one too), and its name template.
 
     One scene and a new name without a suffix is refused, not taken as a folder: ``-o classes`` wrote
     ``classes/scene.tif``, and then refused ``--probabilities`` as 'one scene at a time' of the one scene given.
-    ``one_only``: the options of a single-file run (option -> value), refused by name into a folder."""
-    from rsmamba.jobs import is_batch, is_pattern
+    ``one_only``: the options of a single-file run (option -> value), refused by name into a folder.
+    One scene written into a batch run's folder (``-o tiles/scene2.tif``) is a batch of one named so: its
+    settings and inputs are checked against the folder's record and recorded (tile0's map under tile2's name,
+    or a map of other settings, was later skipped as complete by the batch)."""
+    from rsmamba.jobs import batch_record_in, is_batch, is_pattern
 
     path = Path(out)
     folder = out.endswith(("/", os.sep))
@@ -125,7 +129,14 @@ def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, ob
     given = [name for name, value in one_only.items() if value]
     if batch and one and given:
         raise InputError(f"{', '.join(given)}: for one {what} written to a file (-o NAME.tif); -o {out} is a folder")
-    return path, batch
+    if not batch and one and batch_record_in(path.parent):
+        if given or name_template is not None:
+            shown = ", ".join(given + (["--name-template"] if name_template is not None else []))
+            raise InputError(f"-o {out}: {path.parent} is a batch run's folder, whose outputs are recorded with the "
+                             f"batch's settings and inputs; {shown} {'is' if len(given) + bool(name_template) == 1 else 'are'} "
+                             "for a file written elsewhere")
+        return path.parent, True, path.name
+    return path, batch, name_template
 
 
 def _show_version(value: bool) -> None:
@@ -307,8 +318,9 @@ def predict(
     overlap = opt.window_overlap(window, overlap)
     _warn_workers_without_scheduler(workers, scheduler)
     tta = opt.tta_spec(tta, tta_flip, tta_scales, tta_recipe, tta_rot180)
-    out, batch = _batch_output(images, out, "scene", {"--probabilities": probabilities, "--confidence": confidence,
-                                                      "--resume": resume, "--dry-run": dry_run})
+    out, batch, name_template = _batch_output(images, out, "scene", {
+        "--probabilities": probabilities, "--confidence": confidence, "--resume": resume, "--dry-run": dry_run},
+        name_template)
 
     _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window)
@@ -410,8 +422,9 @@ def change(
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)
     tta = opt.tta_spec(tta, flip=False, scales=None, recipe=False, rot180=tta_rot180)  # change has D4 and rot180 only
-    out, batch = _batch_output([t1], out, "pair", {"--probabilities": opt.either(probabilities, old_probability),
-                                                   "--resume": resume, "--dry-run": dry_run})
+    out, batch, name_template = _batch_output([t1], out, "pair", {
+        "--probabilities": opt.either(probabilities, old_probability), "--resume": resume, "--dry-run": dry_run},
+        name_template)
 
     _check_run_options(blend=blend, crop=0, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window, change_threshold=change_threshold, max_shift=max_shift)

@@ -304,6 +304,12 @@ def _file_digest(path: Path) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
+# Options naming per-scene files that each output's record holds itself (``made_from``: a predict map's DSM):
+# compared as given or not, so the same DSMs named otherwise ('{dir}/../dsm/{stem}.tif' and 'campA/dsm/{stem}.tif',
+# or one scene's own path) are no other setting, and other DSMs under one name are other inputs.
+PER_SCENE_FILES = frozenset({"dsm_template"})
+
+
 def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
     """What decides an output's pixels: every option but how the run goes (:data:`RUN_ONLY`)."""
     out = {}
@@ -314,7 +320,17 @@ def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
             out[key] = _file_digest(Path(str(value)))
         else:
             out[key] = json.dumps(value, sort_keys=True, default=str)
-    return out
+    return _per_scene_as_given(out)
+
+
+def _per_scene_as_given(settings: dict[str, str]) -> dict[str, str]:
+    """:data:`PER_SCENE_FILES` as whether they are given (a record written before holds a template's text)."""
+    return {k: json.dumps(v != "null") if k in PER_SCENE_FILES else v for k, v in settings.items()}
+
+
+def batch_record_in(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` is a batch run's output folder (it holds the record of its outputs' settings)."""
+    return (Path(folder) / SETTINGS_FILE).is_file()
 
 
 @dataclass
@@ -400,7 +416,8 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
         with _guard(folder):
             record = _read_record(folder / SETTINGS_FILE)
             recorded, made_from = record.settings, record.made_from
-            earlier = None if recorded is None else {**filled, **{k: v for k, v in recorded.items() if k not in RUN_ONLY}}
+            earlier = None if recorded is None else {
+                **filled, **_per_scene_as_given({k: v for k, v in recorded.items() if k not in RUN_ONLY})}
             if recorded is None and (folder / SETTINGS_FILE).is_file():  # edited or truncated: settings unknown
                 if not kwargs.get("overwrite"):  # (read as none, its outputs were skipped as complete, then vouched for)
                     raise InputError(f"{folder / SETTINGS_FILE}: the folder's batch record is unreadable, so the "
@@ -475,6 +492,9 @@ def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str
             raise InputError(f"{folder}: another rsmamba run is writing into it with other settings ({changed}); "
                              "wait for it to finish, or choose another output folder") from None
         return
+    elif any(p.resolve() not in {job.output.resolve() for job in todo} for p in outputs):
+        # (one scene of four re-run with other settings: --overwrite would refuse the three others)
+        how = "--overwrite recomputes this run's outputs once the others are gone (or run every scene with it)"
     else:
         how = f"--overwrite recomputes {'them' if len(outputs) > 1 else 'it'}"
     if outputs:

@@ -109,11 +109,39 @@ def test_a_map_made_with_other_dsms_is_not_complete(scenes, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path / "b")
     with pytest.raises(InputError, match=r"scene0.tif was made from \S+scene0.tif \+ \.\./a/dsm/scene0.tif, now \S+ \+ dsm/scene0.tif"):
         predict_many([str(p) for p in images[:2]], tmp_path / "out", **common)
+    monkeypatch.chdir(tmp_path / "a")  # the same DSMs named by another template: no other setting
+    same = {**common, "dsm_template": str(tmp_path / "a" / "dsm" / "{stem}.tif")}
+    assert [r.status for r in predict_many([str(p) for p in images[:2]], tmp_path / "out", **same)] == ["skipped"] * 2
+    with pytest.raises(InputError, match=r"window\); --overwrite recomputes this run's outputs once the others are "
+                                         r"gone \(or run every scene with it\)"):  # it said '--overwrite recomputes them'
+        predict_many([str(images[0])], tmp_path / "out", **{**common, "window": 32})
     # a folder recorded before the DSMs were: its maps are complete as they were then
     record["made_from"] = {k: v[:1] for k, v in record["made_from"].items()}
     (tmp_path / "out" / ".rsmamba-batch.json").write_text(json.dumps(record))
     monkeypatch.chdir(tmp_path / "a")
     assert [r.status for r in predict_many([str(p) for p in images[:2]], tmp_path / "out", **common)] == ["skipped"] * 2
+
+
+def test_one_scene_written_into_a_batch_folder_is_checked_and_recorded(scenes, tmp_path, capsys) -> None:
+    """predict tile0.tif -o out/tile2.tif --overwrite put tile0's map under tile2's name, and a run of one scene
+    with --tta added a map of other settings; the batch re-run then skipped both as complete."""
+    root, images, ckpt = scenes
+    out = tmp_path / "out"
+    batch = ["predict", str(root / "scene?.tif"), "--dsm", "{dir}/{stem}_dsm.tif", "--model", str(ckpt),
+             "--window", "64", "-o", f"{out}/"]
+    assert main(["-q", *batch]) == 0
+    one = ["predict", str(images[1]), "--dsm", str(root / "scene1_dsm.tif"), "--model", str(ckpt), "--window", "64"]
+    capsys.readouterr()
+    assert main(["-q", *one, "-o", str(out / "scene1.tif")]) == 0  # the same scene, settings and DSM: complete
+    assert "0 scenes predicted, 1 already complete" in capsys.readouterr().out
+    assert main(["-q", *one, "-o", str(out / "scene1.tif"), "--tta"]) == 2
+    assert "were made with other settings (tta)" in capsys.readouterr().err
+    assert main(["-q", *one, "-o", str(out / "scene2.tif"), "--overwrite"]) == 0  # scene1's map as scene2: recorded
+    assert main(["-q", *batch]) == 2
+    err = capsys.readouterr().err
+    assert "scene2.tif was made from" in err and "scene1.tif + " in err and "now " in err
+    assert main(["-q", *one, "-o", str(out / "x.tif"), "--probabilities", str(tmp_path / "p.tif")]) == 2
+    assert "is a batch run's folder" in capsys.readouterr().err
 
 
 def test_an_unreadable_scene_that_sorts_first_changes_no_setting(scenes, tmp_path) -> None:
