@@ -173,6 +173,8 @@ def output_name(template: str | None, path: Path, index: int, common: Path | Non
     """
     if template is None:
         return Path(f"{path.stem}{suffix}")
+    if Path(template).is_absolute():  # '/data/{stem}.tif' was written under the folder, as data/...
+        raise InputError(f"--name-template {template!r}: a name inside the output folder (-o), not an absolute path")
     folder = _folder(path)
     rel = folder.relative_to(common) if common is not None else Path(folder.name)
     try:

@@ -238,8 +238,8 @@ def plan_mosaic(paths: Sequence[PathLike]) -> Mosaic:
     if pairs:
         names = [f"{mosaic.rasters[a].path.name} / {mosaic.rasters[b].path.name}" for a, b in pairs[:5]]
         more = f" (+{len(pairs) - 5} more)" if len(pairs) > 5 else ""
-        log.warning("%d pairs of rasters overlap: %s%s; where both hold data the later input wins",
-                    len(pairs), ", ".join(names), more)
+        log.warning("%d pair%s of rasters overlap: %s%s; where both hold data the later input wins",
+                    len(pairs), "s" * (len(pairs) != 1), ", ".join(names), more)
     return mosaic
 
 

@@ -764,3 +764,15 @@ def test_a_worker_loads_a_replaced_checkpoint_again(tmp_path, monkeypatch) -> No
     assert cached_model(str(path), loader, image_count=3) == b"second" and len(loads) == 2
     assert cached_model(None, lambda spec, **k: "shipped", image_count=3) == "shipped"  # no file: kept as is
     assert cached_model(None, lambda spec, **k: "other", image_count=3) == "shipped"
+
+
+def test_a_name_template_leaving_the_output_folder_is_refused(tmp_path) -> None:
+    """'../x.tif' was refused, '/data/abs_{stem}.tif' written under the folder as data/abs_... with exit 0."""
+    paths = _inputs(tmp_path, 2)
+    for template, said in (("../{stem}.tif", "not a file name inside the output folder"),
+                           (str(tmp_path / "abs_{stem}.tif"), "a name inside the output folder \\(-o\\), not an "
+                                                              "absolute path")):
+        with pytest.raises(InputError, match=said):
+            plan_jobs(paths, tmp_path / "out", template=template)
+    assert [j.output.name for j in plan_jobs(paths, tmp_path / "out", template="{relparent}/{stem}.tif")] == [
+        "scene_0.tif", "scene_1.tif"]  # an empty {relparent} is no absolute path
