@@ -126,7 +126,7 @@ def test_overlapping_scenes_warn_and_the_later_one_wins(tmp_path, caplog):
     right = write(tmp_path / "right.tif", a[:, 50:], ORIGIN * Affine.translation(50, 0))
     with caplog.at_level(logging.WARNING, logger="rsmamba"):
         summary = vectorize_many([left, right], tmp_path / "o.gpkg", block_size=32)
-    assert "1 pairs of rasters overlap: left.tif / right.tif" in caplog.text
+    assert "1 pair of rasters overlap: left.tif / right.tif" in caplog.text
     vectorize_raster(write(tmp_path / "whole.tif", a), tmp_path / "whole.gpkg", block_size=32)
     assert shapes(tmp_path / "o.gpkg")[1] == shapes(tmp_path / "whole.gpkg")[1]  # they agree where they overlap
     assert summary.polygons == len(shapes(tmp_path / "whole.gpkg")[0])
