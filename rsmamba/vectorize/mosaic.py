@@ -79,10 +79,20 @@ class Mosaic:
     transform: Affine
     nodata: float
 
+    @functools.cached_property
+    def scene_names(self) -> list[str]:
+        """Each scene as polygons and messages name it: its file name, or where two share one (tiles written
+        with '{relparent}/{stem}.tif'), its path below the scenes' common folder (every 'source' read a.tif)."""
+        names = [r.path.name for r in self.rasters]
+        if len(set(names)) == len(names):
+            return names
+        common = os.path.commonpath([os.path.abspath(r.path.parent) for r in self.rasters])
+        return [Path(os.path.relpath(os.path.abspath(r.path), common)).as_posix() for r in self.rasters]
+
     @property
     def label(self) -> str:
         """How messages name the mosaic (its VRT is a temporary file the user never sees)."""
-        names = [r.path.name for r in self.rasters]
+        names = self.scene_names
         shown = ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])}, ... {names[-1]}"
         return f"mosaic of {len(names)} rasters ({shown})"
 
@@ -108,8 +118,8 @@ class Mosaic:
         point_idx, scene_idx = self._tree.query(points, predicate="intersects")
         best = np.full(len(points), -1, dtype="int64")
         np.maximum.at(best, point_idx, scene_idx)
-        fallback = self.rasters[0].path.name
-        return [self.rasters[i].path.name if i >= 0 else fallback for i in best]
+        names = self.scene_names
+        return [names[i] if i >= 0 else names[0] for i in best]
 
     def overlaps(self) -> list[tuple[int, int]]:
         """Pairs of scenes (input indices) that share pixels."""

@@ -188,3 +188,14 @@ def test_a_scene_stored_the_other_way_up_is_said_so(tmp_path):
     assert problems == ["flipped.tif: stored south up, base.tif north up: write them one way (gdalwarp) to mosaic them"] \
         or any("stored south up, base.tif north up" in p for p in problems), problems
     assert not any("pixel size" in p for p in problems)
+
+
+def test_scenes_of_one_file_name_in_other_folders_are_told_apart_in_source(tmp_path):
+    """Tiles written with --name-template '{relparent}/{stem}.tif' (r0/a.tif, r1/a.tif) all had source 'a.tif'."""
+    a = class_scene()
+    for i, (r0, r1) in enumerate([(0, CUT_ROWS), (CUT_ROWS, a.shape[0])]):
+        (tmp_path / f"r{i}").mkdir()
+        write(tmp_path / f"r{i}" / "a.tif", a[r0:r1], ORIGIN * Affine.translation(0, r0))
+    vectorize_many([str(tmp_path / "r*" / "a.tif")], tmp_path / "m.gpkg", progress=False)
+    df, _ = shapes(tmp_path / "m.gpkg")
+    assert set(df["source"]) == {"r0/a.tif", "r1/a.tif"}
