@@ -510,6 +510,7 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     a head re-initialised for other classes, or one left random would score another model.
     """
     base = config if isinstance(config, dict) else None
+    checkpoint = checkpoint_path(checkpoint)  # ('demo', as --init takes it, was 'demo: checkpoint not found')
     cfg = load_config(None if base else config, [*overrides, f"model.init={checkpoint}"], base=base)
     d, t = cfg["data"], cfg["train"]
     out = Path(cfg["out"]) / f"test_{d['val_split']}.json"
@@ -744,6 +745,15 @@ class Prepared:
 DEMO_CHECKPOINTS = {"demo": "demo_model.pt", "demo-change": "demo_change_model.pt"}
 
 
+def checkpoint_path(name: str | os.PathLike[str]) -> Path:
+    """A checkpoint as ``--init`` and ``--test`` name it: a path, or ``demo`` / ``demo-change`` (the shipped demo
+    models) where no such file is (a folder named demo/ is no checkpoint)."""
+    path = Path(name)
+    if str(name) in DEMO_CHECKPOINTS and not path.is_file():
+        path = Path(__file__).resolve().parent.parent / "data" / DEMO_CHECKPOINTS[str(name)]
+    return path
+
+
 def _resolve_init(cfg: dict, run: Any = None) -> Path | None:
     """``model.init``: a checkpoint path, or ``demo`` / ``demo-change`` (the shipped demo models).
 
@@ -766,9 +776,7 @@ def _resolve_init(cfg: dict, run: Any = None) -> Path | None:
             except InputError:
                 pass  # another model than the run's: the resume's comparison refuses it as a changed model.name
         return None
-    path = Path(init)
-    if str(init) in DEMO_CHECKPOINTS and not path.is_file():  # a folder named demo/ is no checkpoint
-        path = Path(__file__).resolve().parent.parent / "data" / DEMO_CHECKPOINTS[str(init)]
+    path = checkpoint_path(init)
     ckpt = load_checkpoint(path)
     structure = {k: v for k, v in {**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)}.items()
                  if k not in ("num_classes", "in_chans")}

@@ -111,6 +111,9 @@ def test_a_test_of_a_checkpoint_with_instance_outputs_scores_its_classes_on_plai
     assert main([*args, "--overwrite", "--set", "model.instances=[interior]"]) == 2  # not the checkpoint's outputs
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.instances [interior]" in err[0] and "(interior, contact)" in err[0], err
+    # by its name, as --init takes it ('demo: checkpoint not found')
+    assert main(["train", "--test", "demo", *args[3:], "--overwrite"]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "test_val.json").read_text())["scores"] == result["scores"]
 
 
 def test_set_a_new_model_kwarg_and_instances_list():
