@@ -624,8 +624,10 @@ class _VectorLabels:
         geoms, self.repaired = repaired_areas(gdf.geometry)
         gdf = gdf.set_geometry(geoms)
         kinds = gdf.geom_type
-        lines_points = kinds[~kinds.isin(["Polygon", "MultiPolygon"])]
-        self.not_areas = (len(lines_points), sorted(set(lines_points)))  # burnt as GDAL does, and said
+        lines_points = kinds[~kinds.isin(["Polygon", "MultiPolygon"])]  # burnt as GDAL does, and said
+        # (a collection left as one holds lines or points beside its areas, which burn as areas)
+        self.not_areas = (len(lines_points), sorted({"lines or points in a GeometryCollection"
+                                                     if k == "GeometryCollection" else k for k in lines_points}))
         if gdf.crs.is_geographic and len(gdf):
             x0, y0, x1, y1 = gdf.total_bounds
             # up to 360: a scene across the antimeridian is written with longitudes above 180 (GDAL's way)
@@ -1056,8 +1058,8 @@ class AlignedSource:
                     count, kinds = vec.not_areas
                     if count:  # centre-lines or survey points left in a label layer: stripes and dots of a class
                         self._warn(f"{role} {labels_path}: {count} feature{'s' * (count != 1)} of the layer "
-                                   f"{'are' if count != 1 else 'is'} {'/'.join(kinds)}, not areas: burnt as "
-                                   "1-px lines and points")
+                                   f"{'are' if count != 1 else 'is'} {'/'.join(kinds)}: burnt as 1-px lines and "
+                                   "points, not areas")
                     if vec.repaired:
                         self._warn(f"{role} {labels_path}: {vec.repaired} invalid polygon{'s' * (vec.repaired != 1)} "
                                    "(self-intersecting, a ring traced twice) repaired before burning (shapely make_valid)")

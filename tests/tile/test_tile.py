@@ -398,7 +398,7 @@ def test_lines_and_points_in_a_label_layer_are_said(tmp_path, caplog) -> None:
                                                      Point(500020, 4999975)], crs="EPSG:32632").to_file(layer)
     with caplog.at_level("WARNING", logger="rsmamba"):
         tile_scene(image, tmp_path / "chips", labels=layer, size=32)
-    assert "2 features of the layer are LineString/Point, not areas: burnt as 1-px lines and points" in caplog.text
+    assert "2 features of the layer are LineString/Point: burnt as 1-px lines and points, not areas" in caplog.text
 
 
 @pytest.mark.parametrize("grid", ["rotated", "south-up"])
@@ -574,3 +574,23 @@ def test_label_polygons_of_two_classes_overlapping_are_said(tmp_path) -> None:
                  "fine.gpkg")  # two houses over each other, a road sharing an edge with one
     summary = tile_scene(image, tmp_path / "c2", labels=fine, size=32, split=(1, 0, 0))
     assert not any("overlap" in w for w in summary.warnings)
+
+
+def test_a_collection_of_an_area_and_a_line_is_said_as_such(tmp_path, caplog) -> None:
+    """It was said as '1 feature ... is GeometryCollection, not areas', while its polygon burns as an area."""
+    import logging
+
+    import geopandas as gpd
+    import shapely
+    from shapely.geometry import LineString, box
+
+    image = write_raster(tmp_path / "img.tif", random_image(32, 32))
+    mixed = shapely.GeometryCollection([box(500002, 4999980, 500012, 4999990),
+                                        LineString([(500020, 4999970), (500030, 4999970)])])
+    gpd.GeoDataFrame({"class": [1]}, geometry=[mixed], crs="EPSG:32632").to_file(tmp_path / "m.gpkg")
+    with caplog.at_level(logging.WARNING):
+        tile_scene(image, tmp_path / "chips", labels=tmp_path / "m.gpkg", size=32, split=(1, 0, 0), label_background=0)
+    assert ("1 feature of the layer is lines or points in a GeometryCollection: burnt as 1-px lines and points"
+            in caplog.text)
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        assert (ds.read(1)[10:20, 2:12] == 1).all()  # its area burns whole
