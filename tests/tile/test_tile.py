@@ -594,3 +594,16 @@ def test_a_collection_of_an_area_and_a_line_is_said_as_such(tmp_path, caplog) ->
             in caplog.text)
     with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
         assert (ds.read(1)[10:20, 2:12] == 1).all()  # its area burns whole
+
+
+def test_chips_lost_at_split_borders_are_said_beside_a_split_left_empty(tmp_path) -> None:
+    """With a split left without chips by --min-valid, the 10 of 25 windows dropped at split borders went unsaid:
+    the one warning blamed --min-valid and advised another --seed."""
+    image = random_image(256, 256)
+    image[:, :30, :] = 0
+    image[:, :, 200:] = 0
+    path = write_raster(tmp_path / "img.tif", image, nodata=0, res=0.5)
+    summary = tile_scene(path, tmp_path / "chips", size=64, overlap=16, min_valid=0.6, block=96)
+    said = " | ".join(summary.warnings)
+    assert "no test chips: all 2 of its windows hold less than --min-valid 0.6" in said
+    assert "--split-block 96: 10 of 25 windows dropped at split borders" in said
