@@ -256,6 +256,10 @@ def _plan(
                          "--classes for every class")
         elif classes:
             for item in classes:
+                whole = str(item).strip()
+                if "," in whole and whole in names.values():  # a class named 'Boden, offen' (tile takes it)
+                    selected.update(i for i, n in names.items() if n == whole)
+                    continue
                 for token in str(item).split(","):
                     token = token.strip()
                     if not token:

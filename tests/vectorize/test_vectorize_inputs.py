@@ -481,3 +481,19 @@ def test_empty_classes_and_layer_and_a_tolerance_past_the_raster_are_refused(tmp
         assert said in err, err
         assert not out.exists()
     assert main(["-q", "vectorize", str(src), "-o", str(out), "--simplify", "2m"]) == 0
+
+
+def test_a_class_name_holding_a_comma_can_be_selected(tmp_path):
+    """tile takes a class named 'Boden, offen'; vectorize --classes split it at the comma and refused both halves."""
+    import geopandas as gpd
+
+    a = np.zeros((10, 10), dtype="uint8")
+    a[2:5, 2:5] = 1
+    a[6:9, 6:9] = 2
+    src = write_raster(tmp_path / "c.tif", a)
+    with rasterio.open(src, "r+") as ds:
+        ds.update_tags(CLASS_NAMES='["ground", "Boden, offen", "house"]')
+    vectorize_raster(src, tmp_path / "o.gpkg", classes=["Boden, offen"], progress=False)
+    assert list(gpd.read_file(tmp_path / "o.gpkg")["class_name"]) == ["Boden, offen"]
+    vectorize_raster(src, tmp_path / "p.gpkg", classes=["ground,house"], progress=False)  # a list still splits
+    assert sorted(gpd.read_file(tmp_path / "p.gpkg")["class_name"]) == ["ground", "house"]
