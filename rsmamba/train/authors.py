@@ -150,6 +150,8 @@ def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> 
             raise InputError("the recipe normalises the DSM by z-score with its training data's statistics, which the "
                              "weights file does not hold; give the ones the authors' inference used: --dsm-stats MEAN,STD")
         dsm_mean, dsm_std = dsm_stats or (0.0, 1.0)  # minmax modes scale each scene by its own range: unused
+        if dsm_std <= 0:  # std 0 read as 1 (heights unscaled: 97 % one class), -2 flipped every height, exit 0
+            raise InputError(f"--dsm-stats {dsm_mean:g},{dsm_std:g}: the DSM's std must be > 0 (metres)")
     return TilingInfo(Path(str(d["root"])), list(range(1, len(mean) + 1)), [float(v) for v in mean],
                       [float(v) for v in std], dsm_mean, dsm_std, layout_classes(layout), None, {"layout": layout})
 

@@ -754,7 +754,7 @@ def checkpoint_path(name: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _resolve_init(cfg: dict, run: Any = None) -> Path | None:
+def _resolve_init(cfg: dict, run: Any = None, role: str = "model.init") -> Path | None:
     """``model.init``: a checkpoint path, or ``demo`` / ``demo-change`` (the shipped demo models).
 
     The checkpoint names its model: a config that leaves ``model`` at its default takes the
@@ -780,11 +780,11 @@ def _resolve_init(cfg: dict, run: Any = None) -> Path | None:
     ckpt = load_checkpoint(path)
     structure = {k: v for k, v in {**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)}.items()
                  if k not in ("num_classes", "in_chans")}
-    _take_model(cfg, str(path), ckpt["model"], structure)
+    _take_model(cfg, str(path), ckpt["model"], structure, role)
     return path
 
 
-def _take_model(cfg: dict, path: str, model: str, structure: dict) -> None:
+def _take_model(cfg: dict, path: str, model: str, structure: dict, role: str = "model.init") -> None:
     """Give ``cfg`` the model of its ``model.init`` checkpoint (at ``path``): ``model`` with its ``structure``
     kwargs, the config's on top, where the config names it or leaves the default model."""
     if cfg["model"]["name"] == model:  # the same model: its structure options, the config's on top
@@ -793,8 +793,9 @@ def _take_model(cfg: dict, path: str, model: str, structure: dict) -> None:
         from rsmamba.train.config import DEFAULTS
 
         if cfg["model"]["name"] != DEFAULTS["model"]["name"] or cfg["model"]["kwargs"]:
-            raise InputError(f"model.init {path}: holds a {model!r} model, the config asks for "
-                             f"{cfg['model']['name']!r}")
+            raise InputError(f"{role} {path}: holds a {model!r} model, the config asks for "
+                             f"{cfg['model']['name']!r}" + (f"; score it with --set model.name={model}"
+                                                            if role == "--test" else ""))
         cfg["model"]["name"] = model
         cfg["model"]["kwargs"] = structure
 
@@ -950,7 +951,7 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
     for :func:`score_checkpoint`, which scores ``data.val_split`` as it is (see :func:`open_datasets`);
     ``run``: the saved config of the run a resume continues (its model.init is not loaded again)."""
     d = cfg["data"]
-    init_path = _resolve_init(cfg, run)
+    init_path = _resolve_init(cfg, run, "--test" if scoring else "model.init")  # (a test names no model.init)
     info_m = model_info(cfg["model"]["name"])
     check_metric(cfg["train"]["metric"], info_m.task)
     use_dsm = resolve_use_dsm(d, info_m)

@@ -109,6 +109,9 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys) -> None
     seg = authors_file(tmp_path / "seg.pth", create_model("mambaseg_tiny"))
     _fails(tmp_path, capsys, [str(seg), "-c", "mambaseg_vaihingen", "--set", "model.name=mambaseg_tiny", *stats,
                               "-o", str(out)], "--dsm-stats")
+    for bad in ("100,0", "100,-2"):  # std 0 was read as 1 (heights unscaled), -2 flipped every height: exit 0
+        _fails(tmp_path, capsys, [str(seg), "-c", "mambaseg_vaihingen", "--set", "model.name=mambaseg_tiny", *stats,
+                                  "--dsm-stats", bad, "-o", str(out)], f"--dsm-stats {bad}: the DSM's std must be > 0")
     # --dsm-stats for a recipe whose DSM is not z-scored (or that has none): refused by name, not ignored
     _fails(tmp_path, capsys, [str(weights), "-c", "mafmamba_vaihingen", *tiny, *stats, "--dsm-stats", "100,5",
                               "-o", str(out)], "--dsm-stats: the recipe")

@@ -146,3 +146,20 @@ def test_init_widens_the_head_for_instance_outputs(run, tmp_path):
     assert torch.equal(got[head][6:], fresh[head][6:])
     # without ``extra`` (a new class list) the head is re-initialised, not widened
     assert head in init_from_checkpoint(wide, src, image_bands=3, dsm=True, num_classes=8).reinitialised
+
+
+def test_a_test_of_another_models_checkpoint_names_test_and_the_way_out(tmp_path, capsys):
+    """It said 'model.init CKPT: holds a cmtunet_tiny model, the config asks for fcn_baseline', a key the
+    user never set."""
+    from pathlib import Path
+
+    from tests.helpers.scenes import write_chips
+
+    chips = write_chips(tmp_path, size=128, chip=64, dsm=True, split=(0.5, 0.5, 0.0))
+    demo = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
+    args = ["train", "--test", str(demo), "--set", f"data.root={chips}", "--set", f"out={tmp_path / 'run'}",
+            "--set", "model.name=mafmamba_tiny"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--test " in err[0] and "holds a 'cmtunet_tiny' model, the config asks for" in err[0]
+    assert err[0].endswith("score it with --set model.name=cmtunet_tiny"), err
