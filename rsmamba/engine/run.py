@@ -258,6 +258,8 @@ def pipeline_bytes(grid: WindowGrid, strips: list[Strip], *, num_classes: int, i
     band_w = max(s.right - s.left for s in strips)
     out_w = max(s.x1 - s.x0 for s in strips)
     h, w = grid.window_height, grid.window_width
+    # a batch holds no more windows than the scene has (one 1024 px window at --batch-size 16: 2946 MiB said, 669 used)
+    batch_size = max(1, min(batch_size, sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)))
     band = (num_classes * 4 + 5) * h * band_w
     batch_in = batch_size * (in_chans * 4 + 1) * h * w
     batch_out = batch_size * num_classes * 4 * h * w

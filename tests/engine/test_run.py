@@ -48,3 +48,20 @@ def test_a_resume_record_named_through_a_symlink_and_dotdot_is_found(tmp_path):
     ResumeState(final, "digest", 100).save(0, 32)
     assert [p.name for p in (tmp_path / "data").iterdir() if p.is_file()] == [".b.tif.predict-resume.json"]
     assert ResumeState(final, "digest", 100).load([]) == (0, 32)
+
+
+def test_the_pipeline_estimate_holds_no_more_windows_in_a_batch_than_the_scene_has() -> None:
+    """One 1024 px window at --batch-size 16 was estimated at 2946 MiB (669 MiB used): 16 windows a batch."""
+    from rsmamba.engine.run import pipeline_bytes, plan_strips
+    from rsmamba.raster.windows import WindowGrid
+
+    one = WindowGrid(1024, 1024, 1024, 0)
+    strips = plan_strips(one, 1024, 4096)
+    size = {b: pipeline_bytes(one, strips, num_classes=6, in_chans=4, batch_size=b, prefetch=2, layers_bands=1,
+                              probabilities=False) for b in (1, 16)}
+    assert size[16] == size[1]
+    many = WindowGrid(4096, 4096, 512, 128)  # plenty of windows: a batch of 16 is 16
+    strips = plan_strips(many, 4096, 4096)
+    assert pipeline_bytes(many, strips, num_classes=6, in_chans=4, batch_size=16, prefetch=2, layers_bands=1,
+                          probabilities=False) > pipeline_bytes(many, strips, num_classes=6, in_chans=4, batch_size=1,
+                                                                prefetch=2, layers_bands=1, probabilities=False)
