@@ -42,7 +42,10 @@ def _creation_options(items: Optional[List[str]]) -> Optional[dict]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--co {item!r}: use KEY=VALUE, e.g. --co LEVEL=9")
-        options[key.strip().upper()] = value.strip()
+        name = key.strip().upper()
+        if name in options and options[name].upper() != value.strip().upper():  # the last won, unsaid
+            raise InputError(f"--co {name}={options[name]} and --co {item.strip()}: one option given twice; give it once")
+        options[name] = value.strip()
     return options
 
 

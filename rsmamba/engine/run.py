@@ -152,6 +152,11 @@ def check_creation_options(co: dict[str, str] | None, problems: ProblemCollector
     if compress is not None and named is not None:
         problems.add(f"--compress {compress} and --co {named}: both set the compression; give one of them")
     compress = "deflate" if compress is None else compress
+    seen: dict[str, str] = {}
+    for key in co or {}:  # {'compress': 'ZSTD', 'COMPRESS': 'LZW'}: GDAL takes one of them
+        if str(key).strip().upper() in seen:
+            problems.add(f"--co {seen[str(key).strip().upper()]} and {key}: one option given twice; give it once")
+        seen[str(key).strip().upper()] = str(key)
 
     for key, value in (co or {}).items():
         name = key.upper()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rsmamba.cli import main
+from rsmamba.errors import InputError
 from tests.helpers.rasters import random_image, write_raster
 
 
@@ -72,6 +73,15 @@ def test_options_that_would_do_nothing_or_conflict_are_refused(tmp_path, capsys)
         assert "--compress lzw and --co COMPRESS=ZSTD: both set the compression; give one of them" in _one_error(capsys)
     assert main(["-q", "predict", image, "-o", str(tmp_path / "x.tif"), "--co", "COMPRESS=ZSTD", "--no-tta"]) == 0
     assert not (tmp_path / "a.gpkg").exists()
+    capsys.readouterr()  # (that run's warnings)
+    # one --co key twice with other values: the last won, unsaid (LZW written for ZSTD asked first)
+    assert main(["predict", image, "-o", str(tmp_path / "y.tif"), "--co", "COMPRESS=ZSTD", "--co", "compress=LZW"]) == 2
+    assert "--co COMPRESS=ZSTD and --co compress=LZW: one option given twice; give it once" in _one_error(capsys)
+    from rsmamba.predict import predict_raster
+
+    with pytest.raises(InputError, match="--co compress and COMPRESS: one option given twice"):
+        predict_raster(image, tmp_path / "z.tif", co={"compress": "ZSTD", "COMPRESS": "LZW"}, progress=False)
+    assert not (tmp_path / "y.tif").exists() and not (tmp_path / "z.tif").exists()
 
 
 def test_small_mistakes_are_said_plainly(tmp_path, capsys) -> None:
