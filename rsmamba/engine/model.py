@@ -280,7 +280,9 @@ def check_input(model: LoadedModel, *, image_count: int, image_path: Any, has_ds
     out_of_range = [b for b in chosen if not 1 <= b <= image_count]
     has = f"has {image_count} band{'s' * (image_count != 1)}"
     if out_of_range and bands:
-        problems.append(f"image {image_path}: {has}; --bands {','.join(map(str, bands))} names bands beyond it")
+        outside = ",".join(map(str, out_of_range))  # band 0 is no band 'beyond' a 3-band image
+        problems.append(f"image {image_path}: {has}; --bands {','.join(map(str, bands))} names band"
+                        f"{'s' * (len(out_of_range) > 1)} {outside}, outside 1..{image_count}")
     elif out_of_range and image_count < len(chosen):  # no --bands can choose 4 of 3 ('pass --bands' was the advice)
         learnt = f" ({', '.join(model.colours)})" if model.colours else ""
         problems.append(f"image {image_path}: {has}, but the model reads {len(chosen)}{learnt}; give an image of "

@@ -55,8 +55,10 @@ def test_band_mismatch_says_what_the_model_expects(tmp_path, checkpoint) -> None
         predict_raster(write_raster(tmp_path / "i4.tif", random_image(40, 50, bands=4)), tmp_path / "out.tif",
                        model=checkpoint, bands=[1, 2])
     one = write_raster(tmp_path / "i1.tif", random_image(40, 50, bands=1))
-    with pytest.raises(InputError, match=r"has 1 band; --bands 1,2,4 names bands beyond it"):
+    with pytest.raises(InputError, match=r"has 1 band; --bands 1,2,4 names bands 2,4, outside 1..1"):
         predict_raster(one, tmp_path / "out.tif", model=checkpoint, bands=[1, 2, 4])
+    with pytest.raises(InputError, match=r"has 2 bands; --bands 0,1,2 names band 0, outside 1..2"):  # not 'beyond'
+        predict_raster(path, tmp_path / "out.tif", model=checkpoint, bands=[0, 1, 2])
     assert not (tmp_path / "out.tif").exists()
 
 
