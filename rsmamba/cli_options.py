@@ -263,6 +263,8 @@ def tta_spec(d4: bool | None, flip: bool, scales: str | None, recipe: bool, rot1
         values = parse_float_list(scales, "--tta-scales") or []
         if any(not 0 < v <= 4 for v in values):
             raise _fail("--tta-scales", scales, "each scale must be in (0, 4], e.g. 0.75,1,1.25")
+        if len(set(values)) != len(values):  # 1,1 ran two identical passes
+            raise _fail("--tta-scales", scales, "a scale given twice; give each once")
         parts.append("scales=" + ",".join(f"{v:g}" for v in values))
     if parts == ["d4"]:
         return True

@@ -70,6 +70,8 @@ def parse_scales(text: str, what: str = "--tta-scales") -> tuple[float, ...]:
     bad = [s for s in scales if not 0 < s <= MAX_SCALE]
     if not scales or bad:
         raise InputError(f"{what} {text!r}: each scale must be in (0, {MAX_SCALE:g}]")
+    if len(set(scales)) != len(scales):  # 1,1 ran two identical passes, said as '2 passes per window'
+        raise InputError(f"{what} {text!r}: a scale given twice; give each once")
     return scales
 
 

@@ -62,6 +62,7 @@ class PredictSummary:
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     tta_views: int = 1  # network passes per window (test-time augmentation)
+    tta_scales: tuple[float, ...] = (1.0,)  # the scales windows are resized by (--tta-scales)
     model: str = ""  # which model ran: its checkpoint path (the shipped default's, without --model)
     window_source: str = ""  # "the model's" when the checkpoint chose the window (no --window given)
     tta_source: str = ""  # "the model's" when the checkpoint chose the test-time augmentation (none given)
@@ -79,7 +80,9 @@ class PredictSummary:
         lines = [grid_text(self.width, self.height, self.windows, self.window, self.overlap, own) + memory
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
-                    if self.tta_views > 1 else "")]
+                    if self.tta_views > 1 else "")
+                 + (f", windows scaled {', '.join(f'{s:g}' for s in self.tta_scales)}x"  # (0.9 alone was unsaid)
+                    if self.tta_scales != (1.0,) else "")]
         if self.model:
             lines.append(f"model: {self.model}")
         for name, path in self.outputs.items():
@@ -357,7 +360,7 @@ def _predict_in(
         memory += min(gdal_cache_mb * 2**20, input_bytes) + process_rss_bytes()
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
-                                 warnings=[*(notes or []), *src.warnings, *input_warnings], tta_views=predictor.tta.passes,
+                                 warnings=[*(notes or []), *src.warnings, *input_warnings], tta_views=predictor.tta.passes, tta_scales=tuple(predictor.tta.scales),
                                  model=_model_line(loaded, has_dsm, predictor.device), window_source=window_source,
                                  tta_source=predictor.tta_source, output_bands=layers_bands)
 

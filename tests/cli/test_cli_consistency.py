@@ -100,3 +100,17 @@ def test_small_mistakes_are_said_plainly(tmp_path, capsys) -> None:
     if os.fsencode(ascii_read) == b"cl\xc3\xa2sses.tif":
         assert "a UTF-8 name, but this Python reads file names as" in not_utf8_problem(ascii_read)
     assert "the name is not UTF-8" in not_utf8_problem(os.fsdecode(b"orth\xe9.tif"))
+
+
+def test_tta_scales_given_twice_are_refused_and_a_scale_is_said(tmp_path, capsys) -> None:
+    """--tta-scales 1,1 ran two identical passes ('2 passes per window'); --tta-scales 0.9 ran every window at
+    0.9x and the summary said nothing of it."""
+    image = str(write_raster(tmp_path / "img.tif", random_image(64, 64), res=0.25))
+    assert main(["predict", image, "-o", str(tmp_path / "x.tif"), "--tta-scales", "1,1"]) == 2
+    assert "a scale given twice; give each once" in _one_error(capsys)
+    assert main(["-q", "predict", image, "-o", str(tmp_path / "x.tif"), "--tta-scales", "0.9"]) == 0
+    assert ", windows scaled 0.9x" in capsys.readouterr().out
+    from rsmamba.engine.tta import parse_scales
+
+    with pytest.raises(InputError, match="a scale given twice"):
+        parse_scales("0.75,0.75")
