@@ -492,7 +492,7 @@ def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str
             raise InputError(f"{folder}: another rsmamba run is writing into it with other settings ({changed}); "
                              "wait for it to finish, or choose another output folder") from None
         return
-    elif any(p.resolve() not in {job.output.resolve() for job in todo} for p in outputs):
+    elif not {p.resolve() for p in outputs} <= {job.output.resolve() for job in todo}:
         # (one scene of four re-run with other settings: --overwrite would refuse the three others)
         how = "--overwrite recomputes this run's outputs once the others are gone (or run every scene with it)"
     else:

@@ -399,19 +399,14 @@ def check_dsm_coverage(src: AlignedSource, dsm_path: Any, minimum: float = MIN_D
     covering 47 % of a scene gave a map 53 % nodata without a word. The share is estimated on windows standing
     for equal areas (:func:`area_sample_windows`), so it is said as "about".
     """
-    covered = total = 0
-    for window in area_sample_windows(src.width, src.height, SAMPLE_PIXELS, per_axis=DSM_COVERAGE_PER_AXIS):
-        valid = src.read_image_valid(window)
-        total += int(valid.sum())
-        covered += int((valid & np.isfinite(src.read_dsm(window))).sum())
+    covered, total = _covered(src, lambda window: np.isfinite(src.read_dsm(window)))
     share = covered / total if total else 0.0
     if share < minimum:
         what = "no data over the image" if covered == 0 else f"data over only about {share:.1%} of the image's valid pixels"
         raise InputError(f"DSM {dsm_path}: {what} (needs {minimum:.0%}; the rest would be nodata); "
                          "check its nodata value and extent, or crop the image to the DSM")
-    extent = src.extent_coverage.get("DSM", 1.0)
-    if share >= DSM_COVERAGE_SAID or (extent < 0.995 and share >= extent - 0.05):
-        return []  # or said already: the DSM's extent covers only part of the image
+    if _said_already(src, "DSM", share):
+        return []
     message = (f"DSM {dsm_path}: data over about {share:.1%} of the image's valid pixels; the map will be nodata "
                "where it has none (check its nodata value and extent)")
     log.warning(message)
@@ -427,24 +422,37 @@ def check_t2_coverage(src: AlignedSource, t1_path: Any, t2_path: Any) -> list[st
     pixels to compute statistics from', naming a t1 with data over half its scene. Estimated as the DSM's
     coverage is (:func:`check_dsm_coverage`).
     """
-    covered = total = 0
-    for window in area_sample_windows(src.width, src.height, SAMPLE_PIXELS, per_axis=DSM_COVERAGE_PER_AXIS):
-        valid = src.read_image_valid(window)
-        total += int(valid.sum())
-        covered += int((valid & src.read_t2_valid(window)).sum())
+    covered, total = _covered(src, src.read_t2_valid)
     if total == 0:
         raise InputError(f"t1 {t1_path}: no valid pixels (every pixel nodata or masked); check its nodata value")
     if covered == 0:
         raise InputError(f"t2 {t2_path}: no data over t1's valid pixels (the dates share no valid pixel); check "
                          "t2's nodata value and extent, or pair the dates that cover the same ground")
     share = covered / total
-    extent = src.extent_coverage.get("t2", 1.0)
-    if share >= DSM_COVERAGE_SAID or (extent < 0.995 and share >= extent - 0.05):
-        return []  # or said already: t2's extent covers only part of t1
+    if _said_already(src, "t2", share):
+        return []
     message = (f"t2 {t2_path}: data over about {share:.1%} of t1's valid pixels; the change map will be nodata "
                "where it has none (check its nodata value and extent)")
     log.warning(message)
     return [message]
+
+
+def _covered(src: AlignedSource, other_valid) -> tuple[int, int]:
+    """(image pixels valid where ``other_valid`` holds too, image pixels valid) on windows standing for equal
+    areas (:func:`area_sample_windows`): the estimate a coverage is said by, as "about"."""
+    covered = total = 0
+    for window in area_sample_windows(src.width, src.height, SAMPLE_PIXELS, per_axis=DSM_COVERAGE_PER_AXIS):
+        valid = src.read_image_valid(window)
+        total += int(valid.sum())
+        covered += int((valid & other_valid(window)).sum())
+    return covered, total
+
+
+def _said_already(src: AlignedSource, role: str, share: float) -> bool:
+    """Whether an input's data ``share`` needs no word: nearly whole, or its extent's coverage (said when it
+    was opened) accounts for it."""
+    extent = src.extent_coverage.get(role, 1.0)
+    return share >= DSM_COVERAGE_SAID or (extent < 0.995 and share >= extent - 0.05)
 
 
 # windows along each axis: 2304 windows of 16 px, a hole's edge placed to 1/96 of the image, 0.2 s on a 2048 px
