@@ -32,7 +32,7 @@ from rsmamba.engine.run import (
     PREFETCH, check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
     output_size, pipeline_bytes, plan_strips, process_rss_bytes, stream_layers,
 )
-from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
+from rsmamba.engine.resume import ResumeState, file_fingerprint, resume_note
 from rsmamba.engine.model import (
     LoadedModel, Predictor, bands_by_colour, caller_module_kept, callers_randomness_kept, load_model, main_output,
     without_fillers,
@@ -453,14 +453,14 @@ def detect_change(
             summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             summary.memory_bytes += forward_bytes
             return summary
-        digest = params_hash({
+        params = {
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": weights_digest,
             "window": window, "overlap": overlap, "blend": blend, "tta": predictor.tta.spec(), "amp": amp, "semantic": semantic,
             "epoch_norm": epoch_norm, "change_threshold": threshold, "min_area_m2": min_area, "strip_width": strip_width,
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
-        })
-        state = ResumeState(out, digest, src.height, batch_size)  # the lock on the outputs keeps it ours
+        }
+        state = ResumeState(out, params, src.height, batch_size)  # the lock on the outputs keeps it ours
         point = state.begin(pub, layers, resume)
         summary.resume_note = resume_note(point, len(strips))
         if point is None:

@@ -80,12 +80,32 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# what a refused --resume names for each parameter of the run's hash (a key not here is named as it is)
+PARAM_WORDS = {
+    "image": "the image (another file, or changed since)", "dsm": "the DSM (another file, or changed since)",
+    "t1": "t1 (another file, or changed since)", "t2": "t2 (another file, or changed since)",
+    "bands": "--bands", "model": "the model's weights", "window": "--window", "overlap": "--overlap",
+    "blend": "--blend", "crop": "--crop", "tta": "test-time augmentation (--tta-*, --no-tta)", "amp": "--amp",
+    "edge_aware": "edge-aware blending", "strip_width": "the strip width", "semantic": "--semantic",
+    "outputs": "the outputs (-o, --probabilities, --confidence, --change)", "epoch_norm": "--epoch-norm",
+    "image_stats": "the image's statistics", "stats": "the images' statistics",
+    "change_threshold": "--change-threshold", "min_area_m2": "--min-area",
+}
+
+
+def params_parts(params: dict[str, Any]) -> dict[str, str]:
+    """A hash per parameter: the sidecar keeps them so that a refused ``--resume`` can say which differs
+    (it said 'other inputs or parameters', and the user was left to guess among a dozen)."""
+    return {key: params_hash({key: value}) for key, value in params.items()}
+
+
 class ResumeState:
     """Reads and updates the sidecar; each update is an atomic file replacement."""
 
-    def __init__(self, final: Path, digest: str, height: int, batch_size: int | None = None) -> None:
+    def __init__(self, final: Path, params: dict[str, Any], height: int, batch_size: int | None = None) -> None:
         self.path = resume_sidecar_path(final)
-        self.digest = digest
+        self.digest = params_hash(params)
+        self.parts = params_parts(params)
         self.height = height
         self.batch_size = batch_size  # as the thread count: another one rounds the float sums otherwise
 
@@ -103,7 +123,8 @@ class ResumeState:
                              "key: another HOME, RSMAMBA_STATE_DIR or temp folder); run without --resume, or with the "
                              "interrupted run's RSMAMBA_STATE_DIR")
         if data.get("params") != self.digest:
-            raise InputError("--resume: the interrupted run used other inputs or parameters; run without --resume")
+            raise InputError(f"--resume: the interrupted run used other inputs or parameters{self._differing(data)}; "
+                             "run without --resume")
         missing = [p.name for p in scratch_files if not p.is_file()]
         if missing:
             raise InputError(f"--resume: scratch files missing ({', '.join(missing)}); run without --resume")
@@ -127,6 +148,15 @@ class ResumeState:
                              f"{self.height}); run without --resume")
         return strip, rows
 
+    def _differing(self, data: dict[str, Any]) -> str:
+        """' (--overlap, the DSM ...)': what differs from the interrupted run, as far as its sidecar tells."""
+        theirs = data.get("parts")
+        if not isinstance(theirs, dict):  # a sidecar of an older rsmamba: the hash alone
+            return ""
+        keys = [k for k in self.parts if theirs.get(k) != self.parts[k]]
+        keys += [k for k in theirs if k not in self.parts]
+        return f" ({', '.join(PARAM_WORDS.get(k, k) for k in keys)})" if keys else ""
+
     def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool) -> tuple[int, int] | None:
         """Where this run starts, (strip, rows done in it); None when nothing is left to do.
 
@@ -146,7 +176,7 @@ class ResumeState:
         return point
 
     def save(self, strip: int, rows_done: int) -> None:
-        record = {"params": self.digest, "strip": strip, "rows_done": rows_done, "height": self.height,
+        record = {"params": self.digest, "parts": self.parts, "strip": strip, "rows_done": rows_done, "height": self.height,
                   "torch_threads": torch_threads(), "batch_size": self.batch_size}
         with atomic_output(self.path) as tmp:
             tmp.write_text(json.dumps({**record, "sig": signature(record)}))

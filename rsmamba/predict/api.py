@@ -25,7 +25,7 @@ from rsmamba.engine.model import (
     LoadedModel, Predictor, bands_by_colour, caller_module_kept, callers_randomness_kept, check_input, load_model,
 )
 from rsmamba.engine.options import check_run_options, resolve_window
-from rsmamba.engine.resume import ResumeState, file_fingerprint, params_hash, resume_note
+from rsmamba.engine.resume import ResumeState, file_fingerprint, resume_note
 from rsmamba.engine.writer import (
     OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
 )
@@ -387,13 +387,13 @@ def _predict_in(
                                  channels=num_classes, blend=blend, crop=crop, edge_aware=edge_aware,
                                  batch_size=batch_size, prefetch=prefetch, progress=progress,
                                  pointwise_read=dsm_norm is None)
-        digest = params_hash({
+        params = {
             "image": file_fingerprint(image), "dsm": file_fingerprint(dsm), "bands": chosen,
             "model": weights_digest, "window": window, "overlap": overlap, "blend": blend, "crop": crop,
             "tta": predictor.tta.spec(), "amp": amp, "edge_aware": edge_aware, "strip_width": strip_width, "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
             "image_stats": image_stats.mean + image_stats.std,
-        })
-        state = ResumeState(out, digest, src.height, batch_size)
+        }
+        state = ResumeState(out, params, src.height, batch_size)
         point = state.begin(pub, layers, resume)
         summary.resume_note = resume_note(point, len(strips))
         if point is None:

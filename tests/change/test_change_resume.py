@@ -58,7 +58,7 @@ def test_an_interrupted_change_run_resumes_to_the_same_file_and_says_so(tmp_path
     with pytest.raises(KeyboardInterrupt):  # one forward per 2 grid rows: stops around row 400
         _run(t1, t2, out, Diff(after=5))
     assert not out.exists() and resume_sidecar_path(out).is_file()
-    with pytest.raises(InputError, match="other inputs or parameters"):
+    with pytest.raises(InputError, match=r"other inputs or parameters \(--change-threshold\)"):  # named
         _run(t1, t2, out, Diff(), resume=True, change_threshold=0.3)
 
     counting = Diff()

@@ -27,13 +27,13 @@ def test_a_resume_with_another_batch_size_is_said(tmp_path, caplog):
 
     from rsmamba.engine.resume import ResumeState
 
-    state = ResumeState(tmp_path / "c.tif", "digest", 100, batch_size=4)
+    state = ResumeState(tmp_path / "c.tif", {"x": 1}, 100, batch_size=4)
     state.save(0, 32)
     assert json.loads(state.path.read_text())["batch_size"] == 4
-    assert ResumeState(tmp_path / "c.tif", "digest", 100, batch_size=1).load([]) == (0, 32)
+    assert ResumeState(tmp_path / "c.tif", {"x": 1}, 100, batch_size=1).load([]) == (0, 32)
     assert "--batch-size is 1, the interrupted one's 4" in caplog.text
     caplog.clear()
-    ResumeState(tmp_path / "c.tif", "digest", 100, batch_size=4).load([])
+    ResumeState(tmp_path / "c.tif", {"x": 1}, 100, batch_size=4).load([])
     assert "--batch-size" not in caplog.text
 
 
@@ -45,9 +45,9 @@ def test_a_resume_record_named_through_a_symlink_and_dotdot_is_found(tmp_path):
     (tmp_path / "data" / "sub").mkdir(parents=True)
     (tmp_path / "lnk").symlink_to("data/sub")
     final = tmp_path / "lnk" / ".." / "b.tif"
-    ResumeState(final, "digest", 100).save(0, 32)
+    ResumeState(final, {"x": 1}, 100).save(0, 32)
     assert [p.name for p in (tmp_path / "data").iterdir() if p.is_file()] == [".b.tif.predict-resume.json"]
-    assert ResumeState(final, "digest", 100).load([]) == (0, 32)
+    assert ResumeState(final, {"x": 1}, 100).load([]) == (0, 32)
 
 
 def test_the_pipeline_estimate_holds_no_more_windows_in_a_batch_than_the_scene_has() -> None:

@@ -179,7 +179,7 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     assert state["rows_done"] == 256  # complete tile rows only
     assert state["torch_threads"] == torch.get_num_threads()  # a resume at another count is warned about
 
-    with pytest.raises(InputError, match="other inputs or parameters"):
+    with pytest.raises(InputError, match=r"other inputs or parameters \(--overlap\)"):  # which one, named
         predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True,
                        **{**kw, "overlap": 8})
     counting = Interrupting(net, after=10_000)
@@ -210,7 +210,7 @@ def test_a_vrt_member_replaced_before_resume_is_refused(tmp_path) -> None:
                                                    image_norm=fixed), **kw)
     write_raster(member, random_image(600, 90, seed=5))  # same size and name, other pixels
     os.utime(member, ns=(1, 1))  # another mtime whatever the file system's clock resolution
-    with pytest.raises(InputError, match="other inputs or parameters"):
+    with pytest.raises(InputError, match=r"other inputs or parameters \(the image \(another file, or changed"):
         predict_raster(vrt, out, model=LoadedModel(net, classes=default_classes(4), image_norm=fixed), resume=True, **kw)
 
 
@@ -405,7 +405,7 @@ def test_a_resume_with_another_torch_thread_count_is_said(tmp_path, caplog, monk
     """Float sums round otherwise at another thread count: a resumed file then matched neither run."""
     import rsmamba.engine.resume as resume
 
-    state = resume.ResumeState(tmp_path / "c.tif", "digest", 100)
+    state = resume.ResumeState(tmp_path / "c.tif", {"x": 1}, 100)
     monkeypatch.setattr(resume, "torch_threads", lambda: torch.get_num_threads() + 3)  # the interrupted run's
     state.save(0, 64)
     monkeypatch.undo()
@@ -420,7 +420,7 @@ def test_an_edited_resume_state_is_refused_in_one_line(tmp_path, edit) -> None:
     a map, exit 0, 'every row had been computed'); a truncated or odd sidecar gave a traceback."""
     from rsmamba.engine.resume import ResumeState
 
-    state = ResumeState(tmp_path / "c.tif", "digest", 2048)
+    state = ResumeState(tmp_path / "c.tif", {"x": 1}, 2048)
     state.save(0, 768)
     data = json.loads(state.path.read_text())
     text = {"rows": json.dumps({**data, "rows_done": 1536}), "strip": json.dumps({**data, "strip": 9}),
