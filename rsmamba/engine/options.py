@@ -73,16 +73,37 @@ def check_window(problems: ProblemCollector, window: int | None, overlap: int | 
         problems.add(f"--overlap {overlap}: must be in [0, --window) (window is {window})")
 
 
-def resolve_window(model: LoadedModel, window: int | None, overlap: int | None, crop: int = 0
-                   ) -> tuple[int, int, str]:
-    """The run's (window, overlap, source): :func:`rsmamba.engine.model.inference_window`, checked with ``crop``."""
+def resolve_window(model: LoadedModel, window: int | None, overlap: int | None, crop: int = 0, *,
+                   warn: bool = True) -> tuple[int, int, str]:
+    """The run's (window, overlap, source): :func:`rsmamba.engine.model.inference_window`, checked with ``crop``;
+    ``warn``: log :func:`overlap_cost` (False where a run's parts each resolve the window it said once)."""
     from rsmamba.engine.model import inference_window  # torch: only once a model is loaded
 
     window, overlap, source = inference_window(model, window, overlap)
     problems = ProblemCollector()
     check_window(problems, window, overlap, crop)
     problems.raise_if_any()
+    note = overlap_cost(window, overlap)
+    if warn and note:
+        import logging
+
+        logging.getLogger(__name__).warning(note)
     return window, overlap, source
+
+
+def overlap_cost(window: int, overlap: int) -> str | None:
+    """A warning when the overlap makes the network run over each pixel more than 16 times.
+
+    ``--window 256 --overlap 255`` is a stride of 1 px: 65536 passes per pixel, a run some 37000 times as long as
+    at the default overlap, said by nothing but a progress bar that hardly moved."""
+    stride = window - overlap
+    passes = (window / stride) ** 2
+    if passes <= 16:
+        return None
+    usual = (window / (window - window // 4)) ** 2
+    return (f"--overlap {overlap} of a {window} px window: a stride of {stride} px runs the network about "
+            f"{passes:,.0f} times over each pixel ({usual:.1f} at the default overlap {window // 4}); the run takes "
+            f"about {passes / usual:,.0f}x as long")
 
 
 def passive_openmp_waits() -> bool:

@@ -302,7 +302,7 @@ def _predict_raster(
     problems.raise_if_any()
     notes: list[str] = []
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes, pixel_grid)
-    window, overlap, window_source = resolve_window(loaded, window, overlap, crop)
+    window, overlap, window_source = resolve_window(loaded, window, overlap, crop, warn=rows is None)
     context = contextlib.nullcontext(None) if dry_run else publish(
         list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
     with context as pub, caller_module_kept(model):

@@ -11,6 +11,7 @@ import torch
 from rsmamba.checkpoint import load_checkpoint, save_checkpoint
 from rsmamba.cli import main
 from rsmamba.engine.model import DEFAULT_WINDOW, DEMO_CHANGE_MODEL, LoadedModel, inference_window
+from rsmamba.engine.options import overlap_cost
 from rsmamba.errors import InputError
 from rsmamba.predict import predict_raster
 from rsmamba.predict.slices import predict_slices
@@ -74,6 +75,22 @@ def test_an_overlap_that_does_not_fit_the_model_window_is_one_line(scene_and_mod
     err = capsys.readouterr().err
     assert code == 2 and "--overlap 64: must be in [0, --window) (window is 64)" in err and "Traceback" not in err
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_an_overlap_near_the_window_says_what_it_costs(scene_and_models, tmp_path, caplog) -> None:
+    """--window 256 --overlap 255 ran 65536 passes per pixel, said by nothing but a progress bar that hardly moved."""
+    assert overlap_cost(512, 128) is None and overlap_cost(512, 384) is None  # the default; 16 passes
+    assert "stride of 1 px runs the network about 65,536 times over each pixel (1.8 at the default overlap 64)" \
+        in overlap_cost(256, 255)
+    paths, _, own = scene_and_models
+    with caplog.at_level("WARNING"):
+        predict_raster(paths["ortho_t1"], tmp_path / "o.tif", model=own, overlap=52)  # stride 12 of 64
+    said = [r.getMessage() for r in caplog.records if "--overlap 52 of a 64 px window" in r.getMessage()]
+    assert len(said) == 1 and "about 28 times over each pixel" in said[0] and "16x as long" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        predict_raster(paths["ortho_t1"], tmp_path / "p.tif", model=own)  # the model's own 64/16: nothing said
+    assert not [r for r in caplog.records if "stride" in r.getMessage()]
 
 
 @pytest.mark.parametrize("bad, what", [
