@@ -9,12 +9,13 @@ what was resampled. Vector labels are rasterised window by window onto the same 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -930,8 +931,13 @@ class AlignedSource:
         # outputs of an earlier run (synth's scene, predict's rasters) that a kill left between its renames:
         # finished first, so that tile, predict and change never pair one run's image with another's labels
         settle_inputs([image, dsm, labels, t2])
+        self.image_path = Path(image)
+        self._dsm_path = Path(dsm) if dsm is not None else None
+        self._t2_path = Path(t2) if t2 is not None else None
         try:
-            self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2, t2_bands)
+            with self._reading(None):  # the start-up checks read samples of each input
+                self._open(image, dsm, labels, bands, class_field, label_background, allow_geographic_mix, t2,
+                           t2_bands)
         except BaseException:
             self.close()
             raise
@@ -962,7 +968,6 @@ class AlignedSource:
         if img is None or problems:
             problems.raise_if_any()
         assert img is not None
-        self.image_path = Path(image)
         self.labels_path = labels_path
         self._img = img
         self.georeferenced = not has_no_georeferencing(img)
@@ -1036,11 +1041,11 @@ class AlignedSource:
             self._dsm_unscale = (self._dsm_unscale[0] * factor, self._dsm_unscale[1] * factor)
             self._warn(f"DSM {dsm}: heights in {name} (declared); read as metres (x {factor:.7g})")
         self._dsm_plausible: tuple[float, float] | None = None  # set by the sentinel check, from the sample
-        self._dsm_path = Path(dsm) if dsm is not None else None
         self._dsm_file = dsm_ds  # its own grid: where a fill is one exact value, before resampling blends it
         self._dsm_declared = dsm_ds.nodatavals[self._dsm_band - 1] if dsm_ds is not None else None
         self._dsm_far_said = False
-        sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None and factor is not None else None
+        with self._reading("DSM"):  # (an image of the same file name in another folder: GDAL names it alike)
+            sentinel = self._dsm_sentinel_problem(dsm) if self._dsm is not None and factor is not None else None
         if sentinel:
             problems.add(sentinel)
         self._labels_raster = self._align(lab_ds, labels_path, role, Resampling.nearest,
@@ -1378,15 +1383,40 @@ class AlignedSource:
                 "width": self.width, "height": self.height}
 
     # -- reads -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reading(self, role: str | None) -> Iterator[None]:
+        """A block GDAL cannot read (a truncated copy, a damaged tile) as the input's fault, naming its role
+        (None: the input whose file GDAL's message names): the run said 'dsm.tif, band 1: IReadBlock failed at
+        X offset 1 ...', leaving which input and why unsaid."""
+        try:
+            yield
+        except rasterio.errors.RasterioIOError as exc:
+            cause = exc.__cause__ or exc.__context__
+            said = cause if "See previous exception" in str(exc) and cause is not None else exc  # GDAL's words
+            detail = " ".join(str(said).split())
+            paths = {"image": self.image_path, "DSM": self._dsm_path, "t2": self._t2_path}
+            if role is None:
+                named = [r for r, p in paths.items()  # GDAL names the file by its path or its name alone
+                         if p is not None and any(detail.startswith(f"{n}, band ") for n in (p, p.name))]
+                if len(named) != 1:  # a VRT's member, or two inputs of one name: GDAL's words as they are
+                    raise
+                role = named[0]
+            path = paths[role]
+            role = self._image_role if role == "image" else role  # t1 in a change run
+            raise InputError(f"{role} {path}: pixels GDAL cannot read, a truncated or damaged file "
+                             f"(re-copy it; 'gdalinfo -checksum' finds the bad blocks): {detail}") from exc
+
     def read_image(self, window: Window) -> np.ndarray:
         """Selected image bands, (count, h, w), in the raw dtype."""
-        return self._img.read(self.bands, window=window)
+        with self._reading("image"):
+            return self._img.read(self.bands, window=window)
 
     def read_dsm(self, window: Window) -> np.ndarray:
         """DSM on the image grid, (h, w) float32 heights (GDAL's scale and offset applied), NaN where it has no data."""
         if self._dsm is None:
             raise ValueError("no DSM was given")
-        raw = self._read_dsm_file_units(window)
+        with self._reading("DSM"):
+            raw = self._read_dsm_file_units(window)
         arr = self._unscaled(raw).astype(np.float32)
         if self._dsm_plausible is not None:  # the start-up check is done: fills it did not refuse go
             fill = self._dsm_fills(raw)  # pixel by pixel: the same in any window
@@ -1434,23 +1464,26 @@ class AlignedSource:
         """Second epoch on the first epoch's grid, (count, h, w), same bands as the image."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        return self._t2.read(self._t2_bands, window=window)
+        with self._reading("t2"):
+            return self._t2.read(self._t2_bands, window=window)
 
     def read_t2_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: second epoch valid (its nodata / mask, and inside its footprint)."""
         if self._t2 is None:
             raise ValueError("no second epoch was given")
-        valid = bands_valid(self._t2, self._t2_bands, window, alpha_is_data=self._t2_alpha_is_data)
-        if np.dtype(self._t2.dtypes[self._t2_bands[0] - 1]).kind == "f":
-            valid &= np.all(np.isfinite(self._t2.read(self._t2_bands, window=window)), axis=0)
+        with self._reading("t2"):
+            valid = bands_valid(self._t2, self._t2_bands, window, alpha_is_data=self._t2_alpha_is_data)
+            if np.dtype(self._t2.dtypes[self._t2_bands[0] - 1]).kind == "f":
+                valid &= np.all(np.isfinite(self._t2.read(self._t2_bands, window=window)), axis=0)
         return valid
 
     def read_image_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: image valid (:func:`bands_valid`: nodata value, internal mask or alpha) and finite:
         NaN/inf pixels of a float image are nodata, not values that would spread through a network."""
-        valid = bands_valid(self._img, self.bands, window, alpha_is_data=self._alpha_is_data)
-        if np.dtype(self.dtype).kind == "f":
-            valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
+        with self._reading("image"):
+            valid = bands_valid(self._img, self.bands, window, alpha_is_data=self._alpha_is_data)
+            if np.dtype(self.dtype).kind == "f":
+                valid &= np.all(np.isfinite(self._img.read(self.bands, window=window)), axis=0)
         return valid
 
     def read_valid(self, window: Window, dsm: np.ndarray | None = None) -> np.ndarray:

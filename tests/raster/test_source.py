@@ -858,3 +858,26 @@ def test_a_dsm_of_several_bands_reads_the_one_described_as_heights(tmp_path) -> 
     with AlignedSource(img, dsm=path) as src:
         np.testing.assert_allclose(src.read_dsm(Window(0, 0, 32, 32)), counts)
         assert any("reading band 1 (no other band described as heights" in w for w in src.warnings)
+
+
+@pytest.mark.parametrize("role", ["image", "DSM", "t1"])
+def test_a_truncated_input_is_refused_naming_its_role(tmp_path, role) -> None:
+    """A truncated copy read 'dsm.tif, band 1: IReadBlock failed at X offset 1, Y offset 0: ...': which input
+    (in a change run, t1 or t2), and that the file is damaged, were unsaid."""
+    from rasterio.shutil import copy as rio_copy
+
+    whole = write_raster(tmp_path / "whole.tif", random_image(256, 256, seed=1))
+    if role == "DSM":
+        whole = write_raster(tmp_path / "whole.tif", np.random.default_rng(1).random((256, 256), np.float32))
+    cut = tmp_path / "cut.tif"
+    rio_copy(whole, cut, driver="COG", COMPRESS="NONE", BLOCKSIZE=128)  # the header first: it opens
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 6 // 10])
+    (tmp_path / "ortho").mkdir()  # the other input of the same name, in its own folder (GDAL names files alike)
+    image = write_raster(tmp_path / "ortho" / "cut.tif", random_image(256, 256, seed=2))
+    args = {"image": (cut,), "DSM": (image, cut), "t1": (cut,)}[role]
+    kwargs = {"t2": image} if role == "t1" else {}
+    with pytest.raises(InputError, match=rf"^{role} \S*cut\.tif: pixels GDAL cannot read, a truncated or damaged "
+                                         r"file \(re-copy it.*IReadBlock failed"):
+        with AlignedSource(*args, **kwargs) as src:  # the start-up checks read samples, or the run its windows
+            src.read_image(Window(0, 0, 256, 256))
+            src.read_valid(Window(0, 0, 256, 256))
