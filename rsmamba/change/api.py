@@ -30,7 +30,7 @@ from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
     PREFETCH, check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
-    output_size, pipeline_bytes, plan_strips, process_rss_bytes, stream_layers,
+    output_size, peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, resume_note
 from rsmamba.engine.model import (
@@ -77,6 +77,7 @@ class ChangeSummary:
     resume_note: str = ""  # where --resume took the run up, for the last line ('' for a run from the start)
     model: str = ""  # which model ran: its name and source (an untrained registry name says so)
     memory_bytes: int = 0  # the estimate, as predict's (a dry run adds the forward pass it measured)
+    peak_bytes: int = 0  # a run's measured peak resident set, as predict's (0: unknown, no /proc)
     tta_views: int = 1  # network passes per window (test-time augmentation)
     tta_source: str = ""  # "the model's" when the checkpoint chose the test-time augmentation (none given)
     output_bands: int = 1  # bands of all outputs together
@@ -85,7 +86,8 @@ class ChangeSummary:
         """predict's summary for a pair: windows, memory (estimate), passes, outputs; a dry run its size and the network passes' time."""
         first = (grid_text(self.width, self.height, self.windows, self.window, self.overlap) if self.window else
                  f"raster {self.width} x {self.height} px, {self.windows} window{'s' * (self.windows != 1)}")
-        lines = [first + (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else "")
+        lines = [first + (f", memory estimate {self.memory_bytes / 2**20:.0f} MiB" if self.dry_run else
+                          f", peak memory {self.peak_bytes / 2**20:.0f} MiB" if self.peak_bytes else "")
                  + (f", test-time augmentation: {self.tta_views} passes per window"
                     + (" (the model's; --no-tta for one)" if self.tta_source == "the model's" else "")
                     if self.tta_views > 1 else "")]
@@ -382,6 +384,7 @@ def detect_change(
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
         window, overlap, _ = resolve_window(loaded, window, overlap)
         start = time.perf_counter()  # "done in" counts the co-registration check: seconds of the run (4.4 s of 27)
+        reset_peak_rss()  # and so does the peak memory; this pair's, not an earlier pair's in the same process
         from rsmamba.raster.validate import (
             check_collar, check_fill_values, check_gsd, check_lossy_nodata, check_pixel_shape, check_t2_coverage,
         )
@@ -475,6 +478,7 @@ def detect_change(
             raise
         finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
         summary.seconds = time.perf_counter() - start
+        summary.peak_bytes = peak_rss_bytes()
     return _with_changed_fraction(summary, out)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from pathlib import Path
@@ -140,6 +142,8 @@ def test_change_threshold_decides_and_is_reported(scene, tmp_path) -> None:
         assert summary.threshold == (t or 0.5)
         assert summary.model.endswith(" on cpu") and "\nmodel: " in summary.describe()  # where --device auto ran it
         assert f"p(change) > {t or 0.5:g} ({'--change-threshold' if t else 'default'})" in summary.describe()
+        if sys.platform.startswith("linux"):  # measured from /proc (predict's summary said it, change's did not)
+            assert summary.peak_bytes > 0 and f", peak memory {summary.peak_bytes / 2**20:.0f} MiB" in summary.describe()
         with rasterio.open(tmp_path / f"c{t}.tif") as ds:
             band = ds.read(1)
             assert ds.tags()["CHANGE_THRESHOLD"] == f"{t or 0.5:g}"
