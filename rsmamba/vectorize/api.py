@@ -742,16 +742,28 @@ def _crs_name(crs: CRS) -> str:
     return f"EPSG:{epsg}" if epsg else crs.name
 
 
+def _written_as(layer_crs: CRS, ours: CRS) -> bool:
+    """Whether a layer's CRS is ``ours``, or what GDAL's writers store for it: they label a CRS by the EPSG code
+    it loosely matches, so a datum-less PROJ string's polygons (ellipsoid GRS80 alone) went into a layer of
+    EPSG:2263 (NAD83), and their --append to that very layer was refused."""
+    if layer_crs.equals(ours, ignore_axis_order=True):
+        return True
+    code = ours.to_epsg()
+    return code is not None and layer_crs.to_epsg(min_confidence=100) == code and ours.to_epsg(min_confidence=100) is None
+
+
 def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> int:
     """Refuse appending rows another layer would misread (CRS, geometry type, fields); the next building_id."""
     info = pyogrio.read_info(output, layer=layer)
     where = f"layer {layer!r} of {output}"
     crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
-    if crs is None or not crs.equals(plan.out_crs, ignore_axis_order=True):
-        theirs = _crs_name(crs) if crs is not None else "no CRS"
-        arg = theirs if crs is not None and crs.to_epsg() else f"'{crs.to_wkt()}'" if crs is not None else ""
+    if crs is None or not _written_as(crs, plan.out_crs):
+        theirs, ours = _crs_name(crs) if crs is not None else "no CRS", _crs_name(plan.out_crs)
+        if theirs == ours:  # 'is in EPSG:2263, these polygons in EPSG:2263': a code matched loosely
+            theirs, ours = f"{theirs} (datum {crs.datum.name})", f"{ours} (datum {plan.out_crs.datum.name})"
+        arg = _crs_name(crs) if crs is not None and crs.to_epsg() else f"'{crs.to_wkt()}'" if crs is not None else ""
         hint = f" (pass --reproject {arg} to append to it)" if crs is not None and not crs.is_geographic else ""
-        raise InputError(f"{where} is in {theirs}, these polygons in {_crs_name(plan.out_crs)}{hint}")
+        raise InputError(f"{where} is in {theirs}, these polygons in {ours}{hint}")
     if info["geometry_type"] not in ("Polygon", "Unknown"):
         raise InputError(f"{where} holds {info['geometry_type']} geometries, not Polygon: append to another layer")
     have = dict(zip([str(f) for f in info["fields"]], [str(d) for d in info["dtypes"]]))

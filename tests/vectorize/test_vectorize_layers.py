@@ -58,6 +58,19 @@ def test_append_to_a_layer_in_a_crs_without_epsg_code_gives_advice_that_works(tm
     assert pyogrio.read_info(out)["features"] == 4
 
 
+def test_append_of_a_datumless_crs_goes_into_the_layer_gdal_labelled_by_its_code(tmp_path):
+    """GDAL labels a datum-less PROJ string (GRS80 alone) by the code it loosely matches (EPSG:2263, NAD83): the
+    same raster's --append to the layer it had just written was refused 'is in EPSG:2263, these polygons in
+    EPSG:2263'."""
+    lcc = ("+proj=lcc +lat_0=40.1666666666667 +lon_0=-74 +lat_1=41.0333333333333 +lat_2=40.6666666666667 "
+           "+x_0=300000 +y_0=0 +ellps=GRS80 +units=us-ft +no_defs")
+    src = write_raster(tmp_path / "a.tif", buildings(), crs=lcc, origin=(1000000.0, 200000.0))
+    out = tmp_path / "map.gpkg"
+    vectorize_raster(src, out, classes=["building"])
+    vectorize_raster(src, out, classes=["building"], append=True)
+    assert pyogrio.read_info(out)["features"] == 4
+
+
 def test_an_empty_result_of_min_area_says_so(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="rsmamba"):
         vectorize_raster(write_raster(tmp_path / "a.tif", buildings()), tmp_path / "o.gpkg", classes=["building"],
