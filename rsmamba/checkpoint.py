@@ -17,6 +17,8 @@ A checkpoint is a ``torch.save``-d dict::
       "inference": {"window": 128, "overlap": 32},      # optional: predict's / change's window when none is given
       "data_fingerprint": {"sha256": "...", ...},       # optional: what --resume checks the chips (or a layout's files) by
       "imported": {"source": "x.pth", "mapped": [...]},  # optional: import-weights' record of the authors' file
+      "land_cover_trained": False,                      # optional, change models: whether their land-cover heads
+                                                        # saw labels (False: change --semantic refuses the model)
     }
 """
 

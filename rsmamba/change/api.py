@@ -382,6 +382,10 @@ def detect_change(
                                 if src.count > loaded.in_chans else ""))
         if semantic and loaded.extra.get("task") == "change":
             raise InputError(f"model {loaded.source} is a binary change model; drop --semantic")
+        if semantic and loaded.extra.get("land_cover_trained") is False:
+            raise InputError(f"model {loaded.source} was trained on change masks alone: its land-cover heads never "
+                             "saw a label, and their 'from' and 'to' classes would be made up; drop --semantic, or "
+                             "train on chips tiled with --labels and --labels-t2")
         window, overlap, _ = resolve_window(loaded, window, overlap)
         start = time.perf_counter()  # "done in" counts the co-registration check: seconds of the run (4.4 s of 27)
         reset_peak_rss()  # and so does the peak memory; this pair's, not an earlier pair's in the same process

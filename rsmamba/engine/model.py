@@ -246,7 +246,8 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     image_bands = bands.get("image")
     calibration = ckpt.get("calibration") or {}
     extra = ({"task": info.task, "t2_norm": norm.get("t2"), "change_threshold": calibration.get("change_threshold"),
-              "change_min_area_m2": calibration.get("min_area_m2")} if verb == "change"
+              "change_min_area_m2": calibration.get("min_area_m2"),
+              "land_cover_trained": ckpt.get("land_cover_trained")} if verb == "change"
              else {"config": ckpt.get("config", {})})
     colours = checkpoint_colours(ckpt, path)
     return LoadedModel(

@@ -142,6 +142,23 @@ def test_change_model_trains_on_epoch_pair_chips(tmp_path: Path) -> None:
     assert all(math.isfinite(h["train_loss"]) for h in result.history)
     ckpt = load_checkpoint(result.best)
     assert ckpt["model"] == "siam_diff_baseline" and ckpt["model_kwargs"]["in_chans"] == 3
+    assert ckpt["land_cover_trained"] is True
+
+    # On change masks alone its land-cover heads never see a label: change --semantic mapped their made-up 'from'
+    # and 'to' classes (27 % right), exit 0; it is refused, and the binary change map is made
+    from rsmamba.change import detect_change
+
+    binary = tmp_path / "binary"
+    tile_scene(scene["ortho_t1"], binary, t2=scene["ortho_t2"], change=scene["change"], size=32, block=32,
+               split=(0.75, 0.25, 0.0))
+    cfg = {**_cfg(binary, tmp_path / "run_binary", epochs=1), "model": cfg["model"], "train": cfg["train"]}
+    masks_only = load_checkpoint(train({**cfg, "train": {**cfg["train"], "epochs": 1}}, progress=False).last)
+    assert masks_only["land_cover_trained"] is False
+    with pytest.raises(InputError, match="trained on change masks alone: its land-cover heads never saw a label"):
+        detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c.tif", model=tmp_path / "run_binary" / "last.pt",
+                      semantic=True)
+    assert not (tmp_path / "c.tif").exists()
+    detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c.tif", model=tmp_path / "run_binary" / "last.pt")
 
 
 def test_the_logged_lr_is_the_rate_the_epoch_trained_at(chips: Path, tmp_path: Path) -> None:
