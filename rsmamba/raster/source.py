@@ -1007,10 +1007,15 @@ class AlignedSource:
             if (len(t2_data) != len(t1_data) and by_colour is None) or beyond:
                 # an alpha band on one date only (RGB t1, RGBA t2) is a mask, not a band
                 chosen = ",".join(map(str, self.bands))
-                problems.add(f"t2 {t2}: {len(t2_data)} image bands, but t1 {image} has {len(t1_data)}, and the "
-                             f"bands read from t1 ({chosen}) are not found in t2 by colours both declare; cut the "
-                             f"dates to the same bands (gdal_translate -b 1 -b 2 -b 3 IN OUT), or declare each "
-                             "band's colour (gdal_edit.py -colorinterp_1 red ...)"
+                fewer = min(len(t1_data), len(t2_data))  # the advice cuts the date of more bands to the other's
+                more, more_path = ("t1", image) if len(t1_data) > len(t2_data) else ("t2", t2)
+                cut = " ".join(f"-b {b}" for b in range(1, fewer + 1))
+                problems.add(f"t2 {t2}: {len(t2_data)} image band{'s' * (len(t2_data) != 1)}, but t1 {image} has "
+                             f"{len(t1_data)}, and the bands read from t1 ({chosen}) are not found in t2 by colours "
+                             f"both declare; give dates of the same bands (cut {more} to the other's: gdal_translate "
+                             f"{cut} {more_path} {Path(more_path).stem}_{fewer}b.tif, with a model of "
+                             f"{fewer} band{'s' * (fewer != 1)}), or declare each band's colour "
+                             "(gdal_edit.py -colorinterp_1 red ...)"
                              if len(t2_data) != len(t1_data) else
                              f"t2 {t2}: bands {beyond} out of range (it has {t2_ds.count} band{'s' * (t2_ds.count != 1)})")
             else:

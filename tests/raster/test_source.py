@@ -175,8 +175,13 @@ def test_second_epoch_on_first_epoch_grid(tmp_path) -> None:
     bad = write_raster(tmp_path / "t2b.tif", random_image(20, 20, bands=4))
     with rasterio.open(bad, "r+") as ds:  # no colours declared: its bands cannot be paired with t1's
         ds.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.undefined, ColorInterp.undefined]
-    with pytest.raises(InputError, match="4 image bands, but t1"):
+    with pytest.raises(InputError, match=r"4 image bands, but t1 .*cut t2 to the other's: gdal_translate -b 1 -b 2 "
+                                         r"-b 3 \S*t2b\.tif t2b_3b\.tif, with a model of 3 bands"):
         AlignedSource(t1, t2=bad)
+    gray = write_raster(tmp_path / "t2gray.tif", random_image(20, 20, bands=1))  # the advice cut t2 to bands 1,2,3
+    with pytest.raises(InputError, match=r"t2 \S*t2gray.tif: 1 image band, but t1 .*cut t1 to the other's: "
+                                         r"gdal_translate -b 1 \S*t1\.tif t1_1b\.tif, with a model of 1 band\)"):
+        AlignedSource(t1, t2=gray)
     rgba = np.concatenate([random_image(40, 40, seed=4), np.full((1, 40, 40), 255, np.uint8)])
     rgba[3, :, :5] = 0  # an RGBA delivery for one date: its alpha is the mask, not a 4th band
     with AlignedSource(t1, t2=write_raster(tmp_path / "t2rgba.tif", rgba)) as src:
