@@ -40,7 +40,9 @@ from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, record
 from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
-from rsmamba.metrics import ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist
+from rsmamba.metrics import (
+    ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist, segmentation_scores,
+)
 from rsmamba.engine.model import callers_randomness_kept, torch_device
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import NO_COLOUR
@@ -494,6 +496,11 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
         s = scd_scores_from_hist(scd.hist.T)  # hist[pred, label], as SCanNet's
         s["score"] = scd_score(s)
         result.update({k: s[k] for k in ("sek", "fscd", "miou", "oa", "score") if s[k] is not None})
+    if chg.hist.sum() and "miou" not in result:  # change masks alone: the SCD mIoU (no-change and change IoU) is
+        per = segmentation_scores(chg.hist, ["no_change", "change"])["per_class"]  # theirs; the default train.metric
+        ious = [per[n]["iou"] for n in ("no_change", "change")]  # was unscored, best.pt chosen by the training loss
+        if None not in ious:
+            result["miou"] = (ious[0] + ious[1]) / 2
     return result
 
 

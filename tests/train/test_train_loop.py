@@ -148,12 +148,17 @@ def test_change_model_trains_on_epoch_pair_chips(tmp_path: Path) -> None:
     # and 'to' classes (27 % right), exit 0; it is refused, and the binary change map is made
     from rsmamba.change import detect_change
 
-    binary = tmp_path / "binary"
+    binary, scene = tmp_path / "binary", write_scene(tmp_path / "scene7", size=64, seed=7, gsd=0.5)
     tile_scene(scene["ortho_t1"], binary, t2=scene["ortho_t2"], change=scene["change"], size=32, block=32,
-               split=(0.75, 0.25, 0.0))
+               split=(0.5, 0.5, 0.0))  # (seed 7: changed pixels in two corners, val chips that hold some)
     cfg = {**_cfg(binary, tmp_path / "run_binary", epochs=1), "model": cfg["model"], "train": cfg["train"]}
-    masks_only = load_checkpoint(train({**cfg, "train": {**cfg["train"], "epochs": 1}}, progress=False).last)
+    run = train({**cfg, "train": {**cfg["train"], "epochs": 1, "metric": "miou"}}, progress=False)
+    masks_only = load_checkpoint(run.last)
     assert masks_only["land_cover_trained"] is False
+    # the default train.metric, the SCD mIoU (no-change and change IoU), is scored from the masks: it was not,
+    # and best.pt followed the training loss
+    row = run.history[-1]
+    assert row["val_change_iou"] / 2 <= row["val_miou"] <= (1 + row["val_change_iou"]) / 2  # with no-change's IoU
     with pytest.raises(InputError, match="trained on change masks alone: its land-cover heads never saw a label"):
         detect_change(scene["ortho_t1"], scene["ortho_t2"], tmp_path / "c.tif", model=tmp_path / "run_binary" / "last.pt",
                       semantic=True)
