@@ -38,6 +38,7 @@ from pyproj import CRS, Transformer
 from rasterio.windows import Window
 
 from rsmamba.atomic import publish, settle_inputs
+from rsmamba.classes import name_key
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.paths import input_problem, sql_fold, vector_path_problem
 from rsmamba.raster import gdal_cache_capped
@@ -268,6 +269,8 @@ def _plan(
                         selected.add(int(token))
                     elif token in names.values():
                         selected.update(i for i, n in names.items() if n == token)
+                    elif any(name_key(n) == name_key(token) for n in names.values()):  # 'Building' (tile's rule)
+                        selected.update(i for i, n in names.items() if name_key(n) == name_key(token))
                     else:
                         problems.add(f"class {token!r} is not in {raster.name}'s class table "
                                      f"({', '.join(f'{i}={n}' for i, n in sorted(names.items()))})")

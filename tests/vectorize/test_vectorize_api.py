@@ -92,6 +92,9 @@ def test_class_names_from_raster_tag(tmp_path):
     assert read(out).class_name.unique().tolist() == ["house"]
     with pytest.raises(InputError, match="building"):
         vectorize_raster(src, tmp_path / "x.gpkg", classes=["building"])
+    # names match as tile matches a label layer's: case and surrounding spaces aside ('House' was refused)
+    vectorize_raster(src, tmp_path / "h2.gpkg", classes=[" House,FOREST"], block_size=32)
+    assert sorted(read(tmp_path / "h2.gpkg").class_name.unique().tolist()) == ["forest", "house"]
 
 
 def test_probability_attributes(tmp_path):
