@@ -207,7 +207,8 @@ def _plan(
                    "no geotransform (pixel coordinates only): georeference it first")
             problems.add(f"{raster}: {how}")
         if crs is None:
-            problems.add(f"{raster}: no CRS; polygons would have no place on the ground")
+            if not (src.transform.is_identity and src.gcps[0]):  # GCPs carry their CRS: 'GCPs only' says it all
+                problems.add(f"{raster}: no CRS; polygons would have no place on the ground")
         elif (crs.is_geographic or is_mercator(crs)) and out_crs is None:
             what = (f"geographic CRS ({crs.to_string()})" if crs.is_geographic else
                     f"Mercator CRS ({crs.to_string()}), whose metres shrink with latitude")

@@ -497,3 +497,19 @@ def test_a_class_name_holding_a_comma_can_be_selected(tmp_path):
     assert list(gpd.read_file(tmp_path / "o.gpkg")["class_name"]) == ["Boden, offen"]
     vectorize_raster(src, tmp_path / "p.gpkg", classes=["ground,house"], progress=False)  # a list still splits
     assert sorted(gpd.read_file(tmp_path / "p.gpkg")["class_name"]) == ["ground", "house"]
+
+
+def test_a_raster_georeferenced_by_gcps_only_is_told_to_be_warped_not_that_it_has_no_crs(tmp_path) -> None:
+    """Its GCPs carry EPSG:32632; 'no CRS; polygons would have no place on the ground' was added to the advice."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    path = tmp_path / "gcp.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype="uint8") as ds:
+        ds.write(np.ones((1, 20, 20), np.uint8))
+        ds.gcps = ([GroundControlPoint(0, 0, 500000, 5000000), GroundControlPoint(0, 20, 500020, 5000000),
+                    GroundControlPoint(20, 0, 500000, 4999980)], CRS.from_epsg(32632))
+    with pytest.raises(InputError) as err:
+        vectorize_raster(path, tmp_path / "o.gpkg")
+    assert "georeferenced by GCPs only: warp it onto a grid first (gdalwarp)" in str(err.value)
+    assert "no CRS" not in str(err.value)
