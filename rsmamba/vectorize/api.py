@@ -42,6 +42,7 @@ from rsmamba.classes import name_key
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.paths import input_problem, sql_fold, vector_path_problem
 from rsmamba.raster import gdal_cache_capped
+from rsmamba.runlog import warn_once
 from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_longitudes
 from rsmamba.raster.validate import beyond_int32, class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
@@ -304,7 +305,12 @@ def _plan(
                     problems.add(f"{raster}: its CRS ({_crs_name(crs)}) cannot be transformed to {what}; "
                                  + ("write --format gpkg, fgb or parquet, which keep it" if what.startswith("GeoJSON")
                                     else "drop --reproject, or georeference the raster in a CRS with a datum"))
-                elif target is out_crs and not src.transform.is_identity \
+                elif (lacking := _missing_grids(crs, target)) is not None:
+                    warn_once(log, f"{raster.name}: the best transformation from {_crs_name(crs)} to {what} needs "
+                                   f"PROJ grids this machine lacks ({lacking[0]}); PROJ uses one accurate to about "
+                                   f"{lacking[1]} instead (projsync --file {lacking[0].split(', ')[0]}, or "
+                                   "PROJ_NETWORK=ON, fetches the grid)")
+                if target is out_crs and not src.transform.is_identity \
                         and torn(crs, src.transform, src.width, src.height, out_crs):
                     utm = utm_zone(crs, *(src.transform * (src.width / 2, src.height / 2)))
                     other = ("drop --reproject (the raster's own CRS is in metres)"
@@ -739,6 +745,27 @@ def _transformable(source: CRS, target: CRS) -> bool:
     except Exception:  # noqa: BLE001 - pyproj's ProjError, or a CRS it cannot read
         return False
     return True
+
+
+def _missing_grids(source: CRS, target: CRS) -> tuple[str, str] | None:
+    """(the grids, the accuracy PROJ falls back to) where the best transformation needs grids PROJ cannot find, else
+    None. NAD27 or OSGB36 went to WGS 84 by a Helmert fallback (10-20 m, 2 m) unsaid, while the README's GeoJSON
+    is 'at 8 decimals, a millimetre'; pyproj's own warning was hidden."""
+    import warnings
+
+    from pyproj.transformer import TransformerGroup
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyproj's UserWarning: said here, in one line
+            group = TransformerGroup(source, target, always_xy=True)
+    except Exception:  # noqa: BLE001 - pyproj's ProjError: _transformable has said it
+        return None
+    if group.best_available or not group.unavailable_operations:
+        return None
+    grids = sorted({g.short_name for op in group.unavailable_operations[:1] for g in op.grids if not g.available})
+    accuracy = next((t.accuracy for t in group.transformers if t.accuracy is not None and t.accuracy >= 0), None)
+    return ", ".join(grids) or "unknown", f"{accuracy:g} m" if accuracy is not None else "an unknown accuracy"
 
 
 def _crs_name(crs: CRS) -> str:

@@ -513,3 +513,27 @@ def test_a_raster_georeferenced_by_gcps_only_is_told_to_be_warped_not_that_it_ha
         vectorize_raster(path, tmp_path / "o.gpkg")
     assert "georeferenced by GCPs only: warp it onto a grid first (gdalwarp)" in str(err.value)
     assert "no CRS" not in str(err.value)
+
+
+def test_geojson_from_a_datum_whose_best_way_to_wgs84_lacks_its_grid_says_the_accuracy(tmp_path, caplog) -> None:
+    """NAD27 went to WGS 84 by a Helmert fallback (10-20 m) unsaid, PROJ's grid missing (pyproj wheels ship none)."""
+    import warnings
+
+    from pyproj.transformer import TransformerGroup
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        has_grid = TransformerGroup("EPSG:26718", "EPSG:4326", always_xy=True).best_available  # a machine with grids
+    src = write_raster(tmp_path / "nad27.tif", np.ones((20, 20), np.uint8), crs="EPSG:26718", origin=(585000, 4511000))
+    with caplog.at_level("WARNING"):
+        vectorize_raster(src, tmp_path / "b.geojson")
+    said = [r.getMessage() for r in caplog.records if "PROJ grids this machine lacks" in r.getMessage()]
+    if has_grid:
+        assert said == []
+    else:
+        assert len(said) == 1 and "from EPSG:26718 to GeoJSON (RFC 7946: WGS 84)" in said[0]
+        assert "us_noaa_conus.tif" in said[0] and "accurate to about 20 m" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a UTM zone of WGS 84: nothing to say
+        vectorize_raster(write_raster(tmp_path / "utm.tif", np.ones((20, 20), np.uint8)), tmp_path / "u.geojson")
+    assert not [r for r in caplog.records if "PROJ grids" in r.getMessage()]
