@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from rsmamba.atomic import OutputError, atomic_output, is_disk_full, no_room
+from rsmamba.atomic import OutputError, atomic_output, is_disk_full, no_room, settle_inputs
 from rsmamba.errors import InputError
 
 FORMAT = "rsmamba-checkpoint/1"
@@ -97,6 +97,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
         raise InputError(f"{path}: checkpoint not found" if not path.exists()
                          else input_problem(path, "checkpoint") or f"checkpoint {path}: not a regular file")
+    settle_inputs([path])  # a training epoch a kill left between its renames: its best.pt finished, not the old
     data = load_weights_file(path, "checkpoint", allow=_numpy_allow_list())
     found = data.get("format") if isinstance(data, dict) else None
     if isinstance(found, str) and found.startswith(FORMAT.rsplit("/", 1)[0] + "/") and found != FORMAT:

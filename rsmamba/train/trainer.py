@@ -32,7 +32,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-from rsmamba.atomic import atomic_output, lock_outputs, publish, replace_refused
+from rsmamba.atomic import atomic_output, lock_outputs, publish, replace_refused, settle_inputs
 from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
@@ -712,6 +712,11 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         started_pg = True
     out_dir = Path(cfg["out"])
+    if rank == 0:  # an epoch's files a kill left between their renames: finished before anything reads them (a
+        # --resume after the last epoch's kill read its last.pt, trained nothing, and said a best.pt not on disk)
+        settle_inputs([out_dir / name for name in RUN_FILES])
+    if world > 1:
+        dist.barrier()
     _check_out_folder(out_dir, cfg, None if isinstance(config, dict) else config, resume=bool(resume))
     if rank == 0 and not overwrite and not _continues_folder(resume, out_dir):
         _refuse_previous_run(out_dir, resume, bool(cfg["tensorboard"]))

@@ -123,6 +123,47 @@ def test_config_errors_are_collected(tmp_path: Path) -> None:
     assert "optim.lrr" in str(err.value) and "nope.x" in str(err.value)
 
 
+def test_a_last_epoch_killed_between_its_renames_is_finished_before_a_resume_or_a_reader(small_chips: Path,
+                                                                                        tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    """Killed after last.pt's rename in the last epoch: --resume read that last.pt, trained nothing and said 'best
+    val miou ... -> best.pt' while best.pt and metrics.csv were the epoch before's; predict took the old best.pt."""
+    import rsmamba.atomic as atomic
+
+    cfg = _cfg(small_chips, tmp_path / "run", epochs=2)
+    cfg["model"]["kwargs"]["width"] = 4
+    real = atomic.fault_point
+
+    def interrupt(name, output=None):  # Ctrl-C after the first rename of epoch 2's files (as a SIGKILL there)
+        if name == "renamed-1":
+            raise KeyboardInterrupt
+        return real(name, output)
+
+    def killed_in_the_last_epoch() -> Path:
+        train({**cfg, "train": {**cfg["train"], "stop_after_epochs": 1}}, overwrite=True, progress=False)
+        monkeypatch.setattr(atomic, "fault_point", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, resume=True, progress=False)
+        monkeypatch.setattr(atomic, "fault_point", real)
+        run = tmp_path / "run"
+        assert [p for p in run.iterdir() if "journal" in p.name]  # the epoch's files half renamed
+        return run
+
+    def finished(run: Path) -> None:
+        assert not [p for p in run.iterdir() if "journal" in p.name]
+        assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3  # header, epochs 1 and 2
+        assert load_checkpoint(run / "last.pt")["metrics"]["epoch"] == 2
+
+    run = killed_in_the_last_epoch()
+    load_checkpoint(run / "best.pt")  # a reader (predict --model, train --test) finishes them first
+    finished(run)
+    run = killed_in_the_last_epoch()
+    again = train(cfg, resume=True, progress=False)  # and so does a resume
+    finished(run)
+    best = load_checkpoint(run / "best.pt")["metrics"]
+    assert again.epochs_run == 2 and again.best_metric == best["val_miou"] == max(h["val_miou"] for h in again.history)
+
+
 def test_change_model_trains_on_epoch_pair_chips(tmp_path: Path) -> None:
     from rsmamba.synth import write_scene
     from rsmamba.tile import tile_scene
