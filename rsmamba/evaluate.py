@@ -110,16 +110,25 @@ def _read_prediction(src: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
     return _compact(src.read(1, window=window)), src.read_masks(1, window=window) > 0
 
 
-def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int]) -> list[str]:
+def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int] | None) -> list[str]:
     """A raster whose declared nodata is also a class (GDAL habitually writes nodata 0): that class is
     never scored, in the reference or the prediction, so it leaves the means too (``exclude`` gets it:
-    scored on the other side only, it was IoU 0 by construction). Said (logged and kept in the metrics)."""
+    scored on the other side only, it was IoU 0 by construction). Said (logged and kept in the metrics).
+
+    ``exclude`` None: ``classes`` are a semantic change reference's land cover, which no mean is of (the means are
+    change / no change's: its class 0 took no_change out of them), so its pixels are only not scored."""
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return []
     with rasterio.open(path) as src:
         clash = class_of_nodata(src.nodata, classes)
     if clash is None:
         return []
+    if exclude is None:
+        message = (f"{role} {path}: nodata {clash.id} is also land-cover class {clash.id} ({clash.name}): its pixels "
+                   f"are not scored (neither their change nor their land cover); unset it (gdal_edit.py -unsetnodata "
+                   f"{path}) if {clash.id} is a class")
+        log.warning(message)
+        return [message]
     if clash.id not in exclude:
         exclude.append(clash.id)
     message = (f"{role} {path}: nodata {clash.id} is also class {clash.id} ({clash.name}): its pixels are not "
@@ -1095,7 +1104,7 @@ def evaluate_rasters(
             read_ref = stack.enter_context(reference_reader(
                 reference, grid, class_field, burn, reference_layer, notes=reference_notes, class_names=names,
                 background=background))
-        read_ref2 = None
+        read_ref2, landcover = None, None
         if reference_t2 is not None:
             read_ref2 = stack.enter_context(  # read as t1's reference
                 _layout_reader(Path(reference_t2), layout, grid) if layout is not None else
@@ -1103,6 +1112,7 @@ def evaluate_rasters(
                                  class_names=names, background=background))
             read_ref2 = read_ref2[0] if layout is not None else read_ref2
             k = _semantic_classes(prediction, change, classes)
+            landcover = list(classes or classes_of_raster(prediction) or [])  # the references' table, not band 1's
         if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
             classes = list(CHANGE_CLASSES) if reference_t2 is not None else classes or list(CHANGE_CLASSES)
         table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
@@ -1149,7 +1159,8 @@ def evaluate_rasters(
         raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
                          f"{reference} holds class ids up to {tally.ref_top}; score it against a change raster (0/1)")
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
-                          *(_nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
+                          *(_nodata_warnings(reference, "reference", landcover, None) if layout is None and landcover
+                            else _nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
                    "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "

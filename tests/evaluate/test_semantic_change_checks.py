@@ -1,0 +1,58 @@
+"""``evaluate --reference-t2``: the checks made of a land-cover reference, made of both dates' and against the
+land-cover table (not band 1's change table); and a binary change reference's 0/255 coding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rsmamba.classes import ISPRS_CLASSES
+from rsmamba.evaluate import evaluate_rasters
+from tests.helpers.rasters import write_raster
+
+
+def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two dates' land cover (ISPRS ids 0..5, 8 px regions) and the change between them."""
+    rng = np.random.default_rng(seed)
+    t1 = np.repeat(np.repeat(rng.integers(0, 6, (4, 4)), 8, 0), 8, 1).astype(np.uint8)
+    t2 = t1.copy()
+    t2[8:24, 8:24] = (t1[8:24, 8:24] + 1) % 6
+    return t1, t2, (t1 != t2).astype(np.uint8)
+
+
+def _semantic_raster(path: Path, change: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> Path:
+    """A 'change --semantic' raster as change writes it: bands change, from_class, to_class; the land-cover table
+    (ISPRS, with colours) in its CLASSES tag."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    h, w = change.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", nodata=255,
+                       crs="EPSG:32632", transform=from_origin(500000, 5000000, 1, 1)) as dst:
+        dst.write(np.stack([change, t1, t2]).astype(np.uint8))
+        for b, name in enumerate(("change", "from_class", "to_class"), 1):
+            dst.set_band_description(b, name)
+        dst.update_tags(CLASSES=json.dumps([c.to_dict() for c in ISPRS_CLASSES]),
+                        CLASS_NAMES=json.dumps([c.name for c in ISPRS_CLASSES]))
+    return path
+
+
+def test_reference_nodata_that_is_a_land_cover_class_is_said_as_one_and_keeps_the_change_means(tmp_path: Path) -> None:
+    """A t1 land-cover reference declaring nodata 0 (impervious): the warning called it 'class 0 (no_change)' (band
+    1's table) and took no_change out of the change means (mIoU became the change IoU alone). Now it names the
+    land-cover class, and both change classes stay in the means."""
+    t1, t2, change = _scene()
+    pred = _semantic_raster(tmp_path / "c.tif", change, t1, t2)
+    ref1 = write_raster(tmp_path / "t1.tif", t1, nodata=0)
+    ref2 = write_raster(tmp_path / "t2.tif", t2)
+    result = evaluate_rasters(pred, ref1, tmp_path / "m.json", reference_t2=ref2)
+    assert result["conventions"]["excluded_from_means"] == []
+    iou = [v["iou"] for v in result["per_class"].values()]
+    assert result["miou"] == pytest.approx(sum(iou) / 2)
+    said = [w for w in result["warnings"] if "nodata 0" in w]
+    assert len(said) == 1 and str(ref1) in said[0] and "land-cover class 0 (impervious)" in said[0]
+    assert "no_change" not in said[0]
+    assert result["pixels"] == int((t1 != 0).sum())  # its pixels are not scored
