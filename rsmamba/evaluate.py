@@ -173,7 +173,7 @@ def _declared_names(path: Path) -> dict[int, str] | None:
     return {c.id: c.name for c in table if not c.filler} if table is not None else None
 
 
-def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray) -> list[str]:
+def _palette_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str = "reference") -> list[str]:
     """A reference whose colour table paints the prediction's class ids it ``held`` in other colours (its 0 blue, the
     prediction's building) is almost surely coded otherwise: scored as it is, a good map read mIoU 0.52 for
     0.84, unsaid. Warned (logged and kept in the metrics), not refused: a palette may differ only in its style.
@@ -190,7 +190,7 @@ def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray)
         return (f"{c.id} as {colour}" + (f" (the prediction's {other.id} {other.name})" if other else "")
                 + f", not {c.name}'s {c.color}")
 
-    message = (f"reference {reference}: its colour table paints {len(differ)} of the prediction's class ids otherwise "
+    message = (f"{role} {reference}: its colour table paints {len(differ)} of the prediction's class ids otherwise "
                f"({'; '.join(said(c, colour) for c, colour in differ[:3])}{'; ...' if len(differ) > 3 else ''}): "
                "its ids are likely other classes, and then these scores are wrong; recode it to the prediction's ids "
                "(e.g. gdal_calc.py), or disregard this if only its colours differ")
@@ -481,6 +481,8 @@ def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: 
         scored = (r1 != IGNORE_INDEX) & (r2 != IGNORE_INDEX)
         changed = r1 != r2
     pred_change, from_class, to_class = bands
+    for held, r in zip(tally.landcover_held, (r1[core], r2[core])):  # each reference's palette is checked by them
+        held.update(_ids_in(r[r != IGNORE_INDEX]))
     # band 1 other than 0/1 is no change answer: the binary scores leave it out (and say it), so these do too
     v, c = scored[core] & valid & (pred_change <= 1), changed[core]
     for i, (arr, ok) in enumerate(((r1[core], c), (r2[core], c), (from_class, pred_change == 1),
@@ -510,6 +512,7 @@ class _Tally:
     hist: np.ndarray = field(default_factory=lambda: np.zeros((IGNORE_INDEX, IGNORE_INDEX), np.int64))
     unreadable: list[int] = field(default_factory=lambda: [0, 0])  # a layout's pixels of no class, per date
     semantic_tops: list[int] = field(default_factory=lambda: [0] * len(SEMANTIC_ROLES))
+    landcover_held: list[set[int]] = field(default_factory=lambda: [set(), set()])  # each date's land-cover ids
     semantic_hist: np.ndarray | None = None
 
     def add_outside(self, role: str, ids: np.ndarray) -> None:
@@ -1201,6 +1204,10 @@ def evaluate_rasters(
     if (table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES
             and _declares_colours(prediction)):
         reference_warnings += _palette_warnings(reference, list(table), held)
+    elif landcover and layout is None and _declares_colours(prediction):  # each date's land cover, by its own ids
+        for role, path, ids in zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_held):
+            if path.suffix.lower() not in VECTOR_SUFFIXES:
+                reference_warnings += _palette_warnings(path, landcover, ids, role)
     values = sorted(tally.pred_ids | held)  # Python ints: a uint64 id beyond int64 is said as it is
     odd = [v for v in values if not 0 <= v < IGNORE_INDEX]
     if not table and odd:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB

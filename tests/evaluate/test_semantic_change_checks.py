@@ -56,3 +56,25 @@ def test_reference_nodata_that_is_a_land_cover_class_is_said_as_one_and_keeps_th
     assert len(said) == 1 and str(ref1) in said[0] and "land-cover class 0 (impervious)" in said[0]
     assert "no_change" not in said[0]
     assert result["pixels"] == int((t1 != 0).sum())  # its pixels are not scored
+
+
+def test_land_cover_references_coded_otherwise_by_their_colour_tables_are_warned_about(tmp_path: Path) -> None:
+    """Both dates' land cover coded with ids 0 and 1 swapped, their colour tables saying so: plain evaluate warned,
+    --reference-t2 scored them id by id unsaid. Now each reference is warned about, by name."""
+    import rasterio
+
+    t1, t2, change = _scene(1)
+    pred = _semantic_raster(tmp_path / "c.tif", change, t1, t2)
+    refs = []
+    for name, ids in (("t1", t1), ("t2", t2)):
+        swapped = np.choose(ids, [1, 0, 2, 3, 4, 5]).astype(np.uint8)
+        path = write_raster(tmp_path / f"{name}.tif", swapped)
+        colours = {c.id: (*c.color, 255) for c in ISPRS_CLASSES}
+        colours[0], colours[1] = colours[1], colours[0]
+        with rasterio.open(path, "r+") as ds:
+            ds.write_colormap(1, colours)
+        refs.append(path)
+    result = evaluate_rasters(pred, refs[0], tmp_path / "m.json", reference_t2=refs[1])
+    said = [w for w in result.get("warnings", []) if "colour table" in w]
+    assert len(said) == 2
+    assert said[0].startswith(f"reference {refs[0]}:") and said[1].startswith(f"reference t2 {refs[1]}:")
