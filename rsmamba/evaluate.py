@@ -513,6 +513,7 @@ class _Tally:
     unreadable: list[int] = field(default_factory=lambda: [0, 0])  # a layout's pixels of no class, per date
     semantic_tops: list[int] = field(default_factory=lambda: [0] * len(SEMANTIC_ROLES))
     landcover_held: list[set[int]] = field(default_factory=lambda: [set(), set()])  # each date's land-cover ids
+    landcover_labelled: list[int] = field(default_factory=lambda: [0, 0])  # each date's pixels of a class
     semantic_hist: np.ndarray | None = None
 
     def add_outside(self, role: str, ids: np.ndarray) -> None:
@@ -570,6 +571,8 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
             near = None  # within erode px of a reference's class boundary: no pixel of it is scored
             if read_ref2 is not None:
                 ref2 = read_ref2(around)
+                for i, r in enumerate((ref1[0], ref2[0])):  # each date's coverage, said of its own file
+                    tally.landcover_labelled[i] += int((r[core] != IGNORE_INDEX).sum())
                 if ref2[1] is not None:
                     tally.unreadable[1] += int(ref2[1][core].sum())
                 if erode:  # the ISPRS convention for each date's land cover, one mask for every score
@@ -1162,23 +1165,29 @@ def evaluate_rasters(
         raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
                          f"{reference} holds class ids up to {tally.ref_top}; score it against a change raster (0/1)")
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
-                          *(_nodata_warnings(reference, "reference", landcover, None) if layout is None and landcover
-                            else _nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
+                          *(_nodata_warnings(reference, "reference", classes, exclude)
+                            if layout is None and not landcover else [])]
+    if layout is None and landcover:  # each date's land cover, against the land-cover table
+        for role, path in zip(SEMANTIC_ROLES, (reference, Path(reference_t2))):
+            reference_warnings += _nodata_warnings(path, role, landcover, None)
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
                    "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "
                    "--reference-t2 LABEL2")
         log.warning(message)
         reference_warnings.append(message)
-    if (layout is None and burn is None and background is None and reference.suffix.lower() in VECTOR_SUFFIXES
-            and tally.labelled / tally.pixels < 0.99):
-        # tile fills a label layer's outside with --background 0; here the outside is not scored at all
-        message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
-                   f"({tally.labelled / tally.pixels:.1%} of the prediction); --background ID scores the rest "
-                   "as that class, as tile fills a label layer's outside (--background 0); for a layer of one class, "
-                   "--burn ID")
-        log.warning(message)
-        reference_warnings.append(message)
+    coverage = ([("reference", reference, tally.labelled)] if landcover is None else
+                zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_labelled))  # each date's own
+    for role, path, labelled in coverage:
+        if (layout is None and burn is None and background is None and path.suffix.lower() in VECTOR_SUFFIXES
+                and labelled / tally.pixels < 0.99):
+            # tile fills a label layer's outside with --background 0; here the outside is not scored at all
+            message = (f"{role} {path}: a vector reference scores only the pixels inside its polygons "
+                       f"({labelled / tally.pixels:.1%} of the prediction); --background ID scores the rest "
+                       "as that class, as tile fills a label layer's outside (--background 0); for a layer of one "
+                       "class, --burn ID")
+            log.warning(message)
+            reference_warnings.append(message)
     if burn is not None and not change:
         others = sorted(tally.pred_classes - {0, burn})
         if others:  # a 6-class map against footprints: every other class counts against "background 0"

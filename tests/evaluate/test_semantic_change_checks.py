@@ -78,3 +78,34 @@ def test_land_cover_references_coded_otherwise_by_their_colour_tables_are_warned
     said = [w for w in result.get("warnings", []) if "colour table" in w]
     assert len(said) == 2
     assert said[0].startswith(f"reference {refs[0]}:") and said[1].startswith(f"reference t2 {refs[1]}:")
+
+
+def test_each_land_cover_reference_is_checked_and_named(tmp_path: Path) -> None:
+    """The checks of the t1 reference were not made of the t2 one: a t2 raster declaring nodata 0 (a class) and a
+    t2 layer covering part of the scene lost pixels unsaid, and with layers for both dates the coverage warning
+    named the t1 file only. Now each reference is checked, and said by its own file."""
+    import geopandas as gpd
+    from rasterio.features import shapes
+    from rasterio.transform import from_origin
+    from shapely.geometry import shape
+
+    t1, t2, change = _scene(2)
+    pred = _semantic_raster(tmp_path / "c.tif", change, t1, t2)
+    ref1 = write_raster(tmp_path / "t1.tif", t1)
+    nd0 = write_raster(tmp_path / "t2_nd0.tif", t2, nodata=0)
+    result = evaluate_rasters(pred, ref1, tmp_path / "a.json", reference_t2=nd0)
+    said = [w for w in result.get("warnings", []) if "nodata 0" in w]
+    assert len(said) == 1 and said[0].startswith(f"reference t2 {nd0}:")
+
+    layers = []
+    for name, ids, cut in (("t1", t1, 3), ("t2", t2, 4)):  # each layer leaves out another class
+        recs = [(shape(g), int(v)) for g, v in shapes(ids, transform=from_origin(500000, 5000000, 1, 1)) if v != cut]
+        path = tmp_path / f"{name}.gpkg"
+        gpd.GeoDataFrame({"class": [v for _, v in recs]}, geometry=[g for g, _ in recs],
+                         crs="EPSG:32632").to_file(path)
+        layers.append((path, (ids != cut).mean()))
+    result = evaluate_rasters(pred, layers[0][0], tmp_path / "b.json", reference_t2=layers[1][0])
+    said = [w for w in result["warnings"] if "inside its polygons" in w]
+    assert len(said) == 2
+    for w, role, (path, share) in zip(said, ("reference", "reference t2"), layers):
+        assert w.startswith(f"{role} {path}:") and f"({share:.1%} of the prediction)" in w
