@@ -50,6 +50,7 @@ __all__ = ["eroded_boundary_mask", "evaluate_rasters", "merge_split_errors", "ob
 
 ERODE_WARN_SHARE = 0.1  # --erode leaving less of the scorable pixels than this is said
 UNREADABLE_REFUSED = 0.5  # a --layout reference with more of its pixels of no class is refused
+CODED_255_SHARE = 0.001  # a change reference without change, this much of it 255: 255 likely its change (0/255)
 
 
 
@@ -135,6 +136,29 @@ def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: l
                f"scored and it leaves the means; unset it (gdal_edit.py -unsetnodata {path}) if {clash.id} is a class")
     log.warning(message)
     return [message]
+
+
+def _change_coded_255(reference: Path, block_size: int) -> str | None:
+    """A binary change reference whose labelled pixels hold no change but with 255 (no label) at
+    :data:`CODED_255_SHARE` of its pixels or more is likely coded 0/255 as LEVIR-CD and WHU-CD are (255 change): its
+    change was all left out, scoring F1 0 unsaid. Said, with the recoding; not refused (255 may be no data)."""
+    from rsmamba.raster.windows import block_windows
+
+    if reference.suffix.lower() in VECTOR_SUFFIXES:
+        return None
+    with rasterio.open(reference) as src:
+        if src.dtypes[0] != "uint8":
+            return None
+        coded = sum(int((src.read(1, window=w) == IGNORE_INDEX).sum())
+                    for w in block_windows(src.width, src.height, block_size))
+        share, nodata = coded / (src.width * src.height), src.nodata
+    if share < CODED_255_SHARE:
+        return None
+    return (f"reference {reference}: a change reference whose labelled pixels hold no change, and {share:.1%} of its "
+            f"pixels {IGNORE_INDEX} (no label): if {IGNORE_INDEX} is its change (LEVIR-CD and WHU-CD code change "
+            f"0/{IGNORE_INDEX}), every change pixel was left out and these scores are wrong; recode it to 0/1 "
+            f"(gdal_calc.py -A {reference} --outfile change01.tif --calc \"A/{IGNORE_INDEX}\" --type Byte"
+            f"{' --hideNoData' if nodata is not None else ''}) and score against that")
 
 
 def _float_ids(ref: np.ndarray, masked: np.ndarray, nodata: float | None, path: Path) -> np.ndarray:
@@ -1210,6 +1234,11 @@ def evaluate_rasters(
             log.warning(message)
             reference_warnings.append(message)
     held = tally.held
+    if change and reference_t2 is None and layout is None and 1 not in held:
+        message = _change_coded_255(reference, block_size)
+        if message:
+            log.warning(message)
+            reference_warnings.append(message)
     if (table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES
             and _declares_colours(prediction)):
         reference_warnings += _palette_warnings(reference, list(table), held)

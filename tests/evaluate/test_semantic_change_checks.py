@@ -109,3 +109,25 @@ def test_each_land_cover_reference_is_checked_and_named(tmp_path: Path) -> None:
     assert len(said) == 2
     for w, role, (path, share) in zip(said, ("reference", "reference t2"), layers):
         assert w.startswith(f"{role} {path}:") and f"({share:.1%} of the prediction)" in w
+
+
+def test_a_change_reference_coded_0_255_is_warned_about(tmp_path: Path) -> None:
+    """A binary change reference coded 0/255 as LEVIR-CD and WHU-CD code it (255 change, no nodata declared): 255
+    read as no label, every change pixel left out, F1 0 unsaid. Now said, naming the file and the recoding; the
+    same reference coded 0/1 is not warned about."""
+    import rasterio
+
+    from rsmamba.classes import CHANGE_CLASSES
+
+    _, _, change = _scene(3)
+    pred = write_raster(tmp_path / "c.tif", change, nodata=255)
+    with rasterio.open(pred, "r+") as ds:
+        ds.set_band_description(1, "change")
+        ds.update_tags(CLASS_NAMES=json.dumps([c.name for c in CHANGE_CLASSES]))
+    coded = write_raster(tmp_path / "ref_0_255.tif", (change * 255).astype(np.uint8))
+    result = evaluate_rasters(pred, coded, tmp_path / "a.json")
+    said = [w for w in result.get("warnings", []) if "0/255" in w]
+    assert len(said) == 1 and said[0].startswith(f"reference {coded}:") and '--calc "A/255"' in said[0]
+    plain = write_raster(tmp_path / "ref_0_1.tif", change)
+    result = evaluate_rasters(pred, plain, tmp_path / "b.json")
+    assert result["per_class"]["change"]["f1"] == 1.0 and not result.get("warnings")
