@@ -545,6 +545,15 @@ class _Tally:
         self.outside[role] = (count + ids.size, seen | set(_ids_in(ids)))
 
 
+def _known_only(block: RefBlock, known: list[int], role: str, core: tuple[slice, slice], tally: _Tally) -> RefBlock:
+    """A land-cover reference's block with the ids the land-cover table does not name made no label, counted for
+    ``role`` (the core's): not scored and said, as plain evaluate does (an ISPRS boundary code 6 refused the run)."""
+    ids, unknown = block
+    outside = (ids != IGNORE_INDEX) & ~np.isin(ids, known)
+    tally.add_outside(role, ids[core][outside[core]])
+    return (np.where(outside, IGNORE_INDEX, ids).astype(ids.dtype) if outside.any() else ids), unknown
+
+
 def _ids_in(a: np.ndarray) -> list[int]:
     """The distinct values of ``a``, rising (8-bit ids marked in a table of 256: no sort, no 8-byte copy)."""
     if a.dtype == np.uint8:
@@ -565,7 +574,8 @@ class _Pass:
 
 def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: RefReader | None, *,
                   layout: str | None, k: int | None, known: list[int] | None, erode: int, block_size: int,
-                  step: int, pred_classes: bool, objects: _BuildingCounts | None = None) -> _Pass:
+                  step: int, pred_classes: bool, objects: _BuildingCounts | None = None,
+                  landcover: list[int] | None = None) -> _Pass:
     """Read the prediction and the reference(s) block by block and count all that ``evaluate`` scores and says.
 
     ``known``: the class table's ids (others are not scored); ``erode``: the boundary radius, read as a halo of
@@ -573,7 +583,7 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
     the boundaries of either date's land cover, for the semantic and the binary scores alike); ``step``: the
     panels' subsampling (every ``step``-th pixel, as the whole raster's ``[::step, ::step]``);
     ``pred_classes``: note the prediction's ids before the table's check; ``objects``: the building objects' counts,
-    given each block."""
+    given each block; ``landcover``: with ``read_ref2``, the land-cover table's ids (others are not scored)."""
     from rsmamba.raster.windows import block_windows
 
     halo = int(np.ceil(erode))
@@ -597,6 +607,9 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
                 ref2 = read_ref2(around)
                 for i, r in enumerate((ref1[0], ref2[0])):  # each date's coverage, said of its own file
                     tally.landcover_labelled[i] += int((r[core] != IGNORE_INDEX).sum())
+                if landcover is not None:  # (before the boundaries: those of the scored ids, as below)
+                    ref1, ref2 = (_known_only(r, landcover, role, core, tally)
+                                  for r, role in zip((ref1, ref2), SEMANTIC_ROLES))
                 if ref2[1] is not None:
                     tally.unreadable[1] += int(ref2[1][core].sum())
                 if erode:  # the ISPRS convention for each date's land cover, one mask for every score
@@ -1170,7 +1183,8 @@ def evaluate_rasters(
             building_class)
         done = _score_blocks(prediction, grid, read_ref, read_ref2, layout=layout, k=k, known=known if table else None,
                              erode=erode, block_size=block_size, step=step, objects=objects,
-                             pred_classes=burn is not None and not change)
+                             pred_classes=burn is not None and not change,
+                             landcover=None if landcover is None else sorted(c.id for c in landcover if not c.filler))
     tally = done.tally
     if layout is not None:
         for path, unreadable in zip((reference, reference_t2), tally.unreadable):
@@ -1180,9 +1194,10 @@ def evaluate_rasters(
     if k is not None:
         from rsmamba.metrics import scd_score, semantic_change_scores_of_hist
 
-        for role, top in zip(SEMANTIC_ROLES, tally.semantic_tops):
+        for band, top in zip(("from_class", "to_class"), tally.semantic_tops[2:]):  # the references': not scored
             if top >= k:
-                raise InputError(f"{role}: land-cover id {top} where the class table has {k} classes (0..{k - 1})")
+                raise InputError(f"prediction {prediction}: band {band} holds land-cover id {top} where the class "
+                                 f"table has {k} classes (0..{k - 1})")
         semantic = semantic_change_scores_of_hist(tally.semantic_hist)
         semantic["score"] = scd_score(semantic)
     if change and tally.ref_top > 1:
@@ -1222,13 +1237,15 @@ def evaluate_rasters(
                        "means and OA")
             log.warning(message)
             reference_warnings.append(message)
-    for role, path in (("reference", reference), ("prediction", prediction)):
+    for role, path in (("reference", reference), ("reference t2", reference_t2), ("prediction", prediction)):
         count, found = tally.outside.get(role, (0, set()))
         if count:
             ids = sorted(found)
-            message = (f"{role} {path}: {count:,} px hold ids no class of the table has "
+            lc = landcover is not None and role != "prediction"  # a land-cover reference's ids: that table's
+            message = (f"{role} {path}: {count:,} px hold ids no class of the {'land-cover ' if lc else ''}table has "
                        f"({', '.join(map(str, ids[:8]))}{', ...' if len(ids) > 8 else ''}"
-                       + ("; the class table's ignore value when tiled?" if any(c.filler for c in classes if c.id in found) else "")
+                       + ("; the class table's ignore value when tiled?"
+                          if any(c.filler for c in (landcover if lc else classes) if c.id in found) else "")
                        + "); they are not scored"
                        + ("; if one marks no data, declare it (gdal_edit.py -a_nodata)" if role == "prediction" else ""))
             log.warning(message)

@@ -131,3 +131,25 @@ def test_a_change_reference_coded_0_255_is_warned_about(tmp_path: Path) -> None:
     plain = write_raster(tmp_path / "ref_0_1.tif", change)
     result = evaluate_rasters(pred, plain, tmp_path / "b.json")
     assert result["per_class"]["change"]["f1"] == 1.0 and not result.get("warnings")
+
+
+def test_land_cover_ids_the_table_does_not_name_are_not_scored_and_said(tmp_path: Path) -> None:
+    """ISPRS-style eroded labels (boundary code 6, no class of the 6-class table) for both dates: plain evaluate
+    leaves such ids unscored with a warning, --reference-t2 refused the run ('reference: land-cover id 6 ...', no
+    file named). Now they are not scored, and each reference holding them is said by its file."""
+    from rsmamba.evaluate import eroded_boundary_mask
+    from rsmamba.metrics import semantic_change_scores_7class
+
+    t1, t2, change = _scene(4)
+    pred = _semantic_raster(tmp_path / "c.tif", change, t1, t2)
+    b1, b2 = np.where(eroded_boundary_mask(t1, 1), 6, t1), np.where(eroded_boundary_mask(t2, 1), 6, t2)
+    ref1 = write_raster(tmp_path / "t1_b6.tif", b1.astype(np.uint8))
+    ref2 = write_raster(tmp_path / "t2_b6.tif", b2.astype(np.uint8))
+    result = evaluate_rasters(pred, ref1, tmp_path / "m.json", reference_t2=ref2)
+    kept = (b1 != 6) & (b2 != 6)
+    assert result["pixels"] == int(kept.sum())
+    want = semantic_change_scores_7class(t1[kept], t2[kept], change[kept], t1[kept], t2[kept], num_landcover=6)
+    assert result["semantic_change"]["sek"] == pytest.approx(want["sek"])
+    said = [w for w in result["warnings"] if "no class of the land-cover table" in w]
+    assert [w.split(":")[0] for w in said] == [f"reference {ref1}", f"reference t2 {ref2}"]
+    assert f"{int((b1 == 6).sum()):,} px" in said[0] and "(6)" in said[0]
