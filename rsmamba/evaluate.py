@@ -1166,12 +1166,22 @@ def evaluate_rasters(
         if building_class is None and buildings is not None and footprints is None:
             # the prediction's class named building (a firm's table puts it anywhere); none: refused, not id 1 (road?)
             building_class = next((c.id for c in classes if c.name.lower() == "building"), None)
+            if building_class is None and change:  # band 1 is change: its land cover (bands 2/3) is no object class
+                raise InputError(f"--buildings: prediction {prediction} is a change raster: its band 1, the one "
+                                 "scored, holds 0 no_change, 1 change, no class named building"
+                                 + (" (the land cover of bands 2/3 is not scored as objects)" if reference_t2 else "")
+                                 + "; --building-class 1 scores its change regions as objects, --footprints the "
+                                 "polygons given")
             if building_class is None:
                 raise InputError(f"--buildings: no class of the prediction's table is named building ("
                                  f"{', '.join(f'{c.id} {c.name}' for c in classes if not c.filler)}); "
                                  "give --building-class ID")
         if buildings is not None and footprints is None and building_class not in ids:
             unknown.append(f"--building-class {building_class}")
+        if unknown and change:  # the means are band 1's (a land-cover id of --reference-t2 was said as no class)
+            raise InputError(f"{', '.join(unknown)}: no class of a change raster's scores (0 no_change, 1 change): "
+                             "its means are over change and no change"
+                             + ("; the land-cover classes of --reference-t2 leave no score" if reference_t2 else ""))
         if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class
             raise InputError(f"{', '.join(unknown)}: no class of the prediction's table (ids "
                              f"{', '.join(str(c.id) for c in classes)})")

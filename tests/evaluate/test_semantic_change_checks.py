@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rsmamba.classes import ISPRS_CLASSES
+from rsmamba.errors import InputError
 from rsmamba.evaluate import evaluate_rasters
 from tests.helpers.rasters import write_raster
 
@@ -153,3 +154,23 @@ def test_land_cover_ids_the_table_does_not_name_are_not_scored_and_said(tmp_path
     said = [w for w in result["warnings"] if "no class of the land-cover table" in w]
     assert [w.split(":")[0] for w in said] == [f"reference {ref1}", f"reference t2 {ref2}"]
     assert f"{int((b1 == 6).sum()):,} px" in said[0] and "(6)" in said[0]
+
+
+def test_options_of_class_maps_given_with_a_semantic_change_raster_are_refused_for_what_it_is(tmp_path: Path) -> None:
+    """--exclude 5 with --reference-t2 was refused as 'no class of the prediction's table (ids 0, 1)' though 5 is a
+    land-cover class of its table, and --buildings as 'no class named building (0 no_change, 1 change)' though
+    bands 2/3 carry a table with building. Now each says that the scores are band 1's change and what to give."""
+    t1, t2, change = _scene(5)
+    pred = _semantic_raster(tmp_path / "c.tif", change, t1, t2)
+    ref1, ref2 = write_raster(tmp_path / "t1.tif", t1), write_raster(tmp_path / "t2.tif", t2)
+    with pytest.raises(InputError, match=r"^--exclude 5: no class of a change raster's scores \(0 no_change, 1 "
+                                         r"change\).*land-cover classes of --reference-t2 leave no score$"):
+        evaluate_rasters(pred, ref1, tmp_path / "a.json", reference_t2=ref2, exclude=[5])
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    houses = tmp_path / "b.gpkg"
+    gpd.GeoDataFrame(geometry=[box(500002, 4999990, 500006, 4999994)], crs="EPSG:32632").to_file(houses)
+    with pytest.raises(InputError, match=rf"^--buildings: prediction {pred} is a change raster.*bands 2/3.*"
+                                         r"--building-class 1 scores its change regions"):
+        evaluate_rasters(pred, ref1, tmp_path / "b.json", reference_t2=ref2, buildings=houses)
