@@ -174,3 +174,17 @@ def test_options_of_class_maps_given_with_a_semantic_change_raster_are_refused_f
     with pytest.raises(InputError, match=rf"^--buildings: prediction {pred} is a change raster.*bands 2/3.*"
                                          r"--building-class 1 scores its change regions"):
         evaluate_rasters(pred, ref1, tmp_path / "b.json", reference_t2=ref2, buildings=houses)
+
+
+def test_the_summary_of_a_change_raster_is_in_change_terms_when_nothing_changed(tmp_path: Path, capsys) -> None:
+    """An image against itself, scored against one date's land cover for both: no change anywhere, and the
+    summary line switched to a class map's 'mIoU ... mF1'. Now it keeps the change terms, n/a where 0/0."""
+    from rsmamba.cli import main
+
+    t1, _, _ = _scene(6)
+    pred = _semantic_raster(tmp_path / "c.tif", np.zeros_like(t1), t1, t1)
+    ref = write_raster(tmp_path / "t1.tif", t1)
+    assert main(["evaluate", str(pred), str(ref), "--reference-t2", str(ref), "-o", str(tmp_path / "m.json")]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("change F1 n/a  IoU n/a  precision n/a  recall n/a  OA 1.0000") and "mIoU" not in \
+        line.split("SCD mIoU")[0]
