@@ -642,8 +642,8 @@ def evaluate(
     if left_out:  # --layout isprs leaves clutter out as the papers do: said where the numbers are read
         line += f"  (means without {', '.join(map(str, left_out))})"
     change = result["per_class"].get("change") if set(result["per_class"]) == {"no_change", "change"} else None
-    if change and change["f1"] is not None:  # a change raster: the change class's scores, as CD papers report
-        line = (f"change F1 {change['f1']:.4f}  IoU {change['iou']:.4f}  precision {score(change['precision'])}  "
+    if change:  # a change raster: the change class's scores, as CD papers report (n/a where nothing changed)
+        line = (f"change F1 {score(change['f1'])}  IoU {score(change['iou'])}  precision {score(change['precision'])}  "
                 f"recall {score(change['recall'])}  OA {result['oa']:.4f}  kappa {score(result['kappa'])}")
     if "semantic_change" in result:
         sc = result["semantic_change"]

@@ -50,6 +50,7 @@ __all__ = ["eroded_boundary_mask", "evaluate_rasters", "merge_split_errors", "ob
 
 ERODE_WARN_SHARE = 0.1  # --erode leaving less of the scorable pixels than this is said
 UNREADABLE_REFUSED = 0.5  # a --layout reference with more of its pixels of no class is refused
+CODED_255_SHARE = 0.001  # a change reference without change, this much of it 255: 255 likely its change (0/255)
 
 
 
@@ -110,22 +111,54 @@ def _read_prediction(src: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
     return _compact(src.read(1, window=window)), src.read_masks(1, window=window) > 0
 
 
-def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int]) -> list[str]:
+def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int] | None) -> list[str]:
     """A raster whose declared nodata is also a class (GDAL habitually writes nodata 0): that class is
     never scored, in the reference or the prediction, so it leaves the means too (``exclude`` gets it:
-    scored on the other side only, it was IoU 0 by construction). Said (logged and kept in the metrics)."""
+    scored on the other side only, it was IoU 0 by construction). Said (logged and kept in the metrics).
+
+    ``exclude`` None: ``classes`` are a semantic change reference's land cover, which no mean is of (the means are
+    change / no change's: its class 0 took no_change out of them), so its pixels are only not scored."""
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return []
     with rasterio.open(path) as src:
         clash = class_of_nodata(src.nodata, classes)
     if clash is None:
         return []
+    if exclude is None:
+        message = (f"{role} {path}: nodata {clash.id} is also land-cover class {clash.id} ({clash.name}): its pixels "
+                   f"are not scored (neither their change nor their land cover); unset it (gdal_edit.py -unsetnodata "
+                   f"{path}) if {clash.id} is a class")
+        log.warning(message)
+        return [message]
     if clash.id not in exclude:
         exclude.append(clash.id)
     message = (f"{role} {path}: nodata {clash.id} is also class {clash.id} ({clash.name}): its pixels are not "
                f"scored and it leaves the means; unset it (gdal_edit.py -unsetnodata {path}) if {clash.id} is a class")
     log.warning(message)
     return [message]
+
+
+def _change_coded_255(reference: Path, block_size: int) -> str | None:
+    """A binary change reference whose labelled pixels hold no change but with 255 (no label) at
+    :data:`CODED_255_SHARE` of its pixels or more is likely coded 0/255 as LEVIR-CD and WHU-CD are (255 change): its
+    change was all left out, scoring F1 0 unsaid. Said, with the recoding; not refused (255 may be no data)."""
+    from rsmamba.raster.windows import block_windows
+
+    if reference.suffix.lower() in VECTOR_SUFFIXES:
+        return None
+    with rasterio.open(reference) as src:
+        if src.dtypes[0] != "uint8":
+            return None
+        coded = sum(int((src.read(1, window=w) == IGNORE_INDEX).sum())
+                    for w in block_windows(src.width, src.height, block_size))
+        share, nodata = coded / (src.width * src.height), src.nodata
+    if share < CODED_255_SHARE:
+        return None
+    return (f"reference {reference}: a change reference whose labelled pixels hold no change, and {share:.1%} of its "
+            f"pixels {IGNORE_INDEX} (no label): if {IGNORE_INDEX} is its change (LEVIR-CD and WHU-CD code change "
+            f"0/{IGNORE_INDEX}), every change pixel was left out and these scores are wrong; recode it to 0/1 "
+            f"(gdal_calc.py -A {reference} --outfile change01.tif --calc \"A/{IGNORE_INDEX}\" --type Byte"
+            f"{' --hideNoData' if nodata is not None else ''}) and score against that")
 
 
 def _float_ids(ref: np.ndarray, masked: np.ndarray, nodata: float | None, path: Path) -> np.ndarray:
@@ -164,7 +197,7 @@ def _declared_names(path: Path) -> dict[int, str] | None:
     return {c.id: c.name for c in table if not c.filler} if table is not None else None
 
 
-def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray) -> list[str]:
+def _palette_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str = "reference") -> list[str]:
     """A reference whose colour table paints the prediction's class ids it ``held`` in other colours (its 0 blue, the
     prediction's building) is almost surely coded otherwise: scored as it is, a good map read mIoU 0.52 for
     0.84, unsaid. Warned (logged and kept in the metrics), not refused: a palette may differ only in its style.
@@ -181,7 +214,7 @@ def _palette_warnings(reference: Path, table: list[ClassInfo], held: np.ndarray)
         return (f"{c.id} as {colour}" + (f" (the prediction's {other.id} {other.name})" if other else "")
                 + f", not {c.name}'s {c.color}")
 
-    message = (f"reference {reference}: its colour table paints {len(differ)} of the prediction's class ids otherwise "
+    message = (f"{role} {reference}: its colour table paints {len(differ)} of the prediction's class ids otherwise "
                f"({'; '.join(said(c, colour) for c, colour in differ[:3])}{'; ...' if len(differ) > 3 else ''}): "
                "its ids are likely other classes, and then these scores are wrong; recode it to the prediction's ids "
                "(e.g. gdal_calc.py), or disregard this if only its colours differ")
@@ -472,6 +505,8 @@ def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: 
         scored = (r1 != IGNORE_INDEX) & (r2 != IGNORE_INDEX)
         changed = r1 != r2
     pred_change, from_class, to_class = bands
+    for held, r in zip(tally.landcover_held, (r1[core], r2[core])):  # each reference's palette is checked by them
+        held.update(_ids_in(r[r != IGNORE_INDEX]))
     # band 1 other than 0/1 is no change answer: the binary scores leave it out (and say it), so these do too
     v, c = scored[core] & valid & (pred_change <= 1), changed[core]
     for i, (arr, ok) in enumerate(((r1[core], c), (r2[core], c), (from_class, pred_change == 1),
@@ -501,11 +536,22 @@ class _Tally:
     hist: np.ndarray = field(default_factory=lambda: np.zeros((IGNORE_INDEX, IGNORE_INDEX), np.int64))
     unreadable: list[int] = field(default_factory=lambda: [0, 0])  # a layout's pixels of no class, per date
     semantic_tops: list[int] = field(default_factory=lambda: [0] * len(SEMANTIC_ROLES))
+    landcover_held: list[set[int]] = field(default_factory=lambda: [set(), set()])  # each date's land-cover ids
+    landcover_labelled: list[int] = field(default_factory=lambda: [0, 0])  # each date's pixels of a class
     semantic_hist: np.ndarray | None = None
 
     def add_outside(self, role: str, ids: np.ndarray) -> None:
         count, seen = self.outside.get(role, (0, set()))
         self.outside[role] = (count + ids.size, seen | set(_ids_in(ids)))
+
+
+def _known_only(block: RefBlock, known: list[int], role: str, core: tuple[slice, slice], tally: _Tally) -> RefBlock:
+    """A land-cover reference's block with the ids the land-cover table does not name made no label, counted for
+    ``role`` (the core's): not scored and said, as plain evaluate does (an ISPRS boundary code 6 refused the run)."""
+    ids, unknown = block
+    outside = (ids != IGNORE_INDEX) & ~np.isin(ids, known)
+    tally.add_outside(role, ids[core][outside[core]])
+    return (np.where(outside, IGNORE_INDEX, ids).astype(ids.dtype) if outside.any() else ids), unknown
 
 
 def _ids_in(a: np.ndarray) -> list[int]:
@@ -528,7 +574,8 @@ class _Pass:
 
 def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: RefReader | None, *,
                   layout: str | None, k: int | None, known: list[int] | None, erode: int, block_size: int,
-                  step: int, pred_classes: bool, objects: _BuildingCounts | None = None) -> _Pass:
+                  step: int, pred_classes: bool, objects: _BuildingCounts | None = None,
+                  landcover: list[int] | None = None) -> _Pass:
     """Read the prediction and the reference(s) block by block and count all that ``evaluate`` scores and says.
 
     ``known``: the class table's ids (others are not scored); ``erode``: the boundary radius, read as a halo of
@@ -536,7 +583,7 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
     the boundaries of either date's land cover, for the semantic and the binary scores alike); ``step``: the
     panels' subsampling (every ``step``-th pixel, as the whole raster's ``[::step, ::step]``);
     ``pred_classes``: note the prediction's ids before the table's check; ``objects``: the building objects' counts,
-    given each block."""
+    given each block; ``landcover``: with ``read_ref2``, the land-cover table's ids (others are not scored)."""
     from rsmamba.raster.windows import block_windows
 
     halo = int(np.ceil(erode))
@@ -558,6 +605,11 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
             near = None  # within erode px of a reference's class boundary: no pixel of it is scored
             if read_ref2 is not None:
                 ref2 = read_ref2(around)
+                for i, r in enumerate((ref1[0], ref2[0])):  # each date's coverage, said of its own file
+                    tally.landcover_labelled[i] += int((r[core] != IGNORE_INDEX).sum())
+                if landcover is not None:  # (before the boundaries: those of the scored ids, as below)
+                    ref1, ref2 = (_known_only(r, landcover, role, core, tally)
+                                  for r, role in zip((ref1, ref2), SEMANTIC_ROLES))
                 if ref2[1] is not None:
                     tally.unreadable[1] += int(ref2[1][core].sum())
                 if erode:  # the ISPRS convention for each date's land cover, one mask for every score
@@ -1095,7 +1147,7 @@ def evaluate_rasters(
             read_ref = stack.enter_context(reference_reader(
                 reference, grid, class_field, burn, reference_layer, notes=reference_notes, class_names=names,
                 background=background))
-        read_ref2 = None
+        read_ref2, landcover = None, None
         if reference_t2 is not None:
             read_ref2 = stack.enter_context(  # read as t1's reference
                 _layout_reader(Path(reference_t2), layout, grid) if layout is not None else
@@ -1103,6 +1155,7 @@ def evaluate_rasters(
                                  class_names=names, background=background))
             read_ref2 = read_ref2[0] if layout is not None else read_ref2
             k = _semantic_classes(prediction, change, classes)
+            landcover = list(classes or classes_of_raster(prediction) or [])  # the references' table, not band 1's
         if change:  # band 1 is 0/1 change: scored against a change reference, never against classes
             classes = list(CHANGE_CLASSES) if reference_t2 is not None else classes or list(CHANGE_CLASSES)
         table = classes or classes_of_raster(prediction)  # a declared class table (else ISPRS ids, open-ended)
@@ -1113,12 +1166,22 @@ def evaluate_rasters(
         if building_class is None and buildings is not None and footprints is None:
             # the prediction's class named building (a firm's table puts it anywhere); none: refused, not id 1 (road?)
             building_class = next((c.id for c in classes if c.name.lower() == "building"), None)
+            if building_class is None and change:  # band 1 is change: its land cover (bands 2/3) is no object class
+                raise InputError(f"--buildings: prediction {prediction} is a change raster: its band 1, the one "
+                                 "scored, holds 0 no_change, 1 change, no class named building"
+                                 + (" (the land cover of bands 2/3 is not scored as objects)" if reference_t2 else "")
+                                 + "; --building-class 1 scores its change regions as objects, --footprints the "
+                                 "polygons given")
             if building_class is None:
                 raise InputError(f"--buildings: no class of the prediction's table is named building ("
                                  f"{', '.join(f'{c.id} {c.name}' for c in classes if not c.filler)}); "
                                  "give --building-class ID")
         if buildings is not None and footprints is None and building_class not in ids:
             unknown.append(f"--building-class {building_class}")
+        if unknown and change:  # the means are band 1's (a land-cover id of --reference-t2 was said as no class)
+            raise InputError(f"{', '.join(unknown)}: no class of a change raster's scores (0 no_change, 1 change): "
+                             "its means are over change and no change"
+                             + ("; the land-cover classes of --reference-t2 leave no score" if reference_t2 else ""))
         if unknown:  # else accepted without a word: nothing left the means, or a building F1 of 0 over no class
             raise InputError(f"{', '.join(unknown)}: no class of the prediction's table (ids "
                              f"{', '.join(str(c.id) for c in classes)})")
@@ -1130,7 +1193,8 @@ def evaluate_rasters(
             building_class)
         done = _score_blocks(prediction, grid, read_ref, read_ref2, layout=layout, k=k, known=known if table else None,
                              erode=erode, block_size=block_size, step=step, objects=objects,
-                             pred_classes=burn is not None and not change)
+                             pred_classes=burn is not None and not change,
+                             landcover=None if landcover is None else sorted(c.id for c in landcover if not c.filler))
     tally = done.tally
     if layout is not None:
         for path, unreadable in zip((reference, reference_t2), tally.unreadable):
@@ -1140,31 +1204,39 @@ def evaluate_rasters(
     if k is not None:
         from rsmamba.metrics import scd_score, semantic_change_scores_of_hist
 
-        for role, top in zip(SEMANTIC_ROLES, tally.semantic_tops):
+        for band, top in zip(("from_class", "to_class"), tally.semantic_tops[2:]):  # the references': not scored
             if top >= k:
-                raise InputError(f"{role}: land-cover id {top} where the class table has {k} classes (0..{k - 1})")
+                raise InputError(f"prediction {prediction}: band {band} holds land-cover id {top} where the class "
+                                 f"table has {k} classes (0..{k - 1})")
         semantic = semantic_change_scores_of_hist(tally.semantic_hist)
         semantic["score"] = scd_score(semantic)
     if change and tally.ref_top > 1:
         raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
                          f"{reference} holds class ids up to {tally.ref_top}; score it against a change raster (0/1)")
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
-                          *(_nodata_warnings(reference, "reference", classes, exclude) if layout is None else [])]
+                          *(_nodata_warnings(reference, "reference", classes, exclude)
+                            if layout is None and not landcover else [])]
+    if layout is None and landcover:  # each date's land cover, against the land-cover table
+        for role, path in zip(SEMANTIC_ROLES, (reference, Path(reference_t2))):
+            reference_warnings += _nodata_warnings(path, role, landcover, None)
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
                    "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "
                    "--reference-t2 LABEL2")
         log.warning(message)
         reference_warnings.append(message)
-    if (layout is None and burn is None and background is None and reference.suffix.lower() in VECTOR_SUFFIXES
-            and tally.labelled / tally.pixels < 0.99):
-        # tile fills a label layer's outside with --background 0; here the outside is not scored at all
-        message = (f"reference {reference}: a vector reference scores only the pixels inside its polygons "
-                   f"({tally.labelled / tally.pixels:.1%} of the prediction); --background ID scores the rest "
-                   "as that class, as tile fills a label layer's outside (--background 0); for a layer of one class, "
-                   "--burn ID")
-        log.warning(message)
-        reference_warnings.append(message)
+    coverage = ([("reference", reference, tally.labelled)] if landcover is None else
+                zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_labelled))  # each date's own
+    for role, path, labelled in coverage:
+        if (layout is None and burn is None and background is None and path.suffix.lower() in VECTOR_SUFFIXES
+                and labelled / tally.pixels < 0.99):
+            # tile fills a label layer's outside with --background 0; here the outside is not scored at all
+            message = (f"{role} {path}: a vector reference scores only the pixels inside its polygons "
+                       f"({labelled / tally.pixels:.1%} of the prediction); --background ID scores the rest "
+                       "as that class, as tile fills a label layer's outside (--background 0); for a layer of one "
+                       "class, --burn ID")
+            log.warning(message)
+            reference_warnings.append(message)
     if burn is not None and not change:
         others = sorted(tally.pred_classes - {0, burn})
         if others:  # a 6-class map against footprints: every other class counts against "background 0"
@@ -1175,21 +1247,32 @@ def evaluate_rasters(
                        "means and OA")
             log.warning(message)
             reference_warnings.append(message)
-    for role, path in (("reference", reference), ("prediction", prediction)):
+    for role, path in (("reference", reference), ("reference t2", reference_t2), ("prediction", prediction)):
         count, found = tally.outside.get(role, (0, set()))
         if count:
             ids = sorted(found)
-            message = (f"{role} {path}: {count:,} px hold ids no class of the table has "
+            lc = landcover is not None and role != "prediction"  # a land-cover reference's ids: that table's
+            message = (f"{role} {path}: {count:,} px hold ids no class of the {'land-cover ' if lc else ''}table has "
                        f"({', '.join(map(str, ids[:8]))}{', ...' if len(ids) > 8 else ''}"
-                       + ("; the class table's ignore value when tiled?" if any(c.filler for c in classes if c.id in found) else "")
+                       + ("; the class table's ignore value when tiled?"
+                          if any(c.filler for c in (landcover if lc else classes) if c.id in found) else "")
                        + "); they are not scored"
                        + ("; if one marks no data, declare it (gdal_edit.py -a_nodata)" if role == "prediction" else ""))
             log.warning(message)
             reference_warnings.append(message)
     held = tally.held
+    if change and reference_t2 is None and layout is None and 1 not in held:
+        message = _change_coded_255(reference, block_size)
+        if message:
+            log.warning(message)
+            reference_warnings.append(message)
     if (table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES
             and _declares_colours(prediction)):
         reference_warnings += _palette_warnings(reference, list(table), held)
+    elif landcover and layout is None and _declares_colours(prediction):  # each date's land cover, by its own ids
+        for role, path, ids in zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_held):
+            if path.suffix.lower() not in VECTOR_SUFFIXES:
+                reference_warnings += _palette_warnings(path, landcover, ids, role)
     values = sorted(tally.pred_ids | held)  # Python ints: a uint64 id beyond int64 is said as it is
     odd = [v for v in values if not 0 <= v < IGNORE_INDEX]
     if not table and odd:  # the confusion matrix is sized by the largest id: 65534 asked for 32 GiB
