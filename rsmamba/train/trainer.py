@@ -724,7 +724,11 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
     if resume:  # checked (and safely loaded) before the folder is locked: a bad path is an input error
         path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
         loaded = (path, load_checkpoint(path))
-        _train_state(path, loaded[1])
+        done = _train_state(path, loaded[1])["epoch"]
+        if done >= cfg["train"]["epochs"] and not _continues_folder(resume, out_dir):  # nothing would be written
+            raise InputError(f"--resume-from {path}: that run has {done} epoch{'s' * (done != 1)} already and "
+                             f"train.epochs is {cfg['train']['epochs']}: nothing to train into {out_dir} (raise "
+                             f"train.epochs to go on, or use {path} as it is)")
         _check_resume_config(path, loaded[1].get("config"), cfg)
         _check_resume_data(path, loaded[1].get("data_fingerprint"), cfg)
     try:

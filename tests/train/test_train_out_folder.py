@@ -62,6 +62,11 @@ def test_resume_from_another_folders_checkpoint_does_not_replace_the_run_in_the_
     assert _files(b) == before
     # into a folder of its own it goes on, as before
     assert train(_cfg(chips, tmp_path / "c", epochs=2), resume=a / "last.pt", progress=False).epochs_run == 2
+    # with nothing left to train it is refused: the summary named d/last.pt, and no d was written
+    with pytest.raises(InputError, match=r"--resume-from \S*last.pt: that run has 1 epoch already and train.epochs "
+                                         r"is 1: nothing to train into \S*d \(raise train.epochs"):
+        train(_cfg(chips, tmp_path / "d", epochs=1), resume=a / "last.pt", progress=False)
+    assert not (tmp_path / "d").exists()
     # --overwrite: b is a's run now, and nothing of b's stays, also where no epoch beats a's best (b's best.pt)
     _scores(monkeypatch, 0.1)
     with caplog.at_level("WARNING", logger="rsmamba"):
