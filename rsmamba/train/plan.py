@@ -7,6 +7,7 @@ saves, scaled to the recipe's crop and per-process batch (activations grow with 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from rsmamba.models import model_info
 from rsmamba.train.config import load_config
 from rsmamba.train.init import set_frozen
 from rsmamba.train.trainer import (blame_model_kwargs, build_model, param_groups, pick_device, prepare, segment,
-                                   steps_per_epoch)
+                                   steps_per_epoch, unread_by_chips)
 
 OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
 
@@ -112,6 +113,8 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
     pick_device(cfg["train"]["device"], 0)  # refused as train refuses it (xpu; cuda on a machine without one)
     prep = prepare(cfg)
+    for said in unread_by_chips(cfg["data"]):  # as the run says them
+        logging.getLogger("rsmamba.train.trainer").warning(said)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch = cfg["data"]["batch_size"]
     # refused as train refuses

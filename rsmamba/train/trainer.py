@@ -948,6 +948,25 @@ def resolve_use_dsm(d: dict, info_m: Any) -> bool | None:
     return use_dsm
 
 
+def unread_by_chips(d: dict) -> list[str]:
+    """Warnings for the sampling keys of the benchmark layouts set for a chip folder, which trains every chip
+    whole, once an epoch: ``data.samples_per_epoch=8`` ran 13 steps at batch 4, unsaid (``data.crop`` was said in
+    the run but not in ``--dry-run``, which says these too)."""
+    if d["layout"] not in ("chips", None):
+        return []
+    said = []
+    if d.get("crop"):  # chips are trained whole: the window is theirs, not data.crop
+        said.append(f"data.crop {d['crop']}: chips are trained whole (data.crop crops the benchmark layouts' tiles); "
+                    f"re-tile with --size {d['crop']} to train at that size")
+    if d.get("samples_per_epoch") is not None:
+        said.append(f"data.samples_per_epoch {d['samples_per_epoch']}: an epoch of chips is every train chip once "
+                    "(it sets the benchmark layouts' epochs); fewer steps: a smaller chip folder or train.epochs")
+    if d.get("crops_per_image", 1) != 1:
+        said.append(f"data.crops_per_image {d['crops_per_image']}: chips are trained whole, once an epoch (it crops "
+                    "the benchmark layouts' tiles)")
+    return said
+
+
 def land_cover_trained(task: str, train_ds: Any, cfg: dict) -> bool | None:
     """Whether a semantic change model's land-cover heads saw labels (None: not a change model, or unknown:
     from ``model.init`` they may carry what they learnt before). A model trained on change masks alone mapped
@@ -1170,9 +1189,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     if land_cover is not None:
         base_payload["land_cover_trained"] = land_cover
     chips = d["layout"] in ("chips", None)
-    if chips and d.get("crop") and is_main:  # chips are trained whole: the window is theirs, not data.crop
-        log.warning("data.crop %s: chips are trained whole (data.crop crops the benchmark layouts' tiles); "
-                    "re-tile with --size %s to train at that size", d["crop"], d["crop"])
+    for said in (unread_by_chips(d) if is_main else []):
+        log.warning(said)
     seen = _chip_side(train_ds) if chips else d.get("crop")
     if seen:  # the window size the model learnt at runs it: predict's default (a 64 px model at 512 px saw 98 % building)
         base_payload["inference"] = {"window": int(seen), "overlap": int(seen) // 4}

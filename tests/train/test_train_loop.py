@@ -466,6 +466,16 @@ def test_data_crop_on_chips_is_said_and_not_recorded_as_the_models_window(small_
     assert load_checkpoint(result.best)["inference"] == {"window": 32, "overlap": 8}
     with pytest.raises(InputError, match="data.crop"):
         train(cfg, ["data.crop=-5"], progress=False, overwrite=True)
+    # the benchmark layouts' other sampling keys are said too, and in the dry run as in the run (data.samples_per_epoch
+    # 8 ran every chip, unsaid; the dry run said nothing of data.crop)
+    from rsmamba.train.plan import plan_training
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        plan_training(cfg, ["data.samples_per_epoch=8", "data.crops_per_image=3"])
+    assert "data.crop 16: chips are trained whole" in caplog.text
+    assert "data.samples_per_epoch 8: an epoch of chips is every train chip once" in caplog.text
+    assert "data.crops_per_image 3: chips are trained whole, once an epoch" in caplog.text
 
 
 def test_resume_of_a_run_from_init_compares_the_model_it_was_given(small_chips: Path, tmp_path: Path,
