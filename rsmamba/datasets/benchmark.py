@@ -27,7 +27,7 @@ from rasterio.windows import Window
 from torch.utils.data import Dataset
 
 from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
-from rsmamba.datasets.chips import ChipDataset, TilingInfo
+from rsmamba.datasets.chips import ChipDataset, TilingInfo, missing_val_split
 from rsmamba.datasets.folders import ChipFolders, open_chip_folders
 from rsmamba.datasets.layouts import (
     LANDSAT_SCD_CLASSES,
@@ -518,6 +518,7 @@ def _open_layout(d: dict, layout: str, *, use_dsm: bool | None, seed: int,
         try:
             val_ds = ChipDataset(d["root"], d["val_split"], use_dsm=train_ds.use_dsm, dsm_mode=d["dsm_mode"])
         except MissingSplit:
+            missing_val_split(d["val_split"])
             val_ds = None  # the trainer says so: tile --split 1,0,0 is a choice
         _given_normalization(d, train_ds, val_ds)
         return train_ds, val_ds

@@ -207,6 +207,18 @@ PATH_COLUMNS = ("image", "dsm", "labels", "t2", "labels_t2", "change", "targets"
 SHOWN_PROBLEMS = 10  # of a manifest's rows (a folder may hold 100k chips)
 
 
+CHIP_SPLITS = ("train", "val", "test")  # the splits 'rsmamba tile' writes
+
+
+def missing_val_split(split: str) -> None:
+    """Refuse a ``data.val_split`` no chip folder can hold (a typo): 'vall' trained without validation, and the
+    summary blamed 'no val chip with a labelled pixel'. A split of tile's that a folder lacks trains without
+    validation, as tiled (``--split 1,0,0``)."""
+    if split not in CHIP_SPLITS:
+        raise InputError(f"data.val_split {split!r}: not a split 'rsmamba tile' writes ({', '.join(CHIP_SPLITS)}), "
+                         "so no chip has it; name one of those")
+
+
 def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
     """The rows of a chip folder's ``manifest.csv`` in ``split`` (all with None), once the whole file is checked:
     its columns, each row's chip files within the folder (a received manifest opened any file the user can
@@ -254,7 +266,7 @@ def read_manifest(info: TilingInfo, split: str | None) -> list[dict[str, str]]:
         split_of = row["split"]
         counts[split_of] = counts.get(split_of, 0) + 1
         if not split_of:  # read by no split, without a word
-            add("split", line, f"chip {chip!r} has no split (train, val, test): no run would read it")
+            add("split", line, f"chip {chip!r} has no split ({', '.join(CHIP_SPLITS)}): no run would read it")
         elif isinstance(declared, dict) and split_of not in declared:
             add("split", line, f"split {split_of!r} is none of tiling.json's splits ({', '.join(declared)}): no run "
                 "of those would read its chip")

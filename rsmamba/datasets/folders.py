@@ -24,6 +24,7 @@ from rsmamba.datasets.chips import (
     TilingInfo,
     chip_size,
     chips_fingerprint,
+    missing_val_split,
     read_manifest,
     read_tiling,
 )
@@ -310,6 +311,8 @@ def open_chip_folders(roots: list[str], train_split: str, val_split: str, *, use
     problems.raise_if_any()
     if not train:  # train --test then scores a held-out scene with its val split (rsmamba.train.trainer)
         raise MissingSplit(f"{', '.join(map(str, roots))}: no chips in split {train_split!r} in any of these folders")
+    if not val:
+        missing_val_split(val_split)
     for info in infos:
         rows = [r for ds in parts.get(info.root, []) for r in ds.rows]
         if rows and not any(r.get(c) for r in rows for c in ("labels", "labels_t2", "change")):

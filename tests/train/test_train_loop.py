@@ -772,3 +772,15 @@ def test_the_window_recorded_is_the_chips_side_not_tile_size(tmp_path: Path) -> 
     cfg["data"]["batch_size"] = 1
     result = train(cfg, progress=False)
     assert load_checkpoint(result.best)["inference"] == {"window": 40, "overlap": 10}
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_val_split_no_chip_folder_can_hold_is_refused(small_chips: Path, tmp_path: Path, listed: bool) -> None:
+    """data.val_split=vall trained without validation; the summary blamed 'no val chip with a labelled pixel'."""
+    from rsmamba.train.trainer import prepare
+
+    root = [str(small_chips)] if listed else str(small_chips)
+    base = {"data": {"root": root, "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False}
+    with pytest.raises(InputError, match=r"data.val_split 'vall': not a split 'rsmamba tile' writes \(train, val, test\)"):
+        prepare(load_config(None, ["data.val_split=vall", "data.use_dsm=false"], base=base))
+    assert prepare(load_config(None, ["data.val_split=test", "data.use_dsm=false"], base=base)).val_ds is None  # tiled so
