@@ -854,6 +854,23 @@ def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str],
                     "spread the classes)")
 
 
+def _warn_classes_never_trained(train_ds: Any, classes: list[dict], names: list[str], split: str,
+                                excluded: list[int]) -> None:
+    """Classes of the table that no training chip holds (a 7-class table's 'water' in a town): the model never
+    learns them, and their heads stay as initialised; said once, up front (it was unsaid)."""
+    rows = getattr(train_ds, "rows", None) or []
+    if not rows or not classes or len(classes) != len(names) or any(r.get("t2") for r in rows):
+        return  # (change pairs: the histogram is date 1's)
+    held = {int(k) for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items() if int(v) > 0}
+    unseen = [i for i, c in enumerate(classes) if i not in held and i not in excluded and not c.get("filler")
+              and i != IGNORE_INDEX]
+    if unseen:
+        said = ", ".join(names[i] for i in unseen)
+        log.warning(f"the {split} chips hold no {said}: the model never learns "
+                    f"{'it' if len(unseen) == 1 else 'them'} (tile scenes that show {'it' if len(unseen) == 1 else 'them'}, "
+                    "or a class table without)")
+
+
 def _check_date_swap(model: str, task: str, train_ds: Any) -> None:
     """``augment.date_swap`` swaps a pair's images and semantic labels: refused where a sample has no second
     date, where the image carries the first date's DSM, or where only the first date is labelled (its
@@ -1042,6 +1059,8 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
     _check_class_settings(cfg, num_classes, names)
     _warn_classes_missing_from_val(train_ds, val_ds, names, d["val_split"])
+    if not scoring:
+        _warn_classes_never_trained(train_ds, classes, names, d["train_split"], list(cfg["train"]["exclude_classes"]))
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel
         if not scoring:  # a test scores the class outputs only (validate drops the others): it reads no targets

@@ -784,3 +784,28 @@ def test_a_val_split_no_chip_folder_can_hold_is_refused(small_chips: Path, tmp_p
     with pytest.raises(InputError, match=r"data.val_split 'vall': not a split 'rsmamba tile' writes \(train, val, test\)"):
         prepare(load_config(None, ["data.val_split=vall", "data.use_dsm=false"], base=base))
     assert prepare(load_config(None, ["data.val_split=test", "data.use_dsm=false"], base=base)).val_ds is None  # tiled so
+
+
+def test_a_class_no_training_chip_holds_is_said(small_chips: Path, tmp_path: Path, caplog) -> None:
+    """A class of the table that no train chip holds (a 7-class table's 'water' in a town) was unsaid: the model
+    never learns it."""
+    import json as _json
+    import shutil
+
+    from rsmamba.train.trainer import prepare
+
+    chips = tmp_path / "chips"
+    shutil.copytree(small_chips, chips)
+    tiling = _json.loads((chips / "tiling.json").read_text())
+    tiling["classes"].append({"id": len(tiling["classes"]), "name": "water", "color": [0, 0, 200]})
+    (chips / "tiling.json").write_text(_json.dumps(tiling))
+    base = {"data": {"root": str(chips), "batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False}
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        prepare(load_config(None, ["data.use_dsm=false"], base=base))
+    assert "the train chips hold no water: the model never learns it" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):  # excluded from training's scores, or all held: not said
+        prepare(load_config(None, ["data.use_dsm=false", f"train.exclude_classes=[{len(tiling['classes']) - 1}]"],
+                            base=base))
+        prepare(load_config(None, ["data.use_dsm=false"], base={**base, "data": {**base["data"], "root": str(small_chips)}}))
+    assert "the model never learns" not in caplog.text
