@@ -166,6 +166,43 @@ _ZOOMS = ("augment.scale", "augment.scale_set", "eval.scales")
 MAX_ZOOM = 8.0
 
 
+GROUP_KEYS = ("prefix", "lr_scale", "weight_decay")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_groups(groups: Any, problems: ProblemCollector) -> None:
+    """Each ``optim.groups`` entry's keys and values: a misspelt key trained the group at the full rate, a negative
+    ``lr_scale`` at a negative one (gradient ascent), and text values were tracebacks when the optimiser was built."""
+    if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) and "prefix" in g
+                                                                      for g in groups)):
+        problems.add(f"config optim.groups: expected a list of {{prefix: ..., lr_scale: ...}}, got {groups!r}")
+        return
+    for i, g in enumerate(groups or []):
+        where = f"config optim.groups[{i}]"
+        for key in g:
+            if key not in GROUP_KEYS:
+                problems.add(f"{where}: unknown key {key!r} (a group takes {', '.join(GROUP_KEYS)})")
+        prefix = g["prefix"]
+        if not (isinstance(prefix, str) and prefix or isinstance(prefix, list) and prefix
+                and all(isinstance(x, str) and x for x in prefix)):
+            problems.add(f"{where}.prefix: expected a parameter-name prefix (e.g. backbone.) or a list of them, "
+                         f"got {prefix!r}")
+        for key in ("lr_scale", "weight_decay"):
+            value = g.get(key)
+            if key not in g or value is None and key == "weight_decay":  # (weight_decay null: optim.weight_decay)
+                continue
+            if isinstance(value, str):
+                try:  # YAML 1.1 reads 1e-4 (no dot) as text, as the schema's numbers
+                    value = g[key] = float(value)
+                except ValueError:
+                    pass
+            if not _finite(value) or value < 0:
+                problems.add(f"{where}.{key}: expected a number >= 0, got {value!r}")
+
+
 def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     """Every typed key holds its kind and lies in range (``optim.lr=abc`` or ``data.batch_size=0`` fail here)."""
     for key, kind, smallest, optional in _SCHEMA:
@@ -230,10 +267,7 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     if not isinstance(section("model").get("kwargs", {}), dict):
         problems.add(f"config model.kwargs: expected a mapping of the model's arguments, got "
                      f"{section('model').get('kwargs')!r}")
-    groups = section("optim").get("groups")
-    if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) and "prefix" in g
-                                                                      for g in groups)):
-        problems.add(f"config optim.groups: expected a list of {{prefix: ..., lr_scale: ...}}, got {groups!r}")
+    _check_groups(section("optim").get("groups"), problems)
     if cfg.get("loss") is None or cfg.get("loss") == []:
         problems.add("config loss: empty; give a loss (ce, dice, lovasz, sek, mambafcs or a list of them)")
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None

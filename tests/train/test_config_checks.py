@@ -1,0 +1,32 @@
+"""Config values refused by ``load_config``, before any data is read (so ``train --dry-run`` refuses them too)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rsmamba.errors import InputError
+from rsmamba.train.config import load_config
+
+
+def _problems(*sets: str) -> list[str]:
+    with pytest.raises(InputError) as exc:
+        load_config(None, ["data.root=chips", *sets])
+    return exc.value.problems
+
+
+def test_optim_groups_keys_and_values_are_checked_together() -> None:
+    """A negative lr_scale trained the group by gradient ascent, a misspelt key was ignored (the full rate) and
+    text values were tracebacks when the optimiser was built: each is one line, all listed at once."""
+    said = _problems("optim.groups=[{prefix: encoder., lr_scale: -1}, {prefix: head., lr_scal: 0.1}, "
+                     "{prefix: encoder., lr_scale: abc}, {prefix: encoder., weight_decay: abc}, {prefix: 5}]")
+    assert len(said) == 5, said
+    for needle in (r"optim.groups\[0\].lr_scale: expected a number >= 0, got -1",
+                   r"optim.groups\[1\]: unknown key 'lr_scal'",
+                   r"optim.groups\[2\].lr_scale: expected a number >= 0, got 'abc'",
+                   r"optim.groups\[3\].weight_decay: expected a number >= 0, got 'abc'",
+                   r"optim.groups\[4\].prefix: expected a parameter-name prefix"):
+        assert any(re.search(needle, p) for p in said), (needle, said)
+    cfg = load_config(None, ["data.root=chips", "optim.groups=[{prefix: [a., b.], lr_scale: 1e-1, weight_decay: 0}]"])
+    assert cfg["optim"]["groups"][0]["lr_scale"] == 0.1
