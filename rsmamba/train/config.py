@@ -270,6 +270,14 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     _check_groups(section("optim").get("groups"), problems)
     if cfg.get("loss") is None or cfg.get("loss") == []:
         problems.add("config loss: empty; give a loss (ce, dice, lovasz, sek, mambafcs or a list of them)")
+    else:  # its names, scales and options (dice smooth: abc passed --dry-run, a traceback at the first batch)
+        from rsmamba.losses import build_loss
+
+        try:
+            build_loss(cfg["loss"])
+        except InputError as exc:
+            for problem in exc.problems:
+                problems.add(f"config {problem}")
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:  # (-1 was 'must be >= 0', 0 '> 0')
         problems.add(f"config optim.lr: must be > 0, got {lr:g}")

@@ -30,3 +30,15 @@ def test_optim_groups_keys_and_values_are_checked_together() -> None:
         assert any(re.search(needle, p) for p in said), (needle, said)
     cfg = load_config(None, ["data.root=chips", "optim.groups=[{prefix: [a., b.], lr_scale: 1e-1, weight_decay: 0}]"])
     assert cfg["optim"]["groups"][0]["lr_scale"] == 0.1
+
+
+def test_loss_entries_are_checked_with_the_config() -> None:
+    """A negative scale made the run maximise that loss; text in a scale or an option was a traceback (dice
+    smooth: abc passed --dry-run and failed at the first batch)."""
+    said = _problems("loss=[ce, {name: lovasz, scale: -1}, {name: dice, scale: abc}, {name: dice, smooth: abc}, 5]")
+    assert len(said) == 4, said
+    for needle in (r"loss lovasz: scale must be a number >= 0, got -1", r"loss dice: scale must be a number >= 0, got 'abc'",
+                   r"loss dice: smooth must be a number >= 0, got 'abc'", r"loss 5: expected a loss name"):
+        assert any(re.search(needle, p) for p in said), (needle, said)
+    assert any("mambafcs: sek must be" in p for p in _problems("loss={name: mambafcs, sek: x}"))
+    assert load_config(None, ["data.root=chips", "loss=[ce, {name: dice, scale: 1e-1, smooth: 0}]"])
