@@ -281,6 +281,10 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:  # (-1 was 'must be >= 0', 0 '> 0')
         problems.add(f"config optim.lr: must be > 0, got {lr:g}")
+    min_lr = section("schedule").get("min_lr")
+    if _finite(lr) and _finite(min_lr) and 0 < lr < min_lr:  # cosine's 'floor' raised the rate to it, 10x
+        problems.add(f"config schedule.min_lr: the floor the rate decays to, must be <= optim.lr ({lr:g}), "
+                     f"got {min_lr:g}")
     seed = cfg["train"].get("seed") if isinstance(cfg.get("train"), dict) else None
     if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 and (
             problem := seed_problem(seed, "config train.seed")):  # below 0: the schema's bound says it
@@ -299,6 +303,20 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         value = section(part).get(name, allowed[0] if key == "schedule.by" else None)
         if value not in allowed:
             problems.add(f"config {key}: {value!r}, expected {', '.join(allowed)}")
+
+
+def warmup_warning(cfg: dict, steps_per_epoch: int) -> str | None:
+    """What to say when the warm-up lasts the whole run (known once the data give the steps per epoch): the rate
+    ramps all run long and never reaches optim.lr (warmup_epochs 100 in a 2-epoch run peaked at 1/50 of it)."""
+    s, epochs = cfg["schedule"], cfg["train"]["epochs"]
+    total = max(1, epochs * steps_per_epoch)
+    iters = int(s.get("warmup_iters") or 0)
+    warm = iters or int(s["warmup_epochs"] * steps_per_epoch)
+    if warm < total or warm <= 1:
+        return None
+    key = f"schedule.warmup_iters {iters}" if iters else f"schedule.warmup_epochs {s['warmup_epochs']:g}"
+    return (f"{key} lasts the whole run ({epochs} epoch{'s' * (epochs != 1)}, {total} steps): the rate ramps up "
+            f"all run, to {total / warm:.3g} x optim.lr at its last step; shorten the warm-up or train longer")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

@@ -42,3 +42,24 @@ def test_loss_entries_are_checked_with_the_config() -> None:
         assert any(re.search(needle, p) for p in said), (needle, said)
     assert any("mambafcs: sek must be" in p for p in _problems("loss={name: mambafcs, sek: x}"))
     assert load_config(None, ["data.root=chips", "loss=[ce, {name: dice, scale: 1e-1, smooth: 0}]"])
+
+
+def test_min_lr_above_lr_is_refused() -> None:
+    """cosine's 'floor' above optim.lr raised the rate to it (10x) instead of decaying it."""
+    assert _problems("schedule.min_lr=0.01") == ["config schedule.min_lr: the floor the rate decays to, must be <= "
+                                                 "optim.lr (0.001), got 0.01"]
+    assert load_config(None, ["data.root=chips", "schedule.min_lr=0.001"])["schedule"]["min_lr"] == 0.001
+
+
+def test_a_warmup_as_long_as_the_run_is_said() -> None:
+    """warmup_epochs 100 in a 2-epoch run trained at 2e-5 at most, unsaid; warmup_iters likewise, once the data
+    give the steps per epoch (a warning: a recipe's warm-up in a one-epoch trial run is no mistake)."""
+    from rsmamba.train.config import warmup_warning
+
+    def said(*sets: str, steps: int = 4) -> str | None:
+        return warmup_warning(load_config(None, ["data.root=chips", "train.epochs=2", *sets]), steps)
+
+    assert "schedule.warmup_epochs 100 lasts the whole run (2 epochs, 8 steps)" in said("schedule.warmup_epochs=100")
+    assert "0.02 x optim.lr at its last step" in said("schedule.warmup_epochs=100")
+    assert "schedule.warmup_iters 8 lasts the whole run" in said("schedule.warmup_iters=8", "schedule.warmup_epochs=1")
+    assert said("schedule.warmup_iters=7") is None and said("schedule.warmup_epochs=1.5") is None and said() is None
