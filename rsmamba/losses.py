@@ -53,6 +53,9 @@ class CrossEntropy(nn.Module):
         if weight is not None and not (isinstance(weight, (list, tuple)) and weight and all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weight)):
             problems.append(f"loss ce: class_weights must be a list of numbers >= 0, one per class, got {weight!r}")
+        elif weight is not None and not any(weight):  # the loss 0/0: NaN at the first step, blamed on the rate
+            problems.append(f"loss ce: class_weights are all 0, so no pixel counts; give the classes trained on a "
+                            f"weight > 0, got {weight!r}")
         if problems:  # else torch's error at the first batch
             raise InputError(problems)
         self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32) if weight is not None else None)

@@ -809,9 +809,10 @@ def _take_model(cfg: dict, path: str, model: str, structure: dict, role: str = "
         cfg["model"]["kwargs"] = structure
 
 
-def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None:
+def _check_class_settings(cfg: dict, num_classes: int, names: list[str], trained: set[int] | None = None) -> None:
     """Settings sized by the classes, checked before any batch: wrong, they failed at the first batch
-    (class weights) or after a whole epoch (an excluded class id past the head), with a traceback."""
+    (class weights) or after a whole epoch (an excluded class id past the head), with a traceback. ``trained``:
+    the class ids the training chips hold, where known (weights 0 on all of them: a NaN loss at step 1)."""
     from rsmamba.losses import CrossEntropy
 
     problems = []
@@ -819,6 +820,11 @@ def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None
         if isinstance(module, CrossEntropy) and module.weight is not None and module.weight.numel() != num_classes:
             problems.append(f"loss ce: {module.weight.numel()} class_weights for {num_classes} classes "
                             f"({', '.join(names)})")
+        elif isinstance(module, CrossEntropy) and module.weight is not None and trained and all(
+                module.weight[c] == 0 for c in trained if c < num_classes):
+            problems.append(f"loss ce: class_weights are 0 for every class the training chips hold "
+                            f"({', '.join(names[c] for c in sorted(trained) if c < num_classes)}), so no pixel "
+                            "counts; give them a weight > 0")
     bad = [c for c in cfg["train"]["exclude_classes"] if not 0 <= c < num_classes]
     if bad:
         problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
@@ -1014,7 +1020,10 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
         raise InputError(f"{describe_roots(d['root'])}: the {d['train_split']} chips hold no labelled pixel "
                          "(every label is 255, "
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
-    _check_class_settings(cfg, num_classes, names)
+    trained = {int(k) for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items()
+               if int(k) != IGNORE_INDEX and int(v) > 0} if rows and all(r.get("class_hist") and not r.get("labels_t2")
+                                                                   for r in rows) else None  # (date 1's only)
+    _check_class_settings(cfg, num_classes, names, trained)
     _warn_classes_missing_from_val(train_ds, val_ds, names, d["val_split"])
     instances = list(cfg["model"].get("instances") or [])
     if instances:  # a widened head: the class logits, then one logit per target channel

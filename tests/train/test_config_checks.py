@@ -63,3 +63,17 @@ def test_a_warmup_as_long_as_the_run_is_said() -> None:
     assert "0.02 x optim.lr at its last step" in said("schedule.warmup_epochs=100")
     assert "schedule.warmup_iters 8 lasts the whole run" in said("schedule.warmup_iters=8", "schedule.warmup_epochs=1")
     assert said("schedule.warmup_iters=7") is None and said("schedule.warmup_epochs=1.5") is None and said() is None
+
+
+def test_class_weights_that_count_no_pixel_are_refused() -> None:
+    """All-zero CE weights (or 0 on every class the training chips hold) gave a 0/0 NaN loss at step 1, reported
+    as a divergence to cure with a lower rate."""
+    from rsmamba.train.trainer import _check_class_settings
+
+    assert any("class_weights are all 0" in p for p in _problems("loss={name: ce, class_weights: [0, 0, 0, 0, 0, 0]}"))
+    cfg = load_config(None, ["data.root=chips", "loss=[dice, {name: ce, class_weights: [1, 0, 0, 1, 1, 1]}]"])
+    names = [f"c{i}" for i in range(6)]
+    with pytest.raises(InputError, match=r"class_weights are 0 for every class the training chips hold \(c1, c2\)"):
+        _check_class_settings(cfg, 6, names, trained={1, 2})
+    _check_class_settings(cfg, 6, names, trained={1, 3})
+    _check_class_settings(cfg, 6, names)  # (classes unknown: benchmark layouts, change chips' date 2)
