@@ -165,14 +165,21 @@ def param_groups(cfg: dict, model: nn.Module) -> list[dict]:
     o = cfg["optim"]
     groups = o.get("groups") or []
     named = list(model.named_parameters())
-    taken: set[str] = set()
+    taken: dict[str, str] = {}  # parameter name -> the prefixes of the group that took it
     out = []
     for g in groups:
         prefixes = [g["prefix"]] if isinstance(g.get("prefix"), str) else list(g.get("prefix") or [])
-        params = [(n, p) for n, p in named if n not in taken and any(n.startswith(x) for x in prefixes)]
+        matching = [(n, p) for n, p in named if any(n.startswith(x) for x in prefixes)]
+        params = [(n, p) for n, p in matching if n not in taken]
+        if matching and not params:  # 'matches no parameter' was said of a prefix an earlier, wider group emptied
+            earlier = list(dict.fromkeys(taken[n] for n, _ in matching))
+            raise InputError(f"optim.groups: prefix {prefixes} matches {len(matching)} parameters of "
+                             f"{cfg['model']['name']!r}, all taken by the earlier group{'s' * (len(earlier) > 1)} "
+                             f"{', '.join(map(repr, earlier))} (a parameter joins the first group that matches it): list "
+                             "groups from the most specific prefix to the most general")
         if not params:
             raise InputError(f"optim.groups: prefix {prefixes} matches no parameter of {cfg['model']['name']!r}")
-        taken.update(n for n, _ in params)
+        taken.update((n, ",".join(prefixes)) for n, _ in params)
         group = {"params": [p for _, p in params], "lr": o["lr"] * float(g.get("lr_scale", 1.0)),
                  "name": ",".join(prefixes)}
         if g.get("weight_decay") is not None:

@@ -77,3 +77,24 @@ def test_class_weights_that_count_no_pixel_are_refused() -> None:
         _check_class_settings(cfg, 6, names, trained={1, 2})
     _check_class_settings(cfg, 6, names, trained={1, 3})
     _check_class_settings(cfg, 6, names)  # (classes unknown: benchmark layouts, change chips' date 2)
+
+
+def test_a_group_whose_parameters_an_earlier_group_took_says_so() -> None:
+    """'prefix [encoder.stages.0] matches no parameter' was said while six matched: the wider encoder. group listed
+    first had taken them."""
+    import torch.nn as nn
+
+    from rsmamba.train.trainer import param_groups
+
+    model = nn.Sequential()
+    model.add_module("encoder", nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)))
+    model.add_module("head", nn.Linear(2, 1))
+    cfg = load_config(None, ["data.root=chips", "optim.groups=[{prefix: encoder.}, {prefix: encoder.0.}]"])
+    with pytest.raises(InputError, match=r"prefix \['encoder.0.'\] matches 2 parameters of 'fcn_baseline', all taken "
+                                         r"by the earlier group 'encoder.' .*most specific prefix to the most general"):
+        param_groups(cfg, model)
+    cfg["optim"]["groups"].reverse()
+    assert [g["name"] for g in param_groups(cfg, model)] == ["base", "encoder.0.", "encoder."]
+    cfg["optim"]["groups"] = [{"prefix": "decoder."}]
+    with pytest.raises(InputError, match=r"prefix \['decoder.'\] matches no parameter of 'fcn_baseline'$"):
+        param_groups(cfg, model)
