@@ -257,6 +257,13 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         problems.add(f"config train.freeze_prefixes: expected a list of name prefixes, e.g. [backbone.], "
                      f"got {prefixes!r}")
     section = lambda name: cfg.get(name) if isinstance(cfg.get(name), dict) else {}  # noqa: E731
+    # settings that did nothing, unsaid: a clip at 0 clips nothing, freeze_epochs alone freezes nothing
+    if section("train").get("grad_clip") == 0 and not isinstance(section("train").get("grad_clip"), bool):
+        problems.add("config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got 0")
+    freeze = section("train").get("freeze_epochs")
+    if _finite(freeze) and freeze > 0 and prefixes == []:
+        problems.add(f"config train.freeze_epochs: {freeze} epochs of freezing, but train.freeze_prefixes is empty: "
+                     "name the parameter-name prefixes frozen (e.g. [backbone.]), or leave freeze_epochs at 0")
     ema = section("train").get("ema")
     if isinstance(ema, (int, float)) and not isinstance(ema, bool) and ema >= 1:
         problems.add(f"config train.ema: a decay, must be < 1 (e.g. 0.999), got {ema!r}")

@@ -98,3 +98,14 @@ def test_a_group_whose_parameters_an_earlier_group_took_says_so() -> None:
     cfg["optim"]["groups"] = [{"prefix": "decoder."}]
     with pytest.raises(InputError, match=r"prefix \['decoder.'\] matches no parameter of 'fcn_baseline'$"):
         param_groups(cfg, model)
+
+
+def test_settings_that_do_nothing_are_refused() -> None:
+    """train.grad_clip 0 clipped nothing and freeze_epochs without freeze_prefixes froze nothing, both unsaid."""
+    said = _problems("train.grad_clip=0", "train.freeze_epochs=3")
+    assert said == ["config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got 0",
+                    "config train.freeze_epochs: 3 epochs of freezing, but train.freeze_prefixes is empty: name the "
+                    "parameter-name prefixes frozen (e.g. [backbone.]), or leave freeze_epochs at 0"]
+    cfg = load_config(None, ["data.root=chips", "train.grad_clip=0.5", "train.freeze_epochs=3",
+                             "train.freeze_prefixes=[encoder.]"])
+    assert cfg["train"]["grad_clip"] == 0.5
