@@ -26,6 +26,22 @@ def _valid_probs(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) 
     return probs[keep], flat[keep].long()
 
 
+def _number_problem(value: object, what: str, above_zero: bool = False) -> str | None:
+    """Why a loss option is no finite number >= 0 (> 0), or None: text passed the dry run, then failed at the first
+    batch with a traceback; a negative scale turned a loss into one the run maximised."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (
+            above_zero and value == 0):
+        return f"{what} must be a number {'> 0' if above_zero else '>= 0'}, got {value!r}"
+    return None
+
+
+def _raise_problems(*problems: str | None) -> None:
+    if any(problems):
+        raise InputError([p for p in problems if p])
+
+
 class CrossEntropy(nn.Module):
     """Cross-entropy with ignore index, optional class weights and label smoothing ("soft CE")."""
 
@@ -37,6 +53,9 @@ class CrossEntropy(nn.Module):
         if weight is not None and not (isinstance(weight, (list, tuple)) and weight and all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weight)):
             problems.append(f"loss ce: class_weights must be a list of numbers >= 0, one per class, got {weight!r}")
+        elif weight is not None and not any(weight):  # the loss 0/0: NaN at the first step, blamed on the rate
+            problems.append(f"loss ce: class_weights are all 0, so no pixel counts; give the classes trained on a "
+                            f"weight > 0, got {weight!r}")
         if problems:  # else torch's error at the first batch
             raise InputError(problems)
         self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32) if weight is not None else None)
@@ -67,6 +86,7 @@ class DiceLoss(nn.Module):
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0):
         super().__init__()
+        _raise_problems(_number_problem(smooth, "loss dice: smooth"))
         self.ignore_index = ignore_index
         self.smooth = smooth
 
@@ -130,6 +150,7 @@ class SeKLoss(nn.Module):
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, eps: float = 1e-6):
         super().__init__()
+        _raise_problems(_number_problem(eps, "loss sek: eps", above_zero=True))
         self.ignore_index = ignore_index
         self.eps = eps
 
@@ -188,6 +209,7 @@ class MambaFCSObjective(nn.Module):
         super().__init__()
         self.w = {"change_ce": change_ce, "semantic_ce": semantic_ce, "lovasz": lovasz, "similarity": similarity,
                   "sek": sek}
+        _raise_problems(*(_number_problem(v, f"loss mambafcs: {k}") for k, v in self.w.items()))
         self.ce = CrossEntropy(ignore_index=ignore_index)
         self.lovasz = LovaszSoftmax(ignore_index=ignore_index)
         self.sek = SeKLoss(ignore_index=ignore_index)
@@ -235,9 +257,19 @@ def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.
     parts = []
     problems = []
     for item in items:
+        if not isinstance(item, (str, dict)):  # (a number: a TypeError traceback)
+            problems.append(f"loss {item!r}: expected a loss name or {{name: ..., options}}")
+            continue
         item = {"name": item} if isinstance(item, str) else dict(item)
         name = item.pop("name", None)
-        scale = float(item.pop("scale", 1.0))
+        scale = item.pop("scale", 1.0)
+        if isinstance(scale, str):
+            try:  # YAML 1.1 reads 1e-1 (no dot) as text, as the config's numbers
+                scale = float(scale)
+            except ValueError:
+                pass
+        if problem := _number_problem(scale, f"loss {name}: scale"):
+            problems.append(problem)
         if name not in LOSSES:
             problems.append(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
             continue
@@ -250,6 +282,8 @@ def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.
             parts.append((scale, LOSSES[name](ignore_index=ignore_index, **item)))
         except TypeError as exc:
             problems.append(f"loss {name!r}: {exc}")
+        except InputError as exc:  # each loss's own option checks, listed with the others
+            problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
     return parts[0][1] if len(parts) == 1 and parts[0][0] == 1.0 else CombinedLoss(parts)

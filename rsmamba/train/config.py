@@ -166,6 +166,43 @@ _ZOOMS = ("augment.scale", "augment.scale_set", "eval.scales")
 MAX_ZOOM = 8.0
 
 
+GROUP_KEYS = ("prefix", "lr_scale", "weight_decay")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_groups(groups: Any, problems: ProblemCollector) -> None:
+    """Each ``optim.groups`` entry's keys and values: a misspelt key trained the group at the full rate, a negative
+    ``lr_scale`` at a negative one (gradient ascent), and text values were tracebacks when the optimiser was built."""
+    if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) and "prefix" in g
+                                                                      for g in groups)):
+        problems.add(f"config optim.groups: expected a list of {{prefix: ..., lr_scale: ...}}, got {groups!r}")
+        return
+    for i, g in enumerate(groups or []):
+        where = f"config optim.groups[{i}]"
+        for key in g:
+            if key not in GROUP_KEYS:
+                problems.add(f"{where}: unknown key {key!r} (a group takes {', '.join(GROUP_KEYS)})")
+        prefix = g["prefix"]
+        if not (isinstance(prefix, str) and prefix or isinstance(prefix, list) and prefix
+                and all(isinstance(x, str) and x for x in prefix)):
+            problems.add(f"{where}.prefix: expected a parameter-name prefix (e.g. backbone.) or a list of them, "
+                         f"got {prefix!r}")
+        for key in ("lr_scale", "weight_decay"):
+            value = g.get(key)
+            if key not in g or value is None and key == "weight_decay":  # (weight_decay null: optim.weight_decay)
+                continue
+            if isinstance(value, str):
+                try:  # YAML 1.1 reads 1e-4 (no dot) as text, as the schema's numbers
+                    value = g[key] = float(value)
+                except ValueError:
+                    pass
+            if not _finite(value) or value < 0:
+                problems.add(f"{where}.{key}: expected a number >= 0, got {value!r}")
+
+
 def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     """Every typed key holds its kind and lies in range (``optim.lr=abc`` or ``data.batch_size=0`` fail here)."""
     for key, kind, smallest, optional in _SCHEMA:
@@ -220,6 +257,13 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         problems.add(f"config train.freeze_prefixes: expected a list of name prefixes, e.g. [backbone.], "
                      f"got {prefixes!r}")
     section = lambda name: cfg.get(name) if isinstance(cfg.get(name), dict) else {}  # noqa: E731
+    # settings that did nothing, unsaid: a clip at 0 clips nothing, freeze_epochs alone freezes nothing
+    if section("train").get("grad_clip") == 0 and not isinstance(section("train").get("grad_clip"), bool):
+        problems.add("config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got 0")
+    freeze = section("train").get("freeze_epochs")
+    if _finite(freeze) and freeze > 0 and prefixes == []:
+        problems.add(f"config train.freeze_epochs: {freeze} epochs of freezing, but train.freeze_prefixes is empty: "
+                     "name the parameter-name prefixes frozen (e.g. [backbone.]), or leave freeze_epochs at 0")
     ema = section("train").get("ema")
     if isinstance(ema, (int, float)) and not isinstance(ema, bool) and ema >= 1:
         problems.add(f"config train.ema: a decay, must be < 1 (e.g. 0.999), got {ema!r}")
@@ -230,15 +274,24 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
     if not isinstance(section("model").get("kwargs", {}), dict):
         problems.add(f"config model.kwargs: expected a mapping of the model's arguments, got "
                      f"{section('model').get('kwargs')!r}")
-    groups = section("optim").get("groups")
-    if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) and "prefix" in g
-                                                                      for g in groups)):
-        problems.add(f"config optim.groups: expected a list of {{prefix: ..., lr_scale: ...}}, got {groups!r}")
+    _check_groups(section("optim").get("groups"), problems)
     if cfg.get("loss") is None or cfg.get("loss") == []:
         problems.add("config loss: empty; give a loss (ce, dice, lovasz, sek, mambafcs or a list of them)")
+    else:  # its names, scales and options (dice smooth: abc passed --dry-run, a traceback at the first batch)
+        from rsmamba.losses import build_loss
+
+        try:
+            build_loss(cfg["loss"])
+        except InputError as exc:
+            for problem in exc.problems:
+                problems.add(f"config {problem}")
     lr = cfg["optim"].get("lr") if isinstance(cfg.get("optim"), dict) else None
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:  # (-1 was 'must be >= 0', 0 '> 0')
         problems.add(f"config optim.lr: must be > 0, got {lr:g}")
+    min_lr = section("schedule").get("min_lr")
+    if _finite(lr) and _finite(min_lr) and 0 < lr < min_lr:  # cosine's 'floor' raised the rate to it, 10x
+        problems.add(f"config schedule.min_lr: the floor the rate decays to, must be <= optim.lr ({lr:g}), "
+                     f"got {min_lr:g}")
     seed = cfg["train"].get("seed") if isinstance(cfg.get("train"), dict) else None
     if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 and (
             problem := seed_problem(seed, "config train.seed")):  # below 0: the schema's bound says it
@@ -257,6 +310,20 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         value = section(part).get(name, allowed[0] if key == "schedule.by" else None)
         if value not in allowed:
             problems.add(f"config {key}: {value!r}, expected {', '.join(allowed)}")
+
+
+def warmup_warning(cfg: dict, steps_per_epoch: int) -> str | None:
+    """What to say when the warm-up lasts the whole run (known once the data give the steps per epoch): the rate
+    ramps all run long and never reaches optim.lr (warmup_epochs 100 in a 2-epoch run peaked at 1/50 of it)."""
+    s, epochs = cfg["schedule"], cfg["train"]["epochs"]
+    total = max(1, epochs * steps_per_epoch)
+    iters = int(s.get("warmup_iters") or 0)
+    warm = iters or int(s["warmup_epochs"] * steps_per_epoch)
+    if warm < total or warm <= 1:
+        return None
+    key = f"schedule.warmup_iters {iters}" if iters else f"schedule.warmup_epochs {s['warmup_epochs']:g}"
+    return (f"{key} lasts the whole run ({epochs} epoch{'s' * (epochs != 1)}, {total} steps): the rate ramps up "
+            f"all run, to {total / warm:.3g} x optim.lr at its last step; shorten the warm-up or train longer")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

@@ -18,10 +18,12 @@ import yaml
 from rsmamba.datasets.chips import describe_roots
 from rsmamba.engine.run import process_rss_bytes
 from rsmamba.models import model_info
-from rsmamba.train.config import load_config
+from rsmamba.train.config import load_config, warmup_warning
 from rsmamba.train.init import set_frozen
 from rsmamba.train.trainer import (blame_model_kwargs, build_model, param_groups, pick_device, prepare, segment,
                                    steps_per_epoch, unread_by_chips)
+
+log = logging.getLogger(__name__)
 
 OPTIMISER_STATE_BYTES = {"adamw": 8, "adam": 8, "sgd": 4}  # per fp32 parameter
 
@@ -119,6 +121,8 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     batch = cfg["data"]["batch_size"]
     # refused as train refuses
     steps = steps_per_epoch(describe_roots(cfg["data"]["root"]), len(prep.train_ds), batch, world)
+    if said := warmup_warning(cfg, steps):  # said as training says it
+        log.warning(said)
     sample: dict[str, Any] = prep.train_ds[0]
     h, w = sample["image"].shape[-2:]
     n_params = sum(p.numel() for p in prep.model.parameters())

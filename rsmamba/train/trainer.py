@@ -50,7 +50,7 @@ from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
-from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config
+from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, warmup_warning
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
@@ -165,14 +165,21 @@ def param_groups(cfg: dict, model: nn.Module) -> list[dict]:
     o = cfg["optim"]
     groups = o.get("groups") or []
     named = list(model.named_parameters())
-    taken: set[str] = set()
+    taken: dict[str, str] = {}  # parameter name -> the prefixes of the group that took it
     out = []
     for g in groups:
         prefixes = [g["prefix"]] if isinstance(g.get("prefix"), str) else list(g.get("prefix") or [])
-        params = [(n, p) for n, p in named if n not in taken and any(n.startswith(x) for x in prefixes)]
+        matching = [(n, p) for n, p in named if any(n.startswith(x) for x in prefixes)]
+        params = [(n, p) for n, p in matching if n not in taken]
+        if matching and not params:  # 'matches no parameter' was said of a prefix an earlier, wider group emptied
+            earlier = list(dict.fromkeys(taken[n] for n, _ in matching))
+            raise InputError(f"optim.groups: prefix {prefixes} matches {len(matching)} parameters of "
+                             f"{cfg['model']['name']!r}, all taken by the earlier group{'s' * (len(earlier) > 1)} "
+                             f"{', '.join(map(repr, earlier))} (a parameter joins the first group that matches it): list "
+                             "groups from the most specific prefix to the most general")
         if not params:
             raise InputError(f"optim.groups: prefix {prefixes} matches no parameter of {cfg['model']['name']!r}")
-        taken.update(n for n, _ in params)
+        taken.update((n, ",".join(prefixes)) for n, _ in params)
         group = {"params": [p for _, p in params], "lr": o["lr"] * float(g.get("lr_scale", 1.0)),
                  "name": ",".join(prefixes)}
         if g.get("weight_decay") is not None:
@@ -236,6 +243,8 @@ def lr_factor(cfg: dict, steps_per_epoch: int):
 
 
 def _build_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    if said := warmup_warning(cfg, steps_per_epoch):
+        log.warning(said)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
 
 
@@ -816,9 +825,10 @@ def _take_model(cfg: dict, path: str, model: str, structure: dict, role: str = "
         cfg["model"]["kwargs"] = structure
 
 
-def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None:
+def _check_class_settings(cfg: dict, num_classes: int, names: list[str], trained: set[int] | None = None) -> None:
     """Settings sized by the classes, checked before any batch: wrong, they failed at the first batch
-    (class weights) or after a whole epoch (an excluded class id past the head), with a traceback."""
+    (class weights) or after a whole epoch (an excluded class id past the head), with a traceback. ``trained``:
+    the class ids the training chips hold, where known (weights 0 on all of them: a NaN loss at step 1)."""
     from rsmamba.losses import CrossEntropy
 
     problems = []
@@ -826,6 +836,11 @@ def _check_class_settings(cfg: dict, num_classes: int, names: list[str]) -> None
         if isinstance(module, CrossEntropy) and module.weight is not None and module.weight.numel() != num_classes:
             problems.append(f"loss ce: {module.weight.numel()} class_weights for {num_classes} classes "
                             f"({', '.join(names)})")
+        elif isinstance(module, CrossEntropy) and module.weight is not None and trained and all(
+                module.weight[c] == 0 for c in trained if c < num_classes):
+            problems.append(f"loss ce: class_weights are 0 for every class the training chips hold "
+                            f"({', '.join(names[c] for c in sorted(trained) if c < num_classes)}), so no pixel "
+                            "counts; give them a weight > 0")
     bad = [c for c in cfg["train"]["exclude_classes"] if not 0 <= c < num_classes]
     if bad:
         problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
@@ -1057,7 +1072,10 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
         raise InputError(f"{describe_roots(d['root'])}: the {d['train_split']} chips hold no labelled pixel "
                          "(every label is 255, "
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
-    _check_class_settings(cfg, num_classes, names)
+    trained = {int(k) for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items()
+               if int(k) != IGNORE_INDEX and int(v) > 0} if rows and all(r.get("class_hist") and not r.get("labels_t2")
+                                                                   for r in rows) else None  # (date 1's only)
+    _check_class_settings(cfg, num_classes, names, trained)
     _warn_classes_missing_from_val(train_ds, val_ds, names, d["val_split"])
     if not scoring:
         _warn_classes_never_trained(train_ds, classes, names, d["train_split"], list(cfg["train"]["exclude_classes"]))

@@ -1,0 +1,111 @@
+"""Config values refused by ``load_config``, before any data is read (so ``train --dry-run`` refuses them too)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rsmamba.errors import InputError
+from rsmamba.train.config import load_config
+
+
+def _problems(*sets: str) -> list[str]:
+    with pytest.raises(InputError) as exc:
+        load_config(None, ["data.root=chips", *sets])
+    return exc.value.problems
+
+
+def test_optim_groups_keys_and_values_are_checked_together() -> None:
+    """A negative lr_scale trained the group by gradient ascent, a misspelt key was ignored (the full rate) and
+    text values were tracebacks when the optimiser was built: each is one line, all listed at once."""
+    said = _problems("optim.groups=[{prefix: encoder., lr_scale: -1}, {prefix: head., lr_scal: 0.1}, "
+                     "{prefix: encoder., lr_scale: abc}, {prefix: encoder., weight_decay: abc}, {prefix: 5}]")
+    assert len(said) == 5, said
+    for needle in (r"optim.groups\[0\].lr_scale: expected a number >= 0, got -1",
+                   r"optim.groups\[1\]: unknown key 'lr_scal'",
+                   r"optim.groups\[2\].lr_scale: expected a number >= 0, got 'abc'",
+                   r"optim.groups\[3\].weight_decay: expected a number >= 0, got 'abc'",
+                   r"optim.groups\[4\].prefix: expected a parameter-name prefix"):
+        assert any(re.search(needle, p) for p in said), (needle, said)
+    cfg = load_config(None, ["data.root=chips", "optim.groups=[{prefix: [a., b.], lr_scale: 1e-1, weight_decay: 0}]"])
+    assert cfg["optim"]["groups"][0]["lr_scale"] == 0.1
+
+
+def test_loss_entries_are_checked_with_the_config() -> None:
+    """A negative scale made the run maximise that loss; text in a scale or an option was a traceback (dice
+    smooth: abc passed --dry-run and failed at the first batch)."""
+    said = _problems("loss=[ce, {name: lovasz, scale: -1}, {name: dice, scale: abc}, {name: dice, smooth: abc}, 5]")
+    assert len(said) == 4, said
+    for needle in (r"loss lovasz: scale must be a number >= 0, got -1", r"loss dice: scale must be a number >= 0, got 'abc'",
+                   r"loss dice: smooth must be a number >= 0, got 'abc'", r"loss 5: expected a loss name"):
+        assert any(re.search(needle, p) for p in said), (needle, said)
+    assert any("mambafcs: sek must be" in p for p in _problems("loss={name: mambafcs, sek: x}"))
+    assert load_config(None, ["data.root=chips", "loss=[ce, {name: dice, scale: 1e-1, smooth: 0}]"])
+
+
+def test_min_lr_above_lr_is_refused() -> None:
+    """cosine's 'floor' above optim.lr raised the rate to it (10x) instead of decaying it."""
+    assert _problems("schedule.min_lr=0.01") == ["config schedule.min_lr: the floor the rate decays to, must be <= "
+                                                 "optim.lr (0.001), got 0.01"]
+    assert load_config(None, ["data.root=chips", "schedule.min_lr=0.001"])["schedule"]["min_lr"] == 0.001
+
+
+def test_a_warmup_as_long_as_the_run_is_said() -> None:
+    """warmup_epochs 100 in a 2-epoch run trained at 2e-5 at most, unsaid; warmup_iters likewise, once the data
+    give the steps per epoch (a warning: a recipe's warm-up in a one-epoch trial run is no mistake)."""
+    from rsmamba.train.config import warmup_warning
+
+    def said(*sets: str, steps: int = 4) -> str | None:
+        return warmup_warning(load_config(None, ["data.root=chips", "train.epochs=2", *sets]), steps)
+
+    assert "schedule.warmup_epochs 100 lasts the whole run (2 epochs, 8 steps)" in said("schedule.warmup_epochs=100")
+    assert "0.02 x optim.lr at its last step" in said("schedule.warmup_epochs=100")
+    assert "schedule.warmup_iters 8 lasts the whole run" in said("schedule.warmup_iters=8", "schedule.warmup_epochs=1")
+    assert said("schedule.warmup_iters=7") is None and said("schedule.warmup_epochs=1.5") is None and said() is None
+
+
+def test_class_weights_that_count_no_pixel_are_refused() -> None:
+    """All-zero CE weights (or 0 on every class the training chips hold) gave a 0/0 NaN loss at step 1, reported
+    as a divergence to cure with a lower rate."""
+    from rsmamba.train.trainer import _check_class_settings
+
+    assert any("class_weights are all 0" in p for p in _problems("loss={name: ce, class_weights: [0, 0, 0, 0, 0, 0]}"))
+    cfg = load_config(None, ["data.root=chips", "loss=[dice, {name: ce, class_weights: [1, 0, 0, 1, 1, 1]}]"])
+    names = [f"c{i}" for i in range(6)]
+    with pytest.raises(InputError, match=r"class_weights are 0 for every class the training chips hold \(c1, c2\)"):
+        _check_class_settings(cfg, 6, names, trained={1, 2})
+    _check_class_settings(cfg, 6, names, trained={1, 3})
+    _check_class_settings(cfg, 6, names)  # (classes unknown: benchmark layouts, change chips' date 2)
+
+
+def test_a_group_whose_parameters_an_earlier_group_took_says_so() -> None:
+    """'prefix [encoder.stages.0] matches no parameter' was said while six matched: the wider encoder. group listed
+    first had taken them."""
+    import torch.nn as nn
+
+    from rsmamba.train.trainer import param_groups
+
+    model = nn.Sequential()
+    model.add_module("encoder", nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)))
+    model.add_module("head", nn.Linear(2, 1))
+    cfg = load_config(None, ["data.root=chips", "optim.groups=[{prefix: encoder.}, {prefix: encoder.0.}]"])
+    with pytest.raises(InputError, match=r"prefix \['encoder.0.'\] matches 2 parameters of 'fcn_baseline', all taken "
+                                         r"by the earlier group 'encoder.' .*most specific prefix to the most general"):
+        param_groups(cfg, model)
+    cfg["optim"]["groups"].reverse()
+    assert [g["name"] for g in param_groups(cfg, model)] == ["base", "encoder.0.", "encoder."]
+    cfg["optim"]["groups"] = [{"prefix": "decoder."}]
+    with pytest.raises(InputError, match=r"prefix \['decoder.'\] matches no parameter of 'fcn_baseline'$"):
+        param_groups(cfg, model)
+
+
+def test_settings_that_do_nothing_are_refused() -> None:
+    """train.grad_clip 0 clipped nothing and freeze_epochs without freeze_prefixes froze nothing, both unsaid."""
+    said = _problems("train.grad_clip=0", "train.freeze_epochs=3")
+    assert said == ["config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got 0",
+                    "config train.freeze_epochs: 3 epochs of freezing, but train.freeze_prefixes is empty: name the "
+                    "parameter-name prefixes frozen (e.g. [backbone.]), or leave freeze_epochs at 0"]
+    cfg = load_config(None, ["data.root=chips", "train.grad_clip=0.5", "train.freeze_epochs=3",
+                             "train.freeze_prefixes=[encoder.]"])
+    assert cfg["train"]["grad_clip"] == 0.5
