@@ -97,7 +97,8 @@ class ChangeSummary:
             lines += [f"{name}: {path} (not written: --dry-run)" for name, path in self.outputs.items()]
             size_mib = self.width * self.height * self.output_bands / 2**20  # one byte per band and pixel
             lines.append(f"output size {output_size(size_mib * 2**20)} uncompressed"
-                         + (f"; {eta_text(self.eta_seconds)}" if self.eta_seconds is not None else ""))
+                         + (f"; {eta_text(self.eta_seconds)}" if self.eta_seconds is not None else "")
+                         + self.resume_note.replace("resumed", "would resume"))
             return "\n".join(lines)
         if self.shift is not None and self.shift.windows_used:
             lines.append(f"t2 vs t1 residual shift {self.shift.magnitude:.2f} px "
@@ -455,11 +456,6 @@ def detect_change(
                   "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",
                   n_windows, window, overlap, blend, len(strips), batch_size, predictor.device, predictor.tta.passes,
                   src.bands, src.t2_bands, epoch_norm)
-        if dry_run:
-            summary.dry_run = True
-            summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
-            summary.memory_bytes += forward_bytes
-            return summary
         params = {
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": weights_digest,
             "window": window, "overlap": overlap, "blend": blend, "tta": predictor.tta.spec(), "amp": amp, "semantic": semantic,
@@ -468,6 +464,13 @@ def detect_change(
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
         }
         state = ResumeState(out, params, src.height, batch_size)  # the lock on the outputs keeps it ours
+        if dry_run:
+            summary.dry_run = True
+            if resume:  # the run's check of the interrupted run's record, as predict's dry run
+                summary.resume_note = state.dry_run_note([layer.scratch for layer in layers], len(strips))
+            summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.memory_bytes += forward_bytes
+            return summary
         point = state.begin(pub, layers, resume)
         summary.resume_note = resume_note(point, len(strips))
         if point is None:

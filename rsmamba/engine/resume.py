@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmamba.atomic import (
-    Publication, atomic_output, is_signed, journal_key_path, resume_sidecar_path, signature,
+    Publication, atomic_output, is_signed, journal_key_path, journal_path, resume_sidecar_path, signature,
 )
 from rsmamba.engine.writer import OutputLayer
 from rsmamba.errors import InputError
@@ -103,6 +103,7 @@ class ResumeState:
     """Reads and updates the sidecar; each update is an atomic file replacement."""
 
     def __init__(self, final: Path, params: dict[str, Any], height: int, batch_size: int | None = None) -> None:
+        self.final = Path(final)
         self.path = resume_sidecar_path(final)
         self.digest = params_hash(params)
         self.parts = params_parts(params)
@@ -174,6 +175,13 @@ class ResumeState:
             pub.remove_at_commit(*layer.scratch_files)
         pub.remove_at_commit(self.path)
         return point
+
+    def dry_run_note(self, scratch_files: list[Path], strips: int) -> str:
+        """What ``--dry-run --resume`` says: the run's refusal of the record (:meth:`load`), or where it would take
+        the run up. A run a kill left between its renames, which the run finishes on entry, is said so."""
+        if not self.path.is_file() and journal_path(self.final).exists():
+            return resume_note(None, strips)
+        return resume_note(self.load(scratch_files), strips)
 
     def save(self, strip: int, rows_done: int) -> None:
         record = {"params": self.digest, "parts": self.parts, "strip": strip, "rows_done": rows_done, "height": self.height,

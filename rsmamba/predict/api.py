@@ -90,7 +90,7 @@ class PredictSummary:
         if self.dry_run:
             size = self.width * self.height * self.output_bands  # one byte per band and pixel
             lines.append(f"output size {output_size(size)} uncompressed; {eta_text(self.eta_seconds)}"
-                         if self.eta_seconds is not None else "")
+                         f"{self.resume_note.replace('resumed', 'would resume')}" if self.eta_seconds is not None else "")
         else:
             lines.append(f"done in {self.seconds:.1f} s ({self.mpix_per_s:.2f} MPix/s){self.resume_note}")
         # self.warnings were logged on stderr as they arose; not repeated on stdout
@@ -369,11 +369,6 @@ def _predict_in(
                   n_windows, window, overlap, blend, len(strips), batch_size, prefetch, predictor.device,
                   torch.get_num_threads(), predictor.tta.passes, chosen, " + DSM" if has_dsm else "",
                   "the checkpoint's statistics" if loaded.image_norm is not None else "this scene's statistics")
-        if dry_run:
-            summary.dry_run = True
-            summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
-            summary.memory_bytes += forward_bytes
-            return summary
 
         weights_digest = model_digest(loaded)
         made_by = model_id(loaded, weights_digest)  # on every output: vectorize pairs them by it
@@ -394,6 +389,13 @@ def _predict_in(
             "image_stats": image_stats.mean + image_stats.std,
         }
         state = ResumeState(out, params, src.height, batch_size)
+        if dry_run:
+            summary.dry_run = True
+            if resume:  # the run's check of the interrupted run's record (a dry run said nothing, the run refused)
+                summary.resume_note = state.dry_run_note([layer.scratch for layer in layers], len(strips))
+            summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
+            summary.memory_bytes += forward_bytes
+            return summary
         point = state.begin(pub, layers, resume)
         summary.resume_note = resume_note(point, len(strips))
         if point is None:

@@ -60,6 +60,9 @@ def test_an_interrupted_change_run_resumes_to_the_same_file_and_says_so(tmp_path
     assert not out.exists() and resume_sidecar_path(out).is_file()
     with pytest.raises(InputError, match=r"other inputs or parameters \(--change-threshold\)"):  # named
         _run(t1, t2, out, Diff(), resume=True, change_threshold=0.3)
+    with pytest.raises(InputError, match=r"other inputs or parameters \(--change-threshold\)"):  # a dry run too
+        _run(t1, t2, out, Diff(), resume=True, change_threshold=0.3, dry_run=True)
+    assert "would resume at row 256" in _run(t1, t2, out, Diff(), resume=True, dry_run=True).describe()
 
     counting = Diff()
     summary = _run(t1, t2, out, counting, resume=True)

@@ -182,6 +182,15 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     with pytest.raises(InputError, match=r"other inputs or parameters \(--overlap\)"):  # which one, named
         predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True,
                        **{**kw, "overlap": 8})
+    # a dry run checks the record as the run does (it said nothing, and the run was then refused)
+    with pytest.raises(InputError, match=r"other inputs or parameters \(--overlap\)"):
+        predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True, dry_run=True,
+                       **{**kw, "overlap": 8})
+    dry = predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True, dry_run=True, **kw)
+    assert "would resume at row 256" in dry.describe() and resume_sidecar_path(out).is_file()
+    with pytest.raises(InputError, match="no interrupted run to resume"):
+        predict_raster(path, tmp_path / "other.tif", model=LoadedModel(net, classes=default_classes(4)), resume=True,
+                       dry_run=True, **kw)
     counting = Interrupting(net, after=10_000)
     summary = predict_raster(path, out, model=LoadedModel(counting, classes=default_classes(4)), resume=True, **kw)
     assert summary.resumed_from_row == 256
