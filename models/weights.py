@@ -32,7 +32,7 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} {path}: file not found (no downloads at run time)")
-    if path.suffix.lower() == ".safetensors":  # the hub's format: a tensor table, nothing to unpickle
+    if _holds_safetensors(path):  # the hub's format: a tensor table, nothing to unpickle
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -44,7 +44,8 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
         with torch.serialization.safe_globals(list(allow)), warnings.catch_warnings():
             # a bare pickle (not torch's zip format) makes torch warn about its protocol before refusing it
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with open(path, "rb") as fh:  # a file object: torch 2.13 reads a '.safetensors' name as safetensors
+                return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         match = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if not match and not re.search(r"Unsupported (global|class)", str(exc)):  # text, garbage, odd opcodes
@@ -55,6 +56,18 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
         raise InputError(f"{what} {path}: not a readable weights file ({exc.__class__.__name__})") from None
 
+
+
+def _holds_safetensors(path: Path) -> bool:
+    """Whether the file is a safetensors table, by its content (an 8-byte header length, then its JSON), not its
+    name: a safetensors file saved as ``.pth`` (or a torch file as ``.safetensors``) was read by the other reader,
+    and refused as 'not a readable weights file'."""
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    size = path.stat().st_size
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8:
+        return True  # (a file of neither kind is read by the reader its name asks for, and refused by it)
+    return path.suffix.lower() == ".safetensors" and not head.startswith((b"PK", b"\x80"))  # torch: zip, pickle
 
 
 def load_authors_state_dict(model: nn.Module, state: dict[str, Any]) -> None:

@@ -77,6 +77,14 @@ def test_a_safetensors_download_lands_like_its_pth(tmp_path: Path) -> None:
         load_pretrained(model, tmp_path / name, image_bands=3, dsm=False)
         models.append(model.state_dict())
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
+    # read by what the file holds, not its name (each was refused by the other reader as unreadable)
+    (tmp_path / "resnet18.safetensors").rename(tmp_path / "hub.pth")
+    (tmp_path / "resnet18.pth").rename(tmp_path / "torch.safetensors")
+    for name in ("hub.pth", "torch.safetensors"):
+        torch.manual_seed(0)
+        model = create_model("mafmamba_tiny", num_classes=6, in_chans=3)
+        load_pretrained(model, tmp_path / name, image_bands=3, dsm=False)
+        assert all(torch.equal(model.state_dict()[k], models[0][k]) for k in models[0]), name
     (tmp_path / "broken.safetensors").write_bytes(b"not a tensor table")
     with pytest.raises(InputError, match="not a readable safetensors file"):
         load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "broken.safetensors",
