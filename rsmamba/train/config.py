@@ -312,6 +312,41 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
             problems.add(f"config {key}: {value!r}, expected {', '.join(allowed)}")
 
 
+def schedule_warnings(cfg: dict, steps_per_epoch: int) -> list[str]:
+    """What training (and its dry run) says of the schedule once the data give the steps per epoch."""
+    return [said for said in (warmup_warning(cfg, steps_per_epoch), restart_warning(cfg, steps_per_epoch)) if said]
+
+
+def restart_warning(cfg: dict, steps_per_epoch: int) -> str | None:
+    """A ``cosine_restarts`` run that ends inside a cycle: its last epochs train at a rate still high, where the
+    cycle would have annealed it (MAFMamba's 80 epochs with GeoSeg's t0 15, t_mult 2, whose cycles end at 15, 45
+    and 105: 35 epochs into the third, at 0.3 x optim.lr; GeoSeg trains 105). Said, not refused: the paper's
+    80 epochs are its recipe."""
+    s, epochs = cfg["schedule"], cfg["train"]["epochs"]
+    if s["name"] != "cosine_restarts":
+        return None
+    unit = steps_per_epoch if s["by"] == "epoch" else 1
+    warm = int(s.get("warmup_iters") or 0) or int(s["warmup_epochs"] * steps_per_epoch)
+    total = epochs * steps_per_epoch
+    ends, length, end = [], s["t0"] * unit, warm
+    while end < total:
+        end += length
+        ends.append(end)
+        length *= s["t_mult"]
+    if not ends or ends[-1] == total:
+        return None
+    start = ends[-2] if len(ends) > 1 else warm
+    into, cycle = total - start, ends[-1] - start
+    floor = float(s["min_lr"]) / float(cfg["optim"]["lr"]) if cfg["optim"]["lr"] else 0.0
+    rate = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (into - 1) / cycle))  # the last step's
+    per, name = (steps_per_epoch, "epoch") if s["by"] == "epoch" else (1, "step")
+    at = ("..., " if len(ends) > 3 else "") + ", ".join(f"{e / per:g}" for e in ends[-3:])
+    fits = " or ".join(f"{e / steps_per_epoch:g}" for e in ends[-2:] if e % steps_per_epoch == 0)
+    return (f"schedule cosine_restarts (t0 {s['t0']}, t_mult {s['t_mult']}): train.epochs {epochs} ends "
+            f"{into / per:g} {name}s into a {cycle / per:g}-{name} cycle, at {rate:.2g} x optim.lr (cycles end at "
+            f"{name} {at})" + (f"; train.epochs {fits} ends one" if fits else ""))
+
+
 def warmup_warning(cfg: dict, steps_per_epoch: int) -> str | None:
     """What to say when the warm-up lasts the whole run (known once the data give the steps per epoch): the rate
     ramps all run long and never reaches optim.lr (warmup_epochs 100 in a 2-epoch run peaked at 1/50 of it)."""

@@ -18,7 +18,7 @@ import yaml
 from rsmamba.datasets.chips import describe_roots
 from rsmamba.engine.run import process_rss_bytes
 from rsmamba.models import model_info
-from rsmamba.train.config import load_config, warmup_warning
+from rsmamba.train.config import load_config, schedule_warnings
 from rsmamba.train.init import set_frozen
 from rsmamba.train.trainer import (blame_model_kwargs, build_model, param_groups, pick_device, prepare, segment,
                                    steps_per_epoch, unread_by_chips)
@@ -121,7 +121,7 @@ def plan_training(config: dict | str | os.PathLike[str], overrides: list[str] | 
     batch = cfg["data"]["batch_size"]
     # refused as train refuses
     steps = steps_per_epoch(describe_roots(cfg["data"]["root"]), len(prep.train_ds), batch, world)
-    if said := warmup_warning(cfg, steps):  # said as training says it
+    for said in schedule_warnings(cfg, steps):  # said as training says them
         log.warning(said)
     sample: dict[str, Any] = prep.train_ds[0]
     h, w = sample["image"].shape[-2:]

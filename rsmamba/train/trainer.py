@@ -50,7 +50,7 @@ from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
-from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, warmup_warning
+from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, schedule_warnings
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
@@ -243,7 +243,7 @@ def lr_factor(cfg: dict, steps_per_epoch: int):
 
 
 def _build_scheduler(cfg: dict, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    if said := warmup_warning(cfg, steps_per_epoch):
+    for said in schedule_warnings(cfg, steps_per_epoch):
         log.warning(said)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
 

@@ -109,3 +109,23 @@ def test_settings_that_do_nothing_are_refused() -> None:
     cfg = load_config(None, ["data.root=chips", "train.grad_clip=0.5", "train.freeze_epochs=3",
                              "train.freeze_prefixes=[encoder.]"])
     assert cfg["train"]["grad_clip"] == 0.5
+
+
+def test_a_cosine_restarts_run_that_ends_inside_a_cycle_is_said() -> None:
+    """MAFMamba's 80 epochs with GeoSeg's t0 15, t_mult 2 (cycles ending at 15, 45, 105) left its last epochs at a
+    rate still a third of optim.lr, unsaid (GeoSeg trains 105)."""
+    from rsmamba.train.config import schedule_warnings
+    from rsmamba.train.trainer import lr_factor
+
+    cfg = load_config("mafmamba_vaihingen", ["data.root=chips"])
+    (said,) = schedule_warnings(cfg, steps_per_epoch=10)
+    rate = lr_factor(cfg, steps_per_epoch=10)(80 * 10 - 1)  # the last step's factor, as the scheduler has it
+    assert said.startswith("schedule cosine_restarts (t0 15, t_mult 2): train.epochs 80 ends 35 epochs into a "
+                           f"60-epoch cycle, at {rate:.2g} x optim.lr (cycles end at epoch 15, 45, 105); "
+                           "train.epochs 45 or 105 ends one")
+    assert schedule_warnings(load_config("mafmamba_vaihingen", ["data.root=chips", "train.epochs=105"]), 10) == []
+    by_step = load_config(None, ["data.root=chips", "train.epochs=2", "schedule.name=cosine_restarts",
+                                 "schedule.by=iteration", "schedule.t0=7"])
+    assert schedule_warnings(by_step, 10) == [
+        "schedule cosine_restarts (t0 7, t_mult 1): train.epochs 2 ends 6 steps into a 7-step cycle, at "
+        f"{lr_factor(by_step, 10)(19):.2g} x optim.lr (cycles end at step 7, 14, 21)"]
