@@ -96,6 +96,13 @@ def _device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _not_done(results: list) -> str:
+    """'2 already complete' (and ', 1 being made by another run': the same batch started twice shares it)."""
+    elsewhere = sum(r.status == "elsewhere" for r in results)
+    complete = sum(r.status not in ("done", "elsewhere") for r in results)
+    return f"{complete} already complete" + (f", {elsewhere} being made by another run" if elsewhere else "")
+
+
 def _ran_on(device: str, scheduler: Optional[str], done: int) -> str:
     """' on cuda' for a batch's summary, as one scene's names its device (``--device auto`` chose); a remote
     cluster's workers chose their own, and a batch that ran nothing ran nowhere."""
@@ -349,7 +356,7 @@ def predict(
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} scene{'s' * (done != 1)} predicted{_ran_on(device, scheduler, done)}, "
-                   f"{len(results) - done} already complete, into {out}")
+                   f"{_not_done(results)}, into {out}")
         return
     in_parts = scheduler is not None or opt.either(slice_rows, old_band_rows) is not None
     given = [name for name, value in (("--shard", shard), ("--name-template", name_template),
@@ -453,7 +460,7 @@ def change(
         )
         done = sum(r.status == "done" for r in results)
         typer.echo(f"{done} pair{'s' * (done != 1)} compared{_ran_on(device, scheduler, done)}, "
-                   f"{len(results) - done} already complete, into {out}")
+                   f"{_not_done(results)}, into {out}")
         return
     given = [name for name, value in (("--shard", shard), ("--scheduler", scheduler), ("--name-template", name_template),
                                       ("--max-errors", max_errors)) if value is not None]

@@ -37,7 +37,7 @@ from rsmamba.runlog import scene_scope
 @dataclass
 class JobResult:
     job: Job
-    status: str  # "done" | "skipped" | "failed" | "not run" (stopped by max_errors)
+    status: str  # "done" | "skipped" | "failed" | "not run" (stopped by max_errors) | "elsewhere" (another run's)
     seconds: float = 0.0
     error: str = ""
     worker: str = ""
@@ -65,16 +65,27 @@ class JobsFailed(RsmambaError):
 
 
 
-def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any]) -> JobResult:
-    """Executed on a worker: run the job, turning an exception into a failed result with its reason."""
+def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
+    """Executed on a worker: run the job, turning an exception into a failed result with its reason.
+
+    ``skip_complete``: an output another run of the same settings published, or is writing, since this run
+    looked is that run's to make (the same batch started twice: each failed the scenes the other held, exit 2)."""
     import socket
+
+    from rsmamba.atomic import OutputBusyError
 
     start = time.perf_counter()
     try:
         with scene_scope(job.name, [str(p) for p in job.inputs]):  # its warnings say which scene they are about
             fn(*job.inputs, job.output, **kwargs, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
+    except OutputBusyError as exc:
+        if skip_complete:
+            return JobResult(job, "elsewhere", time.perf_counter() - start, one_line(str(exc)))
+        return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=True)
     except RsmambaError as exc:
+        if skip_complete and job.is_complete():  # published by the other run while this one loaded ('exists')
+            return JobResult(job, "skipped", time.perf_counter() - start)
         return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=exc.exit_code == 2,
                          final=exc.exit_code == 2 and not isinstance(exc, OutputError))  # a full disk, a busy output: may pass
     except Exception as exc:  # noqa: BLE001 - reported with its type, the run goes on
@@ -124,7 +135,11 @@ def run_jobs(
     if scheduler is None:
         failures = 0
         for job in todo:
-            res = _retry_local(fn, job, kwargs, retries)
+            if skip_complete and job.is_complete():  # published since by another run of these settings (a run of
+                results.append(JobResult(job, "skipped"))  # others is refused up front); on a cluster a retried
+                bar.update()  # task may find its own first attempt's output, this run's: not checked there
+                continue
+            res = _retry_local(fn, job, kwargs, retries, skip_complete)
             results.append(res)
             failures += res.status == "failed"
             bar.update()
@@ -132,7 +147,7 @@ def run_jobs(
                 break
     else:
         results.extend(_run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries,
-                                 max_errors, bar))
+                                 max_errors, bar, skip_complete))
     bar.close()
     ran = {(r.job.output, r.job.options) for r in results}  # results from workers hold copies of the jobs
     results += [JobResult(job, "not run") for job in todo if (job.output, job.options) not in ran]  # max_errors
@@ -324,8 +339,11 @@ def _settings(kwargs: dict[str, Any]) -> dict[str, str]:
 
 
 def _per_scene_as_given(settings: dict[str, str]) -> dict[str, str]:
-    """:data:`PER_SCENE_FILES` as whether they are given (a record written before holds a template's text)."""
-    return {k: json.dumps(v != "null") if k in PER_SCENE_FILES else v for k, v in settings.items()}
+    """:data:`PER_SCENE_FILES` as whether they are given (a record written before holds a template's text).
+    Idempotent: a record's "false" read back was made "true" (not "null"), and every batch without a --dsm
+    refused its own re-run as 'made with other settings (dsm_template)'."""
+    return {k: (v if v in ("true", "false") else json.dumps(v != "null")) if k in PER_SCENE_FILES else v
+            for k, v in settings.items()}
 
 
 def batch_record_in(folder: str | os.PathLike[str]) -> bool:
@@ -528,9 +546,10 @@ def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult]) -
                 {k: v for k, v in record.stale.items() if k not in done}))  # recomputed: this record's now
 
 
-def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int) -> JobResult:
+def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int,
+                 skip_complete: bool = False) -> JobResult:
     for _ in range(retries + 1):
-        res = _run_one(fn, job, kwargs)
+        res = _run_one(fn, job, kwargs, skip_complete)
         if not res.retryable:  # done, or refused: a scene that fails late would be computed again in vain
             break
     return res
@@ -609,8 +628,8 @@ def _distributed_levels_kept() -> Iterator[None]:
 
 
 @_distributed_levels_kept()
-def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar
-              ) -> list[JobResult]:
+def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar,
+              skip_complete: bool = False) -> list[JobResult]:
     try:
         from dask.distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the extra
@@ -630,7 +649,8 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
     before = {job: file_identity(job.output) for job in todo}
     try:
         # a job that raises is retried by dask; _run_one turns errors into results, so retry here
-        pending = {client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries): (job, 0) for job in todo}
+        pending = {client.submit(_run_one, fn, job, kwargs, skip_complete, pure=False, retries=retries): (job, 0)
+                   for job in todo}
         failures = 0
         stream = as_completed(list(pending))
         for future in stream:
@@ -640,7 +660,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
             if res.retryable and attempt < retries:
-                retry = client.submit(_run_one, fn, job, kwargs, pure=False, retries=retries)
+                retry = client.submit(_run_one, fn, job, kwargs, skip_complete, pure=False, retries=retries)
                 pending[retry] = (job, attempt + 1)
                 stream.add(retry)
                 continue

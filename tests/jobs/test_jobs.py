@@ -776,3 +776,56 @@ def test_a_name_template_leaving_the_output_folder_is_refused(tmp_path) -> None:
             plan_jobs(paths, tmp_path / "out", template=template)
     assert [j.output.name for j in plan_jobs(paths, tmp_path / "out", template="{relparent}/{stem}.tif")] == [
         "scene_0.tif", "scene_1.tif"]  # an empty {relparent} is no absolute path
+
+
+def test_a_batch_rerun_without_a_dsm_skips_its_outputs_as_complete(tmp_path) -> None:
+    """The record's dsm_template 'false' was read back as given ('true'): every batch without --dsm refused its own
+    re-run as 'made with other settings (dsm_template)'."""
+    from rsmamba.jobs import run_many
+
+    plan, out = plan_jobs(_inputs(tmp_path, 2), tmp_path / "out"), tmp_path / "out"
+    for template in (None, "{dir}/{stem}_dsm.tif"):
+        run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, settings={"tag": "a", "dsm_template": template},
+                 progress=False)
+        again = run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"},
+                         settings={"tag": "a", "dsm_template": template}, progress=False)
+        assert [r.status for r in again] == ["skipped"] * 2
+        with pytest.raises(InputError, match=r"other settings \(dsm_template\)"):  # given against not given
+            run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"},
+                     settings={"tag": "a", "dsm_template": "{dir}/x.tif" if template is None else None}, progress=False)
+        out = tmp_path / "out2"
+        plan = plan_jobs(_inputs(tmp_path, 2), out)
+
+
+def test_the_same_batch_started_twice_leaves_each_scene_to_the_run_that_holds_it(tmp_path) -> None:
+    """Both runs exited 2: each failed the scenes the other was writing ('being written by another rsmamba run') or
+    had published since it looked ('exists, use --overwrite'). A scene the other run holds is its to make."""
+    from rsmamba.atomic import OutputBusyError
+    from rsmamba.jobs.run import _run_one
+
+    (job,) = plan_jobs(_inputs(tmp_path, 1), tmp_path / "out")
+    job.output.parent.mkdir()
+
+    def busy(src, out):
+        raise OutputBusyError(f"output {out} is being written by another rsmamba run (pid 1)")
+
+    assert _run_one(busy, job, {}, skip_complete=True).status == "elsewhere"
+    assert _run_one(busy, job, {}).status == "failed"  # with --overwrite: a conflict, said
+
+    def published_meanwhile(src, out):  # the other run published it while this one loaded its model
+        out.write_text("theirs")
+        raise InputError(f"classes: output {out} exists (use --overwrite to replace it)")
+
+    assert _run_one(published_meanwhile, job, {}, skip_complete=True).status == "skipped"
+    (tmp_path / "two").mkdir()
+    first, second = plan_jobs(_inputs(tmp_path / "two", 2), tmp_path / "two" / "out")
+    second.output.parent.mkdir(exist_ok=True)
+
+    def other_run_publishes_the_next(src, out):  # while this run computes the first, the other publishes the second
+        if out == second.output:
+            pytest.fail("ran a scene another run had published")
+        second.output.write_text("theirs")
+        out.write_text("mine")
+
+    assert [r.status for r in run_jobs(other_run_publishes_the_next, [first, second], progress=False)] == [
+        "done", "skipped"]
