@@ -305,7 +305,8 @@ def _plan(
                     problems.add(f"{raster}: its CRS ({_crs_name(crs)}) cannot be transformed to {what}; "
                                  + ("write --format gpkg, fgb or parquet, which keep it" if what.startswith("GeoJSON")
                                     else "drop --reproject, or georeference the raster in a CRS with a datum"))
-                elif (lacking := _missing_grids(crs, target)) is not None:
+                    continue
+                if (lacking := _missing_grids(crs, target)) is not None:
                     warn_once(log, f"{raster.name}: the best transformation from {_crs_name(crs)} to {what} needs "
                                    f"PROJ grids this machine lacks ({lacking[0]}); PROJ uses one accurate to about "
                                    f"{lacking[1]} instead (projsync --file {lacking[0].split(', ')[0]}, or "
@@ -947,6 +948,13 @@ def vectorize_raster(
     if instances and (plan.probabilities is None or plan.change):
         raise InputError("--instances splits building regions along predicted contacts: it needs a class raster "
                          "and --probabilities from a model with instance outputs")
+    if instances and any("building" in str(n).lower() for n in plan.names.values()):  # (a table without: unknown)
+        chosen = sorted(plan.selected) or sorted(k for k in plan.names if k not in plan.skip)  # none: every class
+        others = [plan.names.get(k, str(k)) for k in chosen if "building" not in str(plan.names.get(k, "")).lower()]
+        if others:  # trees and roads were 'split into buildings' and numbered as buildings, exit 0
+            raise InputError(f"--instances splits building regions into buildings; {', '.join(others[:6])} "
+                             f"{'is' if len(others) == 1 else 'are'} no building class: select the buildings "
+                             "(--classes building)")
     label = scenes.label if scenes is not None else str(raster)
     reproject = None
     if not plan.out_crs.equals(plan.crs):

@@ -111,6 +111,14 @@ def test_cli_instances_split_and_errors(tmp_path, capsys):
     # --instances without probabilities, or with probabilities that lack instance bands: one line, exit 2
     assert main(["vectorize", str(cls_path), "--instances", "-o", str(tmp_path / "x.gpkg")]) == 2
     assert "--probabilities" in capsys.readouterr().err
+    # --instances of classes that are no buildings (or of every class): refused, not numbered as buildings
+    capsys.readouterr()
+    assert main(["vectorize", str(cls_path), "--classes", "background,building", "--probabilities", str(prob_path),
+                 "--instances", "-o", str(tmp_path / "z.gpkg")]) == 2
+    assert "background is no building class: select the buildings (--classes building)" in capsys.readouterr().err
+    assert main(["vectorize", str(cls_path), "--probabilities", str(prob_path), "--instances",  # every class
+                 "-o", str(tmp_path / "z.gpkg")]) == 2
+    assert "background is no building class" in capsys.readouterr().err
     plain = tmp_path / "plain.tif"
     with rasterio.open(prob_path) as src:
         profile, data, tags = src.profile, src.read([1, 2]), src.tags()
@@ -118,7 +126,7 @@ def test_cli_instances_split_and_errors(tmp_path, capsys):
     with rasterio.open(plain, "w", **profile) as dst:
         dst.write(data)
         dst.update_tags(**tags)
-    assert main(["vectorize", str(cls_path), "--instances", "--probabilities", str(plain),
+    assert main(["vectorize", str(cls_path), "--classes", "building", "--instances", "--probabilities", str(plain),
                  "-o", str(tmp_path / "y.gpkg")]) == 2
     assert "p(interior)" in capsys.readouterr().err
 
