@@ -734,12 +734,12 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
         path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
         loaded = (path, load_checkpoint(path))
         done = _train_state(path, loaded[1])["epoch"]
+        _check_resume_config(path, loaded[1].get("config"), cfg)
+        _check_resume_data(path, loaded[1].get("data_fingerprint"), cfg)
         if done >= cfg["train"]["epochs"] and not _continues_folder(resume, out_dir):  # nothing would be written
             raise InputError(f"--resume-from {path}: that run has {done} epoch{'s' * (done != 1)} already and "
                              f"train.epochs is {cfg['train']['epochs']}: nothing to train into {out_dir} (raise "
                              f"train.epochs to go on, or use {path} as it is)")
-        _check_resume_config(path, loaded[1].get("config"), cfg)
-        _check_resume_data(path, loaded[1].get("data_fingerprint"), cfg)
     try:
         with lock_outputs([out_dir] if rank == 0 else []), callers_randomness_kept():
             return _train(cfg, world, rank, device, resume, progress, loaded)
