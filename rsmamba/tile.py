@@ -265,8 +265,11 @@ def tile_scene(
     """
     out_dir = Path(out_dir)
     problems = []
-    if len(split) != 3 or not all(math.isfinite(f) and f >= 0 for f in split) or sum(split) <= 0:
+    if len(split) != 3 or not all(math.isfinite(f) and f >= 0 for f in split):
         problems.append(f"--split needs three non-negative fractions (train,val,test), got {tuple(split)}")
+    elif sum(split) <= 0:  # ('needs non-negative fractions, got (0.0, 0.0, 0.0)': they were)
+        problems.append(f"--split {','.join(f'{f:g}' for f in split)}: the fractions sum to 0; give each split its "
+                        "share, e.g. 0.8,0.1,0.1")
     if block is not None and block < 1:
         problems.append(f"--split-block must be at least 1 px, got {block}")
     if (problem := seed_problem(seed)) is not None:
@@ -417,6 +420,11 @@ def _tile(
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
     grid = WindowGrid(src.width, src.height, size, overlap)
+    if (size / (size - overlap)) ** 2 > 16:  # --size 64 --overlap 63: 923,000 chips, 3.5 GB in 10 minutes, unsaid
+        usual = len(WindowGrid(src.width, src.height, size, size // 4))
+        log.warning(f"--overlap {overlap} of --size {size}: a stride of {size - overlap} px cuts about "
+                    f"{(size / (size - overlap)) ** 2:,.0f} chips over each pixel, {len(grid):,} in all ({usual:,} at "
+                    f"--overlap {size // 4}): a disk of chips, slow to write and to train on")
     block = block or max(4 * size, size)
     plan, dropped = plan_chips(grid, block, split, seed)
     image_stats, dsm_stats = compute_stats(src)
@@ -470,6 +478,15 @@ def _tile(
                              "class table's ignore: V, or fix them")
     known = declared if declared is not None else {c.id for c in classes}
     _check_extra_values(seen, extra, known, summary, declared is not None)
+    bare = [row for row in rows if src.has_labels and not json.loads(row["class_hist"])]
+    if bare:  # labels over part of the image: a val or test split of chips without a label was kept unsaid
+        whole = [name for name in SPLITS if summary.chips[name] and
+                 sum(row["split"] == name for row in bare) == summary.chips[name]]
+        message = (f"labels {labels}: {len(bare)} of {len(rows)} chips hold no labelled pixel (the labels cover part "
+                   "of the image): kept, they teach and score nothing"
+                   + (f"; every {' and every '.join(whole)} chip is one" if whole else ""))
+        summary.warnings.append(message)
+        log.warning(message)
     unknown = sorted({int(k) for row in rows for k in json.loads(row["class_hist"])} - known)
     if unknown:  # training would index past the model's classes, or learn ids no one named
         table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
@@ -514,8 +531,10 @@ def _tile(
         log.warning(message)  # once per tiling run: no need of warn_once
     # the chips lost at split borders, said beside what the split did (--min-valid blamed alone for 15 of 25 lost)
     if not said_dropped and (dropped > DROPPED_WARN_SHARE * len(grid) or (block <= size and dropped)):
+        more = (f"a --split-block of several chips (e.g. {4 * size}) keeps them" if block < 4 * size else
+                f"a larger --split-block (e.g. {2 * block}) or less --overlap drops fewer")  # (it named the one in use)
         message = (f"--split-block {block}: {dropped} of {len(grid)} windows dropped at split borders (chips that "
-                   f"overlap a chip of another split); a --split-block of several chips (e.g. {4 * size}) keeps them")
+                   f"overlap a chip of another split); {more}")
         summary.warnings.append(message)
         log.warning(message)
     _check_chips_on_disk(tmp, rows)

@@ -608,7 +608,8 @@ class _VectorLabels:
             ids, unknown = class_ids_of_names(gdf[class_field], class_names)
             if unknown:
                 problems.add(f"{role} {path}: class field {class_field!r} holds names no class of the class table has "
-                             f"({', '.join(unknown[:8])}{', ...' if len(unknown) > 8 else ''}; the table: "
+                             f"({', '.join(repr(str(u)) for u in unknown[:8])}{', ...' if len(unknown) > 8 else ''}; "
+                             "the table: "
                              f"{', '.join(class_names)}); add them to --class-table, or recode those features")
                 return
             gdf = gdf.assign(**{class_field: ids})

@@ -262,7 +262,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-background-abc", [*T, "-o", "{out}/c", "--background", "abc"], "--background"),
     ("tile-labels-missing", [*T, "-o", "{out}/c", "--labels", "{out}/nope.gpkg"], "not found"),
     ("tile-labels-empty-layer", [*T, "-o", "{out}/c", "--labels", "{vec_empty}"], "no features"),
-    ("tile-labels-string-class", [*T, "-o", "{out}/c", "--labels", "{vec_str}"], "holds names no class of the class table has (shed"),
+    ("tile-labels-string-class", [*T, "-o", "{out}/c", "--labels", "{vec_str}"], "holds names no class of the class table has ('shed"),
     ("tile-labels-fractional-class", [*T, "-o", "{out}/c", "--labels", "{vec_frac}"], "integer"),
     ("tile-labels-no-field", [*T, "-o", "{out}/c", "--labels", "{vec_class}", "--class-field", "nope"], "class field"),
     ("tile-labels-semicolon", [*T, "-o", "{out}/c", "--labels", "{semi_vec}"], ";"),

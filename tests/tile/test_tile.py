@@ -607,3 +607,25 @@ def test_chips_lost_at_split_borders_are_said_beside_a_split_left_empty(tmp_path
     said = " | ".join(summary.warnings)
     assert "no test chips: all 2 of its windows hold less than --min-valid 0.6" in said
     assert "--split-block 96: 10 of 25 windows dropped at split borders" in said
+
+
+def test_tile_advice_and_cost_messages_say_what_helps(tmp_path, capsys, caplog) -> None:
+    """The dropped-windows advice named the block in use ('--split-block 512 ... e.g. 512 keeps them'); a stride of
+    1 px (--size 64 --overlap 63: 923,000 chips, 3.5 GB in 10 minutes) was unsaid; --split 0,0,0 was told to be
+    'non-negative', which it was."""
+    image = write_raster(tmp_path / "ortho.tif", random_image(700, 700))
+    assert main(["tile", str(image), "-o", str(tmp_path / "c1"), "--size", "128", "--overlap", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "--split-block 512: 13 of 49 windows dropped at split borders" in err
+    assert "a larger --split-block (e.g. 1024) or less --overlap drops fewer" in err and "(e.g. 512)" not in err
+    small = write_raster(tmp_path / "small.tif", random_image(40, 40))
+    with caplog.at_level("WARNING"):
+        tile_scene(small, tmp_path / "c2", size=16, overlap=13, split=(1, 0, 0))
+    assert "--overlap 13 of --size 16: a stride of 3 px cuts about 28 chips over each pixel, 81 in all (9 at " \
+           "--overlap 4)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        tile_scene(small, tmp_path / "c3", size=16, overlap=4, split=(1, 0, 0))
+    assert "stride" not in caplog.text
+    assert main(["tile", str(small), "-o", str(tmp_path / "c4"), "--split", "0,0,0"]) == 2
+    assert "--split 0,0,0: the fractions sum to 0" in capsys.readouterr().err

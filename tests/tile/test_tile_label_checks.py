@@ -184,7 +184,7 @@ def test_a_text_class_field_reads_the_class_tables_names(tmp_path) -> None:
             for k, v in json.loads(row["class_hist"]).items():
                 hist[k] = hist.get(k, 0) + v
     assert hist["1"] == 16 * 16 and hist["2"] == 32 * 32  # 0.5 m pixels: 8 m and 16 m squares
-    with pytest.raises(InputError, match=r"holds names no class of the class table has \(parking; the table: "
+    with pytest.raises(InputError, match=r"holds names no class of the class table has \('parking'; the table: "
                                          r"background, building, Road\)"):
         tile_scene(scene["image"], tmp_path / "o2", labels=_layer(tmp_path / "p.gpkg", ["building", "parking"], boxes),
                    class_table=table, size=32)

@@ -227,6 +227,7 @@ def test_chips_without_a_labelled_pixel_are_refused(tmp_path: Path, capsys) -> N
     scene = write_scene(tmp_path / "scene", size=64)
     blank = write_raster(tmp_path / "blank.tif", np.full((64, 64), 255, np.uint8), res=0.5)
     tile_scene(scene["image"], tmp_path / "chips", labels=blank, size=32, block=32, split=(1.0, 0.0, 0.0))
+    assert "4 of 4 chips hold no labelled pixel" in capsys.readouterr().err  # said by tile first
     assert main(_train(tmp_path, "--set", f"data.root={tmp_path / 'chips'}")) == 2
     assert "the train chips hold no labelled pixel (every label is 255" in _one_error_line(capsys)
     assert not (tmp_path / "run").exists()
