@@ -495,6 +495,7 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
         if unregularized is not None:
             unregularized.extend(parts)
         parts = np.array([regularize_polygon(g, tolerance=tolerance, allow_45=allow_45) for g in parts], dtype=object)
+        parts = _within_raster(parts, plan, reproject)
     cols = _attributes([pieces[i] for i in owner], parts, plan, with_values)
     cols["pixel_count"] = (np.array(cols["pixel_count"], dtype="int64") + filled[owner]).tolist()
     if plan.fill_holes:
@@ -544,6 +545,20 @@ def _large_regions(geoms: list, min_area: float) -> list[bool]:
     _, region = connected_components(graph, directed=False)
     area = np.bincount(region, weights=shapely.area(parts))
     return (area[region] >= min_area).tolist()
+
+
+def _within_raster(parts: np.ndarray, plan: _Plan, reproject: Transformer | None) -> np.ndarray:
+    """Regularised outlines clipped to the raster's extent: a building cut by the edge had its cut side turned to
+    the building's direction, 4.2 m beyond the raster (30 m2 of its area_m2 outside it; neighbouring tiles'
+    footprints overlapped). The extent's sides run along the pixel grid, so a clipped side keeps its right angles."""
+    frame = shapely.segmentize(shapely.box(0, 0, plan.width, plan.height), max(plan.width, plan.height) / 64)
+    extent = _to_world(np.array([frame], dtype=object), plan.transform, reproject)[0]
+    out = parts.copy()
+    for i in np.nonzero(~shapely.covers(extent, parts))[0]:
+        inside = [g for g in shapely.get_parts(shapely.intersection(parts[i], extent)) if shapely.get_type_id(g) == 3]
+        if inside:
+            out[i] = max(inside, key=shapely.area)
+    return out
 
 
 def _without_overlaps(parts: np.ndarray, raw: np.ndarray, grid: float) -> np.ndarray:
