@@ -826,7 +826,13 @@ def _building_burner(path: Path, grid: Grid, role: str = "buildings", layer_name
     layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
     if len(layer) == 0 and role == "buildings":  # object F1 against no reference object means nothing
         raise InputError(f"{role} {path}: the layer has no features with a geometry")
-    if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored
+    if len(layer) == 0:  # no predicted footprint: every reference building is missed, as scored; said (F1 0,
+        # exit 0, for a layer that may be the wrong file or layer)
+        said = (f"{role} {path}: the layer has no polygon: every reference building counts as missed (the "
+                "right file and --footprints-layer?)")
+        log.warning(said)
+        if notes is not None:
+            notes.append(said)
         return lambda window: np.zeros((int(window.height), int(window.width)), np.int32), 0
     layer = _areas_only(layer, f"{role} {path}", notes, objects=True)
     layer = _layer_on_grid(layer, grid, f"{role} {path}")

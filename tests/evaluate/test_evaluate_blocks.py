@@ -270,6 +270,13 @@ def test_overlapping_footprints_and_point_layers_are_said_not_scored_silently(tm
     assert got["buildings"]["predicted"] == 9 and got["buildings"]["f1"] == 1.0
     assert any("mixed.gpkg: 1 feature of the layer is Point, not areas: left out of the object scores" in w
                for w in got["warnings"])
+    # an empty footprint layer scores every building missed, as it should, and says so (F1 0 and exit 0 unsaid)
+    gpd.GeoDataFrame(geometry=[], crs="EPSG:32632").to_file(tmp_path / "empty.gpkg")
+    got = evaluate_rasters(path, path, tmp_path / "e.json", buildings=tmp_path / "b.gpkg",
+                           footprints=tmp_path / "empty.gpkg")
+    assert got["buildings"]["f1"] == 0.0
+    assert any("empty.gpkg: the layer has no polygon: every reference building counts as missed" in w
+               for w in got["warnings"])
 
 
 def test_building_objects_memory_stays_that_of_a_block(tmp_path: Path) -> None:
