@@ -15,7 +15,7 @@ from rsmamba.cli import main
 from rsmamba.errors import InputError
 from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.evaluate import eroded_boundary_mask, evaluate_rasters, object_f1
-from tests.helpers.rasters import write_raster
+from tests.helpers.rasters import write_raster, write_semantic_change
 
 
 def _pair(tmp_path: Path, seed: int = 0) -> tuple[Path, Path, np.ndarray, np.ndarray]:
@@ -385,17 +385,7 @@ def test_ids_outside_a_declared_class_table_are_not_scored_and_said(tmp_path: Pa
 
 
 def _semantic_change_raster(path: Path, change: np.ndarray, t1: np.ndarray, t2: np.ndarray, names: list[str]) -> Path:
-    import rasterio
-    from rasterio.transform import from_origin
-
-    h, w = change.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", nodata=255,
-                       crs="EPSG:32632", transform=from_origin(500000, 5000000, 1, 1)) as dst:
-        dst.write(np.stack([change, t1, t2]).astype(np.uint8))
-        for b, name in enumerate(("change", "from_class", "to_class"), 1):
-            dst.set_band_description(b, name)
-        dst.update_tags(class_names=json.dumps(names))
-    return path
+    return write_semantic_change(path, change, t1, t2, {"class_names": json.dumps(names)})
 
 
 def test_second_label_pixels_of_no_class_are_not_scored_as_unchanged(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from rsmamba.classes import ISPRS_CLASSES
 from rsmamba.errors import InputError
 from rsmamba.evaluate import evaluate_rasters
-from tests.helpers.rasters import write_raster
+from tests.helpers.rasters import write_raster, write_semantic_change
 
 
 def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -25,20 +25,9 @@ def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _semantic_raster(path: Path, change: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> Path:
-    """A 'change --semantic' raster as change writes it: bands change, from_class, to_class; the land-cover table
-    (ISPRS, with colours) in its CLASSES tag."""
-    import rasterio
-    from rasterio.transform import from_origin
-
-    h, w = change.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", nodata=255,
-                       crs="EPSG:32632", transform=from_origin(500000, 5000000, 1, 1)) as dst:
-        dst.write(np.stack([change, t1, t2]).astype(np.uint8))
-        for b, name in enumerate(("change", "from_class", "to_class"), 1):
-            dst.set_band_description(b, name)
-        dst.update_tags(CLASSES=json.dumps([c.to_dict() for c in ISPRS_CLASSES]),
-                        CLASS_NAMES=json.dumps([c.name for c in ISPRS_CLASSES]))
-    return path
+    """A 'change --semantic' raster with the land-cover table (ISPRS, with colours) in its CLASSES tag."""
+    return write_semantic_change(path, change, t1, t2, {"CLASSES": json.dumps([c.to_dict() for c in ISPRS_CLASSES]),
+                                                        "CLASS_NAMES": json.dumps([c.name for c in ISPRS_CLASSES])})
 
 
 def test_reference_nodata_that_is_a_land_cover_class_is_said_as_one_and_keeps_the_change_means(tmp_path: Path) -> None:

@@ -38,3 +38,16 @@ def write_raster(
 
 def random_image(h: int, w: int, bands: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(1, 255, size=(bands, h, w), dtype=np.uint8)
+
+
+def write_semantic_change(path: Path, change: np.ndarray, t1: np.ndarray, t2: np.ndarray, tags: dict[str, str]) -> Path:
+    """A raster as ``rsmamba change --semantic`` writes it: bands change, from_class, to_class (255 = nodata), with
+    ``tags`` (its class table: CLASSES / CLASS_NAMES / class_names)."""
+    h, w = change.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", nodata=255,
+                       crs="EPSG:32632", transform=from_origin(500000, 5000000, 1, 1)) as dst:
+        dst.write(np.stack([change, t1, t2]).astype(np.uint8))
+        for b, name in enumerate(("change", "from_class", "to_class"), 1):
+            dst.set_band_description(b, name)
+        dst.update_tags(**tags)
+    return path
