@@ -561,6 +561,11 @@ def train(
     if amp is not None:
         set_.append(f"train.amp={str(amp).lower()}")
 
+    if resume and resume_from is not None:  # (--resume-from won, unsaid)
+        raise InputError("--resume continues <out>/last.pt, --resume-from the checkpoint it names: give one")
+    if resume and overwrite:  # the run in the folder is continued: nothing of it is overwritten (said nowhere)
+        raise InputError("--overwrite starts over in a folder that holds a run; --resume continues that run: "
+                         "give one")
     if test is not None:
         if init is not None or resume or resume_from is not None or dry_run:
             raise InputError("--test scores a checkpoint: it takes no --init, --resume, --resume-from or --dry-run")

@@ -98,3 +98,13 @@ def test_an_interrupted_train_says_resume_only_once_it_saved_a_checkpoint(tmp_pa
     calls.clear()
     assert main([*args, "--resume"]) == 130  # a resumed run has its checkpoint, saved this time or not
     assert capsys.readouterr().err == "rsmamba: interrupted; the same command with --resume continues it\n"
+
+
+def test_resume_with_resume_from_or_overwrite_is_one_line(tmp_path: Path, capsys) -> None:
+    """--resume with --resume-from ran the latter, and --resume with --overwrite continued the run: neither said."""
+    base = ["train", "--set", f"data.root={tmp_path / 'chips'}", "-o", str(tmp_path / "run")]
+    for extra in (["--resume", "--resume-from", str(tmp_path / "x.pt")], ["--resume", "--overwrite"]):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ": give one" in err, err
+    assert not (tmp_path / "run").exists()
