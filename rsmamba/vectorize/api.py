@@ -47,7 +47,7 @@ from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_lon
 from rsmamba.raster.validate import beyond_int32, class_raster_problem, is_change_raster
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
-from rsmamba.vectorize.regularize import regularize_polygon
+from rsmamba.vectorize.regularize import regularized
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
 from rsmamba.raster.ground import SCALE_TOLERANCE, is_mercator, metres_per_unit, scale_at, torn, utm_zone
 from rsmamba.vectorize.units import parse_area, parse_length
@@ -95,6 +95,8 @@ class VectorizeSummary:
     semantic: bool = False  # a semantic change raster: polygons counted by their to_class, areas per change region
     grid_scale: float = 1.0  # areas and lengths were divided by this scale of the output CRS (1: taken as they are)
     crs_name: str = ""
+    regularized: int = 0  # outlines --regularize fitted or tried to
+    unsquared: int = 0  # of them, those that kept their simplified shape (the right-angle fit failed its IoU check)
 
     def describe(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.per_class.items())) or "none"
@@ -104,6 +106,9 @@ class VectorizeSummary:
         if self.calibrated_min_area is not None:
             line += (f"; {'change regions' if self.semantic else 'polygons'} under {self.calibrated_min_area:g} m2 "
                      "dropped (calibrated with the change model; --min-area overrides)")
+        if self.unsquared:
+            line += (f"; {self.unsquared} of {self.regularized} outlines kept their simplified shape, not right angles "
+                     "(a right-angle fit would move them too far from their pixels: check them)")
         if self.grid_scale != 1.0:
             line += (f"; areas and lengths in ground metres: {self.crs_name}'s grid is {self.grid_scale:.4f} x the "
                      f"ground here ({(self.grid_scale ** 2 - 1) * 100:+.1f} % in area)")
@@ -459,6 +464,7 @@ def _to_world(geoms: np.ndarray, transform: rasterio.Affine, reproject: Transfor
 
 
 _FILLED = "filled holes"  # a column of _records' that is not written: each polygon's filled holes, or None
+_UNFIT = "not squared"  # nor this one: whether --regularize kept the outline's simplified shape (no right-angle fit)
 
 
 def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pixel_size: float,
@@ -494,9 +500,11 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
         tolerance = max(plan.simplify / plan.unit_m, pixel_size * (2 if allow_45 else 1))
         if unregularized is not None:
             unregularized.extend(parts)
-        parts = np.array([regularize_polygon(g, tolerance=tolerance, allow_45=allow_45) for g in parts], dtype=object)
-        parts = _within_raster(parts, plan, reproject)
+        fits = [regularized(g, tolerance=tolerance, allow_45=allow_45) for g in parts]
+        parts = _within_raster(np.array([g for g, _ in fits], dtype=object), plan, reproject)
     cols = _attributes([pieces[i] for i in owner], parts, plan, with_values)
+    if regularize:
+        cols[_UNFIT] = [not fit for _, fit in fits]
     cols["pixel_count"] = (np.array(cols["pixel_count"], dtype="int64") + filled[owner]).tolist()
     if plan.fill_holes:
         cols[_FILLED] = holes[owner].tolist()
@@ -1061,6 +1069,9 @@ def vectorize_raster(
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values,
                                        unregularized)
                 kept_holes.extend(cols.pop(_FILLED, []))  # --fill-holes: never streamed
+                unfit = cols.pop(_UNFIT, [])
+                summary.regularized += len(unfit)
+                summary.unsquared += sum(unfit)
                 if not geoms:
                     continue
                 if instances:
