@@ -53,7 +53,7 @@ from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats, dsm_range
 from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
-from rsmamba.raster.windows import WindowGrid, window_extent
+from rsmamba.raster.windows import PASSES_SAID, WindowGrid, passes_per_pixel, window_extent
 from rsmamba.runlog import run_scope
 
 log = logging.getLogger(__name__)
@@ -420,10 +420,10 @@ def _tile(
 ) -> TileSummary:
     """The tiling loop over an opened source (see :func:`tile_scene`)."""
     grid = WindowGrid(src.width, src.height, size, overlap)
-    if (size / (size - overlap)) ** 2 > 16:  # --size 64 --overlap 63: 923,000 chips, 3.5 GB in 10 minutes, unsaid
+    if passes_per_pixel(size, overlap) > PASSES_SAID:  # --size 64 --overlap 63: 923,000 chips, 3.5 GB, unsaid
         usual = len(WindowGrid(src.width, src.height, size, size // 4))
         log.warning(f"--overlap {overlap} of --size {size}: a stride of {size - overlap} px cuts about "
-                    f"{(size / (size - overlap)) ** 2:,.0f} chips over each pixel, {len(grid):,} in all ({usual:,} at "
+                    f"{passes_per_pixel(size, overlap):,.0f} chips over each pixel, {len(grid):,} in all ({usual:,} at "
                     f"--overlap {size // 4}): a disk of chips, slow to write and to train on")
     block = block or max(4 * size, size)
     plan, dropped = plan_chips(grid, block, split, seed)

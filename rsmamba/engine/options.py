@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from rsmamba.errors import ProblemCollector
 from rsmamba.engine.blend import BLEND_MODES
+from rsmamba.raster.windows import PASSES_SAID, passes_per_pixel
 
 if TYPE_CHECKING:
     from rsmamba.engine.model import LoadedModel
@@ -97,10 +98,10 @@ def overlap_cost(window: int, overlap: int) -> str | None:
     ``--window 256 --overlap 255`` is a stride of 1 px: 65536 passes per pixel, a run some 37000 times as long as
     at the default overlap, said by nothing but a progress bar that hardly moved."""
     stride = window - overlap
-    passes = (window / stride) ** 2
-    if passes <= 16:
+    passes = passes_per_pixel(window, overlap)
+    if passes <= PASSES_SAID:
         return None
-    usual = (window / (window - window // 4)) ** 2
+    usual = passes_per_pixel(window, window // 4)
     return (f"--overlap {overlap} of a {window} px window: a stride of {stride} px runs the network about "
             f"{passes:,.0f} times over each pixel ({usual:.1f} at the default overlap {window // 4}); the run takes "
             f"about {passes / usual:,.0f}x as long")

@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rsmamba.atomic import OutputError, file_identity, remove_stale_partials
+from rsmamba.atomic import OutputBusyError, OutputError, file_identity, remove_stale_partials
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
@@ -71,8 +71,6 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_comp
     ``skip_complete``: an output another run of the same settings published, or is writing, since this run
     looked is that run's to make (the same batch started twice: each failed the scenes the other held, exit 2)."""
     import socket
-
-    from rsmamba.atomic import OutputBusyError
 
     start = time.perf_counter()
     try:

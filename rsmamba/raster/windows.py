@@ -82,6 +82,14 @@ def footprint(width: int, height: int, transform, steps: int = 8) -> list[tuple[
     return [transform * (float(c), float(r)) for c, r in zip(cols, rows)]
 
 
+PASSES_SAID = 16  # windows over each pixel above which predict, change and tile say what the overlap costs
+
+
+def passes_per_pixel(size: int, overlap: int) -> float:
+    """About how many windows of ``size`` px at ``overlap`` cover each pixel: (size / stride) squared."""
+    return (size / (size - overlap)) ** 2
+
+
 def axis_offsets(length: int, size: int, stride: int) -> list[int]:
     """Start offsets along one axis of ``length`` pixels for windows of ``size`` and ``stride``.
 

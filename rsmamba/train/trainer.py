@@ -848,14 +848,19 @@ def _check_class_settings(cfg: dict, num_classes: int, names: list[str], trained
         raise InputError(problems)
 
 
+def held_classes(rows: Any) -> set[int]:
+    """The class ids the chips of ``rows`` (manifest rows) hold a pixel of, from their histograms (255 aside)."""
+    return {int(k) for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items()
+            if int(k) != IGNORE_INDEX and int(v) > 0}
+
+
 def _warn_classes_missing_from_val(train_ds: Any, val_ds: Any, names: list[str], split: str = "val") -> None:
     """Classes the training chips hold but the validation chips (of ``split``, data.val_split) do not: the
     means count them only where the model predicts them (IoU 0 there; never predicted, left out, as the
     benchmarks' code does), so a val mIoU can move on a class the val data cannot show. Said once, up front,
     naming the split scored (a train --test of the test split was told of 'the val chips')."""
     def classes(ds: Any) -> set[int]:
-        return {int(k) for r in getattr(ds, "rows", None) or () for k, v in json.loads(r.get("class_hist") or "{}").items()
-                if int(k) != IGNORE_INDEX and int(v) > 0}
+        return held_classes(getattr(ds, "rows", None) or ())
     if val_ds is None or not getattr(val_ds, "rows", None):
         return
     if any(r.get("labels_t2") for r in val_ds.rows):  # the manifest's histogram is date 1's: date 2 may hold them
@@ -876,7 +881,7 @@ def _warn_classes_never_trained(train_ds: Any, classes: list[dict], names: list[
     rows = getattr(train_ds, "rows", None) or []
     if not rows or not classes or len(classes) != len(names) or any(r.get("t2") for r in rows):
         return  # (change pairs: the histogram is date 1's)
-    held = {int(k) for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items() if int(v) > 0}
+    held = held_classes(rows)
     unseen = [i for i, c in enumerate(classes) if i not in held and i not in excluded and not c.get("filler")
               and i != IGNORE_INDEX]
     if unseen:
@@ -1066,15 +1071,13 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
         raise InputError(f"model.kwargs.num_classes {given!r}: the data's class table names {len(classes)} classes "
                          f"({', '.join(str(c.get('name')) for c in classes)}); leave it out")
     rows = getattr(train_ds, "rows", None) or []
-    if rows and all(r.get("labels") for r in rows) and not any(
-            int(v) > 0 for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items() if int(k) != IGNORE_INDEX):
+    if rows and all(r.get("labels") for r in rows) and not held_classes(rows):
         # every loss 0.0, an untrained model saved as best.pt with exit 0: labels all nodata, a wrong field burnt
         raise InputError(f"{describe_roots(d['root'])}: the {d['train_split']} chips hold no labelled pixel "
                          "(every label is 255, "
                          "no label); check the label raster's nodata or the layer's class field, and re-tile")
-    trained = {int(k) for r in rows for k, v in json.loads(r.get("class_hist") or "{}").items()
-               if int(k) != IGNORE_INDEX and int(v) > 0} if rows and all(r.get("class_hist") and not r.get("labels_t2")
-                                                                   for r in rows) else None  # (date 1's only)
+    trained = held_classes(rows) if rows and all(r.get("class_hist") and not r.get("labels_t2")
+                                                  for r in rows) else None  # (date 1's only)
     _check_class_settings(cfg, num_classes, names, trained)
     _warn_classes_missing_from_val(train_ds, val_ds, names, d["val_split"])
     if not scoring:

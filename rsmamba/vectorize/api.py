@@ -555,6 +555,12 @@ def _large_regions(geoms: list, min_area: float) -> list[bool]:
     return (area[region] >= min_area).tolist()
 
 
+def _no_buildings(plan: _Plan) -> list[str]:
+    """The selected classes (none selected: every class vectorized) whose names say no building."""
+    chosen = sorted(plan.selected) or sorted(k for k in plan.names if k not in plan.skip)
+    return [plan.names.get(k, str(k)) for k in chosen if "building" not in str(plan.names.get(k, "")).lower()]
+
+
 def _within_raster(parts: np.ndarray, plan: _Plan, reproject: Transformer | None) -> np.ndarray:
     """Regularised outlines clipped to the raster's extent: a building cut by the edge had its cut side turned to
     the building's direction, 4.2 m beyond the raster (30 m2 of its area_m2 outside it; neighbouring tiles'
@@ -959,8 +965,7 @@ def vectorize_raster(
     plan.scenes = scenes
     plan.instances = instances
     if regularize and not plan.change:  # right angles suit buildings; a field or a road squared is garbage
-        chosen = sorted(plan.selected) or sorted(k for k in plan.names if k not in plan.skip)  # none: every class
-        others = [plan.names.get(k, str(k)) for k in chosen if "building" not in str(plan.names.get(k, "")).lower()]
+        others = _no_buildings(plan)
         if others:
             log.warning("--regularize squares every selected class, here %s too (meant for buildings: "
                         "--classes building)", ", ".join(others[:6]))
@@ -972,8 +977,7 @@ def vectorize_raster(
         raise InputError("--instances splits building regions along predicted contacts: it needs a class raster "
                          "and --probabilities from a model with instance outputs")
     if instances and any("building" in str(n).lower() for n in plan.names.values()):  # (a table without: unknown)
-        chosen = sorted(plan.selected) or sorted(k for k in plan.names if k not in plan.skip)  # none: every class
-        others = [plan.names.get(k, str(k)) for k in chosen if "building" not in str(plan.names.get(k, "")).lower()]
+        others = _no_buildings(plan)
         if others:  # trees and roads were 'split into buildings' and numbered as buildings, exit 0
             raise InputError(f"--instances splits building regions into buildings; {', '.join(others[:6])} "
                              f"{'is' if len(others) == 1 else 'are'} no building class: select the buildings "
