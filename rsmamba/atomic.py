@@ -398,7 +398,8 @@ def _holds_cwd(folder: Path) -> bool:
 
 
 # The most bytes rsmamba's hidden siblings add to an output's name: '.NAME.predict-scratch.tif' and its
-# overview chain '.ovr' x 12, '..NAME.predict-resume.json.publish-journal.json.partial-<pid>-<8 hex digits>'.
+# overview chain '.ovr' x 12, '..NAME.predict-resume.json.publish-journal.json.partial-<pid>-<8 hex digits>'
+# (a companion's, '.NAME.aux.xml.publish-journal.json', add 30).
 SIBLING_BYTES = 96
 
 
@@ -446,11 +447,13 @@ def replace_refused(path: Path) -> str | None:
 
 
 def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
-                    directory: bool = False) -> list[str]:
+                    directory: bool = False, companions: bool = False) -> list[str]:
     """Every reason these outputs cannot be written, as one-line problems (empty: fine).
 
     Verbs call this early to report output problems together with their input problems;
-    :func:`publish` calls it again once it holds the locks.
+    :func:`publish` calls it again once it holds the locks. ``companions``: these are an output's companions
+    (its ``.aux.xml``), 8 bytes longer than its name but with fewer work files beside them: its name's check
+    covers theirs.
     """
     problems: list[str] = []
     existing: list[str] = []
@@ -459,7 +462,7 @@ def output_problems(outputs: Sequence[PathLike], *, inputs: Iterable[PathLike | 
     if len({os.path.realpath(o) for o in outs}) != len(outs):
         problems.append("the outputs must be different files: " + ", ".join(str(o) for o in outs))
     for out in outs:
-        problem = (_name_too_long(out)  # else it fails at the end of the work, naming a hidden file
+        problem = ((None if companions else _name_too_long(out))  # else it fails at the end of the work, naming a hidden file
                    or output_problem(out, ins, "output", directory=directory))  # a folder/file mix-up, an input, unwritable
         if problem:
             problems.append(problem)
@@ -661,7 +664,8 @@ class Publication:
             # (beside the file written and beside the name given: GDAL reads the one beside a symlink it opens)
             named = [Path(p) for p in self.asked]
             self.removals += [aux for out in [*self.outputs, *named]
-                              if (aux := out.with_name(out.name + ".aux.xml")).is_file() and aux not in self.removals]
+                              if (aux := out.with_name(out.name + ".aux.xml")).is_file()
+                              and aux not in self.removals and aux not in self.outputs]  # not a companion
         if len(pairs) == 1 and not self.directory and not self.removals:
             try:
                 os.replace(self.scratch[0], self.outputs[0])
@@ -750,19 +754,29 @@ def publish(
     inputs: Iterable[PathLike | None] = (),
     overwrite: bool = False,
     directory: bool = False,
+    companions: Sequence[PathLike] = (),
 ) -> Iterator[Publication]:
     """Lock ``outputs``, yield their scratch paths, publish them all together if the block succeeds.
 
     ``directory=True``: the outputs are folders (created empty as scratch). On any failure
     the scratch is removed and nothing is published; see the module docstring for the rest.
+    ``companions``: files that belong to the outputs (a raster's ``.aux.xml`` with its class names), published
+    with them: one that exists is replaced without ``overwrite`` (the outputs' own check decides), as GDAL's
+    statistics beside an output are.
     """
-    asked = [located(o) for o in outputs]
+    if directory and companions:
+        raise ValueError("publish: companions are files beside file outputs")
+    main = len(outputs)
+    asked = [located(o) for o in [*outputs, *companions]]
     # an output that is a symlink (big rasters kept on another disk) is written through, as GDAL does:
     # replacing the link left its target stale, orphaned on the other disk
     outs = [Path(os.path.realpath(o)) if o.is_symlink() else o for o in asked]
     ins = [i for i in inputs if i is not None]
-    early = [p for p in output_problems(outs, inputs=ins, overwrite=True, directory=directory)
-             if "cannot write" in p]
+    def problems_of(overwrite: bool) -> list[str]:
+        return (output_problems(outs[:main], inputs=ins, overwrite=overwrite, directory=directory)
+                + output_problems(outs[main:], inputs=ins, overwrite=True, companions=True))
+
+    early = [p for p in problems_of(True) if "cannot write" in p]
     if early:
         raise OutputError(early)
     for out in outs:
@@ -781,7 +795,7 @@ def publish(
         for out in outs:
             for stale in _stale_partials(out):
                 _remove(stale)
-        problems = output_problems(outs, inputs=ins, overwrite=overwrite, directory=directory)
+        problems = problems_of(overwrite)
         if problems:
             raise OutputError(problems)
         pub = Publication(outs, [partial_name(o) for o in outs], directory)

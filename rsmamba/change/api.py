@@ -39,7 +39,7 @@ from rsmamba.engine.model import (
 )
 from rsmamba.engine.stitch import FinishedRows
 from rsmamba.engine.writer import (
-    NODATA, PROB_SCALE, OutputLayer, argmax_classes, finalize_all, nodata_where_invalid,
+    NODATA, PROB_SCALE, OutputLayer, argmax_classes, category_names, finalize_all, nodata_where_invalid, pam_path,
     scaled_probability,
 )
 from rsmamba.raster.coregister import ShiftEstimate, check_coregistration
@@ -246,7 +246,8 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
                                                                     "unchanged: one class in both"
                                                                     if semantic else ""),
                         "CHANGE_THRESHOLD": f"{threshold:g}",
-                        **({CHANGE_MIN_AREA_TAG: f"{min_area_m2:g}"} if min_area_m2 is not None else {})})
+                        **({CHANGE_MIN_AREA_TAG: f"{min_area_m2:g}"} if min_area_m2 is not None else {})},
+                       categories=(category_names(CHANGE_CLASSES), *[category_names(classes)] * (len(names) - 1)))
 
 
 def change_probability_layer(path: Path, model_id: str) -> OutputLayer:
@@ -371,7 +372,7 @@ def detect_change(
                 if not t1_declares:  # t1 says no order, t2 may: its own, read in the model's order
                     t2_bands = by_colour if by_colour != data2[:per_epoch] else None
     context = contextlib.nullcontext(None) if dry_run else publish(
-        list(outputs.values()), inputs=[t1, t2], overwrite=overwrite)
+        list(outputs.values()), inputs=[t1, t2], overwrite=overwrite, companions=[pam_path(outputs["change"])])
     with context as pub, caller_module_kept(given), \
             AlignedSource(t1, t2=t2, bands=bands, allow_geographic_mix=allow_geographic_mix, t2_bands=t2_bands,
                           pixel_grid=pixel_grid) as src:
@@ -483,7 +484,7 @@ def detect_change(
         except InputError:  # the model's output refused at a batch: nothing a --resume could finish
             state.discard(layers)
             raise
-        finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
+        finalize_all(layers, pub, compress=compress, co=co)
         summary.seconds = time.perf_counter() - start
         summary.peak_bytes = peak_rss_bytes()
     return _with_changed_fraction(summary, out)

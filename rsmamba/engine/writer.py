@@ -27,7 +27,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from rsmamba.atomic import OutputError, atomic_output
+from rsmamba.atomic import OutputError, Publication, publish
 from rsmamba.classes import ClassInfo, colormap
 from rsmamba.engine.overviews import build_overviews, overview_paths
 from rsmamba.engine.stitch import FinishedRows, host_view
@@ -43,6 +43,36 @@ COG_OPTIONS = frozenset({
     "WEBP_LEVEL", "WEBP_LOSSLESS", "TARGET_SRS", "RES", "EXTENT", "ALIGNED_LEVELS",
     "ADD_ALPHA", "TILING_SCHEME", "ZOOM_LEVEL", "ZOOM_LEVEL_STRATEGY", "WARP_RESAMPLING",
 })
+
+
+def pam_path(raster: Path) -> Path:
+    """GDAL's sidecar of ``raster`` (its PAM ``.aux.xml``): where GeoTIFF keeps what TIFF tags cannot hold."""
+    return raster.with_name(raster.name + ".aux.xml")
+
+
+def category_names(classes: tuple[ClassInfo, ...]) -> tuple[str, ...]:
+    """The name of each value 0..largest id ('' for an id no class has, or a filler's)."""
+    names = [""] * (max((c.id for c in classes), default=-1) + 1)
+    for c in classes:
+        if not c.filler:
+            names[c.id] = c.name
+    return tuple(names)
+
+
+def pam_categories(categories: tuple[tuple[str, ...], ...]) -> str:
+    """A PAM ``.aux.xml`` naming each band's values: GDAL's category names, which QGIS shows as the legend of a
+    paletted raster (else the ids: '0', '1', ...) and ``gdalinfo`` lists. GeoTIFF has no tag for them: GDAL
+    itself keeps them in this sidecar."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("PAMDataset")
+    for band, names in enumerate(categories, start=1):
+        if names:
+            node = ET.SubElement(ET.SubElement(root, "PAMRasterBand", band=str(band)), "CategoryNames")
+            for name in names:
+                ET.SubElement(node, "Category").text = name
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
 
 
 def scratch_path(final: Path) -> Path:
@@ -64,6 +94,12 @@ class OutputLayer:
     tags: dict[str, str] = field(default_factory=dict)
     scratch_file: Path | None = None  # default: the deterministic hidden sibling (what --resume looks for)
     scale: float | None = None  # GDAL band scale: QGIS and gdalinfo show stored values times it (p in 0..1)
+    categories: tuple[tuple[str, ...], ...] = ()  # per band, the name of each value 0, 1, ... ('' unnamed)
+
+    @property
+    def companions(self) -> list[Path]:
+        """Files published with the raster: its ``.aux.xml`` where its bands name their values."""
+        return [pam_path(self.path)] if self.categories else []
 
     @property
     def scratch(self) -> Path:
@@ -148,6 +184,7 @@ def class_layer(path: Path, classes: tuple[ClassInfo, ...], model_id: str = "") 
         {"CLASS_NAMES": json.dumps([c.name for c in classes]),
          "CLASSES": json.dumps([c.to_dict() for c in classes]), "NODATA_MEANS": "no valid input",
          **({"model_id": model_id} if model_id else {})},
+        categories=(category_names(classes),),
     )
 
 
@@ -371,10 +408,11 @@ def cog_as_gtiff(options: dict[str, Any], count: int) -> tuple[dict[str, Any], d
 
 
 def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None = None,
-             co: dict[str, str] | None = None) -> Path:
-    """Overviews on the scratch, then the COG at ``dest`` (a scratch name from ``publish``).
+             co: dict[str, str] | None = None, pam_dest: Path | None = None) -> Path:
+    """Overviews on the scratch, then the COG at ``dest`` (a scratch name from ``publish``), and the layer's
+    category names at ``pam_dest`` (the scratch name of its companion ``.aux.xml``).
 
-    Without ``dest`` the COG is published on its own at the layer's path (scratch removed).
+    Without ``dest`` the COG is published on its own at the layer's path, with its companion (scratch removed).
     The overview levels are made in NumPy (:func:`rsmamba.engine.overviews.build_overviews`);
     GDAL compresses the COG's tiles on all CPUs (``NUM_THREADS``).
     """
@@ -392,24 +430,29 @@ def finalize(layer: OutputLayer, *, compress: str = "deflate", dest: Path | None
     gtiff, config = cog_as_gtiff(options, layer.count)
     with rasterio.Env(GDAL_NUM_THREADS=str(options.get("NUM_THREADS", "ALL_CPUS")), **config):
         if dest is not None:
+            if layer.categories and pam_dest is None:
+                raise ValueError(f"finalize: {layer.path} names its values: publish its companions too")
             rasterio.shutil.copy(layer.scratch, dest, driver="GTiff", **gtiff)
+            if layer.categories:
+                pam_dest.write_text(pam_categories(layer.categories), encoding="utf-8")
             return dest
-        with atomic_output(layer.path) as tmp:
-            rasterio.shutil.copy(layer.scratch, tmp, driver="GTiff", **gtiff)
+        with publish([layer.path], companions=layer.companions, overwrite=True) as pub:
+            rasterio.shutil.copy(layer.scratch, pub[layer.path], driver="GTiff", **gtiff)
+            if layer.categories:
+                pub[pam_path(layer.path)].write_text(pam_categories(layer.categories), encoding="utf-8")
     for p in layer.scratch_files:
         with contextlib.suppress(FileNotFoundError):
             os.remove(p)
     return layer.path
 
 
-def finalize_all(layers: list[OutputLayer], *, compress: str = "deflate",
-                 dests: dict[Path, Path] | None = None, co: dict[str, str] | None = None) -> list[Path]:
-    """:func:`finalize` every layer, the layers side by side on threads (GDAL releases the GIL).
-
-    ``dests`` maps a layer's path to its ``publish`` scratch name (see :func:`finalize`).
-    """
+def finalize_all(layers: list[OutputLayer], pub: Publication, *, compress: str = "deflate",
+                 co: dict[str, str] | None = None) -> list[Path]:
+    """:func:`finalize` every layer into its scratch name of ``pub`` (its companions' too), the layers side by side
+    on threads (GDAL releases the GIL)."""
     def one(layer: OutputLayer) -> Path:
-        return finalize(layer, compress=compress, dest=(dests or {}).get(layer.path), co=co)
+        return finalize(layer, compress=compress, dest=pub[layer.path], co=co,
+                        pam_dest=pub[pam_path(layer.path)] if layer.companions else None)
 
     if len(layers) == 1:
         return [one(layers[0])]

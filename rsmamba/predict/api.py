@@ -27,7 +27,7 @@ from rsmamba.engine.model import (
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.resume import ResumeState, file_fingerprint, resume_note
 from rsmamba.engine.writer import (
-    OutputLayer, class_layer, confidence_layer, finalize_all, probability_layer,
+    OutputLayer, class_layer, confidence_layer, finalize_all, pam_path, probability_layer,
 )
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.normalize import BandStats, blank_invalid, compute_stats, dsm_range, normalize, normalize_dsm
@@ -304,7 +304,8 @@ def _predict_raster(
     loaded, chosen, has_dsm = resolve_model(image, dsm, model, bands, allow_geographic_mix, notes, pixel_grid)
     window, overlap, window_source = resolve_window(loaded, window, overlap, crop, warn=rows is None)
     context = contextlib.nullcontext(None) if dry_run else publish(
-        list(outputs.values()), inputs=[image, dsm], overwrite=overwrite)
+        list(outputs.values()), inputs=[image, dsm], overwrite=overwrite,
+        companions=[] if rows is not None else [pam_path(outputs["classes"])])  # a slice's parts: pixels only
     with context as pub, caller_module_kept(model):
         return _predict_in(image, outputs, pub, dsm=dsm, bands=chosen, has_dsm=has_dsm, loaded=loaded,
                            window=window, overlap=overlap, window_source=window_source, blend=blend, crop=crop,
@@ -420,7 +421,7 @@ def _predict_in(
             first_strip=first_strip, rows_done=rows_done, progress=progress, desc="predict",
             pointwise_read=dsm_norm is None,
         )
-        finalize_all(layers, compress=compress, dests={layer.path: pub[layer.path] for layer in layers}, co=co)
+        finalize_all(layers, pub, compress=compress, co=co)
         summary.seconds = time.perf_counter() - start
         summary.peak_bytes = peak_rss_bytes()
     return summary

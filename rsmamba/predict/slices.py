@@ -36,7 +36,8 @@ from rsmamba.engine.model import LoadedModel, load_model
 from rsmamba.engine.options import resolve_window
 from rsmamba.engine.resume import file_fingerprint, params_hash
 from rsmamba.engine.writer import (
-    BLOCK, OutputLayer, class_layer, confidence_layer, create_scratch, finalize, probability_layer, scratch_profile,
+    BLOCK, OutputLayer, class_layer, confidence_layer, create_scratch, finalize, pam_path, probability_layer,
+    scratch_profile,
 )
 from rsmamba.raster.source import AlignedSource
 from rsmamba.raster.windows import WindowGrid
@@ -115,7 +116,8 @@ def _model_for_workers(spec: Any, loaded: LoadedModel) -> Any:
 
 
 def assemble(layer: OutputLayer, profile: dict[str, Any], slices: list[tuple[int, int]], parts: list[Path],
-             *, compress: str = "deflate", dest: Path | None = None, co: dict[str, str] | None = None) -> Path:
+             *, compress: str = "deflate", dest: Path | None = None, co: dict[str, str] | None = None,
+             pam_dest: Path | None = None) -> Path:
     """Copy the parts tile row by tile row into one scratch file on the scene grid, then the COG.
 
     The scratch is the one a single-process run writes (same profile, tags, colour map), so
@@ -131,7 +133,7 @@ def assemble(layer: OutputLayer, profile: dict[str, Any], slices: list[tuple[int
                 for r in range(0, y1 - y0, BLOCK):
                     n = min(BLOCK, y1 - y0 - r)
                     dst.write(src.read(window=Window(0, r, src.width, n)), window=Window(0, y0 + r, dst.width, n))
-    return finalize(layer, compress=compress, dest=dest, co=co)
+    return finalize(layer, compress=compress, dest=dest, co=co, pam_dest=pam_dest)
 
 
 @run_scope()
@@ -185,7 +187,8 @@ def predict_slices(
     predict_kwargs["window"], predict_kwargs["overlap"], _ = resolve_window(  # every slice on one grid
         loaded, options["window"], options["overlap"], options["crop"])
     options.update(window=predict_kwargs["window"], overlap=predict_kwargs["overlap"])
-    with publish(list(outputs.values()), inputs=[image, dsm], overwrite=overwrite) as pub:
+    with publish(list(outputs.values()), inputs=[image, dsm], overwrite=overwrite,
+                 companions=[pam_path(outputs["classes"])]) as pub:
         return _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_rows, compress, co, scheduler,
                               workers, retries, max_errors, progress, allow_geographic_mix, predict_kwargs, options)
 
@@ -230,7 +233,8 @@ def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_
     for name in layer_names:
         layer = makers[name](outputs[name])
         assemble(layer, profile, row_slices, [part_path(parts, i, name) for i in range(len(row_slices))],
-                 compress=compress, dest=pub[outputs[name]], co=co)
+                 compress=compress, dest=pub[outputs[name]], co=co,
+                 pam_dest=pub[pam_path(outputs[name])] if layer.companions else None)
         pub.remove_at_commit(*layer.scratch_files)
     pub.remove_at_commit(parts)
     grid = WindowGrid(width, height, options["window"], options["overlap"])

@@ -187,7 +187,8 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     if "in_chans" in info.defaults:
         kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
     state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights)
-    report = ImportReport(str(weights), out, name, unwrapped=unwrapped, renamed=renamed, structure=structure)
+    report = ImportReport(str(weights), out, name, unwrapped=unwrapped, renamed=renamed,  # in effect (the recipe's too)
+                          structure={k: v for k, v in AUTHORS_KWARGS.get(family, {}).items() if kwargs.get(k) == v})
     if family == "mambafcs" and (line := _map_mambafcs_head(state, kwargs, kwargs["num_classes"])):
         report.mapped.append(line)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -17,7 +18,7 @@ from rsmamba.change import detect_change
 from rsmamba.cli import main
 from rsmamba.engine.model import DEMO_CHANGE_MODEL
 from rsmamba.synth import write_scene
-from tests.helpers.rasters import random_image, write_raster
+from tests.helpers.rasters import gdal_category_names, random_image, write_raster
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,8 @@ def test_semantic_change_raster_follows_the_vectorize_convention(scene, tmp_path
         sem = arr[1:][arr[1:] != 255]
         assert sem.size and sem.max() < 7  # the 7 SECOND-style classes of mambafcs_tiny
         assert ds.overviews(1)
+        names = [c["name"] for c in json.loads(ds.tags()["CLASSES"])]
+    assert gdal_category_names(out) == [["no_change", "change"], names, names]  # QGIS's legend of each band
     assert summary.shift is not None and summary.shift.magnitude < 1.0
     from rsmamba.vectorize import vectorize_raster
 
@@ -385,6 +388,7 @@ def test_a_binary_change_raster_names_change_not_land_cover(scene, tmp_path) -> 
     with rasterio.open(out) as ds:
         assert class_names(ds) == {c.id: c.name for c in CHANGE_CLASSES}
         assert ds.colormap(1)[1] == (255, 0, 0, 255) and ds.colormap(1)[0] == (0, 0, 0, 255)
+    assert gdal_category_names(out) == [["no_change", "change"]]
 
 
 def test_an_unchanged_pixel_holds_one_class_at_both_dates() -> None:

@@ -807,7 +807,7 @@ def test_an_output_named_through_a_symlink_and_dotdot_is_published_where_its_scr
     named = tmp_path / "work" / "lnk" / ".." / "a.tif"
     img = write_raster(tmp_path / "img.tif", random_image(96, 96))
     predict_raster(img, named, probabilities=named.with_name("p.tif"), model=_model(), **KW)
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["a.tif", "p.tif", "sub"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["a.tif", "a.tif.aux.xml", "p.tif", "sub"]
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["lnk"]
 
 
@@ -913,3 +913,25 @@ def test_a_key_is_made_on_a_file_system_without_hard_links(key_env, monkeypatch)
     assert _key_path(key_env) == key_env / "state" / "journal.key"
     assert [p.name for p in (key_env / "state").iterdir()] == ["journal.key"]
     assert (key_env / "state" / "journal.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_companion_is_published_with_its_output_and_replaced_without_overwrite(tmp_path) -> None:
+    """A raster's .aux.xml (its class names) goes with it: an old one (GDAL's statistics of the old file) is
+    replaced, not refused as an existing output, and not deleted as stale after the rename; a failed run
+    publishes neither."""
+    out, aux = tmp_path / "classes.tif", tmp_path / "classes.tif.aux.xml"
+    aux.write_text("old statistics")
+    with publish([out], companions=[aux]) as pub:
+        pub[out].write_bytes(b"1")
+        pub[aux].write_text("names 1")
+    assert out.read_bytes() == b"1" and aux.read_text() == "names 1"
+    with pytest.raises(OutputError, match="exists"):
+        with publish([out], companions=[aux]):
+            pass
+    with pytest.raises(RuntimeError, match="boom"):
+        with publish([out], companions=[aux], overwrite=True) as pub:
+            pub[out].write_bytes(b"2")
+            pub[aux].write_text("names 2")
+            raise RuntimeError("boom")
+    assert out.read_bytes() == b"1" and aux.read_text() == "names 1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "classes.tif.aux.xml"]

@@ -51,3 +51,18 @@ def write_semantic_change(path: Path, change: np.ndarray, t1: np.ndarray, t2: np
             dst.set_band_description(b, name)
         dst.update_tags(**tags)
     return path
+
+
+def gdal_category_names(path: Path) -> list[list[str]]:
+    """Each band's category names as GDAL reads them (from the raster's ``.aux.xml``), through GDAL itself: a VRT
+    copy writes every band's ``CategoryNames``. QGIS labels a paletted raster's legend with them."""
+    import tempfile
+    from xml.etree import ElementTree as ET
+
+    import rasterio.shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vrt = Path(tmp) / "copy.vrt"
+        rasterio.shutil.copy(path, vrt, driver="VRT")
+        root = ET.parse(vrt).getroot()
+    return [[c.text or "" for c in band.iter("Category")] for band in root.iter("VRTRasterBand")]

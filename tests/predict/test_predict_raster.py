@@ -19,7 +19,7 @@ from rsmamba.engine.model import LoadedModel
 from rsmamba.engine.writer import NODATA, PROB_SCALE
 from rsmamba.raster.windows import WindowGrid
 from tests.helpers.predict_models import PixelArgmax, TinyConv
-from tests.helpers.rasters import random_image, write_raster
+from tests.helpers.rasters import gdal_category_names, random_image, write_raster
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -122,6 +122,28 @@ def test_output_is_a_georeferenced_cog_with_class_table_and_nodata(tmp_path) -> 
     expected[:40, :50] = NODATA
     np.testing.assert_array_equal(got, expected)
     assert not list(tmp_path.glob(".*"))  and not list((tmp_path / "sub").glob(".*"))  # no scratch left behind
+    assert gdal_category_names(out) == [[c.name for c in _classes(3)]]  # QGIS's legend: names, not 0, 1, 2
+    assert gdal_category_names(tmp_path / "conf.tif") == [[]]  # values, not classes
+
+
+def test_the_class_rasters_legend_names_its_classes_for_gdal_and_qgis(tmp_path) -> None:
+    """GeoTIFF has no tag for category names: QGIS showed the classes as 0, 1, 2 and gdalinfo listed none. They go in
+    the raster's .aux.xml, published with it, replacing a stale one (an earlier run's statistics), gaps unnamed."""
+    from rsmamba.classes import ClassInfo, dense_classes
+    from rsmamba.errors import InputError
+
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50, bands=3))
+    classes = dense_classes((ClassInfo(0, "road", (1, 2, 3)), ClassInfo(2, "roof & <eaves>", (4, 5, 6))))
+    model = LoadedModel(PixelArgmax(), classes=classes, image_norm={"mean": [0.0] * 3, "std": [1.0] * 3})
+    out = tmp_path / "classes.tif"
+    aux = tmp_path / "classes.tif.aux.xml"
+    aux.write_text("<PAMDataset><Metadata><MDI key='STATISTICS_MEAN'>9</MDI></Metadata></PAMDataset>")
+    predict_raster(path, out, model=model, window=32, overlap=8)  # a stale sidecar alone is no existing output
+    assert gdal_category_names(out) == [["road", "", "roof & <eaves>"]]
+    assert "STATISTICS_MEAN" not in aux.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "classes.tif.aux.xml", "img.tif"]
+    with pytest.raises(InputError, match="classes.tif exists"):  # the raster's own check decides
+        predict_raster(path, out, model=model, window=32, overlap=8)
 
 
 def test_tta_is_exact_for_a_d4_invariant_model_and_changes_others(tmp_path) -> None:
@@ -224,6 +246,7 @@ def test_row_slices_give_the_same_files_as_one_pass(tmp_path, h, w, size, overla
     predict_slices(path, split[0], probabilities=split[1], slice_rows=slice_rows, progress=False, overwrite=True, **kw)
     for a, b in zip(one, split):
         assert a.read_bytes() == b.read_bytes()
+    assert gdal_category_names(split[0]) == gdal_category_names(one[0]) == [[c.name for c in _classes(4)]]
 
 
 def test_device_code_path_gives_the_same_files(tmp_path, monkeypatch) -> None:

@@ -267,7 +267,7 @@ def test_one_scene_in_row_slices_on_local_cluster_equals_single_process(tall_sce
     assert sorted(r.status for r in summary.results) == ["done"] * 3
     assert _sha(tmp_path / "bands.tif") == _sha(single)
     assert _sha(tmp_path / "conf.tif") == _sha(single_conf)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.tif", "conf.tif"]  # parts folder removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.tif", "bands.tif.aux.xml", "conf.tif"]  # no parts
 
 
 def test_row_slices_rerun_computes_only_missing_bands(tall_scene, tmp_path, monkeypatch) -> None:
@@ -354,4 +354,5 @@ def test_the_next_batch_run_removes_what_a_killed_scene_left(scenes, tmp_path) -
                            overlap=16, progress=False)
     assert [r.status for r in results] == ["done"]
     assert sorted(p.name for p in out.iterdir()) == [".rsmamba-batch.guard", ".rsmamba-batch.json",
-                                                     ".rsmamba-batch.runs", "scene0.tif"]  # the folder's own
+                                                     ".rsmamba-batch.runs", "scene0.tif",
+                                                     "scene0.tif.aux.xml"]  # the folder's own
