@@ -779,6 +779,7 @@ def publish(
     early = [p for p in problems_of(True) if "cannot write" in p]
     if early:
         raise OutputError(early)
+    fresh = list(dict.fromkeys(f for out in outs for f in missing_folders(out.parent)))
     for out in outs:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -786,6 +787,7 @@ def publish(
             raise OutputError(f"output {out}: cannot create {out.parent} ({exc.strerror})") from None
     locks: list[_Lock] = []
     pub: Publication | None = None
+    published = False
     try:
         for out in sorted(set(outs)):
             lock = _Lock(out)
@@ -809,6 +811,7 @@ def publish(
             if not pub.abandoned:
                 fault_point("before-publish", outs[0])
                 pub._commit()
+            published = True
         except BaseException as exc:
             full = is_disk_full(exc) or (isinstance(exc, Exception) and no_room(outs[0]))  # before anything is freed
             if not pub.journaled:  # past its journal, the scratch is what the next run rolls forward
@@ -824,6 +827,26 @@ def publish(
     finally:
         for lock in locks:
             lock.release()
+        if not published:  # the folders this run made, once empty: a failed run leaves the disk as it found it
+            remove_empty(fresh)
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those above it that do not exist yet (deepest first): what ``mkdir(parents=True)`` makes."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove each of ``folders`` (made by this run) and the folders inside it, deepest first, where empty: what
+    holds anything (a resumable run's scratch, another run's file) stays."""
+    for made in folders:
+        for sub, _, _ in sorted(os.walk(made), key=lambda walked: -len(walked[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(sub)
 
 
 def _recover(outs: list[Path], locks: list[_Lock]) -> list[dict[str, Any]]:

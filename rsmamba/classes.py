@@ -165,7 +165,7 @@ def load_class_table(path: str | os.PathLike[str]) -> tuple[tuple[ClassInfo, ...
     items = raw.get("classes") if isinstance(raw, dict) else raw
     problems = ProblemCollector()
     if not isinstance(items, list) or not items:
-        raise InputError(f"{p}: expected a 'classes' list of {{id, name, color}}")
+        raise InputError(f"class table {p}: expected a 'classes' list of {{id, name, color}} (a YAML or JSON file)")
     out: list[ClassInfo] = []
     for i, item in enumerate(items):
         where = f"{p}: class #{i + 1}"

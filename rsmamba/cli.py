@@ -113,7 +113,9 @@ def _model_path(model: Optional[str]) -> Optional[str]:
     """``--model`` when it names a file (a checkpoint), None for a registry name or the default."""
     if model is None:
         return None
-    return model if Path(model).suffix in (".pt", ".pth", ".ckpt") or Path(model).exists() else None
+    from rsmamba.paths import names_a_file
+
+    return model if names_a_file(model) else None
 
 
 def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, object],
@@ -131,7 +133,8 @@ def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, ob
 
     path = Path(out)
     folder = out.endswith(("/", os.sep))
-    one = len(inputs) == 1 and not is_pattern(inputs[0]) and not inputs[0].endswith(".txt")  # as is_batch reads them
+    one = (len({os.path.realpath(i) for i in inputs}) == 1  # as is_batch reads them
+           and not is_pattern(inputs[0]) and not inputs[0].endswith(".txt"))
     if one and not folder and path.suffix == "" and not path.is_dir():
         raise InputError(f"-o {out}: one {what} writes one file: name it {out}.tif, or give a folder with a trailing "
                          f"slash ({out}/)")

@@ -19,6 +19,7 @@ import csv
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ from scipy import ndimage
 
 from rsmamba.atomic import output_problems, publish, settle_inputs
 from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
-from rsmamba.errors import InputError, ProblemCollector, typed_arguments
+from rsmamba.errors import InputError, ProblemCollector, first_line, typed_arguments
+from rsmamba.paths import shell_word
 from rsmamba.metrics import confusion_matrix, segmentation_scores
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.classtags import declared_classes, raster_tag
@@ -93,22 +95,53 @@ def _pixel_for_pixel(theirs: Any, ours: Any) -> bool:
             and abs(m.c - round(m.c)) <= GRID_TOLERANCE_PX and abs(m.f - round(m.f)) <= GRID_TOLERANCE_PX)
 
 
-def _prediction_grid(path: Path) -> tuple[Grid, bool]:
-    """The prediction's grid and whether it is a change raster; a raster that is no class raster is refused."""
+def _unreadable(rasters: dict[str, Any]) -> list[str]:
+    """Each raster, role -> path, that GDAL cannot open, said with its role ('text.tif' not recognized as being in a
+    supported file format, it said, of the prediction or the reference or --image alike)."""
+    problems = []
+    for role, path in rasters.items():
+        if path is None or not Path(path).is_file():  # (missing, or no regular file: inputs_problems says so)
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                rasterio.open(path).close()
+        except rasterio.errors.RasterioIOError as exc:
+            problems.append(f"{role} {path}: not a readable raster ({first_line(exc)})")
+    return problems
+
+
+def _prediction_grid(path: Path, layout: str | None) -> tuple[Grid, bool, str | None]:
+    """The prediction's grid, whether it is a change raster, and the benchmark colours it is coded in (read with
+    ``--layout`` of that benchmark, as its labels are); a raster that is no class raster is refused, and so is a
+    colour-coded one without its ``--layout`` (its red band read as ids scored mIoU 0.01 for 0.66, exit 0)."""
+    from rsmamba.raster.source import benchmark_colours, colour_labels_problem
     from rsmamba.raster.validate import class_raster_problem
 
     with rasterio.open(path) as src:
         problem = class_raster_problem(src, f"prediction {path}", allow_multiband=True)
         if problem:
             raise InputError(problem)
-        return Grid(src.crs, src.transform, src.width, src.height), is_change_raster(src)
+        change = is_change_raster(src)
+        colours = None if change else benchmark_colours(src)
+        if not change and (colours is None or colours != layout) and (problem := colour_labels_problem(
+                src, f"prediction {path}", "pass --layout {layout} to read its colours (the reference's layout)")):
+            raise InputError(problem)
+        return Grid(src.crs, src.transform, src.width, src.height), change, colours
 
 
-def _read_prediction(src: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
+def _read_prediction(src: Any, window: Window, colours: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Band 1 of a window as ids, and where it is valid: GDAL's mask of band 1 (its nodata value, or the raster's
     mask band (internal, .msk) or alpha band, which were scored as whatever value lay under them: a masked strip's
-    class 1 read mIoU 0.42 for 0.84)."""
-    return _compact(src.read(1, window=window)), src.read_masks(1, window=window) > 0
+    class 1 read mIoU 0.42 for 0.84). ``colours``: a benchmark's colour-coded result, decoded as its labels are
+    (a colour of no class is not scored)."""
+    valid = src.read_masks(1, window=window) > 0
+    if colours is None:
+        return _compact(src.read(1, window=window)), valid
+    from rsmamba.datasets.layouts import decode_labels
+
+    ids = decode_labels(src.read([1, 2, 3], window=window), colours)
+    return _compact(ids), valid & (ids != IGNORE_INDEX)
 
 
 def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: list[int] | None) -> list[str]:
@@ -127,13 +160,13 @@ def _nodata_warnings(path: Path, role: str, classes: list[ClassInfo], exclude: l
     if exclude is None:
         message = (f"{role} {path}: nodata {clash.id} is also land-cover class {clash.id} ({clash.name}): its pixels "
                    f"are not scored (neither their change nor their land cover); unset it (gdal_edit.py -unsetnodata "
-                   f"{path}) if {clash.id} is a class")
+                   f"{shell_word(path)}) if {clash.id} is a class")
         log.warning(message)
         return [message]
     if clash.id not in exclude:
         exclude.append(clash.id)
     message = (f"{role} {path}: nodata {clash.id} is also class {clash.id} ({clash.name}): its pixels are not "
-               f"scored and it leaves the means; unset it (gdal_edit.py -unsetnodata {path}) if {clash.id} is a class")
+               f"scored and it leaves the means; unset it (gdal_edit.py -unsetnodata {shell_word(path)}) if {clash.id} is a class")
     log.warning(message)
     return [message]
 
@@ -157,7 +190,7 @@ def _change_coded_255(reference: Path, block_size: int) -> str | None:
     return (f"reference {reference}: a change reference whose labelled pixels hold no change, and {share:.1%} of its "
             f"pixels {IGNORE_INDEX} (no label): if {IGNORE_INDEX} is its change (LEVIR-CD and WHU-CD code change "
             f"0/{IGNORE_INDEX}), every change pixel was left out and these scores are wrong; recode it to 0/1 "
-            f"(gdal_calc.py -A {reference} --outfile change01.tif --calc \"A/{IGNORE_INDEX}\" --type Byte"
+            f"(gdal_calc.py -A {shell_word(reference)} --outfile change01.tif --calc \"A/{IGNORE_INDEX}\" --type Byte"
             f"{' --hideNoData' if nodata is not None else ''}) and score against that")
 
 
@@ -424,8 +457,6 @@ def _layout_reader(reference: Path, layout: str, grid: Grid) -> Iterator[tuple[R
     """A reader of a benchmark label file decoded to class ids, window by window, with the dataset's class table.
     Each window comes with its pixels of no class (255 but not by design: unknown, not SECOND's white unchanged),
     which :func:`_check_unreadable` judges over the whole file."""
-    import warnings
-
     from rsmamba.classes import classes_from_dicts
     from rsmamba.datasets.benchmark import layout_classes
     from rsmamba.datasets.layouts import decode_labels, label_bands_problem, unlabelled_by_design
@@ -575,7 +606,7 @@ class _Pass:
 def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: RefReader | None, *,
                   layout: str | None, k: int | None, known: list[int] | None, erode: int, block_size: int,
                   step: int, pred_classes: bool, objects: _BuildingCounts | None = None,
-                  landcover: list[int] | None = None) -> _Pass:
+                  landcover: list[int] | None = None, colours: str | None = None) -> _Pass:
     """Read the prediction and the reference(s) block by block and count all that ``evaluate`` scores and says.
 
     ``known``: the class table's ids (others are not scored); ``erode``: the boundary radius, read as a halo of
@@ -598,7 +629,7 @@ def _score_blocks(prediction: Path, grid: Grid, read_ref: RefReader, read_ref2: 
             hr0, hc0 = max(0, r0 - halo), max(0, c0 - halo)
             around = Window(hc0, hr0, min(grid.width, c0 + wd + halo) - hc0, min(grid.height, r0 + h + halo) - hr0)
             core = (slice(r0 - hr0, r0 - hr0 + h), slice(c0 - hc0, c0 - hc0 + wd))
-            pred, valid = _read_prediction(src, w)
+            pred, valid = _read_prediction(src, w, colours)
             ref1 = read_ref(around)
             if ref1[1] is not None:
                 tally.unreadable[0] += int(ref1[1][core].sum())
@@ -926,8 +957,6 @@ def _add_counts(areas: np.ndarray, ids: np.ndarray) -> None:
 
 
 def _write_png(tmp: Path, rgb: np.ndarray) -> None:
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(tmp, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
@@ -1089,6 +1118,10 @@ def evaluate_rasters(
     elif footprints is not None and vector_path_problem(footprints, "footprints"):
         problems.add(vector_path_problem(footprints, "footprints"))
     raster_reference = reference.suffix.lower() not in VECTOR_SUFFIXES or layout is not None
+    rasters = {"prediction": prediction, "image": image,
+               **({"reference": reference, "reference t2": reference_t2} if raster_reference else {})}
+    for problem in _unreadable(rasters):
+        problems.add(problem)
     # options of a vector reference, of --buildings, of --footprints: without them they would change nothing, silently
     idle = [name for name, value, needs in (
         ("--burn", burn, raster_reference), ("--class-field", class_field, raster_reference),
@@ -1124,7 +1157,7 @@ def evaluate_rasters(
     stem = out.with_suffix("")
     files = [out, *(stem.with_name(stem.name + tail) for tail in (".csv", "_confusion.png", "_panels.png"))]
     inputs = [prediction, reference, reference_t2, buildings, image, footprints]
-    if out.suffix.lower() in (".csv", ".png"):  # it is the JSON: the CSV and the pictures are named after it
+    if out.suffix.lower() != ".json":  # the CSV and the pictures are named after it; -o m.tif put JSON in a .tif
         problems.add(f"-o {out}: is the scores' JSON, and the CSV, confusion matrix and panels are written beside "
                      f"it ({', '.join(f.name for f in files[1:])}); give {stem.name}.json")
     else:
@@ -1132,7 +1165,7 @@ def evaluate_rasters(
             problems.add(problem)
     problems.raise_if_any()
     settle_inputs(inputs)  # a prediction and its footprints published together are read together
-    grid, change = _prediction_grid(prediction)
+    grid, change, colours = _prediction_grid(prediction, layout)
     step = _panel_step((grid.height, grid.width))
     image_panel = None if image is None else _image_on_grid(Path(image), grid, step)
     reference_notes: list[str] = []
@@ -1200,7 +1233,8 @@ def evaluate_rasters(
         done = _score_blocks(prediction, grid, read_ref, read_ref2, layout=layout, k=k, known=known if table else None,
                              erode=erode, block_size=block_size, step=step, objects=objects,
                              pred_classes=burn is not None and not change,
-                             landcover=None if landcover is None else sorted(c.id for c in landcover if not c.filler))
+                             landcover=None if landcover is None else sorted(c.id for c in landcover if not c.filler),
+                             colours=colours)
     tally = done.tally
     if layout is not None:
         for path, unreadable in zip((reference, reference_t2), tally.unreadable):

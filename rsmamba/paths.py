@@ -34,6 +34,25 @@ def _can_write_into(folder: Path) -> str | None:
         return exc.strerror or exc.__class__.__name__
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def names_a_file(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``--model`` names a checkpoint file rather than a registered model: a checkpoint's suffix, a folder
+    in it, or a file that is there ('scene/../nope' was told 'unknown model', not that no such file exists)."""
+    text = str(spec)
+    return (Path(text).suffix in CHECKPOINT_SUFFIXES or os.sep in text or (os.altsep or os.sep) in text
+            or Path(text).exists())
+
+
+def shell_word(path: str | os.PathLike[str]) -> str:
+    """``path`` as one word of a command the user is told to run: quoted where the shell would split or expand it
+    (a name with spaces broke the pasted 'gdal_edit.py -unsetnodata my labels.tif')."""
+    import shlex
+
+    return shlex.quote(str(path))
+
+
 def gdal_virtual(text: str) -> bool:
     """Whether ``text`` names a path of GDAL's virtual file systems (/vsizip/, /vsimem/, zip://, s3://; a URL
     scheme survives as 'zip:/' once a Path has collapsed its '//')."""
@@ -176,7 +195,7 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
     # layers of geometries only: a table without any (QGIS's layer_styles) is no candidate
     names = [str(name) for name, kind in listed if kind is not None] or [str(name) for name in listed[:, 0]]
     if layer is None and len(names) > 1:
-        how = choose or f"keep one: ogr2ogr ONE{Path(path).suffix} {path} LAYER"
+        how = choose or f"keep one: ogr2ogr ONE{Path(path).suffix} {shell_word(path)} LAYER"
         raise InputError(f"{role} {path}: holds {len(names)} layers ({', '.join(names)}), and GDAL would read "
                          f"the first; name the one to read ({how})")
     if layer is not None:  # matched as GeoPackage and GDAL match layer names (ASCII case aside)

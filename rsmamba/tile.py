@@ -48,7 +48,7 @@ from rsmamba.classes import (
     load_class_table,
 )
 from rsmamba.errors import InputError, seed_problem, typed_arguments
-from rsmamba.paths import input_problem
+from rsmamba.paths import input_problem, shell_word
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.ground import pixel_size_m
 from rsmamba.raster.normalize import compute_stats, dsm_range
@@ -270,6 +270,9 @@ def tile_scene(
     elif sum(split) <= 0:  # ('needs non-negative fractions, got (0.0, 0.0, 0.0)': they were)
         problems.append(f"--split {','.join(f'{f:g}' for f in split)}: the fractions sum to 0; give each split its "
                         "share, e.g. 0.8,0.1,0.1")
+    elif abs(sum(split) - 1) > 1e-6:  # 0.8,0.8,0.1 (0.1 meant) split 47/47/6 %, unsaid (QA); 8,1,1 are shares
+        log.warning("--split %s: the fractions sum to %g, read as shares: %s (train/val/test)",
+                    ",".join(f"{f:g}" for f in split), sum(split), "/".join(f"{f / sum(split):.0%}" for f in split))
     if block is not None and block < 1:
         problems.append(f"--split-block must be at least 1 px, got {block}")
     if (problem := seed_problem(seed)) is not None:
@@ -350,7 +353,7 @@ def tile_scene(
                 _check_label_nodata(extra["labels_t2"], labels_t2, classes, burn)
             if "change" in extra and extra["change"].labels_nodata == 0:
                 raise InputError(f"change labels {change}: nodata 0 is 'no change', so no unchanged pixel would be "
-                                 f"trained on; unset it (gdal_edit.py -unsetnodata {change})")
+                                 f"trained on; unset it (gdal_edit.py -unsetnodata {shell_word(change)})")
             if instance_targets is not None:
                 from rsmamba.instance_targets import FootprintIds, TargetReader
 
@@ -402,7 +405,7 @@ def _check_label_nodata(src: AlignedSource, labels, classes: tuple[ClassInfo, ..
     """A label raster whose declared nodata is also a class: GDAL habitually writes masks with nodata 0.
     With --burn, 0 is the background, so no background pixel would be trained on: refused. Else the
     class's pixels are left out of training: said."""
-    fix = f"unset it (gdal_edit.py -unsetnodata {labels})"
+    fix = f"unset it (gdal_edit.py -unsetnodata {shell_word(labels)})"
     if burn is not None and src.labels_nodata == 0:
         raise InputError(f"labels {labels}: nodata 0 is the background of --burn, so no background pixel would be "
                          f"trained on; {fix}")
@@ -523,8 +526,8 @@ def _tile(
                   f"blocks no larger than the chips ({size} px) put a chip's neighbours in other splits ({dropped} of "
                   f"{len(grid)} windows dropped at split borders): a --split-block of several chips (e.g. {4 * size}) "
                   "keeps them")
-        message = (f"--split {','.join(f'{f:g}' for f in split)}: {fell}, the scene holds "
-                   f"{blocks} spatial block{'s' * (blocks != 1)} of {block} px and each goes to one split whole; "
+        message = (f"--split {','.join(f'{f:g}' for f in split)}: {fell}, the scene ({src.width} x {src.height} px) "
+                   f"holds {blocks} spatial block{'s' * (blocks != 1)} of {block} px and each goes to one split whole; "
                    + advice)
         said_dropped = block <= size
         summary.warnings.append(message)

@@ -328,6 +328,9 @@ def detect_change(
                       compress=compress, window=window, change_threshold=change_threshold, max_shift=max_shift)
     for problem in inputs_problems({"t1": t1, "t2": t2}):  # (a model file: load_change_model's own check)
         problems.add(problem)
+    if t1.is_file() and t2.is_file() and os.path.samefile(t1, t2):  # ran, and reported 0 % change (QA)
+        problems.add(f"t1 {t1} and t2 {t2} are the same file: change detection compares two dates; give the later "
+                     "image as t2")
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
     outputs = {"change": out}
@@ -469,10 +472,12 @@ def detect_change(
             summary.dry_run = True
             if resume:  # the run's check of the interrupted run's record, as predict's dry run
                 summary.resume_note = state.dry_run_note([layer.scratch for layer in layers], len(strips))
+            elif note := state.restart_note([layer.scratch for layer in layers], len(strips)):
+                summary.resume_note = f"; {note}"
             summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             summary.memory_bytes += forward_bytes
             return summary
-        point = state.begin(pub, layers, resume)
+        point = state.begin(pub, layers, resume, len(strips))
         summary.resume_note = resume_note(point, len(strips))
         if point is None:
             return _with_changed_fraction(summary, out)

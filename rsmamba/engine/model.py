@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from rsmamba.classes import ISPRS_CLASSES, ClassInfo, classes_from_dicts
 from rsmamba.errors import InputError
+from rsmamba.paths import names_a_file
 from rsmamba.engine.tta import TTAPlan, check_plan, parse_tta, tta_average
 from rsmamba.runlog import warn_once
 
@@ -213,9 +214,8 @@ def load_model(spec: str | Path | nn.Module | LoadedModel | None, *, image_count
         loaded = _from_checkpoint(shipped, tasks, verb)
         loaded.extra["shipped_default"] = True
         return loaded
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
-        return _from_checkpoint(path, tasks, verb)
+    if names_a_file(spec):
+        return _from_checkpoint(Path(spec), tasks, verb)
     from rsmamba.models import create_model, model_info
 
     info = model_info(str(spec))  # InputError listing the known names

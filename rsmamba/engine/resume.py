@@ -112,6 +112,9 @@ class ResumeState:
 
     def load(self, scratch_files: list[Path]) -> tuple[int, int]:
         """(strip, rows done in it), after checking the sidecar belongs to this exact run."""
+        if not self.path.is_file() and self.final.is_file():  # 'run without --resume' then said 'exists' (QA)
+            raise InputError(f"--resume: no interrupted run to resume: {self.final} is complete (use --overwrite to "
+                             "make it again)")
         if not self.path.is_file():
             raise InputError(f"--resume: no interrupted run to resume ({self.path.name} not found); run without --resume")
         try:
@@ -158,7 +161,8 @@ class ResumeState:
         keys += [k for k in theirs if k not in self.parts]
         return f" ({', '.join(PARAM_WORDS.get(k, k) for k in keys)})" if keys else ""
 
-    def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool) -> tuple[int, int] | None:
+    def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool, strips: int = 1
+              ) -> tuple[int, int] | None:
         """Where this run starts, (strip, rows done in it); None when nothing is left to do.
 
         None: a run with these exact parameters was killed between its renames, and entering
@@ -166,6 +170,8 @@ class ResumeState:
         abandoned). The digest goes into ``pub``'s journal so that a later run can tell.
         """
         pub.meta["params"] = self.digest
+        if not resume and (note := self.restart_note([layer.scratch for layer in layers], strips)):
+            logging.getLogger(__name__).warning(note)
         if resume and not self.path.is_file() and any(j.get("meta", {}).get("params") == self.digest
                                                       for j in pub.recovered):
             pub.abandon()
@@ -175,6 +181,32 @@ class ResumeState:
             pub.remove_at_commit(*layer.scratch_files)
         pub.remove_at_commit(self.path)
         return point
+
+    def interrupted(self, scratch_files: list[Path]) -> tuple[int, int] | None:
+        """Where a ``--resume`` would take this run up (strip, rows done): an interrupted run of these very settings
+        left its record and scratch with rows computed; else None. Read quietly: for what a run without ``--resume``
+        says it discards."""
+        try:
+            data = json.loads(self.path.read_text()) if self.path.is_file() else None
+        except (ValueError, UnicodeDecodeError, OSError):
+            return None
+        if not is_signed(data) or data.get("params") != self.digest or not all(p.is_file() for p in scratch_files):
+            return None
+        strip, rows = data.get("strip"), data.get("rows_done")
+        if isinstance(strip, int) and isinstance(rows, int) and 0 <= rows < self.height and (strip > 0 or rows > 0):
+            return strip, rows
+        return None
+
+    def restart_note(self, scratch_files: list[Path], strips: int) -> str:
+        """What a run without ``--resume`` throws away, or '': an interrupted run's rows, computed again unsaid (a
+        6000 px scene killed after minutes restarted from row 0 with the normal summary, QA)."""
+        point = self.interrupted(scratch_files)
+        if point is None:
+            return ""
+        strip, rows = point
+        where = f"strip {strip + 1} of {strips}, row {rows}" if strips > 1 else f"row {rows}"
+        return (f"an interrupted run of {self.final.name} with these settings had reached {where}; without --resume "
+                "it starts again from the first row (--resume takes such a run up)")
 
     def dry_run_note(self, scratch_files: list[Path], strips: int) -> str:
         """What ``--dry-run --resume`` says: the run's refusal of the record (:meth:`load`), or where it would take

@@ -315,9 +315,10 @@ def select_shard(jobs: Sequence[Job], shard: str | None) -> list[Job]:
 
 
 def is_batch(inputs: Sequence[str], out: PathLike) -> bool:
-    """A batch run: several inputs, a pattern or list, or an output that is a folder."""
+    """A batch run: several inputs (one file named twice is one: it said 'skipped 1 input given twice', then 'several
+    scenes ... give one output each'), a pattern or list, or an output that is a folder."""
     out = Path(out)
-    return (len(inputs) > 1 or any(is_pattern(i) or i.endswith(".txt") for i in inputs)
+    return (len({os.path.realpath(i) for i in inputs}) > 1 or any(is_pattern(i) or i.endswith(".txt") for i in inputs)
             or out.is_dir() or out.suffix == "")
 
 

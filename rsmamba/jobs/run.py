@@ -26,7 +26,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rsmamba.atomic import OutputBusyError, OutputError, file_identity, remove_stale_partials
+from rsmamba.atomic import (
+    OutputBusyError, OutputError, file_identity, missing_folders, remove_empty, remove_stale_partials,
+)
 from rsmamba.jobs.plan import Job, select_shard
 from rsmamba.jobs.worker import default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
@@ -193,7 +195,7 @@ def run_many(
     if problem:
         raise InputError(problem)
     folder = Path(out_dir)
-    fresh = _missing_folders(folder)
+    fresh = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
     new = [name for name in (SETTINGS_FILE, _GUARD, _RUNS) if not (folder / name).exists()]
     held = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs, defaults=defaults)
@@ -218,15 +220,6 @@ def run_many(
         os.close(held)  # this run writes into the folder no more
 
 
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those above it that do not exist yet (deepest first): what ``mkdir(parents=True)`` makes."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
-
-
 def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fresh: Sequence[Path]) -> None:
     """After a run that failed: no record of an output it never wrote stays behind.
 
@@ -248,10 +241,7 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
         if alone and not kept and SETTINGS_FILE in new:
             for name in new:
                 (folder / name).unlink(missing_ok=True)
-            for made in fresh:
-                for sub, _, _ in sorted(os.walk(made), key=lambda walked: -len(walked[0])):  # deepest first
-                    with contextlib.suppress(OSError):  # not empty: it holds something, which stays
-                        os.rmdir(sub)
+            remove_empty(fresh)
         elif settings is not None and kept != made_from:
             _write_record(folder / SETTINGS_FILE, _Record(settings, kept, record.stale))
 
@@ -586,7 +576,9 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, worker_threads: i
     try:  # the workers, spawned now, read it as their distributed loads
         with dask.config.set(dropped):
             return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                                host="127.0.0.1", dashboard_address=None,
+                                # a free port: None still took 8787, and another cluster holding it printed
+                                # 'rsmamba: WARNING: Port 8787 is already in use.' (QA)
+                                host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                 env=worker_thread_env(n_workers, worker_threads))
     finally:
         if quiet is None:

@@ -394,10 +394,12 @@ def _predict_in(
             summary.dry_run = True
             if resume:  # the run's check of the interrupted run's record (a dry run said nothing, the run refused)
                 summary.resume_note = state.dry_run_note([layer.scratch for layer in layers], len(strips))
+            elif note := state.restart_note([layer.scratch for layer in layers], len(strips)):
+                summary.resume_note = f"; {note}"
             summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             summary.memory_bytes += forward_bytes
             return summary
-        point = state.begin(pub, layers, resume)
+        point = state.begin(pub, layers, resume, len(strips))
         summary.resume_note = resume_note(point, len(strips))
         if point is None:
             summary.resumed_strip = len(strips)

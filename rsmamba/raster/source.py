@@ -32,6 +32,7 @@ from rsmamba.atomic import settle_inputs
 from rsmamba.classes import IGNORE_INDEX, colour_layout, name_key
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
+from rsmamba.paths import shell_word
 from rsmamba.raster.ground import metres_per_unit
 from rsmamba.raster.windows import CHECK_PER_AXIS, footprint, raster_extent, sample_windows, window_extent
 
@@ -106,8 +107,9 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector,
     elif has_no_georeferencing(ds):
         if not pixel_grid:
             problems.add(f"{role} {path}: no georeferencing (no CRS, identity transform); assign it (gdal_edit.py "
-                         "-a_srs EPSG:32632 -a_ullr ULX ULY LRX LRY), or for a benchmark tile (Vaihingen, LoveDA, "
-                         "SECOND) let predict and change read it on its pixel grid: --pixel-grid")
+                         "-a_srs EPSG:32632 -a_ullr ULX ULY LRX LRY); a benchmark tile (Vaihingen, LoveDA, SECOND) "
+                         "predict and change read on its pixel grid (--pixel-grid), and train reads the benchmark's "
+                         "layout in place (data.layout), untiled")
     else:
         if ds.crs is None:
             problems.add(f"{role} {path}: no CRS; assign one first with its EPSG code, e.g. gdal_edit.py -a_srs EPSG:32632 for UTM 32N")
@@ -151,18 +153,34 @@ def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bo
     return valid
 
 
+def _rgb_sample(src: Any) -> np.ndarray | None:
+    """Bands 1-3 of a raster of three or more uint8 bands that differ, sampled over it, as (3, N, 1); else None
+    (fewer bands, another type, or grey: the same ids in every band)."""
+    if src.count < 3 or src.dtypes[0] != "uint8":
+        return None
+    rgb = np.concatenate([src.read([1, 2, 3], window=w).reshape(3, -1)
+                          for w in sample_windows(src.width, src.height, 1_000_000, min_per_axis=CHECK_PER_AXIS)], axis=1)[:, :, None]
+    if (rgb[0] == rgb[1]).all() and (rgb[0] == rgb[2]).all():
+        return None
+    return rgb
+
+
+def benchmark_colours(src: Any) -> str | None:
+    """The benchmark (``isprs``, ``second``) whose colour coding the raster's bands 1-3 hold, or None: ISPRS results
+    are submitted colour-coded as its labels are, and such a file's red band read as ids scored mIoU 0.01."""
+    rgb = _rgb_sample(src)
+    return None if rgb is None else colour_layout(rgb)
+
+
 def colour_labels_problem(src: Any, what: str, decode_hint: str) -> str | None:
     """Why a label raster of three or more uint8 bands that differ is not class ids in band 1, or None.
 
     ISPRS and SECOND ship colour labels: their red band read as ids is garbage, without a word.
     ``decode_hint`` says how the caller decodes them; ``{layout}`` in it becomes the benchmark's name.
     """
-    if src.count < 3 or src.dtypes[0] != "uint8":
+    rgb = _rgb_sample(src)
+    if rgb is None:
         return None
-    rgb = np.concatenate([src.read([1, 2, 3], window=w).reshape(3, -1)
-                          for w in sample_windows(src.width, src.height, 1_000_000, min_per_axis=CHECK_PER_AXIS)], axis=1)[:, :, None]
-    if (rgb[0] == rgb[1]).all() and (rgb[0] == rgb[2]).all():
-        return None  # grey: the same ids in every band
     layout = colour_layout(rgb)
     if layout is not None:
         name = "ISPRS" if layout == "isprs" else layout.upper()
@@ -258,7 +276,11 @@ def _describe_grid_difference(image: Any, other: Any) -> str:
     # CRSs the difference of their numbers means nothing (a UTM ortho and a Web Mercator DSM: "8e5 apart")
     offset = np.hypot(image.transform.c - other.transform.c, image.transform.f - other.transform.f)
     if crs_alike and offset > 1e-6 * min(abs(image.res[0]), abs(image.res[1])):
-        diffs.append(f"origin {offset:.4g} units apart")
+        # in the image's pixels: '0.1768 units apart' hid a shift of half a pixel each way (QA)
+        col, row = ~image.transform * (other.transform.c, other.transform.f)
+        unit = "degrees" if image.crs is not None and image.crs.is_geographic else (
+            image.crs.linear_units if image.crs is not None and image.crs.linear_units not in ("", "unknown") else "units")
+        diffs.append(f"origin {col:+.4g} px across, {row:+.4g} px down of the image's ({offset:.4g} {unit})")
     if image.shape != other.shape:
         diffs.append(f"size {other.width}x{other.height} vs {image.width}x{image.height}")
     return ", ".join(diffs) or "grid"
@@ -962,7 +984,8 @@ class AlignedSource:
         for what, path, ds in ((self._image_role, image, img), ("t2", t2, t2_ds)):
             if ds is not None and ds.colorinterp[0] == ColorInterp.palette:  # indices into a colour table
                 problems.add(f"{what} {path}: a palette image (band 1 holds indices into a colour table, not "
-                             f"colours); expand it first: gdal_translate -expand rgb {path} {Path(path).stem}_rgb.tif")
+                             f"colours); expand it first: gdal_translate -expand rgb {shell_word(path)} "
+                             f"{shell_word(Path(path).with_name(Path(path).stem + '_rgb.tif'))}")
         if dsm_ds is not None and (problem := _not_heights(dsm_ds)):  # a class map or an ortho given as --dsm
             problems.add(f"DSM {dsm}: {problem}; pass the digital surface model (one band of heights)")
         self._opened += [d for d in (img, t2_ds, dsm_ds, lab_ds) if d is not None]
@@ -1042,7 +1065,7 @@ class AlignedSource:
         if factor is None:
             problems.add(f"DSM {dsm}: heights declared in {name!r}, a unit rsmamba does not convert (it reads metres, "
                          "mm, cm, dm, km, feet and US survey feet); declare metres and the scale to them: "
-                         f"gdal_edit.py -units m -scale <metres per {name}> {dsm}")
+                         f"gdal_edit.py -units m -scale <metres per {name}> {shell_word(dsm)}")
         elif factor != 1.0:  # heights in feet or centimetres, as the file declares: metres for every model
             self._dsm_unscale = (self._dsm_unscale[0] * factor, self._dsm_unscale[1] * factor)
             self._warn(f"DSM {dsm}: heights in {name} (declared); read as metres (x {factor:.7g})")
@@ -1185,7 +1208,7 @@ class AlignedSource:
             else:
                 return (f"DSM {path}: {bad.mean():.1%} of its sampled pixels hold heights outside {lo:g}..{hi:g} "
                         f"(metres or feet), {values[bad].min():.6g}..{values[bad].max():.6g}: in centimetres or "
-                        f"millimetres? declare its scale (gdal_edit.py -scale 0.01 {path}, or 0.001) or convert it")
+                        f"millimetres? declare its scale (gdal_edit.py -scale 0.01 {shell_word(path)}, or 0.001) or convert it")
         if values.size < 64:
             return None
         candidate = is_fill_value(raw, dtype)
@@ -1289,9 +1312,9 @@ class AlignedSource:
         """How to say which DSM pixels hold no height: declare the value, or (a DSM declaring another) use that one."""
         declared = self._dsm_declared  # the file's own (a warped DSM's VRT says NaN where the file says nothing)
         if declared is not None:  # re-declaring would un-declare the other (-9999 and 0 in one DSM)
-            return (f"it declares {declared:g} as nodata already: set those pixels to it (gdal_calc.py -A {self._dsm_path} "
+            return (f"it declares {declared:g} as nodata already: set those pixels to it (gdal_calc.py -A {shell_word(self._dsm_path)} "
                     f"--calc=\"where(A=={value:g},{declared:g},A)\" --NoDataValue={declared:g} --outfile=...) or fix them")
-        return f"declare it (gdal_edit.py -a_nodata {value:g} {self._dsm_path}) or fix those pixels"
+        return f"declare it (gdal_edit.py -a_nodata {value:g} {shell_word(self._dsm_path)}) or fix those pixels"
 
     def _warn(self, message: str) -> None:
         """Record the warning for the summary; log it once per run (a run opens its inputs more than once)."""

@@ -19,6 +19,7 @@ import rasterio
 from rasterio.windows import Window
 
 from rsmamba.errors import InputError
+from rsmamba.paths import shell_word
 from rsmamba.raster.windows import CHECK_PER_AXIS, area_sample_windows, sample_windows
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ def check_fill_values(src: AlignedSource, what: str, path: object, read=None, re
         if mode < lo - FILL_DISTANCE * span or mode > hi + FILL_DISTANCE * span:
             raise InputError(f"{what}: band {b} holds {mode:g} in {counts.max() / v.size:.1%} of its sampled "
                              f"pixels, far outside its other values ({lo:.4g}..{hi:.4g}): a nodata value it does "
-                             f"not declare?; declare it (gdal_edit.py -a_nodata {mode:g} {path}) or fix those pixels")
+                             f"not declare?; declare it (gdal_edit.py -a_nodata {mode:g} {shell_word(path)}) or fix those pixels")
 
 
 COLLAR_SHARES = {0: 0.01, "max": 0.05}  # black collars are common; a white one less so than overexposed roofs
@@ -278,7 +279,7 @@ def check_collar(src: AlignedSource, what: str, path: object, read=None, read_va
             continue  # neither along the edge (a collar) nor a solid block (a missing sheet): imagery
         message = (f"{what}: {count / seen:.1%} of its sampled pixels are {value} in every band, along its edge or in "
                    f"solid blocks, with no nodata value, mask or alpha declared: a collar, or gaps between mosaic sheets? They would "
-                   f"be mapped as land cover (and as change): declare it (gdal_edit.py -a_nodata {value} {path}); "
+                   f"be mapped as land cover (and as change): declare it (gdal_edit.py -a_nodata {value} {shell_word(path)}); "
                    "if they are imagery (water, snow, shadow), ignore this")
         log.warning(message)
         out.append(message)

@@ -204,7 +204,7 @@ def _plan(
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             src = rasterio.open(raster)
     except rasterio.errors.RasterioIOError as exc:
-        problems.add(f"{raster}: not a readable raster ({str(exc).splitlines()[0]})")
+        problems.add(f"raster {raster}: not a readable raster ({str(exc).splitlines()[0]})")
         problems.raise_if_any()
     with src:
         crs = CRS.from_user_input(src.crs) if src.crs else None
@@ -288,7 +288,7 @@ def _plan(
                 if not input_problem(probabilities, "--probabilities"):  # that problem is said above
                     prob = rasterio.open(probabilities)
             except rasterio.errors.RasterioIOError as exc:
-                problems.add(f"{probabilities}: not a readable raster ({str(exc).splitlines()[0]})")
+                problems.add(f"--probabilities {probabilities}: not a readable raster ({str(exc).splitlines()[0]})")
             if prob is not None:
                 with prob:
                     if prob.crs != src.crs:
@@ -895,6 +895,9 @@ def _start_layer(output: Path, tmp: Path, plan: _Plan, layer: str, columns: list
         next_id = _check_append(output, same, plan, columns)
         shutil.copy2(output, tmp)
         return _Target(same, append=True, next_id=next_id)
+    if append:  # a typo in --layer made a second layer beside the one meant, unsaid (QA); ogr2ogr -append makes it too
+        log.warning("--append: %s holds no layer %r (its layers: %s): a new layer is made", output, layer,
+                    ", ".join(repr(n) for n in layers) or "none")
     shutil.copy2(output, tmp)
     return _Target(layer)
 

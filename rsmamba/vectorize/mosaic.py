@@ -147,7 +147,7 @@ def _read(path: Path, problems: ProblemCollector) -> _Raster | None:
                 masked=attrs.has_mask_band(src),
             )
     except rasterio.errors.RasterioIOError as exc:
-        problems.add(f"{path}: not a readable raster ({str(exc).splitlines()[0]})")
+        problems.add(f"raster {path}: not a readable raster ({str(exc).splitlines()[0]})")
         return None
     except InputError as exc:  # an unreadable class table
         for problem in exc.problems:

@@ -32,10 +32,11 @@ def _parse(text: str | float | None, name: str, units: dict[str, float], example
     if isinstance(text, (int, float)):
         value, factor = float(text), 1.0
     else:
-        match = _QUANTITY.match(str(text))
+        match = _QUANTITY.match(str(text).strip().removeprefix("-"))  # '-5m2' read, to be told it is negative
         if not match or match.group(2).lower() not in units:
             raise ValueError(f"{name}: cannot read {text!r}, expected {example}")
         value, factor = float(match.group(1)), units[match.group(2).lower()]
+        value = -value if str(text).strip().startswith("-") else value
     if not math.isfinite(value) or value < 0:  # NaN compared false to every threshold: an empty layer
         raise ValueError(f"{name}: must be a finite number >= 0, got {text!r}")
     return value * factor

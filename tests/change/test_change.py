@@ -89,16 +89,20 @@ def test_bad_inputs_one_line_errors(scene, tmp_path, capsys) -> None:
     moved = np.stack([nd_shift(b.astype(float), (0, 7), order=1, mode="nearest") for b in arr]).astype(np.uint8)
     with rasterio.open(tmp_path / "moved.tif", "w", **profile) as dst:
         dst.write(moved)
+    import shutil
+
+    same = str(shutil.copy(t1, tmp_path / "same_again.tif"))  # another file of the same pixels
     cases = [
+        ([t1, t1], "are the same file: change detection compares two dates"),  # ran: 0 % change (QA)
         ([t1, str(far)], "does not overlap"),
         ([t1, str(four)], "4 image bands, but t1"),
         ([t1, str(tmp_path / "moved.tif")], "above the 3 px limit"),
         ([t1, str(tmp_path / "missing.tif")], "not found"),
-        ([t1, t1, "--change-threshold", "1.5"], "--change-threshold 1.5: must be between 0 and 1"),
-        ([t1, t1, "--max-shift", "nan"], "--max-shift must be a number of pixels >= 0, got nan"),  # the guard was off
-        ([t1, t1, "--max-shift", "-1"], "--max-shift must be a number of pixels >= 0"),
-        ([t1, t1, "--bands", "4"], "t1 " + t1 + ": bands [4] out of range (it has 3 bands)"),
-        ([t1, t1, "--shard", "1/2"], "--shard: for many pairs"),  # --workers warns and runs, as predict's
+        ([t1, same, "--change-threshold", "1.5"], "--change-threshold 1.5: must be between 0 and 1"),
+        ([t1, same, "--max-shift", "nan"], "--max-shift must be a number of pixels >= 0, got nan"),  # the guard was off
+        ([t1, same, "--max-shift", "-1"], "--max-shift must be a number of pixels >= 0"),
+        ([t1, same, "--bands", "4"], "t1 " + t1 + ": bands [4] out of range (it has 3 bands)"),
+        ([t1, same, "--shard", "1/2"], "--shard: for many pairs"),  # --workers warns and runs, as predict's
     ]
     for args, needle in cases:
         code = main(["change", *args, "-o", str(out), "--model", "mambafcs_tiny", "--window", "96"])

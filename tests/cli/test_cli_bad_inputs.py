@@ -92,6 +92,7 @@ def build_inputs(root: Path) -> dict[str, Path]:
     f["text"] = inp / "text.tif"
     f["text"].write_text("not a raster\n")
     f["u16"] = _write_raster(inp / "u16.tif", ortho.astype(np.uint16) * 16, prof)
+    f["u16_t2"] = _write_raster(inp / "u16_t2.tif", ortho.astype(np.uint16) * 16, prof)  # the same pixels, a 2nd date
     f["f01"] = _write_raster(inp / "f01.tif", ortho.astype(np.float32) / 255, prof, nodata=None)
     f["fcls"] = _write_raster(inp / "fcls.tif", ortho[:1].astype(np.float32), prof, nodata=None)
     f["one_band"] = _write_raster(inp / "one_band.tif", ortho[:1], prof)
@@ -239,6 +240,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tile-missing-image", ["tile", "{out}/nope.tif", "-o", "{out}/c"], "not found"),
     ("tile-empty-image", ["tile", "{empty}", "-o", "{out}/c"], ""),
     ("tile-trunc-image", ["tile", "{trunc}", "-o", "{out}/c"], ""),
+    ("tile-class-table-text", [*T, "-o", "{out}/c", "--labels", L, "--class-table", "{text}"], "class table "),
     ("tile-text-image", ["tile", "{text}", "-o", "{out}/c"], ""),
     ("tile-size-0", [*T, "-o", "{out}/c", "--size", "0"], "--size"),
     ("tile-seed-neg", [*T, "-o", "{out}/c", "--seed", "-1"], "--seed"),
@@ -357,6 +359,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("predict-dsm-all-nodata", ["predict", O, "--dsm", "{dsm_nodata}", "-o", "{out}/p.tif"], "DSM"),
     ("predict-model-missing", [*P, "-o", "{out}/p.tif", "--model", "{out}/nope.pt"], "not found"),
     ("predict-model-unknown-name", [*P, "-o", "{out}/p.tif", "--model", "no_such_model"], "unknown model"),
+    ("predict-model-path-no-suffix", [*P, "-o", "{out}/p.tif", "--model", "{out}/../nope"], "file not found"),
     ("predict-model-evil", [*P, "-o", "{out}/p.tif", "--model", "{ckpt_evil}"], "refused"),
     ("predict-model-evil-in-demo", [*P, "-o", "{out}/p.tif", "--model", "{ckpt_evil_demo}"], "refused"),
     ("predict-model-pretrained-evil", [*P, "-o", "{out}/p.tif", "--model", "{ckpt_clean_names_evil}"], "model_kwargs"),
@@ -419,14 +422,14 @@ CASES: list[tuple[str, list[str], str]] = [
     ("change-out-under-file", [*C, "-o", "{afile}/c.tif"], "is a file"),
     ("change-probability-same", [*C, "-o", "{out}/c.tif", "--probability", "{out}/c.tif"], "different"),
     ("change-resume-nothing", [*C, "-o", "{out}/c.tif", "--resume"], "--resume"),
-    ("change-range-checkpoint-norm", ["change", "{u16}", "{u16}", "-o", "{out}/c.tif", "--epoch-norm", "checkpoint"],
+    ("change-range-checkpoint-norm", ["change", "{u16}", "{u16_t2}", "-o", "{out}/c.tif", "--epoch-norm", "checkpoint"],
      "scale"),
     # -- vectorize ----------------------------------------------------------------------------------
     ("vectorize-no-args", ["vectorize"], "Missing argument"),
     ("vectorize-missing", ["vectorize", "{out}/nope.tif", "-o", "{out}/v.gpkg"], "file not found"),
     ("vectorize-empty", ["vectorize", "{empty}", "-o", "{out}/v.gpkg"], "empty"),
     ("vectorize-trunc", ["vectorize", "{trunc}", "-o", "{out}/v.gpkg"], ""),
-    ("vectorize-text", ["vectorize", "{text}", "-o", "{out}/v.gpkg"], ""),
+    ("vectorize-text", ["vectorize", "{text}", "-o", "{out}/v.gpkg"], "raster "),  # its role named (QA)
     ("vectorize-rgb-ortho", ["vectorize", O, "-o", "{out}/v.gpkg"], "class raster"),
     ("vectorize-float", ["vectorize", "{fcls}", "-o", "{out}/v.gpkg"], "float32"),
     ("vectorize-dsm", ["vectorize", D, "-o", "{out}/v.gpkg"], "float32"),
@@ -459,7 +462,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("evaluate-prediction-empty", ["evaluate", "{empty}", L, "-o", "{out}/m.json"], "empty"),
     ("evaluate-prediction-trunc", ["evaluate", "{trunc}", L, "-o", "{out}/m.json"], ""),
     ("evaluate-reference-trunc", ["evaluate", L, "{trunc}", "-o", "{out}/m.json"], ""),
-    ("evaluate-prediction-text", ["evaluate", "{text}", L, "-o", "{out}/m.json"], ""),
+    ("evaluate-prediction-text", ["evaluate", "{text}", L, "-o", "{out}/m.json"], "prediction "),  # GDAL's words alone
+    ("evaluate-reference-text", ["evaluate", L, "{text}", "-o", "{out}/m.json"], "reference "),
+    ("evaluate-image-text", [*E, "-o", "{out}/m.json", "--image", "{text}"], "image "),
     ("evaluate-ortho-as-prediction", ["evaluate", O, L, "-o", "{out}/m.json"], "class raster"),
     ("evaluate-ortho-as-reference", ["evaluate", L, O, "-o", "{out}/m.json"], "class raster"),
     ("evaluate-float-prediction", ["evaluate", "{fcls}", L, "-o", "{out}/m.json"], "float32"),

@@ -94,7 +94,8 @@ def test_small_mistakes_are_said_plainly(tmp_path, capsys) -> None:
     assert main(["tile", "a.tif", "-o", str(tmp_path / "x"), "--size"]) == 2
     assert "Option '--size' requires an argument. (see 'rsmamba tile --help')" in _one_error(capsys)
     t1 = str(write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1)))
-    assert main(["-q", "change", t1, t1, "-o", str(tmp_path / "c.tif"), "--workers", "2", "--dry-run"]) == 0
+    t2 = str(write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=2)))
+    assert main(["-q", "change", t1, t2, "-o", str(tmp_path / "c.tif"), "--workers", "2", "--dry-run"]) == 0
     assert "--workers 2: the workers of --scheduler local" in capsys.readouterr().err
     ascii_read = "cl\udcc3\udca2sses.tif"  # b'cl\xc3\xa2sses.tif' (clâsses) as an ASCII locale decodes it
     if os.fsencode(ascii_read) == b"cl\xc3\xa2sses.tif":

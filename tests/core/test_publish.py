@@ -935,3 +935,22 @@ def test_a_companion_is_published_with_its_output_and_replaced_without_overwrite
             raise RuntimeError("boom")
     assert out.read_bytes() == b"1" and aux.read_text() == "names 1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "classes.tif.aux.xml"]
+
+
+def test_a_failed_run_removes_the_folders_it_made_and_keeps_what_they_hold(tmp_path) -> None:
+    """'predict -o new/a/b/c.tif' on a full disk left new/a/b behind, empty (QA): the folders a failed run made go
+    once empty; one holding something (a resumable run's state, another file) stays, and so does a success's."""
+    out = tmp_path / "new" / "a" / "b" / "c.tif"
+    with pytest.raises(RuntimeError, match="boom"):
+        with publish([out]) as pub:
+            pub[out].write_bytes(b"x")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="boom"):
+        with publish([out]) as pub:
+            (out.parent / "resume-state.json").write_text("{}")  # left for a --resume
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["resume-state.json"]
+    with publish([tmp_path / "ok" / "d.tif"]) as pub:
+        pub[0].write_bytes(b"y")
+    assert (tmp_path / "ok" / "d.tif").read_bytes() == b"y"

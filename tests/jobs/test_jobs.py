@@ -107,6 +107,21 @@ def test_worker_device_spreads_workers_over_gpus() -> None:
     assert worker_device("cuda", 1, 1) == "cuda"
 
 
+def test_one_file_named_twice_is_one_scene(tmp_path, capsys) -> None:
+    """'predict a.tif a.tif -o x.tif' said 'skipped 1 input given twice', then refused 'several scenes ... give one
+    output each' (QA): it is one scene, written to x.tif."""
+    from rsmamba.cli import main
+    from rsmamba.jobs import is_batch
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "a.tif", random_image(40, 50))
+    assert not is_batch([str(image), str(tmp_path / "." / "a.tif")], tmp_path / "x.tif")
+    assert is_batch([str(image), str(write_raster(tmp_path / "b.tif", random_image(40, 50)))], tmp_path / "x.tif")
+    assert main(["predict", str(image), str(image), "-o", str(tmp_path / "x.tif"), "--no-tta", "--model",
+                 "fcn_baseline", "--window", "32"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "x.tif").is_file()
+
+
 def test_an_existing_file_named_like_a_glob_is_that_file(tmp_path) -> None:
     from rsmamba.jobs import is_batch, is_pattern
 
@@ -736,6 +751,29 @@ def test_a_local_cluster_hands_dasks_logger_levels_back(tmp_path) -> None:
         assert {name: logging.getLogger(name).level for name in names} == before
     finally:
         logging.getLogger("distributed.scheduler").setLevel(own)
+
+
+def test_a_local_cluster_says_nothing_of_a_dashboard_port_another_holds(tmp_path) -> None:
+    """'rsmamba: WARNING: Port 8787 is already in use. (UserWarning)' (dask's dashboard, another cluster on its
+    port): no user's business; the dashboard takes a free port."""
+    import socket
+    import warnings
+
+    held = socket.socket()
+    try:
+        held.bind(("0.0.0.0", 8787))  # (taken already by another process: the case itself)
+        held.listen()
+    except OSError:
+        pass
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            results = run_jobs(jobs.copy_job, plan_jobs(_inputs(tmp_path, 1), tmp_path / "out"), kwargs={"tag": ""},
+                               scheduler="local", n_workers=1, progress=False)
+    finally:
+        held.close()
+    assert [r.status for r in results] == ["done"]
+    assert not [w for w in seen if "already in use" in str(w.message)], [str(w.message) for w in seen]
 
 
 def test_a_worker_loads_a_replaced_checkpoint_again(tmp_path, monkeypatch) -> None:

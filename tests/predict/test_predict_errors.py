@@ -188,6 +188,8 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
                        **{**kw, "overlap": 8})
     dry = predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True, dry_run=True, **kw)
     assert "would resume at row 256" in dry.describe() and resume_sidecar_path(out).is_file()
+    plain = predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), dry_run=True, **kw)
+    assert "had reached row 256; without --resume it starts again" in plain.describe()  # said before it is lost
     with pytest.raises(InputError, match="no interrupted run to resume"):
         predict_raster(path, tmp_path / "other.tif", model=LoadedModel(net, classes=default_classes(4)), resume=True,
                        dry_run=True, **kw)
@@ -200,6 +202,29 @@ def test_interrupted_run_resumes_to_the_same_file(tmp_path) -> None:
     for got, ref in zip(_read_all(out, tmp_path / "p.tif"), _read_all(tmp_path / "ref.tif", tmp_path / "pref.tif")):
         np.testing.assert_array_equal(got, ref)
     assert not resume_sidecar_path(out).exists() and not list(tmp_path.glob(".*scratch*"))
+    with pytest.raises(InputError, match="no interrupted run to resume: .*out.tif is complete .use --overwrite"):
+        predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), resume=True, **kw)
+
+
+def test_a_run_without_resume_says_it_starts_an_interrupted_run_again(tmp_path, caplog) -> None:
+    """A killed run's rows were computed again from row 0 under the normal summary: a forgotten --resume on a long
+    scene lost its work unsaid (QA). Said; another run's record (other settings) is not this run's to mention."""
+    path = write_raster(tmp_path / "img.tif", random_image(600, 90, seed=4))
+    net = TinyConv(num_classes=4).eval()
+    kw = dict(window=64, overlap=16, batch_size=4)
+    out = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4)), **kw)
+    with caplog.at_level("WARNING"):
+        predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), **{**kw, "overlap": 8},
+                       overwrite=True)
+    assert "interrupted run" not in caplog.text  # other settings: no run to take up
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        predict_raster(path, out, model=LoadedModel(Interrupting(net, after=5), classes=default_classes(4)), **kw)
+    with caplog.at_level("WARNING"):
+        predict_raster(path, out, model=LoadedModel(net, classes=default_classes(4)), **kw)
+    assert "an interrupted run of out.tif with these settings had reached row 256; without --resume" in caplog.text
 
 
 def test_a_vrt_member_replaced_before_resume_is_refused(tmp_path) -> None:

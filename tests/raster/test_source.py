@@ -223,7 +223,7 @@ def test_a_dsm_shifted_a_few_metres_is_said_to_have_another_origin(tmp_path) -> 
     img = write_raster(tmp_path / "img.tif", random_image(40, 50))
     dsm = write_raster(tmp_path / "dsm.tif", np.zeros((40, 50), np.float32), origin=(500000.0, 5000020.0))
     with AlignedSource(img, dsm) as src:
-        assert any("origin 20 units apart" in w for w in src.warnings)
+        assert any("origin +0 px across, -20 px down of the image's (20 metre)" in w for w in src.warnings), src.warnings
 
 
 def test_a_void_in_the_middle_of_a_large_dsm_is_seen_by_the_checks(tmp_path) -> None:
@@ -258,6 +258,12 @@ def test_a_palette_image_is_refused_with_the_expand_hint(tmp_path) -> None:
         ds.write_colormap(1, {i: (i, 255 - i, 0, 255) for i in range(256)})
     with pytest.raises(InputError, match=r"palette image .* gdal_translate -expand rgb"):
         AlignedSource(path)
+    # the command as it pastes into a shell: a name with spaces quoted, the copy beside the image (not in the cwd)
+    (tmp_path / "my scans").mkdir()
+    spaced = path.rename(tmp_path / "my scans" / "pal 1.tif")
+    with pytest.raises(InputError) as err:
+        AlignedSource(spaced)
+    assert f"gdal_translate -expand rgb '{spaced}' '{spaced.with_name('pal 1_rgb.tif')}'" in str(err.value)
 
 
 def test_a_raster_georeferenced_by_gcps_only_is_told_to_warp(tmp_path, capsys) -> None:
@@ -605,7 +611,7 @@ def test_a_dsm_on_the_image_pixels_with_another_extent_is_cropped_not_resampled(
     with AlignedSource(img, dsm) as src:
         said = [w for w in src.warnings if str(dsm) in w]
         got = src.read_dsm(Window(0, 0, 40, 40))
-    assert said == [f"DSM {dsm}: on the image's pixels with another extent (origin 11.18 units apart, size 90x80 vs "
+    assert said == [f"DSM {dsm}: on the image's pixels with another extent (origin -10 px across, -20 px down of the image's (11.18 metre), size 90x80 vs "
                     "40x40); cropped to the image grid, no resampling"]
     np.testing.assert_array_equal(got, heights[20:60, 10:50])
 

@@ -235,20 +235,24 @@ def test_a_split_that_cannot_follow_the_fractions_says_why(tmp_path, caplog) -> 
     """One 128 px block for 32 px chips: every chip goes to train, and the user is told, with the remedy."""
     image = write_raster(tmp_path / "img.tif", random_image(128, 128), res=0.25)
     one = tile_scene(image, tmp_path / "one", size=32, split=(0.8, 0.1, 0.1), progress=False)
-    message = ("--split 0.8,0.1,0.1: no val or test chips, the scene holds 1 spatial block of 128 px and each goes "
-               "to one split whole; a smaller --split-block spreads the split")
+    message = ("--split 0.8,0.1,0.1: no val or test chips, the scene (128 x 128 px) holds 1 spatial block of 128 px and "
+               "each goes to one split whole; a smaller --split-block spreads the split")
     assert dict(one.chips) == {"train": 16} and message in one.warnings
     assert message in json.loads((tmp_path / "one" / "tiling.json").read_text())["warnings"]
     assert message in caplog.text
+    caplog.clear()
     spread = tile_scene(image, tmp_path / "spread", size=32, split=(0.5, 0.5, 0.0), block=32, progress=False)
+    assert "read as shares" not in caplog.text
+    tile_scene(image, tmp_path / "typo", size=32, split=(0.8, 0.8, 0.1), block=32, progress=False)
+    assert "--split 0.8,0.8,0.1: the fractions sum to 1.7, read as shares: 47%/47%/6%" in caplog.text  # unsaid (QA)
     assert spread.chips["val"] > 0 and not any("--split" in w for w in spread.warnings)
     # four 64 px blocks, the edge ones partial: 0.8,0.1,0.1 fell 2 blocks / 1 / 1, said with the shares
     skewed = tile_scene(write_raster(tmp_path / "img96.tif", random_image(96, 96), res=0.25), tmp_path / "skew",
                         size=32, block=64, progress=False)
     shares = [skewed.chips[s] / 9 for s in ("train", "val", "test")]
     assert max(abs(a - b) for a, b in zip(shares, (0.8, 0.1, 0.1))) > 0.15
-    assert any(w.startswith("--split 0.8,0.1,0.1: the chips fell ") and "(train/val/test), the scene holds 4 spatial "
-               "blocks of 64 px" in w for w in skewed.warnings), skewed.warnings
+    assert any(w.startswith("--split 0.8,0.1,0.1: the chips fell ") and "(train/val/test), the scene (96 x 96 px) holds 4 "
+               "spatial blocks of 64 px" in w for w in skewed.warnings), skewed.warnings
 
 
 def test_a_split_whose_windows_are_all_nodata_says_so_not_the_block_count(tmp_path) -> None:
@@ -629,3 +633,15 @@ def test_tile_advice_and_cost_messages_say_what_helps(tmp_path, capsys, caplog) 
     assert "stride" not in caplog.text
     assert main(["tile", str(small), "-o", str(tmp_path / "c4"), "--split", "0,0,0"]) == 2
     assert "--split 0,0,0: the fractions sum to 0" in capsys.readouterr().err
+
+
+def test_an_image_without_georeferencing_is_not_told_an_option_tile_lacks(tmp_path, capsys) -> None:
+    """tile refused a PNG without georeferencing with 'let predict and change read it ...: --pixel-grid', an option
+    tile has no such thing as (QA); it names what each verb offers."""
+    png = tmp_path / "nogeo.png"
+    with rasterio.open(png, "w", driver="PNG", width=32, height=32, count=3, dtype="uint8") as dst:
+        dst.write(random_image(32, 32))
+    assert main(["tile", str(png), "-o", str(tmp_path / "chips"), "--size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "no georeferencing" in err and "predict and change read on its pixel grid (--pixel-grid)" in err
+    assert "train reads the benchmark's layout in place" in err and not (tmp_path / "chips").exists()

@@ -129,6 +129,24 @@ def test_evaluate_layout_scores_with_the_isprs_protocol(tmp_path: Path, capsys) 
     ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum() for c in range(5) if ((p == c) | (t == c)).any()]
     assert result["miou"] == pytest.approx(float(np.mean(ious)))
     assert result["per_class"]["building"]["iou"] == pytest.approx(((t == 1).sum()) / ((t == 1) | (t == 5)).sum())
+    # a result coded in the benchmark's colours, as ISPRS results are submitted: its red band was read as ids
+    # (mIoU 0.01 for 0.66, exit 0); with the layout it scores as the ids do, without it it is refused
+    from rsmamba.classes import ISPRS_CLASSES
+
+    colours = np.array([c.color for c in ISPRS_CLASSES], np.uint8)
+    coded = tmp_path / "pred_rgb.tif"
+    with rasterio.open(pred) as src:
+        profile = {**src.profile, "count": 3, "photometric": "RGB"}
+    with rasterio.open(coded, "w", **profile) as dst:
+        dst.write(colours[ids].transpose(2, 0, 1))
+    assert main(["evaluate", str(coded), str(ref), "-o", str(tmp_path / "rgb.json"), "--layout", "isprs"]) == 0
+    capsys.readouterr()
+    again = json.loads((tmp_path / "rgb.json").read_text())
+    assert again["miou"] == result["miou"] and again["confusion_matrix"] == result["confusion_matrix"]
+    assert main(["evaluate", str(coded), str(ref), "-o", str(tmp_path / "rgb2.json")]) == 2
+    assert "prediction" in (err := capsys.readouterr().err) and "pass --layout isprs to read its colours" in err
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "m.tif"), "--layout", "isprs"]) == 2
+    assert "is the scores' JSON" in capsys.readouterr().err and not (tmp_path / "m.tif").exists()  # JSON in a .tif
 
 
 def test_train_runs_on_each_layout(tmp_path: Path) -> None:

@@ -271,3 +271,17 @@ def test_geojson_of_a_compound_crs_is_placed_by_its_horizontal_part(tmp_path):
     for name in ("s.geojson", "h.geojson"):
         corners = np.array(gpd.read_file(tmp_path / name).geometry.iloc[0].exterior.coords)
         assert np.abs(corners - [lon, lat]).sum(1).min() < 1e-7, name  # 1e-7 degrees: about 1 cm
+
+
+def test_append_to_a_layer_the_file_lacks_says_it_makes_a_new_one(tmp_path, caplog):
+    """A typo in --layer with --append made a second layer beside the one meant, exit 0, unsaid (QA)."""
+    out = tmp_path / "map.gpkg"
+    raster = write_raster(tmp_path / "a.tif", buildings())
+    vectorize_raster(raster, out, classes=["building"], layer="roofs")
+    with caplog.at_level("WARNING"):
+        vectorize_raster(raster, out, classes=["building"], layer="roofz", append=True)
+    assert "--append: " in caplog.text and "holds no layer 'roofz' (its layers: 'roofs'): a new layer is made" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        vectorize_raster(raster, out, classes=["building"], layer="roofs", append=True)
+    assert "a new layer" not in caplog.text and pyogrio.read_info(out, layer="roofs")["features"] == 4

@@ -25,6 +25,9 @@ def test_parse_ground_units():
     for bad in ("4 apples", "-1m", "m2"):
         with pytest.raises(ValueError):
             parse_area(bad, "a")
+    for negative, parse in (("-5m2", parse_area), ("-1m", parse_length)):  # 'cannot read' it said (QA)
+        with pytest.raises(ValueError, match=f"must be a finite number >= 0, got '{negative}'"):
+            parse(negative, "a")
 
 
 def test_min_area_in_square_metres_on_a_feet_crs(tmp_path):
