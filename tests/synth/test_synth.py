@@ -254,10 +254,63 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
     first = sorted(p.relative_to(out) for p in out.rglob("*.png"))
     assert first
     assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32"]) == 2
-    assert "exists and is not empty (use --overwrite" in capsys.readouterr().err
+    assert "Train, Val exist and are not empty (use --overwrite" in capsys.readouterr().err
     assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32", "--seed", "1", "--overwrite"]) == 0
     assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left beside it
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_benchmark_layout_overwrite_keeps_the_users_other_files(tmp_path, capsys) -> None:
+    """--overwrite replaced the whole -o folder: a user's files beside the layout were deleted, exit 0."""
+    from rsmamba.cli import main
+
+    out = tmp_path / "userdata"
+    (out / "sub").mkdir(parents=True)
+    (out / "precious.txt").write_text("precious")
+    (out / "sub" / "y.txt").write_text("x")
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16", "--overwrite"]) == 0
+    first = _tree(out / "Train")
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16", "--seed", "1", "--overwrite"]) == 0
+    assert (out / "precious.txt").read_text() == "precious" and (out / "sub" / "y.txt").read_text() == "x"
+    assert sorted(p.name for p in out.iterdir()) == ["Train", "Val", "precious.txt", "sub"]
+    second = _tree(out / "Train")
+    assert second.keys() == first.keys() and second != first  # the layout's own folders were replaced
+    # beside other files, replacing nothing, it needs no --overwrite (as a scene)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["synth", "--layout", "second", "-o", str(tmp_path / "other"), "--size", "16"]) == 0
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt", "test", "train"]
+
+
+def test_a_benchmark_layout_overwrite_refuses_to_delete_a_file_it_does_not_write(tmp_path, capsys) -> None:
+    """A user's file inside one of the layout's folders would go with the folder: refused, naming it, nothing
+    replaced."""
+    from rsmamba.cli import main
+
+    out = tmp_path / "v"
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16"]) == 0
+    (out / "Val" / "notes.txt").write_text("mine")
+    before = _tree(out)
+    capsys.readouterr()
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16", "--seed", "1", "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"would delete files that --layout loveda does not write: {out / 'Val' / 'notes.txt'}" in err[0]
+    assert _tree(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+@pytest.mark.parametrize("name", ["vaihingen", "potsdam", "loveda", "second", "landsat-scd"])
+def test_each_benchmark_layout_writes_the_entries_it_publishes(tmp_path, name) -> None:
+    """LAYOUT_ENTRIES names the outputs of a layout: a writer's folder missing from it would not be published."""
+    from rsmamba.synth.benchmarks import LAYOUT_ENTRIES, write_layout
+
+    out = write_layout(name, tmp_path / name, size=8)
+    assert sorted(p.name for p in out.iterdir()) == sorted(LAYOUT_ENTRIES[name])
+    assert all(any((out / entry).iterdir()) for entry in LAYOUT_ENTRIES[name])
 
 
 def test_a_benchmark_layout_refuses_an_explicit_1024(tmp_path, capsys) -> None:
