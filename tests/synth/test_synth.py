@@ -313,6 +313,38 @@ def test_each_benchmark_layout_writes_the_entries_it_publishes(tmp_path, name) -
     assert all(any((out / entry).iterdir()) for entry in LAYOUT_ENTRIES[name])
 
 
+@pytest.mark.parametrize(("args", "wanted"), [
+    (["--seed", "-1", "--size", "128"], "--seed must be an integer in 0..4294967295, got -1"),
+    # a unit unknown: no width in metres
+    (["--epsg", "0", "--size", "64"], "--epsg 0 is not a known EPSG code"),
+    (["--epsg", "99999", "--size", "64"], "--epsg 99999 is not a known EPSG code"),
+    (["--bands", "xyz", "--size", "128"], "--bands must be one of rgb, irrg, rgbn, got 'xyz'"),
+    (["--dsm-gsd", "0", "--size", "128"], "--dsm-gsd must be a positive number, got 0.0"),
+    (["--size", "16"], "--size must be an integer in 32..32768 pixels, got 16"),  # not also 'at least 32 m wide'
+    (["--size", "100000"], "--size must be an integer in 32..32768 pixels, got 100000"),  # nor 'at most 10 km'
+    # no DSM grid sized against a refused scene
+    (["--size", "64", "--dsm-gsd", "1000"],
+     "the scene must be at least 32 m wide to hold buildings; --size 64 x --gsd 0.25 = 16 m"),
+    (["--gsd", "0", "--dsm-gsd", "1"], "--gsd must be a positive number, got 0.0"),
+])
+def test_synth_reports_each_problem_once_and_no_other(tmp_path, capsys, args, wanted) -> None:
+    """Other options' problems came with a size complaint, and a refused size with a second one about its width."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "-o", str(tmp_path / "s"), *args]) == 2
+    assert capsys.readouterr().err.strip() == f"rsmamba: error: {wanted}"
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_real_size_problem_is_still_said_beside_another(tmp_path, capsys) -> None:
+    """64 px at the default 0.25 m is a 16 m scene: too small whatever the seed, so both are said."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "-o", str(tmp_path / "s"), "--seed", "-1", "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed must be" in err and "at least 32 m wide" in err
+
+
 def test_a_benchmark_layout_refuses_an_explicit_1024(tmp_path, capsys) -> None:
     """--size 1024 (the scene's default) was written as 512 px images, silently, when given."""
     from rsmamba.cli import main
