@@ -313,6 +313,17 @@ def test_each_benchmark_layout_writes_the_entries_it_publishes(tmp_path, name) -
     assert all(any((out / entry).iterdir()) for entry in LAYOUT_ENTRIES[name])
 
 
+@pytest.mark.parametrize("args", [["--gsd", "0.25"], ["--bands", "rgb"], ["--terraced", "0"], ["--epsg", "32632"]])
+def test_a_benchmark_layout_refuses_a_scene_option_given_with_its_default_value(tmp_path, capsys, args) -> None:
+    """The check compared values with the defaults: an explicit --gsd 0.25 was accepted and did nothing."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "--layout", "loveda", "-o", str(tmp_path / "l"), "--size", "16", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{args[0]}: an option of a synthetic scene" in err[0]
+    assert not (tmp_path / "l").exists()
+
+
 @pytest.mark.parametrize(("args", "wanted"), [
     (["--seed", "-1", "--size", "128"], "--seed must be an integer in 0..4294967295, got -1"),
     # a unit unknown: no width in metres
