@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -354,6 +355,24 @@ def test_a_real_size_problem_is_still_said_beside_another(tmp_path, capsys) -> N
     assert main(["synth", "-o", str(tmp_path / "s"), "--seed", "-1", "--size", "64"]) == 2
     err = capsys.readouterr().err
     assert "--seed must be" in err and "at least 32 m wide" in err
+
+
+def test_same_seed_same_bytes_geopackages_too(tmp_path, monkeypatch) -> None:
+    """The GeoPackages carried the clock's time (gpkg_contents.last_change, in milliseconds): same seed, other
+    bytes each run. The date is fixed for the write only: the process's GDAL is handed back, and a date the caller
+    set is kept."""
+    import sqlite3
+
+    import pyogrio
+
+    runs = [write_scene(tmp_path / name, size=64, seed=5, gsd=0.5) for name in ("a", "b")]
+    for key in runs[0]:
+        assert runs[0][key].read_bytes() == runs[1][key].read_bytes(), key
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
+    monkeypatch.setenv("OGR_CURRENT_DATE", "2024-05-06T07:08:09.000Z")
+    mine = write_scene(tmp_path / "c", size=64, seed=5, gsd=0.5)
+    with contextlib.closing(sqlite3.connect(mine["buildings_t1"])) as db:
+        assert db.execute("SELECT last_change FROM gpkg_contents").fetchall() == [("2024-05-06T07:08:09.000Z",)]
 
 
 def test_a_benchmark_layout_refuses_an_explicit_1024(tmp_path, capsys) -> None:
