@@ -231,6 +231,7 @@ def tile(
 
 @app.command()
 def synth(
+    ctx: typer.Context,
     out_dir: Path = opt.out_option(..., "Output directory."),
     size: Optional[int] = typer.Option(None, "--size", help="Scene width and height in pixels (about 100 bytes of memory per pixel: 1.7 GB at 4096); default 1024, with --layout 512.", callback=opt.positive("--size")),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -254,13 +255,13 @@ def synth(
     if layout is not None:
         from rsmamba.synth.benchmarks import write_layout
 
-        scene_only = [name for name, value, default in (
-            ("--gsd", gsd, 0.25), ("--epsg", epsg, 32632), ("--bands", bands, "rgb"), ("--nodata-collar", nodata_collar, False),
-            ("--dsm-gsd", dsm_gsd, None), ("--origin", origin, None), ("--terraced", terraced, 0.0),
-            ("--instances", instances, False), ("--style", style, None), ("--ground-textures", ground_textures, False),
-            ("--world-features", world_features, False)) if value != default]
+        # given, not differing from the default: an explicit --gsd 0.25 or --bands rgb did nothing, unsaid
+        scene_only = [param.opts[0] for param in ctx.command.params
+                      if param.name not in ("out_dir", "size", "seed", "overwrite", "layout")
+                      and opt.given(ctx, param.name)]
         if scene_only:  # a benchmark copy has its dataset's own bands, grid and looks: they would do nothing
-            raise InputError(f"{', '.join(scene_only)}: options of a synthetic scene; --layout writes a benchmark's "
+            raise InputError(f"{', '.join(scene_only)}: {'options' if len(scene_only) > 1 else 'an option'} of a "
+                             "synthetic scene; --layout writes a benchmark's "
                              "folder layout (only --size, --seed and --overwrite apply)")
 
         if size is not None and size > 512:  # an explicit 1024 was written as 512 px, silently

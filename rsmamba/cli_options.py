@@ -94,6 +94,14 @@ class VerbosityAnywhere(TyperGroup):
         return name, cmd, rest
 
 
+def given(ctx: Any, name: str) -> bool:
+    """Whether the user gave parameter ``name`` (on the command line or from the environment), whatever its value:
+    a value equal to the default says nothing of that. By the source's name: typer bundles a click of its own,
+    whose ParameterSource is another enum than ``click.core``'s."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def _fail(name: str, text: str, why: str) -> typer.BadParameter:
     return typer.BadParameter(f"{text!r}: {why}", param_hint=f"'{name}'")
 

@@ -8,6 +8,7 @@ encodings are the real ones, the pixels are synthetic (class-coloured blocks).
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -159,21 +160,86 @@ LAYOUT_WRITERS = {
 }
 
 
-def write_layout(name: str, root: str | Path, size: int = 32, seed: int = 0, overwrite: bool = False) -> Path:
-    """A tiny synthetic copy of benchmark ``name`` (vaihingen, potsdam, loveda, second, landsat-scd),
-    published whole (:func:`rsmamba.atomic.atomic_directory`); a non-empty ``root`` needs ``overwrite``."""
-    from rsmamba.atomic import atomic_directory
-    from rsmamba.errors import InputError
+# The top-level entries of each layout in ``root``: the outputs of ``synth --layout`` (all folders). A user's other
+# files in ``root`` are none of them, so ``--overwrite`` leaves them alone (publishing ``root`` whole deleted them).
+LAYOUT_ENTRIES = {
+    "vaihingen": ("top", "gts_for_participants", "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE",
+                  "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE", "dsm", "ndsm"),
+    "potsdam": ("2_Ortho_RGB", "5_Labels_all", "5_Labels_all_noBoundary", "1_DSM", "1_DSM_normalisation"),
+    "loveda": ("Train", "Val"),
+    "second": ("train", "test"),
+    "landsat-scd": ("A", "B", "labelA", "labelB", "list"),
+}
 
-    from rsmamba.errors import seed_problem
+
+def _files_under(folder: Path) -> set[str]:
+    """Every file (or link, or empty folder) below ``folder``, relative to it: what replacing it would delete."""
+    found = set()
+    for path in folder.rglob("*"):
+        if not path.is_dir() or path.is_symlink() or not any(path.iterdir()):
+            found.add(path.relative_to(folder).as_posix())
+    return found
+
+
+def _foreign_files(named: list[Path], outputs: list[Path], scratch: list[Path]) -> list[Path]:
+    """Files in the existing ``outputs`` that their new copies (``scratch``) do not hold, under the names the user
+    gave (``named``): a user's own files, which replacing the folders would delete. GDAL's statistics of a
+    replaced file (``NAME.aux.xml``) are not."""
+    foreign = []
+    for name, out, tmp in zip(named, outputs, scratch):
+        if not out.is_dir():
+            continue
+        new = _files_under(tmp)
+        foreign += [name / rel for rel in sorted(_files_under(out))
+                    if rel not in new and not (rel.endswith(".aux.xml") and rel[:-len(".aux.xml")] in new)]
+    return foreign
+
+
+def write_layout(name: str, root: str | Path, size: int = 32, seed: int = 0, overwrite: bool = False) -> Path:
+    """A tiny synthetic copy of benchmark ``name`` (vaihingen, potsdam, loveda, second, landsat-scd) in ``root``.
+
+    Its top-level folders (:data:`LAYOUT_ENTRIES`) are the outputs, published together
+    (:func:`rsmamba.atomic.publish`): an existing one is refused unless ``overwrite``, and even then when it holds
+    files the copy does not write (they would be deleted: a mapping engineer's notes, a prediction). Other entries
+    of ``root`` are never touched. Returns ``root``.
+    """
+    from rsmamba.atomic import partial_name, publish
+    from rsmamba.errors import InputError, seed_problem
+    from rsmamba.paths import output_problem
 
     if name not in LAYOUT_WRITERS:
         raise InputError(f"--layout {name!r}: expected one of {', '.join(LAYOUT_WRITERS)}")
     if (problem := seed_problem(seed)) is not None:
         raise InputError(problem)
     root = Path(root)
-    if root.exists() and root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise InputError(f"output folder {root} exists and is not empty (use --overwrite to replace it)")
-    with atomic_directory(root, overwrite=True) as tmp:
-        written = Path(LAYOUT_WRITERS[name](tmp, size, seed))
-    return root / written.relative_to(tmp)
+    if problem := output_problem(root, role="output folder", directory=True):  # a file there: one line, not mkdir's
+        raise InputError(problem)
+    entries = LAYOUT_ENTRIES[name]
+    outputs = [root / entry for entry in entries]
+    existing = [entry for entry, out in zip(entries, outputs) if out.is_dir() and any(out.iterdir())]
+    if existing and not overwrite:  # one line for the layout (publish says it per folder: six for Vaihingen)
+        raise InputError(f"output folder {root}: {', '.join(existing)} exist{'s' if len(existing) == 1 else ''} and "
+                         f"{'is' if len(existing) == 1 else 'are'} not empty (use --overwrite to replace "
+                         f"{'it' if len(existing) == 1 else 'them'}; the folder's other entries stay)")
+    with publish(outputs, overwrite=overwrite, directory=True) as pub:
+        # built whole in one hidden folder (the writers make the whole layout), then each entry moved into its
+        # scratch; named as the first output's scratch, so a killed run's is removed by the next run
+        build = partial_name(pub.outputs[0])
+        build.mkdir()
+        try:
+            LAYOUT_WRITERS[name](build, size, seed)
+            made = sorted(p.name for p in build.iterdir())
+            if made != sorted(entries):
+                raise RuntimeError(f"layout {name}: wrote {made}, LAYOUT_ENTRIES lists {sorted(entries)}")
+            for entry in entries:
+                scratch = pub[root / entry]
+                scratch.rmdir()  # made empty by publish; a rename, or a copy where a linked entry is on another disk
+                shutil.move(build / entry, scratch)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        if overwrite and (foreign := _foreign_files(outputs, pub.outputs, pub.scratch)):
+            shown = ", ".join(str(p) for p in foreign[:3])
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise InputError(f"--overwrite would delete files that --layout {name} does not write: {shown}{more}; "
+                             "nothing was replaced: move them out of the way, or choose another folder")
+    return root

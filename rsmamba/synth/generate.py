@@ -50,21 +50,29 @@ def check_scene_options(size: int, gsd: float, epsg: int, bands: str, dsm_gsd: f
         problems.add(f"--terraced must be a share in [0, 1], got {terraced!r}")
     if not 0 <= change_rate <= 1:  # scene.json would record a rate that was not applied (5: every building went)
         problems.add(f"change_rate must be a share in [0, 1], got {change_rate!r}")
-    if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:
+    # each problem once, by the option that has it: a size already refused is not measured in metres too, a
+    # CRS of unknown units does not make a width wrong, and the DSM grid is not sized against a refused scene
+    size_ok = isinstance(size, (int, np.integer)) and 32 <= size <= MAX_SIZE
+    gsd_ok = isinstance(gsd, (int, float, np.number)) and gsd > 0 and bool(np.isfinite(gsd))
+    if not size_ok:
         problems.add(f"--size must be an integer in 32..{MAX_SIZE} pixels, got {size}")
-    if not (gsd > 0 and np.isfinite(gsd)):
+    if not gsd_ok:
         problems.add(f"--gsd must be a positive number, got {gsd}")
-    elif isinstance(size, (int, np.integer)) and size * gsd < MIN_SIDE_M and _in_metres(epsg):
+    scene_ok = size_ok and gsd_ok
+    if scene_ok and _in_metres(epsg):
         # (in a CRS of degrees --gsd 3e-6 meant degrees: '0.001536 m wide' was no reason; the CRS is, said below)
-        problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
-    elif isinstance(size, (int, np.integer)) and size * gsd > MAX_SIDE_M and _in_metres(epsg):
-        problems.add(f"the scene may be at most {MAX_SIDE_M / 1000:g} km wide (a town: every house is placed); "
-                     f"--size {size} x --gsd {gsd:g} = {size * gsd / 1000:g} km")
+        if size * gsd < MIN_SIDE_M:
+            problems.add(f"the scene must be at least {MIN_SIDE_M:g} m wide to hold buildings; --size {size} x --gsd {gsd} = {size * gsd:g} m")
+            scene_ok = False
+        elif size * gsd > MAX_SIDE_M:
+            problems.add(f"the scene may be at most {MAX_SIDE_M / 1000:g} km wide (a town: every house is placed); "
+                         f"--size {size} x --gsd {gsd:g} = {size * gsd / 1000:g} km")
+            scene_ok = False
     if bands not in BAND_SETS:
         problems.add(f"--bands must be one of {', '.join(BAND_SETS)}, got {bands!r}")
     if dsm_gsd is not None and not (dsm_gsd > 0 and np.isfinite(dsm_gsd)):
         problems.add(f"--dsm-gsd must be a positive number, got {dsm_gsd}")
-    elif dsm_gsd is not None and gsd > 0 and np.isfinite(gsd) and isinstance(size, (int, np.integer)):
+    elif dsm_gsd is not None and scene_ok:
         side = size * gsd / dsm_gsd  # the DSM grid's pixels per side
         if not 2 <= side <= MAX_SIZE:
             problems.add(f"--dsm-gsd {dsm_gsd:g} gives a DSM of {side:.3g} pixels per side for a {size * gsd:g} m scene; "
@@ -99,15 +107,15 @@ def drawn_style(style: Style | str | None, gsd: float) -> Style | None:
 
 
 def _in_metres(epsg: int) -> bool:
-    """Whether ``epsg`` is a projected CRS in metres (unknown codes too: refused on their own), so that
-    ``--gsd`` x ``--size`` is a width in metres (a foot CRS's '16 m' was feet)."""
+    """Whether ``epsg`` is a projected CRS in metres, so that ``--gsd`` x ``--size`` is a width in metres (a foot
+    CRS's '16 m' was feet). An unknown code is not: its unit is unknown, and it is refused on its own."""
     from pyproj import CRS
 
     try:
         crs = CRS.from_epsg(epsg)
         return bool(crs.is_projected) and metres_per_unit(crs) == 1.0
     except Exception:  # noqa: BLE001 - an unknown code: its own refusal says so
-        return True
+        return False
 
 
 @typed_arguments

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +59,27 @@ def _write_raster(path: Path, array: np.ndarray, profile: dict, *, colors: bool 
             dst.colorinterp = [ColorInterp[c] for c in colours]
 
 
+# GeoPackage's last-change date of the layers (gpkg_contents): GDAL writes the clock's time, so the same seed gave
+# other bytes each run; a fixed date makes the .gpkg files byte-identical for a seed, as the .tif files are
+GPKG_DATE = "1970-01-01T00:00:00.000Z"
+
+
+@contextlib.contextmanager
+def _fixed_gpkg_date() -> Iterator[None]:
+    """GDAL's ``OGR_CURRENT_DATE`` set to :data:`GPKG_DATE` for the block (pyogrio's GDAL), then handed back as it
+    was: the process's GDAL configuration is the caller's. A date the caller set (environment or pyogrio) stays."""
+    import pyogrio
+
+    if pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is not None:
+        yield
+        return
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
+
+
 def _write_buildings(path: Path, buildings: list[Building], epsg: int, extra: dict | None = None) -> None:
     import geopandas as gpd
 
@@ -69,7 +92,8 @@ def _write_buildings(path: Path, buildings: list[Building], epsg: int, extra: di
     }
     data.update(extra or {})
     frame = gpd.GeoDataFrame(data, geometry=[b.polygon for b in buildings], crs=f"EPSG:{epsg}")
-    frame.to_file(path, driver="GPKG", layer="buildings")
+    with _fixed_gpkg_date():
+        frame.to_file(path, driver="GPKG", layer="buildings", engine="pyogrio")  # the GDAL that _fixed_gpkg_date sets
 
 
 def _dsm_on_grid(scene: Scene, dsm: np.ndarray, dsm_gsd: float, shift: tuple[float, float]) -> tuple[np.ndarray, Affine]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -254,10 +255,124 @@ def test_a_benchmark_layout_replaces_its_folder_only_with_overwrite(tmp_path, ca
     first = sorted(p.relative_to(out) for p in out.rglob("*.png"))
     assert first
     assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32"]) == 2
-    assert "exists and is not empty (use --overwrite" in capsys.readouterr().err
+    assert "Train, Val exist and are not empty (use --overwrite" in capsys.readouterr().err
     assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "32", "--seed", "1", "--overwrite"]) == 0
     assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left beside it
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_benchmark_layout_overwrite_keeps_the_users_other_files(tmp_path, capsys) -> None:
+    """--overwrite replaced the whole -o folder: a user's files beside the layout were deleted, exit 0."""
+    from rsmamba.cli import main
+
+    out = tmp_path / "userdata"
+    (out / "sub").mkdir(parents=True)
+    (out / "precious.txt").write_text("precious")
+    (out / "sub" / "y.txt").write_text("x")
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16", "--overwrite"]) == 0
+    first = _tree(out / "Train")
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16", "--seed", "1", "--overwrite"]) == 0
+    assert (out / "precious.txt").read_text() == "precious" and (out / "sub" / "y.txt").read_text() == "x"
+    assert sorted(p.name for p in out.iterdir()) == ["Train", "Val", "precious.txt", "sub"]
+    second = _tree(out / "Train")
+    assert second.keys() == first.keys() and second != first  # the layout's own folders were replaced
+    # beside other files, replacing nothing, it needs no --overwrite (as a scene)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["synth", "--layout", "second", "-o", str(tmp_path / "other"), "--size", "16"]) == 0
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt", "test", "train"]
+
+
+def test_a_benchmark_layout_overwrite_refuses_to_delete_a_file_it_does_not_write(tmp_path, capsys) -> None:
+    """A user's file inside one of the layout's folders would go with the folder: refused, naming it, nothing
+    replaced."""
+    from rsmamba.cli import main
+
+    out = tmp_path / "v"
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16"]) == 0
+    (out / "Val" / "notes.txt").write_text("mine")
+    before = _tree(out)
+    capsys.readouterr()
+    assert main(["synth", "--layout", "loveda", "-o", str(out), "--size", "16", "--seed", "1", "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"would delete files that --layout loveda does not write: {out / 'Val' / 'notes.txt'}" in err[0]
+    assert _tree(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+@pytest.mark.parametrize("name", ["vaihingen", "potsdam", "loveda", "second", "landsat-scd"])
+def test_each_benchmark_layout_writes_the_entries_it_publishes(tmp_path, name) -> None:
+    """LAYOUT_ENTRIES names the outputs of a layout: a writer's folder missing from it would not be published."""
+    from rsmamba.synth.benchmarks import LAYOUT_ENTRIES, write_layout
+
+    out = write_layout(name, tmp_path / name, size=8)
+    assert sorted(p.name for p in out.iterdir()) == sorted(LAYOUT_ENTRIES[name])
+    assert all(any((out / entry).iterdir()) for entry in LAYOUT_ENTRIES[name])
+
+
+@pytest.mark.parametrize("args", [["--gsd", "0.25"], ["--bands", "rgb"], ["--terraced", "0"], ["--epsg", "32632"]])
+def test_a_benchmark_layout_refuses_a_scene_option_given_with_its_default_value(tmp_path, capsys, args) -> None:
+    """The check compared values with the defaults: an explicit --gsd 0.25 was accepted and did nothing."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "--layout", "loveda", "-o", str(tmp_path / "l"), "--size", "16", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{args[0]}: an option of a synthetic scene" in err[0]
+    assert not (tmp_path / "l").exists()
+
+
+@pytest.mark.parametrize(("args", "wanted"), [
+    (["--seed", "-1", "--size", "128"], "--seed must be an integer in 0..4294967295, got -1"),
+    # a unit unknown: no width in metres
+    (["--epsg", "0", "--size", "64"], "--epsg 0 is not a known EPSG code"),
+    (["--epsg", "99999", "--size", "64"], "--epsg 99999 is not a known EPSG code"),
+    (["--bands", "xyz", "--size", "128"], "--bands must be one of rgb, irrg, rgbn, got 'xyz'"),
+    (["--dsm-gsd", "0", "--size", "128"], "--dsm-gsd must be a positive number, got 0.0"),
+    (["--size", "16"], "--size must be an integer in 32..32768 pixels, got 16"),  # not also 'at least 32 m wide'
+    (["--size", "100000"], "--size must be an integer in 32..32768 pixels, got 100000"),  # nor 'at most 10 km'
+    # no DSM grid sized against a refused scene
+    (["--size", "64", "--dsm-gsd", "1000"],
+     "the scene must be at least 32 m wide to hold buildings; --size 64 x --gsd 0.25 = 16 m"),
+    (["--gsd", "0", "--dsm-gsd", "1"], "--gsd must be a positive number, got 0.0"),
+])
+def test_synth_reports_each_problem_once_and_no_other(tmp_path, capsys, args, wanted) -> None:
+    """Other options' problems came with a size complaint, and a refused size with a second one about its width."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "-o", str(tmp_path / "s"), *args]) == 2
+    assert capsys.readouterr().err.strip() == f"rsmamba: error: {wanted}"
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_real_size_problem_is_still_said_beside_another(tmp_path, capsys) -> None:
+    """64 px at the default 0.25 m is a 16 m scene: too small whatever the seed, so both are said."""
+    from rsmamba.cli import main
+
+    assert main(["synth", "-o", str(tmp_path / "s"), "--seed", "-1", "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed must be" in err and "at least 32 m wide" in err
+
+
+def test_same_seed_same_bytes_geopackages_too(tmp_path, monkeypatch) -> None:
+    """The GeoPackages carried the clock's time (gpkg_contents.last_change, in milliseconds): same seed, other
+    bytes each run. The date is fixed for the write only: the process's GDAL is handed back, and a date the caller
+    set is kept."""
+    import sqlite3
+
+    import pyogrio
+
+    runs = [write_scene(tmp_path / name, size=64, seed=5, gsd=0.5) for name in ("a", "b")]
+    for key in runs[0]:
+        assert runs[0][key].read_bytes() == runs[1][key].read_bytes(), key
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
+    monkeypatch.setenv("OGR_CURRENT_DATE", "2024-05-06T07:08:09.000Z")
+    mine = write_scene(tmp_path / "c", size=64, seed=5, gsd=0.5)
+    with contextlib.closing(sqlite3.connect(mine["buildings_t1"])) as db:
+        assert db.execute("SELECT last_change FROM gpkg_contents").fetchall() == [("2024-05-06T07:08:09.000Z",)]
 
 
 def test_a_benchmark_layout_refuses_an_explicit_1024(tmp_path, capsys) -> None:
