@@ -167,9 +167,17 @@ class SeparableWTConv2d(nn.Sequential):
         super().__init__(WTConv2d(cin, kernel_size), nn.Conv2d(cin, cout, 1, bias=False))
 
 
+# pytorch_wavelets' DWTForward (the authors' CMT-UNet) orders the detail bands high-pass along H first, then along
+# W: its bands are haar_dwt's in this order (checked against pytorch_wavelets 1.3.0, tests/models/test_wavelet.py).
+PYTORCH_WAVELETS_ORDER = (0, 2, 1, 3)
+
+
 class HaarDownsample(nn.Module):
     """Channels-last patch merging by a Haar transform (CMT-UNet's VSS branch):
-    (B, H, W, C) -> concat(LL, HL, LH, HH) -> LayerNorm(4C) -> Linear(4C -> 2C), halving H, W."""
+    (B, H, W, C) -> concat of :func:`haar_dwt`'s four bands, band-major -> LayerNorm(4C) -> Linear(4C -> 2C),
+    halving H, W. The authors' concatenates pytorch_wavelets' bands, two of them the other way round
+    (:data:`PYTORCH_WAVELETS_ORDER`): a permutation of the 4C channels, which their weights are mapped through
+    (``rsmamba import-weights``)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()

@@ -120,6 +120,26 @@ def _map_mambafcs_head(state: dict, kwargs: dict, num_classes: int) -> str | Non
             "(where theirs is row 0 on a changed pixel they write class 0, this model the best land cover)")
 
 
+def _map_cmtunet_haar(state: dict) -> str | None:
+    """CMT-UNet: the authors' patch merging concatenates pytorch_wavelets' Haar bands (LL, high-pass along H, along
+    W, HH), ours :func:`~rsmamba.models.wavelet.haar_dwt`'s (LL, along W, along H, HH): the LayerNorm(4C) and the
+    Linear(4C -> 2C) after it read channel blocks 1 and 2 swapped. Their weights, mapped into our order, compute
+    their network; loaded as they are, every merging mixed the two edge directions up."""
+    from rsmamba.models.wavelet import PYTORCH_WAVELETS_ORDER
+
+    keys = sorted(k for k in state if ".downsamples." in k and k.endswith((".norm.weight", ".norm.bias",
+                                                                           ".reduction.weight")))
+    if not keys:
+        return None
+    theirs = [PYTORCH_WAVELETS_ORDER.index(band) for band in range(4)]  # the block of theirs holding our band i
+    for key in keys:
+        t = state[key]
+        blocks = t.reshape(*t.shape[:-1], 4, t.shape[-1] // 4)  # the last axis is the 4C channels, band-major
+        state[key] = blocks[..., theirs, :].reshape(t.shape).clone()
+    return (f"patch merging ({len(keys)} tensors): pytorch_wavelets' Haar bands (LL, H, W, HH) into this model's order "
+            "(LL, W, H, HH)")
+
+
 def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
     """The data description a run of the recipe would record, without the data: the layout's classes and
     bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
@@ -190,6 +210,8 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     report = ImportReport(str(weights), out, name, unwrapped=unwrapped, renamed=renamed,  # in effect (the recipe's too)
                           structure={k: v for k, v in AUTHORS_KWARGS.get(family, {}).items() if kwargs.get(k) == v})
     if family == "mambafcs" and (line := _map_mambafcs_head(state, kwargs, kwargs["num_classes"])):
+        report.mapped.append(line)
+    if family == "cmtunet" and (line := _map_cmtunet_haar(state)):
         report.mapped.append(line)
     try:
         with torch.device("meta"):  # the names and shapes only: nothing allocated for a 270 M model

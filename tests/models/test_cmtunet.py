@@ -23,6 +23,40 @@ def test_haar_is_orthonormal_and_inverts() -> None:
     assert torch.allclose(haar_dwt(const)[:, :, 1:], torch.zeros(1, 1, 3, 2, 2))  # no detail in a constant
 
 
+# pytorch_wavelets 1.3.0 DWTForward(J=1, mode="zero", wave="haar") of x[i, j] = (4 i + j)^2, recorded (the authors'
+# CMT-UNet merges patches with it; it is not a dependency): yl, then yh[0]'s three bands
+PW_LL = [[21.0, 49.0], [229.0, 321.0]]
+PW_HIGH = [[[-20.0, -36.0], [-84.0, -100.0]], [[-5.0, -9.0], [-21.0, -25.0]], [[4.0, 4.0], [4.0, 4.0]]]
+
+
+def test_the_authors_haar_patch_merging_runs_with_their_weights_mapped() -> None:
+    """Their PatchMerging2D concatenates pytorch_wavelets' bands (LL, high-pass along H, along W, HH); ours
+    haar_dwt's (LL, along W, along H, HH): their LayerNorm(4C) and Linear(4C -> 2C) loaded as they are read the two
+    edge directions swapped (QA). Mapped by import-weights, ours computes theirs."""
+    from rsmamba.models.wavelet import PYTORCH_WAVELETS_ORDER
+    from rsmamba.train.authors import _map_cmtunet_haar
+
+    x = (torch.arange(16, dtype=torch.float64) ** 2).reshape(1, 1, 4, 4)
+    recorded = torch.tensor([PW_LL, *PW_HIGH], dtype=torch.float64)
+    assert torch.allclose(haar_dwt(x)[0, 0, list(PYTORCH_WAVELETS_ORDER)], recorded, rtol=1e-6)
+
+    torch.manual_seed(0)
+    c = 3
+    theirs = HaarDownsample(c).double()  # as their module: its parameters, its band order
+    for p in theirs.parameters():
+        torch.nn.init.normal_(p)
+    feats = torch.randn(2, 6, 8, c, dtype=torch.float64)  # (B, H, W, C)
+    bands = haar_dwt(feats.permute(0, 3, 1, 2))[:, :, list(PYTORCH_WAVELETS_ORDER)]  # pytorch_wavelets' order
+    cat = bands.transpose(1, 2).reshape(2, 4 * c, 3, 4).permute(0, 2, 3, 1)  # torch.cat([yL, yH0, yH1, yH2], 1)
+    expected = theirs.reduction(theirs.norm(cat))
+    state = {f"vss_encoder.downsamples.0.{k}": v.clone() for k, v in theirs.state_dict().items()}
+    assert "patch merging (3 tensors)" in _map_cmtunet_haar(state)
+    ours = HaarDownsample(c).double()
+    ours.load_state_dict({k.removeprefix("vss_encoder.downsamples.0."): v for k, v in state.items()})
+    assert torch.allclose(ours(feats), expected, atol=1e-12)
+    assert not torch.allclose(theirs(feats), expected, atol=1e-3)  # unmapped, the merging is another function
+
+
 def test_wtconv_keeps_shape_and_reaches_far() -> None:
     conv = WTConv2d(4, kernel_size=3, levels=2)
     x = torch.randn(1, 4, 15, 17)

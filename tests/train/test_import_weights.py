@@ -18,10 +18,22 @@ from rsmamba.train.trainer import segment
 DEMO = Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "demo_model.pt"
 
 
-def authors_file(path: Path, model: torch.nn.Module, container: str = "bare", prefix: str = "") -> Path:
+def as_authors_cmtunet(state: dict) -> dict:
+    """A CMT-UNet state in the authors' channel order: their patch merging concatenates pytorch_wavelets' Haar bands
+    (LL, along H, along W, HH; tests/models/test_cmtunet.py), ours (LL, along W, along H, HH)."""
+    out = dict(state)
+    for k, t in state.items():
+        if ".downsamples." in k and k.endswith((".norm.weight", ".norm.bias", ".reduction.weight")):
+            out[k] = t.reshape(*t.shape[:-1], 4, t.shape[-1] // 4)[..., [0, 2, 1, 3], :].reshape(t.shape).clone()
+    return out
+
+
+def authors_file(path: Path, model: torch.nn.Module, container: str = "bare", prefix: str = "",
+                 order=lambda state: state) -> Path:
     """``model``'s weights saved as the authors' scripts save theirs: ``bare`` (FMTUNet, Mamba-FCS),
-    ``state_dict`` (MambaSeg's trainer, a Lightning .ckpt), ``model``; names under ``prefix``."""
-    state = {prefix + k: v for k, v in model.state_dict().items()}
+    ``state_dict`` (MambaSeg's trainer, a Lightning .ckpt), ``model``; names under ``prefix``; ``order``: their
+    layout of tensors whose channels ours holds otherwise."""
+    state = {prefix + k: v for k, v in order(model.state_dict()).items()}
     data = {"bare": state, "state_dict": {"epoch": 3, "state_dict": state},
             "lightning": {"epoch": 3, "global_step": 9, "state_dict": state, "pytorch-lightning_version": "2.1"},
             "model": {"model": state, "epoch": 3}}[container]
@@ -47,7 +59,8 @@ def test_authors_weights_of_each_segmentation_recipe_run_as_their_network(tmp_pa
     recipe, build, container, prefix, sets, dsm_stats, size = CASES[family]
     torch.manual_seed(0)
     src = build().eval()
-    weights = authors_file(tmp_path / "authors.pth", src, container, prefix)
+    weights = authors_file(tmp_path / "authors.pth", src, container, prefix,
+                           order=as_authors_cmtunet if family == "cmtunet" else (lambda state: state))
     report = import_weights(weights, recipe, tmp_path / "model.pt", [f"model.name={family}_tiny", *sets],
                             dsm_stats=dsm_stats)
     assert report.tensors == len(src.state_dict())
