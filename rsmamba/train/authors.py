@@ -163,12 +163,19 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     from rsmamba.models import create_model, model_info
     from rsmamba.models.weights import load_weights_file
     from rsmamba.atomic import output_problems
-    from rsmamba.train.config import load_config
+    from rsmamba.paths import inputs_problems
+    from rsmamba.train.config import load_config, resolve_config_path
     from rsmamba.train.trainer import checkpoint_payload, resolve_use_dsm
 
     weights, out = Path(weights), Path(out)
-    cfg = load_config(config, list(overrides))
-    problems = output_problems([out], inputs=[weights], overwrite=overwrite)  # never over the input, nor a file
+    recipe = resolve_config_path(config)  # the file read (a shipped recipe's too): an input, as the weights
+    # never over an input (-o RECIPE.yaml --overwrite replaced the recipe with the checkpoint), nor a folder
+    problems = inputs_problems({"weights": weights}) + output_problems([out], inputs=[weights, recipe],
+                                                                       overwrite=overwrite)
+    try:
+        cfg = load_config(recipe, list(overrides))
+    except InputError as exc:  # the recipe's problems with the files', in one go
+        raise InputError(problems + exc.problems) from None
     if problems:
         raise InputError(problems)
     name = cfg["model"]["name"]

@@ -40,6 +40,7 @@ from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, record
 from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
+from rsmamba.paths import output_problem
 from rsmamba.metrics import (
     ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist, segmentation_scores,
 )
@@ -50,7 +51,9 @@ from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
-from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, schedule_warnings
+from rsmamba.train.config import (
+    OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, resolve_config_path, schedule_warnings,
+)
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
@@ -530,6 +533,9 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     cfg = load_config(None if base else config, [*overrides, f"model.init={checkpoint}"], base=base)
     d, t = cfg["data"], cfg["train"]
     out = Path(cfg["out"]) / f"test_{d['val_split']}.json"
+    reads = [path for _, path in run_inputs(cfg, None if base else config)] + [checkpoint]
+    if problem := output_problem(out, reads, "train --test output"):  # a JSON config named so: replaced, --overwrite
+        raise InputError(problem)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; --overwrite replaces it")
     ckpt = load_checkpoint(checkpoint)
@@ -622,19 +628,16 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
         data = Path(folder).resolve()
         if out == data or data in out.parents or out in data.parents:
             problems.append(f"out {out_dir}: is, holds or lies in the data folder {folder}; choose a folder of its own")
-    if config_path is not None:
-        from rsmamba.train.config import resolve_config_path
-
-        try:
-            named = resolve_config_path(config_path).resolve()
-        except InputError:
-            named = None
-        if named == out / "config.yaml" and not resume:  # a resume reads the run's own config, the same again
-            problems.append(f"out {out_dir}: would write config.yaml over the config {config_path} of this run")
-    init = cfg["model"].get("init")
-    if init and str(init) not in DEMO_CHECKPOINTS and Path(init).resolve() in (out / "best.pt", out / "last.pt"):
-        problems.append(f"out {out_dir}: would write over model.init {init}; train into another folder "
-                        "(--resume continues a run in its own folder)")
+    written = {(out / name).resolve(): name for name in RUN_FILES}  # (a link among them: the file it points at)
+    for role, path in run_inputs(cfg, config_path):  # every file the run reads, each checked alike
+        name = written.get(path.resolve())
+        if name is None or (role == "config" and name == "config.yaml" and resume):
+            continue  # (a resume reads the run's own config.yaml, the same again)
+        if role == "config":
+            problems.append(f"out {out_dir}: would write {name} over the config {config_path} of this run")
+        else:
+            problems.append(f"out {out_dir}: would write over {role} {path} (the run's {name}); train into another "
+                            "folder (--resume continues a run in its own folder)")
     if out.is_dir():  # a file the run replaces (last.pt, metrics.csv) that cannot be: said now, not after an epoch
         for path in sorted(out.iterdir()):
             if path.is_file() and (refused := replace_refused(path)):
@@ -645,6 +648,28 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
 
 # What a run writes in its out folder, published together each epoch (best.pt when the epoch is the best)
 RUN_FILES = ("last.pt", "metrics.csv", "metrics.jsonl", "config.yaml", "best.pt")
+
+
+def run_inputs(cfg: dict, config_path: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    """(role, path) of each file a run of ``cfg`` reads besides its data: the config file, ``model.init`` and
+    every ``model.pretrained`` path (a shipped demo model aside): none may be one the run writes (only the
+    config and the init were checked: a pretrained best.pt of the folder's last run was replaced by the
+    first epoch, even a --set pretrained one)."""
+    found: list[tuple[str, Path]] = []
+    if config_path is not None:
+        try:
+            found.append(("config", resolve_config_path(config_path)))
+        except InputError:
+            pass  # (said where the config is read)
+    init = cfg["model"].get("init")
+    if init and str(init) not in DEMO_CHECKPOINTS:
+        found.append(("model.init", Path(str(init))))
+    pretrained = cfg["model"].get("pretrained")
+    parts = pretrained.items() if isinstance(pretrained, dict) else [(None, pretrained)]
+    for part, path in parts:
+        if isinstance(path, (str, os.PathLike)) and str(path):
+            found.append((f"model.pretrained{'.' + str(part) if part is not None else ''}", Path(path)))
+    return found
 
 
 def _continues_folder(resume: bool | str | os.PathLike[str], out_dir: Path) -> bool:
