@@ -47,6 +47,8 @@ class ImportReport:
     renamed: list[str] = field(default_factory=list)
     mapped: list[str] = field(default_factory=list)
     structure: dict[str, Any] = field(default_factory=dict)
+    filled: int = 0  # BatchNorm num_batches_tracked counters the file lacks
+    converted: dict[str, int] = field(default_factory=dict)  # "float16 to float32" -> tensors cast so
 
     def describe(self) -> str:
         lines = [f"{self.tensors} tensors of {self.source} -> {self.out} (model {self.model})"]
@@ -58,6 +60,13 @@ class ImportReport:
             lines.append("authors' structure: " + ", ".join(f"{k}={v!r}" for k, v in self.structure.items()))
         for line in self.mapped:
             lines.append(f"mapped: {line}")
+        if self.filled:
+            lines.append(f"filled: {self.filled} BatchNorm num_batches_tracked counter{'s' * (self.filled != 1)} the "
+                         "file lacks, with 0, as PyTorch's load_state_dict fills them (an older or converted save)")
+        for cast, count in self.converted.items():  # (loading would cast them: said, as the file's precision)
+            source, target = cast.split(" to ")
+            lines.append(f"converted: {count} {source} tensor{'s' * (count != 1)} to {target}, as the model holds "
+                         "them and train's checkpoints store them")
         return "\n".join(lines)
 
 
@@ -102,6 +111,37 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
             return state, unwrapped, renamed
         state = {k.removeprefix(prefix): v for k, v in state.items()}
         renamed.append(f"prefix '{prefix}' removed")
+
+
+def fill_batchnorm_counters(model: torch.nn.Module, state: dict) -> int:
+    """Add each BatchNorm ``num_batches_tracked`` the state lacks, as 0, and say how many: PyTorch's own strict
+    ``load_state_dict`` fills them so (a state dict without version metadata, as torch < 0.4.1 saved it and
+    converted checkpoints hold it); they count batches, and only a BatchNorm with ``momentum=None`` reads them.
+    Every other tensor stays strict."""
+    from torch.nn.modules.batchnorm import _NormBase
+
+    filled = 0
+    for name, module in model.named_modules():
+        if isinstance(module, _NormBase) and module.track_running_stats:
+            key = f"{name}.num_batches_tracked" if name else "num_batches_tracked"
+            if key not in state:
+                state[key] = torch.tensor(0, dtype=torch.long)
+                filled += 1
+    return filled
+
+
+def cast_to_model(model: torch.nn.Module, state: dict) -> dict[str, int]:
+    """Cast the floating tensors stored in another precision (half, bfloat16, double) to the model's own, as
+    train writes them; {"float16 to float32": count} of those cast. Loading casts them anyway: the checkpoint holds what runs."""
+    target = model.state_dict()
+    cast: dict[str, int] = {}
+    for key, value in state.items():
+        want = target[key].dtype if key in target else None
+        if want is not None and value.is_floating_point() and target[key].is_floating_point() and value.dtype != want:
+            state[key] = value.to(want)
+            name = f"{str(value.dtype).removeprefix('torch.')} to {str(want).removeprefix('torch.')}"
+            cast[name] = cast.get(name, 0) + 1
+    return cast
 
 
 def _map_mambafcs_head(state: dict, kwargs: dict, num_classes: int) -> str | None:
@@ -203,14 +243,21 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
             module = create_model(name, **kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
+    report.tensors = len(state)  # (the file's)
+    report.filled = fill_batchnorm_counters(module, state)
     mismatch = state_dict_mismatch(module, state)
     if mismatch:
         raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}")
     check_finite(weights, state)
-    report.tensors = len(state)
+    report.converted = cast_to_model(module, state)
+    beyond = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if beyond:  # a double past float32's range: inf once cast
+        raise InputError(f"{weights}: {len(beyond)} {'tensors hold' if len(beyond) != 1 else 'tensor holds'} values beyond the model's "
+                         f"float32 range ({beyond[0]}, ...)")
     payload = {**checkpoint_payload(cfg, kwargs, tiling, use_dsm), "state_dict": state,
                "imported": {"source": weights.name, "unwrapped": unwrapped, "renamed": renamed,
-                            "mapped": report.mapped, "structure": structure}}
+                            "mapped": report.mapped, "structure": structure, "filled": report.filled,
+                            "converted": report.converted}}
     crop = cfg["data"].get("crop")
     if crop:  # the recipe's training window: predict's default, as a run of it records
         payload["inference"] = {"window": int(crop), "overlap": int(crop) // 4}

@@ -248,3 +248,50 @@ def test_a_file_that_holds_no_weights_is_said_in_words(tmp_path: Path, capsys, k
                               str(tmp_path / "m.pt")], f"weights {weights}: ", said)
     with pytest.raises(InputError, match=re.escape(said)):  # (predict --model, train --init read it as well)
         load_weights_file(weights, "weights")
+
+
+def test_batchnorm_counters_the_file_lacks_are_filled_and_nothing_else(tmp_path: Path, capsys) -> None:
+    """Weights without BatchNorm num_batches_tracked (an older save, a converted checkpoint), which PyTorch's own
+    strict load_state_dict accepts, were refused ('78 missing (...num_batches_tracked...)')."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    counters = [k for k in src.state_dict() if k.endswith("num_batches_tracked")]
+    assert counters
+    state = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "old.pth")
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    report = import_weights(tmp_path / "old.pth", "mafmamba_vaihingen", tmp_path / "m.pt", sets)
+    assert report.filled == len(counters) and report.tensors == len(state)
+    assert f"filled: {len(counters)} BatchNorm num_batches_tracked counters the file lacks" in report.describe()
+    ckpt, info, model = build_from_checkpoint(tmp_path / "m.pt", ("segmentation",), "predict")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(segment(model.eval(), x, info.inputs), segment(src, x, info.inputs))
+    state.pop(next(k for k in state if k.endswith("running_mean")))  # any other BatchNorm tensor: still strict
+    torch.save(state, tmp_path / "less.pth")
+    with pytest.raises(InputError, match=r"1 missing \(.*running_mean\)"):
+        import_weights(tmp_path / "less.pth", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
+
+
+def test_weights_in_another_precision_are_stored_as_train_stores_them_and_said(tmp_path: Path) -> None:
+    """Half and double weights were written as given, unsaid (train's checkpoints hold float32): cast to the
+    model's float32 and said; a double beyond float32's range is refused, not written as inf."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    floats = sum(v.is_floating_point() for v in src.state_dict().values())
+    for dtype, name in ((torch.float16, "float16"), (torch.float64, "float64")):
+        torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in src.state_dict().items()},
+                   tmp_path / f"{name}.pth")
+        report = import_weights(tmp_path / f"{name}.pth", "mafmamba_vaihingen", tmp_path / f"{name}.pt", sets)
+        assert report.converted == {f"{name} to float32": floats}
+        assert f"converted: {floats} {name} tensors to float32" in report.describe()
+        state = load_checkpoint(tmp_path / f"{name}.pt")["state_dict"]
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+    big = {k: v.double() if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    first = next(k for k, v in big.items() if v.is_floating_point())
+    big[first].view(-1)[0] = 1e300
+    torch.save(big, tmp_path / "big.pth")
+    with pytest.raises(InputError, match=re.escape(f"1 tensor holds values beyond the model's float32 range ({first}")):
+        import_weights(tmp_path / "big.pth", "mafmamba_vaihingen", tmp_path / "big.pt", sets)
+    assert not (tmp_path / "big.pt").exists()
