@@ -163,7 +163,8 @@ def _map_mambafcs_head(state: dict, kwargs: dict, num_classes: int) -> str | Non
 def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
     """The data description a run of the recipe would record, without the data: the layout's classes and
     bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
-    from rsmamba.datasets.benchmark import DEFAULT_STATS, layout_classes
+    from rsmamba.datasets.benchmark import layout_classes
+    from rsmamba.datasets.layouts import DEFAULT_STATS
     from rsmamba.datasets.chips import TilingInfo
 
     d = cfg["data"]
