@@ -61,6 +61,15 @@ DEFAULT_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
+def layout_image_bands(layout: str | None, city: str | None = None, variant: str | None = None) -> int | None:
+    """How many image bands a benchmark layout's images have, as published (Potsdam's RGBIR 4, every other 3), so
+    a config's data.mean / data.std are checked against them before any file is read; None for chips (their
+    tiling.json says) or a layout not known."""
+    if layout == "isprs":
+        return 4 if (city or "vaihingen") == "potsdam" and variant == "RGBIR" else 3
+    return 3 if layout in DEFAULT_STATS else None
+
+
 @dataclass(frozen=True)
 class Pair:
     image: Path

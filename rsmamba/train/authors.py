@@ -179,8 +179,7 @@ def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> 
         raise InputError(f"the recipe normalises the image by its training data's statistics (data.mean / data.std "
                          f"null), which the weights file does not hold; give the ones the authors' inference used, "
                          f"e.g. --set 'data.mean=[0,0,0]' --set 'data.std=[255,255,255]' (their images scaled to 0..1)")
-    if len(mean) != len(std) or not all(float(s) > 0 for s in std):
-        raise InputError(f"data.mean {mean} / data.std {std}: one mean and one std > 0 per image band")
+    # (one mean and one std > 0 per band of the layout's images: the config's checks, load_config)
     dsm_mean = dsm_std = None
     if dsm_stats is not None and not (use_dsm and d["dsm_mode"] == "zscore"):  # refused by name, never ignored
         why = ("takes no DSM" if not use_dsm else

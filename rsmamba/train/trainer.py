@@ -52,7 +52,8 @@ from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import (
-    OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, resolve_config_path, schedule_warnings,
+    OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, load_config, metric_problem,
+    resolve_config_path, schedule_warnings,
 )
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
@@ -429,24 +430,11 @@ def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales
     return tta_average(lambda x: segment(model, x, inputs).softmax(1), image, plan) * plan.passes
 
 
-# Validation scores per task, as ``train.metric`` names them (``val_<name>`` in the history). For a
-# semantic change model ``miou``/``oa`` are the SCD benchmarks' (SECOND, Landsat-SCD: the mean of the
-# change and no-change IoU; the per-time-point OA of SCanNet's evaluation), ``sek``/``fscd``/``score``
-# theirs too (score = 0.3 mIoU + 0.7 SeK), and ``sem_*`` the land cover on the labelled pixels.
-VAL_METRICS = {
-    "segmentation": ("miou", "mf1", "oa", "kappa"),
-    "semantic-change": ("sek", "score", "fscd", "miou", "oa", "change_f1", "change_iou", "change_oa",
-                        "change_kappa", "sem_miou", "sem_mf1", "sem_oa", "sem_kappa"),
-}
-
-
 def check_metric(metric: str, task: str) -> None:
-    """``train.metric`` names a validation score of the model's task: another name would pick
-    ``best.pt`` by the training loss without a word."""
-    known = VAL_METRICS.get(task, ())
-    if metric not in known:
-        raise InputError(f"train.metric {metric!r}: not a validation score of a {task} model; "
-                         f"choose one of {', '.join(known)}")
+    """``train.metric`` names a validation score of the model's task (:data:`VAL_METRICS`): another name would
+    pick ``best.pt`` by the training loss without a word. The config's checks say it where the model is known."""
+    if problem := metric_problem(metric, task):
+        raise InputError(problem)
 
 
 def fillers_of(classes: Sequence[dict]) -> list[int]:
@@ -854,21 +842,7 @@ def _check_class_settings(cfg: dict, num_classes: int, names: list[str], trained
     """Settings sized by the classes, checked before any batch: wrong, they failed at the first batch
     (class weights) or after a whole epoch (an excluded class id past the head), with a traceback. ``trained``:
     the class ids the training chips hold, where known (weights 0 on all of them: a NaN loss at step 1)."""
-    from rsmamba.losses import CrossEntropy
-
-    problems = []
-    for module in build_loss(cfg["loss"]).modules():
-        if isinstance(module, CrossEntropy) and module.weight is not None and module.weight.numel() != num_classes:
-            problems.append(f"loss ce: {module.weight.numel()} class_weights for {num_classes} classes "
-                            f"({', '.join(names)})")
-        elif isinstance(module, CrossEntropy) and module.weight is not None and trained and all(
-                module.weight[c] == 0 for c in trained if c < num_classes):
-            problems.append(f"loss ce: class_weights are 0 for every class the training chips hold "
-                            f"({', '.join(names[c] for c in sorted(trained) if c < num_classes)}), so no pixel "
-                            "counts; give them a weight > 0")
-    bad = [c for c in cfg["train"]["exclude_classes"] if not 0 <= c < num_classes]
-    if bad:
-        problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
+    problems = class_settings_problems(cfg, num_classes, names, trained)  # (a benchmark's: the config's checks too)
     if problems:
         raise InputError(problems)
 
