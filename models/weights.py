@@ -30,8 +30,12 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     a truncated or foreign file is refused as unreadable. Nothing in the file runs.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} {path}: file not found (no downloads at run time)")
+    if not path.is_file():  # (callers check with rsmamba.paths.input_problem first, which layers above us)
+        raise InputError(f"{what} {path}: " + ("file not found (no downloads at run time)" if not path.exists() else
+                                               "is a directory, not a file" if path.is_dir() else
+                                               "not a regular file (a named pipe, socket or device)"))
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} {path}: empty file (0 bytes)")
     if _holds_safetensors(path):  # the hub's format: a tensor table, nothing to unpickle
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -39,7 +43,10 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
         try:
             return load_file(path, device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise InputError(f"{what} {path}: not a readable safetensors file ({first_line(exc)})") from None
+            with open(path, "rb") as fh:  # a text file named .safetensors: said as the text it is
+                table = fh.read(9)[8:9] == b"{"
+            said = f"not a readable safetensors file ({first_line(exc)})" if table else unreadable(path, exc)
+            raise InputError(f"{what} {path}: {said}") from None
     try:
         with torch.serialization.safe_globals(list(allow)), warnings.catch_warnings():
             # a bare pickle (not torch's zip format) makes torch warn about its protocol before refusing it
@@ -49,12 +56,47 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     except pickle.UnpicklingError as exc:
         match = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if not match and not re.search(r"Unsupported (global|class)", str(exc)):  # text, garbage, odd opcodes
-            raise InputError(f"{what} {path}: not a readable weights file (not a PyTorch file)") from None
+            raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
         name = f" ({match.group(1)})" if match else ""
         raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
                          "loading it could run code") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
-        raise InputError(f"{what} {path}: not a readable weights file ({exc.__class__.__name__})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError,
+            IndexError, TypeError) as exc:
+        raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
+
+
+# How torch.save's legacy (pre-1.6, non-zip) files begin: its magic number, pickled at protocol 2.
+LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:-1]
+
+
+def unreadable(path: Path, exc: BaseException) -> str:
+    """What a file torch could not read is, in words, from its first bytes: the exception alone (KeyError for a
+    text file, RuntimeError for a download cut short, EOFError for an empty file) told the user nothing."""
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    if not head:
+        return "empty file (0 bytes)"
+    if head.startswith(b"PK"):  # torch's zip format, or another zip
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "a damaged or truncated zip archive (PyTorch's format; a copy or download cut short? fetch it again)"
+        if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return f"a zip archive, not a PyTorch file (no data.pkl in it; it holds {', '.join(names[:3]) or 'nothing'})"
+        return f"a damaged PyTorch file ({first_line(exc) or exc.__class__.__name__})"
+    if head.startswith(LEGACY_MAGIC):  # torch's format before 1.6
+        return "a damaged or truncated PyTorch file (legacy format: a copy or download cut short?)"
+    if head.startswith(b"\x80"):  # pickle.dump's, which is never unpickled here
+        return ("a plain Python pickle (pickle.dump's), not a torch.save or safetensors file: not loaded, as "
+                "unpickling it could run code")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a PyTorch or safetensors file (unknown binary content)"
+    start = " ".join(text.split())[:40]
+    web = " (a web page saved in its place?)" if start.lower().startswith(("<!doctype", "<html", "<?xml")) else ""
+    return f"not a PyTorch or safetensors file (text: {start!r}){web}"
 
 
 

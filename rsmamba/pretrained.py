@@ -47,6 +47,7 @@ from rsmamba.models.mafmamba import MAFMamba
 from rsmamba.models.resnet import ResNet
 from rsmamba.models.vmamba import VMambaBackbone
 from rsmamba.models.weights import load_weights_file
+from rsmamba.paths import input_problem
 
 RESNET_PART = "backbone"
 FORMATS = ("resnet", "vmamba", "vit-npz")
@@ -106,8 +107,8 @@ def _read_npz(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(f"model.pretrained {path}: file not found")
+    if problem := input_problem(path, "model.pretrained"):  # a folder or a pipe was 'file not found'
+        raise InputError(problem)
     if path.suffix.lower() == ".npz":
         return _read_npz(path)
     state = load_weights_file(path, "model.pretrained")

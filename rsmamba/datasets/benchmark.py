@@ -30,6 +30,7 @@ from rsmamba.classes import IGNORE_INDEX, ISPRS_CLASSES, ClassInfo
 from rsmamba.datasets.chips import ChipDataset, TilingInfo, missing_val_split
 from rsmamba.datasets.folders import ChipFolders, open_chip_folders
 from rsmamba.datasets.layouts import (
+    DEFAULT_STATS,
     LANDSAT_SCD_CLASSES,
     POTSDAM_TRAIN,
     VAIHINGEN_TRAIN,
@@ -58,14 +59,6 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
 # Landsat-SCD labels are index images; these display colours are ours, not the dataset's.
 LANDSAT_SCD_COLOURS = ((255, 255, 255), (0, 155, 0), (255, 165, 0), (230, 30, 100), (0, 170, 240))
-# Per-dataset image statistics (0..255 scale) used when data.mean/std are not set: LoveDA's from its
-# training scripts (ImageNet's); SECOND's SCanNet's date-1 statistics (RS_ST.py MEAN_A/STD_A), for both
-# dates; Landsat-SCD a plain 128 +- 64.
-DEFAULT_STATS = {
-    "loveda": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
-    "second": ((113.40, 114.08, 116.45), (48.30, 46.27, 48.14)),
-    "landsat-scd": ((128.0, 128.0, 128.0), (64.0, 64.0, 64.0)),
-}
 
 
 def _table(names: Sequence[str], colours: Sequence[Sequence[int]]) -> list[dict]:

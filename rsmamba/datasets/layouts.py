@@ -50,6 +50,25 @@ _warned: set[str] = set()
 
 SECOND_CLASSES = ("unchanged", "water", "ground", "low_vegetation", "tree", "building", "playground")
 
+# Per-dataset image statistics (0..255 scale), the one home of them: the readers' defaults and what a config
+# leaving data.mean/std null trains with (rsmamba.datasets.benchmark). LoveDA's from its training scripts
+# (ImageNet's); SECOND's SCanNet's date-1 statistics (RS_ST.py MEAN_A/STD_A), for both dates; Landsat-SCD a
+# plain 128 +- 64. (SECONDDataset's defaults were a rounded copy, 116.3 for 116.45.)
+DEFAULT_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "loveda": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
+    "second": ((113.40, 114.08, 116.45), (48.30, 46.27, 48.14)),
+    "landsat-scd": ((128.0, 128.0, 128.0), (64.0, 64.0, 64.0)),
+}
+
+
+def layout_image_bands(layout: str | None, city: str | None = None, variant: str | None = None) -> int | None:
+    """How many image bands a benchmark layout's images have, as published (Potsdam's RGBIR 4, every other 3), so
+    a config's data.mean / data.std are checked against them before any file is read; None for chips (their
+    tiling.json says) or a layout not known."""
+    if layout == "isprs":
+        return 4 if (city or "vaihingen") == "potsdam" and variant == "RGBIR" else 3
+    return 3 if layout in DEFAULT_STATS else None
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -269,7 +288,8 @@ class LoveDADataset(_FolderDataset):
     classes = LOVEDA_CLASSES
 
     def __init__(self, root: str | os.PathLike[str], split: str = "Train", domains: Sequence[str] = ("Urban", "Rural"),
-                 mean: Sequence[float] = (123.7, 116.3, 103.5), std: Sequence[float] = (58.4, 57.1, 57.4),
+                 mean: Sequence[float] = DEFAULT_STATS["loveda"][0],
+                 std: Sequence[float] = DEFAULT_STATS["loveda"][1],
                  transform=None, require_masks: bool = False):
         super().__init__(mean, std)
         root = Path(root)
@@ -318,7 +338,8 @@ class SECONDDataset(_FolderDataset):
     classes = SECOND_CLASSES
 
     def __init__(self, root: str | os.PathLike[str], split: str = "train",
-                 mean: Sequence[float] = (113.4, 114.1, 116.3), std: Sequence[float] = (48.3, 46.3, 48.0),
+                 mean: Sequence[float] = DEFAULT_STATS["second"][0],
+                 std: Sequence[float] = DEFAULT_STATS["second"][1],
                  transform=None):
         super().__init__(mean, std)
         self.folder = Path(root) / split
@@ -369,7 +390,8 @@ class LandsatSCDDataset(_FolderDataset):
     classes = LANDSAT_SCD_CLASSES
 
     def __init__(self, root: str | os.PathLike[str], split: str = "train",
-                 mean: Sequence[float] = (128.0, 128.0, 128.0), std: Sequence[float] = (64.0, 64.0, 64.0),
+                 mean: Sequence[float] = DEFAULT_STATS["landsat-scd"][0],
+                 std: Sequence[float] = DEFAULT_STATS["landsat-scd"][1],
                  transform=None):
         super().__init__(mean, std)
         self.root = Path(root)

@@ -47,6 +47,8 @@ class ImportReport:
     renamed: list[str] = field(default_factory=list)
     mapped: list[str] = field(default_factory=list)
     structure: dict[str, Any] = field(default_factory=dict)
+    filled: int = 0  # BatchNorm num_batches_tracked counters the file lacks
+    converted: dict[str, int] = field(default_factory=dict)  # "float16 to float32" -> tensors cast so
 
     def describe(self) -> str:
         lines = [f"{self.tensors} tensors of {self.source} -> {self.out} (model {self.model})"]
@@ -58,6 +60,13 @@ class ImportReport:
             lines.append("authors' structure: " + ", ".join(f"{k}={v!r}" for k, v in self.structure.items()))
         for line in self.mapped:
             lines.append(f"mapped: {line}")
+        if self.filled:
+            lines.append(f"filled: {self.filled} BatchNorm num_batches_tracked counter{'s' * (self.filled != 1)} the "
+                         "file lacks, with 0, as PyTorch's load_state_dict fills them (an older or converted save)")
+        for cast, count in self.converted.items():  # (loading would cast them: said, as the file's precision)
+            source, target = cast.split(" to ")
+            lines.append(f"converted: {count} {source} tensor{'s' * (count != 1)} to {target}, as the model holds "
+                         "them and train's checkpoints store them")
         return "\n".join(lines)
 
 
@@ -104,6 +113,37 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
         renamed.append(f"prefix '{prefix}' removed")
 
 
+def fill_batchnorm_counters(model: torch.nn.Module, state: dict) -> int:
+    """Add each BatchNorm ``num_batches_tracked`` the state lacks, as 0, and say how many: PyTorch's own strict
+    ``load_state_dict`` fills them so (a state dict without version metadata, as torch < 0.4.1 saved it and
+    converted checkpoints hold it); they count batches, and only a BatchNorm with ``momentum=None`` reads them.
+    Every other tensor stays strict."""
+    from torch.nn.modules.batchnorm import _NormBase
+
+    filled = 0
+    for name, module in model.named_modules():
+        if isinstance(module, _NormBase) and module.track_running_stats:
+            key = f"{name}.num_batches_tracked" if name else "num_batches_tracked"
+            if key not in state:
+                state[key] = torch.tensor(0, dtype=torch.long)
+                filled += 1
+    return filled
+
+
+def cast_to_model(model: torch.nn.Module, state: dict) -> dict[str, int]:
+    """Cast the floating tensors stored in another precision (half, bfloat16, double) to the model's own, as
+    train writes them; {"float16 to float32": count} of those cast. Loading casts them anyway: the checkpoint holds what runs."""
+    target = model.state_dict()
+    cast: dict[str, int] = {}
+    for key, value in state.items():
+        want = target[key].dtype if key in target else None
+        if want is not None and value.is_floating_point() and target[key].is_floating_point() and value.dtype != want:
+            state[key] = value.to(want)
+            name = f"{str(value.dtype).removeprefix('torch.')} to {str(want).removeprefix('torch.')}"
+            cast[name] = cast.get(name, 0) + 1
+    return cast
+
+
 def _map_mambafcs_head(state: dict, kwargs: dict, num_classes: int) -> str | None:
     """Mamba-FCS: the authors' SECOND head has 7 outputs, row 0 "background" (unchanged; their loss turns
     label 0 into 255, ignored, so it is never a target), rows 1..6 the land cover. Their inference takes the
@@ -143,7 +183,8 @@ def _map_cmtunet_haar(state: dict) -> str | None:
 def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
     """The data description a run of the recipe would record, without the data: the layout's classes and
     bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
-    from rsmamba.datasets.benchmark import DEFAULT_STATS, layout_classes
+    from rsmamba.datasets.benchmark import layout_classes
+    from rsmamba.datasets.layouts import DEFAULT_STATS
     from rsmamba.datasets.chips import TilingInfo
 
     d = cfg["data"]
@@ -158,8 +199,7 @@ def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> 
         raise InputError(f"the recipe normalises the image by its training data's statistics (data.mean / data.std "
                          f"null), which the weights file does not hold; give the ones the authors' inference used, "
                          f"e.g. --set 'data.mean=[0,0,0]' --set 'data.std=[255,255,255]' (their images scaled to 0..1)")
-    if len(mean) != len(std) or not all(float(s) > 0 for s in std):
-        raise InputError(f"data.mean {mean} / data.std {std}: one mean and one std > 0 per image band")
+    # (one mean and one std > 0 per band of the layout's images: the config's checks, load_config)
     dsm_mean = dsm_std = None
     if dsm_stats is not None and not (use_dsm and d["dsm_mode"] == "zscore"):  # refused by name, never ignored
         why = ("takes no DSM" if not use_dsm else
@@ -183,12 +223,19 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     from rsmamba.models import create_model, model_info
     from rsmamba.models.weights import load_weights_file
     from rsmamba.atomic import output_problems
-    from rsmamba.train.config import load_config
+    from rsmamba.paths import inputs_problems
+    from rsmamba.train.config import load_config, resolve_config_path
     from rsmamba.train.trainer import checkpoint_payload, resolve_use_dsm
 
     weights, out = Path(weights), Path(out)
-    cfg = load_config(config, list(overrides))
-    problems = output_problems([out], inputs=[weights], overwrite=overwrite)  # never over the input, nor a file
+    recipe = resolve_config_path(config)  # the file read (a shipped recipe's too): an input, as the weights
+    # never over an input (-o RECIPE.yaml --overwrite replaced the recipe with the checkpoint), nor a folder
+    problems = inputs_problems({"weights": weights}) + output_problems([out], inputs=[weights, recipe],
+                                                                       overwrite=overwrite)
+    try:
+        cfg = load_config(recipe, list(overrides))
+    except InputError as exc:  # the recipe's problems with the files', in one go
+        raise InputError(problems + exc.problems) from None
     if problems:
         raise InputError(problems)
     name = cfg["model"]["name"]
@@ -218,14 +265,21 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
             module = create_model(name, **kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
+    report.tensors = len(state)  # (the file's)
+    report.filled = fill_batchnorm_counters(module, state)
     mismatch = state_dict_mismatch(module, state)
     if mismatch:
         raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}")
     check_finite(weights, state)
-    report.tensors = len(state)
+    report.converted = cast_to_model(module, state)
+    beyond = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if beyond:  # a double past float32's range: inf once cast
+        raise InputError(f"{weights}: {len(beyond)} {'tensors hold' if len(beyond) != 1 else 'tensor holds'} values beyond the model's "
+                         f"float32 range ({beyond[0]}, ...)")
     payload = {**checkpoint_payload(cfg, kwargs, tiling, use_dsm), "state_dict": state,
                "imported": {"source": weights.name, "unwrapped": unwrapped, "renamed": renamed,
-                            "mapped": report.mapped, "structure": structure}}
+                            "mapped": report.mapped, "structure": structure, "filled": report.filled,
+                            "converted": report.converted}}
     crop = cfg["data"].get("crop")
     if crop:  # the recipe's training window: predict's default, as a run of it records
         payload["inference"] = {"window": int(crop), "overlap": int(crop) // 4}

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 
-from rsmamba.datasets.benchmark import LAYOUTS
+from rsmamba.datasets.benchmark import LAYOUTS, layout_classes
+from rsmamba.datasets.layouts import layout_image_bands, layout_name
 from rsmamba.datasets.folders import listed_twice
 from rsmamba.errors import InputError, ProblemCollector, seed_problem
 from rsmamba.paths import load_yaml
@@ -154,6 +155,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("augment.date_swap", "number", 0, False),
     ("tensorboard", "bool", None, False),
     ("out", "path", None, False), ("data.root", "path", None, True), ("model.init", "path", None, True),
+    ("data.mean", "number_list", None, True), ("data.std", "number_list", None, True),
 )
 
 
@@ -310,6 +312,122 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
         value = section(part).get(name, allowed[0] if key == "schedule.by" else None)
         if value not in allowed:
             problems.add(f"config {key}: {value!r}, expected {', '.join(allowed)}")
+    _check_model(cfg, problems)
+    _check_statistics(cfg, problems)
+
+
+# Validation scores per task, as ``train.metric`` names them (``val_<name>`` in the history). For a
+# semantic change model ``miou``/``oa`` are the SCD benchmarks' (SECOND, Landsat-SCD: the mean of the
+# change and no-change IoU; the per-time-point OA of SCanNet's evaluation), ``sek``/``fscd``/``score``
+# theirs too (score = 0.3 mIoU + 0.7 SeK), and ``sem_*`` the land cover on the labelled pixels.
+VAL_METRICS = {
+    "segmentation": ("miou", "mf1", "oa", "kappa"),
+    "semantic-change": ("sek", "score", "fscd", "miou", "oa", "change_f1", "change_iou", "change_oa",
+                        "change_kappa", "sem_miou", "sem_mf1", "sem_oa", "sem_kappa"),
+}
+
+
+def metric_problem(metric: Any, task: str | None) -> str | None:
+    """Why ``train.metric`` names no validation score of a ``task`` model (None: of any task, the model being
+    the one of a model.init checkpoint, read later), or None: another name picked best.pt by the training loss."""
+    if task is not None:
+        known = VAL_METRICS.get(task, ())
+        if metric in known:
+            return None
+        return f"train.metric {metric!r}: not a validation score of a {task} model; choose one of {', '.join(known)}"
+    if any(metric in names for names in VAL_METRICS.values()):
+        return None
+    return (f"train.metric {metric!r}: not a validation score of any model; choose one of "
+            + "; ".join(f"{', '.join(names)} ({task})" for task, names in VAL_METRICS.items()))
+
+
+def _check_model(cfg: dict, problems: ProblemCollector) -> None:
+    """model.name, model.instances and what depends on the model (train.metric) or on a benchmark's classes
+    (CE class_weights, train.exclude_classes), with the config's other values: a list as model.name was a
+    TypeError traceback in the registry, a text model.instances was read letter by letter ('f, o, o'), and a
+    wrong train.metric or class_weights count was said only once every other problem was fixed."""
+    from rsmamba.models import model_info
+
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    name, task = model.get("name"), None
+    if not (isinstance(name, str) and name.strip()):
+        problems.add(f"config model.name: expected a model name (rsmamba models lists them), got {name!r}")
+    else:
+        try:
+            info = model_info(name)
+        except InputError as exc:
+            problems.add(f"config model.name: {exc}")
+        else:  # a config leaving the default model with a model.init takes the checkpoint's (known later)
+            task = None if model.get("init") and name == DEFAULTS["model"]["name"] else info.task
+    instances = model.get("instances")
+    if instances is None:
+        model["instances"] = []  # 'instances:' left empty: none
+    elif not (isinstance(instances, list) and all(isinstance(c, str) and c.strip() for c in instances)):
+        problems.add(f"config model.instances: expected a list such as [interior, contact] (target channels of "
+                     f"'rsmamba tile --instance-targets'), got {instances!r}")
+    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+    if "metric" in train and (problem := metric_problem(train["metric"], task)):
+        problems.add(f"config {problem}")
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    layout = data.get("layout")
+    if layout in (None, "chips") or layout not in LAYOUTS:
+        return  # chips: their class table is read with the data (tiling.json), and checked then
+    classes = layout_classes(layout)
+    given = (model.get("kwargs") or {}).get("num_classes") if isinstance(model.get("kwargs"), dict) else None
+    count = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else len(classes)
+    names = [c["name"] for c in classes] if len(classes) == count else [str(i) for i in range(count)]
+    for problem in class_settings_problems(cfg, count, names):
+        problems.add(f"config {problem}")
+
+
+def class_settings_problems(cfg: dict, num_classes: int, names: list[str], trained: set[int] | None = None) -> list[str]:
+    """Settings sized by the classes: CE class_weights one per class (not 0 on every class the training chips
+    hold, ``trained``, where known), train.exclude_classes ids of the data. Each said in a line; wrong, they
+    failed at the first batch (class weights) or after a whole epoch (an excluded id past the head). A loss or
+    exclude_classes of the wrong type is said by the type checks, not here."""
+    from rsmamba.losses import CrossEntropy, build_loss
+
+    problems: list[str] = []
+    try:
+        loss = build_loss(cfg["loss"])
+    except (InputError, KeyError, TypeError):
+        loss = None
+    for module in loss.modules() if loss is not None else ():
+        if isinstance(module, CrossEntropy) and module.weight is not None and module.weight.numel() != num_classes:
+            problems.append(f"loss ce: {module.weight.numel()} class_weights for {num_classes} classes "
+                            f"({', '.join(names)})")
+        elif isinstance(module, CrossEntropy) and module.weight is not None and trained and all(
+                module.weight[c] == 0 for c in trained if c < num_classes):
+            problems.append(f"loss ce: class_weights are 0 for every class the training chips hold "
+                            f"({', '.join(names[c] for c in sorted(trained) if c < num_classes)}), so no pixel "
+                            "counts; give them a weight > 0")
+    excluded = (cfg.get("train") or {}).get("exclude_classes")
+    bad = [c for c in excluded if isinstance(c, int) and not 0 <= c < num_classes] if isinstance(excluded, list) else []
+    if bad:
+        problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
+    return problems
+
+
+def _check_statistics(cfg: dict, problems: ProblemCollector) -> None:
+    """data.mean / data.std: one of each per image band, std > 0, as many as a benchmark layout's images have
+    bands. Two means on a 3-band Vaihingen recipe built a 2-band model: import-weights said the weights did not
+    fit it ('(8, 3, 7, 7) vs (8, 2, 7, 7)'), train failed at its first batch."""
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    given = {key: data.get(key) for key in ("mean", "std")
+             if isinstance(data.get(key), list) and data.get(key) and all(_finite(v) for v in data[key])}
+    if "std" in given and not all(v > 0 for v in given["std"]):
+        problems.add(f"config data.std: each value must be > 0 (a band's spread), got {given['std']!r}")
+    if len(given) == 2 and len(given["mean"]) != len(given["std"]):
+        problems.add(f"config data.mean has {len(given['mean'])} entries, data.std {len(given['std'])}: one of each "
+                     "per image band")
+    layout = data.get("layout")
+    bands = layout_image_bands(layout, data.get("city"), data.get("variant")) if isinstance(layout, str) else None
+    for key, values in given.items():
+        if bands is not None and len(values) != bands:
+            where = layout_name({"layout": layout, "city": str(data.get("city") or "vaihingen")})
+            variant = f" ({data.get('variant')})" if layout == "isprs" and data.get("variant") else ""
+            problems.add(f"config data.{key}: {len(values)} entr{'ies' if len(values) != 1 else 'y'}, but the images "
+                         f"of {where}{variant} have {bands} bands (one {key} per band)")
 
 
 def schedule_warnings(cfg: dict, steps_per_epoch: int) -> list[str]:

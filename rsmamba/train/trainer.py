@@ -40,6 +40,7 @@ from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, record
 from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
+from rsmamba.paths import output_problem
 from rsmamba.metrics import (
     ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist, segmentation_scores,
 )
@@ -50,7 +51,10 @@ from rsmamba.raster.validate import scale_error, scale_problems
 from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
-from rsmamba.train.config import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, load_config, schedule_warnings
+from rsmamba.train.config import (
+    OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, load_config, metric_problem,
+    resolve_config_path, schedule_warnings,
+)
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
 
@@ -426,24 +430,11 @@ def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales
     return tta_average(lambda x: segment(model, x, inputs).softmax(1), image, plan) * plan.passes
 
 
-# Validation scores per task, as ``train.metric`` names them (``val_<name>`` in the history). For a
-# semantic change model ``miou``/``oa`` are the SCD benchmarks' (SECOND, Landsat-SCD: the mean of the
-# change and no-change IoU; the per-time-point OA of SCanNet's evaluation), ``sek``/``fscd``/``score``
-# theirs too (score = 0.3 mIoU + 0.7 SeK), and ``sem_*`` the land cover on the labelled pixels.
-VAL_METRICS = {
-    "segmentation": ("miou", "mf1", "oa", "kappa"),
-    "semantic-change": ("sek", "score", "fscd", "miou", "oa", "change_f1", "change_iou", "change_oa",
-                        "change_kappa", "sem_miou", "sem_mf1", "sem_oa", "sem_kappa"),
-}
-
-
 def check_metric(metric: str, task: str) -> None:
-    """``train.metric`` names a validation score of the model's task: another name would pick
-    ``best.pt`` by the training loss without a word."""
-    known = VAL_METRICS.get(task, ())
-    if metric not in known:
-        raise InputError(f"train.metric {metric!r}: not a validation score of a {task} model; "
-                         f"choose one of {', '.join(known)}")
+    """``train.metric`` names a validation score of the model's task (:data:`VAL_METRICS`): another name would
+    pick ``best.pt`` by the training loss without a word. The config's checks say it where the model is known."""
+    if problem := metric_problem(metric, task):
+        raise InputError(problem)
 
 
 def fillers_of(classes: Sequence[dict]) -> list[int]:
@@ -530,6 +521,9 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     cfg = load_config(None if base else config, [*overrides, f"model.init={checkpoint}"], base=base)
     d, t = cfg["data"], cfg["train"]
     out = Path(cfg["out"]) / f"test_{d['val_split']}.json"
+    reads = [path for _, path in run_inputs(cfg, None if base else config)] + [checkpoint]
+    if problem := output_problem(out, reads, "train --test output"):  # a JSON config named so: replaced, --overwrite
+        raise InputError(problem)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; --overwrite replaces it")
     ckpt = load_checkpoint(checkpoint)
@@ -622,19 +616,16 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
         data = Path(folder).resolve()
         if out == data or data in out.parents or out in data.parents:
             problems.append(f"out {out_dir}: is, holds or lies in the data folder {folder}; choose a folder of its own")
-    if config_path is not None:
-        from rsmamba.train.config import resolve_config_path
-
-        try:
-            named = resolve_config_path(config_path).resolve()
-        except InputError:
-            named = None
-        if named == out / "config.yaml" and not resume:  # a resume reads the run's own config, the same again
-            problems.append(f"out {out_dir}: would write config.yaml over the config {config_path} of this run")
-    init = cfg["model"].get("init")
-    if init and str(init) not in DEMO_CHECKPOINTS and Path(init).resolve() in (out / "best.pt", out / "last.pt"):
-        problems.append(f"out {out_dir}: would write over model.init {init}; train into another folder "
-                        "(--resume continues a run in its own folder)")
+    written = {(out / name).resolve(): name for name in RUN_FILES}  # (a link among them: the file it points at)
+    for role, path in run_inputs(cfg, config_path):  # every file the run reads, each checked alike
+        name = written.get(path.resolve())
+        if name is None or (role == "config" and name == "config.yaml" and resume):
+            continue  # (a resume reads the run's own config.yaml, the same again)
+        if role == "config":
+            problems.append(f"out {out_dir}: would write {name} over the config {config_path} of this run")
+        else:
+            problems.append(f"out {out_dir}: would write over {role} {path} (the run's {name}); train into another "
+                            "folder (--resume continues a run in its own folder)")
     if out.is_dir():  # a file the run replaces (last.pt, metrics.csv) that cannot be: said now, not after an epoch
         for path in sorted(out.iterdir()):
             if path.is_file() and (refused := replace_refused(path)):
@@ -645,6 +636,28 @@ def _check_out_folder(out_dir: Path, cfg: dict, config_path: str | os.PathLike[s
 
 # What a run writes in its out folder, published together each epoch (best.pt when the epoch is the best)
 RUN_FILES = ("last.pt", "metrics.csv", "metrics.jsonl", "config.yaml", "best.pt")
+
+
+def run_inputs(cfg: dict, config_path: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    """(role, path) of each file a run of ``cfg`` reads besides its data: the config file, ``model.init`` and
+    every ``model.pretrained`` path (a shipped demo model aside): none may be one the run writes (only the
+    config and the init were checked: a pretrained best.pt of the folder's last run was replaced by the
+    first epoch, even a --set pretrained one)."""
+    found: list[tuple[str, Path]] = []
+    if config_path is not None:
+        try:
+            found.append(("config", resolve_config_path(config_path)))
+        except InputError:
+            pass  # (said where the config is read)
+    init = cfg["model"].get("init")
+    if init and str(init) not in DEMO_CHECKPOINTS:
+        found.append(("model.init", Path(str(init))))
+    pretrained = cfg["model"].get("pretrained")
+    parts = pretrained.items() if isinstance(pretrained, dict) else [(None, pretrained)]
+    for part, path in parts:
+        if isinstance(path, (str, os.PathLike)) and str(path):
+            found.append((f"model.pretrained{'.' + str(part) if part is not None else ''}", Path(path)))
+    return found
 
 
 def _continues_folder(resume: bool | str | os.PathLike[str], out_dir: Path) -> bool:
@@ -829,21 +842,7 @@ def _check_class_settings(cfg: dict, num_classes: int, names: list[str], trained
     """Settings sized by the classes, checked before any batch: wrong, they failed at the first batch
     (class weights) or after a whole epoch (an excluded class id past the head), with a traceback. ``trained``:
     the class ids the training chips hold, where known (weights 0 on all of them: a NaN loss at step 1)."""
-    from rsmamba.losses import CrossEntropy
-
-    problems = []
-    for module in build_loss(cfg["loss"]).modules():
-        if isinstance(module, CrossEntropy) and module.weight is not None and module.weight.numel() != num_classes:
-            problems.append(f"loss ce: {module.weight.numel()} class_weights for {num_classes} classes "
-                            f"({', '.join(names)})")
-        elif isinstance(module, CrossEntropy) and module.weight is not None and trained and all(
-                module.weight[c] == 0 for c in trained if c < num_classes):
-            problems.append(f"loss ce: class_weights are 0 for every class the training chips hold "
-                            f"({', '.join(names[c] for c in sorted(trained) if c < num_classes)}), so no pixel "
-                            "counts; give them a weight > 0")
-    bad = [c for c in cfg["train"]["exclude_classes"] if not 0 <= c < num_classes]
-    if bad:
-        problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
+    problems = class_settings_problems(cfg, num_classes, names, trained)  # (a benchmark's: the config's checks too)
     if problems:
         raise InputError(problems)
 

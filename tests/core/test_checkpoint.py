@@ -59,6 +59,22 @@ def test_numpy_scalars_are_saved_as_python_numbers(tmp_path: Path) -> None:
     assert type(again["normalization"]["dsm"]["mean"]) is float and type(again["metrics"]["val_miou"]) is float
 
 
+def test_a_tensor_viewing_a_larger_storage_is_saved_alone(tmp_path: Path) -> None:
+    """torch.save writes a tensor's whole storage: one weight slicing a 40 MB buffer made a 2.3 MB state dict a
+    42 MB checkpoint. A view is saved as a copy of its values; tensors sharing one storage whole stay shared."""
+    ckpt = load_checkpoint(DEMO)
+    state = dict(ckpt["state_dict"])
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
+    big = torch.zeros(10**7)  # 40 MB
+    view = big[: state[name].numel()].view_as(state[name])
+    view.copy_(state[name])
+    plain = save_checkpoint(tmp_path / "plain.pt", ckpt).stat().st_size
+    path = save_checkpoint(tmp_path / "view.pt", {**ckpt, "state_dict": {**state, name: view}})
+    assert path.stat().st_size < plain + 100_000, (path.stat().st_size, plain)
+    assert torch.equal(load_checkpoint(path)["state_dict"][name], state[name])
+    assert view.untyped_storage().data_ptr() == big.untyped_storage().data_ptr()  # (the caller's left as they were)
+
+
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path: Path) -> None:
     """A diverged run's best.pt predicted class 0 everywhere, exit 0."""
     ckpt = load_checkpoint(DEMO)

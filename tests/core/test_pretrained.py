@@ -86,8 +86,16 @@ def test_a_safetensors_download_lands_like_its_pth(tmp_path: Path) -> None:
         load_pretrained(model, tmp_path / name, image_bands=3, dsm=False)
         assert all(torch.equal(model.state_dict()[k], models[0][k]) for k in models[0]), name
     (tmp_path / "broken.safetensors").write_bytes(b"not a tensor table")
-    with pytest.raises(InputError, match="not a readable safetensors file"):
+    with pytest.raises(InputError, match="not a PyTorch or safetensors file \\(text: 'not a tensor table'\\)"):
         load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "broken.safetensors",
+                        image_bands=3, dsm=False)
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "hub.pth").read_bytes()[:5000])
+    with pytest.raises(InputError, match="not a readable safetensors file \\(Error while deserializing header"):
+        load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "cut.safetensors",
+                        image_bands=3, dsm=False)
+    (tmp_path / "folder.pth").mkdir()  # was 'file not found'
+    with pytest.raises(InputError, match="model.pretrained .*folder.pth: is a directory, not a file"):
+        load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "folder.pth",
                         image_bands=3, dsm=False)
 
 

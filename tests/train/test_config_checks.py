@@ -129,3 +129,109 @@ def test_a_cosine_restarts_run_that_ends_inside_a_cycle_is_said() -> None:
     assert schedule_warnings(by_step, 10) == [
         "schedule cosine_restarts (t0 7, t_mult 1): train.epochs 2 ends 6 steps into a 7-step cycle, at "
         f"{lr_factor(by_step, 10)(19):.2g} x optim.lr (cycles end at step 7, 14, 21)"]
+
+
+def load_config_value(text: str) -> object:
+    """A --set value as the config holds it (YAML)."""
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _config_fails(argv: list[str], capsys) -> str:
+    from rsmamba.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_model_name_that_is_no_name_is_a_config_error(tmp_path, capsys) -> None:
+    """A list or a mapping as model.name was a TypeError traceback (unhashable type) in the registry, from --set,
+    a config file and import-weights alike; an unknown name is said with the config's other problems."""
+    for value in ("[a]", "{a: 1}", "5", "''"):
+        assert _problems(f"model.name={value}") == [
+            f"config model.name: expected a model name (rsmamba models lists them), got {load_config_value(value)!r}"]
+    said = _problems("model.name=nope", "optim.lr=-1")
+    assert len(said) == 2 and any("config model.name: unknown model 'nope'; known: " in p for p in said), said
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model: {name: [a]}\ndata: {root: chips}\n")
+    err = _config_fails(["train", "-c", str(cfg), "--dry-run"], capsys)
+    assert "config model.name: expected a model name" in err
+    err = _config_fails(["train", "--set", "data.root=chips", "--set", "model.name=[a]", "--dry-run"], capsys)
+    assert "config model.name: expected a model name" in err
+    weights = tmp_path / "w.pth"
+    import torch
+
+    torch.save({"a": torch.zeros(1)}, weights)
+    err = _config_fails(["import-weights", str(weights), "-c", "mambafcs_second", "--set", "model.name=[a]", "-o",
+                         str(tmp_path / "m.pt")], capsys)
+    assert "config model.name: expected a model name" in err
+
+
+def test_model_instances_is_a_list_of_channel_names() -> None:
+    """'model.instances=foo' was read letter by letter: 'model.instances (f, o, o)'."""
+    for value in ("foo", "[1]", "{interior: 1}"):
+        assert _problems(f"model.instances={value}") == [
+            "config model.instances: expected a list such as [interior, contact] (target channels of 'rsmamba tile "
+            f"--instance-targets'), got {load_config_value(value)!r}"]
+    assert load_config(None, ["data.root=chips", "model.instances="])["model"]["instances"] == []
+    assert load_config(None, ["data.root=chips", "model.instances=[interior, contact]"])["model"]["instances"] == [
+        "interior", "contact"]
+
+
+def test_the_metric_and_a_benchmarks_class_settings_are_checked_with_the_rest() -> None:
+    """train.metric and a CE class_weights count were said only once every other config problem was fixed (after
+    the data were opened): they are collected with them where the model and the classes are known from the config
+    (model.name; a benchmark layout's classes)."""
+    said = _problems("train.metric=foo", "optim.lr=-1")
+    assert said == ["config optim.lr: must be > 0, got -1",
+                    "config train.metric 'foo': not a validation score of a segmentation model; choose one of miou, "
+                    "mf1, oa, kappa"]
+    assert any("not a validation score of a semantic-change model; choose one of sek, " in p
+               for p in _problems("model.name=mambafcs_tiny", "train.metric=mf1"))
+    # the default model with a model.init: the checkpoint's model, read later; a name no model scores is refused now
+    assert any("train.metric 'foo': not a validation score of any model; choose one of miou" in p
+               for p in _problems("model.init=demo", "train.metric=foo"))
+    assert load_config(None, ["data.root=chips", "model.init=demo", "train.metric=sek"])
+    with pytest.raises(InputError) as exc:
+        load_config("mafmamba_vaihingen", ["data.root=x", "loss={name: ce, class_weights: [1, 2]}", "optim.lr=-1",
+                                           "train.exclude_classes=[5, 7]"])
+    assert exc.value.problems == [
+        "config optim.lr: must be > 0, got -1",
+        "config loss ce: 2 class_weights for 6 classes (impervious, building, low_vegetation, tree, car, clutter)",
+        "config train.exclude_classes [7]: no class id of the data (0..5)"]
+    # chips: their class table (tiling.json) is read with the data, and the count checked then
+    assert load_config(None, ["data.root=chips", "loss={name: ce, class_weights: [1, 2]}"])
+
+
+def test_image_statistics_are_one_per_band_of_the_layouts_images(tmp_path, capsys) -> None:
+    """Two means and stds on a 3-band Vaihingen recipe built a 2-band model: import-weights said the weights did not
+    fit it ('(8, 3, 7, 7) vs (8, 2, 7, 7)'), train failed at its first batch."""
+    def said(recipe: str, *sets: str) -> list[str]:
+        with pytest.raises(InputError) as exc:
+            load_config(recipe, ["data.root=x", *sets])
+        return exc.value.problems
+
+    assert said("mafmamba_vaihingen", "data.mean=[1, 2]", "data.std=[1, 1]") == [
+        "config data.mean: 2 entries, but the images of the ISPRS Vaihingen layout have 3 bands (one mean per band)",
+        "config data.std: 2 entries, but the images of the ISPRS Vaihingen layout have 3 bands (one std per band)"]
+    assert said("mafmamba_potsdam", "data.variant=RGBIR", "data.mean=[1, 2, 3]", "data.std=[1, 1, 1]")[0] == (
+        "config data.mean: 3 entries, but the images of the ISPRS Potsdam layout (RGBIR) have 4 bands (one mean per "
+        "band)")
+    assert load_config("mafmamba_potsdam", ["data.root=x", "data.variant=RGBIR", "data.mean=[1, 2, 3, 4]"])
+    assert said("mambafcs_second", "data.std=[1, 0, 1]") == [
+        "config data.std: each value must be > 0 (a band's spread), got [1, 0, 1]"]
+    assert said("mafmamba_vaihingen", "data.mean=[1, 2, 3]", "data.std=[1, 1]")[0] == (
+        "config data.mean has 3 entries, data.std 2: one of each per image band")
+    assert said("mafmamba_vaihingen", "data.mean=abc") == [
+        "config data.mean: expected a list of numbers, e.g. [1.0], got 'abc'"]
+    weights = tmp_path / "w.pth"
+    import torch
+
+    torch.save({"a": torch.zeros(1)}, weights)
+    err = _config_fails(["import-weights", str(weights), "-c", "mafmamba_vaihingen", "--set",
+                         "model.name=mafmamba_tiny", "--set", "data.mean=[1,2]", "--set", "data.std=[1,1]", "-o",
+                         str(tmp_path / "m.pt")], capsys)
+    assert "config data.mean: 2 entries, but the images of the ISPRS Vaihingen layout have 3 bands" in err

@@ -3,6 +3,7 @@ checkpoint that predict-side loading runs as the authors' network (tiny variants
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,115 @@ def test_import_weights_refuses_a_chips_config(tmp_path: Path) -> None:
     cfg.write_text("data: {root: chips}\nmodel: {name: cmtunet_tiny}\n")
     with pytest.raises(InputError, match="benchmark recipe"):
         import_weights(DEMO, cfg, tmp_path / "m.pt")
+
+
+def test_the_recipe_file_is_an_input_never_written_over(tmp_path: Path, capsys) -> None:
+    """-o RECIPE.yaml --overwrite replaced the user's recipe with the checkpoint (exit 0): only the weights were
+    passed as an input to the output check."""
+    import shutil
+
+    recipe = tmp_path / "recipe.yaml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "rsmamba" / "data" / "configs" / "mambafcs_second.yaml", recipe)
+    text = recipe.read_text()
+    weights = tmp_path / "w.pth"
+    torch.save({"a": torch.zeros(1)}, weights)
+    _fails(tmp_path, capsys, [str(weights), "-c", str(recipe), "--set", "model.name=mambafcs_tiny", "-o",
+                              str(recipe), "--overwrite"], f"output {recipe}: is the input {recipe}")
+    assert recipe.read_text() == text
+
+
+def _weights_like(path: Path, kind: str) -> Path:
+    """A file given as the weights that holds none, as users give them."""
+    import os
+    import pickle
+    import zipfile
+
+    good = tmp = path.with_suffix(".good")
+    torch.save({"a": torch.zeros(64)}, tmp)
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("hello this is text\n" * 10)
+    elif kind == "web page":
+        path.write_text("<!DOCTYPE html><html><body>Sign in to continue</body></html>")
+    elif kind == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "other zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("readme.txt", "hi")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"a": [1, 2]}, protocol=4))
+    return path
+
+
+@pytest.mark.parametrize("kind, said", [
+    ("folder", "is a directory, not a file"),
+    ("pipe", "not a regular file (a named pipe"),
+    ("empty", "empty file (0 bytes)"),
+    ("text", "not a PyTorch or safetensors file (text: 'hello this is text"),
+    ("web page", "file (text: '<!DOCTYPE html><html><body>Sign in to co') (a web page saved in its place?)"),
+    ("truncated", "a damaged or truncated zip archive"),
+    ("other zip", "a zip archive, not a PyTorch file (no data.pkl in it; it holds readme.txt)"),
+    ("pickle", "a plain Python pickle (pickle.dump's), not a torch.save or safetensors file"),
+])
+def test_a_file_that_holds_no_weights_is_said_in_words(tmp_path: Path, capsys, kind: str, said: str) -> None:
+    """A folder or a pipe was 'file not found (no downloads at run time)'; the others named only a Python
+    exception: KeyError (text), RuntimeError (a truncated or foreign zip), EOFError (empty)."""
+    from rsmamba.models.weights import load_weights_file
+
+    weights = _weights_like(tmp_path / "authors.pth", kind)
+    _fails(tmp_path, capsys, [str(weights), "-c", "mambafcs_second", "--set", "model.name=mambafcs_tiny", "-o",
+                              str(tmp_path / "m.pt")], f"weights {weights}: ", said)
+    with pytest.raises(InputError, match=re.escape(said)):  # (predict --model, train --init read it as well)
+        load_weights_file(weights, "weights")
+
+
+def test_batchnorm_counters_the_file_lacks_are_filled_and_nothing_else(tmp_path: Path, capsys) -> None:
+    """Weights without BatchNorm num_batches_tracked (an older save, a converted checkpoint), which PyTorch's own
+    strict load_state_dict accepts, were refused ('78 missing (...num_batches_tracked...)')."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    counters = [k for k in src.state_dict() if k.endswith("num_batches_tracked")]
+    assert counters
+    state = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "old.pth")
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    report = import_weights(tmp_path / "old.pth", "mafmamba_vaihingen", tmp_path / "m.pt", sets)
+    assert report.filled == len(counters) and report.tensors == len(state)
+    assert f"filled: {len(counters)} BatchNorm num_batches_tracked counters the file lacks" in report.describe()
+    ckpt, info, model = build_from_checkpoint(tmp_path / "m.pt", ("segmentation",), "predict")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(segment(model.eval(), x, info.inputs), segment(src, x, info.inputs))
+    state.pop(next(k for k in state if k.endswith("running_mean")))  # any other BatchNorm tensor: still strict
+    torch.save(state, tmp_path / "less.pth")
+    with pytest.raises(InputError, match=r"1 missing \(.*running_mean\)"):
+        import_weights(tmp_path / "less.pth", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
+
+
+def test_weights_in_another_precision_are_stored_as_train_stores_them_and_said(tmp_path: Path) -> None:
+    """Half and double weights were written as given, unsaid (train's checkpoints hold float32): cast to the
+    model's float32 and said; a double beyond float32's range is refused, not written as inf."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    floats = sum(v.is_floating_point() for v in src.state_dict().values())
+    for dtype, name in ((torch.float16, "float16"), (torch.float64, "float64")):
+        torch.save({k: v.to(dtype) if v.is_floating_point() else v for k, v in src.state_dict().items()},
+                   tmp_path / f"{name}.pth")
+        report = import_weights(tmp_path / f"{name}.pth", "mafmamba_vaihingen", tmp_path / f"{name}.pt", sets)
+        assert report.converted == {f"{name} to float32": floats}
+        assert f"converted: {floats} {name} tensors to float32" in report.describe()
+        state = load_checkpoint(tmp_path / f"{name}.pt")["state_dict"]
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+    big = {k: v.double() if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    first = next(k for k, v in big.items() if v.is_floating_point())
+    big[first].view(-1)[0] = 1e300
+    torch.save(big, tmp_path / "big.pth")
+    with pytest.raises(InputError, match=re.escape(f"1 tensor holds values beyond the model's float32 range ({first}")):
+        import_weights(tmp_path / "big.pth", "mafmamba_vaihingen", tmp_path / "big.pt", sets)
+    assert not (tmp_path / "big.pt").exists()

@@ -52,6 +52,9 @@ def test_loveda_shifts_labels_and_ignores_nodata(tmp_path: Path) -> None:
     sample = ds[0]
     assert sample["mask"][0].tolist() == [255, 0, 1, 6]
     assert sample["image"].shape == (3, 4, 4)
+    from rsmamba.datasets.layouts import DEFAULT_STATS  # the layout's statistics, not a rounded copy
+
+    assert ds.mean.flatten().tolist() == pytest.approx(DEFAULT_STATS["loveda"][0])
 
 
 def test_second_change_and_semantics(tmp_path: Path) -> None:
@@ -64,7 +67,18 @@ def test_second_change_and_semantics(tmp_path: Path) -> None:
     for sub, arr in (("im1", np.full((3, 2, 2), 90, np.uint8)), ("im2", np.full((3, 2, 2), 120, np.uint8)),
                      ("label1", l1), ("label2", l2)):
         _png(tmp_path / "train" / sub / "a.png", arr)
-    s = SECONDDataset(tmp_path, "train")[0]
+    ds = SECONDDataset(tmp_path, "train")
+    s = ds[0]
+    # the reader's default statistics are the layout's, those training uses (they were a rounded copy: 116.3
+    # for 116.45, 48.0 for 48.14), from their one home
+    from rsmamba.datasets.benchmark import open_datasets
+    from rsmamba.datasets.layouts import DEFAULT_STATS
+
+    assert ds.mean.flatten().tolist() == pytest.approx(DEFAULT_STATS["second"][0])
+    assert ds.std.flatten().tolist() == pytest.approx(DEFAULT_STATS["second"][1])
+    trained, _ = open_datasets({"root": str(tmp_path), "layout": "second", "train_split": "train", "val_split": "val"},
+                               use_dsm=False)
+    assert torch.equal(trained[0]["image"], s["image"])
     assert s["change"].tolist() == [[0, 1], [1, 0]]
     assert s["mask"].tolist() == [[255, 4], [0, 255]]
     assert s["mask2"].tolist() == [[255, 1], [3, 255]]

@@ -129,3 +129,29 @@ def test_a_new_run_removes_only_the_scores_of_its_folders_checkpoints(chips: Pat
     _score(lone, lone / "best.pt", "val")  # a score of the folder's best.pt, deleted: the new one would not be it
     with pytest.raises(InputError, match=r"lone holds a previous training run \(test_val.json\)"):
         train(_cfg(chips, lone), progress=False)
+
+
+def test_no_file_the_run_reads_is_one_it_writes(chips: Path, tmp_path: Path) -> None:
+    """Only the config (as config.yaml) and model.init (as best.pt, last.pt) were checked: a model.pretrained
+    best.pt of the folder's last run was read, then replaced by the first epoch (--overwrite); a JSON config named
+    test_val.json was replaced by train --test's scores. Refused even with --overwrite, as every input is."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    best = run / "best.pt"
+    shutil.copy(trainer.checkpoint_path("demo"), best)
+    before = best.read_bytes()
+    cfg = _cfg(chips, run)
+    with pytest.raises(InputError, match=r"would write over model.pretrained .*best.pt \(the run's best.pt\)"):
+        train({**cfg, "model": {**cfg["model"], "pretrained": str(best)}}, progress=False, overwrite=True)
+    with pytest.raises(InputError, match=r"would write over model.pretrained.backbone .*last.pt"):
+        train({**cfg, "model": {**cfg["model"], "pretrained": {"backbone": str(run / "last.pt")}}},
+              progress=False, overwrite=True)
+    assert best.read_bytes() == before
+    config = run / "test_val.json"  # (JSON is YAML)
+    config.write_text(json.dumps({**cfg, "data": {**cfg["data"], "val_split": "val"}}))
+    text = config.read_text()
+    with pytest.raises(InputError, match=r"train --test output .*test_val.json: is the input .*test_val.json"):
+        score_checkpoint(config, checkpoint="demo", progress=False, overwrite=True)
+    assert config.read_text() == text
