@@ -148,6 +148,7 @@ def test_layer_names_differing_in_non_ascii_case_are_two_layers(tmp_path, capsys
     vectorize_raster(src, out, classes=["building"], layer="gebäude")
     assert main(["vectorize", str(src), "-o", str(out), "--layer", "STRASSE", "--classes", "building"]) == 0
     assert main(["vectorize", str(src), "-o", str(out), "--layer", "GEBÄUDE", "--append", "--classes", "building"]) == 0
+    assert "holds no layer 'GEBÄUDE'" in capsys.readouterr().err  # --append made it: said
     layers = {name: pyogrio.read_info(out, layer=name)["features"] for name, _ in pyogrio.list_layers(out)}
     assert layers == {"straße": 2, "gebäude": 2, "STRASSE": 2, "GEBÄUDE": 2}  # (two buildings each)
     err = one_line_error(["vectorize", str(src), "-o", str(out), "--layer", "Straße"], capsys)  # ASCII case: one
