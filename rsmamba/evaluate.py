@@ -865,6 +865,10 @@ def _building_burner(path: Path, grid: Grid, role: str = "buildings", layer_name
         if notes is not None:
             notes.append(said)
         return lambda window: np.zeros((int(window.height), int(window.width)), np.int32), 0
+    if (mixed := _other_classes(layer, f"{role} {path}")) is not None:
+        log.warning(mixed)
+        if notes is not None:
+            notes.append(mixed)
     layer = _areas_only(layer, f"{role} {path}", notes, objects=True)
     layer = _layer_on_grid(layer, grid, f"{role} {path}")
     geoms, repaired = repaired_areas(layer.geometry)  # a ring traced twice burnt nothing: a building missed
@@ -877,6 +881,22 @@ def _building_burner(path: Path, grid: Grid, role: str = "buildings", layer_name
         if notes is not None:
             notes.append(overlap)
     return _window_burner(geoms, list(range(1, len(geoms) + 1)), grid, 0, "int32"), len(geoms)
+
+
+def _other_classes(layer: Any, what: str) -> str | None:
+    """A layer of objects whose ``class`` field (any case) names more than buildings: every polygon of it is scored as
+    a building (a land-cover layer given as --buildings: 8 reference objects, 4 of them water and vegetation, unsaid;
+    QA). Said with the values and how to keep the buildings alone."""
+    field = next((c for c in layer.columns if str(c).lower() == "class"), None)
+    if field is None:
+        return None
+    values = sorted({str(v) for v in layer[field].dropna()})
+    others = [v for v in values if v.strip().lower() not in ("building", "buildings", "1")]
+    if len(values) < 2 or not others:
+        return None
+    shown = ", ".join(repr(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+    return (f"{what}: its field {field!r} holds {len(values)} values ({shown}), and every polygon of the layer counts "
+            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = 'building'\" buildings.gpkg ...)")
 
 
 class _BuildingCounts:

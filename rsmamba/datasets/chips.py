@@ -363,6 +363,21 @@ def describe_chips(fingerprint: dict[str, Any]) -> str:
             f"{f' tiled from {source}' if source else ''} (content {str(fingerprint.get('sha256'))[:12]})")
 
 
+def split_counts(root: object) -> str:
+    """'; its chips: train 48, val 16' for a chip folder (or list of them) whose ``manifest.csv`` reads, else '':
+    what a missing split's refusal can name (it said only 'no labelled split test', QA)."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    try:
+        for r in (root if isinstance(root, (list, tuple)) else [root]):
+            counts.update(row.get("split", "") for row in read_manifest(read_tiling(r), None))
+    except (InputError, OSError, ValueError):
+        return ""
+    shown = ", ".join(f"{name} {counts[name]}" for name in CHIP_SPLITS if counts[name])
+    return f"; its chips: {shown} (rsmamba tile --split gives each split its share)" if shown else ""
+
+
 def describe_roots(root: object) -> str:
     """``data.root`` as messages name it: the folder, or the folders of a list joined by commas."""
     return ", ".join(str(r) for r in root) if isinstance(root, (list, tuple)) else str(root)

@@ -152,6 +152,9 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
         if wanted is None and any(c not in NO_COLOUR for c in read):  # a gray model fed a colour: not 'its' band
             what = (f"by position ({', '.join(read)} as declared): the model records no colour for its "
                     f"band{'s' * (len(chosen) != 1)} ({', '.join(loaded.colours or ['none'])})")
+        elif wanted and all(c in NO_COLOUR for c in read):  # a 6-band Landsat scene's blue, green, red read as RGB
+            what = (f"by position, as its {', '.join(wanted)}: the image declares no band colours (a Landsat scene "
+                    "stores blue, green, red as bands 1, 2, 3: --bands 3,2,1)")
         else:
             what = "those it was trained on"
         note = (f"image {image}: {image_count} bands; the model reads bands {','.join(map(str, chosen))}, "

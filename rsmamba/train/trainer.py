@@ -37,7 +37,7 @@ from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, recorded_scale, use_normalization
-from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots
+from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots, split_counts
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.paths import output_problem
@@ -75,6 +75,7 @@ class TrainResult:
     left_out: list[str] = field(default_factory=list)  # classes the val means leave out (train.exclude_classes)
     # the scores those means are (a change model's miou is SCanNet's change/no-change mean: its land cover is sem_)
     means: tuple[str, ...] = ("val_miou", "val_mf1")
+    planned: int | None = None  # train.epochs, where train.stop_after_epochs stopped the run before it
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
@@ -89,7 +90,10 @@ class TrainResult:
                 best += f" (without {', '.join(self.left_out)})"
         # a --resume-from another folder whose epochs never beat the run it came from writes no best.pt here
         where = f"-> {self.best}" if self.best.exists() else f"(of the run resumed from: no epoch beat it, no {self.best})"
-        return f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}; {best} {where}; last -> {self.last}"
+        stopped = (f" (stopped by train.stop_after_epochs: {self.epochs_run} of {self.planned}; --resume goes on)"
+                   if self.planned is not None and self.epochs_run < self.planned else "")
+        return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}{stopped}; {best} {where}; "
+                f"last -> {self.last}")
 
 
 class _EpochSeeded:
@@ -556,7 +560,9 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")
     if prep.val_ds is None:
-        raise InputError(f"{describe_roots(d['root'])}: no labelled split {d['val_split']!r} to score (data.val_split)")
+        counts = split_counts(d["root"]) if d.get("layout") in (None, "chips") else ""
+        raise InputError(f"{describe_roots(d['root'])}: no labelled split {d['val_split']!r} to score (data.val_split)"
+                         + counts)
     norm = ckpt["normalization"]
     scale = recorded_scale(prep.val_ds)  # predict refuses an image on another scale: so does a test of its chips
     if scale is not None and (problems := scale_problems(scale[0], scale[1], norm.get("image"))):
@@ -1372,4 +1378,4 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     # what best.pt was chosen by, not what the last epoch could score: 'best train loss -0.0059' was its fscd
     means = ("val_miou", "val_mf1") if info_m.task == "segmentation" else ("val_sem_miou", "val_sem_mf1")
     return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history,
-                       best_by or selected_by, left_out, means)
+                       best_by or selected_by, left_out, means, planned=epochs if stop_after is not None else None)

@@ -64,3 +64,22 @@ def test_cli_footprints_per_building(tmp_path, capsys):
     code = main(["evaluate", str(tmp_path / "pred.tif"), str(tmp_path / "labels.tif"), "--footprints",
                  str(tmp_path / "houses.gpkg"), "-o", str(tmp_path / "m4.json")])
     assert code == 2 and "--buildings" in capsys.readouterr().err
+
+
+def test_a_buildings_layer_of_several_classes_is_said_to_count_each_polygon(tmp_path, capsys):
+    """A land-cover layer given as --buildings: its water and vegetation polygons were 4 of 8 reference 'buildings',
+    unsaid (QA). Said with the values; a layer of buildings alone, or one class value, says nothing."""
+    cls = np.zeros((40, 40), np.uint8)
+    cls[10:20, 2:26] = 1
+    _raster(tmp_path / "pred.tif", cls)
+    boxes = [box(2, 20, 10, 30), box(10, 20, 18, 30), box(30, 0, 38, 8)]
+    gpd.GeoDataFrame({"Class": ["building", "building", "water"]}, geometry=boxes, crs=CRS).to_file(
+        tmp_path / "landcover.gpkg")
+    gpd.GeoDataFrame({"class": ["building"] * 2}, geometry=boxes[:2], crs=CRS).to_file(tmp_path / "houses.gpkg")
+    for layer, said in (("landcover", True), ("houses", False)):
+        assert main(["evaluate", str(tmp_path / "pred.tif"), str(tmp_path / "pred.tif"), "--buildings",
+                     str(tmp_path / f"{layer}.gpkg"), "-o", str(tmp_path / f"{layer}.json")]) == 0
+        err = capsys.readouterr().err
+        assert ("its field 'Class' holds 2 values ('building', 'water'), and every polygon of the layer counts as a "
+                "building" in err) is said, err
+        assert json.loads((tmp_path / f"{layer}.json").read_text())["buildings"]["reference"] == len(boxes) - (not said)

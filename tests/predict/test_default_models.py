@@ -66,3 +66,13 @@ def test_an_image_with_more_bands_than_the_model_reads_says_which_it_reads(tmp_p
     said = [r.getMessage() for r in caplog.records if "the model reads" in r.getMessage()]
     assert said == [f"image {path}: 4 bands; the model reads bands 1,2,3, those it was trained on "
                     "(--bands chooses others)"]
+    # six bands declaring no colours (a Landsat scene: blue, green, red first): not 'those it was trained on' (QA)
+    landsat = write_raster(tmp_path / "l7.tif", random_image(16, 16, bands=6), res=0.25)
+    caplog.clear()
+    with run_scope(), caplog.at_level("WARNING", logger="rsmamba"):
+        _, chosen, _ = resolve_model(landsat, None, None, None, allow_geographic_mix=False)
+    said = [r.getMessage() for r in caplog.records if "the model reads" in r.getMessage()]
+    assert chosen == [1, 2, 3] and said == [
+        f"image {landsat}: 6 bands; the model reads bands 1,2,3, by position, as its red, green, blue: the image "
+        "declares no band colours (a Landsat scene stores blue, green, red as bands 1, 2, 3: --bands 3,2,1) (--bands "
+        "chooses others)"]

@@ -114,6 +114,10 @@ def test_a_test_of_a_checkpoint_with_instance_outputs_scores_its_classes_on_plai
     # by its name, as --init takes it ('demo: checkpoint not found')
     assert main(["train", "--test", "demo", *args[3:], "--overwrite"]) == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "test_val.json").read_text())["scores"] == result["scores"]
+    # a split the chips lack: which they have, and how to get it (it said only 'no labelled split', QA)
+    assert main(["train", "--test", "demo", *args[3:], "--overwrite", "--set", "data.val_split=test"]) == 2
+    err = capsys.readouterr().err
+    assert "no labelled split 'test' to score (data.val_split); its chips: train 2, val 2 (rsmamba tile --split" in err
 
 
 def test_set_a_new_model_kwarg_and_instances_list():

@@ -83,8 +83,9 @@ def test_resume_gives_identical_weights(small_chips: Path, tmp_path: Path) -> No
     full = train(cfg(tmp_path / "full"), progress=False)
     part = train(cfg(tmp_path / "part", stop_after_epochs=1), progress=False)
     assert part.epochs_run == 1
+    assert "1 epoch (stopped by train.stop_after_epochs: 1 of 3; --resume goes on);" in part.describe()  # (QA)
     resumed = train(cfg(tmp_path / "part"), resume=True, progress=False)
-    assert resumed.epochs_run == 3
+    assert resumed.epochs_run == 3 and "stopped" not in resumed.describe()
     a = load_checkpoint(full.last)["train_state"]
     b = load_checkpoint(resumed.last)["train_state"]
     for key, value in a["model"].items():
