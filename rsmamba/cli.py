@@ -338,6 +338,10 @@ def predict(
 
     _check_run_options(blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
                        compress=compress, window=window)
+    if not batch and dsm is not None:  # a DSM template fills in for one scene too ('{dir}/../dsm/{stem}.tif' was
+        from rsmamba.jobs import resolve_template  # a file not found with -o FILE, found with -o FOLDER/; QA)
+
+        dsm = str(resolve_template(dsm, Path(images[0]), "--dsm"))
     if not batch:
         _preflight({"image": images[0], "DSM": dsm, "model": _model_path(model)},
                    {"classes": out, "probabilities": probabilities, "confidence": confidence})

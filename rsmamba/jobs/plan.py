@@ -231,10 +231,7 @@ def check_templates(template: str | None, inputs: Sequence[Path], role: str) -> 
     job runs: a bad field or missing files are said once, together, not by every job in turn."""
     if template is None:
         return
-    try:
-        filled = [(p, resolve_template(template, p)) for p in inputs]
-    except (KeyError, IndexError, ValueError) as exc:
-        raise InputError(f"{role} template {template!r}: use {{stem}}, {{name}} or {{dir}} ({exc})") from None
+    filled = [(p, resolve_template(template, p, role)) for p in inputs]
     missing = [f"{b} (for {a.name})" for a, b in filled if b is not None and not b.exists()]
     if missing:
         more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
@@ -322,14 +319,22 @@ def is_batch(inputs: Sequence[str], out: PathLike) -> bool:
             or out.is_dir() or out.suffix == "")
 
 
-def resolve_template(template: str | None, image: Path) -> Path | None:
+def resolve_template(template: str | None, image: Path, role: str = "per-scene path") -> Path | None:
     """``{stem}``, ``{name}`` and ``{dir}`` (the image's folder) in a per-scene path, e.g. ``{dir}/{stem}_dsm.tif``;
     a file that exists is itself, braces and all (``dsm{1}.tif``), as an existing ``scene[1].tif`` is no glob."""
     if template is None:
         return None
     if not is_template(template):
         return Path(template)
-    return Path(template.format(stem=image.stem, name=image.name, dir=str(image.parent)))
+    try:
+        _plain_fields(template)
+        for _, field, spec, conversion in string.Formatter().parse(template):
+            if spec or conversion:  # '{stem:>99999999999}' asked for memory, '{stem!r}' quoted the name
+                raise ValueError(f"{{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
+        return Path(template.format(stem=image.stem, name=image.name, dir=str(image.parent)))
+    except (KeyError, IndexError, ValueError) as exc:  # '{parent}' was a KeyError traceback in predict (QA)
+        raise InputError(f"{role} template {template!r}: use {{stem}}, {{name}} or {{dir}} as they are "
+                         f"({exc})") from None
 
 
 def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
@@ -347,7 +352,7 @@ def pair_inputs(t1: PathLike | Sequence[PathLike], t2: PathLike | Sequence[PathL
     if len(t2_items) == 1 and is_template(str(t2_items[0])):
         template = str(t2_items[0])
         check_templates(template, t1_paths, "t2")
-        t2_paths = [resolve_template(template, p) for p in t1_paths]
+        t2_paths = [resolve_template(template, p, "t2") for p in t1_paths]
     else:
         t2_paths = expand_inputs([str(i) for i in t2_items], unique=False)
     _check_paired(t1_paths, t2_paths)

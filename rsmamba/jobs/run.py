@@ -59,6 +59,12 @@ class JobsFailed(RsmambaError):
         failed = [r for r in results if r.status == "failed"]
         stopped = sum(r.status == "not run" for r in results)
         more = f"; {stopped} not run (stopped by --max-errors)" if stopped else ""
+        # what did go through, as a run without failures says it (only the failures were said, QA)
+        went = [(n, label) for label, n in (("done", sum(r.status == "done" for r in results)),
+                                            ("already complete", sum(r.status == "skipped" for r in results)),
+                                            ("being made by another run", sum(r.status == "elsewhere" for r in results)))
+                if n]
+        more += "; " + ", ".join(f"{n} {label}" for n, label in went) if went else ""
         # one failure a line, each closed by ';' so that the CLI's one line still tells them apart
         lines = [f"{len(failed)} of {len(results)} jobs failed{more}:"] + [
             f"  {r.job.name}: {str(r.error).rstrip('.; ')}{';' if i < len(failed) - 1 else ''}" for i, r in enumerate(failed)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import time
@@ -117,6 +118,12 @@ def output_paths(out: Path, probabilities: PathLike | None, confidence: PathLike
     if len({p.resolve() for p in outputs.values()}) != len(outputs):
         problems.add("the class, probability and confidence outputs must be different files")
     return outputs
+
+
+def slice_parts(out: Path) -> list[Path]:
+    """The parts folders (``.NAME.parts-<digest>``) that ``--slice-rows`` runs of output ``out`` keep between their
+    jobs (:mod:`rsmamba.predict.slices`): a killed one's stayed for good once the output was made whole (QA)."""
+    return list(Path(out).parent.glob(f".{glob.escape(Path(out).name)}.parts-*"))
 
 
 def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | None,
@@ -403,6 +410,7 @@ def _predict_in(
             summary.memory_bytes += forward_bytes
             return summary
         point = state.begin(pub, layers, resume, len(strips))
+        pub.remove_at_commit(*slice_parts(out))  # a killed --slice-rows run's: this whole run makes them moot
         summary.resume_note = resume_note(point, len(strips))
         if point is None:
             summary.resumed_strip = len(strips)

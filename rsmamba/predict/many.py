@@ -26,7 +26,7 @@ def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_templat
                 **kwargs: Any) -> None:
     """One scene on a worker: the model is loaded once per process and reused."""
     kwargs = setup_worker(kwargs)
-    dsm = resolve_template(dsm_template, Path(image))
+    dsm = resolve_template(dsm_template, Path(image), "--dsm")
     loaded = cached_model(model, load_model, image_count=band_count(image, kwargs), has_dsm=dsm is not None)
     predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
 
@@ -59,7 +59,7 @@ def predict_many(
         predict_kwargs.pop(key, None)
     jobs = plan_jobs(expand_inputs([str(i) for i in inputs]), Path(out_dir), template=name_template)
     if dsm_template is not None:  # each map is recorded as made from its ortho and its DSM
-        jobs = [replace(job, reads=(resolve_template(dsm_template, job.inputs[0]),)) for job in jobs]
+        jobs = [replace(job, reads=(resolve_template(dsm_template, job.inputs[0], "--dsm"),)) for job in jobs]
     if max_errors is None:  # with --max-errors a missing DSM is one failed scene among those tolerated
         mine = [job for job in select_shard(jobs, shard) if predict_kwargs.get("overwrite") or not job.is_complete()]
         check_templates(dsm_template, [job.inputs[0] for job in mine], "DSM")

@@ -14,7 +14,6 @@ mixed in.
 
 from __future__ import annotations
 
-import glob
 import inspect
 import os
 import shutil
@@ -30,7 +29,8 @@ from rsmamba.atomic import publish
 from rsmamba.jobs import Job, JobResult, band_count, cached_model, default_workers, run_jobs, setup_worker
 from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.predict.api import (
-    model_digest, model_id, predict_raster, check_creation_options, check_model_input, check_output_path, check_run_options, output_paths, resolve_model, scene_stats,
+    check_creation_options, check_model_input, check_output_path, check_run_options, model_digest, model_id,
+    output_paths, predict_raster, resolve_model, scene_stats, slice_parts,
 )
 from rsmamba.engine.model import LoadedModel, load_model
 from rsmamba.engine.options import resolve_window
@@ -209,7 +209,7 @@ def _predict_slices(image, out, pub, outputs, dsm, model, loaded, chosen, slice_
         "stats": [stats[0].mean, stats[0].std, stats[1].mean if stats[1] else None], **predict_kwargs,
     })
     parts = out.with_name(f".{out.name}.parts-{digest}")
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.parts-*"):  # escaped: an output named * matched all
+    for stale in slice_parts(out):  # (escaped: an output named * matched all)
         if stale != parts:  # parts of a run with other inputs or parameters
             shutil.rmtree(stale, ignore_errors=True)
     parts.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,7 @@ class _Plan:
     scenes: Mosaic | None = None  # set when ``raster`` is the VRT mosaic of several scenes
     instances: bool = False  # split regions into buildings (:mod:`rsmamba.vectorize.instances`)
     grid_scale: float = 1.0  # out_crs's linear scale at the raster, when its areas are over 1 % off the ground's
+    model_id_given: bool = False  # by the caller: every polygon's, not each scene's own
 
 
 def _resolve_format(output: Path, output_format: str | None, problems: ProblemCollector) -> str:
@@ -333,6 +334,7 @@ def _plan(
             raster=raster, output=output, fmt=fmt, width=src.width, height=src.height, transform=src.transform,
             crs=crs, out_crs=out_crs, names=names, selected=selected, skip=skip, change=is_change,
             semantic=semantic, model_id=model_id if model_id is not None else attrs.model_id(src),
+            model_id_given=model_id is not None,
             unit_m=metres_per_unit(out_crs) / scale, grid_scale=scale, min_area=thresholds["--min-area"],
             fill_holes=thresholds["--fill-holes"], simplify=thresholds["--simplify"], probabilities=probabilities,
             calibrated_min_area=calibrated,
@@ -634,10 +636,12 @@ def _attributes(owners: list[Piece], parts: np.ndarray, plan: _Plan, with_values
         cols["mean_prob"] = np.divide(sums, pixels, out=np.full(n, np.nan), where=pixels > 0).tolist()
         cols["max_prob"] = [p.value_max for p in owners]
     if plan.scenes is not None and n:
-        cols["source"] = plan.scenes.names_at(shapely.point_on_surface([p.geometry for p in owners]))
+        at = plan.scenes.scenes_at(shapely.point_on_surface([p.geometry for p in owners]))
+        cols["source"] = [plan.scenes.scene_names[i] for i in at]
+        cols["model_id"] = [plan.model_id if plan.model_id_given else plan.scenes.model_ids[i] for i in at]
     else:
         cols["source"] = [plan.raster.name] * n
-    cols["model_id"] = [plan.model_id] * n
+        cols["model_id"] = [plan.model_id] * n
     return cols
 
 

@@ -51,7 +51,12 @@ def has_class_names(src: rasterio.io.DatasetReader) -> bool:
 
 def model_id(src: rasterio.io.DatasetReader) -> str:
     """The producing model's id from the raster tags; empty when unknown."""
-    return _tag(src.tags(), "model_id") or _tag(src.tags(1), "model_id") or ""
+    return tags_model_id(src.tags(), src.tags(1))
+
+
+def tags_model_id(tags: dict[str, str], band_tags: dict[str, str]) -> str:
+    """:func:`model_id` from tags read before (the dataset's, band 1's)."""
+    return _tag(tags, "model_id") or _tag(band_tags, "model_id") or ""
 
 
 CHANGE_MIN_AREA_TAG = "CHANGE_MIN_AREA_M2"

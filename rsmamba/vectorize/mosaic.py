@@ -113,13 +113,18 @@ class Mosaic:
         w1, h1 = w0 + int(window.width), h0 + int(window.height)
         return bool(np.any((c0 < w1) & (c1 > w0) & (r0 < h1) & (r1 > h0)))
 
-    def names_at(self, points: np.ndarray) -> list[str]:
-        """File name of the scene under each point (pixel coordinates); the later scene where they overlap."""
+    def scenes_at(self, points: np.ndarray) -> list[int]:
+        """Index of the scene under each point (pixel coordinates); the later scene where they overlap."""
         point_idx, scene_idx = self._tree.query(points, predicate="intersects")
         best = np.full(len(points), -1, dtype="int64")
         np.maximum.at(best, point_idx, scene_idx)
-        names = self.scene_names
-        return [names[i] if i >= 0 else names[0] for i in best]
+        return [int(i) if i >= 0 else 0 for i in best]
+
+    @functools.cached_property
+    def model_ids(self) -> list[str]:
+        """Each scene's ``model_id`` tag ('' where it has none): the mosaic's own tags are the first scene's, which
+        named the model of every polygon, those of a neighbour mapped by another model too (QA)."""
+        return [attrs.tags_model_id(r.tags, r.band_tags[0] if r.band_tags else {}) for r in self.rasters]
 
     def overlaps(self) -> list[tuple[int, int]]:
         """Pairs of scenes (input indices) that share pixels."""

@@ -59,6 +59,7 @@ def test_local_run_is_idempotent_and_reports_every_failure(tmp_path) -> None:
         run_jobs(jobs.failing_job, plan, progress=False)
     msg = str(info.value)
     assert "2 of 4 jobs failed" in msg and "bad_1.dat" in msg and "bad_3.dat" in msg
+    assert "2 of 4 jobs failed; 2 done:" in msg  # what went through, said too (QA)
     from rsmamba.errors import one_line
 
     assert re.search(r"bad_1\.dat: [^;]*; \S*bad_3\.dat: ", one_line(msg))  # told apart on the CLI's one line
@@ -867,3 +868,26 @@ def test_the_same_batch_started_twice_leaves_each_scene_to_the_run_that_holds_it
 
     assert [r.status for r in run_jobs(other_run_publishes_the_next, [first, second], progress=False)] == [
         "done", "skipped"]
+
+
+def test_a_dsm_template_is_checked_and_fills_in_for_one_scene_too(tmp_path, capsys) -> None:
+    """'--dsm dsm/{parent}/{stem}.tif' over many scenes was a KeyError traceback ('{stem.upper}' a path of a bound
+    method's repr); with one scene and -o FILE the template was read as a file name: not found (QA)."""
+    import numpy as np
+
+    from rsmamba.cli import main
+    from tests.helpers.rasters import random_image, write_raster
+
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        write_raster(tmp_path / "in" / f"{name}.tif", random_image(40, 50), res=0.25)
+        write_raster(tmp_path / "in" / f"{name}_dsm.tif", np.full((40, 50), 30.0, np.float32), res=0.25)
+    for template in ("{dir}/{parent}_dsm.tif", "{dir}/{stem.upper}_dsm.tif", "{dir}/{stem:>99}_dsm.tif", "{dir}/{0}"):
+        assert main(["predict", str(tmp_path / "in" / "[ab].tif"), "--dsm", template, "-o",
+                     str(tmp_path / "out") + "/"]) == 2, template
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "template" in err[0] and "use {stem}, {name} or {dir}" in err[0], err
+    assert not (tmp_path / "out").exists()
+    assert main(["predict", str(tmp_path / "in" / "a.tif"), "--dsm", "{dir}/{stem}_dsm.tif", "-o",
+                 str(tmp_path / "one.tif"), "--no-tta"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "one.tif").is_file()

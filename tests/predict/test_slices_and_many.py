@@ -285,7 +285,7 @@ def test_row_slices_rerun_computes_only_missing_bands(tall_scene, tmp_path, monk
         return real(*args, rows=rows, **kwargs)
 
     monkeypatch.setattr(predict_pkg, "predict_raster", flaky)
-    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed:\n  .*slice-00001.classes.tif.*node lost"):
+    with pytest.raises(JobsFailed, match=r"1 of 3 jobs failed; 2 done:\n  .*slice-00001.classes.tif.*node lost"):
         predict_slices(image, tmp_path / "bands.tif", slice_rows=256, retries=0, progress=False, **kw)
     assert not (tmp_path / "bands.tif").exists()
     calls.clear()
@@ -293,6 +293,29 @@ def test_row_slices_rerun_computes_only_missing_bands(tall_scene, tmp_path, monk
     again = predict_slices(image, tmp_path / "bands.tif", slice_rows=256, progress=False, **kw)
     assert calls == [(256, 512)]
     assert sorted(r.status for r in again.results) == ["done", "skipped", "skipped"]
+    assert _sha(tmp_path / "bands.tif") == _sha(single)
+
+
+def test_a_whole_run_removes_the_parts_a_failed_sliced_run_left(tall_scene, tmp_path, monkeypatch) -> None:
+    """A --slice-rows run killed (or failed) keeps its parts for a rerun; the output then made without slices left
+    them hidden beside it for good (QA)."""
+    import rsmamba.predict as predict_pkg
+
+    image, kw, single, _ = tall_scene
+    real = predict_pkg.predict_raster
+
+    def flaky(*args, rows, **kwargs):
+        if rows == (256, 512):
+            raise OSError("node lost")
+        return real(*args, rows=rows, **kwargs)
+
+    monkeypatch.setattr(predict_pkg, "predict_raster", flaky)
+    with pytest.raises(JobsFailed):
+        predict_slices(image, tmp_path / "bands.tif", slice_rows=256, retries=0, progress=False, **kw)
+    monkeypatch.setattr(predict_pkg, "predict_raster", real)
+    assert list(tmp_path.glob(".bands.tif.parts-*"))
+    predict_raster(image, tmp_path / "bands.tif", **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.tif", "bands.tif.aux.xml"]
     assert _sha(tmp_path / "bands.tif") == _sha(single)
 
 

@@ -199,3 +199,17 @@ def test_scenes_of_one_file_name_in_other_folders_are_told_apart_in_source(tmp_p
     vectorize_many([str(tmp_path / "r*" / "a.tif")], tmp_path / "m.gpkg", progress=False)
     df, _ = shapes(tmp_path / "m.gpkg")
     assert set(df["source"]) == {"r0/a.tif", "r1/a.tif"}
+
+
+def test_each_polygon_names_the_model_of_its_own_scene(tmp_path):
+    """Neighbours mapped by two models, merged: every polygon carried the first scene's model_id, those of the other
+    scene too (QA). Each names its scene's; a model_id given by the caller is every polygon's."""
+    a = class_scene()
+    top = write(tmp_path / "top.tif", a[:CUT_ROWS], tags={"CLASS_NAMES": json.dumps(NAMES), "model_id": "dsm_model"})
+    bottom = write(tmp_path / "bottom.tif", a[CUT_ROWS:], ORIGIN * Affine.translation(0, CUT_ROWS),
+                   tags={"CLASS_NAMES": json.dumps(NAMES), "model_id": "image_model"})
+    vectorize_many([str(top), str(bottom)], tmp_path / "m.gpkg", progress=False)
+    df, _ = shapes(tmp_path / "m.gpkg")
+    assert set(zip(df["source"], df["model_id"])) == {("top.tif", "dsm_model"), ("bottom.tif", "image_model")}
+    vectorize_many([str(top), str(bottom)], tmp_path / "given.gpkg", progress=False, model_id="mine")
+    assert set(shapes(tmp_path / "given.gpkg")[0]["model_id"]) == {"mine"}
