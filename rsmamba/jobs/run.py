@@ -35,6 +35,8 @@ from rsmamba.errors import InputError, RsmambaError, environment_message, first_
 from rsmamba.paths import output_problem
 from rsmamba.runlog import scene_scope
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class JobResult:
@@ -76,8 +78,10 @@ class JobsFailed(RsmambaError):
 def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
     """Executed on a worker: run the job, turning an exception into a failed result with its reason.
 
-    ``skip_complete``: an output another run of the same settings published, or is writing, since this run
-    looked is that run's to make (the same batch started twice: each failed the scenes the other held, exit 2)."""
+    An output another run is writing is that run's to make (the same batch started twice: each failed the scenes
+    the other held, exit 2), with ``--overwrite`` too: the folder's record holds both runs to one set of settings,
+    and the other run's output, published after this one started, is as new as this run's would be.
+    ``skip_complete``: so is one that another run published since this run looked."""
     import socket
 
     start = time.perf_counter()
@@ -86,9 +90,7 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_comp
             fn(*job.inputs, job.output, **kwargs, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except OutputBusyError as exc:
-        if skip_complete:
-            return JobResult(job, "elsewhere", time.perf_counter() - start, one_line(str(exc)))
-        return JobResult(job, "failed", time.perf_counter() - start, one_line(str(exc)), user=True)
+        return JobResult(job, "elsewhere", time.perf_counter() - start, one_line(str(exc)))
     except RsmambaError as exc:
         if skip_complete and job.is_complete():  # published by the other run while this one loaded ('exists')
             return JobResult(job, "skipped", time.perf_counter() - start)
@@ -200,6 +202,9 @@ def run_many(
     problem = output_problem(out_dir, role=role, directory=True, into=True)  # before the records are opened there
     if problem:
         raise InputError(problem)
+    if not todo:  # a shard of no scene (--shard 5/8 of 4): it made a folder and a record of nothing (QA)
+        log.warning("--shard %s: no scene of the %d falls to this shard; nothing written", shard, len(jobs))
+        return []
     folder = Path(out_dir)
     fresh = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)

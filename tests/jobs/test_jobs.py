@@ -43,6 +43,16 @@ def test_shards_are_a_disjoint_cover(tmp_path) -> None:
             select_shard(jobs_, bad)
 
 
+def test_a_shard_of_no_scene_writes_nothing_and_says_so(tmp_path, caplog) -> None:
+    """--shard 5/8 over 4 scenes made the output folder and a batch record of nothing, exit 0 (QA)."""
+    from rsmamba.jobs.run import run_many
+
+    plan = plan_jobs(_inputs(tmp_path, 4), tmp_path / "out")
+    with caplog.at_level("WARNING"):
+        assert run_many(jobs.copy_job, plan, tmp_path / "out", kwargs={"tag": ""}, shard="5/8", progress=False) == []
+    assert not (tmp_path / "out").exists() and "no scene of the 4 falls to this shard" in caplog.text
+
+
 def test_output_name_clash_and_pairs(tmp_path) -> None:
     a = tmp_path / "a" / "s.tif"
     b = tmp_path / "b" / "s.tif"
@@ -849,7 +859,8 @@ def test_the_same_batch_started_twice_leaves_each_scene_to_the_run_that_holds_it
         raise OutputBusyError(f"output {out} is being written by another rsmamba run (pid 1)")
 
     assert _run_one(busy, job, {}, skip_complete=True).status == "elsewhere"
-    assert _run_one(busy, job, {}).status == "failed"  # with --overwrite: a conflict, said
+    # with --overwrite too: both runs made every scene once, and each exited 2 for the scenes the other made (QA)
+    assert _run_one(busy, job, {}).status == "elsewhere"
 
     def published_meanwhile(src, out):  # the other run published it while this one loaded its model
         out.write_text("theirs")
