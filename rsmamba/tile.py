@@ -534,7 +534,11 @@ def _tile(
         log.warning(message)  # once per tiling run: no need of warn_once
     # the chips lost at split borders, said beside what the split did (--min-valid blamed alone for 15 of 25 lost)
     if not said_dropped and (dropped > DROPPED_WARN_SHARE * len(grid) or (block <= size and dropped)):
+        spread = block > size and (empty or off) and not below  # the warning above asked for smaller blocks
         more = (f"a --split-block of several chips (e.g. {4 * size}) keeps them" if block < 4 * size else
+                # a larger block would undo the split asked for just above: advice in a circle (QA)
+                f"less --overlap drops fewer; the scene holds few blocks of {block} px: a smaller --size, or another "
+                "scene tiled for val and test, splits it without losing chips" if spread else
                 f"a larger --split-block (e.g. {2 * block}) or less --overlap drops fewer")  # (it named the one in use)
         message = (f"--split-block {block}: {dropped} of {len(grid)} windows dropped at split borders (chips that "
                    f"overlap a chip of another split); {more}")

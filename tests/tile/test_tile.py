@@ -621,7 +621,10 @@ def test_tile_advice_and_cost_messages_say_what_helps(tmp_path, capsys, caplog) 
     assert main(["tile", str(image), "-o", str(tmp_path / "c1"), "--size", "128", "--overlap", "32"]) == 0
     err = capsys.readouterr().err
     assert "--split-block 512: 13 of 49 windows dropped at split borders" in err
-    assert "a larger --split-block (e.g. 1024) or less --overlap drops fewer" in err and "(e.g. 512)" not in err
+    assert "a smaller --split-block spreads the split" in err and "(e.g. 512)" not in err
+    # not then 'a larger --split-block (e.g. 1024) ... drops fewer': advice in a circle (QA)
+    assert "a larger --split-block" not in err and "less --overlap drops fewer; the scene holds few blocks of 512 px: " \
+        "a smaller --size, or another scene tiled for val and test, splits it without losing chips" in err
     small = write_raster(tmp_path / "small.tif", random_image(40, 40))
     with caplog.at_level("WARNING"):
         tile_scene(small, tmp_path / "c2", size=16, overlap=13, split=(1, 0, 0))
