@@ -208,9 +208,13 @@ class ResumeState:
         return (f"an interrupted run of {self.final.name} with these settings had reached {where}; without --resume "
                 "it starts again from the first row (--resume takes such a run up)")
 
-    def dry_run_note(self, scratch_files: list[Path], strips: int) -> str:
-        """What ``--dry-run --resume`` says: the run's refusal of the record (:meth:`load`), or where it would take
-        the run up. A run a kill left between its renames, which the run finishes on entry, is said so."""
+    def dry_run_note(self, scratch_files: list[Path], strips: int, resume: bool = True) -> str:
+        """What a dry run says of the interrupted run: with ``--resume`` the run's refusal of the record
+        (:meth:`load`), or where it would take the run up (a run a kill left between its renames, which the run
+        finishes on entry, is said so); without, what it would start again (:meth:`restart_note`), or ''."""
+        if not resume:
+            note = self.restart_note(scratch_files, strips)
+            return f"; {note}" if note else ""
         if not self.path.is_file() and journal_path(self.final).exists():
             return resume_note(None, strips)
         return resume_note(self.load(scratch_files), strips)

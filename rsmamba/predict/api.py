@@ -402,10 +402,9 @@ def _predict_in(
         state = ResumeState(out, params, src.height, batch_size)
         if dry_run:
             summary.dry_run = True
-            if resume:  # the run's check of the interrupted run's record (a dry run said nothing, the run refused)
-                summary.resume_note = state.dry_run_note([layer.scratch for layer in layers], len(strips))
-            elif note := state.restart_note([layer.scratch for layer in layers], len(strips)):
-                summary.resume_note = f"; {note}"
+            # the run's check of the interrupted run's record (a dry run said nothing, the run refused), or what
+            # a run without --resume would start again
+            summary.resume_note = state.dry_run_note([layer.scratch for layer in layers], len(strips), resume)
             summary.eta_seconds, forward_bytes = estimate_seconds(grid, read_window, predictor, batch_size, n_windows)
             summary.memory_bytes += forward_bytes
             return summary
