@@ -249,6 +249,23 @@ def lattice_window(ds: Any, crs: Any, transform: Any, width: int, height: int) -
     return Window(round(col), round(row), width, height)
 
 
+def _lattice_gaps(ds: Any, window: Window, image: Any, role: str) -> str:
+    """The image's edge rows and columns a raster on its lattice (``ds``, holding the image at ``window``) does
+    not reach, in words ('' when it reaches every edge).
+
+    A DSM one row short gave a map whose last row was nodata, said only as 'another extent (size 1024x1023)'."""
+    col, row = int(window.col_off), int(window.row_off)
+    gaps = [(min(image.height, max(0, -row)), "first", "row"),
+            (min(image.height, max(0, row + image.height - ds.height)), "last", "row"),
+            (min(image.width, max(0, -col)), "first", "column"),
+            (min(image.width, max(0, col + image.width - ds.width)), "last", "column")]
+    said = [f"{which} {n} {unit}{'s' * (n != 1)}" for n, which, unit in gaps if n]
+    if not said:
+        return ""
+    then = {"DSM": "the map is nodata there", "t2": "the change map is nodata there"}.get(role, "unlabelled there")
+    return f"; it does not reach the image's {' and '.join(said)} ({then})"
+
+
 def _describe_grid_difference(image: Any, other: Any) -> str:
     diffs = []
     crs_alike = same_crs(image.crs, other.crs)  # a compound CRS's vertical datum moves no pixel
@@ -1150,8 +1167,8 @@ class AlignedSource:
             self._warn(f"{role} {path}: covers only {coverage:.1%} of the image")
         if same_grid(img, ds):
             return ds
-        lattice = lattice_window(ds, img.crs, img.transform, img.width, img.height) is not None
-        if lattice:  # the image's own pixels, another extent: each pixel taken as it is (nearest at its centre)
+        lattice = lattice_window(ds, img.crs, img.transform, img.width, img.height)
+        if lattice is not None:  # the image's own pixels, another extent: each pixel taken as it is (nearest at its centre)
             resampling = Resampling.nearest
         if role == "t2":  # imagery: keep every value usable, mark outside areas with an alpha band
             vrt = WarpedVRT(ds, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
@@ -1166,10 +1183,10 @@ class AlignedSource:
             )
         self._opened.append(vrt)
         covers = f"; it covers only {coverage:.1%} of the image" if 0.5 <= coverage < 0.995 else ""  # under 0.5: said
-        if lattice:
+        if lattice is not None:
             self._lattice_roles.add(role)
             self._warn(f"{role} {path}: on the image's pixels with another extent ({_describe_grid_difference(img, ds)}); "
-                       f"cropped to the image grid, no resampling{covers}")
+                       f"cropped to the image grid, no resampling{covers}{_lattice_gaps(ds, lattice, img, role)}")
         else:
             self._warn(f"{role} {path}: grid differs from the image ({_describe_grid_difference(img, ds)}); "
                        f"resampled ({resampling.name}) onto the image grid{covers}")

@@ -616,6 +616,28 @@ def test_a_dsm_on_the_image_pixels_with_another_extent_is_cropped_not_resampled(
     np.testing.assert_array_equal(got, heights[20:60, 10:50])
 
 
+@pytest.mark.parametrize("role", ["DSM", "labels"])
+def test_a_raster_on_the_image_pixels_short_of_its_edges_says_which_rows_and_columns(tmp_path, role) -> None:
+    """A DSM one row short gave a map whose last row was nodata, said only as 'another extent (size 1024x1023
+    vs 1024x1024)': the edges it does not reach are named, with what follows there."""
+    img = write_raster(tmp_path / "img.tif", random_image(40, 40), res=0.5)
+    if role == "DSM":
+        other = write_raster(tmp_path / "dsm.tif", np.full((39, 38), 30.0, np.float32), res=0.5,
+                             origin=(500000.0 + 2 * 0.5, 5000000.0))  # starts 2 columns in, ends a row short
+        kwargs = {"dsm": other}
+    else:
+        other = write_raster(tmp_path / "lab.tif", np.ones((41, 40), np.uint8), res=0.5,
+                             origin=(500000.0, 5000000.0 + 0.5))  # starts a row above: reaches every edge
+        kwargs = {"labels": other}
+    with AlignedSource(img, **kwargs) as src:
+        said = [w for w in src.warnings if str(other) in w]
+    assert len(said) == 1 and "cropped to the image grid" in said[0], src.warnings
+    if role == "DSM":
+        assert said[0].endswith("; it does not reach the image's last 1 row and first 2 columns (the map is nodata there)")
+    else:
+        assert "does not reach" not in said[0]
+
+
 @pytest.mark.parametrize("covered_columns, said", [(481, None), (717, 70.0), (1000, None)])
 def test_dsm_coverage_is_estimated_on_equal_areas_and_a_partly_empty_map_is_said(tmp_path, covered_columns, said):
     """The share came from windows reaching both edges: a DSM covering 47.0 % of a scene read as 50 % and
