@@ -848,6 +848,58 @@ def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> 
     return top + 1
 
 
+def _say_mapped_twice(output: Path, layer: str, plan: _Plan, src) -> int:
+    """Warn when polygons of the layer appended to stand on this raster's data; how many do.
+
+    The same raster appended twice (a script run again) doubled every polygon, exit 0 and unsaid (QA): a
+    polygon counts when its interior point falls on a pixel with data (read on a grid of at most 2048 px a
+    side), so neighbouring tiles, whose polygons meet at the shared edge, are not counted."""
+    corners = np.array([plan.transform * xy for xy in ((0, 0), (plan.width, 0), (0, plan.height),
+                                                       (plan.width, plan.height))], dtype=float)
+    try:
+        if plan.out_crs != plan.crs:
+            to_out = Transformer.from_crs(plan.crs, plan.out_crs, always_xy=True)
+            edge = np.linspace(0.0, 1.0, 17)
+            xs = np.concatenate([corners[0, 0] + (corners[i, 0] - corners[0, 0]) * edge for i in (1, 2)]
+                                + [corners[3, 0] + (corners[i, 0] - corners[3, 0]) * edge for i in (1, 2)])
+            ys = np.concatenate([corners[0, 1] + (corners[i, 1] - corners[0, 1]) * edge for i in (1, 2)]
+                                + [corners[3, 1] + (corners[i, 1] - corners[3, 1]) * edge for i in (1, 2)])
+            corners = np.column_stack(to_out.transform(xs, ys))
+        if not np.isfinite(corners).all():
+            return 0
+        bbox = (*corners.min(axis=0), *corners.max(axis=0))
+        there = pyogrio.read_dataframe(output, layer=layer, columns=["source"], bbox=tuple(float(v) for v in bbox))
+    except Exception:  # noqa: BLE001 - a layer or CRS this check cannot read: the append itself decides
+        return 0
+    if not len(there):
+        return 0
+    points = shapely.get_coordinates(shapely.point_on_surface(there.geometry.values))
+    if len(points) != len(there):  # (an empty geometry has no interior point)
+        keep = ~shapely.is_empty(there.geometry.values)
+        there = there[keep]
+        points = shapely.get_coordinates(shapely.point_on_surface(there.geometry.values))
+    x, y = points[:, 0], points[:, 1]
+    if plan.out_crs != plan.crs:
+        x, y = Transformer.from_crs(plan.out_crs, plan.crs, always_xy=True).transform(x, y)
+    col, row = ~plan.transform * (np.asarray(x), np.asarray(y))
+    inside = np.isfinite(col) & np.isfinite(row) & (col >= 0) & (col < plan.width) & (row >= 0) & (row < plan.height)
+    if not inside.any():
+        return 0
+    step = max(1, -(-max(plan.width, plan.height) // 2048))
+    mask = src.dataset_mask(out_shape=(-(-plan.height // step), -(-plan.width // step)))
+    r = np.minimum((row[inside] // step).astype(int), mask.shape[0] - 1)
+    c = np.minimum((col[inside] // step).astype(int), mask.shape[1] - 1)
+    on_data = mask[r, c] > 0
+    count = int(on_data.sum())
+    if count:
+        sources = sorted({str(v) for v in there["source"].to_numpy()[inside][on_data]})
+        named = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+        log.warning("--append: layer %r of %s already holds %s polygon%s on this raster's data (source %s): that "
+                    "ground is now mapped twice; append each raster once, or pass --overwrite to replace the layer",
+                    layer, output, f"{count:,}", "s" * (count != 1), named)
+    return count
+
+
 INT64_MAX = 2**63 - 1  # the largest GeoPackage / OGR integer: a next id past it was an OverflowError traceback
 
 
@@ -1046,6 +1098,8 @@ def vectorize_raster(
         columns = _columns(plan, with_values)
         target = _start_layer(output, tmp, plan, layer_name, columns, overwrite=overwrite, append=append)
         layer_name, written = target.layer, target.append
+        if target.append:
+            _say_mapped_twice(output, layer_name, plan, src)
         prob = rasterio.open(plan.probabilities) if with_values else None
         try:
             reader = _Reader(src, plan)

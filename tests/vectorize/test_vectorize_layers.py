@@ -286,3 +286,35 @@ def test_append_to_a_layer_the_file_lacks_says_it_makes_a_new_one(tmp_path, capl
     with caplog.at_level("WARNING"):
         vectorize_raster(raster, out, classes=["building"], layer="roofs", append=True)
     assert "a new layer" not in caplog.text and pyogrio.read_info(out, layer="roofs")["features"] == 4
+
+
+def test_append_of_ground_the_layer_already_maps_is_said(tmp_path, caplog):
+    """The same raster appended twice doubled every polygon, exit 0 and unsaid (QA): said, with how many and
+    whose; a neighbouring tile (polygons meeting at the shared edge), a raster with nodata where the layer's
+    polygons stand and one reprojected into the layer's CRS are judged by where their data is."""
+    out = tmp_path / "map.gpkg"
+    first = write_raster(tmp_path / "a.tif", buildings())
+    vectorize_raster(first, out, classes=["building"], layer="roofs")
+    touching = buildings()
+    touching[:, 0] = 1  # a building along the shared edge, touching the first tile's last column
+    neighbour = write_raster(tmp_path / "b.tif", touching, origin=(500000.0 + 30, 5000000.0))
+    holed = buildings()
+    holed[:10] = 255  # no data over the first tile's first building...
+    holed[10:] = 0  # ...and no building over its second
+    gap = write_raster(tmp_path / "c.tif", holed, nodata=255)
+    for raster, said in ((neighbour, None), (gap, 1), (first, 2)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            vectorize_raster(raster, out, classes=["building"], layer="roofs", append=True)
+        if said is None:
+            assert "mapped twice" not in caplog.text, caplog.text
+        else:
+            assert (f"--append: layer 'roofs' of {out} already holds {said} polygon{'s' * (said != 1)} on this "
+                    "raster's data (source a.tif") in caplog.text, caplog.text
+            assert "that ground is now mapped twice" in caplog.text
+    assert pyogrio.read_info(out, layer="roofs")["features"] == 2 + 3 + 0 + 2
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        for append in (False, True):  # in the layer's CRS, not the raster's
+            vectorize_raster(first, out, classes=["building"], layer="geo", reproject_to="EPSG:25832", append=append)
+    assert "already holds 2 polygons on this raster's data (source a.tif)" in caplog.text, caplog.text
