@@ -25,8 +25,8 @@ Three options follow the seed (the authors' README), which describes more than t
 * ``wavelet`` (default ``"db4"``, the seed's ``WAVELET_TYPE``): the WTConv wavelet; the authors'
   code uses db1 (Haar). No parameter depends on it.
 
-``msaa=False, rcm=False, wavelet="haar"`` is the structure of the authors' module definitions
-(and of the shipped demo checkpoint, which records these options).
+``msaa=False, rcm=False, wavelet="haar"`` is the structure of the authors' module definitions (the shipped
+demo checkpoints use our defaults: MSAA and RCM, db4).
 
 ``forward(image)``; a DSM is passed as an extra band (``in_chans``).
 """
