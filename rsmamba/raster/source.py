@@ -262,8 +262,7 @@ def _lattice_gaps(ds: Any, window: Window, image: Any, role: str) -> str:
     said = [f"{which} {n} {unit}{'s' * (n != 1)}" for n, which, unit in gaps if n]
     if not said:
         return ""
-    then = {"DSM": "the map is nodata there", "t2": "the change map is nodata there"}.get(role, "unlabelled there")
-    return f"; it does not reach the image's {' and '.join(said)} ({then})"
+    return f"; it does not reach the image's {' and '.join(said)} (no {role} data there)"
 
 
 def _describe_grid_difference(image: Any, other: Any) -> str:

@@ -633,7 +633,7 @@ def test_a_raster_on_the_image_pixels_short_of_its_edges_says_which_rows_and_col
         said = [w for w in src.warnings if str(other) in w]
     assert len(said) == 1 and "cropped to the image grid" in said[0], src.warnings
     if role == "DSM":
-        assert said[0].endswith("; it does not reach the image's last 1 row and first 2 columns (the map is nodata there)")
+        assert said[0].endswith("; it does not reach the image's last 1 row and first 2 columns (no DSM data there)")
     else:
         assert "does not reach" not in said[0]
 
