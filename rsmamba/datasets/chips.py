@@ -378,6 +378,21 @@ def split_counts(root: object) -> str:
     return f"; its chips: {shown} (rsmamba tile --split gives each split its share)" if shown else ""
 
 
+def change_from_labels(mask: torch.Tensor, mask2: torch.Tensor) -> torch.Tensor:
+    """Change (1) where two dates' class ids differ, no change (0) where they agree, ``IGNORE_INDEX`` where
+    either has no label: the change a pair of land-cover maps states (SECOND's, whose unchanged pixels are 0 on
+    both dates). Chips tiled with both dates' labels and no ``--change-labels`` trained no change head at all,
+    unsaid (QA)."""
+    change = (mask != mask2).to(torch.int64)
+    change[(mask == IGNORE_INDEX) | (mask2 == IGNORE_INDEX)] = IGNORE_INDEX
+    return change
+
+
+def derives_change(rows: list[dict[str, str]]) -> bool:
+    """Whether some pair of ``rows`` takes its change from its dates' labels (no change chip)."""
+    return any(r.get("t2") and r.get("labels") and r.get("labels_t2") and not r.get("change") for r in rows)
+
+
 def describe_roots(root: object) -> str:
     """``data.root`` as messages name it: the folder, or the folders of a list joined by commas."""
     return ", ".join(str(r) for r in root) if isinstance(root, (list, tuple)) else str(root)
@@ -387,7 +402,8 @@ class ChipDataset(Dataset):
     """Chips of one split as dicts of tensors: ``image`` (C,H,W float32, with the DSM as the last
     channel when ``use_dsm``), ``mask`` (H,W int64, 255 = ignore) and ``chip_id``.
 
-    For change folders (``t2`` column), ``image2`` and — when present — ``mask2`` / ``change`` too.
+    For change folders (``t2`` column), ``image2`` and — when present — ``mask2`` / ``change`` too; a pair with
+    both dates' labels and no change chip takes its change where they differ (:func:`change_from_labels`).
     ``transform`` receives and returns the sample dict (see :mod:`rsmamba.augment`).
     """
 
@@ -503,6 +519,8 @@ class ChipDataset(Dataset):
                 sample["mask2"] = self._read_mask(row, "labels_t2")
             if row.get("change"):
                 sample["change"] = self._read_mask(row, "change")
+            elif "mask2" in sample and row.get("labels"):
+                sample["change"] = change_from_labels(sample["mask"], sample["mask2"])
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

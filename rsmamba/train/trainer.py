@@ -37,7 +37,8 @@ from rsmamba.augment import Augment
 from rsmamba.checkpoint import legacy_model_kwargs, load_checkpoint, save_checkpoint
 from rsmamba.classes import IGNORE_INDEX
 from rsmamba.datasets.benchmark import layout_fingerprint, open_datasets, recorded_scale, use_normalization
-from rsmamba.datasets.chips import chip_size, chips_fingerprint, describe_chips, describe_roots, split_counts
+from rsmamba.datasets.chips import (chip_size, chips_fingerprint, derives_change, describe_chips, describe_roots,
+                                    split_counts)
 from rsmamba.errors import InputError, MissingSplit, RsmambaError, first_line
 from rsmamba.losses import build_loss
 from rsmamba.paths import output_problem
@@ -896,6 +897,20 @@ def _warn_classes_never_trained(train_ds: Any, classes: list[dict], names: list[
                     "or a class table without)")
 
 
+def _say_change_targets(train_ds: Any, val_ds: Any) -> None:
+    """Where a change model's chips get their change targets, when not from change chips: both dates' labels
+    (change where they differ, :func:`rsmamba.datasets.chips.change_from_labels`), or none (the change head
+    learns nothing). Chips tiled with --labels and --labels-t2 but no --change-labels trained no change head,
+    exit 0 and unsaid (QA)."""
+    rows = [r for ds in (train_ds, val_ds) for r in getattr(ds, "rows", None) or ()]
+    if derives_change(rows):
+        log.warning("the chips carry both dates' labels and no change masks (tiled without --change-labels): "
+                    "change is taken where the dates' labels differ")
+    elif not any(r.get("change") for r in getattr(train_ds, "rows", None) or ()):
+        log.warning("the training chips carry no change masks (tiled without --change-labels or --labels-t2): "
+                    "the change head learns nothing; tile with --change-labels, or both dates' labels")
+
+
 def _check_date_swap(model: str, task: str, train_ds: Any) -> None:
     """``augment.date_swap`` swaps a pair's images and semantic labels: refused where a sample has no second
     date, where the image carries the first date's DSM, or where only the first date is labelled (its
@@ -1051,6 +1066,8 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
         raise InputError(f"model {cfg['model']['name']!r} detects change between two dates, but "
                          f"{describe_roots(d['root'])} holds "
                          "single-date chips; tile epoch pairs (rsmamba tile --t2) or pick a segmentation model")
+    if info_m.task != "segmentation" and d["layout"] in ("chips", None):
+        _say_change_targets(train_ds, val_ds)
     if (cfg.get("augment") or {}).get("date_swap"):  # here, so train --dry-run refuses it too
         _check_date_swap(cfg["model"]["name"], info_m.task, train_ds)
     tiling = train_ds.info

@@ -810,3 +810,45 @@ def test_a_class_no_training_chip_holds_is_said(small_chips: Path, tmp_path: Pat
                             base=base))
         prepare(load_config(None, ["data.use_dsm=false"], base={**base, "data": {**base["data"], "root": str(small_chips)}}))
     assert "the model never learns" not in caplog.text
+
+
+def test_change_chips_with_both_dates_labels_and_no_change_masks_train_the_change_head(tmp_path: Path,
+                                                                                      caplog) -> None:
+    """Chips tiled with --labels and --labels-t2 but no --change-labels trained no change head (its loss was
+    skipped), exit 0 and unsaid (QA): change is taken where the dates' labels differ, and said; chips with date
+    1's labels alone are said to leave the change head untrained."""
+    import numpy as np
+
+    from rsmamba.datasets import ChipDataset
+    from rsmamba.synth import write_scene
+    from rsmamba.tile import tile_scene
+    from rsmamba.train import load_config
+    from rsmamba.train.trainer import prepare
+
+    scene = write_scene(tmp_path / "scene", size=64, seed=3, gsd=0.5)
+    base = {"data": {"batch_size": 2}, "out": str(tmp_path / "run"), "tensorboard": False,
+            "model": {"name": "siam_diff_baseline", "kwargs": {"width": 4}}}
+    said = {}
+    for name, extra in (("both", {"labels_t2": scene["labels_t2"]}), ("masks", {"labels_t2": scene["labels_t2"],
+                        "change": scene["change"]}), ("t1", {})):
+        chips = tmp_path / name
+        tile_scene(scene["ortho_t1"], chips, labels=scene["labels_t1"], t2=scene["ortho_t2"], size=32, block=32,
+                   split=(0.75, 0.25, 0.0), **extra)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            prepare(load_config(None, [], base={**base, "data": {**base["data"], "root": str(chips)}}))
+        said[name] = caplog.text
+    assert "change is taken where the dates' labels differ" in said["both"], said["both"]
+    assert "change masks" not in said["masks"]
+    assert "the change head learns nothing" in said["t1"], said["t1"]
+    import rasterio
+
+    derived = ChipDataset(tmp_path / "both", "train")
+    changed = 0
+    for i, row in enumerate(derived.rows):
+        with rasterio.open(derived.root / row["labels"]) as a, rasterio.open(derived.root / row["labels_t2"]) as b:
+            l1, l2 = a.read(1), b.read(1)
+        want = np.where((l1 == 255) | (l2 == 255), 255, (l1 != l2).astype(np.uint8))
+        np.testing.assert_array_equal(derived[i]["change"].numpy(), want)
+        changed += int((want == 1).sum())
+    assert changed > 0
