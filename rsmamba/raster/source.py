@@ -130,12 +130,15 @@ def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bo
     nodata 0), a pixel is nodata only where *every* band holds it: a deep-shadow pixel (0, 3, 5) is
     data, as gdalwarp and rasterio's ``dataset_mask`` treat it, and as training reads chips
     (:mod:`rsmamba.datasets.chips`). Any other mask (internal mask, alpha, per-band nodata values)
-    must hold on every band. ``alpha_is_data``: the band flagged alpha is imagery
-    (:func:`alpha_holding_data`), so only a nodata value, by the rule above, marks nodata.
+    must hold on every band. ``alpha_is_data`` (:func:`alpha_holding_data`), or an alpha band among ``bands``: the
+    band flagged alpha is imagery, so only a nodata value, by the rule above, marks nodata.
     """
     from rasterio.enums import MaskFlags
 
-    if alpha_is_data:
+    interp = ds.colorinterp  # rasterio builds the whole tuple per access: once, not once per band
+    # an alpha band ``bands`` names (--bands 1,2,3,4) is imagery: GDAL's alpha mask masked the pixels where it is 0,
+    # as it did not when --bands 4 named it alone (QA)
+    if alpha_is_data or any(interp[b - 1] == ColorInterp.alpha for b in bands):
         if ds.nodata is None:
             return np.ones((int(window.height), int(window.width)), bool)
         data = ds.read(list(bands), window=window)
@@ -146,7 +149,6 @@ def bands_valid(ds: Any, bands: Sequence[int], window: Window, alpha_is_data: bo
         valid = np.any(masks, axis=0)
     else:
         valid = np.all(masks, axis=0)
-    interp = ds.colorinterp  # rasterio builds the whole tuple per access: once, not once per band
     alpha = [b for b in range(1, ds.count + 1) if interp[b - 1] == ColorInterp.alpha and b not in bands]
     if alpha and MaskFlags.alpha not in ds.mask_flag_enums[bands[0] - 1]:
         valid &= ds.read(alpha[0], window=window) > 0  # GDAL serves only a last alpha band as the mask (not ARGB)

@@ -648,3 +648,27 @@ def test_an_image_without_georeferencing_is_not_told_an_option_tile_lacks(tmp_pa
     err = capsys.readouterr().err
     assert "no georeferencing" in err and "predict and change read on its pixel grid (--pixel-grid)" in err
     assert "train reads the benchmark's layout in place" in err and not (tmp_path / "chips").exists()
+
+
+def test_an_alpha_band_named_by_bands_is_imagery_with_its_neighbours_as_alone(tmp_path) -> None:
+    """--bands 1,2,3,4 on an RGBA ortho still masked the pixels where alpha is 0 (10 chips left out) while
+    --bands 4 alone read them (QA): a band --bands names is imagery, as the README says, named with others or not."""
+    from rsmamba.raster.source import bands_valid
+
+    rgb = random_image(128, 128, seed=3)
+    alpha = np.full((1, 128, 128), 255, np.uint8)
+    alpha[:, :40] = 0
+    with rasterio.open(tmp_path / "rgba.tif", "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
+                       crs="EPSG:32632", transform=rasterio.transform.from_origin(500000, 5000000, 0.25, 0.25),
+                       photometric="RGB", alpha="YES") as dst:
+        dst.write(np.concatenate([rgb, alpha]))
+    with rasterio.open(tmp_path / "rgba.tif") as ds:
+        whole = rasterio.windows.Window(0, 0, 128, 128)
+        assert bands_valid(ds, [1, 2, 3, 4], whole).all() and bands_valid(ds, [4], whole).all()
+        assert not bands_valid(ds, [1, 2, 3], whole)[:40].any() and bands_valid(ds, [1, 2, 3], whole)[40:].all()
+    counts = []
+    for b in ((1, 2, 3, 4), (4,)):
+        tile_scene(tmp_path / "rgba.tif", tmp_path / f"chips{len(b)}", bands=b, size=32, split=(1.0, 0.0, 0.0),
+                   progress=False)
+        counts.append(len(_manifest(tmp_path / f"chips{len(b)}")))
+    assert counts == [16, 16]
