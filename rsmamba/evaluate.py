@@ -510,6 +510,23 @@ def _semantic_classes(prediction: Path, change: bool, classes: list[ClassInfo] |
     return max(c.id for c in table) + 1
 
 
+def _change_against_classes(prediction: Path, reference: Path, what: str) -> str:
+    """Why a change raster is not scored against a land-cover reference, and what to give: a change raster (0/1),
+    or for ``change --semantic`` output both dates' labels (the QA was pointed to a change raster only)."""
+    with rasterio.open(prediction) as src:
+        semantic = src.count >= 3
+    head = f"prediction {prediction} is a {'semantic ' if semantic else ''}change raster (band 1: 0/1 change" + \
+        (", bands 2/3 from_class, to_class)" if semantic else ")") + f" but reference {reference} {what}"
+    if not semantic:
+        return f"{head}; score it against a change raster (0/1)"
+    parts = list(Path(reference).parts)
+    guess = next((Path(*parts[:i], "label2", *parts[i + 1:]) for i in range(len(parts) - 1, -1, -1)
+                  if parts[i] == "label1"), None)  # SECOND's folders of each date's labels
+    t2 = shell_word(str(guess)) if guess is not None and guess.is_file() else "LABEL_T2"
+    return (f"{head}; score its semantic change against both dates' land-cover labels: add --reference-t2 {t2} "
+            "(date 2's labels), or score band 1 alone against a change raster (0/1)")
+
+
 SEMANTIC_ROLES = ("reference", "reference t2", "prediction from_class", "prediction to_class")
 
 
@@ -1193,6 +1210,10 @@ def evaluate_rasters(
     with contextlib.ExitStack() as stack:
         if layout is not None:
             read_ref, layout_classes = stack.enter_context(_layout_reader(reference, layout, grid))
+            if change and reference_t2 is None:  # a layout's labels are land cover: said before the file is tallied
+                top = max(c.id for c in layout_classes if not c.filler)
+                raise InputError(_change_against_classes(prediction, reference,
+                                                         f"is a label file of the {layout} layout (land cover, class ids up to {top})"))
             if not change or reference_t2 is not None:  # a change raster's band 1 is scored as change, whatever its table
                 _check_layout_table(prediction, layout, layout_classes)
             classes = classes or layout_classes
@@ -1271,8 +1292,7 @@ def evaluate_rasters(
         semantic = semantic_change_scores_of_hist(tally.semantic_hist)
         semantic["score"] = scd_score(semantic)
     if change and tally.ref_top > 1:
-        raise InputError(f"prediction {prediction} is a change raster (band 1: 0/1 change) but reference "
-                         f"{reference} holds class ids up to {tally.ref_top}; score it against a change raster (0/1)")
+        raise InputError(_change_against_classes(prediction, reference, f"holds class ids up to {tally.ref_top}"))
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
                           *(_nodata_warnings(reference, "reference", classes, exclude)
                             if layout is None and not landcover else [])]

@@ -102,7 +102,8 @@ class ChangeSummary:
             return "\n".join(lines)
         if self.shift is not None and self.shift.windows_used:
             lines.append(f"t2 vs t1 residual shift {self.shift.magnitude:.2f} px "
-                         f"(dy {self.shift.dy:+.2f}, dx {self.shift.dx:+.2f})")
+                         f"(dy {self.shift.dy:+.2f}, dx {self.shift.dx:+.2f})"
+                         + (", uncertain: one window of a small scene" if self.shift.uncertain else ""))
         lines += [f"{name}: {path}" for name, path in self.outputs.items()]
         lines.append(f"change where p(change) > {self.threshold:g} ({self.threshold_source})")
         if self.min_area_m2 is not None:

@@ -1121,6 +1121,9 @@ def vectorize_raster(
             kept_geoms: list = []
             kept_cols: dict[str, list] = {k: [] for k in columns}
             kept_holes: list = []
+            # --regularize: whether each kept polygon kept its simplified shape, filtered with the polygons, so the
+            # summary counts those written (it said '172 of 183' of a layer of 160: before the min-area filter)
+            kept_unfit: list[bool] = []
             unknown: set[int] = set()  # ids no class of the table has: written, named by their id, and said
             for batch in polygonize_blocks(plan.width, plan.height, reader, block_size=block_size,
                                            read_values=_value_reader(prob, plan.change) if prob else None,
@@ -1135,8 +1138,6 @@ def vectorize_raster(
                                        unregularized)
                 kept_holes.extend(cols.pop(_FILLED, []))  # --fill-holes: never streamed
                 unfit = cols.pop(_UNFIT, [])
-                summary.regularized += len(unfit)
-                summary.unsquared += sum(unfit)
                 if not geoms:
                     continue
                 if instances:
@@ -1147,8 +1148,11 @@ def vectorize_raster(
                 if stream:
                     _write(_frame(geoms, cols, plan.out_crs), sink, sink_fmt, layer_name, append=written)
                     written = True
+                    summary.regularized += len(unfit)  # written as they are: counted
+                    summary.unsquared += sum(unfit)
                 else:
                     kept_geoms.extend(geoms)
+                    kept_unfit.extend(unfit)
                     for k, v in cols.items():
                         kept_cols[k].extend(v)
             bar.close()
@@ -1157,6 +1161,7 @@ def vectorize_raster(
             if plan.fill_holes and len(kept_geoms) > 1:
                 inside = _absorbed(kept_geoms, kept_cols["pixel_count"], kept_holes)
                 kept_geoms = [g for i, g in enumerate(kept_geoms) if i not in inside]
+                kept_unfit = [u for i, u in enumerate(kept_unfit) if i not in inside]
                 if unregularized is not None:  # one entry per kept polygon
                     unregularized = [g for i, g in enumerate(unregularized) if i not in inside]
                 kept_cols = {c: [v for i, v in enumerate(values) if i not in inside] for c, values in kept_cols.items()}
@@ -1166,6 +1171,7 @@ def vectorize_raster(
                 # regions of the pixels' pieces, not of squared ones (which may overlap a neighbour)
                 keep = _large_regions(kept_geoms if unregularized is None else unregularized, plan.min_area / plan.unit_m**2)
                 kept_geoms = [g for g, k in zip(kept_geoms, keep) if k]
+                kept_unfit = [u for u, k in zip(kept_unfit, keep) if k]
                 if unregularized is not None:
                     unregularized = [g for g, k in zip(unregularized, keep) if k]
                 kept_cols = {c: [v for v, k in zip(values, keep) if k] for c, values in kept_cols.items()}
@@ -1191,6 +1197,8 @@ def vectorize_raster(
             if stage is not None:
                 stage.unlink(missing_ok=True)
     summary.polygons = sum(counts.values())
+    summary.regularized += len(kept_unfit)
+    summary.unsquared += sum(kept_unfit)
     summary.per_class = dict(counts)
     summary.seconds = time.perf_counter() - start
     if unknown:  # (an undeclared fill: 65535 of a uint16 raster, -5 of an int16)

@@ -114,10 +114,24 @@ class Mosaic:
         return bool(np.any((c0 < w1) & (c1 > w0) & (r0 < h1) & (r1 > h0)))
 
     def scenes_at(self, points: np.ndarray) -> list[int]:
-        """Index of the scene under each point (pixel coordinates); the later scene where they overlap."""
-        point_idx, scene_idx = self._tree.query(points, predicate="intersects")
-        best = np.full(len(points), -1, dtype="int64")
-        np.maximum.at(best, point_idx, scene_idx)
+        """Index of the scene whose pixel the layer used under each point (pixel coordinates, a polygon's interior
+        point): where scenes overlap, the last one with data at that pixel, as the VRT draws them. Rectangles alone
+        gave the later scene's source and model_id to the earlier one's polygons in the later one's nodata (QA)."""
+        pixels = np.floor(shapely.get_coordinates(points)).astype("int64")
+        point_idx, scene_idx = self._tree.query(shapely.points(pixels + 0.5), predicate="intersects")
+        best = np.full(len(pixels), -1, dtype="int64")
+        np.maximum.at(best, point_idx, scene_idx)  # the later scene by rectangle: right wherever it has data
+        shared = np.bincount(point_idx, minlength=len(pixels)) > 1
+        if shared.any():
+            keep = shared[point_idx]
+            point_idx, scene_idx = point_idx[keep], scene_idx[keep]
+            found = np.full(len(pixels), -1, dtype="int64")
+            for scene in np.unique(scene_idx)[::-1]:  # later scenes first: the first with data wins
+                these = point_idx[(scene_idx == scene) & (found[point_idx] < 0)]
+                if len(these):
+                    col, row = (pixels[these] - self.offsets[scene]).T
+                    found[these[_has_data(self.rasters[scene].path, col, row)]] = scene
+            best = np.where(found >= 0, found, best)  # no scene with data there: the later by rectangle
         return [int(i) if i >= 0 else 0 for i in best]
 
     @functools.cached_property
@@ -135,6 +149,24 @@ class Mosaic:
         ra, rb = rects[a], rects[b]
         strict = (ra[:, 0] < rb[:, 2]) & (rb[:, 0] < ra[:, 2]) & (ra[:, 1] < rb[:, 3]) & (rb[:, 1] < ra[:, 3])
         return sorted(zip(a[strict].tolist(), b[strict].tolist()))
+
+
+SAMPLE_BLOCK = 512  # pixels a side of the windows a scene's mask is read in at sample points: memory bounded
+
+
+def _has_data(path: Path, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Whether band 1 of ``path`` holds data (not nodata, not masked) at each pixel (``cols``, ``rows``), its mask
+    read window by window around the points (a whole scene's mask would be its size in memory)."""
+    out = np.zeros(len(cols), dtype=bool)
+    with rasterio.open(path) as src:
+        blocks = (rows // SAMPLE_BLOCK) * (src.width // SAMPLE_BLOCK + 1) + cols // SAMPLE_BLOCK
+        for block in np.unique(blocks):
+            these = np.nonzero(blocks == block)[0]
+            c, r = cols[these], rows[these]
+            window = Window(int(c.min()), int(r.min()), int(c.max() - c.min()) + 1, int(r.max() - r.min()) + 1)
+            mask = src.read_masks(1, window=window)
+            out[these] = mask[r - r.min(), c - c.min()] > 0
+    return out
 
 
 def _read(path: Path, problems: ProblemCollector) -> _Raster | None:

@@ -459,6 +459,38 @@ def test_semantic_change_is_scored_as_second_scores_it(tmp_path: Path, capsys) -
     assert "is a change raster (band 1: 0/1 change)" in capsys.readouterr().err
 
 
+def test_semantic_change_against_one_dates_labels_points_to_reference_t2(tmp_path: Path, capsys, monkeypatch) -> None:
+    """'change --semantic' output against SECOND's label1 alone was told 'score it against a change raster (0/1)',
+    after the whole file was tallied (QA). It names --reference-t2 (with label2's path where it lies beside
+    label1) and is said before any block is read."""
+    import rasterio
+
+    import rsmamba.evaluate as evaluate_module
+    from rsmamba.classes import SECOND_COLOURS
+
+    l1 = np.zeros((16, 16), int)
+    l1[2:10, 2:12] = 3
+    second = ["water", "ground", "low_vegetation", "tree", "building", "playground"]
+    pred = _semantic_change_raster(tmp_path / "sec0.tif", (l1 > 0).astype(np.uint8), np.maximum(l1 - 1, 0),
+                                   np.maximum(l1 - 1, 0), second)
+    colours = np.array(SECOND_COLOURS, np.uint8)
+    for sub in ("label1", "label2"):
+        (tmp_path / "test" / sub).mkdir(parents=True)
+        with rasterio.open(tmp_path / "test" / sub / "00000.png", "w", driver="PNG", width=16, height=16, count=3,
+                           dtype="uint8") as dst:
+            dst.write(colours[l1].transpose(2, 0, 1))
+
+    def tallied(*args, **kwargs):
+        raise AssertionError("tallied before the error")
+
+    monkeypatch.setattr(evaluate_module, "_score_blocks", tallied)
+    label1 = tmp_path / "test" / "label1" / "00000.png"
+    assert main(["evaluate", str(pred), str(label1), "--layout", "second", "-o", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a semantic change raster" in err[0], err
+    assert f"--reference-t2 {tmp_path / 'test' / 'label2' / '00000.png'}" in err[0]
+
+
 def test_semantic_change_of_own_class_rasters_and_bad_inputs(tmp_path: Path) -> None:
     """Without a layout, the two dates' class rasters are changed where they differ; a plain change
     raster cannot be scored for semantic change."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import rasterio
 import pytest
 from scipy.ndimage import gaussian_filter, shift as nd_shift
 
@@ -137,3 +138,43 @@ def test_a_rotated_t2_is_measured_on_local_windows() -> None:
     assert same.windows_used == 1 and same.spread < 1e-6
     moved = estimate_shift(_reader(a), _reader(nd_shift(a, (0.0, 5.0), order=1, mode="nearest")), 1024, 1024)
     assert abs(moved.dx - 5) < 0.5 and moved.spread < 0.5  # a translation moves every window alike
+
+
+def test_a_small_scenes_shift_is_told_not_refused(tmp_path, caplog) -> None:
+    """64 px crops of an aligned synthetic pair were refused as 'shifted by 5.33 px' (shadows moved with the sun,
+    in all four corners): one window of a scene under MIN_TRUSTED_PX warns with its doubt instead. A real shift
+    there is told the same way; from 160 px on it is refused as before."""
+    from rasterio.windows import Window
+
+    from rsmamba.errors import InputError
+    from rsmamba.raster.coregister import check_coregistration
+    from rsmamba.raster.source import AlignedSource
+    from rsmamba.synth import write_scene
+    from tests.helpers.rasters import write_raster
+
+    scene = write_scene(tmp_path / "scene", size=256, seed=3)
+
+    def crop(path, name):
+        with rasterio.open(path) as src:
+            return write_raster(tmp_path / name, src.read(window=Window(32, 160, 64, 64)), res=0.25,
+                                transform=src.window_transform(Window(32, 160, 64, 64)))
+
+    with AlignedSource(crop(scene["ortho_t1"], "c1.tif"), t2=crop(scene["ortho_t2"], "c2.tif")) as src:
+        with caplog.at_level("WARNING"):
+            est = check_coregistration(src)  # refused before
+    assert est.uncertain and est.magnitude > 3 and "may be shifted" in caplog.text and "not refused" in caplog.text
+    for size in (100, 160):  # MIN_TRUSTED_PX
+        base = (_texture(size, size, seed=5) * 40 + 128).clip(0, 255)
+        moved = nd_shift(base, (0, 6), order=1, mode="nearest")
+        t1 = write_raster(tmp_path / f"t1_{size}.tif", np.stack([base] * 3).astype(np.uint8))
+        t2 = write_raster(tmp_path / f"t2_{size}.tif", np.stack([moved] * 3).astype(np.uint8))
+        caplog.clear()
+        with AlignedSource(t1, t2=t2) as src:
+            if size < 160:
+                with caplog.at_level("WARNING"):
+                    est = check_coregistration(src)
+                assert abs(est.dx - 6) < 0.5 and "t2 may be shifted by 6" in caplog.text
+                assert "above the 3 px limit" in caplog.text and "not refused" in caplog.text
+            else:
+                with pytest.raises(InputError, match="t2 is shifted by 6.* above the 3 px limit"):
+                    check_coregistration(src)

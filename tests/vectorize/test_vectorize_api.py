@@ -231,6 +231,27 @@ def test_regularised_from_to_pieces_of_a_change_region_do_not_overlap(tmp_path):
     assert shapely.area(shapely.intersection(geoms[0], geoms[1])) < 1e-9
 
 
+def test_regularised_outlines_are_counted_among_the_polygons_written(tmp_path):
+    """A semantic change raster's regions under the minimum area are dropped after --regularize squared them: the
+    summary said '172 of 183 outlines kept their simplified shape' of a layer of 160 polygons (QA)."""
+    from tests.helpers.rasters import write_semantic_change
+
+    yy, xx = np.mgrid[:80, :80]
+    change = np.zeros((80, 80), dtype="uint8")
+    change[(yy - 30) ** 2 + (xx - 30) ** 2 < 20**2] = 1  # a round region: kept, not squared
+    change[60:72, 55:75] = 1  # a rectangle: kept, squared
+    for r in range(2, 78, 6):
+        change[r:r + 3, 74:77] = 1  # 9 m2 specks: dropped under 44 m2
+    t1 = np.where(change == 1, 2, 0)
+    t2 = np.where(change == 1, 1, 0)
+    src = write_semantic_change(tmp_path / "change.tif", change, t1, t2, {"class_names": json.dumps(
+        ["impervious", "building", "low_vegetation"])})
+    summary = vectorize_raster(src, tmp_path / "c.gpkg", regularize=True, min_area=44)
+    assert summary.polygons == len(read(tmp_path / "c.gpkg")) == 2
+    assert summary.regularized == 2 and summary.unsquared == 1
+    assert "; 1 of 2 outlines kept their simplified shape" in summary.describe()
+
+
 @pytest.mark.parametrize("suffix", [".geojson", ".fgb"])
 def test_geojson_and_flatgeobuf_take_the_polygons_batch_by_batch(tmp_path, suffix, monkeypatch):
     """Only a GeoPackage was streamed: GeoJSON and FlatGeobuf held the whole layer (348k polygons: 689 and 791

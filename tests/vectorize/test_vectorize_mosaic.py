@@ -15,7 +15,7 @@ from rasterio.transform import from_origin
 
 from rsmamba.cli import main
 from rsmamba.errors import InputError
-from rsmamba.vectorize import check_common_grid, vectorize_many, vectorize_raster, write_mosaic_vrt
+from rsmamba.vectorize import check_common_grid, mosaic, vectorize_many, vectorize_raster, write_mosaic_vrt
 
 ORIGIN = from_origin(500000.0, 5000000.0, 0.5, 0.5)
 NAMES = ["road", "house", "grass", "forest", "car", "clutter"]
@@ -213,3 +213,21 @@ def test_each_polygon_names_the_model_of_its_own_scene(tmp_path):
     assert set(zip(df["source"], df["model_id"])) == {("top.tif", "dsm_model"), ("bottom.tif", "image_model")}
     vectorize_many([str(top), str(bottom)], tmp_path / "given.gpkg", progress=False, model_id="mine")
     assert set(shapes(tmp_path / "given.gpkg")[0]["model_id"]) == {"mine"}
+
+
+@pytest.mark.parametrize("sample_block", [16, 512])  # the masks read in many windows, or one
+def test_polygons_in_the_later_scenes_nodata_name_the_earlier_scene(tmp_path, monkeypatch, sample_block):
+    """Two scenes of one area, the later with a nodata quadrant: the polygons there came from the earlier scene's
+    pixels but named the later scene and its model (QA). Each names the last scene with data under it."""
+    a = class_scene()
+    holes = a.copy()
+    holes[45:, 60:] = 255
+    monkeypatch.setattr(mosaic, "SAMPLE_BLOCK", sample_block)
+    full = write(tmp_path / "full.tif", a, tags={"CLASS_NAMES": json.dumps(NAMES), "model_id": "first_model"})
+    later = write(tmp_path / "holes.tif", holes, tags={"CLASS_NAMES": json.dumps(NAMES), "model_id": "later_model"})
+    vectorize_many([full, later], tmp_path / "m.gpkg", block_size=32, progress=False)
+    df, _ = shapes(tmp_path / "m.gpkg")
+    in_hole = df.geometry.within(shapely.box(500030.0, 4999955.0, 500060.0, 4999977.5))  # cols 60+, rows 45+
+    assert in_hole.sum() >= 1 and (~in_hole).sum() >= 1
+    assert set(zip(df[in_hole].source, df[in_hole].model_id)) == {("full.tif", "first_model")}
+    assert set(zip(df[~in_hole].source, df[~in_hole].model_id)) == {("holes.tif", "later_model")}
