@@ -428,6 +428,7 @@ def change(
     pixel_grid: bool = opt.pixel_grid_option(),
     force: bool = typer.Option(False, "--force", help="Run even when the epochs are shifted beyond --max-shift."),
     epoch_norm: str = typer.Option("per-epoch", "--epoch-norm", help="per-epoch: each date by its own statistics; checkpoint: the training statistics."),
+    class_pairs: str = typer.Option("consistent", "--class-pairs", help="With --semantic: consistent (a changed pixel's two classes differ, an unchanged one's agree) or per-date (each date's own argmax, as the papers and train --test)."),
     change_threshold: Optional[float] = typer.Option(None, "--change-threshold", help="Change where the blended p(change) exceeds this (0-1); default: the model's calibrated threshold, else 0.5."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Many pairs: 'local' (a Dask LocalCluster) or a scheduler address."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local cluster (default 2; with --device cuda, one per GPU).", callback=opt.positive("--workers")),
@@ -462,7 +463,7 @@ def change(
             semantic=semantic, probabilities=opt.either(probabilities, old_probability), bands=parse_int_list(bands, "--bands", minimum=1),
             window=window, overlap=overlap, blend=blend, batch_size=batch_size, device=device, max_shift=max_shift,
             force=force, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta, amp=amp, compress=compress,
-            allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid,
+            class_pairs=class_pairs, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid,
             progress=STATE.progress, overwrite=overwrite, co=_creation_options(co), name_template=name_template,
             resume=resume, dry_run=dry_run,  # one pair at a time: refused there
         )
@@ -483,6 +484,7 @@ def change(
         bands=parse_int_list(bands, "--bands", minimum=1), window=window, overlap=overlap,
         blend=blend, batch_size=batch_size, device=device, max_shift=max_shift, force=force,
         progress=STATE.progress and not dry_run, epoch_norm=epoch_norm, change_threshold=change_threshold, tta=tta,
+        class_pairs=class_pairs,
         amp=amp, compress=compress, resume=resume, dry_run=dry_run, overwrite=overwrite, co=_creation_options(co),
         allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid,
     )

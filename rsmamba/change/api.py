@@ -217,13 +217,21 @@ def change_min_area_of(model: LoadedModel) -> float | None:
     return area
 
 
+CLASS_PAIRS = ("consistent", "per-date")  # --class-pairs: this tool's from/to rule, or the papers' argmax per date
+
+
 def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, model_id: str,
-                 threshold: float = DEFAULT_CHANGE_THRESHOLD, min_area_m2: float | None = None) -> OutputLayer:
+                 threshold: float = DEFAULT_CHANGE_THRESHOLD, min_area_m2: float | None = None,
+                 class_pairs: str = "consistent") -> OutputLayer:
     """The change raster: band 1 0/1 change (binary: coloured as ``CHANGE_CLASSES``, black and red); with ``semantic``
     bands 2/3 the two dates' classes, and ``classes`` (its ``CLASS_NAMES``) the model's land-cover table. A
     binary raster's table is ``CHANGE_CLASSES``: tagged with the land-cover names, ``vectorize --classes tree``
-    was accepted and ignored, and ``evaluate --class-field`` scored polygons named 'building' as change."""
+    was accepted and ignored, and ``evaluate --class-field`` scored polygons named 'building' as change.
+
+    ``class_pairs``: ``"consistent"`` gives a changed pixel two classes (:func:`distinct_classes`) and an unchanged
+    one a single class; ``"per-date"`` each date's own argmax, as the papers' inference and ``train --test`` score."""
     k = len(classes)
+    per_date = class_pairs == "per-date"
 
     def render(rows: FinishedRows) -> torch.Tensor:
         bands = [change_mask(rows.acc[:2], threshold)]
@@ -231,6 +239,8 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
             p1, p2 = rows.acc[2:2 + k], rows.acc[2 + k:2 + 2 * k]
             changed = bands[0].to(p1.device)
             first, second = argmax_classes(p1).to(p1.device), argmax_classes(p2).to(p1.device)
+            if per_date:
+                return nodata_where_invalid(torch.stack([bands[0].to(p1.device), first, second]), rows.valid)
             first, second = distinct_classes(p1, p2, changed, first, second)
             # an unchanged pixel is one class at both dates: the likeliest of the two dates' summed probabilities
             # (each date's decoder alone disagreed on 12-33 % of the unchanged pixels of an image against itself)
@@ -243,9 +253,9 @@ def change_layer(path: Path, classes: tuple[ClassInfo, ...], semantic: bool, mod
                        None if semantic else colormap(CHANGE_CLASSES), names,  # GTiff: a table for one band only
                        {"CLASS_NAMES": json.dumps([c.name for c in classes]), "model_id": model_id,  # as predict
                         "CLASSES": json.dumps([c.to_dict() for c in classes]),
-                        "CHANGE_CONVENTION": "band 1 change 0/1" + ("; band 2 from_class (t1); band 3 to_class (t2); "
-                                                                    "unchanged: one class in both"
-                                                                    if semantic else ""),
+                        "CHANGE_CONVENTION": "band 1 change 0/1" + ("; band 2 from_class (t1); band 3 to_class (t2); " + (
+                            "each date's own class" if per_date else "unchanged: one class in both")
+                            if semantic else ""),
                         "CHANGE_THRESHOLD": f"{threshold:g}",
                         **({CHANGE_MIN_AREA_TAG: f"{min_area_m2:g}"} if min_area_m2 is not None else {})},
                        categories=(category_names(CHANGE_CLASSES), *[category_names(classes)] * (len(names) - 1)))
@@ -302,6 +312,7 @@ def detect_change(
     change_threshold: float | None = None,
     overwrite: bool = False,
     co: dict[str, str] | None = None,
+    class_pairs: str = "consistent",
 ) -> ChangeSummary:
     """Write a change raster (COG) for the epoch pair ``t1``/``t2``; see the module docstring.
 
@@ -322,6 +333,9 @@ def detect_change(
     ``change_threshold``: a pixel is changed where its blended p(change) exceeds it; None takes the
     threshold calibrated with the model (the shipped one carries one, chosen on training-style
     scenes: ``examples/make_demo_models.py calibrate``), else 0.5.
+
+    ``class_pairs`` (with ``semantic``): ``"consistent"`` (default) or ``"per-date"``, each date's own argmax, the
+    papers' inference, which ``train --test`` scores (see :func:`change_layer`).
     """
     t1, t2, out = Path(t1), Path(t2), Path(out)
     problems = ProblemCollector()
@@ -334,6 +348,10 @@ def detect_change(
                      "image as t2")
     if epoch_norm not in ("per-epoch", "checkpoint"):
         problems.add(f"--epoch-norm {epoch_norm!r}: choose per-epoch or checkpoint")
+    if class_pairs not in CLASS_PAIRS:
+        problems.add(f"--class-pairs {class_pairs!r}: choose {' or '.join(CLASS_PAIRS)}")
+    elif class_pairs != "consistent" and not semantic:
+        problems.add(f"--class-pairs {class_pairs}: sets the from/to classes of --semantic; add --semantic")
     outputs = {"change": out}
     if probabilities is not None:
         outputs["probabilities"] = Path(probabilities)  # named as predict's summary names --probabilities
@@ -439,7 +457,7 @@ def detect_change(
         weights_digest = model_digest(loaded)
         made_by = model_id(loaded, weights_digest)
         layers = [change_layer(out, loaded.classes if semantic else CHANGE_CLASSES, semantic, made_by, threshold,
-                               min_area)]
+                               min_area, class_pairs)]
         if probabilities is not None:
             layers.append(change_probability_layer(Path(probabilities), made_by))
         grid = WindowGrid(src.width, src.height, window, overlap)
@@ -464,7 +482,7 @@ def detect_change(
         params = {
             "t1": file_fingerprint(t1), "t2": file_fingerprint(t2), "bands": bands, "model": weights_digest,
             "window": window, "overlap": overlap, "blend": blend, "tta": predictor.tta.spec(), "amp": amp, "semantic": semantic,
-            "epoch_norm": epoch_norm, "change_threshold": threshold, "min_area_m2": min_area, "strip_width": strip_width,
+            "class_pairs": class_pairs, "epoch_norm": epoch_norm, "change_threshold": threshold, "min_area_m2": min_area, "strip_width": strip_width,
             "stats": stats1.mean + stats1.std + stats2.mean + stats2.std,
             "outputs": {k: str(v.resolve()) for k, v in outputs.items()},
         }

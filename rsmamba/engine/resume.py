@@ -87,7 +87,7 @@ PARAM_WORDS = {
     "bands": "--bands", "model": "the model's weights", "window": "--window", "overlap": "--overlap",
     "blend": "--blend", "crop": "--crop", "tta": "test-time augmentation (--tta-*, --no-tta)", "amp": "--amp",
     "edge_aware": "edge-aware blending", "strip_width": "the strip width", "semantic": "--semantic",
-    "outputs": "the outputs (-o, --probabilities, --confidence, --change)", "epoch_norm": "--epoch-norm",
+    "outputs": "the outputs (-o, --probabilities, --confidence, --change)", "epoch_norm": "--epoch-norm", "class_pairs": "--class-pairs",
     "image_stats": "the image's statistics", "stats": "the images' statistics",
     "change_threshold": "--change-threshold", "min_area_m2": "--min-area",
 }

@@ -17,6 +17,7 @@ from scipy.ndimage import shift as nd_shift
 from rsmamba.change import detect_change
 from rsmamba.cli import main
 from rsmamba.engine.model import DEMO_CHANGE_MODEL
+from rsmamba.errors import InputError
 from rsmamba.synth import write_scene
 from tests.helpers.rasters import gdal_category_names, random_image, write_raster
 
@@ -417,6 +418,41 @@ def test_an_unchanged_pixel_holds_one_class_at_both_dates() -> None:
     both = argmax_classes(p1 + p2)
     assert torch.equal(first[unchanged], both[unchanged]) and torch.equal(second[unchanged], both[unchanged])
     assert not (first == second)[~unchanged].any()  # changed: two classes, as before
+
+
+def test_class_pairs_per_date_keeps_each_dates_own_class_as_the_papers_and_train_test(tmp_path) -> None:
+    """change + evaluate could not reproduce train --test's SeK (QA): the consistent pairs re-pair 333 of 1,920
+    changed SECOND pixels. --class-pairs per-date writes each date's argmax, the papers' inference; it is a
+    setting of the output (tag, resume record) and needs --semantic."""
+    from rsmamba.change.api import change_layer
+    from rsmamba.classes import ISPRS_CLASSES
+    from rsmamba.engine.stitch import FinishedRows
+    from rsmamba.engine.writer import argmax_classes
+
+    g = torch.Generator().manual_seed(5)
+    k, h, w = len(ISPRS_CLASSES), 12, 16
+    pc = torch.rand(h, w, generator=g)
+    acc = torch.cat([torch.stack([1 - pc, pc]), torch.rand(2 * k, h, w, generator=g)])
+    valid = torch.ones(h, w, dtype=torch.bool)
+    valid[0, :3] = False
+    rows = FinishedRows(0, 0, acc, torch.ones(h, w), valid)
+    layer = change_layer(Path("c.tif"), ISPRS_CLASSES, True, "m", class_pairs="per-date")
+    bands = layer.render(rows)
+    p1, p2 = acc[2:2 + k], acc[2 + k:]
+    consistent = change_layer(Path("c.tif"), ISPRS_CLASSES, True, "m").render(rows)
+    assert torch.equal(bands[0], consistent[0])  # the change band is the same
+    assert torch.equal(bands[1][valid], argmax_classes(p1)[valid].to(bands.dtype))
+    assert torch.equal(bands[2][valid], argmax_classes(p2)[valid].to(bands.dtype))
+    assert (bands[1] == bands[2])[(bands[0] == 1) & valid].any()  # what consistent pairs re-pair
+    assert (bands[:, ~valid] == consistent[:, ~valid]).all()  # nodata alike
+    assert "each date's own class" in layer.tags["CHANGE_CONVENTION"]
+
+    t1 = write_raster(tmp_path / "t1.tif", random_image(64, 64, seed=1))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=2))
+    with pytest.raises(InputError, match="--class-pairs per-date: sets the from/to classes of --semantic"):
+        detect_change(t1, t2, tmp_path / "c.tif", model=DEMO_CHANGE_MODEL, class_pairs="per-date")
+    with pytest.raises(InputError, match="--class-pairs 'papers': choose consistent or per-date"):
+        detect_change(t1, t2, tmp_path / "c.tif", model=DEMO_CHANGE_MODEL, semantic=True, class_pairs="papers")
 
 
 def test_a_dry_run_prints_memory_output_size_and_passes_as_predicts(tmp_path, capsys) -> None:
