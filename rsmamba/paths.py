@@ -214,8 +214,29 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
             # a pole in another form, which the caller unwraps; none found there: the whole layer, for its messages
             near_features = gpd.read_file(path, engine="pyogrio", layer=name, bbox=tuple(bounds), fid_as_index=True)
             if len(near_features):  # in the layer's order (a spatial index's order drew overlaps otherwise)
-                return near_features.sort_index(kind="stable").reset_index(drop=True)
+                ordered = _in_layer_order(near_features, path, name)
+                if ordered is not None:
+                    return ordered
     return gpd.read_file(path, engine="pyogrio", layer=name)
+
+
+def _in_layer_order(features: "geopandas.GeoDataFrame", path: str | os.PathLike[str],  # noqa: F821
+                    layer: str) -> "geopandas.GeoDataFrame | None":  # noqa: F821
+    """``features`` (indexed by FID) in the order the whole layer reads, or None where FIDs cannot say it.
+
+    A FID is no position: GeoJSON's FIDs are its features' ``id`` members, so sorting by FID put a feature
+    id 3 after one id 10 written before it, and the wrong polygon won an overlap. The layer's FIDs are read
+    in its order (no geometry, no fields) and each feature placed by its FID's position there.
+    """
+    import pyogrio
+
+    order = pyogrio.read_dataframe(path, layer=layer, read_geometry=False, columns=[], fid_as_index=True).index
+    if not order.is_unique or not features.index.is_unique:
+        return None
+    rank = order.get_indexer(features.index)
+    if (rank < 0).any():
+        return None
+    return features.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
 
 
 def files_behind(path: str | os.PathLike[str] | None) -> list[str]:

@@ -580,6 +580,28 @@ def test_label_polygons_of_two_classes_overlapping_are_said(tmp_path) -> None:
     assert not any("overlap" in w for w in summary.warnings)
 
 
+def test_overlaps_in_a_geojson_with_feature_ids_follow_the_files_order_not_the_ids(tmp_path) -> None:
+    """GDAL takes a GeoJSON feature's "id" as its FID: the layer was sorted by FID, so feature id 10 (class 1)
+    written before id 3 (class 2) won their overlap, though the later polygon should (and did in EPSG:4326)."""
+    image = write_raster(tmp_path / "img.tif", random_image(32, 32))
+
+    def square(x0, y0, x1, y1):
+        return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+    layer = tmp_path / "ids.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection",
+                                 "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+                                 "features": [{"type": "Feature", "id": 10, "properties": {"class": 1},
+                                               "geometry": square(500002, 4999980, 500012, 4999990)},
+                                              {"type": "Feature", "id": 3, "properties": {"class": 2},
+                                               "geometry": square(500008, 4999970, 500020, 4999988)}]}))
+    tile_scene(image, tmp_path / "chips", labels=layer, size=32, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    assert (got[13:19, 9:11] == 2).all()  # the overlap: the later feature's class
+    assert (got[10:12, 3:7] == 1).all() and (got[20:29, 13:19] == 2).all()
+
+
 def test_a_collection_of_an_area_and_a_line_is_said_as_such(tmp_path, caplog) -> None:
     """It was said as '1 feature ... is GeometryCollection, not areas', while its polygon burns as an area."""
     import logging
