@@ -354,6 +354,8 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     cut = in_degrees and x0 <= -179.999 and x1 >= 179.999
     before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
     geographic = ProjCRS.from_user_input(crs).is_geographic
+    if layer.crs != crs:  # only the features over the scene, with edges short enough to bend as the CRS does
+        layer = _near_the_scene(layer, crs, transform, width, height)
     folded = geographic and layer.crs != crs
     if folded:  # short edges, so that the path of each ring can be followed in degrees (see _on_the_grids_side)
         step = 1.0 if in_degrees else FOLD_STEP_M / metres_per_unit(layer.crs)
@@ -370,6 +372,110 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
             geoms[rejoin] = [shapely.union_all(shapely.get_parts(g)) for g in geoms[rejoin]]
             out = out.set_geometry(geoms)
     return out
+
+
+def _near_the_scene(layer: Any, crs: Any, transform: Affine, width: int, height: int) -> Any:
+    """``layer`` (in its own CRS) cut to the scene's footprint plus a margin, taken into the layer's CRS, and its
+    edges there cut short (:func:`densify_step`); a feature missing the footprint is left empty, in its row.
+
+    Reprojected vertex by vertex, a long edge stays straight in the new CRS while the line it stood for bends:
+    a region polygon in degrees (lon 0..18) containing a UTM scene was burnt as missing it (its 18-degree
+    southern edge cut the scene). Cut to the scene first, a world-wide polygon is a few edges there. Where the
+    footprint cannot be drawn in the layer's CRS (a scene round a pole, outside the CRS's area), the layer is
+    returned whole, as before.
+    """
+    import shapely
+
+    region = _scene_in_layer_crs(layer.crs, crs, transform, width, height)
+    if region is None:
+        return layer
+    geoms = layer.geometry.to_numpy()
+    shapely.prepare(region)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    meets = present & shapely.intersects(region, geoms)
+    inside = meets & shapely.contains_properly(region, geoms)
+    out = geoms.copy()
+    cut = meets & ~inside
+    if cut.any():
+        out[cut] = shapely.intersection(geoms[cut], region)
+    out[present & ~meets] = shapely.Polygon()
+    step = densify_step(layer.crs, crs, transform, width, height)
+    out[meets] = shapely.segmentize(out[meets], step)
+    return layer.set_geometry(out)
+
+
+def densify_step(layer_crs: Any, crs: Any, transform: Affine, width: int, height: int) -> float:
+    """The longest edge (in ``layer_crs`` units) that, taken to ``crs`` by its ends, lies within
+    :data:`BEND_PX` of a pixel of the grid of the line it stands for.
+
+    A line bends between CRSs by about its length squared times the curvature over 8; the curvature is taken
+    as :data:`BEND_CURVATURE` over the Earth's radius (a parallel's is tan(latitude) / R: 16 up to 86 degrees).
+    """
+    _, metres = _bend_step_m(crs, transform, width, height)
+    if layer_crs.is_geographic:
+        return metres / METRES_PER_DEGREE
+    return metres / metres_per_unit(layer_crs)
+
+
+def _bend_step_m(crs: Any, transform: Affine, width: int, height: int) -> tuple[float, float]:
+    """(the grid's pixel, the longest edge of :func:`densify_step`), in metres."""
+    from rsmamba.raster.ground import pixel_size_m
+
+    pixel = pixel_size_m(crs, transform, width, height) or 1.0
+    return pixel, min(FOLD_STEP_M, math.sqrt(8 * BEND_PX * pixel * EARTH_RADIUS_M / BEND_CURVATURE))
+
+
+BEND_PX = 0.05  # the most a cut edge may stray from the line it stands for, in pixels
+BEND_CURVATURE = 16.0  # times 1 / EARTH_RADIUS_M: how sharply a straight line of one CRS bends in another
+EARTH_RADIUS_M = 6_371_000.0
+METRES_PER_DEGREE = 111_320.0  # along a meridian, about; along a parallel a degree is shorter (a shorter edge)
+SCENE_MARGIN_PX = 16  # the footprint the features are cut to reaches this far (and 2 %) past the scene's edges
+
+
+def _scene_in_layer_crs(layer_crs: Any, crs: Any, transform: Affine, width: int, height: int) -> Any:
+    """The scene's footprint, widened by :data:`SCENE_MARGIN_PX` and 2 %, as an area of ``layer_crs``; in degrees with
+    its copies a turn either side (a layer may write a place at -179 or at 181). None where it cannot be drawn
+    there: a point of it PROJ cannot take, or an area that misses points of the scene (a ring round a pole)."""
+    import shapely
+    import shapely.affinity
+    from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
+
+    if layer_crs is None or crs is None:
+        return None
+    margin = SCENE_MARGIN_PX + 0.02 * max(width, height)
+    wide = transform * Affine.translation(-margin, -margin)
+    grid_crs = ProjCRS.from_user_input(crs)
+    pixel_m, step_m = _bend_step_m(crs, transform, width, height)
+    # the ring's edges no longer than the layer's will be: the cut follows the scene's edges as closely
+    steps = int(min(4096, max(16, math.ceil((max(width, height) + 2 * margin) * pixel_m / step_m))))
+    ring = np.asarray(footprint(int(round(width + 2 * margin)), int(round(height + 2 * margin)), wide, steps))
+    lattice = np.asarray([transform * (c, r) for c in np.linspace(0, width, 9) for r in np.linspace(0, height, 9)])
+    if grid_crs.is_geographic:
+        ring[:, 1] = np.clip(ring[:, 1], -90.0, 90.0)
+    try:
+        move = Transformer.from_crs(grid_crs, layer_crs, always_xy=True)
+        x, y = move.transform(ring[:, 0], ring[:, 1], errcheck=True)
+        px, py = move.transform(lattice[:, 0], lattice[:, 1], errcheck=True)
+    except Exception:  # noqa: BLE001 - PROJ's refusal of a point: no footprint there
+        return None
+    x, y, px, py = (np.asarray(v, float) for v in (x, y, px, py))
+    if not all(np.isfinite(v).all() for v in (x, y, px, py)):
+        return None
+    area = shapely.Polygon(np.c_[x, y])
+    if layer_crs.is_geographic:  # followed vertex to vertex across 180, as the grid's ring is continuous
+        area = unwrap_longitudes(np.array([area], dtype=object), False)[0]
+        area = shapely.union_all([shapely.affinity.translate(area, xoff=turn) for turn in (-360.0, 0.0, 360.0)])
+    area = shapely.make_valid(area)
+    points = shapely.points(np.c_[px, py])
+    if layer_crs.is_geographic:
+        points = np.concatenate([points, shapely.points(np.c_[px + 360.0, py]), shapely.points(np.c_[px - 360.0, py])])
+        inside = shapely.covers(area, points).reshape(3, -1).any(axis=0)
+    else:
+        inside = shapely.covers(area, points)
+    if area.is_empty or not inside.all():
+        return None
+    return area
 
 
 # Edges of a label layer from another CRS are cut to this length (in metres; a degree for a layer in degrees)

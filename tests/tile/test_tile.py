@@ -602,6 +602,31 @@ def test_overlaps_in_a_geojson_with_feature_ids_follow_the_files_order_not_the_i
     assert (got[10:12, 3:7] == 1).all() and (got[20:29, 13:19] == 2).all()
 
 
+@pytest.mark.parametrize("region", [(0.0, 45.14, 18.0, 50.0), (-180.0, -90.0, 180.0, 90.0)])
+def test_a_long_edged_polygon_in_degrees_is_burnt_where_its_edges_run_on_a_projected_scene(tmp_path, region) -> None:
+    """Reprojected vertex by vertex, a region polygon lon 0..18 (its south edge on the parallel 45.14, 1.5 km
+    south of a UTM scene at lon 9.0, lat 45.153) cut the scene with its straight 18-degree edge: burnt as 0
+    ('96% outside every feature'), exit 0. Checked against each pixel centre taken to degrees."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(200, 300), res=0.5)
+    house = gpd.GeoSeries([box(500005.15, 4999969.85, 500030.15, 4999994.85)], crs=32632).to_crs(4326).iloc[0]
+    layer = tmp_path / "region.gpkg"
+    gpd.GeoDataFrame({"class": [2, 1]}, geometry=[box(*region), house], crs=4326).to_file(layer)
+    tile_scene(image, tmp_path / "chips", labels=layer, size=300, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    cols, rows = np.meshgrid(np.arange(300) + 0.5, np.arange(200) + 0.5)
+    lon, lat = Transformer.from_crs(32632, 4326, always_xy=True).transform(500000 + cols * 0.5, 5000000 - rows * 0.5)
+    points = shapely.points(lon, lat)
+    expected = np.where(shapely.contains(house, points), 1, np.where(shapely.covers(box(*region), points), 2, 0))
+    assert (expected == 2).sum() > 50_000 and (expected == 1).sum() > 2000
+    assert np.array_equal(got, expected)
+
+
 def test_a_collection_of_an_area_and_a_line_is_said_as_such(tmp_path, caplog) -> None:
     """It was said as '1 feature ... is GeometryCollection, not areas', while its polygon burns as an area."""
     import logging
