@@ -703,6 +703,15 @@ def class_field_problem(values: Any, where: str, class_field: str) -> str | None
     return None
 
 
+def _features_over(geoms: np.ndarray, width: int, height: int, transform: Affine) -> bool:
+    """Whether any of ``geoms`` (in the grid's CRS) reaches inside the grid's footprint (touching its edge burns
+    nothing)."""
+    import shapely
+
+    scene = shapely.Polygon(footprint(width, height, transform, steps=1))
+    return bool((shapely.intersects(scene, geoms) & ~shapely.touches(scene, geoms)).any())
+
+
 class _VectorLabels:
     """A label vector layer in the image CRS, rasterised per window through a spatial index."""
 
@@ -783,12 +792,17 @@ class _VectorLabels:
                 return
         self.reprojected = gdf.crs != crs
         self.gdf = layer_in_grid_crs(gdf, crs, image.transform, image.width, image.height)
-        x0, y0, x1, y1 = self.gdf.total_bounds
         left, bottom, right, top = raster_extent(image.width, image.height, image.transform)
-        if not (x0 < right and x1 > left and y0 < top and y1 > bottom):
-            # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
+        if not _features_over(self.gdf.geometry.to_numpy(), image.width, image.height, image.transform):
+            # every chip would be pure background, with exit 0: a shifted or mislabelled CRS, or a layer of
+            # features round the scene whose bounds span it (its bounds were compared, not its features)
+            x0, y0, x1, y1 = self.gdf.total_bounds
+            if not np.isfinite([x0, y0, x1, y1]).all():  # cut to the scene, nothing was left: the layer's own box
+                from rasterio.warp import transform_bounds
+
+                x0, y0, x1, y1 = transform_bounds(gdf.crs, crs, *gdf.total_bounds)
             n = 6 if CRS.from_user_input(crs).is_geographic else 1  # degrees: a scene at 0.1 printed as a point
-            problems.add(f"{role} {path}: does not overlap the image (layer bounds {x0:.{n}f}, {y0:.{n}f}, {x1:.{n}f}, "
+            problems.add(f"{role} {path}: does not overlap the image (no feature reaches inside it; layer bounds {x0:.{n}f}, {y0:.{n}f}, {x1:.{n}f}, "
                          f"{y1:.{n}f} in the image CRS; image {left:.{n}f}, {bottom:.{n}f}, {right:.{n}f}, {top:.{n}f}); "
                          "check the layer's CRS")
             return

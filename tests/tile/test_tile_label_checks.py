@@ -30,6 +30,23 @@ def test_a_label_layer_off_the_image_is_refused_not_tiled_as_background(tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_a_label_layer_round_the_image_but_not_on_it_is_refused(tmp_path) -> None:
+    """Its bounds spanned the image, its features lay either side: every chip was class 0, exit 0. A layer in
+    degrees off the image is still said with its bounds (cut to the scene, it had none left: 'nan')."""
+    scene = write_scene(tmp_path / "s", size=64)
+    around = _layer(tmp_path / "around.gpkg", [1, 2], [box(X0 - 100, Y0 - 100, X0 - 1, Y0),
+                                                       box(X0 + 33, Y0 - 100, X0 + 100, Y0)])
+    with pytest.raises(InputError, match=r"around.gpkg: does not overlap the image \(no feature reaches inside it"):
+        tile_scene(scene["image"], tmp_path / "o", labels=around, size=32)
+    edge = _layer(tmp_path / "edge.gpkg", [1], [box(X0 + 32, Y0 - 100, X0 + 100, Y0)])  # touching its east edge
+    with pytest.raises(InputError, match="does not overlap the image"):
+        tile_scene(scene["image"], tmp_path / "o", labels=edge, size=32)
+    far = _layer(tmp_path / "far.gpkg", [1], [box(20.0, 40.0, 21.0, 41.0)], crs="EPSG:4326")
+    with pytest.raises(InputError, match=r"layer bounds \d+\.\d, \d+\.\d, \d+\.\d, \d+\.\d in the image CRS"):
+        tile_scene(scene["image"], tmp_path / "o", labels=far, size=32)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_geopackage_of_several_layers_needs_the_layer_named(tmp_path) -> None:
     scene = write_scene(tmp_path / "s", size=64)
     gpkg = tmp_path / "multi.gpkg"
