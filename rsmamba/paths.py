@@ -209,7 +209,8 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
         from pyproj import CRS
 
         theirs = pyogrio.read_info(path, layer=name).get("crs")
-        if theirs and CRS.from_user_input(theirs).is_projected and CRS.from_user_input(theirs) == CRS.from_user_input(crs):
+        theirs = horizontal_crs(CRS.from_user_input(theirs)) if theirs else None
+        if theirs is not None and theirs.is_projected and theirs == horizontal_crs(crs):
             # in the scene's own projected CRS only: a layer in degrees may hold a scene's features across 180 or
             # a pole in another form, which the caller unwraps; none found there: the whole layer, for its messages
             near_features = gpd.read_file(path, engine="pyogrio", layer=name, bbox=tuple(bounds), fid_as_index=True)
@@ -218,6 +219,15 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
                 if ordered is not None:
                     return ordered
     return gpd.read_file(path, engine="pyogrio", layer=name)
+
+
+def horizontal_crs(crs: Any) -> Any:
+    """The horizontal CRS of ``crs`` (a pyproj or rasterio CRS; a compound CRS's first part), as a pyproj CRS:
+    a vertical datum moves no feature and no pixel."""
+    from pyproj import CRS
+
+    c = CRS.from_wkt(crs.to_wkt())
+    return c.sub_crs_list[0] if c.is_compound and c.sub_crs_list else c
 
 
 def _in_layer_order(features: "geopandas.GeoDataFrame", path: str | os.PathLike[str],  # noqa: F821

@@ -32,7 +32,7 @@ from rsmamba.atomic import settle_inputs
 from rsmamba.classes import IGNORE_INDEX, colour_layout, name_key
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.paths import shell_word
+from rsmamba.paths import horizontal_crs, shell_word
 from rsmamba.raster.ground import metres_per_unit
 from rsmamba.raster.windows import CHECK_PER_AXIS, footprint, raster_extent, sample_windows, window_extent
 
@@ -209,12 +209,7 @@ def same_crs(a: Any, b: Any) -> bool:
     return a == b or (a is not None and b is not None and _horizontal(a) == _horizontal(b))
 
 
-def _horizontal(crs: Any) -> Any:
-    """The horizontal CRS of ``crs`` (a compound CRS's first part), as a pyproj CRS."""
-    from pyproj import CRS
-
-    c = CRS.from_wkt(crs.to_wkt())
-    return c.sub_crs_list[0] if c.is_compound and c.sub_crs_list else c
+_horizontal = horizontal_crs
 
 
 GRID_TOLERANCE_PX = 1e-3  # pixel corners this close are one grid (a raster written from a printed extent)
@@ -345,6 +340,8 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     import shapely
     from pyproj import CRS as ProjCRS
 
+    if layer.crs != crs and same_crs(layer.crs, crs):  # a compound CRS's vertical datum moves no feature
+        layer = layer.set_crs(crs, allow_override=True)
     if len(layer) == 0:
         return layer.to_crs(crs) if layer.crs != crs else layer
     x0, _, x1, _ = layer.total_bounds
@@ -790,7 +787,7 @@ class _VectorLabels:
                 problems.add(f"{role} {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
                              f"its CRS {gdf.crs.to_string()} (a GeoJSON without CRS is read as WGS84); set its CRS")
                 return
-        self.reprojected = gdf.crs != crs
+        self.reprojected = not same_crs(gdf.crs, crs)  # (a compound CRS's vertical datum moves no feature)
         self.gdf = layer_in_grid_crs(gdf, crs, image.transform, image.width, image.height)
         left, bottom, right, top = raster_extent(image.width, image.height, image.transform)
         if not _features_over(self.gdf.geometry.to_numpy(), image.width, image.height, image.transform):
