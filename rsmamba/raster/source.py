@@ -1639,6 +1639,14 @@ class AlignedSource:
                 valid &= np.all(np.isfinite(self._t2.read(self._t2_bands, window=window)), axis=0)
         return valid
 
+    @property
+    def dsm_path(self) -> Path | None:
+        return self._dsm_path
+
+    @property
+    def t2_path(self) -> Path | None:
+        return self._t2_path
+
     def read_image_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: image valid (:func:`bands_valid`: nodata value, internal mask or alpha) and finite:
         NaN/inf pixels of a float image are nodata, not values that would spread through a network."""

@@ -506,6 +506,22 @@ def test_a_raster_narrower_than_the_chips_is_said(tmp_path) -> None:
     assert said and said[0].endswith("its chips are 40 x 40 px")  # square chips take every quarter turn
 
 
+def test_a_dsm_leaving_no_valid_pixel_is_named_not_the_image(tmp_path) -> None:
+    """An all-nodata DSM was said as 'image ...: no valid pixels to compute statistics from', one over 20 of 64
+    columns as 'image ...: no chip has at least 50% valid pixels': the image was whole."""
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    empty = write_raster(tmp_path / "empty.tif", np.full((64, 64), -9999, np.float32), nodata=-9999)
+    with pytest.raises(InputError, match=r"^DSM .*empty.tif: no height where the image .*img.tif has data"):
+        tile_scene(image, tmp_path / "a", dsm=empty, size=32)
+    sliver = write_raster(tmp_path / "sliver.tif", np.full((64, 10), 50, np.float32))
+    with pytest.raises(InputError, match=r"^DSM .*sliver.tif: no chip has at least 50% valid pixels, though the image "
+                                         r"alone has 4 such windows: the DSM has a height at 16% of"):
+        tile_scene(image, tmp_path / "b", dsm=sliver, size=32)
+    bare = write_raster(tmp_path / "bare.tif", np.zeros((3, 64, 64), np.uint8), nodata=0)
+    with pytest.raises(InputError, match=r"^image .*bare.tif: no valid pixels"):  # the image's own, said as before
+        tile_scene(bare, tmp_path / "c", dsm=sliver, size=32)
+
+
 def test_a_dsm_with_a_second_date_is_said_at_tiling(tmp_path) -> None:
     """tile --t2 --dsm wrote DSM chips, exit 0, and every training of the folder then refused them ('change chips
     carry one DSM only'): said when they are written."""
