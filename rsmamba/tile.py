@@ -306,6 +306,7 @@ def tile_scene(
                                       labels_t2_layer=labels_t2_layer, change_layer=change_layer,
                                       instance_targets_layer=instance_targets_layer, burn=burn, burn_name=burn_name,
                                       class_table=class_table, border_px=border_px, contact_px=contact_px)
+    background_given = label_background is not None
     class_field = class_field or "class"
     # the defaults, once the options given have been checked against what they apply to (None: not given)
     label_background = 0 if label_background is None else label_background
@@ -328,6 +329,13 @@ def tile_scene(
         if labels is not None:
             _say_isprs_default(Path(labels))
 
+    known = declared if declared is not None else {c.id for c in classes}
+    if background_given and label_background != IGNORE_INDEX and label_background not in known:
+        # refused before the layer is read: it was first warned of as 'labelled class 7', then refused
+        table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
+        raise InputError(f"--background {label_background}: class id {label_background} (the pixels outside the label "
+                         f"polygons) is not in the class table ({table}); add class {label_background} to the table, "
+                         f"or --background {IGNORE_INDEX} to leave those pixels unlabelled")
     common = {"class_field": class_field, "label_background": label_background,
               "allow_geographic_mix": allow_geographic_mix, "burn": burn, "label_ignore": ignore,
               "class_names": {c.name: c.id for c in classes if not c.filler}}

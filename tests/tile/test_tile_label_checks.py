@@ -108,6 +108,21 @@ def test_background_out_of_range_and_missing_inputs_are_said_with_the_option_pro
     tile_scene(scene["image"], tmp_path / "o", labels=boxes, label_background=255, size=32)  # 255: unlabelled
 
 
+def test_a_background_the_class_table_lacks_is_refused_before_the_layer_is_read(tmp_path, capsys) -> None:
+    """--background 7 (no ISPRS class) was first warned of ('labelled class 7'), then refused after the chips."""
+    from rsmamba.cli import main
+
+    scene = write_scene(tmp_path / "s", size=64)
+    boxes = _layer(tmp_path / "b.gpkg", [1], [box(X0 + 4, Y0 - 8, X0 + 12, Y0 - 4)])
+    assert main(["tile", str(scene["image"]), "--labels", str(boxes), "--background", "7", "-o",
+                 str(tmp_path / "o"), "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: --background 7: class id 7 (the pixels outside the label polygons) is " \
+        "not in the class table (0 impervious, 1 building, 2 low_vegetation, 3 tree, 4 car, 5 clutter); add " \
+        "class 7 to the table, or --background 255" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_change_labels_are_zero_one_and_second_epoch_labels_answer_to_the_class_table(tmp_path) -> None:
     """--burn was applied to change labels too (chips of 0/2), and labels-t2 ids went unchecked until
     training indexed past the head; a change raster with nodata 0 ignored every unchanged pixel."""
