@@ -456,7 +456,9 @@ def _tile(
                    + ("" if square else " (training turns them by 180 degrees only)"))
         summary.warnings.append(message)
         log.warning(message)
-    digits = len(str(len(grid)))
+    # padded to the largest offset, so that names sort as the windows lie (the window count's digits made
+    # r00_c128 sort before r00_c64)
+    digits = len(str(max(max(grid.row_offsets), max(grid.col_offsets))))
     # ``tmp`` is the output folder's scratch, published whole by the caller
     subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
             "t2" if src.has_t2 else None, *extra, "targets" if targets is not None else None]

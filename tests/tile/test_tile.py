@@ -86,6 +86,17 @@ def test_no_chip_overlaps_a_chip_of_another_split(w, h, size, ov, block_mult, se
                 assert disjoint
 
 
+def test_chip_names_sort_as_the_windows_lie(tmp_path) -> None:
+    """Padded to the window count's digits (16 windows: 2), r00_c128 sorted before r00_c64."""
+    image = write_raster(tmp_path / "img.tif", random_image(200, 300))
+    tile_scene(image, tmp_path / "chips", size=64, split=(1, 0, 0), min_valid=0)
+    rows = _manifest(tmp_path / "chips")
+    names = [row["chip_id"] for row in rows]
+    assert names[:5] == ["r000_c000", "r000_c064", "r000_c128", "r000_c192", "r000_c236"], names
+    by_place = sorted(rows, key=lambda row: (int(row["row_off"]), int(row["col_off"])))
+    assert sorted(names) == [row["chip_id"] for row in by_place]
+
+
 def test_block_split_counts() -> None:
     s = assign_block_splits(4, 5, (0.8, 0.1, 0.1), seed=1)
     assert sorted(np.bincount(s.ravel(), minlength=3).tolist()) == [2, 2, 16]

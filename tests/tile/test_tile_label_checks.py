@@ -171,7 +171,7 @@ def test_second_epoch_chips_carry_their_own_footprint(tmp_path) -> None:
     t2[:, :, :10] = 0
     t2_path = write_raster(tmp_path / "t2.tif", t2, res=0.5, nodata=0)
     tile_scene(scene["image"], tmp_path / "o", labels=scene["labels"], t2=t2_path, size=32, split=(1, 0, 0))
-    with rasterio.open(tmp_path / "o" / "t2" / "r0_c0.tif") as chip:
+    with rasterio.open(tmp_path / "o" / "t2" / "r00_c00.tif") as chip:
         mask = chip.dataset_mask()
     assert (mask[:, :10] == 0).all() and (mask[:, 10:] == 255).all()
 
@@ -241,7 +241,7 @@ def test_an_invalid_label_polygon_is_repaired_and_said(tmp_path, caplog) -> None
     with caplog.at_level("WARNING", logger="rsmamba"):
         tile_scene(scene["image"], tmp_path / "o", labels=layer, size=32, split=(1, 0, 0))
     with open(tmp_path / "o" / "manifest.csv") as fh:
-        hist = [json.loads(r["class_hist"]) for r in csv.DictReader(fh) if r["chip_id"] == "r0_c0"][0]
+        hist = [json.loads(r["class_hist"]) for r in csv.DictReader(fh) if r["chip_id"] == "r00_c00"][0]
     assert hist["1"] == 16 * 16
     assert any("1 invalid polygon (self-intersecting, a ring traced twice) repaired" in r.getMessage() for r in caplog.records)
     result = evaluate_rasters(scene["labels"], layer, tmp_path / "m.json")
