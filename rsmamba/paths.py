@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import string
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,17 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
             raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
         layer = found[0]
     name = layer if layer is not None else names[0]
+    with warnings.catch_warnings():
+        # a GeoJSON field of 1 beside "tree" is read as text, as asked: pyogrio's note of it reached the user
+        warnings.filterwarnings("ignore", message="Could not parse column .* as JSON", category=UserWarning)
+        return _read_ogr(gpd, path, name, near)
+
+
+def _read_ogr(gpd: Any, path: str | os.PathLike[str], name: str,
+              near: tuple[tuple[float, float, float, float], Any] | None) -> "geopandas.GeoDataFrame":  # noqa: F821
+    """Layer ``name`` through pyogrio; with ``near``, only the features over a scene in its own CRS."""
+    import pyogrio
+
     if near is not None:  # only the features over a scene: a country's buildings for one ortho held them all
         bounds, crs = near
         from pyproj import CRS

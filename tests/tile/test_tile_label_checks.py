@@ -226,6 +226,31 @@ def test_a_text_class_field_reads_the_class_tables_names(tmp_path) -> None:
                    class_table=table, size=32)
 
 
+def test_a_geojson_class_field_of_ids_and_names_reads_without_pyogrios_note(tmp_path) -> None:
+    """Class 1 beside "tree": pyogrio's 'Could not parse column 'class' as JSON; leaving as string' reached the
+    user as a warning, though the field is read as meant (text; each value an id or a name)."""
+    import json
+    import warnings
+
+    scene = write_scene(tmp_path / "s", size=64)
+    layer = tmp_path / "mixed.geojson"
+    feature = lambda c, g: {"type": "Feature", "properties": {"class": c}, "geometry": g.__geo_interface__}  # noqa: E731
+    layer.write_text(json.dumps({"type": "FeatureCollection",
+                                 "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+                                 "features": [feature(1, box(X0 + 2, Y0 - 10, X0 + 10, Y0 - 2)),
+                                              feature("tree", box(X0 + 20, Y0 - 30, X0 + 30, Y0 - 20))]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tile_scene(scene["image"], tmp_path / "o", labels=layer, size=32, label_background=255)
+    assert not [w for w in caught if "Could not parse" in str(w.message)], [str(w.message) for w in caught]
+    hist = {}
+    for name in (tmp_path / "o" / "labels").iterdir():
+        with rasterio.open(name) as src:
+            for k, v in zip(*np.unique(src.read(1), return_counts=True)):
+                hist[int(k)] = hist.get(int(k), 0) + int(v)
+    assert hist[1] == 16 * 16 and hist[3] == 20 * 20
+
+
 def test_an_invalid_label_polygon_is_repaired_and_said(tmp_path, caplog) -> None:
     """A building's ring digitised twice over burnt nothing (trained as background), unsaid; evaluate the same."""
     import csv
