@@ -700,6 +700,53 @@ def class_field_problem(values: Any, where: str, class_field: str) -> str | None
     return None
 
 
+THIN_PX = 0.75  # area over perimeter (in pixels) below which a polygon may hold no pixel centre; above it a
+# convex one holds a disc wider than a pixel's diagonal
+THIN_CHECK_PX = 4_000_000  # a thin polygon's box larger than this many pixels is taken to burn some
+THIN_BATCH_PX = 1_000_000  # pixel centres tested at once
+
+
+def _burning_no_pixel(geoms: np.ndarray, values: np.ndarray, transform: Affine, width: int,
+                      height: int) -> dict[int, int]:
+    """How many areas over the grid burn no pixel, per class id: a pixel takes a polygon's class where its centre
+    lies inside, so a strip 0.4 px wide or a car of 0.8 px left nothing of its class, unsaid. Only polygons thin
+    for their size (:data:`THIN_PX`) are tested, against the pixel centres of their boxes; no-label features
+    (255) are left out."""
+    import shapely
+
+    areas = np.isin(shapely.get_type_id(geoms), (3, 6)) & (values != IGNORE_INDEX)
+    side = math.sqrt(abs(transform.determinant))
+    thin = areas & (shapely.area(geoms) < THIN_PX * side * shapely.length(geoms))
+    if not thin.any():
+        return {}
+    scene = shapely.Polygon(footprint(width, height, transform, steps=1))
+    thin &= shapely.intersects(scene, geoms) & ~shapely.touches(scene, geoms)
+    index = np.flatnonzero(thin)
+    x0, y0, x1, y1 = shapely.bounds(geoms[index]).T
+    inverse = ~transform
+    corners = [inverse * (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))]
+    cols, rows = np.array([c for c, _ in corners]), np.array([r for _, r in corners])
+    c0, c1 = np.maximum(0, np.floor(cols.min(0))), np.minimum(width, np.ceil(cols.max(0)))
+    r0, r1 = np.maximum(0, np.floor(rows.min(0))), np.minimum(height, np.ceil(rows.max(0)))
+    n_px = (np.maximum(c1 - c0, 0) * np.maximum(r1 - r0, 0)).astype(np.int64)
+    burns = n_px > THIN_CHECK_PX  # (taken to burn some)
+    todo = np.flatnonzero((n_px > 0) & ~burns)
+    part = np.cumsum(n_px[todo]) // THIN_BATCH_PX
+    for k in np.unique(part):  # batches of pixel centres, each paired with its polygon
+        batch = todo[part == k]
+        owner = np.repeat(np.arange(len(batch)), n_px[batch])
+        offset = np.arange(len(owner)) - np.repeat(np.cumsum(n_px[batch]) - n_px[batch], n_px[batch])
+        w = (c1 - c0)[batch][owner]
+        col, row = c0[batch][owner] + offset % w + 0.5, r0[batch][owner] + offset // w + 0.5
+        x, y = transform * (col, row)
+        hit = shapely.intersects_xy(geoms[index[batch]][owner], x, y)
+        burns[batch] |= np.bincount(owner, weights=hit, minlength=len(batch)) > 0
+    found: dict[int, int] = {}
+    for value in values[index[~burns]]:
+        found[int(value)] = found.get(int(value), 0) + 1
+    return found
+
+
 def _features_over(geoms: np.ndarray, width: int, height: int, transform: Affine) -> bool:
     """Whether any of ``geoms`` (in the grid's CRS) reaches inside the grid's footprint (touching its edge burns
     nothing)."""
@@ -809,6 +856,8 @@ class _VectorLabels:
         self.overlaps = len(np.unique(np.r_[a[other], b[other]]))
         self.sindex = self.gdf.sindex
         self.outside = self._outside_share(image)
+        self.unburnt = _burning_no_pixel(self.gdf.geometry.to_numpy(), self.values, image.transform, image.width,
+                                         image.height)
         self.ok = True
 
     def _outside_share(self, image: Any, cells: int = 512) -> float:
@@ -1236,6 +1285,15 @@ class AlignedSource:
                                    "order (reordering the layer changes the labels): check them")
                     if vec.reprojected:
                         self._warn(f"{role} {labels_path}: vector CRS differs from the image; reprojected")
+                    if vec.unburnt:  # narrower than a pixel: a class of cars or power lines left no label
+                        n = sum(vec.unburnt.values())
+                        names = {i: name for name, i in (self._class_names or {}).items()}
+                        per = ", ".join(f"class {c}{f' ({names[c]})' if c in names else ''}: {k}"
+                                        for c, k in sorted(vec.unburnt.items()))
+                        self._warn(f"{role} {labels_path}: {n} polygon{'s' * (n != 1)} over the image burn{'s' * (n == 1)} "
+                                   f"no pixel ({per}): a pixel takes a polygon's class only where its centre lies "
+                                   "inside, and these hold no pixel centre (narrower than a pixel); draw them wider or "
+                                   "tile a finer image")
                     if self._burn is None and label_background != IGNORE_INDEX and vec.outside >= OUTSIDE_WARN_SHARE:
                         names = {i: n for n, i in (self._class_names or {}).items()}
                         name = f" ({names[label_background]})" if label_background in names else ""

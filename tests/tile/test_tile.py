@@ -416,6 +416,29 @@ def test_lines_and_points_in_a_label_layer_are_said(tmp_path, caplog) -> None:
     assert "2 features of the layer are LineString/Point: burnt as 1-px lines and points, not areas" in caplog.text
 
 
+def test_polygons_holding_no_pixel_centre_are_counted_per_class(tmp_path, caplog) -> None:
+    """A 0.4 px strip and a 0.8 px car burnt nothing (a pixel takes a polygon's class where its centre lies
+    inside), with exit 0 and not a word. A strip as thin over a column of centres burns them, and is not said."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    layer = tmp_path / "thin.gpkg"
+    gpd.GeoDataFrame({"class": [1, 4, 1, 2]}, geometry=[
+        box(500010.6, 4999940, 500011.0, 4999990),  # between the centres of columns 10 and 11
+        box(500030.6, 4999968.6, 500031.4, 4999969.4),  # a car between four centres
+        box(500020.3, 4999940, 500020.7, 4999990),  # over column 20's centres
+        box(500040, 4999940, 500050, 4999950)], crs="EPSG:32632").to_file(layer)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(image, tmp_path / "chips", labels=layer, size=64, split=(1, 0, 0), label_background=255)
+    said = [r.getMessage() for r in caplog.records if "burn no pixel" in r.getMessage()]
+    assert len(said) == 1 and "thin.gpkg: 2 polygons over the image burn no pixel (class 1 (building): 1, class 4 " \
+        "(car): 1): a pixel takes a polygon's class only where its centre lies inside" in said[0], said
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    assert (got == 1).sum() == 50 and (got[10:60, 20] == 1).all() and (got == 4).sum() == 0
+
+
 @pytest.mark.parametrize("grid", ["rotated", "south-up"])
 def test_vector_labels_and_manifest_boxes_on_rotated_and_south_up_grids(tmp_path, grid) -> None:
     """The window's box was (left, bottom, right, top) of two corners: on a rotated grid it missed the
