@@ -286,6 +286,8 @@ def _layer_on_grid(layer: Any, grid: Grid, ref_path: Path | str) -> Any:
         raise InputError(f"{ref_path}: is on another grid than the prediction and one of them has no CRS; "
                          "cannot bring it onto the prediction grid")
     layer = layer_in_grid_crs(layer, grid.crs, grid.transform, grid.width, grid.height)
+    if layer.geometry.is_empty.all():  # every feature off the scene (cut to it: no bounds left to compare)
+        raise InputError(f"{ref_path}: does not overlap the prediction (check the CRS of both)")
     _check_overlap(grid.crs, layer.total_bounds, grid, ref_path)
     return layer
 

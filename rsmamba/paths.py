@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import string
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -204,18 +205,60 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
             raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
         layer = found[0]
     name = layer if layer is not None else names[0]
+    with warnings.catch_warnings():
+        # a GeoJSON field of 1 beside "tree" is read as text, as asked: pyogrio's note of it reached the user
+        warnings.filterwarnings("ignore", message="Could not parse column .* as JSON", category=UserWarning)
+        return _read_ogr(gpd, path, name, near)
+
+
+def _read_ogr(gpd: Any, path: str | os.PathLike[str], name: str,
+              near: tuple[tuple[float, float, float, float], Any] | None) -> "geopandas.GeoDataFrame":  # noqa: F821
+    """Layer ``name`` through pyogrio; with ``near``, only the features over a scene in its own CRS."""
+    import pyogrio
+
     if near is not None:  # only the features over a scene: a country's buildings for one ortho held them all
         bounds, crs = near
         from pyproj import CRS
 
         theirs = pyogrio.read_info(path, layer=name).get("crs")
-        if theirs and CRS.from_user_input(theirs).is_projected and CRS.from_user_input(theirs) == CRS.from_user_input(crs):
+        theirs = horizontal_crs(CRS.from_user_input(theirs)) if theirs else None
+        if theirs is not None and theirs.is_projected and theirs == horizontal_crs(crs):
             # in the scene's own projected CRS only: a layer in degrees may hold a scene's features across 180 or
             # a pole in another form, which the caller unwraps; none found there: the whole layer, for its messages
             near_features = gpd.read_file(path, engine="pyogrio", layer=name, bbox=tuple(bounds), fid_as_index=True)
             if len(near_features):  # in the layer's order (a spatial index's order drew overlaps otherwise)
-                return near_features.sort_index(kind="stable").reset_index(drop=True)
+                ordered = _in_layer_order(near_features, path, name)
+                if ordered is not None:
+                    return ordered
     return gpd.read_file(path, engine="pyogrio", layer=name)
+
+
+def horizontal_crs(crs: Any) -> Any:
+    """The horizontal CRS of ``crs`` (a pyproj or rasterio CRS; a compound CRS's first part), as a pyproj CRS:
+    a vertical datum moves no feature and no pixel."""
+    from pyproj import CRS
+
+    c = CRS.from_wkt(crs.to_wkt())
+    return c.sub_crs_list[0] if c.is_compound and c.sub_crs_list else c
+
+
+def _in_layer_order(features: "geopandas.GeoDataFrame", path: str | os.PathLike[str],  # noqa: F821
+                    layer: str) -> "geopandas.GeoDataFrame | None":  # noqa: F821
+    """``features`` (indexed by FID) in the order the whole layer reads, or None where FIDs cannot say it.
+
+    A FID is no position: GeoJSON's FIDs are its features' ``id`` members, so sorting by FID put a feature
+    id 3 after one id 10 written before it, and the wrong polygon won an overlap. The layer's FIDs are read
+    in its order (no geometry, no fields) and each feature placed by its FID's position there.
+    """
+    import pyogrio
+
+    order = pyogrio.read_dataframe(path, layer=layer, read_geometry=False, columns=[], fid_as_index=True).index
+    if not order.is_unique or not features.index.is_unique:
+        return None
+    rank = order.get_indexer(features.index)
+    if (rank < 0).any():
+        return None
+    return features.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
 
 
 def files_behind(path: str | os.PathLike[str] | None) -> list[str]:

@@ -51,9 +51,9 @@ from rsmamba.errors import InputError, seed_problem, typed_arguments
 from rsmamba.paths import input_problem, shell_word
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.ground import pixel_size_m
-from rsmamba.raster.normalize import compute_stats, dsm_range
+from rsmamba.raster.normalize import STATS_SAMPLE_PIXELS, compute_stats, dsm_range
 from rsmamba.raster.source import RGB, VECTOR_SUFFIXES, AlignedSource
-from rsmamba.raster.windows import PASSES_SAID, WindowGrid, passes_per_pixel, window_extent
+from rsmamba.raster.windows import PASSES_SAID, WindowGrid, passes_per_pixel, sample_windows, window_extent
 from rsmamba.runlog import run_scope
 
 log = logging.getLogger(__name__)
@@ -306,6 +306,7 @@ def tile_scene(
                                       labels_t2_layer=labels_t2_layer, change_layer=change_layer,
                                       instance_targets_layer=instance_targets_layer, burn=burn, burn_name=burn_name,
                                       class_table=class_table, border_px=border_px, contact_px=contact_px)
+    background_given = label_background is not None
     class_field = class_field or "class"
     # the defaults, once the options given have been checked against what they apply to (None: not given)
     label_background = 0 if label_background is None else label_background
@@ -328,6 +329,13 @@ def tile_scene(
         if labels is not None:
             _say_isprs_default(Path(labels))
 
+    known = declared if declared is not None else {c.id for c in classes}
+    if background_given and label_background != IGNORE_INDEX and label_background not in known:
+        # refused before the layer is read: it was first warned of as 'labelled class 7', then refused
+        table = ", ".join(f"{c.id} {c.name}" for c in classes if c.id in known)
+        raise InputError(f"--background {label_background}: class id {label_background} (the pixels outside the label "
+                         f"polygons) is not in the class table ({table}); add class {label_background} to the table, "
+                         f"or --background {IGNORE_INDEX} to leave those pixels unlabelled")
     common = {"class_field": class_field, "label_background": label_background,
               "allow_geographic_mix": allow_geographic_mix, "burn": burn, "label_ignore": ignore,
               "class_names": {c.name: c.id for c in classes if not c.filler}}
@@ -448,7 +456,9 @@ def _tile(
                    + ("" if square else " (training turns them by 180 degrees only)"))
         summary.warnings.append(message)
         log.warning(message)
-    digits = len(str(len(grid)))
+    # padded to the largest offset, so that names sort as the windows lie (the window count's digits made
+    # r00_c128 sort before r00_c64)
+    digits = len(str(max(max(grid.row_offsets), max(grid.col_offsets))))
     # ``tmp`` is the output folder's scratch, published whole by the caller
     subs = ["images", "dsm" if src.has_dsm else None, "labels" if src.has_labels else None,
             "t2" if src.has_t2 else None, *extra, "targets" if targets is not None else None]
@@ -469,10 +479,7 @@ def _tile(
                                 classes, targets, seen))
         summary.chips[SPLITS[split_index]] += 1
     if not rows:
-        raise InputError(
-            f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
-            "(empty or all-nodata raster, or --min-valid too high)"
-        )
+        raise InputError(_no_chip_problem(src, plan, image, min_valid))
     for name, source in (("labels", src), *extra.items()):
         if source.bad_label_values:
             values = ", ".join(f"{v:g}" for v in sorted(source.bad_label_values)[:8])
@@ -566,6 +573,31 @@ def _tile(
         meta["instance_targets"] = targets.describe()
     (tmp / "tiling.json").write_text(json.dumps(meta, indent=2))
     return summary
+
+
+def _no_chip_problem(src: AlignedSource, plan: list[tuple[Window, int]], image, min_valid: float) -> str:
+    """Why no window kept enough valid pixels, naming the input at fault: a DSM over 20 of 300 columns (or a t2
+    elsewhere) was said as the image's 'no chip has at least 50% valid pixels'."""
+    enough = 0  # windows the image alone would have filled
+    for window, _ in plan:
+        own = src.read_image_valid(window)
+        enough += int(bool(own.any()) and own.mean() >= min_valid)
+    own_px = dsm_px = 0  # the image's valid pixels, and of them those with a height (on the statistics' sample)
+    for window in sample_windows(src.width, src.height, STATS_SAMPLE_PIXELS) if src.has_dsm else ():
+        own = src.read_image_valid(window)
+        own_px += int(own.sum())
+        dsm_px += int((own & ~np.isnan(src.read_dsm(window))).sum())
+    if not enough:
+        return (f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
+                "(empty or all-nodata raster, or --min-valid too high)")
+    if src.has_dsm and dsm_px < own_px:
+        return (f"DSM {src.dsm_path}: no chip has at least {min_valid:.0%} valid pixels, though the image alone has "
+                f"{enough} such window{'s' * (enough != 1)}: the DSM has a height at {dsm_px / own_px:.0%} of the "
+                "image's valid pixels (a pixel without one is not valid); give a DSM over the image, or a lower "
+                "--min-valid")
+    return (f"t2 {src.t2_path}: no chip has at least {min_valid:.0%} valid pixels, though the image alone has "
+            f"{enough} such window{'s' * (enough != 1)}: the second date has no data over much of the image's (a "
+            "pixel is valid where both dates are); give a t2 over the image, or a lower --min-valid")
 
 
 def _check_extra_values(seen: dict[str, set[int]], extra: dict[str, AlignedSource], known: set[int],

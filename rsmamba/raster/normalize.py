@@ -79,12 +79,23 @@ def compute_stats(src: AlignedSource, max_pixels: int = STATS_SAMPLE_PIXELS) -> 
     """Image (and DSM) statistics over valid pixels of a lattice of sample windows."""
     image_acc = StatsAccumulator(src.count)
     dsm_acc = StatsAccumulator(1) if src.has_dsm else None
+    image_alone = with_dsm = 0  # the image's own valid pixels, and of them those with a height
     for window in sample_windows(src.width, src.height, max_pixels):
         heights = src.read_dsm(window) if dsm_acc is not None else None
         valid = src.read_valid(window, heights)
         image_acc.add(src.read_image(window), valid)
         if dsm_acc is not None:
             dsm_acc.add(heights[None], valid)
+        if not valid.any():  # what left the window without a valid pixel: said if nothing else is valid
+            own = src.read_image_valid(window)
+            image_alone += int(own.sum())
+            with_dsm += int((own & ~np.isnan(heights)).sum()) if heights is not None else int(own.sum())
+    if not image_acc.n.all() and image_alone:  # the image has data: the DSM (or t2) has none there
+        if with_dsm == 0:
+            raise InputError(f"DSM {src.dsm_path}: no height where the image {src.image_path} has data (all nodata, "
+                             "or no pixel of it over the image's data)")
+        raise InputError(f"t2 {src.t2_path}: no valid pixel where the image {src.image_path} has data (all nodata, "
+                         "or no pixel of it over the image's data)")
     image_stats = image_acc.result(f"image {src.image_path}")
     dsm_stats = dsm_acc.result("DSM") if dsm_acc is not None else None
     return image_stats, dsm_stats

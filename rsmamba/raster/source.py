@@ -32,7 +32,7 @@ from rsmamba.atomic import settle_inputs
 from rsmamba.classes import IGNORE_INDEX, colour_layout, name_key
 from rsmamba.runlog import warn_once
 from rsmamba.errors import InputError, ProblemCollector
-from rsmamba.paths import shell_word
+from rsmamba.paths import horizontal_crs, shell_word
 from rsmamba.raster.ground import metres_per_unit
 from rsmamba.raster.windows import CHECK_PER_AXIS, footprint, raster_extent, sample_windows, window_extent
 
@@ -211,12 +211,7 @@ def same_crs(a: Any, b: Any) -> bool:
     return a == b or (a is not None and b is not None and _horizontal(a) == _horizontal(b))
 
 
-def _horizontal(crs: Any) -> Any:
-    """The horizontal CRS of ``crs`` (a compound CRS's first part), as a pyproj CRS."""
-    from pyproj import CRS
-
-    c = CRS.from_wkt(crs.to_wkt())
-    return c.sub_crs_list[0] if c.is_compound and c.sub_crs_list else c
+_horizontal = horizontal_crs
 
 
 GRID_TOLERANCE_PX = 1e-3  # pixel corners this close are one grid (a raster written from a printed extent)
@@ -347,6 +342,8 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     import shapely
     from pyproj import CRS as ProjCRS
 
+    if layer.crs != crs and same_crs(layer.crs, crs):  # a compound CRS's vertical datum moves no feature
+        layer = layer.set_crs(crs, allow_override=True)
     if len(layer) == 0:
         return layer.to_crs(crs) if layer.crs != crs else layer
     x0, _, x1, _ = layer.total_bounds
@@ -356,6 +353,8 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
     cut = in_degrees and x0 <= -179.999 and x1 >= 179.999
     before = shapely.is_valid(layer.geometry.to_numpy()) if cut else None
     geographic = ProjCRS.from_user_input(crs).is_geographic
+    if layer.crs != crs:  # only the features over the scene, with edges short enough to bend as the CRS does
+        layer = _near_the_scene(layer, crs, transform, width, height)
     folded = geographic and layer.crs != crs
     if folded:  # short edges, so that the path of each ring can be followed in degrees (see _on_the_grids_side)
         step = 1.0 if in_degrees else FOLD_STEP_M / metres_per_unit(layer.crs)
@@ -372,6 +371,110 @@ def layer_in_grid_crs(layer: Any, crs: Any, transform: Affine, width: int, heigh
             geoms[rejoin] = [shapely.union_all(shapely.get_parts(g)) for g in geoms[rejoin]]
             out = out.set_geometry(geoms)
     return out
+
+
+def _near_the_scene(layer: Any, crs: Any, transform: Affine, width: int, height: int) -> Any:
+    """``layer`` (in its own CRS) cut to the scene's footprint plus a margin, taken into the layer's CRS, and its
+    edges there cut short (:func:`densify_step`); a feature missing the footprint is left empty, in its row.
+
+    Reprojected vertex by vertex, a long edge stays straight in the new CRS while the line it stood for bends:
+    a region polygon in degrees (lon 0..18) containing a UTM scene was burnt as missing it (its 18-degree
+    southern edge cut the scene). Cut to the scene first, a world-wide polygon is a few edges there. Where the
+    footprint cannot be drawn in the layer's CRS (a scene round a pole, outside the CRS's area), the layer is
+    returned whole, as before.
+    """
+    import shapely
+
+    region = _scene_in_layer_crs(layer.crs, crs, transform, width, height)
+    if region is None:
+        return layer
+    geoms = layer.geometry.to_numpy()
+    shapely.prepare(region)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    meets = present & shapely.intersects(region, geoms)
+    inside = meets & shapely.contains_properly(region, geoms)
+    out = geoms.copy()
+    cut = meets & ~inside
+    if cut.any():
+        out[cut] = shapely.intersection(geoms[cut], region)
+    out[present & ~meets] = shapely.Polygon()
+    step = densify_step(layer.crs, crs, transform, width, height)
+    out[meets] = shapely.segmentize(out[meets], step)
+    return layer.set_geometry(out)
+
+
+def densify_step(layer_crs: Any, crs: Any, transform: Affine, width: int, height: int) -> float:
+    """The longest edge (in ``layer_crs`` units) that, taken to ``crs`` by its ends, lies within
+    :data:`BEND_PX` of a pixel of the grid of the line it stands for.
+
+    A line bends between CRSs by about its length squared times the curvature over 8; the curvature is taken
+    as :data:`BEND_CURVATURE` over the Earth's radius (a parallel's is tan(latitude) / R: 16 up to 86 degrees).
+    """
+    _, metres = _bend_step_m(crs, transform, width, height)
+    if layer_crs.is_geographic:
+        return metres / METRES_PER_DEGREE
+    return metres / metres_per_unit(layer_crs)
+
+
+def _bend_step_m(crs: Any, transform: Affine, width: int, height: int) -> tuple[float, float]:
+    """(the grid's pixel, the longest edge of :func:`densify_step`), in metres."""
+    from rsmamba.raster.ground import pixel_size_m
+
+    pixel = pixel_size_m(crs, transform, width, height) or 1.0
+    return pixel, min(FOLD_STEP_M, math.sqrt(8 * BEND_PX * pixel * EARTH_RADIUS_M / BEND_CURVATURE))
+
+
+BEND_PX = 0.05  # the most a cut edge may stray from the line it stands for, in pixels
+BEND_CURVATURE = 16.0  # times 1 / EARTH_RADIUS_M: how sharply a straight line of one CRS bends in another
+EARTH_RADIUS_M = 6_371_000.0
+METRES_PER_DEGREE = 111_320.0  # along a meridian, about; along a parallel a degree is shorter (a shorter edge)
+SCENE_MARGIN_PX = 16  # the footprint the features are cut to reaches this far (and 2 %) past the scene's edges
+
+
+def _scene_in_layer_crs(layer_crs: Any, crs: Any, transform: Affine, width: int, height: int) -> Any:
+    """The scene's footprint, widened by :data:`SCENE_MARGIN_PX` and 2 %, as an area of ``layer_crs``; in degrees with
+    its copies a turn either side (a layer may write a place at -179 or at 181). None where it cannot be drawn
+    there: a point of it PROJ cannot take, or an area that misses points of the scene (a ring round a pole)."""
+    import shapely
+    import shapely.affinity
+    from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
+
+    if layer_crs is None or crs is None:
+        return None
+    margin = SCENE_MARGIN_PX + 0.02 * max(width, height)
+    wide = transform * Affine.translation(-margin, -margin)
+    grid_crs = ProjCRS.from_user_input(crs)
+    pixel_m, step_m = _bend_step_m(crs, transform, width, height)
+    # the ring's edges no longer than the layer's will be: the cut follows the scene's edges as closely
+    steps = int(min(4096, max(16, math.ceil((max(width, height) + 2 * margin) * pixel_m / step_m))))
+    ring = np.asarray(footprint(int(round(width + 2 * margin)), int(round(height + 2 * margin)), wide, steps))
+    lattice = np.asarray([transform * (c, r) for c in np.linspace(0, width, 9) for r in np.linspace(0, height, 9)])
+    if grid_crs.is_geographic:
+        ring[:, 1] = np.clip(ring[:, 1], -90.0, 90.0)
+    try:
+        move = Transformer.from_crs(grid_crs, layer_crs, always_xy=True)
+        x, y = move.transform(ring[:, 0], ring[:, 1], errcheck=True)
+        px, py = move.transform(lattice[:, 0], lattice[:, 1], errcheck=True)
+    except Exception:  # noqa: BLE001 - PROJ's refusal of a point: no footprint there
+        return None
+    x, y, px, py = (np.asarray(v, float) for v in (x, y, px, py))
+    if not all(np.isfinite(v).all() for v in (x, y, px, py)):
+        return None
+    area = shapely.Polygon(np.c_[x, y])
+    if layer_crs.is_geographic:  # followed vertex to vertex across 180, as the grid's ring is continuous
+        area = unwrap_longitudes(np.array([area], dtype=object), False)[0]
+        area = shapely.union_all([shapely.affinity.translate(area, xoff=turn) for turn in (-360.0, 0.0, 360.0)])
+    area = shapely.make_valid(area)
+    points = shapely.points(np.c_[px, py])
+    if layer_crs.is_geographic:
+        points = np.concatenate([points, shapely.points(np.c_[px + 360.0, py]), shapely.points(np.c_[px - 360.0, py])])
+        inside = shapely.covers(area, points).reshape(3, -1).any(axis=0)
+    else:
+        inside = shapely.covers(area, points)
+    if area.is_empty or not inside.all():
+        return None
+    return area
 
 
 # Edges of a label layer from another CRS are cut to this length (in metres; a degree for a layer in degrees)
@@ -599,6 +702,62 @@ def class_field_problem(values: Any, where: str, class_field: str) -> str | None
     return None
 
 
+THIN_PX = 0.75  # area over perimeter (in pixels) below which a polygon may hold no pixel centre; above it a
+# convex one holds a disc wider than a pixel's diagonal
+THIN_CHECK_PX = 4_000_000  # a thin polygon's box larger than this many pixels is taken to burn some
+THIN_BATCH_PX = 1_000_000  # pixel centres tested at once
+
+
+def _burning_no_pixel(geoms: np.ndarray, values: np.ndarray, transform: Affine, width: int,
+                      height: int) -> dict[int, int]:
+    """How many areas over the grid burn no pixel, per class id: a pixel takes a polygon's class where its centre
+    lies inside, so a strip 0.4 px wide or a car of 0.8 px left nothing of its class, unsaid. Only polygons thin
+    for their size (:data:`THIN_PX`) are tested, against the pixel centres of their boxes; no-label features
+    (255) are left out."""
+    import shapely
+
+    areas = np.isin(shapely.get_type_id(geoms), (3, 6)) & (values != IGNORE_INDEX)
+    side = math.sqrt(abs(transform.determinant))
+    thin = areas & (shapely.area(geoms) < THIN_PX * side * shapely.length(geoms))
+    if not thin.any():
+        return {}
+    scene = shapely.Polygon(footprint(width, height, transform, steps=1))
+    thin &= shapely.intersects(scene, geoms) & ~shapely.touches(scene, geoms)
+    index = np.flatnonzero(thin)
+    x0, y0, x1, y1 = shapely.bounds(geoms[index]).T
+    inverse = ~transform
+    corners = [inverse * (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))]
+    cols, rows = np.array([c for c, _ in corners]), np.array([r for _, r in corners])
+    c0, c1 = np.maximum(0, np.floor(cols.min(0))), np.minimum(width, np.ceil(cols.max(0)))
+    r0, r1 = np.maximum(0, np.floor(rows.min(0))), np.minimum(height, np.ceil(rows.max(0)))
+    n_px = (np.maximum(c1 - c0, 0) * np.maximum(r1 - r0, 0)).astype(np.int64)
+    burns = n_px > THIN_CHECK_PX  # (taken to burn some)
+    todo = np.flatnonzero((n_px > 0) & ~burns)
+    part = np.cumsum(n_px[todo]) // THIN_BATCH_PX
+    for k in np.unique(part):  # batches of pixel centres, each paired with its polygon
+        batch = todo[part == k]
+        owner = np.repeat(np.arange(len(batch)), n_px[batch])
+        offset = np.arange(len(owner)) - np.repeat(np.cumsum(n_px[batch]) - n_px[batch], n_px[batch])
+        w = (c1 - c0)[batch][owner]
+        col, row = c0[batch][owner] + offset % w + 0.5, r0[batch][owner] + offset // w + 0.5
+        x, y = transform * (col, row)
+        hit = shapely.intersects_xy(geoms[index[batch]][owner], x, y)
+        burns[batch] |= np.bincount(owner, weights=hit, minlength=len(batch)) > 0
+    found: dict[int, int] = {}
+    for value in values[index[~burns]]:
+        found[int(value)] = found.get(int(value), 0) + 1
+    return found
+
+
+def _features_over(geoms: np.ndarray, width: int, height: int, transform: Affine) -> bool:
+    """Whether any of ``geoms`` (in the grid's CRS) reaches inside the grid's footprint (touching its edge burns
+    nothing)."""
+    import shapely
+
+    scene = shapely.Polygon(footprint(width, height, transform, steps=1))
+    return bool((shapely.intersects(scene, geoms) & ~shapely.touches(scene, geoms)).any())
+
+
 class _VectorLabels:
     """A label vector layer in the image CRS, rasterised per window through a spatial index."""
 
@@ -677,14 +836,19 @@ class _VectorLabels:
                 problems.add(f"{role} {path}: coordinates up to {max(abs(x0), abs(x1)):.0f} cannot be degrees of "
                              f"its CRS {gdf.crs.to_string()} (a GeoJSON without CRS is read as WGS84); set its CRS")
                 return
-        self.reprojected = gdf.crs != crs
+        self.reprojected = not same_crs(gdf.crs, crs)  # (a compound CRS's vertical datum moves no feature)
         self.gdf = layer_in_grid_crs(gdf, crs, image.transform, image.width, image.height)
-        x0, y0, x1, y1 = self.gdf.total_bounds
         left, bottom, right, top = raster_extent(image.width, image.height, image.transform)
-        if not (x0 < right and x1 > left and y0 < top and y1 > bottom):
-            # every chip would be pure background, with exit 0: a shifted or mislabelled CRS
+        if not _features_over(self.gdf.geometry.to_numpy(), image.width, image.height, image.transform):
+            # every chip would be pure background, with exit 0: a shifted or mislabelled CRS, or a layer of
+            # features round the scene whose bounds span it (its bounds were compared, not its features)
+            x0, y0, x1, y1 = self.gdf.total_bounds
+            if not np.isfinite([x0, y0, x1, y1]).all():  # cut to the scene, nothing was left: the layer's own box
+                from rasterio.warp import transform_bounds
+
+                x0, y0, x1, y1 = transform_bounds(gdf.crs, crs, *gdf.total_bounds)
             n = 6 if CRS.from_user_input(crs).is_geographic else 1  # degrees: a scene at 0.1 printed as a point
-            problems.add(f"{role} {path}: does not overlap the image (layer bounds {x0:.{n}f}, {y0:.{n}f}, {x1:.{n}f}, "
+            problems.add(f"{role} {path}: does not overlap the image (no feature reaches inside it; layer bounds {x0:.{n}f}, {y0:.{n}f}, {x1:.{n}f}, "
                          f"{y1:.{n}f} in the image CRS; image {left:.{n}f}, {bottom:.{n}f}, {right:.{n}f}, {top:.{n}f}); "
                          "check the layer's CRS")
             return
@@ -694,6 +858,8 @@ class _VectorLabels:
         self.overlaps = len(np.unique(np.r_[a[other], b[other]]))
         self.sindex = self.gdf.sindex
         self.outside = self._outside_share(image)
+        self.unburnt = _burning_no_pixel(self.gdf.geometry.to_numpy(), self.values, image.transform, image.width,
+                                         image.height)
         self.ok = True
 
     def _outside_share(self, image: Any, cells: int = 512) -> float:
@@ -1121,6 +1287,15 @@ class AlignedSource:
                                    "order (reordering the layer changes the labels): check them")
                     if vec.reprojected:
                         self._warn(f"{role} {labels_path}: vector CRS differs from the image; reprojected")
+                    if vec.unburnt:  # narrower than a pixel: a class of cars or power lines left no label
+                        n = sum(vec.unburnt.values())
+                        names = {i: name for name, i in (self._class_names or {}).items()}
+                        per = ", ".join(f"class {c}{f' ({names[c]})' if c in names else ''}: {k}"
+                                        for c, k in sorted(vec.unburnt.items()))
+                        self._warn(f"{role} {labels_path}: {n} polygon{'s' * (n != 1)} over the image burn{'s' * (n == 1)} "
+                                   f"no pixel ({per}): a pixel takes a polygon's class only where its centre lies "
+                                   "inside, and these hold no pixel centre (narrower than a pixel); draw them wider or "
+                                   "tile a finer image")
                     if self._burn is None and label_background != IGNORE_INDEX and vec.outside >= OUTSIDE_WARN_SHARE:
                         names = {i: n for n, i in (self._class_names or {}).items()}
                         name = f" ({names[label_background]})" if label_background in names else ""
@@ -1523,6 +1698,14 @@ class AlignedSource:
             if np.dtype(self._t2.dtypes[self._t2_bands[0] - 1]).kind == "f":
                 valid &= np.all(np.isfinite(self._t2.read(self._t2_bands, window=window)), axis=0)
         return valid
+
+    @property
+    def dsm_path(self) -> Path | None:
+        return self._dsm_path
+
+    @property
+    def t2_path(self) -> Path | None:
+        return self._t2_path
 
     def read_image_valid(self, window: Window) -> np.ndarray:
         """(h, w) bool: image valid (:func:`bands_valid`: nodata value, internal mask or alpha) and finite:

@@ -248,7 +248,7 @@ def test_tile_marks_chips_with_nan_pixels_as_not_fully_valid(tmp_path) -> None:
     paths = _scene(tmp_path)
     with rasterio.open(paths["ortho_t1"]) as src:
         profile, img = src.profile, src.read().astype(np.float32)
-    img[:, 5:7, 5:7] = np.nan  # inside chip r0_c0
+    img[:, 5:7, 5:7] = np.nan  # inside chip r00_c00
     with rasterio.open(tmp_path / "nan.tif", "w", **{**profile, "dtype": "float32", "nodata": None}) as dst:
         dst.write(img)
     tile_scene(tmp_path / "nan.tif", tmp_path / "chips", labels=paths["labels_t1"], size=64, min_valid=0.5)

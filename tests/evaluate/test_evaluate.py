@@ -1026,3 +1026,12 @@ def test_change_band_values_other_than_0_1_leave_every_score_alike(tmp_path: Pat
         assert got[key] == pytest.approx(want[key]), key
     assert got["iou_change"] == pytest.approx(result["per_class"]["change"]["iou"])
     assert any("(2)" in w for w in result["warnings"])
+
+
+def test_a_reference_in_degrees_far_from_the_prediction_is_refused(tmp_path: Path) -> None:
+    """A layer from another CRS is cut to the scene before it is reprojected: one wholly elsewhere is left
+    without a feature, and still refused as off the prediction (its bounds were NaN, compared as 'overlapping')."""
+    pred = write_raster(tmp_path / "pred.tif", np.ones((32, 32), np.uint8))
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(20.0, 40.0, 21.0, 41.0)], crs="EPSG:4326").to_file(tmp_path / "far.gpkg")
+    with pytest.raises(InputError, match="far.gpkg: does not overlap the prediction"):
+        evaluate_rasters(pred, tmp_path / "far.gpkg", tmp_path / "m" / "m.json")

@@ -757,6 +757,23 @@ def test_only_the_features_over_the_scene_are_read_from_a_large_layer(tmp_path) 
         AlignedSource(img, labels=tmp_path / "off.gpkg", class_field="class")
 
 
+def test_a_label_layer_in_a_compound_images_horizontal_crs_is_not_reprojected(tmp_path) -> None:
+    """An image in EPSG:32632+5773 with labels in EPSG:32632: said 'vector CRS differs from the image;
+    reprojected' though no feature moves, and the whole layer was read (no bbox pre-filter)."""
+    import geopandas as gpd
+    import shapely
+    from rasterio.crs import CRS
+
+    img = write_raster(tmp_path / "i.tif", random_image(64, 64), res=0.5, crs=CRS.from_string("EPSG:32632+5773"))
+    near = [shapely.box(500004, 4999970, 500010, 4999976)]
+    far = [shapely.box(600000 + i * 20, 5100000, 600010 + i * 20, 5100010) for i in range(5)]
+    gpd.GeoDataFrame({"class": [1] * 6}, geometry=near + far, crs="EPSG:32632").to_file(tmp_path / "l.gpkg")
+    with AlignedSource(img, labels=tmp_path / "l.gpkg", class_field="class") as src:
+        assert not [w for w in src.warnings if "reprojected" in w], src.warnings
+        assert len(src._labels_vector.gdf) == 1
+        assert (src.read_labels(Window(0, 0, 64, 64)) == 1).sum() == 12 * 12
+
+
 def test_overlapping_features_read_by_bbox_burn_in_layer_order(tmp_path) -> None:
     """Read by the scene's bbox, features came in the GeoPackage R-tree's order, not the layer's: where a 21 km strip
     lay under buildings, 5066 label pixels turned from its class 2 to the buildings' 1."""

@@ -86,6 +86,17 @@ def test_no_chip_overlaps_a_chip_of_another_split(w, h, size, ov, block_mult, se
                 assert disjoint
 
 
+def test_chip_names_sort_as_the_windows_lie(tmp_path) -> None:
+    """Padded to the window count's digits (16 windows: 2), r00_c128 sorted before r00_c64."""
+    image = write_raster(tmp_path / "img.tif", random_image(200, 300))
+    tile_scene(image, tmp_path / "chips", size=64, split=(1, 0, 0), min_valid=0)
+    rows = _manifest(tmp_path / "chips")
+    names = [row["chip_id"] for row in rows]
+    assert names[:5] == ["r000_c000", "r000_c064", "r000_c128", "r000_c192", "r000_c236"], names
+    by_place = sorted(rows, key=lambda row: (int(row["row_off"]), int(row["col_off"])))
+    assert sorted(names) == [row["chip_id"] for row in by_place]
+
+
 def test_block_split_counts() -> None:
     s = assign_block_splits(4, 5, (0.8, 0.1, 0.1), seed=1)
     assert sorted(np.bincount(s.ravel(), minlength=3).tolist()) == [2, 2, 16]
@@ -405,6 +416,29 @@ def test_lines_and_points_in_a_label_layer_are_said(tmp_path, caplog) -> None:
     assert "2 features of the layer are LineString/Point: burnt as 1-px lines and points, not areas" in caplog.text
 
 
+def test_polygons_holding_no_pixel_centre_are_counted_per_class(tmp_path, caplog) -> None:
+    """A 0.4 px strip and a 0.8 px car burnt nothing (a pixel takes a polygon's class where its centre lies
+    inside), with exit 0 and not a word. A strip as thin over a column of centres burns them, and is not said."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    layer = tmp_path / "thin.gpkg"
+    gpd.GeoDataFrame({"class": [1, 4, 1, 2]}, geometry=[
+        box(500010.6, 4999940, 500011.0, 4999990),  # between the centres of columns 10 and 11
+        box(500030.6, 4999968.6, 500031.4, 4999969.4),  # a car between four centres
+        box(500020.3, 4999940, 500020.7, 4999990),  # over column 20's centres
+        box(500040, 4999940, 500050, 4999950)], crs="EPSG:32632").to_file(layer)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        tile_scene(image, tmp_path / "chips", labels=layer, size=64, split=(1, 0, 0), label_background=255)
+    said = [r.getMessage() for r in caplog.records if "burn no pixel" in r.getMessage()]
+    assert len(said) == 1 and "thin.gpkg: 2 polygons over the image burn no pixel (class 1 (building): 1, class 4 " \
+        "(car): 1): a pixel takes a polygon's class only where its centre lies inside" in said[0], said
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    assert (got == 1).sum() == 50 and (got[10:60, 20] == 1).all() and (got == 4).sum() == 0
+
+
 @pytest.mark.parametrize("grid", ["rotated", "south-up"])
 def test_vector_labels_and_manifest_boxes_on_rotated_and_south_up_grids(tmp_path, grid) -> None:
     """The window's box was (left, bottom, right, top) of two corners: on a rotated grid it missed the
@@ -506,6 +540,22 @@ def test_a_raster_narrower_than_the_chips_is_said(tmp_path) -> None:
     assert said and said[0].endswith("its chips are 40 x 40 px")  # square chips take every quarter turn
 
 
+def test_a_dsm_leaving_no_valid_pixel_is_named_not_the_image(tmp_path) -> None:
+    """An all-nodata DSM was said as 'image ...: no valid pixels to compute statistics from', one over 20 of 64
+    columns as 'image ...: no chip has at least 50% valid pixels': the image was whole."""
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    empty = write_raster(tmp_path / "empty.tif", np.full((64, 64), -9999, np.float32), nodata=-9999)
+    with pytest.raises(InputError, match=r"^DSM .*empty.tif: no height where the image .*img.tif has data"):
+        tile_scene(image, tmp_path / "a", dsm=empty, size=32)
+    sliver = write_raster(tmp_path / "sliver.tif", np.full((64, 10), 50, np.float32))
+    with pytest.raises(InputError, match=r"^DSM .*sliver.tif: no chip has at least 50% valid pixels, though the image "
+                                         r"alone has 4 such windows: the DSM has a height at 16% of"):
+        tile_scene(image, tmp_path / "b", dsm=sliver, size=32)
+    bare = write_raster(tmp_path / "bare.tif", np.zeros((3, 64, 64), np.uint8), nodata=0)
+    with pytest.raises(InputError, match=r"^image .*bare.tif: no valid pixels"):  # the image's own, said as before
+        tile_scene(bare, tmp_path / "c", dsm=sliver, size=32)
+
+
 def test_a_dsm_with_a_second_date_is_said_at_tiling(tmp_path) -> None:
     """tile --t2 --dsm wrote DSM chips, exit 0, and every training of the folder then refused them ('change chips
     carry one DSM only'): said when they are written."""
@@ -578,6 +628,53 @@ def test_label_polygons_of_two_classes_overlapping_are_said(tmp_path) -> None:
                  "fine.gpkg")  # two houses over each other, a road sharing an edge with one
     summary = tile_scene(image, tmp_path / "c2", labels=fine, size=32, split=(1, 0, 0))
     assert not any("overlap" in w for w in summary.warnings)
+
+
+def test_overlaps_in_a_geojson_with_feature_ids_follow_the_files_order_not_the_ids(tmp_path) -> None:
+    """GDAL takes a GeoJSON feature's "id" as its FID: the layer was sorted by FID, so feature id 10 (class 1)
+    written before id 3 (class 2) won their overlap, though the later polygon should (and did in EPSG:4326)."""
+    image = write_raster(tmp_path / "img.tif", random_image(32, 32))
+
+    def square(x0, y0, x1, y1):
+        return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+    layer = tmp_path / "ids.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection",
+                                 "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+                                 "features": [{"type": "Feature", "id": 10, "properties": {"class": 1},
+                                               "geometry": square(500002, 4999980, 500012, 4999990)},
+                                              {"type": "Feature", "id": 3, "properties": {"class": 2},
+                                               "geometry": square(500008, 4999970, 500020, 4999988)}]}))
+    tile_scene(image, tmp_path / "chips", labels=layer, size=32, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    assert (got[13:19, 9:11] == 2).all()  # the overlap: the later feature's class
+    assert (got[10:12, 3:7] == 1).all() and (got[20:29, 13:19] == 2).all()
+
+
+@pytest.mark.parametrize("region", [(0.0, 45.14, 18.0, 50.0), (-180.0, -90.0, 180.0, 90.0)])
+def test_a_long_edged_polygon_in_degrees_is_burnt_where_its_edges_run_on_a_projected_scene(tmp_path, region) -> None:
+    """Reprojected vertex by vertex, a region polygon lon 0..18 (its south edge on the parallel 45.14, 1.5 km
+    south of a UTM scene at lon 9.0, lat 45.153) cut the scene with its straight 18-degree edge: burnt as 0
+    ('96% outside every feature'), exit 0. Checked against each pixel centre taken to degrees."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(200, 300), res=0.5)
+    house = gpd.GeoSeries([box(500005.15, 4999969.85, 500030.15, 4999994.85)], crs=32632).to_crs(4326).iloc[0]
+    layer = tmp_path / "region.gpkg"
+    gpd.GeoDataFrame({"class": [2, 1]}, geometry=[box(*region), house], crs=4326).to_file(layer)
+    tile_scene(image, tmp_path / "chips", labels=layer, size=300, split=(1, 0, 0))
+    with rasterio.open(tmp_path / "chips" / _manifest(tmp_path / "chips")[0]["labels"]) as ds:
+        got = ds.read(1)
+    cols, rows = np.meshgrid(np.arange(300) + 0.5, np.arange(200) + 0.5)
+    lon, lat = Transformer.from_crs(32632, 4326, always_xy=True).transform(500000 + cols * 0.5, 5000000 - rows * 0.5)
+    points = shapely.points(lon, lat)
+    expected = np.where(shapely.contains(house, points), 1, np.where(shapely.covers(box(*region), points), 2, 0))
+    assert (expected == 2).sum() > 50_000 and (expected == 1).sum() > 2000
+    assert np.array_equal(got, expected)
 
 
 def test_a_collection_of_an_area_and_a_line_is_said_as_such(tmp_path, caplog) -> None:

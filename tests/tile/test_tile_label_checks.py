@@ -30,6 +30,23 @@ def test_a_label_layer_off_the_image_is_refused_not_tiled_as_background(tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_a_label_layer_round_the_image_but_not_on_it_is_refused(tmp_path) -> None:
+    """Its bounds spanned the image, its features lay either side: every chip was class 0, exit 0. A layer in
+    degrees off the image is still said with its bounds (cut to the scene, it had none left: 'nan')."""
+    scene = write_scene(tmp_path / "s", size=64)
+    around = _layer(tmp_path / "around.gpkg", [1, 2], [box(X0 - 100, Y0 - 100, X0 - 1, Y0),
+                                                       box(X0 + 33, Y0 - 100, X0 + 100, Y0)])
+    with pytest.raises(InputError, match=r"around.gpkg: does not overlap the image \(no feature reaches inside it"):
+        tile_scene(scene["image"], tmp_path / "o", labels=around, size=32)
+    edge = _layer(tmp_path / "edge.gpkg", [1], [box(X0 + 32, Y0 - 100, X0 + 100, Y0)])  # touching its east edge
+    with pytest.raises(InputError, match="does not overlap the image"):
+        tile_scene(scene["image"], tmp_path / "o", labels=edge, size=32)
+    far = _layer(tmp_path / "far.gpkg", [1], [box(20.0, 40.0, 21.0, 41.0)], crs="EPSG:4326")
+    with pytest.raises(InputError, match=r"layer bounds \d+\.\d, \d+\.\d, \d+\.\d, \d+\.\d in the image CRS"):
+        tile_scene(scene["image"], tmp_path / "o", labels=far, size=32)
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_geopackage_of_several_layers_needs_the_layer_named(tmp_path) -> None:
     scene = write_scene(tmp_path / "s", size=64)
     gpkg = tmp_path / "multi.gpkg"
@@ -91,6 +108,21 @@ def test_background_out_of_range_and_missing_inputs_are_said_with_the_option_pro
     tile_scene(scene["image"], tmp_path / "o", labels=boxes, label_background=255, size=32)  # 255: unlabelled
 
 
+def test_a_background_the_class_table_lacks_is_refused_before_the_layer_is_read(tmp_path, capsys) -> None:
+    """--background 7 (no ISPRS class) was first warned of ('labelled class 7'), then refused after the chips."""
+    from rsmamba.cli import main
+
+    scene = write_scene(tmp_path / "s", size=64)
+    boxes = _layer(tmp_path / "b.gpkg", [1], [box(X0 + 4, Y0 - 8, X0 + 12, Y0 - 4)])
+    assert main(["tile", str(scene["image"]), "--labels", str(boxes), "--background", "7", "-o",
+                 str(tmp_path / "o"), "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: --background 7: class id 7 (the pixels outside the label polygons) is " \
+        "not in the class table (0 impervious, 1 building, 2 low_vegetation, 3 tree, 4 car, 5 clutter); add " \
+        "class 7 to the table, or --background 255" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_change_labels_are_zero_one_and_second_epoch_labels_answer_to_the_class_table(tmp_path) -> None:
     """--burn was applied to change labels too (chips of 0/2), and labels-t2 ids went unchecked until
     training indexed past the head; a change raster with nodata 0 ignored every unchanged pixel."""
@@ -139,7 +171,7 @@ def test_second_epoch_chips_carry_their_own_footprint(tmp_path) -> None:
     t2[:, :, :10] = 0
     t2_path = write_raster(tmp_path / "t2.tif", t2, res=0.5, nodata=0)
     tile_scene(scene["image"], tmp_path / "o", labels=scene["labels"], t2=t2_path, size=32, split=(1, 0, 0))
-    with rasterio.open(tmp_path / "o" / "t2" / "r0_c0.tif") as chip:
+    with rasterio.open(tmp_path / "o" / "t2" / "r00_c00.tif") as chip:
         mask = chip.dataset_mask()
     assert (mask[:, :10] == 0).all() and (mask[:, 10:] == 255).all()
 
@@ -194,6 +226,31 @@ def test_a_text_class_field_reads_the_class_tables_names(tmp_path) -> None:
                    class_table=table, size=32)
 
 
+def test_a_geojson_class_field_of_ids_and_names_reads_without_pyogrios_note(tmp_path) -> None:
+    """Class 1 beside "tree": pyogrio's 'Could not parse column 'class' as JSON; leaving as string' reached the
+    user as a warning, though the field is read as meant (text; each value an id or a name)."""
+    import json
+    import warnings
+
+    scene = write_scene(tmp_path / "s", size=64)
+    layer = tmp_path / "mixed.geojson"
+    feature = lambda c, g: {"type": "Feature", "properties": {"class": c}, "geometry": g.__geo_interface__}  # noqa: E731
+    layer.write_text(json.dumps({"type": "FeatureCollection",
+                                 "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+                                 "features": [feature(1, box(X0 + 2, Y0 - 10, X0 + 10, Y0 - 2)),
+                                              feature("tree", box(X0 + 20, Y0 - 30, X0 + 30, Y0 - 20))]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tile_scene(scene["image"], tmp_path / "o", labels=layer, size=32, label_background=255)
+    assert not [w for w in caught if "Could not parse" in str(w.message)], [str(w.message) for w in caught]
+    hist = {}
+    for name in (tmp_path / "o" / "labels").iterdir():
+        with rasterio.open(name) as src:
+            for k, v in zip(*np.unique(src.read(1), return_counts=True)):
+                hist[int(k)] = hist.get(int(k), 0) + int(v)
+    assert hist[1] == 16 * 16 and hist[3] == 20 * 20
+
+
 def test_an_invalid_label_polygon_is_repaired_and_said(tmp_path, caplog) -> None:
     """A building's ring digitised twice over burnt nothing (trained as background), unsaid; evaluate the same."""
     import csv
@@ -209,7 +266,7 @@ def test_an_invalid_label_polygon_is_repaired_and_said(tmp_path, caplog) -> None
     with caplog.at_level("WARNING", logger="rsmamba"):
         tile_scene(scene["image"], tmp_path / "o", labels=layer, size=32, split=(1, 0, 0))
     with open(tmp_path / "o" / "manifest.csv") as fh:
-        hist = [json.loads(r["class_hist"]) for r in csv.DictReader(fh) if r["chip_id"] == "r0_c0"][0]
+        hist = [json.loads(r["class_hist"]) for r in csv.DictReader(fh) if r["chip_id"] == "r00_c00"][0]
     assert hist["1"] == 16 * 16
     assert any("1 invalid polygon (self-intersecting, a ring traced twice) repaired" in r.getMessage() for r in caplog.records)
     result = evaluate_rasters(scene["labels"], layer, tmp_path / "m.json")

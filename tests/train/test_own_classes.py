@@ -108,7 +108,7 @@ def test_class_table_names_colours_and_ignore_value(tmp_path: Path) -> None:
     tiling = json.loads((tmp_path / "chips" / "tiling.json").read_text())
     # Ids are dense from 0 (one model output per id); id 0 is not in the table, so it gets a placeholder.
     assert [c["name"] for c in tiling["classes"]] == ["class_0", "field", "meadow", "water"]
-    with rasterio.open(tmp_path / "chips" / "labels" / "r0_c0.tif") as src:
+    with rasterio.open(tmp_path / "chips" / "labels" / "r00_c00.tif") as src:
         chip = src.read(1)
         assert src.colormap(1)[3][:3] == (0, 0, 250)
     assert (chip[:, :20] == 255).all() and set(np.unique(chip[:, 20:])) <= {2, 3}
@@ -137,7 +137,7 @@ def test_a_uint16_no_label_value_is_a_class_table_ignore(tmp_path: Path) -> None
     table.write_text(yaml.safe_dump({"ignore": 65535, "classes": [{"id": 1, "name": "field"},
                                                                    {"id": 2, "name": "meadow"}]}))
     tile_scene(image, tmp_path / "chips", labels=labels, class_table=table, size=32, block=32, split=(1, 0, 0))
-    with rasterio.open(tmp_path / "chips" / "labels" / "r0_c0.tif") as src:
+    with rasterio.open(tmp_path / "chips" / "labels" / "r00_c00.tif") as src:
         chip = src.read(1)
     assert (chip[:, :20] == 255).all() and (chip[:, 20:] == 2).all()
 

@@ -87,29 +87,29 @@ CASES = {
     "class_hist not ids": (_manifest(lambda rows: rows[0].update(class_hist='{"abc": 5}')),
                            "manifest.csv line 2: class_hist"),
     "chip in two splits": (_manifest(lambda rows: rows + [dict(rows[0], split="val")]),
-                           "chip 'r0_c0' is listed again (line 2, in split"),
-    "chip twice": (_manifest(lambda rows: rows + rows[:1]), "chip 'r0_c0' is listed again (line 2)"),
+                           "chip 'r00_c00' is listed again (line 2, in split"),
+    "chip twice": (_manifest(lambda rows: rows + rows[:1]), "chip 'r00_c00' is listed again (line 2)"),
     "absolute path": (lambda c: _manifest(lambda rows: rows[0].update(image=str(c.parent / "out.tif")))(c),
                       "manifest.csv line 2: image '/"),
     "dotdot path": (_manifest(lambda rows: rows[0].update(image="../out.tif")),
                     "manifest.csv line 2: image '../out.tif' leads outside"),
     "sizes differ": (_manifest(lambda rows: rows[1].update(width="16")), "manifest.csv: chips of 2 sizes"),
-    "1-band chip": (lambda c: _rewrite_chip(c / "images" / "r0_c0.tif",
+    "1-band chip": (lambda c: _rewrite_chip(c / "images" / "r00_c00.tif",
                                             lambda a: (a[:1], {"photometric": "MINISBLACK"})),
-                    "r0_c0.tif: chip r0_c0 has 1 band(s) of 32 x 32 px; its folder says 3 of 32 x 32 px"),
-    "16 px chip": (lambda c: _rewrite_chip(c / "images" / "r0_c0.tif", lambda a: (a[:, :16, :16], {})),
-                   "r0_c0.tif: chip r0_c0 has 3 band(s) of 16 x 16 px; its folder says 3 of 32 x 32 px"),
-    "label past the table": (lambda c: _rewrite_chip(c / "labels" / "r0_c32.tif", lambda a: (a * 0 + 200, {})),
-                             "r0_c32.tif: chip r0_c32 holds label values 200, past its folder's classes 0..5"),
-    "named pipe chip": (lambda c: (c / "images" / "r0_c0.tif").unlink() or os.mkfifo(c / "images" / "r0_c0.tif"),
-                        "images/r0_c0.tif: not a regular file (a named pipe, socket or device) in"),
+                    "r00_c00.tif: chip r00_c00 has 1 band(s) of 32 x 32 px; its folder says 3 of 32 x 32 px"),
+    "16 px chip": (lambda c: _rewrite_chip(c / "images" / "r00_c00.tif", lambda a: (a[:, :16, :16], {})),
+                   "r00_c00.tif: chip r00_c00 has 3 band(s) of 16 x 16 px; its folder says 3 of 32 x 32 px"),
+    "label past the table": (lambda c: _rewrite_chip(c / "labels" / "r00_c32.tif", lambda a: (a * 0 + 200, {})),
+                             "r00_c32.tif: chip r00_c32 holds label values 200, past its folder's classes 0..5"),
+    "named pipe chip": (lambda c: (c / "images" / "r00_c00.tif").unlink() or os.mkfifo(c / "images" / "r00_c00.tif"),
+                        "images/r00_c00.tif: not a regular file (a named pipe, socket or device) in"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_received_chip_folder_that_contradicts_itself_is_one_error(made: Path, tmp_path: Path, case: str) -> None:
     chips = _copy(made, tmp_path)
-    shutil.copy(made / "images" / "r0_c0.tif", tmp_path / "out.tif")
+    shutil.copy(made / "images" / "r00_c00.tif", tmp_path / "out.tif")
     edit, said = CASES[case]
     edit(chips)
     with pytest.raises(InputError) as caught:
@@ -121,13 +121,13 @@ def test_an_untouched_folder_reads_and_a_bad_label_chip_is_one_line_mid_training
                                                                                   capsys) -> None:
     chips = _copy(made, tmp_path)
     _read_all(chips)
-    _rewrite_chip(chips / "labels" / "r0_c32.tif", lambda a: (a * 0 + 200, {}))  # its class_hist still says 0..5
+    _rewrite_chip(chips / "labels" / "r00_c32.tif", lambda a: (a * 0 + 200, {}))  # its class_hist still says 0..5
     args = ["train", "--set", f"data.root={chips}", "--set", "data.batch_size=2", "--set", "train.epochs=1",
             "--set", "model.name=fcn_baseline", "--set", "model.kwargs.width=4", "--set", "tensorboard=false",
             "--set", f"out={tmp_path / 'run'}"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("rsmamba: error:") and "chip r0_c32 holds label values 200" in err[-1], err
+    assert err[-1].startswith("rsmamba: error:") and "chip r00_c32 holds label values 200" in err[-1], err
     assert not any("Traceback" in line for line in err)
 
 
