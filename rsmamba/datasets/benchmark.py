@@ -47,6 +47,7 @@ from rsmamba.datasets.layouts import (
     isprs_label_path,
     isprs_pairs,
     label_bands_problem,
+    layout_colours,
     layout_name,
     layout_settings,
     note_unreadable,
@@ -260,6 +261,20 @@ class CroppedDataset(Dataset):
         return sample
 
 
+def _layout_meta(meta: dict[str, Any], image: Path | None) -> dict[str, Any]:
+    """A benchmark's ``TilingInfo.raw``: its bands' colours as published (the checkpoint records them, as
+    ``tile`` records a chip folder's), and where its files declare others (ISPRS IRRG tiles are declared
+    red, green, blue), those too: predict reads an image declaring them by position, with a warning."""
+    colours = layout_colours(meta["layout"], meta.get("city"), meta.get("variant"))
+    out = {**{k: v for k, v in meta.items() if v is not None}, "colours": colours}
+    if image is not None and colours:
+        with _quiet_open(image) as src:
+            declared = [c.name for c in src.colorinterp]
+        if len(declared) == len(colours) and declared != colours:
+            out["declared_colours"] = declared
+    return out
+
+
 def _isprs_stats(pairs: list[Pair], use_dsm: bool) -> tuple[list[float], list[float], float | None, float | None]:
     """Band means/stds (and DSM mean/std) of the training tiles from decimated reads (<= 256 px a side)."""
     sums, sq, n, dsum, dsq, dn = None, None, 0, 0.0, 0.0, 0
@@ -356,7 +371,9 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
         mean, std, dmean, dstd = _isprs_stats(pairs, dsm is not None)
         mean, std = list(d.get("mean") or mean), list(d.get("std") or std)
         info = TilingInfo(Path(d["root"]), list(range(1, len(mean) + 1)), mean, std, dmean, dstd,
-                          [c.to_dict() for c in ISPRS_CLASSES], None, {"layout": "isprs", "city": city})
+                          [c.to_dict() for c in ISPRS_CLASSES], None,
+                          _layout_meta({"layout": "isprs", "city": city, "variant": d.get("variant")},
+                                       pairs[0].image if pairs else None))
     return ISPRSDataset(pairs, info, use_dsm=dsm is not None, dsm_mode=d["dsm_mode"], crop=d.get("crop"),
                         crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed,
                         samples_per_epoch=d.get("samples_per_epoch"), crop_stride=d.get("crop_stride"))
@@ -383,8 +400,9 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
         base = LandsatSCDDataset(d["root"], split, mean=mean, std=std)
         classes = layout_classes("landsat-scd")
     if info is None:
+        files = base.files()
         info = TilingInfo(Path(d["root"]), [1, 2, 3], list(mean), list(std), None, None, classes, None,
-                          {"layout": layout})
+                          _layout_meta({"layout": layout}, files[0] if files else None))
     if not train:
         return CroppedDataset(base, info, None, 1, seed)
     return CroppedDataset(base, info, d.get("crop"), int(d.get("crops_per_image") or 1), seed,

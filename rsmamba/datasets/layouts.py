@@ -70,6 +70,18 @@ def layout_image_bands(layout: str | None, city: str | None = None, variant: str
     return 3 if layout in DEFAULT_STATS else None
 
 
+def layout_colours(layout: str | None, city: str | None = None, variant: str | None = None) -> list[str] | None:
+    """The colours of a benchmark's image bands as published (Vaihingen NIR, R, G; Potsdam by ``variant``; the
+    others R, G, B), which the checkpoint records: its files declare RGB whatever they hold (a TIFF's photometric
+    default), so a Vaihingen model tested on RGB tiles or run on an RGB ortho went unsaid. None for chips."""
+    if layout == "isprs":
+        if (city or "vaihingen") == "vaihingen":
+            return ["nir", "red", "green"]
+        return {"IRRG": ["nir", "red", "green"], "RGBIR": ["red", "green", "blue", "nir"]}.get(
+            variant or "RGB", ["red", "green", "blue"])
+    return ["red", "green", "blue"] if layout in DEFAULT_STATS else None
+
+
 @dataclass(frozen=True)
 class Pair:
     image: Path

@@ -553,10 +553,13 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     if rep is not None and rep.colours is not None:  # chips of other colours, or in another order, scored unsaid
         missing = [c for c in rep.colours[0] if c not in NO_COLOUR and c not in rep.colours[1]]
         ckpt_colours, chip_colours = (", ".join(c) for c in rep.colours)
-        raise InputError(f"{describe_roots(d['root'])}: the chips' bands are {chip_colours}, {checkpoint} reads "
-                         f"{ckpt_colours}; " + (f"the chips have no {', '.join(missing)}: it cannot be tested on them"
-                                                if missing else "a test reads the chips as stored: tile them with the "
-                                                "checkpoint's bands in its order (rsmamba tile --bands)"))
+        chips = (d.get("layout") or "chips") == "chips"  # a benchmark's images: their colours as published
+        kind = "chips" if chips else f"{d['layout']} images"
+        raise InputError(f"{describe_roots(d['root'])}: the {kind}' bands are {chip_colours}, {checkpoint} reads "
+                         f"{ckpt_colours}; " + (f"the {kind} have no {', '.join(missing)}: it cannot be tested on them"
+                                                if missing else f"a test reads the {kind} as stored: " + (
+                                                    "tile them with the checkpoint's bands in its order (rsmamba "
+                                                    "tile --bands)" if chips else "test it on data of its bands")))
     if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")
@@ -1042,7 +1045,10 @@ def checkpoint_payload(cfg: dict, model_kwargs: dict, tiling: Any, use_dsm: bool
     return {
         "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
         "bands": {"image": tiling.bands, "dsm": bool(use_dsm),
-                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {})},
+                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {}),
+                  # a benchmark's files declaring other colours than they hold (ISPRS IRRG tiles declare RGB)
+                  **({"declared": list(declared)} if (declared := (getattr(tiling, "raw", None) or {}).get(
+                      "declared_colours")) and getattr(tiling, "colours", None) else {})},
         "normalization": tiling.normalization(cfg["data"]["dsm_mode"]) if use_dsm else
         {"image": tiling.normalization()["image"]},
         "classes": tiling.classes, "config": cfg,

@@ -440,3 +440,58 @@ def test_a_folder_of_another_layout_is_named_with_the_settings_that_read_it(tmp_
     (roots["potsdam"] / "2_Ortho_RGB" / "top_potsdam_2_10_RGB.tif").unlink()  # its own layout: its own problem
     with pytest.raises(InputError, match="top_potsdam_2_10_RGB.tif: missing from the potsdam layout"):
         open_datasets(_data("isprs", roots["potsdam"], city="potsdam"), use_dsm=False)
+
+
+def test_benchmark_checkpoints_record_their_band_colours_and_are_checked_by_them(tmp_path: Path, caplog) -> None:
+    """A Vaihingen (NIR, R, G) model was tested on Potsdam's RGB tiles, and run on RGB orthos, without a word: a
+    benchmark checkpoint recorded no band colours. Its tiles declare red, green, blue (as the published ones do)."""
+    import rasterio
+
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.train import score_checkpoint, train
+
+    runs = {}
+    for city in ("vaihingen", "potsdam"):
+        root = F.isprs(tmp_path / city, city, size=(24, 24))
+        cfg = {"data": {"root": str(root), "layout": "isprs", "city": city, "batch_size": 2, "crop": 16,
+                        "samples_per_epoch": 2},
+               "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1, "seed": 0},
+               "out": str(tmp_path / f"run-{city}"), "tensorboard": False}
+        runs[city] = (cfg, train(cfg, progress=False).last)
+    vai = load_checkpoint(runs["vaihingen"][1])["bands"]
+    assert vai["colours"] == ["nir", "red", "green"] and vai["declared"] == ["red", "green", "blue"]
+    pot = load_checkpoint(runs["potsdam"][1])["bands"]
+    assert pot["colours"] == ["red", "green", "blue"] and "declared" not in pot
+    for data, ckpt, bands, has_not in (("potsdam", "vaihingen", "red, green, blue", "nir"),
+                                       ("vaihingen", "potsdam", "nir, red, green", "blue")):
+        with pytest.raises(InputError, match=rf"the isprs images' bands are {bands}, .* reads .*; the isprs "
+                                             rf"images have no {has_not}: it cannot be tested on them"):
+            score_checkpoint(runs[data][0], checkpoint=runs[ckpt][1], progress=False)
+    score_checkpoint(runs["vaihingen"][0], checkpoint=runs["vaihingen"][1], progress=False)  # its own: as before
+    # predict: an image declaring red, green, blue (its own tiles, or an RGB ortho: nothing tells them apart) is
+    # read as trained, with a warning; one declaring NIR, R, G, B is read by colour; an RGB model is not warned
+    tile = tmp_path / "vaihingen" / "top" / "top_mosaic_09cm_area1.tif"
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert main(["predict", str(tile), "--model", str(runs["vaihingen"][1]), "--pixel-grid",
+                     "-o", str(tmp_path / "a.tif")]) == 0
+    assert "declare the colours red, green, blue, as the benchmark tiles" in caplog.text
+    assert "read as nir, red, green (bands 1,2,3): an image truly of red, green, blue is misread" in caplog.text
+    with rasterio.open(tile) as src:
+        nrg = src.read()
+    nrgb = nrg[[1, 2, 2, 0]]  # R, G, B (a copy of G), NIR
+    four = tmp_path / "nrgb.tif"
+    with rasterio.open(four, "w", driver="GTiff", width=24, height=24, count=4, dtype="uint8") as dst:
+        dst.write(nrgb)
+        dst.colorinterp = [rasterio.enums.ColorInterp[c] for c in ("red", "green", "blue", "nir")]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert main(["predict", str(four), "--model", str(runs["vaihingen"][1]), "--pixel-grid",
+                     "-o", str(tmp_path / "b.tif")]) == 0
+    assert "read as nir, red, green (bands 4,1,2)" in caplog.text and "misread" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert main(["predict", str(tile), "--model", str(runs["potsdam"][1]), "--pixel-grid",
+                     "-o", str(tmp_path / "c.tif")]) == 0
+    assert "declare the colours" not in caplog.text
+
+
