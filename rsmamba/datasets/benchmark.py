@@ -55,6 +55,7 @@ from rsmamba.datasets.layouts import (
 )
 from rsmamba.errors import InputError, MissingSplit
 from rsmamba.raster.normalize import dsm_range, normalize_dsm
+from rsmamba.runlog import warn_once
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
@@ -144,6 +145,29 @@ def _tile_dsm_range(path: Path) -> tuple[float, float]:
         return dsm_range(lambda window: _heights(src, window=window), src.width, src.height)
 
 
+def _one_short(dsm: tuple[int, int], image: tuple[int, int]) -> bool:
+    """Whether a DSM of (rows, columns) ``dsm`` lacks exactly its image's last column or row: the published
+    Potsdam DSM of tile 3_13 (``dsm_potsdam_03_13*``) is 5999 x 6000 px beside its 6000 x 6000 image."""
+    return dsm in ((image[0], image[1] - 1), (image[0] - 1, image[1]))
+
+
+def _say_padded(path: Path, dsm: tuple[int, int], image: str, size: tuple[int, int]) -> None:
+    what = "column" if dsm[1] < size[1] else "row"
+    warn_once(log, f"{path}: {dsm[1]} x {dsm[0]} px, one {what} short of its image {image} ({size[1]} x {size[0]} "
+                   f"px), as the published Potsdam DSM of tile 3_13 is (a known defect); its last {what} is "
+                   "repeated, as other pipelines pad it")
+
+
+def _edge_read(src: Any, row: int, col: int, height: int, width: int) -> np.ndarray:
+    """A DSM window as :func:`_heights` reads it, the rows and columns beyond the file repeating its last ones
+    (a DSM one column or row short of its tile, :func:`_one_short`)."""
+    rows = np.clip(np.arange(row, row + height), 0, src.height - 1)
+    cols = np.clip(np.arange(col, col + width), 0, src.width - 1)
+    r0, c0 = int(rows[0]), int(cols[0])
+    block = _heights(src, window=Window(c0, r0, int(cols[-1]) - c0 + 1, int(rows[-1]) - r0 + 1))
+    return block[np.ix_(rows - r0, cols - c0)]
+
+
 class ISPRSDataset(Dataset):
     """ISPRS Vaihingen / Potsdam tiles read in place: colour labels decoded to ids 0..5, the DSM
     or nDSM (when asked) as the last image channel, crops read by window (never the whole tile)."""
@@ -163,7 +187,9 @@ class ISPRSDataset(Dataset):
                 if other is None:
                     continue
                 with _quiet_open(other) as src:
-                    if (src.height, src.width) != self.sizes[-1]:
+                    if other == p.dsm and _one_short((src.height, src.width), self.sizes[-1]):
+                        _say_padded(other, (src.height, src.width), p.image.name, self.sizes[-1])
+                    elif (src.height, src.width) != self.sizes[-1]:
                         problems.append(f"{other}: {src.width} x {src.height} px, its image {p.image.name} "
                                         f"{self.sizes[-1][1]} x {self.sizes[-1][0]} px")
                     bands = label_bands_problem(src.count, "isprs") if other == p.labels else None
@@ -206,7 +232,8 @@ class ISPRSDataset(Dataset):
         x = (raw - mean) / std
         if self.use_dsm and pair.dsm is not None:
             with _quiet_open(pair.dsm) as src:
-                d = _heights(src, window=win, boundless=True)
+                d = (_heights(src, window=win, boundless=True) if (src.height, src.width) == (h, w)
+                     else _edge_read(src, r, c, int(win.height), int(win.width)))
             norm = self.info.normalization(self.dsm_mode)["dsm"]
             if self.dsm_ranges[tile] is not None:
                 norm = {**norm, "minimum": self.dsm_ranges[tile][0], "maximum": self.dsm_ranges[tile][1]}

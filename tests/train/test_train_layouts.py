@@ -495,3 +495,40 @@ def test_benchmark_checkpoints_record_their_band_colours_and_are_checked_by_them
     assert "declare the colours" not in caplog.text
 
 
+
+def test_potsdam_dsm_one_column_short_is_padded_by_its_last_column(tmp_path: Path, caplog) -> None:
+    """The published Potsdam DSMs of tile 3_13 are 5999 x 6000 px beside their 6000 x 6000 image: the Potsdam
+    recipes refused the real download ('255 x 256 px, its image ... 256 x 256 px'). Other pipelines pad the
+    missing column; anything else stays refused."""
+    import rasterio
+
+    root = F.isprs(tmp_path / "p", "potsdam", size=(24, 24))
+    files = [root / "1_DSM" / "dsm_potsdam_03_13.tif",
+             root / "1_DSM_normalisation" / "dsm_potsdam_03_13_normalized_lastools.jpg"]
+    for f in files:
+        with rasterio.open(f) as src:
+            F.write(f, src.read()[:, :, :-1].copy(), src.driver)
+    for source in ("dsm", "ndsm"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="rsmamba"):
+            _, val = open_datasets(_data("isprs", root, city="potsdam", val_split="test", crop=16, dsm_source=source,
+                                         dsm_mode="zscore"), use_dsm=True)
+            open_datasets(_data("isprs", root, city="potsdam", val_split="test", crop=16, dsm_source=source,
+                                dsm_mode="zscore"), use_dsm=True)
+        assert caplog.text.count("23 x 24 px, one column short of its image top_potsdam_3_13_RGB.tif (24 x 24 px), "
+                                 "as the published Potsdam DSM of tile 3_13 is (a known defect); its last column "
+                                 "is repeated") == 1, source
+        tile = next(i for i, p in enumerate(val.pairs) if p.tile == "3_13")
+        right = next(k for k, (t, o) in enumerate(val.items) if t == tile and o == (0, 8))
+        d = val[right]["image"][-1]  # the DSM channel of the crop at the right edge: columns 8..23
+        assert torch.equal(d[:, -1], d[:, -2]), source  # the last column repeated, not no data (0)
+    # two columns short, or a label one column short: refused as before
+    with rasterio.open(files[0]) as src:
+        F.write(files[0], src.read()[:, :, :-1].copy())
+    with pytest.raises(InputError, match=r"dsm_potsdam_03_13.tif: 22 x 24 px, its image top_potsdam_3_13_RGB.tif"):
+        open_datasets(_data("isprs", root, city="potsdam", val_split="test"), use_dsm=True)
+    label = root / "5_Labels_all" / "top_potsdam_3_13_label.tif"
+    with rasterio.open(label) as src:
+        F.write(label, src.read()[:, :, :-1].copy())
+    with pytest.raises(InputError, match=r"top_potsdam_3_13_label.tif: 23 x 24 px, its image"):
+        open_datasets(_data("isprs", root, city="potsdam", val_split="test"), use_dsm=False)
