@@ -356,8 +356,13 @@ class SECONDDataset(_FolderDataset):
         super().__init__(mean, std)
         self.folder = Path(root) / split
         self.names = [p.name for p in samples(self.folder / "im1")]
-        if not self.names:
-            raise MissingSplit(f"{self.folder}: no SECOND images in im1/")
+        if not self.names:  # SECOND's release is SECOND_train_set/ alone: 'no images in im1/' named no cause
+            others = [c.name for c in _subfolders(Path(root)) if c != self.folder and (c / "im1").is_dir()]
+            release = (f"; {root} holds {', '.join(sorted(others))}/: SECOND's release (SECOND_train_set, no test "
+                       "set) must be split into train/ and test/ (as the Mamba-FCS authors split it)" if others else "")
+            raise MissingSplit(f"{self.folder}: no SECOND images in im1/; the SECOND layout is <root>/train/ and "
+                               f"<root>/test/ (data.train_split, data.val_split), each with im1, im2, label1, label2"
+                               + release)
         missing = listed_files_problem(self.files(), f"the SECOND layout ({self.folder})")
         if missing:
             raise missing

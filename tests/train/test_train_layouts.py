@@ -532,3 +532,20 @@ def test_potsdam_dsm_one_column_short_is_padded_by_its_last_column(tmp_path: Pat
         F.write(label, src.read()[:, :, :-1].copy())
     with pytest.raises(InputError, match=r"top_potsdam_3_13_label.tif: 23 x 24 px, its image"):
         open_datasets(_data("isprs", root, city="potsdam", val_split="test"), use_dsm=False)
+
+
+def test_second_release_folder_is_named_with_the_split_it_needs(tmp_path: Path, capsys) -> None:
+    """SECOND is released as SECOND_train_set/{im1,im2,label1,label2}, with no test set; the layout reads
+    <root>/train and <root>/test, and said only 'no SECOND images in im1/' of the train folder it lacked."""
+    import shutil
+
+    root = F.second(tmp_path / "s", n=2, size=16)
+    shutil.copytree(root / "train", tmp_path / "r" / "SECOND_train_set")
+    args = ["train", "--config", "mambafcs_second", "--set", f"data.root={tmp_path / 'r'}", "--set",
+            "model.name=mambafcs_tiny", "--dry-run", "--device", "cpu", "--out", str(tmp_path / "e")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the SECOND layout is <root>/train/ and <root>/test/ (data.train_split, data.val_split), each with " \
+           "im1, im2, label1, label2" in err
+    assert "holds SECOND_train_set/: SECOND's release (SECOND_train_set, no test set) must be split into train/ " \
+           "and test/" in err and len(err.strip().splitlines()) == 1
