@@ -516,6 +516,13 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0, scoring: bool
     layout = d.get("layout") or "chips"
     if layout not in LAYOUTS:
         raise InputError(f"data.layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if layout == "isprs" and (d.get("city") or "vaihingen") not in ("vaihingen", "potsdam"):
+        # read as a folder of another layout, it was 'holds the ISPRS Vaihingen layout, not the ISPRS Munich layout'
+        raise InputError(f"data.city must be vaihingen or potsdam, got {d.get('city')!r}")
+    if layout != "chips" and not isinstance(d["root"], list) and not Path(d["root"]).is_dir():
+        # (the layout's every file listed as missing, not the folder)
+        raise InputError(f"{d['root']}: {'not a folder' if Path(d['root']).exists() else 'no such folder'} "
+                         f"(data.root: the {layout} download)")
     if isinstance(d["root"], list):
         if layout != "chips":
             raise InputError(f"data.root lists {len(d['root'])} folders: several folders are chip folders "

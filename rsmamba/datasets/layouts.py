@@ -152,11 +152,31 @@ def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *
                 pairs.append(Pair(image, label, split, t, d))
     else:
         raise InputError(f"ISPRS city must be 'vaihingen' or 'potsdam', got {city!r}")
+    # a whole folder missing (no dsm/, the variant's ortho folder) is said once, not as each tile of it
+    folders = dict.fromkeys(f.parent for p in pairs for f in (p.image, p.dsm) if f is not None and not f.exists())
+    absent = [f for f in folders if not f.is_dir()]
+    if absent:
+        raise InputError([f"{f}: no such folder (the {city} {_what_folder(f)})" for f in absent])
     missing = listed_files_problem([f for p in pairs for f in (p.image, p.labels, p.dsm) if f is not None],
                                    f"the {city} layout", shown=len(pairs) * 3)
     if missing:
         raise missing
     return pairs
+
+
+def _what_folder(folder: Path) -> str:
+    """What an ISPRS folder holds, and the setting that reads it, for the message when it is missing."""
+    name = folder.name
+    if name in ("dsm", "1_DSM"):
+        return "DSMs, data.use_dsm with data.dsm_source dsm"
+    if name in ("ndsm", "1_DSM_normalisation"):
+        return "normalised DSMs, data.use_dsm with data.dsm_source ndsm"
+    found = [f.name for f in (folder.parent / n for n in ("2_Ortho_RGB", "3_Ortho_IRRG", "4_Ortho_RGBIR"))
+             if f.is_dir()]
+    if name.endswith(("_RGB", "_IRRG", "_RGBIR")) and found:
+        return (f"images of data.variant {name.rsplit('_', 1)[1]}; found {', '.join(found)}: "
+                f"set data.variant={found[0].rsplit('_', 1)[1]}")
+    return "images"
 
 
 def guess_layout(root: str | os.PathLike[str]) -> dict[str, str] | None:

@@ -77,12 +77,13 @@ class TrainResult:
     # the scores those means are (a change model's miou is SCanNet's change/no-change mean: its land cover is sem_)
     means: tuple[str, ...] = ("val_miou", "val_mf1")
     planned: int | None = None  # train.epochs, where train.stop_after_epochs stopped the run before it
+    scored_on: str = "val chip"  # what validation reads: a benchmark's tiles or images, not chips
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
         if self.selected_by == "train_loss":
             scored = any(k.startswith("val_") for k in (self.history[-1] if self.history else {}))
-            why = "train.metric is not scored on the val data" if scored else "no val score: no val chip with a labelled pixel"
+            why = "train.metric is not scored on the val data" if scored else f"no val score: no {self.scored_on} with a labelled pixel"
             best = f"best train loss {-self.best_metric:.4f} ({why}: best.pt follows the training loss)"
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
@@ -1401,4 +1402,6 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     # what best.pt was chosen by, not what the last epoch could score: 'best train loss -0.0059' was its fscd
     means = ("val_miou", "val_mf1") if info_m.task == "segmentation" else ("val_sem_miou", "val_sem_mf1")
     return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history,
-                       best_by or selected_by, left_out, means, planned=epochs if stop_after is not None else None)
+                       best_by or selected_by, left_out, means, planned=epochs if stop_after is not None else None,
+                       scored_on={"chips": "val chip", "isprs": "val tile"}.get(cfg["data"].get("layout") or "chips",
+                                                                                "val image"))

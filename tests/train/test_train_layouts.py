@@ -81,7 +81,7 @@ def test_isprs_layout_reads_tiles_in_place_with_dsm_and_official_splits(tmp_path
     proot = F.isprs(tmp_path / "potsdam", "potsdam", size=(24, 24))
     p_train, p_val = open_datasets(_data("isprs", proot, city="potsdam", val_tiles=["2_10"]), use_dsm=True)
     assert p_train.pairs[0].dsm.name == "dsm_potsdam_02_11.tif" and len(p_train.pairs) == 23
-    with pytest.raises(InputError, match="missing from the potsdam layout"):
+    with pytest.raises(InputError, match=r"3_Ortho_IRRG: no such folder \(the potsdam images of data.variant IRRG"):
         open_datasets(_data("isprs", proot, city="potsdam", variant="IRRG"), use_dsm=False)
 
 
@@ -549,3 +549,43 @@ def test_second_release_folder_is_named_with_the_split_it_needs(tmp_path: Path, 
            "im1, im2, label1, label2" in err
     assert "holds SECOND_train_set/: SECOND's release (SECOND_train_set, no test set) must be split into train/ " \
            "and test/" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_root_folder_or_city_is_said_once(tmp_path: Path) -> None:
+    """A data.root not there listed 16 files 'missing from the vaihingen layout'; no dsm/ folder, or Potsdam's
+    RGBIR variant with only 2_Ortho_RGB, listed every tile; data.city=munich was 'holds the ISPRS Vaihingen
+    layout, not the ISPRS Munich layout'."""
+    import shutil
+
+    with pytest.raises(InputError, match=r"^\S+/nothere: no such folder \(data.root: the isprs download\)$"):
+        open_datasets(_data("isprs", tmp_path / "nothere"), use_dsm=False)
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    with pytest.raises(InputError, match=r"^data.city must be vaihingen or potsdam, got 'munich'$"):
+        open_datasets(_data("isprs", root, city="munich"), use_dsm=False)
+    shutil.rmtree(root / "dsm")
+    with pytest.raises(InputError) as err:
+        open_datasets(_data("isprs", root), use_dsm=True)
+    assert str(err.value) == f"{root / 'dsm'}: no such folder (the vaihingen DSMs, data.use_dsm with data.dsm_source dsm)"
+    proot = F.isprs(tmp_path / "p", "potsdam", size=(24, 24))
+    with pytest.raises(InputError) as err:
+        open_datasets(_data("isprs", proot, city="potsdam", variant="RGBIR", mean=[0] * 4, std=[1] * 4), use_dsm=False)
+    assert str(err.value) == (f"{proot / '4_Ortho_RGBIR'}: no such folder (the potsdam images of data.variant RGBIR; "
+                              "found 2_Ortho_RGB: set data.variant=RGB)")
+
+
+
+def test_a_benchmark_run_without_val_scores_names_tiles_not_chips(tmp_path: Path) -> None:
+    """The summary of a benchmark run with no labelled test tile (the participants' download) blamed 'no val chip'."""
+    import shutil
+
+    from rsmamba.train import train
+
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    for folder in ("ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE",
+                   "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE"):
+        shutil.rmtree(root / folder)
+    cfg = {"data": {"root": str(root), "layout": "isprs", "batch_size": 2, "crop": 16, "samples_per_epoch": 2},
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1, "seed": 0},
+           "out": str(tmp_path / "run"), "tensorboard": False}
+    text = train(cfg, progress=False).describe()
+    assert "no val score: no val tile with a labelled pixel" in text and "chip" not in text
