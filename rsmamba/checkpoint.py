@@ -7,7 +7,9 @@ A checkpoint is a ``torch.save``-d dict::
       "model": "mambaseg_tiny",          # registry name
       "model_kwargs": {...},             # overrides passed to create_model (in_chans, num_classes, ...)
       "state_dict": {...},
-      "bands": {"image": [1, 2, 3], "dsm": True},   # 1-based image bands read; whether a DSM is needed
+      "bands": {"image": [1, 2, 3], "dsm": True,    # 1-based image bands read; whether a DSM is needed
+                "colours": ["nir", "red", "green"],  # optional: the bands' colours (chips: as tiled; benchmarks: as
+                "declared": ["red", "green", "blue"]},  # published), and what a benchmark's files declare instead
       "normalization": {"image": {"mean": [...], "std": [...]},
                         "dsm": {"mode": "zscore"|"minmax-window"|"minmax-scene"|"ground-relative", "mean": m, "std": s}},
       "classes": [{"id": 0, "name": "impervious", "color": [255, 255, 255]}, ...],

@@ -47,6 +47,7 @@ from rsmamba.datasets.layouts import (
     isprs_label_path,
     isprs_pairs,
     label_bands_problem,
+    layout_colours,
     layout_name,
     layout_settings,
     note_unreadable,
@@ -54,6 +55,7 @@ from rsmamba.datasets.layouts import (
 )
 from rsmamba.errors import InputError, MissingSplit
 from rsmamba.raster.normalize import dsm_range, normalize_dsm
+from rsmamba.runlog import warn_once
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("chips", "isprs", "loveda", "second", "landsat-scd")
@@ -143,6 +145,29 @@ def _tile_dsm_range(path: Path) -> tuple[float, float]:
         return dsm_range(lambda window: _heights(src, window=window), src.width, src.height)
 
 
+def _one_short(dsm: tuple[int, int], image: tuple[int, int]) -> bool:
+    """Whether a DSM of (rows, columns) ``dsm`` lacks exactly its image's last column or row: the published
+    Potsdam DSM of tile 3_13 (``dsm_potsdam_03_13*``) is 5999 x 6000 px beside its 6000 x 6000 image."""
+    return dsm in ((image[0], image[1] - 1), (image[0] - 1, image[1]))
+
+
+def _say_padded(path: Path, dsm: tuple[int, int], image: str, size: tuple[int, int]) -> None:
+    what = "column" if dsm[1] < size[1] else "row"
+    warn_once(log, f"{path}: {dsm[1]} x {dsm[0]} px, one {what} short of its image {image} ({size[1]} x {size[0]} "
+                   f"px), as the published Potsdam DSM of tile 3_13 is (a known defect); its last {what} is "
+                   "repeated, as other pipelines pad it")
+
+
+def _edge_read(src: Any, row: int, col: int, height: int, width: int) -> np.ndarray:
+    """A DSM window as :func:`_heights` reads it, the rows and columns beyond the file repeating its last ones
+    (a DSM one column or row short of its tile, :func:`_one_short`)."""
+    rows = np.clip(np.arange(row, row + height), 0, src.height - 1)
+    cols = np.clip(np.arange(col, col + width), 0, src.width - 1)
+    r0, c0 = int(rows[0]), int(cols[0])
+    block = _heights(src, window=Window(c0, r0, int(cols[-1]) - c0 + 1, int(rows[-1]) - r0 + 1))
+    return block[np.ix_(rows - r0, cols - c0)]
+
+
 class ISPRSDataset(Dataset):
     """ISPRS Vaihingen / Potsdam tiles read in place: colour labels decoded to ids 0..5, the DSM
     or nDSM (when asked) as the last image channel, crops read by window (never the whole tile)."""
@@ -162,7 +187,9 @@ class ISPRSDataset(Dataset):
                 if other is None:
                     continue
                 with _quiet_open(other) as src:
-                    if (src.height, src.width) != self.sizes[-1]:
+                    if other == p.dsm and _one_short((src.height, src.width), self.sizes[-1]):
+                        _say_padded(other, (src.height, src.width), p.image.name, self.sizes[-1])
+                    elif (src.height, src.width) != self.sizes[-1]:
                         problems.append(f"{other}: {src.width} x {src.height} px, its image {p.image.name} "
                                         f"{self.sizes[-1][1]} x {self.sizes[-1][0]} px")
                     bands = label_bands_problem(src.count, "isprs") if other == p.labels else None
@@ -205,7 +232,8 @@ class ISPRSDataset(Dataset):
         x = (raw - mean) / std
         if self.use_dsm and pair.dsm is not None:
             with _quiet_open(pair.dsm) as src:
-                d = _heights(src, window=win, boundless=True)
+                d = (_heights(src, window=win, boundless=True) if (src.height, src.width) == (h, w)
+                     else _edge_read(src, r, c, int(win.height), int(win.width)))
             norm = self.info.normalization(self.dsm_mode)["dsm"]
             if self.dsm_ranges[tile] is not None:
                 norm = {**norm, "minimum": self.dsm_ranges[tile][0], "maximum": self.dsm_ranges[tile][1]}
@@ -258,6 +286,20 @@ class CroppedDataset(Dataset):
             if key in sample:
                 sample[key] = _pad(sample[key][..., r:r + self.crop, c:c + self.crop], self.crop, fill)
         return sample
+
+
+def _layout_meta(meta: dict[str, Any], image: Path | None) -> dict[str, Any]:
+    """A benchmark's ``TilingInfo.raw``: its bands' colours as published (the checkpoint records them, as
+    ``tile`` records a chip folder's), and where its files declare others (ISPRS IRRG tiles are declared
+    red, green, blue), those too: predict reads an image declaring them by position, with a warning."""
+    colours = layout_colours(meta["layout"], meta.get("city"), meta.get("variant"))
+    out = {**{k: v for k, v in meta.items() if v is not None}, "colours": colours}
+    if image is not None and colours:
+        with _quiet_open(image) as src:
+            declared = [c.name for c in src.colorinterp]
+        if len(declared) == len(colours) and declared != colours:
+            out["declared_colours"] = declared
+    return out
 
 
 def _isprs_stats(pairs: list[Pair], use_dsm: bool) -> tuple[list[float], list[float], float | None, float | None]:
@@ -356,7 +398,9 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
         mean, std, dmean, dstd = _isprs_stats(pairs, dsm is not None)
         mean, std = list(d.get("mean") or mean), list(d.get("std") or std)
         info = TilingInfo(Path(d["root"]), list(range(1, len(mean) + 1)), mean, std, dmean, dstd,
-                          [c.to_dict() for c in ISPRS_CLASSES], None, {"layout": "isprs", "city": city})
+                          [c.to_dict() for c in ISPRS_CLASSES], None,
+                          _layout_meta({"layout": "isprs", "city": city, "variant": d.get("variant")},
+                                       pairs[0].image if pairs else None))
     return ISPRSDataset(pairs, info, use_dsm=dsm is not None, dsm_mode=d["dsm_mode"], crop=d.get("crop"),
                         crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed,
                         samples_per_epoch=d.get("samples_per_epoch"), crop_stride=d.get("crop_stride"))
@@ -383,8 +427,9 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
         base = LandsatSCDDataset(d["root"], split, mean=mean, std=std)
         classes = layout_classes("landsat-scd")
     if info is None:
+        files = base.files()
         info = TilingInfo(Path(d["root"]), [1, 2, 3], list(mean), list(std), None, None, classes, None,
-                          {"layout": layout})
+                          _layout_meta({"layout": layout}, files[0] if files else None))
     if not train:
         return CroppedDataset(base, info, None, 1, seed)
     return CroppedDataset(base, info, d.get("crop"), int(d.get("crops_per_image") or 1), seed,
@@ -471,6 +516,13 @@ def open_datasets(d: dict, *, use_dsm: bool | None, seed: int = 0, scoring: bool
     layout = d.get("layout") or "chips"
     if layout not in LAYOUTS:
         raise InputError(f"data.layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if layout == "isprs" and (d.get("city") or "vaihingen") not in ("vaihingen", "potsdam"):
+        # read as a folder of another layout, it was 'holds the ISPRS Vaihingen layout, not the ISPRS Munich layout'
+        raise InputError(f"data.city must be vaihingen or potsdam, got {d.get('city')!r}")
+    if layout != "chips" and not isinstance(d["root"], list) and not Path(d["root"]).is_dir():
+        # (the layout's every file listed as missing, not the folder)
+        raise InputError(f"{d['root']}: {'not a folder' if Path(d['root']).exists() else 'no such folder'} "
+                         f"(data.root: the {layout} download)")
     if isinstance(d["root"], list):
         if layout != "chips":
             raise InputError(f"data.root lists {len(d['root'])} folders: several folders are chip folders "

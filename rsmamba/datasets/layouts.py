@@ -70,6 +70,18 @@ def layout_image_bands(layout: str | None, city: str | None = None, variant: str
     return 3 if layout in DEFAULT_STATS else None
 
 
+def layout_colours(layout: str | None, city: str | None = None, variant: str | None = None) -> list[str] | None:
+    """The colours of a benchmark's image bands as published (Vaihingen NIR, R, G; Potsdam by ``variant``; the
+    others R, G, B), which the checkpoint records: its files declare RGB whatever they hold (a TIFF's photometric
+    default), so a Vaihingen model tested on RGB tiles or run on an RGB ortho went unsaid. None for chips."""
+    if layout == "isprs":
+        if (city or "vaihingen") == "vaihingen":
+            return ["nir", "red", "green"]
+        return {"IRRG": ["nir", "red", "green"], "RGBIR": ["red", "green", "blue", "nir"]}.get(
+            variant or "RGB", ["red", "green", "blue"])
+    return ["red", "green", "blue"] if layout in DEFAULT_STATS else None
+
+
 @dataclass(frozen=True)
 class Pair:
     image: Path
@@ -140,11 +152,31 @@ def isprs_pairs(root: str | os.PathLike[str], city: str, eroded: bool = False, *
                 pairs.append(Pair(image, label, split, t, d))
     else:
         raise InputError(f"ISPRS city must be 'vaihingen' or 'potsdam', got {city!r}")
+    # a whole folder missing (no dsm/, the variant's ortho folder) is said once, not as each tile of it
+    folders = dict.fromkeys(f.parent for p in pairs for f in (p.image, p.dsm) if f is not None and not f.exists())
+    absent = [f for f in folders if not f.is_dir()]
+    if absent:
+        raise InputError([f"{f}: no such folder (the {city} {_what_folder(f)})" for f in absent])
     missing = listed_files_problem([f for p in pairs for f in (p.image, p.labels, p.dsm) if f is not None],
                                    f"the {city} layout", shown=len(pairs) * 3)
     if missing:
         raise missing
     return pairs
+
+
+def _what_folder(folder: Path) -> str:
+    """What an ISPRS folder holds, and the setting that reads it, for the message when it is missing."""
+    name = folder.name
+    if name in ("dsm", "1_DSM"):
+        return "DSMs, data.use_dsm with data.dsm_source dsm"
+    if name in ("ndsm", "1_DSM_normalisation"):
+        return "normalised DSMs, data.use_dsm with data.dsm_source ndsm"
+    found = [f.name for f in (folder.parent / n for n in ("2_Ortho_RGB", "3_Ortho_IRRG", "4_Ortho_RGBIR"))
+             if f.is_dir()]
+    if name.endswith(("_RGB", "_IRRG", "_RGBIR")) and found:
+        return (f"images of data.variant {name.rsplit('_', 1)[1]}; found {', '.join(found)}: "
+                f"set data.variant={found[0].rsplit('_', 1)[1]}")
+    return "images"
 
 
 def guess_layout(root: str | os.PathLike[str]) -> dict[str, str] | None:
@@ -344,8 +376,13 @@ class SECONDDataset(_FolderDataset):
         super().__init__(mean, std)
         self.folder = Path(root) / split
         self.names = [p.name for p in samples(self.folder / "im1")]
-        if not self.names:
-            raise MissingSplit(f"{self.folder}: no SECOND images in im1/")
+        if not self.names:  # SECOND's release is SECOND_train_set/ alone: 'no images in im1/' named no cause
+            others = [c.name for c in _subfolders(Path(root)) if c != self.folder and (c / "im1").is_dir()]
+            release = (f"; {root} holds {', '.join(sorted(others))}/: SECOND's release (SECOND_train_set, no test "
+                       "set) must be split into train/ and test/ (as the Mamba-FCS authors split it)" if others else "")
+            raise MissingSplit(f"{self.folder}: no SECOND images in im1/; the SECOND layout is <root>/train/ and "
+                               f"<root>/test/ (data.train_split, data.val_split), each with im1, im2, label1, label2"
+                               + release)
         missing = listed_files_problem(self.files(), f"the SECOND layout ({self.folder})")
         if missing:
             raise missing

@@ -50,8 +50,10 @@ class LoadedModel:
     classes: tuple[ClassInfo, ...] = ISPRS_CLASSES
     bands: list[int] | None = None  # 1-based image bands the model was trained on; None: all
     # their colour interpretation in the training raster (checkpoint bands.colours: red, green, blue, ...);
-    # None: not recorded (checkpoints before 2026-12-05, benchmark layouts)
+    # None: not recorded (checkpoints before 2026-12-05; benchmark layouts' before their colours were)
     colours: tuple[str, ...] | None = None
+    # what its training files declared instead (checkpoint bands.declared: ISPRS IRRG tiles declare red, green, blue)
+    declared: tuple[str, ...] | None = None
     uses_dsm: bool = False
     image_norm: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]}; None: from the raster
     dsm_norm: dict[str, Any] | None = None  # {"mode": one of raster.normalize.DSM_MODES, "mean", "std"}
@@ -253,7 +255,8 @@ def _from_checkpoint(path: Path, tasks: tuple[str, ...], verb: str) -> LoadedMod
     return LoadedModel(
         module, name=ckpt["model"], inputs=info.inputs, classes=classes_from_dicts(ckpt["classes"]),
         bands=list(image_bands) if image_bands else None, uses_dsm=bool(bands.get("dsm")) and verb == "predict",
-        colours=colours,
+        colours=colours, declared=tuple(str(c) for c in bands["declared"])
+        if colours and isinstance(bands.get("declared"), list) and len(bands["declared"]) == len(colours) else None,
         image_norm=norm.get("image"), dsm_norm=norm.get("dsm") if verb == "predict" else None,
         in_chans=ckpt["model_kwargs"].get("in_chans"), source=str(path), extra=extra,
         input_multiple=getattr(module, "input_multiple", INPUT_MULTIPLE),
@@ -385,8 +388,19 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
     """
     from rsmamba.raster.source import NO_COLOUR, RGB, colour_reading, declared_colours, declared_rgb, learnt_colours
 
-    by_colour = colour_reading(model.colours, chosen, colours)  # the rule (folders of one model share it)
     wanted = learnt_colours(model.colours)
+    if (wanted is not None and model.declared and [colours[b - 1] for b in chosen] == list(model.declared)
+            and not all(name in NO_COLOUR or name in declared_colours(colours) for name in wanted)):
+        # the colours its benchmark's files declared (an ISPRS IRRG tile declares red, green, blue): its own tiles,
+        # or an image truly of those colours, which nothing tells apart; read as trained, and said
+        note = (f"image {image}: its bands declare the colours {', '.join(model.declared)}, as the benchmark tiles "
+                f"model {model.source} learnt as {', '.join(wanted)} do; read as {', '.join(wanted)} (bands "
+                f"{','.join(map(str, chosen))}): an image truly of {', '.join(model.declared)} is misread")
+        warn_once(log, note)
+        if notes is not None:
+            notes.append(note)
+        return chosen
+    by_colour = colour_reading(model.colours, chosen, colours)  # the rule (folders of one model share it)
     if by_colour is not None:
         if by_colour != chosen:
             note = (f"image {image}: its bands declare the colours {', '.join(colours)}; read as "

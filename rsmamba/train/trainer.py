@@ -77,12 +77,13 @@ class TrainResult:
     # the scores those means are (a change model's miou is SCanNet's change/no-change mean: its land cover is sem_)
     means: tuple[str, ...] = ("val_miou", "val_mf1")
     planned: int | None = None  # train.epochs, where train.stop_after_epochs stopped the run before it
+    scored_on: str = "val chip"  # what validation reads: a benchmark's tiles or images, not chips
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
         if self.selected_by == "train_loss":
             scored = any(k.startswith("val_") for k in (self.history[-1] if self.history else {}))
-            why = "train.metric is not scored on the val data" if scored else "no val score: no val chip with a labelled pixel"
+            why = "train.metric is not scored on the val data" if scored else f"no val score: no {self.scored_on} with a labelled pixel"
             best = f"best train loss {-self.best_metric:.4f} ({why}: best.pt follows the training loss)"
         else:
             best = f"best {self.selected_by.replace('_', ' ', 1)} {self.best_metric:.4f}"
@@ -553,10 +554,13 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     if rep is not None and rep.colours is not None:  # chips of other colours, or in another order, scored unsaid
         missing = [c for c in rep.colours[0] if c not in NO_COLOUR and c not in rep.colours[1]]
         ckpt_colours, chip_colours = (", ".join(c) for c in rep.colours)
-        raise InputError(f"{describe_roots(d['root'])}: the chips' bands are {chip_colours}, {checkpoint} reads "
-                         f"{ckpt_colours}; " + (f"the chips have no {', '.join(missing)}: it cannot be tested on them"
-                                                if missing else "a test reads the chips as stored: tile them with the "
-                                                "checkpoint's bands in its order (rsmamba tile --bands)"))
+        chips = (d.get("layout") or "chips") == "chips"  # a benchmark's images: their colours as published
+        kind = "chips" if chips else f"{d['layout']} images"
+        raise InputError(f"{describe_roots(d['root'])}: the {kind}' bands are {chip_colours}, {checkpoint} reads "
+                         f"{ckpt_colours}; " + (f"the {kind} have no {', '.join(missing)}: it cannot be tested on them"
+                                                if missing else f"a test reads the {kind} as stored: " + (
+                                                    "tile them with the checkpoint's bands in its order (rsmamba "
+                                                    "tile --bands)" if chips else "test it on data of its bands")))
     if rep is not None and (rep.adapted or rep.reinitialised or rep.widened or rep.left_random):
         raise InputError(f"{checkpoint} does not fit this config's model and data as it is ({rep.describe()}); "
                          "a test scores the checkpoint's own weights")
@@ -1042,7 +1046,10 @@ def checkpoint_payload(cfg: dict, model_kwargs: dict, tiling: Any, use_dsm: bool
     return {
         "model": cfg["model"]["name"], "model_kwargs": model_kwargs,
         "bands": {"image": tiling.bands, "dsm": bool(use_dsm),
-                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {})},
+                  **({"colours": tiling.colours} if getattr(tiling, "colours", None) else {}),
+                  # a benchmark's files declaring other colours than they hold (ISPRS IRRG tiles declare RGB)
+                  **({"declared": list(declared)} if (declared := (getattr(tiling, "raw", None) or {}).get(
+                      "declared_colours")) and getattr(tiling, "colours", None) else {})},
         "normalization": tiling.normalization(cfg["data"]["dsm_mode"]) if use_dsm else
         {"image": tiling.normalization()["image"]},
         "classes": tiling.classes, "config": cfg,
@@ -1395,4 +1402,6 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     # what best.pt was chosen by, not what the last epoch could score: 'best train loss -0.0059' was its fscd
     means = ("val_miou", "val_mf1") if info_m.task == "segmentation" else ("val_sem_miou", "val_sem_mf1")
     return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history,
-                       best_by or selected_by, left_out, means, planned=epochs if stop_after is not None else None)
+                       best_by or selected_by, left_out, means, planned=epochs if stop_after is not None else None,
+                       scored_on={"chips": "val chip", "isprs": "val tile"}.get(cfg["data"].get("layout") or "chips",
+                                                                                "val image"))

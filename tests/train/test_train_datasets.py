@@ -39,6 +39,10 @@ def test_isprs_colours_and_missing_tiles(tmp_path: Path) -> None:
     rgb[:, 1, 0] = (1, 2, 3)  # unknown
     ids = isprs_rgb_to_ids(rgb)
     assert ids[0].tolist() == [1, 0, 5] and ids[1, 0] == 255
+    with pytest.raises(InputError) as err:  # no top/ folder: said once, not as each of its tiles
+        isprs_pairs(tmp_path, "vaihingen")
+    assert err.value.problems == [f"{tmp_path / 'top'}: no such folder (the vaihingen images)"]
+    (tmp_path / "top").mkdir()
     with pytest.raises(InputError) as err:
         isprs_pairs(tmp_path, "vaihingen")
     assert len(err.value.problems) == 33  # 16 train + 17 test tiles

@@ -81,7 +81,7 @@ def test_isprs_layout_reads_tiles_in_place_with_dsm_and_official_splits(tmp_path
     proot = F.isprs(tmp_path / "potsdam", "potsdam", size=(24, 24))
     p_train, p_val = open_datasets(_data("isprs", proot, city="potsdam", val_tiles=["2_10"]), use_dsm=True)
     assert p_train.pairs[0].dsm.name == "dsm_potsdam_02_11.tif" and len(p_train.pairs) == 23
-    with pytest.raises(InputError, match="missing from the potsdam layout"):
+    with pytest.raises(InputError, match=r"3_Ortho_IRRG: no such folder \(the potsdam images of data.variant IRRG"):
         open_datasets(_data("isprs", proot, city="potsdam", variant="IRRG"), use_dsm=False)
 
 
@@ -440,3 +440,152 @@ def test_a_folder_of_another_layout_is_named_with_the_settings_that_read_it(tmp_
     (roots["potsdam"] / "2_Ortho_RGB" / "top_potsdam_2_10_RGB.tif").unlink()  # its own layout: its own problem
     with pytest.raises(InputError, match="top_potsdam_2_10_RGB.tif: missing from the potsdam layout"):
         open_datasets(_data("isprs", roots["potsdam"], city="potsdam"), use_dsm=False)
+
+
+def test_benchmark_checkpoints_record_their_band_colours_and_are_checked_by_them(tmp_path: Path, caplog) -> None:
+    """A Vaihingen (NIR, R, G) model was tested on Potsdam's RGB tiles, and run on RGB orthos, without a word: a
+    benchmark checkpoint recorded no band colours. Its tiles declare red, green, blue (as the published ones do)."""
+    import rasterio
+
+    from rsmamba.checkpoint import load_checkpoint
+    from rsmamba.train import score_checkpoint, train
+
+    runs = {}
+    for city in ("vaihingen", "potsdam"):
+        root = F.isprs(tmp_path / city, city, size=(24, 24))
+        cfg = {"data": {"root": str(root), "layout": "isprs", "city": city, "batch_size": 2, "crop": 16,
+                        "samples_per_epoch": 2},
+               "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1, "seed": 0},
+               "out": str(tmp_path / f"run-{city}"), "tensorboard": False}
+        runs[city] = (cfg, train(cfg, progress=False).last)
+    vai = load_checkpoint(runs["vaihingen"][1])["bands"]
+    assert vai["colours"] == ["nir", "red", "green"] and vai["declared"] == ["red", "green", "blue"]
+    pot = load_checkpoint(runs["potsdam"][1])["bands"]
+    assert pot["colours"] == ["red", "green", "blue"] and "declared" not in pot
+    for data, ckpt, bands, has_not in (("potsdam", "vaihingen", "red, green, blue", "nir"),
+                                       ("vaihingen", "potsdam", "nir, red, green", "blue")):
+        with pytest.raises(InputError, match=rf"the isprs images' bands are {bands}, .* reads .*; the isprs "
+                                             rf"images have no {has_not}: it cannot be tested on them"):
+            score_checkpoint(runs[data][0], checkpoint=runs[ckpt][1], progress=False)
+    score_checkpoint(runs["vaihingen"][0], checkpoint=runs["vaihingen"][1], progress=False)  # its own: as before
+    # predict: an image declaring red, green, blue (its own tiles, or an RGB ortho: nothing tells them apart) is
+    # read as trained, with a warning; one declaring NIR, R, G, B is read by colour; an RGB model is not warned
+    tile = tmp_path / "vaihingen" / "top" / "top_mosaic_09cm_area1.tif"
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert main(["predict", str(tile), "--model", str(runs["vaihingen"][1]), "--pixel-grid",
+                     "-o", str(tmp_path / "a.tif")]) == 0
+    assert "declare the colours red, green, blue, as the benchmark tiles" in caplog.text
+    assert "read as nir, red, green (bands 1,2,3): an image truly of red, green, blue is misread" in caplog.text
+    with rasterio.open(tile) as src:
+        nrg = src.read()
+    nrgb = nrg[[1, 2, 2, 0]]  # R, G, B (a copy of G), NIR
+    four = tmp_path / "nrgb.tif"
+    with rasterio.open(four, "w", driver="GTiff", width=24, height=24, count=4, dtype="uint8") as dst:
+        dst.write(nrgb)
+        dst.colorinterp = [rasterio.enums.ColorInterp[c] for c in ("red", "green", "blue", "nir")]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert main(["predict", str(four), "--model", str(runs["vaihingen"][1]), "--pixel-grid",
+                     "-o", str(tmp_path / "b.tif")]) == 0
+    assert "read as nir, red, green (bands 4,1,2)" in caplog.text and "misread" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert main(["predict", str(tile), "--model", str(runs["potsdam"][1]), "--pixel-grid",
+                     "-o", str(tmp_path / "c.tif")]) == 0
+    assert "declare the colours" not in caplog.text
+
+
+
+def test_potsdam_dsm_one_column_short_is_padded_by_its_last_column(tmp_path: Path, caplog) -> None:
+    """The published Potsdam DSMs of tile 3_13 are 5999 x 6000 px beside their 6000 x 6000 image: the Potsdam
+    recipes refused the real download ('255 x 256 px, its image ... 256 x 256 px'). Other pipelines pad the
+    missing column; anything else stays refused."""
+    import rasterio
+
+    root = F.isprs(tmp_path / "p", "potsdam", size=(24, 24))
+    files = [root / "1_DSM" / "dsm_potsdam_03_13.tif",
+             root / "1_DSM_normalisation" / "dsm_potsdam_03_13_normalized_lastools.jpg"]
+    for f in files:
+        with rasterio.open(f) as src:
+            F.write(f, src.read()[:, :, :-1].copy(), src.driver)
+    for source in ("dsm", "ndsm"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="rsmamba"):
+            _, val = open_datasets(_data("isprs", root, city="potsdam", val_split="test", crop=16, dsm_source=source,
+                                         dsm_mode="zscore"), use_dsm=True)
+            open_datasets(_data("isprs", root, city="potsdam", val_split="test", crop=16, dsm_source=source,
+                                dsm_mode="zscore"), use_dsm=True)
+        assert caplog.text.count("23 x 24 px, one column short of its image top_potsdam_3_13_RGB.tif (24 x 24 px), "
+                                 "as the published Potsdam DSM of tile 3_13 is (a known defect); its last column "
+                                 "is repeated") == 1, source
+        tile = next(i for i, p in enumerate(val.pairs) if p.tile == "3_13")
+        right = next(k for k, (t, o) in enumerate(val.items) if t == tile and o == (0, 8))
+        d = val[right]["image"][-1]  # the DSM channel of the crop at the right edge: columns 8..23
+        assert torch.equal(d[:, -1], d[:, -2]), source  # the last column repeated, not no data (0)
+    # two columns short, or a label one column short: refused as before
+    with rasterio.open(files[0]) as src:
+        F.write(files[0], src.read()[:, :, :-1].copy())
+    with pytest.raises(InputError, match=r"dsm_potsdam_03_13.tif: 22 x 24 px, its image top_potsdam_3_13_RGB.tif"):
+        open_datasets(_data("isprs", root, city="potsdam", val_split="test"), use_dsm=True)
+    label = root / "5_Labels_all" / "top_potsdam_3_13_label.tif"
+    with rasterio.open(label) as src:
+        F.write(label, src.read()[:, :, :-1].copy())
+    with pytest.raises(InputError, match=r"top_potsdam_3_13_label.tif: 23 x 24 px, its image"):
+        open_datasets(_data("isprs", root, city="potsdam", val_split="test"), use_dsm=False)
+
+
+def test_second_release_folder_is_named_with_the_split_it_needs(tmp_path: Path, capsys) -> None:
+    """SECOND is released as SECOND_train_set/{im1,im2,label1,label2}, with no test set; the layout reads
+    <root>/train and <root>/test, and said only 'no SECOND images in im1/' of the train folder it lacked."""
+    import shutil
+
+    root = F.second(tmp_path / "s", n=2, size=16)
+    shutil.copytree(root / "train", tmp_path / "r" / "SECOND_train_set")
+    args = ["train", "--config", "mambafcs_second", "--set", f"data.root={tmp_path / 'r'}", "--set",
+            "model.name=mambafcs_tiny", "--dry-run", "--device", "cpu", "--out", str(tmp_path / "e")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the SECOND layout is <root>/train/ and <root>/test/ (data.train_split, data.val_split), each with " \
+           "im1, im2, label1, label2" in err
+    assert "holds SECOND_train_set/: SECOND's release (SECOND_train_set, no test set) must be split into train/ " \
+           "and test/" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_root_folder_or_city_is_said_once(tmp_path: Path) -> None:
+    """A data.root not there listed 16 files 'missing from the vaihingen layout'; no dsm/ folder, or Potsdam's
+    RGBIR variant with only 2_Ortho_RGB, listed every tile; data.city=munich was 'holds the ISPRS Vaihingen
+    layout, not the ISPRS Munich layout'."""
+    import shutil
+
+    with pytest.raises(InputError, match=r"^\S+/nothere: no such folder \(data.root: the isprs download\)$"):
+        open_datasets(_data("isprs", tmp_path / "nothere"), use_dsm=False)
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    with pytest.raises(InputError, match=r"^data.city must be vaihingen or potsdam, got 'munich'$"):
+        open_datasets(_data("isprs", root, city="munich"), use_dsm=False)
+    shutil.rmtree(root / "dsm")
+    with pytest.raises(InputError) as err:
+        open_datasets(_data("isprs", root), use_dsm=True)
+    assert str(err.value) == f"{root / 'dsm'}: no such folder (the vaihingen DSMs, data.use_dsm with data.dsm_source dsm)"
+    proot = F.isprs(tmp_path / "p", "potsdam", size=(24, 24))
+    with pytest.raises(InputError) as err:
+        open_datasets(_data("isprs", proot, city="potsdam", variant="RGBIR", mean=[0] * 4, std=[1] * 4), use_dsm=False)
+    assert str(err.value) == (f"{proot / '4_Ortho_RGBIR'}: no such folder (the potsdam images of data.variant RGBIR; "
+                              "found 2_Ortho_RGB: set data.variant=RGB)")
+
+
+
+def test_a_benchmark_run_without_val_scores_names_tiles_not_chips(tmp_path: Path) -> None:
+    """The summary of a benchmark run with no labelled test tile (the participants' download) blamed 'no val chip'."""
+    import shutil
+
+    from rsmamba.train import train
+
+    root = F.isprs(tmp_path / "v", "vaihingen", size=(24, 24))
+    for folder in ("ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE",
+                   "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE"):
+        shutil.rmtree(root / folder)
+    cfg = {"data": {"root": str(root), "layout": "isprs", "batch_size": 2, "crop": 16, "samples_per_epoch": 2},
+           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1, "seed": 0},
+           "out": str(tmp_path / "run"), "tensorboard": False}
+    text = train(cfg, progress=False).describe()
+    assert "no val score: no val tile with a labelled pixel" in text and "chip" not in text
