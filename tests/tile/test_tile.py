@@ -216,16 +216,22 @@ def test_epoch_pairs_for_change(tmp_path) -> None:
     assert not (tmp_path / "chips3").exists()
 
 
-def test_an_rgba_ortho_tiles_as_rgb_with_its_alpha_as_the_mask(tmp_path) -> None:
-    """Alpha is where the image is, not a fourth colour: chips get three bands and a mask, and raster
-    labels tile beside it (their colour table once left a GDAL error that failed the next alpha read)."""
+def _rgba_scene(path):
+    """A 128 px RGBA ortho at 0.25 m whose alpha is 0 on rows 0-39; its RGB bands."""
     rgb = random_image(128, 128, seed=3)
     alpha = np.full((1, 128, 128), 255, np.uint8)
     alpha[:, :40] = 0
-    with rasterio.open(tmp_path / "rgba.tif", "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
+    with rasterio.open(path, "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
                        crs="EPSG:32632", transform=rasterio.transform.from_origin(500000, 5000000, 0.25, 0.25),
                        photometric="RGB", alpha="YES") as dst:
         dst.write(np.concatenate([rgb, alpha]))
+    return rgb
+
+
+def test_an_rgba_ortho_tiles_as_rgb_with_its_alpha_as_the_mask(tmp_path) -> None:
+    """Alpha is where the image is, not a fourth colour: chips get three bands and a mask, and raster
+    labels tile beside it (their colour table once left a GDAL error that failed the next alpha read)."""
+    rgb = _rgba_scene(tmp_path / "rgba.tif")
     labels = write_raster(tmp_path / "labels.tif", (rgb[0] % 6).astype(np.uint8), res=0.25)
     tile_scene(tmp_path / "rgba.tif", tmp_path / "chips", labels=labels, size=32, split=(1.0, 0.0, 0.0),
                min_valid=0.0, progress=False)
@@ -752,13 +758,7 @@ def test_an_alpha_band_named_by_bands_is_imagery_with_its_neighbours_as_alone(tm
     --bands 4 alone read them (QA): a band --bands names is imagery, as the README says, named with others or not."""
     from rsmamba.raster.source import bands_valid
 
-    rgb = random_image(128, 128, seed=3)
-    alpha = np.full((1, 128, 128), 255, np.uint8)
-    alpha[:, :40] = 0
-    with rasterio.open(tmp_path / "rgba.tif", "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
-                       crs="EPSG:32632", transform=rasterio.transform.from_origin(500000, 5000000, 0.25, 0.25),
-                       photometric="RGB", alpha="YES") as dst:
-        dst.write(np.concatenate([rgb, alpha]))
+    rgb = _rgba_scene(tmp_path / "rgba.tif")
     with rasterio.open(tmp_path / "rgba.tif") as ds:
         whole = rasterio.windows.Window(0, 0, 128, 128)
         assert bands_valid(ds, [1, 2, 3, 4], whole).all() and bands_valid(ds, [4], whole).all()
