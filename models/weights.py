@@ -55,7 +55,9 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
                 return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         match = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if not match and not re.search(r"Unsupported (global|class)", str(exc)):  # text, garbage, odd opcodes
+        if (not match and not re.search(r"Unsupported (global|class)", str(exc))) or _text_read_as_global(path):
+            # text, garbage, odd opcodes; a text file starting with 'c' (pickle's GLOBAL opcode: a class table
+            # 'classes:' was said to hold Python objects '(lasses)', QA)
             raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
         name = f" ({match.group(1)})" if match else ""
         raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
@@ -63,6 +65,17 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError,
             IndexError, TypeError) as exc:
         raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
+
+
+def _text_read_as_global(path: Path) -> bool:
+    """Whether the file starts with a 'c' that pickle read as its GLOBAL opcode though no module and name follow
+    (``c<module>\n<name>\n``, dotted Python names, as a protocol-0 pickle that imports writes them)."""
+    with open(path, "rb") as fh:
+        lines = fh.read(512).split(b"\n")
+    if not lines[0].startswith(b"c"):
+        return False
+    name = re.compile(rb"[A-Za-z_][\w.]*")
+    return len(lines) < 3 or not (name.fullmatch(lines[0][1:]) and name.fullmatch(lines[1]))
 
 
 # How torch.save's legacy (pre-1.6, non-zip) files begin: its magic number, pickled at protocol 2.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -191,6 +192,24 @@ def test_payloads_never_run_from_checkpoints_or_named_weight_files(tmp_path) -> 
     for name in ("cmtunet_tiny", "mambafcs_tiny"):  # ResNet and VMamba weight loaders
         with pytest.raises(InputError, match="refused"):
             load_pretrained(create_model(name), str(tmp_path / "weights.pth"))
+    assert not marker.exists()
+
+
+def test_a_text_file_starting_with_c_is_said_as_text_and_a_protocol_0_pickle_still_refused(tmp_path) -> None:
+    """'c' is pickle's GLOBAL opcode: a class table 'classes:' given as --model was said to hold Python objects
+    '(lasses)' that could run code (QA). Text that names no module is said as the text it is; a protocol-0 pickle
+    that imports (c<module>\\n<name>) is refused as before, and never runs."""
+    import pickle
+
+    (tmp_path / "classes.yaml").write_text("classes:\n  - {id: 0, name: ground}\n")
+    (tmp_path / "notes.txt").write_text("checkpoint: r2/best.pt\n")
+    for name, text in (("classes.yaml", "classes: - {id: 0, name: ground}"), ("notes.txt", "checkpoint: r2/best.pt")):
+        with pytest.raises(InputError, match=f"not a PyTorch or safetensors file \\(text: '{re.escape(text)}'\\)"):
+            load_checkpoint(tmp_path / name)
+    marker = tmp_path / "RAN"
+    (tmp_path / "evil0.pt").write_bytes(pickle.dumps(_Payload(marker), protocol=0))
+    with pytest.raises(InputError, match="refused.*posix.system|refused.*nt.system"):
+        load_checkpoint(tmp_path / "evil0.pt")
     assert not marker.exists()
 
 
