@@ -78,6 +78,16 @@ class TrainResult:
     means: tuple[str, ...] = ("val_miou", "val_mf1")
     planned: int | None = None  # train.epochs, where train.stop_after_epochs stopped the run before it
     scored_on: str = "val chip"  # what validation reads: a benchmark's tiles or images, not chips
+    resumed_after: int = 0  # epochs the run had before this command (--resume)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch best.pt holds: the last one that scored ``best_metric`` by ``selected_by``."""
+        for row in reversed(self.history):
+            score = -row["train_loss"] if self.selected_by == "train_loss" else row.get(self.selected_by)
+            if score == self.best_metric:
+                return int(row["epoch"])
+        return None
 
     def describe(self) -> str:
         """One line: epochs run, the best score and what it measures, where the checkpoints are."""
@@ -94,7 +104,14 @@ class TrainResult:
         where = f"-> {self.best}" if self.best.exists() else f"(of the run resumed from: no epoch beat it, no {self.best})"
         stopped = (f" (stopped by train.stop_after_epochs: {self.epochs_run} of {self.planned}; --resume goes on)"
                    if self.planned is not None and self.epochs_run < self.planned else "")
-        return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}{stopped}; {best} {where}; "
+        if self.best_epoch is not None:
+            best += f" at epoch {self.best_epoch}"
+        # a resumed run's own share: '6 epochs' was said of a command that trained epochs 3-6, or none (QA)
+        first, done = self.resumed_after + 1, self.resumed_after
+        ran = ("" if not done else f" (none this run: it had {done} already)" if self.epochs_run <= done else
+               f" (epoch{f's {first}-{self.epochs_run}' if self.epochs_run > first else f' {first}'} this run, "
+               f"resumed after {done})")
+        return (f"{self.epochs_run} epoch{'s' * (self.epochs_run != 1)}{ran}{stopped}; {best} {where}; "
                 f"last -> {self.last}")
 
 
@@ -756,6 +773,10 @@ def train(config: dict | str | os.PathLike[str] | None = None, overrides: list[s
     loaded = None
     if resume:  # checked (and safely loaded) before the folder is locked: a bad path is an input error
         path = Path(resume) if not isinstance(resume, bool) else out_dir / "last.pt"
+        if isinstance(resume, bool) and not path.exists() and not path.is_symlink():
+            # ('r4/last.pt: checkpoint not found' after a run killed in its first epoch, which saves nothing; QA)
+            raise InputError(f"--resume: {out_dir} holds no run to continue (no last.pt: a run saves it when its "
+                             "first epoch ends); run the command without --resume")
         loaded = (path, load_checkpoint(path))
         done = _train_state(path, loaded[1])["epoch"]
         _check_resume_config(path, loaded[1].get("config"), cfg)
@@ -1404,4 +1425,5 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
     return TrainResult(out_dir, out_dir / "best.pt", out_dir / "last.pt", epoch, best_metric, history,
                        best_by or selected_by, left_out, means, planned=epochs if stop_after is not None else None,
                        scored_on={"chips": "val chip", "isprs": "val tile"}.get(cfg["data"].get("layout") or "chips",
-                                                                                "val image"))
+                                                                                "val image"),
+                       resumed_after=start_epoch)

@@ -87,6 +87,10 @@ def test_an_interrupted_train_says_resume_only_once_it_saved_a_checkpoint(tmp_pa
     monkeypatch.setattr(trainer, "validate", ctrl_c_at(1))  # in epoch 1, before its checkpoint
     assert main(args) == 130
     assert capsys.readouterr().err == nothing and not (run / "last.pt").exists()
+    # --resume all the same: said as no run to continue ('run/last.pt: checkpoint not found'; QA)
+    assert main([*args, "--resume"]) == 2
+    assert capsys.readouterr().err == (f"rsmamba: error: --resume: {run} holds no run to continue (no last.pt: a run "
+                                       "saves it when its first epoch ends); run the command without --resume\n")
     calls.clear()
     monkeypatch.setattr(trainer, "validate", ctrl_c_at(2))  # in epoch 2: epoch 1 is saved
     assert main(args) == 130

@@ -86,6 +86,11 @@ def test_resume_gives_identical_weights(small_chips: Path, tmp_path: Path) -> No
     assert "1 epoch (stopped by train.stop_after_epochs: 1 of 3; --resume goes on);" in part.describe()  # (QA)
     resumed = train(cfg(tmp_path / "part"), resume=True, progress=False)
     assert resumed.epochs_run == 3 and "stopped" not in resumed.describe()
+    # what this command trained, and the epoch best.pt holds ('3 epochs' said of epochs 2-3, no best epoch; QA)
+    assert resumed.describe().startswith("3 epochs (epochs 2-3 this run, resumed after 1); best ")
+    best = max(resumed.history, key=lambda r: (r[resumed.selected_by], r["epoch"]))["epoch"] \
+        if resumed.selected_by != "train_loss" else min(resumed.history, key=lambda r: r["train_loss"])["epoch"]
+    assert f" at epoch {best} -> " in resumed.describe() and resumed.best_epoch == best
     a = load_checkpoint(full.last)["train_state"]
     b = load_checkpoint(resumed.last)["train_state"]
     for key, value in a["model"].items():
@@ -100,7 +105,7 @@ def test_resume_gives_identical_weights(small_chips: Path, tmp_path: Path) -> No
     fewer["train"]["epochs"] = 2
     again = train(fewer, resume=True, progress=False)
     assert (again.epochs_run, again.selected_by, again.best_metric) == (3, resumed.selected_by, resumed.best_metric)
-    assert again.describe().startswith("3 epochs;") and (tmp_path / "part" / "last.pt").read_bytes() == before
+    assert again.describe().startswith("3 epochs (none this run: it had 3 already);") and (tmp_path / "part" / "last.pt").read_bytes() == before
 
 
 def test_with_dsm_channel_and_overrides(tmp_path: Path) -> None:
@@ -668,7 +673,7 @@ def test_an_epoch_without_the_metric_never_replaces_the_best_scored_one(small_ch
     monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
     result = train(_cfg(small_chips, tmp_path / "run", epochs=4), progress=False)
     assert result.selected_by == "val_miou" and result.best_metric == 0.3
-    assert result.describe().startswith("4 epochs; best val miou 0.3000 ->")
+    assert result.describe().startswith("4 epochs; best val miou 0.3000 at epoch 1 ->")
     assert load_checkpoint(result.best)["metrics"]["epoch"] == 1
 
 
