@@ -110,6 +110,46 @@ def input_problem(path: str | os.PathLike[str], role: str) -> str | None:
         return f"{role} {path}: empty file (0 bytes)"
     if not os.access(path, os.R_OK):
         return f"{role} {path}: not readable (permissions)"
+    return vrt_problem(path, role)
+
+
+def vrt_problem(path: Path, role: str) -> str | None:
+    """Why a VRT (by content, whatever its name; and the VRTs it reads) is not read, or None: a raw band, or a
+    source that is no regular file. Parsed as XML, never opened by GDAL.
+
+    A raw band (``VRTRawRasterBand``) reads any file's bytes as pixels: a delivered VRT pointing one at
+    /etc/passwd or /proc/self/environ had ``tile`` copy them into chips, secrets and all (QA). A source that
+    is a named pipe made GDAL wait for a writer for ever, behind the pipe check of the named file (QA)."""
+    import xml.etree.ElementTree as ET
+
+    todo, seen = [path], set()
+    while todo and len(seen) < VRT_FILES_MAX:
+        vrt = todo.pop()
+        if os.path.abspath(vrt) in seen:
+            continue
+        seen.add(os.path.abspath(vrt))
+        try:
+            with open(vrt, "rb") as fh:
+                if not fh.read(512).lstrip().startswith(b"<VRTDataset"):
+                    continue
+            root = ET.parse(vrt).getroot()
+        except (OSError, ET.ParseError):  # GDAL says what is wrong with it
+            continue
+        inside = "" if vrt == path else f" (through {vrt})"
+        for band in root.iter("VRTRasterBand"):
+            if (band.get("subClass") or band.get("subclass")) == "VRTRawRasterBand":
+                return (f"{role} {path}: a VRT raw band{inside} (VRTRawRasterBand), which reads any file's bytes as "
+                        "pixels: not read; convert the raw file with gdal_translate and give that")
+        for element in root.iter("SourceFilename"):
+            name = (element.text or "").strip()
+            if not name or gdal_virtual(name):
+                continue
+            relative = {k.lower(): v for k, v in element.attrib.items()}.get("relativetovrt", "0").strip() == "1"
+            source = vrt.parent / name if relative else Path(name)
+            if source.exists() and not source.is_file():
+                return f"{role} {path}: its source {source}{inside} is {NOT_REGULAR}, not read"
+            if source.is_file():
+                todo.append(source)
     return None
 
 

@@ -117,3 +117,45 @@ def test_a_resume_sees_an_aux_xml_that_changes_what_gdal_reads(tmp_path: Path) -
     assert file_fingerprint(dsm) == before
     aux.write_text('<PAMDataset><PAMRasterBand band="1"><Offset>-30</Offset><Scale>1</Scale></PAMRasterBand></PAMDataset>')
     assert file_fingerprint(dsm) != before
+
+
+def test_a_vrt_with_a_raw_band_or_a_pipe_behind_it_is_refused_before_gdal_reads_it(tmp_path, capsys) -> None:
+    """A delivered VRT's raw band pointed at /etc/passwd or /proc/self/environ, and tile copied the bytes into
+    chips, secrets and all; a VRT source that is a named pipe made GDAL wait for ever (QA). Both are refused from
+    the XML alone, also behind another VRT whatever its name; a VRT over a GeoTIFF is read as ever."""
+    import os
+
+    from rsmamba.cli import main
+    from rsmamba.paths import input_problem
+    from tests.helpers.rasters import random_image, write_raster
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("MY_SECRET_TOKEN=hunter2\n" * 100)
+    raw = ("<VRTDataset rasterXSize=\"32\" rasterYSize=\"32\"><VRTRasterBand dataType=\"Byte\" band=\"1\" "
+           f"subClass=\"VRTRawRasterBand\"><SourceFilename relativetoVRT=\"0\">{secret}</SourceFilename>"
+           "<ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>32</LineOffset></VRTRasterBand>"
+           "</VRTDataset>")
+    (tmp_path / "raw.vrt").write_text(raw)
+    (tmp_path / "looks_like.tif").write_text(raw)  # GDAL opens a VRT by its content
+
+    def simple(source: str, relative: str = "1") -> str:
+        return ("<VRTDataset rasterXSize=\"32\" rasterYSize=\"32\"><VRTRasterBand dataType=\"Byte\" band=\"1\">"
+                f"<SimpleSource><SourceFilename relativeToVRT=\"{relative}\">{source}</SourceFilename>"
+                "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>")
+
+    (tmp_path / "outer.vrt").write_text(simple("looks_like.tif"))
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "piped.vrt").write_text(simple(str(tmp_path / "pipe"), relative="0"))
+    write_raster(tmp_path / "img.tif", random_image(32, 32))
+    (tmp_path / "fine.vrt").write_text(simple("img.tif"))
+
+    assert "image {}: a VRT raw band (VRTRawRasterBand), which reads any file's bytes".format(tmp_path / "raw.vrt") \
+        in input_problem(tmp_path / "raw.vrt", "image")
+    assert f"a VRT raw band (through {tmp_path / 'looks_like.tif'})" in input_problem(tmp_path / "outer.vrt", "image")
+    assert input_problem(tmp_path / "piped.vrt", "DSM") == (f"DSM {tmp_path / 'piped.vrt'}: its source {tmp_path / 'pipe'} "
+                                                             "is not a regular file (a named pipe, socket or device), not read")
+    assert input_problem(tmp_path / "fine.vrt", "image") is None
+    capsys.readouterr()
+    assert main(["tile", str(tmp_path / "outer.vrt"), "-o", str(tmp_path / "chips"), "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "VRT raw band" in err and not (tmp_path / "chips").exists()
