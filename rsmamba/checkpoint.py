@@ -195,8 +195,21 @@ def build_from_checkpoint(path: str | os.PathLike[str], tasks: tuple[str, ...], 
     info = model_info(ckpt["model"])
     if info.task not in tasks:
         raise InputError(f"{path}: a {info.task} model; {verb} needs a {' or '.join(tasks)} model")
+    kwargs = {**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)}
     try:
-        module = create_model(ckpt["model"], **{**ckpt["model_kwargs"], **legacy_model_kwargs(ckpt)})
+        # first without memory (the meta device): model_kwargs of in_chans 1e7 or num_classes 1e9 had 16 or 64 GB
+        # allocated before the weights were compared, and the failure blamed --window (QA)
+        with torch.device("meta"):
+            shaped = create_model(ckpt["model"], **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: model_kwargs do not fit model {ckpt['model']!r} ({exc})") from exc
+    except Exception:  # noqa: BLE001 - a layer that cannot be built without memory: compared once built, as before
+        shaped = None
+    mismatch = state_dict_mismatch(shaped, ckpt["state_dict"]) if shaped is not None else None
+    if mismatch:
+        raise InputError(f"{path}: weights do not fit model {ckpt['model']!r} with its model_kwargs: {mismatch}")
+    try:
+        module = create_model(ckpt["model"], **kwargs)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{path}: model_kwargs do not fit model {ckpt['model']!r} ({exc})") from exc
     mismatch = state_dict_mismatch(module, ckpt["state_dict"])

@@ -133,3 +133,27 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match="unexpected pos"):
         save_checkpoint(tmp_path / "last.pt", tiny_rgb_checkpoint())
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("key, value", [("in_chans", 10**5), ("num_classes", 10**6)])
+def test_absurd_model_kwargs_are_refused_before_any_weight_is_allocated(tmp_path, monkeypatch, key, value) -> None:
+    """A checkpoint's model_kwargs of in_chans 1e7 or num_classes 1e9 had 16 or 64 GB allocated before its
+    weights were compared, and the failure blamed --window (QA): the network is first built on the meta device,
+    without memory, and compared with the weights there."""
+    import rsmamba.models as models
+
+    ckpt = torch.load(DEMO, map_location="cpu", weights_only=True)
+    torch.save({**ckpt, "model_kwargs": {**ckpt["model_kwargs"], key: value}}, tmp_path / "odd.pt")
+    devices, real = [], models.create_model
+
+    def create_model(*args, **kwargs):
+        devices.append(torch.get_default_device().type)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(models, "create_model", create_model)
+    with pytest.raises(InputError, match=r"odd.pt: weights do not fit model 'cmtunet_tiny' with its model_kwargs: .*"
+                                         rf"vs \(.*{value}"):
+        build_from_checkpoint(tmp_path / "odd.pt", ("segmentation",), "predict")
+    assert devices == ["meta"]
+    build_from_checkpoint(DEMO, ("segmentation",), "predict")  # a fitting one is built for real after
+    assert devices == ["meta", "meta", "cpu"]
