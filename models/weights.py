@@ -54,17 +54,28 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
             with open(path, "rb") as fh:  # a file object: torch 2.13 reads a '.safetensors' name as safetensors
                 return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        match = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if (not match and not re.search(r"Unsupported (global|class)", str(exc))) or _text_read_as_global(path):
-            # text, garbage, odd opcodes; a text file starting with 'c' (pickle's GLOBAL opcode: a class table
-            # 'classes:' was said to hold Python objects '(lasses)', QA)
-            raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
-        name = f" ({match.group(1)})" if match else ""
+        # a text file starting with 'c', pickle's GLOBAL opcode: a class table 'classes:' was said to hold Python
+        # objects '(lasses)' that could run code (QA)
+        text = _text_read_as_global(path)
+        match = None if text else re.search(r"GLOBAL ([\w.]+)", str(exc))
+        imported = match.group(1) if match else _protocol0_import(path)
+        if imported is None and (text or not re.search(r"Unsupported (global|class)", str(exc))):
+            raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None  # text, garbage, odd opcodes
+        name = f" ({imported})" if imported else ""
         raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
                          "loading it could run code") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError,
             IndexError, TypeError) as exc:
         raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
+
+
+def _protocol0_import(path: Path) -> str | None:
+    """The ``module.name`` a protocol-0 pickle imports (``c<module>\\n<name>\\n``, after a dict's ``(dp0`` too), or
+    None: ``{'state_dict': os.system...}`` pickled so was refused at another opcode and said as 'text: (dp0' (QA)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    found = re.search(rb"(?:^|[\n(])c([A-Za-z_][\w.]*)\n([A-Za-z_]\w*)\n", head)
+    return f"{found.group(1).decode()}.{found.group(2).decode()}" if found else None
 
 
 def _text_read_as_global(path: Path) -> bool:
