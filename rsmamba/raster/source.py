@@ -118,6 +118,26 @@ def open_raster(path: PathLike, role: str, problems: ProblemCollector,
     return ds
 
 
+def oversized_blocks(ds: Any, what: str) -> str | None:
+    """What to say of a compressed raster whose blocks are larger decompressed than GDAL's block cache, or None.
+
+    Each window then decompresses its blocks again: a 4.7 MB GeoTIFF of 40000 px one-block bands took 1.5 s a
+    512 px window, and a dry run had not finished its input checks after two minutes, without a word (QA)."""
+    from rasterio.enums import Interleaving
+
+    from rsmamba.raster import GDAL_CACHE_MB
+
+    if not ds.compression or not ds.count:
+        return None
+    rows, cols = ds.block_shapes[0]
+    per_block = rows * cols * np.dtype(ds.dtypes[0]).itemsize * (ds.count if ds.interleaving == Interleaving.pixel else 1)
+    if per_block <= GDAL_CACHE_MB * 2**20:
+        return None
+    return (f"{what}: stored in compressed blocks of {cols} x {rows} px ({per_block / 2**20:,.0f} MiB each decompressed, "
+            f"more than GDAL's {GDAL_CACHE_MB} MiB block cache): every window decompresses them again, very slowly; "
+            f"tile it first (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE {shell_word(str(ds.name))} tiled.tif)")
+
+
 def has_no_georeferencing(ds: Any) -> bool:
     """True for a raster that says nothing of where it lies: no CRS, an identity transform, no GCPs or RPCs."""
     return ds.crs is None and ds.transform.is_identity and not ds.gcps[0] and not ds.rpcs
@@ -1185,6 +1205,9 @@ class AlignedSource:
             if is_vector:
                 problems.add(f"{role} {labels_path}: a vector layer cannot be placed on an image without "
                              "georeferencing; pass a label raster of the image's size")
+        oversized = oversized_blocks(img, f"{self._image_role} {image}")
+        if oversized:
+            self._warn(oversized)
         alpha = alpha_holding_data(img)
         self._alpha_is_data = alpha is not None
         if alpha is not None:

@@ -931,3 +931,21 @@ def test_a_truncated_input_is_refused_naming_its_role(tmp_path, role) -> None:
         with AlignedSource(*args, **kwargs) as src:  # the start-up checks read samples, or the run its windows
             src.read_image(Window(0, 0, 256, 256))
             src.read_valid(Window(0, 0, 256, 256))
+
+
+def test_compressed_blocks_larger_than_gdals_cache_are_said(tmp_path) -> None:
+    """A 4.7 MB GeoTIFF of 40000 px one-block bands decompressed its blocks again for every window (1.5 s a
+    window; a dry run still checking inputs after two minutes), without a word (QA)."""
+    one_strip = tmp_path / "one_block.tif"
+    with rasterio.open(one_strip, "w", driver="GTiff", width=4800, height=4800, count=3, dtype="uint8",
+                       crs="EPSG:32632", transform=rasterio.transform.from_origin(500000, 5000000, 0.5, 0.5),
+                       compress="deflate", interleave="pixel", tiled=True, blockxsize=4800, blockysize=4800) as dst:
+        dst.write(np.full((3, 4800, 4800), 90, np.uint8))
+    with AlignedSource(one_strip) as src:
+        said = [w for w in src.warnings if "compressed blocks" in w]
+    assert said == [f"image {one_strip}: stored in compressed blocks of 4800 x 4800 px (66 MiB each decompressed, "
+                    "more than GDAL's 64 MiB block cache): every window decompresses them again, very slowly; tile it "
+                    f"first (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE {one_strip} tiled.tif)"]
+    img = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    with AlignedSource(img) as src:
+        assert not [w for w in src.warnings if "compressed blocks" in w]
