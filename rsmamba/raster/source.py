@@ -138,6 +138,37 @@ def oversized_blocks(ds: Any, what: str) -> str | None:
             f"tile it first (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE {shell_word(str(ds.name))} tiled.tif)")
 
 
+def sidecar_georeferencing(ds: Any, what: str) -> str | None:
+    """What to say when the raster's ``.aux.xml`` gives it another CRS, grid or nodata than its own tags, or None.
+
+    GDAL reads the sidecar first: a GeoTIFF in EPSG:32632 beside an .aux.xml of EPSG:4326, 1 degree pixels and a
+    nodata value was mapped in degrees, 1095 pixels nodata, exit 0 and unsaid (QA). Read as GDAL reads it, and
+    said: a sidecar may be a deliberate fix (QGIS's georeferencer writes one) or a stale copy."""
+    sidecar = f"{ds.name}.aux.xml"
+    if ds.driver != "GTiff" or not os.path.isfile(sidecar):
+        return None
+    import rasterio
+
+    try:
+        with rasterio.Env(GDAL_GEOREF_SOURCES="INTERNAL,TABFILE,WORLDFILE", GDAL_PAM_ENABLED="NO"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(ds.name) as own:
+                theirs = (own.crs, own.transform, own.nodatavals)
+    except Exception:  # noqa: BLE001 - GDAL says what is wrong when the run reads it
+        return None
+    differ = [name for name, ours, tags in (("CRS", ds.crs, theirs[0]), ("grid", ds.transform, theirs[1]),
+                                            ("nodata", ds.nodatavals, theirs[2]))
+              if (ours != tags if name != "nodata" else repr(ours) != repr(tags))]
+    if not differ:
+        return None
+    named = ", ".join(differ[:-1]) + " and " + differ[-1] if len(differ) > 1 else differ[0]
+    return (f"{what}: its {Path(sidecar).name} gives it another {named} than the file's own tags "
+            f"(CRS {ds.crs.to_string() if ds.crs else 'none'} vs {theirs[0].to_string() if theirs[0] else 'none'}, pixel "
+            f"{abs(ds.transform.a):g} vs {abs(theirs[1].a):g}); read with the .aux.xml's, as GDAL does: remove it if "
+            "it is stale")
+
+
 def has_no_georeferencing(ds: Any) -> bool:
     """True for a raster that says nothing of where it lies: no CRS, an identity transform, no GCPs or RPCs."""
     return ds.crs is None and ds.transform.is_identity and not ds.gcps[0] and not ds.rpcs
@@ -1205,9 +1236,12 @@ class AlignedSource:
             if is_vector:
                 problems.add(f"{role} {labels_path}: a vector layer cannot be placed on an image without "
                              "georeferencing; pass a label raster of the image's size")
-        oversized = oversized_blocks(img, f"{self._image_role} {image}")
-        if oversized:
-            self._warn(oversized)
+        for what, path, ds in ((self._image_role, image, img), ("t2", t2, t2_ds), ("DSM", dsm, dsm_ds),
+                               (role, labels_path, lab_ds)):
+            for said in (oversized_blocks(ds, f"{what} {path}"), sidecar_georeferencing(ds, f"{what} {path}")) \
+                    if ds is not None else ():
+                if said:
+                    self._warn(said)
         alpha = alpha_holding_data(img)
         self._alpha_is_data = alpha is not None
         if alpha is not None:

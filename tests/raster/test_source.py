@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -949,3 +951,23 @@ def test_compressed_blocks_larger_than_gdals_cache_are_said(tmp_path) -> None:
     img = write_raster(tmp_path / "img.tif", random_image(64, 64))
     with AlignedSource(img) as src:
         assert not [w for w in src.warnings if "compressed blocks" in w]
+
+
+def test_an_aux_xml_that_relocates_a_geotiff_is_said(tmp_path) -> None:
+    """GDAL reads a GeoTIFF's .aux.xml before its own tags: one of EPSG:4326, 1 degree pixels and a nodata
+    value had a UTM ortho mapped in degrees, exit 0 and unsaid (QA). Read as GDAL reads it, and said; an
+    .aux.xml of statistics alone (QGIS's) says nothing."""
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32), res=0.25)
+    Path(f"{img}.aux.xml").write_text(
+        '<PAMDataset><Metadata><MDI key="STATISTICS_MEAN">12</MDI></Metadata></PAMDataset>')
+    with AlignedSource(img) as src:
+        assert not [w for w in src.warnings if "aux.xml" in w]
+    Path(f"{img}.aux.xml").write_text(
+        '<PAMDataset><SRS dataAxisToSRSAxisMapping="1,2">EPSG:4326</SRS><GeoTransform>1.0, 1.0, 0.0, 1.0, 0.0, -1.0'
+        '</GeoTransform><PAMRasterBand band="1"><NoDataValue>120</NoDataValue></PAMRasterBand></PAMDataset>')
+    with AlignedSource(img) as src:
+        said = [w for w in src.warnings if "aux.xml" in w]
+        assert src.crs.to_epsg() == 4326  # as GDAL reads it
+    assert said == [f"image {img}: its img.tif.aux.xml gives it another CRS, grid and nodata than the file's own tags "
+                    "(CRS EPSG:4326 vs EPSG:32632, pixel 1 vs 0.25); read with the .aux.xml's, as GDAL does: remove "
+                    "it if it is stale"]
