@@ -841,6 +841,11 @@ _PREDICT_RUN: list[str | Path] = []
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
+    if _TERMINATED:  # a second SIGTERM: the first's unwinding was swallowed (raised inside a C library's callback,
+        # GDAL's log handler, and the run went on) or takes too long; the default action ends the process now
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     _TERMINATED.append(signum)
     raise Terminated()
 

@@ -397,6 +397,43 @@ def test_ctrl_c_and_sigterm_unwind_and_say_so_in_one_line(tmp_path, sig, code, l
     assert err.strip().splitlines() == [line]
 
 
+SWALLOWING_CHILD = """
+import sys, time
+import rsmamba.synth
+from rsmamba.cli import main
+
+def swallowing(*args, **kwargs):
+    print('READY', flush=True)
+    while True:  # a C library's callback that catches what the handler raised (GDAL's log handler did) and goes on
+        try:
+            time.sleep(60)
+        except BaseException:
+            print('SWALLOWED', flush=True)
+
+rsmamba.synth.write_scene = swallowing
+sys.exit(main(['synth', '-o', sys.argv[1]]))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_second_sigterm_ends_a_run_whose_first_was_swallowed(tmp_path) -> None:
+    """A SIGTERM raised inside GDAL's log callback was swallowed and the run went on for ever, deaf to every
+    further SIGTERM (QA): the second one takes the default action, and the process ends."""
+    import signal
+
+    child = subprocess.Popen([sys.executable, "-c", SWALLOWING_CHILD, str(tmp_path / "scene")], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "READY"
+        child.send_signal(signal.SIGTERM)
+        assert child.stdout.readline().strip() == "SWALLOWED"
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == -signal.SIGTERM
+
+
 @pytest.mark.parametrize("error", [MemoryError("Unable to allocate 53.6 GiB for an array"),
                                    type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory"),
                                    # torch's CPU allocator (augment.scale 1000 in train): was a traceback, exit 1
