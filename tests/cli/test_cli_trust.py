@@ -403,9 +403,12 @@ import rsmamba.synth
 from rsmamba.cli import main
 
 def swallowing(*args, **kwargs):
-    print('READY', flush=True)
+    ready = False
     while True:  # a C library's callback that catches what the handler raised (GDAL's log handler did) and goes on
         try:
+            if not ready:  # READY inside the try: a signal right after it is swallowed, not a race the test loses
+                ready = True
+                print('READY', flush=True)
             time.sleep(60)
         except BaseException:
             print('SWALLOWED', flush=True)
