@@ -1682,6 +1682,9 @@ class AlignedSource:
                 role = named[0]
             path = paths[role]
             role = self._image_role if role == "image" else role  # t1 in a change run
+            if "cannot allocate" in detail:  # one block bigger than memory (a 65520 px tile was 'damaged', QA)
+                raise InputError(f"{role} {path}: a block too large for memory, which GDAL cannot read (tile it: "
+                                 f"gdal_translate -co TILED=YES -co COMPRESS=DEFLATE): {detail}") from exc
             raise InputError(f"{role} {path}: pixels GDAL cannot read, a truncated or damaged file "
                              f"(re-copy it; 'gdalinfo -checksum' finds the bad blocks): {detail}") from exc
 

@@ -971,3 +971,19 @@ def test_an_aux_xml_that_relocates_a_geotiff_is_said(tmp_path) -> None:
     assert said == [f"image {img}: its img.tif.aux.xml gives it another CRS, grid and nodata than the file's own tags "
                     "(CRS EPSG:4326 vs EPSG:32632, pixel 1 vs 0.25); read with the .aux.xml's, as GDAL does: remove "
                     "it if it is stale"]
+
+
+def test_a_block_too_large_for_memory_is_not_called_damaged(tmp_path, monkeypatch) -> None:
+    """A GeoTIFF of one 65520 px tile (12.9 GB decompressed) was said 'a truncated or damaged file (re-copy it)';
+    GDAL's 'cannot allocate' is said as what it is, with the way to tile it (QA)."""
+    img = write_raster(tmp_path / "img.tif", random_image(32, 32))
+
+    def cannot(*args, **kwargs):
+        raise rasterio.errors.RasterioIOError(f"{img}, band 1: IReadBlock failed at X offset 0, Y offset 0: "
+                                              "gtiffdataset_read.cpp, 3339: cannot allocate 1x12878611200 bytes")
+
+    with AlignedSource(img) as src:
+        monkeypatch.setattr(rasterio.io.DatasetReader, "read", cannot)
+        with pytest.raises(InputError, match=r"^image .*img.tif: a block too large for memory, which GDAL cannot "
+                                             r"read \(tile it: gdal_translate -co TILED=YES"):
+            src.read_image(Window(0, 0, 32, 32))
