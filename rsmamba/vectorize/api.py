@@ -45,6 +45,7 @@ from rsmamba.raster import gdal_cache_capped
 from rsmamba.runlog import warn_once
 from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_longitudes
 from rsmamba.raster.validate import beyond_int32, class_raster_problem, is_change_raster
+from rsmamba.raster.windows import footprint
 from rsmamba.vectorize import attributes as attrs
 from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
 from rsmamba.vectorize.regularize import regularized
@@ -854,30 +855,22 @@ def _say_mapped_twice(output: Path, layer: str, plan: _Plan, src) -> int:
     The same raster appended twice (a script run again) doubled every polygon, exit 0 and unsaid (QA): a
     polygon counts when its interior point falls on a pixel with data (read on a grid of at most 2048 px a
     side), so neighbouring tiles, whose polygons meet at the shared edge, are not counted."""
-    corners = np.array([plan.transform * xy for xy in ((0, 0), (plan.width, 0), (0, plan.height),
-                                                       (plan.width, plan.height))], dtype=float)
+    corners = np.array(footprint(plan.width, plan.height, plan.transform, steps=16), dtype=float)
     try:
-        if plan.out_crs != plan.crs:
-            to_out = Transformer.from_crs(plan.crs, plan.out_crs, always_xy=True)
-            edge = np.linspace(0.0, 1.0, 17)
-            xs = np.concatenate([corners[0, 0] + (corners[i, 0] - corners[0, 0]) * edge for i in (1, 2)]
-                                + [corners[3, 0] + (corners[i, 0] - corners[3, 0]) * edge for i in (1, 2)])
-            ys = np.concatenate([corners[0, 1] + (corners[i, 1] - corners[0, 1]) * edge for i in (1, 2)]
-                                + [corners[3, 1] + (corners[i, 1] - corners[3, 1]) * edge for i in (1, 2)])
-            corners = np.column_stack(to_out.transform(xs, ys))
+        if plan.out_crs != plan.crs:  # its edges bend into the layer's CRS
+            corners = np.column_stack(Transformer.from_crs(plan.crs, plan.out_crs, always_xy=True)
+                                      .transform(corners[:, 0], corners[:, 1]))
         if not np.isfinite(corners).all():
             return 0
         bbox = (*corners.min(axis=0), *corners.max(axis=0))
         there = pyogrio.read_dataframe(output, layer=layer, columns=["source"], bbox=tuple(float(v) for v in bbox))
     except Exception:  # noqa: BLE001 - a layer or CRS this check cannot read: the append itself decides
         return 0
+    geoms = there.geometry.values
+    there = there[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]  # (no interior point to them)
     if not len(there):
         return 0
     points = shapely.get_coordinates(shapely.point_on_surface(there.geometry.values))
-    if len(points) != len(there):  # (an empty geometry has no interior point)
-        keep = ~shapely.is_empty(there.geometry.values)
-        there = there[keep]
-        points = shapely.get_coordinates(shapely.point_on_surface(there.geometry.values))
     x, y = points[:, 0], points[:, 1]
     if plan.out_crs != plan.crs:
         x, y = Transformer.from_crs(plan.out_crs, plan.crs, always_xy=True).transform(x, y)
