@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,8 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_comp
     start = time.perf_counter()
     try:
         with scene_scope(job.name, [str(p) for p in job.inputs]):  # its warnings say which scene they are about
-            fn(*job.inputs, job.output, **kwargs, **dict(job.options))
+            # an output made from an earlier version of its inputs is replaced (the folder's record says whose it is)
+            fn(*job.inputs, job.output, **{**kwargs, **({"overwrite": True} if job.redo else {})}, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except OutputBusyError as exc:
         return JobResult(job, "elsewhere", time.perf_counter() - start, one_line(str(exc)))
@@ -209,14 +210,22 @@ def run_many(
     fresh = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
     new = [name for name in (SETTINGS_FILE, _GUARD, _RUNS) if not (folder / name).exists()]
-    held = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs, defaults=defaults)
+    stamps = {_key(job, folder): input_stamps(job) for job in todo}  # the inputs as this run finds them
+    held, changed = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs,
+                                   defaults=defaults, stamps=stamps)
+    if changed:  # replaced in place since (same name, new content): their outputs are that earlier input's maps
+        todo = [replace(job, redo=True) if _key(job, folder) in changed else job for job in todo]
+        names = sorted(changed)
+        log.warning("recomputing %d output%s whose input changed since %s made: %s%s", len(names),
+                    "s" * (len(names) > 1), "they were" if len(names) > 1 else "it was", ", ".join(names[:3]),
+                    f" (+{len(names) - 3} more)" if len(names) > 3 else "")
     try:
         try:
             workers = default_workers(scheduler, workers, kwargs.get("device"))
             results = run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                                max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
         except JobsFailed as exc:
-            record_made(out_dir, exc.results)
+            record_made(out_dir, exc.results, stamps)
             # on a cluster started elsewhere a scene 'not run' may still be published after this
             over = [r.job for r in exc.results if r.status == "failed"
                     or (r.status == "not run" and scheduler in (None, "local"))]
@@ -225,7 +234,7 @@ def run_many(
         except InputError:  # refused before any job ran (a --workers count, an unreachable scheduler)
             _tidy(folder, todo, held, new, fresh)
             raise
-        record_made(out_dir, results)
+        record_made(out_dir, results, stamps)
         return results
     finally:
         os.close(held)  # this run writes into the folder no more
@@ -244,6 +253,7 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
         settings, made_from = record.settings, record.made_from
         ended = {_key(job, folder) for job in over if not job.output.exists()}
         kept = {key: made for key, made in made_from.items() if key not in ended}
+        kept_stamps = {key: st for key, st in record.stamps.items() if key not in ended}
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other run holds the folder
             alone = True
@@ -254,7 +264,7 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
                 (folder / name).unlink(missing_ok=True)
             remove_empty(fresh)
         elif settings is not None and kept != made_from:
-            _write_record(folder / SETTINGS_FILE, _Record(settings, kept, record.stale))
+            _write_record(folder / SETTINGS_FILE, _Record(settings, kept, record.stale, kept_stamps))
 
 
 def check_scheduler(scheduler: str | None) -> None:
@@ -361,6 +371,8 @@ class _Record:
     settings: dict[str, str] | None
     made_from: dict[str, list[str]]
     stale: dict[str, list]
+    # output -> its inputs' (mtime, size) when they made it: an input replaced in place is another input
+    stamps: dict[str, list] = field(default_factory=dict)
 
 
 def _read_record(path: Path) -> _Record:
@@ -373,10 +385,11 @@ def _read_record(path: Path) -> _Record:
     if not isinstance(data, dict):
         return _Record(None, {}, {})
     if isinstance(data.get("settings"), dict):
-        made, stale = data.get("made_from"), data.get("stale")
+        made, stale, stamps = data.get("made_from"), data.get("stale"), data.get("input_stamps")
         return _Record(data["settings"], dict(made) if isinstance(made, dict) else {},
                        {str(k): list(v) for k, v in stale.items() if isinstance(v, list) and len(v) == 2}
-                       if isinstance(stale, dict) else {})
+                       if isinstance(stale, dict) else {},
+                       {str(k): v for k, v in stamps.items() if isinstance(v, list)} if isinstance(stamps, dict) else {})
     return _Record(data, {}, {})
 
 
@@ -386,6 +399,8 @@ def _write_record(path: Path, record: _Record) -> None:
     data: dict[str, Any] = {"settings": record.settings, "made_from": record.made_from}
     if record.stale:
         data["stale"] = record.stale
+    if record.stamps:
+        data["input_stamps"] = record.stamps
     with atomic_output(path) as tmp:  # under _guard: no other run writes it meanwhile
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
 
@@ -410,8 +425,15 @@ def _shown(paths: Sequence[str]) -> str:
     return " + ".join(min(p, os.path.relpath(p), key=len) for p in paths)
 
 
+def input_stamps(job: Job) -> list[list[int]]:
+    """Which versions of its inputs a job reads: each one's modification time and size (:func:`file_identity`
+    without the device and inode, which a copy of the same data tree on another node changes)."""
+    return [list(file_identity(p) or (0, 0, 0, 0))[2:] for p in (*job.inputs, *job.reads)]
+
+
 def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],
-                   planned: Sequence[Job] = (), defaults: dict[str, Any] | None = None) -> int:
+                   planned: Sequence[Job] = (), defaults: dict[str, Any] | None = None,
+                   stamps: dict[str, list] | None = None) -> tuple[int, set[str]]:
     """Outputs of an earlier run are skipped as complete only if it used these settings and these inputs; else refused.
 
     A re-run with another window, model or threshold would otherwise report the old files as done, a
@@ -423,8 +445,14 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
     when no live run holds it and no other output would remain. An output without a recorded input
     (a folder written before inputs were recorded) is complete when it exists, as it was then.
 
-    Returns a file descriptor holding this run's shared lock on the folder: close it when the run ends.
+    ``stamps``: each job's :func:`input_stamps` now (by :func:`_key`); an existing output recorded with other
+    stamps of the same inputs was made before an input was replaced in place (same name, new content), and is
+    not complete: its key is among those returned, for the run to recompute (without ``overwrite`` too).
+
+    Returns a file descriptor holding this run's shared lock on the folder (close it when the run ends) and
+    the keys of the outputs whose inputs changed since they were made.
     """
+    stamps = stamps if stamps is not None else {_key(job, Path(out_dir)): input_stamps(job) for job in todo}
     folder = Path(out_dir)
     filled = _settings(defaults or {})
     settings = {**filled, **_settings(kwargs)}
@@ -452,15 +480,19 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
             if not kwargs.get("overwrite"):
                 _refuse_stale(todo, folder, stale)
                 _refuse_other_inputs(todo, folder, made_from)
+            changed = set() if kwargs.get("overwrite") else {
+                key for job in todo if (key := _key(job, folder)) in record.stamps and job.output.exists()
+                and made_from.get(key) == job.sources and record.stamps[key] != stamps[key]}
             for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
                 if not job.output.exists():
                     made_from[_key(job, folder)] = job.sources
-            _write_record(folder / SETTINGS_FILE, _Record(settings, made_from, stale))
+                    record.stamps[_key(job, folder)] = stamps[_key(job, folder)]
+            _write_record(folder / SETTINGS_FILE, _Record(settings, made_from, stale, record.stamps))
             fcntl.flock(runs, fcntl.LOCK_SH)  # (an exclusive one, of a takeover, becomes shared)
     except BaseException:
         os.close(runs)
         raise
-    return runs
+    return runs, changed
 
 
 def _changed(settings: dict[str, str], earlier: dict[str, str]) -> str:
@@ -532,17 +564,22 @@ def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str,
                          "or choose another output folder or --name-template")
 
 
-def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult]) -> None:
-    """After a run: the inputs of each output it wrote (an output it replaced was recorded with its old inputs)."""
+def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult],
+                stamps: dict[str, list] | None = None) -> None:
+    """After a run: the inputs of each output it wrote (an output it replaced was recorded with its old inputs),
+    and their ``stamps`` as the run found them before it read them (:func:`input_stamps`)."""
     folder = Path(out_dir)
     done = {_key(r.job, folder): r.job.sources for r in results if r.status == "done"}
+    new_stamps = {k: stamps[k] for k in done if stamps and k in stamps}
     with _guard(folder):
         record = _read_record(folder / SETTINGS_FILE)
         if record.settings is not None and (any(record.made_from.get(k) != v for k, v in done.items())
-                                            or record.stale.keys() & done.keys()):
+                                            or record.stale.keys() & done.keys()
+                                            or any(record.stamps.get(k) != v for k, v in new_stamps.items())):
             _write_record(folder / SETTINGS_FILE, _Record(
                 record.settings, {**record.made_from, **done},
-                {k: v for k, v in record.stale.items() if k not in done}))  # recomputed: this record's now
+                {k: v for k, v in record.stale.items() if k not in done},  # recomputed: this record's now
+                {**record.stamps, **new_stamps}))
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int,

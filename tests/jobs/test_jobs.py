@@ -902,3 +902,44 @@ def test_a_dsm_template_is_checked_and_fills_in_for_one_scene_too(tmp_path, caps
     assert main(["predict", str(tmp_path / "in" / "a.tif"), "--dsm", "{dir}/{stem}_dsm.tif", "-o",
                  str(tmp_path / "one.tif"), "--no-tta"]) == 0, capsys.readouterr().err
     assert (tmp_path / "one.tif").is_file()
+
+
+def test_an_input_replaced_in_place_is_recomputed_not_skipped_as_complete(tmp_path, caplog) -> None:
+    """An ortho re-delivered under the same name (new content and time stamp) kept its old map: the re-run said
+    '0 scenes predicted, 6 already complete' (the record held the inputs' paths only; QA)."""
+    import json
+    import os
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 3), tmp_path / "out"
+    plan = plan_jobs(paths, out)
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"] * 3
+    paths[1].write_text("scene 1, flown again")
+    st = paths[1].stat()
+    os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a later time whatever the clock
+    with caplog.at_level("WARNING"):
+        again = run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)
+    assert {r.job.output.name: r.status for r in again} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                             "scene_2.tif": "skipped"}
+    assert (out / "scene_1.tif").read_text() == "scene 1, flown again"
+    assert "recomputing 1 output whose input changed since it was made: scene_1.tif" in caplog.text
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 3
+    # a recompute that fails keeps the old map and its old record: the next run tries again
+    paths[2].write_text("unreadable")
+    os.utime(paths[2], ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    with pytest.raises(JobsFailed, match="1 of 3 jobs failed; 2 already complete"):
+        run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)
+    assert (out / "scene_2.tif").read_text() == "scene 2"
+    paths[2].write_text("scene 2 again")
+    os.utime(paths[2], ns=(st.st_atime_ns, st.st_mtime_ns + 3_000_000_000))
+    assert sorted(r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)) == [
+        "done", "skipped", "skipped"]
+    assert (out / "scene_2.tif").read_text() == "scene 2 again"
+    # a folder recorded before the inputs' versions were: complete when they exist, as it was then
+    record = out / ".rsmamba-batch.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({k: v for k, v in data.items() if k != "input_stamps"}))
+    paths[0].write_text("scene 0 again")
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 4_000_000_000))
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 3
