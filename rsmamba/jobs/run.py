@@ -360,6 +360,15 @@ def batch_record_in(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / SETTINGS_FILE).is_file()
 
 
+def batch_folder_of(path: str | os.PathLike[str]) -> Path | None:
+    """The batch run's output folder that ``path`` (an output) lies in, its nearest folder above holding a record:
+    a mirrored batch (``--name-template '{relparent}/{stem}.tif'``) writes ``out/a/s.tif`` under ``out/``'s record."""
+    for folder in Path(os.path.abspath(path)).parents:
+        if batch_record_in(folder):
+            return folder
+    return None
+
+
 @dataclass
 class _Record:
     """A folder's record. ``settings``: None when unreadable. ``made_from``: output -> the inputs that made
