@@ -876,8 +876,11 @@ def _interrupted(argv: list[str] | None = None) -> int:
 
     run = _PREDICT_RUN[-1] if _PREDICT_RUN else None
     if verb in ("predict", "change"):
-        after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
-                 "scenes and computes the others" if run == "batch"
+        # (--overwrite computes every scene again; without it, those the stopped run had not reached are recomputed)
+        again = ("without --resume, which is for one scene, and without --overwrite, which computes every scene again"
+                 if "--overwrite" in given else "without --resume, which is for one scene")
+        after = (f"; run the same command again ({again}): it skips the finished scenes and computes the others"
+                 if run == "batch"
                  else "; run the same command again: it keeps the finished row slices" if run == "slices"
                  else "; the same command with --resume continues it"
                  if isinstance(run, Path) and resume_sidecar_path(run).exists()

@@ -211,14 +211,16 @@ def run_many(
     folder.mkdir(parents=True, exist_ok=True)
     new = [name for name in (SETTINGS_FILE, _GUARD, _RUNS) if not (folder / name).exists()]
     stamps = {_key(job, folder): input_stamps(job) for job in todo}  # the inputs as this run finds them
-    held, changed = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs,
-                                   defaults=defaults, stamps=stamps)
-    if changed:  # replaced in place since (same name, new content): their outputs are that earlier input's maps
-        todo = [replace(job, redo=True) if _key(job, folder) in changed else job for job in todo]
-        names = sorted(changed)
-        log.warning("recomputing %d output%s whose input changed since %s made: %s%s", len(names),
-                    "s" * (len(names) > 1), "they were" if len(names) > 1 else "it was", ", ".join(names[:3]),
-                    f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+    held, redo = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs,
+                                defaults=defaults, stamps=stamps)
+    todo = [replace(job, redo=True) if _key(job, folder) in redo else job for job in todo]
+    for why, said in (("changed", "whose input changed since {} made"),  # replaced in place (same name, new content)
+                      ("left", "that an --overwrite run had not recomputed when it stopped")):
+        names = sorted(key for key, reason in redo.items() if reason == why)
+        if names:
+            log.warning("recomputing %d output%s %s: %s%s", len(names), "s" * (len(names) > 1),
+                        said.format("they were" if len(names) > 1 else "it was"), ", ".join(names[:3]),
+                        f" (+{len(names) - 3} more)" if len(names) > 3 else "")
     try:
         try:
             workers = default_workers(scheduler, workers, kwargs.get("device"))
@@ -372,9 +374,9 @@ def batch_folder_of(path: str | os.PathLike[str]) -> Path | None:
 @dataclass
 class _Record:
     """A folder's record. ``settings``: None when unreadable. ``made_from``: output -> the inputs that made
-    it. ``stale``: output -> (the settings that differed, the file's identity then) for outputs an
-    ``--overwrite`` takeover (other settings) had not recomputed: while the same file is there it is the old
-    settings' map, never complete; a file published over it since (a new identity) is this record's, even
+    it. ``stale``: output -> (the settings that differed, "" for none; the file's identity then) for outputs an
+    ``--overwrite`` run (a takeover of other settings, or the same settings again) had not recomputed: while the
+    same file is there it is an old map, never complete (the next run recomputes it); a file published over it since (a new identity) is this record's, even
     when the run that published it was killed before it could say so."""
 
     settings: dict[str, str] | None
@@ -442,7 +444,7 @@ def input_stamps(job: Job) -> list[list[int]]:
 
 def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],
                    planned: Sequence[Job] = (), defaults: dict[str, Any] | None = None,
-                   stamps: dict[str, list] | None = None) -> tuple[int, set[str]]:
+                   stamps: dict[str, list] | None = None) -> tuple[int, dict[str, str]]:
     """Outputs of an earlier run are skipped as complete only if it used these settings and these inputs; else refused.
 
     A re-run with another window, model or threshold would otherwise report the old files as done, a
@@ -456,10 +458,12 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
 
     ``stamps``: each job's :func:`input_stamps` now (by :func:`_key`); an existing output recorded with other
     stamps of the same inputs was made before an input was replaced in place (same name, new content), and is
-    not complete: its key is among those returned, for the run to recompute (without ``overwrite`` too).
+    not complete (``"changed"``). Nor is one that an ``overwrite`` run (of other settings or the same) found and
+    had not published over when it stopped (``"left"``, the record's ``stale``). A run without ``overwrite``
+    recomputes both: the outputs returned.
 
     Returns a file descriptor holding this run's shared lock on the folder (close it when the run ends) and
-    the keys of the outputs whose inputs changed since they were made.
+    the outputs (by :func:`_key`) to recompute, each with why.
     """
     stamps = stamps if stamps is not None else {_key(job, Path(out_dir)): input_stamps(job) for job in todo}
     folder = Path(out_dir)
@@ -486,12 +490,17 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                 changed = _changed(settings, earlier)
                 stale.update({_key(job, folder): [changed, list(file_identity(job.output) or [])]
                               for job in todo if job.output.exists()})
+            elif kwargs.get("overwrite"):  # recomputed one by one: those it has not reached when it stops are old
+                stale.update({_key(job, folder): ["", list(file_identity(job.output) or [])]
+                              for job in todo if job.output.exists()})
+            redo: dict[str, str] = {}
             if not kwargs.get("overwrite"):
-                _refuse_stale(todo, folder, stale)
                 _refuse_other_inputs(todo, folder, made_from)
-            changed = set() if kwargs.get("overwrite") else {
-                key for job in todo if (key := _key(job, folder)) in record.stamps and job.output.exists()
-                and made_from.get(key) == job.sources and record.stamps[key] != stamps[key]}
+                # what an --overwrite that stopped left: recomputed by the next run, as the runs before it did not
+                redo = {key: "left" for job in todo if (key := _key(job, folder)) in stale}
+                redo.update({key: "changed" for job in todo if (key := _key(job, folder)) in record.stamps
+                             and key not in redo and job.output.exists() and made_from.get(key) == job.sources
+                             and record.stamps[key] != stamps[key]})
             for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
                 if not job.output.exists():
                     made_from[_key(job, folder)] = job.sources
@@ -501,7 +510,7 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
     except BaseException:
         os.close(runs)
         raise
-    return runs, changed
+    return runs, redo
 
 
 def _changed(settings: dict[str, str], earlier: dict[str, str]) -> str:
@@ -514,16 +523,6 @@ def _still_stale(path: Path, entry: list) -> bool:
     """The file an ``--overwrite`` takeover found at ``path`` is still there (no map published over it since)."""
     identity = file_identity(path)
     return identity is not None and list(identity) == list(entry[1])
-
-
-def _refuse_stale(todo: Sequence[Job], folder: Path, stale: dict[str, list]) -> None:
-    """This run's outputs that an ``--overwrite`` takeover left unrecomputed are the old settings' maps."""
-    old = [job for job in todo if _key(job, folder) in stale]
-    if old:
-        are = "s (e.g. {}) are".format(old[0].output.name) if len(old) > 1 else f" ({old[0].output.name}) is"
-        raise InputError(f"{folder}: {len(old)} output{are} left from before an --overwrite with other settings "
-                         f"({stale[_key(old[0], folder)][0]}) that stopped; --overwrite recomputes "
-                         f"{'them' if len(old) > 1 else 'it'}, or choose another output folder")
 
 
 def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str, str], earlier: dict[str, str],

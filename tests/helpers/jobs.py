@@ -13,7 +13,7 @@ def copy_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) ->
         tmp.write_text(Path(src).read_text() + tag)
 
 
-def guarded_copy_job(src: Path, out: Path, *, overwrite: bool = False) -> None:
+def guarded_copy_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) -> None:
     """As predict and change do: an existing output is refused unless ``overwrite``; an input whose text starts
     with 'unreadable' is refused (a damaged raster)."""
     from rsmamba.errors import InputError
@@ -22,7 +22,7 @@ def guarded_copy_job(src: Path, out: Path, *, overwrite: bool = False) -> None:
         raise InputError(f"{src}: unreadable")
     if Path(out).exists() and not overwrite:
         raise InputError(f"{out}: exists; --overwrite replaces it")
-    copy_job(src, out)
+    copy_job(src, out, tag=tag)
 
 
 def failing_job(src: Path, out: Path) -> None:

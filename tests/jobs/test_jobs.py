@@ -231,21 +231,18 @@ def test_a_takeover_that_fails_part_way_leaves_no_old_output_counted_as_new(tmp_
         run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b", "a", "b"]
     paths[1].write_text(kept)
-    with pytest.raises(InputError, match=r"1 output \(scene_1.tif\) is left from before an --overwrite with other "
-                                         r"settings \(tag\) that stopped; --overwrite recomputes it"):
-        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
-    with pytest.raises(InputError, match="left from before an --overwrite"):  # a shard holding it is refused too
-        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="1/3", progress=False)
     assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="0/3",
-                                       progress=False)] == ["skipped"]  # one without it is not
-    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
-    assert [r.status for r in done] == ["done"] * 3
+                                       progress=False)] == ["skipped"]  # a shard without it skips the new map
+    # the next run without --overwrite recomputes the old map it left, and only that one
+    done = run_many(jobs.guarded_copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert {r.job.output.name: r.status for r in done} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                            "scene_2.tif": "skipped"}
     again = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
     assert [r.status for r in again] == ["skipped"] * 3
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b"] * 3
 
 
-def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp_path) -> None:
+def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp_path, caplog) -> None:
     """Ctrl-C after a takeover's first scene left every output listed as stale: the re-run without --overwrite
     refused the scene the new settings had made, and the exit-130 advice (run again: finished scenes are
     skipped) was untrue."""
@@ -257,12 +254,33 @@ def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp
     with pytest.raises(KeyboardInterrupt):
         run_many(jobs.interrupting_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b", "a", "a"]
-    with pytest.raises(InputError, match=r"2 outputs \(e.g. scene_1.tif\) are left from before an --overwrite"):
-        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
     assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="0/3",
                                        progress=False)] == ["skipped"]  # the scene the takeover made
-    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
-    assert [r.status for r in done] == ["done"] * 3
+    with caplog.at_level("WARNING"):  # the same command without --overwrite goes on where it stopped
+        done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert sorted(r.status for r in done) == ["done", "done", "skipped"]
+    assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b"] * 3
+    assert ("recomputing 2 outputs that an --overwrite run had not recomputed when it stopped: scene_1.tif, "
+            "scene_2.tif") in caplog.text
+
+
+def test_an_overwrite_with_the_same_settings_interrupted_goes_on_without_recomputing_what_it_finished(tmp_path) -> None:
+    """Ctrl-C of 'predict tiles/*.tif -o out/ --overwrite' said 'run the same command again: it skips the finished
+    scenes', but --overwrite recomputed every one, and without it the maps not yet recomputed were skipped (QA)."""
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 3)
+    plan, out = plan_jobs(paths, tmp_path / "out"), tmp_path / "out"
+    run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    for i, p in enumerate(paths):
+        (out / f"scene_{i}.tif").write_text("old")  # as a map made before a fix of the program
+    with pytest.raises(KeyboardInterrupt):
+        run_many(jobs.interrupting_job, plan, out, kwargs={"tag": "a", "overwrite": True}, progress=False)
+    assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0a", "old", "old"]
+    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    assert {r.job.output.name: r.status for r in done} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                            "scene_2.tif": "done"}
+    assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0a", "scene 1a", "scene 2a"]
 
 
 def test_a_run_stopped_before_its_first_output_leaves_no_obstacle(tmp_path) -> None:
