@@ -363,11 +363,18 @@ def batch_record_in(folder: str | os.PathLike[str]) -> bool:
 
 
 def batch_folder_of(path: str | os.PathLike[str]) -> Path | None:
-    """The batch run's output folder that ``path`` (an output) lies in, its nearest folder above holding a record:
-    a mirrored batch (``--name-template '{relparent}/{stem}.tif'``) writes ``out/a/s.tif`` under ``out/``'s record."""
-    for folder in Path(os.path.abspath(path)).parents:
+    """The batch run's output folder that ``path`` (an output) belongs to: its own folder when that holds a record,
+    else the nearest folder above whose record lists it (a mirrored batch, ``--name-template
+    '{relparent}/{stem}.tif'``, records ``out/a/s.tif`` in ``out/``); a record further up that does not know the
+    file (a batch once run into the home folder) leaves it alone."""
+    path = Path(os.path.abspath(path))
+    if batch_record_in(path.parent):
+        return path.parent
+    for folder in path.parents[1:]:
         if batch_record_in(folder):
-            return folder
+            record = _read_record(folder / SETTINGS_FILE)
+            if path.relative_to(folder).as_posix() in record.made_from.keys() | record.stale.keys():
+                return folder
     return None
 
 

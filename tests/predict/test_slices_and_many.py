@@ -167,6 +167,8 @@ def test_one_scene_written_into_a_mirrored_batchs_subfolder_is_checked_and_recor
     assert main(["-q", *batch]) == 2
     err = capsys.readouterr().err
     assert "a/s.tif was made from" in err and "b/s.tif + " in err
+    # a file the batch does not know, in a folder below it, is no batch's (a batch run into the home folder once)
+    assert main(["-q", *one, "-o", str(out / "c" / "s.tif"), "--tta"]) == 0 and (out / "c" / "s.tif").exists()
 
 
 def test_an_unreadable_scene_that_sorts_first_changes_no_setting(scenes, tmp_path) -> None:
