@@ -389,7 +389,7 @@ class _Record:
     settings: dict[str, str] | None
     made_from: dict[str, list[str]]
     stale: dict[str, list]
-    # output -> its inputs' (mtime, size) when they made it: an input replaced in place is another input
+    # output -> its inputs' fingerprints when they made it: an input replaced in place is another input
     stamps: dict[str, list] = field(default_factory=dict)
 
 
@@ -443,10 +443,19 @@ def _shown(paths: Sequence[str]) -> str:
     return " + ".join(min(p, os.path.relpath(p), key=len) for p in paths)
 
 
-def input_stamps(job: Job) -> list[list[int]]:
-    """Which versions of its inputs a job reads: each one's modification time and size (:func:`file_identity`
-    without the device and inode, which a copy of the same data tree on another node changes)."""
-    return [list(file_identity(p) or (0, 0, 0, 0))[2:] for p in (*job.inputs, *job.reads)]
+def input_stamps(job: Job) -> list[str | None]:
+    """Which versions of its inputs a job reads: each one's :func:`~rsmamba.engine.resume.file_fingerprint` (size
+    and modification time of it and of the files GDAL reads with it, a VRT's sources, and the georeferencing an
+    ``.aux.xml`` gives it), as a ``--resume`` compares them; None for one that cannot be read now."""
+    from rsmamba.engine.resume import file_fingerprint  # (on use: the CLI imports this package without torch)
+
+    stamps: list[str | None] = []
+    for path in (*job.inputs, *job.reads):
+        try:
+            stamps.append(file_fingerprint(path))
+        except Exception:  # noqa: BLE001 - a missing DSM (--max-errors), an unreadable scene: its job says so
+            stamps.append(None)
+    return stamps
 
 
 def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],

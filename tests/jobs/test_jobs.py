@@ -961,3 +961,29 @@ def test_an_input_replaced_in_place_is_recomputed_not_skipped_as_complete(tmp_pa
     paths[0].write_text("scene 0 again")
     os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 4_000_000_000))
     assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 3
+
+
+def test_a_vrt_source_replaced_in_place_recomputes_the_vrts_output(tmp_path) -> None:
+    """The VRT's XML is unchanged when a tile behind it is delivered again: its map was skipped as complete (QA)."""
+    import os
+
+    import numpy as np
+
+    from rsmamba.jobs import run_many
+    from tests.helpers.rasters import write_raster
+
+    tif = write_raster(tmp_path / "tile.tif", np.ones((8, 8), np.uint8))
+    vrt = tmp_path / "v" / "mosaic.vrt"
+    vrt.parent.mkdir()
+    vrt.write_text(f'<VRTDataset rasterXSize="8" rasterYSize="8"><SRS>EPSG:32632</SRS>'
+                   f'<GeoTransform>500000, 1, 0, 5000000, 0, -1</GeoTransform><VRTRasterBand dataType="Byte" band="1">'
+                   f'<SimpleSource><SourceFilename relativeToVRT="0">{tif}</SourceFilename><SourceBand>1</SourceBand>'
+                   f'</SimpleSource></VRTRasterBand></VRTDataset>')
+    out = tmp_path / "out"
+    plan = plan_jobs([vrt], out)
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"]
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"]
+    st = tif.stat()
+    write_raster(tif, np.full((8, 8), 2, np.uint8))
+    os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"]
