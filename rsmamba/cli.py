@@ -151,7 +151,8 @@ def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, ob
             raise InputError(f"-o {out}: {shown_folder} is a batch run's folder, whose outputs are recorded with the "
                              f"batch's settings and inputs; {shown} {'is' if len(given) + bool(name_template) == 1 else 'are'} "
                              "for a file written elsewhere")
-        return shown_folder, True, Path(os.path.relpath(os.path.abspath(path), os.path.abspath(record))).as_posix()
+        name = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(record))).as_posix()  # a/s.tif
+        return shown_folder, True, name
     return path, batch, name_template
 
 

@@ -383,8 +383,8 @@ class _Record:
     """A folder's record. ``settings``: None when unreadable. ``made_from``: output -> the inputs that made
     it. ``stale``: output -> (the settings that differed, "" for none; the file's identity then) for outputs an
     ``--overwrite`` run (a takeover of other settings, or the same settings again) had not recomputed: while the
-    same file is there it is an old map, never complete (the next run recomputes it); a file published over it since (a new identity) is this record's, even
-    when the run that published it was killed before it could say so."""
+    same file is there it is an old map, never complete (the next run recomputes it); a file published over it
+    since (a new identity) is this record's, even when the run that published it was killed before it could say so."""
 
     settings: dict[str, str] | None
     made_from: dict[str, list[str]]
