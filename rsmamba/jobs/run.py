@@ -516,7 +516,8 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                 redo = {key: "left" for job in todo if (key := _key(job, folder)) in stale}
                 redo.update({key: "changed" for job in todo if (key := _key(job, folder)) in record.stamps
                              and key not in redo and job.output.exists() and made_from.get(key) == job.sources
-                             and record.stamps[key] != stamps[key]})
+                             and record.stamps[key] != stamps[key] and None not in stamps[key]})  # (one gone since:
+                # a DSM deleted after its map was made is no newer DSM; the map stays complete, as it was)
             for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
                 if not job.output.exists():
                     made_from[_key(job, folder)] = job.sources

@@ -987,3 +987,19 @@ def test_a_vrt_source_replaced_in_place_recomputes_the_vrts_output(tmp_path) -> 
     write_raster(tif, np.full((8, 8), 2, np.uint8))
     os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"]
+
+
+def test_a_file_read_beside_an_input_deleted_after_its_map_was_made_keeps_the_map_complete(tmp_path) -> None:
+    """A DSM removed once its map was made (intermediate data cleaned up) is no newer DSM: the map stays complete,
+    not recomputed into a failure."""
+    from dataclasses import replace
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 2), tmp_path / "out"
+    dsm = tmp_path / "dsm.dat"
+    dsm.write_text("heights")
+    plan = [replace(job, reads=(dsm,)) for job in plan_jobs(paths, out)]
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"] * 2
+    dsm.unlink()
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 2
