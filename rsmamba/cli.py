@@ -129,7 +129,7 @@ def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, ob
     One scene written into a batch run's folder (``-o tiles/scene2.tif``) is a batch of one named so: its
     settings and inputs are checked against the folder's record and recorded (tile0's map under tile2's name,
     or a map of other settings, was later skipped as complete by the batch)."""
-    from rsmamba.jobs import batch_record_in, is_batch, is_pattern
+    from rsmamba.jobs import batch_folder_of, is_batch, is_pattern
 
     path = Path(out)
     folder = out.endswith(("/", os.sep))
@@ -142,13 +142,17 @@ def _batch_output(inputs: list[str], out: str, what: str, one_only: dict[str, ob
     given = [name for name, value in one_only.items() if value]
     if batch and one and given:
         raise InputError(f"{', '.join(given)}: for one {what} written to a file (-o NAME.tif); -o {out} is a folder")
-    if not batch and one and batch_record_in(path.parent):
+    record = batch_folder_of(path) if not batch and one else None  # out/ or above: out/a/s.tif of a mirrored batch
+    if record is not None:
+        shown_folder = (path.parent if path.parent.resolve() == record.resolve()
+                        else record if path.is_absolute() else Path(os.path.relpath(record)))
         if given or name_template is not None:
             shown = ", ".join(given + (["--name-template"] if name_template is not None else []))
-            raise InputError(f"-o {out}: {path.parent} is a batch run's folder, whose outputs are recorded with the "
+            raise InputError(f"-o {out}: {shown_folder} is a batch run's folder, whose outputs are recorded with the "
                              f"batch's settings and inputs; {shown} {'is' if len(given) + bool(name_template) == 1 else 'are'} "
                              "for a file written elsewhere")
-        return path.parent, True, path.name
+        name = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(record))).as_posix()  # a/s.tif
+        return shown_folder, True, name
     return path, batch, name_template
 
 
@@ -873,8 +877,11 @@ def _interrupted(argv: list[str] | None = None) -> int:
 
     run = _PREDICT_RUN[-1] if _PREDICT_RUN else None
     if verb in ("predict", "change"):
-        after = ("; run the same command again (without --resume, which is for one scene): it skips the finished "
-                 "scenes and computes the others" if run == "batch"
+        # (--overwrite computes every scene again; without it, those the stopped run had not reached are recomputed)
+        again = ("without --resume, which is for one scene, and without --overwrite, which computes every scene again"
+                 if "--overwrite" in given else "without --resume, which is for one scene")
+        after = (f"; run the same command again ({again}): it skips the finished scenes and computes the others"
+                 if run == "batch"
                  else "; run the same command again: it keeps the finished row slices" if run == "slices"
                  else "; the same command with --resume continues it"
                  if isinstance(run, Path) and resume_sidecar_path(run).exists()

@@ -15,12 +15,14 @@ from rsmamba.jobs.plan import (
     Job, check_templates, expand_inputs, is_batch, is_pattern, is_template, pair_inputs, plan_jobs, plan_pair_jobs,
     resolve_template, select_shard,
 )
-from rsmamba.jobs.run import JobResult, JobsFailed, batch_record_in, keyword_defaults, run_jobs, run_many
+from rsmamba.jobs.run import (
+    JobResult, JobsFailed, batch_folder_of, batch_record_in, keyword_defaults, run_jobs, run_many,
+)
 from rsmamba.jobs.worker import band_count, cached_model, default_workers, first_band_count, setup_worker
 
 __all__ = [
-    "Job", "JobResult", "JobsFailed", "band_count", "batch_record_in", "cached_model", "check_templates", "default_workers",
-    "expand_inputs", "first_band_count", "is_batch", "keyword_defaults",
+    "Job", "JobResult", "JobsFailed", "band_count", "batch_folder_of", "batch_record_in", "cached_model",
+    "check_templates", "default_workers", "expand_inputs", "first_band_count", "is_batch", "keyword_defaults",
     "is_pattern", "is_template", "pair_inputs", "plan_jobs", "plan_pair_jobs", "resolve_template", "run_jobs", "run_many",
     "select_shard", "setup_worker",
 ]

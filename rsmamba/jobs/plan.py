@@ -139,6 +139,8 @@ class Job:
     # files the job reads beside its inputs, recorded with them: the DSM a --dsm template resolves to (a map
     # made with other DSMs under the same ortho's name was skipped as complete)
     reads: tuple[Path, ...] = ()
+    # an existing output made from an earlier version of its inputs (replaced in place since): recomputed over it
+    redo: bool = False
 
     @property
     def name(self) -> str:
@@ -156,7 +158,7 @@ class Job:
         the folder recorded the inputs that made it (``made_from``), was made from this job's inputs: a list
         that gained a scene shifts ``{index}``, and another scene's map under this name is not this one's."""
         # (a record of its inputs alone: written before the files read beside them were recorded, as it was then)
-        return self.output.exists() and (made_from is None or list(made_from) == self.sources
+        return not self.redo and self.output.exists() and (made_from is None or list(made_from) == self.sources
                                          or bool(self.reads) and list(made_from) == self.sources[:len(self.inputs)])
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,8 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_comp
     start = time.perf_counter()
     try:
         with scene_scope(job.name, [str(p) for p in job.inputs]):  # its warnings say which scene they are about
-            fn(*job.inputs, job.output, **kwargs, **dict(job.options))
+            # an output made from an earlier version of its inputs is replaced (the folder's record says whose it is)
+            fn(*job.inputs, job.output, **{**kwargs, **({"overwrite": True} if job.redo else {})}, **dict(job.options))
         return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
     except OutputBusyError as exc:
         return JobResult(job, "elsewhere", time.perf_counter() - start, one_line(str(exc)))
@@ -209,14 +210,24 @@ def run_many(
     fresh = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
     new = [name for name in (SETTINGS_FILE, _GUARD, _RUNS) if not (folder / name).exists()]
-    held = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs, defaults=defaults)
+    stamps = {_key(job, folder): input_stamps(job) for job in todo}  # the inputs as this run finds them
+    held, redo = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs,
+                                defaults=defaults, stamps=stamps)
+    todo = [replace(job, redo=True) if _key(job, folder) in redo else job for job in todo]
+    for why, said in (("changed", "whose input changed since {} made"),  # replaced in place (same name, new content)
+                      ("left", "that an --overwrite run had not recomputed when it stopped")):
+        names = sorted(key for key, reason in redo.items() if reason == why)
+        if names:
+            log.warning("recomputing %d output%s %s: %s%s", len(names), "s" * (len(names) > 1),
+                        said.format("they were" if len(names) > 1 else "it was"), ", ".join(names[:3]),
+                        f" (+{len(names) - 3} more)" if len(names) > 3 else "")
     try:
         try:
             workers = default_workers(scheduler, workers, kwargs.get("device"))
             results = run_jobs(fn, todo, kwargs=kwargs, scheduler=scheduler, n_workers=workers, retries=retries,
                                max_errors=max_errors, progress=progress, skip_complete=not kwargs.get("overwrite"))
         except JobsFailed as exc:
-            record_made(out_dir, exc.results)
+            record_made(out_dir, exc.results, stamps)
             # on a cluster started elsewhere a scene 'not run' may still be published after this
             over = [r.job for r in exc.results if r.status == "failed"
                     or (r.status == "not run" and scheduler in (None, "local"))]
@@ -225,7 +236,7 @@ def run_many(
         except InputError:  # refused before any job ran (a --workers count, an unreachable scheduler)
             _tidy(folder, todo, held, new, fresh)
             raise
-        record_made(out_dir, results)
+        record_made(out_dir, results, stamps)
         return results
     finally:
         os.close(held)  # this run writes into the folder no more
@@ -244,6 +255,7 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
         settings, made_from = record.settings, record.made_from
         ended = {_key(job, folder) for job in over if not job.output.exists()}
         kept = {key: made for key, made in made_from.items() if key not in ended}
+        kept_stamps = {key: st for key, st in record.stamps.items() if key not in ended}
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other run holds the folder
             alone = True
@@ -254,7 +266,7 @@ def _tidy(folder: Path, over: Sequence[Job], held: int, new: Sequence[str], fres
                 (folder / name).unlink(missing_ok=True)
             remove_empty(fresh)
         elif settings is not None and kept != made_from:
-            _write_record(folder / SETTINGS_FILE, _Record(settings, kept, record.stale))
+            _write_record(folder / SETTINGS_FILE, _Record(settings, kept, record.stale, kept_stamps))
 
 
 def check_scheduler(scheduler: str | None) -> None:
@@ -350,17 +362,35 @@ def batch_record_in(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / SETTINGS_FILE).is_file()
 
 
+def batch_folder_of(path: str | os.PathLike[str]) -> Path | None:
+    """The batch run's output folder that ``path`` (an output) belongs to: its own folder when that holds a record,
+    else the nearest folder above whose record lists it (a mirrored batch, ``--name-template
+    '{relparent}/{stem}.tif'``, records ``out/a/s.tif`` in ``out/``); a record further up that does not know the
+    file (a batch once run into the home folder) leaves it alone."""
+    path = Path(os.path.abspath(path))
+    if batch_record_in(path.parent):
+        return path.parent
+    for folder in path.parents[1:]:
+        if batch_record_in(folder):
+            record = _read_record(folder / SETTINGS_FILE)
+            if path.relative_to(folder).as_posix() in record.made_from.keys() | record.stale.keys():
+                return folder
+    return None
+
+
 @dataclass
 class _Record:
     """A folder's record. ``settings``: None when unreadable. ``made_from``: output -> the inputs that made
-    it. ``stale``: output -> (the settings that differed, the file's identity then) for outputs an
-    ``--overwrite`` takeover (other settings) had not recomputed: while the same file is there it is the old
-    settings' map, never complete; a file published over it since (a new identity) is this record's, even
-    when the run that published it was killed before it could say so."""
+    it. ``stale``: output -> (the settings that differed, "" for none; the file's identity then) for outputs an
+    ``--overwrite`` run (a takeover of other settings, or the same settings again) had not recomputed: while the
+    same file is there it is an old map, never complete (the next run recomputes it); a file published over it
+    since (a new identity) is this record's, even when the run that published it was killed before it could say so."""
 
     settings: dict[str, str] | None
     made_from: dict[str, list[str]]
     stale: dict[str, list]
+    # output -> its inputs' fingerprints when they made it: an input replaced in place is another input
+    stamps: dict[str, list] = field(default_factory=dict)
 
 
 def _read_record(path: Path) -> _Record:
@@ -373,10 +403,11 @@ def _read_record(path: Path) -> _Record:
     if not isinstance(data, dict):
         return _Record(None, {}, {})
     if isinstance(data.get("settings"), dict):
-        made, stale = data.get("made_from"), data.get("stale")
+        made, stale, stamps = data.get("made_from"), data.get("stale"), data.get("input_stamps")
         return _Record(data["settings"], dict(made) if isinstance(made, dict) else {},
                        {str(k): list(v) for k, v in stale.items() if isinstance(v, list) and len(v) == 2}
-                       if isinstance(stale, dict) else {})
+                       if isinstance(stale, dict) else {},
+                       {str(k): v for k, v in stamps.items() if isinstance(v, list)} if isinstance(stamps, dict) else {})
     return _Record(data, {}, {})
 
 
@@ -386,6 +417,8 @@ def _write_record(path: Path, record: _Record) -> None:
     data: dict[str, Any] = {"settings": record.settings, "made_from": record.made_from}
     if record.stale:
         data["stale"] = record.stale
+    if record.stamps:
+        data["input_stamps"] = record.stamps
     with atomic_output(path) as tmp:  # under _guard: no other run writes it meanwhile
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
 
@@ -410,8 +443,24 @@ def _shown(paths: Sequence[str]) -> str:
     return " + ".join(min(p, os.path.relpath(p), key=len) for p in paths)
 
 
+def input_stamps(job: Job) -> list[str | None]:
+    """Which versions of its inputs a job reads: each one's :func:`~rsmamba.engine.resume.file_fingerprint` (size
+    and modification time of it and of the files GDAL reads with it, a VRT's sources, and the georeferencing an
+    ``.aux.xml`` gives it), as a ``--resume`` compares them; None for one that cannot be read now."""
+    from rsmamba.engine.resume import file_fingerprint  # (on use: the CLI imports this package without torch)
+
+    stamps: list[str | None] = []
+    for path in (*job.inputs, *job.reads):
+        try:
+            stamps.append(file_fingerprint(path))
+        except Exception:  # noqa: BLE001 - a missing DSM (--max-errors), an unreadable scene: its job says so
+            stamps.append(None)
+    return stamps
+
+
 def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs: dict[str, Any],
-                   planned: Sequence[Job] = (), defaults: dict[str, Any] | None = None) -> int:
+                   planned: Sequence[Job] = (), defaults: dict[str, Any] | None = None,
+                   stamps: dict[str, list] | None = None) -> tuple[int, dict[str, str]]:
     """Outputs of an earlier run are skipped as complete only if it used these settings and these inputs; else refused.
 
     A re-run with another window, model or threshold would otherwise report the old files as done, a
@@ -423,8 +472,16 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
     when no live run holds it and no other output would remain. An output without a recorded input
     (a folder written before inputs were recorded) is complete when it exists, as it was then.
 
-    Returns a file descriptor holding this run's shared lock on the folder: close it when the run ends.
+    ``stamps``: each job's :func:`input_stamps` now (by :func:`_key`); an existing output recorded with other
+    stamps of the same inputs was made before an input was replaced in place (same name, new content), and is
+    not complete (``"changed"``). Nor is one that an ``overwrite`` run (of other settings or the same) found and
+    had not published over when it stopped (``"left"``, the record's ``stale``). A run without ``overwrite``
+    recomputes both: the outputs returned.
+
+    Returns a file descriptor holding this run's shared lock on the folder (close it when the run ends) and
+    the outputs (by :func:`_key`) to recompute, each with why.
     """
+    stamps = stamps if stamps is not None else {_key(job, Path(out_dir)): input_stamps(job) for job in todo}
     folder = Path(out_dir)
     filled = _settings(defaults or {})
     settings = {**filled, **_settings(kwargs)}
@@ -449,18 +506,28 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                 changed = _changed(settings, earlier)
                 stale.update({_key(job, folder): [changed, list(file_identity(job.output) or [])]
                               for job in todo if job.output.exists()})
+            elif kwargs.get("overwrite"):  # recomputed one by one: those it has not reached when it stops are old
+                stale.update({_key(job, folder): ["", list(file_identity(job.output) or [])]
+                              for job in todo if job.output.exists()})
+            redo: dict[str, str] = {}
             if not kwargs.get("overwrite"):
-                _refuse_stale(todo, folder, stale)
                 _refuse_other_inputs(todo, folder, made_from)
+                # what an --overwrite that stopped left: recomputed by the next run, as the runs before it did not
+                redo = {key: "left" for job in todo if (key := _key(job, folder)) in stale}
+                redo.update({key: "changed" for job in todo if (key := _key(job, folder)) in record.stamps
+                             and key not in redo and job.output.exists() and made_from.get(key) == job.sources
+                             and record.stamps[key] != stamps[key] and None not in stamps[key]})  # (one gone since:
+                # a DSM deleted after its map was made is no newer DSM; the map stays complete, as it was)
             for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
                 if not job.output.exists():
                     made_from[_key(job, folder)] = job.sources
-            _write_record(folder / SETTINGS_FILE, _Record(settings, made_from, stale))
+                    record.stamps[_key(job, folder)] = stamps[_key(job, folder)]
+            _write_record(folder / SETTINGS_FILE, _Record(settings, made_from, stale, record.stamps))
             fcntl.flock(runs, fcntl.LOCK_SH)  # (an exclusive one, of a takeover, becomes shared)
     except BaseException:
         os.close(runs)
         raise
-    return runs
+    return runs, redo
 
 
 def _changed(settings: dict[str, str], earlier: dict[str, str]) -> str:
@@ -473,16 +540,6 @@ def _still_stale(path: Path, entry: list) -> bool:
     """The file an ``--overwrite`` takeover found at ``path`` is still there (no map published over it since)."""
     identity = file_identity(path)
     return identity is not None and list(identity) == list(entry[1])
-
-
-def _refuse_stale(todo: Sequence[Job], folder: Path, stale: dict[str, list]) -> None:
-    """This run's outputs that an ``--overwrite`` takeover left unrecomputed are the old settings' maps."""
-    old = [job for job in todo if _key(job, folder) in stale]
-    if old:
-        are = "s (e.g. {}) are".format(old[0].output.name) if len(old) > 1 else f" ({old[0].output.name}) is"
-        raise InputError(f"{folder}: {len(old)} output{are} left from before an --overwrite with other settings "
-                         f"({stale[_key(old[0], folder)][0]}) that stopped; --overwrite recomputes "
-                         f"{'them' if len(old) > 1 else 'it'}, or choose another output folder")
 
 
 def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str, str], earlier: dict[str, str],
@@ -532,17 +589,22 @@ def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str,
                          "or choose another output folder or --name-template")
 
 
-def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult]) -> None:
-    """After a run: the inputs of each output it wrote (an output it replaced was recorded with its old inputs)."""
+def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult],
+                stamps: dict[str, list] | None = None) -> None:
+    """After a run: the inputs of each output it wrote (an output it replaced was recorded with its old inputs),
+    and their ``stamps`` as the run found them before it read them (:func:`input_stamps`)."""
     folder = Path(out_dir)
     done = {_key(r.job, folder): r.job.sources for r in results if r.status == "done"}
+    new_stamps = {k: stamps[k] for k in done if stamps and k in stamps}
     with _guard(folder):
         record = _read_record(folder / SETTINGS_FILE)
         if record.settings is not None and (any(record.made_from.get(k) != v for k, v in done.items())
-                                            or record.stale.keys() & done.keys()):
+                                            or record.stale.keys() & done.keys()
+                                            or any(record.stamps.get(k) != v for k, v in new_stamps.items())):
             _write_record(folder / SETTINGS_FILE, _Record(
                 record.settings, {**record.made_from, **done},
-                {k: v for k, v in record.stale.items() if k not in done}))  # recomputed: this record's now
+                {k: v for k, v in record.stale.items() if k not in done},  # recomputed: this record's now
+                {**record.stamps, **new_stamps}))
 
 
 def _retry_local(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], retries: int,

@@ -13,6 +13,18 @@ def copy_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) ->
         tmp.write_text(Path(src).read_text() + tag)
 
 
+def guarded_copy_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = False) -> None:
+    """As predict and change do: an existing output is refused unless ``overwrite``; an input whose text starts
+    with 'unreadable' is refused (a damaged raster)."""
+    from rsmamba.errors import InputError
+
+    if Path(src).read_text().startswith("unreadable"):
+        raise InputError(f"{src}: unreadable")
+    if Path(out).exists() and not overwrite:
+        raise InputError(f"{out}: exists; --overwrite replaces it")
+    copy_job(src, out, tag=tag)
+
+
 def failing_job(src: Path, out: Path) -> None:
     """Fails on an input named ``bad*``, or any input in a folder named ``bad``."""
     if "bad" in Path(src).name or Path(src).parent.name == "bad":

@@ -231,21 +231,18 @@ def test_a_takeover_that_fails_part_way_leaves_no_old_output_counted_as_new(tmp_
         run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b", "a", "b"]
     paths[1].write_text(kept)
-    with pytest.raises(InputError, match=r"1 output \(scene_1.tif\) is left from before an --overwrite with other "
-                                         r"settings \(tag\) that stopped; --overwrite recomputes it"):
-        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
-    with pytest.raises(InputError, match="left from before an --overwrite"):  # a shard holding it is refused too
-        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="1/3", progress=False)
     assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="0/3",
-                                       progress=False)] == ["skipped"]  # one without it is not
-    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
-    assert [r.status for r in done] == ["done"] * 3
+                                       progress=False)] == ["skipped"]  # a shard without it skips the new map
+    # the next run without --overwrite recomputes the old map it left, and only that one
+    done = run_many(jobs.guarded_copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert {r.job.output.name: r.status for r in done} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                            "scene_2.tif": "skipped"}
     again = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
     assert [r.status for r in again] == ["skipped"] * 3
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b"] * 3
 
 
-def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp_path) -> None:
+def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp_path, caplog) -> None:
     """Ctrl-C after a takeover's first scene left every output listed as stale: the re-run without --overwrite
     refused the scene the new settings had made, and the exit-130 advice (run again: finished scenes are
     skipped) was untrue."""
@@ -257,12 +254,33 @@ def test_a_takeover_interrupted_part_way_counts_the_maps_it_published_as_new(tmp
     with pytest.raises(KeyboardInterrupt):
         run_many(jobs.interrupting_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
     assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b", "a", "a"]
-    with pytest.raises(InputError, match=r"2 outputs \(e.g. scene_1.tif\) are left from before an --overwrite"):
-        run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
     assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, shard="0/3",
                                        progress=False)] == ["skipped"]  # the scene the takeover made
-    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b", "overwrite": True}, progress=False)
-    assert [r.status for r in done] == ["done"] * 3
+    with caplog.at_level("WARNING"):  # the same command without --overwrite goes on where it stopped
+        done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "b"}, progress=False)
+    assert sorted(r.status for r in done) == ["done", "done", "skipped"]
+    assert [(out / f"scene_{i}.tif").read_text()[-1] for i in range(3)] == ["b"] * 3
+    assert ("recomputing 2 outputs that an --overwrite run had not recomputed when it stopped: scene_1.tif, "
+            "scene_2.tif") in caplog.text
+
+
+def test_an_overwrite_with_the_same_settings_interrupted_goes_on_without_recomputing_what_it_finished(tmp_path) -> None:
+    """Ctrl-C of 'predict tiles/*.tif -o out/ --overwrite' said 'run the same command again: it skips the finished
+    scenes', but --overwrite recomputed every one, and without it the maps not yet recomputed were skipped (QA)."""
+    from rsmamba.jobs import run_many
+
+    paths = _inputs(tmp_path, 3)
+    plan, out = plan_jobs(paths, tmp_path / "out"), tmp_path / "out"
+    run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    for i, p in enumerate(paths):
+        (out / f"scene_{i}.tif").write_text("old")  # as a map made before a fix of the program
+    with pytest.raises(KeyboardInterrupt):
+        run_many(jobs.interrupting_job, plan, out, kwargs={"tag": "a", "overwrite": True}, progress=False)
+    assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0a", "old", "old"]
+    done = run_many(jobs.copy_job, plan, out, kwargs={"tag": "a"}, progress=False)
+    assert {r.job.output.name: r.status for r in done} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                            "scene_2.tif": "done"}
+    assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0a", "scene 1a", "scene 2a"]
 
 
 def test_a_run_stopped_before_its_first_output_leaves_no_obstacle(tmp_path) -> None:
@@ -902,3 +920,86 @@ def test_a_dsm_template_is_checked_and_fills_in_for_one_scene_too(tmp_path, caps
     assert main(["predict", str(tmp_path / "in" / "a.tif"), "--dsm", "{dir}/{stem}_dsm.tif", "-o",
                  str(tmp_path / "one.tif"), "--no-tta"]) == 0, capsys.readouterr().err
     assert (tmp_path / "one.tif").is_file()
+
+
+def test_an_input_replaced_in_place_is_recomputed_not_skipped_as_complete(tmp_path, caplog) -> None:
+    """An ortho re-delivered under the same name (new content and time stamp) kept its old map: the re-run said
+    '0 scenes predicted, 6 already complete' (the record held the inputs' paths only; QA)."""
+    import json
+    import os
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 3), tmp_path / "out"
+    plan = plan_jobs(paths, out)
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"] * 3
+    paths[1].write_text("scene 1, flown again")
+    st = paths[1].stat()
+    os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a later time whatever the clock
+    with caplog.at_level("WARNING"):
+        again = run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)
+    assert {r.job.output.name: r.status for r in again} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                             "scene_2.tif": "skipped"}
+    assert (out / "scene_1.tif").read_text() == "scene 1, flown again"
+    assert "recomputing 1 output whose input changed since it was made: scene_1.tif" in caplog.text
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 3
+    # a recompute that fails keeps the old map and its old record: the next run tries again
+    paths[2].write_text("unreadable")
+    os.utime(paths[2], ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    with pytest.raises(JobsFailed, match="1 of 3 jobs failed; 2 already complete"):
+        run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)
+    assert (out / "scene_2.tif").read_text() == "scene 2"
+    paths[2].write_text("scene 2 again")
+    os.utime(paths[2], ns=(st.st_atime_ns, st.st_mtime_ns + 3_000_000_000))
+    assert sorted(r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)) == [
+        "done", "skipped", "skipped"]
+    assert (out / "scene_2.tif").read_text() == "scene 2 again"
+    # a folder recorded before the inputs' versions were: complete when they exist, as it was then
+    record = out / ".rsmamba-batch.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({k: v for k, v in data.items() if k != "input_stamps"}))
+    paths[0].write_text("scene 0 again")
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 4_000_000_000))
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 3
+
+
+def test_a_vrt_source_replaced_in_place_recomputes_the_vrts_output(tmp_path) -> None:
+    """The VRT's XML is unchanged when a tile behind it is delivered again: its map was skipped as complete (QA)."""
+    import os
+
+    import numpy as np
+
+    from rsmamba.jobs import run_many
+    from tests.helpers.rasters import write_raster
+
+    tif = write_raster(tmp_path / "tile.tif", np.ones((8, 8), np.uint8))
+    vrt = tmp_path / "v" / "mosaic.vrt"
+    vrt.parent.mkdir()
+    vrt.write_text(f'<VRTDataset rasterXSize="8" rasterYSize="8"><SRS>EPSG:32632</SRS>'
+                   f'<GeoTransform>500000, 1, 0, 5000000, 0, -1</GeoTransform><VRTRasterBand dataType="Byte" band="1">'
+                   f'<SimpleSource><SourceFilename relativeToVRT="0">{tif}</SourceFilename><SourceBand>1</SourceBand>'
+                   f'</SimpleSource></VRTRasterBand></VRTDataset>')
+    out = tmp_path / "out"
+    plan = plan_jobs([vrt], out)
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"]
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"]
+    st = tif.stat()
+    write_raster(tif, np.full((8, 8), 2, np.uint8))
+    os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"]
+
+
+def test_a_file_read_beside_an_input_deleted_after_its_map_was_made_keeps_the_map_complete(tmp_path) -> None:
+    """A DSM removed once its map was made (intermediate data cleaned up) is no newer DSM: the map stays complete,
+    not recomputed into a failure."""
+    from dataclasses import replace
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 2), tmp_path / "out"
+    dsm = tmp_path / "dsm.dat"
+    dsm.write_text("heights")
+    plan = [replace(job, reads=(dsm,)) for job in plan_jobs(paths, out)]
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"] * 2
+    dsm.unlink()
+    assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 2

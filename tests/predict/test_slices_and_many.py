@@ -144,6 +144,33 @@ def test_one_scene_written_into_a_batch_folder_is_checked_and_recorded(scenes, t
     assert "is a batch run's folder" in capsys.readouterr().err
 
 
+def test_one_scene_written_into_a_mirrored_batchs_subfolder_is_checked_and_recorded(scenes, tmp_path, capsys) -> None:
+    """A batch with --name-template '{relparent}/{stem}.tif' writes out/a/s.tif under out/'s record; one scene run
+    into out/a/s.tif --overwrite (another scene's ortho) was not seen as the batch's, and the batch re-run then
+    skipped that other scene's map as complete (QA)."""
+    import shutil
+
+    root, images, ckpt = scenes
+    for i, sub in enumerate("ab"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(images[i], tmp_path / sub / "s.tif")
+        shutil.copy(root / f"scene{i}_dsm.tif", tmp_path / sub / "s_dsm.tif")
+    out = tmp_path / "out"
+    batch = ["predict", str(tmp_path / "a" / "s.tif"), str(tmp_path / "b" / "s.tif"), "--dsm", "{dir}/{stem}_dsm.tif",
+             "--model", str(ckpt), "--window", "64", "-o", f"{out}/", "--name-template", "{relparent}/{stem}.tif"]
+    assert main(["-q", *batch]) == 0 and (out / "a" / "s.tif").exists()
+    one = ["predict", str(tmp_path / "b" / "s.tif"), "--dsm", str(tmp_path / "b" / "s_dsm.tif"), "--model", str(ckpt),
+           "--window", "64"]
+    assert main(["-q", *one, "-o", str(out / "a" / "s.tif"), "--tta", "--overwrite"]) == 2
+    assert "made with other settings (tta)" in capsys.readouterr().err
+    assert main(["-q", *one, "-o", str(out / "a" / "s.tif"), "--overwrite"]) == 0  # b's map as a's: recorded
+    assert main(["-q", *batch]) == 2
+    err = capsys.readouterr().err
+    assert "a/s.tif was made from" in err and "b/s.tif + " in err
+    # a file the batch does not know, in a folder below it, is no batch's (a batch run into the home folder once)
+    assert main(["-q", *one, "-o", str(out / "c" / "s.tif"), "--tta"]) == 0 and (out / "c" / "s.tif").exists()
+
+
 def test_an_unreadable_scene_that_sorts_first_changes_no_setting(scenes, tmp_path) -> None:
     """A corrupt a0.tif before b1/b2 left the settings unresolved: every finished output was refused as made with
     other settings (model, overlap, tta, window), or a folder begun with it refused them once it was gone."""
