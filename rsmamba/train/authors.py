@@ -183,7 +183,7 @@ def _map_cmtunet_haar(state: dict) -> str | None:
 def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
     """The data description a run of the recipe would record, without the data: the layout's classes and
     bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
-    from rsmamba.datasets.benchmark import layout_classes
+    from rsmamba.datasets.benchmark import layout_classes, layout_meta
     from rsmamba.datasets.layouts import DEFAULT_STATS
     from rsmamba.datasets.chips import TilingInfo
 
@@ -213,7 +213,9 @@ def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> 
         if dsm_std <= 0:  # std 0 read as 1 (heights unscaled: 97 % one class), -2 flipped every height, exit 0
             raise InputError(f"--dsm-stats {dsm_mean:g},{dsm_std:g}: the DSM's std must be > 0 (metres)")
     return TilingInfo(Path(str(d["root"])), list(range(1, len(mean) + 1)), [float(v) for v in mean],
-                      [float(v) for v in std], dsm_mean, dsm_std, layout_classes(layout), None, {"layout": layout})
+                      [float(v) for v in std], dsm_mean, dsm_std, layout_classes(layout), None,
+                      layout_meta({"layout": layout, **({"city": d.get("city"), "variant": d.get("variant")}
+                                                        if layout == "isprs" else {})}, None))
 
 
 def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[str], out: str | os.PathLike[str],

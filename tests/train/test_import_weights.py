@@ -308,3 +308,20 @@ def test_weights_in_another_precision_are_stored_as_train_stores_them_and_said(t
     with pytest.raises(InputError, match=re.escape(f"1 tensor holds values beyond the model's float32 range ({first}")):
         import_weights(tmp_path / "big.pth", "mafmamba_vaihingen", tmp_path / "big.pt", sets)
     assert not (tmp_path / "big.pt").exists()
+
+
+def test_imported_checkpoints_record_the_benchmarks_band_colours(tmp_path: Path) -> None:
+    """import-weights recorded no band colours (a train run of the same recipe records them): the authors' Vaihingen
+    (NIR, R, G) weights ran on an RGB ortho without a word. Now their colours as published, and what ISPRS's tiles
+    declare (red, green, blue), as a run records them from its first tile."""
+    torch.manual_seed(0)
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    import_weights(authors_file(tmp_path / "a.pth", create_model("mafmamba_tiny")), "mafmamba_vaihingen",
+                   tmp_path / "vai.pt", sets)
+    bands = load_checkpoint(tmp_path / "vai.pt")["bands"]
+    assert bands["colours"] == ["nir", "red", "green"] and bands["declared"] == ["red", "green", "blue"]
+    src = create_model("mambafcs_tiny", num_classes=7, cga="change_to_semantic")
+    import_weights(authors_file(tmp_path / "b.pth", src), "mambafcs_second", tmp_path / "second.pt",
+                   ["model.name=mambafcs_tiny"])
+    bands = load_checkpoint(tmp_path / "second.pt")["bands"]
+    assert bands["colours"] == ["red", "green", "blue"] and "declared" not in bands
