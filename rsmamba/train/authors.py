@@ -180,6 +180,33 @@ def _map_cmtunet_haar(state: dict) -> str | None:
             "(LL, W, H, HH)")
 
 
+def _other_family(state: Sequence[str], family: str) -> str:
+    """'; ... those of model X: ...' where the file's top-level module names are another registered model's rather
+    than the recipe's (weights of one family given with another's recipe), else ''. Compared on the tiny variants,
+    built with the authors' structure options on the meta device (their names are the full presets' too)."""
+    from rsmamba.models import create_model, list_models
+    from rsmamba.train.config import shipped_configs
+
+    tops = {k.split(".", 1)[0] for k in state}
+    names = {info.name for info in list_models()}
+    scores: dict[str, float] = {}
+    for fam in sorted({n.removesuffix("_tiny") for n in names}):
+        try:
+            with torch.device("meta"):
+                model = create_model(fam + "_tiny" if fam + "_tiny" in names else fam, **AUTHORS_KWARGS.get(fam, {}))
+        except Exception:  # noqa: BLE001 - a model that cannot be built so is compared with no other
+            continue
+        theirs = {k.split(".", 1)[0] for k in model.state_dict()}
+        scores[fam] = len(tops & theirs) / len(tops | theirs)
+    best = max(scores, key=scores.get, default=None)  # type: ignore[arg-type]
+    if best is None or best == family or scores[best] < 0.5 or scores[best] <= scores.get(family, 0.0):
+        return ""
+    recipes = [r for r in shipped_configs() if r.startswith(best + "_")]
+    how = (f"import it with its recipe ({', '.join(recipes)})" if recipes else
+           "no shipped recipe is for it: give a recipe of that model (--set model.name=...)")
+    return f"; the file's names are those of model {best!r}, not {family!r}: {how}"
+
+
 def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
     """The data description a run of the recipe would record, without the data: the layout's classes and
     bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
@@ -268,10 +295,12 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     except (TypeError, ValueError) as exc:
         raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
     report.tensors = len(state)  # (the file's)
+    names = list(state)  # (before the counters are filled in)
     report.filled = fill_batchnorm_counters(module, state)
     mismatch = state_dict_mismatch(module, state)
     if mismatch:
-        raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}")
+        raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}"
+                         + _other_family(names, family))
     check_finite(weights, state)
     report.converted = cast_to_model(module, state)
     beyond = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

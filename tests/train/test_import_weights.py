@@ -325,3 +325,20 @@ def test_imported_checkpoints_record_the_benchmarks_band_colours(tmp_path: Path)
                    ["model.name=mambafcs_tiny"])
     bands = load_checkpoint(tmp_path / "second.pt")["bands"]
     assert bands["colours"] == ["red", "green", "blue"] and "declared" not in bands
+
+
+@pytest.mark.parametrize("family, recipe", [
+    ("fmtunet", "mambafcs_second"), ("cmtunet", "mambafcs_second"), ("mafmamba", "fmtunet_vaihingen"),
+    ("mambaseg", "fmtunet_vaihingen"), ("mambafcs", "cmtunet_vaihingen"),
+])
+def test_weights_of_another_family_are_named_as_theirs(tmp_path: Path, capsys, family: str, recipe: str) -> None:
+    """One family's weights given with another's recipe were refused with only counts and names of missing and
+    unexpected tensors, which leave the user to guess; the error now names the family whose names the file has,
+    and its recipes (the counters filled for the recipe's model are not taken for the file's names)."""
+    kwargs = {"num_classes": 7} if family == "mambafcs" else {}
+    weights = authors_file(tmp_path / "a.pth", create_model(f"{family}_tiny", **kwargs), "bare", "module.")
+    sets = ["--set", "data.mean=[0,0,0]", "--set", "data.std=[1,1,1]"] if recipe.startswith("cmtunet") else []
+    _fails(tmp_path, capsys, [str(weights), "-c", recipe, *sets, "-o", str(tmp_path / "m.pt")], "do not fit",
+           f"the file's names are those of model '{family}', not '{recipe.split('_')[0]}': import it with its "
+           f"recipe ({family}_")
+    assert not (tmp_path / "m.pt").exists()
