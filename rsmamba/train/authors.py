@@ -31,6 +31,9 @@ AUTHORS_KWARGS: dict[str, dict[str, Any]] = {
 }
 # Where a saved state dict sits in the containers the authors' (and common) training scripts write.
 CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
+# Where training scripts keep an exponential moving average of the weights (timm, Lightning callbacks, YOLO-style
+# scripts): taken only from a file that holds no CONTAINER_KEYS entry; beside one, said as not imported.
+EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")
 # Name prefixes of wrapped modules: DataParallel / DDP, a Lightning module holding the network as net / model.
 PREFIXES = ("module.", "net.", "model.")
 
@@ -84,6 +87,7 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
                          "train --init take it as it is")
     while isinstance(data, dict) and not _is_state(data):
         key = next((k for k in CONTAINER_KEYS if isinstance(data.get(k), dict)), None)
+        ema = key is None and (key := next((k for k in EMA_KEYS if isinstance(data.get(k), dict)), None)) is not None
         if key is None:
             others = [k for k, v in data.items() if not isinstance(v, torch.Tensor)]
             tensors = len(data) - len(others)
@@ -96,8 +100,13 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
             else:
                 what = "it holds " + ", ".join(map(str, list(data)[:6])) + (", ..." if len(data) > 6 else "")
             raise InputError(f"{path}: no state dict of tensors found in it ({what}); "
-                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS)}")
-        unwrapped.append(f'["{key}"]')
+                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS + EMA_KEYS)}")
+        # other weights beside the ones taken (an EMA copy): which set the checkpoint holds is said, not guessed
+        beside = [k for k, v in data.items() if k != key and isinstance(v, dict) and v
+                  and (_is_state(v) or any(isinstance(v.get(c), dict) for c in CONTAINER_KEYS))]
+        unwrapped.append(f'["{key}"]' + (" (EMA weights)" if ema else "")
+                         + (f" (not imported: {', '.join(f'[{k!r}]' for k in beside)} beside it; to import those, "
+                            f"save them alone: torch.save(torch.load(FILE)[{beside[0]!r}], NEW))" if beside else ""))
         data = data[key]
     if not _is_state(data):
         raise InputError(f"{path}: not a state dict of tensors (a {type(data).__name__})")

@@ -342,3 +342,23 @@ def test_weights_of_another_family_are_named_as_theirs(tmp_path: Path, capsys, f
            f"the file's names are those of model '{family}', not '{recipe.split('_')[0]}': import it with its "
            f"recipe ({family}_")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_ema_weights_beside_the_model_are_said_and_an_ema_only_file_is_imported(tmp_path: Path) -> None:
+    """A file holding the model and its EMA copy ({"model", "model_ema"}, timm's {"state_dict", "state_dict_ema"})
+    was imported from the first without a word about the second, which may be the set the authors' numbers came
+    from; and a file holding only the EMA copy was refused ('no state dict of tensors found')."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    torch.save({"state_dict": src.state_dict(), "state_dict_ema": ema, "epoch": 3}, tmp_path / "both.pth")
+    report = import_weights(tmp_path / "both.pth", "mafmamba_vaihingen", tmp_path / "both.pt", sets)
+    assert "not imported: ['state_dict_ema'] beside it" in report.describe()
+    state = load_checkpoint(tmp_path / "both.pt")["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in src.state_dict().items())  # the model's, as before
+    torch.save({"model_ema": ema, "epoch": 3}, tmp_path / "ema.pth")
+    report = import_weights(tmp_path / "ema.pth", "mafmamba_vaihingen", tmp_path / "ema.pt", sets)
+    assert report.unwrapped == ['["model_ema"] (EMA weights)']
+    state = load_checkpoint(tmp_path / "ema.pt")["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in ema.items())
