@@ -79,7 +79,8 @@ def _is_state(value: Any) -> bool:
 
 def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str] = ()) -> tuple[dict, list[str], list[str]]:
     """(state dict, containers unwrapped, prefixes removed) of a loaded weights file. A prefix is removed
-    only when every name has it and the model's own names (``expected``) do not all start with it."""
+    only when every name has it and the model's own names (``expected``) do not all start with it, or when every one
+    of ``expected`` is under it and the names that are not are none of the model's (left out, and said)."""
     unwrapped: list[str] = []
     if isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(
             FORMAT.rsplit("/", 1)[0]):
@@ -117,9 +118,29 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
         prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
                        and not (own and all(k.startswith(p) for k in own))), None)
         if prefix is None:
-            return state, unwrapped, renamed
+            prefix = _network_prefix(state, own)
+            if prefix is None:
+                return state, unwrapped, renamed
+            rest = [k for k in state if not k.startswith(prefix)]  # a Lightning module's loss weights, metrics
+            state = {k: v for k, v in state.items() if k.startswith(prefix)}
+            renamed.append(f"prefix '{prefix}' removed; left out {len(rest)} tensor{'s' * (len(rest) != 1)} outside "
+                           f"the network ({', '.join(rest[:3])}{', ...' if len(rest) > 3 else ''})")
+        else:
+            renamed.append(f"prefix '{prefix}' removed")
         state = {k.removeprefix(prefix): v for k, v in state.items()}
-        renamed.append(f"prefix '{prefix}' removed")
+
+
+def _network_prefix(state: dict, own: set[str]) -> str | None:
+    """The prefix under which ``state`` holds every tensor of the model (``own``; BatchNorm counters may lack)
+    beside tensors that are none of the model's (a Lightning module's ``model.*`` with its ``criterion.weight``), or
+    None: those others are outside the network, so the network itself still loads strictly."""
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    for prefix in PREFIXES if needed else ():
+        under = {k[len(prefix):] for k in state if k.startswith(prefix)}
+        rest = [k for k in state if not k.startswith(prefix)]
+        if rest and needed <= under and not set(rest) & own:
+            return prefix
+    return None
 
 
 def fill_batchnorm_counters(model: torch.nn.Module, state: dict) -> int:
@@ -291,7 +312,12 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     kwargs = {**structure, **given, "num_classes": classes}
     if "in_chans" in info.defaults:
         kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
-    state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights)
+    try:
+        with torch.device("meta"):  # the model's names, which a partly prefixed file is read against
+            names = list(create_model(name, **kwargs).state_dict())
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
+    state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights, names)
     report = ImportReport(str(weights), out, name, unwrapped=unwrapped, renamed=renamed,  # in effect (the recipe's too)
                           structure={k: v for k, v in AUTHORS_KWARGS.get(family, {}).items() if kwargs.get(k) == v})
     if family == "mambafcs" and (line := _map_mambafcs_head(state, kwargs, kwargs["num_classes"])):

@@ -362,3 +362,26 @@ def test_ema_weights_beside_the_model_are_said_and_an_ema_only_file_is_imported(
     assert report.unwrapped == ['["model_ema"] (EMA weights)']
     state = load_checkpoint(tmp_path / "ema.pt")["state_dict"]
     assert all(torch.equal(state[k], v) for k, v in ema.items())
+
+
+def test_a_lightning_module_with_a_loss_buffer_beside_its_network_is_imported_and_said(tmp_path: Path) -> None:
+    """A Lightning .ckpt holds the network under 'model.' and, beside it, its loss's class weights
+    ('criterion.weight'): the prefix was removed only when every name had it, so the whole network was refused as
+    missing and unexpected. The network loads strictly; the tensors outside it are left out and named."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    state = {f"model.{k}": v for k, v in src.state_dict().items()}
+    state["criterion.weight"] = torch.ones(6)
+    torch.save({"epoch": 3, "state_dict": state, "pytorch-lightning_version": "2.1"}, tmp_path / "l.ckpt")
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    report = import_weights(tmp_path / "l.ckpt", "mafmamba_vaihingen", tmp_path / "m.pt", sets)
+    assert report.renamed == ["prefix 'model.' removed; left out 1 tensor outside the network (criterion.weight)"]
+    assert report.tensors == len(src.state_dict())
+    ckpt, info, model = build_from_checkpoint(tmp_path / "m.pt", ("segmentation",), "predict")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(segment(model.eval(), x, info.inputs), segment(src, x, info.inputs))
+    del state["model.head.weight" if "model.head.weight" in state else next(k for k in state if k.startswith("model."))]
+    torch.save({"state_dict": state}, tmp_path / "less.ckpt")  # a network tensor missing: strict as before
+    with pytest.raises(InputError, match="do not fit"):
+        import_weights(tmp_path / "less.ckpt", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
