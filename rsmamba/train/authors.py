@@ -120,6 +120,12 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
         if prefix is None:
             prefix = _network_prefix(state, own)
             if prefix is None:
+                copy = _ema_copy(state, own)
+                if copy is not None:  # the network as it is, and its EMA copy under one prefix: the first imported
+                    rest = [k for k in state if k.startswith(copy)]
+                    state = {k: v for k, v in state.items() if not k.startswith(copy)}
+                    renamed.append(f"left out {len(rest)} tensors of an EMA copy beside the network ({copy}*); to "
+                                   f"import those, save them alone without '{copy}'")
                 return state, unwrapped, renamed
             rest = [k for k in state if not k.startswith(prefix)]  # a Lightning module's loss weights, metrics
             state = {k: v for k, v in state.items() if k.startswith(prefix)}
@@ -139,6 +145,18 @@ def _network_prefix(state: dict, own: set[str]) -> str | None:
         under = {k[len(prefix):] for k in state if k.startswith(prefix)}
         rest = [k for k in state if not k.startswith(prefix)]
         if rest and needed <= under and not set(rest) & own:
+            return prefix
+    return None
+
+
+def _ema_copy(state: dict, own: set[str]) -> str | None:
+    """The prefix of an EMA copy of the network stored beside it in one state dict (``ema.<name>`` for every
+    ``<name>``, as some training scripts keep it), or None: only names that are exactly the model's under it."""
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    rest = [k for k in state if k not in own]
+    for prefix in ("ema.", "model_ema.", "ema_model."):
+        if needed and needed <= set(state) and rest and all(k.startswith(prefix) and k[len(prefix):] in own
+                                                             for k in rest):
             return prefix
     return None
 

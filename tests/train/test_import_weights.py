@@ -385,3 +385,25 @@ def test_a_lightning_module_with_a_loss_buffer_beside_its_network_is_imported_an
     torch.save({"state_dict": state}, tmp_path / "less.ckpt")  # a network tensor missing: strict as before
     with pytest.raises(InputError, match="do not fit"):
         import_weights(tmp_path / "less.ckpt", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
+
+
+def test_an_ema_copy_under_a_prefix_beside_the_network_is_left_out_and_said(tmp_path: Path) -> None:
+    """A bare state dict holding the network and its EMA copy under 'ema.' was refused as hundreds of unexpected
+    tensors; the network (exact names) is imported and the copy named as left out. Any other extra tensor is still
+    refused: only a copy of the model's own names under the prefix is taken for one."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    floats = {k: v for k, v in src.state_dict().items() if v.is_floating_point()}
+    state = {**src.state_dict(), **{f"ema.{k}": v + 1 for k, v in floats.items()}}
+    torch.save(state, tmp_path / "w.pth")
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    report = import_weights(tmp_path / "w.pth", "mafmamba_vaihingen", tmp_path / "m.pt", sets)
+    assert report.renamed == [f"left out {len(floats)} tensors of an EMA copy beside the network (ema.*); to import "
+                              "those, save them alone without 'ema.'"]
+    saved = load_checkpoint(tmp_path / "m.pt")["state_dict"]
+    assert saved.keys() == src.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in src.state_dict().items())
+    state["ema.extra.weight"] = torch.zeros(3)  # not the model's: strict as before
+    torch.save(state, tmp_path / "x.pth")
+    with pytest.raises(InputError, match=r"unexpected \(ema\."):
+        import_weights(tmp_path / "x.pth", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
