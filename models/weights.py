@@ -62,11 +62,21 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
         if imported is None and (text or not re.search(r"Unsupported (global|class)", str(exc))):
             raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None  # text, garbage, odd opcodes
         name = f" ({imported})" if imported else ""
+        # a training checkpoint's settings beside its weights (Lightning's hyper_parameters, a yacs config): the way on
+        settings = imported is not None and imported.split(".")[0] in SETTINGS_MODULES
         raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
-                         "loading it could run code") from None
+                         "loading it could run code" + (
+                             " (a training run's settings beside its weights? where you trust the file, save the "
+                             "weights alone and give that: torch.save(torch.load(FILE, weights_only=False)"
+                             "['state_dict'], 'weights.pth'), with the key that holds them)" if settings else "")) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError,
             IndexError, TypeError) as exc:
         raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None
+
+
+# Where the settings objects training scripts save beside their weights come from (Lightning's hyper_parameters as an
+# argparse Namespace or an omegaconf config, VMamba/Swin's yacs config): a refusal naming one says how to go on.
+SETTINGS_MODULES = ("argparse", "yacs", "omegaconf")
 
 
 def _protocol0_import(path: Path) -> str | None:

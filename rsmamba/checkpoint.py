@@ -120,7 +120,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{path}: checkpoint format {found}, this rsmamba reads {FORMAT}; "
                          "load it with the rsmamba version that wrote it (or a newer one)")
     if not isinstance(data, dict) or found != FORMAT:
-        raise InputError(f"{path}: not an rsmamba checkpoint (expected format {FORMAT})")
+        weights = isinstance(data, dict) and bool(data) and (
+            all(isinstance(v, torch.Tensor) for v in data.values())
+            or any(isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values())
+                   for v in data.values()))
+        raise InputError(f"{path}: not an rsmamba checkpoint (expected format {FORMAT})"
+                         + ("; it holds bare weights (the authors' released weights?): make them a checkpoint with "
+                            f"rsmamba import-weights {path} -c RECIPE -o model.pt" if weights else ""))
     missing = [key for key in REQUIRED if key not in data]
     wrong = [key for key, kind in _KEY_TYPES.items() if key in data and not isinstance(data[key], kind)]
     if missing or wrong:

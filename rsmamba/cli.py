@@ -609,7 +609,7 @@ def train(
 
 @app.command("import-weights")
 def import_weights(
-    weights: Path = typer.Argument(..., help="The authors' weights file (.pth, .pt, .ckpt, .safetensors): a state dict, bare or under state_dict / model, with module. / net. / model. prefixes. Read without running code in it (a file that needs to unpickle objects is refused)."),
+    weights: Path = typer.Argument(..., help="The authors' weights file (.pth, .pt, .ckpt, .safetensors): a state dict, bare or under state_dict / model (an EMA copy alone: model_ema / state_dict_ema), with module. / net. / model. prefixes. Read without running code in it (a file that needs to unpickle objects is refused)."),
     config: str = typer.Option(..., "--config", "-c", help="The recipe the weights were trained for (a shipped recipe name, e.g. mambafcs_second, or a YAML): model, classes, bands and normalisation."),
     out: Path = opt.out_option(..., "The rsmamba checkpoint to write (predict --model, change --model, train --init)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a recipe key, e.g. 'data.mean=[0,0,0]' (repeatable). Where the recipe normalises by the training data's statistics (data.mean / data.std null: the ISPRS recipes of CMT-UNet, MAFMamba, MambaSeg) give the ones the authors' inference used: the file does not hold them and no default would be theirs, so the command refuses without them."),

@@ -186,13 +186,25 @@ def _place(model: nn.Module, place: _Placement, path: Path, part: str, image_ban
     report = PretrainedReport(str(path), part, unused=list(place.unused))
     new: dict[str, torch.Tensor] = {}
     short = (lambda n: n[len(part) + 1:] if n.startswith(part + ".") else n)
+    homeless: list[str] = []
+    misfits: list[str] = []
     for src, dst, tensor in place.items:
         if dst not in own:
-            raise InputError(f"{path}: tensor {src} {tuple(tensor.shape)} has no place in the model's {part} "
-                             f"(no {dst}; another depth or version?)")
-        value, resized = _fit(src, dst, tensor, own[dst], place, path, part, image_bands, dsm)
+            homeless.append(f"{path}: tensor {src} {tuple(tensor.shape)} has no place in the model's {part} "
+                            f"(no {dst}; another depth or version?)")
+            continue
+        try:
+            value, resized = _fit(src, dst, tensor, own[dst], place, path, part, image_bands, dsm)
+        except InputError as exc:
+            misfits.append(str(exc))
+            continue
         new[dst] = value.to(own[dst].dtype)
         (report.resized if resized or dst in place.derived else report.loaded).append(short(dst))
+    if homeless or misfits:  # the first named, and how many more: one at a time hid a file of another depth
+        bad = len(homeless) + len(misfits)
+        more = (f"; {bad} of the file's {len(place.items)} tensors do not fit {type(model).__name__}'s {part} "
+                f"({len(homeless)} with no place, {len(misfits)} of other shapes)" if bad > 1 else "")
+        raise InputError((homeless or misfits)[0] + more)
     model.load_state_dict(new, strict=False)
     report.written = set(new)
     return report

@@ -48,6 +48,7 @@ from rsmamba.datasets.layouts import (
     isprs_pairs,
     label_bands_problem,
     layout_colours,
+    layout_declared_colours,
     layout_name,
     layout_settings,
     note_unreadable,
@@ -288,12 +289,15 @@ class CroppedDataset(Dataset):
         return sample
 
 
-def _layout_meta(meta: dict[str, Any], image: Path | None) -> dict[str, Any]:
+def layout_meta(meta: dict[str, Any], image: Path | None) -> dict[str, Any]:
     """A benchmark's ``TilingInfo.raw``: its bands' colours as published (the checkpoint records them, as
     ``tile`` records a chip folder's), and where its files declare others (ISPRS IRRG tiles are declared
-    red, green, blue), those too: predict reads an image declaring them by position, with a warning."""
+    red, green, blue), those too: predict reads an image declaring them by position, with a warning. Without an
+    ``image`` (``import-weights``), what the published files declare (:func:`layout_declared_colours`)."""
     colours = layout_colours(meta["layout"], meta.get("city"), meta.get("variant"))
     out = {**{k: v for k, v in meta.items() if v is not None}, "colours": colours}
+    if image is None and (published := layout_declared_colours(meta["layout"], meta.get("city"), meta.get("variant"))):
+        out["declared_colours"] = published
     if image is not None and colours:
         with _quiet_open(image) as src:
             declared = [c.name for c in src.colorinterp]
@@ -399,7 +403,7 @@ def _isprs(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool)
         mean, std = list(d.get("mean") or mean), list(d.get("std") or std)
         info = TilingInfo(Path(d["root"]), list(range(1, len(mean) + 1)), mean, std, dmean, dstd,
                           [c.to_dict() for c in ISPRS_CLASSES], None,
-                          _layout_meta({"layout": "isprs", "city": city, "variant": d.get("variant")},
+                          layout_meta({"layout": "isprs", "city": city, "variant": d.get("variant")},
                                        pairs[0].image if pairs else None))
     return ISPRSDataset(pairs, info, use_dsm=dsm is not None, dsm_mode=d["dsm_mode"], crop=d.get("crop"),
                         crops_per_image=int(d.get("crops_per_image") or 1), random=train, seed=seed,
@@ -429,7 +433,7 @@ def _folder(d: dict, split: str, info: TilingInfo | None, seed: int, train: bool
     if info is None:
         files = base.files()
         info = TilingInfo(Path(d["root"]), [1, 2, 3], list(mean), list(std), None, None, classes, None,
-                          _layout_meta({"layout": layout}, files[0] if files else None))
+                          layout_meta({"layout": layout}, files[0] if files else None))
     if not train:
         return CroppedDataset(base, info, None, 1, seed)
     return CroppedDataset(base, info, d.get("crop"), int(d.get("crops_per_image") or 1), seed,

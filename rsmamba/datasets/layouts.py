@@ -82,6 +82,16 @@ def layout_colours(layout: str | None, city: str | None = None, variant: str | N
     return ["red", "green", "blue"] if layout in DEFAULT_STATS else None
 
 
+def layout_declared_colours(layout: str | None, city: str | None = None, variant: str | None = None) -> list[str] | None:
+    """The colours a benchmark's published image files declare where they are not :func:`layout_colours`, None where
+    they are (or are not known): ISPRS's three-band IRRG tiles are TIFFs of photometric RGB, declaring red, green,
+    blue. For a checkpoint written without the files at hand (``import-weights``), as a run records them from its
+    first tile."""
+    colours = layout_colours(layout, city, variant)
+    rgb = ["red", "green", "blue"]
+    return rgb if layout == "isprs" and colours is not None and len(colours) == 3 and colours != rgb else None
+
+
 @dataclass(frozen=True)
 class Pair:
     image: Path

@@ -31,6 +31,9 @@ AUTHORS_KWARGS: dict[str, dict[str, Any]] = {
 }
 # Where a saved state dict sits in the containers the authors' (and common) training scripts write.
 CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
+# Where training scripts keep an exponential moving average of the weights (timm, Lightning callbacks, YOLO-style
+# scripts): taken only from a file that holds no CONTAINER_KEYS entry; beside one, said as not imported.
+EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")
 # Name prefixes of wrapped modules: DataParallel / DDP, a Lightning module holding the network as net / model.
 PREFIXES = ("module.", "net.", "model.")
 
@@ -76,7 +79,8 @@ def _is_state(value: Any) -> bool:
 
 def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str] = ()) -> tuple[dict, list[str], list[str]]:
     """(state dict, containers unwrapped, prefixes removed) of a loaded weights file. A prefix is removed
-    only when every name has it and the model's own names (``expected``) do not all start with it."""
+    only when every name has it and the model's own names (``expected``) do not all start with it, or when every one
+    of ``expected`` is under it and the names that are not are none of the model's (left out, and said)."""
     unwrapped: list[str] = []
     if isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(
             FORMAT.rsplit("/", 1)[0]):
@@ -84,6 +88,7 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
                          "train --init take it as it is")
     while isinstance(data, dict) and not _is_state(data):
         key = next((k for k in CONTAINER_KEYS if isinstance(data.get(k), dict)), None)
+        ema = key is None and (key := next((k for k in EMA_KEYS if isinstance(data.get(k), dict)), None)) is not None
         if key is None:
             others = [k for k, v in data.items() if not isinstance(v, torch.Tensor)]
             tensors = len(data) - len(others)
@@ -96,8 +101,13 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
             else:
                 what = "it holds " + ", ".join(map(str, list(data)[:6])) + (", ..." if len(data) > 6 else "")
             raise InputError(f"{path}: no state dict of tensors found in it ({what}); "
-                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS)}")
-        unwrapped.append(f'["{key}"]')
+                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS + EMA_KEYS)}")
+        # other weights beside the ones taken (an EMA copy): which set the checkpoint holds is said, not guessed
+        beside = [k for k, v in data.items() if k != key and isinstance(v, dict) and v
+                  and (_is_state(v) or any(isinstance(v.get(c), dict) for c in CONTAINER_KEYS))]
+        unwrapped.append(f'["{key}"]' + (" (EMA weights)" if ema else "")
+                         + (f" (not imported: {', '.join(f'[{k!r}]' for k in beside)} beside it; to import those, "
+                            f"save them alone: torch.save(torch.load(FILE)[{beside[0]!r}], NEW))" if beside else ""))
         data = data[key]
     if not _is_state(data):
         raise InputError(f"{path}: not a state dict of tensors (a {type(data).__name__})")
@@ -108,9 +118,47 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
         prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
                        and not (own and all(k.startswith(p) for k in own))), None)
         if prefix is None:
-            return state, unwrapped, renamed
+            prefix = _network_prefix(state, own)
+            if prefix is None:
+                copy = _ema_copy(state, own)
+                if copy is not None:  # the network as it is, and its EMA copy under one prefix: the first imported
+                    rest = [k for k in state if k.startswith(copy)]
+                    state = {k: v for k, v in state.items() if not k.startswith(copy)}
+                    renamed.append(f"left out {len(rest)} tensors of an EMA copy beside the network ({copy}*); to "
+                                   f"import those, save them alone without '{copy}'")
+                return state, unwrapped, renamed
+            rest = [k for k in state if not k.startswith(prefix)]  # a Lightning module's loss weights, metrics
+            state = {k: v for k, v in state.items() if k.startswith(prefix)}
+            renamed.append(f"prefix '{prefix}' removed; left out {len(rest)} tensor{'s' * (len(rest) != 1)} outside "
+                           f"the network ({', '.join(rest[:3])}{', ...' if len(rest) > 3 else ''})")
+        else:
+            renamed.append(f"prefix '{prefix}' removed")
         state = {k.removeprefix(prefix): v for k, v in state.items()}
-        renamed.append(f"prefix '{prefix}' removed")
+
+
+def _network_prefix(state: dict, own: set[str]) -> str | None:
+    """The prefix under which ``state`` holds every tensor of the model (``own``; BatchNorm counters may lack)
+    beside tensors that are none of the model's (a Lightning module's ``model.*`` with its ``criterion.weight``), or
+    None: those others are outside the network, so the network itself still loads strictly."""
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    for prefix in PREFIXES if needed else ():
+        under = {k[len(prefix):] for k in state if k.startswith(prefix)}
+        rest = [k for k in state if not k.startswith(prefix)]
+        if rest and needed <= under and not set(rest) & own:
+            return prefix
+    return None
+
+
+def _ema_copy(state: dict, own: set[str]) -> str | None:
+    """The prefix of an EMA copy of the network stored beside it in one state dict (``ema.<name>`` for every
+    ``<name>``, as some training scripts keep it), or None: only names that are exactly the model's under it."""
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    rest = [k for k in state if k not in own]
+    for prefix in ("ema.", "model_ema.", "ema_model."):
+        if needed and needed <= set(state) and rest and all(k.startswith(prefix) and k[len(prefix):] in own
+                                                             for k in rest):
+            return prefix
+    return None
 
 
 def fill_batchnorm_counters(model: torch.nn.Module, state: dict) -> int:
@@ -180,10 +228,37 @@ def _map_cmtunet_haar(state: dict) -> str | None:
             "(LL, W, H, HH)")
 
 
+def _other_family(state: Sequence[str], family: str) -> str:
+    """'; ... those of model X: ...' where the file's top-level module names are another registered model's rather
+    than the recipe's (weights of one family given with another's recipe), else ''. Compared on the tiny variants,
+    built with the authors' structure options on the meta device (their names are the full presets' too)."""
+    from rsmamba.models import create_model, list_models
+    from rsmamba.train.config import shipped_configs
+
+    tops = {k.split(".", 1)[0] for k in state}
+    names = {info.name for info in list_models()}
+    scores: dict[str, float] = {}
+    for fam in sorted({n.removesuffix("_tiny") for n in names}):
+        try:
+            with torch.device("meta"):
+                model = create_model(fam + "_tiny" if fam + "_tiny" in names else fam, **AUTHORS_KWARGS.get(fam, {}))
+        except Exception:  # noqa: BLE001 - a model that cannot be built so is compared with no other
+            continue
+        theirs = {k.split(".", 1)[0] for k in model.state_dict()}
+        scores[fam] = len(tops & theirs) / len(tops | theirs)
+    best = max(scores, key=scores.get, default=None)  # type: ignore[arg-type]
+    if best is None or best == family or scores[best] < 0.5 or scores[best] <= scores.get(family, 0.0):
+        return ""
+    recipes = [r for r in shipped_configs() if r.startswith(best + "_")]
+    how = (f"import it with its recipe ({', '.join(recipes)})" if recipes else
+           "no shipped recipe is for it: give a recipe of that model (--set model.name=...)")
+    return f"; the file's names are those of model {best!r}, not {family!r}: {how}"
+
+
 def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> Any:
     """The data description a run of the recipe would record, without the data: the layout's classes and
     bands, the recipe's statistics (or the layout's published ones), the given DSM statistics."""
-    from rsmamba.datasets.benchmark import layout_classes
+    from rsmamba.datasets.benchmark import layout_classes, layout_meta
     from rsmamba.datasets.layouts import DEFAULT_STATS
     from rsmamba.datasets.chips import TilingInfo
 
@@ -213,7 +288,9 @@ def _tiling(cfg: dict, use_dsm: bool, dsm_stats: tuple[float, float] | None) -> 
         if dsm_std <= 0:  # std 0 read as 1 (heights unscaled: 97 % one class), -2 flipped every height, exit 0
             raise InputError(f"--dsm-stats {dsm_mean:g},{dsm_std:g}: the DSM's std must be > 0 (metres)")
     return TilingInfo(Path(str(d["root"])), list(range(1, len(mean) + 1)), [float(v) for v in mean],
-                      [float(v) for v in std], dsm_mean, dsm_std, layout_classes(layout), None, {"layout": layout})
+                      [float(v) for v in std], dsm_mean, dsm_std, layout_classes(layout), None,
+                      layout_meta({"layout": layout, **({"city": d.get("city"), "variant": d.get("variant")}
+                                                        if layout == "isprs" else {})}, None))
 
 
 def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -253,7 +330,12 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     kwargs = {**structure, **given, "num_classes": classes}
     if "in_chans" in info.defaults:
         kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
-    state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights)
+    try:
+        with torch.device("meta"):  # the model's names, which a partly prefixed file is read against
+            names = list(create_model(name, **kwargs).state_dict())
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
+    state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights, names)
     report = ImportReport(str(weights), out, name, unwrapped=unwrapped, renamed=renamed,  # in effect (the recipe's too)
                           structure={k: v for k, v in AUTHORS_KWARGS.get(family, {}).items() if kwargs.get(k) == v})
     if family == "mambafcs" and (line := _map_mambafcs_head(state, kwargs, kwargs["num_classes"])):
@@ -266,10 +348,12 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     except (TypeError, ValueError) as exc:
         raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
     report.tensors = len(state)  # (the file's)
+    names = list(state)  # (before the counters are filled in)
     report.filled = fill_batchnorm_counters(module, state)
     mismatch = state_dict_mismatch(module, state)
     if mismatch:
-        raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}")
+        raise InputError(f"{weights}: weights do not fit recipe {config}'s model {name!r}: {mismatch}"
+                         + _other_family(names, family))
     check_finite(weights, state)
     report.converted = cast_to_model(module, state)
     beyond = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

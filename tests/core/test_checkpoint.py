@@ -48,6 +48,19 @@ def test_a_checkpoint_of_a_newer_format_says_so(tmp_path: Path) -> None:
         load_checkpoint(_edited(tmp_path, "newer.pt", format=newer))
 
 
+def test_bare_weights_given_as_a_checkpoint_point_to_import_weights(tmp_path: Path) -> None:
+    """The authors' released weights (a bare or wrapped state dict) given to predict --model or train --init were
+    'not an rsmamba checkpoint', which left the user to find the command that makes them one."""
+    state = {"conv.weight": torch.zeros(2, 3, 1, 1)}
+    for name, data in (("bare.pth", state), ("wrapped.pth", {"state_dict": state, "epoch": 3})):
+        torch.save(data, tmp_path / name)
+        with pytest.raises(InputError, match=rf"not an rsmamba checkpoint .*rsmamba import-weights .*{name} -c RECIPE"):
+            load_checkpoint(tmp_path / name)
+    torch.save({"epoch": 3}, tmp_path / "other.pth")  # no weights: no such advice
+    with pytest.raises(InputError, match=r"not an rsmamba checkpoint \(expected format [^)]*\)$"):
+        load_checkpoint(tmp_path / "other.pth")
+
+
 def test_numpy_scalars_are_saved_as_python_numbers(tmp_path: Path) -> None:
     """The safe loader refuses NumPy scalars: a checkpoint is written without them."""
     import numpy as np

@@ -129,6 +129,25 @@ def test_wrong_file_names_the_first_misfit(tmp_path: Path) -> None:
         load_pretrained(create_model("fcn_baseline", width=8), path)
 
 
+def test_a_file_of_another_depth_is_said_with_how_many_tensors_do_not_fit(tmp_path: Path) -> None:
+    """A ResNet-50 file given for MAFMamba's ResNet-18 backbone named only its first misfit, which reads like one bad
+    tensor; the error now counts every tensor that has no place or another shape, together, on its one line."""
+    from rsmamba.models.resnet import ResNet
+
+    model = create_model("mafmamba_tiny", num_classes=6)
+    r50 = {k: v for k, v in ResNet(50).state_dict().items()}
+    torch.save(r50, tmp_path / "r50.pth")
+    with pytest.raises(InputError) as err:
+        load_pretrained(model, tmp_path / "r50.pth")
+    own = {k.removeprefix("backbone."): v.shape for k, v in model.state_dict().items() if k.startswith("backbone.")}
+    homeless = sum(k not in own for k in r50)
+    other = sum(k in own and r50[k].shape != own[k] for k in r50)  # (conv1 too: 64 outputs, not 8)
+    msg = str(err.value)
+    assert "\n" not in msg and "has no place in the model's backbone" in msg
+    assert msg.endswith(f"; {homeless + other} of the file's {len(r50)} tensors do not fit MAFMamba's backbone "
+                        f"({homeless} with no place, {other} of other shapes)"), msg
+
+
 # -- Google's R50+ViT-B/16 .npz into FMTUNet -----------------------------------------------------------
 
 def r50_vit_npz(width: int = 8, units: tuple[int, ...] = (1, 1, 1), hidden: int = 32, heads: int = 2, mlp: int = 64,

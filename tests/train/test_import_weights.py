@@ -308,3 +308,102 @@ def test_weights_in_another_precision_are_stored_as_train_stores_them_and_said(t
     with pytest.raises(InputError, match=re.escape(f"1 tensor holds values beyond the model's float32 range ({first}")):
         import_weights(tmp_path / "big.pth", "mafmamba_vaihingen", tmp_path / "big.pt", sets)
     assert not (tmp_path / "big.pt").exists()
+
+
+def test_imported_checkpoints_record_the_benchmarks_band_colours(tmp_path: Path) -> None:
+    """import-weights recorded no band colours (a train run of the same recipe records them): the authors' Vaihingen
+    (NIR, R, G) weights ran on an RGB ortho without a word. Now their colours as published, and what ISPRS's tiles
+    declare (red, green, blue), as a run records them from its first tile."""
+    torch.manual_seed(0)
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    import_weights(authors_file(tmp_path / "a.pth", create_model("mafmamba_tiny")), "mafmamba_vaihingen",
+                   tmp_path / "vai.pt", sets)
+    bands = load_checkpoint(tmp_path / "vai.pt")["bands"]
+    assert bands["colours"] == ["nir", "red", "green"] and bands["declared"] == ["red", "green", "blue"]
+    src = create_model("mambafcs_tiny", num_classes=7, cga="change_to_semantic")
+    import_weights(authors_file(tmp_path / "b.pth", src), "mambafcs_second", tmp_path / "second.pt",
+                   ["model.name=mambafcs_tiny"])
+    bands = load_checkpoint(tmp_path / "second.pt")["bands"]
+    assert bands["colours"] == ["red", "green", "blue"] and "declared" not in bands
+
+
+@pytest.mark.parametrize("family, recipe", [
+    ("fmtunet", "mambafcs_second"), ("cmtunet", "mambafcs_second"), ("mafmamba", "fmtunet_vaihingen"),
+    ("mambaseg", "fmtunet_vaihingen"), ("mambafcs", "cmtunet_vaihingen"),
+])
+def test_weights_of_another_family_are_named_as_theirs(tmp_path: Path, capsys, family: str, recipe: str) -> None:
+    """One family's weights given with another's recipe were refused with only counts and names of missing and
+    unexpected tensors, which leave the user to guess; the error now names the family whose names the file has,
+    and its recipes (the counters filled for the recipe's model are not taken for the file's names)."""
+    kwargs = {"num_classes": 7} if family == "mambafcs" else {}
+    weights = authors_file(tmp_path / "a.pth", create_model(f"{family}_tiny", **kwargs), "bare", "module.")
+    sets = ["--set", "data.mean=[0,0,0]", "--set", "data.std=[1,1,1]"] if recipe.startswith("cmtunet") else []
+    _fails(tmp_path, capsys, [str(weights), "-c", recipe, *sets, "-o", str(tmp_path / "m.pt")], "do not fit",
+           f"the file's names are those of model '{family}', not '{recipe.split('_')[0]}': import it with its "
+           f"recipe ({family}_")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_ema_weights_beside_the_model_are_said_and_an_ema_only_file_is_imported(tmp_path: Path) -> None:
+    """A file holding the model and its EMA copy ({"model", "model_ema"}, timm's {"state_dict", "state_dict_ema"})
+    was imported from the first without a word about the second, which may be the set the authors' numbers came
+    from; and a file holding only the EMA copy was refused ('no state dict of tensors found')."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in src.state_dict().items()}
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    torch.save({"state_dict": src.state_dict(), "state_dict_ema": ema, "epoch": 3}, tmp_path / "both.pth")
+    report = import_weights(tmp_path / "both.pth", "mafmamba_vaihingen", tmp_path / "both.pt", sets)
+    assert "not imported: ['state_dict_ema'] beside it" in report.describe()
+    state = load_checkpoint(tmp_path / "both.pt")["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in src.state_dict().items())  # the model's, as before
+    torch.save({"model_ema": ema, "epoch": 3}, tmp_path / "ema.pth")
+    report = import_weights(tmp_path / "ema.pth", "mafmamba_vaihingen", tmp_path / "ema.pt", sets)
+    assert report.unwrapped == ['["model_ema"] (EMA weights)']
+    state = load_checkpoint(tmp_path / "ema.pt")["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in ema.items())
+
+
+def test_a_lightning_module_with_a_loss_buffer_beside_its_network_is_imported_and_said(tmp_path: Path) -> None:
+    """A Lightning .ckpt holds the network under 'model.' and, beside it, its loss's class weights
+    ('criterion.weight'): the prefix was removed only when every name had it, so the whole network was refused as
+    missing and unexpected. The network loads strictly; the tensors outside it are left out and named."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    state = {f"model.{k}": v for k, v in src.state_dict().items()}
+    state["criterion.weight"] = torch.ones(6)
+    torch.save({"epoch": 3, "state_dict": state, "pytorch-lightning_version": "2.1"}, tmp_path / "l.ckpt")
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    report = import_weights(tmp_path / "l.ckpt", "mafmamba_vaihingen", tmp_path / "m.pt", sets)
+    assert report.renamed == ["prefix 'model.' removed; left out 1 tensor outside the network (criterion.weight)"]
+    assert report.tensors == len(src.state_dict())
+    ckpt, info, model = build_from_checkpoint(tmp_path / "m.pt", ("segmentation",), "predict")
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(segment(model.eval(), x, info.inputs), segment(src, x, info.inputs))
+    del state["model.head.weight" if "model.head.weight" in state else next(k for k in state if k.startswith("model."))]
+    torch.save({"state_dict": state}, tmp_path / "less.ckpt")  # a network tensor missing: strict as before
+    with pytest.raises(InputError, match="do not fit"):
+        import_weights(tmp_path / "less.ckpt", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
+
+
+def test_an_ema_copy_under_a_prefix_beside_the_network_is_left_out_and_said(tmp_path: Path) -> None:
+    """A bare state dict holding the network and its EMA copy under 'ema.' was refused as hundreds of unexpected
+    tensors; the network (exact names) is imported and the copy named as left out. Any other extra tensor is still
+    refused: only a copy of the model's own names under the prefix is taken for one."""
+    torch.manual_seed(0)
+    src = create_model("mafmamba_tiny").eval()
+    floats = {k: v for k, v in src.state_dict().items() if v.is_floating_point()}
+    state = {**src.state_dict(), **{f"ema.{k}": v + 1 for k, v in floats.items()}}
+    torch.save(state, tmp_path / "w.pth")
+    sets = ["model.name=mafmamba_tiny", "data.mean=[0,0,0]", "data.std=[1,1,1]"]
+    report = import_weights(tmp_path / "w.pth", "mafmamba_vaihingen", tmp_path / "m.pt", sets)
+    assert report.renamed == [f"left out {len(floats)} tensors of an EMA copy beside the network (ema.*); to import "
+                              "those, save them alone without 'ema.'"]
+    saved = load_checkpoint(tmp_path / "m.pt")["state_dict"]
+    assert saved.keys() == src.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in src.state_dict().items())
+    state["ema.extra.weight"] = torch.zeros(3)  # not the model's: strict as before
+    torch.save(state, tmp_path / "x.pth")
+    with pytest.raises(InputError, match=r"unexpected \(ema\."):
+        import_weights(tmp_path / "x.pth", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
