@@ -255,6 +255,42 @@ def _palette_warnings(reference: Path, table: list[ClassInfo], held: Any, role: 
     return [message]
 
 
+def _name_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str = "reference") -> list[str]:
+    """A reference raster that declares its own class table (a ``class_names`` or ``CLASSES`` tag: another model's
+    map, an exported label raster) naming the ids it ``held`` otherwise than the prediction's table (its 0 building,
+    the prediction's 0 water) is coded otherwise: scored id by id, every number of those classes was another class's,
+    unsaid (QA). Warned (logged and kept in the metrics), as a palette that differs is; a tag that is no table is
+    left alone (the reference is read by its ids)."""
+    with rasterio.open(reference) as src:
+        try:
+            theirs = declared_classes(src)
+        except InputError:
+            return []
+    if not theirs:
+        return []
+    from rsmamba.classes import name_key
+
+    ours = {c.id: c for c in table if not c.filler}
+    by_name = {name_key(c.name): c for c in ours.values()}
+    differ = [(ours[c.id], c.name) for c in theirs if c.id in held and c.id in ours
+              and name_key(c.name) != name_key(ours[c.id].name)]
+    if not differ:
+        return []
+
+    def said(c: ClassInfo, name: str) -> str:
+        other = by_name.get(name_key(name))
+        return (f"{c.id} named {name}" + (f" (the prediction's {other.id})" if other else "")
+                + f", not {c.name}")
+
+    message = (f"{role} {reference}: its class table names {len(differ)} of the prediction's class ids otherwise "
+               f"({'; '.join(said(c, name) for c, name in differ[:3])}{'; ...' if len(differ) > 3 else ''}): "
+               "the ids are scored as the prediction's classes, so if they are other classes these scores are "
+               "wrong; recode it to the prediction's ids (e.g. gdal_calc.py), or disregard this if only the names "
+               "differ")
+    log.warning(message)
+    return [message]
+
+
 def _check_layout_table(prediction: Path, layout: str, classes: list[ClassInfo]) -> None:
     """``--layout`` reads the reference with the layout's class table: a prediction that declares another
     (a LoveDA map scored as ISPRS, its background as impervious) is refused, not scored under those names."""
@@ -1348,6 +1384,12 @@ def evaluate_rasters(
         if message:
             log.warning(message)
             reference_warnings.append(message)
+    if table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+        reference_warnings += _name_warnings(reference, list(table), held)
+    elif landcover and layout is None:  # each date's land cover, by its own ids
+        for role, path, ids in zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_held):
+            if path.suffix.lower() not in VECTOR_SUFFIXES:
+                reference_warnings += _name_warnings(path, landcover, ids, role)
     if (table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES
             and _declares_colours(prediction)):
         reference_warnings += _palette_warnings(reference, list(table), held)

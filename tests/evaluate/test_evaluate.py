@@ -947,6 +947,30 @@ def test_a_reference_whose_palette_paints_the_ids_otherwise_is_warned_about(tmp_
     assert "1 warning above" in out.out and "recode it to the prediction's ids" in out.err
 
 
+def test_a_reference_whose_class_table_names_the_ids_otherwise_is_warned_about(tmp_path: Path) -> None:
+    """A reference raster that declares its classes (class_names: 0 building, 1 water) against a prediction whose
+    table says 0 water, 1 building was scored id by id without a word: its buildings counted as water (QA). Said in
+    the JSON's warnings, naming the prediction's id of each name; the same names (case aside) are silent."""
+    import rasterio
+
+    labels = np.random.default_rng(5).integers(0, 3, (20, 20)).astype(np.uint8)
+
+    def named(path: Path, names: list[str]) -> Path:
+        write_raster(path, labels)
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(class_names=json.dumps(names))
+        return path
+
+    p = named(tmp_path / "p.tif", ["water", "building", "grass"])
+    same = named(tmp_path / "same.tif", ["Water", "building", "grass"])
+    assert "warnings" not in evaluate_rasters(p, same, tmp_path / "same.json")
+    swapped = named(tmp_path / "swapped.tif", ["building", "water", "grass"])
+    warned = evaluate_rasters(p, swapped, tmp_path / "swapped.json")["warnings"]
+    assert len(warned) == 1 and ("its class table names 2 of the prediction's class ids otherwise (0 named building "
+                                 "(the prediction's 1), not water; 1 named water (the prediction's 0), not "
+                                 "building)") in warned[0]
+
+
 def test_a_float_reference_is_read_as_tile_reads_float_labels(tmp_path: Path) -> None:
     """A float32 reference of whole ids with NaN for no label (tile trains on it) was refused as 'an image?', with
     advice for a prediction. It scores as its integer copy; a fractional id is refused in words for a reference."""
