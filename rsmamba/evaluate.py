@@ -418,6 +418,10 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
     if problem:
         raise InputError(problem)
     layer = _read_layer(ref_path, "reference", layer_name, "--reference-layer NAME")
+    # (before its fields: an empty layer, whose GeoJSON has none, was said to lack the class field, 'use --class-field')
+    layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
+    if len(layer) == 0:
+        raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
     if burn is not None:
         layer = layer.assign(__burn__=burn)
         class_field = "__burn__"
@@ -427,9 +431,6 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
                          "use --class-field")
     if layer.crs is None:
         raise InputError(f"{ref_path}: layer has no CRS")
-    layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
-    if len(layer) == 0:
-        raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
     layer = _areas_only(layer, f"reference {ref_path}", notes, objects=False)
     if class_names is not None:  # names (building, road): the prediction's class table's ids
         ids, unknown = class_ids_of_names(layer[class_field], class_names)

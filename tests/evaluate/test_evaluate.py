@@ -266,6 +266,10 @@ def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: P
     with pytest.raises(InputError, match="buildings .*not.gpkg: not a readable vector layer"):
         evaluate_rasters(p, multi, tmp_path / "m4" / "m.json", reference_layer="buildings",
                          buildings=tmp_path / "not.gpkg")
+    empty = tmp_path / "empty.geojson"  # an empty GeoJSON has no fields: it was said to lack 'class' (QA)
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match=r"^reference .*empty.geojson: the layer has no features with a geometry$"):
+        evaluate_rasters(p, empty, tmp_path / "m5" / "m.json")
 
 
 def test_a_south_up_prediction_is_scored_against_its_north_up_reference(tmp_path: Path) -> None:
