@@ -943,19 +943,21 @@ def _building_burner(path: Path, grid: Grid, role: str = "buildings", layer_name
 
 
 def _other_classes(layer: Any, what: str) -> str | None:
-    """A layer of objects whose ``class`` field (any case) names more than buildings: every polygon of it is scored as
-    a building (a land-cover layer given as --buildings: 8 reference objects, 4 of them water and vegetation, unsaid;
-    QA). Said with the values and how to keep the buildings alone."""
-    field = next((c for c in layer.columns if str(c).lower() == "class"), None)
-    if field is None:
-        return None
-    values = sorted({str(v) for v in layer[field].dropna()})
-    others = [v for v in values if v.strip().lower() not in ("building", "buildings", "1")]
-    if len(values) < 2 or not others:
+    """A layer of objects whose ``class`` field, or ``class_name`` (``rsmamba vectorize``'s: its polygons of every class
+    given as --footprints scored the background's as a predicted building; QA), any case, names more than buildings:
+    every polygon of it is scored as a building (a land-cover layer given as --buildings: 8 reference objects, 4 of
+    them water and vegetation, unsaid; QA). Said with the values and how to keep the buildings alone."""
+    for field in (c for name in ("class", "class_name") for c in layer.columns if str(c).lower() == name):
+        values = sorted({str(v) for v in layer[field].dropna()})
+        others = [v for v in values if v.strip().lower() not in ("building", "buildings", "1")]
+        if len(values) >= 2 and others:
+            break
+    else:
         return None
     shown = ", ".join(repr(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
     return (f"{what}: its field {field!r} holds {len(values)} values ({shown}), and every polygon of the layer counts "
-            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = 'building'\" buildings.gpkg ...)")
+            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = 'building'\" buildings.gpkg ...)"
+            + ("; 'rsmamba vectorize --classes building' writes them alone" if str(field).lower() == "class_name" else ""))
 
 
 class _BuildingCounts:
