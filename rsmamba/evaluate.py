@@ -255,12 +255,15 @@ def _palette_warnings(reference: Path, table: list[ClassInfo], held: Any, role: 
     return [message]
 
 
-def _name_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str = "reference") -> list[str]:
+def _name_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str = "reference",
+                   guessed: bool = False) -> list[str]:
     """A reference raster that declares its own class table (a ``class_names`` or ``CLASSES`` tag: another model's
     map, an exported label raster) naming the ids it ``held`` otherwise than the prediction's table (its 0 building,
     the prediction's 0 water) is coded otherwise: scored id by id, every number of those classes was another class's,
     unsaid (QA). Warned (logged and kept in the metrics), as a palette that differs is; a tag that is no table is
-    left alone (the reference is read by its ids)."""
+    left alone (the reference is read by its ids). ``guessed``: ``table`` is the ISPRS table a prediction without
+    one is read with, whose names the scores then carry (a reference naming 0 background had it scored as
+    impervious)."""
     with rasterio.open(reference) as src:
         try:
             theirs = declared_classes(src)
@@ -277,16 +280,23 @@ def _name_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str
     if not differ:
         return []
 
+    owner = "ISPRS" if guessed else "the prediction's"
+
     def said(c: ClassInfo, name: str) -> str:
         other = by_name.get(name_key(name))
-        return (f"{c.id} named {name}" + (f" (the prediction's {other.id})" if other else "")
-                + f", not {c.name}")
+        return f"{c.id} named {name}" + (f" ({owner} {other.id})" if other else "") + f", not {c.name}"
 
-    message = (f"{role} {reference}: its class table names {len(differ)} of the prediction's class ids otherwise "
-               f"({'; '.join(said(c, name) for c, name in differ[:3])}{'; ...' if len(differ) > 3 else ''}): "
-               "the ids are scored as the prediction's classes, so if they are other classes these scores are "
-               "wrong; recode it to the prediction's ids (e.g. gdal_calc.py), or disregard this if only the names "
-               "differ")
+    shown = f"{'; '.join(said(c, name) for c, name in differ[:3])}{'; ...' if len(differ) > 3 else ''}"
+    if guessed:
+        message = (f"{role} {reference}: its class table names {len(differ)} of the class ids otherwise than the ISPRS "
+                   f"table the prediction, which declares none, is read with ({shown}): the scores carry the ISPRS "
+                   "names; give the prediction its classes (a class_names tag, e.g. gdal_edit.py -mo "
+                   "'class_names=[\"background\", \"building\"]') to score under them")
+    else:
+        message = (f"{role} {reference}: its class table names {len(differ)} of the prediction's class ids otherwise "
+                   f"({shown}): the ids are scored as the prediction's classes, so if they are other classes these "
+                   "scores are wrong; recode it to the prediction's ids (e.g. gdal_calc.py), or disregard this if "
+                   "only the names differ")
     log.warning(message)
     return [message]
 
@@ -1390,8 +1400,8 @@ def evaluate_rasters(
         if message:
             log.warning(message)
             reference_warnings.append(message)
-    if table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
-        reference_warnings += _name_warnings(reference, list(table), held)
+    if not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+        reference_warnings += _name_warnings(reference, list(table or ISPRS_CLASSES), held, guessed=not table)
     elif landcover and layout is None:  # each date's land cover, by its own ids
         for role, path, ids in zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_held):
             if path.suffix.lower() not in VECTOR_SUFFIXES:

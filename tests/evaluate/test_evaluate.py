@@ -973,6 +973,12 @@ def test_a_reference_whose_class_table_names_the_ids_otherwise_is_warned_about(t
     assert len(warned) == 1 and ("its class table names 2 of the prediction's class ids otherwise (0 named building "
                                  "(the prediction's 1), not water; 1 named water (the prediction's 0), not "
                                  "building)") in warned[0]
+    # a prediction without a table is read with the ISPRS one, whose names the scores then carry: said too
+    bare = write_raster(tmp_path / "bare.tif", labels)
+    warned = evaluate_rasters(bare, swapped, tmp_path / "bare.json")["warnings"]
+    assert len(warned) == 1 and ("its class table names 3 of the class ids otherwise than the ISPRS table the "
+                                 "prediction, which declares none, is read with (0 named building (ISPRS 1), not "
+                                 "impervious; 1 named water, not building; 2 named grass, not low_vegetation)") in warned[0]
 
 
 def test_a_float_reference_is_read_as_tile_reads_float_labels(tmp_path: Path) -> None:
