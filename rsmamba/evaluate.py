@@ -1347,12 +1347,29 @@ def evaluate_rasters(
         semantic["score"] = scd_score(semantic)
     if change and tally.ref_top > 1:
         raise InputError(_change_against_classes(prediction, reference, f"holds class ids up to {tally.ref_top}"))
+    change_reference = None
+    if not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+        with rasterio.open(reference) as src:
+            change_reference = is_change_raster(src)
+    top = max(tally.pred_ids, default=0)
+    if change_reference and top > 1:  # a land-cover map scored against 0/1 change: mIoU 0.08, exit 0 (QA)
+        raise InputError(f"reference {reference} is a change raster (band 1: 0/1 change) but prediction {prediction} "
+                         f"holds class ids up to {top}; score a change raster ('rsmamba change' output) against it, "
+                         "or the class raster against land-cover labels")
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
                           *(_nodata_warnings(reference, "reference", classes, exclude)
                             if layout is None and not landcover else [])]
     if layout is None and landcover:  # each date's land cover, against the land-cover table
         for role, path in zip(SEMANTIC_ROLES, (reference, Path(reference_t2))):
             reference_warnings += _nodata_warnings(path, role, landcover, None)
+    if change_reference:  # a 0/1 map of another tool, its band 1 not described 'change': scored as its classes 0, 1
+        named = {c.id: c.name for c in classes}
+        message = (f"reference {reference} is a change raster (band 1 described 'change') and prediction {prediction} "
+                   f"is not: its 0/1 are scored as the classes 0 ({named.get(0, '0')}) and 1 ({named.get(1, '1')}); a "
+                   "change map is scored in change terms with its band 1 described 'change', as 'rsmamba change' "
+                   "writes it")
+        log.warning(message)
+        reference_warnings.append(message)
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
                    "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "

@@ -202,6 +202,13 @@ def test_a_change_raster_is_scored_against_change_never_against_classes(tmp_path
     truth = write_raster(tmp_path / "truth.tif", change)
     result = evaluate_rasters(pred, truth, tmp_path / "ok" / "m.json")
     assert list(result["per_class"]) == ["no_change", "change"] and result["miou"] == 1.0
+    # the other way round: a class map against a change reference scored mIoU 0.08 as impervious/building (QA)
+    with pytest.raises(InputError, match=r"^reference .*change.tif is a change raster \(band 1: 0/1 change\) but "
+                                         r"prediction .*classes.tif holds class ids up to 5; score a change raster"):
+        evaluate_rasters(classes, pred, tmp_path / "rev" / "m.json")
+    binary = evaluate_rasters(truth, pred, tmp_path / "bin" / "m.json")  # a 0/1 map of another tool: scored, said
+    assert binary["miou"] == 1.0 and "its 0/1 are scored as the classes 0 (impervious) and 1 (building)" in \
+        binary["warnings"][0]
 
 
 def test_a_reference_nodata_that_is_a_class_is_said_in_the_metrics(tmp_path: Path) -> None:
