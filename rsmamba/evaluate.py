@@ -871,6 +871,9 @@ def _read_layer(path: Path, role: str, layer: str | None = None, choose: str = "
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
+        if not _unreadable({role: path}):  # a raster (synth's instances_t1.tif): said as one, not as unreadable
+            raise InputError(f"{role} {path}: a raster, not a vector layer; give the buildings as polygons (e.g. "
+                             f"gdal_polygonize.py of an instance raster, or 'rsmamba vectorize')") from None
         raise InputError(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})") from exc
 
 

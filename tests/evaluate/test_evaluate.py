@@ -273,6 +273,9 @@ def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: P
     with pytest.raises(InputError, match="buildings .*not.gpkg: not a readable vector layer"):
         evaluate_rasters(p, multi, tmp_path / "m4" / "m.json", reference_layer="buildings",
                          buildings=tmp_path / "not.gpkg")
+    with pytest.raises(InputError, match=r"^buildings .*p.tif: a raster, not a vector layer; give the buildings as "
+                                         r"polygons"):  # (synth's instances_t1.tif: 'not recognized as ...'; QA)
+        evaluate_rasters(p, multi, tmp_path / "m6" / "m.json", reference_layer="buildings", buildings=p)
     empty = tmp_path / "empty.geojson"  # an empty GeoJSON has no fields: it was said to lack 'class' (QA)
     empty.write_text('{"type": "FeatureCollection", "features": []}')
     with pytest.raises(InputError, match=r"^reference .*empty.geojson: the layer has no features with a geometry$"):
