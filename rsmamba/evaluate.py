@@ -1060,12 +1060,17 @@ def _write_png(tmp: Path, rgb: np.ndarray) -> None:
             (tmp.parent / (tmp.name + ".aux.xml")).unlink()
 
 
+CONFUSION_PNG_SIDE = 2048  # px: the confusion PNG's cells shrink to fit (ids up to 254 drew 6120 px, 2.2 GB resident)
+
+
 def _confusion_png(hist: np.ndarray, cell: int = 24) -> np.ndarray:
-    """Row-normalised confusion matrix as a white-to-blue heat map (rows: reference, columns: prediction)."""
+    """Row-normalised confusion matrix as a white-to-blue heat map (rows: reference, columns: prediction), ``cell`` px
+    a class, fewer where that would pass :data:`CONFUSION_PNG_SIDE`; coloured per cell, then enlarged as uint8."""
     rows = hist.sum(1, keepdims=True)
     share = np.divide(hist, rows, out=np.zeros(hist.shape, float), where=rows > 0)
-    img = np.kron(share, np.ones((cell, cell)))
-    rgb = np.stack([255 * (1 - img), 255 * (1 - img), 255 * (1 - 0.3 * img)]).astype(np.uint8)
+    cell = max(2, min(cell, CONFUSION_PNG_SIDE // max(hist.shape[0], 1)))
+    rgb = np.stack([255 * (1 - share), 255 * (1 - share), 255 * (1 - 0.3 * share)]).astype(np.uint8)
+    rgb = rgb.repeat(cell, axis=1).repeat(cell, axis=2)
     rgb[:, ::cell, :] = 128
     rgb[:, :, ::cell] = 128
     return rgb

@@ -991,6 +991,25 @@ def test_a_reference_whose_class_table_names_the_ids_otherwise_is_warned_about(t
                                  "impervious; 1 named water, not building; 2 named grass, not low_vegetation)") in warned[0]
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # (the PNGs read back)
+def test_the_confusion_png_of_ids_up_to_254_stays_small(tmp_path: Path) -> None:
+    """Ids up to 254 (a prediction without a table, 254 its undeclared fill) drew a 6120 px confusion PNG through
+    float64 temporaries: 2.2 GB resident for a 349 x 352 pair (QA). Its cells shrink to fit 2048 px; a table's
+    few classes keep their 24 px cells."""
+    import rasterio
+
+    labels = np.random.default_rng(6).integers(0, 4, (12, 12)).astype(np.uint8)
+    filled = labels.copy()
+    filled[:, :2] = 254
+    evaluate_rasters(write_raster(tmp_path / "p.tif", filled), write_raster(tmp_path / "r.tif", labels),
+                     tmp_path / "m.json")
+    with rasterio.open(tmp_path / "m_confusion.png") as png:
+        assert (png.width, png.height) == (255 * 8, 255 * 8)
+    evaluate_rasters(write_raster(tmp_path / "q.tif", labels), tmp_path / "r.tif", tmp_path / "few.json")
+    with rasterio.open(tmp_path / "few_confusion.png") as png:
+        assert (png.width, png.height) == (6 * 24, 6 * 24)
+
+
 def test_a_float_reference_is_read_as_tile_reads_float_labels(tmp_path: Path) -> None:
     """A float32 reference of whole ids with NaN for no label (tile trains on it) was refused as 'an image?', with
     advice for a prediction. It scores as its integer copy; a fractional id is refused in words for a reference."""
