@@ -1459,6 +1459,21 @@ def evaluate_rasters(
         log.warning(message)
         reference_warnings.append(message)
     hist = tally.hist[:num_classes, :num_classes]
+    if not table:  # ISPRS ids, open-ended: an id past them in one map alone is likely a fill value, not a class
+        lone = sorted((tally.pred_ids ^ held) - {c.id for c in ISPRS_CLASSES})
+        if lone:  # (an undeclared fill 254 of the prediction scored as class_254: mIoU 0.54 for 0.73, unsaid; QA)
+            def said(i: int) -> str:
+                return f"{i}: {int(hist[:, i].sum()):,} px of the prediction, {int(hist[i].sum()):,} of the reference"
+
+            holder = prediction if hist[:, lone[0]].sum() else reference
+            declare = ("" if holder.suffix.lower() in VECTOR_SUFFIXES else
+                       f"if one marks no data, declare it (gdal_edit.py -a_nodata {lone[0]} {shell_word(str(holder))}), or ")
+            message = (f"prediction {prediction}: no class table, and ids past the ISPRS classes that only one of the "
+                       f"two maps holds ({'; '.join(said(i) for i in lone[:4])}{'; ...' if len(lone) > 4 else ''}) are "
+                       f"scored as classes of their own (class_ID), each pulling the means down; {declare}give the "
+                       "prediction its class table")
+            log.warning(message)
+            reference_warnings.append(message)
     scores = segmentation_scores(hist, [c.name for c in classes], exclude)
     result: dict[str, Any] = {
         "prediction": str(prediction), "reference": str(reference),

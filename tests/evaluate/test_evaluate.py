@@ -992,7 +992,7 @@ def test_a_reference_whose_class_table_names_the_ids_otherwise_is_warned_about(t
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # (the PNGs read back)
-def test_the_confusion_png_of_ids_up_to_254_stays_small(tmp_path: Path) -> None:
+def test_ids_up_to_254_keep_the_confusion_png_small_and_a_lone_fill_id_is_said(tmp_path: Path) -> None:
     """Ids up to 254 (a prediction without a table, 254 its undeclared fill) drew a 6120 px confusion PNG through
     float64 temporaries: 2.2 GB resident for a 349 x 352 pair (QA). Its cells shrink to fit 2048 px; a table's
     few classes keep their 24 px cells."""
@@ -1005,9 +1005,16 @@ def test_the_confusion_png_of_ids_up_to_254_stays_small(tmp_path: Path) -> None:
                      tmp_path / "m.json")
     with rasterio.open(tmp_path / "m_confusion.png") as png:
         assert (png.width, png.height) == (255 * 8, 255 * 8)
-    evaluate_rasters(write_raster(tmp_path / "q.tif", labels), tmp_path / "r.tif", tmp_path / "few.json")
+    few = evaluate_rasters(write_raster(tmp_path / "q.tif", labels), tmp_path / "r.tif", tmp_path / "few.json")
     with rasterio.open(tmp_path / "few_confusion.png") as png:
         assert (png.width, png.height) == (6 * 24, 6 * 24)
+    # that 254, an id past the ISPRS classes in the prediction alone, was scored as class_254 without a word (QA)
+    warned = json.loads((tmp_path / "m.json").read_text())["warnings"]
+    assert len(warned) == 1 and ("no class table, and ids past the ISPRS classes that only one of the two maps holds "
+                                 "(254: 24 px of the prediction, 0 of the reference) are scored as classes of their "
+                                 f"own (class_ID), each pulling the means down; if one marks no data, declare it "
+                                 f"(gdal_edit.py -a_nodata 254 {tmp_path / 'p.tif'})") in warned[0]
+    assert "warnings" not in few
 
 
 def test_a_float_reference_is_read_as_tile_reads_float_labels(tmp_path: Path) -> None:
