@@ -255,6 +255,52 @@ def _palette_warnings(reference: Path, table: list[ClassInfo], held: Any, role: 
     return [message]
 
 
+def _name_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str = "reference",
+                   guessed: bool = False) -> list[str]:
+    """A reference raster that declares its own class table (a ``class_names`` or ``CLASSES`` tag: another model's
+    map, an exported label raster) naming the ids it ``held`` otherwise than the prediction's table (its 0 building,
+    the prediction's 0 water) is coded otherwise: scored id by id, every number of those classes was another class's,
+    unsaid (QA). Warned (logged and kept in the metrics), as a palette that differs is; a tag that is no table is
+    left alone (the reference is read by its ids). ``guessed``: ``table`` is the ISPRS table a prediction without
+    one is read with, whose names the scores then carry (a reference naming 0 background had it scored as
+    impervious)."""
+    with rasterio.open(reference) as src:
+        try:
+            theirs = declared_classes(src)
+        except InputError:
+            return []
+    if not theirs:
+        return []
+    from rsmamba.classes import name_key
+
+    ours = {c.id: c for c in table if not c.filler}
+    by_name = {name_key(c.name): c for c in ours.values()}
+    differ = [(ours[c.id], c.name) for c in theirs if c.id in held and c.id in ours
+              and name_key(c.name) != name_key(ours[c.id].name)]
+    if not differ:
+        return []
+
+    owner = "ISPRS" if guessed else "the prediction's"
+
+    def said(c: ClassInfo, name: str) -> str:
+        other = by_name.get(name_key(name))
+        return f"{c.id} named {name}" + (f" ({owner} {other.id})" if other else "") + f", not {c.name}"
+
+    shown = f"{'; '.join(said(c, name) for c, name in differ[:3])}{'; ...' if len(differ) > 3 else ''}"
+    if guessed:
+        message = (f"{role} {reference}: its class table names {len(differ)} of the class ids otherwise than the ISPRS "
+                   f"table the prediction, which declares none, is read with ({shown}): the scores carry the ISPRS "
+                   "names; give the prediction its classes (a class_names tag, e.g. gdal_edit.py -mo "
+                   "'class_names=[\"background\", \"building\"]') to score under them")
+    else:
+        message = (f"{role} {reference}: its class table names {len(differ)} of the prediction's class ids otherwise "
+                   f"({shown}): the ids are scored as the prediction's classes, so if they are other classes these "
+                   "scores are wrong; recode it to the prediction's ids (e.g. gdal_calc.py), or disregard this if "
+                   "only the names differ")
+    log.warning(message)
+    return [message]
+
+
 def _check_layout_table(prediction: Path, layout: str, classes: list[ClassInfo]) -> None:
     """``--layout`` reads the reference with the layout's class table: a prediction that declares another
     (a LoveDA map scored as ISPRS, its background as impervious) is refused, not scored under those names."""
@@ -382,6 +428,10 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
     if problem:
         raise InputError(problem)
     layer = _read_layer(ref_path, "reference", layer_name, "--reference-layer NAME")
+    # (before its fields: an empty layer, whose GeoJSON has none, was said to lack the class field, 'use --class-field')
+    layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
+    if len(layer) == 0:
+        raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
     if burn is not None:
         layer = layer.assign(__burn__=burn)
         class_field = "__burn__"
@@ -391,9 +441,6 @@ def _vector_reader(ref_path: Path, grid: Grid, class_field: str, burn: int | Non
                          "use --class-field")
     if layer.crs is None:
         raise InputError(f"{ref_path}: layer has no CRS")
-    layer = layer[~(layer.geometry.isna() | layer.geometry.is_empty)]
-    if len(layer) == 0:
-        raise InputError(f"reference {ref_path}: the layer has no features with a geometry")
     layer = _areas_only(layer, f"reference {ref_path}", notes, objects=False)
     if class_names is not None:  # names (building, road): the prediction's class table's ids
         ids, unknown = class_ids_of_names(layer[class_field], class_names)
@@ -561,7 +608,10 @@ def _semantic_block(bands: np.ndarray, valid: np.ndarray, ref1: RefBlock, ref2: 
     v, c = scored[core] & valid & (pred_change <= 1), changed[core]
     for i, (arr, ok) in enumerate(((r1[core], c), (r2[core], c), (from_class, pred_change == 1),
                                    (to_class, pred_change == 1))):
-        top = int(arr[v & ok & (arr != IGNORE_INDEX)].max(initial=0))  # 255: of no class, left out
+        # a reference's 255: of no class, left out; a predicted change's 255 (its bands' nodata, where band 1 is
+        # valid and changed) is no land cover and refused as any id past the table: it dropped out of that date's
+        # counts unsaid, SeK 0.42 read 0.38 (QA)
+        top = int(arr[v & ok & ((arr != IGNORE_INDEX) | (i >= 2))].max(initial=0))
         tally.semantic_tops[i] = max(tally.semantic_tops[i], top)
     v = v if kept is None else v & kept
     hist = semantic_change_hist_7class(from_class[v], to_class[v], pred_change[v], r1[core][v], r2[core][v], c[v],
@@ -821,6 +871,9 @@ def _read_layer(path: Path, role: str, layer: str | None = None, choose: str = "
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader error is an input problem
+        if not _unreadable({role: path}):  # a raster (synth's instances_t1.tif): said as one, not as unreadable
+            raise InputError(f"{role} {path}: a raster, not a vector layer; give the buildings as polygons (e.g. "
+                             f"gdal_polygonize.py of an instance raster, or 'rsmamba vectorize')") from None
         raise InputError(f"{role} {path}: not a readable vector layer ({str(exc).splitlines()[0]})") from exc
 
 
@@ -903,19 +956,21 @@ def _building_burner(path: Path, grid: Grid, role: str = "buildings", layer_name
 
 
 def _other_classes(layer: Any, what: str) -> str | None:
-    """A layer of objects whose ``class`` field (any case) names more than buildings: every polygon of it is scored as
-    a building (a land-cover layer given as --buildings: 8 reference objects, 4 of them water and vegetation, unsaid;
-    QA). Said with the values and how to keep the buildings alone."""
-    field = next((c for c in layer.columns if str(c).lower() == "class"), None)
-    if field is None:
-        return None
-    values = sorted({str(v) for v in layer[field].dropna()})
-    others = [v for v in values if v.strip().lower() not in ("building", "buildings", "1")]
-    if len(values) < 2 or not others:
+    """A layer of objects whose ``class`` field, or ``class_name`` (``rsmamba vectorize``'s: its polygons of every class
+    given as --footprints scored the background's as a predicted building; QA), any case, names more than buildings:
+    every polygon of it is scored as a building (a land-cover layer given as --buildings: 8 reference objects, 4 of
+    them water and vegetation, unsaid; QA). Said with the values and how to keep the buildings alone."""
+    for field in (c for name in ("class", "class_name") for c in layer.columns if str(c).lower() == name):
+        values = sorted({str(v) for v in layer[field].dropna()})
+        others = [v for v in values if v.strip().lower() not in ("building", "buildings", "1")]
+        if len(values) >= 2 and others:
+            break
+    else:
         return None
     shown = ", ".join(repr(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
     return (f"{what}: its field {field!r} holds {len(values)} values ({shown}), and every polygon of the layer counts "
-            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = 'building'\" buildings.gpkg ...)")
+            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = 'building'\" buildings.gpkg ...)"
+            + ("; 'rsmamba vectorize --classes building' writes them alone" if str(field).lower() == "class_name" else ""))
 
 
 class _BuildingCounts:
@@ -1005,12 +1060,17 @@ def _write_png(tmp: Path, rgb: np.ndarray) -> None:
             (tmp.parent / (tmp.name + ".aux.xml")).unlink()
 
 
+CONFUSION_PNG_SIDE = 2048  # px: the confusion PNG's cells shrink to fit (ids up to 254 drew 6120 px, 2.2 GB resident)
+
+
 def _confusion_png(hist: np.ndarray, cell: int = 24) -> np.ndarray:
-    """Row-normalised confusion matrix as a white-to-blue heat map (rows: reference, columns: prediction)."""
+    """Row-normalised confusion matrix as a white-to-blue heat map (rows: reference, columns: prediction), ``cell`` px
+    a class, fewer where that would pass :data:`CONFUSION_PNG_SIDE`; coloured per cell, then enlarged as uint8."""
     rows = hist.sum(1, keepdims=True)
     share = np.divide(hist, rows, out=np.zeros(hist.shape, float), where=rows > 0)
-    img = np.kron(share, np.ones((cell, cell)))
-    rgb = np.stack([255 * (1 - img), 255 * (1 - img), 255 * (1 - 0.3 * img)]).astype(np.uint8)
+    cell = max(2, min(cell, CONFUSION_PNG_SIDE // max(hist.shape[0], 1)))
+    rgb = np.stack([255 * (1 - share), 255 * (1 - share), 255 * (1 - 0.3 * share)]).astype(np.uint8)
+    rgb = rgb.repeat(cell, axis=1).repeat(cell, axis=2)
     rgb[:, ::cell, :] = 128
     rgb[:, :, ::cell] = 128
     return rgb
@@ -1295,12 +1355,29 @@ def evaluate_rasters(
         semantic["score"] = scd_score(semantic)
     if change and tally.ref_top > 1:
         raise InputError(_change_against_classes(prediction, reference, f"holds class ids up to {tally.ref_top}"))
+    change_reference = None
+    if not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+        with rasterio.open(reference) as src:
+            change_reference = is_change_raster(src)
+    top = max(tally.pred_ids, default=0)
+    if change_reference and top > 1:  # a land-cover map scored against 0/1 change: mIoU 0.08, exit 0 (QA)
+        raise InputError(f"reference {reference} is a change raster (band 1: 0/1 change) but prediction {prediction} "
+                         f"holds class ids up to {top}; score a change raster ('rsmamba change' output) against it, "
+                         "or the class raster against land-cover labels")
     reference_warnings = [*reference_notes, *_nodata_warnings(prediction, "prediction", classes, exclude),
                           *(_nodata_warnings(reference, "reference", classes, exclude)
                             if layout is None and not landcover else [])]
     if layout is None and landcover:  # each date's land cover, against the land-cover table
         for role, path in zip(SEMANTIC_ROLES, (reference, Path(reference_t2))):
             reference_warnings += _nodata_warnings(path, role, landcover, None)
+    if change_reference:  # a 0/1 map of another tool, its band 1 not described 'change': scored as its classes 0, 1
+        named = {c.id: c.name for c in classes}
+        message = (f"reference {reference} is a change raster (band 1 described 'change') and prediction {prediction} "
+                   f"is not: its 0/1 are scored as the classes 0 ({named.get(0, '0')}) and 1 ({named.get(1, '1')}); a "
+                   "change map is scored in change terms with its band 1 described 'change', as 'rsmamba change' "
+                   "writes it")
+        log.warning(message)
+        reference_warnings.append(message)
     if layout in ("second", "landsat-scd") and semantic is None:
         message = (f"reference {reference}: {layout} labels land cover only where it changed, so only those pixels "
                    "are scored; for the benchmark's SeK, Fscd and mIoU score 'change --semantic' output with "
@@ -1348,6 +1425,12 @@ def evaluate_rasters(
         if message:
             log.warning(message)
             reference_warnings.append(message)
+    if not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES:
+        reference_warnings += _name_warnings(reference, list(table or ISPRS_CLASSES), held, guessed=not table)
+    elif landcover and layout is None:  # each date's land cover, by its own ids
+        for role, path, ids in zip(SEMANTIC_ROLES, (reference, Path(reference_t2)), tally.landcover_held):
+            if path.suffix.lower() not in VECTOR_SUFFIXES:
+                reference_warnings += _name_warnings(path, landcover, ids, role)
     if (table and not change and layout is None and reference.suffix.lower() not in VECTOR_SUFFIXES
             and _declares_colours(prediction)):
         reference_warnings += _palette_warnings(reference, list(table), held)
@@ -1376,6 +1459,21 @@ def evaluate_rasters(
         log.warning(message)
         reference_warnings.append(message)
     hist = tally.hist[:num_classes, :num_classes]
+    if not table:  # ISPRS ids, open-ended: an id past them in one map alone is likely a fill value, not a class
+        lone = sorted((tally.pred_ids ^ held) - {c.id for c in ISPRS_CLASSES})
+        if lone:  # (an undeclared fill 254 of the prediction scored as class_254: mIoU 0.54 for 0.73, unsaid; QA)
+            def said(i: int) -> str:
+                return f"{i}: {int(hist[:, i].sum()):,} px of the prediction, {int(hist[i].sum()):,} of the reference"
+
+            holder = prediction if hist[:, lone[0]].sum() else reference
+            declare = ("" if holder.suffix.lower() in VECTOR_SUFFIXES else
+                       f"if one marks no data, declare it (gdal_edit.py -a_nodata {lone[0]} {shell_word(str(holder))}), or ")
+            message = (f"prediction {prediction}: no class table, and ids past the ISPRS classes that only one of the "
+                       f"two maps holds ({'; '.join(said(i) for i in lone[:4])}{'; ...' if len(lone) > 4 else ''}) are "
+                       f"scored as classes of their own (class_ID), each pulling the means down; {declare}give the "
+                       "prediction its class table")
+            log.warning(message)
+            reference_warnings.append(message)
     scores = segmentation_scores(hist, [c.name for c in classes], exclude)
     result: dict[str, Any] = {
         "prediction": str(prediction), "reference": str(reference),

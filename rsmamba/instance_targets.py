@@ -33,6 +33,7 @@ from rsmamba.raster.windows import raster_extent, window_extent
 
 CHANNELS = ("interior", "border", "contact")
 TARGET_IGNORE = 255
+UNKNOWN = -1  # the id of an instance raster's pixels of no data: no building, and their targets not trained on
 
 
 def targets_from_ids(ids: np.ndarray, border_px: int = 2, contact_px: int = 3) -> np.ndarray:
@@ -96,7 +97,8 @@ class FootprintIds:
             self._src = src
 
     def read(self, window: Window) -> np.ndarray:
-        """int64 ids of ``window`` (which may reach outside the raster: 0 there)."""
+        """int64 ids of ``window`` (which may reach outside the raster: 0 there); :data:`UNKNOWN` where an instance
+        raster has no data (its nodata or mask: a uint16 collar of 65535 was one building, trained as interior)."""
         h, w = int(window.height), int(window.width)
         if self._src is not None:  # the part inside the raster, zero-padded (no boundless VRT read)
             out = np.zeros((h, w), np.int64)
@@ -104,7 +106,10 @@ class FootprintIds:
             r1, c1 = max(r0, 0), max(c0, 0)
             r2, c2 = min(r0 + h, self.height), min(c0 + w, self.width)
             if r2 > r1 and c2 > c1:
-                out[r1 - r0:r2 - r0, c1 - c0:c2 - c0] = self._src.read(1, window=Window(c1, r1, c2 - c1, r2 - r1))
+                inside = Window(c1, r1, c2 - c1, r2 - r1)
+                ids = self._src.read(1, window=inside).astype(np.int64)
+                ids[self._src.read_masks(1, window=inside) == 0] = UNKNOWN
+                out[r1 - r0:r2 - r0, c1 - c0:c2 - c0] = ids
             return out
         import shapely
 
@@ -134,7 +139,9 @@ class TargetReader:
     def __call__(self, window: Window) -> np.ndarray:
         m = self.margin
         padded = Window(window.col_off - m, window.row_off - m, window.width + 2 * m, window.height + 2 * m)
-        t = targets_from_ids(self.ids.read(padded), self.border_px, self.contact_px)
+        ids = self.ids.read(padded)
+        t = targets_from_ids(ids, self.border_px, self.contact_px)
+        t[:, ids == UNKNOWN] = TARGET_IGNORE  # (a building beside them has its border there, as at the raster's edge)
         return t[:, m:m + int(window.height), m:m + int(window.width)]
 
     def describe(self) -> dict:

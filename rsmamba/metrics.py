@@ -128,7 +128,7 @@ def segmentation_scores(
         "mf1": float(f1[in_mean].mean()) if in_mean.any() else None,
         "oa": float(np.trace(hist) / total) if total else 0.0,
         "kappa": kappa_or_none(hist),
-        "excluded_from_means": [names[i] for i in exclude if i < n],
+        "excluded_from_means": [names[i] for i in dict.fromkeys(exclude) if i < n],  # each once ('--exclude 1,1')
         "per_class": per_class,
         "pixels": int(total),
     }

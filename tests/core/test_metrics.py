@@ -64,6 +64,8 @@ def test_exclusion_keeps_oa_but_changes_means() -> None:
     assert s_ex["oa"] == s_all["oa"] == pytest.approx(10 / 16)
     assert s_ex["miou"] == pytest.approx((5 / 8 + 5 / 8) / 2)
     assert s_all["miou"] == pytest.approx((5 / 8 + 5 / 8 + 0) / 3)
+    # a class given twice ('evaluate --exclude 2,2') is left out once: it was said twice, 'means without 2, 2' (QA)
+    assert segmentation_scores(hist, exclude=[2, 2])["excluded_from_means"] == ["2"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

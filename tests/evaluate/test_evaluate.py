@@ -202,6 +202,13 @@ def test_a_change_raster_is_scored_against_change_never_against_classes(tmp_path
     truth = write_raster(tmp_path / "truth.tif", change)
     result = evaluate_rasters(pred, truth, tmp_path / "ok" / "m.json")
     assert list(result["per_class"]) == ["no_change", "change"] and result["miou"] == 1.0
+    # the other way round: a class map against a change reference scored mIoU 0.08 as impervious/building (QA)
+    with pytest.raises(InputError, match=r"^reference .*change.tif is a change raster \(band 1: 0/1 change\) but "
+                                         r"prediction .*classes.tif holds class ids up to 5; score a change raster"):
+        evaluate_rasters(classes, pred, tmp_path / "rev" / "m.json")
+    binary = evaluate_rasters(truth, pred, tmp_path / "bin" / "m.json")  # a 0/1 map of another tool: scored, said
+    assert binary["miou"] == 1.0 and "its 0/1 are scored as the classes 0 (impervious) and 1 (building)" in \
+        binary["warnings"][0]
 
 
 def test_a_reference_nodata_that_is_a_class_is_said_in_the_metrics(tmp_path: Path) -> None:
@@ -266,6 +273,13 @@ def test_vector_references_are_checked_like_tile_checks_label_layers(tmp_path: P
     with pytest.raises(InputError, match="buildings .*not.gpkg: not a readable vector layer"):
         evaluate_rasters(p, multi, tmp_path / "m4" / "m.json", reference_layer="buildings",
                          buildings=tmp_path / "not.gpkg")
+    with pytest.raises(InputError, match=r"^buildings .*p.tif: a raster, not a vector layer; give the buildings as "
+                                         r"polygons"):  # (synth's instances_t1.tif: 'not recognized as ...'; QA)
+        evaluate_rasters(p, multi, tmp_path / "m6" / "m.json", reference_layer="buildings", buildings=p)
+    empty = tmp_path / "empty.geojson"  # an empty GeoJSON has no fields: it was said to lack 'class' (QA)
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match=r"^reference .*empty.geojson: the layer has no features with a geometry$"):
+        evaluate_rasters(p, empty, tmp_path / "m5" / "m.json")
 
 
 def test_a_south_up_prediction_is_scored_against_its_north_up_reference(tmp_path: Path) -> None:
@@ -945,6 +959,62 @@ def test_a_reference_whose_palette_paints_the_ids_otherwise_is_warned_about(tmp_
                                  "(the prediction's 1 building), not impervious's (255, 255, 255); 1 as") in warned[0]
     out = capsys.readouterr()
     assert "1 warning above" in out.out and "recode it to the prediction's ids" in out.err
+
+
+def test_a_reference_whose_class_table_names_the_ids_otherwise_is_warned_about(tmp_path: Path) -> None:
+    """A reference raster that declares its classes (class_names: 0 building, 1 water) against a prediction whose
+    table says 0 water, 1 building was scored id by id without a word: its buildings counted as water (QA). Said in
+    the JSON's warnings, naming the prediction's id of each name; the same names (case aside) are silent."""
+    import rasterio
+
+    labels = np.random.default_rng(5).integers(0, 3, (20, 20)).astype(np.uint8)
+
+    def named(path: Path, names: list[str]) -> Path:
+        write_raster(path, labels)
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(class_names=json.dumps(names))
+        return path
+
+    p = named(tmp_path / "p.tif", ["water", "building", "grass"])
+    same = named(tmp_path / "same.tif", ["Water", "building", "grass"])
+    assert "warnings" not in evaluate_rasters(p, same, tmp_path / "same.json")
+    swapped = named(tmp_path / "swapped.tif", ["building", "water", "grass"])
+    warned = evaluate_rasters(p, swapped, tmp_path / "swapped.json")["warnings"]
+    assert len(warned) == 1 and ("its class table names 2 of the prediction's class ids otherwise (0 named building "
+                                 "(the prediction's 1), not water; 1 named water (the prediction's 0), not "
+                                 "building)") in warned[0]
+    # a prediction without a table is read with the ISPRS one, whose names the scores then carry: said too
+    bare = write_raster(tmp_path / "bare.tif", labels)
+    warned = evaluate_rasters(bare, swapped, tmp_path / "bare.json")["warnings"]
+    assert len(warned) == 1 and ("its class table names 3 of the class ids otherwise than the ISPRS table the "
+                                 "prediction, which declares none, is read with (0 named building (ISPRS 1), not "
+                                 "impervious; 1 named water, not building; 2 named grass, not low_vegetation)") in warned[0]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # (the PNGs read back)
+def test_ids_up_to_254_keep_the_confusion_png_small_and_a_lone_fill_id_is_said(tmp_path: Path) -> None:
+    """Ids up to 254 (a prediction without a table, 254 its undeclared fill) drew a 6120 px confusion PNG through
+    float64 temporaries: 2.2 GB resident for a 349 x 352 pair (QA). Its cells shrink to fit 2048 px; a table's
+    few classes keep their 24 px cells."""
+    import rasterio
+
+    labels = np.random.default_rng(6).integers(0, 4, (12, 12)).astype(np.uint8)
+    filled = labels.copy()
+    filled[:, :2] = 254
+    evaluate_rasters(write_raster(tmp_path / "p.tif", filled), write_raster(tmp_path / "r.tif", labels),
+                     tmp_path / "m.json")
+    with rasterio.open(tmp_path / "m_confusion.png") as png:
+        assert (png.width, png.height) == (255 * 8, 255 * 8)
+    few = evaluate_rasters(write_raster(tmp_path / "q.tif", labels), tmp_path / "r.tif", tmp_path / "few.json")
+    with rasterio.open(tmp_path / "few_confusion.png") as png:
+        assert (png.width, png.height) == (6 * 24, 6 * 24)
+    # that 254, an id past the ISPRS classes in the prediction alone, was scored as class_254 without a word (QA)
+    warned = json.loads((tmp_path / "m.json").read_text())["warnings"]
+    assert len(warned) == 1 and ("no class table, and ids past the ISPRS classes that only one of the two maps holds "
+                                 "(254: 24 px of the prediction, 0 of the reference) are scored as classes of their "
+                                 f"own (class_ID), each pulling the means down; if one marks no data, declare it "
+                                 f"(gdal_edit.py -a_nodata 254 {tmp_path / 'p.tif'})") in warned[0]
+    assert "warnings" not in few
 
 
 def test_a_float_reference_is_read_as_tile_reads_float_labels(tmp_path: Path) -> None:

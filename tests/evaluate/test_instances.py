@@ -83,3 +83,14 @@ def test_a_buildings_layer_of_several_classes_is_said_to_count_each_polygon(tmp_
         assert ("its field 'Class' holds 2 values ('building', 'water'), and every polygon of the layer counts as a "
                 "building" in err) is said, err
         assert json.loads((tmp_path / f"{layer}.json").read_text())["buildings"]["reference"] == len(boxes) - (not said)
+
+    # rsmamba vectorize's polygons of every class (class_name) given as --footprints: its background's polygon was
+    # scored as one more predicted building, unsaid (QA)
+    assert main(["vectorize", str(tmp_path / "pred.tif"), "-o", str(tmp_path / "all.gpkg")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "pred.tif"), str(tmp_path / "pred.tif"), "--buildings",
+                 str(tmp_path / "houses.gpkg"), "--footprints", str(tmp_path / "all.gpkg"), "-o",
+                 str(tmp_path / "all.json")]) == 0
+    assert ("footprints " + str(tmp_path / "all.gpkg") + ": its field 'class_name' holds 2 values ('building', "
+            "'impervious'), and every polygon of the layer counts as a building") in capsys.readouterr().err
+    assert json.loads((tmp_path / "all.json").read_text())["warnings"]

@@ -177,3 +177,19 @@ def test_the_summary_of_a_change_raster_is_in_change_terms_when_nothing_changed(
     line = capsys.readouterr().out
     assert line.startswith("change F1 n/a  IoU n/a  precision n/a  recall n/a  OA 1.0000") and "mIoU" not in \
         line.split("SCD mIoU")[0]
+
+
+def test_a_predicted_change_without_a_land_cover_class_is_refused_as_any_id_past_the_table(tmp_path: Path) -> None:
+    """A semantic change raster whose from_class holds 255 (its nodata) where band 1 says changed: those pixels
+    dropped out of date 1's counts without a word (SeK moved; QA). 255 is refused as an id past the table is."""
+    t1, t2, change = _scene(2)
+    refs = write_raster(tmp_path / "t1.tif", t1), write_raster(tmp_path / "t2.tif", t2)
+    good = evaluate_rasters(_semantic_raster(tmp_path / "c.tif", change, t1, t2), *refs[:1], tmp_path / "m.json",
+                            reference_t2=refs[1])
+    assert good["semantic_change"]["sek"] == pytest.approx(1.0)
+    holed = t1.copy()
+    holed[change == 1] = 255
+    with pytest.raises(InputError, match=r"band from_class holds land-cover id 255 where the class table has 6 "
+                                         r"classes \(0..5\)"):
+        evaluate_rasters(_semantic_raster(tmp_path / "h.tif", change, holed, t2), refs[0], tmp_path / "h.json",
+                         reference_t2=refs[1])

@@ -125,3 +125,25 @@ def test_an_instance_raster_off_the_grid_in_degrees_or_in_another_crs_is_refused
         path = write_raster(tmp_path / name, ids, crs=crs, transform=transform)
         with pytest.raises(InputError, match="must be on the image grid"):
             FootprintIds(path, crs="EPSG:4326", transform=grid, width=32, height=32)
+
+
+def test_an_instance_rasters_nodata_is_no_building_and_its_targets_are_not_trained_on(tmp_path) -> None:
+    """A uint16 instance raster with a nodata collar of 65535 (gdalwarp's fill) read the collar as one building:
+    interior and border targets over pixels of no data (QA). They are 255 there (not trained on), as off the image."""
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from rsmamba.instance_targets import TARGET_IGNORE, FootprintIds, TargetReader
+
+    ids = np.zeros((24, 24), np.uint16)
+    ids[4:12, 4:12] = 1
+    ids[:, 18:] = 65535
+    transform = from_origin(500000, 5000024, 1, 1)
+    path = tmp_path / "inst.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=24, height=24, count=1, dtype="uint16", crs="EPSG:32632",
+                       transform=transform, nodata=65535) as dst:
+        dst.write(ids, 1)
+    reader = TargetReader(FootprintIds(path, crs="EPSG:32632", transform=transform, width=24, height=24), 1, 2)
+    t = reader(Window(0, 0, 24, 24))
+    assert (t[:, :, 18:] == TARGET_IGNORE).all()
+    assert np.array_equal(t[:, :, :18], targets_from_ids(ids[:, :18].astype(np.int64), 1, 2))  # the house as before
