@@ -968,8 +968,12 @@ def _other_classes(layer: Any, what: str) -> str | None:
     else:
         return None
     shown = ", ".join(repr(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+    # a field of numbers is compared as one (class = 'building' matches none of 0..3: ogr2ogr wrote an empty layer)
+    import pandas as pd
+
+    value = "BUILDING_ID" if pd.api.types.is_numeric_dtype(layer[field]) else "'building'"
     return (f"{what}: its field {field!r} holds {len(values)} values ({shown}), and every polygon of the layer counts "
-            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = 'building'\" buildings.gpkg ...)"
+            f"as a building; keep the buildings alone (ogr2ogr -where \"{field} = {value}\" buildings.gpkg ...)"
             + ("; 'rsmamba vectorize --classes building' writes them alone" if str(field).lower() == "class_name" else ""))
 
 

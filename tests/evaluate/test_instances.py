@@ -83,6 +83,13 @@ def test_a_buildings_layer_of_several_classes_is_said_to_count_each_polygon(tmp_
         assert ("its field 'Class' holds 2 values ('building', 'water'), and every polygon of the layer counts as a "
                 "building" in err) is said, err
         assert json.loads((tmp_path / f"{layer}.json").read_text())["buildings"]["reference"] == len(boxes) - (not said)
+        if said:
+            assert "-where \"Class = 'building'\"" in err, err
+    # a field of numbers: the hint compares numbers (a quoted 'building' matched none of them)
+    gpd.GeoDataFrame({"class": [1, 1, 3]}, geometry=boxes, crs=CRS).to_file(tmp_path / "ids.gpkg")
+    assert main(["evaluate", str(tmp_path / "pred.tif"), str(tmp_path / "pred.tif"), "--buildings",
+                 str(tmp_path / "ids.gpkg"), "-o", str(tmp_path / "ids.json")]) == 0
+    assert "-where \"class = BUILDING_ID\"" in capsys.readouterr().err
 
     # rsmamba vectorize's polygons of every class (class_name) given as --footprints: its background's polygon was
     # scored as one more predicted building, unsaid (QA)
