@@ -679,7 +679,9 @@ def evaluate(
         b = result["buildings"]
         line += f"  building F1@0.5 {score(b['f1'])} (merged {b['merged']}, split {b['split']})"
     said = len(result.get("warnings", []))  # they bear on reading the scores (a reference coded otherwise): said beside them
-    typer.echo(f"{line}  ({result['pixels']:,} px scored: both valid, on the prediction's grid)"
+    eroded = result["conventions"].get("eroded_boundary_radius")  # the ISPRS convention: said where numbers are read
+    scored = "both valid" + (f", {eroded} px of each class boundary left out" if eroded else "")
+    typer.echo(f"{line}  ({result['pixels']:,} px scored: {scored}, on the prediction's grid)"
                + (f"  ({said} warning{'s' * (said != 1)} above, also in {out})" if said else ""))
 
 

@@ -167,7 +167,7 @@ def test_evaluate_cli(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("mIoU ")
     saved = json.loads((tmp_path / "e" / "m.json").read_text())
-    assert f"({saved['pixels']:,} px scored" in out
+    assert f"({saved['pixels']:,} px scored: both valid, 1 px of each class boundary left out" in out  # --erode said
     assert "(means without clutter)" in out  # said where the numbers are read, not only in the JSON
     assert saved["conventions"] == {"excluded_from_means": ["clutter"], "eroded_boundary_radius": 1,
                                     "nodata_and_ignore_excluded": True}
