@@ -245,10 +245,40 @@ def read_vector(path: str | os.PathLike[str], layer: str | None = None, role: st
             raise InputError(f"{role} {path}: no layer {layer!r} (layers: {', '.join(names)})")
         layer = found[0]
     name = layer if layer is not None else names[0]
+    problem = endless_view_problem(path, name, role)
+    if problem:
+        raise InputError(problem)
     with warnings.catch_warnings():
         # a GeoJSON field of 1 beside "tree" is read as text, as asked: pyogrio's note of it reached the user
         warnings.filterwarnings("ignore", message="Could not parse column .* as JSON", category=UserWarning)
         return _read_ogr(gpd, path, name, near)
+
+
+def endless_view_problem(path: str | os.PathLike[str], layer: str, role: str) -> str | None:
+    """A GeoPackage (or SQLite) layer that is a view of a recursive query, which may never end: GDAL reading it ran
+    for ever, deaf to Ctrl-C and SIGTERM inside SQLite (QA; only SIGKILL ended it). Read from the file's schema with
+    Python's sqlite3, read-only, before GDAL opens the layer; None for any other file or layer."""
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return None
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=1)
+    except (OSError, sqlite3.Error):
+        return None  # GDAL says what is wrong with it
+    try:
+        rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    sql = next((text for view, text in rows if sql_fold(str(view)) == sql_fold(layer)), None)
+    if sql is None or not re.search(r"\bRECURSIVE\b", str(sql), re.IGNORECASE):
+        return None
+    return (f"{role} {path}: layer {layer!r} is a view of a recursive query (WITH RECURSIVE), which may never end; "
+            "if it ends, save its features as a table (ogr2ogr, or QGIS's Export) and give that")
 
 
 def _read_ogr(gpd: Any, path: str | os.PathLike[str], name: str,

@@ -159,3 +159,30 @@ def test_a_vrt_with_a_raw_band_or_a_pipe_behind_it_is_refused_before_gdal_reads_
     assert main(["tile", str(tmp_path / "outer.vrt"), "-o", str(tmp_path / "chips"), "--size", "32"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "VRT raw band" in err and not (tmp_path / "chips").exists()
+
+
+def test_a_geopackage_layer_that_is_a_recursive_view_is_refused_before_gdal_reads_it(tmp_path: Path) -> None:
+    """A view of a WITH RECURSIVE query may never end, and GDAL reading it ran for ever, deaf to Ctrl-C and
+    SIGTERM (QA; this one ends after 3 rows, so the old code read it); a table and a plain view are read."""
+    import sqlite3
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from rsmamba.paths import read_vector
+
+    path = tmp_path / "refs.gpkg"
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:32632").to_file(path, layer="houses")
+    db = sqlite3.connect(path)
+    db.execute("CREATE VIEW Endless AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+               "SELECT houses.fid * 10 + n AS fid, houses.geom AS geom, n FROM r, houses")
+    db.execute("CREATE VIEW plain AS SELECT fid, geom, class FROM houses")
+    for view in ("Endless", "plain"):
+        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) "
+                   f"VALUES ('{view}', 'features', '{view}', 32632)")
+        db.execute(f"INSERT INTO gpkg_geometry_columns VALUES ('{view}', 'geom', 'POLYGON', 32632, 0, 0)")
+    db.commit()
+    db.close()
+    with pytest.raises(InputError, match=r"labels .*refs.gpkg: layer 'Endless' is a view of a recursive query"):
+        read_vector(path, layer="endless", role="labels")
+    assert len(read_vector(path, layer="houses")) == 1 and len(read_vector(path, layer="plain")) == 1
