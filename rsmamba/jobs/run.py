@@ -585,8 +585,10 @@ def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str,
         said = [f"{folder / _key(job, folder)} was made from {_shown(made)}, now {_shown(job.sources)}"
                 for job, made in wrong[:3]]
         more = f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""
-        raise InputError(f"{'; '.join(said)}{more}; --overwrite recomputes {'them' if len(wrong) > 1 else 'it'}, "
-                         "or choose another output folder or --name-template")
+        # (it said '--overwrite recomputes it', and --overwrite recomputed every scene of the batch, QA)
+        it = "them" if len(wrong) > 1 else "it"
+        raise InputError(f"{'; '.join(said)}{more}; delete {it} and run again to recompute only {it} (--overwrite "
+                         "recomputes every scene of the run), or choose another output folder or --name-template")
 
 
 def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult],

@@ -164,6 +164,7 @@ def test_a_folder_never_mixes_outputs_of_two_settings(tmp_path) -> None:
 def test_an_output_made_from_another_input_is_refused_not_complete(tmp_path) -> None:
     """A list that gained a scene shifts {index}: scene_1.tif held the third scene's copy and counted as done."""
     import json
+    import shutil
 
     from rsmamba.jobs import run_many
 
@@ -172,9 +173,18 @@ def test_an_output_made_from_another_input_is_refused_not_complete(tmp_path) -> 
     run_many(jobs.copy_job, plan_jobs([paths[0], paths[2]], out, template=name), out, kwargs={}, progress=False)
     grown = plan_jobs(paths, out, template=name)
     with pytest.raises(InputError, match=r"out/scene_1.tif was made from .*in/scene_2.dat, now .*in/scene_1.dat; "
-                                         r"--overwrite recomputes it"):
+                                         r"delete it and run again to recompute only it \(--overwrite recomputes "
+                                         r"every scene of the run\)"):
         run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)
     assert not (out / "scene_2.tif").exists()  # refused before any job
+    # the advice holds: one big scene wrong, the others are kept (--overwrite recomputed them all, QA)
+    kept = out.parent / "kept"
+    shutil.copytree(out, kept)
+    (kept / "scene_1.tif").unlink()
+    redone = run_many(jobs.copy_job, plan_jobs(paths, kept, template=name), kept, kwargs={}, progress=False)
+    assert {r.job.output.name: r.status for r in redone} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                              "scene_2.tif": "done"}
+    assert [(kept / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0", "scene 1", "scene 2"]
     done = run_many(jobs.copy_job, grown, out, kwargs={"overwrite": True}, progress=False)
     assert [r.status for r in done] == ["done"] * 3
     assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0", "scene 1", "scene 2"]
