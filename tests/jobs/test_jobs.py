@@ -1013,3 +1013,30 @@ def test_a_file_read_beside_an_input_deleted_after_its_map_was_made_keeps_the_ma
     assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"] * 2
     dsm.unlink()
     assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 2
+
+
+def test_a_file_another_command_wrote_at_an_unrun_shards_output_is_refused_not_complete(tmp_path) -> None:
+    """Shard 0/2 of a batch, then a one-scene run (with --tta) at an output of shard 1/2: shard 1 skipped that file as
+    complete, a map of other settings in the folder (QA). A record that lists its outputs knows it is none of them.
+    A record of the settings alone (written before inputs were recorded) keeps its outputs complete, then and after."""
+    import json
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 2), tmp_path / "out"
+    plan = plan_jobs(paths, out)
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={}, shard="0/2", progress=False)] == ["done"]
+    (out / "scene_1.tif").write_text("made with --tta")
+    with pytest.raises(InputError, match=r"out/scene_1.tif: not made by this batch \(its record .*rsmamba-batch.json "
+                                         r"does not list it; .*delete it and run again to compute it, --overwrite"):
+        run_many(jobs.copy_job, plan, out, kwargs={}, shard="1/2", progress=False)
+    (out / "scene_1.tif").unlink()
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={}, shard="1/2", progress=False)] == ["done"]
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 2
+
+    record = out / ".rsmamba-batch.json"  # a folder recorded before inputs were, run again with one scene more
+    record.write_text(json.dumps(json.loads(record.read_text())["settings"]))
+    grown = plan_jobs(_inputs(tmp_path, 3), out)
+    assert [r.status for r in run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)] == [
+        "skipped", "skipped", "done"]
+    assert [r.status for r in run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)] == ["skipped"] * 3
