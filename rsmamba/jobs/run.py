@@ -513,8 +513,7 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                               for job in todo if job.output.exists()})
             redo: dict[str, str] = {}
             if not kwargs.get("overwrite"):
-                _refuse_other_inputs(todo, folder, made_from,
-                                     stale if recorded is not None and record.inputs_recorded else None)
+                _refuse_other_inputs(todo, folder, made_from, stale if record.inputs_recorded else None)
                 # what an --overwrite that stopped left: recomputed by the next run, as the runs before it did not
                 redo = {key: "left" for job in todo if (key := _key(job, folder)) in stale}
                 redo.update({key: "changed" for job in todo if (key := _key(job, folder)) in record.stamps
@@ -586,18 +585,20 @@ def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str
 def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str, list[str] | None],
                          stale: dict[str, list] | None = None) -> None:
     """An existing output recorded as made from other inputs than its job's is another scene's, not complete; with
-    ``stale`` (a record that lists every output of its batch), so is one the record does not list: another command
-    made it (a one-scene run with --tta into the folder of a shard not yet run was skipped as that shard's, QA)."""
+    ``stale`` (a record that lists every output of its batch, or none yet), so is one the record does not list: another
+    command made it (a one-scene run with --tta into the folder of a shard not yet run, or of a batch not yet run, was
+    skipped as the batch's, QA)."""
     if stale is not None:
         foreign = [job.output for job in todo if job.output.exists() and _key(job, folder) not in made_from
                    and _key(job, folder) not in stale]
         if foreign:
             it = "them" if len(foreign) > 1 else "it"
             more = f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else ""
-            raise InputError(f"{', '.join(str(p) for p in foreign[:3])}{more}: not made by this batch (its record "
-                             f"{folder / SETTINGS_FILE} does not list {it}; another command wrote {it} there), so made "
-                             f"with settings unknown; delete {it} and run again to compute {it}, --overwrite replaces "
-                             f"{it}, or choose another output folder")
+            why = (f"its record {folder / SETTINGS_FILE} does not list {it}" if (folder / SETTINGS_FILE).is_file()
+                   else f"{folder} holds no batch record")  # (a one-scene run's map, first batch: skipped too)
+            raise InputError(f"{', '.join(str(p) for p in foreign[:3])}{more}: not made by this batch ({why}; "
+                             f"another command wrote {it} there), so made with settings unknown; delete {it} and run "
+                             f"again to compute {it}, --overwrite replaces {it}, or choose another output folder")
     wrong = [(job, made) for job in todo if (made := made_from.get(_key(job, folder))) is not None
              and job.output.exists() and not job.is_complete(made)]
     if wrong:

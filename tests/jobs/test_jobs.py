@@ -1040,3 +1040,19 @@ def test_a_file_another_command_wrote_at_an_unrun_shards_output_is_refused_not_c
     assert [r.status for r in run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)] == [
         "skipped", "skipped", "done"]
     assert [r.status for r in run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)] == ["skipped"] * 3
+
+
+def test_a_file_another_command_wrote_before_a_folders_first_batch_is_refused_not_complete(tmp_path) -> None:
+    """'predict a.tif -o out/a.tif --tta', then 'predict in/*.tif -o out/': the first batch skipped a.tif as complete
+    (a map of other settings), and recorded nothing of it, so that its next run refused it (QA)."""
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 2), tmp_path / "out"
+    out.mkdir()
+    (out / "scene_0.tif").write_text("made with --tta")
+    with pytest.raises(InputError, match=r"out/scene_0.tif: not made by this batch \(.*out holds no batch record; "):
+        run_many(jobs.copy_job, plan_jobs(paths, out), out, kwargs={}, progress=False)
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["scene_0.tif"]  # before any job
+    assert not (out / ".rsmamba-batch.json").exists()
+    done = run_many(jobs.copy_job, plan_jobs(paths, out), out, kwargs={"overwrite": True}, progress=False)
+    assert [r.status for r in done] == ["done"] * 2 and (out / "scene_0.tif").read_text() == "scene 0"
