@@ -869,7 +869,7 @@ def _terminate_like_interrupt() -> object | None:
 def _interrupted(argv: list[str] | None = None) -> int:
     """One line for Ctrl-C (exit 130) or SIGTERM (exit 143), as a shell reports them; predict and change
     say how to go on (one scene keeps its resume state; a batch, which refuses --resume, skips its finished
-    scenes when run again), and train too: --resume if it has a checkpoint to continue (it resumed one, or
+    scenes when run again and takes up the interrupted one), and train too: --resume if it has a checkpoint to continue (it resumed one, or
     saved one), else the same command again."""
     given = sys.argv[1:] if argv is None else argv
     args = [a for a in given if not a.startswith("-")]
@@ -882,7 +882,8 @@ def _interrupted(argv: list[str] | None = None) -> int:
         # (--overwrite computes every scene again; without it, those the stopped run had not reached are recomputed)
         again = ("without --resume, which is for one scene, and without --overwrite, which computes every scene again"
                  if "--overwrite" in given else "without --resume, which is for one scene")
-        after = (f"; run the same command again ({again}): it skips the finished scenes and computes the others"
+        after = (f"; run the same command again ({again}): it skips the finished scenes, takes up an interrupted one "
+                 "where it stopped and computes the others"
                  if run == "batch"
                  else "; run the same command again: it keeps the finished row slices" if run == "slices"
                  else "; the same command with --resume continues it"

@@ -300,7 +300,7 @@ def detect_change(
     device: str = "auto",
     amp: bool = False,
     compress: str | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     dry_run: bool = False,
     max_shift: float = 3.0,
     force: bool = False,
@@ -357,7 +357,7 @@ def detect_change(
         outputs["probabilities"] = Path(probabilities)  # named as predict's summary names --probabilities
     if len({p.resolve() for p in outputs.values()}) != len(outputs):
         problems.add("the change and probability outputs must be different files")
-    overwrite = overwrite or resume
+    overwrite = overwrite or resume is True  # (IF_INTERRUPTED: a batch's own --overwrite)
     inputs = [t1, t2] + ([model] if isinstance(model, (str, os.PathLike)) else [])
     for name, path in outputs.items():  # a dry run too: it says whether the run would go ahead
         check_output_path(path, inputs, problems, name, overwrite=overwrite)

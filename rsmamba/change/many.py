@@ -9,6 +9,7 @@ from typing import Any
 
 from rsmamba.change.api import change_threshold_of, detect_change, load_change_model
 from rsmamba.engine.model import resolved_settings
+from rsmamba.engine.resume import IF_INTERRUPTED
 from rsmamba.errors import InputError
 from rsmamba.jobs import (
     JobResult, band_count, cached_model, first_band_count, keyword_defaults, pair_inputs, plan_pair_jobs, run_many,
@@ -59,7 +60,8 @@ def change_many(
     settings = {**resolved_settings(loaded, kwargs),
                 "change_threshold": _threshold_setting(loaded, change_kwargs.get("change_threshold"))}
     # one scene after another in this process: each shows its own bar under the jobs bar (not a setting)
-    kwargs = {**kwargs, "progress": progress and scheduler is None}
+    # and a scene an interrupted run of these settings left half done is taken up where it stopped (not a setting)
+    kwargs = {**kwargs, "progress": progress and scheduler is None, "resume": IF_INTERRUPTED}
     return run_many(change_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
                     max_errors=max_errors, retries=retries, progress=progress, settings=settings,
                     defaults=keyword_defaults(detect_change))

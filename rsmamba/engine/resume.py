@@ -22,6 +22,12 @@ from rsmamba.errors import InputError
 from rsmamba.paths import files_behind
 
 
+# ``resume`` of a batch's scene: an interrupted run of these very settings and inputs (the checks of ``--resume``)
+# is taken up where it stopped, anything else starts from the first row (a batch refuses --resume; its re-run
+# computed the interrupted scene from row 0 again, QA)
+IF_INTERRUPTED = "if-interrupted"
+
+
 def torch_threads() -> int:
     import torch
 
@@ -161,15 +167,23 @@ class ResumeState:
         keys += [k for k in theirs if k not in self.parts]
         return f" ({', '.join(PARAM_WORDS.get(k, k) for k in keys)})" if keys else ""
 
-    def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool, strips: int = 1
+    def begin(self, pub: Publication, layers: list[OutputLayer], resume: bool | str, strips: int = 1
               ) -> tuple[int, int] | None:
         """Where this run starts, (strip, rows done in it); None when nothing is left to do.
 
         None: a run with these exact parameters was killed between its renames, and entering
         ``pub`` has completed its publication, so the outputs are already this run's (``pub`` is
-        abandoned). The digest goes into ``pub``'s journal so that a later run can tell.
+        abandoned). The digest goes into ``pub``'s journal so that a later run can tell. ``resume``
+        :data:`IF_INTERRUPTED`: as True where such a run of these settings is there to take up, else as False.
         """
         pub.meta["params"] = self.digest
+        if resume == IF_INTERRUPTED:  # (a run killed between its renames: finished below, as --resume does)
+            point = self.interrupted([layer.scratch for layer in layers])
+            resume = point is not None or (not self.path.is_file() and any(
+                j.get("meta", {}).get("params") == self.digest for j in pub.recovered))
+            if point is not None:
+                logging.getLogger(__name__).info("%s: an interrupted run of these settings is taken up%s", self.final.name,
+                                                 resume_note(point, strips).replace(", resumed", ""))
         if not resume and (note := self.restart_note([layer.scratch for layer in layers], strips)):
             logging.getLogger(__name__).warning(note)
         if resume and not self.path.is_file() and any(j.get("meta", {}).get("params") == self.digest

@@ -387,10 +387,12 @@ class _Record:
     since (a new identity) is this record's, even when the run that published it was killed before it could say so."""
 
     settings: dict[str, str] | None
-    made_from: dict[str, list[str]]
+    made_from: dict[str, list[str] | None]  # None: an output of a record that listed none (inputs unknown)
     stale: dict[str, list]
     # output -> its inputs' fingerprints when they made it: an input replaced in place is another input
     stamps: dict[str, list] = field(default_factory=dict)
+    # False for a record of the settings alone (written before inputs were recorded): its outputs are not listed
+    inputs_recorded: bool = True
 
 
 def _read_record(path: Path) -> _Record:
@@ -408,7 +410,7 @@ def _read_record(path: Path) -> _Record:
                        {str(k): list(v) for k, v in stale.items() if isinstance(v, list) and len(v) == 2}
                        if isinstance(stale, dict) else {},
                        {str(k): v for k, v in stamps.items() if isinstance(v, list)} if isinstance(stamps, dict) else {})
-    return _Record(data, {}, {})
+    return _Record(data, {}, {}, inputs_recorded=False)
 
 
 def _write_record(path: Path, record: _Record) -> None:
@@ -511,13 +513,16 @@ def check_settings(todo: Sequence[Job], out_dir: str | os.PathLike[str], kwargs:
                               for job in todo if job.output.exists()})
             redo: dict[str, str] = {}
             if not kwargs.get("overwrite"):
-                _refuse_other_inputs(todo, folder, made_from)
+                _refuse_other_inputs(todo, folder, made_from, stale if record.inputs_recorded else None)
                 # what an --overwrite that stopped left: recomputed by the next run, as the runs before it did not
                 redo = {key: "left" for job in todo if (key := _key(job, folder)) in stale}
                 redo.update({key: "changed" for job in todo if (key := _key(job, folder)) in record.stamps
                              and key not in redo and job.output.exists() and made_from.get(key) == job.sources
                              and record.stamps[key] != stamps[key] and None not in stamps[key]})  # (one gone since:
                 # a DSM deleted after its map was made is no newer DSM; the map stays complete, as it was)
+            if not record.inputs_recorded:  # its outputs, complete as they were, by inputs unknown (None)
+                made_from.update({key: None for job in [*planned, *todo] if job.output.exists()
+                                  and (key := _key(job, folder)) not in made_from})
             for job in todo:  # claimed before the run: an output published by a run killed after it is recorded
                 if not job.output.exists():
                     made_from[_key(job, folder)] = job.sources
@@ -577,16 +582,33 @@ def _refuse_other_settings(todo: Sequence[Job], folder: Path, settings: dict[str
                          "or choose another output folder")
 
 
-def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str, list[str]]) -> None:
-    """An existing output recorded as made from other inputs than its job's is another scene's, not complete."""
+def _refuse_other_inputs(todo: Sequence[Job], folder: Path, made_from: dict[str, list[str] | None],
+                         stale: dict[str, list] | None = None) -> None:
+    """An existing output recorded as made from other inputs than its job's is another scene's, not complete; with
+    ``stale`` (a record that lists every output of its batch, or none yet), so is one the record does not list: another
+    command made it (a one-scene run with --tta into the folder of a shard not yet run, or of a batch not yet run, was
+    skipped as the batch's, QA)."""
+    if stale is not None:
+        foreign = [job.output for job in todo if job.output.exists() and _key(job, folder) not in made_from
+                   and _key(job, folder) not in stale]
+        if foreign:
+            it = "them" if len(foreign) > 1 else "it"
+            more = f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else ""
+            why = (f"its record {folder / SETTINGS_FILE} does not list {it}" if (folder / SETTINGS_FILE).is_file()
+                   else f"{folder} holds no batch record")  # (a one-scene run's map, first batch: skipped too)
+            raise InputError(f"{', '.join(str(p) for p in foreign[:3])}{more}: not made by this batch ({why}; "
+                             f"another command wrote {it} there), so made with settings unknown; delete {it} and run "
+                             f"again to compute {it}, --overwrite replaces {it}, or choose another output folder")
     wrong = [(job, made) for job in todo if (made := made_from.get(_key(job, folder))) is not None
              and job.output.exists() and not job.is_complete(made)]
     if wrong:
         said = [f"{folder / _key(job, folder)} was made from {_shown(made)}, now {_shown(job.sources)}"
                 for job, made in wrong[:3]]
         more = f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""
-        raise InputError(f"{'; '.join(said)}{more}; --overwrite recomputes {'them' if len(wrong) > 1 else 'it'}, "
-                         "or choose another output folder or --name-template")
+        # (it said '--overwrite recomputes it', and --overwrite recomputed every scene of the batch, QA)
+        it = "them" if len(wrong) > 1 else "it"
+        raise InputError(f"{'; '.join(said)}{more}; delete {it} and run again to recompute only {it} (--overwrite "
+                         "recomputes every scene of the run), or choose another output folder or --name-template")
 
 
 def record_made(out_dir: str | os.PathLike[str], results: Sequence[JobResult],

@@ -240,7 +240,7 @@ def predict_raster(
     probabilities: PathLike | None = None,
     confidence: PathLike | None = None,
     compress: str | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     dry_run: bool = False,
     prefetch: int = 4,
     progress: bool = False,
@@ -261,7 +261,8 @@ def predict_raster(
     (``none`` = later windows overwrite, ``crop`` px dropped at inner window borders) into a
     row-buffer accumulator; finished rows are written as they complete. Rasters wider than
     ``strip_width`` (rounded to the 256 px tile) are done in column strips, so memory is flat. ``resume=True`` continues an
-    interrupted run with the same parameters from its last complete tile row. GDAL's block cache
+    interrupted run with the same parameters from its last complete tile row (``IF_INTERRUPTED``, a batch's
+    scene: when there is one, else from the first row). GDAL's block cache
     is capped at ``gdal_cache_mb`` (its default, 5 % of RAM, would grow with the scene; 64 MiB holds
     the rows that overlapping windows re-read many times over, and a 4096² image + DSM fills it
     as a 20000² one does, so peak memory does not depend on the scene size).
@@ -299,12 +300,12 @@ def _predict_raster(
     problems = ProblemCollector()
     check_run_options(problems, blend=blend, crop=crop, overlap=overlap, batch_size=batch_size, device=device,
                       compress=compress, window=window, prefetch=prefetch)
-    if rows is not None and (resume or dry_run):
+    if rows is not None and (resume or dry_run):  # (IF_INTERRUPTED too: a slice is no run to take up)
         problems.add("a row slice (rows=...) is computed whole: no --resume or --dry-run")
     outputs = output_paths(out, probabilities, confidence, problems)
     for problem in inputs_problems({"image": image, "DSM": dsm}):  # (a model file: load_model's own check)
         problems.add(problem)
-    overwrite = overwrite or resume or rows is not None
+    overwrite = overwrite or resume is True or rows is not None  # (IF_INTERRUPTED: a batch's own --overwrite)
     inputs = [image, dsm] + ([model] if isinstance(model, (str, os.PathLike)) else [])
     for name, path in outputs.items():  # a dry run too: it says whether the run would go ahead
         check_output_path(path, inputs, problems, name, overwrite=overwrite)

@@ -14,6 +14,7 @@ from rsmamba.jobs import (
     resolve_template, run_many, select_shard,
 )
 from rsmamba.jobs import setup_worker
+from rsmamba.engine.resume import IF_INTERRUPTED
 from rsmamba.predict.api import predict_raster
 from rsmamba.engine.model import load_model, resolved_settings
 
@@ -68,7 +69,8 @@ def predict_many(
                         has_dsm=dsm_template is not None)  # the model every job runs: a failure is the batch's
     settings = resolved_settings(loaded, kwargs)
     # one scene after another in this process: each shows its own bar under the jobs bar (not a setting)
-    kwargs = {**kwargs, "progress": progress and scheduler is None}
+    # and a scene an interrupted run of these settings left half done is taken up where it stopped (not a setting)
+    kwargs = {**kwargs, "progress": progress and scheduler is None, "resume": IF_INTERRUPTED}
     return run_many(predict_job, jobs, out_dir, kwargs=kwargs, scheduler=scheduler, workers=workers, shard=shard,
                     max_errors=max_errors, retries=retries, progress=progress, settings=settings,
                     defaults=keyword_defaults(predict_raster))

@@ -100,3 +100,35 @@ def test_a_change_run_killed_between_its_renames_is_finished_by_the_resume(tmp_p
     for got, ref in zip(_pixels(tmp_path / "c.tif"), _pixels(tmp_path / "ref.tif")):
         np.testing.assert_array_equal(got, ref)
     assert summary.changed_fraction == reference.changed_fraction
+
+
+def test_a_change_batch_rerun_takes_up_its_interrupted_pair_where_it_stopped(tmp_path, monkeypatch) -> None:
+    """A batch re-run computed the pair an interrupt left half done from row 0 again (a batch refuses --resume); it
+    takes it up from the kept state now, to the file of an uninterrupted run."""
+    import hashlib
+    import json
+
+    import rsmamba.change.many as many
+
+    t1, t2 = _epochs(tmp_path)
+    (tmp_path / "b").mkdir()
+    pairs = ([str(t1), str(t2)], [str(t2), str(t1)])  # two pairs: t1->t2 and t2->t1
+    net = Diff()
+    monkeypatch.setattr(many, "load_change_model", lambda *a, **k: LoadedModel(net, inputs="t1+t2"))
+    monkeypatch.setattr(many, "cached_model", lambda *a, **k: LoadedModel(net, inputs="t1+t2"))
+    common = dict(window=64, overlap=16, batch_size=4, force=True, progress=False, name_template="pair_{index}.tif")
+    many.change_many(*pairs, tmp_path / "ref", **common)
+    whole = net.calls // 2  # the calls of one pair from its start
+    net.calls, net.after = 0, whole + 5  # the first pair, then the second's up to its rows 0-255 durable
+    with pytest.raises(KeyboardInterrupt):
+        many.change_many(*pairs, tmp_path / "out", **common)
+    assert json.loads(resume_sidecar_path(tmp_path / "out" / "pair_1.tif").read_text())["rows_done"] == 256
+    net.calls, net.after = 0, 0
+    results = many.change_many(*pairs, tmp_path / "out", **common)
+    assert [r.status for r in results] == ["skipped", "done"]
+    assert 0 < net.calls < whole  # took the pair up, did not start over
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tif"))}
+
+    assert digests(tmp_path / "out") == digests(tmp_path / "ref") and len(digests(tmp_path / "ref")) == 2

@@ -581,12 +581,13 @@ def test_an_interrupted_batch_does_not_advise_resume(verb, tmp_path, monkeypatch
     inputs = [str(tmp_path / "a" / "*.tif")] + (["{dir}/../b/{name}"] if verb == "change" else [])
     assert cli.main(["-q", verb, *inputs, "-o", str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err == ("rsmamba: interrupted; run the same command again (without --resume, which is "
-                                       "for one scene): it skips the finished scenes and computes the others\n")
+                                       "for one scene): it skips the finished scenes, takes up an interrupted one where it stopped and "
+                                       "computes the others\n")
     # with --overwrite, the same command again computed every scene again (QA)
     assert cli.main(["-q", verb, *inputs, "-o", str(tmp_path / "out"), "--overwrite"]) == 130
     assert capsys.readouterr().err == ("rsmamba: interrupted; run the same command again (without --resume, which is "
                                        "for one scene, and without --overwrite, which computes every scene again): it "
-                                       "skips the finished scenes and computes the others\n")
+                                       "skips the finished scenes, takes up an interrupted one where it stopped and computes the others\n")
 
 
 def test_the_interrupt_line_loads_no_torch(tmp_path) -> None:

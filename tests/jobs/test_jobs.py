@@ -164,6 +164,7 @@ def test_a_folder_never_mixes_outputs_of_two_settings(tmp_path) -> None:
 def test_an_output_made_from_another_input_is_refused_not_complete(tmp_path) -> None:
     """A list that gained a scene shifts {index}: scene_1.tif held the third scene's copy and counted as done."""
     import json
+    import shutil
 
     from rsmamba.jobs import run_many
 
@@ -172,9 +173,18 @@ def test_an_output_made_from_another_input_is_refused_not_complete(tmp_path) -> 
     run_many(jobs.copy_job, plan_jobs([paths[0], paths[2]], out, template=name), out, kwargs={}, progress=False)
     grown = plan_jobs(paths, out, template=name)
     with pytest.raises(InputError, match=r"out/scene_1.tif was made from .*in/scene_2.dat, now .*in/scene_1.dat; "
-                                         r"--overwrite recomputes it"):
+                                         r"delete it and run again to recompute only it \(--overwrite recomputes "
+                                         r"every scene of the run\)"):
         run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)
     assert not (out / "scene_2.tif").exists()  # refused before any job
+    # the advice holds: one big scene wrong, the others are kept (--overwrite recomputed them all, QA)
+    kept = out.parent / "kept"
+    shutil.copytree(out, kept)
+    (kept / "scene_1.tif").unlink()
+    redone = run_many(jobs.copy_job, plan_jobs(paths, kept, template=name), kept, kwargs={}, progress=False)
+    assert {r.job.output.name: r.status for r in redone} == {"scene_0.tif": "skipped", "scene_1.tif": "done",
+                                                              "scene_2.tif": "done"}
+    assert [(kept / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0", "scene 1", "scene 2"]
     done = run_many(jobs.copy_job, grown, out, kwargs={"overwrite": True}, progress=False)
     assert [r.status for r in done] == ["done"] * 3
     assert [(out / f"scene_{i}.tif").read_text() for i in range(3)] == ["scene 0", "scene 1", "scene 2"]
@@ -1003,3 +1013,46 @@ def test_a_file_read_beside_an_input_deleted_after_its_map_was_made_keeps_the_ma
     assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["done"] * 2
     dsm.unlink()
     assert [r.status for r in run_many(jobs.guarded_copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 2
+
+
+def test_a_file_another_command_wrote_at_an_unrun_shards_output_is_refused_not_complete(tmp_path) -> None:
+    """Shard 0/2 of a batch, then a one-scene run (with --tta) at an output of shard 1/2: shard 1 skipped that file as
+    complete, a map of other settings in the folder (QA). A record that lists its outputs knows it is none of them.
+    A record of the settings alone (written before inputs were recorded) keeps its outputs complete, then and after."""
+    import json
+
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 2), tmp_path / "out"
+    plan = plan_jobs(paths, out)
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={}, shard="0/2", progress=False)] == ["done"]
+    (out / "scene_1.tif").write_text("made with --tta")
+    with pytest.raises(InputError, match=r"out/scene_1.tif: not made by this batch \(its record .*rsmamba-batch.json "
+                                         r"does not list it; .*delete it and run again to compute it, --overwrite"):
+        run_many(jobs.copy_job, plan, out, kwargs={}, shard="1/2", progress=False)
+    (out / "scene_1.tif").unlink()
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={}, shard="1/2", progress=False)] == ["done"]
+    assert [r.status for r in run_many(jobs.copy_job, plan, out, kwargs={}, progress=False)] == ["skipped"] * 2
+
+    record = out / ".rsmamba-batch.json"  # a folder recorded before inputs were, run again with one scene more
+    record.write_text(json.dumps(json.loads(record.read_text())["settings"]))
+    grown = plan_jobs(_inputs(tmp_path, 3), out)
+    assert [r.status for r in run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)] == [
+        "skipped", "skipped", "done"]
+    assert [r.status for r in run_many(jobs.copy_job, grown, out, kwargs={}, progress=False)] == ["skipped"] * 3
+
+
+def test_a_file_another_command_wrote_before_a_folders_first_batch_is_refused_not_complete(tmp_path) -> None:
+    """'predict a.tif -o out/a.tif --tta', then 'predict in/*.tif -o out/': the first batch skipped a.tif as complete
+    (a map of other settings), and recorded nothing of it, so that its next run refused it (QA)."""
+    from rsmamba.jobs import run_many
+
+    paths, out = _inputs(tmp_path, 2), tmp_path / "out"
+    out.mkdir()
+    (out / "scene_0.tif").write_text("made with --tta")
+    with pytest.raises(InputError, match=r"out/scene_0.tif: not made by this batch \(.*out holds no batch record; "):
+        run_many(jobs.copy_job, plan_jobs(paths, out), out, kwargs={}, progress=False)
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["scene_0.tif"]  # before any job
+    assert not (out / ".rsmamba-batch.json").exists()
+    done = run_many(jobs.copy_job, plan_jobs(paths, out), out, kwargs={"overwrite": True}, progress=False)
+    assert [r.status for r in done] == ["done"] * 2 and (out / "scene_0.tif").read_text() == "scene 0"

@@ -406,3 +406,53 @@ def test_the_next_batch_run_removes_what_a_killed_scene_left(scenes, tmp_path) -
     assert sorted(p.name for p in out.iterdir()) == [".rsmamba-batch.guard", ".rsmamba-batch.json",
                                                      ".rsmamba-batch.runs", "scene0.tif",
                                                      "scene0.tif.aux.xml"]  # the folder's own
+
+
+def test_a_batch_rerun_takes_up_its_interrupted_scene_where_it_stopped(tmp_path, monkeypatch) -> None:
+    """A batch keeps an interrupted scene's resume state, but refuses --resume; its re-run ('run the same command
+    again') computed that scene from row 0 again (hours of a big scene, QA). It takes it up now, after the checks
+    of --resume, and the map equals an uninterrupted run's byte for byte."""
+    import json
+    from pathlib import Path
+
+    import rsmamba.predict.api as api
+    from rsmamba.atomic import resume_sidecar_path
+    from rsmamba.raster.windows import WindowGrid
+    from tests.helpers.predict_models import TinyConv, register_test_models
+    from tests.helpers.rasters import random_image, write_raster
+
+    register_test_models()
+    net = TinyConv(in_chans=3, num_classes=4)
+    ckpt = save_checkpoint(tmp_path / "m.pt", {
+        "model": "test_tinyconv", "model_kwargs": {"in_chans": 3, "num_classes": 4}, "state_dict": net.state_dict(),
+        "bands": {"image": [1, 2, 3], "dsm": False},
+        "normalization": {"image": {"mean": [100.0] * 3, "std": [50.0] * 3}},
+        "classes": [c.to_dict() for c in ISPRS_CLASSES[:4]]})
+    images = [str(write_raster(tmp_path / f"{n}.tif", random_image(600, 90, seed=i))) for i, n in enumerate("ab")]
+    common = dict(model=str(ckpt), window=64, overlap=16, batch_size=1, progress=False)
+    predict_many(images, tmp_path / "ref", **common)
+
+    windows: list[int] = []  # each batch's count of windows the model sees
+    forward = TinyConv.forward
+    monkeypatch.setattr(TinyConv, "forward", lambda self, x: windows.append(x.shape[0]) or forward(self, x))
+
+    def stop(name, output=None):  # a Ctrl-C in scene b, once its first tile row is durable
+        if name == "predict-rows-durable" and Path(output).name == "b.tif":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(api, "fault_point", stop)
+    with pytest.raises(KeyboardInterrupt):
+        predict_many(images, out, **common)
+    monkeypatch.undo()
+    state = json.loads(resume_sidecar_path(out / "b.tif").read_text())
+    assert state["rows_done"] == 256 and not (out / "b.tif").exists()
+
+    windows.clear()
+    monkeypatch.setattr(TinyConv, "forward", lambda self, x: windows.append(x.shape[0]) or forward(self, x))
+    results = predict_many(images, out, **common)
+    assert [r.status for r in results] == ["skipped", "done"]
+    grid = WindowGrid(90, 600, 64, 16)  # the windows holding a row from 256 on: those not yet done
+    assert sum(windows) == sum(y + 64 > 256 for y in grid.row_offsets) * len(grid.col_offsets)
+    assert _digests(out) == _digests(tmp_path / "ref")
+    assert not resume_sidecar_path(out / "b.tif").exists()
