@@ -211,8 +211,17 @@ def run_many(
     folder.mkdir(parents=True, exist_ok=True)
     new = [name for name in (SETTINGS_FILE, _GUARD, _RUNS) if not (folder / name).exists()]
     stamps = {_key(job, folder): input_stamps(job) for job in todo}  # the inputs as this run finds them
-    held, redo = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs,
-                                defaults=defaults, stamps=stamps)
+    try:
+        held, redo = check_settings(todo, out_dir, settings if settings is not None else kwargs, planned=jobs,
+                                    defaults=defaults, stamps=stamps)
+    except InputError:  # refused before any record was written: its lock files went with it (they stayed, hidden)
+        if SETTINGS_FILE in new and not (folder / SETTINGS_FILE).exists():
+            runs = os.open(folder / _RUNS, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                _tidy(folder, (), runs, new, fresh)
+            finally:
+                os.close(runs)
+        raise
     todo = [replace(job, redo=True) if _key(job, folder) in redo else job for job in todo]
     for why, said in (("changed", "whose input changed since {} made"),  # replaced in place (same name, new content)
                       ("left", "that an --overwrite run had not recomputed when it stopped")):
