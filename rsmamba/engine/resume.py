@@ -116,8 +116,9 @@ class ResumeState:
         self.height = height
         self.batch_size = batch_size  # as the thread count: another one rounds the float sums otherwise
 
-    def load(self, scratch_files: list[Path]) -> tuple[int, int]:
-        """(strip, rows done in it), after checking the sidecar belongs to this exact run."""
+    def load(self, scratch_files: list[Path], said: str = "--resume") -> tuple[int, int]:
+        """(strip, rows done in it), after checking the sidecar belongs to this exact run. ``said``: what the
+        warnings start with (a batch taking up its scene was given no --resume)."""
         if not self.path.is_file() and self.final.is_file():  # 'run without --resume' then said 'exists' (QA)
             raise InputError(f"--resume: no interrupted run to resume: {self.final} is complete (use --overwrite to "
                              "make it again)")
@@ -141,17 +142,18 @@ class ResumeState:
         began = data.get("torch_threads")
         if began is not None and began != torch_threads():  # the float sums round otherwise: said, not refused
             logging.getLogger(__name__).warning(
-                "--resume: this run has %d torch threads, the interrupted one had %d: a few probability values "
+                "%s: this run has %d torch threads, the interrupted one had %d: a few probability values "
                 "may differ by 1/254 from an uninterrupted run, and with them the class of a pixel where two classes "
-                "tie (OMP_NUM_THREADS=%d gives the same file)",
-                torch_threads(), began, began)
+                "tie (%d threads give the same file: OMP_NUM_THREADS=%d in one process; a --scheduler local worker "
+                "has the cores divided by --workers)",
+                said, torch_threads(), began, began, began)
         batch = data.get("batch_size")
         if batch is not None and self.batch_size is not None and batch != self.batch_size:
             logging.getLogger(__name__).warning(
-                "--resume: this run's --batch-size is %d, the interrupted one's %d: a few probability values may "
+                "%s: this run's --batch-size is %d, the interrupted one's %d: a few probability values may "
                 "differ by 1/254 from an uninterrupted run, and with them the class of a pixel where two classes tie "
                 "(--batch-size %d gives the same file)",
-                self.batch_size, batch, batch)
+                said, self.batch_size, batch, batch)
         strip, rows = data.get("strip"), data.get("rows_done")
         if not (isinstance(strip, int) and isinstance(rows, int) and strip >= 0 and 0 <= rows < self.height):
             raise InputError(f"--resume: {self.path.name} holds no resumable point (strip {strip!r}, row {rows!r} of "
@@ -177,6 +179,7 @@ class ResumeState:
         :data:`IF_INTERRUPTED`: as True where such a run of these settings is there to take up, else as False.
         """
         pub.meta["params"] = self.digest
+        taken_up = resume == IF_INTERRUPTED
         if resume == IF_INTERRUPTED:  # (a run killed between its renames: finished below, as --resume does)
             point = self.interrupted([layer.scratch for layer in layers])
             resume = point is not None or (not self.path.is_file() and any(
@@ -190,7 +193,8 @@ class ResumeState:
                                                       for j in pub.recovered):
             pub.abandon()
             return None
-        point = self.load([layer.scratch for layer in layers]) if resume else (0, 0)
+        said = f"{self.final.name}: taking up the interrupted run" if taken_up else "--resume"
+        point = self.load([layer.scratch for layer in layers], said) if resume else (0, 0)
         for layer in layers:  # resumable state: gone once published (or on a full disk)
             pub.remove_at_commit(*layer.scratch_files)
         pub.remove_at_commit(self.path)

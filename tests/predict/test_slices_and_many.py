@@ -408,7 +408,7 @@ def test_the_next_batch_run_removes_what_a_killed_scene_left(scenes, tmp_path) -
                                                      "scene0.tif.aux.xml"]  # the folder's own
 
 
-def test_a_batch_rerun_takes_up_its_interrupted_scene_where_it_stopped(tmp_path, monkeypatch) -> None:
+def test_a_batch_rerun_takes_up_its_interrupted_scene_where_it_stopped(tmp_path, monkeypatch, caplog) -> None:
     """A batch keeps an interrupted scene's resume state, but refuses --resume; its re-run ('run the same command
     again') computed that scene from row 0 again (hours of a big scene, QA). It takes it up now, after the checks
     of --resume, and the map equals an uninterrupted run's byte for byte."""
@@ -450,8 +450,15 @@ def test_a_batch_rerun_takes_up_its_interrupted_scene_where_it_stopped(tmp_path,
 
     windows.clear()
     monkeypatch.setattr(TinyConv, "forward", lambda self, x: windows.append(x.shape[0]) or forward(self, x))
-    results = predict_many(images, out, **common)
+    import rsmamba.engine.resume as resume
+
+    threads = resume.torch_threads()
+    monkeypatch.setattr(resume, "torch_threads", lambda: threads + 3)  # as if another thread count took it up
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        results = predict_many(images, out, **common)
     assert [r.status for r in results] == ["skipped", "done"]
+    # said as what it is (the batch was given no --resume; it began '--resume:', QA)
+    assert f"b.tif: taking up the interrupted run: this run has {threads + 3} torch threads" in caplog.text
     grid = WindowGrid(90, 600, 64, 16)  # the windows holding a row from 256 on: those not yet done
     assert sum(windows) == sum(y + 64 > 256 for y in grid.row_offsets) * len(grid.col_offsets)
     assert _digests(out) == _digests(tmp_path / "ref")
