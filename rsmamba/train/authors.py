@@ -208,7 +208,7 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
     from rsmamba.atomic import output_problems
     from rsmamba.paths import inputs_problems
     from rsmamba.train.config import load_config, resolve_config_path
-    from rsmamba.train.trainer import checkpoint_payload, resolve_use_dsm
+    from rsmamba.train.trainer import blame_model_kwargs, checkpoint_payload, resolve_use_dsm
 
     weights, out = Path(weights), Path(out)
     recipe = resolve_config_path(config)  # the file read (a shipped recipe's too): an input, as the weights
@@ -238,7 +238,9 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
         kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
     try:
         with torch.device("meta"):  # the model's names, which a partly prefixed file is read against
-            names = list(create_model(name, **kwargs).state_dict())
+            # (the recipe's model.kwargs after --set model.name=another: said as train says them, one place)
+            names = list(blame_model_kwargs(cfg, kwargs, lambda: create_model(name, **kwargs),
+                                            lambda kw: create_model(name, **kw)).state_dict())
     except (TypeError, ValueError) as exc:
         raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
     state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights, names)
