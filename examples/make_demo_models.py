@@ -583,8 +583,12 @@ Synthetic data only: it shows the pipeline end to end; it is not a model for rea
     return card
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+class UsageError(Exception):
+    """Options that cannot make a model (said in one line, exit 2, as argparse says its own)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
     ap.add_argument("kind", choices=sorted(NAMES) + ["calibrate", "window"],
                     help="image: image-only segmentation; dsm: image+DSM segmentation; change: semantic change "
                          "(trained, then calibrated); calibrate: only choose the change threshold of --init; "
@@ -636,14 +640,27 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("demo_models"),
                     help="folder of the checkpoint and its card (rsmamba/data: replaces the shipped model)")
     ap.add_argument("--work", type=Path, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    from rsmamba.errors import RsmambaError, one_line
+
+    try:
+        run(args)
+    except (RsmambaError, UsageError) as exc:  # the user's options, as rsmamba's CLI says them: one line, exit 2
+        ap.exit(2, f"{ap.prog}: error: {one_line(str(exc))}\n")
+
+
+def run(args: argparse.Namespace) -> None:
+    """:func:`main` after its options are parsed."""
     for key, value in {**GENERIC, **RECIPES.get(args.kind, {})}.items():  # the kind's recipe, unless given
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.town = args.init == "town"
     if args.town and args.kind not in ("dsm", "image"):
-        raise SystemExit("--init town: the town model reads RGB + DSM; it starts the dsm (or image) recipe only")
+        raise UsageError("--init town: the town model reads RGB + DSM; it starts the dsm (or image) recipe only")
     args.init = None if args.init in (None, "none", "town") else Path(args.init)
+    if args.out.exists() and not args.out.is_dir() and not (args.kind == "window" and args.out.suffix == ".pt"):
+        # (said at the end, after the whole training run, as a FileExistsError traceback)
+        raise UsageError(f"--out {args.out}: a file stands there; --out is the folder of the checkpoint and its card")
 
     from rsmamba.checkpoint import load_checkpoint
     from rsmamba.tile import tile_scene
@@ -657,7 +674,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix=f"rsmamba-{args.kind}-"))
     if args.kind == "calibrate":
         if args.init is None:
-            raise SystemExit("calibrate needs --init CHECKPOINT (a change model)")
+            raise UsageError("calibrate needs --init CHECKPOINT (a change model)")
         args.out.mkdir(parents=True, exist_ok=True)
         calibration = calibrate_change(args.init, args.out / f"{NAMES['change']}.pt", size=args.calibration_size,
                                        work=work / "calibrate", window=window)
@@ -665,10 +682,10 @@ def main() -> None:
         return
     if args.kind == "window":
         if args.init is None:
-            raise SystemExit("window needs --init CHECKPOINT")
+            raise UsageError("window needs --init CHECKPOINT")
         target = args.out if args.out.suffix == ".pt" else args.out / args.init.name
         if target.resolve() == args.init.resolve():
-            raise SystemExit(f"window: --out must not be the input checkpoint ({args.init})")
+            raise UsageError(f"window: --out must not be the input checkpoint ({args.init})")
         target.parent.mkdir(parents=True, exist_ok=True)
         tta = None if args.tta in (None, "none") else args.tta
         gsd = tuple(float(v) for v in args.gsd.split("/")) if args.gsd else None
@@ -677,8 +694,16 @@ def main() -> None:
               + (f", trained at {gsd[0]:g}" + (f"-{gsd[1]:g}" if gsd[1] != gsd[0] else "") + " m" if gsd else ""))
         return
     t0 = time.time()
+    if args.scenes < 0 or args.default_scenes < 0 or args.scenes + args.default_scenes < 1:
+        raise UsageError(f"--scenes {args.scenes} --default-scenes {args.default_scenes}: at least one training scene")
+    for key in ("size", "chip", "epochs", "eval_size"):
+        if getattr(args, key) < 1:
+            raise UsageError(f"--{key.replace('_', '-')} {getattr(args, key)}: must be at least 1")
+    if args.chip > args.size:
+        raise UsageError(f"--chip {args.chip} is larger than a training scene (--size {args.size}): "
+                         "no chip to train on")
     if not 0 <= args.seed0 or args.seed0 + args.scenes + args.default_scenes > EVAL_SEED0:
-        raise SystemExit(f"--seed0 {args.seed0}: training seeds must stay below the evaluation seeds ({EVAL_SEED0})")
+        raise UsageError(f"--seed0 {args.seed0}: training seeds must stay below the evaluation seeds ({EVAL_SEED0})")
     if args.town:
         from make_demo_model import town_model  # examples/, beside this script
 

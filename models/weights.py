@@ -8,6 +8,7 @@ old training states); nothing else is ever trusted, whatever file a user hands u
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import warnings
@@ -146,13 +147,118 @@ def _holds_safetensors(path: Path) -> bool:
     return path.suffix.lower() == ".safetensors" and not head.startswith((b"PK", b"\x80"))  # torch: zip, pickle
 
 
+# -- unwrapping: where a file keeps its state dict, under which name prefixes ---------------------------
+
+# How rsmamba's own checkpoints name their format (rsmamba.checkpoint.FORMAT is this and a version).
+CHECKPOINT_FAMILY = "rsmamba-checkpoint/"
+# Where a saved state dict sits in the containers the authors' (and common) training scripts write.
+CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
+# Where training scripts keep an exponential moving average of the weights (timm, Lightning callbacks, YOLO-style
+# scripts): taken only from a file that holds no CONTAINER_KEYS entry; beside one, said as not imported.
+EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")
+# Name prefixes of wrapped modules: DataParallel / DDP, a Lightning module holding the network as net / model.
+PREFIXES = ("module.", "net.", "model.")
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str] = (),
+                 what: str = "") -> tuple[dict, list[str], list[str]]:
+    """(state dict, containers unwrapped, prefixes removed) of a loaded weights file: the one unwrapping of
+    ``import-weights`` (a whole network) and ``model.pretrained`` (a backbone). A prefix is removed
+    only when every name has it and the model's own names (``expected``) do not all start with it, or when every one
+    of ``expected`` is under it and the names that are not are none of the model's (left out, and said).
+    ``what``: the setting or argument the file came from, said before its path in errors."""
+    unwrapped: list[str] = []
+    path = f"{what} {path}" if what else path
+    if isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(
+            CHECKPOINT_FAMILY):
+        raise InputError(f"{path}: already an rsmamba checkpoint ({data.get('model')}); predict, change and "
+                         "train --init take it as it is")
+    while isinstance(data, dict) and not _is_state(data):
+        key = next((k for k in CONTAINER_KEYS if isinstance(data.get(k), dict)), None)
+        ema = key is None and (key := next((k for k in EMA_KEYS if isinstance(data.get(k), dict)), None)) is not None
+        if key is None:
+            others = [k for k, v in data.items() if not isinstance(v, torch.Tensor)]
+            tensors = len(data) - len(others)
+            if not data:
+                held = "an empty dict"
+            elif tensors:  # weights beside a counter or a name: which entry is not a tensor
+                k = others[0]
+                held = (f"{tensors} tensors and {len(others)} other value{'s' * (len(others) != 1)}: "
+                        f"{k} ({type(data[k]).__name__}){', ...' if len(others) > 1 else ''}")
+            else:
+                held = "it holds " + ", ".join(map(str, list(data)[:6])) + (", ..." if len(data) > 6 else "")
+            raise InputError(f"{path}: no state dict of tensors found in it ({held}); "
+                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS + EMA_KEYS)}")
+        # other weights beside the ones taken (an EMA copy): which set the checkpoint holds is said, not guessed
+        beside = [k for k, v in data.items() if k != key and isinstance(v, dict) and v
+                  and (_is_state(v) or any(isinstance(v.get(c), dict) for c in CONTAINER_KEYS))]
+        unwrapped.append(f'["{key}"]' + (" (EMA weights)" if ema else "")
+                         + (f" (not imported: {', '.join(f'[{k!r}]' for k in beside)} beside it; to import those, "
+                            f"save them alone: torch.save(torch.load(FILE)[{beside[0]!r}], NEW))" if beside else ""))
+        data = data[key]
+    if not _is_state(data):
+        raise InputError(f"{path}: not a state dict of tensors (a {type(data).__name__})")
+    state = {str(k): v for k, v in data.items()}
+    renamed: list[str] = []
+    own = set(expected)
+    while True:
+        prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
+                       and not (own and all(k.startswith(p) for k in own))), None)
+        if prefix is None:
+            prefix = _network_prefix(state, own)
+            if prefix is None:
+                copy = _ema_copy(state, own)
+                if copy is not None:  # the network as it is, and its EMA copy under one prefix: the first imported
+                    rest = [k for k in state if k.startswith(copy)]
+                    state = {k: v for k, v in state.items() if not k.startswith(copy)}
+                    renamed.append(f"left out {len(rest)} tensors of an EMA copy beside the network ({copy}*); to "
+                                   f"import those, save them alone without '{copy}'")
+                return state, unwrapped, renamed
+            rest = [k for k in state if not k.startswith(prefix)]  # a Lightning module's loss weights, metrics
+            state = {k: v for k, v in state.items() if k.startswith(prefix)}
+            renamed.append(f"prefix '{prefix}' removed; left out {len(rest)} tensor{'s' * (len(rest) != 1)} outside "
+                           f"the network ({', '.join(rest[:3])}{', ...' if len(rest) > 3 else ''})")
+        else:
+            renamed.append(f"prefix '{prefix}' removed")
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
+
+
+def _network_prefix(state: dict, own: set[str]) -> str | None:
+    """The prefix under which ``state`` holds every tensor of the model (``own``; BatchNorm counters may lack)
+    beside tensors that are none of the model's (a Lightning module's ``model.*`` with its ``criterion.weight``), or
+    None: those others are outside the network, so the network itself still loads strictly."""
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    for prefix in PREFIXES if needed else ():
+        under = {k[len(prefix):] for k in state if k.startswith(prefix)}
+        rest = [k for k in state if not k.startswith(prefix)]
+        if rest and needed <= under and not set(rest) & own:
+            return prefix
+    return None
+
+
+def _ema_copy(state: dict, own: set[str]) -> str | None:
+    """The prefix of an EMA copy of the network stored beside it in one state dict (``ema.<name>`` for every
+    ``<name>``, as some training scripts keep it), or None: only names that are exactly the model's under it."""
+    needed = {k for k in own if not k.endswith("num_batches_tracked")}
+    rest = [k for k in state if k not in own]
+    for prefix in ("ema.", "model_ema.", "ema_model."):
+        if needed and needed <= set(state) and rest and all(k.startswith(prefix) and k[len(prefix):] in own
+                                                             for k in rest):
+            return prefix
+    return None
+
+
 def load_authors_state_dict(model: nn.Module, state: dict[str, Any]) -> None:
     """Load a state dict saved by the authors' code into a model whose names follow theirs (strict).
 
     Their training scripts save ``{"model": state}`` or the bare state, from ``DataParallel``
-    (``module.`` prefixes); names and shapes are otherwise the same, so any difference is an error.
+    (``module.`` prefixes), unwrapped by :func:`unwrap_state`; names and shapes are otherwise the same, so any
+    difference is an error.
     """
-    if "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
+    state, _, _ = unwrap_state(state, "the authors' state dict", list(model.state_dict()))
+    model.load_state_dict(state, strict=True)
 

@@ -17,8 +17,9 @@ Three formats, read as users download them (nothing is downloaded, nothing unpic
   convolution: the mean over RGB) and every transformer block of its GMM (both modalities' copies),
   as the authors' ``load_from`` does.
 
-Torch files are read with ``torch.load(weights_only=True)``; ``state_dict`` / ``model`` wrappers and
-``module.`` prefixes are unwrapped. Every tensor of the file must land: a name the part lacks or a
+Torch files are read with ``torch.load(weights_only=True)`` and unwrapped as ``import-weights`` unwraps
+them (:func:`~rsmamba.models.weights.unwrap_state`: ``state_dict`` / ``model`` / ``net`` containers, an
+EMA copy, ``module.`` / ``net.`` / ``model.`` prefixes). Every tensor of the file must land: a name the part lacks or a
 shape that differs is a one-line error naming the first such tensor. The exceptions are listed in
 the report as *unused* (a classifier head; in CMT-UNet/MAFMamba the VMamba stem and downsampling
 they do not have). A first convolution with another input-band count is adapted as ``--init`` does
@@ -46,7 +47,7 @@ from rsmamba.models.fmtunet import FMTUNet
 from rsmamba.models.mafmamba import MAFMamba
 from rsmamba.models.resnet import ResNet
 from rsmamba.models.vmamba import VMambaBackbone
-from rsmamba.models.weights import load_weights_file
+from rsmamba.models.weights import load_weights_file, unwrap_state
 from rsmamba.paths import input_problem
 
 RESNET_PART = "backbone"
@@ -62,6 +63,7 @@ class PretrainedReport:
     unused: list[str] = field(default_factory=list)
     left_random: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set, repr=False)  # model names this file set
+    unwrapped: list[str] = field(default_factory=list)  # containers / prefixes taken off, as import-weights says them
 
     @property
     def part_left_random(self) -> list[str]:
@@ -76,7 +78,8 @@ class PretrainedReport:
         return (f"{self.source} -> {self.part}: {len(self.loaded)} tensors loaded, {len(self.resized)} resized "
                 f"({', '.join(self.resized[:3]) or 'none'}{'...' if len(self.resized) > 3 else ''}), "
                 f"{len(self.unused)} unused ({', '.join(self.unused[:2]) or 'none'}"
-                f"{'...' if len(self.unused) > 2 else ''}), {len(self.left_random)} left random{inside}")
+                f"{'...' if len(self.unused) > 2 else ''}), {len(self.left_random)} left random{inside}"
+                + "".join(f"; unwrapped {u}" for u in self.unwrapped))
 
 
 def adapt_input_weight(weight: torch.Tensor, src_image: int, src_dsm: bool, dst_image: int,
@@ -106,18 +109,14 @@ def _read_npz(path: Path) -> dict[str, torch.Tensor]:
                          "object arrays are refused)") from None
 
 
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
+def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The file's state dict and what was unwrapped to reach it (containers, prefixes)."""
     if problem := input_problem(path, "model.pretrained"):  # a folder or a pipe was 'file not found'
         raise InputError(problem)
     if path.suffix.lower() == ".npz":
-        return _read_npz(path)
-    state = load_weights_file(path, "model.pretrained")
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"model.pretrained {path}: not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+        return _read_npz(path), []
+    state, unwrapped, renamed = unwrap_state(load_weights_file(path, "model.pretrained"), path, what="model.pretrained")
+    return state, unwrapped + renamed
 
 
 def weights_format(state: dict[str, torch.Tensor]) -> str | None:
@@ -349,7 +348,7 @@ def load_part(model: nn.Module, path: str | os.PathLike[str], part: str | None =
               dsm: bool = False, state: dict[str, torch.Tensor] | None = None) -> list[PretrainedReport]:
     """Load one weight file into ``part`` of ``model`` (None: every part that takes the file's format)."""
     path = Path(path)
-    state = _read_state(path) if state is None else state
+    state, unwrapped = _read_state(path) if state is None else (state, [])
     fmt = weights_format(state)
     parts = pretrained_parts(model)
     name = type(model).__name__
@@ -381,6 +380,7 @@ def load_part(model: nn.Module, path: str | os.PathLike[str], part: str | None =
         else:
             place = _vit_npz_placement(state, model)  # type: ignore[arg-type]
         reports.append(_place(model, place, path, "encoder+gmm" if fmt == "vit-npz" else p, image_bands, dsm))
+        reports[-1].unwrapped = unwrapped
     return reports
 
 

@@ -3,9 +3,10 @@
 A recipe (``rsmamba/data/configs``) fixes what the authors' weights lack: the model and its
 structure options, the classes, the bands and the normalisation. Their file is read without
 unpickling code (:func:`~rsmamba.models.weights.load_weights_file`), its container and name prefixes
-are unwrapped (a bare state dict, as FMTUNet's and Mamba-FCS's scripts save; ``{"state_dict": ...}``, as
-MambaSeg's trainer and PyTorch Lightning save; ``{"model": ...}``; ``module.`` from DataParallel,
-``net.`` / ``model.`` from a Lightning module), the known differences are mapped, and the weights load
+are unwrapped (:func:`~rsmamba.models.weights.unwrap_state`, as ``model.pretrained`` files are: a bare
+state dict, as FMTUNet's and Mamba-FCS's scripts save; ``{"state_dict": ...}``, as MambaSeg's trainer and
+PyTorch Lightning save; ``{"model": ...}``; an EMA copy; ``module.`` from DataParallel, ``net.`` / ``model.``
+from a Lightning module), the known differences are mapped, and the weights load
 strictly or not at all. The checkpoint written is the one a ``train`` run of the recipe would write,
 so ``predict``, ``change``, ``train --init`` and ``train --test`` take it as they take ours.
 """
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from rsmamba.checkpoint import FORMAT, check_finite, save_checkpoint, state_dict_mismatch
+from rsmamba.checkpoint import check_finite, save_checkpoint, state_dict_mismatch
 from rsmamba.errors import InputError
 
 # The structure options of the authors' code where our default differs (docs/models.md); their weights
@@ -29,13 +30,6 @@ AUTHORS_KWARGS: dict[str, dict[str, Any]] = {
     "fmtunet": {"stem_pool_padding": 0, "deformable_grid": "authors"},
     "cmtunet": {"msaa": False, "rcm": False, "wavelet": "haar"},
 }
-# Where a saved state dict sits in the containers the authors' (and common) training scripts write.
-CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
-# Where training scripts keep an exponential moving average of the weights (timm, Lightning callbacks, YOLO-style
-# scripts): taken only from a file that holds no CONTAINER_KEYS entry; beside one, said as not imported.
-EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")
-# Name prefixes of wrapped modules: DataParallel / DDP, a Lightning module holding the network as net / model.
-PREFIXES = ("module.", "net.", "model.")
 
 
 @dataclass
@@ -71,94 +65,6 @@ class ImportReport:
             lines.append(f"converted: {count} {source} tensor{'s' * (count != 1)} to {target}, as the model holds "
                          "them and train's checkpoints store them")
         return "\n".join(lines)
-
-
-def _is_state(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
-
-
-def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str] = ()) -> tuple[dict, list[str], list[str]]:
-    """(state dict, containers unwrapped, prefixes removed) of a loaded weights file. A prefix is removed
-    only when every name has it and the model's own names (``expected``) do not all start with it, or when every one
-    of ``expected`` is under it and the names that are not are none of the model's (left out, and said)."""
-    unwrapped: list[str] = []
-    if isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(
-            FORMAT.rsplit("/", 1)[0]):
-        raise InputError(f"{path}: already an rsmamba checkpoint ({data.get('model')}); predict, change and "
-                         "train --init take it as it is")
-    while isinstance(data, dict) and not _is_state(data):
-        key = next((k for k in CONTAINER_KEYS if isinstance(data.get(k), dict)), None)
-        ema = key is None and (key := next((k for k in EMA_KEYS if isinstance(data.get(k), dict)), None)) is not None
-        if key is None:
-            others = [k for k, v in data.items() if not isinstance(v, torch.Tensor)]
-            tensors = len(data) - len(others)
-            if not data:
-                what = "an empty dict"
-            elif tensors:  # weights beside a counter or a name: which entry is not a tensor
-                k = others[0]
-                what = (f"{tensors} tensors and {len(others)} other value{'s' * (len(others) != 1)}: "
-                        f"{k} ({type(data[k]).__name__}){', ...' if len(others) > 1 else ''}")
-            else:
-                what = "it holds " + ", ".join(map(str, list(data)[:6])) + (", ..." if len(data) > 6 else "")
-            raise InputError(f"{path}: no state dict of tensors found in it ({what}); "
-                             f"expected a state dict or one under {', '.join(CONTAINER_KEYS + EMA_KEYS)}")
-        # other weights beside the ones taken (an EMA copy): which set the checkpoint holds is said, not guessed
-        beside = [k for k, v in data.items() if k != key and isinstance(v, dict) and v
-                  and (_is_state(v) or any(isinstance(v.get(c), dict) for c in CONTAINER_KEYS))]
-        unwrapped.append(f'["{key}"]' + (" (EMA weights)" if ema else "")
-                         + (f" (not imported: {', '.join(f'[{k!r}]' for k in beside)} beside it; to import those, "
-                            f"save them alone: torch.save(torch.load(FILE)[{beside[0]!r}], NEW))" if beside else ""))
-        data = data[key]
-    if not _is_state(data):
-        raise InputError(f"{path}: not a state dict of tensors (a {type(data).__name__})")
-    state = {str(k): v for k, v in data.items()}
-    renamed: list[str] = []
-    own = set(expected)
-    while True:
-        prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
-                       and not (own and all(k.startswith(p) for k in own))), None)
-        if prefix is None:
-            prefix = _network_prefix(state, own)
-            if prefix is None:
-                copy = _ema_copy(state, own)
-                if copy is not None:  # the network as it is, and its EMA copy under one prefix: the first imported
-                    rest = [k for k in state if k.startswith(copy)]
-                    state = {k: v for k, v in state.items() if not k.startswith(copy)}
-                    renamed.append(f"left out {len(rest)} tensors of an EMA copy beside the network ({copy}*); to "
-                                   f"import those, save them alone without '{copy}'")
-                return state, unwrapped, renamed
-            rest = [k for k in state if not k.startswith(prefix)]  # a Lightning module's loss weights, metrics
-            state = {k: v for k, v in state.items() if k.startswith(prefix)}
-            renamed.append(f"prefix '{prefix}' removed; left out {len(rest)} tensor{'s' * (len(rest) != 1)} outside "
-                           f"the network ({', '.join(rest[:3])}{', ...' if len(rest) > 3 else ''})")
-        else:
-            renamed.append(f"prefix '{prefix}' removed")
-        state = {k.removeprefix(prefix): v for k, v in state.items()}
-
-
-def _network_prefix(state: dict, own: set[str]) -> str | None:
-    """The prefix under which ``state`` holds every tensor of the model (``own``; BatchNorm counters may lack)
-    beside tensors that are none of the model's (a Lightning module's ``model.*`` with its ``criterion.weight``), or
-    None: those others are outside the network, so the network itself still loads strictly."""
-    needed = {k for k in own if not k.endswith("num_batches_tracked")}
-    for prefix in PREFIXES if needed else ():
-        under = {k[len(prefix):] for k in state if k.startswith(prefix)}
-        rest = [k for k in state if not k.startswith(prefix)]
-        if rest and needed <= under and not set(rest) & own:
-            return prefix
-    return None
-
-
-def _ema_copy(state: dict, own: set[str]) -> str | None:
-    """The prefix of an EMA copy of the network stored beside it in one state dict (``ema.<name>`` for every
-    ``<name>``, as some training scripts keep it), or None: only names that are exactly the model's under it."""
-    needed = {k for k in own if not k.endswith("num_batches_tracked")}
-    rest = [k for k in state if k not in own]
-    for prefix in ("ema.", "model_ema.", "ema_model."):
-        if needed and needed <= set(state) and rest and all(k.startswith(prefix) and k[len(prefix):] in own
-                                                             for k in rest):
-            return prefix
-    return None
 
 
 def fill_batchnorm_counters(model: torch.nn.Module, state: dict) -> int:
@@ -298,11 +204,11 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
                    overwrite: bool = False) -> ImportReport:
     """Write ``out``, an rsmamba checkpoint of the authors' ``weights`` for the recipe ``config``."""
     from rsmamba.models import create_model, model_info
-    from rsmamba.models.weights import load_weights_file
+    from rsmamba.models.weights import load_weights_file, unwrap_state
     from rsmamba.atomic import output_problems
     from rsmamba.paths import inputs_problems
     from rsmamba.train.config import load_config, resolve_config_path
-    from rsmamba.train.trainer import checkpoint_payload, resolve_use_dsm
+    from rsmamba.train.trainer import blame_model_kwargs, checkpoint_payload, resolve_use_dsm
 
     weights, out = Path(weights), Path(out)
     recipe = resolve_config_path(config)  # the file read (a shipped recipe's too): an input, as the weights
@@ -332,7 +238,9 @@ def import_weights(weights: str | os.PathLike[str], config: str | os.PathLike[st
         kwargs.setdefault("in_chans", len(tiling.bands) + (1 if use_dsm and info.inputs == "image" else 0))
     try:
         with torch.device("meta"):  # the model's names, which a partly prefixed file is read against
-            names = list(create_model(name, **kwargs).state_dict())
+            # (the recipe's model.kwargs after --set model.name=another: said as train says them, one place)
+            names = list(blame_model_kwargs(cfg, kwargs, lambda: create_model(name, **kwargs),
+                                            lambda kw: create_model(name, **kw)).state_dict())
     except (TypeError, ValueError) as exc:
         raise InputError(f"model {name!r} with {kwargs}: {exc}") from exc
     state, unwrapped, renamed = unwrap_state(load_weights_file(weights, "weights"), weights, names)

@@ -987,7 +987,9 @@ def blame_model_kwargs(cfg: dict, model_kwargs: dict, run: Callable[[], _T],
             raise
         name = cfg["model"]["name"]
         if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
-            raise InputError(f"model.kwargs {given}: not arguments {name!r} takes ({first_line(exc)})") from None
+            # the recipe's kwargs of its own model, after --set model.name=another: the way on, said
+            raise InputError(f"model.kwargs {given}: not arguments {name!r} takes ({first_line(exc)}); a config's "
+                             "kwargs for another model? --set 'model.kwargs={}' builds it without them") from None
         said = first_line(exc) if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: {first_line(exc)}"
         raise InputError(f"model.kwargs {given}: {name!r} refuses the value{'s' * (len(given) > 1)} ({said})") from None
 

@@ -375,3 +375,52 @@ def test_one_vmamba_file_fills_both_mambaseg_encoders(tmp_path: Path) -> None:
     stem = ckpt["model"]["patch_embed.0.weight"]
     assert img.resized == [] and ev.resized == ["patch_embed.0.weight"]  # the 1-band aux stem: RGB summed
     assert torch.allclose(own["encoder_ev.patch_embed.0.weight"][:, 0], stem.sum(1))
+
+
+# -- one unwrapping with import-weights (rsmamba.models.weights.unwrap_state) ----------------------------------
+
+@pytest.mark.parametrize("wrap", ["model+module.", "state_dict+net.", "model.", "model_ema"])
+def test_a_backbone_file_is_unwrapped_as_import_weights_unwraps_it(tmp_path: Path, wrap: str) -> None:
+    """model.pretrained had its own unwrapping: a Lightning module's net. / model. names and an EMA-only file (which
+    import-weights takes) were refused as 'neither a ResNet state dict...' or 'not a state dict of tensors' (QA)."""
+    state = torchvision_resnet18_state(width=8)
+    saved = {"model+module.": {"model": {f"module.{k}": v for k, v in state.items()}},
+             "state_dict+net.": {"state_dict": {f"net.{k}": v for k, v in state.items()}, "epoch": 3},
+             "model.": {f"model.{k}": v for k, v in state.items()},
+             "model_ema": {"model_ema": state, "epoch": 3}}[wrap]
+    torch.save(saved, tmp_path / "r18.pth")
+    model = create_model("mafmamba_tiny", num_classes=6, in_chans=3)
+    (report,) = load_pretrained(model, tmp_path / "r18.pth")
+    assert torch.equal(model.state_dict()["backbone.layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
+    assert len(report.loaded) == len(state) - 2 and report.part_left_random == []
+    assert "unwrapped" in report.describe() and ("EMA" in report.describe()) == (wrap == "model_ema")
+
+
+def test_a_vmamba_file_with_its_ema_beside_says_which_set_was_loaded(tmp_path: Path) -> None:
+    model = create_model("mambafcs_tiny")
+    ckpt = vmamba_checkpoint(model.encoder)
+    ckpt["model"] = {f"module.{k}": v for k, v in ckpt["model"].items()}
+    ckpt["model_ema"] = {k: v + 1 for k, v in ckpt["model"].items()}
+    torch.save(ckpt, tmp_path / "vssm.pth")
+    (report,) = load_pretrained(model, tmp_path / "vssm.pth")
+    key = "layers.2.blocks.0.op.A_logs"
+    assert torch.equal(model.state_dict()[f"encoder.{key}"], ckpt["model"][f"module.{key}"])
+    assert "not imported: ['model_ema']" in report.describe() and "prefix 'module.' removed" in report.describe()
+
+
+def test_an_rsmamba_checkpoint_as_pretrained_says_init_takes_it(tmp_path: Path) -> None:
+    torch.save({"format": "rsmamba-checkpoint/1", "model": "mafmamba_tiny",
+                "state_dict": torchvision_resnet18_state(width=8)}, tmp_path / "best.pt")
+    said = r"^model\.pretrained .*best\.pt: already an rsmamba checkpoint .*train --init"
+    with pytest.raises(InputError, match=said):
+        load_pretrained(create_model("mafmamba_tiny", num_classes=6, in_chans=3), tmp_path / "best.pt")
+
+
+def test_a_backbone_file_with_its_training_settings_says_to_save_the_weights_alone(tmp_path: Path) -> None:
+    import argparse
+
+    ckpt = vmamba_checkpoint(create_model("mambafcs_tiny").encoder)
+    ckpt["config"] = argparse.Namespace(lr=1e-3, arch="vssm")  # as VMamba's released checkpoints may hold
+    torch.save(ckpt, tmp_path / "vssm.pth")
+    with pytest.raises(InputError, match=r"^model\.pretrained .*\(argparse\.Namespace\).*save the weights alone"):
+        load_pretrained(create_model("mambafcs_tiny"), tmp_path / "vssm.pth")

@@ -30,3 +30,12 @@ def test_a_training_runs_settings_beside_its_weights_are_refused_with_the_way_on
     torch.save({"state_dict": {"w": torch.zeros(2)}, "x": Payload()}, tmp_path / "evil.pth")
     with pytest.raises(InputError, match=r"system\); loading it could run code$"):
         load_weights_file(tmp_path / "evil.pth", "weights")
+
+
+def test_unwrap_state_knows_rsmamba_checkpoints_by_the_format_checkpoint_writes() -> None:
+    from rsmamba.checkpoint import FORMAT
+    from rsmamba.models.weights import CHECKPOINT_FAMILY, unwrap_state
+
+    assert FORMAT.startswith(CHECKPOINT_FAMILY)
+    with pytest.raises(InputError, match="already an rsmamba checkpoint"):
+        unwrap_state({"format": FORMAT, "model": "m", "state_dict": {"w": torch.zeros(1)}}, "best.pt")

@@ -407,3 +407,17 @@ def test_an_ema_copy_under_a_prefix_beside_the_network_is_left_out_and_said(tmp_
     torch.save(state, tmp_path / "x.pth")
     with pytest.raises(InputError, match=r"unexpected \(ema\."):
         import_weights(tmp_path / "x.pth", "mafmamba_vaihingen", tmp_path / "m2.pt", sets)
+
+
+def test_another_model_than_the_recipes_says_how_to_drop_the_recipes_kwargs(tmp_path: Path, capsys) -> None:
+    """--set model.name=siam_diff_baseline on mambafcs_second applied the recipe's cga to it: 'model
+    'siam_diff_baseline' with {...}: ...unexpected keyword argument 'cga'', no way on said (QA)."""
+    src = create_model("siam_diff_baseline", num_classes=6, in_chans=3)
+    torch.save(src.state_dict(), tmp_path / "siam.pth")
+    argv = [str(tmp_path / "siam.pth"), "-c", "mambafcs_second", "--set", "model.name=siam_diff_baseline",
+            "-o", str(tmp_path / "model.pt")]
+    _fails(tmp_path, capsys, argv, "model.kwargs {'cga': 'change_to_semantic'}: not arguments 'siam_diff_baseline'",
+           "--set 'model.kwargs={}'")
+    assert not (tmp_path / "model.pt").exists()
+    assert main(["import-weights", *argv, "--set", "model.kwargs={}"]) == 0
+    assert load_checkpoint(tmp_path / "model.pt")["model"] == "siam_diff_baseline"

@@ -209,3 +209,23 @@ def test_the_30_minute_recipes_are_the_defaults_that_were_measured(kind: str, re
             assert given.get(key, False) is value, key  # a flag the measured run did not give was off
         else:
             assert type(value)(given.get(key, value)) == value, key
+
+
+@pytest.mark.parametrize("options, said", [
+    (["--scenes", "0"], "--scenes 0 --default-scenes 0: at least one training scene"),
+    (["--scenes", "1", "--size", "32", "--chip", "64"], "--chip 64 is larger than a training scene (--size 32)"),
+    (["--scenes", "1", "--size", "64", "--chip", "64"], "the scene must be at least 32 m wide"),  # rsmamba's own error
+    (["--out", "AFILE"], "a file stands there; --out is the folder"),  # was a traceback after the whole training
+])
+def test_options_that_make_no_model_are_one_line_exit_2(tmp_path: Path, capsys, options, said) -> None:
+    """Too few scenes or chips ended in a traceback (rasterio's 0-width mosaic, rsmamba's InputError), exit 1 (QA)."""
+    m = _recipe()
+    (tmp_path / "AFILE").write_text("x")
+    options = [str(tmp_path / o) if o == "AFILE" else o for o in options]
+    with pytest.raises(SystemExit) as exit_:
+        m.main(["image", "--epochs", "1", "--init", "none", "--work", str(tmp_path / "work"),
+                "--out", str(tmp_path / "out"), *options])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("make_demo_models.py: error: "), err
+    assert said in err[0]
+    assert not (tmp_path / "out").exists()

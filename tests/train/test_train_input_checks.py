@@ -430,3 +430,19 @@ def test_names_and_probabilities_are_refused_by_the_dry_run_too(tmp_path: Path, 
 
     assert main(_train(tmp_path, "--set", f"data.root={tmp_path / 'chips'}", "--set", setting, "--dry-run")) == 2
     assert re.search(said, _one_error_line(capsys))
+
+
+def test_a_configs_kwargs_for_another_model_say_how_to_drop_them(tmp_path: Path, capsys) -> None:
+    """--set model.name=X on a config whose model.kwargs are its own model's: one line naming them, and the way on."""
+    import yaml
+
+    chips = write_chips(tmp_path, size=64, chip=32, split=(0.75, 0.25, 0.0))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "mafmamba_tiny", "kwargs": {"resnet_depth": 18}}}))
+    for run in (["--dry-run"], ["--set", f"out={tmp_path / 'run'}"]):
+        assert main(["train", "-c", str(cfg), *run, "--set", f"data.root={chips}",
+                     "--set", "model.name=fcn_baseline"]) == 2
+        line = _one_error_line(capsys)
+        assert "model.kwargs {'resnet_depth': 18}: not arguments 'fcn_baseline' takes" in line
+        assert "--set 'model.kwargs={}'" in line
+    assert not (tmp_path / "run").exists()
