@@ -63,7 +63,12 @@ class CrossEntropy(nn.Module):
         self.smoothing = smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if (target != self.ignore_index).sum() == 0:
+        labelled = target != self.ignore_index
+        if labelled.sum() == 0:
+            return logits.sum() * 0.0
+        if self.weight is not None and self.weight[target[labelled].long()].sum() == 0:
+            # a batch of classes weighted 0 only (and no label): torch's weighted mean is 0/0, NaN, and the run
+            # stopped as diverged, blamed on optim.lr; these pixels count nothing, as the weights say
             return logits.sum() * 0.0
         return F.cross_entropy(logits, target.long(), weight=self.weight, ignore_index=self.ignore_index,
                                label_smoothing=self.smoothing)
