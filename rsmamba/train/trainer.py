@@ -45,7 +45,7 @@ from rsmamba.paths import output_problem
 from rsmamba.metrics import (
     ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist, segmentation_scores,
 )
-from rsmamba.engine.model import callers_randomness_kept, torch_device
+from rsmamba.engine.model import callers_randomness_kept, pad_for_network, torch_device
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import NO_COLOUR
 from rsmamba.raster.validate import scale_error, scale_problems
@@ -445,12 +445,19 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
     return loss, out
 
 
+def window_logits(model: nn.Module, image: torch.Tensor, inputs: str) -> torch.Tensor:
+    """Class logits of ``image`` as predict computes a window's: padded to the sides the network takes
+    (:func:`rsmamba.engine.model.pad_for_network`), cropped back. Validation scores so; training does not pad."""
+    h, w = image.shape[-2:]
+    return segment(model, pad_for_network(getattr(model, "module", model), image), inputs)[..., :h, :w]
+
+
 def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales=(1.0,), flip: bool = False):
     """Softmax summed over input scales and flips (the papers' multi-scale + flip evaluation), at the
-    input's size: the views are predict's (:func:`rsmamba.engine.tta.tta_average`), so validation
-    scores what ``rsmamba predict --tta-recipe`` maps."""
+    input's size: the views are predict's (:func:`rsmamba.engine.tta.tta_average`), each padded as predict
+    pads it, so validation scores what ``rsmamba predict --tta-recipe`` maps."""
     plan = TTAPlan(flip=flip, scales=tuple(float(s) for s in scales))
-    return tta_average(lambda x: segment(model, x, inputs).softmax(1), image, plan) * plan.passes
+    return tta_average(lambda x: window_logits(model, x, inputs).softmax(1), image, plan) * plan.passes
 
 
 def check_metric(metric: str, task: str) -> None:
@@ -489,10 +496,11 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
                 probs = tta_probabilities(model, batch["image"].to(device), inputs, scales, flip)
                 seg.update(batch["mask"], _classes_of(probs, fillers).cpu())
                 continue
-            _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
             if task == "segmentation":
-                seg.update(batch["mask"], _classes_of(out["sem"], fillers).cpu())
+                logits = window_logits(model, batch["image"].to(device), inputs)
+                seg.update(batch["mask"], _classes_of(logits, fillers).cpu())
                 continue
+            _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
             pred_change = out["change"].argmax(1).cpu() if "change" in out else None
             if "change" in batch and pred_change is not None:
                 chg.update(batch["change"], pred_change)
