@@ -53,7 +53,7 @@ from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import (
-    OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, load_config, metric_problem,
+    DEFAULTS, OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, load_config, metric_problem,
     resolve_config_path, schedule_warnings,
 )
 from rsmamba.train.init import hold_frozen_norms, set_frozen
@@ -1054,6 +1054,13 @@ def unread_by_chips(d: dict) -> list[str]:
     if d.get("crops_per_image", 1) != 1:
         said.append(f"data.crops_per_image {d['crops_per_image']}: chips are trained whole, once an epoch (it crops "
                     "the benchmark layouts' tiles)")
+    # the benchmark layouts' own keys, ignored unsaid: data.eroded true scored chips on their full labels
+    layouts = {"eroded": "isprs", "val_tiles": "isprs", "crop_stride": "isprs", "city": "isprs", "variant": "isprs",
+               "dsm_source": "isprs", "domains": "loveda"}
+    for key, layout in layouts.items():
+        if key in d and d[key] != DEFAULTS["data"][key]:
+            said.append(f"data.{key} {json.dumps(d[key])}: read by data.layout {layout} only; chips ignore it"
+                        + (" (eroded scores of a map: rsmamba evaluate --erode)" if key == "eroded" else ""))
     return said
 
 
