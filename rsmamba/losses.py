@@ -7,6 +7,7 @@ denominator), so nodata borders never pull the model toward any class.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -283,6 +284,12 @@ def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.
             continue
         if name == "ce" and "class_weights" in item:
             item["weight"] = item.pop("class_weights")
+        takes = [k for k in inspect.signature(LOSSES[name]).parameters if k != "ignore_index"]
+        if unknown := [k for k in item if k not in takes]:  # (was TypeError's 'CrossEntropy.__init__() got ...')
+            options = ", ".join("class_weights" if k == "weight" else k for k in takes) or "no options"
+            problems.append(f"loss {name}: unknown option{'s' * (len(unknown) > 1)} "
+                            f"{', '.join(map(repr, unknown))} (it takes {options})")
+            continue
         try:
             parts.append((scale, LOSSES[name](ignore_index=ignore_index, **item)))
         except TypeError as exc:

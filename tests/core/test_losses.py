@@ -194,3 +194,15 @@ def test_ce_batch_of_zero_weighted_classes_only_is_zero_not_nan(smoothing) -> No
     want = F.cross_entropy(logits, target, weight=torch.tensor([1.0, 1.0, 1.0, 0.0]), ignore_index=255,
                            label_smoothing=smoothing)
     assert torch.equal(CrossEntropy(weight=[1.0, 1.0, 1.0, 0.0], smoothing=smoothing)(logits, target), want)
+
+
+def test_an_unknown_loss_option_is_named_with_the_options_it_takes() -> None:
+    """A typo (class_weight) was TypeError's 'CrossEntropy.__init__() got an unexpected keyword argument', naming
+    a class and not the options the docs list (QA)."""
+    with pytest.raises(InputError) as caught:
+        build_loss([{"name": "ce", "class_weight": [1, 2]}, {"name": "dice", "smoth": 1}, {"name": "lovasz", "x": 1}])
+    assert caught.value.problems == [
+        "loss ce: unknown option 'class_weight' (it takes class_weights, smoothing)",
+        "loss dice: unknown option 'smoth' (it takes smooth)",
+        "loss lovasz: unknown option 'x' (it takes no options)"]
+    assert isinstance(build_loss({"name": "ce", "class_weights": [1, 2], "smoothing": 0.1}), CrossEntropy)
