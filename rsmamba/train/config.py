@@ -347,6 +347,16 @@ def metric_problem(metric: Any, task: str | None) -> str | None:
             + "; ".join(f"{', '.join(names)} ({task})" for task, names in VAL_METRICS.items()))
 
 
+def eval_problem(cfg: dict, task: str | None) -> str | None:
+    """Why ``eval`` (flip, scales) cannot apply to a ``task`` model, or None: validation and ``train --test`` of a
+    change model score one view, so its flips and scales were ignored, and ``test_<split>.json`` recorded them."""
+    ev = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
+    if task in (None, "segmentation") or (not ev.get("flip") and list(ev.get("scales") or [1.0]) == [1.0]):
+        return None
+    return (f"eval.flip / eval.scales: a {task} model is validated and tested on one view, without flips or "
+            "scales; leave eval at its default (flip false, scales [1.0])")
+
+
 def _check_model(cfg: dict, problems: ProblemCollector) -> None:
     """model.name, model.instances and what depends on the model (train.metric) or on a benchmark's classes
     (CE class_weights, train.exclude_classes), with the config's other values: a list as model.name was a
@@ -373,6 +383,8 @@ def _check_model(cfg: dict, problems: ProblemCollector) -> None:
                      f"'rsmamba tile --instance-targets'), got {instances!r}")
     train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
     if "metric" in train and (problem := metric_problem(train["metric"], task)):
+        problems.add(f"config {problem}")
+    if problem := eval_problem(cfg, task):
         problems.add(f"config {problem}")
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     layout = data.get("layout")

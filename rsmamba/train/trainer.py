@@ -53,8 +53,8 @@ from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import (
-    DEFAULTS, OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, load_config, metric_problem,
-    resolve_config_path, schedule_warnings,
+    DEFAULTS, OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, eval_problem, load_config,
+    metric_problem, resolve_config_path, schedule_warnings,
 )
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
@@ -1100,6 +1100,8 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
     init_path = _resolve_init(cfg, run, "--test" if scoring else "model.init")  # (a test names no model.init)
     info_m = model_info(cfg["model"]["name"])
     check_metric(cfg["train"]["metric"], info_m.task)
+    if problem := eval_problem(cfg, info_m.task):  # (a model.init's model is known here)
+        raise InputError(problem)
     use_dsm = resolve_use_dsm(d, info_m)
     # no validation split: best.pt follows the training loss
     train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"], scoring=scoring,

@@ -246,3 +246,16 @@ def test_unknown_keys_and_wrong_values_are_reported_together(tmp_path) -> None:
         load_config(cfg, ["optim.lrr=1", "data.batch_size=8"])
     assert exc.value.problems == ["unknown config key 'data.batchsize'", "--set optim.lrr: unknown config key",
                                   "config train.epochs: expected an integer, got 'abc'"]
+
+
+def test_eval_flips_and_scales_of_a_change_model_are_refused() -> None:
+    """Validation and train --test score a change model on one view: eval.flip / eval.scales were ignored for it,
+    and test_<split>.json recorded them as applied (QA). Refused with the config's other problems."""
+    said = _problems("model.name=mambafcs_tiny", "eval.flip=true", "train.epochs=0")
+    assert any(p.startswith("config eval.flip / eval.scales: a semantic-change model is validated and tested on "
+                            "one view") for p in said), said
+    assert len(said) == 2
+    assert any("eval.flip / eval.scales" in p for p in _problems("model.name=mambafcs_tiny", "eval.scales=[0.5, 1]",
+                                                                  "train.epochs=0"))
+    load_config(None, ["data.root=chips", "model.name=mambafcs_tiny"])  # the default eval: one view
+    load_config(None, ["data.root=chips", "eval.flip=true", "eval.scales=[0.5, 1]"])  # a segmentation model
