@@ -450,7 +450,27 @@ def _check_statistics(cfg: dict, problems: ProblemCollector) -> None:
 
 def schedule_warnings(cfg: dict, steps_per_epoch: int) -> list[str]:
     """What training (and its dry run) says of the schedule once the data give the steps per epoch."""
-    return [said for said in (warmup_warning(cfg, steps_per_epoch), restart_warning(cfg, steps_per_epoch)) if said]
+    return [said for said in (warmup_warning(cfg, steps_per_epoch), restart_warning(cfg, steps_per_epoch),
+                              unread_schedule_warning(cfg)) if said]
+
+
+# the schedule keys each schedule reads (warm-up and by: all of them)
+_SCHEDULE_READS = {"milestones": ("multistep",), "gamma": ("multistep", "step"), "step_size": ("step",),
+                   "t0": ("cosine_restarts",), "t_mult": ("cosine_restarts",), "power": ("poly",),
+                   "min_lr": ("cosine", "cosine_restarts", "poly")}
+
+
+def unread_schedule_warning(cfg: dict) -> str | None:
+    """Schedule keys set where ``schedule.name`` does not read them: ``milestones: [20, 30]`` without ``name:
+    multistep`` trained the default cosine, unsaid."""
+    s = cfg["schedule"]
+    unread = [k for k, names in _SCHEDULE_READS.items()
+              if s["name"] not in names and s.get(k) != DEFAULTS["schedule"][k]]
+    if not unread:
+        return None
+    readers = sorted({n for k in unread for n in _SCHEDULE_READS[k]})
+    return (f"schedule.{', schedule.'.join(unread)}: not read by schedule.name {s['name']} (read by "
+            f"{', '.join(readers)}); the run follows {s['name']}")
 
 
 def restart_warning(cfg: dict, steps_per_epoch: int) -> str | None:

@@ -259,3 +259,20 @@ def test_eval_flips_and_scales_of_a_change_model_are_refused() -> None:
                                                                   "train.epochs=0"))
     load_config(None, ["data.root=chips", "model.name=mambafcs_tiny"])  # the default eval: one view
     load_config(None, ["data.root=chips", "eval.flip=true", "eval.scales=[0.5, 1]"])  # a segmentation model
+
+
+def test_schedule_keys_the_named_schedule_does_not_read_are_said() -> None:
+    """schedule.milestones [20, 30] without name multistep trained the default cosine, unsaid (QA); said by the run
+    and its dry run (schedule_warnings), and nothing for the keys a schedule reads."""
+    from rsmamba.train.config import schedule_warnings
+
+    def said(*sets: str) -> list[str]:
+        return schedule_warnings(load_config(None, ["data.root=chips", "train.epochs=2", *sets]), 4)
+
+    assert said("schedule.milestones=[20, 30]", "schedule.gamma=0.5") == [
+        "schedule.milestones, schedule.gamma: not read by schedule.name cosine (read by multistep, step); the run "
+        "follows cosine"]
+    assert said("schedule.name=poly", "schedule.t0=5")[0].startswith("schedule.t0: not read by schedule.name poly")
+    assert said("schedule.name=multistep", "schedule.milestones=[1]", "schedule.gamma=0.5") == []
+    assert said("schedule.name=cosine_restarts", "schedule.t0=2", "schedule.min_lr=0.0001") == []
+    assert said() == []
