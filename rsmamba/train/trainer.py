@@ -1160,7 +1160,10 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
                     ds.target_bands = bands
         model_kwargs["num_classes"] = num_classes + len(instances)
     if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
-        raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
+        has = getattr(getattr(train_ds, "info", None), "has_dsm", False)  # (told to re-tile what holds one)
+        raise InputError(f"model {cfg['model']['name']!r} needs a DSM; " + (
+            "the chips hold one, which data.use_dsm false leaves out: set it to true or null" if has
+            else "tile with --dsm (data.use_dsm)"))
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         if model_kwargs.setdefault("in_chans", in_chans) != in_chans:
             raise InputError(f"model.kwargs.in_chans {model_kwargs['in_chans']}: the data give {in_chans} channels "

@@ -430,3 +430,17 @@ def test_names_and_probabilities_are_refused_by_the_dry_run_too(tmp_path: Path, 
 
     assert main(_train(tmp_path, "--set", f"data.root={tmp_path / 'chips'}", "--set", setting, "--dry-run")) == 2
     assert re.search(said, _one_error_line(capsys))
+
+
+def test_a_dsm_model_with_use_dsm_false_on_chips_holding_one_is_told_to_read_it(tmp_path: Path, capsys) -> None:
+    """data.use_dsm false on chips tiled with --dsm, for a model that needs the DSM: the error said 'tile with
+    --dsm', sending the user to re-tile chips that hold one (QA). It names the setting."""
+    chips = write_chips(tmp_path, size=64, chip=32, dsm=True, split=(1.0, 0.0, 0.0))
+    args = ["train", "--set", f"data.root={chips}", "--set", "model.name=fmtunet_tiny", "--set",
+            f"out={tmp_path / 'run'}", "--dry-run"]
+    assert main([*args, "--set", "data.use_dsm=false"]) == 2
+    assert _one_error_line(capsys).endswith("needs a DSM; the chips hold one, which data.use_dsm false leaves out: "
+                                            "set it to true or null")
+    plain = write_chips(tmp_path / "plain", size=64, chip=32, split=(1.0, 0.0, 0.0))
+    assert main(["train", "--set", f"data.root={plain}", *args[3:]]) == 2
+    assert _one_error_line(capsys).endswith("needs a DSM; tile with --dsm (data.use_dsm)")
