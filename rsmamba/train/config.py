@@ -151,7 +151,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("eval.flip", "bool", None, False), ("eval.scales", "number_list", 0.05, False),
     ("train.exclude_classes", "int_list", 0, False), ("data.use_dsm", "bool", None, True),
     ("augment.scale", "number_list", 0.05, True), ("augment.scale_set", "number_list", 0.05, True),
-    ("train.epochs", "int", 1, False), ("train.seed", "int", 0, False), ("train.grad_clip", "number", 0, True),
+    ("train.epochs", "int", 1, False), ("train.seed", "int", 0, False), ("train.grad_clip", "number", None, True),
     ("train.ema", "number", 0, True), ("train.stop_after_epochs", "int", 1, True), ("train.amp", "bool", None, False),
     ("train.deterministic", "bool", None, False), ("train.freeze_epochs", "int", 0, False),
     ("augment.flips", "bool", None, False),
@@ -266,8 +266,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
                      f"got {prefixes!r}")
     section = lambda name: cfg.get(name) if isinstance(cfg.get(name), dict) else {}  # noqa: E731
     # settings that did nothing, unsaid: a clip at 0 clips nothing, freeze_epochs alone freezes nothing
-    if section("train").get("grad_clip") == 0 and not isinstance(section("train").get("grad_clip"), bool):
-        problems.add("config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got 0")
+    clip = section("train").get("grad_clip")
+    if _finite(clip) and clip <= 0:  # (-1 was told '>= 0', and 0 then '> 0')
+        problems.add(f"config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got {clip:g}")
     freeze = section("train").get("freeze_epochs")
     if _finite(freeze) and freeze > 0 and prefixes == []:
         problems.add(f"config train.freeze_epochs: {freeze} epochs of freezing, but train.freeze_prefixes is empty: "

@@ -276,3 +276,9 @@ def test_schedule_keys_the_named_schedule_does_not_read_are_said() -> None:
     assert said("schedule.name=multistep", "schedule.milestones=[1]", "schedule.gamma=0.5") == []
     assert said("schedule.name=cosine_restarts", "schedule.t0=2", "schedule.min_lr=0.0001") == []
     assert said() == []
+
+
+def test_a_negative_grad_clip_is_told_the_range_a_clip_takes() -> None:
+    """train.grad_clip -1 was told 'must be >= 0', and 0 then 'must be > 0' (QA): both say > 0."""
+    assert _problems("train.grad_clip=-1") == [
+        "config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got -1"]
