@@ -93,6 +93,10 @@ class Augment:
             sample["image"], sample["image2"] = sample["image2"], sample["image"]
             if "mask2" in sample:
                 sample["mask"], sample["mask2"] = sample["mask2"], sample["mask"]
+        # no-data pixels are 0 in every channel (rsmamba.raster.normalize.blank_invalid), as predict feeds them: the
+        # spectral jitters below shifted them by their bias (photometric 0.2: up to +-0.2), which predict never shows
+        blank = {k: (sample[k] == 0).all(0) for k in keys_img} if keys_img and (
+            self.photometric > 0 or self.colour > 0 or self.date_jitter) else {}
         if self.photometric > 0:
             gain = 1 + self.photometric * (2 * self._rand() - 1)
             bias = self.photometric * (2 * self._rand() - 1)
@@ -125,6 +129,9 @@ class Augment:
                 n = x.shape[0] - self.dsm_channels
                 x[:n] = x[:n].mean(0, keepdim=True)
                 sample[k] = x
+        for k, where in blank.items():
+            if where.any():
+                sample[k] = sample[k].masked_fill(where, 0.0)
         return sample
 
 

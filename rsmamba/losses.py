@@ -7,6 +7,7 @@ denominator), so nodata borders never pull the model toward any class.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -63,7 +64,12 @@ class CrossEntropy(nn.Module):
         self.smoothing = smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if (target != self.ignore_index).sum() == 0:
+        labelled = target != self.ignore_index
+        if labelled.sum() == 0:
+            return logits.sum() * 0.0
+        if self.weight is not None and self.weight[target[labelled].long()].sum() == 0:
+            # a batch of classes weighted 0 only (and no label): torch's weighted mean is 0/0, NaN, and the run
+            # stopped as diverged, blamed on optim.lr; these pixels count nothing, as the weights say
             return logits.sum() * 0.0
         return F.cross_entropy(logits, target.long(), weight=self.weight, ignore_index=self.ignore_index,
                                label_smoothing=self.smoothing)
@@ -278,6 +284,12 @@ def build_loss(spec: str | list | dict, ignore_index: int = IGNORE_INDEX) -> nn.
             continue
         if name == "ce" and "class_weights" in item:
             item["weight"] = item.pop("class_weights")
+        takes = [k for k in inspect.signature(LOSSES[name]).parameters if k != "ignore_index"]
+        if unknown := [k for k in item if k not in takes]:  # (was TypeError's 'CrossEntropy.__init__() got ...')
+            options = ", ".join("class_weights" if k == "weight" else k for k in takes) or "no options"
+            problems.append(f"loss {name}: unknown option{'s' * (len(unknown) > 1)} "
+                            f"{', '.join(map(repr, unknown))} (it takes {options})")
+            continue
         try:
             parts.append((scale, LOSSES[name](ignore_index=ignore_index, **item)))
         except TypeError as exc:

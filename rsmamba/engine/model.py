@@ -328,6 +328,16 @@ def model_input_size(module: nn.Module, multiple: int, h: int, w: int) -> tuple[
     return max(smallest, -(-h // multiple) * multiple), max(smallest, -(-w // multiple) * multiple)
 
 
+def pad_for_network(module: nn.Module, x: torch.Tensor, multiple: int | None = None) -> torch.Tensor:
+    """(B, C, h, w) padded as predict pads a window for ``module`` (:func:`model_input_size`: its
+    ``input_multiple``, else :data:`INPUT_MULTIPLE`, at least 32 px; its ``fixed_input_size``); the caller crops
+    the output back to (h, w). Validation pads so too: a 24 px view of multi-scale evaluation ran unpadded there,
+    scored otherwise than predict maps it."""
+    multiple = multiple or getattr(module, "input_multiple", INPUT_MULTIPLE)
+    h, w = x.shape[-2:]
+    return pad_to_multiple(x, multiple, model_input_size(module, multiple, h, w))
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Pad (B, C, h, w) at the bottom/right to ``size``, or to sides that are positive multiples of ``multiple``.
 
@@ -528,8 +538,7 @@ class Predictor:
         """Probabilities for a batch of any size: padded to what the network takes, cropped back."""
         h, w = x.shape[-2:]
         if self.model.input_multiple:
-            multiple = self.model.input_multiple
-            x = pad_to_multiple(x, multiple, model_input_size(self.model.module, multiple, h, w))
+            x = pad_for_network(self.model.module, x, self.model.input_multiple)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self._forward(x)[:, :, :h, :w]

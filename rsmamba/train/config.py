@@ -151,7 +151,7 @@ _SCHEMA: tuple[tuple[str, str, float | None, bool], ...] = (
     ("eval.flip", "bool", None, False), ("eval.scales", "number_list", 0.05, False),
     ("train.exclude_classes", "int_list", 0, False), ("data.use_dsm", "bool", None, True),
     ("augment.scale", "number_list", 0.05, True), ("augment.scale_set", "number_list", 0.05, True),
-    ("train.epochs", "int", 1, False), ("train.seed", "int", 0, False), ("train.grad_clip", "number", 0, True),
+    ("train.epochs", "int", 1, False), ("train.seed", "int", 0, False), ("train.grad_clip", "number", None, True),
     ("train.ema", "number", 0, True), ("train.stop_after_epochs", "int", 1, True), ("train.amp", "bool", None, False),
     ("train.deterministic", "bool", None, False), ("train.freeze_epochs", "int", 0, False),
     ("augment.flips", "bool", None, False),
@@ -266,8 +266,9 @@ def _check_types(cfg: dict, problems: ProblemCollector) -> None:
                      f"got {prefixes!r}")
     section = lambda name: cfg.get(name) if isinstance(cfg.get(name), dict) else {}  # noqa: E731
     # settings that did nothing, unsaid: a clip at 0 clips nothing, freeze_epochs alone freezes nothing
-    if section("train").get("grad_clip") == 0 and not isinstance(section("train").get("grad_clip"), bool):
-        problems.add("config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got 0")
+    clip = section("train").get("grad_clip")
+    if _finite(clip) and clip <= 0:  # (-1 was told '>= 0', and 0 then '> 0')
+        problems.add(f"config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got {clip:g}")
     freeze = section("train").get("freeze_epochs")
     if _finite(freeze) and freeze > 0 and prefixes == []:
         problems.add(f"config train.freeze_epochs: {freeze} epochs of freezing, but train.freeze_prefixes is empty: "
@@ -347,6 +348,16 @@ def metric_problem(metric: Any, task: str | None) -> str | None:
             + "; ".join(f"{', '.join(names)} ({task})" for task, names in VAL_METRICS.items()))
 
 
+def eval_problem(cfg: dict, task: str | None) -> str | None:
+    """Why ``eval`` (flip, scales) cannot apply to a ``task`` model, or None: validation and ``train --test`` of a
+    change model score one view, so its flips and scales were ignored, and ``test_<split>.json`` recorded them."""
+    ev = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
+    if task in (None, "segmentation") or (not ev.get("flip") and list(ev.get("scales") or [1.0]) == [1.0]):
+        return None
+    return (f"eval.flip / eval.scales: a {task} model is validated and tested on one view, without flips or "
+            "scales; leave eval at its default (flip false, scales [1.0])")
+
+
 def _check_model(cfg: dict, problems: ProblemCollector) -> None:
     """model.name, model.instances and what depends on the model (train.metric) or on a benchmark's classes
     (CE class_weights, train.exclude_classes), with the config's other values: a list as model.name was a
@@ -373,6 +384,8 @@ def _check_model(cfg: dict, problems: ProblemCollector) -> None:
                      f"'rsmamba tile --instance-targets'), got {instances!r}")
     train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
     if "metric" in train and (problem := metric_problem(train["metric"], task)):
+        problems.add(f"config {problem}")
+    if problem := eval_problem(cfg, task):
         problems.add(f"config {problem}")
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     layout = data.get("layout")
@@ -438,7 +451,27 @@ def _check_statistics(cfg: dict, problems: ProblemCollector) -> None:
 
 def schedule_warnings(cfg: dict, steps_per_epoch: int) -> list[str]:
     """What training (and its dry run) says of the schedule once the data give the steps per epoch."""
-    return [said for said in (warmup_warning(cfg, steps_per_epoch), restart_warning(cfg, steps_per_epoch)) if said]
+    return [said for said in (warmup_warning(cfg, steps_per_epoch), restart_warning(cfg, steps_per_epoch),
+                              unread_schedule_warning(cfg)) if said]
+
+
+# the schedule keys each schedule reads (warm-up and by: all of them)
+_SCHEDULE_READS = {"milestones": ("multistep",), "gamma": ("multistep", "step"), "step_size": ("step",),
+                   "t0": ("cosine_restarts",), "t_mult": ("cosine_restarts",), "power": ("poly",),
+                   "min_lr": ("cosine", "cosine_restarts", "poly")}
+
+
+def unread_schedule_warning(cfg: dict) -> str | None:
+    """Schedule keys set where ``schedule.name`` does not read them: ``milestones: [20, 30]`` without ``name:
+    multistep`` trained the default cosine, unsaid."""
+    s = cfg["schedule"]
+    unread = [k for k, names in _SCHEDULE_READS.items()
+              if s["name"] not in names and s.get(k) != DEFAULTS["schedule"][k]]
+    if not unread:
+        return None
+    readers = sorted({n for k in unread for n in _SCHEDULE_READS[k]})
+    return (f"schedule.{', schedule.'.join(unread)}: not read by schedule.name {s['name']} (read by "
+            f"{', '.join(readers)}); the run follows {s['name']}")
 
 
 def restart_warning(cfg: dict, steps_per_epoch: int) -> str | None:

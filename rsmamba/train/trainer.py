@@ -45,7 +45,7 @@ from rsmamba.paths import output_problem
 from rsmamba.metrics import (
     ConfusionMeter, binary_change_scores_from_hist, scd_score, scd_scores_from_hist, segmentation_scores,
 )
-from rsmamba.engine.model import callers_randomness_kept, torch_device
+from rsmamba.engine.model import callers_randomness_kept, pad_for_network, torch_device
 from rsmamba.raster import gdal_cache_capped
 from rsmamba.raster.source import NO_COLOUR
 from rsmamba.raster.validate import scale_error, scale_problems
@@ -53,8 +53,8 @@ from rsmamba.engine.tta import TTAPlan, tta_average
 from rsmamba.train.log import EpochLog
 from rsmamba.models import create_model, model_info
 from rsmamba.train.config import (
-    OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, load_config, metric_problem,
-    resolve_config_path, schedule_warnings,
+    DEFAULTS, OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES, VAL_METRICS, class_settings_problems, eval_problem, load_config,
+    metric_problem, resolve_config_path, schedule_warnings,
 )
 from rsmamba.train.init import hold_frozen_norms, set_frozen
 from rsmamba.train.instances import instance_channels, instance_loss, mark, target_bands
@@ -445,12 +445,19 @@ def _forward_loss(model: nn.Module, batch: dict, task: str, inputs: str, loss_fn
     return loss, out
 
 
+def window_logits(model: nn.Module, image: torch.Tensor, inputs: str) -> torch.Tensor:
+    """Class logits of ``image`` as predict computes a window's: padded to the sides the network takes
+    (:func:`rsmamba.engine.model.pad_for_network`), cropped back. Validation scores so; training does not pad."""
+    h, w = image.shape[-2:]
+    return segment(model, pad_for_network(getattr(model, "module", model), image), inputs)[..., :h, :w]
+
+
 def tta_probabilities(model: nn.Module, image: torch.Tensor, inputs: str, scales=(1.0,), flip: bool = False):
     """Softmax summed over input scales and flips (the papers' multi-scale + flip evaluation), at the
-    input's size: the views are predict's (:func:`rsmamba.engine.tta.tta_average`), so validation
-    scores what ``rsmamba predict --tta-recipe`` maps."""
+    input's size: the views are predict's (:func:`rsmamba.engine.tta.tta_average`), each padded as predict
+    pads it, so validation scores what ``rsmamba predict --tta-recipe`` maps."""
     plan = TTAPlan(flip=flip, scales=tuple(float(s) for s in scales))
-    return tta_average(lambda x: segment(model, x, inputs).softmax(1), image, plan) * plan.passes
+    return tta_average(lambda x: window_logits(model, x, inputs).softmax(1), image, plan) * plan.passes
 
 
 def check_metric(metric: str, task: str) -> None:
@@ -489,10 +496,11 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
                 probs = tta_probabilities(model, batch["image"].to(device), inputs, scales, flip)
                 seg.update(batch["mask"], _classes_of(probs, fillers).cpu())
                 continue
-            _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
             if task == "segmentation":
-                seg.update(batch["mask"], _classes_of(out["sem"], fillers).cpu())
+                logits = window_logits(model, batch["image"].to(device), inputs)
+                seg.update(batch["mask"], _classes_of(logits, fillers).cpu())
                 continue
+            _, out = _forward_loss(model, batch, task, inputs, lambda *a: torch.zeros(()), device)
             pred_change = out["change"].argmax(1).cpu() if "change" in out else None
             if "change" in batch and pred_change is not None:
                 chg.update(batch["change"], pred_change)
@@ -1048,6 +1056,13 @@ def unread_by_chips(d: dict) -> list[str]:
     if d.get("crops_per_image", 1) != 1:
         said.append(f"data.crops_per_image {d['crops_per_image']}: chips are trained whole, once an epoch (it crops "
                     "the benchmark layouts' tiles)")
+    # the benchmark layouts' own keys, ignored unsaid: data.eroded true scored chips on their full labels
+    layouts = {"eroded": "isprs", "val_tiles": "isprs", "crop_stride": "isprs", "city": "isprs", "variant": "isprs",
+               "dsm_source": "isprs", "domains": "loveda"}
+    for key, layout in layouts.items():
+        if key in d and d[key] != DEFAULTS["data"][key]:
+            said.append(f"data.{key} {json.dumps(d[key])}: read by data.layout {layout} only; chips ignore it"
+                        + (" (eroded scores of a map: rsmamba evaluate --erode)" if key == "eroded" else ""))
     return said
 
 
@@ -1087,6 +1102,8 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
     init_path = _resolve_init(cfg, run, "--test" if scoring else "model.init")  # (a test names no model.init)
     info_m = model_info(cfg["model"]["name"])
     check_metric(cfg["train"]["metric"], info_m.task)
+    if problem := eval_problem(cfg, info_m.task):  # (a model.init's model is known here)
+        raise InputError(problem)
     use_dsm = resolve_use_dsm(d, info_m)
     # no validation split: best.pt follows the training loss
     train_ds, val_ds = open_datasets(d, use_dsm=use_dsm, seed=cfg["train"]["seed"], scoring=scoring,
@@ -1145,7 +1162,10 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
                     ds.target_bands = bands
         model_kwargs["num_classes"] = num_classes + len(instances)
     if info_m.inputs == "image+dsm" and not train_ds.use_dsm:
-        raise InputError(f"model {cfg['model']['name']!r} needs a DSM; tile with --dsm (data.use_dsm)")
+        has = getattr(getattr(train_ds, "info", None), "has_dsm", False)  # (told to re-tile what holds one)
+        raise InputError(f"model {cfg['model']['name']!r} needs a DSM; " + (
+            "the chips hold one, which data.use_dsm false leaves out: set it to true or null" if has
+            else "tile with --dsm (data.use_dsm)"))
     if "in_chans" in info_m.defaults:  # image channels (+ DSM channel for single-input models)
         if model_kwargs.setdefault("in_chans", in_chans) != in_chans:
             raise InputError(f"model.kwargs.in_chans {model_kwargs['in_chans']}: the data give {in_chans} channels "

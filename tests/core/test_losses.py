@@ -176,3 +176,33 @@ def test_mambafcs_objective_matches_a_hand_computation_on_4x4() -> None:
     custom = build_loss({"name": "mambafcs", "sek": 2.0, "similarity": 0.0})
     assert float(custom(out, *args)) == pytest.approx(
         sum({**weights, "sek": 2.0, "similarity": 0.0}[k] * hand[k] for k in hand), rel=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_ce_batch_of_zero_weighted_classes_only_is_zero_not_nan(smoothing) -> None:
+    """class_weights 0 on a class: a batch holding only it (and no-label pixels) has nothing to count. torch's
+    weighted mean was 0/0 = NaN, and train stopped the run as diverged, blaming the learning rate (QA)."""
+    logits, _ = _batch(3)
+    logits.requires_grad_(True)
+    target = torch.full((2, 8, 8), 255)
+    target[0, :2] = 3  # class 3, weighted 0
+    loss = CrossEntropy(weight=[1.0, 1.0, 1.0, 0.0], smoothing=smoothing)(logits, target)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+    target[1, :1] = 2  # one weighted pixel: torch's value, unchanged
+    want = F.cross_entropy(logits, target, weight=torch.tensor([1.0, 1.0, 1.0, 0.0]), ignore_index=255,
+                           label_smoothing=smoothing)
+    assert torch.equal(CrossEntropy(weight=[1.0, 1.0, 1.0, 0.0], smoothing=smoothing)(logits, target), want)
+
+
+def test_an_unknown_loss_option_is_named_with_the_options_it_takes() -> None:
+    """A typo (class_weight) was TypeError's 'CrossEntropy.__init__() got an unexpected keyword argument', naming
+    a class and not the options the docs list (QA)."""
+    with pytest.raises(InputError) as caught:
+        build_loss([{"name": "ce", "class_weight": [1, 2]}, {"name": "dice", "smoth": 1}, {"name": "lovasz", "x": 1}])
+    assert caught.value.problems == [
+        "loss ce: unknown option 'class_weight' (it takes class_weights, smoothing)",
+        "loss dice: unknown option 'smoth' (it takes smooth)",
+        "loss lovasz: unknown option 'x' (it takes no options)"]
+    assert isinstance(build_loss({"name": "ce", "class_weights": [1, 2], "smoothing": 0.1}), CrossEntropy)

@@ -246,3 +246,39 @@ def test_unknown_keys_and_wrong_values_are_reported_together(tmp_path) -> None:
         load_config(cfg, ["optim.lrr=1", "data.batch_size=8"])
     assert exc.value.problems == ["unknown config key 'data.batchsize'", "--set optim.lrr: unknown config key",
                                   "config train.epochs: expected an integer, got 'abc'"]
+
+
+def test_eval_flips_and_scales_of_a_change_model_are_refused() -> None:
+    """Validation and train --test score a change model on one view: eval.flip / eval.scales were ignored for it,
+    and test_<split>.json recorded them as applied (QA). Refused with the config's other problems."""
+    said = _problems("model.name=mambafcs_tiny", "eval.flip=true", "train.epochs=0")
+    assert any(p.startswith("config eval.flip / eval.scales: a semantic-change model is validated and tested on "
+                            "one view") for p in said), said
+    assert len(said) == 2
+    assert any("eval.flip / eval.scales" in p for p in _problems("model.name=mambafcs_tiny", "eval.scales=[0.5, 1]",
+                                                                  "train.epochs=0"))
+    load_config(None, ["data.root=chips", "model.name=mambafcs_tiny"])  # the default eval: one view
+    load_config(None, ["data.root=chips", "eval.flip=true", "eval.scales=[0.5, 1]"])  # a segmentation model
+
+
+def test_schedule_keys_the_named_schedule_does_not_read_are_said() -> None:
+    """schedule.milestones [20, 30] without name multistep trained the default cosine, unsaid (QA); said by the run
+    and its dry run (schedule_warnings), and nothing for the keys a schedule reads."""
+    from rsmamba.train.config import schedule_warnings
+
+    def said(*sets: str) -> list[str]:
+        return schedule_warnings(load_config(None, ["data.root=chips", "train.epochs=2", *sets]), 4)
+
+    assert said("schedule.milestones=[20, 30]", "schedule.gamma=0.5") == [
+        "schedule.milestones, schedule.gamma: not read by schedule.name cosine (read by multistep, step); the run "
+        "follows cosine"]
+    assert said("schedule.name=poly", "schedule.t0=5")[0].startswith("schedule.t0: not read by schedule.name poly")
+    assert said("schedule.name=multistep", "schedule.milestones=[1]", "schedule.gamma=0.5") == []
+    assert said("schedule.name=cosine_restarts", "schedule.t0=2", "schedule.min_lr=0.0001") == []
+    assert said() == []
+
+
+def test_a_negative_grad_clip_is_told_the_range_a_clip_takes() -> None:
+    """train.grad_clip -1 was told 'must be >= 0', and 0 then 'must be > 0' (QA): both say > 0."""
+    assert _problems("train.grad_clip=-1") == [
+        "config train.grad_clip: must be > 0 (a gradient norm; null: no clipping), got -1"]

@@ -336,3 +336,18 @@ def test_rot90_keeps_a_non_square_chip_its_shape() -> None:
         out = aug({"image": square["image"].clone()})["image"]
         seen.update(k for k in range(4) if torch.equal(out, torch.rot90(square["image"], k, dims=(-2, -1))))
     assert seen == {0, 1, 2, 3}  # a square chip still takes every quarter turn
+
+
+@pytest.mark.parametrize("jitter", [{"photometric": 0.3}, {"colour": 0.3}])
+def test_spectral_jitter_leaves_no_data_pixels_at_zero(jitter) -> None:
+    """A chip's no-data pixels are 0 in every channel, as predict feeds them; photometric and colour jitter added
+    their bias there (up to +-0.3 here), an input predict never gives (QA). Valid pixels are jittered as before."""
+    g = torch.Generator().manual_seed(2)
+    image = torch.randn(4, 16, 16, generator=g)
+    image[:, :, :5] = 0.0  # the chip's no-data columns (image bands and DSM)
+    for seed in range(20):
+        aug = Augment(flips=False, rot90=False, dsm_channels=1, **jitter)
+        aug.reseed(seed)
+        out = aug({"image": image.clone(), "mask": torch.zeros(16, 16, dtype=torch.int64)})["image"]
+        assert torch.equal(out[:, :, :5], torch.zeros(4, 16, 5))
+        assert not torch.equal(out[:3, :, 5:], image[:3, :, 5:]) and torch.equal(out[3], image[3])

@@ -446,3 +446,17 @@ def test_a_configs_kwargs_for_another_model_say_how_to_drop_them(tmp_path: Path,
         assert "model.kwargs {'resnet_depth': 18}: not arguments 'fcn_baseline' takes" in line
         assert "--set 'model.kwargs={}'" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dsm_model_with_use_dsm_false_on_chips_holding_one_is_told_to_read_it(tmp_path: Path, capsys) -> None:
+    """data.use_dsm false on chips tiled with --dsm, for a model that needs the DSM: the error said 'tile with
+    --dsm', sending the user to re-tile chips that hold one (QA). It names the setting."""
+    chips = write_chips(tmp_path, size=64, chip=32, dsm=True, split=(1.0, 0.0, 0.0))
+    args = ["train", "--set", f"data.root={chips}", "--set", "model.name=fmtunet_tiny", "--set",
+            f"out={tmp_path / 'run'}", "--dry-run"]
+    assert main([*args, "--set", "data.use_dsm=false"]) == 2
+    assert _one_error_line(capsys).endswith("needs a DSM; the chips hold one, which data.use_dsm false leaves out: "
+                                            "set it to true or null")
+    plain = write_chips(tmp_path / "plain", size=64, chip=32, split=(1.0, 0.0, 0.0))
+    assert main(["train", "--set", f"data.root={plain}", *args[3:]]) == 2
+    assert _one_error_line(capsys).endswith("needs a DSM; tile with --dsm (data.use_dsm)")

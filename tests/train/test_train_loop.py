@@ -857,3 +857,19 @@ def test_change_chips_with_both_dates_labels_and_no_change_masks_train_the_chang
         np.testing.assert_array_equal(derived[i]["change"].numpy(), want)
         changed += int((want == 1).sum())
     assert changed > 0
+
+
+def test_benchmark_layout_keys_set_for_chips_are_said_not_ignored() -> None:
+    """data.eroded true on a chip folder scored its validation on the full labels, unsaid; so were the other keys
+    only a benchmark layout reads (QA). Each is said, in the run and the dry run (both take these lines)."""
+    from rsmamba.train.config import DEFAULTS
+    from rsmamba.train.trainer import unread_by_chips
+
+    d = {**DEFAULTS["data"], "eroded": True, "val_tiles": [30], "crop_stride": 16, "city": "potsdam",
+         "variant": "IRRG", "dsm_source": "ndsm", "domains": ["Urban"]}
+    said = unread_by_chips(d)
+    for key in ("eroded true", "val_tiles [30]", "crop_stride 16", 'city "potsdam"', 'variant "IRRG"',
+                'dsm_source "ndsm"', 'domains ["Urban"]'):
+        assert any(line.startswith(f"data.{key}: read by data.layout") for line in said), key
+    assert unread_by_chips(dict(DEFAULTS["data"])) == []
+    assert unread_by_chips({**d, "layout": "isprs"}) == []

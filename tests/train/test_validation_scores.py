@@ -162,3 +162,35 @@ def test_no_semantic_change_scores_without_land_cover_of_the_changed_pixels(tmp_
     # the SCD mIoU is the mean of the no-change and change IoU: from the change masks (48 of 64 pixels found as no
     # change, the 16 changed ones missed: 0.75 and 0): the default train.metric, scored (it was left out)
     assert got["miou"] == pytest.approx((0.75 + 0.0) / 2) and got["change_iou"] == 0.0
+
+
+class MeanSensitive(torch.nn.Module):
+    """Class 0 where band 1 is above its mean over the whole input the network is given: its padding counts."""
+
+    input_multiple = 4  # as predict pads: to at least 32 px (rsmamba.engine.model.model_input_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        above = x[:, :1] - x[:, :1].mean((2, 3), keepdim=True)
+        return torch.cat([above, torch.zeros_like(above), torch.full_like(above.expand(-1, 4, -1, -1), -9.0)], 1)
+
+
+@pytest.mark.parametrize(("side", "scales", "flip"), [(32, (0.75, 1.0), True), (20, (1.0,), False)])
+def test_validation_runs_the_network_on_the_windows_predict_gives_it(side: int, scales, flip: bool) -> None:
+    """A 24 px view of multi-scale evaluation (or a 20 px chip) ran unpadded in validation, where predict pads it
+    to 32 px: train's val mIoU was not the map's (0.465 against 0.491 of predict --tta-recipe on the same windows,
+    QA). Both now give the network the same padded input."""
+    from rsmamba.engine.model import LoadedModel, Predictor
+    from rsmamba.engine.tta import TTAPlan
+
+    g = torch.Generator().manual_seed(side)
+    samples = [{"image": torch.rand(3, side, side, generator=g) * torch.linspace(0, 2, side),
+                "mask": torch.randint(0, 2, (side, side), generator=g)} for _ in range(4)]
+    loader = torch.utils.data.DataLoader(samples, batch_size=2)
+    names = [c.name for c in ISPRS_CLASSES]
+    got = validate(MeanSensitive(), loader, "segmentation", "image", 6, torch.device("cpu"), [], names,
+                   scales=scales, flip=flip)
+    predictor = Predictor(LoadedModel(MeanSensitive(), input_multiple=4), tta=TTAPlan(flip=flip, scales=scales))
+    hist = sum(confusion_matrix(s["mask"].numpy(), predictor(s["image"][None].numpy()).argmax(1)[0].numpy(), 6)
+               for s in samples)
+    want = segmentation_scores(hist, names)
+    assert (got["miou"], got["oa"]) == pytest.approx((want["miou"], want["oa"]), abs=1e-12)
