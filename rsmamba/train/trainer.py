@@ -483,9 +483,11 @@ def _classes_of(logits: torch.Tensor, fillers: Sequence[int]) -> torch.Tensor:
 
 def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_classes: int, device,
               exclude: list[int], names: list[str], scales=(1.0,), flip: bool = False,
-              progress: bool = False, fillers: Sequence[int] = ()) -> dict[str, Any]:
+              progress: bool = False, fillers: Sequence[int] = (), said: set[str] | None = None,
+              split: str = "val") -> dict[str, Any]:
     """The validation scores of ``model`` on ``loader`` (:data:`VAL_METRICS`): one confusion matrix
-    each over all batches, so a score is of the whole split, not a mean of per-batch scores."""
+    each over all batches, so a score is of the whole split, not a mean of per-batch scores. ``said``: the
+    warnings a run has given already (each once, not every epoch)."""
     model.eval()
     seg = ConfusionMeter(num_classes)
     chg = ConfusionMeter(2)
@@ -520,6 +522,13 @@ def validate(model: nn.Module, loader: DataLoader, task: str, inputs: str, num_c
         scores = seg.scores(names, exclude)
         result.update({prefix + k: scores[k] for k in ("miou", "mf1", "oa", "kappa") if scores[k] is not None})
         result[prefix + "iou_per_class"] = {n: v["iou"] for n, v in scores["per_class"].items()}
+    said = set() if said is None else said
+    if chg.hist.sum() and not chg.hist[1].sum() and "no change" not in said:  # hist[label, pred]
+        # a change model's val chips without a changed pixel: its change F1 and IoU are 0 or none, whatever it
+        # predicts, and best.pt was picked on them unsaid (QA; the segmentation classes the val chips miss are said)
+        log.warning(f"the {split} chips hold no changed pixel: their change scores (F1, IoU, SeK) say nothing of "
+                    "the change the model finds (tile with a smaller --split-block or another --seed to spread it)")
+        said.add("no change")
     if chg.hist.sum():
         c = binary_change_scores_from_hist(chg.hist)
         result.update({f"change_{k}": c[k] for k in ("f1", "iou", "oa", "kappa") if c[k] is not None})
@@ -602,7 +611,7 @@ def score_checkpoint(config: dict | str | os.PathLike[str] | None, overrides: li
     loader = DataLoader(prep.val_ds, batch_size=d["batch_size"], num_workers=d["num_workers"], collate_fn=_collate)
     scores = validate(prep.model.to(device), loader, prep.info.task, prep.info.inputs, prep.num_classes, device,
                       list(t["exclude_classes"]), prep.names, cfg["eval"]["scales"], cfg["eval"]["flip"],
-                      progress=progress, fillers=fillers_of(prep.classes))
+                      progress=progress, fillers=fillers_of(prep.classes), split=d["val_split"])
     if not scores:  # every pixel ignored: nothing was scored, and a file of empty scores says otherwise
         raise InputError(f"{describe_roots(d['root'])}: split {d['val_split']!r} has no labelled pixel to score")
     result = {"checkpoint": str(checkpoint), "model": cfg["model"]["name"],
@@ -1322,6 +1331,7 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
               len(train_loader), len(val_ds) if val_ds is not None else "no", d["num_workers"], use_amp, start_epoch + 1)
     metric_name = t["metric"]
     warned = False
+    said_once: set[str] = set()  # the validation's warnings given (each once a run)
     # what best.pt is chosen by: the val metric once an epoch has scored it (an epoch without it then never
     # replaces best.pt: minus a loss is no fscd), the training loss until then
     key = f"val_{metric_name}"
@@ -1380,7 +1390,8 @@ def _train(cfg: dict, world: int, rank: int, device: torch.device, resume, progr
             row.update({f"val_{k}": v for k, v in validate(eval_model, val_loader, info_m.task, info_m.inputs,
                                                               num_classes, device, list(t["exclude_classes"]),
                                                               names, cfg["eval"]["scales"], cfg["eval"]["flip"],
-                                                              fillers=fillers_of(classes)).items()})
+                                                              fillers=fillers_of(classes), said=said_once,
+                                                              split=d["val_split"]).items()})
         if val_loader is not None and key not in row and not warned:
             have = sorted(k[4:] for k, v in row.items() if k.startswith("val_") and isinstance(v, float))
             log.warning("train.metric %s: the validation data give no such score (they give %s)%s", metric_name,

@@ -140,3 +140,33 @@ def test_date_swap_is_refused_where_a_swap_would_mislabel(tmp_path) -> None:
               "model": {"name": "mambafcs_tiny"}}
     with pytest.raises(InputError, match="labels of one date only"):
         train(change, progress=False)
+
+
+def test_val_chips_without_a_changed_pixel_are_said_once(tmp_path, caplog) -> None:
+    """A change model's val chips holding no changed pixel: val_change_f1 0 whatever the model predicts, and best.pt
+    picked on it, unsaid (QA; the classes the val chips miss were said for segmentation). Said once a run."""
+    import csv
+
+    import rasterio
+
+    from rsmamba.tile import tile_scene
+    from rsmamba.train import train
+    from tests.helpers.rasters import random_image, write_raster
+
+    image = write_raster(tmp_path / "t1.tif", random_image(64, 64))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(64, 64, seed=1))
+    changed = np.zeros((64, 64), np.uint8)
+    changed[8:56, 8:56] = 1  # in every chip
+    change = write_raster(tmp_path / "change.tif", changed)
+    tile_scene(image, tmp_path / "pairs", t2=t2, change=change, size=32, split=(0.5, 0.5, 0.0), block=32)
+    with open(tmp_path / "pairs" / "manifest.csv") as f:
+        val = [r["change"] for r in csv.DictReader(f) if r["split"] == "val"]
+    assert val
+    for name in val:  # the val chips' change masks emptied: no changed pixel to score
+        with rasterio.open(tmp_path / "pairs" / name, "r+") as dst:
+            dst.write(np.zeros((1, dst.height, dst.width), np.uint8))
+    cfg = {"data": {"root": str(tmp_path / "pairs"), "batch_size": 2}, "train": {"epochs": 2},
+           "model": {"name": "mambafcs_tiny"}, "tensorboard": False, "out": str(tmp_path / "run")}
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        train(cfg, progress=False)
+    assert caplog.text.count("the val chips hold no changed pixel: their change scores") == 1
