@@ -424,6 +424,10 @@ def class_settings_problems(cfg: dict, num_classes: int, names: list[str], train
     bad = [c for c in excluded if isinstance(c, int) and not 0 <= c < num_classes] if isinstance(excluded, list) else []
     if bad:
         problems.append(f"train.exclude_classes {bad}: no class id of the data (0..{num_classes - 1})")
+    elif isinstance(excluded, list) and num_classes and set(range(num_classes)) <= set(excluded):
+        # every class out of the means: no score left, and best.pt followed the training loss (QA)
+        problems.append(f"train.exclude_classes {excluded}: every class ({', '.join(names)}) left out of the "
+                        "validation means, so nothing is scored; leave out the few the scores should not count")
     return problems
 
 

@@ -204,6 +204,13 @@ def test_the_metric_and_a_benchmarks_class_settings_are_checked_with_the_rest() 
         "config train.exclude_classes [7]: no class id of the data (0..5)"]
     # chips: their class table (tiling.json) is read with the data, and the count checked then
     assert load_config(None, ["data.root=chips", "loss={name: ce, class_weights: [1, 2]}"])
+    # every class left out of the means: nothing scored, best.pt followed the training loss (QA)
+    with pytest.raises(InputError) as exc:
+        load_config("mafmamba_vaihingen", ["data.root=x", "train.exclude_classes=[0, 1, 2, 3, 4, 5]"])
+    assert exc.value.problems == [
+        "config train.exclude_classes [0, 1, 2, 3, 4, 5]: every class (impervious, building, low_vegetation, tree, "
+        "car, clutter) left out of the validation means, so nothing is scored; leave out the few the scores should "
+        "not count"]
 
 
 def test_image_statistics_are_one_per_band_of_the_layouts_images(tmp_path, capsys) -> None:
