@@ -35,6 +35,7 @@ import pyogrio
 import rasterio
 import shapely
 from pyproj import CRS, Transformer
+from rasterio import features
 from rasterio.windows import Window
 
 from rsmamba.atomic import publish, settle_inputs
@@ -47,7 +48,7 @@ from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_lon
 from rsmamba.raster.validate import beyond_int32, class_raster_problem, is_change_raster
 from rsmamba.raster.windows import footprint
 from rsmamba.vectorize import attributes as attrs
-from rsmamba.vectorize.polygonize import Piece, polygonize_blocks
+from rsmamba.vectorize.polygonize import Piece, _polygons_from_geojson, polygonize_blocks
 from rsmamba.vectorize.regularize import regularized
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
 from rsmamba.raster.ground import SCALE_TOLERANCE, is_mercator, metres_per_unit, scale_at, torn, utm_zone
@@ -361,6 +362,16 @@ class _Reader:
         self.any_valid |= bool(valid.any())
         return _int32_keys(keys, valid & keep, window, self.plan.raster), valid & keep
 
+    def no_data(self, window: Window) -> np.ndarray:
+        """Where ``window`` holds no class: nodata, ignore, masked, a gap between scenes (not: another class)."""
+        shape = (int(window.height), int(window.width))
+        if self.plan.scenes is not None and not self.plan.scenes.covers(window):
+            return np.ones(shape, dtype=bool)
+        _, valid, _ = self._read(window)
+        if self.masked:
+            valid &= bands_valid(self.src, [1], window)
+        return ~np.broadcast_to(valid, shape)
+
     def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray | bool]:
         """Keys, where they hold a class (not nodata or ignore), and which of them to polygonize."""
         plan = self.plan
@@ -472,9 +483,10 @@ _UNFIT = "not squared"  # nor this one: whether --regularize kept the outline's 
 
 def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pixel_size: float,
              regularize: bool, allow_45: bool, with_values: bool,
-             unregularized: list | None = None) -> tuple[list, dict[str, list]]:
+             unregularized: list | None = None, no_data=None) -> tuple[list, dict[str, list]]:
     """Finished pieces -> world geometries and attribute columns, after holes/min-area/regularise
-    (``unregularized`` collects each part as it was before, for :func:`_without_overlaps`)."""
+    (``unregularized`` collects each part as it was before, for :func:`_without_overlaps`; ``no_data``: a window's
+    pixels of no class, which regularised outlines are cut back from, :func:`_within_data`)."""
     m2 = plan.unit_m**2
     pixel_geoms = np.array([p.geometry for p in pieces], dtype=object)
     filled = np.zeros(len(pieces), dtype="int64")  # pixels of each piece's filled holes
@@ -505,6 +517,8 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
             unregularized.extend(parts)
         fits = [regularized(g, tolerance=tolerance, allow_45=allow_45) for g in parts]
         parts = _within_raster(np.array([g for g, _ in fits], dtype=object), plan, reproject)
+        if no_data is not None:
+            parts = _within_data(parts, plan, reproject, no_data)
     cols = _attributes([pieces[i] for i in owner], parts, plan, with_values)
     if regularize:
         cols[_UNFIT] = [not fit for _, fit in fits]
@@ -573,6 +587,37 @@ def _within_raster(parts: np.ndarray, plan: _Plan, reproject: Transformer | None
     out = parts.copy()
     for i in np.nonzero(~shapely.covers(extent, parts))[0]:
         inside = [g for g in shapely.get_parts(shapely.intersection(parts[i], extent)) if shapely.get_type_id(g) == 3]
+        if inside:
+            out[i] = max(inside, key=shapely.area)
+    return out
+
+
+def _within_data(parts: np.ndarray, plan: _Plan, reproject: Transformer | None, no_data) -> np.ndarray:
+    """Regularised outlines cut back from the pixels of no data around them (``no_data(window)``): a building at a
+    scene's nodata edge (an ortho's collar, a mosaic's gap) had its cut side turned to the building's direction, up
+    to metres into the nodata (QA: 6.5 m2 of a building at a 13 degree angle). Each outline's pixel window is read;
+    the data edge runs along the pixel grid, so the cut side follows it, as at the raster's extent."""
+    out = parts.copy()
+    back = (lambda x, y: reproject.transform(x, y, direction="INVERSE")) if reproject is not None else None
+    inverse = ~plan.transform
+    for i, part in enumerate(parts):
+        xy = shapely.get_coordinates(part)
+        x, y = (back(xy[:, 0], xy[:, 1]) if back is not None else (xy[:, 0], xy[:, 1]))
+        col, row = inverse * (np.asarray(x), np.asarray(y))
+        if not (np.isfinite(col).all() and np.isfinite(row).all()):
+            continue
+        c0, r0 = max(int(np.floor(col.min())) - 1, 0), max(int(np.floor(row.min())) - 1, 0)
+        c1, r1 = min(int(np.ceil(col.max())) + 1, plan.width), min(int(np.ceil(row.max())) + 1, plan.height)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        empty = no_data(Window(c0, r0, c1 - c0, r1 - r0))
+        if not empty.any():
+            continue
+        found = features.shapes(empty.astype("uint8"), mask=empty, connectivity=4,
+                                transform=rasterio.Affine(1.0, 0.0, float(c0), 0.0, 1.0, float(r0)))
+        empty_world = _to_world(_polygons_from_geojson([g for g, _ in found]), plan.transform, reproject)
+        rest = shapely.difference(part, shapely.union_all(empty_world))
+        inside = [g for g in shapely.get_parts(rest) if shapely.get_type_id(g) == 3]
         if inside:
             out[i] = max(inside, key=shapely.area)
     return out
@@ -1128,7 +1173,7 @@ def vectorize_raster(
                 if splitter is not None:
                     batch = splitter(batch, _value_reader(prob, plan.change))
                 geoms, cols = _records(batch, plan, reproject, pixel_size, regularize, allow_45, with_values,
-                                       unregularized)
+                                       unregularized, no_data=reader.no_data)
                 kept_holes.extend(cols.pop(_FILLED, []))  # --fill-holes: never streamed
                 unfit = cols.pop(_UNFIT, [])
                 if not geoms:
