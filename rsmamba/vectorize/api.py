@@ -48,7 +48,7 @@ from rsmamba.raster.source import bands_valid, data_bands, same_grid, unwrap_lon
 from rsmamba.raster.validate import beyond_int32, class_raster_problem, is_change_raster
 from rsmamba.raster.windows import footprint
 from rsmamba.vectorize import attributes as attrs
-from rsmamba.vectorize.polygonize import Piece, _polygons_from_geojson, polygonize_blocks
+from rsmamba.vectorize.polygonize import Piece, _polygons_from_geojson, first_pixels, polygonize_blocks
 from rsmamba.vectorize.regularize import regularized
 from rsmamba.vectorize.simplify import fill_small_holes, simplify_coverage
 from rsmamba.raster.ground import SCALE_TOLERANCE, is_mercator, metres_per_unit, scale_at, torn, utm_zone
@@ -479,6 +479,7 @@ def _to_world(geoms: np.ndarray, transform: rasterio.Affine, reproject: Transfor
 
 _FILLED = "filled holes"  # a column of _records' that is not written: each polygon's filled holes, or None
 _UNFIT = "not squared"  # nor this one: whether --regularize kept the outline's simplified shape (no right-angle fit)
+_FIRST = "first pixel"  # nor this one (--instances): the row-major index of each polygon's first pixel, its id's order
 
 
 def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pixel_size: float,
@@ -525,6 +526,8 @@ def _records(pieces: list[Piece], plan: _Plan, reproject: Transformer | None, pi
     cols["pixel_count"] = (np.array(cols["pixel_count"], dtype="int64") + filled[owner]).tolist()
     if plan.fill_holes:
         cols[_FILLED] = holes[owner].tolist()
+    if plan.instances:
+        cols[_FIRST] = first_pixels(np.array([p.geometry for p in pieces], dtype=object), plan.width)[owner].tolist()
     return list(parts), cols
 
 
@@ -863,6 +866,45 @@ def _written_as(layer_crs: CRS, ours: CRS) -> bool:
     return code is not None and layer_crs.to_epsg(min_confidence=100) == code and ours.to_epsg(min_confidence=100) is None
 
 
+def _gpkg_geometry(blob: bytes | None):
+    """A GeoPackage geometry blob (its header, an envelope, then WKB) as shapely; None for NULL."""
+    if blob is None:
+        return None
+    envelope = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}.get((blob[3] >> 1) & 7, 0)
+    return shapely.from_wkb(bytes(blob[8 + envelope:]))
+
+
+def _gpkg_bound(i: int):
+    def bound(blob: bytes | None) -> float | None:
+        geom = _gpkg_geometry(blob)
+        return None if geom is None or geom.is_empty else float(geom.bounds[i])
+
+    return bound
+
+
+_GPKG_FUNCTIONS = {
+    "ST_IsEmpty": lambda blob: None if blob is None else int(bool(blob[3] & 0x10)),  # the header's empty flag
+    "ST_MinX": _gpkg_bound(0), "ST_MinY": _gpkg_bound(1), "ST_MaxX": _gpkg_bound(2), "ST_MaxY": _gpkg_bound(3),
+}
+
+
+def _number_buildings(gpkg: Path, layer: str, next_id: int) -> None:
+    """Number the buildings streamed into ``layer`` of ``gpkg`` (those with ``building_id >= next_id``: the first
+    pixel's index above ``next_id``) ``next_id``, ``next_id + 1``, ... in that order, on disk. They were numbered in
+    the order the block rows finished them: the same building had another id at another --block-size (QA)."""
+    import sqlite3
+
+    table = '"' + layer.replace('"', '""') + '"'
+    with contextlib.closing(sqlite3.connect(gpkg)) as db, db:
+        for name, func in _GPKG_FUNCTIONS.items():  # the layer's R-tree triggers name them (GDAL's own SQL has them)
+            db.create_function(name, 1, func, deterministic=True)
+        db.execute("CREATE TEMP TABLE building_rank (id INTEGER PRIMARY KEY, rank INTEGER)")
+        db.execute(f"INSERT INTO building_rank SELECT rowid, ROW_NUMBER() OVER (ORDER BY building_id, rowid) "
+                   f"FROM {table} WHERE building_id >= ?", (next_id,))
+        db.execute(f"UPDATE {table} SET building_id = ? - 1 + (SELECT rank FROM building_rank WHERE id = "
+                   f"{table}.rowid) WHERE building_id >= ?", (next_id, next_id))
+
+
 def _check_append(output: Path, layer: str, plan: _Plan, columns: list[str]) -> int:
     """Refuse appending rows another layer would misread (CRS, geometry type, fields); the next building_id."""
     info = pyogrio.read_info(output, layer=layer)
@@ -1176,11 +1218,11 @@ def vectorize_raster(
                                        unregularized, no_data=reader.no_data)
                 kept_holes.extend(cols.pop(_FILLED, []))  # --fill-holes: never streamed
                 unfit = cols.pop(_UNFIT, [])
+                first = cols.pop(_FIRST, [])
                 if not geoms:
                     continue
-                if instances:
-                    cols = {"building_id": list(range(next_id, next_id + len(geoms))), **cols}
-                    next_id += len(geoms)
+                if instances:  # the first pixel's index for now; numbered in its order at the end (_number_buildings)
+                    cols = {"building_id": [next_id + k for k in first], **cols}
                 counts.update(cols["class_name"] if not plan.change else
                               (cols.get("to_name") or ["change"] * len(geoms)))
                 if stream:
@@ -1225,8 +1267,15 @@ def vectorize_raster(
                 kept_geoms = list(shapely.orient_polygons(simple))  # exteriors counter-clockwise, as unsimplified
                 kept_cols["area_m2"] = list(shapely.area(simple) * plan.unit_m**2)
                 kept_cols["perimeter_m"] = list(shapely.length(simple) * plan.unit_m)
+            if instances and kept_geoms:  # buildings numbered in the order of their first pixels
+                order = np.argsort(np.asarray(kept_cols["building_id"], dtype="int64"), kind="stable")
+                ids = np.empty(len(order), dtype="int64")
+                ids[order] = np.arange(next_id, next_id + len(order))
+                kept_cols["building_id"] = ids.tolist()
             if not stream or not written or kept_geoms:
                 _write(_frame(kept_geoms, kept_cols, plan.out_crs), sink, sink_fmt, layer_name, append=written)
+            elif instances:
+                _number_buildings(sink, layer_name, next_id)
             if stage is not None:
                 _convert(stage, tmp, plan.fmt, layer_name)
         finally:
