@@ -207,6 +207,19 @@ def test_regularised_outlines_of_buildings_at_a_nodata_edge_stay_out_of_the_noda
         assert df.area_m2[0] == pytest.approx(df.geometry[0].area)
 
 
+def test_a_filled_nodata_hole_stays_filled_when_regularised(tmp_path):
+    """--fill-holes counts a filled hole's pixels in pixel_count; cutting regularised outlines back from the nodata
+    cut a filled nodata hole out again (117 m2 of geometry for 480 pixels of 0.25 m2)."""
+    a = np.zeros((40, 40), dtype="uint8")
+    a[10:30, 8:32] = 1
+    a[18:21, 18:22] = 255  # no data inside the building
+    src = write_raster(tmp_path / "c.tif", a, res=0.5, nodata=255)
+    df = read(vectorize_raster(src, tmp_path / "c.gpkg", classes=["building"], fill_holes="5m2",
+                               regularize=True).output)
+    assert len(df) == 1 and not df.geometry[0].interiors
+    assert df.pixel_count[0] == 480 and df.area_m2[0] == pytest.approx(480 * 0.25)
+
+
 def test_regularise_falls_back_on_round_shapes(tmp_path):
     a = np.zeros((80, 80), dtype="uint8")
     yy, xx = np.mgrid[:80, :80]
