@@ -604,9 +604,11 @@ def _within_data(parts: np.ndarray, before: np.ndarray, plan: _Plan, reproject: 
     the data edge runs along the pixel grid, so the cut side follows it, as at the raster's extent. No data the
     outline held ``before`` (a nodata hole --fill-holes filled, its pixels counted) stays in it."""
     out = parts.copy()
+    beyond = ~shapely.covers(before, parts)  # an outline within its pixels (a square house) reaches no nodata
     back = (lambda x, y: reproject.transform(x, y, direction="INVERSE")) if reproject is not None else None
     inverse = ~plan.transform
-    for i, part in enumerate(parts):
+    for i in np.nonzero(beyond)[0]:
+        part = parts[i]
         xy = shapely.get_coordinates(part)
         x, y = (back(xy[:, 0], xy[:, 1]) if back is not None else (xy[:, 0], xy[:, 1]))
         col, row = inverse * (np.asarray(x), np.asarray(y))
