@@ -623,3 +623,17 @@ def test_layer_does_not_depend_on_the_block_size(tmp_path, options) -> None:
         rows = zip(shapely.to_wkb(shapely.normalize(df.geometry.values)), df.pixel_count, df.area_m2.round(9))
         layers.add(tuple(sorted(rows)))
     assert len(layers) == 1
+
+
+def test_one_pixel_houses_are_not_said_to_have_kept_a_shape_without_right_angles(tmp_path) -> None:
+    """A one-pixel outline is a square already; the summary said '9 of 10 outlines kept their simplified shape, not
+    right angles (... check them)' of specks that were squares (QA). A round shape is still said."""
+    a = np.zeros((40, 40), dtype="uint8")
+    a[2:30:3, 2] = 1  # ten one-pixel houses
+    a[2:30:3, 8:10] = 1  # and ten of 1 x 2 pixels
+    yy, xx = np.mgrid[:40, :40]
+    a[(yy - 25) ** 2 + (xx - 28) ** 2 < 9**2] = 1
+    src = write_raster(tmp_path / "c.tif", a, res=0.5)
+    summary = vectorize_raster(src, tmp_path / "c.gpkg", classes=["building"], regularize=True)
+    assert summary.polygons == 21
+    assert "; 1 of 21 outlines kept their simplified shape, not right angles" in summary.describe()
