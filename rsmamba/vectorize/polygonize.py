@@ -219,3 +219,15 @@ def polygonize_blocks(
             on_row()
         if done:
             yield done
+
+
+def first_pixels(geoms: np.ndarray, width: int) -> np.ndarray:
+    """int64 row-major index (``row * width + col``) of the first pixel of each polygon (pixel coordinates): its
+    top row's leftmost pixel, whose top-left corner is the leftmost vertex of its outline on its top edge. The same
+    wherever the blocks were cut, so an order by it does not depend on ``block_size``."""
+    out = np.empty(len(geoms), dtype="int64")
+    for i, ring in enumerate(shapely.get_exterior_ring(geoms)):
+        xy = shapely.get_coordinates(ring)
+        top = xy[:, 1].min()
+        out[i] = int(round(top)) * width + int(round(xy[xy[:, 1] == top, 0].min()))
+    return out

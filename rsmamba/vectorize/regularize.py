@@ -146,7 +146,18 @@ def regularized(
         return best, True
     # The simplified shape answers to the same guard: a wall as thin as the tolerance simplifies
     # to a triangle of half its area, and then only the raw outline is right.
-    return (simplified if _iou(simplified, raw) >= min_iou else raw), False
+    kept = simplified if _iou(simplified, raw) >= min_iou else raw
+    return kept, _is_rectangle(kept)  # a one-pixel house is square as it is: not a failed fit (a staircase is)
+
+
+def _is_rectangle(polygon: shapely.Polygon) -> bool:
+    """Whether ``polygon`` is a rectangle: four corners, right angles, no hole."""
+    if polygon.interiors or len(polygon.exterior.coords) != 5:
+        return False
+    d = np.diff(np.asarray(polygon.exterior.coords), axis=0)
+    theta = np.arctan2(d[:, 1], d[:, 0])
+    off = np.mod(theta - theta[0] + math.pi / 4, math.pi / 2) - math.pi / 4
+    return bool(np.all(np.abs(off) < 1e-9))
 
 
 def _iou(a: shapely.Polygon, b: shapely.Polygon) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import rasterio
 import shapely
 from affine import Affine
@@ -73,6 +74,26 @@ def test_blockwise_instances_equal_whole_raster(tmp_path_factory, seed, h, w, bl
     assert _normal(got.geometry) == _normal(ref_world)
     assert sorted(got["building_id"]) == list(range(1, len(got) + 1))
     assert int(got["pixel_count"].sum()) == int((classes == 1).sum())
+
+
+@pytest.mark.parametrize("regularize", [False, True])  # streamed to the layer, or held whole
+def test_building_ids_do_not_depend_on_the_block_size(tmp_path, regularize):
+    """The ids followed the order the block rows finished the buildings: the same building had another id at
+    another --block-size (46 of 48 houses; QA). They follow each building's first pixel now."""
+    classes, interior, contact = _random_scene(np.random.default_rng(5), 60, 50)
+    cls_path, prob_path, _ = _write(tmp_path, classes, interior, contact)
+
+    def ids(block: int) -> dict[str, int]:
+        out = tmp_path / f"b{block}.gpkg"
+        vectorize_raster(cls_path, out, classes=["building"], probabilities=prob_path, instances=True,
+                         block_size=block, regularize=regularize)
+        got = gpd.read_file(out)
+        return {shapely.to_wkt(shapely.normalize(g), rounding_precision=6): int(i)
+                for g, i in zip(got.geometry, got["building_id"])}
+
+    whole = ids(2048)
+    assert sorted(whole.values()) == list(range(1, len(whole) + 1)) and len(whole) > 10
+    assert ids(7) == whole and ids(16) == whole
 
 
 def test_split_labels_separates_two_houses_on_a_contact_ridge():
