@@ -1126,6 +1126,11 @@ def prepare(cfg: dict, *, scoring: bool = False, run: Any = None) -> Prepared:
         _say_change_targets(train_ds, val_ds)
     if (cfg.get("augment") or {}).get("date_swap"):  # here, so train --dry-run refuses it too
         _check_date_swap(cfg["model"]["name"], info_m.task, train_ds)
+    if (cfg.get("augment") or {}).get("date_jitter") and info_m.task == "segmentation":  # (it jittered the one
+        # image unsaid, QA: a setting of change pairs, like date_swap)
+        raise InputError(f"augment.date_jitter: jitters each date of a change pair on its own; "
+                         f"{cfg['model']['name']!r} is a segmentation model (set it to false; augment.photometric "
+                         "or augment.colour jitter one image)")
     tiling = train_ds.info
     classes = tiling.classes
     given = cfg["model"]["kwargs"].get("num_classes")

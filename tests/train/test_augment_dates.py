@@ -75,10 +75,11 @@ def test_date_jitter_on_chips_that_are_not_8_bit_is_refused(tmp_path) -> None:
     from tests.helpers.rasters import random_image, write_raster
 
     image = write_raster(tmp_path / "u16.tif", random_image(64, 64).astype(np.uint16) * 16)
+    t2 = write_raster(tmp_path / "u16_t2.tif", random_image(64, 64, seed=1).astype(np.uint16) * 16)
     labels = write_raster(tmp_path / "labels.tif", (random_image(64, 64)[0] > 128).astype(np.uint8))
-    tile_scene(image, tmp_path / "chips", labels=labels, size=32, split=(0.5, 0.5, 0.0), block=32)
+    tile_scene(image, tmp_path / "chips", labels=labels, t2=t2, size=32, split=(0.5, 0.5, 0.0), block=32)
     cfg = {"data": {"root": str(tmp_path / "chips"), "batch_size": 1}, "out": str(tmp_path / "run"),
-           "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}, "train": {"epochs": 1},
+           "model": {"name": "mambafcs_tiny"}, "train": {"epochs": 1},
            "augment": {"date_jitter": True}, "tensorboard": False}
     with pytest.raises(InputError, match="the chips are uint16"):
         train(cfg, progress=False)
@@ -136,6 +137,10 @@ def test_date_swap_is_refused_where_a_swap_would_mislabel(tmp_path) -> None:
            "model": {"name": "fcn_baseline", "kwargs": {"width": 4}}}
     with pytest.raises(InputError, match="date_swap: swaps the two dates of a change pair"):
         train(seg, progress=False)
+    jitter = {**seg, "augment": {"date_jitter": True}}  # it jittered the one image unsaid (QA)
+    with pytest.raises(InputError, match="date_jitter: jitters each date of a change pair on its own; 'fcn_baseline' "
+                                         "is a segmentation model"):
+        train(jitter, progress=False)
     change = {**base, "data": {**base["data"], "root": str(tmp_path / "pairs")}, "out": str(tmp_path / "r2"),
               "model": {"name": "mambafcs_tiny"}}
     with pytest.raises(InputError, match="labels of one date only"):
