@@ -67,9 +67,13 @@ def load_weights_file(path: str | Path, what: str = "weights", allow: Sequence[A
         settings = imported is not None and imported.split(".")[0] in SETTINGS_MODULES
         raise InputError(f"{what} {path}: refused, it holds Python objects outside the weights format{name}; "
                          "loading it could run code" + (
-                             " (a training run's settings beside its weights? where you trust the file, save the "
-                             "weights alone and give that: torch.save(torch.load(FILE, weights_only=False)"
-                             "['state_dict'], 'weights.pth'), with the key that holds them)" if settings else "")) from None
+                             # (torch's safe loader, that one class allowed: never the unsafe full unpickler, which runs
+                             # whatever the file names)
+                             f" (a training run's settings beside its weights? save the weights alone and give "
+                             f"that: import {imported.split('.')[0]}, torch; with torch.serialization.safe_globals("
+                             f"[{imported}]): torch.save(torch.load(FILE)['state_dict'], 'weights.pth'), with the "
+                             "key that holds them, and each class torch names next allowed so)" if settings else ""
+                         )) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError,
             IndexError, TypeError) as exc:
         raise InputError(f"{what} {path}: {unreadable(path, exc)}") from None

@@ -20,8 +20,14 @@ def test_a_training_runs_settings_beside_its_weights_are_refused_with_the_way_on
     torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"args": argparse.Namespace(lr=0.1)}},
                tmp_path / "run.ckpt")
     with pytest.raises(InputError, match=r"\(argparse\.Namespace\); loading it could run code \(a training run's "
-                                         r"settings beside its weights\? .*\['state_dict'\], 'weights\.pth'\)"):
+                                         r"settings beside its weights\? .*\['state_dict'\], 'weights\.pth'\)") as said:
         load_weights_file(tmp_path / "run.ckpt", "weights")
+    # the way on is torch's safe loader with that one class allowed, never weights_only=False; and it works
+    assert "weights_only=False" not in str(said.value)
+    assert "with torch.serialization.safe_globals([argparse.Namespace]): torch.save(torch.load(FILE)" in str(said.value)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        torch.save(torch.load(tmp_path / "run.ckpt")["state_dict"], tmp_path / "weights.pth")
+    assert torch.equal(load_weights_file(tmp_path / "weights.pth", "weights")["w"], torch.zeros(2))
 
     class Payload:
         def __reduce__(self):
