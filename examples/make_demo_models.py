@@ -649,6 +649,18 @@ def main(argv: list[str] | None = None) -> None:
         ap.exit(2, f"{ap.prog}: error: {one_line(str(exc))}\n")
 
 
+def check_scene_sizes(option: str, size: int, gsds: list[float]) -> None:
+    """Refuse ``size`` (pixels per side) for scenes drawn at ``gsds``, as ``rsmamba synth`` would refuse them."""
+    from rsmamba.errors import InputError, one_line
+    from rsmamba.synth.generate import check_scene_options
+
+    for gsd in sorted(set(gsds)):
+        try:
+            check_scene_options(size, gsd, 32632, "rgb", None)
+        except InputError as exc:
+            raise UsageError(f"{option} {size}: its scenes at {gsd:g} m cannot be drawn: {one_line(str(exc))}") from None
+
+
 def run(args: argparse.Namespace) -> None:
     """:func:`main` after its options are parsed."""
     for key, value in {**GENERIC, **RECIPES.get(args.kind, {})}.items():  # the kind's recipe, unless given
@@ -704,6 +716,11 @@ def run(args: argparse.Namespace) -> None:
                          "no chip to train on")
     if not 0 <= args.seed0 or args.seed0 + args.scenes + args.default_scenes > EVAL_SEED0:
         raise UsageError(f"--seed0 {args.seed0}: training seeds must stay below the evaluation seeds ({EVAL_SEED0})")
+    # the card's (and the change calibration's) scenes are drawn after the whole training run: a size they
+    # cannot have is refused now (it was refused by write_scene after training, and the run was lost) (QA)
+    check_scene_sizes("--eval-size", args.eval_size, [gsd for _, gsd in CARD_ROWS])
+    if change:
+        check_scene_sizes("--calibration-size", args.calibration_size, [gsd for _, gsd, _ in calibration_rows()])
     if args.town:
         from make_demo_model import town_model  # examples/, beside this script
 

@@ -216,6 +216,8 @@ def test_the_30_minute_recipes_are_the_defaults_that_were_measured(kind: str, re
     (["--scenes", "1", "--size", "32", "--chip", "64"], "--chip 64 is larger than a training scene (--size 32)"),
     (["--scenes", "1", "--size", "64", "--chip", "64"], "the scene must be at least 32 m wide"),  # rsmamba's own error
     (["--out", "AFILE"], "a file stands there; --out is the folder"),  # was a traceback after the whole training
+    # the card's scenes (0.25 m) are drawn after training: refused by write_scene then, the run lost (QA)
+    (["--scenes", "1", "--size", "160", "--chip", "64", "--eval-size", "64"], "--eval-size 64: its scenes at 0.25 m cannot be drawn: the scene must be at least 32 m"),
 ])
 def test_options_that_make_no_model_are_one_line_exit_2(tmp_path: Path, capsys, options, said) -> None:
     """Too few scenes or chips ended in a traceback (rasterio's 0-width mosaic, rsmamba's InputError), exit 1 (QA)."""
@@ -229,3 +231,4 @@ def test_options_that_make_no_model_are_one_line_exit_2(tmp_path: Path, capsys, 
     assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("make_demo_models.py: error: "), err
     assert said in err[0]
     assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "work" / "run").exists()  # refused before training
