@@ -58,9 +58,20 @@ def class_id(value: object) -> int | None:
     return value
 
 
+# ISPRS 2-D labelling's own names of two of ISPRS_CLASSES (its other four are ours but for case and spaces):
+# a reference tagged with them was warned about as naming ids 0 and 5 "otherwise" (QA)
+ISPRS_NAME_ALIASES = {"impervious_surfaces": "impervious", "clutter_background": "clutter"}
+
+
 def name_key(name: str) -> str:
-    """How a class name is matched to a layer's class field: case and surrounding spaces aside."""
-    return str(name).strip().lower()
+    """How class names are matched (to a layer's class field, between two class tables): case, spaces, '-', '_'
+    and '/' between words aside ('Low vegetation' is low_vegetation), and ISPRS's own names as ours
+    (:data:`ISPRS_NAME_ALIASES`: 'Impervious surfaces' is impervious)."""
+    words = str(name).lower()
+    for separator in "-_/":
+        words = words.replace(separator, " ")
+    key = "_".join(words.split())
+    return ISPRS_NAME_ALIASES.get(key, key)
 
 
 def class_name_problem(name: object) -> str | None:

@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from rsmamba.atomic import output_problems, publish, settle_inputs
-from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata
+from rsmamba.classes import CHANGE_CLASSES, IGNORE_INDEX, ISPRS_CLASSES, ClassInfo, class_of_nodata, name_key
 from rsmamba.errors import InputError, ProblemCollector, first_line, typed_arguments
 from rsmamba.paths import shell_word
 from rsmamba.metrics import confusion_matrix, segmentation_scores
@@ -271,7 +271,6 @@ def _name_warnings(reference: Path, table: list[ClassInfo], held: Any, role: str
             return []
     if not theirs:
         return []
-    from rsmamba.classes import name_key
 
     ours = {c.id: c for c in table if not c.filler}
     by_name = {name_key(c.name): c for c in ours.values()}
@@ -306,7 +305,7 @@ def _check_layout_table(prediction: Path, layout: str, classes: list[ClassInfo])
     (a LoveDA map scored as ISPRS, its background as impervious) is refused, not scored under those names."""
     declared = _declared_names(prediction)
     wanted = {c.id: c.name for c in classes if not c.filler}
-    if declared is None or {i: n.lower() for i, n in declared.items()} == {i: n.lower() for i, n in wanted.items()}:
+    if declared is None or {i: name_key(n) for i, n in declared.items()} == {i: name_key(n) for i, n in wanted.items()}:
         return
     def said(table: dict[int, str]) -> str:
         return ", ".join(f"{i} {n}" for i, n in sorted(table.items()))

@@ -726,7 +726,7 @@ def class_ids_of_names(values: Any, names: dict[str, int]) -> tuple[Any, list[st
                              "field is matched (case and surrounding spaces aside); rename one")
     by_name = {key: v for key, (_, v) in first.items()}
     text = values.astype(str).str.strip()
-    mapped = text.str.lower().map(by_name)
+    mapped = text.map(name_key).map(by_name)
     numeric = pd.to_numeric(text, errors="coerce")
     mapped = mapped.where(mapped.notna(), numeric)
     unknown = sorted(set(text[mapped.isna()]))

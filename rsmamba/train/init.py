@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from rsmamba.checkpoint import check_finite, load_checkpoint
+from rsmamba.classes import name_key
 from rsmamba.engine.model import checkpoint_colours
 from rsmamba.errors import InputError
 from rsmamba.pretrained import adapt_input_weight
@@ -111,9 +112,7 @@ def _tensors_following(model_name: str, model_kwargs: dict, key: str) -> set[str
 
 
 def _same_names(a: list[str], b: list[str]) -> bool:
-    def norm(name: str) -> str:
-        return "_".join(str(name).lower().replace("-", " ").replace("_", " ").split())
-    return [norm(x) for x in a] == [norm(x) for x in b]
+    return [name_key(x) for x in a] == [name_key(x) for x in b]
 
 
 def init_from_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, image_bands: int, dsm: bool,

@@ -991,6 +991,30 @@ def test_a_reference_whose_class_table_names_the_ids_otherwise_is_warned_about(t
                                  "impervious; 1 named water, not building; 2 named grass, not low_vegetation)") in warned[0]
 
 
+def test_a_reference_with_the_isprs_official_class_names_is_not_warned_about(tmp_path: Path) -> None:
+    """ISPRS's own names ('Impervious surfaces', 'Low vegetation', 'Clutter/background') of the ISPRS ids were
+    warned about as naming the prediction's ids otherwise (QA): one class each; another name is still said."""
+    import rasterio
+
+    labels = (np.arange(36 * 36).reshape(36, 36) % 6).astype(np.uint8)
+    official = ["Impervious surfaces", "Building", "Low vegetation", "Tree", "Car", "Clutter/background"]
+
+    def named(path: Path, names: list[str] | None) -> Path:
+        write_raster(path, labels)
+        if names:
+            with rasterio.open(path, "r+") as ds:
+                ds.update_tags(class_names=json.dumps(names))
+        return path
+
+    ours = named(tmp_path / "ours.tif", [c.name for c in ISPRS_CLASSES])
+    for prediction in (ours, named(tmp_path / "bare.tif", None)):  # a table of ISPRS's names, or none (read as ISPRS)
+        ref = named(tmp_path / "official.tif", official)
+        assert "warnings" not in evaluate_rasters(prediction, ref, tmp_path / f"{prediction.stem}.json")
+    other = named(tmp_path / "other.tif", ["Road", *official[1:]])
+    warned = evaluate_rasters(ours, other, tmp_path / "other.json")["warnings"]
+    assert len(warned) == 1 and "(0 named Road, not impervious)" in warned[0]
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # (the PNGs read back)
 def test_ids_up_to_254_keep_the_confusion_png_small_and_a_lone_fill_id_is_said(tmp_path: Path) -> None:
     """Ids up to 254 (a prediction without a table, 254 its undeclared fill) drew a 6120 px confusion PNG through
