@@ -82,8 +82,9 @@ class TrainResult:
 
     @property
     def best_epoch(self) -> int | None:
-        """The epoch best.pt holds: the last one that scored ``best_metric`` by ``selected_by``."""
-        for row in reversed(self.history):
+        """The epoch best.pt holds: the first one that scored ``best_metric`` by ``selected_by`` (a later epoch that
+        only ties it does not replace best.pt)."""
+        for row in self.history:
             score = -row["train_loss"] if self.selected_by == "train_loss" else row.get(self.selected_by)
             if score == self.best_metric:
                 return int(row["epoch"])

@@ -677,6 +677,19 @@ def test_an_epoch_without_the_metric_never_replaces_the_best_scored_one(small_ch
     assert load_checkpoint(result.best)["metrics"]["epoch"] == 1
 
 
+def test_the_summary_names_the_epoch_best_pt_holds_when_later_epochs_tie_it(small_chips: Path, tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    """Later epochs that only equal the best score do not replace best.pt (a change model's change F1 0 at every
+    epoch): the summary said 'at epoch 3' of best.pt holding epoch 1 (QA)."""
+    import rsmamba.train.trainer as trainer
+
+    scores = iter([{"miou": 0.3}, {"miou": 0.3}, {"miou": 0.3}])
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: next(scores))
+    result = train(_cfg(small_chips, tmp_path / "run", epochs=3), progress=False)
+    assert load_checkpoint(result.best)["metrics"]["epoch"] == 1
+    assert result.best_epoch == 1 and " at epoch 1 -> " in result.describe()
+
+
 def test_the_dry_run_reads_the_process_before_its_probe(small_chips: Path, tmp_path: Path, monkeypatch) -> None:
     """The probe's freed activations stay resident: read after it, the process counted them a second time
     ('at least 18.49 GiB' for a run that peaked at 11.13 GiB)."""
