@@ -90,7 +90,7 @@ def repeated_classes(classes: Sequence[tuple[int, str]]) -> list[str]:
         by_key.setdefault(name_key(name), []).append(name)
     for same in (v for v in by_key.values() if len(v) > 1):
         problems.append(f"class name {same[0]!r} appears more than once"
-                        + (f" ({', '.join(map(repr, same))}: names are matched with case and surrounding spaces aside)"
+                        + (f" ({', '.join(map(repr, same))}: names are matched with case, spaces and separators aside)"
                            if len(set(same)) > 1 else ""))
     return problems
 

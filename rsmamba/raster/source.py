@@ -723,7 +723,7 @@ def class_ids_of_names(values: Any, names: dict[str, int]) -> tuple[Any, list[st
         other, i = first.setdefault(name_key(k), (k, v))
         if i != v:
             raise InputError(f"the class table names {other!r} (id {i}) and {k!r} (id {v}), one name as a class "
-                             "field is matched (case and surrounding spaces aside); rename one")
+                             "field is matched (case, spaces and separators aside); rename one")
     by_name = {key: v for key, (_, v) in first.items()}
     text = values.astype(str).str.strip()
     mapped = text.map(name_key).map(by_name)
