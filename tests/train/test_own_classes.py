@@ -170,5 +170,9 @@ def test_names_equal_as_matched_in_a_received_table_are_refused_not_burnt_as_the
 
     ids, unknown = class_ids_of_names(pd.Series(["Building ", "road"]), {"building": 1, "Road": 2})
     assert ids.tolist() == [1, 2] and unknown == []
+    # ISPRS's own names of the ISPRS classes: 'Low vegetation' was an unknown name (QA)
+    ids, unknown = class_ids_of_names(pd.Series(["Low vegetation", "Impervious surfaces", "Clutter/background"]),
+                                      {"impervious": 0, "low_vegetation": 2, "clutter": 5})
+    assert ids.tolist() == [2, 0, 5] and unknown == []
     with pytest.raises(InputError, match=r"names 'Building' \(id 1\) and 'building' \(id 2\)"):
         class_ids_of_names(pd.Series(["Building"]), {"Building": 1, "building": 2})
