@@ -1292,9 +1292,10 @@ class AlignedSource:
                 if t2_bands is not None:  # the caller's (a model's colour order, where t1 declares none)
                     self._t2_bands = list(t2_bands)
                 elif by_colour is not None and by_colour != self._t2_bands:
-                    self._warn(f"t2 {t2}: its bands declare another colour order than t1's "
-                               f"({', '.join(band_colours(t2_ds))}); read by colour, as t1's "
-                               f"(bands {','.join(map(str, by_colour))})")
+                    # (the order in brackets read as t1's: 'another colour order than t1's (blue, green, red)')
+                    self._warn(f"t2 {t2}: its bands declare the colours {', '.join(band_colours(t2_ds))}, another "
+                               f"order than t1's ({', '.join(band_colours(img)[b - 1] for b in self.bands)}); read "
+                               f"by colour, as t1's (bands {','.join(map(str, by_colour))})")
                     self._t2_bands = by_colour
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,
                                 allow_geographic_mix, problems)

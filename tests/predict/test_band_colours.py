@@ -112,7 +112,10 @@ def test_change_reads_a_second_date_in_the_first_dates_colour_order(tmp_path) ->
     _declared(tmp_path / "t2.tif", t1[::-1].copy(), ("blue", "green", "red"))  # the same scene, stored BGR
     summary = detect_change(tmp_path / "t1.tif", tmp_path / "t2.tif", tmp_path / "c.tif",
                             model=LoadedModel(Diff(), inputs="t1+t2"), window=64, force=True)
-    assert summary.changed_fraction == 0.0 and any("colour order" in w for w in summary.warnings)
+    assert summary.changed_fraction == 0.0
+    # each date's order said as its own: "another colour order than t1's (blue, green, red)" named t2's (QA)
+    assert any("declare the colours blue, green, red, another order than t1's (red, green, blue); read by colour"
+               in w for w in summary.warnings), summary.warnings
 
 
 class RedOnlyDiff(torch.nn.Module):
