@@ -488,6 +488,12 @@ def class_raster_problem(src: Any, what: str, allow_multiband: bool = False, lab
         has_table = False
     if has_table or "class_names" in tags:
         return None
+    if "scale" in tags:  # predict's / change's --probabilities (p x 254): a small or flat one held few values and
+        # was polygonized and scored as class ids, p(change) 1/254 as 'building' (QA)
+        from rsmamba.raster.classtags import raster_tag
+
+        return (f"{what}: a probability raster (SCALE {raster_tag(src, 'scale')}: scaled probabilities, as "
+                f"--probabilities writes them), not class ids; {hint}")
     values: set[int] = set()
     for window in sample_windows(src.width, src.height, SAMPLE_PIXELS, min_per_axis=CHECK_PER_AXIS):
         values.update(np.unique(src.read(1, window=window)).tolist())
