@@ -798,3 +798,27 @@ def test_normalisation_statistics_are_the_training_chips_not_the_val_and_test_ar
     assert stats["maximum"] == expected.max(axis=1).tolist()
     assert meta["stats"]["dsm"]["mean"] == pytest.approx([float(dsm[train].astype(np.float64).mean())], rel=1e-6)
     assert meta["stats"]["dsm"]["maximum"] == [float(dsm[train].max())]
+
+
+def test_a_zipped_shapefile_is_read_as_the_label_layer_it_holds(tmp_path) -> None:
+    """A shapefile handed over zipped (buildings.shp.zip, GDAL and pyogrio read it in place) was refused as 'not a
+    readable raster'."""
+    import zipfile
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(500010, 4999950, 500030, 4999990)], crs="EPSG:32632").to_file(
+        tmp_path / "b.shp")
+    for name in ("b.shp.zip", "b.zip"):
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            for part in tmp_path.glob("b.*"):
+                if part.suffix != ".zip":
+                    archive.write(part, part.name)
+    tile_scene(image, tmp_path / "plain", labels=tmp_path / "b.shp", size=32, split=(1, 0, 0))
+    want = [json.loads(row["class_hist"]) for row in _manifest(tmp_path / "plain")]
+    assert sum(h.get("1", 0) for h in want) == 20 * 40
+    for name in ("b.shp.zip", "b.zip"):
+        tile_scene(image, tmp_path / name.replace(".", "_"), labels=tmp_path / name, size=32, split=(1, 0, 0))
+        assert [json.loads(row["class_hist"]) for row in _manifest(tmp_path / name.replace(".", "_"))] == want
