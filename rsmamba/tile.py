@@ -13,7 +13,7 @@ Output folder::
     labels_t2/<chip_id>.tif, change/<chip_id>.tif   second-epoch labels, binary change labels
     targets/<chip_id>.tif  uint8 interior/border/contact bands (with --instance-targets, issue #17)
     manifest.csv           one row per chip (see MANIFEST_FIELDS)
-    tiling.json            sources, grid, band statistics, classes, split counts
+    tiling.json            sources, grid, band statistics (of the train chips), classes, split counts
 """
 
 from __future__ import annotations
@@ -438,7 +438,6 @@ def _tile(
                     f"--overlap {size // 4}): a disk of chips, slow to write and to train on")
     block = block or max(4 * size, size)
     plan, dropped = plan_chips(grid, block, split, seed)
-    image_stats, dsm_stats = compute_stats(src)
     scene_range = dsm_range(src.read_dsm, src.width, src.height) if src.has_dsm else None  # data.dsm_mode minmax-scene
     from rsmamba.raster.validate import check_collar, check_fill_values
 
@@ -486,6 +485,10 @@ def _tile(
             raise InputError(f"{name} {source.labels_path}: values {values} are no class id (integers 0..254, 255 = "
                              "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or as the "
                              "class table's ignore: V, or fix them")
+    # the model's normalisation: statistics of the training chips alone (the val and test areas' pixels went
+    # into them, QA); a folder without train chips (held out whole) keeps the scene's
+    image_stats, dsm_stats = compute_stats(src, within=[
+        Window(row["col_off"], row["row_off"], row["width"], row["height"]) for row in rows if row["split"] == "train"])
     known = declared if declared is not None else {c.id for c in classes}
     _check_extra_values(seen, extra, known, summary, declared is not None)
     bare = [row for row in rows if src.has_labels and not json.loads(row["class_hist"])]
@@ -579,17 +582,24 @@ def _no_chip_problem(src: AlignedSource, plan: list[tuple[Window, int]], image, 
     """Why no window kept enough valid pixels, naming the input at fault: a DSM over 20 of 300 columns (or a t2
     elsewhere) was said as the image's 'no chip has at least 50% valid pixels'."""
     enough = 0  # windows the image alone would have filled
+    any_valid = False  # a pixel of the image's own (the statistics, now of the train chips, said it first)
     for window, _ in plan:
         own = src.read_image_valid(window)
+        any_valid |= bool(own.any())
         enough += int(bool(own.any()) and own.mean() >= min_valid)
     own_px = dsm_px = 0  # the image's valid pixels, and of them those with a height (on the statistics' sample)
     for window in sample_windows(src.width, src.height, STATS_SAMPLE_PIXELS) if src.has_dsm else ():
         own = src.read_image_valid(window)
         own_px += int(own.sum())
         dsm_px += int((own & ~np.isnan(src.read_dsm(window))).sum())
+    if not any_valid:
+        return f"image {image}: no valid pixels (empty or all-nodata raster)"
     if not enough:
         return (f"image {image}: no chip has at least {min_valid:.0%} valid pixels "
                 "(empty or all-nodata raster, or --min-valid too high)")
+    if src.has_dsm and own_px and not dsm_px:
+        return (f"DSM {src.dsm_path}: no height where the image {src.image_path} has data (all nodata, or no pixel "
+                "of it over the image's data)")
     if src.has_dsm and dsm_px < own_px:
         return (f"DSM {src.dsm_path}: no chip has at least {min_valid:.0%} valid pixels, though the image alone has "
                 f"{enough} such window{'s' * (enough != 1)}: the DSM has a height at {dsm_px / own_px:.0%} of the "

@@ -7,6 +7,7 @@ one tile to the next (geoai's "divide by 255 if max > 1.5" is the cautionary tal
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -75,14 +76,51 @@ class StatsAccumulator:
 STATS_SAMPLE_PIXELS = 2_000_000  # pixels of a scene that :func:`compute_stats` reads (the whole scene if smaller)
 
 
-def compute_stats(src: AlignedSource, max_pixels: int = STATS_SAMPLE_PIXELS) -> tuple[BandStats, BandStats | None]:
-    """Image (and DSM) statistics over valid pixels of a lattice of sample windows."""
+def within_mask(window: Window, region: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the pixels of ``window`` inside any of the ``region`` windows, given as rows of
+    (row_off, col_off, height, width)."""
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    mask = np.zeros((h, w), bool)
+    top, left = np.maximum(region[:, 0] - r0, 0), np.maximum(region[:, 1] - c0, 0)
+    bottom = np.minimum(region[:, 0] + region[:, 2] - r0, h)
+    right = np.minimum(region[:, 1] + region[:, 3] - c0, w)
+    for i in np.nonzero((bottom > top) & (right > left))[0]:
+        mask[top[i]:bottom[i], left[i]:right[i]] = True
+    return mask
+
+
+def compute_stats(src: AlignedSource, max_pixels: int = STATS_SAMPLE_PIXELS,
+                  within: list[Window] | None = None) -> tuple[BandStats, BandStats | None]:
+    """Image (and DSM) statistics over valid pixels of a lattice of sample windows.
+
+    ``within``: only the pixels inside these windows count (the training chips: statistics of the val and
+    test areas went into the model's normalisation); where the lattice holds none of their valid pixels,
+    the windows themselves are sampled (about ``max_pixels`` of them)."""
+    region = (np.array([(int(w.row_off), int(w.col_off), int(w.height), int(w.width)) for w in within])
+              if within else None)
+    stats = _stats(src, sample_windows(src.width, src.height, max_pixels), region)
+    if stats is None:  # the lattice missed the region (a few small training blocks in a large scene)
+        step = max(1, math.ceil(sum(int(w.width) * int(w.height) for w in within) / max_pixels))
+        stats = _stats(src, list(within)[::step], None)
+    return stats
+
+
+def _stats(src: AlignedSource, windows: list[Window],
+           region: np.ndarray | None) -> tuple[BandStats, BandStats | None] | None:
+    """:func:`compute_stats` over ``windows``, counting pixels inside ``region`` only (None: all); None when
+    the region held no valid pixel of them."""
     image_acc = StatsAccumulator(src.count)
     dsm_acc = StatsAccumulator(1) if src.has_dsm else None
     image_alone = with_dsm = 0  # the image's own valid pixels, and of them those with a height
-    for window in sample_windows(src.width, src.height, max_pixels):
+    for window in windows:
+        inside = within_mask(window, region) if region is not None else None
+        if inside is not None and not inside.any():
+            continue
         heights = src.read_dsm(window) if dsm_acc is not None else None
         valid = src.read_valid(window, heights)
+        if inside is not None:
+            valid &= inside
         image_acc.add(src.read_image(window), valid)
         if dsm_acc is not None:
             dsm_acc.add(heights[None], valid)
@@ -90,6 +128,8 @@ def compute_stats(src: AlignedSource, max_pixels: int = STATS_SAMPLE_PIXELS) -> 
             own = src.read_image_valid(window)
             image_alone += int(own.sum())
             with_dsm += int((own & ~np.isnan(heights)).sum()) if heights is not None else int(own.sum())
+    if region is not None and not image_acc.n.all():
+        return None
     if not image_acc.n.all() and image_alone:  # the image has data: the DSM (or t2) has none there
         if with_dsm == 0:
             raise InputError(f"DSM {src.dsm_path}: no height where the image {src.image_path} has data (all nodata, "

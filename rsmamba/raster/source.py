@@ -73,7 +73,7 @@ def is_fill_value(raw: np.ndarray, dtype: str) -> np.ndarray:
     return np.isin(raw, values) | (np.abs(raw) >= 1e20)
 
 
-VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml"}
+VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".geoparquet", ".gml", ".kml", ".zip"}
 
 
 def open_raster(path: PathLike, role: str, problems: ProblemCollector,

@@ -35,7 +35,10 @@ def scenes(tmp_path_factory) -> dict[str, Path]:
     a, b = scene_arrays(64, 1), scene_arrays(64, 2)
     b = (b[0][:, :, :32] // 2 + 60, b[1][:, :32], b[2][:, :32] + 7.5)  # darker, 7.5 m higher, half as wide
     both = [np.concatenate([x, y], axis=-1) for x, y in zip(a, b)]
-    return {"a": _tile(root / "a", *a), "b": _tile(root / "b", *b), "both": _tile(root / "both", *both)}
+    return {"a": _tile(root / "a", *a), "b": _tile(root / "b", *b), "both": _tile(root / "both", *both),
+            # every chip a train chip: the statistics (the train chips') are the whole scene's
+            **{f"{name}_all": _tile(root / f"{name}_all", *arrays, split=(1, 0, 0))
+               for name, arrays in (("a", a), ("b", b), ("both", both))}}
 
 
 def _data(roots: list[Path], **kw) -> dict:
@@ -44,31 +47,32 @@ def _data(roots: list[Path], **kw) -> dict:
 
 
 def test_pooled_statistics_are_those_of_the_union_of_the_pixels(scenes: dict[str, Path], tmp_path: Path) -> None:
-    whole = json.loads((scenes["both"] / "tiling.json").read_text())
+    whole = json.loads((scenes["both_all"] / "tiling.json").read_text())
     train_ds, val_ds = open_datasets(_data([scenes["a"], scenes["b"]]), use_dsm=True)
-    for pooled in (train_ds.info, pooled_tiling([read_tiling(scenes["b"]), read_tiling(scenes["a"])])):
-        for key in ("image", "dsm"):
-            got, want = pooled.raw["stats"][key], whole["stats"][key]
-            for field in ("mean", "std", "minimum", "maximum"):
-                assert got[field] == pytest.approx(want[field], rel=1e-9), (key, field)
-            assert got["pixels"] == want["pixels"]
-        assert pooled.raw["dsm_range"] == pytest.approx(whole["dsm_range"])
+    union = pooled_tiling([read_tiling(scenes["b_all"]), read_tiling(scenes["a_all"])])
+    for key in ("image", "dsm"):
+        got, want = union.raw["stats"][key], whole["stats"][key]
+        for field in ("mean", "std", "minimum", "maximum"):
+            assert got[field] == pytest.approx(want[field], rel=1e-9), (key, field)
+        assert got["pixels"] == want["pixels"]
+    assert union.raw["dsm_range"] == pytest.approx(whole["dsm_range"])
     # every chip of both folders is normalised with the pooled numbers, as the checkpoint records them
+    pooled = pooled_tiling([read_tiling(scenes["b"]), read_tiling(scenes["a"])]).raw["stats"]
     norm = train_ds.info.normalization("zscore")
-    assert norm["image"]["mean"] == pytest.approx(whole["stats"]["image"]["mean"])
-    assert norm["dsm"]["mean"] == pytest.approx(whole["stats"]["dsm"]["mean"][0])
+    assert norm["image"]["mean"] == pytest.approx(pooled["image"]["mean"], rel=1e-9)
+    assert norm["dsm"]["mean"] == pytest.approx(pooled["dsm"]["mean"][0], rel=1e-9)
     assert {tuple(p.info.image_mean) for p in train_ds.parts + val_ds.parts} == {tuple(train_ds.info.image_mean)}
     assert len(train_ds) + len(val_ds) == 6 and train_ds.in_chans == 4
     assert {s["chip_id"].rsplit("/", 1)[0] for s in train_ds} == {str(scenes["a"]), str(scenes["b"])}
 
     # folders tiled before tile recorded the pixel counts: the sample compute_stats read, from the chips' extent
     older = tmp_path / "older"
-    shutil.copytree(scenes["b"], older)
+    shutil.copytree(scenes["b_all"], older)
     meta = json.loads((older / "tiling.json").read_text())
     for stats in meta["stats"].values():
         del stats["pixels"]
     (older / "tiling.json").write_text(json.dumps(meta))
-    pooled = pooled_tiling([read_tiling(scenes["a"]), read_tiling(older)])
+    pooled = pooled_tiling([read_tiling(scenes["a_all"]), read_tiling(older)])
     assert pooled.image_mean == pytest.approx(whole["stats"]["image"]["mean"], rel=1e-9)
     assert pooled.image_std == pytest.approx(whole["stats"]["image"]["std"], rel=1e-9)
     assert pooled.dsm_std == pytest.approx(whole["stats"]["dsm"]["std"][0], rel=1e-9)

@@ -9,7 +9,7 @@ from affine import Affine
 
 from rsmamba.predict import predict_raster
 from rsmamba.raster.source import AlignedSource
-from rsmamba.raster.validate import check_dsm_resolution, check_lossy_nodata, check_pixel_shape
+from rsmamba.raster.validate import check_collar, check_dsm_resolution, check_lossy_nodata, check_pixel_shape
 from rsmamba.synth import write_scene
 from tests.helpers.rasters import random_image, write_raster
 
@@ -72,3 +72,17 @@ def test_a_jpeg_image_with_a_nodata_collar_is_said(tmp_path) -> None:
         dst.write(whole)
     with AlignedSource(tmp_path / "full.tif") as src:
         assert check_lossy_nodata(src, tmp_path / "full.tif", "image full.tif") == []
+
+
+def test_a_thin_collar_is_said_by_where_it_lies_not_by_the_edge_weighted_sample(tmp_path) -> None:
+    """An 8 px black collar round a 1024 px ortho (3.1 % of it) was said as '6.2% of its sampled pixels are 0', a
+    60 px one round an 8000 px mosaic (3 %) as 41.4 %: the sample reaches both edges and over-weighs them. It is
+    said by the share of the edge it holds."""
+    image = random_image(1024, 1024)
+    image[:, :8], image[:, -8:], image[:, :, :8], image[:, :, -8:] = 0, 0, 0, 0
+    path = write_raster(tmp_path / "collar.tif", image)
+    with AlignedSource(path) as src:
+        said = check_collar(src, "image collar.tif", path)
+    assert len(said) == 1 and "sampled pixels" not in said[0]
+    assert said[0].startswith("image collar.tif: pixels that are 0 in every band (100% of its edge pixels), with no "
+                              "nodata value"), said[0]

@@ -987,3 +987,23 @@ def test_a_block_too_large_for_memory_is_not_called_damaged(tmp_path, monkeypatc
         with pytest.raises(InputError, match=r"^image .*img.tif: a block too large for memory, which GDAL cannot "
                                              r"read \(tile it: gdal_translate -co TILED=YES"):
             src.read_image(Window(0, 0, 32, 32))
+
+
+@pytest.mark.parametrize("max_pixels", [10_000_000, 1_000])
+def test_statistics_within_windows_count_their_pixels_once(tmp_path, max_pixels) -> None:
+    """compute_stats(within=...) counts the pixels inside the windows (overlapping ones once); a lattice of samples
+    missing them all (max_pixels 1000: a few 16 px windows) samples the windows themselves."""
+    arr = random_image(300, 300, bands=1)
+    img = write_raster(tmp_path / "img.tif", arr)
+    within = [Window(100, 120, 20, 20), Window(110, 130, 20, 20)]  # 700 px, overlapping
+    inside = np.zeros((300, 300), bool)
+    for w in within:
+        inside[w.toslices()] = True
+    with AlignedSource(img) as src:
+        stats, _ = compute_stats(src, max_pixels=max_pixels, within=within)
+    if max_pixels > 300 * 300:
+        assert stats.pixels == [700]
+        assert stats.mean == pytest.approx([arr[0][inside].mean()], rel=1e-9)
+    else:
+        assert 0 < stats.pixels[0] <= 800 and stats.minimum[0] >= arr[0][inside].min()
+        assert stats.maximum[0] <= arr[0][inside].max()

@@ -769,3 +769,56 @@ def test_an_alpha_band_named_by_bands_is_imagery_with_its_neighbours_as_alone(tm
                    progress=False)
         counts.append(len(_manifest(tmp_path / f"chips{len(b)}")))
     assert counts == [16, 16]
+
+
+@pytest.mark.parametrize("overlap", [0, 8])
+def test_normalisation_statistics_are_the_training_chips_not_the_val_and_test_areas(tmp_path, overlap) -> None:
+    """tiling.json's image and DSM statistics (the model's normalisation) were computed on the whole scene, the val and
+    test blocks' pixels included: a held-out area of other values moved the mean the model trained with."""
+    size, block, split = 32, 64, (0.5, 0.25, 0.25)
+    grid = WindowGrid(256, 192, size, overlap)
+    plan, _ = plan_chips(grid, block, split, seed=0)
+    image = random_image(192, 256, bands=2)
+    dsm = np.random.default_rng(1).uniform(10, 20, (192, 256)).astype(np.float32)
+    train = np.zeros((192, 256), bool)
+    for window, k in plan:
+        train[window.toslices()] |= k == 0
+    image[:, ~train] = 250  # the held-out areas: far from the training pixels
+    dsm[~train] = 500.0
+    img = write_raster(tmp_path / "img.tif", image)
+    dem = write_raster(tmp_path / "dsm.tif", dsm)
+    tile_scene(img, tmp_path / "chips", dsm=dem, size=size, overlap=overlap, block=block, split=split, min_valid=0)
+    meta = json.loads((tmp_path / "chips" / "tiling.json").read_text())
+    assert meta["splits"]["val"] and meta["splits"]["test"]
+    stats = meta["stats"]["image"]
+    expected = image[:, train].astype(np.float64)
+    assert stats["pixels"] == [int(train.sum())] * 2
+    assert stats["mean"] == pytest.approx(expected.mean(axis=1).tolist(), rel=1e-9)
+    assert stats["std"] == pytest.approx(expected.std(axis=1).tolist(), rel=1e-6)
+    assert stats["maximum"] == expected.max(axis=1).tolist()
+    assert meta["stats"]["dsm"]["mean"] == pytest.approx([float(dsm[train].astype(np.float64).mean())], rel=1e-6)
+    assert meta["stats"]["dsm"]["maximum"] == [float(dsm[train].max())]
+
+
+def test_a_zipped_shapefile_is_read_as_the_label_layer_it_holds(tmp_path) -> None:
+    """A shapefile handed over zipped (buildings.shp.zip, GDAL and pyogrio read it in place) was refused as 'not a
+    readable raster'."""
+    import zipfile
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    gpd.GeoDataFrame({"class": [1]}, geometry=[box(500010, 4999950, 500030, 4999990)], crs="EPSG:32632").to_file(
+        tmp_path / "b.shp")
+    for name in ("b.shp.zip", "b.zip"):
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            for part in tmp_path.glob("b.*"):
+                if part.suffix != ".zip":
+                    archive.write(part, part.name)
+    tile_scene(image, tmp_path / "plain", labels=tmp_path / "b.shp", size=32, split=(1, 0, 0))
+    want = [json.loads(row["class_hist"]) for row in _manifest(tmp_path / "plain")]
+    assert sum(h.get("1", 0) for h in want) == 20 * 40
+    for name in ("b.shp.zip", "b.zip"):
+        tile_scene(image, tmp_path / name.replace(".", "_"), labels=tmp_path / name, size=32, split=(1, 0, 0))
+        assert [json.loads(row["class_hist"]) for row in _manifest(tmp_path / name.replace(".", "_"))] == want
