@@ -30,6 +30,7 @@ from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
     PREFETCH, check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
+    warn_long_run,
     output_size, peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, resume_note
@@ -500,6 +501,8 @@ def detect_change(
         if point is None:
             return _with_changed_fraction(summary, out)
         first_strip, rows_done = point
+        warn_long_run(grid, strips, read_window, predictor, batch_size, point,
+                      output_bands=sum(layer.count for layer in layers), what=f"{t1} -> {t2}")
         try:
             stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                           batch_size=batch_size, on_durable=state.save, first_strip=first_strip, rows_done=rows_done,
