@@ -229,7 +229,8 @@ def grid_text(width: int, height: int, windows: int, window: int, overlap: int, 
 def eta_text(seconds: float) -> str:
     """A dry run's time, said as what it measures: the network's passes (:func:`estimate_seconds`); reading,
     blending and the COG come on top (an 'ETA 16 s' run took 27 s)."""
-    return f"network passes about {seconds:.0f} s (reading, blending and writing come on top)"
+    long = f" = {duration_text(seconds)}" if seconds >= 2 * 3600 else ""  # '1138149 s' is a number to divide
+    return f"network passes about {seconds:.0f} s{long} (reading, blending and writing come on top)"
 
 
 LONG_RUN_PASSES = 2000  # network passes left (windows x TTA views) from which a run is timed on one batch first

@@ -100,3 +100,12 @@ def test_a_duration_is_said_in_minutes_hours_or_days() -> None:
 
     assert [duration_text(s) for s in (3600, 7200, 86400, 140 * 86400)] == [
         "60 minutes", "2 hours", "24 hours", "140 days"]
+
+
+def test_a_dry_runs_long_time_is_said_in_days_too() -> None:
+    """'network passes about 1138149 s' for a 1e6 px square VRT: 13 days, left to the reader to work out (QA)."""
+    from rsmamba.engine.run import eta_text
+
+    assert eta_text(16) == "network passes about 16 s (reading, blending and writing come on top)"
+    assert eta_text(1138149) == ("network passes about 1138149 s = 13 days (reading, blending and writing come "
+                                 "on top)")
