@@ -474,7 +474,7 @@ def detect_change(
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
                                 warnings=[*notes, *src.warnings, *input_warnings], window=window, overlap=overlap, min_area_m2=min_area,
                                 model=(f"{loaded.name} ({loaded.source})" if loaded.source else loaded.name)
-                                + f" on {predictor.device}", memory_bytes=int(memory), tta_views=predictor.tta.passes,
+                                + f" on {predictor.placement()}", memory_bytes=int(memory), tta_views=predictor.tta.passes,
                                 tta_source=predictor.tta_source, output_bands=layers_bands)
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d; device %s, "
                   "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",

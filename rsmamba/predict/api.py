@@ -374,7 +374,7 @@ def _predict_in(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=[*(notes or []), *src.warnings, *input_warnings], tta_views=predictor.tta.passes, tta_scales=tuple(predictor.tta.scales),
-                                 model=_model_line(loaded, has_dsm, predictor.device), window_source=window_source,
+                                 model=_model_line(loaded, has_dsm, predictor.placement()), window_source=window_source,
                                  tta_source=predictor.tta_source, output_bands=layers_bands)
 
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d, prefetch %d; "
