@@ -299,12 +299,12 @@ def synth(
 def predict(
     images: List[str] = typer.Argument(..., help="Orthophoto GeoTIFF(s): paths, globs or @list.txt (then -o is a folder)."),
     out: str = opt.out_option(..., "Output class raster (COG), or a folder (a trailing slash: out/) for many inputs.", text=True),
-    dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as '{dir}/{stem}_dsm.tif'."),
+    dsm: Optional[str] = typer.Option(None, "--dsm", help="DSM raster, warped onto the image grid; for many inputs a template such as {dir}/{stem}_dsm.tif."),
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint path, or a registered model name (untrained). Default: the shipped image-only model, or the image+DSM one with --dsm."),
     bands: Optional[str] = opt.bands_option(),
     window: Optional[int] = opt.window_option(),
     overlap: Optional[int] = opt.overlap_option(),
-    blend: str = typer.Option("hann", "--blend", help="none|mean|hann|gaussian|spline."),
+    blend: str = typer.Option("hann", "--blend", help="Window blending: none, mean, hann, gaussian or spline."),
     crop: int = typer.Option(0, "--crop", help="Pixels dropped at inner window borders (overlap >= 2 x crop).", callback=opt.non_negative("--crop")),
     tta: Optional[bool] = opt.tta_option(),
     tta_flip: bool = opt.tta_flip_option(),
@@ -329,8 +329,8 @@ def predict(
     shard: Optional[str] = typer.Option(None, "--shard", help="Many inputs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many inputs: failed scenes to tolerate; the next failure stops the run (0: the first does). Default: none stops it; every failure is listed at the end.", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
-    co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
-    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, suffix, parent, relparent, index)."),
+    co: Optional[List[str]] = typer.Option(None, "--co", metavar="KEY=VALUE", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
+    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many inputs: output name in the folder, e.g. {parent}_{stem}.tif or {relparent}/{stem}.tif (fields stem, name, suffix, parent, relparent, index)."),
 ) -> None:
     """Sliding-window inference stitched into a georeferenced class raster (bounded memory)."""
     overlap = opt.window_overlap(window, overlap)
@@ -409,7 +409,7 @@ def predict(
 @app.command()
 def change(
     t1: str = typer.Argument(..., help="Epoch 1 image (its grid is the output grid); or a glob / @list.txt of them (then -o is a folder)."),
-    t2: str = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ); a glob / @list paired in order, or a template such as '{dir}/../2023/{name}'."),
+    t2: str = typer.Argument(..., help="Epoch 2 image (warped onto epoch 1's grid when they differ); a glob / @list paired in order, or a template such as {dir}/../2023/{name}."),
     out: str = opt.out_option(..., "Output change raster (COG), or a folder (a trailing slash: out/) for many pairs.", text=True),
     model: Optional[str] = typer.Option(None, "--model", help="Change checkpoint or registered change model; default: the shipped change model."),
     semantic: bool = typer.Option(False, "--semantic", help="Also write from/to classes (bands 2 and 3)."),
@@ -418,7 +418,7 @@ def change(
     bands: Optional[str] = opt.bands_option("1-based bands to read from both epochs, e.g. '1,2,3'."),
     window: Optional[int] = opt.window_option(),
     overlap: Optional[int] = opt.overlap_option(),
-    blend: str = typer.Option("hann", "--blend", help="Window blending: none|mean|hann|gaussian|spline."),
+    blend: str = typer.Option("hann", "--blend", help="Window blending: none, mean, hann, gaussian or spline."),
     tta: Optional[bool] = opt.tta_option(),
     tta_rot180: bool = opt.tta_rot180_option("the shipped change model's change masks sit 0.2-1.0 px south-east without TTA"),
     batch_size: int = opt.batch_size_option(),
@@ -439,8 +439,8 @@ def change(
     shard: Optional[str] = typer.Option(None, "--shard", help="Many pairs: take share i of n ('i/n'), e.g. a Slurm array index."),
     max_errors: Optional[int] = typer.Option(None, "--max-errors", help="Many pairs: failed pairs to tolerate; the next failure stops the run (0: the first does). Default: none stops it; every failure is listed at the end.", callback=opt.non_negative("--max-errors")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: refuse)."),
-    co: Optional[List[str]] = typer.Option(None, "--co", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
-    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. '{parent}_{stem}.tif' or '{relparent}/{stem}.tif' (fields stem, name, suffix, parent, relparent, index)."),
+    co: Optional[List[str]] = typer.Option(None, "--co", metavar="KEY=VALUE", help="GDAL COG creation option KEY=VALUE (repeatable), e.g. --co LEVEL=9."),
+    name_template: Optional[str] = typer.Option(None, "--name-template", help="Many pairs: output name in the folder, e.g. {parent}_{stem}.tif or {relparent}/{stem}.tif (fields stem, name, suffix, parent, relparent, index)."),
 ) -> None:
     """Bi-temporal (semantic) change detection into a change raster; polygons via 'rsmamba vectorize'."""
     overlap = opt.window_overlap(window, overlap)

@@ -30,6 +30,7 @@ from rsmamba.atomic import publish
 from rsmamba.engine.options import check_run_options, resolve_window
 from rsmamba.engine.run import (
     PREFETCH, check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
+    warn_long_run,
     output_size, peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.resume import ResumeState, file_fingerprint, resume_note
@@ -473,7 +474,7 @@ def detect_change(
         summary = ChangeSummary(outputs, src.width, src.height, n_windows, shift, threshold, threshold_source,
                                 warnings=[*notes, *src.warnings, *input_warnings], window=window, overlap=overlap, min_area_m2=min_area,
                                 model=(f"{loaded.name} ({loaded.source})" if loaded.source else loaded.name)
-                                + f" on {predictor.device}", memory_bytes=int(memory), tta_views=predictor.tta.passes,
+                                + f" on {predictor.placement()}", memory_bytes=int(memory), tta_views=predictor.tta.passes,
                                 tta_source=predictor.tta_source, output_bands=layers_bands)
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d; device %s, "
                   "%d network pass(es) per window; bands t1 %s, t2 %s; epochs normalised %s",
@@ -500,6 +501,8 @@ def detect_change(
         if point is None:
             return _with_changed_fraction(summary, out)
         first_strip, rows_done = point
+        warn_long_run(grid, strips, read_window, predictor, batch_size, point,
+                      output_bands=sum(layer.count for layer in layers), what=f"{t1} -> {t2}")
         try:
             stream_layers(src, grid, strips, read_window, predictor, layers, channels=k, blend=blend,
                           batch_size=batch_size, on_durable=state.save, first_strip=first_strip, rows_done=rows_done,

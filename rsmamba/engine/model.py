@@ -516,6 +516,18 @@ class Predictor:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
 
+    @property
+    def amp_dtype(self) -> torch.dtype:
+        """The mixed precision of ``amp``: bf16 on the CPU, fp16 on a GPU."""
+        return torch.bfloat16 if self.device.type == "cpu" else torch.float16
+
+    def placement(self) -> str:
+        """Where and how the network runs, for a summary: 'cpu', or 'cuda:0 in mixed precision (fp16)' with amp
+        (a run's probabilities differ from a full-precision run's: the summary said only 'on cpu')."""
+        if not self.amp:
+            return str(self.device)
+        return f"{self.device} in mixed precision ({'bf16' if self.amp_dtype == torch.bfloat16 else 'fp16'})"
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.model.inputs == "image+dsm":
             logits = self.module(x[:, :-1], x[:, -1:])
@@ -552,7 +564,7 @@ class Predictor:
         """
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         h, w = x.shape[-2:]
-        dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
+        dtype = self.amp_dtype
         dims = [d for d, m in zip((2, 3), self.mirrors) if m]
         if dims:
             x = x.flip(dims)

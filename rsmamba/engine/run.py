@@ -4,6 +4,8 @@ checks, the strip plan, streaming the layers, the model's identity, time and mem
 from __future__ import annotations
 
 import hashlib
+import itertools
+import logging
 import time
 from pathlib import Path
 
@@ -22,8 +24,10 @@ __all__ = [
     "check_creation_options", "check_output_path", "estimate_seconds", "eta_text", "grid_text", "model_digest",
     "model_id",
     "output_size", "peak_rss_bytes", "pipeline_bytes", "plan_strips", "process_rss_bytes", "reset_peak_rss",
-    "stream_layers", "PREFETCH",
+    "stream_layers", "warn_long_run", "LONG_RUN_PASSES", "LONG_RUN_SECONDS", "PREFETCH",
 ]
+
+log = logging.getLogger(__name__)
 
 PREFETCH = 4  # batches read ahead of the model by stream_layers (and counted by pipeline_bytes' estimates)
 
@@ -225,7 +229,47 @@ def grid_text(width: int, height: int, windows: int, window: int, overlap: int, 
 def eta_text(seconds: float) -> str:
     """A dry run's time, said as what it measures: the network's passes (:func:`estimate_seconds`); reading,
     blending and the COG come on top (an 'ETA 16 s' run took 27 s)."""
-    return f"network passes about {seconds:.0f} s (reading, blending and writing come on top)"
+    long = f" = {duration_text(seconds)}" if seconds >= 2 * 3600 else ""  # '1138149 s' is a number to divide
+    return f"network passes about {seconds:.0f} s{long} (reading, blending and writing come on top)"
+
+
+LONG_RUN_PASSES = 2000  # network passes left (windows x TTA views) from which a run is timed on one batch first
+LONG_RUN_SECONDS = 3600.0  # the network time from which a run says so before it starts
+
+
+def duration_text(seconds: float) -> str:
+    """A long time in the unit a person plans with: minutes, hours or days."""
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+def warn_long_run(grid: WindowGrid, strips: list[Strip], read_window, predictor: Predictor, batch_size: int,
+                  point: tuple[int, int], *, output_bands: int, what: str) -> None:
+    """Say before a long run starts what it is in for (a 1e6 px square VRT started a run of ~140 days without
+    a word): the windows left, the network's time for them timed on one batch (:func:`estimate_seconds`),
+    the output's size. Runs under :data:`LONG_RUN_PASSES` passes are not timed; nothing is said under
+    :data:`LONG_RUN_SECONDS`. ``point`` is where the run starts (strip, rows done), a resume's or (0, 0)."""
+    first_strip, rows_done = point
+    height = grid.height
+    total = sum(s.x1 - s.x0 for s in strips) * height
+    done = sum(s.x1 - s.x0 for s in strips[:first_strip]) * height + (
+        (strips[first_strip].x1 - strips[first_strip].x0) * rows_done if first_strip < len(strips) else 0)
+    n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)
+    left = round(n_windows * (total - done) / total) if total else 0
+    passes = left * predictor.tta.passes
+    if passes < LONG_RUN_PASSES:
+        return
+    seconds, _ = estimate_seconds(grid, read_window, predictor, batch_size, left)
+    if seconds < LONG_RUN_SECONDS:
+        return
+    log.warning("%s: a long run: %d windows of %d px%s left, the network passes alone about %s (timed on one batch; "
+                "reading, blending and writing come on top), output %s uncompressed; --dry-run shows the plan without "
+                "running, less --overlap or no TTA shortens it, Ctrl-C stops it and --resume continues",
+                what, left, grid.size, f" x {predictor.tta.passes} TTA passes" if predictor.tta.passes > 1 else "",
+                duration_text(seconds), output_size((total - done) * output_bands))
 
 
 def output_size(nbytes: float) -> str:
@@ -237,7 +281,7 @@ def estimate_seconds(grid: WindowGrid, read_window, predictor: Predictor, batch_
                      ) -> tuple[float, int]:
     """Time one batch (after a warm-up batch) and scale to the whole grid; also measure the
     memory the forward pass takes above the current resident set (its activations)."""
-    windows = list(grid)[:batch_size]
+    windows = list(itertools.islice(grid, batch_size))  # not the whole grid's list (7.4 million windows)
     x = np.stack([read_window(w)[0] for w in windows])
     before = process_rss_bytes()
     reset_peak_rss()

@@ -20,6 +20,7 @@ from rsmamba.errors import InputError, ProblemCollector, typed_arguments
 from rsmamba.engine.pipeline import limit_heap_growth
 from rsmamba.engine.run import (
     check_creation_options, check_output_path, estimate_seconds, eta_text, grid_text, model_digest, model_id,
+    warn_long_run,
     output_size, peak_rss_bytes, pipeline_bytes, plan_strips, process_rss_bytes, reset_peak_rss, stream_layers,
 )
 from rsmamba.engine.model import (
@@ -373,7 +374,7 @@ def _predict_in(
         n_windows = sum(len(s.col_offsets) for s in strips) * len(grid.row_offsets)  # strip borders counted twice
         summary = PredictSummary(outputs, src.width, src.height, n_windows, window, overlap, int(memory),
                                  warnings=[*(notes or []), *src.warnings, *input_warnings], tta_views=predictor.tta.passes, tta_scales=tuple(predictor.tta.scales),
-                                 model=_model_line(loaded, has_dsm, predictor.device), window_source=window_source,
+                                 model=_model_line(loaded, has_dsm, predictor.placement()), window_source=window_source,
                                  tta_source=predictor.tta_source, output_bands=layers_bands)
 
         log.debug("plan: %d windows of %d px, overlap %d, blend %s, in %d column strip(s); batch %d, prefetch %d; "
@@ -416,6 +417,7 @@ def _predict_in(
             summary.resumed_strip = len(strips)
             return summary
         first_strip, rows_done = point
+        warn_long_run(grid, strips, read_window, predictor, batch_size, point, output_bands=layers_bands, what=str(image))
         summary.resumed_strip, summary.resumed_from_row = point
         summary.pixels_resumed = (sum(s.x1 - s.x0 for s in strips[:first_strip]) * src.height
                                   + (strips[first_strip].x1 - strips[first_strip].x0) * rows_done

@@ -619,3 +619,18 @@ def test_an_rgbn_t1_pairs_with_an_rgb_t2_by_their_declared_colours(scene, tmp_pa
                  "--bands", "1,2,4"]) == 2
     err = capsys.readouterr().err
     assert "3 image bands, but t1" in err and "the bands read from t1 (1,2,4) are not found in t2" in err
+
+
+def test_a_long_change_run_says_its_windows_and_time_before_it_starts(tmp_path, monkeypatch, caplog) -> None:
+    """As predict: a run of hours of network passes started without a word when no progress bar was drawn (QA)."""
+    import rsmamba.engine.run as run
+
+    t1 = write_raster(tmp_path / "t1.tif", random_image(150, 120, seed=1))
+    t2 = write_raster(tmp_path / "t2.tif", random_image(150, 120, seed=2))
+    monkeypatch.setattr(run, "LONG_RUN_PASSES", 1)
+    monkeypatch.setattr(run, "estimate_seconds", lambda *a: (5 * 3600.0, 0))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        summary = detect_change(t1, t2, tmp_path / "c.tif", model="siam_diff_baseline", window=64, overlap=16)
+    said = [r.getMessage() for r in caplog.records if "a long run" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{t1} -> {t2}: a long run: {summary.windows} windows of 64 px left, "
+                                                 "the network passes alone about 5 hours")

@@ -115,3 +115,15 @@ def test_tta_scales_given_twice_are_refused_and_a_scale_is_said(tmp_path, capsys
 
     with pytest.raises(InputError, match="a scale given twice"):
         parse_scales("0.75,0.75")
+
+
+@pytest.mark.parametrize("verb", ["tile", "synth", "predict", "change", "vectorize", "train", "import-weights",
+                                  "evaluate", "models"])
+def test_every_help_reads_whole_at_80_columns(verb, monkeypatch, capsys) -> None:
+    """Piped or in an 80-column terminal, predict's and change's help cut option names ('--allow-geographic-…',
+    not a name to type) and values ('none|mean|hann|gaussi…'): their widest words left the option column too
+    narrow (QA)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main([verb, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage" in out and "…" not in out, [line for line in out.splitlines() if "…" in line]

@@ -146,3 +146,20 @@ def test_a_device_this_machine_lacks_is_one_line(monkeypatch) -> None:
     options.check_run_options(problems, blend="hann", crop=0, overlap=None, batch_size=1, device="mps")
     assert problems and "MPS" in str(problems.problems[0])
     assert torch_device("auto").type in ("cpu", "cuda")  # a remote worker resolves auto on its own machine
+
+
+def test_a_mixed_precision_run_says_so_in_its_summary(tmp_path) -> None:
+    """--amp ran the network in bf16 on the CPU (9338 of 540000 probability values differed from a plain run) while
+    the summary said 'model: ... on cpu' as for a full-precision run (QA)."""
+    from rsmamba.engine.model import LoadedModel, Predictor, default_classes
+    from rsmamba.predict import predict_raster
+    from tests.helpers.predict_models import TinyConv
+    from tests.helpers.rasters import random_image, write_raster
+
+    net = LoadedModel(TinyConv(num_classes=4).eval(), classes=default_classes(4))
+    assert Predictor(net).placement() == "cpu"
+    assert Predictor(net, amp=True).placement() == "cpu in mixed precision (bf16)"
+    path = write_raster(tmp_path / "img.tif", random_image(40, 50))
+    plain = predict_raster(path, tmp_path / "a.tif", model=net, window=32, overlap=8)
+    mixed = predict_raster(path, tmp_path / "b.tif", model=net, window=32, overlap=8, amp=True)
+    assert plain.model.endswith(" on cpu") and mixed.model.endswith(" on cpu in mixed precision (bf16)")

@@ -65,3 +65,47 @@ def test_the_pipeline_estimate_holds_no_more_windows_in_a_batch_than_the_scene_h
     assert pipeline_bytes(many, strips, num_classes=6, in_chans=4, batch_size=16, prefetch=2, layers_bands=1,
                           probabilities=False) > pipeline_bytes(many, strips, num_classes=6, in_chans=4, batch_size=1,
                                                                 prefetch=2, layers_bands=1, probabilities=False)
+
+
+def test_a_long_run_says_its_windows_and_time_before_it_starts(tmp_path, monkeypatch, caplog) -> None:
+    """A 1e6 px square VRT started a run of ~140 days of network passes without a word (no terminal, no bar): a run
+    whose network time (timed on one batch) passes LONG_RUN_SECONDS says so first, with its windows and output size;
+    a short one is not timed and says nothing (QA)."""
+    import rsmamba.engine.run as run
+    from rsmamba.engine.model import LoadedModel, default_classes
+    from rsmamba.predict import predict_raster
+    from tests.helpers.predict_models import TinyConv
+    from tests.helpers.rasters import random_image, write_raster
+
+    path = write_raster(tmp_path / "img.tif", random_image(200, 150))
+    net = LoadedModel(TinyConv(num_classes=4).eval(), classes=default_classes(4))
+    timed = []
+    monkeypatch.setattr(run, "estimate_seconds", lambda *a: timed.append(a[-1]) or (3 * 86400.0, 0))
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        summary = predict_raster(path, tmp_path / "a.tif", model=net, window=64, overlap=16)
+    assert timed == [] and "a long run" not in caplog.text  # 20 passes: under LONG_RUN_PASSES, not timed
+    monkeypatch.setattr(run, "LONG_RUN_PASSES", 1)
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        predict_raster(path, tmp_path / "b.tif", model=net, window=64, overlap=16, probabilities=tmp_path / "p.tif")
+    assert timed == [summary.windows]
+    said = [r.getMessage() for r in caplog.records if "a long run" in r.getMessage()]
+    assert said == [f"{path}: a long run: {summary.windows} windows of 64 px left, the network passes alone about "
+                    f"3 days (timed on one batch; reading, blending and writing come on top), output "
+                    f"{run.output_size(200 * 150 * 5)} uncompressed; --dry-run shows the plan without running, less "
+                    "--overlap or no TTA shortens it, Ctrl-C stops it and --resume continues"]
+
+
+def test_a_duration_is_said_in_minutes_hours_or_days() -> None:
+    from rsmamba.engine.run import duration_text
+
+    assert [duration_text(s) for s in (3600, 7200, 86400, 140 * 86400)] == [
+        "60 minutes", "2 hours", "24 hours", "140 days"]
+
+
+def test_a_dry_runs_long_time_is_said_in_days_too() -> None:
+    """'network passes about 1138149 s' for a 1e6 px square VRT: 13 days, left to the reader to work out (QA)."""
+    from rsmamba.engine.run import eta_text
+
+    assert eta_text(16) == "network passes about 16 s (reading, blending and writing come on top)"
+    assert eta_text(1138149) == ("network passes about 1138149 s = 13 days (reading, blending and writing come "
+                                 "on top)")
