@@ -51,7 +51,8 @@ def change_polygon_scores(
     Each polygon, a semantic raster's from/to piece too, is an object kept when its own area reaches the
     minimum: the measure the shipped change model was calibrated and carded with. (``rsmamba vectorize
     --min-area`` keeps a semantic change region whole when the region reaches it.) One run serves a whole
-    calibration grid.
+    calibration grid. ``work_dir``: where the polygon layer is kept (each score's ``polygons``); without one it
+    is written to a temporary folder, removed on return, and ``polygons`` is None.
     """
     import tempfile
 
@@ -62,8 +63,12 @@ def change_polygon_scores(
     from rsmamba.vectorize import vectorize_raster
     from rsmamba.raster.ground import metres_per_unit
 
-    work = Path(work_dir or tempfile.mkdtemp(prefix="rsmamba-change-f1-"))
-    polys = work / "change_polygons.gpkg"
+    if work_dir is None:  # a folder of its own, removed on return (each call left one in /tmp)
+        with tempfile.TemporaryDirectory(prefix="rsmamba-change-f1-") as scratch:
+            scores = change_polygon_scores(change_raster, reference, min_areas_m2=min_areas_m2,
+                                           iou_threshold=iou_threshold, work_dir=scratch)
+        return {area: {**s, "polygons": None} for area, s in scores.items()}
+    polys = Path(work_dir) / "change_polygons.gpkg"
     # every polygon, filtered by its own area below: a semantic raster's from/to pieces are the objects scored
     # (as the shipped change model's calibration and card measured them), where vectorize --min-area now
     # keeps or drops a change region whole

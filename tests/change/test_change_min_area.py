@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -102,3 +104,20 @@ def test_the_shipped_change_model_carries_an_area_of_the_recipe_grid() -> None:
     assert calibration["min_area_m2"] in recipe.CALIBRATION_MIN_AREAS
     chosen = calibration["pooled"][f"{calibration['change_threshold']:g}"][f"{calibration['min_area_m2']:g}"]
     assert all(row["f1"] <= chosen["f1"] for by_area in calibration["pooled"].values() for row in by_area.values())
+
+
+def test_scores_without_a_work_folder_leave_no_folder_behind(tmp_path, monkeypatch) -> None:
+    """Each call without ``work_dir`` left a /tmp/rsmamba-change-f1-* folder (its polygon layer) behind."""
+    import tempfile
+
+    boxes = _squares_raster(tmp_path / "c.tif", [3, 5])
+    ref = tmp_path / "ref.gpkg"
+    gpd.GeoDataFrame(geometry=[boxes[1]], crs=CRS).to_file(ref)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    kept = change_polygon_f1(tmp_path / "c.tif", ref, min_area_m2=4.0, work_dir=tmp_path / "w")
+    gone = change_polygon_f1(tmp_path / "c.tif", ref, min_area_m2=4.0)
+    assert list(scratch.iterdir()) == []
+    assert gone["polygons"] is None and Path(kept["polygons"]).is_file()
+    assert {k: gone[k] for k in ("tp", "predicted", "reference")} == {k: kept[k] for k in ("tp", "predicted", "reference")}
