@@ -132,9 +132,12 @@ def resolve_model(image: Path, dsm: PathLike | None, model, bands: list[int] | N
                   pixel_grid: bool = False) -> tuple[LoadedModel, list[int], bool]:
     """The model, the image bands it reads, and whether a DSM goes in, checked against the input; what it
     chose for the user (the bands read by colour, a subset) is logged and appended to ``notes``."""
-    with AlignedSource(image, dsm, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
-        data, file_count, has_dsm = probe.bands, probe.file_band_count, probe.has_dsm
+    # the image alone: the DSM is opened (and warned about: 'resampled onto the image grid') once the model is known
+    # to take one; a model trained without a DSM said so only after the DSM's warnings
+    with AlignedSource(image, None, allow_geographic_mix=allow_geographic_mix, pixel_grid=pixel_grid) as probe:
+        data, file_count = probe.bands, probe.file_band_count
         colours = probe.file_colours
+    has_dsm = dsm is not None
     image_count = len(data)
     loaded = load_model(model, image_count=image_count, has_dsm=has_dsm)
     wanted, declared = learnt_colours(loaded.colours), declared_colours(colours)

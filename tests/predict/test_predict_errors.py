@@ -62,14 +62,22 @@ def test_band_mismatch_says_what_the_model_expects(tmp_path, checkpoint) -> None
     assert not (tmp_path / "out.tif").exists()
 
 
-def test_dsm_without_overlap_and_unneeded_dsm(tmp_path, checkpoint) -> None:
+def test_dsm_without_overlap_and_unneeded_dsm(tmp_path, checkpoint, caplog) -> None:
     path = write_raster(tmp_path / "img.tif", random_image(40, 50))
     far = write_raster(tmp_path / "dsm.tif", np.ones((20, 20), np.float32), origin=(700000.0, 5000000.0))
     with pytest.raises(InputError, match="does not overlap"):
-        predict_raster(path, tmp_path / "out.tif", dsm=far, model=checkpoint)
+        predict_raster(path, tmp_path / "out.tif", dsm=far, model="test_tinyconv")  # (registered: takes the DSM)
     near = write_raster(tmp_path / "dsm2.tif", np.ones((40, 50), np.float32))
     with pytest.raises(InputError, match="trained without a DSM"):
         predict_raster(path, tmp_path / "out.tif", dsm=near, model=checkpoint)
+    # a DSM the model does not take is not worked on first: its 'resampled onto the image grid' warning came before
+    # the refusal, and a far one was refused as not overlapping rather than as not needed
+    coarse = write_raster(tmp_path / "dsm3.tif", np.ones((20, 25), np.float32), res=2.0)
+    for dsm in (coarse, far):
+        caplog.clear()
+        with pytest.raises(InputError, match=r"trained without a DSM; drop --dsm"):
+            predict_raster(path, tmp_path / "out.tif", dsm=dsm, model=checkpoint)
+        assert not [r for r in caplog.records if r.levelno >= 30], [r.getMessage() for r in caplog.records]
 
 
 def test_unwritable_output_and_bad_options_are_collected(tmp_path) -> None:
