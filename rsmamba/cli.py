@@ -742,6 +742,8 @@ def _usage_line(exc: BaseException, argv: list[str] | None = None) -> str:
     message = _one_line(exc.format_message())  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
     verb = _verb(argv)
+    if getattr(exc, "option_name", None) == "--version" and verb:  # it said "Possible options: --overwrite"
+        return "rsmamba: error: --version is an option of rsmamba itself, before the verb: rsmamba --version"
     path = ctx.command_path if ctx is not None else f"rsmamba {verb}" if verb else "rsmamba"
     return f"rsmamba: error: {message} (see '{path} --help')"
 

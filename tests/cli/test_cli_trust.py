@@ -617,3 +617,11 @@ def test_existing_names_with_braces_or_a_leading_at_are_those_files(tmp_path, ca
     assert "error" not in capsys.readouterr().err
     assert (tmp_path / "change.tif").is_file() and (tmp_path / "batch" / "ortho_t1.tif").is_file()
     assert (tmp_path / "at.tif").is_file()
+
+
+@pytest.mark.parametrize("verb", ["predict", "tile", "vectorize"])
+def test_version_after_a_verb_points_to_rsmamba_version(verb, capsys) -> None:
+    """``rsmamba predict --version`` said 'No such option: --version (Possible options: --overwrite)'."""
+    assert cli.main([verb, "--version"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rsmamba: error: --version is an option of rsmamba itself, before the verb: rsmamba --version\n"
