@@ -376,7 +376,7 @@ def detect_change(
     per_epoch = model.in_chans or len(data)
     if per_epoch <= len(data):
         if bands is None:
-            by_colour = bands_by_colour(model, data[:per_epoch], colours, t1, notes)
+            by_colour = bands_by_colour(model, data[:per_epoch], colours, t1, notes, role="t1")
             bands = by_colour if by_colour != data[:per_epoch] or per_epoch < len(data) else None
             if per_epoch < len(data) and by_colour == data[:per_epoch]:  # an RGBN pair was refused, NRGB read
                 note = (f"t1 {t1}: {len(data)} bands; the model reads bands {','.join(map(str, by_colour))} of each "
@@ -391,7 +391,9 @@ def detect_change(
                                image_role="t2") as probe:
                 data2, colours2 = probe.bands, probe.file_colours
             if per_epoch <= len(data2):
-                by_colour = bands_by_colour(model, data2[:per_epoch], colours2, t2, notes)
+                # t2 read by colour: said once, as the source matching it to t1's colours says it where t1 declares its own
+                by_colour = bands_by_colour(model, data2[:per_epoch], colours2, t2, notes, role="t2",
+                                            say=not t1_declares)
                 if not t1_declares:  # t1 says no order, t2 may: its own, read in the model's order
                     t2_bands = by_colour if by_colour != data2[:per_epoch] else None
     context = contextlib.nullcontext(None) if dry_run else publish(

@@ -387,8 +387,11 @@ def main_output(out: Any, model: LoadedModel, keys: tuple[str, ...] = ("out", "s
 
 
 def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], image: Any,
-                    notes: list[str] | None = None) -> list[int]:
+                    notes: list[str] | None = None, *, role: str = "image", say: bool = True) -> list[int]:
     """The image bands to read when the image declares its band order (GDAL colour interpretation).
+
+    ``role``: how the file is named in messages (``t1``, ``t2``); ``say``: whether a reading by colour is warned
+    (False where the caller's source says it: a change run's t2, matched to t1's colours).
 
     A BGR ortho read by position fed blue as red (39.6 % of a map as it should be), and a NIR,R,G,B
     one NIR as red, unsaid. A model that records its bands' colours (checkpoint ``bands.colours``, any
@@ -403,7 +406,7 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
             and not all(name in NO_COLOUR or name in declared_colours(colours) for name in wanted)):
         # the colours its benchmark's files declared (an ISPRS IRRG tile declares red, green, blue): its own tiles,
         # or an image truly of those colours, which nothing tells apart; read as trained, and said
-        note = (f"image {image}: its bands declare the colours {', '.join(model.declared)}, as the benchmark tiles "
+        note = (f"{role} {image}: its bands declare the colours {', '.join(model.declared)}, as the benchmark tiles "
                 f"model {model.source} learnt as {', '.join(wanted)} do; read as {', '.join(wanted)} (bands "
                 f"{','.join(map(str, chosen))}): an image truly of {', '.join(model.declared)} is misread")
         warn_once(log, note)
@@ -413,22 +416,23 @@ def bands_by_colour(model: LoadedModel, chosen: list[int], colours: list[str], i
     by_colour = colour_reading(model.colours, chosen, colours)  # the rule (folders of one model share it)
     if by_colour is not None:
         if by_colour != chosen:
-            note = (f"image {image}: its bands declare the colours {', '.join(colours)}; read as "
+            note = (f"{role} {image}: its bands declare the colours {', '.join(colours)}; read as "
                     f"{', '.join(wanted or ())} (bands {','.join(map(str, by_colour))}), the model's order "
                     "(--bands reads others)")
-            warn_once(log, note)
-            if notes is not None:  # the run's summary records it too
-                notes.append(note)
+            if say:
+                warn_once(log, note)
+                if notes is not None:  # the run's summary records it too
+                    notes.append(note)
         return by_colour
     if wanted is not None:  # a band read as a colour it does not declare (an IRRG ortho's red read as green)
         declared = declared_colours(colours)
         missing = [name for name in wanted if name not in NO_COLOUR and name not in declared]  # IRRG via RGB
-        raise InputError(f"image {image}: its bands declare the colours {', '.join(colours)}; model {model.source} "
+        raise InputError(f"{role} {image}: its bands declare the colours {', '.join(colours)}; model {model.source} "
                          f"reads {', '.join(wanted)}" + (f", and the image has no {', '.join(missing)}" if missing else "")
                          + f": choose {len(wanted)} bands with --bands to read them anyway, or use a model trained on such bands")
     rgb = declared_rgb(colours) or {}  # a model of no colours: the image's red, green, blue read in another order
     order = ",".join(str(rgb[name]) for name in RGB)
-    raise InputError(f"image {image}: its bands {','.join(map(str, chosen))} declare the colours "
+    raise InputError(f"{role} {image}: its bands {','.join(map(str, chosen))} declare the colours "
                      f"{', '.join(colours[b - 1] for b in chosen)}, and model {model.source} records no band colours "
                      f"to read them by; pass --bands {order} to read red, green, blue, or --bands "
                      f"{','.join(map(str, chosen))} to read them as stored")

@@ -149,6 +149,22 @@ def test_change_reads_both_dates_in_the_models_colour_order(tmp_path, t1_order, 
     assert summary.changed_fraction == pytest.approx(changed.mean(), abs=0.02)
 
 
+def test_a_second_date_in_another_colour_order_is_said_once_as_t2(tmp_path, caplog) -> None:
+    """A model recording its colours and a BGR t2 beside an RGB t1: two warnings, the first calling t2 'image t2.tif'."""
+    data = random_image(64, 64, bands=3, seed=2)
+    _declared(tmp_path / "t1.tif", data, RGB)
+    _declared(tmp_path / "t2.tif", data[::-1].copy(), ("blue", "green", "red"))
+    model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
+    with caplog.at_level("WARNING"):
+        summary = detect_change(tmp_path / "t1.tif", tmp_path / "t2.tif", tmp_path / "c.tif", model=model, window=64,
+                                force=True)
+    assert summary.changed_fraction == 0.0
+    said = [w for w in summary.warnings if "t2.tif" in w]
+    assert len(said) == 1 and said[0].startswith("t2 "), said
+    logged = [r.getMessage() for r in caplog.records if "t2.tif" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("t2 "), logged
+
+
 def test_a_four_band_model_reads_its_recorded_colours_nir_too(tmp_path) -> None:
     """A model recording red, green, blue, nir read a NIR,R,G,B image by position: nir as red, silently."""
     rgbn = random_image(64, 64, bands=4, seed=3)
@@ -184,7 +200,7 @@ def test_an_irrg_image_is_refused_though_its_nir_band_is_undefined(tmp_path) -> 
             predict_raster(tmp_path / f"irrg_{name}.tif", tmp_path / "p.tif", model=_model(), window=64)
         _declared(tmp_path / "t1.tif", rgb, RGB)
         model = LoadedModel(RedOnlyDiff(), inputs="t1+t2", bands=[1, 2, 3], colours=RGB, in_chans=3)
-        with pytest.raises(InputError, match=rf"image .*irrg_{name}.tif: its bands declare the colours"):
+        with pytest.raises(InputError, match=rf"^t2 .*irrg_{name}.tif: its bands declare the colours"):
             detect_change(tmp_path / "t1.tif", tmp_path / f"irrg_{name}.tif", tmp_path / "c.tif", model=model,
                           window=64, force=True)
     _declared(tmp_path / "gray.tif", rgb, ("gray", "undefined", "undefined"))  # no order declared: by position
