@@ -143,6 +143,27 @@ def plan_chips(grid: WindowGrid, block: int, fractions: Sequence[float], seed: i
     return keep, dropped
 
 
+class _Status:
+    """One status line on stderr for the steps around the chip loop that have no bar of their own: a mosaic's
+    label layer, DSM range, fill and collar checks and the train chips' statistics ran tens of seconds unsaid
+    before the chip bar and after it. Shown when the bars are (a terminal, no ``-q``), gone when closed."""
+
+    def __init__(self, progress: bool) -> None:
+        self._progress = progress
+        self._bar: tqdm | None = None
+
+    def say(self, step: str) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=0, bar_format="{desc}", disable=not self._progress, leave=False)
+        self._bar.set_description_str(f"tile: {step} ...")
+
+    def close(self) -> None:
+        """Clear the line (for the chip bar, or at the end); a later :meth:`say` shows it again."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _chip_profile(src: AlignedSource, window: Window, count: int, dtype: str, nodata: float | None) -> dict:
     profile = {
         "driver": "GTiff", "width": int(window.width), "height": int(window.height), "count": count,
@@ -341,6 +362,8 @@ def tile_scene(
               "class_names": {c.name: c.id for c in classes if not c.filler}}
     extra: dict[str, AlignedSource] = {}
     targets = None
+    status = _Status(progress)
+    status.say("reading and checking the inputs")
     try:
         for name, path in (("labels_t2", labels_t2), ("change", change)):
             if path is None:
@@ -371,7 +394,8 @@ def tile_scene(
             with publish([out_dir], inputs=inputs, overwrite=overwrite, directory=True) as pub:
                 summary = _tile(src, extra, image, dsm, labels, out_dir, pub[0], size, overlap, min_valid, split,
                                 block, seed, progress, t2, classes, targets, declared,
-                                label_background if labels and Path(labels).suffix.lower() in VECTOR_SUFFIXES else None)
+                                label_background if labels and Path(labels).suffix.lower() in VECTOR_SUFFIXES else None,
+                                status=status)
             if t2 is not None and dsm is not None:  # written, then every training of them refused, unsaid until then
                 message = (f"DSM {dsm} with --t2: the chips carry one DSM (the image's date), and training refuses a "
                            "DSM with change chips (data.use_dsm: false reads them without it); tile each date on its "
@@ -379,6 +403,7 @@ def tile_scene(
                 summary.warnings.append(message)
                 log.warning(message)
     finally:
+        status.close()
         for extra_src in extra.values():
             extra_src.close()
         if targets is not None:
@@ -427,9 +452,11 @@ def _tile(
     src: AlignedSource, extra: dict[str, AlignedSource], image, dsm, labels, out_dir: Path, tmp: Path, size: int,
     overlap: int, min_valid: float, split: Sequence[float], block: int | None, seed: int, progress: bool, t2,
     classes: tuple[ClassInfo, ...] = ISPRS_CLASSES, targets=None, declared: set[int] | None = None,
-    vector_background: int | None = None,
+    vector_background: int | None = None, status: _Status | None = None,
 ) -> TileSummary:
-    """The tiling loop over an opened source (see :func:`tile_scene`)."""
+    """The tiling loop over an opened source (see :func:`tile_scene`); ``status``: the line the steps before and
+    after the chip loop are said on (closed while the chip bar runs)."""
+    status = status or _Status(False)
     grid = WindowGrid(src.width, src.height, size, overlap)
     if passes_per_pixel(size, overlap) > PASSES_SAID:  # --size 64 --overlap 63: 923,000 chips, 3.5 GB, unsaid
         usual = len(WindowGrid(src.width, src.height, size, size // 4))
@@ -438,7 +465,10 @@ def _tile(
                     f"--overlap {size // 4}): a disk of chips, slow to write and to train on")
     block = block or max(4 * size, size)
     plan, dropped = plan_chips(grid, block, split, seed)
+    if src.has_dsm:
+        status.say("reading the DSM's height range")
     scene_range = dsm_range(src.read_dsm, src.width, src.height) if src.has_dsm else None  # data.dsm_mode minmax-scene
+    status.say("checking the image for fill values and a nodata collar")
     from rsmamba.raster.validate import check_collar, check_fill_values
 
     # an undeclared -9999 / 65535 beside the imagery: written as pixels, it would be trained on and fill the chips'
@@ -466,6 +496,7 @@ def _tile(
             (tmp / sub).mkdir()
     rows = []
     seen: dict[str, set[int]] = {}  # the values the extra label chips hold (labels_t2, change)
+    status.close()
     for window, split_index in tqdm(plan, desc="tile", unit="chip", disable=not progress):
         valid = src.read_valid(window)
         valid_fraction = float(valid.mean())
@@ -485,10 +516,12 @@ def _tile(
             raise InputError(f"{name} {source.labels_path}: values {values} are no class id (integers 0..254, 255 = "
                              "no label); declare a no-label value as nodata (gdal_edit.py -a_nodata V) or as the "
                              "class table's ignore: V, or fix them")
+    status.say("statistics of the train chips")
     # the model's normalisation: statistics of the training chips alone (the val and test areas' pixels went
     # into them, QA); a folder without train chips (held out whole) keeps the scene's
     image_stats, dsm_stats = compute_stats(src, within=[
         Window(row["col_off"], row["row_off"], row["width"], row["height"]) for row in rows if row["split"] == "train"])
+    status.close()  # (an error before: closed by tile_scene)
     known = declared if declared is not None else {c.id for c in classes}
     _check_extra_values(seen, extra, known, summary, declared is not None)
     bare = [row for row in rows if src.has_labels and not json.loads(row["class_hist"])]

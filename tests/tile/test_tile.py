@@ -72,6 +72,26 @@ def test_labels_histogram_and_min_valid(tmp_path) -> None:
         assert chip.nodata == 255 and chip.colormap(1)[1][:3] == (0, 0, 255)
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_steps_before_and_after_the_chip_bar_are_said_where_bars_are(tmp_path, capsys, progress) -> None:
+    """A mosaic's label layer, DSM range, fill and collar checks and the statistics ran tens of seconds with no
+    line on the terminal before and after the chip bar; shown as bars are, nothing without them."""
+    img = write_raster(tmp_path / "img.tif", random_image(64, 96))
+    dsm = write_raster(tmp_path / "dsm.tif", np.full((64, 96), 100.0, np.float32))
+    lab = write_raster(tmp_path / "lab.tif", np.ones((64, 96), np.uint8))
+    capsys.readouterr()
+    tile_scene(img, tmp_path / "chips", dsm=dsm, labels=lab, size=32, progress=progress)
+    err = capsys.readouterr().err
+    steps = ["reading and checking the inputs", "reading the DSM's height range",
+             "checking the image for fill values and a nodata collar", "statistics of the train chips"]
+    if progress:
+        at = [err.find(f"tile: {step} ...") for step in steps]
+        assert -1 not in at and at == sorted(at), err
+        assert at[2] < err.find("chip/s") < at[3]  # the chip bar between the steps before and after it
+    else:
+        assert "tile:" not in err
+
+
 @settings(max_examples=40, deadline=None)
 @given(w=st.integers(40, 400), h=st.integers(40, 400), size=st.integers(16, 64), ov=st.floats(0, 0.6),
        block_mult=st.integers(1, 4), seed=st.integers(0, 5))
