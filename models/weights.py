@@ -13,7 +13,7 @@ import pickle
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,8 @@ CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
 EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")
 # Name prefixes of wrapped modules: DataParallel / DDP, a Lightning module holding the network as net / model.
 PREFIXES = ("module.", "net.", "model.")
+# Where some training scripts keep an EMA copy of the network beside it, in the one state dict.
+EMA_PREFIXES = ("ema.", "model_ema.", "ema_model.")
 
 
 def _is_state(value: Any) -> bool:
@@ -169,12 +171,14 @@ def _is_state(value: Any) -> bool:
 
 
 def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str] = (),
-                 what: str = "") -> tuple[dict, list[str], list[str]]:
+                 what: str = "", recognise: Callable[[dict], bool] | None = None) -> tuple[dict, list[str], list[str]]:
     """(state dict, containers unwrapped, prefixes removed) of a loaded weights file: the one unwrapping of
     ``import-weights`` (a whole network) and ``model.pretrained`` (a backbone). A prefix is removed
     only when every name has it and the model's own names (``expected``) do not all start with it, or when every one
     of ``expected`` is under it and the names that are not are none of the model's (left out, and said).
-    ``what``: the setting or argument the file came from, said before its path in errors."""
+    ``what``: the setting or argument the file came from, said before its path in errors. ``recognise``: whether a
+    state dict is of a format the caller reads, for a caller without ``expected`` names (``model.pretrained``: a
+    backbone of one of several formats): the names it finds stand for them (:func:`_recognised_names`)."""
     unwrapped: list[str] = []
     path = f"{what} {path}" if what else path
     if isinstance(data, dict) and isinstance(data.get("format"), str) and data["format"].startswith(
@@ -213,9 +217,10 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
         prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
                        and not (own and all(k.startswith(p) for k in own))), None)
         if prefix is None:
-            prefix = _network_prefix(state, own)
+            names = own or _recognised_names(state, recognise)
+            prefix = _network_prefix(state, names)
             if prefix is None:
-                copy = _ema_copy(state, own)
+                copy = _ema_copy(state, names)
                 if copy is not None:  # the network as it is, and its EMA copy under one prefix: the first imported
                     rest = [k for k in state if k.startswith(copy)]
                     state = {k: v for k, v in state.items() if not k.startswith(copy)}
@@ -229,6 +234,22 @@ def unwrap_state(data: Any, path: str | os.PathLike[str], expected: Sequence[str
         else:
             renamed.append(f"prefix '{prefix}' removed")
         state = {k.removeprefix(prefix): v for k, v in state.items()}
+
+
+def _recognised_names(state: dict, recognise: Callable[[dict], bool] | None) -> set[str]:
+    """The network's names in ``state`` where no model names are known beforehand: those ``recognise`` takes as a
+    network (all but an EMA copy's), or those under the one prefix that it takes beside other tensors (a Lightning
+    checkpoint's ``model.*`` with its loss's ``criterion.weight``, refused by ``model.pretrained`` as no known
+    format, QA); empty if none."""
+    if recognise is None:
+        return set()
+    if recognise(state):
+        return {k for k in state if not k.startswith(EMA_PREFIXES)}
+    for prefix in PREFIXES:
+        under = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if under and len(under) < len(state) and recognise(under):
+            return set(under)
+    return set()
 
 
 def _network_prefix(state: dict, own: set[str]) -> str | None:
@@ -249,7 +270,7 @@ def _ema_copy(state: dict, own: set[str]) -> str | None:
     ``<name>``, as some training scripts keep it), or None: only names that are exactly the model's under it."""
     needed = {k for k in own if not k.endswith("num_batches_tracked")}
     rest = [k for k in state if k not in own]
-    for prefix in ("ema.", "model_ema.", "ema_model."):
+    for prefix in EMA_PREFIXES:
         if needed and needed <= set(state) and rest and all(k.startswith(prefix) and k[len(prefix):] in own
                                                              for k in rest):
             return prefix

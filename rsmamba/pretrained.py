@@ -115,7 +115,8 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
         raise InputError(problem)
     if path.suffix.lower() == ".npz":
         return _read_npz(path), []
-    state, unwrapped, renamed = unwrap_state(load_weights_file(path, "model.pretrained"), path, what="model.pretrained")
+    state, unwrapped, renamed = unwrap_state(load_weights_file(path, "model.pretrained"), path, what="model.pretrained",
+                                             recognise=lambda names: weights_format(names) is not None)
     return state, unwrapped + renamed
 
 

@@ -424,3 +424,24 @@ def test_a_backbone_file_with_its_training_settings_says_to_save_the_weights_alo
     torch.save(ckpt, tmp_path / "vssm.pth")
     with pytest.raises(InputError, match=r"^model\.pretrained .*\(argparse\.Namespace\).*save the weights alone"):
         load_pretrained(create_model("mambafcs_tiny"), tmp_path / "vssm.pth")
+
+
+@pytest.mark.parametrize("beside", ["lightning_loss", "ema_copy"])
+def test_a_backbone_file_with_a_loss_buffer_or_an_ema_copy_beside_loads_its_network(tmp_path: Path, beside) -> None:
+    """import-weights takes a Lightning checkpoint (``model.*`` beside ``criterion.weight``) and a state dict with
+    its EMA copy (``ema.*``) beside the network; model.pretrained refused both ('neither a torchvision/timm ResNet
+    ...', 'tensor ema.conv1.weight has no place') for want of the model's names (QA)."""
+    state = torchvision_resnet18_state(width=8)
+    if beside == "lightning_loss":
+        saved = {"state_dict": {**{f"model.{k}": v for k, v in state.items()}, "criterion.weight": torch.ones(6)},
+                 "epoch": 3}
+    else:
+        saved = {**state, **{f"ema.{k}": v + 1 for k, v in state.items()}}
+    torch.save(saved, tmp_path / "r18.pth")
+    model = create_model("mafmamba_tiny", num_classes=6, in_chans=3)
+    (report,) = load_pretrained(model, tmp_path / "r18.pth")
+    assert torch.equal(model.state_dict()["backbone.layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
+    assert len(report.loaded) == len(state) - 2 and report.part_left_random == []
+    said = report.describe()
+    assert ("left out 1 tensor outside the network (criterion.weight)" in said if beside == "lightning_loss"
+            else "EMA copy" in said), said
