@@ -97,10 +97,13 @@ def _device(device: str) -> str:
 
 
 def _not_done(results: list) -> str:
-    """'2 already complete' (and ', 1 being made by another run': the same batch started twice shares it)."""
+    """'2 already complete' (and ', 1 being made by another run': the same batch started twice shares it); before
+    it, how many of those done were taken up where an interrupted run stopped (said only at INFO before, QA)."""
     elsewhere = sum(r.status == "elsewhere" for r in results)
     complete = sum(r.status not in ("done", "elsewhere") for r in results)
-    return f"{complete} already complete" + (f", {elsewhere} being made by another run" if elsewhere else "")
+    taken_up = sum(r.status == "done" and r.taken_up for r in results)
+    return ((f"{taken_up} of them taken up where an interrupted run stopped, " if taken_up else "")
+            + f"{complete} already complete" + (f", {elsewhere} being made by another run" if elsewhere else ""))
 
 
 def _ran_on(device: str, scheduler: Optional[str], done: int) -> str:

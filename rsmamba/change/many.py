@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsmamba.change.api import change_threshold_of, detect_change, load_change_model
+from rsmamba.change.api import ChangeSummary, change_threshold_of, detect_change, load_change_model
 from rsmamba.engine.model import resolved_settings
 from rsmamba.engine.resume import IF_INTERRUPTED
 from rsmamba.errors import InputError
@@ -21,11 +21,11 @@ __all__ = ["change_job", "change_many"]
 PathLike = str | os.PathLike[str]
 
 
-def change_job(t1: Path, t2: Path, out: Path, *, model: str | None = None, **kwargs: Any) -> None:
+def change_job(t1: Path, t2: Path, out: Path, *, model: str | None = None, **kwargs: Any) -> ChangeSummary:
     """One epoch pair on a worker: the model is loaded once per process and reused."""
     kwargs = setup_worker(kwargs)
     loaded = cached_model(model, load_change_model, image_count=band_count(t1, kwargs))
-    detect_change(t1, t2, out, model=loaded, **kwargs)
+    return detect_change(t1, t2, out, model=loaded, **kwargs)
 
 
 def change_many(

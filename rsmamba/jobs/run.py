@@ -47,6 +47,7 @@ class JobResult:
     worker: str = ""
     user: bool = False  # failed on the user's input or machine (exit 2), not on a bug of ours
     final: bool = False  # a retry would fail the same way (an input refused); a full disk or a dead worker may not
+    taken_up: bool = False  # done from where an interrupted run stopped (the job's result has a resume_note)
 
     @property
     def retryable(self) -> bool:
@@ -88,8 +89,10 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_comp
     try:
         with scene_scope(job.name, [str(p) for p in job.inputs]):  # its warnings say which scene they are about
             # an output made from an earlier version of its inputs is replaced (the folder's record says whose it is)
-            fn(*job.inputs, job.output, **{**kwargs, **({"overwrite": True} if job.redo else {})}, **dict(job.options))
-        return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname())
+            value = fn(*job.inputs, job.output, **{**kwargs, **({"overwrite": True} if job.redo else {})},
+                       **dict(job.options))
+        return JobResult(job, "done", time.perf_counter() - start, worker=socket.gethostname(),
+                         taken_up=bool(getattr(value, "resume_note", "")))
     except OutputBusyError as exc:
         return JobResult(job, "elsewhere", time.perf_counter() - start, one_line(str(exc)))
     except RsmambaError as exc:

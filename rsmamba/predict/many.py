@@ -15,7 +15,7 @@ from rsmamba.jobs import (
 )
 from rsmamba.jobs import setup_worker
 from rsmamba.engine.resume import IF_INTERRUPTED
-from rsmamba.predict.api import predict_raster
+from rsmamba.predict.api import PredictSummary, predict_raster
 from rsmamba.engine.model import load_model, resolved_settings
 
 __all__ = ["predict_job", "predict_many"]
@@ -24,12 +24,12 @@ PathLike = str | os.PathLike[str]
 
 
 def predict_job(image: Path, out: Path, *, model: str | None = None, dsm_template: str | None = None,
-                **kwargs: Any) -> None:
+                **kwargs: Any) -> PredictSummary:
     """One scene on a worker: the model is loaded once per process and reused."""
     kwargs = setup_worker(kwargs)
     dsm = resolve_template(dsm_template, Path(image), "--dsm")
     loaded = cached_model(model, load_model, image_count=band_count(image, kwargs), has_dsm=dsm is not None)
-    predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
+    return predict_raster(image, out, dsm=dsm, model=loaded, **kwargs)
 
 
 def predict_many(

@@ -126,6 +126,7 @@ def test_a_change_batch_rerun_takes_up_its_interrupted_pair_where_it_stopped(tmp
     net.calls, net.after = 0, 0
     results = many.change_many(*pairs, tmp_path / "out", **common)
     assert [r.status for r in results] == ["skipped", "done"]
+    assert [r.taken_up for r in results] == [False, True]  # said on the summary line (QA)
     assert 0 < net.calls < whole  # took the pair up, did not start over
 
     def digests(folder: Path) -> dict[str, str]:

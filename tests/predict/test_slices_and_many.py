@@ -457,6 +457,10 @@ def test_a_batch_rerun_takes_up_its_interrupted_scene_where_it_stopped(tmp_path,
     with caplog.at_level("WARNING", logger="rsmamba"):
         results = predict_many(images, out, **common)
     assert [r.status for r in results] == ["skipped", "done"]
+    assert [r.taken_up for r in results] == [False, True]  # the summary line says it (it was said at INFO only, QA)
+    from rsmamba.cli import _not_done
+
+    assert _not_done(results) == "1 of them taken up where an interrupted run stopped, 1 already complete"
     # said as what it is (the batch was given no --resume; it began '--resume:', QA)
     assert f"b.tif: taking up the interrupted run: this run has {threads + 3} torch threads" in caplog.text
     grid = WindowGrid(90, 600, 64, 16)  # the windows holding a row from 256 on: those not yet done
