@@ -315,6 +315,10 @@ CASES: list[tuple[str, list[str], str]] = [
     # -- predict ------------------------------------------------------------------------------------
     ("predict-no-args", ["predict"], "Missing argument"),
     ("predict-no-out", [*P], "Missing option"),
+    ("predict-tta-and-rot180", [*P, "-o", "{out}/p.tif", "--tta", "--tta-rot180"],  # 8 passes, as --tta alone
+     "--tta averages the half turn already: drop --tta-rot180"),
+    ("predict-tta-flip-and-rot180", [*P, "-o", "{out}/p.tif", "--tta-flip", "--tta-rot180"],
+     "--tta-flip averages the half turn already: drop --tta-rot180"),
     ("predict-window-abc", [*P, "-o", "{out}/p.tif", "--window", "abc"], "--window"),
     ("predict-window-0", [*P, "-o", "{out}/p.tif", "--window", "0"], "--window"),
     ("predict-window-neg", [*P, "-o", "{out}/p.tif", "--window", "-5"], "--window"),
@@ -389,6 +393,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("change-no-args", ["change"], "Missing argument"),
     ("change-one-epoch", ["change", O, "-o", "{out}/c.tif"], "Missing argument"),
     ("change-no-out", [*C], "Missing option"),
+    ("change-tta-and-rot180", [*C, "-o", "{out}/c.tif", "--tta", "--tta-rot180"], "drop --tta-rot180"),
     ("change-scheduler-single", [*C, "-o", "{out}/c.tif", "--scheduler", "local"], "--scheduler"),
     ("change-shard-single", [*C, "-o", "{out}/c.tif", "--shard", "0/2"], "--shard"),
     ("change-window-abc", [*C, "-o", "{out}/c.tif", "--window", "abc"], "--window"),
