@@ -724,6 +724,28 @@ def _distributed_levels_kept() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+# the keyword arguments of the verbs' jobs that name files (a checkpoint, a DSM, a per-scene DSM template)
+PATH_KWARGS = ("model", "dsm", "dsm_template")
+
+
+def for_workers(job: Job, kwargs: dict[str, Any]) -> tuple[Job, dict[str, Any]]:
+    """``job`` and ``kwargs`` with relative paths made absolute from this process's folder: a worker of a scheduler
+    elsewhere runs in its own folder, and the documented ``-o out/ 'campaign/*.tif' --model model.pt`` failed there
+    ('s1.tif: No such file or directory', QA). A template starting at a placeholder (``{dir}/...``), and a model
+    named by the registry (no such file here), stay as given."""
+    def absolute(path: Any, must_exist: bool = False) -> Any:
+        if not isinstance(path, (str, os.PathLike)) or not str(path) or str(path).startswith("{"):
+            return path
+        given = Path(path)
+        if given.is_absolute() or (must_exist and not given.exists()):
+            return path
+        return type(path)(given.absolute()) if isinstance(path, Path) else str(given.absolute())
+
+    moved = replace(job, inputs=tuple(p.absolute() for p in job.inputs), output=job.output.absolute(),
+                    reads=tuple(p.absolute() for p in job.reads))
+    return moved, {k: absolute(v, must_exist=k == "model") if k in PATH_KWARGS else v for k, v in kwargs.items()}
+
+
 @_distributed_levels_kept()
 def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker_threads, retries, max_errors, bar,
               skip_complete: bool = False) -> list[JobResult]:
@@ -745,19 +767,21 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
     results: list[JobResult] = []
     before = {job: file_identity(job.output) for job in todo}
     try:
-        # a job that raises is retried by dask; _run_one turns errors into results, so retry here
-        pending = {client.submit(_run_one, fn, job, kwargs, skip_complete, pure=False, retries=retries): (job, 0)
+        # a job that raises is retried by dask; _run_one turns errors into results, so retry here. The workers get
+        # absolute paths (their folder is not this one); results are said with the job as given
+        sent = {job: for_workers(job, kwargs) for job in todo}
+        pending = {client.submit(_run_one, fn, *sent[job], skip_complete, pure=False, retries=retries): (job, 0)
                    for job in todo}
         failures = 0
         stream = as_completed(list(pending))
         for future in stream:
             job, attempt = pending.pop(future)
             try:
-                res = future.result()
+                res = replace(future.result(), job=job)
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
             if res.retryable and attempt < retries:
-                retry = client.submit(_run_one, fn, job, kwargs, skip_complete, pure=False, retries=retries)
+                retry = client.submit(_run_one, fn, *sent[job], skip_complete, pure=False, retries=retries)
                 pending[retry] = (job, attempt + 1)
                 stream.add(retry)
                 continue

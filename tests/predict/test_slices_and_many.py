@@ -59,6 +59,38 @@ def _digests(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.tif"))}
 
 
+def test_a_scheduler_whose_workers_run_in_another_folder_takes_relative_paths(scenes, tmp_path, monkeypatch) -> None:
+    """The documented ``rsmamba predict 'campaign/*.tif' --dsm 'dsm/{stem}.tif' -o out/ --model model.pt --scheduler
+    tcp://...``: workers started elsewhere read 'campaign/a.tif' in their own folder ('No such file or directory'
+    for every scene, and the outputs would land there, QA). Paths go to the workers absolute."""
+    import shutil
+
+    from rsmamba.jobs.run import local_cluster
+
+    root, images, ckpt = scenes
+    project = tmp_path / "project"
+    for sub in ("campaign", "dsm"):
+        (project / sub).mkdir(parents=True)
+    for image in images[:2]:
+        shutil.copy(image, project / "campaign" / image.name)
+        shutil.copy(root / f"{image.stem}_dsm.tif", project / "dsm" / f"{image.stem}.tif")
+    shutil.copy(ckpt, project / "model.pt")
+    common = {"model": "model.pt", "dsm_template": "dsm/{stem}.tif", "window": 64, "overlap": 16, "progress": False}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the workers' folder
+    cluster = local_cluster(1)
+    try:
+        monkeypatch.chdir(project)  # the user's
+        results = predict_many(["campaign/*.tif"], "out/", scheduler=cluster.scheduler_address, **common)
+    finally:
+        cluster.close()
+    assert [r.status for r in results] == ["done", "done"], [r.error for r in results]
+    assert sorted(str(r.job.inputs[0]) for r in results) == ["campaign/scene0.tif", "campaign/scene1.tif"]  # as given
+    assert [p.name for p in elsewhere.iterdir() if not p.name.startswith("dask-")] == []
+    assert sorted(_digests(project / "out")) == ["scene0.tif", "scene1.tif"]
+
+
 def test_local_cluster_equals_single_process(scenes, tmp_path) -> None:
     root, images, ckpt = scenes
     common = {"model": str(ckpt), "dsm_template": "{dir}/{stem}_dsm.tif", "window": 64, "overlap": 16,
