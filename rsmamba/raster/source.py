@@ -55,6 +55,7 @@ DSM_FILL_SHARE = 0.001
 # A label layer leaving this share of the image outside every feature (buildings and trees, no ground) is said:
 # that ground is burnt as the --background class.
 OUTSIDE_WARN_SHARE = 0.05
+OUTSIDE_BATCH = 4096  # features burnt at once in that check
 DSM_ZERO_SHARE = 0.01  # this share of exact 0 under a gap below every other height: a fill, or the sea (said)
 
 
@@ -917,15 +918,24 @@ class _VectorLabels:
         """Share of the image's valid pixels outside every feature (labelled the background), on a coarse
         lattice of at most ``cells`` x ``cells`` points: a layer of buildings and trees made 78 % of its chips
         the background class unsaid. Only the features over the image are drawn; a nodata collar is no ground."""
+        from rasterio.enums import MaskFlags
         from rasterio.features import rasterize
         from shapely.geometry import box
 
         step = max(1, -(-max(image.width, image.height) // cells))
         shape = (-(-image.height // step), -(-image.width // step))
-        near = self.sindex.query(box(*raster_extent(image.width, image.height, image.transform)))
-        hit = rasterize(((g, 1) for g in self.gdf.geometry.to_numpy()[near]), out_shape=shape, fill=0, dtype="uint8",
-                        transform=image.transform * Affine.scale(step)) if len(near) else np.zeros(shape, np.uint8)
-        valid = image.dataset_mask(out_shape=shape) > 0
+        near = np.sort(self.sindex.query(box(*raster_extent(image.width, image.height, image.transform))))
+        hit = np.zeros(shape, np.uint8)
+        geoms = self.gdf.geometry.to_numpy()
+        # burnt a batch at a time into one array (each burns 1: the same lattice); 100,000 polygons burnt in one
+        # call were held as as many OGR geometries at once
+        for start in range(0, len(near), OUTSIDE_BATCH):
+            rasterize(((g, 1) for g in geoms[near[start:start + OUTSIDE_BATCH]]), out=hit,
+                      transform=image.transform * Affine.scale(step))
+        if all(list(flags) == [MaskFlags.all_valid] for flags in image.mask_flag_enums):
+            valid = np.ones(shape, bool)  # what the mask holds; reading it read the whole mosaic's pixels
+        else:
+            valid = image.dataset_mask(out_shape=shape) > 0
         return float((valid & (hit == 0)).sum() / max(int(valid.sum()), 1))
 
     def read(self, window: Window, transform: Any) -> np.ndarray:

@@ -1007,3 +1007,40 @@ def test_statistics_within_windows_count_their_pixels_once(tmp_path, max_pixels)
     else:
         assert 0 < stats.pixels[0] <= 800 and stats.minimum[0] >= arr[0][inside].min()
         assert stats.maximum[0] <= arr[0][inside].max()
+
+
+def test_the_outside_every_feature_check_burns_batches_and_reads_no_pixel_of_an_all_valid_mosaic(tmp_path,
+                                                                                                 monkeypatch) -> None:
+    """tile --labels many.gpkg on an 8000 px mosaic: the check burnt 100,000 polygons in one call (as many OGR
+    geometries held) and read the whole mosaic's pixels for a mask GDAL knows is all valid, +70 MB of tile's
+    peak; it burns a batch at a time and reads no pixel, the same share."""
+    import geopandas as gpd
+    import rasterio.features
+    from rasterio.io import DatasetReader
+    from shapely.geometry import box
+
+    import rsmamba.raster.source as source
+
+    img = write_raster(tmp_path / "img.tif", random_image(64, 64))
+    # 40 squares of 2 x 2 px on the diagonal band, class 1; 160 of 4096 px covered
+    squares = [box(500000 + x, 5000000 - x - 2, 500000 + x + 2, 5000000 - x) for x in range(0, 80, 2) if x < 64]
+    layer = tmp_path / "squares.gpkg"
+    gpd.GeoDataFrame({"class": [1] * len(squares)}, geometry=squares, crs="EPSG:32632").to_file(layer)
+    expected = 1 - 2 * 2 * len(squares) / 64 ** 2
+    monkeypatch.setattr(source, "OUTSIDE_BATCH", 7, raising=False)
+    burnt, real = [], rasterio.features.rasterize
+
+    def counting(shapes, *args, **kwargs):
+        shapes = list(shapes)
+        burnt.append(len(shapes))
+        return real(shapes, *args, **kwargs)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("an all-valid image's pixels read for its mask")
+
+    monkeypatch.setattr(rasterio.features, "rasterize", counting)
+    monkeypatch.setattr(DatasetReader, "dataset_mask", no_read)
+    with AlignedSource(img, labels=layer) as src:
+        said = [w for w in src.warnings if "outside every feature" in w]
+    assert len(said) == 1 and f"about {expected:.0%} of the image" in said[0], said
+    assert burnt and max(burnt) <= 7 and sum(burnt) == len(squares)
