@@ -1302,9 +1302,10 @@ class AlignedSource:
                 if t2_bands is not None:  # the caller's (a model's colour order, where t1 declares none)
                     self._t2_bands = list(t2_bands)
                 elif by_colour is not None and by_colour != self._t2_bands:
-                    # (the order in brackets read as t1's: 'another colour order than t1's (blue, green, red)')
+                    # each date's colours as its file declares them: t1's as read (a BGR t1 read 3,2,1 for a model)
+                    # said 'declare red, green, blue, another order than t1's (red, green, blue)' of an RGB t2
                     self._warn(f"t2 {t2}: its bands declare the colours {', '.join(band_colours(t2_ds))}, another "
-                               f"order than t1's ({', '.join(band_colours(img)[b - 1] for b in self.bands)}); read "
+                               f"order than t1's ({', '.join(band_colours(img))}); read "
                                f"by colour, as t1's (bands {','.join(map(str, by_colour))})")
                     self._t2_bands = by_colour
         self._dsm = self._align(dsm_ds, Path(dsm) if dsm else None, "DSM", Resampling.bilinear,

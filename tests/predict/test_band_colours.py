@@ -9,6 +9,7 @@ import pytest
 import rasterio
 import torch
 from rasterio.enums import ColorInterp
+from rasterio.windows import Window
 
 from rsmamba.change import detect_change
 from rsmamba.engine.model import LoadedModel, default_classes
@@ -116,6 +117,21 @@ def test_change_reads_a_second_date_in_the_first_dates_colour_order(tmp_path) ->
     # each date's order said as its own: "another colour order than t1's (blue, green, red)" named t2's (QA)
     assert any("declare the colours blue, green, red, another order than t1's (red, green, blue); read by colour"
                in w for w in summary.warnings), summary.warnings
+
+
+def test_a_second_dates_colour_warning_names_the_first_dates_colours_as_its_file_declares_them(tmp_path) -> None:
+    """change bgr_t1.tif rgb_t2.tif (t1 read 3,2,1 for an RGB model) warned 't2 ...: its bands declare the colours
+    red, green, blue, another order than t1's (red, green, blue)': t1's as read, the same as t2's."""
+    from rsmamba.raster.source import AlignedSource
+
+    scene = random_image(32, 32, bands=3, seed=4)
+    _declared(tmp_path / "t1.tif", scene[::-1].copy(), ("blue", "green", "red"))
+    _declared(tmp_path / "t2.tif", scene, ("red", "green", "blue"))
+    with AlignedSource(tmp_path / "t1.tif", t2=tmp_path / "t2.tif", bands=[3, 2, 1]) as src:
+        said = [w for w in src.warnings if "another order" in w]
+        np.testing.assert_array_equal(src.read_t2(Window(0, 0, 32, 32)), src.read_image(Window(0, 0, 32, 32)))
+    assert len(said) == 1 and ("its bands declare the colours red, green, blue, another order than t1's (blue, green, "
+                               "red); read by colour, as t1's (bands 1,2,3)") in said[0], said
 
 
 class RedOnlyDiff(torch.nn.Module):
