@@ -81,11 +81,7 @@ def _from_recipe(config: Mapping[str, Any] | None, source: str) -> TTAPlan:
                          "give --tta / --tta-flip / --tta-scales")
     ev = config.get("eval") or {}
     scales = tuple(float(s) for s in ev.get("scales", [1.0]) or [1.0])
-    plan = TTAPlan(flip=bool(ev.get("flip", False)), scales=parse_scales(",".join(map(str, scales)), "eval.scales"))
-    if plan.passes == 1:  # asked for augmentation, gets none: say so rather than run plain predict silently
-        warn_once(log, f"tta recipe: {source} was evaluated without flips or scales (its config's eval); "
-                       "one pass per window")  # once a run: a batch resolves it per scene
-    return plan
+    return TTAPlan(flip=bool(ev.get("flip", False)), scales=parse_scales(",".join(map(str, scales)), "eval.scales"))
 
 
 def parse_tta(spec: bool | str | TTAPlan | None, config: Mapping[str, Any] | None = None,
@@ -115,8 +111,15 @@ def parse_tta(spec: bool | str | TTAPlan | None, config: Mapping[str, Any] | Non
         else:
             raise InputError(f"tta {spec!r}: unknown part {token!r} (d4, flip, rot180, scales=..., recipe)")
     if plan is not None:
-        return TTAPlan(d4=d4 or plan.d4, flip=flip or plan.flip, scales=plan.scales if scales == (1.0,) else scales,
-                       rot180=rot180)
+        combined = TTAPlan(d4=d4 or plan.d4, flip=flip or plan.flip,
+                           scales=plan.scales if scales == (1.0,) else scales, rot180=rot180)
+        if plan.passes == 1:  # asked for augmentation, gets none: say so rather than run plain predict silently
+            # (said of the whole plan: --tta-recipe --tta-rot180 was told 'one pass per window' and ran 2)
+            runs = ("one pass per window" if combined.passes == 1 else
+                    f"{combined.passes} passes per window, from the other TTA options alone")
+            warn_once(log, f"tta recipe: {source} was evaluated without flips or scales (its config's eval); "
+                           f"{runs}")  # once a run: a batch resolves it per scene
+        return combined
     return TTAPlan(d4=d4, flip=flip, scales=scales, rot180=rot180)
 
 

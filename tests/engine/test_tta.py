@@ -174,3 +174,13 @@ def test_a_recipe_without_augmentation_says_it_runs_one_pass(caplog) -> None:
     with caplog.at_level("WARNING", logger="rsmamba"):
         assert parse_tta("recipe", {"eval": {"flip": True}}, "run/best.pt").passes == 4
     assert not caplog.text
+
+
+def test_a_recipe_without_augmentation_beside_other_tta_says_the_passes_it_runs(caplog) -> None:
+    """--tta-recipe --tta-rot180 on a plainly evaluated checkpoint warned 'one pass per window' and ran 2."""
+    with caplog.at_level("WARNING", logger="rsmamba"):
+        assert parse_tta("recipe+rot180", {"eval": {"flip": False}}, "plain/rot.pt").passes == 2
+        assert parse_tta("recipe+scales=1,0.5", {"eval": {"flip": False}}, "plain/scales.pt").passes == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("was evaluated without flips or scales (its config's eval); 2 passes per window, "
+                                  "from the other TTA options alone" in m for m in said), said
