@@ -263,6 +263,8 @@ def tta_spec(d4: bool | None, flip: bool, scales: str | None, recipe: bool, rot1
         if given:
             raise typer.BadParameter(f"--no-tta runs one pass per window: drop {' / '.join(given)}", param_hint="--no-tta")
         return False
+    if d4 and flip:  # 8 passes, as --tta alone: D4's eight views hold the flips
+        raise typer.BadParameter("--tta averages the flips already: drop --tta-flip", param_hint="--tta-flip")
     if rot180 and (d4 or flip):  # 8 (or 4) passes, as without it: D4 and the flips hold the half turn already
         given = "--tta" if d4 else "--tta-flip"
         raise typer.BadParameter(f"{given} averages the half turn already: drop --tta-rot180", param_hint="--tta-rot180")

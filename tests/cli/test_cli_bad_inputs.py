@@ -319,6 +319,8 @@ CASES: list[tuple[str, list[str], str]] = [
      "--tta averages the half turn already: drop --tta-rot180"),
     ("predict-tta-flip-and-rot180", [*P, "-o", "{out}/p.tif", "--tta-flip", "--tta-rot180"],
      "--tta-flip averages the half turn already: drop --tta-rot180"),
+    ("predict-tta-and-flip", [*P, "-o", "{out}/p.tif", "--tta", "--tta-flip"],  # 8 passes, as --tta alone
+     "--tta averages the flips already: drop --tta-flip"),
     ("predict-window-abc", [*P, "-o", "{out}/p.tif", "--window", "abc"], "--window"),
     ("predict-window-0", [*P, "-o", "{out}/p.tif", "--window", "0"], "--window"),
     ("predict-window-neg", [*P, "-o", "{out}/p.tif", "--window", "-5"], "--window"),
