@@ -30,10 +30,10 @@ from rsmamba.atomic import (
     OutputBusyError, OutputError, file_identity, missing_folders, remove_empty, remove_stale_partials,
 )
 from rsmamba.jobs.plan import Job, select_shard
-from rsmamba.jobs.worker import default_workers
+from rsmamba.jobs.worker import _current_worker, default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
 from rsmamba.paths import output_problem
-from rsmamba.runlog import scene_scope
+from rsmamba.runlog import relayed_warnings, scene_scope, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class JobResult:
     user: bool = False  # failed on the user's input or machine (exit 2), not on a bug of ours
     final: bool = False  # a retry would fail the same way (an input refused); a full disk or a dead worker may not
     taken_up: bool = False  # done from where an interrupted run stopped (the job's result has a resume_note)
+    said: tuple[tuple[int, str], ...] = ()  # on a Dask worker: the warnings it logged (level, message), for the caller
 
     @property
     def retryable(self) -> bool:
@@ -77,7 +78,17 @@ class JobsFailed(RsmambaError):
 
 
 def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
-    """Executed on a worker: run the job, turning an exception into a failed result with its reason.
+    """Executed on a worker: run the job (:func:`_run_job`); on a Dask worker its warnings go back in the result, for
+    the caller to say (a worker's stderr is its own terminal or log file)."""
+    if _current_worker() is None:
+        return _run_job(fn, job, kwargs, skip_complete)
+    with relayed_warnings() as said:
+        result = _run_job(fn, job, kwargs, skip_complete)
+    return replace(result, said=tuple(said))
+
+
+def _run_job(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
+    """Run the job, turning an exception into a failed result with its reason.
 
     An output another run is writing is that run's to make (the same batch started twice: each failed the scenes
     the other held, exit 2), with ``--overwrite`` too: the folder's record holds both runs to one set of settings,
@@ -777,7 +788,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         for future in stream:
             job, attempt = pending.pop(future)
             try:
-                res = replace(future.result(), job=job)
+                res = _as_given(future.result(), job, sent[job][0])
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
             if res.retryable and attempt < retries:
@@ -786,6 +797,8 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
                 stream.add(retry)
                 continue
             results.append(res)
+            for level, message in res.said:  # the worker's warnings, said here: its stderr is not the user's
+                warn_once(log, message) if level == logging.WARNING else log.log(level, message)
             bar.update()
             failures += res.status == "failed"
             if max_errors is not None and failures > max_errors:
@@ -799,6 +812,22 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
     settled = {r.job for r in results}  # copies from the workers: equal as values
     return results + [JobResult(job, "done") for job in todo
                       if job not in settled and file_identity(job.output) not in (None, before[job])]
+
+
+def _as_given(result: JobResult, job: Job, sent: Job) -> JobResult:
+    """A worker's ``result`` of ``sent`` (:func:`for_workers`: its paths absolute) naming ``job``'s paths as given,
+    in its error and warnings too."""
+    pairs = sorted({(str(a), str(g)) for a, g in zip((*sent.inputs, sent.output, *sent.reads),
+                                                      (*job.inputs, job.output, *job.reads)) if str(a) != str(g)},
+                   key=lambda pair: -len(pair[0]))
+
+    def given(text: str) -> str:
+        for absolute, as_given in pairs:
+            text = text.replace(absolute, as_given)
+        return text
+
+    return replace(result, job=job, error=given(result.error),
+                   said=tuple((level, given(message)) for level, message in result.said))
 
 
 def _stop(pending: dict[Any, tuple[Job, int]]) -> list[JobResult]:

@@ -1055,3 +1055,23 @@ def test_a_file_another_command_wrote_before_a_folders_first_batch_is_refused_no
     assert [p.name for p in out.iterdir()] == ["scene_0.tif"]  # before any job; no hidden lock files left (QA)
     done = run_many(jobs.copy_job, plan_jobs(paths, out), out, kwargs={"overwrite": True}, progress=False)
     assert [r.status for r in done] == ["done"] * 2 and (out / "scene_0.tif").read_text() == "scene 0"
+
+
+def test_warnings_of_a_dask_worker_are_said_by_the_caller_once_naming_the_paths_as_given(tmp_path, monkeypatch,
+                                                                                          caplog, capfd) -> None:
+    """A batch on ``--scheduler tcp://...`` said none of its scenes' warnings ('DSM ... resampled onto the image
+    grid'): they went to the workers' own terminals or logs. The caller says them now, once, naming the inputs as
+    given (the workers get them absolute) or the scene; a local cluster's workers no longer print them too."""
+    pytest.importorskip("dask.distributed")
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.dat").write_text("a")
+    with caplog.at_level(logging.WARNING, logger="rsmamba"):
+        results = run_jobs(jobs.warning_job, plan_jobs(expand_inputs(["in/a.dat"]), "out/"), scheduler="local",
+                           n_workers=1, progress=False)
+    assert [r.status for r in results] == ["done"]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == ["in/a.dat: DSM resampled onto the image grid", "in/a.dat: a warning naming no input"]
+    assert str(tmp_path / "in" / "a.dat") not in capfd.readouterr().err  # the worker's own stderr, its paths absolute
