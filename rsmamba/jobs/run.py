@@ -739,6 +739,41 @@ def _distributed_levels_kept() -> Iterator[None]:
 PATH_KWARGS = ("model", "dsm", "dsm_template")
 
 
+def _handshake(scheduler: str) -> None:
+    """Dask's handshake with ``scheduler`` (a ``tcp://`` address), within Dask's connect timeout. A server there that
+    is no Dask scheduler (the dashboard's port, 8787, for the scheduler's 8786; any web server) held ``Client`` in
+    its handshake for good (distributed reads the reply without a timeout), or had its HTTP reply read as a frame
+    length ('out of memory (Unable to allocate 3.07 EiB ...)', QA): an OSError naming the problem."""
+    if not scheduler.startswith("tcp://"):  # (tls: the security a Client takes from its config; others as given)
+        return
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed.comm import connect
+
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(scheduler, timeout=timeout), timeout + 5)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, whatever loop the caller runs (a notebook's)
+        try:
+            pool.submit(asyncio.run, handshake()).result()
+            return
+        except TimeoutError:  # (asyncio's: connected, but no handshake came back)
+            problem = f"no handshake within {timeout + 5:g} s"
+        except OSError as exc:
+            if "Timed out trying to connect" in str(exc):  # nothing listens there (or it is not reachable)
+                raise
+            problem = first_line(exc) or type(exc).__name__
+        except Exception:  # noqa: BLE001 - a MemoryError (its reply read as a frame length), a decode error
+            problem = "its reply is no Dask message"
+    raise OSError(f"no Dask scheduler answered there: {problem}; a dashboard's port is 8787, a scheduler's 8786")
+
+
 def for_workers(job: Job, kwargs: dict[str, Any]) -> tuple[Job, dict[str, Any]]:
     """``job`` and ``kwargs`` with relative paths made absolute from this process's folder: a worker of a scheduler
     elsewhere runs in its own folder, and the documented ``-o out/ 'campaign/*.tif' --model model.pt`` failed there
@@ -771,6 +806,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         client = Client(cluster)
     else:
         try:
+            _handshake(scheduler)
             client = Client(scheduler)
         except (ValueError, OSError) as exc:  # a malformed or unreachable address: the user's
             raise InputError(f"--scheduler {scheduler}: cannot connect ({first_line(exc)}); give 'local' or "

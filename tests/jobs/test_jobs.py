@@ -1075,3 +1075,53 @@ def test_warnings_of_a_dask_worker_are_said_by_the_caller_once_naming_the_paths_
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert said == ["in/a.dat: DSM resampled onto the image grid", "in/a.dat: a warning naming no input"]
     assert str(tmp_path / "in" / "a.dat") not in capfd.readouterr().err  # the worker's own stderr, its paths absolute
+
+
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.0 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n"],
+                         ids=["silent", "web-server"])
+def test_a_scheduler_address_where_no_dask_scheduler_answers_is_one_line_in_dasks_connect_time(tmp_path, reply) -> None:
+    """A server that is no Dask scheduler (the dashboard's port 8787 for the scheduler's 8786): one that waits for
+    a request held the run in distributed's handshake for good; one that replies (a web server) had its reply read
+    as a frame length: 'out of memory (Unable to allocate 3.07 EiB ...)'."""
+    pytest.importorskip("dask.distributed")
+    import socket
+    import threading
+
+    import dask
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if reply:
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            run_jobs(jobs.copy_job, plan_jobs(_inputs(tmp_path, 1), tmp_path / "out"),
+                     scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}", progress=False)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            outcome.append(exc)
+
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+            runner = threading.Thread(target=run, daemon=True)
+            runner.start()
+            runner.join(60)  # (Dask's connect timeout, 1 s, and 5 s more for the handshake)
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert outcome, "still waiting for the handshake"
+    assert isinstance(outcome[0], InputError), outcome[0]
+    assert "no Dask scheduler answered there" in str(outcome[0]) and "\n" not in str(outcome[0])
