@@ -84,7 +84,7 @@ def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_comp
         return _run_job(fn, job, kwargs, skip_complete)
     with relayed_warnings() as said:
         result = _run_job(fn, job, kwargs, skip_complete)
-    return replace(result, said=tuple(said))
+    return replace(result, said=tuple(said), worker=str(_current_worker().address))
 
 
 def _run_job(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
@@ -824,7 +824,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         for future in stream:
             job, attempt = pending.pop(future)
             try:
-                res = _as_given(future.result(), job, sent[job][0])
+                res = _seen_here(_as_given(future.result(), job, sent[job][0]))
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
             if res.retryable and attempt < retries:
@@ -864,6 +864,29 @@ def _as_given(result: JobResult, job: Job, sent: Job) -> JobResult:
 
     return replace(result, job=job, error=given(result.error),
                    said=tuple((level, given(message)) for level, message in result.said))
+
+
+SHARED_STORAGE = ("the workers must see the inputs, the model and the output folder at the paths this machine does, "
+                  "on storage they share")
+
+
+_NOT_FOUND = ("No such file or directory", "file not found", "does not exist")  # (the OS's, a verb's own words)
+
+
+def _seen_here(result: JobResult) -> JobResult:
+    """A worker's ``result`` as this machine sees it. A worker that writes onto a disk of its own (``-o out/`` on
+    each node's local disk) made a batch say '2 scenes predicted' and exit 0, with no output here (QA): failed,
+    said. An input the worker did not find that this machine has is said to be the worker's."""
+    job = result.job
+    if result.status == "done" and not job.output.exists():
+        return replace(result, status="failed", user=True, final=True,
+                       error=f"written on the worker {result.worker} into {job.output}, which this machine does not "
+                             f"see; {SHARED_STORAGE}")
+    if (result.status == "failed" and any(said in result.error for said in _NOT_FOUND)
+            and all(p.exists() for p in (*job.inputs, *job.reads))):
+        return replace(result, final=True, error=f"{result.error.rstrip('.; ')} on the worker {result.worker or '?'}, "
+                                                 f"though this machine has the inputs; {SHARED_STORAGE}")
+    return result
 
 
 def _stop(pending: dict[Any, tuple[Job, int]]) -> list[JobResult]:

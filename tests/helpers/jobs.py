@@ -125,3 +125,11 @@ def warning_job(src: Path, out: Path) -> None:
     logging.getLogger("rsmamba.test").warning("%s: DSM resampled onto the image grid", src)
     logging.getLogger("rsmamba.test").warning("a warning naming no input")
     copy_job(src, out)
+
+
+def unshared_job(src: Path, out: Path) -> None:
+    """A worker that does not share the caller's storage: it writes ``*written*`` inputs' outputs onto a disk of its
+    own (none here), and does not find the others."""
+    if "written" in Path(src).name:
+        return
+    raise FileNotFoundError(2, "No such file or directory", str(src))

@@ -1125,3 +1125,21 @@ def test_a_scheduler_address_where_no_dask_scheduler_answers_is_one_line_in_dask
     assert outcome, "still waiting for the handshake"
     assert isinstance(outcome[0], InputError), outcome[0]
     assert "no Dask scheduler answered there" in str(outcome[0]) and "\n" not in str(outcome[0])
+
+
+def test_a_worker_without_the_callers_storage_fails_its_scenes_saying_so(tmp_path) -> None:
+    """A worker writing onto a disk of its own made a batch say '2 scenes predicted' and exit 0 with no output
+    here; one that did not find an input that this machine has said only 'No such file or directory'."""
+    pytest.importorskip("dask.distributed")
+    paths = []
+    for name in ("a_written.dat", "b_missing.dat"):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(name)
+    with pytest.raises(JobsFailed) as failed:
+        run_jobs(jobs.unshared_job, plan_jobs(paths, tmp_path / "out"), scheduler="local", n_workers=1, retries=0,
+                 progress=False)
+    assert failed.value.exit_code == 2
+    written, missing = (r.error for r in sorted(failed.value.results, key=lambda r: r.job.name))
+    assert written.startswith("written on the worker tcp://") and "which this machine does not see" in written
+    assert "on the worker tcp://" in missing and "though this machine has the inputs" in missing
+    assert "on storage they share" in written and "on storage they share" in missing
