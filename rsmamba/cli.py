@@ -6,6 +6,7 @@ failure is an :class:`~rsmamba.errors.RsmambaError`, printed as one line with a 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -807,6 +808,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             result = _command()(args=argv, standalone_mode=False, prog_name="rsmamba")
         if result == 130:  # typer turns Ctrl-C (and SIGTERM, below) into exit 130, silently
             return _interrupted(argv)
+    except SystemExit as exc:  # click's and rich's answer to a closed stdout: exit 1, silently
+        if _broken_pipe(exc):
+            return _stdout_closed()
+        raise
     except RsmambaError as exc:
         typer.echo(f"rsmamba: error: {_one_line(str(exc))}", err=True)
         return exc.exit_code
@@ -828,6 +833,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if kind == "ClickException":
             typer.echo(f"rsmamba: error: {_one_line(exc.format_message())}", err=True)  # type: ignore[attr-defined]
             return int(getattr(exc, "exit_code", 1) or 1)
+        if _broken_pipe(exc):
+            return _stdout_closed()
         line = _environment_error(exc, argv)
         if line is None or STATE.verbosity > 0:  # -v: the traceback, for a bug report
             raise
@@ -837,6 +844,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0
+
+
+def _broken_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or was raised while handling) a write to a closed pipe: ``rsmamba predict --help | head -3``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def _stdout_closed() -> int:
+    """Exit as a Unix tool whose reader stopped reading does (killed by SIGPIPE: 128 + 13), without a word; stdout
+    goes to /dev/null so the interpreter's last flush does not print 'Exception ignored ... BrokenPipeError'."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test's capture): nothing to flush there
+        pass
+    return 128 + int(signal.SIGPIPE)
 
 
 class Terminated(KeyboardInterrupt):

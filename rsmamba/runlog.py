@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["LOG_LEVEL_ENV", "attach_stderr_handler", "run_scope", "scene_scope", "warn_once"]
+__all__ = ["LOG_LEVEL_ENV", "attach_stderr_handler", "relayed_warnings", "run_scope", "scene_scope", "warn_once"]
 
 LOG_LEVEL_ENV = "RSMAMBA_LOG_LEVEL"  # the CLI's -q/-v level, for the worker processes it starts (dask local)
 
 _LOGGED: set[str] = set()
 _SCENE: ContextVar[tuple[str, tuple[str, ...]] | None] = ContextVar("rsmamba_scene", default=None)
+# a Dask worker's job: its warnings, collected for the caller to say (a worker's stderr is not the user's terminal)
+_RELAY: ContextVar[list[tuple[int, str]] | None] = ContextVar("rsmamba_relay", default=None)
 _SCOPES = threading.local()  # how deep this thread is in runs (the threads of a dask scheduler: one run each)
 
 
@@ -39,6 +41,10 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
     def emit(self, record: logging.LogRecord) -> None:
+        relay = _RELAY.get()
+        if relay is not None and record.levelno >= logging.WARNING:  # said by the caller, once
+            relay.append((record.levelno, record.getMessage()))  # (the scene's name put in by _SceneNamer)
+            return
         try:
             from tqdm import tqdm
 
@@ -59,6 +65,19 @@ class _SceneNamer(logging.Filter):
             if not any(name in message for name in names):
                 record.msg, record.args = f"{label}: {message}", None
         return True
+
+
+@contextmanager
+def relayed_warnings() -> Iterator[list[tuple[int, str]]]:
+    """The warnings logged in this context (a job on a Dask worker), as (level, message), in the list it gives, not on
+    this process's stderr: the caller says them. A worker started by hand logs to its own terminal or file, and a
+    batch on ``--scheduler tcp://...`` showed none of them ('DSM ... resampled onto the image grid', QA)."""
+    caught: list[tuple[int, str]] = []
+    token = _RELAY.set(caught)
+    try:
+        yield caught
+    finally:
+        _RELAY.reset(token)
 
 
 @contextmanager

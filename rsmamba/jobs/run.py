@@ -30,10 +30,10 @@ from rsmamba.atomic import (
     OutputBusyError, OutputError, file_identity, missing_folders, remove_empty, remove_stale_partials,
 )
 from rsmamba.jobs.plan import Job, select_shard
-from rsmamba.jobs.worker import default_workers
+from rsmamba.jobs.worker import _current_worker, default_workers
 from rsmamba.errors import InputError, RsmambaError, environment_message, first_line, one_line
 from rsmamba.paths import output_problem
-from rsmamba.runlog import scene_scope
+from rsmamba.runlog import relayed_warnings, scene_scope, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class JobResult:
     user: bool = False  # failed on the user's input or machine (exit 2), not on a bug of ours
     final: bool = False  # a retry would fail the same way (an input refused); a full disk or a dead worker may not
     taken_up: bool = False  # done from where an interrupted run stopped (the job's result has a resume_note)
+    said: tuple[tuple[int, str], ...] = ()  # on a Dask worker: the warnings it logged (level, message), for the caller
 
     @property
     def retryable(self) -> bool:
@@ -77,7 +78,17 @@ class JobsFailed(RsmambaError):
 
 
 def _run_one(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
-    """Executed on a worker: run the job, turning an exception into a failed result with its reason.
+    """Executed on a worker: run the job (:func:`_run_job`); on a Dask worker its warnings go back in the result, for
+    the caller to say (a worker's stderr is its own terminal or log file)."""
+    if _current_worker() is None:
+        return _run_job(fn, job, kwargs, skip_complete)
+    with relayed_warnings() as said:
+        result = _run_job(fn, job, kwargs, skip_complete)
+    return replace(result, said=tuple(said), worker=str(_current_worker().address))
+
+
+def _run_job(fn: Callable[..., Any], job: Job, kwargs: dict[str, Any], skip_complete: bool = False) -> JobResult:
+    """Run the job, turning an exception into a failed result with its reason.
 
     An output another run is writing is that run's to make (the same batch started twice: each failed the scenes
     the other held, exit 2), with ``--overwrite`` too: the folder's record holds both runs to one set of settings,
@@ -728,6 +739,41 @@ def _distributed_levels_kept() -> Iterator[None]:
 PATH_KWARGS = ("model", "dsm", "dsm_template")
 
 
+def _handshake(scheduler: str) -> None:
+    """Dask's handshake with ``scheduler`` (a ``tcp://`` address), within Dask's connect timeout. A server there that
+    is no Dask scheduler (the dashboard's port, 8787, for the scheduler's 8786; any web server) held ``Client`` in
+    its handshake for good (distributed reads the reply without a timeout), or had its HTTP reply read as a frame
+    length ('out of memory (Unable to allocate 3.07 EiB ...)', QA): an OSError naming the problem."""
+    if not scheduler.startswith("tcp://"):  # (tls: the security a Client takes from its config; others as given)
+        return
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed.comm import connect
+
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(scheduler, timeout=timeout), timeout + 5)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, whatever loop the caller runs (a notebook's)
+        try:
+            pool.submit(asyncio.run, handshake()).result()
+            return
+        except TimeoutError:  # (asyncio's: connected, but no handshake came back)
+            problem = f"no handshake within {timeout + 5:g} s"
+        except OSError as exc:
+            if "Timed out trying to connect" in str(exc):  # nothing listens there (or it is not reachable)
+                raise
+            problem = first_line(exc) or type(exc).__name__
+        except Exception:  # noqa: BLE001 - a MemoryError (its reply read as a frame length), a decode error
+            problem = "its reply is no Dask message"
+    raise OSError(f"no Dask scheduler answered there: {problem}; a dashboard's port is 8787, a scheduler's 8786")
+
+
 def for_workers(job: Job, kwargs: dict[str, Any]) -> tuple[Job, dict[str, Any]]:
     """``job`` and ``kwargs`` with relative paths made absolute from this process's folder: a worker of a scheduler
     elsewhere runs in its own folder, and the documented ``-o out/ 'campaign/*.tif' --model model.pt`` failed there
@@ -760,6 +806,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         client = Client(cluster)
     else:
         try:
+            _handshake(scheduler)
             client = Client(scheduler)
         except (ValueError, OSError) as exc:  # a malformed or unreachable address: the user's
             raise InputError(f"--scheduler {scheduler}: cannot connect ({first_line(exc)}); give 'local' or "
@@ -777,7 +824,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         for future in stream:
             job, attempt = pending.pop(future)
             try:
-                res = replace(future.result(), job=job)
+                res = _seen_here(_as_given(future.result(), job, sent[job][0]))
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
             if res.retryable and attempt < retries:
@@ -786,6 +833,8 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
                 stream.add(retry)
                 continue
             results.append(res)
+            for level, message in res.said:  # the worker's warnings, said here: its stderr is not the user's
+                warn_once(log, message) if level == logging.WARNING else log.log(level, message)
             bar.update()
             failures += res.status == "failed"
             if max_errors is not None and failures > max_errors:
@@ -799,6 +848,45 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
     settled = {r.job for r in results}  # copies from the workers: equal as values
     return results + [JobResult(job, "done") for job in todo
                       if job not in settled and file_identity(job.output) not in (None, before[job])]
+
+
+def _as_given(result: JobResult, job: Job, sent: Job) -> JobResult:
+    """A worker's ``result`` of ``sent`` (:func:`for_workers`: its paths absolute) naming ``job``'s paths as given,
+    in its error and warnings too."""
+    pairs = sorted({(str(a), str(g)) for a, g in zip((*sent.inputs, sent.output, *sent.reads),
+                                                      (*job.inputs, job.output, *job.reads)) if str(a) != str(g)},
+                   key=lambda pair: -len(pair[0]))
+
+    def given(text: str) -> str:
+        for absolute, as_given in pairs:
+            text = text.replace(absolute, as_given)
+        return text
+
+    return replace(result, job=job, error=given(result.error),
+                   said=tuple((level, given(message)) for level, message in result.said))
+
+
+SHARED_STORAGE = ("the workers must see the inputs, the model and the output folder at the paths this machine does, "
+                  "on storage they share")
+
+
+_NOT_FOUND = ("No such file or directory", "file not found", "does not exist")  # (the OS's, a verb's own words)
+
+
+def _seen_here(result: JobResult) -> JobResult:
+    """A worker's ``result`` as this machine sees it. A worker that writes onto a disk of its own (``-o out/`` on
+    each node's local disk) made a batch say '2 scenes predicted' and exit 0, with no output here (QA): failed,
+    said. An input the worker did not find that this machine has is said to be the worker's."""
+    job = result.job
+    if result.status == "done" and not job.output.exists():
+        return replace(result, status="failed", user=True, final=True,
+                       error=f"written on the worker {result.worker} into {job.output}, which this machine does not "
+                             f"see; {SHARED_STORAGE}")
+    if (result.status == "failed" and any(said in result.error for said in _NOT_FOUND)
+            and all(p.exists() for p in (*job.inputs, *job.reads))):
+        return replace(result, final=True, error=f"{result.error.rstrip('.; ')} on the worker {result.worker or '?'}, "
+                                                 f"though this machine has the inputs; {SHARED_STORAGE}")
+    return result
 
 
 def _stop(pending: dict[Any, tuple[Job, int]]) -> list[JobResult]:

@@ -625,3 +625,23 @@ def test_version_after_a_verb_points_to_rsmamba_version(verb, capsys) -> None:
     assert cli.main([verb, "--version"]) == 2
     err = capsys.readouterr().err
     assert err == "rsmamba: error: --version is an option of rsmamba itself, before the verb: rsmamba --version\n"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["change", "--help"], ["--version"]])
+def test_output_into_a_closed_pipe_exits_as_sigpipe_without_a_word(args) -> None:
+    """``rsmamba predict --help | head -3`` exited 1 (click's and rich's answer to EPIPE), as an error would; it now
+    exits 141 as a Unix tool killed by SIGPIPE, nothing on stderr. The reader is closed before the child writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "rsmamba", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == b"", err
+
+
+def test_a_broken_pipe_in_a_verb_exits_141_not_an_error_line(monkeypatch, capsys) -> None:
+    def writing_app(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "app", writing_app)
+    assert cli.main(["models"]) == 141
+    assert capsys.readouterr().err == ""

@@ -113,3 +113,23 @@ def interrupting_job(src: Path, out: Path, *, tag: str = "", overwrite: bool = F
     if "_1" in Path(src).name:
         raise KeyboardInterrupt
     copy_job(src, out, tag=tag)
+
+
+def warning_job(src: Path, out: Path) -> None:
+    """Warns about its input, with the stderr handler a worker's job attaches (``setup_worker``), then copies it."""
+    import logging
+
+    from rsmamba.runlog import attach_stderr_handler
+
+    attach_stderr_handler(logging.INFO)
+    logging.getLogger("rsmamba.test").warning("%s: DSM resampled onto the image grid", src)
+    logging.getLogger("rsmamba.test").warning("a warning naming no input")
+    copy_job(src, out)
+
+
+def unshared_job(src: Path, out: Path) -> None:
+    """A worker that does not share the caller's storage: it writes ``*written*`` inputs' outputs onto a disk of its
+    own (none here), and does not find the others."""
+    if "written" in Path(src).name:
+        return
+    raise FileNotFoundError(2, "No such file or directory", str(src))

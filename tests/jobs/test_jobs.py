@@ -1055,3 +1055,91 @@ def test_a_file_another_command_wrote_before_a_folders_first_batch_is_refused_no
     assert [p.name for p in out.iterdir()] == ["scene_0.tif"]  # before any job; no hidden lock files left (QA)
     done = run_many(jobs.copy_job, plan_jobs(paths, out), out, kwargs={"overwrite": True}, progress=False)
     assert [r.status for r in done] == ["done"] * 2 and (out / "scene_0.tif").read_text() == "scene 0"
+
+
+def test_warnings_of_a_dask_worker_are_said_by_the_caller_once_naming_the_paths_as_given(tmp_path, monkeypatch,
+                                                                                          caplog, capfd) -> None:
+    """A batch on ``--scheduler tcp://...`` said none of its scenes' warnings ('DSM ... resampled onto the image
+    grid'): they went to the workers' own terminals or logs. The caller says them now, once, naming the inputs as
+    given (the workers get them absolute) or the scene; a local cluster's workers no longer print them too."""
+    pytest.importorskip("dask.distributed")
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.dat").write_text("a")
+    with caplog.at_level(logging.WARNING, logger="rsmamba"):
+        results = run_jobs(jobs.warning_job, plan_jobs(expand_inputs(["in/a.dat"]), "out/"), scheduler="local",
+                           n_workers=1, progress=False)
+    assert [r.status for r in results] == ["done"]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == ["in/a.dat: DSM resampled onto the image grid", "in/a.dat: a warning naming no input"]
+    assert str(tmp_path / "in" / "a.dat") not in capfd.readouterr().err  # the worker's own stderr, its paths absolute
+
+
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.0 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n"],
+                         ids=["silent", "web-server"])
+def test_a_scheduler_address_where_no_dask_scheduler_answers_is_one_line_in_dasks_connect_time(tmp_path, reply) -> None:
+    """A server that is no Dask scheduler (the dashboard's port 8787 for the scheduler's 8786): one that waits for
+    a request held the run in distributed's handshake for good; one that replies (a web server) had its reply read
+    as a frame length: 'out of memory (Unable to allocate 3.07 EiB ...)'."""
+    pytest.importorskip("dask.distributed")
+    import socket
+    import threading
+
+    import dask
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if reply:
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            run_jobs(jobs.copy_job, plan_jobs(_inputs(tmp_path, 1), tmp_path / "out"),
+                     scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}", progress=False)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            outcome.append(exc)
+
+    try:
+        with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+            runner = threading.Thread(target=run, daemon=True)
+            runner.start()
+            runner.join(60)  # (Dask's connect timeout, 1 s, and 5 s more for the handshake)
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert outcome, "still waiting for the handshake"
+    assert isinstance(outcome[0], InputError), outcome[0]
+    assert "no Dask scheduler answered there" in str(outcome[0]) and "\n" not in str(outcome[0])
+
+
+def test_a_worker_without_the_callers_storage_fails_its_scenes_saying_so(tmp_path) -> None:
+    """A worker writing onto a disk of its own made a batch say '2 scenes predicted' and exit 0 with no output
+    here; one that did not find an input that this machine has said only 'No such file or directory'."""
+    pytest.importorskip("dask.distributed")
+    paths = []
+    for name in ("a_written.dat", "b_missing.dat"):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(name)
+    with pytest.raises(JobsFailed) as failed:
+        run_jobs(jobs.unshared_job, plan_jobs(paths, tmp_path / "out"), scheduler="local", n_workers=1, retries=0,
+                 progress=False)
+    assert failed.value.exit_code == 2
+    written, missing = (r.error for r in sorted(failed.value.results, key=lambda r: r.job.name))
+    assert written.startswith("written on the worker tcp://") and "which this machine does not see" in written
+    assert "on the worker tcp://" in missing and "though this machine has the inputs" in missing
+    assert "on storage they share" in written and "on storage they share" in missing
