@@ -5,9 +5,11 @@ block with an exact seam merge (:mod:`.polygonize`), map pixel polygons to the r
 reproject), fill small holes, drop small polygons, simplify as a coverage or regularise
 buildings, attach attributes, and write the layer atomically.
 
-Memory: one block row of pixels plus the polygons still open across the next seam. The layer
-is streamed to disk batch by batch for GeoPackage output without ``--simplify``; coverage
-simplification and the other formats hold the finished polygons (not pixels) until the end.
+Memory: one block row of pixels plus the polygons still open across the next seam and a batch of
+finished ones (:data:`.polygonize.BATCH_PIECES`, or a block's). The layer is streamed to disk batch by
+batch for GeoPackage, GeoJSON and FlatGeobuf output (the last two through a staging GeoPackage) without
+``--simplify``; coverage simplification, Parquet and the options that judge the polygons together
+hold the finished polygons (not pixels) until the end.
 
 Coverage simplification assumes the polygons form a coverage (no overlaps): combined with
 ``fill_holes`` a filled hole overlaps the polygon inside it, and a polygon whose simplified

@@ -37,7 +37,8 @@ from rsmamba.raster.windows import block_spans
 BlockReader = Callable[[Window], tuple[np.ndarray, np.ndarray]]
 # Optional per-pixel values (e.g. a probability) aggregated per polygon: mean and max.
 ValueReader = Callable[[Window, np.ndarray], np.ndarray]
-# Polygons finished inside blocks are yielded once this many are held (else at the block row's end).
+# Finished polygons are yielded in batches of at most this many: those inside blocks once this many are held
+# (else at the block row's end); one block's many (273k one- to three-pixel houses) are cut too.
 BATCH_PIECES = 50_000
 
 
@@ -180,9 +181,9 @@ def polygonize_blocks(
     read_values: ValueReader | None = None,
     on_row: Callable[[], None] | None = None,
 ) -> Iterator[list[Piece]]:
-    """Yield batches of finished polygons (pixel coordinates): those inside the blocks read so far once they
-    number :data:`BATCH_PIECES`, and at each block row's end the rest with those it finished across the seams
-    (batches joined: the order of one batch per block row).
+    """Yield batches of at most :data:`BATCH_PIECES` finished polygons (pixel coordinates): those inside the
+    blocks read so far once they number as many, and at each block row's end the rest with those it finished
+    across the seams (batches joined: the order of one batch per block row).
 
     The union of all batches equals ``features.shapes`` on the whole raster (4-connectivity):
     same polygons, same areas, same count per key. Memory holds one block row of pixels plus a
@@ -212,9 +213,9 @@ def polygonize_blocks(
             )
             for piece, seam in zip(pieces, on_seam):
                 (seam_pieces[piece.key] if seam else done).append(piece)
-            if len(done) >= BATCH_PIECES:  # out now, not held until the row ends (few, large batches: few writes)
-                yield done
-                done = []
+            while len(done) >= BATCH_PIECES:  # out now, not held until the row ends (few, large batches: few writes)
+                batch, done = done[:BATCH_PIECES], done[BATCH_PIECES:]
+                yield batch
         still: dict[int, list[list[Piece]]] = defaultdict(list)
         for key in set(pending) | set(seam_pieces):
             for group in _connect(pending.get(key, []), seam_pieces.get(key, []), r0):
@@ -225,8 +226,8 @@ def polygonize_blocks(
         pending = still
         if on_row is not None:
             on_row()
-        if done:
-            yield done
+        for start in range(0, len(done), BATCH_PIECES):
+            yield done[start:start + BATCH_PIECES]
 
 
 def first_pixels(geoms: np.ndarray, width: int) -> np.ndarray:

@@ -445,3 +445,25 @@ def test_a_backbone_file_with_a_loss_buffer_or_an_ema_copy_beside_loads_its_netw
     said = report.describe()
     assert ("left out 1 tensor outside the network (criterion.weight)" in said if beside == "lightning_loss"
             else "EMA copy" in said), said
+
+
+@pytest.mark.parametrize("beside", ["lightning_loss", "ema_prefix", "lightning_loss_and_ema"])
+def test_a_vmamba_file_with_a_loss_buffer_or_an_ema_copy_beside_loads_its_network(tmp_path: Path, beside) -> None:
+    """As the ResNet case above, with VMamba's names (a Lightning module wrapping a VSSM as ``model``, an EMA copy
+    beside the network as timm's ModelEmaV2 saves it): the network lands, the rest is left out and said (QA)."""
+    model = create_model("mambafcs_tiny")
+    state = vmamba_checkpoint(model.encoder)["model"]
+    ema = {f"model_ema.{k}": v + 1 for k, v in state.items()}
+    if beside == "ema_prefix":
+        saved = {**state, **ema}
+    else:
+        saved = {"state_dict": {**{f"model.{k}": v for k, v in state.items()}, "criterion.weight": torch.ones(2),
+                                **(ema if beside == "lightning_loss_and_ema" else {})}, "epoch": 3}
+    torch.save(saved, tmp_path / "vssm.ckpt")
+    (report,) = load_pretrained(model, tmp_path / "vssm.ckpt")
+    key = "layers.2.blocks.0.op.A_logs"
+    assert torch.equal(model.state_dict()[f"encoder.{key}"], state[key])
+    assert len(report.loaded) == len(state) - 2  # the classifier's two: unused
+    assert sorted(report.unused) == ["classifier.head.weight", "classifier.norm.weight"]
+    said = report.describe()
+    assert ("EMA copy" in said) if beside == "ema_prefix" else ("outside the network (criterion.weight" in said), said

@@ -158,5 +158,24 @@ def test_polygons_inside_a_block_come_out_with_their_block_not_with_their_row(mo
 
     batches = list(polygonize_blocks(a.shape[1], a.shape[0], read, block_size=4))
     blocks = [{(int(p.geometry.bounds[1]) // 4, int(p.geometry.bounds[0]) // 4) for p in b} for b in batches]
-    assert blocks == [{(0, 0)}, {(0, 1)}, {(0, 2)}, {(1, 0)}, {(1, 1)}, {(1, 2)}, {(0, 1), (1, 0)}]
+    assert blocks[:6] == [{(0, 0)}, {(0, 1)}, {(0, 2)}, {(1, 0)}, {(1, 1)}, {(1, 2)}]
+    assert sorted(b for bs in blocks[6:] for b in bs) == [(0, 1), (1, 0)]  # the seams' two, at the row's end
     assert_same(whole(a, mask), blockwise(a, mask, 4))
+
+
+def test_a_block_of_many_polygons_comes_out_in_batches_of_at_most_batch_pieces(monkeypatch):
+    """One block's polygons came out as one batch however many (273k houses of a 1200 px wide raster: 1.24 GB RSS
+    while written; 1.03 GB in batches of 50,000). Batches hold at most BATCH_PIECES, joined in the same order (QA)."""
+    a = np.zeros((9, 9), dtype=np.int32)
+    a[::2, ::2] = 1  # 25 one-pixel polygons in one block
+    mask = a > 0
+
+    def read(w):
+        sl = (slice(w.row_off, w.row_off + w.height), slice(w.col_off, w.col_off + w.width))
+        return a[sl], mask[sl]
+
+    whole_batches = list(polygonize_blocks(9, 9, read, block_size=16))
+    monkeypatch.setattr(polygonize, "BATCH_PIECES", 4)
+    batches = list(polygonize_blocks(9, 9, read, block_size=16))
+    assert len(whole_batches) == 1 and [len(b) for b in batches] == [4] * 6 + [1]
+    assert [p.geometry.wkb for b in batches for p in b] == [p.geometry.wkb for p in whole_batches[0]]
