@@ -811,6 +811,7 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
         except (ValueError, OSError) as exc:  # a malformed or unreachable address: the user's
             raise InputError(f"--scheduler {scheduler}: cannot connect ({first_line(exc)}); give 'local' or "
                              "a scheduler address such as tcp://HOST:8786") from None
+        _quiet_distributed_logging()  # a scheduler lost mid-run: its own line, not a timestamped ERROR (levels restored)
     results: list[JobResult] = []
     before = {job: file_identity(job.output) for job in todo}
     try:
@@ -827,6 +828,10 @@ def _run_dask(fn, todo, kwargs, scheduler, n_workers, threads_per_worker, worker
                 res = _seen_here(_as_given(future.result(), job, sent[job][0]))
             except Exception as exc:  # noqa: BLE001 - e.g. the worker died more often than allowed
                 res = JobResult(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
+                if client.status != "running":  # the scheduler was lost ('FutureCancelledError ... reason: unknown')
+                    res = (JobResult(job, "done") if file_identity(job.output) not in (None, before[job])
+                           else JobResult(job, "failed", error=f"the scheduler {scheduler} was lost before this scene "
+                                          "was finished; run the same command again", user=True, final=True))
             if res.retryable and attempt < retries:
                 retry = client.submit(_run_one, fn, *sent[job], skip_complete, pure=False, retries=retries)
                 pending[retry] = (job, attempt + 1)

@@ -133,3 +133,17 @@ def unshared_job(src: Path, out: Path) -> None:
     if "written" in Path(src).name:
         return
     raise FileNotFoundError(2, "No such file or directory", str(src))
+
+
+def scheduler_killing_job(src: Path, out: Path, *, scheduler_pid: int) -> None:
+    """Finishes its scene, then kills the scheduler before its result reaches the caller ('*kill*' inputs); the others
+    wait for a scheduler gone."""
+    import signal
+    import time
+
+    if "kill" in Path(src).name:
+        copy_job(src, out)
+        os.kill(scheduler_pid, signal.SIGKILL)
+        time.sleep(0.5)
+    else:
+        time.sleep(2)

@@ -1143,3 +1143,51 @@ def test_a_worker_without_the_callers_storage_fails_its_scenes_saying_so(tmp_pat
     assert written.startswith("written on the worker tcp://") and "which this machine does not see" in written
     assert "on the worker tcp://" in missing and "though this machine has the inputs" in missing
     assert "on storage they share" in written and "on storage they share" in missing
+
+
+def test_a_scheduler_lost_mid_run_fails_the_unfinished_scenes_in_one_line_each(tmp_path) -> None:
+    """A scheduler killed mid-run: every scene 'FutureCancelledError: _run_one-... cancelled for reason: unknown', exit
+    1 as a bug, the scenes finished meanwhile among them, and dask's timestamped ERROR line before it."""
+    pytest.importorskip("dask.distributed")
+    import subprocess
+    import sys
+    import time
+
+    import dask
+
+    file = tmp_path / "scheduler.json"
+    dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    scheduler = subprocess.Popen([*dask_cli, "--port", "0", "--dashboard-address", ":0", "--scheduler-file", str(file)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        for _ in range(600):
+            if file.exists() and file.read_text().strip():
+                break
+            time.sleep(0.1)
+        import json
+
+        address = json.loads(file.read_text())["address"]
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                   "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        paths = []
+        for name in ("a_kill.dat", "b_wait.dat"):
+            paths.append(tmp_path / name)
+            paths[-1].write_text(name)
+        with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):
+            from distributed import Client
+
+            with Client(address, timeout=60) as client:  # the worker up before the run
+                client.wait_for_workers(1, timeout=60)
+            with pytest.raises(JobsFailed) as failed:
+                run_jobs(jobs.scheduler_killing_job, plan_jobs(paths, tmp_path / "out"),
+                         kwargs={"scheduler_pid": scheduler.pid}, scheduler=address, retries=0, progress=False)
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    done, lost = sorted(failed.value.results, key=lambda r: r.job.name)
+    assert done.status == "done" and done.job.output.exists()
+    assert lost.status == "failed" and "was lost before this scene was finished" in lost.error
+    assert failed.value.exit_code == 2
